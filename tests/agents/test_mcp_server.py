@@ -259,6 +259,11 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("evaluate_in_sim", {"latency": 5000, "max_steps": 20}, "latency", "at or past the 20-step limit"),
         ("evaluate_in_sim", {"policy": "tiny", "strategy": "ensemble", "latency": 300}, "latency",
          "at or past the policy's 4-step chunk: with strategy=ensemble every reply lands past its whole chunk"),
+        # as `worldpolicy sim --num-envs` checks it, before any weights load
+        ("evaluate_in_sim", {"num_envs": 2}, "num_envs", "policy=scripted makes none"),
+        ("evaluate_in_sim", {"policy": "tiny", "num_envs": 0}, "num_envs", "expected an int >= 1"),
+        ("evaluate_in_sim", {"policy": "tiny", "strategy": "async", "num_envs": 2}, "num_envs",
+         "with strategy=async is not supported"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )

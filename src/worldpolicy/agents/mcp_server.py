@@ -728,12 +728,15 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         rtc: Annotated[bool, Field(
             description="real-time chunking, as `worldpolicy sim --rtc`: with strategy async and a checkpoint, each "
             "next chunk begins with the running chunk's actions that run while it is computed")] = False,
+        num_envs: Annotated[int, Field(
+            description="episodes stepped together, their model requests batched into one forward per step, as "
+            "`worldpolicy sim --num-envs`: a checkpoint with strategy execute or ensemble (default 1)")] = 1,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
-                           strategy=strategy, latency=latency, rtc=rtc)
+                           strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs)
 
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(

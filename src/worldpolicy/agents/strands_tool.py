@@ -52,7 +52,7 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
                       "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
     "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "strategy",
-                     "latency", "rtc"),
+                     "latency", "rtc", "num_envs"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
                            "action_keys", "state_keys", "show_plots"),
     "compare_sim_runs": ("runs",),
@@ -113,6 +113,7 @@ def worldpolicy_tool(
     strategy: str = "execute",
     latency: float = 0.0,
     rtc: bool = False,
+    num_envs: int = 1,
     start_frame: int = 0,
     whole_clip: bool = False,
     resample: bool = False,
@@ -135,7 +136,7 @@ def worldpolicy_tool(
             (prompt + image + actions or actions_file [+ whole_trajectory]); infer_actions: which actions produced
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
-            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc]; its
+            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc, num_envs]; its
             training_scenes and warnings say when episodes are scenes the checkpoint was trained on: then not a
             held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
@@ -186,6 +187,8 @@ def worldpolicy_tool(
         latency: evaluate_sim: simulated inference time of each request in ms, as `worldpolicy sim --latency`
             (default 0: none); compare with a latency-0 run of the same seed by compare_sim_runs.
         rtc: evaluate_sim: real-time chunking, as `worldpolicy sim --rtc` (strategy async, a checkpoint policy).
+        num_envs: evaluate_sim: episodes stepped together, their model requests batched, as `worldpolicy sim
+            --num-envs` (a checkpoint policy, strategy execute or ensemble; default 1).
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
             chunk_size+1 frames: one action row per transition (the result's clip says which frames).
@@ -228,7 +231,7 @@ def worldpolicy_tool(
                                                   resample=resample),
         "visualize": lambda: tb.visualize(path, video, **animation),
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps, perturb=perturb,
-                                                strategy=strategy, latency=latency, rtc=rtc,
+                                                strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs,
                                                 **({} if episodes is None else {"episodes": episodes}),
                                                 **({} if seed is None else {"seed": seed})),
         "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,

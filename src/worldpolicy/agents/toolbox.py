@@ -881,6 +881,7 @@ class Toolbox:
         latency: float = 0.0,
         rtc: bool = False,
         progress: Progress | None = None,
+        num_envs: int = 1,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
         `seed` defaults to `worldpolicy sim`'s held-out one; the result's `training_scenes` (report.json's) and
@@ -890,12 +891,14 @@ class Toolbox:
         the same seeds (`compare_sim_runs`). `strategy`, `latency` (ms) and `rtc`: how the policy's chunks run, as
         `worldpolicy sim --strategy/--latency/--rtc` take them, checked as it checks them (`_timing_error` names the
         argument) before a model loads; the result has report.json's `strategy`, `latency`, `rtc` and hand-over jumps,
-        for a robustness-to-latency study compared by `compare_sim_runs`. A call that fails or is cancelled removes
-        the run folder it began (why: at the `except` below)."""
+        for a robustness-to-latency study compared by `compare_sim_runs`. `num_envs`: episodes stepped together,
+        their requests batched, as `worldpolicy sim --num-envs` (`sim.batch.check_num_envs`, checked before a model
+        loads). A call that fails or is cancelled removes the run folder it began (why: at the `except` below)."""
         try:
             from ..robot.control import STRATEGIES, ChunkStrategy, check_rtc
             from ..robot.decode import check_executable
             from ..robot.robots import get_robot
+            from ..sim.batch import check_num_envs
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
@@ -934,6 +937,11 @@ class Toolbox:
             check_latency_ms(latency)
         except ValueError as exc:
             raise _timing_error(exc, timing) from None
+        try:  # a policy that is neither scripted nor random is a checkpoint (resolved below)
+            check_num_envs(num_envs, policy=policy if policy in ("scripted", "random") else "checkpoint",
+                           strategy=strategy)
+        except ValueError as exc:
+            raise ToolInputError("num_envs", str(exc).removeprefix("num_envs: "), num_envs) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images
         if policy in ("scripted", "random"):
             spec = policy
@@ -993,6 +1001,7 @@ class Toolbox:
                                                          f"episode {len(so_far.episodes)}/{episodes} done"),
                         latency_ms=latency,
                         rtc=rtc,
+                        num_envs=num_envs,
                     )
                 finally:
                     if ckpt is None:  # a cached policy stays loaded for the next call

@@ -284,6 +284,12 @@ class ChunkController:
         self.tick = t + 1
         return target
 
+    def asks(self) -> bool:
+        """Whether the next `step` sends the policy a request: what a caller that batches several controllers'
+        requests into one model call gathers before stepping them (`worldpolicy sim --num-envs`). `async`'s
+        background requests are sent from `step`, not counted here."""
+        return self._asks(self.tick)
+
     def close(self) -> None:
         """Wait for a background request to finish (its reply is dropped) and stop the controller's own thread."""
         self._drop_pending()

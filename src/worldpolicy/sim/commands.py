@@ -120,6 +120,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a controlled shift on top of every episode's scene, for robustness runs compared with a clean "
                    "one by `sim compare` (same --seed): " + perturbation_help() + "; repeat the flag or give a comma "
                    "list (default: none)")
+    p.add_argument("--num-envs", type=int, default=1, metavar="N",
+                   help="episodes stepped together, N at a time in seed order, their model requests on the same "
+                   "step answered by one batched forward (the same episodes, up to batched-float rounding, in fewer "
+                   "model calls); a checkpoint policy with --strategy execute or ensemble (default: 1, one episode "
+                   "at a time)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")
@@ -205,6 +210,7 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          "rtc": "--rtc",  # what robot.control.check_rtc and policies.check_rtc_policy check
          "strategy": "--strategy",  # what rollout.check_latency_chunk names
          "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
+         "num_envs": "--num-envs",  # what sim.batch.check_num_envs checks
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
          "device": "--device", "ca_file": "--tls-ca"}  # what RemotePolicy checks
@@ -443,12 +449,14 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
+    from worldpolicy.sim.batch import check_num_envs
     from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
     from worldpolicy.sim.policies import (
         check_rtc_policy,
         chunk_size,
         make_policy,
         policy_fps,
+        policy_kind,
         policy_settings,
         warn_rate_mismatch,
     )
@@ -457,7 +465,9 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
         strategy = ChunkStrategy(args.strategy, args.execute_steps, **decay)
         check_rtc(args.rtc, strategy)
-    except ValueError as exc:
+        check_num_envs(args.num_envs, policy=policy_kind(args.policy) if args.num_envs != 1 else args.policy,
+                       strategy=strategy.kind)
+    except (ValueError, FileNotFoundError) as exc:
         raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
     checkpoint = args.policy not in ("scripted", "random") and not args.policy.startswith("ws")
@@ -548,7 +558,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
                 progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
-                rtc=args.rtc,
+                rtc=args.rtc, num_envs=args.num_envs,
             )
     except BaseException as exc:
         if finished:

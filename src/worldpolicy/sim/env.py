@@ -212,6 +212,14 @@ class TabletopEnv(gym.Env):
             return None
         return self.views()
 
+    def replica(self, max_steps: int | None = None) -> TabletopEnv:
+        """A new env with this one's task, robot, control rate, image size, render mode and shifts, its own MuJoCo
+        state (`worldpolicy sim --num-envs`: one per episode stepped together); `max_steps`: its step limit, where
+        this one's is a wrapper's (`step_limit`)."""
+        return TabletopEnv(self.task, self.robot, control_hz=self.control_hz, image_size=self.image_size,
+                           max_steps=max_steps or self.max_steps, render_mode=self.render_mode,
+                           perturb=self.perturbation)
+
     def views(self) -> np.ndarray:
         """The three DROID views side by side (exterior 1 | exterior 2 | wrist), whatever the render_mode: the sim
         half of rollout videos."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -497,6 +498,7 @@ def evaluate(
     resume: EvalReport | None = None,
     latency_ms: float = 0.0,
     rtc: bool = False,
+    num_envs: int = 1,
 ) -> EvalReport:
     """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
     `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
@@ -509,7 +511,11 @@ def evaluate(
     was trained on (where its training data says: `training_scenes`) is recorded in the report.
     `latency_ms`: how long each request is taken to think, as whole control steps (`rollout.latency_ticks`) during which
     the sim steps on (docs/robot.md); 0 runs as before it existed. `rtc`: real-time chunking (`async` only, a policy
-    that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode."""
+    that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode.
+    `num_envs`: episodes stepped together, N at a time in seed order on `env` and envs made like it, the requests of a
+    control step answered by one batched call (`sim.batch`: a loaded checkpoint, `execute` or `ensemble`; refused
+    otherwise, naming it, before any episode). Episodes end out of order; the report keeps them in seed order,
+    `on_episode` running as each joins it (once those before it have ended)."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
@@ -535,7 +541,12 @@ def evaluate(
     if resume is not None:
         todo = episodes_left(resume, report, episodes)
         report.episodes = list(resume.episodes)
-    bar = tqdm(todo, initial=todo.start, total=episodes, desc=f"{env.task.name}/{policy_name}", disable=not progress,
+    from worldpolicy.sim.batch import Lockstep, check_num_envs
+
+    num_envs = check_num_envs(num_envs, policy=settings.get("kind"), strategy=rollout.strategy.kind)
+    num_envs = min(num_envs, max(len(todo), 1))  # no env made for a group that cannot fill it
+    lockstep = Lockstep(rollout, num_envs) if num_envs > 1 else None
+    bar = tqdm(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,
                unit="ep")
 
     shown_at = [0.0]
@@ -548,20 +559,47 @@ def evaluate(
             shown_at[0] = time.monotonic()
             bar.refresh()
 
-    for i in bar:
-        record = video_dir is not None and i < videos
-        result = rollout.run(seed + i, record=record, on_step=show_step if progress else None)
+    def ended() -> Iterator[tuple[int, EpisodeResult]]:
+        """(i, result) of each episode as it ends: one after another, or a group of `num_envs` at a time."""
+        on_step = show_step if progress else None
+        if lockstep is None:
+            for i in todo:
+                yield i, rollout.run(seed + i, record=video_dir is not None and i < videos, on_step=on_step)
+            return
+        for start in range(todo.start, todo.stop, num_envs):
+            group = range(start, min(start + num_envs, todo.stop))
+            for j, result in lockstep.run([seed + i for i in group],
+                                          [video_dir is not None and i < videos for i in group], on_step):
+                yield group[j], result
+
+    waiting: dict[int, EpisodeResult] = {}  # ended, waiting for an episode before them to end
+
+    def join(i: int, result: EpisodeResult) -> None:
+        """Episode i, ended: its video written, then it joins the report once those before it have (row i: seed
+        order), `on_episode` running for each that joins."""
         report.strategy["execute_steps"] = rollout.execute_steps  # the k used, once the first chunk told the size
-        if record and result.frames is not None:
+        if result.frames is not None:
             from worldpolicy.processing.video import write_video
 
             # at the env's render_fps, its actual control rate: played back in real time, as the caption's clock runs
             write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.metadata["render_fps"])
             result.frames = None
-        report.episodes.append(result)
-        bar.set_postfix(success=f"{report.successes}/{i + 1}")
-        if on_episode is not None:
-            on_episode(report)
+        waiting[i] = result
+        while len(report.episodes) in waiting:
+            report.episodes.append(waiting.pop(len(report.episodes)))
+            if on_episode is not None:
+                on_episode(report)
+        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}")  # the step of no episode now
+        bar.update(1)
+
+    try:
+        with closing(ended()) as episodes_ended:  # cut short (Ctrl-C): the episodes still running are closed first
+            for i, result in episodes_ended:
+                join(i, result)
+    finally:
+        bar.close()
+        if lockstep is not None:
+            lockstep.close()
     return report
 
 

@@ -340,11 +340,23 @@ class _Seeded:
     def act(self, observation: dict[str, Any], prompt: str, *, action_prefix: np.ndarray | None = None) -> Prediction:
         """`action_prefix`: the actions the new chunk must begin with (`worldpolicy sim --rtc`: `ChunkController`'s
         real-time chunking), passed on to the model; left out of the call when None, as before it existed."""
-        seed = None if self.seed is None else call_seed(self.seed, self.calls)
-        self.calls += 1
         obs = {k: v for k, v in observation.items() if k != "prompt"}
         prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
-        return self.policy.act(obs, prompt, seed=seed, decode_video=self.decode_video, **prefix)
+        return self.policy.act(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video, **prefix)
+
+    def request(self, observation: dict[str, Any], prompt: str):
+        """The call `act(observation, prompt)` would make, as a `PolicyRequest` seeded as `act` seeds it (counted as a
+        call): what `sim.batch` gathers, one per env asking on a control step, into one `Policy.act_batch`."""
+        from worldpolicy.policy import PolicyRequest
+
+        obs = {k: v for k, v in observation.items() if k != "prompt"}
+        return PolicyRequest(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video)
+
+    def _next_seed(self) -> int | None:
+        """The sampling seed of the episode's next call (`call_seed`), counted."""
+        seed = None if self.seed is None else call_seed(self.seed, self.calls)
+        self.calls += 1
+        return seed
 
     def reset(self, seed: int | None = None) -> None:
         """New episode: the seed sequence restarts so episode i is reproducible on any backend."""

@@ -19,11 +19,13 @@ jumps well above the within-chunk ones are two plans meeting; real-time chunking
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Self
 
 import numpy as np
 
@@ -34,7 +36,7 @@ from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "check_latency_ms",
+__all__ = ["Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "check_latency_ms",
            "latency_as_none", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
@@ -200,6 +202,13 @@ class Rollout:
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
 
+    def on(self, env, policy) -> Rollout:
+        """This rollout's settings (strategy, latency, rtc, name, step limit: checked once, here) on another env and
+        backend, with decoders of its own: `sim.batch` runs one per env."""
+        other = copy.copy(self)
+        other.env, other.policy, other._decoders = unwrap_tabletop(env), policy, {}
+        return other
+
     def decoder(self, key: str) -> ActionDecoder:
         if key not in self._decoders:
             own = getattr(self.policy, "embodiment", None)  # the backend's own, e.g. a server's not registered here
@@ -227,53 +236,17 @@ class Rollout:
         step's command (joint targets and gripper) just before it runs, the env still in the state it was chosen in
         (`dataset from-sim --policy` records the rows of the episode this runs).
         `async` asks for no chunk that would start at or past the step limit: its answer could not run."""
-        env = self.env
-        wall0 = time.perf_counter()
-        obs, _ = env.reset(seed=seed)
-        if hasattr(self.policy, "reset"):
-            self.policy.reset(seed)
-        frames, tracking, clipped, too_fast, jumps = [], [], 0, 0, Jumps()
-        success_step = None
-        with ChunkController(self.policy, self.decoder, self.strategy, latency=self.latency, rtc=self.rtc) as control:
-            control.reset(horizon=self.max_steps)
-            for t in range(self.max_steps):
-                target = control.step(self._observe, env.joint_positions())
-                self.execute_steps = control.execute_steps
-                # a head without a gripper column commands none: the gripper keeps its last command
-                command = np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command)
-                if on_act is not None:
-                    on_act(command)
-                env.act(command)
-                # what ran: every chunk action blended into this step (one outside ensemble); a chunk cut short by a
-                # new one, or by the episode's end, adds nothing for the actions it never ran
-                clipped += target.clipped
-                tracking += target.tracking_mm
-                too_fast += self._check_speed(t, first=too_fast == 0)
-                jumps.add(target)
-                succeeded = env.success()
-                if record:
-                    ended = succeeded or t + 1 == self.max_steps
-                    pred = target.prediction  # shown after its action `index` ran: the frame that action leads into
-                    imagined = (pred.video[_frame_after(target.index, len(pred.video), pred.chunk_size)]
-                                if pred is not None and pred.video is not None else None)  # None: no reply yet
-                    frames.append(self._frame(imagined, seed, t + 1, succeeded if ended else None))
-                if on_step is not None:
-                    on_step(t + 1)
-                if succeeded:
-                    success_step = t + 1
-                    break
-        # leaving the controller waited for an async request still in flight: the next episode shares the backend
-        chunks, policy_s = control.chunks, control.policy_s
-        state = env.state()
-        return EpisodeResult(
-            seed=seed, success=success_step is not None, steps=env.steps, success_step=success_step,
-            prompt=obs["prompt"], chunks=chunks, final_distance_m=env.task.distance(state), policy_s=policy_s,
-            wall_s=time.perf_counter() - wall0,
-            ik_mean_mm=float(np.mean(tracking)) if tracking else None,
-            ik_max_mm=float(np.max(tracking)) if tracking else None,
-            clipped=clipped, over_velocity_steps=too_fast, **jumps.fields(),
-            frames=np.stack(frames) if frames else None,
-        )
+        with self.start(seed, record=record, on_step=on_step, on_act=on_act) as episode:
+            while not episode.ended:
+                episode.step()
+        return episode.result()
+
+    def start(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None,
+              on_act: Callable[[np.ndarray], None] | None = None) -> Episode:
+        """The episode `run` runs (its arguments), reset and not yet stepped, to step one control step at a time:
+        what `sim.batch` steps several of in lockstep. Close it (or use it as a context manager) once it has ended:
+        an `async` request still in flight is waited for, as the next episode shares the backend."""
+        return Episode(self, seed, record=record, on_step=on_step, on_act=on_act)
 
     def _check_speed(self, t: int, first: bool) -> int:
         """1 when a joint moved faster than the robot's velocity limit during step `t` (warned once per episode: the
@@ -327,6 +300,96 @@ class Rollout:
         if outcome is not None:
             parts.append(f"SUCCESS at step {steps}" if outcome else "FAILURE: step limit")
         return SEP.join(parts)
+
+
+class Episode:
+    """One episode of a `Rollout` (`Rollout.start`), a control step at a time (`step`) until it has `ended`; then its
+    `result`. `Rollout.run` steps one to its end; `sim.batch` steps several, one per env, in lockstep."""
+
+    def __init__(self, rollout: Rollout, seed: int, *, record: bool, on_step: Callable[[int], None] | None,
+                 on_act: Callable[[np.ndarray], None] | None) -> None:
+        self.rollout, self.seed, self.record, self.on_step, self.on_act = rollout, seed, record, on_step, on_act
+        env, policy = rollout.env, rollout.policy
+        self._wall0 = time.perf_counter()
+        self.obs, _ = env.reset(seed=seed)
+        if hasattr(policy, "reset"):
+            policy.reset(seed)
+        self.frames: list[np.ndarray] = []
+        self.tracking: list[float] = []
+        self.clipped, self.too_fast, self.jumps = 0, 0, Jumps()
+        self.success_step: int | None = None
+        self.t, self.ended = 0, False
+        self.control = ChunkController(policy, rollout.decoder, rollout.strategy, latency=rollout.latency,
+                                       rtc=rollout.rtc)
+        self.control.reset(horizon=rollout.max_steps)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def asks(self) -> bool:
+        """Whether the next `step` sends the policy a request (`ChunkController.asks`)."""
+        return not self.ended and self.control.asks()
+
+    def observe(self) -> dict:
+        """The observation a request of the next step is asked with (`Rollout._observe`)."""
+        return self.rollout._observe()
+
+    def step(self, observation: dict | None = None) -> None:
+        """One control step; `observation`: the one its request is asked with, taken by `observe` since the last
+        step (`sim.batch` takes it first, to batch it with the other envs'), else taken when it asks."""
+        rollout, env, t = self.rollout, self.rollout.env, self.t
+        target = self.control.step(rollout._observe if observation is None else observation, env.joint_positions())
+        rollout.execute_steps = self.control.execute_steps
+        # a head without a gripper column commands none: the gripper keeps its last command
+        command = np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command)
+        if self.on_act is not None:
+            self.on_act(command)
+        env.act(command)
+        # what ran: every chunk action blended into this step (one outside ensemble); a chunk cut short by a new one,
+        # or by the episode's end, adds nothing for the actions it never ran
+        self.clipped += target.clipped
+        self.tracking += target.tracking_mm
+        self.too_fast += rollout._check_speed(t, first=self.too_fast == 0)
+        self.jumps.add(target)
+        succeeded = env.success()
+        self.t = t + 1
+        if self.record:
+            ended = succeeded or self.t == rollout.max_steps
+            pred = target.prediction  # shown after its action `index` ran: the frame that action leads into
+            imagined = (pred.video[_frame_after(target.index, len(pred.video), pred.chunk_size)]
+                        if pred is not None and pred.video is not None else None)  # None: no reply yet
+            self.frames.append(rollout._frame(imagined, self.seed, self.t, succeeded if ended else None))
+        if self.on_step is not None:
+            self.on_step(self.t)
+        if succeeded:
+            self.success_step = self.t
+        self.ended = succeeded or self.t == rollout.max_steps
+        if self.ended:
+            self.close()
+
+    def close(self) -> None:
+        """Let the controller's background request finish (`ChunkController.close`); closing twice is harmless."""
+        self.control.close()
+
+    def result(self, policy_s: float | None = None) -> EpisodeResult:
+        """What the episode measured, once it has ended; `policy_s`: the seconds its requests took, where the
+        controller did not time them (`sim.batch`: each request's share of the batched call it was in)."""
+        env, tracking = self.rollout.env, self.tracking
+        return EpisodeResult(
+            seed=self.seed, success=self.success_step is not None, steps=env.steps, success_step=self.success_step,
+            prompt=self.obs["prompt"], chunks=self.control.chunks, final_distance_m=env.task.distance(env.state()),
+            policy_s=self.control.policy_s if policy_s is None else policy_s,
+            wall_s=time.perf_counter() - self._wall0,
+            ik_mean_mm=float(np.mean(tracking)) if tracking else None,
+            ik_max_mm=float(np.max(tracking)) if tracking else None,
+            clipped=self.clipped, over_velocity_steps=self.too_fast, **self.jumps.fields(),
+            frames=np.stack(self.frames) if self.frames else None,
+        )
+
 
 
 def _frame_after(action: int, frames: int, chunk: int) -> int:

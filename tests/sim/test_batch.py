@@ -1,0 +1,188 @@
+"""`worldpolicy sim --num-envs N` / `evaluate(num_envs=N)`: episodes stepped in lockstep, one batched call per step."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+pytest.importorskip("gymnasium")
+
+from worldpolicy.cli import main
+from worldpolicy.robot.control import ChunkStrategy
+from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.evaluate import evaluate
+
+
+def _seeded_policy(calls: list[list[int]]):
+    """A `Policy` without weights whose chunk is drawn from each request's seed (so every episode differs, and the
+    same request gives the same chunk however it is batched); `calls` gets each act_batch's request seeds."""
+    from worldpolicy import get_embodiment
+    from worldpolicy.engine import SamplingConfig
+    from worldpolicy.policy import Policy
+    from worldpolicy.processing.actions import to_model
+    from worldpolicy.results import Prediction
+
+    class Seeded(Policy):
+        def __init__(self):
+            self.embodiment = get_embodiment("droid")
+            self.source, self.sampling, self.chunk_size, self.resolution_tier = "", SamplingConfig(), 4, 480
+            self.engine = SimpleNamespace(device="cpu", dtype="float32")
+
+        def act_batch(self, requests, progress=None):
+            calls.append([r.seed for r in requests])
+            e = self.embodiment
+            out = []
+            for r in requests:
+                rng = np.random.default_rng(r.seed)
+                chunk = np.tile(np.append(HOME, 0.0), (4, 1)) + np.append(rng.normal(0, 0.05, 7), 0.0)
+                out.append(Prediction("policy", e.key, list(e.columns), list(e.units), chunk, to_model(e, chunk),
+                                      e.fps))
+            return out
+
+    return Seeded()
+
+
+HOME = TabletopEnv("reach", image_size=None).robot.home
+
+
+def _rows(report):
+    """What a report's episodes measured, timings left out (a batched call's seconds are shared)."""
+    return [{k: v for k, v in e.to_json().items() if k not in ("policy_s", "wall_s")} for e in report.episodes]
+
+
+@pytest.mark.parametrize("strategy, latency_ms", [(ChunkStrategy("execute", 2), 0.0),
+                                                  (ChunkStrategy("ensemble", 2), 140.0)])
+def test_a_batched_run_is_the_sequential_run_with_one_call_per_step(strategy, latency_ms):
+    """5 episodes, 2 at a time (the last alone): the same episodes, row for row in seed order, as one at a time, each
+    request sent with the seed it had there, and the requests of a step in one call."""
+    runs = {}
+    for n in (1, 2):
+        calls, kept = [], []
+        report = evaluate(TabletopEnv("reach", image_size=None, max_steps=6), _seeded_policy(calls),
+                          policy_name="seeded", episodes=5, seed=40, strategy=strategy, progress=False,
+                          latency_ms=latency_ms, num_envs=n, on_episode=lambda r, kept=kept: kept.append(len(r.episodes)))
+        runs[n] = (report, calls, kept)
+    (one, one_calls, one_kept), (two, two_calls, two_kept) = runs[1], runs[2]
+    assert _rows(two) == _rows(one) and [e.seed for e in two.episodes] == [40, 41, 42, 43, 44]
+    assert len({e.final_distance_m for e in one.episodes}) == 5  # the episodes differ: a mix-up would show
+    assert sorted(s for c in two_calls for s in c) == sorted(s for c in one_calls for s in c)
+    assert {len(c) for c in one_calls} == {1} and max(len(c) for c in two_calls) == 2
+    assert len(two_calls) < len(one_calls)
+    assert one_kept == two_kept == [1, 2, 3, 4, 5]
+    assert two.strategy["execute_steps"] == one.strategy["execute_steps"] == 2
+    assert all(e.policy_s >= 0 for e in two.episodes)
+
+
+@pytest.fixture
+def ends_at(monkeypatch):
+    """Episode seed s of the reach task succeeds at step `ends[s]` (the task's own success otherwise), so episodes of
+    a group end out of order; `raise_at` (seed, step): Ctrl-C there."""
+    ends, raise_at = {}, []
+    reset = TabletopEnv.reset
+
+    def seeded_reset(self, *, seed=None, options=None):
+        self.test_seed = seed
+        return reset(self, seed=seed, options=options)
+
+    def success(self):
+        if raise_at and (self.test_seed, self.steps) == raise_at[0]:
+            raise KeyboardInterrupt
+        return self.steps >= ends.get(self.test_seed, 10**6)
+
+    monkeypatch.setattr(TabletopEnv, "reset", seeded_reset)
+    monkeypatch.setattr(TabletopEnv, "success", success)
+    return ends, raise_at
+
+
+def test_episodes_ending_out_of_order_join_the_report_in_seed_order(ends_at, tmp_path):
+    """Seed 10 ends last of its group: the report gains rows only in seed order, each episode's video is written as
+    it ends, and a Ctrl-C in the second group keeps the first group's episodes."""
+    ends, raise_at = ends_at
+    ends.update({10: 5, 11: 2, 12: 3})
+    kept = []
+    report = evaluate(TabletopEnv("reach", image_size=(36, 64), max_steps=6), _seeded_policy([]), policy_name="s",
+                      episodes=3, seed=10, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=3,
+                      video_dir=tmp_path / "videos", videos=3,
+                      on_episode=lambda r: kept.append([e.seed for e in r.episodes]))
+    assert [(e.seed, e.success_step) for e in report.episodes] == [(10, 5), (11, 2), (12, 3)]
+    assert kept == [[10], [10, 11], [10, 11, 12]]
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"episode_00{s}.mp4" for s in (10, 11, 12)]
+
+    kept.clear()
+    ends.clear()
+    raise_at.append((13, 3))
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(TabletopEnv("reach", image_size=None, max_steps=6), _seeded_policy([]), policy_name="s",
+                 episodes=4, seed=10, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=2,
+                 on_episode=lambda r: kept.append([e.seed for e in r.episodes]))
+    assert kept[-1] == [10, 11]
+
+
+def test_a_resumed_batched_run_runs_only_the_episodes_left():
+    """A stored run of 3 continued to 5 with num_envs=4: the last 2, in one group, and the rows of an uninterrupted
+    run."""
+    env = TabletopEnv("reach", image_size=None, max_steps=4)
+    first = evaluate(env, _seeded_policy([]), policy_name="s", episodes=3, seed=0,
+                     strategy=ChunkStrategy("execute", 2), progress=False)
+    calls = []
+    resumed = evaluate(env, _seeded_policy(calls), policy_name="s", episodes=5, seed=0,
+                       strategy=ChunkStrategy("execute", 2), progress=False, resume=first, num_envs=4)
+    whole = evaluate(env, _seeded_policy([]), policy_name="s", episodes=5, seed=0,
+                     strategy=ChunkStrategy("execute", 2), progress=False)
+    assert _rows(resumed) == _rows(whole) and {len(c) for c in calls} == {2}
+
+
+@pytest.mark.parametrize("num_envs, policy, strategy, said", [
+    (0, "seeded", "execute", "num_envs: expected an int >= 1 .* got 0"),
+    (True, "seeded", "execute", "num_envs: expected an int >= 1 .* got True"),
+    (2.0, "seeded", "execute", "num_envs: expected an int >= 1 .* got 2.0"),
+    (2, "seeded", "async", "num_envs: 2 with strategy=async is not supported.*accepted with strategy=async: 1"),
+    (2, "scripted", "execute", "num_envs: 2 batches a model's forward passes; policy=scripted makes none"),
+    (2, "random", "execute", "policy=random makes none.*accepted with policy=random: 1"),
+])
+def test_num_envs_it_cannot_run_is_refused_before_any_episode(num_envs, policy, strategy, said):
+    from worldpolicy.sim.policies import make_policy
+
+    env = TabletopEnv("reach", image_size=None, max_steps=4)
+    calls = []
+    backend = _seeded_policy(calls) if policy == "seeded" else make_policy(policy, env=env)
+    with pytest.raises(ValueError, match=said):
+        evaluate(env, backend, policy_name=policy, episodes=2, strategy=ChunkStrategy(strategy, 2), progress=False,
+                 num_envs=num_envs)
+    assert calls == []
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--policy", "scripted", "--num-envs", "2"], "--num-envs: 2 batches a model's forward passes; --policy=scripted"),
+    (["--policy", "ws://localhost:9", "--num-envs", "4"], "--num-envs: 4 with a ws:// server is not supported"),
+    (["--strategy", "async", "--num-envs", "2"], "--num-envs: 2 with --strategy=async is not supported"),
+    (["--num-envs", "0"], "--num-envs: expected an int >= 1"),
+])
+def test_sim_cli_refuses_num_envs_before_anything_loads(tmp_path, capsys, monkeypatch, argv, said):
+    from worldpolicy.policy import Policy
+    from worldpolicy.sim import commands
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the weights loaded"))
+    monkeypatch.setattr(commands, "_open_env", lambda *a, **k: pytest.fail("the env was built"))
+    assert main(["sim", *argv, "--out", str(tmp_path / "run")]) == 2
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_shipped_model_batched_runs_the_sequential_episodes():
+    """The shipped model, 3 short episodes, one at a time and 2 at a time: the same success and steps, and final
+    distances within batched-float rounding."""
+    from worldpolicy.sim.policies import make_policy
+
+    env = TabletopEnv("reach", max_steps=4)
+    policy = make_policy("shipped", env=env, seed=10000)
+    try:
+        one, two = (evaluate(env, policy, policy_name="shipped", episodes=3, seed=10000, progress=False, num_envs=n)
+                    for n in (1, 2))
+    finally:
+        policy.close()
+    assert [(e.success, e.steps, e.chunks) for e in two.episodes] == [(e.success, e.steps, e.chunks)
+                                                                      for e in one.episodes]
+    np.testing.assert_allclose([e.final_distance_m for e in two.episodes], [e.final_distance_m for e in one.episodes],
+                               atol=1e-3)
