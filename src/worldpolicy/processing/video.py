@@ -129,13 +129,33 @@ def check_fps(fps: float, where: str) -> None:
         raise ValueError(f"{where}: fps={fps!r}; accepted: a finite number of frames per second, at least 1/1001")
 
 
+@dataclass(frozen=True)
+class StreamSignature:
+    """What a video stream's packets need of the file they are muxed into: the same codec, frame size, pixel format,
+    time base and extradata (H.264's SPS/PPS, which MP4 keeps beside the packets, not in them)."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    time_base: Fraction
+    extradata: bytes | None
+
+
+def stream_signature(stream: Any) -> StreamSignature:
+    ctx = stream.codec_context
+    return StreamSignature(ctx.name, ctx.width, ctx.height, ctx.pix_fmt, stream.time_base, ctx.extradata)
+
+
 class VideoFileWriter:
     """Streams frames into one MP4 written to a temp file and moved into place on `close()` (`abort()` drops it).
 
-    Whole clips go through `write_video`; LeRobot v3 files grow episode by episode through `append`.
+    Whole clips go through `write_video`; LeRobot v3 files grow episode by episode through `append`, or, made with a
+    `template` (a demuxed stream), through `append_packets`: another file's encoded packets taken as they are.
     """
 
-    def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libx264", gop: int | None = None):
+    def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libx264", gop: int | None = None,
+                 template: Any = None):
         import av
 
         if codec not in CODECS:
@@ -148,22 +168,56 @@ class VideoFileWriter:
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
         os.close(fd)
         self._container = av.open(self._tmp, mode="w", format="mp4")
-        self._stream = self._container.add_stream(spec.encoder, rate=self.fps)
-        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
-        self._stream.options = {**dict(spec.options), **({"g": str(gop)} if gop else {})}
+        if template is None:
+            self._stream = self._container.add_stream(spec.encoder, rate=self.fps)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
+            self._stream.options = {**dict(spec.options), **({"g": str(gop)} if gop else {})}
+        else:  # a copy of the template's codec parameters (its extradata: H.264's SPS/PPS), which its packets need
+            self._stream = self._container.add_stream_from_template(template)
+            self._stream.time_base = template.time_base
+        # what another stream's packets must share to be muxed here as they are (`append_packets`); None: frames
+        self.copy_of = None if template is None else stream_signature(template)
         self.num_frames = 0
         self.bytes_written = 0
+        self._last_dts: int | None = None  # of the last packet `append_packets` muxed, in the stream's time base
 
-    def append(self, frames: np.ndarray) -> tuple[float, float]:
-        """Encode frames [T, H, W, 3] uint8; returns their (from_timestamp, to_timestamp) in seconds."""
+    def append(self, frames: np.ndarray, keyframe: bool = False) -> tuple[float, float]:
+        """Encode frames [T, H, W, 3] uint8, the first a keyframe with `keyframe` (an episode's start: a copy of the
+        episode can take its packets from there, `append_packets`); returns their (from_timestamp, to_timestamp) in
+        seconds."""
         import av
 
+        if self.copy_of is not None:
+            raise RuntimeError(f"{self.path.name} takes packets (append_packets), not frames")
         start = self.num_frames
-        for frame in frames:
+        for k, frame in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             vf.pts, vf.time_base = self.num_frames, 1 / self.fps
+            if keyframe and k == 0:
+                vf.pict_type = av.video.frame.PictureType.I
             self.num_frames += 1
             self._mux(self._stream.encode(vf))
+        return float(start / self.fps), float(self.num_frames / self.fps)
+
+    def append_packets(self, packets: list[Any], first_pts: int, count: int) -> tuple[float, float] | None:
+        """Mux `packets` (demuxed from a stream like the `template`, in decode order: `count` frames, the first shown
+        at `first_pts`) after the frames already here, their timestamps shifted to follow them; returns their
+        (from_timestamp, to_timestamp) in seconds, or None (nothing muxed) where the shift is not a whole number of
+        the stream's ticks or their decode times would not follow the last packet's."""
+        assert self.copy_of is not None, "append_packets needs a VideoFileWriter made with a template"
+        at = Fraction(self.num_frames) / self.fps / self.copy_of.time_base
+        if at.denominator != 1 or any(p.pts is None or p.dts is None for p in packets):
+            return None
+        shift = int(at) - first_pts
+        if self._last_dts is not None and packets[0].dts + shift <= self._last_dts:
+            return None
+        start = self.num_frames
+        for packet in packets:
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = self._stream
+            self._last_dts = packet.dts
+            self._mux([packet])
+        self.num_frames += count
         return float(start / self.fps), float(self.num_frames / self.fps)
 
     def _mux(self, packets) -> None:
@@ -173,7 +227,8 @@ class VideoFileWriter:
 
     def close(self) -> None:
         try:
-            self._mux(self._stream.encode())
+            if self.copy_of is None:
+                self._mux(self._stream.encode())
             self._container.close()
             os.chmod(self._tmp, 0o666 & ~umask())  # mkstemp makes 0600: the mode `open` gives, as atomic_path
             os.replace(self._tmp, self.path)
