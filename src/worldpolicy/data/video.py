@@ -13,6 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from ..processing.video import RGBConverter
 from .layout import DatasetFormatError
 
 
@@ -63,6 +64,7 @@ class SegmentReader:
         self._pending: Any = None  # a frame decoded past the previous segment: the next one's first, if it continues
         self._end: int | None = None  # the frame index the previous segment ended at
         self._last: tuple[int, np.ndarray] | None = None  # its last frame, for a segment that starts there
+        self._rgb = RGBConverter()
 
     def read(self, from_timestamp: float, to_timestamp: float, fps: float, expected: int | None, key: str,
              hw: tuple[int, int], context: str = "") -> np.ndarray:
@@ -123,7 +125,7 @@ class SegmentReader:
                     raise DatasetFormatError(self.path, f"features.{key}.shape",
                                              f"frames are {frame.height}x{frame.width} but info.json says "
                                              f"{hw[0]}x{hw[1]}")
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(self._rgb(frame))
                 self._last = (index, frames[-1])
         except av.error.FFmpegError as exc:
             if decoder is None:
@@ -225,7 +227,7 @@ class EncodedSegment:
         `hw`. Call before the packets are copied."""
         import av
 
-        wanted, out, k = set(indices.tolist()), [], 0
+        wanted, out, k, rgb = set(indices.tolist()), [], 0, RGBConverter()
         decoder = self.stream.codec_context
         try:
             for packet in [*self.packets, None]:
@@ -233,7 +235,7 @@ class EncodedSegment:
                     if (frame.height, frame.width) != hw:
                         return None
                     if k in wanted:
-                        out.append(frame.to_ndarray(format="rgb24")[::stride, ::stride].copy())
+                        out.append(rgb(frame)[::stride, ::stride].copy())
                     k += 1
         except av.error.FFmpegError:
             return None
