@@ -5,9 +5,10 @@ or join several recorded alike into one (`merge_datasets`), each as a new LeRobo
     select_episodes("data/rollouts", "data/solved", success="only").dataset.num_episodes
     merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
 
-Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, their videos a block of frames
-at a time (renumbered from 0; tasks, per-frame columns, videos, the `success` flag and other meta/episodes columns
-kept; stats recomputed over what was kept); the sources are only read.
+Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, each video copied as its
+encoded packets where they decode on their own, else decoded and encoded a block of frames at a time (renumbered from
+0; tasks, per-frame columns, videos, the `success` flag and other meta/episodes columns kept; stats recomputed over
+what was kept); the sources are only read.
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ def select_episodes(
     """Write the chosen episodes of `dataset` as a new dataset at `out`, in their order there, numbered from 0.
 
     `episodes` (default: all) less `drop_episodes` (indexes, negative from the end), and of those with `success`
-    "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are decoded and
-    encoded again with `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb).
+    "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are in
+    `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb): copied as their
+    encoded packets where that is the source's and they decode on their own, else decoded and encoded again
+    (`copy_episodes`).
     meta/worldpolicy_provenance.json names the source and the source index of every kept episode. Everything is
     checked before an episode is read; `out` as `dataset label` takes it (not the source, an existing dataset only an
     earlier select or merge made, with `overwrite`), and it appears only when complete."""
