@@ -319,6 +319,6 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
             videos = copy_episodes(writer, sources, bar, columns, keep_success)
         written = writer.finalize()
     wall_s = time.perf_counter() - started
-    logger.info("wrote %d episodes in %.1f s into %s (%d videos copied as they are, %d encoded again)", len(origins),
-                wall_s, written.root, videos.copied, videos.encoded)
+    logger.info("wrote %d episodes (%d videos copied as they are, %d encoded again) in %.1f s into %s", len(origins),
+                videos.copied, videos.encoded, wall_s, written.root)
     return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, videos, wall_s)
