@@ -441,13 +441,15 @@ def _packets(path: Path) -> list[tuple[int, bool, bytes]]:
                 if p.pts is not None]
 
 
-def test_lossy_videos_are_copied_as_their_packets_bit_for_bit(tmp_path, capsys, caplog):
+@pytest.mark.parametrize("codec", ["libx264", "libsvtav1"])
+def test_lossy_videos_are_copied_as_their_packets_bit_for_bit(tmp_path, capsys, caplog, codec):
     """Every episode the writer records starts on a keyframe, so select and merge copy an episode's encoded packets
-    into the new file, timestamps shifted: the frames are the source's as decoded, bit for bit (encoding libx264's
-    again changed them on every edit), and each episode's from/to timestamps are exactly where its frames are."""
-    a = _dataset(tmp_path / "a", lengths=(9, 11, 7), codec="libx264")
-    b = _dataset(tmp_path / "b", lengths=(6,), codec="libx264", offset=3)
-    noisy = _dataset(tmp_path / "noisy", lengths=(10, 12), codec="libx264", offset=5)
+    into the new file, timestamps shifted: the frames are the source's as decoded, bit for bit (encoding them again
+    changed them on every edit), and each episode's from/to timestamps are exactly where its frames are. AV1 too
+    (LeRobot's default): its stream copied from a decoder's (libdav1d), which is no encoder."""
+    a = _dataset(tmp_path / "a", lengths=(9, 11, 7), codec=codec)
+    b = _dataset(tmp_path / "b", lengths=(6,), codec=codec, offset=3)
+    noisy = _dataset(tmp_path / "noisy", lengths=(10, 12), codec=codec, offset=5)
     for src in (a, b, noisy):  # each episode's first frame is a keyframe of its file
         starts = {round(t * 10) for t in src._episodes[f"videos/{FRONT}/from_timestamp"]}
         assert starts <= {pts for pts, key, _ in _packets(src._video_path(FRONT, 0)) if key}

@@ -188,7 +188,7 @@ class VideoFileWriter:
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
             self._stream.options = {**dict(spec.options), **({"g": str(gop)} if gop else {})}
         else:  # a copy of the template's codec parameters (its extradata: H.264's SPS/PPS), which its packets need
-            self._stream = self._container.add_stream_from_template(template)
+            self._stream = self._container.add_stream_from_template(template, opaque=True)
             self._stream.time_base = template.time_base
         # what another stream's packets must share to be muxed here as they are (`append_packets`); None: frames
         self.copy_of = None if template is None else stream_signature(template)
