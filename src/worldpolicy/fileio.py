@@ -170,24 +170,31 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+STAGED_KIND = "staged"  # `staged_folder`'s staging beside NAME: `.NAME.staged-XXXXXXXX`
+
+
 @contextmanager
 def staged_folder(path: str | Path) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
     the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (`replace_folder`),
-    otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves a
-    `.NAME.*` folder beside it, which the writer removes on its next run. An earlier replacement of `path` that a kill
-    cut short is settled first (`sweep_scratch_folders`)."""
+    otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves the
+    staging (`.NAME.staged-XXXXXXXX`, a `ScratchFolder` held while the block runs), which the next `staged_folder` of
+    `path` removes, with whatever else a killed writer of it left, as the dataset writer's are
+    (`sweep_scratch_folders`: never one a live process holds); an earlier replacement of `path` that a kill cut short
+    is settled first."""
     path = Path(path)
     make_folder(path.parent)
-    sweep_scratch_folders(path, ())
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    sweep_scratch_folders(path, (STAGED_KIND,))
+    hold = ScratchFolder(path, STAGED_KIND)
+    tmp = hold.make()
     try:
         yield tmp
-        share_tree(tmp)  # mkdtemp makes 0700, some writers (safetensors) 0600 files
+        share_tree(tmp)  # made 0700 (as mkdtemp), some writers (safetensors) 0600 files
         replace_folder(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        hold.release()
 
 
 # `replace_folder`'s aside beside NAME, a `ScratchFolder` (`.NAME.replaced-XXXXXXXX`) held while the replacement runs:

@@ -77,6 +77,12 @@ def test_video_decode_prints_each_read_against_the_whole_clip():
     assert re.search(r"sought / decoding on: \d+\.\d+x; frames identical: True", out), out
 
 
+def test_dataset_select_prints_the_copy_against_encoding_again():
+    out = _ran("bench_dataset_select.py", "--episodes", "2", "--frames", "5", "--size", "16x16", "--repeats", "1")
+    assert re.search(r"copied: +\d+\.\d+ s +\(1 videos copied, 0 encoded again; .* frames: 0\)", out), out
+    assert re.search(r"encoded again / copied: \d+\.\d+x", out), out
+
+
 @pytest.mark.slow
 def test_label_memory_prints_both_labellers_and_that_their_datasets_match():
     out = _ran("bench_label_memory.py", "--frames", "20", "--size", "16x16", "--cameras", "2", "--batch-size", "1")
@@ -178,6 +184,8 @@ def test_help_shows_the_whole_description(script):
     ("bench_serving.py", ["--cost-ms", "nan"], "argument --cost-ms: expected a number >= 0, got 'nan'"),
     ("bench_train_step.py", ["--rounds", "0"], "argument --rounds: expected an integer >= 1, got '0'"),
     ("bench_train_memory.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
+    ("bench_dataset_select.py", ["--episodes", "1"], "argument --episodes: expected an integer >= 2, got '1'"),
+    ("bench_dataset_select.py", ["--size", "15x16"], "--size='15x16': each side must be even and >= 16"),
     ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
     ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
     ("bench_video_decode.py", ["--part", "blocks", "--gop", "0"], "argument --gop: expected an integer >= 1, got '0'"),

@@ -599,3 +599,23 @@ def test_a_writers_cleanup_of_killed_stagings_leaves_a_killed_replacements_aside
     (tmp_path / ".step-notes").mkdir()  # no staging's name: never the writer's
     assert killed_stagings(tmp_path, "step-*") == [staging]
     assert sweep_scratch_folders(final, ()) == [] and final.is_dir()  # the earlier checkpoint back
+
+
+def test_a_killed_staged_folders_staging_is_removed_by_the_next_one_never_a_live_ones(tmp_path):
+    """The staging was a plain mkdtemp (`.model.XXXXXXXX`) that a SIGKILL left for good unless the caller swept it
+    itself; it is a held `ScratchFolder` now, which the next `staged_folder` of the same folder removes once its
+    process is gone, and never while it lives."""
+    from worldpolicy.fileio import STAGED_KIND, ScratchFolder, staged_folder
+
+    final = tmp_path / "model"
+    live, killed = ScratchFolder(final, STAGED_KIND), ScratchFolder(final, STAGED_KIND)
+    live.make()
+    killed.make()
+    (killed.path / "half.safetensors").write_bytes(b"\0" * 8)
+    killed.release()  # its process ended: the lock went with it
+    with staged_folder(final) as staging:
+        assert staging.name.startswith(f".model.{STAGED_KIND}-")
+        (staging / "new.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", live.path.name])
+    assert [p.name for p in final.iterdir()] == ["new.json"]
+    live.release()

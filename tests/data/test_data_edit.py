@@ -160,9 +160,9 @@ def test_an_earlier_select_written_before_the_provenance_file_is_still_ours_to_o
 
 @pytest.mark.parametrize("codec", ["libx264rgb", "libx264"])
 def test_select_and_merge_stream_videos_in_blocks_into_the_files_whole_episodes_give(tmp_path, monkeypatch, codec):
-    """Each source episode's videos are decoded and encoded a block of frames at a time (they were decoded whole, so
-    a long episode sat in memory): the result is, file for file, what writing the same episodes' whole arrays gives,
-    with their tasks, success flags and own meta/episodes columns."""
+    """Videos that cannot be copied as their packets are decoded and encoded a block of frames at a time (they were
+    decoded whole, so a long episode sat in memory): the result is, file for file, what writing the same episodes'
+    whole arrays gives, with their tasks, success flags and own meta/episodes columns."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -191,6 +191,7 @@ def test_select_and_merge_stream_videos_in_blocks_into_the_files_whole_episodes_
     monkeypatch.setattr(LeRobotDataset, "episode",
                         lambda self, i, videos=True: reads.append(videos) or episode(self, i, videos))
     monkeypatch.setattr(edit, "BLOCK_FRAMES", 4)
+    monkeypatch.setattr(LeRobotDataset, "encoded_segment", lambda self, i, key: "not copied in this test")
     runs = {"select": select_episodes(a, tmp_path / "select", [0, 2]).dataset,
             "merge": merge_datasets([a, b], tmp_path / "merge").dataset}
     # each block of 4 frames (the last one shorter) of both cameras, in turn: select's episodes, then merge's
@@ -235,6 +236,7 @@ def test_merge_holds_one_sources_video_files_open_at_a_time(tmp_path, monkeypatc
         opened.discard(id(self))
         close(self)
 
+    monkeypatch.setattr(LeRobotDataset, "encoded_segment", lambda self, i, key: "decoded in this test")
     monkeypatch.setattr(SegmentReader, "_start", tracked_start)
     monkeypatch.setattr(SegmentReader, "close", tracked_close)
     merged = merge_datasets(sources, tmp_path / "merged").dataset
@@ -287,7 +289,7 @@ def test_merge_is_the_concatenation_with_one_task_table(tmp_path, capsys):
 
 def test_merge_keeps_recorded_seeds_and_the_source_codec(tmp_path):
     """Sim recordings of one task keep their seeds (a checkpoint trained on the merge is not evaluated on them
-    unawares); lossy videos are encoded again with their own codec, within its error of the source."""
+    unawares); lossy videos keep their own codec, copied as they are."""
     from worldpolicy.fileio import recorded_seeds
 
     a = _dataset(tmp_path / "a", lengths=(4, 4), codec="libx264", provenance={"task": "pick_place", "seeds": [0, 1]})
@@ -295,7 +297,7 @@ def test_merge_keeps_recorded_seeds_and_the_source_codec(tmp_path):
     result = merge_datasets([a, b], tmp_path / "ab")
     assert result.video_codec == "libx264"
     assert recorded_seeds(tmp_path / "ab") == ("pick_place", [0, 1, 7])
-    _same_episode(result.dataset.episode(2), b.episode(0), lossless=False)
+    _same_episode(result.dataset.episode(2), b.episode(0))
     assert select_episodes(a, tmp_path / "one", [1]).dataset.provenance["seeds"] == [1]
 
 
@@ -427,3 +429,83 @@ def test_a_wide_range_out_of_range_is_named_in_one_short_line(tmp_path, capsys):
     assert brief_list([4]) == "[4]" and brief_list([0, 1, 2]) == "[0, 1, 2]"  # short lists as Python writes them
     assert brief_list([*range(13), 20, -1]) == "[0..12, 20, -1]"
     assert brief_list(list(range(0, 200, 2))) == "[0, 2, 4, 6, 8, 10, 12, 14, 16, 18, ..., 198] (100 in all)"
+
+
+def _packets(path: Path) -> list[tuple[int, bool, bytes]]:
+    """A video file's packets in decode order: (pts in frames, keyframe, bytes)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(round(p.pts * stream.time_base * 10), p.is_keyframe, bytes(p)) for p in container.demux(stream)
+                if p.pts is not None]
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libsvtav1"])
+def test_lossy_videos_are_copied_as_their_packets_bit_for_bit(tmp_path, capsys, caplog, codec):
+    """Every episode the writer records starts on a keyframe, so select and merge copy an episode's encoded packets
+    into the new file, timestamps shifted: the frames are the source's as decoded, bit for bit (encoding them again
+    changed them on every edit), and each episode's from/to timestamps are exactly where its frames are. AV1 too
+    (LeRobot's default): its stream copied from a decoder's (libdav1d), which is no encoder."""
+    a = _dataset(tmp_path / "a", lengths=(9, 11, 7), codec=codec)
+    b = _dataset(tmp_path / "b", lengths=(6,), codec=codec, offset=3)
+    noisy = _dataset(tmp_path / "noisy", lengths=(10, 12), codec=codec, offset=5)
+    for src in (a, b, noisy):  # each episode's first frame is a keyframe of its file
+        starts = {round(t * 10) for t in src._episodes[f"videos/{FRONT}/from_timestamp"]}
+        assert starts <= {pts for pts, key, _ in _packets(src._video_path(FRONT, 0)) if key}
+    with caplog.at_level("WARNING"):
+        picked = select_episodes(a, tmp_path / "picked", [2, 0])
+        merged = merge_datasets([a, b, noisy], tmp_path / "merged")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # nothing was encoded again
+    assert picked.videos.copied == 2 and picked.videos.encoded == 0
+    assert merged.videos.copied == 6 and merged.videos.encoded == 0
+    for result, origins in ((picked, [(a, 0), (a, 2)]), (merged, [(a, 0), (a, 1), (a, 2), (b, 0), (noisy, 0),
+                                                                  (noisy, 1)])):
+        out = result.dataset
+        ends = np.cumsum([0, *out.episode_lengths]) / out.fps
+        np.testing.assert_array_equal(out._episodes[f"videos/{FRONT}/from_timestamp"], ends[:-1])
+        np.testing.assert_array_equal(out._episodes[f"videos/{FRONT}/to_timestamp"], ends[1:])
+        for new, (src, i) in enumerate(origins):
+            _same_episode(out.episode(new), src.episode(i))  # the decoded frames, bit for bit
+        # the packets themselves: the source episodes' ones, in order
+        want = [data for src, i in origins for pts, _, data in _packets(src._video_path(FRONT, i))
+                if round(src._episodes[f"videos/{FRONT}/from_timestamp"][i] * 10) <= pts
+                < round(src._episodes[f"videos/{FRONT}/to_timestamp"][i] * 10)]
+        assert [data for _, _, data in _packets(out._video_path(FRONT, 0))] == want
+        assert main(["dataset", "check", str(out.root)]) == 0
+        assert "ok:" in capsys.readouterr().out
+
+
+def test_episodes_that_do_not_start_on_a_keyframe_are_encoded_again_and_said_once(tmp_path, capsys, caplog,
+                                                                                    monkeypatch):
+    """A source written without a keyframe at each episode's start (an older worldpolicy, another recorder) or in
+    another codec than the one written: its videos are decoded and encoded again, one warning says so; a merge with a
+    source that copies puts the copied packets and the encoded frames in files of their own."""
+    from worldpolicy.processing.video import VideoFileWriter
+
+    append = VideoFileWriter.append
+    monkeypatch.setattr(VideoFileWriter, "append", lambda self, frames, keyframe=False: append(self, frames))
+    old = _dataset(tmp_path / "old", lengths=(9, 11, 7), codec="libx264")
+    monkeypatch.undo()
+    starts = [round(t * 10) for t in old._episodes[f"videos/{FRONT}/from_timestamp"]]
+    keys = {pts for pts, key, _ in _packets(old._video_path(FRONT, 0)) if key}
+    assert starts[1] not in keys  # with the writer's GOP of 8, episode 1 (frame 9) starts between keyframes
+    new = _dataset(tmp_path / "new", lengths=(5, 6), codec="libx264", offset=3)
+    with caplog.at_level("WARNING"):
+        merged = merge_datasets([new, old], tmp_path / "merged")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "encoded again" in warnings[0] and "not a keyframe" in warnings[0]
+    # old's episode 0 starts on a keyframe, but the frame after it (episode 1's first) is none: its packets refer on
+    assert merged.videos.copied == 2 and merged.videos.encoded == 3
+    out = merged.dataset
+    for n, (src, i) in enumerate([(new, 0), (new, 1), (old, 0), (old, 1), (old, 2)]):
+        _same_episode(out.episode(n), src.episode(i), lossless=src is new)
+    files = out._episodes[f"videos/{FRONT}/file_index"].tolist()
+    assert files == [0, 0, 1, 1, 1]  # the encoded frames go into a file of their own
+    assert main(["dataset", "check", str(out.root)]) == 0
+    assert "ok: 5 episodes" in capsys.readouterr().out
+    again = select_episodes(new, tmp_path / "rgb", video_codec="libx264rgb")  # another codec than the source's
+    assert again.videos.encoded == 2 and again.videos.copied == 0
+    assert again.videos.why.endswith("its codec is not the one written (libx264rgb)")
+    for i in range(2):
+        _same_episode(again.dataset.episode(i), new.episode(i))  # lossless: the decoded frames again

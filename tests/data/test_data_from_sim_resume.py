@@ -284,3 +284,31 @@ def test_a_recording_a_killed_replacement_left_aside_is_resumed(tmp_path, killed
     resumed = sim_to_dataset(root, "reach", 2, keep_failures=True, resume=True, **_TINY)
     assert resumed.resumed == 1 and resumed.seeds == [0, 1]
     assert LeRobotDataset.open(root).provenance["seeds"] == [0, 1]
+
+
+def test_a_lossy_recording_is_resumed_and_curated_without_encoding_its_episodes_again(tmp_path, monkeypatch):
+    """In libx264 (lossy), the episodes a resumed recording, a select and a merge carry over are their encoded packets
+    copied: their frames are the recording's as decoded, bit for bit (each re-encode changed them)."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset, merge_datasets, select_episodes
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+
+    tiny = {**_TINY, "image_size": (24, 32), "video_codec": "libx264"}
+    root = tmp_path / "part"
+    _outcomes(monkeypatch, set(), stop_at=2)
+    with pytest.raises(RecordingInterrupted):
+        sim_to_dataset(root, "reach", 3, **tiny)
+    part = LeRobotDataset.open(root)
+    kept = [part.episode(i) for i in range(2)]
+    _outcomes(monkeypatch, set())
+    resumed = sim_to_dataset(root, "reach", 3, resume=True, **tiny).dataset
+    assert resumed.features[resumed.video_keys[0]]["info"]["video.codec"] == "h264"
+    picked = select_episodes(resumed, tmp_path / "picked", [1, 2])
+    both = merge_datasets([resumed, picked.dataset], tmp_path / "both")
+    for got, want in [(resumed.episode(0), kept[0]), (resumed.episode(1), kept[1]),
+                      (picked.dataset.episode(0), kept[1]), (picked.dataset.episode(1), resumed.episode(2)),
+                      (both.dataset.episode(4), resumed.episode(2))]:
+        for key in want.videos:
+            np.testing.assert_array_equal(got.videos[key], want.videos[key], err_msg=key)
+    assert picked.videos.encoded == both.videos.encoded == 0
+    assert main(["dataset", "check", str(tmp_path / "both")]) == 0

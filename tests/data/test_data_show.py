@@ -279,3 +279,21 @@ def test_a_feature_too_wide_for_a_plot_per_column_is_one_heat_map(tmp_path):
     assert (height, width) == (500, 1000)
     assert imread(episode.plots["action"]).shape[0] < 1000  # 8 columns: a subplot each, as before
     assert "action_chunk as recorded (256 columns: a heat map)" in shown.page.read_text()
+
+
+def test_a_rerun_settles_what_a_killed_show_left_and_leaves_a_live_ones_staging(small_dataset, tmp_path):
+    """Beside an episode's folder, what a kill left is settled as every writer settles it
+    (`fileio.sweep_scratch_folders`), not removed by name: a staging a live process holds stays."""
+    from worldpolicy.fileio import STAGED_KIND, ScratchFolder
+
+    ds, _ = small_dataset
+    out = tmp_path / "look"
+    assert main(["dataset", "show", str(ds.root), "--out", str(out), "--episodes", "0", "--no-progress"]) == 0
+    live, killed = ScratchFolder(out / "episode_000001", STAGED_KIND), ScratchFolder(out / "episode_000002",
+                                                                                     STAGED_KIND)
+    live.make()
+    killed.make()
+    killed.release()
+    assert main(["dataset", "show", str(ds.root), "--out", str(out), "--episodes", "0", "--no-progress"]) == 0
+    assert live.path.is_dir() and not killed.path.exists()
+    live.release()

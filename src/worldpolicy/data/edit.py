@@ -5,9 +5,10 @@ or join several recorded alike into one (`merge_datasets`), each as a new LeRobo
     select_episodes("data/rollouts", "data/solved", success="only").dataset.num_episodes
     merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
 
-Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, their videos a block of frames
-at a time (renumbered from 0; tasks, per-frame columns, videos, the `success` flag and other meta/episodes columns
-kept; stats recomputed over what was kept); the sources are only read.
+Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, each video copied as its
+encoded packets where they decode on their own, else decoded and encoded a block of frames at a time (renumbered from
+0; tasks, per-frame columns, videos, the `success` flag and other meta/episodes columns kept; stats recomputed over
+what was kept); the sources are only read.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from ..hub import dataset_source
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
-from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
+from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
 
 if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
     import pyarrow as pa
 
-__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "copy_episodes", "merge_datasets", "select_episodes",
+__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "CopiedVideos", "EditResult", "copy_episodes", "merge_datasets", "select_episodes",
            "sources_codec"]
 
 logger = logging.getLogger(__name__)
@@ -47,11 +48,12 @@ BLOCK_FRAMES = 64
 @dataclass(frozen=True)
 class EditResult:
     """A dataset `select_episodes` or `merge_datasets` wrote: new episode i is episode `origins[i][1]` of the dataset
-    at `origins[i][0]`; its videos were encoded with `video_codec`."""
+    at `origins[i][0]`; its videos are in `video_codec`, `videos` says how many were copied as they are."""
 
     dataset: LeRobotDataset
     origins: tuple[tuple[Path, int], ...]
     video_codec: str
+    videos: CopiedVideos
     wall_s: float
 
 
@@ -69,8 +71,10 @@ def select_episodes(
     """Write the chosen episodes of `dataset` as a new dataset at `out`, in their order there, numbered from 0.
 
     `episodes` (default: all) less `drop_episodes` (indexes, negative from the end), and of those with `success`
-    "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are decoded and
-    encoded again with `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb).
+    "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are in
+    `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb): copied as their
+    encoded packets where that is the source's and they decode on their own, else decoded and encoded again
+    (`copy_episodes`).
     meta/worldpolicy_provenance.json names the source and the source index of every kept episode. Everything is
     checked before an episode is read; `out` as `dataset label` takes it (not the source, an existing dataset only an
     earlier select or merge made, with `overwrite`), and it appears only when complete."""
@@ -216,24 +220,41 @@ def sources_codec(sources: list[LeRobotDataset], given: str | None) -> str:
     else lossless: a frame is not encoded lossy twice over by a codec the user did not choose."""
     if given is not None:
         return given  # checked by the writer, before any episode is read
-    found = set()
-    for ds in sources:
-        for key in ds.video_keys:
-            spec = ds.features[key]
-            info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
-            found.add(next((name for name, c in CODECS.items()
-                            if c.name == video_codec(spec) and c.pix_fmt == info.get("video.pix_fmt")), None))
+    found = {_writer_codec(ds.features[key]) for ds in sources for key in ds.video_keys}
     return found.pop() if len(found) == 1 and None not in found else LOSSLESS
 
 
+def _writer_codec(spec: dict[str, Any]) -> str | None:
+    """The writer codec (`CODECS`) a video feature's info.json says its files were encoded with, or None."""
+    info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
+    return next((name for name, c in CODECS.items()
+                 if c.name == video_codec(spec) and c.pix_fmt == info.get("video.pix_fmt")), None)
+
+
+@dataclass(frozen=True)
+class CopiedVideos:
+    """What `copy_episodes` did with the episodes' videos: `copied` taken as their encoded packets (the frames bit for
+    bit), `encoded` decoded and encoded again, the first of those because of `why`."""
+
+    copied: int
+    encoded: int
+    why: str | None
+
+
 def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset],
-                  origins: Iterable[tuple[int, int]], columns: Sequence[pa.Table], keep_success: bool) -> None:
+                  origins: Iterable[tuple[int, int]], columns: Sequence[pa.Table], keep_success: bool) -> CopiedVideos:
     """Add the `origins` episodes (source k, episode i) to `writer`, each with its row of its source's meta/episodes
     `columns` (`episode_columns`, those kept): the one copier of episodes between datasets (select, merge, a resumed
-    `dataset from-sim`). An episode's videos are decoded and encoded `BLOCK_FRAMES` frames at a time
-    (`LeRobotDataset.camera_frames` into `LeRobotDatasetWriter.stream_videos`, as `dataset label` reads and writes
-    them): a long episode is never held whole, and the files are those its whole arrays give. Each block decodes on
-    from where the one before it ended (`LeRobotDataset.reading_in_order`), not again from the keyframe before it."""
+    `dataset from-sim`).
+
+    An episode's video is copied as its encoded packets (`LeRobotDataset.encoded_segment` into
+    `EpisodeVideoStream.copy`): lossless and without encoding, where the source's codec is the writer's and the
+    episode's packets decode on their own (it starts on a keyframe, as `LeRobotDatasetWriter` starts every episode,
+    and the next episode of its file too). Any other is decoded and encoded `BLOCK_FRAMES` frames at a time
+    (`LeRobotDataset.camera_frames` into `EpisodeVideoStream.append`, as `dataset label` reads and writes them): a
+    long episode is never held whole; each block decodes on from where the one before it ended
+    (`LeRobotDataset.reading_in_order`). Those are said once, in one warning, at the end."""
+    copied, encoded, why = 0, 0, None
     with contextlib.ExitStack() as reading:
         held = None  # the source read in order: a block decodes on where the one before it ended
         for k, i in origins:
@@ -242,13 +263,37 @@ def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset
                 reading.close()
                 reading.enter_context(ds.reading_in_order())
                 held = k
-            ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time
+            ep = ds.episode(i, videos=False)  # the columns: the videos are copied, or read a block at a time
             videos = writer.stream_videos(ep.length)
-            for start in range(0, ep.length, BLOCK_FRAMES):
+            again = []
+            for key in ds.video_keys:
+                refused = _copy_video(ds, i, key, videos, writer.video_codec)
+                if refused is None:
+                    copied += 1
+                    continue
+                again.append(key)
+                why = why or f"camera {key!r} of episode {i} of {str(ds.root)!r}: {refused}"
+            encoded += len(again)
+            for start in range(0, ep.length, BLOCK_FRAMES) if again else ():
                 stop = min(start + BLOCK_FRAMES, ep.length)
-                videos.append({key: ds.camera_frames(i, key, start, stop) for key in ds.video_keys})
+                videos.append({key: ds.camera_frames(i, key, start, stop) for key in again})
             writer.add_episode(ep.frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
                                fields=episode_row(columns[k], i))
+    if encoded:
+        logger.warning("%d of %d episode videos were decoded and encoded again with %s, not copied as they are (the "
+                       "first: %s)", encoded, copied + encoded, writer.video_codec, why)
+    return CopiedVideos(copied, encoded, why)
+
+
+def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream, codec: str) -> str | None:
+    """Copy camera `key` of episode `i` into `videos` as its encoded packets, or say why not."""
+    if ds.features[key]["dtype"] == "video" and _writer_codec(ds.features[key]) != codec:
+        return f"its codec is not the one written ({codec})"
+    segment = ds.encoded_segment(i, key)
+    if isinstance(segment, str):
+        return segment
+    with segment:
+        return videos.copy(key, segment)
 
 
 def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
@@ -272,8 +317,9 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
         with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
-            copy_episodes(writer, sources, bar, columns, keep_success)
+            videos = copy_episodes(writer, sources, bar, columns, keep_success)
         written = writer.finalize()
     wall_s = time.perf_counter() - started
-    logger.info("wrote %d episodes in %.1f s into %s", len(origins), wall_s, written.root)
-    return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, wall_s)
+    logger.info("wrote %d episodes (%d videos copied as they are, %d encoded again) in %.1f s into %s", len(origins),
+                videos.copied, videos.encoded, wall_s, written.root)
+    return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, videos, wall_s)

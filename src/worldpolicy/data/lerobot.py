@@ -43,7 +43,7 @@ from ..fileio import (
     write_json_atomic,
 )
 from ..hub import HUB_DATASET_EXAMPLE, dataset_snapshot, hub_id_shaped, refuse_local_owner
-from ..processing.video import CODECS, VideoFileWriter
+from ..processing.video import CODECS, VideoFileWriter, stream_signature
 from .layout import (
     AUTO_FEATURES,
     CODEBASE_VERSION,
@@ -74,7 +74,7 @@ from .layout import (
     read_provenance,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
-from .video import SegmentReader, count_frames, read_segment
+from .video import EncodedSegment, SegmentReader, count_frames, read_segment
 
 logger = logging.getLogger(__name__)
 
@@ -489,6 +489,17 @@ class LeRobotDataset:
                 reader.close()
             reader = self._readers[key] = SegmentReader(video_path, codec)
         return reader.read(*segment)
+
+    def encoded_segment(self, index: int, key: str) -> EncodedSegment | str:
+        """Camera `key`'s frames of episode `index` as their encoded packets (`video.EncodedSegment`, to be closed), to
+        copy into another dataset as they are; or why they cannot be (a camera stored as images, a segment that does
+        not decode on its own)."""
+        i = self._episode_index(index)
+        if self.features[key]["dtype"] != "video":
+            return f"{key!r} is stored as images, not a video"
+        return EncodedSegment.open(self._video_path(key, i), float(self._episodes[f"videos/{key}/from_timestamp"][i]),
+                                   float(self._episodes[f"videos/{key}/to_timestamp"][i]), self.fps,
+                                   int(self._episodes["length"][i]))
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
         """Every episode in order (`episode`'s `videos`), each camera's file held open between them
@@ -1321,19 +1332,26 @@ class LeRobotDatasetWriter:
         assert self.features is not None
         return [k for k, f in self.features.items() if f["dtype"] == "video"]
 
-    def _video_file(self, key: str) -> tuple[VideoFileWriter, int, int]:
-        """The file camera `key`'s next episode goes into (a new one once the current one is full), its chunk and
-        file index."""
+    def _video_file(self, key: str, template: Any = None) -> tuple[VideoFileWriter, int, int]:
+        """The file camera `key`'s next episode goes into, its chunk and file index: a new one once the current one
+        is full, or holds encoded frames and `template`'s packets are to be copied (or the other way round, or packets
+        of another signature): a file's packets share one SPS/PPS."""
         writer = self._videos.get(key)
-        if writer is not None and writer.bytes_written >= self._video_limit:
-            writer.close()
+        copy_of = None if template is None else stream_signature(template)
+        if writer is not None and (writer.bytes_written >= self._video_limit or writer.copy_of != copy_of):
+            del self._videos[key]
+            if writer.num_frames:
+                writer.close()
+                self._video_at[key] = _next_file(*self._video_at[key], self.chunks_size)
+            else:  # made for a copy that did not fit: its name is free for this one
+                writer.abort()
             writer = None
-            self._video_at[key] = _next_file(*self._video_at[key], self.chunks_size)
         chunk, file = self._video_at.setdefault(key, (0, 0))
         if writer is None:
             path = self._stage / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
             h, w = image_hw(self.features[key])
-            writer = self._videos[key] = VideoFileWriter(path, self.fps, h, w, self.video_codec, self.video_gop)
+            writer = self._videos[key] = VideoFileWriter(path, self.fps, h, w, self.video_codec, self.video_gop,
+                                                         template)
         return writer, chunk, file
 
     def _write_metadata(self) -> None:
@@ -1419,13 +1437,11 @@ class EpisodeVideoStream:
         self._sampled = np.unique(np.linspace(0, length - 1, min(length, VIDEO_STATS_FRAMES)).round().astype(int))
         self.counts: dict[str, int] = {}
         self.fields: dict[str, Any] = {}  # the episode's meta/episodes fields of each video, in the features' order
-        self._files: dict[str, VideoFileWriter] = {}
+        self._files: dict[str, VideoFileWriter] = {}  # each video's file, chosen when its first frames come
         self._samples: dict[str, list[np.ndarray]] = {}
         for key in writer._video_keys():
-            self._files[key], chunk, file = writer._video_file(key)
             self.counts[key], self._samples[key] = 0, []
-            self.fields.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
-                                f"videos/{key}/from_timestamp": None, f"videos/{key}/to_timestamp": None})
+            self.fields.update({f"videos/{key}/{name}": None for name in VIDEO_EPISODE_FIELDS})
 
     def append(self, blocks: Mapping[str, Any]) -> None:
         """Encode the next frames of some or all videos: `blocks[key]` uint8 [n, H, W, 3], any n up to what the
@@ -1434,8 +1450,8 @@ class EpisodeVideoStream:
             raise RuntimeError("this episode's videos were added or the writer aborted; stream_videos starts another")
         checked = {}
         for key, block in blocks.items():
-            if key not in self._files:
-                raise ValueError(f"blocks: {key!r} is not a video of the dataset; its videos are {list(self._files)}")
+            if key not in self.counts:
+                raise ValueError(f"blocks: {key!r} is not a video of the dataset; its videos are {list(self.counts)}")
             arr = np.asarray(block)
             h, w = image_hw(self._writer.features[key])
             if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (h, w, 3):
@@ -1447,14 +1463,53 @@ class EpisodeVideoStream:
         for key, arr in checked.items():
             if not len(arr):
                 continue
-            start, end = self._files[key].append(arr)
-            if self.counts[key] == 0:
-                self.fields[f"videos/{key}/from_timestamp"] = start
-            self.fields[f"videos/{key}/to_timestamp"] = end
-            taken = self._sampled[(self._sampled >= self.counts[key]) & (self._sampled < self.counts[key] + len(arr))]
-            stride = max(1, max(arr.shape[1:3]) // VIDEO_STATS_SIDE)
-            self._samples[key].append(arr[taken - self.counts[key], ::stride, ::stride])  # a copy of the sample only
-            self.counts[key] += len(arr)
+            first = self.counts[key] == 0
+            if first:
+                self._take_file(key)
+            # each episode starts on a keyframe: a copy of it takes its packets as they are (`copy`)
+            start, end = self._files[key].append(arr, keyframe=first)
+            self._took(key, start, end, arr)
+
+    def copy(self, key: str, segment: EncodedSegment) -> str | None:
+        """Take all of video `key`'s frames as `segment`'s packets, muxed as they are (no encoder runs: the frames
+        are the source's, bit for bit); or say why not, nothing taken (the frames are then `append`ed). The segment
+        must be of this writer's codec (the caller knows the source's) and the video's size and length."""
+        if self._writer._stream is not self:
+            raise RuntimeError("this episode's videos were added or the writer aborted; stream_videos starts another")
+        if self.counts[key]:
+            raise ValueError(f"copy: video {key!r} already holds {self.counts[key]} frames; copy a whole episode's")
+        if segment.count != self.length:
+            return f"its {segment.count} frames are not the episode's {self.length}"
+        hw = image_hw(self._writer.features[key])
+        sample = segment.sample(self._sampled, hw, _stats_stride(hw))
+        if sample is None:
+            return "its packets do not decode on their own to the episode's frames"
+        self._take_file(key, segment.stream)
+        span = self._files[key].append_packets(segment.packets, segment.first_pts, segment.count)
+        if span is None:
+            return "its timestamps do not follow the destination file's"
+        self._took(key, *span, sample, sampled=True)
+        return None
+
+    def _take_file(self, key: str, template: Any = None) -> None:
+        """The file video `key` of this episode goes into (`LeRobotDatasetWriter._video_file`)."""
+        self._files[key], chunk, file = self._writer._video_file(key, template)
+        self.fields[f"videos/{key}/chunk_index"], self.fields[f"videos/{key}/file_index"] = chunk, file
+
+    def _took(self, key: str, start: float, end: float, arr: np.ndarray, sampled: bool = False) -> None:
+        """Note frames of video `key` written, spanning [start, end) s of its file: `arr` holds them, or (`sampled`,
+        a copy of the whole video) its stats sample alone, strided already."""
+        if self.counts[key] == 0:
+            self.fields[f"videos/{key}/from_timestamp"] = start
+        self.fields[f"videos/{key}/to_timestamp"] = end
+        if sampled:
+            self._samples[key].append(arr)
+            self.counts[key] = self.length
+            return
+        taken = self._sampled[(self._sampled >= self.counts[key]) & (self._sampled < self.counts[key] + len(arr))]
+        stride = _stats_stride(arr.shape[1:3])
+        self._samples[key].append(arr[taken - self.counts[key], ::stride, ::stride])  # a copy of the sample only
+        self.counts[key] += len(arr)
 
     def check_complete(self, writer: LeRobotDatasetWriter) -> None:
         """Refuse a stream `writer` is not streaming, or one whose videos lack frames, before the episode is added."""
@@ -1468,6 +1523,11 @@ class EpisodeVideoStream:
 
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
         return {key: compute_stats(np.concatenate(samples), image=True) for key, samples in self._samples.items()}
+
+
+def _stats_stride(hw: tuple[int, ...]) -> int:
+    """The spatial stride of a video's stats sample: about `VIDEO_STATS_SIDE` pixels on its longer side."""
+    return max(1, max(hw) // VIDEO_STATS_SIDE)
 
 
 def _check_replaceable(root: Path, overwrite: bool, state: str = "exists") -> None:

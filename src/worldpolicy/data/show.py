@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment
-from ..fileio import SHOW_FILE, Terminated, output_folder, staged_folder, write_json_atomic
+from ..fileio import (
+    SHOW_FILE,
+    STAGED_KIND,
+    Terminated,
+    output_folder,
+    staged_folder,
+    sweep_scratch_folders,
+    write_json_atomic,
+)
 from ..hub import dataset_source
 from .actions import RecordedActions, recorded_actions
 from .checks import check_episodes
@@ -142,11 +150,14 @@ def show_dataset(
             raise ValueError(said if said.startswith("embodiment=") else f"embodiment: {said}") from None
     groups = _groups(ds, emb, str(embodiment))
     out = output_folder(out, "out", writer=SHOW_WRITER)
-    # what this command wrote, never a folder of the user's that shares a prefix (`episode_notes/`): a staging folder
-    # a SIGKILL left (`staged_folder`'s `.episode_NNNNNN.*`) and, only where `out` held an earlier show, its episodes
-    for stale in out.glob("." + EPISODE_GLOB):
-        if re.fullmatch(rf"\.{EPISODE_NAME}\..+", stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
+    # what this command wrote, never a folder of the user's that shares a prefix (`episode_notes/`): what a SIGKILL
+    # left beside an episode's folder, settled as every writer settles it (`fileio.sweep_scratch_folders`: a staging
+    # no live process holds removed; a replacement cut short restored, or its aside removed once the episode is the
+    # new one: removing that aside outright lost the earlier episode where the kill fell between its two renames)
+    # and, only where `out` held an earlier show, its episodes
+    for name in sorted({m[1] for stale in out.glob("." + EPISODE_GLOB)
+                        if (m := re.fullmatch(rf"\.({EPISODE_NAME})\..+", stale.name))}):
+        sweep_scratch_folders(out / name, (STAGED_KIND,))
     earlier = (out / SHOW_FILE).is_file()
     fields = json.loads(json.dumps(ds.episode_fields(), default=str))  # bytes and the like as text, for the page
     summary = _summary(ds, chosen, episodes is None, emb, fields)

@@ -13,6 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from ..processing.video import RGBConverter
 from .layout import DatasetFormatError
 
 
@@ -63,6 +64,7 @@ class SegmentReader:
         self._pending: Any = None  # a frame decoded past the previous segment: the next one's first, if it continues
         self._end: int | None = None  # the frame index the previous segment ended at
         self._last: tuple[int, np.ndarray] | None = None  # its last frame, for a segment that starts there
+        self._rgb = RGBConverter()
 
     def read(self, from_timestamp: float, to_timestamp: float, fps: float, expected: int | None, key: str,
              hw: tuple[int, int], context: str = "") -> np.ndarray:
@@ -123,7 +125,7 @@ class SegmentReader:
                     raise DatasetFormatError(self.path, f"features.{key}.shape",
                                              f"frames are {frame.height}x{frame.width} but info.json says "
                                              f"{hw[0]}x{hw[1]}")
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(self._rgb(frame))
                 self._last = (index, frames[-1])
         except av.error.FFmpegError as exc:
             if decoder is None:
@@ -176,3 +178,100 @@ def _undecodable(codec: str | None, why: str) -> str:
             "wheels bundle decoders for AV1 (libdav1d), H.264 and HEVC, and a PyAV built against a system FFmpeg may "
             "lack them; reinstall it from PyPI (pip install --force-reinstall av), or re-encode the file to H.264 "
             "keeping its frames and frame rate (ffmpeg -i FILE -c:v libx264 -pix_fmt yuv420p OUT.mp4)")
+
+
+class EncodedSegment:
+    """The encoded packets of one [from_timestamp, to_timestamp) segment of a video file, for copying it into another
+    file as they are (`LeRobotDatasetWriter`'s `EpisodeVideoStream.copy`): lossless, and no encoder runs. Only a
+    segment that decodes on its own is one: it starts on a keyframe and no packet of it refers past its end (the next
+    packet in decode order is the keyframe of the frame after it, or the file ends), as a writer that starts each
+    episode on a keyframe in closed GOPs (x264's default) leaves them. `open` says why a segment is not one. The file
+    stays open (the stream is the copy's template) until `close`."""
+
+    def __init__(self, container: Any, packets: list[Any], count: int):
+        self._container, self.packets, self.count = container, packets, count
+        self.stream = container.streams.video[0]
+        self.first_pts = packets[0].pts  # the first in decode order is the keyframe the segment's first frame is
+
+    @classmethod
+    def open(cls, path: Path, from_timestamp: float, to_timestamp: float, fps: float,
+             expected: int) -> EncodedSegment | str:
+        """The segment's packets, or why they cannot be copied as they are (a file that cannot be read at all says
+        so when it is decoded)."""
+        import av
+
+        first, last = round(from_timestamp * fps), round(to_timestamp * fps)
+        try:
+            container = av.open(str(path))
+        except (av.error.FFmpegError, OSError) as exc:
+            return f"{path.name} could not be opened ({exc})"
+        try:
+            why = None
+            if not container.streams.video or container.streams.video[0].time_base is None:
+                why = f"{path.name} has no video stream with a time base"
+            else:
+                stream = container.streams.video[0]
+                packets, why = _segment_packets(container, stream, from_timestamp, first, last, fps)
+                if why is None and len(packets) != expected:
+                    why = f"its {len(packets)} packets are not its {expected} frames"
+            if why is None:
+                return cls(container, packets, expected)
+        except av.error.FFmpegError as exc:
+            why = f"{path.name} could not be demuxed ({exc})"
+        container.close()
+        return why
+
+    def sample(self, indices: np.ndarray, hw: tuple[int, int], stride: int) -> np.ndarray | None:
+        """Frames `indices` (of the segment's, in order) decoded from its packets, every `stride`-th pixel of them, as
+        uint8 [n, H', W', 3] (a stats sample); None where the packets do not decode to the segment's frames of size
+        `hw`. Call before the packets are copied."""
+        import av
+
+        wanted, out, k, rgb = set(indices.tolist()), [], 0, RGBConverter()
+        decoder = self.stream.codec_context
+        try:
+            for packet in [*self.packets, None]:
+                for frame in decoder.decode(packet):
+                    if (frame.height, frame.width) != hw:
+                        return None
+                    if k in wanted:
+                        out.append(rgb(frame)[::stride, ::stride].copy())
+                    k += 1
+        except av.error.FFmpegError:
+            return None
+        return np.stack(out) if k == self.count and len(out) == len(wanted) else None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _segment_packets(container: Any, stream: Any, from_timestamp: float, first: int, last: int,
+                     fps: float) -> tuple[list[Any], str | None]:
+    """The packets of frames [first, last) in decode order, from the keyframe of `first` to the one of `last` (or the
+    end of the file), or why there is no such run."""
+    if first > 0:
+        container.seek(int(from_timestamp / stream.time_base), stream=stream, backward=True)
+    packets: list[Any] = []
+    for packet in container.demux(stream):
+        if packet.pts is None:  # the flush packet
+            continue
+        index = round(packet.pts * stream.time_base * fps)
+        if not packets:
+            if index < first:
+                continue
+            if index != first or not packet.is_keyframe:
+                return [], f"frame {first} of the file is not a keyframe"
+        elif index >= last:
+            if index != last or not packet.is_keyframe:
+                return [], f"frame {last} of the file (after the segment) is not a keyframe"
+            break
+        elif index < first:
+            return [], f"frame {first} of the file is not where a closed GOP starts"
+        packets.append(packet)
+    return packets, None

@@ -30,6 +30,20 @@ def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
         raise ValueError(f"max_frames={max_frames} and last={last} were both given; ask for one of them")
 
 
+class RGBConverter:
+    """Decoded frames as uint8 RGB arrays [H, W, 3], through one swscale context kept from frame to frame:
+    `frame.to_ndarray(format="rgb24")` sets one up for every frame (about 2 ms a 96x128 frame on the dev machine, 50
+    times the conversion), and gives the same pixels."""
+
+    def __init__(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: Any) -> np.ndarray:
+        return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
 @contextlib.contextmanager
 def _video_stream(path: Path) -> Iterator:
     """`path`'s container and first video stream; FFmpeg's errors, while open or decoding, as ValueErrors naming it."""
@@ -72,17 +86,18 @@ def read_video(path: str | Path, max_frames: int | None = None, last: int | None
                 break
         if not kept:
             raise ValueError(f"video file {str(path)!r} contains no frames")
-        frames = np.empty((len(kept), kept[0].height, kept[0].width, 3), np.uint8)
+        frames, rgb = np.empty((len(kept), kept[0].height, kept[0].width, 3), np.uint8), RGBConverter()
         for i in range(len(frames)):  # each decoded frame is dropped as it is converted: one copy of the clip at a time
-            frames[i] = kept.popleft().to_ndarray(format="rgb24")
+            frames[i] = rgb(kept.popleft())
     return frames, fps
 
 
 def iter_video(path: str | Path) -> Iterator[np.ndarray]:
     """Decoded uint8 RGB frames [H, W, 3] one at a time, for a consumer that uses every frame but holds none."""
     with _video_stream(Path(path)) as (container, stream):
+        rgb = RGBConverter()
         for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+            yield rgb(frame)
 
 
 @dataclass(frozen=True)
@@ -129,13 +144,33 @@ def check_fps(fps: float, where: str) -> None:
         raise ValueError(f"{where}: fps={fps!r}; accepted: a finite number of frames per second, at least 1/1001")
 
 
+@dataclass(frozen=True)
+class StreamSignature:
+    """What a video stream's packets need of the file they are muxed into: the same codec, frame size, pixel format,
+    time base and extradata (H.264's SPS/PPS, which MP4 keeps beside the packets, not in them)."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    time_base: Fraction
+    extradata: bytes | None
+
+
+def stream_signature(stream: Any) -> StreamSignature:
+    ctx = stream.codec_context
+    return StreamSignature(ctx.name, ctx.width, ctx.height, ctx.pix_fmt, stream.time_base, ctx.extradata)
+
+
 class VideoFileWriter:
     """Streams frames into one MP4 written to a temp file and moved into place on `close()` (`abort()` drops it).
 
-    Whole clips go through `write_video`; LeRobot v3 files grow episode by episode through `append`.
+    Whole clips go through `write_video`; LeRobot v3 files grow episode by episode through `append`, or, made with a
+    `template` (a demuxed stream), through `append_packets`: another file's encoded packets taken as they are.
     """
 
-    def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libx264", gop: int | None = None):
+    def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libx264", gop: int | None = None,
+                 template: Any = None):
         import av
 
         if codec not in CODECS:
@@ -148,22 +183,56 @@ class VideoFileWriter:
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
         os.close(fd)
         self._container = av.open(self._tmp, mode="w", format="mp4")
-        self._stream = self._container.add_stream(spec.encoder, rate=self.fps)
-        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
-        self._stream.options = {**dict(spec.options), **({"g": str(gop)} if gop else {})}
+        if template is None:
+            self._stream = self._container.add_stream(spec.encoder, rate=self.fps)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
+            self._stream.options = {**dict(spec.options), **({"g": str(gop)} if gop else {})}
+        else:  # a copy of the template's codec parameters (its extradata: H.264's SPS/PPS), which its packets need
+            self._stream = self._container.add_stream_from_template(template, opaque=True)
+            self._stream.time_base = template.time_base
+        # what another stream's packets must share to be muxed here as they are (`append_packets`); None: frames
+        self.copy_of = None if template is None else stream_signature(template)
         self.num_frames = 0
         self.bytes_written = 0
+        self._last_dts: int | None = None  # of the last packet `append_packets` muxed, in the stream's time base
 
-    def append(self, frames: np.ndarray) -> tuple[float, float]:
-        """Encode frames [T, H, W, 3] uint8; returns their (from_timestamp, to_timestamp) in seconds."""
+    def append(self, frames: np.ndarray, keyframe: bool = False) -> tuple[float, float]:
+        """Encode frames [T, H, W, 3] uint8, the first a keyframe with `keyframe` (an episode's start: a copy of the
+        episode can take its packets from there, `append_packets`); returns their (from_timestamp, to_timestamp) in
+        seconds."""
         import av
 
+        if self.copy_of is not None:
+            raise RuntimeError(f"{self.path.name} takes packets (append_packets), not frames")
         start = self.num_frames
-        for frame in frames:
+        for k, frame in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             vf.pts, vf.time_base = self.num_frames, 1 / self.fps
+            if keyframe and k == 0:
+                vf.pict_type = av.video.frame.PictureType.I
             self.num_frames += 1
             self._mux(self._stream.encode(vf))
+        return float(start / self.fps), float(self.num_frames / self.fps)
+
+    def append_packets(self, packets: list[Any], first_pts: int, count: int) -> tuple[float, float] | None:
+        """Mux `packets` (demuxed from a stream like the `template`, in decode order: `count` frames, the first shown
+        at `first_pts`) after the frames already here, their timestamps shifted to follow them; returns their
+        (from_timestamp, to_timestamp) in seconds, or None (nothing muxed) where the shift is not a whole number of
+        the stream's ticks or their decode times would not follow the last packet's."""
+        assert self.copy_of is not None, "append_packets needs a VideoFileWriter made with a template"
+        at = Fraction(self.num_frames) / self.fps / self.copy_of.time_base
+        if at.denominator != 1 or any(p.pts is None or p.dts is None for p in packets):
+            return None
+        shift = int(at) - first_pts
+        if self._last_dts is not None and packets[0].dts + shift <= self._last_dts:
+            return None
+        start = self.num_frames
+        for packet in packets:
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = self._stream
+            self._last_dts = packet.dts
+            self._mux([packet])
+        self.num_frames += count
         return float(start / self.fps), float(self.num_frames / self.fps)
 
     def _mux(self, packets) -> None:
@@ -173,7 +242,8 @@ class VideoFileWriter:
 
     def close(self) -> None:
         try:
-            self._mux(self._stream.encode())
+            if self.copy_of is None:
+                self._mux(self._stream.encode())
             self._container.close()
             os.chmod(self._tmp, 0o666 & ~umask())  # mkstemp makes 0600: the mode `open` gives, as atomic_path
             os.replace(self._tmp, self.path)
