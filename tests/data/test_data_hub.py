@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from worldpolicy.cli import main
@@ -87,6 +88,25 @@ def test_select_and_merge_of_a_hub_dataset_record_its_hub_id(small_dataset, tmp_
     assert [row["dataset"] for row in both.provenance["datasets"]] == ["someone/pusht", str(tmp_path / "kept")]
     assert '`dataset` "someone/pusht"' in (tmp_path / "kept" / "README.md").read_text()
     assert "datasets--" not in (tmp_path / "kept" / "README.md").read_text()
+
+
+def test_a_v21_hub_dataset_converts_by_its_hub_id(tmp_path, monkeypatch, capsys):
+    """A hub dataset still in LeRobot v2.1 is fetched as any is (the opener refuses a 2.x one only after the download,
+    pointing at `dataset convert`) and converted; the result names it by its hub id."""
+    from dataset_factory import frame_ramp, write_v2_dataset
+
+    snapshot = tmp_path / "cache" / "datasets--someone--old" / "snapshots" / "0123abcd"
+    write_v2_dataset(snapshot, [{"frames": {"action": np.ones((3, 2), np.float32)},
+                                 "videos": {"observation.images.top": frame_ramp(3)}, "tasks": ["push"] * 3}])
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "info", "someone/old"]) == 2
+    assert "worldpolicy dataset convert SRC --out NEW" in capsys.readouterr().err
+    assert main(["dataset", "convert", "someone/old", "--out", "new", "--no-progress"]) == 0
+    converted = LeRobotDataset.open(tmp_path / "new")
+    assert converted.provenance == {"source": "worldpolicy dataset convert", "dataset": "someone/old",
+                                    "codebase_version": "v2.1"}
+    assert converted.episode(0).frame_tasks == ("push",) * 3
 
 
 def test_a_local_folder_wins_and_a_path_from_here_is_no_hub_id(served, small_dataset, tmp_path, monkeypatch, capsys):

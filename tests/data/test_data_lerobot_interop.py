@@ -276,3 +276,30 @@ def test_we_open_datasets_lerobot_merged_and_cut(tmp_path: Path, capsys):
     _assert_episodes(LeRobotDataset.open(tmp_path / "cut"), first[1:])
     for root in ("merged", "cut"):
         assert main(["dataset", "check", "--no-progress", str(tmp_path / root)]) == 0
+
+
+def test_lerobot_opens_a_dataset_converted_from_v21(tmp_path: Path):
+    """`dataset convert`'s v3.0 output is one lerobot reads: rows, tasks (one changing mid-episode), timestamps and,
+    where torchcodec loads, the frames it decodes at each episode's from_timestamp in the one shared file."""
+    from dataset_factory import write_v2_dataset
+
+    from worldpolicy.data.convert import convert_dataset
+
+    episodes = [{"frames": ep["frames"], "videos": ep["videos"], "tasks": _frame_tasks(ep)} for ep in _episodes()]
+    write_v2_dataset(tmp_path / "v21", episodes, fps=FPS, codec="libx264rgb")
+    convert_dataset(tmp_path / "v21", tmp_path / "v30")
+    theirs = lerobot_dataset.LeRobotDataset("local/v30", root=tmp_path / "v30")
+    assert (theirs.num_episodes, theirs.num_frames, theirs.fps) == (2, 21, FPS)
+    assert list(theirs.meta.tasks.index) == ["pick the cube", "push the cube", "place the cube"]
+    decode = _torchcodec_problem() is None
+    index = 0
+    for ep in episodes:
+        for t, task in enumerate(ep["tasks"]):
+            row = theirs.hf_dataset[index]
+            assert theirs.meta.tasks.iloc[row["task_index"].item()].name == task
+            assert row["timestamp"].item() == pytest.approx(t / FPS)
+            np.testing.assert_array_equal(row["action"].numpy(), ep["frames"]["action"][t])
+            if decode:  # libx264rgb: lossless, so lerobot's frame is the recorded one
+                got = np.round(theirs[index][CAM].permute(1, 2, 0).numpy() * 255)
+                np.testing.assert_array_equal(got, ep["videos"][CAM][t])
+            index += 1

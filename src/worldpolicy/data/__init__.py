@@ -8,6 +8,7 @@
     label_dataset(ds, "labelled", "runs/x/final")   # a new dataset with every frame transition labelled
     select_episodes(ds, "solved", success="only")    # a new dataset of some episodes; merge_datasets: several in one
     import_hdf5("libero_demo.hdf5", "data/libero")   # robomimic-format HDF5 demos (robomimic, LIBERO) as a dataset
+    convert_dataset("old_v21", "data/v30")            # a LeRobot v2.1 / v2.0 dataset as v3.0, videos copied as they are
     evaluate_open_loop(ds, "runs/x/final", "runs/x/openloop").mae   # predicted vs recorded actions, per column
 
 Reading and writing need pyarrow, import_hdf5 also h5py (both: `pip install 'worldpolicy[train]'`); each is imported on
@@ -35,6 +36,7 @@ __all__ = [
     "TrainingExample",
     "aggregate_stats",
     "compute_stats",
+    "convert_dataset",
     "evaluate_open_loop",
     "extract_frame",
     "first_non_finite",
@@ -54,6 +56,7 @@ _LAZY = {
     "EditResult": "edit",
     "merge_datasets": "edit",
     "select_episodes": "edit",
+    "convert_dataset": "convert",
     "ImportResult": "from_hdf5",
     "import_hdf5": "from_hdf5",
     "evaluate_open_loop": "openloop",

@@ -1,8 +1,9 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|import-hdf5|recover`: inspect LeRobot v3
-datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data,
-pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open loop), write a
-page to look at one, keep some of its episodes as a new dataset, merge several into one, convert robomimic-format
-HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one, and recover the recording of a killed `serve --record`."""
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|convert|import-hdf5|recover`: inspect
+LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim
+data, pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open loop),
+write a page to look at one, keep some of its episodes as a new dataset, merge several into one, convert a LeRobot
+v2.x dataset or robomimic-format HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one, and recover the recording
+of a killed `serve --record`."""
 
 from __future__ import annotations
 
@@ -317,6 +318,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "another type), without those")
     _add_edit_flags(merge, "an earlier merge or select")
     merge.set_defaults(func=_merge)
+
+    convert = cmds.add_parser(
+        "convert",
+        help="convert a LeRobot v2.1 or v2.0 dataset into a new v3.0 dataset (without lerobot's converter)",
+        description="Write the LeRobot v2.1 / v2.0 dataset SRC (one parquet and one mp4 per episode, meta/*.jsonl) "
+        "as a new LeRobot v3.0 dataset at --out: every episode in order, its frames, tasks and timestamps as they "
+        "are, each video copied as its encoded packets (the frames bit for bit; one that does not start on a keyframe "
+        "is encoded again), stats recomputed. SRC's metadata and files are checked before anything is written; "
+        "meta/worldpolicy_provenance.json names SRC and its version.",
+    )
+    convert.add_argument("root", metavar="SRC", help="the v2.x dataset's folder (holds meta/info.json), or a hub id "
+                         "(owner/name) fetched into the hub's cache; it is not changed")
+    convert.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside SRC)")
+    _add_edit_flags(convert, "an earlier convert")
+    convert.set_defaults(func=_convert)
 
     imp = cmds.add_parser(
         "import-hdf5",
@@ -731,6 +747,18 @@ def _merge(args: argparse.Namespace) -> int:
                                         drop_columns=args.drop_columns, video_codec=args.video_codec,
                                         overwrite=args.overwrite,
                                         progress=not args.no_progress), "merge", args.out)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from worldpolicy.data.convert import convert_dataset
+
+    return _edit(lambda: convert_dataset(args.root, args.out, video_codec=args.video_codec, overwrite=args.overwrite,
+                                         progress=not args.no_progress), "convert", args.out, CONVERT_FLAGS)
+
+
+# convert_dataset's parameters as `dataset convert` spells them (`cli.flag_named`)
+CONVERT_FLAGS = {name: "--" + name.replace("_", "-") for name in ("out", "video_codec", "overwrite")} | {
+    "dataset": "SRC"}
 
 
 # import_hdf5's parameters as `dataset import-hdf5` spells them (`cli.flag_named`)

@@ -32,8 +32,8 @@ from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, e
 if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
     import pyarrow as pa
 
-__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "CopiedVideos", "EditResult", "copy_episodes", "merge_datasets", "select_episodes",
-           "sources_codec"]
+__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "CopiedVideos", "EditResult", "copy_episodes", "merge_datasets",
+           "select_episodes", "sources_codec", "write_copies"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def select_episodes(
     provenance = {"source": SELECT_SOURCE, "dataset": dataset_source(ds.root), "episodes": chosen,
                   **_recorded_seeds([ds], [(0, i) for i in chosen]),
                   "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
-    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
+    return write_copies([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
                   provenance, progress)
 
 
@@ -163,7 +163,7 @@ def merge_datasets(
                   **_recorded_seeds(sources, origins),
                   "dataset_provenance": [{k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
                                          for ds in sources]}
-    return _write(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance, progress)
+    return write_copies(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance, progress)
 
 
 def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:
@@ -296,11 +296,11 @@ def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream
         return videos.copy(key, segment)
 
 
-def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
+def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
            keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
            progress: bool) -> EditResult:
     """Read the `origins` episodes and write them at `out` (`copy_episodes`; staged, published when complete: an error
-    or Ctrl-C leaves `out` as it was)."""
+    or Ctrl-C leaves `out` as it was): select's, merge's and `convert.convert_dataset`'s writing, once checked."""
     from tqdm.auto import tqdm
 
     first = sources[0]

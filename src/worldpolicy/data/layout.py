@@ -134,9 +134,10 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
         raise DatasetFormatError(path, None, f"must hold a JSON object, got {type(info).__name__}")
     version = info.get("codebase_version")
     if version != CODEBASE_VERSION:
-        hint = (  # lerobot >= 0.4 converts a v2.1 dataset (a local one with --root) to v3.0
-            "; convert it with lerobot's converter: python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 "
-            "--repo-id=REPO_ID (see its --help)" if isinstance(version, str) and version.startswith("v2") else ""
+        hint = (  # `data.convert`; lerobot >= 0.4 (Python >= 3.12 from 0.5) converts v2.1 too (a local one: --root)
+            "; convert it into a new v3.0 dataset with `worldpolicy dataset convert SRC --out NEW` (or lerobot's "
+            "converter: python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=REPO_ID, see its --help)"
+            if isinstance(version, str) and version.startswith("v2") else ""
         )
         raise DatasetFormatError(path, "codebase_version", f"got {version!r}; only {CODEBASE_VERSION!r} is read{hint}")
     for key in ("fps", "features", "total_episodes", "total_frames", "data_path"):
@@ -161,7 +162,7 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
         template = info.get(template_key)
         if template is None:
             continue
-        named = _template_fields(template)
+        named = template_fields(template)
         if named is None or not {"chunk_index", "file_index"} <= named or not named <= fields:
             raise DatasetFormatError(
                 path, template_key, f"must be a path template with chunk/file indices, got {template!r}; accepted "
@@ -211,7 +212,7 @@ def inside_dataset(relative: str) -> bool:
     return not PurePosixPath(relative).is_absolute() and ".." not in parts
 
 
-def _template_fields(template: Any) -> set[str] | None:
+def template_fields(template: Any) -> set[str] | None:
     """The fields a `str.format` path template names, or None when it is not one."""
     if not isinstance(template, str):
         return None
