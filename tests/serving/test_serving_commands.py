@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import numpy as np
 import pytest
 
 import worldpolicy.serving.ray_serve
@@ -47,20 +54,13 @@ def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
     assert kw["batch_timeout_s"] == 300
 
 
-@pytest.mark.slow
-def test_serve_two_replicas_end_to_end(tmp_path):
-    """The command itself: a local Ray instance, two CPU replicas of the tiny checkpoint, SIGTERM exits 0 (~35 s)."""
-    import os
-    import signal
-    import subprocess
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
+@contextmanager
+def _two_replicas(tmp_path, *extra: str) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
+    """`worldpolicy serve --replicas 2` of the tiny checkpoint on CPU, on a local Ray instance of its own, once it
+    logged `ready`: the process, its port and its log lines so far (read to the end, so Ray's chatter never fills the
+    pipe). SIGTERM at the end when the test left it running (a killed driver leaves Ray's agents behind)."""
     from ports import free_port
-    from serving_standins import http_get
 
-    from worldpolicy.serving import RemotePolicy
     from worldpolicy.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
@@ -68,13 +68,13 @@ def test_serve_two_replicas_end_to_end(tmp_path):
     command = [
         sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(checkpoint), "--embodiment", "droid",
         "--variant", "relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "2",
-        "--host", "127.0.0.1", "--port", str(port), "--replicas", "2", "--device", "cpu", "--warmup", "0",
+        "--host", "127.0.0.1", "--port", str(port), "--replicas", "2", "--device", "cpu", "--warmup", "0", *extra,
     ]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": ""})
     log: list[str] = []
     ready = threading.Event()
 
-    def read_stderr() -> None:  # drained to the end, so Ray's chatter never fills the pipe
+    def read_stderr() -> None:
         for line in proc.stderr:
             log.append(line)
             if '"event": "ready", "replicas": 2' in line:  # /healthz answers as soon as the router is up
@@ -83,14 +83,37 @@ def test_serve_two_replicas_end_to_end(tmp_path):
     threading.Thread(target=read_stderr, daemon=True).start()
     try:
         assert ready.wait(180) and proc.poll() is None, "".join(log[-20:])
+        yield proc, port, log
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _observation() -> dict:
+    rng = np.random.default_rng(0)
+    keys = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
+    return {**{k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}, "prompt": "open the drawer"}
+
+
+@pytest.mark.slow
+def test_serve_two_replicas_end_to_end(tmp_path):
+    """The command itself: a local Ray instance, two CPU replicas of the tiny checkpoint, SIGTERM exits 0 (~35 s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving_standins import http_get
+
+    from worldpolicy.serving import RemotePolicy
+
+    with _two_replicas(tmp_path) as (proc, port, _):
         assert http_get(f"ws://127.0.0.1:{port}", "/healthz") == (200, "OK\n")
-        rng = np.random.default_rng(0)
-        keys = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
-        obs = {k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}
 
         def client(_: int) -> list[dict]:
             with RemotePolicy(f"ws://127.0.0.1:{port}", read_timeout_s=120) as remote:
-                return [remote.infer({**obs, "prompt": "open the drawer", "seed": 3}) for _ in range(3)]
+                return [remote.infer({**_observation(), "seed": 3}) for _ in range(3)]
 
         with ThreadPoolExecutor(4) as pool:  # concurrent requests: Ray spreads them over both replicas
             raws = [raw for replies in pool.map(client, range(4)) for raw in replies]
@@ -101,13 +124,48 @@ def test_serve_two_replicas_end_to_end(tmp_path):
             np.testing.assert_allclose(chunk, chunks[0], rtol=1e-5, atol=1e-6)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:  # SIGTERM first: a killed driver leaves Ray's agents behind
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+
+
+@pytest.mark.slow
+def test_serve_two_replicas_over_tls(tmp_path):
+    """--tls-cert/--tls-key with --replicas: Serve's proxy speaks wss:// (and https:// for the probes) with the pair
+    the command checked; the listening line says wss://, a certificate close to its end is warned about with a
+    restart as its renewal, and SIGHUP, which cannot reload Serve's proxy, is logged and leaves it serving (~40 s)."""
+    import ssl
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from certificates import make_certificate
+    from serving_standins import http_get
+
+    from worldpolicy.serving import RemotePolicy
+
+    now = datetime.now(UTC).replace(microsecond=0)  # a certificate's dates are whole seconds
+    made = make_certificate(tmp_path, "server", now - timedelta(hours=1), now + timedelta(days=2))
+    with _two_replicas(tmp_path, "--tls-cert", str(made.cert), "--tls-key", str(made.key)) as (proc, port, log):
+        url = f"wss://127.0.0.1:{port}"
+        [listening] = [line for line in log if '"event": "listening"' in line]
+        assert f'"scheme": "wss", "url": "{url}"' in listening
+        assert any('"event": "tls_expires_soon"' in line and "restart `worldpolicy serve --replicas`" in line
+                   for line in log)
+        trusting = ssl.create_default_context(cafile=str(made.cert))
+        assert http_get(url, "/healthz", tls=trusting) == (200, "OK\n")
+        status, metrics = http_get(url, "/metrics", tls=trusting)
+        expiry = [float(line.split()[-1]) for line in metrics.splitlines()
+                  if line.startswith("worldpolicy_tls_cert_expiry_timestamp_seconds ")]
+        assert status == 200 and expiry == [made.not_after.timestamp()]
+        with RemotePolicy(url, ca_file=made.cert, read_timeout_s=120) as remote:
+            assert np.asarray(remote.infer(_observation())["actions"]).shape == (8, 10)
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while not any('"event": "tls_not_reloaded"' in line for line in log) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert proc.poll() is None and any('"event": "tls_not_reloaded"' in line for line in log), log[-5:]
+            assert np.asarray(remote.infer(_observation())["actions"]).shape == (8, 10)  # the same connection
+        with RemotePolicy(url, ca_file=made.cert, read_timeout_s=120) as remote:  # and a new one: still served
+            assert np.asarray(remote.infer(_observation())["actions"]).shape == (8, 10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
 
 
 @pytest.mark.parametrize("mb", ["inf", "nan", "1e-9", "0", "4097"])

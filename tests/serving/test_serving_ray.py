@@ -32,9 +32,10 @@ def _stand_in():
 @pytest.fixture(scope="module")
 def ray_endpoint():
     port = free_port()
-    # the replicas import the stand-in from here, and worldpolicy from where this process does (a checkout's src/ run
-    # with PYTHONPATH, not the installed copy)
-    paths = [str(Path(__file__).parent), str(Path(worldpolicy.__file__).parents[1])]
+    # the replicas import the stand-in from here (and this module's own imports: tests/ports.py one folder up), and
+    # worldpolicy from where this process does (a checkout's src/ run with PYTHONPATH, not the installed copy)
+    here = Path(__file__).parent
+    paths = [str(here), str(here.parent), str(Path(worldpolicy.__file__).parents[1])]
     sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own, which would outlive this module's tests
     ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
     try:
@@ -256,6 +257,19 @@ def _ingress(metadata_failures: list, infer=None):
     return WireIngress.__mro__[1](Replicas(), None, 2**20), calls
 
 
+def test_the_ingress_metrics_say_when_the_proxys_certificate_expires():
+    """With TLS on Serve's proxy, /metrics has the single server's expiry gauge: the end of the certificate served."""
+    from prometheus_client import generate_latest
+
+    from worldpolicy.serving.ray_serve import WireIngress
+
+    name = "worldpolicy_tls_cert_expiry_timestamp_seconds"
+    plain, _ = _ingress([])
+    assert name not in generate_latest(plain.registry).decode()
+    tls = WireIngress.__mro__[1](plain.replicas, None, 2**20, tls_not_after=1_900_000_000.0)
+    assert f"{name} 1.9e+09" in generate_latest(tls.registry).decode()
+
+
 def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy(caplog):
     import asyncio
     import json
@@ -332,7 +346,7 @@ class _FakeSocketText(_FakeSocket):
 
 
 def test_startup_checks_are_one_line_errors():
-    from worldpolicy.serving.ray_serve import check_capacity, check_http_options, check_listen
+    from worldpolicy.serving.ray_serve import check_capacity, check_http_options, check_listen, http_options
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -342,14 +356,48 @@ def test_startup_checks_are_one_line_errors():
             check_listen("127.0.0.1", port)
     check_listen("127.0.0.1", port)  # free again
     with pytest.raises(ValueError, match="^--host 0.0.0.0 --port 8000: Ray Serve already runs .* 127.0.0.1:8001"):
-        check_http_options("0.0.0.0", 8000, "127.0.0.1", 8001)
-    check_http_options("0.0.0.0", 8000, "0.0.0.0", 8000)
+        check_http_options(http_options("0.0.0.0", 8000), http_options("127.0.0.1", 8001))
+    check_http_options(http_options("0.0.0.0", 8000), http_options("0.0.0.0", 8000))
     with pytest.raises(ValueError, match=r"^--replicas 3 needs 3 CPU \(1 per replica\) but the Ray cluster has 2 CPU"):
         check_capacity(3, {"num_gpus": 0}, {"CPU": 2.0})
     with pytest.raises(ValueError, match=r"^--replicas 4 needs 4 GPU .* has 2 GPU"):
         check_capacity(4, {"num_gpus": 1}, {"CPU": 64.0, "GPU": 2.0})
     check_capacity(2, {"num_gpus": 1}, {"CPU": 1.0, "GPU": 2.0})
     check_capacity(2, {"num_gpus": 0}, {"CPU": 2.0})
+
+
+def test_serves_proxy_is_given_the_checked_pair_and_a_running_one_must_serve_the_same(tmp_path, monkeypatch):
+    """What `serve --replicas --tls-cert/--tls-key` hands Ray (`HTTPOptions`), without starting it: the files the
+    pair was checked from, as absolute paths (Serve's proxy runs in a working directory of its own), no key password
+    (an encrypted key is refused before) and no client CA. A Serve instance already running keeps its proxy: one
+    serving other files, or none, is a one-line error naming the flags."""
+    from datetime import UTC, datetime, timedelta
+
+    from certificates import make_certificate
+    from ray.serve.config import HTTPOptions
+
+    from worldpolicy.serving.ray_serve import check_http_options, http_options
+    from worldpolicy.serving.tls import ServingCertificate
+
+    now = datetime.now(UTC)
+    made = make_certificate(tmp_path, "server", now - timedelta(hours=1), now + timedelta(days=30))
+    monkeypatch.chdir(tmp_path)
+    certificate = ServingCertificate("server.pem", "server.key")
+    options = http_options("0.0.0.0", 8443, certificate)
+    assert isinstance(options, HTTPOptions) and (options.host, options.port) == ("0.0.0.0", 8443)
+    assert (options.ssl_certfile, options.ssl_keyfile) == (str(made.cert), str(made.key))
+    assert options.ssl_keyfile_password is None and options.ssl_ca_certs is None
+    plain = http_options("0.0.0.0", 8443)
+    assert plain.ssl_certfile is None and plain.ssl_keyfile is None
+
+    check_http_options(options, http_options("0.0.0.0", 8443, certificate))  # the same files: joined
+    with pytest.raises(ValueError, match=r"^--host 0.0.0.0 --port 8443: Ray Serve already runs on this cluster with "
+                       r"its HTTP proxy without TLS, which it cannot change \(asked: .*server.pem and .*server.key\); "
+                       r"leave out --tls-cert/--tls-key"):
+        check_http_options(options, plain)
+    with pytest.raises(ValueError, match=rf"proxy with TLS from {made.cert} and {made.key}, which it cannot change "
+                       rf"\(asked: no TLS\); pass --tls-cert {made.cert} --tls-key {made.key}, or serve on"):
+        check_http_options(plain, options)
 
 
 class _HeldSocket(_FakeSocket):

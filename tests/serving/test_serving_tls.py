@@ -6,7 +6,6 @@ its test needs; one test checks a pair made by the openssl command as docs/servi
 from __future__ import annotations
 
 import calendar
-import ipaddress
 import json
 import logging
 import shutil
@@ -17,16 +16,14 @@ import subprocess
 import textwrap
 import time
 import urllib.request
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from certificates import Made, make_certificate, utc
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 from ports import free_port
 from serving_standins import droid_request, expected_actions, http_get, metric, start_server_script
 
@@ -38,61 +35,7 @@ from worldpolicy.serving.server import network_urls, warn_if_open
 from worldpolicy.serving.tls import ServingCertificate, certificate_validity
 
 KEY = "robot-key-0001"
-LOOPBACK = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
 EXPIRY_METRIC = "worldpolicy_tls_cert_expiry_timestamp_seconds"
-
-
-def _utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Made:
-    """A certificate file and its key's, as `_make` wrote them, with the dates chosen for it."""
-
-    cert: Path
-    key: Path
-    not_before: datetime
-    not_after: datetime
-    certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey
-
-    @property
-    def validity(self) -> tuple[float, float]:
-        return self.not_before.timestamp(), self.not_after.timestamp()
-
-
-def _make(folder: Path, name: str, not_before: datetime, not_after: datetime, names=LOOPBACK,
-          issuer: Made | None = None, ca: bool = False) -> Made:
-    """A P-256 certificate for `names` valid from `not_before` to `not_after`, and its unencrypted PKCS#8 key, written
-    to folder/<name>.pem and <name>.key. Self-signed, with the extensions `openssl req -x509` gives one (CA:TRUE, key
-    identifiers), unless `issuer` signs it: then an end-entity certificate for a server, the file holding the chain
-    (it, then the issuer's)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer = issuer.private_key if issuer else key
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject).issuer_name(issuer.certificate.subject if issuer else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(not_before).not_valid_after(not_after)
-               .add_extension(x509.BasicConstraints(ca=issuer is None or ca, path_length=None), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False))
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
-            critical=True)
-    else:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    certificate = builder.sign(signer, hashes.SHA256())
-    cert, key_file = folder / f"{name}.pem", folder / f"{name}.key"
-    chain = [certificate] + ([issuer.certificate] if issuer else [])
-    cert.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return Made(cert, key_file, not_before, not_after, certificate, key)
 
 
 @pytest.fixture(scope="module")
@@ -101,17 +44,17 @@ def made(tmp_path_factory) -> dict[str, Made]:
     makes them): inside the 14 days that are warned about."""
     folder = tmp_path_factory.mktemp("tls")
     now = datetime.now(UTC).replace(microsecond=0)
-    ca = _make(folder, "ca", _utc(2020, 1, 1), _utc(2099, 12, 31, 23, 59, 59), ca=True)
+    ca = make_certificate(folder, "ca", utc(2020, 1, 1), utc(2099, 12, 31, 23, 59, 59), ca=True)
     return {
-        "server": _make(folder, "server", now, now + timedelta(days=2)),
-        "other": _make(folder, "other", now, now + timedelta(days=2)),
-        "named": _make(folder, "named", now, now + timedelta(days=2),
+        "server": make_certificate(folder, "server", now, now + timedelta(days=2)),
+        "other": make_certificate(folder, "other", now, now + timedelta(days=2)),
+        "named": make_certificate(folder, "named", now, now + timedelta(days=2),
                        names=[x509.DNSName("robot-gpu.lan")]),
-        "expired": _make(folder, "expired", _utc(2020, 1, 1), _utc(2020, 2, 1)),
-        "future": _make(folder, "future", _utc(2099, 1, 1), _utc(2099, 12, 31, 23, 59, 59)),
-        "lasting": _make(folder, "lasting", _utc(2020, 1, 1), _utc(2099, 12, 31, 23, 59, 59)),
+        "expired": make_certificate(folder, "expired", utc(2020, 1, 1), utc(2020, 2, 1)),
+        "future": make_certificate(folder, "future", utc(2099, 1, 1), utc(2099, 12, 31, 23, 59, 59)),
+        "lasting": make_certificate(folder, "lasting", utc(2020, 1, 1), utc(2099, 12, 31, 23, 59, 59)),
         "ca": ca,
-        "signed": _make(folder, "signed", now - timedelta(days=1), now + timedelta(days=90), issuer=ca),
+        "signed": make_certificate(folder, "signed", now - timedelta(days=1), now + timedelta(days=90), issuer=ca),
     }
 
 
@@ -275,11 +218,21 @@ def _serve(tmp_path, *extra: str) -> list[str]:
     (["--tls-cert", "{future_cert}", "--tls-key", "{future_key}"],
      ("--tls-cert='{future_cert}' is not valid until 2099-01-01 00:00:00 UTC (valid 2099-01-01 00:00:00 UTC to "
       "2099-12-31 23:59:59 UTC;")),
-    (["--tls-cert", "{cert}", "--tls-key", "{key}", "--replicas", "2"],
-     "--tls-cert serves TLS from this process; --replicas 2 serves through Ray Serve's proxy"),
+    # with --replicas the same checks, before Ray starts (Ray's proxy would take an encrypted key's password)
+    (["--tls-cert", "{cert}", "--tls-key", "{other_key}", "--replicas", "2"],
+     "--tls-key='{other_key}' is not the private key of --tls-cert='{cert}'"),
+    (["--tls-cert", "{cert}", "--tls-key", "{encrypted}", "--replicas", "2"],
+     "--tls-key='{encrypted}' is encrypted; accepted: an unencrypted key (openssl pkey"),
+    (["--tls-cert", "{cert}", "--replicas", "2"], "--tls-cert='{cert}' needs --tls-key: give both"),
 ])
-def test_every_bad_tls_flag_is_named_before_anything_loads(tmp_path, capsys, pems, flags, error):
+def test_every_bad_tls_flag_is_named_before_anything_loads(tmp_path, capsys, monkeypatch, pems, flags, error):
     """The checkpoint named does not exist: the TLS error comes first."""
+    import ray
+
+    import worldpolicy.serving.ray_serve
+
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("Ray started"))
+    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda *a, **kw: pytest.fail("served"))
     names = {k: str(v) for k, v in pems.items()} | {"dir": str(pems["cert"].parent)}
     assert main(_serve(tmp_path, *(f.format(**names) for f in flags))) == 2
     assert f"serve: error: {error.format(**names)}" in capsys.readouterr().err
@@ -296,6 +249,24 @@ def test_serve_hands_the_certificate_to_the_server(tmp_path, monkeypatch, pems):
     assert main(argv) == 0
     [config] = seen
     assert isinstance(config.ssl_context, ssl.SSLContext) and config.tls_cert == str(pems["cert"])
+
+
+def test_serve_with_replicas_hands_the_checked_certificate_to_ray_serve(tmp_path, monkeypatch, pems):
+    """Loaded and checked here (`tls.load_pair`, as the single server's); Serve's proxy is given the same files."""
+    import worldpolicy.serving.ray_serve
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path / "never-loaded")
+    calls = []
+    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw) or 0)
+    argv = _serve(tmp_path, "--device", "cpu", "--replicas", "2", "--tls-cert", str(pems["cert"]),
+                  "--tls-key", str(pems["key"]))
+    assert main(argv) == 0
+    [kw] = calls
+    certificate = kw["certificate"]
+    assert isinstance(certificate, ServingCertificate)
+    assert (certificate.cert, certificate.key) == (str(pems["cert"]), str(pems["key"]))
+    assert certificate.current.not_after == certificate_validity(pems["cert"].read_bytes())[1]
 
 
 def test_a_failed_sighup_reload_under_serve_names_the_flags_the_user_gave(tmp_path, monkeypatch, pems):

@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", metavar="CERT.pem",
                    help="with --tls-key: serve wss:// and https:// (the probes and /metrics too) with this PEM "
                    "certificate, the server's first, then any intermediate ones (default: plain ws://; a proxy in "
-                   "front may end TLS instead, docs/serving.md \"TLS\"). Renewed files are read again on SIGHUP")
+                   "front may end TLS instead, docs/serving.md \"TLS\"). Renewed files are read again on SIGHUP; "
+                   "with --replicas, Ray Serve's proxy reads them when it starts: renewal is a restart")
     p.add_argument("--tls-key", metavar="KEY.pem", help="with --tls-cert: the certificate's private key, PEM, "
                    "unencrypted (keep it readable by the serving user only)")
     p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
@@ -174,11 +175,6 @@ def _serve(args: argparse.Namespace) -> int:
     if args.record is not None and args.replicas > 1:
         raise ValueError(f"--record records the single-process server; --replicas {args.replicas} runs Ray Serve "
                          "replicas, which it does not record: leave out one of them")
-    if args.replicas > 1 and (args.tls_cert or args.tls_key):
-        flag = "--tls-cert" if args.tls_cert else "--tls-key"
-        raise ValueError(f"{flag} serves TLS from this process; --replicas {args.replicas} serves through Ray Serve's "
-                         "proxy, which this command starts without TLS: end TLS at a proxy in front of it "
-                         "(docs/serving.md \"TLS\"), or leave out --replicas")
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
     api_key = None
@@ -253,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
             warmup_requests=args.warmup, max_queue=args.max_queue, max_connections=args.max_connections,
             drain_timeout_s=args.drain_timeout_s,
             batch_timeout_s=config.batch_timeout_s,
+            certificate=config.certificate,  # checked above, before Ray starts; Serve's proxy serves the same files
         )
     try:
         server = PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup,

@@ -7,6 +7,9 @@ one `policy.act_batch`. Frames are decoded and validated in the replica by the s
 `worldpolicy serve`, so both front ends answer identically. Inside the cluster Ray moves bytes between its own
 processes; clients only ever reach the msgpack wire.
 
+With a certificate (`http_options`) Serve's proxy speaks TLS on its one listener, the WebSocket route and the probes
+alike; it reads the files once, when it starts (renewal: a restart, not the single server's SIGHUP).
+
 Differences from the single-process server: messages are capped at 16 MiB (`RAY_PROXY_MAX_MESSAGE_BYTES`, the
 WebSocket limit of Serve's uvicorn proxy, which Serve does not expose), and `/metrics` counts the ingress's requests
 and latencies; batch sizes and queue lengths are in Ray's own metrics (`ray_serve_*`).
@@ -18,6 +21,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import os
 import signal
 import socket
 import threading
@@ -34,6 +38,7 @@ with extra_imports():
     from fastapi.responses import PlainTextResponse
     from prometheus_client import CollectorRegistry, generate_latest
     from ray.exceptions import RayActorError
+    from ray.serve.config import HTTPOptions
     from ray.serve.exceptions import BackPressureError
     from ray.serve.handle import DeploymentHandle
 
@@ -44,6 +49,7 @@ from .server import (
     RefusalLog,
     ServerConfig,
     _log,
+    announce_listening,
     authorized,
     close_policy,
     error_text,
@@ -56,14 +62,19 @@ from .server import (
     server_metadata,
     stuck_text,
     timed_out_text,
+    tls_expiry_metric,
     unavailable_text,
-    warn_if_open,
 )
+from .tls import ServingCertificate
 
-__all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
+__all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build_app", "http_options", "run",
+           "serve_until_signal"]
 
 REPLICA_FAILED_TEXT = "internal server error: a replica failed; retry"
 RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Serve's proxy refuses more with 1009
+# Serve's proxy loads its certificate when it starts, and nothing reloads it: the single server's SIGHUP has no match
+RENEW_BY_RESTART = ("renew it and replace the --tls-cert/--tls-key files, then restart `worldpolicy serve --replicas` "
+                    "(SIGTERM drains): Ray Serve's proxy reads them only when it starts")
 
 _app = FastAPI(title="worldpolicy", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -186,12 +197,15 @@ def _peer(conn: Request | WebSocket) -> str | None:
 class WireIngress:
     """The openpi wire on `ws://host:port/` plus `GET /healthz`, `/readyz` and `/metrics`, in front of the replicas."""
 
-    def __init__(self, replicas: DeploymentHandle, api_key: str | None, max_message_bytes: int) -> None:
+    def __init__(self, replicas: DeploymentHandle, api_key: str | None, max_message_bytes: int,
+                 tls_not_after: float | None = None) -> None:
         self.replicas = replicas
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
         self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(self.registry, "Ingress time per request (frame in to reply out)")
+        if tls_not_after is not None:  # Serve's proxy serves TLS: the end of its certificate, as the single server's
+            tls_expiry_metric(self.registry, lambda: tls_not_after)
         # the metadata frame is the same from every replica: fetched once (through the replicas' bounded queue, so the
         # first fetch can be refused as busy), then every connection and /readyz answer from this copy
         self._metadata: bytes | None = None
@@ -397,6 +411,7 @@ def build_app(
     batch_timeout_s: float | None = None,
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
+    tls_not_after: float | None = None,
 ) -> serve.Application:
     """The Ray Serve application: `loader()` runs once in every replica (e.g. `Policy.from_pretrained(...)` on its
     GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
@@ -406,7 +421,9 @@ def build_app(
     no bound, let every further handshake and probe hang until its client gave up); more are refused at once with an
     HTTP error. `batch_timeout_s`: a
     replica whose batch runs longer answers its clients with an error and fails Serve's health check, which
-    replaces it (`PolicyReplica.check_health`); None, the default, sets no limit."""
+    replaces it (`PolicyReplica.check_health`); None, the default, sets no limit. `tls_not_after`: when Serve's proxy
+    serves TLS (`http_options`), its certificate's end (POSIX seconds) for /metrics'
+    `worldpolicy_tls_cert_expiry_timestamp_seconds`."""
     config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
                           max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s)
     if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
@@ -433,12 +450,14 @@ def build_app(
         ray_actor_options=ingress_actor_options or {},
     )
     replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s)
-    return ingress.bind(replicas, config.api_key, limits.max_message_bytes)  # the key as checked: stripped
+    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after)  # the key as checked
 
 
-def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: str = "worldpolicy") -> DeploymentHandle:
-    """Start Serve's HTTP proxy on host:port and deploy `app` at `/` (returns once every replica is up)."""
-    serve.start(http_options={"host": host, "port": port})
+def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: str = "worldpolicy",
+        certificate: ServingCertificate | None = None) -> DeploymentHandle:
+    """Start Serve's HTTP proxy on host:port (wss:// with `certificate`: `http_options`) and deploy `app` at `/`
+    (returns once every replica is up)."""
+    serve.start(http_options=http_options(host, port, certificate))
     return serve.run(app, name=name, route_prefix="/")
 
 
@@ -456,13 +475,36 @@ def check_listen(host: str, port: int) -> None:
         raise ValueError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
 
-def check_http_options(host: str, port: int, actual_host: str, actual_port: int) -> None:
-    """Serve already running on the cluster keeps its own proxy address (serve.start ignores new http_options)."""
-    if (actual_host, actual_port) != (host, port):
+def http_options(host: str, port: int, certificate: ServingCertificate | None = None) -> HTTPOptions:
+    """What Serve's proxy listens with. With `certificate` (loaded and checked: `tls.load_pair`), TLS on that one
+    listener, which serves the WebSocket route and the probes alike (wss://, https://), from the files it was loaded
+    from as absolute paths: the proxy is a process of its own, in a working directory of its own, and reads them once,
+    when it starts. No `ssl_keyfile_password`: an encrypted key is refused, as by the single server. No
+    `ssl_ca_certs`: Serve's uvicorn would load it without asking clients for a certificate."""
+    tls = {} if certificate is None else {
+        "ssl_certfile": os.path.abspath(certificate.cert), "ssl_keyfile": os.path.abspath(certificate.key)}
+    return HTTPOptions(host=host, port=port, **tls)
+
+
+def check_http_options(wanted: HTTPOptions, actual: HTTPOptions) -> None:
+    """Serve already running on the cluster keeps its own proxy, address and TLS files alike (serve.start ignores new
+    http_options)."""
+    given = f"--host {wanted.host} --port {wanted.port}"
+    if (actual.host, actual.port) != (wanted.host, wanted.port):
         raise ValueError(
-            f"--host {host} --port {port}: Ray Serve already runs on this cluster with its HTTP proxy on "
-            f"{actual_host}:{actual_port}, which it cannot move; pass --host {actual_host} --port {actual_port}, "
-            "or serve on another Ray cluster"
+            f"{given}: Ray Serve already runs on this cluster with its HTTP proxy on {actual.host}:{actual.port}, "
+            f"which it cannot move; pass --host {actual.host} --port {actual.port}, or serve on another Ray cluster"
+        )
+    if (actual.ssl_certfile, actual.ssl_keyfile) != (wanted.ssl_certfile, wanted.ssl_keyfile):
+        if actual.ssl_certfile is None:
+            serving, fix = "without TLS", "leave out --tls-cert/--tls-key (a proxy in front may end TLS)"
+        else:
+            serving = f"with TLS from {actual.ssl_certfile} and {actual.ssl_keyfile}"
+            fix = f"pass --tls-cert {actual.ssl_certfile} --tls-key {actual.ssl_keyfile}"
+        asked = "no TLS" if wanted.ssl_certfile is None else f"{wanted.ssl_certfile} and {wanted.ssl_keyfile}"
+        raise ValueError(
+            f"{given}: Ray Serve already runs on this cluster with its HTTP proxy {serving}, which it cannot change "
+            f"(asked: {asked}); {fix}, or serve on another Ray cluster"
         )
 
 
@@ -487,21 +529,29 @@ def serve_until_signal(
     gpus_per_replica: float | None = None,
     name: str = "worldpolicy",
     drain_timeout_s: float = 30.0,
+    certificate: ServingCertificate | None = None,
     **options: Any,
 ) -> int:
     """`worldpolicy serve --replicas N`: join the Ray cluster this machine belongs to (`RAY_ADDRESS` or a local
     `ray start`), else start a local one; deploy N replicas (`gpus_per_replica`, default one GPU each when the cluster
-    has GPUs) behind ws://host:port; serve until SIGTERM/SIGINT (also effective while deploying), then delete this
-    application (Serve and Ray themselves only when this process started them). Returns the exit code."""
+    has GPUs) behind ws://host:port (wss:// with `certificate`, served by Serve's proxy: `http_options`); serve until
+    SIGTERM/SIGINT (also effective while deploying), then delete this application (Serve and Ray themselves only when
+    this process started them). With TLS, SIGHUP logs `tls_not_reloaded` (the proxy cannot reload its pair) instead
+    of ending the process. Returns the exit code."""
     import ray
     from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}  # put back when it returns
+    stops = (signal.SIGTERM, signal.SIGINT)
+    # put back when it returns; without TLS SIGHUP keeps its default (the process ends), as under the single server
+    before = {sig: signal.getsignal(sig) for sig in (*stops, *([signal.SIGHUP] if certificate is not None else []))}
     ray.init()
     started_serve = deployed = False
     stop = threading.Event()
-    for sig in before:  # after ray.init, which installs its own
+    for sig in stops:  # after ray.init, which installs its own
         signal.signal(sig, lambda *_: stop.set())
+    if certificate is not None:  # a renewal habit of the single server: said, not a silent exit without a drain
+        signal.signal(signal.SIGHUP, lambda *_: _log(logging.WARNING, "tls_not_reloaded", cert=certificate.cert,
+                                                      detail=RENEW_BY_RESTART))
     try:
         if gpus_per_replica is None:
             gpus_per_replica = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
@@ -510,18 +560,20 @@ def serve_until_signal(
         app = build_app(
             loader, num_replicas=num_replicas, replica_actor_options=replica_options,
             ingress_actor_options={"num_cpus": 0}, **options,  # the router reserves no CPU a replica could use
+            tls_not_after=None if certificate is None else certificate.current.not_after,
         )
         try:
             controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
         except ValueError:
             controller = None
+        wanted = http_options(host, port, certificate)
         if controller is None:
             check_listen(host, port)
             started_serve = True
-            serve.start(http_options={"host": host, "port": port})
+            serve.start(http_options=wanted)  # returns once the proxy listens
         else:
-            http = ray.get(controller.get_http_config.remote())
-            check_http_options(host, port, http.host, http.port)
+            check_http_options(wanted, ray.get(controller.get_http_config.remote()))
+        announce_listening(host, port, options.get("api_key"), certificate, renewal=RENEW_BY_RESTART)
         deployed = True
         serve._run(app, name=name, route_prefix="/", _blocking=False)  # a stop signal must work while it deploys
         while not stop.wait(0.5):
@@ -534,7 +586,6 @@ def serve_until_signal(
             _log(logging.INFO, "stopped_while_deploying", replicas=num_replicas)
             return 0
         _log(logging.INFO, "ready", replicas=num_replicas, gpus_per_replica=gpus_per_replica, host=host, port=port)
-        warn_if_open(host, options.get("api_key"))
         stop.wait()
         # deleting the application drops every socket at once: the ingress drains first (as the single server does)
         abandoned = serve.get_app_handle(name).drain.remote(drain_timeout_s).result(timeout_s=drain_timeout_s + 30)

@@ -62,6 +62,7 @@ __all__ = [
     "RefusalLog",
     "ServerConfig",
     "ServerThread",
+    "announce_listening",
     "api_key_matches",
     "authorized",
     "checked_api_key",
@@ -79,6 +80,7 @@ __all__ = [
     "server_metadata",
     "stuck_text",
     "timed_out_text",
+    "tls_expiry_metric",
     "unavailable_text",
     "warn_if_open",
 ]
@@ -237,6 +239,14 @@ def warn_if_open(host: str, api_key: str | None, tls: bool = False) -> None:
 def authorized(headers: list[str], api_key: str | None) -> bool:
     """A request's `Authorization` headers against the server's key (None: open): exactly one, and it matches."""
     return api_key is None or (len(headers) == 1 and api_key_matches(headers[0], api_key))
+
+
+def tls_expiry_metric(registry: CollectorRegistry, not_after: Callable[[], float]) -> None:
+    """`worldpolicy_tls_cert_expiry_timestamp_seconds`, read at scrape time from `not_after()`, on both front ends: an
+    alert on renewal that does not depend on anyone reading the log."""
+    expiry = Gauge("worldpolicy_tls_cert_expiry_timestamp_seconds", "When the served TLS certificate expires (Unix "
+                   "time; the renewed one after a reload)", registry=registry)
+    expiry.set_function(not_after)
 
 
 _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -416,9 +426,7 @@ class _Metrics:
                           ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
         if certificate is not None:  # only a TLS server has a certificate to renew in time
-            expiry = Gauge("worldpolicy_tls_cert_expiry_timestamp_seconds", "When the served TLS certificate "
-                           "expires (Unix time; the renewed one after a reload)", registry=r)
-            expiry.set_function(lambda: certificate.current.not_after)
+            tls_expiry_metric(r, lambda: certificate.current.not_after)
         if recording:  # only a recording server has records to drop
             self.records_dropped = Counter(
                 "worldpolicy_records_dropped", "Exchanges served but not recorded: the record writer fell behind "
@@ -1003,15 +1011,7 @@ class PolicyServer:
             self.port = server.sockets[0].getsockname()[1]
             if self.recorder is not None:
                 self.recorder.start()
-            tls = self.config.ssl_context is not None
-            host = self.config.host
-            wildcard = {"interfaces": "all", "network_urls": network_urls(host, self.port, tls)} if (
-                host.strip("[]") in _ROUTE_PROBES) else {}
-            _log(logging.INFO, "listening", host=host, port=self.port, auth=self.config.api_key is not None,
-                 scheme="wss" if tls else "ws", url=local_url(host, self.port, tls), **wildcard)
-            warn_if_open(host, self.config.api_key, tls)
-            if tls:
-                _warn_if_expiring(self.config.certificate.current)
+            announce_listening(self.config.host, self.port, self.config.api_key, self.config.certificate)
             if started is not None:
                 started(self.port)
             loaded = loop.create_future()
@@ -1299,14 +1299,33 @@ def _policy_request(r: WireRequest) -> Any:
     return PolicyRequest(source, r.prompt, mode=r.mode, actions=r.actions, **r.options)
 
 
-def _warn_if_expiring(pair: TlsPair) -> None:
-    """`tls_expires_soon` at WARNING when the certificate served ends within EXPIRY_WARNING_DAYS."""
+RENEW_BY_SIGHUP = ("renew it and replace the --tls-cert/--tls-key files (ServerConfig.tls_cert/tls_key), then send "
+                   "`worldpolicy serve` SIGHUP (or call PolicyServer.reload_tls()): new connections get the new pair, "
+                   "without a restart")
+
+
+def _warn_if_expiring(pair: TlsPair, renewal: str = RENEW_BY_SIGHUP) -> None:
+    """`tls_expires_soon` at WARNING when the certificate served ends within EXPIRY_WARNING_DAYS; `renewal`: how this
+    server is given the renewed pair."""
     days = pair.days_left()
     if days < EXPIRY_WARNING_DAYS:
         _log(logging.WARNING, "tls_expires_soon", not_after=utc_text(pair.not_after), days_left=round(days, 1),
-             detail="renew it and replace the --tls-cert/--tls-key files (ServerConfig.tls_cert/tls_key), then send "
-             "`worldpolicy serve` SIGHUP (or call PolicyServer.reload_tls()): new connections get the new pair, "
-             "without a restart")
+             detail=renewal)
+
+
+def announce_listening(host: str, port: int, api_key: str | None, certificate: ServingCertificate | None,
+                       renewal: str = RENEW_BY_SIGHUP) -> None:
+    """The `listening` line (scheme, the URL for a client on this machine and, on a wildcard host, the ones for the
+    network), then the start's warnings: an open port or a key in clear text (`warn_if_open`), a certificate close to
+    its end. Both front ends (this server, `worldpolicy serve --replicas` on Ray Serve) say it the same way."""
+    tls = certificate is not None
+    wildcard = {"interfaces": "all", "network_urls": network_urls(host, port, tls)} if (
+        host.strip("[]") in _ROUTE_PROBES) else {}
+    _log(logging.INFO, "listening", host=host, port=port, auth=api_key is not None, scheme="wss" if tls else "ws",
+         url=local_url(host, port, tls), **wildcard)
+    warn_if_open(host, api_key, tls)
+    if tls:
+        _warn_if_expiring(certificate.current, renewal)
 
 
 # per wildcard, the families it listens on ('' both; asyncio binds :: IPv6-only) and an address whose route tells the
