@@ -47,15 +47,18 @@ def _open_connections(t, expected: int) -> int:
 def test_act_batch_keeps_its_connections_for_the_next_call_when_asked(serve):
     """`keep_connections=True` (`worldpolicy sim --num-envs`): the next call reuses the extra connections instead of
     connecting again, one with fewer requests closes those it does not need (the server would wait on them), and
-    `release_connections()` closes the rest, the client's own staying open."""
-    t = serve(StandInPolicy(), max_batch=4)
+    `release_connections()` closes the rest, the client's own staying open. New connections open before any request
+    is sent, so the server fuses the first call's requests too (it waits on open connections only)."""
+    policy = StandInPolicy()
+    t = serve(policy, max_batch=4, max_wait_ms=2000)
     requests = [PolicyRequest(droid_request(np.full(7, i / 10)), "a", seed=i) for i in range(4)]
-    with RemotePolicy(t.url) as remote:
+    with RemotePolicy(t.url) as remote:  # its own connection open: its request would go first
         remote.act_batch(requests[:3], keep_connections=True)
         first = list(remote._peers)
         assert len(first) == 2 and _open_connections(t, 3) == 3
         remote.act_batch(requests[:3], keep_connections=True)
         assert remote._peers == first and len(t.server._connections) == 3
+        assert policy.batch_sizes == [3, 3]
         remote.act_batch(requests[:2], keep_connections=True)
         assert remote._peers == first[:1] and _open_connections(t, 2) == 2
         remote.release_connections()

@@ -13,6 +13,7 @@ more on a new connection: it was never run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import logging
@@ -1065,7 +1066,8 @@ class RemotePolicy:
         connections close when it returns, unless `keep_connections`: a caller batching step after step (`worldpolicy
         sim --num-envs`) then reuses them on its next call instead of connecting again; those a call has no request
         for are closed (the server would wait on an idle one: docs/serving.md, Batching), the rest by
-        `release_connections()` or `close()`.
+        `release_connections()` or `close()`. New connections open before any request is sent: the server waits for
+        companions only from open ones, so a request sent sooner would run in a smaller batch.
         `progress(done, total)` is called after each reply (requests done; the local `Policy` counts denoising steps,
         which happen on the server here)."""
         check_requests(requests)
@@ -1096,7 +1098,10 @@ class RemotePolicy:
         done, done_lock = [0], threading.Lock()
         callback_error: list[BaseException] = []
 
-        def work(client: RemotePolicy) -> None:
+        def work(client: RemotePolicy, opening: threading.Event | None = None) -> None:
+            if opening is not None:  # a new connection: opened before any request is sent (below)
+                client._open_quietly()
+                opening.set()
             while not callback_error and self._closes == closes:  # stop after a failed callback or a close()
                 try:
                     i = todo.get_nowait()
@@ -1114,10 +1119,17 @@ class RemotePolicy:
                         except BaseException as exc:  # noqa: BLE001 - raised below, once every thread is back
                             callback_error.append(exc)
 
-        threads = [threading.Thread(target=work, args=(peer,), daemon=True) for peer in peers]
+        opening = {peer: threading.Event() for peer in peers[len(kept):]}
+        threads = [threading.Thread(target=work, args=(peer, opening.get(peer)), daemon=True) for peer in peers]
         for thread in threads:
             thread.start()
         try:
+            # every connection open before any request is sent: one sent sooner finds the server with fewer
+            # connections open, and it runs the request without waiting for the others' (smaller batches)
+            if opening:
+                self._open_quietly()
+            for opened in opening.values():
+                opened.wait()
             work(self)
         finally:
             for thread in threads:
@@ -1132,6 +1144,11 @@ class RemotePolicy:
             if isinstance(result, BaseException):
                 raise result
         return results  # type: ignore[return-value]
+
+    def _open_quietly(self) -> None:
+        """Open the connection if it can be (`act_batch`); if not, the first request reconnects and fails with why."""
+        with contextlib.suppress(Exception):  # said by the request's own call, as without this
+            self.metadata()
 
     def release_connections(self) -> None:
         """Close the extra connections `act_batch(keep_connections=True)` kept open; this client's own stays."""
