@@ -36,6 +36,39 @@ def test_act_batch_spreads_requests_over_connections_so_the_server_fuses_them(se
     assert not t.server._connections  # the extra connections closed with the call: none left idle on the server
 
 
+def _open_connections(t, expected: int) -> int:
+    """How many connections the server holds, once it has seen those closed go (up to 5 s)."""
+    deadline = time.monotonic() + 5
+    while len(t.server._connections) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(t.server._connections)
+
+
+def test_act_batch_keeps_its_connections_for_the_next_call_when_asked(serve):
+    """`keep_connections=True` (`worldpolicy sim --num-envs`): the next call reuses the extra connections instead of
+    connecting again, one with fewer requests closes those it does not need (the server would wait on them), and
+    `release_connections()` closes the rest, the client's own staying open. New connections open before any request
+    is sent, so the server fuses the first call's requests too (it waits on open connections only)."""
+    policy = StandInPolicy()
+    t = serve(policy, max_batch=4, max_wait_ms=2000)
+    requests = [PolicyRequest(droid_request(np.full(7, i / 10)), "a", seed=i) for i in range(4)]
+    with RemotePolicy(t.url) as remote:  # its own connection open: its request would go first
+        remote.act_batch(requests[:3], keep_connections=True)
+        first = list(remote._peers)
+        assert len(first) == 2 and _open_connections(t, 3) == 3
+        remote.act_batch(requests[:3], keep_connections=True)
+        assert remote._peers == first and len(t.server._connections) == 3
+        assert policy.batch_sizes == [3, 3]
+        remote.act_batch(requests[:2], keep_connections=True)
+        assert remote._peers == first[:1] and _open_connections(t, 2) == 2
+        remote.release_connections()
+        assert remote._peers == [] and _open_connections(t, 1) == 1
+        remote.act_batch(requests[:2], keep_connections=True)
+        with pytest.raises(ValueError, match="keep_connections='yes' must be True or False"):
+            remote.act_batch(requests, keep_connections="yes")
+    assert _open_connections(t, 0) == 0  # close() closed the kept ones too
+
+
 def test_act_batch_raises_the_first_failure_after_the_rest_finish(serve):
     policy = StandInPolicy()
     t = serve(policy, max_batch=1)  # a server that does not batch: one connection

@@ -1,5 +1,7 @@
 """`worldpolicy sim --num-envs N` / `evaluate(num_envs=N)`: episodes stepped in lockstep, one batched call per step."""
 
+import json
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -44,6 +46,9 @@ def _seeded_policy(calls: list[list[int]]):
 
 
 HOME = TabletopEnv("reach", image_size=None).robot.home
+
+
+CAMERAS = (24, 32)  # what a served policy's requests carry: a server refuses a request without the cameras
 
 
 def _rows(report):
@@ -140,13 +145,24 @@ def test_a_resumed_batched_run_runs_only_the_episodes_left():
     (2, "seeded", "async", "num_envs: 2 with strategy=async is not supported.*accepted with strategy=async: 1"),
     (2, "scripted", "execute", "num_envs: 2 batches a model's forward passes; policy=scripted makes none"),
     (2, "random", "execute", "policy=random makes none.*accepted with policy=random: 1"),
+    (2, "own", "execute", ("num_envs: 2 batches a local checkpoint's or a ws:// server's requests .*Own is "
+                           "neither; accepted with it: 1")),
 ])
 def test_num_envs_it_cannot_run_is_refused_before_any_episode(num_envs, policy, strategy, said):
     from worldpolicy.sim.policies import make_policy
 
     env = TabletopEnv("reach", image_size=None, max_steps=4)
     calls = []
-    backend = _seeded_policy(calls) if policy == "seeded" else make_policy(policy, env=env)
+    if policy == "own":  # a backend of one's own: an act, no act_batch to gather the requests into
+        class Own:
+            embodiment = _seeded_policy(calls).embodiment
+
+            def act(self, observation, prompt):
+                pytest.fail("an episode ran")
+
+        backend = Own()
+    else:
+        backend = _seeded_policy(calls) if policy == "seeded" else make_policy(policy, env=env)
     with pytest.raises(ValueError, match=said):
         evaluate(env, backend, policy_name=policy, episodes=2, strategy=ChunkStrategy(strategy, 2), progress=False,
                  num_envs=num_envs)
@@ -155,7 +171,8 @@ def test_num_envs_it_cannot_run_is_refused_before_any_episode(num_envs, policy, 
 
 @pytest.mark.parametrize("argv, said", [
     (["--policy", "scripted", "--num-envs", "2"], "--num-envs: 2 batches a model's forward passes; --policy=scripted"),
-    (["--policy", "ws://localhost:9", "--num-envs", "4"], "--num-envs: 4 with a ws:// server is not supported"),
+    (["--policy", "ws://localhost:9", "--strategy", "async", "--num-envs", "2"],
+     "--num-envs: 2 with --strategy=async is not supported"),  # refused before it connects: nothing listens there
     (["--strategy", "async", "--num-envs", "2"], "--num-envs: 2 with --strategy=async is not supported"),
     (["--num-envs", "0"], "--num-envs: expected an int >= 1"),
 ])
@@ -167,6 +184,122 @@ def test_sim_cli_refuses_num_envs_before_anything_loads(tmp_path, capsys, monkey
     monkeypatch.setattr(commands, "_open_env", lambda *a, **k: pytest.fail("the env was built"))
     assert main(["sim", *argv, "--out", str(tmp_path / "run")]) == 2
     assert said in capsys.readouterr().err
+
+
+@pytest.fixture
+def served():
+    """The seeded stand-in behind a real server on a free loopback port (and its key): (the server, its act_batch
+    calls' request seeds). Its batches wait up to 1 s for the other open connections' requests (a batch still runs as
+    soon as every open connection has sent one), so a step's requests are fused however slowly this machine starts
+    the client's threads."""
+    pytest.importorskip("websockets")
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    calls = []
+    config = ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000, api_key="s3cret-key-123")
+    with ServerThread(PolicyServer(_seeded_policy(calls), config, warmup_requests=0)) as server:
+        yield server, calls
+
+
+def _open_connections(server, expected: int) -> int:
+    """How many WebSocket connections the server holds, once it has seen those closed go (up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while len(server.server._connections) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(server.server._connections)
+
+
+def test_a_served_policy_batched_runs_the_sequential_episodes(served):
+    """A ws:// server, 5 episodes 2 at a time: the rows and request seeds of one at a time, the step's requests fused
+    by the server into one act_batch, and the connections opened for it closed when the run ends (the client's own
+    stays open: its caller's, closed with it)."""
+    from worldpolicy.sim.policies import make_policy
+
+    server, calls = served
+    runs = {}
+    for n in (1, 2):
+        calls.clear()
+        policy = make_policy(server.url, api_key="s3cret-key-123")
+        try:
+            report = evaluate(TabletopEnv("reach", image_size=CAMERAS, max_steps=6), policy, policy_name="served",
+                              episodes=5, seed=40, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=n)
+            assert _open_connections(server, 1) == 1
+        finally:
+            policy.close()
+        assert _open_connections(server, 0) == 0
+        runs[n] = report, list(calls)
+    (one, one_calls), (two, two_calls) = runs[1], runs[2]
+    assert _rows(two) == _rows(one) and len({e.final_distance_m for e in one.episodes}) == 5
+    assert two.policy_settings == one.policy_settings and two.policy_settings["kind"] == "server"
+    assert sorted(s for c in two_calls for s in c) == sorted(s for c in one_calls for s in c)
+    assert {len(c) for c in one_calls} == {1} and max(len(c) for c in two_calls) == 2
+
+
+def test_a_batched_run_against_a_server_that_goes_away_fails_as_a_sequential_one(served):
+    """The server stopped after the second episode: the batched run raises the sequential run's error (the one
+    `worldpolicy sim` reports, keeping the episodes before it), having kept those episodes."""
+    from worldpolicy.serving import PolicyServer, RemotePolicyError, ServerThread
+    from worldpolicy.sim.policies import make_policy
+
+    config = served[0].server.config  # the fixture's settings, a server of each run's own (stopped in it)
+    errors = []
+    for n in (1, 2):
+        server = ServerThread(PolicyServer(_seeded_policy([]), config, warmup_requests=0)).start()
+        policy = make_policy(server.url, api_key="s3cret-key-123")
+        kept = []
+
+        def stop_after_two(report, kept=kept, server=server):
+            kept.append(len(report.episodes))
+            if len(report.episodes) == 2:
+                server.stop()
+
+        try:
+            with pytest.raises(RemotePolicyError) as raised:
+                evaluate(TabletopEnv("reach", image_size=CAMERAS, max_steps=6), policy, policy_name="served",
+                         episodes=4, seed=40, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=n,
+                         on_episode=stop_after_two)
+        finally:
+            policy.close()
+            server.stop()
+        assert kept == [1, 2]
+        errors.append((type(raised.value), str(raised.value).replace(server.url, "URL")))
+    assert errors[0] == errors[1] and "cannot connect to" in errors[0][1]
+
+
+def test_a_ctrl_c_in_a_served_batched_run_closes_its_connections(served, ends_at):
+    """A Ctrl-C while a group's envs step: the connections opened for the group are closed as the run stops."""
+    from worldpolicy.sim.policies import make_policy
+
+    server, calls = served
+    _, raise_at = ends_at
+    raise_at.append((41, 3))
+    policy = make_policy(server.url, api_key="s3cret-key-123")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(TabletopEnv("reach", image_size=CAMERAS, max_steps=6), policy, policy_name="served", episodes=3,
+                     seed=40, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=3)
+        assert max(len(c) for c in calls) == 3 and _open_connections(server, 1) == 1
+    finally:
+        policy.close()
+    assert _open_connections(server, 0) == 0
+
+
+def test_sim_cli_batches_a_servers_requests_with_its_key(served, tmp_path, capsys):
+    """`worldpolicy sim --policy ws://... --api-key K --num-envs 3`: every connection sends the key (one without it
+    would be refused), the report is the sequential run's."""
+    server, calls = served
+    rows = {}
+    for n in (1, 3):
+        calls.clear()
+        out = tmp_path / f"n{n}"
+        assert main(["sim", "--policy", server.url, "--api-key", "s3cret-key-123", "--task", "reach", "--episodes", "3",
+                     "--max-steps", "6", "--execute-steps", "2", "--image-size", "24x32", "--videos", "0", "--no-plots",
+                     "--no-progress", "--num-envs", str(n), "--out", str(out)]) == 0
+        report = json.loads((out / "report.json").read_text())
+        rows[n] = [{k: v for k, v in e.items() if k not in ("policy_s", "wall_s")} for e in report["episodes"]]
+        assert max(len(c) for c in calls) == min(n, 3)
+    assert rows[3] == rows[1]
+    assert _open_connections(server, 0) == 0
 
 
 @pytest.mark.slow

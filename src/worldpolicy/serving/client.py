@@ -13,6 +13,7 @@ more on a new connection: it was never run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import logging
@@ -1057,11 +1058,16 @@ class RemotePolicy:
         progress: Callable[[int, int], None] | None = None,
         *,
         connections: int | None = None,
+        keep_connections: bool = False,
     ) -> list[Prediction]:
         """Several requests at once, over up to `connections` connections (default: the server's `max_batch` from its
         metadata, 1 for a server that does not batch), so the server fuses them into shared forward passes. Results
         come in request order; if any request fails, the first failure is raised once all have finished. The extra
-        connections close when it returns.
+        connections close when it returns, unless `keep_connections`: a caller batching step after step (`worldpolicy
+        sim --num-envs`) then reuses them on its next call instead of connecting again; those a call has no request
+        for are closed (the server would wait on an idle one: docs/serving.md, Batching), the rest by
+        `release_connections()` or `close()`. New connections open before any request is sent: the server waits for
+        companions only from open ones, so a request sent sooner would run in a smaller batch.
         `progress(done, total)` is called after each reply (requests done; the local `Policy` counts denoising steps,
         which happen on the server here)."""
         check_requests(requests)
@@ -1069,6 +1075,8 @@ class RemotePolicy:
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
                                         or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
+        if not isinstance(keep_connections, bool):
+            raise ValueError(f"keep_connections={keep_connections!r} must be True or False")
         wires = [self._prepared(r) for r in requests]
         if not wires:
             return []
@@ -1076,8 +1084,12 @@ class RemotePolicy:
             server_batch = self.metadata().get("max_batch")
             connections = server_batch if isinstance(server_batch, int) and server_batch >= 1 else 1
         width = min(connections, len(wires))
-        # extra connections for this call only: left open, they would make the server wait for requests from them
-        peers = self._peers = [self._spawn() for _ in range(width - 1)]  # a close() from now on closes them too
+        # extra connections for this call only (or, kept, as many as it uses): left open idle, they would make the
+        # server wait for requests from them
+        kept, surplus = self._peers[:width - 1], self._peers[width - 1:]
+        for peer in surplus:
+            peer.close()
+        peers = self._peers = kept + [self._spawn() for _ in range(width - 1 - len(kept))]  # close() closes them too
         closes = self._closes
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(wires)):
@@ -1086,7 +1098,10 @@ class RemotePolicy:
         done, done_lock = [0], threading.Lock()
         callback_error: list[BaseException] = []
 
-        def work(client: RemotePolicy) -> None:
+        def work(client: RemotePolicy, opening: threading.Event | None = None) -> None:
+            if opening is not None:  # a new connection: opened before any request is sent (below)
+                client._open_quietly()
+                opening.set()
             while not callback_error and self._closes == closes:  # stop after a failed callback or a close()
                 try:
                     i = todo.get_nowait()
@@ -1104,17 +1119,23 @@ class RemotePolicy:
                         except BaseException as exc:  # noqa: BLE001 - raised below, once every thread is back
                             callback_error.append(exc)
 
-        threads = [threading.Thread(target=work, args=(peer,), daemon=True) for peer in peers]
+        opening = {peer: threading.Event() for peer in peers[len(kept):]}
+        threads = [threading.Thread(target=work, args=(peer, opening.get(peer)), daemon=True) for peer in peers]
         for thread in threads:
             thread.start()
         try:
+            # every connection open before any request is sent: one sent sooner finds the server with fewer
+            # connections open, and it runs the request without waiting for the others' (smaller batches)
+            if opening:
+                self._open_quietly()
+            for opened in opening.values():
+                opened.wait()
             work(self)
         finally:
             for thread in threads:
                 thread.join()
-            self._peers = []
-            for peer in peers:
-                peer.close()
+            if not keep_connections:
+                self.release_connections()
         if callback_error:
             raise callback_error[0]
         if self._closes != closes:
@@ -1123,6 +1144,17 @@ class RemotePolicy:
             if isinstance(result, BaseException):
                 raise result
         return results  # type: ignore[return-value]
+
+    def _open_quietly(self) -> None:
+        """Open the connection if it can be (`act_batch`); if not, the first request reconnects and fails with why."""
+        with contextlib.suppress(Exception):  # said by the request's own call, as without this
+            self.metadata()
+
+    def release_connections(self) -> None:
+        """Close the extra connections `act_batch(keep_connections=True)` kept open; this client's own stays."""
+        peers, self._peers = self._peers, []
+        for peer in peers:
+            peer.close()
 
     def _spawn(self) -> RemotePolicy:
         """Another connection to the same server, with the same settings (for `act_batch`)."""

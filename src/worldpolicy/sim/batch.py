@@ -1,6 +1,10 @@
 """Batched evaluation (`worldpolicy sim --num-envs N`, `evaluate(num_envs=N)`): N episodes, one per env, stepped in
 lockstep, the requests their controllers send on the same control step answered by one `Policy.act_batch` (one
-batched forward per sampling step), so on a GPU N episodes take little more than the time of one.
+batched forward per sampling step), so on a GPU N episodes take little more than the time of one. With a ws:// server
+that call is `RemotePolicy.act_batch`: the step's requests sent at once, one per connection (up to the server's
+`max_batch`), which the server fuses into one forward pass as it fuses concurrent clients'; the connections stay open
+from step to step (`keep_connections`), those no request needs closed so the server never waits on an idle one, and
+all of them closed when the run ends or is cut short (`Lockstep.close`, `RemotePolicy.close`).
 
 Each env runs its own `ChunkController`, and each episode asks with its own seed sequence (`_Seeded.request`:
 `call_seed` of the episode's seed and the call's count, as one episode run alone asks), so a batched run samples the
@@ -8,15 +12,16 @@ same chunks as episodes run one after another, up to the float rounding of a bat
 borderline episode, as another GPU's rounding can). Episodes run N at a time, seeds in order (the last group may be
 smaller), a group ending when its last episode does.
 
-What it batches (`check_num_envs`, before anything loads): a local checkpoint's requests under `execute` and
-`ensemble`, with any latency (a request is answered on the step that sends it and lands later, as in a sequential
-run). Refused: `async` (and so `rtc`), whose next chunk is asked in the background while one runs; the scripted
-expert and random actions, which make no model call to batch; a ws:// server, which batches the requests of
-concurrent clients itself (not gathered here yet).
+What it batches (`check_num_envs`, before anything loads): a local checkpoint's or a ws:// server's requests under
+`execute` and `ensemble`, with any latency (a request is answered on the step that sends it and lands later, as in a
+sequential run). Refused: `async` (and so `rtc`), whose next chunk is asked in the background while one runs; the
+scripted expert and random actions, which make no model call to batch; another backend (a planner, one of your own),
+which has no `act_batch` to gather into.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -45,13 +50,9 @@ def check_num_envs(num_envs: Any, *, policy: str, strategy: str) -> int:
     if policy in ("scripted", "random"):
         raise ValueError(f"num_envs: {n} batches a model's forward passes; policy={policy} makes none (its actions "
                          f"cost no model call), so its episodes run one at a time; accepted with policy={policy}: 1")
-    if policy == "server":
-        raise ValueError(f"num_envs: {n} with a ws:// server is not supported: a server batches concurrent clients' "
-                         "requests itself (`worldpolicy serve`), so run several sims on other seeds against it; "
-                         "accepted with a server: 1")
-    if policy != "checkpoint":
-        raise ValueError(f"num_envs: {n} batches a local checkpoint's requests (Policy.act_batch); policy {policy} "
-                         "is none; accepted with it: 1")
+    if policy not in ("checkpoint", "server"):
+        raise ValueError(f"num_envs: {n} batches a local checkpoint's or a ws:// server's requests (act_batch); "
+                         f"policy {policy} is neither; accepted with it: 1")
     if strategy == "async":
         raise ValueError(f"num_envs: {n} with strategy=async is not supported: its next chunk is asked in the "
                          "background while one runs, which lockstep batching does not gather; accepted with "
@@ -76,12 +77,16 @@ class _Member(_Seeded):
 
 
 class Lockstep:
-    """`rollout`'s policy (a local checkpoint's backend, `policies.wrap_policy`'s) and settings on `num_envs` envs: `rollout.env` and envs made
-    like it (`TabletopEnv.replica`), each episode its own `Rollout` (`Rollout.on`) and `ChunkController`, their
-    requests batched per control step (module docstring). `close` closes the envs it made."""
+    """`rollout`'s policy (a local checkpoint's or a ws:// server's backend, `policies.wrap_policy`'s) and settings
+    on `num_envs` envs: `rollout.env` and envs made like it (`TabletopEnv.replica`), each episode its own `Rollout`
+    (`Rollout.on`) and `ChunkController`, their requests batched per control step (module docstring). `close` closes
+    the envs it made and the server connections it kept open."""
 
     def __init__(self, rollout: Rollout, num_envs: int) -> None:
-        self.rollout, self.policy = rollout, rollout.policy.policy  # a checkpoint's (`check_num_envs`): a Policy
+        # a checkpoint's or a server's (`check_num_envs`): a Policy or a RemotePolicy
+        self.rollout, self.policy = rollout, rollout.policy.policy
+        remote = getattr(sys.modules.get("worldpolicy.serving.client"), "RemotePolicy", None)  # imported if in use
+        self._served = remote is not None and isinstance(self.policy, remote)
         limit = step_limit(rollout.env)
         self._made = [rollout.env.replica(limit) for _ in range(num_envs - 1)]
         self.members = [_Member(rollout.policy) for _ in range(num_envs)]
@@ -102,7 +107,8 @@ class Lockstep:
                 if asking:
                     requests = [self.members[j].request(observed[j], observed[j]["prompt"]) for j in asking]
                     t0 = time.perf_counter()
-                    answers = self.policy.act_batch(requests)
+                    answers = (self.policy.act_batch(requests, keep_connections=True) if self._served else
+                               self.policy.act_batch(requests))
                     share = (time.perf_counter() - t0) / len(asking)
                     for j, answer in zip(asking, answers):
                         self.members[j].asked, self.members[j].answer = observed[j], answer
@@ -123,6 +129,11 @@ class Lockstep:
                 episode.close()
 
     def close(self) -> None:
-        """Close the envs made for the run (`rollout.env` is its caller's)."""
-        for env in self._made:
-            env.close()
+        """Close the envs made for the run (`rollout.env` is its caller's) and a server's connections kept open for it
+        (the policy's own stays: its caller's)."""
+        try:
+            if self._served:
+                self.policy.release_connections()
+        finally:
+            for env in self._made:
+                env.close()

@@ -123,8 +123,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-envs", type=int, default=1, metavar="N",
                    help="episodes stepped together, N at a time in seed order, their model requests on the same "
                    "step answered by one batched forward (the same episodes, up to batched-float rounding, in fewer "
-                   "model calls); a checkpoint policy with --strategy execute or ensemble (default: 1, one episode "
-                   "at a time)")
+                   "model calls); a checkpoint policy, or a ws:// server, sent a step's requests at once over up to "
+                   "its --max-batch connections so it fuses them, with --strategy execute or ensemble (default: 1, "
+                   "one episode at a time)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")

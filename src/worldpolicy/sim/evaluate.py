@@ -513,9 +513,10 @@ def evaluate(
     the sim steps on (docs/robot.md); 0 runs as before it existed. `rtc`: real-time chunking (`async` only, a policy
     that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode.
     `num_envs`: episodes stepped together, N at a time in seed order on `env` and envs made like it, the requests of a
-    control step answered by one batched call (`sim.batch`: a loaded checkpoint, `execute` or `ensemble`; refused
-    otherwise, naming it, before any episode). Episodes end out of order; the report keeps them in seed order,
-    `on_episode` running as each joins it (once those before it have ended)."""
+    control step answered by one batched call (`sim.batch`: a loaded checkpoint, or a ws:// server sent them at once
+    over several connections; `execute` or `ensemble`; refused otherwise, naming it, before any episode). Episodes end
+    out of order; the report keeps them in seed order, `on_episode` running as each joins it (once those before it
+    have ended)."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
