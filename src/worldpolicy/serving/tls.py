@@ -103,6 +103,11 @@ def load_pair(cert: str, key: str, names: tuple[str, str] = CONFIG_NAMES) -> Tls
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise ValueError(f"{key_name}={key!r} is not the private key of {cert_name}={cert!r}; accepted: the key "
                              "the certificate was made for") from None
+        try:  # which file: OpenSSL's "PEM lib" does not say (a renewal's certificate cut short, say)
+            certificate_validity(pem)
+        except ValueError:
+            raise ValueError(f"{cert_name}={cert!r}: its CERTIFICATE block does not parse (cut short or corrupt?); "
+                             f"accepted: {_PEM_KINDS['tls_cert'][1]}") from None
         raise ValueError(f"{cert_name}={cert!r} / {key_name}={key!r}: OpenSSL cannot load them ({exc.reason or exc}); "
                          "accepted: a PEM certificate and its unencrypted PEM key") from None
     try:
