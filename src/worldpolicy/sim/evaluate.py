@@ -308,9 +308,9 @@ class EvalReport:
         targets at hand-over steps against those within chunks."""
         within = doc["mean_chunk_jump_rad"]
         return (f"Hand-overs: joint targets jumped {doc['mean_handover_jump_rad']:.4f} rad on average (at most "
-                f"{doc['max_handover_jump_rad']:.4f}) where a newer chunk took over, against "
-                + ("no step within a chunk" if within is None else
-                   f"{within:.4f} (at most {doc['max_chunk_jump_rad']:.4f}) from step to step within a chunk")
+                f"{doc['max_handover_jump_rad']:.4f}) where a newer chunk took over, "
+                + ("a hand-over at every step, so no step within a chunk to set them against" if within is None else
+                   f"against {within:.4f} (at most {doc['max_chunk_jump_rad']:.4f}) from step to step within a chunk")
                 + " (the largest joint's change; episodes' means averaged).")
 
     def latency_said(self) -> str:
