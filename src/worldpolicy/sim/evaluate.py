@@ -669,6 +669,7 @@ def report_figure(report: EvalReport):
             ax2.bar([e.seed for e in shown], [e.steps for e in shown], color=color, label=label)
     if report.max_steps is not None:
         ax2.axhline(report.max_steps, color="0.3", lw=0.8, ls="--", label=f"step limit ({report.max_steps})")
+    ax2.ticklabel_format(axis="x", style="plain", useOffset=False)  # seeds 10000.. read "0 1 2 ... +1e4"
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
     for ax in (ax1, ax2):
