@@ -8,8 +8,9 @@ from worldpolicy.sim.rollout import EpisodeResult
 
 
 def _report(outcomes: list[bool], seed: int = 0) -> EvalReport:
-    episodes = [EpisodeResult(seed=seed + i, success=ok, steps=20 + i if ok else 60, success_step=20 + i if ok else None,
-                              prompt="reach the ball", chunks=3, final_distance_m=0.02, policy_s=0.1, wall_s=0.2)
+    episodes = [EpisodeResult(seed=seed + i, success=ok, steps=20 + i if ok else 60,
+                              success_step=20 + i if ok else None, prompt="reach the ball", chunks=3,
+                              final_distance_m=0.02, policy_s=0.1, wall_s=0.2)
                 for i, ok in enumerate(outcomes)]
     return EvalReport("reach", "panda_reach", "panda", {"kind": "execute"}, 15.0, 0, episodes=episodes, max_steps=60)
 
