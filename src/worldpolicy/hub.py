@@ -7,6 +7,7 @@ huggingface_hub (a dependency) is imported inside the functions, so `import worl
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +26,8 @@ from .fileio import (
     folder_kind,
     is_checkpoint,
 )
+
+logger = logging.getLogger(__name__)
 
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
 # how the hub's cache names a repository's folder, by its type (`models--owner--name`, `datasets--owner--name`)
@@ -269,6 +272,13 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     files = shared_files(path, left_out)
     if not files:
         raise ValueError(f"path: {str(path)!r} holds no files to push")
+    size = sum(os.path.getsize(path / name) for name in files)
+    left_out_size = sum(os.path.getsize(path / name) for name in left_out)
+    # said before the upload, which may take long or fail: what goes, and what stays here
+    logger.info("pushing %s %s (%d files, %.1f MB) to the %s repository %s%s", kind.what, path, len(files),
+                size / 1e6, kind.repo_type, repo_id,
+                f"; its training state, which only a resume reads, stays here ({', '.join(left_out)}, "
+                f"{left_out_size / 1e6:.1f} MB)" if left_out else "")
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
@@ -280,6 +290,4 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     except _hub_errors() as exc:
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
                        f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
-    size = sum(os.path.getsize(path / name) for name in files)
-    left_out_size = sum(os.path.getsize(path / name) for name in left_out)
     return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size)

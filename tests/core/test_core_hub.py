@@ -19,7 +19,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, folder_lock
-from worldpolicy.hub import HubError, hub_id_shaped, push
+from worldpolicy.hub import HubError, hub_id_shaped, push, shared_files
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
@@ -222,14 +222,21 @@ def test_push_refuses_a_checkpoint_of_a_run_still_training(tmp_path, token, monk
     assert hub.calls == []
 
 
-def test_push_network_failure_is_one_line(checkpoint, token, monkeypatch, capsys):
+def test_push_network_failure_is_one_line_after_what_it_would_have_sent(checkpoint, token, monkeypatch, capsys):
+    """What goes and what stays is said before the upload (which may take long, or fail: the user learnt what was left
+    out only from a push that succeeded), then the failure, one line."""
     import httpx2
 
+    (checkpoint / "optimizer.safetensors").write_bytes(b"o" * 3000)
     before = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*"))
     FakeHub(monkeypatch, fail=httpx2.ConnectError("[Errno -2] Name or service not known"))
     assert issubclass(httpx2.ConnectError, HTTPError)  # what huggingface_hub raises offline, caught as its HTTPError
     assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
-    err = capsys.readouterr().err.strip()
+    said, err = capsys.readouterr().err.strip().split("\n")
+    sent = shared_files(checkpoint, ["optimizer.safetensors"])
+    assert said.startswith(f"pushing a diffusers checkpoint {checkpoint} ({len(sent)} files, ")
+    assert said.endswith(" MB) to the model repository me/x; its training state, which only a resume reads, stays "
+                         "here (optimizer.safetensors, 0.0 MB)")
     assert err == (f"worldpolicy push: error: could not push {str(checkpoint)!r} to the hub's model repository 'me/x' "
                    "(ConnectError: [Errno -2] Name or service not known); nothing was changed here, run again once the "
                    "hub can be reached")

@@ -58,6 +58,12 @@ def test_a_written_dataset_has_a_card_the_hub_reads_and_the_readers_take(tmp_pat
     assert again.num_episodes == 2
     assert main(["dataset", "check", str(ds.root)]) == 0
     assert "ok: 2 episodes, 9 frames" in capsys.readouterr().out
+    assert "Episodes run 4 to 5 frames (mean 4.5)." in text
+    # a served run's first connection, one request: it read "1 episodes, 1 frames ... Episodes run 1 to 1 frames"
+    text = _card(_dataset(tmp_path / "one", lengths=(1,)).root).text
+    assert "dataset written by worldpolicy: 1 episode, 1 frame at 10 fps" in text
+    assert "The episode runs 1 frame." in text
+    assert "Each episode runs 4 frames." in _card(_dataset(tmp_path / "alike", lengths=(4, 4)).root).text
 
 
 def test_the_card_says_how_it_was_made_its_units_and_a_sim_recordings_license(tmp_path):

@@ -444,6 +444,23 @@ def test_a_commands_overwrite_check_sees_the_dataset_a_killed_replacement_left_a
     assert LeRobotDataset.open(root).tasks == ["old"]
 
 
+def test_a_new_datasets_folder_holding_another_kind_is_refused_naming_it(tmp_path):
+    """`dataset select|merge|label|import-hdf5` and `serve --record` refused a training run's folder as one that
+    "exists and is not a dataset"; the other commands' --out name the kind they found (`fileio.FOLDER_KINDS`)."""
+    from worldpolicy.data import select_episodes
+
+    src = write_episodes(tmp_path / "src", [dict(make_episode(4, seed=1), task="src")], fps=10)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("")
+    with pytest.raises(FileExistsError, match=r"^out: '.*run' holds a training run \(metrics.jsonl\); choose a new"):
+        select_episodes(src, run, [0])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"^out: '.*notes' exists and is not a dataset; choose a new"):
+        select_episodes(src, tmp_path / "notes", [0])
+
+
 def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     mine = tmp_path / "mine"
     (mine / "other_dataset").mkdir(parents=True)

@@ -208,6 +208,10 @@ def _serve(tmp_path, *extra: str) -> list[str]:
     (["--tls-cert", "{key}", "--tls-key", "{key}"],
      "--tls-cert='{key}' holds no PEM CERTIFICATE block (a DER file, or the other one of the pair?); accepted: a PEM"),
     (["--tls-cert", "{cert}", "--tls-key", "{cert}"], "--tls-key='{cert}' holds no PEM PRIVATE KEY block"),
+    (["--tls-cert", "{cut_cert}", "--tls-key", "{key}"],  # OpenSSL's own error named neither file
+     "--tls-cert='{cut_cert}': its CERTIFICATE block does not parse (cut short or corrupt?); accepted: a PEM"),
+    (["--tls-cert", "{cert}", "--tls-key", "{cut_key}"],
+     "--tls-key='{cut_key}': its PRIVATE KEY block does not parse (cut short or corrupt?); accepted: a PEM"),
     (["--tls-cert", "{cert}", "--tls-key", "{other_key}"],
      "--tls-key='{other_key}' is not the private key of --tls-cert='{cert}'"),
     (["--tls-cert", "{cert}", "--tls-key", "{encrypted}"],
@@ -233,7 +237,12 @@ def test_every_bad_tls_flag_is_named_before_anything_loads(tmp_path, capsys, mon
 
     monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("Ray started"))
     monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda *a, **kw: pytest.fail("served"))
-    names = {k: str(v) for k, v in pems.items()} | {"dir": str(pems["cert"].parent)}
+    cut = tmp_path / "cut.pem"  # a certificate written half-way
+    cut.write_bytes(pems["cert"].read_bytes()[:120] + b"\n-----END CERTIFICATE-----\n")
+    cut_key = tmp_path / "cut.key"
+    cut_key.write_bytes(pems["key"].read_bytes()[:60] + b"\n-----END PRIVATE KEY-----\n")
+    names = {k: str(v) for k, v in pems.items()} | {"dir": str(pems["cert"].parent), "cut_cert": str(cut),
+                                                    "cut_key": str(cut_key)}
     assert main(_serve(tmp_path, *(f.format(**names) for f in flags))) == 2
     assert f"serve: error: {error.format(**names)}" in capsys.readouterr().err
 

@@ -7,9 +7,10 @@ from worldpolicy.sim.evaluate import EvalReport, report_figure, write_report
 from worldpolicy.sim.rollout import EpisodeResult
 
 
-def _report(outcomes: list[bool]) -> EvalReport:
-    episodes = [EpisodeResult(seed=i, success=ok, steps=20 + i if ok else 60, success_step=20 + i if ok else None,
-                              prompt="reach the ball", chunks=3, final_distance_m=0.02, policy_s=0.1, wall_s=0.2)
+def _report(outcomes: list[bool], seed: int = 0) -> EvalReport:
+    episodes = [EpisodeResult(seed=seed + i, success=ok, steps=20 + i if ok else 60,
+                              success_step=20 + i if ok else None, prompt="reach the ball", chunks=3,
+                              final_distance_m=0.02, policy_s=0.1, wall_s=0.2)
                 for i, ok in enumerate(outcomes)]
     return EvalReport("reach", "panda_reach", "panda", {"kind": "execute"}, 15.0, 0, episodes=episodes, max_steps=60)
 
@@ -53,3 +54,14 @@ def test_a_one_episode_report_shows_its_interval_and_whole_number_axes():
     (band,) = rate.collections[:1]
     extent = band.get_paths()[0].get_extents()
     assert extent.width > 0 and (extent.y0, extent.y1) == pytest.approx((0.0, 0.7935), abs=1e-3)  # Wilson 0/1
+
+
+def test_the_seeds_are_ticked_as_they_are():
+    """`worldpolicy sim`'s seeds from 10000 were ticked 0, 1, 2 ... with "+1e4" in the corner."""
+    fig = report_figure(_report([True, False, False, True, False, False], seed=10000))
+    fig.canvas.draw()
+    _, lengths = fig.axes
+    low, high = lengths.get_xlim()
+    labels = [t.get_text() for t in lengths.get_xticklabels() if low <= t.get_position()[0] <= high]
+    assert lengths.xaxis.get_major_formatter().get_offset() == ""
+    assert labels and all(10000 <= int(label) <= 10005 for label in labels)

@@ -584,6 +584,20 @@ class _Continuing:
         return Prediction("policy", e.key, list(e.columns), list(e.units), rows, rows, 15.0)
 
 
+def test_the_report_says_why_a_run_handing_over_at_every_step_has_no_in_chunk_jumps():
+    """k = 1 (the shipped model's execute, ensemble): every step a hand-over, no in-chunk jumps to compare them with;
+    the line read "..., against no step within a chunk"."""
+    from worldpolicy.sim.evaluate import EvalReport
+
+    doc = {"mean_handover_jump_rad": 0.02, "max_handover_jump_rad": 0.03, "mean_chunk_jump_rad": None}
+    assert EvalReport._jumps_line(doc) == (
+        "Hand-overs: joint targets jumped 0.0200 rad on average (at most 0.0300) where a newer chunk took over, a "
+        "hand-over at every step, so no step within a chunk to set them against (the largest joint's change; "
+        "episodes' means averaged).")
+    doc |= {"mean_chunk_jump_rad": 0.01, "max_chunk_jump_rad": 0.015}
+    assert "took over, against 0.0100 (at most 0.0150) from step to step within a chunk" in EvalReport._jumps_line(doc)
+
+
 @pytest.mark.parametrize("rtc", [False, True])
 def test_rtc_passes_the_running_chunk_on_and_the_hand_overs_stop_jumping(rtc):
     """Async with 3 steps of latency (200 ms at 15 Hz) and k = 2: each request after the first gets the 3 rows the

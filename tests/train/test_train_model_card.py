@@ -44,6 +44,8 @@ def test_a_training_checkpoint_carries_its_card_and_still_loads(train_config, tm
     assert f"- held-out validation at step 2: loss {validation['val/loss']:.4g}" in text
     assert "worldpolicy predict --checkpoint path/to/step-0000002 --camera observation/exterior_image_1_left=" in text
     assert 'worldpolicy.load_policy("path/to/step-0000002")' in text
+    # the card is the hub repository's page once pushed: its visitor loads it by the repository's id
+    assert "or the hub repository holding it by its id (`OWNER/NAME`" in text
     assert sorted(p.name for p in checkpoint.iterdir() if p.name.startswith(".")) == []  # no temp file left
     Policy.check_pretrained(str(checkpoint))  # the validators take the card as any other file they do not read
 

@@ -187,7 +187,7 @@ def test_a_wandb_run_that_cannot_start_stops_before_the_weights_load(train_confi
 
 
 @pytest.mark.parametrize("tracking, message", [
-    ({"report_to": ["tensorbord"]}, ("tracking.report_to=['tensorbord']: unknown tracker tensorbord; accepted: "
+    ({"report_to": ["tensorbord"]}, ("tracking.report_to=['tensorbord']: unknown tracker 'tensorbord'; accepted: "
                                     "tensorboard, wandb (or none: [])")),
     ({"report_to": "wandb", "wandb_mode": "online"}, None),  # one name, as a list
     ({"report_to": ["wandb", "wandb"]},
@@ -238,8 +238,10 @@ def test_report_to_flag_overrides_the_config_and_is_named_in_errors(train_config
     config = tmp_path / "run.json"
     config.write_text(json.dumps(train_config(tmp_path / "run", tracking={"report_to": ["tensorboard"]})))
     assert main(["train", str(config), "--report-to", "tensorboard,wandb,mlflow", "--no-progress"]) == 2
-    assert ("error: --report-to tensorboard,wandb,mlflow: unknown tracker mlflow; accepted: tensorboard, wandb (or "
+    assert ("error: --report-to tensorboard,wandb,mlflow: unknown tracker 'mlflow'; accepted: tensorboard, wandb (or "
             "none: --report-to none)") in capsys.readouterr().err
+    assert main(["train", str(config), "--report-to", "tensorboard,", "--no-progress"]) == 2  # a stray comma
+    assert "error: --report-to tensorboard,: unknown tracker ''; accepted: " in capsys.readouterr().err
     config.write_text(json.dumps(train_config(tmp_path / "run", tracking={"wandb_project": "p"})))
     assert main(["train", str(config), "--report-to", "tensorboard", "--no-progress"]) == 2
     assert ("error: tracking.wandb_project='p' set, but --report-to tensorboard does not report to wandb: add wandb "

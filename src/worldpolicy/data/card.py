@@ -56,12 +56,17 @@ def dataset_card(ds: LeRobotDataset, name: str) -> str:
 
 
 def _what(ds: LeRobotDataset, summary: Mapping[str, Any], source: Any) -> str:
+    from ..viz.plots import plural
+
     made = f"made by `{source}`" if isinstance(source, str) else "written by worldpolicy"
-    lines = [f"A LeRobot {summary['codebase_version']} dataset {made}: {summary['episodes']} episodes, "
-             f"{summary['frames']} frames at {summary['fps']:g} fps"
+    lines = [f"A LeRobot {summary['codebase_version']} dataset {made}: {plural(summary['episodes'], 'episode')}, "
+             f"{plural(summary['frames'], 'frame')} at {summary['fps']:g} fps"
              + (f", robot `{ds.robot_type}`" if ds.robot_type else "") + "."]
     length = summary.get("episode_length")
-    if length:
+    if length and length["min"] == length["max"]:  # one episode (a served run's first), or all alike
+        each = "The episode" if summary["episodes"] == 1 else "Each episode"
+        lines.append(f"{each} runs {plural(length['min'], 'frame')}.")
+    elif length:
         lines.append(f"Episodes run {length['min']} to {length['max']} frames (mean {length['mean']:.1f}).")
     success = summary.get("success")
     if success:

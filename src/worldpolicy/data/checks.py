@@ -80,8 +80,10 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
             raise ValueError(f"out: {str(out)!r} is inside {str(parent)!r}, which holds {found[0].what} "
                              f"({found[1]}); choose a folder outside it")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        if not (dst / INFO_PATH).is_file():
-            raise FileExistsError(f"out: {str(out)!r} exists and is not a dataset; choose a new or empty folder")
+        if not (dst / INFO_PATH).is_file():  # what it holds where worldpolicy made it, as other commands' --out say
+            found = folder_kind(dst) if dst.is_dir() else None
+            held = f"holds {found[0].what} ({found[1]})" if found else "exists and is not a dataset"
+            raise FileExistsError(f"out: {str(out)!r} {held}; choose a new or empty folder")
         source = (provenance_document(dst) or {}).get("source")
         makers = " or ".join(f"`{made.removeprefix('worldpolicy ')}`" for made in made_by)
         if source not in made_by:

@@ -21,6 +21,7 @@ from ..extras import extra_imports
 
 with extra_imports():
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 __all__ = ["CONFIG_NAMES", "EXPIRY_WARNING_DAYS", "ServingCertificate", "TlsPair", "certificate_validity", "load_pair",
            "utc_text"]
@@ -84,7 +85,7 @@ def load_pair(cert: str, key: str, names: tuple[str, str] = CONFIG_NAMES) -> Tls
     machine's clock). The certificate file is read once (`_load_chain`)."""
     cert_name, key_name = names
     pem = _pem_file("tls_cert", cert, cert_name)
-    _pem_file("tls_key", key, key_name)
+    key_pem = _pem_file("tls_key", key, key_name)
 
     def no_password() -> str:
         raise ValueError(f"{key_name}={key!r} is encrypted; accepted: an unencrypted key (openssl pkey -in {key} -out "
@@ -103,6 +104,15 @@ def load_pair(cert: str, key: str, names: tuple[str, str] = CONFIG_NAMES) -> Tls
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise ValueError(f"{key_name}={key!r} is not the private key of {cert_name}={cert!r}; accepted: the key "
                              "the certificate was made for") from None
+        # which file: OpenSSL's "PEM lib" does not say (a renewal's file cut short, say)
+        for name, path, kind, parse in ((cert_name, cert, "tls_cert", lambda: certificate_validity(pem)),
+                                        (key_name, key, "tls_key", lambda: load_pem_private_key(key_pem, None))):
+            marker, accepted = _PEM_KINDS[kind]
+            try:
+                parse()
+            except ValueError:
+                raise ValueError(f"{name}={path!r}: its {marker} block does not parse (cut short or corrupt?); "
+                                 f"accepted: {accepted}") from None
         raise ValueError(f"{cert_name}={cert!r} / {key_name}={key!r}: OpenSSL cannot load them ({exc.reason or exc}); "
                          "accepted: a PEM certificate and its unencrypted PEM key") from None
     try:

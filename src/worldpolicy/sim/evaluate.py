@@ -308,9 +308,9 @@ class EvalReport:
         targets at hand-over steps against those within chunks."""
         within = doc["mean_chunk_jump_rad"]
         return (f"Hand-overs: joint targets jumped {doc['mean_handover_jump_rad']:.4f} rad on average (at most "
-                f"{doc['max_handover_jump_rad']:.4f}) where a newer chunk took over, against "
-                + ("no step within a chunk" if within is None else
-                   f"{within:.4f} (at most {doc['max_chunk_jump_rad']:.4f}) from step to step within a chunk")
+                f"{doc['max_handover_jump_rad']:.4f}) where a newer chunk took over, "
+                + ("a hand-over at every step, so no step within a chunk to set them against" if within is None else
+                   f"against {within:.4f} (at most {doc['max_chunk_jump_rad']:.4f}) from step to step within a chunk")
                 + " (the largest joint's change; episodes' means averaged).")
 
     def latency_said(self) -> str:
@@ -670,6 +670,7 @@ def report_figure(report: EvalReport):
             ax2.bar([e.seed for e in shown], [e.steps for e in shown], color=color, label=label)
     if report.max_steps is not None:
         ax2.axhline(report.max_steps, color="0.3", lw=0.8, ls="--", label=f"step limit ({report.max_steps})")
+    ax2.ticklabel_format(axis="x", style="plain", useOffset=False)  # seeds 10000.. read "0 1 2 ... +1e4"
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
     for ax in (ax1, ax2):

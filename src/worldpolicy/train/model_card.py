@@ -219,8 +219,11 @@ def _usage(final: Path, embodiment: Embodiment | str | None, adapter: Mapping[st
     cameras = embodiment.camera_keys if isinstance(embodiment, Embodiment) else ()
     inputs = " ".join(f"--camera {key}=FRAME_{n}.png" for n, key in enumerate(cameras)) \
         if len(cameras) > 1 else "--image FRAME.png"
+    hub = ("`--checkpoint` and `load_policy` take a copy of this folder by its path, as below, or the hub repository "
+           "holding it by its id (`OWNER/NAME`, fetched into the hub's cache).\n")
     return "\n".join([
         "## How to use it\n",
+        *([] if shipped else [hub]),
         "```bash",
         "pip install worldpolicy",
         f"worldpolicy predict --checkpoint {checkpoint} {inputs} --prompt \"TASK\" --out run",

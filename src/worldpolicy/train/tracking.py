@@ -56,12 +56,13 @@ class TrackingConfig:
 
 
 def check_report_to(names: list[str], given: str, none: str) -> None:
-    """Each tracker known and named once. `given`: the setting with its value as the user wrote it (the config's
-    `tracking.report_to=[...]`, or `--report-to a,b`); `none`: how that setting asks for no tracker."""
+    """Each tracker known and named once; an unknown name quoted, so an empty one (a stray comma) shows. `given`: the
+    setting with its value as the user wrote it (the config's `tracking.report_to=[...]`, or `--report-to a,b`);
+    `none`: how that setting asks for no tracker."""
     unknown = [name for name in names if name not in TRACKER_MODULES]
     if unknown:
-        raise ValueError(f"{given}: unknown tracker{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; accepted: "
-                         f"{', '.join(TRACKER_MODULES)} (or none: {none})")
+        raise ValueError(f"{given}: unknown tracker{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}; accepted: {', '.join(TRACKER_MODULES)} (or none: {none})")
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"{given}: {', '.join(twice)} named more than once; name each tracker once")
