@@ -203,15 +203,6 @@ REPLACED_KIND = "replaced"
 _PREVIOUS, _REPLACEMENT = "previous", "replacement"
 
 
-def killed_stagings(parent: str | Path, name_glob: str) -> list[Path]:
-    """The `staged_folder` stagings in `parent` beside the folders `name_glob` matches (`.NAME.XXXXXXXX`) that a killed
-    writer left, for that writer to remove once it holds `parent`. A killed replacement's aside (`.NAME.replaced-*`)
-    is none: it holds the earlier folder, which `sweep_scratch_folders` settles (restored, or removed once NAME is the
-    new one)."""
-    aside = re.compile(rf".*\.{REPLACED_KIND}-[a-z0-9_]{{8,12}}")
-    return sorted(p for p in Path(parent).glob(f".{name_glob}.*") if not aside.fullmatch(p.name))
-
-
 def _identity(path: str | Path) -> str:
     """What a rename keeps of a folder (device and inode): tells the folder a replacement put at NAME from another."""
     st = os.lstat(path)
@@ -501,6 +492,18 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
         finally:
             os.close(fd)
     return removed
+
+
+def sweep_stagings(parent: str | Path, name_glob: str) -> list[tuple[Path, int]]:
+    """`sweep_scratch_folders` of every NAME in `parent` that `name_glob` matches and a `staged_folder` staging
+    (`.NAME.staged-*`) is beside: a killed save of another NAME than the next one (the trainer's checkpoints: a kill
+    at step 200, the run resumed from step 100) is removed once its process is gone, and never a live process's,
+    as each NAME's own next `staged_folder` removes it."""
+    parent = Path(parent)
+    staging = re.compile(rf"\.(.+)\.{STAGED_KIND}-[a-z0-9_]{{8,12}}")
+    names = {match[1] for path in parent.glob(f".{name_glob}.{STAGED_KIND}-*")
+             if (match := staging.fullmatch(path.name))}
+    return [swept for name in sorted(names) for swept in sweep_scratch_folders(parent / name, (STAGED_KIND,))]
 
 
 def file_in_the_way(path: str | Path) -> Path | None:

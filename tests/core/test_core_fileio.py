@@ -584,21 +584,33 @@ def test_a_replacement_whose_earlier_folder_cannot_all_be_deleted_still_succeeds
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-def test_a_writers_cleanup_of_killed_stagings_leaves_a_killed_replacements_aside(tmp_path):
-    """The trainer removed every `.step-*` in checkpoints/ at its start, a killed replacement's aside (the earlier
-    checkpoint, step-N missing) with the stagings: the one list both writers remove now holds only the stagings, and
-    the aside is the sweep's to put back."""
-    from worldpolicy.fileio import REPLACED_KIND, ScratchFolder, killed_stagings, sweep_scratch_folders
+def test_a_writers_sweep_of_stagings_beside_other_names_spares_a_live_ones_and_restores_a_killed_replacement(
+        tmp_path):
+    """The trainer removed every `.step-*.*` in checkpoints/ at its start (`killed_stagings`), a live process's
+    staging too (the recipe's `--install`, which no run lock covers, removed a running install's), and once a killed
+    replacement's aside (the earlier checkpoint, step-N missing). `sweep_stagings` is each NAME's
+    `sweep_scratch_folders`: a killed process's staging goes, a live one's stays, and nothing else is touched; the
+    aside is left to the sweep of its own NAME, which puts the earlier checkpoint back."""
+    from worldpolicy.fileio import REPLACED_KIND, STAGED_KIND, ScratchFolder, sweep_scratch_folders, sweep_stagings
 
-    final = tmp_path / "step-0000002"
-    staging = tmp_path / ".step-0000002.k1_x9abc"
-    staging.mkdir()
-    hold = ScratchFolder(final, REPLACED_KIND)
-    (hold.make() / "previous").mkdir()
-    hold.release()
+    def left(name: str, kind: str) -> tuple[ScratchFolder, Path]:
+        hold = ScratchFolder(tmp_path / name, kind)
+        return hold, hold.make()
+
+    killed_hold, killed = left("step-0000002", STAGED_KIND)
+    killed_hold.release()
+    live_hold, live = left("step-0000004", STAGED_KIND)
+    aside_hold, aside = left("step-0000001", REPLACED_KIND)
+    (aside / "previous").mkdir()
+    aside_hold.release()
+    other_hold, other = left("model", STAGED_KIND)
+    other_hold.release()
     (tmp_path / ".step-notes").mkdir()  # no staging's name: never the writer's
-    assert killed_stagings(tmp_path, "step-*") == [staging]
-    assert sweep_scratch_folders(final, ()) == [] and final.is_dir()  # the earlier checkpoint back
+    assert [path for path, _ in sweep_stagings(tmp_path, "step-*")] == [killed]
+    assert live.is_dir() and aside.is_dir() and other.is_dir() and (tmp_path / ".step-notes").is_dir()
+    assert sweep_scratch_folders(tmp_path / "step-0000001", ()) == [] and (tmp_path / "step-0000001").is_dir()
+    live_hold.release()  # its process gone
+    assert [path for path, _ in sweep_stagings(tmp_path, "step-*")] == [live]
 
 
 def test_a_killed_staged_folders_staging_is_removed_by_the_next_one_never_a_live_ones(tmp_path):

@@ -224,6 +224,34 @@ def test_write_video_gives_the_same_bytes_whatever_the_heap_held(tmp_path):
         assert write_video(tmp_path / f"again{i}.mp4", frames, 15).read_bytes() == first, f"encode {i + 1} differs"
 
 
+def test_joined_videos_decode_to_their_parts_frames_and_parts_that_do_not_join_are_refused(tmp_path):
+    """`join_videos` muxes its parts' packets as they are: the joined file decodes to exactly the parts' decoded
+    frames, where encoding those again (what a dream's rollout.mp4 did) moves pixels. A part of another frame size
+    or codec, or not its frames, is refused with why, and nothing is written."""
+    from worldpolicy.processing.video import VideoFileWriter, join_videos, read_video, write_video
+
+    rng = np.random.default_rng(3)
+    frames = np.clip(rng.integers(0, 256, (1, 64, 96, 3)) + 6 * np.arange(11)[:, None, None, None], 0, 255)
+    frames = frames.astype(np.uint8)
+    parts = [(write_video(tmp_path / f"part{k}.mp4", frames[a:b], 15), b - a)
+             for k, (a, b) in enumerate([(0, 4), (4, 7), (7, 11)])]
+    assert join_videos(tmp_path / "joined.mp4", parts, 15) is None
+    joined, fps = read_video(tmp_path / "joined.mp4")
+    decoded = np.concatenate([read_video(path)[0] for path, _ in parts])
+    assert fps == 15 and np.array_equal(joined, decoded)
+    assert not np.array_equal(read_video(write_video(tmp_path / "again.mp4", decoded, 15))[0], decoded)
+
+    smaller = write_video(tmp_path / "smaller.mp4", frames[:3, :32], 15)
+    lossless = VideoFileWriter(tmp_path / "rgb.mp4", 15, 64, 96, codec="libx264rgb")
+    lossless.append(frames[:3])
+    lossless.close()
+    for other, why in (((smaller, 3), "part 1 (smaller.mp4) is not of part 0's codec, frame size and settings"),
+                       ((tmp_path / "rgb.mp4", 3), "part 1 (rgb.mp4) is not of part 0's codec, frame size and settings"),
+                       ((parts[1][0], 4), "part 1 (part1.mp4): its 3 packets are not its 4 frames")):
+        assert join_videos(tmp_path / "refused.mp4", [parts[0], other], 15) == why
+    assert not any(p.name.startswith((".refused", "refused")) for p in tmp_path.iterdir())
+
+
 def test_unreadable_and_missing_videos_keep_their_messages(tmp_path):
     from worldpolicy.processing.video import iter_video, read_video
 

@@ -205,7 +205,9 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     """`DreamRecorder`: while the dream runs, each chunk is a line of chunks.jsonl and a playable mp4 of its frames
     (what a dream killed outright leaves, and what marks the folder a dream run); `finish` writes the very files
     `write_dream` writes of the whole dream at once (what the command wrote, after every chunk, before), and removes
-    the record. A rerun's first chunk removes the earlier run's files."""
+    the record; but for rollout.mp4, the chunks' mp4s joined as they are: it decodes to exactly their frames, where
+    encoding the dream's frames again (write_dream alone) gives others. A rerun's first chunk removes the earlier
+    run's files."""
     import json
 
     from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, folder_kind
@@ -224,15 +226,20 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     assert [line["policy_seed"] for line in lines] == [call_seed(5, j) for j in range(3)]
     assert [line["seed"] for line in lines] == [5, 6, 7]
     assert [line["frames"] for line in lines] == [[0, 4], [4, 7], [7, 10]]  # chunk 0's holds the start frame
+    chunk_frames = []
     for line in lines:
         video, fps = read_video(out / DREAM_PARTIAL_DIR / line["video"])
         assert len(video) == line["frames"][1] - line["frames"][0] and fps == policy.embodiment.fps
+        chunk_frames.append(video)
     assert folder_kind(out)[0].writer == "dream" and not (out / DREAM_FILE).exists()
     at_once = write_dream(result, tmp_path / "at_once", settings, 3)
     written = recorder.finish()
     assert [p.relative_to(out) for p in written] == [p.relative_to(tmp_path / "at_once") for p in at_once]
-    for name in (DREAM_FILE, "actions.json", "settings.json", "rollout.mp4"):
+    for name in (DREAM_FILE, "actions.json", "settings.json"):
         assert (out / name).read_bytes() == (tmp_path / "at_once" / name).read_bytes(), name
+    rollout, fps = read_video(out / "rollout.mp4")
+    assert fps == policy.embodiment.fps and np.array_equal(rollout, np.concatenate(chunk_frames))
+    assert not np.array_equal(read_video(tmp_path / "at_once" / "rollout.mp4")[0], rollout)  # encoded twice
     assert not (out / DREAM_PARTIAL_DIR).exists()
     page = (out / "index.html").read_text()  # the run's files alone: the record was gone before the page was drawn
     assert DREAM_PARTIAL_DIR not in page and " · 1 video · " in page
@@ -241,6 +248,31 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     assert not any((out / name).exists() for name in (DREAM_FILE, "actions.json", "rollout.mp4", "index.html"))
     assert len((out / DREAM_CHUNKS_FILE).read_text().splitlines()) == 1 + 1
     assert len(again.finish()) == len(written)
+
+
+def test_a_recorded_dream_whose_chunk_files_do_not_join_encodes_its_video_from_the_frames(policy, cameras, tmp_path,
+                                                                                           caplog):
+    """A chunk's mp4 that cannot be joined to the others as it is (here of another codec) does not cost the run its
+    video: rollout.mp4 is then encoded from the dream's frames, as `write_dream` alone encodes it, and why is said."""
+    import logging
+
+    from worldpolicy.fileio import DREAM_PARTIAL_DIR
+    from worldpolicy.processing.video import VideoFileWriter
+
+    settings = dream_settings("shipped", "shipped", 3, 2, None, None, {})
+    out = tmp_path / "recorded"
+    recorder = DreamRecorder(out, settings, 2)
+    result = dream(policy, policy, cameras, PROMPT, 2, seed=3, on_chunk=recorder.add)
+    second = out / DREAM_PARTIAL_DIR / "chunk-0001.mp4"
+    frames, fps = read_video(second)
+    lossless = VideoFileWriter(second, fps, *frames.shape[1:3], codec="libx264rgb")
+    lossless.append(frames)
+    lossless.close()
+    with caplog.at_level(logging.INFO, logger="worldpolicy.viz.run"):
+        recorder.finish()
+    assert "rollout.mp4 encoded from the frames, not joined from its 2 parts: part 1 (chunk-0001.mp4)" in caplog.text
+    write_dream(result, tmp_path / "at_once", settings, 2, plots=False)
+    assert (out / "rollout.mp4").read_bytes() == (tmp_path / "at_once" / "rollout.mp4").read_bytes()
 
 
 def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):

@@ -33,10 +33,15 @@ def test_a_kill_during_a_save_or_a_log_write_does_not_block_the_resume(train_con
     import json
     import logging
 
+    from worldpolicy.fileio import STAGED_KIND, ScratchFolder
+
     out = tmp_path / "run"
     _run(train_config(out), stop_after=3)
-    staging = out / "checkpoints" / ".step-0000004.x1y2"  # what a kill in the middle of `_save` leaves
-    (staging / "transformer").mkdir(parents=True)
+    # what a kill in the middle of `_save` leaves (its hold gone with the process), of a step the resume never saves
+    killed = ScratchFolder(out / "checkpoints" / "step-0000005", STAGED_KIND)
+    staging = killed.make()
+    killed.release()
+    (staging / "transformer").mkdir()
     with open(out / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "lo')  # and in the middle of a log write
     with caplog.at_level(logging.WARNING, logger="worldpolicy.train.trainer"):
@@ -256,14 +261,22 @@ def test_a_recipe_refuses_install_into_a_folder_it_cannot_write_before_any_stage
 
 
 def test_install_model_replaces_the_installed_model_whole_and_leaves_no_staging(tmp_path, monkeypatch):
+    """A killed install's staging is removed; a running install's (another recipe's `--install`, which no run lock
+    keeps out: each holds its own --out) was removed too, by name, and is now kept until its process lets go."""
     import json
     import types
 
+    from worldpolicy.fileio import STAGED_KIND, ScratchFolder
     from worldpolicy.train import scratch
 
     models = tmp_path / "models"
+    models.mkdir()
     monkeypatch.setattr(scratch, "resources", types.SimpleNamespace(files=lambda package: models))
-    (models / ".panda_reach.killed" / "transformer").mkdir(parents=True)  # what a killed install left
+    killed = ScratchFolder(models / "panda_reach", STAGED_KIND)
+    (killed.make() / "transformer").mkdir()  # what a killed install left: its hold went with its process
+    killed.release()
+    running = ScratchFolder(models / "panda_reach", STAGED_KIND)
+    (running.make() / "transformer").mkdir()  # another install, still copying
     for run in ("first", "second"):
         trained = tmp_path / run
         (trained / "transformer").mkdir(parents=True)
@@ -273,7 +286,8 @@ def test_install_model_replaces_the_installed_model_whole_and_leaves_no_staging(
             (trained / "only_in_first.txt").write_text("gone with the next install")
         assert scratch.install_model(trained, {"run": run}) == models / "panda_reach"
     installed = models / "panda_reach"
-    assert sorted(p.name for p in models.iterdir()) == ["panda_reach"]
+    assert sorted(p.name for p in models.iterdir()) == [running.path.name, "panda_reach"]
+    running.release()
     assert sorted(p.name for p in installed.iterdir()) == ["README.md", "model_index.json", "training_summary.json",
                                                            "transformer"]
     assert json.loads((installed / "training_summary.json").read_text()) == {"run": "second"}

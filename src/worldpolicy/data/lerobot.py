@@ -43,7 +43,7 @@ from ..fileio import (
     write_json_atomic,
 )
 from ..hub import HUB_DATASET_EXAMPLE, dataset_snapshot, hub_id_shaped, refuse_local_owner
-from ..processing.video import CODECS, VideoFileWriter, stream_signature
+from ..processing.video import CODECS, EncodedSegment, VideoFileWriter, stream_signature
 from .layout import (
     AUTO_FEATURES,
     CODEBASE_VERSION,
@@ -74,7 +74,7 @@ from .layout import (
     read_provenance,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
-from .video import EncodedSegment, SegmentReader, count_frames, read_segment
+from .video import SegmentReader, count_frames, read_segment
 
 logger = logging.getLogger(__name__)
 
@@ -491,9 +491,9 @@ class LeRobotDataset:
         return reader.read(*segment)
 
     def encoded_segment(self, index: int, key: str) -> EncodedSegment | str:
-        """Camera `key`'s frames of episode `index` as their encoded packets (`video.EncodedSegment`, to be closed), to
-        copy into another dataset as they are; or why they cannot be (a camera stored as images, a segment that does
-        not decode on its own)."""
+        """Camera `key`'s frames of episode `index` as their encoded packets (`processing.video.EncodedSegment`, to
+        be closed), to copy into another dataset as they are; or why they cannot be (a camera stored as images, a
+        segment that does not decode on its own)."""
         i = self._episode_index(index)
         if self.features[key]["dtype"] != "video":
             return f"{key!r} is stored as images, not a video"

@@ -10,11 +10,11 @@ import numbers
 import os
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -258,6 +258,135 @@ class VideoFileWriter:
             self._container.close()
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
+
+
+class EncodedSegment:
+    """The encoded packets of one [from_timestamp, to_timestamp) segment of a video file, for copying it into another
+    file as they are (`VideoFileWriter.append_packets`: a dataset's episode, `data.lerobot.EpisodeVideoStream.copy`;
+    a whole file, `join_videos`): lossless, and no encoder runs. Only a segment that decodes on its own is one: it
+    starts on a keyframe and no packet of it refers past its end (the next packet in decode order is the keyframe of
+    the frame after it, or the file ends), as a writer that starts each episode on a keyframe in closed GOPs (x264's
+    default) leaves them, and a whole file always. `open` says why a segment is not one. The file stays open (the
+    stream is the copy's template) until `close`."""
+
+    def __init__(self, container: Any, packets: list[Any], count: int):
+        self._container, self.packets, self.count = container, packets, count
+        self.stream = container.streams.video[0]
+        self.first_pts = packets[0].pts  # the first in decode order is the keyframe the segment's first frame is
+
+    @classmethod
+    def open(cls, path: Path, from_timestamp: float, to_timestamp: float, fps: float,
+             expected: int) -> EncodedSegment | str:
+        """The segment's packets, or why they cannot be copied as they are (a file that cannot be read at all says
+        so when it is decoded)."""
+        import av
+
+        first, last = round(from_timestamp * fps), round(to_timestamp * fps)
+        try:
+            container = av.open(str(path))
+        except (av.error.FFmpegError, OSError) as exc:
+            return f"{path.name} could not be opened ({exc})"
+        try:
+            why = None
+            if not container.streams.video or container.streams.video[0].time_base is None:
+                why = f"{path.name} has no video stream with a time base"
+            else:
+                stream = container.streams.video[0]
+                packets, why = _segment_packets(container, stream, from_timestamp, first, last, fps)
+                if why is None and len(packets) != expected:
+                    why = f"its {len(packets)} packets are not its {expected} frames"
+            if why is None:
+                return cls(container, packets, expected)
+        except av.error.FFmpegError as exc:
+            why = f"{path.name} could not be demuxed ({exc})"
+        container.close()
+        return why
+
+    def sample(self, indices: np.ndarray, hw: tuple[int, int], stride: int) -> np.ndarray | None:
+        """Frames `indices` (of the segment's, in order) decoded from its packets, every `stride`-th pixel of them, as
+        uint8 [n, H', W', 3] (a stats sample); None where the packets do not decode to the segment's frames of size
+        `hw`. Call before the packets are copied."""
+        import av
+
+        wanted, out, k, rgb = set(indices.tolist()), [], 0, RGBConverter()
+        decoder = self.stream.codec_context
+        try:
+            for packet in [*self.packets, None]:
+                for frame in decoder.decode(packet):
+                    if (frame.height, frame.width) != hw:
+                        return None
+                    if k in wanted:
+                        out.append(rgb(frame)[::stride, ::stride].copy())
+                    k += 1
+        except av.error.FFmpegError:
+            return None
+        return np.stack(out) if k == self.count and len(out) == len(wanted) else None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _segment_packets(container: Any, stream: Any, from_timestamp: float, first: int, last: int,
+                     fps: float) -> tuple[list[Any], str | None]:
+    """The packets of frames [first, last) in decode order, from the keyframe of `first` to the one of `last` (or the
+    end of the file), or why there is no such run."""
+    if first > 0:
+        container.seek(int(from_timestamp / stream.time_base), stream=stream, backward=True)
+    packets: list[Any] = []
+    for packet in container.demux(stream):
+        if packet.pts is None:  # the flush packet
+            continue
+        index = round(packet.pts * stream.time_base * fps)
+        if not packets:
+            if index < first:
+                continue
+            if index != first or not packet.is_keyframe:
+                return [], f"frame {first} of the file is not a keyframe"
+        elif index >= last:
+            if index != last or not packet.is_keyframe:
+                return [], f"frame {last} of the file (after the segment) is not a keyframe"
+            break
+        elif index < first:
+            return [], f"frame {first} of the file is not where a closed GOP starts"
+        packets.append(packet)
+    return packets, None
+
+
+
+def join_videos(path: str | Path, parts: Sequence[tuple[Path, int]], fps: float) -> str | None:
+    """Write `path` (atomically) as the video files `parts` (each with its number of frames) end to end, their encoded
+    packets muxed as they are (`EncodedSegment`, `VideoFileWriter.append_packets`): no encoder runs, and the frames
+    decode to exactly the parts' (encoding their decoded frames again loses more). Where the parts do not allow it (a
+    part that does not open, is not its frames or not of the first's codec, size and settings) nothing is written
+    and why is returned, for the caller to encode the frames instead."""
+    if not parts:
+        return "no parts given"
+    writer: VideoFileWriter | None = None
+    try:
+        for k, (part, count) in enumerate(parts):
+            segment = EncodedSegment.open(Path(part), 0.0, count / float(fps), fps, count)
+            if isinstance(segment, str):
+                return f"part {k} ({Path(part).name}): {segment}"
+            with segment:
+                if writer is None:
+                    writer = VideoFileWriter(Path(path), fps, segment.stream.height, segment.stream.width,
+                                             template=segment.stream)
+                elif stream_signature(segment.stream) != writer.copy_of:
+                    return f"part {k} ({Path(part).name}) is not of part 0's codec, frame size and settings"
+                if writer.append_packets(segment.packets, segment.first_pts, segment.count) is None:
+                    return f"part {k} ({Path(part).name}): its timestamps do not follow the part before it"
+        writer.close()
+        writer = None
+        return None
+    finally:
+        if writer is not None:  # refused, or an error: nothing is written
+            writer.abort()
 
 
 def to_uint8(pixels: np.ndarray, param: str) -> np.ndarray:

@@ -400,14 +400,16 @@ def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int,
             "inputs": inputs}
 
 
-def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True) -> list[Path]:
+def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True,
+                video_parts: Sequence[tuple[Path, int]] = ()) -> list[Path]:
     """A dream run in `out` (`worldpolicy dream` writes it once, at the end or when cut short, `DreamRecorder.finish`;
     the agents' `dream` tool too): dream.json (per chunk: its rows, the policy's seed, its reward where
     `settings["dream"]["score"]` names a scorer; first, so the page shows it) and the dream as one whole
     forward-dynamics trajectory (`Dream.prediction`), written as predict writes its run (`viz.run.write_run`:
     actions.json, settings.json, rollout.mp4, plots/ and index.html).
     `settings` (`dream_settings`) joins the prediction's; `requested`: the chunks asked for (more than done, in a run
-    interrupted)."""
+    interrupted); `video_parts`: the chunks' mp4 files (`DreamRecorder`), which rollout.mp4 joins as they are where
+    they allow it (`write_run`), rather than encoding their frames a second time."""
     from worldpolicy.viz.run import write_run
 
     prediction = result.prediction()
@@ -419,7 +421,7 @@ def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots:
               for j, (span, p, reward) in enumerate(zip(spans, result.policy_predictions, result.rewards))]
     doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), "chunks": chunks}
     path = write_json_atomic(Path(out) / DREAM_FILE, doc)
-    return [path, *write_run(prediction, out, plots=plots)]
+    return [path, *write_run(prediction, out, plots=plots, video_parts=video_parts)]
 
 
 class DreamRecorder:
@@ -430,7 +432,8 @@ class DreamRecorder:
     embodiment's columns, units and fps): its actions (physical and model space), the frames [a, b) it added, the
     world model's seed, the policy's, its reward (with a score) and video file. `finish` writes the whole run once
     (`write_dream`: dream.json, actions.json, settings.json, rollout.mp4, plots, index.html) from the chunks that
-    ran, then removes dream_partial/: called at the end, and on Ctrl-C or a failure, so a dream cut short still ends
+    ran, rollout.mp4 the chunks' mp4s joined as they are (their packets: each frame encoded once, not again from its
+    decoded pixels; `processing.video.join_videos`, else encoded), then removes dream_partial/: called at the end, and on Ctrl-C or a failure, so a dream cut short still ends
     with a complete run. Only a process killed outright (SIGKILL, power loss) leaves dream_partial/, readable as it
     is. Writing the run after every chunk instead cost time growing with the dream's length (the video re-encoded
     whole each time: benchmarks/bench_dream_io.py)."""
@@ -438,6 +441,7 @@ class DreamRecorder:
     def __init__(self, out: Path, settings: dict, requested: int, plots: bool = True) -> None:
         self.out, self.settings, self.requested, self.plots = Path(out), settings, requested, plots
         self.chunks: list[DreamChunk] = []
+        self._videos: list[tuple[Path, int]] = []  # each chunk's mp4 and its frames: rollout.mp4 joins them
         self._rows = 0  # rows recorded so far: chunk j's actions begin there, its frames one after
 
     @property
@@ -455,6 +459,7 @@ class DreamRecorder:
         video = f"chunk-{chunk.index:04d}.mp4"
         first = 0 if chunk.index == 0 else 1  # chunk 0's file holds the start frame too (rollout.mp4's frame 0)
         write_video(self.partial / video, world.video[first:n + 1], world.fps)
+        self._videos.append((self.partial / video, n + 1 - first))
         scored = self.settings["dream"]["score"] is not None
         line = {"chunk": chunk.index, "actions": actions_to_json(chunk.actions),
                 "actions_normalized": actions_to_json(world.actions_normalized[:n]),
@@ -494,6 +499,7 @@ class DreamRecorder:
 
         if not self.chunks:
             return []
-        written = write_dream(Dream.of_chunks(self.chunks), self.out, self.settings, self.requested, plots=False)
+        written = write_dream(Dream.of_chunks(self.chunks), self.out, self.settings, self.requested, plots=False,
+                              video_parts=self._videos)
         shutil.rmtree(self.partial)
         return written + (write_run_pages(self.out) if self.plots else [])

@@ -26,7 +26,6 @@ from ..fileio import (
     MODEL_INDEX_FILE,
     TRAINING_SUMMARY_FILE,
     folder_lock,
-    killed_stagings,
     output_folder,
     staged_folder,
     write_json_atomic,
@@ -277,12 +276,9 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
     """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
-    (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package. An
-    aside of a killed replacement (`.NAME.replaced-*`, the earlier model) is `staged_folder`'s to settle, not
-    removed."""
+    (`staged_folder`, which first removes the staging a killed install left, never a running install's: it could
+    ship with the package; and settles an aside of a killed replacement, `.NAME.replaced-*`, the earlier model)."""
     target = _models_folder() / name
-    for stale in killed_stagings(target.parent, name):
-        shutil.rmtree(stale)
     with staged_folder(target) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
         write_json_atomic(staging / TRAINING_SUMMARY_FILE, summary)

@@ -55,9 +55,9 @@ from ..fileio import (
     STORAGE_ERRNOS,
     folder_lock,
     interruption,
-    killed_stagings,
     sigint_held,
     staged_folder,
+    sweep_stagings,
     write_bytes_atomic,
     write_json_atomic,
 )
@@ -820,8 +820,7 @@ class Trainer:
             # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
             first_step = previous[2] + 1 if checkpoints else 0
             self.trackers = Trackers.start(cfg.tracking, self.out, first_step, cfg.to_dict())
-            for staging in killed_stagings(self.out / "checkpoints", "step-*"):  # a save a kill interrupted
-                shutil.rmtree(staging, ignore_errors=True)
+            sweep_stagings(self.out / "checkpoints", "step-*")  # a save a kill interrupted
         self._load()
         self._model()
         self._elapsed_before = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,8 @@ from .plots import (
 if TYPE_CHECKING:
     from ..results import Prediction
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO", "RUN_OUTPUTS",
            "SETTINGS_FILE", "describe_rollout_video", "resolve_actions_path", "visualize", "write_run",
            "write_run_pages"]
@@ -36,10 +40,13 @@ SETTINGS_FILE = "settings.json"  # what a predict run was given and how it sampl
 RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
 
 
-def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Path]:
+def write_run(prediction: Prediction, out: Path, plots: bool = True,
+              video_parts: Sequence[tuple[Path, int]] = ()) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html. Here,
     beside the readers of those files, for the three that write a run: `predict`, `Prediction.save` and the agents'
-    tools."""
+    tools. `video_parts`: mp4 files (each with its number of frames) already holding the prediction's video end to end
+    (a dream's chunks, `sim.world_model.DreamRecorder`): rollout.mp4 is their packets joined where they allow it
+    (`processing.video.join_videos`: the frames the parts hold, not encoded a second time), else the video encoded."""
     import numpy as np
 
     from ..fileio import make_folder, write_json_atomic
@@ -61,7 +68,9 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Pat
     write_json_atomic(written[0], doc)
     write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:
-        written.append(write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps))
+        if not video_parts or not _joined_video(out / ROLLOUT_VIDEO, video_parts, prediction):
+            write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps)
+        written.append(out / ROLLOUT_VIDEO)
     if bad.any():
         columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
         raise ValueError(f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} "
@@ -70,6 +79,19 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Pat
     if plots:
         written.extend(write_run_pages(out, doc))
     return written
+
+
+def _joined_video(path: Path, parts: Sequence[tuple[Path, int]], prediction: Prediction) -> bool:
+    """`write_run`'s video as its `video_parts` joined; False (nothing written, the reason logged) where they do not
+    allow it."""
+    from ..processing.video import join_videos
+
+    held = sum(count for _, count in parts)
+    why = (f"they hold {held} frames, the video {len(prediction.video)}" if held != len(prediction.video)
+           else join_videos(path, parts, prediction.fps))
+    if why is not None:
+        logger.info("%s encoded from the frames, not joined from its %d parts: %s", path.name, len(parts), why)
+    return why is None
 
 
 def write_run_pages(out: Path, doc: dict | None = None) -> list[Path]:
