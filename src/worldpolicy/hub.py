@@ -58,7 +58,7 @@ def hub_id_shaped(source: str) -> bool:
 
 def snapshot_repo_id(path: str | Path, repo_type: str) -> str | None:
     """The hub id of `path` when it is a snapshot in the hub's cache (`.../models--owner--name/snapshots/<rev>`, a
-    dataset's `datasets--owner--name`), what `model_snapshot` and `dataset_snapshot` give for a hub id; else None."""
+    dataset's `datasets--owner--name`), what `model_metadata` and `dataset_snapshot` give for a hub id; else None."""
     path = Path(str(path)).expanduser()
     repo, snapshots = path.parts[-3:-1] if len(path.parts) >= 3 else ("", "")
     prefix = HUB_CACHE_PREFIXES[repo_type]
@@ -78,9 +78,10 @@ def shown_name(value: str, repo_type: str) -> str:
     """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id (one
     given as such, a snapshot in the hub's cache), else a folder's own name: never a local path, which tells the
     user's file layout to whoever reads the card and names nothing they can open."""
-    found = snapshot_repo_id(value, repo_type) if value else None
-    if found is not None or not value:
-        return found or value
+    if not value:
+        return value
+    if (found := snapshot_repo_id(value, repo_type)) is not None:
+        return found
     path = Path(value).expanduser()
     if path.is_absolute() or path.is_dir() or not hub_id_shaped(value):
         return path.resolve().name or value  # `.` or `../x` by the folder's own name

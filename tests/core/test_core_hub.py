@@ -347,3 +347,17 @@ def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_dow
     assert [(call["revision"], call["allow_patterns"]) for call in calls[1:]] == [(COMMIT, None)]
     assert list(snapshot.rglob("*.safetensors"))
     assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"
+
+
+def test_a_served_checkpoint_by_hub_id_is_fetched_whole_as_the_server_starts(tiny_checkpoint, model_repo, tmp_path):
+    """`mcp --checkpoint-dir OWNER/NAME`: its weights download as the server starts, not inside the first tool call
+    (`list_checkpoints` checks each folder whole: `check_checkpoint_complete`), where a client would wait on them."""
+    from worldpolicy.agents.toolbox import Toolbox, ToolboxConfig
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    calls, snapshot = model_repo(repo)
+    config = ToolboxConfig(checkpoint_dirs=("me/pick",), output_dir=tmp_path / "out")
+    assert [call["revision"] for call in calls] == [None, COMMIT] and list(snapshot.rglob("*.safetensors"))
+    listed = Toolbox(config).list_checkpoints()["checkpoints"]
+    assert len(calls) == 2 and [(row["path"], row["problem"]) for row in listed] == [(str(snapshot), None)]

@@ -311,7 +311,13 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     merged = lora_runs["root"] / "a" / "checkpoints" / "step-0000003"
     adapter = lora_runs["root"] / "c" / "checkpoints" / "step-0000003"
     out = tmp_path / "merged"
+    from worldpolicy.fileio import STAGED_KIND, ScratchFolder
+
+    killed = ScratchFolder(out, STAGED_KIND)  # what a killed merge left: its hold went with its process
+    (killed.make() / "transformer").mkdir()
+    killed.release()
     assert main(["merge-adapter", str(adapter), "--out", str(out)]) == 0
+    assert not killed.path.exists()  # removed by the next merge to the same --out (`fileio.staged_folder`)
     assert json.loads(capsys.readouterr().out)["merged"] == str(out)
     written, trained = _weights(out), _weights(merged)
     assert written.keys() == trained.keys() and all(v.dtype == torch.float32 for v in written.values())

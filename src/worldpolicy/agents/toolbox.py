@@ -124,11 +124,14 @@ class ToolboxConfig:
     load_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from ..hub import complete_snapshot
         from ..models import resolve_checkpoint
 
         self.output_dir = Path(self.output_dir).resolve()
         # `shipped` as a checkpoint argument names it; a folder that is not there would list no checkpoint, silently
         self.checkpoint_dirs = tuple(Path(resolve_checkpoint(str(p))).resolve() for p in self.checkpoint_dirs)
+        for folder in self.checkpoint_dirs:  # a hub id's weights too, as the server starts: never in a tool call (a
+            complete_snapshot(folder)  # listing's `check_checkpoint_complete` would fetch them, the client waiting)
         missing = [str(p) for p in self.checkpoint_dirs if not p.is_dir()]
         if missing:
             raise ValueError(f"checkpoint_dirs: {missing} are not existing folders; accepted: a checkpoint folder, a "

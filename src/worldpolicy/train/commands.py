@@ -133,9 +133,7 @@ def _trackers(text: str | None) -> list[str] | None:
 
 
 def _merge_adapter(args: argparse.Namespace) -> int:
-    import os
     import shutil
-    import tempfile
     from pathlib import Path
 
     import torch
@@ -150,7 +148,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
         load_components,
         save_components,
     )
-    from ..fileio import output_folder, refuse_foreign_folder, share_tree
+    from ..fileio import output_folder, refuse_foreign_folder, staged_folder
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
     from .model_card import write_model_card
 
@@ -179,8 +177,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     if args.dtype != "float32":
         for module in (parts["transformer"], parts["vae"]):
             cast_like_pretrained(module, DTYPES[args.dtype])
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:  # whole or not at all; a killed merge's staging is removed by the next one
         save_components(staging, parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
                         parts["use_native_flow_schedule"], parts["default_use_system_prompt"])
         # the run's record travels with the model: its embodiment, and the objectives and frames it was trained on
@@ -190,13 +187,8 @@ def _merge_adapter(args: argparse.Namespace) -> int:
                 shutil.copyfile(source / name, staging / name)
         # from those records and the adapter's run (its figures), where it still lies in one
         write_model_card(staging, out, source.parent.parent if source.parent.name == "checkpoints" else None)
-        share_tree(staging)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        if out.exists() and not _empty_folder(out):  # filled while the merge ran: never replaced
+            raise ValueError(f"--out: {args.out!r} was filled while the merge ran; give a new or empty folder")
     print(json.dumps({"merged": str(out), "from": str(source), "dtype": args.dtype}, indent=1))
     return 0
 
