@@ -66,7 +66,8 @@ def test_a_batched_run_is_the_sequential_run_with_one_call_per_step(strategy, la
         calls, kept = [], []
         report = evaluate(TabletopEnv("reach", image_size=None, max_steps=6), _seeded_policy(calls),
                           policy_name="seeded", episodes=5, seed=40, strategy=strategy, progress=False,
-                          latency_ms=latency_ms, num_envs=n, on_episode=lambda r, kept=kept: kept.append(len(r.episodes)))
+                          latency_ms=latency_ms, num_envs=n,
+                          on_episode=lambda r, kept=kept: kept.append(len(r.episodes)))
         runs[n] = (report, calls, kept)
     (one, one_calls, one_kept), (two, two_calls, two_kept) = runs[1], runs[2]
     assert _rows(two) == _rows(one) and [e.seed for e in two.episodes] == [40, 41, 42, 43, 44]

@@ -136,9 +136,9 @@ def worldpolicy_tool(
             (prompt + image + actions or actions_file [+ whole_trajectory]); infer_actions: which actions produced
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
-            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc, num_envs]; its
-            training_scenes and warnings say when episodes are scenes the checkpoint was trained on: then not a
-            held-out success rate);
+            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc,
+            num_envs]; its training_scenes and warnings say when episodes are scenes the checkpoint was trained on:
+            then not a held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:

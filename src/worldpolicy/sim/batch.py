@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.results import Prediction
-from worldpolicy.sim.env import step_limit
 from worldpolicy.sim.policies import _Seeded
 from worldpolicy.sim.rollout import EpisodeResult, Rollout
 
@@ -87,8 +86,8 @@ class Lockstep:
         self.rollout, self.policy = rollout, rollout.policy.policy
         remote = getattr(sys.modules.get("worldpolicy.serving.client"), "RemotePolicy", None)  # imported if in use
         self._served = remote is not None and isinstance(self.policy, remote)
-        limit = step_limit(rollout.env)
-        self._made = [rollout.env.replica(limit) for _ in range(num_envs - 1)]
+        # the limit the rollout runs to (`step_limit` of the env as given, a gymnasium.make one's TimeLimit), known
+        self._made = [rollout.env.replica(rollout.max_steps) for _ in range(num_envs - 1)]
         self.members = [_Member(rollout.policy) for _ in range(num_envs)]
         self.rollouts = [rollout.on(env, member) for env, member in zip([rollout.env, *self._made], self.members)]
 

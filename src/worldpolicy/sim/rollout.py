@@ -36,8 +36,8 @@ from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "check_latency_ms",
-           "latency_as_none", "latency_ticks"]
+__all__ = ["Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk",
+           "check_latency_ms", "latency_as_none", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
@@ -389,7 +389,6 @@ class Episode:
             clipped=self.clipped, over_velocity_steps=self.too_fast, **self.jumps.fields(),
             frames=np.stack(self.frames) if self.frames else None,
         )
-
 
 
 def _frame_after(action: int, frames: int, chunk: int) -> int:
