@@ -1,6 +1,7 @@
 """The server's TLS certificate: loaded and checked (PEM blocks, the key's match, the validity dates) with errors naming
-the `ServerConfig` field at fault (or the CLI flag: `ServingCertificate.names`), and swapped for a renewed pair while the server runs (`ServingCertificate.reload`,
-SIGHUP under `worldpolicy serve`). The validity dates are read with `cryptography` (the serve extra).
+the `ServerConfig` field at fault (or the CLI flag: `ServingCertificate.names`), and swapped for a renewed pair while
+the server runs (`ServingCertificate.reload`, SIGHUP under `worldpolicy serve`). The validity dates are read with
+`cryptography` (the serve extra).
 
 Why a swap and not `load_cert_chain` again on the listening context: that does change the pair later handshakes get,
 but a load that fails half-way (a key that is not the new certificate's) leaves the context without a usable pair, and
@@ -141,12 +142,10 @@ def _load_chain(context: ssl.SSLContext, pem: bytes, cert: str, key: str, passwo
     except (AttributeError, OSError):  # not Linux, or refused (a seccomp profile)
         context.load_cert_chain(cert, key, password=password)
         return
-    try:
-        with os.fdopen(os.dup(fd), "wb") as f:
-            f.write(pem)
+    with open(fd, "wb") as f:  # closes the in-memory file once loaded
+        f.write(pem)
+        f.flush()
         context.load_cert_chain(f"/proc/self/fd/{fd}", key, password=password)
-    finally:
-        os.close(fd)
 
 
 class ServingCertificate:
