@@ -83,6 +83,26 @@ def test_a_v20_dataset_converts_with_its_episodes_own_keys(tmp_path):
     np.testing.assert_array_equal(ds.episode(1).videos[WRIST], episodes[1]["videos"][WRIST])  # lossless codec
 
 
+def test_an_episodes_success_key_is_the_success_flag_and_lerobots_own_column_names_are_refused_first(tmp_path):
+    """A `success` key of meta/episodes.jsonl went to the writer as an episode column of its own, which it refuses (the
+    success flag is its own argument): the conversion failed at the first episode, the error naming `fields:` and
+    `success=`, which the user never passed. It is the success flag now, and a key named as one of LeRobot v3's
+    columns is refused naming the file and key before anything is written."""
+    episodes = _episodes(lengths=(3, 4, 2), cameras=(WRIST,))
+    for e, ep in enumerate(episodes):
+        ep["fields"] = {"success": e != 1, "operator": f"op{e}"}
+    write_v2_dataset(tmp_path / "v21", episodes)
+    ds = convert_dataset(tmp_path / "v21", tmp_path / "out").dataset
+    assert ds.episode_success.tolist() == [True, False, True]
+    assert [f["operator"] for f in ds.episode_fields()] == ["op0", "op1", "op2"]
+    for e, ep in enumerate(episodes):
+        ep["fields"] = {"dataset_from_index": e}
+    write_v2_dataset(tmp_path / "own", episodes)
+    with pytest.raises(DatasetFormatError, match="one of LeRobot v3.0's own meta/episodes columns") as info:
+        convert_dataset(tmp_path / "own", tmp_path / "out2")
+    assert info.value.path == str(tmp_path / "own/meta/episodes.jsonl") and not (tmp_path / "out2").exists()
+
+
 def test_an_earlier_convert_is_replaced_only_with_overwrite(tmp_path):
     src, out = tmp_path / "v21", tmp_path / "out"
     write_v2_dataset(src, _episodes(lengths=(3,), cameras=()))

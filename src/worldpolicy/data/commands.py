@@ -285,8 +285,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "select",
         help="keep some episodes of a dataset (a list, a policy recording's successes) as a new dataset",
         description="Write the chosen episodes of ROOT as a new LeRobot v3 dataset at --out, numbered from 0: their "
-        "frames, tasks, videos (encoded again, by default with ROOT's codec) and success flags, stats recomputed over "
-        "them. meta/worldpolicy_provenance.json names ROOT and the source index of every kept episode.",
+        "frames, tasks, videos (copied as their encoded packets where they decode on their own, else encoded again; by "
+        "default in ROOT's codec) and success flags, stats recomputed over them. meta/worldpolicy_provenance.json names ROOT and the source index of every kept episode.",
     )
     select.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
     select.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
@@ -387,10 +387,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_edit_flags(parser: argparse.ArgumentParser, earlier: str, default_codec: str | None = None,
-                    codec_help: str = "codec the videos are written again with: libx264rgb (lossless), libx264, "
-                    "libsvtav1 (default: the source's, where it is one of these, else libx264rgb)") -> None:
-    """The flags `dataset select`, `merge` and `import-hdf5` share: --video-codec (by default the source's, as
-    select and merge write again what they read), --overwrite (what `earlier` wrote) and --no-progress."""
+                    codec_help: str = "codec of the new videos: libx264rgb (lossless), libx264, libsvtav1 (default: "
+                    "the source's, where it is one of these, each video then copied as its encoded packets where they "
+                    "decode on their own; else libx264rgb); another than the source's encodes every video again"
+                    ) -> None:
+    """The flags `dataset select`, `merge`, `convert` and `import-hdf5` share: --video-codec (by default the source's,
+    whose packets select, merge and convert copy as they are), --overwrite (what `earlier` wrote) and --no-progress."""
     parser.add_argument("--video-codec", default=default_codec, help=codec_help)
     parser.add_argument("--overwrite", action="store_true", help=f"replace the dataset {earlier} wrote at --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")

@@ -29,9 +29,11 @@ from .edit import EditResult, write_copies
 from .layout import (
     CODEBASE_VERSION,
     INFO_PATH,
+    SUCCESS_COLUMN,
     DatasetFormatError,
     check_info,
     inside_dataset,
+    lerobot_episode_column,
     read_json,
     template_fields,
 )
@@ -67,7 +69,7 @@ def convert_dataset(dataset: str | Path, out: str | Path, *, video_codec: str | 
                     progress: bool = False) -> EditResult:
     """Write the LeRobot v2.0 / v2.1 dataset `dataset` (a folder, or a hub id fetched as `LeRobotDataset.open` fetches
     one) as a new v3.0 dataset at `out`: every episode in order, its frames, tasks, timestamps and the other keys
-    meta/episodes.jsonl gives it; videos as `select_episodes` writes them (`video_codec`, default the source's where
+    meta/episodes.jsonl gives it (a `success` of bools as the success flag, `dataset select --success`'s); videos as `select_episodes` writes them (`video_codec`, default the source's where
     the writer has it: copied as their packets where they decode on their own, else encoded again). Its metadata,
     files and `out` (as `dataset select` takes it: an existing dataset only an earlier convert made, with `overwrite`)
     are checked before an episode is read; `out` appears only when complete, with meta/worldpolicy_provenance.json
@@ -76,7 +78,7 @@ def convert_dataset(dataset: str | Path, out: str | Path, *, video_codec: str | 
     ds = source.dataset
     out = check_out([ds.root], out, overwrite, [CONVERT_SOURCE], "`dataset convert`", "converted")
     provenance = {"source": CONVERT_SOURCE, "dataset": dataset_source(ds.root), "codebase_version": source.version}
-    return write_copies([ds], [(0, i) for i in range(ds.num_episodes)], out, video_codec, False, [source.columns],
+    return write_copies([ds], [(0, i) for i in range(ds.num_episodes)], out, video_codec, True, [source.columns],
                         overwrite, provenance, progress)
 
 
@@ -226,4 +228,16 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> tuple[
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DatasetFormatError(path, None, f"its keys besides {', '.join(V2_EPISODE_KEYS)} differ in type between "
                                              f"episodes: {exc}") from None
+    # before anything is written: the writer takes neither as an episode's own column
+    if taken := [name for name in columns.column_names if lerobot_episode_column(name)]:
+        raise DatasetFormatError(path, taken[0], f"is one of LeRobot v3.0's own meta/episodes columns, which the "
+                                                 f"conversion writes; accepted: other keys (rename it in {path.name})")
+    if SUCCESS_COLUMN in columns.column_names:  # worldpolicy's success flag (`dataset select --success`)
+        success = columns.column(SUCCESS_COLUMN)
+        if not pa.types.is_boolean(success.type) or success.null_count:
+            raise DatasetFormatError(path, SUCCESS_COLUMN, f"holds {success.type} values with {success.null_count} "
+                                     "missing; accepted: true or false on every episode (the success flag a v3.0 "
+                                     "dataset keeps), or another key")
+        episodes[SUCCESS_COLUMN] = np.asarray(success.to_pylist(), dtype=bool)
+        columns = columns.drop([SUCCESS_COLUMN])
     return episodes, columns

@@ -102,7 +102,7 @@ def select_episodes(
                   **_recorded_seeds([ds], [(0, i) for i in chosen]),
                   "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
     return write_copies([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
-                  provenance, progress)
+                        provenance, progress)
 
 
 def merge_datasets(
@@ -297,8 +297,8 @@ def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream
 
 
 def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
-           keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
-           progress: bool) -> EditResult:
+                 keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
+                 progress: bool) -> EditResult:
     """Read the `origins` episodes and write them at `out` (`copy_episodes`; staged, published when complete: an error
     or Ctrl-C leaves `out` as it was): select's, merge's and `convert.convert_dataset`'s writing, once checked."""
     from tqdm.auto import tqdm

@@ -205,6 +205,12 @@ def datasets_near(folder: Path) -> tuple[Path | None, list[Path]]:
                          for info in folder.glob(pattern)})
 
 
+def lerobot_episode_column(name: str) -> bool:
+    """Whether meta/episodes column `name` is one LeRobot writes (rows, files, tasks, per-episode stats and metadata
+    file), not one a recorder added (`success`, an operator's name)."""
+    return name in EPISODE_COLUMNS or name.startswith(("videos/", "stats/", "meta/", "data/"))
+
+
 def inside_dataset(relative: str) -> bool:
     """A path a dataset's own files give (info.json's templates, an image cell's `path`) stays in the dataset's folder:
     relative, no '..' part. Datasets come from others (the hub); what they hold must not read files elsewhere."""

@@ -70,6 +70,7 @@ from .layout import (
     datasets_near,
     image_hw,
     inside_dataset,
+    lerobot_episode_column,
     read_json,
     read_provenance,
 )
@@ -249,7 +250,7 @@ class LeRobotDataset:
         """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own, those alone read
         (not its per-episode stats: `summary` reads these on every `dataset info`)."""
         def picked(names: list[str]) -> list[str]:
-            return ["episode_index", *(c for c in names if not _lerobot_episode_column(c))]
+            return ["episode_index", *(c for c in names if not lerobot_episode_column(c))]
 
         return [_read_parquet(path, "episodes file", picked) for path in _episodes_files(self.root)]
 
@@ -802,12 +803,6 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     return out
 
 
-def _lerobot_episode_column(name: str) -> bool:
-    """Whether meta/episodes column `name` is one LeRobot writes (rows, files, tasks, per-episode stats and metadata
-    file), not one a recorder added (`success`, an operator's name)."""
-    return name in EPISODE_COLUMNS or name.startswith(("videos/", "stats/", "meta/", "data/"))
-
-
 def _success_column(read: list[tuple[Path, pa.Table]]) -> np.ndarray | None:
     """meta/episodes' `success` column in file order (as the other columns are read), where every file has one;
     None where none has. Bools, or ints 0/1 as another recorder may store them. A column that says less than one flag
@@ -1215,7 +1210,7 @@ class LeRobotDatasetWriter:
                              "values")
         out = {}
         for name, value in fields.items():
-            if not isinstance(name, str) or not name or _lerobot_episode_column(name) or name == SUCCESS_COLUMN:
+            if not isinstance(name, str) or not name or lerobot_episode_column(name) or name == SUCCESS_COLUMN:
                 why = ("the success flag: pass success=" if name == SUCCESS_COLUMN else
                        "one of LeRobot's own meta/episodes columns" if isinstance(name, str) and name else
                        "not a column name")

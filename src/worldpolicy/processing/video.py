@@ -358,7 +358,6 @@ def _segment_packets(container: Any, stream: Any, from_timestamp: float, first: 
     return packets, None
 
 
-
 def join_videos(path: str | Path, parts: Sequence[tuple[Path, int]], fps: float) -> str | None:
     """Write `path` (atomically) as the video files `parts` (each with its number of frames) end to end, their encoded
     packets muxed as they are (`EncodedSegment`, `VideoFileWriter.append_packets`): no encoder runs, and the frames
