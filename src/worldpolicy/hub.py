@@ -100,11 +100,12 @@ def shown_value(value: Any) -> Any:
 
 
 def shared_state(folder: str | Path) -> bytes | None:
-    """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`), or None where it
-    has none or it is no run's record: a copy whose training config shows each path as the card does
-    (`shown_value`: `data.dataset`, `checkpoint`, `output_dir`, `data.cache_dir`, a spec file's `embodiment`), which on
-    the hub would only tell the user's file layout; what loading and a fine-tune read from it (the embodiment's name
-    or spec, the objectives, the frames) is kept. The file here is not changed: a resume reads its folders."""
+    """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`): a copy whose
+    training config shows each path as the card does (`shown_value`: `data.dataset`, `checkpoint`, `output_dir`,
+    `data.cache_dir`, a spec file's `embodiment`), which on the hub would only tell the user's file layout; what
+    loading and a fine-tune read from it (the embodiment's name or spec, the objectives, the frames) is kept. None
+    (the file goes as it is) where it has none, it is no run's record or its config names no path. The file here is
+    not changed: a resume reads its folders."""
     try:
         state = json.loads((Path(folder) / TRAINER_STATE_FILE).read_text())
     except (OSError, ValueError):
@@ -119,7 +120,8 @@ def shared_state(folder: str | Path) -> bytes | None:
             return [shown(item) for item in value]
         return shown_value(value)
 
-    return json.dumps({**state, "config": shown(state["config"])}, indent=1).encode()
+    config = shown(state["config"])
+    return None if config == state["config"] else json.dumps({**state, "config": config}, indent=1).encode()
 
 
 def refuse_local_owner(source: str, named: str) -> None:

@@ -104,6 +104,7 @@ def test_push_leaves_a_checkpoints_training_state_out_unless_asked(checkpoint, t
     assert "optimizer.safetensors" not in hub.uploaded and "transformer/optimizer.safetensors" in hub.uploaded
     assert ("adapter.safetensors" in hub.uploaded) is adapter
     assert "model_index.json" in hub.uploaded and "trainer_state.json" in hub.uploaded  # what loading reads
+    assert hub.sent["trainer_state.json"] == b'{"step": 1}'  # no path in it: sent as it is
     left = "optimizer.safetensors, 0.0 MB" if adapter else "optimizer.safetensors, adapter.safetensors, 0.0 MB"
     out = capsys.readouterr().out
     assert f"left out its training state, which only a resume reads ({left}): --with-training-state" in out
