@@ -7,12 +7,13 @@ huggingface_hub (a dependency) is imported inside the functions, so `import worl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .fileio import (
     ADAPTER_FILE,
@@ -22,6 +23,7 @@ from .fileio import (
     LOCK_FILE,
     OPTIMIZER_FILE,
     TRAINED_FILE,
+    TRAINER_STATE_FILE,
     folder_holder,
     folder_kind,
     is_checkpoint,
@@ -86,6 +88,40 @@ def shown_name(value: str, repo_type: str) -> str:
     if path.is_absolute() or path.is_dir() or not hub_id_shaped(value):
         return path.resolve().name or value  # `.` or `../x` by the folder's own name
     return value
+
+
+def shown_value(value: Any) -> Any:
+    """A recorded value as what is shared shows it: an absolute path (a checkpoint, dataset, output or cache folder, a
+    spec file a record names) as its hub id or its own name (`shown_name`), not where the maker kept it; anything
+    else as it is."""
+    if not isinstance(value, str) or not os.path.isabs(value):
+        return value
+    return snapshot_repo_id(value, "model") or shown_name(value, "dataset")
+
+
+def shared_state(folder: str | Path) -> bytes | None:
+    """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`): a copy whose
+    training config shows each path as the card does (`shown_value`: `data.dataset`, `checkpoint`, `output_dir`,
+    `data.cache_dir`, a spec file's `embodiment`), which on the hub would only tell the user's file layout; what
+    loading and a fine-tune read from it (the embodiment's name or spec, the objectives, the frames) is kept. None
+    (the file goes as it is) where it has none, it is no run's record or its config names no path. The file here is
+    not changed: a resume reads its folders."""
+    try:
+        state = json.loads((Path(folder) / TRAINER_STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        return None
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: shown(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [shown(item) for item in value]
+        return shown_value(value)
+
+    config = shown(state["config"])
+    return None if config == state["config"] else json.dumps({**state, "config": config}, indent=1).encode()
 
 
 def refuse_local_owner(source: str, named: str) -> None:
@@ -241,10 +277,11 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
     default branch if missing; default: main) in one commit (`message`). A checkpoint's training state
-    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is
-    sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running command holds the
-    folder (`fileio.folder_lock`). The folder is only read. HubError when the hub cannot be reached or refuses."""
-    from huggingface_hub import HfApi, get_token
+    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
+    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running
+    command holds the folder (`fileio.folder_lock`). The folder is only read: a checkpoint's trainer_state.json is
+    sent as `shared_state` shows it. HubError when the hub cannot be reached or refuses."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -280,14 +317,18 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                 size / 1e6, kind.repo_type, repo_id,
                 f"; its training state, which only a resume reads, stays here ({', '.join(left_out)}, "
                 f"{left_out_size / 1e6:.1f} MB)" if left_out else "")
+    # the files as they are, but a checkpoint's run record as the card shows its paths (`shared_state`)
+    state = shared_state(path) if kind.repo_type == "model" and TRAINER_STATE_FILE in files else None
+    operations = [CommitOperationAdd(name, state if name == TRAINER_STATE_FILE and state is not None
+                                     else str(path / name)) for name in files]
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, folder_path=path, repo_type=kind.repo_type, revision=revision,
-                                   commit_message=message or f"Upload {kind.what} with worldpolicy push",
-                                   ignore_patterns=[*PUSH_IGNORE, *left_out])
+        commit = api.create_commit(repo_id=repo_id, operations=operations, repo_type=kind.repo_type,
+                                   revision=revision,
+                                   commit_message=message or f"Upload {kind.what} with worldpolicy push")
     except _hub_errors() as exc:
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
                        f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HTTPError
-from huggingface_hub.utils import filter_repo_objects
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, folder_lock
@@ -24,14 +23,15 @@ from worldpolicy.hub import HubError, hub_id_shaped, push, shared_files
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
 class FakeHub:
-    """HfApi's create_repo, create_branch and upload_folder, recorded; the upload lists the files as huggingface_hub
-    does (every file under the folder, less its ignore patterns and its own defaults: `.git`, `.cache/huggingface`)."""
+    """HfApi's create_repo, create_branch and create_commit, recorded; the commit's files kept as they would land in
+    the repository (`uploaded`: their names, `sent`: their bytes)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.uploaded: list[str] = []
+        self.sent: dict[str, bytes] = {}
         self.fail = fail
-        for name in ("create_repo", "create_branch", "upload_folder"):
+        for name in ("create_repo", "create_branch", "create_commit"):
             monkeypatch.setattr(HfApi, name, self._recorder(name))
 
     def _recorder(self, name: str):
@@ -39,13 +39,12 @@ class FakeHub:
             if self.fail is not None:
                 raise self.fail
             self.calls.append((name, {"args": args, **kwargs}))
-            if name == "upload_folder":
-                from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
-
-                folder = Path(kwargs["folder_path"])
-                found = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/*") if p.is_file())
-                ignore = [*kwargs["ignore_patterns"], *DEFAULT_IGNORE_PATTERNS]
-                self.uploaded = list(filter_repo_objects(found, ignore_patterns=ignore))
+            if name == "create_commit":
+                self.sent = {}
+                for op in kwargs["operations"]:
+                    with op.as_file() as file:
+                        self.sent[op.path_in_repo] = file.read()
+                self.uploaded = sorted(self.sent)
                 return type("Commit", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
             return None
 
@@ -76,7 +75,7 @@ def checkpoint(tiny_checkpoint, tmp_path) -> Path:
 def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys):
     hub = FakeHub(monkeypatch)
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--message", "first"]) == 0
-    assert hub.names() == ["create_repo", "upload_folder"]  # no branch made without --revision
+    assert hub.names() == ["create_repo", "create_commit"]  # no branch made without --revision
     created, uploaded = hub.calls[0][1], hub.calls[1][1]
     assert created["args"] == ("me/tiny",) and created["repo_type"] == "model" and created["private"] is True
     assert created["exist_ok"] is True
@@ -105,12 +104,53 @@ def test_push_leaves_a_checkpoints_training_state_out_unless_asked(checkpoint, t
     assert "optimizer.safetensors" not in hub.uploaded and "transformer/optimizer.safetensors" in hub.uploaded
     assert ("adapter.safetensors" in hub.uploaded) is adapter
     assert "model_index.json" in hub.uploaded and "trainer_state.json" in hub.uploaded  # what loading reads
+    assert hub.sent["trainer_state.json"] == b'{"step": 1}'  # no path in it: sent as it is
     left = "optimizer.safetensors, 0.0 MB" if adapter else "optimizer.safetensors, adapter.safetensors, 0.0 MB"
     out = capsys.readouterr().out
     assert f"left out its training state, which only a resume reads ({left}): --with-training-state" in out
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--with-training-state"]) == 0
     assert {"optimizer.safetensors", "adapter.safetensors"} <= set(hub.uploaded)
     assert "left out" not in capsys.readouterr().out
+
+
+def test_push_shows_a_checkpoints_run_record_without_local_paths(checkpoint, tmp_path, token, monkeypatch):
+    """trainer_state.json goes (loading reads the embodiment from it), its config's paths as the card shows them: a
+    hub id, else a folder's own name; the local file, which a resume reads, is untouched. The pushed files, read back
+    as a checkpoint folder, give the embodiment the local one gives."""
+    from worldpolicy.policy import Policy, checkpoint_embodiment, trained_embodiment
+    from worldpolicy.train.config import TrainConfig, changed_settings
+
+    base = tmp_path / "hf" / "models--nvidia--base" / "snapshots" / COMMIT
+    config = TrainConfig().to_dict()  # as a run stores it: its paths absolute
+    config.update(output_dir=str(tmp_path / "runs" / "pick"), checkpoint=str(base), embodiment="droid/relative_pose")
+    config["data"].update(dataset=str(tmp_path / "data" / "pick_ds"), cache_dir=str(tmp_path / "cache"),
+                          video_keys=["observation.image.wrist"])
+    state = {"step": 10, "config": config, "frames": {"cameras": {"wrist": [64, 96]}}, "objective_weights": {"policy": 1}}
+    local = json.dumps(state, indent=1)
+    (checkpoint / "trainer_state.json").write_text(local)
+    hub = FakeHub(monkeypatch)
+    push(checkpoint, "me/pick")
+    assert (checkpoint / "trainer_state.json").read_text() == local  # what a resume reads, kept
+    sent = json.loads(hub.sent["trainer_state.json"])
+    assert str(tmp_path) not in hub.sent["trainer_state.json"].decode()
+    shown = {"output_dir": "pick", "checkpoint": "nvidia/base", "embodiment": "droid/relative_pose",
+             "data": {**config["data"], "dataset": "pick_ds", "cache_dir": "cache"}}
+    assert sent["config"] == {**config, **shown}
+    assert {key: sent[key] for key in ("step", "frames", "objective_weights")} == \
+        {key: state[key] for key in ("step", "frames", "objective_weights")}
+    assert hub.sent["model_index.json"] == (checkpoint / "model_index.json").read_bytes()  # the rest as it is
+    pulled = tmp_path / "pulled"
+    for name, data in hub.sent.items():
+        (pulled / name).parent.mkdir(parents=True, exist_ok=True)
+        (pulled / name).write_bytes(data)
+    assert trained_embodiment(pulled) == trained_embodiment(checkpoint) == "droid/relative_pose"
+    assert checkpoint_embodiment(pulled, None) == checkpoint_embodiment(checkpoint, None) == "droid/relative_pose"
+    assert Policy.check_pretrained(str(pulled))[0].key == "droid/relative_pose"
+    # pushed with its training state and resumed on another machine: its folders by their names are the same folders
+    moved = {**config, "checkpoint": "nvidia/base", "data": {**config["data"], "dataset": "/elsewhere/pick_ds"}}
+    assert changed_settings(sent["config"], moved) == []
+    other = {**moved, "data": {**moved["data"], "dataset": "/elsewhere/place_ds"}}
+    assert changed_settings(sent["config"], other) == ["data.dataset: 'pick_ds' -> '/elsewhere/place_ds'"]
 
 
 def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch):
@@ -121,7 +161,7 @@ def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch
     (root / "data" / "file-000.parquet").write_bytes(b"x")
     hub = FakeHub(monkeypatch)
     pushed = push(root, "me/ds", revision="v1")
-    assert hub.names() == ["create_repo", "create_branch", "upload_folder"]
+    assert hub.names() == ["create_repo", "create_branch", "create_commit"]
     assert hub.calls[0][1]["repo_type"] == hub.calls[1][1]["repo_type"] == "dataset"
     assert hub.calls[0][1]["private"] is False
     assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == "v1"

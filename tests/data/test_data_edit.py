@@ -18,11 +18,13 @@ FRONT = "observation.images.front"
 
 
 def _dataset(root: Path, lengths=(5, 4, 6, 3), success=None, codec: str = "libx264rgb", offset: int = 0,
-             tasks=("pick the cube", "push the cube"), provenance=None, fields=None, **changes) -> LeRobotDataset:
+             tasks=("pick the cube", "push the cube"), provenance=None, fields=None, gop: int = 8,
+             **changes) -> LeRobotDataset:
     """Episodes of `make_episode` (episode i's action column 0 counts from 10·(i + offset)), their tasks in turn, each
     flagged with `success[i]` where given and with meta/episodes columns `fields(i)` (a dict); `changes` replace
     features' frames (`action=...` a function of them)."""
-    with LeRobotDatasetWriter(root, 10, None, "testbot", video_codec=codec, provenance=provenance) as writer:
+    with LeRobotDatasetWriter(root, 10, None, "testbot", video_codec=codec, provenance=provenance,
+                              video_gop=gop) as writer:
         for i, length in enumerate(lengths):
             ep = make_episode(length, seed=i + offset, offset=10 * (i + offset))
             frames = {k: changes[k](v) if k in changes else v for k, v in ep["frames"].items()}
@@ -476,6 +478,33 @@ def test_lossy_videos_are_copied_as_their_packets_bit_for_bit(tmp_path, capsys, 
         assert "ok:" in capsys.readouterr().out
 
 
+def test_copied_videos_record_the_encoder_settings_they_were_encoded_with(tmp_path, capsys):
+    """info.json's video `info` says what the files' frames were encoded with: a copy's source's settings (another
+    GOP, and a crf its recorder used), not the writer's; where the episodes of a camera were encoded otherwise (sources
+    that differ, frames encoded again), only the settings they share; the facts of every file (codec, pixel format,
+    size, rate) always."""
+    a = _dataset(tmp_path / "a", lengths=(9, 7), codec="libx264", gop=4)
+    info = json.loads((a.root / "meta" / "info.json").read_text())
+    info["features"][FRONT]["info"]["video.crf"] = 23  # as another recorder encodes: its packets copied as they are
+    (a.root / "meta" / "info.json").write_text(json.dumps(info))
+    a = LeRobotDataset.open(a.root)
+    own = dict(a.features[FRONT]["info"])
+    assert (own["video.g"], own["video.crf"], own["video.preset"]) == (4, 23, "veryfast")
+    b = _dataset(tmp_path / "b", lengths=(6,), codec="libx264", offset=3)  # the writer's settings: g 8, crf 18
+    picked = select_episodes(a, tmp_path / "picked", [1, 0])
+    assert picked.videos.copied == 2 and picked.dataset.features[FRONT]["info"] == own
+    merged = merge_datasets([a, b], tmp_path / "merged")
+    assert merged.videos.copied == 3
+    shared = {k: v for k, v in own.items() if k not in ("video.g", "video.crf")}  # a's and b's differ on those
+    assert merged.dataset.features[FRONT]["info"] == shared
+    again = select_episodes(a, tmp_path / "again", video_codec="libx264rgb")  # encoded again: the writer's settings
+    assert again.videos.encoded == 2 and again.dataset.features[FRONT]["info"]["video.g"] == 8
+    assert again.dataset.features[FRONT]["info"]["video.crf"] == 0
+    for out in (picked, merged, again):
+        assert main(["dataset", "check", str(out.dataset.root)]) == 0
+        assert "ok:" in capsys.readouterr().out
+
+
 def test_episodes_that_do_not_start_on_a_keyframe_are_encoded_again_and_said_once(tmp_path, capsys, caplog,
                                                                                     monkeypatch):
     """A source written without a keyframe at each episode's start (an older worldpolicy, another recorder) or in
@@ -498,6 +527,7 @@ def test_episodes_that_do_not_start_on_a_keyframe_are_encoded_again_and_said_onc
     # old's episode 0 starts on a keyframe, but the frame after it (episode 1's first) is none: its packets refer on
     assert merged.videos.copied == 2 and merged.videos.encoded == 3
     out = merged.dataset
+    assert out.features[FRONT]["info"] == new.features[FRONT]["info"]  # copied and encoded again alike: the writer's
     for n, (src, i) in enumerate([(new, 0), (new, 1), (old, 0), (old, 1), (old, 2)]):
         _same_episode(out.episode(n), src.episode(i), lossless=src is new)
     files = out._episodes[f"videos/{FRONT}/file_index"].tolist()

@@ -15,7 +15,6 @@ source's README.md. Reading never needs it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import brief_list
 from ..extras import package_license
 from ..fileio import MODEL_CARD_FILE
-from ..hub import shown_name, snapshot_repo_id
+from ..hub import shown_value
 from .layout import DATA_PATH, INFO_PATH
 
 if TYPE_CHECKING:
@@ -135,10 +134,10 @@ def _units(ds: LeRobotDataset, provenance: Mapping[str, Any]) -> dict[str, list[
 
 def _made(provenance: Mapping[str, Any]) -> str:
     """How worldpolicy made it, in brief (the whole record, every seed included, is meta/worldpolicy_provenance.json):
-    each plain setting (a path by its name, `_shown`), the longer ones (lists, objects) named."""
+    each plain setting (a path by its name, `hub.shown_value`), the longer ones (lists, objects) named."""
     if not provenance:
         return ""
-    plain = [f"`{key}` {json.dumps(_shown(value), ensure_ascii=False)}" for key, value in provenance.items()
+    plain = [f"`{key}` {json.dumps(shown_value(value), ensure_ascii=False)}" for key, value in provenance.items()
              if key != "source" and not isinstance(value, (list, dict))]
     nested = [f"`{key}`" for key, value in provenance.items() if isinstance(value, (list, dict))]
     lines = ["## How it was made\n", "[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json)"
@@ -146,14 +145,6 @@ def _made(provenance: Mapping[str, Any]) -> str:
     if nested:
         lines.append(f"It also records {', '.join(nested)}.")
     return "\n".join(lines) + "\n"
-
-
-def _shown(value: Any) -> Any:
-    """A recorded value as the card shows it: a path (the dataset or file a dataset was made from) as its hub id or
-    its own name (`hub.shown_name`), not where the maker kept it; the provenance file keeps the path."""
-    if not isinstance(value, str) or not os.path.isabs(value):
-        return value
-    return snapshot_repo_id(value, "model") or shown_name(value, "dataset")
 
 
 def _usage(name: str) -> str:

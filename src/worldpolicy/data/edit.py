@@ -292,8 +292,9 @@ def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream
     segment = ds.encoded_segment(i, key)
     if isinstance(segment, str):
         return segment
-    with segment:
-        return videos.copy(key, segment)
+    info = ds.features[key].get("info")
+    with segment:  # the source's encoder settings (info.json's `video.g`, `video.crf`, ...) are the copy's
+        return videos.copy(key, segment, info if isinstance(info, dict) else {})
 
 
 def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,

@@ -1041,11 +1041,19 @@ class LeRobotDatasetWriter:
         self._videos: dict[str, VideoFileWriter] = {}
         self._values: dict[str, list[np.ndarray]] = {}
         self._video_stats: dict[str, list[dict[str, np.ndarray]]] = {}
+        # per video, the encoder settings (info.json's `video.g`, `video.crf`, ...) every episode so far was encoded
+        # with: this writer's, or a copied episode's source's (`EpisodeVideoStream.copy`), those they agree on
+        self._encoded_with: dict[str, dict[str, Any]] = {}
         self._stream: EpisodeVideoStream | None = None  # an episode's videos being streamed, not yet added
         self._encode_failed: str | None = None  # the episode whose add_episode failed encoding its videos (arrays)
         self._done = False
 
     # -- public API
+    def encoder_settings(self) -> dict[str, Any]:
+        """The encoder settings this writer encodes videos with, as info.json records them (`video.g`, the codec's
+        options: `video.crf`, ...)."""
+        return {"video.g": self.video_gop, **{f"video.{k}": _number(v) for k, v in CODECS[self.video_codec].options}}
+
     @property
     def num_episodes(self) -> int:
         """Episodes added so far (what `finalize` would publish)."""
@@ -1132,6 +1140,10 @@ class LeRobotDatasetWriter:
         for key, stats in stream.stats().items():
             self._video_stats.setdefault(key, []).append(stats)
             row.update(_flat_stats(key, stats))
+        for key, settings in stream.encoded_with.items():
+            agreed = self._encoded_with.setdefault(key, dict(settings))
+            for name in [name for name, value in agreed.items() if (name, value) not in settings.items()]:
+                del agreed[name]  # episodes encoded otherwise: no one value is true of the video
         self._stream = None
         self._rows.append(row)
         self._fields.append({name: value for name, (value, _) in own.items()})
@@ -1359,12 +1371,13 @@ class LeRobotDatasetWriter:
         pq.write_table(episodes, path)
         _write_tasks(self._stage / TASKS_PATH, list(self._tasks))
         codec = CODECS[self.video_codec]
+        own = self.encoder_settings()
         features: dict[str, Any] = {}
         for key, spec in self.features.items():
             spec = dict(spec)
             if spec["dtype"] == "video":
                 h, w = image_hw(spec)
-                spec["info"] = {
+                facts = {  # of every file, copied packets' too (a copy is of this codec, size and rate)
                     "video.height": h,
                     "video.width": w,
                     "video.codec": codec.name,
@@ -1373,9 +1386,10 @@ class LeRobotDatasetWriter:
                     "video.fps": self.fps,
                     "video.channels": 3,
                     "has_audio": False,
-                    "video.g": self.video_gop,
-                    **{f"video.{k}": _number(v) for k, v in codec.options},
                 }
+                # what the frames were encoded with: this writer's settings, or copied sources' that agree
+                encoded = self._encoded_with.get(key, own)
+                spec["info"] = {**facts, **{name: value for name, value in encoded.items() if name not in facts}}
             features[key] = spec
         features.update({k: dict(v) for k, v in AUTO_FEATURES.items()})
         has_video = any(f["dtype"] == "video" for f in features.values())
@@ -1434,6 +1448,7 @@ class EpisodeVideoStream:
         self.fields: dict[str, Any] = {}  # the episode's meta/episodes fields of each video, in the features' order
         self._files: dict[str, VideoFileWriter] = {}  # each video's file, chosen when its first frames come
         self._samples: dict[str, list[np.ndarray]] = {}
+        self.encoded_with: dict[str, dict[str, Any]] = {}  # each video's encoder settings: the writer's, a copy's source's
         for key in writer._video_keys():
             self.counts[key], self._samples[key] = 0, []
             self.fields.update({f"videos/{key}/{name}": None for name in VIDEO_EPISODE_FIELDS})
@@ -1461,14 +1476,17 @@ class EpisodeVideoStream:
             first = self.counts[key] == 0
             if first:
                 self._take_file(key)
+                self.encoded_with[key] = self._writer.encoder_settings()
             # each episode starts on a keyframe: a copy of it takes its packets as they are (`copy`)
             start, end = self._files[key].append(arr, keyframe=first)
             self._took(key, start, end, arr)
 
-    def copy(self, key: str, segment: EncodedSegment) -> str | None:
+    def copy(self, key: str, segment: EncodedSegment, encoded_with: Mapping[str, Any]) -> str | None:
         """Take all of video `key`'s frames as `segment`'s packets, muxed as they are (no encoder runs: the frames
         are the source's, bit for bit); or say why not, nothing taken (the frames are then `append`ed). The segment
-        must be of this writer's codec (the caller knows the source's) and the video's size and length."""
+        must be of this writer's codec (the caller knows the source's) and the video's size and length.
+        `encoded_with`: the source video's info.json `info`: its encoder settings (`video.g`, `video.crf`, ...) are the
+        copy's, recorded for it in place of this writer's."""
         if self._writer._stream is not self:
             raise RuntimeError("this episode's videos were added or the writer aborted; stream_videos starts another")
         if self.counts[key]:
@@ -1484,6 +1502,7 @@ class EpisodeVideoStream:
         if span is None:
             return "its timestamps do not follow the destination file's"
         self._took(key, *span, sample, sampled=True)
+        self.encoded_with[key] = dict(encoded_with)
         return None
 
     def _take_file(self, key: str, template: Any = None) -> None:

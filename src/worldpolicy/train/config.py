@@ -19,7 +19,7 @@ from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..errors import brief_list
-from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped
+from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 from .tracking import TrackingConfig
@@ -519,7 +519,8 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
     """`name: old -> new` for each setting of `saved` (a run's stored config) that `current` changes and a resume may
     not (`RESUMABLE`). Settings a run from an older version did not store are not compared, except those whose old
     behaviour is known (`IMPLIED_BEFORE`); nor are a full run's LoRA-only settings (`LORA_ONLY`), nor a stats file
-    now stored as its stats (`INLINED_SINCE`)."""
+    now stored as its stats (`INLINED_SINCE`). A folder stored by its own name (a checkpoint pushed to the hub with its
+    training state: `hub.shared_state`) is the folder of that name now given."""
     old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
     old = {**IMPLIED_BEFORE, **old}
     unused = {f"finetune.{n}" for n in LORA_ONLY} if old.get("finetune.mode") == new.get("finetune.mode") == "full" \
@@ -534,6 +535,8 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
             changes.append(f"{name}: {value!r} -> unset")
         elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
             continue  # the same folder, spelled from another working directory or as an absolute path
+        elif name in PATH_SETTINGS and isinstance(value, str) and value and value == shown_value(new[name]):
+            continue  # a pushed checkpoint's record names a folder by its own name (`hub.shared_state`): resumed there
         elif name == "checkpoint" and isinstance(value, str) and portable_checkpoint(value) == new[name]:
             continue  # the shipped model, stored by an older version as its folder
         elif new[name] != value:
