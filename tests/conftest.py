@@ -125,7 +125,8 @@ def model_repo(tmp_path, monkeypatch):
     from worldpolicy.hub import model_metadata, model_snapshot
 
     calls: list[dict[str, Any]] = []
-    snapshot = tmp_path / "cache" / "models--me--pick" / "snapshots" / ("0123abcd" * 5)  # a commit, as the hub names one
+    # a commit, as the hub names one
+    snapshot = tmp_path / "cache" / "models--me--pick" / "snapshots" / ("0123abcd" * 5)
 
     def serve(folder):
         def download(repo_id: str, **kwargs: Any) -> str:

@@ -125,7 +125,8 @@ def test_push_shows_a_checkpoints_run_record_without_local_paths(checkpoint, tmp
     config.update(output_dir=str(tmp_path / "runs" / "pick"), checkpoint=str(base), embodiment="droid/relative_pose")
     config["data"].update(dataset=str(tmp_path / "data" / "pick_ds"), cache_dir=str(tmp_path / "cache"),
                           video_keys=["observation.image.wrist"])
-    state = {"step": 10, "config": config, "frames": {"cameras": {"wrist": [64, 96]}}, "objective_weights": {"policy": 1}}
+    state = {"step": 10, "config": config, "frames": {"cameras": {"wrist": [64, 96]}},
+             "objective_weights": {"policy": 1}}
     local = json.dumps(state, indent=1)
     (checkpoint / "trainer_state.json").write_text(local)
     hub = FakeHub(monkeypatch)

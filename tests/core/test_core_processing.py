@@ -246,7 +246,8 @@ def test_joined_videos_decode_to_their_parts_frames_and_parts_that_do_not_join_a
     lossless.append(frames[:3])
     lossless.close()
     for other, why in (((smaller, 3), "part 1 (smaller.mp4) is not of part 0's codec, frame size and settings"),
-                       ((tmp_path / "rgb.mp4", 3), "part 1 (rgb.mp4) is not of part 0's codec, frame size and settings"),
+                       ((tmp_path / "rgb.mp4", 3),
+                        "part 1 (rgb.mp4) is not of part 0's codec, frame size and settings"),
                        ((parts[1][0], 4), "part 1 (part1.mp4): its 3 packets are not its 4 frames")):
         assert join_videos(tmp_path / "refused.mp4", [parts[0], other], 15) == why
     assert not any(p.name.startswith((".refused", "refused")) for p in tmp_path.iterdir())

@@ -799,5 +799,5 @@ def test_frames_much_smaller_than_the_resolution_tier_are_warned_about_before_th
         "embodiment 'tiny_panda' trains at resolution tier 480 (a 736x544 canvas), but camera "
         f"{CAMERAS[0]}'s frames are 64x96, 3 times smaller or more than the 363x544 the tier gives it (padded onto the "
         f"canvas); camera {CAMERAS[1]}'s frames are 64x96, 3 times smaller or more than the 363x544 the tier gives it "
-        "(padded onto the canvas): the model learns from less detail than its tier holds; record larger frames, or give "
-        "the embodiment a lower resolution_tier")]
+        "(padded onto the canvas): the model learns from less detail than its tier holds; record larger frames, or "
+        "give the embodiment a lower resolution_tier")]

@@ -286,7 +286,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="keep some episodes of a dataset (a list, a policy recording's successes) as a new dataset",
         description="Write the chosen episodes of ROOT as a new LeRobot v3 dataset at --out, numbered from 0: their "
         "frames, tasks, videos (copied as their encoded packets where they decode on their own, else encoded again; by "
-        "default in ROOT's codec) and success flags, stats recomputed over them. meta/worldpolicy_provenance.json names ROOT and the source index of every kept episode.",
+        "default in ROOT's codec) and success flags, stats recomputed over them. meta/worldpolicy_provenance.json "
+        "names ROOT and the source index of every kept episode.",
     )
     select.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
     select.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")

@@ -69,11 +69,12 @@ def convert_dataset(dataset: str | Path, out: str | Path, *, video_codec: str | 
                     progress: bool = False) -> EditResult:
     """Write the LeRobot v2.0 / v2.1 dataset `dataset` (a folder, or a hub id fetched as `LeRobotDataset.open` fetches
     one) as a new v3.0 dataset at `out`: every episode in order, its frames, tasks, timestamps and the other keys
-    meta/episodes.jsonl gives it (a `success` of bools as the success flag, `dataset select --success`'s); videos as `select_episodes` writes them (`video_codec`, default the source's where
-    the writer has it: copied as their packets where they decode on their own, else encoded again). Its metadata,
-    files and `out` (as `dataset select` takes it: an existing dataset only an earlier convert made, with `overwrite`)
-    are checked before an episode is read; `out` appears only when complete, with meta/worldpolicy_provenance.json
-    naming the source and its version."""
+    meta/episodes.jsonl gives it (a `success` of bools as the success flag, `dataset select --success`'s); videos
+    as `select_episodes` writes them (`video_codec`, default the source's where the writer has it: copied as their
+    packets where they decode on their own, else encoded again). Its metadata, files and `out` (as `dataset select`
+    takes it: an existing dataset only an earlier convert made, with `overwrite`) are checked before an episode is
+    read; `out` appears only when complete, with meta/worldpolicy_provenance.json naming the source and its
+    version."""
     source = open_v2(dataset)
     ds = source.dataset
     out = check_out([ds.root], out, overwrite, [CONVERT_SOURCE], "`dataset convert`", "converted")

@@ -1448,7 +1448,8 @@ class EpisodeVideoStream:
         self.fields: dict[str, Any] = {}  # the episode's meta/episodes fields of each video, in the features' order
         self._files: dict[str, VideoFileWriter] = {}  # each video's file, chosen when its first frames come
         self._samples: dict[str, list[np.ndarray]] = {}
-        self.encoded_with: dict[str, dict[str, Any]] = {}  # each video's encoder settings: the writer's, a copy's source's
+        # each video's encoder settings: the writer's, a copy's source's
+        self.encoded_with: dict[str, dict[str, Any]] = {}
         for key in writer._video_keys():
             self.counts[key], self._samples[key] = 0, []
             self.fields.update({f"videos/{key}/{name}": None for name in VIDEO_EPISODE_FIELDS})

@@ -271,8 +271,9 @@ class TrainConfig:
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
         # before the embodiment and data checks that read it; a run's folder is named with how that run continues; a
         # hub id by its shape (its configs are fetched as the run starts: `checkpoint_source`)
-        check_checkpoint_source(resolve_checkpoint(self.checkpoint, fetch=False), run_hint=" (to continue that run itself, give its folder as "
-                                "--out / output_dir with its own config)")
+        check_checkpoint_source(resolve_checkpoint(self.checkpoint, fetch=False),
+                                run_hint=" (to continue that run itself, give its folder as --out / output_dir "
+                                "with its own config)")
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder or hub id)")
         from ..embodiments import SPEC_FILE_SUFFIX, check_chunk_size, inline_stats_file, read_spec_file

@@ -246,7 +246,8 @@ def small_frames_warning(frames: dict[str, Any], target: Embodiment) -> str | No
         place_h, place_w = places[key]
         tier_h, tier_w = round(place_h * fit), round(place_w * fit)
         if min(tier_h / h, tier_w / w) >= SMALL_FRAMES_FACTOR:
-            how = "scaled up into its place in the composite" if place_h > h and place_w > w else "padded onto the canvas"
+            scaled = place_h > h and place_w > w
+            how = "scaled up into its place in the composite" if scaled else "padded onto the canvas"
             small.append(f"camera {key}'s frames are {h}x{w}, {SMALL_FRAMES_FACTOR} times smaller or more than the "
                          f"{tier_h}x{tier_w} the tier gives it ({how})")
     if not small:
