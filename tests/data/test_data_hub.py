@@ -101,7 +101,7 @@ def test_a_v21_hub_dataset_converts_by_its_hub_id(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
     monkeypatch.chdir(tmp_path)
     assert main(["dataset", "info", "someone/old"]) == 2
-    assert "worldpolicy dataset convert SRC --out NEW" in capsys.readouterr().err
+    assert "worldpolicy dataset convert someone/old --out NEW" in capsys.readouterr().err  # its hub id, not the cache
     assert main(["dataset", "convert", "someone/old", "--out", "new", "--no-progress"]) == 0
     converted = LeRobotDataset.open(tmp_path / "new")
     assert converted.provenance == {"source": "worldpolicy dataset convert", "dataset": "someone/old",
