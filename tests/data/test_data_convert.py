@@ -162,6 +162,11 @@ def test_a_v3_dataset_is_not_converted_and_the_command_names_the_flag(small_data
 def test_the_reader_points_a_v2_dataset_at_convert_and_the_converted_one_reads(tmp_path):
     src = tmp_path / "v21"
     write_v2_dataset(src, _episodes(lengths=(2,), cameras=()))
-    with pytest.raises(DatasetFormatError, match=r"`worldpolicy dataset convert SRC --out NEW`"):
+    with pytest.raises(DatasetFormatError) as info:
         LeRobotDataset.open(src)
+    assert f"`worldpolicy dataset convert {src} --out NEW`" in str(info.value)  # the command to run, not SRC
+    spaced = tmp_path / "my data"
+    write_v2_dataset(spaced, _episodes(lengths=(2,), cameras=()))
+    with pytest.raises(DatasetFormatError, match=r"`worldpolicy dataset convert '[^`]*/my data' --out NEW`"):
+        LeRobotDataset.open(spaced)  # quoted for the shell
     assert convert_dataset(src, tmp_path / "v30").dataset.num_episodes == 1

@@ -90,7 +90,7 @@ def test_another_version_is_refused_naming_the_converter_where_lerobot_has_one(s
         LeRobotDataset.open(ds.root)
     with pytest.raises(DatasetFormatError) as info:
         LeRobotDataset.open(ds.root)
-    assert ("`worldpolicy dataset convert SRC --out NEW`" in str(info.value)) is converter
+    assert (f"`worldpolicy dataset convert {ds.root} --out NEW`" in str(info.value)) is converter
     assert ("python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id" in str(info.value)) is converter
 
 

@@ -101,7 +101,7 @@ def test_a_v21_hub_dataset_converts_by_its_hub_id(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
     monkeypatch.chdir(tmp_path)
     assert main(["dataset", "info", "someone/old"]) == 2
-    assert "worldpolicy dataset convert SRC --out NEW" in capsys.readouterr().err
+    assert "worldpolicy dataset convert someone/old --out NEW" in capsys.readouterr().err  # its hub id, not the cache
     assert main(["dataset", "convert", "someone/old", "--out", "new", "--no-progress"]) == 0
     converted = LeRobotDataset.open(tmp_path / "new")
     assert converted.provenance == {"source": "worldpolicy dataset convert", "dataset": "someone/old",
@@ -137,3 +137,17 @@ def test_unreachable_hub_is_one_line(tmp_path, monkeypatch, capsys):
                         "FOLDER`) and give the folder")
     assert "\n" not in err
     assert not (tmp_path / "pages").exists()
+
+
+@pytest.mark.parametrize("action", ["info", "check", "frame", "label", "eval", "show", "select", "merge", "convert"])
+def test_each_dataset_commands_help_says_it_takes_a_hub_id(action):
+    """docs/data.md says every command that reads a dataset takes its hub id; their --help said "dataset folder"
+    (convert's alone named the hub id), so a user reading the help would not try one."""
+    import argparse
+
+    from worldpolicy.cli import build_parser
+
+    dataset = next(a for a in build_parser()._actions if a.dest == "command").choices["dataset"]
+    command = next(a for a in dataset._actions if isinstance(a, argparse._SubParsersAction)).choices[action]
+    positional = next(a for a in command._actions if not a.option_strings and a.dest in ("root", "roots"))
+    assert "hub id (owner/name)" in positional.help

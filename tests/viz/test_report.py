@@ -807,6 +807,7 @@ def test_a_whole_trajectorys_page_gives_its_chunks_and_says_its_times_are_summed
                                                   "the model's own last imagined frame, its last action as the state")
     assert cards["time: denoise (chunks summed)"] == "2.000 s" and cards["time: total"] == "1.500 s"
     assert "clip" not in cards
+    assert "chunk" not in cards  # "32 steps" read as one chunk of the model's, beside the card of its 3 chunks
     assert _parse(tmp_path / "index.html").th[:3] == ["step", "t [s]", "chunk"]  # each row's chunk, from 0
     chunk_of = re.findall(r"<tr><td>(\d+)</td><td>[\d.]+</td><td>([^<]*)</td>", page)
     assert [chunk_of[i] for i in (0, 11, 12, 23, 24, 31)] == [("0", "0"), ("11", "0"), ("12", "1"), ("23", "1"),
@@ -815,7 +816,7 @@ def test_a_whole_trajectorys_page_gives_its_chunks_and_says_its_times_are_summed
     (tmp_path / "actions.json").write_text(json.dumps(doc))
     cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>",
                             report.write_report(tmp_path).read_text()))
-    assert "trajectory" not in cards and "time: denoise" in cards
+    assert "trajectory" not in cards and "time: denoise" in cards and "chunk" in cards
 
 
 def test_a_whole_clips_page_gives_each_rows_clip_frames(tmp_path, joint_chunk, actions_json):

@@ -46,6 +46,10 @@ FLAGS = {
 }
 
 
+# what every dataset-reading command's dataset argument takes (docs/data.md, "Datasets on the Hugging Face hub")
+DATASET_ARG_HELP = "dataset folder (holds meta/info.json), or a hub id (owner/name) fetched into the hub's cache"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "dataset",
@@ -55,11 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
 
     info = cmds.add_parser("info", help="print a dataset's summary as JSON")
-    info.add_argument("root", help="dataset folder (holds meta/info.json)")
+    info.add_argument("root", help=DATASET_ARG_HELP)
     info.set_defaults(func=_info)
 
     check = cmds.add_parser("check", help="load every episode and video; exit 1 naming the first bad file/field")
-    check.add_argument("root", help="dataset folder (holds meta/info.json)")
+    check.add_argument("root", help=DATASET_ARG_HELP)
     check.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     check.set_defaults(func=_check)
 
@@ -72,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "dataset_frame.json (task, state, files). With --checkpoint, print the predict commands for it, built for "
         "its embodiment (cameras as --camera KEY=FILE, --state for state-conditioned ones).",
     )
-    frame.add_argument("root", help="dataset folder (holds meta/info.json)")
+    frame.add_argument("root", help=DATASET_ARG_HELP)
     frame.add_argument("--out", required=True, help="folder for the files (made if missing)")
     frame.add_argument("--episode", type=int, default=0,
                        help="episode index; negative counts from the end (default: 0)")
@@ -190,7 +194,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "named as the embodiment's columns, physical units). Row t is the transition from frame t to t+1; the last "
         "frame repeats the row before it. Train on it with data.action_keys = [\"action\"].",
     )
-    label.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    label.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
     label.add_argument("--checkpoint", required=True, help="as predict takes it: shipped, a folder or a hub id")
     label.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
     label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
@@ -230,7 +234,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
     )
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")
-    evaluate.add_argument("root", metavar="DATASET", help="dataset folder (holds meta/info.json); it is not changed")
+    evaluate.add_argument("root", metavar="DATASET", help=f"{DATASET_ARG_HELP}; it is not changed")
     evaluate.add_argument("--out", required=True, help="folder for openloop.json and the plots (new, empty, or an "
                           "earlier eval's)")
     evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
@@ -268,7 +272,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "state, action and other numeric features plotted over time by column, its task and its episodes-table "
         "fields. Open it in a browser (or `worldpolicy report OUT --serve`).",
     )
-    show.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    show.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
     show.add_argument("--out", required=True, help="folder for the page (new, empty, or an earlier show's)")
     show.add_argument("--episodes", metavar="I,J,...",
                       help="episodes to show, indices from 0 or ranges A-B separated by commas as train takes them "
@@ -289,7 +293,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "default in ROOT's codec) and success flags, stats recomputed over them. meta/worldpolicy_provenance.json "
         "names ROOT and the source index of every kept episode.",
     )
-    select.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    select.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
     select.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
     select.add_argument("--episodes", nargs="+", action="extend", metavar="I",
                         help="episodes to keep: indices from 0 and ranges A-B, by spaces or commas, e.g. --episodes "
@@ -310,7 +314,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "named before anything is written. Their tasks go into one task table; the success column is kept when all "
         "have one.",
     )
-    merge.add_argument("roots", nargs="+", metavar="ROOT", help="dataset folders, two or more; they are not changed")
+    merge.add_argument("roots", nargs="+", metavar="ROOT",
+                       help="datasets, two or more, each a folder or a hub id (owner/name) fetched into the hub's cache; "
+                       "they are not changed")
     merge.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside every ROOT)")
     merge.add_argument("--drop-success", action="store_true",
                        help="merge datasets of which only some have a success column, without it")
@@ -329,8 +335,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "is encoded again), stats recomputed. SRC's metadata and files are checked before anything is written; "
         "meta/worldpolicy_provenance.json names SRC and its version.",
     )
-    convert.add_argument("root", metavar="SRC", help="the v2.x dataset's folder (holds meta/info.json), or a hub id "
-                         "(owner/name) fetched into the hub's cache; it is not changed")
+    convert.add_argument("root", metavar="SRC", help=f"the v2.x {DATASET_ARG_HELP}; it is not changed")
     convert.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside SRC)")
     _add_edit_flags(convert, "an earlier convert")
     convert.set_defaults(func=_convert)

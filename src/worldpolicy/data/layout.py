@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import string
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..fileio import PROVENANCE_FILE, stored_provenance
+from ..hub import snapshot_repo_id
 
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
@@ -127,6 +129,13 @@ def image_hw(spec: Mapping[str, Any]) -> tuple[int, int]:
     return (shape[1], shape[2]) if channels_first else (shape[0], shape[1])
 
 
+def _convert_source(info_path: str | Path) -> str:
+    """The SRC to give `dataset convert` for the dataset whose meta/info.json is `info_path`, shell-quoted: its hub id
+    where it is a snapshot in the hub's cache (convert then names it so), else its folder as the user gave it."""
+    root = Path(info_path).parent.parent
+    return shlex.quote(snapshot_repo_id(root, "dataset") or str(root))
+
+
 def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Validate a parsed meta/info.json. Raises DatasetFormatError naming the field. Returns it with the features
     that are read, and the ones that are not (UnreadFeature), by name, each with why."""
@@ -135,9 +144,9 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
     version = info.get("codebase_version")
     if version != CODEBASE_VERSION:
         hint = (  # `data.convert`; lerobot >= 0.4 (Python >= 3.12 from 0.5) converts v2.1 too (a local one: --root)
-            "; convert it into a new v3.0 dataset with `worldpolicy dataset convert SRC --out NEW` (or lerobot's "
-            "converter: python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=REPO_ID, see its --help)"
-            if isinstance(version, str) and version.startswith("v2") else ""
+            f"; convert it into a new v3.0 dataset with `worldpolicy dataset convert {_convert_source(path)} --out NEW` "
+            "(or lerobot's converter: python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=REPO_ID, "
+            "see its --help)" if isinstance(version, str) and version.startswith("v2") else ""
         )
         raise DatasetFormatError(path, "codebase_version", f"got {version!r}; only {CODEBASE_VERSION!r} is read{hint}")
     for key in ("fps", "features", "total_episodes", "total_frames", "data_path"):

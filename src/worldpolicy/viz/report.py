@@ -260,6 +260,7 @@ def _summary_cards(actions: Mapping[str, Any], dream: Mapping[str, Any] | None =
     named it), what came back, and how long it took. A dream run's (`dream`: its dream.json) says too how many of the
     chunks asked for ran, where it stopped early: only its chunk table's count said so."""
     real_rows = real_rows_of(actions)
+    pieces = run_rows_of(actions)  # a whole clip's windows or a whole trajectory's chunks
     settings = actions.get("settings")
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
@@ -269,14 +270,14 @@ def _summary_cards(actions: Mapping[str, Any], dream: Mapping[str, Any] | None =
         *_dream_cut_short(dream),
         *([("checkpoint", checkpoint)] if isinstance(checkpoint, str) and checkpoint.strip() else []),
         *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
-        ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
+        # rows run in pieces are no chunk of the model's: their card says how many, in what pieces
+        *([("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps")] if pieces is None else []),
         ("action dim", len(actions.get("columns", []))),
         ("rate", f"{_fmt(actions.get('fps'))} Hz"),
         ("video frames", "none decoded" if actions.get("video_frames") is None else actions["video_frames"]),
     ]
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
-    pieces = run_rows_of(actions)  # a whole clip's windows or a whole trajectory's chunks
     if pieces is not None:  # their stage times are summed over the pieces, the total is the wall time
         cards.append(pieces.card())
     summed = f" ({pieces.pieces} summed)" if pieces is not None and len(pieces.window_rows) > 1 else ""
