@@ -144,7 +144,8 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
     version = info.get("codebase_version")
     if version != CODEBASE_VERSION:
         hint = (  # `data.convert`; lerobot >= 0.4 (Python >= 3.12 from 0.5) converts v2.1 too (a local one: --root)
-            f"; convert it into a new v3.0 dataset with `worldpolicy dataset convert {_convert_source(path)} --out NEW` "
+            "; convert it into a new v3.0 dataset with "
+            f"`worldpolicy dataset convert {_convert_source(path)} --out NEW` "
             "(or lerobot's converter: python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=REPO_ID, "
             "see its --help)" if isinstance(version, str) and version.startswith("v2") else ""
         )
