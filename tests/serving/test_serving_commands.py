@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,10 +56,11 @@ def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
 
 
 @contextmanager
-def _two_replicas(tmp_path, *extra: str) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
+def _two_replicas(tmp_path, *extra: str, session: bool = False) -> Iterator[tuple[subprocess.Popen, int, list[str]]]:
     """`worldpolicy serve --replicas 2` of the tiny checkpoint on CPU, on a local Ray instance of its own, once it
     logged `ready`: the process, its port and its log lines so far (read to the end, so Ray's chatter never fills the
-    pipe). SIGTERM at the end when the test left it running (a killed driver leaves Ray's agents behind)."""
+    pipe); with `session`, in a session (and process group) of its own, as under `setsid`. SIGTERM at the end when
+    the test left it running (a killed driver leaves Ray's agents behind)."""
     from ports import free_port
 
     from worldpolicy.testing import make_tiny_checkpoint
@@ -70,7 +72,8 @@ def _two_replicas(tmp_path, *extra: str) -> Iterator[tuple[subprocess.Popen, int
         "--variant", "relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "2",
         "--host", "127.0.0.1", "--port", str(port), "--replicas", "2", "--device", "cpu", "--warmup", "0", *extra,
     ]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": ""},
+                            start_new_session=session)
     log: list[str] = []
     ready = threading.Event()
 
@@ -124,6 +127,33 @@ def test_serve_two_replicas_end_to_end(tmp_path):
             np.testing.assert_allclose(chunk, chunks[0], rtol=1e-5, atol=1e-6)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
+
+
+def _in_session(sid: int) -> list[int]:
+    """The processes still in session `sid`."""
+    def sid_of(pid: int) -> int | None:
+        try:
+            return os.getsid(pid)
+        except OSError:  # gone meanwhile
+            return None
+
+    return [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and sid_of(int(pid)) == sid]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serve_two_replicas_drains_on_a_sigterm_to_its_whole_process_group(tmp_path):
+    """Slurm's scancel, systemd's control-group kill, `timeout` and `kill -- -PGID` signal the group, where the local
+    Ray instance's processes are too: they ignored it once the command blocked the signal for them, so the command
+    drains, stops Ray itself and exits 0, leaving no process behind (it lost Ray and died a minute later) (~35 s)."""
+    with _two_replicas(tmp_path, session=True) as (proc, _, log):
+        assert len(_in_session(proc.pid)) > 1  # Ray's processes are in it
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(60) == 0, "".join(log[-20:])
+    deadline = time.monotonic() + 10  # the reader thread reaches the last line; SIGKILLed processes are gone
+    while not (any('"event": "stopped"' in line for line in log) and not _in_session(proc.pid)):
+        assert time.monotonic() < deadline, f"{_in_session(proc.pid)} left, log ends: {''.join(log[-5:])}"
+        time.sleep(0.1)
 
 
 @pytest.mark.slow

@@ -544,11 +544,21 @@ def serve_until_signal(
     stops = (signal.SIGTERM, signal.SIGINT)
     # put back when it returns; without TLS SIGHUP keeps its default (the process ends), as under the single server
     before = {sig: signal.getsignal(sig) for sig in (*stops, *([signal.SIGHUP] if certificate is not None else []))}
-    ray.init()
+    # A local Ray instance's processes (GCS, raylet, dashboard and agents; not its actors' workers, which get groups of
+    # their own) are in this process's group,
+    # which a supervisor signals as a whole (Slurm's scancel, systemd's control-group, `timeout`, `kill -- -PGID`):
+    # they inherit a mask blocking the stop signals, so only this process acts on them, drains, and stops them itself
+    # (ray.shutdown's SIGTERM waits too: its SIGKILL follows a second later). A stop signal arriving meanwhile waits,
+    # pending, for the handlers below. Harmless when joining a cluster, where ray.init starts no process.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     started_serve = deployed = False
     stop = threading.Event()
-    for sig in stops:  # after ray.init, which installs its own
-        signal.signal(sig, lambda *_: stop.set())
+    try:
+        ray.init()
+        for sig in stops:  # after ray.init, which installs its own
+            signal.signal(sig, lambda *_: stop.set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if certificate is not None:  # a renewal habit of the single server: said, not a silent exit without a drain
         signal.signal(signal.SIGHUP, lambda *_: _log(logging.WARNING, "tls_not_reloaded", cert=certificate.cert,
                                                       detail=RENEW_BY_RESTART))
