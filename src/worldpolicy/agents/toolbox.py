@@ -1214,16 +1214,16 @@ class Toolbox:
     ) -> dict[str, Any]:
         """`worldpolicy dream`: the checkpoint's policy run closed loop in `world_model`'s imagination (default: the
         same checkpoint, one loaded model in both roles) for `chunks` chunks (`sim.world_model.dream`), written as the
-        command line writes its run (`sim.world_model.write_dream`: dream.json, actions.json, settings.json,
-        rollout.mp4, plots, index.html) into a fresh `dream-...` run folder. Everything is checked before a model
-        loads, as the command line checks it: the observation as `predict_actions` reads it, a world model that can
+        command line writes its run (`sim.world_model.DreamRecorder`: dream.json, actions.json, settings.json,
+        rollout.mp4 joined from the chunks' files, plots, index.html) into a fresh `dream-...` run folder. Everything
+        is checked before a model loads, as the command line checks it: the observation as `predict_actions` reads it, a world model that can
         roll a trajectory chunk after chunk and shares the policy's columns, `execute_steps` against the chunk size, a
         `score`'s prompt. Both models come from the cache; progress counts the chunks. A call that fails or is
-        cancelled removes the run folder it began (the files are written once the dream ends)."""
+        cancelled removes the run folder it began."""
         try:
             from ..processing.trajectory import trajectory_refusal
             from ..sim.progress import SCORERS, prompt_color, reach_scorer
-            from ..sim.world_model import dream, dream_settings, dream_steps_refusal, write_dream
+            from ..sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
             from ..viz.run import SETTINGS_FILE
         except ImportError as exc:  # gymnasium: the server's install, not the call's arguments
             raise missing_extra(exc, "dream needs the simulator's gymnasium") or exc from None
@@ -1289,12 +1289,16 @@ class Toolbox:
                     if said is not None:
                         model.single_view_said(*said)
                 scorer = reach_scorer(imagining.embodiment.camera_keys) if score == "reach" else None
+                out = self._new_run_dir("dream")
+                recorder = DreamRecorder(out, settings, chunks)  # as `worldpolicy dream` writes its run
+
+                def on_chunk(chunk) -> None:
+                    recorder.add(chunk)
+                    report(chunk.index + 1, chunks, f"chunk {chunk.index + 1} of {chunks} imagined")
+
                 result = dream(policy, imagining, obs, prompt, chunks, state=state, seed=seed,
-                               execute_steps=execute_steps, scorer=scorer,
-                               on_chunk=lambda chunk: report(chunk.index + 1, chunks,
-                                                             f"chunk {chunk.index + 1} of {chunks} imagined"))
-            out = self._new_run_dir("dream")
-            write_dream(result, out, settings, chunks)
+                               execute_steps=execute_steps, scorer=scorer, on_chunk=on_chunk)
+            recorder.finish()
             report(chunks, chunks, "done")  # a call cancelled by now stops here
         except BaseException:  # the result names the run folder: a call that returns none leaves none
             if out is not None:
