@@ -1216,9 +1216,9 @@ class Toolbox:
         same checkpoint, one loaded model in both roles) for `chunks` chunks (`sim.world_model.dream`), written as the
         command line writes its run (`sim.world_model.DreamRecorder`: dream.json, actions.json, settings.json,
         rollout.mp4 joined from the chunks' files, plots, index.html) into a fresh `dream-...` run folder. Everything
-        is checked before a model loads, as the command line checks it: the observation as `predict_actions` reads it, a world model that can
-        roll a trajectory chunk after chunk and shares the policy's columns, `execute_steps` against the chunk size, a
-        `score`'s prompt. Both models come from the cache; progress counts the chunks. A call that fails or is
+        is checked before a model loads, as the command line checks it: the observation as `predict_actions` reads
+        it, a world model that can roll a trajectory chunk after chunk and shares the policy's columns,
+        `execute_steps` against the chunk size, a `score`'s prompt. Both models come from the cache; progress counts the chunks. A call that fails or is
         cancelled removes the run folder it began."""
         try:
             from ..processing.trajectory import trajectory_refusal
