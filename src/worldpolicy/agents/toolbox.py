@@ -1218,8 +1218,8 @@ class Toolbox:
         rollout.mp4 joined from the chunks' files, plots, index.html) into a fresh `dream-...` run folder. Everything
         is checked before a model loads, as the command line checks it: the observation as `predict_actions` reads
         it, a world model that can roll a trajectory chunk after chunk and shares the policy's columns,
-        `execute_steps` against the chunk size, a `score`'s prompt. Both models come from the cache; progress counts the chunks. A call that fails or is
-        cancelled removes the run folder it began."""
+        `execute_steps` against the chunk size, a `score`'s prompt. Both models come from the cache; progress counts
+        the chunks. A call that fails or is cancelled removes the run folder it began."""
         try:
             from ..processing.trajectory import trajectory_refusal
             from ..sim.progress import SCORERS, prompt_color, reach_scorer
