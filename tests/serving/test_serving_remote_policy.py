@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
+from ports import open_connections
 from serving_standins import StandInPolicy, droid_request, expected_actions
 
 from worldpolicy import get_embodiment
@@ -30,18 +30,7 @@ def test_act_batch_spreads_requests_over_connections_so_the_server_fuses_them(se
     assert max(policy.batch_sizes) > 1  # four connections (the server's max_batch) shared forward passes
     assert seen[-1] == (6, 6) and len(seen) == 6
     assert remote._ws is None
-    deadline = time.monotonic() + 5
-    while t.server._connections and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not t.server._connections  # the extra connections closed with the call: none left idle on the server
-
-
-def _open_connections(t, expected: int) -> int:
-    """How many connections the server holds, once it has seen those closed go (up to 5 s)."""
-    deadline = time.monotonic() + 5
-    while len(t.server._connections) != expected and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return len(t.server._connections)
+    assert open_connections(t, 0) == 0  # the extra connections closed with the call: none left idle on the server
 
 
 def test_act_batch_keeps_its_connections_for_the_next_call_when_asked(serve):
@@ -55,18 +44,18 @@ def test_act_batch_keeps_its_connections_for_the_next_call_when_asked(serve):
     with RemotePolicy(t.url) as remote:  # its own connection open: its request would go first
         remote.act_batch(requests[:3], keep_connections=True)
         first = list(remote._peers)
-        assert len(first) == 2 and _open_connections(t, 3) == 3
+        assert len(first) == 2 and open_connections(t, 3) == 3
         remote.act_batch(requests[:3], keep_connections=True)
         assert remote._peers == first and len(t.server._connections) == 3
         assert policy.batch_sizes == [3, 3]
         remote.act_batch(requests[:2], keep_connections=True)
-        assert remote._peers == first[:1] and _open_connections(t, 2) == 2
+        assert remote._peers == first[:1] and open_connections(t, 2) == 2
         remote.release_connections()
-        assert remote._peers == [] and _open_connections(t, 1) == 1
+        assert remote._peers == [] and open_connections(t, 1) == 1
         remote.act_batch(requests[:2], keep_connections=True)
         with pytest.raises(ValueError, match="keep_connections='yes' must be True or False"):
             remote.act_batch(requests, keep_connections="yes")
-    assert _open_connections(t, 0) == 0  # close() closed the kept ones too
+    assert open_connections(t, 0) == 0  # close() closed the kept ones too
 
 
 def test_act_batch_raises_the_first_failure_after_the_rest_finish(serve):
@@ -164,10 +153,7 @@ def test_close_during_act_batch_stops_it_and_leaves_no_connection_open(serve):
     remote.close()
     runner.join(10)
     assert isinstance(outcome[0], RemotePolicyError) and "close() was called during act_batch" in str(outcome[0])
-    deadline = time.monotonic() + 5
-    while t.server._connections and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not t.server._connections and policy.calls < 8
+    assert open_connections(t, 0) == 0 and policy.calls < 8
 
 
 def _raised(fn, *args):

@@ -1,11 +1,11 @@
 """`worldpolicy sim --num-envs N` / `evaluate(num_envs=N)`: episodes stepped in lockstep, one batched call per step."""
 
 import json
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ports import open_connections
 
 pytest.importorskip("mink")
 pytest.importorskip("gymnasium")
@@ -202,14 +202,6 @@ def served():
         yield server, calls
 
 
-def _open_connections(server, expected: int) -> int:
-    """How many WebSocket connections the server holds, once it has seen those closed go (up to 10 s)."""
-    deadline = time.monotonic() + 10
-    while len(server.server._connections) != expected and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return len(server.server._connections)
-
-
 def test_a_served_policy_batched_runs_the_sequential_episodes(served):
     """A ws:// server, 5 episodes 2 at a time: the rows and request seeds of one at a time, the step's requests fused
     by the server into one act_batch, and the connections opened for it closed when the run ends (the client's own
@@ -224,10 +216,10 @@ def test_a_served_policy_batched_runs_the_sequential_episodes(served):
         try:
             report = evaluate(TabletopEnv("reach", image_size=CAMERAS, max_steps=6), policy, policy_name="served",
                               episodes=5, seed=40, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=n)
-            assert _open_connections(server, 1) == 1
+            assert open_connections(server, 1) == 1
         finally:
             policy.close()
-        assert _open_connections(server, 0) == 0
+        assert open_connections(server, 0) == 0
         runs[n] = report, list(calls)
     (one, one_calls), (two, two_calls) = runs[1], runs[2]
     assert _rows(two) == _rows(one) and len({e.final_distance_m for e in one.episodes}) == 5
@@ -279,10 +271,10 @@ def test_a_ctrl_c_in_a_served_batched_run_closes_its_connections(served, ends_at
         with pytest.raises(KeyboardInterrupt):
             evaluate(TabletopEnv("reach", image_size=CAMERAS, max_steps=6), policy, policy_name="served", episodes=3,
                      seed=40, strategy=ChunkStrategy("execute", 2), progress=False, num_envs=3)
-        assert max(len(c) for c in calls) == 3 and _open_connections(server, 1) == 1
+        assert max(len(c) for c in calls) == 3 and open_connections(server, 1) == 1
     finally:
         policy.close()
-    assert _open_connections(server, 0) == 0
+    assert open_connections(server, 0) == 0
 
 
 def test_sim_cli_batches_a_servers_requests_with_its_key(served, tmp_path, capsys):
@@ -300,7 +292,7 @@ def test_sim_cli_batches_a_servers_requests_with_its_key(served, tmp_path, capsy
         rows[n] = [{k: v for k, v in e.items() if k not in ("policy_s", "wall_s")} for e in report["episodes"]]
         assert max(len(c) for c in calls) == min(n, 3)
     assert rows[3] == rows[1]
-    assert _open_connections(server, 0) == 0
+    assert open_connections(server, 0) == 0
 
 
 @pytest.mark.slow
