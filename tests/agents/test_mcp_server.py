@@ -1689,8 +1689,8 @@ def shipped(tmp_path_factory):
 
 
 def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
-    """The tool runs `sim.world_model.dream` and writes its folder with `write_dream`, as the command line does: the
-    same seed gives the same actions, dream.json and video as `worldpolicy dream`'s; the result says per chunk its
+    """The tool runs `sim.world_model.dream` and records its folder with `DreamRecorder`, as the command line does:
+    the same seed gives the same actions, dream.json and video as `worldpolicy dream`'s; the result says per chunk its
     rows, frames, both seeds and reward, and progress counts the chunks."""
     from worldpolicy.cli import main
     from worldpolicy.fileio import DREAM_FILE, folder_kind
@@ -1726,20 +1726,25 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
 
 
 def test_a_dream_cancelled_part_way_leaves_no_run_folder(shipped):
-    """Raised at a progress report, as CallCancelled is, once the first chunk is imagined: the files are written
-    when the dream ends, so nothing is left."""
+    """Raised at a progress report, as CallCancelled is, once the first chunk is imagined: the run folder, which
+    holds that chunk's record by then (`DreamRecorder`, dream_partial/), is removed, so nothing is left."""
+    from worldpolicy.fileio import DREAM_PARTIAL_DIR
+
     _, toolbox, images = shipped
     before = set(toolbox.config.output_dir.glob("dream-*"))
-    seen = []
+    seen, recorded = [], []
 
     def progress(done, total, message):
         seen.append(message)
         if message.startswith("chunk 1 "):
+            recorded.extend(p for p in toolbox.config.output_dir.glob(f"dream-*/{DREAM_PARTIAL_DIR}/*.mp4")
+                            if p.parent.parent not in before)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         toolbox.dream(DREAM["prompt"], 2, images=images, progress=progress)
     assert seen[-1] == "chunk 1 of 2 imagined" and set(toolbox.config.output_dir.glob("dream-*")) == before
+    assert len(recorded) == 1 and not recorded[0].exists()  # the chunk recorded was there, and went with its folder
 
 
 @pytest.mark.parametrize(("args", "parameter", "fragment"), [
