@@ -124,11 +124,17 @@ def shared_state(folder: str | Path) -> bytes | None:
     return None if config == state["config"] else json.dumps({**state, "config": config}, indent=1).encode()
 
 
+def local_owner(source: str) -> bool:
+    """Whether `source`'s first part is a folder here (`runs/step-x`): then it is a path, never a hub id (a hub id's
+    owner is no local folder)."""
+    return Path(source.split("/")[0]).is_dir()
+
+
 def refuse_local_owner(source: str, named: str) -> None:
-    """`source` shaped like a hub id but whose first part is a folder here (`runs/step-x`) is a missing path, not a hub
-    id (a hub id's owner is no local folder): FileNotFoundError, led by `named` (how the caller names the value)."""
+    """`source` shaped like a hub id but whose first part is a folder here (`local_owner`) is a missing path, not a hub
+    id: FileNotFoundError, led by `named` (how the caller names the value)."""
     local = Path(source)
-    if Path(source.split("/")[0]).is_dir():
+    if local_owner(source):
         raise FileNotFoundError(f"{named} does not exist: {str(local.parent)!r} is a folder here without "
                                 f"{local.name!r} (a hub id's owner is not a local folder)")
 

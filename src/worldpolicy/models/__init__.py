@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..fileio import MODEL_INDEX_FILE
-from ..hub import hub_id_shaped, model_metadata, shown_name, snapshot_repo_id
+from ..hub import hub_id_shaped, local_owner, model_metadata, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
@@ -39,7 +39,7 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     if value == SHIPPED_NAME:
         return str(shipped_model())
     source = str(value)
-    if not fetch or Path(source).exists() or not hub_id_shaped(source) or Path(source.split("/")[0]).is_dir():
+    if not fetch or Path(source).exists() or not hub_id_shaped(source) or local_owner(source):
         return value
     return str(model_metadata(source))
 
