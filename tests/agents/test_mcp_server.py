@@ -1861,3 +1861,18 @@ def test_show_dataset_errors_name_the_argument_and_leave_no_run_folder(server, t
     with pytest.raises(KeyboardInterrupt):
         toolbox.show_dataset(str(pusht_dataset), [0], progress=cancelled)
     assert set(toolbox.config.output_dir.glob("show-*")) == before
+
+
+def test_a_listed_hub_snapshot_whose_weights_cannot_be_fetched_is_a_problem_not_a_crash(monkeypatch, tmp_path):
+    """`list_checkpoints` says what keeps a checkpoint from loading; a hub snapshot holding only its configs, offline,
+    is one such (its weights are fetched by the completeness check), not an exception out of the listing."""
+    from worldpolicy.agents import toolbox
+    from worldpolicy.engine import loading
+    from worldpolicy.hub import HubError
+
+    def offline(checkpoint):
+        raise HubError(f"could not fetch checkpoint {checkpoint.name!r} from the Hugging Face hub. Offline?")
+
+    monkeypatch.setattr(loading, "check_checkpoint_complete", offline)
+    assert toolbox._load_problem(tmp_path / "snap") == "could not fetch checkpoint 'snap' from the Hugging Face hub. " \
+        "Offline?"

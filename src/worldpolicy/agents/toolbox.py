@@ -1500,12 +1500,14 @@ def _embodiment_row(e, source: str, checkpoint: str | None) -> dict[str, Any]:
 def _load_problem(checkpoint: Path) -> str | None:
     """What keeps a listed checkpoint from loading, said in the listing rather than on first use: an adapter's base
     gone or unreadable, a partial download or copy (a part missing, weights cut short, a Git LFS pointer), a folder
-    holding little more than model_index.json. Files and headers only; nothing loads."""
+    holding little more than model_index.json, a hub snapshot whose weights cannot be fetched (offline). Files and
+    headers only; nothing loads."""
     from ..engine.loading import check_checkpoint_complete
+    from ..hub import HubError
 
     try:
         check_checkpoint_complete(checkpoint)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, HubError) as exc:
         return str(exc)
     return None
 
