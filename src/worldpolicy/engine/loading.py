@@ -241,8 +241,9 @@ def check_checkpoint_complete(path_or_id: str | Path) -> None:
     base's (down the chain of bases) parts (`check_checkpoint_files`); a hub id's weights are fetched first, after
     the checks its configs allowed (`hub.complete_snapshot`), a hub id not yet fetched (an adapter's base) checked as
     it downloads.
-    Everything `load_components` refuses before any part loads, from a few KB read, so that a listing (the MCP
-    `list_checkpoints`) says a partial folder is unusable rather than the first call that loads it."""
+    Everything `load_components` refuses before any part loads, from a few KB read of a local folder (a hub
+    snapshot's missing weights are downloaded here), so that a listing (the MCP `list_checkpoints`) says a partial
+    folder is unusable rather than the first call that loads it."""
     check_checkpoint_source(path_or_id)
     source = str(path_or_id)
     local = Path(source)
