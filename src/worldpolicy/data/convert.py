@@ -115,7 +115,7 @@ def open_v2(dataset: str | Path) -> V2Dataset:
     info, unread = check_info({**raw, "codebase_version": CODEBASE_VERSION, **templates}, info_path)
     tasks = _read_tasks(root / V2_TASKS_PATH)
     episodes, columns = _read_episodes(root, info, tasks)
-    ds = LeRobotDataset(root, info, tasks, episodes, unread)
+    ds = LeRobotDataset(root, info, tasks, episodes, unread, episodes_file=V2_EPISODES_PATH)
     _check_files(ds, chunks)
     return V2Dataset(ds, version, columns)
 
