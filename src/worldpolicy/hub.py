@@ -27,6 +27,8 @@ from .fileio import (
     folder_holder,
     folder_kind,
     is_checkpoint,
+    read_json,
+    stored_provenance,
 )
 
 logger = logging.getLogger(__name__)
@@ -112,16 +114,34 @@ def shared_state(folder: str | Path) -> bytes | None:
         return None
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         return None
-
-    def shown(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: shown(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [shown(item) for item in value]
-        return shown_value(value)
-
-    config = shown(state["config"])
+    config = _shown_paths(state["config"])
     return None if config == state["config"] else json.dumps({**state, "config": config}, indent=1).encode()
+
+
+def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
+    """What `push` sends for dataset `folder`'s provenance (`fileio.stored_provenance`: PROVENANCE_FILE, or info.json's
+    `PROVENANCE_KEY` in a dataset written before that file): the file (relative to `folder`) and a copy of it whose
+    record shows each path as the card does (`shown_value`: the dataset or HDF5 file it was made from, a
+    checkpoint's folder), which on the hub would only tell the user's file layout (a home folder's user name). None
+    (the file goes as it is) where it has none, cannot be read or names no path. The file here is not changed: the
+    commands that check `--overwrite` and `recorded_seeds` read it."""
+    try:
+        stored = stored_provenance(folder)
+        if stored is None or (shown := _shown_paths(stored.value)) == stored.value:
+            return None
+        document = shown if stored.key is None else {**read_json(stored.path, stored.path.name), stored.key: shown}
+    except (OSError, ValueError):
+        return None
+    return stored.path.relative_to(folder).as_posix(), json.dumps(document, indent=4, ensure_ascii=False).encode()
+
+
+def _shown_paths(value: Any) -> Any:
+    """A JSON document with every string in it as `shown_value` shows it (what is shared names no local path)."""
+    if isinstance(value, dict):
+        return {key: _shown_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shown_paths(item) for item in value]
+    return shown_value(value)
 
 
 def local_owner(source: str) -> bool:
@@ -286,7 +306,8 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
     before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running
     command holds the folder (`fileio.folder_lock`). The folder is only read: a checkpoint's trainer_state.json is
-    sent as `shared_state` shows it. HubError when the hub cannot be reached or refuses."""
+    sent as `shared_state` shows it, a dataset's provenance as `shared_provenance` does. HubError when the hub cannot
+    be reached or refuses."""
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -323,10 +344,13 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                 size / 1e6, kind.repo_type, repo_id,
                 f"; its training state, which only a resume reads, stays here ({', '.join(left_out)}, "
                 f"{left_out_size / 1e6:.1f} MB)" if left_out else "")
-    # the files as they are, but a checkpoint's run record as the card shows its paths (`shared_state`)
-    state = shared_state(path) if kind.repo_type == "model" and TRAINER_STATE_FILE in files else None
-    operations = [CommitOperationAdd(name, state if name == TRAINER_STATE_FILE and state is not None
-                                     else str(path / name)) for name in files]
+    # the files as they are, but a checkpoint's run record and a dataset's provenance as the card shows their paths
+    shown = {}  # file -> the bytes sent for it
+    if kind.repo_type == "model" and TRAINER_STATE_FILE in files and (state := shared_state(path)) is not None:
+        shown[TRAINER_STATE_FILE] = state
+    if kind.repo_type == "dataset" and (record := shared_provenance(path)) is not None and record[0] in files:
+        shown[record[0]] = record[1]
+    operations = [CommitOperationAdd(name, shown.get(name, str(path / name))) for name in files]
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)

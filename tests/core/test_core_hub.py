@@ -170,6 +170,39 @@ def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch
     assert pushed.repo_type == "dataset" and pushed.what == "a LeRobot dataset" and pushed.size == 3
 
 
+def test_push_shows_a_datasets_provenance_without_local_paths(tmp_path, token, monkeypatch):
+    """meta/worldpolicy_provenance.json goes with every path it records as the card shows it (a hub id, else the
+    folder's or file's own name), the rest of the record as it is; the local file, which `--overwrite` and a
+    recording's seeds are read from, is untouched. A dataset written before that file keeps its record in info.json:
+    sent alike, the rest of info.json as it is."""
+    root = tmp_path / "ds"
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text('{"codebase_version": "v3.0"}')
+    home = tmp_path / "home" / "alice"
+    record = {"source": "worldpolicy dataset from-sim", "task": "lift", "seeds": [3, 4],
+              "policy": str(tmp_path / "hf" / "models--nvidia--pick" / "snapshots" / COMMIT),
+              "policy_settings": {"checkpoint": str(home / "runs" / "pick" / "checkpoints" / "step-0000800"),
+                                  "chunk_size": 8},
+              "datasets": [{"dataset": str(home / "data" / "day1"), "episodes": 2}, {"dataset": "me/day2"}]}
+    local = json.dumps(record, indent=4)
+    (root / "meta" / "worldpolicy_provenance.json").write_text(local)
+    hub = FakeHub(monkeypatch)
+    push(root, "me/ds")
+    sent = hub.sent["meta/worldpolicy_provenance.json"].decode()
+    assert str(tmp_path) not in sent and (root / "meta" / "worldpolicy_provenance.json").read_text() == local
+    assert json.loads(sent) == {**record, "policy": "nvidia/pick",
+                                "policy_settings": {"checkpoint": "step-0000800", "chunk_size": 8},
+                                "datasets": [{"dataset": "day1", "episodes": 2}, {"dataset": "me/day2"}]}
+    assert hub.sent["meta/info.json"] == (root / "meta" / "info.json").read_bytes()
+
+    (root / "meta" / "worldpolicy_provenance.json").unlink()  # an older dataset: the record in info.json
+    info = {"codebase_version": "v3.0", "fps": 10, "worldpolicy_provenance": {"file": str(home / "lift.hdf5")}}
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    push(root, "me/ds")
+    assert json.loads(hub.sent["meta/info.json"]) == {**info, "worldpolicy_provenance": {"file": "lift.hdf5"}}
+    assert json.loads((root / "meta" / "info.json").read_text()) == info
+
+
 def test_push_adapter_checkpoint_is_a_model(tmp_path, token, monkeypatch):
     folder = tmp_path / "adapter"
     folder.mkdir()

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dataset_factory import frame_ramp, write_v2_dataset
@@ -149,6 +150,23 @@ def test_what_the_conversion_needs_is_checked_before_anything_is_written(tmp_pat
         convert_dataset(src, out)
     assert info.value.path == str(src / file)
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["v21"]
+
+
+def test_an_episodes_rows_found_wrong_while_converting_are_named_against_meta_episodes_jsonl(tmp_path):
+    """A data file whose `index` column disagrees with where meta/episodes.jsonl's lengths put the episode is found as
+    the episode is read: the error named `meta/episodes` (v3's folder, which a 2.x dataset has not) and its
+    dataset_from_index column (which meta/episodes.jsonl has not)."""
+    src, out = tmp_path / "v21", tmp_path / "out"
+    write_v2_dataset(src, _episodes(lengths=(3, 4), cameras=()))
+    path = src / "data/chunk-000/episode_000001.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.schema.get_field_index("index"), "index", pa.array(np.arange(4) + 10)), path)
+    with pytest.raises(DatasetFormatError) as info:
+        convert_dataset(src, out)
+    assert info.value.path == str(path) and str(info.value).endswith(
+        "field 'index': frame 0 of episode 1 has index 10; meta/episodes.jsonl starts episode 1 at frame 3 of the "
+        "dataset, so frame t must have index 3 + t")
+    assert not out.exists()
 
 
 def test_a_v3_dataset_is_not_converted_and_the_command_names_the_flag(small_dataset, tmp_path, capsys):

@@ -8,8 +8,10 @@ The 2.x folder is read as a v3 dataset whose every episode has a data file and, 
 (`open_v2`: info.json's episode templates as chunk/file ones, meta/episodes.jsonl and meta/tasks.jsonl as the episodes
 and tasks tables), so the v3 reader checks its rows and frames as any dataset's, and `edit.copy_episodes` writes it:
 each episode's video copied as its encoded packets where they decode on their own (the frames bit for bit), else
-decoded and encoded again; per-frame columns, tasks and timestamps as they are, stats recomputed over the frames (the
-2.x stats files are not needed: v2.0 has no per-episode ones). The source is only read.
+decoded and encoded again; per-frame columns, tasks and timestamps as they are, stats recomputed over the frames. The
+2.x stats files are not read: v2.0 has no per-episode ones, and v2.1's meta/episodes_stats.jsonl, which LeRobot's
+converter aggregates instead of decoding, has no quantiles and took its camera stats from the frames before they were
+encoded (docs/data.md). The source is only read.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def open_v2(dataset: str | Path) -> V2Dataset:
     info, unread = check_info({**raw, "codebase_version": CODEBASE_VERSION, **templates}, info_path)
     tasks = _read_tasks(root / V2_TASKS_PATH)
     episodes, columns = _read_episodes(root, info, tasks)
-    ds = LeRobotDataset(root, info, tasks, episodes, unread)
+    ds = LeRobotDataset(root, info, tasks, episodes, unread, episodes_file=V2_EPISODES_PATH)
     _check_files(ds, chunks)
     return V2Dataset(ds, version, columns)
 

@@ -135,9 +135,13 @@ class LeRobotDataset:
         episodes: dict[str, np.ndarray],
         unread_features: Mapping[str, str] | None = None,
         provenance: dict[str, Any] | None = None,
+        episodes_file: str = EPISODES_DIR,
     ):
         self.root, self.info, self.tasks, self._episodes = root, info, tasks, episodes
         self._provenance = provenance
+        # where `episodes` was read from, as the errors of reading an episode name it: a 2.x dataset read for
+        # `dataset convert` (`data.convert.open_v2`) has meta/episodes.jsonl, not v3's meta/episodes folder
+        self.episodes_file = episodes_file
         # features info.json declares that are not read (a 2-D column, a depth camera), each with why: not in
         # `features`, so the dataset's other columns train as if they were all it held
         self.unread_features = dict(unread_features or {})
@@ -479,7 +483,7 @@ class LeRobotDataset:
             stop - start,
             key,
             image_hw(self.features[key]),
-            f" of episode {i} (from {EPISODES_DIR})",
+            f" of episode {i} (from {self.episodes_file})",
         )
         codec = video_codec(self.features[key])
         if self._readers is None:
@@ -529,7 +533,8 @@ class LeRobotDataset:
         rows = table.filter(pc.equal(table.column("episode_index"), i))
         if rows.num_rows != length:
             raise DatasetFormatError(
-                path, "episode_index", f"holds {rows.num_rows} rows of episode {i} but {EPISODES_DIR} gives length {length}"
+                path, "episode_index",
+                f"holds {rows.num_rows} rows of episode {i} but {self.episodes_file} gives length {length}",
             )
         frame_index = rows.column("frame_index").to_numpy()
         if not np.array_equal(frame_index, np.arange(length)):
@@ -542,8 +547,8 @@ class LeRobotDataset:
             raise DatasetFormatError(
                 path,
                 "index",
-                f"frame {bad[0]} of episode {i} has index {index[bad[0]]}; {EPISODES_DIR} gives dataset_from_index "
-                f"{start}, so frame t must have index {start} + t",
+                f"frame {bad[0]} of episode {i} has index {index[bad[0]]}; {self.episodes_file} starts episode {i} at "
+                f"frame {start} of the dataset, so frame t must have index {start} + t",
             )
         timestamp = _column_array(rows, "timestamp", AUTO_FEATURES["timestamp"], path)[:, 0]
         off = np.abs(timestamp.astype(np.float64) * self.fps - np.arange(length))
@@ -612,7 +617,7 @@ class LeRobotDataset:
             path, (key, i) = next(iter(missing.items()))
             more = f"; {len(missing) - 1} more video files are missing too" if len(missing) > 1 else ""
             raise DatasetFormatError(path, None, f"video file is missing (named by videos/{key}/chunk_index and "
-                                                 f"file_index of episode {i} (from {EPISODES_DIR})){more}")
+                                                 f"file_index of episode {i} (from {self.episodes_file})){more}")
 
     def _video_path(self, key: str, i: int) -> Path:
         return self.root / self.info["video_path"].format(
@@ -632,7 +637,7 @@ class LeRobotDataset:
             self._tables.move_to_end(path)
             return self._tables[path]
         if not path.is_file():
-            raise DatasetFormatError(path, None, f"data file is missing (referenced by {EPISODES_DIR})")
+            raise DatasetFormatError(path, None, f"data file is missing (referenced by {self.episodes_file})")
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -656,8 +661,9 @@ class LeRobotDataset:
             raise DatasetFormatError(
                 path,
                 "episode_index",
-                f"holds {table.num_rows} rows but the episodes {EPISODES_DIR} places in it have {listed}"
-                + (f"; it holds rows of episodes {extra[:10]}, which {EPISODES_DIR} does not place here" if extra else "")
+                f"holds {table.num_rows} rows but the episodes {self.episodes_file} places in it have {listed}"
+                + (f"; it holds rows of episodes {extra[:10]}, which {self.episodes_file} does not place here"
+                   if extra else "")
                 + (f"; it has no rows of episodes {missing[:10]}" if missing else ""),
             )
         self._tables[path] = table
