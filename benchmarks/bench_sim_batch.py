@@ -2,7 +2,9 @@
 time (N = 1) against N at a time in lockstep (default 4), each control step's requests answered by one batched
 forward, side by side in one run, and their ratio. The same seeded episodes both ways (the success and steps of each
 are compared too: batched-float rounding can tip a borderline one). The model is loaded once and warmed up by one
-request before either timing; what is timed is `evaluate` (render, model, physics), no videos, no report files.
+request before either timing; what is timed is `evaluate` (render, model, physics), no videos, no report files. Each
+run's model calls (`Policy.act_batch`, one per batched forward) and requests are counted too: an env whose episode
+ends starts the next seed (refill), so with more episodes than envs the calls stay full until the seeds run out.
 Run: python benchmarks/bench_sim_batch.py [--num-envs 4] [--episodes 4] [--max-steps 8] [--device cuda]
 """
 
@@ -34,21 +36,31 @@ def main() -> None:
         observation = env.observe()
         policy.act(observation, observation["prompt"])  # warm-up: the first forward's one-off costs untimed
         device = str(policy.policy.engine.device)
+        calls: list[int] = []  # each model call's request count (`Policy.act` is a batch of one)
+        act_batch = policy.policy.act_batch
+
+        def counted(requests, *args, **kwargs):
+            calls.append(len(requests))
+            return act_batch(requests, *args, **kwargs)
+
+        policy.policy.act_batch = counted
         rows = {}
         for n in (1, args.num_envs):
+            calls.clear()
             t0 = time.perf_counter()
             report = evaluate(env, policy, policy_name="shipped", episodes=args.episodes, seed=EVAL_SEED,
                               progress=False, num_envs=n)
             wall = time.perf_counter() - t0
-            rows[n] = (args.episodes / wall, wall, [(e.success, e.steps) for e in report.episodes])
+            rows[n] = (args.episodes / wall, wall, [(e.success, e.steps) for e in report.episodes], len(calls),
+                       sum(calls))
     finally:
         policy.close()
         env.close()
     print(f"shipped model, reach, {args.episodes} episodes of <= {args.max_steps} steps, seeds {EVAL_SEED}.., "
           f"device {device}")
-    print(f"{'num_envs':>8}  {'episodes/s':>10}  {'wall s':>7}")
-    for n, (rate, wall, _) in rows.items():
-        print(f"{n:>8}  {rate:>10.3f}  {wall:>7.1f}")
+    print(f"{'num_envs':>8}  {'episodes/s':>10}  {'wall s':>7}  {'model calls':>11}  {'requests':>8}")
+    for n, (rate, wall, _, made, asked) in rows.items():
+        print(f"{n:>8}  {rate:>10.3f}  {wall:>7.1f}  {made:>11}  {asked:>8}")
     one, many = rows[1], rows[args.num_envs]
     print(f"ratio N={args.num_envs} / N=1: {many[0] / one[0]:.2f}x; same success and steps per episode: "
           f"{one[2] == many[2]}")

@@ -262,8 +262,8 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         # as `worldpolicy sim --num-envs` checks it, before any weights load
         ("evaluate_in_sim", {"num_envs": 2}, "num_envs", "policy=scripted makes none"),
         ("evaluate_in_sim", {"policy": "tiny", "num_envs": 0}, "num_envs", "expected an int >= 1"),
-        ("evaluate_in_sim", {"policy": "tiny", "strategy": "async", "num_envs": 2}, "num_envs",
-         "with strategy=async is not supported"),
+        ("evaluate_in_sim", {"policy": "random", "strategy": "async", "num_envs": 2}, "num_envs",
+         "policy=random makes none"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )

@@ -80,6 +80,78 @@ def test_a_batched_run_is_the_sequential_run_with_one_call_per_step(strategy, la
     assert all(e.policy_s >= 0 for e in two.episodes)
 
 
+def _prefixed(policy, prefixes: list):
+    """`policy` whose act_batch also records, per call, which requests carried an action prefix (rtc)."""
+    act_batch = policy.act_batch
+
+    def recording(requests, progress=None):
+        prefixes.append([r.action_prefix is not None for r in requests])
+        return act_batch(requests, progress)
+
+    policy.act_batch = recording
+    return policy
+
+
+@pytest.mark.parametrize("latency_ms, rtc", [(0.0, False), (140.0, True)])
+def test_a_batched_async_run_is_the_sequential_run(latency_ms, rtc):
+    """async (and rtc): each background request, sent from a step, is answered by the next step's batched call with
+    the seed (and the running chunk's prefix) it had one at a time; rows equal the sequential run's, row for row."""
+    runs = {}
+    for n in (1, 2):
+        calls, prefixes = [], []
+        report = evaluate(TabletopEnv("reach", image_size=None, max_steps=9), _prefixed(_seeded_policy(calls),
+                                                                                        prefixes),
+                          policy_name="seeded", episodes=5, seed=40, strategy=ChunkStrategy("async", 2),
+                          progress=False, latency_ms=latency_ms, rtc=rtc, num_envs=n)
+        runs[n] = report, calls, prefixes
+    (one, one_calls, one_prefixes), (two, two_calls, two_prefixes) = runs[1], runs[2]
+    assert _rows(two) == _rows(one) and len({e.final_distance_m for e in one.episodes}) == 5
+    assert all(e.chunks > 2 for e in one.episodes)  # hand-overs ran, not only the first blocking chunk
+    assert sorted(s for c in two_calls for s in c) == sorted(s for c in one_calls for s in c)
+    assert max(len(c) for c in two_calls) == 2 and len(two_calls) < len(one_calls)
+    carried = sum(p for c in two_prefixes for p in c)
+    assert carried == sum(p for c in one_prefixes for p in c) and (carried > 0) == rtc
+    assert (two.to_json()["num_envs"], one.to_json()["num_envs"]) == (2, 1)
+
+
+def test_a_ctrl_c_in_a_batched_async_run_keeps_the_episodes_before_it(ends_at):
+    """A Ctrl-C while background requests are held for the next step's call: the run stops (their futures cancelled,
+    none waited for), keeping the episodes that ended before the first one still running."""
+    ends, raise_at = ends_at
+    ends.update({40: 3})
+    raise_at.append((42, 4))
+    kept = []
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(TabletopEnv("reach", image_size=None, max_steps=9), _seeded_policy([]), policy_name="s",
+                 episodes=4, seed=40, strategy=ChunkStrategy("async", 2), progress=False, num_envs=2,
+                 on_episode=lambda r: kept.append([e.seed for e in r.episodes]))
+    assert kept == [[40]]
+
+
+def test_an_env_whose_episode_ends_starts_the_next_seed(ends_at):
+    """Refill: seed 20 runs 12 steps, the others 2; with 2 envs, the second env runs 21..25 while the first runs
+    20, so every step's call carries 2 requests until 20 ends (in groups of 2, 20's group would ask alone for 5
+    steps, then 22/23 and 24/25 in groups of their own: 8 calls). Rows equal the sequential run's, in seed order."""
+    from worldpolicy.sim.compare import settings_differences
+
+    ends, _ = ends_at
+    ends.update({20: 12, 21: 2, 22: 2, 23: 2, 24: 2, 25: 2})
+    runs = {}
+    for n in (1, 2):
+        calls, kept = [], []
+        report = evaluate(TabletopEnv("reach", image_size=None, max_steps=12), _seeded_policy(calls),
+                          policy_name="seeded", episodes=6, seed=20, strategy=ChunkStrategy("execute", 2),
+                          progress=False, num_envs=n, on_episode=lambda r, kept=kept: kept.append(len(r.episodes)))
+        runs[n] = report, calls, kept
+    (one, one_calls, _), (two, two_calls, two_kept) = runs[1], runs[2]
+    assert _rows(two) == _rows(one) and [(e.seed, e.steps) for e in two.episodes] == [(20, 12)] + [
+        (s, 2) for s in range(21, 26)]
+    assert [len(c) for c in two_calls] == [2, 2, 2, 2, 2, 1]
+    assert sorted(s for c in two_calls for s in c) == sorted(s for c in one_calls for s in c)
+    assert two_kept == [1, 2, 3, 4, 5, 6]  # seed 20 ended last: the rows after it joined once it had, in seed order
+    assert settings_differences([one, two]) == []  # no setting of the results: compare lists none
+
+
 @pytest.fixture
 def ends_at(monkeypatch):
     """Episode seed s of the reach task succeeds at step `ends[s]` (the task's own success otherwise), so episodes of
@@ -143,7 +215,6 @@ def test_a_resumed_batched_run_runs_only_the_episodes_left():
     (0, "seeded", "execute", "num_envs: expected an int >= 1 .* got 0"),
     (True, "seeded", "execute", "num_envs: expected an int >= 1 .* got True"),
     (2.0, "seeded", "execute", "num_envs: expected an int >= 1 .* got 2.0"),
-    (2, "seeded", "async", "num_envs: 2 with strategy=async is not supported.*accepted with strategy=async: 1"),
     (2, "scripted", "execute", "num_envs: 2 batches a model's forward passes; policy=scripted makes none"),
     (2, "random", "execute", "policy=random makes none.*accepted with policy=random: 1"),
     (2, "own", "execute", ("num_envs: 2 batches a local checkpoint's or a ws:// server's requests .*Own is "
@@ -172,9 +243,8 @@ def test_num_envs_it_cannot_run_is_refused_before_any_episode(num_envs, policy, 
 
 @pytest.mark.parametrize("argv, said", [
     (["--policy", "scripted", "--num-envs", "2"], "--num-envs: 2 batches a model's forward passes; --policy=scripted"),
-    (["--policy", "ws://localhost:9", "--strategy", "async", "--num-envs", "2"],
-     "--num-envs: 2 with --strategy=async is not supported"),  # refused before it connects: nothing listens there
-    (["--strategy", "async", "--num-envs", "2"], "--num-envs: 2 with --strategy=async is not supported"),
+    (["--policy", "random", "--num-envs", "2"],
+     "--num-envs: 2 batches a model's forward passes; --policy=random"),
     (["--num-envs", "0"], "--num-envs: expected an int >= 1"),
 ])
 def test_sim_cli_refuses_num_envs_before_anything_loads(tmp_path, capsys, monkeypatch, argv, said):
@@ -293,6 +363,24 @@ def test_sim_cli_batches_a_servers_requests_with_its_key(served, tmp_path, capsy
         assert max(len(c) for c in calls) == min(n, 3)
     assert rows[3] == rows[1]
     assert open_connections(server, 0) == 0
+
+
+def test_sim_cli_batches_a_servers_async_requests(served, tmp_path):
+    """`worldpolicy sim --policy ws://... --strategy async --num-envs 2`: the background requests of a step reach the
+    server together, and report.json is the sequential run's but for its recorded `num_envs`."""
+    server, calls = served
+    docs = {}
+    for n in (1, 2):
+        calls.clear()
+        out = tmp_path / f"n{n}"
+        assert main(["sim", "--policy", server.url, "--api-key", "s3cret-key-123", "--task", "reach", "--episodes", "3",
+                     "--max-steps", "7", "--strategy", "async", "--execute-steps", "2", "--image-size", "24x32",
+                     "--videos", "0", "--no-plots", "--no-progress", "--num-envs", str(n), "--out", str(out)]) == 0
+        doc = json.loads((out / "report.json").read_text())
+        assert doc.pop("num_envs") == n and max(len(c) for c in calls) == n
+        docs[n] = {k: v for k, v in doc.items() if "policy_s" not in k}
+        docs[n]["episodes"] = [{k: v for k, v in e.items() if k not in ("policy_s", "wall_s")} for e in doc["episodes"]]
+    assert docs[2] == docs[1] and all(e["chunks"] > 2 for e in docs[1]["episodes"])
 
 
 @pytest.mark.slow

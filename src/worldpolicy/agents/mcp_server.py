@@ -730,7 +730,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
             "next chunk begins with the running chunk's actions that run while it is computed")] = False,
         num_envs: Annotated[int, Field(
             description="episodes stepped together, their model requests batched into one forward per step, as "
-            "`worldpolicy sim --num-envs`: a checkpoint with strategy execute or ensemble (default 1)")] = 1,
+            "`worldpolicy sim --num-envs`: a checkpoint, any strategy (default 1)")] = 1,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).

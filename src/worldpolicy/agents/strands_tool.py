@@ -188,7 +188,7 @@ def worldpolicy_tool(
             (default 0: none); compare with a latency-0 run of the same seed by compare_sim_runs.
         rtc: evaluate_sim: real-time chunking, as `worldpolicy sim --rtc` (strategy async, a checkpoint policy).
         num_envs: evaluate_sim: episodes stepped together, their model requests batched, as `worldpolicy sim
-            --num-envs` (a checkpoint policy, strategy execute or ensemble; default 1).
+            --num-envs` (a checkpoint policy, any strategy; default 1).
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
             chunk_size+1 frames: one action row per transition (the result's clip says which frames).

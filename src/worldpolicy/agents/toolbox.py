@@ -941,8 +941,7 @@ class Toolbox:
         except ValueError as exc:
             raise _timing_error(exc, timing) from None
         try:  # a policy that is neither scripted nor random is a checkpoint (resolved below)
-            check_num_envs(num_envs, policy=policy if policy in ("scripted", "random") else "checkpoint",
-                           strategy=strategy)
+            check_num_envs(num_envs, policy=policy if policy in ("scripted", "random") else "checkpoint")
         except ValueError as exc:
             raise ToolInputError("num_envs", str(exc).removeprefix("num_envs: "), num_envs) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images

@@ -187,8 +187,11 @@ class ChunkController:
     from a request to its reply, the time a policy is taken to think (the sim's `--latency`; 0: none, the reply is
     there on the tick that asks); with `realtime`, the least. `rtc`: for `async` only, ask each background request
     with the running chunk's actions it will not take over from as `action_prefix` (module docstring); the policy's
-    `act` must take that keyword (a `Policy`, a `RemotePolicy`). `executor`: where `async` requests run; by default a
-    thread of the controller's own (a test passes one it completes by hand)."""
+    `act` must take that keyword (a `Policy`, a `RemotePolicy`). `executor`: where `async` requests run, each sent as
+    `submit(request, observation, action_prefix)` (the prefix None but with `rtc`) and its future's result taken at
+    its hand-over, max(k, latency) >= 1 ticks on (with `realtime`, once done); by default a thread of the controller's
+    own (a test passes one it completes by hand; `worldpolicy sim --num-envs` one that holds each request for the
+    next tick's batched call)."""
 
     def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,

@@ -1,22 +1,25 @@
-"""Batched evaluation (`worldpolicy sim --num-envs N`, `evaluate(num_envs=N)`): N episodes, one per env, stepped in
-lockstep, the requests their controllers send on the same control step answered by one `Policy.act_batch` (one
-batched forward per sampling step), so on a GPU N episodes take little more than the time of one. With a ws:// server
-that call is `RemotePolicy.act_batch`: the step's requests sent at once, one per connection (up to the server's
-`max_batch`), which the server fuses into one forward pass as it fuses concurrent clients'; the connections stay open
-from step to step (`keep_connections`), those no request needs closed so the server never waits on an idle one, and
-all of them closed when the run ends or is cut short (`Lockstep.close`, `RemotePolicy.close`).
+"""Batched evaluation (`worldpolicy sim --num-envs N`, `evaluate(num_envs=N)`): N episodes in flight, one per env,
+stepped in lockstep, the requests their controllers send on the same control step answered by one `Policy.act_batch`
+(one batched forward per sampling step), so on a GPU N episodes take little more than the time of one. As soon as an
+episode ends its env starts the next seed (refill, as a gymnasium vector env's autoreset), so N episodes stay in
+flight until the seeds run out: a long episode holds up no other env. With a ws:// server that call is
+`RemotePolicy.act_batch`: the step's requests sent at once, one per connection (up to the server's `max_batch`),
+which the server fuses into one forward pass as it fuses concurrent clients'; the connections stay open from step to
+step (`keep_connections`), those no request needs closed so the server never waits on an idle one, and all of them
+closed when the run ends or is cut short (`Lockstep.close`, `RemotePolicy.close`).
 
 Each env runs its own `ChunkController`, and each episode asks with its own seed sequence (`_Seeded.request`:
 `call_seed` of the episode's seed and the call's count, as one episode run alone asks), so a batched run samples the
 same chunks as episodes run one after another, up to the float rounding of a batched forward (which can tip a
-borderline episode, as another GPU's rounding can). Episodes run N at a time, seeds in order (the last group may be
-smaller), a group ending when its last episode does.
+borderline episode, as another GPU's rounding can).
 
 What it batches (`check_num_envs`, before anything loads): a local checkpoint's or a ws:// server's requests under
-`execute` and `ensemble`, with any latency (a request is answered on the step that sends it and lands later, as in a
-sequential run). Refused: `async` (and so `rtc`), whose next chunk is asked in the background while one runs; the
-scripted expert and random actions, which make no model call to batch; another backend (a planner, one of your own),
-which has no `act_batch` to gather into.
+any strategy, with any latency (a request is answered on the step that sends it and lands later, as in a sequential
+run). `async`'s (and `rtc`'s) background request is sent from a controller's step and taken exactly max(k, latency)
+>= 1 steps later (the sim's hand-over is counted in control steps, never in wall time: `robot.control`), so each
+controller's executor here holds it (`_Held`) and the next step's batched call answers it with the requests asked
+then. Refused: the scripted expert and random actions, which make no model call to batch; another backend (a
+planner, one of your own), which has no `act_batch` to gather into.
 """
 
 from __future__ import annotations
@@ -24,22 +27,22 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
 
 from worldpolicy.results import Prediction
 from worldpolicy.sim.policies import _Seeded
-from worldpolicy.sim.rollout import EpisodeResult, Rollout
+from worldpolicy.sim.rollout import Episode, EpisodeResult, Rollout
 
 __all__ = ["Lockstep", "check_num_envs"]
 
 
-def check_num_envs(num_envs: Any, *, policy: str, strategy: str) -> int:
+def check_num_envs(num_envs: Any, *, policy: str) -> int:
     """`num_envs` as an int, refused naming it (the CLI says --num-envs) with what is accepted when it is no int >= 1
     or, above 1, cannot batch: `policy` is the policy's kind (`policies.policy_kind`'s `scripted`, `random`, `server`,
-    `checkpoint`; a backend's own class name otherwise), `strategy` the chunk strategy's kind. Cheap: made before a
-    model loads."""
+    `checkpoint`; a backend's own class name otherwise). Cheap: made before a model loads."""
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs: expected an int >= 1 (episodes stepped together, their model requests batched), "
                          f"got {num_envs!r}")
@@ -52,25 +55,46 @@ def check_num_envs(num_envs: Any, *, policy: str, strategy: str) -> int:
     if policy not in ("checkpoint", "server"):
         raise ValueError(f"num_envs: {n} batches a local checkpoint's or a ws:// server's requests (act_batch); "
                          f"policy {policy} is neither; accepted with it: 1")
-    if strategy == "async":
-        raise ValueError(f"num_envs: {n} with strategy=async is not supported: its next chunk is asked in the "
-                         "background while one runs, which lockstep batching does not gather; accepted with "
-                         "strategy=async: 1, or strategy=execute or strategy=ensemble")
     return n
+
+
+class _Held(Executor):
+    """An env's `ChunkController` executor (`async`'s background requests): each request is held, its future pending,
+    until the lockstep answers it in the next step's batched call (`Lockstep._answer`). A controller takes the reply
+    max(k, latency) >= 1 steps after sending it, so it is there by then; one dropped meanwhile (its episode ended) is
+    cancelled and never asked."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Future, Callable, Any, Any]] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        """Hold `ChunkController`'s `submit(request, observation, action_prefix)`."""
+        observation, action_prefix = args
+        future: Future = Future()
+        self.held.append((future, fn, observation, action_prefix))
+        return future
+
+    def take(self) -> list[tuple[Future, Callable, Any, Any]]:
+        """The requests held and not cancelled, oldest first, each future marked running; none held after."""
+        held, self.held = self.held, []
+        return [h for h in held if h[0].set_running_or_notify_cancel()]
 
 
 class _Member(_Seeded):
     """One env's share of a batched backend: its own episode's seed sequence (`request`), and `act` answering the
-    controller with the chunk the tick's batch computed for the request made from the same observation."""
+    controller with the chunk the step's batch computed for the request made from the same observation (and, `rtc`,
+    the same action prefix)."""
 
     def __init__(self, shared: _Seeded) -> None:
         super().__init__(shared.policy, shared.embodiment, shared.seed, shared.decode_video)
-        self.asked: dict | None = None  # the observation of the request the batch is answering
+        self.executor = _Held()  # where its controllers' background requests wait for the next batch
+        self.asked: tuple[Any, Any] | None = None  # the observation and prefix of the request the batch is answering
         self.answer: Prediction | None = None
 
     def act(self, observation: dict[str, Any], prompt: str, *, action_prefix: np.ndarray | None = None) -> Prediction:
-        if observation is not self.asked or self.answer is None or action_prefix is not None:
-            raise RuntimeError("sim.batch: a controller asked for a chunk the tick's batch did not compute")
+        asked = self.asked or (None, None)
+        if observation is not asked[0] or action_prefix is not asked[1] or self.answer is None:
+            raise RuntimeError("sim.batch: a controller asked for a chunk the step's batch did not compute")
         answer, self.asked, self.answer = self.answer, None, None
         return answer
 
@@ -89,43 +113,78 @@ class Lockstep:
         # the limit the rollout runs to (`step_limit` of the env as given, a gymnasium.make one's TimeLimit), known
         self._made = [rollout.env.replica(rollout.max_steps) for _ in range(num_envs - 1)]
         self.members = [_Member(rollout.policy) for _ in range(num_envs)]
-        self.rollouts = [rollout.on(env, member) for env, member in zip([rollout.env, *self._made], self.members)]
+        self.rollouts = [rollout.on(env, member, executor=member.executor)
+                         for env, member in zip([rollout.env, *self._made], self.members)]
 
     def run(self, seeds: Sequence[int], records: Sequence[bool],
             on_step: Callable[[int], None] | None = None) -> Iterator[tuple[int, EpisodeResult]]:
-        """Episodes seeded `seeds` (at most `num_envs`; `records[j]`: keep episode j's frames) in lockstep, each
-        yielded as (j, its result) once it ends, so in the order they end; `on_step(steps run so far)` after each
-        control step of the group. Each result's `policy_s` is its requests' shares of the batched calls they were
-        in (a call's seconds over its requests), so a group's sum is the model time it took."""
-        episodes = [r.start(seed, record=record) for r, seed, record in zip(self.rollouts, seeds, records)]
-        shares = [0.0] * len(episodes)
+        """Episodes seeded `seeds` (`records[j]`: keep episode j's frames), `num_envs` in flight: each env starts the
+        next seed as soon as its episode ends, so envs idle only once the seeds have run out. Each episode is yielded
+        as (j, its result) once it ends, so in the order they end; `on_step(most steps an episode in flight has run)`
+        after each control step. Each result's `policy_s` is its requests' shares of the batched calls they were in
+        (a call's seconds over its requests), so the results' sum is the model time the run took."""
+        queue = iter(enumerate(zip(seeds, records)))
+        slots: list[tuple[int, Episode] | None] = [None] * len(self.rollouts)  # env s: (j, its episode) or idle
+        shares = [0.0] * len(slots)
         try:
-            while not all(e.ended for e in episodes):
-                asking = [j for j, e in enumerate(episodes) if e.asks]
-                observed = {j: episodes[j].observe() for j in asking}
-                if asking:
-                    requests = [self.members[j].request(observed[j], observed[j]["prompt"]) for j in asking]
-                    t0 = time.perf_counter()
-                    answers = (self.policy.act_batch(requests, keep_connections=True) if self._served else
-                               self.policy.act_batch(requests))
-                    share = (time.perf_counter() - t0) / len(asking)
-                    for j, answer in zip(asking, answers):
-                        self.members[j].asked, self.members[j].answer = observed[j], answer
-                        shares[j] += share
+            while True:
+                for s, rollout in enumerate(self.rollouts):
+                    if slots[s] is None and (ahead := next(queue, None)) is not None:
+                        j, (seed, record) = ahead
+                        slots[s], shares[s] = (j, rollout.start(seed, record=record)), 0.0
+                running = [s for s, slot in enumerate(slots) if slot is not None]
+                if not running:
+                    return
+                observed = self._answer({s: slots[s][1] for s in running}, shares)
                 steps = 0
-                for j, episode in enumerate(episodes):
-                    if episode.ended:
-                        continue
-                    episode.step(observed.get(j))
+                for s in running:
+                    j, episode = slots[s]
+                    episode.step(observed.get(s))
                     steps = max(steps, episode.t)
                     if episode.ended:
+                        slots[s] = None
                         self.rollout.execute_steps = episode.rollout.execute_steps  # the k used, as `Rollout.run`
-                        yield j, episode.result(policy_s=shares[j])
+                        yield j, episode.result(policy_s=shares[s])
                 if on_step is not None:
                     on_step(steps)
         finally:
-            for episode in episodes:
-                episode.close()
+            for slot in slots:
+                if slot is not None:
+                    slot[1].close()
+
+    def _answer(self, episodes: dict[int, Episode], shares: list[float]) -> dict[int, dict]:
+        """One batched call for this step's requests: the background ones held since the last step (`_Held`), their
+        futures resolved now, and those of the envs whose controller asks on this step, answered for their `step`;
+        each request's share of the call's seconds added to its env's `shares`. Returns the observations the asking
+        envs asked with (env → observation), to step them with. A failure (or Ctrl-C) fails the held futures too, so
+        closing their episodes waits on none."""
+        held = [(s, h) for s in episodes for h in self.members[s].executor.take()]
+        try:
+            observed = {s: e.observe() for s, e in episodes.items() if e.asks}
+            asked = held + [(s, None) for s in observed]
+            if not asked:
+                return observed
+            requests = [self.members[s].request(observed[s], observed[s]["prompt"]) if h is None else
+                        self.members[s].request(h[2], h[2]["prompt"], action_prefix=h[3]) for s, h in asked]
+            t0 = time.perf_counter()
+            answers = (self.policy.act_batch(requests, keep_connections=True) if self._served else
+                       self.policy.act_batch(requests))
+            share = (time.perf_counter() - t0) / len(asked)
+            for (s, h), answer in zip(asked, answers):
+                member = self.members[s]
+                shares[s] += share
+                if h is None:
+                    member.asked, member.answer = (observed[s], None), answer
+                    continue
+                future, request, observation, prefix = h
+                member.asked, member.answer = (observation, prefix), answer
+                future.set_result(request(observation, prefix))  # the controller's own call, answered by `act`
+            return observed
+        except BaseException as exc:
+            for _, (future, *_) in held:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
 
     def close(self) -> None:
         """Close the envs made for the run (`rollout.env` is its caller's) and a server's connections kept open for it

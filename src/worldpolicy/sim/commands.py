@@ -121,11 +121,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "one by `sim compare` (same --seed): " + perturbation_help() + "; repeat the flag or give a comma "
                    "list (default: none)")
     p.add_argument("--num-envs", type=int, default=1, metavar="N",
-                   help="episodes stepped together, N at a time in seed order, their model requests on the same "
-                   "step answered by one batched forward (the same episodes, up to batched-float rounding, in fewer "
-                   "model calls); a checkpoint policy, or a ws:// server, sent a step's requests at once over up to "
-                   "its --max-batch connections so it fuses them, with --strategy execute or ensemble (default: 1, "
-                   "one episode at a time)")
+                   help="episodes in flight at once, each env starting the next seed as soon as its episode ends, "
+                   "their model requests on the same step answered by one batched forward (the same episodes, up to "
+                   "batched-float rounding, in fewer model calls); a checkpoint policy, or a ws:// server, sent a "
+                   "step's requests at once over up to its --max-batch connections so it fuses them; any --strategy "
+                   "(default: 1, one episode at a time)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")
@@ -466,8 +466,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
         strategy = ChunkStrategy(args.strategy, args.execute_steps, **decay)
         check_rtc(args.rtc, strategy)
-        check_num_envs(args.num_envs, policy=policy_kind(args.policy) if args.num_envs != 1 else args.policy,
-                       strategy=strategy.kind)
+        check_num_envs(args.num_envs, policy=policy_kind(args.policy) if args.num_envs != 1 else args.policy)
     except (ValueError, FileNotFoundError) as exc:
         raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}

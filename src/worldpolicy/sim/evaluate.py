@@ -181,6 +181,10 @@ class EvalReport:
     # real-time chunking (`worldpolicy sim --rtc`): async's requests conditioned on the running chunk's actions; False
     # in a report written before it was recorded, which ran without
     rtc: bool = False
+    # episodes in flight at once (`worldpolicy sim --num-envs`) in the run that wrote the report (a resumed run's own:
+    # its stored episodes may have run with another): no setting of the results (`settings`), which a batched run
+    # shares with a sequential one; None in a report written before it was recorded
+    num_envs: int | None = 1
 
     @property
     def successes(self) -> int:
@@ -206,6 +210,7 @@ class EvalReport:
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
             "seed": self.seed, "perturb": self.perturb, "latency": self.latency, "rtc": self.rtc,
+            "num_envs": self.num_envs,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -236,7 +241,7 @@ class EvalReport:
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
                        perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
-                       rtc=bool(doc.get("rtc", False)),
+                       rtc=bool(doc.get("rtc", False)), num_envs=doc.get("num_envs"),
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -512,11 +517,11 @@ def evaluate(
     `latency_ms`: how long each request is taken to think, as whole control steps (`rollout.latency_ticks`) during which
     the sim steps on (docs/robot.md); 0 runs as before it existed. `rtc`: real-time chunking (`async` only, a policy
     that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode.
-    `num_envs`: episodes stepped together, N at a time in seed order on `env` and envs made like it, the requests of a
-    control step answered by one batched call (`sim.batch`: a loaded checkpoint, or a ws:// server sent them at once
-    over several connections; `execute` or `ensemble`; refused otherwise, naming it, before any episode). Episodes end
-    out of order; the report keeps them in seed order, `on_episode` running as each joins it (once those before it
-    have ended)."""
+    `num_envs`: episodes in flight at once, on `env` and envs made like it, each env starting the next seed as soon as
+    its episode ends, the requests of a control step answered by one batched call (`sim.batch`: a loaded checkpoint,
+    or a ws:// server sent them at once over several connections; any strategy; refused otherwise, naming it, before
+    any episode); recorded as the report's `num_envs`. Episodes end out of order; the report keeps them in seed
+    order, `on_episode` running as each joins it (once those before it have ended)."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
@@ -544,9 +549,9 @@ def evaluate(
         report.episodes = list(resume.episodes)
     from worldpolicy.sim.batch import Lockstep, check_num_envs
 
-    num_envs = check_num_envs(num_envs, policy=settings.get("kind"), strategy=rollout.strategy.kind)
-    num_envs = min(num_envs, max(len(todo), 1))  # no env made for a group that cannot fill it
-    lockstep = Lockstep(rollout, num_envs) if num_envs > 1 else None
+    report.num_envs = check_num_envs(num_envs, policy=settings.get("kind"))
+    envs = min(report.num_envs, max(len(todo), 1))  # no env made that no episode would run on
+    lockstep = Lockstep(rollout, envs) if envs > 1 else None
     bar = tqdm(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,
                unit="ep")
 
@@ -561,17 +566,15 @@ def evaluate(
             bar.refresh()
 
     def ended() -> Iterator[tuple[int, EpisodeResult]]:
-        """(i, result) of each episode as it ends: one after another, or a group of `num_envs` at a time."""
+        """(i, result) of each episode as it ends: one after another, or `num_envs` in flight at a time."""
         on_step = show_step if progress else None
         if lockstep is None:
             for i in todo:
                 yield i, rollout.run(seed + i, record=video_dir is not None and i < videos, on_step=on_step)
             return
-        for start in range(todo.start, todo.stop, num_envs):
-            group = range(start, min(start + num_envs, todo.stop))
-            for j, result in lockstep.run([seed + i for i in group],
-                                          [video_dir is not None and i < videos for i in group], on_step):
-                yield group[j], result
+        for j, result in lockstep.run([seed + i for i in todo], [video_dir is not None and i < videos for i in todo],
+                                      on_step):
+            yield todo[j], result
 
     waiting: dict[int, EpisodeResult] = {}  # ended, waiting for an episode before them to end
 

@@ -344,13 +344,15 @@ class _Seeded:
         prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
         return self.policy.act(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video, **prefix)
 
-    def request(self, observation: dict[str, Any], prompt: str):
-        """The call `act(observation, prompt)` would make, as a `PolicyRequest` seeded as `act` seeds it (counted as a
-        call): what `sim.batch` gathers, one per env asking on a control step, into one `Policy.act_batch`."""
+    def request(self, observation: dict[str, Any], prompt: str, *, action_prefix: np.ndarray | None = None):
+        """The call `act(observation, prompt, action_prefix=...)` would make, as a `PolicyRequest` seeded as `act`
+        seeds it (counted as a call): what `sim.batch` gathers, one per request of a control step, into one
+        `Policy.act_batch`."""
         from worldpolicy.policy import PolicyRequest
 
         obs = {k: v for k, v in observation.items() if k != "prompt"}
-        return PolicyRequest(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video)
+        return PolicyRequest(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video,
+                             action_prefix=action_prefix)
 
     def _next_seed(self) -> int | None:
         """The sampling seed of the episode's next call (`call_seed`), counted."""

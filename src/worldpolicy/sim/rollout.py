@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from typing import Self
 
@@ -201,12 +202,14 @@ class Rollout:
             check_latency_chunk(latency_ms, self.env.control_hz, self.strategy, chunk, rtc=self.rtc)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
+        self.executor: Executor | None = None  # where its controllers' async requests run: None, a thread of each's own
 
-    def on(self, env, policy) -> Rollout:
+    def on(self, env, policy, *, executor: Executor | None = None) -> Rollout:
         """This rollout's settings (strategy, latency, rtc, name, step limit: checked once, here) on another env and
-        backend, with decoders of its own: `sim.batch` runs one per env."""
+        backend, with decoders of its own, its episodes' `async` requests sent to `executor` (`ChunkController`'s):
+        `sim.batch` runs one per env, holding them for its next batched call."""
         other = copy.copy(self)
-        other.env, other.policy, other._decoders = unwrap_tabletop(env), policy, {}
+        other.env, other.policy, other._decoders, other.executor = unwrap_tabletop(env), policy, {}, executor
         return other
 
     def decoder(self, key: str) -> ActionDecoder:
@@ -320,7 +323,7 @@ class Episode:
         self.success_step: int | None = None
         self.t, self.ended = 0, False
         self.control = ChunkController(policy, rollout.decoder, rollout.strategy, latency=rollout.latency,
-                                       rtc=rollout.rtc)
+                                       rtc=rollout.rtc, executor=rollout.executor)
         self.control.reset(horizon=rollout.max_steps)
 
     def __enter__(self) -> Self:
