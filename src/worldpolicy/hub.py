@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
 # how the hub's cache names a repository's folder, by its type (`models--owner--name`, `datasets--owner--name`)
 HUB_CACHE_PREFIXES = {"model": "models--", "dataset": "datasets--"}
+REPO_WHAT = {"model": "checkpoint", "dataset": "dataset"}  # what a repository of each type holds, in errors
 # What of a checkpoint's repository the checks before loading read (`model_metadata`), huggingface_hub's allow_patterns
 # (fnmatch: `*` matches `/` too): every JSON file (model_index.json, the parts' configs and weight indexes,
 # embodiment.json, trainer_state.json, base_model.json, the tokenizer's), and an adapter checkpoint's own weights,
@@ -153,6 +154,15 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
+    """The one line for hub repository `repo_id` of `repo_type` ("model" or "dataset") that could not be fetched
+    (`exc`): why, and the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
+    (`engine.loading.load_components`: an adapter's base named by its hub id)."""
+    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    return (f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? Download it "
+            f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
+
+
 def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
               allow_patterns: list[str] | None = None) -> Path:
     """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset") at `revision` (default:
@@ -162,8 +172,7 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    dataset = repo_type == "dataset"
-    what, prefix, flag = ("dataset", "datasets/", " --repo-type dataset") if dataset else ("checkpoint", "", "")
+    what, prefix = REPO_WHAT[repo_type], "datasets/" if repo_type == "dataset" else ""
     try:
         return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
     except GatedRepoError:
@@ -173,9 +182,7 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
         raise HubError(f"{what} {repo_id!r}: no such {repo_type} repository on the hub, or a private one this login "
                        f"may not read (HF_TOKEN or `hf auth login`); a local {what} is given by its folder") from None
     except _hub_errors() as exc:
-        raise HubError(f"could not fetch {what} {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? "
-                       f"Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and "
-                       "give the folder") from None
+        raise HubError(unfetched(repo_id, repo_type, exc)) from None
 
 
 @cache
