@@ -77,18 +77,27 @@ def dataset_source(path: str | Path) -> str:
     return snapshot_repo_id(path, "dataset") or os.path.abspath(Path(path).expanduser())
 
 
-def shown_name(value: str, repo_type: str) -> str:
-    """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id (one
-    given as such, a snapshot in the hub's cache), else a folder's own name: never a local path, which tells the
-    user's file layout to whoever reads the card and names nothing they can open."""
-    if not value:
-        return value
+def names_hub_id(source: str) -> bool:
+    """Whether `source` is read as a hub id: shaped like one (`hub_id_shaped`), naming no file or folder here, and its
+    owner no folder here (`local_owner`)."""
+    return hub_id_shaped(source) and not Path(source).exists() and not local_owner(source)
+
+
+def named_hub_id(value: str, repo_type: str) -> str | None:
+    """The hub id of the repository of `repo_type` that `value` names: a snapshot in the hub's cache
+    (`snapshot_repo_id`), or a hub id given as such (`names_hub_id`); None for a path."""
     if (found := snapshot_repo_id(value, repo_type)) is not None:
         return found
-    path = Path(value).expanduser()
-    if path.is_absolute() or path.is_dir() or not hub_id_shaped(value):
-        return path.resolve().name or value  # `.` or `../x` by the folder's own name
-    return value
+    return value if names_hub_id(value) else None
+
+
+def shown_name(value: str, repo_type: str) -> str:
+    """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id
+    (`named_hub_id`, as the card's front matter names it), else a folder's own name: never a local path, which tells
+    the user's file layout to whoever reads the card and names nothing they can open."""
+    if not value:
+        return value
+    return named_hub_id(value, repo_type) or Path(value).expanduser().resolve().name or value  # `.`, `../x`: by name
 
 
 def shown_value(value: Any) -> Any:
