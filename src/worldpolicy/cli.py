@@ -372,19 +372,19 @@ def _configure_logging(args: argparse.Namespace) -> None:
     """The root handler on stderr: `text` lines (a timestamp, level and logger before each message; a command's INFO
     lines plain, `_CommandLineFormatter`, except a server's), or `json` ones for a command that has `--log-format`
     (`serve`), where Python's `warnings` go through logging too, so every line the process logs is one JSON object."""
-    from .serving.logformat import TEXT_FORMAT, JsonFormatter, log_uncaught
+    from .serving.logformat import TEXT_FORMAT, log_to_stderr, log_uncaught
 
-    json_lines = _json_lines(args)
+    if hasattr(args, "log_format"):  # a server's log: every line timed, its INFO events included
+        log_to_stderr(args.log_format, args.verbose)
+        if _json_lines(args):
+            log_uncaught()  # a crash's traceback too: one JSON line, not Python's lines on stderr
+        return
     handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
-    served = hasattr(args, "log_format")  # a server's log: every line timed, its INFO events included
-    handler.setFormatter(JsonFormatter() if json_lines else
-                         logging.Formatter(TEXT_FORMAT) if served else _CommandLineFormatter(TEXT_FORMAT))
+    handler.setFormatter(_CommandLineFormatter(TEXT_FORMAT))
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )
-    logging.captureWarnings(json_lines)
-    if json_lines:
-        log_uncaught()  # a crash's traceback too: one JSON line, not Python's lines on stderr
+    logging.captureWarnings(False)
 
 
 def _json_lines(args: argparse.Namespace) -> bool:

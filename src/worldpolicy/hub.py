@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
 # how the hub's cache names a repository's folder, by its type (`models--owner--name`, `datasets--owner--name`)
 HUB_CACHE_PREFIXES = {"model": "models--", "dataset": "datasets--"}
+REPO_WHAT = {"model": "checkpoint", "dataset": "dataset"}  # what a repository of each type holds, in errors
 # What of a checkpoint's repository the checks before loading read (`model_metadata`), huggingface_hub's allow_patterns
 # (fnmatch: `*` matches `/` too): every JSON file (model_index.json, the parts' configs and weight indexes,
 # embodiment.json, trainer_state.json, base_model.json, the tokenizer's), and an adapter checkpoint's own weights,
@@ -78,18 +79,27 @@ def dataset_source(path: str | Path) -> str:
     return snapshot_repo_id(path, "dataset") or os.path.abspath(Path(path).expanduser())
 
 
-def shown_name(value: str, repo_type: str) -> str:
-    """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id (one
-    given as such, a snapshot in the hub's cache), else a folder's own name: never a local path, which tells the
-    user's file layout to whoever reads the card and names nothing they can open."""
-    if not value:
-        return value
+def names_hub_id(source: str) -> bool:
+    """Whether `source` is read as a hub id: shaped like one (`hub_id_shaped`), naming no file or folder here, and its
+    owner no folder here (`local_owner`)."""
+    return hub_id_shaped(source) and not Path(source).exists() and not local_owner(source)
+
+
+def named_hub_id(value: str, repo_type: str) -> str | None:
+    """The hub id of the repository of `repo_type` that `value` names: a snapshot in the hub's cache
+    (`snapshot_repo_id`), or a hub id given as such (`names_hub_id`); None for a path."""
     if (found := snapshot_repo_id(value, repo_type)) is not None:
         return found
-    path = Path(value).expanduser()
-    if path.is_absolute() or path.is_dir() or not hub_id_shaped(value):
-        return path.resolve().name or value  # `.` or `../x` by the folder's own name
-    return value
+    return value if names_hub_id(value) else None
+
+
+def shown_name(value: str, repo_type: str) -> str:
+    """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id
+    (`named_hub_id`, as the card's front matter names it), else a folder's own name: never a local path, which tells
+    the user's file layout to whoever reads the card and names nothing they can open."""
+    if not value:
+        return value
+    return named_hub_id(value, repo_type) or Path(value).expanduser().resolve().name or value  # `.`, `../x`: by name
 
 
 def shown_value(value: Any) -> Any:
@@ -173,6 +183,15 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
+    """The one line for hub repository `repo_id` of `repo_type` ("model" or "dataset") that could not be fetched
+    (`exc`): why, and the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
+    (`engine.loading.load_components`: an adapter's base named by its hub id)."""
+    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    return (f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? Download it "
+            f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
+
+
 def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
               allow_patterns: list[str] | None = None) -> Path:
     """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset") at `revision` (default:
@@ -182,8 +201,7 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    dataset = repo_type == "dataset"
-    what, prefix, flag = ("dataset", "datasets/", " --repo-type dataset") if dataset else ("checkpoint", "", "")
+    what, prefix = REPO_WHAT[repo_type], "datasets/" if repo_type == "dataset" else ""
     try:
         return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
     except GatedRepoError:
@@ -193,9 +211,7 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
         raise HubError(f"{what} {repo_id!r}: no such {repo_type} repository on the hub, or a private one this login "
                        f"may not read (HF_TOKEN or `hf auth login`); a local {what} is given by its folder") from None
     except _hub_errors() as exc:
-        raise HubError(f"could not fetch {what} {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? "
-                       f"Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and "
-                       "give the folder") from None
+        raise HubError(unfetched(repo_id, repo_type, exc)) from None
 
 
 @cache

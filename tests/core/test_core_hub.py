@@ -5,6 +5,7 @@ anything."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -396,6 +397,22 @@ def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsy
     assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
                         "folder")
     assert "\n" not in err
+
+
+def test_a_hub_id_diffusers_cannot_fetch_names_the_download_to_run(hub_cache, monkeypatch):
+    """A checkpoint diffusers fetches itself (an adapter's base by its hub id) says the same `hf download` as one the
+    hub's cache fetch refuses."""
+    import torch
+
+    from worldpolicy.engine.loading import load_components
+
+    monkeypatch.setattr(logging.getLogger("diffusers"), "handlers", [])  # its "Couldn't connect" warning
+    with pytest.raises(FileNotFoundError) as caught:
+        load_components("me/other", torch.device("cpu"), torch.float32, checked=True)
+    said = str(caught.value)
+    assert said.startswith("could not fetch checkpoint 'me/other' from the Hugging Face hub (OSError: ")
+    assert said.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
+                         "folder")
 
 
 def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_download(tiny_checkpoint, model_repo,

@@ -27,7 +27,7 @@ from worldpolicy.processing.actions import (
     to_model,
     to_physical,
 )
-from worldpolicy.processing.observations import load_frames, prepare_canvas
+from worldpolicy.processing.observations import canvas_bin, load_frames, prepare_canvas
 
 
 @pytest.fixture(scope="module")
@@ -411,6 +411,16 @@ def test_canvas_rules_downscale_only_and_pad():
     assert (info.content_h, info.content_w, info.latent_h) == (64, 64, 4)
     with pytest.raises(ValueError, match="resolution_tier=300"):
         prepare_canvas(small, 300, 1)
+
+
+@pytest.mark.parametrize("snap", [True, False])
+def test_the_canvas_known_from_the_size_alone_is_the_one_frames_get(snap):
+    """`canvas_bin` (what a check before any frame is read uses: `train.data.small_frames_warning`) says the canvas
+    `prepare_canvas` picks, after diffusers' snap to multiples of 16 where it applies."""
+    assert canvas_bin(181, 333, 256, snap)[0] == ((176, 320) if snap else (181, 333))
+    for h, w in [(181, 333), (540, 640), (100, 37), (250, 260), (17, 400)]:
+        info = prepare_canvas(np.zeros((1, h, w, 3), np.float32), 256, 1, snap)[1]
+        assert canvas_bin(h, w, 256, snap)[1] == (info.canvas_h, info.canvas_w), (h, w)
 
 
 @pytest.mark.parametrize("chunk", [0, 3, 10, 17, -4, 2.5])

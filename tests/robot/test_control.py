@@ -79,8 +79,11 @@ def _run(control, ticks: int, home: np.ndarray, start: int = 0):
 def test_execute_asks_every_k_ticks_and_sends_the_rows_in_order(decoder):
     policy = Chunks(decoder)
     control = ChunkController(policy, decoder, ChunkStrategy("execute", 3), prompt="stack the cups")
-    targets = _run(control, 8, policy.home)
-    assert policy.observed_ticks == [0, 3, 6]
+    asked, targets = [], []
+    for t in range(8):  # `asks` says beforehand which ticks send a request (what `sim --num-envs` batches)
+        asked.append(control.asks)
+        targets += _run(control, 1, policy.home, start=t)
+    assert policy.observed_ticks == [0, 3, 6] and asked == [t % 3 == 0 for t in range(8)]
     assert control.execute_steps == 3 and control.chunks == 3
     for t, target in enumerate(targets):
         c, i = divmod(t, 3)

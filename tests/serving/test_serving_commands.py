@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -102,16 +103,29 @@ def _observation() -> dict:
     return {**{k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}, "prompt": "open the drawer"}
 
 
+def _events(log: list[str]) -> dict[str, list[str]]:
+    """The JSON lines of `--log-format json` by event, each as the prefix before its object: none for the command's
+    own lines, Ray's `(ServeReplica:… pid=…)` for those it forwards from the replicas and the router."""
+    events: dict[str, list[str]] = {}
+    for line in log:
+        start = line.find('{"time": ')
+        if start >= 0 and (event := json.loads(line[start:]).get("event")) is not None:
+            events.setdefault(event, []).append(line[:start])
+    return events
+
+
 @pytest.mark.slow
 def test_serve_two_replicas_end_to_end(tmp_path):
-    """The command itself: a local Ray instance, two CPU replicas of the tiny checkpoint, SIGTERM exits 0 (~35 s)."""
+    """The command itself: a local Ray instance, two CPU replicas of the tiny checkpoint, SIGTERM exits 0; the
+    router's and replicas' events (connect, disconnect, the drain, each policy closed) reach the command's log in its
+    format, JSON objects after Ray's prefix (~35 s)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from serving_standins import http_get
 
     from worldpolicy.serving import RemotePolicy
 
-    with _two_replicas(tmp_path) as (proc, port, _):
+    with _two_replicas(tmp_path, "--log-format", "json") as (proc, port, log):
         assert http_get(f"ws://127.0.0.1:{port}", "/healthz") == (200, "OK\n")
 
         def client(_: int) -> list[dict]:
@@ -127,6 +141,15 @@ def test_serve_two_replicas_end_to_end(tmp_path):
             np.testing.assert_allclose(chunk, chunks[0], rtol=1e-5, atol=1e-6)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
+    deadline = time.monotonic() + 10  # the reader thread reaches the last line
+    while "stopped" not in _events(log):
+        assert time.monotonic() < deadline, "".join(log[-5:])
+        time.sleep(0.1)
+    events = _events(log)
+    assert events["ready"] == [""] and events["stopped"] == [""]  # the command's own
+    for event in ("connect", "disconnect", "draining"):
+        assert events[event] and all("WireIngress" in prefix for prefix in events[event]), (event, events)
+    assert len(events["policy_closed"]) == 2 and all("PolicyReplica" in p for p in events["policy_closed"])
 
 
 def _in_session(sid: int) -> list[int]:

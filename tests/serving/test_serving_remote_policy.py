@@ -53,6 +53,9 @@ def test_act_batch_keeps_its_connections_for_the_next_call_when_asked(serve):
         remote.release_connections()
         assert remote._peers == [] and open_connections(t, 1) == 1
         remote.act_batch(requests[:2], keep_connections=True)
+        assert remote.act_batch([], keep_connections=True) == []  # no request: none of them used, all closed
+        assert remote._peers == [] and open_connections(t, 1) == 1
+        remote.act_batch(requests[:2], keep_connections=True)
         with pytest.raises(ValueError, match="keep_connections='yes' must be True or False"):
             remote.act_batch(requests, keep_connections="yes")
     assert open_connections(t, 0) == 0  # close() closed the kept ones too

@@ -167,3 +167,26 @@ def test_a_card_names_no_local_path(tmp_path):
     text = model_card(folder, folder)
     assert "- base: `my-base`" in text and "- dataset: `picks` (LeRobot v3)" in text
     assert "alice" not in text and str(tmp_path) not in text
+
+
+def test_a_cards_front_matter_and_text_name_a_checkpoint_and_a_dataset_by_one_rule(tmp_path, monkeypatch):
+    """Shaped like a hub id but a path here (a file of that name, a missing one in a folder here): the text shows its
+    own name and the front matter names no hub repository; a hub id both name as given."""
+    from worldpolicy.train.model_card import model_card
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "me").mkdir()
+    (tmp_path / "me" / "base").write_text("x")  # a file, not the hub's me/base
+    (tmp_path / "runs").mkdir()  # runs/picks: a dataset folder gone, not a hub id
+    folder = tmp_path / "step-0000004"
+    folder.mkdir()
+    config = {"checkpoint": "me/base", "embodiment": "droid", "data": {"dataset": "runs/picks"}, "optim": {"steps": 4}}
+    (folder / "trainer_state.json").write_text(json.dumps({"step": 4, "config": config}))
+    card = ModelCard(model_card(folder, folder))
+    assert "base_model" not in card.data.to_dict() and "datasets" not in card.data.to_dict()
+    assert "- base: `base`" in card.text and "- dataset: `picks` (LeRobot v3)" in card.text
+    config.update(checkpoint="nvidia/base", data={"dataset": "lerobot/pusht"})
+    (folder / "trainer_state.json").write_text(json.dumps({"step": 4, "config": config}))
+    card = ModelCard(model_card(folder, folder))
+    assert card.data.to_dict()["base_model"] == "nvidia/base" and card.data.to_dict()["datasets"] == ["lerobot/pusht"]
+    assert "- base: `nvidia/base`" in card.text and "- dataset: `lerobot/pusht` (LeRobot v3)" in card.text

@@ -1223,7 +1223,6 @@ class Toolbox:
             from ..processing.trajectory import trajectory_refusal
             from ..sim.progress import SCORERS, prompt_color, reach_scorer
             from ..sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
-            from ..viz.run import SETTINGS_FILE
         except ImportError as exc:  # gymnasium: the server's install, not the call's arguments
             raise missing_extra(exc, "dream needs the simulator's gymnasium") or exc from None
         ckpt, emb = self._model(checkpoint, embodiment)
@@ -1303,8 +1302,6 @@ class Toolbox:
             if out is not None:
                 shutil.rmtree(out, ignore_errors=True)
             raise
-        doc = json.loads((out / DREAM_FILE).read_text())
-        trajectory = json.loads((out / SETTINGS_FILE).read_text())["trajectory"]["chunks"]
         prediction = result.world_predictions[0]
         return {
             "policy": str(ckpt),
@@ -1319,9 +1316,12 @@ class Toolbox:
             "execute_steps": execute_steps,
             "seed": seed,
             "score": score,
-            "chunks": [{"chunk": row["chunk"], "actions": row["actions"], "frames": part["frames"],
-                        "policy_seed": row["policy_seed"], "world_model_seed": part["seed"],
-                        "reward": row.get("reward")} for row, part in zip(doc["chunks"], trajectory)],
+            # as dream.json and settings.json record them (`write_dream`), from the result in memory
+            "chunks": [{"chunk": j, "actions": part["actions"], "frames": part["frames"],
+                        "policy_seed": asked.settings.get("seed"), "world_model_seed": part["seed"],
+                        "reward": None if score is None else float(reward)}
+                       for j, (part, asked, reward) in enumerate(zip(result.trajectory_chunks(),
+                                                                     result.policy_predictions, result.rewards))],
             "rewards": None if score is None else [float(r) for r in result.rewards],
             "actions": np.round(result.actions, 6).tolist(),
             "video_frames": int(result.frames.shape[0]),

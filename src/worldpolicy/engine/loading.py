@@ -21,7 +21,7 @@ from ..fileio import (
     is_checkpoint,
     sweep_scratch_folders,
 )
-from ..hub import complete_snapshot, hub_id_shaped, refuse_local_owner
+from ..hub import complete_snapshot, hub_id_shaped, refuse_local_owner, unfetched
 from ..logcapture import loading_quietly
 
 SAMPLES_PER_TENSOR = 4
@@ -514,10 +514,7 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     except OSError as exc:
         if local.exists():
             raise
-        raise FileNotFoundError(
-            f"could not fetch checkpoint {source!r} from the Hugging Face hub ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download it elsewhere and pass the local folder."
-        ) from exc
+        raise FileNotFoundError(unfetched(source, "model", exc)) from exc
     transformer = pipe.transformer
     check_action_head(transformer.config, source)
     pipe.to(device)

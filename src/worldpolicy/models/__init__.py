@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..fileio import MODEL_INDEX_FILE
-from ..hub import hub_id_shaped, local_owner, model_metadata, shown_name, snapshot_repo_id
+from ..hub import model_metadata, names_hub_id, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
@@ -29,17 +29,17 @@ def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
 
 def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     """What a command's checkpoint argument names, the one place a checkpoint named by a user is found: `shipped` is
-    the shipped model's folder; a string shaped like a hub id (`hub.hub_id_shaped`) that names nothing here is its
+    the shipped model's folder; a hub id (`hub.names_hub_id`: shaped like one, naming nothing here) is its
     snapshot in the hub's cache holding its configs (`hub.model_metadata`: HubError when it cannot be fetched), so its
     embodiment.json, trainer_state.json and base_model.json are read like a local folder's and every check runs
-    before its weights download (`hub.complete_snapshot`, as it loads); anything else itself. A hub id whose owner
-    is a folder here is left for `engine.loading.check_checkpoint_source` to refuse as a missing path. Saved settings
+    before its weights download (`hub.complete_snapshot`, as it loads); anything else itself. Hub-id-shaped, whose owner
+    is a folder here, is left for `engine.loading.check_checkpoint_source` to refuse as a missing path. Saved settings
     keep the hub id (`portable_checkpoint`). `fetch=False`: a hub id stays one (fetched when it loads), where nothing
     is to be downloaded yet (an adapter's base)."""
     if value == SHIPPED_NAME:
         return str(shipped_model())
     source = str(value)
-    if not fetch or Path(source).exists() or not hub_id_shaped(source) or local_owner(source):
+    if not fetch or not names_hub_id(source):
         return value
     return str(model_metadata(source))
 

@@ -601,6 +601,18 @@ def resolution_bins(tier: int) -> dict[str, tuple[int, int]]:
     return _ACTION_RESOLUTION_BINS[str(int(tier))]
 
 
+def canvas_bin(height: int, width: int, tier: int, snap_to_16: bool = True) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where `prepare_canvas` puts frames of `height` x `width` at resolution `tier`: their size as diffusers'
+    preprocessing leaves it (`snap_to_16`: down to multiples of 16), and the tier's canvas bin for that aspect ratio,
+    each (height, width). Known from the size alone: a check before any frame is read uses it too
+    (`train.data.small_frames_warning`)."""
+    from diffusers.video_processor import VideoProcessor
+
+    if snap_to_16:
+        height, width = max(height - height % 16, 16), max(width - width % 16, 16)
+    return (height, width), VideoProcessor.classify_height_width_bin(height, width, ratios=resolution_bins(tier))
+
+
 def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True):
     """float [T,H,W,3] in [0,1] → (canvas tensor [1,3,num_frames,Hc,Wc] in [-1,1], Canvas).
 
@@ -613,7 +625,6 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
     import torch.nn.functional as F
     from diffusers.video_processor import VideoProcessor
 
-    bins = resolution_bins(tier)
     if min(frames.shape[1:3]) < MIN_SIDE:  # before diffusers' resize to multiples of 16, which would make it empty
         raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} pixels is too small "
                          f"(min {MIN_SIDE} per side)")
@@ -622,8 +633,7 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
         video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
     else:
         video = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(3, 0, 1, 2)[None] * 2.0 - 1.0
-    source_h, source_w = video.shape[-2:]
-    target_h, target_w = VideoProcessor.classify_height_width_bin(source_h, source_w, ratios=bins)
+    target_h, target_w = canvas_bin(*video.shape[-2:], tier, snap_to_16=False)[1]  # the video is snapped already
     if video.shape[2] < num_frames:
         pad = video[:, :, -1:].expand(-1, -1, num_frames - video.shape[2], -1, -1)
         video = torch.cat([video, pad], dim=2)

@@ -287,6 +287,7 @@ class ChunkController:
         self.tick = t + 1
         return target
 
+    @property
     def asks(self) -> bool:
         """Whether the next `step` sends the policy a request: what a caller that batches several controllers'
         requests into one model call gathers before stepping them (`worldpolicy sim --num-envs`). `async`'s

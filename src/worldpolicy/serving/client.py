@@ -1078,7 +1078,8 @@ class RemotePolicy:
         if not isinstance(keep_connections, bool):
             raise ValueError(f"keep_connections={keep_connections!r} must be True or False")
         wires = [self._prepared(r) for r in requests]
-        if not wires:
+        if not wires:  # no request: none of the extra connections is used, kept or not
+            self.release_connections()
             return []
         if connections is None:
             server_batch = self.metadata().get("max_batch")

@@ -250,6 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
             drain_timeout_s=args.drain_timeout_s,
             batch_timeout_s=config.batch_timeout_s,
             certificate=config.certificate,  # checked above, before Ray starts; Serve's proxy serves the same files
+            logs=(args.log_format, args.verbose),  # the replicas' and router's events in the command's log format
         )
     try:
         server = PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup,

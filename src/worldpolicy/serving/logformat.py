@@ -18,7 +18,8 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format", "log_uncaught"]
+__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format", "log_to_stderr",
+           "log_uncaught"]
 
 LOG_FORMATS = ("text", "json")
 LOG_FORMAT_ENV = "WORLDPOLICY_LOG_FORMAT"  # the default of `serve --log-format`, for a container's environment
@@ -71,6 +72,20 @@ def log_format(value: str) -> str:
         return value
     source = f" (from {LOG_FORMAT_ENV})" if os.environ.get(LOG_FORMAT_ENV) == value else ""
     raise argparse.ArgumentTypeError(f"{value!r}{source} is not a log format; accepted: {', '.join(LOG_FORMATS)}")
+
+
+def log_to_stderr(log_format: str, verbose: bool) -> None:
+    """A server process's log, the root handler on stderr: `worldpolicy serve`'s own, and each of its Ray Serve
+    replicas' and router's (`serving.ray_serve`: Ray forwards their stderr to the command's), so their events are
+    said in the command's `--log-format`: `json` lines (Python's `warnings` through logging too), or `text` ones
+    (`TEXT_FORMAT`: every line timed). Other libraries' lines at WARNING (all at DEBUG with `verbose`), worldpolicy's
+    INFO events too."""
+    json_lines = log_format == "json"
+    handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(json_lines)
 
 
 def log_uncaught() -> None:

@@ -44,6 +44,7 @@ with extra_imports():
 
 from .adapters import ObservationAdapter, RequestError, warmup_camera_sizes, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+from .logformat import log_to_stderr
 from .server import (
     DRAINING_TEXT,
     RefusalLog,
@@ -91,7 +92,10 @@ class PolicyReplica:
         max_wait_ms: float,
         warmup_requests: int,
         batch_timeout_s: float | None = None,
+        logs: tuple[str, bool] | None = None,
     ) -> None:
+        if logs is not None:  # before the policy loads: its warnings too
+            log_to_stderr(*logs)
         self.batch_timeout_s = batch_timeout_s
         self._stuck: tuple[float, int] | None = None  # (perf_counter at its start, requests) of a batch past the limit
         self.policy = loader()
@@ -198,7 +202,9 @@ class WireIngress:
     """The openpi wire on `ws://host:port/` plus `GET /healthz`, `/readyz` and `/metrics`, in front of the replicas."""
 
     def __init__(self, replicas: DeploymentHandle, api_key: str | None, max_message_bytes: int,
-                 tls_not_after: float | None = None) -> None:
+                 tls_not_after: float | None = None, logs: tuple[str, bool] | None = None) -> None:
+        if logs is not None:
+            log_to_stderr(*logs)
         self.replicas = replicas
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
@@ -412,6 +418,7 @@ def build_app(
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
     tls_not_after: float | None = None,
+    logs: tuple[str, bool] | None = None,
 ) -> serve.Application:
     """The Ray Serve application: `loader()` runs once in every replica (e.g. `Policy.from_pretrained(...)` on its
     GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
@@ -423,7 +430,10 @@ def build_app(
     replica whose batch runs longer answers its clients with an error and fails Serve's health check, which
     replaces it (`PolicyReplica.check_health`); None, the default, sets no limit. `tls_not_after`: when Serve's proxy
     serves TLS (`http_options`), its certificate's end (POSIX seconds) for /metrics'
-    `worldpolicy_tls_cert_expiry_timestamp_seconds`."""
+    `worldpolicy_tls_cert_expiry_timestamp_seconds`. `logs`: (log format, verbose) of `worldpolicy serve`, whose log
+    the replicas and the router then write in (`logformat.log_to_stderr`: their stderr, which Ray forwards to the
+    command's, prefixed with the process, `(ServeReplica:… pid=…)`), Serve's own log files JSON with `json`; None:
+    logging as the process has it."""
     config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
                           max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s)
     if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
@@ -436,21 +446,23 @@ def build_app(
             max_message_bytes=RAY_PROXY_MAX_MESSAGE_BYTES,
             max_array_bytes=min(limits.max_array_bytes, RAY_PROXY_MAX_MESSAGE_BYTES),
         )
+    # Serve's own lines (a request's `CALL infer OK`): JSON in its log files (Serve's stream to stderr keeps its text)
+    serve_logs = {"logging_config": {"encoding": "JSON"}} if logs is not None and logs[0] == "json" else {}
     replica = serve.deployment(
         PolicyReplica,
         num_replicas=num_replicas,
         max_ongoing_requests=2 * max_batch,  # one batch running, the next one filling; the rest wait in Serve's queue
         max_queued_requests=max_queue * num_replicas,
-        ray_actor_options=replica_actor_options or {},
+        ray_actor_options=replica_actor_options or {}, **serve_logs,
     )
     # every open WebSocket holds one of the ingress's ongoing-request slots for as long as it stays open; past them,
     # Serve's proxy queues handshakes (and probes) per proxy: bounded, the rest are refused at once instead of hanging
     ingress = serve.deployment(
         WireIngress, max_ongoing_requests=max_connections, max_queued_requests=max_queue,
-        ray_actor_options=ingress_actor_options or {},
+        ray_actor_options=ingress_actor_options or {}, **serve_logs,
     )
-    replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s)
-    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after)  # the key as checked
+    replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s, logs)
+    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after, logs)  # the key as checked
 
 
 def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: str = "worldpolicy",

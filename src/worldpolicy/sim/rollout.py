@@ -335,7 +335,7 @@ class Episode:
     @property
     def asks(self) -> bool:
         """Whether the next `step` sends the policy a request (`ChunkController.asks`)."""
-        return not self.ended and self.control.asks()
+        return not self.ended and self.control.asks
 
     def observe(self) -> dict:
         """The observation a request of the next step is asked with (`Rollout._observe`)."""

@@ -319,17 +319,23 @@ class Dream:
         if not self.world_predictions:
             raise ValueError("a dream of no chunks has no prediction: dream(..., chunks >= 1)")
         rows = [len(p.actions) for p in self.world_predictions]
+        state_chained = bool(self.world_predictions[0].settings["trajectory"].get("state_chained", False))
+        seconds = sum(p.timings.get("total", 0.0) for p in self.world_predictions)
+        return join_windows(self.world_predictions, rows, {"trajectory": {
+            "rows": sum(rows), "chunks": self.trajectory_chunks(), "state_chained": state_chained}}, seconds, True)
+
+    def trajectory_chunks(self) -> list[dict[str, Any]]:
+        """Per chunk, what `prediction` records of it (`settings["trajectory"]["chunks"]`, settings.json), without
+        joining the chunks' arrays: its rows [a, b) of `actions`, its frames [a + 1, b + 1) of `frames`, the frame it
+        was conditioned on (a) and the world model's seed."""
         chunks, start = [], 0
-        for p, n in zip(self.world_predictions, rows):  # each its own one-chunk trajectory, shifted to its place
+        for p in self.world_predictions:  # each its own one-chunk trajectory, shifted to its place
+            n = len(p.actions)
             own = p.settings["trajectory"]["chunks"][0]
             chunks.append({**own, "actions": [start, start + n], "frames": [start + 1, start + n + 1],
                            "conditioned_on": start})
             start += n
-        state_chained = bool(self.world_predictions[0].settings["trajectory"].get("state_chained", False))
-        seconds = sum(p.timings.get("total", 0.0) for p in self.world_predictions)
-        return join_windows(self.world_predictions, rows,
-                            {"trajectory": {"rows": start, "chunks": chunks, "state_chained": state_chained}},
-                            seconds, True)
+        return chunks
 
 
 def dream_steps_refusal(sent: int | None, imagined: int, execute_steps: Any) -> tuple[str, str, str] | None:

@@ -229,16 +229,11 @@ def small_frames_warning(frames: dict[str, Any], target: Embodiment) -> str | No
     each camera's share of it (its place in the composite, `composite_places`): frames under 1/SMALL_FRAMES_FACTOR of
     that on each side are scaled up into their place (a composite) or padded onto the canvas, so the model trains on
     less detail than its tier holds, with nothing else telling."""
-    from diffusers.video_processor import VideoProcessor
-
-    from ..processing.observations import composite_places, resolution_bins
+    from ..processing.observations import canvas_bin, composite_places
 
     cameras = {key: tuple(frames["cameras"][key]) for key in target.camera_keys if key in frames["cameras"]}
-    height, width = frames["composed"]
-    if target.snap_to_16:  # as diffusers' preprocessing snaps the frame before the bin is picked
-        height, width = max(height - height % 16, 16), max(width - width % 16, 16)
     tier = target.resolution_tier
-    canvas_h, canvas_w = VideoProcessor.classify_height_width_bin(height, width, ratios=resolution_bins(tier))
+    (height, width), (canvas_h, canvas_w) = canvas_bin(*frames["composed"], tier, target.snap_to_16)
     fit = min(canvas_h / height, canvas_w / width)
     places = composite_places(cameras, list(cameras), target.composite) if target.composite else cameras
     small = []

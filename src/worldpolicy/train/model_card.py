@@ -28,7 +28,7 @@ from ..fileio import (
     read_json,
     write_bytes_atomic,
 )
-from ..hub import hub_id_shaped, shown_name, snapshot_repo_id
+from ..hub import named_hub_id, shown_name
 from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
 from ..policy import checkpoint_spec, trained_embodiment
 
@@ -58,10 +58,12 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     summary = _record(folder / TRAINING_SUMMARY_FILE)
     embodiment = _embodiment(folder, config)
     base = adapter["base_model_name_or_path"] if adapter else (config or {}).get("checkpoint")
+    # the hub's `base_model` and `datasets` take no path: a hub id, as the card's text shows it (`hub.shown_name`)
+    base_id = named_hub_id(base, "model") if isinstance(base, str) else None
+    dataset = (config or {}).get("data", {}).get("dataset")
+    dataset_id = named_hub_id(dataset, "dataset") if isinstance(dataset, str) else None
     data = ModelCardData(library_name=LIBRARY, pipeline_tag="robotics", tags=TAGS,
-                         base_model=_hub_id(base, "model"),
-                         datasets=[dataset]
-                         if (dataset := _hub_id((config or {}).get("data", {}).get("dataset"), "dataset")) else None,
+                         base_model=base_id, datasets=[dataset_id] if dataset_id else None,
                          # a recipe trains from nothing: the model is the package's own work, under its license
                          license=package_license() if summary and not config else None)
     key = embodiment.key if isinstance(embodiment, Embodiment) else embodiment
@@ -94,16 +96,6 @@ def _embodiment(folder: Path, config: Mapping[str, Any] | None) -> Embodiment | 
         return get_embodiment(name)
     except (KeyError, ValueError):
         return name
-
-
-def _hub_id(value: Any, repo_type: str) -> str | None:
-    """The hub repository `value` names (owner/name, no folder here; a snapshot in the hub's cache), else None: the
-    hub's `base_model` and `datasets` take no path."""
-    if not isinstance(value, str) or value == SHIPPED_NAME:
-        return None
-    if (found := snapshot_repo_id(value, repo_type)) is not None:
-        return found
-    return value if hub_id_shaped(value) and not Path(value).exists() else None
 
 
 def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
