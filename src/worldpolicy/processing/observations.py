@@ -588,6 +588,9 @@ def _compose(cams: list[np.ndarray], sources: list[str], camera_keys: Sequence[s
     """The frames of `sources` (`frame_keys`) as the model sees them: composed, or the one camera or canvas."""
     if composite is None or sources == ["observation/image"] and list(camera_keys) != sources:
         return cams[0]  # one camera, or a pre-composed canvas
+    for key, cam in zip(sources, cams):  # resized to its place, a 2x2 camera would pass the canvas's size check
+        if (problem := size_problem(*cam.shape[1:3])) is not None:
+            raise ValueError(f"{key} {problem}")
     if composite == "stacked":
         return stack_views(cams)
     n = min(len(c) for c in cams)
