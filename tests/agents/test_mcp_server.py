@@ -282,6 +282,16 @@ def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, arg
     assert list(toolbox._policies) == loaded_before  # rejected before any checkpoint was loaded
 
 
+@pytest.mark.parametrize(("name", "value", "accepted"), [
+    ("seed", -1, "an integer in [0, 2**63)"), ("steps", 0, "an integer in [1, 100]"),
+    ("guidance", 99, "a number in [0, 50]"),
+])
+def test_a_sampling_argument_out_of_range_says_what_is_accepted(server, inputs_dir, name, value, accepted):
+    """The ranges were in the message alone: an agent reading `accepted`, as the other arguments give it, found none."""
+    error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "obs.png", name: value})
+    assert (error["parameter"], error["given"], error["accepted"]) == (name, value, accepted), error
+    assert error["message"] == f"{name}: must be {accepted}", error
+
 def test_visualize_reads_a_users_folder_but_writes_a_new_run(server, toolbox, inputs_dir, tmp_path):
     from worldpolicy.embodiments import get_embodiment
 

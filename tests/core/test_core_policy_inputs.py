@@ -48,6 +48,7 @@ def test_a_state_the_embodiment_ignores_is_said_once_as_the_front_ends_say_it(fr
                   "(given [None, None")),
     ([0.1] * 7 + [None], "state[7] is None, not a number; accepted"),
     (["0.1"] * 8, "state[0] is '0.1', not a number (and 7 more items)"),
+    ([0.1] * 7 + ["x"], "state[7] is 'x', not a number; accepted"),  # numpy made the numbers strings too
     ([[0.0] * 8, [0.0] * 7 + [None]], "state[1][7] is None, not a number"),
 ])
 def test_a_state_holding_non_numbers_names_them(tiny_checkpoint, state, message):

@@ -336,6 +336,17 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
         prepare_canvas(np.zeros((1, 10, 1000, 3), np.float32), 256, 1)
 
 
+def test_a_camera_under_16_pixels_a_side_is_refused_by_its_key_before_the_composite_resizes_it():
+    """The composite resizes each camera to its place: a 2x2 wrist image ran, with only a stretch warning."""
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    keys = ("observation/exterior_image_1_left", "observation/wrist_image_left")
+    views = {keys[0]: np.zeros((180, 320, 3), np.uint8), keys[1]: np.zeros((2, 2, 3), np.uint8)}
+    with pytest.raises(ValueError, match=re.escape(f"{keys[1]} is 2x2 pixels; the model needs at least 16 per side")):
+        frames_from_mapping(views, keys, "stacked")
+    assert frames_from_mapping({**views, keys[1]: np.zeros((16, 16, 3), np.uint8)}, keys, "stacked").shape[0] == 1
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [

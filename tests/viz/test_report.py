@@ -3,6 +3,7 @@ import html.parser
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -855,3 +856,27 @@ def test_a_dataset_page_embeds_no_file_outside_its_folder(tmp_path):
     assert base64.b64encode(b"TOPSECRET-BYTES").decode() not in page
     assert "episode 0: ../secret.mp4 is outside the folder" in page
     assert f"episode 0: {secret} is outside the folder" in page
+
+
+def test_the_python_snippet_of_the_viz_doc_runs_as_written(tmp_path, monkeypatch, pose_chunk):
+    """docs/viz.md's snippet plotted into runs/pick/plots, then reported runs/pick, which held those plots alone and
+    was refused: run as written, its last line raised. Its free names (a prediction, a chunk, frames) are given here."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.results import Prediction
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "viz.md").read_text()
+    block = re.search(r"## Python\n\n```python\n(.*?)```", doc, re.DOTALL)[1]
+    e = get_embodiment("droid/relative_pose")
+    frames = np.zeros((5, 32, 32, 3), np.uint8)
+    monkeypatch.chdir(tmp_path)
+    write_video("clip.mp4", frames, fps=15)
+    prediction = Prediction(mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
+                            actions=pose_chunk, actions_normalized=np.zeros_like(pose_chunk), fps=e.fps)
+    exec(block, {  # noqa: S102 - the documented snippet itself
+        "prediction": prediction, "actions": pose_chunk, "actions_mm": pose_chunk * 1000, "fps": e.fps,
+        "columns": [*e.columns[:-1], "gripper"], "units": list(e.units), "frames": frames,
+        "current_ee_pose_4x4": np.eye(4), "arms": np.tile(pose_chunk[:, [0, 9]], 2),
+        "arm_columns": ["left_x", "left_grasp", "right_x", "right_grasp"], "arm_units": ["m", "1", "m", "1"],
+        "sim_frames": frames, "imagined_frames": frames,
+    })
+    assert (tmp_path / "runs" / "pick" / "index.html").is_file() and (tmp_path / "figures" / "pick").is_dir()

@@ -368,13 +368,16 @@ class Toolbox:
 
     @staticmethod
     def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
+        """The sampling arguments' ranges, each error's `accepted` saying it as the other arguments' do."""
+        accepted = {"seed": "an integer in [0, 2**63)", "steps": f"an integer in [1, {MAX_STEPS}]",
+                    "guidance": "a number in [0, 50]"}
         if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
-            raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
+            raise ToolInputError("seed", f"must be {accepted['seed']}", seed, accepted["seed"])
         if steps is not None and (not _integer(steps) or not 1 <= steps <= MAX_STEPS):
-            raise ToolInputError("steps", f"must be an integer in [1, {MAX_STEPS}]", steps)
+            raise ToolInputError("steps", f"must be {accepted['steps']}", steps, accepted["steps"])
         if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
                                      or not 0 <= guidance <= 50):
-            raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
+            raise ToolInputError("guidance", f"must be {accepted['guidance']}", guidance, accepted["guidance"])
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
         """(observation, state, warnings, the shape warned about as one camera's view or None, the (height, width) of

@@ -165,6 +165,8 @@ def state_numbers(value: Any, name: str) -> np.ndarray:
     except (TypeError, ValueError):  # ragged nesting
         array = None
     if array is not None and array.ndim and array.dtype.kind in "OSU":  # items of a list; a lone string: below
+        if array.dtype.kind != "O" and not isinstance(values, np.ndarray):  # numpy made every item of a list that
+            array = np.asarray(values, dtype=object)  # mixes numbers and strings a string: name the string one
         items = array.reshape(-1).tolist()
         bad = [i for i, item in enumerate(items) if not isinstance(item, numbers.Real)]
         if bad:

@@ -139,7 +139,7 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
     frames than a single window uses) are the caller's to log, a local `Policy` or a `RemotePolicy` alike."""
     e = embodiment
     is_dict = isinstance(video, Mapping)
-    sources = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite)] if is_dict else [video]
+    sources = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite, "video")] if is_dict else [video]
     rate = clip_rate(sources[0])
     if resample and not rate:
         what = "its first camera" if is_dict else "video"

@@ -445,10 +445,12 @@ def wire_key(dataset_key: str) -> str:
     return "observation/" + dataset_key.rsplit(".", 1)[-1]
 
 
-def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str | None) -> list[str]:
+def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str | None,
+               param: str = "observation") -> list[str]:
     """Which of an observation's `keys` make its frames: every camera of a composite (else a pre-composed
     'observation/image'), or the one camera, 'observation/image' or 'image' for a single-camera embodiment. A
-    `KeyError` names what is missing, the keys given and, for keys named as in a LeRobot dataset, their wire names."""
+    `KeyError` names `param` (`video` for a clip to explain), what is missing, the keys given and, for keys named as
+    in a LeRobot dataset, their wire names."""
     if composite is not None:
         missing = [k for k in camera_keys if k not in keys]
         if not missing:
@@ -464,7 +466,7 @@ def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str
         need = f"has no camera key; expected one of {list(dict.fromkeys([*camera_keys, 'observation/image']))}"
     named = {wire_key(k): k for k in keys if "." in k}
     hint = [f"{named[k]!r} -> {k!r}" for k in camera_keys if k in named]
-    raise KeyError(f"observation {need}, got keys {sorted(keys)}" + (
+    raise KeyError(f"{param} {need}, got keys {sorted(keys)}" + (
         f" (LeRobot camera keys go by their last part under 'observation/': {', '.join(hint)})" if hint else ""))
 
 
@@ -573,7 +575,7 @@ def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], compos
 def clip_views(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
                max_frames: int | None = None) -> dict[str, np.ndarray]:
     """`clip_from_mapping`'s camera clips before they are composed, each checked to hold as many frames as the rest."""
-    sources = frame_keys(obs.keys(), camera_keys, composite)
+    sources = frame_keys(obs.keys(), camera_keys, composite, "video")
     cams = [load_frames(obs[k], k, max_frames=max_frames)[:max_frames] for k in sources]  # arrays come back whole
     counts = [len(c) for c in cams]
     if len(set(counts)) > 1:
@@ -588,6 +590,9 @@ def _compose(cams: list[np.ndarray], sources: list[str], camera_keys: Sequence[s
     """The frames of `sources` (`frame_keys`) as the model sees them: composed, or the one camera or canvas."""
     if composite is None or sources == ["observation/image"] and list(camera_keys) != sources:
         return cams[0]  # one camera, or a pre-composed canvas
+    for key, cam in zip(sources, cams):  # resized to its place, a 2x2 camera would pass the canvas's size check
+        if (problem := size_problem(*cam.shape[1:3])) is not None:
+            raise ValueError(f"{key} {problem}")
     if composite == "stacked":
         return stack_views(cams)
     n = min(len(c) for c in cams)

@@ -915,7 +915,7 @@ class RemotePolicy:
                                  "embodiment=...) or one composed video")
             # the cameras' first frames, composed and checked as the local Policy does
             frames = _as_uint8_if_exact(clip_from_mapping(video, e.camera_keys, e.composite, max_frames=limit))
-            clips = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite)]
+            clips = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite, "video")]
         else:
             frames = _image_array(video, "video", first=limit)
             if frames.dtype.kind == "f" and np.isfinite(frames).all():  # `read_clip`'s windows of an image clip too
