@@ -293,7 +293,9 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     lowest = min(scored, key=scored.get)
     page = write_report(out).read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
-    assert "episodes held out1 (scored every 2 steps on up to 2 windows and 2 sampled chunks)" in text
+    # the index held out, said as one (not read as a count), and left out of the episodes trained
+    assert "episodes held outepisode 1 (scored every 2 steps on up to 2 windows and 2 sampled chunks)" in text
+    assert "episodes trainedall except 1 held out" in text
     best = min(sampled, key=sampled.get)
     assert f"lowest {sampled[best]:.4g} at step {best}, " in text and f"last {sampled[4]:.4g} at step 4, " in text
     last = _val(out)[-1]
