@@ -182,8 +182,11 @@ def test_ctrl_c_in_a_validated_step_says_the_validation_runs_before_the_save(tra
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(load_config(raw), progress=False, on_step=ctrl_c).run()
-    assert "Ctrl-C: finishing step 2 and its held-out validation, then saving it\n" in capsys.readouterr().err
+        Trainer(load_config(raw), progress=True, on_step=ctrl_c).run()
+    err = capsys.readouterr().err
+    assert "Ctrl-C: finishing step 2 and its held-out validation, then saving it\n" in err
+    # the two latent caches' bars, one after the other, say which windows each encodes
+    assert err.index("encoding windows") < err.index("encoding held-out windows")
     assert [line["step"] for line in _val(out)] == [0, 2]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
 
