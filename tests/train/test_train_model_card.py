@@ -167,3 +167,16 @@ def test_a_card_names_no_local_path(tmp_path):
     text = model_card(folder, folder)
     assert "- base: `my-base`" in text and "- dataset: `picks` (LeRobot v3)" in text
     assert "alice" not in text and str(tmp_path) not in text
+
+
+def test_a_card_counts_one_evaluated_episode_as_one(tmp_path):
+    """`[eval] episodes = 1` is a quick check of a run: the card said "over 1 episodes"."""
+    from worldpolicy.train.model_card import _figures
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"step": 3, "eval_task": "reach", "eval_success_rate": 1.0, "eval_episodes": 1, "eval_perturb": None},
+             {"step": 6, "eval_task": "reach", "eval_success_rate": 0.5, "eval_episodes": 2, "eval_perturb": None}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert "- sim evaluation at step 3: `reach` success 100 % over 1 episode\n" in _figures(run, {"step": 3}, None)
+    assert "- sim evaluation at step 6: `reach` success 50 % over 2 episodes\n" in _figures(run, {"step": 6}, None)

@@ -31,6 +31,7 @@ from ..fileio import (
 from ..hub import hub_id_shaped, shown_name, snapshot_repo_id
 from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
 from ..policy import checkpoint_spec, trained_embodiment
+from ..viz.plots import plural
 
 TAGS = ["robotics", "world-model", "cosmos3", "worldpolicy", "lerobot"]
 LIBRARY = "worldpolicy"  # a library of its own (as LeRobot's `lerobot`): the checkpoints load with `load_policy`
@@ -203,7 +204,7 @@ def _figures(run: Path | None, state: Mapping[str, Any] | None, summary: Mapping
         evaluation = next((line for line in reversed(logged) if "eval_success_rate" in line), None)
         if evaluation:
             lines.append(f"- sim evaluation at step {evaluation['step']}: `{evaluation['eval_task']}` success "
-                         f"{100 * evaluation['eval_success_rate']:.0f} % over {evaluation['eval_episodes']} episodes"
+                         f"{100 * evaluation['eval_success_rate']:.0f} % over {plural(evaluation['eval_episodes'], 'episode')}"
                          + (f", perturbed {json.dumps(evaluation['eval_perturb'])}"
                             if evaluation.get("eval_perturb") else ""))
     result = (summary or {}).get("stages", {}).get("evaluation")

@@ -65,6 +65,7 @@ from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
+from ..viz.plots import plural
 from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings
 from .data import (
     LatentCache,
@@ -1101,6 +1102,6 @@ class Trainer:
         line = {"step": step, "eval_task": cfg.task, "eval_success_rate": report.success_rate,
                 "eval_episodes": cfg.episodes, "eval_perturb": perturb}
         self._log(metrics_path, line)
-        logger.info("step %d: %s success %.1f %% over %d episodes%s", step, cfg.task, 100 * report.success_rate,
-                    cfg.episodes, f" perturbed {perturb}" if perturb else "")
+        logger.info("step %d: %s success %.1f %% over %s%s", step, cfg.task, 100 * report.success_rate,
+                    plural(cfg.episodes, "episode"), f" perturbed {perturb}" if perturb else "")
         return line
