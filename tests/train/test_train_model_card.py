@@ -35,7 +35,8 @@ def test_a_training_checkpoint_carries_its_card_and_still_loads(train_config, tm
     assert "trained on frames of `observation/exterior_image_1_left` 64x96" in text  # trainer_state's frames
     # local folders by their names: a path tells the trainer's file layout to whoever reads the card on the hub
     dataset = Path(raw['data']['dataset']).name
-    assert f"- dataset: `{dataset}` (LeRobot v3), episodes all; held out for validation: [1]" in text
+    # not "episodes all": the held-out episode was never trained on
+    assert f"- dataset: `{dataset}` (LeRobot v3), episodes all but those held out; held out for validation: [1]" in text
     assert f"- base: `{Path(raw['checkpoint']).name}`" in text and "- full fine-tuning" in text
     assert str(tmp_path) not in text and os.path.dirname(raw["checkpoint"]) not in text
     assert "- steps: 2 of 2, batch 2" in text and "policy (actions from frames and a task)" in text

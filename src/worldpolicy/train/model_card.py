@@ -147,6 +147,7 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
     if config:
         data, finetune = config.get("data", {}), config.get("finetune", {})
         episodes = data.get("episodes")
+        held = config.get("validation", {}).get("episodes")  # never in a `data.episodes` list; else left out of all
         shipped = " (the model worldpolicy ships, trained by `worldpolicy train reach-from-scratch`)" \
             if base == SHIPPED_NAME else ""
         # a hub id, `shipped`, else a folder's own name: a local path tells only the trainer's file layout
@@ -154,11 +155,10 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
         lines += [f"- base: `{checkpoint_name(base) if isinstance(base, str) else base}`{shipped}",
                   f"- dataset: `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}` (LeRobot "
                   "v3), episodes "
-                  + (f"{brief_list(episodes)}" if episodes else "all")
+                  + (f"{brief_list(episodes)}" if episodes else "all" + (" but those held out" if held else ""))
                   + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes") else "")
                   + (", succeeded ones only" if data.get("success") == "only" else "")
-                  + (f"; held out for validation: {brief_list(held)}"
-                     if (held := config.get("validation", {}).get("episodes")) else "")]
+                  + (f"; held out for validation: {brief_list(held)}" if held else "")]
         weights = (state or {}).get("objective_weights")
         if weights:
             lines.append("- objectives: " + ", ".join(f"{OBJECTIVE_TEXT.get(name, name)} {share:g}"
