@@ -175,7 +175,7 @@ def test_ctrl_c_in_a_validated_step_says_the_validation_runs_before_the_save(tra
 
     out = tmp_path / "run"
     raw = train_config(out, save_every=100, validation={"episodes": [1], "every": 2, "action_chunks": 0},
-                       optim={"steps": 4})
+                       optim={"steps": 4}, data={"cache_dir": str(tmp_path / "cache")})  # its own: both encoded here
 
     def ctrl_c(record):
         if record.step == 2:  # mid-step: its validation is still to come
