@@ -320,11 +320,11 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
     default branch if missing; default: main) in one commit (`message`). A checkpoint's training state
     (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
-    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running
-    command holds the folder (`fileio.folder_lock`). The folder is only read: a checkpoint's trainer_state.json is
-    sent as `shared_state` shows it, a dataset's provenance as `shared_provenance` does. HubError when the hub cannot
-    be reached or refuses."""
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not
+    switched off (`HF_HUB_OFFLINE`), and that no running command holds the folder (`fileio.folder_lock`). The folder
+    is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as
+    `shared_provenance` does. HubError when the hub cannot be reached or refuses."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token, is_offline_mode
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -348,6 +348,9 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
+    if is_offline_mode():  # every request would be refused, after the folder was read and "pushing ..." said
+        raise ValueError("HF_HUB_OFFLINE is set: the hub is not contacted, so nothing can be pushed; unset it "
+                         "(or set HF_HUB_OFFLINE=0) to push")
     _refuse_held(path)
     left_out = [] if with_training_state or kind.repo_type != "model" else training_state(path)
     files = shared_files(path, left_out)

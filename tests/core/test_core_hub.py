@@ -271,6 +271,16 @@ def test_push_refuses_a_bad_repo_id_and_no_token_before_sending(checkpoint, monk
     assert hub.calls == []
 
 
+def test_push_refuses_offline_mode_before_sending(checkpoint, token, monkeypatch, capsys):
+    """HF_HUB_OFFLINE=1 would refuse every request: said as the setting to change, not as a hub to wait for."""
+    hub = FakeHub(monkeypatch)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # read from the environment at import
+    assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
+    captured = capsys.readouterr()
+    assert "error: HF_HUB_OFFLINE is set" in captured.err and "unset it" in captured.err
+    assert "pushing" not in captured.out + captured.err and hub.calls == []
+
+
 def test_push_refuses_a_folder_a_running_command_holds(tmp_path, token, monkeypatch, capsys):
     root = tmp_path / "ds"
     (root / "meta").mkdir(parents=True)

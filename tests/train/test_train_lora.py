@@ -318,7 +318,11 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     killed.release()
     assert main(["merge-adapter", str(adapter), "--out", str(out)]) == 0
     assert not killed.path.exists()  # removed by the next merge to the same --out (`fileio.staged_folder`)
-    assert json.loads(capsys.readouterr().out)["merged"] == str(out)
+    said = capsys.readouterr()
+    assert json.loads(said.out)["merged"] == str(out)
+    # each long stage said as it starts (minutes each at Nano size), where only the JSON came at the end
+    loading = said.err.index(f"merge-adapter: loading {adapter}'s base and fusing its adapters on the CPU in float32")
+    assert said.err.index(f"merge-adapter: writing the merged model in float32 to {out}") > loading
     written, trained = _weights(out), _weights(merged)
     assert written.keys() == trained.keys() and all(v.dtype == torch.float32 for v in written.values())
     for key in trained:

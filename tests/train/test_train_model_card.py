@@ -35,7 +35,8 @@ def test_a_training_checkpoint_carries_its_card_and_still_loads(train_config, tm
     assert "trained on frames of `observation/exterior_image_1_left` 64x96" in text  # trainer_state's frames
     # local folders by their names: a path tells the trainer's file layout to whoever reads the card on the hub
     dataset = Path(raw['data']['dataset']).name
-    assert f"- dataset: `{dataset}` (LeRobot v3), episodes all; held out for validation: [1]" in text
+    # not "episodes all": the held-out episode was never trained on
+    assert f"- dataset: `{dataset}` (LeRobot v3), episodes all but those held out; held out for validation: [1]" in text
     assert f"- base: `{Path(raw['checkpoint']).name}`" in text and "- full fine-tuning" in text
     assert str(tmp_path) not in text and os.path.dirname(raw["checkpoint"]) not in text
     assert "- steps: 2 of 2, batch 2" in text and "policy (actions from frames and a task)" in text
@@ -190,3 +191,16 @@ def test_a_cards_front_matter_and_text_name_a_checkpoint_and_a_dataset_by_one_ru
     card = ModelCard(model_card(folder, folder))
     assert card.data.to_dict()["base_model"] == "nvidia/base" and card.data.to_dict()["datasets"] == ["lerobot/pusht"]
     assert "- base: `nvidia/base`" in card.text and "- dataset: `lerobot/pusht` (LeRobot v3)" in card.text
+
+
+def test_a_card_counts_one_evaluated_episode_as_one(tmp_path):
+    """`[eval] episodes = 1` is a quick check of a run: the card said "over 1 episodes"."""
+    from worldpolicy.train.model_card import _figures
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"step": 3, "eval_task": "reach", "eval_success_rate": 1.0, "eval_episodes": 1, "eval_perturb": None},
+             {"step": 6, "eval_task": "reach", "eval_success_rate": 0.5, "eval_episodes": 2, "eval_perturb": None}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert "- sim evaluation at step 3: `reach` success 100 % over 1 episode\n" in _figures(run, {"step": 3}, None)
+    assert "- sim evaluation at step 6: `reach` success 50 % over 2 episodes\n" in _figures(run, {"step": 6}, None)

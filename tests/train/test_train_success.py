@@ -121,11 +121,16 @@ def test_success_on_the_command_line_trains_on_the_successes_and_resumes_only_wi
 def test_the_run_page_says_only_episodes_that_succeeded_were_trained():
     from worldpolicy.viz.train_report import _episode_selection
 
-    assert _episode_selection({"episodes": None, "exclude_episodes": [], "success": "any"}) is None
-    assert _episode_selection({"episodes": None, "exclude_episodes": [], "success": "only"}) == \
+    assert _episode_selection({"episodes": None, "exclude_episodes": [], "success": "any"}, {}) is None
+    assert _episode_selection({"episodes": None, "exclude_episodes": [], "success": "only"}, {}) == \
         "all, those that succeeded"
-    assert _episode_selection({"episodes": None, "exclude_episodes": [3], "success": "only"}) == \
+    assert _episode_selection({"episodes": None, "exclude_episodes": [3], "success": "only"}, {}) == \
         "all except 3, those that succeeded"
+    # held-out episodes are left out of "all" too; a `data.episodes` list never names them
+    assert _episode_selection({"episodes": None, "exclude_episodes": [3], "success": "only"}, {"episodes": [1]}) == \
+        "all except 3, 1 held out, those that succeeded"
+    assert _episode_selection({"episodes": [0, 2], "exclude_episodes": [], "success": "any"}, {"episodes": [1]}) == \
+        "0, 2"
 
 
 def test_the_windows_and_held_out_windows_are_cut_from_episodes_that_succeeded(train_config, flagged_dataset,

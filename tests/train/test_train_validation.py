@@ -175,15 +175,18 @@ def test_ctrl_c_in_a_validated_step_says_the_validation_runs_before_the_save(tra
 
     out = tmp_path / "run"
     raw = train_config(out, save_every=100, validation={"episodes": [1], "every": 2, "action_chunks": 0},
-                       optim={"steps": 4})
+                       optim={"steps": 4}, data={"cache_dir": str(tmp_path / "cache")})  # its own: both encoded here
 
     def ctrl_c(record):
         if record.step == 2:  # mid-step: its validation is still to come
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(load_config(raw), progress=False, on_step=ctrl_c).run()
-    assert "Ctrl-C: finishing step 2 and its held-out validation, then saving it\n" in capsys.readouterr().err
+        Trainer(load_config(raw), progress=True, on_step=ctrl_c).run()
+    err = capsys.readouterr().err
+    assert "Ctrl-C: finishing step 2 and its held-out validation, then saving it\n" in err
+    # the two latent caches' bars, one after the other, say which windows each encodes
+    assert err.index("encoding windows") < err.index("encoding held-out windows")
     assert [line["step"] for line in _val(out)] == [0, 2]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
 
@@ -293,7 +296,9 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     lowest = min(scored, key=scored.get)
     page = write_report(out).read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
-    assert "episodes held out1 (scored every 2 steps on up to 2 windows and 2 sampled chunks)" in text
+    # the index held out, said as one (not read as a count), and left out of the episodes trained
+    assert "episodes held outepisode 1 (scored every 2 steps on up to 2 windows and 2 sampled chunks)" in text
+    assert "episodes trainedall except 1 held out" in text
     best = min(sampled, key=sampled.get)
     assert f"lowest {sampled[best]:.4g} at step {best}, " in text and f"last {sampled[4]:.4g} at step 4, " in text
     last = _val(out)[-1]

@@ -42,6 +42,7 @@ import numpy as np
 from ..embodiments import UNITLESS, Embodiment
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
+from ..viz.plots import plural
 from .actions import RecordedActions, recorded_actions
 from .checks import check_episodes
 from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
@@ -209,7 +210,8 @@ class OpenLoopResult:
         """What `dataset eval` prints: what was compared (and where it was written), the unit-free mean, then each
         column's MAE as a table (column, MAE, unit; "-" for a unitless column), laid out as `sim compare`'s."""
         normalized = self.normalized_mae()
-        lines = [f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared)"
+        lines = [f"open loop: {plural(self.chunks, 'chunk')} over {plural(len(self.episodes), 'episode')} "
+                 f"({plural(self.steps, 'step')} compared)"
                  + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else "")]
         if normalized is not None:
             lines.append(f"normalised MAE {normalized:.4g} ({self.normalized_note()})")
@@ -491,7 +493,7 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     planned = sum(len(starts[i]) for i in chosen)
     callback = progress if callable(progress) else None
     done = 0
-    with tqdm(total=planned, desc=f"open loop over {len(chosen)} episodes", unit="chunk",
+    with tqdm(total=planned, desc=f"open loop over {plural(len(chosen), 'episode')}", unit="chunk",
               disable=progress is False or callback is not None) as bar:
         for i in chosen:
             ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
@@ -583,8 +585,8 @@ def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
 
     normalized = result.normalized_mae()
     spacing = f"every {result.every} frames" if result.every is not None else "spread evenly"
-    detail = (f"{result.chunks} chunks of {result.chunk_size} over {len(result.episodes)} episodes, {spacing}; "
-              f"{result.steps} steps compared"
+    detail = (f"{plural(result.chunks, 'chunk')} of {result.chunk_size} over {plural(len(result.episodes), 'episode')}, "
+              f"{spacing}; {plural(result.steps, 'step')} compared"
               + (f"; normalised MAE {normalized:.4g} (mean over columns)" if normalized is not None else ""))
     fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
                                    result.horizon_mae, result.settings["fps"],

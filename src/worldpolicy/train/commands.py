@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import time
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -172,11 +175,14 @@ def _merge_adapter(args: argparse.Namespace) -> int:
             raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
     refuse_foreign_folder(out, "--out", ())  # not inside a checkpoint (rotated away with it) or a dataset
     output_folder(out.parent, "--out")
-    # fused and cast once, in fp32 (a bf16 base would round the fused weights twice)
+    # fused and cast once, in fp32 (a bf16 base would round the fused weights twice); at Nano size loading and
+    # writing take minutes each, so each is said as it starts
+    logger.info("merge-adapter: loading %s's base and fusing its adapters on the CPU in float32", source)
     parts = load_components(source, torch.device("cpu"), torch.float32)
     if args.dtype != "float32":
         for module in (parts["transformer"], parts["vae"]):
             cast_like_pretrained(module, DTYPES[args.dtype])
+    logger.info("merge-adapter: writing the merged model in %s to %s", args.dtype, out)
     with staged_folder(out) as staging:  # whole or not at all; a killed merge's staging is removed by the next one
         save_components(staging, parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
                         parts["use_native_flow_schedule"], parts["default_use_system_prompt"])

@@ -422,9 +422,11 @@ class LatentCache:
         progress: bool = True,
         expect: str | None = None,
         shard_windows: int = SHARD_WINDOWS,
+        what: str = "windows",
     ) -> LatentCache:
         """The cache of these windows, encoded now or read back. `expect` (a resumed run's fingerprint) refuses data
-        that changed since the run began, before anything is encoded.
+        that changed since the run began, before anything is encoded. `what` names the windows on the progress bar
+        ("encoding held-out windows": a run with validation encodes two sets one after the other).
 
         Encoding keeps its windows as it goes in shards under `latents-<fingerprint>-v2.partial/` (`_build`), so a
         build stopped by Ctrl-C, an error or a kill is continued by the next call with the same fingerprint; the
@@ -451,7 +453,7 @@ class LatentCache:
                                  f"window at frame {start}): fix the dataset and delete that file")
             return cache
         cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
-                           shard_windows)
+                           shard_windows, what)
         cache.meta["fingerprint"] = key
         # what `cache_may_serve` reads before the weights load
         cache.meta["data_key"] = data_key(spec, embodiment, tier)
@@ -461,7 +463,7 @@ class LatentCache:
 
     @classmethod
     def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial: Path,
-               shard_windows: int) -> LatentCache:
+               shard_windows: int, what: str) -> LatentCache:
         """Encode the windows `partial` does not hold yet, after those it does. Every `shard_windows` new windows or
         `SHARD_SECONDS`, whichever comes first, and when the build stops on any error or Ctrl-C, the windows encoded
         since the last shard are written to a new one (atomically, Ctrl-C held until it is written): a kill loses at
@@ -503,7 +505,7 @@ class LatentCache:
         if saved:
             logger.info("continuing the latent cache: %d of %d windows already encoded (kept in %s)", saved, total,
                         partial)
-        bar = tqdm(total=total, initial=saved, desc="encoding windows", unit="win", disable=not progress)
+        bar = tqdm(total=total, initial=saved, desc=f"encoding {what}", unit="win", disable=not progress)
         try:
             for window in iter_windows(spec, emb, skip=saved):
                 canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)

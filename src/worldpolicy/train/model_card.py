@@ -31,6 +31,7 @@ from ..fileio import (
 from ..hub import named_hub_id, shown_name
 from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
 from ..policy import checkpoint_spec, trained_embodiment
+from ..viz.plots import plural
 
 TAGS = ["robotics", "world-model", "cosmos3", "worldpolicy", "lerobot"]
 LIBRARY = "worldpolicy"  # a library of its own (as LeRobot's `lerobot`): the checkpoints load with `load_policy`
@@ -138,6 +139,7 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
     if config:
         data, finetune = config.get("data", {}), config.get("finetune", {})
         episodes = data.get("episodes")
+        held = config.get("validation", {}).get("episodes")  # never in a `data.episodes` list; else left out of all
         shipped = " (the model worldpolicy ships, trained by `worldpolicy train reach-from-scratch`)" \
             if base == SHIPPED_NAME else ""
         # a hub id, `shipped`, else a folder's own name: a local path tells only the trainer's file layout
@@ -145,11 +147,10 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
         lines += [f"- base: `{checkpoint_name(base) if isinstance(base, str) else base}`{shipped}",
                   f"- dataset: `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}` (LeRobot "
                   "v3), episodes "
-                  + (f"{brief_list(episodes)}" if episodes else "all")
+                  + (f"{brief_list(episodes)}" if episodes else "all" + (" but those held out" if held else ""))
                   + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes") else "")
                   + (", succeeded ones only" if data.get("success") == "only" else "")
-                  + (f"; held out for validation: {brief_list(held)}"
-                     if (held := config.get("validation", {}).get("episodes")) else "")]
+                  + (f"; held out for validation: {brief_list(held)}" if held else "")]
         weights = (state or {}).get("objective_weights")
         if weights:
             lines.append("- objectives: " + ", ".join(f"{OBJECTIVE_TEXT.get(name, name)} {share:g}"
@@ -195,7 +196,7 @@ def _figures(run: Path | None, state: Mapping[str, Any] | None, summary: Mapping
         evaluation = next((line for line in reversed(logged) if "eval_success_rate" in line), None)
         if evaluation:
             lines.append(f"- sim evaluation at step {evaluation['step']}: `{evaluation['eval_task']}` success "
-                         f"{100 * evaluation['eval_success_rate']:.0f} % over {evaluation['eval_episodes']} episodes"
+                         f"{100 * evaluation['eval_success_rate']:.0f} % over {plural(evaluation['eval_episodes'], 'episode')}"
                          + (f", perturbed {json.dumps(evaluation['eval_perturb'])}"
                             if evaluation.get("eval_perturb") else ""))
     result = (summary or {}).get("stages", {}).get("evaluation")

@@ -65,6 +65,7 @@ from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
+from ..viz.plots import plural
 from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings
 from .data import (
     LatentCache,
@@ -338,10 +339,12 @@ class Trainer:
         cache_dir = self._cache_dir
         use_system_prompt = self.pipeline_flags["default_use_system_prompt"]
 
-        def build_or_load(windows: WindowSpec, progress: bool, expect: str | None) -> LatentCache:
+        def build_or_load(windows: WindowSpec, progress: bool, expect: str | None,
+                          what: str = "windows") -> LatentCache:
             try:
                 return LatentCache.build_or_load(windows, layout, self.vae, self.tokenizer, cache_dir,
-                                                 progress=progress, use_system_prompt=use_system_prompt, expect=expect)
+                                                 progress=progress, use_system_prompt=use_system_prompt, expect=expect,
+                                                 what=what)
             except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
                 if (code := _storage_errno(exc)) is None:
                     raise
@@ -357,7 +360,8 @@ class Trainer:
         if self.rank == 0:
             cache = build_or_load(spec, self.progress, self._resumed_data)
             if self._val_spec is not None:  # scored on rank 0 only (`_validate`); encoded before the others wait
-                held_out = build_or_load(self._val_spec, self.progress, None)  # the data itself: checked just above
+                # the data itself: checked just above; its bar named, as it follows the training windows' bar
+                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows")
         _barrier(self.world)
         if self.rank != 0:
             cache = build_or_load(spec, False, self._resumed_data)
@@ -1098,6 +1102,6 @@ class Trainer:
         line = {"step": step, "eval_task": cfg.task, "eval_success_rate": report.success_rate,
                 "eval_episodes": cfg.episodes, "eval_perturb": perturb}
         self._log(metrics_path, line)
-        logger.info("step %d: %s success %.1f %% over %d episodes%s", step, cfg.task, 100 * report.success_rate,
-                    cfg.episodes, f" perturbed {perturb}" if perturb else "")
+        logger.info("step %d: %s success %.1f %% over %s%s", step, cfg.task, 100 * report.success_rate,
+                    plural(cfg.episodes, "episode"), f" perturbed {perturb}" if perturb else "")
         return line

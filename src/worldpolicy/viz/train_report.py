@@ -115,17 +115,21 @@ def _dataset_facts(data: Mapping[str, Any], notes: list[str]) -> list[tuple[str,
     return facts
 
 
-def _episode_selection(data: Mapping[str, Any]) -> str | None:
-    """`data.episodes` less `data.exclude_episodes` ("all except 3"), and "that succeeded" with `data.success =
-    "only"`, when any is set: the dataset's "episodes" line counts every episode it holds, trained or not."""
-    chosen, left_out = data.get("episodes"), data.get("exclude_episodes")
+def _episode_selection(data: Mapping[str, Any], validation: Mapping[str, Any]) -> str | None:
+    """`data.episodes` less `data.exclude_episodes` ("all except 3"), with `data.episodes` unset less
+    `validation.episodes` too ("2 held out": training leaves them out; a `data.episodes` list never names them), and
+    "that succeeded" with `data.success = "only"`, when any is set: the dataset's "episodes" line counts every
+    episode it holds, trained or not."""
+    chosen, left_out, held = data.get("episodes"), data.get("exclude_episodes"), validation.get("episodes")
     left_out = left_out if isinstance(left_out, list) else []
+    held = held if isinstance(held, list) and not isinstance(chosen, list) else []
     succeeded = data.get("success") == "only"  # older runs: not stored, every episode
-    if not isinstance(chosen, list) and not left_out and not succeeded:
+    if not isinstance(chosen, list) and not left_out and not held and not succeeded:
         return None
     text = _indices(chosen) if isinstance(chosen, list) else "all"
-    return text + (f" except {_indices(left_out)}" if left_out else "") + (", those that succeeded" if succeeded
-                                                                          else "")
+    text += f" except {_indices(left_out)}" if left_out else ""
+    text += f"{',' if left_out else ' except'} {_indices(held)} held out" if held else ""
+    return text + (", those that succeeded" if succeeded else "")
 
 
 def _action_prefix(objectives: Mapping[str, Any]) -> str | None:
@@ -147,7 +151,7 @@ def _held_out(validation: Mapping[str, Any]) -> str | None:
     chunks = validation.get("action_chunks")  # older runs: not stored, none sampled
     sampled = f" and {_fmt(chunks)} sampled chunks" if _number(chunks) and chunks else ""
     scored = f"scored every {every} steps on up to {windows} windows{sampled}" if every else "never scored"
-    return f"{_indices(episodes)} ({scored})"
+    return f"{'episode' if len(episodes) == 1 else 'episodes'} {_indices(episodes)} ({scored})"  # indices, not a count
 
 
 def _indices(values: list[Any], shown: int = 12) -> str:
@@ -326,7 +330,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
     weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
     facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
-             ("episodes trained", _episode_selection(data)),
+             ("episodes trained", _episode_selection(data, table("validation"))),
              ("episodes held out", _held_out(table("validation"))),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
              ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
