@@ -349,8 +349,11 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
     if is_offline_mode():  # every request would be refused, after the folder was read and "pushing ..." said
-        raise ValueError("HF_HUB_OFFLINE is set: the hub is not contacted, so nothing can be pushed; unset it "
-                         "(or set HF_HUB_OFFLINE=0) to push")
+        # huggingface_hub reads TRANSFORMERS_OFFLINE where HF_HUB_OFFLINE is not set: name the one that is
+        setting = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") or not os.environ.get("TRANSFORMERS_OFFLINE") \
+            else "TRANSFORMERS_OFFLINE"
+        raise ValueError(f"{setting} is set: the hub is not contacted, so nothing can be pushed; unset it "
+                         f"(or set {setting}=0) to push")
     _refuse_held(path)
     left_out = [] if with_training_state or kind.repo_type != "model" else training_state(path)
     files = shared_files(path, left_out)

@@ -292,6 +292,24 @@ def test_a_sampling_argument_out_of_range_says_what_is_accepted(server, inputs_d
     assert (error["parameter"], error["given"], error["accepted"]) == (name, value, accepted), error
     assert error["message"] == f"{name}: must be {accepted}", error
 
+
+@pytest.mark.parametrize(("tool", "args", "name", "value", "accepted"), [
+    ("evaluate_in_sim", {}, "episodes", 0, "an integer in [1, 20]"),
+    ("evaluate_in_sim", {}, "max_steps", 0, "an integer in [1, 1000]"),
+    ("evaluate_in_sim", {}, "seed", -1, "a non-negative integer"),
+    ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "clip.mp4"}, "start_frame", -1,
+     "an integer >= 0 (a frame of the clip, from 0)"),
+    ("dream", {"prompt": "go", "checkpoint": "tiny", "image": "obs.png"}, "chunks", 0, "an integer in [1, 32]"),
+])
+def test_every_range_refusal_says_what_is_accepted(server, inputs_dir, tool, args, name, value, accepted):
+    """The sampling arguments said their range as `accepted`; the same refusals of the other tools' numbers and
+    flags (episodes, chunks, start_frame...) said it in the message alone."""
+    args = {k: str(inputs_dir / v) if k in ("image", "video") else v for k, v in args.items()}
+    error = err(server, tool, {**args, name: value})
+    assert (error["parameter"], error["given"], error["accepted"]) == (name, value, accepted), error
+    assert error["message"] == f"{name}: must be {accepted}", error
+
+
 def test_visualize_reads_a_users_folder_but_writes_a_new_run(server, toolbox, inputs_dir, tmp_path):
     from worldpolicy.embodiments import get_embodiment
 

@@ -281,6 +281,19 @@ def test_push_refuses_offline_mode_before_sending(checkpoint, token, monkeypatch
     assert "pushing" not in captured.out + captured.err and hub.calls == []
 
 
+def test_push_names_transformers_offline_when_that_is_what_is_set(checkpoint, token, monkeypatch, capsys):
+    """huggingface_hub reads TRANSFORMERS_OFFLINE where HF_HUB_OFFLINE is not set: the error named HF_HUB_OFFLINE,
+    which the user had not set."""
+    hub = FakeHub(monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # read from the environment at import
+    assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
+    err = capsys.readouterr().err
+    assert "error: TRANSFORMERS_OFFLINE is set" in err and "set TRANSFORMERS_OFFLINE=0" in err, err
+    assert hub.calls == []
+
+
 def test_push_refuses_a_folder_a_running_command_holds(tmp_path, token, monkeypatch, capsys):
     root = tmp_path / "ds"
     (root / "meta").mkdir(parents=True)

@@ -39,6 +39,7 @@ __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payl
 
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
+SEED_RANGE = "an integer in [0, 2**63)"  # a sampling seed, as the tools accept it
 MAX_SIM_EPISODES = 20
 SIM_ROBOT = "panda"  # the arm `evaluate_in_sim` runs on (its joint count is checked before anything loads)
 MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random policy never ends an episode early
@@ -368,16 +369,14 @@ class Toolbox:
 
     @staticmethod
     def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
-        """The sampling arguments' ranges, each error's `accepted` saying it as the other arguments' do."""
-        accepted = {"seed": "an integer in [0, 2**63)", "steps": f"an integer in [1, {MAX_STEPS}]",
-                    "guidance": "a number in [0, 50]"}
+        """The sampling arguments' ranges (`_must_be`: each error's `accepted` says it)."""
         if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
-            raise ToolInputError("seed", f"must be {accepted['seed']}", seed, accepted["seed"])
+            raise _must_be("seed", seed, SEED_RANGE)
         if steps is not None and (not _integer(steps) or not 1 <= steps <= MAX_STEPS):
-            raise ToolInputError("steps", f"must be {accepted['steps']}", steps, accepted["steps"])
+            raise _must_be("steps", steps, f"an integer in [1, {MAX_STEPS}]")
         if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
                                      or not 0 <= guidance <= 50):
-            raise ToolInputError("guidance", f"must be {accepted['guidance']}", guidance, accepted["guidance"])
+            raise _must_be("guidance", guidance, "a number in [0, 50]")
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
         """(observation, state, warnings, the shape warned about as one camera's view or None, the (height, width) of
@@ -704,7 +703,7 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         if not isinstance(whole_trajectory, bool):
-            raise ToolInputError("whole_trajectory", "must be true or false", whole_trajectory)
+            raise _must_be("whole_trajectory", whole_trajectory, "true or false")
         a, space = self._actions(emb, actions, actions_file)
         chunks = self._trajectory_chunks(emb, a) if whole_trajectory else None
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
@@ -770,10 +769,10 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         if not _integer(start_frame) or start_frame < 0:
-            raise ToolInputError("start_frame", "must be an integer >= 0 (a frame of the clip, from 0)", start_frame)
+            raise _must_be("start_frame", start_frame, "an integer >= 0 (a frame of the clip, from 0)")
         for name, value in (("whole_clip", whole_clip), ("resample", resample)):
             if not isinstance(value, bool):
-                raise ToolInputError(name, "must be true or false", value)
+                raise _must_be(name, value, "true or false")
         path = self._input_file("video", video, CLIP_SUFFIXES, folder=True)
         try:  # read as the command line reads --video; the policy reads the clip itself, only the frames it uses
             height, width = check_source(path, "video", min_frames=2)
@@ -917,11 +916,11 @@ class Toolbox:
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
         if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
-            raise ToolInputError("episodes", f"must be an integer in [1, {MAX_SIM_EPISODES}]", episodes)
+            raise _must_be("episodes", episodes, f"an integer in [1, {MAX_SIM_EPISODES}]")
         if not _integer(seed) or seed < 0:
-            raise ToolInputError("seed", "must be a non-negative integer", seed)
+            raise _must_be("seed", seed, "a non-negative integer")
         if max_steps is not None and (not _integer(max_steps) or not 1 <= max_steps <= MAX_SIM_STEPS):
-            raise ToolInputError("max_steps", f"must be an integer in [1, {MAX_SIM_STEPS}]", max_steps)
+            raise _must_be("max_steps", max_steps, f"an integer in [1, {MAX_SIM_STEPS}]")
         shifts = {k.name: k.accepted() for k in PERTURBATIONS.values()}  # what a bad `perturb` is told is accepted
         if perturb is not None and not isinstance(perturb, str):  # one text, as the schema says
             raise ToolInputError("perturb", "expected text like 'light=0.5' (several shifts comma-separated)",
@@ -1073,11 +1072,11 @@ class Toolbox:
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
-            raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
+            raise _must_be("seed", seed, SEED_RANGE)
         self._sampling(seed, steps, None)
         for name, value in (("every", every), ("chunks", chunks)):
             if value is not None and (not _integer(value) or value < 1):
-                raise ToolInputError(name, "must be an integer >= 1", value)
+                raise _must_be(name, value, "an integer >= 1")
         if every is not None and chunks is not None:
             raise ToolInputError("chunks", "give one of every (a chunk every N frames) or chunks (N chunks spread "
                                  "evenly over the episodes)", {"every": every, "chunks": chunks})
@@ -1239,9 +1238,9 @@ class Toolbox:
             w_emb = self._checkpoint_embodiment(world, embodiment, "world_model", world_model)
         prompt = self._prompt(prompt)
         if not _integer(chunks) or not 1 <= chunks <= MAX_DREAM_CHUNKS:
-            raise ToolInputError("chunks", f"must be an integer in [1, {MAX_DREAM_CHUNKS}]", chunks)
+            raise _must_be("chunks", chunks, f"an integer in [1, {MAX_DREAM_CHUNKS}]")
         if not _integer(seed):  # None too: a dream repeats with its seed, as `worldpolicy dream`'s default 0
-            raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
+            raise _must_be("seed", seed, SEED_RANGE)
         self._sampling(seed, None, None)
         refusal = trajectory_refusal(w_emb)  # a dream is a whole trajectory, chunk by chunk
         if refusal is not None:
@@ -1563,6 +1562,11 @@ def _window_progress(report: Progress, windows: int, batch_size: int,
             batch += 1
 
     return step
+
+
+def _must_be(parameter: str, given: Any, accepted: str) -> ToolInputError:
+    """A bad argument refused as what it must be, said in the message and as `accepted`, which an agent reads."""
+    return ToolInputError(parameter, f"must be {accepted}", given, accepted)
 
 
 def _integer(x: Any) -> bool:
