@@ -128,6 +128,28 @@ def test_a_ctrl_c_in_a_batched_async_run_keeps_the_episodes_before_it(ends_at):
     assert kept == [[40]]
 
 
+@pytest.mark.timeout(60)  # a background request left unanswerable and uncancellable would hang the run's closing
+def test_a_ctrl_c_in_the_batched_call_answering_held_requests_stops_the_run():
+    """A Ctrl-C inside the model call that answers the background requests held since the last step: the run stops
+    at once, closing its episodes waits on none of those requests, and nothing ran ends up reported."""
+    calls = []
+    policy = _seeded_policy(calls)
+    act_batch = policy.act_batch
+
+    def interrupted(requests, progress=None):
+        if calls:  # the second call: the background requests the first chunks' hand-over sent
+            raise KeyboardInterrupt
+        return act_batch(requests, progress)
+
+    policy.act_batch = interrupted
+    kept = []
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(TabletopEnv("reach", image_size=None, max_steps=9), policy, policy_name="s", episodes=3, seed=40,
+                 strategy=ChunkStrategy("async", 2), progress=False, num_envs=2,
+                 on_episode=lambda r: kept.append(len(r.episodes)))
+    assert len(calls) == 1 and kept == []
+
+
 def test_an_env_whose_episode_ends_starts_the_next_seed(ends_at):
     """Refill: seed 20 runs 12 steps, the others 2; with 2 envs, the second env runs 21..25 while the first runs
     20, so every step's call carries 2 requests until 20 ends (in groups of 2, 20's group would ask alone for 5
