@@ -112,6 +112,7 @@ def test_a_batched_async_run_is_the_sequential_run(latency_ms, rtc):
     carried = sum(p for c in two_prefixes for p in c)
     assert carried == sum(p for c in one_prefixes for p in c) and (carried > 0) == rtc
     assert (two.to_json()["num_envs"], one.to_json()["num_envs"]) == (2, 1)
+    assert "2 episodes in flight (`--num-envs`)" in two.markdown() and "in flight" not in one.markdown()
 
 
 def test_a_ctrl_c_in_a_batched_async_run_keeps_the_episodes_before_it(ends_at):
