@@ -373,7 +373,7 @@ def test_short_sim_evaluation(server):
     progress: list = []
     result = ok(server, "evaluate_in_sim", {"task": "reach", "policy": "scripted", "episodes": 2, "max_steps": 20},
                 progress)
-    assert result["episodes"] == 2 and 0 <= result["success_rate"] <= 1
+    assert result["episodes"] == 2 and 0 <= result["success_rate"] <= 1 and result["num_envs"] == 1
     # each episode is reported as it ends (a long evaluation said nothing between its start and its end)
     assert [m for _, _, m in progress] == ["simulating 2 episodes of reach", "episode 1/2 done", "episode 2/2 done",
                                            "done"], progress

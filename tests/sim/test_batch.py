@@ -112,6 +112,7 @@ def test_a_batched_async_run_is_the_sequential_run(latency_ms, rtc):
     carried = sum(p for c in two_prefixes for p in c)
     assert carried == sum(p for c in one_prefixes for p in c) and (carried > 0) == rtc
     assert (two.to_json()["num_envs"], one.to_json()["num_envs"]) == (2, 1)
+    assert "2 episodes in flight (`--num-envs`)" in two.markdown() and "in flight" not in one.markdown()
 
 
 def test_a_ctrl_c_in_a_batched_async_run_keeps_the_episodes_before_it(ends_at):
@@ -126,6 +127,28 @@ def test_a_ctrl_c_in_a_batched_async_run_keeps_the_episodes_before_it(ends_at):
                  episodes=4, seed=40, strategy=ChunkStrategy("async", 2), progress=False, num_envs=2,
                  on_episode=lambda r: kept.append([e.seed for e in r.episodes]))
     assert kept == [[40]]
+
+
+@pytest.mark.timeout(60)  # a background request left unanswerable and uncancellable would hang the run's closing
+def test_a_ctrl_c_in_the_batched_call_answering_held_requests_stops_the_run():
+    """A Ctrl-C inside the model call that answers the background requests held since the last step: the run stops
+    at once, closing its episodes waits on none of those requests, and nothing ran ends up reported."""
+    calls = []
+    policy = _seeded_policy(calls)
+    act_batch = policy.act_batch
+
+    def interrupted(requests, progress=None):
+        if calls:  # the second call: the background requests the first chunks' hand-over sent
+            raise KeyboardInterrupt
+        return act_batch(requests, progress)
+
+    policy.act_batch = interrupted
+    kept = []
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(TabletopEnv("reach", image_size=None, max_steps=9), policy, policy_name="s", episodes=3, seed=40,
+                 strategy=ChunkStrategy("async", 2), progress=False, num_envs=2,
+                 on_episode=lambda r: kept.append(len(r.episodes)))
+    assert len(calls) == 1 and kept == []
 
 
 def test_an_env_whose_episode_ends_starts_the_next_seed(ends_at):

@@ -213,6 +213,8 @@ class SimResult(BaseModel):
     seed: int = Field(description="the first episode's seed (episode i: seed + i)")
     perturb: str | None = Field(default=None, description="the shifts the scenes ran under (canonical spec); null: "
                                 "the scenes as drawn")
+    num_envs: int = Field(default=1, description="episodes that were in flight at once, their requests batched "
+                          "(report.json's): no setting of the results")
     strategy: SimStrategy = Field(description="how the policy's chunks ran (report.json's)")
     latency: SimLatency
     rtc: bool = Field(description="real-time chunking: async's requests continued the running chunk")

@@ -1032,6 +1032,7 @@ class Toolbox:
             "episodes": episodes,
             "seed": seed,
             "perturb": result.perturb,
+            "num_envs": result.num_envs,
             **{key: doc[key] for key in SIM_TIMING_FIELDS},
             "successes": result.successes,
             "success_rate": result.success_rate,

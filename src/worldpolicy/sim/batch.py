@@ -75,9 +75,10 @@ class _Held(Executor):
         return future
 
     def take(self) -> list[tuple[Future, Callable, Any, Any]]:
-        """The requests held and not cancelled, oldest first, each future marked running; none held after."""
+        """The requests held and not cancelled, oldest first; none held after. Their futures stay pending until
+        answered, so a run cut short before (a failure, Ctrl-C) cancels them as it closes their episodes."""
         held, self.held = self.held, []
-        return [h for h in held if h[0].set_running_or_notify_cancel()]
+        return [h for h in held if not h[0].cancelled()]
 
 
 class _Member(_Seeded):
@@ -156,35 +157,27 @@ class Lockstep:
         """One batched call for this step's requests: the background ones held since the last step (`_Held`), their
         futures resolved now, and those of the envs whose controller asks on this step, answered for their `step`;
         each request's share of the call's seconds added to its env's `shares`. Returns the observations the asking
-        envs asked with (env → observation), to step them with. A failure (or Ctrl-C) fails the held futures too, so
-        closing their episodes waits on none."""
-        held = [(s, h) for s in episodes for h in self.members[s].executor.take()]
-        try:
-            observed = {s: e.observe() for s, e in episodes.items() if e.asks}
-            asked = held + [(s, None) for s in observed]
-            if not asked:
-                return observed
-            requests = [self.members[s].request(observed[s], observed[s]["prompt"]) if h is None else
-                        self.members[s].request(h[2], h[2]["prompt"], action_prefix=h[3]) for s, h in asked]
-            t0 = time.perf_counter()
-            answers = (self.policy.act_batch(requests, keep_connections=True) if self._served else
-                       self.policy.act_batch(requests))
-            share = (time.perf_counter() - t0) / len(asked)
-            for (s, h), answer in zip(asked, answers):
-                member = self.members[s]
-                shares[s] += share
-                if h is None:
-                    member.asked, member.answer = (observed[s], None), answer
-                    continue
-                future, request, observation, prefix = h
-                member.asked, member.answer = (observation, prefix), answer
-                future.set_result(request(observation, prefix))  # the controller's own call, answered by `act`
+        envs asked with (env → observation), to step them with. A failure (or Ctrl-C) leaves the held futures
+        pending, so closing their episodes cancels them and waits on none."""
+        # (env, the held future or None, the controller's call it answers, observation, action prefix)
+        asked = [(s, *h) for s in episodes for h in self.members[s].executor.take()]
+        observed = {s: e.observe() for s, e in episodes.items() if e.asks}
+        asked += [(s, None, None, observed[s], None) for s in observed]
+        if not asked:
             return observed
-        except BaseException as exc:
-            for _, (future, *_) in held:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
+        requests = [self.members[s].request(observation, observation["prompt"], action_prefix=prefix)
+                    for s, _, _, observation, prefix in asked]
+        t0 = time.perf_counter()
+        answers = (self.policy.act_batch(requests, keep_connections=True) if self._served else
+                   self.policy.act_batch(requests))
+        share = (time.perf_counter() - t0) / len(asked)
+        for (s, future, call, observation, prefix), answer in zip(asked, answers):
+            member = self.members[s]
+            shares[s] += share
+            member.asked, member.answer = (observation, prefix), answer
+            if future is not None:  # a background request: the controller's own call, answered by `act`
+                future.set_result(call(observation, prefix))
+        return observed
 
     def close(self) -> None:
         """Close the envs made for the run (`rollout.env` is its caller's) and a server's connections kept open for it

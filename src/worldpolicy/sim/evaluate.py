@@ -284,6 +284,8 @@ class EvalReport:
                              *([f"perturbed `{self.perturb}`"] if self.perturb else []),
                              *([f"latency {self.latency_said()}"] if self.latency["ms"] else []),
                              *(["real-time chunking (`--rtc`)"] if self.rtc else []),
+                             *([f"{self.num_envs} episodes in flight (`--num-envs`)"] if (self.num_envs or 1) > 1
+                               else []),
                              *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
                 + "."
             ),
