@@ -14,9 +14,8 @@ import pytest
 import torch
 
 pytest.importorskip("torch.distributed.fsdp", reason="torch without FSDP")
-pytestmark = [pytest.mark.slow,  # three two-process runs and one of one process: ~60 s on the 2-core dev machine
-              pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                 reason="torch.distributed with gloo is not available")]
+gloo = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                          reason="torch.distributed with gloo is not available")
 
 STEPS = 4
 WORKER = Path(__file__).with_name("fsdp_run.py")
@@ -50,7 +49,7 @@ def _checkpoint(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step-{step:07d}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # three two-process runs and one of one process: ~70 s on the 2-core dev machine
 def runs(tmp_path_factory, train_config):
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
@@ -68,6 +67,8 @@ def runs(tmp_path_factory, train_config):
             "single": [[r.step, r.loss, r.parts["grad_norm"]] for r in single]}
 
 
+@pytest.mark.slow
+@gloo
 def test_two_sharded_processes_match_one_process(runs):
     """Each rank holds half of every weight; gathered, the step is the one process's (fp32, to float rounding)."""
     unbroken, single = np.array(runs["unbroken"]), np.array(runs["single"])
@@ -81,6 +82,8 @@ def test_two_sharded_processes_match_one_process(runs):
             torch.testing.assert_close(sharded[key], whole[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
+@gloo
 def test_sharded_checkpoint_is_the_pipeline_folder_with_no_pickle(runs):
     final = _checkpoint(runs["root"] / "fsdp", STEPS)
     assert (final / "model_index.json").is_file() and (final / "trainer_state.json").is_file()
@@ -93,6 +96,8 @@ def test_sharded_checkpoint_is_the_pipeline_folder_with_no_pickle(runs):
         assert torch.equal(value, saved[name]), name
 
 
+@pytest.mark.slow
+@gloo
 def test_killed_sharded_run_resumes_exactly(runs):
     """Rank 0 reads the checkpoint, every process takes its shard: steps 3.. are the unbroken run's."""
     killed, resumed, unbroken = runs["killed"], runs["resumed"], runs["unbroken"]
@@ -104,3 +109,15 @@ def test_killed_sharded_run_resumes_exactly(runs):
         after, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("killed", "fsdp"))
         for key in whole:
             torch.testing.assert_close(after[key], whole[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
+def test_each_block_weight_is_in_one_tower_group(tiny_checkpoint):
+    """FSDP gathers a block tower's group when one of `tower_modules`' modules runs: every weight of a block must be
+    in exactly one of them, or it would stay in the root group, gathered for the whole step."""
+    from worldpolicy.engine.forward import tower_modules
+    from worldpolicy.engine.loading import load_components
+
+    transformer = load_components(str(tiny_checkpoint), torch.device("cpu"), torch.float32)["transformer"]
+    for layer in transformer.layers:
+        grouped = [id(p) for modules in tower_modules(layer) for module in modules for p in module.parameters()]
+        assert sorted(grouped) == sorted(id(p) for p in layer.parameters())

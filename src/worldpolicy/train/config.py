@@ -355,6 +355,8 @@ class TrainConfig:
             raise ValueError("optim.data_parallel='fsdp' with finetune.mode='lora': not supported (a LoRA run trains "
                              "a few adapters, whose gradients and AdamW state every process holds whole; its frozen "
                              "weights are what take the memory): use optim.data_parallel = \"ddp\"")
+        if self.optim.data_parallel == "fsdp":
+            self._refuse_rank0_passes()
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
         if self.finetune.lora_save not in LORA_SAVES:
@@ -434,6 +436,18 @@ class TrainConfig:
             with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
                 from ..sim import env  # noqa: F401
         return self
+
+    def _refuse_rank0_passes(self) -> None:
+        """What runs on rank 0 alone (the held-out validation, the sim evaluation) needs the whole model there: a
+        sharded one runs only with every process taking part."""
+        given = [f"{name}={value}" for name, value, on in
+                 (("validation.every", self.validation.every, self.validation.every and self.validation.episodes),
+                  ("eval.every", self.eval.every, self.eval.every)) if on]
+        if given:
+            raise ValueError(f"optim.data_parallel='fsdp' with {' and '.join(given)}: not supported (validation and "
+                             "sim evaluation run on rank 0 alone, which holds 1/N of a sharded model); set them to 0 "
+                             "(score a saved checkpoint with `worldpolicy dataset eval` / `worldpolicy sim` instead), "
+                             "or use optim.data_parallel = \"ddp\"")
 
     def _check_action_prefix(self, policy_weight: float) -> None:
         """`objectives.action_prefix_*`: a probability, and a row count that leaves the chunk at least one generated

@@ -4,7 +4,9 @@ Determinism is by construction: step s draws its batch from a per-epoch permutat
 and noise from a generator seeded by (seed, s). A run restored from a checkpoint (weights, optimizer, LR schedule)
 therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
 data-parallel with DDP: each rank takes its slice of the same global batch (same examples, objectives, timesteps and
-noise as one process) and gradients are averaged.
+noise as one process) and gradients are averaged. With `optim.data_parallel = "fsdp"` each rank holds a shard of the
+weights, gradients and AdamW state instead of a copy (FSDP2); checkpoints are gathered to rank 0 and written in the
+same files.
 """
 
 from __future__ import annotations
@@ -244,21 +246,6 @@ class Trainer:
         if config.optim.data_parallel == "fsdp" and self.world == 1:  # one shard is the whole model: nothing to do
             logger.warning("optim.data_parallel='fsdp' with one process shards nothing: it holds the whole model, as "
                            "ddp does; launch with torchrun --nproc_per_node N to hold 1/N of it in each")
-        if self.sharded:
-            self._refuse_unsharded_passes()
-
-    def _refuse_unsharded_passes(self) -> None:
-        """What runs on rank 0 alone (the held-out validation, the sim evaluation) needs the whole model there: a
-        sharded one runs only with every process taking part. Refused before anything loads."""
-        cfg = self.config
-        given = [f"{name}={value}" for name, value, on in
-                 (("validation.every", cfg.validation.every, cfg.validation.every and cfg.validation.episodes),
-                  ("eval.every", cfg.eval.every, cfg.eval.every)) if on]
-        if given:
-            raise ValueError(f"optim.data_parallel='fsdp' with {' and '.join(given)}: not supported (validation and "
-                             "sim evaluation run on rank 0 alone, which holds 1/N of a sharded model); set them to 0 "
-                             "(score a saved checkpoint with `worldpolicy dataset eval` / `worldpolicy sim` instead), or "
-                             "use optim.data_parallel = \"ddp\"")
 
     # -- set-up ---------------------------------------------------------------------------------------------------
 
@@ -877,6 +864,7 @@ class Trainer:
         return self._restore_schedule(state)
 
     def _check_params(self, folder: Path, state: dict[str, Any]) -> None:
+        """The checkpoint trained these weights (a finetune mode or LoRA targets changed would train others)."""
         names = [n for n, _ in self.transformer.named_parameters() if _.requires_grad]
         if names != state["params"]:
             raise ValueError(f"checkpoint {folder} was trained with other trainable parameters (finetune mode?)")
@@ -1012,8 +1000,9 @@ class Trainer:
                     # the good checkpoints away
                     max_norm = cfg.optim.grad_clip or math.inf
                     norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
-                    # sharded: a DTensor, the norm of the whole gradient
-                    parts["grad_norm"] = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+                    if self.sharded:  # a DTensor: the norm of the whole gradient, on every rank
+                        norm = norm.full_tensor()
+                    parts["grad_norm"] = float(norm)
                     self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
                     self.optimizer.step()
                     lr = self.lr_schedule.get_last_lr()[0]
