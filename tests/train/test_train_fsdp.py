@@ -107,6 +107,7 @@ def test_killed_sharded_run_resumes_exactly(runs):
     root = runs["root"]
     for pattern in ("transformer/*.safetensors", "optimizer.safetensors"):
         after, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("killed", "fsdp"))
+        assert sorted(after) == sorted(whole)  # no AdamW state for weights no step trained (lm_head: none)
         for key in whole:
             torch.testing.assert_close(after[key], whole[key], rtol=1e-6, atol=1e-7, msg=key)
 
@@ -121,3 +122,12 @@ def test_each_block_weight_is_in_one_tower_group(tiny_checkpoint):
     for layer in transformer.layers:
         grouped = [id(p) for modules in tower_modules(layer) for module in modules for p in module.parameters()]
         assert sorted(grouped) == sorted(id(p) for p in layer.parameters())
+
+
+def test_one_process_has_nothing_to_shard_and_says_so(train_config, tmp_path, caplog):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    with caplog.at_level("WARNING"):
+        trainer = Trainer(load_config(train_config(tmp_path / "one", optim={"data_parallel": "fsdp"})), progress=False)
+    assert not trainer.sharded and "shards nothing: it holds the whole model" in caplog.text

@@ -638,9 +638,8 @@ class Trainer:
         optimizer = get_optimizer_state_dict(self.loss_module, self.optimizer, options=options)
         if self.rank != 0:
             return {}, {}
-        index = self._param_fqns()
-        flat = {f"{index.index(fqn)}.{key}": value for fqn, state in optimizer["state"].items()
-                for key, value in state.items()}
+        index = {fqn: i for i, fqn in enumerate(self._param_fqns())}
+        flat = {f"{index[fqn]}.{key}": value for fqn, state in optimizer["state"].items() for key, value in state.items()}
         return {name.removeprefix("transformer."): value for name, value in weights.items()}, flat
 
     def _param_fqns(self) -> list[str]:
@@ -779,8 +778,10 @@ class Trainer:
             with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
                 if self.config.finetune.lora_save == "adapter":
                     self.export_adapter(tmp)
+                elif gathered:
+                    self.export_pipeline(tmp, gathered[0])
                 else:
-                    self.export_pipeline(tmp, gathered[0] if gathered else None)
+                    self.export_pipeline(tmp)
                 names = {id(p): n for n, p in self.transformer.named_parameters()}
                 flat = gathered[1] if gathered else {
                     f"{index}.{key}": value for index, state in self.optimizer.state_dict()["state"].items()
@@ -882,6 +883,7 @@ class Trainer:
         self._check_params(folder, state)
         weights: dict[str, torch.Tensor] = {}
         optimizer: dict[str, Any] = {}
+        held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
         if self.rank == 0:
             for shard in sorted((folder / "transformer").glob("*.safetensors")):
                 weights.update({f"transformer.{k}": v for k, v in load_file(str(shard)).items()})
@@ -891,10 +893,17 @@ class Trainer:
             for key, value in load_file(str(folder / OPTIMIZER_FILE)).items():
                 index, name = key.split(".", 1)
                 optimizer["state"].setdefault(fqns[int(index)], {})[name] = value
+                held[int(index)] = 1
         options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
         set_model_state_dict(self.loss_module, weights, options=options)
         # a weight no step has given a gradient yet (the last block's unused text-tower tail) has no AdamW state
         set_optimizer_state_dict(self.loss_module, self.optimizer, optimizer, options=replace(options, strict=False))
+        # which torch gave every weight first (a step of zero gradients: step 1), so such a weight's first update
+        # would be bias-corrected as a second and the next checkpoint hold state the unbroken run's does not: dropped
+        torch.distributed.broadcast(held, 0)
+        for param, kept in zip(self.params, held.tolist()):
+            if not kept:
+                self.optimizer.state.pop(param, None)
 
     def _restore_schedule(self, state: dict[str, Any]) -> int:
         """The LR schedule and elapsed time a checkpoint holds; its step."""
