@@ -140,7 +140,7 @@ class FlowMatchingLoss(nn.Module):
 
         gathered = [p for p in self.transformer.parameters() if p.requires_grad and not isinstance(p, DTensor)]
         reached = _graph_leaves(total)
-        mine = torch.tensor([float(id(p) in reached) for p in gathered])
+        mine = torch.tensor([float(id(p) in reached) for p in gathered], device=total.device)  # NCCL: on the GPU
         anywhere = mine.clone()
         torch.distributed.all_reduce(anywhere, op=torch.distributed.ReduceOp.MAX)
         return sum((0.0 * p.sum() for p, here, there in zip(gathered, mine.tolist(), anywhere.tolist())
@@ -368,6 +368,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)  # NCCL's, and FSDP's shards' (its current device), not cuda:0
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
             parts = load_components(cfg.checkpoint_source, self.device, torch.float32)
         self.transformer, self.vae = parts["transformer"], parts["vae"]
@@ -998,7 +999,7 @@ class Trainer:
                     loss, parts = self.model(examples, objectives, sigmas, generator)
                     value = float(loss.detach())
                     if self.world > 1:
-                        reduced = torch.tensor([value])
+                        reduced = torch.tensor([value], device=self.device)  # NCCL reduces GPU tensors only
                         torch.distributed.all_reduce(reduced)
                         value = float(reduced) / self.world
                     self._refuse_non_finite(step + 1, "loss", value)
