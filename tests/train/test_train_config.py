@@ -115,6 +115,7 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("optim", {"steps": 0}, ValueError, "optim.steps"),
     ("optim", {"batch_size": 2.5}, ValueError, "optim.batch_size"),
     ("optim", {"lr": 0.0}, ValueError, "optim.lr"),
+    ("optim", {"data_parallel": "zero3"}, ValueError, "optim.data_parallel='zero3'; accepted: ddp, fsdp"),
     ("finetune", {"mode": "qlora"}, ValueError, "finetune.mode"),
     ("finetune", {"mode": "lora", "lora_rank": 0}, ValueError, "finetune.lora_rank"),
     ("finetune", {"mode": "lora", "lora_alpha": 0.0}, ValueError, "finetune.lora_alpha"),
@@ -143,6 +144,24 @@ def test_bad_values_name_the_field(valid, section, values, error, field):
         setattr(holder, key, value)
     with pytest.raises(error, match=field.replace(".", r"\.")):
         Trainer(config)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"finetune": {"mode": "lora"}}, "optim.data_parallel='fsdp' with finetune.mode='lora': not supported"),
+    ({"validation": {"episodes": [1], "every": 5}}, "optim.data_parallel='fsdp' with validation.every=5: not supported"),
+    ({"eval": {"every": 10}}, "optim.data_parallel='fsdp' with eval.every=10: not supported"),
+])
+def test_what_a_sharded_run_cannot_do_is_refused_naming_the_settings(valid, changes, message):
+    raw = _with(valid, "optim", data_parallel="fsdp")
+    for section, values in changes.items():
+        raw = _with(raw, section, **values)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_config(raw)
+
+
+def test_a_sharded_run_may_hold_episodes_out_without_scoring_them(valid):
+    raw = _with(_with(valid, "optim", data_parallel="fsdp"), "validation", episodes=[1], every=0)
+    assert load_config(raw).optim.data_parallel == "fsdp"
 
 
 def test_load_config_itself_checks(valid):

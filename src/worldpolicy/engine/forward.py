@@ -135,6 +135,20 @@ def _gen_layer(layer, index: int, hidden: torch.Tensor, cos: torch.Tensor, sin: 
     return hidden + layer.mlp_moe_gen(layer.post_attention_layernorm_moe_gen(hidden))
 
 
+def tower_modules(layer) -> tuple[list[torch.nn.Module], list[torch.nn.Module]]:
+    """The modules of one layer that `_text_layer` and `_gen_layer` call (the understanding tower's, the generation
+    tower's): neither calls the layer itself, so a wrapper acting on module calls (FSDP's per-block sharding: one
+    group per tower, gathered when its first module runs) is given these. Keep in step with the two functions."""
+    attn = layer.self_attn
+    text = [layer.input_layernorm, attn.norm_q, attn.to_q, attn.norm_k, attn.to_k, attn.to_v, attn.to_out,
+            layer.mlp, layer.post_attention_layernorm]
+    if attn.k_norm_und_for_gen is not None:
+        text.append(attn.k_norm_und_for_gen)
+    gen = [layer.input_layernorm_moe_gen, attn.norm_added_q, attn.add_q_proj, attn.norm_added_k, attn.add_k_proj,
+           attn.add_v_proj, attn.to_add_out, layer.mlp_moe_gen, layer.post_attention_layernorm_moe_gen]
+    return text, gen
+
+
 def generation_positions(
     config, text_len: int, token_grid: tuple[int, int, int], action_rows: int, history: int, fps: float | None
 ) -> torch.Tensor:

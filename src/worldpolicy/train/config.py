@@ -142,6 +142,7 @@ class TimestepConfig:
 
 PRECISIONS = ("fp32", "bf16")
 LORA_SAVES = ("merged", "adapter")
+DATA_PARALLEL = ("ddp", "fsdp")
 
 
 @dataclass
@@ -159,6 +160,9 @@ class OptimConfig:
     precision: str = "fp32"
     # recompute each layer (both towers) in the backward pass instead of keeping its activations (same gradients)
     gradient_checkpointing: bool = False
+    # how torchrun processes share the model: "ddp" = each holds all of it (weights, gradients, AdamW state);
+    # "fsdp" = each holds 1/N of them (PyTorch FSDP2, per transformer block), gathered block by block as it runs
+    data_parallel: str = "ddp"
 
 
 @dataclass
@@ -345,6 +349,14 @@ class TrainConfig:
                                  else f"{name}={value!r}: must be >= {low} and finite")
         if self.optim.precision not in PRECISIONS:
             raise ValueError(f"optim.precision={self.optim.precision!r}; accepted: {', '.join(PRECISIONS)}")
+        if self.optim.data_parallel not in DATA_PARALLEL:
+            raise ValueError(f"optim.data_parallel={self.optim.data_parallel!r}; accepted: {', '.join(DATA_PARALLEL)}")
+        if self.optim.data_parallel == "fsdp" and self.finetune.mode == "lora":
+            raise ValueError("optim.data_parallel='fsdp' with finetune.mode='lora': not supported (a LoRA run trains "
+                             "a few adapters, whose gradients and AdamW state every process holds whole; its frozen "
+                             "weights are what take the memory): use optim.data_parallel = \"ddp\"")
+        if self.optim.data_parallel == "fsdp":
+            self._refuse_rank0_passes()
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
         if self.finetune.lora_save not in LORA_SAVES:
@@ -425,6 +437,18 @@ class TrainConfig:
                 from ..sim import env  # noqa: F401
         return self
 
+    def _refuse_rank0_passes(self) -> None:
+        """What runs on rank 0 alone (the held-out validation, the sim evaluation) needs the whole model there: a
+        sharded one runs only with every process taking part."""
+        given = [f"{name}={value}" for name, value, on in
+                 (("validation.every", self.validation.every, self.validation.every and self.validation.episodes),
+                  ("eval.every", self.eval.every, self.eval.every)) if on]
+        if given:
+            raise ValueError(f"optim.data_parallel='fsdp' with {' and '.join(given)}: not supported (validation and "
+                             "sim evaluation run on rank 0 alone, which holds 1/N of a sharded model); set them to 0 "
+                             "(score a saved checkpoint with `worldpolicy dataset eval` / `worldpolicy sim` instead), "
+                             "or use optim.data_parallel = \"ddp\"")
+
     def _check_action_prefix(self, policy_weight: float) -> None:
         """`objectives.action_prefix_*`: a probability, and a row count that leaves the chunk at least one generated
         row; set together, and only where the policy objective (the one they condition) is trained."""
@@ -482,13 +506,14 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
 
 
 # What a resumed run may change: how far it trains, where and how often it logs, evaluates, validates, saves and keeps
-# checkpoints, whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it) and
+# checkpoints, whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it), how
+# processes share the model (ddp or fsdp: the same checkpoints, and in fp32 the same steps) and
 # how LoRA checkpoints are written (merged or adapter-only: the same weights) and which trackers get the metrics.
 # Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode, the held-out episodes...)
 # shapes the weights; `validation.windows`, `action_chunks` and `action_steps` do not, but another count scores other
 # windows or chunks: one run's held-out curves are one set of inputs from their first point to their last.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
-             "eval.*", "optim.gradient_checkpointing", "finetune.lora_save", "validation.every",
+             "eval.*", "optim.gradient_checkpointing", "optim.data_parallel", "finetune.lora_save", "validation.every",
              "tracking.*")
 
 

@@ -4,7 +4,9 @@ Determinism is by construction: step s draws its batch from a per-epoch permutat
 and noise from a generator seeded by (seed, s). A run restored from a checkpoint (weights, optimizer, LR schedule)
 therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
 data-parallel with DDP: each rank takes its slice of the same global batch (same examples, objectives, timesteps and
-noise as one process) and gradients are averaged.
+noise as one process) and gradients are averaged. With `optim.data_parallel = "fsdp"` each rank holds a shard of the
+weights, gradients and AdamW state instead of a copy (FSDP2); checkpoints are gathered to rank 0 and written in the
+same files.
 """
 
 from __future__ import annotations
@@ -92,13 +94,14 @@ class FlowMatchingLoss(nn.Module):
     """Mean loss of a batch of examples (one packed pass, `flow.batch_losses`) — one module so DDP sees one forward."""
 
     def __init__(self, transformer, action_loss_weight: float, num_train_timesteps: int, precision: str = "fp32",
-                 recompute: bool = False):
+                 recompute: bool = False, every_grad: bool = False):
         super().__init__()
         self.transformer = transformer
         self.action_loss_weight = action_loss_weight
         self.num_train_timesteps = num_train_timesteps
         self.precision = precision
         self.recompute = recompute
+        self.every_grad = every_grad
 
     def losses(self, examples: list[ModelExample], objectives: list[str], sigmas: torch.Tensor,
                generator: torch.Generator) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
@@ -124,7 +127,41 @@ class FlowMatchingLoss(nn.Module):
                 parts.setdefault("loss_action", []).append(float(action.detach()))
                 parts.setdefault(f"loss_action_{objective}", []).append(float(action.detach()))
             total = total + loss
+        if self.every_grad:
+            total = total + self._others_used(total)
         return total / len(examples), {k: float(np.mean(v)) for k, v in parts.items()}
+
+    def _others_used(self, total: torch.Tensor) -> Any:
+        """0 × each weight another rank's loss reaches and this one's does not (a slice without noisy frames skips
+        the time embedder, say), so it gets a zero gradient here: FSDP reduces the gradients that exist, and the
+        ranks must agree on which do, as DDP's `find_unused_parameters` settles it. A weight no rank reaches keeps
+        no gradient, as in one process. Only the weights gathered for the whole forward (FSDP's root group, and a
+        block group some module of which never runs) can differ: the blocks run alike on every rank."""
+        from torch.distributed.tensor import DTensor
+
+        gathered = [p for p in self.transformer.parameters() if p.requires_grad and not isinstance(p, DTensor)]
+        reached = _graph_leaves(total)
+        mine = torch.tensor([float(id(p) in reached) for p in gathered], device=total.device)  # NCCL: on the GPU
+        anywhere = mine.clone()
+        torch.distributed.all_reduce(anywhere, op=torch.distributed.ReduceOp.MAX)
+        return sum((0.0 * p.sum() for p, here, there in zip(gathered, mine.tolist(), anywhere.tolist())
+                    if there and not here), 0.0)
+
+
+def _graph_leaves(tensor: torch.Tensor) -> set[int]:
+    """ids of the leaf tensors `tensor`'s autograd graph reaches: those its backward gives a gradient."""
+    seen: set[Any] = set()
+    leaves: set[int] = set()
+    stack = [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):  # AccumulateGrad
+            leaves.add(id(node.variable))
+        stack.extend(child for child, _ in node.next_functions)
+    return leaves
 
 
 @dataclass
@@ -206,6 +243,10 @@ class Trainer:
         self.trackers = Trackers()  # `[tracking]`'s, started by `_run` once the folder's run is checked
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
+        self.sharded = config.optim.data_parallel == "fsdp" and self.world > 1
+        if config.optim.data_parallel == "fsdp" and self.world == 1:  # one shard is the whole model: nothing to do
+            logger.warning("optim.data_parallel='fsdp' with one process shards nothing: it holds the whole model, as "
+                           "ddp does; launch with torchrun --nproc_per_node N to hold 1/N of it in each")
 
     # -- set-up ---------------------------------------------------------------------------------------------------
 
@@ -328,6 +369,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)  # NCCL's, and FSDP's shards' (its current device), not cuda:0
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
             parts = load_components(cfg.checkpoint_source, self.device, torch.float32)
         self.transformer, self.vae = parts["transformer"], parts["vae"]
@@ -542,9 +584,11 @@ class Trainer:
                 cast_like_pretrained(self.transformer, torch.bfloat16, frozen_only=True)
         self.loss_module = FlowMatchingLoss(self.transformer, cfg.objectives.action_loss_weight,
                                             int(self.scheduler.config.num_train_timesteps), cfg.optim.precision,
-                                            cfg.optim.gradient_checkpointing)
+                                            cfg.optim.gradient_checkpointing, every_grad=self.sharded)
         self.model = self.loss_module
-        if self.world > 1:
+        if self.sharded:
+            self._shard()
+        elif self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.loss_module, find_unused_parameters=True)
         self.params = [p for p in self.transformer.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -566,6 +610,47 @@ class Trainer:
         self.objective_names = [o for o in OBJECTIVES if weights[o] > 0]
         self.objective_probs = torch.tensor([weights[o] for o in self.objective_names], dtype=torch.float64)
         self.objective_probs /= self.objective_probs.sum()
+
+    def _shard(self) -> None:
+        """FSDP2 over the processes: each transformer block's two towers are a group each (`engine.forward.
+        tower_modules`: the split forward calls their modules, never the block), the rest (embeddings, heads) the
+        root's. Each process keeps 1/N of every fp32 weight, its gradient and AdamW state; a group is gathered while
+        it runs (in bf16 under `optim.precision = "bf16"`, gradients reduced in fp32) and freed after. Inputs are not
+        cast: the forward runs under the trainer's autocast as a DDP run does."""
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        from ..engine.forward import tower_modules
+
+        bf16 = self.config.optim.precision == "bf16"
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32,
+                                      cast_forward_inputs=False)
+        for layer in self.transformer.layers:
+            for modules in tower_modules(layer):
+                fully_shard(modules, mp_policy=policy)
+        fully_shard(self.loss_module, mp_policy=policy)
+
+    def _gather(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """A sharded run's whole weights and AdamW state, on rank 0's CPU (empty on the others): every process takes
+        part. The optimizer state is keyed as `_save` writes it (`index.name`, the index in `self.params`)."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        weights = get_model_state_dict(self.loss_module, options=options)
+        optimizer = get_optimizer_state_dict(self.loss_module, self.optimizer, options=options)
+        if self.rank != 0:
+            return {}, {}
+        index = {fqn: i for i, fqn in enumerate(self._param_fqns())}
+        flat = {f"{index[fqn]}.{key}": value for fqn, state in optimizer["state"].items() for key, value in state.items()}
+        return {name.removeprefix("transformer."): value for name, value in weights.items()}, flat
+
+    def _param_fqns(self) -> list[str]:
+        """The trained parameters' names as the sharded root (`self.loss_module`) knows them, in `self.params` order."""
+        names = {id(p): n for n, p in self.loss_module.named_parameters()}
+        return [names[id(p)] for p in self.params]
 
     # -- deterministic batches ------------------------------------------------------------------------------------
 
@@ -628,12 +713,17 @@ class Trainer:
             return []
         return sorted((p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()), key=lambda p: p.name)
 
-    def export_pipeline(self, target: Path) -> None:
-        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for."""
+    def export_pipeline(self, target: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
+        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for. `weights`: a
+        sharded run's, gathered (`_gather`), set into an unsharded transformer built without allocating its own."""
         from diffusers import Cosmos3OmniTransformer
 
         transformer = self.transformer
-        if self.config.finetune.mode == "lora":
+        if weights is not None:
+            with torch.device("meta"):
+                transformer = Cosmos3OmniTransformer.from_config(self.transformer.config)
+            transformer.load_state_dict(weights, assign=True)
+        elif self.config.finetune.mode == "lora":
             merged = Cosmos3OmniTransformer.from_config(transformer.config)
             # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves;
             # merge in fp32 (bf16 runs keep the base in bf16, where the small LoRA update would round away)
@@ -680,7 +770,10 @@ class Trainer:
         if hasattr(self, "embodiment_spec"):
             write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
 
-    def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
+    def _save(self, step: int, history: list[dict[str, Any]],
+              gathered: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None) -> Path:
+        """Write checkpoint `step`. `gathered`: a sharded run's weights and optimizer state (`_gather`), written in
+        the same files as an unsharded run's."""
         from safetensors.torch import save_file
 
         from .model_card import write_model_card
@@ -690,13 +783,15 @@ class Trainer:
             with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
                 if self.config.finetune.lora_save == "adapter":
                     self.export_adapter(tmp)
+                elif gathered:
+                    self.export_pipeline(tmp, gathered[0])
                 else:
                     self.export_pipeline(tmp)
-                tensors = {}
                 names = {id(p): n for n, p in self.transformer.named_parameters()}
-                for index, state in self.optimizer.state_dict()["state"].items():
-                    for key, value in state.items():
-                        tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+                flat = gathered[1] if gathered else {
+                    f"{index}.{key}": value for index, state in self.optimizer.state_dict()["state"].items()
+                    for key, value in state.items()}
+                tensors = {key: torch.as_tensor(value).detach().cpu().contiguous() for key, value in flat.items()}
                 if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in metadata
                     # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
                     # float32 modules: at every checkpoint, read as a problem with the weights
@@ -740,6 +835,9 @@ class Trainer:
         from safetensors.torch import load_file
 
         state = json.loads((folder / STATE_FILE).read_text())
+        if self.sharded:
+            self._restore_sharded(folder, state)
+            return self._restore_schedule(state)
         weights = {}
         if (folder / TRAINED_FILE).is_file():  # an adapter checkpoint: on this run's base, if it is still the same
             weights = load_file(str(folder / TRAINED_FILE))
@@ -760,9 +858,7 @@ class Trainer:
                         param.copy_(weights[name])
         else:
             self.transformer.load_state_dict(weights)
-        names = [n for n, _ in self.transformer.named_parameters() if _.requires_grad]
-        if names != state["params"]:
-            raise ValueError(f"checkpoint {folder} was trained with other trainable parameters (finetune mode?)")
+        self._check_params(folder, state)
         flat = load_file(str(folder / OPTIMIZER_FILE))
         opt_state = self.optimizer.state_dict()
         restored: dict[int, dict[str, torch.Tensor]] = {}
@@ -771,6 +867,51 @@ class Trainer:
             restored.setdefault(int(index), {})[name] = value
         opt_state["state"] = restored
         self.optimizer.load_state_dict(opt_state)
+        return self._restore_schedule(state)
+
+    def _check_params(self, folder: Path, state: dict[str, Any]) -> None:
+        """The checkpoint trained these weights (a finetune mode or LoRA targets changed would train others)."""
+        names = [n for n, _ in self.transformer.named_parameters() if _.requires_grad]
+        if names != state["params"]:
+            raise ValueError(f"checkpoint {folder} was trained with other trainable parameters (finetune mode?)")
+
+    def _restore_sharded(self, folder: Path, state: dict[str, Any]) -> None:
+        """A sharded run resumes from the same files: rank 0 reads the whole weights and optimizer state and every
+        process takes its shard of them (`broadcast_from_rank0`: one copy in host memory, not one per process)."""
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        self._check_params(folder, state)
+        weights: dict[str, torch.Tensor] = {}
+        optimizer: dict[str, Any] = {}
+        held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
+        if self.rank == 0:
+            for shard in sorted((folder / "transformer").glob("*.safetensors")):
+                weights.update({f"transformer.{k}": v for k, v in load_file(str(shard)).items()})
+            fqns = self._param_fqns()
+            optimizer = {"state": {}, "param_groups": [{**group, "params": fqns}
+                                                       for group in self.optimizer.state_dict()["param_groups"]]}
+            for key, value in load_file(str(folder / OPTIMIZER_FILE)).items():
+                index, name = key.split(".", 1)
+                optimizer["state"].setdefault(fqns[int(index)], {})[name] = value
+                held[int(index)] = 1
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        set_model_state_dict(self.loss_module, weights, options=options)
+        # a weight no step has given a gradient yet (the last block's unused text-tower tail) has no AdamW state
+        set_optimizer_state_dict(self.loss_module, self.optimizer, optimizer, options=replace(options, strict=False))
+        # which torch gave every weight first (a step of zero gradients: step 1), so such a weight's first update
+        # would be bias-corrected as a second and the next checkpoint hold state the unbroken run's does not: dropped
+        torch.distributed.broadcast(held, 0)
+        for param, kept in zip(self.params, held.tolist()):
+            if not kept:
+                self.optimizer.state.pop(param, None)
+
+    def _restore_schedule(self, state: dict[str, Any]) -> int:
+        """The LR schedule and elapsed time a checkpoint holds; its step."""
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         # the state holds the step count and the LR the saved run computed for the next step, not the optimizer's LR:
         # recompute that LR with this run's schedule (a resume with more optim.steps stretches the decay from the
@@ -862,7 +1003,7 @@ class Trainer:
                     loss, parts = self.model(examples, objectives, sigmas, generator)
                     value = float(loss.detach())
                     if self.world > 1:
-                        reduced = torch.tensor([value])
+                        reduced = torch.tensor([value], device=self.device)  # NCCL reduces GPU tensors only
                         torch.distributed.all_reduce(reduced)
                         value = float(reduced) / self.world
                     self._refuse_non_finite(step + 1, "loss", value)
@@ -872,7 +1013,10 @@ class Trainer:
                     # gradient under a finite loss would otherwise reach the weights, and a save at this step rotate
                     # the good checkpoints away
                     max_norm = cfg.optim.grad_clip or math.inf
-                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+                    norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+                    if self.sharded:  # a DTensor: the norm of the whole gradient, on every rank
+                        norm = norm.full_tensor()
+                    parts["grad_norm"] = float(norm)
                     self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
                     self.optimizer.step()
                     lr = self.lr_schedule.get_last_lr()[0]
@@ -899,9 +1043,10 @@ class Trainer:
                     notice = f"finishing the save of step {done}, then stopping (again: stop the save)"
                     held = sigint_held(notice, second_stops=True) if self.world == 1 and not interrupted \
                         else contextlib.nullcontext([])
+                    gathered = self._gather() if self.sharded else None  # every process takes part
                     with held as during_save:
                         if self.rank == 0:
-                            saved = self._save(done, history)
+                            saved = self._save(done, history, gathered)
                     interrupted = interrupted or during_save
                     _barrier(self.world)
                 if interrupted:

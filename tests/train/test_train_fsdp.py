@@ -1,0 +1,133 @@
+"""FSDP2 over two gloo processes (`optim.data_parallel = "fsdp"`): the same losses, weights and optimizer state as
+one process, checkpoints in the same files, and a killed run resumed from them goes on exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torch.distributed.fsdp", reason="torch without FSDP")
+gloo = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                          reason="torch.distributed with gloo is not available")
+
+STEPS = 4
+WORKER = Path(__file__).with_name("fsdp_run.py")
+
+
+def _torchrun(config: dict, folder: Path, stop_after: int | None = None) -> list[list[float]]:
+    """Train `config` in two gloo processes; rank 0's (step, loss, grad_norm) records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config_file = folder / "config_in.json"
+    config_file.write_text(json.dumps(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("WORLD_SIZE", None)
+    extra = [str(stop_after)] if stop_after is not None else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
+         str(config_file), *extra], check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(proc.stdout.split("RECORDS ", 1)[1].splitlines()[0])
+
+
+def _files(folder: Path, pattern: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out = {}
+    for path in sorted(folder.glob(pattern)):
+        out.update(load_file(str(path)))
+    return out
+
+
+def _checkpoint(run: Path, step: int) -> Path:
+    return run / "checkpoints" / f"step-{step:07d}"
+
+
+@pytest.fixture(scope="module")  # three two-process runs and one of one process: ~70 s on the 2-core dev machine
+def runs(tmp_path_factory, train_config):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("fsdp")
+    overrides = {"save_every": 2, "optim": {"steps": STEPS, "batch_size": 2, "data_parallel": "fsdp"}}
+    unbroken = _torchrun(train_config(root / "fsdp", **overrides), root / "fsdp")
+    # killed after step 3 (its last checkpoint: step 2), resumed with activations recomputed (the same gradients)
+    killed = _torchrun(train_config(root / "killed", **overrides), root / "killed", stop_after=3)
+    resumed = _torchrun(train_config(root / "killed", **{**overrides, "optim": {
+        **overrides["optim"], "gradient_checkpointing": True}}), root / "killed")
+    single = Trainer(load_config(train_config(root / "single", **{**overrides, "optim": {
+        "steps": STEPS, "batch_size": 2}})), progress=False).run()
+    return {"root": root, "unbroken": unbroken, "killed": killed, "resumed": resumed,
+            "single": [[r.step, r.loss, r.parts["grad_norm"]] for r in single]}
+
+
+@pytest.mark.slow
+@gloo
+def test_two_sharded_processes_match_one_process(runs):
+    """Each rank holds half of every weight; gathered, the step is the one process's (fp32, to float rounding)."""
+    unbroken, single = np.array(runs["unbroken"]), np.array(runs["single"])
+    assert unbroken[:, 0].tolist() == list(range(1, STEPS + 1))
+    np.testing.assert_allclose(unbroken[:, 1:], single[:, 1:], rtol=1e-5)
+    root = runs["root"]
+    for pattern in ("transformer/*.safetensors", "optimizer.safetensors"):
+        sharded, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("fsdp", "single"))
+        assert sorted(sharded) == sorted(whole)  # the same files, keys and shapes
+        for key in whole:
+            torch.testing.assert_close(sharded[key], whole[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+@gloo
+def test_sharded_checkpoint_is_the_pipeline_folder_with_no_pickle(runs):
+    final = _checkpoint(runs["root"] / "fsdp", STEPS)
+    assert (final / "model_index.json").is_file() and (final / "trainer_state.json").is_file()
+    assert not [p for p in final.rglob("*") if p.suffix in (".metadata", ".pt", ".pth", ".bin", ".pkl")]
+    from worldpolicy.engine.loading import load_components
+
+    transformer = load_components(str(final), torch.device("cpu"), torch.float32)["transformer"]
+    saved = _files(final, "transformer/*.safetensors")
+    for name, value in transformer.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+
+
+@pytest.mark.slow
+@gloo
+def test_killed_sharded_run_resumes_exactly(runs):
+    """Rank 0 reads the checkpoint, every process takes its shard: steps 3.. are the unbroken run's."""
+    killed, resumed, unbroken = runs["killed"], runs["resumed"], runs["unbroken"]
+    assert [r[0] for r in killed] == [1, 2, 3] and [r[0] for r in resumed] == [3, 4]
+    assert killed == unbroken[:3]
+    np.testing.assert_allclose(np.array(resumed)[:, 1:], np.array(unbroken[2:])[:, 1:], rtol=1e-6)
+    root = runs["root"]
+    for pattern in ("transformer/*.safetensors", "optimizer.safetensors"):
+        after, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("killed", "fsdp"))
+        assert sorted(after) == sorted(whole)  # no AdamW state for weights no step trained (lm_head: none)
+        for key in whole:
+            torch.testing.assert_close(after[key], whole[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
+def test_each_block_weight_is_in_one_tower_group(tiny_checkpoint):
+    """FSDP gathers a block tower's group when one of `tower_modules`' modules runs: every weight of a block must be
+    in exactly one of them, or it would stay in the root group, gathered for the whole step."""
+    from worldpolicy.engine.forward import tower_modules
+    from worldpolicy.engine.loading import load_components
+
+    transformer = load_components(str(tiny_checkpoint), torch.device("cpu"), torch.float32)["transformer"]
+    for layer in transformer.layers:
+        grouped = [id(p) for modules in tower_modules(layer) for module in modules for p in module.parameters()]
+        assert sorted(grouped) == sorted(id(p) for p in layer.parameters())
+
+
+def test_one_process_has_nothing_to_shard_and_says_so(train_config, tmp_path, caplog):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    with caplog.at_level("WARNING"):
+        trainer = Trainer(load_config(train_config(tmp_path / "one", optim={"data_parallel": "fsdp"})), progress=False)
+    assert not trainer.sharded and "shards nothing: it holds the whole model" in caplog.text
