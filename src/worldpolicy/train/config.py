@@ -180,7 +180,7 @@ class FinetuneConfig:
 
 @dataclass
 class EvalConfig:
-    every: int = 0  # steps; 0 = never
+    every: int = 0  # steps, and the last step; 0 = never
     task: str = "reach"
     episodes: int = 10
     seed: int = 10_000

@@ -7,7 +7,8 @@ Every fact comes from what the checkpoint (or its run) already records, each fro
 the config's `checkpoint`, a recipe's stages from `training_summary.json`, and the newest validation and evaluation
 lines of the run's metrics.jsonl up to the checkpoint's step. What none of them records is left out, never guessed.
 The card is written into the checkpoint's staging folder (`fileio.staged_folder`), so a checkpoint is whole, card
-included, or absent; loading never reads it.
+included, or absent, and written again (atomically) once an `[eval]` of the checkpoint's step, which runs after the
+save, is logged; loading never reads it.
 """
 
 from __future__ import annotations

@@ -346,7 +346,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
 
         tick = time.perf_counter()
         trainer = Trainer(config, progress=progress)
-        trainer.run()
+        trainer.run(load_finished=True)  # a rerun of a finished recipe still exports its weights (model/ below)
         final = out / "model"
         with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
             trainer.export_pipeline(staging)

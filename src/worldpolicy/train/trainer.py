@@ -929,14 +929,16 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------------------------
 
-    def run(self, stop_after: int | None = None) -> list[StepRecord]:
+    def run(self, stop_after: int | None = None, *, load_finished: bool = False) -> list[StepRecord]:
         """Train to `optim.steps` (or stop after `stop_after` steps, as a kill would); return this run's records. The
         output folder is held (`folder_lock`, by rank 0, for the whole run) before it is read or any weights load:
         another training there, or a resume of this one, is refused rather than mixing its checkpoints and log with
-        these."""
+        these. A run already at `optim.steps` whose log holds its last step's evaluations is said finished and left
+        as it is, nothing loaded, unless `load_finished` (a caller that uses the trained weights after: a recipe's
+        `export_pipeline`)."""
         with folder_lock(self.out, "--out / output_dir") if self.rank == 0 else contextlib.nullcontext():
             try:
-                records = self._run(stop_after)
+                records = self._run(stop_after, load_finished)
             except BaseException:
                 self.trackers.close(failed=True)
                 raise
@@ -949,7 +951,7 @@ class Trainer:
             f.write(json.dumps(line) + "\n")
         self.trackers.log(line)
 
-    def _run(self, stop_after: int | None) -> list[StepRecord]:
+    def _run(self, stop_after: int | None, load_finished: bool) -> list[StepRecord]:
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -961,6 +963,16 @@ class Trainer:
                     setattr(cfg.data, name, previous[0]["data"][name])
         self._data()  # before the comparison with a stored run: it stores what unset data settings resolve to
         self._check_previous_run(previous)
+        if checkpoints and previous[2] == cfg.optim.steps:  # finished: said before anything heavy loads
+            unlogged = self._unlogged_evaluations(previous[2])
+            if unlogged:
+                logger.info("the run in %r is at step %d of %d: running the %s due there, which its log lacks",
+                            str(self.out), previous[2], cfg.optim.steps, " and the ".join(unlogged))
+            elif not load_finished:
+                logger.warning("the run in %r is finished: its newest checkpoint, %s, is at step %d, optim.steps=%d "
+                               "(the config's, or --steps); nothing trained or loaded. Raise --steps (or optim.steps) "
+                               "to train on", str(self.out), checkpoints[-1].name, previous[2], cfg.optim.steps)
+                return []
         if self.rank == 0:  # before the weights load: a tracker that cannot start (W&B not logged in) is said now
             # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
             first_step = previous[2] + 1 if checkpoints else 0
@@ -980,6 +992,7 @@ class Trainer:
         if self.rank == 0 and metrics_path.exists():
             # a run from its start (no checkpoint yet) logs its step-0 validation again: the one before goes too
             _trim_metrics(metrics_path, start if start else -1)
+        unlogged = self._unlogged_evaluations(start) if checkpoints and self.rank == 0 else []
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
@@ -988,6 +1001,11 @@ class Trainer:
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
                 self._validate(0, metrics_path)
+            if unlogged:  # the checkpoint's step's, where its session stopped before them or this resume turned them on
+                if "held-out validation" in unlogged:
+                    self._validate(start, metrics_path)
+                self._evaluate_saved(start, metrics_path, checkpoints[-1], history, bar,
+                                     sim="sim evaluation" in unlogged)
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
                     break
@@ -1053,17 +1071,46 @@ class Trainer:
                     bar.close()
                     self._stop_interrupted(done, saved, interruption(interrupted))
                 # after the save: a failure keeps it
-                if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:
-                    try:
-                        self._evaluate(done, metrics_path)
-                    except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it
-                        bar.close()
-                        if self.world > 1:
-                            raise
-                        self._stop_interrupted(done, saved or self._save(done, history), stop)
+                if self._due(cfg.eval.every, done) and self.rank == 0:
+                    self._evaluate_saved(done, metrics_path, saved, history, bar)
         finally:
             bar.close()
         return records
+
+    def _due(self, every: int, step: int) -> bool:
+        """Whether what runs every `every` steps (0: never; `[eval]`, `[validation]`) runs at step `step`: at its
+        multiples and at the last step, so the final checkpoint is scored whatever the step count."""
+        return bool(every) and (step % every == 0 or step == self.config.optim.steps)
+
+    def _evaluate_saved(self, step: int, metrics_path: Path, saved: Path | None, history: list[dict[str, Any]],
+                        bar: Any, sim: bool = True) -> None:
+        """The sim evaluation of step `step` (`sim`; a resume may have only a validation to catch up), after its save
+        (an evaluation that fails keeps the checkpoint); the card of the checkpoint saved at that step is written
+        again, so its figures are that checkpoint's. Ctrl-C stops it, the step saved: the resume runs it
+        (`_unlogged_evaluations`)."""
+        from .model_card import write_model_card
+
+        try:
+            if sim:
+                self._evaluate(step, metrics_path)
+        except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it
+            bar.close()
+            if self.world > 1:
+                raise
+            self._stop_interrupted(step, saved or self._save(step, history), stop)
+        if saved is not None:
+            write_model_card(saved, saved, self.out)
+
+    def _unlogged_evaluations(self, step: int) -> list[str]:
+        """The held-out validation and sim evaluation due at checkpoint step `step` that the run's log lacks: its
+        session stopped after the save (Ctrl-C, a kill during the evaluation), or this session turned one on
+        (`validation.every` and `[eval]` may change on resume). The run does them before it trains on, or stops."""
+        from ..viz.train_report import metrics_lines
+
+        logged = {key for line in metrics_lines(self.out) if line.get("step") == step for key in line}
+        due = (("held-out validation", "val/loss", self.config.validation.every),
+               ("sim evaluation", "eval_success_rate", self.config.eval.every))
+        return [name for name, key, every in due if self._due(every, step) and key not in logged]
 
     @staticmethod
     def _stop_interrupted(step: int, saved: Path, stop: KeyboardInterrupt) -> None:
@@ -1123,8 +1170,7 @@ class Trainer:
     def _validation_due(self, step: int) -> bool:
         """Whether step `step` scores the held-out windows: every `validation.every` steps from 0 (the starting
         weights) and at the last step, on rank 0 (the others train on; the loss is one process's, as `[eval]`'s)."""
-        every = self.config.validation.every
-        return bool(every) and self.rank == 0 and (step % every == 0 or step == self.config.optim.steps)
+        return self.rank == 0 and self._due(self.config.validation.every, step)
 
     def _validation_pairs(self) -> list[tuple[int, str]]:
         """(held-out window, objective) scored at each validation: `validation.windows` windows spread evenly over
