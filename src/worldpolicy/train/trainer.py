@@ -1047,6 +1047,9 @@ class Trainer:
                     with held as during_save:
                         if self.rank == 0:
                             saved = self._save(done, history, gathered)
+                    # rank 0's host copy of the whole model and AdamW state (~180 GB at Nano size): not kept until the
+                    # next save
+                    del gathered
                     interrupted = interrupted or during_save
                     _barrier(self.world)
                 if interrupted:
