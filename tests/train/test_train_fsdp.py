@@ -131,3 +131,12 @@ def test_one_process_has_nothing_to_shard_and_says_so(train_config, tmp_path, ca
     with caplog.at_level("WARNING"):
         trainer = Trainer(load_config(train_config(tmp_path / "one", optim={"data_parallel": "fsdp"})), progress=False)
     assert not trainer.sharded and "shards nothing: it holds the whole model" in caplog.text
+
+
+def test_a_torch_without_fsdp2_is_refused_naming_the_setting(monkeypatch):
+    """torch 2.4 and 2.5 (the package's floor) have no `torch.distributed.fsdp.fully_shard`: said before any loading."""
+    from worldpolicy.train.trainer import _refuse_without_fsdp2
+
+    monkeypatch.setitem(sys.modules, "torch.distributed.fsdp", None)  # as an import of a missing module
+    with pytest.raises(ValueError, match=r"optim.data_parallel='fsdp' needs FSDP2 .*use optim.data_parallel = \"ddp\""):
+        _refuse_without_fsdp2()

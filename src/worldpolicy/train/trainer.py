@@ -182,6 +182,17 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
+def _refuse_without_fsdp2() -> None:
+    """`optim.data_parallel = "fsdp"` needs FSDP2, which torch 2.4 and 2.5 (accepted by the package) lack: said before
+    the weights load and the latent cache is encoded, not at sharding, after them."""
+    try:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # noqa: F401
+    except ImportError:
+        raise ValueError(f"optim.data_parallel='fsdp' needs FSDP2 (torch.distributed.fsdp.fully_shard, torch 2.6 and "
+                         f"later); this torch is {torch.__version__}: upgrade it, or use optim.data_parallel = "
+                         "\"ddp\"") from None
+
+
 def _barrier(world: int) -> None:
     if world > 1:
         torch.distributed.barrier()
@@ -244,6 +255,8 @@ class Trainer:
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
         self.sharded = config.optim.data_parallel == "fsdp" and self.world > 1
+        if self.sharded:
+            _refuse_without_fsdp2()
         if config.optim.data_parallel == "fsdp" and self.world == 1:  # one shard is the whole model: nothing to do
             logger.warning("optim.data_parallel='fsdp' with one process shards nothing: it holds the whole model, as "
                            "ddp does; launch with torchrun --nproc_per_node N to hold 1/N of it in each")
@@ -1065,6 +1078,9 @@ class Trainer:
                     with held as during_save:
                         if self.rank == 0:
                             saved = self._save(done, history, gathered)
+                    # rank 0's host copy of the whole model and AdamW state (~180 GB at Nano size): not kept until the
+                    # next save
+                    del gathered
                     interrupted = interrupted or during_save
                     _barrier(self.world)
                 if interrupted:
