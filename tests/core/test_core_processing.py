@@ -1347,6 +1347,15 @@ def test_the_lazy_names_are_listed():
     assert {"Policy", "PolicyRequest", "load_policy"} <= set(dir(worldpolicy))
 
 
+def test_load_policy_names_an_unknown_option_and_the_accepted_ones():
+    """Python's bare TypeError ("unexpected keyword argument 'foo'") named neither; `act()` names both."""
+    import worldpolicy
+
+    with pytest.raises(TypeError, match=r"load_policy\(\) got an unknown option foo=1; accepted: embodiment, "
+                                        r"variant, device, .*seed"):
+        worldpolicy.load_policy("no-such-folder", foo=1)
+
+
 @pytest.mark.parametrize("steps", [4, 201, 1000])
 def test_every_accepted_step_count_steps_through_its_schedule(tiny_checkpoint, steps):
     """Past ~200 steps the shifted grid rounds two timesteps to one integer; the scheduler then started a step late and
