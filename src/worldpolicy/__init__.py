@@ -55,4 +55,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "Policy", "PolicyRequest"})
+    """The API (`__all__`, the lazy names among it) and the module's own dunders: the typing helpers and the
+    submodules its imports load (`Any`, `TYPE_CHECKING`, `annotations`, `fileio`, ...) read as if they were API."""
+    return sorted({*__all__, "__version__", *(name for name in globals() if name.startswith("__"))})
