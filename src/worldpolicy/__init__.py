@@ -33,8 +33,16 @@ def load_policy(path_or_id: str | Path, embodiment: str | Embodiment | None = No
     """Load a diffusers-format Cosmos3 checkpoint (local folder, hub id, or `shipped`: the model in the package), or a
     LoRA adapter checkpoint onto its base, as a `Policy` for `embodiment` (default: the one the checkpoint ships, else
     droid). See `Policy.from_pretrained`."""
+    import inspect
+
     from .policy import Policy
 
+    # named with the options accepted, as `act()` names its own: Python's bare TypeError named neither
+    accepted = ["embodiment", *(p.name for p in inspect.signature(Policy.from_pretrained).parameters.values()
+                                if p.kind is p.KEYWORD_ONLY)]
+    for key, value in kwargs.items():
+        if key not in accepted:
+            raise TypeError(f"load_policy() got an unknown option {key}={value!r}; accepted: {', '.join(accepted)}")
     return Policy.from_pretrained(path_or_id, embodiment=embodiment, **kwargs)
 
 
@@ -47,4 +55,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "Policy", "PolicyRequest"})
+    """The API (`__all__`, the lazy names among it) and the module's own dunders: the typing helpers and the
+    submodules its imports load (`Any`, `TYPE_CHECKING`, `annotations`, `fileio`, ...) read as if they were API."""
+    return sorted({*__all__, "__version__", *(name for name in globals() if name.startswith("__"))})

@@ -777,7 +777,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
     from .viz.report import write_report as write_page
-    from .viz.run import ROLLOUT_VIDEO
+    from .viz.run import OBSERVATION_FOLDER, ROLLOUT_VIDEO
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
@@ -801,7 +801,7 @@ def _demo(args: argparse.Namespace) -> int:
                   "It is a small, weak policy: expect misses.")
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
-        images = _write_observation(cameras, out / "policy" / "observation")  # before its page, which shows them
+        images = _write_observation(cameras, out / "policy" / OBSERVATION_FOLDER)  # before its page, which shows them
         for mode in ("policy", "forward_dynamics"):
             _write_demo_run(runs[mode], out / mode)
         # the imagined video as its file holds it (H.264, not the decoded frames), which the printed `predict` line

@@ -1344,7 +1344,18 @@ def test_register_embodiment_names_a_wrong_source_type():
 def test_the_lazy_names_are_listed():
     import worldpolicy
 
-    assert {"Policy", "PolicyRequest", "load_policy"} <= set(dir(worldpolicy))
+    listed = set(dir(worldpolicy))
+    assert {"Policy", "PolicyRequest", "load_policy", "__version__", *worldpolicy.__all__} <= listed
+    assert not {"Any", "TYPE_CHECKING", "annotations", "fileio"} & listed  # typing helpers and incidental submodules
+
+
+def test_load_policy_names_an_unknown_option_and_the_accepted_ones():
+    """Python's bare TypeError ("unexpected keyword argument 'foo'") named neither; `act()` names both."""
+    import worldpolicy
+
+    with pytest.raises(TypeError, match=r"load_policy\(\) got an unknown option foo=1; accepted: embodiment, "
+                                        r"variant, device, .*seed"):
+        worldpolicy.load_policy("no-such-folder", foo=1)
 
 
 @pytest.mark.parametrize("steps", [4, 201, 1000])

@@ -81,6 +81,11 @@ def test_ee_path_matches_integrated_geometry(pose_chunk):
     # the x axis of the final frame is rotated by 32 * 0.05 rad about z
     final_x = poses[-1, :3, 0]
     assert np.arctan2(final_x[1], final_x[0]) == pytest.approx(1.6)
+    # no anchor pose given (the heading says so): the legend did call the start "start (anchor)"
+    labels = ax.get_legend_handles_labels()[1]
+    assert "start" in labels and "start (anchor)" not in labels
+    anchored = plots.ee_path_figure(pose_chunk, e.columns, anchor=np.eye(4), gripper_column="grasp")
+    assert "start (anchor)" in anchored.axes[0].get_legend_handles_labels()[1]
 
 
 def test_ee_path_anchor_moves_the_path(tmp_path, pose_chunk):
@@ -574,7 +579,7 @@ def test_ee_path_legend_sits_below_the_axes_and_their_labels(pose_chunk):
     assert ax.get_legend() is None and legend.get_window_extent().y0 >= 0
     end = next(c for c in ax.collections if c.get_label() == "end")
     assert not ax.computed_zorder  # drawn by zorder, not by depth
-    others = [c.get_zorder() for c in ax.collections if c is not end and c.get_label() != "start (anchor)"]
+    others = [c.get_zorder() for c in ax.collections if c is not end and c.get_label() != "start"]
     assert end.get_zorder() > max(others)
 
 

@@ -228,6 +228,20 @@ def test_a_png_a_browser_cannot_show_is_a_note_not_a_broken_image(run_dir):
     assert {"./notes.png", "./plots/cut.png"} <= set(page.links)  # still listed with the run's files
 
 
+def test_the_observation_cameras_are_shown_as_the_observation_not_as_plots(run_dir):
+    """`worldpolicy demo` writes its input cameras to observation/*.png: the page listed them under "Plots"."""
+    from PIL import Image
+
+    main(["viz", str(run_dir), "--no-animation"])
+    (run_dir / "observation").mkdir()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(run_dir / "observation" / "wrist.png")
+    html = report.write_report(run_dir).read_text()
+    observation = html.split("<section id=observation>", 1)[1].split("</section>", 1)[0]
+    plots = html.split("<section id=plots>", 1)[1].split("</section>", 1)[0]
+    assert "observation/wrist.png" in observation and "observation/" not in plots
+    assert "plots/actions.png" in plots and html.index("id=observation") < html.index("id=videos")
+
+
 def test_a_file_name_that_is_not_utf8_and_a_lone_surrogate_in_json_are_shown_not_fatal(tmp_path):
     """A file named with bytes that are not UTF-8 (or a JSON string holding a lone surrogate) stopped the report:
     "'utf-8' codec can't encode character '\\udcff'... surrogates not allowed"."""

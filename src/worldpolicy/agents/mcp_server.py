@@ -106,7 +106,7 @@ class CheckpointInfo(BaseModel):
 
 
 class LoadedPolicy(BaseModel):
-    checkpoint: str
+    checkpoint: str = Field(description="as list_checkpoints names it, what the tools' `checkpoint` takes back")
     embodiment: str
 
 
@@ -154,7 +154,7 @@ class TrajectoryInfo(BaseModel):
 class PredictionResult(BaseModel):
     mode: str
     embodiment: str
-    checkpoint: str
+    checkpoint: str = Field(description="as list_checkpoints names it, what the tools' `checkpoint` takes back")
     run_dir: str
     files: RunFiles
     columns: list[str]
@@ -274,7 +274,7 @@ class OpenLoopFiles(BaseModel):
 
 
 class OpenLoopResult(BaseModel):
-    checkpoint: str
+    checkpoint: str = Field(description="as list_checkpoints names it, what the tools' `checkpoint` takes back")
     embodiment: str
     dataset: str
     chunk_size: int
@@ -382,8 +382,9 @@ class DreamChunk(BaseModel):
 
 
 class DreamResult(BaseModel):
-    policy: str = Field(description="the policy's checkpoint")
-    world_model: str = Field(description="the world model's checkpoint (the policy's: one model in both roles)")
+    policy: str = Field(description="the policy's checkpoint, as list_checkpoints names it, what the tools' `checkpoint` takes back")
+    world_model: str = Field(description="the world model's checkpoint (the policy's: one model in both roles), "
+                                         "named alike")
     embodiment: str
     run_dir: str
     files: DreamFiles

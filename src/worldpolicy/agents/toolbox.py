@@ -224,6 +224,13 @@ class Toolbox:
             paths.extend(p for p in candidates if is_checkpoint(p) and p not in paths)  # a dir given twice: once
         return paths
 
+    def checkpoint_name(self, ckpt: Path) -> str:
+        """`ckpt` as `list_checkpoints` names it, what the tools' `checkpoint` takes back (a result named the shipped
+        model by its install path, which the listing calls `panda_reach`); a folder inside a checkpoint directory but
+        not listed (deeper) by its path, which they take too."""
+        paths = self._checkpoint_paths()
+        return dict(zip(paths, _unique_names(paths))).get(ckpt, str(ckpt))
+
     def _no_checkpoint(self) -> str:
         """Why no model call can run here, and the setting that fixes it, as each adapter spells it."""
         dirs = ", ".join(str(p) for p in self.config.checkpoint_dirs) or "none"
@@ -245,7 +252,8 @@ class Toolbox:
             row["problem"] = row["problem"] or _load_problem(path)
             found.append(row)
         with self._cache_lock:
-            loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
+            keys = list(self._policies)
+        loaded = [{"checkpoint": self.checkpoint_name(Path(k[0])), "embodiment": k[1]} for k in keys]
         return {
             "checkpoints": found,
             "checkpoint_dirs": [str(p) for p in self.config.checkpoint_dirs],
@@ -605,7 +613,7 @@ class Toolbox:
         return {
             "mode": prediction.mode,
             "embodiment": prediction.embodiment,
-            "checkpoint": str(ckpt),
+            "checkpoint": self.checkpoint_name(ckpt),
             "run_dir": str(run_dir),
             "files": files,
             "columns": list(prediction.columns),
@@ -1136,7 +1144,7 @@ class Toolbox:
         normalized = doc["mae_normalized_by_column"]
         left_out = set(result.left_out)
         return {
-            "checkpoint": str(ckpt),
+            "checkpoint": self.checkpoint_name(ckpt),
             "embodiment": emb.key,
             "dataset": str(root),
             "chunk_size": result.chunk_size,
@@ -1307,8 +1315,8 @@ class Toolbox:
             raise
         prediction = result.world_predictions[0]
         return {
-            "policy": str(ckpt),
-            "world_model": str(world),
+            "policy": self.checkpoint_name(ckpt),
+            "world_model": self.checkpoint_name(world),
             "embodiment": emb.key,
             "run_dir": str(out),
             "files": {**self._run_files(out), "dream": str(out / DREAM_FILE)},

@@ -1053,7 +1053,9 @@ def ee_path_figure(
                    depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
-    ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)", zorder=5)
+    # "(anchor)" only where an anchor pose was given: the heading says "no anchor pose given" otherwise
+    ax.scatter(*p[0], color="black", s=40, marker="o", label="start" if anchor is None else "start (anchor)",
+               zorder=5)
     ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
     if chunks is not None:
         starts = chunks.window_starts()  # pose a: the one chunk j starts from

@@ -15,7 +15,8 @@ markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics fil
 - a training run's `config.json` and `checkpoints/step-*/`: what was trained, the checkpoints saved and how to run the
   latest (`train_report.train_sections`)
 - `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
-  with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name
+  with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name; the images of
+  `observation/` (the run's camera inputs) as its observation, the others as plots
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .plots import (
     run_mode,
     run_rows_of,
 )
-from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
+from .run import ANIMATION_FILE, OBSERVATION_FOLDER, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
 from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
@@ -692,14 +693,14 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         videos.append(figure)
     video_section = f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>" if videos else ""
 
-    images = []
+    images, inputs = [], []  # the run's plots; its observation's camera images (`OBSERVATION_FOLDER`), not plots
     for path in _files(run_dir, "*.png"):
         rel = path.relative_to(run_dir).as_posix()
         problem = _unreadable_png(path)
         if problem:
             notes.append(f"{rel} is not shown: {problem}")
             continue
-        images.append(
+        (inputs if path.parent == run_dir / OBSERVATION_FOLDER else images).append(
             f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
             f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a></figcaption></figure>"
         )
@@ -718,6 +719,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
     # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
     order = (plot_section, video_section) if _is_sim_report(metrics) else (video_section, plot_section)
+    if inputs:  # what the model was given, before what it made of it
+        observed = ("<section id=observation><h2>Observation</h2><p>the camera images the run was given, one per "
+                    f"camera</p>{''.join(inputs)}</section>")
+        order = (observed, *order)
     sections += [section for section in order if section]
 
     if metrics is not None:

@@ -37,6 +37,9 @@ PLOT_NAMES = ("actions", "ee_path*", "joints")  # the figures `visualize` may wr
 # everything `visualize` may write there, in any figure format: a new prediction makes all of them stale
 PLOT_FILES = (*(f"{n}.{fmt}" for fmt in FIGURE_FORMATS for n in PLOT_NAMES), ANIMATION_FILE)
 SETTINGS_FILE = "settings.json"  # what a predict run was given and how it sampled
+# the run's inputs, one PNG per camera (`worldpolicy demo` writes its observation there for `predict` to reuse): the
+# report shows them as the observation, not among the plots
+OBSERVATION_FOLDER = "observation"
 RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
 
 
