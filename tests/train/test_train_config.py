@@ -148,7 +148,8 @@ def test_bad_values_name_the_field(valid, section, values, error, field):
 
 @pytest.mark.parametrize("changes, message", [
     ({"finetune": {"mode": "lora"}}, "optim.data_parallel='fsdp' with finetune.mode='lora': not supported"),
-    ({"validation": {"episodes": [1], "every": 5}}, "optim.data_parallel='fsdp' with validation.every=5: not supported"),
+    ({"validation": {"episodes": [1], "every": 5}},
+     "optim.data_parallel='fsdp' with validation.action_chunks=8: not supported (the sim evaluation and the"),
     ({"eval": {"every": 10}}, "optim.data_parallel='fsdp' with eval.every=10: not supported"),
 ])
 def test_what_a_sharded_run_cannot_do_is_refused_naming_the_settings(valid, changes, message):
@@ -162,6 +163,12 @@ def test_what_a_sharded_run_cannot_do_is_refused_naming_the_settings(valid, chan
 def test_a_sharded_run_may_hold_episodes_out_without_scoring_them(valid):
     raw = _with(_with(valid, "optim", data_parallel="fsdp"), "validation", episodes=[1], every=0)
     assert load_config(raw).optim.data_parallel == "fsdp"
+
+
+def test_a_sharded_run_may_log_the_held_out_loss(valid):
+    """Every rank scores its share of the held-out windows; only the sampled action error is refused."""
+    raw = _with(_with(valid, "optim", data_parallel="fsdp"), "validation", episodes=[1], every=5, action_chunks=0)
+    assert load_config(raw).validation.every == 5
 
 
 def test_load_config_itself_checks(valid):

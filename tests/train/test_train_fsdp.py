@@ -1,5 +1,5 @@
-"""FSDP2 over two gloo processes (`optim.data_parallel = "fsdp"`): the same losses, weights and optimizer state as
-one process, checkpoints in the same files, and a killed run resumed from them goes on exactly."""
+"""FSDP2 over two gloo processes (`optim.data_parallel = "fsdp"`): the same losses, held-out losses, weights and
+optimizer state as one process, checkpoints in the same files, and a killed run resumed from them goes on exactly."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def _files(folder: Path, pattern: str) -> dict[str, torch.Tensor]:
     for path in sorted(folder.glob(pattern)):
         out.update(load_file(str(path)))
     return out
+
+
+def _validations(run: Path) -> list[dict]:
+    return [line for line in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "val/loss" in line]
 
 
 def _checkpoint(run: Path, step: int) -> Path:
@@ -110,6 +114,39 @@ def test_killed_sharded_run_resumes_exactly(runs):
         assert sorted(after) == sorted(whole)  # no AdamW state for weights no step trained (lm_head: none)
         for key in whole:
             torch.testing.assert_close(after[key], whole[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
+@pytest.fixture(scope="module")  # two two-process runs and one of one process: ~35 s on the 2-core dev machine
+def validated(tmp_path_factory, train_config):
+    """Held-out validation of a sharded run: one session validating every 3 steps stopped after step 2 (checkpoint: step
+    2, validated: step 0), resumed validating every step (step 2's is then due, and not logged), against one process
+    validating every step. 3 held-out windows under the 3 objectives: 9 pairs, so one rank has none in the last round."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("fsdp_validation")
+    validation = {"episodes": [1], "windows": 3, "action_chunks": 0}
+    optim = {"steps": 3, "batch_size": 2, "data_parallel": "fsdp"}
+    _torchrun(train_config(root / "sharded", optim=optim, validation={**validation, "every": 3}), root / "sharded",
+              stop_after=2)
+    _torchrun(train_config(root / "sharded", optim=optim, validation={**validation, "every": 1}), root / "sharded")
+    Trainer(load_config(train_config(root / "single", optim={**optim, "data_parallel": "ddp"},
+                                     validation={**validation, "every": 1})), progress=False).run()
+    return root
+
+
+@pytest.mark.slow
+@gloo
+def test_sharded_validation_is_one_process_validation(validated):
+    """Every rank scores its share of the held-out windows with the sharded model, with the draws one process gives
+    them (the first forward at step 0, before any training step); rank 0 logs the all-reduced figures: one process's
+    (fp32, to float rounding). A resume that turns validation on scores its checkpoint's step on every rank."""
+    sharded, whole = _validations(validated / "sharded"), _validations(validated / "single")
+    assert [line["step"] for line in sharded] == [0, 2, 3] and [line["step"] for line in whole] == [0, 1, 2, 3]
+    for mine, one in zip(sharded, [whole[0], *whole[2:]]):
+        assert sorted(mine) == sorted(one) and mine["val/windows"] == one["val/windows"] == 3
+        for key in one:
+            np.testing.assert_allclose(mine[key], one[key], rtol=1e-6, err_msg=f"step {one['step']}: {key}")
 
 
 def test_each_block_weight_is_in_one_tower_group(tiny_checkpoint):

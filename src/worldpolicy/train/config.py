@@ -438,15 +438,19 @@ class TrainConfig:
         return self
 
     def _refuse_rank0_passes(self) -> None:
-        """What runs on rank 0 alone (the held-out validation, the sim evaluation) needs the whole model there: a
-        sharded one runs only with every process taking part."""
+        """What runs on one rank with the whole model (the sim evaluation, the held-out action error's sampled chunks)
+        cannot run on a sharded one, of which each rank holds 1/N; the held-out loss can (every rank scores its share
+        of the windows: `Trainer._validate`)."""
+        validating = self.validation.every and self.validation.episodes
         given = [f"{name}={value}" for name, value, on in
-                 (("validation.every", self.validation.every, self.validation.every and self.validation.episodes),
+                 (("validation.action_chunks", self.validation.action_chunks,
+                   validating and self.validation.action_chunks),
                   ("eval.every", self.eval.every, self.eval.every)) if on]
         if given:
-            raise ValueError(f"optim.data_parallel='fsdp' with {' and '.join(given)}: not supported (validation and "
-                             "sim evaluation run on rank 0 alone, which holds 1/N of a sharded model); set them to 0 "
-                             "(score a saved checkpoint with `worldpolicy dataset eval` / `worldpolicy sim` instead), "
+            raise ValueError(f"optim.data_parallel='fsdp' with {' and '.join(given)}: not supported (the sim "
+                             "evaluation and the held-out action error's sampled chunks need the whole model on one "
+                             "rank, which holds 1/N of a sharded one); set them to 0 (the held-out loss is still "
+                             "logged; score a saved checkpoint with `worldpolicy dataset eval` / `worldpolicy sim`), "
                              "or use optim.data_parallel = \"ddp\"")
 
     def _check_action_prefix(self, policy_weight: float) -> None:

@@ -113,7 +113,11 @@ class FlowMatchingLoss(nn.Module):
                                 self.num_train_timesteps, recompute=self.recompute and torch.is_grad_enabled())
 
     def forward(self, examples: list[ModelExample], objectives: list[str], sigmas: torch.Tensor,
-                generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+                generator: torch.Generator, scoring: bool = False) -> Any:
+        """The batch's mean loss and its parts; `scoring` (validation): each example's (video, action) losses
+        (`losses`), through the module's call, so a sharded model gathers its weights for it as for a training step."""
+        if scoring:
+            return self.losses(examples, objectives, sigmas, generator)
         total = 0.0
         parts: dict[str, list[float]] = {}
         for objective, (vision, action) in zip(objectives, self.losses(examples, objectives, sigmas, generator)):
@@ -162,6 +166,31 @@ def _graph_leaves(tensor: torch.Tensor) -> set[int]:
             leaves.add(id(node.variable))
         stack.extend(child for child, _ in node.next_functions)
     return leaves
+
+
+def _flat_optimizer_state(state: dict[Any, dict[str, Any]], index: Callable[[Any], int] = int) -> dict[str, Any]:
+    """AdamW state keyed as `optimizer.safetensors` holds it, `index.name` (`3.exp_avg`): `index(key)` is the weight's
+    place in the trained parameters (`Trainer.params`), whatever the state was keyed by (a sharded run: names)."""
+    return {f"{index(key)}.{name}": value for key, kept in state.items() for name, value in kept.items()}
+
+
+def _nested_optimizer_state(flat: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    """`optimizer.safetensors` read back (`_flat_optimizer_state`'s inverse): weight index -> {name: tensor}."""
+    nested: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        index, name = key.split(".", 1)
+        nested.setdefault(int(index), {})[name] = value
+    return nested
+
+
+def _transformer_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's transformer weights, every safetensors shard of its `transformer/` folder."""
+    from safetensors.torch import load_file
+
+    weights: dict[str, torch.Tensor] = {}
+    for shard in sorted((folder / "transformer").glob("*.safetensors")):
+        weights.update(load_file(str(shard)))
+    return weights
 
 
 @dataclass
@@ -414,12 +443,14 @@ class Trainer:
         held_out = None
         if self.rank == 0:
             cache = build_or_load(spec, self.progress, self._resumed_data)
-            if self._val_spec is not None:  # scored on rank 0 only (`_validate`); encoded before the others wait
+            if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
                 # the data itself: checked just above; its bar named, as it follows the training windows' bar
                 held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows")
         _barrier(self.world)
         if self.rank != 0:
             cache = build_or_load(spec, False, self._resumed_data)
+            if self._val_spec is not None and self.sharded:  # every rank scores a sharded model's share
+                held_out = build_or_load(self._val_spec, False, None, "held-out windows")
         self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
         # a new embodiment's stats are the training windows' alone: nothing of the held-out episodes reaches the model
@@ -657,7 +688,7 @@ class Trainer:
         if self.rank != 0:
             return {}, {}
         index = {fqn: i for i, fqn in enumerate(self._param_fqns())}
-        flat = {f"{index[fqn]}.{key}": value for fqn, state in optimizer["state"].items() for key, value in state.items()}
+        flat = _flat_optimizer_state(optimizer["state"], index.__getitem__)
         return {name.removeprefix("transformer."): value for name, value in weights.items()}, flat
 
     def _param_fqns(self) -> list[str]:
@@ -801,9 +832,7 @@ class Trainer:
                 else:
                     self.export_pipeline(tmp)
                 names = {id(p): n for n, p in self.transformer.named_parameters()}
-                flat = gathered[1] if gathered else {
-                    f"{index}.{key}": value for index, state in self.optimizer.state_dict()["state"].items()
-                    for key, value in state.items()}
+                flat = gathered[1] if gathered else _flat_optimizer_state(self.optimizer.state_dict()["state"])
                 tensors = {key: torch.as_tensor(value).detach().cpu().contiguous() for key, value in flat.items()}
                 if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in metadata
                     # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
@@ -858,8 +887,7 @@ class Trainer:
             if mismatch:
                 raise ValueError(f"checkpoint {folder}: the base {self.config.checkpoint!r} is not the one the run saved "
                                  f"it on ({mismatch}): put that base back")
-        for shard in sorted((folder / "transformer").glob("*.safetensors")):
-            weights.update(load_file(str(shard)))
+        weights.update(_transformer_weights(folder))
         if self.config.finetune.mode == "lora":
             from peft.utils import set_peft_model_state_dict
 
@@ -872,13 +900,8 @@ class Trainer:
         else:
             self.transformer.load_state_dict(weights)
         self._check_params(folder, state)
-        flat = load_file(str(folder / OPTIMIZER_FILE))
         opt_state = self.optimizer.state_dict()
-        restored: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in flat.items():
-            index, name = key.split(".", 1)
-            restored.setdefault(int(index), {})[name] = value
-        opt_state["state"] = restored
+        opt_state["state"] = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
         self.optimizer.load_state_dict(opt_state)
         return self._restore_schedule(state)
 
@@ -903,15 +926,14 @@ class Trainer:
         optimizer: dict[str, Any] = {}
         held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
         if self.rank == 0:
-            for shard in sorted((folder / "transformer").glob("*.safetensors")):
-                weights.update({f"transformer.{k}": v for k, v in load_file(str(shard)).items()})
+            weights = {f"transformer.{k}": v for k, v in _transformer_weights(folder).items()}
             fqns = self._param_fqns()
-            optimizer = {"state": {}, "param_groups": [{**group, "params": fqns}
-                                                       for group in self.optimizer.state_dict()["param_groups"]]}
-            for key, value in load_file(str(folder / OPTIMIZER_FILE)).items():
-                index, name = key.split(".", 1)
-                optimizer["state"].setdefault(fqns[int(index)], {})[name] = value
-                held[int(index)] = 1
+            state_of = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
+            optimizer = {"state": {fqns[index]: kept for index, kept in state_of.items()},
+                         "param_groups": [{**group, "params": fqns}
+                                          for group in self.optimizer.state_dict()["param_groups"]]}
+            for index in state_of:
+                held[index] = 1
         options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
         set_model_state_dict(self.loss_module, weights, options=options)
         # a weight no step has given a gradient yet (the last block's unused text-tower tail) has no AdamW state
@@ -1006,6 +1028,10 @@ class Trainer:
             # a run from its start (no checkpoint yet) logs its step-0 validation again: the one before goes too
             _trim_metrics(metrics_path, start if start else -1)
         unlogged = self._unlogged_evaluations(start) if checkpoints and self.rank == 0 else []
+        if checkpoints and self.sharded:  # every rank takes part in a sharded validation: rank 0's log decides
+            shared = [unlogged]
+            torch.distributed.broadcast_object_list(shared, 0, device=self.device)
+            unlogged = shared[0]
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
@@ -1017,8 +1043,9 @@ class Trainer:
             if unlogged:  # the checkpoint's step's, where its session stopped before them or this resume turned them on
                 if "held-out validation" in unlogged:
                     self._validate(start, metrics_path)
-                self._evaluate_saved(start, metrics_path, checkpoints[-1], history, bar,
-                                     sim="sim evaluation" in unlogged)
+                if self.rank == 0:
+                    self._evaluate_saved(start, metrics_path, checkpoints[-1], history, bar,
+                                         sim="sim evaluation" in unlogged)
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
                     break
@@ -1185,8 +1212,9 @@ class Trainer:
 
     def _validation_due(self, step: int) -> bool:
         """Whether step `step` scores the held-out windows: every `validation.every` steps from 0 (the starting
-        weights) and at the last step, on rank 0 (the others train on; the loss is one process's, as `[eval]`'s)."""
-        return self.rank == 0 and self._due(self.config.validation.every, step)
+        weights) and at the last step, on rank 0 (the others train on; the loss is one process's, as `[eval]`'s), or
+        on every rank of a sharded run, each scoring its share (`_validate`)."""
+        return (self.rank == 0 or self.sharded) and self._due(self.config.validation.every, step)
 
     def _validation_pairs(self) -> list[tuple[int, str]]:
         """(held-out window, objective) scored at each validation: `validation.windows` windows spread evenly over
@@ -1203,7 +1231,12 @@ class Trainer:
         (restored after), so two calls on the same weights log the same numbers and the curve moves only with the
         weights. `val/loss` is the training loss's expectation on held-out data: each objective's mean loss weighted
         by its share of the mix; the parts are means over the examples that have them, as the training line's are.
-        With `validation.action_chunks`, the line holds the held-out action error too (`_action_error`)."""
+        With `validation.action_chunks`, the line holds the held-out action error too (`_action_error`).
+
+        A sharded run scores on every rank: each round of `optim.batch_size` pairs is split as a training step's
+        batch is, each rank skipping the noise of the pairs before and after its own (so every pair gets the draws
+        one process gives it), and the sums are all-reduced; rank 0 logs. A rank with no pair in the last round
+        scores the round's first and drops it: FSDP gathers a group only with every rank taking part."""
         cfg = self.config
         tick = time.perf_counter()
         pairs = self._validation_pairs()
@@ -1211,33 +1244,58 @@ class Trainer:
         # σ of every pair, then the noise pair by pair in this order: the draws do not depend on how pairs are batched
         sigmas = self.timesteps.sample(len(pairs), generator)
         size = cfg.optim.batch_size // self.world  # what one process holds in a training step
-        values: dict[str, list[float]] = {}
-        totals: dict[str, list[float]] = {}
+        ranks, rank = (self.world, self.rank) if self.sharded else (1, 0)
+        # the sum and count of each part (over every objective, then per objective) and of each objective's total
+        keys = [f"loss_{term}{suffix}" for term in ("video", "action")
+                for suffix in ("", *(f"_{o}" for o in self.objective_names))] + self.objective_names
+        sums = torch.zeros(2, len(keys), dtype=torch.float64)
+        column = {key: i for i, key in enumerate(keys)}
+
+        def add(key: str, value: float) -> None:
+            sums[0, column[key]] += value
+            sums[1, column[key]] += 1
+
+        def skip(first: int, stop: int) -> None:  # the noise of pairs another rank scores
+            for w, _ in pairs[first:stop]:
+                draw_noise(self.val_examples[w], self.transformer.config.action_dim, generator)
+
         self.transformer.eval()
         try:
             with torch.no_grad():
-                for first in range(0, len(pairs), size):
-                    batch = pairs[first:first + size]
+                for start in range(0, len(pairs), size * ranks):
+                    stop = min(start + size * ranks, len(pairs))
+                    first, last = min(start + rank * size, stop), min(start + (rank + 1) * size, stop)
+                    skip(start, first)
+                    mine = range(first, last) if last > first else range(start, start + 1)
                     # prefixes as training draws them, from (seed, pair, 4): a stream no training draw takes
-                    examples = [self._prefixed(self.val_examples[w], o, (cfg.seed, first + k, 4))
-                                for k, (w, o) in enumerate(batch)]
-                    losses = self.loss_module.losses(examples, [o for _, o in batch], sigmas[first:first + size],
-                                                     generator)
-                    for (_, objective), (vision, action) in zip(batch, losses):
-                        total = 0.0
+                    examples = [self._prefixed(self.val_examples[pairs[i][0]], pairs[i][1], (cfg.seed, i, 4))
+                                for i in mine]
+                    losses = self.loss_module(examples, [pairs[i][1] for i in mine], sigmas[mine.start:mine.stop],
+                                              generator, scoring=True)
+                    for i, (vision, action) in zip(range(first, last), losses):
+                        objective, total = pairs[i][1], 0.0
                         for term, loss, weight in (("video", vision, 1.0),
                                                    ("action", action, cfg.objectives.action_loss_weight)):
                             if loss is not None:
-                                values.setdefault(f"loss_{term}", []).append(float(loss))
-                                values.setdefault(f"loss_{term}_{objective}", []).append(float(loss))
+                                add(f"loss_{term}", float(loss))
+                                add(f"loss_{term}_{objective}", float(loss))
                                 total += weight * float(loss)
-                        totals.setdefault(objective, []).append(total)
+                        add(objective, total)
+                    skip(last, stop)
         finally:
             self.transformer.train()
+        if self.sharded:
+            reduced = sums.to(self.device)  # NCCL reduces GPU tensors only
+            torch.distributed.all_reduce(reduced)
+            sums = reduced.cpu()
+        means = {key: float(total / count) for key, (total, count) in zip(keys, sums.T.tolist()) if count}
         share = dict(zip(self.objective_names, self.objective_probs.tolist()))
-        loss = sum(share[objective] * float(np.mean(found)) for objective, found in totals.items())
-        line = {"step": step, "val/loss": loss, **{f"val/{k}": float(np.mean(v)) for k, v in values.items()},
+        loss = sum(share[objective] * means[objective] for objective in self.objective_names if objective in means)
+        line = {"step": step, "val/loss": loss,
+                **{f"val/{key}": value for key, value in means.items() if key.startswith("loss_")},
                 "val/windows": len(pairs) // len(self.objective_names)}
+        if self.rank != 0:
+            return line
         sampled = ""
         if self._val_actions is not None:
             line.update(self._action_error(step))
