@@ -362,3 +362,21 @@ def test_compiling_with_batches_warns_that_shapes_compile_on_first_use(tmp_path,
     assert warning in err and '{"event": "compiles_per_shape", "flag": "--compile", "max_batch": 8' in err
     assert main(_serve(tmp_path, "--compile", "--max-batch", "1", "--device", "cpu")) == 0
     assert "compiles" not in capsys.readouterr().err
+
+
+def test_the_first_line_says_it_is_starting_before_the_checkpoint_is_checked(tmp_path, capsys, monkeypatch):
+    """Checking the checkpoint imports torch and diffusers (up to a minute on a busy machine) before `listening`: the
+    log said nothing meanwhile, and the server looked hung."""
+    from worldpolicy.serving.server import PolicyServer
+
+    said_before_check = []
+
+    def check(checkpoint, **kw):
+        said_before_check.append(capsys.readouterr().err)
+        return (get_embodiment("droid"),)
+
+    monkeypatch.setattr(PolicyServer, "run", lambda self: 0)
+    monkeypatch.setattr("worldpolicy.policy.Policy.check_pretrained", staticmethod(check))
+    assert main(_serve(tmp_path, "--device", "cpu")) == 0
+    starting = [json.loads(line.partition("worldpolicy.serving: ")[2]) for line in said_before_check[0].splitlines()]
+    assert [(s["event"], s["checkpoint"], s["replicas"]) for s in starting] == [("starting", "never-loaded", 1)]
