@@ -147,6 +147,7 @@ def test_serve_two_replicas_end_to_end(tmp_path):
         time.sleep(0.1)
     events = _events(log)
     assert events["ready"] == [""] and events["stopped"] == [""]  # the command's own
+    assert len(events["starting"]) == 1 and len(events["loading"]) == 2  # each replica says it loads (no --warmup)
     for event in ("connect", "disconnect", "draining"):
         assert events[event] and all("WireIngress" in prefix for prefix in events[event]), (event, events)
     assert len(events["policy_closed"]) == 2 and all("PolicyReplica" in p for p in events["policy_closed"])
