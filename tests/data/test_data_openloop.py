@@ -161,8 +161,16 @@ def test_the_unit_free_error_is_the_mae_of_the_actions_on_the_models_normalised_
     assert result.to_json()["mae_normalized"] == pytest.approx(0.255)
     assert "normalised MAE 0.255 (mean over columns on the model's normalised scale: the training data's range " \
         "spans 2, [-1, 1])" in result.summary()
-    # y is unitless ("1"): its unit is shown as "-", not as a bare 1 beside its value
+    # y is unitless ("1"): its unit is shown as "-", not as a bare 1 beside its value; on the report's plot beside
+    # its value none (`embodiments.shown_unit`: it said "y\n2 1"); a bracketed label keeps it, as the report's table
+    # headers do
     assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "m"], ["y", "2", "-"]]
+    from worldpolicy.viz.plots import axis_label, open_loop_summary_figure
+
+    fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
+                                   result.horizon_mae, 10)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["x\n0.5 m", "y\n2"]
+    assert (axis_label("x", "m"), axis_label("y", "1"), axis_label("z", "")) == ("x [m]", "y [1]", "z")
 
 
 def test_a_column_the_recording_barely_moves_does_not_swamp_the_unit_free_error(tmp_path, monkeypatch):

@@ -147,6 +147,7 @@ def test_serve_two_replicas_end_to_end(tmp_path):
         time.sleep(0.1)
     events = _events(log)
     assert events["ready"] == [""] and events["stopped"] == [""]  # the command's own
+    assert len(events["starting"]) == 1 and len(events["loading"]) == 2  # each replica says it loads (no --warmup)
     for event in ("connect", "disconnect", "draining"):
         assert events[event] and all("WireIngress" in prefix for prefix in events[event]), (event, events)
     assert len(events["policy_closed"]) == 2 and all("PolicyReplica" in p for p in events["policy_closed"])
@@ -362,3 +363,21 @@ def test_compiling_with_batches_warns_that_shapes_compile_on_first_use(tmp_path,
     assert warning in err and '{"event": "compiles_per_shape", "flag": "--compile", "max_batch": 8' in err
     assert main(_serve(tmp_path, "--compile", "--max-batch", "1", "--device", "cpu")) == 0
     assert "compiles" not in capsys.readouterr().err
+
+
+def test_the_first_line_says_it_is_starting_before_the_checkpoint_is_checked(tmp_path, capsys, monkeypatch):
+    """Checking the checkpoint imports torch and diffusers (up to a minute on a busy machine) before `listening`: the
+    log said nothing meanwhile, and the server looked hung."""
+    from worldpolicy.serving.server import PolicyServer
+
+    said_before_check = []
+
+    def check(checkpoint, **kw):
+        said_before_check.append(capsys.readouterr().err)
+        return (get_embodiment("droid"),)
+
+    monkeypatch.setattr(PolicyServer, "run", lambda self: 0)
+    monkeypatch.setattr("worldpolicy.policy.Policy.check_pretrained", staticmethod(check))
+    assert main(_serve(tmp_path, "--device", "cpu")) == 0
+    starting = [json.loads(line.partition("worldpolicy.serving: ")[2]) for line in said_before_check[0].splitlines()]
+    assert [(s["event"], s["checkpoint"], s["replicas"]) for s in starting] == [("starting", "never-loaded", 1)]

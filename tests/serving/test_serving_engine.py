@@ -280,6 +280,8 @@ def test_serve_command_json_log_is_one_object_per_line_and_a_refusal_flood_is_su
     lines = [json.loads(line) for line in proc.stderr.read().splitlines()]  # each line an object, or this fails
     assert lines and all(isinstance(line, dict) and {"time", "level", "logger"} <= line.keys() for line in lines)
     events = [line for line in lines if line["logger"] == "worldpolicy.serving"]
+    start = ["starting", "listening", "loading", "warming_up", "ready"]  # each stage of a start said as it begins
+    assert [e.get("event") for e in events][:len(start)] == start, events[:len(start)]
     ready = next(e for e in events if e.get("event") == "ready")
     assert ready["level"] == "INFO" and ready["embodiment"] == "droid/relative_pose" and "message" not in ready
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ready["time"])

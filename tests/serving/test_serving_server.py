@@ -111,16 +111,26 @@ def test_healthz_answers_while_inference_runs(serve):
         assert pending.result(10).actions.shape == (32, 8)
 
 
-def test_readyz_is_503_until_the_loader_finishes():
+def test_readyz_is_503_until_the_loader_finishes_and_the_log_says_each_stage(caplog):
+    """The log says what a long start is doing: `loading`, then `warming_up`, then `ready` (a start of a minute
+    used to show only `listening`, then nothing until `ready`)."""
     release = threading.Event()
 
     def loader():
         release.wait(10)
         return StandInPolicy()
 
+    def events() -> list[str]:
+        return [json.loads(r.getMessage())["event"] for r in caplog.records if r.name == "worldpolicy.serving"]
+
     t = ServerThread(PolicyServer(loader=loader, config=ServerConfig(host="127.0.0.1", port=0), warmup_requests=2))
+    caplog.set_level(logging.INFO, logger="worldpolicy.serving")
     t.start(wait_ready=False)
     try:
+        deadline = time.monotonic() + 5
+        while "loading" not in events() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert events()[-1] == "loading"  # said while the loader still runs
         assert http_get(t.url, "/healthz") == (200, "OK\n")
         assert http_get(t.url, "/readyz") == (503, "loading\n")
         with pytest.raises(ServerRefusedError, match="503.*loading the model"):
@@ -131,6 +141,9 @@ def test_readyz_is_503_until_the_loader_finishes():
             time.sleep(0.01)
         assert http_get(t.url, "/readyz") == (200, "ready\n")
         assert t.server.policy.batch_sizes == [2]  # the warm-up ran as one batch
+        warming = next(json.loads(r.getMessage()) for r in caplog.records if '"warming_up"' in r.getMessage())
+        assert warming["requests"] == 2 and warming["load_s"] >= 0
+        assert events()[events().index("listening"):] == ["listening", "loading", "warming_up", "ready"]
     finally:
         release.set()
         t.stop()

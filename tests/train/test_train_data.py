@@ -801,3 +801,33 @@ def test_frames_much_smaller_than_the_resolution_tier_are_warned_about_before_th
         f"canvas); camera {CAMERAS[1]}'s frames are 64x96, 3 times smaller or more than the 363x544 the tier gives it "
         "(padded onto the canvas): the model learns from less detail than its tier holds; record larger frames, or "
         "give the embodiment a lower resolution_tier")]
+
+
+def test_a_spec_of_a_few_windows_encodes_only_those_spread_over_the_rest(cache_parts, tmp_path, monkeypatch):
+    """The held-out cache encoded every window of the held-out episodes to score `validation.windows` of them: a
+    spec's `windows` keeps those alone, the same windows (the same latents, actions and captions) as picked from all,
+    and a continued build skips within them."""
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache, count_windows, iter_windows, spread_windows
+
+    parts, layout, spec = cache_parts
+    encoded = []
+    real = sampler.encode_latents
+    monkeypatch.setattr(sampler, "encode_latents", lambda vae, canvas: encoded.append(canvas.shape[0]) or
+                        real(vae, canvas))
+
+    def build(spec):
+        encoded.clear()
+        return LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, progress=False)
+
+    every = build(spec)
+    some = build(replace(spec, windows=3))
+    picked = spread_windows(len(every), 3)
+    assert sum(encoded) == len(some) == count_windows(replace(spec, windows=3)) == 3 < len(every)
+    assert some.meta["fingerprint"] != every.meta["fingerprint"]  # never read as the whole cache, nor it as this
+    assert some.index == [every.index[k] for k in picked] and some.captions == [every.captions[k] for k in picked]
+    assert all(torch.equal(some.latents[j], every.latents[k]) for j, k in enumerate(picked))
+    assert all(np.array_equal(some.actions[j], every.actions[k]) for j, k in enumerate(picked))
+    few = list(iter_windows(replace(spec, windows=3), layout))
+    assert [(w.episode, w.start) for w in iter_windows(replace(spec, windows=3), layout, skip=1)] == \
+        [(w.episode, w.start) for w in few[1:]]

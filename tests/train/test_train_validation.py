@@ -277,7 +277,8 @@ def test_the_report_names_step_0_as_the_starting_checkpoint_and_each_column_with
     assert "the lowest held-out loss is at step 0: the starting weights, the run's starting checkpoint (shipped)" in text
     assert "lowest 1.5 at step 0, the starting weights, the run's starting checkpoint (shipped); last 1.9" in text
     assert "save_every" not in text
-    assert "per column in its units: tx 0.0035 m, grasp 0.25 1" in text  # each column's unit, as the embodiment has it
+    # each column's unit, as the embodiment has it; none beside a unitless one's value (it said "grasp 0.25 1")
+    assert "per column in its units: tx 0.0035 m, grasp 0.25" in text and "grasp 0.25 1" not in text
 
 
 def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_config, tmp_path):

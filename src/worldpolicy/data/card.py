@@ -4,7 +4,7 @@ shown by its viewer (`configs`: the data files), and says what it holds and how 
 
 Every fact comes from what the dataset already records, each from one place: its numbers, features and tasks from
 the metadata (`LeRobotDataset.summary`, `tasks`), how worldpolicy made it from meta/worldpolicy_provenance.json, the
-units of features whose names are the columns of an embodiment the dataset names (`_units`) from that embodiment, and
+units of features whose names are the columns of an embodiment the dataset names (`recorded_units`) from that embodiment, and
 meta/info.json as it is, as lerobot's card shows it. What none of them records is left out, never guessed: the
 license is the package's own only for a recording of worldpolicy's own simulation (`dataset from-sim`).
 `LeRobotDatasetWriter` writes the card into its staging folder, so a dataset is whole, card included, or absent; a
@@ -82,7 +82,7 @@ def _tasks(ds: LeRobotDataset) -> str:
 
 
 def _features(ds: LeRobotDataset, summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
-    units = _units(ds, provenance)
+    units = recorded_units(ds)
     lines = ["## Features\n", "| feature | dtype | shape | names | units |", "|---|---|---|---|---|"]
     for key, spec in summary["features"].items():
         names = spec.get("names")
@@ -95,15 +95,16 @@ def _features(ds: LeRobotDataset, summary: Mapping[str, Any], provenance: Mappin
     return "\n".join(lines) + "\n"
 
 
-def _units(ds: LeRobotDataset, provenance: Mapping[str, Any]) -> dict[str, list[str]]:
+def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
     """Per numeric feature, its columns' units where a run of consecutive features' names is the columns of an
-    embodiment the dataset names: the provenance's `columns` and `units` (`dataset label`), its `embodiment`, and
+    embodiment the dataset names (the card's features table, `dataset show`'s plots as recorded): the provenance's `columns` and `units` (`dataset label`), its `embodiment`, and
     for a sim recording the joint layout `dataset from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never
     guessed)."""
     from ..embodiments import get_embodiment
     from .actions import DEFAULT_SOURCE
     from .from_sim import SOURCE as SIM_SOURCE
 
+    provenance = ds.provenance or {}
     given: list[tuple[list[Any], list[Any]]] = []
     if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
         given.append((provenance["columns"], provenance["units"]))

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import UNITLESS, Embodiment
+from ..embodiments import Embodiment, shown_unit
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
 from ..viz.plots import plural
@@ -215,7 +215,7 @@ class OpenLoopResult:
                  + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else "")]
         if normalized is not None:
             lines.append(f"normalised MAE {normalized:.4g} ({self.normalized_note()})")
-        rows = [("column", "MAE", "unit")] + [(c, f"{m:.3g}", "-" if u in (UNITLESS, "") else u)
+        rows = [("column", "MAE", "unit")] + [(c, f"{m:.3g}", shown_unit(u) or "-")
                                               for c, u, m in zip(self.columns, self.units, self.mae)]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines += [f"{c.ljust(widths[0])}  {m.rjust(widths[1])}  {u}" for c, m, u in rows]

@@ -41,6 +41,7 @@ from ..fileio import (
 )
 from ..hub import dataset_source
 from .actions import RecordedActions, recorded_actions
+from .card import recorded_units
 from .checks import check_episodes
 from .lerobot import LeRobotDataset
 from .observations import check_state_width, default_state_keys, numeric_features
@@ -184,8 +185,13 @@ def show_dataset(
 def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
     """Which features each plot draws, and their columns and units: actions and state mapped to `emb`'s columns where
     it is given (refused naming `embodiment` as `given` where the dataset's do not map to it), the rest as
-    recorded."""
+    recorded, in the units the dataset's card gives them (`card.recorded_units`; none where it names none)."""
     from ..viz.plots import HEATMAP_COLUMNS
+
+    known = recorded_units(ds)
+
+    def units_of(keys: list[str]) -> list[str]:
+        return [unit for key in keys for unit in known.get(key, [""] * len(ds.feature_names([key])))]
 
     numeric = numeric_features(ds)
     action_keys = [k for k in numeric if k == ACTION_FEATURE or k.startswith(ACTION_FEATURE + ".")]
@@ -202,7 +208,8 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
         plots.append(("action", reader.action_keys, list(emb.columns), list(emb.units), emb.gripper_column, mapped))
     elif action_keys:
         names = ds.feature_names(action_keys)
-        plots.append(("action", action_keys, names, [""] * len(names), None, f"{', '.join(action_keys)} as recorded"))
+        plots.append(("action", action_keys, names, units_of(action_keys), None,
+                      f"{', '.join(action_keys)} as recorded"))
     if state_keys:
         own = emb is not None and emb.state_history and default_state_keys(ds) == state_keys
         if own:
@@ -214,7 +221,7 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
         # no gripper band: `gripper_column`'s threshold is the command's (close at >= 0.5); a measured opening stops
         # short of it on a held cube (0.38 in `dataset from-sim`'s pick_place), and the band said "open" throughout
         plots.append(("state", state_keys, list(emb.columns) if own else names,
-                      list(emb.units) if own else [""] * len(names), None,
+                      list(emb.units) if own else units_of(state_keys), None,
                       f"{', '.join(state_keys)} as " + (f"embodiment {emb.key}'s state row" if own else "recorded")))
     other = [k for k in numeric if k not in action_keys and k not in state_keys]
     # a feature too wide for a subplot per column (a served run's flattened `action_chunk`: 256) gets a heat map of
@@ -223,7 +230,7 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
     other = [k for k in other if k not in wide]
     if other:
         names = ds.feature_names(other)
-        plots.append(("other", other, names, [""] * len(names), None, f"{', '.join(other)} as recorded"))
+        plots.append(("other", other, names, units_of(other), None, f"{', '.join(other)} as recorded"))
     for key in wide:
         plots.append((_file_name(key), [key], ds.feature_names(key), [], None,
                       f"{key} as recorded ({len(ds.feature_names(key))} columns: a heat map)"))

@@ -55,6 +55,7 @@ __all__ = [
     "pose_groups",
     "read_spec_file",
     "register_embodiment",
+    "shown_unit",
     "view_point_sentences",
 ]
 
@@ -85,6 +86,12 @@ RESOLUTION_TIERS = (256, 480, 704, 720)
 # bridge refuses the chunk (`robot.decode`) and the policy warns of such a state or actions (`processing.actions`).
 # Here, the lowest layer that knows a gripper column, so that both judge g by the one margin.
 GRIPPER_MARGIN = 0.5
+
+
+def shown_unit(unit: str) -> str:
+    """A column's unit as a table, plot or page shows it beside a value: none for `UNITLESS` (a bare 1 there reads
+    as a number: `gripper 0.02 1`), else as written. A bracketed label (`gripper [1]`) and files keep "1"."""
+    return "" if unit == UNITLESS else unit
 
 
 def gripper_unit_hint(value: float) -> str:

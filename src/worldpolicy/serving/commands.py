@@ -206,8 +206,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(_CONFIG_FIELD.sub(lambda m: _FLAG_OF.get(m[1], m[0]), str(exc))) from None
     if config.certificate is not None:  # and so does a SIGHUP reload that fails
         config.certificate.names = (_FLAG_OF["tls_cert"], _FLAG_OF["tls_key"])
-    from ..models import resolve_checkpoint
+    from ..models import checkpoint_name, resolve_checkpoint
 
+    # the first line: checking the checkpoint imports the engine (torch, diffusers), seconds to a minute of silence
+    _log(logging.INFO, "starting", checkpoint=checkpoint_name(args.checkpoint), replicas=args.replicas,
+         detail="checking the checkpoint and flags; then the port opens, the model loads and warms up (ready)")
     args.checkpoint = resolve_checkpoint(args.checkpoint)
     key_map = _key_map(args.key_map)
     options = dict(

@@ -42,7 +42,7 @@ with extra_imports():
     from ray.serve.exceptions import BackPressureError
     from ray.serve.handle import DeploymentHandle
 
-from .adapters import ObservationAdapter, RequestError, warmup_camera_sizes, warmup_message
+from .adapters import ObservationAdapter, RequestError
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import log_to_stderr
 from .server import (
@@ -65,6 +65,7 @@ from .server import (
     timed_out_text,
     tls_expiry_metric,
     unavailable_text,
+    warm_up,
 )
 from .tls import ServingCertificate
 
@@ -98,6 +99,8 @@ class PolicyReplica:
             log_to_stderr(*logs)
         self.batch_timeout_s = batch_timeout_s
         self._stuck: tuple[float, int] | None = None  # (perf_counter at its start, requests) of a batch past the limit
+        t0 = time.perf_counter()
+        _log(logging.INFO, "loading")
         self.policy = loader()
         metadata = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits))
         self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=metadata["chunk_size"])
@@ -105,12 +108,7 @@ class PolicyReplica:
         self._metadata = packb(metadata)
         self.infer.set_max_batch_size(max_batch)
         self.infer.set_batch_wait_timeout_s(max_wait_ms / 1000)
-        if warmup_requests:
-            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map,
-                                                        camera_sizes=warmup_camera_sizes(self.policy)))
-            for result in run_batch(self.policy, [request] * warmup_requests)[0]:
-                if isinstance(result, BaseException):
-                    raise RuntimeError(f"warm-up request failed: {result}") from result
+        warm_up(self.policy, self.adapter, warmup_requests, t0)
 
     def metadata(self) -> bytes:
         return self._metadata

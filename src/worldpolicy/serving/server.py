@@ -82,6 +82,7 @@ __all__ = [
     "timed_out_text",
     "tls_expiry_metric",
     "unavailable_text",
+    "warm_up",
     "warn_if_open",
 ]
 
@@ -942,16 +943,12 @@ class PolicyServer:
         """Worker thread: load (if a loader was given), warm up, then fill the metadata frame."""
         t0 = time.perf_counter()
         if self.policy is None:
+            _log(logging.INFO, "loading")
             self.policy = self.loader()
         metadata = server_metadata(self.policy, self.config)  # sent once ready (connections are refused until then)
         if self.adapter is None:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map, chunk_size=metadata["chunk_size"])
-        if self.warmup_requests:
-            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map,
-                                                        camera_sizes=warmup_camera_sizes(self.policy)))
-            for result in run_batch(self.policy, [request] * self.warmup_requests)[0]:
-                if isinstance(result, BaseException):
-                    raise RuntimeError(f"warm-up request failed: {result}") from result
+        warm_up(self.policy, self.adapter, self.warmup_requests, t0)
         self._metadata = metadata
         model = metadata.get("model")
         self._metrics.info.labels(__version__, model if isinstance(model, str) else "",
@@ -1249,6 +1246,21 @@ def _run_batch(
                 log_failure("policy_failed", exc, **fields[i], mode=r.mode)
             results.append(exc)
     return results
+
+
+def warm_up(policy: Any, adapter: ObservationAdapter, requests: int, t0: float) -> None:
+    """`requests` synthetic requests as one batch before the server says it is ready (the first forward allocates,
+    and compiles with --compile: seconds to minutes), logged as `warming_up` with the load's `load_s` (since `t0`, a
+    `perf_counter`), so a long start says what it is doing. A failed one raises: no server is ready that cannot
+    answer."""
+    if not requests:
+        return
+    _log(logging.INFO, "warming_up", requests=requests, load_s=round(time.perf_counter() - t0, 3))
+    request = adapter.parse(warmup_message(policy.embodiment, key_map=adapter.key_map,
+                                           camera_sizes=warmup_camera_sizes(policy)))
+    for result in run_batch(policy, [request] * requests)[0]:
+        if isinstance(result, BaseException):
+            raise RuntimeError(f"warm-up request failed: {result}") from result
 
 
 def reply_fields(pred: Prediction, warnings: Sequence[str] | None = None) -> dict[str, Any]:

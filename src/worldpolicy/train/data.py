@@ -59,7 +59,9 @@ class WindowSpec:
     `action_conversion="joint_to_relative_pose"` turns joint targets into per-step end-effector deltas with the
     robot's forward kinematics (`data.actions.action_converter`), so joint datasets train Cartesian heads.
     `episodes` (ascending; None: all) are the episodes windows are cut from (`DataConfig.selected_episodes`); being a
-    field, they are in the latent cache's fingerprint, so another selection never reads this one's cache.
+    field, they are in the latent cache's fingerprint, so another selection never reads this one's cache. `windows`
+    (None: all) keeps that many of those windows, spread evenly over them (`spread_windows`): the held-out ones a
+    validation scores (`validation.windows`), so the others are never encoded.
     """
 
     dataset: str
@@ -73,6 +75,7 @@ class WindowSpec:
     stride: int = 1
     pad: bool = True
     episodes: tuple[int, ...] | None = None
+    windows: int | None = None
 
     def __post_init__(self) -> None:
         check_conversion(self.action_conversion, "data.")
@@ -264,27 +267,43 @@ def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterato
         whole += 1
     if whole and whole == len(episodes):  # every window skipped
         return
-    if whole:
+    if whole or spec.windows is not None:  # an episode none of `windows` falls in is not decoded
         spec = replace(spec, episodes=tuple(i for i, _ in episodes[whole:]))
     plan = _plan(spec, target)
     _check_plan_finite(plan, spec)
-    for ex in itertools.islice(plan.examples, skip, None):
+    examples = plan.examples
+    if spec.windows is not None:  # the others are cut (lazily: an array view each), never composed nor encoded
+        kept = {(i, t) for i, starts in episodes[whole:] for t in starts}
+        examples = (ex for ex in examples if (ex.episode_index, ex.start) in kept)
+    for ex in itertools.islice(examples, skip, None):
         views = {camera: ex.views[key] for camera, key in plan.cameras.items()}
         frames = frames_from_mapping(views, target.camera_keys, target.composite)
         actions, state = plan.convert(ex.actions.astype(np.float64), ex.state)
         yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
 
 
-def _episode_starts(spec: WindowSpec) -> list[tuple[int, range]]:
+def _episode_starts(spec: WindowSpec) -> list[tuple[int, Sequence[int]]]:
     """The episodes `iter_windows(spec)` reads, in its order, with the start frames of their windows (from the episode
-    lengths alone, nothing decoded)."""
+    lengths alone, nothing decoded); with `spec.windows`, only the episodes and starts of those it keeps."""
     from ..data import LeRobotDataset
     from ..data.sampling import window_starts
 
     dataset = LeRobotDataset.open(spec.dataset)
     lengths = dataset.episode_lengths
     chosen = range(dataset.num_episodes) if spec.episodes is None else spec.episodes
-    return [(int(i), window_starts(int(lengths[i]), spec.chunk_size, spec.stride, spec.pad)) for i in chosen]
+    every = [(int(i), window_starts(int(lengths[i]), spec.chunk_size, spec.stride, spec.pad)) for i in chosen]
+    if spec.windows is None:
+        return every
+    order = [(i, t) for i, starts in every for t in starts]
+    kept = {order[k] for k in spread_windows(len(order), spec.windows)}
+    picked = [(i, [t for t in starts if (i, t) in kept]) for i, starts in every]
+    return [(i, starts) for i, starts in picked if starts]
+
+
+def spread_windows(n: int, count: int) -> list[int]:
+    """`count` of `n` windows' indexes spread evenly over them, first and last included (all where `n` is fewer):
+    the held-out windows a validation scores."""
+    return np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist() if n else []  # distinct: >= 1 apart
 
 
 def window_order(spec: WindowSpec) -> list[tuple[int, int]]:
@@ -327,7 +346,8 @@ def _data_hash(spec: WindowSpec, embodiment: Embodiment, tier: int, **model: Any
             h.update(meta.read_bytes())
     payload = {
         "version": CACHE_VERSION,
-        "spec": {k: v for k, v in spec.__dict__.items() if k != "dataset"},
+        # `windows` unset is left out: the training windows' caches and a resumed run's fingerprint stay as they were
+        "spec": {k: v for k, v in spec.__dict__.items() if k != "dataset" and not (k == "windows" and v is None)},
         # what shapes latents, captions and physical actions; stats do not (the cache keeps physical actions)
         "embodiment": {k: v for k, v in embodiment.to_dict().items() if k not in ("stats", "normalization")},
         "tier": tier,

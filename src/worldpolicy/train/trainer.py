@@ -314,7 +314,9 @@ class Trainer:
             if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
                 check_encodable(spec, layout)
             # the held-out windows: cut as the training ones, cached beside them under their own key
-            self._val_spec = replace(spec, episodes=held_out) if held_out else None
+            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds
+            self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows) if held_out \
+                else None
             self._val_actions = None
             if self._val_spec is not None and self.rank == 0:
                 self._check_held_out(self._val_spec, layout)
@@ -326,7 +328,7 @@ class Trainer:
     def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
         """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
         said: unlike `data.exclude_episodes`, `validation.episodes` takes episodes out of training by itself."""
-        windows = count_windows(spec)
+        windows = count_windows(replace(spec, windows=None))
         if not windows:
             raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
                              f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
@@ -1217,12 +1219,10 @@ class Trainer:
         return (self.rank == 0 or self.sharded) and self._due(self.config.validation.every, step)
 
     def _validation_pairs(self) -> list[tuple[int, str]]:
-        """(held-out window, objective) scored at each validation: `validation.windows` windows spread evenly over
-        the held-out episodes' (all where they hold fewer), each under every objective the run trains."""
-        n = len(self.val_examples)
-        count = min(self.config.validation.windows, n)
-        windows = np.linspace(0, n - 1, count).round().astype(int).tolist()  # distinct: spaced >= 1 apart
-        return [(w, objective) for w in windows for objective in self.objective_names]
+        """(held-out window, objective) scored at each validation: every held-out window encoded, the
+        `validation.windows` spread evenly over the held-out episodes' (`WindowSpec.windows`; all where they hold
+        fewer), each under every objective the run trains."""
+        return [(w, objective) for w in range(len(self.val_examples)) for objective in self.objective_names]
 
     def _validate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The held-out loss of the live weights, logged as `val/...` fields of one metrics line. Every call scores

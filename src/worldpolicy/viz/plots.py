@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, get_embodiment, pose_groups
+from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, get_embodiment, pose_groups, shown_unit
 from ..fileio import atomic_path, read_json
 from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
@@ -877,7 +877,7 @@ def open_loop_summary_figure(
     bars.bar(x, np.nan_to_num(normalized), color=LINE_COLOR, label="MAE")
     bars.plot(x, rmse_normalized, "D", ms=4, color=GRIPPER_COLOR, label="RMSE", ls="none")
     bars.set_xticks(x)
-    bars.set_xticklabels([_literal(f"{c}\n{m:.3g} {u}" if ok else f"{c}\nconstant in\ntraining")
+    bars.set_xticklabels([_literal(f"{c}\n{m:.3g} {shown_unit(u)}".rstrip() if ok else f"{c}\nconstant in\ntraining")
                           for c, u, m, ok in zip(columns, units, mae, kept)], rotation=0 if upright else 90,
                          fontsize=TICK_FONTSIZE)
     bars.set_ylabel("error, model's normalised scale", fontsize=LABEL_FONTSIZE)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..embodiments import shown_unit
 from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE, recorded_seeds
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
 from .report import _cards, _esc, _fmt, _kv_table, _read_json
@@ -208,8 +209,8 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
         last = max(actions)
 
         def with_unit(column: str, value: float) -> str:
-            unit = (units or {}).get(column)
-            return f"{_esc(column)} {value:.4g}" + (f" {_esc(str(unit))}" if unit else "")
+            unit = shown_unit(str((units or {}).get(column) or ""))
+            return f"{_esc(column)} {value:.4g}" + (f" {_esc(unit)}" if unit else "")
 
         columns = ", ".join(with_unit(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
                             if k.startswith("val/action_mae/") and _number(v))
