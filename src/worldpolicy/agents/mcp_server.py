@@ -382,7 +382,8 @@ class DreamChunk(BaseModel):
 
 
 class DreamResult(BaseModel):
-    policy: str = Field(description="the policy's checkpoint, as list_checkpoints names it, what the tools' `checkpoint` takes back")
+    policy: str = Field(description="the policy's checkpoint, as list_checkpoints names it, what the tools' "
+                                     "`checkpoint` takes back")
     world_model: str = Field(description="the world model's checkpoint (the policy's: one model in both roles), "
                                          "named alike")
     embodiment: str

@@ -224,12 +224,17 @@ class Toolbox:
             paths.extend(p for p in candidates if is_checkpoint(p) and p not in paths)  # a dir given twice: once
         return paths
 
-    def checkpoint_name(self, ckpt: Path) -> str:
+    def _checkpoint_names(self) -> dict[Path, str]:
+        """Each listed checkpoint folder -> the name `list_checkpoints` gives it (`_unique_names`)."""
+        paths = self._checkpoint_paths()
+        return dict(zip(paths, _unique_names(paths)))
+
+    def checkpoint_name(self, ckpt: Path, names: dict[Path, str] | None = None) -> str:
         """`ckpt` as `list_checkpoints` names it, what the tools' `checkpoint` takes back (a result named the shipped
         model by its install path, which the listing calls `panda_reach`); a folder inside a checkpoint directory but
-        not listed (deeper) by its path, which they take too."""
-        paths = self._checkpoint_paths()
-        return dict(zip(paths, _unique_names(paths))).get(ckpt, str(ckpt))
+        not listed (deeper) by its path, which they take too. `names`: `_checkpoint_names()` already read (one scan
+        of the checkpoint directories for several names)."""
+        return (self._checkpoint_names() if names is None else names).get(ckpt, str(ckpt))
 
     def _no_checkpoint(self) -> str:
         """Why no model call can run here, and the setting that fixes it, as each adapter spells it."""
@@ -240,9 +245,9 @@ class Toolbox:
                 "configure(checkpoint_dirs=[...]) or WORLDPOLICY_CHECKPOINTS")
 
     def list_checkpoints(self) -> dict[str, Any]:
-        paths = self._checkpoint_paths()
+        names = self._checkpoint_names()
         found = []
-        for name, path in zip(_unique_names(paths), paths):
+        for path, name in names.items():
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             try:
                 row = {"embodiment": _own_embodiment(path, name).key, "problem": None}
@@ -253,7 +258,7 @@ class Toolbox:
             found.append(row)
         with self._cache_lock:
             keys = list(self._policies)
-        loaded = [{"checkpoint": self.checkpoint_name(Path(k[0])), "embodiment": k[1]} for k in keys]
+        loaded = [{"checkpoint": self.checkpoint_name(Path(k[0]), names), "embodiment": k[1]} for k in keys]
         return {
             "checkpoints": found,
             "checkpoint_dirs": [str(p) for p in self.config.checkpoint_dirs],
@@ -1314,9 +1319,10 @@ class Toolbox:
                 shutil.rmtree(out, ignore_errors=True)
             raise
         prediction = result.world_predictions[0]
+        names = self._checkpoint_names()  # one scan for both
         return {
-            "policy": self.checkpoint_name(ckpt),
-            "world_model": self.checkpoint_name(world),
+            "policy": self.checkpoint_name(ckpt, names),
+            "world_model": self.checkpoint_name(world, names),
             "embodiment": emb.key,
             "run_dir": str(out),
             "files": {**self._run_files(out), "dream": str(out / DREAM_FILE)},

@@ -4,9 +4,9 @@ shown by its viewer (`configs`: the data files), and says what it holds and how 
 
 Every fact comes from what the dataset already records, each from one place: its numbers, features and tasks from
 the metadata (`LeRobotDataset.summary`, `tasks`), how worldpolicy made it from meta/worldpolicy_provenance.json, the
-units of features whose names are the columns of an embodiment the dataset names (`recorded_units`) from that embodiment, and
-meta/info.json as it is, as lerobot's card shows it. What none of them records is left out, never guessed: the
-license is the package's own only for a recording of worldpolicy's own simulation (`dataset from-sim`).
+units of features whose names are the columns of an embodiment the dataset names (`recorded_units`) from that
+embodiment, and meta/info.json as it is, as lerobot's card shows it. What none of them records is left out, never
+guessed: the license is the package's own only for a recording of worldpolicy's own simulation (`dataset from-sim`).
 `LeRobotDatasetWriter` writes the card into its staging folder, so a dataset is whole, card included, or absent; a
 dataset made from others (`dataset select`, `merge`, `label`) is a new dataset and gets a card of its own, never a
 source's README.md. Reading never needs it.
@@ -50,7 +50,7 @@ def dataset_card(ds: LeRobotDataset, name: str) -> str:
         task_categories=["robotics"], tags=list(dict.fromkeys(tags)),
         configs=[{"config_name": "default", "data_files": DATA_FILES}])
     parts = [f"---\n{data.to_yaml()}\n---\n", f"# {name}\n", _what(ds, summary, source), _tasks(ds),
-             _features(ds, summary, provenance), _made(provenance), _usage(name), _info(ds)]
+             _features(ds, summary), _made(provenance), _usage(name), _info(ds)]
     return "\n".join(part for part in parts if part)
 
 
@@ -81,7 +81,7 @@ def _tasks(ds: LeRobotDataset) -> str:
     return "\n".join([f"## Tasks ({len(ds.tasks)})\n", *shown, *more]) + "\n"
 
 
-def _features(ds: LeRobotDataset, summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
+def _features(ds: LeRobotDataset, summary: Mapping[str, Any]) -> str:
     units = recorded_units(ds)
     lines = ["## Features\n", "| feature | dtype | shape | names | units |", "|---|---|---|---|---|"]
     for key, spec in summary["features"].items():
@@ -97,9 +97,9 @@ def _features(ds: LeRobotDataset, summary: Mapping[str, Any], provenance: Mappin
 
 def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
     """Per numeric feature, its columns' units where a run of consecutive features' names is the columns of an
-    embodiment the dataset names (the card's features table, `dataset show`'s plots as recorded): the provenance's `columns` and `units` (`dataset label`), its `embodiment`, and
-    for a sim recording the joint layout `dataset from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never
-    guessed)."""
+    embodiment the dataset names (the card's features table, `dataset show`'s plots as recorded): the provenance's
+    `columns` and `units` (`dataset label`), its `embodiment`, and for a sim recording the joint layout `dataset
+    from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never guessed)."""
     from ..embodiments import get_embodiment
     from .actions import DEFAULT_SOURCE
     from .from_sim import SOURCE as SIM_SOURCE
