@@ -188,8 +188,8 @@ def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
     (`exc`): why, and the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
     (`engine.loading.load_components`: an adapter's base named by its hub id)."""
     flag = " --repo-type dataset" if repo_type == "dataset" else ""
-    return (f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? Download it "
-            f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
+    return (f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). "
+            f"Offline? Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
 
 
 def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,

@@ -120,7 +120,8 @@ def test_killed_sharded_run_resumes_exactly(runs):
 def validated(tmp_path_factory, train_config):
     """Held-out validation of a sharded run: one session validating every 3 steps stopped after step 2 (checkpoint: step
     2, validated: step 0), resumed validating every step (step 2's is then due, and not logged), against one process
-    validating every step. 3 held-out windows under the 3 objectives: 9 pairs, so one rank has none in the last round."""
+    validating every step. 3 held-out windows under the 3 objectives: 9 pairs, so one rank has none in the last
+    round."""
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 

@@ -585,7 +585,8 @@ def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
 
     normalized = result.normalized_mae()
     spacing = f"every {result.every} frames" if result.every is not None else "spread evenly"
-    detail = (f"{plural(result.chunks, 'chunk')} of {result.chunk_size} over {plural(len(result.episodes), 'episode')}, "
+    detail = (f"{plural(result.chunks, 'chunk')} of {result.chunk_size} over "
+              f"{plural(len(result.episodes), 'episode')}, "
               f"{spacing}; {plural(result.steps, 'step')} compared"
               + (f"; normalised MAE {normalized:.4g} (mean over columns)" if normalized is not None else ""))
     fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,

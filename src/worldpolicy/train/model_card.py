@@ -197,7 +197,8 @@ def _figures(run: Path | None, state: Mapping[str, Any] | None, summary: Mapping
         evaluation = next((line for line in reversed(logged) if "eval_success_rate" in line), None)
         if evaluation:
             lines.append(f"- sim evaluation at step {evaluation['step']}: `{evaluation['eval_task']}` success "
-                         f"{100 * evaluation['eval_success_rate']:.0f} % over {plural(evaluation['eval_episodes'], 'episode')}"
+                         f"{100 * evaluation['eval_success_rate']:.0f} % over "
+                         f"{plural(evaluation['eval_episodes'], 'episode')}"
                          + (f", perturbed {json.dumps(evaluation['eval_perturb'])}"
                             if evaluation.get("eval_perturb") else ""))
     result = (summary or {}).get("stages", {}).get("evaluation")
