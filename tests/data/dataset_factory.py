@@ -96,3 +96,19 @@ def write_v2_dataset(root, episodes: list[dict], fps: int = 10, version: str = "
         (root / "meta/stats.json").write_text(json.dumps(stats_lines[0]["stats"]))  # any stats: not read
     else:
         (root / "meta/episodes_stats.jsonl").write_text("".join(json.dumps(s) + "\n" for s in stats_lines))
+
+
+def write_sim_joint_recording(root) -> list[str]:
+    """A 3-frame recording with `dataset from-sim`'s provenance and its joint layout split over two features (7 joints,
+    the gripper) beside a feature of no names; returns the joint names."""
+    from worldpolicy.data import LeRobotDatasetWriter
+    from worldpolicy.data.from_sim import SOURCE
+
+    joints = [f"joint_{i}" for i in range(7)]
+    features = {"action.joint_position": {"dtype": "float32", "shape": [7], "names": joints},
+                "action.gripper_position": {"dtype": "float32", "shape": [1], "names": ["gripper"]},
+                "next.reward": {"dtype": "float32", "shape": [1], "names": None}}
+    with LeRobotDatasetWriter(root, 15, features, "panda", provenance={"source": SOURCE}) as writer:
+        writer.add_episode({"action.joint_position": np.zeros((3, 7)), "action.gripper_position": np.zeros(3),
+                            "next.reward": np.zeros(3)}, task="reach")
+    return joints

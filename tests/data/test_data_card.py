@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from dataset_factory import make_episode
+from dataset_factory import make_episode, write_sim_joint_recording
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter, merge_datasets, select_episodes
@@ -120,13 +120,7 @@ def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(t
     from worldpolicy.data.actions import DEFAULT_SOURCE
     from worldpolicy.embodiments import get_embodiment
 
-    joints = [f"joint_{i}" for i in range(7)]
-    features = {"action.joint_position": {"dtype": "float32", "shape": [7], "names": joints},
-                "action.gripper_position": {"dtype": "float32", "shape": [1], "names": ["gripper"]},
-                "next.reward": {"dtype": "float32", "shape": [1], "names": None}}
-    with LeRobotDatasetWriter(tmp_path / "rec", 15, features, "panda", provenance={"source": SIM_SOURCE}) as writer:
-        writer.add_episode({"action.joint_position": np.zeros((3, 7)), "action.gripper_position": np.zeros(3),
-                            "next.reward": np.zeros(3)}, task="reach")
+    joints = write_sim_joint_recording(tmp_path / "rec")
     text = _card(tmp_path / "rec").text
     units = get_embodiment(DEFAULT_SOURCE).units
     assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in text and "| gripper | 1 |" in text

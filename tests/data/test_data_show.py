@@ -302,18 +302,12 @@ def test_a_rerun_settles_what_a_killed_show_left_and_leaves_a_live_ones_staging(
 def test_features_as_recorded_are_plotted_in_the_units_the_datasets_card_gives_them(tmp_path, monkeypatch):
     """Without --embodiment a sim recording's joint positions were drawn with no unit on their axes, though its card
     names them in rad (`card.recorded_units`); a feature the dataset names no unit of keeps none."""
-    from worldpolicy.data import LeRobotDatasetWriter
-    from worldpolicy.data.from_sim import SOURCE as SIM_SOURCE
+    from dataset_factory import write_sim_joint_recording
+
     from worldpolicy.data.show import show_dataset
     from worldpolicy.viz import plots as plots_module
 
-    joints = [f"joint_{i}" for i in range(7)]
-    features = {"action.joint_position": {"dtype": "float32", "shape": [7], "names": joints},
-                "action.gripper_position": {"dtype": "float32", "shape": [1], "names": ["gripper"]},
-                "next.reward": {"dtype": "float32", "shape": [1], "names": None}}
-    with LeRobotDatasetWriter(tmp_path / "rec", 15, features, "panda", provenance={"source": SIM_SOURCE}) as writer:
-        writer.add_episode({"action.joint_position": np.zeros((3, 7)), "action.gripper_position": np.zeros(3),
-                            "next.reward": np.zeros(3)}, task="reach")
+    write_sim_joint_recording(tmp_path / "rec")
     drawn = {}
     real = plots_module.action_timeseries_figure
 
