@@ -58,12 +58,14 @@ from .processing.clip import (
 from .processing.observations import (
     SINGLE_VIEW_KEYS,
     camera_views,
+    check_canvas,
     clip_views,
     compose_views,
     composite_mismatch,
     frame_keys,
     load_frames,
     prepare_canvas,
+    recorded_canvas,
     single_view_warning,
     stretch_warning,
     trained_size_warning,
@@ -97,6 +99,12 @@ class PolicyRequest:
     units and columns of `Prediction.actions` that the robot runs while this chunk is computed; row i is row i of the
     chunk, conditioned clean (normalised, clamped to the training range as training holds its rows), and the result's
     first d rows are the given ones (`Policy.act`).
+    `canvas`: the canvas bin (height, width) the frames go on, one of the resolution tier's
+    (`processing.observations.check_canvas`). None: the bin diffusers' pipeline picks for their aspect ratio, except
+    for a video file worldpolicy wrote of the model's own frames, which records the canvas they were generated on
+    (`recorded_canvas`). The model decodes whole latent cells of its content, which the aspect-ratio rule can put on
+    another bin (the shipped model's 256x224 of its 256x256 goes to 320x256): pass a result's `settings["canvas_hw"]`
+    with its frames (`imagine(whole_trajectory=True)`, `sim.world_model` do) to read them where they were generated.
     """
 
     observation: Any
@@ -111,6 +119,7 @@ class PolicyRequest:
     negative_prompt: str | None = None
     decode_video: bool | None = None
     action_prefix: Any = None
+    canvas: tuple[int, int] | None = None
 
     @property
     def decodes_video(self) -> bool:
@@ -718,7 +727,7 @@ class Policy:
         for j in range(trajectory.chunks):  # said above of every row: a chunk's rows are not judged again
             self._once("range", "actions", out_of_range_columns(trajectory.chunk(j), e))
         try:
-            return roll_out(self.act_batch, req, trajectory, e, progress, started, self.imagined_frame_said)
+            return roll_out(self.act_batch, req, trajectory, e, progress, started, self.imagined_frame_said, True)
         except Exception:
             self._next_seed = next_seed  # a refused trajectory draws no seed, as a refused batch draws none
             raise
@@ -747,6 +756,8 @@ class Policy:
         clip = read_clip(video, self.embodiment, self.chunk_size + 1, start_frame, whole_clip, resample)
         for message in clip.warnings:
             logger.warning("%s", message)
+        if base.canvas is None:  # the file's record, read here: its windows reach `_prepare` as frames
+            base = replace(base, canvas=recorded_canvas(video, clip.size, self.resolution_tier))
         if not isinstance(video, Mapping):  # said as the file it is, before its frames are passed on in memory
             self._warn_single_view(video, *clip.size)
         if not whole_clip:
@@ -992,13 +1003,15 @@ class Policy:
         state_row = self._state_row(request)
         obs = request.observation
         num_frames = self.chunk_size + 1
+        given_canvas = None if request.canvas is None else check_canvas(request.canvas, self.resolution_tier)
         if request.mode != "inverse_dynamics":
             # only the current frame is used: a clip is decoded through, holding its last frame alone
             views = camera_views(obs, e.camera_keys, e.composite, last=1) if isinstance(obs, Mapping) else None
             frames = compose_views(views, e.camera_keys, e.composite) if views is not None else load_frames(obs, last=1)
             self._warn_history(views, frames)
             # the current frame: the last of an observation with history, as the state row takes the last state
-            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
+            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
+                                          given_canvas or recorded_canvas(obs, frames.shape[1:3], self.resolution_tier))
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
             views = (clip_views(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
@@ -1022,7 +1035,8 @@ class Policy:
                 logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last: only the first %d "
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
-            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
+            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16,
+                                          given_canvas or recorded_canvas(obs, frames.shape[1:3], self.resolution_tier))
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
         if views is not None:
@@ -1189,7 +1203,7 @@ def label_windows(act_batch: Callable[..., list[Prediction]], requests: list[Pol
 
 def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, trajectory: TrajectoryChunks,
              embodiment: Embodiment, progress: Callable[[int, int], None] | bool | None, started: float,
-             imagined_frame: Callable[[np.ndarray], None] | None = None) -> Prediction:
+             imagined_frame: Callable[[np.ndarray], None] | None = None, own_canvas: bool = False) -> Prediction:
     """`imagine(whole_trajectory=True)`: the trajectory's chunks run one after another through `act_batch` (a local
     `Policy`'s, or a `RemotePolicy`'s, so a trajectory rolls out the same way on either), chunk j from the last
     imagined frame of chunk j-1 (and, for a state-conditioned embodiment, its last action as the state:
@@ -1197,7 +1211,9 @@ def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, tr
     been decoded. A bar over the chunks when there are several and `progress` is None (`check_clip_progress`); the
     results joined into one (`join_windows`), `settings["trajectory"]` saying which actions each frame came from.
     `imagined_frame` is told of each frame a chunk is conditioned on (a local `Policy` does not judge the model's own
-    frames as it judges a camera's)."""
+    frames as it judges a camera's). `own_canvas`: chunk j is put on the canvas chunk j-1 was generated on
+    (`PolicyRequest.canvas`), not on the bin its decoded frame's aspect ratio gets (a local `Policy`; the wire carries
+    no canvas)."""
     from tqdm.auto import tqdm
 
     message = long_rollout_warning(trajectory.chunks)
@@ -1205,7 +1221,7 @@ def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, tr
         logger.warning("%s", message)
     results: list[Prediction] = []
     callback = progress if callable(progress) else None
-    observation, state = base.observation, base.state
+    observation, state, canvas = base.observation, base.state, base.canvas
     chained = bool(embodiment.state_history)
     with tqdm(total=trajectory.chunks, desc="forward dynamics", unit="chunk", leave=False,
               disable=trajectory.chunks < 2 or progress is not None) as bar:
@@ -1216,8 +1232,11 @@ def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, tr
                     imagined_frame(observation)
                 if chained:
                     state = trajectory.state_after(j - 1, embodiment)
+                if own_canvas:
+                    canvas = tuple(results[-1].settings["canvas_hw"])
             request = replace(base, observation=observation, state=state, actions=trajectory.chunk(j),
-                              actions_space="normalized", seed=trajectory.seed_of(j), decode_video=True)
+                              actions_space="normalized", seed=trajectory.seed_of(j), decode_video=True,
+                              canvas=canvas)
             results += act_batch([request], progress=callback)
             bar.update(1)
     rows = [trajectory.rows(j) for j in range(trajectory.chunks)]

@@ -434,6 +434,63 @@ def test_the_canvas_known_from_the_size_alone_is_the_one_frames_get(snap):
         assert canvas_bin(h, w, 256, snap)[1] == (info.canvas_h, info.canvas_w), (h, w)
 
 
+@pytest.mark.parametrize("hw", [(224, 256), (256, 224), (360, 320), (180, 320), (540, 640)])
+def test_an_ordinary_inputs_canvas_is_the_one_diffusers_picks(hw):
+    """Frames given without a canvas keep the pipeline's aspect-ratio bin exactly, whatever their size: a real 224x256
+    or 256x224 image too (the model's own frames are put back on their canvas by what records it, not by guessing
+    from a size a camera can have)."""
+    from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import _ACTION_RESOLUTION_BINS
+    from diffusers.video_processor import VideoProcessor
+
+    info = prepare_canvas(np.zeros((1, *hw, 3), np.float32), 256, 1)[1]
+    snapped = (hw[0] - hw[0] % 16, hw[1] - hw[1] % 16)
+    assert (info.canvas_h, info.canvas_w) == VideoProcessor.classify_height_width_bin(
+        *snapped, ratios=_ACTION_RESOLUTION_BINS["256"])
+
+
+def test_a_canvas_asked_for_is_used_and_one_off_the_tier_is_refused_naming_the_bins():
+    from worldpolicy.processing.observations import check_canvas
+
+    info = prepare_canvas(np.zeros((1, 256, 224, 3), np.float32), 256, 1, canvas=(256, 256))[1]
+    assert (info.canvas_h, info.canvas_w, info.content_h, info.content_w) == (256, 256, 256, 224)
+    assert check_canvas([256, 256], 256) == (256, 256)
+    for bad in [(250, 256), "256", (True, 256), None]:
+        with pytest.raises(ValueError, match=r"canvas=.*accepted: None .* tier 256's canvas bins .*\(256, 256\)"):
+            check_canvas(bad, 256)
+
+
+def test_a_videos_comment_records_the_canvas_and_survives_a_join(tmp_path):
+    """The model's own frames carry their canvas in the mp4 (its comment tag: a copy of the file keeps it), and a
+    dream's rollout.mp4 joined from its chunks' files keeps it."""
+    from worldpolicy.processing.observations import canvas_comment, recorded_canvas
+    from worldpolicy.processing.video import join_videos, video_comment, write_video
+
+    frames = np.zeros((3, 256, 224, 3), np.uint8)
+    comment = canvas_comment({"canvas_hw": [256, 256]}, frames.shape[1:3])
+    assert canvas_comment({}, frames.shape[1:3]) is None
+    a, b = write_video(tmp_path / "a.mp4", frames, 15, comment), write_video(tmp_path / "b.mp4", frames, 15)
+    assert video_comment(a) == comment and video_comment(b) is None
+    shutil.copy(a, tmp_path / "copy.mp4")
+    assert recorded_canvas(str(tmp_path / "copy.mp4"), (256, 224), 256) == (256, 256)
+    assert recorded_canvas(b, (256, 224), 256) is None
+    assert join_videos(tmp_path / "joined.mp4", [(a, 3), (b, 3)], 15) is None
+    assert recorded_canvas(tmp_path / "joined.mp4", (256, 224), 256) == (256, 256)
+
+
+def test_a_recorded_canvas_that_does_not_fit_is_said_and_left_out(tmp_path, caplog):
+    from worldpolicy.processing.observations import canvas_comment, recorded_canvas
+    from worldpolicy.processing.video import write_video
+
+    resized = write_video(tmp_path / "r.mp4", np.zeros((2, 128, 112, 3), np.uint8), 15,
+                          canvas_comment({"canvas_hw": [256, 256]}, (256, 224)))
+    assert recorded_canvas(resized, (128, 112), 256) is None
+    assert "records the canvas 256x256 its 256x224 frames were generated on, but its frames are 128x112" in caplog.text
+    other = write_video(tmp_path / "o.mp4", np.zeros((2, 256, 224, 3), np.uint8), 15,
+                        canvas_comment({"canvas_hw": [640, 640]}, (256, 224)))
+    assert recorded_canvas(other, (256, 224), 256) is None
+    assert "640x640 its frames were generated on, which is not a bin of this model's resolution tier 256" in caplog.text
+
+
 @pytest.mark.parametrize("chunk", [0, 3, 10, 17, -4, 2.5])
 def test_chunk_sizes_off_the_vae_grid_are_rejected(chunk):
     with pytest.raises(ValueError, match="multiple of 4"):
@@ -1459,9 +1516,9 @@ def test_the_methods_that_generate_actions_take_no_actions_space(tiny_policy, ca
     with pytest.raises(TypeError, match=r"accepted: actions_space, state, seed"):  # imagine() takes both
         tiny_policy.imagine(clip[0], np.zeros((16, 10)), "pick", sed=1)
     # and each method's own keywords are listed with the request's: without them the list read as if it had none
-    with pytest.raises(TypeError, match=r"accepted: actions_space, .*, decode_video, whole_trajectory, progress$"):
+    with pytest.raises(TypeError, match=r"accepted: actions_space, .*, decode_video, canvas, whole_trajectory, progress$"):
         tiny_policy.imagine(clip[0], np.zeros((16, 10)), "pick", whole_trajectroy=True)
-    with pytest.raises(TypeError, match=r"accepted: state, .*, decode_video, start_frame, whole_clip, resample, "
+    with pytest.raises(TypeError, match=r"accepted: state, .*, decode_video, canvas, start_frame, whole_clip, resample, "
                                         r"batch_size, progress$"):
         tiny_policy.infer_actions(clip, "pick", whole_cilp=True)
 

@@ -232,3 +232,37 @@ def test_a_remote_trajectory_is_the_local_one(policy, image):
     assert got.settings["trajectory"] == want.settings["trajectory"]
     np.testing.assert_array_equal(got.video, want.video)
     np.testing.assert_allclose(got.actions, want.actions, rtol=1e-5, atol=1e-6)
+
+
+def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(policy, tmp_path, monkeypatch):
+    """A 360x320 frame (the shipped model's two stacked cameras: a tie of 256x256 and 320x256, which diffusers gives
+    256x256) decodes to 256x224, whole latent cells, which the aspect-ratio rule puts on 320x256. The result records
+    its canvas (`settings["canvas_hw"]`), rollout.mp4 too, and what feeds the frames back uses it: a trajectory's
+    later chunks, `infer_actions` of the file; frames in memory keep the pipeline's bin unless `canvas=` is given."""
+    from worldpolicy.processing.observations import canvas_bin
+    from worldpolicy.viz.run import ROLLOUT_VIDEO, write_run
+
+    frame = np.random.default_rng(5).integers(0, 256, (360, 320, 3), dtype=np.uint8)
+    imagined = policy.imagine(frame, _actions(CHUNK), "reach", seed=3, steps=1)
+    assert imagined.video.shape[1:3] == (256, 224) and imagined.settings["canvas_hw"] == [256, 256]
+    assert canvas_bin(256, 224, 256)[1] == (320, 256)  # where the rule alone put the model's own frames
+    write_run(imagined, tmp_path, plots=False)
+    assert policy.infer_actions(tmp_path / ROLLOUT_VIDEO, "reach", seed=3, steps=1).settings["canvas_hw"] == [256, 256]
+    assert policy.infer_actions(str(tmp_path / ROLLOUT_VIDEO), "reach", seed=3, steps=1,
+                                canvas=(320, 256)).settings["canvas_hw"] == [320, 256]  # the caller's choice wins
+    assert policy.infer_actions(imagined.video, "reach", seed=3, steps=1).settings["canvas_hw"] == [320, 256]
+    assert policy.infer_actions(imagined.video, "reach", seed=3, steps=1,
+                                canvas=imagined.settings["canvas_hw"]).settings["canvas_hw"] == [256, 256]
+    with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
+        policy.act(frame, "reach", canvas=(250, 250))
+    sent = []
+    act_batch = policy.act_batch
+
+    def spy(requests, progress=None):
+        sent.extend(requests)
+        return act_batch(requests, progress)
+
+    monkeypatch.setattr(policy, "act_batch", spy)
+    policy.imagine(frame, _actions(10), "reach", whole_trajectory=True, seed=3, steps=1)
+    assert [r.canvas for r in sent] == [None, (256, 256), (256, 256)]
+

@@ -99,6 +99,9 @@ def test_local_options_reach_the_policy(serve):
         with pytest.raises(TypeError, match=r"infer_actions\(\) got an unknown option .*, start_frame, whole_clip, "
                                             r"resample, batch_size, progress$"):
             remote.infer_actions(np.zeros((33, 8, 8, 3), np.uint8), "push", whole=True)
+        # a canvas is a local Policy's option: the wire carries none, so it is refused, not dropped
+        with pytest.raises(ValueError, match=r"canvas=\(256, 256\): the wire protocol carries no canvas"):
+            remote.act(droid_request(np.zeros(7)), "a", canvas=(256, 256))
 
 
 def test_imagine_reads_an_actions_file_on_the_client(serve, tmp_path):

@@ -290,6 +290,30 @@ def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, 
     assert "camera observation/wrist_image_left is 90x160 where it was 180x320" in caplog.text
 
 
+def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(policy, cameras, tmp_path, monkeypatch):
+    """The cameras (360x320 stacked) sit on 256x256, and the frames decoded from it (256x224) would go on 320x256 by
+    the aspect-ratio rule: the env's observation carries its canvas (`env.canvas`), every step and the dream's policy
+    pass it, and the saved dream records it."""
+    from worldpolicy.processing.observations import recorded_canvas
+
+    sent = []
+    act_batch = policy.act_batch
+
+    def spy(requests, progress=None):
+        sent.extend(requests)
+        return act_batch(requests, progress)
+
+    monkeypatch.setattr(policy, "act_batch", spy)
+    env = WorldModelEnv(policy, cameras, PROMPT)
+    obs, _ = env.reset(seed=0)
+    assert obs[FRAME_KEY].shape[:2] == (256, 224) and env.canvas == (256, 256)
+    dreamed = dream(policy, policy, cameras, PROMPT, 2, seed=0)
+    assert [(r.mode, r.canvas) for r in sent] == [("policy", (256, 256)), ("forward_dynamics", (256, 256))] * 2
+    assert {tuple(p.settings["canvas_hw"]) for p in dreamed.policy_predictions + dreamed.world_predictions} == {
+        (256, 256)}
+    assert recorded_canvas(dreamed.save_video(tmp_path / "dream.mp4"), (256, 224), 256) == (256, 256)
+
+
 def test_the_env_needs_no_mujoco():
     code = ("import sys, gymnasium, worldpolicy.sim, worldpolicy.sim.world_model; "
             f"print(gymnasium.spec({WORLD_MODEL_ID!r}).entry_point, 'mujoco' in sys.modules)")

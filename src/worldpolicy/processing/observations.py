@@ -8,7 +8,10 @@ downscale-only resize and pad rules (cosmos3-model.md §9) by calling diffusers'
 
 from __future__ import annotations
 
+import json
+import logging
 import numbers
+import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import check_resolution_tier
-from .video import check_frame_bounds, read_video, video_fps
+from .video import check_frame_bounds, read_video, video_comment, video_fps
 
 if TYPE_CHECKING:
     from ..embodiments import Embodiment
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
@@ -618,13 +623,72 @@ def canvas_bin(height: int, width: int, tier: int, snap_to_16: bool = True) -> t
     return (height, width), VideoProcessor.classify_height_width_bin(height, width, ratios=resolution_bins(tier))
 
 
-def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True):
+def check_canvas(canvas: Any, tier: int, param: str = "canvas") -> tuple[int, int]:
+    """A canvas asked for (`PolicyRequest.canvas`): one of the tier's bins, (height, width); refused naming `param`,
+    with the bins accepted, otherwise."""
+    bins = sorted(set(resolution_bins(tier).values()))
+    try:
+        hw = tuple(int(v) for v in canvas)
+    except (TypeError, ValueError):
+        hw = None
+    if hw is None or hw not in bins or any(isinstance(v, bool) for v in canvas):
+        raise ValueError(f"{param}={canvas!r}; accepted: None (the pipeline's bin for the frames' aspect ratio) or "
+                         f"one of resolution tier {tier}'s canvas bins (height, width): "
+                         f"{', '.join(f'({h}, {w})' for h, w in bins)}")
+    return hw  # type: ignore[return-value]
+
+
+# the comment tag's key under which a video of the model's own frames records their canvas (`canvas_comment`)
+CANVAS_RECORD = "worldpolicy"
+
+
+def canvas_comment(settings: Mapping[str, Any], frame_hw: Sequence[int]) -> str | None:
+    """What a video of the model's decoded frames (`frame_hw`) records in its comment tag (`video.write_video`): the
+    canvas its result's `settings` say they were generated on (`canvas_hw`), for `recorded_canvas` to put them back
+    there; None for settings that name none."""
+    if "canvas_hw" not in settings:
+        return None
+    return json.dumps({CANVAS_RECORD: {"canvas_hw": [int(v) for v in settings["canvas_hw"]],
+                                       "frame_hw": [int(v) for v in frame_hw]}})
+
+
+def recorded_canvas(source: Any, frame_hw: Sequence[int], tier: int) -> tuple[int, int] | None:
+    """The canvas a video file of the model's own frames records (`canvas_comment`), for frames of `frame_hw` read from
+    it at resolution `tier`; None for anything else (frames in memory, images, a video without the record: the
+    pipeline's bin). Decoded frames are whole latent cells cut from their bin, so the aspect-ratio rule can put them
+    on another bin than the one they were generated on (the shipped model's 256x224 of its 256x256 goes to 320x256).
+    A record that does not fit is said and left out: frames of another size than recorded (the video was resized)
+    or a canvas that is not one of the tier's bins (another model's video)."""
+    if not isinstance(source, (str, os.PathLike)) or Path(source).suffix.lower() not in VIDEO_SUFFIXES:
+        return None
+    try:
+        record = json.loads(video_comment(source) or "{}").get(CANVAS_RECORD)
+        canvas, recorded = tuple(record["canvas_hw"]), tuple(record["frame_hw"])
+    except (ValueError, TypeError, AttributeError, KeyError):  # no record: any other comment a video carries
+        return None
+    if recorded != tuple(frame_hw):
+        logger.warning("%s records the canvas %s its %s frames were generated on, but its frames are %s (resized "
+                       "since?): they go on the pipeline's bin for their aspect ratio", source, _size_text(canvas),
+                       _size_text(recorded), _size_text(frame_hw))
+        return None
+    if canvas not in resolution_bins(tier).values():
+        logger.warning("%s records the canvas %s its frames were generated on, which is not a bin of this model's "
+                       "resolution tier %d (a video of another model?): they go on the pipeline's bin for their "
+                       "aspect ratio", source, _size_text(canvas), tier)
+        return None
+    return canvas  # type: ignore[return-value]
+
+
+def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True,
+                   canvas: tuple[int, int] | None = None):
     """float [T,H,W,3] in [0,1] → (canvas tensor [1,3,num_frames,Hc,Wc] in [-1,1], Canvas).
 
     Mirrors `Cosmos3OmniPipeline` step by step: diffusers' video preprocessing, canvas bin by aspect ratio, repeat-last
     or truncate to `num_frames`, downscale-only bicubic resize, right/bottom pad (replicate when a pad is at least the
     content size, else reflect). The content crop happens on the latent (`Canvas.latent_h/w`). diffusers first
     resizes frames to multiples of 16; the RoboLab server does not (`snap_to_16=False`: 540x640 stays 540x640).
+    `canvas`: the bin (`check_canvas`) to put them on instead of the one their aspect ratio gets (`canvas_bin`): the one
+    the model's own decoded frames were generated on (`recorded_canvas`, `PolicyRequest.canvas`).
     """
     import torch
     import torch.nn.functional as F
@@ -638,7 +702,8 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
         video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
     else:
         video = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(3, 0, 1, 2)[None] * 2.0 - 1.0
-    target_h, target_w = canvas_bin(*video.shape[-2:], tier, snap_to_16=False)[1]  # the video is snapped already
+    # the video is snapped already
+    target_h, target_w = canvas if canvas is not None else canvas_bin(*video.shape[-2:], tier, snap_to_16=False)[1]
     if video.shape[2] < num_frames:
         pad = video[:, :, -1:].expand(-1, -1, num_frames - video.shape[2], -1, -1)
         video = torch.cat([video, pad], dim=2)

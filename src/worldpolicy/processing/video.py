@@ -92,6 +92,14 @@ def read_video(path: str | Path, max_frames: int | None = None, last: int | None
     return frames, fps
 
 
+def video_comment(path: str | Path) -> str | None:
+    """A video file's comment tag, None where it has none: read from the header, no frame decoded. MP4 holds it in the
+    file itself, so a copy keeps it (FFmpeg carries it over when it re-encodes, too); worldpolicy records the canvas the
+    model generated its frames on there (`write_video`'s `comment`)."""
+    with _video_stream(Path(path)) as (container, _):
+        return container.metadata.get("comment")
+
+
 def iter_video(path: str | Path) -> Iterator[np.ndarray]:
     """Decoded uint8 RGB frames [H, W, 3] one at a time, for a consumer that uses every frame but holds none."""
     with _video_stream(Path(path)) as (container, stream):
@@ -167,10 +175,11 @@ class VideoFileWriter:
 
     Whole clips go through `write_video`; LeRobot v3 files grow episode by episode through `append`, or, made with a
     `template` (a demuxed stream), through `append_packets`: another file's encoded packets taken as they are.
+    `comment`: the file's comment tag (`video_comment`), or None.
     """
 
     def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libx264", gop: int | None = None,
-                 template: Any = None):
+                 template: Any = None, comment: str | None = None):
         import av
 
         if codec not in CODECS:
@@ -183,6 +192,8 @@ class VideoFileWriter:
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
         os.close(fd)
         self._container = av.open(self._tmp, mode="w", format="mp4")
+        if comment is not None:
+            self._container.metadata["comment"] = comment
         if template is None:
             self._stream = self._container.add_stream(spec.encoder, rate=self.fps)
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
@@ -363,7 +374,8 @@ def join_videos(path: str | Path, parts: Sequence[tuple[Path, int]], fps: float)
     packets muxed as they are (`EncodedSegment`, `VideoFileWriter.append_packets`): no encoder runs, and the frames
     decode to exactly the parts' (encoding their decoded frames again loses more). Where the parts do not allow it (a
     part that does not open, is not its frames or not of the first's codec, size and settings) nothing is written
-    and why is returned, for the caller to encode the frames instead."""
+    and why is returned, for the caller to encode the frames instead. The joined file keeps part 0's comment tag
+    (`video_comment`: the canvas a dream's chunks were generated on)."""
     if not parts:
         return "no parts given"
     writer: VideoFileWriter | None = None
@@ -375,7 +387,7 @@ def join_videos(path: str | Path, parts: Sequence[tuple[Path, int]], fps: float)
             with segment:
                 if writer is None:
                     writer = VideoFileWriter(Path(path), fps, segment.stream.height, segment.stream.width,
-                                             template=segment.stream)
+                                             template=segment.stream, comment=video_comment(part))
                 elif stream_signature(segment.stream) != writer.copy_of:
                     return f"part {k} ({Path(part).name}) is not of part 0's codec, frame size and settings"
                 if writer.append_packets(segment.packets, segment.first_pts, segment.count) is None:
@@ -413,9 +425,12 @@ def to_uint8(pixels: np.ndarray, param: str) -> np.ndarray:
     return (pixels.astype(np.float32) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float) -> Path:
-    """Encode RGB frames (uint8, or float in [0, 1]: `to_uint8`) to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels). `frames` may
-    be a generator: frames are encoded as they come, so a long clip never sits in memory whole."""
+def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float,
+                comment: str | None = None) -> Path:
+    """Encode RGB frames (uint8, or float in [0, 1]: `to_uint8`) to an H.264 MP4, atomically. Odd sizes are padded to
+    even (edge pixels). `frames` may be a generator: frames are encoded as they come, so a long clip never sits in
+    memory whole. `comment`: the file's comment tag (`video_comment`; the model's own frames record their canvas
+    there: `processing.observations.canvas_comment`)."""
     if isinstance(frames, (str, os.PathLike)) or not isinstance(path, (str, os.PathLike)):  # swapped: read the name
         raise TypeError(f"write_video(path, frames, fps): path={type(path).__name__}, frames={type(frames).__name__}; "
                         "the path comes first, then the uint8 frames [T, H, W, 3]")
@@ -428,7 +443,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     if first.ndim != 3 or first.shape[2] != 3:
         raise ValueError(f"write_video: frames must be [H, W, 3], got {first.shape}")
     h, w = first.shape[:2]
-    writer = VideoFileWriter(Path(path), fps, h + h % 2, w + w % 2)
+    writer = VideoFileWriter(Path(path), fps, h + h % 2, w + w % 2, comment=comment)
     try:
         for k, frame in enumerate(itertools.chain([first], iterator)):
             frame = np.asarray(frame)

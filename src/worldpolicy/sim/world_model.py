@@ -35,9 +35,12 @@ from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.observations import (
     SINGLE_VIEW_KEYS,
     camera_views,
+    canvas_comment,
     compose_views,
     load_frames,
     prepare_canvas,
+    recorded_canvas,
+    resolution_bins,
 )
 from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
@@ -74,6 +77,15 @@ def _said_imagined(model: Any, frame: np.ndarray) -> None:
     is local only: its server judges what it receives)."""
     if isinstance(model, Policy):
         model.imagined_frame_said(frame)
+
+
+def _canvas_option(model: Any, canvas: tuple[int, int] | None) -> dict[str, Any]:
+    """`canvas` as a request option (`PolicyRequest.canvas`) for a local `Policy` whose resolution tier has that bin:
+    the model's own frames go back on the canvas they were generated on. None for a `RemotePolicy` (the wire carries no
+    canvas) or another tier's model, which put them on the bin their aspect ratio gets."""
+    if isinstance(model, Policy) and canvas is not None and canvas in resolution_bins(model.resolution_tier).values():
+        return {"canvas": canvas}
+    return {}
 
 
 class WorldModelEnv(gym.Env):
@@ -117,6 +129,9 @@ class WorldModelEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": e.fps}
         self._start = self._checked_start(observation, state, prompt, "observation")
         frame = self._start[3]
+        # the canvas the observation's frame sits on: the start's, then the one each chunk was generated on; a policy
+        # acting on the observation passes it (`dream`), as every step does (`PolicyRequest.canvas`)
+        self.canvas: tuple[int, int] = self._start[5]
         physical = to_physical(e, np.array([[-1.0] * e.action_dim, [1.0] * e.action_dim]))
         # the range the model's data covered (its q01..q99, model space -1..1): larger actions run (far larger ones are
         # warned of, as `imagine` warns of them)
@@ -137,8 +152,8 @@ class WorldModelEnv(gym.Env):
         self._ended = False
 
     def _checked_start(self, observation: Any, state: Any, prompt: Any, param: str) -> tuple:
-        """(observation, state as given, physical state or None, the frame as the model decodes it, prompt), each
-        checked before any imagining."""
+        """(observation, state as given, physical state or None, the frame as the model decodes it, prompt, the canvas
+        it sits on), each checked before any imagining."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt: expected the task as a non-empty string, got {prompt!r}")
         e = self.embodiment
@@ -151,11 +166,12 @@ class WorldModelEnv(gym.Env):
                                  f" pass state=[...] or an observation dict with {sorted(e.state_keys.values())}")
             else:
                 reached = physical_state_row(state, e, "forward_dynamics")
-        return observation, state, reached, self._model_frame(observation, param), prompt
+        frame, canvas = self._model_frame(observation, param)
+        return observation, state, reached, frame, prompt, canvas
 
-    def _model_frame(self, observation: Any, param: str) -> np.ndarray:
+    def _model_frame(self, observation: Any, param: str) -> tuple[np.ndarray, tuple[int, int]]:
         """The start as the model sees it, uint8 [H, W, 3]: composed and put on the canvas as `imagine` does (its
-        latest frame), cut to the latent grid's pixels, the size every imagined frame has."""
+        latest frame), cut to the latent grid's pixels, the size every imagined frame has; and that canvas."""
         e = self.embodiment
         try:
             if isinstance(observation, Mapping):
@@ -165,10 +181,11 @@ class WorldModelEnv(gym.Env):
                 frames = load_frames(observation, param, last=1)
         except (KeyError, TypeError, ValueError) as exc:
             raise type(exc)(f"{param}: {exc}") from None
-        canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
+        canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
+                                      recorded_canvas(observation, frames.shape[1:3], self.resolution_tier))
         h, w = info.latent_h * VAE_PIXELS, info.latent_w * VAE_PIXELS
         pixels = (canvas[0, :, 0, :h, :w].permute(1, 2, 0).numpy() + 1.0) * 127.5
-        return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+        return np.clip(pixels + 0.5, 0, 255).astype(np.uint8), (info.canvas_h, info.canvas_w)
 
     # --- gymnasium API -------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -183,7 +200,7 @@ class WorldModelEnv(gym.Env):
         if seed is not None:
             check_seed(seed)
         if options:
-            observation, state, _, _, prompt = self._start
+            observation, state, _, _, prompt, _ = self._start
             given = "observation" in options
             start = self._checked_start(options.get("observation", observation),
                                         options.get("state", None if given else state),
@@ -195,7 +212,7 @@ class WorldModelEnv(gym.Env):
                                  "env per frame size)")
             self._start = start
         super().reset(seed=seed)
-        observation, self._given_state, self._state, self._frame, self.prompt = self._start
+        observation, self._given_state, self._state, self._frame, self.prompt, self.canvas = self._start
         self._conditioning = observation
         self.seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**63, dtype=np.uint64))
         self.chunks = 0
@@ -216,9 +233,11 @@ class WorldModelEnv(gym.Env):
         if not first:
             _said_imagined(self.world_model, self._conditioning)
         prediction = self.world_model.imagine(self._conditioning, rows, self.prompt, whole_trajectory=True, seed=seed,
-                                              state=state, progress=False)
+                                              state=state, progress=False,
+                                              **_canvas_option(self.world_model, self.canvas))
         frames = prediction.video[1:]
         self._frame = self._conditioning = frames[-1]
+        self.canvas = tuple(prediction.settings.get("canvas_hw", self.canvas))
         if self.embodiment.state_history:
             # the rows in model space as `imagine` reads them (`load_actions`), so the state is the whole trajectory's
             self._state = state_reached(self.embodiment, to_model(self.embodiment, rows))
@@ -307,8 +326,10 @@ class Dream:
                    [c.world_prediction for c in chunks])
 
     def save_video(self, path: str | Path) -> Path:
-        """The dreamed video as an mp4 (`processing.video.write_video`, atomic)."""
-        return write_video(path, self.frames, self.fps)
+        """The dreamed video as an mp4 (`processing.video.write_video`, atomic), recording the canvas it was generated
+        on (`canvas_comment`)."""
+        settings = self.world_predictions[0].settings if self.world_predictions else {}
+        return write_video(path, self.frames, self.fps, canvas_comment(settings, self.frames.shape[1:3]))
 
     def prediction(self) -> Prediction:
         """The dream as the world model saw it: one forward-dynamics result over a whole trajectory, the policy's
@@ -382,7 +403,8 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     for j in range(chunks):
         seen = obs[FRAME_KEY]
         _said_imagined(policy, seen)  # the start as the model sees it, then its imagined frames
-        pred = policy.act(obs, prompt, seed=None if seed is None else call_seed(seed, j))
+        pred = policy.act(obs, prompt, seed=None if seed is None else call_seed(seed, j),
+                          **_canvas_option(policy, env.canvas))
         rows = pred.actions[:execute_steps]
         obs, reward, _, _, info = env.step(rows)
         ran.append(DreamChunk(j, seen, rows, info["frames"], reward, pred, info["prediction"]))
@@ -464,7 +486,8 @@ class DreamRecorder:
             self._begin(world)
         video = f"chunk-{chunk.index:04d}.mp4"
         first = 0 if chunk.index == 0 else 1  # chunk 0's file holds the start frame too (rollout.mp4's frame 0)
-        write_video(self.partial / video, world.video[first:n + 1], world.fps)
+        write_video(self.partial / video, world.video[first:n + 1], world.fps,
+                    canvas_comment(world.settings, world.video.shape[1:3]))
         self._videos.append((self.partial / video, n + 1 - first))
         scored = self.settings["dream"]["score"] is not None
         line = {"chunk": chunk.index, "actions": actions_to_json(chunk.actions),

@@ -53,6 +53,7 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     import numpy as np
 
     from ..fileio import make_folder, write_json_atomic
+    from ..processing.observations import canvas_comment
     from ..processing.video import write_video
 
     try:  # before any file is written: the plots and video would refuse it half-way through the run
@@ -72,7 +73,8 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:
         if not video_parts or not _joined_video(out / ROLLOUT_VIDEO, video_parts, prediction):
-            write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps)
+            write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps,
+                        canvas_comment(prediction.settings, prediction.video.shape[1:3]))
         written.append(out / ROLLOUT_VIDEO)
     if bad.any():
         columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
