@@ -1516,10 +1516,11 @@ def test_the_methods_that_generate_actions_take_no_actions_space(tiny_policy, ca
     with pytest.raises(TypeError, match=r"accepted: actions_space, state, seed"):  # imagine() takes both
         tiny_policy.imagine(clip[0], np.zeros((16, 10)), "pick", sed=1)
     # and each method's own keywords are listed with the request's: without them the list read as if it had none
-    with pytest.raises(TypeError, match=r"accepted: actions_space, .*, decode_video, canvas, whole_trajectory, progress$"):
+    with pytest.raises(TypeError,
+                       match=r"accepted: actions_space, .*, decode_video, canvas, whole_trajectory, progress$"):
         tiny_policy.imagine(clip[0], np.zeros((16, 10)), "pick", whole_trajectroy=True)
-    with pytest.raises(TypeError, match=r"accepted: state, .*, decode_video, canvas, start_frame, whole_clip, resample, "
-                                        r"batch_size, progress$"):
+    with pytest.raises(TypeError, match=r"accepted: state, .*, decode_video, canvas, start_frame, whole_clip, "
+                                        r"resample, batch_size, progress$"):
         tiny_policy.infer_actions(clip, "pick", whole_cilp=True)
 
 

@@ -804,9 +804,9 @@ class RemotePolicy:
         if r.action_prefix is not None:  # before anything connects for the server's embodiment
             check_prefix_mode(r.mode)
         if r.canvas is not None:
-            raise ValueError(f"canvas={r.canvas!r}: the wire protocol carries no canvas, so a server puts frames on the "
-                             "bin the pipeline picks for their aspect ratio; accepted: canvas=None (a local Policy "
-                             "takes one)")
+            raise ValueError(f"canvas={r.canvas!r}: the wire protocol carries no canvas, so a server puts frames on "
+                             "the bin the pipeline picks for their aspect ratio; accepted: canvas=None (a local "
+                             "Policy takes one)")
         if r.mode == "inverse_dynamics":
             request: dict[str, Any] = {"video": self._video(r.observation), "mode": r.mode}
         else:
