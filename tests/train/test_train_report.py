@@ -70,7 +70,8 @@ def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_recor
 def test_the_episodes_trained_are_named_only_when_a_selection_is_set():
     from worldpolicy.viz.train_report import _episode_selection
 
-    assert _episode_selection({"episodes": None, "exclude_episodes": []}) is None and _episode_selection({}) is None
-    assert _episode_selection({"episodes": None, "exclude_episodes": [3]}) == "all except 3"
-    assert _episode_selection({"episodes": [0, 2, 5], "exclude_episodes": [2]}) == "0, 2, 5 except 2"
-    assert _episode_selection({"episodes": list(range(40))}) == ", ".join(map(str, range(12))) + ", ... (40 in all)"
+    assert _episode_selection({"episodes": None, "exclude_episodes": []}, {}) is None
+    assert _episode_selection({}, {}) is None
+    assert _episode_selection({"episodes": None, "exclude_episodes": [3]}, {}) == "all except 3"
+    assert _episode_selection({"episodes": [0, 2, 5], "exclude_episodes": [2]}, {}) == "0, 2, 5 except 2"
+    assert _episode_selection({"episodes": list(range(40))}, {}) == ", ".join(map(str, range(12))) + ", ... (40 in all)"
