@@ -491,6 +491,33 @@ def test_a_recorded_canvas_that_does_not_fit_is_said_and_left_out(tmp_path, capl
     assert "640x640 its frames were generated on, which is not a bin of this model's resolution tier 256" in caplog.text
 
 
+@pytest.mark.parametrize("tag", ['{"worldpolicy": {"canvas_hw": ["a", "b"], "frame_hw": [1, 1]}}',
+                                 '{"worldpolicy": {"canvas_hw": [256], "frame_hw": [1, 1]}}',
+                                 '{"worldpolicy": {"canvas_hw": [256.0, 256.0], "frame_hw": [256, 224]}}',
+                                 '{"worldpolicy": {"canvas_hw": [true, 256], "frame_hw": [256, 224]}}',
+                                 '{"worldpolicy": 3}', '{"worldpolicy": ' + "[" * 1000,
+                                 '{"worldpolicy": {"canvas_hw": [256, 256], "frame_hw": [256, 224]}}' + " " * 2000])
+def test_a_malformed_canvas_record_is_ignored_with_a_warning_never_raised(tmp_path, caplog, tag):
+    """The comment tag is any mp4's: a `worldpolicy` record that is not two pairs of whole numbers, nested past
+    what JSON parses, or past the bound is said and left out (the pipeline's bin), never an exception."""
+    from worldpolicy.processing.observations import recorded_canvas
+    from worldpolicy.processing.video import write_video
+
+    path = write_video(tmp_path / "m.mp4", np.zeros((2, 256, 224, 3), np.uint8), 15, tag)
+    assert recorded_canvas(path, (256, 224), 256) is None
+    assert "'worldpolicy' record is not the canvas its frames were generated on" in caplog.text
+
+
+def test_another_comment_is_left_out_silently(tmp_path, caplog):
+    from worldpolicy.processing.observations import recorded_canvas
+    from worldpolicy.processing.video import write_video
+
+    for k, tag in enumerate(["made with a phone", "[" * 5000, '{"title": "x"}']):
+        path = write_video(tmp_path / f"c{k}.mp4", np.zeros((2, 256, 224, 3), np.uint8), 15, tag)
+        assert recorded_canvas(path, (256, 224), 256) is None
+    assert caplog.text == ""
+
+
 @pytest.mark.parametrize("chunk", [0, 3, 10, 17, -4, 2.5])
 def test_chunk_sizes_off_the_vae_grid_are_rejected(chunk):
     with pytest.raises(ValueError, match="multiple of 4"):
