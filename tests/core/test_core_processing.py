@@ -454,7 +454,8 @@ def test_a_canvas_asked_for_is_used_and_one_off_the_tier_is_refused_naming_the_b
     info = prepare_canvas(np.zeros((1, 256, 224, 3), np.float32), 256, 1, canvas=(256, 256))[1]
     assert (info.canvas_h, info.canvas_w, info.content_h, info.content_w) == (256, 256, 256, 224)
     assert check_canvas([256, 256], 256) == (256, 256)
-    for bad in [(250, 256), "256", (True, 256), None]:
+    assert check_canvas(np.array([256, 256]), 256) == (256, 256)
+    for bad in [(250, 256), "256", (True, 256), None, (256.7, 256), (256, 256, 3), 256]:
         with pytest.raises(ValueError, match=r"canvas=.*accepted: None .* tier 256's canvas bins .*\(256, 256\)"):
             check_canvas(bad, 256)
 

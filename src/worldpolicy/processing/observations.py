@@ -628,10 +628,12 @@ def check_canvas(canvas: Any, tier: int, param: str = "canvas") -> tuple[int, in
     with the bins accepted, otherwise."""
     bins = sorted(set(resolution_bins(tier).values()))
     try:
-        hw = tuple(int(v) for v in canvas)
-    except (TypeError, ValueError):
-        hw = None
-    if hw is None or hw not in bins or any(isinstance(v, bool) for v in canvas):
+        values = tuple(canvas)
+    except TypeError:
+        values = ()
+    whole = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
+    hw = tuple(int(v) for v in values) if whole else None
+    if hw not in bins:
         raise ValueError(f"{param}={canvas!r}; accepted: None (the pipeline's bin for the frames' aspect ratio) or "
                          f"one of resolution tier {tier}'s canvas bins (height, width): "
                          f"{', '.join(f'({h}, {w})' for h, w in bins)}")
