@@ -752,6 +752,8 @@ class Policy:
                         own=Policy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
         check_clip_progress(progress)
+        if base.canvas is not None:  # before a whole clip is decoded
+            check_canvas(base.canvas, self.resolution_tier)
         started = time.perf_counter()
         clip = read_clip(video, self.embodiment, self.chunk_size + 1, start_frame, whole_clip, resample)
         for message in clip.warnings:

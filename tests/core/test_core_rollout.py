@@ -277,3 +277,14 @@ def test_an_ignored_canvas_record_is_said_once_per_file(policy, tmp_path, caplog
     for _ in range(2):
         assert policy.act(resized, "reach", seed=3, steps=1).settings["canvas_hw"] != [256, 256]
     assert caplog.text.count("records the canvas 256x256") == 1
+
+
+def test_a_bad_canvas_is_refused_before_the_clip_is_read(policy, monkeypatch):
+    import worldpolicy.policy as policy_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the clip was read before canvas= was checked")
+
+    monkeypatch.setattr(policy_module, "read_clip", never)
+    with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
+        policy.infer_actions("missing.mp4", "reach", whole_clip=True, canvas=(250, 250))
