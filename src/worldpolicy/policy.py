@@ -752,12 +752,14 @@ class Policy:
                         own=Policy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
         check_clip_progress(progress)
+        if base.canvas is not None:  # before a whole clip is decoded
+            check_canvas(base.canvas, self.resolution_tier)
         started = time.perf_counter()
         clip = read_clip(video, self.embodiment, self.chunk_size + 1, start_frame, whole_clip, resample)
         for message in clip.warnings:
             logger.warning("%s", message)
         if base.canvas is None:  # the file's record, read here: its windows reach `_prepare` as frames
-            base = replace(base, canvas=recorded_canvas(video, clip.size, self.resolution_tier))
+            base = replace(base, canvas=self._recorded_canvas(video, clip.size))
         if not isinstance(video, Mapping):  # said as the file it is, before its frames are passed on in memory
             self._warn_single_view(video, *clip.size)
         if not whole_clip:
@@ -898,6 +900,15 @@ class Policy:
         said.add(key)
         return True
 
+    def _recorded_canvas(self, source: Any, frame_hw: Sequence[int]) -> tuple[int, int] | None:
+        """`recorded_canvas` of `source` at this model's tier, a record it leaves out said once per file and reason
+        (a control loop may pass the same file every call)."""
+        def say(message: str) -> None:
+            if self._once("canvas_record", message):
+                logger.warning("%s", message)
+
+        return recorded_canvas(source, frame_hw, self.resolution_tier, say)
+
     def _warn_single_view(self, observation: Any, height: int, width: int) -> None:
         """One image or clip (in memory or a file) for an embodiment that composes several cameras is taken as that
         composite; one shaped like a single camera's view is said once per shape (a control loop sends the same
@@ -1011,7 +1022,7 @@ class Policy:
             self._warn_history(views, frames)
             # the current frame: the last of an observation with history, as the state row takes the last state
             canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
-                                          given_canvas or recorded_canvas(obs, frames.shape[1:3], self.resolution_tier))
+                                          given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
             views = (clip_views(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
@@ -1036,7 +1047,7 @@ class Policy:
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16,
-                                          given_canvas or recorded_canvas(obs, frames.shape[1:3], self.resolution_tier))
+                                          given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
         if views is not None:

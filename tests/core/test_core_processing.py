@@ -454,7 +454,8 @@ def test_a_canvas_asked_for_is_used_and_one_off_the_tier_is_refused_naming_the_b
     info = prepare_canvas(np.zeros((1, 256, 224, 3), np.float32), 256, 1, canvas=(256, 256))[1]
     assert (info.canvas_h, info.canvas_w, info.content_h, info.content_w) == (256, 256, 256, 224)
     assert check_canvas([256, 256], 256) == (256, 256)
-    for bad in [(250, 256), "256", (True, 256), None]:
+    assert check_canvas(np.array([256, 256]), 256) == (256, 256)
+    for bad in [(250, 256), "256", (True, 256), None, (256.7, 256), (256, 256, 3), 256]:
         with pytest.raises(ValueError, match=r"canvas=.*accepted: None .* tier 256's canvas bins .*\(256, 256\)"):
             check_canvas(bad, 256)
 
@@ -489,6 +490,33 @@ def test_a_recorded_canvas_that_does_not_fit_is_said_and_left_out(tmp_path, capl
                         canvas_comment({"canvas_hw": [640, 640]}, (256, 224)))
     assert recorded_canvas(other, (256, 224), 256) is None
     assert "640x640 its frames were generated on, which is not a bin of this model's resolution tier 256" in caplog.text
+
+
+@pytest.mark.parametrize("tag", ['{"worldpolicy": {"canvas_hw": ["a", "b"], "frame_hw": [1, 1]}}',
+                                 '{"worldpolicy": {"canvas_hw": [256], "frame_hw": [1, 1]}}',
+                                 '{"worldpolicy": {"canvas_hw": [256.0, 256.0], "frame_hw": [256, 224]}}',
+                                 '{"worldpolicy": {"canvas_hw": [true, 256], "frame_hw": [256, 224]}}',
+                                 '{"worldpolicy": 3}', '{"worldpolicy": ' + "[" * 1000,
+                                 '{"worldpolicy": {"canvas_hw": [256, 256], "frame_hw": [256, 224]}}' + " " * 2000])
+def test_a_malformed_canvas_record_is_ignored_with_a_warning_never_raised(tmp_path, caplog, tag):
+    """The comment tag is any mp4's: a `worldpolicy` record that is not two pairs of whole numbers, nested past
+    what JSON parses, or past the bound is said and left out (the pipeline's bin), never an exception."""
+    from worldpolicy.processing.observations import recorded_canvas
+    from worldpolicy.processing.video import write_video
+
+    path = write_video(tmp_path / "m.mp4", np.zeros((2, 256, 224, 3), np.uint8), 15, tag)
+    assert recorded_canvas(path, (256, 224), 256) is None
+    assert "'worldpolicy' record is not the canvas its frames were generated on" in caplog.text
+
+
+def test_another_comment_is_left_out_silently(tmp_path, caplog):
+    from worldpolicy.processing.observations import recorded_canvas
+    from worldpolicy.processing.video import write_video
+
+    for k, tag in enumerate(["made with a phone", "[" * 5000, '{"title": "x"}']):
+        path = write_video(tmp_path / f"c{k}.mp4", np.zeros((2, 256, 224, 3), np.uint8), 15, tag)
+        assert recorded_canvas(path, (256, 224), 256) is None
+    assert caplog.text == ""
 
 
 @pytest.mark.parametrize("chunk", [0, 3, 10, 17, -4, 2.5])

@@ -266,3 +266,25 @@ def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(poli
     policy.imagine(frame, _actions(10), "reach", whole_trajectory=True, seed=3, steps=1)
     assert [r.canvas for r in sent] == [None, (256, 256), (256, 256)]
 
+
+def test_an_ignored_canvas_record_is_said_once_per_file(policy, tmp_path, caplog):
+    """A control loop may pass the same file every call: the record it leaves out is said once, not per call."""
+    from worldpolicy.processing.observations import canvas_comment
+    from worldpolicy.processing.video import write_video
+
+    frames = np.random.default_rng(6).integers(0, 256, (2, 128, 112, 3), dtype=np.uint8)
+    resized = write_video(tmp_path / "resized.mp4", frames, 15, canvas_comment({"canvas_hw": [256, 256]}, (256, 224)))
+    for _ in range(2):
+        assert policy.act(resized, "reach", seed=3, steps=1).settings["canvas_hw"] != [256, 256]
+    assert caplog.text.count("records the canvas 256x256") == 1
+
+
+def test_a_bad_canvas_is_refused_before_the_clip_is_read(policy, monkeypatch):
+    import worldpolicy.policy as policy_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the clip was read before canvas= was checked")
+
+    monkeypatch.setattr(policy_module, "read_clip", never)
+    with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
+        policy.infer_actions("missing.mp4", "reach", whole_clip=True, canvas=(250, 250))

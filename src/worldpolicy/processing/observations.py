@@ -12,7 +12,7 @@ import json
 import logging
 import numbers
 import os
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -628,10 +628,12 @@ def check_canvas(canvas: Any, tier: int, param: str = "canvas") -> tuple[int, in
     with the bins accepted, otherwise."""
     bins = sorted(set(resolution_bins(tier).values()))
     try:
-        hw = tuple(int(v) for v in canvas)
-    except (TypeError, ValueError):
-        hw = None
-    if hw is None or hw not in bins or any(isinstance(v, bool) for v in canvas):
+        values = tuple(canvas)
+    except TypeError:
+        values = ()
+    whole = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
+    hw = tuple(int(v) for v in values) if whole else None
+    if hw not in bins:
         raise ValueError(f"{param}={canvas!r}; accepted: None (the pipeline's bin for the frames' aspect ratio) or "
                          f"one of resolution tier {tier}'s canvas bins (height, width): "
                          f"{', '.join(f'({h}, {w})' for h, w in bins)}")
@@ -640,6 +642,9 @@ def check_canvas(canvas: Any, tier: int, param: str = "canvas") -> tuple[int, in
 
 # the comment tag's key under which a video of the model's own frames records their canvas (`canvas_comment`)
 CANVAS_RECORD = "worldpolicy"
+# the longest comment tag parsed for that record (one is about 70 characters): the tag is any mp4's, and its JSON is
+# parsed only up to this
+MAX_CANVAS_RECORD_CHARS = 1024
 
 
 def canvas_comment(settings: Mapping[str, Any], frame_hw: Sequence[int]) -> str | None:
@@ -652,31 +657,57 @@ def canvas_comment(settings: Mapping[str, Any], frame_hw: Sequence[int]) -> str 
                                        "frame_hw": [int(v) for v in frame_hw]}})
 
 
-def recorded_canvas(source: Any, frame_hw: Sequence[int], tier: int) -> tuple[int, int] | None:
+def _size_pair(value: Any) -> tuple[int, int] | None:
+    """A recorded (height, width): two positive ints (JSON integers, not bools or floats), else None."""
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        return value[0], value[1]
+    return None
+
+
+def recorded_canvas(source: Any, frame_hw: Sequence[int], tier: int,
+                    warn: Callable[[str], None] | None = None) -> tuple[int, int] | None:
     """The canvas a video file of the model's own frames records (`canvas_comment`), for frames of `frame_hw` read from
     it at resolution `tier`; None for anything else (frames in memory, images, a video without the record: the
     pipeline's bin). Decoded frames are whole latent cells cut from their bin, so the aspect-ratio rule can put them
     on another bin than the one they were generated on (the shipped model's 256x224 of its 256x256 goes to 320x256).
-    A record that does not fit is said and left out: frames of another size than recorded (the video was resized)
-    or a canvas that is not one of the tier's bins (another model's video)."""
+    A record that does not fit is said (`warn`, default `logger.warning`) and left out: frames of another size than
+    recorded (the video was resized), a canvas that is not one of the tier's bins (another model's video), or a record
+    that is not two sizes of two whole numbers (the tag is any file's: it is read bounded, as JSON only, and a
+    malformed one never raises). Another comment a video carries (no record) is left out silently."""
     if not isinstance(source, (str, os.PathLike)) or Path(source).suffix.lower() not in VIDEO_SUFFIXES:
         return None
-    try:
-        record = json.loads(video_comment(source) or "{}").get(CANVAS_RECORD)
-        canvas, recorded = tuple(record["canvas_hw"]), tuple(record["frame_hw"])
-    except (ValueError, TypeError, AttributeError, KeyError):  # no record: any other comment a video carries
+    say = warn or (lambda message: logger.warning("%s", message))
+    text = video_comment(source)
+    if not text or f'"{CANVAS_RECORD}"' not in text:  # no record: any other comment a video carries
+        return None
+    record = None
+    if len(text) <= MAX_CANVAS_RECORD_CHARS:
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError):
+            pass
+    record = record.get(CANVAS_RECORD) if isinstance(record, dict) else None
+    canvas = _size_pair(record.get("canvas_hw")) if isinstance(record, dict) else None
+    recorded = _size_pair(record.get("frame_hw")) if isinstance(record, dict) else None
+    if canvas is None or recorded is None:
+        shown = text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
+        say(f"{source}: its comment tag's {CANVAS_RECORD!r} record is not the canvas its frames were generated on as "
+            f'worldpolicy writes it ({{"{CANVAS_RECORD}": {{"canvas_hw": [h, w], "frame_hw": [h, w]}}}}, at most '
+            f"{MAX_CANVAS_RECORD_CHARS} characters), got {shown!r}: it is ignored, and the frames go on the "
+            "pipeline's bin for their aspect ratio")
         return None
     if recorded != tuple(frame_hw):
-        logger.warning("%s records the canvas %s its %s frames were generated on, but its frames are %s (resized "
-                       "since?): they go on the pipeline's bin for their aspect ratio", source, _size_text(canvas),
-                       _size_text(recorded), _size_text(frame_hw))
+        say(f"{source} records the canvas {_size_text(canvas)} its {_size_text(recorded)} frames were generated on, "
+            f"but its frames are {_size_text(frame_hw)} (resized since?): they go on the pipeline's bin for their "
+            "aspect ratio")
         return None
     if canvas not in resolution_bins(tier).values():
-        logger.warning("%s records the canvas %s its frames were generated on, which is not a bin of this model's "
-                       "resolution tier %d (a video of another model?): they go on the pipeline's bin for their "
-                       "aspect ratio", source, _size_text(canvas), tier)
+        say(f"{source} records the canvas {_size_text(canvas)} its frames were generated on, which is not a bin of "
+            f"this model's resolution tier {tier} (a video of another model?): they go on the pipeline's bin for "
+            "their aspect ratio")
         return None
-    return canvas  # type: ignore[return-value]
+    return canvas
 
 
 def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True,
