@@ -97,6 +97,24 @@ fileio.os.replace = replace
 
 
 @pytest.fixture
+def sent_requests(monkeypatch):
+    """`sent_requests(policy)`: a list gathering every request `policy.act_batch` is given from then on (the policy
+    still answers them)."""
+
+    def spy_on(policy) -> list:
+        sent, act_batch = [], policy.act_batch
+
+        def spy(requests, progress=None):
+            sent.extend(requests)
+            return act_batch(requests, progress)
+
+        monkeypatch.setattr(policy, "act_batch", spy)
+        return sent
+
+    return spy_on
+
+
+@pytest.fixture
 def killed_replacing():
     """`killed_replacing(code, renames, *args)`: run `code` (`sys.argv[2:]` are `args`) as a process SIGKILLed in
     `fileio.replace_folder` after `renames` renames (1: between its two, 2: after both); it must die so."""

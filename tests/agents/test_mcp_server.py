@@ -1495,22 +1495,15 @@ def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset, monkeyp
     assert progress[-1] == (5, 5, "done") and all(total == 5 for _, total, _ in progress)
 
 
-def test_open_loop_evaluation_does_not_change_the_cached_policy(toolbox, pusht_dataset, monkeypatch):
+def test_open_loop_evaluation_does_not_change_the_cached_policy(toolbox, pusht_dataset, sent_requests):
     """The call's steps ride on each request to the cached policy itself: the next predict runs it as it was."""
     ckpt = toolbox.resolve_checkpoint("tiny")
     cached = toolbox.policy(ckpt, toolbox._embodiment("pusht"))
-    steps, act_batch = cached.sampling.steps, cached.act_batch
-    asked: list = []
-
-    def spy(requests, progress=None):
-        asked.extend(r.steps for r in requests)
-        return act_batch(requests, progress=progress)
-
-    monkeypatch.setattr(cached, "act_batch", spy)
+    steps, sent = cached.sampling.steps, sent_requests(cached)
     result = toolbox.evaluate_open_loop(str(pusht_dataset), "tiny", "pusht", chunks=2, steps=2,
                                         action_keys=["action"])
     assert result["chunks"] == 2 and result["every"] is None and result["sampling_steps"] == 2
-    assert asked == [2, 2] and cached.sampling.steps == steps != 2
+    assert [r.steps for r in sent] == [2, 2] and cached.sampling.steps == steps != 2
     written = json.loads(Path(result["files"]["openloop"]).read_text())
     assert written["settings"]["sampling"]["steps"] == 2
     assert toolbox.policy(ckpt, toolbox._embodiment("pusht")) is cached

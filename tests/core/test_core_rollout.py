@@ -234,7 +234,7 @@ def test_a_remote_trajectory_is_the_local_one(policy, image):
     np.testing.assert_allclose(got.actions, want.actions, rtol=1e-5, atol=1e-6)
 
 
-def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(policy, tmp_path, monkeypatch):
+def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(policy, tmp_path, sent_requests):
     """A 360x320 frame (the shipped model's two stacked cameras: a tie of 256x256 and 320x256, which diffusers gives
     256x256) decodes to 256x224, whole latent cells, which the aspect-ratio rule puts on 320x256. The result records
     its canvas (`settings["canvas_hw"]`), rollout.mp4 too, and what feeds the frames back uses it: a trajectory's
@@ -255,14 +255,7 @@ def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(poli
                                 canvas=imagined.settings["canvas_hw"]).settings["canvas_hw"] == [256, 256]
     with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
         policy.act(frame, "reach", canvas=(250, 250))
-    sent = []
-    act_batch = policy.act_batch
-
-    def spy(requests, progress=None):
-        sent.extend(requests)
-        return act_batch(requests, progress)
-
-    monkeypatch.setattr(policy, "act_batch", spy)
+    sent = sent_requests(policy)
     policy.imagine(frame, _actions(10), "reach", whole_trajectory=True, seed=3, steps=1)
     assert [r.canvas for r in sent] == [None, (256, 256), (256, 256)]
 

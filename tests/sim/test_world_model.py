@@ -290,20 +290,13 @@ def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, 
     assert "camera observation/wrist_image_left is 90x160 where it was 180x320" in caplog.text
 
 
-def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(policy, cameras, tmp_path, monkeypatch):
+def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(policy, cameras, tmp_path, sent_requests):
     """The cameras (360x320 stacked) sit on 256x256, and the frames decoded from it (256x224) would go on 320x256 by
     the aspect-ratio rule: the env's observation carries its canvas (`env.canvas`), every step and the dream's policy
     pass it, and the saved dream records it."""
     from worldpolicy.processing.observations import recorded_canvas
 
-    sent = []
-    act_batch = policy.act_batch
-
-    def spy(requests, progress=None):
-        sent.extend(requests)
-        return act_batch(requests, progress)
-
-    monkeypatch.setattr(policy, "act_batch", spy)
+    sent = sent_requests(policy)
     env = WorldModelEnv(policy, cameras, PROMPT)
     obs, _ = env.reset(seed=0)
     assert obs[FRAME_KEY].shape[:2] == (256, 224) and env.canvas == (256, 256)
