@@ -311,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args)
-    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):  # a usage error (status 2), on stderr: `worldpolicy > out` keeps it off out
         parser.print_help(sys.stderr)
         return 2
@@ -384,6 +383,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )
+    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)  # as log_to_stderr's
     logging.captureWarnings(False)
 
 
