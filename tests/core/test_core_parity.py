@@ -1,4 +1,9 @@
-"""The engine matches diffusers' Cosmos3OmniPipeline given the same initial noise (seeded generator), in fp32."""
+"""The engine matches diffusers' Cosmos3OmniPipeline given the same initial noise (seeded generator), in fp32.
+
+Both are given float [0, 1] numpy frames, which the pipeline resizes in float as worldpolicy does. Given PIL images
+the pipeline resizes (to its 16-pixel snap) in uint8 (actions ~1e-3 apart), and uint8 numpy arrays it does not scale
+by 1/255 at all (frames in [-1, 509]); worldpolicy reads uint8 of any form as 0..255.
+"""
 
 import dataclasses
 import json
