@@ -88,6 +88,23 @@ def test_two_sharded_processes_match_one_process(runs):
 
 @pytest.mark.slow
 @gloo
+def test_only_rank_0_reads_the_weights(runs, tiny_checkpoint):
+    """A new run: rank 0 alone reads the starting transformer's weights (the other builds the structure on the meta
+    device and takes its shard from rank 0). A resume: rank 0 alone reads the checkpoint, and not the starting weights.
+    That the shards are right, the first step's loss says (`test_two_sharded_processes_match_one_process`)."""
+    root, start = runs["root"], str(tiny_checkpoint / "transformer") + os.sep
+
+    def opened(run: str, rank: int, under: str) -> list[str]:
+        return [p for p in json.loads((root / run / f"opened-rank{rank}.json").read_text()) if p.startswith(under)]
+
+    assert opened("fsdp", 0, start) and not opened("fsdp", 1, start)
+    saved = str(root / "killed" / "checkpoints") + os.sep
+    assert opened("killed", 0, saved) and not opened("killed", 0, start)  # the resume's record
+    assert not opened("killed", 1, saved) and not opened("killed", 1, start)
+
+
+@pytest.mark.slow
+@gloo
 def test_sharded_checkpoint_is_the_pipeline_folder_with_no_pickle(runs):
     final = _checkpoint(runs["root"] / "fsdp", STEPS)
     assert (final / "model_index.json").is_file() and (final / "trainer_state.json").is_file()

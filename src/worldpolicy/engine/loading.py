@@ -486,36 +486,53 @@ def _diffusers_bar_hidden(hidden: bool) -> Iterator[None]:
             diffusers_logging.enable_progress_bar()
 
 
+def empty_transformer(config: Any) -> Any:
+    """A Cosmos3 transformer of `config` whose parameters are on the meta device (no memory, no values) and whose
+    buffers are computed as its `__init__` computes them (the rotary table, `rotary_emb.inv_freq`, is in no weights
+    file): the structure a sharded training rank shards before it takes its shard of the weights from rank 0, or that
+    a sharded run's gathered weights are saved from."""
+    from accelerate import init_empty_weights
+    from diffusers import Cosmos3OmniTransformer
+
+    with init_empty_weights(include_buffers=False):
+        return Cosmos3OmniTransformer.from_config(config)
+
+
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *,
-                    checked: bool = False) -> dict[str, Any]:
+                    checked: bool = False, transformer_weights: bool = True) -> dict[str, Any]:
     """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`. `checked=True`:
     the caller has run `check_checkpoint_complete` on it already (`Policy.check_pretrained`, which covers an adapter's
-    chain of bases too), so its folders are not walked and its weight headers not read a second time."""
+    chain of bases too), so its folders are not walked and its weight headers not read a second time.
+    `transformer_weights=False`: the transformer's weights files are never read (nor an adapter's): it is
+    `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0."""
     if not checked:
         check_checkpoint_complete(path_or_id)
-    from diffusers import Cosmos3OmniPipeline
+    from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer
 
     source = str(path_or_id)
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
-        try:
-            parts = load_components(base.path, device, dtype, checked=True)  # the chain was checked above
+        try:  # the chain was checked above
+            parts = load_components(base.path, device, dtype, checked=True, transformer_weights=transformer_weights)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"checkpoint {source!r} is a LoRA adapter on the base {base.path!r}: {exc} (with "
                                     f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None
-        apply_adapter_checkpoint(parts["transformer"], local)
+        if transformer_weights:
+            apply_adapter_checkpoint(parts["transformer"], local)
         return parts
     try:
         # safetensors only: a `.bin` checkpoint would be unpickled (a local one is refused by check_checkpoint_files)
         with _diffusers_bar_hidden(loading_quietly()):  # `--no-progress`, a server (`logcapture.quiet_loading`)
             pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype,
-                                                       use_safetensors=True)
+                                                       use_safetensors=True,
+                                                       **({} if transformer_weights else {"transformer": None}))
     except OSError as exc:
         if local.exists():
             raise
         raise FileNotFoundError(unfetched(source, "model", exc)) from exc
-    transformer = pipe.transformer
+    transformer = pipe.transformer if transformer_weights else \
+        empty_transformer(Cosmos3OmniTransformer.load_config(source, subfolder="transformer")).to(dtype)
     check_action_head(transformer.config, source)
     pipe.to(device)
     return {

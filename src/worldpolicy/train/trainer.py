@@ -47,6 +47,7 @@ from ..engine.loading import (
     base_mismatch,
     cast_like_pretrained,
     check_action_head,
+    empty_transformer,
     local_transformer_config,
     save_components,
     weight_samples,
@@ -280,6 +281,7 @@ class Trainer:
         self._resumed_data_key: str | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
+        self._resuming = False  # set by `_run`: a resume's weights come from its checkpoint, not the starting one
         self.trackers = Trackers()  # `[tracking]`'s, started by `_run` once the folder's run is checked
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
@@ -414,8 +416,18 @@ class Trainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)  # NCCL's, and FSDP's shards' (its current device), not cuda:0
+        # a sharded run: only rank 0 reads the starting weights, into its host memory (not its GPU), and only for a
+        # new run (a resume takes the checkpoint's); every rank holds the structure alone until `_shard`
+        reads = not self.sharded or (self.rank == 0 and not self._resuming)
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
-            parts = load_components(cfg.checkpoint_source, self.device, torch.float32)
+            parts = load_components(cfg.checkpoint_source, self.device if not self.sharded else torch.device("cpu"),
+                                    torch.float32, transformer_weights=reads)
+        self._starting_weights: dict[str, torch.Tensor] = {}
+        if self.sharded:
+            parts["vae"].to(self.device)
+            if reads:
+                self._starting_weights = parts["transformer"].state_dict()
+                parts["transformer"] = empty_transformer(parts["transformer"].config)
         self.transformer, self.vae = parts["transformer"], parts["vae"]
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
@@ -674,6 +686,25 @@ class Trainer:
             for modules in tower_modules(layer):
                 fully_shard(modules, mp_policy=policy)
         fully_shard(self.loss_module, mp_policy=policy)
+        # the shards are allocated now, on this rank's device (the weights were on the meta device: `_load`); the
+        # buffers `__init__` computed (the rotary table: in no weights file) are kept, as to_empty leaves them unset
+        buffers = {name: buffer.clone() for name, buffer in self.loss_module.named_buffers()}
+        self.loss_module.to_empty(device=self.device)
+        with torch.no_grad():
+            for name, buffer in self.loss_module.named_buffers():
+                buffer.copy_(buffers[name])
+        if not self._resuming:  # a resume takes the checkpoint's weights (`_restore_sharded`)
+            self._take_weights(self._starting_weights)
+        self._starting_weights = {}
+
+    def _take_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Every process's shard of the whole weights `weights` (keyed as the transformer's state dict) that rank 0
+        holds and the others do not (empty there): sent tensor by tensor (`broadcast_from_rank0`), so only rank 0
+        ever reads a weights file and host memory holds one copy of the model, not one per process."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        set_model_state_dict(self.loss_module, {f"transformer.{k}": v for k, v in weights.items()}, options=options)
 
     def _gather(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """A sharded run's whole weights and AdamW state, on rank 0's CPU (empty on the others): every process takes
@@ -917,18 +948,13 @@ class Trainer:
         """A sharded run resumes from the same files: rank 0 reads the whole weights and optimizer state and every
         process takes its shard of them (`broadcast_from_rank0`: one copy in host memory, not one per process)."""
         from safetensors.torch import load_file
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            set_model_state_dict,
-            set_optimizer_state_dict,
-        )
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
         self._check_params(folder, state)
-        weights: dict[str, torch.Tensor] = {}
+        self._take_weights(_transformer_weights(folder) if self.rank == 0 else {})  # freed before the AdamW state
         optimizer: dict[str, Any] = {}
         held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
         if self.rank == 0:
-            weights = {f"transformer.{k}": v for k, v in _transformer_weights(folder).items()}
             fqns = self._param_fqns()
             state_of = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
             optimizer = {"state": {fqns[index]: kept for index, kept in state_of.items()},
@@ -937,7 +963,6 @@ class Trainer:
             for index in state_of:
                 held[index] = 1
         options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-        set_model_state_dict(self.loss_module, weights, options=options)
         # a weight no step has given a gradient yet (the last block's unused text-tower tail) has no AdamW state
         set_optimizer_state_dict(self.loss_module, self.optimizer, optimizer, options=replace(options, strict=False))
         # which torch gave every weight first (a step of zero gradients: step 1), so such a weight's first update
@@ -1015,6 +1040,7 @@ class Trainer:
             first_step = previous[2] + 1 if checkpoints else 0
             self.trackers = Trackers.start(cfg.tracking, self.out, first_step, cfg.to_dict())
             sweep_stagings(self.out / "checkpoints", "step-*")  # a save a kill interrupted
+        self._resuming = bool(checkpoints)
         self._load()
         self._model()
         self._elapsed_before = 0.0
