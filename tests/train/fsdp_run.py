@@ -1,7 +1,9 @@
 """One torchrun process of the FSDP tests: `fsdp_run.py CONFIG.json [STOP_AFTER]` trains (stopping after STOP_AFTER
 steps, as a kill would) and rank 0 prints the steps' losses and gradient norms as one JSON line. Each rank writes the
 safetensors files it opened to `opened-rank<R>.json` in the working folder (a spy on safetensors' readers, which
-diffusers and the trainer call through the module: only rank 0 may read weights)."""
+diffusers and the trainer call through the module: only rank 0 may read weights). `MAX_SHARD_SIZE` in the environment
+(bytes): the files a checkpoint's tensors are split by (`fileio.MAX_SHARD_SIZE`), small enough to split the tiny
+model's."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sys
 import safetensors
 import safetensors.torch
 
+from worldpolicy import fileio
 from worldpolicy.train.config import load_config
 from worldpolicy.train.trainer import Trainer
 
@@ -27,6 +30,8 @@ def spy(read):
 
 
 if __name__ == "__main__":
+    if "MAX_SHARD_SIZE" in os.environ:
+        fileio.MAX_SHARD_SIZE = int(os.environ["MAX_SHARD_SIZE"])
     safetensors.safe_open = spy(safetensors.safe_open)
     safetensors.torch.load_file = spy(safetensors.torch.load_file)
     stop_after = int(sys.argv[2]) if len(sys.argv) > 2 else None

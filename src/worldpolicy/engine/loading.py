@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
+from .. import fileio
 from ..fileio import (
     ADAPTER_FILE,
     BASE_FILE,
@@ -19,6 +20,8 @@ from ..fileio import (
     MODEL_INDEX_FILE,
     TRAINED_FILE,
     is_checkpoint,
+    safetensors_files,
+    safetensors_index,
     sweep_scratch_folders,
 )
 from ..hub import complete_snapshot, hub_id_shaped, refuse_local_owner, unfetched
@@ -267,12 +270,10 @@ def _refuse_incomplete(source: str, problems: list[str]) -> None:
 
 def _weights_problems(where: Path, part: str, source: str) -> list[str]:
     """What keeps a model part's safetensors weights (one file, or the shards its index names) from loading whole."""
-    index = where / (WEIGHTS_FILE + ".index.json")
-    if (where / WEIGHTS_FILE).is_file():
-        files = [WEIGHTS_FILE]
-    elif index.is_file():
+    index = where / safetensors_index(WEIGHTS_FILE)
+    if (where / WEIGHTS_FILE).is_file() or index.is_file():
         try:
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            files = [name for name in safetensors_files(where, WEIGHTS_FILE) if name != index.name]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return [f"{part}/{index.name} is unreadable ({exc.__class__.__name__}: {exc})"]
     elif next(where.glob("*.bin"), None) is not None:
@@ -546,14 +547,24 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
 
 
 def save_components(target: str | Path, transformer, vae, tokenizer, scheduler, use_native_flow_schedule: bool,
-                    default_use_system_prompt: bool) -> None:
+                    default_use_system_prompt: bool, *,
+                    transformer_weights: Callable[[Path], None] | None = None) -> None:
     """Write components as a diffusers-format Cosmos3 pipeline folder (safetensors), loadable by `load_components`
-    and by `Cosmos3OmniPipeline.from_pretrained`."""
+    and by `Cosmos3OmniPipeline.from_pretrained`. `transformer_weights(folder)`: writes the transformer's weights
+    into its folder itself (a sharded run's, gathered a file at a time), `transformer` giving its config alone (an
+    `empty_transformer`, whose own save would find no values)."""
     from diffusers import Cosmos3OmniPipeline
 
+    if transformer_weights is not None:
+        def save_transformer(folder: str, **_: Any) -> None:  # what diffusers' save_pretrained writes but the weights
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            transformer.save_config(folder)
+            transformer_weights(Path(folder))
+
+        transformer.save_pretrained = save_transformer  # this instance's: the pipeline saves each part through it
     pipe = Cosmos3OmniPipeline(
         transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler, safety_checker=None,
         enable_safety_checker=False, default_use_system_prompt=default_use_system_prompt,
         use_native_flow_schedule=use_native_flow_schedule,
     )
-    pipe.save_pretrained(target, safe_serialization=True)
+    pipe.save_pretrained(target, safe_serialization=True, max_shard_size=fileio.MAX_SHARD_SIZE)  # read now: tests set it

@@ -42,6 +42,7 @@ from ..engine.loading import (
     ADAPTER_FILE,
     BASE_FILE,
     TRAINED_FILE,
+    WEIGHTS_FILE,
     adapter_base,
     adapter_digest,
     base_mismatch,
@@ -58,11 +59,14 @@ from ..fileio import (
     STORAGE_ERRNOS,
     folder_lock,
     interruption,
+    read_safetensors,
+    safetensors_plan,
     sigint_held,
     staged_folder,
     sweep_stagings,
     write_bytes_atomic,
     write_json_atomic,
+    write_safetensors,
 )
 from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME
@@ -182,6 +186,15 @@ def _nested_optimizer_state(flat: dict[str, torch.Tensor]) -> dict[int, dict[str
         index, name = key.split(".", 1)
         nested.setdefault(int(index), {})[name] = value
     return nested
+
+
+def _layout(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The whole sizes of `tensors` (a sharded one's: its global shape) as meta tensors: what a file plan needs."""
+    layout = {}
+    for name, value in tensors.items():
+        value = torch.as_tensor(value)
+        layout[name] = torch.empty(value.shape, dtype=value.dtype, device="meta")
+    return layout
 
 
 def _transformer_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -706,23 +719,42 @@ class Trainer:
         options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
         set_model_state_dict(self.loss_module, {f"transformer.{k}": v for k, v in weights.items()}, options=options)
 
-    def _gather(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """A sharded run's whole weights and AdamW state, on rank 0's CPU (empty on the others): every process takes
-        part. The optimizer state is keyed as `_save` writes it (`index.name`, the index in `self.params`)."""
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_model_state_dict,
-            get_optimizer_state_dict,
-        )
+    def _saved_tensors(self) -> list[tuple[str, dict[str, Any], dict[str, str] | None]]:
+        """The safetensors files of a checkpoint that hold what trains, in the order a save writes them: the
+        transformer's weights (`WEIGHTS_FILE`, in its folder, with diffusers' metadata), then the AdamW state
+        (`OPTIMIZER_FILE`, keyed `index.name`: `_flat_optimizer_state`), each as (name, this process's tensors (a
+        sharded run's: its shards), metadata). Every process computes the same list: a sharded run's gather the same
+        tensors in the same order (`_gathered`)."""
+        position = {param: i for i, param in enumerate(self.params)}
+        optimizer = _flat_optimizer_state(self.optimizer.state, position.__getitem__)
+        return [(WEIGHTS_FILE, self.transformer.state_dict(), {"format": "pt"}), (OPTIMIZER_FILE, optimizer, None)]
 
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        weights = get_model_state_dict(self.loss_module, options=options)
-        optimizer = get_optimizer_state_dict(self.loss_module, self.optimizer, options=options)
-        if self.rank != 0:
-            return {}, {}
-        index = {fqn: i for i, fqn in enumerate(self._param_fqns())}
-        flat = _flat_optimizer_state(optimizer["state"], index.__getitem__)
-        return {name.removeprefix("transformer."): value for name, value in weights.items()}, flat
+    def _write_saved(self, folder: Path, which: int) -> None:
+        """`_saved_tensors()[which]` written into `folder` (`fileio.write_safetensors`: a file's tensors gathered and
+        held at a time)."""
+        name, tensors, metadata = self._saved_tensors()[which]
+        write_safetensors(folder, name, _layout(tensors), lambda names: self._gathered(tensors, names), metadata)
+
+    def _take_part_in_save(self) -> None:
+        """A sharded run's process other than rank 0, while rank 0 saves: its part in each gather, in the order rank 0
+        writes the files (`_saved_tensors`, `fileio.safetensors_plan`)."""
+        for name, tensors, _ in self._saved_tensors():
+            for names in safetensors_plan(_layout(tensors), name).values():
+                self._gathered(tensors, names)
+
+    def _gathered(self, tensors: dict[str, Any], names: list[str]) -> dict[str, torch.Tensor]:
+        """`names` of `tensors`, whole, on rank 0's CPU (nothing elsewhere). A sharded tensor is all-gathered one at a
+        time, every process taking part: a GPU holds one whole tensor beside its shards, rank 0's host one file's."""
+        from torch.distributed.tensor import DTensor
+
+        whole: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for name in names:
+                value = tensors[name]
+                value = value.full_tensor() if isinstance(value, DTensor) else torch.as_tensor(value)
+                if self.rank == 0:
+                    whole[name] = value.detach().cpu()
+        return whole
 
     def _param_fqns(self) -> list[str]:
         """The trained parameters' names as the sharded root (`self.loss_module`) knows them, in `self.params` order."""
@@ -790,16 +822,18 @@ class Trainer:
             return []
         return sorted((p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()), key=lambda p: p.name)
 
-    def export_pipeline(self, target: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
-        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for. `weights`: a
-        sharded run's, gathered (`_gather`), set into an unsharded transformer built without allocating its own."""
+    def export_pipeline(self, target: Path) -> None:
+        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for. A sharded
+        run's weights are gathered a file at a time onto rank 0, which writes them (`_write_saved`), as every other
+        process takes part (`_take_part_in_save`): the same files as an unsharded run's."""
         from diffusers import Cosmos3OmniTransformer
 
-        transformer = self.transformer
-        if weights is not None:
-            with torch.device("meta"):
-                transformer = Cosmos3OmniTransformer.from_config(self.transformer.config)
-            transformer.load_state_dict(weights, assign=True)
+        transformer, weights = self.transformer, None
+        if self.sharded:
+            transformer = empty_transformer(self.transformer.config)  # its config: the weights are written apart
+
+            def weights(folder: Path) -> None:
+                self._write_saved(folder, 0)
         elif self.config.finetune.mode == "lora":
             merged = Cosmos3OmniTransformer.from_config(transformer.config)
             # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves;
@@ -818,7 +852,8 @@ class Trainer:
                     if name in frozen:
                         param.data = frozen[name]
             transformer = merged
-        save_components(target, transformer, self.vae, self.tokenizer, self.scheduler, **self.pipeline_flags)
+        save_components(target, transformer, self.vae, self.tokenizer, self.scheduler, **self.pipeline_flags,
+                        transformer_weights=weights)
         self._write_embodiment(target)
 
     def export_adapter(self, target: Path) -> None:
@@ -847,12 +882,8 @@ class Trainer:
         if hasattr(self, "embodiment_spec"):
             write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
 
-    def _save(self, step: int, history: list[dict[str, Any]],
-              gathered: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None) -> Path:
-        """Write checkpoint `step`. `gathered`: a sharded run's weights and optimizer state (`_gather`), written in
-        the same files as an unsharded run's."""
-        from safetensors.torch import save_file
-
+    def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
+        """Write checkpoint `step` (rank 0; in a sharded run with every process taking part: `_take_part_in_save`)."""
         from .model_card import write_model_card
 
         final = self.out / "checkpoints" / f"step-{step:07d}"
@@ -860,13 +891,9 @@ class Trainer:
             with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
                 if self.config.finetune.lora_save == "adapter":
                     self.export_adapter(tmp)
-                elif gathered:
-                    self.export_pipeline(tmp, gathered[0])
                 else:
                     self.export_pipeline(tmp)
                 names = {id(p): n for n, p in self.transformer.named_parameters()}
-                flat = gathered[1] if gathered else _flat_optimizer_state(self.optimizer.state_dict()["state"])
-                tensors = {key: torch.as_tensor(value).detach().cpu().contiguous() for key, value in flat.items()}
                 if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in metadata
                     # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
                     # float32 modules: at every checkpoint, read as a problem with the weights
@@ -877,7 +904,7 @@ class Trainer:
                         self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
                     finally:
                         modeling.setLevel(level)
-                save_file(tensors, str(tmp / OPTIMIZER_FILE))
+                self._write_saved(tmp, 1)
                 state = {
                     "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                     # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
@@ -934,7 +961,7 @@ class Trainer:
             self.transformer.load_state_dict(weights)
         self._check_params(folder, state)
         opt_state = self.optimizer.state_dict()
-        opt_state["state"] = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
+        opt_state["state"] = _nested_optimizer_state(read_safetensors(folder, OPTIMIZER_FILE))
         self.optimizer.load_state_dict(opt_state)
         return self._restore_schedule(state)
 
@@ -947,7 +974,6 @@ class Trainer:
     def _restore_sharded(self, folder: Path, state: dict[str, Any]) -> None:
         """A sharded run resumes from the same files: rank 0 reads the whole weights and optimizer state and every
         process takes its shard of them (`broadcast_from_rank0`: one copy in host memory, not one per process)."""
-        from safetensors.torch import load_file
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
         self._check_params(folder, state)
@@ -956,7 +982,7 @@ class Trainer:
         held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
         if self.rank == 0:
             fqns = self._param_fqns()
-            state_of = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
+            state_of = _nested_optimizer_state(read_safetensors(folder, OPTIMIZER_FILE))
             optimizer = {"state": {fqns[index]: kept for index, kept in state_of.items()},
                          "param_groups": [{**group, "params": fqns}
                                           for group in self.optimizer.state_dict()["param_groups"]]}
@@ -1129,13 +1155,11 @@ class Trainer:
                     notice = f"finishing the save of step {done}, then stopping (again: stop the save)"
                     held = sigint_held(notice, second_stops=True) if self.world == 1 and not interrupted \
                         else contextlib.nullcontext([])
-                    gathered = self._gather() if self.sharded else None  # every process takes part
                     with held as during_save:
                         if self.rank == 0:
-                            saved = self._save(done, history, gathered)
-                    # rank 0's host copy of the whole model and AdamW state (~180 GB at Nano size): not kept until the
-                    # next save
-                    del gathered
+                            saved = self._save(done, history)
+                        elif self.sharded:  # rank 0 writes what every process gathers with it, a file at a time
+                            self._take_part_in_save()
                     interrupted = interrupted or during_save
                     _barrier(self.world)
                 if interrupted:
