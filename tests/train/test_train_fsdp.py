@@ -94,6 +94,7 @@ def test_two_sharded_processes_match_one_process(runs):
         assert json.loads((sharded / index).read_text()) == json.loads((whole / index).read_text())
         assert len(set(json.loads((sharded / index).read_text())["weight_map"].values())) > 1
     assert sorted(p.name for p in sharded.rglob("*.safetensors")) == sorted(p.name for p in whole.rglob("*.safetensors"))
+    assert (sharded / "transformer/config.json").read_text() == (whole / "transformer/config.json").read_text()
     for pattern in ("transformer/*.safetensors", "optimizer*.safetensors"):
         sharded, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("fsdp", "single"))
         assert sorted(sharded) == sorted(whole)

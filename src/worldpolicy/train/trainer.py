@@ -729,10 +729,10 @@ class Trainer:
         optimizer = _flat_optimizer_state(self.optimizer.state, position.__getitem__)
         return [(WEIGHTS_FILE, self.transformer.state_dict(), {"format": "pt"}), (OPTIMIZER_FILE, optimizer, None)]
 
-    def _write_saved(self, folder: Path, which: int) -> None:
-        """`_saved_tensors()[which]` written into `folder` (`fileio.write_safetensors`: a file's tensors gathered and
-        held at a time)."""
-        name, tensors, metadata = self._saved_tensors()[which]
+    def _write_saved(self, folder: Path, file_name: str) -> None:
+        """`_saved_tensors`' file `file_name` written into `folder` (`fileio.write_safetensors`: one file's tensors
+        gathered and held at a time)."""
+        name, tensors, metadata = next(saved for saved in self._saved_tensors() if saved[0] == file_name)
         write_safetensors(folder, name, _layout(tensors), lambda names: self._gathered(tensors, names), metadata)
 
     def _take_part_in_save(self) -> None:
@@ -833,7 +833,7 @@ class Trainer:
             transformer = empty_transformer(self.transformer.config)  # its config: the weights are written apart
 
             def weights(folder: Path) -> None:
-                self._write_saved(folder, 0)
+                self._write_saved(folder, WEIGHTS_FILE)
         elif self.config.finetune.mode == "lora":
             merged = Cosmos3OmniTransformer.from_config(transformer.config)
             # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves;
@@ -904,7 +904,7 @@ class Trainer:
                         self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
                     finally:
                         modeling.setLevel(level)
-                self._write_saved(tmp, 1)
+                self._write_saved(tmp, OPTIMIZER_FILE)
                 state = {
                     "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                     # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
