@@ -5,8 +5,8 @@ and noise from a generator seeded by (seed, s). A run restored from a checkpoint
 therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
 data-parallel with DDP: each rank takes its slice of the same global batch (same examples, objectives, timesteps and
 noise as one process) and gradients are averaged. With `optim.data_parallel = "fsdp"` each rank holds a shard of the
-weights, gradients and AdamW state instead of a copy (FSDP2); checkpoints are gathered to rank 0 and written in the
-same files.
+weights, gradients and AdamW state instead of a copy (FSDP2); checkpoints are gathered to rank 0 a file at a time
+and written in the same files.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,8 @@ from ..fileio import (
     folder_lock,
     interruption,
     read_safetensors,
+    safetensors_files,
+    safetensors_index,
     safetensors_plan,
     sigint_held,
     staged_folder,
@@ -710,13 +712,14 @@ class Trainer:
             self._take_weights(self._starting_weights)
         self._starting_weights = {}
 
-    def _take_weights(self, weights: dict[str, torch.Tensor]) -> None:
+    def _take_weights(self, weights: dict[str, torch.Tensor], strict: bool = True) -> None:
         """Every process's shard of the whole weights `weights` (keyed as the transformer's state dict) that rank 0
         holds and the others do not (empty there): sent tensor by tensor (`broadcast_from_rank0`), so only rank 0
-        ever reads a weights file and host memory holds one copy of the model, not one per process."""
+        ever reads a weights file and host memory holds one copy of the model, not one per process. `strict=False`:
+        `weights` may be some of them (a resume's, a file at a time), the others kept."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=strict)
         set_model_state_dict(self.loss_module, {f"transformer.{k}": v for k, v in weights.items()}, options=options)
 
     def _saved_tensors(self) -> list[tuple[str, dict[str, Any], dict[str, str] | None]]:
@@ -755,11 +758,6 @@ class Trainer:
                 if self.rank == 0:
                     whole[name] = value.detach().cpu()
         return whole
-
-    def _param_fqns(self) -> list[str]:
-        """The trained parameters' names as the sharded root (`self.loss_module`) knows them, in `self.params` order."""
-        names = {id(p): n for n, p in self.loss_module.named_parameters()}
-        return [names[id(p)] for p in self.params]
 
     # -- deterministic batches ------------------------------------------------------------------------------------
 
@@ -972,31 +970,61 @@ class Trainer:
             raise ValueError(f"checkpoint {folder} was trained with other trainable parameters (finetune mode?)")
 
     def _restore_sharded(self, folder: Path, state: dict[str, Any]) -> None:
-        """A sharded run resumes from the same files: rank 0 reads the whole weights and optimizer state and every
-        process takes its shard of them (`broadcast_from_rank0`: one copy in host memory, not one per process)."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        """A sharded run resumes from the same files, a file at a time: rank 0 reads one (at most
+        `fileio.MAX_SHARD_SIZE` of tensors) and every process takes its shard of each tensor in it, the weights
+        (`_take_weights`), then the AdamW state. Host memory holds one file, not the whole state nor one per process."""
+        from torch.distributed.tensor import DTensor, distribute_tensor
 
         self._check_params(folder, state)
-        self._take_weights(_transformer_weights(folder) if self.rank == 0 else {})  # freed before the AdamW state
-        optimizer: dict[str, Any] = {}
-        held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
+        for weights in self._saved_files(folder / "transformer", WEIGHTS_FILE, set(self.transformer.state_dict())):
+            self._take_weights(weights, strict=False)  # a file's: together they hold every weight (checked)
+        # AdamW state is set as a step sets it, and only for the weights it is saved for: one no step has given a
+        # gradient yet (the last block's unused text-tower tail) keeps none, so its first update is bias-corrected
+        # as a first, as in the unbroken run
+        for saved in self._saved_files(folder, OPTIMIZER_FILE):
+            keys = [[(key, tuple(value.shape), value.dtype) for key, value in saved.items()]]
+            torch.distributed.broadcast_object_list(keys, 0, device=self.device)
+            for key, shape, dtype in keys[0]:
+                index, name = key.split(".", 1)
+                param = self.params[int(index)]
+                value = saved.pop(key).to(self.device) if self.rank == 0 else \
+                    torch.empty(shape, dtype=dtype, device=self.device)
+                if isinstance(param, DTensor) and value.dim():  # the moments: sharded as their weight, from rank 0
+                    value = distribute_tensor(value, param.device_mesh, param.placements, src_data_rank=0)
+                else:
+                    torch.distributed.broadcast(value, 0)
+                self.optimizer.state[param][name] = value.cpu() if name == "step" else value  # AdamW's step: CPU
+
+    def _saved_files(self, folder: Path, file_name: str,
+                     expected: set[str] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """The files `fileio.write_safetensors` wrote as `file_name` in `folder` (one, or the shards of its index),
+        read one at a time on rank 0 (as many empty ones on the others): what a resume hands out a file at a time.
+        `expected`: the names they must hold together, checked from the files' headers before any is read, and a
+        mismatch (or no file) said on every process."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        files: list[Path] = []
+        problem = None
         if self.rank == 0:
-            fqns = self._param_fqns()
-            state_of = _nested_optimizer_state(read_safetensors(folder, OPTIMIZER_FILE))
-            optimizer = {"state": {fqns[index]: kept for index, kept in state_of.items()},
-                         "param_groups": [{**group, "params": fqns}
-                                          for group in self.optimizer.state_dict()["param_groups"]]}
-            for index in state_of:
-                held[index] = 1
-        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-        # a weight no step has given a gradient yet (the last block's unused text-tower tail) has no AdamW state
-        set_optimizer_state_dict(self.loss_module, self.optimizer, optimizer, options=replace(options, strict=False))
-        # which torch gave every weight first (a step of zero gradients: step 1), so such a weight's first update
-        # would be bias-corrected as a second and the next checkpoint hold state the unbroken run's does not: dropped
-        torch.distributed.broadcast(held, 0)
-        for param, kept in zip(self.params, held.tolist()):
-            if not kept:
-                self.optimizer.state.pop(param, None)
+            files = [folder / name for name in safetensors_files(folder, file_name)
+                     if name != safetensors_index(file_name)]
+            held: set[str] = set()
+            for file in files if expected is not None else []:
+                with safe_open(str(file), framework="pt") as header:
+                    held.update(header.keys())
+            if not files:
+                problem = f"checkpoint {folder}: {file_name} is missing (nor is there a sharded " \
+                          f"{safetensors_index(file_name)})"
+            elif expected is not None and held != expected:
+                problem = (f"checkpoint {folder}: {file_name} does not hold this model's weights (missing "
+                           f"{sorted(expected - held)[:5]}, unknown {sorted(held - expected)[:5]})")
+        shared = [len(files), problem]
+        torch.distributed.broadcast_object_list(shared, 0, device=self.device)
+        if shared[1] is not None:
+            raise ValueError(shared[1])
+        for i in range(shared[0]):
+            yield load_file(str(files[i])) if self.rank == 0 else {}
 
     def _restore_schedule(self, state: dict[str, Any]) -> int:
         """The LR schedule and elapsed time a checkpoint holds; its step."""
