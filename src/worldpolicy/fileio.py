@@ -772,3 +772,72 @@ def write_bytes_atomic(path: str | Path, data: str | bytes) -> Path:
 
 def write_json_atomic(path: str | Path, doc: Any, indent: int = 1, ensure_ascii: bool = True) -> Path:
     return write_bytes_atomic(path, json.dumps(doc, indent=indent, ensure_ascii=ensure_ascii))
+
+
+# The most bytes of tensors one safetensors file of a checkpoint holds: diffusers' `save_pretrained` default, which
+# a checkpoint's model weights are split by; `OPTIMIZER_FILE` and a sharded run's gathered weights are split alike
+# (`safetensors_plan`), so a sharded run's save holds one file's tensors in host memory at a time. Read at each call.
+MAX_SHARD_SIZE = "10GB"
+
+
+def safetensors_index(file_name: str) -> str:
+    """The name of the index that lists a sharded safetensors file's shards (diffusers' and transformers' form)."""
+    return f"{file_name}.index.json"
+
+
+def safetensors_plan(layout: dict[str, Any], file_name: str) -> dict[str, list[str]]:
+    """Which tensors of `layout` (name -> tensor, any device: meta tensors give the sizes alone) each file holds, as
+    diffusers' `save_pretrained` splits a model's (`huggingface_hub.split_torch_state_dict_into_shards`, in
+    `layout`'s order, at most `MAX_SHARD_SIZE` a file): `file_name` alone when all fit in it, else
+    `<stem>-0000i-of-0000n.safetensors` (`diffusion_pytorch_model-00001-of-00007.safetensors`)."""
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    pattern = file_name.replace(".safetensors", "{suffix}.safetensors")
+    return split_torch_state_dict_into_shards(layout, filename_pattern=pattern,
+                                              max_shard_size=MAX_SHARD_SIZE).filename_to_tensors
+
+
+def write_safetensors(folder: Path, file_name: str, layout: dict[str, Any], tensors_of: Any,
+                      metadata: dict[str, str] | None = None) -> None:
+    """`layout`'s tensors as the files `safetensors_plan` names, written one at a time into `folder` (a staged one:
+    `staged_folder` publishes them together), and the index diffusers writes beside several
+    (`safetensors_index`). `tensors_of(names)` gives one file's tensors (on CPU) when it is written: at most one
+    file's worth is held, not all of them."""
+    from safetensors.torch import save_file
+
+    plan = safetensors_plan(layout, file_name)
+    for name, names in plan.items():
+        tensors = tensors_of(names)
+        save_file({key: tensors[key].contiguous() for key in names}, str(folder / name), metadata=metadata)
+        del tensors
+    if len(plan) > 1:
+        total = sum(value.numel() * value.element_size() for value in layout.values())
+        index = {"metadata": {"total_size": total},
+                 "weight_map": {key: name for name, names in plan.items() for key in names}}
+        write_bytes_atomic(folder / safetensors_index(file_name), json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def safetensors_files(folder: Path, file_name: str) -> list[str]:
+    """The files `write_safetensors` wrote as `file_name` in `folder`: it alone, or its index and the shards the index
+    names (sorted); [] when neither is there."""
+    index = folder / safetensors_index(file_name)
+    if (folder / file_name).is_file():
+        return [file_name]
+    if not index.is_file():
+        return []
+    return [index.name, *sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+
+
+def read_safetensors(folder: Path, file_name: str) -> dict[str, Any]:
+    """Every tensor `write_safetensors` wrote as `file_name` in `folder` (one file or its shards), on the CPU."""
+    from safetensors.torch import load_file
+
+    names = safetensors_files(folder, file_name)
+    if not names:
+        raise FileNotFoundError(f"{folder / file_name} is missing (nor is there a sharded "
+                                f"{safetensors_index(file_name)})")
+    tensors: dict[str, Any] = {}
+    for name in names:
+        if name != safetensors_index(file_name):
+            tensors.update(load_file(str(folder / name)))
+    return tensors

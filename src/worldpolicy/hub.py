@@ -28,6 +28,7 @@ from .fileio import (
     folder_kind,
     is_checkpoint,
     read_json,
+    safetensors_files,
     stored_provenance,
 )
 
@@ -267,7 +268,8 @@ def training_state(folder: str | Path) -> list[str]:
     base_model.json: loading reads the merged weights), its adapters. `push` leaves them out unless asked, as
     transformers' Trainer shares the model and not its optimizer."""
     folder = Path(folder)
-    names = [OPTIMIZER_FILE] if (folder / BASE_FILE).is_file() else [OPTIMIZER_FILE, ADAPTER_FILE]
+    optimizer = safetensors_files(folder, OPTIMIZER_FILE)  # one file, or its index and shards
+    names = optimizer if (folder / BASE_FILE).is_file() else [*optimizer, ADAPTER_FILE]
     return [name for name in names if (folder / name).is_file()]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import sys
@@ -631,3 +632,36 @@ def test_a_killed_staged_folders_staging_is_removed_by_the_next_one_never_a_live
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model", live.path.name])
     assert [p.name for p in final.iterdir()] == ["new.json"]
     live.release()
+
+
+def test_safetensors_are_written_a_file_at_a_time_and_read_back_whole(tmp_path, monkeypatch):
+    """One file while the tensors fit `MAX_SHARD_SIZE` (a small checkpoint's optimizer.safetensors, as before); past
+    it diffusers' shards and index, each file's tensors asked for only as it is written, and read back as one."""
+    import torch
+
+    from worldpolicy import fileio
+
+    tensors = {f"w{i}": torch.full((100, 100), float(i)) for i in range(5)}  # 40 kB each
+    asked: list[list[str]] = []
+
+    def tensors_of(names: list[str]) -> dict[str, torch.Tensor]:
+        asked.append(list(names))
+        return {name: tensors[name] for name in names}
+
+    fileio.write_safetensors(tmp_path, "optimizer.safetensors", tensors, tensors_of)
+    assert fileio.safetensors_files(tmp_path, "optimizer.safetensors") == ["optimizer.safetensors"]
+    monkeypatch.setattr(fileio, "MAX_SHARD_SIZE", 100_000)
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    asked.clear()
+    fileio.write_safetensors(sharded, "optimizer.safetensors", tensors, tensors_of)
+    assert fileio.safetensors_files(sharded, "optimizer.safetensors") == [
+        "optimizer.safetensors.index.json", *(f"optimizer-0000{i}-of-00003.safetensors" for i in (1, 2, 3))]
+    assert asked == [["w0", "w1"], ["w2", "w3"], ["w4"]]
+    index = json.loads((sharded / "optimizer.safetensors.index.json").read_text())
+    assert index["metadata"] == {"total_size": 200_000} and index["weight_map"]["w4"].startswith("optimizer-00003")
+    for source in (tmp_path, sharded):
+        back = fileio.read_safetensors(source, "optimizer.safetensors")
+        assert sorted(back) == sorted(tensors) and all(torch.equal(back[k], tensors[k]) for k in tensors)
+    with pytest.raises(FileNotFoundError, match="adapter.safetensors is missing"):
+        fileio.read_safetensors(sharded, "adapter.safetensors")

@@ -114,6 +114,20 @@ def test_push_leaves_a_checkpoints_training_state_out_unless_asked(checkpoint, t
     assert "left out" not in capsys.readouterr().out
 
 
+def test_a_sharded_optimizer_state_is_training_state_too(checkpoint):
+    """Past `fileio.MAX_SHARD_SIZE` the AdamW state is diffusers' shards and their index: all of it left out."""
+    import json
+
+    from worldpolicy.hub import training_state
+
+    shards = [f"optimizer-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    for name in shards:
+        (checkpoint / name).write_bytes(b"o")
+    index = {"metadata": {"total_size": 2}, "weight_map": {"0.exp_avg": shards[0], "0.exp_avg_sq": shards[1]}}
+    (checkpoint / "optimizer.safetensors.index.json").write_text(json.dumps(index))
+    assert training_state(checkpoint) == ["optimizer.safetensors.index.json", *shards]
+
+
 def test_push_shows_a_checkpoints_run_record_without_local_paths(checkpoint, tmp_path, token, monkeypatch):
     """trainer_state.json goes (loading reads the embodiment from it), its config's paths as the card shows them: a
     hub id, else a folder's own name; the local file, which a resume reads, is untouched. The pushed files, read back

@@ -18,16 +18,21 @@ gloo = pytest.mark.skipif(not torch.distributed.is_available() or not torch.dist
                           reason="torch.distributed with gloo is not available")
 
 STEPS = 4
+SHARD_SIZE = 1_000_000  # bytes a checkpoint's safetensors file holds at most: the tiny model's 2.4 MB make 3 files
 WORKER = Path(__file__).with_name("fsdp_run.py")
 
 
-def _torchrun(config: dict, folder: Path, stop_after: int | None = None) -> list[list[float]]:
-    """Train `config` in two gloo processes; rank 0's (step, loss, grad_norm) records."""
+def _torchrun(config: dict, folder: Path, stop_after: int | None = None, shard_size: int | None = None
+             ) -> list[list[float]]:
+    """Train `config` in two gloo processes (checkpoint files split at `shard_size` bytes); rank 0's (step, loss,
+    grad_norm) records."""
     folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / "config_in.json"
     config_file.write_text(json.dumps(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("WORLD_SIZE", None)
+    if shard_size is not None:
+        env["MAX_SHARD_SIZE"] = str(shard_size)
     extra = [str(stop_after)] if stop_after is not None else []
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
@@ -55,18 +60,22 @@ def _checkpoint(run: Path, step: int) -> Path:
 
 @pytest.fixture(scope="module")  # three two-process runs and one of one process: ~70 s on the 2-core dev machine
 def runs(tmp_path_factory, train_config):
+    """Checkpoint files split at SHARD_SIZE: a sharded run writes them a file at a time, and reads them back."""
+    from worldpolicy import fileio
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
     root = tmp_path_factory.mktemp("fsdp")
     overrides = {"save_every": 2, "optim": {"steps": STEPS, "batch_size": 2, "data_parallel": "fsdp"}}
-    unbroken = _torchrun(train_config(root / "fsdp", **overrides), root / "fsdp")
+    unbroken = _torchrun(train_config(root / "fsdp", **overrides), root / "fsdp", shard_size=SHARD_SIZE)
     # killed after step 3 (its last checkpoint: step 2), resumed with activations recomputed (the same gradients)
-    killed = _torchrun(train_config(root / "killed", **overrides), root / "killed", stop_after=3)
+    killed = _torchrun(train_config(root / "killed", **overrides), root / "killed", stop_after=3, shard_size=SHARD_SIZE)
     resumed = _torchrun(train_config(root / "killed", **{**overrides, "optim": {
-        **overrides["optim"], "gradient_checkpointing": True}}), root / "killed")
-    single = Trainer(load_config(train_config(root / "single", **{**overrides, "optim": {
-        "steps": STEPS, "batch_size": 2}})), progress=False).run()
+        **overrides["optim"], "gradient_checkpointing": True}}), root / "killed", shard_size=SHARD_SIZE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fileio, "MAX_SHARD_SIZE", SHARD_SIZE)
+        single = Trainer(load_config(train_config(root / "single", **{**overrides, "optim": {
+            "steps": STEPS, "batch_size": 2}})), progress=False).run()
     return {"root": root, "unbroken": unbroken, "killed": killed, "resumed": resumed,
             "single": [[r.step, r.loss, r.parts["grad_norm"]] for r in single]}
 
@@ -79,11 +88,35 @@ def test_two_sharded_processes_match_one_process(runs):
     assert unbroken[:, 0].tolist() == list(range(1, STEPS + 1))
     np.testing.assert_allclose(unbroken[:, 1:], single[:, 1:], rtol=1e-5)
     root = runs["root"]
-    for pattern in ("transformer/*.safetensors", "optimizer.safetensors"):
+    # the same files (diffusers' sharded form: shards and their index, the AdamW state's alike), keys and shapes
+    sharded, whole = (_checkpoint(root / name, STEPS) for name in ("fsdp", "single"))
+    for index in ("transformer/diffusion_pytorch_model.safetensors.index.json", "optimizer.safetensors.index.json"):
+        assert json.loads((sharded / index).read_text()) == json.loads((whole / index).read_text())
+        assert len(set(json.loads((sharded / index).read_text())["weight_map"].values())) > 1
+    assert sorted(p.name for p in sharded.rglob("*.safetensors")) == sorted(p.name for p in whole.rglob("*.safetensors"))
+    assert (sharded / "transformer/config.json").read_text() == (whole / "transformer/config.json").read_text()
+    for pattern in ("transformer/*.safetensors", "optimizer*.safetensors"):
         sharded, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("fsdp", "single"))
-        assert sorted(sharded) == sorted(whole)  # the same files, keys and shapes
+        assert sorted(sharded) == sorted(whole)
         for key in whole:
             torch.testing.assert_close(sharded[key], whole[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+@gloo
+def test_only_rank_0_reads_the_weights(runs, tiny_checkpoint):
+    """A new run: rank 0 alone reads the starting transformer's weights (the other builds the structure on the meta
+    device and takes its shard from rank 0). A resume: rank 0 alone reads the checkpoint, and not the starting weights.
+    That the shards are right, the first step's loss says (`test_two_sharded_processes_match_one_process`)."""
+    root, start = runs["root"], str(tiny_checkpoint / "transformer") + os.sep
+
+    def opened(run: str, rank: int, under: str) -> list[str]:
+        return [p for p in json.loads((root / run / f"opened-rank{rank}.json").read_text()) if p.startswith(under)]
+
+    assert opened("fsdp", 0, start) and not opened("fsdp", 1, start)
+    saved = str(root / "killed" / "checkpoints") + os.sep
+    assert opened("killed", 0, saved) and not opened("killed", 0, start)  # the resume's record
+    assert not opened("killed", 1, saved) and not opened("killed", 1, start)
 
 
 @pytest.mark.slow
@@ -109,7 +142,7 @@ def test_killed_sharded_run_resumes_exactly(runs):
     assert killed == unbroken[:3]
     np.testing.assert_allclose(np.array(resumed)[:, 1:], np.array(unbroken[2:])[:, 1:], rtol=1e-6)
     root = runs["root"]
-    for pattern in ("transformer/*.safetensors", "optimizer.safetensors"):
+    for pattern in ("transformer/*.safetensors", "optimizer*.safetensors"):
         after, whole = (_files(_checkpoint(root / name, STEPS), pattern) for name in ("killed", "fsdp"))
         assert sorted(after) == sorted(whole)  # no AdamW state for weights no step trained (lm_head: none)
         for key in whole:

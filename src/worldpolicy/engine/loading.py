@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
+from .. import fileio
 from ..fileio import (
     ADAPTER_FILE,
     BASE_FILE,
@@ -19,6 +20,8 @@ from ..fileio import (
     MODEL_INDEX_FILE,
     TRAINED_FILE,
     is_checkpoint,
+    safetensors_files,
+    safetensors_index,
     sweep_scratch_folders,
 )
 from ..hub import complete_snapshot, hub_id_shaped, refuse_local_owner, unfetched
@@ -267,12 +270,10 @@ def _refuse_incomplete(source: str, problems: list[str]) -> None:
 
 def _weights_problems(where: Path, part: str, source: str) -> list[str]:
     """What keeps a model part's safetensors weights (one file, or the shards its index names) from loading whole."""
-    index = where / (WEIGHTS_FILE + ".index.json")
-    if (where / WEIGHTS_FILE).is_file():
-        files = [WEIGHTS_FILE]
-    elif index.is_file():
+    index = where / safetensors_index(WEIGHTS_FILE)
+    if (where / WEIGHTS_FILE).is_file() or index.is_file():
         try:
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            files = [name for name in safetensors_files(where, WEIGHTS_FILE) if name != index.name]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return [f"{part}/{index.name} is unreadable ({exc.__class__.__name__}: {exc})"]
     elif next(where.glob("*.bin"), None) is not None:
@@ -486,36 +487,53 @@ def _diffusers_bar_hidden(hidden: bool) -> Iterator[None]:
             diffusers_logging.enable_progress_bar()
 
 
+def empty_transformer(config: Any) -> Any:
+    """A Cosmos3 transformer of `config` whose parameters are on the meta device (no memory, no values) and whose
+    buffers are computed as its `__init__` computes them (the rotary table, `rotary_emb.inv_freq`, is in no weights
+    file): the structure a sharded training rank shards before it takes its shard of the weights from rank 0, or that
+    a sharded run's gathered weights are saved from."""
+    from accelerate import init_empty_weights
+    from diffusers import Cosmos3OmniTransformer
+
+    with init_empty_weights(include_buffers=False):
+        return Cosmos3OmniTransformer.from_config(config)
+
+
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *,
-                    checked: bool = False) -> dict[str, Any]:
+                    checked: bool = False, transformer_weights: bool = True) -> dict[str, Any]:
     """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`. `checked=True`:
     the caller has run `check_checkpoint_complete` on it already (`Policy.check_pretrained`, which covers an adapter's
-    chain of bases too), so its folders are not walked and its weight headers not read a second time."""
+    chain of bases too), so its folders are not walked and its weight headers not read a second time.
+    `transformer_weights=False`: the transformer's weights files are never read (nor an adapter's): it is
+    `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0."""
     if not checked:
         check_checkpoint_complete(path_or_id)
-    from diffusers import Cosmos3OmniPipeline
+    from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer
 
     source = str(path_or_id)
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
-        try:
-            parts = load_components(base.path, device, dtype, checked=True)  # the chain was checked above
+        try:  # the chain was checked above
+            parts = load_components(base.path, device, dtype, checked=True, transformer_weights=transformer_weights)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"checkpoint {source!r} is a LoRA adapter on the base {base.path!r}: {exc} (with "
                                     f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None
-        apply_adapter_checkpoint(parts["transformer"], local)
+        if transformer_weights:
+            apply_adapter_checkpoint(parts["transformer"], local)
         return parts
     try:
         # safetensors only: a `.bin` checkpoint would be unpickled (a local one is refused by check_checkpoint_files)
         with _diffusers_bar_hidden(loading_quietly()):  # `--no-progress`, a server (`logcapture.quiet_loading`)
             pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype,
-                                                       use_safetensors=True)
+                                                       use_safetensors=True,
+                                                       **({} if transformer_weights else {"transformer": None}))
     except OSError as exc:
         if local.exists():
             raise
         raise FileNotFoundError(unfetched(source, "model", exc)) from exc
-    transformer = pipe.transformer
+    transformer = pipe.transformer if transformer_weights else \
+        empty_transformer(Cosmos3OmniTransformer.load_config(source, subfolder="transformer")).to(dtype)
     check_action_head(transformer.config, source)
     pipe.to(device)
     return {
@@ -529,14 +547,24 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
 
 
 def save_components(target: str | Path, transformer, vae, tokenizer, scheduler, use_native_flow_schedule: bool,
-                    default_use_system_prompt: bool) -> None:
+                    default_use_system_prompt: bool, *,
+                    transformer_weights: Callable[[Path], None] | None = None) -> None:
     """Write components as a diffusers-format Cosmos3 pipeline folder (safetensors), loadable by `load_components`
-    and by `Cosmos3OmniPipeline.from_pretrained`."""
+    and by `Cosmos3OmniPipeline.from_pretrained`. `transformer_weights(folder)`: writes the transformer's weights
+    into its folder itself (a sharded run's, gathered a file at a time), `transformer` giving its config alone (an
+    `empty_transformer`, whose own save would find no values)."""
     from diffusers import Cosmos3OmniPipeline
 
+    if transformer_weights is not None:
+        def save_transformer(folder: str, **_: Any) -> None:  # what diffusers' save_pretrained writes but the weights
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            transformer.save_config(folder)
+            transformer_weights(Path(folder))
+
+        transformer.save_pretrained = save_transformer  # this instance's: the pipeline saves each part through it
     pipe = Cosmos3OmniPipeline(
         transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler, safety_checker=None,
         enable_safety_checker=False, default_use_system_prompt=default_use_system_prompt,
         use_native_flow_schedule=use_native_flow_schedule,
     )
-    pipe.save_pretrained(target, safe_serialization=True)
+    pipe.save_pretrained(target, safe_serialization=True, max_shard_size=fileio.MAX_SHARD_SIZE)  # read now: tests set it

@@ -5,8 +5,8 @@ and noise from a generator seeded by (seed, s). A run restored from a checkpoint
 therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
 data-parallel with DDP: each rank takes its slice of the same global batch (same examples, objectives, timesteps and
 noise as one process) and gradients are averaged. With `optim.data_parallel = "fsdp"` each rank holds a shard of the
-weights, gradients and AdamW state instead of a copy (FSDP2); checkpoints are gathered to rank 0 and written in the
-same files.
+weights, gradients and AdamW state instead of a copy (FSDP2); checkpoints are gathered to rank 0 a file at a time
+and written in the same files.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,13 @@ from ..engine.loading import (
     ADAPTER_FILE,
     BASE_FILE,
     TRAINED_FILE,
+    WEIGHTS_FILE,
     adapter_base,
     adapter_digest,
     base_mismatch,
     cast_like_pretrained,
     check_action_head,
+    empty_transformer,
     local_transformer_config,
     save_components,
     weight_samples,
@@ -57,11 +59,16 @@ from ..fileio import (
     STORAGE_ERRNOS,
     folder_lock,
     interruption,
+    read_safetensors,
+    safetensors_files,
+    safetensors_index,
+    safetensors_plan,
     sigint_held,
     staged_folder,
     sweep_stagings,
     write_bytes_atomic,
     write_json_atomic,
+    write_safetensors,
 )
 from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME
@@ -183,6 +190,15 @@ def _nested_optimizer_state(flat: dict[str, torch.Tensor]) -> dict[int, dict[str
     return nested
 
 
+def _layout(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The whole sizes of `tensors` (a sharded one's: its global shape) as meta tensors: what a file plan needs."""
+    layout = {}
+    for name, value in tensors.items():
+        value = torch.as_tensor(value)
+        layout[name] = torch.empty(value.shape, dtype=value.dtype, device="meta")
+    return layout
+
+
 def _transformer_weights(folder: Path) -> dict[str, torch.Tensor]:
     """A checkpoint's transformer weights, every safetensors shard of its `transformer/` folder."""
     from safetensors.torch import load_file
@@ -280,6 +296,7 @@ class Trainer:
         self._resumed_data_key: str | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
+        self._resuming = False  # set by `_run`: a resume's weights come from its checkpoint, not the starting one
         self.trackers = Trackers()  # `[tracking]`'s, started by `_run` once the folder's run is checked
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
@@ -414,8 +431,18 @@ class Trainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)  # NCCL's, and FSDP's shards' (its current device), not cuda:0
+        # a sharded run: only rank 0 reads the starting weights, into its host memory (not its GPU), and only for a
+        # new run (a resume takes the checkpoint's); every rank holds the structure alone until `_shard`
+        reads = not self.sharded or (self.rank == 0 and not self._resuming)
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
-            parts = load_components(cfg.checkpoint_source, self.device, torch.float32)
+            parts = load_components(cfg.checkpoint_source, self.device if not self.sharded else torch.device("cpu"),
+                                    torch.float32, transformer_weights=reads)
+        self._starting_weights: dict[str, torch.Tensor] = {}
+        if self.sharded:
+            parts["vae"].to(self.device)
+            if reads:
+                self._starting_weights = parts["transformer"].state_dict()
+                parts["transformer"] = empty_transformer(parts["transformer"].config)
         self.transformer, self.vae = parts["transformer"], parts["vae"]
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
@@ -674,29 +701,63 @@ class Trainer:
             for modules in tower_modules(layer):
                 fully_shard(modules, mp_policy=policy)
         fully_shard(self.loss_module, mp_policy=policy)
+        # the shards are allocated now, on this rank's device (the weights were on the meta device: `_load`); the
+        # buffers `__init__` computed (the rotary table: in no weights file) are kept, as to_empty leaves them unset
+        buffers = {name: buffer.clone() for name, buffer in self.loss_module.named_buffers()}
+        self.loss_module.to_empty(device=self.device)
+        with torch.no_grad():
+            for name, buffer in self.loss_module.named_buffers():
+                buffer.copy_(buffers[name])
+        if not self._resuming:  # a resume takes the checkpoint's weights (`_restore_sharded`)
+            self._take_weights(self._starting_weights)
+        self._starting_weights = {}
 
-    def _gather(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """A sharded run's whole weights and AdamW state, on rank 0's CPU (empty on the others): every process takes
-        part. The optimizer state is keyed as `_save` writes it (`index.name`, the index in `self.params`)."""
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_model_state_dict,
-            get_optimizer_state_dict,
-        )
+    def _take_weights(self, weights: dict[str, torch.Tensor], strict: bool = True) -> None:
+        """Every process's shard of the whole weights `weights` (keyed as the transformer's state dict) that rank 0
+        holds and the others do not (empty there): sent tensor by tensor (`broadcast_from_rank0`), so only rank 0
+        ever reads a weights file and host memory holds one copy of the model, not one per process. `strict=False`:
+        `weights` may be some of them (a resume's, a file at a time), the others kept."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        weights = get_model_state_dict(self.loss_module, options=options)
-        optimizer = get_optimizer_state_dict(self.loss_module, self.optimizer, options=options)
-        if self.rank != 0:
-            return {}, {}
-        index = {fqn: i for i, fqn in enumerate(self._param_fqns())}
-        flat = _flat_optimizer_state(optimizer["state"], index.__getitem__)
-        return {name.removeprefix("transformer."): value for name, value in weights.items()}, flat
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=strict)
+        set_model_state_dict(self.loss_module, {f"transformer.{k}": v for k, v in weights.items()}, options=options)
 
-    def _param_fqns(self) -> list[str]:
-        """The trained parameters' names as the sharded root (`self.loss_module`) knows them, in `self.params` order."""
-        names = {id(p): n for n, p in self.loss_module.named_parameters()}
-        return [names[id(p)] for p in self.params]
+    def _saved_tensors(self) -> list[tuple[str, dict[str, Any], dict[str, str] | None]]:
+        """The safetensors files of a checkpoint that hold what trains, in the order a save writes them: the
+        transformer's weights (`WEIGHTS_FILE`, in its folder, with diffusers' metadata), then the AdamW state
+        (`OPTIMIZER_FILE`, keyed `index.name`: `_flat_optimizer_state`), each as (name, this process's tensors (a
+        sharded run's: its shards), metadata). Every process computes the same list: a sharded run's gather the same
+        tensors in the same order (`_gathered`)."""
+        position = {param: i for i, param in enumerate(self.params)}
+        optimizer = _flat_optimizer_state(self.optimizer.state, position.__getitem__)
+        return [(WEIGHTS_FILE, self.transformer.state_dict(), {"format": "pt"}), (OPTIMIZER_FILE, optimizer, None)]
+
+    def _write_saved(self, folder: Path, file_name: str) -> None:
+        """`_saved_tensors`' file `file_name` written into `folder` (`fileio.write_safetensors`: one file's tensors
+        gathered and held at a time)."""
+        name, tensors, metadata = next(saved for saved in self._saved_tensors() if saved[0] == file_name)
+        write_safetensors(folder, name, _layout(tensors), lambda names: self._gathered(tensors, names), metadata)
+
+    def _take_part_in_save(self) -> None:
+        """A sharded run's process other than rank 0, while rank 0 saves: its part in each gather, in the order rank 0
+        writes the files (`_saved_tensors`, `fileio.safetensors_plan`)."""
+        for name, tensors, _ in self._saved_tensors():
+            for names in safetensors_plan(_layout(tensors), name).values():
+                self._gathered(tensors, names)
+
+    def _gathered(self, tensors: dict[str, Any], names: list[str]) -> dict[str, torch.Tensor]:
+        """`names` of `tensors`, whole, on rank 0's CPU (nothing elsewhere). A sharded tensor is all-gathered one at a
+        time, every process taking part: a GPU holds one whole tensor beside its shards, rank 0's host one file's."""
+        from torch.distributed.tensor import DTensor
+
+        whole: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for name in names:
+                value = tensors[name]
+                value = value.full_tensor() if isinstance(value, DTensor) else torch.as_tensor(value)
+                if self.rank == 0:
+                    whole[name] = value.detach().cpu()
+        return whole
 
     # -- deterministic batches ------------------------------------------------------------------------------------
 
@@ -759,16 +820,18 @@ class Trainer:
             return []
         return sorted((p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()), key=lambda p: p.name)
 
-    def export_pipeline(self, target: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
-        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for. `weights`: a
-        sharded run's, gathered (`_gather`), set into an unsharded transformer built without allocating its own."""
+    def export_pipeline(self, target: Path) -> None:
+        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for. A sharded
+        run's weights are gathered a file at a time onto rank 0, which writes them (`_write_saved`), as every other
+        process takes part (`_take_part_in_save`): the same files as an unsharded run's."""
         from diffusers import Cosmos3OmniTransformer
 
-        transformer = self.transformer
-        if weights is not None:
-            with torch.device("meta"):
-                transformer = Cosmos3OmniTransformer.from_config(self.transformer.config)
-            transformer.load_state_dict(weights, assign=True)
+        transformer, weights = self.transformer, None
+        if self.sharded:
+            transformer = empty_transformer(self.transformer.config)  # its config: the weights are written apart
+
+            def weights(folder: Path) -> None:
+                self._write_saved(folder, WEIGHTS_FILE)
         elif self.config.finetune.mode == "lora":
             merged = Cosmos3OmniTransformer.from_config(transformer.config)
             # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves;
@@ -787,7 +850,8 @@ class Trainer:
                     if name in frozen:
                         param.data = frozen[name]
             transformer = merged
-        save_components(target, transformer, self.vae, self.tokenizer, self.scheduler, **self.pipeline_flags)
+        save_components(target, transformer, self.vae, self.tokenizer, self.scheduler, **self.pipeline_flags,
+                        transformer_weights=weights)
         self._write_embodiment(target)
 
     def export_adapter(self, target: Path) -> None:
@@ -816,12 +880,8 @@ class Trainer:
         if hasattr(self, "embodiment_spec"):
             write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
 
-    def _save(self, step: int, history: list[dict[str, Any]],
-              gathered: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None) -> Path:
-        """Write checkpoint `step`. `gathered`: a sharded run's weights and optimizer state (`_gather`), written in
-        the same files as an unsharded run's."""
-        from safetensors.torch import save_file
-
+    def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
+        """Write checkpoint `step` (rank 0; in a sharded run with every process taking part: `_take_part_in_save`)."""
         from .model_card import write_model_card
 
         final = self.out / "checkpoints" / f"step-{step:07d}"
@@ -829,13 +889,9 @@ class Trainer:
             with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
                 if self.config.finetune.lora_save == "adapter":
                     self.export_adapter(tmp)
-                elif gathered:
-                    self.export_pipeline(tmp, gathered[0])
                 else:
                     self.export_pipeline(tmp)
                 names = {id(p): n for n, p in self.transformer.named_parameters()}
-                flat = gathered[1] if gathered else _flat_optimizer_state(self.optimizer.state_dict()["state"])
-                tensors = {key: torch.as_tensor(value).detach().cpu().contiguous() for key, value in flat.items()}
                 if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in metadata
                     # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
                     # float32 modules: at every checkpoint, read as a problem with the weights
@@ -846,7 +902,7 @@ class Trainer:
                         self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
                     finally:
                         modeling.setLevel(level)
-                save_file(tensors, str(tmp / OPTIMIZER_FILE))
+                self._write_saved(tmp, OPTIMIZER_FILE)
                 state = {
                     "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                     # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
@@ -903,7 +959,7 @@ class Trainer:
             self.transformer.load_state_dict(weights)
         self._check_params(folder, state)
         opt_state = self.optimizer.state_dict()
-        opt_state["state"] = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
+        opt_state["state"] = _nested_optimizer_state(read_safetensors(folder, OPTIMIZER_FILE))
         self.optimizer.load_state_dict(opt_state)
         return self._restore_schedule(state)
 
@@ -914,38 +970,61 @@ class Trainer:
             raise ValueError(f"checkpoint {folder} was trained with other trainable parameters (finetune mode?)")
 
     def _restore_sharded(self, folder: Path, state: dict[str, Any]) -> None:
-        """A sharded run resumes from the same files: rank 0 reads the whole weights and optimizer state and every
-        process takes its shard of them (`broadcast_from_rank0`: one copy in host memory, not one per process)."""
-        from safetensors.torch import load_file
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            set_model_state_dict,
-            set_optimizer_state_dict,
-        )
+        """A sharded run resumes from the same files, a file at a time: rank 0 reads one (at most
+        `fileio.MAX_SHARD_SIZE` of tensors) and every process takes its shard of each tensor in it, the weights
+        (`_take_weights`), then the AdamW state. Host memory holds one file, not the whole state nor one per process."""
+        from torch.distributed.tensor import DTensor, distribute_tensor
 
         self._check_params(folder, state)
-        weights: dict[str, torch.Tensor] = {}
-        optimizer: dict[str, Any] = {}
-        held = torch.zeros(len(self.params), device=self.device)  # which weights the file holds AdamW state for
+        for weights in self._saved_files(folder / "transformer", WEIGHTS_FILE, set(self.transformer.state_dict())):
+            self._take_weights(weights, strict=False)  # a file's: together they hold every weight (checked)
+        # AdamW state is set as a step sets it, and only for the weights it is saved for: one no step has given a
+        # gradient yet (the last block's unused text-tower tail) keeps none, so its first update is bias-corrected
+        # as a first, as in the unbroken run
+        for saved in self._saved_files(folder, OPTIMIZER_FILE):
+            keys = [[(key, tuple(value.shape), value.dtype) for key, value in saved.items()]]
+            torch.distributed.broadcast_object_list(keys, 0, device=self.device)
+            for key, shape, dtype in keys[0]:
+                index, name = key.split(".", 1)
+                param = self.params[int(index)]
+                value = saved.pop(key).to(self.device) if self.rank == 0 else \
+                    torch.empty(shape, dtype=dtype, device=self.device)
+                if isinstance(param, DTensor) and value.dim():  # the moments: sharded as their weight, from rank 0
+                    value = distribute_tensor(value, param.device_mesh, param.placements, src_data_rank=0)
+                else:
+                    torch.distributed.broadcast(value, 0)
+                self.optimizer.state[param][name] = value.cpu() if name == "step" else value  # AdamW's step: CPU
+
+    def _saved_files(self, folder: Path, file_name: str,
+                     expected: set[str] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """The files `fileio.write_safetensors` wrote as `file_name` in `folder` (one, or the shards of its index),
+        read one at a time on rank 0 (as many empty ones on the others): what a resume hands out a file at a time.
+        `expected`: the names they must hold together, checked from the files' headers before any is read, and a
+        mismatch (or no file) said on every process."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        files: list[Path] = []
+        problem = None
         if self.rank == 0:
-            weights = {f"transformer.{k}": v for k, v in _transformer_weights(folder).items()}
-            fqns = self._param_fqns()
-            state_of = _nested_optimizer_state(load_file(str(folder / OPTIMIZER_FILE)))
-            optimizer = {"state": {fqns[index]: kept for index, kept in state_of.items()},
-                         "param_groups": [{**group, "params": fqns}
-                                          for group in self.optimizer.state_dict()["param_groups"]]}
-            for index in state_of:
-                held[index] = 1
-        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-        set_model_state_dict(self.loss_module, weights, options=options)
-        # a weight no step has given a gradient yet (the last block's unused text-tower tail) has no AdamW state
-        set_optimizer_state_dict(self.loss_module, self.optimizer, optimizer, options=replace(options, strict=False))
-        # which torch gave every weight first (a step of zero gradients: step 1), so such a weight's first update
-        # would be bias-corrected as a second and the next checkpoint hold state the unbroken run's does not: dropped
-        torch.distributed.broadcast(held, 0)
-        for param, kept in zip(self.params, held.tolist()):
-            if not kept:
-                self.optimizer.state.pop(param, None)
+            files = [folder / name for name in safetensors_files(folder, file_name)
+                     if name != safetensors_index(file_name)]
+            held: set[str] = set()
+            for file in files if expected is not None else []:
+                with safe_open(str(file), framework="pt") as header:
+                    held.update(header.keys())
+            if not files:
+                problem = f"checkpoint {folder}: {file_name} is missing (nor is there a sharded " \
+                          f"{safetensors_index(file_name)})"
+            elif expected is not None and held != expected:
+                problem = (f"checkpoint {folder}: {file_name} does not hold this model's weights (missing "
+                           f"{sorted(expected - held)[:5]}, unknown {sorted(held - expected)[:5]})")
+        shared = [len(files), problem]
+        torch.distributed.broadcast_object_list(shared, 0, device=self.device)
+        if shared[1] is not None:
+            raise ValueError(shared[1])
+        for i in range(shared[0]):
+            yield load_file(str(files[i])) if self.rank == 0 else {}
 
     def _restore_schedule(self, state: dict[str, Any]) -> int:
         """The LR schedule and elapsed time a checkpoint holds; its step."""
@@ -1015,6 +1094,7 @@ class Trainer:
             first_step = previous[2] + 1 if checkpoints else 0
             self.trackers = Trackers.start(cfg.tracking, self.out, first_step, cfg.to_dict())
             sweep_stagings(self.out / "checkpoints", "step-*")  # a save a kill interrupted
+        self._resuming = bool(checkpoints)
         self._load()
         self._model()
         self._elapsed_before = 0.0
@@ -1103,13 +1183,11 @@ class Trainer:
                     notice = f"finishing the save of step {done}, then stopping (again: stop the save)"
                     held = sigint_held(notice, second_stops=True) if self.world == 1 and not interrupted \
                         else contextlib.nullcontext([])
-                    gathered = self._gather() if self.sharded else None  # every process takes part
                     with held as during_save:
                         if self.rank == 0:
-                            saved = self._save(done, history, gathered)
-                    # rank 0's host copy of the whole model and AdamW state (~180 GB at Nano size): not kept until the
-                    # next save
-                    del gathered
+                            saved = self._save(done, history)
+                        elif self.sharded:  # rank 0 writes what every process gathers with it, a file at a time
+                            self._take_part_in_save()
                     interrupted = interrupted or during_save
                     _barrier(self.world)
                 if interrupted:
