@@ -125,7 +125,7 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         ([1, 2], "msgpack map"),
         (_without("prompt"), "'prompt'"),
         (_with(prompt="  "), "'prompt'"),
-        (_with(prompt=3), "'prompt'"),
+        (_with(prompt=3), r"^prompt=3 \(int\) is not a string"),  # present, so not 'missing or empty'
         (_with(prompt="reach " * 400), "prompt is 2400 characters long; at most 2000"),
         (_with(negative_prompt="blur " * 500), "negative_prompt is 2500 characters long; at most 2000"),
         (_without("observation/wrist_image_left"), r"missing camera key\(s\) \['observation/wrist_image_left'\]"),
@@ -228,6 +228,27 @@ def _renamed(message: dict) -> dict:
 def test_refusals_under_a_key_map_name_the_client_key(message, match):
     with pytest.raises(RequestError, match=match):
         ObservationAdapter(DROID, CLIENT_NAMES).parse(message)
+
+
+def test_missing_camera_names_the_images_sent_under_keys_nothing_reads():
+    """A typo'd camera key was refused as 'missing' alone, leaving the client to spot its own misspelling."""
+    message = _without("observation/exterior_image_1_left")
+    message["observation/exterior_image_1"] = np.zeros((4, 4, 3), np.uint8)
+    message["session_id"] = "abc"  # not an image: not named
+    unread = r"; images sent under keys it does not read: \['observation/exterior_image_1'\]$"
+    with pytest.raises(RequestError, match=r"\['observation/exterior_image_1_left'\] .*" + unread):
+        ObservationAdapter(DROID).parse(message)
+
+
+def test_warmup_frames_fit_their_places_in_the_composite():
+    """Square warm-up frames were stretched into DROID's 16:9 places, so a checkpoint without a record of its frames
+    (a hub id) warned at every start about a stretch no client sent."""
+    from worldpolicy.processing.observations import stretch_warning
+
+    message = warmup_message(DROID)
+    assert stretch_warning(DROID, {k: message[k].shape[:2] for k in DROID.camera_keys}) is None
+    trained = {"observation/wrist_image_left": [90, 160]}  # the checkpoint's record wins
+    assert warmup_message(DROID, camera_sizes=trained)["observation/wrist_image_left"].shape == (90, 160, 3)
 
 
 def test_warmup_message_takes_the_client_names_of_a_key_map():

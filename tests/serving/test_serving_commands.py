@@ -229,6 +229,11 @@ def test_max_message_mb_out_of_range_names_the_flag(tmp_path, capsys, mb):
     assert f"serve: error: --max-message-mb {float(mb)} is invalid; accepted: a number of MiB in (0, 4096]" in err
 
 
+def test_a_negative_warmup_names_the_flag_and_what_it_accepts(tmp_path, capsys):
+    assert main(_serve(tmp_path, "--warmup", "-1")) == 2
+    assert "serve: error: --warmup=-1 is invalid; accepted: an int >= 0" in capsys.readouterr().err
+
+
 def _checked_checkpoint(tmp_path) -> None:
     """A whole checkpoint where `_serve` names one: `Policy.check_pretrained` reads its configs and file headers
     before the port opens (a folder of model_index.json alone is refused as incomplete); the tests load nothing."""

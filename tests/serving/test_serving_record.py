@@ -3,6 +3,7 @@ connection, written off the request path; a writer that falls behind drops recor
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -355,6 +356,25 @@ def test_overwrite_replaces_only_an_earlier_recording(tmp_path):
     again.exchange(_exchange(5, 0, pixels))
     again.close()
     assert [f["serving.connection"] for f in LeRobotDataset.open(root).episode_fields()] == [4, 5]
+
+
+def test_a_connection_s_skipped_requests_are_said_once_then_counted(tmp_path, caplog):
+    """A robot whose frames were not the recording's size logged a warning for every request it sent (one a tick),
+    burying the log; a connection skipped throughout (it has no spool) is counted too, also when still open at close."""
+    sink = ServedRunDataset(tmp_path / "record", StandInPolicy().embodiment)
+    small = np.zeros((5, 5, 3), np.uint8)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))  # fixes the features
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.data.served"):
+        for request_id in range(4):
+            sink.exchange(_exchange(2, request_id, small))
+            sink.exchange(_exchange(3, request_id, small))
+        sink.end(2, None)
+        sink.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("not recorded: observation.images.image has shape [5, 5, 3]" in line for line in lines) == 2
+    assert "serve --record: connection 2: 4 requests not recorded" in lines[2]
+    assert "serve --record: connection 3: 4 requests not recorded" in lines[3] and sink.skipped == 8
+    assert LeRobotDataset.open(tmp_path / "record").num_episodes == 1
 
 
 def test_recover_given_the_record_folder_names_its_spool(tmp_path):

@@ -88,7 +88,8 @@ class ServedRunDataset:
     """The dataset of one served run at `root` (a new or empty folder, or with `overwrite` a dataset an earlier
     `serve --record` wrote; checked here, before a model loads, as is the spool of a killed run for `root`, which must
     be recovered first). The features are fixed by the first exchange recorded; a later one whose cameras or shapes
-    differ is skipped and logged (the frame size of a video is fixed). The frame rate is the embodiment's request
+    differ is skipped (the frame size of a video is fixed), logged the first time per connection and counted in one
+    line when it closes. The frame rate is the embodiment's request
     rate: its fps over the actions run per chunk (`execute_steps`, else the whole chunk); `serving.time` has the real
     times."""
 
@@ -115,7 +116,8 @@ class ServedRunDataset:
         self._writer: LeRobotDatasetWriter | None = None
         self._features: dict[str, dict[str, Any]] | None = None
         self._open: dict[int, float] = {}  # per open connection: when its spool files were last fsynced
-        self.skipped = 0
+        self.skipped = 0  # exchanges not recorded (their features are not the recording's), in all
+        self._skips: dict[int, int] = {}  # the same, per open connection: logged in full once, then counted
 
     # -- RecordSink
     def exchange(self, record: Exchange) -> None:
@@ -125,8 +127,12 @@ class ServedRunDataset:
             write_json_atomic(self._spool / FEATURES_FILE, self._features)
         elif (problem := self._mismatch(frame)) is not None:
             self.skipped += 1
-            logger.warning("serve --record: connection %d request %d not recorded: %s", record.conn,
-                           record.request_id, problem)
+            skips = self._skips[record.conn] = self._skips.get(record.conn, 0) + 1
+            if skips == 1:  # a robot sends the same every tick: said once, counted to the connection's end
+                logger.warning("serve --record: connection %d request %d not recorded: %s (the first request "
+                               "recorded fixes the recording's cameras and frame sizes; this connection's later "
+                               "requests that differ are counted, said when it closes)", record.conn,
+                               record.request_id, problem)
             return
         synced = self._open.setdefault(record.conn, time.monotonic())
         sync = time.monotonic() - synced >= SYNC_S
@@ -141,6 +147,9 @@ class ServedRunDataset:
             self._open[record.conn] = time.monotonic()
 
     def end(self, conn: int, error: str | None) -> None:
+        if (skips := self._skips.pop(conn, 0)) > 1:
+            logger.warning("serve --record: connection %d: %d requests not recorded (cameras or frame sizes other than "
+                           "the recording's)", conn, skips)
         if self._open.pop(conn, None) is None:
             return
         write_json_atomic(self._spool / f"{conn}{END}", {"error": error})
@@ -154,7 +163,7 @@ class ServedRunDataset:
         """Add the episodes of connections still open, publish the dataset (none when nothing was recorded), then
         remove the spool; one that could not be published stays, to recover."""
         try:
-            for conn in list(self._open):
+            for conn in list(dict.fromkeys([*self._open, *self._skips])):  # one skipped throughout has no spool
                 self.end(conn, None)
             if self._writer is not None:
                 from ..viz.plots import plural

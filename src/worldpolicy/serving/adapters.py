@@ -25,6 +25,7 @@ import numpy as np
 from ..embodiments import Embodiment
 from ..policy import observation_state
 from ..processing.actions import ACTION_SPACES, action_prefix_rows
+from ..processing.observations import composite_places
 from ..processing.prompts import check_length
 from ..results import MODES
 
@@ -161,9 +162,12 @@ class ObservationAdapter:
         if isinstance(prompt, bytes):
             prompt = prompt.decode("utf-8", errors="replace")
         if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError(
-                f"missing or empty key {prompt_key!r}: a non-empty task instruction string is required"
-            )
+            if prompt is None or isinstance(prompt, str):
+                raise RequestError(
+                    f"missing or empty key {prompt_key!r}: a non-empty task instruction string is required"
+                )
+            raise RequestError(f"{prompt_key}={prompt!r:.60} ({type(prompt).__name__}) is not a string: a non-empty "
+                               "task instruction string is required")
         _check_length(prompt, prompt_key)
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
         if "state" in message:
@@ -203,9 +207,14 @@ class ObservationAdapter:
             missing = [wire for _, wire in self._cameras if wire not in message]
             if missing:
                 wanted = [wire for _, wire in self._cameras]
+                read = set(names.values())
+                # a typo'd or another robot's camera key is the usual cause: name the images sent that nothing reads
+                unread = [key for key, value in message.items()
+                          if key not in read and isinstance(value, np.ndarray) and value.ndim >= 2]
                 raise RequestError(
                     f"missing camera key(s) {missing} for embodiment {e.key!r}; send all of {wanted} "
                     f"or a pre-composed {image_key!r} (a server key map can rename keys)"
+                    + (f"; images sent under keys it does not read: {unread}" if unread else "")
                 )
             images = {k: _check_image(wire, message[wire]) for k, wire in self._cameras}
         state = self._state(message, required=e.state_history > 0 and not state_given)
@@ -317,12 +326,16 @@ def warmup_message(
     """A well-formed wire request of black frames and zero state, to warm the server up before it reports ready; under
     the client's key names when a `key_map` renames them, so it takes the same adapter path as real requests.
 
-    Each camera's frames are `camera_sizes[key]` (height, width) where given, else `side` square. A server passes the
-    sizes its checkpoint was trained on (`warmup_camera_sizes`): a warm-up of another size made the policy warn, at
-    startup, about frames no client sent, and spent its once-per-size warning on them, so a robot that then sent
-    frames of that size was never told."""
-    sizes = camera_sizes or {}
-    message: dict[str, Any] = {k: np.zeros((*sizes.get(k, (side, side)), 3), np.uint8) for k in embodiment.camera_keys}
+    Each camera's frames are `camera_sizes[key]` (height, width) where given, else its place in the embodiment's
+    composite (`composite_places`: DROID's are 16:9), else `side` square. A server passes the sizes its checkpoint
+    was trained on (`warmup_camera_sizes`): a warm-up of another size (or shape, stretched into its place) made the
+    policy warn, at startup, about frames no client sent, and spent its once-per-size warning on them, so a robot that
+    then sent frames of that size was never told."""
+    keys = embodiment.camera_keys
+    square = dict.fromkeys(keys, (side, side))
+    places = composite_places(square, keys, embodiment.composite) if embodiment.composite and len(keys) > 1 else square
+    sizes = {**places, **(camera_sizes or {})}
+    message: dict[str, Any] = {k: np.zeros((*sizes[k], 3), np.uint8) for k in keys}
     for role, key in embodiment.state_keys.items():
         width = 1 if role == "gripper" else embodiment.action_dim - (embodiment.gripper_column is not None)
         message[key] = np.zeros(width, np.float32)

@@ -185,7 +185,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-message-mb {args.max_message_mb} is invalid; accepted: a number of MiB in (0, "
                          f"{_MAX_MESSAGE_MB}], at least one byte")
     if args.warmup < 0:
-        raise ValueError(f"--warmup {args.warmup} must be >= 0")
+        raise ValueError(f"--warmup={args.warmup} is invalid; accepted: an int >= 0 (synthetic requests run before "
+                         "the server is ready; 0: none)")
     try:
         config = ServerConfig(
             host=args.host,
