@@ -77,6 +77,20 @@ def test_wilson_values_match_the_formula_worked_by_hand():
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
 
 
+@pytest.mark.parametrize("n", [6, 11, 21, 22, 44])  # where float rounding put the end a hair past p
+def test_wilson_interval_holds_p_exactly_at_0_and_100_percent(n):
+    assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
+def test_the_figure_draws_runs_that_solved_or_failed_every_seed(tmp_path):
+    # 6/6 and 0/11 once had an interval end past p by 1e-16, a negative error bar that matplotlib refused
+    seeds = range(11)
+    comparison = compare_runs([_run(tmp_path / "a", {s: True for s in range(6)}),
+                               _run(tmp_path / "b", {s: False for s in seeds})])
+    rate = comparison_figure(comparison).axes[0]
+    assert [t.get_text() for t in rate.get_yticklabels()] == ["a", "b"]
+
+
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
     comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])

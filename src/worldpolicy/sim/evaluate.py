@@ -43,7 +43,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # it holds p exactly: float rounding left 6/6's upper end at 1 - 1e-16 and 0/11's lower at 3e-17, which a plot's
+    # error bar (p - lo, hi - p) took as a negative length and refused
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 # The `worldpolicy sim` flag that sets each setting a resume compares and `sim compare` lists (`EvalReport.settings`);
