@@ -444,7 +444,7 @@ def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_epi
     assert page.sections[:3] == ["summary", "plots", "videos"]  # its success plot above what may be 300 episodes
     html = (sim / "index.html").read_text()
     cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
-    assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % CI 9.4-90.6 %)"
+    assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % Wilson CI 9.4-90.6 %)"
     assert cards["incomplete"] == "2 of 3 episodes ran" and cards["task"] == "reach"
     outcomes = re.findall(r"<span class=episode>([^<]*)</span><br><a href='\./(videos/[^']*)'", html)
     assert outcomes == [
@@ -782,6 +782,21 @@ def test_a_sim_runs_success_rate_says_whether_its_scenes_were_held_out(tmp_path,
         assert shown == note.replace("'", "&#x27;")
     else:
         assert "id=training-scenes" not in html
+
+
+def test_the_metrics_table_shows_a_range_as_a_range_and_a_pair_as_two_values(tmp_path):
+    """`recorded_seeds` [0, 900] is seeds 0 to 900, `ci95` an interval: "0, 900" read as two seeds."""
+    scenes = {"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [0, 900], "seeds": []}
+    (tmp_path / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "ckpt", "robot": "panda",
+        "strategy": {"kind": "execute"}, "control_hz": 15.0, "successes": 1, "success_rate": 0.5,
+        "ci95": [0.094, 0.906], "episodes_requested": 2, "training_scenes": scenes,
+        "episodes": [{"seed": 7, "success": True, "steps": 26}, {"seed": 8, "success": False, "steps": 60}],
+        "policy_settings": {"kind": "checkpoint", "image_size": [180, 320]}}))
+    html = report.write_report(tmp_path).read_text()
+    rows = dict(re.findall(r"<tr><td class=k>([^<]*)</td><td>([^<]*)</td></tr>", html))
+    assert rows["training_scenes.recorded_seeds"] == "0..900" and rows["ci95"] == "0.094..0.906"
+    assert rows["policy_settings.image_size"] == "180, 320"
 
 
 def test_a_sim_report_from_before_training_scenes_were_recorded_says_so(tmp_path):

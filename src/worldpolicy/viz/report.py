@@ -126,10 +126,17 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+# fields holding a [first, last] range, not two values: shown as the page's lines say a range ("seeds 0..900")
+RANGE_FIELDS = ("recorded_seeds", "ci95")
+
+
 def _flatten(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(obj, Mapping):
         for k, v in obj.items():
             yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list) and len(obj) == 2 and prefix.rpartition(".")[2] in RANGE_FIELDS \
+            and all(isinstance(v, (int, float)) for v in obj):
+        yield prefix, f"{_fmt(obj[0])}..{_fmt(obj[1])}"
     elif isinstance(obj, list) and len(obj) <= 16 and all(not isinstance(v, (dict, list)) for v in obj):
         yield prefix, ", ".join(_fmt(v) for v in obj)
     elif isinstance(obj, list):
@@ -316,7 +323,7 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
              ("success", f"{report.get('successes')}/{done}")]
     if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
         cards.append(("success rate",
-                      f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+                      f"{100 * report['success_rate']:.1f} % (95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
     scenes, note = _scenes(report, done)
     if scenes:
         cards.append(("scenes", scenes))
