@@ -91,6 +91,15 @@ def test_the_figure_draws_runs_that_solved_or_failed_every_seed(tmp_path):
     assert [t.get_text() for t in rate.get_yticklabels()] == ["a", "b"]
 
 
+def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
+    comparison = compare_runs([_run(tmp_path / "a", {0: True, 1: True}), _run(tmp_path / "b", {3: True, 4: False})])
+    fig = comparison_figure(comparison)  # success steps 20, 21 and 23: ticked 20.5, 21.5, ... before
+    fig.canvas.draw()
+    steps = fig.axes[2]
+    ticks = [t for t in steps.get_xticks() if steps.get_xlim()[0] <= t <= steps.get_xlim()[1]]
+    assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks)
+
+
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
     comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
