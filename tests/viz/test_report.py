@@ -909,3 +909,25 @@ def test_the_python_snippet_of_the_viz_doc_runs_as_written(tmp_path, monkeypatch
         "sim_frames": frames, "imagined_frames": frames,
     })
     assert (tmp_path / "runs" / "pick" / "index.html").is_file() and (tmp_path / "figures" / "pick").is_dir()
+
+
+def test_an_open_loop_evaluation_shows_each_columns_error_in_one_table(tmp_path):
+    """`worldpolicy report` of a `dataset eval` folder showed its plots and a file link, not openloop.json's numbers
+    (flattened, they would be 40 rows of `mae.tx`)."""
+    columns = ["tx", "grasp"]
+    (tmp_path / "openloop.json").write_text(json.dumps({
+        "settings": {"checkpoint": "shipped", "episodes": [0, 1]}, "columns": columns,
+        "units": {"tx": "m", "grasp": "1"}, "chunks": 6, "steps_compared": 22,
+        "mae": {"tx": 0.0029, "grasp": 1e-8}, "rmse": {"tx": 0.0037, "grasp": 1.4e-8}, "normalization": "quantile",
+        "recorded_std": {"tx": 0.006, "grasp": 0.0}, "mae_normalized": 0.1256,
+        "mae_normalized_by_column": {"tx": 0.1256, "grasp": None},
+        "horizon": [{"step": 0, "chunks": 6, "mae": {"tx": 0.003, "grasp": 1e-8}}],
+        "episodes": [{"episode": 0, "frames": 22, "mae": {"tx": 0.0029, "grasp": 1e-8}}]}))
+    html = report.write_report(tmp_path).read_text()
+    section = html[html.index("<section id=open-loop>"):]
+    section = section[:section.index("</section>")]
+    assert "6 chunks, 22 steps compared; normalised MAE 0.1256" in section
+    rows = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section)[1:]]
+    assert rows == [["tx", "m", "0.0029", "0.0037", "0.1256", "0.006"], ["grasp", "-", "1e-08", "1.4e-08", "-", "0"]]
+    metrics = html[html.index("<section id=metrics>"):]
+    assert "settings.checkpoint" in metrics and "mae.tx" not in metrics and "id='records-horizon'" not in html
