@@ -442,6 +442,12 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
                if name not in skip and stored.get(name) != value]
     if any(name == "policy_settings.kind" for name, _, _ in changes):
         changes = [c for c in changes if not c[0].startswith("policy_settings.") or c[0] == "policy_settings.kind"]
+        # another policy is one change, named by the policy as given: a checkpoint's report keeps its path, not its
+        # name, and showed "--policy: none -> 'scripted'; --policy: 'checkpoint' -> 'scripted'"
+        if any(name == "policy" for name, _, _ in changes):
+            old = stored.get("policy", previous.policy_settings.get("path"))
+            changes = [("policy", old, new) if name == "policy" else (name, before, new)
+                       for name, before, new in changes if name != "policy_settings.kind"]
     return changes
 
 
