@@ -391,6 +391,15 @@ def test_the_printed_table_compare_md_and_the_page_show_the_same_runs_columns(tm
     assert "<td class='k'>async</td><td class=''>200 ms = 3 steps</td><td class=''>1/2</td>" in runs_table
 
 
+def test_the_printed_table_ends_with_the_settings_that_differ(tmp_path):
+    outcomes = {0: True, 1: False}
+    comparison = compare_runs([_run(tmp_path / "clean", outcomes, perturb=None),
+                               _run(tmp_path / "dim", outcomes, perturb="light=0.5")])
+    assert "settings that differ (clean | dim): perturb (--perturb): none | light=0.5" in comparison.table()
+    same = compare_runs([_run(tmp_path / "a", outcomes), _run(tmp_path / "b", outcomes)])
+    assert "settings that differ" not in same.table()
+
+
 def test_the_printed_table_is_turned_to_fit_a_narrow_terminal_every_cell_whole(tmp_path, monkeypatch, capsys):
     """The runs table is ~200 columns wide (a dozen columns, "yes (a baseline: trained on nothing)"): in an 80 or 120
     column terminal it wrapped into noise. Wider than the terminal, it is printed turned (a line per column, a column

@@ -188,8 +188,8 @@ class Comparison:
                 "warnings": list(self.warnings), "how_to_read": READING}
 
     def table(self, width: int | None = None) -> str:
-        """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line and
-        the warnings: what the command prints. `width`: the terminal's columns (None: no limit, as for a pipe or an
+        """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line, the
+        settings that differ (compare.md's "What differs", in one line) and the warnings: what the command prints. `width`: the terminal's columns (None: no limit, as for a pipe or an
         agent). A runs table wider than that (a dozen columns, ~200 characters) is printed turned (`_turned`),
         and the sentences wrapped to it; compare.md and the page keep the wide table."""
         columns = self.run_columns()
@@ -198,7 +198,11 @@ class Comparison:
                  .rstrip() for row in zip(*([c.head, *c.cells] for c in columns))]
         if width is not None and max(map(len, lines)) > width:
             lines = _turned(columns, width)
-        said = [p.line() for p in self.pairs] + [f"warning: {w}" for w in self.warnings]
+        # a clean run and a --perturb one compared showed no sign of the shift they were compared for
+        differs = "; ".join(f"{s} ({f}): {' | '.join(_shown(v) for v in values)}" for s, f, values in self.differences)
+        said = ([p.line() for p in self.pairs]
+                + ([f"settings that differ ({' | '.join(self.names)}): {differs}"] if differs else [])
+                + [f"warning: {w}" for w in self.warnings])
         if width is not None:
             said = [textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in said]
         return "\n".join(lines + said)
