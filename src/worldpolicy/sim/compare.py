@@ -190,8 +190,9 @@ class Comparison:
     def table(self, width: int | None = None) -> str:
         """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line, the
         settings that differ (compare.md's "What differs", in one line) and the warnings: what the command prints.
-        `width`: the terminal's columns (None: no limit, as for a pipe or an agent). A runs table wider than that (a dozen columns, ~200 characters) is printed turned (`_turned`),
-        and the sentences wrapped to it; compare.md and the page keep the wide table."""
+        `width`: the terminal's columns (None: no limit, as for a pipe or an agent). A runs table wider than that (a
+        dozen columns, ~200 characters) is printed turned (`_turned`), and the sentences wrapped to it; compare.md and
+        the page keep the wide table."""
         columns = self.run_columns()
         widths = [max(map(len, [c.head, *c.cells])) for c in columns]
         lines = ["  ".join(cell.ljust(w) if c.text else cell.rjust(w) for c, cell, w in zip(columns, row, widths))
