@@ -142,8 +142,8 @@ def test_report_is_self_contained_and_shows_the_run(run_dir):
     png = base64.b64decode(page.imgs[0].split(",", 1)[1])
     assert png == (run_dir / "plots" / "actions.png").read_bytes()
     assert len(page.videos) == 1 and page.videos[0].startswith("data:video/mp4;base64,")
-    # action table headers carry units, one row per step
-    assert "joint_0 [rad]" in page.th and "gripper [1]" in page.th
+    # action table headers carry units (a unitless column none: "gripper [1]" read as an index), one row per step
+    assert "joint_0 [rad]" in page.th and "gripper" in page.th and "gripper [1]" not in page.th
     assert len(re.findall(r"<tr><td>\d+</td>", out.read_text())) == 32
     # settings are escaped, not injected
     assert "put the &lt;cup&gt; away" in out.read_text() and "<cup>" not in out.read_text()

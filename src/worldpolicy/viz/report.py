@@ -456,7 +456,8 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     head = (
         "<tr><th>step</th><th>t [s]</th>"
         + (f"<th>{_esc(pieces.column)}</th>" if pieces is not None else "")
-        + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
+        + "".join(f"<th>{_esc(c)}" + (f" [{_esc(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
+                  for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
