@@ -521,7 +521,7 @@ def comparison_figure(comparison: Comparison):
                 ax.plot(values[mask], (y + jitter)[mask], "o", ms=3, alpha=0.7, color=color)
             ax.plot([values.mean()] * 2, [y - 0.32, y + 0.32], color="black", lw=1.5)
         ax.set_xlabel(label + " · bar: mean", fontsize=LABEL_FONTSIZE)
-    steps.xaxis.set_major_locator(MaxNLocator(integer=True))  # success at 15 and 18 steps was ticked 15.5, 16.5, ...
+    steps.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # 15 and 18 steps: ticked 15.5, ...
 
     for ax in (rate, grid, steps, distance):
         ax.set_yticks(ys, labels)

@@ -686,7 +686,7 @@ def report_figure(report: EvalReport):
     ax2.ticklabel_format(axis="x", style="plain", useOffset=False)  # seeds 10000.. read "0 1 2 ... +1e4"
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
-    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # a 20-step limit was ticked 2.5, 5.0, 7.5 steps
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # a 20-step limit was ticked 2.5, 5.0
     for ax in (ax1, ax2):
         # one integer in view is enough: with the default two, one episode's axes fell back to 0.945, 0.96, ...
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
