@@ -77,6 +77,29 @@ def test_wilson_values_match_the_formula_worked_by_hand():
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
 
 
+@pytest.mark.parametrize("n", [6, 11, 21, 22, 44])  # where float rounding put the end a hair past p
+def test_wilson_interval_holds_p_exactly_at_0_and_100_percent(n):
+    assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
+def test_the_figure_draws_runs_that_solved_or_failed_every_seed(tmp_path):
+    # 6/6 and 0/11 once had an interval end past p by 1e-16, a negative error bar that matplotlib refused
+    seeds = range(11)
+    comparison = compare_runs([_run(tmp_path / "a", {s: True for s in range(6)}),
+                               _run(tmp_path / "b", {s: False for s in seeds})])
+    rate = comparison_figure(comparison).axes[0]
+    assert [t.get_text() for t in rate.get_yticklabels()] == ["a", "b"]
+
+
+def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
+    comparison = compare_runs([_run(tmp_path / "a", {0: True, 1: True}), _run(tmp_path / "b", {3: True, 4: False})])
+    fig = comparison_figure(comparison)  # success steps 20, 21 and 23: ticked 20.5, 21.5, ... before
+    fig.canvas.draw()
+    steps = fig.axes[2]
+    ticks = [t for t in steps.get_xticks() if steps.get_xlim()[0] <= t <= steps.get_xlim()[1]]
+    assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks)
+
+
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
     comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
@@ -366,6 +389,15 @@ def test_the_printed_table_compare_md_and_the_page_show_the_same_runs_columns(tm
     runs_table = page[page.index("<section id=runs>"):page.index("</section>", page.index("<section id=runs>"))]
     assert re.findall(r"<th class='k?'>([^<]*)</th>", runs_table) == heads
     assert "<td class='k'>async</td><td class=''>200 ms = 3 steps</td><td class=''>1/2</td>" in runs_table
+
+
+def test_the_printed_table_ends_with_the_settings_that_differ(tmp_path):
+    outcomes = {0: True, 1: False}
+    comparison = compare_runs([_run(tmp_path / "clean", outcomes, perturb=None),
+                               _run(tmp_path / "dim", outcomes, perturb="light=0.5")])
+    assert "settings that differ (clean | dim): perturb (--perturb): none | light=0.5" in comparison.table()
+    same = compare_runs([_run(tmp_path / "a", outcomes), _run(tmp_path / "b", outcomes)])
+    assert "settings that differ" not in same.table()
 
 
 def test_the_printed_table_is_turned_to_fit_a_narrow_terminal_every_cell_whole(tmp_path, monkeypatch, capsys):

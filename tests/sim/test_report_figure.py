@@ -65,3 +65,16 @@ def test_the_seeds_are_ticked_as_they_are():
     labels = [t.get_text() for t in lengths.get_xticklabels() if low <= t.get_position()[0] <= high]
     assert lengths.xaxis.get_major_formatter().get_offset() == ""
     assert labels and all(10000 <= int(label) <= 10005 for label in labels)
+
+
+def test_episode_lengths_are_ticked_in_whole_steps():
+    """A 20-step limit's lengths (15, 17, 20) were ticked 2.5, 5.0, ... 17.5 steps."""
+    episodes = [EpisodeResult(seed=i, success=steps < 20, steps=steps, success_step=steps if steps < 20 else None,
+                              prompt="reach the ball", chunks=steps, final_distance_m=0.02, policy_s=0.1, wall_s=0.2)
+                for i, steps in enumerate([20, 15, 17])]
+    fig = report_figure(EvalReport("reach", "panda_reach", "panda", {"kind": "execute"}, 15.0, 0, episodes=episodes,
+                                   max_steps=20))
+    fig.canvas.draw()
+    _, lengths = fig.axes
+    ticks = [t for t in lengths.get_yticks() if lengths.get_ylim()[0] <= t <= lengths.get_ylim()[1]]
+    assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks)

@@ -534,3 +534,19 @@ def test_a_sim_refuses_an_out_another_process_holds_before_it_reads_the_run(two_
     monkeypatch.undo()
     assert main(["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), "--resume"]) == 0
     assert not (out / ".worldpolicy.lock").exists()
+
+
+def test_another_policy_than_a_checkpoint_is_named_once_by_what_was_given():
+    """A checkpoint's report keeps its path, not its name: resuming it with --policy scripted said "--policy: none ->
+    'scripted'; --policy: 'checkpoint' -> 'scripted'"."""
+    from worldpolicy.sim.evaluate import EvalReport, resume_conflicts
+
+    strategy = {"kind": "execute", "execute_steps": 1, "ensemble_decay": 0.1, "execute_steps_requested": 1}
+    stored = EvalReport("reach", "panda_reach", "panda", strategy, 15.0, 10000, max_steps=20, embodiment="panda_reach",
+                        policy_settings={"kind": "checkpoint", "path": "shipped", "files": "6690493ca4f6d586",
+                                         "sampling": {"steps": 12}, "chunk_size": 4})
+    scripted = EvalReport("reach", "scripted", "panda", {**strategy, "execute_steps_requested": None}, 15.0, 10000,
+                          max_steps=20, embodiment="droid/joint_pos", policy_settings={"kind": "scripted", "chunk": 8})
+    changes = resume_conflicts(stored, scripted.settings())
+    assert [c for c in changes if c[0].startswith("policy")] == [("policy", "shipped", "scripted")]
+    assert ("embodiment", "panda_reach", "droid/joint_pos") in changes

@@ -313,3 +313,17 @@ def test_the_env_needs_no_mujoco():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["worldpolicy.sim.world_model:WorldModelEnv", "False"]
+
+
+def test_a_starts_malformed_canvas_record_is_warned_of_once(policy, tmp_path, caplog):
+    """An env reset with the same file as its start re-read the file's canvas record each time: a malformed one was
+    warned of on every reset."""
+    from worldpolicy.processing.video import write_video
+
+    clip = write_video(tmp_path / "start.mp4", np.zeros((2, 256, 224, 3), np.uint8), 15,
+                       comment='{"worldpolicy": {"canvas_hw": "oops"}}')
+    env = WorldModelEnv(policy, clip, PROMPT)
+    for seed in range(3):
+        env.reset(seed=seed, options={"observation": clip})
+    said = [r for r in caplog.records if "record is not the canvas its frames were generated on" in r.getMessage()]
+    assert len(said) == 1 and str(clip) in said[0].getMessage()

@@ -26,7 +26,7 @@ def test_timeseries_labels_units_and_gripper_spans(joint_chunk):
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 8
     labels = [ax.get_ylabel() for ax in visible]
-    assert labels == [f"joint_{i} [rad]" for i in range(7)] + ["gripper [1]"]
+    assert labels == [f"joint_{i} [rad]" for i in range(7)] + ["gripper"]  # unitless: no "[1]"
     assert {ax.get_xlabel() for ax in visible[-2:]} == {"time [s]"}
     # x axis in seconds: last sample at 31/15 s
     xdata = visible[0].lines[0].get_xdata()
@@ -101,7 +101,7 @@ def test_ee_path_anchor_moves_the_path(tmp_path, pose_chunk):
 def test_joints_plot_has_positions_velocities_gripper(joint_chunk):
     e = get_embodiment("droid")
     fig = plots.joints_figure(joint_chunk, e.columns, e.units, e.fps, gripper_column="gripper")
-    assert [ax.get_ylabel() for ax in fig.axes] == ["joint position [rad]", "joint velocity [rad/s]", "gripper [1]"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["joint position [rad]", "joint velocity [rad/s]", "gripper"]
     assert len(fig.axes[0].lines) == 7
     vel = fig.axes[1].lines[6].get_ydata()
     expected = np.gradient(joint_chunk[:, 6], 1 / 15)

@@ -142,8 +142,8 @@ def test_report_is_self_contained_and_shows_the_run(run_dir):
     png = base64.b64decode(page.imgs[0].split(",", 1)[1])
     assert png == (run_dir / "plots" / "actions.png").read_bytes()
     assert len(page.videos) == 1 and page.videos[0].startswith("data:video/mp4;base64,")
-    # action table headers carry units, one row per step
-    assert "joint_0 [rad]" in page.th and "gripper [1]" in page.th
+    # action table headers carry units (a unitless column none: "gripper [1]" read as an index), one row per step
+    assert "joint_0 [rad]" in page.th and "gripper" in page.th and "gripper [1]" not in page.th
     assert len(re.findall(r"<tr><td>\d+</td>", out.read_text())) == 32
     # settings are escaped, not injected
     assert "put the &lt;cup&gt; away" in out.read_text() and "<cup>" not in out.read_text()
@@ -444,7 +444,7 @@ def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_epi
     assert page.sections[:3] == ["summary", "plots", "videos"]  # its success plot above what may be 300 episodes
     html = (sim / "index.html").read_text()
     cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
-    assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % CI 9.4-90.6 %)"
+    assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % Wilson CI 9.4-90.6 %)"
     assert cards["incomplete"] == "2 of 3 episodes ran" and cards["task"] == "reach"
     outcomes = re.findall(r"<span class=episode>([^<]*)</span><br><a href='\./(videos/[^']*)'", html)
     assert outcomes == [
@@ -784,6 +784,21 @@ def test_a_sim_runs_success_rate_says_whether_its_scenes_were_held_out(tmp_path,
         assert "id=training-scenes" not in html
 
 
+def test_the_metrics_table_shows_a_range_as_a_range_and_a_pair_as_two_values(tmp_path):
+    """`recorded_seeds` [0, 900] is seeds 0 to 900, `ci95` an interval: "0, 900" read as two seeds."""
+    scenes = {"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [0, 900], "seeds": []}
+    (tmp_path / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "ckpt", "robot": "panda",
+        "strategy": {"kind": "execute"}, "control_hz": 15.0, "successes": 1, "success_rate": 0.5,
+        "ci95": [0.094, 0.906], "episodes_requested": 2, "training_scenes": scenes,
+        "episodes": [{"seed": 7, "success": True, "steps": 26}, {"seed": 8, "success": False, "steps": 60}],
+        "policy_settings": {"kind": "checkpoint", "image_size": [180, 320]}}))
+    html = report.write_report(tmp_path).read_text()
+    rows = dict(re.findall(r"<tr><td class=k>([^<]*)</td><td>([^<]*)</td></tr>", html))
+    assert rows["training_scenes.recorded_seeds"] == "0..900" and rows["ci95"] == "0.094..0.906"
+    assert rows["policy_settings.image_size"] == "180, 320"
+
+
 def test_a_sim_report_from_before_training_scenes_were_recorded_says_so(tmp_path):
     """A report.json written before `training_scenes` was recorded has no such key: its page blamed the checkpoint's
     training data, which may well say (a rerun records it)."""
@@ -894,3 +909,25 @@ def test_the_python_snippet_of_the_viz_doc_runs_as_written(tmp_path, monkeypatch
         "sim_frames": frames, "imagined_frames": frames,
     })
     assert (tmp_path / "runs" / "pick" / "index.html").is_file() and (tmp_path / "figures" / "pick").is_dir()
+
+
+def test_an_open_loop_evaluation_shows_each_columns_error_in_one_table(tmp_path):
+    """`worldpolicy report` of a `dataset eval` folder showed its plots and a file link, not openloop.json's numbers
+    (flattened, they would be 40 rows of `mae.tx`)."""
+    columns = ["tx", "grasp"]
+    (tmp_path / "openloop.json").write_text(json.dumps({
+        "settings": {"checkpoint": "shipped", "episodes": [0, 1]}, "columns": columns,
+        "units": {"tx": "m", "grasp": "1"}, "chunks": 6, "steps_compared": 22,
+        "mae": {"tx": 0.0029, "grasp": 1e-8}, "rmse": {"tx": 0.0037, "grasp": 1.4e-8}, "normalization": "quantile",
+        "recorded_std": {"tx": 0.006, "grasp": 0.0}, "mae_normalized": 0.1256,
+        "mae_normalized_by_column": {"tx": 0.1256, "grasp": None},
+        "horizon": [{"step": 0, "chunks": 6, "mae": {"tx": 0.003, "grasp": 1e-8}}],
+        "episodes": [{"episode": 0, "frames": 22, "mae": {"tx": 0.0029, "grasp": 1e-8}}]}))
+    html = report.write_report(tmp_path).read_text()
+    section = html[html.index("<section id=open-loop>"):]
+    section = section[:section.index("</section>")]
+    assert "6 chunks, 22 steps compared; normalised MAE 0.1256" in section
+    rows = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section)[1:]]
+    assert rows == [["tx", "m", "0.0029", "0.0037", "0.1256", "0.006"], ["grasp", "-", "1e-08", "1.4e-08", "-", "0"]]
+    metrics = html[html.index("<section id=metrics>"):]
+    assert "settings.checkpoint" in metrics and "mae.tx" not in metrics and "id='records-horizon'" not in html

@@ -90,7 +90,8 @@ GRIPPER_MARGIN = 0.5
 
 def shown_unit(unit: str) -> str:
     """A column's unit as a table, plot or page shows it beside a value: none for `UNITLESS` (a bare 1 there reads
-    as a number: `gripper 0.02 1`), else as written. A bracketed label (`gripper [1]`) and files keep "1"."""
+    as a number: `gripper 0.02 1`, and in an axis label "gripper [1]" as an index), else as written. Files keep
+    "1"."""
     return "" if unit == UNITLESS else unit
 
 

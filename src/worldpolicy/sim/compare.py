@@ -188,17 +188,22 @@ class Comparison:
                 "warnings": list(self.warnings), "how_to_read": READING}
 
     def table(self, width: int | None = None) -> str:
-        """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line and
-        the warnings: what the command prints. `width`: the terminal's columns (None: no limit, as for a pipe or an
-        agent). A runs table wider than that (a dozen columns, ~200 characters) is printed turned (`_turned`),
-        and the sentences wrapped to it; compare.md and the page keep the wide table."""
+        """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line, the
+        settings that differ (compare.md's "What differs", in one line) and the warnings: what the command prints.
+        `width`: the terminal's columns (None: no limit, as for a pipe or an agent). A runs table wider than that (a
+        dozen columns, ~200 characters) is printed turned (`_turned`), and the sentences wrapped to it; compare.md and
+        the page keep the wide table."""
         columns = self.run_columns()
         widths = [max(map(len, [c.head, *c.cells])) for c in columns]
         lines = ["  ".join(cell.ljust(w) if c.text else cell.rjust(w) for c, cell, w in zip(columns, row, widths))
                  .rstrip() for row in zip(*([c.head, *c.cells] for c in columns))]
         if width is not None and max(map(len, lines)) > width:
             lines = _turned(columns, width)
-        said = [p.line() for p in self.pairs] + [f"warning: {w}" for w in self.warnings]
+        # a clean run and a --perturb one compared showed no sign of the shift they were compared for
+        differs = "; ".join(f"{s} ({f}): {' | '.join(_shown(v) for v in values)}" for s, f, values in self.differences)
+        said = ([p.line() for p in self.pairs]
+                + ([f"settings that differ ({' | '.join(self.names)}): {differs}"] if differs else [])
+                + [f"warning: {w}" for w in self.warnings])
         if width is not None:
             said = [textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in said]
         return "\n".join(lines + said)
@@ -516,6 +521,7 @@ def comparison_figure(comparison: Comparison):
                 ax.plot(values[mask], (y + jitter)[mask], "o", ms=3, alpha=0.7, color=color)
             ax.plot([values.mean()] * 2, [y - 0.32, y + 0.32], color="black", lw=1.5)
         ax.set_xlabel(label + " · bar: mean", fontsize=LABEL_FONTSIZE)
+    steps.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # 15 and 18 steps: ticked 15.5, ...
 
     for ax in (rate, grid, steps, distance):
         ax.set_yticks(ys, labels)

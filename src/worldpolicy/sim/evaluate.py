@@ -43,7 +43,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # it holds p exactly: float rounding left 6/6's upper end at 1 - 1e-16 and 0/11's lower at 3e-17, which a plot's
+    # error bar (p - lo, hi - p) took as a negative length and refused
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 # The `worldpolicy sim` flag that sets each setting a resume compares and `sim compare` lists (`EvalReport.settings`);
@@ -440,6 +442,12 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
                if name not in skip and stored.get(name) != value]
     if any(name == "policy_settings.kind" for name, _, _ in changes):
         changes = [c for c in changes if not c[0].startswith("policy_settings.") or c[0] == "policy_settings.kind"]
+        # another policy is one change, named by the policy as given: a checkpoint's report keeps its path, not its
+        # name, and showed "--policy: none -> 'scripted'; --policy: 'checkpoint' -> 'scripted'"
+        if any(name == "policy" for name, _, _ in changes):
+            old = stored.get("policy", previous.policy_settings.get("path"))
+            changes = [("policy", old, new) if name == "policy" else (name, before, new)
+                       for name, before, new in changes if name != "policy_settings.kind"]
     return changes
 
 
@@ -631,7 +639,7 @@ def keep_report(out: Path) -> Callable[[EvalReport], None]:
 
 def report_figure(report: EvalReport):
     """The report.png figure, drawn like the viz figures (a private Agg figure: switching pyplot's backend closed a
-    notebook's open figures). Episodes and seeds are whole numbers on the axes; the step limit is drawn."""
+    notebook's open figures). Episodes, seeds and steps are whole numbers on the axes; the step limit is drawn."""
     from matplotlib.ticker import MaxNLocator
 
     from worldpolicy.viz.plots import (
@@ -678,6 +686,7 @@ def report_figure(report: EvalReport):
     ax2.ticklabel_format(axis="x", style="plain", useOffset=False)  # seeds 10000.. read "0 1 2 ... +1e4"
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # a 20-step limit was ticked 2.5, 5.0
     for ax in (ax1, ax2):
         # one integer in view is enough: with the default two, one episode's axes fell back to 0.945, 0.96, ...
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))

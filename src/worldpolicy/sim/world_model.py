@@ -13,6 +13,7 @@ the state it gives (`state_reached`). Stepping a trajectory's rows chunk by chun
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from worldpolicy.processing.observations import (
 from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction, actions_to_json
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DREAM_PARTIAL_SCHEMA", "DREAM_SCHEMA", "FRAME_KEY", "Dream", "DreamChunk", "DreamRecorder",
            "WorldModelEnv", "dream", "dream_settings", "dream_steps_refusal", "write_dream"]
@@ -127,6 +130,7 @@ class WorldModelEnv(gym.Env):
         self.world_model, self.embodiment = world_model, e
         self.scorer, self.max_chunks, self.render_mode = scorer, max_chunks, render_mode
         self.metadata = {**self.metadata, "render_fps": e.fps}
+        self._canvas_said: set[str] = set()  # a start's recorded canvas left out, said once per file and reason
         self._start = self._checked_start(observation, state, prompt, "observation")
         frame = self._start[3]
         # the canvas the observation's frame sits on: the start's, then the one each chunk was generated on; a policy
@@ -169,6 +173,13 @@ class WorldModelEnv(gym.Env):
         frame, canvas = self._model_frame(observation, param)
         return observation, state, reached, frame, prompt, canvas
 
+    def _say_canvas_once(self, message: str) -> None:
+        """A start's recorded canvas left out (`recorded_canvas`), warned of once: each reset that passes the same
+        file as its `observation` said it again."""
+        if message not in self._canvas_said:
+            self._canvas_said.add(message)
+            logger.warning("%s", message)
+
     def _model_frame(self, observation: Any, param: str) -> tuple[np.ndarray, tuple[int, int]]:
         """The start as the model sees it, uint8 [H, W, 3]: composed and put on the canvas as `imagine` does (its
         latest frame), cut to the latent grid's pixels, the size every imagined frame has; and that canvas."""
@@ -182,7 +193,8 @@ class WorldModelEnv(gym.Env):
         except (KeyError, TypeError, ValueError) as exc:
             raise type(exc)(f"{param}: {exc}") from None
         canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
-                                      recorded_canvas(observation, frames.shape[1:3], self.resolution_tier))
+                                      recorded_canvas(observation, frames.shape[1:3], self.resolution_tier,
+                                                      self._say_canvas_once))
         h, w = info.latent_h * VAE_PIXELS, info.latent_w * VAE_PIXELS
         pixels = (canvas[0, :, 0, :h, :w].permute(1, 2, 0).numpy() + 1.0) * 127.5
         return np.clip(pixels + 0.5, 0, 255).astype(np.uint8), (info.canvas_h, info.canvas_w)

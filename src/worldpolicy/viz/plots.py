@@ -647,10 +647,11 @@ def _time_axis(ax, steps: int, fps: float) -> None:
 
 
 def axis_label(column: str, unit: str, ax=None) -> str:
-    """`column [unit]` (`column` alone for a unit not known: "", a dataset's feature as recorded); given the axes it
+    """`column [unit]` (`column` alone for a unit not known: "", a dataset's feature as recorded, and for a unitless
+    one, `UNITLESS`: "gripper [1]" read as an index or a typo, as `shown_unit` says); given the axes it
     labels, broken (`_wrap_to_width`) to fit their height (a y label longer than its subplot, `left_finger_2
     [normalized]` of a 57-column chunk, ran into the next one's), in at most `_MAX_LABEL_LINES` lines."""
-    text = f"{column} [{unit}]" if unit else column
+    text = f"{column} [{shown_unit(unit)}]" if shown_unit(unit) else column
     if ax is not None:
         height_px = ax.get_position().height * ax.figure.bbox.height
         lines = _wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE)

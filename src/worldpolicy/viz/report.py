@@ -33,7 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, COMPARE_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, SHOW_FILE, write_bytes_atomic
+from ..embodiments import shown_unit
+from ..fileio import (
+    ACTIONS_FILE,
+    COMPARE_FILE,
+    DREAM_FILE,
+    DREAM_PARTIAL_DIR,
+    OPENLOOP_FILE,
+    SHOW_FILE,
+    write_bytes_atomic,
+)
 from ..results import actions_from_json
 from .plots import (
     model_space_note,
@@ -61,8 +70,11 @@ MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
 # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages;
-# dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards
-METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE)
+# dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards; openloop.json: `dataset eval`'s errors
+METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE, OPENLOOP_FILE)
+# openloop.json's per-column errors, a table of their own (`_open_loop_section`), and what its plots already show
+OPEN_LOOP_TABLED = ("columns", "units", "mae", "rmse", "mae_normalized_by_column", "recorded_std", "horizon",
+                    "episodes", "plots")
 SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
 # Besides the markers of the runs worldpolicy writes (`fileio.FOLDER_KINDS`), what makes a folder a run to report on:
 # the metrics and logs this page reads. Media alone (a folder of PNGs or clips) is not a run.
@@ -126,10 +138,17 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+# fields holding a [first, last] range, not two values: shown as the page's lines say a range ("seeds 0..900")
+RANGE_FIELDS = ("recorded_seeds", "ci95")
+
+
 def _flatten(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(obj, Mapping):
         for k, v in obj.items():
             yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list) and len(obj) == 2 and prefix.rpartition(".")[2] in RANGE_FIELDS \
+            and all(isinstance(v, (int, float)) for v in obj):
+        yield prefix, f"{_fmt(obj[0])}..{_fmt(obj[1])}"
     elif isinstance(obj, list) and len(obj) <= 16 and all(not isinstance(v, (dict, list)) for v in obj):
         yield prefix, ", ".join(_fmt(v) for v in obj)
     elif isinstance(obj, list):
@@ -307,6 +326,30 @@ def _is_sim_report(metrics: Any) -> bool:
     return isinstance(metrics, Mapping) and str(metrics.get("schema", "")).startswith("worldpolicy.sim_eval")
 
 
+def _open_loop_section(doc: Mapping[str, Any]) -> str:
+    """`dataset eval`'s error per column (openloop.json), in its units and on the model's normalised scale, with the
+    recorded spread beside it: flattened into the metrics table, its nested records were 40 rows of `mae.tx`."""
+    columns = [str(c) for c in doc.get("columns") or []]
+    units = doc.get("units") if isinstance(doc.get("units"), Mapping) else {}
+    fields = ("mae", "rmse", "mae_normalized_by_column", "recorded_std")
+    values = {f: doc.get(f) if isinstance(doc.get(f), Mapping) else {} for f in fields}
+
+    def cell(value: Any) -> str:  # None: a column left out of the normalised mean (constant in the training stats)
+        return "<td>-</td>" if value is None else f"<td>{_esc(_fmt(value))}</td>"
+
+    head = ("<tr><th>column</th><th>unit</th><th>MAE</th><th>RMSE</th><th>MAE, normalised</th>"
+            "<th>recorded std</th></tr>")
+    rows = "".join(f"<tr><td>{_esc(c)}</td><td>{_esc(shown_unit(str(units.get(c, ''))) or '-')}</td>"
+                   + "".join(cell(values[f].get(c)) for f in fields) + "</tr>" for c in columns)
+    mean = doc.get("mae_normalized")
+    line = (f"{_esc(doc.get('chunks'))} chunks, {_esc(doc.get('steps_compared'))} steps compared; normalised MAE "
+            + (f"{mean:.4g}" if isinstance(mean, (int, float)) else "-")
+            + f" (the mean over columns of the MAE on the model's {_esc(doc.get('normalization'))} action scale: "
+            "one number to compare checkpoints by). MAE and RMSE per column in its units; \"-\" in the normalised "
+            "column: constant in the training data's stats, left out of the mean.")
+    return f"<section id=open-loop><h2>Open-loop error</h2><p>{line}</p><table>{head}{rows}</table></section>"
+
+
 def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     """The headline of a sim run (`worldpolicy.sim_eval/v1`): what ran, how often it succeeded, and whether every
     requested episode ran (an interrupted run's page looked complete)."""
@@ -316,7 +359,7 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
              ("success", f"{report.get('successes')}/{done}")]
     if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
         cards.append(("success rate",
-                      f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+                      f"{100 * report['success_rate']:.1f} % (95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
     scenes, note = _scenes(report, done)
     if scenes:
         cards.append(("scenes", scenes))
@@ -413,7 +456,8 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     head = (
         "<tr><th>step</th><th>t [s]</th>"
         + (f"<th>{_esc(pieces.column)}</th>" if pieces is not None else "")
-        + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
+        + "".join(f"<th>{_esc(c)}" + (f" [{_esc(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
+                  for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
@@ -725,6 +769,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         order = (observed, *order)
     sections += [section for section in order if section]
 
+    if metrics_file == OPENLOOP_FILE and isinstance(metrics, Mapping):
+        sections.append(_open_loop_section(metrics))
+        metrics = {k: v for k, v in metrics.items() if k not in OPEN_LOOP_TABLED}
     if metrics is not None:
         tables = dict(_record_lists(metrics))
         scalars = {k: v for k, v in metrics.items() if k not in tables} if tables else metrics
