@@ -125,3 +125,20 @@ def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(t
     units = get_embodiment(DEFAULT_SOURCE).units
     assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in text and "| gripper | 1 |" in text
     assert "| `next.reward` | float32 | [1] |  |  |" in text
+
+
+def test_a_dataset_made_from_a_sim_recording_keeps_its_joint_units(tmp_path):
+    """`select`, `merge` (and `label`) copy a recording's features as they are, but their provenance is their own:
+    the cards of a selection, and of a merge of that selection with the recording, read the joints' units from the
+    sources' provenance (`dataset_provenance`), as the recording's card gives them; they showed none."""
+    from worldpolicy.data.actions import DEFAULT_SOURCE
+    from worldpolicy.data.card import recorded_units
+    from worldpolicy.embodiments import get_embodiment
+
+    joints = write_sim_joint_recording(tmp_path / "rec")
+    units = list(get_embodiment(DEFAULT_SOURCE).units)
+    kept = select_episodes(tmp_path / "rec", tmp_path / "kept", [0]).dataset
+    both = merge_datasets([tmp_path / "rec", tmp_path / "kept"], tmp_path / "both").dataset
+    for ds in (kept, both):
+        assert recorded_units(ds) == {"action.joint_position": units[:7], "action.gripper_position": units[7:8]}
+        assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in _card(ds.root).text

@@ -99,22 +99,24 @@ def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
     """Per numeric feature, its columns' units where a run of consecutive features' names is the columns of an
     embodiment the dataset names (the card's features table, `dataset show`'s plots as recorded): the provenance's
     `columns` and `units` (`dataset label`), its `embodiment`, and for a sim recording the joint layout `dataset
-    from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never guessed)."""
+    from-sim` writes (`actions.DEFAULT_SOURCE`); then, the dataset's own first, those of the datasets it was made
+    from (`dataset_provenance`: `select`, `merge` and `label` copy their sources' features); none else (never
+    guessed)."""
     from ..embodiments import get_embodiment
     from .actions import DEFAULT_SOURCE
     from .from_sim import SOURCE as SIM_SOURCE
 
-    provenance = ds.provenance or {}
     given: list[tuple[list[Any], list[Any]]] = []
-    if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
-        given.append((provenance["columns"], provenance["units"]))
-    names = [provenance.get("embodiment"), DEFAULT_SOURCE if provenance.get("source") == SIM_SOURCE else None]
-    for name in (n for n in names if isinstance(n, str)):
-        try:
-            emb = get_embodiment(name)
-        except (KeyError, ValueError):  # registered by the recording's own process: its units are not known here
-            continue
-        given.append((list(emb.columns), list(emb.units)))
+    for provenance in _provenance_chain(ds.provenance):
+        if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
+            given.append((provenance["columns"], provenance["units"]))
+        names = [provenance.get("embodiment"), DEFAULT_SOURCE if provenance.get("source") == SIM_SOURCE else None]
+        for name in (n for n in names if isinstance(n, str)):
+            try:
+                emb = get_embodiment(name)
+            except (KeyError, ValueError):  # registered by the recording's own process: its units are not known here
+                continue
+            given.append((list(emb.columns), list(emb.units)))
     found: dict[str, list[str]] = {}
     numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
     for columns, units in (pair for pair in given if len(pair[0]) == len(pair[1])):
@@ -131,6 +133,20 @@ def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
                 if len(run) >= len(columns):
                     break
     return found
+
+
+def _provenance_chain(provenance: Any) -> list[Mapping[str, Any]]:
+    """`provenance` and, after it, its sources' own (`dataset_provenance`: one of `select` and `label`, a list of
+    `merge`), theirs after them, and so on: how each dataset along the way was made."""
+    chain: list[Mapping[str, Any]] = []
+    pending = [provenance]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, Mapping):
+            chain.append(item)
+            sources = item.get("dataset_provenance")
+            pending += sources if isinstance(sources, list) else [sources]
+    return chain
 
 
 def _made(provenance: Mapping[str, Any]) -> str:
