@@ -256,6 +256,20 @@ def test_a_refused_video_codec_is_the_only_thing_said(tmp_path, capsys):
     assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.parametrize("command", [["info"], ["convert", "--out", "v3"], ["select", "--out", "some"]])
+def test_a_command_given_the_hdf5_file_for_a_dataset_names_import_hdf5(tmp_path, capsys, monkeypatch, command):
+    """Demonstrations come as HDF5 files; given one where a dataset's folder goes, a command says which makes one."""
+    monkeypatch.chdir(tmp_path)
+    _robomimic(tmp_path / "lift.hdf5")
+    assert main(["dataset", command[0], "lift.hdf5", *command[1:]]) == 2
+    assert capsys.readouterr().err.endswith("'lift.hdf5' is an HDF5 file: make a dataset of its demonstrations with "
+                                            "`worldpolicy dataset import-hdf5 lift.hdf5 --out NEW`\n")
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    assert main(["dataset", command[0], "notes.txt", *command[1:]]) == 2
+    assert "HDF5" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lift.hdf5", "notes.txt"]
+
+
 def test_a_file_without_an_instruction_needs_a_task(tmp_path):
     _robomimic(tmp_path / "lift.hdf5")
     with pytest.raises(ValueError, match=r"^task: .* holds no instruction .*; its env is 'Lift'; give task="):

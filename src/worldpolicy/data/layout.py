@@ -32,6 +32,10 @@ STAGING_KIND, FRAMES_KIND = "writing", "frames"
 SCRATCH_KINDS = (STAGING_KIND, FRAMES_KIND)
 DEFAULT_DATA_FILE_MB = 100
 DEFAULT_VIDEO_FILE_MB = 200
+# An HDF5 file's signature (its superblock's first bytes: at offset 0, or past a user block of 512·2^n bytes)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_USER_BLOCKS = (512, 1024, 2048, 4096)
+HDF5_HEAD = HDF5_USER_BLOCKS[-1] + len(HDF5_SIGNATURE)
 
 # Columns every data parquet row carries besides the user features (LeRobot's DEFAULT_FEATURES).
 AUTO_FEATURES: dict[str, dict[str, Any]] = {
@@ -213,6 +217,21 @@ def datasets_near(folder: Path) -> tuple[Path | None, list[Path]]:
             return parent, []
     return None, sorted({info.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH)
                          for info in folder.glob(pattern)})
+
+
+def hdf5_hint(path: Path) -> str:
+    """For an error about `path` given as a dataset's folder: how to make one of it where it is an HDF5 file (the
+    HDF5 signature at offset 0, or at 512, 1024, ... past a user block), else nothing. Demonstrations often come as
+    robomimic / LIBERO HDF5, and `dataset import-hdf5` is the command that reads them."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HDF5_HEAD)
+    except OSError:  # a folder, missing, unreadable: nothing to say of it here
+        return ""
+    if not any(head[at:at + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for at in (0, *HDF5_USER_BLOCKS)):
+        return ""
+    return (f"; {str(path)!r} is an HDF5 file: make a dataset of its demonstrations with `worldpolicy dataset "
+            f"import-hdf5 {shlex.quote(str(path))} --out NEW`")
 
 
 def lerobot_episode_column(name: str) -> bool:
