@@ -481,9 +481,11 @@ class TrainConfig:
 
 def _datasets_near(folder: Path) -> str:
     """Where the dataset is when `data.dataset` names a folder inside one or above some (`data.layout.datasets_near`),
-    said naming what to set."""
-    from ..data.layout import datasets_near
+    said naming what to set; how to make one when it names an HDF5 file of demonstrations (`data.layout.hdf5_hint`)."""
+    from ..data.layout import datasets_near, hdf5_hint
 
+    if hint := hdf5_hint(folder):
+        return hint
     inside, below = datasets_near(folder)
     if inside is not None:
         return f"; it is inside the dataset {str(inside)!r}: set data.dataset to that folder"
