@@ -70,6 +70,9 @@ EPISODE_COLUMNS = (
 # succeeded, one bool per episode, where a recording knows (`dataset from-sim`), so a user can filter on it
 SUCCESS_COLUMN = "success"
 SUCCESS_FILTERS = ("only", "failures")  # which episodes `dataset select --success` keeps: the succeeded, or the others
+# What writes the success column, for an error about a dataset without one
+SUCCESS_WRITERS = ("`dataset from-sim` records one, `dataset import-hdf5` reads one from sparse rewards, `dataset "
+                   "convert` keeps a v2 dataset's")
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 # The fields info.json's path templates may name (what the reader fills in: `LeRobotDataset._data_path`, `_video_path`)
 TEMPLATE_FIELDS = {"data_path": {"chunk_index", "file_index"}, "video_path": {"video_key", "chunk_index", "file_index"}}
