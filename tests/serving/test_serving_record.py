@@ -490,3 +490,18 @@ def test_a_spool_written_before_prefix_rows_is_recovered_without_it(tmp_path, mo
     assert "serving.prefix_rows" not in ep.frames and ep.length == 2
     np.testing.assert_array_equal(ep.frames["serving.request_id"].ravel(), [0, 1])
     np.testing.assert_array_equal(ep.frames["action_chunk"], np.ones((2, 256), np.float32))
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-progress"]])
+def test_dataset_recover_shows_its_progress_unless_told_not_to(tmp_path, capsys, flags):
+    """A day's recording is hours of frames to encode: `dataset recover` counts the connections on stderr, as the
+    other dataset commands count their episodes; --no-progress, as theirs, turns it off."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    for conn in (1, 2):
+        sink.exchange(_exchange(conn, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink._lock.close()  # the server killed before a connection ended: no writer, its lock gone with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    assert main(["dataset", "recover", str(spool), "--out", str(root), *flags]) == 0
+    assert ("recovering 2 connections" in capsys.readouterr().err) == (not flags)
+    assert LeRobotDataset.open(root).num_episodes == 2

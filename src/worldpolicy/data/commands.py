@@ -389,6 +389,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          help="folder for the dataset (new or empty): the server's --record DIR")
     recover.add_argument("--overwrite", action="store_true",
                          help="replace the dataset an earlier `serve --record` (or recover) wrote at --out")
+    recover.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     recover.set_defaults(func=_recover)
 
 
@@ -791,7 +792,7 @@ def _recover(args: argparse.Namespace) -> int:
     from worldpolicy.data.served import recover_served_run
 
     try:
-        result = recover_served_run(args.spool, args.out, overwrite=args.overwrite)
+        result = recover_served_run(args.spool, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise flag_named(exc, {"spool": "SPOOL", "out": "--out", "overwrite": "--overwrite"}) from None
     for conn, dropped in result.torn.items():
