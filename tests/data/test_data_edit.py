@@ -308,6 +308,9 @@ def test_merge_keeps_recorded_seeds_and_the_source_codec(tmp_path):
 @pytest.mark.parametrize("change, match", [
     ({"fps": 5}, r"datasets\[1\] \(.*\) does not fit datasets\[0\] \(.*\): it is at 5 fps, datasets\[0\] at 10"),
     ({"drop": "next.reward"}, r"features \['next.reward'\] are in datasets\[0\] and not in datasets\[1\]"),
+    ({"rename": FRONT}, (r"features \['observation.images.left'\] are in datasets\[1\] and not in datasets\[0\], "
+                         r"and \['observation.images.front'\] are in datasets\[0\] and not in datasets\[1\]; "
+                         r"merge datasets recorded alike")),
     ({"action": lambda v: v.astype(np.float64)}, r"feature 'action' has dtype 'float64', datasets\[0\] 'float32'"),
     ({"action": lambda v: v[:, :2]}, r"feature 'action' has shape \[2\], datasets\[0\] \[3\]"),
     ({"video": 8}, (r"feature 'observation.images.front' has video size \(height, width\) \(8, 8\), "
@@ -320,6 +323,9 @@ def test_merge_refuses_datasets_that_do_not_fit_naming_what_differs(tmp_path, ch
     features = {k: v for k, v in a.features.items()}
     if "drop" in change:
         del ep["frames"][change["drop"]], features[change["drop"]]
+    if "rename" in change:  # a camera named otherwise: both names are said
+        ep["videos"]["observation.images.left"] = ep["videos"].pop(change["rename"])
+        features["observation.images.left"] = features.pop(change["rename"])
     if "action" in change:
         ep["frames"]["action"] = change["action"](ep["frames"]["action"])
         features["action"] = {"dtype": ep["frames"]["action"].dtype.name, "shape": [ep["frames"]["action"].shape[1]]}

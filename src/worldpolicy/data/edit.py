@@ -174,9 +174,11 @@ def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:
     if first.fps != ds.fps:
         raise said(f"it is at {ds.fps:g} fps, datasets[0] at {first.fps:g}")
     mine, theirs = _written_features(first), _written_features(ds)
-    for only, a, b in ((sorted(set(theirs) - set(mine)), j, 0), (sorted(set(mine) - set(theirs)), 0, j)):
-        if only:
-            raise said(f"features {only} are in datasets[{a}] and not in datasets[{b}]")
+    # both ways at once: a feature named otherwise in one (a camera key) is one of each, seen side by side
+    unmatched = [f"{only} are in datasets[{a}] and not in datasets[{b}]" for only, a, b in (
+        (sorted(set(theirs) - set(mine)), j, 0), (sorted(set(mine) - set(theirs)), 0, j)) if only]
+    if unmatched:
+        raise said("features " + ", and ".join(unmatched))
     for key, spec in mine.items():
         other = theirs[key]
         for part in ("dtype", "shape", "names"):
