@@ -368,6 +368,9 @@ def test_recover_given_the_record_folder_names_its_spool(tmp_path):
         recover_served_run(root, tmp_path / "out")
     with pytest.raises(ValueError, match="'.*elsewhere' does not exist; a killed server leaves it beside"):
         recover_served_run(tmp_path / "elsewhere", tmp_path / "out")
+    with pytest.raises(ValueError, match=re.escape(f"'{spool / 'run.json'}' is a file in the spool; give the spool's "
+                                                   f"folder, '{spool}'")):  # a tab completion one step too far
+        recover_served_run(spool / "run.json", tmp_path / "out")
     sink.close()
 
 

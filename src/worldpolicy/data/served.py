@@ -263,6 +263,9 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
 
     spool = Path(spool)
     if not (spool / RUN_FILE).is_file():
+        if spool.is_file() and (spool.parent / RUN_FILE).is_file():  # a file of the spool (a tab-completed run.json)
+            raise ValueError(f"spool: {str(spool)!r} is a file in the spool; give the spool's folder, "
+                             f"{str(spool.parent)!r}")
         beside = _spools_of(spool)  # the --record DIR given in place of its spool
         what = "does not exist" if not spool.exists() else f"is not the spool of a `serve --record` run (no {RUN_FILE})"
         hint = (f"the spool a server recording to it left is {' or '.join(map(repr, beside))}" if beside else
