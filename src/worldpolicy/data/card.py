@@ -33,6 +33,9 @@ TAGS = ["LeRobot", "worldpolicy"]  # lerobot tags every dataset it pushes `LeRob
 # the hub's dataset viewer reads the frames' parquet files (lerobot's `configs`), wherever the chunks put them
 DATA_FILES = re.sub(r"[\w-]*\{[^}]*\}", "*", DATA_PATH)  # data/*/*.parquet
 SHOWN_TASKS = 20  # the tasks a card lists by name; the rest are counted
+# the column names (and units) a features table row lists in full: a served run's `action_chunk` has 256, a row
+# as wide as a page of text; a longer list shows its first and last ones and its count (meta/info.json has them all)
+SHOWN_COLUMNS = 16
 
 
 def dataset_card(ds: LeRobotDataset, name: str) -> str:
@@ -87,12 +90,22 @@ def _features(ds: LeRobotDataset, summary: Mapping[str, Any]) -> str:
     for key, spec in summary["features"].items():
         names = spec.get("names")
         lines.append(f"| `{key}` | {spec['dtype']} | {spec['shape']} | "
-                     f"{', '.join(map(str, names)) if isinstance(names, list) else ''} | "
-                     f"{', '.join(units[key]) if key in units else ''} |")
+                     f"{_columns(names) if isinstance(names, list) else ''} | "
+                     f"{_columns(units[key]) if key in units else ''} |")
     codecs = summary.get("video_codecs")
     if codecs:
         lines += ["", "Videos: " + ", ".join(f"`{key}` {codec}" for key, codec in codecs.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _columns(values: list[Any]) -> str:
+    """A feature's column names (or units) for its table row: all of them up to `SHOWN_COLUMNS`, else the first and
+    the last two around an ellipsis, with the count."""
+    text = [str(value) for value in values]
+    if len(text) <= SHOWN_COLUMNS:
+        return ", ".join(text)
+    return (f"{', '.join(text[:SHOWN_COLUMNS - 4])}, …, {', '.join(text[-2:])} ({len(text)} in all: "
+            f"meta/info.json)")
 
 
 def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
