@@ -508,3 +508,33 @@ def test_dataset_recover_shows_its_progress_unless_told_not_to(tmp_path, capsys,
     assert main(["dataset", "recover", str(spool), "--out", str(root), *flags]) == 0
     assert ("recovering 2 connections" in capsys.readouterr().err) == (not flags)
     assert LeRobotDataset.open(root).num_episodes == 2
+
+
+def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the spool is encoded said only "interrupted": the spool is kept whole (removed only once the
+    dataset is published) and nothing is at --out, so the same command recovers it; the user is told so."""
+    from worldpolicy.data import served
+
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    for conn in (1, 2):
+        sink.exchange(_exchange(conn, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink._lock.close()  # the server killed: its lock gone with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    files = sorted((p.name, p.read_bytes()) for p in spool.iterdir())
+    real = served._add_episode
+
+    def interrupted(writer, spool, features, conn, error, *, killed):
+        if conn == 2:
+            raise KeyboardInterrupt
+        return real(writer, spool, features, conn, error, killed=killed)
+
+    monkeypatch.setattr(served, "_add_episode", interrupted)
+    assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 130
+    assert capsys.readouterr().err == (f"worldpolicy dataset recover: interrupted; nothing was written to {root} (a "
+                                       f"dataset already there is unchanged) and the spool {spool} is kept as it was: "
+                                       "rerun the command to recover it\n")
+    assert sorted((p.name, p.read_bytes()) for p in spool.iterdir()) == files and not root.exists()
+    monkeypatch.setattr(served, "_add_episode", real)
+    assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
+    assert LeRobotDataset.open(root).num_episodes == 2 and not spool.exists()
