@@ -226,10 +226,12 @@ def hdf5_hint(path: Path) -> str:
     """For an error about `path` given as a dataset's folder: how to make one of it where it is an HDF5 file (the
     HDF5 signature at offset 0, or at 512, 1024, ... past a user block), else nothing. Demonstrations often come as
     robomimic / LIBERO HDF5, and `dataset import-hdf5` is the command that reads them."""
+    if not path.is_file():  # a folder, missing, a pipe (whose read would wait): nothing to say of it here
+        return ""
     try:
         with open(path, "rb") as file:
             head = file.read(HDF5_HEAD)
-    except OSError:  # a folder, missing, unreadable: nothing to say of it here
+    except OSError:  # unreadable: nothing to say of it here either
         return ""
     if not any(head[at:at + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for at in (0, *HDF5_USER_BLOCKS)):
         return ""
