@@ -153,6 +153,6 @@ def test_a_feature_of_many_columns_is_one_readable_row(tmp_path):
         writer.add_episode({"chunk": np.zeros((2, 40))}, task="t")
     text = _card(tmp_path / "ds").text
     row = next(line for line in text.splitlines() if line.startswith("| `chunk`"))
-    assert row == ("| `chunk` | float32 | [40] | 0:j0, 0:j1, 0:j2, 0:j3, 0:j4, 1:j0, 1:j1, 1:j2, 1:j3, 1:j4, 2:j0, 2:j1, "
-                   "…, 7:j3, 7:j4 (40 in all: meta/info.json) |  |")
+    assert row == ("| `chunk` | float32 | [40] | 0:j0, 0:j1, 0:j2, 0:j3, 0:j4, 1:j0, 1:j1, 1:j2, 1:j3, 1:j4, 2:j0, "
+                   "2:j1, …, 7:j3, 7:j4 (40 in all: meta/info.json) |  |")
     assert '"7:j4"' in text  # the card's copy of info.json names every one

@@ -99,8 +99,8 @@ def test_success_filter_from_the_command_line_prints_the_summary(tmp_path, capsy
     ({"drop_episodes": [3, -1]}, r"drop_episodes=\[3, -1\]: \[3\] given more than once \(a negative index"),
     ({"episodes": [1], "drop_episodes": [1]}, r"episodes=\[1\], drop_episodes=\[1\]: leave no episode of the 4"),
     ({"success": "only"}, (r"success='only': dataset .* does not say which episodes succeeded \(no success column in "
-                           r"meta/episodes: `dataset from-sim` records one, `dataset import-hdf5` reads one from sparse "
-                           r"rewards, `dataset convert` keeps a v2 dataset's\); leave success out")),
+                           r"meta/episodes: `dataset from-sim` records one, `dataset import-hdf5` reads one from "
+                           r"sparse rewards, `dataset convert` keeps a v2 dataset's\); leave success out")),
     ({"success": "yes"}, r"success='yes'; accepted: 'only', 'failures'"),
     ({"out": "src"}, r"out: .* is the dataset being selected from"),
     ({"out": "src/sub"}, r"out: .* is inside the dataset being selected from"),
