@@ -125,3 +125,34 @@ def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(t
     units = get_embodiment(DEFAULT_SOURCE).units
     assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in text and "| gripper | 1 |" in text
     assert "| `next.reward` | float32 | [1] |  |  |" in text
+
+
+def test_a_dataset_made_from_a_sim_recording_keeps_its_joint_units(tmp_path):
+    """`select`, `merge` (and `label`) copy a recording's features as they are, but their provenance is their own:
+    the cards of a selection, and of a merge of that selection with the recording, read the joints' units from the
+    sources' provenance (`dataset_provenance`), as the recording's card gives them; they showed none."""
+    from worldpolicy.data.actions import DEFAULT_SOURCE
+    from worldpolicy.data.card import recorded_units
+    from worldpolicy.embodiments import get_embodiment
+
+    joints = write_sim_joint_recording(tmp_path / "rec")
+    units = list(get_embodiment(DEFAULT_SOURCE).units)
+    kept = select_episodes(tmp_path / "rec", tmp_path / "kept", [0]).dataset
+    both = merge_datasets([tmp_path / "rec", tmp_path / "kept"], tmp_path / "both").dataset
+    for ds in (kept, both):
+        assert recorded_units(ds) == {"action.joint_position": units[:7], "action.gripper_position": units[7:8]}
+        assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in _card(ds.root).text
+
+
+def test_a_feature_of_many_columns_is_one_readable_row(tmp_path):
+    """A served run's `action_chunk` (32 steps of 8 columns) listed its 256 names in one table row, as wide as a page
+    of text; a long list shows its first and last names and the count, info.json all of them."""
+    names = [f"{step}:j{i}" for step in range(8) for i in range(5)]
+    with LeRobotDatasetWriter(tmp_path / "ds", 10, {"chunk": {"dtype": "float32", "shape": [40], "names": names}},
+                              "testbot") as writer:
+        writer.add_episode({"chunk": np.zeros((2, 40))}, task="t")
+    text = _card(tmp_path / "ds").text
+    row = next(line for line in text.splitlines() if line.startswith("| `chunk`"))
+    assert row == ("| `chunk` | float32 | [40] | 0:j0, 0:j1, 0:j2, 0:j3, 0:j4, 1:j0, 1:j1, 1:j2, 1:j3, 1:j4, 2:j0, "
+                   "2:j1, …, 7:j3, 7:j4 (40 in all: meta/info.json) |  |")
+    assert '"7:j4"' in text  # the card's copy of info.json names every one

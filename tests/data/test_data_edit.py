@@ -98,7 +98,9 @@ def test_success_filter_from_the_command_line_prints_the_summary(tmp_path, capsy
     ({"episodes": [0, 2, 1, 2]}, r"episodes=\[0, 2, 1, 2\]: \[2\] given more than once; name each episode once"),
     ({"drop_episodes": [3, -1]}, r"drop_episodes=\[3, -1\]: \[3\] given more than once \(a negative index"),
     ({"episodes": [1], "drop_episodes": [1]}, r"episodes=\[1\], drop_episodes=\[1\]: leave no episode of the 4"),
-    ({"success": "only"}, r"success='only': dataset .* does not say which episodes succeeded"),
+    ({"success": "only"}, (r"success='only': dataset .* does not say which episodes succeeded \(no success column in "
+                           r"meta/episodes: `dataset from-sim` records one, `dataset import-hdf5` reads one from "
+                           r"sparse rewards, `dataset convert` keeps a v2 dataset's\); leave success out")),
     ({"success": "yes"}, r"success='yes'; accepted: 'only', 'failures'"),
     ({"out": "src"}, r"out: .* is the dataset being selected from"),
     ({"out": "src/sub"}, r"out: .* is inside the dataset being selected from"),
@@ -306,6 +308,9 @@ def test_merge_keeps_recorded_seeds_and_the_source_codec(tmp_path):
 @pytest.mark.parametrize("change, match", [
     ({"fps": 5}, r"datasets\[1\] \(.*\) does not fit datasets\[0\] \(.*\): it is at 5 fps, datasets\[0\] at 10"),
     ({"drop": "next.reward"}, r"features \['next.reward'\] are in datasets\[0\] and not in datasets\[1\]"),
+    ({"rename": FRONT}, (r"features \['observation.images.left'\] are in datasets\[1\] and not in datasets\[0\], "
+                         r"and \['observation.images.front'\] are in datasets\[0\] and not in datasets\[1\]; "
+                         r"merge datasets recorded alike")),
     ({"action": lambda v: v.astype(np.float64)}, r"feature 'action' has dtype 'float64', datasets\[0\] 'float32'"),
     ({"action": lambda v: v[:, :2]}, r"feature 'action' has shape \[2\], datasets\[0\] \[3\]"),
     ({"video": 8}, (r"feature 'observation.images.front' has video size \(height, width\) \(8, 8\), "
@@ -318,6 +323,9 @@ def test_merge_refuses_datasets_that_do_not_fit_naming_what_differs(tmp_path, ch
     features = {k: v for k, v in a.features.items()}
     if "drop" in change:
         del ep["frames"][change["drop"]], features[change["drop"]]
+    if "rename" in change:  # a camera named otherwise: both names are said
+        ep["videos"]["observation.images.left"] = ep["videos"].pop(change["rename"])
+        features["observation.images.left"] = features.pop(change["rename"])
     if "action" in change:
         ep["frames"]["action"] = change["action"](ep["frames"]["action"])
         features["action"] = {"dtype": ep["frames"]["action"].dtype.name, "shape": [ep["frames"]["action"].shape[1]]}

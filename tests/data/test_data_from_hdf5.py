@@ -190,6 +190,12 @@ def _actions_a_group(path: Path) -> None:
         file.create_group("data/demo_2/actions")
 
 
+def _truncated(path: Path) -> None:
+    """A download cut short: the first 20 kB of a whole file."""
+    _robomimic(path)
+    path.write_bytes(path.read_bytes()[:20_000])
+
+
 def _depth_only(path: Path) -> None:
     _robomimic(path, obs={"agentview_depth": ((16, 16), "float32")})
 
@@ -201,6 +207,7 @@ def _depth_only(path: Path) -> None:
                         "demo needs the chosen keys: choose with --state-keys and --image-keys keys every demo holds, "
                         "or with --mask demos that hold these")),
     (lambda p: p.write_text("not hdf5"), [], "error: FILE: '{file}' is not an HDF5 file"),
+    (_truncated, [], "error: FILE: '{file}' is a damaged HDF5 file (Unable to synchronously open file (truncated file"),
     (lambda p: h5py.File(p, "w").create_group("demos").file.close(), [],
      "error: FILE: '{file}' has no `data` group (its top level holds ['demos'])"),
     (_robomimic, ["--state-keys", "eef_pos"],
@@ -236,6 +243,31 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys, make,
     assert code == 2 and message.format(file=file) in capsys.readouterr().err
     assert not (tmp_path / "ds").exists() and sorted(p.name for p in tmp_path.iterdir()) == (["demo.hdf5"] if make
                                                                                               else [])
+
+
+def test_a_refused_video_codec_is_the_only_thing_said(tmp_path, capsys):
+    """The file's generic action names are warned of only once the writer has taken the settings: a refused
+    --video-codec is one line, not preceded by a warning about a dataset that is never written."""
+    _robomimic(tmp_path / "lift.hdf5")
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds"), "--task", "t",
+                 "--video-codec", "h265"]) == 2
+    assert capsys.readouterr().err == ("worldpolicy dataset import-hdf5: error: --video-codec='h265'; accepted: "
+                                       "libx264, libx264rgb, libsvtav1\n")
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("command", [["info"], ["convert", "--out", "v3"], ["select", "--out", "some"]])
+def test_a_command_given_the_hdf5_file_for_a_dataset_names_import_hdf5(tmp_path, capsys, monkeypatch, command):
+    """Demonstrations come as HDF5 files; given one where a dataset's folder goes, a command says which makes one."""
+    monkeypatch.chdir(tmp_path)
+    _robomimic(tmp_path / "lift.hdf5")
+    assert main(["dataset", command[0], "lift.hdf5", *command[1:]]) == 2
+    assert capsys.readouterr().err.endswith("'lift.hdf5' is an HDF5 file: make a dataset of its demonstrations with "
+                                            "`worldpolicy dataset import-hdf5 lift.hdf5 --out NEW`\n")
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    assert main(["dataset", command[0], "notes.txt", *command[1:]]) == 2
+    assert "HDF5" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lift.hdf5", "notes.txt"]
 
 
 def test_a_file_without_an_instruction_needs_a_task(tmp_path):

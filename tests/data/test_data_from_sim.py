@@ -303,6 +303,9 @@ def test_overwrite_replaces_only_a_from_sim_recording(tmp_path, capsys):
     assert (f"error: --overwrite: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
             in capsys.readouterr().err)
     assert provenance.read_text() == before and LeRobotDataset.open(root).num_episodes == 2
+    assert main(["dataset", "from-sim", str(root), *flags[:-1]]) == 2  # not "pass --overwrite", refused next
+    assert (f"error: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`; choose a new or empty "
+            "folder (--overwrite replaces only a `dataset from-sim` recording)" in capsys.readouterr().err)
     provenance.unlink()  # made elsewhere: no provenance at all
     assert main(["dataset", "from-sim", str(root), *flags]) == 2
     assert LeRobotDataset.open(root).num_episodes == 2 and _staged(tmp_path) == []

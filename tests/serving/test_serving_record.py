@@ -388,6 +388,9 @@ def test_recover_given_the_record_folder_names_its_spool(tmp_path):
         recover_served_run(root, tmp_path / "out")
     with pytest.raises(ValueError, match="'.*elsewhere' does not exist; a killed server leaves it beside"):
         recover_served_run(tmp_path / "elsewhere", tmp_path / "out")
+    with pytest.raises(ValueError, match=re.escape(f"'{spool / 'run.json'}' is a file in the spool; give the spool's "
+                                                   f"folder, '{spool}'")):  # a tab completion one step too far
+        recover_served_run(spool / "run.json", tmp_path / "out")
     sink.close()
 
 
@@ -510,3 +513,48 @@ def test_a_spool_written_before_prefix_rows_is_recovered_without_it(tmp_path, mo
     assert "serving.prefix_rows" not in ep.frames and ep.length == 2
     np.testing.assert_array_equal(ep.frames["serving.request_id"].ravel(), [0, 1])
     np.testing.assert_array_equal(ep.frames["action_chunk"], np.ones((2, 256), np.float32))
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-progress"]])
+def test_dataset_recover_shows_its_progress_unless_told_not_to(tmp_path, capsys, flags):
+    """A day's recording is hours of frames to encode: `dataset recover` counts the connections on stderr, as the
+    other dataset commands count their episodes; --no-progress, as theirs, turns it off."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    for conn in (1, 2):
+        sink.exchange(_exchange(conn, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink._lock.close()  # the server killed before a connection ended: no writer, its lock gone with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    assert main(["dataset", "recover", str(spool), "--out", str(root), *flags]) == 0
+    assert ("recovering 2 connections" in capsys.readouterr().err) == (not flags)
+    assert LeRobotDataset.open(root).num_episodes == 2
+
+
+def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the spool is encoded said only "interrupted": the spool is kept whole (removed only once the
+    dataset is published) and nothing is at --out, so the same command recovers it; the user is told so."""
+    from worldpolicy.data import served
+
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    for conn in (1, 2):
+        sink.exchange(_exchange(conn, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink._lock.close()  # the server killed: its lock gone with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    files = sorted((p.name, p.read_bytes()) for p in spool.iterdir())
+    real = served._add_episode
+
+    def interrupted(writer, spool, features, conn, error, *, killed):
+        if conn == 2:
+            raise KeyboardInterrupt
+        return real(writer, spool, features, conn, error, killed=killed)
+
+    monkeypatch.setattr(served, "_add_episode", interrupted)
+    assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 130
+    assert capsys.readouterr().err == (f"worldpolicy dataset recover: interrupted; nothing was written to {root} (a "
+                                       f"dataset already there is unchanged) and the spool {spool} is kept as it was: "
+                                       "rerun the command to recover it\n")
+    assert sorted((p.name, p.read_bytes()) for p in spool.iterdir()) == files and not root.exists()
+    monkeypatch.setattr(served, "_add_episode", real)
+    assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
+    assert LeRobotDataset.open(root).num_episodes == 2 and not spool.exists()

@@ -274,6 +274,10 @@ def test_a_dataset_folder_given_one_level_off_names_the_dataset(valid, tiny_data
                                               "the one to train on")
     (tmp_path / "empty").mkdir()
     assert refused(tmp_path / "empty").endswith("has no meta/info.json (not a LeRobot v3 dataset)")
+    demos = tmp_path / "demos.hdf5"  # robomimic / LIBERO demonstrations: the command that makes a dataset of them
+    demos.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # the HDF5 signature, as h5py writes it
+    assert refused(demos).endswith(f"(not a LeRobot v3 dataset); {str(demos)!r} is an HDF5 file: make a dataset of its "
+                                   f"demonstrations with `worldpolicy dataset import-hdf5 {demos} --out NEW`")
 
 
 def test_an_output_folder_holding_other_runs_is_refused(valid, tmp_path, capsys):

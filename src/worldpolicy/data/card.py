@@ -33,6 +33,9 @@ TAGS = ["LeRobot", "worldpolicy"]  # lerobot tags every dataset it pushes `LeRob
 # the hub's dataset viewer reads the frames' parquet files (lerobot's `configs`), wherever the chunks put them
 DATA_FILES = re.sub(r"[\w-]*\{[^}]*\}", "*", DATA_PATH)  # data/*/*.parquet
 SHOWN_TASKS = 20  # the tasks a card lists by name; the rest are counted
+# the column names (and units) a features table row lists in full: a served run's `action_chunk` has 256, a row
+# as wide as a page of text; a longer list shows its first and last ones and its count (meta/info.json has them all)
+SHOWN_COLUMNS = 16
 
 
 def dataset_card(ds: LeRobotDataset, name: str) -> str:
@@ -87,34 +90,46 @@ def _features(ds: LeRobotDataset, summary: Mapping[str, Any]) -> str:
     for key, spec in summary["features"].items():
         names = spec.get("names")
         lines.append(f"| `{key}` | {spec['dtype']} | {spec['shape']} | "
-                     f"{', '.join(map(str, names)) if isinstance(names, list) else ''} | "
-                     f"{', '.join(units[key]) if key in units else ''} |")
+                     f"{_columns(names) if isinstance(names, list) else ''} | "
+                     f"{_columns(units[key]) if key in units else ''} |")
     codecs = summary.get("video_codecs")
     if codecs:
         lines += ["", "Videos: " + ", ".join(f"`{key}` {codec}" for key, codec in codecs.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
+def _columns(values: list[Any]) -> str:
+    """A feature's column names (or units) for its table row: all of them up to `SHOWN_COLUMNS`, else the first and
+    the last two around an ellipsis, with the count."""
+    text = [str(value) for value in values]
+    if len(text) <= SHOWN_COLUMNS:
+        return ", ".join(text)
+    return (f"{', '.join(text[:SHOWN_COLUMNS - 4])}, …, {', '.join(text[-2:])} ({len(text)} in all: "
+            f"meta/info.json)")
+
+
 def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
     """Per numeric feature, its columns' units where a run of consecutive features' names is the columns of an
     embodiment the dataset names (the card's features table, `dataset show`'s plots as recorded): the provenance's
     `columns` and `units` (`dataset label`), its `embodiment`, and for a sim recording the joint layout `dataset
-    from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never guessed)."""
+    from-sim` writes (`actions.DEFAULT_SOURCE`); then, the dataset's own first, those of the datasets it was made
+    from (`dataset_provenance`: `select`, `merge` and `label` copy their sources' features); none else (never
+    guessed)."""
     from ..embodiments import get_embodiment
     from .actions import DEFAULT_SOURCE
     from .from_sim import SOURCE as SIM_SOURCE
 
-    provenance = ds.provenance or {}
     given: list[tuple[list[Any], list[Any]]] = []
-    if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
-        given.append((provenance["columns"], provenance["units"]))
-    names = [provenance.get("embodiment"), DEFAULT_SOURCE if provenance.get("source") == SIM_SOURCE else None]
-    for name in (n for n in names if isinstance(n, str)):
-        try:
-            emb = get_embodiment(name)
-        except (KeyError, ValueError):  # registered by the recording's own process: its units are not known here
-            continue
-        given.append((list(emb.columns), list(emb.units)))
+    for provenance in _provenance_chain(ds.provenance):
+        if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
+            given.append((provenance["columns"], provenance["units"]))
+        names = [provenance.get("embodiment"), DEFAULT_SOURCE if provenance.get("source") == SIM_SOURCE else None]
+        for name in (n for n in names if isinstance(n, str)):
+            try:
+                emb = get_embodiment(name)
+            except (KeyError, ValueError):  # registered by the recording's own process: its units are not known here
+                continue
+            given.append((list(emb.columns), list(emb.units)))
     found: dict[str, list[str]] = {}
     numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
     for columns, units in (pair for pair in given if len(pair[0]) == len(pair[1])):
@@ -131,6 +146,20 @@ def recorded_units(ds: LeRobotDataset) -> dict[str, list[str]]:
                 if len(run) >= len(columns):
                     break
     return found
+
+
+def _provenance_chain(provenance: Any) -> list[Mapping[str, Any]]:
+    """`provenance` and, after it, its sources' own (`dataset_provenance`: one of `select` and `label`, a list of
+    `merge`), theirs after them, and so on: how each dataset along the way was made."""
+    chain: list[Mapping[str, Any]] = []
+    pending = [provenance]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, Mapping):
+            chain.append(item)
+            sources = item.get("dataset_provenance")
+            pending += sources if isinstance(sources, list) else [sources]
+    return chain
 
 
 def _made(provenance: Mapping[str, Any]) -> str:

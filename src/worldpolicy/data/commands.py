@@ -389,6 +389,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          help="folder for the dataset (new or empty): the server's --record DIR")
     recover.add_argument("--overwrite", action="store_true",
                          help="replace the dataset an earlier `serve --record` (or recover) wrote at --out")
+    recover.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     recover.set_defaults(func=_recover)
 
 
@@ -789,11 +790,17 @@ def _recover(args: argparse.Namespace) -> int:
 
     from worldpolicy.cli import flag_named
     from worldpolicy.data.served import recover_served_run
+    from worldpolicy.fileio import exit_status
 
     try:
-        result = recover_served_run(args.spool, args.out, overwrite=args.overwrite)
+        result = recover_served_run(args.spool, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise flag_named(exc, {"spool": "SPOOL", "out": "--out", "overwrite": "--overwrite"}) from None
+    except KeyboardInterrupt as stop:  # the spool goes only once the dataset is published: it is all still there
+        print(f"worldpolicy dataset recover: interrupted; nothing was written to {args.out} (a dataset already there "
+              f"is unchanged) and the spool {args.spool} is kept as it was: rerun the command to recover it",
+              file=sys.stderr)
+        return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     for conn, dropped in result.torn.items():
         print(f"worldpolicy dataset recover: connection {conn}: {dropped} record(s) half-written at the kill were left "
               "out", file=sys.stderr)

@@ -34,6 +34,7 @@ from .layout import (
     SUCCESS_COLUMN,
     DatasetFormatError,
     check_info,
+    hdf5_hint,
     inside_dataset,
     lerobot_episode_column,
     read_json,
@@ -92,7 +93,8 @@ def open_v2(dataset: str | Path) -> V2Dataset:
     root = dataset_folder(dataset)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset={str(dataset)!r} is not a directory; accepted: a LeRobot v2.x dataset's "
-                                f"folder (holding {INFO_PATH}), or a hub id like {HUB_DATASET_EXAMPLE!r}")
+                                f"folder (holding {INFO_PATH}), or a hub id like {HUB_DATASET_EXAMPLE!r}"
+                                f"{hdf5_hint(root)}")
     info_path = root / INFO_PATH
     raw = read_json(info_path, "info.json")
     if not isinstance(raw, dict):

@@ -26,7 +26,7 @@ from ..errors import brief_list
 from ..hub import dataset_source
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
-from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
+from .layout import AUTO_FEATURES, SUCCESS_FILTERS, SUCCESS_WRITERS, image_hw
 from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
 
 if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
@@ -89,8 +89,7 @@ def select_episodes(
         flags = ds.episode_success
         if flags is None:
             raise ValueError(f"success={success!r}: dataset {str(ds.root)!r} does not say which episodes succeeded "
-                             "(no success column in meta/episodes: `dataset from-sim` writes one); leave "
-                             "success out")
+                             f"(no success column in meta/episodes: {SUCCESS_WRITERS}); leave success out")
         chosen = [i for i in chosen if bool(flags[i]) == (success == "only")]
     if not chosen:
         given = [f"{name}={value!r}" if name == "success" else f"{name}={brief_list(value)}" for name, value in
@@ -175,9 +174,11 @@ def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:
     if first.fps != ds.fps:
         raise said(f"it is at {ds.fps:g} fps, datasets[0] at {first.fps:g}")
     mine, theirs = _written_features(first), _written_features(ds)
-    for only, a, b in ((sorted(set(theirs) - set(mine)), j, 0), (sorted(set(mine) - set(theirs)), 0, j)):
-        if only:
-            raise said(f"features {only} are in datasets[{a}] and not in datasets[{b}]")
+    # both ways at once: a feature named otherwise in one (a camera key) is one of each, seen side by side
+    unmatched = [f"{only} are in datasets[{a}] and not in datasets[{b}]" for only, a, b in (
+        (sorted(set(theirs) - set(mine)), j, 0), (sorted(set(mine) - set(theirs)), 0, j)) if only]
+    if unmatched:
+        raise said("features " + ", and ".join(unmatched))
     for key, spec in mine.items():
         other = theirs[key]
         for part in ("dtype", "shape", "names"):

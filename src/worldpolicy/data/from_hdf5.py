@@ -121,7 +121,11 @@ def import_hdf5(
     if not h5py.is_hdf5(given):
         raise ValueError(f"path: {str(path)!r} is not an HDF5 file; give a robomimic-format .hdf5 file")
     started = time.perf_counter()
-    with h5py.File(given, "r") as file:
+    try:
+        opened = h5py.File(given, "r")
+    except OSError as exc:  # a download or copy cut short: the superblock says more bytes than the file holds
+        raise ValueError(f"path: {str(path)!r} is a damaged HDF5 file ({exc}); copy or download it again") from None
+    with opened as file:
         plan = _plan(file, str(path), state_keys, image_keys, fps, task, mask, flip_images)
         out = check_out([given], out, overwrite, [IMPORT_SOURCE], "`dataset import-hdf5`", "imported",
                         "HDF5 file")
@@ -132,8 +136,7 @@ def import_hdf5(
                       "steps_copied": {key: STEP_KEYS[key][0] for key in plan.step_keys},
                       "success_from": plan.success_from,
                       "env_args": plan.env_args or None}
-        _warn(plan, state_keys is None)
-        dataset = _write(file, plan, out, video_codec, overwrite, provenance, progress)
+        dataset = _write(file, plan, out, video_codec, overwrite, provenance, progress, state_keys is None)
     wall_s = time.perf_counter() - started
     logger.info("imported %d demos in %.1f s into %s", len(plan.demos), wall_s, dataset.root)
     return ImportResult(dataset, plan.demos, plan.state_keys, plan.cameras, plan.flip, wall_s, plan.actions,
@@ -456,14 +459,16 @@ def _element_names(key: str, shape: tuple[int, ...]) -> tuple[list[str], str | N
 
 
 def _write(file: h5py.File, plan: _Plan, out: Path, codec: str, overwrite: bool, provenance: dict[str, Any],
-           progress: bool) -> LeRobotDataset:
+           progress: bool, default_state: bool) -> LeRobotDataset:
     """Each demo as an episode (staged, published when complete: an error or Ctrl-C leaves `out` as it was), its images
-    read, flipped where asked and encoded `BLOCK_FRAMES` steps at a time."""
+    read, flipped where asked and encoded `BLOCK_FRAMES` steps at a time. The plan's warnings come once the writer
+    has taken `codec` and the frame sizes, so a refused setting is not preceded by them."""
     from tqdm.auto import tqdm
 
     state_dtype = np.dtype(plan.features[STATE_FEATURE]["dtype"]) if plan.state_keys else None
     with LeRobotDatasetWriter(out, plan.fps, plan.features, plan.robot_type, video_codec=codec, overwrite=overwrite,
                               provenance=provenance) as writer:
+        _warn(plan, default_state)
         for i, name in enumerate(tqdm(plan.demos, desc=f"importing {len(plan.demos)} demos", unit="demo",
                                       disable=not progress)):
             demo = file["data"][name]

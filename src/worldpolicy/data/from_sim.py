@@ -712,12 +712,14 @@ def sim_to_dataset(
         raise FileExistsError(f"root={str(root)!r} holds a `dataset from-sim` recording; pass resume=True to continue "
                               f"it up to num_episodes={num_episodes}, overwrite=True to replace it, or choose a new or "
                               "empty folder")
-    if (overwrite or resume) and (root / INFO_PATH).is_file() and not ours:
-        # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept
-        name = "overwrite" if overwrite else "resume"
-        raise FileExistsError(f"{name}: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`; "
-                              f"choose a new or empty folder ({name}=True "
-                              f"{'replaces' if overwrite else 'continues'} only a `dataset from-sim` recording)")
+    if (root / INFO_PATH).is_file() and not ours:
+        # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept;
+        # without a flag too, which the writer would answer with "pass overwrite=True", only to refuse that next
+        name = "overwrite" if overwrite else "resume" if resume else None
+        only = ("overwrite=True replaces" if name != "resume" else "resume=True continues")
+        raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds a dataset not recorded by "
+                              f"`dataset from-sim`; choose a new or empty folder ({only} only a `dataset from-sim` "
+                              "recording)")
     previous = _resumed(root, video_codec) if resume else None
     spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
     try:

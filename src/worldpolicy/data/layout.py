@@ -32,6 +32,10 @@ STAGING_KIND, FRAMES_KIND = "writing", "frames"
 SCRATCH_KINDS = (STAGING_KIND, FRAMES_KIND)
 DEFAULT_DATA_FILE_MB = 100
 DEFAULT_VIDEO_FILE_MB = 200
+# An HDF5 file's signature (its superblock's first bytes: at offset 0, or past a user block of 512·2^n bytes)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_USER_BLOCKS = (512, 1024, 2048, 4096)
+HDF5_HEAD = HDF5_USER_BLOCKS[-1] + len(HDF5_SIGNATURE)
 
 # Columns every data parquet row carries besides the user features (LeRobot's DEFAULT_FEATURES).
 AUTO_FEATURES: dict[str, dict[str, Any]] = {
@@ -66,6 +70,9 @@ EPISODE_COLUMNS = (
 # succeeded, one bool per episode, where a recording knows (`dataset from-sim`), so a user can filter on it
 SUCCESS_COLUMN = "success"
 SUCCESS_FILTERS = ("only", "failures")  # which episodes `dataset select --success` keeps: the succeeded, or the others
+# What writes the success column, for an error about a dataset without one
+SUCCESS_WRITERS = ("`dataset from-sim` records one, `dataset import-hdf5` reads one from sparse rewards, `dataset "
+                   "convert` keeps a v2 dataset's")
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 # The fields info.json's path templates may name (what the reader fills in: `LeRobotDataset._data_path`, `_video_path`)
 TEMPLATE_FIELDS = {"data_path": {"chunk_index", "file_index"}, "video_path": {"video_key", "chunk_index", "file_index"}}
@@ -213,6 +220,23 @@ def datasets_near(folder: Path) -> tuple[Path | None, list[Path]]:
             return parent, []
     return None, sorted({info.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH)
                          for info in folder.glob(pattern)})
+
+
+def hdf5_hint(path: Path) -> str:
+    """For an error about `path` given as a dataset's folder: how to make one of it where it is an HDF5 file (the
+    HDF5 signature at offset 0, or at 512, 1024, ... past a user block), else nothing. Demonstrations often come as
+    robomimic / LIBERO HDF5, and `dataset import-hdf5` is the command that reads them."""
+    if not path.is_file():  # a folder, missing, a pipe (whose read would wait): nothing to say of it here
+        return ""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HDF5_HEAD)
+    except OSError:  # unreadable: nothing to say of it here either
+        return ""
+    if not any(head[at:at + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE for at in (0, *HDF5_USER_BLOCKS)):
+        return ""
+    return (f"; {str(path)!r} is an HDF5 file: make a dataset of its demonstrations with `worldpolicy dataset "
+            f"import-hdf5 {shlex.quote(str(path))} --out NEW`")
 
 
 def lerobot_episode_column(name: str) -> bool:

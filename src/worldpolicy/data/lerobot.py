@@ -68,6 +68,7 @@ from .layout import (
     check_feature,
     check_info,
     datasets_near,
+    hdf5_hint,
     image_hw,
     inside_dataset,
     lerobot_episode_column,
@@ -158,7 +159,7 @@ class LeRobotDataset:
         root = dataset_folder(root)  # as given: `./a/b` is a path, and Path() would drop its `./`
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory (give a LeRobot dataset's folder, "
-                                    f"or a hub id like {HUB_DATASET_EXAMPLE!r})")
+                                    f"or a hub id like {HUB_DATASET_EXAMPLE!r}){hdf5_hint(root)}")
         if not (root / INFO_PATH).is_file():
             raise DatasetFormatError(root / INFO_PATH, None, _not_a_dataset(root))
         info, unread = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)

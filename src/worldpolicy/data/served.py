@@ -262,12 +262,19 @@ class RecoveredRun:
     torn: dict[int, int]
 
 
-def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = False) -> RecoveredRun:
+def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = False,
+                       progress: bool = False) -> RecoveredRun:
     """Encode the spool a killed `serve --record` left (`.DIR.writing-spool-*`) as the dataset it was recording, at
     `out`, every connection an episode of the exchanges that reached it, in connection order, then remove the spool.
-    A spool a server still holds is refused (`fileio.folder_lock`), untouched."""
+    A spool a server still holds is refused (`fileio.folder_lock`), untouched. `progress`: a bar on stderr counting
+    the connections encoded (a day's recording is hours of frames)."""
+    from tqdm.auto import tqdm
+
     spool = Path(spool)
     if not (spool / RUN_FILE).is_file():
+        if spool.is_file() and (spool.parent / RUN_FILE).is_file():  # a file of the spool (a tab-completed run.json)
+            raise ValueError(f"spool: {str(spool)!r} is a file in the spool; give the spool's folder, "
+                             f"{str(spool.parent)!r}")
         beside = _spools_of(spool)  # the --record DIR given in place of its spool
         what = "does not exist" if not spool.exists() else f"is not the spool of a `serve --record` run (no {RUN_FILE})"
         hint = (f"the spool a server recording to it left is {' or '.join(map(repr, beside))}" if beside else
@@ -284,8 +291,9 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
             # its DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only `out`'s)
             sweep_scratch_folders(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)], [STAGING_KIND])
         killed, torn = [], {}
+        conns = sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
         with _writer(spool, out, overwrite) as writer:
-            for conn in sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}")):
+            for conn in tqdm(conns, desc=f"recovering {len(conns)} connections", unit="conn", disable=not progress):
                 end = spool / f"{conn}{END}"
                 open_at_kill = not end.is_file()
                 error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
-from ..data.layout import ACTION_KEYS, STATE_KEYS
+from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
 from ..errors import brief_list
 from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
@@ -65,9 +65,9 @@ class DataConfig:
             return []
         if succeeded is None:
             raise ValueError(f"data.success={self.success!r} keeps the episodes that succeeded, but data.dataset "
-                             f"{self.dataset!r} does not say which did (no success column in meta/episodes; `dataset "
-                             "from-sim` records one): train on every episode (data.success "
-                             "any), or give a dataset with the column")
+                             f"{self.dataset!r} does not say which did (no success column in meta/episodes; "
+                             f"{SUCCESS_WRITERS}): train on every episode (data.success any), or give a dataset "
+                             "with the column")
         return [i for i, ok in enumerate(succeeded) if not ok]
 
     def selected_episodes(self, num_episodes: int, held_out: Sequence[int] = (),
@@ -481,9 +481,11 @@ class TrainConfig:
 
 def _datasets_near(folder: Path) -> str:
     """Where the dataset is when `data.dataset` names a folder inside one or above some (`data.layout.datasets_near`),
-    said naming what to set."""
-    from ..data.layout import datasets_near
+    said naming what to set; how to make one when it names an HDF5 file of demonstrations (`data.layout.hdf5_hint`)."""
+    from ..data.layout import datasets_near, hdf5_hint
 
+    if hint := hdf5_hint(folder):
+        return hint
     inside, below = datasets_near(folder)
     if inside is not None:
         return f"; it is inside the dataset {str(inside)!r}: set data.dataset to that folder"
