@@ -130,9 +130,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", help="the branch to push to, made from main if missing (default: main)")
     p.add_argument("--message", help="the commit message (default: 'Upload <what it is> with worldpolicy push')")
     p.add_argument("--with-training-state", action="store_true", help="also send a checkpoint's training state, "
-                   "which only a resume reads (optimizer.safetensors, or its shards and index; a merged LoRA checkpoint's "
-                   "adapter.safetensors), to resume the run from the hub's copy (default: the model alone, what "
-                   "loading and fine-tuning read)")
+                   "which only a resume reads (optimizer.safetensors, or its shards and index; a merged LoRA "
+                   "checkpoint's adapter.safetensors), to resume the run from the hub's copy (default: the model "
+                   "alone, what loading and fine-tuning read)")
     p.set_defaults(func=_push)
 
 
