@@ -153,14 +153,15 @@ def test_killed_sharded_run_resumes_exactly(runs):
 def validated(tmp_path_factory, train_config):
     """Held-out validation of a sharded run: one session validating every 3 steps stopped after step 2 (checkpoint: step
     2, validated: step 0), resumed validating every step (step 2's is then due, and not logged), against one process
-    validating every step. 3 held-out windows under the 3 objectives: 9 pairs, so one rank has none in the last
-    round."""
+    validating every step. 3 held-out windows under the 3 objectives: 9 pairs in rounds of 4, so one rank has none in
+    the last round. 5 sampled chunks in batches of 2 (the per-process batch): 3 batches, so one rank samples a batch of
+    one padded to two and the other samples a batch again, its result dropped."""
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
     root = tmp_path_factory.mktemp("fsdp_validation")
-    validation = {"episodes": [1], "windows": 3, "action_chunks": 0}
-    optim = {"steps": 3, "batch_size": 2, "data_parallel": "fsdp"}
+    validation = {"episodes": [1], "windows": 3, "action_chunks": 5, "action_steps": 2}
+    optim = {"steps": 3, "batch_size": 4, "data_parallel": "fsdp"}
     _torchrun(train_config(root / "sharded", optim=optim, validation={**validation, "every": 3}), root / "sharded",
               stop_after=2)
     _torchrun(train_config(root / "sharded", optim=optim, validation={**validation, "every": 1}), root / "sharded")
