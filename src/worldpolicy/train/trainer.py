@@ -1478,7 +1478,7 @@ class Trainer:
         from ..policy import Policy
 
         self.transformer.eval()
-        if self.sharded:
+        if self.sharded:  # after a forward of the loss module (the held-out loss's), which FSDP takes as its root
             self.loss_module.unshard()
         try:
             engine = Engine(self.transformer, self.vae, self.tokenizer, self.scheduler,
