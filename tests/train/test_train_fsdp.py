@@ -26,6 +26,14 @@ def _torchrun(config: dict, folder: Path, stop_after: int | None = None, shard_s
              ) -> list[list[float]]:
     """Train `config` in two gloo processes (checkpoint files split at `shard_size` bytes); rank 0's (step, loss,
     grad_norm) records."""
+    proc = _launch(config, folder, stop_after, shard_size)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(proc.stdout.split("RECORDS ", 1)[1].splitlines()[0])
+
+
+def _launch(config: dict, folder: Path, stop_after: int | None = None, shard_size: int | None = None
+            ) -> subprocess.CompletedProcess:
+    """`fsdp_run.py` on `config` in two gloo processes, run in `folder`: the finished process, output captured."""
     folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / "config_in.json"
     config_file.write_text(json.dumps(config))
@@ -34,11 +42,9 @@ def _torchrun(config: dict, folder: Path, stop_after: int | None = None, shard_s
     if shard_size is not None:
         env["MAX_SHARD_SIZE"] = str(shard_size)
     extra = [str(stop_after)] if stop_after is not None else []
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
          str(config_file), *extra], check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return json.loads(proc.stdout.split("RECORDS ", 1)[1].splitlines()[0])
 
 
 def _files(folder: Path, pattern: str) -> dict[str, torch.Tensor]:
@@ -150,18 +156,47 @@ def test_killed_sharded_run_resumes_exactly(runs):
             torch.testing.assert_close(after[key], whole[key], rtol=1e-6, atol=1e-7, msg=key)
 
 
+@pytest.mark.slow
+@gloo
+def test_a_resume_from_weights_not_this_models_is_refused_on_every_rank(runs, train_config):
+    """A checkpoint whose weights files do not hold the model's weights (one renamed here: the files of another model,
+    or edited) is refused from the files' headers before any is read, naming the file, what is missing and what is
+    unknown, on every rank (rank 0 reads them; the others would wait for their shards)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    root = runs["root"]
+    run = root / "renamed"
+    shutil.copytree(root / "fsdp", run)
+    weights = _checkpoint(run, STEPS) / "transformer"
+    first = min(weights.glob("*.safetensors"))
+    tensors = load_file(str(first))
+    renamed = min(tensors)
+    tensors[f"{renamed}_old"] = tensors.pop(renamed)
+    save_file(tensors, str(first), metadata={"format": "pt"})
+    config = train_config(run, save_every=2, optim={"steps": STEPS + 1, "batch_size": 2, "data_parallel": "fsdp"})
+    proc = _launch(config, run)
+    assert proc.returncode != 0 and "RECORDS" not in proc.stdout
+    said = (f"checkpoint {weights}: diffusion_pytorch_model.safetensors does not hold this model's weights (missing "
+            f"[{renamed!r}], unknown [{renamed + '_old'!r}])")
+    for rank in (0, 1):  # both raise at once, as rank 0 shares what it found before either reads a tensor
+        assert f"[rank{rank}]: ValueError: {said}" in proc.stderr, proc.stderr[-5000:]
+
+
 @pytest.fixture(scope="module")  # two two-process runs and one of one process: ~35 s on the 2-core dev machine
 def validated(tmp_path_factory, train_config):
     """Held-out validation of a sharded run: one session validating every 3 steps stopped after step 2 (checkpoint: step
     2, validated: step 0), resumed validating every step (step 2's is then due, and not logged), against one process
-    validating every step. 3 held-out windows under the 3 objectives: 9 pairs, so one rank has none in the last
-    round."""
+    validating every step. 3 held-out windows under the 3 objectives: 9 pairs in rounds of 4, so one rank has none in
+    the last round. 5 sampled chunks in batches of 2 (the per-process batch): 3 batches, so one rank samples a batch of
+    one padded to two and the other samples a batch again, its result dropped."""
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
     root = tmp_path_factory.mktemp("fsdp_validation")
-    validation = {"episodes": [1], "windows": 3, "action_chunks": 0}
-    optim = {"steps": 3, "batch_size": 2, "data_parallel": "fsdp"}
+    validation = {"episodes": [1], "windows": 3, "action_chunks": 5, "action_steps": 2}
+    optim = {"steps": 3, "batch_size": 4, "data_parallel": "fsdp"}
     _torchrun(train_config(root / "sharded", optim=optim, validation={**validation, "every": 3}), root / "sharded",
               stop_after=2)
     _torchrun(train_config(root / "sharded", optim=optim, validation={**validation, "every": 1}), root / "sharded")

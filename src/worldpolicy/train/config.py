@@ -356,7 +356,7 @@ class TrainConfig:
                              "a few adapters, whose gradients and AdamW state every process holds whole; its frozen "
                              "weights are what take the memory): use optim.data_parallel = \"ddp\"")
         if self.optim.data_parallel == "fsdp":
-            self._refuse_rank0_passes()
+            self._refuse_sharded_sim_evaluation()
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
         if self.finetune.lora_save not in LORA_SAVES:
@@ -437,21 +437,14 @@ class TrainConfig:
                 from ..sim import env  # noqa: F401
         return self
 
-    def _refuse_rank0_passes(self) -> None:
-        """What runs on one rank with the whole model (the sim evaluation, the held-out action error's sampled chunks)
-        cannot run on a sharded one, of which each rank holds 1/N; the held-out loss can (every rank scores its share
-        of the windows: `Trainer._validate`)."""
-        validating = self.validation.every and self.validation.episodes
-        given = [f"{name}={value}" for name, value, on in
-                 (("validation.action_chunks", self.validation.action_chunks,
-                   validating and self.validation.action_chunks),
-                  ("eval.every", self.eval.every, self.eval.every)) if on]
-        if given:
-            raise ValueError(f"optim.data_parallel='fsdp' with {' and '.join(given)}: not supported (the sim "
-                             "evaluation and the held-out action error's sampled chunks need the whole model on one "
-                             "rank, which holds 1/N of a sharded one); set them to 0 (the held-out loss is still "
-                             "logged; score a saved checkpoint with `worldpolicy dataset eval` / `worldpolicy sim`), "
-                             "or use optim.data_parallel = \"ddp\"")
+    def _refuse_sharded_sim_evaluation(self) -> None:
+        """The sim evaluation runs on one rank with the whole model, which a sharded run holds 1/N of on each; the
+        held-out loss and action error can (every rank scores and samples its share: `Trainer._validate`)."""
+        if self.eval.every:
+            raise ValueError(f"optim.data_parallel='fsdp' with eval.every={self.eval.every}: not supported (the sim "
+                             "evaluation needs the whole model on one rank, which holds 1/N of a sharded one); set it "
+                             "to 0 (the held-out loss and action error, `[validation]`, are still logged; score a "
+                             "saved checkpoint with `worldpolicy sim`), or use optim.data_parallel = \"ddp\"")
 
     def _check_action_prefix(self, policy_weight: float) -> None:
         """`objectives.action_prefix_*`: a probability, and a row count that leaves the chunk at least one generated

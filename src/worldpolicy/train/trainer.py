@@ -159,6 +159,27 @@ class FlowMatchingLoss(nn.Module):
                     if there and not here), 0.0)
 
 
+@dataclass
+class _PaddedBatches:
+    """`policy` sampling every batch as `size` requests, the last repeated and its results dropped: a sharded run's
+    ranks then run the model's towers as many times each call (`Trainer._sampled_share`)."""
+
+    policy: Any
+    size: int
+
+    @property
+    def embodiment(self) -> Embodiment:
+        return self.policy.embodiment
+
+    @property
+    def chunk_size(self) -> int:
+        return self.policy.chunk_size
+
+    def act_batch(self, requests: list[Any], progress: Callable[[int, int], None] | None = None) -> list[Any]:
+        padded = requests + requests[-1:] * (self.size - len(requests))
+        return self.policy.act_batch(padded, progress=progress)[:len(requests)]
+
+
 def _graph_leaves(tensor: torch.Tensor) -> set[int]:
     """ids of the leaf tensors `tensor`'s autograd graph reaches: those its backward gives a gradient."""
     seen: set[Any] = set()
@@ -337,6 +358,8 @@ class Trainer:
             self._val_actions = None
             if self._val_spec is not None and self.rank == 0:
                 self._check_held_out(self._val_spec, layout)
+            elif self._val_spec is not None and self.sharded and self._samples_chunks:  # each rank samples its share
+                self._val_actions = self._held_out_actions(self._val_spec, layout)
             self._warn_batch_over_windows(spec)
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
@@ -351,7 +374,7 @@ class Trainer:
                              f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
         validation = self.config.validation
         every = validation.every
-        sampled = every and validation.action_chunks
+        sampled = self._samples_chunks
         if sampled or not cache_may_serve(self._cache_dir, spec, layout):  # sampling reads the frames themselves
             check_encodable(spec, layout)
         if sampled:
@@ -365,6 +388,11 @@ class Trainer:
             logger.warning("validation.episodes=%s are held out of training but never scored (validation.every = 0): "
                            "set validation.every to log their loss, or empty validation.episodes to train on them",
                            list(spec.episodes))
+
+    @property
+    def _samples_chunks(self) -> bool:
+        """Whether validations sample chunks on the held-out episodes (`val/action_mae`)."""
+        return bool(self.config.validation.every and self.config.validation.action_chunks)
 
     def _held_out_actions(self, spec: WindowSpec, layout: Embodiment) -> tuple[Any, dict[int, list[int]]]:
         """What `val/action_mae` compares (`data.openloop.OpenLoopData`) and where: the held-out episodes read as
@@ -1372,11 +1400,12 @@ class Trainer:
         line = {"step": step, "val/loss": loss,
                 **{f"val/{key}": value for key, value in means.items() if key.startswith("loss_")},
                 "val/windows": len(pairs) // len(self.objective_names)}
+        if self._val_actions is not None:  # on every rank of a sharded run, each sampling its share
+            line.update(self._action_error(step))
         if self.rank != 0:
             return line
         sampled = ""
         if self._val_actions is not None:
-            line.update(self._action_error(step))
             normalized = line["val/action_mae"]
             sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
@@ -1393,31 +1422,69 @@ class Trainer:
         runs on a checkpoint. `val/action_mae` is the MAE on the model's normalised action scale (the embodiment's
         stats), mean over the columns (`OpenLoopResult.normalized_mae`, `dataset eval`'s `mae_normalized`: unit-free,
         Cosmos Policy's action L1; None where the stats hold every column constant), `val/action_mae/<column>` each
-        column's MAE in its physical units."""
+        column's MAE in its physical units. A sharded run samples on every rank, each its share (`_sampled_share`)."""
         from ..data.openloop import compare_open_loop
 
         data, starts = self._val_actions
+        size = self.config.optim.batch_size // self.world
         with self._live_policy(self.config.validation.action_steps, f"step-{step}") as policy:
-            result = compare_open_loop(policy, data, starts, seed=self.config.seed,
-                                       batch_size=self.config.optim.batch_size // self.world)
+            if self.sharded:
+                result, mae, chunks = self._sampled_share(policy, data, starts, size)
+                result = replace(result, mae=mae)
+            else:
+                result = compare_open_loop(policy, data, starts, seed=self.config.seed, batch_size=size)
+                chunks = result.chunks
         return {"val/action_mae": result.normalized_mae(),
                 **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
-                "val/action_chunks": result.chunks}
+                "val/action_chunks": chunks}
+
+    def _sampled_share(self, policy: Any, data: Any, starts: dict[int, list[int]],
+                       size: int) -> tuple[Any, np.ndarray, int]:
+        """A sharded run's held-out action error: the batches one process samples (`size` chunks of one episode)
+        dealt out to the ranks in turn, sampled in lockstep, as FSDP gathers a block's weights only with every rank
+        taking part: each round every rank samples one batch of exactly `size` requests (`_PaddedBatches`), a rank out
+        of batches the first one again, its result dropped. The absolute errors' sums, the steps and the chunks are
+        all-reduced. Returns one of this rank's results (its columns and scales: every rank's), the MAE of each column
+        over every rank's chunks, and their count."""
+        from ..data.openloop import compare_open_loop
+
+        batches = [(episode, frames[first:first + size]) for episode, frames in starts.items()
+                   for first in range(0, len(frames), size)]
+        mine = batches[self.rank::self.world]
+        padded = _PaddedBatches(policy, size)
+        sums = np.zeros(len(policy.embodiment.columns) + 2)  # each column's absolute errors, the steps, the chunks
+        for turn in range(-(-len(batches) // self.world)):
+            episode, frames = mine[turn] if turn < len(mine) else batches[0]
+            result = compare_open_loop(padded, data, {episode: frames}, seed=self.config.seed, batch_size=size)
+            if turn < len(mine):
+                sums += [*(result.mae * result.steps), result.steps, result.chunks]
+        reduced = torch.from_numpy(sums).to(self.device)  # NCCL reduces GPU tensors only
+        torch.distributed.all_reduce(reduced)
+        sums = reduced.cpu().numpy()
+        return result, sums[:-2] / max(sums[-2], 1), int(sums[-1])
 
     @contextlib.contextmanager
     def _live_policy(self, steps: int | None, source: str):
         """The live weights as a `Policy` sampling with `steps` denoising steps (None: the embodiment's preset's), for
         the block: no copy, so a LoRA run samples with its adapters, and under the autocast a bf16 run trains with
         (its weights mix bf16 and fp32); in eval mode, training mode restored after. A fresh `Engine` each time: its
-        caches hold nothing of earlier weights."""
+        caches hold nothing of earlier weights.
+
+        A sharded run's root group (embeddings, heads, time embedder: gathered by FSDP only inside the loss module's
+        call) is gathered for the block, the blocks' towers as they run, on every rank at once: the ranks must then
+        run the towers alike (`_sampled_share`). The engine caches no caption's text K/V: each request runs the text
+        tower, so ranks sampling other captions run it as many times."""
         from ..engine import Engine, SamplingConfig
         from ..policy import Policy
 
         self.transformer.eval()
+        if self.sharded:  # after a forward of the loss module (the held-out loss's), which FSDP takes as its root
+            self.loss_module.unshard()
         try:
             engine = Engine(self.transformer, self.vae, self.tokenizer, self.scheduler,
                             use_native_flow_schedule=self.pipeline_flags["use_native_flow_schedule"],
-                            default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
+                            default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"],
+                            **({"text_cache_size": 0} if self.sharded else {}))
             preset = self.embodiment.sampling_preset
             sampling = SamplingConfig.from_preset(preset) if preset else SamplingConfig()
             # what it warns of once (a held-out state outside the training range) is said once a run, not each time
@@ -1425,6 +1492,8 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.optim.precision == "bf16"):
                 yield policy
         finally:
+            if self.sharded:
+                self.loss_module.reshard()
             self.transformer.train()
 
     def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
