@@ -770,3 +770,26 @@ def test_split_flags_are_named_as_typed(tmp_path, capsys):
     assert main(["dataset", "split", str(src.root), "--splits", "train=0.5,val=0.5", "--out", str(src.root / "x")]) == 2
     assert "--out: " in (err := capsys.readouterr().err) and "is inside the dataset being split" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_split_keeps_the_splits_finished_and_says_so(tmp_path, capsys, monkeypatch):
+    """Each split is published when complete: Ctrl-C while the second is written leaves the first whole, the second
+    not there (no staging folder), and the message says which is which rather than that nothing was written."""
+    src = _dataset(tmp_path / "src", lengths=(3, 3, 3, 3))
+    read = LeRobotDataset.episode
+    written = []
+
+    def episode(self, index, videos=True):
+        if len(written) == 2:  # train's two episodes are done: the first of val's
+            raise KeyboardInterrupt
+        written.append(index)
+        return read(self, index, videos)
+
+    monkeypatch.setattr(LeRobotDataset, "episode", episode)
+    assert main(["dataset", "split", str(src.root), "--out", str(tmp_path / "s"), "--splits", "train=0.5,val=0.5",
+                 "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the splits finished are complete under {tmp_path / 's'}, the one being written is not" in err
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["train"]
+    assert LeRobotDataset.open(tmp_path / "s" / "train").provenance["episodes"] == sorted(written)

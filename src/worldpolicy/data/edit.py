@@ -84,14 +84,14 @@ def select_episodes(
     encoded packets where that is the source's and they decode on their own, else decoded and encoded again
     (`copy_episodes`).
     `rename_features` (old name → new) and `drop_features` (names) change which features the new dataset has and
-    under what names (`kept_features`): its parquet columns, info.json, video folders, stats and card follow; so a
+    under what names (`_kept_features`): its parquet columns, info.json, video folders, stats and card follow; so a
     camera named otherwise in another recording can be merged with it.
     meta/worldpolicy_provenance.json names the source, the source index of every kept episode and the features
     renamed and dropped. Everything is checked before an episode is read; `out` as `dataset label` takes it (not the
     source, an existing dataset only an earlier select or merge made, with `overwrite`), and it appears only when
     complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
-    keys = kept_features(ds, rename_features, drop_features)
+    keys = _kept_features(ds, rename_features, drop_features)
     chosen = check_episodes(ds, episodes)
     if drop_episodes is not None:
         dropped = set(check_episodes(ds, drop_episodes, "drop_episodes"))
@@ -119,7 +119,7 @@ def select_episodes(
                         provenance, progress, keys)
 
 
-def kept_features(ds: LeRobotDataset, rename: Mapping[str, str] | None, drop: Sequence[str] | None
+def _kept_features(ds: LeRobotDataset, rename: Mapping[str, str] | None, drop: Sequence[str] | None
                   ) -> dict[str, str] | None:
     """Per feature of `ds` that `select_episodes` keeps, the name it is written under (None: every one as it is), its
     `rename_features` and `drop_features` checked: features of `ds` (not the index columns every LeRobot row has,
