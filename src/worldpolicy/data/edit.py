@@ -192,8 +192,8 @@ def split_dataset(
 
     Which episodes go where is drawn with `seed` (the same seed, the same splits), not taken in index order as
     LeRobot's `split_dataset` does: a recording's episodes are often in the order of its days, operators or scenes.
-    Each split gets round(fraction · episodes), the remainder going to the largest fractional parts; its episodes keep
-    their order. Its provenance names the source, its episodes there, the splits and the seed. The fractions (each
+    Each split gets floor(fraction · episodes), the episodes left over one each to the largest fractional parts; its
+    episodes keep their order. Its provenance names the source, its episodes there, the splits and the seed. The fractions (each
     above 0, summing to 1, none leaving a split empty) and every `out`/NAME are checked before an episode is read;
     each split appears when complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
@@ -205,7 +205,7 @@ def split_dataset(
     order = np.random.default_rng(seed).permutation(ds.num_episodes).tolist()
     ends = np.cumsum([0, *counts.values()]).tolist()
     results = {}
-    for (name, _), start, stop in zip(counts.items(), ends, ends[1:], strict=False):
+    for name, start, stop in zip(counts, ends, ends[1:], strict=False):  # ends: one more than the splits
         chosen = sorted(order[start:stop])
         provenance = {"source": SPLIT_SOURCE, "split": name, "splits": dict(splits), "seed": seed,
                       **_taken_from(ds, chosen), "dataset_provenance": _own_provenance(ds)}
