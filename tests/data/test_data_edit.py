@@ -1,5 +1,6 @@
-"""`worldpolicy dataset select|merge` / `select_episodes`, `merge_datasets`: curating datasets into new ones (keep
-some episodes, join recordings), written through the dataset writer, the sources only read."""
+"""`worldpolicy dataset select|merge|split` / `select_episodes`, `merge_datasets`, `split_dataset`: curating datasets
+into new ones (keep some episodes, rename or drop features, join recordings, deal episodes out into train and
+validation sets), written through the dataset writer, the sources only read."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ import pytest
 from dataset_factory import make_episode
 
 from worldpolicy.cli import main
-from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter, merge_datasets, select_episodes, write_episodes
-from worldpolicy.data.edit import MERGE_SOURCE, SELECT_SOURCE
+from worldpolicy.data import (
+    LeRobotDataset,
+    LeRobotDatasetWriter,
+    merge_datasets,
+    select_episodes,
+    split_dataset,
+    write_episodes,
+)
+from worldpolicy.data.edit import MERGE_SOURCE, SELECT_SOURCE, SPLIT_SOURCE
 
 FRONT = "observation.images.front"
 
@@ -310,7 +318,8 @@ def test_merge_keeps_recorded_seeds_and_the_source_codec(tmp_path):
     ({"drop": "next.reward"}, r"features \['next.reward'\] are in datasets\[0\] and not in datasets\[1\]"),
     ({"rename": FRONT}, (r"features \['observation.images.left'\] are in datasets\[1\] and not in datasets\[0\], "
                          r"and \['observation.images.front'\] are in datasets\[0\] and not in datasets\[1\]; "
-                         r"merge datasets recorded alike")),
+                         r"give them one name first, each as a new dataset: `worldpolicy dataset select ROOT --out DIR "
+                         r"--rename-feature OLD=NEW`")),
     ({"action": lambda v: v.astype(np.float64)}, r"feature 'action' has dtype 'float64', datasets\[0\] 'float32'"),
     ({"action": lambda v: v[:, :2]}, r"feature 'action' has shape \[2\], datasets\[0\] \[3\]"),
     ({"video": 8}, (r"feature 'observation.images.front' has video size \(height, width\) \(8, 8\), "
@@ -547,3 +556,240 @@ def test_episodes_that_do_not_start_on_a_keyframe_are_encoded_again_and_said_onc
     assert again.videos.why.endswith("its codec is not the one written (libx264rgb)")
     for i in range(2):
         _same_episode(again.dataset.episode(i), new.episode(i))  # lossless: the decoded frames again
+
+
+def _hdf5_import(root: Path, wrist: str, lengths=(4, 5), offset: int = 0, extra: bool = False) -> LeRobotDataset:
+    """A dataset as `dataset import-hdf5` writes one (observation.images.<obs key>, OSC_POSE action names): robomimic's
+    Lift names its wrist camera robot0_eye_in_hand, LIBERO's files eye_in_hand; `extra` adds a camera only it has."""
+    rng = np.random.default_rng(offset)
+    cameras = ["observation.images.agentview", f"observation.images.{wrist}"] + (
+        ["observation.images.frontview"] if extra else [])
+    features = {"observation.state": {"dtype": "float64", "shape": [3], "names": ["x", "y", "z"]},
+                "action": {"dtype": "float64", "shape": [7], "names": ["eef_dx", "eef_dy", "eef_dz", "eef_drot_x",
+                                                                        "eef_drot_y", "eef_drot_z", "gripper"]},
+                **{key: {"dtype": "video", "shape": [16, 16, 3]} for key in cameras}}
+    with LeRobotDatasetWriter(root, 20, features, "Panda", video_codec="libx264",
+                              provenance={"source": "worldpolicy dataset import-hdf5"}) as writer:
+        for i, length in enumerate(lengths):
+            writer.add_episode({"observation.state": rng.standard_normal((length, 3)),
+                                "action": rng.standard_normal((length, 7))},
+                               {key: rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8) for key in cameras},
+                               "lift the cube")
+        return writer.finalize()
+
+
+def test_select_renames_and_drops_features_in_columns_videos_stats_card_and_provenance(tmp_path, capsys):
+    """A renamed feature is renamed wherever the dataset names it (the data parquet's column, info.json, the video
+    folder, stats.json, meta/episodes' stats columns, the card), its values and video packets copied as they are; a
+    dropped one is nowhere; the provenance records both."""
+    import pyarrow.parquet as pq
+
+    src = _hdf5_import(tmp_path / "lift", "robot0_eye_in_hand")
+    old, new = "observation.images.robot0_eye_in_hand", "observation.images.eye_in_hand"
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "out"), "--rename-feature",
+                 f"{old}={new}", "--rename-feature", "action=action.eef", "--drop-feature",
+                 "observation.images.agentview", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert list(summary["features"]) == ["observation.state", "action.eef", new]  # in the source's order
+    out = LeRobotDataset.open(tmp_path / "out")
+    assert out.video_keys == [new] and out.features["action.eef"]["names"] == src.features["action"]["names"]
+    assert sorted(p.name for p in (out.root / "videos").iterdir()) == [new]
+    columns = pq.read_table(out.root / "data/chunk-000/file-000.parquet").column_names
+    assert "action.eef" in columns and "action" not in columns
+    assert set(out.stats) == {"observation.state", "action.eef", new, *("timestamp", "frame_index", "episode_index",
+                                                                        "index", "task_index")}
+    episode_columns = pq.read_table(out.root / "meta/episodes/chunk-000/file-000.parquet").column_names
+    assert f"stats/{new}/mean" in episode_columns
+    assert not [c for c in episode_columns if "agentview" in c or c.startswith((f"stats/{old}", "stats/action/"))]
+    card = (out.root / "README.md").read_text()
+    assert f"`{new}`" in card and "`action.eef`" in card and "agentview" not in card and old not in card
+    prov = out.provenance
+    assert prov["renamed_features"] == {old: new, "action": "action.eef"}
+    assert prov["dropped_features"] == ["observation.images.agentview"]
+    for i in range(2):
+        got, want = out.episode(i), src.episode(i)
+        np.testing.assert_array_equal(got.frames["action.eef"], want.frames["action"])
+        np.testing.assert_array_equal(got.videos[new], want.videos[old])  # the packets copied: the frames bit for bit
+    np.testing.assert_allclose(out.stats["action.eef"]["mean"], src.column("action").mean(axis=0), rtol=1e-6)
+    assert main(["dataset", "check", str(out.root)]) == 0
+    assert "ok: 2 episodes" in capsys.readouterr().out
+
+
+def test_recordings_whose_cameras_are_named_otherwise_merge_once_renamed(tmp_path, capsys):
+    """A robomimic Lift import and a LIBERO one name the wrist camera otherwise (and LIBERO's has a camera Lift's
+    lacks): the merge is refused naming both and the fix, `dataset select --rename-feature`, after which it merges."""
+    lift = _hdf5_import(tmp_path / "lift", "robot0_eye_in_hand")
+    libero = _hdf5_import(tmp_path / "libero", "eye_in_hand", lengths=(3, 6, 2), offset=7, extra=True)
+    assert main(["dataset", "merge", str(lift.root), str(libero.root), "--out", str(tmp_path / "both")]) == 2
+    err = capsys.readouterr().err
+    assert ("features ['observation.images.eye_in_hand', 'observation.images.frontview'] are in ROOT 2 and not in "
+            "ROOT 1, and ['observation.images.robot0_eye_in_hand'] are in ROOT 1 and not in ROOT 2") in err.replace(
+        "datasets[0]", "ROOT 1")
+    assert "`worldpolicy dataset select ROOT --out DIR --rename-feature OLD=NEW` (--drop-feature KEY" in err
+    wrist = "observation.images.wrist"
+    assert main(["dataset", "select", str(lift.root), "--out", str(tmp_path / "lift_w"), "--no-progress",
+                 "--rename-feature", f"observation.images.robot0_eye_in_hand={wrist}"]) == 0
+    assert main(["dataset", "select", str(libero.root), "--out", str(tmp_path / "libero_w"), "--no-progress",
+                 "--rename-feature", f"observation.images.eye_in_hand={wrist}",
+                 "--drop-feature", "observation.images.frontview"]) == 0
+    capsys.readouterr()
+    both = merge_datasets([tmp_path / "lift_w", tmp_path / "libero_w"], tmp_path / "both")
+    assert both.videos.copied == 2 * 5 and both.videos.encoded == 0  # every video still its source's packets
+    out = both.dataset
+    assert out.video_keys == ["observation.images.agentview", wrist] and out.num_episodes == 5
+    for n, (src, i, camera) in enumerate([(lift, 0, "robot0_eye_in_hand"), (lift, 1, "robot0_eye_in_hand"),
+                                          (libero, 0, "eye_in_hand"), (libero, 1, "eye_in_hand"),
+                                          (libero, 2, "eye_in_hand")]):
+        got, want = out.episode(n), src.episode(i)
+        np.testing.assert_array_equal(got.videos[wrist], want.videos[f"observation.images.{camera}"])
+        np.testing.assert_array_equal(got.frames["action"], want.frames["action"])
+    chain = out.provenance["dataset_provenance"]
+    assert [p["renamed_features"] for p in chain] == [{"observation.images.robot0_eye_in_hand": wrist},
+                                                      {"observation.images.eye_in_hand": wrist}]
+
+
+def test_dropping_every_camera_leaves_a_dataset_without_videos(tmp_path, capsys):
+    """A dataset of per-frame columns alone is a LeRobot dataset (a state/action log): every camera may be dropped."""
+    src = _dataset(tmp_path / "src", lengths=(3, 4))
+    out = select_episodes(src, tmp_path / "out", drop_features=[FRONT]).dataset
+    assert out.video_keys == [] and not (out.root / "videos").exists()
+    assert out.num_frames == 7 and out.episode(1).frames.keys() == src.episode(1).frames.keys()
+    assert main(["dataset", "check", str(out.root)]) == 0
+    assert "ok: 2 episodes" in capsys.readouterr().out
+
+
+ALL_FEATURES = r"accepted: the features of '.*src': 'action', 'observation.state', 'next.done', 'next.reward', " + (
+    r"'observation.images.front'")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rename_features": {"index": "idx"}}, r"rename_features: 'index' is one of the index columns every LeRobot row "
+                                            r"has \(timestamp, frame_index, episode_index, index, task_index\), which "
+                                            r"the writer numbers anew: it is neither renamed nor dropped; "
+                                            + ALL_FEATURES),
+    ({"drop_features": ["timestamp"]}, r"drop_features: 'timestamp' is one of the index columns"),
+    ({"drop_features": ["observation.images.wrist"]}, r"drop_features: 'observation.images.wrist' is not a feature of "
+                                                      r"the dataset; " + ALL_FEATURES),
+    ({"rename_features": {"act": "x"}}, r"rename_features: 'act' is not a feature of the dataset"),
+    ({"rename_features": {"action": "observation.state"}}, (r"rename_features: 'action' to 'observation.state': "
+                                                          r"'observation.state' is another feature's name, kept: drop "
+                                                          r"that one \(drop_features=...\) or rename it too")),
+    ({"rename_features": {"action": "a", "next.done": "a"}}, r"'action' to 'a': 'a' is the new name of 'next.done'"),
+    ({"rename_features": {"action": "episode_index"}}, r"'episode_index' is an index column every LeRobot row has"),
+    ({"rename_features": {FRONT: "cams/front"}}, (r"to 'cams/front': feature names must be non-empty strings without "
+                                                 r"'/'")),
+    ({"rename_features": {"action": ".."}}, r"feature names must be non-empty strings without '/', not '.' or '..'"),
+    ({"rename_features": {"action": "action"}}, r"'action' to 'action': it is its name already"),
+    ({"drop_features": ["action", "action"]}, r"drop_features: 'action' given more than once; name each feature once"),
+    ({"drop_features": ["action"], "rename_features": {"action": "a"}}, r"drop_features: 'action' also renamed"),
+    ({"drop_features": ["action", "observation.state", "next.done", "next.reward", FRONT]},
+     (r"drop_features=\[.*\]: leaves no feature of .* \(a dataset without cameras is one, a dataset of index columns "
+     r"alone is not\): keep one")),
+    ({"drop_features": "action"}, r"drop_features='action': give a list of feature names"),
+])
+def test_feature_edits_are_refused_before_writing(tmp_path, kwargs, match):
+    src = _dataset(tmp_path / "src", lengths=(3,))
+    with pytest.raises(ValueError, match=match):
+        select_episodes(src, tmp_path / "out", **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_feature_flags_are_named_as_typed(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", lengths=(3,))
+    base = ["dataset", "select", str(src.root), "--out", str(tmp_path / "out")]
+    for flags, said in ((["--rename-feature", "action"], "--rename-feature 'action': expected OLD=NEW"),
+                        (["--rename-feature", "action="], "--rename-feature 'action=': expected OLD=NEW"),
+                        (["--rename-feature", "action=a", "--rename-feature", "action=b"],
+                         "--rename-feature: 'action' is given more than once"),
+                        (["--rename-feature", "index=i"], "--rename-feature: 'index' is one of the index columns"),
+                        (["--drop-feature", "nope"], "--drop-feature: 'nope' is not a feature of the dataset"),
+                        (["--rename-feature", "action=observation.state"],
+                         "drop that one (--drop-feature) or rename it too")):
+        assert main([*base, *flags]) == 2
+        assert said in capsys.readouterr().err, flags
+    assert not (tmp_path / "out").exists()
+
+
+def test_split_deals_every_episode_into_one_split_drawn_with_the_seed(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", lengths=(3, 4, 5, 3, 4, 5, 3, 4, 5, 6), success=[True, False] * 5)
+    assert main(["dataset", "split", str(src.root), "--out", str(tmp_path / "s"), "--splits", ("train=0.7, val=0.2,"
+                 "test=0.1"), "--seed", "5", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert list(summary) == ["train", "val", "test"]
+    assert [summary[n]["episodes"] for n in summary] == [7, 2, 1]
+    parts = {name: LeRobotDataset.open(tmp_path / "s" / name) for name in summary}
+    chosen = {name: ds.provenance["episodes"] for name, ds in parts.items()}
+    assert sorted(i for episodes in chosen.values() for i in episodes) == list(range(10))  # disjoint, all of them
+    assert all(episodes == sorted(episodes) for episodes in chosen.values())
+    assert chosen["train"] != list(range(7))  # drawn, not the first seven
+    for name, ds in parts.items():
+        prov = ds.provenance
+        assert prov["source"] == SPLIT_SOURCE and prov["split"] == name and prov["seed"] == 5
+        assert prov["splits"] == {"train": 0.7, "val": 0.2, "test": 0.1}
+        for new, old in enumerate(chosen[name]):
+            _same_episode(ds.episode(new), src.episode(old))
+        assert main(["dataset", "check", str(ds.root)]) == 0
+    capsys.readouterr()
+    # the same seed, the same splits; another, others; --overwrite replaces an earlier split only
+    again = split_dataset(src, tmp_path / "again", {"train": 0.7, "val": 0.2, "test": 0.1}, seed=5)
+    assert {name: r.dataset.provenance["episodes"] for name, r in again.items()} == chosen
+    other = split_dataset(src, tmp_path / "again", {"train": 0.7, "val": 0.2, "test": 0.1}, seed=6, overwrite=True)
+    assert {name: r.dataset.provenance["episodes"] for name, r in other.items()} != chosen
+    with pytest.raises(FileExistsError, match="earlier `dataset split` run's dataset; pass overwrite=True"):
+        split_dataset(src, tmp_path / "s", {"train": 0.7, "val": 0.2, "test": 0.1})
+
+
+@pytest.mark.parametrize("splits, match", [
+    ({"train": 0.8, "val": 0.1}, (r"splits=\{'train': 0.8, 'val': 0.1\}: the fractions sum to 0.9; accepted: "
+                                 r"fractions that sum to 1")),
+    ({"train": 0.9, "val": 0.05, "test": 0.05}, (r"'val', 'test' would get no episode of the 4 \('val' 0.05 × 4 = "
+                                                 r"0.2, 'test' 0.05 × 4 = 0.2, rounded down\); accepted: fractions of "
+                                                 r"at least 0.25 each")),
+    ({"all": 1.0}, r"splits=\{'all': 1.0\}: give two or more"),
+    ({"train": 1.5, "val": -0.5}, r"splits: 'train' is given 1.5; accepted: a fraction of the episodes in \(0, 1\]"),
+    ({"train": 0.5, "a/b": 0.5}, r"splits: 'a/b' is no folder name"),
+    ({"train": 0.5, "val": True}, r"splits: 'val' is given True"),
+])
+def test_split_refuses_before_writing(tmp_path, splits, match):
+    src = _dataset(tmp_path / "src", lengths=(3, 3, 3, 3))
+    with pytest.raises(ValueError, match=match):
+        split_dataset(src, tmp_path / "out", splits)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_split_flags_are_named_as_typed(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", lengths=(3, 3))
+    base = ["dataset", "split", str(src.root), "--out", str(tmp_path / "out")]
+    for splits, said in (("train=0.5,val", "--splits 'val': expected NAME=FRACTION"),
+                         ("train=0.5,val=half", ("--splits 'train=0.5,val=half': expected NAME=FRACTION,... with "
+                          "fractions as numbers")),
+                         ("a=0.5,a=0.5", "--splits: 'a' is given more than once"),
+                         ("train=0.6,val=0.6", "--splits={'train': 0.6, 'val': 0.6}: the fractions sum to 1.2")):
+        assert main([*base, "--splits", splits]) == 2
+        assert said in capsys.readouterr().err, splits
+    assert main(["dataset", "split", str(src.root), "--splits", "train=0.5,val=0.5", "--out", str(src.root / "x")]) == 2
+    assert "--out: " in (err := capsys.readouterr().err) and "is inside the dataset being split" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_split_keeps_the_splits_finished_and_says_so(tmp_path, capsys, monkeypatch):
+    """Each split is published when complete: Ctrl-C while the second is written leaves the first whole, the second
+    not there (no staging folder), and the message says which is which rather than that nothing was written."""
+    src = _dataset(tmp_path / "src", lengths=(3, 3, 3, 3))
+    read = LeRobotDataset.episode
+    written = []
+
+    def episode(self, index, videos=True):
+        if len(written) == 2:  # train's two episodes are done: the first of val's
+            raise KeyboardInterrupt
+        written.append(index)
+        return read(self, index, videos)
+
+    monkeypatch.setattr(LeRobotDataset, "episode", episode)
+    assert main(["dataset", "split", str(src.root), "--out", str(tmp_path / "s"), "--splits", "train=0.5,val=0.5",
+                 "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the splits finished are complete under {tmp_path / 's'}, the one being written is not" in err
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["train"]
+    assert LeRobotDataset.open(tmp_path / "s" / "train").provenance["episodes"] == sorted(written)

@@ -203,7 +203,10 @@ def test_start_jitter_moves_the_arm_but_not_the_scene():
 
 @pytest.mark.parametrize("change, message", [
     ({"chunk_size": 8}, r"has chunk_size=8 but data.chunk_size=4: the checkpoint would predict chunks"),
-    ({"fps": 30}, r"recorded at 15 fps but embodiment '.*' has fps=30: set the embodiment's fps to 15"),
+    # the hint names what exists: no command resamples recorded actions (`dataset label --resample` relabels)
+    ({"fps": 30}, (r"recorded at 15 fps but embodiment '.*' has fps=30: set the embodiment's fps to 15 \(the rate the "
+                   r"robot was controlled at\), or train on data recorded at 30 fps \(sim data: `dataset from-sim "
+                   r"--control-hz 30`\); recorded actions are not resampled \(`dataset label --resample` labels")),
 ])
 def test_an_embodiment_that_does_not_fit_the_data_is_refused(train_config, tmp_path, change, message):
     from train_setup import TINY_EMBODIMENT

@@ -7,6 +7,7 @@
     extract_frame(ds, "obs", episode=0, frame=10, checkpoint="shipped").command_lines   # predict's inputs
     label_dataset(ds, "labelled", "runs/x/final")   # a new dataset with every frame transition labelled
     select_episodes(ds, "solved", success="only")    # a new dataset of some episodes; merge_datasets: several in one
+    split_dataset(ds, "splits", {"train": 0.9, "val": 0.1})   # disjoint new datasets splits/train, splits/val
     import_hdf5("libero_demo.hdf5", "data/libero")   # robomimic-format HDF5 demos (robomimic, LIBERO) as a dataset
     convert_dataset("old_v21", "data/v30")            # a LeRobot v2.1 / v2.0 dataset as v3.0, videos copied as they are
     evaluate_open_loop(ds, "runs/x/final", "runs/x/openloop").mae   # predicted vs recorded actions, per column
@@ -45,6 +46,7 @@ __all__ = [
     "merge_datasets",
     "sample_training_examples",
     "select_episodes",
+    "split_dataset",
     "window_starts",
     "write_episodes",
 ]
@@ -56,6 +58,7 @@ _LAZY = {
     "EditResult": "edit",
     "merge_datasets": "edit",
     "select_episodes": "edit",
+    "split_dataset": "edit",
     "convert_dataset": "convert",
     "ImportResult": "from_hdf5",
     "import_hdf5": "from_hdf5",

@@ -1,9 +1,9 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|convert|import-hdf5|recover`: inspect
-LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim
-data, pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open loop),
-write a page to look at one, keep some of its episodes as a new dataset, merge several into one, convert a LeRobot
-v2.x dataset or robomimic-format HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one, and recover the recording
-of a killed `serve --record`."""
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|split|convert|import-hdf5|recover`:
+inspect LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert
+sim data, pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open
+loop), write a page to look at one, keep some of its episodes (features renamed or dropped) as a new dataset, merge
+several into one, split one into train and validation sets, convert a LeRobot v2.x dataset or robomimic-format HDF5
+demonstrations (robomimic, LIBERO, MimicGen) into one, and recover the recording of a killed `serve --record`."""
 
 from __future__ import annotations
 
@@ -303,6 +303,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     select.add_argument("--success", choices=SUCCESS_FILTERS,
                         help="only: keep the episodes that succeeded; failures: the others (a dataset with a success "
                         "column: `dataset from-sim`)")
+    select.add_argument("--rename-feature", action="append", metavar="OLD=NEW",
+                        help="write feature OLD (a camera, state or action key) as NEW: its column, video folder, "
+                        "stats and card row, e.g. observation.images.robot0_eye_in_hand=observation.images.eye_in_hand "
+                        "(repeat the flag for more)")
+    select.add_argument("--drop-feature", action="append", metavar="KEY",
+                        help="leave feature KEY out of the new dataset (repeat the flag for more; a dataset without "
+                        "cameras is one, not one without any feature)")
     _add_edit_flags(select, "an earlier select or merge")
     select.set_defaults(func=_select)
 
@@ -325,6 +332,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "another type), without those")
     _add_edit_flags(merge, "an earlier merge or select")
     merge.set_defaults(func=_merge)
+
+    split = cmds.add_parser(
+        "split",
+        help="deal a dataset's episodes out into disjoint new datasets (train and validation sets), drawn with a seed",
+        description="Write the episodes of ROOT as disjoint new LeRobot v3 datasets --out/NAME, one per NAME=FRACTION "
+        "of --splits, each holding that fraction of the episodes (rounded; none may be left empty), which ones drawn "
+        "at random with --seed, each written as `dataset select` writes one. meta/worldpolicy_provenance.json names "
+        "ROOT, the split's episodes there, the splits and the seed.",
+    )
+    split.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
+    split.add_argument("--out", required=True, help="folder for the new datasets, one folder per split (outside ROOT)")
+    split.add_argument("--splits", required=True, metavar="NAME=FRACTION,...",
+                       help="the splits and their fractions of the episodes, summing to 1, e.g. train=0.9,val=0.1 (as "
+                       "LeRobot's `lerobot-edit-dataset --operation.splits`)")
+    split.add_argument("--seed", type=int, default=0,
+                       help="seed of the draw: the same seed, the same splits (default: 0)")
+    _add_edit_flags(split, "an earlier split")
+    split.set_defaults(func=_split)
 
     convert = cmds.add_parser(
         "convert",
@@ -707,13 +732,14 @@ def _show(args: argparse.Namespace) -> int:
 
 # select_episodes' and merge_datasets' parameters as `dataset select` and `dataset merge` spell them (`cli.flag_named`)
 EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "out", "episodes", "drop_episodes", "success", "drop_success", "drop_columns", "video_codec", "overwrite")} | {
-    "dataset": "ROOT", "datasets": "ROOT"}
+    "out", "episodes", "drop_episodes", "success", "drop_success", "drop_columns", "video_codec", "overwrite", "splits",
+    "seed")} | {"dataset": "ROOT", "datasets": "ROOT", "rename_features": "--rename-feature",
+                "drop_features": "--drop-feature"}
 
 
 def _edit(run: Callable[[], Any], what: str, out: str, flags: dict[str, str] = EDIT_FLAGS) -> int:
-    """Run `select_episodes`, `merge_datasets` or `import_hdf5` as the command `what`: errors and warnings named by
-    `flags`, Ctrl-C said."""
+    """Run `select_episodes`, `merge_datasets`, `split_dataset` or `import_hdf5` as the command `what`: errors and
+    warnings named by `flags`, Ctrl-C said; the new dataset's summary printed (a split's: one per split, by name)."""
     import sys
 
     from worldpolicy.cli import flag_named, warnings_flag_named
@@ -725,10 +751,13 @@ def _edit(run: Callable[[], Any], what: str, out: str, flags: dict[str, str] = E
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
         raise flag_named(exc, flags) from None
     except KeyboardInterrupt as stop:
-        print(f"worldpolicy dataset {what}: interrupted; nothing was written to {out} (a dataset already there is "
-              "unchanged, the sources were only read)", file=sys.stderr)
+        written = (f"the splits finished are complete under {out}, the one being written is not there" if what ==
+                   "split" else f"nothing was written to {out}")  # each split is published when it is complete
+        print(f"worldpolicy dataset {what}: interrupted; {written} (a dataset already there is unchanged, the sources "
+              "were only read)", file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
-    print(json.dumps(result.dataset.summary(), indent=2))
+    print(json.dumps({name: r.dataset.summary() for name, r in result.items()} if isinstance(result, dict) else
+                     result.dataset.summary(), indent=2))
     return 0
 
 
@@ -744,9 +773,38 @@ def _select(args: argparse.Namespace) -> int:
 
     episodes = _episode_flag("--episodes", args.episodes)
     dropped = _episode_flag("--drop-episodes", args.drop_episodes)
+    renamed = None if args.rename_feature is None else _named_pairs("--rename-feature", args.rename_feature, "OLD",
+                                                                     "NEW")
     return _edit(lambda: select_episodes(args.root, args.out, episodes, drop_episodes=dropped, success=args.success,
+                                         rename_features=renamed, drop_features=args.drop_feature,
                                          video_codec=args.video_codec, overwrite=args.overwrite,
                                          progress=not args.no_progress), "select", args.out)
+
+
+def _named_pairs(flag: str, items: list[str], name: str, value: str) -> dict[str, str]:
+    """`NAME=VALUE` items (`--rename-feature OLD=NEW`, repeated; `--splits a=0.9,b=0.1`) as a dict, each name once."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, given = item.partition("=")
+        if not sep or not key or not given:
+            raise ValueError(f"{flag} {item!r}: expected {name}={value}")
+        if key in pairs:
+            raise ValueError(f"{flag}: {key!r} is given more than once; name each {name} once")
+        pairs[key] = given
+    return pairs
+
+
+def _split(args: argparse.Namespace) -> int:
+    from worldpolicy.data.edit import split_dataset
+
+    given = _named_pairs("--splits", [item.strip() for item in args.splits.split(",")], "NAME", "FRACTION")
+    try:
+        splits = {name: float(fraction) for name, fraction in given.items()}
+    except ValueError:
+        raise ValueError(f"--splits {args.splits!r}: expected NAME=FRACTION,... with fractions as numbers, e.g. "
+                         "train=0.9,val=0.1") from None
+    return _edit(lambda: split_dataset(args.root, args.out, splits, seed=args.seed, video_codec=args.video_codec,
+                                       overwrite=args.overwrite, progress=not args.no_progress), "split", args.out)
 
 
 def _merge(args: argparse.Namespace) -> int:

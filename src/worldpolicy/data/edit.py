@@ -1,9 +1,11 @@
-"""Curate datasets: keep some episodes of one (`select_episodes`: a hand-picked list, a policy recording's successes)
-or join several recorded alike into one (`merge_datasets`), each as a new LeRobot v3 dataset.
+"""Curate datasets: keep some episodes of one (`select_episodes`: a hand-picked list, a policy recording's successes),
+with features renamed or left out, join several recorded alike into one (`merge_datasets`) or deal one's episodes out
+into disjoint ones (`split_dataset`: train and validation sets), each as a new LeRobot v3 dataset.
 
-    from worldpolicy.data import merge_datasets, select_episodes
+    from worldpolicy.data import merge_datasets, select_episodes, split_dataset
     select_episodes("data/rollouts", "data/solved", success="only").dataset.num_episodes
     merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
+    split_dataset("data/demos", "data/demos_split", {"train": 0.9, "val": 0.1})["val"].dataset.num_episodes
 
 Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, each video copied as its
 encoded packets where they decode on their own, else decoded and encoded a block of frames at a time (renumbered from
@@ -15,30 +17,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..errors import brief_list
 from ..hub import dataset_source
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
-from .layout import AUTO_FEATURES, SUCCESS_FILTERS, SUCCESS_WRITERS, image_hw
+from .layout import AUTO_FEATURES, FEATURE_NAME_RULE, SUCCESS_FILTERS, SUCCESS_WRITERS, feature_name_ok, image_hw
 from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
 
 if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
     import pyarrow as pa
 
-__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "CopiedVideos", "EditResult", "copy_episodes", "merge_datasets",
-           "select_episodes", "sources_codec", "write_copies"]
+__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "SPLIT_SOURCE", "CopiedVideos", "EditResult", "copy_episodes",
+           "merge_datasets", "select_episodes", "sources_codec", "split_dataset", "write_copies"]
 
 logger = logging.getLogger(__name__)
 
 SELECT_SOURCE = "worldpolicy dataset select"  # `provenance["source"]` of a selection: what --overwrite may replace
 MERGE_SOURCE = "worldpolicy dataset merge"
+SPLIT_SOURCE = "worldpolicy dataset split"
 LOSSLESS = "libx264rgb"  # the codec when the sources' own is not one the writer has, or they differ
 # frames of each video decoded and encoded at a time: what memory holds of an episode's videos (a 720p camera's block is
 # about 180 MB); blocks read in order decode on from one another (`LeRobotDataset.reading_in_order`)
@@ -64,6 +70,8 @@ def select_episodes(
     *,
     drop_episodes: Sequence[int] | None = None,
     success: str | None = None,
+    rename_features: Mapping[str, str] | None = None,
+    drop_features: Sequence[str] | None = None,
     video_codec: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -75,10 +83,15 @@ def select_episodes(
     `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb): copied as their
     encoded packets where that is the source's and they decode on their own, else decoded and encoded again
     (`copy_episodes`).
-    meta/worldpolicy_provenance.json names the source and the source index of every kept episode. Everything is
-    checked before an episode is read; `out` as `dataset label` takes it (not the source, an existing dataset only an
-    earlier select or merge made, with `overwrite`), and it appears only when complete."""
+    `rename_features` (old name → new) and `drop_features` (names) change which features the new dataset has and
+    under what names (`_kept_features`): its parquet columns, info.json, video folders, stats and card follow; so a
+    camera named otherwise in another recording can be merged with it.
+    meta/worldpolicy_provenance.json names the source, the source index of every kept episode and the features
+    renamed and dropped. Everything is checked before an episode is read; `out` as `dataset label` takes it (not the
+    source, an existing dataset only an earlier select or merge made, with `overwrite`), and it appears only when
+    complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    keys = _kept_features(ds, rename_features, drop_features)
     chosen = check_episodes(ds, episodes)
     if drop_episodes is not None:
         dropped = set(check_episodes(ds, drop_episodes, "drop_episodes"))
@@ -97,11 +110,137 @@ def select_episodes(
         raise ValueError(f"{', '.join(given)}: leave no episode of the {ds.num_episodes} in {str(ds.root)!r}; a "
                          "dataset needs at least one: choose others")
     out = check_out([ds.root], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset select`", "selected from")
-    provenance = {"source": SELECT_SOURCE, "dataset": dataset_source(ds.root), "episodes": chosen,
-                  **_recorded_seeds([ds], [(0, i) for i in chosen]),
-                  "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
+    edited = {"renamed_features": dict(rename_features)} if rename_features else {}
+    if drop_features:
+        edited["dropped_features"] = list(drop_features)
+    provenance = {"source": SELECT_SOURCE, **_taken_from(ds, chosen), **edited,
+                  "dataset_provenance": _own_provenance(ds)}
     return write_copies([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
-                        provenance, progress)
+                        provenance, progress, keys)
+
+
+def _kept_features(ds: LeRobotDataset, rename: Mapping[str, str] | None, drop: Sequence[str] | None
+                  ) -> dict[str, str] | None:
+    """Per feature of `ds` that `select_episodes` keeps, the name it is written under (None: every one as it is), its
+    `rename_features` and `drop_features` checked: features of `ds` (not the index columns every LeRobot row has,
+    which the writer numbers anew), each named once, new names that are feature names and no other kept feature's,
+    and at least one feature left (a dataset without cameras is a LeRobot dataset; one of index columns alone is
+    not)."""
+    if rename is None and drop is None:
+        return None
+    if not isinstance(rename, Mapping | None):
+        raise ValueError(f"rename_features={rename!r:.80}: give a mapping of old feature name -> new name")
+    if isinstance(drop, str) or not isinstance(drop, Sequence | None):
+        raise ValueError(f"drop_features={drop!r:.80}: give a list of feature names")
+    rename, drop = dict(rename or {}), list(drop or [])
+    own = [k for k in ds.features if k not in AUTO_FEATURES]
+    accepted = f"accepted: the features of {str(ds.root)!r}: {', '.join(map(repr, own))}"
+    for param, given in (("rename_features", list(rename)), ("drop_features", drop)):
+        for key in given:
+            if key in AUTO_FEATURES:
+                raise ValueError(f"{param}: {key!r} is one of the index columns every LeRobot row has "
+                                 f"({', '.join(AUTO_FEATURES)}), which the writer numbers anew: it is neither renamed "
+                                 f"nor dropped; {accepted}")
+            if key not in own:
+                raise ValueError(f"{param}: {key!r} is not a feature of the dataset{ds.unread_note([key])}; {accepted}")
+    twice = sorted({k for k in drop if drop.count(k) > 1})
+    both = [k for k in rename if k in drop]
+    if twice or both:
+        raise ValueError(f"drop_features: {', '.join(map(repr, twice or both))} "
+                         + ("given more than once; name each feature once" if twice else
+                            "also renamed (rename_features): rename it or drop it"))
+    names = {k: rename.get(k, k) for k in own if k not in drop}
+    for old, new in rename.items():
+        other = next((k for k, n in names.items() if n == new and k != old), None)
+        problem = ("it is its name already" if new == old else FEATURE_NAME_RULE if not feature_name_ok(new)
+                   else f"{new!r} is an index column every LeRobot row has ({', '.join(AUTO_FEATURES)})"
+                   if new in AUTO_FEATURES else None if other is None
+                   else f"{new!r} is another feature's name, kept: drop that one (drop_features=...) or rename it too"
+                   if other == new else f"{new!r} is the new name of {other!r} too")
+        if problem is not None:
+            raise ValueError(f"rename_features: {old!r} to {new!r}: {problem}")
+    if not names:
+        raise ValueError(f"drop_features={drop!r}: leaves no feature of {str(ds.root)!r} (a dataset without cameras is "
+                         "one, a dataset of index columns alone is not): keep one")
+    return names
+
+
+def _taken_from(ds: LeRobotDataset, chosen: list[int]) -> dict[str, Any]:
+    """The provenance of a dataset made of the `chosen` episodes of `ds` (`dataset select`, each of `dataset split`'s):
+    where they came from, and their sim seeds (`_recorded_seeds`)."""
+    return {"dataset": dataset_source(ds.root), "episodes": chosen, **_recorded_seeds([ds], [(0, i) for i in chosen])}
+
+
+def _own_provenance(ds: LeRobotDataset) -> dict[str, Any] | None:
+    """A source's provenance as the one made from it records it (`dataset_provenance`): its seeds are the new
+    dataset's own, of the episodes it kept (`_recorded_seeds`)."""
+    return {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
+
+
+def split_dataset(
+    dataset: str | Path | LeRobotDataset,
+    out: str | Path,
+    splits: Mapping[str, float],
+    *,
+    seed: int = 0,
+    video_codec: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, EditResult]:
+    """Deal the episodes of `dataset` out into disjoint new datasets, `out`/NAME for each NAME of `splits`, holding
+    that fraction of them (`{"train": 0.9, "val": 0.1}`), each written as `select_episodes` writes one.
+
+    Which episodes go where is drawn with `seed` (the same seed, the same splits), not taken in index order as
+    LeRobot's `split_dataset` does: a recording's episodes are often in the order of its days, operators or scenes.
+    Each split gets floor(fraction · episodes), the episodes left over one each to the largest fractional parts; its
+    episodes keep their order. Its provenance names the source, its episodes there, the splits and the seed. The fractions (each
+    above 0, summing to 1, none leaving a split empty) and every `out`/NAME are checked before an episode is read;
+    each split appears when complete."""
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    counts = _split_counts(splits, ds.num_episodes)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r}: give an int")
+    outs = {name: check_out([ds.root], Path(out).expanduser() / name, overwrite, [SPLIT_SOURCE], "`dataset split`",
+                            "split") for name in counts}
+    order = np.random.default_rng(seed).permutation(ds.num_episodes).tolist()
+    ends = np.cumsum([0, *counts.values()]).tolist()
+    results = {}
+    for name, start, stop in zip(counts, ends, ends[1:], strict=False):  # ends: one more than the splits
+        chosen = sorted(order[start:stop])
+        provenance = {"source": SPLIT_SOURCE, "split": name, "splits": dict(splits), "seed": seed,
+                      **_taken_from(ds, chosen), "dataset_provenance": _own_provenance(ds)}
+        results[name] = write_copies([ds], [(0, i) for i in chosen], outs[name], video_codec, True,
+                                     [ds.episode_columns()], overwrite, provenance, progress)
+    return results
+
+
+def _split_counts(splits: Mapping[str, float], num_episodes: int) -> dict[str, int]:
+    """Episodes per split of `num_episodes` (`split_dataset`'s `splits` checked): the largest remainders method."""
+    if not isinstance(splits, Mapping) or len(splits) < 2:
+        raise ValueError(f"splits={splits!r:.80}: give two or more, name -> fraction of the episodes, e.g. "
+                         "{'train': 0.9, 'val': 0.1} (some episodes as one new dataset: `dataset select`, "
+                         "select_episodes)")
+    for name, fraction in splits.items():
+        if not feature_name_ok(name):  # each split is a folder of `out`, named as a video feature's folder is
+            raise ValueError(f"splits: {name!r} is no folder name; accepted: non-empty names without '/', not '.' or "
+                             "'..'")
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+            raise ValueError(f"splits: {name!r} is given {fraction!r}; accepted: a fraction of the episodes in (0, 1]")
+    total = math.fsum(splits.values())
+    if not math.isclose(total, 1, abs_tol=1e-6):
+        raise ValueError(f"splits={dict(splits)!r}: the fractions sum to {total:g}; accepted: fractions that sum to 1")
+    raw = {name: fraction * num_episodes for name, fraction in splits.items()}
+    counts = {name: math.floor(share) for name, share in raw.items()}
+    left = num_episodes - sum(counts.values())
+    for name in sorted(raw, key=lambda n: counts[n] - raw[n])[:left]:  # stable: ties go to the split named first
+        counts[name] += 1
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        shares = ", ".join(f"{name!r} {splits[name]:g} × {num_episodes} = {raw[name]:g}" for name in empty)
+        raise ValueError(f"splits={dict(splits)!r}: {', '.join(map(repr, empty))} would get no episode of the "
+                         f"{num_episodes} ({shares}, rounded down); accepted: fractions of at least "
+                         f"{1 / num_episodes:.3g} each, or a dataset of more episodes")
+    return counts
 
 
 def merge_datasets(
@@ -160,8 +299,7 @@ def merge_datasets(
     provenance = {"source": MERGE_SOURCE,
                   "datasets": [{"dataset": dataset_source(ds.root), "episodes": ds.num_episodes} for ds in sources],
                   **_recorded_seeds(sources, origins),
-                  "dataset_provenance": [{k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
-                                         for ds in sources]}
+                  "dataset_provenance": [_own_provenance(ds) for ds in sources]}
     return write_copies(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance, progress)
 
 
@@ -177,8 +315,11 @@ def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:
     # both ways at once: a feature named otherwise in one (a camera key) is one of each, seen side by side
     unmatched = [f"{only} are in datasets[{a}] and not in datasets[{b}]" for only, a, b in (
         (sorted(set(theirs) - set(mine)), j, 0), (sorted(set(mine) - set(theirs)), 0, j)) if only]
-    if unmatched:
-        raise said("features " + ", and ".join(unmatched))
+    if unmatched:  # a camera or state named otherwise by another recorder: renamed (or left out) by `dataset select`
+        raise ValueError(f"datasets[{j}] ({str(ds.root)!r}) does not fit datasets[0] ({str(first.root)!r}): features "
+                         + ", and ".join(unmatched) + "; give them one name first, each as a new dataset: `worldpolicy "
+                         "dataset select ROOT --out DIR --rename-feature OLD=NEW` (--drop-feature KEY leaves one out; "
+                         "select_episodes' rename_features, drop_features)")
     for key, spec in mine.items():
         other = theirs[key]
         for part in ("dtype", "shape", "names"):
@@ -243,10 +384,12 @@ class CopiedVideos:
 
 
 def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset],
-                  origins: Iterable[tuple[int, int]], columns: Sequence[pa.Table], keep_success: bool) -> CopiedVideos:
+                  origins: Iterable[tuple[int, int]], columns: Sequence[pa.Table], keep_success: bool,
+                  keys: Mapping[str, str] | None = None) -> CopiedVideos:
     """Add the `origins` episodes (source k, episode i) to `writer`, each with its row of its source's meta/episodes
-    `columns` (`episode_columns`, those kept): the one copier of episodes between datasets (select, merge, a resumed
-    `dataset from-sim`).
+    `columns` (`episode_columns`, those kept) and its features `keys` names (source name -> the writer's; those it
+    leaves out are not copied; None: all, as they are): the one copier of episodes between datasets (select, merge,
+    split, a resumed `dataset from-sim`).
 
     An episode's video is copied as its encoded packets (`LeRobotDataset.encoded_segment` into
     `EpisodeVideoStream.copy`): lossless and without encoding, where the source's codec is the writer's and the
@@ -265,10 +408,11 @@ def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset
                 reading.enter_context(ds.reading_in_order())
                 held = k
             ep = ds.episode(i, videos=False)  # the columns: the videos are copied, or read a block at a time
+            named = keys if keys is not None else {key: key for key in ds.features}
             videos = writer.stream_videos(ep.length)
             again = []
-            for key in ds.video_keys:
-                refused = _copy_video(ds, i, key, videos, writer.video_codec)
+            for key in (key for key in ds.video_keys if key in named):
+                refused = _copy_video(ds, i, key, videos, writer.video_codec, named[key])
                 if refused is None:
                     copied += 1
                     continue
@@ -277,8 +421,9 @@ def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset
             encoded += len(again)
             for start in range(0, ep.length, BLOCK_FRAMES) if again else ():
                 stop = min(start + BLOCK_FRAMES, ep.length)
-                videos.append({key: ds.camera_frames(i, key, start, stop) for key in again})
-            writer.add_episode(ep.frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
+                videos.append({named[key]: ds.camera_frames(i, key, start, stop) for key in again})
+            frames = {named[key]: values for key, values in ep.frames.items() if key in named}
+            writer.add_episode(frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
                                fields=episode_row(columns[k], i))
     if encoded:
         logger.warning("%d of %d episode videos were decoded and encoded again with %s, not copied as they are (the "
@@ -286,8 +431,9 @@ def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset
     return CopiedVideos(copied, encoded, why)
 
 
-def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream, codec: str) -> str | None:
-    """Copy camera `key` of episode `i` into `videos` as its encoded packets, or say why not."""
+def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream, codec: str, written: str
+                ) -> str | None:
+    """Copy camera `key` of episode `i` into `videos` (as camera `written`) as its encoded packets, or say why not."""
     if ds.features[key]["dtype"] == "video" and _writer_codec(ds.features[key]) != codec:
         return f"its codec is not the one written ({codec})"
     segment = ds.encoded_segment(i, key)
@@ -295,14 +441,15 @@ def _copy_video(ds: LeRobotDataset, i: int, key: str, videos: EpisodeVideoStream
         return segment
     info = ds.features[key].get("info")
     with segment:  # the source's encoder settings (info.json's `video.g`, `video.crf`, ...) are the copy's
-        return videos.copy(key, segment, info if isinstance(info, dict) else {})
+        return videos.copy(written, segment, info if isinstance(info, dict) else {})
 
 
 def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
                  keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
-                 progress: bool) -> EditResult:
-    """Read the `origins` episodes and write them at `out` (`copy_episodes`; staged, published when complete: an error
-    or Ctrl-C leaves `out` as it was): select's, merge's and `convert.convert_dataset`'s writing, once checked."""
+                 progress: bool, keys: Mapping[str, str] | None = None) -> EditResult:
+    """Read the `origins` episodes and write them at `out`, their features as `keys` names them (`copy_episodes`;
+    staged, published when complete: an error or Ctrl-C leaves `out` as it was): select's, merge's, split's and
+    `convert.convert_dataset`'s writing, once checked."""
     from tqdm.auto import tqdm
 
     first = sources[0]
@@ -315,11 +462,12 @@ def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], 
     codec = sources_codec(sources, codec)
     started = time.perf_counter()
 
-    features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
+    named = keys if keys is not None else {k: k for k in first.features if k not in AUTO_FEATURES}
+    features = {named[k]: v for k, v in first.features.items() if k in named}
     with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
         with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
-            videos = copy_episodes(writer, sources, bar, columns, keep_success)
+            videos = copy_episodes(writer, sources, bar, columns, keep_success, keys)
         written = writer.finalize()
     wall_s = time.perf_counter() - started
     logger.info("wrote %d episodes (%d videos copied as they are, %d encoded again) in %.1f s into %s", len(origins),

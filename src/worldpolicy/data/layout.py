@@ -93,13 +93,22 @@ class UnreadFeature(DatasetFormatError):
     without it (`LeRobotDataset.unread_features`): its other columns are still a dataset to train on."""
 
 
+# what a feature's name may be (`feature_name_ok`): info.json's reader refuses others, `dataset select` renames to none
+FEATURE_NAME_RULE = ("feature names must be non-empty strings without '/', not '.' or '..' (a video feature's name is "
+                     "a folder name)")
+
+
+def feature_name_ok(name: Any) -> bool:
+    """Whether `name` may name a feature (`FEATURE_NAME_RULE`): a video feature's name is a folder of the dataset."""
+    return isinstance(name, str) and bool(name) and "/" not in name and name not in (".", "..")
+
+
 def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "features") -> dict[str, Any]:
     """Validate one feature entry; returns it with `shape` as a list of ints. Raises UnreadFeature for a well-formed
     feature this package does not read."""
     field = f"{field_prefix}.{name}"
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise DatasetFormatError(where, field, "feature names must be non-empty strings without '/', not '.' or '..' "
-                                               "(a video feature's name is a folder name)")
+    if not feature_name_ok(name):
+        raise DatasetFormatError(where, field, FEATURE_NAME_RULE)
     if not isinstance(spec, Mapping):
         raise DatasetFormatError(where, field, f"must be an object with dtype and shape, got {type(spec).__name__}")
     dtype = spec.get("dtype")

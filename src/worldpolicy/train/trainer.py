@@ -605,7 +605,11 @@ class Trainer:
             if served:
                 raise ValueError(f"data.dataset {data.dataset!r} {served}")
             raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
-                             f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (or resample the dataset)")
+                             f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (the rate the robot was "
+                             f"controlled at), or train on data recorded at {emb.fps:g} fps (sim data: `dataset "
+                             f"from-sim --control-hz {emb.fps:g}`); recorded actions are not resampled (`dataset label "
+                             "--resample` labels a dataset's frames at the embodiment's fps with an inverse-dynamics "
+                             "checkpoint's actions in their place)")
 
     def _domain_id(self, domain: str) -> int:
         """A new embodiment's action-head slot, fixed once per run and the same in every process (ranks, resumes):
