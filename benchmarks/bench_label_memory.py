@@ -1,7 +1,7 @@
 """Peak memory of `dataset label` (`label_dataset`) on one long episode, side by side in one run: every video of the
 episode decoded and written whole (the labeller before session 31, kept here as `_label_whole`) against a segment
-at a time (`label._label`: each segment of `SEGMENT_BATCHES` batches of windows decoded, labelled and streamed into
-the writer). The checkpoint is the tiny random one with `infer_actions` replaced by a stand-in whose rows are each
+at a time (`label._label`: each segment of `SEGMENT_BATCHES` batches of windows decoded and labelled, then the
+labelled episode's videos decoded again and streamed into the writer `edit.BLOCK_FRAMES` frames at a time). The checkpoint is the tiny random one with `infer_actions` replaced by a stand-in whose rows are each
 transition's mean pixels (as the label tests replace it): what is measured is the labeller's reading and writing,
 not a model's activations. Each run is a fresh process; peak RSS is the kernel's high-water mark above the RSS
 before labelling, reset just before it (Linux). Both runs' datasets are compared file by file.
