@@ -34,8 +34,8 @@ def _status(key: str) -> float:
     raise KeyError(key)
 
 
-def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, action_key, seed, batch_size, columns,
-                 progress):
+def _label_whole(ds, policy, writer, out, previous, chosen, frames_of, cameras, state_keys, action_key, seed,
+                 batch_size, columns, progress):
     """`label._label` before session 31 (one camera-only embodiment, no state): each episode's videos decoded whole
     (`ds.episode`), labelled in segments sliced out of them, and added whole (with the episode's own columns, as
     `label._label` adds them, so the two datasets compare file by file)."""
@@ -58,10 +58,10 @@ def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, act
             frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
             writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success,
                                fields=episode_row(columns, i))
-        return writer.finalize()
     except BaseException:
         writer.abort()
         raise
+    return label.publish(writer, out)
 
 
 def _measure(dataset: str, checkpoint: str, out: str, variant: str, batch_size: int) -> None:

@@ -363,12 +363,18 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                            "with resume (--resume) labels the other %d", kept, len(chosen), writer.root,
                            len(chosen) - kept)
         raise
+    labelled = publish(writer, out)
+    logger.info("labelled %d episodes in %.1f s into %s", len(chosen) - resumed, time.perf_counter() - started, out)
+    return labelled
+
+
+def publish(writer: LeRobotDatasetWriter, out: Path) -> LeRobotDataset:
+    """Finalise the dataset of every episode labelled (at `partial_folder`: a kill before the rename leaves it there,
+    whole, to resume) and give it `out`'s name (an earlier dataset's), its card naming it so; returned opened."""
     with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
-        labelled = writer.finalize()  # at `partial_folder`: a kill before the rename leaves it there, whole, to resume
-        # its card names the dataset as it is published, then it takes `out`'s name (an earlier dataset's)
+        labelled = writer.finalize()
         write_bytes_atomic(labelled.root / CARD_FILE, dataset_card(labelled, out.name))
         replace_folder(labelled.root, out)
-    logger.info("labelled %d episodes in %.1f s into %s", len(chosen) - resumed, time.perf_counter() - started, out)
     return LeRobotDataset.open(out)
 
 
