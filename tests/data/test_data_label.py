@@ -518,3 +518,25 @@ def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_
     assert main(again[1:]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 3
     assert [c.seed for c in calls] == [5]  # the episode left, with its own seed
+
+
+def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkeypatch, caplog):
+    """A failure mid-run (the GPU out of memory, a lost node) keeps what was labelled, as Ctrl-C does, and raises."""
+    ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
+    calls: list = []
+    _stub(policy, monkeypatch, calls)
+    infer = policy.infer_actions
+
+    def failing(video, prompt, **kwargs):
+        if len(calls) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return infer(video, prompt, **kwargs)
+
+    monkeypatch.setattr(policy, "infer_actions", failing)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        label_dataset(ds, tmp_path / "out", policy)
+    assert "2 of 3 episodes labelled before the error are kept in" in caplog.text
+    assert LeRobotDataset.open(tmp_path / "out.partial").num_episodes == 2 and not (tmp_path / "out").exists()
+    _stub(policy, monkeypatch, calls := [])
+    assert label_dataset(ds, tmp_path / "out", policy, resume=True).num_episodes == 3
+    assert [c.seed for c in calls] == [2]
