@@ -1,7 +1,7 @@
 """Peak memory of `dataset label` (`label_dataset`) on one long episode, side by side in one run: every video of the
 episode decoded and written whole (the labeller before session 31, kept here as `_label_whole`) against a segment
-at a time (`label._label`: each segment of `SEGMENT_BATCHES` batches of windows decoded, labelled and streamed into
-the writer). The checkpoint is the tiny random one with `infer_actions` replaced by a stand-in whose rows are each
+at a time (`label._label`: each segment of `SEGMENT_BATCHES` batches of windows decoded and labelled, then the
+labelled episode's videos decoded again and streamed into the writer `edit.BLOCK_FRAMES` frames at a time). The checkpoint is the tiny random one with `infer_actions` replaced by a stand-in whose rows are each
 transition's mean pixels (as the label tests replace it): what is measured is the labeller's reading and writing,
 not a model's activations. Each run is a fresh process; peak RSS is the kernel's high-water mark above the RSS
 before labelling, reset just before it (Linux). Both runs' datasets are compared file by file.
@@ -34,8 +34,8 @@ def _status(key: str) -> float:
     raise KeyError(key)
 
 
-def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, action_key, seed, batch_size, columns,
-                 progress):
+def _label_whole(ds, policy, writer, out, previous, chosen, frames_of, cameras, state_keys, action_key, seed,
+                 batch_size, columns, progress):
     """`label._label` before session 31 (one camera-only embodiment, no state): each episode's videos decoded whole
     (`ds.episode`), labelled in segments sliced out of them, and added whole (with the episode's own columns, as
     `label._label` adds them, so the two datasets compare file by file)."""
@@ -58,10 +58,10 @@ def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, act
             frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
             writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success,
                                fields=episode_row(columns, i))
-        return writer.finalize()
     except BaseException:
         writer.abort()
         raise
+    return label.publish(writer, out)
 
 
 def _measure(dataset: str, checkpoint: str, out: str, variant: str, batch_size: int) -> None:

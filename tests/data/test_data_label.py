@@ -4,6 +4,8 @@ checkpoint's actions into a new LeRobot v3 dataset (the main use of inverse dyna
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,7 @@ from dataset_factory import make_episode
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset, write_episodes
-from worldpolicy.data.label import LABEL_SOURCE, label_dataset
+from worldpolicy.data.label import LABEL_SOURCE, LabelInterrupted, label_dataset
 
 FRONT = "observation.images.front"
 DROID_CAMERAS = ("observation.image.wrist_image_left", "observation.image.exterior_image_1_left",
@@ -179,8 +181,10 @@ def test_ctrl_c_on_the_command_line_says_nothing_was_written(policy, tmp_path, c
     monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
     assert main(["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
                  "--out", str(tmp_path / "out"), "--seed", "3", "--no-progress"]) == 130
-    assert "interrupted; nothing was written to" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    err = capsys.readouterr().err
+    assert "interrupted before the first of 2 episodes was labelled; nothing was written to" in err
+    assert "--resume" not in err  # nothing was kept: a rerun starts over
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
 
 
 def test_resample_labels_the_frames_nearest_the_embodiments_rate(policy, tmp_path, monkeypatch):
@@ -241,16 +245,23 @@ def test_a_state_conditioned_embodiment_gets_each_episodes_state_rows_and_its_ca
         label_dataset(ds, tmp_path / "out2", droid, state_keys="observation.state")
 
 
-def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with_overwrite(policy, tmp_path,
-                                                                                          monkeypatch):
+def test_ctrl_c_publishes_nothing_at_out_and_an_earlier_label_run_is_replaced_only_with_overwrite(policy, tmp_path,
+                                                                                                 monkeypatch):
     ds = _dataset(tmp_path / "src")
     calls: list = []
     _stub(policy, monkeypatch, calls, stop_at=1)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(LabelInterrupted) as stopped:  # still a KeyboardInterrupt
         label_dataset(ds, tmp_path / "out", policy)
+    assert isinstance(stopped.value, KeyboardInterrupt) and (stopped.value.kept, stopped.value.total) == (1, 2)
     assert len(calls) == 1 and not (tmp_path / "out").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no staging folder left beside it
+    # the episode labelled is kept beside out, a complete dataset; no staging folder is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.partial", "src"]
+    assert LeRobotDataset.open(tmp_path / "out.partial").num_episodes == 1
+    with pytest.raises(FileExistsError, match=r"kept 1 labelled episodes in .*out.partial'; pass resume=True to "
+                                              r"continue it, or overwrite=True to label anew"):
+        label_dataset(ds, tmp_path / "out", policy)
     _stub(policy, monkeypatch, calls := [])
+    shutil.rmtree(tmp_path / "out.partial")  # started over by hand
     first = label_dataset(ds, tmp_path / "out", policy, episodes=[0])
     assert first.num_episodes == 1
     with pytest.raises(FileExistsError, match="earlier `dataset label` run's dataset; pass overwrite=True"):
@@ -411,3 +422,121 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
         np.testing.assert_array_equal(got.episode(i).videos["observation.images.wrist"],
                                       episodes[i]["videos"]["observation.images.wrist"][
                                           resampled_frames(len(episodes[i]["task"]), fps, 10)])
+
+
+def _interrupting(monkeypatch, after: int) -> None:
+    """Ctrl-C while labelling the episode after the first `after` (as the model runs: `_episode_labels`)."""
+    import worldpolicy.data.label as label_module
+
+    labels, done = label_module._episode_labels, []
+
+    def labelling(*args, **kwargs):
+        if len(done) == after:
+            raise KeyboardInterrupt
+        done.append(1)
+        return labels(*args, **kwargs)
+
+    monkeypatch.setattr(label_module, "_episode_labels", labelling)
+
+
+def test_a_resumed_run_labels_as_an_uninterrupted_one(policy, tmp_path, monkeypatch):
+    """Interrupted twice (after 1 episode, then after 1 more), resumed: the labels, frames, videos and record are an
+    uninterrupted run's (each episode's own seed), and the kept episodes leave with the published dataset."""
+    ds = _dataset(tmp_path / "src", lengths=(6, 5, 7, 4))
+    whole = label_dataset(ds, tmp_path / "whole", policy, seed=2, batch_size=2, episodes=[0, 1, 3])
+    out, partial = tmp_path / "out", tmp_path / "out.partial"
+    with monkeypatch.context() as m:
+        _interrupting(m, after=1)
+        with pytest.raises(LabelInterrupted, match=r"1 of 3 episodes labelled are kept in .*out.partial .*rerun "
+                                                   r"with resume=True to label the other 2"):
+            label_dataset(ds, out, policy, seed=2, batch_size=2, episodes=[0, 1, 3])
+    with monkeypatch.context() as m:
+        _interrupting(m, after=0)  # before a new episode: what was kept stays as it was
+        with pytest.raises(LabelInterrupted, match=r"before the first of the 2 episodes left was labelled; .* is "
+                                                   r"unchanged \(1 of 3 episodes\)"):
+            label_dataset(ds, out, policy, seed=2, batch_size=2, episodes=[0, 1, 3], resume=True)
+    with monkeypatch.context() as m:
+        _interrupting(m, after=1)
+        with pytest.raises(LabelInterrupted) as stopped:
+            label_dataset(ds, out, policy, seed=2, batch_size=2, episodes=[0, 1, 3], resume=True)
+    assert (stopped.value.kept, stopped.value.resumed) == (2, 1) and not out.exists()
+    assert LeRobotDataset.open(partial).num_episodes == 2
+    resumed = label_dataset(ds, out, policy, seed=2, batch_size=2, episodes=[0, 1, 3], resume=True)
+    assert resumed.root == out and not partial.exists()
+    assert resumed.num_episodes == 3 and list(resumed.episode_lengths) == [6, 5, 4]
+    for i in range(3):
+        got, want = resumed.episode(i), whole.episode(i)
+        assert got.frames["action"].tobytes() == want.frames["action"].tobytes()
+        assert len(np.unique(got.frames["action"][:-1], axis=0)) > 2  # the model's labels, not a constant
+        np.testing.assert_array_equal(got.videos[FRONT], want.videos[FRONT])
+        np.testing.assert_array_equal(got.frames["observation.state"], want.frames["observation.state"])
+        assert got.frame_tasks == want.frame_tasks
+    assert resumed.provenance == whole.provenance
+    assert main(["dataset", "check", str(out)]) == 0
+
+
+def test_resume_refuses_other_settings_naming_each(policy, tmp_path, monkeypatch):
+    ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
+    with pytest.raises(FileNotFoundError, match=r"resume: .*out.partial' holds no labelled episodes to continue"):
+        label_dataset(ds, tmp_path / "out", policy, resume=True)
+    _stub(policy, monkeypatch, calls := [], stop_at=1)
+    with pytest.raises(LabelInterrupted):
+        label_dataset(ds, tmp_path / "out", policy, seed=1)
+    _stub(policy, monkeypatch, calls := [])
+    with pytest.raises(ValueError, match=r"^resume: .*out.partial was labelled with other settings: seed: 1 -> 4; "
+                                         r"batch_size: 8 -> 3; video_codec: 'libx264rgb' -> 'libx264'\. Pass the "
+                                         r"settings it was labelled with"):
+        label_dataset(ds, tmp_path / "out", policy, seed=4, batch_size=3, video_codec="libx264", resume=True)
+    with pytest.raises(ValueError, match=r"other settings: episodes: None -> \[0, 2\]"):
+        label_dataset(ds, tmp_path / "out", policy, seed=1, episodes=[0, 2], resume=True)
+    again = [{**make_episode(4, seed=9 + i), "task": "push it back"} for i in range(3)]
+    write_episodes(ds.root, again, fps=10, robot_type="testbot", video_codec="libx264rgb",
+                   overwrite=True)  # the source recorded again in place: other frames, the same settings
+    with pytest.raises(ValueError, match=r"other settings: dataset_files: '[0-9a-f]+' -> '[0-9a-f]+'"):
+        label_dataset(tmp_path / "src", tmp_path / "out", policy, seed=1, resume=True)
+    assert calls == [] and LeRobotDataset.open(tmp_path / "out.partial").num_episodes == 1
+    # overwrite labels anew, replacing what was kept
+    assert label_dataset(tmp_path / "src", tmp_path / "out", policy, overwrite=True).num_episodes == 3
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_path, capsys, monkeypatch):
+    ds = _dataset(tmp_path / "src", lengths=(4, 5, 4))
+    import worldpolicy.policy as policy_module
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    _stub(policy, monkeypatch, calls := [], stop_at=2)
+    args = ["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
+            "--out", str(tmp_path / "out"), "--episodes", "0-2", "--seed", "3", "--no-progress"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "2 of 3 episodes labelled are kept in" in err and "rerun with --resume to label the other 1" in err
+    again = shlex.split(err.split("to go on: ")[1])  # the arguments as given (in the parser's order) and --resume
+    assert again[:3] == ["worldpolicy", "dataset", "label"] and again[-1] == "--resume"
+    assert sorted(again[1:-1]) == sorted(args)
+    _stub(policy, monkeypatch, calls := [])
+    assert main(again[1:]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 3
+    assert [c.seed for c in calls] == [5]  # the episode left, with its own seed
+
+
+def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkeypatch, caplog):
+    """A failure mid-run (the GPU out of memory, a lost node) keeps what was labelled, as Ctrl-C does, and raises."""
+    ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
+    calls: list = []
+    _stub(policy, monkeypatch, calls)
+    infer = policy.infer_actions
+
+    def failing(video, prompt, **kwargs):
+        if len(calls) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return infer(video, prompt, **kwargs)
+
+    monkeypatch.setattr(policy, "infer_actions", failing)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        label_dataset(ds, tmp_path / "out", policy)
+    assert "2 of 3 episodes labelled before the error are kept in" in caplog.text
+    assert LeRobotDataset.open(tmp_path / "out.partial").num_episodes == 2 and not (tmp_path / "out").exists()
+    _stub(policy, monkeypatch, calls := [])
+    assert label_dataset(ds, tmp_path / "out", policy, resume=True).num_episodes == 3
+    assert [c.seed for c in calls] == [2]

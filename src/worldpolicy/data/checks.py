@@ -1,14 +1,16 @@
 """The arguments several dataset commands check alike (`dataset label`, `select`, `merge`, `eval`, `show`): which
-episodes (`check_episodes`; each named once, `check_once`, which training's lists share) and the folder a new
-dataset made from others is written to (`check_out`)."""
+episodes (`check_episodes`; each named once, `check_once`, which training's lists share), the folder a new
+dataset made from others is written to (`check_out`), and a resumed run's settings against the run it continues
+(`refuse_changed_settings`: `dataset from-sim --resume`, `dataset label --resume`)."""
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -93,3 +95,16 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
             raise FileExistsError(f"out: {str(out)!r} holds an earlier `{source.removeprefix('worldpolicy ')}` run's "
                                   "dataset; pass overwrite=True to replace it")
     return out
+
+
+def refuse_changed_settings(root: Path, stored: dict[str, Any], wanted: dict[str, Any], made: str, advice: str,
+                            ignore: Sequence[str] = ()) -> None:
+    """Refuse (ValueError) to continue the dataset at `root`, which a run of the settings `stored` (its provenance)
+    `made` ("recorded", "labelled"), with a run of the settings `wanted`: each setting of `wanted` (but `ignore`) that
+    differs is named with both values (one `stored` lacks as unrecorded), then `advice`. `wanted` is compared as
+    JSON stores it (a tuple as a list)."""
+    wanted = json.loads(json.dumps(wanted))
+    settings = [f"{key}: {stored[key]!r} -> {value!r}" if key in stored else f"{key}: unrecorded -> {value!r}"
+                for key, value in wanted.items() if key not in ignore and stored.get(key) != value]
+    if settings:
+        raise ValueError(f"{root} was {made} with other settings: {'; '.join(settings)}. {advice}")

@@ -194,33 +194,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "named as the embodiment's columns, physical units). Row t is the transition from frame t to t+1; the last "
         "frame repeats the row before it. Train on it with data.action_keys = [\"action\"].",
     )
-    label.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
-    label.add_argument("--checkpoint", required=True, help="as predict takes it: shipped, a folder or a hub id")
-    label.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
-    label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
-                       "checkpoint's own, else droid)")
-    label.add_argument("--episodes", metavar="I,J,...",
-                       help="episodes to label and keep, indices from 0 or ranges A-B separated by commas as train "
-                       "takes them (default: all; negative from the end, e.g. --episodes=-1)")
-    label.add_argument("--seed", type=int, default=0,
-                       help="sampling seed; episode I is labelled with seed+I (default: 0)")
-    label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: 8)")
-    label.add_argument("--resample", action="store_true",
-                       help="label a dataset recorded at another fps at the embodiment's: the frames nearest its "
-                       "timestamps are labelled and kept (without it such a dataset is refused)")
-    label.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
-                       help="state features for a state-conditioned embodiment, side by side (default: "
-                       "observation.state, else the observation.state.* features)")
-    label.add_argument("--action-key", default="action",
-                       help="feature for the labels; a source feature of this name is replaced (default: action)")
-    label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
-    add_device_flags(label)
-    label.add_argument("--video-codec", default="libx264rgb",
-                       help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
-                       "labels explain), libx264, libsvtav1")
-    label.add_argument("--overwrite", action="store_true",
-                       help="replace the dataset an earlier label run wrote at --out")
-    label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _add_label_arguments(label)
     label.set_defaults(func=_label)
 
     evaluate = cmds.add_parser(
@@ -516,6 +490,42 @@ def _frame(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_label_arguments(label: argparse.ArgumentParser) -> None:
+    """`dataset label`'s arguments (also read back by `_label_resume_command`)."""
+    label.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
+    label.add_argument("--checkpoint", required=True, help="as predict takes it: shipped, a folder or a hub id")
+    label.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
+    label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
+                       "checkpoint's own, else droid)")
+    label.add_argument("--episodes", metavar="I,J,...",
+                       help="episodes to label and keep, indices from 0 or ranges A-B separated by commas as train "
+                       "takes them (default: all; negative from the end, e.g. --episodes=-1)")
+    label.add_argument("--seed", type=int, default=0,
+                       help="sampling seed; episode I is labelled with seed+I (default: 0)")
+    label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: 8)")
+    label.add_argument("--resample", action="store_true",
+                       help="label a dataset recorded at another fps at the embodiment's: the frames nearest its "
+                       "timestamps are labelled and kept (without it such a dataset is refused)")
+    label.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
+                       help="state features for a state-conditioned embodiment, side by side (default: "
+                       "observation.state, else the observation.state.* features)")
+    label.add_argument("--action-key", default="action",
+                       help="feature for the labels; a source feature of this name is replaced (default: action)")
+    label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
+    add_device_flags(label)
+    label.add_argument("--video-codec", default="libx264rgb",
+                       help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
+                       "labels explain), libx264, libsvtav1")
+    label.add_argument("--overwrite", action="store_true",
+                       help="replace the dataset an earlier label run wrote at --out (and the episodes an interrupted "
+                       "one kept in OUT.partial: label anew)")
+    label.add_argument("--resume", action="store_true",
+                       help="continue the run (the same command and settings) that was interrupted or failed: the "
+                       "episodes it labelled, kept in OUT.partial beside --out, are copied and the others labelled, "
+                       "as one uninterrupted run labels them")
+    label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
 def _check_task(task: str, options: dict) -> None:
     """--task and --task-option, named as flags (the task table speaks of `task` and options)."""
     from worldpolicy.sim.tasks import get_task, list_tasks
@@ -651,14 +661,14 @@ def _from_sim(args: argparse.Namespace) -> int:
 # label_dataset's parameters as `dataset label` spells them (`cli.flag_named`)
 LABEL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "out", "checkpoint", "embodiment", "episodes", "seed", "batch_size", "resample", "state_keys", "action_key",
-    "steps", "device", "dtype", "video_codec", "overwrite")} | {"dataset": "ROOT"}
+    "steps", "device", "dtype", "video_codec", "overwrite", "resume")} | {"dataset": "ROOT"}
 
 
 def _label(args: argparse.Namespace) -> int:
     import sys
 
     from worldpolicy.cli import episode_list, flag_named
-    from worldpolicy.data.label import label_dataset
+    from worldpolicy.data.label import LabelInterrupted, label_dataset
     from worldpolicy.fileio import exit_status
 
     # `0,2` as train takes it; `0 2` (this command's older spelling) still reads
@@ -667,18 +677,45 @@ def _label(args: argparse.Namespace) -> int:
         ds = label_dataset(
             args.root, args.out, args.checkpoint, embodiment=args.embodiment, episodes=episodes, seed=args.seed,
             batch_size=args.batch_size, resample=args.resample, state_keys=args.state_keys,
-            action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite,
+            action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite, resume=args.resume,
             progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (FileExistsError, ValueError, KeyError, FileNotFoundError) as exc:  # the last: a --checkpoint not there
         raise flag_named(exc, LABEL_FLAGS) from None
-    except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
-        print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "
-              f"unchanged); a rerun with --seed {args.seed} gives the same labels", file=sys.stderr)
+    except LabelInterrupted as stop:  # say what became of the episodes labelled so far, and how to go on
+        again = _label_resume_command(args)
+        print(f"worldpolicy dataset label: {stop.describe('--resume')}"
+              + (f"; to go on: {again}" if stop.kept else ""), file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
+    except KeyboardInterrupt as stop:  # while checking or loading the weights: nothing labelled yet
+        print(f"worldpolicy dataset label: interrupted before labelling began; nothing was written to {args.out} (a "
+              "dataset already there is unchanged)", file=sys.stderr)
+        return exit_status(stop)
     print(json.dumps(ds.summary(), indent=2))
     return 0
+
+
+def _label_resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this `dataset label` run: its arguments as given (defaults left out), plus
+    --resume."""
+    import shlex
+
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_label_arguments(parser)
+    words = ["worldpolicy", "dataset", "label"]
+    for action in parser._actions:
+        value = getattr(args, action.dest)
+        if action.dest == "resume" or value == action.default:
+            continue
+        for given in value if isinstance(value, list) and action.option_strings else [value]:
+            if not action.option_strings:  # ROOT
+                words.append(str(given))
+            elif action.nargs == 0:
+                words.append(action.option_strings[0])
+            else:  # --state-keys: one flag per value, as `extend` reads it back
+                words += [action.option_strings[0], str(given)]
+    return shlex.join([*words, "--resume"])
 
 
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import brief_list
 from ..fileio import ScratchFolder, Terminated, interruption, provenance_document, sigint_held, sweep_scratch_folders
+from .checks import refuse_changed_settings
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -469,10 +470,7 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
         if versions:
             raise ValueError(f"{root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
                              "and this version's would not make one dataset: record into a new or empty folder")
-    settings = [f"{key}: {stored[key]!r} -> {value!r}" if key in stored else f"{key}: unrecorded -> {value!r}"
-                for key, value in wanted.items() if key not in VERSION_KEYS and stored.get(key) != value]
-    if settings:
-        raise ValueError(f"{root} was recorded with other settings: {'; '.join(settings)}. {advice}")
+    refuse_changed_settings(root, stored, wanted, "recorded", advice, ignore=VERSION_KEYS)
 
 
 def _episodes(

@@ -13,8 +13,10 @@ episode has no transition after it and repeats the row before it. Training reads
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..fileio import interruption, sigint_held
+from ..fileio import Terminated, interruption, replace_folder, sigint_held, write_bytes_atomic
 from ..hub import dataset_source
-from ..models import portable_checkpoint
-from .checks import check_episodes, check_out
-from .layout import AUTO_FEATURES, check_feature
-from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, episode_row
+from ..models import portable_checkpoint, resolve_checkpoint
+from .card import CARD_FILE, dataset_card
+from .checks import check_episodes, check_out, refuse_changed_settings
+from .edit import BLOCK_FRAMES, copy_episodes
+from .layout import AUTO_FEATURES, INFO_PATH, check_feature
+from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
 from .stats import first_non_finite
@@ -36,16 +40,54 @@ from .stats import first_non_finite
 if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
     import pyarrow as pa
 
-__all__ = ["LABEL_SOURCE", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
+__all__ = ["LABEL_SOURCE", "LabelInterrupted", "check_state_keys", "episode_seed", "label_cameras", "label_dataset",
+           "partial_folder"]
 
 logger = logging.getLogger(__name__)
 
 LABEL_SOURCE = "worldpolicy dataset label"  # a labelled dataset's `provenance["source"]`: what --overwrite may replace
-# batches of windows one `infer_actions` call takes (`_episode_labels`), and so the frames of every video decoded and
-# streamed into the writer at a time: what labelling holds is a segment's frames, not a long episode's (batch_size 8,
+# batches of windows one `infer_actions` call takes (`_episode_labels`), and so the frames of every camera decoded at
+# a time to be labelled: what labelling holds is a segment's frames, not a long episode's (batch_size 8,
 # chunk 32: 1025 frames a segment, each camera at 320x240 ~0.2 GB decoded, and the windows' copies of the labelled
 # ones); `benchmarks/bench_label_memory.py` measures it
 SEGMENT_BATCHES = 4
+# what a resumed run does not compare with the run it continues: the version of worldpolicy that labelled (a patch
+# release continues a run; what it records still says which labelled)
+UNCOMPARED = ("worldpolicy_version",)
+
+
+class LabelInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM: `terminated`) stopped `label_dataset`. The episodes labelled before it (`kept` of `total`,
+    `resumed` of them copied from the run it continued) are a complete dataset at `partial` (`partial_folder`), which
+    `resume=True` continues, unless no new episode was labelled: then `partial` is as it was (none, or the continued
+    run's). Nothing is written to `out`. Still a KeyboardInterrupt, so callers that do not know this class stop as
+    before."""
+
+    def __init__(self, out: Path, partial: Path, total: int, kept: int, resumed: int, terminated: bool = False):
+        self.out, self.partial, self.total, self.kept, self.resumed = out, partial, total, kept, resumed
+        self.terminated = terminated
+        super().__init__(self.describe())
+
+    def describe(self, resume: str = "resume=True") -> str:
+        """What became of the labelled episodes; `resume` names the way to go on as the caller knows it."""
+        if self.kept > self.resumed:
+            return (f"interrupted: {self.kept} of {self.total} episodes labelled are kept in {self.partial} (a "
+                    f"complete dataset; nothing was written to {self.out}); rerun with {resume} to label the other "
+                    f"{self.total - self.kept}")
+        if self.resumed:
+            return (f"interrupted before the first of the {self.total - self.resumed} episodes left was labelled; "
+                    f"{self.partial} is unchanged ({self.resumed} of {self.total} episodes): rerun with {resume} to go "
+                    "on")
+        return (f"interrupted before the first of {self.total} episodes was labelled; nothing was written to "
+                f"{self.out} (a dataset already there is unchanged); a rerun gives the same labels")
+
+
+def partial_folder(out: Path) -> Path:
+    """Where a label run into `out` keeps the episodes it labelled when it is interrupted or fails: the complete
+    dataset `OUT.partial` beside `out` (an ordinary folder, not a `fileio.ScratchFolder`: no sweep removes it), which
+    `resume=True` continues and the finished run moves to `out`. `out` itself holds only a whole run's labels."""
+    out = Path(os.path.abspath(Path(out).expanduser()))  # `.` too has a name then
+    return out.with_name(out.name + ".partial")
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -87,6 +129,7 @@ def label_dataset(
     action_key: str = "action",
     video_codec: str = "libx264rgb",
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = False,
     **load_options: Any,
 ) -> LeRobotDataset:
@@ -111,6 +154,13 @@ def label_dataset(
     must not be or lie inside the source (or hold it); an existing dataset there is replaced only with `overwrite`
     and only when an earlier label run made it. The dataset is built in a hidden folder beside `out` and appears
     only when every episode is labelled: an error or Ctrl-C leaves nothing at `out` (and an earlier one unchanged).
+    The episodes labelled before it are kept as a complete dataset beside it (`partial_folder`, `OUT.partial`;
+    Ctrl-C raises `LabelInterrupted`, which says so), unless none was; `resume=True` continues that run: with the same
+    settings (the source dataset, its files, the checkpoint, its files, the episodes, seed, sampling, device, dtype,
+    ...: each that differs refused, naming it, the checkpoint's own before its weights load), its episodes copied
+    first (`edit.copy_episodes`), the others labelled (each with its own seed, `episode_seed`: the labels are those of
+    an uninterrupted run) and the whole published at `out`. Without `resume`, a kept run is refused (its labels may be
+    hours of work) unless `overwrite`, which labels anew and replaces it.
     `load_options` go to `load_policy` (device, dtype, steps, chunk_size, ...)."""
     from ..policy import Policy, check_seed
     from ..processing.clip import check_clip_options, resampled_frames
@@ -137,6 +187,7 @@ def label_dataset(
     keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
     out = check_out([ds.root], out, overwrite, [LABEL_SOURCE], "`dataset label`", "labelled")
+    partial = _kept_run(ds, out, resume, overwrite)
     columns = ds.episode_columns()  # each episode's own meta/episodes columns, carried with it (read and checked here)
 
     features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
@@ -155,6 +206,10 @@ def label_dataset(
         "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
         "last_frame": "repeats the row before it",
         "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
+        # what a resumed run compares besides the settings: the source's and the checkpoint's files (`_files_digest`,
+        # `sim.policies.checkpoint_files`: the same folder relabelled or retrained is another), the videos' codec
+        "dataset_files": _files_digest(ds.root / "meta"), "checkpoint_files": _checkpoint_files(checkpoint),
+        "video_codec": video_codec,
     }
     if isinstance(source_provenance.get("seeds"), list) and "task" in source_provenance:
         # a sim recording's scenes stay listed where `fileio.recorded_seeds` reads them: a checkpoint trained on the
@@ -162,86 +217,196 @@ def label_dataset(
         seeds = source_provenance["seeds"]
         provenance.update(task=source_provenance["task"],
                           seeds=[seeds[i] for i in chosen] if len(seeds) == ds.num_episodes else seeds)
-    # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said first
-    writer = LeRobotDatasetWriter(out, emb.fps if resample else ds.fps, features, ds.robot_type,
-                                  video_codec=video_codec, overwrite=overwrite, provenance=provenance)
+    previous = None
+    if resume:  # what the run kept, checked before the weights load
+        previous = LeRobotDataset.open(partial)
+        _refuse_changes(partial, previous, provenance, chosen, frames_of)
+    # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said first;
+    # it writes to `partial`, published at `out` once every episode is labelled (`_label`)
+    writer = LeRobotDatasetWriter(partial, emb.fps if resample else ds.fps, features, ds.robot_type,
+                                  video_codec=video_codec, overwrite=True, provenance=provenance)
     try:
         policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                           **load_options)
+        metadata = policy.metadata()
+        # `shipped`, not this install's folder of it (as training records it): the record resolves on another machine
+        writer.provenance.update(checkpoint=str(portable_checkpoint(policy.source)) if policy.source
+                                 else "a Policy built in code", chunk_size=policy.chunk_size,
+                                 resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
+                                 device=policy.engine.device.type,
+                                 dtype=str(policy.engine.dtype).removeprefix("torch."),
+                                 worldpolicy_version=metadata["worldpolicy_version"])
+        if previous is not None:  # what only the loaded policy says (its sampling, device, dtype)
+            _refuse_changes(partial, previous, writer.provenance, chosen, frames_of)
     except BaseException:
         writer.abort()
         raise
-    metadata = policy.metadata()
-    # `shipped`, not this install's folder of it (as training records it): the record resolves on another machine
-    writer.provenance.update(checkpoint=str(portable_checkpoint(policy.source)) if policy.source
-                             else "a Policy built in code", chunk_size=policy.chunk_size,
-                             resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
-                             worldpolicy_version=metadata["worldpolicy_version"])
-    return _label(ds, policy, writer, chosen, frames_of, cameras, keys, action_key, seed, batch_size, columns,
-                  progress)
+    return _label(ds, policy, writer, out, previous, chosen, frames_of, cameras, keys, action_key, seed, batch_size,
+                  columns, progress)
 
 
-def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen: list[int],
-           frames_of: dict[int, list[int]], cameras: dict[str, str], state_keys: list[str], action_key: str,
-           seed: int, batch_size: int, columns: pa.Table, progress: bool) -> LeRobotDataset:
-    """Label and add each episode, then publish; anything else (an error, Ctrl-C) discards the staged dataset."""
+def _kept_run(ds: LeRobotDataset, out: Path, resume: bool, overwrite: bool) -> Path:
+    """The folder a label run into `out` keeps its labelled episodes in (`partial_folder`), checked: for `resume`, the
+    dataset an interrupted label run kept there; else none there, or `overwrite` (labelling anew replaces it)."""
+    partial = partial_folder(out)
+    check_out([ds.root], partial, True, [LABEL_SOURCE], "`dataset label`", "labelled")  # a label run's, or none
+    kept = (partial / INFO_PATH).is_file()
+    if resume and not kept:
+        raise FileNotFoundError(f"resume: {str(partial)!r} holds no labelled episodes to continue (a label run into "
+                                f"out={str(out)!r} keeps them there when it is interrupted or fails); leave resume out "
+                                "to label anew")
+    if kept and not (resume or overwrite):
+        n = LeRobotDataset.open(partial).num_episodes
+        raise FileExistsError(f"out: an interrupted label run into {str(out)!r} kept {n} labelled episodes in "
+                              f"{str(partial)!r}; pass resume=True to continue it, or overwrite=True to label anew "
+                              "(replacing them)")
+    return partial
+
+
+def _refuse_changes(partial: Path, previous: LeRobotDataset, provenance: dict[str, Any], chosen: list[int],
+                    frames_of: dict[int, list[int]]) -> None:
+    """Refuse to continue the run that kept `previous` (at `partial`) with settings `provenance`: each one that
+    differs (`UNCOMPARED` aside) is named; then episodes that are not the first of `chosen` (their lengths)."""
+    stored = previous.provenance or {}
+    try:
+        refuse_changed_settings(partial, stored, provenance, "labelled", "Pass the settings it was labelled with to "
+                                "continue it, or label anew with overwrite=True instead of resume=True",
+                                ignore=UNCOMPARED)
+    except ValueError as exc:
+        raise ValueError(f"resume: {exc}") from None
+    lengths = [len(frames_of[i]) for i in chosen[:previous.num_episodes]]
+    if previous.num_episodes > len(chosen) or list(previous.episode_lengths) != lengths:
+        raise ValueError(f"resume: the {previous.num_episodes} episodes in {str(partial)!r} are not the first of the "
+                         f"{len(chosen)} episodes to label (their lengths differ); label anew with overwrite=True "
+                         "instead of resume=True")
+
+
+def _checkpoint_files(checkpoint: Any) -> str | None:
+    """A checkpoint folder's files' digest (`sim.policies.checkpoint_files`), known before its weights load; None for
+    one that is no folder here, or a Policy built in code."""
+    from ..policy import Policy
+    from ..sim.policies import checkpoint_files
+
+    source = checkpoint.source if isinstance(checkpoint, Policy) else resolve_checkpoint(checkpoint)
+    return checkpoint_files(source)["files"] if source else None
+
+
+def _files_digest(folder: Path) -> str:
+    """A digest of the names and contents of the files under `folder` (a dataset's meta/: its episodes, lengths,
+    tasks, stats): the same dataset wherever it lies, another once it is changed."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: Path, previous: LeRobotDataset | None,
+           chosen: list[int], frames_of: dict[int, list[int]], cameras: dict[str, str], state_keys: list[str],
+           action_key: str, seed: int, batch_size: int, columns: pa.Table, progress: bool) -> LeRobotDataset:
+    """Copy the episodes of the run `previous` (a resumed one's), label and add each other episode, then publish at
+    `out`. Ctrl-C or an error keeps the episodes added (in `writer.root`, `partial_folder`) once a new one is."""
     from tqdm.auto import tqdm
 
     emb = policy.embodiment
     started = time.perf_counter()
+    resumed = 0 if previous is None else previous.num_episodes
+    adding = False  # an episode is being added to the writer (it may hold part of it): then nothing can be kept
     try:
-        windows = sum(math.ceil((len(frames_of[i]) - 1) / policy.chunk_size) for i in chosen)
-        with ds.reading_in_order(), tqdm(total=windows, desc=f"labelling {len(chosen)} episodes", unit="window",
+        if previous is not None:
+            adding = True
+            copy_episodes(writer, [previous], [(0, i) for i in range(resumed)], [previous.episode_columns()],
+                          previous.episode_success is not None)
+            adding = False
+        left = chosen[resumed:]
+        windows = sum(math.ceil((len(frames_of[i]) - 1) / policy.chunk_size) for i in left)
+        with ds.reading_in_order(), tqdm(total=windows, desc=f"labelling {len(left)} episodes", unit="window",
                                          disable=not progress) as bar:
-            for i in chosen:  # each segment decodes on from the one before it, which ends at its first frame
+            for i in left:
                 rows = frames_of[i]
                 ep = ds.episode(i, videos=False)  # the columns: the videos are read a segment at a time
                 frames = {k: v[rows] for k, v in ep.frames.items()}
                 state = (np.concatenate([frames[k].reshape(len(rows), -1) for k in state_keys], axis=1)
                          if emb.state_history else None)
-                videos = writer.stream_videos(len(rows))
-                labels = _episode_labels(policy, ds, i, rows, cameras, videos, caption_variants(ep.task)[0], state,
+                labels = _episode_labels(policy, ds, i, rows, cameras, caption_variants(ep.task)[0], state,
                                          episode_seed(seed, i), batch_size, bar)
                 frames[action_key] = np.concatenate([labels, labels[-1:]]).astype(np.float32)
-                with sigint_held() as caught:  # an episode half added could not be published
+                # an episode half added could not be kept: Ctrl-C waits for its videos to be written
+                with sigint_held(f"writing episode {i}'s videos, then keeping the episodes labelled") as caught:
+                    adding = True
+                    videos = writer.stream_videos(len(rows))
+                    for start in range(0, len(rows), BLOCK_FRAMES):  # a block of frames held at a time
+                        block = rows[start:start + BLOCK_FRAMES]
+                        videos.append({key: _frames(ds, i, key, block) for key in ds.video_keys})
                     writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success,
                                        fields=episode_row(columns, i))
+                    adding = False
                 if caught:
                     raise interruption(caught)
-        with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
-            labelled = writer.finalize()
+    except KeyboardInterrupt as stop:
+        with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
+            kept = _keep_labelled(writer, resumed, adding)
+        raise LabelInterrupted(out, writer.root, len(chosen), resumed if kept is None else kept, resumed,
+                               isinstance(stop, Terminated)) from None
     except BaseException:
-        writer.abort()  # nothing staged is published: `out` stays as it was
+        # an error (the GPU out of memory, a node lost, the disk full) keeps the episodes labelled, as Ctrl-C does:
+        # they may be hours of work
+        try:
+            with sigint_held():
+                kept = _keep_labelled(writer, resumed, adding)
+        except OSError as exc:  # the disk still full
+            writer.abort()
+            kept = None
+            logger.warning("the episodes labelled before the error could not be kept either: %s", exc)
+        if kept is not None:
+            logger.warning("%d of %d episodes labelled before the error are kept in %s (a complete dataset); a rerun "
+                           "with resume (--resume) labels the other %d", kept, len(chosen), writer.root,
+                           len(chosen) - kept)
         raise
-    logger.info("labelled %d episodes in %.1f s into %s", len(chosen), time.perf_counter() - started, writer.root)
+    labelled = publish(writer, out)
+    logger.info("labelled %d episodes in %.1f s into %s", len(chosen) - resumed, time.perf_counter() - started, out)
     return labelled
 
 
-def _episode_labels(policy: Any, ds: LeRobotDataset, i: int, rows: list[int], cameras: dict[str, str],
-                    videos: EpisodeVideoStream, prompt: str, state: np.ndarray | None, seed: int, batch_size: int,
-                    bar: Any) -> np.ndarray:
+def publish(writer: LeRobotDatasetWriter, out: Path) -> LeRobotDataset:
+    """Finalise the dataset of every episode labelled (at `partial_folder`: a kill before the rename leaves it there,
+    whole, to resume) and give it `out`'s name (an earlier dataset's), its card naming it so; returned opened."""
+    with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
+        labelled = writer.finalize()
+        write_bytes_atomic(labelled.root / CARD_FILE, dataset_card(labelled, out.name))
+        replace_folder(labelled.root, out)
+    return LeRobotDataset.open(out)
+
+
+def _keep_labelled(writer: LeRobotDatasetWriter, resumed: int, adding: bool) -> int | None:
+    """After Ctrl-C or an error: publish the episodes added (at `writer.root`, `partial_folder`) and say how many,
+    once one was labelled beyond the `resumed` copied first and none is half added (`adding`); else discard them
+    (None), the run kept there as it was."""
+    if adding or writer.num_episodes <= resumed:
+        writer.abort()
+        return None
+    return writer.finalize().num_episodes
+
+
+def _episode_labels(policy: Any, ds: LeRobotDataset, i: int, rows: list[int], cameras: dict[str, str], prompt: str,
+                    state: np.ndarray | None, seed: int, batch_size: int, bar: Any) -> np.ndarray:
     """A row per transition between the frames `rows` of episode `i`: `infer_actions(whole_clip=True)` on segments
     of `SEGMENT_BATCHES` batches of windows, each starting at the previous one's last frame. The windows, the batches
     they run in and their one seed are the whole clip's (a window's state is the row at its first frame either way),
-    so the rows are too. Each segment's frames of every video are decoded (`LeRobotDataset.camera_frames`, on from the
-    segment before it: `_label` reads in order), labelled and streamed into `videos`, so what is held at once is a
-    segment's frames, not the episode's."""
+    so the rows are too. Each segment's frames of every camera are decoded (`LeRobotDataset.camera_frames`, on from the
+    segment before it: `_label` reads in order) and labelled, so what is held at once is a segment's frames, not the
+    episode's; `_label` decodes them again, a block at a time, to write the episode's videos once it is labelled
+    (decoding is cheap beside the model, and no episode is half written when labelling stops)."""
     length = len(rows)
     step = SEGMENT_BATCHES * batch_size * policy.chunk_size  # frames a segment explains
     labels = []
     for start in range(0, length - 1, step):
         stop = min(start + step + 1, length)
-        segment = {key: _frames(ds, i, key, rows[start:stop]) for key in ds.video_keys}
-        result = policy.infer_actions({camera: segment[key] for camera, key in cameras.items()}, prompt,
-                                      whole_clip=True, batch_size=batch_size, seed=seed, progress=False,
-                                      state=None if state is None else state[start:stop])
+        segment = {camera: _frames(ds, i, key, rows[start:stop]) for camera, key in cameras.items()}
+        result = policy.infer_actions(segment, prompt, whole_clip=True, batch_size=batch_size, seed=seed,
+                                      progress=False, state=None if state is None else state[start:stop])
         labels.append(result.actions)
         bar.update(math.ceil((stop - start - 1) / policy.chunk_size))  # the one bar: over every episode's windows
-        last = stop == length  # else the segment's last frame is the next one's first: written with that one
-        with sigint_held() as caught:  # a block is encoded whole, as an episode is added whole
-            videos.append({key: frames if last else frames[:-1] for key, frames in segment.items()})
-        if caught:
-            raise interruption(caught)
     return np.concatenate(labels)
 
 
