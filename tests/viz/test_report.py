@@ -931,3 +931,23 @@ def test_an_open_loop_evaluation_shows_each_columns_error_in_one_table(tmp_path)
     assert rows == [["tx", "m", "0.0029", "0.0037", "0.1256", "0.006"], ["grasp", "-", "1e-08", "1.4e-08", "-", "0"]]
     metrics = html[html.index("<section id=metrics>"):]
     assert "settings.checkpoint" in metrics and "mae.tx" not in metrics and "id='records-horizon'" not in html
+    assert "id=training-scenes" not in html  # not a sim recording's episodes (`training_scenes` not recorded)
+
+
+@pytest.mark.parametrize(("seeds", "said"), [
+    ([6], ("Training scenes: 1 of the 2 episodes (seeds 6) are scenes the checkpoint was trained on (its dataset "
+           "data/reach: reach seeds 5..6): the error says how well it imitates its training data, not how it does "
+           "on new scenes.")),
+    ([], ("Held out: none of these 2 episodes is a scene the checkpoint was trained on (its dataset data/reach: "
+          "reach seeds 5..6).")),
+])
+def test_an_open_loop_evaluation_says_whether_its_episodes_are_training_scenes(tmp_path, seeds, said):
+    """openloop.json's `training_scenes` (`data.openloop.plan_training_scenes`) on the page, as a sim run's is."""
+    (tmp_path / "openloop.json").write_text(json.dumps({
+        "columns": ["x"], "units": {"x": "m"}, "mae": {"x": 0.1}, "episodes": [{"episode": 0}, {"episode": 1}],
+        "training_scenes": {"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [5, 6],
+                            "seeds": seeds}}))
+    html = report.write_report(tmp_path).read_text()
+    section = html[html.index("<section id=open-loop>"):]
+    note = re.search(r"<p class=(\w+) id=training-scenes>(.*?)</p>", section[:section.index("</section>")])
+    assert (note.group(1), re.sub(r"<[^>]+>", "", note.group(2))) == ("warn" if seeds else "muted", said)

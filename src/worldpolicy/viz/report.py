@@ -347,7 +347,13 @@ def _open_loop_section(doc: Mapping[str, Any]) -> str:
             + f" (the mean over columns of the MAE on the model's {_esc(doc.get('normalization'))} action scale: "
             "one number to compare checkpoints by). MAE and RMSE per column in its units; \"-\" in the normalised "
             "column: constant in the training data's stats, left out of the mean.")
-    return f"<section id=open-loop><h2>Open-loop error</h2><p>{line}</p><table>{head}{rows}</table></section>"
+    # a `dataset from-sim` recording's episodes that are the checkpoint's training scenes, as a sim run's page says
+    scenes = doc.get("training_scenes")
+    note = (_recorded_scenes(scenes, len(doc.get("episodes") or []),
+                             "the error says how well it imitates its training data")[1]
+            if isinstance(scenes, Mapping) else "")
+    return (f"<section id=open-loop><h2>Open-loop error</h2>{note}<p>{line}</p><table>{head}{rows}</table>"
+            "</section>")
 
 
 def _sim_summary_cards(report: Mapping[str, Any]) -> str:
@@ -403,6 +409,13 @@ def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
             why = "not recorded for this policy"
         return "not known", (f"<p class=muted id=training-scenes>Held out or not: not known ({_esc(why)}): the "
                              "success rate may include scenes the policy was trained on.</p>")
+    return _recorded_scenes(scenes, done, "the success rate says how well it fits its training data")
+
+
+def _recorded_scenes(scenes: Mapping[str, Any], done: int, meaning: str) -> tuple[str, str]:
+    """(card, note) of a recorded `training_scenes` (`sim.tasks.TrainingScenes.to_json`, a sim run's or an open-loop
+    evaluation's) over `done` episodes: held out, or which are training scenes and what that makes of the numbers
+    (`meaning`: "the success rate says how well it fits its training data")."""
     seen = [s for s in scenes.get("seeds") or [] if isinstance(s, int)]
     recorded = scenes.get("recorded_seeds") or ["?", "?"]
     source = f"{scenes.get('source')}: {scenes.get('task')} seeds {recorded[0]}..{recorded[-1]}"
@@ -412,8 +425,8 @@ def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
     listed = ", ".join(map(str, seen)) if len(seen) <= 8 else f"{seen[0]}..{seen[-1]}"
     return (f"{len(seen)} of {done} are training scenes",
             (f"<p class=warn id=training-scenes><b>Training scenes: {len(seen)} of the {plural(done, 'episode')} "
-             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: the success "
-             "rate says how well it fits its training data, not how it does on new scenes.</p>"))
+             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: {_esc(meaning)}, "
+             "not how it does on new scenes.</p>"))
 
 
 def _episode_seed(relative_path: str) -> str:
