@@ -326,6 +326,16 @@ def _is_sim_report(metrics: Any) -> bool:
     return isinstance(metrics, Mapping) and str(metrics.get("schema", "")).startswith("worldpolicy.sim_eval")
 
 
+def _reward_note(metrics: Mapping[str, Any]) -> str:
+    """What a dream's reward column is (dream.json's `reward_meaning`: its scorer's own words,
+    `sim.progress.SCORER_REWARDS`), above its chunks' table; '' for a dream without a score or from before it was
+    recorded."""
+    meaning = metrics.get("reward_meaning")
+    if not isinstance(meaning, str):
+        return ""
+    return f"<p class=muted id=reward-meaning>reward (score {_esc(metrics.get('score'))}): {_esc(meaning)}</p>"
+
+
 def _open_loop_section(doc: Mapping[str, Any]) -> str:
     """`dataset eval`'s error per column (openloop.json), in its units and on the model's normalised scale, with the
     recorded spread beside it: flattened into the metrics table, its nested records were 40 rows of `mae.tx`."""
@@ -791,7 +801,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(scalars), 'metrics')}</section>")
         for key, rows in tables.items():
             sections.append(f"<section id='records-{_esc(key)}'><h2>{_esc(key.capitalize())}</h2>"
-                            f"{_records_table(rows)}</section>")
+                            f"{_reward_note(metrics) if key == 'chunks' else ''}{_records_table(rows)}</section>")
     if isinstance(actions, Mapping) and actions.get("actions"):
         try:
             space = model_space_note([str(u) for u in actions.get("units", [])]) or "physical units"
