@@ -565,6 +565,15 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     assert labels == ["re-decoded input video", "video", "real robot (phone)"]
     assert main(["viz", str(run_dir), "--video-label", " "]) == 2 and labels == ["re-decoded input video", "video",
                                                                                   "real robot (phone)"]
+    # a dream's clip: one word for it in the animation and on the page (`describe_rollout_video(dream=True)`)
+    doc = actions_json("droid", joint_chunk, mode="forward_dynamics")
+    doc["settings"]["command"] = "dream"
+    (run_dir / "actions.json").write_text(json.dumps(doc))
+    (run_dir / "settings.json").write_text(json.dumps({"command": "dream"}))
+    main(["viz", str(run_dir)])
+    assert labels[-1] == "dreamed video"
+    assert _video_captions(report.build_report_html(run_dir))["rollout.mp4"].startswith(
+        "dreamed video: imagined by the world model chunk after chunk")
 
 
 def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, joint_chunk, actions_json, monkeypatch):

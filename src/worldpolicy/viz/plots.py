@@ -44,6 +44,7 @@ __all__ = [
     "figure_title",
     "gripper_closed_mask",
     "gripper_columns",
+    "is_dream",
     "joints_figure",
     "load_actions_file",
     "model_space_note",
@@ -1264,10 +1265,14 @@ def run_mode(prediction: Mapping[str, Any]) -> str:
     the policy's actions, which a bare "forward_dynamics" took for actions a user gave: a policy (`act`, mode
     "policy") acting in the world model."""
     mode = str(prediction.get("mode", "actions"))
+    return f"dream: policy acting in a world model ({mode})" if is_dream(prediction) else mode
+
+
+def is_dream(prediction: Mapping[str, Any]) -> bool:
+    """Whether an actions file is a dream run's (`settings.command` "dream", `sim.world_model.write_dream`): named
+    as one by its figures (`run_mode`) and its clip's caption (`run.describe_rollout_video`)."""
     settings = prediction.get("settings")
-    if isinstance(settings, Mapping) and settings.get("command") == "dream":
-        return f"dream: policy acting in a world model ({mode})"
-    return mode
+    return isinstance(settings, Mapping) and settings.get("command") == "dream"
 
 
 def run_title(prediction: Mapping[str, Any]) -> str:

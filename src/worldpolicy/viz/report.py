@@ -230,12 +230,8 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
     rollout.mp4 (`mode`: the run's, from actions.json; a dream run's, `run_kind` "dream", is the policy's actions
     imagined, whose actions.json says forward_dynamics), viz's animation, sim's episode videos, a killed dream's
     chunks. A viewer could not tell an imagined clip from a recorded one by its caption."""
-    if relative_path == ROLLOUT_VIDEO and run_kind == "dream":
-        return "dreamed video", ("imagined by the world model chunk after chunk, each under the actions the policy "
-                                 "chose from the frame before it (frame 0: the start as the model sees it), not "
-                                 "recorded")
     if relative_path == ROLLOUT_VIDEO:
-        return describe_rollout_video(mode)
+        return describe_rollout_video(mode, dream=run_kind == "dream")
     if relative_path.startswith(f"{DREAM_PARTIAL_DIR}/"):
         return "dreamed chunk", ("one chunk the world model imagined, kept by a dream stopped before it wrote its "
                                  "whole run (killed outright): a rerun of the same command and --seed writes it")
