@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
-    from .sim.progress import SCORERS  # light, as sim.commands below: `dream --score`'s choices
+    from .sim.progress import SCORER_REWARDS, SCORERS  # light, as sim.commands below: `dream --score`'s choices
 
     p = sub.add_parser("dream", help="run a policy closed loop in a world model's imagination: each action chunk it "
                        "sends is imagined, and it acts on the imagined frame (no simulator)",
@@ -99,9 +99,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the first K actions of each chunk are imagined before the policy acts again, 1..chunk size "
                    "(default: the whole chunk)")
     p.add_argument("--score", choices=SCORERS,
-                   help="score each chunk's imagined frames: reach (sim.progress.reach_scorer: minus the ball-to-"
-                   "gripper distance in its last frame, in view widths; the --prompt names the ball's colour) "
-                   "(default: no reward)")
+                   help="score each chunk's imagined frames: reach (sim.progress.reach_scorer: "
+                   f"{SCORER_REWARDS['reach']}; the --prompt names the ball's colour) (default: no reward)")
     _add_model_flags(p)
     p.add_argument("--seed", type=int, default=0,
                    help="the world model's chunk j samples with seed + j, the policy's with seed + N + j (default: 0)")

@@ -1495,6 +1495,40 @@ def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset, monkeyp
     assert progress[-1] == (5, 5, "done") and all(total == 5 for _, total, _ in progress)
 
 
+def test_an_open_loop_evaluation_warns_of_episodes_that_are_the_checkpoints_training_scenes(tiny_checkpoint_dir,
+                                                                                              tmp_path):
+    """As `dataset eval` warns (`data.openloop.training_scenes_warning`): a `dataset from-sim` recording's episodes
+    that are scenes the checkpoint was trained on are said in the result's warnings, which an agent reads."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.data import write_episodes
+    from worldpolicy.fileio import TRAINING_SUMMARY_FILE
+
+    trained = tmp_path / "ckpts" / "trained"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", trained)
+    (trained / TRAINING_SUMMARY_FILE).write_text(json.dumps({
+        "scratch": {"task": "reach", "seed": 0}, "stages": {"dataset": {"episodes": 5, "failed_seeds": []}}}))
+    front = "observation.images.front"
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                front: {"dtype": "video", "shape": [16, 16, 3]}}
+    episodes = [{"frames": {"action": np.zeros((4, 2), np.float32)},
+                 "videos": {front: np.zeros((4, 16, 16, 3), np.uint8)}, "task": "push the T"} for _ in range(2)]
+    recording = write_episodes(tmp_path / "rec", episodes, fps=10, features=features, video_codec="libx264rgb",
+                               provenance={"task": "reach", "seeds": [3, 20000]}).root
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", checkpoint_dirs=[trained.parent],
+                                    input_roots=[tmp_path], chunk_size=4, resolution_tier=256, device="cpu"))
+    result = toolbox.evaluate_open_loop(str(recording), "trained", "pusht", steps=1, action_keys=["action"])
+    assert result["warnings"] == [(
+        "1 of the 2 episodes (seed 3) are reach scenes trained was trained on (the recording in its "
+        "training_summary.json recorded seeds 0..4): their error says how well it imitates its training data, not how "
+        "it does on new scenes; record held-out ones to compare on with `worldpolicy dataset from-sim --task reach "
+        "--seed 10000`")]
+    held_out = toolbox.evaluate_open_loop(str(recording), "trained", "pusht", episodes=[1], steps=1,
+                                          action_keys=["action"])
+    assert held_out["warnings"] == []
+
+
 def test_open_loop_evaluation_does_not_change_the_cached_policy(toolbox, pusht_dataset, sent_requests):
     """The call's steps ride on each request to the cached policy itself: the next predict runs it as it was."""
     ckpt = toolbox.resolve_checkpoint("tiny")

@@ -4,6 +4,7 @@ actions (open-loop evaluation), per column, per episode and per chunk step."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -441,6 +442,63 @@ def test_nan_in_the_recorded_actions_is_refused_naming_the_episode(policy, tmp_p
         evaluate_open_loop(tmp_path / "ds", policy, tmp_path / "out", action_keys=["action"])
     assert not (tmp_path / "out" / OPENLOOP_FILE).exists()
     evaluate_open_loop(tmp_path / "ds", policy, tmp_path / "out", action_keys=["action"], episodes=[0], plots=False)
+
+
+def test_episodes_that_are_the_checkpoints_training_scenes_are_warned_about_and_recorded(policy, tmp_path, monkeypatch,
+                                                                                          capsys):
+    """`worldpolicy sim`'s rule (`sim.tasks.training_scenes`) on a `dataset from-sim` recording's episodes: a
+    checkpoint evaluated on the scenes its training dataset recorded is warned about before it loads, said in the
+    summary and recorded in openloop.json as report.json records it; another recording's held-out scenes are not."""
+    import sys
+
+    import worldpolicy.policy as policy_module
+    from worldpolicy.fileio import TRAINER_STATE_FILE
+
+    trained, actions = _dataset(tmp_path / "trained", provenance={"task": "reach", "seeds": [5, 6]})
+    checkpoint = Path(shutil.copytree(policy.source, tmp_path / "ckpt"))  # the tiny one, trained on `trained`
+    (checkpoint / TRAINER_STATE_FILE).write_text(json.dumps({"config": {"data": {"dataset": str(trained.root)}}}))
+    monkeypatch.setattr(policy, "source", str(checkpoint))
+
+    def loaded(cls, *args, **kwargs):
+        print("loading the model", file=sys.stderr)
+        return policy
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(loaded))
+    _stand_in(policy, monkeypatch, actions)
+    out = tmp_path / "eval"
+    assert main(["dataset", "eval", str(checkpoint), str(trained.root), "--out", str(out), "--embodiment", "pusht",
+                 "--action-keys", "action", "--no-progress", "--no-plots", "--episodes", "1"]) == 0
+    said = (f"1 of the 1 episodes (seed 6) are reach scenes ckpt was trained on (its dataset {trained.root} recorded "
+            "seeds 5..6): their error says how well it imitates its training data, not how it does on new scenes; "
+            "record held-out ones to compare on with `worldpolicy dataset from-sim --task reach --seed 10000`")
+    printed = capsys.readouterr()
+    assert printed.err.index(said) < printed.err.index("loading the model")
+    assert printed.out.strip().splitlines()[-1] == f"warning: {said}"
+    assert _training_scenes(out) == {"task": "reach", "source": f"its dataset {trained.root}",
+                                     "recorded_seeds": [5, 6], "seeds": [6]}
+    # another recording of the task: scene 5 is a training scene, 20000 is not
+    other, _ = _dataset(tmp_path / "other", provenance={"task": "reach", "seeds": [20000, 5]})
+    result = evaluate_open_loop(other, policy, tmp_path / "other_eval", action_keys=["action"], plots=False)
+    assert result.summary().splitlines()[-1] == ("warning: 1 of the 2 episodes (seed 5) are reach scenes ckpt was "
+                                                 f"trained on (its dataset {trained.root} recorded seeds 5..6): their "
+                                                 "error says how well it imitates its training data, not how it does "
+                                                 "on new scenes; record held-out ones to compare on with `worldpolicy "
+                                                 "dataset from-sim --task reach --seed 10000`")
+    result = evaluate_open_loop(other, policy, tmp_path / "other_eval", episodes=[0], action_keys=["action"],
+                                plots=False)
+    assert _training_scenes(tmp_path / "other_eval")["seeds"] == [] and "warning" not in result.summary()
+    # a dataset that is no sim recording, or a checkpoint whose training data does not say: not known
+    plain, _ = _dataset(tmp_path / "plain")
+    evaluate_open_loop(plain, policy, tmp_path / "plain_eval", action_keys=["action"], plots=False)
+    assert _training_scenes(tmp_path / "plain_eval") is None
+    monkeypatch.setattr(policy, "source", str(tmp_path / "nothing_said"))
+    evaluate_open_loop(trained, policy, tmp_path / "plain_eval", action_keys=["action"], plots=False)
+    assert _training_scenes(tmp_path / "plain_eval") is None
+
+
+def _training_scenes(out: Path) -> dict | None:
+    """openloop.json's `training_scenes` in `out`."""
+    return json.loads((out / OPENLOOP_FILE).read_text())["training_scenes"]
 
 
 def test_an_interrupted_run_leaves_an_earlier_ones_files_as_they_were(policy, tmp_path, monkeypatch):

@@ -318,3 +318,26 @@ def test_features_as_recorded_are_plotted_in_the_units_the_datasets_card_gives_t
     monkeypatch.setattr(plots_module, "action_timeseries_figure", figure)
     show_dataset(tmp_path / "rec", tmp_path / "look")
     assert drawn == {"action": ["rad"] * 7 + ["1"], "other": [""]}
+
+
+def test_the_stats_table_says_each_columns_unit_as_the_dataset_records_it(tmp_path):
+    """The stats table had no units: a mean of 0.02 said nothing until one knew it was radians. Each row's unit is
+    the one the dataset records (`card.recorded_units`): rad for a sim recording's joints, "-" for its unitless
+    gripper, none for a feature it names no unit of, on the page and in show.json."""
+    import re
+
+    from dataset_factory import write_sim_joint_recording
+
+    from worldpolicy.data.show import show_dataset
+
+    write_sim_joint_recording(tmp_path / "rec")
+    shown = show_dataset(tmp_path / "rec", tmp_path / "look")
+    rows = _shown(tmp_path / "look")["stats"]
+    assert [(r["feature"], r["unit"]) for r in rows] == [
+        *[("action.joint_position", "rad")] * 7, ("action.gripper_position", "-"), ("next.reward", "")]
+    page = shown.page.read_text()
+    section = page[page.index("<section id=stats>"):]
+    head = re.findall(r"<th>([^<]*)</th>", section[:section.index("</tr>")])
+    assert head[:3] == ["feature", "column", "unit"]
+    assert (f"<td class=k>action.joint_position</td><td class=k>{rows[0]['column']}</td><td class=k>rad</td>"
+            in section)

@@ -10,6 +10,7 @@ from worldpolicy.cli import main
 from worldpolicy.sim.compare import compare_runs, comparison_figure, holm_adjusted, mcnemar_p, write_comparison
 from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, wilson_interval, write_report
 from worldpolicy.sim.rollout import EpisodeResult
+from worldpolicy.viz.plots import FAILURE_COLOR, SUCCESS_COLOR
 
 SETTINGS = {"kind": "checkpoint", "path": "/ckpts/step-1000", "files": "0123abcd", "sampling": {"steps": 4},
             "chunk_size": 8, "device": "cuda", "dtype": "bfloat16", "decode_video": False, "image_size": [180, 320]}
@@ -255,6 +256,13 @@ def test_the_figure_shows_each_run_and_each_seeds_outcome(tmp_path):
     assert grid.images[0].get_array().tolist() == [[2, 1, 0], [0, 2, 2]]  # success 2, failure 1, not run 0
     assert [t.get_text() for t in rate.get_yticklabels()] == ["a", "b"]
     assert steps.get_xlabel().startswith("steps to success") and distance.get_xlabel().startswith("final distance [cm]")
+    # the distances' colours and bar are named in a legend under the axis, inside the figure
+    legend = distance.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["success", "failure", "mean"]
+    assert [h.get_color() for h in legend.legend_handles] == [SUCCESS_COLOR, FAILURE_COLOR, "black"]
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.y0 >= 0 and box.y1 < distance.get_window_extent().y0
 
 
 def test_cli_compares_real_sim_runs_and_writes_every_file(tmp_path, capsys):

@@ -3,6 +3,7 @@ model (CPU, one denoising step): the run's files, a repeat with its --seed, refu
 interruption or failure that ends with the run of the chunks that finished, and `worldpolicy report` redrawing its
 page."""
 
+import html
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from worldpolicy.cli import main
 from worldpolicy.fileio import DREAM_FILE, DREAM_PARTIAL_DIR, folder_kind
 from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.processing.video import read_video
+from worldpolicy.sim.progress import SCORER_REWARDS
 
 PROMPT = "reach the red ball"
 
@@ -65,8 +67,12 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert doc["chunks_done"] == doc["chunks_requested"] == 2
     assert [c["policy_seed"] for c in doc["chunks"]] == [call_seed(5, 0), call_seed(5, 1)]  # the policy's chunk j
     assert all(np.isfinite(c["reward"]) and c["reward"] <= 0 for c in doc["chunks"])  # minus a distance
+    assert doc["score"] == "reach" and doc["reward_meaning"] == SCORER_REWARDS["reach"]
     assert (run / "plots" / "actions.png").is_file()
     page = (run / "index.html").read_text()
+    # the reward column is said above the chunks' table, in the scorer's own words
+    chunks = page[page.index("id='records-chunks'"):]
+    assert chunks.index(f"reward (score reach): {html.escape(SCORER_REWARDS['reach'])}") < chunks.index("<table>")
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
     assert "models/panda_reach" not in page
     assert "stopped early" not in page  # every chunk asked for ran
@@ -89,7 +95,9 @@ def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, ca
     # into the same folder (a dream run is replaced), with another seed and no score
     assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "6") == 0
     assert json.loads((again / "actions.json").read_text())["actions"] != first
-    assert "reward" not in json.loads((again / DREAM_FILE).read_text())["chunks"][0]
+    unscored = json.loads((again / DREAM_FILE).read_text())
+    assert "reward" not in unscored["chunks"][0] and "reward_meaning" not in unscored
+    assert "id=reward-meaning" not in (again / "index.html").read_text()
 
 
 def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):

@@ -648,6 +648,38 @@ def test_a_column_constant_up_to_rounding_is_drawn_as_a_constant_one(joint_chunk
         assert hi - lo > 0.15, name
 
 
+def test_a_column_that_barely_moves_is_drawn_over_its_units_least_span():
+    """The open-loop plot of the reach model's `grasp` (never closed in its data) drew 1e-8 noise on a 1e-8 axis,
+    which read as activity: a column moving less than its unit's `MIN_Y_SPAN` is drawn over that span, around 0 when
+    it lies near 0 and around its values elsewhere, in every figure of action columns; one that moves keeps its range,
+    as does a unit not listed."""
+    b = get_embodiment("bridge")  # tx, ty, tz in m, r0..r5 and grasp unitless
+    noise = 1e-8 * np.resize([0.0, 3.0, -2.0, 5.0], 24)
+    a = np.zeros((24, 10))
+    a[:, 0] = 0.2 + noise  # m, away from 0
+    a[:, 1] = np.linspace(0.0, 0.05, 24)  # moves 5 cm
+    a[:, 2] = noise  # m, at 0
+    a[:, 3] = noise  # unitless, at 0
+    a[:, 9] = noise  # the gripper, never closed
+    figures = {"time series": plots.action_timeseries_figure(a, b.columns, b.units, b.fps, "grasp"),
+               "open loop": plots.open_loop_figure([(0, a)], [(0, a + 2e-8)], b.columns, b.units, b.fps)}
+    for name, fig in figures.items():
+        fig.canvas.draw()
+        spans = {column: fig.axes[i].get_ylim() for i, column in enumerate(b.columns)}
+        assert spans["tx"] == pytest.approx((0.2 - 5e-5, 0.2 + 5e-5), abs=1e-7), name  # 0.1 mm around the values
+        assert spans["tz"] == pytest.approx((-5e-5, 5e-5)), name  # around 0
+        assert spans["r0"] == pytest.approx((-5e-4, 5e-4)), name
+        lo, hi = spans["grasp"]  # a closed threshold line keeps the range it widens to
+        assert hi - lo >= plots.MIN_Y_SPAN["1"], name
+        lo, hi = spans["ty"]  # a column that moves: matplotlib's range
+        assert hi - lo == pytest.approx(0.05 * 1.1), name
+    ax = plots._new_figure(2, 2).subplots()
+    ax.plot([0, 1], [1e-8, 2e-8])
+    before = ax.get_ylim()
+    plots.steady_ylim(ax, "furlong")  # a unit not listed
+    assert ax.get_ylim() == before
+
+
 def test_ee_path_heading_says_how_far_the_hand_turned(pose_chunk):
     """A wrist rotation in place was headed "travel 0.0 mm" and nothing else; the net turn start to end is named."""
     b = get_embodiment("bridge")

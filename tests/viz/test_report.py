@@ -565,6 +565,15 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     assert labels == ["re-decoded input video", "video", "real robot (phone)"]
     assert main(["viz", str(run_dir), "--video-label", " "]) == 2 and labels == ["re-decoded input video", "video",
                                                                                   "real robot (phone)"]
+    # a dream's clip: one word for it in the animation and on the page (`describe_rollout_video(dream=True)`)
+    doc = actions_json("droid", joint_chunk, mode="forward_dynamics")
+    doc["settings"]["command"] = "dream"
+    (run_dir / "actions.json").write_text(json.dumps(doc))
+    (run_dir / "settings.json").write_text(json.dumps({"command": "dream"}))
+    main(["viz", str(run_dir)])
+    assert labels[-1] == "dreamed video"
+    assert _video_captions(report.build_report_html(run_dir))["rollout.mp4"].startswith(
+        "dreamed video: imagined by the world model chunk after chunk")
 
 
 def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, joint_chunk, actions_json, monkeypatch):
@@ -931,3 +940,23 @@ def test_an_open_loop_evaluation_shows_each_columns_error_in_one_table(tmp_path)
     assert rows == [["tx", "m", "0.0029", "0.0037", "0.1256", "0.006"], ["grasp", "-", "1e-08", "1.4e-08", "-", "0"]]
     metrics = html[html.index("<section id=metrics>"):]
     assert "settings.checkpoint" in metrics and "mae.tx" not in metrics and "id='records-horizon'" not in html
+    assert "id=training-scenes" not in html  # not a sim recording's episodes (`training_scenes` not recorded)
+
+
+@pytest.mark.parametrize(("seeds", "said"), [
+    ([6], ("Training scenes: 1 of the 2 episodes (seeds 6) are scenes the checkpoint was trained on (its dataset "
+           "data/reach: reach seeds 5..6): the error says how well it imitates its training data, not how it does "
+           "on new scenes.")),
+    ([], ("Held out: none of these 2 episodes is a scene the checkpoint was trained on (its dataset data/reach: "
+          "reach seeds 5..6).")),
+])
+def test_an_open_loop_evaluation_says_whether_its_episodes_are_training_scenes(tmp_path, seeds, said):
+    """openloop.json's `training_scenes` (`data.openloop.plan_training_scenes`) on the page, as a sim run's is."""
+    (tmp_path / "openloop.json").write_text(json.dumps({
+        "columns": ["x"], "units": {"x": "m"}, "mae": {"x": 0.1}, "episodes": [{"episode": 0}, {"episode": 1}],
+        "training_scenes": {"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [5, 6],
+                            "seeds": seeds}}))
+    html = report.write_report(tmp_path).read_text()
+    section = html[html.index("<section id=open-loop>"):]
+    note = re.search(r"<p class=(\w+) id=training-scenes>(.*?)</p>", section[:section.index("</section>")])
+    assert (note.group(1), re.sub(r"<[^>]+>", "", note.group(2))) == ("warn" if seeds else "muted", said)

@@ -1082,7 +1082,7 @@ class Toolbox:
         that fails or is cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
-        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, run_open_loop
+        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, run_open_loop, training_scenes_warning
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
@@ -1142,6 +1142,9 @@ class Toolbox:
             raise
         doc = result.to_json()
         warnings = list(dict.fromkeys([*notes, *logged]))
+        # episodes that are the checkpoint's training scenes, as `dataset eval` warns (an agent reads the result)
+        scenes = training_scenes_warning(result.training_scenes, len(result.episodes), self.checkpoint_name(ckpt))
+        warnings += [scenes] if scenes is not None else []
         if doc["mae_normalized"] is None:
             warnings.append("the embodiment's stats hold every action column constant: mae_normalized is undefined, "
                             "judge the MAE by the columns' units")

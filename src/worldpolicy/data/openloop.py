@@ -24,23 +24,27 @@ numbers that step logged.
 
 Open-loop error says how well the model imitates the recording from states the recording visited; it does not say
 whether the policy succeeds, since a closed loop drifts to states no recording holds and small errors compound (or a
-different but valid motion scores badly): `worldpolicy sim` is that test.
+different but valid motion scores badly): `worldpolicy sim` is that test. Episodes of a `dataset from-sim` recording
+that are scenes the checkpoint was trained on are warned about and recorded (openloop.json's `training_scenes`), by
+the rule `worldpolicy sim` applies to its episodes (`sim.tasks.training_scenes`): their error says how well it
+imitates its training data.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..embodiments import Embodiment, shown_unit
-from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
+from ..fileio import OPENLOOP_FILE, output_folder, recorded_seeds, write_json_atomic
 from ..models import portable_checkpoint
 from ..viz.plots import plural
 from .actions import RecordedActions, recorded_actions
@@ -51,9 +55,14 @@ from .sampling import caption_variants
 from .served import served_rate_reason
 from .stats import first_non_finite
 
+if TYPE_CHECKING:
+    from ..sim.tasks import TrainingScenes
+
 __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "OpenLoopPlan", "OpenLoopResult",
            "check_open_loop", "check_progress_option", "compare_open_loop", "evaluate_open_loop", "model_scale",
-           "normalized_scale_note", "run_open_loop", "spread_starts"]
+           "normalized_scale_note", "plan_training_scenes", "run_open_loop", "spread_starts", "training_scenes_warning"]
+
+logger = logging.getLogger(__name__)
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
@@ -173,6 +182,9 @@ class OpenLoopResult:
     episodes: list[EpisodeErrors]
     settings: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    # which episodes are scenes the checkpoint was trained on (`plan_training_scenes`); None: not known (not a sim
+    # recording, or a checkpoint whose training data does not say)
+    training_scenes: TrainingScenes | None = None
 
     @property
     def chunks(self) -> int:
@@ -219,7 +231,9 @@ class OpenLoopResult:
                                               for c, u, m in zip(self.columns, self.units, self.mae)]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines += [f"{c.ljust(widths[0])}  {m.rjust(widths[1])}  {u}" for c, m, u in rows]
-        return "\n".join(lines)
+        checkpoint = Path(str(self.settings.get("checkpoint", "the checkpoint"))).name
+        warning = training_scenes_warning(self.training_scenes, len(self.episodes), checkpoint)
+        return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
 
     def to_json(self) -> dict[str, Any]:
         def by_column(values: np.ndarray) -> dict[str, float]:
@@ -245,6 +259,9 @@ class OpenLoopResult:
                          "mae": None if n == 0 else by_column(horizon[k])}
                         for k, n in enumerate(self.horizon_steps)],
             "episodes": [e.to_json(self.columns) for e in self.episodes],
+            # as `worldpolicy sim`'s report.json keeps it: seeds are the evaluated episodes' among the training scenes
+            "training_scenes": None if self.training_scenes is None else self.training_scenes.to_json(
+                self.training_scenes.seeds),
             # none drawn (--no-plots): no summary named, as no episode's
             "plots": {"summary": SUMMARY_FIGURE if any(e.plot is not None for e in self.episodes) else None,
                       "episodes": [e.plot.name for e in self.episodes if e.plot is not None]},
@@ -303,6 +320,30 @@ class OpenLoopPlan:
             return spread_starts(lengths, chunk_size, self.chunks)
         every = chunk_size if self.every is None else self.every
         return {i: list(range(0, n, every)) for i, n in lengths.items()}
+
+
+def plan_training_scenes(plan: OpenLoopPlan, checkpoint: str | Path) -> TrainingScenes | None:
+    """Which of `plan`'s episodes are scenes `checkpoint` was trained on, by `worldpolicy sim`'s rule
+    (`sim.tasks.training_scenes`), where the dataset is a `dataset from-sim` recording listing one scene seed per
+    episode (`fileio.recorded_seeds`) and the checkpoint's training data says; None otherwise."""
+    recorded = recorded_seeds(plan.data.dataset.root)
+    if recorded is None or len(recorded[1]) != plan.data.dataset.num_episodes or not str(checkpoint):
+        return None
+    from ..sim.tasks import training_scenes
+
+    task, seeds = recorded
+    return training_scenes(checkpoint, task, [seeds[i] for i in plan.episodes])
+
+
+def training_scenes_warning(scenes: TrainingScenes | None, episodes: int, checkpoint: str) -> str | None:
+    """What to tell whoever compares `checkpoint` on `episodes` episodes some of which are its training scenes
+    (`plan_training_scenes`): as `worldpolicy sim` says it, with a held-out recording to evaluate on instead; None
+    when none is or it is not known."""
+    if scenes is None or not scenes.seeds:
+        return None
+    return (f"{scenes.trained_on(episodes, checkpoint)}: their error says how well it imitates its training data, not "
+            f"how it does on new scenes; record held-out ones to compare on with `worldpolicy dataset from-sim "
+            f"--task {scenes.task} --seed {scenes.held_out_from}`")
 
 
 def check_open_loop(
@@ -415,6 +456,10 @@ def evaluate_open_loop(
     plan = check_open_loop(dataset, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
                            batch_size=batch_size, state_keys=state_keys, action_keys=action_keys)
     out = output_folder(out, "out", writer=EVAL_WRITER)
+    source = checkpoint.source if isinstance(checkpoint, Policy) else checkpoint
+    warning = training_scenes_warning(plan_training_scenes(plan, source), len(plan.episodes), Path(str(source)).name)
+    if warning is not None:  # said before the model loads, as `worldpolicy sim` says it; openloop.json records it
+        logger.warning("%s", warning)
     policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                       steps=steps, **load_options)
     return run_open_loop(plan, policy, out, steps=steps, plots=plots, progress=progress)
@@ -446,6 +491,7 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, steps: in
     result = compare_open_loop(policy, data, plan.starts(policy.chunk_size), seed=plan.seed,
                                batch_size=plan.batch_size, steps=steps, progress=progress)
     result.out, result.every, result.settings = out, every, settings
+    result.training_scenes = plan_training_scenes(plan, policy.source)
     _write(result, data, out, plots)
     return result
 

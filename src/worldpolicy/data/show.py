@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import Embodiment, get_embodiment
+from ..embodiments import Embodiment, get_embodiment, shown_unit
 from ..fileio import (
     SHOW_FILE,
     STAGED_KIND,
@@ -261,16 +261,22 @@ def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodime
 
 
 def _stats_rows(ds: LeRobotDataset, stats: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-    """meta/stats.json as one row per column of each feature (a video's per channel), its statistics side by side;
-    LeRobot's own columns (timestamp, indexes) left out."""
+    """meta/stats.json as one row per column of each feature (a video's per channel), its unit and statistics side by
+    side; LeRobot's own columns (timestamp, indexes) left out. The unit is the one the dataset records
+    (`card.recorded_units`, as its card and plots say it; "-" for a unitless column, `shown_unit`), "" where it
+    records none: a mean of 0.02 says nothing until one knows it is metres."""
     rows, shown = [], set(numeric_features(ds)) | set(ds.video_keys)
+    known = recorded_units(ds)
     for key, part in stats.items():
         if key not in shown:  # LeRobot's index columns, strings
             continue
         spec = ds.features[key]
         names = ["R", "G", "B"] if spec["dtype"] in ("video", "image") else ds.feature_names(key)
+        units = known.get(key, [None] * len(names))
         for c, name in enumerate(names):
-            row: dict[str, Any] = {"feature": key, "column": name}
+            unit = units[c] if c < len(units) else None
+            row: dict[str, Any] = {"feature": key, "column": name,
+                                   "unit": "" if unit is None else shown_unit(unit) or "-"}
             for stat in STATS_SHOWN:
                 if stat in part:
                     values = np.asarray(part[stat], dtype=np.float64).reshape(-1)

@@ -314,10 +314,10 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
 
 
 def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
-    """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.evaluate.training_scenes`): their
+    """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
     success says how well it fits its training data. Said before the model loads (the report records it too); a
     checkpoint that does not say is not checked."""
-    from worldpolicy.sim.evaluate import training_scenes
+    from worldpolicy.sim.tasks import training_scenes
 
     found = training_scenes(checkpoint, task, range(seed, seed + episodes))
     said = found.warning(episodes, Path(checkpoint).name, "--seed ") if found is not None else None

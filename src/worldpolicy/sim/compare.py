@@ -452,6 +452,7 @@ def comparison_figure(comparison: Comparison):
     seed, grey where a run did not run it); the steps to success of the successful episodes and every episode's final
     distance, one column of points per run with its mean. Drawn like the viz figures (a private Agg figure)."""
     from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -471,11 +472,11 @@ def comparison_figure(comparison: Comparison):
     names, reports = comparison.names, comparison.reports
     k = len(names)
     labels = [_literal(n if len(n) <= 28 else f"…{n[-27:]}") for n in names]
-    fig = _new_figure(12.0, 3.0 + 2 * max(2.0, 0.35 * k))
+    fig = _new_figure(12.0, 3.35 + 2 * max(2.0, 0.35 * k))  # room below for the distances' legend
     top = figure_title(fig, f"{comparison.task}: {k} sim runs compared",
                        "success rate with Wilson 95 % CI · outcome per seed · steps to success · final distance")
     names_in = max(0.8, 0.07 * max(len(x) for x in labels))  # the run names' width (in), left of each column
-    _grid_margins(fig, 2, 2, top=top, left=names_in, hgap=1.1, wgap=names_in + 0.3)
+    _grid_margins(fig, 2, 2, top=top, left=names_in, bottom=0.85, hgap=1.1, wgap=names_in + 0.3)
     (rate, grid), (steps, distance) = fig.subplots(2, 2)
 
     ys = np.arange(k)
@@ -506,8 +507,7 @@ def comparison_figure(comparison: Comparison):
     for ax, values_of, label in (
         (steps, lambda r: [e.success_step for e in r.episodes if e.success and e.success_step is not None],
          "steps to success (successful episodes)"),
-        (distance, lambda r: [100 * e.final_distance_m for e in r.episodes],
-         "final distance [cm] (every episode, coloured by outcome)"),
+        (distance, lambda r: [100 * e.final_distance_m for e in r.episodes], "final distance [cm] (every episode)"),
     ):
         for y, report in zip(ys, reports):
             values = np.asarray(values_of(report), dtype=float)
@@ -520,8 +520,15 @@ def comparison_figure(comparison: Comparison):
             for mask, color in ((won, SUCCESS_COLOR), (~won, FAILURE_COLOR)):
                 ax.plot(values[mask], (y + jitter)[mask], "o", ms=3, alpha=0.7, color=color)
             ax.plot([values.mean()] * 2, [y - 0.32, y + 0.32], color="black", lw=1.5)
-        ax.set_xlabel(label + " · bar: mean", fontsize=LABEL_FONTSIZE)
+        # the distances' legend says the bar too
+        ax.set_xlabel(label + ("" if ax is distance else " · bar: mean"), fontsize=LABEL_FONTSIZE)
     steps.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # 15 and 18 steps: ticked 15.5, ...
+    # what the distances' colours and bars are, under the axis as the seed grid's legend is (its label said "coloured
+    # by outcome" and no more)
+    distance.legend(handles=[Line2D([], [], marker="o", ls="", ms=4, color=SUCCESS_COLOR, label="success"),
+                             Line2D([], [], marker="o", ls="", ms=4, color=FAILURE_COLOR, label="failure"),
+                             Line2D([], [], color="black", lw=1.5, label="mean")],
+                    fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
     for ax in (rate, grid, steps, distance):
         ax.set_yticks(ys, labels)

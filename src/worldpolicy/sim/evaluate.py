@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,7 +21,9 @@ from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.robot.control import ChunkStrategy
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
-from worldpolicy.sim.tasks import EVAL_SEED
+
+# the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`)
+from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span, training_scenes, training_seeds
 
 __all__ = ["EVAL_SEED", "EvalReport", "TrainingScenes", "episodes_left", "evaluate", "keep_report", "read_report",
            "report_figure", "resume_conflicts", "seed_range", "start_report", "training_scenes", "training_seeds",
@@ -71,86 +73,6 @@ def flag_of(setting: str, kind: str | None) -> str:
     if kind == "server" and group == "policy_settings" and rest.split(".")[0] in SERVER_ANNOUNCED:
         return setting.replace("policy_settings.", "the server's ", 1)
     return SETTING_FLAGS.get(setting, setting.replace("policy_settings.", "--policy's ", 1))
-
-
-@dataclass(frozen=True)
-class TrainingScenes:
-    """What a checkpoint's training data says of a run's scenes (`training_scenes`): the task and the first and last
-    seed of the `dataset from-sim` recording it was trained on (`recorded`), where that is said (`source`), and which
-    of the run's episode seeds are among the recorded ones (`seeds`; none when the run is another task). A report keeps
-    it, so whoever reads the results later knows whether they measure new scenes or the training data, not only
-    whoever saw the run's warning."""
-
-    task: str
-    source: str
-    recorded: tuple[int, int]
-    seeds: tuple[int, ...]
-
-    def to_json(self, ran: Iterable[int]) -> dict[str, Any]:
-        """As report.json stores it: `seeds` only those of the episodes that ran (`ran`), as the rest of a report
-        counts."""
-        ran = set(ran)
-        return {"task": self.task, "source": self.source, "recorded_seeds": list(self.recorded),
-                "seeds": [s for s in self.seeds if s in ran]}
-
-    @property
-    def held_out_from(self) -> int:
-        """The first seed past the recording (and at least `EVAL_SEED`): the one to suggest for held-out scenes, the
-        same in the run's warning (`warning`) and its report (`EvalReport.markdown`)."""
-        return max(EVAL_SEED, self.recorded[1] + 1)
-
-    def warning(self, episodes: int, checkpoint: str, seed_option: str) -> str | None:
-        """What to tell whoever runs `episodes` episodes of `checkpoint` when some are its training scenes, naming
-        the seed to pass as the caller takes it (`seed_option`: `worldpolicy sim`'s "--seed ", the agents' "seed=");
-        None when all are held out."""
-        if not self.seeds:
-            return None
-        first, last = self.recorded
-        return (f"{len(self.seeds)} of the {episodes} episodes ({seed_span(list(self.seeds))}) are {self.task} scenes "
-                f"{checkpoint} was trained on ({self.source} recorded seeds {first}..{last}): their success says how "
-                f"well it fits its training data, not how it does on new scenes; pass "
-                f"{seed_option}{self.held_out_from} for held-out ones")
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> TrainingScenes:
-        first, last = doc["recorded_seeds"]
-        return cls(doc["task"], doc["source"], (int(first), int(last)), tuple(int(s) for s in doc["seeds"]))
-
-
-def training_seeds(checkpoint: str | Path) -> tuple[str, list[int], str] | None:
-    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
-    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
-    trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
-    its recording's task, first seed, episode count and failed seeds in training_summary.json."""
-    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
-    from worldpolicy.models import resolve_checkpoint
-
-    folder = Path(resolve_checkpoint(checkpoint))  # a report's `shipped` (`policies.checkpoint_files`) too
-    try:
-        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
-    except (OSError, ValueError, TypeError, KeyError):
-        dataset = None
-    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
-        return (*recorded, f"its dataset {dataset}")
-    try:
-        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
-        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
-        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
-        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
-
-
-def training_scenes(checkpoint: str | Path, task: str, seeds: Iterable[int]) -> TrainingScenes | None:
-    """Which of `seeds` (a run's episodes of `task`) are scenes `checkpoint` was trained on (`training_seeds`); None
-    where its training data does not say."""
-    trained = training_seeds(checkpoint)
-    if trained is None:
-        return None
-    recorded = set(trained[1])
-    seen = sorted(recorded.intersection(seeds)) if trained[0] == task else []
-    return TrainingScenes(trained[0], trained[2], (min(recorded), max(recorded)), tuple(seen))
 
 
 @dataclass
@@ -407,12 +329,6 @@ def _whole(value: Any) -> bool:
 def seed_range(first: int, count: int) -> str:
     """`seeds 10000..10019` (`seed 3` for one): the scenes a run's episodes are, as its report and the command say."""
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
-
-
-def seed_span(seeds: list[int]) -> str:
-    """`seeds 2..9` (`seed 2` for one): the first and last of some sorted seeds, which may skip some (a recording
-    skips the seeds its expert failed)."""
-    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
 
 
 def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -16,9 +16,15 @@ import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["SCORERS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+__all__ = ["SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
 
-SCORERS = ("reach",)  # the scorers a dream's chunks may be scored by (`worldpolicy dream --score`, the agents' dream)
+# The scorers a dream's chunks may be scored by (`worldpolicy dream --score`, the agents' dream) and what the reward of
+# each is, said wherever a dream's rewards are read: `dream --help`, dream.json's `reward_meaning` and so its page
+SCORER_REWARDS = {
+    "reach": "minus the ball-to-gripper distance in the chunk's last imagined frame, in view widths, averaged over the "
+             "views (0: the gripper touches the ball)",
+}
+SCORERS = tuple(SCORER_REWARDS)
 
 # Where the ball's centre sits in the wrist view (fractions of height, width) when the TCP is at the ball's centre:
 # measured on scripted-expert reach episodes (0.77-0.85, 0.48-0.52 at the last steps).

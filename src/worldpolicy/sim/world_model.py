@@ -444,7 +444,8 @@ def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots:
                 video_parts: Sequence[tuple[Path, int]] = ()) -> list[Path]:
     """A dream run in `out` (`worldpolicy dream` writes it once, at the end or when cut short, `DreamRecorder.finish`;
     the agents' `dream` tool too): dream.json (per chunk: its rows, the policy's seed, its reward where
-    `settings["dream"]["score"]` names a scorer; first, so the page shows it) and the dream as one whole
+    `settings["dream"]["score"]` names a scorer, with the scorer and what its reward is, `sim.progress.SCORER_REWARDS`;
+    first, so the page shows it) and the dream as one whole
     forward-dynamics trajectory (`Dream.prediction`), written as predict writes its run (`viz.run.write_run`:
     actions.json, settings.json, rollout.mp4, plots/ and index.html).
     `settings` (`dream_settings`) joins the prediction's; `requested`: the chunks asked for (more than done, in a run
@@ -455,11 +456,16 @@ def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots:
     prediction = result.prediction()
     prediction.settings = {**prediction.settings, **settings}
     spans = [c["actions"] for c in prediction.settings["trajectory"]["chunks"]]
-    scored = settings["dream"]["score"] is not None
+    from worldpolicy.sim.progress import SCORER_REWARDS
+
+    score = settings["dream"]["score"]
     chunks = [{"chunk": j, "actions": span, "policy_seed": p.settings.get("seed"),
-               **({"reward": reward} if scored else {})}
+               **({"reward": reward} if score is not None else {})}
               for j, (span, p, reward) in enumerate(zip(spans, result.policy_predictions, result.rewards))]
-    doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), "chunks": chunks}
+    # what the rewards are, from the scorer's own description, so whoever reads them (the page) need not ask --help
+    scored = {} if score is None else {"score": score, "reward_meaning": SCORER_REWARDS[score]}
+    doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), **scored,
+           "chunks": chunks}
     path = write_json_atomic(Path(out) / DREAM_FILE, doc)
     return [path, *write_run(prediction, out, plots=plots, video_parts=video_parts)]
 

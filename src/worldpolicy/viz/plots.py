@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, get_embodiment, pose_groups, shown_unit
+from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, UNITLESS, get_embodiment, pose_groups, shown_unit
 from ..fileio import atomic_path, read_json
 from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
@@ -44,6 +44,7 @@ __all__ = [
     "figure_title",
     "gripper_closed_mask",
     "gripper_columns",
+    "is_dream",
     "joints_figure",
     "load_actions_file",
     "model_space_note",
@@ -123,19 +124,32 @@ def style_ticks(ax, **kwargs) -> None:
 # A subplot whose values span less than this (in their unit, or relative to their size past 1) holds one value up to
 # float rounding: 1e-9 m or rad is no motion any robot makes, while a column computed to 0 came out as ±1.4e-17.
 NEAR_CONSTANT_SPAN = 1e-9
+# The least y span a subplot of a column in these units is drawn over: a column that moves less is drawn as the flat
+# line it is, not stretched over its axis. The open-loop plot of the reach model's `grasp`, which its data never
+# closes, was 1e-8 noise on a 1e-8 axis, read as activity. A tenth of a millimetre, a milliradian, a thousandth of a
+# gripper's travel or a unitless entry (a rotation matrix's, a normalised action's [-1, 1]): less than any motion a
+# plot is read for. A unit not listed keeps matplotlib's range (past NEAR_CONSTANT_SPAN).
+MIN_Y_SPAN = {"m": 1e-4, "cm": 1e-2, "mm": 0.1, "rad": 1e-3, "deg": 0.05, UNITLESS: 1e-3, MODEL_SPACE_UNIT: 1e-3}
 
 
-def steady_ylim(ax) -> None:
+def steady_ylim(ax, unit: str | None = None) -> None:
     """Give a subplot whose values are constant up to rounding the y range matplotlib gives an exactly constant one
     (its value ± 5.5 %, or ± 0.055 around 0; a value within NEAR_CONSTANT_SPAN of 0 is 0): autoscaled, a column
-    computed to 0 as ±1.4e-17 was drawn as a zigzag on a "1e-17" offset axis, noise that read as motion. Called once
-    everything of the subplot is drawn (a gripper's threshold line widens its range as it should)."""
+    computed to 0 as ±1.4e-17 was drawn as a zigzag on a "1e-17" offset axis, noise that read as motion. A subplot in
+    `unit` (its column's) spans at least `MIN_Y_SPAN[unit]`, around its values (around 0 when they lie within half of
+    it of 0). Every plot of action columns calls it once everything of the subplot is drawn (a gripper's threshold
+    line widens its range as it should)."""
     lo, hi = ax.get_ylim()
-    if hi - lo > NEAR_CONSTANT_SPAN * max(1.0, abs(lo), abs(hi)):
-        return
-    value = (lo + hi) / 2 if abs(lo + hi) / 2 > NEAR_CONSTANT_SPAN else 0.0
-    half = 0.055 * abs(value) if value else 0.055
-    ax.set_ylim(value - half, value + half)
+    if hi - lo <= NEAR_CONSTANT_SPAN * max(1.0, abs(lo), abs(hi)):
+        value = (lo + hi) / 2 if abs(lo + hi) / 2 > NEAR_CONSTANT_SPAN else 0.0
+        half = 0.055 * abs(value) if value else 0.055
+        lo, hi = value - half, value + half
+    least = MIN_Y_SPAN.get(unit) if unit is not None else None
+    if least is not None and hi - lo < least:
+        middle = 0.0 if max(abs(lo), abs(hi)) <= least / 2 else (lo + hi) / 2
+        lo, hi = middle - least / 2, middle + least / 2
+    if (lo, hi) != ax.get_ylim():
+        ax.set_ylim(lo, hi)
 
 
 def _literal(text: str) -> str:
@@ -749,7 +763,7 @@ def action_timeseries_figure(
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
-        steady_ylim(ax)
+        steady_ylim(ax, units[i])
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
@@ -832,7 +846,7 @@ def open_loop_figure(
             ax.plot(start / fps, values[0], "o", ms=3, color=color)
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
-        steady_ylim(ax)
+        steady_ylim(ax, units[i])
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
@@ -1171,10 +1185,10 @@ def joints_figure(
         axes[2].set_ylabel(axis_label(gripper_column, units[gi], axes[2]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    for ax in axes:
+    for ax, shown in zip(axes, [unit, None, units[gi] if g is not None else None]):  # velocities: no unit listed
         ax.grid(alpha=0.3)
         style_ticks(ax)
-        steady_ylim(ax)
+        steady_ylim(ax, shown)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
@@ -1264,10 +1278,14 @@ def run_mode(prediction: Mapping[str, Any]) -> str:
     the policy's actions, which a bare "forward_dynamics" took for actions a user gave: a policy (`act`, mode
     "policy") acting in the world model."""
     mode = str(prediction.get("mode", "actions"))
+    return f"dream: policy acting in a world model ({mode})" if is_dream(prediction) else mode
+
+
+def is_dream(prediction: Mapping[str, Any]) -> bool:
+    """Whether an actions file is a dream run's (`settings.command` "dream", `sim.world_model.write_dream`): named
+    as one by its figures (`run_mode`) and its clip's caption (`run.describe_rollout_video`)."""
     settings = prediction.get("settings")
-    if isinstance(settings, Mapping) and settings.get("command") == "dream":
-        return f"dream: policy acting in a world model ({mode})"
-    return mode
+    return isinstance(settings, Mapping) and settings.get("command") == "dream"
 
 
 def run_title(prediction: Mapping[str, Any]) -> str:

@@ -230,12 +230,8 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
     rollout.mp4 (`mode`: the run's, from actions.json; a dream run's, `run_kind` "dream", is the policy's actions
     imagined, whose actions.json says forward_dynamics), viz's animation, sim's episode videos, a killed dream's
     chunks. A viewer could not tell an imagined clip from a recorded one by its caption."""
-    if relative_path == ROLLOUT_VIDEO and run_kind == "dream":
-        return "dreamed video", ("imagined by the world model chunk after chunk, each under the actions the policy "
-                                 "chose from the frame before it (frame 0: the start as the model sees it), not "
-                                 "recorded")
     if relative_path == ROLLOUT_VIDEO:
-        return describe_rollout_video(mode)
+        return describe_rollout_video(mode, dream=run_kind == "dream")
     if relative_path.startswith(f"{DREAM_PARTIAL_DIR}/"):
         return "dreamed chunk", ("one chunk the world model imagined, kept by a dream stopped before it wrote its "
                                  "whole run (killed outright): a rerun of the same command and --seed writes it")
@@ -326,6 +322,16 @@ def _is_sim_report(metrics: Any) -> bool:
     return isinstance(metrics, Mapping) and str(metrics.get("schema", "")).startswith("worldpolicy.sim_eval")
 
 
+def _reward_note(metrics: Mapping[str, Any]) -> str:
+    """What a dream's reward column is (dream.json's `reward_meaning`: its scorer's own words,
+    `sim.progress.SCORER_REWARDS`), above its chunks' table; '' for a dream without a score or from before it was
+    recorded."""
+    meaning = metrics.get("reward_meaning")
+    if not isinstance(meaning, str):
+        return ""
+    return f"<p class=muted id=reward-meaning>reward (score {_esc(metrics.get('score'))}): {_esc(meaning)}</p>"
+
+
 def _open_loop_section(doc: Mapping[str, Any]) -> str:
     """`dataset eval`'s error per column (openloop.json), in its units and on the model's normalised scale, with the
     recorded spread beside it: flattened into the metrics table, its nested records were 40 rows of `mae.tx`."""
@@ -347,7 +353,13 @@ def _open_loop_section(doc: Mapping[str, Any]) -> str:
             + f" (the mean over columns of the MAE on the model's {_esc(doc.get('normalization'))} action scale: "
             "one number to compare checkpoints by). MAE and RMSE per column in its units; \"-\" in the normalised "
             "column: constant in the training data's stats, left out of the mean.")
-    return f"<section id=open-loop><h2>Open-loop error</h2><p>{line}</p><table>{head}{rows}</table></section>"
+    # a `dataset from-sim` recording's episodes that are the checkpoint's training scenes, as a sim run's page says
+    scenes = doc.get("training_scenes")
+    note = (_recorded_scenes(scenes, len(doc.get("episodes") or []),
+                             "the error says how well it imitates its training data")[1]
+            if isinstance(scenes, Mapping) else "")
+    return (f"<section id=open-loop><h2>Open-loop error</h2>{note}<p>{line}</p><table>{head}{rows}</table>"
+            "</section>")
 
 
 def _sim_summary_cards(report: Mapping[str, Any]) -> str:
@@ -403,6 +415,13 @@ def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
             why = "not recorded for this policy"
         return "not known", (f"<p class=muted id=training-scenes>Held out or not: not known ({_esc(why)}): the "
                              "success rate may include scenes the policy was trained on.</p>")
+    return _recorded_scenes(scenes, done, "the success rate says how well it fits its training data")
+
+
+def _recorded_scenes(scenes: Mapping[str, Any], done: int, meaning: str) -> tuple[str, str]:
+    """(card, note) of a recorded `training_scenes` (`sim.tasks.TrainingScenes.to_json`, a sim run's or an open-loop
+    evaluation's) over `done` episodes: held out, or which are training scenes and what that makes of the numbers
+    (`meaning`: "the success rate says how well it fits its training data")."""
     seen = [s for s in scenes.get("seeds") or [] if isinstance(s, int)]
     recorded = scenes.get("recorded_seeds") or ["?", "?"]
     source = f"{scenes.get('source')}: {scenes.get('task')} seeds {recorded[0]}..{recorded[-1]}"
@@ -412,8 +431,8 @@ def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
     listed = ", ".join(map(str, seen)) if len(seen) <= 8 else f"{seen[0]}..{seen[-1]}"
     return (f"{len(seen)} of {done} are training scenes",
             (f"<p class=warn id=training-scenes><b>Training scenes: {len(seen)} of the {plural(done, 'episode')} "
-             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: the success "
-             "rate says how well it fits its training data, not how it does on new scenes.</p>"))
+             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: {_esc(meaning)}, "
+             "not how it does on new scenes.</p>"))
 
 
 def _episode_seed(relative_path: str) -> str:
@@ -778,7 +797,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(scalars), 'metrics')}</section>")
         for key, rows in tables.items():
             sections.append(f"<section id='records-{_esc(key)}'><h2>{_esc(key.capitalize())}</h2>"
-                            f"{_records_table(rows)}</section>")
+                            f"{_reward_note(metrics) if key == 'chunks' else ''}{_records_table(rows)}</section>")
     if isinstance(actions, Mapping) and actions.get("actions"):
         try:
             space = model_space_note([str(u) for u in actions.get("units", [])]) or "physical units"

@@ -15,6 +15,7 @@ from .plots import (
     check_figure_format,
     clip_rows_of,
     gripper_columns,
+    is_dream,
     load_actions_file,
     plot_prediction,
     real_rows_of,
@@ -128,10 +129,16 @@ def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
         (out / "plots").rmdir()
 
 
-def describe_rollout_video(mode: str | None) -> tuple[str, str]:
-    """(caption, explanation) of a predict run's rollout.mp4 made in `mode`: the animation shows the caption, the
-    report both. The model imagines the clip from the observation and the prompt (policy) or the actions it was given
-    (forward dynamics), except in inverse dynamics, which is given every frame: its clip is those frames re-decoded."""
+def describe_rollout_video(mode: str | None, dream: bool = False) -> tuple[str, str]:
+    """(caption, explanation) of a run's rollout.mp4 made in `mode` (`dream`: a dream run's, `worldpolicy dream`):
+    the animation shows the caption, the report both, so the two name a clip alike. The model imagines the clip from
+    the observation and the prompt (policy) or the actions it was given (forward dynamics; a dream's, chunk after
+    chunk, the policy's), except in inverse dynamics, which is given every frame: its clip is those frames
+    re-decoded."""
+    if dream:
+        return "dreamed video", ("imagined by the world model chunk after chunk, each under the actions the policy "
+                                 "chose from the frame before it (frame 0: the start as the model sees it), not "
+                                 "recorded")
     if mode == "inverse_dynamics":
         explanation = ("the frames the model was given, passed through its video autoencoder (inverse dynamics "
                        "imagines none)")
@@ -212,7 +219,8 @@ def visualize(
                 video_fps=video_fps,
                 title=run_title(prediction),
                 video_label=video_label if video_label is not None
-                else describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
+                else describe_rollout_video(prediction.get("mode"), is_dream(prediction))[0] if video is None
+                else "video",
                 real_rows=real_rows_of(prediction),
                 clip=run_rows_of(prediction),  # a whole clip's windows, or a whole trajectory's chunks
                 # the run's re-decoded clip holds the clip's frames used, one each: captioned by their clip frame
