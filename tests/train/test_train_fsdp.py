@@ -154,6 +154,33 @@ def test_killed_sharded_run_resumes_exactly(runs):
         assert sorted(after) == sorted(whole)  # no AdamW state for weights no step trained (lm_head: none)
         for key in whole:
             torch.testing.assert_close(after[key], whole[key], rtol=1e-6, atol=1e-7, msg=key)
+    # split into the same files: the resume set the AdamW state in its file's order (`10.` before `2.`), which a save
+    # does not follow
+    for index in ("transformer/diffusion_pytorch_model.safetensors.index.json", "optimizer.safetensors.index.json"):
+        after, whole = (json.loads((_checkpoint(root / name, STEPS) / index).read_text())
+                        for name in ("killed", "fsdp"))
+        assert after == whole, index
+
+
+@pytest.mark.slow
+@gloo
+def test_a_resume_from_a_truncated_optimizer_file_is_refused_on_every_rank(runs, train_config):
+    """An AdamW state file cut short (a partial copy) is found from its header before any file is read and said on
+    every rank, naming it (rank 0 reads the files; the others would wait for their shards of it)."""
+    import shutil
+
+    root = runs["root"]
+    run = root / "truncated"
+    shutil.copytree(root / "fsdp", run)
+    checkpoint = _checkpoint(run, STEPS)
+    last = max(checkpoint.glob("optimizer-*.safetensors"))
+    last.write_bytes(last.read_bytes()[:-100])
+    config = train_config(run, save_every=2, optim={"steps": STEPS + 1, "batch_size": 2, "data_parallel": "fsdp"})
+    proc = _launch(config, run)
+    assert proc.returncode != 0 and "RECORDS" not in proc.stdout
+    said = f"checkpoint {checkpoint}: {last.name} is unreadable (SafetensorError: "
+    for rank in (0, 1):
+        assert f"[rank{rank}]: ValueError: {said}" in proc.stderr, proc.stderr[-5000:]
 
 
 @pytest.mark.slow

@@ -196,10 +196,13 @@ def _graph_leaves(tensor: torch.Tensor) -> set[int]:
     return leaves
 
 
-def _flat_optimizer_state(state: dict[Any, dict[str, Any]], index: Callable[[Any], int] = int) -> dict[str, Any]:
-    """AdamW state keyed as `optimizer.safetensors` holds it, `index.name` (`3.exp_avg`): `index(key)` is the weight's
-    place in the trained parameters (`Trainer.params`), whatever the state was keyed by (a sharded run: names)."""
-    return {f"{index(key)}.{name}": value for key, kept in state.items() for name, value in kept.items()}
+def _flat_optimizer_state(state: dict[Any, dict[str, Any]], index: Callable[[Any], int]) -> dict[str, Any]:
+    """AdamW state keyed as `optimizer.safetensors` holds it, `index.name` (`3.exp_avg`): `index(param)` is the
+    weight's place in the trained parameters (`Trainer.params`). Ordered by that place, then name, not as the state
+    was set (a step sets it in parameter order, a resume in its file's order, `10.` before `2.`): the files a save
+    splits it into (`fileio.safetensors_plan`) are then the same for a resumed run as for the unbroken one."""
+    flat = [(index(param), name, value) for param, kept in state.items() for name, value in kept.items()]
+    return {f"{place}.{name}": value for place, name, value in sorted(flat, key=lambda entry: entry[:2])}
 
 
 def _nested_optimizer_state(flat: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
@@ -1031,26 +1034,32 @@ class Trainer:
                      expected: set[str] | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """The files `fileio.write_safetensors` wrote as `file_name` in `folder` (one, or the shards of its index),
         read one at a time on rank 0 (as many empty ones on the others): what a resume hands out a file at a time.
-        `expected`: the names they must hold together, checked from the files' headers before any is read, and a
-        mismatch (or no file) said on every process."""
-        from safetensors import safe_open
+        Every file's header is read before any file is, and what is wrong said on every process (the others would
+        wait for their shards of a file rank 0 cannot read): no file, an unreadable index or file (a truncated copy),
+        and with `expected` (the names they must hold together) a mismatch."""
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         files: list[Path] = []
         problem = None
         if self.rank == 0:
-            files = [folder / name for name in safetensors_files(folder, file_name)
-                     if name != safetensors_index(file_name)]
             held: set[str] = set()
-            for file in files if expected is not None else []:
-                with safe_open(str(file), framework="pt") as header:
-                    held.update(header.keys())
-            if not files:
-                problem = f"checkpoint {folder}: {file_name} is missing (nor is there a sharded " \
-                          f"{safetensors_index(file_name)})"
-            elif expected is not None and held != expected:
-                problem = (f"checkpoint {folder}: {file_name} does not hold this model's weights (missing "
-                           f"{sorted(expected - held)[:5]}, unknown {sorted(held - expected)[:5]})")
+            reading = safetensors_index(file_name)
+            try:
+                files = [folder / name for name in safetensors_files(folder, file_name) if name != reading]
+                for file in files:
+                    reading = file.name
+                    with safe_open(str(file), framework="pt") as header:
+                        held.update(header.keys())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
+                problem = f"checkpoint {folder}: {reading} is unreadable ({exc.__class__.__name__}: {exc})"
+            else:
+                if not files:
+                    problem = f"checkpoint {folder}: {file_name} is missing (nor is there a sharded " \
+                              f"{safetensors_index(file_name)})"
+                elif expected is not None and held != expected:
+                    problem = (f"checkpoint {folder}: {file_name} does not hold this model's weights (missing "
+                               f"{sorted(expected - held)[:5]}, unknown {sorted(held - expected)[:5]})")
         shared = [len(files), problem]
         torch.distributed.broadcast_object_list(shared, 0, device=self.device)
         if shared[1] is not None:
