@@ -697,25 +697,11 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _label_resume_command(args: argparse.Namespace) -> str:
-    """The command line that continues this `dataset label` run: its arguments as given (defaults left out), plus
-    --resume."""
-    import shlex
+    """The command line that continues this `dataset label` run (`cli.continue_command`): ROOT and its flags as given
+    (--overwrite too: a run that replaces an earlier dataset at --out still does when resumed), plus --resume."""
+    from worldpolicy.cli import continue_command
 
-    parser = argparse.ArgumentParser(add_help=False)
-    _add_label_arguments(parser)
-    words = ["worldpolicy", "dataset", "label"]
-    for action in parser._actions:
-        value = getattr(args, action.dest)
-        if action.dest == "resume" or value == action.default:
-            continue
-        for given in value if isinstance(value, list) and action.option_strings else [value]:
-            if not action.option_strings:  # ROOT
-                words.append(str(given))
-            elif action.nargs == 0:
-                words.append(action.option_strings[0])
-            else:  # --state-keys: one flag per value, as `extend` reads it back
-                words += [action.option_strings[0], str(given)]
-    return shlex.join([*words, "--resume"])
+    return continue_command("worldpolicy dataset label", _add_label_arguments, args)
 
 
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)
