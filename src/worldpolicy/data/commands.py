@@ -527,7 +527,7 @@ def _add_label_arguments(label: argparse.ArgumentParser) -> None:
     label.add_argument("--resume", action="store_true",
                        help="continue the run (the same command and settings) that was interrupted or failed: the "
                        "episodes it labelled, kept in OUT.partial beside --out, are copied and the others labelled, "
-                       "as one uninterrupted run labels them")
+                       "as one uninterrupted run labels them; once it finished, nothing is labelled (exit 0)")
     label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
