@@ -237,7 +237,6 @@ def label_dataset(
         policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                           **load_options)
         metadata = policy.metadata()
-        # `shipped`, not this install's folder of it (as training records it): the record resolves on another machine
         writer.provenance.update(_model_settings(policy.source, policy.chunk_size, policy.resolution_tier,
                                                  policy.sampling, policy.engine.device, policy.engine.dtype),
                                  worldpolicy_version=metadata["worldpolicy_version"])
@@ -269,18 +268,20 @@ def _run_finished(out: str | Path) -> bool:
 
 
 def _finished_dataset(out: Path, provenance: dict[str, Any], checkpoint: Any, embodiment: Any,
-                  load_options: dict[str, Any], chosen: list[int], frames_of: dict[int, list[int]]) -> LeRobotDataset:
+                      load_options: dict[str, Any], chosen: list[int],
+                      frames_of: dict[int, list[int]]) -> LeRobotDataset:
     """`resume=True` once the run into `out` finished: its dataset, returned as it is, once its record matches the
     settings `provenance` and the checkpoint's sampling, chunk, device and dtype (`Policy.check_pretrained`'s: no
     weights load for a run that labels nothing), each one that differs refused as a kept run's are."""
-    from ..policy import Policy
+    from ..policy import Policy, expand_home
 
     if isinstance(checkpoint, Policy):
         model = _model_settings(checkpoint.source, checkpoint.chunk_size, checkpoint.resolution_tier,
                                 checkpoint.sampling, checkpoint.engine.device, checkpoint.engine.dtype)
     else:
         emb, sampling, device, dtype = Policy.check_pretrained(checkpoint, embodiment, **load_options)
-        model = _model_settings(resolve_checkpoint(checkpoint), load_options.get("chunk_size") or emb.chunk_size,
+        source = expand_home(resolve_checkpoint(checkpoint))  # as `Policy.from_pretrained` names it
+        model = _model_settings(source, load_options.get("chunk_size") or emb.chunk_size,
                                 load_options.get("resolution_tier") or emb.resolution_tier, sampling, device, dtype)
     done = LeRobotDataset.open(out)
     _refuse_changes(out, done, {**provenance, **model}, chosen, frames_of)
