@@ -1,10 +1,13 @@
 """Peak memory of `dataset label` (`label_dataset`) on one long episode, side by side in one run: every video of the
 episode decoded and written whole (the labeller before session 31, kept here as `_label_whole`) against a segment
 at a time (`label._label`: each segment of `SEGMENT_BATCHES` batches of windows decoded and labelled, then the
-labelled episode's videos decoded again and streamed into the writer `edit.BLOCK_FRAMES` frames at a time). The checkpoint is the tiny random one with `infer_actions` replaced by a stand-in whose rows are each
-transition's mean pixels (as the label tests replace it): what is measured is the labeller's reading and writing,
+labelled episode's videos decoded again and streamed into the writer `edit.BLOCK_FRAMES` frames at a time). The
+checkpoint is the tiny random one with `infer_actions` replaced by a stand-in whose rows are each transition's mean
+pixels (as the label tests replace it): what is measured is the labeller's reading and writing,
 not a model's activations. Each run is a fresh process; peak RSS is the kernel's high-water mark above the RSS
-before labelling, reset just before it (Linux). Both runs' datasets are compared file by file.
+before labelling, reset just before it (Linux). Both runs' datasets are compared file by file, every file: each is
+published as `labelled` (in a folder of its run's name), since the dataset card (README.md) is titled by the folder
+it is published as.
 
     python benchmarks/bench_label_memory.py [--frames 600] [--size 240x320] [--cameras 3] [--batch-size 8]
 """
@@ -127,15 +130,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _source(Path(tmp) / "src", args.frames, height, width, args.cameras)
         checkpoint = make_tiny_checkpoint(Path(tmp) / "tiny")
-        rows = {}
+        rows, published = {}, {}
         for variant in ("whole", "segments"):
-            child = [str(Path(tmp) / "src"), str(checkpoint), str(Path(tmp) / variant), variant, str(args.batch_size)]
+            # the same name for both: the card is titled by it (`label.publish`), and nothing else may differ
+            published[variant] = Path(tmp) / variant / "labelled"
+            published[variant].parent.mkdir()
+            child = [str(Path(tmp) / "src"), str(checkpoint), str(published[variant]), variant, str(args.batch_size)]
             ran = subprocess.run([sys.executable, __file__, "--child", *child], check=False, capture_output=True,
                                  text=True)
             if ran.returncode:  # the child's traceback, not a bare CalledProcessError
                 sys.exit(f"the {variant!r} label run failed:\n{ran.stderr.strip()}")
             rows[variant] = json.loads(ran.stdout.strip().splitlines()[-1])
-        compared = filecmp.dircmp(Path(tmp) / "whole", Path(tmp) / "segments")
+        compared = filecmp.dircmp(published["whole"], published["segments"])
         same = _same_tree(compared)
     episode_mib = args.frames * height * width * 3 * args.cameras / 2**20
     segment = label.SEGMENT_BATCHES * args.batch_size * CHUNK + 1

@@ -9,7 +9,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 
 from . import __version__
@@ -127,6 +127,28 @@ def episode_list(flag: str, text: str) -> list[int]:
         raise ValueError(f"{flag} {text!r}: names {total:,} episodes; at most {MAX_EPISODE_INDICES:,} are taken, more "
                          "than any dataset holds (DROID has about 92,000): check the range's bounds")
     return [i for part in parts for i in part]
+
+
+def continue_command(command: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                     args: argparse.Namespace, *, left_out: Collection[str] = (),
+                     always: Collection[str] = ()) -> str:
+    """The command line that continues the run `args` parsed (printed when one is interrupted, so it can be pasted):
+    `command` ("worldpolicy sim"), then its arguments as given, in the order `add_arguments` adds them (a default
+    left out, but one of `always`; the dests in `left_out` too: a secret is not printed), a positional as its values,
+    a flag taken more than once (append, extend) once per value, then --resume."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    words = command.split()
+    for action in parser._actions:
+        value = getattr(args, action.dest)
+        if action.dest in ("resume", *left_out) or (value == action.default and action.dest not in always):
+            continue
+        for given in value if isinstance(value, list) else [value]:
+            if not action.option_strings:  # a positional: ROOT
+                words.append(str(given))
+            else:
+                words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(given)])
+    return shlex.join([*words, "--resume"])
 
 
 def api_key_from_env(var: str) -> str:

@@ -508,6 +508,37 @@ def test_a_single_valued_flag_given_twice_is_refused_naming_both_values(capsys):
     assert args.task_option == ["a=1", "b=2"] and args.cameras == ["x", "y"]
 
 
+def test_the_command_that_continues_a_run_parses_back_to_the_same_arguments():
+    """`cli.continue_command` (what `sim` and `dataset label` print when stopped): pasted back, it parses to the run's
+    arguments (a positional of several values, flags repeated per value, quoted spaces), less a secret, plus
+    --resume; a default is left out unless it is to be always named."""
+    import argparse
+    import shlex
+
+    from worldpolicy.cli import continue_command
+
+    def add_arguments(parser):
+        parser.add_argument("roots", nargs="+")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--steps", type=int, default=4)
+        parser.add_argument("--api-key")
+        parser.add_argument("--fast", action="store_true")
+        parser.add_argument("--tag", action="append", default=[])
+        parser.add_argument("--keys", nargs="+", action="extend")
+        parser.add_argument("--resume", action="store_true")
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["a b", "c", "--api-key", "s3cret", "--fast", "--tag", "x", "--tag", "y z",
+                              "--keys", "k1", "k2", "--steps", "8"])
+    line = continue_command("worldpolicy run", add_arguments, args, left_out=("api_key",), always=("seed",))
+    assert line == ("worldpolicy run 'a b' c --seed 0 --steps 8 --fast --tag x --tag 'y z' --keys k1 --keys k2 "
+                    "--resume")
+    again = parser.parse_args(shlex.split(line)[2:])
+    assert vars(again) == {**vars(args), "api_key": None, "resume": True}
+    assert continue_command("worldpolicy run", add_arguments, parser.parse_args(["r"])) == "worldpolicy run r --resume"
+
+
 def _parsers(parser, name="worldpolicy"):
     """(name, parser) of the command and every subcommand under it, depth first."""
     import argparse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -270,9 +271,12 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
                                          "unchanged (a dataset is replaced only by a complete recording); rerun with "
                                          "--overwrite to replace it with all 3")
     assert run([*argv[:2], str(tmp_path / "new"), *argv[3:], "--no-progress"]) == 130
+    again = shlex.join(["worldpolicy", "dataset", "from-sim", str(tmp_path / "new"), "--task", "reach", "--episodes",
+                        "3", "--image-size", "24x24", "--cameras", "observation/wrist_image_left", "--max-steps", "3",
+                        "--keep-failures", "--no-progress", "--resume"])  # the arguments as given, in --help's order
     assert capsys.readouterr().err.strip() == (f"worldpolicy dataset from-sim: interrupted: 1 of 3 episodes kept in "
                                                f"{tmp_path / 'new'} (a complete dataset); rerun with --resume to "
-                                               "record the other 2")
+                                               f"record the other 2; to go on: {again}")
 
     def terminated(self, seed: int):  # SIGTERM as the command line raises it (`fileio.terminating_as_interrupt`)
         if seed == 1:

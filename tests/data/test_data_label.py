@@ -520,6 +520,53 @@ def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_
     assert [c.seed for c in calls] == [5]  # the episode left, with its own seed
 
 
+def test_resume_after_the_run_finished_labels_nothing_and_refuses_other_settings(policy, tmp_path, monkeypatch,
+                                                                                 caplog):
+    """A requeued job passes --resume every time: once the run finished, its dataset at --out is the result (nothing
+    labelled, no kept run needed), as `sim --resume` and `dataset from-sim --resume` answer a finished run; another
+    setting is still refused, named."""
+    ds = _dataset(tmp_path / "src", lengths=(4, 5))
+    out = tmp_path / "out"
+    _stub(policy, monkeypatch, calls := [])
+    whole = label_dataset(ds, out, policy, seed=3)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls.clear()
+    caplog.set_level("INFO", logger="worldpolicy")
+    again = label_dataset(ds, out, policy, seed=3, resume=True)
+    assert calls == [] and again.root == out and again.provenance == whole.provenance
+    assert f"resume: {out} already holds the 2 episodes this run labels; nothing to label" in caplog.text
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    with pytest.raises(ValueError, match=r"^resume: .*out was labelled with other settings: seed: 3 -> 4; "
+                                         r"episodes: None -> \[1\]\. "):
+        label_dataset(ds, out, policy, seed=4, episodes=[1], resume=True)
+    assert calls == [] and not (tmp_path / "out.partial").exists()
+
+
+def test_resume_of_a_finished_run_on_the_command_line_loads_no_weights(tiny, tmp_path, capsys, monkeypatch):
+    """The checkpoint's settings (sampling, chunk, device, dtype) are compared as `Policy.check_pretrained` resolves
+    them: the finished run's record matches without a load, and --steps that differs is refused."""
+    import worldpolicy.policy as policy_module
+
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    monkeypatch.setattr(policy_module.Policy, "infer_actions", lambda self, video, prompt, **kwargs: SimpleNamespace(
+        actions=np.zeros((len(next(iter(video.values()))) - 1, self.embodiment.action_dim))))
+    args = ["dataset", "label", str(ds.root), "--checkpoint", str(tiny), "--embodiment", "pusht",
+            "--out", str(tmp_path / "out"), "--steps", "2", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+
+    def no_load(cls, *args, **kwargs):
+        raise AssertionError("a finished run's resume loaded the weights")
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(no_load))
+    assert main([*args, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["episodes"] == 1 and "nothing to label" in captured.err
+    assert main([*args[:-3], "--steps", "3", "--no-progress", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --resume: " in err and "'steps': 2" in err and "'steps': 3" in err
+
+
 def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkeypatch, caplog):
     """A failure mid-run (the GPU out of memory, a lost node) keeps what was labelled, as Ctrl-C does, and raises."""
     ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))

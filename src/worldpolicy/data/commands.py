@@ -110,9 +110,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
-    from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
-    from worldpolicy.sim.tasks import EVAL_SEED  # the module the parser `worldpolicy sim` adds imports: nothing more
-
     sim = cmds.add_parser(
         "from-sim",
         help="record seeded episodes of the scripted expert, or of a policy as `worldpolicy sim` runs it",
@@ -121,69 +118,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "all, each flagged in meta/episodes' success column) as a LeRobot v3 dataset with Cosmos3-DROID keys (needs "
         "the sim extra).",
     )
-    sim.add_argument("root", help="output dataset folder (must not exist unless --resume or --overwrite)")
-    sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
-    sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
-    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0; `worldpolicy sim` "
-                     f"evaluates from {EVAL_SEED}, past them)")
-    sim.add_argument("--image-size", default="180x320", metavar="HxW", help="camera size (default: 180x320)")
-    sim.add_argument("--cameras", nargs="+", action="extend",
-                     help="DROID camera keys to record, one or more per flag (default: all three)")
-    sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
-    sim.add_argument("--robot", default="panda",
-                     help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml, as `worldpolicy sim --robot` "
-                     "(default: panda)")
-    sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
-                     help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
-                     "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
-                     "with `worldpolicy sim --control-hz` the same)")
-    sim.add_argument("--policy", default="scripted",
-                     help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
-                     "shipped | CHECKPOINT dir | ws://HOST:PORT | random. A policy's episodes are what `worldpolicy "
-                     "sim --seed SEED` runs for each seed, its commanded joint targets the recorded actions")
-    sim.add_argument("--embodiment", default=None,
-                     help="a policy's action space, as `worldpolicy sim --embodiment` (default: a checkpoint's own, a "
-                     "server's; random: droid/relative_pose)")
-    sim.add_argument("--strategy", choices=("execute", "ensemble", "async"), default=None,
-                     help="a policy's chunk strategy, as `worldpolicy sim --strategy` (default: execute)")
-    sim.add_argument("--execute-steps", type=int, default=None,
-                     help="k actions per chunk, as `worldpolicy sim --execute-steps` (default: per strategy)")
-    sim.add_argument("--ensemble-decay", type=float, default=None,
-                     help="with --strategy ensemble: as `worldpolicy sim --ensemble-decay` (default: 0.1)")
-    from worldpolicy.sim.commands import add_latency_flags  # the parser `worldpolicy sim` adds imports it: no MuJoCo
-
-    add_latency_flags(sim, "as `worldpolicy sim --latency` takes it; recorded in the provenance")
-    sim.add_argument("--steps", type=int, default=None,
-                     help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
-    sim.add_argument("--device", default=None, help="torch device of a checkpoint policy (default: auto)")
-    add_api_key_flags(sim)  # a ws:// policy's, as `worldpolicy sim` takes it
-    sim.add_argument("--chunk-size", type=int, default=None,
-                     help="the scripted expert's re-plan interval in steps (default: 8)")
-    sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
-                     help="vary the arm's start pose by up to this many radians per joint (default: 0)")
-    sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: 4)")
-    sim.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
-                     help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
-    sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
-                     help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
-    sim.add_argument("--perturb", action="append", default=None, metavar="SPEC",
-                     help="record under shifts on top of every episode's scene, as `worldpolicy sim --perturb` applies "
-                     "them (domain randomisation; recorded in the provenance): " + perturbation_help() + "; repeat "
-                     "the flag or give a comma list (default: none)")
-    sim.add_argument("--keep-failures", action="store_true",
-                     help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
-                     "success column)")
-    sim.add_argument("--workers", type=int, default=1,
-                     help="recording processes (default: 1; output is the same); scripted and random only")
-    sim.add_argument("--video-codec", default=None,
-                     help="libx264rgb (lossless, default; with --resume: the dataset's own), libx264, libsvtav1")
-    sim.add_argument("--overwrite", action="store_true",
-                     help="replace the dataset an earlier from-sim recording wrote at ROOT")
-    sim.add_argument("--resume", action="store_true",
-                     help="continue the dataset an interrupted from-sim recording (the same command and settings) "
-                     "left at ROOT until it holds --episodes, from the seed after its last: the episodes of one "
-                     "uninterrupted recording")
-    sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _add_from_sim_arguments(sim)
     sim.set_defaults(func=_from_sim)
 
     label = cmds.add_parser(
@@ -490,6 +425,76 @@ def _frame(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
+    """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
+    from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
+    from worldpolicy.sim.tasks import EVAL_SEED  # the module the parser `worldpolicy sim` adds imports: nothing more
+
+    sim.add_argument("root", help="output dataset folder (must not exist unless --resume or --overwrite)")
+    sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
+    sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
+    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0; "
+                     f"`worldpolicy sim` evaluates from {EVAL_SEED}, past them)")
+    sim.add_argument("--image-size", default="180x320", metavar="HxW", help="camera size (default: 180x320)")
+    sim.add_argument("--cameras", nargs="+", action="extend",
+                     help="DROID camera keys to record, one or more per flag (default: all three)")
+    sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
+    sim.add_argument("--robot", default="panda",
+                     help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml, as `worldpolicy sim --robot` "
+                     "(default: panda)")
+    sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
+                     help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
+                     "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
+                     "with `worldpolicy sim --control-hz` the same)")
+    sim.add_argument("--policy", default="scripted",
+                     help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
+                     "shipped | CHECKPOINT dir | ws://HOST:PORT | random. A policy's episodes are what `worldpolicy "
+                     "sim --seed SEED` runs for each seed, its commanded joint targets the recorded actions")
+    sim.add_argument("--embodiment", default=None,
+                     help="a policy's action space, as `worldpolicy sim --embodiment` (default: a checkpoint's own, a "
+                     "server's; random: droid/relative_pose)")
+    sim.add_argument("--strategy", choices=("execute", "ensemble", "async"), default=None,
+                     help="a policy's chunk strategy, as `worldpolicy sim --strategy` (default: execute)")
+    sim.add_argument("--execute-steps", type=int, default=None,
+                     help="k actions per chunk, as `worldpolicy sim --execute-steps` (default: per strategy)")
+    sim.add_argument("--ensemble-decay", type=float, default=None,
+                     help="with --strategy ensemble: as `worldpolicy sim --ensemble-decay` (default: 0.1)")
+    from worldpolicy.sim.commands import add_latency_flags  # the parser `worldpolicy sim` adds imports it: no MuJoCo
+
+    add_latency_flags(sim, "as `worldpolicy sim --latency` takes it; recorded in the provenance")
+    sim.add_argument("--steps", type=int, default=None,
+                     help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
+    sim.add_argument("--device", default=None, help="torch device of a checkpoint policy (default: auto)")
+    add_api_key_flags(sim)  # a ws:// policy's, as `worldpolicy sim` takes it
+    sim.add_argument("--chunk-size", type=int, default=None,
+                     help="the scripted expert's re-plan interval in steps (default: 8)")
+    sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
+                     help="vary the arm's start pose by up to this many radians per joint (default: 0)")
+    sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: 4)")
+    sim.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
+                     help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
+    sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
+                     help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
+    sim.add_argument("--perturb", action="append", default=None, metavar="SPEC",
+                     help="record under shifts on top of every episode's scene, as `worldpolicy sim --perturb` applies "
+                     "them (domain randomisation; recorded in the provenance): " + perturbation_help() + "; repeat "
+                     "the flag or give a comma list (default: none)")
+    sim.add_argument("--keep-failures", action="store_true",
+                     help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
+                     "success column)")
+    sim.add_argument("--workers", type=int, default=1,
+                     help="recording processes (default: 1; output is the same); scripted and random only")
+    sim.add_argument("--video-codec", default=None,
+                     help="libx264rgb (lossless, default; with --resume: the dataset's own), libx264, libsvtav1")
+    sim.add_argument("--overwrite", action="store_true",
+                     help="replace the dataset an earlier from-sim recording wrote at ROOT")
+    sim.add_argument("--resume", action="store_true",
+                     help="continue the dataset an interrupted from-sim recording (the same command and settings) "
+                     "left at ROOT until it holds --episodes, from the seed after its last: the episodes of one "
+                     "uninterrupted recording")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
 def _add_label_arguments(label: argparse.ArgumentParser) -> None:
     """`dataset label`'s arguments (also read back by `_label_resume_command`)."""
     label.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
@@ -522,7 +527,7 @@ def _add_label_arguments(label: argparse.ArgumentParser) -> None:
     label.add_argument("--resume", action="store_true",
                        help="continue the run (the same command and settings) that was interrupted or failed: the "
                        "episodes it labelled, kept in OUT.partial beside --out, are copied and the others labelled, "
-                       "as one uninterrupted run labels them")
+                       "as one uninterrupted run labels them; once it finished, nothing is labelled (exit 0)")
     label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
@@ -639,7 +644,9 @@ def _from_sim(args: argparse.Namespace) -> int:
             on_checked=checked,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
-        print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite', '--resume')}", file=sys.stderr)
+        again = _from_sim_resume_command(args) if exc.kept or exc.resumed else None  # else nothing to continue
+        print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite', '--resume')}"
+              + (f"; to go on: {again}" if again else ""), file=sys.stderr)
         return exit_status(Terminated() if exc.terminated else exc)  # 143 for SIGTERM, 130 for Ctrl-C
     except ConnectionError as exc:  # a server that refused the key: said with the flags that send one
         raise with_key_hint(exc, "dataset from-sim") from None
@@ -656,6 +663,15 @@ def _from_sim(args: argparse.Namespace) -> int:
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))
     return 0
+
+
+def _from_sim_resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this `dataset from-sim` recording (`cli.continue_command`): ROOT and its flags
+    as given but --api-key (a secret is not printed) and --overwrite (refused with --resume), plus --resume."""
+    from worldpolicy.cli import continue_command
+
+    return continue_command("worldpolicy dataset from-sim", _add_from_sim_arguments, args,
+                            left_out=("api_key", "overwrite"))
 
 
 # label_dataset's parameters as `dataset label` spells them (`cli.flag_named`)
@@ -697,25 +713,11 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _label_resume_command(args: argparse.Namespace) -> str:
-    """The command line that continues this `dataset label` run: its arguments as given (defaults left out), plus
-    --resume."""
-    import shlex
+    """The command line that continues this `dataset label` run (`cli.continue_command`): ROOT and its flags as given
+    (--overwrite too: a run that replaces an earlier dataset at --out still does when resumed), plus --resume."""
+    from worldpolicy.cli import continue_command
 
-    parser = argparse.ArgumentParser(add_help=False)
-    _add_label_arguments(parser)
-    words = ["worldpolicy", "dataset", "label"]
-    for action in parser._actions:
-        value = getattr(args, action.dest)
-        if action.dest == "resume" or value == action.default:
-            continue
-        for given in value if isinstance(value, list) and action.option_strings else [value]:
-            if not action.option_strings:  # ROOT
-                words.append(str(given))
-            elif action.nargs == 0:
-                words.append(action.option_strings[0])
-            else:  # --state-keys: one flag per value, as `extend` reads it back
-                words += [action.option_strings[0], str(given)]
-    return shlex.join([*words, "--resume"])
+    return continue_command("worldpolicy dataset label", _add_label_arguments, args)
 
 
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)

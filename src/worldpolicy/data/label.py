@@ -19,6 +19,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +161,9 @@ def label_dataset(
     ...: each that differs refused, naming it, the checkpoint's own before its weights load), its episodes copied
     first (`edit.copy_episodes`), the others labelled (each with its own seed, `episode_seed`: the labels are those of
     an uninterrupted run) and the whole published at `out`. Without `resume`, a kept run is refused (its labels may be
-    hours of work) unless `overwrite`, which labels anew and replaces it.
+    hours of work) unless `overwrite`, which labels anew and replaces it. `resume=True` once the run finished (a
+    requeued job passes it every time) returns its dataset at `out` as it is, its settings compared the same way
+    (without loading weights): nothing is labelled.
     `load_options` go to `load_policy` (device, dtype, steps, chunk_size, ...)."""
     from ..policy import Policy, check_seed
     from ..processing.clip import check_clip_options, resampled_frames
@@ -186,8 +189,11 @@ def label_dataset(
                          "inverse dynamics explains the motion between frames: leave them out")
     keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
-    out = check_out([ds.root], out, overwrite, [LABEL_SOURCE], "`dataset label`", "labelled")
-    partial = _kept_run(ds, out, resume, overwrite)
+    # resume=True once the run finished (a cluster job requeued passes it every time): its dataset at `out`, no kept
+    # run beside it, is the result, compared as a kept run is (`_finished_dataset`)
+    finished = resume and _run_finished(out)
+    out = check_out([ds.root], out, overwrite or finished, [LABEL_SOURCE], "`dataset label`", "labelled")
+    partial = _kept_run(ds, out, resume and not finished, overwrite)
     columns = ds.episode_columns()  # each episode's own meta/episodes columns, carried with it (read and checked here)
 
     features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
@@ -217,6 +223,8 @@ def label_dataset(
         seeds = source_provenance["seeds"]
         provenance.update(task=source_provenance["task"],
                           seeds=[seeds[i] for i in chosen] if len(seeds) == ds.num_episodes else seeds)
+    if finished:
+        return _finished_dataset(out, provenance, checkpoint, embodiment, load_options, chosen, frames_of)
     previous = None
     if resume:  # what the run kept, checked before the weights load
         previous = LeRobotDataset.open(partial)
@@ -229,12 +237,8 @@ def label_dataset(
         policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                           **load_options)
         metadata = policy.metadata()
-        # `shipped`, not this install's folder of it (as training records it): the record resolves on another machine
-        writer.provenance.update(checkpoint=str(portable_checkpoint(policy.source)) if policy.source
-                                 else "a Policy built in code", chunk_size=policy.chunk_size,
-                                 resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
-                                 device=policy.engine.device.type,
-                                 dtype=str(policy.engine.dtype).removeprefix("torch."),
+        writer.provenance.update(_model_settings(policy.source, policy.chunk_size, policy.resolution_tier,
+                                                 policy.sampling, policy.engine.device, policy.engine.dtype),
                                  worldpolicy_version=metadata["worldpolicy_version"])
         if previous is not None:  # what only the loaded policy says (its sampling, device, dtype)
             _refuse_changes(partial, previous, writer.provenance, chosen, frames_of)
@@ -243,6 +247,46 @@ def label_dataset(
         raise
     return _label(ds, policy, writer, out, previous, chosen, frames_of, cameras, keys, action_key, seed, batch_size,
                   columns, progress)
+
+
+def _model_settings(source: str | Path | None, chunk_size: int, resolution_tier: int, sampling: Any, device: Any,
+                    dtype: Any) -> dict[str, Any]:
+    """What a label run records of the checkpoint and how it samples: of the loaded `Policy`, or, for a finished run a
+    resume compares, of what `Policy.check_pretrained` resolves before any weights load. The checkpoint as a saved
+    setting names it (`shipped`, not this install's folder: the record resolves on another machine); the device's
+    kind, not which GPU."""
+    import torch
+
+    return {"checkpoint": str(portable_checkpoint(source)) if source else "a Policy built in code",
+            "chunk_size": int(chunk_size), "resolution_tier": int(resolution_tier), "sampling": asdict(sampling),
+            "device": torch.device(device).type, "dtype": str(dtype).removeprefix("torch.")}
+
+
+def _run_finished(out: str | Path) -> bool:
+    """Whether the label run into `out` finished: a dataset there and no episodes kept beside it (`partial_folder`)."""
+    return (Path(out).expanduser() / INFO_PATH).is_file() and not (partial_folder(out) / INFO_PATH).is_file()
+
+
+def _finished_dataset(out: Path, provenance: dict[str, Any], checkpoint: Any, embodiment: Any,
+                      load_options: dict[str, Any], chosen: list[int],
+                      frames_of: dict[int, list[int]]) -> LeRobotDataset:
+    """`resume=True` once the run into `out` finished: its dataset, returned as it is, once its record matches the
+    settings `provenance` and the checkpoint's sampling, chunk, device and dtype (`Policy.check_pretrained`'s: no
+    weights load for a run that labels nothing), each one that differs refused as a kept run's are."""
+    from ..policy import Policy, expand_home
+
+    if isinstance(checkpoint, Policy):
+        model = _model_settings(checkpoint.source, checkpoint.chunk_size, checkpoint.resolution_tier,
+                                checkpoint.sampling, checkpoint.engine.device, checkpoint.engine.dtype)
+    else:
+        emb, sampling, device, dtype = Policy.check_pretrained(checkpoint, embodiment, **load_options)
+        source = expand_home(resolve_checkpoint(checkpoint))  # as `Policy.from_pretrained` names it
+        model = _model_settings(source, load_options.get("chunk_size") or emb.chunk_size,
+                                load_options.get("resolution_tier") or emb.resolution_tier, sampling, device, dtype)
+    done = LeRobotDataset.open(out)
+    _refuse_changes(out, done, {**provenance, **model}, chosen, frames_of)
+    logger.info("resume: %s already holds the %d episodes this run labels; nothing to label", out, done.num_episodes)
+    return done
 
 
 def _kept_run(ds: LeRobotDataset, out: Path, resume: bool, overwrite: bool) -> Path:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import shlex
 import sys
 from pathlib import Path
 
-from worldpolicy.cli import add_api_key_flags
+from worldpolicy.cli import add_api_key_flags, continue_command
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.tasks import EVAL_SEED, LATENCY_ACCEPTED, list_tasks  # EVAL_SEED: --seed's default, here too
@@ -180,19 +179,11 @@ def _terminal_width() -> int | None:
 
 
 def _resume_command(args: argparse.Namespace) -> str:
-    """The command line that continues this run: its flags as given (defaults left out, but --seed, whose default
-    changed once, from 0: the command printed by one version continues the same scenes under the next; --api-key is
-    left out too, a secret is not printed), plus --resume."""
-    parser = argparse.ArgumentParser(add_help=False)
-    _add_arguments(parser)
-    words = ["worldpolicy", "sim"]
-    for action in parser._actions:
-        value = getattr(args, action.dest)
-        if action.dest in ("api_key", "resume", "overwrite") or (value == action.default and action.dest != "seed"):
-            continue
-        for given in value if isinstance(value, list) else [value]:  # an appended flag, once per value given
-            words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(given)])
-    return shlex.join([*words, "--resume"])
+    """The command line that continues this run (`cli.continue_command`): --seed always named, as its default changed
+    once, from 0: the command printed by one version continues the same scenes under the next; --api-key left out, a
+    secret is not printed, and --overwrite, which --resume is refused with."""
+    return continue_command("worldpolicy sim", _add_arguments, args, left_out=("api_key", "overwrite"),
+                            always=("seed",))
 
 
 def _image_size(text: str) -> tuple[int, int] | None:
