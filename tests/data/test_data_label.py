@@ -520,6 +520,24 @@ def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_
     assert [c.seed for c in calls] == [5]  # the episode left, with its own seed
 
 
+def test_a_symlinked_out_is_labelled_where_it_points_and_stays_a_link(policy, tmp_path, monkeypatch):
+    """`--out` a link to a folder on a bigger disk (as the dataset writer takes it): the episodes kept at an
+    interruption and the dataset published lie there, beside and at the link's target; the link stays a link."""
+    ds = _dataset(tmp_path / "src")
+    (tmp_path / "disk" / "out").mkdir(parents=True)
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "disk" / "out")
+    _stub(policy, monkeypatch, [], stop_at=1)
+    with pytest.raises(LabelInterrupted):
+        label_dataset(ds, link, policy)
+    assert LeRobotDataset.open(tmp_path / "disk" / "out.partial").num_episodes == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "out", "src"]
+    _stub(policy, monkeypatch, [])
+    labelled = label_dataset(ds, link, policy, resume=True)
+    assert link.is_symlink() and labelled.root == tmp_path / "disk" / "out" and labelled.num_episodes == 2
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["out"]
+
+
 def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkeypatch, caplog):
     """A failure mid-run (the GPU out of memory, a lost node) keeps what was labelled, as Ctrl-C does, and raises."""
     ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
@@ -540,3 +558,26 @@ def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkey
     _stub(policy, monkeypatch, calls := [])
     assert label_dataset(ds, tmp_path / "out", policy, resume=True).num_episodes == 3
     assert [c.seed for c in calls] == [2]
+
+
+def test_an_error_while_an_episodes_videos_are_written_says_the_labelled_ones_are_lost(policy, tmp_path, monkeypatch,
+                                                                                       caplog):
+    """The disk full as episode 1 is added: the writer's files hold half of it, so nothing can be kept, and the log
+    says so (not silence, as if nothing had been labelled)."""
+    from worldpolicy.data.lerobot import LeRobotDatasetWriter
+
+    ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
+    _stub(policy, monkeypatch, [])
+    add = LeRobotDatasetWriter.add_episode
+
+    def full(self, *args, **kwargs):
+        if self.num_episodes == 1:
+            raise OSError(28, "No space left on device")
+        return add(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", full)
+    with pytest.raises(OSError, match="No space left"):
+        label_dataset(ds, tmp_path / "out", policy)
+    assert ("the 1 episodes labelled before the error could not be kept: it came while an episode's videos"
+            in caplog.text)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

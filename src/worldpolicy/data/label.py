@@ -187,6 +187,8 @@ def label_dataset(
     keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
     out = check_out([ds.root], out, overwrite, [LABEL_SOURCE], "`dataset label`", "labelled")
+    if out.is_symlink():  # a data folder linked from a bigger disk, as the writer takes one: the run is kept (and
+        out = out.resolve()  # published) beside and at its target, not on the link's disk, and the link stays
     partial = _kept_run(ds, out, resume, overwrite)
     columns = ds.episode_columns()  # each episode's own meta/episodes columns, carried with it (read and checked here)
 
@@ -351,6 +353,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
     except BaseException:
         # an error (the GPU out of memory, a node lost, the disk full) keeps the episodes labelled, as Ctrl-C does:
         # they may be hours of work
+        labelled_new = writer.num_episodes - resumed
         try:
             with sigint_held():
                 kept = _keep_labelled(writer, resumed, adding)
@@ -358,6 +361,10 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
             writer.abort()
             kept = None
             logger.warning("the episodes labelled before the error could not be kept either: %s", exc)
+        if kept is None and adding and labelled_new:  # else said above, or nothing labelled to lose
+            logger.warning("the %d episodes labelled before the error could not be kept: it came while an episode's "
+                           "videos were written, and a dataset's video files cannot hold half an episode%s",
+                           labelled_new, f" ({writer.root} is as it was)" if resumed else "")
         if kept is not None:
             logger.warning("%d of %d episodes labelled before the error are kept in %s (a complete dataset); a rerun "
                            "with resume (--resume) labels the other %d", kept, len(chosen), writer.root,
