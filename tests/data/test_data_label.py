@@ -581,3 +581,31 @@ def test_an_error_while_an_episodes_videos_are_written_says_the_labelled_ones_ar
     assert ("the 1 episodes labelled before the error could not be kept: it came while an episode's videos"
             in caplog.text)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_what_appears_at_out_while_labelling_is_not_replaced_and_the_labels_are_kept(policy, tmp_path, monkeypatch):
+    """A file put into `out` during a run (hours long) is refused at the end, not deleted with the folder it is in;
+    the episodes stay in OUT.partial, which resume publishes once `out` is free, labelling nothing again."""
+    ds = _dataset(tmp_path / "src")
+    out = tmp_path / "out"
+    calls: list = []
+    _stub(policy, monkeypatch, calls)
+    infer = policy.infer_actions
+
+    def appearing(video, prompt, **kwargs):
+        make = not calls
+        result = infer(video, prompt, **kwargs)
+        if make:
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+        return result
+
+    monkeypatch.setattr(policy, "infer_actions", appearing)
+    with pytest.raises(FileExistsError, match=r"exists and is not a dataset; .*it appeared while labelling: every "
+                                              r"episode labelled is kept in .*out.partial"):
+        label_dataset(ds, out, policy)
+    assert (out / "notes.txt").read_text() == "mine" and len(calls) == 2
+    assert LeRobotDataset.open(tmp_path / "out.partial").num_episodes == 2
+    (out / "notes.txt").unlink()
+    assert label_dataset(ds, out, policy, resume=True).num_episodes == 2 and len(calls) == 2
+    assert not (tmp_path / "out.partial").exists()

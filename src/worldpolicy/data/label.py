@@ -377,10 +377,18 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
 
 def publish(writer: LeRobotDatasetWriter, out: Path) -> LeRobotDataset:
     """Finalise the dataset of every episode labelled (at `partial_folder`: a kill before the rename leaves it there,
-    whole, to resume) and give it `out`'s name (an earlier dataset's), its card naming it so; returned opened."""
+    whole, to resume) and give it `out`'s name (an earlier dataset's), its card naming it so; returned opened.
+    What appeared at `out` while labelling, other than a label run's dataset, is refused, not replaced (as the writer
+    refuses what appears at its root), the episodes staying at `partial_folder`."""
     with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
         labelled = writer.finalize()
         write_bytes_atomic(labelled.root / CARD_FILE, dataset_card(labelled, out.name))
+        try:
+            check_out([], out, True, [LABEL_SOURCE], "`dataset label`", "labelled")
+        except (FileExistsError, ValueError) as exc:
+            raise FileExistsError(f"{exc}; it appeared while labelling: every episode labelled is kept in "
+                                  f"{str(labelled.root)!r} (a complete dataset), to publish with resume=True once "
+                                  "out is free") from None
         replace_folder(labelled.root, out)
     return LeRobotDataset.open(out)
 
