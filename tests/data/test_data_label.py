@@ -567,6 +567,24 @@ def test_resume_of_a_finished_run_on_the_command_line_loads_no_weights(tiny, tmp
     assert "error: --resume: " in err and "'steps': 2" in err and "'steps': 3" in err
 
 
+def test_a_symlinked_out_is_labelled_where_it_points_and_stays_a_link(policy, tmp_path, monkeypatch):
+    """`--out` a link to a folder on a bigger disk (as the dataset writer takes it): the episodes kept at an
+    interruption and the dataset published lie there, beside and at the link's target; the link stays a link."""
+    ds = _dataset(tmp_path / "src")
+    (tmp_path / "disk" / "out").mkdir(parents=True)
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "disk" / "out")
+    _stub(policy, monkeypatch, [], stop_at=1)
+    with pytest.raises(LabelInterrupted):
+        label_dataset(ds, link, policy)
+    assert LeRobotDataset.open(tmp_path / "disk" / "out.partial").num_episodes == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "out", "src"]
+    _stub(policy, monkeypatch, [])
+    labelled = label_dataset(ds, link, policy, resume=True)
+    assert link.is_symlink() and labelled.root == tmp_path / "disk" / "out" and labelled.num_episodes == 2
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["out"]
+
+
 def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkeypatch, caplog):
     """A failure mid-run (the GPU out of memory, a lost node) keeps what was labelled, as Ctrl-C does, and raises."""
     ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
@@ -587,3 +605,54 @@ def test_an_error_keeps_the_episodes_labelled_before_it(policy, tmp_path, monkey
     _stub(policy, monkeypatch, calls := [])
     assert label_dataset(ds, tmp_path / "out", policy, resume=True).num_episodes == 3
     assert [c.seed for c in calls] == [2]
+
+
+def test_an_error_while_an_episodes_videos_are_written_says_the_labelled_ones_are_lost(policy, tmp_path, monkeypatch,
+                                                                                       caplog):
+    """The disk full as episode 1 is added: the writer's files hold half of it, so nothing can be kept, and the log
+    says so (not silence, as if nothing had been labelled)."""
+    from worldpolicy.data.lerobot import LeRobotDatasetWriter
+
+    ds = _dataset(tmp_path / "src", lengths=(4, 4, 4))
+    _stub(policy, monkeypatch, [])
+    add = LeRobotDatasetWriter.add_episode
+
+    def full(self, *args, **kwargs):
+        if self.num_episodes == 1:
+            raise OSError(28, "No space left on device")
+        return add(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", full)
+    with pytest.raises(OSError, match="No space left"):
+        label_dataset(ds, tmp_path / "out", policy)
+    assert ("the 1 episodes labelled before the error could not be kept: it came while an episode's videos"
+            in caplog.text)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_what_appears_at_out_while_labelling_is_not_replaced_and_the_labels_are_kept(policy, tmp_path, monkeypatch):
+    """A file put into `out` during a run (hours long) is refused at the end, not deleted with the folder it is in;
+    the episodes stay in OUT.partial, which resume publishes once `out` is free, labelling nothing again."""
+    ds = _dataset(tmp_path / "src")
+    out = tmp_path / "out"
+    calls: list = []
+    _stub(policy, monkeypatch, calls)
+    infer = policy.infer_actions
+
+    def appearing(video, prompt, **kwargs):
+        make = not calls
+        result = infer(video, prompt, **kwargs)
+        if make:
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+        return result
+
+    monkeypatch.setattr(policy, "infer_actions", appearing)
+    with pytest.raises(FileExistsError, match=r"exists and is not a dataset; .*it appeared while labelling: every "
+                                              r"episode labelled is kept in .*out.partial"):
+        label_dataset(ds, out, policy)
+    assert (out / "notes.txt").read_text() == "mine" and len(calls) == 2
+    assert LeRobotDataset.open(tmp_path / "out.partial").num_episodes == 2
+    (out / "notes.txt").unlink()
+    assert label_dataset(ds, out, policy, resume=True).num_episodes == 2 and len(calls) == 2
+    assert not (tmp_path / "out.partial").exists()

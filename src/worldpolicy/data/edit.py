@@ -193,9 +193,9 @@ def split_dataset(
     Which episodes go where is drawn with `seed` (the same seed, the same splits), not taken in index order as
     LeRobot's `split_dataset` does: a recording's episodes are often in the order of its days, operators or scenes.
     Each split gets floor(fraction · episodes), the episodes left over one each to the largest fractional parts; its
-    episodes keep their order. Its provenance names the source, its episodes there, the splits and the seed. The fractions (each
-    above 0, summing to 1, none leaving a split empty) and every `out`/NAME are checked before an episode is read;
-    each split appears when complete."""
+    episodes keep their order. Its provenance names the source, its episodes there, the splits and the seed. The
+    fractions (each above 0, summing to 1, none leaving a split empty) and every `out`/NAME are checked before an
+    episode is read; each split appears when complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     counts = _split_counts(splits, ds.num_episodes)
     if isinstance(seed, bool) or not isinstance(seed, int):

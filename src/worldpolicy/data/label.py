@@ -189,6 +189,9 @@ def label_dataset(
                          "inverse dynamics explains the motion between frames: leave them out")
     keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
+    out = Path(out).expanduser()
+    if out.is_symlink():  # a data folder linked from a bigger disk, as the writer takes one: the run is kept (and
+        out = out.resolve()  # published) beside and at its target, not on the link's disk, and the link stays
     # resume=True once the run finished (a cluster job requeued passes it every time): its dataset at `out`, no kept
     # run beside it, is the result, compared as a kept run is (`_finished_dataset`)
     finished = resume and _run_finished(out)
@@ -395,6 +398,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
     except BaseException:
         # an error (the GPU out of memory, a node lost, the disk full) keeps the episodes labelled, as Ctrl-C does:
         # they may be hours of work
+        labelled_new = writer.num_episodes - resumed
         try:
             with sigint_held():
                 kept = _keep_labelled(writer, resumed, adding)
@@ -402,6 +406,10 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
             writer.abort()
             kept = None
             logger.warning("the episodes labelled before the error could not be kept either: %s", exc)
+        if kept is None and adding and labelled_new:  # else said above, or nothing labelled to lose
+            logger.warning("the %d episodes labelled before the error could not be kept: it came while an episode's "
+                           "videos were written, and a dataset's video files cannot hold half an episode%s",
+                           labelled_new, f" ({writer.root} is as it was)" if resumed else "")
         if kept is not None:
             logger.warning("%d of %d episodes labelled before the error are kept in %s (a complete dataset); a rerun "
                            "with resume (--resume) labels the other %d", kept, len(chosen), writer.root,
@@ -414,10 +422,18 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
 
 def publish(writer: LeRobotDatasetWriter, out: Path) -> LeRobotDataset:
     """Finalise the dataset of every episode labelled (at `partial_folder`: a kill before the rename leaves it there,
-    whole, to resume) and give it `out`'s name (an earlier dataset's), its card naming it so; returned opened."""
+    whole, to resume) and give it `out`'s name (an earlier dataset's), its card naming it so; returned opened.
+    What appeared at `out` while labelling, other than a label run's dataset, is refused, not replaced (as the writer
+    refuses what appears at its root), the episodes staying at `partial_folder`."""
     with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
         labelled = writer.finalize()
         write_bytes_atomic(labelled.root / CARD_FILE, dataset_card(labelled, out.name))
+        try:
+            check_out([], out, True, [LABEL_SOURCE], "`dataset label`", "labelled")
+        except (FileExistsError, ValueError) as exc:
+            raise FileExistsError(f"{exc}; it appeared while labelling: every episode labelled is kept in "
+                                  f"{str(labelled.root)!r} (a complete dataset), to publish with resume=True once "
+                                  "out is free") from None
         replace_folder(labelled.root, out)
     return LeRobotDataset.open(out)
 
