@@ -58,6 +58,7 @@ from .processing.clip import (
 from .processing.observations import (
     SINGLE_VIEW_KEYS,
     camera_views,
+    canvas_bin,
     check_canvas,
     clip_views,
     compose_views,
@@ -804,9 +805,9 @@ class Policy:
         return results  # type: ignore[return-value]
 
     def metadata(self) -> dict[str, Any]:
-        """What a server announces on connect: embodiment, chunk, columns, units, model, and the settings a
+        """What a server announces on connect: embodiment, chunk, columns, units, model, the settings a
         `RemotePolicy` reports as this policy's attributes (`resolution_tier`; `sampling`, the defaults a request's
-        steps, guidance and negative prompt override)."""
+        steps, guidance and negative prompt override), and the frames to send (`_frames_announced`)."""
         from . import __version__
 
         e = self.embodiment
@@ -815,8 +816,21 @@ class Policy:
             "fps": e.fps, "columns": list(e.columns), "units": list(e.units), "camera_keys": list(e.camera_keys),
             "state_keys": dict(e.state_keys), "layout": e.layout, "model": self.source,
             "resolution_tier": self.resolution_tier, "sampling": asdict(self.sampling),
-            "worldpolicy_version": __version__,
+            "worldpolicy_version": __version__, **self._frames_announced(),
         }
+
+    def _frames_announced(self) -> dict[str, Any]:
+        """The frames this checkpoint was trained on, from its run's record (`trained_frames`), for a client to send
+        the same: `trained_frames`, each camera's [height, width]; `composed_frame`, the frame they compose into
+        (the embodiment's composite); `canvas`, the canvas bin of the resolution tier the model runs that frame at
+        (`canvas_bin`). Each None for a checkpoint without the record (a hub id, a policy built in code), whose canvas
+        follows the frames each request sends."""
+        frames = self._trained_frames
+        if frames is None:
+            return {"trained_frames": None, "composed_frame": None, "canvas": None}
+        _, canvas = canvas_bin(*frames["composed"], self.resolution_tier, self.embodiment.snap_to_16)
+        return {"trained_frames": {camera: list(hw) for camera, hw in frames["cameras"].items()},
+                "composed_frame": list(frames["composed"]), "canvas": list(canvas)}
 
     # -- processing -----------------------------------------------------------------------------------------------
 

@@ -744,3 +744,29 @@ def test_clip_options_are_refused_before_any_request_is_sent(serve, monkeypatch)
             remote.infer_actions(clip, "push", start_frame=2, whole_clip=True)
         assert policy.calls == 0
         assert (remote.infer_actions(clip, "push").actions[:, 0] == 40).all()  # the clip as before: every frame
+
+
+def test_the_metadata_frame_announces_the_frames_the_checkpoint_was_trained_on(caplog, tmp_path):
+    """Nothing told a client what frame size to send; the shipped model (whose folder records its training frames)
+    warmed up with 224x224 frames it was never trained on. A checkpoint without the record announces none."""
+    import logging
+
+    import worldpolicy
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+    from worldpolicy.serving.adapters import warmup_camera_sizes
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    shipped = worldpolicy.load_policy("shipped", device="cpu", steps=1)
+    assert warmup_camera_sizes(shipped) == {"observation/exterior_image_1_left": [180, 320],
+                                            "observation/wrist_image_left": [180, 320]}
+    caplog.set_level(logging.WARNING, logger="worldpolicy")
+    server = PolicyServer(shipped, ServerConfig(host="127.0.0.1", port=0), warmup_requests=1)
+    with ServerThread(server) as t, RemotePolicy(t.url) as remote:
+        meta = remote.metadata()
+        assert meta["trained_frames"] == warmup_camera_sizes(shipped)
+        assert meta["composed_frame"] == [360, 320]  # stacked
+        assert meta["canvas"] == list(shipped._frames_announced()["canvas"]) and len(meta["canvas"]) == 2
+    assert "was trained on frames" not in caplog.text  # the warm-up sent the frames the checkpoint was trained on
+    tiny = worldpolicy.load_policy(make_tiny_checkpoint(tmp_path / "tiny"), embodiment="droid", device="cpu", steps=1)
+    announced = ("trained_frames", "composed_frame", "canvas")
+    assert {key: tiny.metadata()[key] for key in announced} == dict.fromkeys(announced)  # no record: none

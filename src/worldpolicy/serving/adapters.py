@@ -375,8 +375,8 @@ def warmup_message(
 
 def warmup_camera_sizes(policy: Any) -> dict[str, list[int]] | None:
     """The (height, width) of each camera the served checkpoint was trained on, from its run's record
-    (`policy.trained_frames` of its `source`), or None when it has none (a hub id, the shipped model, a policy built
-    in code): what `warmup_message` should send."""
+    (`policy.trained_frames` of its `source`: the shipped model's too), or None when it has none (a hub id, a policy
+    built in code): what `warmup_message` should send."""
     from ..policy import trained_frames
 
     source = getattr(policy, "source", "")
