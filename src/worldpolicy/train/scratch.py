@@ -285,7 +285,7 @@ def model_record(run: str | Path) -> dict[str, Any]:
     warns of frames of another size, a server announces them and warms up with them; `policy.untrained_modes`). Not
     the rest: the run's config names this machine's folders (the summary says how a model made from nothing was
     made), its history and schedule are the run's. The shipped model's trainer_state.json is this record."""
-    last = sorted(Path(run).glob(CHECKPOINT_GLOB))[-1]
+    last = max(Path(run).glob(CHECKPOINT_GLOB))  # step-0004000: zero-padded, so the newest sorts last
     state = json.loads((last / TRAINER_STATE_FILE).read_text())
     return {key: state[key] for key in MODEL_RECORD_KEYS}
 
