@@ -382,6 +382,25 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
             for mode, weight in weights.items() if mode != "policy" and weight <= 0}
 
 
+def _sampling(embodiment: Embodiment, preset: str | None, overrides: dict[str, Any]) -> Any:
+    """The `SamplingConfig` of `preset`, else the embodiment's sampling preset, else the engine's defaults, with the
+    `overrides` given. A bad steps or guidance is refused naming the default it would replace, where it comes from
+    (the shipped model's preset runs 12 steps, the released DROID policy's 4): the engine's own message cannot know."""
+    from .engine import SamplingConfig
+
+    name = preset if preset is not None else embodiment.sampling_preset
+    try:
+        return SamplingConfig.from_preset(name, **overrides) if name else SamplingConfig().updated(**overrides)
+    except ValueError as exc:
+        if not str(exc).startswith(("steps=", "guidance=")):
+            raise
+        default = SamplingConfig.from_preset(name) if name else SamplingConfig()
+        where = ("the engine's defaults" if not name else f"preset {name!r}" if preset is not None else
+                 f"the sampling preset {name!r} of embodiment {embodiment.key!r}")
+        said = f"the default: steps {default.steps}, guidance {default.guidance:g} ({where})"
+        raise ValueError(f"{exc}; {said}") from None
+
+
 def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
     """The frames a checkpoint's own training run saw (`trainer_state.json`'s `frames`, `train.data.trained_frames`:
     each camera's and the composed frame's [height, width]), or None: a hub id, a folder no run saved, or a run from
@@ -591,7 +610,6 @@ class Policy:
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
         (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
         and names itself."""
-        from .engine import SamplingConfig
         from .engine.loading import (
             check_action_head,
             check_checkpoint_complete,
@@ -609,12 +627,7 @@ class Policy:
             chosen = chosen.partition("/")[0]  # the robot it was trained for, in the variant asked for
         emb = get_embodiment(chosen, variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
-        if preset is not None:
-            sampling = SamplingConfig.from_preset(preset, **overrides)
-        elif emb.sampling_preset:
-            sampling = SamplingConfig.from_preset(emb.sampling_preset, **overrides)
-        else:
-            sampling = SamplingConfig().updated(**overrides)
+        sampling = _sampling(emb, preset, overrides)
         check_chunk_size(chunk_size if chunk_size is not None else emb.chunk_size)
         check_resolution_tier(resolution_tier if resolution_tier is not None else emb.resolution_tier)
         torch_device = resolve_device(device)

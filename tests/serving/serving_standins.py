@@ -36,10 +36,11 @@ def expected_actions(joints: np.ndarray, prompt: str, seed: int = 0, chunk: int 
 
 class StandInPolicy:
     """`batch_cost_s` is paid once per call (act or act_batch): a fixed-cost-per-batch device, like a GPU. Another
-    embodiment than DROID's (a registered name, or an `Embodiment`: a shipped model's) gets the same actions, zero-padded
-    or cut to its columns."""
+    embodiment than DROID's (a registered name, or an `Embodiment`: a shipped model's) gets the same actions,
+    zero-padded or cut to its columns."""
 
-    def __init__(self, embodiment: str | Embodiment = "droid", batch_cost_s: float = 0.0, batching: bool = True) -> None:
+    def __init__(self, embodiment: str | Embodiment = "droid", batch_cost_s: float = 0.0,
+                 batching: bool = True) -> None:
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.batch_cost_s = batch_cost_s
         self.batch_sizes: list[int] = []
