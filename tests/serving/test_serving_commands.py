@@ -394,7 +394,7 @@ def test_the_first_line_says_it_is_starting_before_the_checkpoint_is_checked(tmp
      "the default: steps 4, guidance 3 (the sampling preset 'droid_native' of embodiment 'droid/joint_pos')"),
 ])
 def test_a_bad_steps_names_the_served_checkpoint_s_default(capsys, monkeypatch, extra, default):
-    """`--steps 0` on the shipped model hinted "(released DROID policy: 4)": the engine's text, not this checkpoint's."""
+    """`--steps 0` on the shipped model hinted "(released DROID policy: 4)", the engine's text, not the checkpoint's."""
     from worldpolicy.serving.server import PolicyServer
 
     monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))

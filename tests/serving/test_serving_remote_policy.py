@@ -770,3 +770,28 @@ def test_the_metadata_frame_announces_the_frames_the_checkpoint_was_trained_on(c
     tiny = worldpolicy.load_policy(make_tiny_checkpoint(tmp_path / "tiny"), embodiment="droid", device="cpu", steps=1)
     announced = ("trained_frames", "composed_frame", "canvas")
     assert {key: tiny.metadata()[key] for key in announced} == dict.fromkeys(announced)  # no record: none
+
+
+def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplog):
+    """The sim renders every DROID camera and sends its joint state: against the shipped `panda_reach` model, whose
+    server now says the keys nothing reads, `worldpolicy sim --policy ws://` would be told so on every connection."""
+    import logging
+
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.sim.policies import make_policy
+
+    panda = checkpoint_embodiment(shipped_model(), None)
+    t = serve(StandInPolicy(panda))
+    caplog.set_level(logging.WARNING, logger="worldpolicy")
+    observation = {**droid_request(np.zeros(7)), "prompt": "reach the ball"}  # what the sim env observes
+    with RemotePolicy(t.url) as remote:
+        assert remote.metadata()["observation_keys"] == ["prompt", "observation/image", *panda.camera_keys]
+        remote.act({k: v for k, v in observation.items() if k != "prompt"}, "reach the ball")
+    assert "are not read by embodiment 'panda_reach'" in caplog.text  # a client that sends them all is told
+    caplog.clear()
+    backend = make_policy(t.url)
+    assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
+    assert backend.request(observation, "reach the ball").observation.keys() == set(panda.camera_keys)
+    assert "not read" not in caplog.text
+    backend.policy.close()

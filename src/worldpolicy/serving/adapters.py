@@ -155,6 +155,13 @@ class ObservationAdapter:
         self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
         self._read = frozenset(self._names.values()) | OPTION_KEYS
 
+    @property
+    def observation_keys(self) -> list[str]:
+        """The keys this adapter reads a request's prompt and observation from, under the client's names (a key
+        map's): a server announces them (`observation_keys` in its metadata frame), so a client that has more (the
+        sim renders every camera) sends only these; the options (`OPTION_KEYS`) are read besides."""
+        return list(dict.fromkeys(self._names.values()))
+
     def unread_keys_warning(self, message: Mapping[Any, Any]) -> str | None:
         """The warning for the keys of a request that nothing reads for this embodiment (another robot's cameras and
         state, a misspelt key), naming the keys it does read; None where every key is read. Such keys are ignored, as

@@ -106,6 +106,7 @@ class PolicyReplica:
         self.policy = loader()
         metadata = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits))
         self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=metadata["chunk_size"])
+        metadata["observation_keys"] = self.adapter.observation_keys
         self.limits = limits
         # the key sets of the requests read so far (a tuple of a request's keys, in its order): a replica gets frames,
         # not connections, so it says the keys nothing reads once per key set (`unread_keys_warning`), a few at most

@@ -955,6 +955,7 @@ class PolicyServer:
         metadata = server_metadata(self.policy, self.config)  # sent once ready (connections are refused until then)
         if self.adapter is None:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map, chunk_size=metadata["chunk_size"])
+        metadata["observation_keys"] = self.adapter.observation_keys
         warm_up(self.policy, self.adapter, self.warmup_requests, t0)
         self._metadata = metadata
         model = metadata.get("model")
