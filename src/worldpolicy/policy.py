@@ -836,10 +836,11 @@ class Policy:
         """The frames this checkpoint was trained on, from its run's record (`trained_frames`), for a client to send
         the same: `trained_frames`, each camera's [height, width]; `composed_frame`, the frame they compose into
         (the embodiment's composite); `canvas`, the canvas bin of the resolution tier the model runs that frame at
-        (`canvas_bin`). Each None for a checkpoint without the record (a hub id, a policy built in code), whose canvas
-        follows the frames each request sends."""
+        (`canvas_bin`). Each None for a checkpoint without the record (a hub id, a policy built in code), or whose
+        record is of other cameras than this embodiment's (the shipped model served as `droid`): its canvas follows
+        the frames each request sends."""
         frames = self._trained_frames
-        if frames is None:
+        if frames is None or set(frames["cameras"]) != set(self.embodiment.camera_keys):
             return {"trained_frames": None, "composed_frame": None, "canvas": None}
         _, canvas = canvas_bin(*frames["composed"], self.resolution_tier, self.embodiment.snap_to_16)
         return {"trained_frames": {camera: list(hw) for camera, hw in frames["cameras"].items()},

@@ -770,6 +770,8 @@ def test_the_metadata_frame_announces_the_frames_the_checkpoint_was_trained_on(c
     tiny = worldpolicy.load_policy(make_tiny_checkpoint(tmp_path / "tiny"), embodiment="droid", device="cpu", steps=1)
     announced = ("trained_frames", "composed_frame", "canvas")
     assert {key: tiny.metadata()[key] for key in announced} == dict.fromkeys(announced)  # no record: none
+    as_droid = worldpolicy.load_policy("shipped", embodiment="droid", device="cpu", steps=1)
+    assert {key: as_droid.metadata()[key] for key in announced} == dict.fromkeys(announced)  # of other cameras
 
 
 def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplog):
