@@ -576,7 +576,9 @@ def test_a_replica_says_the_keys_nothing_reads_once_per_key_set(monkeypatch):
     droid = droid_request(np.zeros(7))
 
     async def warnings(message: dict) -> list[str]:
-        status, reply = await replica.infer(packb(message))
+        # the batch function itself: `@serve.batch`'s queue is bound to the event loop it first ran on (another
+        # test's `asyncio.run`, closed by now)
+        [(status, reply)] = await PolicyReplica.infer.__wrapped__(replica, [packb(message)])
         assert status == "ok"
         return unpackb(reply).get("warnings", [])
 
