@@ -167,16 +167,16 @@ API_KEY_ENV = "WORLDPOLICY_API_KEY"
 
 
 def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
-    """`--api-key` and `--api-key-env`: the key a ws:// policy server asks for, and `--tls-ca`: the CA a wss:// one's
-    certificate is checked against, said alike by every command that runs a `--policy` (`sim`, `dataset from-sim`);
-    `policy_api_key` and `policy_tls_ca` read them."""
+    """`--api-key` and `--api-key-env`: the key a ws:// (or wss://) policy server asks for, and `--tls-ca`: the CA a
+    wss:// one's certificate is checked against, said alike by every command that runs a `--policy` (`sim`,
+    `dataset from-sim`); `policy_api_key` and `policy_tls_ca` read them."""
     parser.add_argument("--api-key", default=None,
-                        help="the key a ws:// server asks for; other users of this machine see it in the process list "
-                        "(ps), and shell history keeps it: prefer --api-key-env (default: none, the key --api-key-env "
-                        "names)")
+                        help="the key a ws:// or wss:// server asks for; other users of this machine see it in the "
+                        "process list (ps), and shell history keeps it: prefer --api-key-env (default: none, the key "
+                        "--api-key-env names)")
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
-                        help="environment variable holding the ws:// server's key, as serve --api-key-env takes its "
-                        f"own (default: {API_KEY_ENV}, when it is set)")
+                        help="environment variable holding the ws:// or wss:// server's key, as serve --api-key-env "
+                        f"takes its own (default: {API_KEY_ENV}, when it is set)")
     parser.add_argument("--tls-ca", metavar="FILE", default=None,
                         help="a wss:// server's private CA certificate, or its self-signed one (PEM), to verify its "
                         "certificate with (default: the system's CAs)")
@@ -184,13 +184,13 @@ def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
 
 def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
     """The key `add_api_key_flags`' flags give for `--policy POLICY`: the variable --api-key-env names, --api-key,
-    else `API_KEY_ENV` where set; None for a policy that is no ws:// server, to which either flag is refused (it would
-    be ignored, and the run look as asked), as both together are."""
+    else `API_KEY_ENV` where set; None for a policy that is no ws:// or wss:// server, to which either flag is refused
+    (it would be ignored, and the run look as asked), as both together are."""
     given = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
              if value is not None]
     server = policy.startswith(("ws://", "wss://"))
     if given and not server:
-        raise ValueError(f"{given[0]} is sent to a ws:// policy server, not to --policy {policy!r}")
+        raise ValueError(f"{given[0]} is sent to a ws:// or wss:// policy server, not to --policy {policy!r}")
     if len(given) == 2:
         raise ValueError("--api-key and --api-key-env both give the server's key: pass one (--api-key-env keeps it "
                          "out of the process list)")
@@ -210,13 +210,19 @@ def policy_tls_ca(args: argparse.Namespace, policy: str) -> str | None:
 
 
 def with_key_hint(exc: ConnectionError, command: str) -> ConnectionError:
-    """A server that refused the API key: say how `command` sends one (`add_api_key_flags`; the server's text speaks
-    of headers). Other errors are returned as they are."""
+    """A server that refused the API key: say it, and how `command` sends one, in its flags (`add_api_key_flags`),
+    not in the Python words of `RemotePolicy`'s message (`api_key=`; the server's text speaks of headers). Other
+    errors are returned as they are."""
     client = sys.modules.get("worldpolicy.serving.client")
     if client is None or not isinstance(exc, client.AuthenticationError):
         return exc
-    return client.AuthenticationError(f"{exc}; give {command} the server's key with --api-key-env VAR, {API_KEY_ENV} "
-                                      "or --api-key KEY")
+    how = (f"give {command} the server's key (what the variable its --api-key-env names holds) with --api-key-env "
+           f"VAR, {API_KEY_ENV} or --api-key KEY")
+    if not exc.refusal:  # made elsewhere than `RemotePolicy`'s handshake: its text as it is
+        return client.AuthenticationError(f"{exc}; {how}")
+    why = "the key it sent is not the server's" if exc.key_sent else f"{command} sent no key"
+    said = f" (it says: {exc.says})" if exc.says else ""
+    return client.AuthenticationError(f"{exc.refusal}: {why}{said}; {how}", exc.refusal, exc.key_sent, exc.says)
 
 
 _GIVEN = "_single_valued_options_given"  # what `_StoreOnce` saw during one parse; removed before the parse returns

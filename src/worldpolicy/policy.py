@@ -58,6 +58,7 @@ from .processing.clip import (
 from .processing.observations import (
     SINGLE_VIEW_KEYS,
     camera_views,
+    canvas_bin,
     check_canvas,
     clip_views,
     compose_views,
@@ -381,6 +382,25 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
             for mode, weight in weights.items() if mode != "policy" and weight <= 0}
 
 
+def _sampling(embodiment: Embodiment, preset: str | None, overrides: dict[str, Any]) -> Any:
+    """The `SamplingConfig` of `preset`, else the embodiment's sampling preset, else the engine's defaults, with the
+    `overrides` given. A bad steps or guidance is refused naming the default it would replace, where it comes from
+    (the shipped model's preset runs 12 steps, the released DROID policy's 4): the engine's own message cannot know."""
+    from .engine import SamplingConfig
+
+    name = preset if preset is not None else embodiment.sampling_preset
+    try:
+        return SamplingConfig.from_preset(name, **overrides) if name else SamplingConfig().updated(**overrides)
+    except ValueError as exc:
+        if not str(exc).startswith(("steps=", "guidance=")):
+            raise
+        default = SamplingConfig.from_preset(name) if name else SamplingConfig()
+        where = ("the engine's defaults" if not name else f"preset {name!r}" if preset is not None else
+                 f"the sampling preset {name!r} of embodiment {embodiment.key!r}")
+        said = f"the default: steps {default.steps}, guidance {default.guidance:g} ({where})"
+        raise ValueError(f"{exc}; {said}") from None
+
+
 def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
     """The frames a checkpoint's own training run saw (`trainer_state.json`'s `frames`, `train.data.trained_frames`:
     each camera's and the composed frame's [height, width]), or None: a hub id, a folder no run saved, or a run from
@@ -590,7 +610,6 @@ class Policy:
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
         (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
         and names itself."""
-        from .engine import SamplingConfig
         from .engine.loading import (
             check_action_head,
             check_checkpoint_complete,
@@ -608,12 +627,7 @@ class Policy:
             chosen = chosen.partition("/")[0]  # the robot it was trained for, in the variant asked for
         emb = get_embodiment(chosen, variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
-        if preset is not None:
-            sampling = SamplingConfig.from_preset(preset, **overrides)
-        elif emb.sampling_preset:
-            sampling = SamplingConfig.from_preset(emb.sampling_preset, **overrides)
-        else:
-            sampling = SamplingConfig().updated(**overrides)
+        sampling = _sampling(emb, preset, overrides)
         check_chunk_size(chunk_size if chunk_size is not None else emb.chunk_size)
         check_resolution_tier(resolution_tier if resolution_tier is not None else emb.resolution_tier)
         torch_device = resolve_device(device)
@@ -804,9 +818,9 @@ class Policy:
         return results  # type: ignore[return-value]
 
     def metadata(self) -> dict[str, Any]:
-        """What a server announces on connect: embodiment, chunk, columns, units, model, and the settings a
+        """What a server announces on connect: embodiment, chunk, columns, units, model, the settings a
         `RemotePolicy` reports as this policy's attributes (`resolution_tier`; `sampling`, the defaults a request's
-        steps, guidance and negative prompt override)."""
+        steps, guidance and negative prompt override), and the frames to send (`_frames_announced`)."""
         from . import __version__
 
         e = self.embodiment
@@ -815,8 +829,22 @@ class Policy:
             "fps": e.fps, "columns": list(e.columns), "units": list(e.units), "camera_keys": list(e.camera_keys),
             "state_keys": dict(e.state_keys), "layout": e.layout, "model": self.source,
             "resolution_tier": self.resolution_tier, "sampling": asdict(self.sampling),
-            "worldpolicy_version": __version__,
+            "worldpolicy_version": __version__, **self._frames_announced(),
         }
+
+    def _frames_announced(self) -> dict[str, Any]:
+        """The frames this checkpoint was trained on, from its run's record (`trained_frames`), for a client to send
+        the same: `trained_frames`, each camera's [height, width]; `composed_frame`, the frame they compose into
+        (the embodiment's composite); `canvas`, the canvas bin of the resolution tier the model runs that frame at
+        (`canvas_bin`). Each None for a checkpoint without the record (a hub id, a policy built in code), or whose
+        record is of other cameras than this embodiment's (the shipped model served as `droid`): its canvas follows
+        the frames each request sends."""
+        frames = self._trained_frames
+        if frames is None or set(frames["cameras"]) != set(self.embodiment.camera_keys):
+            return {"trained_frames": None, "composed_frame": None, "canvas": None}
+        _, canvas = canvas_bin(*frames["composed"], self.resolution_tier, self.embodiment.snap_to_16)
+        return {"trained_frames": {camera: list(hw) for camera, hw in frames["cameras"].items()},
+                "composed_frame": list(frames["composed"]), "canvas": list(canvas)}
 
     # -- processing -----------------------------------------------------------------------------------------------
 

@@ -113,8 +113,9 @@ def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
     (["--device", "cpu"], ("--device: sets how a policy's rollouts run (a checkpoint, a ws:// server or random), not "
                            "the scripted expert, which acts in droid/joint_pos on its own plan: leave it out or record "
                            "another policy\n")),  # whole: a later 'steps: ' was made '--steps: 
-    (["--policy", "random", "--api-key", "k"], "--api-key is sent to a ws:// policy server, not to --policy 'random'"),
-    (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// policy server, not to --policy 'scripted'"),
+    (["--policy", "random", "--api-key", "k"],
+     "--api-key is sent to a ws:// or wss:// policy server, not to --policy 'random'"),
+    (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// or wss:// policy server, not to --policy 'scripted'"),
     # --latency and --rtc, parsed and checked as `worldpolicy sim` does
     (["--latency", "200"], "--latency: sets how a policy's chunks run; the scripted expert re-plans"),
     (["--rtc"], "--rtc: sets how a policy's chunks run; the scripted expert re-plans"),

@@ -23,6 +23,7 @@ import numpy as np
 from websockets.sync.client import connect
 
 from worldpolicy import Prediction, get_embodiment
+from worldpolicy.embodiments import Embodiment
 from worldpolicy.serving import packb, unpackb
 
 
@@ -34,10 +35,13 @@ def expected_actions(joints: np.ndarray, prompt: str, seed: int = 0, chunk: int 
 
 
 class StandInPolicy:
-    """`batch_cost_s` is paid once per call (act or act_batch): a fixed-cost-per-batch device, like a GPU."""
+    """`batch_cost_s` is paid once per call (act or act_batch): a fixed-cost-per-batch device, like a GPU. Another
+    embodiment than DROID's (a registered name, or an `Embodiment`: a shipped model's) gets the same actions,
+    zero-padded or cut to its columns."""
 
-    def __init__(self, embodiment: str = "droid", batch_cost_s: float = 0.0, batching: bool = True) -> None:
-        self.embodiment = get_embodiment(embodiment)
+    def __init__(self, embodiment: str | Embodiment = "droid", batch_cost_s: float = 0.0,
+                 batching: bool = True) -> None:
+        self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.batch_cost_s = batch_cost_s
         self.batch_sizes: list[int] = []
         self.running = threading.Event()  # set while a call is in progress (to kill clients mid-inference)
@@ -63,6 +67,7 @@ class StandInPolicy:
             logging.getLogger("worldpolicy.policy").warning(
                 "stand-in: this request asked for a warning" + (f" (checkpoint {self.source})" if self.source else ""))
         actions = expected_actions(joints, prompt, seed or 0, e.chunk_size)
+        actions = np.pad(actions, ((0, 0), (0, max(e.action_dim - 8, 0))))[:, :e.action_dim]
         if prompt == "nan":  # actions no robot should run: the server must refuse to send them
             actions[3, 2] = np.nan
         elif prompt == "narrow":

@@ -288,3 +288,29 @@ def test_inverse_dynamics_reads_state_keys_under_the_client_names_and_names_them
     with pytest.raises(RequestError, match=r"^missing state key 'g' \(gripper\)"):
         adapter.parse({"mode": "inverse_dynamics", "video": video, "task": "push", "q": joints})
     assert "state" not in adapter.parse({"mode": "inverse_dynamics", "video": video, "task": "push"}).options
+
+
+def _panda_reach():
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+
+    return checkpoint_embodiment(shipped_model(), None)
+
+
+def test_keys_nothing_reads_are_named_with_the_keys_the_embodiment_reads():
+    """A DROID client served the shipped `panda_reach` model got chunks of 10 columns and no word that its joint state
+    and second exterior camera were dropped."""
+    panda = _panda_reach()
+    message = {**droid_request(np.zeros(7)), "seed": 3}
+    text = ObservationAdapter(panda).unread_keys_warning(message)
+    assert text.startswith("request keys 'observation/exterior_image_2_left', 'observation/joint_position', "
+                           "'observation/gripper_position' are not read by embodiment 'panda_reach' (10 action "
+                           "columns: tx, ty, tz,")
+    assert ("it reads 'prompt', the cameras 'observation/exterior_image_1_left', 'observation/wrist_image_left' (or a "
+            "pre-composed 'observation/image'), and no state") in text
+    assert "'seed'" not in text.split(" are not read")[0]  # an option is read whatever the embodiment
+    assert ObservationAdapter(DROID).unread_keys_warning(message) is None  # every key read
+    under = ObservationAdapter(DROID, CLIENT_NAMES).unread_keys_warning(warmup_message(DROID, key_map=CLIENT_NAMES))
+    assert under is None  # the client's names are the ones read
+    many = ObservationAdapter(DROID).unread_keys_warning({**message, **{f"k{i}": 1 for i in range(20)}})
+    assert "'k15' and 4 more are not read" in many and "the state keys 'observation/joint_position'" in many

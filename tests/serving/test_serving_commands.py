@@ -386,3 +386,18 @@ def test_the_first_line_says_it_is_starting_before_the_checkpoint_is_checked(tmp
     assert main(_serve(tmp_path, "--device", "cpu")) == 0
     starting = [json.loads(line.partition("worldpolicy.serving: ")[2]) for line in said_before_check[0].splitlines()]
     assert [(s["event"], s["checkpoint"], s["replicas"]) for s in starting] == [("starting", "never-loaded", 1)]
+
+
+@pytest.mark.parametrize(("extra", "default"), [
+    ((), "the default: steps 12, guidance 1 (the sampling preset 'small_no_cfg' of embodiment 'panda_reach')"),
+    (("--embodiment", "droid"),
+     "the default: steps 4, guidance 3 (the sampling preset 'droid_native' of embodiment 'droid/joint_pos')"),
+])
+def test_a_bad_steps_names_the_served_checkpoint_s_default(capsys, monkeypatch, extra, default):
+    """`--steps 0` on the shipped model hinted "(released DROID policy: 4)", the engine's text, not the checkpoint's."""
+    from worldpolicy.serving.server import PolicyServer
+
+    monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))
+    assert main(["serve", "--device", "cpu", "--steps", "0", *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"serve: error: --steps=0 must be an integer in [1, 1000]; {default}" in err and "released" not in err

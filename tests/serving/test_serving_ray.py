@@ -554,3 +554,39 @@ def test_the_ingress_closes_a_stuck_replicas_refusals_with_their_codes(status, c
     asyncio.run(ingress.wire(ws))
     assert ws.sent == [b"\x80", "text of " + status, ("close", code)]
     assert ingress.livez().body == b"OK\n"
+
+
+def test_a_replica_says_the_keys_nothing_reads_once_per_key_set(monkeypatch):
+    """The single server says them once per connection; a replica gets frames, not connections."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from serving_standins import StandInPolicy
+
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.serving.codec import DEFAULT_LIMITS, packb, unpackb
+    from worldpolicy.serving.ray_serve import PolicyReplica
+
+    context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=8),
+                              replica_id=SimpleNamespace(unique_id="replica-1"))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: context)
+    stand_in = StandInPolicy(checkpoint_embodiment(shipped_model(), None))
+    replica = PolicyReplica(lambda: stand_in, None, DEFAULT_LIMITS, max_batch=4, max_wait_ms=5, warmup_requests=0)
+    droid = droid_request(np.zeros(7))
+
+    async def warnings(message: dict) -> list[str]:
+        # the batch function itself: `@serve.batch`'s queue is bound to the event loop it first ran on (another
+        # test's `asyncio.run`, closed by now)
+        [(status, reply)] = await PolicyReplica.infer.__wrapped__(replica, [packb(message)])
+        assert status == "ok"
+        return unpackb(reply).get("warnings", [])
+
+    async def scenario() -> None:
+        first = await warnings(droid)
+        assert len(first) == 1 and "'observation/joint_position'" in first[0] and "'panda_reach'" in first[0]
+        assert await warnings(droid) == []
+        other = {k: v for k, v in droid.items() if k != "observation/gripper_position"}
+        assert "'observation/gripper_position'" not in (await warnings(other))[0]  # another key set: said too
+
+    asyncio.run(scenario())

@@ -148,10 +148,10 @@ def test_the_server_says_at_start_that_dynamics_requests_are_not_recorded(caplog
     sink = _BlockingSink()
     sink.release.set()
     with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
-        thread = _server(Recorder(sink))
+        thread = _server(Recorder(sink, destination="/data/robot_run"))
         thread.stop()
     [line] = [r.msg.fields for r in caplog.records if isinstance(r.msg, Event) and r.msg.fields["event"] == "recording"]
-    assert line["records"] == "mode policy requests (act)"
+    assert line["records"] == "mode policy requests (act)" and line["dir"] == "/data/robot_run"  # where it goes
     assert line["detail"] == ("mode forward_dynamics and inverse_dynamics requests (imagine, infer_actions) are "
                               "served, not recorded")
 
@@ -558,3 +558,18 @@ def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys
     monkeypatch.setattr(served, "_add_episode", real)
     assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
     assert LeRobotDataset.open(root).num_episodes == 2 and not spool.exists()
+
+
+def test_serve_record_s_recording_line_names_the_folder(tmp_path):
+    """The `recording` line said what is recorded but not where: a server started among several had to be asked."""
+    import argparse
+
+    from worldpolicy.serving.commands import _recorder
+
+    root = tmp_path / "robot_run"
+    recorder = _recorder(argparse.Namespace(record=str(root), overwrite=False, checkpoint="shipped"),
+                         StandInPolicy().embodiment)
+    try:
+        assert recorder.destination == str(root)
+    finally:
+        recorder.close()

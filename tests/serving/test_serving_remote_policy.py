@@ -744,3 +744,56 @@ def test_clip_options_are_refused_before_any_request_is_sent(serve, monkeypatch)
             remote.infer_actions(clip, "push", start_frame=2, whole_clip=True)
         assert policy.calls == 0
         assert (remote.infer_actions(clip, "push").actions[:, 0] == 40).all()  # the clip as before: every frame
+
+
+def test_the_metadata_frame_announces_the_frames_the_checkpoint_was_trained_on(caplog, tmp_path):
+    """Nothing told a client what frame size to send; the shipped model (whose folder records its training frames)
+    warmed up with 224x224 frames it was never trained on. A checkpoint without the record announces none."""
+    import logging
+
+    import worldpolicy
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+    from worldpolicy.serving.adapters import warmup_camera_sizes
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    shipped = worldpolicy.load_policy("shipped", device="cpu", steps=1)
+    assert warmup_camera_sizes(shipped) == {"observation/exterior_image_1_left": [180, 320],
+                                            "observation/wrist_image_left": [180, 320]}
+    caplog.set_level(logging.WARNING, logger="worldpolicy")
+    server = PolicyServer(shipped, ServerConfig(host="127.0.0.1", port=0), warmup_requests=1)
+    with ServerThread(server) as t, RemotePolicy(t.url) as remote:
+        meta = remote.metadata()
+        assert meta["trained_frames"] == warmup_camera_sizes(shipped)
+        assert meta["composed_frame"] == [360, 320]  # stacked
+        assert meta["canvas"] == list(shipped._frames_announced()["canvas"]) and len(meta["canvas"]) == 2
+    assert "was trained on frames" not in caplog.text  # the warm-up sent the frames the checkpoint was trained on
+    tiny = worldpolicy.load_policy(make_tiny_checkpoint(tmp_path / "tiny"), embodiment="droid", device="cpu", steps=1)
+    announced = ("trained_frames", "composed_frame", "canvas")
+    assert {key: tiny.metadata()[key] for key in announced} == dict.fromkeys(announced)  # no record: none
+    as_droid = worldpolicy.load_policy("shipped", embodiment="droid", device="cpu", steps=1)
+    assert {key: as_droid.metadata()[key] for key in announced} == dict.fromkeys(announced)  # of other cameras
+
+
+def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplog):
+    """The sim renders every DROID camera and sends its joint state: against the shipped `panda_reach` model, whose
+    server now says the keys nothing reads, `worldpolicy sim --policy ws://` would be told so on every connection."""
+    import logging
+
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.sim.policies import make_policy
+
+    panda = checkpoint_embodiment(shipped_model(), None)
+    t = serve(StandInPolicy(panda))
+    caplog.set_level(logging.WARNING, logger="worldpolicy")
+    observation = {**droid_request(np.zeros(7)), "prompt": "reach the ball"}  # what the sim env observes
+    with RemotePolicy(t.url) as remote:
+        assert remote.metadata()["observation_keys"] == ["prompt", "observation/image", *panda.camera_keys]
+        remote.act({k: v for k, v in observation.items() if k != "prompt"}, "reach the ball")
+    assert "are not read by embodiment 'panda_reach'" in caplog.text  # a client that sends them all is told
+    caplog.clear()
+    backend = make_policy(t.url)
+    assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
+    assert backend.request(observation, "reach the ball").observation.keys() == set(panda.camera_keys)
+    assert "not read" not in caplog.text
+    backend.policy.close()

@@ -687,3 +687,30 @@ def test_inverse_dynamics_reads_the_state_keys_a_raw_client_sends_beside_the_vid
     assert send(one_key).startswith("bad request: missing state key 'observation/gripper_position' (gripper) required")
     assert policy.calls == calls  # refused before inference
     assert send(base)["actions"].shape == (32, 8)  # and still serving
+
+
+def test_keys_nothing_reads_are_told_once_per_connection_in_the_reply_and_the_log(serve, caplog):
+    """A DROID client of a `panda_reach` server had its joint state and second camera dropped without a word."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+
+    policy = StandInPolicy(checkpoint_embodiment(shipped_model(), None))
+    t = serve(policy)
+    caplog.set_level(logging.WARNING, logger="worldpolicy.serving")
+    message = {k: v for k, v in droid_request(np.zeros(7)).items() if k != "observation/exterior_image_2_left"}
+    for _ in range(2):  # a client that reconnects is told again
+        with connect(t.url, compression=None, max_size=None) as ws:
+            ws.recv()  # metadata
+            replies = []
+            for _ in range(3):
+                ws.send(packb(message))
+                replies.append(unpackb(ws.recv()))
+        said = replies[0]["warnings"]
+        assert len(said) == 1 and said[0].startswith("request keys 'observation/joint_position', "
+                                                     "'observation/gripper_position' are not read by embodiment "
+                                                     "'panda_reach'")
+        assert all("warnings" not in reply for reply in replies[1:])  # the requests after it cost nothing more
+    logged = [json.loads(r.getMessage()) for r in caplog.records if '"unread_keys"' in r.getMessage()]
+    assert [line["conn"] for line in logged] == [1, 2] and logged[0]["detail"] == said[0]
+    # a client that sends only what the embodiment reads hears nothing of it
+    assert "warnings" not in raw_send(t.url, {k: message[k] for k in ("prompt", *policy.embodiment.camera_keys)})

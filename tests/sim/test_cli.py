@@ -60,9 +60,10 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
         (["--policy", "shiped"], "sim: error: --policy: 'shiped' is not 'scripted', 'random', a ws:// URL, 'shipped'"),
         (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
-        (["--api-key", "k"], "sim: error: --api-key is sent to a ws:// policy server, not to --policy 'random'"),
+        (["--api-key", "k"],
+         "sim: error: --api-key is sent to a ws:// or wss:// policy server, not to --policy 'random'"),
         (["--api-key-env", "K"],
-         "sim: error: --api-key-env is sent to a ws:// policy server, not to --policy 'random'"),
+         "sim: error: --api-key-env is sent to a ws:// or wss:// policy server, not to --policy 'random'"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
@@ -356,9 +357,13 @@ def test_a_wrong_api_key_says_how_to_send_one(tmp_path, capsys, keyed_server, co
     t = keyed_server
     assert main(KEYED_COMMANDS[command](t.url, tmp_path / "run")) == 2
     [line] = [line for line in capsys.readouterr().err.splitlines() if f"{command}: error:" in line]  # not the server's
-    assert f"{command}: error: {t.url} refused the API key (HTTP 401)" in line
-    assert line.endswith(f"give {command} the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or "
-                         "--api-key KEY")
+    # in the command's flags, not RemotePolicy's Python words (`pass api_key=`)
+    assert f"{command}: error: {t.url} refused the API key (HTTP 401): {command} sent no key (it says: " in line
+    assert line.endswith(f"give {command} the server's key (what the variable its --api-key-env names holds) with "
+                         "--api-key-env VAR, WORLDPOLICY_API_KEY or --api-key KEY") and "api_key=" not in line
+    assert main([*KEYED_COMMANDS[command](t.url, tmp_path / "run2"), "--api-key", "wrong-key-1234"]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if f"{command}: error:" in line]
+    assert "(HTTP 401): the key it sent is not the server's (it says: " in line and "api_key" not in line
 
 
 @pytest.mark.parametrize("command", KEYED_COMMANDS)

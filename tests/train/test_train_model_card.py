@@ -204,3 +204,38 @@ def test_a_card_counts_one_evaluated_episode_as_one(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert "- sim evaluation at step 3: `reach` success 100 % over 1 episode\n" in _figures(run, {"step": 3}, None)
     assert "- sim evaluation at step 6: `reach` success 50 % over 2 episodes\n" in _figures(run, {"step": 6}, None)
+
+
+def test_the_shipped_model_keeps_the_record_the_recipe_writes_of_its_frames(tmp_path, monkeypatch):
+    """The shipped model had no record of its training frames: no size warning ran, a server announced no frames and
+    warmed up with 224x224 ones. Its trainer_state.json is what `run_recipe` writes into the recipe's model
+    (`scratch.model_record` of the run's last checkpoint), for the frames its dataset records: the recipe's cameras at
+    the size `make_dataset` records them (sim episodes' default), the recipe's steps and objectives."""
+    import inspect
+    import tomllib
+    from types import SimpleNamespace
+
+    from worldpolicy import data as data_package
+    from worldpolicy.data.from_sim import expert_episodes, sim_features
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment, trained_frames
+    from worldpolicy.train import scratch
+    from worldpolicy.train.config import ObjectiveConfig
+    from worldpolicy.train.data import trained_frames as run_frames
+
+    raw = tomllib.loads(scratch.recipe_path("reach-from-scratch").read_text())
+    recorded = inspect.signature(expert_episodes).parameters["image_size"].default
+    features = sim_features("panda", recorded, raw["scratch"]["cameras"])
+    dataset = SimpleNamespace(features=features, video_keys=[k for k, f in features.items() if f["dtype"] == "video"])
+    monkeypatch.setattr(data_package.LeRobotDataset, "open", lambda path: dataset)  # what the recipe's dataset says
+    shipped = shipped_model()
+    frames = run_frames(SimpleNamespace(dataset="dataset", video_keys=raw["data"]["video_keys"]),
+                        checkpoint_embodiment(shipped, None))
+    last = tmp_path / "train" / "checkpoints" / f"step-{raw['optim']['steps']:07d}"
+    last.mkdir(parents=True)
+    (last / "trainer_state.json").write_text(json.dumps({
+        "step": raw["optim"]["steps"], "config": {"output_dir": "/home/someone/runs/train"}, "history": [],
+        "objective_weights": ObjectiveConfig(**raw["objectives"]).weights(), "frames": frames}))
+    assert json.loads((shipped / "trainer_state.json").read_text()) == scratch.model_record(tmp_path / "train")
+    assert trained_frames(shipped)["cameras"] == {camera: [180, 320] for camera in raw["scratch"]["cameras"]}
+    assert "- trained on frames of `observation/exterior_image_1_left` 180x320" in (shipped / "README.md").read_text()

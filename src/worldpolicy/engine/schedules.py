@@ -56,7 +56,7 @@ class SamplingConfig:
         if isinstance(self.guidance, numbers.Real) and not isinstance(self.guidance, (bool, np.bool_)):
             object.__setattr__(self, "guidance", float(self.guidance))
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or not 1 <= self.steps <= 1000:
-            raise ValueError(f"steps={self.steps!r} must be an integer in [1, 1000] (released DROID policy: 4)")
+            raise ValueError(f"steps={self.steps!r} must be an integer in [1, 1000]")
         if not isinstance(self.guidance, float) or not math.isfinite(self.guidance) or self.guidance < 0:
             raise ValueError(f"guidance={self.guidance!r} must be a finite number >= 0 (1.0 disables CFG)")
         if _named(self.schedule) not in SCHEDULES:

@@ -30,7 +30,7 @@ from ..processing.prompts import check_length
 from ..results import MODES
 
 __all__ = [
-    "IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "check_key_map",
+    "IMAGE_KEY", "OPTION_KEYS", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "check_key_map",
     "warmup_camera_sizes", "warmup_message",
 ]
 
@@ -38,6 +38,10 @@ IMAGE_KEY = "observation/image"
 PROMPT_KEY = "prompt"
 MAX_IMAGE_SIDE = 4096
 MAX_STEPS = 1000
+# the request keys besides the embodiment's observation keys (the module's docstring), read whatever the embodiment
+OPTION_KEYS = frozenset({"mode", "actions", "actions_space", "video", "state", "action_prefix", "seed", "steps",
+                         "guidance", "negative_prompt", "decode_video"})
+_NAMED_AT_MOST = 16  # unread keys a warning names (a request may carry many)
 
 
 class RequestError(ValueError):
@@ -149,6 +153,37 @@ class ObservationAdapter:
         self._names = {k: self.key_map.get(k, k) for k in _readable_keys(embodiment)}
         self._cameras = tuple((k, self._names[k]) for k in embodiment.camera_keys)
         self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
+        self._read = frozenset(self._names.values()) | OPTION_KEYS
+
+    @property
+    def observation_keys(self) -> list[str]:
+        """The keys this adapter reads a request's prompt and observation from, under the client's names (a key
+        map's): a server announces them (`observation_keys` in its metadata frame), so a client that has more (the
+        sim renders every camera) sends only these; the options (`OPTION_KEYS`) are read besides."""
+        return list(dict.fromkeys(self._names.values()))
+
+    def unread_keys_warning(self, message: Mapping[Any, Any]) -> str | None:
+        """The warning for the keys of a request that nothing reads for this embodiment (another robot's cameras and
+        state, a misspelt key), naming the keys it does read; None where every key is read. Such keys are ignored, as
+        openpi's policies ignore the keys they do not use, but said: a DROID client served a `panda_reach` model gets
+        chunks of another width and nothing else would tell it its joint state and third camera went unread. Not
+        called per request: a server asks once per connection (`PolicyServer`), a Ray replica once per key set."""
+        unread = [key for key in message if key not in self._read]
+        if not unread:
+            return None
+        names = ", ".join(f"{key!r:.80}" for key in unread[:_NAMED_AT_MOST])
+        more = f" and {len(unread) - _NAMED_AT_MOST} more" if len(unread) > _NAMED_AT_MOST else ""
+        cameras = ", ".join(repr(wire) for _, wire in self._cameras)
+        states = ", ".join(repr(wire) for _, _, wire in self._state_keys)
+        e = self.embodiment
+        reads = (f"{self._names[PROMPT_KEY]!r}, the cameras {cameras} (or a pre-composed {self._names[IMAGE_KEY]!r})"
+                 + (f", the state keys {states}" if states else
+                    ", and 'state'" if e.state_history else ", and no state (its actions come from the cameras and "
+                    "the prompt alone)"))
+        return (f"request keys {names}{more} are not read by embodiment {e.key!r} ({e.action_dim} action columns: "
+                f"{', '.join(e.columns)}) and were ignored; it reads {reads}, besides the request options "
+                f"({', '.join(sorted(OPTION_KEYS))}). A server key map (--key-map) renames a key; another robot's "
+                "client needs a checkpoint trained for that robot")
 
     def parse(self, message: Any) -> WireRequest:
         """Validate one decoded request and build the policy inputs; raises `RequestError` naming the bad key."""
@@ -347,8 +382,8 @@ def warmup_message(
 
 def warmup_camera_sizes(policy: Any) -> dict[str, list[int]] | None:
     """The (height, width) of each camera the served checkpoint was trained on, from its run's record
-    (`policy.trained_frames` of its `source`), or None when it has none (a hub id, the shipped model, a policy built
-    in code): what `warmup_message` should send."""
+    (`policy.trained_frames` of its `source`: the shipped model's too), or None when it has none (a hub id, a policy
+    built in code): what `warmup_message` should send."""
     from ..policy import trained_frames
 
     source = getattr(policy, "source", "")

@@ -150,7 +150,13 @@ class ServerRefusedError(RemotePolicyError, ConnectionError):
 
 
 class AuthenticationError(ServerRefusedError):
-    """The server refused the API key (HTTP 401 or 403 at the handshake)."""
+    """The server refused the API key (HTTP 401 or 403 at the handshake). `refusal` (which server, which status),
+    `key_sent` and `says` (the server's text) let a command line say the fix in its own flags (`cli.with_key_hint`)
+    where the message says it in Python's (`api_key=`)."""
+
+    def __init__(self, message: str, refusal: str = "", key_sent: bool = False, says: str = "") -> None:
+        super().__init__(message)
+        self.refusal, self.key_sent, self.says = refusal, key_sent, says
 
 
 class UntrustedCertificateError(ServerRefusedError):
@@ -542,9 +548,9 @@ class RemotePolicy:
             why = ("this client sent no key: pass api_key=, the value of the variable the server's --api-key-env "
                    "names" if self._api_key is None else
                    "the api_key this client sent is not the server's (the value of its --api-key-env variable)")
-            return AuthenticationError(
-                f"{self.url} refused the API key (HTTP {status}): {why}" + (f"; it says: {body}" if body else "")
-            )
+            refusal = f"{self.url} refused the API key (HTTP {status})"
+            return AuthenticationError(f"{refusal}: {why}" + (f"; it says: {body}" if body else ""), refusal,
+                                       self._api_key is not None, body)
         hint = "" if status >= 500 else "; is this the policy server's port?"  # a 404: another service there
         return ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body or '(no text)'}{hint}")
 

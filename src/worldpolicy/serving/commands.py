@@ -285,4 +285,4 @@ def _recorder(args: argparse.Namespace, embodiment) -> Recorder:
         raise flag_named(exc, {"out": "--record", "overwrite": "--overwrite"}) from None
     except OSError as exc:
         raise ValueError(f"--record {args.record}: cannot write there ({exc.strerror or exc})") from None
-    return Recorder(sink)
+    return Recorder(sink, destination=str(sink.root))

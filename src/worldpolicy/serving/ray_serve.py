@@ -78,6 +78,8 @@ RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Ser
 RENEW_BY_RESTART = ("renew it and replace the --tls-cert/--tls-key files, then restart `worldpolicy serve --replicas` "
                     "(SIGTERM drains): Ray Serve's proxy reads them only when it starts")
 
+_KEY_SETS_HELD = 256  # key sets a replica remembers (`PolicyReplica._unread_keys`); new ones past it are not judged
+
 _app = FastAPI(title="worldpolicy", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -104,7 +106,12 @@ class PolicyReplica:
         self.policy = loader()
         metadata = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits))
         self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=metadata["chunk_size"])
+        metadata["observation_keys"] = self.adapter.observation_keys
         self.limits = limits
+        # the key sets of the requests read so far (a tuple of a request's keys, in its order): a replica gets frames,
+        # not connections, so it says the keys nothing reads once per key set (`unread_keys_warning`), a few at most
+        # for robot clients; bounded against a client that makes up keys
+        self._key_sets: set[tuple[Any, ...]] = set()
         self._metadata = packb(metadata)
         self.infer.set_max_batch_size(max_batch)
         self.infer.set_batch_wait_timeout_s(max_wait_ms / 1000)
@@ -112,6 +119,18 @@ class PolicyReplica:
 
     def metadata(self) -> bytes:
         return self._metadata
+
+    def _unread_keys(self, message: Any) -> str | None:
+        """The warning for the keys of a request nothing reads, the first time this replica reads its key set (logged
+        as `unread_keys`); None after, or where every key is read."""
+        keys = tuple(message)
+        if keys in self._key_sets or len(self._key_sets) >= _KEY_SETS_HELD:
+            return None
+        self._key_sets.add(keys)
+        said = self.adapter.unread_keys_warning(message)
+        if said is not None:
+            _log(logging.WARNING, "unread_keys", detail=said)
+        return said
 
     def _stuck_text(self) -> str:
         started, size = self._stuck
@@ -160,10 +179,13 @@ class PolicyReplica:
         if self._stuck is not None:  # one call at a time inside the policy: none joins a stuck one
             return [("stuck", unavailable_text(self._stuck_text()))] * len(frames)
         out: list[tuple[str, bytes | str] | None] = [None] * len(frames)
-        valid = []
+        valid, unread = [], {}
         for i, frame in enumerate(frames):
             try:
-                valid.append((i, self.adapter.parse(unpackb(frame, self.limits))))
+                message = unpackb(frame, self.limits)
+                valid.append((i, self.adapter.parse(message)))
+                if (said := self._unread_keys(message)) is not None:
+                    unread[i] = said
             except (CodecError, RequestError) as exc:
                 out[i] = ("bad_request", f"bad request: {exc}")
             except Exception as exc:  # noqa: BLE001 - a request our checks missed fails alone, not its batch
@@ -182,7 +204,7 @@ class PolicyReplica:
                 out[i] = (failure_status(result), error_text(result))
                 continue
             try:
-                reply = reply_fields(result, warnings)
+                reply = reply_fields(result, [unread[i], *warnings] if i in unread else warnings)
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only

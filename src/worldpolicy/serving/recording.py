@@ -69,12 +69,13 @@ class Recorder:
     """The hand-off: `record`/`refused`/`end` on the event loop (a dict update and a non-blocking put), the sink on one
     thread of its own (`start`, `close`). A sink that raises is logged once and recording stops; serving goes on.
     `dropped` counts the records dropped so far; `on_drop` (no arguments, called on the loop at each drop) feeds the
-    server's metric."""
+    server's metric. `destination`: where the sink writes (`--record DIR`), which the `recording` line names."""
 
-    def __init__(self, sink: RecordSink, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, sink: RecordSink, max_pending: int = DEFAULT_MAX_PENDING,
+                 destination: str | None = None) -> None:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending={max_pending!r} must be an int >= 1")
-        self.sink, self.max_pending = sink, max_pending
+        self.sink, self.max_pending, self.destination = sink, max_pending, destination
         self.dropped = 0
         self.on_drop: Callable[[], None] | None = None
         self._slots = threading.BoundedSemaphore(max_pending)
@@ -91,7 +92,8 @@ class Recorder:
         self._thread = threading.Thread(target=self._write, name="worldpolicy-record", daemon=True)
         self._thread.start()
         unrecorded = " and ".join(mode for mode in MODES if mode != "policy")
-        _log(logging.INFO, "recording", records="mode policy requests (act)",
+        where = {} if self.destination is None else {"dir": self.destination}
+        _log(logging.INFO, "recording", **where, records="mode policy requests (act)",
              detail=f"mode {unrecorded} requests (imagine, infer_actions) are served, not recorded")
 
     def record(self, conn: int, **fields: Any) -> bool:

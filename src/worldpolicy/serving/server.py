@@ -449,6 +449,7 @@ class _Job:
     finished: float = 0.0
     batch_size: int = 0
     warnings: Sequence[str] = ()  # what the policy logged about this request, for its reply (no list made per request)
+    unread_keys: str | None = None  # its connection's first request only: the keys nothing read (`unread_keys_warning`)
     skip: bool = False
 
 
@@ -664,7 +665,7 @@ class PolicyServer:
         arrives (large frames otherwise pile up and page-fault the heap on every request)."""
         t0 = time.perf_counter()
         try:
-            job = self._admit(message, t0, conn, told)
+            job = self._admit(message, t0, conn, told, first=prev_total_ms is None)  # None: no request answered yet
         except _Refusal as exc:
             await self._refuse(ws, conn, str(exc), exc.code, exc.status)
             return None
@@ -723,8 +724,10 @@ class PolicyServer:
             self._metrics.requests.labels("vanished").inc()
             _log(logging.INFO, "vanished", conn=conn, peer=peer)
 
-    def _admit(self, message: str | bytes, t0: float, conn: int, told: set[Any]) -> _Job:
-        """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
+    def _admit(self, message: str | bytes, t0: float, conn: int, told: set[Any], first: bool = False) -> _Job:
+        """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason. The `first`
+        request of a connection is also read for keys nothing reads (`unread_keys_warning`), said in the log and in its
+        reply: once per connection, so the requests after it cost nothing more (a control loop sends the same keys)."""
         if self._draining:
             raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
         if self._stuck is not None:  # it would wait behind the stuck batch
@@ -732,7 +735,8 @@ class PolicyServer:
         if isinstance(message, str):
             raise _Refusal("bad request: expected a binary msgpack frame, got a text frame", 1011, "bad_request")
         try:
-            request = self.adapter.parse(unpackb(message, self.config.limits))
+            decoded = unpackb(message, self.config.limits)
+            request = self.adapter.parse(decoded)
         except (CodecError, RequestError) as exc:
             raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         except Exception as exc:  # noqa: BLE001 - a request our checks missed: this client's error text, and logged
@@ -747,6 +751,9 @@ class PolicyServer:
                 "busy",
             )
         job = _Job(request, self._loop.create_future(), enqueued=t0, conn=conn, told=told)
+        if first and (unread := self.adapter.unread_keys_warning(decoded)) is not None:
+            job.unread_keys = unread
+            _log(logging.WARNING, "unread_keys", conn=conn, detail=unread)
         self._waiting.add(job)
         self._queue.put(job)
         self._active += 1
@@ -765,7 +772,7 @@ class PolicyServer:
             pass
 
     def _reply(self, job: _Job, result: Prediction, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
-        reply = reply_fields(result, job.warnings)
+        reply = reply_fields(result, job.warnings if job.unread_keys is None else [job.unread_keys, *job.warnings])
         timing = {
             "queue_ms": (job.started - job.enqueued) * 1000,
             "infer_ms": (job.finished - job.started) * 1000,
@@ -948,6 +955,7 @@ class PolicyServer:
         metadata = server_metadata(self.policy, self.config)  # sent once ready (connections are refused until then)
         if self.adapter is None:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map, chunk_size=metadata["chunk_size"])
+        metadata["observation_keys"] = self.adapter.observation_keys
         warm_up(self.policy, self.adapter, self.warmup_requests, t0)
         self._metadata = metadata
         model = metadata.get("model")

@@ -23,7 +23,7 @@ from worldpolicy.fileio import MODEL_CARD_FILE
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.trajectory import call_seed
-from worldpolicy.results import Prediction
+from worldpolicy.results import Prediction, is_string_list
 from worldpolicy.robot.kinematics import IKSolver
 from worldpolicy.sim.env import unwrap_tabletop
 
@@ -317,8 +317,10 @@ class _Seeded:
     """Adapts `Policy` / `RemotePolicy` to the backend protocol, passing a deterministic per-call seed (`call_seed`):
     the same on a local and a ws:// backend, and the same for an episode run alone or inside a longer run."""
 
-    def __init__(self, policy: Any, embodiment: Embodiment, seed: int | None, decode_video: bool) -> None:
+    def __init__(self, policy: Any, embodiment: Embodiment, seed: int | None, decode_video: bool,
+                 keys: frozenset[str] | None = None) -> None:
         self.policy, self.embodiment, self.decode_video = policy, embodiment, decode_video
+        self.keys = keys  # the observation keys passed on (a server's `observation_keys`); None: all but the prompt
         self.seed = seed
         self.calls = 0
 
@@ -340,7 +342,7 @@ class _Seeded:
     def act(self, observation: dict[str, Any], prompt: str, *, action_prefix: np.ndarray | None = None) -> Prediction:
         """`action_prefix`: the actions the new chunk must begin with (`worldpolicy sim --rtc`: `ChunkController`'s
         real-time chunking), passed on to the model; left out of the call when None, as before it existed."""
-        obs = {k: v for k, v in observation.items() if k != "prompt"}
+        obs = self._observation(observation)
         prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
         return self.policy.act(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video, **prefix)
 
@@ -350,9 +352,13 @@ class _Seeded:
         `Policy.act_batch`."""
         from worldpolicy.policy import PolicyRequest
 
-        obs = {k: v for k, v in observation.items() if k != "prompt"}
+        obs = self._observation(observation)
         return PolicyRequest(obs, prompt, seed=self._next_seed(), decode_video=self.decode_video,
                              action_prefix=action_prefix)
+
+    def _observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """What the backend is given of a sim observation: the keys it reads (`keys`), never the prompt."""
+        return {k: v for k, v in observation.items() if k != "prompt" and (self.keys is None or k in self.keys)}
 
     def _next_seed(self) -> int | None:
         """The sampling seed of the episode's next call (`call_seed`), counted."""
@@ -440,7 +446,10 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
         if embodiment is not None and emb.key != get_embodiment(embodiment).key:
             logger.warning("--embodiment %s is not used: the server at %s serves %r, whose columns and stats decode "
                            "its actions", embodiment, spec, emb.key)
-        return _Seeded(remote, emb, seed, decode_video)
+        # the sim renders every DROID camera and sends its state: a server that announces what it reads is sent only
+        # that (the rest would cross the network for nothing, and the server would say it went unread)
+        read = remote.metadata().get("observation_keys")
+        return _Seeded(remote, emb, seed, decode_video, frozenset(read) if is_string_list(read) else None)
     spec = str(resolve_checkpoint(spec))  # as `worldpolicy sim --policy` and `load_policy` take it
     from worldpolicy.policy import Policy
 

@@ -44,7 +44,8 @@ OBJECTIVE_TEXT = {"policy": "policy (actions from frames and a task)",
 def write_model_card(folder: str | Path, final: str | Path, run: str | Path | None = None) -> Path:
     """Write `folder`'s README.md (atomically) from the records in it. `final`: where the folder goes (it is written
     in a staging folder), which the card names it by; `run`: the training run's folder, for its metrics.jsonl
-    (validation and evaluation figures) and, where the checkpoint has no trainer_state.json, its config.json."""
+    (validation and evaluation figures) and, where the checkpoint's trainer_state.json holds no config, its
+    config.json."""
     folder = Path(folder)
     text = model_card(folder, Path(final), None if run is None else Path(run))
     return write_bytes_atomic(folder / MODEL_CARD_FILE, text)
@@ -55,7 +56,8 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     from huggingface_hub import ModelCardData
 
     state = _record(folder / TRAINER_STATE_FILE)
-    config = state.get("config") if state else _record(run / "config.json") if run else None
+    # a recipe's model keeps only part of its run's record (`scratch.model_record`): no config
+    config = (state or {}).get("config") or (_record(run / "config.json") if run else None)
     adapter = _record(folder / BASE_FILE)
     summary = _record(folder / TRAINING_SUMMARY_FILE)
     embodiment = _embodiment(folder, config)

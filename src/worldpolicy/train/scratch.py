@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from ..fileio import (
+    CHECKPOINT_GLOB,
     MODEL_INDEX_FILE,
+    TRAINER_STATE_FILE,
     TRAINING_SUMMARY_FILE,
     folder_lock,
     output_folder,
@@ -274,6 +276,20 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
             "success_rate": report.success_rate, "successes": report.successes}
 
 
+MODEL_RECORD_KEYS = ("step", "objective_weights", "frames")
+
+
+def model_record(run: str | Path) -> dict[str, Any]:
+    """What the recipe's model keeps of training run `run`'s record (its last checkpoint's trainer_state.json): the
+    step, the objectives and the frames it was trained on, the parts loading reads (`policy.trained_frames`: a policy
+    warns of frames of another size, a server announces them and warms up with them; `policy.untrained_modes`). Not
+    the rest: the run's config names this machine's folders (the summary says how a model made from nothing was
+    made), its history and schedule are the run's. The shipped model's trainer_state.json is this record."""
+    last = max(Path(run).glob(CHECKPOINT_GLOB))  # step-0004000: zero-padded, so the newest sorts last
+    state = json.loads((last / TRAINER_STATE_FILE).read_text())
+    return {key: state[key] for key in MODEL_RECORD_KEYS}
+
+
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
     """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
     (`staged_folder`, which first removes the staging a killed install left, never a running install's: it could
@@ -350,6 +366,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
         final = out / "model"
         with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
             trainer.export_pipeline(staging)
+            write_json_atomic(staging / TRAINER_STATE_FILE, model_record(config.output_dir))
             write_model_card(staging, final, config.output_dir)
         stage("transformer", tick, steps=config.optim.steps)
 
