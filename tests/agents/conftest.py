@@ -83,8 +83,9 @@ def pusht_dataset(inputs_dir):
 
 def _sim_run(folder: Path, outcomes: dict[int, bool], training_seeds=None):
     """A finished sim run's folder as `worldpolicy sim` writes it (report.json), with these seeds' outcomes."""
-    from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, write_report
+    from worldpolicy.sim.evaluate import EvalReport, write_report
     from worldpolicy.sim.rollout import EpisodeResult
+    from worldpolicy.sim.tasks import TrainingScenes
 
     episodes = [EpisodeResult(seed=s, success=won, steps=20 if won else 60, success_step=20 if won else None,
                               prompt="reach the ball", chunks=3, final_distance_m=0.01 if won else 0.2, policy_s=0.1,

@@ -96,6 +96,11 @@ def test_lists_tools_with_typed_schemas(server):
     assert tools["dream"].input_schema["required"] == ["prompt", "chunks"]
     assert tools["show_dataset"].input_schema["required"] == ["dataset"]
     assert {"chunks", "rewards", "files", "video_frames"} <= set(tools["dream"].output_schema["properties"])
+    # what a reward is, in the scorer's own words (`sim.progress.SCORER_REWARDS`), as `dream --help` says it
+    from worldpolicy.sim.progress import SCORER_REWARDS
+
+    assert SCORER_REWARDS["reach"] in tools["dream"].input_schema["properties"]["score"]["description"]
+    assert SCORER_REWARDS["reach"] in tools["dream"].output_schema["properties"]["rewards"]["description"]
     assert {"summary", "episodes", "files"} <= set(tools["show_dataset"].output_schema["properties"])
 
 

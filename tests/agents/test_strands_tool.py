@@ -43,6 +43,16 @@ def test_the_perturb_argument_names_every_perturbation_kind():
     assert listed.group(1).split(", ") == list(PERTURBATIONS)
 
 
+def test_the_score_argument_says_each_scorers_reward_in_its_own_words():
+    """The docstring spells the reward by hand: it must say what `sim.progress.SCORER_REWARDS` says (`dream --help`,
+    dream.json's `reward_meaning` and the MCP tool read it from there), for every scorer the tool takes."""
+    from worldpolicy.sim.progress import SCORER_REWARDS
+
+    text = strands_tool.worldpolicy_tool.tool_spec["inputSchema"]["json"]["properties"]["score"]["description"]
+    text = " ".join(text.split())
+    assert all(f'"{name}" ({meaning};' in text for name, meaning in SCORER_REWARDS.items()), text
+
+
 def test_predict_and_errors_through_the_tool(configured, inputs_dir):
     out = strands_tool.worldpolicy_tool(
         action="predict",

@@ -473,8 +473,9 @@ def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(
     """The warning went to the log only: a report read later did not say whether its success measured new scenes or
     the training data. report.json keeps it (`training_scenes`, counting the episodes that ran: a partial report's
     too) and report.md says it, as it says held-out scenes; read back for --resume."""
-    from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, read_report, write_report
+    from worldpolicy.sim.evaluate import EvalReport, read_report, write_report
     from worldpolicy.sim.rollout import EpisodeResult
+    from worldpolicy.sim.tasks import TrainingScenes
 
     def episode(seed):
         return EpisodeResult(seed=seed, success=True, steps=3, success_step=3, prompt="reach", chunks=1,

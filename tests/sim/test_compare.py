@@ -8,8 +8,9 @@ pytest.importorskip("mujoco")
 
 from worldpolicy.cli import main
 from worldpolicy.sim.compare import compare_runs, comparison_figure, holm_adjusted, mcnemar_p, write_comparison
-from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, wilson_interval, write_report
+from worldpolicy.sim.evaluate import EvalReport, wilson_interval, write_report
 from worldpolicy.sim.rollout import EpisodeResult
+from worldpolicy.sim.tasks import TrainingScenes
 from worldpolicy.viz.plots import FAILURE_COLOR, SUCCESS_COLOR
 
 SETTINGS = {"kind": "checkpoint", "path": "/ckpts/step-1000", "files": "0123abcd", "sampling": {"steps": 4},

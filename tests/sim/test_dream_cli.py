@@ -73,6 +73,7 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     # the reward column is said above the chunks' table, in the scorer's own words
     chunks = page[page.index("id='records-chunks'"):]
     assert chunks.index(f"reward (score reach): {html.escape(SCORER_REWARDS['reach'])}") < chunks.index("<table>")
+    assert page.count(html.escape(SCORER_REWARDS["reach"])) == 1  # there only, not a Metrics row too
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
     assert "models/panda_reach" not in page
     assert "stopped early" not in page  # every chunk asked for ran

@@ -366,8 +366,8 @@ def test_the_shipped_model_is_recorded_by_name_and_its_training_scenes_read(tmp_
     install; it names it `shipped`, as predict and dream record it, and what it was trained on is still read from
     that name (`training_seeds`). Another folder is recorded by its resolved path."""
     from worldpolicy.models import shipped_model
-    from worldpolicy.sim.evaluate import training_seeds
     from worldpolicy.sim.policies import checkpoint_files
+    from worldpolicy.sim.tasks import training_seeds
 
     shipped = checkpoint_files(shipped_model())
     assert shipped["path"] == "shipped" and shipped["files"]

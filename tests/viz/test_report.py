@@ -944,7 +944,7 @@ def test_an_open_loop_evaluation_shows_each_columns_error_in_one_table(tmp_path)
 
 
 @pytest.mark.parametrize(("seeds", "said"), [
-    ([6], ("Training scenes: 1 of the 2 episodes (seeds 6) are scenes the checkpoint was trained on (its dataset "
+    ([6], ("Training scenes: 1 of the 2 episodes (seed 6) are scenes the checkpoint was trained on (its dataset "
            "data/reach: reach seeds 5..6): the error says how well it imitates its training data, not how it does "
            "on new scenes.")),
     ([], ("Held out: none of these 2 episodes is a scene the checkpoint was trained on (its dataset data/reach: "

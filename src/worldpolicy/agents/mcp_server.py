@@ -28,7 +28,7 @@ with extra_imports():
 
 from ..embodiments import MODEL_SPACE_UNIT
 from ..sim.perturb import perturbation_help
-from ..sim.progress import SCORERS
+from ..sim.progress import SCORER_REWARDS, SCORERS
 from ..sim.tasks import EVAL_SEED
 from .toolbox import (
     MAX_COMPARED_RUNS,
@@ -398,8 +398,8 @@ class DreamResult(BaseModel):
     seed: int
     score: str | None
     chunks: list[DreamChunk]
-    rewards: list[float] | None = Field(description="per chunk, with score (reach: minus the ball-to-gripper "
-                                        "distance in view widths, 0 touching); null without")
+    rewards: list[float] | None = Field(description=f"per chunk, with score (reach: {SCORER_REWARDS['reach']}); "
+                                        "null without")
     actions: list[list[float]] = Field(description="every action rolled out, [rows, action_dim] in physical units")
     video_frames: int = Field(description="frames of rollout.mp4: the start, then one per action")
     warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the result wrong")
@@ -802,8 +802,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         execute_steps: Annotated[int | None, Field(description="the first K actions of each chunk are imagined "
                                                    "before the policy acts again, 1..chunk size (default: all)")] = None,
         score: Annotated[Literal[SCORERS] | None, Field(description="score each chunk's imagined frames: reach "
-                                                        "(minus the ball-to-gripper distance; the prompt names the "
-                                                        "ball's colour); default: no reward")] = None,
+                                                        f"({SCORER_REWARDS['reach']}; the prompt names the ball's "
+                                                        "colour); default: no reward")] = None,
         show_plots: ShowPlots = False,
     ) -> DreamResult:
         """How would this policy do, imagined? Run it closed loop in a world model's imagination (`worldpolicy

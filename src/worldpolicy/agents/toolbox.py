@@ -1463,7 +1463,7 @@ def _timing_error(exc: Exception, given: dict[str, Any]) -> ToolInputError:
 def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, checkpoint: str) -> list[str]:
     """`worldpolicy sim`'s warning about episodes that are scenes the checkpoint was trained on (report.json's
     `training_scenes`), naming the tool's `seed`: an agent reads the result, not the log."""
-    from ..sim.evaluate import TrainingScenes
+    from ..sim.tasks import TrainingScenes
 
     said = TrainingScenes.from_json(scenes).warning(episodes, checkpoint, "seed=") if scenes else None
     return [said] if said is not None else []

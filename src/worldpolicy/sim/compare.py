@@ -26,9 +26,9 @@ from worldpolicy.sim.evaluate import (
     EvalReport,
     flag_of,
     read_report,
-    seed_span,
     wilson_interval,
 )
+from worldpolicy.sim.tasks import seed_span
 
 if TYPE_CHECKING:
     from worldpolicy.viz.compare_page import RunColumn

@@ -23,11 +23,10 @@ from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, p
 from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
 
 # the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`)
-from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span, training_scenes, training_seeds
+from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span, training_scenes
 
-__all__ = ["EVAL_SEED", "EvalReport", "TrainingScenes", "episodes_left", "evaluate", "keep_report", "read_report",
-           "report_figure", "resume_conflicts", "seed_range", "start_report", "training_scenes", "training_seeds",
-           "version_changes", "wilson_interval", "write_report"]
+__all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure", "resume_conflicts",
+           "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)

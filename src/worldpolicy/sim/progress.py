@@ -19,7 +19,8 @@ from worldpolicy.sim.tasks import COLORS
 __all__ = ["SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
 
 # The scorers a dream's chunks may be scored by (`worldpolicy dream --score`, the agents' dream) and what the reward of
-# each is, said wherever a dream's rewards are read: `dream --help`, dream.json's `reward_meaning` and so its page
+# each is, said wherever a dream's rewards are read: `dream --help`, the MCP dream tool's `score` and `rewards`,
+# dream.json's `reward_meaning` and so its page (the Strands tool's docstring spells it, a test holds it to this)
 SCORER_REWARDS = {
     "reach": "minus the ball-to-gripper distance in the chunk's last imagined frame, in view widths, averaged over the "
              "views (0: the gripper touches the ball)",

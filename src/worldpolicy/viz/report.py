@@ -431,8 +431,8 @@ def _recorded_scenes(scenes: Mapping[str, Any], done: int, meaning: str) -> tupl
     listed = ", ".join(map(str, seen)) if len(seen) <= 8 else f"{seen[0]}..{seen[-1]}"
     return (f"{len(seen)} of {done} are training scenes",
             (f"<p class=warn id=training-scenes><b>Training scenes: {len(seen)} of the {plural(done, 'episode')} "
-             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: {_esc(meaning)}, "
-             "not how it does on new scenes.</p>"))
+             f"({'seed' if len(seen) == 1 else 'seeds'} {_esc(listed)}) are scenes the checkpoint was trained on "
+             f"({_esc(source)})</b>: {_esc(meaning)}, not how it does on new scenes.</p>"))
 
 
 def _episode_seed(relative_path: str) -> str:
@@ -793,7 +793,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         metrics = {k: v for k, v in metrics.items() if k not in OPEN_LOOP_TABLED}
     if metrics is not None:
         tables = dict(_record_lists(metrics))
-        scalars = {k: v for k, v in metrics.items() if k not in tables} if tables else metrics
+        # a dream's reward_meaning is said above its chunks' table (`_reward_note`), not in the Metrics table too
+        noted = {"reward_meaning"} if "chunks" in tables and _reward_note(metrics) else set()
+        scalars = {k: v for k, v in metrics.items() if k not in tables and k not in noted} if tables else metrics
         sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(scalars), 'metrics')}</section>")
         for key, rows in tables.items():
             sections.append(f"<section id='records-{_esc(key)}'><h2>{_esc(key.capitalize())}</h2>"
