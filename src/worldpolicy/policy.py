@@ -384,8 +384,8 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
 
 def _sampling(embodiment: Embodiment, preset: str | None, overrides: dict[str, Any]) -> Any:
     """The `SamplingConfig` of `preset`, else the embodiment's sampling preset, else the engine's defaults, with the
-    `overrides` given. A bad steps or guidance is refused naming the default it would replace, where it comes from
-    (the shipped model's preset runs 12 steps, the released DROID policy's 4): the engine's own message cannot know."""
+    `overrides` given. A bad steps or guidance is refused naming the default it would replace and where it comes from
+    (the presets differ: `engine.schedules.PRESETS`), which the engine's own message cannot know."""
     from .engine import SamplingConfig
 
     name = preset if preset is not None else embodiment.sampling_preset

@@ -120,3 +120,19 @@ def test_imagine_with_prompt_and_actions_swapped_says_so(fresh_policy):
     with pytest.raises(TypeError, match=r"imagine\(observation, actions, prompt\) got actions='push' and a prompt of "
                                         r"type ndarray: the two look swapped"):
         fresh_policy.imagine(image, "push", actions)
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ({"preset": "small_no_cfg", "steps": 0},
+     r"^steps=0 must be an integer in \[1, 1000\]; the default: steps 12, guidance 1 \(preset 'small_no_cfg'\)$"),
+    ({"guidance": -1.0},  # droid/relative_pose names no sampling preset
+     (r"^guidance=-1\.0 must be a finite number >= 0 \(1\.0 disables CFG\); the default: steps 4, guidance 3 "
+      r"\(the engine's defaults\)$")),
+])
+def test_a_bad_steps_or_guidance_names_the_default_it_replaces_and_its_source(tiny_checkpoint, settings, said):
+    """The engine's message cannot know which default a bad value replaces: a preset asked for, the embodiment's
+    (tested through `serve`), or none."""
+    from worldpolicy.policy import Policy
+
+    with pytest.raises(ValueError, match=said):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose", **settings)

@@ -797,3 +797,21 @@ def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplo
     assert backend.request(observation, "reach the ball").observation.keys() == set(panda.camera_keys)
     assert "not read" not in caplog.text
     backend.policy.close()
+
+
+def test_the_sim_sends_a_server_that_announces_no_observation_keys_everything(serve, monkeypatch):
+    """An older worldpolicy server (or openpi's) has no `observation_keys` in its metadata frame: the sim sends it every
+    key it observes, as it did before servers announced them, for that server to pick its own."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.sim.policies import make_policy
+
+    t = serve(StandInPolicy(checkpoint_embodiment(shipped_model(), None)))
+    announced = RemotePolicy.metadata
+    monkeypatch.setattr(RemotePolicy, "metadata",
+                        lambda self: {k: v for k, v in announced(self).items() if k != "observation_keys"})
+    observation = {**droid_request(np.zeros(7)), "prompt": "reach the ball"}  # what the sim env observes
+    backend = make_policy(t.url)
+    assert backend.request(observation, "reach the ball").observation.keys() == set(observation) - {"prompt"}
+    assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
+    backend.policy.close()
