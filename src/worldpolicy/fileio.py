@@ -321,7 +321,7 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     opens again), and so is the folder if this made it and the block wrote nothing: a failed run leaves none."""
     path = Path(path)
     with _lock_file_held(path, path / LOCK_FILE, flag, None, "two runs writing one folder would mix their files and "
-                         "lose work") as lock:
+                         "lose work: wait for that run to finish") as lock:
         yield lock
 
 
@@ -351,7 +351,8 @@ def dataset_lock(path: str | Path, flag: str, command: str) -> Iterator[Path]:
     if blocking is not None:
         raise ValueError(f"{flag}: {str(path)!r} is under {str(blocking)!r}, which is a file; choose another {flag}")
     with _lock_file_held(path, dataset_lock_file(path), flag, command, "two commands writing one dataset each "
-                         "publish their own, and the last to finish replaces the other's") as lock:
+                         "publish their own, and the last to finish replaces the other's: wait for that command to "
+                         "finish") as lock:
         yield lock
 
 
@@ -359,8 +360,8 @@ def dataset_lock(path: str | Path, flag: str, command: str) -> Iterator[Path]:
 def _lock_file_held(path: Path, lock: Path, flag: str, command: str | None, clash: str) -> Iterator[Path]:
     """The lock of `folder_lock` and `dataset_lock`: an exclusive `flock` on `lock` (made in `lock.parent`, which is
     made if missing and removed at the end if left empty, with the folders above it this made), which holds this
-    process's PID and, given, its `command`; a holder's refusal names them and says `clash`, why two at once is
-    refused."""
+    process's PID and, given, its `command`; a holder's refusal names them and says `clash`: why two at once are
+    refused, and to wait."""
     made = missing_folders(lock.parent)
     fd: int | None
     while True:
@@ -382,8 +383,8 @@ def _lock_file_held(path: Path, lock: Path, flag: str, command: str | None, clas
             holder = _lock_holder(fd)
             os.close(fd)
             raise FolderInUse(f"{flag}: {str(path)!r} is in use by another worldpolicy process ({holder.said}, in "
-                              f"{str(lock)!r}); {clash}: wait for it to finish (or stop it), then run again, or "
-                              f"choose another {flag}", path, holder.pid) from None
+                              f"{str(lock)!r}); {clash} (or stop it), then run again, or choose another {flag}",
+                              path, holder.pid) from None
         except OSError as exc:
             os.close(fd)
             if exc.errno not in _NO_LOCKS_ERRNOS:
