@@ -272,17 +272,18 @@ _NO_LOCKS_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
-    """Why this user cannot open `lock` in run folder `path`, and the fix: a lock file another user's run left
-    (created with the run's umask, it may be read-only to others), one of this user's own made read-only, or a folder
-    this user may not write in."""
+    """Why this user cannot open `lock` for folder `path` (in it, or beside it), and the fix: a lock file another
+    user's run left (created with the run's umask, it may be read-only to others), one of this user's own made
+    read-only, or a folder this user may not write in."""
     try:
         st = os.lstat(lock)
     except FileNotFoundError:
-        return (f"{flag}: {str(path)!r} is not writable by this user (the lock file {LOCK_FILE!r} cannot be made in "
-                f"it); choose another {flag}, or a folder you may write in")
+        return (f"{flag}: {str(lock.parent)!r} is not writable by this user (the lock file {lock.name!r} cannot be "
+                f"made in it); choose another {flag}, or a folder you may write in")
     except OSError:
         st = None
-    what = f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps in the folder while it writes there,"
+    where = "in the folder" if lock.parent == path else "beside the dataset"
+    what = f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps {where} while it writes there,"
     if st is not None and st.st_uid == os.geteuid():  # ours, yet refused: its mode (a chmod, a copy) forbids writing
         return (f"{what} belongs to this user but is not writable (mode {stat.S_IMODE(st.st_mode):o}). If no run is "
                 f"using {str(path)!r} now, remove the file (rm {str(lock)!r}) or make it writable (chmod u+w "
@@ -299,10 +300,11 @@ def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
 
 
 class FolderInUse(ValueError):
-    """`folder_lock`'s refusal of a folder another process holds: `holder` is that process's PID (as its lock file
-    says it), for a caller that knows what the holder is (a running server) and says so."""
+    """`folder_lock`'s (and `dataset_lock`'s) refusal of a folder another process holds: `holder` is that process's
+    PID (as its lock file says it), for a caller that knows what the holder is (a running server) and says so. Made
+    from its text alone too, as `cli.flag_named` remakes an error with its flags named (then neither is known)."""
 
-    def __init__(self, message: str, path: Path, holder: str) -> None:
+    def __init__(self, message: str, path: Path | None = None, holder: str | None = None) -> None:
         super().__init__(message)
         self.path, self.holder = path, holder
 
@@ -319,11 +321,52 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     still held: a process that opened it meanwhile finds another file, or none, at the path once it gets the lock, and
     opens again), and so is the folder if this made it and the block wrote nothing: a failed run leaves none."""
     path = Path(path)
-    existed = path.is_dir()
-    lock = path / LOCK_FILE
+    with _lock_file_held(path, path / LOCK_FILE, flag, None, "two runs writing one folder would mix their files and "
+                         "lose work: wait for that run to finish") as lock:
+        yield lock
+
+
+DATASET_LOCK_SUFFIX = ".lock"  # `dataset_lock`'s file beside a dataset NAME while a command writes it: `.NAME.lock`
+
+
+def dataset_lock_file(path: str | Path) -> Path:
+    """The lock file `dataset_lock` keeps beside the folder `path`: `.NAME.lock`, hidden, in its parent."""
+    path = Path(path)
+    return path.parent / f".{path.name}{DATASET_LOCK_SUFFIX}"
+
+
+@contextmanager
+def dataset_lock(path: str | Path, flag: str, command: str) -> Iterator[Path]:
+    """Hold the dataset folder `path` for this process while the block runs: `folder_lock` for a folder that is
+    published whole (`replace_folder`: a dataset command's staging, `dataset label`'s `OUT.partial`), where a lock
+    file inside would be swapped away with the folder it replaces. Two commands writing one dataset at once (two
+    `dataset label` runs into one --out, a `dataset from-sim --resume` of a run still going) each stage their own and
+    the last to finish replaces the other's (an interrupted one's kept episodes included): the second is refused,
+    naming the holder's PID and `command` ("`dataset label`"), which the lock file holds. The file is
+    `dataset_lock_file(path)`, beside the folder, so nothing new is inside the dataset (its readers, lerobot's
+    included, see what they always saw); the parent is made if missing (a writer stages there) and removed again if
+    the block left it empty. A lock file a killed command left is taken over, or removed by the next sweep beside
+    `path` (`sweep_scratch_folders`)."""
+    path = Path(path)
+    blocking = file_in_the_way(path.parent)  # said as the commands' own checks say it, not as mkdir's error
+    if blocking is not None:
+        raise ValueError(f"{flag}: {str(path)!r} is under {str(blocking)!r}, which is a file; choose another {flag}")
+    with _lock_file_held(path, dataset_lock_file(path), flag, command, "two commands writing one dataset each "
+                         "publish their own, and the last to finish replaces the other's: wait for that command to "
+                         "finish") as lock:
+        yield lock
+
+
+@contextmanager
+def _lock_file_held(path: Path, lock: Path, flag: str, command: str | None, clash: str) -> Iterator[Path]:
+    """The lock of `folder_lock` and `dataset_lock`: an exclusive `flock` on `lock` (made in `lock.parent`, which is
+    made if missing and removed at the end if left empty, with the folders above it this made), which holds this
+    process's PID and, given, its `command`; a holder's refusal names them and says `clash`: why two at once are
+    refused, and to wait."""
+    made = missing_folders(lock.parent)
     fd: int | None
     while True:
-        make_folder(path)
+        make_folder(lock.parent)
         try:  # never through a link: its target would be truncated, and a dangling one looped here for ever
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except FileNotFoundError:  # the holder removed the folder as it finished, empty: make it again
@@ -338,12 +381,11 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = _lock_holder(fd)
             os.close(fd)
-            raise FolderInUse(f"{flag}: {str(path)!r} is in use by another worldpolicy process (PID {holder}, in "
-                              f"{str(lock)!r}); two runs writing one folder would mix their files and lose work: wait "
-                              f"for that run to finish (or stop it), then run again, or choose another {flag}",
-                              path, holder) from None
+            raise FolderInUse(f"{flag}: {str(path)!r} is in use by another worldpolicy process ({holder.said}, in "
+                              f"{str(lock)!r}); {clash} (or stop it), then run again, or choose another {flag}",
+                              path, holder.pid) from None
         except OSError as exc:
             os.close(fd)
             if exc.errno not in _NO_LOCKS_ERRNOS:
@@ -364,34 +406,52 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     try:
         if fd is not None:
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            os.write(fd, f"{os.getpid()}\n{command}\n".encode() if command else f"{os.getpid()}\n".encode())
         yield lock
     finally:
         lock.unlink(missing_ok=True)
-        if not existed:
-            try:
-                path.rmdir()  # only ever removes an empty folder
-            except OSError:
-                pass
+        remove_empty_folders(made)
         if fd is not None:
             os.close(fd)
 
 
-def folder_holder(path: str | Path) -> str | None:
-    """The PID (as its lock file says) of the process that holds the folder `path` with `folder_lock` now, else None:
-    for a command that only reads a folder (`worldpolicy push`), so it leaves no lock file of its own there."""
-    try:
-        fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:  # no lock file (no run holds it), a link, one this user may not read
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go as the file closes
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-    except OSError:  # a file system without locks: nothing tells a live holder
-        return None
-    finally:
-        os.close(fd)
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a lock file (`folder_lock`, `dataset_lock`), as the file says: the process's PID ("unknown" if the
+    file is empty) and, for a dataset's, its command; `lock` the file."""
+
+    pid: str
+    command: str | None
+    lock: Path | None = None
+
+    @property
+    def said(self) -> str:
+        return f"PID {self.pid}" + (f", {self.command}" if self.command else "")
+
+
+def _lock_holder(fd: int, lock: Path | None = None) -> LockHolder:
+    """What the lock file open at `fd` says of its holder (a PID line, then a command line for a dataset's)."""
+    lines = os.pread(fd, 512, 0).decode(errors="replace").splitlines()
+    return LockHolder(lines[0].strip() if lines and lines[0].strip() else "unknown",
+                      lines[1].strip() if len(lines) > 1 and lines[1].strip() else None, lock)
+
+
+def folder_holder(path: str | Path) -> LockHolder | None:
+    """Who holds the folder `path` now, with `folder_lock` (its lock file inside) or `dataset_lock` (beside), else
+    None: for a command that only reads a folder (`worldpolicy push`), so it leaves no lock file of its own there."""
+    for lock in (Path(path) / LOCK_FILE, dataset_lock_file(path)):
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # no lock file (no run holds it), a link, one this user may not read
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go as the file closes
+        except BlockingIOError:
+            return _lock_holder(fd, lock)
+        except OSError:  # a file system without locks: nothing tells a live holder
+            pass
+        finally:
+            os.close(fd)
     return None
 
 
@@ -450,7 +510,7 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
     `kinds`, the asides of `replace_folder`s a kill cut short are settled (`_settle_replacement`): the one place every
     writer and reader of `root` goes through (`staged_folder`, the dataset writer and opener, the dataset commands'
     output checks, the checkpoint check), so a kill between its two renames never leaves the user's earlier folder
-    hidden. Only names of exactly that form
+    hidden; last, a `dataset_lock` file a killed command left beside `root` is removed. Only names of exactly that form
     match (`.ROOT.KIND-` then letters, digits, `_`): `serve --record`'s spool (`.ROOT.writing-spool-*`), which is
     recovered, never swept, does not."""
     root = Path(root)
@@ -491,7 +551,26 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
             logger.warning("could not remove or restore %s, left by a killed worldpolicy process: %s", path, exc)
         finally:
             os.close(fd)
+    _remove_stale_lock(dataset_lock_file(root))
     return removed
+
+
+def _remove_stale_lock(lock: Path) -> None:
+    """Remove the `dataset_lock` file at `lock` that no live process holds (a killed command's: the OS let go of its
+    lock, the file stayed), held while it goes, as its holder removes it, so a command opening it meanwhile opens
+    again (`_lock_file_held`)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # none (the usual), a link, one this user may not read: not ours to remove
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.lstat(lock)):
+            lock.unlink()
+    except OSError:  # held by a live command, gone meanwhile, or a file system without locks
+        pass
+    finally:
+        os.close(fd)
 
 
 def sweep_stagings(parent: str | Path, name_glob: str) -> list[tuple[Path, int]]:

@@ -20,7 +20,6 @@ from .fileio import (
     BASE_FILE,
     CHECKPOINT_GLOB,
     FOLDER_KINDS,
-    LOCK_FILE,
     OPTIMIZER_FILE,
     TRAINED_FILE,
     TRAINER_STATE_FILE,
@@ -304,15 +303,16 @@ def _refuse_unshared(path: Path) -> NoReturn:
 
 
 def _refuse_held(path: Path) -> None:
-    """Refuse `path` when a running command holds it or a folder it is in (`fileio.folder_lock`): a training run
-    writing its checkpoints, which it removes past `keep_checkpoints` (perhaps mid-upload)."""
+    """Refuse `path` when a running command holds it or a folder it is in (`fileio.folder_lock`, a dataset's
+    `fileio.dataset_lock`): a training run writing its checkpoints, which it removes past `keep_checkpoints` (perhaps
+    mid-upload), a dataset command about to replace the dataset whole."""
     for folder in (path, *Path(os.path.abspath(path)).parents):
         holder = folder_holder(folder)
         if holder is None:
             continue
         where = "" if folder == path else f" is inside {str(folder)!r}, which"
-        raise ValueError(f"path: {str(path)!r}{where} is in use by a running worldpolicy process (PID {holder}, in "
-                         f"its lock file {str(folder / LOCK_FILE)!r}) that may still change or remove it: wait for it "
+        raise ValueError(f"path: {str(path)!r}{where} is in use by a running worldpolicy process ({holder.said}, in "
+                         f"its lock file {str(holder.lock)!r}) that may still change or remove it: wait for it "
                          "to finish (or stop it), or push a copy (cp -r)")
 
 

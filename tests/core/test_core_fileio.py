@@ -330,6 +330,88 @@ def test_a_lock_file_a_killed_run_left_is_taken_over(tmp_path):
         assert lock.read_text() == f"{os.getpid()}\n"
 
 
+def test_a_dataset_is_held_by_a_lock_file_beside_it_that_its_replacement_keeps(tmp_path):
+    """A dataset is published by renaming a staged folder over it (`replace_folder`): a lock file inside would go with
+    the folder it replaces. Beside it, `.NAME.lock`, it holds through the swap and puts nothing in the dataset; a
+    second holder is refused with the holder's PID and command, and `folder_holder` (push) sees it."""
+    import re
+
+    from worldpolicy.fileio import dataset_lock, folder_holder, staged_folder
+
+    out = tmp_path / "data" / "out"
+    command = "`dataset label`"
+    with dataset_lock(out, "out", command) as lock:
+        assert lock == tmp_path / "data" / ".out.lock" and lock.read_text() == f"{os.getpid()}\n{command}\n"
+        assert not out.exists()  # nothing made inside the dataset (nor the dataset) by the lock
+        held = re.escape(f"out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}, {command}, "
+                         f"in {str(lock)!r}); two commands writing one dataset each publish their own")
+        for _ in range(2):  # before and after the dataset is replaced whole
+            with pytest.raises(ValueError, match=held), dataset_lock(out, "out", "`dataset select`"):
+                pass
+            holder = folder_holder(out)
+            assert (holder.pid, holder.command, holder.lock) == (str(os.getpid()), command, lock)
+            with staged_folder(out) as staging:
+                (staging / "info.json").write_text("{}")
+        assert sorted(p.name for p in out.iterdir()) == ["info.json"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["out"]  # the lock file gone with the hold
+    assert folder_holder(out) is None
+
+
+@pytest.mark.parametrize("stop", [ValueError, KeyboardInterrupt])
+def test_a_dataset_hold_ends_with_an_error_or_ctrl_c_and_leaves_no_folder_it_made(tmp_path, stop):
+    from worldpolicy.fileio import dataset_lock
+
+    out = tmp_path / "new" / "deep" / "out"
+    with pytest.raises(stop), dataset_lock(out, "out", "`dataset merge`"):
+        raise stop()
+    assert list(tmp_path.iterdir()) == []  # the lock file gone, and the parents it made for it
+    with dataset_lock(out, "out", "`dataset merge`"):  # free again
+        pass
+
+
+def test_a_dataset_under_a_file_is_refused_naming_the_flag(tmp_path):
+    from worldpolicy.fileio import dataset_lock
+
+    (tmp_path / "notes").write_text("x")
+    refused = r"^root: .*/notes/out' is under .*/notes', which is a file; choose another root$"
+    with pytest.raises(ValueError, match=refused), dataset_lock(tmp_path / "notes" / "out", "root", "`from-sim`"):
+        pass
+
+
+def test_a_dataset_lock_a_killed_command_left_blocks_nothing_and_is_swept(tmp_path):
+    """SIGKILL leaves `.NAME.lock` (the OS drops the lock itself): the next command takes it over, and the sweep every
+    writer and reader of NAME runs removes it, never a live holder's."""
+    import signal
+    import subprocess
+
+    import worldpolicy
+    from worldpolicy.fileio import dataset_lock, dataset_lock_file, folder_holder, sweep_scratch_folders
+
+    out = tmp_path / "out"
+    hold = ("import sys, time; from worldpolicy.fileio import dataset_lock\n"
+            "with dataset_lock(sys.argv[1], 'out', '`dataset label`'):\n"
+            "    print('held', flush=True); time.sleep(600)")
+    env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1])}
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(ValueError, match=rf"in use by another worldpolicy process \(PID {holder.pid}, "
+                                             r"`dataset label`, in "), dataset_lock(out, "out", "`dataset select`"):
+            pass
+        sweep_scratch_folders(out, ())
+        assert folder_holder(out).pid == str(holder.pid)  # a live holder's file is not swept
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    lock = dataset_lock_file(out)
+    assert lock.read_text() == f"{holder.pid}\n`dataset label`\n" and folder_holder(out) is None  # stale
+    with dataset_lock(out, "out", "`dataset select`"):  # taken over
+        assert lock.read_text() == f"{os.getpid()}\n`dataset select`\n"
+    lock.write_text(f"{holder.pid}\n`dataset label`\n")  # left again
+    sweep_scratch_folders(out, ())
+    assert not lock.exists()
+
+
 def test_a_file_system_without_locks_runs_unlocked(tmp_path, monkeypatch):
     import errno
     import fcntl

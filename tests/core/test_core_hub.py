@@ -18,7 +18,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HTTPError
 
 from worldpolicy.cli import main
-from worldpolicy.fileio import LOCK_FILE, folder_lock
+from worldpolicy.fileio import LOCK_FILE, dataset_lock, folder_lock
 from worldpolicy.hub import HubError, hub_id_shaped, push, shared_files
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
@@ -308,15 +308,20 @@ def test_push_names_transformers_offline_when_that_is_what_is_set(checkpoint, to
     assert hub.calls == []
 
 
-def test_push_refuses_a_folder_a_running_command_holds(tmp_path, token, monkeypatch, capsys):
+@pytest.mark.parametrize("held_by", ["folder_lock", "dataset_lock"])
+def test_push_refuses_a_folder_a_running_command_holds(tmp_path, token, monkeypatch, capsys, held_by):
+    """A run folder's lock file is inside it; a dataset's is beside it (a dataset command, `dataset label` into
+    --out, replaces the folder whole once done), and names the command."""
     root = tmp_path / "ds"
     (root / "meta").mkdir(parents=True)
     (root / "meta" / "info.json").write_text("{}")
     hub = FakeHub(monkeypatch)
-    with folder_lock(root, "--out"):
+    held = folder_lock(root, "--out") if held_by == "folder_lock" else dataset_lock(root, "--out", "`dataset label`")
+    with held as lock:
         assert main(["push", str(root), "--repo-id", "me/x"]) == 2
-    assert f"PATH: {str(root)!r} is in use by a running worldpolicy process (PID {os.getpid()}, in its lock file " \
-        in capsys.readouterr().err
+    command = ", `dataset label`" if held_by == "dataset_lock" else ""
+    assert (f"PATH: {str(root)!r} is in use by a running worldpolicy process (PID {os.getpid()}{command}, in its lock "
+            f"file {str(lock)!r})") in capsys.readouterr().err
     assert hub.calls == []
     assert push(root, "me/x").files == ["meta/info.json"]  # let go: pushed
 

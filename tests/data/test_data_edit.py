@@ -277,6 +277,34 @@ def test_interrupted_select_leaves_nothing_and_the_source_unchanged(tmp_path, mo
     assert before == {p: p.read_bytes() for p in src.root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.parametrize("command", ["select", "merge", "split"])
+def test_an_out_another_command_is_writing_is_refused_before_an_episode_is_read(tmp_path, capsys, monkeypatch,
+                                                                               command):
+    """Each command stages its own dataset and the last to finish replaced the other's: the second is refused, naming
+    the first (a split: any split being written); once it ends, the lock file beside --out is gone."""
+    import os
+
+    from worldpolicy.fileio import dataset_lock
+
+    src, other = _dataset(tmp_path / "src", lengths=(3, 3)), _dataset(tmp_path / "other", lengths=(2,))
+    out = tmp_path / "out"
+    held = out / "val" if command == "split" else out
+    argv = {"select": ["select", str(src.root)], "merge": ["merge", str(src.root), str(other.root)],
+            "split": ["split", str(src.root), "--splits", "train=0.5,val=0.5"]}[command]
+
+    def episode(self, index, videos=True):
+        raise AssertionError("an episode read")
+
+    with monkeypatch.context() as patched, dataset_lock(held, "out", "`dataset merge`"):
+        patched.setattr(LeRobotDataset, "episode", episode)
+        assert main(["dataset", *argv, "--out", str(out), "--no-progress"]) == 2
+    assert (f"--out: {str(held)!r} is in use by another worldpolicy process (PID {os.getpid()}, `dataset merge`, in "
+            f"{str(held.parent / f'.{held.name}.lock')!r})") in capsys.readouterr().err
+    assert not out.exists() or list(out.iterdir()) == []
+    assert main(["dataset", *argv, "--out", str(out), "--no-progress"]) == 0  # free once the holder ended
+    assert not any(p.name.endswith(".lock") for p in [*tmp_path.iterdir(), *out.iterdir()])
+
+
 def test_merge_is_the_concatenation_with_one_task_table(tmp_path, capsys):
     a = _dataset(tmp_path / "a", lengths=(4, 3), success=[True, False], tasks=("pick the cube", "push the cube"))
     b = _dataset(tmp_path / "b", lengths=(5, 2, 3), success=[False, True, True], offset=5,

@@ -5,6 +5,7 @@ whole until the continued one replaces it."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -178,7 +179,7 @@ def test_the_old_dataset_stays_whole_until_the_resumed_one_replaces_it(tmp_path,
 def test_resume_on_the_command_line(tmp_path, capsys):
     from worldpolicy.cli import main
     from worldpolicy.data import LeRobotDataset
-    from worldpolicy.fileio import PROVENANCE_FILE
+    from worldpolicy.fileio import PROVENANCE_FILE, dataset_lock
 
     root = tmp_path / "ds"
     assert main(["dataset", "from-sim", str(root), "--episodes", "1", *_ARGV]) == 0
@@ -199,6 +200,11 @@ def test_resume_on_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err  # said once: the library logged it too, so a user read it twice
     assert f"{root} already holds 2 episodes (--episodes 2): nothing to record" in err
     assert err.count("nothing to record") == 1, err
+    with dataset_lock(root, "root", "`dataset from-sim`"):  # a recording into it still going: refused, untouched
+        assert main(["dataset", "from-sim", str(root), "--episodes", "3", "--resume", *_ARGV]) == 2
+    assert (f"error: ROOT: {str(root)!r} is in use by another worldpolicy process (PID {os.getpid()}, `dataset "
+            "from-sim`, in ") in capsys.readouterr().err
+    assert LeRobotDataset.open(root).num_episodes == 2
 
     assert main(["dataset", "from-sim", str(tmp_path / "none"), "--resume", *_ARGV]) == 2
     assert (f"error: --resume: ROOT={str(tmp_path / 'none')!r} holds no dataset to continue; leave --resume out"

@@ -349,6 +349,29 @@ def test_a_checkpoint_that_fails_to_load_leaves_nothing_staged(tiny, tmp_path, m
     assert [p.name for p in tmp_path.iterdir()] == ["src"]
 
 
+def test_a_label_run_into_an_out_another_command_holds_is_refused_before_the_weights_load(tiny, tmp_path, capsys,
+                                                                                            monkeypatch):
+    """Two runs into one --out each kept their episodes in OUT.partial and published over the other's: the second is
+    refused at once, naming the first; once that ends, its lock file beside --out is gone."""
+    import os
+
+    from worldpolicy.fileio import dataset_lock
+    from worldpolicy.policy import Policy
+
+    def loaded(cls, *args, **kwargs):
+        raise AssertionError("weights loaded")
+
+    monkeypatch.setattr(Policy, "from_pretrained", classmethod(loaded))
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    out = tmp_path / "out"
+    with dataset_lock(out, "out", "`dataset label`"):
+        assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tiny), "--embodiment", "pusht",
+                     "--out", str(out)]) == 2
+    assert (f"--out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}, `dataset label`, in "
+            f"{str(tmp_path / '.out.lock')!r}); two commands writing one dataset") in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
+
+
 def test_the_command_names_its_flags(tiny, tmp_path, capsys):
     ds = _dataset(tmp_path / "src", lengths=(4,))
     assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tiny), "--embodiment", "pusht",

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..extras import extra_imports
+from ..fileio import dataset_lock
 from ..hub import HUB_DATASET_EXAMPLE, dataset_source
 from .checks import check_out
 from .edit import EditResult, write_copies
@@ -82,8 +83,9 @@ def convert_dataset(dataset: str | Path, out: str | Path, *, video_codec: str | 
     ds = source.dataset
     out = check_out([ds.root], out, overwrite, [CONVERT_SOURCE], "`dataset convert`", "converted")
     provenance = {"source": CONVERT_SOURCE, "dataset": dataset_source(ds.root), "codebase_version": source.version}
-    return write_copies([ds], [(0, i) for i in range(ds.num_episodes)], out, video_codec, True, [source.columns],
-                        overwrite, provenance, progress)
+    with dataset_lock(out, "out", "`dataset convert`"):
+        return write_copies([ds], [(0, i) for i in range(ds.num_episodes)], out, video_codec, True, [source.columns],
+                            overwrite, provenance, progress)
 
 
 def open_v2(dataset: str | Path) -> V2Dataset:

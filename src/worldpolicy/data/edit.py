@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import brief_list
+from ..fileio import dataset_lock
 from ..hub import dataset_source
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
@@ -115,8 +116,9 @@ def select_episodes(
         edited["dropped_features"] = list(drop_features)
     provenance = {"source": SELECT_SOURCE, **_taken_from(ds, chosen), **edited,
                   "dataset_provenance": _own_provenance(ds)}
-    return write_copies([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
-                        provenance, progress, keys)
+    with dataset_lock(out, "out", "`dataset select`"):
+        return write_copies([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()],
+                            overwrite, provenance, progress, keys)
 
 
 def _kept_features(ds: LeRobotDataset, rename: Mapping[str, str] | None, drop: Sequence[str] | None
@@ -205,12 +207,15 @@ def split_dataset(
     order = np.random.default_rng(seed).permutation(ds.num_episodes).tolist()
     ends = np.cumsum([0, *counts.values()]).tolist()
     results = {}
-    for name, start, stop in zip(counts, ends, ends[1:], strict=False):  # ends: one more than the splits
-        chosen = sorted(order[start:stop])
-        provenance = {"source": SPLIT_SOURCE, "split": name, "splits": dict(splits), "seed": seed,
-                      **_taken_from(ds, chosen), "dataset_provenance": _own_provenance(ds)}
-        results[name] = write_copies([ds], [(0, i) for i in chosen], outs[name], video_codec, True,
-                                     [ds.episode_columns()], overwrite, provenance, progress)
+    with contextlib.ExitStack() as held:  # every split held before the first is written
+        for path in outs.values():
+            held.enter_context(dataset_lock(path, "out", "`dataset split`"))
+        for name, start, stop in zip(counts, ends, ends[1:], strict=False):  # ends: one more than the splits
+            chosen = sorted(order[start:stop])
+            provenance = {"source": SPLIT_SOURCE, "split": name, "splits": dict(splits), "seed": seed,
+                          **_taken_from(ds, chosen), "dataset_provenance": _own_provenance(ds)}
+            results[name] = write_copies([ds], [(0, i) for i in chosen], outs[name], video_codec, True,
+                                         [ds.episode_columns()], overwrite, provenance, progress)
     return results
 
 
@@ -300,7 +305,9 @@ def merge_datasets(
                   "datasets": [{"dataset": dataset_source(ds.root), "episodes": ds.num_episodes} for ds in sources],
                   **_recorded_seeds(sources, origins),
                   "dataset_provenance": [_own_provenance(ds) for ds in sources]}
-    return write_copies(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance, progress)
+    with dataset_lock(out, "out", "`dataset merge`"):
+        return write_copies(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance,
+                            progress)
 
 
 def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:

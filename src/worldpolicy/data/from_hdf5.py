@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import brief_list
 from ..extras import extra_imports
+from ..fileio import dataset_lock
 from .checks import check_out
 from .edit import BLOCK_FRAMES
 from .layout import NUMERIC_DTYPES
@@ -136,7 +137,8 @@ def import_hdf5(
                       "steps_copied": {key: STEP_KEYS[key][0] for key in plan.step_keys},
                       "success_from": plan.success_from,
                       "env_args": plan.env_args or None}
-        dataset = _write(file, plan, out, video_codec, overwrite, provenance, progress, state_keys is None)
+        with dataset_lock(out, "out", "`dataset import-hdf5`"):
+            dataset = _write(file, plan, out, video_codec, overwrite, provenance, progress, state_keys is None)
     wall_s = time.perf_counter() - started
     logger.info("imported %d demos in %.1f s into %s", len(plan.demos), wall_s, dataset.root)
     return ImportResult(dataset, plan.demos, plan.state_keys, plan.cameras, plan.flip, wall_s, plan.actions,

@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from ..errors import brief_list
-from ..fileio import ScratchFolder, Terminated, interruption, provenance_document, sigint_held, sweep_scratch_folders
+from ..fileio import (
+    ScratchFolder,
+    Terminated,
+    dataset_lock,
+    interruption,
+    provenance_document,
+    sigint_held,
+    sweep_scratch_folders,
+)
 from .checks import refuse_changed_settings
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
@@ -718,14 +726,15 @@ def sim_to_dataset(
         raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds a dataset not recorded by "
                               f"`dataset from-sim`; choose a new or empty folder ({only} only a `dataset from-sim` "
                               "recording)")
-    previous = _resumed(root, video_codec) if resume else None
-    spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
-    try:
-        return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
-                               episode_options, previous, on_checked)
-    finally:
-        shutil.rmtree(spool.path, ignore_errors=True)
-        spool.release()
+    with dataset_lock(root, "root", "`dataset from-sim`"):  # a second recording into root refused, before it starts
+        previous = _resumed(root, video_codec) if resume else None
+        spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
+        try:
+            return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
+                                   episode_options, previous, on_checked)
+        finally:
+            shutil.rmtree(spool.path, ignore_errors=True)
+            spool.release()
 
 
 def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..fileio import Terminated, interruption, replace_folder, sigint_held, write_bytes_atomic
+from ..fileio import Terminated, dataset_lock, interruption, replace_folder, sigint_held, write_bytes_atomic
 from ..hub import dataset_source
 from ..models import portable_checkpoint, resolve_checkpoint
 from .card import CARD_FILE, dataset_card
@@ -196,60 +196,62 @@ def label_dataset(
     # run beside it, is the result, compared as a kept run is (`_finished_dataset`)
     finished = resume and _run_finished(out)
     out = check_out([ds.root], out, overwrite or finished, [LABEL_SOURCE], "`dataset label`", "labelled")
-    partial = _kept_run(ds, out, resume and not finished, overwrite)
-    columns = ds.episode_columns()  # each episode's own meta/episodes columns, carried with it (read and checked here)
+    with dataset_lock(out, "out", "`dataset label`"):  # OUT and OUT.partial: one run at a time
+        partial = _kept_run(ds, out, resume and not finished, overwrite)
+        columns = ds.episode_columns()  # each episode's own meta/episodes columns, carried with it (read, checked here)
 
-    features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
-    if action_key in features:
-        logger.info("the labels replace the dataset's %r feature", action_key)
-    features[action_key] = {"dtype": "float32", "shape": [emb.action_dim], "names": list(emb.columns)}
-    for name, why in ds.unread_features.items():
-        logger.warning("%r is not copied (not read from the dataset: %s)", name, why)
+        features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
+        if action_key in features:
+            logger.info("the labels replace the dataset's %r feature", action_key)
+        features[action_key] = {"dtype": "float32", "shape": [emb.action_dim], "names": list(emb.columns)}
+        for name, why in ds.unread_features.items():
+            logger.warning("%r is not copied (not read from the dataset: %s)", name, why)
 
-    source_provenance = dict(ds.provenance or {})
-    provenance = {
-        "source": LABEL_SOURCE, "dataset": dataset_source(ds.root), "embodiment": emb.key,
-        "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key, "seed": seed,
-        # None: every episode (a long list in `dataset info` otherwise); episode i was sampled with `episode_seed`
-        "episodes": None if episodes is None else chosen,
-        "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
-        "last_frame": "repeats the row before it",
-        "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
-        # what a resumed run compares besides the settings: the source's and the checkpoint's files (`_files_digest`,
-        # `sim.policies.checkpoint_files`: the same folder relabelled or retrained is another), the videos' codec
-        "dataset_files": _files_digest(ds.root / "meta"), "checkpoint_files": _checkpoint_files(checkpoint),
-        "video_codec": video_codec,
-    }
-    if isinstance(source_provenance.get("seeds"), list) and "task" in source_provenance:
-        # a sim recording's scenes stay listed where `fileio.recorded_seeds` reads them: a checkpoint trained on the
-        # labels is still not evaluated on its training scenes unawares
-        seeds = source_provenance["seeds"]
-        provenance.update(task=source_provenance["task"],
-                          seeds=[seeds[i] for i in chosen] if len(seeds) == ds.num_episodes else seeds)
-    if finished:
-        return _finished_dataset(out, provenance, checkpoint, embodiment, load_options, chosen, frames_of)
-    previous = None
-    if resume:  # what the run kept, checked before the weights load
-        previous = LeRobotDataset.open(partial)
-        _refuse_changes(partial, previous, provenance, chosen, frames_of)
-    # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said first;
-    # it writes to `partial`, published at `out` once every episode is labelled (`_label`)
-    writer = LeRobotDatasetWriter(partial, emb.fps if resample else ds.fps, features, ds.robot_type,
-                                  video_codec=video_codec, overwrite=True, provenance=provenance)
-    try:
-        policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
-                                                                                          **load_options)
-        metadata = policy.metadata()
-        writer.provenance.update(_model_settings(policy.source, policy.chunk_size, policy.resolution_tier,
-                                                 policy.sampling, policy.engine.device, policy.engine.dtype),
-                                 worldpolicy_version=metadata["worldpolicy_version"])
-        if previous is not None:  # what only the loaded policy says (its sampling, device, dtype)
-            _refuse_changes(partial, previous, writer.provenance, chosen, frames_of)
-    except BaseException:
-        writer.abort()
-        raise
-    return _label(ds, policy, writer, out, previous, chosen, frames_of, cameras, keys, action_key, seed, batch_size,
-                  columns, progress)
+        source_provenance = dict(ds.provenance or {})
+        provenance = {
+            "source": LABEL_SOURCE, "dataset": dataset_source(ds.root), "embodiment": emb.key,
+            "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key, "seed": seed,
+            # None: every episode (a long list in `dataset info` otherwise); episode i was sampled with `episode_seed`
+            "episodes": None if episodes is None else chosen,
+            "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
+            "last_frame": "repeats the row before it",
+            "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
+            # what a resumed run compares besides the settings: the source's and the checkpoint's files
+            # (`_files_digest`, `sim.policies.checkpoint_files`: the same folder relabelled or retrained is another),
+            # the videos' codec
+            "dataset_files": _files_digest(ds.root / "meta"), "checkpoint_files": _checkpoint_files(checkpoint),
+            "video_codec": video_codec,
+        }
+        if isinstance(source_provenance.get("seeds"), list) and "task" in source_provenance:
+            # a sim recording's scenes stay listed where `fileio.recorded_seeds` reads them: a checkpoint trained on the
+            # labels is still not evaluated on its training scenes unawares
+            seeds = source_provenance["seeds"]
+            provenance.update(task=source_provenance["task"],
+                              seeds=[seeds[i] for i in chosen] if len(seeds) == ds.num_episodes else seeds)
+        if finished:
+            return _finished_dataset(out, provenance, checkpoint, embodiment, load_options, chosen, frames_of)
+        previous = None
+        if resume:  # what the run kept, checked before the weights load
+            previous = LeRobotDataset.open(partial)
+            _refuse_changes(partial, previous, provenance, chosen, frames_of)
+        # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said
+        # first; it writes to `partial`, published at `out` once every episode is labelled (`_label`)
+        writer = LeRobotDatasetWriter(partial, emb.fps if resample else ds.fps, features, ds.robot_type,
+                                      video_codec=video_codec, overwrite=True, provenance=provenance)
+        try:
+            policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
+                                                                                              **load_options)
+            metadata = policy.metadata()
+            writer.provenance.update(_model_settings(policy.source, policy.chunk_size, policy.resolution_tier,
+                                                     policy.sampling, policy.engine.device, policy.engine.dtype),
+                                     worldpolicy_version=metadata["worldpolicy_version"])
+            if previous is not None:  # what only the loaded policy says (its sampling, device, dtype)
+                _refuse_changes(partial, previous, writer.provenance, chosen, frames_of)
+        except BaseException:
+            writer.abort()
+            raise
+        return _label(ds, policy, writer, out, previous, chosen, frames_of, cameras, keys, action_key, seed, batch_size,
+                      columns, progress)
 
 
 def _model_settings(source: str | Path | None, chunk_size: int, resolution_tier: int, sampling: Any, device: Any,

@@ -48,8 +48,8 @@ with extra_imports():
 
 from ..fileio import (
     FolderInUse,
+    dataset_lock,
     folder_lock,
-    make_folder,
     missing_folders,
     read_json,
     remove_empty_folders,
@@ -101,12 +101,18 @@ class ServedRunDataset:
         self.fps = embodiment.fps / (embodiment.execute_steps or embodiment.chunk_size)
         self.provenance = {"source": SOURCE, "embodiment": embodiment.key, **(provenance or {})}
         self._made = missing_folders(self.root.parent)  # removed when the run ends with nothing recorded
-        make_folder(self.root.parent)
-        # the spool follows the writer's staging convention: hidden, beside root, named as being written
-        self._spool = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}{SPOOL_INFIX}"))
+        # held until close: the dataset, which another command writing it is refused (it makes root's parent), and
+        # the spool, a live server's
         self._lock = ExitStack()
+        self._lock.enter_context(dataset_lock(self.root, "out", "`serve --record`"))
         try:
-            self._lock.enter_context(folder_lock(self._spool, "out"))  # held until close: a live server's spool
+            # the spool follows the writer's staging convention: hidden, beside root, named as being written
+            self._spool = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}{SPOOL_INFIX}"))
+        except BaseException:
+            self._lock.close()
+            raise
+        try:
+            self._lock.enter_context(folder_lock(self._spool, "out"))
             write_json_atomic(self._spool / RUN_FILE, {"fps": self.fps, "robot_type": embodiment.key,
                                                        "provenance": self.provenance})
         except BaseException:  # no spool left behind that would hold the next start up
@@ -283,29 +289,32 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     with _held(spool, "spool", f"spool: {str(spool)!r} belongs to a running server (PID {{pid}}), still recording to "
                "it; stop it first: it then writes the dataset itself and removes the spool"):
         out = check_out([spool], out, overwrite, [SOURCE], "dataset recover", "recovered", "spool")
-        if not (spool / FEATURES_FILE).is_file():  # said by the caller (RecoveredRun.dataset None): `dataset recover`
+        with dataset_lock(out, "out", "`dataset recover`"):
+            if not (spool / FEATURES_FILE).is_file():  # said by the caller (RecoveredRun.dataset None): the command
+                shutil.rmtree(spool)
+                return RecoveredRun(None, [], {})
+            features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
+            if spool.name.startswith(".") and SPOOL_INFIX in spool.name:  # the killed server's half-built dataset
+                # beside its DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only
+                # `out`'s)
+                sweep_scratch_folders(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)], [STAGING_KIND])
+            killed, torn = [], {}
+            conns = sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
+            with _writer(spool, out, overwrite) as writer:
+                for conn in tqdm(conns, desc=f"recovering {len(conns)} connections", unit="conn",
+                                 disable=not progress):
+                    end = spool / f"{conn}{END}"
+                    open_at_kill = not end.is_file()
+                    error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]
+                    episodes = writer.num_episodes
+                    dropped = _add_episode(writer, spool, features, conn, error, killed=open_at_kill)
+                    if open_at_kill and writer.num_episodes > episodes:  # one with no whole record has no episode
+                        killed.append(conn)
+                    if dropped:
+                        torn[conn] = dropped
+                if not writer.num_episodes:  # every record torn: nothing to publish
+                    writer.abort()
             shutil.rmtree(spool)
-            return RecoveredRun(None, [], {})
-        features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
-        if spool.name.startswith(".") and SPOOL_INFIX in spool.name:  # the killed server's half-built dataset beside
-            # its DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only `out`'s)
-            sweep_scratch_folders(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)], [STAGING_KIND])
-        killed, torn = [], {}
-        conns = sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
-        with _writer(spool, out, overwrite) as writer:
-            for conn in tqdm(conns, desc=f"recovering {len(conns)} connections", unit="conn", disable=not progress):
-                end = spool / f"{conn}{END}"
-                open_at_kill = not end.is_file()
-                error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]
-                episodes = writer.num_episodes
-                dropped = _add_episode(writer, spool, features, conn, error, killed=open_at_kill)
-                if open_at_kill and writer.num_episodes > episodes:  # one with no whole record has no episode
-                    killed.append(conn)
-                if dropped:
-                    torn[conn] = dropped
-            if not writer.num_episodes:  # every record torn: nothing to publish
-                writer.abort()
-        shutil.rmtree(spool)
     return RecoveredRun(LeRobotDataset.open(out) if writer.num_episodes else None, killed, torn)
 
 
