@@ -330,8 +330,10 @@ DATASET_LOCK_SUFFIX = ".lock"  # `dataset_lock`'s file beside a dataset NAME whi
 
 
 def dataset_lock_file(path: str | Path) -> Path:
-    """The lock file `dataset_lock` keeps beside the folder `path`: `.NAME.lock`, hidden, in its parent."""
-    path = Path(path)
+    """The lock file `dataset_lock` keeps beside the folder `path`: `.NAME.lock`, hidden, in its parent; beside where
+    `path` leads (a link to a folder on a bigger disk, `.`), as the dataset writer publishes a linked root at its
+    target: every name of one dataset is one lock, and `push` through a link sees a command writing the target."""
+    path = Path(os.path.realpath(path))  # not `Path.resolve`, which raises for a link looping to itself
     return path.parent / f".{path.name}{DATASET_LOCK_SUFFIX}"
 
 

@@ -357,6 +357,26 @@ def test_a_dataset_is_held_by_a_lock_file_beside_it_that_its_replacement_keeps(t
     assert folder_holder(out) is None
 
 
+def test_a_linked_dataset_is_held_by_one_lock_beside_its_target(tmp_path, monkeypatch):
+    """The dataset writer publishes a linked root (a data folder on a bigger disk) at its target: a command given the
+    link and one given the target, or `.` inside it, named two lock files and both wrote; one lock, beside the target,
+    which `push` of any of these names sees."""
+    from worldpolicy.fileio import dataset_lock, folder_holder
+
+    target = tmp_path / "big" / "real"
+    target.mkdir(parents=True)
+    link = tmp_path / "out"
+    link.symlink_to(target)
+    with dataset_lock(link, "out", "`dataset label`") as lock:
+        assert lock == tmp_path / "big" / ".real.lock"
+        with pytest.raises(ValueError, match="is in use by another worldpolicy process"), \
+                dataset_lock(target, "out", "`dataset select`"):
+            pass
+        monkeypatch.chdir(target)
+        assert folder_holder(link).lock == folder_holder(target).lock == folder_holder(".").lock == lock
+    assert link.is_symlink() and not lock.exists() and sorted(p.name for p in (tmp_path / "big").iterdir()) == ["real"]
+
+
 @pytest.mark.parametrize("stop", [ValueError, KeyboardInterrupt])
 def test_a_dataset_hold_ends_with_an_error_or_ctrl_c_and_leaves_no_folder_it_made(tmp_path, stop):
     from worldpolicy.fileio import dataset_lock
