@@ -1049,8 +1049,8 @@ class Policy:
             frames = compose_views(views, e.camera_keys, e.composite) if views is not None else load_frames(obs, last=1)
             self._warn_history(views, frames)
             # the current frame: the last of an observation with history, as the state row takes the last state
-            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
-                                          given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
+            own_canvas = given_canvas or self._recorded_canvas(obs, frames.shape[1:3])
+            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16, own_canvas)
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
             views = (clip_views(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
@@ -1074,13 +1074,14 @@ class Policy:
                 logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last: only the first %d "
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
-            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16,
-                                          given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
+            own_canvas = given_canvas or self._recorded_canvas(obs, frames.shape[1:3])
+            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16, own_canvas)
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
         if views is not None:
             self._warn_stretch(views)
-        self._warn_trained_size(views, frames)
+        if own_canvas is None:  # else the model's own frames, on the canvas they were generated on: not a camera's
+            self._warn_trained_size(views, frames)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer
