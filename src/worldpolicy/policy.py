@@ -899,7 +899,9 @@ class Policy:
         was sampled on, so it is not judged as a camera's image is (one camera's view, smaller than the frames trained
         on), which would warn of what no user can change. Given back alone or in an observation dict under a
         single-view key (`sim.world_model.WorldModelEnv`'s observation), it is judged under either."""
-        height, width = frame.shape[:2]
+        self._imagined_size_said(*frame.shape[:2])
+
+    def _imagined_size_said(self, height: int, width: int) -> None:
         said = said_before(self._said)
         said.add(("view", height, width))
         for key in (None, *SINGLE_VIEW_KEYS):
@@ -930,12 +932,16 @@ class Policy:
 
     def _recorded_canvas(self, source: Any, frame_hw: Sequence[int]) -> tuple[int, int] | None:
         """`recorded_canvas` of `source` at this model's tier, a record it leaves out said once per file and reason
-        (a control loop may pass the same file every call)."""
+        (a control loop may pass the same file every call). A file with the record holds a model's own frames, whose
+        size is its canvas's, not a camera's: not judged against the frames trained on (`imagined_frame_said`)."""
         def say(message: str) -> None:
             if self._once("canvas_record", message):
                 logger.warning("%s", message)
 
-        return recorded_canvas(source, frame_hw, self.resolution_tier, say)
+        canvas = recorded_canvas(source, frame_hw, self.resolution_tier, say)
+        if canvas is not None:
+            self._imagined_size_said(*frame_hw[:2])
+        return canvas
 
     def _warn_single_view(self, observation: Any, height: int, width: int) -> None:
         """One image or clip (in memory or a file) for an embodiment that composes several cameras is taken as that
@@ -1049,8 +1055,8 @@ class Policy:
             frames = compose_views(views, e.camera_keys, e.composite) if views is not None else load_frames(obs, last=1)
             self._warn_history(views, frames)
             # the current frame: the last of an observation with history, as the state row takes the last state
-            own_canvas = given_canvas or self._recorded_canvas(obs, frames.shape[1:3])
-            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16, own_canvas)
+            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
+                                          given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
             views = (clip_views(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
@@ -1074,14 +1080,13 @@ class Policy:
                 logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last: only the first %d "
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
-            own_canvas = given_canvas or self._recorded_canvas(obs, frames.shape[1:3])
-            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16, own_canvas)
+            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16,
+                                          given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
         if views is not None:
             self._warn_stretch(views)
-        if own_canvas is None:  # else the model's own frames, on the canvas they were generated on: not a camera's
-            self._warn_trained_size(views, frames)
+        self._warn_trained_size(views, frames)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer
