@@ -115,7 +115,7 @@ def select_episodes(
     if drop_features:
         edited["dropped_features"] = list(drop_features)
     provenance = {"source": SELECT_SOURCE, **_taken_from(ds, chosen), **edited,
-                  "dataset_provenance": _own_provenance(ds)}
+                  "dataset_provenance": own_provenance(ds)}
     with dataset_lock(out, "out", "`dataset select`"):
         return write_copies([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()],
                             overwrite, provenance, progress, keys)
@@ -173,7 +173,7 @@ def _taken_from(ds: LeRobotDataset, chosen: list[int]) -> dict[str, Any]:
     return {"dataset": dataset_source(ds.root), "episodes": chosen, **_recorded_seeds([ds], [(0, i) for i in chosen])}
 
 
-def _own_provenance(ds: LeRobotDataset) -> dict[str, Any] | None:
+def own_provenance(ds: LeRobotDataset) -> dict[str, Any] | None:
     """A source's provenance as the one made from it records it (`dataset_provenance`): its seeds are the new
     dataset's own, of the episodes it kept (`_recorded_seeds`)."""
     return {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
@@ -213,7 +213,7 @@ def split_dataset(
         for name, start, stop in zip(counts, ends, ends[1:], strict=False):  # ends: one more than the splits
             chosen = sorted(order[start:stop])
             provenance = {"source": SPLIT_SOURCE, "split": name, "splits": dict(splits), "seed": seed,
-                          **_taken_from(ds, chosen), "dataset_provenance": _own_provenance(ds)}
+                          **_taken_from(ds, chosen), "dataset_provenance": own_provenance(ds)}
             results[name] = write_copies([ds], [(0, i) for i in chosen], outs[name], video_codec, True,
                                          [ds.episode_columns()], overwrite, provenance, progress)
     return results
@@ -304,7 +304,7 @@ def merge_datasets(
     provenance = {"source": MERGE_SOURCE,
                   "datasets": [{"dataset": dataset_source(ds.root), "episodes": ds.num_episodes} for ds in sources],
                   **_recorded_seeds(sources, origins),
-                  "dataset_provenance": [_own_provenance(ds) for ds in sources]}
+                  "dataset_provenance": [own_provenance(ds) for ds in sources]}
     with dataset_lock(out, "out", "`dataset merge`"):
         return write_copies(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance,
                             progress)

@@ -31,7 +31,7 @@ from ..hub import dataset_source
 from ..models import portable_checkpoint, resolve_checkpoint
 from .card import CARD_FILE, dataset_card
 from .checks import check_episodes, check_out, refuse_changed_settings
-from .edit import BLOCK_FRAMES, copy_episodes
+from .edit import BLOCK_FRAMES, copy_episodes, own_provenance
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
@@ -215,7 +215,7 @@ def label_dataset(
             "episodes": None if episodes is None else chosen,
             "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
             "last_frame": "repeats the row before it",
-            "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
+            "dataset_provenance": own_provenance(ds),
             # what a resumed run compares besides the settings: the source's and the checkpoint's files
             # (`_files_digest`, `sim.policies.checkpoint_files`: the same folder relabelled or retrained is another),
             # the videos' codec
