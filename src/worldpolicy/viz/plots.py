@@ -701,6 +701,22 @@ def _grid_shape(d: int) -> tuple[int, int]:
     return int(np.ceil(d / ncols)), ncols
 
 
+def _chunk_heading(fig, title: str, steps: int, dims: int | None, fps: float, units: Sequence[str],
+                   real_rows: int | None, clip: ClipRows | None) -> float:
+    """Draw the heading of an action chunk's figure and return the top margin it needs (`figure_title`'s, plus the
+    room `clip` takes above the top row): `title` over the chunk's size (`dims`: also its columns) and rate, then
+    what its panels mark: units in model space, the rows from `real_rows` on hatched, `clip`'s (checked) frames."""
+    size = plural(steps, "step") if dims is None else f"{plural(steps, 'step')} × {plural(dims, 'dim')}"
+    detail = f"{size} @ {fps:g} Hz"
+    if model_space_note(units):
+        detail += f"; {model_space_note(units)}"
+    if real_rows is not None:
+        detail += f"; hatched: {padded_label(real_rows, steps)}"
+    if clip is not None:
+        detail += f"\n{clip.note()}"
+    return figure_title(fig, title, detail) + (clip.heading_in if clip is not None else 0.0)
+
+
 def action_timeseries_figure(
     actions: Any,
     columns: Sequence[str],
@@ -726,6 +742,7 @@ def action_timeseries_figure(
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
+    clip = _check_clip(clip, a.shape[0])
     columns = list(columns)
     grippers = _gripper_list(gripper_column)
     # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn vermillion, nothing
@@ -736,15 +753,7 @@ def action_timeseries_figure(
     d = a.shape[1]
     nrows, ncols = _grid_shape(d)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
-    detail = f"{plural(a.shape[0], 'step')} × {plural(d, 'dim')} @ {fps:g} Hz"
-    if model_space_note(units):
-        detail += f"; {model_space_note(units)}"
-    if real_rows is not None:
-        detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
-    clip = _check_clip(clip, a.shape[0])
-    if clip is not None:
-        detail += f"\n{clip.note()}"
-    top = figure_title(fig, title or "action chunk", detail) + (clip.heading_in if clip is not None else 0.0)
+    top = _chunk_heading(fig, title or "action chunk", a.shape[0], d, fps, units, real_rows, clip)
     _grid_margins(fig, nrows, ncols, top=top, left=0.9)  # room for a y label of _MAX_LABEL_LINES
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
@@ -1132,6 +1141,7 @@ def joints_figure(
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
+    clip = _check_clip(clip, a.shape[0])
     joint_idx = [i for i, c in enumerate(columns) if c != gripper_column]
     joint_units = sorted({units[i] for i in joint_idx})
     unit = joint_units[0] if len(joint_units) == 1 else "mixed"
@@ -1146,15 +1156,7 @@ def joints_figure(
     text_in = max((_text_width(fig, line, LEGEND_FONTSIZE) for n in names for line in n.split("\n")), default=0) / DPI
     right = 0.3 + legend_columns * max(1.2, _LEGEND_ENTRY_IN + text_in)
     fig.set_size_inches(6.8 + right, 1.2 + 2.0 * nrows)
-    detail = f"{plural(a.shape[0], 'step')} @ {fps:g} Hz"
-    if model_space_note(units):
-        detail += f"; {model_space_note(units)}"
-    if real_rows is not None:
-        detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
-    clip = _check_clip(clip, a.shape[0])
-    if clip is not None:
-        detail += f"\n{clip.note()}"
-    top = figure_title(fig, title or "joint trajectory", detail) + (clip.heading_in if clip is not None else 0.0)
+    top = _chunk_heading(fig, title or "joint trajectory", a.shape[0], None, fps, units, real_rows, clip)
     _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
