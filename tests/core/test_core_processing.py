@@ -606,6 +606,16 @@ def test_every_registered_camera_layout_is_what_its_caption_says():
     np.testing.assert_allclose(frames[0, [0, 400, 400], [0, 0, 639], 0], np.array([10, 120, 240]) / 255)
 
 
+def test_a_rate_read_back_from_a_file_is_the_embodiments_but_for_float_noise():
+    """Training, open-loop evaluation and labelling ask the one question (`runs_at`): training once used a tolerance a
+    thousand times tighter, refusing a dataset the other two accepted."""
+    from worldpolicy.embodiments import get_embodiment
+
+    emb = get_embodiment("droid")
+    assert emb.runs_at(emb.fps) and emb.runs_at(emb.fps * (1 + 1e-8)) and emb.runs_at(emb.fps * (1 - 1e-7))
+    assert not emb.runs_at(emb.fps * (1 + 1e-4)) and not emb.runs_at(emb.fps * 2)
+
+
 def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
     """A checkpoint's own embodiment (`serve --checkpoint shipped --variant foo`) was reported as 'not registered'."""
     from worldpolicy.embodiments import embodiment_from_dict

@@ -177,7 +177,7 @@ def label_dataset(
                          f"{ds.unread_note(ds.unread_features)}")
     cameras = label_cameras(ds.video_keys, emb)
     chosen = check_episodes(ds, episodes)
-    if not resample and not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
+    if not resample and not emb.runs_at(ds.fps):
         raise ValueError(f"resample: dataset {str(ds.root)!r} is at {ds.fps:g} fps and embodiment {emb.key!r}'s "
                          f"actions at {emb.fps:g}: each action would span another time. Pass resample=True "
                          f"(--resample) to label its frames nearest {emb.fps:g} fps (the result is at {emb.fps:g} fps)")

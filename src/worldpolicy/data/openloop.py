@@ -33,7 +33,6 @@ imitates its training data.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -386,7 +385,7 @@ def check_open_loop(
         raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: a policy predicts from camera "
                          f"images{ds.unread_note(ds.unread_features)}")
     cameras = label_cameras(ds.video_keys, emb)
-    if not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
+    if not emb.runs_at(ds.fps):
         served = served_rate_reason(ds, emb, "an open-loop evaluation")
         if served:
             raise ValueError(f"dataset: {str(ds.root)!r} {served}")

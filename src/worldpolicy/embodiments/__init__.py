@@ -181,6 +181,11 @@ class Embodiment:
     def gripper_index(self) -> int | None:
         return self.columns.index(self.gripper_column) if self.gripper_column else None
 
+    def runs_at(self, fps: float) -> bool:
+        """Whether data recorded at `fps` is at this embodiment's action rate: equal but for float noise (a rate read
+        back from a file), one tolerance for every command that checks it."""
+        return math.isclose(fps, self.fps, rel_tol=1e-6)
+
     def _stats_arrays(self) -> dict[str, np.ndarray]:
         return check_stats(self.normalization, self.stats, self.columns, where=f"embodiment {self.key!r} stats")
 

@@ -603,7 +603,7 @@ class Trainer:
                                            and self.config.embodiment == "droid" else ""))
         dataset = LeRobotDataset.open(data.dataset)
         fps = dataset.fps
-        if not math.isclose(fps, emb.fps):
+        if not emb.runs_at(fps):
             served = served_rate_reason(dataset, emb, "training")
             if served:
                 raise ValueError(f"data.dataset {data.dataset!r} {served}")
