@@ -287,10 +287,10 @@ def test_imagine_rolls_a_prediction_forward_on_a_server_without_an_embodiment_sp
 
     announce = server.server_metadata
 
-    def older(policy, config):
-        meta = announce(policy, config)
+    def older(*args):
+        meta, adapter = announce(*args)
         del meta["embodiment_spec"]
-        return {**meta, "embodiment": "my_robot"}
+        return {**meta, "embodiment": "my_robot"}, adapter
 
     monkeypatch.setattr(server, "server_metadata", older)
     policy = StandInPolicy()
@@ -735,7 +735,11 @@ def test_clip_options_are_refused_before_any_request_is_sent(serve, monkeypatch)
     assert policy.calls == 0
 
     announce = server.server_metadata
-    monkeypatch.setattr(server, "server_metadata", lambda *a: {**announce(*a), "chunk_size": None})
+    def without_chunk(*args):
+        meta, adapter = announce(*args)
+        return {**meta, "chunk_size": None}, adapter
+
+    monkeypatch.setattr(server, "server_metadata", without_chunk)
     t = serve(policy)
     with RemotePolicy(t.url) as remote:
         assert remote.chunk_size is None
