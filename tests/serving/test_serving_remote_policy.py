@@ -503,11 +503,71 @@ def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
     try:
         with pytest.raises(ClientClosedError):
             remote.act(droid_request(np.zeros(7)), "a")
-        assert not policy.gate.is_set()  # ended while the policy still held the request
+        assert policy.calls == 0  # ended while the policy still held the request, not by its reply
     finally:
         signal.signal(signal.SIGUSR1, previous)
         policy.gate.set()
         button.join(30)
+    remote.close()
+
+
+def test_close_in_a_signal_handler_whose_signal_woke_no_wait_still_ends_the_call_at_once(serve):
+    """A signal that lands just before the call blocks on the reply (the main thread preempted between its last check
+    for signals and the wait: seen under heavy load) wakes nothing, so Python runs its handler only once that wait
+    ends: the e-stop's close() waited for the server's reply (here the policy's gate) and the call returned the
+    actions. Sent to another thread, the signal leaves the main thread's wait asleep in the same way, every time."""
+    import signal
+
+    from worldpolicy.serving import ClientClosedError
+
+    policy = _Gated(batching=False)
+    t = serve(policy)
+    remote = RemotePolicy(t.url, read_timeout_s=600)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
+
+    def press_the_button() -> None:
+        if policy.inside.wait(30):  # the main thread's call is waiting inside the policy
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # tripped here; the main thread not woken
+
+    button = threading.Thread(target=press_the_button)
+    button.start()
+    try:
+        with pytest.raises(ClientClosedError):
+            remote.act(droid_request(np.zeros(7)), "a")
+        assert policy.calls == 0  # ended while the policy still held the request, not by its reply
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        policy.gate.set()
+        button.join(30)
+    remote.close()
+
+
+def test_close_in_a_signal_handler_that_runs_once_the_reply_is_in_still_ends_the_call(serve, monkeypatch):
+    """A handler Python runs only once the wait for the reply has ended (its signal woke no wait, or landed as the
+    reply arrived) still ends the call it interrupted: the e-stop's close() came inside the call, so its actions are
+    not returned."""
+    import signal
+
+    from worldpolicy.serving import ClientClosedError
+
+    remote = RemotePolicy(serve(StandInPolicy()).url)
+    receive = RemotePolicy._receive
+
+    def reply_then_signal(self, *args, **kwargs):
+        reply = receive(self, *args, **kwargs)
+        if kwargs.get("what") == "reply":
+            signal.raise_signal(signal.SIGUSR1)  # its handler runs here, the reply read
+        return reply
+
+    monkeypatch.setattr(RemotePolicy, "_receive", reply_then_signal)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
+    try:
+        with pytest.raises(ClientClosedError, match="close\\(\\) was called while this call waited on"):
+            remote.act(droid_request(np.zeros(7)), "a")
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    monkeypatch.undo()
+    assert remote.act(droid_request(np.zeros(7)), "a").actions.shape[0] > 0  # the next call reconnects
     remote.close()
 
 
