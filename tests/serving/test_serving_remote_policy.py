@@ -863,6 +863,39 @@ def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplo
     backend.policy.close()
 
 
+def test_the_sim_sends_a_single_camera_server_the_camera_it_reads(serve):
+    """An embodiment without a composite reads one camera: its camera key, else a pre-composed `observation/image`, else
+    `image` (`ObservationAdapter._single_camera`), and announces all three, so the sim, which sends a server only the
+    keys it announces, still sends the camera the server reads (its state keys, which this embodiment does not read,
+    stay home)."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.sim.policies import make_policy
+
+    spec = {**checkpoint_embodiment(shipped_model(), None).to_dict(), "composite": None,
+            "camera_keys": ["observation/wrist_image_left"]}
+    one_camera = embodiment_from_dict(spec)
+
+    class Seen(StandInPolicy):  # keeps the observations the server hands it
+        def _predict(self, observation, *args):
+            self.seen.append(observation)
+            return super()._predict(observation, *args)
+
+    policy = Seen(one_camera)
+    policy.seen = []
+    t = serve(policy)
+    observation = {**droid_request(np.zeros(7)), "prompt": "reach the ball"}  # what the sim env observes
+    backend = make_policy(t.url)
+    assert backend.policy.metadata()["observation_keys"] == [
+        "prompt", "observation/image", "observation/wrist_image_left", "image"]
+    assert backend.request(observation, "reach the ball").observation.keys() == {"observation/wrist_image_left"}
+    assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
+    (seen,) = policy.seen  # the server read the wrist camera the sim sent, and only it
+    assert seen.keys() == {"observation/wrist_image_left"}
+    np.testing.assert_array_equal(seen["observation/wrist_image_left"], observation["observation/wrist_image_left"])
+    backend.policy.close()
+
+
 def test_the_sim_sends_a_server_that_announces_no_observation_keys_everything(serve, monkeypatch):
     """An older worldpolicy server (or openpi's) has no `observation_keys` in its metadata frame: the sim sends it every
     key it observes, as it did before servers announced them, for that server to pick its own."""
