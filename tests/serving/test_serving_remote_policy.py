@@ -287,10 +287,10 @@ def test_imagine_rolls_a_prediction_forward_on_a_server_without_an_embodiment_sp
 
     announce = server.server_metadata
 
-    def older(policy, config):
-        meta = announce(policy, config)
+    def older(*args):
+        meta, adapter = announce(*args)
         del meta["embodiment_spec"]
-        return {**meta, "embodiment": "my_robot"}
+        return {**meta, "embodiment": "my_robot"}, adapter
 
     monkeypatch.setattr(server, "server_metadata", older)
     policy = StandInPolicy()
@@ -503,11 +503,71 @@ def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
     try:
         with pytest.raises(ClientClosedError):
             remote.act(droid_request(np.zeros(7)), "a")
-        assert not policy.gate.is_set()  # ended while the policy still held the request
+        assert policy.calls == 0  # ended while the policy still held the request, not by its reply
     finally:
         signal.signal(signal.SIGUSR1, previous)
         policy.gate.set()
         button.join(30)
+    remote.close()
+
+
+def test_close_in_a_signal_handler_whose_signal_woke_no_wait_still_ends_the_call_at_once(serve):
+    """A signal that lands just before the call blocks on the reply (the main thread preempted between its last check
+    for signals and the wait: seen under heavy load) wakes nothing, so Python runs its handler only once that wait
+    ends: the e-stop's close() waited for the server's reply (here the policy's gate) and the call returned the
+    actions. Sent to another thread, the signal leaves the main thread's wait asleep in the same way, every time."""
+    import signal
+
+    from worldpolicy.serving import ClientClosedError
+
+    policy = _Gated(batching=False)
+    t = serve(policy)
+    remote = RemotePolicy(t.url, read_timeout_s=600)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
+
+    def press_the_button() -> None:
+        if policy.inside.wait(30):  # the main thread's call is waiting inside the policy
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # tripped here; the main thread not woken
+
+    button = threading.Thread(target=press_the_button)
+    button.start()
+    try:
+        with pytest.raises(ClientClosedError):
+            remote.act(droid_request(np.zeros(7)), "a")
+        assert policy.calls == 0  # ended while the policy still held the request, not by its reply
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        policy.gate.set()
+        button.join(30)
+    remote.close()
+
+
+def test_close_in_a_signal_handler_that_runs_once_the_reply_is_in_still_ends_the_call(serve, monkeypatch):
+    """A handler Python runs only once the wait for the reply has ended (its signal woke no wait, or landed as the
+    reply arrived) still ends the call it interrupted: the e-stop's close() came inside the call, so its actions are
+    not returned."""
+    import signal
+
+    from worldpolicy.serving import ClientClosedError
+
+    remote = RemotePolicy(serve(StandInPolicy()).url)
+    receive = RemotePolicy._receive
+
+    def reply_then_signal(self, *args, **kwargs):
+        reply = receive(self, *args, **kwargs)
+        if kwargs.get("what") == "reply":
+            signal.raise_signal(signal.SIGUSR1)  # its handler runs here, the reply read
+        return reply
+
+    monkeypatch.setattr(RemotePolicy, "_receive", reply_then_signal)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
+    try:
+        with pytest.raises(ClientClosedError, match="close\\(\\) was called while this call waited on"):
+            remote.act(droid_request(np.zeros(7)), "a")
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    monkeypatch.undo()
+    assert remote.act(droid_request(np.zeros(7)), "a").actions.shape[0] > 0  # the next call reconnects
     remote.close()
 
 
@@ -735,7 +795,11 @@ def test_clip_options_are_refused_before_any_request_is_sent(serve, monkeypatch)
     assert policy.calls == 0
 
     announce = server.server_metadata
-    monkeypatch.setattr(server, "server_metadata", lambda *a: {**announce(*a), "chunk_size": None})
+    def without_chunk(*args):
+        meta, adapter = announce(*args)
+        return {**meta, "chunk_size": None}, adapter
+
+    monkeypatch.setattr(server, "server_metadata", without_chunk)
     t = serve(policy)
     with RemotePolicy(t.url) as remote:
         assert remote.chunk_size is None
@@ -796,6 +860,39 @@ def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplo
     assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
     assert backend.request(observation, "reach the ball").observation.keys() == set(panda.camera_keys)
     assert "not read" not in caplog.text
+    backend.policy.close()
+
+
+def test_the_sim_sends_a_single_camera_server_the_camera_it_reads(serve):
+    """An embodiment without a composite reads one camera: its camera key, else a pre-composed `observation/image`, else
+    `image` (`ObservationAdapter._single_camera`), and announces all three, so the sim, which sends a server only the
+    keys it announces, still sends the camera the server reads (its state keys, which this embodiment does not read,
+    stay home)."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.sim.policies import make_policy
+
+    spec = {**checkpoint_embodiment(shipped_model(), None).to_dict(), "composite": None,
+            "camera_keys": ["observation/wrist_image_left"]}
+    one_camera = embodiment_from_dict(spec)
+
+    class Seen(StandInPolicy):  # keeps the observations the server hands it
+        def _predict(self, observation, *args):
+            self.seen.append(observation)
+            return super()._predict(observation, *args)
+
+    policy = Seen(one_camera)
+    policy.seen = []
+    t = serve(policy)
+    observation = {**droid_request(np.zeros(7)), "prompt": "reach the ball"}  # what the sim env observes
+    backend = make_policy(t.url)
+    assert backend.policy.metadata()["observation_keys"] == [
+        "prompt", "observation/image", "observation/wrist_image_left", "image"]
+    assert backend.request(observation, "reach the ball").observation.keys() == {"observation/wrist_image_left"}
+    assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
+    (seen,) = policy.seen  # the server read the wrist camera the sim sent, and only it
+    assert seen.keys() == {"observation/wrist_image_left"}
+    np.testing.assert_array_equal(seen["observation/wrist_image_left"], observation["observation/wrist_image_left"])
     backend.policy.close()
 
 

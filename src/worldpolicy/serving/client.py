@@ -114,6 +114,10 @@ redact_credentials("websockets.client")  # the handshake's Authorization header,
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
 
 
+# how long the main thread waits on the server at a time (`RemotePolicy._recv`): the most a signal handler's close()
+# may wait to run when its signal woke no wait
+_HANDLER_SLICE_S = 0.25
+
 # what a non-blocking connect_ex returns while the connection is being made (Windows: WSAEWOULDBLOCK)
 _CONNECTING = {errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", errno.EWOULDBLOCK)}
 
@@ -653,7 +657,7 @@ class RemotePolicy:
         assert self._ws is not None
         timeout = getattr(self, setting)
         try:
-            frame = self._ws.recv(timeout=timeout)
+            frame = self._recv(timeout)
         except TimeoutError:
             raise ServerTimeoutError(
                 f"no {what} from {self.url} within {setting}={timeout} s: the server may be loading, overloaded or "
@@ -681,6 +685,24 @@ class RemotePolicy:
                 "is it an openpi-wire (msgpack-numpy) policy server?"
             )
         return reply
+
+    def _recv(self, timeout: float) -> Any:
+        """The next frame within `timeout` s; in the main thread, waited for in slices of `_HANDLER_SLICE_S`. Python
+        runs a signal handler (an e-stop's close()) only in the main thread, between bytecodes, and a signal that lands
+        just before the thread blocks (preempted between its last check and the wait, as under load) wakes nothing: one
+        uncut wait ran the handler only once the reply came, or the timeout. A handler pending after a slice runs, and
+        its close() shuts the socket, which ends the next slice at once."""
+        ws = self._ws
+        if threading.current_thread() is not threading.main_thread():  # no handler runs in this thread
+            return ws.recv(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return ws.recv(timeout=min(left, _HANDLER_SLICE_S))
+            except TimeoutError:
+                if left <= _HANDLER_SLICE_S:
+                    raise
 
     def _close_code_after_error(self) -> int | None:
         try:
@@ -732,7 +754,7 @@ class RemotePolicy:
             closes, self._waiting = self._closes, True
             try:
                 try:
-                    return self._exchange(message, closes)
+                    reply = self._exchange(message, closes)
                 except ServerError as exc:
                     if exc.code != CloseCode.GOING_AWAY:
                         raise
@@ -741,7 +763,11 @@ class RemotePolicy:
                     # restarted, may take it
                     self._drop()
                     self._check_open(closes)
-                    return self._exchange(message, closes)
+                    reply = self._exchange(message, closes)
+                # a close() inside the call ends it even where it ran once the reply was in (a signal handler that
+                # Python ran only then, another thread's e-stop as the reply arrived): its actions are not handed back
+                self._check_open(closes)
+                return reply
             except websockets.ConnectionClosed as exc:
                 self._drop()
                 self._check_open(closes)
@@ -762,7 +788,7 @@ class RemotePolicy:
         connection nor reported as the server's fault."""
         if self._closes != closes:
             what = ("no request was sent" if doing == "connected to" else
-                    "its reply, if any, is not read (the request may have run on the server)")
+                    "its reply, if any, is not used (the request may have run on the server)")
             raise ClientClosedError(f"close() was called while this call {doing} {self.url}: {what}") from None
 
     def _exchange(self, message: bytes, closes: int) -> dict[str, Any]:

@@ -42,7 +42,7 @@ with extra_imports():
     from ray.serve.exceptions import BackPressureError
     from ray.serve.handle import DeploymentHandle
 
-from .adapters import ObservationAdapter, RequestError
+from .adapters import RequestError
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import log_to_stderr
 from .server import (
@@ -104,9 +104,7 @@ class PolicyReplica:
         t0 = time.perf_counter()
         _log(logging.INFO, "loading")
         self.policy = loader()
-        metadata = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits))
-        self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=metadata["chunk_size"])
-        metadata["observation_keys"] = self.adapter.observation_keys
+        metadata, self.adapter = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits), key_map)
         self.limits = limits
         # the key sets of the requests read so far (a tuple of a request's keys, in its order): a replica gets frames,
         # not connections, so it says the keys nothing reads once per key set (`unread_keys_warning`), a few at most

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -358,11 +358,14 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
     return uvloop.new_event_loop
 
 
-def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
-    """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity; the model
-    by its portable name (`checkpoint_name`). `policy.metadata()` is asked once (a relayed `RemotePolicy` answers it
-    from its server). `chunk_size` is the chunk the policy samples: its own metadata's where it says (a checkpoint
-    trained to another length than its embodiment's), else its embodiment's; what clients and the adapter bound by."""
+def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str] | None = None,
+                    adapter: ObservationAdapter | None = None) -> tuple[dict[str, Any], ObservationAdapter]:
+    """The whole metadata frame, and the adapter that reads requests as it announces: the policy's own metadata plus
+    embodiment, chunk, columns, the keys read (`observation_keys`, the adapter's) and server identity; the model by its
+    portable name (`checkpoint_name`). `policy.metadata()` is asked once (a relayed `RemotePolicy` answers it from its
+    server). `chunk_size` is the chunk the policy samples: its own metadata's where it says (a checkpoint trained to
+    another length than its embodiment's), else its embodiment's; what clients and the adapter bound by. `adapter`:
+    the one given to a `PolicyServer`, else one for the policy's embodiment under `key_map`, bounded by that chunk."""
     e = policy.embodiment
     own = policy.metadata() if hasattr(policy, "metadata") else {}
     meta: dict[str, Any] = {
@@ -381,13 +384,16 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     if isinstance(meta.get("model"), str):
         meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
+    if adapter is None:
+        adapter = ObservationAdapter(e, key_map, chunk_size=meta["chunk_size"])
     meta.update(
+        observation_keys=adapter.observation_keys,
         server="worldpolicy",
         server_version=__version__,
         max_batch=config.max_batch,
         max_message_bytes=config.limits.max_message_bytes,
     )
-    return _wire_safe(meta)
+    return _wire_safe(meta), adapter
 
 
 def _wire_safe(value: Any) -> Any:
@@ -952,10 +958,8 @@ class PolicyServer:
         if self.policy is None:
             _log(logging.INFO, "loading")
             self.policy = self.loader()
-        metadata = server_metadata(self.policy, self.config)  # sent once ready (connections are refused until then)
-        if self.adapter is None:
-            self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map, chunk_size=metadata["chunk_size"])
-        metadata["observation_keys"] = self.adapter.observation_keys
+        # the metadata frame is sent once ready (connections are refused until then)
+        metadata, self.adapter = server_metadata(self.policy, self.config, self.key_map, self.adapter)
         warm_up(self.policy, self.adapter, self.warmup_requests, t0)
         self._metadata = metadata
         model = metadata.get("model")
