@@ -303,6 +303,35 @@ def test_cli_refuses_a_sim_runs_flag_and_an_output_folder_that_is_a_run(tmp_path
     assert "--out: " in capsys.readouterr().err and not (a / "compare.json").exists()
 
 
+def test_cli_refuses_an_output_folder_inside_a_run_or_holding_a_users_files_before_reading_any_run(tmp_path, capsys,
+                                                                                                   monkeypatch):
+    """--out inside a compared run (its videos/) or any sim run or comparison would write the comparison among that
+    run's files; a folder of no known kind holding a file a comparison writes (a user's index.html) would have it
+    replaced: each refused, naming --out, what was given and what is accepted, before a run is read."""
+    from worldpolicy.sim import compare as compare_module
+
+    a, b = _run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})
+    (a / "videos").mkdir()
+    other = _run(tmp_path / "other", {0: True})
+    earlier = tmp_path / "earlier"
+    write_comparison(compare_runs([a, b]), earlier, plots=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("mine")
+    read = []
+    monkeypatch.setattr(compare_module, "compare_runs", lambda runs: read.append(runs))
+    accepted = "accepted: a new or empty folder outside any run, or an earlier `sim compare --out`"
+    for out, inside in ((a / "videos", a), (a / "videos" / "new", a), (other / "cmp", other), (earlier / "x", earlier)):
+        assert main(["sim", "compare", str(a), str(b), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out: {str(out)!r} is inside {str(inside)!r}, which holds a " in err and accepted in err
+    assert main(["sim", "compare", str(a), str(b), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {str(mine)!r} holds index.html but no compare.json" in err and accepted in err
+    assert read == [] and (mine / "index.html").read_text() == "mine"
+    assert not (a / "videos" / "compare.json").exists() and not (a / "videos" / "new").exists()
+
+
 def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):
     comparison = compare_runs([_run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})])
     written = write_comparison(comparison, tmp_path / "out", plots=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, write_bytes_atomic
+from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, folder_kind, output_folder, write_bytes_atomic
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
@@ -33,8 +34,9 @@ from worldpolicy.sim.tasks import seed_span
 if TYPE_CHECKING:
     from worldpolicy.viz.compare_page import RunColumn
 
-__all__ = ["COMPARE_FILE", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest", "compare_runs",
-           "comparison_figure", "holm_adjusted", "mcnemar_p", "settings_differences", "write_comparison"]
+__all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest",
+           "check_compare_out", "compare_runs", "comparison_figure", "holm_adjusted", "mcnemar_p",
+           "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
 # The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
@@ -539,11 +541,41 @@ def comparison_figure(comparison: Comparison):
     return fig
 
 
+COMPARE_MARKDOWN = "compare.md"
+
+
+def check_compare_out(out: str | Path, flag: str = "--out") -> Path:
+    """`write_comparison`'s folder, refused before any run is read (named by `flag`, as given) where it would write
+    among others' files: inside a sim run (its `videos/`, a compared run: its outputs and pages would hold a stray
+    comparison) or a comparison, inside a checkpoint or dataset, holding another kind of thing or other runs
+    (`fileio.output_folder`),
+    or a folder of no known kind that holds a file of the name a comparison writes (a user's own index.html, which
+    a rerun would replace). A new or empty folder, and an earlier comparison's, are accepted."""
+    from worldpolicy.viz.compare_page import COMPARE_FIGURE
+    from worldpolicy.viz.report import REPORT_FILE
+
+    out = output_folder(out, flag, create=False, writer="sim compare", not_over_runs=True)
+    accepted = "a new or empty folder outside any run, or an earlier `sim compare --out`"
+    absolute = Path(os.path.abspath(out))
+    for parent in dict.fromkeys([*absolute.parents, *absolute.resolve().parents]):  # a link into a run too
+        found = folder_kind(parent)
+        if found is not None and found[0].writer in ("sim", "sim compare"):
+            raise ValueError(f"{flag}: {str(out)!r} is inside {str(parent)!r}, which holds {found[0].what} "
+                             f"({found[1]}): the comparison would be written among its files; accepted: {accepted}")
+    if folder_kind(out) is None:
+        held = [name for name in (COMPARE_MARKDOWN, COMPARE_FIGURE, REPORT_FILE) if (out / name).exists()]
+        if held:
+            raise ValueError(f"{flag}: {str(out)!r} holds {', '.join(held)} but no {COMPARE_FILE}, so no earlier "
+                             f"comparison wrote it: a comparison would replace it; accepted: {accepted}")
+    return out
+
+
 def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = True) -> list[Path]:
     """compare.md, compare.png and index.html (with `plots`; without, an earlier comparison's are removed) and
     compare.json into `out`, each written atomically; compare.json, the folder's marker (`fileio.FOLDER_KINDS`),
     before the page that reads it."""
     from worldpolicy.fileio import make_folder
+    from worldpolicy.viz.compare_page import COMPARE_FIGURE
 
     out = make_folder(out)
     # an earlier comparison's figure and page, which this one does not rewrite, would show other runs
@@ -551,12 +583,12 @@ def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = T
     if not plots and (out / COMPARE_FILE).is_file():
         from worldpolicy.viz.report import REPORT_FILE
 
-        stale = [out / "compare.png", out / REPORT_FILE]
-    written = [write_bytes_atomic(out / "compare.md", comparison.markdown())]
+        stale = [out / COMPARE_FIGURE, out / REPORT_FILE]
+    written = [write_bytes_atomic(out / COMPARE_MARKDOWN, comparison.markdown())]
     if plots:
         from worldpolicy.viz.plots import save_figure
 
-        written.append(save_figure(comparison_figure(comparison), out / "compare.png"))
+        written.append(save_figure(comparison_figure(comparison), out / COMPARE_FIGURE))
     written.append(write_bytes_atomic(out / COMPARE_FILE, json.dumps(comparison.to_json(), indent=1)))
     if plots:
         from worldpolicy.viz.report import write_report
