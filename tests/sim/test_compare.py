@@ -109,7 +109,13 @@ def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     assert (pair.a_only, pair.b_only, pair.both, pair.neither) == (8, 1, 6, 5)
     assert pair.p_value == pytest.approx(0.0390625) and len(pair.shared) == 20 and pair.note == ""
     assert pair.line() == ("a vs b: a 14/20, b 7/20 on the 20 shared seeds; only a succeeded on 8, only b on 1: exact "
-                           "McNemar p = 0.03906 (differ at the 5 % level)")
+                           "McNemar p = 0.03906 (differ at the 5 % level: a is better)")
+    reversed_pair = compare_runs([tmp_path / "b", tmp_path / "a"]).pairs[0]
+    assert reversed_pair.line().endswith("(differ at the 5 % level: a is better)")  # the better run, wherever listed
+    # compare.json keeps the sentence, and the page shows it: the verdict, not only the p-values
+    assert comparison.to_json()["pairs"][0]["line"] == pair.line()
+    write_comparison(comparison, tmp_path / "out")
+    assert f"<li>{pair.line()}</li>" in (tmp_path / "out" / "index.html").read_text()
     assert pair.p_adjusted == pair.p_value and pair.tests == 1  # two runs: one test, nothing to adjust
     assert comparison.to_json()["pairs"][0]["p_adjusted"] == comparison.to_json()["pairs"][0]["p_value"]
     assert "Holm-adjusted p (" not in comparison.markdown()

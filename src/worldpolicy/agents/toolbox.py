@@ -1207,7 +1207,7 @@ class Toolbox:
         return {
             "task": doc["task"],
             "runs": doc["runs"],
-            "pairs": [{**row, "line": pair.line()} for row, pair in zip(doc["pairs"], comparison.pairs)],
+            "pairs": doc["pairs"],
             "differences": doc["differences"],
             # a pair's note (not paired, few shared seeds) too: an agent reads the warnings, not each pair's line
             "warnings": doc["warnings"] + [f"{p.a} vs {p.b}: {p.note}" for p in comparison.pairs if p.note],

@@ -122,7 +122,8 @@ class PairedTest:
         n = len(self.shared)
         rates = (f"{self.a} {self.a_only + self.both}/{n}, {self.b} {self.b_only + self.both}/{n} on the "
                  f"{n} shared seed{'s' if n != 1 else ''}")
-        verdict = ("differ at the 5 % level" if self.p_adjusted < 0.05
+        better = self.a if self.a_only > self.b_only else self.b  # differ: not tied
+        verdict = (f"differ at the 5 % level: {better} is better" if self.p_adjusted < 0.05
                    else "no significant difference at the 5 % level")
         p = f"exact McNemar p = {self.p_value:.4g}"
         if self.tests > 1:
@@ -134,7 +135,8 @@ class PairedTest:
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
                 "a_only": self.a_only, "b_only": self.b_only, "both": self.both, "neither": self.neither,
-                "p_value": self.p_value, "p_adjusted": self.p_adjusted, "note": self.note}
+                "p_value": self.p_value, "p_adjusted": self.p_adjusted, "note": self.note,
+                "line": self.line()}  # the verdict, as the command prints it: the page shows it
 
 
 @dataclass(frozen=True)
