@@ -100,6 +100,9 @@ def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
     steps = fig.axes[2]
     ticks = [t for t in steps.get_xticks() if steps.get_xlim()[0] <= t <= steps.get_xlim()[1]]
     assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks)
+    assert steps.get_xlabel().startswith("steps to success [control steps at 15 Hz] ")  # the unit, as report.png's
+    faster = compare_runs([tmp_path / "a", _run(tmp_path / "c", {0: True}, control_hz=30.0)])
+    assert "[control steps, at each run's rate]" in comparison_figure(faster).axes[2].get_xlabel()
 
 
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):

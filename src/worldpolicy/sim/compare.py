@@ -508,9 +508,11 @@ def comparison_figure(comparison: Comparison):
                          Patch(color="0.88", label="not run")],
                 fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
+    rates = {report.control_hz for report in reports}  # the steps' unit: at one rate where the runs share it
+    unit = f"control steps at {next(iter(rates)):g} Hz" if len(rates) == 1 else "control steps, at each run's rate"
     for ax, values_of, label in (
         (steps, lambda r: [e.success_step for e in r.episodes if e.success and e.success_step is not None],
-         "steps to success (successful episodes)"),
+         f"steps to success [{unit}] (successful episodes)"),
         (distance, lambda r: [100 * e.final_distance_m for e in r.episodes], "final distance [cm] (every episode)"),
     ):
         for y, report in zip(ys, reports):
