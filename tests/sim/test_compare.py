@@ -201,6 +201,20 @@ def test_an_older_reports_folder_of_the_shipped_model_is_the_same_path_as_shippe
     assert compare_runs([old, new]).differences == ()
 
 
+def test_the_k_asked_for_is_listed_apart_from_the_k_used_only_where_they_differ_otherwise(tmp_path):
+    """--execute-steps 2 against the model's 1: the k used and the k asked for differ alike, one row; a run that
+    asked for none against one that asked for 1 (both used 1): the k asked for alone."""
+    outcomes = {0: True}
+
+    def k(used, asked):
+        return {"kind": "execute", "execute_steps": used, "ensemble_decay": 0.1, "execute_steps_requested": asked}
+
+    one, two, default = (_run(tmp_path / n, outcomes, strategy=s) for n, s in
+                         (("one", k(1, 1)), ("two", k(2, 2)), ("default", k(1, None))))
+    assert [d[0] for d in compare_runs([one, two]).differences] == ["strategy.execute_steps"]
+    assert [d[0] for d in compare_runs([one, default]).differences] == ["strategy.execute_steps_requested"]
+
+
 def test_the_settings_diff_lists_exactly_the_settings_that_differ_with_their_flags(tmp_path):
     outcomes = {s: True for s in range(5)}
     ensemble = {"kind": "ensemble", "execute_steps": 1, "ensemble_decay": 0.1, "execute_steps_requested": None}

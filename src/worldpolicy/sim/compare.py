@@ -352,7 +352,8 @@ def _settings(report: EvalReport) -> dict[str, Any]:
 def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(setting, its `worldpolicy sim` flag, each run's value) for every setting that is not the same in all of
     `reports`: `NOT_RECORDED` where a run's report has no entry for it, None where it recorded null (a report's
-    unrecorded task version is `UNRECORDED_VERSION`'s, as a resume takes it)."""
+    unrecorded task version is `UNRECORDED_VERSION`'s, as a resume takes it); the k asked for
+    (`strategy.execute_steps_requested`) only where it differs otherwise than the k used."""
     flats = [_settings(r) for r in reports]
     names = list(dict.fromkeys(name for flat in flats for name in flat))
     out = []
@@ -363,7 +364,9 @@ def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, 
             flag = "--episodes" if name == "episodes" else "(the installed worldpolicy)" if name == "task_version" \
                 else flag_of(name, kind)
             out.append((name, flag, values))
-    return out
+    # the k asked for, where each run used the k it asked for: the same --execute-steps row twice
+    used = next((values for name, _, values in out if name == "strategy.execute_steps"), None)
+    return [row for row in out if not (row[0] == "strategy.execute_steps_requested" and row[2] == used)]
 
 
 def _task_version(report: EvalReport) -> int:
