@@ -307,10 +307,12 @@ def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
     success says how well it fits its training data. Said before the model loads (the report records it too); a
     checkpoint that does not say is not checked."""
+    from worldpolicy.models import checkpoint_name
     from worldpolicy.sim.tasks import training_scenes
 
     found = training_scenes(checkpoint, task, range(seed, seed + episodes))
-    said = found.warning(episodes, Path(checkpoint).name, "--seed ") if found is not None else None
+    # named as `dataset eval` names it (`.` by its folder's name, not "scenes  was trained on")
+    said = found.warning(episodes, checkpoint_name(checkpoint), "--seed ") if found is not None else None
     if said is not None:
         logger.warning("--seed %d: %s", seed, said)
 
