@@ -272,7 +272,8 @@ def test_a_policys_settings_are_read_once_per_recording(tmp_path, monkeypatch):
 
 def test_recording_a_checkpoint_on_its_training_scenes_is_warned_of_as_sim_warns(tmp_path, monkeypatch, capsys):
     """The shipped model was trained on reach's seeds from 0: recording it there says so, naming --seed to pass,
-    once every setting is checked and before the model loads."""
+    once every setting is checked and before the model loads; named `shipped`, as `--policy` takes it and every
+    warning of training scenes names it (`models.checkpoint_name`), not by its install folder."""
     from worldpolicy.cli import main
     from worldpolicy.data import from_sim
 
@@ -282,7 +283,7 @@ def test_recording_a_checkpoint_on_its_training_scenes_is_warned_of_as_sim_warns
     monkeypatch.setattr(from_sim, "_rollout", loaded)
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "shipped", "--seed", "0", *_ARGV]) == 2
     err = capsys.readouterr().err
-    assert "WARNING worldpolicy.sim.commands: --seed 0: 1 of the 1 episodes (seed 0) are reach scenes panda_reach " \
+    assert "WARNING worldpolicy.sim.commands: --seed 0: 1 of the 1 episodes (seed 0) are reach scenes shipped " \
            "was trained on" in err and "pass --seed " in err and "error: not loaded" in err
     assert err.index("trained on") < err.index("error: not loaded")
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--seed", "0", *_ARGV]) == 2

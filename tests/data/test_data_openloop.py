@@ -448,11 +448,14 @@ def test_episodes_that_are_the_checkpoints_training_scenes_are_warned_about_and_
                                                                                           capsys):
     """`worldpolicy sim`'s rule (`sim.tasks.training_scenes`) on a `dataset from-sim` recording's episodes: a
     checkpoint evaluated on the scenes its training dataset recorded is warned about before it loads, said in the
-    summary and recorded in openloop.json as report.json records it; another recording's held-out scenes are not."""
+    summary and recorded in openloop.json as report.json records it; another recording's held-out scenes are not.
+    The rule is applied once per evaluation, and the checkpoint named one way (`models.checkpoint_name`: given as `.`,
+    by its folder's name) before loading and in the summary."""
     import sys
 
     import worldpolicy.policy as policy_module
     from worldpolicy.fileio import TRAINER_STATE_FILE
+    from worldpolicy.sim import tasks
 
     trained, actions = _dataset(tmp_path / "trained", provenance={"task": "reach", "seeds": [5, 6]})
     checkpoint = Path(shutil.copytree(policy.source, tmp_path / "ckpt"))  # the tiny one, trained on `trained`
@@ -465,9 +468,15 @@ def test_episodes_that_are_the_checkpoints_training_scenes_are_warned_about_and_
 
     monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(loaded))
     _stand_in(policy, monkeypatch, actions)
+    applied = []
+    rule = tasks.training_scenes
+    monkeypatch.setattr(tasks, "training_scenes", lambda *args: applied.append(args) or rule(*args))
     out = tmp_path / "eval"
-    assert main(["dataset", "eval", str(checkpoint), str(trained.root), "--out", str(out), "--embodiment", "pusht",
+    monkeypatch.chdir(checkpoint)  # given as `.`
+    assert main(["dataset", "eval", ".", str(trained.root), "--out", str(out), "--embodiment", "pusht",
                  "--action-keys", "action", "--no-progress", "--no-plots", "--episodes", "1"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert len(applied) == 1
     said = (f"1 of the 1 episodes (seed 6) are reach scenes ckpt was trained on (its dataset {trained.root} recorded "
             "seeds 5..6): their error says how well it imitates its training data, not how it does on new scenes; "
             "record held-out ones to compare on with `worldpolicy dataset from-sim --task reach --seed 10000`")
@@ -584,11 +593,14 @@ def test_the_checks_before_weights_are_one_function_that_plans_the_chunks(policy
     from worldpolicy.data.openloop import run_open_loop
     from worldpolicy.embodiments import get_embodiment
 
-    result = run_open_loop(plan, policy, tmp_path / "run", plots=False)  # the plan as it is, nothing checked again
+    # the plan as it is, nothing checked again
+    result = run_open_loop(plan, policy, tmp_path / "run", training_scenes=None, plots=False)
     assert result.settings["episodes"] == [1] and result.every == 4 and (tmp_path / "run" / OPENLOOP_FILE).is_file()
-    assert run_open_loop(plan, policy, str(tmp_path / "text"), plots=False).out == tmp_path / "text"  # a str too
+    assert run_open_loop(plan, policy, str(tmp_path / "text"), training_scenes=None,
+                         plots=False).out == tmp_path / "text"  # a str too
     with pytest.raises(ValueError, match="^policy: runs embodiment 'pusht', but the plan was checked for 'bridge'"):
-        run_open_loop(replace(plan, embodiment=get_embodiment("bridge")), policy, tmp_path / "other")
+        run_open_loop(replace(plan, embodiment=get_embodiment("bridge")), policy, tmp_path / "other",
+                      training_scenes=None)
 
 
 def test_the_summary_figure_of_an_episode_shorter_than_a_chunk_warns_nothing():

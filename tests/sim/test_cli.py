@@ -454,6 +454,11 @@ def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(
             f"{dataset} recorded seeds 0..4): their success says how well it fits its training data, not how it does "
             "on new scenes; pass --seed 10000 for held-out ones") in err
     assert err.index("trained on") < err.index("not loaded")
+    monkeypatch.chdir(ckpt)  # given as `.`: named by its folder, as `dataset eval` names it (`models.checkpoint_name`)
+    main(["sim", "--policy", ".", "--episodes", "3", "--no-progress", "--image-size", "24x24", "--videos", "0",
+          "--out", str(tmp_path / "run"), "--task", "reach", "--seed", "2"])
+    assert "reach scenes step-0000010 was trained on" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
     refused = run("--task", "reach", "--seed", "2", "--robot", "nope")
     assert "--robot" in refused and "trained on" not in refused
     assert "trained on" not in run("--task", "reach")  # the default: held out

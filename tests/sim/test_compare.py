@@ -100,6 +100,9 @@ def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
     steps = fig.axes[2]
     ticks = [t for t in steps.get_xticks() if steps.get_xlim()[0] <= t <= steps.get_xlim()[1]]
     assert len(ticks) > 1 and all(float(t).is_integer() for t in ticks)
+    assert steps.get_xlabel().startswith("steps to success [control steps at 15 Hz] ")  # the unit, as report.png's
+    faster = compare_runs([tmp_path / "a", _run(tmp_path / "c", {0: True}, control_hz=30.0)])
+    assert "[control steps, at each run's rate]" in comparison_figure(faster).axes[2].get_xlabel()
 
 
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
@@ -109,7 +112,13 @@ def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     assert (pair.a_only, pair.b_only, pair.both, pair.neither) == (8, 1, 6, 5)
     assert pair.p_value == pytest.approx(0.0390625) and len(pair.shared) == 20 and pair.note == ""
     assert pair.line() == ("a vs b: a 14/20, b 7/20 on the 20 shared seeds; only a succeeded on 8, only b on 1: exact "
-                           "McNemar p = 0.03906 (differ at the 5 % level)")
+                           "McNemar p = 0.03906 (differ at the 5 % level: a is better)")
+    reversed_pair = compare_runs([tmp_path / "b", tmp_path / "a"]).pairs[0]
+    assert reversed_pair.line().endswith("(differ at the 5 % level: a is better)")  # the better run, wherever listed
+    # compare.json keeps the sentence, and the page shows it: the verdict, not only the p-values
+    assert comparison.to_json()["pairs"][0]["line"] == pair.line()
+    write_comparison(comparison, tmp_path / "out")
+    assert f"<li>{pair.line()}</li>" in (tmp_path / "out" / "index.html").read_text()
     assert pair.p_adjusted == pair.p_value and pair.tests == 1  # two runs: one test, nothing to adjust
     assert comparison.to_json()["pairs"][0]["p_adjusted"] == comparison.to_json()["pairs"][0]["p_value"]
     assert "Holm-adjusted p (" not in comparison.markdown()
@@ -190,6 +199,20 @@ def test_an_older_reports_folder_of_the_shipped_model_is_the_same_path_as_shippe
     old = _run(tmp_path / "old", outcomes, settings={**SETTINGS, "path": str(shipped_model())})
     new = _run(tmp_path / "new", outcomes, settings={**SETTINGS, "path": "shipped"})
     assert compare_runs([old, new]).differences == ()
+
+
+def test_the_k_asked_for_is_listed_apart_from_the_k_used_only_where_they_differ_otherwise(tmp_path):
+    """--execute-steps 2 against the model's 1: the k used and the k asked for differ alike, one row; a run that
+    asked for none against one that asked for 1 (both used 1): the k asked for alone."""
+    outcomes = {0: True}
+
+    def k(used, asked):
+        return {"kind": "execute", "execute_steps": used, "ensemble_decay": 0.1, "execute_steps_requested": asked}
+
+    one, two, default = (_run(tmp_path / n, outcomes, strategy=s) for n, s in
+                         (("one", k(1, 1)), ("two", k(2, 2)), ("default", k(1, None))))
+    assert [d[0] for d in compare_runs([one, two]).differences] == ["strategy.execute_steps"]
+    assert [d[0] for d in compare_runs([one, default]).differences] == ["strategy.execute_steps_requested"]
 
 
 def test_the_settings_diff_lists_exactly_the_settings_that_differ_with_their_flags(tmp_path):
@@ -301,6 +324,35 @@ def test_cli_refuses_a_sim_runs_flag_and_an_output_folder_that_is_a_run(tmp_path
     assert "sim compare: error: --episodes: a flag of a sim run" in capsys.readouterr().err
     assert main(["sim", "compare", str(a), str(b), "--out", str(a)]) == 2
     assert "--out: " in capsys.readouterr().err and not (a / "compare.json").exists()
+
+
+def test_cli_refuses_an_output_folder_inside_a_run_or_holding_a_users_files_before_reading_any_run(tmp_path, capsys,
+                                                                                                   monkeypatch):
+    """--out inside a compared run (its videos/) or any sim run or comparison would write the comparison among that
+    run's files; a folder of no known kind holding a file a comparison writes (a user's index.html) would have it
+    replaced: each refused, naming --out, what was given and what is accepted, before a run is read."""
+    from worldpolicy.sim import compare as compare_module
+
+    a, b = _run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})
+    (a / "videos").mkdir()
+    other = _run(tmp_path / "other", {0: True})
+    earlier = tmp_path / "earlier"
+    write_comparison(compare_runs([a, b]), earlier, plots=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("mine")
+    read = []
+    monkeypatch.setattr(compare_module, "compare_runs", lambda runs: read.append(runs))
+    accepted = "accepted: a new or empty folder outside any run, or an earlier `sim compare --out`"
+    for out, inside in ((a / "videos", a), (a / "videos" / "new", a), (other / "cmp", other), (earlier / "x", earlier)):
+        assert main(["sim", "compare", str(a), str(b), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out: {str(out)!r} is inside {str(inside)!r}, which holds a " in err and accepted in err
+    assert main(["sim", "compare", str(a), str(b), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {str(mine)!r} holds index.html but no compare.json" in err and accepted in err
+    assert read == [] and (mine / "index.html").read_text() == "mine"
+    assert not (a / "videos" / "compare.json").exists() and not (a / "videos" / "new").exists()
 
 
 def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):

@@ -960,3 +960,16 @@ def test_an_open_loop_evaluation_says_whether_its_episodes_are_training_scenes(t
     section = html[html.index("<section id=open-loop>"):]
     note = re.search(r"<p class=(\w+) id=training-scenes>(.*?)</p>", section[:section.index("</section>")])
     assert (note.group(1), re.sub(r"<[^>]+>", "", note.group(2))) == ("warn" if seeds else "muted", said)
+
+
+def test_report_help_names_every_kind_of_run_it_reports_on(capsys, monkeypatch):
+    """`worldpolicy report --help` lists the runs it takes from `fileio.FOLDER_KINDS`, not a list of its own that
+    left out a comparison of sim runs, an open-loop evaluation, a dream..."""
+    from worldpolicy.fileio import FOLDER_KINDS
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line: a kind's words not wrapped apart
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    shown = capsys.readouterr().out
+    for kind in FOLDER_KINDS:
+        assert (kind.what in shown) == (kind.writer is not None), kind.what

@@ -1082,7 +1082,7 @@ class Toolbox:
         that fails or is cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
-        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, run_open_loop, training_scenes_warning
+        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, plan_training_scenes, run_open_loop
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
@@ -1121,6 +1121,7 @@ class Toolbox:
                                  f"{MAX_OPEN_LOOP_CHUNKS} one call predicts", chunks if chunks is not None else every,
                                  f"chunks <= {MAX_OPEN_LOOP_CHUNKS} (spread over the episodes), a larger every, or "
                                  "fewer episodes")
+        scenes = plan_training_scenes(plan, ckpt)  # worked out once, recorded by the run and warned of below
         report = progress or (lambda *_: None)
 
         def chunks_done(done: float, total: int) -> None:  # a cancelled call stops here: before a batch, or at a step
@@ -1133,7 +1134,8 @@ class Toolbox:
                 policy = self.policy(ckpt, emb)  # used as it is: the call's steps ride on each request
                 out = self._new_run_dir("openloop")
                 try:
-                    result = run_open_loop(plan, policy, out, steps=steps, progress=chunks_done)  # checked above
+                    result = run_open_loop(plan, policy, out, training_scenes=scenes, steps=steps,
+                                           progress=chunks_done)  # checked above
                 except (ValueError, KeyError) as exc:  # named as the tool's argument it is about, if one
                     raise _named(exc, given) from None
         except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
@@ -1143,8 +1145,8 @@ class Toolbox:
         doc = result.to_json()
         warnings = list(dict.fromkeys([*notes, *logged]))
         # episodes that are the checkpoint's training scenes, as `dataset eval` warns (an agent reads the result)
-        scenes = training_scenes_warning(result.training_scenes, len(result.episodes), self.checkpoint_name(ckpt))
-        warnings += [scenes] if scenes is not None else []
+        said = result.scenes_warning()
+        warnings += [said] if said is not None else []
         if doc["mae_normalized"] is None:
             warnings.append("the embodiment's stats hold every action column constant: mae_normalized is undefined, "
                             "judge the MAE by the columns' units")
@@ -1205,7 +1207,7 @@ class Toolbox:
         return {
             "task": doc["task"],
             "runs": doc["runs"],
-            "pairs": [{**row, "line": pair.line()} for row, pair in zip(doc["pairs"], comparison.pairs)],
+            "pairs": doc["pairs"],
             "differences": doc["differences"],
             # a pair's note (not paired, few shared seeds) too: an agent reads the warnings, not each pair's line
             "warnings": doc["warnings"] + [f"{p.a} vs {p.b}: {p.note}" for p in comparison.pairs if p.note],

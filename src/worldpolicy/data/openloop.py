@@ -44,7 +44,7 @@ import numpy as np
 
 from ..embodiments import Embodiment, shown_unit
 from ..fileio import OPENLOOP_FILE, output_folder, recorded_seeds, write_json_atomic
-from ..models import portable_checkpoint
+from ..models import checkpoint_name, portable_checkpoint
 from ..viz.plots import plural
 from .actions import RecordedActions, recorded_actions
 from .checks import check_episodes
@@ -230,9 +230,13 @@ class OpenLoopResult:
                                               for c, u, m in zip(self.columns, self.units, self.mae)]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines += [f"{c.ljust(widths[0])}  {m.rjust(widths[1])}  {u}" for c, m, u in rows]
-        checkpoint = Path(str(self.settings.get("checkpoint", "the checkpoint"))).name
-        warning = training_scenes_warning(self.training_scenes, len(self.episodes), checkpoint)
+        warning = self.scenes_warning()
         return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
+
+    def scenes_warning(self) -> str | None:
+        """The warning about episodes that are the checkpoint's training scenes (`training_scenes_warning`), as the
+        run said it before loading; None when none is or it is not known."""
+        return training_scenes_warning(self.training_scenes, len(self.episodes), self.settings.get("checkpoint", ""))
 
     def to_json(self) -> dict[str, Any]:
         def by_column(values: np.ndarray) -> dict[str, float]:
@@ -334,13 +338,15 @@ def plan_training_scenes(plan: OpenLoopPlan, checkpoint: str | Path) -> Training
     return training_scenes(checkpoint, task, [seeds[i] for i in plan.episodes])
 
 
-def training_scenes_warning(scenes: TrainingScenes | None, episodes: int, checkpoint: str) -> str | None:
-    """What to tell whoever compares `checkpoint` on `episodes` episodes some of which are its training scenes
-    (`plan_training_scenes`): as `worldpolicy sim` says it, with a held-out recording to evaluate on instead; None
-    when none is or it is not known."""
+def training_scenes_warning(scenes: TrainingScenes | None, episodes: int, checkpoint: str | Path) -> str | None:
+    """What to tell whoever compares `checkpoint` (its source, or the portable one settings record: named by
+    `models.checkpoint_name` either way, as the figures' titles name it) on `episodes` episodes some of which are
+    its training scenes (`plan_training_scenes`): as `worldpolicy sim` says it, with a held-out recording to evaluate
+    on instead; None when none is or it is not known."""
     if scenes is None or not scenes.seeds:
         return None
-    return (f"{scenes.trained_on(episodes, checkpoint)}: their error says how well it imitates its training data, not "
+    name = checkpoint_name(str(checkpoint))
+    return (f"{scenes.trained_on(episodes, name)}: their error says how well it imitates its training data, not "
             f"how it does on new scenes; record held-out ones to compare on with `worldpolicy dataset from-sim "
             f"--task {scenes.task} --seed {scenes.held_out_from}`")
 
@@ -456,19 +462,22 @@ def evaluate_open_loop(
                            batch_size=batch_size, state_keys=state_keys, action_keys=action_keys)
     out = output_folder(out, "out", writer=EVAL_WRITER)
     source = checkpoint.source if isinstance(checkpoint, Policy) else checkpoint
-    warning = training_scenes_warning(plan_training_scenes(plan, source), len(plan.episodes), Path(str(source)).name)
+    scenes = plan_training_scenes(plan, source)  # worked out once: `run_open_loop` records these
+    warning = training_scenes_warning(scenes, len(plan.episodes), source)
     if warning is not None:  # said before the model loads, as `worldpolicy sim` says it; openloop.json records it
         logger.warning("%s", warning)
     policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                       steps=steps, **load_options)
-    return run_open_loop(plan, policy, out, steps=steps, plots=plots, progress=progress)
+    return run_open_loop(plan, policy, out, training_scenes=scenes, steps=steps, plots=plots, progress=progress)
 
 
-def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, steps: int | None = None, plots: bool = True,
-                  progress: Progress = False) -> OpenLoopResult:
+def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_scenes: TrainingScenes | None,
+                  steps: int | None = None, plots: bool = True, progress: Progress = False) -> OpenLoopResult:
     """The evaluation `plan` (`check_open_loop`'s) describes, run with a loaded `Policy` of the embodiment the plan was
     checked for and written to `out`, a folder the caller has checked (`evaluate_open_loop`: `output_folder`; the
-    agent tool: a fresh run folder). `steps`, `plots` and `progress` as `evaluate_open_loop` takes them."""
+    agent tool: a fresh run folder). `training_scenes`: `plan_training_scenes(plan, policy.source)`, which the caller
+    works out before the model loads (to warn there), recorded as it is. `steps`, `plots` and `progress` as
+    `evaluate_open_loop` takes them."""
     check_progress_option(progress)
     out = Path(out)  # a path given as text too: written to only once every chunk is predicted
     emb = plan.embodiment
@@ -490,7 +499,7 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, steps: in
     result = compare_open_loop(policy, data, plan.starts(policy.chunk_size), seed=plan.seed,
                                batch_size=plan.batch_size, steps=steps, progress=progress)
     result.out, result.every, result.settings = out, every, settings
-    result.training_scenes = plan_training_scenes(plan, policy.source)
+    result.training_scenes = training_scenes
     _write(result, data, out, plots)
     return result
 

@@ -148,8 +148,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def compare(args: argparse.Namespace) -> int:
     """`worldpolicy sim compare`: the runs compared (`sim.compare`), written to --out, the table printed. A flag of a
     sim run given before `compare` would be ignored, so it is refused."""
-    from worldpolicy.fileio import output_folder
-    from worldpolicy.sim.compare import compare_runs, write_comparison
+    from worldpolicy.sim.compare import check_compare_out, compare_runs, write_comparison
 
     parser = argparse.ArgumentParser(add_help=False)
     _add_arguments(parser)
@@ -158,7 +157,7 @@ def compare(args: argparse.Namespace) -> int:
     if given:
         raise ValueError(f"{', '.join(given)}: a flag of a sim run, which `sim compare` does not run; its own flags "
                          "(--out, --no-plots) come after `compare`")
-    output_folder(args.compare_out, "--out", create=False, writer="sim compare", not_over_runs=True)
+    check_compare_out(args.compare_out)  # before any run is read
     comparison = compare_runs(args.runs)
     paths = write_comparison(comparison, args.compare_out, plots=not args.compare_no_plots)
     print(comparison.table(_terminal_width()))
@@ -308,10 +307,12 @@ def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
     success says how well it fits its training data. Said before the model loads (the report records it too); a
     checkpoint that does not say is not checked."""
+    from worldpolicy.models import checkpoint_name
     from worldpolicy.sim.tasks import training_scenes
 
     found = training_scenes(checkpoint, task, range(seed, seed + episodes))
-    said = found.warning(episodes, Path(checkpoint).name, "--seed ") if found is not None else None
+    # named as `dataset eval` names it (`.` by its folder's name, not "scenes  was trained on")
+    said = found.warning(episodes, checkpoint_name(checkpoint), "--seed ") if found is not None else None
     if said is not None:
         logger.warning("--seed %d: %s", seed, said)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, write_bytes_atomic
+from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, folder_kind, output_folder, write_bytes_atomic
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
@@ -33,8 +34,9 @@ from worldpolicy.sim.tasks import seed_span
 if TYPE_CHECKING:
     from worldpolicy.viz.compare_page import RunColumn
 
-__all__ = ["COMPARE_FILE", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest", "compare_runs",
-           "comparison_figure", "holm_adjusted", "mcnemar_p", "settings_differences", "write_comparison"]
+__all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest",
+           "check_compare_out", "compare_runs", "comparison_figure", "holm_adjusted", "mcnemar_p",
+           "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
 # The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
@@ -120,7 +122,8 @@ class PairedTest:
         n = len(self.shared)
         rates = (f"{self.a} {self.a_only + self.both}/{n}, {self.b} {self.b_only + self.both}/{n} on the "
                  f"{n} shared seed{'s' if n != 1 else ''}")
-        verdict = ("differ at the 5 % level" if self.p_adjusted < 0.05
+        better = self.a if self.a_only > self.b_only else self.b  # differ: not tied
+        verdict = (f"differ at the 5 % level: {better} is better" if self.p_adjusted < 0.05
                    else "no significant difference at the 5 % level")
         p = f"exact McNemar p = {self.p_value:.4g}"
         if self.tests > 1:
@@ -132,7 +135,8 @@ class PairedTest:
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
                 "a_only": self.a_only, "b_only": self.b_only, "both": self.both, "neither": self.neither,
-                "p_value": self.p_value, "p_adjusted": self.p_adjusted, "note": self.note}
+                "p_value": self.p_value, "p_adjusted": self.p_adjusted, "note": self.note,
+                "line": self.line()}  # the verdict, as the command prints it: the page shows it
 
 
 @dataclass(frozen=True)
@@ -348,7 +352,8 @@ def _settings(report: EvalReport) -> dict[str, Any]:
 def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(setting, its `worldpolicy sim` flag, each run's value) for every setting that is not the same in all of
     `reports`: `NOT_RECORDED` where a run's report has no entry for it, None where it recorded null (a report's
-    unrecorded task version is `UNRECORDED_VERSION`'s, as a resume takes it)."""
+    unrecorded task version is `UNRECORDED_VERSION`'s, as a resume takes it); the k asked for
+    (`strategy.execute_steps_requested`) only where it differs otherwise than the k used."""
     flats = [_settings(r) for r in reports]
     names = list(dict.fromkeys(name for flat in flats for name in flat))
     out = []
@@ -359,7 +364,9 @@ def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, 
             flag = "--episodes" if name == "episodes" else "(the installed worldpolicy)" if name == "task_version" \
                 else flag_of(name, kind)
             out.append((name, flag, values))
-    return out
+    # the k asked for, where each run used the k it asked for: the same --execute-steps row twice
+    used = next((values for name, _, values in out if name == "strategy.execute_steps"), None)
+    return [row for row in out if not (row[0] == "strategy.execute_steps_requested" and row[2] == used)]
 
 
 def _task_version(report: EvalReport) -> int:
@@ -504,9 +511,11 @@ def comparison_figure(comparison: Comparison):
                          Patch(color="0.88", label="not run")],
                 fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
+    rates = {report.control_hz for report in reports}  # the steps' unit: at one rate where the runs share it
+    unit = f"control steps at {next(iter(rates)):g} Hz" if len(rates) == 1 else "control steps, at each run's rate"
     for ax, values_of, label in (
         (steps, lambda r: [e.success_step for e in r.episodes if e.success and e.success_step is not None],
-         "steps to success (successful episodes)"),
+         f"steps to success [{unit}] (successful episodes)"),
         (distance, lambda r: [100 * e.final_distance_m for e in r.episodes], "final distance [cm] (every episode)"),
     ):
         for y, report in zip(ys, reports):
@@ -539,11 +548,42 @@ def comparison_figure(comparison: Comparison):
     return fig
 
 
+COMPARE_MARKDOWN = "compare.md"
+
+
+def check_compare_out(out: str | Path, flag: str = "--out") -> Path:
+    """`write_comparison`'s folder, refused before any run is read (named by `flag`, as given) where it would write
+    among others' files: inside a sim run (its `videos/`, a compared run: its outputs and pages would hold a stray
+    comparison) or a comparison, inside a checkpoint or dataset, holding another kind of thing or other runs
+    (`fileio.output_folder`),
+    or a folder of no known kind that holds a file of the name a comparison writes (a user's own index.html, which
+    a rerun would replace; with --no-plots too, as a later comparison there with plots would). A new or empty
+    folder, and an earlier comparison's, are accepted."""
+    from worldpolicy.viz.compare_page import COMPARE_FIGURE
+    from worldpolicy.viz.report import REPORT_FILE
+
+    out = output_folder(out, flag, create=False, writer="sim compare", not_over_runs=True)
+    accepted = "a new or empty folder outside any run, or an earlier `sim compare --out`"
+    absolute = Path(os.path.abspath(out))
+    for parent in dict.fromkeys([*absolute.parents, *absolute.resolve().parents]):  # a link into a run too
+        found = folder_kind(parent)
+        if found is not None and found[0].writer in ("sim", "sim compare"):
+            raise ValueError(f"{flag}: {str(out)!r} is inside {str(parent)!r}, which holds {found[0].what} "
+                             f"({found[1]}): the comparison would be written among its files; accepted: {accepted}")
+    if folder_kind(out) is None:
+        held = [name for name in (COMPARE_MARKDOWN, COMPARE_FIGURE, REPORT_FILE) if (out / name).exists()]
+        if held:
+            raise ValueError(f"{flag}: {str(out)!r} holds {', '.join(held)} but no {COMPARE_FILE}, so no earlier "
+                             f"comparison wrote it: a comparison would replace it; accepted: {accepted}")
+    return out
+
+
 def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = True) -> list[Path]:
     """compare.md, compare.png and index.html (with `plots`; without, an earlier comparison's are removed) and
     compare.json into `out`, each written atomically; compare.json, the folder's marker (`fileio.FOLDER_KINDS`),
     before the page that reads it."""
     from worldpolicy.fileio import make_folder
+    from worldpolicy.viz.compare_page import COMPARE_FIGURE
 
     out = make_folder(out)
     # an earlier comparison's figure and page, which this one does not rewrite, would show other runs
@@ -551,12 +591,12 @@ def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = T
     if not plots and (out / COMPARE_FILE).is_file():
         from worldpolicy.viz.report import REPORT_FILE
 
-        stale = [out / "compare.png", out / REPORT_FILE]
-    written = [write_bytes_atomic(out / "compare.md", comparison.markdown())]
+        stale = [out / COMPARE_FIGURE, out / REPORT_FILE]
+    written = [write_bytes_atomic(out / COMPARE_MARKDOWN, comparison.markdown())]
     if plots:
         from worldpolicy.viz.plots import save_figure
 
-        written.append(save_figure(comparison_figure(comparison), out / "compare.png"))
+        written.append(save_figure(comparison_figure(comparison), out / COMPARE_FIGURE))
     written.append(write_bytes_atomic(out / COMPARE_FILE, json.dumps(comparison.to_json(), indent=1)))
     if plots:
         from worldpolicy.viz.report import write_report

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..fileio import FOLDER_KINDS
     from .plots import FIGURE_FORMATS
 
     p = sub.add_parser("viz", help="plot an actions file or run directory (plots + playhead animation)")
@@ -23,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_viz)
 
     r = sub.add_parser("report", help="write a self-contained index.html for a run directory")
-    r.add_argument("run_dir", help="a predict, sim or train run directory")
+    # every kind of run a command writes (sim compare's, dataset eval's... too), from the one list of them
+    runs = [kind.what for kind in FOLDER_KINDS if kind.writer is not None]
+    r.add_argument("run_dir", help=f"a run directory: {', '.join(runs[:-1])} or {runs[-1]}")
     r.add_argument("--title", default=None, help="page title (default: '<kind> run · <folder name>')")
     r.add_argument("--serve", action="store_true", help="then serve the folder over HTTP until Ctrl-C")
     r.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")

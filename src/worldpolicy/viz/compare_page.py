@@ -133,7 +133,10 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
              f"<span class=muted>{_esc(p.get('note') or '')}</span>"] for p in pairs]
     sections.append("<section id=pairs><h2>Paired on shared seeds</h2>" + _table(
         ["A", "B", "shared seeds", "only A succeeded", "only B succeeded", "both", "neither", "exact McNemar p",
-         "Holm-adjusted p (the verdict's)", "note"], rows, left=2) + "</section>")
+         "Holm-adjusted p (the verdict's)", "note"], rows, left=2)
+                    # each pair in one sentence, its verdict, as the command prints it and compare.md says it
+                    + "<ul>" + "".join(f"<li>{_esc(p['line'])}</li>" for p in pairs if p.get("line")) + "</ul>"
+                    + "</section>")
     names = [str(r.get("name")) for r in runs]
     differences = doc.get("differences", [])
     if differences:
