@@ -166,7 +166,7 @@ def _shipped_panda() -> RobotConfig:
         gripper_ctrl_open=0.04,
         gripper_ctrl_closed=0.0,
         finger_open=0.04,
-        home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),  # TCP pointing straight down, 0.48 m in front of the base
+        home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),  # TCP straight down at (0.464, 0, 0.403) m, base frame
         joint_limits=PANDA_JOINT_LIMITS,
     )
 
