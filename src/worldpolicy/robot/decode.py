@@ -39,6 +39,9 @@ from worldpolicy.robot.se3 import check_rot6d, relative_poses
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
 logger = logging.getLogger(__name__)
+# What a joint_position chunk that jumps from the arm or lands far past the limits may be instead of positions.
+_NOT_POSITIONS = ("joint velocities (rad/s) or per-step deltas instead of absolute positions (openpi's pi0/pi05 DROID "
+                  "policies return velocities)")
 
 
 def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
@@ -183,8 +186,12 @@ class ActionDecoder:
         j = int(np.argmax(speed[r] / limit))
         to = r + (q_arm is None)  # row r is the move into target r from q_arm, or into target r + 1
         first = "from the measured joints to target 0" if to == 0 else f"from target {to - 1} to target {to}"
-        cause = (" (IK reconfigured the arm to reach the target: a large turn, or a target past the workspace)"
-                 if self.embodiment.layout == "relative_pose" else "")
+        if self.embodiment.layout == "relative_pose":
+            cause = " (IK reconfigured the arm to reach the target: a large turn, or a target past the workspace)"
+        elif to == 0:  # a chunk that is no absolute joint positions jumps there from the measured joints
+            cause = f"; a jump from the measured joints: {_NOT_POSITIONS}?"
+        else:
+            cause = ""
         raise ValueError(
             f"actions: {int(over.any(axis=1).sum())} steps move a joint faster than robot {self.robot.name!r} allows; "
             f"first {first}: {self.robot.arm_joints[j]} moves {speed[r, j] / fps:.3g} rad in one step, "
@@ -210,7 +217,8 @@ class ActionDecoder:
             f"actions: {int(far.sum())} joint targets more than {TARGET_JOINT_MARGIN_RAD:g} rad past the joint limits "
             f"of robot {self.robot.name!r} (robots.TARGET_JOINT_MARGIN_RAD), first at step {step}: {given}; "
             "refusing to command the robot. Targets are absolute joint angles in rad, in the order "
-            f"{', '.join(names)}: degrees (np.radians converts them), or another arm's joint order or zero? If the "
+            f"{', '.join(names)}: degrees (np.radians converts them), {_NOT_POSITIONS}, or another arm's joint "
+            "order or zero? If the "
             f"arm's limits are others, give them in its config (get_robot({self.robot.name!r}, joint_limits=...)"
             f"{fr3}). Nearer targets are clipped to the limits with a warning")
 
