@@ -14,6 +14,7 @@ import worldpolicy
 from worldpolicy.embodiments import (
     check_chunk_size,
     embodiment_from_dict,
+    embodiment_from_spec,
     get_embodiment,
     list_embodiments,
     register_embodiment,
@@ -624,6 +625,19 @@ def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
     assert worldpolicy.get_embodiment(own, own.variant) is own
     with pytest.raises(KeyError, match=rf"variant='foo' is not defined for embodiment 'my_arm'; known: {own.variant}\W$"):
         worldpolicy.get_embodiment(own, "foo")
+
+
+def test_a_spec_made_from_to_dict_of_a_variant_is_refused_naming_variants_and_to_spec_registers():
+    """`{**get_embodiment("droid/relative_pose").to_dict(), "name": ...}` (docs/robot.md's recipe, from another head)
+    failed with `TypeError: list indices must be integers or slices, not str`: to_dict() lists the variants by name.
+    The error names `variants` and `to_spec()`, whose spec registers."""
+    for key in ("droid/relative_pose", "droid/joint_pos"):
+        source = worldpolicy.get_embodiment(key)
+        with pytest.raises(ValueError, match=r"embodiment 'mine': variants=\['joint_pos', 'relative_pose'\]; a "
+                                             r"spec's variants map each variant's name .*Embodiment.to_spec\(\)"):
+            embodiment_from_spec({**source.to_dict(), "name": "mine", "aliases": []})
+        built = embodiment_from_spec({**source.to_spec(), "name": "mine", "aliases": []})
+        assert (built.columns, built.units, built.stats) == (source.columns, source.units, source.stats)
 
 
 def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):

@@ -416,3 +416,52 @@ def test_grippers_reach_the_decoder_in_the_droid_convention_as_the_fact_sheet_gi
     cmd = ActionDecoder(droid, "panda").decode(to_physical(droid, model), home)
     np.testing.assert_allclose(cmd.gripper, 0.1)
     np.testing.assert_allclose(get_robot("panda").gripper_to_ctrl(cmd.gripper), 0.036)  # fingers 36 of 40 mm open
+
+
+@pytest.mark.parametrize("scale", [100.0, "normalized"])
+def test_end_effector_steps_in_another_unit_are_refused(rel, scale):
+    """DROID's ~1 cm steps given in centimetres, or model-space values given as metres, were decoded with only an
+    "unreachable" warning while IK drove the arm toward them at full joint speed. Steps past TCP_SPEED_MARGIN times
+    the arm's Cartesian speed limit are refused, naming the step, its size and the likely units."""
+    home = np.array(rel.robot.home)
+    physical = np.tile([0.01, 0.005, 0, *IDENTITY6, 0.5], (4, 1))
+    if scale == "normalized":  # the gripper's 0.5 is 0 in model space: a g, so the steps are what is refused
+        wrong = rel.embodiment.normalize(physical)
+    else:
+        wrong = physical * np.array([scale] * 3 + [1] * 7)
+    with pytest.raises(ValueError, match=r"actions: \d steps move the end effector more than 0.227 m in one step, "
+                                         r"first at step 0: .*over 2 x robot 'panda''s max_tcp_speed 1.7 m/s.*"
+                                         r"centimetres or millimetres.*actions_normalized"):
+        rel.decode(wrong, home)
+    assert rel.decode(physical, home).tracking.max_mm < 5  # the same chunk in metres runs
+    # a fast but plausible step (the shipped model's data reaches 0.114 m at 15 fps) is left to IK and the speed check
+    fast = np.tile([0.12, 0, 0, *IDENTITY6, 0.0], (1, 1))
+    lenient = ActionDecoder("droid/relative_pose", "panda", check_velocity=False)
+    assert lenient.decode(fast, home).qpos.shape == (1, 7)
+    # an FR3's faster Cartesian limit moves the bar; where nothing real moves, check_limits=False leaves it to IK
+    assert ActionDecoder("droid/relative_pose", "fr3", check_limits=False).decode(wrong, home).qpos.shape == (4, 7)
+    with pytest.raises(ValueError, match=r"more than 0.4 m in one step.*robot 'fr3''s max_tcp_speed 3 m/s"):
+        ActionDecoder("droid/relative_pose", "fr3").decode(np.tile([1.0, 0, 0, *IDENTITY6, 0.0], (2, 1)), home)
+
+
+def test_joint_velocities_given_as_positions_are_refused_naming_velocities():
+    """openpi's pi0/pi05 DROID policies return joint velocities; a chunk of them (or of per-step deltas) given as
+    `droid/joint_pos` positions was refused as a joint past its limit or too fast, the errors naming degrees, another
+    arm's joint order or the speed limit's config, never what the chunk most likely is."""
+    decoder = ActionDecoder("droid", "panda")
+    home = np.array(decoder.robot.home)
+    velocities = np.tile([0.1, -0.2, 0.05, 0.3, 0.0, 0.1, -0.1, 0.0], (4, 1))  # joint4 +0.3 lies 0.37 past its limit
+    with pytest.raises(ValueError, match=r"past the joint limits.*degrees \(np.radians converts them\), joint "
+                                         r"velocities \(rad/s\) or per-step deltas instead of absolute positions "
+                                         r"\(openpi's pi0/pi05 DROID policies return velocities\)"):
+        decoder.decode(velocities, home)
+    deltas = np.tile([0.01, -0.01, 0.0, -0.1, 0.0, 0.02, 0.0, 0.0], (4, 1))  # within the limits, far from the arm
+    with pytest.raises(ValueError, match=r"first from the measured joints to target 0: joint4 moves 2.1 rad in one "
+                                         r"step.*; a jump from the measured joints: joint velocities \(rad/s\) or "
+                                         r"per-step deltas instead of absolute positions"):
+        decoder.decode(deltas, home)
+    steady = np.tile([*home, 0.0], (4, 1))
+    steady[1:, 0] += 0.5  # a jump between targets is no sign of velocities: not said there
+    with pytest.raises(ValueError, match=r"from target 0 to target 1: joint1 moves 0.5 rad") as caught:
+        decoder.decode(steady, home)
+    assert "velocities" not in str(caught.value)

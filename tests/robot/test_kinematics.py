@@ -1,4 +1,5 @@
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -226,6 +227,21 @@ def test_solve_relative_refuses_deltas_whose_rot6d_is_no_rotation(ik):
     with pytest.raises(ValueError, match=r"deltas: rot6d of 1 steps is not the first two columns of a rotation "
                                          r"\(first at step 2"):
         ik.solve_relative(deltas, np.array(ik.robot.home))
+
+
+def test_a_chunk_leaving_the_workspace_is_warned_with_how_far_the_arm_is_from_its_plan(ik, caplog):
+    """32 steps of 3 cm up (0.96 m) leave the reach: the warning said "errors up to 28.5 mm", each re-anchored step's
+    error from where the arm got to, and nothing of the arm ending over half a metre short of the chunk's path (the
+    drift warning is only for chunks whose every step is within the bar)."""
+    q0 = np.array(ik.robot.home)
+    up = ik.fk(q0)[:3, :3].T @ [0, 0, 0.03]  # 3 cm a step up, in the TCP frame
+    with caplog.at_level(logging.WARNING):
+        _, _, report = ik.solve_relative(np.tile([*up, *IDENTITY6], (32, 1)), q0)
+    assert report.unreachable_steps and report.max_mm < 100 and report.drift_mm[-1] > 500
+    assert re.search(r"targets unreachable \(errors up to \d+\.\d mm .*; the arm goes to the closest pose within "
+                     r"joint limits, ending \d{3}\.\d mm \(at most \d{3}\.\d mm\) from the chunk's planned path",
+                     caplog.text)
+    assert report.summary()["max_drift_mm"] == pytest.approx(report.drift_mm.max())
 
 
 def test_a_stall_at_a_singularity_is_warned_though_each_step_is_within_the_bar(ik, caplog):

@@ -319,6 +319,11 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
     """An embodiment from its registry/JSON spec (`variants` merged over the base)."""
     base = {k: v for k, v in spec.items() if k not in ("variants", "default_variant")}
     variants = spec.get("variants") or {}
+    if not isinstance(variants, Mapping):  # Embodiment.to_dict() lists them by name: {**to_dict(), ...} as a spec
+        raise ValueError(f"embodiment {name!r}: variants={variants!r}; a spec's variants map each variant's name to "
+                         "the fields it sets ({'joint_pos': {...}}): to start from a registered embodiment, take its "
+                         "Embodiment.to_spec() (to_dict() lists the registry's variants by name, as a server's "
+                         "metadata does)")
     if variants:
         chosen = variant or spec.get("default_variant") or next(iter(variants))
         chosen = next((v for v in variants if v.lower() == str(chosen).lower()), chosen)  # case-insensitive, as names

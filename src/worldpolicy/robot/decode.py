@@ -5,10 +5,11 @@ and re-anchored on the achieved pose) and `joint_position` (absolute joints + gr
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
 actuator units. A chunk without a gripper column commands no gripper (`RobotCommand.gripper` None), not a made-up g.
 Anything a little outside the valid range is clipped *with a warning* and counted per step in
-`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
-safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or
-no angles within the limits (`check_joints`), joint targets more than `TARGET_JOINT_MARGIN_RAD` past the limits
-(`check_limits`: no angles of this arm in radians), gripper values more than `GRIPPER_MARGIN` outside [0, 1]
+`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made safe
+by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or no angles
+within the limits (`check_joints`), joint targets more than `TARGET_JOINT_MARGIN_RAD` past the limits (`check_limits`:
+no angles of this arm in radians), end-effector steps more than `TCP_SPEED_MARGIN` times the robot's `max_tcp_speed` at
+the embodiment's fps (`check_limits` too: no metres), gripper values more than `GRIPPER_MARGIN` outside [0, 1]
 (`check_limits` too: another unit or convention, not a g) and joint targets that move a joint faster than the robot's
 `max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
@@ -28,6 +29,7 @@ from worldpolicy.robot.robots import (
     GRIPPER_TOLERANCE,
     MEASURED_JOINT_MARGIN_RAD,
     TARGET_JOINT_MARGIN_RAD,
+    TCP_SPEED_MARGIN,
     RobotConfig,
     get_robot,
     gripper_unit_hint,
@@ -37,6 +39,9 @@ from worldpolicy.robot.se3 import check_rot6d, relative_poses
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
 logger = logging.getLogger(__name__)
+# What a joint_position chunk that jumps from the arm or lands far past the limits may be instead of positions.
+_NOT_POSITIONS = ("joint velocities (rad/s) or per-step deltas instead of absolute positions (openpi's pi0/pi05 DROID "
+                  "policies return velocities)")
 
 
 def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
@@ -116,10 +121,11 @@ class ActionDecoder:
         `max_joint_velocity` allows at the embodiment's fps (from the measured joints to the first target, and between
         targets). Off only where something else limits or measures the speed (the sim counts it per episode).
         `check_limits`: refuse a `joint_position` chunk with a target more than `TARGET_JOINT_MARGIN_RAD` past the
-        robot's joint limits, and any chunk with a gripper value more than `GRIPPER_MARGIN` outside [0, 1] (nearer
-        ones are clipped to them: a policy's overshoot). Off, every target and gripper value is clipped and counted:
-        only where the count is reported and nothing real moves (the sim, where an untrained model's values land
-        anywhere)."""
+        robot's joint limits, a `relative_pose` chunk with a step's translation more than `TCP_SPEED_MARGIN` times the
+        robot's `max_tcp_speed` at the embodiment's fps, and any chunk with a gripper value more than `GRIPPER_MARGIN`
+        outside [0, 1] (nearer ones are clipped to them: a policy's overshoot). Off, every target and gripper value is
+        clipped and counted (the steps left to IK): only where the count is reported and nothing real moves (the sim,
+        where an untrained model's values land anywhere)."""
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
@@ -180,8 +186,12 @@ class ActionDecoder:
         j = int(np.argmax(speed[r] / limit))
         to = r + (q_arm is None)  # row r is the move into target r from q_arm, or into target r + 1
         first = "from the measured joints to target 0" if to == 0 else f"from target {to - 1} to target {to}"
-        cause = (" (IK reconfigured the arm to reach the target: a large turn, or a target past the workspace)"
-                 if self.embodiment.layout == "relative_pose" else "")
+        if self.embodiment.layout == "relative_pose":
+            cause = " (IK reconfigured the arm to reach the target: a large turn, or a target past the workspace)"
+        elif to == 0:  # a chunk that is no absolute joint positions jumps there from the measured joints
+            cause = f"; a jump from the measured joints: {_NOT_POSITIONS}?"
+        else:
+            cause = ""
         raise ValueError(
             f"actions: {int(over.any(axis=1).sum())} steps move a joint faster than robot {self.robot.name!r} allows; "
             f"first {first}: {self.robot.arm_joints[j]} moves {speed[r, j] / fps:.3g} rad in one step, "
@@ -207,9 +217,32 @@ class ActionDecoder:
             f"actions: {int(far.sum())} joint targets more than {TARGET_JOINT_MARGIN_RAD:g} rad past the joint limits "
             f"of robot {self.robot.name!r} (robots.TARGET_JOINT_MARGIN_RAD), first at step {step}: {given}; "
             "refusing to command the robot. Targets are absolute joint angles in rad, in the order "
-            f"{', '.join(names)}: degrees (np.radians converts them), or another arm's joint order or zero? If the "
+            f"{', '.join(names)}: degrees (np.radians converts them), {_NOT_POSITIONS}, or another arm's joint "
+            "order or zero? If the "
             f"arm's limits are others, give them in its config (get_robot({self.robot.name!r}, joint_limits=...)"
             f"{fr3}). Nearer targets are clipped to the limits with a warning")
+
+    def _check_far_steps(self, actions: np.ndarray) -> None:
+        """Refuse `relative_pose` steps [T, 3+] whose translation is further than `TCP_SPEED_MARGIN` times the robot's
+        `max_tcp_speed` allows in one period (see `check_limits`): centimetres, millimetres or model-space values read
+        as metres were only warned about as unreachable targets, while IK drove the arm at full joint speed."""
+        fps, speed = self.embodiment.fps, self.robot.max_tcp_speed
+        bar = TCP_SPEED_MARGIN * speed / fps
+        step = np.linalg.norm(actions[:, :3], axis=1)
+        far = step > bar
+        if not far.any():
+            return
+        r = int(np.flatnonzero(far)[0])
+        tx, ty, tz = actions[r, :3]
+        raise ValueError(
+            f"actions: {int(far.sum())} steps move the end effector more than {bar:.3g} m in one step, first at step "
+            f"{r}: tx, ty, tz = {tx:.4g}, {ty:.4g}, {tz:.4g} ({step[r]:.4g} m, {step[r] * fps:.3g} m/s at {fps:g} fps, "
+            f"embodiment {self.embodiment.key!r}; over {TCP_SPEED_MARGIN:g} x robot {self.robot.name!r}'s "
+            f"max_tcp_speed {speed:g} m/s, robots.TCP_SPEED_MARGIN); refusing to command the robot. tx, ty, tz are "
+            "per-step end-effector translations in metres: centimetres or millimetres (divide by 100 or 1000), or "
+            "model-space values (Prediction.actions_normalized given for Prediction.actions)? If the arm is faster, "
+            f"give its speed in its config (get_robot({self.robot.name!r}, max_tcp_speed=...)). Nearer steps are left "
+            "to IK and the joint speed check")
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
@@ -269,6 +302,8 @@ class ActionDecoder:
                 )
             command = RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
         else:
+            if self.check_limits:
+                self._check_far_steps(actions)
             qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
             command = RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
         if self.check_velocity:

@@ -366,8 +366,8 @@ class IKSolver:
             q = self.solve(targets[i], q)
             qs[i] = q
             pose = achieved[i] = self.fk(q)
-        report = self._report(achieved, targets)
-        report.drift_mm = 1000 * np.linalg.norm(achieved[:, :3, 3] - plan[1:, :3, 3], axis=-1)
+        drift_mm = 1000 * np.linalg.norm(achieved[:, :3, 3] - plan[1:, :3, 3], axis=-1)
+        report = self._report(achieved, targets, drift_mm)
         lagging = np.flatnonzero(report.drift_mm > 1000 * UNREACHABLE_M)
         if lagging.size and not report.unreachable_steps:
             # each step within the bar, the arm still short of the chunk's path: IK stalled (by the straightened
@@ -394,15 +394,21 @@ class IKSolver:
             return "with " + ", ".join(at)
         return "at a singularity, no joint at a limit (the arm stretched to its reach, or wrist axes aligned)"
 
-    def _report(self, achieved: np.ndarray, targets: np.ndarray) -> TrackingReport:
+    def _report(self, achieved: np.ndarray, targets: np.ndarray, drift_mm: np.ndarray | None = None) -> TrackingReport:
+        """Per-step errors, warned past the bars. `drift_mm` (re-anchored chunks): how far the arm is from the chunk's
+        planned path, which the warning says too: each re-anchored step's error is measured from where the arm got
+        to, so a chunk that leaves the workspace read "errors up to 28 mm" with the arm 566 mm short of its plan."""
         pos = 1000 * np.linalg.norm(achieved[:, :3, 3] - targets[:, :3, 3], axis=-1)
         rel = np.swapaxes(achieved[:, :3, :3], -1, -2) @ targets[:, :3, :3]
         deg = np.degrees(rotation_angle(rel))
         unreachable = [int(i) for i in np.flatnonzero((pos > 1000 * UNREACHABLE_M) | (deg > UNREACHABLE_DEG))]
         if unreachable:
+            behind = ("" if drift_mm is None or drift_mm.max() <= 1000 * UNREACHABLE_M else
+                      f", ending {drift_mm[-1]:.1f} mm (at most {drift_mm.max():.1f} mm) from the chunk's planned "
+                      "path: each step's error is measured from where the arm got to (tracking.drift_mm)")
             logger.warning(
                 "IK: %d of %d targets unreachable (errors up to %.1f mm / %.1f deg; bars %g mm / %g deg, first at step "
-                "%d); the arm goes to the closest pose within joint limits", len(unreachable), len(targets), pos.max(),
-                deg.max(), 1000 * UNREACHABLE_M, UNREACHABLE_DEG, unreachable[0],
+                "%d); the arm goes to the closest pose within joint limits%s", len(unreachable), len(targets),
+                pos.max(), deg.max(), 1000 * UNREACHABLE_M, UNREACHABLE_DEG, unreachable[0], behind,
             )
-        return TrackingReport(pos, deg, unreachable_steps=unreachable)
+        return TrackingReport(pos, deg, unreachable_steps=unreachable, drift_mm=drift_mm)

@@ -19,9 +19,10 @@ import numpy as np
 # bridge refuses by them, and its callers import them from here.
 from ..embodiments import GRIPPER_MARGIN, gripper_unit_hint
 
-__all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FRANKA_MAX_JOINT_VELOCITY", "GRIPPER_MARGIN",
-           "GRIPPER_TOLERANCE", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET", "PANDA_JOINT_LIMITS",
-           "TARGET_JOINT_MARGIN_RAD", "RobotConfig", "get_robot", "gripper_unit_hint", "list_robots"]
+__all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FR3_MAX_TCP_SPEED", "FRANKA_MAX_JOINT_VELOCITY",
+           "FRANKA_MAX_TCP_SPEED", "GRIPPER_MARGIN", "GRIPPER_TOLERANCE", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET",
+           "PANDA_JOINT_LIMITS", "TARGET_JOINT_MARGIN_RAD", "TCP_SPEED_MARGIN", "RobotConfig", "get_robot",
+           "gripper_unit_hint", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 # How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
@@ -31,10 +32,19 @@ MEASURED_JOINT_MARGIN_RAD = 0.1
 # a policy's error near a limit. Further out it is no angle of this arm in radians (degrees read as radians are 57x
 # too large; another arm's limits, an FR3's joint 6 reaches 0.76 rad past a Panda's), so the decoder refuses the chunk.
 TARGET_JOINT_MARGIN_RAD = 0.2
+# How many times the arm's Cartesian speed limit (`RobotConfig.max_tcp_speed`) one step of a relative_pose chunk may
+# ask and still be left to IK and the joint speed check: under joint control the TCP can pass the Cartesian limit a
+# little (the shipped model's training data reaches 1.71 m/s). Further, the deltas are no metres of this arm:
+# centimetres or millimetres (DROID's 1.5 cm a step read as 1.5 m), or model-space values (up to 1 "m" a step), which
+# IK only warned about as unreachable while the arm went there at full joint speed.
+TCP_SPEED_MARGIN = 2.0
 # Float dust from (de)normalisation around [0, 1]: neither clipped with a warning nor refused.
 GRIPPER_TOLERANCE = 1e-6
 # Franka's datasheet joint velocity limits (rad/s), joints 1-7; MJCF files carry none.
 FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
+# Franka's Cartesian translation speed limits (m/s; FCI docs, "Limits for Panda" / "for Franka Research 3").
+FRANKA_MAX_TCP_SPEED = 1.7
+FR3_MAX_TCP_SPEED = 3.0
 # (lower, upper) rad, joints 1-7, from Franka's FCI docs ("Limits for Panda"; the shipped MJCF's ranges are the same).
 PANDA_JOINT_LIMITS = ((-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698),
                       (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973))
@@ -77,6 +87,7 @@ class RobotConfig:
     camera_body: str = "hand"
     max_joint_velocity: tuple[float, ...] = FRANKA_MAX_JOINT_VELOCITY  # rad/s per arm joint; the sim counts excess
     joint_limits: tuple[tuple[float, float], ...] | None = None
+    max_tcp_speed: float = FRANKA_MAX_TCP_SPEED  # m/s, the TCP's translation; the decoder refuses far past it
 
     def __post_init__(self) -> None:
         if len(self.home) != len(self.arm_joints):
@@ -86,6 +97,9 @@ class RobotConfig:
         if len(self.max_joint_velocity) != len(self.arm_joints) or not all(v > 0 for v in self.max_joint_velocity):
             raise ValueError(f"robot {self.name!r}: max_joint_velocity needs {len(self.arm_joints)} positive rad/s "
                              f"values, got {self.max_joint_velocity}")
+        if not (np.isfinite(self.max_tcp_speed) and self.max_tcp_speed > 0):
+            raise ValueError(f"robot {self.name!r}: max_tcp_speed must be a positive speed in m/s, got "
+                             f"{self.max_tcp_speed!r}")
         if self.joint_limits is not None:
             limits = np.asarray(self.joint_limits, dtype=np.float64)
             if limits.shape != (self.dof, 2) or not np.all(np.isfinite(limits)) or np.any(limits[:, 0] >= limits[:, 1]):
@@ -152,7 +166,7 @@ def _shipped_panda() -> RobotConfig:
         gripper_ctrl_open=0.04,
         gripper_ctrl_closed=0.0,
         finger_open=0.04,
-        home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),  # TCP pointing straight down, 0.48 m in front of the base
+        home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),  # TCP straight down at (0.464, 0, 0.403) m, base frame
         joint_limits=PANDA_JOINT_LIMITS,
     )
 
@@ -188,7 +202,8 @@ def _menagerie_panda(root: str | os.PathLike | None = None, name: str = "menager
 
 def _shipped_fr3() -> RobotConfig:
     """A Franka Research 3: the Panda's kinematics (same DH table, same MJCF), the FR3's joint and velocity limits."""
-    return replace(_shipped_panda(), name="fr3", joint_limits=FR3_JOINT_LIMITS, max_joint_velocity=FR3_MAX_JOINT_VELOCITY)
+    return replace(_shipped_panda(), name="fr3", joint_limits=FR3_JOINT_LIMITS,
+                   max_joint_velocity=FR3_MAX_JOINT_VELOCITY, max_tcp_speed=FR3_MAX_TCP_SPEED)
 
 
 _ROBOTS = {"panda": _shipped_panda, "fr3": _shipped_fr3, "menagerie_panda": _menagerie_panda}
