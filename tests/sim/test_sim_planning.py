@@ -77,3 +77,15 @@ def test_best_of_n_executes_the_best_scored_proposal(tmp_path):
     np.testing.assert_allclose(tied.actions, policy.act(image, "reach the ball", seed=10).actions, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="num_candidates"):
         BestOfNPlanner(policy, scorer, num_candidates=0)
+
+
+def test_the_reach_rewards_meaning_says_what_a_ball_not_found_scores():
+    """A dream of blurred imagined frames scored -0.250 in every chunk: the ball found in no view, which the reward's
+    meaning (dream.json, its page, `dream --help`) did not say, so it read as a distance measured, a quarter view
+    width off, every chunk alike."""
+    from worldpolicy.sim.progress import NOT_FOUND, SCORER_REWARDS
+
+    blank = np.zeros((64, 32, 3), np.uint8)
+    assert reach_progress(blank, "reach the red ball", views=["exterior", "wrist"]) == -NOT_FOUND
+    assert (f"a view where the ball, or in an exterior view the robot, is not found counts {NOT_FOUND} (-{NOT_FOUND}: "
+            "found in no view)") in SCORER_REWARDS["reach"]

@@ -16,14 +16,18 @@ import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+
+# What a view where the ball (or, in an exterior view, the robot) is not found, hidden or blurred away, counts
+NOT_FOUND = 0.25
 
 # The scorers a dream's chunks may be scored by (`worldpolicy dream --score`, the agents' dream) and what the reward of
 # each is, said wherever a dream's rewards are read: `dream --help`, the MCP dream tool's `score` and `rewards`,
 # dream.json's `reward_meaning` and so its page (the Strands tool's docstring spells it, a test holds it to this)
 SCORER_REWARDS = {
     "reach": "minus the ball-to-gripper distance in the chunk's last imagined frame, in view widths, averaged over the "
-             "views (0: the gripper touches the ball)",
+             "views (0: the gripper touches the ball; a view where the ball, or in an exterior view the robot, is not "
+             f"found counts {NOT_FOUND} (-{NOT_FOUND}: found in no view))",
 }
 SCORERS = tuple(SCORER_REWARDS)
 
@@ -54,7 +58,7 @@ def _masks(view: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
 def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 2) -> float:
     """Minus the mean ball-to-gripper distance over the stacked views of the last frame (in view widths). `views` is
     the number of exterior views, or each view's kind ("exterior" or "wrist") top to bottom. A view where the ball
-    (or, in an exterior view, the robot) is not found — hidden, or blurred away — counts 0.25."""
+    (or, in an exterior view, the robot) is not found — hidden, or blurred away — counts `NOT_FOUND`."""
     kinds = ["exterior"] * views if isinstance(views, int) else list(views)
     unknown = [k for k in kinds if k not in VIEW_KINDS]
     if not kinds or unknown:
@@ -67,7 +71,7 @@ def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 
         view = frame[i * height : (i + 1) * height]
         ball, robot = _masks(view, color)
         if not ball.any() or (kind == "exterior" and not robot.any()):
-            total += 0.25
+            total += NOT_FOUND
             continue
         by, bx = np.nonzero(ball)
         centre = np.array([by.mean(), bx.mean()])
