@@ -9,14 +9,15 @@ scorer for an embodiment's stacked cameras. Colour rules are this scene's (world
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "prompt_color", "reach_progress",
+           "reach_scorer"]
 
 # What a view where the ball (or, in an exterior view, the robot) is not found, hidden or blurred away, counts
 NOT_FOUND = 0.25
@@ -84,7 +85,21 @@ def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 
     return -total / len(kinds)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReachScorer:
+    """`reach_progress` of frames stacked from views of these kinds, top to bottom. `check_prompt` refuses a prompt
+    naming no ball colour, which the planner and the world-model env call before any model work (`planning.
+    check_prompt`), where scoring the first imagined future would be the first to find it."""
+
+    views: tuple[str, ...]
+
+    def __call__(self, video: np.ndarray, prompt: str) -> float:
+        return reach_progress(video, prompt, self.views)
+
+    def check_prompt(self, prompt: str) -> None:
+        prompt_color(prompt)
+
+
 def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], float]:
     """`reach_progress` for frames stacked from these cameras (a key naming "wrist" is a wrist view)."""
-    kinds = tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys)
-    return functools.partial(reach_progress, views=kinds)
+    return ReachScorer(tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys))
