@@ -2,8 +2,9 @@
 
 Per call: sample N action chunks from the policy (seeds s..s+N-1, one batched pass), imagine each chunk's future with
 forward dynamics (seeds s+N..s+2N-1, one batched pass, video decoded), score the imagined last frame with a
-task-progress scorer, and return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher is better),
-with, optionally, a `check_prompt(prompt)` that refuses a prompt it cannot score before any sampling (`check_prompt`).
+task-progress scorer, and return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher
+is better), with, optionally, a `check_prompt(prompt)` that refuses a prompt it cannot score before any sampling
+(`check_prompt`).
 When every score ties (the scorer found nothing to tell the imagined futures apart) the first candidate, which is
 exactly the plain policy's sample, is returned and `settings["tied"]` says so: planning then bought nothing.
 """
