@@ -166,6 +166,30 @@ def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
     assert write_video(tmp_path / "a.mp4", frames, 15).is_file()
 
 
+@pytest.mark.parametrize("name", ["anim.gif", "anim.avi", "anim"])
+def test_a_video_path_not_ending_in_mp4_is_refused_before_anything_is_drawn(tmp_path, name):
+    """`animate_actions(..., "anim.gif")` wrote an H.264 MP4 under the GIF's name, which image viewers and
+    `read_video` (by its suffix) then could not open; nothing said so."""
+    from worldpolicy.processing.video import VideoFileWriter, write_video
+    from worldpolicy.viz.video import animate_actions
+
+    drawn = []
+
+    def frames():
+        drawn.append(1)
+        yield np.zeros((16, 16, 3), np.uint8)
+
+    refused = re.escape(f"path={str(tmp_path / name)!r}: the file written is an H.264 MP4; accepted: a name ending in .mp4")
+    with pytest.raises(ValueError, match=refused):
+        write_video(tmp_path / name, frames(), 15)
+    with pytest.raises(ValueError, match=refused):
+        VideoFileWriter(tmp_path / name, 15, 16, 16)
+    with pytest.raises(ValueError, match=refused):
+        animate_actions(np.zeros((4, 1)), ["x"], ["m"], 15, tmp_path / name)
+    assert not drawn and not list(tmp_path.iterdir())
+    assert write_video(tmp_path / "A.MP4", frames(), 15).is_file()
+
+
 @pytest.mark.parametrize("fps", [float("nan"), float("inf"), -float("inf"), 0, -5, 1e-4, True, "15"])
 def test_a_frame_rate_no_mp4_can_take_is_refused_naming_the_call(tmp_path, fps):
     """NaN and inf passed `fps <= 0` and failed in Fraction ("cannot convert NaN to integer ratio"), naming neither the
