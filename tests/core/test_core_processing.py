@@ -1797,6 +1797,25 @@ def test_reading_actions_with_warn_false_logs_nothing_about_the_object(tmp_path,
     assert "written for 'droid', read as 'droid/relative_pose' by column name" in said[1], said
 
 
+def test_an_actions_file_at_another_rate_than_the_embodiments_is_said(tmp_path, caplog):
+    """An actions.json written at 30 Hz was imagined at the embodiment's 15 Hz with nothing said: each row (a delta or
+    a target of a 1/30 s step) ran as a 1/15 s step, the motion at half its speed and twice its length in time."""
+    emb = get_embodiment("droid/relative_pose")
+    still = [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]
+    doc = {"schema": "worldpolicy.actions/v1", "embodiment": emb.key, "fps": 30.0, "actions": [still] * 4,
+           "columns": list(emb.columns)}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        load_actions(path, emb, warn=False)
+        assert caplog.records == []
+        load_actions(path, emb)
+        load_actions({**doc, "fps": 15}, emb)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"actions file {str(path)!r}: its rows are at 30 Hz (its fps), "
+                                                 "but embodiment 'droid/relative_pose' runs at 15 Hz"), said
+
+
 def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):
     """state=[T, dim] was refused as "state has 2*dim values"; it now reads like an observation's history rows."""
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
