@@ -2,7 +2,9 @@
 
 Per call: sample N action chunks from the policy (seeds s..s+N-1, one batched pass), imagine each chunk's future with
 forward dynamics (seeds s+N..s+2N-1, one batched pass, video decoded), score the imagined last frame with a
-task-progress scorer, and return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher is better).
+task-progress scorer, and return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher
+is better), with, optionally, a `check_prompt(prompt)` that refuses a prompt it cannot score before any sampling
+(`check_prompt`).
 When every score ties (the scorer found nothing to tell the imagined futures apart) the first candidate, which is
 exactly the plain policy's sample, is returned and `settings["tied"]` says so: planning then bought nothing.
 """
@@ -36,6 +38,14 @@ def check_scorer(scorer: Any) -> None:
         signature.bind(None, None)
     except TypeError as exc:
         raise TypeError(f"scorer={scorer!r} cannot be called as scorer(video, prompt) ({exc}); {accepted}") from None
+
+
+def check_prompt(scorer: Scorer, prompt: Any) -> None:
+    """A scorer's own check of the prompt (its `check_prompt`, where it has one: `sim.progress.ReachScorer`'s, that the
+    prompt names the ball's colour), before any model work: scoring the first imagined future would find it last."""
+    check = getattr(scorer, "check_prompt", None)
+    if callable(check) and isinstance(prompt, str):
+        check(prompt)
 
 
 def score(scorer: Scorer, video: np.ndarray, prompt: str, what: str) -> float:
@@ -80,6 +90,7 @@ class BestOfNPlanner:
         # what the planner sets itself (mode, the rollouts' actions) or no request takes is named with what is accepted
         _request("BestOfNPlanner.act", observation, prompt, {"mode": "policy", "actions": None, "actions_space": None},
                  kwargs)
+        check_prompt(self.scorer, prompt)
         n = self.num_candidates
         next_seed = self.policy._next_seed
         seeds = self._seeds(seed, 2 * n)

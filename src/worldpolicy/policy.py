@@ -1082,6 +1082,8 @@ class Policy:
                                num_frames, real_rows)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16,
                                           given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
+        if given_canvas is not None and views is None and _decoded_on(info, frames.shape[1:3]):
+            self._imagined_size_said(*frames.shape[1:3])  # the model's own frames, given back on their canvas
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
         if views is not None:
@@ -1140,6 +1142,15 @@ class Policy:
             fps=e.fps, video=video, timings=timings, settings=meta["settings"], layout=e.layout,
             gripper_column=e.gripper_column,
         )
+
+
+def _decoded_on(info: Any, frame_hw: Sequence[int]) -> bool:
+    """Whether frames of `frame_hw` are what the model decodes on the canvas `info` describes (`prepare_canvas`'s):
+    put on it unscaled, as whole 16-pixel latent cells, as its own decoded frames are given back with their
+    `canvas=` (`infer_actions(pred.video, prompt, canvas=pred.settings["canvas_hw"])`). A camera's image the canvas
+    scales, or cuts to its latent grid, is not."""
+    size = (int(frame_hw[0]), int(frame_hw[1]))
+    return (info.content_h, info.content_w) == size == (16 * info.latent_h, 16 * info.latent_w)
 
 
 def _size_said(given: Mapping[str | None, tuple[int, int]]) -> tuple[Any, ...]:

@@ -167,6 +167,30 @@ def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
     assert write_video(tmp_path / "a.mp4", frames, 15).is_file()
 
 
+@pytest.mark.parametrize("name", ["anim.gif", "anim.avi", "anim"])
+def test_a_video_path_not_ending_in_mp4_is_refused_before_anything_is_drawn(tmp_path, name):
+    """`animate_actions(..., "anim.gif")` wrote an H.264 MP4 under the GIF's name, which image viewers and
+    `read_video` (by its suffix) then could not open; nothing said so."""
+    from worldpolicy.processing.video import VideoFileWriter, write_video
+    from worldpolicy.viz.video import animate_actions
+
+    drawn = []
+
+    def frames():
+        drawn.append(1)
+        yield np.zeros((16, 16, 3), np.uint8)
+
+    refused = re.escape(f"path={str(tmp_path / name)!r}: the file written is an H.264 MP4; accepted: a name ending in .mp4")
+    with pytest.raises(ValueError, match=refused):
+        write_video(tmp_path / name, frames(), 15)
+    with pytest.raises(ValueError, match=refused):
+        VideoFileWriter(tmp_path / name, 15, 16, 16)
+    with pytest.raises(ValueError, match=refused):
+        animate_actions(np.zeros((4, 1)), ["x"], ["m"], 15, tmp_path / name)
+    assert not drawn and not list(tmp_path.iterdir())
+    assert write_video(tmp_path / "A.MP4", frames(), 15).is_file()
+
+
 @pytest.mark.parametrize("fps", [float("nan"), float("inf"), -float("inf"), 0, -5, 1e-4, True, "15"])
 def test_a_frame_rate_no_mp4_can_take_is_refused_naming_the_call(tmp_path, fps):
     """NaN and inf passed `fps <= 0` and failed in Fraction ("cannot convert NaN to integer ratio"), naming neither the
@@ -1795,6 +1819,25 @@ def test_reading_actions_with_warn_false_logs_nothing_about_the_object(tmp_path,
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 and "reading them as physical, not normalized" in said[0], said
     assert "written for 'droid', read as 'droid/relative_pose' by column name" in said[1], said
+
+
+def test_an_actions_file_at_another_rate_than_the_embodiments_is_said(tmp_path, caplog):
+    """An actions.json written at 30 Hz was imagined at the embodiment's 15 Hz with nothing said: each row (a delta or
+    a target of a 1/30 s step) ran as a 1/15 s step, the motion at half its speed and twice its length in time."""
+    emb = get_embodiment("droid/relative_pose")
+    still = [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]
+    doc = {"schema": "worldpolicy.actions/v1", "embodiment": emb.key, "fps": 30.0, "actions": [still] * 4,
+           "columns": list(emb.columns)}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        load_actions(path, emb, warn=False)
+        assert caplog.records == []
+        load_actions(path, emb)
+        load_actions({**doc, "fps": 15}, emb)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"actions file {str(path)!r}: its rows are at 30 Hz (its fps), "
+                                                 "but embodiment 'droid/relative_pose' runs at 15 Hz"), said
 
 
 def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):

@@ -281,3 +281,24 @@ def test_a_bad_canvas_is_refused_before_the_clip_is_read(policy, monkeypatch):
     monkeypatch.setattr(policy_module, "read_clip", never)
     with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
         policy.infer_actions("missing.mp4", "reach", whole_clip=True, canvas=(250, 250))
+
+
+def test_the_models_own_frames_given_back_with_their_canvas_are_not_judged_as_a_cameras(policy, caplog, monkeypatch):
+    """README's way to explain a prediction's video, `infer_actions(pred.video, prompt, canvas=pred.settings[
+    "canvas_hw"])`, warned that the frames were not the trained size and to resize the camera images: frames that go
+    on the canvas given unscaled, as whole latent cells, are what the model decodes on it, of a size no user chose.
+    Frames the canvas scales, or cuts to its latent grid (a user's camera), are still judged."""
+    keys = policy.embodiment.camera_keys
+    rng = np.random.default_rng(9)
+    cameras = {key: rng.integers(0, 256, (36, 64, 3), dtype=np.uint8) for key in keys}
+    monkeypatch.setattr(policy, "_said", set())
+    monkeypatch.setattr(policy, "_trained_frames", {"cameras": {key: (36, 64) for key in keys}, "composed": (72, 128)})
+    pred = policy.act(cameras, "push", seed=0, decode_video=True)
+    canvas = tuple(pred.settings["canvas_hw"])
+    assert pred.video.shape[1] % 16 == 0 and pred.video.shape[2] % 16 == 0
+    policy.infer_actions(pred.video, "push", canvas=canvas, seed=0)
+    policy.imagine(pred.video[-1], _actions(CHUNK), "push", canvas=canvas, seed=0)
+    assert "where it was" not in caplog.text
+    cut = pred.video[:, :-8]  # not whole latent cells: a camera's image, judged
+    policy.infer_actions(cut, "push", canvas=canvas, seed=0)
+    assert f"the observation is {cut.shape[1]}x{cut.shape[2]} where it was 72x128" in caplog.text

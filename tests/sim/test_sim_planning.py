@@ -77,3 +77,55 @@ def test_best_of_n_executes_the_best_scored_proposal(tmp_path):
     np.testing.assert_allclose(tied.actions, policy.act(image, "reach the ball", seed=10).actions, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="num_candidates"):
         BestOfNPlanner(policy, scorer, num_candidates=0)
+
+
+def test_the_reach_rewards_meaning_says_what_a_ball_not_found_scores():
+    """A dream of blurred imagined frames scored -0.250 in every chunk: the ball found in no view, which the reward's
+    meaning (dream.json, its page, `dream --help`) did not say, so it read as a distance measured, a quarter view
+    width off, every chunk alike."""
+    from worldpolicy.sim.progress import NOT_FOUND, SCORER_REWARDS
+
+    blank = np.zeros((64, 32, 3), np.uint8)
+    assert reach_progress(blank, "reach the red ball", views=["exterior", "wrist"]) == -NOT_FOUND
+    assert (f"a view where the ball, or in an exterior view the robot, is not found counts {NOT_FOUND} (-{NOT_FOUND}: "
+            "found in no view)") in SCORER_REWARDS["reach"]
+
+
+class _NoModel:
+    """A world model and policy stand-in that fails the test if anything is sampled or imagined."""
+
+    chunk_size, resolution_tier, _next_seed = 4, 256, 0
+
+    def __init__(self):
+        from worldpolicy.embodiments import get_embodiment
+
+        self.embodiment = get_embodiment("droid/relative_pose")
+
+    def _seed(self, seed):
+        return 0 if seed is None else int(seed)
+
+    def act_batch(self, requests):
+        pytest.fail("sampled before the scorer's prompt was checked")
+
+    def imagine(self, *args, **kwargs):
+        pytest.fail("imagined before the scorer's prompt was checked")
+
+
+def test_a_reach_scorers_prompt_is_checked_before_any_model_work():
+    """`BestOfNPlanner(policy, reach_scorer(keys)).act(obs, "reach the ball")` sampled and imagined every candidate
+    (56 s for 4 on the shipped model, on a busy CPU) before the scorer found no ball colour in the prompt; an env
+    or dream scoring with it failed after the first chunk. `dream --score` and the agents check it up front."""
+    from worldpolicy.planning import BestOfNPlanner
+    from worldpolicy.sim.world_model import WorldModelEnv
+
+    model = _NoModel()
+    scorer = reach_scorer(model.embodiment.camera_keys)
+    image = np.zeros((64, 64, 3), np.uint8)
+    refused = "prompt 'reach the ball' names none of the scene colours"
+    with pytest.raises(ValueError, match=refused):
+        BestOfNPlanner(model, scorer, 2).act(image, "reach the ball")
+    with pytest.raises(ValueError, match=refused):
+        WorldModelEnv(model, image, "reach the ball", scorer=scorer)
+    env = WorldModelEnv(model, image, "reach the red ball", scorer=scorer)
+    with pytest.raises(ValueError, match=refused):
+        env.reset(options={"prompt": "reach the ball"})

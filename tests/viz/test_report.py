@@ -973,3 +973,17 @@ def test_report_help_names_every_kind_of_run_it_reports_on(capsys, monkeypatch):
     shown = capsys.readouterr().out
     for kind in FOLDER_KINDS:
         assert (kind.what in shown) == (kind.writer is not None), kind.what
+
+
+def test_viz_names_the_input_that_does_not_exist(run_dir, tmp_path, capsys):
+    """`viz RUN --video missing.mp4` said "video file '...' does not exist", naming no flag; `viz missing_run` said it
+    "is neither an actions file nor a run directory", as though it were something else."""
+    missing = tmp_path / "nope.mp4"
+    assert main(["viz", str(run_dir), "--video", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --video: {str(missing)!r} does not exist; accepted: a video file" in err
+    assert not (run_dir / "plots").exists()
+    gone = tmp_path / "no_run"
+    assert main(["viz", str(gone)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: PATH: {str(gone)!r} does not exist; accepted: an actions file" in err

@@ -210,8 +210,9 @@ def worldpolicy_tool(
         execute_steps: dream: the first K actions of each chunk are imagined before the policy acts again (default:
             the whole chunk).
         score: dream: score each chunk's imagined frames, "reach" (minus the ball-to-gripper distance in the
-            chunk's last imagined frame, in view widths, averaged over the views (0: the gripper touches the ball);
-            the prompt names the ball's colour); default: no reward.
+            chunk's last imagined frame, in view widths, averaged over the views (0: the gripper touches the ball; a
+            view where the ball, or in an exterior view the robot, is not found counts 0.25 (-0.25: found in no
+            view)); the prompt names the ball's colour); default: no reward.
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}

@@ -351,6 +351,13 @@ def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: E
         if warn and embodiment is not None and source_key is not None and source_key != embodiment.key:
             logger.info("%s: written for %r, read as %r by column name (physical units)", where, source_key,
                         embodiment.key)
+        rate = doc.get("fps")
+        if (warn and embodiment is not None and isinstance(rate, numbers.Real) and rate > 0
+                and abs(rate / embodiment.fps - 1) > 0.01):
+            logger.warning("%s: its rows are at %g Hz (its fps), but embodiment %r runs at %g Hz: each row is run as "
+                           "one %g Hz step, so its motion takes %.3g times as long as it was written to; resample the "
+                           "rows to %g Hz to keep its timing", where, rate, embodiment.key, embodiment.fps,
+                           embodiment.fps, rate / embodiment.fps, embodiment.fps)
     elif doc.get("normalized") is True:
         space = "normalized"
     return values, doc.get("columns"), doc.get("units"), space

@@ -184,6 +184,7 @@ class VideoFileWriter:
 
         if codec not in CODECS:
             raise ValueError(f"codec={codec!r}; accepted: {', '.join(CODECS)}")
+        check_mp4_path(path)
         check_fps(fps, "VideoFileWriter")
         spec = CODECS[codec]
         spec.check_frame_size(height, width)
@@ -425,6 +426,13 @@ def to_uint8(pixels: np.ndarray, param: str) -> np.ndarray:
     return (pixels.astype(np.float32) * 255.0 + 0.5).astype(np.uint8)
 
 
+def check_mp4_path(path: str | os.PathLike) -> None:
+    """Every video worldpolicy writes is an H.264 MP4 (`VideoFileWriter`): under another name (`anim.gif`, no suffix)
+    viewers, and `read_video`, which goes by the suffix, could not open it. Refused before anything is drawn."""
+    if Path(path).suffix.lower() != ".mp4":
+        raise ValueError(f"path={os.fspath(path)!r}: the file written is an H.264 MP4; accepted: a name ending in .mp4")
+
+
 def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float,
                 comment: str | None = None) -> Path:
     """Encode RGB frames (uint8, or float in [0, 1]: `to_uint8`) to an H.264 MP4, atomically. Odd sizes are padded to
@@ -434,6 +442,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     if isinstance(frames, (str, os.PathLike)) or not isinstance(path, (str, os.PathLike)):  # swapped: read the name
         raise TypeError(f"write_video(path, frames, fps): path={type(path).__name__}, frames={type(frames).__name__}; "
                         "the path comes first, then the uint8 frames [T, H, W, 3]")
+    check_mp4_path(path)
     check_fps(fps, "write_video")
     iterator = iter(frames)
     first = next(iterator, None)

@@ -9,21 +9,26 @@ scorer for an embodiment's stacked cameras. Colour rules are this scene's (world
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "prompt_color", "reach_progress",
+           "reach_scorer"]
+
+# What a view where the ball (or, in an exterior view, the robot) is not found, hidden or blurred away, counts
+NOT_FOUND = 0.25
 
 # The scorers a dream's chunks may be scored by (`worldpolicy dream --score`, the agents' dream) and what the reward of
 # each is, said wherever a dream's rewards are read: `dream --help`, the MCP dream tool's `score` and `rewards`,
 # dream.json's `reward_meaning` and so its page (the Strands tool's docstring spells it, a test holds it to this)
 SCORER_REWARDS = {
     "reach": "minus the ball-to-gripper distance in the chunk's last imagined frame, in view widths, averaged over the "
-             "views (0: the gripper touches the ball)",
+             "views (0: the gripper touches the ball; a view where the ball, or in an exterior view the robot, is not "
+             f"found counts {NOT_FOUND} (-{NOT_FOUND}: found in no view))",
 }
 SCORERS = tuple(SCORER_REWARDS)
 
@@ -54,7 +59,7 @@ def _masks(view: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
 def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 2) -> float:
     """Minus the mean ball-to-gripper distance over the stacked views of the last frame (in view widths). `views` is
     the number of exterior views, or each view's kind ("exterior" or "wrist") top to bottom. A view where the ball
-    (or, in an exterior view, the robot) is not found — hidden, or blurred away — counts 0.25."""
+    (or, in an exterior view, the robot) is not found — hidden, or blurred away — counts `NOT_FOUND`."""
     kinds = ["exterior"] * views if isinstance(views, int) else list(views)
     unknown = [k for k in kinds if k not in VIEW_KINDS]
     if not kinds or unknown:
@@ -67,7 +72,7 @@ def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 
         view = frame[i * height : (i + 1) * height]
         ball, robot = _masks(view, color)
         if not ball.any() or (kind == "exterior" and not robot.any()):
-            total += 0.25
+            total += NOT_FOUND
             continue
         by, bx = np.nonzero(ball)
         centre = np.array([by.mean(), bx.mean()])
@@ -80,7 +85,21 @@ def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 
     return -total / len(kinds)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReachScorer:
+    """`reach_progress` of frames stacked from views of these kinds, top to bottom. `check_prompt` refuses a prompt
+    naming no ball colour, which the planner and the world-model env call before any model work (`planning.
+    check_prompt`), where scoring the first imagined future would be the first to find it."""
+
+    views: tuple[str, ...]
+
+    def __call__(self, video: np.ndarray, prompt: str) -> float:
+        return reach_progress(video, prompt, self.views)
+
+    def check_prompt(self, prompt: str) -> None:
+        prompt_color(prompt)
+
+
 def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], float]:
     """`reach_progress` for frames stacked from these cameras (a key naming "wrist" is a wrist view)."""
-    kinds = tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys)
-    return functools.partial(reach_progress, views=kinds)
+    return ReachScorer(tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys))

@@ -30,7 +30,7 @@ with extra_imports():
 from worldpolicy.embodiments import Embodiment
 from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, make_folder, write_json_atomic
 from worldpolicy.models import portable_checkpoint
-from worldpolicy.planning import Scorer, check_scorer, score
+from worldpolicy.planning import Scorer, check_prompt, check_scorer, score
 from worldpolicy.policy import Policy, check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.observations import (
@@ -160,6 +160,8 @@ class WorldModelEnv(gym.Env):
         it sits on), each checked before any imagining."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt: expected the task as a non-empty string, got {prompt!r}")
+        if self.scorer is not None:
+            check_prompt(self.scorer, prompt)
         e = self.embodiment
         reached = None
         if e.state_history:

@@ -50,7 +50,7 @@ def _viz(args: argparse.Namespace) -> int:
     try:
         written = visualize(args.path, args.out, animate=not args.no_animation, video=args.video,
                             video_label=args.video_label, fmt=args.fmt)
-    except ValueError as exc:  # `video=...: ... choose another out_dir`: the flags to fix
+    except (ValueError, FileNotFoundError) as exc:  # `video=...: ... choose another out_dir`: the flags to fix
         raise flag_named(exc, {"path": "PATH", "video": "--video", "out_dir": "--out"}) from None
     for path in written:
         print(path)

@@ -163,6 +163,9 @@ def resolve_actions_path(path: str | Path) -> Path:
                      if found is not None and found[0].writer not in (None, "predict", "viz") else "")
             raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE} (a predict run's action "
                                     f"chunk, what viz draws){other}")
+    elif not path.exists():
+        raise FileNotFoundError(f"path: {str(path)!r} does not exist; accepted: an actions file ({ACTIONS_FILE}, what "
+                                "predict writes) or a run directory holding one")
     elif not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} is neither an actions file nor a run directory")
     return path
@@ -187,6 +190,7 @@ def visualize(
     if video_label is not None and not (isinstance(video_label, str) and video_label.strip()):
         raise ValueError(f"video_label={video_label!r}: expected a caption, e.g. 'real robot', or None for the default")
     fmt = check_figure_format(fmt, "fmt")
+    from ..processing.observations import VIDEO_SUFFIXES
     from ..processing.video import iter_video, read_video
     from .video import animate_actions
 
@@ -199,6 +203,10 @@ def visualize(
     run_dir = actions_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
     video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
+    if video is not None and not video_path.is_file():  # named as given, before anything is read or written
+        raise FileNotFoundError(f"video: {str(video)!r} {'is not a file' if video_path.exists() else 'does not exist'}; "
+                                f"accepted: a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) to animate beside the "
+                                "actions")
     _refuse_overwriting_inputs(out_dir, {"path": actions_path, "video": video_path if video is not None else None}, fmt)
     frames, video_fps = None, None
     if animate and (video is not None or video_path.is_file()):  # read before anything is written
