@@ -505,6 +505,21 @@ def test_a_sim_run_applies_the_training_scene_rule_once_and_records_what_it_warn
         evaluate(None, None, policy_name="x", episodes=1, training_scenes="yes")  # before any env or policy is used
 
 
+def test_a_checkpoint_given_as_dot_is_named_by_its_folder_in_the_report(tmp_path, monkeypatch):
+    """`--policy .` named the run by `Path('.').name`, nothing: report.md's title said 'reach · ' and report.json's
+    policy was ''."""
+    pytest.importorskip("diffusers")
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    monkeypatch.chdir(ckpt)
+    assert main(["sim", "--policy", ".", "--task", "reach", "--episodes", "1", "--steps", "1", "--image-size", "48x64",
+                 "--videos", "0", "--max-steps", "1", "--no-progress", "--no-plots",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["policy"] == "tiny"
+    assert (tmp_path / "run" / "report.md").read_text().startswith("# reach · tiny\n")
+
+
 def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(tmp_path):
     """The warning went to the log only: a report read later did not say whether its success measured new scenes or
     the training data. report.json keeps it (`training_scenes`, counting the episodes that ran: a partial report's

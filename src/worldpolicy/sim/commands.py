@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -485,7 +486,8 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = _open_env(args, record_size)
-    name = Path(args.policy).name if checkpoint else args.policy
+    # a checkpoint by its folder's name: `--policy .` too (`Path('.').name` is empty: the report was titled 'reach · ')
+    name = Path(os.path.abspath(args.policy)).name if checkpoint else args.policy
     policy = None
     finished: list[int] = []
     left: range | None = None  # with --resume: the episodes still to run
