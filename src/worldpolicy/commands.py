@@ -786,7 +786,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise flag_named(exc, LOAD_FLAGS) from None
     out = _demo_out(Path(args.out))
     checkpoint = shipped_model()
-    warn_training_scenes(str(checkpoint), "reach", args.seed, args.episodes)  # a --seed into its recording
+    scenes = warn_training_scenes(str(checkpoint), "reach", args.seed, args.episodes)  # a --seed into its recording
     policy = load_policy(checkpoint, seed=args.seed)
     env = TabletopEnv("reach")
     try:
@@ -810,7 +810,8 @@ def _demo(args: argparse.Namespace) -> int:
         _print_rerun(images, out, task, runs)
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
-                          videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"))
+                          videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"),
+                          training_scenes=scenes)  # as warned of above
     finally:
         env.close()
     write_report(report, out / "sim")

@@ -1411,6 +1411,24 @@ def test_a_sim_evaluation_says_when_its_episodes_are_the_checkpoints_training_sc
     assert scripted["seed"] == EVAL_SEED and scripted["training_scenes"] is None and scripted["warnings"] == []
 
 
+def test_a_sim_evaluations_training_scene_warning_names_the_checkpoint_as_sim_does(tmp_path):
+    """The tool named the checkpoint in its training-scene warning by its folder's name (the shipped model's
+    `panda_reach`), where `worldpolicy sim`, `dataset eval` and the open-loop tool name it by `models.checkpoint_name`
+    (`shipped`): one name for one model."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.models import shipped_model
+
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", checkpoint_dirs=[shipped_model()],
+                                    input_roots=[tmp_path], device="cpu", load_kwargs={"steps": 1}))
+    seen = toolbox.evaluate_sim("reach", "panda_reach", episodes=1, seed=3, max_steps=1)
+    assert seen["training_scenes"]["seeds"] == [3], seen["training_scenes"]
+    assert [w for w in seen["warnings"] if "trained on" in w] == [(
+        "1 of the 1 episodes (seed 3) are reach scenes shipped was trained on (the recording in its "
+        "training_summary.json recorded seeds 0..900): their success says how well it fits its training data, not how "
+        "it does on new scenes; pass seed=10000 for held-out ones")]
+
+
 def test_imagine_rolls_out_a_whole_trajectory_and_reports_progress_over_its_chunks(server, inputs_dir):
     """`predict --whole-trajectory` / `Policy.imagine(whole_trajectory=True)` roll out every row; the tool cut 10 rows
     to the first chunk of 4 (with a warning), so an agent replaying a recorded episode saw 4 steps of it. Progress

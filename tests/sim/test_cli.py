@@ -474,6 +474,52 @@ def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(
             "recording in its training_summary.json recorded seeds 0..900)") in err and "--seed 10000 for" in err
 
 
+def test_a_sim_run_applies_the_training_scene_rule_once_and_records_what_it_warned_of(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """`worldpolicy sim` read the checkpoint's training data twice: to warn before the model loads, then again in
+    `evaluate` to record it. The warning's result is passed down (`evaluate(training_scenes=)`) and recorded as it is;
+    a library call that leaves it out still works it out (`test_evaluate_records_a_checkpoints_training_scenes`), and
+    anything but what the rule gives is refused, naming the parameter."""
+    pytest.importorskip("diffusers")
+    from worldpolicy.data import write_episodes
+    from worldpolicy.sim import tasks
+    from worldpolicy.sim.evaluate import evaluate
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
+    dataset = write_episodes(tmp_path / "data", [episode], fps=15,
+                             provenance={"task": "reach", "seeds": [0, 1, 2, 4]}).root
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
+    read = []
+    rule = tasks.training_seeds  # what the rule reads: however a caller reached `training_scenes`
+    monkeypatch.setattr(tasks, "training_seeds", lambda checkpoint: read.append(checkpoint) or rule(checkpoint))
+    assert main(["sim", "--policy", str(ckpt), "--task", "reach", "--seed", "2", "--episodes", "2", "--steps", "1",
+                 "--image-size", "48x64", "--videos", "0", "--max-steps", "2", "--no-progress", "--no-plots",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert len(read) == 1, read
+    assert "1 of the 2 episodes (seed 2) are reach scenes tiny was trained on" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["training_scenes"] == {
+        "task": "reach", "source": f"its dataset {dataset}", "recorded_seeds": [0, 4], "seeds": [2]}
+    with pytest.raises(ValueError, match="^training_scenes: expected a sim.tasks.TrainingScenes or None .*got 'yes'"):
+        evaluate(None, None, policy_name="x", episodes=1, training_scenes="yes")  # before any env or policy is used
+
+
+def test_a_checkpoint_given_as_dot_is_named_by_its_folder_in_the_report(tmp_path, monkeypatch):
+    """`--policy .` named the run by `Path('.').name`, nothing: report.md's title said 'reach · ' and report.json's
+    policy was ''."""
+    pytest.importorskip("diffusers")
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    monkeypatch.chdir(ckpt)
+    assert main(["sim", "--policy", ".", "--task", "reach", "--episodes", "1", "--steps", "1", "--image-size", "48x64",
+                 "--videos", "0", "--max-steps", "1", "--no-progress", "--no-plots",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["policy"] == "tiny"
+    assert (tmp_path / "run" / "report.md").read_text().startswith("# reach · tiny\n")
+
+
 def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(tmp_path):
     """The warning went to the log only: a report read later did not say whether its success measured new scenes or
     the training data. report.json keeps it (`training_scenes`, counting the episodes that ran: a partial report's

@@ -289,6 +289,42 @@ def test_the_figure_shows_each_run_and_each_seeds_outcome(tmp_path):
     assert box.y0 >= 0 and box.y1 < distance.get_window_extent().y0
 
 
+def test_the_figure_says_when_the_rates_are_over_different_seeds(tmp_path):
+    """The success-rate panel compared runs over different seeds with nothing said (the seeds column and the pair lines
+    said it): a note under it says so, inside the figure, clear of the axis label above and the panel below; runs of
+    the same seeds get none."""
+    from worldpolicy.sim.compare import SEEDS_DIFFER
+
+    def note(fig):
+        return [t for t in fig.axes[0].texts if t.get_text().replace("\n", " ") == SEEDS_DIFFER]
+
+    same = compare_runs([_run(tmp_path / "a", {0: True, 1: False}), _run(tmp_path / "b", {0: False, 1: True})])
+    assert note(comparison_figure(same)) == []
+    differ = compare_runs([_run(tmp_path / "c", {0: True, 1: False}),
+                           _run(tmp_path / "d", {0: True, 1: True, 2: True})])
+    fig = comparison_figure(differ)
+    [said] = note(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    rate, steps = fig.axes[0], fig.axes[2]
+    box = said.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1
+    assert rate.xaxis.label.get_window_extent(renderer).y0 > box.y1 > box.y0 > steps.get_window_extent(renderer).y1
+
+
+def test_the_legends_stay_under_their_axes_and_inside_the_figure_for_many_runs(tmp_path):
+    """Placed at a fraction of their axis's height, which grows with the runs' count, 14 runs put the seed grid's
+    legend on the distances' axis below it and the distances' legend off the figure."""
+    runs = [_run(tmp_path / f"run_{i:02d}", {s: s % 3 != 0 for s in range(i, i + 10)}) for i in range(14)]
+    fig = comparison_figure(compare_runs(runs))
+    fig.canvas.draw()
+    grid, distance = fig.axes[1], fig.axes[3]
+    for ax, below in ((grid, distance), (distance, None)):
+        box = ax.get_legend().get_window_extent()
+        assert ax.xaxis.label.get_window_extent().y0 > box.y1 > box.y0 >= 0
+        assert below is None or box.y0 > below.get_window_extent().y1
+
+
 def test_cli_compares_real_sim_runs_and_writes_every_file(tmp_path, capsys):
     pytest.importorskip("mink")
     for name, policy, plots in (("expert", "scripted", []), ("random", "random", ["--no-plots"])):

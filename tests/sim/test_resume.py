@@ -478,8 +478,11 @@ def test_a_resume_compares_the_k_asked_for_not_the_k_a_chunk_of_another_size_gav
 
 def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an_interruption(tmp_path, monkeypatch):
     """Both wrote their report only at the end (as `worldpolicy sim` writes it after every episode), so an
-    interruption lost every episode run. (A stand-in episode, then Ctrl-C: the shipped model's real ones take minutes.)"""
+    interruption lost every episode run. (A stand-in episode, then Ctrl-C: the shipped model's real ones take minutes.)
+    The demo reads what the shipped model was trained on once, to warn before it loads and to record in its report
+    (`evaluate(training_scenes=)`), as `worldpolicy sim` does."""
     from worldpolicy.models import shipped_model
+    from worldpolicy.sim import tasks
     from worldpolicy.sim.rollout import EpisodeResult, Rollout
     from worldpolicy.train.scratch import evaluate_checkpoint
 
@@ -491,8 +494,13 @@ def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an
 
     calls: list[int] = []
     monkeypatch.setattr(Rollout, "run", run)
+    read = []
+    rule = tasks.training_seeds  # what the rule reads: however a caller reached `training_scenes`
+    monkeypatch.setattr(tasks, "training_seeds", lambda checkpoint: read.append(checkpoint) or rule(checkpoint))
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "3"]) == 130
     assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [10_000]  # its held-out scenes
+    assert len(read) == 1, read
+    assert json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())["training_scenes"]["seeds"] == []
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoint(shipped_model(), "reach", 3, 7, tmp_path / "eval", progress=False)
     assert [e["seed"] for e in _episodes(tmp_path / "eval")] == [7]

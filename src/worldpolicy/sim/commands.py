@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
 from worldpolicy.cli import add_api_key_flags, continue_command
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
-from worldpolicy.sim.tasks import EVAL_SEED, LATENCY_ACCEPTED, list_tasks  # EVAL_SEED: --seed's default, here too
+from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too
+    EVAL_SEED,
+    LATENCY_ACCEPTED,
+    TrainingScenes,
+    list_tasks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -303,10 +309,11 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
         raise _as_flag(exc) from None
 
 
-def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
+def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> TrainingScenes | None:
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
-    success says how well it fits its training data. Said before the model loads (the report records it too); a
-    checkpoint that does not say is not checked."""
+    success says how well it fits its training data. Said before the model loads; a checkpoint that does not say is
+    not checked. Returns what the rule found (None: not known), for the run's report to record as it is
+    (`evaluate(training_scenes=)`): the rule applied once per run."""
     from worldpolicy.models import checkpoint_name
     from worldpolicy.sim.tasks import training_scenes
 
@@ -315,6 +322,7 @@ def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -
     said = found.warning(episodes, checkpoint_name(checkpoint), "--seed ") if found is not None else None
     if said is not None:
         logger.warning("--seed %d: %s", seed, said)
+    return found
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
@@ -478,10 +486,12 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = _open_env(args, record_size)
-    name = Path(args.policy).name if checkpoint else args.policy
+    # a checkpoint by its folder's name: `--policy .` too (`Path('.').name` is empty: the report was titled 'reach · ')
+    name = Path(os.path.abspath(args.policy)).name if checkpoint else args.policy
     policy = None
     finished: list[int] = []
     left: range | None = None  # with --resume: the episodes still to run
+    scenes = None  # a checkpoint's training scenes among the episodes (`warn_training_scenes`); None for the others
 
     write_partial = keep_report(args.out)
 
@@ -511,7 +521,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 check_executable(emb, env.robot)
                 _check_chunk(args, env, strategy, emb, emb.chunk_size)
             if checkpoint:  # once every check before the weights has passed: a refused run is not warned about
-                warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
+                scenes = warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
@@ -550,7 +560,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
                 progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
-                rtc=args.rtc, num_envs=args.num_envs,
+                rtc=args.rtc, num_envs=args.num_envs, training_scenes=scenes,  # as warned of above
             )
     except BaseException as exc:
         if finished:

@@ -454,14 +454,24 @@ def compare_runs(runs: Sequence[str | Path]) -> Comparison:
                       tuple(differences), tuple(_warnings(names, reports, differences)))
 
 
+# Under compare.png's success rates where the runs ran different seeds: rates over different scenes are not like for
+# like, which the figure showed only as grey cells in the seed grid beside them
+# How far under an axis (points) compare.png's legends and note begin: below its tick labels and axis label
+UNDER_LABEL_PT = 27
+SEEDS_DIFFER = ("the runs ran different seeds (outcome per seed, right): each rate is over its own run's scenes; "
+                "the paired tests use only the seeds both ran")
+
+
 def comparison_figure(comparison: Comparison):
-    """compare.png: each run's success rate with its Wilson 95 % interval; every run's outcome per seed (a column per
-    seed, grey where a run did not run it); the steps to success of the successful episodes and every episode's final
-    distance, one column of points per run with its mean. Drawn like the viz figures (a private Agg figure)."""
+    """compare.png: each run's success rate with its Wilson 95 % interval, a note under them where the runs ran
+    different seeds (`SEEDS_DIFFER`); every run's outcome per seed (a column per seed, grey where a run did not run
+    it); the steps to success of the successful episodes and every episode's final distance, one column of points per
+    run with its mean. Drawn like the viz figures (a private Agg figure)."""
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.transforms import offset_copy
 
     from worldpolicy.viz.plots import (
         FAILURE_COLOR,
@@ -472,9 +482,16 @@ def comparison_figure(comparison: Comparison):
         _grid_margins,
         _literal,
         _new_figure,
+        _wrap_to_width,
         figure_title,
         style_ticks,
     )
+
+    def under(ax, more: float = 0.0):
+        """Where a legend or note goes under `ax`'s axis label: a fixed distance below the axis, whatever its height
+        (the runs' count sets it: at a fraction of it, 14 runs put the seed grid's legend on the distances' axis and
+        the distances' legend off the figure)."""
+        return offset_copy(ax.transAxes, fig=fig, y=-(UNDER_LABEL_PT + more), units="points")
 
     names, reports = comparison.names, comparison.reports
     k = len(names)
@@ -495,6 +512,10 @@ def comparison_figure(comparison: Comparison):
                       ha="center", fontsize=LEGEND_FONTSIZE)
     rate.set_xlim(-0.02, 1.02)
     rate.set_xlabel("success rate (95 % Wilson CI)", fontsize=LABEL_FONTSIZE)
+    if len({frozenset(e.seed for e in r.episodes) for r in reports}) > 1:  # as the seeds column and pair lines say
+        width_px = rate.get_position().width * fig.get_figwidth() * fig.dpi
+        rate.text(0.5, 0, "\n".join(_wrap_to_width(fig, SEEDS_DIFFER, width_px, LEGEND_FONTSIZE)), ha="center",
+                  va="top", transform=under(rate, 5), fontsize=LEGEND_FONTSIZE, color="0.3")
 
     seeds = sorted({e.seed for r in reports for e in r.episodes})
     column = {s: i for i, s in enumerate(seeds)}
@@ -509,7 +530,8 @@ def comparison_figure(comparison: Comparison):
     grid.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     grid.legend(handles=[Patch(color=SUCCESS_COLOR, label="success"), Patch(color=FAILURE_COLOR, label="failure"),
                          Patch(color="0.88", label="not run")],
-                fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+                fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under(grid),
+                ncol=3, frameon=False)
 
     rates = {report.control_hz for report in reports}  # the steps' unit: at one rate where the runs share it
     unit = f"control steps at {next(iter(rates)):g} Hz" if len(rates) == 1 else "control steps, at each run's rate"
@@ -537,7 +559,8 @@ def comparison_figure(comparison: Comparison):
     distance.legend(handles=[Line2D([], [], marker="o", ls="", ms=4, color=SUCCESS_COLOR, label="success"),
                              Line2D([], [], marker="o", ls="", ms=4, color=FAILURE_COLOR, label="failure"),
                              Line2D([], [], color="black", lw=1.5, label="mean")],
-                    fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+                    fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, 0),
+                    bbox_transform=under(distance), ncol=3, frameon=False)
 
     for ax in (rate, grid, steps, distance):
         ax.set_yticks(ys, labels)

@@ -19,11 +19,13 @@ import numpy as np
 
 from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.robot.control import ChunkStrategy
+
+# the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`);
+# `tasks.training_scenes` by its module: `evaluate`'s parameter of that name takes what a caller worked out with it
+from worldpolicy.sim import tasks
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
-
-# the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`)
-from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span, training_scenes
+from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
 __all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure", "resume_conflicts",
            "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
@@ -413,6 +415,10 @@ def episodes_left(previous: EvalReport, current: EvalReport, episodes: int) -> r
     return range(done, episodes)
 
 
+# `evaluate(training_scenes=)` left out: the run's checkpoint folder is checked there (`sim.tasks.training_scenes`)
+_WORKED_OUT_HERE: Any = object()
+
+
 def evaluate(
     env,
     policy,
@@ -429,6 +435,7 @@ def evaluate(
     latency_ms: float = 0.0,
     rtc: bool = False,
     num_envs: int = 1,
+    training_scenes: TrainingScenes | None = _WORKED_OUT_HERE,
 ) -> EvalReport:
     """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
     `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
@@ -438,7 +445,10 @@ def evaluate(
     (`episodes_left`), its episodes are kept and only the rest run, so the result is the uninterrupted run's.
     `seed` defaults to `EVAL_SEED`, past the seeds `dataset from-sim` records from 0, as `worldpolicy sim --seed` does:
     a checkpoint trained on such a recording is evaluated on new scenes. Whether a checkpoint's episodes are scenes it
-    was trained on (where its training data says: `training_scenes`) is recorded in the report.
+    was trained on (where its training data says: `sim.tasks.training_scenes`) is recorded in the report: the
+    `training_scenes` a caller already worked out for this checkpoint, task and `seed`..`seed + episodes - 1` (to warn
+    before the model loads: `worldpolicy sim`, the demo), recorded as given; left out, worked out here for a checkpoint
+    folder (None for any other policy).
     `latency_ms`: how long each request is taken to think, as whole control steps (`rollout.latency_ticks`) during which
     the sim steps on (docs/robot.md); 0 runs as before it existed. `rtc`: real-time chunking (`async` only, a policy
     that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode.
@@ -457,6 +467,10 @@ def evaluate(
         raise ValueError(f"videos: expected an int >= 0 (episodes to record), got {videos!r}")
     if videos and video_dir is None:  # recorded nothing, silently
         raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")
+    if training_scenes is not _WORKED_OUT_HERE and not isinstance(training_scenes, (TrainingScenes, type(None))):
+        raise ValueError("training_scenes: expected a sim.tasks.TrainingScenes or None (what "
+                         "sim.tasks.training_scenes gives), or leave it out to work it out here; "
+                         f"got {training_scenes!r}")
     from tqdm.auto import tqdm
 
     rollout = Rollout(env, policy, strategy, name=policy_name, latency_ms=latency_ms, rtc=rtc)
@@ -466,8 +480,11 @@ def evaluate(
                           policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),
                           max_steps=rollout.max_steps, latency_ms=latency_ms, rtc=rtc)
     settings = report.policy_settings
-    if settings.get("kind") == "checkpoint" and settings.get("files"):  # a checkpoint folder: its training data may say
-        report.training_scenes = training_scenes(settings["path"], env.task.name, range(seed, seed + episodes))
+    if training_scenes is _WORKED_OUT_HERE:  # a checkpoint folder's training data may say
+        checked = settings.get("kind") == "checkpoint" and settings.get("files")
+        training_scenes = (tasks.training_scenes(settings["path"], env.task.name, range(seed, seed + episodes))
+                           if checked else None)
+    report.training_scenes = training_scenes
     todo = range(episodes)
     if resume is not None:
         todo = episodes_left(resume, report, episodes)
