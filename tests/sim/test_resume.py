@@ -361,6 +361,22 @@ def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
     assert checkpoint_files("nvidia/some-model") == {"path": "nvidia/some-model", "files": None}
 
 
+def test_a_recorded_hub_id_this_machine_cannot_look_up_says_nothing_of_training_scenes(tmp_path, monkeypatch):
+    """A run records a hub snapshot by its hub id; where that id cannot be looked up again (offline, a snapshot
+    without refs), what its training data says is not known: `evaluate` went on to raise HubError after the model
+    had loaded."""
+    from worldpolicy.hub import HubError
+    from worldpolicy.models import resolve_checkpoint
+    from worldpolicy.sim.tasks import training_scenes
+
+    monkeypatch.chdir(tmp_path)  # no folder here named like the id's owner
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(HubError):
+        resolve_checkpoint("someone/reach-model")
+    assert training_scenes("someone/reach-model", "reach", range(3)) is None
+
+
 def test_the_shipped_model_is_recorded_by_name_and_its_training_scenes_read(tmp_path):
     """A sim report (and a `dataset from-sim` recording's provenance) recorded the shipped model's folder in this
     install; it names it `shipped`, as predict and dream record it, and what it was trained on is still read from

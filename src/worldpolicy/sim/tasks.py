@@ -85,9 +85,13 @@ def training_seeds(checkpoint: str | Path) -> tuple[str, list[int], str] | None:
     trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
     its recording's task, first seed, episode count and failed seeds in training_summary.json."""
     from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
+    from worldpolicy.hub import HubError
     from worldpolicy.models import resolve_checkpoint
 
-    folder = Path(resolve_checkpoint(checkpoint))  # a report's `shipped` (`policies.checkpoint_files`) too
+    try:  # a report's `shipped` (`policies.checkpoint_files`) too; its hub id, which a run records for a snapshot
+        folder = Path(resolve_checkpoint(checkpoint))
+    except HubError:  # a snapshot this machine cannot look up again (offline, no refs): not something to stop a run
+        return None
     try:
         dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
     except (OSError, ValueError, TypeError, KeyError):
