@@ -993,8 +993,11 @@ def plot_ee_path(
 ) -> Path:
     """3-D end-effector path with small RGB (x, y, z) orientation frames along it, drawn in mm, cm or m by its size.
 
-    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
-    metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
+    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor`: the start end-effector pose in
+    the robot's base frame, in metres (`ActionDecoder(...).ik.fk(q_arm)`, the pose the decoder composes the chunk on),
+    which draws the path in the base frame (axes "base x"...). Without it (None) the path starts at the identity in
+    the start end-effector frame (axes "EE x"...), whose z points out of the gripper: down on a Panda over a table,
+    so a reach drawn going up goes down on the robot; the heading says so. `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
     warning): they are taken as metres. Poses the gripper is closed at are orange squares (open: hollow
     circles). The path that steps from
     `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
@@ -1017,8 +1020,8 @@ def ee_path_figure(
     chunks: RolloutChunks | None = None,
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
-    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading names
-    (the start end-effector frame without `anchor`, else the anchor's). `real_rows`: pose i+1 is reached
+    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading and the
+    axes name (the robot's base frame with `anchor`, else the start end-effector frame). `real_rows`: pose i+1 is reached
     by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
     along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
     result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it starts from),
@@ -1048,8 +1051,9 @@ def ee_path_figure(
               "end; frames: x red, y green, z blue")
     # Deltas live in the end-effector frame: without an anchor the axes are the start pose's, whose z points down on
     # a Panda reaching for a table, so "up" in the plot is down in the room.
-    detail += ("\naxes: the end-effector frame at the start (no anchor pose given)" if anchor is None
-               else "\naxes: the frame the anchor pose is given in")
+    frame = "EE" if anchor is None else "base"
+    detail += ("\naxes: the start end-effector frame (no start pose known), z out of the gripper" if anchor is None
+               else "\naxes: the robot's base frame (anchor: the start end-effector pose)")
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
     if chunks is not None:
@@ -1077,7 +1081,7 @@ def ee_path_figure(
                    depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
-    # "(anchor)" only where an anchor pose was given: the heading says "no anchor pose given" otherwise
+    # "(anchor)" only where an anchor pose was given: the heading says "no start pose known" otherwise
     ax.scatter(*p[0], color="black", s=40, marker="o", label="start" if anchor is None else "start (anchor)",
                zorder=5)
     ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
@@ -1099,9 +1103,9 @@ def ee_path_figure(
     for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
         setter(c - half, c + half)
     ax.set_box_aspect((1, 1, 1))
-    ax.set_xlabel(f"x [{unit}]", fontsize=LABEL_FONTSIZE)
-    ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
-    ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_xlabel(f"{frame} x [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel(f"{frame} y [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_zlabel(f"{frame} z [{unit}]", fontsize=LABEL_FONTSIZE)
     style_ticks(ax)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=3, frameon=False)
     return fig
