@@ -997,10 +997,10 @@ def plot_ee_path(
     the robot's base frame, in metres (`ActionDecoder(...).ik.fk(q_arm)`, the pose the decoder composes the chunk on),
     which draws the path in the base frame (axes "base x"...). Without it (None) the path starts at the identity in
     the start end-effector frame (axes "EE x"...), whose z points out of the gripper: down on a Panda over a table,
-    so a reach drawn going up goes down on the robot; the heading says so. `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
-    warning): they are taken as metres. Poses the gripper is closed at are orange squares (open: hollow
-    circles). The path that steps from
-    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
+    so a reach drawn going up goes down on the robot; the heading says so. `units` (one per column) converts tx, ty,
+    tz given in cm or mm to metres; None, or another unit (with a warning): they are taken as metres. Poses the
+    gripper is closed at are orange squares (open: hollow circles). The path that steps from `real_rows` on lead along
+    (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
     `chunks` start from after the first are diamonds.
     """
     path = _require_path(path, "plot_ee_path")
@@ -1021,9 +1021,9 @@ def ee_path_figure(
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
     travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading and the
-    axes name (the robot's base frame with `anchor`, else the start end-effector frame). `real_rows`: pose i+1 is reached
-    by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
-    along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
+    axes name (the robot's base frame with `anchor`, else the start end-effector frame). `real_rows`: pose i+1 is
+    reached by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame
+    lead along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
     result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it starts from),
     is a diamond labelled "chunk j", named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
