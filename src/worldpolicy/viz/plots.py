@@ -1023,9 +1023,9 @@ def ee_path_figure(
     travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading and the
     axes name (the robot's base frame with `anchor`, else the start end-effector frame). `real_rows`: pose i+1 is
     reached by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame
-    lead along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
-    result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it starts from),
-    is a diamond labelled "chunk j", named in the legend and the heading."""
+    lead along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward
+    dynamics result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it
+    starts from), is a diamond labelled "chunk j", named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     real_rows = _check_real_rows(real_rows, a.shape[0])
