@@ -549,6 +549,26 @@ def test_ee_path_from_a_start_pose_is_drawn_in_the_base_frame():
     assert z[0] == pytest.approx(50.0)  # drawn where the TCP is in the base frame
 
 
+def test_a_run_that_recorded_its_start_pose_draws_its_path_in_the_base_frame(monkeypatch, tmp_path, pose_chunk,
+                                                                             actions_json):
+    """`worldpolicy demo` knows where the sim arm started, yet its ee_path.png was drawn in the start end-effector
+    frame, a reach toward the table going up: from `settings.ee_start_pose` it is drawn from that pose, in the base
+    frame. A pose that is no 4x4 matrix is refused naming the setting."""
+    figures = _captured_figures(monkeypatch)
+    doc = actions_json("bridge", pose_chunk)
+    start = np.diag([1.0, -1.0, -1.0, 1.0])
+    start[:3, 3] = [0.46, 0.0, 0.4]
+    doc["settings"]["ee_start_pose"] = start.tolist()
+    plots.plot_prediction(doc, tmp_path)
+    ax = figures["ee_path.png"].axes[0]
+    assert ax.get_zlabel() == "base z [cm]"
+    assert np.array(ax.lines[0].get_data_3d())[:, 0] == pytest.approx([46.0, 0.0, 40.0])  # the path starts there
+    doc["settings"]["ee_start_pose"] = [[1.0, 0.0], [0.0, 1.0]]
+    with pytest.raises(ValueError, match=r"settings.ee_start_pose=\[\[1.0, 0.0\], \[0.0, 1.0\]\]: expected the start "
+                                         r"end-effector pose, a finite 4x4 matrix"):
+        plots.plot_prediction(doc, tmp_path)
+
+
 def _deuteranope_lab(hex_colour: str) -> np.ndarray:
     """CIELAB of a colour as a deuteranope sees it (Machado et al. 2009, severity 1, on linear sRGB)."""
     srgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255

@@ -26,6 +26,7 @@ from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "EE_START_POSE",
     "GRIPPER_CLOSED_THRESHOLD",
     "GRIPPER_NAMES",
     "LENGTH_UNITS",
@@ -39,6 +40,7 @@ __all__ = [
     "clip_rows_of",
     "ee_path_figure",
     "ee_poses",
+    "ee_start_pose_of",
     "feature_heatmap_figure",
     "figure_format",
     "figure_title",
@@ -396,6 +398,27 @@ def real_rows_of(prediction: Mapping[str, Any]) -> int | None:
     if prediction.get("mode") != "inverse_dynamics" or not isinstance(settings, Mapping) or "real_rows" not in settings:
         return None
     return _check_real_rows(settings["real_rows"], len(prediction["actions"]), "settings.real_rows")
+
+
+EE_START_POSE = "ee_start_pose"  # the settings key a run that knows where its arm started records that pose under
+
+
+def ee_start_pose_of(prediction: Mapping[str, Any]) -> np.ndarray | None:
+    """The end-effector pose a run's chunk starts from, 4x4 in metres in the robot's base frame
+    (`settings["ee_start_pose"]`: `worldpolicy demo` records FK of the sim arm's joints), which `ee_path.png` is drawn
+    from, in the base frame; None where the run does not know it (an image given to `predict`)."""
+    settings = prediction.get("settings")
+    if not isinstance(settings, Mapping) or settings.get(EE_START_POSE) is None:
+        return None
+    value = settings[EE_START_POSE]
+    try:
+        pose = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        pose = None
+    if pose is None or pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+        raise ValueError(f"settings.{EE_START_POSE}={value!r:.200}: expected the start end-effector pose, a finite 4x4 "
+                         "matrix in metres in the robot's base frame (a list of 4 rows), or none")
+    return pose
 
 
 @dataclass(frozen=True)
@@ -1314,7 +1337,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns their paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. `fmt`
+    a multi-arm one; none for an arm whose actions are in model space; a single arm's in the robot's base frame where
+    the run recorded its start pose, `ee_start_pose_of`) or `joints.png` for joint layouts. `fmt`
     (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is headed by
     `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before
     the first file is written; the time series and joints also mark how the rows were run in pieces (`run_rows_of`:
@@ -1332,6 +1356,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
     clip = run_rows_of(prediction_json)
+    start = ee_start_pose_of(prediction_json) if layout == "relative_pose" else None
     figures = {"actions": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows,
                                                    clip)}
     if layout == "relative_pose":
@@ -1350,7 +1375,9 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
-            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows,
+            # one start pose is one arm's: a multi-arm layout's paths stay in their own start frames
+            figures[file] = ee_path_figure(arm, arm_columns, anchor=None if prefix else start, gripper_column=grip,
+                                           title=title, real_rows=rows,
                                            chunks=clip if isinstance(clip, RolloutChunks) else None)
     elif layout == "joint_position":
         figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
