@@ -771,10 +771,12 @@ def _demo(args: argparse.Namespace) -> int:
     from .cli import LOAD_FLAGS, flag_named
     from .models import shipped_model
     from .policy import check_seed
+    from .robot.kinematics import IKSolver
     from .sim.commands import warn_training_scenes
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
+    from .viz.plots import EE_START_POSE
     from .viz.report import write_report as write_page
     from .viz.run import OBSERVATION_FOLDER, ROLLOUT_VIDEO
 
@@ -798,14 +800,19 @@ def _demo(args: argparse.Namespace) -> int:
         if measured:
             print(f"  NOTE: trained from scratch on CPU by `worldpolicy train reach-from-scratch`; {measured}. "
                   "It is a small, weak policy: expect misses.")
+        # where the arm's TCP is in the base frame: every run starts from this observation (the inverse dynamics
+        # run's clip from the forward dynamics run's first frame), so each ee_path.png is drawn in the base frame
+        start = {EE_START_POSE: IKSolver(env.robot).fk(env.joint_positions()).tolist()}
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
         images = _write_observation(cameras, out / "policy" / OBSERVATION_FOLDER)  # before its page, which shows them
         for mode in ("policy", "forward_dynamics"):
+            runs[mode].settings.update(start)
             _write_demo_run(runs[mode], out / mode)
         # the imagined video as its file holds it (H.264, not the decoded frames), which the printed `predict` line
         # reads: explaining the frames in memory gave other actions than that line, by as much as the motion itself
         runs["inverse_dynamics"] = policy.infer_actions(out / "forward_dynamics" / ROLLOUT_VIDEO, task)
+        runs["inverse_dynamics"].settings.update(start)
         _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,

@@ -646,6 +646,8 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     import shlex
 
     from worldpolicy.processing.video import read_video
+    from worldpolicy.robot.kinematics import IKSolver
+    from worldpolicy.robot.robots import get_robot
 
     line = next(line for line in out.splitlines() if "--mode forward_dynamics" in line)
     argv = shlex.split(line.strip())[1:]
@@ -659,6 +661,9 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
                                       zip(("observation/exterior_image_1_left", "observation/wrist_image_left"),
                                           sorted(seen.iterdir()))},
                                    "--actions": str((tmp_path / "demo" / "policy" / "actions.json").resolve())}
+    # the demo knew where the sim arm's TCP started (its ee_path.png is drawn from it, in the base frame); the
+    # predict line, given images, does not
+    np.testing.assert_allclose(demo.pop("ee_start_pose"), IKSolver("panda").fk(get_robot("panda").home), atol=1e-9)
     assert rerun == demo  # seed, sizes, caption, schedule
     frames = [read_video(folder / "rollout.mp4")[0].astype(np.float64)
               for folder in (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics")]

@@ -218,6 +218,14 @@ def test_menagerie_without_root(monkeypatch):
         get_robot("menagerie_panda")
 
 
+def test_a_menagerie_panda_starts_from_the_shipped_pandas_home(tmp_path):
+    """Menagerie's config had joint 6 = 2.0 (the prior art's IK seed: TCP tilted 5.7 deg, 2 cm further out), the
+    shipped one 1.9 (straight down), so `--robot menagerie_panda` started the sim and recordings from another pose."""
+    mjcf = tmp_path / "panda.xml"
+    mjcf.write_text("<mujoco/>")  # the config alone: nothing loads the file here
+    assert get_robot(mjcf).home == get_robot("panda").home
+
+
 def test_joint_jumps_faster_than_the_arm_allows_are_refused_naming_the_joint_and_limit():
     """A joint chunk was clipped to the limits and sent whatever its speed: a 2 rad step of joint 1 at 15 fps is 30
     rad/s against Franka's 2.175, which a real arm answers with a reflex stop (or worse)."""

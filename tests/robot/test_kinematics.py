@@ -84,6 +84,8 @@ def test_unreachable_target_is_logged_and_bounded(ik, caplog):
     assert report.unreachable_steps == [0]
     assert "unreachable" in caplog.text
     assert np.all(qs >= ik.lower - 1e-9) and np.all(qs <= ik.upper + 1e-9)
+    # what solve's docstring and docs/robot.md promise: solve returns these joints, without the report
+    np.testing.assert_array_equal(ik.solve(target, q0), qs[0])
 
 
 def test_rotation_target(ik):

@@ -74,14 +74,14 @@ def test_ee_path_matches_integrated_geometry(pose_chunk):
     assert p[-1, 1] > 0.05  # yaw to +y
     fig = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp")
     ax = fig.axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("x [cm]", "y [cm]", "z [cm]")  # a 32 cm path
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("EE x [cm]", "EE y [cm]", "EE z [cm]")  # 32 cm
     colours = [ln.get_color() for ln in ax.lines]
     # an RGB frame triple at every sampled pose (12 or 13 of them) plus the path line
     assert colours.count("r") == colours.count("g") == colours.count("b") >= 12
     # the x axis of the final frame is rotated by 32 * 0.05 rad about z
     final_x = poses[-1, :3, 0]
     assert np.arctan2(final_x[1], final_x[0]) == pytest.approx(1.6)
-    # no anchor pose given (the heading says so): the legend did call the start "start (anchor)"
+    # no start pose given (the heading says so): the legend did call the start "start (anchor)"
     labels = ax.get_legend_handles_labels()[1]
     assert "start" in labels and "start (anchor)" not in labels
     anchored = plots.ee_path_figure(pose_chunk, e.columns, anchor=np.eye(4), gripper_column="grasp")
@@ -197,7 +197,7 @@ def test_ee_path_draws_a_files_translation_units_as_lengths(tmp_path, pose_chunk
         assert drawn.name == "ee_path.png" and np.array_equal(_png(drawn), _png(metres)), unit
     mm = ["mm"] * 3 + list(e.units[3:])
     fig = plots.ee_path_figure(pose_chunk * np.r_[[1000.0] * 3, [1.0] * 7], e.columns, units=mm)
-    assert fig.axes[0].get_xlabel() == "x [cm]" and "travel 32.0 cm" in fig.get_suptitle()
+    assert fig.axes[0].get_xlabel() == "EE x [cm]" and "travel 32.0 cm" in fig.get_suptitle()
 
 
 @pytest.mark.parametrize("metres_per_step, unit, travel", [(40.0, "m", "travel 1280.0 m"), (0.01, "cm", "travel 32.0 cm"),
@@ -210,7 +210,7 @@ def test_ee_path_is_drawn_in_a_unit_for_its_size(pose_chunk, metres_per_step, un
     chunk[:, 0] = metres_per_step
     fig = plots.ee_path_figure(chunk, e.columns, gripper_column="grasp")
     ax = fig.axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == (f"x [{unit}]", f"y [{unit}]", f"z [{unit}]")
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == (f"EE x [{unit}]", f"EE y [{unit}]", f"EE z [{unit}]")
     assert f"32 steps, {travel};" in fig.get_suptitle()
     drawn = np.stack(ax.lines[0].get_data_3d(), axis=1)  # the path line, in the axes' unit
     metres = plots.ee_poses(chunk, e.columns)[:, :3, 3]
@@ -525,11 +525,48 @@ def test_ee_path_heading_says_which_frame_its_axes_are(pose_chunk):
     read as x, y, z of the room."""
     e = get_embodiment("bridge")
     title = plots.ee_path_figure(pose_chunk, e.columns).get_suptitle()
-    assert title.endswith("\naxes: the end-effector frame at the start (no anchor pose given)")
+    assert title.endswith("\naxes: the start end-effector frame (no start pose known), z out of the gripper")
     anchor = np.eye(4)
     anchor[:3, 3] = [0.5, 0.0, 0.4]
     title = plots.ee_path_figure(pose_chunk, e.columns, anchor=anchor).get_suptitle()
-    assert title.endswith("\naxes: the frame the anchor pose is given in")
+    assert title.endswith("\naxes: the robot's base frame (anchor: the start end-effector pose)")
+
+
+def test_ee_path_from_a_start_pose_is_drawn_in_the_base_frame():
+    """A reach toward the table (+z of a Panda's TCP, which points down) was drawn going up on axes labelled x, y, z:
+    from the start pose (the TCP over the table, as FK gives it) it goes down on axes labelled as the base frame's."""
+    e = get_embodiment("droid/relative_pose")
+    reach = np.zeros((10, 10))
+    reach[:, [2, 3, 7]] = [0.01, 1.0, 1.0]  # 1 cm a step along the TCP's z, no turn
+    tcp_down = np.diag([1.0, -1.0, -1.0, 1.0])
+    tcp_down[:3, 3] = [0.55, 0.0, 0.5]
+    for anchor, labels, drop in ((None, ("EE x [cm]", "EE y [cm]", "EE z [cm]"), -10.0),
+                                 (tcp_down, ("base x [cm]", "base y [cm]", "base z [cm]"), 10.0)):
+        ax = plots.ee_path_figure(reach, e.columns, anchor=anchor).axes[0]
+        assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == labels
+        z = ax.lines[0].get_data_3d()[2]  # the path, in cm
+        assert z[0] - z[-1] == pytest.approx(drop)
+    assert z[0] == pytest.approx(50.0)  # drawn where the TCP is in the base frame
+
+
+def test_a_run_that_recorded_its_start_pose_draws_its_path_in_the_base_frame(monkeypatch, tmp_path, pose_chunk,
+                                                                             actions_json):
+    """`worldpolicy demo` knows where the sim arm started, yet its ee_path.png was drawn in the start end-effector
+    frame, a reach toward the table going up: from `settings.ee_start_pose` it is drawn from that pose, in the base
+    frame. A pose that is no 4x4 matrix is refused naming the setting."""
+    figures = _captured_figures(monkeypatch)
+    doc = actions_json("bridge", pose_chunk)
+    start = np.diag([1.0, -1.0, -1.0, 1.0])
+    start[:3, 3] = [0.46, 0.0, 0.4]
+    doc["settings"]["ee_start_pose"] = start.tolist()
+    plots.plot_prediction(doc, tmp_path)
+    ax = figures["ee_path.png"].axes[0]
+    assert ax.get_zlabel() == "base z [cm]"
+    assert np.array(ax.lines[0].get_data_3d())[:, 0] == pytest.approx([46.0, 0.0, 40.0])  # the path starts there
+    doc["settings"]["ee_start_pose"] = [[1.0, 0.0], [0.0, 1.0]]
+    with pytest.raises(ValueError, match=r"settings.ee_start_pose=\[\[1.0, 0.0\], \[0.0, 1.0\]\]: expected the start "
+                                         r"end-effector pose, a finite 4x4 matrix"):
+        plots.plot_prediction(doc, tmp_path)
 
 
 def _deuteranope_lab(hex_colour: str) -> np.ndarray:

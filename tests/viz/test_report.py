@@ -913,7 +913,7 @@ def test_the_python_snippet_of_the_viz_doc_runs_as_written(tmp_path, monkeypatch
     exec(block, {  # noqa: S102 - the documented snippet itself
         "prediction": prediction, "actions": pose_chunk, "actions_mm": pose_chunk * 1000, "fps": e.fps,
         "columns": [*e.columns[:-1], "gripper"], "units": list(e.units), "frames": frames,
-        "current_ee_pose_4x4": np.eye(4), "arms": np.tile(pose_chunk[:, [0, 9]], 2),
+        "start_pose": np.eye(4), "arms": np.tile(pose_chunk[:, [0, 9]], 2),
         "arm_columns": ["left_x", "left_grasp", "right_x", "right_grasp"], "arm_units": ["m", "1", "m", "1"],
         "sim_frames": frames, "imagined_frames": frames,
     })

@@ -281,6 +281,11 @@ class IKSolver:
         """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed` (within the joint limits:
         `within_limits`).
 
+        A target out of reach is no error: the joints of the closest pose the solve gets to come back, silently (a
+        scripted servo or a benchmark solves its own targets). To know how far off that is,
+        `solve_trajectory(target[None], q_seed)` returns the same joints with a `TrackingReport` (errors in mm and
+        degrees, `unreachable_steps`), warned past the bars.
+
         With `fps`, a target further than one control period's joint travel is met part way along the commanded motion:
         the largest share of the seed pose's screw motion to it (halved 7 times: within 1 %) that a speed-limited solve
         reaches. The speed-limited QP alone spent the travel on whatever the frame task's cost favoured: for a 20 deg

@@ -26,6 +26,7 @@ from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "EE_START_POSE",
     "GRIPPER_CLOSED_THRESHOLD",
     "GRIPPER_NAMES",
     "LENGTH_UNITS",
@@ -39,6 +40,7 @@ __all__ = [
     "clip_rows_of",
     "ee_path_figure",
     "ee_poses",
+    "ee_start_pose_of",
     "feature_heatmap_figure",
     "figure_format",
     "figure_title",
@@ -396,6 +398,27 @@ def real_rows_of(prediction: Mapping[str, Any]) -> int | None:
     if prediction.get("mode") != "inverse_dynamics" or not isinstance(settings, Mapping) or "real_rows" not in settings:
         return None
     return _check_real_rows(settings["real_rows"], len(prediction["actions"]), "settings.real_rows")
+
+
+EE_START_POSE = "ee_start_pose"  # the settings key a run that knows where its arm started records that pose under
+
+
+def ee_start_pose_of(prediction: Mapping[str, Any]) -> np.ndarray | None:
+    """The end-effector pose a run's chunk starts from, 4x4 in metres in the robot's base frame
+    (`settings["ee_start_pose"]`: `worldpolicy demo` records FK of the sim arm's joints), which `ee_path.png` is drawn
+    from, in the base frame; None where the run does not know it (an image given to `predict`)."""
+    settings = prediction.get("settings")
+    if not isinstance(settings, Mapping) or settings.get(EE_START_POSE) is None:
+        return None
+    value = settings[EE_START_POSE]
+    try:
+        pose = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        pose = None
+    if pose is None or pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+        raise ValueError(f"settings.{EE_START_POSE}={value!r:.200}: expected the start end-effector pose, a finite 4x4 "
+                         "matrix in metres in the robot's base frame (a list of 4 rows), or none")
+    return pose
 
 
 @dataclass(frozen=True)
@@ -993,11 +1016,14 @@ def plot_ee_path(
 ) -> Path:
     """3-D end-effector path with small RGB (x, y, z) orientation frames along it, drawn in mm, cm or m by its size.
 
-    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
-    metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
-    warning): they are taken as metres. Poses the gripper is closed at are orange squares (open: hollow
-    circles). The path that steps from
-    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
+    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor`: the start end-effector pose in
+    the robot's base frame, in metres (`ActionDecoder(...).ik.fk(q_arm)`, the pose the decoder composes the chunk on),
+    which draws the path in the base frame (axes "base x"...). Without it (None) the path starts at the identity in
+    the start end-effector frame (axes "EE x"...), whose z points out of the gripper: down on a Panda over a table,
+    so a reach drawn going up goes down on the robot; the heading says so. `units` (one per column) converts tx, ty,
+    tz given in cm or mm to metres; None, or another unit (with a warning): they are taken as metres. Poses the
+    gripper is closed at are orange squares (open: hollow circles). The path that steps from `real_rows` on lead along
+    (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
     `chunks` start from after the first are diamonds.
     """
     path = _require_path(path, "plot_ee_path")
@@ -1017,12 +1043,12 @@ def ee_path_figure(
     chunks: RolloutChunks | None = None,
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
-    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading names
-    (the start end-effector frame without `anchor`, else the anchor's). `real_rows`: pose i+1 is reached
-    by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
-    along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
-    result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it starts from),
-    is a diamond labelled "chunk j", named in the legend and the heading."""
+    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading and the
+    axes name (the robot's base frame with `anchor`, else the start end-effector frame). `real_rows`: pose i+1 is
+    reached by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame
+    lead along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward
+    dynamics result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it
+    starts from), is a diamond labelled "chunk j", named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     real_rows = _check_real_rows(real_rows, a.shape[0])
@@ -1048,8 +1074,9 @@ def ee_path_figure(
               "end; frames: x red, y green, z blue")
     # Deltas live in the end-effector frame: without an anchor the axes are the start pose's, whose z points down on
     # a Panda reaching for a table, so "up" in the plot is down in the room.
-    detail += ("\naxes: the end-effector frame at the start (no anchor pose given)" if anchor is None
-               else "\naxes: the frame the anchor pose is given in")
+    frame = "EE" if anchor is None else "base"
+    detail += ("\naxes: the start end-effector frame (no start pose known), z out of the gripper" if anchor is None
+               else "\naxes: the robot's base frame (anchor: the start end-effector pose)")
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
     if chunks is not None:
@@ -1077,7 +1104,7 @@ def ee_path_figure(
                    depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
-    # "(anchor)" only where an anchor pose was given: the heading says "no anchor pose given" otherwise
+    # "(anchor)" only where an anchor pose was given: the heading says "no start pose known" otherwise
     ax.scatter(*p[0], color="black", s=40, marker="o", label="start" if anchor is None else "start (anchor)",
                zorder=5)
     ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
@@ -1099,9 +1126,9 @@ def ee_path_figure(
     for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
         setter(c - half, c + half)
     ax.set_box_aspect((1, 1, 1))
-    ax.set_xlabel(f"x [{unit}]", fontsize=LABEL_FONTSIZE)
-    ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
-    ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_xlabel(f"{frame} x [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel(f"{frame} y [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_zlabel(f"{frame} z [{unit}]", fontsize=LABEL_FONTSIZE)
     style_ticks(ax)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=3, frameon=False)
     return fig
@@ -1310,7 +1337,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns their paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. `fmt`
+    a multi-arm one; none for an arm whose actions are in model space; a single arm's in the robot's base frame where
+    the run recorded its start pose, `ee_start_pose_of`) or `joints.png` for joint layouts. `fmt`
     (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is headed by
     `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before
     the first file is written; the time series and joints also mark how the rows were run in pieces (`run_rows_of`:
@@ -1328,6 +1356,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
     clip = run_rows_of(prediction_json)
+    start = ee_start_pose_of(prediction_json) if layout == "relative_pose" else None
     figures = {"actions": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows,
                                                    clip)}
     if layout == "relative_pose":
@@ -1346,7 +1375,9 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
-            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows,
+            # one start pose is one arm's: a multi-arm layout's paths stay in their own start frames
+            figures[file] = ee_path_figure(arm, arm_columns, anchor=None if prefix else start, gripper_column=grip,
+                                           title=title, real_rows=rows,
                                            chunks=clip if isinstance(clip, RolloutChunks) else None)
     elif layout == "joint_position":
         figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
