@@ -180,7 +180,8 @@ def test_a_video_path_not_ending_in_mp4_is_refused_before_anything_is_drawn(tmp_
         drawn.append(1)
         yield np.zeros((16, 16, 3), np.uint8)
 
-    refused = re.escape(f"path={str(tmp_path / name)!r}: the file written is an H.264 MP4; accepted: a name ending in .mp4")
+    refused = re.escape(f"path={str(tmp_path / name)!r}: the file written is an H.264 MP4; "
+                        "accepted: a name ending in .mp4")
     with pytest.raises(ValueError, match=refused):
         write_video(tmp_path / name, frames(), 15)
     with pytest.raises(ValueError, match=refused):

@@ -204,7 +204,8 @@ def visualize(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
     video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
     if video is not None and not video_path.is_file():  # named as given, before anything is read or written
-        raise FileNotFoundError(f"video: {str(video)!r} {'is not a file' if video_path.exists() else 'does not exist'}; "
+        what = "is not a file" if video_path.exists() else "does not exist"
+        raise FileNotFoundError(f"video: {str(video)!r} {what}; "
                                 f"accepted: a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) to animate beside the "
                                 "actions")
     _refuse_overwriting_inputs(out_dir, {"path": actions_path, "video": video_path if video is not None else None}, fmt)
