@@ -336,8 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports every command's module: a second or more on a busy machine
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command starts: one line and 130, as once it runs (no traceback)
+        print("worldpolicy: interrupted", file=sys.stderr)
+        return 130
     _configure_logging(args)
     if not getattr(args, "func", None):  # a usage error (status 2), on stderr: `worldpolicy > out` keeps it off out
         parser.print_help(sys.stderr)

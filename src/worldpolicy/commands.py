@@ -476,7 +476,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .cli import UsageError
     from .models import resolve_checkpoint
     from .policy import PolicyRequest
-    from .viz.run import write_run
+    from .viz.run import write_run_whole
 
     args.checkpoint = resolve_checkpoint(args.checkpoint)
     if args.mode == "forward_dynamics" and not args.actions:
@@ -530,7 +530,7 @@ def _predict(args: argparse.Namespace) -> int:
     # which files the run read: the page and settings.json otherwise never say what was observed or rolled out
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
-    written = write_run(prediction, out, plots=not args.no_plots)
+    written = write_run_whole(prediction, out, plots=not args.no_plots)
     print(_summary(prediction))
     for path in written:
         print(f"  wrote {path}")

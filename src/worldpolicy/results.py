@@ -109,7 +109,7 @@ class Prediction:
         holds an earlier predict run loses what this one does not rewrite. Returns the files written. The page and
         plots need matplotlib (a core dependency), imported only here."""
         from .fileio import output_folder, removing_empty_folders_on_failure
-        from .viz.run import write_run
+        from .viz.run import write_run_whole
 
         with removing_empty_folders_on_failure():  # a result that cannot be written leaves no empty folder
-            return write_run(self, output_folder(out, "out", writer="predict", not_over_runs=True), plots=plots)
+            return write_run_whole(self, output_folder(out, "out", writer="predict", not_over_runs=True), plots=plots)

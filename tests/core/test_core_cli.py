@@ -1202,3 +1202,16 @@ def test_no_progress_hides_diffusers_loading_bar_and_restores_it_after(tmp_path,
     assert diffusers_logging.is_progress_bar_enabled()  # as it was
     assert main([*argv, "--out", str(tmp_path / "shown")]) == 0
     assert "Loading pipeline components" in capsys.readouterr().err  # the bar is there without --no-progress
+
+
+def test_ctrl_c_while_the_commands_import_is_one_line_and_130(monkeypatch, capsys):
+    """Ctrl-C in the first second (the command modules importing, as `dataset merge` was found doing) ended with a
+    traceback through the import; it ends as an interruption of a running command does."""
+    import importlib
+
+    def interrupted(name, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert main(["dataset", "info", "x"]) == 130
+    assert capsys.readouterr().err == "worldpolicy: interrupted\n"

@@ -583,3 +583,28 @@ def test_long_run_names_on_the_right_column_stay_clear_of_the_left_one(tmp_path)
         assert min(box.x0 for box in labels) > edge, (right.get_xlabel(), min(b.x0 for b in labels), edge)
     for ax in (rate, steps):  # and the left column's names inside the figure
         assert min(t.get_window_extent(renderer).x0 for t in ax.get_yticklabels()) >= 0
+
+
+def test_ctrl_c_while_a_comparison_is_written_waits_for_its_last_file(tmp_path, monkeypatch):
+    """Ctrl-C while compare.png was drawn (as `sim compare` was found stopped) left the new compare.md beside the
+    comparison of other runs that compare.json and the page held; now every file is the new comparison's, then it
+    stops."""
+    import signal
+
+    from worldpolicy.viz import plots
+
+    a, b, c = (_run(tmp_path / name, {0: True, 1: ok}) for name, ok in (("a", True), ("b", False), ("c", True)))
+    write_comparison(compare_runs([a, b]), tmp_path / "out")
+    drawn = plots.save_figure
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return drawn(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "save_figure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_comparison(compare_runs([a, c]), tmp_path / "out")
+    runs = [run["name"] for run in json.loads((tmp_path / "out" / "compare.json").read_text())["runs"]]
+    assert runs == ["a", "c"]
+    assert "| c " in (tmp_path / "out" / "compare.md").read_text()
+    assert (tmp_path / "out" / "index.html").stat().st_mtime >= (tmp_path / "out" / "compare.json").stat().st_mtime

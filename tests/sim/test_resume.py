@@ -574,3 +574,25 @@ def test_another_policy_than_a_checkpoint_is_named_once_by_what_was_given():
     changes = resume_conflicts(stored, scripted.settings())
     assert [c for c in changes if c[0].startswith("policy")] == [("policy", "shipped", "scripted")]
     assert ("embodiment", "panda_reach", "droid/joint_pos") in changes
+
+
+def test_ctrl_c_while_an_episodes_report_is_written_keeps_report_md_with_report_json(tmp_path, capsys, monkeypatch):
+    """Ctrl-C between report.json and report.md (written after every episode) left report.md an episode behind, or
+    none after the first; both are written, then the run stops with the episode kept."""
+    import signal
+
+    from worldpolicy.sim import evaluate
+
+    written = evaluate.write_bytes_atomic
+
+    def interrupted(path, data):
+        result = written(path, data)
+        if path.name == "report.json" and len(json.loads(data)["episodes"]) == 1:
+            signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(evaluate, "write_bytes_atomic", interrupted)
+    out = tmp_path / "run"
+    assert main(["sim", "--policy", "scripted", *FAST, "--episodes", "2", "--out", str(out)]) == 130
+    assert "1 of 2 episodes finished before the interruption" in capsys.readouterr().err
+    assert len(_episodes(out)) == 1 and "| 1 |" in (out / "report.md").read_text()

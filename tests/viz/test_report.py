@@ -987,3 +987,35 @@ def test_viz_names_the_input_that_does_not_exist(run_dir, tmp_path, capsys):
     assert main(["viz", str(gone)]) == 2
     err = capsys.readouterr().err
     assert f"error: PATH: {str(gone)!r} does not exist; accepted: an actions file" in err
+
+
+def test_ctrl_c_while_a_predict_run_is_written_waits_for_its_last_file(tmp_path, monkeypatch):
+    """Ctrl-C while `predict` drew its plots (seconds, into a folder holding an earlier run) left the new actions.json
+    beside the earlier run's page, its plots removed; now the run is written whole, then it stops."""
+    import signal
+
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.results import Prediction
+    from worldpolicy.viz import plots
+
+    e = get_embodiment("droid/relative_pose")
+
+    def prediction(seed):
+        chunk = np.random.default_rng(seed).normal(size=(8, len(e.columns))) * 0.01
+        return Prediction(mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
+                          actions=chunk, actions_normalized=chunk, fps=e.fps, settings={"seed": seed})
+
+    prediction(0).save(tmp_path / "run")
+    drawn = plots.plot_prediction
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return drawn(*args, **kwargs)
+
+    monkeypatch.setattr("worldpolicy.viz.run.plot_prediction", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prediction(1).save(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "actions.json").read_text())["settings"]["seed"] == 1
+    page = (tmp_path / "run" / "index.html").read_text()
+    assert (tmp_path / "run" / "plots" / "actions.png").is_file() and "plots/actions.png" in page
+    assert (tmp_path / "run" / "index.html").stat().st_mtime >= (tmp_path / "run" / "actions.json").stat().st_mtime

@@ -496,7 +496,11 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     write_partial = keep_report(args.out)
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
-        write_partial(partial)
+        try:
+            write_partial(partial)
+        except KeyboardInterrupt:  # held until its report.json and report.md were written: they keep this episode
+            finished[:] = [len(partial.episodes)]
+            raise
         finished[:] = [len(partial.episodes)]
 
     def header(embodiment, chunk: int, settings: dict):  # the new run's settings, as --resume compares them

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, folder_kind, output_folder, write_bytes_atomic
+from worldpolicy.fileio import (
+    COMPARE_FILE,
+    SIM_REPORT_FILE,
+    folder_kind,
+    interruption,
+    make_folder,
+    output_folder,
+    sigint_held,
+    write_bytes_atomic,
+)
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
@@ -604,11 +613,19 @@ def check_compare_out(out: str | Path, flag: str = "--out") -> Path:
 def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = True) -> list[Path]:
     """compare.md, compare.png and index.html (with `plots`; without, an earlier comparison's are removed) and
     compare.json into `out`, each written atomically; compare.json, the folder's marker (`fileio.FOLDER_KINDS`),
-    before the page that reads it."""
-    from worldpolicy.fileio import make_folder
+    before the page that reads it. Ctrl-C (SIGTERM) waits for the last of them, then stops: one between two files
+    left a folder holding a new compare.md beside an earlier comparison's compare.json and page, or without them."""
+    out = make_folder(out)
+    with sigint_held() as caught:
+        written = _write_comparison_files(comparison, out, plots)
+    if caught:
+        raise interruption(caught)
+    return written
+
+
+def _write_comparison_files(comparison: Comparison, out: Path, plots: bool) -> list[Path]:
     from worldpolicy.viz.compare_page import COMPARE_FIGURE
 
-    out = make_folder(out)
     # an earlier comparison's figure and page, which this one does not rewrite, would show other runs
     stale = []
     if not plots and (out / COMPARE_FILE).is_file():

@@ -87,6 +87,19 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     return written
 
 
+def write_run_whole(prediction: Prediction, out: Path, plots: bool = True) -> list[Path]:
+    """`write_run` with Ctrl-C (SIGTERM) held until its last file, then stopping: one while the video or plots were
+    written (seconds) left the new actions.json beside an earlier run's page, its plots removed, or a run without
+    them. `predict` and `Prediction.save`; a dream holds its own (a second Ctrl-C stops its writing)."""
+    from ..fileio import interruption, sigint_held
+
+    with sigint_held() as caught:
+        written = write_run(prediction, out, plots=plots)
+    if caught:
+        raise interruption(caught)
+    return written
+
+
 def _joined_video(path: Path, parts: Sequence[tuple[Path, int]], prediction: Prediction) -> bool:
     """`write_run`'s video as its `video_parts` joined; False (nothing written, the reason logged) where they do not
     allow it."""
