@@ -494,3 +494,14 @@ def test_a_served_checkpoint_by_hub_id_is_fetched_whole_as_the_server_starts(tin
     assert [call["revision"] for call in calls] == [None, COMMIT] and list(snapshot.rglob("*.safetensors"))
     listed = Toolbox(config).list_checkpoints()["checkpoints"]
     assert len(calls) == 2 and [(row["path"], row["problem"]) for row in listed] == [(str(snapshot), None)]
+
+
+def test_a_checkpoint_given_as_dot_is_named_by_the_folder_it_is_given_in(tmp_path, monkeypatch):
+    """`models.checkpoint_name` was cached by the text alone: `.` (or `../x`) was named by the first folder it was
+    asked in, from every other (a test's run after another's, a process that changes directory)."""
+    from worldpolicy.models import checkpoint_name
+
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        assert checkpoint_name(".") == name

@@ -515,7 +515,9 @@ def test_close_in_a_signal_handler_whose_signal_woke_no_wait_still_ends_the_call
     """A signal that lands just before the call blocks on the reply (the main thread preempted between its last check
     for signals and the wait: seen under heavy load) wakes nothing, so Python runs its handler only once that wait
     ends: the e-stop's close() waited for the server's reply (here the policy's gate) and the call returned the
-    actions. Sent to another thread, the signal leaves the main thread's wait asleep in the same way, every time."""
+    actions. Sent to another thread, the signal leaves the main thread's wait asleep in the same way once that thread
+    blocks (without the slices this hung till the gate's 120 s in 4 of 5 runs; the fifth, its handler ran before the
+    wait began)."""
     import signal
 
     from worldpolicy.serving import ClientClosedError

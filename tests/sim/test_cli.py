@@ -551,6 +551,23 @@ def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(
                                          [episode(0)]).markdown()  # not known: nothing said
 
 
+def test_a_training_scene_warning_names_the_checkpoint_however_a_caller_gives_it(tmp_path, monkeypatch):
+    """sim, the demo, dataset eval and the agents' tools each gave the checkpoint as they had it (`.`, a folder, the
+    shipped model's path), and each was mended in turn to name it by `models.checkpoint_name`: `trained_on` names it
+    for all of them."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.sim.tasks import TrainingScenes
+
+    scenes = TrainingScenes("reach", "its dataset data/reach", (0, 9), (7,))
+    folder = tmp_path / "my_ckpt"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    for given in (".", str(folder), folder):
+        assert scenes.warning(3, given, "--seed ").startswith(
+            "1 of the 3 episodes (seed 7) are reach scenes my_ckpt was trained on (its dataset data/reach recorded")
+    assert " are reach scenes shipped was trained on " in scenes.trained_on(3, shipped_model())
+
+
 def test_evaluate_records_a_checkpoints_training_scenes(tmp_path):
     """`evaluate` itself checks a checkpoint folder's training data (the shipped model's kind: training_summary.json),
     for the Python API as for the command, and its default seed is the held-out one."""

@@ -1465,13 +1465,11 @@ def _timing_error(exc: Exception, given: dict[str, Any]) -> ToolInputError:
 def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, checkpoint: str) -> list[str]:
     """`worldpolicy sim`'s warning about episodes that are scenes `checkpoint` (its folder) was trained on
     (report.json's `training_scenes`), naming the tool's `seed`: an agent reads the result, not the log. The
-    checkpoint named as `worldpolicy sim`, `dataset eval` and the open-loop tool name it (`models.checkpoint_name`:
+    checkpoint named as `worldpolicy sim`, `dataset eval` and the open-loop tool name it (`TrainingScenes.trained_on`:
     `shipped` for the shipped model, a hub snapshot by its hub id), not by its folder's name."""
-    from ..models import checkpoint_name
     from ..sim.tasks import TrainingScenes
 
-    said = (TrainingScenes.from_json(scenes).warning(episodes, checkpoint_name(checkpoint), "seed=") if scenes
-            else None)
+    said = TrainingScenes.from_json(scenes).warning(episodes, checkpoint, "seed=") if scenes else None
     return [said] if said is not None else []
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..embodiments import Embodiment, shown_unit
 from ..fileio import OPENLOOP_FILE, output_folder, recorded_seeds, write_json_atomic
-from ..models import checkpoint_name, portable_checkpoint
+from ..models import portable_checkpoint
 from ..viz.plots import plural
 from .actions import RecordedActions, recorded_actions
 from .checks import check_episodes
@@ -339,14 +339,13 @@ def plan_training_scenes(plan: OpenLoopPlan, checkpoint: str | Path) -> Training
 
 
 def training_scenes_warning(scenes: TrainingScenes | None, episodes: int, checkpoint: str | Path) -> str | None:
-    """What to tell whoever compares `checkpoint` (its source, or the portable one settings record: named by
-    `models.checkpoint_name` either way, as the figures' titles name it) on `episodes` episodes some of which are
-    its training scenes (`plan_training_scenes`): as `worldpolicy sim` says it, with a held-out recording to evaluate
-    on instead; None when none is or it is not known."""
+    """What to tell whoever compares `checkpoint` (its source, or the portable one settings record: named alike,
+    `TrainingScenes.trained_on`) on `episodes` episodes some of which are its training scenes
+    (`plan_training_scenes`): as `worldpolicy sim` says it, with a held-out recording to evaluate on instead; None
+    when none is or it is not known."""
     if scenes is None or not scenes.seeds:
         return None
-    name = checkpoint_name(str(checkpoint))
-    return (f"{scenes.trained_on(episodes, name)}: their error says how well it imitates its training data, not "
+    return (f"{scenes.trained_on(episodes, checkpoint)}: their error says how well it imitates its training data, not "
             f"how it does on new scenes; record held-out ones to compare on with `worldpolicy dataset from-sim "
             f"--task {scenes.task} --seed {scenes.held_out_from}`")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -63,12 +64,17 @@ def portable_checkpoint(value: str | Path) -> str | Path:
     return value
 
 
-@lru_cache(maxsize=64)
 def checkpoint_name(source: str) -> str:
     """What a checkpoint is called where its folder is not: `shipped` for the shipped model (`portable_checkpoint`),
     a hub id's snapshot by the hub id, a local folder by its own name, anything else (a hub id) as given. A server
     announces this, not the path, which is a detail of its machine (a user name, a mount point) that no client can
-    use."""
+    use. Cached with the working directory: `.` or `../x` names another folder from another one (a process that
+    changes directory, a test run), which a cache by the text alone answered with the first one's name."""
+    return _checkpoint_name(source, os.getcwd())
+
+
+@lru_cache(maxsize=64)
+def _checkpoint_name(source: str, cwd: str) -> str:  # `cwd`: only the cache's key (`checkpoint_name`)
     portable = str(portable_checkpoint(source))
     if portable != source:  # the shipped model's folder, a hub id's snapshot
         return portable

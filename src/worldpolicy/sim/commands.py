@@ -314,12 +314,10 @@ def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -
     success says how well it fits its training data. Said before the model loads; a checkpoint that does not say is
     not checked. Returns what the rule found (None: not known), for the run's report to record as it is
     (`evaluate(training_scenes=)`): the rule applied once per run."""
-    from worldpolicy.models import checkpoint_name
     from worldpolicy.sim.tasks import training_scenes
 
     found = training_scenes(checkpoint, task, range(seed, seed + episodes))
-    # named as `dataset eval` names it (`.` by its folder's name, not "scenes  was trained on")
-    said = found.warning(episodes, checkpoint_name(checkpoint), "--seed ") if found is not None else None
+    said = found.warning(episodes, checkpoint, "--seed ") if found is not None else None
     if said is not None:
         logger.warning("--seed %d: %s", seed, said)
     return found

@@ -48,6 +48,8 @@ __all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "
            "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
+# The comparison's table as markdown, beside compare.json (`COMPARE_FILE`), compare.png and index.html
+COMPARE_MARKDOWN = "compare.md"
 # The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
 # each get less are printed in further blocks
 TURNED_RUN_WIDTH = 20
@@ -463,10 +465,10 @@ def compare_runs(runs: Sequence[str | Path]) -> Comparison:
                       tuple(differences), tuple(_warnings(names, reports, differences)))
 
 
-# Under compare.png's success rates where the runs ran different seeds: rates over different scenes are not like for
-# like, which the figure showed only as grey cells in the seed grid beside them
 # How far under an axis (points) compare.png's legends and note begin: below its tick labels and axis label
 UNDER_LABEL_PT = 27
+# Under compare.png's success rates where the runs ran different seeds: rates over different scenes are not like for
+# like, which the figure showed only as grey cells in the seed grid beside them
 SEEDS_DIFFER = ("the runs ran different seeds (outcome per seed, right): each rate is over its own run's scenes; "
                 "the paired tests use only the seeds both ran")
 
@@ -578,9 +580,6 @@ def comparison_figure(comparison: Comparison):
         if ax is not grid:
             ax.grid(alpha=0.3, axis="x")
     return fig
-
-
-COMPARE_MARKDOWN = "compare.md"
 
 
 def check_compare_out(out: str | Path, flag: str = "--out") -> Path:

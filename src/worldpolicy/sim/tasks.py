@@ -57,14 +57,18 @@ class TrainingScenes:
         same in the run's warning (`warning`) and its report (`EvalReport.markdown`)."""
         return max(EVAL_SEED, self.recorded[1] + 1)
 
-    def trained_on(self, episodes: int, checkpoint: str) -> str:
+    def trained_on(self, episodes: int, checkpoint: str | Path) -> str:
         """`3 of the 10 episodes (seeds 0..2) are reach scenes <checkpoint> was trained on (...)`: how a warning about
-        training scenes among `episodes` begins, `worldpolicy sim`'s (`warning`) and `dataset eval`'s alike."""
+        training scenes among `episodes` begins, `worldpolicy sim`'s (`warning`) and `dataset eval`'s alike. The
+        checkpoint (as given, or as a report records it) is named here for all of them, by `models.checkpoint_name`:
+        `.` by its folder's name, the shipped model `shipped`, a hub snapshot by its hub id."""
+        from worldpolicy.models import checkpoint_name
+
         first, last = self.recorded
         return (f"{len(self.seeds)} of the {episodes} episodes ({seed_span(list(self.seeds))}) are {self.task} scenes "
-                f"{checkpoint} was trained on ({self.source} recorded seeds {first}..{last})")
+                f"{checkpoint_name(str(checkpoint))} was trained on ({self.source} recorded seeds {first}..{last})")
 
-    def warning(self, episodes: int, checkpoint: str, seed_option: str) -> str | None:
+    def warning(self, episodes: int, checkpoint: str | Path, seed_option: str) -> str | None:
         """What to tell whoever runs `episodes` episodes of `checkpoint` when some are its training scenes, naming
         the seed to pass as the caller takes it (`seed_option`: `worldpolicy sim`'s "--seed ", the agents' "seed=");
         None when all are held out."""
