@@ -755,10 +755,11 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
 
 
 def _write_demo_run(prediction: Prediction, folder: Path) -> None:
-    """One of the demo's `_DEMO_RUNS` predict folders, and its line of the demo's output."""
-    from .viz.run import write_run
+    """One of the demo's `_DEMO_RUNS` predict folders (written whole under Ctrl-C, as `predict` writes its run: a rerun
+    replaces the last demo's), and its line of the demo's output."""
+    from .viz.run import write_run_whole
 
-    paths = write_run(prediction, folder)
+    paths = write_run_whole(prediction, folder)
     print(f"{prediction.mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
           f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
           f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")

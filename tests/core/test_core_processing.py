@@ -168,17 +168,26 @@ def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["anim.gif", "anim.avi", "anim"])
-def test_a_video_path_not_ending_in_mp4_is_refused_before_anything_is_drawn(tmp_path, name):
+def test_a_video_path_not_ending_in_mp4_is_refused_before_anything_is_drawn(tmp_path, monkeypatch, name):
     """`animate_actions(..., "anim.gif")` wrote an H.264 MP4 under the GIF's name, which image viewers and
-    `read_video` (by its suffix) then could not open; nothing said so."""
+    `read_video` (by its suffix) then could not open; nothing said so. The viz writers refuse it before their plot is
+    drawn or their frames composed, not only once `write_video` gets them."""
     from worldpolicy.processing.video import VideoFileWriter, write_video
-    from worldpolicy.viz.video import animate_actions
+    from worldpolicy.viz import video
+    from worldpolicy.viz.video import animate_actions, write_side_by_side
 
     drawn = []
 
     def frames():
         drawn.append(1)
         yield np.zeros((16, 16, 3), np.uint8)
+
+    def drawing(*args, **kwargs):
+        drawn.append(2)
+        raise AssertionError("drawn before the path was checked")
+
+    monkeypatch.setattr(video, "action_timeseries_figure", drawing)
+    monkeypatch.setattr(video, "side_by_side_frames", drawing)
 
     refused = re.escape(f"path={str(tmp_path / name)!r}: the file written is an H.264 MP4; "
                         "accepted: a name ending in .mp4")
@@ -188,6 +197,8 @@ def test_a_video_path_not_ending_in_mp4_is_refused_before_anything_is_drawn(tmp_
         VideoFileWriter(tmp_path / name, 15, 16, 16)
     with pytest.raises(ValueError, match=refused):
         animate_actions(np.zeros((4, 1)), ["x"], ["m"], 15, tmp_path / name)
+    with pytest.raises(ValueError, match=refused):
+        write_side_by_side([np.zeros((2, 16, 16, 3), np.uint8)], ["sim"], 15, tmp_path / name)
     assert not drawn and not list(tmp_path.iterdir())
     assert write_video(tmp_path / "A.MP4", frames(), 15).is_file()
 

@@ -989,23 +989,31 @@ def test_viz_names_the_input_that_does_not_exist(run_dir, tmp_path, capsys):
     assert f"error: PATH: {str(gone)!r} does not exist; accepted: an actions file" in err
 
 
-def test_ctrl_c_while_a_predict_run_is_written_waits_for_its_last_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("writer", ["save", "demo"])
+def test_ctrl_c_while_a_predict_run_is_written_waits_for_its_last_file(tmp_path, monkeypatch, writer):
     """Ctrl-C while `predict` drew its plots (seconds, into a folder holding an earlier run) left the new actions.json
-    beside the earlier run's page, its plots removed; now the run is written whole, then it stops."""
+    beside the earlier run's page, its plots removed; now the run is written whole, then it stops. So are the demo's
+    runs, which a rerun writes over the last demo's (its --out's default)."""
     import signal
 
+    from worldpolicy.commands import _write_demo_run
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.results import Prediction
     from worldpolicy.viz import plots
 
     e = get_embodiment("droid/relative_pose")
 
-    def prediction(seed):
+    def write(seed):
         chunk = np.random.default_rng(seed).normal(size=(8, len(e.columns))) * 0.01
-        return Prediction(mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
-                          actions=chunk, actions_normalized=chunk, fps=e.fps, settings={"seed": seed})
+        prediction = Prediction(mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
+                                actions=chunk, actions_normalized=chunk, fps=e.fps, settings={"seed": seed},
+                                timings={"total": 0.1})
+        if writer == "save":
+            prediction.save(tmp_path / "run")
+        else:
+            _write_demo_run(prediction, tmp_path / "run")
 
-    prediction(0).save(tmp_path / "run")
+    write(0)
     drawn = plots.plot_prediction
 
     def interrupted(*args, **kwargs):
@@ -1014,7 +1022,7 @@ def test_ctrl_c_while_a_predict_run_is_written_waits_for_its_last_file(tmp_path,
 
     monkeypatch.setattr("worldpolicy.viz.run.plot_prediction", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        prediction(1).save(tmp_path / "run")
+        write(1)
     assert json.loads((tmp_path / "run" / "actions.json").read_text())["settings"]["seed"] == 1
     page = (tmp_path / "run" / "index.html").read_text()
     assert (tmp_path / "run" / "plots" / "actions.png").is_file() and "plots/actions.png" in page

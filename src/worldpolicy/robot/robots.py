@@ -166,7 +166,7 @@ def _shipped_panda() -> RobotConfig:
         gripper_ctrl_open=0.04,
         gripper_ctrl_closed=0.0,
         finger_open=0.04,
-        # TCP straight down at (0.464, 0, 0.403) m, base frame (joint 6 = joint 2 - joint 4), for every Panda config:
+        # TCP straight down at (0.463, 0, 0.403) m, base frame (joint 6 = joint 2 - joint 4), for every Panda config:
         # Menagerie's had the prior art's IK test seed, joint 6 = 2.0, which tilted the TCP 5.7 deg and put it 2 cm
         # further out, so `--robot menagerie_panda` started the sim and recordings from another pose
         home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),

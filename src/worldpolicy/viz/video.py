@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..processing.video import to_uint8, write_video
+from ..processing.video import check_mp4_path, to_uint8, write_video
 from .plots import ClipRows, RolloutChunks, _check_actions, _check_fps, action_timeseries_figure
 
 __all__ = [
@@ -290,6 +290,7 @@ def animate_actions(
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
+    check_mp4_path(path)  # before the chunk's plot is drawn, which `write_video` would check only after
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
                               real_rows, clip, frame_numbers)
     return write_video(path, frames, rate)
@@ -324,4 +325,5 @@ def write_side_by_side(
     videos: Sequence[np.ndarray], labels: Sequence[str], fps: float, path: str | Path, height: int | None = None
 ) -> Path:
     """E.g. simulated vs imagined rollout, written as one mp4."""
+    check_mp4_path(path)  # before every frame is composed
     return write_video(path, side_by_side_frames(videos, labels, height), _check_fps(fps))
