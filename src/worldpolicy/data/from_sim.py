@@ -803,10 +803,12 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
     # 15` (the same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. A
     # trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
     # a resumed dataset is written again whole, its own codec and provenance (a policy's settings filled in) kept
-    writer = LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"],
-                                  video_codec=sources_codec([previous], video_codec) if previous else
-                                  video_codec or "libx264rgb", overwrite=overwrite or previous is not None,
-                                  provenance={**stored, **settings, "seeds": done})
+    def writer_for(codec: str, replaces: bool, provenance: dict[str, Any]) -> LeRobotDatasetWriter:
+        return LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"], video_codec=codec,
+                                    overwrite=replaces, provenance=provenance)
+
+    writer = writer_for(sources_codec([previous], video_codec) if previous else video_codec or "libx264rgb",
+                        overwrite or previous is not None, {**stored, **settings, "seeds": done})
     if on_checked is not None:  # before the bar: a warning is not drawn over by it
         try:
             on_checked()
@@ -816,18 +818,22 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             raise
     bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
+    base = len(done)  # the episodes of `previous` (the dataset at root, resumed or kept) the writer starts with
+    kept_at, keep_cost = time.monotonic(), 0.0  # the last keep (`_keep_due`), and what it cost
     try:
         spool.make()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
             if previous is not None and not writer.num_episodes:  # the first new episode: the old ones go first
-                if episode.get("recorded_by"):  # a policy's settings, known once it loaded: as the dataset's?
-                    try:
+                if episode.get("recorded_by") and base == len(done):  # a policy's settings, known once it loaded:
+                    try:  # as the resumed dataset's? (a keep's are this run's own)
                         _refuse_changes(root, stored, json.loads(json.dumps(episode["recorded_by"])), task, advice)
                     except ValueError as exc:
                         raise ValueError(f"resume: {exc}") from None
                 adding = True  # a Ctrl-C while they are copied keeps none: the dataset stays as it was
+                started = time.monotonic()
                 copy_episodes(writer, [previous], [(0, i) for i in range(previous.num_episodes)],
                               [previous.episode_columns()], previous.episode_success is not None)
+                keep_cost += time.monotonic() - started if base > len(done) else 0.0  # a keep's copy is its cost
                 adding = False
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
@@ -842,11 +848,32 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 bar.update(1)
             if caught:
                 raise interruption(caught)
+            if (len(seeds) < num_episodes and _keep_due(time.monotonic() - kept_at, keep_cost)
+                    and _publishable(writer, root, base)):
+                # a kill (SIGKILL, the OOM killer, a lost node) loses only the episodes since: published as an
+                # interruption publishes them, and continued as `resume` continues a dataset (copied first)
+                with sigint_held() as caught:
+                    started = time.monotonic()
+                    adding = True  # a keep that fails (the disk full) publishes nothing: raised as it came
+                    following = writer_for(writer.video_codec, True, dict(writer.provenance or {}))
+                    try:
+                        previous = writer.finalize()
+                    except BaseException:
+                        following.abort()
+                        raise
+                    writer, base, adding = following, previous.num_episodes, False
+                    kept_at, keep_cost = time.monotonic(), time.monotonic() - started
+                    logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
+                if caught:
+                    raise interruption(caught)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written
             bar.close()
-            kept = _keep_finished(writer, root, len(done), adding)
+            kept = _keep_finished(writer, root, base, adding)
+        if kept is None and (last := _last_keep(previous, base, len(done))) is not None:  # the episodes since lost
+            kept, seeds = last, seeds[:base]
+            failed = [s for s in failed if s < seeds[-1]]  # those after it are tried again by a resume
         result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0, len(done))
         raise RecordingInterrupted(root, num_episodes, len(seeds) - len(done), result, isinstance(stop, Terminated),
                                    len(done)) from None
@@ -860,12 +887,13 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         # as Ctrl-C does: they may be hours of work
         try:
             with sigint_held():
-                kept = _keep_finished(writer, root, len(done))
+                kept = _keep_finished(writer, root, base)
         except (OSError, ValueError) as exc:  # the disk still full, a dataset appeared at root meanwhile
             writer.abort()
             logger.warning("the %d episodes recorded before the error could not be kept either: %s",
-                           len(seeds) - len(done), exc)  # a resumed dataset's own stay as they were
+                           len(seeds) - base, exc)  # the dataset's own (resumed, or the last keep) stay as they were
             kept = None
+        kept = kept or _last_keep(previous, base, len(done))
         if kept is not None:
             logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "
                            "with resume (--resume) records the other %d", kept.num_episodes, num_episodes, root,
@@ -889,20 +917,42 @@ def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
     writer.add_episode(episode["frames"], stream, episode["task"], success=episode["success"])
 
 
+# A fresh recording keeps (publishes) its finished episodes every KEEP_EVERY_S of wall time, as an interruption
+# publishes them, so a kill loses at most that much; less often where a keep costs more than KEEP_COST_SHARE of the
+# time since the last one: a keep writes the dataset's metadata and the next episode copies every episode kept so far
+# into a new staging folder (`resume`'s copy: video packets, no encoding), a cost that grows with the dataset.
+KEEP_EVERY_S = 600.0
+KEEP_COST_SHARE = 0.05
+
+
+def _keep_due(since_s: float, cost_s: float) -> bool:
+    """Whether the finished episodes are kept now, `since_s` after the last keep (or the start), which cost `cost_s`."""
+    return since_s >= max(KEEP_EVERY_S, cost_s / KEEP_COST_SHARE)
+
+
+def _publishable(writer: LeRobotDatasetWriter, root: Path, resumed: int, copying: bool = False) -> bool:
+    """Whether the finished episodes in `writer` may be published at `root`: not when there are none or `root`
+    already holds a dataset (an existing dataset is replaced only by a complete recording). A resumed recording
+    (`resumed` episodes copied from the dataset at root first: resumed, or kept by this recording) may once it has a
+    new one and the copy is done (not `copying`)."""
+    if resumed:
+        return not copying and writer.num_episodes > resumed
+    return bool(writer.num_episodes) and not (root.exists() and (not root.is_dir() or any(root.iterdir())))
+
+
 def _keep_finished(writer: LeRobotDatasetWriter, root: Path, resumed: int,
                    copying: bool = False) -> LeRobotDataset | None:
-    """After Ctrl-C: publish the finished episodes as a dataset, unless there are none or `root` already holds a
-    dataset (an existing dataset is replaced only by a complete recording); then discard them. A resumed recording
-    (`resumed` episodes copied from the dataset first) publishes its old and new episodes once it has a new one and
-    the copy is done (not `copying`)."""
-    if resumed:
-        stop = copying or writer.num_episodes <= resumed
-    else:
-        stop = not writer.num_episodes or (root.exists() and (not root.is_dir() or any(root.iterdir())))
-    if stop:
+    """After Ctrl-C or an error: publish the finished episodes as a dataset where `_publishable`; discard them else."""
+    if not _publishable(writer, root, resumed, copying):
         writer.abort()
         return None
     return writer.finalize()
+
+
+def _last_keep(previous: LeRobotDataset | None, base: int, resumed: int) -> LeRobotDataset | None:
+    """The dataset this recording last kept (`previous`, of `base` episodes, more than the `resumed` it started
+    with), or None where it kept none."""
+    return previous if previous is not None and base > resumed else None
 
 
 def _failed_before(provenance: dict[str, Any]) -> list[int]:
