@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
 pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
 
-from test_data_from_sim_resume import _TINY, _outcomes, _same_episodes, _staged  # noqa: E402
+from test_data_from_sim_resume import _TINY, _outcomes, _same_episodes, _staged
 
 # in a child process: every episode is kept (`_keep_due`), the expert fails seed 1, and the process kills itself
 # (SIGKILL: nothing of it runs) once two keeps were made and a third episode is finished, unkept
@@ -49,8 +49,8 @@ def test_a_killed_recording_resumes_from_its_last_keep_to_one_uninterrupted_run(
     assert whole.seeds == [0, 2, 3, 4] and whole.failed_seeds == [1]
 
     root = tmp_path / "killed"
-    child = subprocess.run([sys.executable, "-c", textwrap.dedent(_KILLED), str(root)], capture_output=True,
-                           text=True, timeout=600)
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(_KILLED), str(root)], check=False,
+                           capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert child.stdout == "kept 2\n"
     assert LeRobotDataset.open(root).provenance["seeds"] == [0, 2]  # seed 3's episode was staged, not kept
@@ -64,8 +64,7 @@ def test_a_killed_recording_resumes_from_its_last_keep_to_one_uninterrupted_run(
 
 
 def test_ctrl_c_after_a_keep_keeps_it_and_an_existing_dataset_is_not_replaced_by_one(tmp_path, monkeypatch):
-    from worldpolicy.data import LeRobotDataset
-    from worldpolicy.data import from_sim
+    from worldpolicy.data import LeRobotDataset, from_sim
     from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
 
     monkeypatch.setattr(from_sim, "_keep_due", lambda since_s, cost_s: True)
