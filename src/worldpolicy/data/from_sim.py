@@ -92,8 +92,9 @@ class RecordingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped `sim_to_dataset`. The episodes finished before it are kept as a complete dataset at `root`
     (`result`), unless none was finished or `root` already held a dataset: a dataset is replaced only by a complete
     recording, so then `result` is None and nothing at `root` changed. A resumed recording (`resume=True`; `resumed`:
-    the episodes the dataset held) keeps its new episodes finished so far beside the old ones the same way. Still a
-    KeyboardInterrupt, so callers that do not know this class stop as before."""
+    the episodes the dataset held) keeps its new episodes finished so far beside the old ones the same way. With none
+    finished since the recording's last keep (`sim_to_dataset`), `result` is that keep. Still a KeyboardInterrupt, so
+    callers that do not know this class stop as before."""
 
     def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
                  terminated: bool = False, resumed: int = 0):
@@ -688,8 +689,10 @@ def sim_to_dataset(
     episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
-    as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
-    `expert_episodes`.
+    as it came, an error while an episode is added to the dataset keeps none. The finished episodes are also kept
+    (published as Ctrl-C publishes them) every `KEEP_EVERY_S` of wall time, less often where a keep costs more
+    (`_keep_due`), so a kill (SIGKILL) loses only those since the last keep, which `resume` continues; Ctrl-C or an
+    error with none finished since keeps that one. `episode_options` go to `expert_episodes`.
 
     Each camera's frames go to a raw file in a hidden folder beside `root` as the rollout renders them
     (`expert_episodes`' `spool`) and are encoded from there `BLOCK_FRAMES` at a time once the episode is kept: memory
