@@ -1,4 +1,4 @@
-"""`dataset from-sim` keeps its finished episodes as it goes (`from_sim._keep_due`): a recording killed outright
+"""`dataset from-sim` keeps its finished episodes as it goes (`lerobot.KeepSchedule`): a recording killed outright
 (SIGKILL) leaves the last kept dataset, which `resume` continues to the dataset of one uninterrupted run."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no s
 
 from test_data_from_sim_resume import _TINY, _outcomes, _same_episodes, _staged
 
-# in a child process: every episode is kept (`_keep_due`), the expert fails seed 1, and the process kills itself
+# in a child process: every episode is kept (`KeepSchedule.due`), the expert fails seed 1, and the process kills itself
 # (SIGKILL: nothing of it runs) once two keeps were made and a third episode is finished, unkept
 _KILLED = """
 import os, signal, sys
@@ -28,13 +28,13 @@ def record(self, seed):
     return episode
 from_sim._Recorder.record = record
 calls = []
-def keep_due(since_s, cost_s):
+def due(self):
     calls.append(1)
     if len(calls) == 3:
         print("kept 2", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     return True
-from_sim._keep_due = keep_due
+from_sim.KeepSchedule.due = due
 from_sim.sim_to_dataset(sys.argv[1], "reach", 4, image_size=(24, 24), max_steps=3,
                         cameras=["observation/wrist_image_left"])
 """
@@ -67,7 +67,7 @@ def test_ctrl_c_after_a_keep_keeps_it_and_an_existing_dataset_is_not_replaced_by
     from worldpolicy.data import LeRobotDataset, from_sim
     from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
 
-    monkeypatch.setattr(from_sim, "_keep_due", lambda since_s, cost_s: True)
+    monkeypatch.setattr(from_sim.KeepSchedule, "due", lambda self: True)
     root = tmp_path / "ds"
     _outcomes(monkeypatch, {1}, stop_at=3)  # seed 0 kept, 1 failed, 2 kept; Ctrl-C while seed 3 records
     kept = []

@@ -42,7 +42,7 @@ from ..fileio import (
 from .checks import refuse_changed_settings
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
-from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
 
 if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
@@ -690,8 +690,8 @@ def sim_to_dataset(
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. The finished episodes are also kept
-    (published as Ctrl-C publishes them) every `KEEP_EVERY_S` of wall time, less often where a keep costs more
-    (`_keep_due`), so a kill (SIGKILL) loses only those since the last keep, which `resume` continues; Ctrl-C or an
+    (published as Ctrl-C publishes them) every 10 minutes of wall time, less often where a keep costs more
+    (`lerobot.KeepSchedule`), so a kill (SIGKILL) loses only those since the last keep, which `resume` continues; Ctrl-C or an
     error with none finished since keeps that one. `episode_options` go to `expert_episodes`.
 
     Each camera's frames go to a raw file in a hidden folder beside `root` as the rollout renders them
@@ -822,7 +822,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
     bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     base = len(done)  # the episodes of `previous` (the dataset at root, resumed or kept) the writer starts with
-    kept_at, keep_cost = time.monotonic(), 0.0  # the last keep (`_keep_due`), and what it cost
+    keeps = KeepSchedule()
     try:
         spool.make()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
@@ -836,7 +836,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 started = time.monotonic()
                 copy_episodes(writer, [previous], [(0, i) for i in range(previous.num_episodes)],
                               [previous.episode_columns()], previous.episode_success is not None)
-                keep_cost += time.monotonic() - started if base > len(done) else 0.0  # a keep's copy is its cost
+                if base > len(done):  # a keep's copy, part of its cost
+                    keeps.copied(started)
                 adding = False
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
@@ -851,8 +852,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 bar.update(1)
             if caught:
                 raise interruption(caught)
-            if (len(seeds) < num_episodes and _keep_due(time.monotonic() - kept_at, keep_cost)
-                    and _publishable(writer, root, base)):
+            if len(seeds) < num_episodes and keeps.due() and _publishable(writer, root, base):
                 # a kill (SIGKILL, the OOM killer, a lost node) loses only the episodes since: published as an
                 # interruption publishes them, and continued as `resume` continues a dataset (copied first)
                 with sigint_held() as caught:
@@ -865,7 +865,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                         following.abort()
                         raise
                     writer, base, adding = following, previous.num_episodes, False
-                    kept_at, keep_cost = time.monotonic(), time.monotonic() - started
+                    keeps.kept(started)
                     logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
                 if caught:
                     raise interruption(caught)
@@ -918,19 +918,6 @@ def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
     for parts in zip(*blocks.values()):
         stream.append(dict(zip(blocks, parts)))
     writer.add_episode(episode["frames"], stream, episode["task"], success=episode["success"])
-
-
-# A fresh recording keeps (publishes) its finished episodes every KEEP_EVERY_S of wall time, as an interruption
-# publishes them, so a kill loses at most that much; less often where a keep costs more than KEEP_COST_SHARE of the
-# time since the last one: a keep writes the dataset's metadata and the next episode copies every episode kept so far
-# into a new staging folder (`resume`'s copy: video packets, no encoding), a cost that grows with the dataset.
-KEEP_EVERY_S = 600.0
-KEEP_COST_SHARE = 0.05
-
-
-def _keep_due(since_s: float, cost_s: float) -> bool:
-    """Whether the finished episodes are kept now, `since_s` after the last keep (or the start), which cost `cost_s`."""
-    return since_s >= max(KEEP_EVERY_S, cost_s / KEEP_COST_SHARE)
 
 
 def _publishable(writer: LeRobotDatasetWriter, root: Path, resumed: int, copying: bool = False) -> bool:

@@ -15,6 +15,7 @@ import logging
 import math
 import re
 import shutil
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,8 @@ from .video import SegmentReader, count_frames, read_segment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Episode", "EpisodeVideoStream", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
+__all__ = ["Episode", "EpisodeVideoStream", "KeepSchedule", "LeRobotDataset", "LeRobotDatasetWriter",
+           "write_episodes"]
 
 VIDEO_STATS_FRAMES = 100  # frames sampled per episode for video stats (LeRobot samples too)
 VIDEO_STATS_SIDE = 150  # spatial stride so the sampled frames are about this many pixels on a side
@@ -971,6 +973,34 @@ def _note_wide_images(root: str, key: str, mode: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------- writing
+
+
+class KeepSchedule:
+    """When a long run that writes a dataset an episode at a time (`dataset from-sim`, `dataset label`) keeps what it
+    finished, as an interruption keeps it (the writer finalised, a new one continuing from that dataset, its episodes
+    copied first), so that a kill (SIGKILL) loses only what came after: every `EVERY_S` of wall time, and less often
+    where a keep costs more than `COST_SHARE` of the time since the last one. A keep's cost (the metadata written,
+    then every episode kept so far copied as its encoded packets, no encoding) grows with the dataset; `COST_SHARE`
+    bounds it over the whole run."""
+
+    EVERY_S = 600.0
+    COST_SHARE = 0.05
+
+    def __init__(self) -> None:
+        self.since, self.cost_s = time.monotonic(), 0.0
+
+    def due(self) -> bool:
+        """Whether to keep now."""
+        return time.monotonic() - self.since >= max(self.EVERY_S, self.cost_s / self.COST_SHARE)
+
+    def kept(self, started: float) -> None:
+        """A keep begun at `started` (`time.monotonic()`) is done; its copy is added with `copied`."""
+        self.since = time.monotonic()
+        self.cost_s = self.since - started
+
+    def copied(self, started: float) -> None:
+        """The last keep's episodes, copied from `started` on, are in the new writer."""
+        self.cost_s += time.monotonic() - started
 
 
 class LeRobotDatasetWriter:
