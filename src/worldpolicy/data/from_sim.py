@@ -806,12 +806,10 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
     # 15` (the same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. A
     # trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
     # a resumed dataset is written again whole, its own codec and provenance (a policy's settings filled in) kept
-    def writer_for(codec: str, replaces: bool, provenance: dict[str, Any]) -> LeRobotDatasetWriter:
-        return LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"], video_codec=codec,
-                                    overwrite=replaces, provenance=provenance)
-
-    writer = writer_for(sources_codec([previous], video_codec) if previous else video_codec or "libx264rgb",
-                        overwrite or previous is not None, {**stored, **settings, "seeds": done})
+    writer = LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"],
+                                  video_codec=sources_codec([previous], video_codec) if previous else
+                                  video_codec or "libx264rgb", overwrite=overwrite or previous is not None,
+                                  provenance={**stored, **settings, "seeds": done})
     if on_checked is not None:  # before the bar: a warning is not drawn over by it
         try:
             on_checked()
@@ -821,23 +819,20 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             raise
     bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
-    base = len(done)  # the episodes of `previous` (the dataset at root, resumed or kept) the writer starts with
+    base = len(done)  # the episodes of the dataset at root (resumed, or kept since: `previous`) the writer holds
     keeps = KeepSchedule()
     try:
         spool.make()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
             if previous is not None and not writer.num_episodes:  # the first new episode: the old ones go first
-                if episode.get("recorded_by") and base == len(done):  # a policy's settings, known once it loaded:
-                    try:  # as the resumed dataset's? (a keep's are this run's own)
+                if episode.get("recorded_by"):  # a policy's settings, known once it loaded: as the dataset's?
+                    try:
                         _refuse_changes(root, stored, json.loads(json.dumps(episode["recorded_by"])), task, advice)
                     except ValueError as exc:
                         raise ValueError(f"resume: {exc}") from None
                 adding = True  # a Ctrl-C while they are copied keeps none: the dataset stays as it was
-                started = time.monotonic()
                 copy_episodes(writer, [previous], [(0, i) for i in range(previous.num_episodes)],
                               [previous.episode_columns()], previous.episode_success is not None)
-                if base > len(done):  # a keep's copy, part of its cost
-                    keeps.copied(started)
                 adding = False
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
@@ -854,17 +849,12 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 raise interruption(caught)
             if len(seeds) < num_episodes and keeps.due() and _publishable(writer, root, base):
                 # a kill (SIGKILL, the OOM killer, a lost node) loses only the episodes since: published as an
-                # interruption publishes them, and continued as `resume` continues a dataset (copied first)
+                # interruption publishes them, the writer going on from there
                 with sigint_held() as caught:
                     started = time.monotonic()
-                    adding = True  # a keep that fails (the disk full) publishes nothing: raised as it came
-                    following = writer_for(writer.video_codec, True, dict(writer.provenance or {}))
-                    try:
-                        previous = writer.finalize()
-                    except BaseException:
-                        following.abort()
-                        raise
-                    writer, base, adding = following, previous.num_episodes, False
+                    adding = True  # a keep that fails (the disk full) keeps nothing more: raised as it came
+                    previous = writer.keep()
+                    base, adding = previous.num_episodes, False
                     keeps.kept(started)
                     logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
                 if caught:

@@ -394,16 +394,14 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                     adding = False
                 if caught:
                     raise interruption(caught)
-                if writer.num_episodes < len(chosen) and keeps.due():
-                    writer, previous, caught = _keep(writer, keeps)
-                    base = previous.num_episodes
-                    if caught:  # the new writer is empty: the interruption keeps what was just kept
+                if writer.num_episodes < len(chosen) and keeps.due():  # a kill loses only the episodes since
+                    with sigint_held() as caught:
+                        keep_from, adding = time.monotonic(), True  # a failed keep keeps nothing more
+                        base, adding = writer.keep().num_episodes, False
+                        keeps.kept(keep_from)
+                        logger.info("kept %d labelled episodes in %s", base, writer.root)
+                    if caught:
                         raise interruption(caught)
-                    adding, copy_from = True, time.monotonic()  # Ctrl-C while they are copied: the keep stays
-                    copy_episodes(writer, [previous], [(0, i) for i in range(base)], [previous.episode_columns()],
-                                  previous.episode_success is not None)
-                    adding = False
-                    keeps.copied(copy_from)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             kept = _keep_labelled(writer, base, adding)
@@ -412,7 +410,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
     except BaseException:
         # an error (the GPU out of memory, a node lost, the disk full) keeps the episodes labelled, as Ctrl-C does:
         # they may be hours of work
-        labelled_new = max(writer.num_episodes - base, 0)  # none while a keep's episodes are copied
+        labelled_new = writer.num_episodes - base
         try:
             with sigint_held():
                 kept = _keep_labelled(writer, base, adding)
@@ -451,26 +449,6 @@ def publish(writer: LeRobotDatasetWriter, out: Path) -> LeRobotDataset:
                                   "out is free") from None
         replace_folder(labelled.root, out)
     return LeRobotDataset.open(out)
-
-
-def _keep(writer: LeRobotDatasetWriter,
-          keeps: KeepSchedule) -> tuple[LeRobotDatasetWriter, LeRobotDataset, list[int]]:
-    """Keep the episodes labelled so far at `writer.root` (`partial_folder`) as an interruption keeps them, Ctrl-C
-    held, to go on as `resume=True` would from there: returns a new, empty writer to copy them into first, the kept
-    dataset, and the signals caught meanwhile."""
-    with sigint_held() as caught:
-        started = time.monotonic()
-        following = LeRobotDatasetWriter(writer.root, writer.fps, writer.features, writer.robot_type,
-                                         video_codec=writer.video_codec, video_gop=writer.video_gop, overwrite=True,
-                                         provenance=dict(writer.provenance or {}))
-        try:
-            kept = writer.finalize()
-        except BaseException:
-            following.abort()
-            raise
-        keeps.kept(started)
-        logger.info("kept %d labelled episodes in %s", kept.num_episodes, kept.root)
-    return following, kept, caught
 
 
 def _keep_labelled(writer: LeRobotDatasetWriter, resumed: int, adding: bool) -> int | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 import shutil
 import time
@@ -977,11 +978,11 @@ def _note_wide_images(root: str, key: str, mode: str) -> None:
 
 class KeepSchedule:
     """When a long run that writes a dataset an episode at a time (`dataset from-sim`, `dataset label`) keeps what it
-    finished, as an interruption keeps it (the writer finalised, a new one continuing from that dataset, its episodes
-    copied first), so that a kill (SIGKILL) loses only what came after: every `EVERY_S` of wall time, and less often
-    where a keep costs more than `COST_SHARE` of the time since the last one. A keep's cost (the metadata written,
-    then every episode kept so far copied as its encoded packets, no encoding) grows with the dataset; `COST_SHARE`
-    bounds it over the whole run."""
+    finished (`LeRobotDatasetWriter.keep`: published as an interruption publishes it, and written on), so that a kill
+    (SIGKILL) loses only what came after: every `EVERY_S` of wall time, and less often where a keep costs more than
+    `COST_SHARE` of the time since the last one. A keep writes the metadata of every episode so far (its tables and
+    stats) and links the published files into a new staging folder: it grows with the dataset, slowly; `COST_SHARE`
+    bounds it over the whole run all the same."""
 
     EVERY_S = 600.0
     COST_SHARE = 0.05
@@ -994,13 +995,9 @@ class KeepSchedule:
         return time.monotonic() - self.since >= max(self.EVERY_S, self.cost_s / self.COST_SHARE)
 
     def kept(self, started: float) -> None:
-        """A keep begun at `started` (`time.monotonic()`) is done; its copy is added with `copied`."""
+        """A keep begun at `started` (`time.monotonic()`) is done."""
         self.since = time.monotonic()
         self.cost_s = self.since - started
-
-    def copied(self, started: float) -> None:
-        """The last keep's episodes, copied from `started` on, are in the new writer."""
-        self.cost_s += time.monotonic() - started
 
 
 class LeRobotDatasetWriter:
@@ -1230,6 +1227,40 @@ class LeRobotDatasetWriter:
         self._hold.release()
         self._done = True
         return LeRobotDataset.open(self.root)
+
+    def keep(self) -> LeRobotDataset:
+        """Publish the episodes added so far at `root` as `finalize` does, and go on writing them: the next
+        `finalize` (or `keep`) publishes them with the ones added after. A new staging folder takes the published
+        data and video files as hard links (copies on a file system without them), and later episodes go to new
+        files, so what is published is never written again and nothing is encoded or decoded again; only the
+        metadata is written anew. Returns the published dataset. A failure after it is published leaves this writer
+        finished (as `finalize` does)."""
+        dataset = self.finalize()
+        hold = ScratchFolder(self.root, STAGING_KIND)
+        stage = hold.make()
+        try:
+            for folder in ("data", "videos"):
+                for source in sorted((self.root / folder).rglob("*")):
+                    target = stage / source.relative_to(self.root)
+                    if source.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    try:
+                        os.link(source, target)
+                    except OSError:
+                        shutil.copy2(source, target)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            hold.release()
+            raise
+        # the files written so far are published: the next rows and frames go to files after them
+        if (stage / DATA_PATH.format(chunk_index=self._data_at[0], file_index=self._data_at[1])).exists():
+            self._data_at = _next_file(*self._data_at, self.chunks_size)
+        for key, (chunk, file) in self._video_at.items():
+            if (stage / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)).exists():
+                self._video_at[key] = _next_file(chunk, file, self.chunks_size)
+        self._hold, self._stage, self._done, self.overwrite = hold, stage, False, True
+        return dataset
 
     def abort(self) -> None:
         """Discard everything written so far."""
