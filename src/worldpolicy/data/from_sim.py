@@ -690,9 +690,9 @@ def sim_to_dataset(
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. The finished episodes are also kept
-    (published as Ctrl-C publishes them) every 10 minutes of wall time, less often where a keep costs more
-    (`lerobot.KeepSchedule`), so a kill (SIGKILL) loses only those since the last keep, which `resume` continues; Ctrl-C or an
-    error with none finished since keeps that one. `episode_options` go to `expert_episodes`.
+    (published as Ctrl-C publishes them, `LeRobotDatasetWriter.keep`) every 10 minutes of wall time
+    (`lerobot.KeepSchedule`), so a kill (SIGKILL) loses only those since the last keep, which `resume` continues;
+    Ctrl-C or an error with none finished since keeps that one. `episode_options` go to `expert_episodes`.
 
     Each camera's frames go to a raw file in a hidden folder beside `root` as the rollout renders them
     (`expert_episodes`' `spool`) and are encoded from there `BLOCK_FRAMES` at a time once the episode is kept: memory
@@ -912,9 +912,9 @@ def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
 
 def _publishable(writer: LeRobotDatasetWriter, root: Path, resumed: int, copying: bool = False) -> bool:
     """Whether the finished episodes in `writer` may be published at `root`: not when there are none or `root`
-    already holds a dataset (an existing dataset is replaced only by a complete recording). A resumed recording
-    (`resumed` episodes copied from the dataset at root first: resumed, or kept by this recording) may once it has a
-    new one and the copy is done (not `copying`)."""
+    already holds a dataset (an existing dataset is replaced only by a complete recording). A recording whose writer
+    holds the `resumed` episodes of the dataset at root (copied from it by `resume`, or kept there by this recording)
+    may once it has a new one and the copy is done (not `copying`)."""
     if resumed:
         return not copying and writer.num_episodes > resumed
     return bool(writer.num_episodes) and not (root.exists() and (not root.is_dir() or any(root.iterdir())))
