@@ -679,3 +679,54 @@ def test_what_appears_at_out_while_labelling_is_not_replaced_and_the_labels_are_
     (out / "notes.txt").unlink()
     assert label_dataset(ds, out, policy, resume=True).num_episodes == 2 and len(calls) == 2
     assert not (tmp_path / "out.partial").exists()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it is kept (`_keep_labelled` does nothing, as in a dead process)."""
+
+
+def test_a_run_killed_after_a_keep_resumes_from_it_to_an_uninterrupted_runs_labels(policy, tmp_path, monkeypatch):
+    """Kept after every episode (`KeepSchedule.due`), killed while labelling the third: `OUT.partial` holds the
+    two kept, and `--resume` ends with what one uninterrupted run writes."""
+    import worldpolicy.data.label as label_module
+    from worldpolicy.data.lerobot import KeepSchedule
+
+    ds = _dataset(tmp_path / "src", lengths=(6, 5, 7, 4))
+    whole = label_dataset(ds, tmp_path / "whole", policy, seed=2, batch_size=2)
+    out, partial = tmp_path / "out", tmp_path / "out.partial"
+    with monkeypatch.context() as m:
+        m.setattr(KeepSchedule, "due", lambda self: True)
+        labels, done = label_module._episode_labels, []
+
+        def labelling(*args, **kwargs):
+            if len(done) == 2:
+                raise _Killed
+            done.append(1)
+            return labels(*args, **kwargs)
+
+        m.setattr(label_module, "_episode_labels", labelling)
+        m.setattr(label_module, "_keep_labelled", lambda writer, resumed, adding: writer._hold.release())
+        with pytest.raises(_Killed):
+            label_dataset(ds, out, policy, seed=2, batch_size=2)
+    assert not out.exists() and LeRobotDataset.open(partial).num_episodes == 2
+    resumed = label_dataset(ds, out, policy, seed=2, batch_size=2, resume=True)
+    assert resumed.root == out and not partial.exists() and resumed.num_episodes == 4
+    for i in range(4):
+        got, want = resumed.episode(i), whole.episode(i)
+        assert got.frames["action"].tobytes() == want.frames["action"].tobytes()
+        np.testing.assert_array_equal(got.videos[FRONT], want.videos[FRONT])
+        assert got.frame_tasks == want.frame_tasks
+    assert resumed.provenance == whole.provenance
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the killed run's staging swept
+
+
+def test_ctrl_c_after_a_keep_keeps_what_it_kept(policy, tmp_path, monkeypatch):
+    from worldpolicy.data.lerobot import KeepSchedule
+
+    ds = _dataset(tmp_path / "src", lengths=(6, 5, 7))
+    out, partial = tmp_path / "out", tmp_path / "out.partial"
+    monkeypatch.setattr(KeepSchedule, "due", lambda self: True)
+    _interrupting(monkeypatch, after=2)
+    with pytest.raises(LabelInterrupted, match=r"2 of 3 episodes labelled are kept in .*out.partial"):
+        label_dataset(ds, out, policy, seed=2, batch_size=2)
+    assert LeRobotDataset.open(partial).num_episodes == 2

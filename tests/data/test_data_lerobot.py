@@ -1255,3 +1255,35 @@ def test_an_episode_whose_videos_fail_to_encode_in_add_episode_leaves_only_abort
         assert "add_episode(frames, stream" not in said
     writer.abort()
     assert not any(tmp_path.iterdir())  # nothing staged is left
+
+
+def test_a_kept_dataset_is_published_and_written_on_without_touching_its_files(tmp_path):
+    """`keep` publishes the episodes so far (a complete dataset at root) and the writer goes on: the published files
+    are never written again (a kill after the keep leaves them whole), and `finalize` publishes every episode, as one
+    writer without a keep writes them."""
+    episodes = [make_episode(n, seed=i, offset=10 * i) for i, n in enumerate((6, 5, 7))]
+    for ep, task in zip(episodes, ("a", "b", "a")):
+        ep["task"] = task
+    whole = write_episodes(tmp_path / "whole", episodes, fps=10, video_codec="libx264rgb")
+    root = tmp_path / "ds"
+    writer = LeRobotDatasetWriter(root, fps=10, video_codec="libx264rgb")
+    writer.add_episode(episodes[0]["frames"], episodes[0]["videos"], episodes[0]["task"])
+    kept = writer.keep()
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    writer.add_episode(episodes[1]["frames"], episodes[1]["videos"], episodes[1]["task"])
+    assert writer.keep().num_episodes == 2 and kept.num_episodes == 1
+    writer.add_episode(episodes[2]["frames"], episodes[2]["videos"], episodes[2]["task"])
+    # the first keep's data and video files, in the dataset now at root, as they were published
+    assert {p: p.read_bytes() for p in files if "meta" not in p.parts and p.name != CARD_FILE} == {
+        p: b for p, b in files.items() if "meta" not in p.parts and p.name != CARD_FILE}
+    ds = writer.finalize()
+    assert ds.num_episodes == 3 and ds.tasks == whole.tasks and ds.stats.keys() == whole.stats.keys()
+    for i in range(3):
+        got, want = ds.episode(i), whole.episode(i)
+        for key in want.frames:
+            np.testing.assert_array_equal(got.frames[key], want.frames[key], err_msg=key)
+        np.testing.assert_array_equal(got.videos["observation.images.front"], want.videos["observation.images.front"])
+    for key, stats in whole.stats.items():
+        for name, value in stats.items():
+            np.testing.assert_allclose(ds.stats[key][name], value, err_msg=f"{key} {name}")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -42,7 +42,7 @@ from ..fileio import (
 from .checks import refuse_changed_settings
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
-from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
 
 if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
@@ -92,8 +92,9 @@ class RecordingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped `sim_to_dataset`. The episodes finished before it are kept as a complete dataset at `root`
     (`result`), unless none was finished or `root` already held a dataset: a dataset is replaced only by a complete
     recording, so then `result` is None and nothing at `root` changed. A resumed recording (`resume=True`; `resumed`:
-    the episodes the dataset held) keeps its new episodes finished so far beside the old ones the same way. Still a
-    KeyboardInterrupt, so callers that do not know this class stop as before."""
+    the episodes the dataset held) keeps its new episodes finished so far beside the old ones the same way. With none
+    finished since the recording's last keep (`sim_to_dataset`), `result` is that keep. Still a KeyboardInterrupt, so
+    callers that do not know this class stop as before."""
 
     def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
                  terminated: bool = False, resumed: int = 0):
@@ -688,8 +689,10 @@ def sim_to_dataset(
     episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
-    as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
-    `expert_episodes`.
+    as it came, an error while an episode is added to the dataset keeps none. The finished episodes are also kept
+    (published as Ctrl-C publishes them, `LeRobotDatasetWriter.keep`) every 10 minutes of wall time
+    (`lerobot.KeepSchedule`), so a kill (SIGKILL) loses only those since the last keep, which `resume` continues;
+    Ctrl-C or an error with none finished since keeps that one. `episode_options` go to `expert_episodes`.
 
     Each camera's frames go to a raw file in a hidden folder beside `root` as the rollout renders them
     (`expert_episodes`' `spool`) and are encoded from there `BLOCK_FRAMES` at a time once the episode is kept: memory
@@ -816,6 +819,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             raise
     bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
+    base = len(done)  # the episodes of the dataset at root (resumed, or kept since: `previous`) the writer holds
+    keeps = KeepSchedule()
     try:
         spool.make()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
@@ -842,11 +847,26 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 bar.update(1)
             if caught:
                 raise interruption(caught)
+            if len(seeds) < num_episodes and keeps.due() and _publishable(writer, root, base):
+                # a kill (SIGKILL, the OOM killer, a lost node) loses only the episodes since: published as an
+                # interruption publishes them, the writer going on from there
+                with sigint_held() as caught:
+                    started = time.monotonic()
+                    adding = True  # a keep that fails (the disk full) keeps nothing more: raised as it came
+                    previous = writer.keep()
+                    base, adding = previous.num_episodes, False
+                    keeps.kept(started)
+                    logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
+                if caught:
+                    raise interruption(caught)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written
             bar.close()
-            kept = _keep_finished(writer, root, len(done), adding)
+            kept = _keep_finished(writer, root, base, adding)
+        if kept is None and (last := _last_keep(previous, base, len(done))) is not None:  # the episodes since lost
+            kept, seeds = last, seeds[:base]
+            failed = [s for s in failed if s < seeds[-1]]  # those after it are tried again by a resume
         result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0, len(done))
         raise RecordingInterrupted(root, num_episodes, len(seeds) - len(done), result, isinstance(stop, Terminated),
                                    len(done)) from None
@@ -860,12 +880,13 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         # as Ctrl-C does: they may be hours of work
         try:
             with sigint_held():
-                kept = _keep_finished(writer, root, len(done))
+                kept = _keep_finished(writer, root, base)
         except (OSError, ValueError) as exc:  # the disk still full, a dataset appeared at root meanwhile
             writer.abort()
             logger.warning("the %d episodes recorded before the error could not be kept either: %s",
-                           len(seeds) - len(done), exc)  # a resumed dataset's own stay as they were
+                           len(seeds) - base, exc)  # the dataset's own (resumed, or the last keep) stay as they were
             kept = None
+        kept = kept or _last_keep(previous, base, len(done))
         if kept is not None:
             logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "
                            "with resume (--resume) records the other %d", kept.num_episodes, num_episodes, root,
@@ -889,20 +910,29 @@ def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
     writer.add_episode(episode["frames"], stream, episode["task"], success=episode["success"])
 
 
+def _publishable(writer: LeRobotDatasetWriter, root: Path, resumed: int, copying: bool = False) -> bool:
+    """Whether the finished episodes in `writer` may be published at `root`: not when there are none or `root`
+    already holds a dataset (an existing dataset is replaced only by a complete recording). A recording whose writer
+    holds the `resumed` episodes of the dataset at root (copied from it by `resume`, or kept there by this recording)
+    may once it has a new one and the copy is done (not `copying`)."""
+    if resumed:
+        return not copying and writer.num_episodes > resumed
+    return bool(writer.num_episodes) and not (root.exists() and (not root.is_dir() or any(root.iterdir())))
+
+
 def _keep_finished(writer: LeRobotDatasetWriter, root: Path, resumed: int,
                    copying: bool = False) -> LeRobotDataset | None:
-    """After Ctrl-C: publish the finished episodes as a dataset, unless there are none or `root` already holds a
-    dataset (an existing dataset is replaced only by a complete recording); then discard them. A resumed recording
-    (`resumed` episodes copied from the dataset first) publishes its old and new episodes once it has a new one and
-    the copy is done (not `copying`)."""
-    if resumed:
-        stop = copying or writer.num_episodes <= resumed
-    else:
-        stop = not writer.num_episodes or (root.exists() and (not root.is_dir() or any(root.iterdir())))
-    if stop:
+    """After Ctrl-C or an error: publish the finished episodes as a dataset where `_publishable`; discard them else."""
+    if not _publishable(writer, root, resumed, copying):
         writer.abort()
         return None
     return writer.finalize()
+
+
+def _last_keep(previous: LeRobotDataset | None, base: int, resumed: int) -> LeRobotDataset | None:
+    """The dataset this recording last kept (`previous`, of `base` episodes, more than the `resumed` it started
+    with), or None where it kept none."""
+    return previous if previous is not None and base > resumed else None
 
 
 def _failed_before(provenance: dict[str, Any]) -> list[int]:

@@ -33,7 +33,7 @@ from .card import CARD_FILE, dataset_card
 from .checks import check_episodes, check_out, refuse_changed_settings
 from .edit import BLOCK_FRAMES, copy_episodes, own_provenance
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature
-from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row
+from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter, episode_row
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
 from .stats import first_non_finite
@@ -354,13 +354,15 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
            chosen: list[int], frames_of: dict[int, list[int]], cameras: dict[str, str], state_keys: list[str],
            action_key: str, seed: int, batch_size: int, columns: pa.Table, progress: bool) -> LeRobotDataset:
     """Copy the episodes of the run `previous` (a resumed one's), label and add each other episode, then publish at
-    `out`. Ctrl-C or an error keeps the episodes added (in `writer.root`, `partial_folder`) once a new one is."""
+    `out`. Ctrl-C or an error keeps the episodes added (in `writer.root`, `partial_folder`) once a new one is; they
+    are also kept so as the run goes (`KeepSchedule`: every 10 minutes), so a kill loses only those labelled since."""
     from tqdm.auto import tqdm
 
     emb = policy.embodiment
     started = time.perf_counter()
     resumed = 0 if previous is None else previous.num_episodes
     adding = False  # an episode is being added to the writer (it may hold part of it): then nothing can be kept
+    keeps, base = KeepSchedule(), resumed  # base: the episodes of `previous` (resumed, or the last keep) in the writer
     try:
         if previous is not None:
             adding = True
@@ -392,18 +394,26 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                     adding = False
                 if caught:
                     raise interruption(caught)
+                if writer.num_episodes < len(chosen) and keeps.due():  # a kill loses only the episodes since
+                    with sigint_held() as caught:
+                        keep_from, adding = time.monotonic(), True  # a failed keep keeps nothing more
+                        base, adding = writer.keep().num_episodes, False
+                        keeps.kept(keep_from)
+                        logger.info("kept %d labelled episodes in %s", base, writer.root)
+                    if caught:
+                        raise interruption(caught)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
-            kept = _keep_labelled(writer, resumed, adding)
-        raise LabelInterrupted(out, writer.root, len(chosen), resumed if kept is None else kept, resumed,
+            kept = _keep_labelled(writer, base, adding)
+        raise LabelInterrupted(out, writer.root, len(chosen), base if kept is None else kept, resumed,
                                isinstance(stop, Terminated)) from None
     except BaseException:
         # an error (the GPU out of memory, a node lost, the disk full) keeps the episodes labelled, as Ctrl-C does:
         # they may be hours of work
-        labelled_new = writer.num_episodes - resumed
+        labelled_new = writer.num_episodes - base
         try:
             with sigint_held():
-                kept = _keep_labelled(writer, resumed, adding)
+                kept = _keep_labelled(writer, base, adding)
         except OSError as exc:  # the disk still full
             writer.abort()
             kept = None
@@ -411,7 +421,8 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
         if kept is None and adding and labelled_new:  # else said above, or nothing labelled to lose
             logger.warning("the %d episodes labelled before the error could not be kept: it came while an episode's "
                            "videos were written, and a dataset's video files cannot hold half an episode%s",
-                           labelled_new, f" ({writer.root} is as it was)" if resumed else "")
+                           labelled_new, f" ({writer.root} is as it was)" if base else "")
+        kept = kept if kept is not None or base == resumed else base  # else the last keep's
         if kept is not None:
             logger.warning("%d of %d episodes labelled before the error are kept in %s (a complete dataset); a rerun "
                            "with resume (--resume) labels the other %d", kept, len(chosen), writer.root,

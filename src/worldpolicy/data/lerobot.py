@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 import shutil
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +82,8 @@ from .video import SegmentReader, count_frames, read_segment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Episode", "EpisodeVideoStream", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
+__all__ = ["Episode", "EpisodeVideoStream", "KeepSchedule", "LeRobotDataset", "LeRobotDatasetWriter",
+           "write_episodes"]
 
 VIDEO_STATS_FRAMES = 100  # frames sampled per episode for video stats (LeRobot samples too)
 VIDEO_STATS_SIDE = 150  # spatial stride so the sampled frames are about this many pixels on a side
@@ -973,6 +976,30 @@ def _note_wide_images(root: str, key: str, mode: str) -> None:
 # ---------------------------------------------------------------------------------------------------------- writing
 
 
+class KeepSchedule:
+    """When a long run that writes a dataset an episode at a time (`dataset from-sim`, `dataset label`) keeps what it
+    finished (`LeRobotDatasetWriter.keep`: published as an interruption publishes it, and written on), so that a kill
+    (SIGKILL) loses only what came after: every `EVERY_S` of wall time, and less often where a keep costs more than
+    `COST_SHARE` of the time since the last one. A keep writes the metadata of every episode so far (its tables and
+    stats) and links the published files into a new staging folder: it grows with the dataset, slowly; `COST_SHARE`
+    bounds it over the whole run all the same."""
+
+    EVERY_S = 600.0
+    COST_SHARE = 0.05
+
+    def __init__(self) -> None:
+        self.since, self.cost_s = time.monotonic(), 0.0
+
+    def due(self) -> bool:
+        """Whether to keep now."""
+        return time.monotonic() - self.since >= max(self.EVERY_S, self.cost_s / self.COST_SHARE)
+
+    def kept(self, started: float) -> None:
+        """A keep begun at `started` (`time.monotonic()`) is done."""
+        self.since = time.monotonic()
+        self.cost_s = self.since - started
+
+
 class LeRobotDatasetWriter:
     """Builds a LeRobot v3.0 dataset episode by episode in a hidden staging folder next to `root`.
 
@@ -1200,6 +1227,40 @@ class LeRobotDatasetWriter:
         self._hold.release()
         self._done = True
         return LeRobotDataset.open(self.root)
+
+    def keep(self) -> LeRobotDataset:
+        """Publish the episodes added so far at `root` as `finalize` does, and go on writing them: the next
+        `finalize` (or `keep`) publishes them with the ones added after. A new staging folder takes the published
+        data and video files as hard links (copies on a file system without them), and later episodes go to new
+        files, so what is published is never written again and nothing is encoded or decoded again; only the
+        metadata is written anew. Returns the published dataset. A failure after it is published leaves this writer
+        finished (as `finalize` does)."""
+        dataset = self.finalize()
+        hold = ScratchFolder(self.root, STAGING_KIND)
+        stage = hold.make()
+        try:
+            for folder in ("data", "videos"):
+                for source in sorted((self.root / folder).rglob("*")):
+                    target = stage / source.relative_to(self.root)
+                    if source.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    try:
+                        os.link(source, target)
+                    except OSError:
+                        shutil.copy2(source, target)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            hold.release()
+            raise
+        # the files written so far are published: the next rows and frames go to files after them
+        if (stage / DATA_PATH.format(chunk_index=self._data_at[0], file_index=self._data_at[1])).exists():
+            self._data_at = _next_file(*self._data_at, self.chunks_size)
+        for key, (chunk, file) in self._video_at.items():
+            if (stage / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)).exists():
+                self._video_at[key] = _next_file(chunk, file, self.chunks_size)
+        self._hold, self._stage, self._done, self.overwrite = hold, stage, False, True
+        return dataset
 
     def abort(self) -> None:
         """Discard everything written so far."""
