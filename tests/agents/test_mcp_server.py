@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("mcp", reason="agents extra not installed: pip install 'worldpolicy[agents]'")
 
 from mcp.client import Client
+from PIL import Image
 
 from worldpolicy.agents.mcp_server import build_server
 from worldpolicy.agents.toolbox import SIM_TIMING_FIELDS, ToolInputError
@@ -135,6 +136,9 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert files["video"] is None  # not asked for
     assert sorted(Path(p).name for p in files["plots"]) == ["actions.png", "ee_path.png"]
     assert np.allclose(json.loads(Path(files["actions"]).read_text())["actions"], a, atol=1e-5)
+    # the run keeps the image it started from, as predict does (its page showed only the imagined video)
+    kept = Path(files["actions"]).parent / "observation" / "image.png"
+    assert np.array_equal(np.asarray(Image.open(kept)), np.asarray(Image.open(inputs_dir / "obs.png")))
     messages = [m for _, _, m in progress]
     assert messages[0].startswith("loading tiny") and "denoising step 2/2" in messages and messages[-1] == "done"
 
@@ -155,6 +159,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert frames.shape[0] == 5 and fps == pytest.approx(5.0)
     # forward dynamics echoes the conditioning actions
     assert np.allclose(fd["actions"], pred["actions"], atol=1e-4)
+    assert (Path(fd["files"]["actions"]).parent / "observation" / "image.png").is_file()
 
     inv = ok(
         server,
@@ -169,6 +174,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         },
     )
     assert inv["mode"] == "inverse_dynamics" and np.asarray(inv["actions"]).shape == (4, 10)
+    assert not (Path(inv["files"]["actions"]).parent / "observation").exists()  # given a clip, not one image
     anim, _ = read_video(inv["files"]["animation"])
     assert anim.shape[0] == 4  # no rollout video in an inverse run: one frame per action step
 

@@ -33,6 +33,13 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     assert (doc["layout"], doc["gripper_column"]) == ("relative_pose", "grasp")  # viz needs no registry to plot it
     assert (out / "rollout.mp4").stat().st_size > 1000 and (out / "plots" / "actions.png").is_file()
     assert (out / "plots" / "ee_path.png").is_file()
+    # the observation it started from is kept, pixel for pixel, and shown on its page (only the imagined video was)
+    from PIL import Image
+
+    kept = np.asarray(Image.open(out / "observation" / "image.png"))
+    np.testing.assert_array_equal(kept, np.asarray(Image.open(image_file)))
+    page = (out / "index.html").read_text()
+    assert "observation/image.png" in page.split("<section id=observation>", 1)[1].split("</section>", 1)[0]
     # forward dynamics from the policy's own actions file
     rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
                "forward_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file),
@@ -42,6 +49,13 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     fd = json.loads((tmp_path / "fd" / "actions.json").read_text())
     np.testing.assert_allclose(fd["actions_normalized"], doc["actions_normalized"], atol=1e-6)
     assert (tmp_path / "fd" / "rollout.mp4").is_file()
+    assert [p.name for p in (tmp_path / "fd" / "observation").iterdir()] == ["image.png"]
+    # inverse dynamics into the policy's folder: given a clip, not one observation, it keeps none, nor the one before
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+               "inverse_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--video",
+               str(tmp_path / "fd" / "rollout.mp4"), "--prompt", "Reach the target", "--steps", "1", "--out", str(out)])
+    assert rc == 0 and not (out / "observation").exists()
+    assert "id=observation" not in (out / "index.html").read_text()
     # the files it read are recorded (absolute), in settings.json and actions.json's settings alike
     assert fd["settings"]["inputs"] == {"--image": str(image_file.resolve()),
                                         "--actions": str((out / "actions.json").resolve())}
@@ -639,10 +653,12 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
         assert doc["columns"][:3] == ["tx", "ty", "tz"] and doc["units"][:3] == ["m", "m", "m"]
     assert (tmp_path / "demo" / "policy" / "rollout.mp4").is_file()
     assert (tmp_path / "demo" / "policy" / "index.html").is_file()
-    # its observation is kept (shown on the policy page), and the forward dynamics line it prints reruns it
+    # its observation is kept (shown on the policy and forward dynamics pages), and the forward dynamics line it
+    # prints reruns it
     seen = tmp_path / "demo" / "policy" / "observation"
     assert sorted(p.name for p in seen.iterdir()) == ["exterior_image_1_left.png", "wrist_image_left.png"]
-    assert "observation/wrist_image_left.png" in (tmp_path / "demo" / "policy" / "index.html").read_text()
+    for mode in ("policy", "forward_dynamics"):
+        assert "observation/wrist_image_left.png" in (tmp_path / "demo" / mode / "index.html").read_text()
     import shlex
 
     from worldpolicy.processing.video import read_video
