@@ -1435,6 +1435,21 @@ def test_a_sim_evaluations_training_scene_warning_names_the_checkpoint_as_sim_do
         "it does on new scenes; pass seed=10000 for held-out ones")]
 
 
+def test_imagine_says_once_that_an_actions_file_is_at_another_rate(server, inputs_dir, tmp_path):
+    """A 30 Hz actions.json rolled forward at bridge's 5 Hz moves 6x slower: the toolbox read the file with warnings
+    off, so the result never said so."""
+    from worldpolicy import get_embodiment
+
+    e = get_embodiment("bridge")
+    path = tmp_path / "fast.json"
+    path.write_text(json.dumps({"schema": "worldpolicy.actions/v1", "embodiment": e.key, "fps": 30.0,
+                                "columns": list(e.columns), "actions": [[0.0] * e.action_dim] * 4}))
+    fd = ok(server, "imagine_rollout", {"prompt": "pick up the block", "embodiment": "bridge", "seed": 1, "steps": 1,
+                                        "image": str(inputs_dir / "obs.png"), "actions_file": str(path)})
+    said = [w for w in fd["warnings"] if "its rows are at 30 Hz (its fps), but embodiment 'bridge' runs at 5 Hz" in w]
+    assert len(said) == 1, fd["warnings"]
+
+
 def test_imagine_rolls_out_a_whole_trajectory_and_reports_progress_over_its_chunks(server, inputs_dir):
     """`predict --whole-trajectory` / `Policy.imagine(whole_trajectory=True)` roll out every row; the tool cut 10 rows
     to the first chunk of 4 (with a warning), so an agent replaying a recorded episode saw 4 steps of it. Progress

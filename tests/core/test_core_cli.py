@@ -82,6 +82,31 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
     assert err.count(f"actions file {str(path)!r}: 5 rows given, repeating the last row") == 1, err
 
 
+def test_predict_says_before_loading_and_once_that_an_actions_file_is_at_another_rate(tiny_checkpoint, image_file,
+                                                                                      tmp_path, capsys, monkeypatch):
+    """A 30 Hz actions.json for a 15 Hz embodiment was said only as the run read it, after the weights loaded."""
+    import worldpolicy
+    from worldpolicy import get_embodiment
+
+    emb = get_embodiment("droid/relative_pose")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"schema": "worldpolicy.actions/v1", "fps": 2 * emb.fps, "columns": list(emb.columns),
+                                "actions": [[0, 0, 0, 1, 0, 0, 0, 1, 0, 0]] * 16}))
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+            "forward_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file),
+            "--prompt", "x", "--actions", str(path), "--steps", "1", "--no-plots", "--out", str(tmp_path / "fd")]
+    rate = f"its rows are at {2 * emb.fps:g} Hz (its fps), but embodiment 'droid/relative_pose' runs at {emb.fps:g} Hz"
+    load = worldpolicy.load_policy
+
+    def loading(*args, **kwargs):
+        assert rate in capsys.readouterr().err  # said before the weights load
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(worldpolicy, "load_policy", loading)
+    assert main(argv) == 0
+    assert rate not in capsys.readouterr().err  # not said again by the run
+
+
 def _cuda() -> bool:
     import torch
 

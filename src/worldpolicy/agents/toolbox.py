@@ -460,22 +460,25 @@ class Toolbox:
             raise ToolInputError("state", "contains NaN or inf", state, accepted)
         return values
 
-    def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str]:
-        """The actions to roll forward and their space: `actions` rows in physical units, or an actions file read as
-        every other reader reads it (`processing.actions.load_actions`: any of `ACTIONS_SUFFIXES`, a .csv's or .npz's
-        columns by name, its units, `normalized`, the schema version; a bare .npy's rows in physical units), into
-        model space."""
+    def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str, list[str]]:
+        """The actions to roll forward, their space and what is said of the file: `actions` rows in physical units, or
+        an actions file read as every other reader reads it (`processing.actions.load_actions`: any of
+        `ACTIONS_SUFFIXES`, a .csv's or .npz's columns by name, its units, `normalized`, the schema version; a bare
+        .npy's rows in physical units), into model space, and its rate if it is not the embodiment's
+        (`actions_rate_warning`: the rows go on without it)."""
         accepted = f"[T, {emb.action_dim}] with columns {list(emb.columns)}"
         if (actions is None) == (actions_file is None):
             raise ToolInputError(
                 "actions", "give exactly one of actions ([[...], ...] physical units) or actions_file", None, accepted
             )
         if actions_file is not None:
-            from ..processing.actions import ACTIONS_SUFFIXES, load_actions
+            from ..processing.actions import ACTIONS_SUFFIXES, actions_rate_warning, load_actions
 
             path = self._input_file("actions_file", actions_file, ACTIONS_SUFFIXES)
             try:  # the run warns of values far outside the training range, once, in the result
-                return load_actions(path, emb, warn=False), "normalized"
+                rows = load_actions(path, emb, warn=False)
+                rate = actions_rate_warning(path, emb)
+                return rows, "normalized", [rate] if rate is not None else []
             except ValueError as exc:  # "actions file '…': why": the parameter names the file, and `given` its path
                 why = str(exc).removeprefix(f"actions file {str(path)!r}").removeprefix(":").strip()
                 raise ToolInputError("actions_file", why, actions_file, accepted) from None
@@ -489,7 +492,7 @@ class Toolbox:
             raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
         if not np.all(np.isfinite(a)):
             raise ToolInputError("actions", "contains NaN or inf", None)
-        return a, "physical"
+        return a, "physical", []
 
     # -- policies ---------------------------------------------------------------------------------------------
 
@@ -721,11 +724,11 @@ class Toolbox:
         self._sampling(seed, steps, guidance)
         if not isinstance(whole_trajectory, bool):
             raise _must_be("whole_trajectory", whole_trajectory, "true or false")
-        a, space = self._actions(emb, actions, actions_file)
+        a, space, rate = self._actions(emb, actions, actions_file)
         chunks = self._trajectory_chunks(emb, a) if whole_trajectory else None
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
         warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes, state=state, actions=a,
-                                   actions_space=space)
+                                   actions_space=space) + rate
         return self._run(
             "forward_dynamics",
             ckpt,
