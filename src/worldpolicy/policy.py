@@ -906,8 +906,7 @@ class Policy:
     def _imagined_size_said(self, height: int, width: int) -> None:
         said = said_before(self._said)
         said.add(("view", height, width))
-        for key in (None, *SINGLE_VIEW_KEYS):
-            said.add(_size_said({key: (height, width)}))
+        said.add(_size_said({None: (height, width)}))  # alone or under a single-view key alike
 
     def _warn_range(self, model: np.ndarray, where: str) -> None:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
@@ -1165,8 +1164,10 @@ def _decoded_on(info: Any, frame_hw: Sequence[int]) -> bool:
 
 def _size_said(given: Mapping[str | None, tuple[int, int]]) -> tuple[Any, ...]:
     """The key `Policy._said` notes a trained-size warning of `given` (`sizes_judged`) under: one for
-    `_warn_trained_size`, which says it once, and `imagined_frame_said`, which marks a trajectory's own frames said."""
-    return ("size", *sorted((str(key), tuple(hw)) for key, hw in given.items()))
+    `_warn_trained_size`, which says it once, and `imagined_frame_said`, which marks a trajectory's own frames said.
+    One image under a single-view key (`SINGLE_VIEW_KEYS`) is the one image given alone: the same frame as an array
+    and as `{"observation/image": frame}` was said twice."""
+    return ("size", *sorted((str(None if key in SINGLE_VIEW_KEYS else key), tuple(hw)) for key, hw in given.items()))
 
 
 def sizes_judged(embodiment: Embodiment, size: tuple[int, int],

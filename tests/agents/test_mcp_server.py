@@ -1435,13 +1435,13 @@ def test_a_sim_evaluations_training_scene_warning_names_the_checkpoint_as_sim_do
         "it does on new scenes; pass seed=10000 for held-out ones")]
 
 
-def test_imagine_says_once_that_an_actions_file_is_at_another_rate(server, inputs_dir, tmp_path):
+def test_imagine_says_once_that_an_actions_file_is_at_another_rate(server, inputs_dir):
     """A 30 Hz actions.json rolled forward at bridge's 5 Hz moves 6x slower: the toolbox read the file with warnings
     off, so the result never said so."""
     from worldpolicy import get_embodiment
 
     e = get_embodiment("bridge")
-    path = tmp_path / "fast.json"
+    path = inputs_dir / "fast.json"  # where the tools may read
     path.write_text(json.dumps({"schema": "worldpolicy.actions/v1", "embodiment": e.key, "fps": 30.0,
                                 "columns": list(e.columns), "actions": [[0.0] * e.action_dim] * 4}))
     fd = ok(server, "imagine_rollout", {"prompt": "pick up the block", "embodiment": "bridge", "seed": 1, "steps": 1,
