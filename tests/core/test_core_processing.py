@@ -288,6 +288,11 @@ def test_unreadable_and_missing_videos_keep_their_messages(tmp_path):
             read_video(tmp_path / "broken.mp4", **bounds)
     with pytest.raises(ValueError, match="could not be decoded"):
         next(iter_video(tmp_path / "broken.mp4"))
+    # what the file is, without PyAV's "[Errno 1094995529] ...: 'F'" (the message names the file once already)
+    with pytest.raises(ValueError) as caught:
+        read_video(tmp_path / "broken.mp4")
+    assert str(caught.value) == (f"video file {str(tmp_path / 'broken.mp4')!r} could not be decoded: it is not a "
+                                 "video, or a damaged one (FFmpeg found invalid data)")
     with pytest.raises(FileNotFoundError, match="video file '.*gone.mp4' does not exist"):
         read_video(tmp_path / "gone.mp4", last=1)
 
