@@ -890,3 +890,16 @@ def test_a_whole_trajectorys_end_effector_path_marks_the_poses_chunks_start_from
     assert [t.get_text().strip() for t in ax.texts] == ["chunk 1", "chunk 2"]
     with pytest.raises(ValueError, match="chunks=.*RolloutChunks.*of the chunk's 31 rows"):
         plots.ee_path_figure(pose_chunk[:31], doc["columns"], chunks=plots.rollout_chunks_of(doc))
+
+
+def test_action_values_near_1_are_labelled_as_values_not_as_an_offset():
+    """A column of 0.9995 .. 0.99999 showed a "+1" offset over steps of 1e-5 while its neighbour read plainly."""
+    from worldpolicy.viz.plots import action_timeseries_figure
+
+    a = np.zeros((8, 10))
+    a[:, 3] = np.linspace(0.9995, 0.99999, 8)  # a rot6d entry near 1
+    a[:, 0] = np.linspace(0.0, 0.02, 8)
+    cols = ["tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5", "grasp"]
+    fig = action_timeseries_figure(a, cols, ["m"] * 3 + [""] * 6 + ["g"], 15.0, "grasp")
+    fig.canvas.draw()
+    assert [ax.yaxis.get_offset_text().get_text() for ax in fig.axes if ax.get_visible()] == [""] * 10

@@ -123,6 +123,13 @@ def style_ticks(ax, **kwargs) -> None:
         axis.get_offset_text().set_fontsize(TICK_FONTSIZE)
 
 
+def plain_values(ax) -> None:
+    """An axis of action values labelled with the values themselves (a 3-D path's every axis, a plot's y): matplotlib's
+    default offset drew a column near 1 (0.9991 .. 0.9998) as "+1" above steps of 1e-4, while its neighbour beside it
+    read plainly, so the two looked alike where one is a thousand times the other."""
+    ax.ticklabel_format(axis="both" if hasattr(ax, "zaxis") else "y", useOffset=False)
+
+
 # A subplot whose values span less than this (in their unit, or relative to their size past 1) holds one value up to
 # float rounding: 1e-9 m or rad is no motion any robot makes, while a column computed to 0 came out as ±1.4e-17.
 NEAR_CONSTANT_SPAN = 1e-9
@@ -792,6 +799,7 @@ def action_timeseries_figure(
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
+        plain_values(ax)
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
@@ -878,6 +886,7 @@ def open_loop_figure(
             ax.plot(start / fps, values[0], "o", ms=3, color=color)
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
+        plain_values(ax)
         steady_ylim(ax, units[i])
         ax.grid(alpha=0.3)
         if i == 0:
@@ -1130,6 +1139,7 @@ def ee_path_figure(
     ax.set_ylabel(f"{frame} y [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_zlabel(f"{frame} z [{unit}]", fontsize=LABEL_FONTSIZE)
     style_ticks(ax)
+    plain_values(ax)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=3, frameon=False)
     return fig
 
@@ -1217,6 +1227,7 @@ def joints_figure(
     for ax, shown in zip(axes, [unit, None, units[gi] if g is not None else None]):  # velocities: no unit listed
         ax.grid(alpha=0.3)
         style_ticks(ax)
+        plain_values(ax)
         steady_ylim(ax, shown)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
