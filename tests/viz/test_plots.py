@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -903,3 +904,19 @@ def test_action_values_near_1_are_labelled_as_values_not_as_an_offset():
     fig = action_timeseries_figure(a, cols, ["m"] * 3 + [""] * 6 + ["g"], 15.0, "grasp")
     fig.canvas.draw()
     assert [ax.yaxis.get_offset_text().get_text() for ax in fig.axes if ax.get_visible()] == [""] * 10
+
+
+def test_plot_prediction_takes_an_actions_file_or_a_prediction_as_well_as_its_dict(tmp_path, pose_chunk, actions_json):
+    """Given the path of a run's actions.json, plot_prediction raised "prediction must be a dict"."""
+    from worldpolicy.results import Prediction
+
+    doc = actions_json("droid/relative_pose", pose_chunk[:8])
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    for given in (tmp_path / "actions.json", str(tmp_path / "actions.json")):
+        assert [p.name for p in plots.plot_prediction(given, tmp_path / "p")] == ["actions.png", "ee_path.png"]
+    prediction = Prediction(mode="policy", embodiment="droid/relative_pose", columns=doc["columns"], units=doc["units"],
+                            actions=pose_chunk[:8], actions_normalized=pose_chunk[:8], fps=15.0)
+    assert plots.plot_prediction(prediction, tmp_path / "q")[0].is_file()
+    with pytest.raises(TypeError, match=r"prediction_json: got list; accepted: a worldpolicy.actions/v1 dict .*, a "
+                                        r"Prediction, or the path of an actions.json"):
+        plots.plot_prediction([1, 2], tmp_path / "r")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import numbers
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, UNITLESS, get_embodiment, pose_groups, shown_unit
 from ..fileio import atomic_path, read_json
-from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
+from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
 
@@ -1344,8 +1345,10 @@ def run_title(prediction: Mapping[str, Any]) -> str:
     return name
 
 
-def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt: str = "png") -> list[Path]:
-    """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns their paths.
+def plot_prediction(prediction_json: Mapping[str, Any] | Prediction | str | Path, out_dir: str | Path,
+                    fmt: str = "png") -> list[Path]:
+    """Write the plots that suit a `worldpolicy.actions/v1` dict (or a `Prediction`, or an actions.json file's path)
+    into `out_dir`; returns their paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
     a multi-arm one; none for an arm whose actions are in model space; a single arm's in the robot's base frame where
@@ -1356,6 +1359,13 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     a whole clip's windows, a whole trajectory's chunks), the end-effector path a whole trajectory's chunk starts.
     """
     fmt = check_figure_format(fmt, "fmt")
+    if isinstance(prediction_json, (str, os.PathLike)):  # a run's actions.json, read as `viz` reads it
+        prediction_json = load_actions_file(prediction_json)
+    elif isinstance(prediction_json, Prediction):
+        prediction_json = prediction_json.to_json()
+    elif not isinstance(prediction_json, Mapping):
+        raise TypeError(f"prediction_json: got {type(prediction_json).__name__}; accepted: a {ACTIONS_SCHEMA} dict "
+                        "(`Prediction.to_json()`), a Prediction, or the path of an actions.json")
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
     units = list(prediction_json["units"])
