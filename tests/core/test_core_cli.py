@@ -397,7 +397,8 @@ def test_predict_with_non_finite_actions_keeps_them_and_says_what_happened(tiny_
     err = capsys.readouterr().err
     assert "the model returned NaN or inf in 31 of 320 action values (columns tz)" in err
     assert "actions.json' keeps them, no plots were drawn" in err and "--dtype bfloat16 or float32" in err
-    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "settings.json"]  # no page of the earlier run
+    # no page of the earlier run; what the model was given is kept beside what it returned
+    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "observation", "settings.json"]
 
 
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):
