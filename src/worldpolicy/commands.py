@@ -476,6 +476,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .cli import UsageError
     from .models import resolve_checkpoint
     from .policy import PolicyRequest
+    from .processing.observations import SINGLE_VIEW_KEYS
     from .viz.run import write_run_whole
 
     args.checkpoint = resolve_checkpoint(args.checkpoint)
@@ -530,7 +531,10 @@ def _predict(args: argparse.Namespace) -> int:
     # which files the run read: the page and settings.json otherwise never say what was observed or rolled out
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
-    written = write_run_whole(prediction, out, plots=not args.no_plots)
+    # what the model started from, beside what it imagined (inverse dynamics is given a clip, not one observation)
+    given = None if args.mode == "inverse_dynamics" else {key: str(path) for key, path in cameras.items()} or {
+        SINGLE_VIEW_KEYS[0]: next(iter(sources.values()))}
+    written = write_run_whole(prediction, out, plots=not args.no_plots, observation=given)
     print(_summary(prediction))
     for path in written:
         print(f"  wrote {path}")
@@ -719,21 +723,6 @@ def _demo_out(out: Path) -> Path:
     return output_folder(out, "--out")
 
 
-def _write_observation(cameras: dict, folder: Path) -> dict[str, Path]:
-    """The demo's observation as one PNG per camera (`<key's last part>.png`, lossless), so `predict` can take the same
-    inputs: the demo's runs are otherwise the only ones whose inputs a user cannot see or reuse."""
-    from PIL import Image
-
-    from .fileio import atomic_path
-
-    images = {}
-    for key, pixels in cameras.items():
-        images[key] = folder / f"{key.rsplit('/', 1)[-1]}.png"
-        with atomic_path(images[key], suffix=".png") as tmp:
-            Image.fromarray(pixels).save(tmp, format="PNG")
-    return images
-
-
 def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> None:
     """The `predict` lines that rerun the demo's world-model runs on its files, with their seeds: forward dynamics on
     the same pixels and actions, inverse dynamics on the rollout.mp4 the demo's own run explained. Their --out is
@@ -754,12 +743,12 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
           f"--seed {inverse.settings['seed']} --out {shlex.quote(str(out / 'inverse_dynamics_rerun'))}")
 
 
-def _write_demo_run(prediction: Prediction, folder: Path) -> None:
-    """One of the demo's `_DEMO_RUNS` predict folders (written whole under Ctrl-C, as `predict` writes its run: a rerun
-    replaces the last demo's), and its line of the demo's output."""
+def _write_demo_run(prediction: Prediction, folder: Path, observation: dict | None = None) -> None:
+    """One of the demo's `_DEMO_RUNS` predict folders, with the `observation` it started from (written whole under
+    Ctrl-C, as `predict` writes its run: a rerun replaces the last demo's), and its line of the demo's output."""
     from .viz.run import write_run_whole
 
-    paths = write_run_whole(prediction, folder)
+    paths = write_run_whole(prediction, folder, observation=observation)
     print(f"{prediction.mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
           f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
           f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
@@ -779,7 +768,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .sim.policies import wrap_policy
     from .viz.plots import EE_START_POSE
     from .viz.report import write_report as write_page
-    from .viz.run import OBSERVATION_FOLDER, ROLLOUT_VIDEO
+    from .viz.run import ROLLOUT_VIDEO, observation_file
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
@@ -806,10 +795,11 @@ def _demo(args: argparse.Namespace) -> int:
         start = {EE_START_POSE: IKSolver(env.robot).fk(env.joint_positions()).tolist()}
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
-        images = _write_observation(cameras, out / "policy" / OBSERVATION_FOLDER)  # before its page, which shows them
-        for mode in ("policy", "forward_dynamics"):
+        for mode in ("policy", "forward_dynamics"):  # each page shows the observation beside its imagined video
             runs[mode].settings.update(start)
-            _write_demo_run(runs[mode], out / mode)
+            _write_demo_run(runs[mode], out / mode, observation=cameras)
+        # the demo's inputs, for `predict` to reuse: its runs' are otherwise the only ones a user cannot see or reuse
+        images = {key: observation_file(out / "policy", key) for key in cameras}
         # the imagined video as its file holds it (H.264, not the decoded frames), which the printed `predict` line
         # reads: explaining the frames in memory gave other actions than that line, by as much as the motion itself
         runs["inverse_dynamics"] = policy.infer_actions(out / "forward_dynamics" / ROLLOUT_VIDEO, task)

@@ -40,6 +40,7 @@ from .processing.actions import (
     ACTION_SPACES,
     PREFIX_MODE,
     action_prefix_rows,
+    actions_rate_warning,
     actions_where,
     fit_to_chunk,
     load_actions,
@@ -736,6 +737,7 @@ class Policy:
         e = self.embodiment
         given = trajectory_actions(req.actions, e, req.actions_space, warn_range=False)
         self._warn_range(given, actions_where(req.actions))
+        self._warn_rate(req.actions)
         next_seed = self._next_seed
         trajectory = TrajectoryChunks(given, self.chunk_size, self._seed(req.seed))  # drawn once the rows are read
         for j in range(trajectory.chunks):  # said above of every row: a chunk's rows are not judged again
@@ -904,8 +906,7 @@ class Policy:
     def _imagined_size_said(self, height: int, width: int) -> None:
         said = said_before(self._said)
         said.add(("view", height, width))
-        for key in (None, *SINGLE_VIEW_KEYS):
-            said.add(_size_said({key: (height, width)}))
+        said.add(_size_said({None: (height, width)}))  # alone or under a single-view key alike
 
     def _warn_range(self, model: np.ndarray, where: str) -> None:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
@@ -914,6 +915,13 @@ class Policy:
         columns = out_of_range_columns(model, self.embodiment)
         if columns and self._once("range", where, columns):
             logger.warning("%s", out_of_range_warning(model, self.embodiment, where))
+
+    def _warn_rate(self, actions: Any) -> None:
+        """Say `actions_rate_warning` of forward-dynamics actions once, in the words `input_warnings` gives a front end
+        before the weights load, so its run does not say it again."""
+        message = actions_rate_warning(actions, self.embodiment)
+        if message is not None and self._once("rate", message):
+            logger.warning("%s", message)
 
     def single_view_said(self, height: int, width: int) -> None:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run
@@ -1037,6 +1045,7 @@ class Policy:
             where = actions_where(request.actions)
             given = load_actions(request.actions, e, request.actions_space, warn_range=False)
             self._warn_range(given, where)
+            self._warn_rate(request.actions)
             clean_actions = fit_to_chunk(given, self.chunk_size, e, where)
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
@@ -1155,8 +1164,10 @@ def _decoded_on(info: Any, frame_hw: Sequence[int]) -> bool:
 
 def _size_said(given: Mapping[str | None, tuple[int, int]]) -> tuple[Any, ...]:
     """The key `Policy._said` notes a trained-size warning of `given` (`sizes_judged`) under: one for
-    `_warn_trained_size`, which says it once, and `imagined_frame_said`, which marks a trajectory's own frames said."""
-    return ("size", *sorted((str(key), tuple(hw)) for key, hw in given.items()))
+    `_warn_trained_size`, which says it once, and `imagined_frame_said`, which marks a trajectory's own frames said.
+    One image under a single-view key (`SINGLE_VIEW_KEYS`) is the one image given alone: the same frame as an array
+    and as `{"observation/image": frame}` was said twice."""
+    return ("size", *sorted((str(None if key in SINGLE_VIEW_KEYS else key), tuple(hw)) for key, hw in given.items()))
 
 
 def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
@@ -1200,8 +1211,8 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
 def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions: Any = None,
                    actions_space: str = "physical") -> list[str]:
     """`input_warnings`' part for a state and actions: read as a run reads them (the state's row for `mode`, every
-    action row given), judged by `out_of_range_warning`. A state the embodiment does not condition on is not judged:
-    the run ignores it, and says so (`ignored_state_warning`)."""
+    action row given), judged by `out_of_range_warning`, and the actions' rate (`actions_rate_warning`). A state the
+    embodiment does not condition on is not judged: the run ignores it, and says so (`ignored_state_warning`)."""
     said = [ignored_state_warning(embodiment, state)]
     if state is not None and embodiment.state_history:
         with contextlib.suppress(ValueError):  # a state the run refuses: its error, not a warning, says so
@@ -1211,6 +1222,7 @@ def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions
         with contextlib.suppress(ValueError, FileNotFoundError):
             model = load_actions(actions, embodiment, actions_space, warn=False)
             said.append(out_of_range_warning(model, embodiment, actions_where(actions)))
+            said.append(actions_rate_warning(actions, embodiment))
     return [message for message in said if message is not None]
 
 

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("mcp", reason="agents extra not installed: pip install 'worldpolicy[agents]'")
 
 from mcp.client import Client
+from PIL import Image
 
 from worldpolicy.agents.mcp_server import build_server
 from worldpolicy.agents.toolbox import SIM_TIMING_FIELDS, ToolInputError
@@ -135,6 +136,9 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert files["video"] is None  # not asked for
     assert sorted(Path(p).name for p in files["plots"]) == ["actions.png", "ee_path.png"]
     assert np.allclose(json.loads(Path(files["actions"]).read_text())["actions"], a, atol=1e-5)
+    # the run keeps the image it started from, as predict does (its page showed only the imagined video)
+    kept = Path(files["actions"]).parent / "observation" / "image.png"
+    assert np.array_equal(np.asarray(Image.open(kept)), np.asarray(Image.open(inputs_dir / "obs.png")))
     messages = [m for _, _, m in progress]
     assert messages[0].startswith("loading tiny") and "denoising step 2/2" in messages and messages[-1] == "done"
 
@@ -155,6 +159,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert frames.shape[0] == 5 and fps == pytest.approx(5.0)
     # forward dynamics echoes the conditioning actions
     assert np.allclose(fd["actions"], pred["actions"], atol=1e-4)
+    assert (Path(fd["files"]["actions"]).parent / "observation" / "image.png").is_file()
 
     inv = ok(
         server,
@@ -169,6 +174,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         },
     )
     assert inv["mode"] == "inverse_dynamics" and np.asarray(inv["actions"]).shape == (4, 10)
+    assert not (Path(inv["files"]["actions"]).parent / "observation").exists()  # given a clip, not one image
     anim, _ = read_video(inv["files"]["animation"])
     assert anim.shape[0] == 4  # no rollout video in an inverse run: one frame per action step
 
@@ -1427,6 +1433,21 @@ def test_a_sim_evaluations_training_scene_warning_names_the_checkpoint_as_sim_do
         "1 of the 1 episodes (seed 3) are reach scenes shipped was trained on (the recording in its "
         "training_summary.json recorded seeds 0..900): their success says how well it fits its training data, not how "
         "it does on new scenes; pass seed=10000 for held-out ones")]
+
+
+def test_imagine_says_once_that_an_actions_file_is_at_another_rate(server, inputs_dir):
+    """A 30 Hz actions.json rolled forward at bridge's 5 Hz moves 6x slower: the toolbox read the file with warnings
+    off, so the result never said so."""
+    from worldpolicy import get_embodiment
+
+    e = get_embodiment("bridge")
+    path = inputs_dir / "fast.json"  # where the tools may read
+    path.write_text(json.dumps({"schema": "worldpolicy.actions/v1", "embodiment": e.key, "fps": 30.0,
+                                "columns": list(e.columns), "actions": [[0.0] * e.action_dim] * 4}))
+    fd = ok(server, "imagine_rollout", {"prompt": "pick up the block", "embodiment": "bridge", "seed": 1, "steps": 1,
+                                        "image": str(inputs_dir / "obs.png"), "actions_file": str(path)})
+    said = [w for w in fd["warnings"] if "its rows are at 30 Hz (its fps), but embodiment 'bridge' runs at 5 Hz" in w]
+    assert len(said) == 1, fd["warnings"]
 
 
 def test_imagine_rolls_out_a_whole_trajectory_and_reports_progress_over_its_chunks(server, inputs_dir):

@@ -33,6 +33,13 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     assert (doc["layout"], doc["gripper_column"]) == ("relative_pose", "grasp")  # viz needs no registry to plot it
     assert (out / "rollout.mp4").stat().st_size > 1000 and (out / "plots" / "actions.png").is_file()
     assert (out / "plots" / "ee_path.png").is_file()
+    # the observation it started from is kept, pixel for pixel, and shown on its page (only the imagined video was)
+    from PIL import Image
+
+    kept = np.asarray(Image.open(out / "observation" / "image.png"))
+    np.testing.assert_array_equal(kept, np.asarray(Image.open(image_file)))
+    page = (out / "index.html").read_text()
+    assert "observation/image.png" in page.split("<section id=observation>", 1)[1].split("</section>", 1)[0]
     # forward dynamics from the policy's own actions file
     rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
                "forward_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file),
@@ -42,6 +49,13 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     fd = json.loads((tmp_path / "fd" / "actions.json").read_text())
     np.testing.assert_allclose(fd["actions_normalized"], doc["actions_normalized"], atol=1e-6)
     assert (tmp_path / "fd" / "rollout.mp4").is_file()
+    assert [p.name for p in (tmp_path / "fd" / "observation").iterdir()] == ["image.png"]
+    # inverse dynamics into the policy's folder: given a clip, not one observation, it keeps none, nor the one before
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+               "inverse_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--video",
+               str(tmp_path / "fd" / "rollout.mp4"), "--prompt", "Reach the target", "--steps", "1", "--out", str(out)])
+    assert rc == 0 and not (out / "observation").exists()
+    assert "id=observation" not in (out / "index.html").read_text()
     # the files it read are recorded (absolute), in settings.json and actions.json's settings alike
     assert fd["settings"]["inputs"] == {"--image": str(image_file.resolve()),
                                         "--actions": str((out / "actions.json").resolve())}
@@ -66,6 +80,31 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
     err = capsys.readouterr().err
     assert rc == 0 and err.count("reading them as physical, not normalized") == 1, err
     assert err.count(f"actions file {str(path)!r}: 5 rows given, repeating the last row") == 1, err
+
+
+def test_predict_says_before_loading_and_once_that_an_actions_file_is_at_another_rate(tiny_checkpoint, image_file,
+                                                                                      tmp_path, capsys, monkeypatch):
+    """A 30 Hz actions.json for a 15 Hz embodiment was said only as the run read it, after the weights loaded."""
+    import worldpolicy
+    from worldpolicy import get_embodiment
+
+    emb = get_embodiment("droid/relative_pose")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"schema": "worldpolicy.actions/v1", "fps": 2 * emb.fps, "columns": list(emb.columns),
+                                "actions": [[0, 0, 0, 1, 0, 0, 0, 1, 0, 0]] * 16}))
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+            "forward_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file),
+            "--prompt", "x", "--actions", str(path), "--steps", "1", "--no-plots", "--out", str(tmp_path / "fd")]
+    rate = f"its rows are at {2 * emb.fps:g} Hz (its fps), but embodiment 'droid/relative_pose' runs at {emb.fps:g} Hz"
+    load = worldpolicy.load_policy
+
+    def loading(*args, **kwargs):
+        assert rate in capsys.readouterr().err  # said before the weights load
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(worldpolicy, "load_policy", loading)
+    assert main(argv) == 0
+    assert rate not in capsys.readouterr().err  # not said again by the run
 
 
 def _cuda() -> bool:
@@ -358,7 +397,8 @@ def test_predict_with_non_finite_actions_keeps_them_and_says_what_happened(tiny_
     err = capsys.readouterr().err
     assert "the model returned NaN or inf in 31 of 320 action values (columns tz)" in err
     assert "actions.json' keeps them, no plots were drawn" in err and "--dtype bfloat16 or float32" in err
-    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "settings.json"]  # no page of the earlier run
+    # no page of the earlier run; what the model was given is kept beside what it returned
+    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "observation", "settings.json"]
 
 
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):
@@ -639,10 +679,12 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
         assert doc["columns"][:3] == ["tx", "ty", "tz"] and doc["units"][:3] == ["m", "m", "m"]
     assert (tmp_path / "demo" / "policy" / "rollout.mp4").is_file()
     assert (tmp_path / "demo" / "policy" / "index.html").is_file()
-    # its observation is kept (shown on the policy page), and the forward dynamics line it prints reruns it
+    # its observation is kept (shown on the policy and forward dynamics pages), and the forward dynamics line it
+    # prints reruns it
     seen = tmp_path / "demo" / "policy" / "observation"
     assert sorted(p.name for p in seen.iterdir()) == ["exterior_image_1_left.png", "wrist_image_left.png"]
-    assert "observation/wrist_image_left.png" in (tmp_path / "demo" / "policy" / "index.html").read_text()
+    for mode in ("policy", "forward_dynamics"):
+        assert "observation/wrist_image_left.png" in (tmp_path / "demo" / mode / "index.html").read_text()
     import shlex
 
     from worldpolicy.processing.video import read_video

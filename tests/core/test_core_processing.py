@@ -299,6 +299,11 @@ def test_unreadable_and_missing_videos_keep_their_messages(tmp_path):
             read_video(tmp_path / "broken.mp4", **bounds)
     with pytest.raises(ValueError, match="could not be decoded"):
         next(iter_video(tmp_path / "broken.mp4"))
+    # what the file is, without PyAV's "[Errno 1094995529] ...: 'F'" (the message names the file once already)
+    with pytest.raises(ValueError) as caught:
+        read_video(tmp_path / "broken.mp4")
+    assert str(caught.value) == (f"video file {str(tmp_path / 'broken.mp4')!r} could not be decoded: it is not a "
+                                 "video, or a damaged one (FFmpeg found invalid data)")
     with pytest.raises(FileNotFoundError, match="video file '.*gone.mp4' does not exist"):
         read_video(tmp_path / "gone.mp4", last=1)
 
@@ -1850,6 +1855,17 @@ def test_an_actions_file_at_another_rate_than_the_embodiments_is_said(tmp_path, 
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith(f"actions file {str(path)!r}: its rows are at 30 Hz (its fps), "
                                                  "but embodiment 'droid/relative_pose' runs at 15 Hz"), said
+    # the same words before the weights load (`policy.input_warnings`), and none from a reader whose policy says them
+    from worldpolicy.policy import range_warnings
+    from worldpolicy.processing.actions import actions_rate_warning
+
+    assert actions_rate_warning(path, emb) == said[0] and said[0] in range_warnings(emb, "forward_dynamics",
+                                                                                   actions=str(path))
+    assert actions_rate_warning({**doc, "fps": 15}, emb) is None and actions_rate_warning([still], emb) is None
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        load_actions(path, emb, warn_range=False)
+    assert not [r for r in caplog.records if "Hz" in r.getMessage()]
 
 
 def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):

@@ -5,6 +5,7 @@ one before, joined into one rollout."""
 
 import copy
 import json
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -281,6 +282,20 @@ def test_a_bad_canvas_is_refused_before_the_clip_is_read(policy, monkeypatch):
     monkeypatch.setattr(policy_module, "read_clip", never)
     with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
         policy.infer_actions("missing.mp4", "reach", whole_clip=True, canvas=(250, 250))
+
+
+def test_one_frame_of_another_size_is_said_once_whether_in_an_array_or_under_observation_image(policy, caplog,
+                                                                                               monkeypatch):
+    """The same 256x224 frame was warned of twice: once given as an array, once under `observation/image`, which is
+    the same one image judged against the composed frame."""
+    keys = policy.embodiment.camera_keys
+    monkeypatch.setattr(policy, "_said", set())
+    monkeypatch.setattr(policy, "_trained_frames", {"cameras": {key: (36, 64) for key in keys}, "composed": (72, 128)})
+    frame = np.random.default_rng(4).integers(0, 256, (54, 64, 3), dtype=np.uint8)  # a DROID composite's shape
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        policy.act(frame, "push", seed=0, steps=1)
+        policy.act({"observation/image": frame}, "push", seed=0, steps=1)
+    assert caplog.text.count("is 54x64 where it was 72x128") == 1, caplog.text
 
 
 def test_the_models_own_frames_given_back_with_their_canvas_are_not_judged_as_a_cameras(policy, caplog, monkeypatch):

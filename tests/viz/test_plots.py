@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -890,3 +891,32 @@ def test_a_whole_trajectorys_end_effector_path_marks_the_poses_chunks_start_from
     assert [t.get_text().strip() for t in ax.texts] == ["chunk 1", "chunk 2"]
     with pytest.raises(ValueError, match="chunks=.*RolloutChunks.*of the chunk's 31 rows"):
         plots.ee_path_figure(pose_chunk[:31], doc["columns"], chunks=plots.rollout_chunks_of(doc))
+
+
+def test_action_values_near_1_are_labelled_as_values_not_as_an_offset():
+    """A column of 0.9995 .. 0.99999 showed a "+1" offset over steps of 1e-5 while its neighbour read plainly."""
+    from worldpolicy.viz.plots import action_timeseries_figure
+
+    a = np.zeros((8, 10))
+    a[:, 3] = np.linspace(0.9995, 0.99999, 8)  # a rot6d entry near 1
+    a[:, 0] = np.linspace(0.0, 0.02, 8)
+    cols = ["tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5", "grasp"]
+    fig = action_timeseries_figure(a, cols, ["m"] * 3 + [""] * 6 + ["g"], 15.0, "grasp")
+    fig.canvas.draw()
+    assert [ax.yaxis.get_offset_text().get_text() for ax in fig.axes if ax.get_visible()] == [""] * 10
+
+
+def test_plot_prediction_takes_an_actions_file_or_a_prediction_as_well_as_its_dict(tmp_path, pose_chunk, actions_json):
+    """Given the path of a run's actions.json, plot_prediction raised "prediction must be a dict"."""
+    from worldpolicy.results import Prediction
+
+    doc = actions_json("droid/relative_pose", pose_chunk[:8])
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    for given in (tmp_path / "actions.json", str(tmp_path / "actions.json")):
+        assert [p.name for p in plots.plot_prediction(given, tmp_path / "p")] == ["actions.png", "ee_path.png"]
+    prediction = Prediction(mode="policy", embodiment="droid/relative_pose", columns=doc["columns"], units=doc["units"],
+                            actions=pose_chunk[:8], actions_normalized=pose_chunk[:8], fps=15.0)
+    assert plots.plot_prediction(prediction, tmp_path / "q")[0].is_file()
+    with pytest.raises(TypeError, match=r"prediction_json: got list; accepted: a worldpolicy.actions/v1 dict .*, a "
+                                        r"Prediction, or the path of an actions.json"):
+        plots.plot_prediction([1, 2], tmp_path / "r")

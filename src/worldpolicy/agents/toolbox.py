@@ -17,7 +17,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -460,22 +460,25 @@ class Toolbox:
             raise ToolInputError("state", "contains NaN or inf", state, accepted)
         return values
 
-    def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str]:
-        """The actions to roll forward and their space: `actions` rows in physical units, or an actions file read as
-        every other reader reads it (`processing.actions.load_actions`: any of `ACTIONS_SUFFIXES`, a .csv's or .npz's
-        columns by name, its units, `normalized`, the schema version; a bare .npy's rows in physical units), into
-        model space."""
+    def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str, list[str]]:
+        """The actions to roll forward, their space and what is said of the file: `actions` rows in physical units, or
+        an actions file read as every other reader reads it (`processing.actions.load_actions`: any of
+        `ACTIONS_SUFFIXES`, a .csv's or .npz's columns by name, its units, `normalized`, the schema version; a bare
+        .npy's rows in physical units), into model space, and its rate if it is not the embodiment's
+        (`actions_rate_warning`: the rows go on without it)."""
         accepted = f"[T, {emb.action_dim}] with columns {list(emb.columns)}"
         if (actions is None) == (actions_file is None):
             raise ToolInputError(
                 "actions", "give exactly one of actions ([[...], ...] physical units) or actions_file", None, accepted
             )
         if actions_file is not None:
-            from ..processing.actions import ACTIONS_SUFFIXES, load_actions
+            from ..processing.actions import ACTIONS_SUFFIXES, actions_rate_warning, load_actions
 
             path = self._input_file("actions_file", actions_file, ACTIONS_SUFFIXES)
             try:  # the run warns of values far outside the training range, once, in the result
-                return load_actions(path, emb, warn=False), "normalized"
+                rows = load_actions(path, emb, warn=False)
+                rate = actions_rate_warning(path, emb)
+                return rows, "normalized", [rate] if rate is not None else []
             except ValueError as exc:  # "actions file '…': why": the parameter names the file, and `given` its path
                 why = str(exc).removeprefix(f"actions file {str(path)!r}").removeprefix(":").strip()
                 raise ToolInputError("actions_file", why, actions_file, accepted) from None
@@ -489,7 +492,7 @@ class Toolbox:
             raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
         if not np.all(np.isfinite(a)):
             raise ToolInputError("actions", "contains NaN or inf", None)
-        return a, "physical"
+        return a, "physical", []
 
     # -- policies ---------------------------------------------------------------------------------------------
 
@@ -567,9 +570,13 @@ class Toolbox:
         inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs; `chunks`: forward dynamics
         over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks."""
         from ..policy import PolicyRequest
+        from ..processing.observations import SINGLE_VIEW_KEYS
         from ..viz.run import write_run
 
         report = progress or (lambda *_: None)
+        given = None if mode == "inverse_dynamics" else request["observation"]  # what the run starts from, kept for
+        if given is not None and not isinstance(given, Mapping):  # its page, as predict keeps it
+            given = {SINGLE_VIEW_KEYS[0]: given}
         # what the CLI would log about this call (a short clip, units, ...): an agent reads only the result; one model
         # call at a time (one device), and its policy stays loaded (is not evicted) until it ends
         with logged_warnings() as [logged], self._run_lock:
@@ -598,7 +605,7 @@ class Toolbox:
         run_dir = self._new_run_dir(mode)
         try:
             try:
-                write_run(prediction, run_dir)
+                write_run(prediction, run_dir, observation=given)
             except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
                 # unless it is warned of (actions or a state far outside the training range): the likely cause then
                 said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
@@ -717,11 +724,11 @@ class Toolbox:
         self._sampling(seed, steps, guidance)
         if not isinstance(whole_trajectory, bool):
             raise _must_be("whole_trajectory", whole_trajectory, "true or false")
-        a, space = self._actions(emb, actions, actions_file)
+        a, space, rate = self._actions(emb, actions, actions_file)
         chunks = self._trajectory_chunks(emb, a) if whole_trajectory else None
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
         warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes, state=state, actions=a,
-                                   actions_space=space)
+                                   actions_space=space) + rate
         return self._run(
             "forward_dynamics",
             ckpt,

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..processing.video import RGBConverter
+from ..processing.video import RGBConverter, ffmpeg_reason
 from .layout import DatasetFormatError
 
 
@@ -129,7 +129,8 @@ class SegmentReader:
                 self._last = (index, frames[-1])
         except av.error.FFmpegError as exc:
             if decoder is None:
-                raise DatasetFormatError(self.path, None, f"could not be opened as a video: {exc}") from None
+                raise DatasetFormatError(self.path, None, f"could not be opened as a video: {ffmpeg_reason(exc)}"
+                                         ) from None
             raise DatasetFormatError(self.path, None, _undecodable(self.codec, f"its {decoder} decoder failed: {exc}")
                                      ) from None
         self._end = last

@@ -92,8 +92,9 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
     stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning
     (`out_of_range_warning`); `warn=False` logs nothing (a check before the run, which reads the same actions again and
-    says it then, once). `warn_range` (default: `warn`) decides the range warning alone: a `Policy` says it itself, once
-    per set of columns, in the words `policy.input_warnings` gives front ends before the weights load.
+    says it then, once). `warn_range` (default: `warn`) decides the range and rate (`actions_rate_warning`) warnings
+    alone: a `Policy` says them itself, once, in the words `policy.input_warnings` gives front ends before the weights
+    load.
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
@@ -102,11 +103,11 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     if isinstance(source, (str, Path)):
         values, where = read_actions_file(source)
         if isinstance(values, Mapping):
-            values, columns, units, space = actions_object(values, space, where, embodiment, warn)
+            values, columns, units, space = actions_object(values, space, where, embodiment, warn, warn_range)
     elif isinstance(source, Prediction):  # policy -> forward dynamics: a call's result, read as its file would be
-        values, columns, units, space = actions_object(source.to_json(), space, where, embodiment, warn)
+        values, columns, units, space = actions_object(source.to_json(), space, where, embodiment, warn, warn_range)
     elif isinstance(source, Mapping):  # an actions file's object, in memory
-        values, columns, units, space = actions_object(source, space, where, embodiment, warn)
+        values, columns, units, space = actions_object(source, space, where, embodiment, warn, warn_range)
     else:
         values = from_torch(source)
     try:
@@ -331,11 +332,13 @@ def _csv_actions(path: Path, where: str) -> dict[str, Any] | list[list[float]]:
 
 
 def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: Embodiment | None = None,
-                   warn: bool = True) -> tuple[Any, Any, Any, str]:
+                   warn: bool = True, warn_rate: bool | None = None) -> tuple[Any, Any, Any, str]:
     """An actions object (a JSON file's, `Prediction.to_json()`): its rows, columns, units and space. A
     `worldpolicy.actions/v1` object is read from its physical `actions`. `embodiment`: the one it is read for, if
     known (a client without the server's reads the rows as they are named). `warn=False` logs nothing about how the
-    object is read (`load_actions`'s `warn`: a check whose run reads it again and says so then)."""
+    object is read (`load_actions`'s `warn`: a check whose run reads it again and says so then); `warn_rate` (default:
+    `warn`) decides `actions_rate_warning` alone."""
+    warn_rate = warn if warn_rate is None else warn_rate
     if "actions" not in doc:
         raise ValueError(f"{where}: an object needs an 'actions' field; found {sorted(doc)}")
     values = actions_from_json(doc["actions"])  # null: a non-finite value, refused later by name
@@ -351,16 +354,41 @@ def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: E
         if warn and embodiment is not None and source_key is not None and source_key != embodiment.key:
             logger.info("%s: written for %r, read as %r by column name (physical units)", where, source_key,
                         embodiment.key)
-        rate = doc.get("fps")
-        if (warn and embodiment is not None and isinstance(rate, numbers.Real) and rate > 0
-                and abs(rate / embodiment.fps - 1) > 0.01):
-            logger.warning("%s: its rows are at %g Hz (its fps), but embodiment %r runs at %g Hz: each row is run as "
-                           "one %g Hz step, so its motion takes %.3g times as long as it was written to; resample the "
-                           "rows to %g Hz to keep its timing", where, rate, embodiment.key, embodiment.fps,
-                           embodiment.fps, rate / embodiment.fps, embodiment.fps)
+        message = _rate_message(doc, embodiment, where) if embodiment is not None and warn_rate else None
+        if message is not None:
+            logger.warning("%s", message)
     elif doc.get("normalized") is True:
         space = "normalized"
     return values, doc.get("columns"), doc.get("units"), space
+
+
+def _rate_message(doc: Mapping[str, Any], embodiment: Embodiment, where: str) -> str | None:
+    """`actions_rate_warning` of an actions object already read."""
+    rate = doc.get("fps")
+    if (not str(doc.get("schema") or "").startswith("worldpolicy.actions/") or not isinstance(rate, numbers.Real)
+            or isinstance(rate, bool) or not rate > 0 or abs(rate / embodiment.fps - 1) <= 0.01):
+        return None
+    return (f"{where}: its rows are at {rate:g} Hz (its fps), but embodiment {embodiment.key!r} runs at "
+            f"{embodiment.fps:g} Hz: each row is run as one {embodiment.fps:g} Hz step, so its motion takes "
+            f"{rate / embodiment.fps:.3g} times as long as it was written to; resample the rows to {embodiment.fps:g} "
+            "Hz to keep its timing")
+
+
+def actions_rate_warning(source: Any, embodiment: Embodiment) -> str | None:
+    """The warning for forward-dynamics actions whose `worldpolicy.actions/v1` object (a file, one in memory, a
+    `Prediction`) names another rate (`fps`) than `embodiment` runs at: each row is run as one of its steps, so a
+    30 Hz chunk imagined at 15 Hz moves at half speed. None where there is nothing to say (bare rows carry no rate,
+    and a source that cannot be read is refused by its reader). One message for every place that says it: a
+    `Policy` once, the command line and the agent tools before the weights load (`policy.input_warnings`)."""
+    where = "actions"
+    if isinstance(source, (str, Path)):
+        try:
+            source, where = read_actions_file(source)
+        except (OSError, ValueError):
+            return None
+    elif isinstance(source, Prediction):
+        source = source.to_json()
+    return _rate_message(source, embodiment, where) if isinstance(source, Mapping) else None
 
 
 _FAR_OUT = 3.0  # model-space magnitude; the stats map the training data's 1st..99th percentiles to [-1, 1]

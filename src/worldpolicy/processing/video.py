@@ -57,7 +57,19 @@ def _video_stream(path: Path) -> Iterator:
                 raise ValueError(f"video file {str(path)!r} has no video stream")
             yield container, container.streams.video[0]
     except av.error.FFmpegError as exc:
-        raise ValueError(f"video file {str(path)!r} could not be decoded: {exc}") from None
+        raise ValueError(f"video file {str(path)!r} could not be decoded: {ffmpeg_reason(exc)}") from None
+
+
+def ffmpeg_reason(exc: Exception) -> str:
+    """What an FFmpeg error says of a file, without PyAV's errno and path (`[Errno 1094995529] Invalid data found when
+    processing input: 'F'`, noise to a reader whose message names the file already): invalid data is said as what it
+    means, a file that is not a video or a damaged one."""
+    import av
+
+    if isinstance(exc, av.error.InvalidDataError):
+        return "it is not a video, or a damaged one (FFmpeg found invalid data)"
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return f"FFmpeg: {reason[:1].lower()}{reason[1:]}"
 
 
 def _stream_fps(stream: Any) -> float:
@@ -296,7 +308,9 @@ class EncodedSegment:
         first, last = round(from_timestamp * fps), round(to_timestamp * fps)
         try:
             container = av.open(str(path))
-        except (av.error.FFmpegError, OSError) as exc:
+        except av.error.FFmpegError as exc:
+            return f"{path.name} could not be opened ({ffmpeg_reason(exc)})"
+        except OSError as exc:
             return f"{path.name} could not be opened ({exc})"
         try:
             why = None
@@ -310,7 +324,7 @@ class EncodedSegment:
             if why is None:
                 return cls(container, packets, expected)
         except av.error.FFmpegError as exc:
-            why = f"{path.name} could not be demuxed ({exc})"
+            why = f"{path.name} could not be demuxed ({ffmpeg_reason(exc)})"
         container.close()
         return why
 

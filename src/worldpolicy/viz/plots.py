@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import numbers
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, UNITLESS, get_embodiment, pose_groups, shown_unit
 from ..fileio import atomic_path, read_json
-from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
+from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,13 @@ def style_ticks(ax, **kwargs) -> None:
     ax.tick_params(labelsize=TICK_FONTSIZE, **kwargs)
     for axis in (ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])):
         axis.get_offset_text().set_fontsize(TICK_FONTSIZE)
+
+
+def plain_values(ax) -> None:
+    """An axis of action values labelled with the values themselves (a 3-D path's every axis, a plot's y): matplotlib's
+    default offset drew a column near 1 (0.9991 .. 0.9998) as "+1" above steps of 1e-4, while its neighbour beside it
+    read plainly, so the two looked alike where one is a thousand times the other."""
+    ax.ticklabel_format(axis="both" if hasattr(ax, "zaxis") else "y", useOffset=False)
 
 
 # A subplot whose values span less than this (in their unit, or relative to their size past 1) holds one value up to
@@ -792,6 +800,7 @@ def action_timeseries_figure(
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
+        plain_values(ax)
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
@@ -878,6 +887,7 @@ def open_loop_figure(
             ax.plot(start / fps, values[0], "o", ms=3, color=color)
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
+        plain_values(ax)
         steady_ylim(ax, units[i])
         ax.grid(alpha=0.3)
         if i == 0:
@@ -1130,6 +1140,7 @@ def ee_path_figure(
     ax.set_ylabel(f"{frame} y [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_zlabel(f"{frame} z [{unit}]", fontsize=LABEL_FONTSIZE)
     style_ticks(ax)
+    plain_values(ax)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=3, frameon=False)
     return fig
 
@@ -1217,6 +1228,7 @@ def joints_figure(
     for ax, shown in zip(axes, [unit, None, units[gi] if g is not None else None]):  # velocities: no unit listed
         ax.grid(alpha=0.3)
         style_ticks(ax)
+        plain_values(ax)
         steady_ylim(ax, shown)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
@@ -1333,8 +1345,10 @@ def run_title(prediction: Mapping[str, Any]) -> str:
     return name
 
 
-def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt: str = "png") -> list[Path]:
-    """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns their paths.
+def plot_prediction(prediction_json: Mapping[str, Any] | Prediction | str | Path, out_dir: str | Path,
+                    fmt: str = "png") -> list[Path]:
+    """Write the plots that suit a `worldpolicy.actions/v1` dict (or a `Prediction`, or an actions.json file's path)
+    into `out_dir`; returns their paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
     a multi-arm one; none for an arm whose actions are in model space; a single arm's in the robot's base frame where
@@ -1345,6 +1359,13 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     a whole clip's windows, a whole trajectory's chunks), the end-effector path a whole trajectory's chunk starts.
     """
     fmt = check_figure_format(fmt, "fmt")
+    if isinstance(prediction_json, (str, os.PathLike)):  # a run's actions.json, read as `viz` reads it
+        prediction_json = load_actions_file(prediction_json)
+    elif isinstance(prediction_json, Prediction):
+        prediction_json = prediction_json.to_json()
+    elif not isinstance(prediction_json, Mapping):
+        raise TypeError(f"prediction_json: got {type(prediction_json).__name__}; accepted: a {ACTIONS_SCHEMA} dict "
+                        "(`Prediction.to_json()`), a Prediction, or the path of an actions.json")
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
     units = list(prediction_json["units"])

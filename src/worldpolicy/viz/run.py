@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..fileio import ACTIONS_FILE
 from .plots import (
@@ -24,12 +24,14 @@ from .plots import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..results import Prediction
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO", "RUN_OUTPUTS",
-           "SETTINGS_FILE", "describe_rollout_video", "resolve_actions_path", "visualize", "write_run",
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "OBSERVATION_FOLDER", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO",
+           "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "resolve_actions_path", "visualize", "write_run",
            "write_run_pages"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
@@ -38,25 +40,30 @@ PLOT_NAMES = ("actions", "ee_path*", "joints")  # the figures `visualize` may wr
 # everything `visualize` may write there, in any figure format: a new prediction makes all of them stale
 PLOT_FILES = (*(f"{n}.{fmt}" for fmt in FIGURE_FORMATS for n in PLOT_NAMES), ANIMATION_FILE)
 SETTINGS_FILE = "settings.json"  # what a predict run was given and how it sampled
-# the run's inputs, one PNG per camera (`worldpolicy demo` writes its observation there for `predict` to reuse): the
-# report shows them as the observation, not among the plots
+# a policy or forward-dynamics run's observation, one PNG per camera (`write_run`'s `observation`; the demo's are what
+# its printed `predict` lines reuse): the report shows them as the observation, beside the imagined video
 OBSERVATION_FOLDER = "observation"
-RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
+# what write_run may write
+RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots", OBSERVATION_FOLDER)
 
 
 def write_run(prediction: Prediction, out: Path, plots: bool = True,
-              video_parts: Sequence[tuple[Path, int]] = ()) -> list[Path]:
+              video_parts: Sequence[tuple[Path, int]] = (), observation: Mapping[str, Any] | None = None) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html. Here,
     beside the readers of those files, for the three that write a run: `predict`, `Prediction.save` and the agents'
     tools. `video_parts`: mp4 files (each with its number of frames) already holding the prediction's video end to end
     (a dream's chunks, `sim.world_model.DreamRecorder`): rollout.mp4 is their packets joined where they allow it
-    (`processing.video.join_videos`: the frames the parts hold, not encoded a second time), else the video encoded."""
+    (`processing.video.join_videos`: the frames the parts hold, not encoded a second time), else the video encoded.
+    `observation`: the camera images the run was given, by camera key (a file or pixels, as a policy reads them; its
+    last frame), kept as `observation/<key's last part>.png` for the page to show beside the imagined video: without
+    them a run never showed what the model started from."""
     import numpy as np
 
     from ..fileio import make_folder, write_json_atomic
     from ..processing.observations import canvas_comment
     from ..processing.video import write_video
 
+    given = _observation_pixels(observation) if observation else {}  # read before anything is removed or written
     try:  # before any file is written: the plots and video would refuse it half-way through the run
         _check_fps(prediction.fps)
     except ValueError:
@@ -72,6 +79,7 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     written = [out / ACTIONS_FILE, out / SETTINGS_FILE]
     write_json_atomic(written[0], doc)
     write_json_atomic(written[1], prediction.settings)
+    written.extend(_write_observation(given, out))
     if prediction.video is not None:
         if not video_parts or not _joined_video(out / ROLLOUT_VIDEO, video_parts, prediction):
             write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps,
@@ -87,16 +95,46 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     return written
 
 
-def write_run_whole(prediction: Prediction, out: Path, plots: bool = True) -> list[Path]:
+def write_run_whole(prediction: Prediction, out: Path, plots: bool = True,
+                    observation: Mapping[str, Any] | None = None) -> list[Path]:
     """`write_run` with Ctrl-C (SIGTERM) held until its last file, then stopping: one while the video or plots were
     written (seconds) left the new actions.json beside an earlier run's page, its plots removed, or a run without
     them. `predict` and `Prediction.save`; a dream holds its own (a second Ctrl-C stops its writing)."""
     from ..fileio import interruption, sigint_held
 
     with sigint_held() as caught:
-        written = write_run(prediction, out, plots=plots)
+        written = write_run(prediction, out, plots=plots, observation=observation)
     if caught:
         raise interruption(caught)
+    return written
+
+
+def _observation_pixels(observation: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """`write_run`'s `observation` → uint8 RGB pixels by camera key: the last frame of each, as the policy reads it."""
+    import numpy as np
+
+    from ..processing.observations import load_frames
+
+    return {key: np.round(load_frames(source, key, last=1)[-1] * 255).astype(np.uint8)
+            for key, source in observation.items()}
+
+
+def observation_file(out: Path, key: str) -> Path:
+    """Where the run in `out` keeps camera `key`'s observation image (`write_run`)."""
+    return Path(out) / OBSERVATION_FOLDER / f"{key.rsplit('/', 1)[-1]}.png"
+
+
+def _write_observation(cameras: Mapping[str, np.ndarray], out: Path) -> list[Path]:
+    """Each camera's pixels at its `observation_file` (PNG: lossless, so `predict` can take the same inputs)."""
+    from PIL import Image
+
+    from ..fileio import atomic_path
+
+    written = []
+    for key, pixels in cameras.items():
+        written.append(observation_file(out, key))
+        with atomic_path(written[-1], suffix=".png") as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
     return written
 
 
@@ -133,13 +171,15 @@ def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
         return
     stale = [] if video else [out / ROLLOUT_VIDEO]
     stale.extend(p for pattern in PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
+    stale.extend((out / OBSERVATION_FOLDER).glob("*.png"))  # and keeps its own observation, or none
     if not plots:
         stale.append(out / "index.html")
     for path in stale:
         if path.is_file():
             path.unlink()
-    if not plots and (out / "plots").is_dir() and not any((out / "plots").iterdir()):
-        (out / "plots").rmdir()
+    for folder, emptied in ((out / "plots", not plots), (out / OBSERVATION_FOLDER, True)):
+        if emptied and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def describe_rollout_video(mode: str | None, dream: bool = False) -> tuple[str, str]:
