@@ -1862,6 +1862,9 @@ def test_an_actions_file_at_another_rate_than_the_embodiments_is_said(tmp_path, 
     assert actions_rate_warning(path, emb) == said[0] and said[0] in range_warnings(emb, "forward_dynamics",
                                                                                    actions=str(path))
     assert actions_rate_warning({**doc, "fps": 15}, emb) is None and actions_rate_warning([still], emb) is None
+    # the embodiment's rate but for float noise is its rate (`Embodiment.runs_at`, as training and labelling judge it)
+    assert actions_rate_warning({**doc, "fps": 15 * (1 + 1e-9)}, emb) is None
+    assert actions_rate_warning({**doc, "fps": 15.1}, emb) is not None
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
         load_actions(path, emb, warn_range=False)

@@ -366,7 +366,7 @@ def _rate_message(doc: Mapping[str, Any], embodiment: Embodiment, where: str) ->
     """`actions_rate_warning` of an actions object already read."""
     rate = doc.get("fps")
     if (not str(doc.get("schema") or "").startswith("worldpolicy.actions/") or not isinstance(rate, numbers.Real)
-            or isinstance(rate, bool) or not rate > 0 or abs(rate / embodiment.fps - 1) <= 0.01):
+            or isinstance(rate, bool) or not rate > 0 or embodiment.runs_at(rate)):
         return None
     return (f"{where}: its rows are at {rate:g} Hz (its fps), but embodiment {embodiment.key!r} runs at "
             f"{embodiment.fps:g} Hz: each row is run as one {embodiment.fps:g} Hz step, so its motion takes "
