@@ -769,7 +769,7 @@ def _demo(args: argparse.Namespace) -> int:
     one observation through all three modes, then closed-loop episodes in the simulator."""
     from . import load_policy
     from .cli import LOAD_FLAGS, flag_named
-    from .models import shipped_model
+    from .models import checkpoint_name, shipped_model
     from .policy import check_seed
     from .sim.commands import warn_training_scenes
     from .sim.env import TabletopEnv
@@ -808,7 +808,8 @@ def _demo(args: argparse.Namespace) -> int:
         runs["inverse_dynamics"] = policy.infer_actions(out / "forward_dynamics" / ROLLOUT_VIDEO, task)
         _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
-        report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
+        report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True),
+                          policy_name=checkpoint_name(str(checkpoint)),  # `shipped`, as `worldpolicy sim` names it
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
                           videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"),
                           training_scenes=scenes)  # as warned of above
