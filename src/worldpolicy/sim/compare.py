@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, folder_kind, output_folder, write_bytes_atomic
-from worldpolicy.hub import hub_id_shaped
-from worldpolicy.models import SHIPPED_DEFAULT, SHIPPED_NAME, portable_checkpoint
+from worldpolicy.models import portable_checkpoint
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
     VERSIONED_POLICIES,
@@ -347,6 +346,9 @@ def policy_label(report: EvalReport) -> str:
     by its folder's own name. Only that old label is mapped, from the checkpoint path the report records: the shipped
     model's (`panda_reach`, now `shipped`) and a hub snapshot's (its revision, now the hub id); a label given in code
     (the trainer's `step-N`) is kept, as is every other policy's."""
+    from worldpolicy.hub import hub_id_shaped
+    from worldpolicy.models import SHIPPED_DEFAULT, SHIPPED_NAME
+
     path = (report.policy_settings or {}).get("path")
     if not isinstance(path, str) or (report.policy_settings or {}).get("kind") != "checkpoint":
         return report.policy
