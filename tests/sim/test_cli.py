@@ -524,7 +524,7 @@ def test_a_run_of_the_shipped_model_is_labelled_shipped_and_an_older_run_labelle
     """`--policy shipped` labelled its report by the folder's name (`panda_reach`), where its training-scene warning,
     the demo and every saved setting say `shipped` (`models.checkpoint_name`). A run from before (its report labelled
     `panda_reach`) still resumes (its checkpoint's files are compared, not its label), and is labelled as a run is
-    now, whether episodes are left to run or not."""
+    now once it runs more episodes (finished, it is left as it is, as every finished run resumed is)."""
     out = tmp_path / "run"
     flags = ["sim", "--policy", "shipped", "--steps", "1", "--max-steps", "1", "--videos", "0", "--no-progress",
              "--no-plots", "--device", "cpu", "--out", str(out)]
@@ -532,11 +532,14 @@ def test_a_run_of_the_shipped_model_is_labelled_shipped_and_an_older_run_labelle
     doc = json.loads((out / "report.json").read_text())
     assert (doc["policy"], doc["policy_settings"]["path"]) == ("shipped", "shipped")
     assert (out / "report.md").read_text().startswith("# reach · shipped\n")
-    for episodes in (2, 2):  # one more episode run, then none left to run
-        (out / "report.json").write_text(json.dumps({**doc, "policy": "panda_reach"}))  # as an older run labelled it
-        assert main([*flags, "--episodes", str(episodes), "--resume"]) == 0
-        doc = json.loads((out / "report.json").read_text())
-        assert (doc["policy"], doc["n_episodes"]) == ("shipped", 2)
+    (out / "report.json").write_text(json.dumps({**doc, "policy": "panda_reach"}))  # as an older run labelled it
+    assert main([*flags, "--episodes", "2", "--resume"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert (doc["policy"], doc["n_episodes"]) == ("shipped", 2)
+    old = {**doc, "policy": "panda_reach"}
+    (out / "report.json").write_text(json.dumps(old))
+    assert main([*flags, "--episodes", "2", "--resume"]) == 0  # none left to run
+    assert json.loads((out / "report.json").read_text()) == old
 
 
 def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(tmp_path):

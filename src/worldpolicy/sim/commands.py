@@ -555,7 +555,6 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing to "
                   "run (a larger --episodes extends it)")
             previous.requested = args.episodes
-            previous.policy = name  # rewritten below: labelled as the run it continues would be
             report = previous
         else:
             finished[:] = [len(previous.episodes)] if previous is not None else []
