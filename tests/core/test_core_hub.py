@@ -427,17 +427,6 @@ def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"  # the hub id, not the cache
 
 
-def test_a_relative_checkpoint_is_named_from_the_working_directory_it_is_given_in(tmp_path, monkeypatch):
-    """`checkpoint_name` remembered what `.` named first: a `worldpolicy sim --policy .` run after one from another
-    folder was labelled by that folder (`step-0000010` for `tiny`)."""
-    from worldpolicy.models import checkpoint_name
-
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        monkeypatch.chdir(tmp_path / name)
-        assert checkpoint_name(".") == name
-
-
 def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsys):
     import worldpolicy
 

@@ -68,19 +68,13 @@ def checkpoint_name(source: str) -> str:
     """What a checkpoint is called where its folder is not: `shipped` for the shipped model (`portable_checkpoint`),
     a hub id's snapshot by the hub id, a local folder by its own name, anything else (a hub id) as given. A server
     announces this, not the path, which is a detail of its machine (a user name, a mount point) that no client can
-    use; a run of a checkpoint is labelled by it (`worldpolicy sim`, the demo, the agents' sim tool, the training
-    recipe's evaluation). Remembered for an absolute path (a server names its model in every reply); a relative one
-    (`.`, a hub id) is looked up each time: from another working directory it names another folder (a run of `.`
-    was labelled by the folder a `.` before it named)."""
-    return _absolute_checkpoint_name(source) if os.path.isabs(source) else _checkpoint_name(source)
+    use. Cached with the working directory: `.` or `../x` names another folder from another one (a process that
+    changes directory, a test run), which a cache by the text alone answered with the first one's name."""
+    return _checkpoint_name(source, os.getcwd())
 
 
 @lru_cache(maxsize=64)
-def _absolute_checkpoint_name(source: str) -> str:
-    return _checkpoint_name(source)
-
-
-def _checkpoint_name(source: str) -> str:
+def _checkpoint_name(source: str, cwd: str) -> str:  # `cwd`: only the cache's key (`checkpoint_name`)
     portable = str(portable_checkpoint(source))
     if portable != source:  # the shipped model's folder, a hub id's snapshot
         return portable
