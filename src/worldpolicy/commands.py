@@ -759,7 +759,7 @@ def _demo(args: argparse.Namespace) -> int:
     one observation through all three modes, then closed-loop episodes in the simulator."""
     from . import load_policy
     from .cli import LOAD_FLAGS, flag_named
-    from .models import shipped_model
+    from .models import checkpoint_name, shipped_model
     from .policy import check_seed
     from .robot.kinematics import IKSolver
     from .sim.commands import warn_training_scenes
@@ -806,7 +806,8 @@ def _demo(args: argparse.Namespace) -> int:
         runs["inverse_dynamics"].settings.update(start)
         _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
-        report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
+        report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True),
+                          policy_name=checkpoint_name(str(checkpoint)),  # `shipped`, as `worldpolicy sim` names it
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
                           videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"),
                           training_scenes=scenes)  # as warned of above

@@ -1429,6 +1429,8 @@ def test_a_sim_evaluations_training_scene_warning_names_the_checkpoint_as_sim_do
                                     input_roots=[tmp_path], device="cpu", load_kwargs={"steps": 1}))
     seen = toolbox.evaluate_sim("reach", "panda_reach", episodes=1, seed=3, max_steps=1)
     assert seen["training_scenes"]["seeds"] == [3], seen["training_scenes"]
+    # its report labelled as `worldpolicy sim` labels a run of it (the folder's name `panda_reach` was)
+    assert json.loads((Path(seen["run_dir"]) / "report.json").read_text())["policy"] == "shipped"
     assert [w for w in seen["warnings"] if "trained on" in w] == [(
         "1 of the 1 episodes (seed 3) are reach scenes shipped was trained on (the recording in its "
         "training_summary.json recorded seeds 0..900): their success says how well it fits its training data, not how "

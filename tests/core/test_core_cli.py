@@ -673,6 +673,7 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     # its simulator episodes are scenes the shipped model did not train on (its recording: seeds 0 to 900), as `sim`'s
     report = json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())
     assert [episode["seed"] for episode in report["episodes"]] == [10_000]
+    assert report["policy"] == "shipped"  # as `worldpolicy sim --policy shipped` labels it, not its folder's name
     for mode in ("policy", "forward_dynamics", "inverse_dynamics"):
         doc = json.loads((tmp_path / "demo" / mode / "actions.json").read_text())
         assert doc["mode"] == mode and len(doc["actions"]) == 4

@@ -520,6 +520,28 @@ def test_a_checkpoint_given_as_dot_is_named_by_its_folder_in_the_report(tmp_path
     assert (tmp_path / "run" / "report.md").read_text().startswith("# reach · tiny\n")
 
 
+def test_a_run_of_the_shipped_model_is_labelled_shipped_and_an_older_run_labelled_by_its_folder_resumes(tmp_path):
+    """`--policy shipped` labelled its report by the folder's name (`panda_reach`), where its training-scene warning,
+    the demo and every saved setting say `shipped` (`models.checkpoint_name`). A run from before (its report labelled
+    `panda_reach`) still resumes (its checkpoint's files are compared, not its label), and is labelled as a run is
+    now once it runs more episodes (finished, it is left as it is, as every finished run resumed is)."""
+    out = tmp_path / "run"
+    flags = ["sim", "--policy", "shipped", "--steps", "1", "--max-steps", "1", "--videos", "0", "--no-progress",
+             "--no-plots", "--device", "cpu", "--out", str(out)]
+    assert main([*flags, "--episodes", "1"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert (doc["policy"], doc["policy_settings"]["path"]) == ("shipped", "shipped")
+    assert (out / "report.md").read_text().startswith("# reach · shipped\n")
+    (out / "report.json").write_text(json.dumps({**doc, "policy": "panda_reach"}))  # as an older run labelled it
+    assert main([*flags, "--episodes", "2", "--resume"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert (doc["policy"], doc["n_episodes"]) == ("shipped", 2)
+    old = {**doc, "policy": "panda_reach"}
+    (out / "report.json").write_text(json.dumps(old))
+    assert main([*flags, "--episodes", "2", "--resume"]) == 0  # none left to run
+    assert json.loads((out / "report.json").read_text()) == old
+
+
 def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(tmp_path):
     """The warning went to the log only: a report read later did not say whether its success measured new scenes or
     the training data. report.json keeps it (`training_scenes`, counting the episodes that ran: a partial report's

@@ -18,13 +18,13 @@ SETTINGS = {"kind": "checkpoint", "path": "/ckpts/step-1000", "files": "0123abcd
 
 
 def _run(folder, outcomes: dict[int, bool], *, task="reach", task_version=1, strategy=None, control_hz=15.0,
-         settings=None, training_scenes=None, requested=None, jumps=None, **timing):
+         settings=None, training_scenes=None, requested=None, jumps=None, policy="step-1000", **timing):
     """A sim run folder as `worldpolicy sim` writes it (report.json, report.md), with these seeds' outcomes; `jumps`:
-    each episode's hand-over and in-chunk jump fields, `timing`: the report's latency and rtc."""
+    each episode's hand-over and in-chunk jump fields, `policy`: its label, `timing`: the report's latency and rtc."""
     episodes = [EpisodeResult(seed=s, success=ok, steps=20 + s % 7 if ok else 60, success_step=20 + s % 7 if ok else None,
                               prompt="reach the ball", chunks=3, final_distance_m=0.01 if ok else 0.2, policy_s=0.1,
                               wall_s=0.2, **(jumps or {})) for s, ok in outcomes.items()]
-    report = EvalReport(task, "step-1000", "panda",
+    report = EvalReport(task, policy, "panda",
                         strategy or {"kind": "execute", "execute_steps": 8, "ensemble_decay": 0.1,
                                      "execute_steps_requested": None},
                         control_hz, min(outcomes), episodes=episodes, requested=requested or len(episodes),
@@ -199,6 +199,30 @@ def test_an_older_reports_folder_of_the_shipped_model_is_the_same_path_as_shippe
     old = _run(tmp_path / "old", outcomes, settings={**SETTINGS, "path": str(shipped_model())})
     new = _run(tmp_path / "new", outcomes, settings={**SETTINGS, "path": "shipped"})
     assert compare_runs([old, new]).differences == ()
+
+
+def test_an_older_reports_label_of_the_shipped_model_or_a_hub_snapshot_is_the_label_a_run_has_now(tmp_path):
+    """A run of the shipped model was labelled by its folder's name (`panda_reach`), one of a hub id by its snapshot's
+    revision; a run since is labelled `shipped` / the hub id (`models.checkpoint_name`): compared, the policy differs
+    in nothing and both rows name it as a run now does. A label that is not the old rule's (a folder of one's own
+    named `panda_reach`, the trainer's `step-N`) is kept."""
+    from worldpolicy.models import shipped_model
+
+    outcomes = {s: True for s in range(5)}
+    old = _run(tmp_path / "old", outcomes, policy="panda_reach", settings={**SETTINGS, "path": str(shipped_model())})
+    resumed = _run(tmp_path / "resumed", outcomes, policy="panda_reach", settings={**SETTINGS, "path": "shipped"})
+    new = _run(tmp_path / "new", outcomes, policy="shipped", settings={**SETTINGS, "path": "shipped"})
+    comparison = compare_runs([old, resumed, new])
+    assert comparison.differences == ()
+    assert [row["policy"] for row in comparison.run_rows()] == ["shipped"] * 3
+    hub = {**SETTINGS, "path": "owner/reach"}
+    old_hub = _run(tmp_path / "old_hub", outcomes, policy="0123456789abcdef0123456789abcdef01234567", settings=hub)
+    assert compare_runs([old_hub, _run(tmp_path / "new_hub", outcomes, policy="owner/reach", settings=hub)]
+                        ).differences == ()
+    own = _run(tmp_path / "own", outcomes, policy="panda_reach", settings={**SETTINGS, "path": "/ckpts/panda_reach"})
+    comparison = compare_runs([own, new, _run(tmp_path / "step", outcomes, settings={**SETTINGS, "path": "shipped"})])
+    assert [row["policy"] for row in comparison.run_rows()] == ["panda_reach", "shipped", "step-1000"]
+    assert {n: v for n, _, v in comparison.differences}["policy"] == ("panda_reach", "shipped", "step-1000")
 
 
 def test_the_k_asked_for_is_listed_apart_from_the_k_used_only_where_they_differ_otherwise(tmp_path):

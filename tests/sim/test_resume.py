@@ -535,6 +535,8 @@ def test_the_recipe_evaluation_writes_its_page_as_sim_does(tmp_path, monkeypatch
     monkeypatch.setattr(Rollout, "run", run)
     result = evaluate_checkpoint(shipped_model(), "reach", 2, 4, tmp_path / "eval", progress=False)
     assert result["successes"] == 1
+    # labelled as `worldpolicy sim --policy shipped` labels it (`models.checkpoint_name`), not `panda_reach`
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["policy"] == "shipped"
     page = (tmp_path / "eval" / "index.html").read_text()
     assert "1/2" in page or "1 / 2" in page, page[:2000]
 

@@ -933,6 +933,7 @@ class Toolbox:
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
+        from ..models import checkpoint_name
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
         if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
@@ -1014,7 +1015,8 @@ class Toolbox:
                     result = evaluate(
                         env,
                         sim_policy,
-                        policy_name=Path(spec).name,
+                        # a checkpoint as `worldpolicy sim` labels it (`shipped`, not its folder's `panda_reach`)
+                        policy_name=spec if ckpt is None else checkpoint_name(spec),
                         episodes=episodes,
                         seed=seed,
                         strategy=chunks,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -446,6 +445,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
+    from worldpolicy.models import checkpoint_name
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.batch import check_num_envs
@@ -484,8 +484,10 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = _open_env(args, record_size)
-    # a checkpoint by its folder's name: `--policy .` too (`Path('.').name` is empty: the report was titled 'reach · ')
-    name = Path(os.path.abspath(args.policy)).name if checkpoint else args.policy
+    # a checkpoint by `models.checkpoint_name`, as every run of one is labelled: `shipped` for the shipped model (its
+    # folder's name `panda_reach` was), a hub id's snapshot by the hub id (not its revision), `--policy .` by its
+    # folder's name (`Path('.').name` is empty: the report was titled 'reach · ')
+    name = checkpoint_name(str(args.policy)) if checkpoint else args.policy
     policy = None
     finished: list[int] = []
     left: range | None = None  # with --resume: the episodes still to run

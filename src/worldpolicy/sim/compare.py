@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -174,7 +175,7 @@ class Comparison:
             doc = report.to_json()
             seeds = [e.seed for e in report.episodes]
             rows.append({
-                "name": name, "path": str(Path(path).resolve()), "policy": report.policy,
+                "name": name, "path": str(Path(path).resolve()), "policy": policy_label(report),
                 "task_version": report.task_version,
                 "strategy": report.strategy.get("kind"), "n_episodes": doc["n_episodes"],
                 "episodes_requested": doc["episodes_requested"], "successes": doc["successes"],
@@ -345,13 +346,36 @@ def _names(paths: Sequence[Path]) -> list[str]:
     return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
 
 
+# A hub snapshot's folder name (`.../snapshots/<rev>`): a commit hash, which an older report of a hub id's run was
+# labelled by (`policy_label`)
+HUB_REVISION = re.compile(r"[0-9a-f]{40}")
+
+
+def policy_label(report: EvalReport) -> str:
+    """The run's policy as a run of it is labelled now: a checkpoint run by `models.checkpoint_name` of its folder
+    (`sim.commands`, the demo, the agent tool and the training recipe label it so), where an older report labelled it
+    by its folder's own name. Only that old label is mapped, from the checkpoint path the report records: the shipped
+    model's (`panda_reach`, now `shipped`) and a hub snapshot's (its revision, now the hub id); a label given in code
+    (the trainer's `step-N`) is kept, as is every other policy's."""
+    from worldpolicy.hub import hub_id_shaped
+    from worldpolicy.models import SHIPPED_DEFAULT, SHIPPED_NAME
+
+    path = (report.policy_settings or {}).get("path")
+    if not isinstance(path, str) or (report.policy_settings or {}).get("kind") != "checkpoint":
+        return report.policy
+    portable = str(portable_checkpoint(path))
+    shipped = portable == SHIPPED_NAME and report.policy == SHIPPED_DEFAULT
+    snapshot = hub_id_shaped(portable) and HUB_REVISION.fullmatch(report.policy) is not None
+    return portable if shipped or snapshot else report.policy  # as `checkpoint_name` names them
+
+
 def _settings(report: EvalReport) -> dict[str, Any]:
     """What a run was run with, by setting (`EvalReport.settings`), plus what a comparison shows though a resume
     leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version and the
     episodes run. The path as a report now records it (`models.portable_checkpoint`): an older report's folder of
     the shipped model is `shipped`, so a run from before and one since differ in nothing there."""
     flat = report.settings()
-    flat["policy"] = report.policy
+    flat["policy"] = policy_label(report)
     path = (report.policy_settings or {}).get("path")
     if path is not None:
         flat["policy_settings.path"] = str(portable_checkpoint(path)) if isinstance(path, str) else path

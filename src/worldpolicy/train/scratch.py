@@ -32,6 +32,7 @@ from ..fileio import (
     staged_folder,
     write_json_atomic,
 )
+from ..models import checkpoint_name
 from .model_card import write_model_card
 
 logger = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
     env = TabletopEnv(task)
     policy = make_policy(str(checkpoint), env=env, seed=seed, **({"steps": steps} if steps else {}))
     try:
-        report = evaluate(env, policy, policy_name=checkpoint.name, episodes=episodes, seed=seed,
+        report = evaluate(env, policy, policy_name=checkpoint_name(str(checkpoint)), episodes=episodes, seed=seed,
                           video_dir=out / "videos", videos=2, progress=progress, on_episode=keep_report(out))
     finally:
         env.close()
