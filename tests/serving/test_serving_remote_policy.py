@@ -480,10 +480,15 @@ def test_close_from_another_thread_ends_the_call_waiting_on_the_server_at_once(s
     remote.close()
 
 
-def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
-    """An e-stop wired to a signal (SIGINT, a foot pedal's SIGUSR1) runs its handler in the thread whose call it
-    interrupts, which holds the client's lock: close() there must neither wait for itself (a deadlock) nor for the
-    server."""
+@pytest.mark.parametrize("signalled", ["main", "button"])
+def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve, signalled):
+    """An e-stop wired to a signal (SIGINT, a foot pedal's SIGUSR1) runs its handler in the main thread, whose call it
+    interrupts and which holds the client's lock: close() there must neither wait for itself (a deadlock) nor for the
+    server. `button`: the signal is sent to another thread, which leaves the main thread's wait asleep as a signal
+    landing just before the call blocks on the reply does (the main thread preempted between its last check for
+    signals and the wait: seen under heavy load); Python runs the handler only once that wait ends, so the e-stop's
+    close() waited for the server's reply (here the policy's gate) and the call returned the actions (without the
+    0.25 s slices this hung till the gate's 120 s in 4 of 5 runs; the fifth, its handler ran before the wait began)."""
     import signal
 
     from worldpolicy.serving import ClientClosedError
@@ -496,40 +501,7 @@ def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
 
     def press_the_button() -> None:
         if policy.inside.wait(30):  # the main thread's call is waiting inside the policy
-            signal.pthread_kill(main, signal.SIGUSR1)
-
-    button = threading.Thread(target=press_the_button)
-    button.start()
-    try:
-        with pytest.raises(ClientClosedError):
-            remote.act(droid_request(np.zeros(7)), "a")
-        assert policy.calls == 0  # ended while the policy still held the request, not by its reply
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-        policy.gate.set()
-        button.join(30)
-    remote.close()
-
-
-def test_close_in_a_signal_handler_whose_signal_woke_no_wait_still_ends_the_call_at_once(serve):
-    """A signal that lands just before the call blocks on the reply (the main thread preempted between its last check
-    for signals and the wait: seen under heavy load) wakes nothing, so Python runs its handler only once that wait
-    ends: the e-stop's close() waited for the server's reply (here the policy's gate) and the call returned the
-    actions. Sent to another thread, the signal leaves the main thread's wait asleep in the same way once that thread
-    blocks (without the slices this hung till the gate's 120 s in 4 of 5 runs; the fifth, its handler ran before the
-    wait began)."""
-    import signal
-
-    from worldpolicy.serving import ClientClosedError
-
-    policy = _Gated(batching=False)
-    t = serve(policy)
-    remote = RemotePolicy(t.url, read_timeout_s=600)
-    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
-
-    def press_the_button() -> None:
-        if policy.inside.wait(30):  # the main thread's call is waiting inside the policy
-            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # tripped here; the main thread not woken
+            signal.pthread_kill(main if signalled == "main" else threading.get_ident(), signal.SIGUSR1)
 
     button = threading.Thread(target=press_the_button)
     button.start()
