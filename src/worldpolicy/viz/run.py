@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "OBSERVATION_FOLDER", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO",
            "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "resolve_actions_path",
-           "visualize", "write_run", "write_run_pages"]
+           "visualize", "write_run", "write_run_pages", "write_run_whole"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
