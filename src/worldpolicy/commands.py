@@ -476,7 +476,6 @@ def _predict(args: argparse.Namespace) -> int:
     from .cli import UsageError
     from .models import resolve_checkpoint
     from .policy import PolicyRequest
-    from .processing.observations import SINGLE_VIEW_KEYS
     from .viz.run import write_run_whole
 
     args.checkpoint = resolve_checkpoint(args.checkpoint)
@@ -532,8 +531,7 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
     # what the model started from, beside what it imagined (inverse dynamics is given a clip, not one observation)
-    given = None if args.mode == "inverse_dynamics" else {key: str(path) for key, path in cameras.items()} or {
-        SINGLE_VIEW_KEYS[0]: next(iter(sources.values()))}
+    given = None if args.mode == "inverse_dynamics" else observation
     written = write_run_whole(prediction, out, plots=not args.no_plots, observation=given)
     print(_summary(prediction))
     for path in written:

@@ -1287,3 +1287,34 @@ def test_a_kept_dataset_is_published_and_written_on_without_touching_its_files(t
         for name, value in stats.items():
             np.testing.assert_allclose(ds.stats[key][name], value, err_msg=f"{key} {name}")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_keeps_are_spaced_by_their_cost_past_every_s(monkeypatch):
+    """`KeepSchedule`: a keep is due `EVERY_S` after the last one ended, or `cost / COST_SHARE` after where a keep cost
+    more (a clock stands in for the wall's: no timing in the test)."""
+    from worldpolicy.data import lerobot
+    from worldpolicy.data.lerobot import KeepSchedule
+
+    clock = [1000.0]
+    monkeypatch.setattr(lerobot.time, "monotonic", lambda: clock[0])
+
+    class Writer:
+        def __init__(self, cost_s):
+            self.cost_s = cost_s
+
+        def keep(self):
+            clock[0] += self.cost_s
+            return "kept"
+
+    keeps = KeepSchedule()
+    clock[0] += KeepSchedule.EVERY_S - 1
+    assert not keeps.due()
+    clock[0] += 1
+    assert keeps.due() and keeps.keep(Writer(1.0)) == "kept"
+    clock[0] += KeepSchedule.EVERY_S
+    assert keeps.due()  # a cheap keep: every EVERY_S from its end
+    keeps.keep(Writer(60.0))  # 60 s: the next one 60 / 0.05 = 1200 s after it ended
+    clock[0] += KeepSchedule.EVERY_S
+    assert not keeps.due()
+    clock[0] += 60.0 / KeepSchedule.COST_SHARE - KeepSchedule.EVERY_S
+    assert keeps.due()

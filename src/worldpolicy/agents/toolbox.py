@@ -17,7 +17,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -570,13 +570,11 @@ class Toolbox:
         inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs; `chunks`: forward dynamics
         over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks."""
         from ..policy import PolicyRequest
-        from ..processing.observations import SINGLE_VIEW_KEYS
         from ..viz.run import write_run
 
         report = progress or (lambda *_: None)
-        given = None if mode == "inverse_dynamics" else request["observation"]  # what the run starts from, kept for
-        if given is not None and not isinstance(given, Mapping):  # its page, as predict keeps it
-            given = {SINGLE_VIEW_KEYS[0]: given}
+        # what the run starts from, kept for its page as predict keeps it (inverse dynamics is given a clip)
+        given = None if mode == "inverse_dynamics" else request["observation"]
         # what the CLI would log about this call (a short clip, units, ...): an agent reads only the result; one model
         # call at a time (one device), and its policy stays loaded (is not evicted) until it ends
         with logged_warnings() as [logged], self._run_lock:

@@ -851,11 +851,9 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 # a kill (SIGKILL, the OOM killer, a lost node) loses only the episodes since: published as an
                 # interruption publishes them, the writer going on from there
                 with sigint_held() as caught:
-                    started = time.monotonic()
                     adding = True  # a keep that fails (the disk full) keeps nothing more: raised as it came
-                    previous = writer.keep()
+                    previous = keeps.keep(writer)
                     base, adding = previous.num_episodes, False
-                    keeps.kept(started)
                     logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
                 if caught:
                     raise interruption(caught)

@@ -396,9 +396,8 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                     raise interruption(caught)
                 if writer.num_episodes < len(chosen) and keeps.due():  # a kill loses only the episodes since
                     with sigint_held() as caught:
-                        keep_from, adding = time.monotonic(), True  # a failed keep keeps nothing more
-                        base, adding = writer.keep().num_episodes, False
-                        keeps.kept(keep_from)
+                        adding = True  # a failed keep keeps nothing more
+                        base, adding = keeps.keep(writer).num_episodes, False
                         logger.info("kept %d labelled episodes in %s", base, writer.root)
                     if caught:
                         raise interruption(caught)

@@ -994,10 +994,13 @@ class KeepSchedule:
         """Whether to keep now."""
         return time.monotonic() - self.since >= max(self.EVERY_S, self.cost_s / self.COST_SHARE)
 
-    def kept(self, started: float) -> None:
-        """A keep begun at `started` (`time.monotonic()`) is done."""
+    def keep(self, writer: LeRobotDatasetWriter) -> LeRobotDataset:
+        """`writer.keep()`, timed: the next is due from its end, and what it cost spaces them."""
+        started = time.monotonic()
+        dataset = writer.keep()
         self.since = time.monotonic()
         self.cost_s = self.since - started
+        return dataset
 
 
 class LeRobotDatasetWriter:

@@ -48,22 +48,23 @@ RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots"
 
 
 def write_run(prediction: Prediction, out: Path, plots: bool = True,
-              video_parts: Sequence[tuple[Path, int]] = (), observation: Mapping[str, Any] | None = None) -> list[Path]:
+              video_parts: Sequence[tuple[Path, int]] = (), observation: Any = None) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html. Here,
     beside the readers of those files, for the three that write a run: `predict`, `Prediction.save` and the agents'
     tools. `video_parts`: mp4 files (each with its number of frames) already holding the prediction's video end to end
     (a dream's chunks, `sim.world_model.DreamRecorder`): rollout.mp4 is their packets joined where they allow it
     (`processing.video.join_videos`: the frames the parts hold, not encoded a second time), else the video encoded.
-    `observation`: the camera images the run was given, by camera key (a file or pixels, as a policy reads them; its
-    last frame), kept as `observation/<key's last part>.png` for the page to show beside the imagined video: without
-    them a run never showed what the model started from."""
+    `observation`: the policy's observation the run was given (one image, or camera key -> image; a file or pixels,
+    as a policy reads them; its last frame), kept as `observation/<key's last part>.png` (one image alone as
+    `SINGLE_VIEW_KEYS[0]`'s) for the page to show beside the imagined video: without them a run never showed what the
+    model started from."""
     import numpy as np
 
     from ..fileio import make_folder, write_json_atomic
     from ..processing.observations import canvas_comment
     from ..processing.video import write_video
 
-    given = _observation_pixels(observation) if observation else {}  # read before anything is removed or written
+    given = {} if observation is None else _observation_pixels(observation)  # read before anything is removed
     try:  # before any file is written: the plots and video would refuse it half-way through the run
         _check_fps(prediction.fps)
     except ValueError:
@@ -95,8 +96,7 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     return written
 
 
-def write_run_whole(prediction: Prediction, out: Path, plots: bool = True,
-                    observation: Mapping[str, Any] | None = None) -> list[Path]:
+def write_run_whole(prediction: Prediction, out: Path, plots: bool = True, observation: Any = None) -> list[Path]:
     """`write_run` with Ctrl-C (SIGTERM) held until its last file, then stopping: one while the video or plots were
     written (seconds) left the new actions.json beside an earlier run's page, its plots removed, or a run without
     them. `predict` and `Prediction.save`; a dream holds its own (a second Ctrl-C stops its writing)."""
@@ -109,14 +109,16 @@ def write_run_whole(prediction: Prediction, out: Path, plots: bool = True,
     return written
 
 
-def _observation_pixels(observation: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """`write_run`'s `observation` → uint8 RGB pixels by camera key: the last frame of each, as the policy reads it."""
+def _observation_pixels(observation: Any) -> dict[str, np.ndarray]:
+    """`write_run`'s `observation` → uint8 RGB pixels by camera key: the last frame of each, as the policy reads it;
+    one image given alone under `SINGLE_VIEW_KEYS[0]`, the key a policy reads it as."""
     import numpy as np
 
-    from ..processing.observations import load_frames
+    from ..processing.observations import SINGLE_VIEW_KEYS, load_frames
 
+    cameras = observation if isinstance(observation, Mapping) else {SINGLE_VIEW_KEYS[0]: observation}
     return {key: np.round(load_frames(source, key, last=1)[-1] * 255).astype(np.uint8)
-            for key, source in observation.items()}
+            for key, source in cameras.items()}
 
 
 def observation_file(out: Path, key: str) -> Path:
