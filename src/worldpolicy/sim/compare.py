@@ -610,10 +610,9 @@ def check_compare_out(out: str | Path, flag: str = "--out") -> Path:
     """`write_comparison`'s folder, refused before any run is read (named by `flag`, as given) where it would write
     among others' files: inside a sim run (its `videos/`, a compared run: its outputs and pages would hold a stray
     comparison) or a comparison, inside a checkpoint or dataset, holding another kind of thing or other runs
-    (`fileio.output_folder`),
-    or a folder of no known kind that holds a file of the name a comparison writes (a user's own index.html, which
-    a rerun would replace; with --no-plots too, as a later comparison there with plots would). A new or empty
-    folder, and an earlier comparison's, are accepted."""
+    (`fileio.output_folder`), or a folder of no known kind that holds a file of the name a comparison writes (a
+    user's own index.html, which a rerun would replace; with --no-plots too, as a later comparison there with plots
+    would). A new or empty folder, and an earlier comparison's, are accepted."""
     from worldpolicy.viz.compare_page import COMPARE_FIGURE
     from worldpolicy.viz.report import REPORT_FILE
 
