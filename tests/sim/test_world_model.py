@@ -259,6 +259,28 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     assert "id=observation>" not in (out / "index.html").read_text()
 
 
+def test_a_recorded_dream_keeps_its_start_as_read_when_it_began(policy, cameras, tmp_path):
+    """The observation's files are read as the recorder is made: a file removed while the dream runs (it may run for
+    hours) neither costs the run its images nor fails its writing."""
+    from PIL import Image
+
+    from worldpolicy.viz.run import observation_file
+
+    files = {}
+    for key, pixels in cameras.items():
+        files[key] = tmp_path / f"{key.rsplit('/', 1)[-1]}.png"
+        Image.fromarray(pixels).save(files[key])
+    out = tmp_path / "run"
+    recorder = DreamRecorder(out, dream_settings("shipped", "shipped", 0, 1, None, None, {}), 1, plots=False,
+                             observation={key: str(path) for key, path in files.items()})
+    for path in files.values():
+        path.unlink()
+    dream(policy, policy, cameras, PROMPT, 1, seed=0, on_chunk=recorder.add)
+    recorder.finish()
+    for key, pixels in cameras.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(observation_file(out, key))), pixels)
+
+
 def test_a_recorded_dream_whose_chunk_files_do_not_join_encodes_its_video_from_the_frames(policy, cameras, tmp_path,
                                                                                            caplog):
     """A chunk's mp4 that cannot be joined to the others as it is (here of another codec) does not cost the run its

@@ -481,7 +481,7 @@ class DreamRecorder:
     embodiment's columns, units and fps): its actions (physical and model space), the frames [a, b) it added, the
     world model's seed, the policy's, its reward (with a score) and video file. `finish` writes the whole run once
     (`write_dream`: dream.json, actions.json, settings.json, observation/, rollout.mp4, plots, index.html; its
-    `observation`: the one the dream started from, as `dream` was given it) from the chunks that
+    `observation`: the one the dream started from, as `dream` was given it, read when the recorder is made) from the chunks that
     ran, rollout.mp4 the chunks' mp4s joined as they are (their packets: each frame encoded once, not again from its
     decoded pixels; `processing.video.join_videos`, else encoded), then removes dream_partial/: called at the end,
     and on Ctrl-C or a failure, so a dream cut short still ends with a complete run. Only a process killed outright
@@ -490,8 +490,11 @@ class DreamRecorder:
 
     def __init__(self, out: Path, settings: dict, requested: int, plots: bool = True,
                  observation: Any = None) -> None:
+        from worldpolicy.viz.run import observation_pixels
+
         self.out, self.settings, self.requested, self.plots = Path(out), settings, requested, plots
-        self.observation = observation
+        # read now, as the dream starts: its files may change or go while it runs (hours), and `finish` still writes
+        self.observation = None if observation is None else observation_pixels(observation)
         self.chunks: list[DreamChunk] = []
         self._videos: list[tuple[Path, int]] = []  # each chunk's mp4 and its frames: rollout.mp4 joins them
         self._rows = 0  # rows recorded so far: chunk j's actions begin there, its frames one after
