@@ -641,7 +641,7 @@ def _dream(args: argparse.Namespace) -> int:
         observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
         settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
                                   {flag: str(path.resolve()) for flag, path in sources.items()})
-        recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots)
+        recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots, observation=observation)
         bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False,
                    disable=args.no_progress)
 

@@ -1796,6 +1796,7 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
     from worldpolicy.cli import main
     from worldpolicy.fileio import DREAM_FILE, folder_kind
     from worldpolicy.processing.trajectory import call_seed
+    from worldpolicy.viz.run import observation_file
 
     server, toolbox, images = shipped
     progress: list = []
@@ -1824,6 +1825,8 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
         assert ours["chunks" if name == DREAM_FILE else "actions"] == \
             theirs["chunks" if name == DREAM_FILE else "actions"], name
     np.testing.assert_array_equal(read_video(run / "rollout.mp4")[0], read_video(tmp_path / "cli" / "rollout.mp4")[0])
+    for key in images:  # the start it was given, kept as the command line keeps it
+        assert observation_file(run, key).read_bytes() == observation_file(tmp_path / "cli", key).read_bytes(), key
 
 
 def test_a_dream_cancelled_part_way_leaves_no_run_folder(shipped):

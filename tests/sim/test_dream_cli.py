@@ -82,6 +82,20 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert folder_kind(run)[0].writer == "dream"
 
 
+def test_dream_keeps_the_camera_images_it_started_from_and_shows_them_first(run, cameras):
+    """As predict's run: each --camera's image at observation/<camera>.png, on the page above the dreamed video."""
+    from PIL import Image
+
+    given = dict(flag.split("=", 1) for flag in cameras[1::2])
+    for key, path in given.items():
+        kept = run / "observation" / f"{key.rsplit('/', 1)[-1]}.png"
+        assert np.array_equal(np.asarray(Image.open(kept)), np.asarray(Image.open(path))), key
+    page = (run / "index.html").read_text()
+    assert page.index("<section id=observation>") < page.index("<section id=videos>")
+    assert page.count("src='data:image/png;base64,", page.index("<section id=observation>"),
+                      page.index("<section id=videos>")) == len(given)
+
+
 def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, cameras, tmp_path, monkeypatch):
     loads = []
     load = worldpolicy.load_policy

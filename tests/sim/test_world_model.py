@@ -207,14 +207,17 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     `write_dream` writes of the whole dream at once (what the command wrote, after every chunk, before), and removes
     the record; but for rollout.mp4, the chunks' mp4s joined as they are: it decodes to exactly their frames, where
     encoding the dream's frames again (write_dream alone) gives others. A rerun's first chunk removes the earlier
-    run's files."""
+    run's files, its cameras' images too (a dream given another start keeps its own, or none)."""
     import json
 
+    from PIL import Image
+
     from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, folder_kind
+    from worldpolicy.viz.run import observation_file
 
     settings = dream_settings("shipped", "shipped", 5, 3, 3, "reach", {})
     out = tmp_path / "recorded"
-    recorder = DreamRecorder(out, settings, 3)
+    recorder = DreamRecorder(out, settings, 3, observation=cameras)
     result = dream(policy, policy, cameras, PROMPT, 3, seed=5, execute_steps=3,
                    scorer=reach_scorer(policy.embodiment.camera_keys), on_chunk=recorder.add)
     head, *lines = [json.loads(line) for line in (out / DREAM_CHUNKS_FILE).read_text().splitlines()]
@@ -232,9 +235,12 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
         assert len(video) == line["frames"][1] - line["frames"][0] and fps == policy.embodiment.fps
         chunk_frames.append(video)
     assert folder_kind(out)[0].writer == "dream" and not (out / DREAM_FILE).exists()
-    at_once = write_dream(result, tmp_path / "at_once", settings, 3)
+    at_once = write_dream(result, tmp_path / "at_once", settings, 3, observation=cameras)
     written = recorder.finish()
     assert [p.relative_to(out) for p in written] == [p.relative_to(tmp_path / "at_once") for p in at_once]
+    for key, pixels in cameras.items():  # the start the dream was given, as predict keeps its own
+        assert observation_file(out, key) in written
+        np.testing.assert_array_equal(np.asarray(Image.open(observation_file(out, key))), pixels)
     for name in (DREAM_FILE, "actions.json", "settings.json"):
         assert (out / name).read_bytes() == (tmp_path / "at_once" / name).read_bytes(), name
     rollout, fps = read_video(out / "rollout.mp4")
@@ -243,11 +249,36 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     assert not (out / DREAM_PARTIAL_DIR).exists()
     page = (out / "index.html").read_text()  # the run's files alone: the record was gone before the page was drawn
     assert DREAM_PARTIAL_DIR not in page and " · 1 video · " in page
-    again = DreamRecorder(out, settings, 3)
+    assert "<section id=observation>" in page and page.index("id=observation>") < page.index("id=videos>")
+    again = DreamRecorder(out, settings, 3)  # no observation kept: the earlier dream's images are not this one's
     dream(policy, policy, cameras, PROMPT, 1, seed=6, execute_steps=3, on_chunk=again.add)
     assert not any((out / name).exists() for name in (DREAM_FILE, "actions.json", "rollout.mp4", "index.html"))
+    assert not any(observation_file(out, key).exists() for key in cameras)
     assert len((out / DREAM_CHUNKS_FILE).read_text().splitlines()) == 1 + 1
-    assert len(again.finish()) == len(written)
+    assert len(again.finish()) == len(written) - len(cameras)
+    assert "id=observation>" not in (out / "index.html").read_text()
+
+
+def test_a_recorded_dream_keeps_its_start_as_read_when_it_began(policy, cameras, tmp_path):
+    """The observation's files are read as the recorder is made: a file removed while the dream runs (it may run for
+    hours) neither costs the run its images nor fails its writing."""
+    from PIL import Image
+
+    from worldpolicy.viz.run import observation_file
+
+    files = {}
+    for key, pixels in cameras.items():
+        files[key] = tmp_path / f"{key.rsplit('/', 1)[-1]}.png"
+        Image.fromarray(pixels).save(files[key])
+    out = tmp_path / "run"
+    recorder = DreamRecorder(out, dream_settings("shipped", "shipped", 0, 1, None, None, {}), 1, plots=False,
+                             observation={key: str(path) for key, path in files.items()})
+    for path in files.values():
+        path.unlink()
+    dream(policy, policy, cameras, PROMPT, 1, seed=0, on_chunk=recorder.add)
+    recorder.finish()
+    for key, pixels in cameras.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(observation_file(out, key))), pixels)
 
 
 def test_a_recorded_dream_whose_chunk_files_do_not_join_encodes_its_video_from_the_frames(policy, cameras, tmp_path,

@@ -1316,7 +1316,8 @@ class Toolbox:
                         model.single_view_said(*said)
                 scorer = reach_scorer(imagining.embodiment.camera_keys) if score == "reach" else None
                 out = self._new_run_dir("dream")
-                recorder = DreamRecorder(out, settings, chunks)  # as `worldpolicy dream` writes its run
+                # as `worldpolicy dream` writes its run, with the observation it started from
+                recorder = DreamRecorder(out, settings, chunks, observation=obs)
 
                 def on_chunk(chunk) -> None:
                     recorder.add(chunk)

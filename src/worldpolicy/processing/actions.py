@@ -92,9 +92,10 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
     stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning
     (`out_of_range_warning`); `warn=False` logs nothing (a check before the run, which reads the same actions again and
-    says it then, once). `warn_range` (default: `warn`) decides the range and rate (`actions_rate_warning`) warnings
-    alone: a `Policy` says them itself, once, in the words `policy.input_warnings` gives front ends before the weights
-    load.
+    says it then, once). `warn_range` (default: `warn`) decides the range warnings alone: the pair
+    `policy.range_warnings` names so, out of range and the actions' rate (`actions_rate_warning`), both off with
+    `warn_range=False`; a `Policy` says them itself, once, in the words `policy.input_warnings` gives front ends
+    before the weights load.
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")

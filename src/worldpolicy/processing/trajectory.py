@@ -59,8 +59,8 @@ def check_trajectory_embodiment(embodiment: Embodiment, option: str = "whole_tra
 def trajectory_actions(actions: Any, embodiment: Embodiment, space: str, warn_range: bool) -> np.ndarray:
     """A whole trajectory's actions, read once in model space [N, dim] (`load_actions`: a file, rows, an actions
     object, a `Prediction`), refused before any chunk runs: an embodiment whose state cannot be chained, a bad
-    `actions_space`, an unreadable, ragged or non-finite row. `warn_range`: whether reading says a range warning
-    (a local `Policy` says it itself, once)."""
+    `actions_space`, an unreadable, ragged or non-finite row. `warn_range`: whether reading says the range warnings
+    (`load_actions`': out of range, and the actions' rate; a local `Policy` says them itself, once)."""
     check_trajectory_embodiment(embodiment)
     if space not in ACTION_SPACES:
         raise ValueError(f"actions_space={space!r}; accepted: {', '.join(ACTION_SPACES)}")

@@ -443,16 +443,17 @@ def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int,
 
 
 def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True,
-                video_parts: Sequence[tuple[Path, int]] = ()) -> list[Path]:
+                video_parts: Sequence[tuple[Path, int]] = (), observation: Any = None) -> list[Path]:
     """A dream run in `out` (`worldpolicy dream` writes it once, at the end or when cut short, `DreamRecorder.finish`;
     the agents' `dream` tool too): dream.json (per chunk: its rows, the policy's seed, its reward where
     `settings["dream"]["score"]` names a scorer, with the scorer and what its reward is, `sim.progress.SCORER_REWARDS`;
     first, so the page shows it) and the dream as one whole
     forward-dynamics trajectory (`Dream.prediction`), written as predict writes its run (`viz.run.write_run`:
-    actions.json, settings.json, rollout.mp4, plots/ and index.html).
+    actions.json, settings.json, observation/, rollout.mp4, plots/ and index.html).
     `settings` (`dream_settings`) joins the prediction's; `requested`: the chunks asked for (more than done, in a run
     interrupted); `video_parts`: the chunks' mp4 files (`DreamRecorder`), which rollout.mp4 joins as they are where
-    they allow it (`write_run`), rather than encoding their frames a second time."""
+    they allow it (`write_run`), rather than encoding their frames a second time; `observation`: the one `dream` was
+    given, kept as `write_run` keeps a predict run's (`observation/<camera>.png`, shown on the page)."""
     from worldpolicy.viz.run import write_run
 
     prediction = result.prediction()
@@ -469,7 +470,7 @@ def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots:
     doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), **scored,
            "chunks": chunks}
     path = write_json_atomic(Path(out) / DREAM_FILE, doc)
-    return [path, *write_run(prediction, out, plots=plots, video_parts=video_parts)]
+    return [path, *write_run(prediction, out, plots=plots, video_parts=video_parts, observation=observation)]
 
 
 class DreamRecorder:
@@ -479,15 +480,21 @@ class DreamRecorder:
     frames) and one line of chunks.jsonl (after a first line, `DREAM_PARTIAL_SCHEMA`, with the run's settings, the
     embodiment's columns, units and fps): its actions (physical and model space), the frames [a, b) it added, the
     world model's seed, the policy's, its reward (with a score) and video file. `finish` writes the whole run once
-    (`write_dream`: dream.json, actions.json, settings.json, rollout.mp4, plots, index.html) from the chunks that
+    (`write_dream`: dream.json, actions.json, settings.json, observation/, rollout.mp4, plots, index.html; its
+    `observation`: the one the dream started from, as `dream` was given it, read when the recorder is made) from the chunks that
     ran, rollout.mp4 the chunks' mp4s joined as they are (their packets: each frame encoded once, not again from its
     decoded pixels; `processing.video.join_videos`, else encoded), then removes dream_partial/: called at the end,
     and on Ctrl-C or a failure, so a dream cut short still ends with a complete run. Only a process killed outright
     (SIGKILL, power loss) leaves dream_partial/, readable as it is. Writing the run after every chunk instead cost
     time growing with the dream's length (the video re-encoded whole each time: benchmarks/bench_dream_io.py)."""
 
-    def __init__(self, out: Path, settings: dict, requested: int, plots: bool = True) -> None:
+    def __init__(self, out: Path, settings: dict, requested: int, plots: bool = True,
+                 observation: Any = None) -> None:
+        from worldpolicy.viz.run import observation_pixels
+
         self.out, self.settings, self.requested, self.plots = Path(out), settings, requested, plots
+        # read now, as the dream starts: its files may change or go while it runs (hours), and `finish` still writes
+        self.observation = None if observation is None else observation_pixels(observation)
         self.chunks: list[DreamChunk] = []
         self._videos: list[tuple[Path, int]] = []  # each chunk's mp4 and its frames: rollout.mp4 joins them
         self._rows = 0  # rows recorded so far: chunk j's actions begin there, its frames one after
@@ -522,14 +529,16 @@ class DreamRecorder:
     def _begin(self, world: Prediction) -> None:
         """The first chunk: an earlier dream's files in `out` go (this one replaces it, as it always did once its first
         chunk ran), and chunks.jsonl starts with what every line shares."""
-        from worldpolicy.viz.run import PLOT_FILES, RUN_OUTPUTS
+        from worldpolicy.viz.run import OBSERVATION_FOLDER, PLOT_FILES, RUN_OUTPUTS
 
         if (self.out / DREAM_FILE).is_file():  # only a dream run's own files: a folder of no known kind keeps its own
             for name in (DREAM_FILE, *RUN_OUTPUTS):
                 if (self.out / name).is_file():
                     (self.out / name).unlink()
-            for path in (p for pattern in PLOT_FILES for p in (self.out / "plots").glob(pattern)):
-                path.unlink()
+            # its plots, and its cameras' images (another start's, or cameras this one lacks)
+            for folder, patterns in (("plots", PLOT_FILES), (OBSERVATION_FOLDER, ("*.png",))):
+                for path in (p for pattern in patterns for p in (self.out / folder).glob(pattern)):
+                    path.unlink()
         shutil.rmtree(self.partial, ignore_errors=True)  # a dream killed outright before: replaced too
         make_folder(self.partial)
         self._append({"schema": DREAM_PARTIAL_SCHEMA, "chunks_requested": self.requested, "settings": self.settings,
@@ -549,6 +558,6 @@ class DreamRecorder:
         if not self.chunks:
             return []
         written = write_dream(Dream.of_chunks(self.chunks), self.out, self.settings, self.requested, plots=False,
-                              video_parts=self._videos)
+                              video_parts=self._videos, observation=self.observation)
         shutil.rmtree(self.partial)
         return written + (write_run_pages(self.out) if self.plots else [])

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "OBSERVATION_FOLDER", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO",
-           "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "resolve_actions_path",
-           "visualize", "write_run", "write_run_pages", "write_run_whole"]
+           "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "observation_pixels",
+           "resolve_actions_path", "visualize", "write_run", "write_run_pages", "write_run_whole"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
@@ -64,7 +64,7 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     from ..processing.observations import canvas_comment
     from ..processing.video import write_video
 
-    given = {} if observation is None else _observation_pixels(observation)  # read before anything is removed
+    given = {} if observation is None else observation_pixels(observation)  # read before anything is removed
     try:  # before any file is written: the plots and video would refuse it half-way through the run
         _check_fps(prediction.fps)
     except ValueError:
@@ -109,9 +109,10 @@ def write_run_whole(prediction: Prediction, out: Path, plots: bool = True, obser
     return written
 
 
-def _observation_pixels(observation: Any) -> dict[str, np.ndarray]:
+def observation_pixels(observation: Any) -> dict[str, np.ndarray]:
     """`write_run`'s `observation` → uint8 RGB pixels by camera key: the last frame of each, as the policy reads it;
-    one image given alone under `SINGLE_VIEW_KEYS[0]`, the key a policy reads it as."""
+    one image given alone under `SINGLE_VIEW_KEYS[0]`, the key a policy reads it as. Also what a writer that writes
+    its run later keeps meanwhile (`sim.world_model.DreamRecorder`), so the run shows the start as it was read."""
     import numpy as np
 
     from ..processing.observations import SINGLE_VIEW_KEYS, load_frames
