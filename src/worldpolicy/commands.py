@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
     p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
-                   "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with lora_save "
-                   "= \"adapter\") or a hub id")
+                   "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with "
+                   "lora_save = \"adapter\") or a hub id")
     p.add_argument("--mode", type=_mode, choices=MODES, default="policy",
                    help="policy (default): actions for --prompt from the observation; forward_dynamics (or forward): "
                    "the video --actions lead to; inverse_dynamics (or inverse): the actions a --video shows")
@@ -80,7 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a policy in a world model's imagination (worldpolicy.sim.dream): from an "
                        "observation, the policy acts, the world model imagines the frames its actions lead to, the "
                        "policy acts on the last of them, --chunks times. Writes rollout.mp4 (the dreamed video), "
-                       "actions.json (the actions run, as a whole forward-dynamics trajectory: docs/actions-schema.md), "
+                       "actions.json (the actions run, as a whole forward-dynamics trajectory: "
+                       "docs/actions-schema.md), "
                        "dream.json (per chunk: its rows, the policy's seed, the reward with --score), settings.json, "
                        "plots/ (chunk boundaries dashed) and index.html.")
     p.add_argument("--policy", required=True, help="the policy's checkpoint: shipped, a diffusers-format Cosmos3 "
@@ -138,8 +139,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     """The flags that say how a checkpoint loads and samples (`load_policy`'s), alike for predict and dream."""
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
-    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
-                   "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own, "
+    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file "
+                   "of your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own, "
                    "its embodiment.json or the registered one its trainer_state.json names, else droid)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
     p.add_argument("--guidance", type=float,
@@ -498,7 +499,8 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--start-frame {args.start_frame}: accepted a frame of the clip, from 0")
     cameras, sources = _input_sources(args)
     if args.actions and not Path(args.actions).is_file():
-        raise UsageError(f"--actions {args.actions!r} does not exist" + (" as a file" if Path(args.actions).exists() else ""))
+        raise UsageError(f"--actions {args.actions!r} does not exist"
+                         + (" as a file" if Path(args.actions).exists() else ""))
     state = _state_values(args.state)
     out = _checked_out(Path(args.out), {**sources, "--actions": Path(args.actions) if args.actions else None})
     said = _check_inputs(args, sources, tuple(cameras), state)  # before the weights load: a bad file fails in a second

@@ -481,12 +481,13 @@ class DreamRecorder:
     embodiment's columns, units and fps): its actions (physical and model space), the frames [a, b) it added, the
     world model's seed, the policy's, its reward (with a score) and video file. `finish` writes the whole run once
     (`write_dream`: dream.json, actions.json, settings.json, observation/, rollout.mp4, plots, index.html; its
-    `observation`: the one the dream started from, as `dream` was given it, read when the recorder is made) from the chunks that
-    ran, rollout.mp4 the chunks' mp4s joined as they are (their packets: each frame encoded once, not again from its
-    decoded pixels; `processing.video.join_videos`, else encoded), then removes dream_partial/: called at the end,
-    and on Ctrl-C or a failure, so a dream cut short still ends with a complete run. Only a process killed outright
-    (SIGKILL, power loss) leaves dream_partial/, readable as it is. Writing the run after every chunk instead cost
-    time growing with the dream's length (the video re-encoded whole each time: benchmarks/bench_dream_io.py)."""
+    `observation`: the one the dream started from, as `dream` was given it, read when the recorder is made) from the
+    chunks that ran, rollout.mp4 the chunks' mp4s joined as they are (their packets: each frame encoded once, not
+    again from its decoded pixels; `processing.video.join_videos`, else encoded), then removes dream_partial/: called
+    at the end, and on Ctrl-C or a failure, so a dream cut short still ends with a complete run. Only a process
+    killed outright (SIGKILL, power loss) leaves dream_partial/, readable as it is. Writing the run after every chunk
+    instead cost time growing with the dream's length (the video re-encoded whole each time:
+    benchmarks/bench_dream_io.py)."""
 
     def __init__(self, out: Path, settings: dict, requested: int, plots: bool = True,
                  observation: Any = None) -> None:
