@@ -106,7 +106,7 @@ for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpol
     lines = {
         "serve --checkpoint": _line("serve", "msgpack", "serve"),
         "sim --policy": _line("sim", "gymnasium", "sim"),
-        "demo --out": _line("demo", "gymnasium", "sim"),
+        "demo --out": _line("demo", "mink", "sim"),  # its start pose (mink FK) before the env
         "dataset info": _line("dataset info", "pyarrow", "train"),
         "dataset from-sim": _line("dataset from-sim", "pyarrow", "train"),
         "train reach-from-scratch": _line("train", "pyarrow", "train"),
