@@ -884,7 +884,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             logger.warning("the %d episodes recorded before the error could not be kept either: %s",
                            len(seeds) - base, exc)  # the dataset's own (resumed, or the last keep) stay as they were
             kept = None
-        kept = kept or _last_keep(previous, base, len(done))
+        if kept is None:  # the finished episodes since lost: the last keep's are still at root
+            kept = _last_keep(previous, base, len(done))
         if kept is not None:
             logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "
                            "with resume (--resume) records the other %d", kept.num_episodes, num_episodes, root,
