@@ -1871,6 +1871,19 @@ def test_an_actions_file_at_another_rate_than_the_embodiments_is_said(tmp_path, 
     assert not [r for r in caplog.records if "Hz" in r.getMessage()]
 
 
+def test_the_rate_of_actions_that_cannot_name_one_is_not_read_again(tmp_path, monkeypatch):
+    """Only a JSON actions object names its rate: a `.npy`, `.npz` or `.csv` file (a whole trajectory's rows, which a
+    `Policy` reads for every call) was read a second time by `actions_rate_warning` only to find none."""
+    from worldpolicy.processing import actions
+    from worldpolicy.processing.actions import actions_rate_warning
+
+    emb = get_embodiment("droid/relative_pose")
+    np.save(tmp_path / "rows.npy", np.zeros((4, len(emb.columns))))
+    monkeypatch.setattr(actions, "read_actions_file", lambda source: pytest.fail(f"{source} read again"))
+    for name in ("rows.npy", "rows.npz", "rows.csv"):
+        assert actions_rate_warning(tmp_path / name, emb) is None
+
+
 def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):
     """state=[T, dim] was refused as "state has 2*dim values"; it now reads like an observation's history rows."""
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)

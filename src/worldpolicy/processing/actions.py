@@ -383,6 +383,8 @@ def actions_rate_warning(source: Any, embodiment: Embodiment) -> str | None:
     `Policy` once, the command line and the agent tools before the weights load (`policy.input_warnings`)."""
     where = "actions"
     if isinstance(source, (str, Path)):
+        if Path(source).suffix.lower() != ".json":  # only a JSON object names a rate: a .npy, .npz or .csv (a whole
+            return None  # trajectory's rows, given to every `Policy` call) is not read a second time to find none
         try:
             source, where = read_actions_file(source)
         except (OSError, ValueError):
