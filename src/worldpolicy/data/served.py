@@ -56,7 +56,7 @@ from ..fileio import (
     sweep_scratch_folders,
     write_json_atomic,
 )
-from ..processing.observations import load_frames
+from ..processing.observations import last_frame_pixels
 from .checks import check_out
 from .edit import BLOCK_FRAMES
 from .from_sim import SpooledVideo
@@ -197,7 +197,7 @@ class ServedRunDataset:
                 if record.state is None:
                     frame[f"{STATE_FEATURE}.{name}"] = np.asarray(value, np.float32).reshape(-1)
             else:
-                frame[IMAGE_PREFIX + name] = _pixels(value, key)
+                frame[IMAGE_PREFIX + name] = last_frame_pixels(value, key)
         if record.state is not None:
             frame[STATE_FEATURE] = np.asarray(record.state, np.float32).reshape(-1)
         actions = np.asarray(record.actions, np.float32)
@@ -246,14 +246,6 @@ def served_rate_reason(dataset: LeRobotDataset, embodiment: Embodiment, use: str
             f"first of each chunk, so it is fit for {use} only when the client asked every control step (execute_steps "
             f"1: {embodiment.fps:g} fps for embodiment {embodiment.key!r}); this one is for looking at (dataset show), "
             f"not for {use}")
-
-
-def _pixels(value: np.ndarray, key: str) -> np.ndarray:
-    """A camera's frame as the adapter passed it on (uint8 or float, [H, W, 3], [3, H, W] or frames) → uint8
-    [H, W, 3], its last frame."""
-    if value.dtype == np.uint8 and value.ndim == 3 and value.shape[-1] == 3:
-        return value
-    return np.round(load_frames(value, key)[-1] * 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,15 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
     )
 
 
+
+def last_frame_pixels(obs: Any, param: str = "observation") -> np.ndarray:
+    """The last frame of any input `load_frames` reads, as uint8 RGB [H, W, 3]: what a record or a run's page keeps of
+    a camera (a recording's frame, a run's observation PNG); a uint8 [H, W, 3] frame as it is."""
+    if isinstance(obs, np.ndarray) and obs.dtype == np.uint8 and obs.ndim == 3 and obs.shape[-1] == 3:
+        return obs
+    return np.round(load_frames(obs, param, last=1)[-1] * 255).astype(np.uint8)
+
+
 def _is_array(obs: Any) -> bool:
     return isinstance(obs, np.ndarray) or type(obs).__module__.startswith("torch")
 

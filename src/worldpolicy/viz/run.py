@@ -113,13 +113,10 @@ def observation_pixels(observation: Any) -> dict[str, np.ndarray]:
     """`write_run`'s `observation` → uint8 RGB pixels by camera key: the last frame of each, as the policy reads it;
     one image given alone under `SINGLE_VIEW_KEYS[0]`, the key a policy reads it as. Also what a writer that writes
     its run later keeps meanwhile (`sim.world_model.DreamRecorder`), so the run shows the start as it was read."""
-    import numpy as np
-
-    from ..processing.observations import SINGLE_VIEW_KEYS, load_frames
+    from ..processing.observations import SINGLE_VIEW_KEYS, last_frame_pixels
 
     cameras = observation if isinstance(observation, Mapping) else {SINGLE_VIEW_KEYS[0]: observation}
-    return {key: np.round(load_frames(source, key, last=1)[-1] * 255).astype(np.uint8)
-            for key, source in cameras.items()}
+    return {key: last_frame_pixels(source, key) for key, source in cameras.items()}
 
 
 def observation_file(out: Path, key: str) -> Path:
