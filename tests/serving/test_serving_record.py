@@ -663,3 +663,19 @@ def test_a_killed_server_s_kept_episodes_stay_and_its_spool_is_added_once(tmp_pa
     for i, frames in enumerate(([0, 1], [2], [3], [4, 5])):
         np.testing.assert_array_equal(ds.episode(i).videos["observation.images.image"], images[frames])
     assert not spool.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]
+
+
+def test_a_killed_server_s_recording_recovered_elsewhere_copies_what_it_kept(tmp_path, monkeypatch):
+    """`dataset recover SPOOL --out OTHER`: the episodes kept at DIR come first there too; DIR keeps them."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)
+    sink.exchange(_exchange(2, 0, np.ones((6, 10, 3), np.uint8)))
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    recovered = recover_served_run(spool, tmp_path / "elsewhere")
+    assert (recovered.kept, recovered.killed) == (1, [2]) and _connections(tmp_path / "elsewhere") == [1, 2]
+    assert _connections(root) == [1] and not spool.exists()
