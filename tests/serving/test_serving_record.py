@@ -679,3 +679,20 @@ def test_a_killed_server_s_recording_recovered_elsewhere_copies_what_it_kept(tmp
     recovered = recover_served_run(spool, tmp_path / "elsewhere")
     assert (recovered.kept, recovered.killed) == (1, [2]) and _connections(tmp_path / "elsewhere") == [1, 2]
     assert _connections(root) == [1] and not spool.exists()
+
+
+def test_a_server_killed_with_everything_kept_is_recovered_leaving_dir_untouched(tmp_path, monkeypatch, capsys):
+    """Killed with no connection open and none closed since the last keep: DIR holds it all; recovery removes the
+    spool and writes nothing (the same files at DIR)."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    files = {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+    assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
+    assert "the 1 episode(s) the server kept before the kill come first, then 0 from the spool" in capsys.readouterr().err
+    assert {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()} == files and not spool.exists()

@@ -329,10 +329,9 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                 shutil.rmtree(spool)
                 return RecoveredRun(None, [], {})
             features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
-            if spool.name.startswith(".") and SPOOL_INFIX in spool.name:  # the killed server's half-built dataset
-                # beside its DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only
-                # `out`'s)
-                sweep_scratch_folders(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)], [STAGING_KIND])
+            if (record_dir := _record_dir(spool)) is not None:  # the killed server's half-built dataset beside its
+                # DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only `out`'s)
+                sweep_scratch_folders(record_dir, [STAGING_KIND])
             killed, torn = [], {}
             done = set() if kept is None else {fields["serving.connection"] for fields in kept.episode_fields()}
             conns = sorted(conn for conn in (int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
@@ -367,13 +366,17 @@ def _kept_dataset(spool: Path, out: Path) -> LeRobotDataset | None:
     gives: the one whose provenance `recording` is the spool's run's. None: it kept none (or its spool is from a
     version that did not keep)."""
     run = read_json(spool / RUN_FILE, f"the spool's {RUN_FILE}")["provenance"].get("recording")
-    places = [out]
-    if spool.name.startswith(".") and SPOOL_INFIX in spool.name:
-        places.append(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)])
-    for place in places if run is not None else ():
+    for place in [out, *filter(None, [_record_dir(spool)])] if run is not None else ():
         sweep_scratch_folders(place, ())  # a kill mid-publish left the keep before it aside: back first
         if (place / INFO_PATH).is_file() and (provenance_document(place) or {}).get("recording") == run:
             return LeRobotDataset.open(place)
+    return None
+
+
+def _record_dir(spool: Path) -> Path | None:
+    """The --record DIR a spool's name gives (`.DIR.writing-spool-*`); None for a spool renamed otherwise."""
+    if spool.name.startswith(".") and SPOOL_INFIX in spool.name:
+        return spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)]
     return None
 
 
