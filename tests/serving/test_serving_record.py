@@ -573,3 +573,126 @@ def test_serve_record_s_recording_line_names_the_folder(tmp_path):
         assert recorder.destination == str(root)
     finally:
         recorder.close()
+
+
+def _keep_at_every_end(monkeypatch) -> None:
+    """Every connection's end keeps (its due time and cost share out of the way: no clock involved)."""
+    from worldpolicy.data.lerobot import KeepSchedule
+
+    monkeypatch.setattr(KeepSchedule, "EVERY_S", 0.0)
+    monkeypatch.setattr(KeepSchedule, "COST_SHARE", float("inf"))
+
+
+def _connections(root: Path) -> list[int]:
+    return [f["serving.connection"] for f in LeRobotDataset.open(root).episode_fields()]
+
+
+def test_finished_connections_are_kept_at_dir_while_the_server_runs(tmp_path, monkeypatch):
+    """A server runs for days: nothing was readable at DIR until it stopped, and its spool only grew. A closed
+    connection's episode is published on the keep schedule and its spool files go; an open one's stay."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    images = np.random.default_rng(0).integers(0, 255, (3, 6, 10, 3), np.uint8)
+    sink.exchange(_exchange(1, 0, images[0]))
+    sink.exchange(_exchange(2, 0, images[1]))
+    sink.exchange(_exchange(1, 1, images[2]))
+    sink.end(1, None)
+    assert _connections(root) == [1]  # while connection 2 is open
+    np.testing.assert_array_equal(LeRobotDataset.open(root).episode(0).videos["observation.images.image"],
+                                  images[[0, 2]])
+    assert sorted(p.name for p in spool.iterdir()) == [
+        ".worldpolicy.lock", "2-observation.images.image.u8", "2.values", "features.json", "run.json"]  # 1's went
+    sink.close()
+    assert _connections(root) == [1, 2] and not spool.exists()
+
+
+def _packets(ds: LeRobotDataset, episode: int) -> list[bytes]:
+    with ds.encoded_segment(episode, "observation.images.image") as segment:
+        return [bytes(packet) for packet in segment.packets]
+
+
+def test_a_killed_server_s_kept_episodes_stay_and_its_spool_is_added_once(tmp_path, monkeypatch, capsys):
+    """SIGKILL after keeps: `dataset recover` adds the spool's connections (one closed, one open at the kill) to the
+    dataset kept at DIR, in connection order, each once, also a connection kept whose spool files the kill left
+    (killed between the keep and their removal); the kept episodes are copied as they are, not encoded again."""
+    from worldpolicy.data.lerobot import EpisodeVideoStream, KeepSchedule
+
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    images = np.random.default_rng(1).integers(0, 255, (6, 6, 10, 3), np.uint8)
+    sink.exchange(_exchange(1, 0, images[0]))
+    sink.exchange(_exchange(1, 1, images[1]))
+    sink.end(1, None)
+    sink.exchange(_exchange(2, 0, images[2]))
+    sink.exchange(_exchange(3, 0, images[3]))  # open at the kill
+    spooled_2 = {p.name: p.read_bytes() for p in spool.glob("2*")}
+    sink.end(2, "bad request: steps=0")
+    for name, data in spooled_2.items():  # killed before the keep removed them: their end too
+        (spool / name).write_bytes(data)
+    (spool / "2.end.json").write_text('{"error": "bad request: steps=0"}')
+    kept = LeRobotDataset.open(root)
+    assert _connections(root) == [1, 2]
+    kept_packets = [_packets(kept, i) for i in range(2)]
+    monkeypatch.setattr(KeepSchedule, "EVERY_S", 1e9)  # connection 4 closes and is not kept before the kill
+    sink.exchange(_exchange(4, 0, images[4]))
+    sink.exchange(_exchange(4, 1, images[5]))
+    sink.end(4, None)
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    del sink
+    with pytest.raises(ValueError, match="was killed and left what it had not yet kept there in"):  # not "overwrite"
+        ServedRunDataset(root, StandInPolicy().embodiment)
+
+    encoded = []
+    append = EpisodeVideoStream.append
+    monkeypatch.setattr(EpisodeVideoStream, "append",
+                        lambda self, blocks: (encoded.extend(len(b) for b in blocks.values()), append(self, blocks)))
+    assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "the 2 episode(s) the server kept before the kill come first, then 2 from the spool" in err
+    assert "connection(s) 3 were open at the kill" in err
+    assert sum(encoded) == 3  # connections 3 and 4's frames: the kept ones' are copied
+    ds = LeRobotDataset.open(root)
+    assert [(f["serving.connection"], f["serving.killed"], f["serving.error"]) for f in ds.episode_fields()] == [
+        (1, False, None), (2, False, "bad request: steps=0"), (3, True, None), (4, False, None)]
+    assert [_packets(ds, i) for i in range(2)] == kept_packets  # bit for bit
+    for i, frames in enumerate(([0, 1], [2], [3], [4, 5])):
+        np.testing.assert_array_equal(ds.episode(i).videos["observation.images.image"], images[frames])
+    assert not spool.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]
+
+
+def test_a_killed_server_s_recording_recovered_elsewhere_copies_what_it_kept(tmp_path, monkeypatch):
+    """`dataset recover SPOOL --out OTHER`: the episodes kept at DIR come first there too; DIR keeps them."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)
+    sink.exchange(_exchange(2, 0, np.ones((6, 10, 3), np.uint8)))
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    recovered = recover_served_run(spool, tmp_path / "elsewhere")
+    assert (recovered.kept, recovered.killed) == (1, [2]) and _connections(tmp_path / "elsewhere") == [1, 2]
+    assert _connections(root) == [1] and not spool.exists()
+
+
+def test_a_server_killed_with_everything_kept_is_recovered_leaving_dir_untouched(tmp_path, monkeypatch, capsys):
+    """Killed with no connection open and none closed since the last keep: DIR holds it all; recovery removes the
+    spool and writes nothing (the same files at DIR)."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    files = {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+    assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
+    assert "the 1 episode(s) the server kept before the kill come first, then 0 from the spool" in capsys.readouterr().err
+    assert {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()} == files and not spool.exists()

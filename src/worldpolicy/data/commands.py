@@ -310,17 +310,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     recover = cmds.add_parser(
         "recover",
-        help="write the recording a killed `worldpolicy serve --record DIR` left in its spool as the dataset at DIR",
-        description="A server killed outright (SIGKILL, the OOM killer, a power loss) leaves what it recorded in its "
-        "spool, the hidden folder .DIR.writing-spool-* beside its --record DIR (`serve --record DIR` names it and "
-        "refuses to start over it). This writes every exchange that reached the spool as the dataset the server was "
-        "recording, one episode per connection; the connection open at the kill is an episode with serving.killed "
-        "true, and a record half-written at the kill is left out and reported. The spool is removed once the dataset "
-        "is written; a spool a running server holds is refused, untouched.",
+        help="add the recording a killed `worldpolicy serve --record DIR` left in its spool to the dataset at DIR",
+        description="A server killed outright (SIGKILL, the OOM killer, a power loss) leaves what it recorded and had "
+        "not yet kept at its --record DIR (it keeps the finished connections' episodes there as it runs) in its "
+        "spool, the hidden folder .DIR.writing-spool-* beside DIR (`serve --record DIR` names it and refuses to start "
+        "over it). This writes the dataset the server was recording: the episodes it kept, copied as they are, then "
+        "every exchange that reached the spool, one episode per connection; the connection open at the kill is an "
+        "episode with serving.killed true, and a record half-written at the kill is left out and reported. The spool "
+        "is removed once the dataset is written; a spool a running server holds is refused, untouched.",
     )
     recover.add_argument("spool", metavar="SPOOL", help="the spool folder (.DIR.writing-spool-*)")
     recover.add_argument("--out", required=True,
-                         help="folder for the dataset (new or empty): the server's --record DIR")
+                         help="folder for the dataset: the server's --record DIR (what it kept there is added to), or "
+                         "a new or empty one")
     recover.add_argument("--overwrite", action="store_true",
                          help="replace the dataset an earlier `serve --record` (or recover) wrote at --out")
     recover.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
@@ -906,6 +908,9 @@ def _recover(args: argparse.Namespace) -> int:
         print(f"worldpolicy dataset recover: {what} {args.spool}; nothing to recover, the spool was removed",
               file=sys.stderr)
         return 0
+    if result.kept:
+        print(f"worldpolicy dataset recover: the {result.kept} episode(s) the server kept before the kill come first, "
+              f"then {result.dataset.num_episodes - result.kept} from the spool", file=sys.stderr)
     if result.killed:
         print(f"worldpolicy dataset recover: connection(s) {', '.join(map(str, result.killed))} were open at the "
               "kill: their episodes have serving.killed true", file=sys.stderr)

@@ -977,12 +977,12 @@ def _note_wide_images(root: str, key: str, mode: str) -> None:
 
 
 class KeepSchedule:
-    """When a long run that writes a dataset an episode at a time (`dataset from-sim`, `dataset label`) keeps what it
-    finished (`LeRobotDatasetWriter.keep`: published as an interruption publishes it, and written on), so that a kill
-    (SIGKILL) loses only what came after: every `EVERY_S` of wall time, and less often where a keep costs more than
-    `COST_SHARE` of the time since the last one. A keep writes the metadata of every episode so far (its tables and
-    stats) and links the published files into a new staging folder: it grows with the dataset, slowly; `COST_SHARE`
-    bounds it over the whole run all the same."""
+    """When a long run that writes a dataset an episode at a time (`dataset from-sim`, `dataset label`, `serve
+    --record`) keeps what it finished (`LeRobotDatasetWriter.keep`: published as an interruption publishes it, and
+    written on), so that a kill (SIGKILL) loses only what came after: every `EVERY_S` of wall time, and less often
+    where a keep costs more than `COST_SHARE` of the time since the last one. A keep writes the metadata of every
+    episode so far (its tables and stats) and links the published files into a new staging folder: it grows with the
+    dataset, slowly; `COST_SHARE` bounds it over the whole run all the same."""
 
     EVERY_S = 600.0
     COST_SHARE = 0.05

@@ -6,10 +6,15 @@ only when the client asked every control step (`execute_steps` 1: else its fps i
 thread, never on the request path. Every exchange goes to a spool as it comes (the hidden `.DIR.writing-spool-*`
 folder beside DIR, locked by the server while it runs): its camera frames raw, its other values as one checksummed
 binary record, each file written and closed per exchange (a killed process loses nothing written; the files are
-fsynced at most `SYNC_S` apart, for a power loss). A connection's episode is encoded from the spool when it closes and
-the dataset appears at DIR in one rename when the server stops; the spool is removed only then. A server killed
-outright leaves the spool: `recover_served_run` (`worldpolicy dataset recover`) encodes every exchange that reached it
-in the same way, and `serve --record DIR` refuses to start over it, naming that command.
+fsynced at most `SYNC_S` apart, for a power loss). A connection's episode is encoded from the spool when it closes;
+the episodes so far are kept, published at DIR in one rename, on the `lerobot.KeepSchedule` (a server runs for days)
+and the spool files of the connections kept are removed then, so the spool holds only what DIR lacks; the server's
+stop publishes them all and removes the spool. A server killed outright leaves the spool: `recover_served_run`
+(`worldpolicy dataset recover`) adds every exchange that reached it, encoded in the same way, to the episodes kept at
+DIR (copied, not encoded again), and `serve --record DIR` refuses to start over it, naming that command. A recording's
+provenance `recording` (an id of the server run) tells a recovery which dataset the run kept, and its episodes'
+`serving.connection` which connections it holds: a kill between a keep and the removal of its spool files loses and
+duplicates nothing.
 
 Per frame: `observation.images.<camera>` (lossless: the pixels sent), the state keys as `observation.state.<name>` (or
 the request's explicit `state` as `observation.state`), `action` (the chunk's first action), `action_chunk` (the whole
@@ -31,6 +36,7 @@ import shutil
 import struct
 import tempfile
 import time
+import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -51,6 +57,7 @@ from ..fileio import (
     dataset_lock,
     folder_lock,
     missing_folders,
+    provenance_document,
     read_json,
     remove_empty_folders,
     sweep_scratch_folders,
@@ -58,10 +65,10 @@ from ..fileio import (
 )
 from ..processing.observations import last_frame_pixels
 from .checks import check_out
-from .edit import BLOCK_FRAMES
+from .edit import BLOCK_FRAMES, copy_episodes
 from .from_sim import SpooledVideo
-from .layout import STAGING_KIND
-from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .layout import INFO_PATH, STAGING_KIND
+from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
 from .observations import IMAGE_PREFIX, STATE_FEATURE
 
 if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
@@ -75,7 +82,8 @@ SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: w
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per connection
 # <conn>.values (its records), <conn>-<video feature>.u8 (raw frames, frame after frame) and <conn>.end.json (its
-# `error`, once it closed: a connection without one was open when the server was killed). A record holds the
+# `error`, once it closed: a connection without one was open when the server was killed), until a keep publishes the
+# connection's episode at DIR. A record holds the
 # FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a feature left
 # (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built staging folder
 # a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is (`sweep_scratch_folders`).
@@ -95,11 +103,13 @@ class ServedRunDataset:
 
     def __init__(self, root: str | Path, embodiment: Embodiment, *, overwrite: bool = False,
                  provenance: dict[str, Any] | None = None) -> None:
+        _refuse_spools(Path(root).expanduser())  # first: DIR may hold what the killed server kept, to add to
         self.root = check_out([], root, overwrite, [SOURCE], "serve --record", "recorded")
-        _refuse_spools(self.root)
         self.embodiment, self.overwrite = embodiment, overwrite
         self.fps = embodiment.fps / (embodiment.execute_steps or embodiment.chunk_size)
-        self.provenance = {"source": SOURCE, "embodiment": embodiment.key, **(provenance or {})}
+        # `recording`: this run, so that a recovery knows the dataset at DIR as what this run kept
+        self.provenance = {"source": SOURCE, "embodiment": embodiment.key, **(provenance or {}),
+                           "recording": uuid.uuid4().hex}
         self._made = missing_folders(self.root.parent)  # removed when the run ends with nothing recorded
         # held until close: the dataset, which another command writing it is refused (it makes root's parent), and
         # the spool, a live server's
@@ -120,6 +130,9 @@ class ServedRunDataset:
             shutil.rmtree(self._spool, ignore_errors=True)
             raise
         self._writer: LeRobotDatasetWriter | None = None
+        self._keeps = KeepSchedule()
+        self._kept = 0  # the writer's episodes published at root by the last keep
+        self._unkept: list[int] = []  # the closed connections whose spool files no keep has published yet
         self._features: dict[str, dict[str, Any]] | None = None
         self._open: dict[int, float] = {}  # per open connection: when its spool files were last fsynced
         self.skipped = 0  # exchanges not recorded (their features are not the recording's), in all
@@ -153,6 +166,13 @@ class ServedRunDataset:
             self._open[record.conn] = time.monotonic()
 
     def end(self, conn: int, error: str | None) -> None:
+        """Encode the connection's episode; keep the episodes so far at root when the `KeepSchedule` says so."""
+        self._end(conn, error)
+        if self._writer is not None and self._writer.num_episodes > self._kept and self._keeps.due():
+            self._keep()
+
+    def _end(self, conn: int, error: str | None) -> None:
+        """Connection `conn`'s episode into the writer, from its spool files."""
         if (skips := self._skips.pop(conn, 0)) > 1:
             logger.warning("serve --record: connection %d: %d requests not recorded (cameras or frame sizes other than "
                            "the recording's)", conn, skips)
@@ -164,13 +184,14 @@ class ServedRunDataset:
         if dropped := _add_episode(self._writer, self._spool, self._features, conn, error, killed=False):
             logger.warning("serve --record: connection %d: %d record(s) at the end of its spool were cut short (a "
                            "spool write that failed) and are left out", conn, dropped)
+        self._unkept.append(conn)
 
     def close(self) -> None:
         """Add the episodes of connections still open, publish the dataset (none when nothing was recorded), then
         remove the spool; one that could not be published stays, to recover."""
         try:
             for conn in list(dict.fromkeys([*self._open, *self._skips])):  # one skipped throughout has no spool
-                self.end(conn, None)
+                self._end(conn, None)  # no keep: all are published next
             if self._writer is not None:
                 from ..viz.plots import plural
 
@@ -186,6 +207,20 @@ class ServedRunDataset:
             remove_empty_folders(self._made)
 
     # -- internals
+    def _keep(self) -> None:
+        """Publish the episodes so far at root (`KeepSchedule.keep`), then remove the spool files of the connections
+        they hold: the spool keeps only what root lacks. A kill in between leaves files of connections root holds,
+        which a recovery knows by their `serving.connection` and skips."""
+        self._kept = self._keeps.keep(self._writer).num_episodes
+        for conn in self._unkept:
+            for path in [*self._spool.glob(f"{conn}-*.u8"), self._spool / f"{conn}{VALUES}",
+                         self._spool / f"{conn}{END}"]:
+                path.unlink(missing_ok=True)
+        from ..viz.plots import plural
+
+        logger.info("serve --record: %s kept in %s", plural(self._kept, "episode"), self.root)
+        self._unkept.clear()
+
     def _frame(self, record: Exchange) -> dict[str, np.ndarray]:
         """The exchange's per-frame features (video ones uint8 [H, W, 3])."""
         e, frame = self.embodiment, {}
@@ -253,19 +288,24 @@ class RecoveredRun:
     """What `recover_served_run` made of a killed server's spool: the dataset (None: no whole record reached the
     spool, none at all or every one cut short, as `torn` then says), the connections open at the kill that have an
     episode (it is `serving.killed`; one whose every record was cut short has none, and is in `torn` alone) and, per
-    connection, the records dropped at a torn tail (half-written at the kill)."""
+    connection, the records dropped at a torn tail (half-written at the kill); `kept`: the episodes the server had kept
+    (published at its DIR) before the kill, the dataset's first."""
 
     dataset: LeRobotDataset | None
     killed: list[int]
     torn: dict[int, int]
+    kept: int = 0
 
 
 def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = False,
                        progress: bool = False) -> RecoveredRun:
-    """Encode the spool a killed `serve --record` left (`.DIR.writing-spool-*`) as the dataset it was recording, at
-    `out`, every connection an episode of the exchanges that reached it, in connection order, then remove the spool.
-    A spool a server still holds is refused (`fileio.folder_lock`), untouched. `progress`: a bar on stderr counting
-    the connections encoded (a day's recording is hours of frames)."""
+    """Write the recording the spool a killed `serve --record` left (`.DIR.writing-spool-*`) as the dataset it was
+    recording, at `out`, then remove the spool: the episodes the server kept before the kill (`_kept_dataset`: at
+    `out` or at the spool's DIR) first, copied (their videos' packets as they are, `edit.copy_episodes`: nothing is
+    encoded again), then each connection of the spool they lack an episode of, encoded from the exchanges that reached
+    it, in connection order. `out` holding those kept episodes is added to without `overwrite`. A spool a server
+    still holds is refused (`fileio.folder_lock`), untouched. `progress`: a bar on stderr counting the connections
+    encoded (a day's recording is hours of frames)."""
     from tqdm.auto import tqdm
 
     spool = Path(spool)
@@ -280,19 +320,29 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
         raise ValueError(f"spool: {str(spool)!r} {what}; {hint}")
     with _held(spool, "spool", f"spool: {str(spool)!r} belongs to a running server (PID {{pid}}), still recording to "
                "it; stop it first: it then writes the dataset itself and removes the spool"):
-        out = check_out([spool], out, overwrite, [SOURCE], "dataset recover", "recovered", "spool")
+        kept = _kept_dataset(spool, Path(out).expanduser())
+        in_place = kept is not None and kept.root.resolve() == Path(os.path.abspath(Path(out).expanduser())).resolve()
+        out = check_out([spool] if kept is None or in_place else [spool, kept.root], out, overwrite or in_place,
+                        [SOURCE], "dataset recover", "recovered", "spool")
         with dataset_lock(out, "out", "`dataset recover`"):
             if not (spool / FEATURES_FILE).is_file():  # said by the caller (RecoveredRun.dataset None): the command
                 shutil.rmtree(spool)
                 return RecoveredRun(None, [], {})
             features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
-            if spool.name.startswith(".") and SPOOL_INFIX in spool.name:  # the killed server's half-built dataset
-                # beside its DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only
-                # `out`'s)
-                sweep_scratch_folders(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)], [STAGING_KIND])
+            if (record_dir := _record_dir(spool)) is not None:  # the killed server's half-built dataset beside its
+                # DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only `out`'s)
+                sweep_scratch_folders(record_dir, [STAGING_KIND])
             killed, torn = [], {}
-            conns = sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
-            with _writer(spool, out, overwrite) as writer:
+            done = set() if kept is None else {fields["serving.connection"] for fields in kept.episode_fields()}
+            conns = sorted(conn for conn in (int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
+                           if conn not in done)  # a kill after a keep, before its connections' files went: kept
+            if in_place and not conns:  # everything is at out already
+                shutil.rmtree(spool)
+                return RecoveredRun(kept, [], {}, kept.num_episodes)
+            with _writer(spool, out, overwrite or in_place) as writer:
+                if kept is not None:
+                    copy_episodes(writer, [kept], [(0, i) for i in range(kept.num_episodes)],
+                                  [kept.episode_columns()], kept.episode_success is not None)
                 for conn in tqdm(conns, desc=f"recovering {len(conns)} connections", unit="conn",
                                  disable=not progress):
                     end = spool / f"{conn}{END}"
@@ -307,19 +357,40 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                 if not writer.num_episodes:  # every record torn: nothing to publish
                     writer.abort()
             shutil.rmtree(spool)
-    return RecoveredRun(LeRobotDataset.open(out) if writer.num_episodes else None, killed, torn)
+    return RecoveredRun(LeRobotDataset.open(out) if writer.num_episodes else None, killed, torn,
+                        0 if kept is None else kept.num_episodes)
+
+
+def _kept_dataset(spool: Path, out: Path) -> LeRobotDataset | None:
+    """The dataset the killed server last kept (`ServedRunDataset._keep`), at `out` or at the DIR the spool's name
+    gives: the one whose provenance `recording` is the spool's run's. None: it kept none (or its spool is from a
+    version that did not keep)."""
+    run = read_json(spool / RUN_FILE, f"the spool's {RUN_FILE}")["provenance"].get("recording")
+    for place in [out, *filter(None, [_record_dir(spool)])] if run is not None else ():
+        sweep_scratch_folders(place, ())  # a kill mid-publish left the keep before it aside: back first
+        if (place / INFO_PATH).is_file() and (provenance_document(place) or {}).get("recording") == run:
+            return LeRobotDataset.open(place)
+    return None
+
+
+def _record_dir(spool: Path) -> Path | None:
+    """The --record DIR a spool's name gives (`.DIR.writing-spool-*`); None for a spool renamed otherwise."""
+    if spool.name.startswith(".") and SPOOL_INFIX in spool.name:
+        return spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)]
+    return None
 
 
 def _refuse_spools(root: Path) -> None:
-    """A killed server's spool for `root` holds a recording not yet in it: refused, naming the command that recovers
-    it; a running server's (it holds its lock) is refused by `folder_lock`, untouched."""
+    """A killed server's spool for `root` holds what it recorded and had not yet kept there: refused, naming the
+    command that recovers it; a running server's (it holds its lock) is refused by `folder_lock`, untouched."""
     for spool in _spools_of(root):
         with _held(spool, "out", f"out: a running server (PID {{pid}}) is recording to {str(root)!r}; stop it first, "
                    "or choose another out"):
             pass
-        raise ValueError(f"out: a server recording to {str(root)!r} was killed and left its recording in "
-                         f"{str(spool)!r}; recover it first: worldpolicy dataset recover {shlex.quote(str(spool))} "
-                         f"--out {shlex.quote(str(root))} (or remove that folder to drop it, or choose another out)")
+        raise ValueError(f"out: a server recording to {str(root)!r} was killed and left what it had not yet kept "
+                         f"there in {str(spool)!r}; recover it first: worldpolicy dataset recover "
+                         f"{shlex.quote(str(spool))} --out {shlex.quote(str(root))} (it adds those episodes to the "
+                         "ones kept there; or remove that folder to drop them, or choose another out)")
 
 
 @contextmanager

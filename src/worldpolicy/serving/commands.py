@@ -100,10 +100,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--record", metavar="DIR",
         help="record the run as a LeRobot v3 dataset at DIR, a new or empty folder: one episode per connection, one "
-        "frame per answered request (its cameras, state and prompt, the chunk sent back, timings), written when the "
-        "server stops (each exchange is spooled to disk as it comes: a killed server's run is recovered with "
-        "`worldpolicy dataset recover`); records are dropped (counted: worldpolicy_records_dropped) while the writer "
-        "is behind (default: nothing recorded)",
+        "frame per answered request (its cameras, state and prompt, the chunk sent back, timings); the finished "
+        "connections' episodes are kept there as it runs (as one closes, 10 minutes or more apart), all when it stops "
+        "(each exchange is spooled to disk as it comes: a killed server's run is recovered with `worldpolicy dataset "
+        "recover`); records are dropped (counted: worldpolicy_records_dropped) while the writer is behind (default: "
+        "nothing recorded)",
     )
     p.add_argument("--overwrite", action="store_true",
                    help="with --record: replace the dataset an earlier `serve --record` wrote at DIR")
