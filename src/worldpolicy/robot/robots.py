@@ -20,9 +20,9 @@ import numpy as np
 from ..embodiments import GRIPPER_MARGIN, gripper_unit_hint
 
 __all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FR3_MAX_TCP_SPEED", "FRANKA_MAX_JOINT_VELOCITY",
-           "FRANKA_MAX_TCP_SPEED", "GRIPPER_MARGIN", "GRIPPER_TOLERANCE", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET",
-           "PANDA_JOINT_LIMITS", "TARGET_JOINT_MARGIN_RAD", "TCP_SPEED_MARGIN", "RobotConfig", "get_robot",
-           "gripper_unit_hint", "list_robots"]
+           "FRANKA_MAX_TCP_ROTATION_SPEED", "FRANKA_MAX_TCP_SPEED", "GRIPPER_MARGIN", "GRIPPER_TOLERANCE",
+           "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET", "PANDA_JOINT_LIMITS", "TARGET_JOINT_MARGIN_RAD",
+           "TCP_SPEED_MARGIN", "RobotConfig", "get_robot", "gripper_unit_hint", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 # How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
@@ -32,11 +32,12 @@ MEASURED_JOINT_MARGIN_RAD = 0.1
 # a policy's error near a limit. Further out it is no angle of this arm in radians (degrees read as radians are 57x
 # too large; another arm's limits, an FR3's joint 6 reaches 0.76 rad past a Panda's), so the decoder refuses the chunk.
 TARGET_JOINT_MARGIN_RAD = 0.2
-# How many times the arm's Cartesian speed limit (`RobotConfig.max_tcp_speed`) one step of a relative_pose chunk may
-# ask and still be left to IK and the joint speed check: under joint control the TCP can pass the Cartesian limit a
-# little (the shipped model's training data reaches 1.71 m/s). Further, the deltas are no metres of this arm:
-# centimetres or millimetres (DROID's 1.5 cm a step read as 1.5 m), or model-space values (up to 1 "m" a step), which
-# IK only warned about as unreachable while the arm went there at full joint speed.
+# How many times the arm's Cartesian speed limits (`RobotConfig.max_tcp_speed`, `max_tcp_rotation_speed`) one step of a
+# relative_pose chunk may ask and still be left to IK and the joint speed check: under joint control the TCP can pass
+# the Cartesian limit a little (the shipped model's training data reaches 1.71 m/s). Further, the deltas are no metres
+# of this arm: centimetres or millimetres (DROID's 1.5 cm a step read as 1.5 m), or model-space values (up to 1 "m" a
+# step), which IK only warned about as unreachable while the arm went there at full joint speed; or no rotation of it
+# in radians: one built from angles in degrees read as radians (2 deg a step became a 2 rad, 115 deg, turn).
 TCP_SPEED_MARGIN = 2.0
 # Float dust from (de)normalisation around [0, 1]: neither clipped with a warning nor refused.
 GRIPPER_TOLERANCE = 1e-6
@@ -45,6 +46,8 @@ FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
 # Franka's Cartesian translation speed limits (m/s; FCI docs, "Limits for Panda" / "for Franka Research 3").
 FRANKA_MAX_TCP_SPEED = 1.7
 FR3_MAX_TCP_SPEED = 3.0
+# Their Cartesian rotation speed limit (rad/s; same tables): 2.5 for the Panda and for the FR3.
+FRANKA_MAX_TCP_ROTATION_SPEED = 2.5
 # (lower, upper) rad, joints 1-7, from Franka's FCI docs ("Limits for Panda"; the shipped MJCF's ranges are the same).
 PANDA_JOINT_LIMITS = ((-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698),
                       (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973))
@@ -88,6 +91,7 @@ class RobotConfig:
     max_joint_velocity: tuple[float, ...] = FRANKA_MAX_JOINT_VELOCITY  # rad/s per arm joint; the sim counts excess
     joint_limits: tuple[tuple[float, float], ...] | None = None
     max_tcp_speed: float = FRANKA_MAX_TCP_SPEED  # m/s, the TCP's translation; the decoder refuses far past it
+    max_tcp_rotation_speed: float = FRANKA_MAX_TCP_ROTATION_SPEED  # rad/s, the TCP's rotation; the same
 
     def __post_init__(self) -> None:
         if len(self.home) != len(self.arm_joints):
