@@ -8,6 +8,7 @@ path or `MENAGERIE_ROOT` — drives through the same bridge. Gripper values cros
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -61,6 +62,39 @@ FR3_JOINT_LIMITS = ((-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3
 FR3_MAX_JOINT_VELOCITY = (2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26)
 
 
+def _is_number(value: object, positive: bool) -> bool:
+    """A finite real number (positive if asked): not a string, a bool or None."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+            and (value > 0 or not positive))
+
+
+def _numbers(robot: str, field: str, value: object, accepted: str, shape: tuple[int, ...] = (),
+             positive: bool = False, given_as: object = None) -> float | tuple:
+    """`value` as a float (`shape` ()) or nested tuples of floats of `shape`, each a finite number (positive if asked);
+    else a `ValueError` naming the field, the value given (`given_as`, where `value` is part of it) and `accepted`. A
+    string is refused, not parsed: a spec file's quoted "1.7" failed later with a TypeError, and a quoted list read as
+    one value per character."""
+    try:
+        given = None if isinstance(value, (str, bytes)) else np.asarray(value, dtype=object)
+    except ValueError:  # nested sequences numpy cannot lay out
+        given = None
+    if given is not None and given.shape == shape and all(_is_number(v, positive) for v in given.flat):
+        out = given.astype(np.float64).tolist()
+        return tuple(map(tuple, out)) if len(shape) == 2 else tuple(out) if shape else out
+    strings = isinstance(value, (str, bytes)) or (given is not None and any(isinstance(v, str) for v in given.flat))
+    hint = "; numbers, not strings (a YAML/JSON spec's numbers go without quotes)" if strings else ""
+    shown = value if given_as is None else given_as
+    raise ValueError(f"robot {robot!r}: {field} must be {accepted}, got {shown!r}{hint}")
+
+
+def _names(robot: str, field: str, value: object) -> tuple[str, ...]:
+    """`value` as a tuple of MJCF element names; a single string is refused (it read as one name per character)."""
+    items = None if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(v, str) for v in items):
+        raise ValueError(f"robot {robot!r}: {field} must be a list of MJCF names (strings), got {value!r}")
+    return items
+
+
 @dataclass(frozen=True)
 class RobotConfig:
     """How the bridge reads one MJCF robot.
@@ -94,36 +128,45 @@ class RobotConfig:
     max_tcp_rotation_speed: float = FRANKA_MAX_TCP_ROTATION_SPEED  # rad/s, the TCP's rotation; the same
 
     def __post_init__(self) -> None:
-        if len(self.home) != len(self.arm_joints):
-            raise ValueError(f"robot {self.name!r}: home has {len(self.home)} values for {len(self.arm_joints)} arm joints")
-        if len(self.arm_actuators) != len(self.arm_joints):
-            raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {len(self.arm_joints)} joints")
-        if len(self.max_joint_velocity) != len(self.arm_joints) or not all(v > 0 for v in self.max_joint_velocity):
-            raise ValueError(f"robot {self.name!r}: max_joint_velocity needs {len(self.arm_joints)} positive rad/s "
-                             f"values, got {self.max_joint_velocity}")
-        if not (np.isfinite(self.max_tcp_speed) and self.max_tcp_speed > 0):
-            raise ValueError(f"robot {self.name!r}: max_tcp_speed must be a positive speed in m/s, got "
-                             f"{self.max_tcp_speed!r}")
+        # a config read from a YAML/JSON spec gives lists (kept as tuples, so configs compare and hash as the shipped
+        # ones do) and may give numbers as strings, which failed later with a TypeError or as a sequence of characters
+        for field in ("arm_joints", "arm_actuators", "gripper_joints"):
+            object.__setattr__(self, field, _names(self.name, field, getattr(self, field)))
+        dof = self.dof
+        fields = {
+            "home": (f"{dof} joint angles in rad, one number per arm joint ({', '.join(self.arm_joints)})", (dof,),
+                     False),
+            "max_joint_velocity": (f"{dof} positive rad/s values, one number per arm joint", (dof,), True),
+            "max_tcp_speed": ("a positive speed in m/s", (), True),
+            "max_tcp_rotation_speed": ("a positive speed in rad/s", (), True),
+            # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
+            "finger_open": ("the finger travel at g = 0, a positive number of metres", (), True),
+            "gripper_ctrl_open": ("the gripper actuator's value for g = 0, a finite number", (), False),
+            "gripper_ctrl_closed": ("the gripper actuator's value for g = 1, a finite number", (), False),
+        }
+        for field, (accepted, shape, positive) in fields.items():
+            object.__setattr__(self, field, _numbers(self.name, field, getattr(self, field), accepted, shape, positive))
+        if len(self.arm_actuators) != dof:
+            raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {dof} joints")
         if self.joint_limits is not None:
-            limits = np.asarray(self.joint_limits, dtype=np.float64)
-            if limits.shape != (self.dof, 2) or not np.all(np.isfinite(limits)) or np.any(limits[:, 0] >= limits[:, 1]):
-                raise ValueError(f"robot {self.name!r}: joint_limits needs {self.dof} (lower, upper) pairs in rad with "
-                                 f"lower < upper, one per arm joint, or None (the MJCF's ranges); got {self.joint_limits}")
-            object.__setattr__(self, "joint_limits", tuple((float(lo), float(hi)) for lo, hi in limits))
+            accepted = (f"{dof} (lower, upper) pairs in rad with lower < upper, one per arm joint, or None (the MJCF's "
+                        "ranges)")
+            limits = _numbers(self.name, "joint_limits", self.joint_limits, accepted, (dof, 2))
+            if any(lo >= hi for lo, hi in limits):
+                raise ValueError(f"robot {self.name!r}: joint_limits must be {accepted}, got {self.joint_limits!r}")
+            object.__setattr__(self, "joint_limits", limits)
         if self.ee_frame_type not in ("body", "site", "geom"):
             raise ValueError(f"robot {self.name!r}: ee_frame_type must be body, site or geom, got {self.ee_frame_type!r}")
-        # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
-        if not (np.isfinite(self.finger_open) and self.finger_open > 0):
-            raise ValueError(f"robot {self.name!r}: finger_open must be the finger travel at g = 0, a positive number "
-                             f"of metres, got {self.finger_open!r}")
-        ctrl = (self.gripper_ctrl_open, self.gripper_ctrl_closed)
-        if not np.all(np.isfinite(ctrl)) or ctrl[0] == ctrl[1]:
+        if self.gripper_ctrl_open == self.gripper_ctrl_closed:
             raise ValueError(f"robot {self.name!r}: gripper_ctrl_open and gripper_ctrl_closed must be two different "
-                             f"finite actuator values (for g = 0 and g = 1), got {ctrl}")
-        if self.tcp_offset is not None and (len(self.tcp_offset) != 4 or not isinstance(self.tcp_offset[0], str)
-                                            or not np.all(np.isfinite(np.asarray(self.tcp_offset[1:], dtype=float)))):
-            raise ValueError(f"robot {self.name!r}: tcp_offset must be (body name, x, y, z) in metres or None, got "
-                             f"{self.tcp_offset!r}")
+                             f"finite actuator values (for g = 0 and g = 1), got {self.gripper_ctrl_open!r} for both")
+        if self.tcp_offset is not None:
+            accepted = "(body name, x, y, z) in metres or None"
+            offset = self.tcp_offset
+            if not isinstance(offset, (list, tuple)) or len(offset) != 4 or not isinstance(offset[0], str):
+                raise ValueError(f"robot {self.name!r}: tcp_offset must be {accepted}, got {self.tcp_offset!r}")
+            xyz = _numbers(self.name, "tcp_offset", self.tcp_offset[1:], accepted, (3,), given_as=self.tcp_offset)
+            object.__setattr__(self, "tcp_offset", (self.tcp_offset[0], *xyz))
         if self.joint_limits is not None:
             lower, upper = np.asarray(self.joint_limits).T
             outside = [i for i, q in enumerate(self.home) if not lower[i] <= q <= upper[i]]
