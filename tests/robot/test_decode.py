@@ -77,8 +77,18 @@ def test_joint_targets_far_past_the_limits_are_refused_naming_them(joints):
 
 @pytest.mark.parametrize("shape", [(32, 9), (32,), (0, 10)])
 def test_wrong_chunk_width(rel, shape):
-    with pytest.raises(ValueError, match=r"actions: expected a chunk of shape \[T, 10\]"):
+    with pytest.raises(ValueError, match=r"actions: expected a chunk of shape \[T, 10\]") as raised:
         rel.decode(np.zeros(shape), np.array(rel.robot.home))
+    assert "actions[None]" not in str(raised.value)  # no row of this embodiment: no one-step hint
+
+
+def test_one_step_given_as_a_row_names_the_chunk_of_one_row(rel):
+    """decode(chunk[0], q): a single step of the right width was refused as a wrong shape, without saying how to give
+    one step."""
+    step = np.array([0.01, 0, 0, *IDENTITY6, 0.5])
+    with pytest.raises(ValueError, match=r"got \(10,\); one step is a chunk of one row: actions\[None\]"):
+        rel.decode(step, np.array(rel.robot.home))
+    assert rel.decode(step[None], np.array(rel.robot.home)).qpos.shape == (1, 7)
 
 
 def test_nan_actions_refused(rel):

@@ -152,9 +152,10 @@ class ActionDecoder:
         actions = np.asarray(actions, dtype=np.float64)
         dim = self.embodiment.action_dim
         if actions.ndim != 2 or actions.shape[1] != dim or actions.shape[0] == 0:
+            one = "; one step is a chunk of one row: actions[None]" if actions.shape == (dim,) else ""
             raise ValueError(
                 f"actions: expected a chunk of shape [T, {dim}] for embodiment {self.embodiment.key!r} "
-                f"(columns {list(self.embodiment.columns)}), got {actions.shape}"
+                f"(columns {list(self.embodiment.columns)}), got {actions.shape}{one}"
             )
         bad = ~np.isfinite(actions)
         if bad.any():
