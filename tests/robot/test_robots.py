@@ -75,6 +75,10 @@ def test_overrides_and_validation():
                                          r"joint, got \(1.0,\)$"):
         get_robot("panda", max_joint_velocity=(1.0,))
     assert get_robot("panda").max_joint_velocity == (2.175,) * 4 + (2.61,) * 3  # Franka's datasheet
+    # a misspelt field was a TypeError naming only that keyword: now the config's fields are listed
+    with pytest.raises(ValueError, match=r"robot 'panda': no config field 'max_speed' to override; the fields: name, "
+                                         r"mjcf, .*max_tcp_speed, max_tcp_rotation_speed$"):
+        get_robot("panda", max_speed=2.0)
 
 
 def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):

@@ -273,4 +273,9 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
         raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
+    fields = [f.name for f in dataclasses.fields(RobotConfig)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:  # dataclasses.replace said only "unexpected keyword argument", one at a time
+        raise ValueError(f"robot {robot.name!r}: no config field {', '.join(map(repr, unknown))} to override; the "
+                         f"fields: {', '.join(fields)}")
     return dataclasses.replace(robot, **overrides) if overrides else robot
