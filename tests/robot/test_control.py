@@ -262,8 +262,13 @@ def test_bad_settings_are_refused_naming_them(decoder):
             {"tick": 0}, policy.home)
     with pytest.raises(ValueError, match=r"realtime: only the 'async' strategy"):
         ChunkController(policy, decoder, ChunkStrategy("ensemble"), realtime=True)
-    with pytest.raises(TypeError, match=r"strategy: expected a ChunkStrategy, got str"):
+    # the kind alone, or a robot's name for the decoder, as ActionDecoder and get_robot take them: each names its fix
+    with pytest.raises(TypeError, match=r"strategy: expected a ChunkStrategy, got str 'async'; the kind alone is "
+                                        r"ChunkStrategy\('async'\)"):
         ChunkController(policy, decoder, "async")
+    with pytest.raises(TypeError, match=r"decoder: expected an ActionDecoder .*, got str 'panda'; for a robot by name, "
+                                        r"ActionDecoder\(policy.embodiment, 'panda'\)"):
+        ChunkController(policy, "panda")
     with pytest.raises(TypeError, match=r"policy: expected an object with act"):
         ChunkController(object(), decoder)
     with pytest.raises(ValueError, match=r"horizon: expected an int >= 1 or None, got 0"):

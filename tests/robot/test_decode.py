@@ -77,8 +77,18 @@ def test_joint_targets_far_past_the_limits_are_refused_naming_them(joints):
 
 @pytest.mark.parametrize("shape", [(32, 9), (32,), (0, 10)])
 def test_wrong_chunk_width(rel, shape):
-    with pytest.raises(ValueError, match=r"actions: expected a chunk of shape \[T, 10\]"):
+    with pytest.raises(ValueError, match=r"actions: expected a chunk of shape \[T, 10\]") as raised:
         rel.decode(np.zeros(shape), np.array(rel.robot.home))
+    assert "actions[None]" not in str(raised.value)  # no row of this embodiment: no one-step hint
+
+
+def test_one_step_given_as_a_row_names_the_chunk_of_one_row(rel):
+    """decode(chunk[0], q): a single step of the right width was refused as a wrong shape, without saying how to give
+    one step."""
+    step = np.array([0.01, 0, 0, *IDENTITY6, 0.5])
+    with pytest.raises(ValueError, match=r"got \(10,\); one step is a chunk of one row: actions\[None\]"):
+        rel.decode(step, np.array(rel.robot.home))
+    assert rel.decode(step[None], np.array(rel.robot.home)).qpos.shape == (1, 7)
 
 
 def test_nan_actions_refused(rel):
@@ -287,7 +297,8 @@ def test_a_turn_too_fast_for_the_joints_is_met_part_way_and_reported_not_swung(r
     """A 150 deg turn of the hand in one step is reachable, but IK swung joints 1 and 3 by over a radian to get there
     (12x their speed at 15 fps), which the decoder then refused. IK now holds each joint to its speed over the
     period: the hand turns what the joints allow about the commanded axis, stays where it was (the speed-limited QP
-    alone moved it 159 mm sideways) and the rest is reported unreachable."""
+    alone moved it 159 mm sideways) and the rest is reported unreachable. (With check_limits, the decoder refuses such
+    a turn before IK: past twice the arm's Cartesian rotation limit; IK's part is what a chunk left to it gets.)"""
     from scipy.spatial.transform import Rotation
 
     from worldpolicy.robot.kinematics import IKSolver
@@ -295,8 +306,11 @@ def test_a_turn_too_fast_for_the_joints_is_met_part_way_and_reported_not_swung(r
     q0 = np.array(rel.robot.home)
     turn = Rotation.from_euler("z", 150, degrees=True).as_matrix()
     a = np.array([[0, 0, 0, *turn[:, 0], *turn[:, 1], 0.0]])
+    with pytest.raises(ValueError, match=r"turn the end effector more than 0.333 rad in one step"):
+        rel.decode(a, q0)
+    unchecked = ActionDecoder("droid/relative_pose", "panda", check_limits=False)
     with caplog.at_level(logging.WARNING):
-        cmd = rel.decode(a, q0)
+        cmd = unchecked.decode(a, q0)
     speed = np.abs(cmd.qpos[0] - q0) * rel.embodiment.fps / rel.robot.max_joint_velocity
     assert speed.max() <= 1 and speed.max() > 0.9  # at the limit, not past it (nor idle)
     assert cmd.tracking.unreachable_steps == [0] and "unreachable" in caplog.text
@@ -304,7 +318,7 @@ def test_a_turn_too_fast_for_the_joints_is_met_part_way_and_reported_not_swung(r
     turned = Rotation.from_matrix(rel.ik.fk(q0)[:3, :3].T @ rel.ik.fk(cmd.qpos[0])[:3, :3]).as_rotvec()
     assert turned[2] > 0.15 and np.abs(turned[:2]).max() < 0.01  # about the commanded axis, the commanded way
     # the refusal stays the last guard: an IK without the speed limit swings the arm, and the chunk is refused
-    free = ActionDecoder("droid/relative_pose", "panda", ik=IKSolver("panda"))
+    free = ActionDecoder("droid/relative_pose", "panda", ik=IKSolver("panda"), check_limits=False)
     with pytest.raises(ValueError, match=r"from the measured joints to target 0: joint\d moves .* rad in one step.* "
                                          r"\(IK reconfigured the arm to reach the target"):
         free.decode(a, q0)
@@ -450,6 +464,36 @@ def test_end_effector_steps_in_another_unit_are_refused(rel, scale):
     assert ActionDecoder("droid/relative_pose", "fr3", check_limits=False).decode(wrong, home).qpos.shape == (4, 7)
     with pytest.raises(ValueError, match=r"more than 0.4 m in one step.*robot 'fr3''s max_tcp_speed 3 m/s"):
         ActionDecoder("droid/relative_pose", "fr3").decode(np.tile([1.0, 0, 0, *IDENTITY6, 0.0], (2, 1)), home)
+
+
+def _turns_about_z(angle: float, steps: int) -> np.ndarray:
+    """A relative_pose chunk (DROID's 10 columns) turning the end effector by `angle` rad about z each step."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.tile([0, 0, 0, c, s, 0, -s, c, 0, 0.5], (steps, 1))
+
+
+def test_end_effector_turns_from_degrees_read_as_radians_are_refused(rel):
+    """A rotation built from angles in degrees read as radians (scipy's from_euler without degrees=True) turned 3 deg a
+    step into 3 rad, 172 deg: nothing refused it, and the wrist spun as fast as its joints go. Turns past
+    TCP_SPEED_MARGIN times the arm's Cartesian rotation limit are refused as translations are, naming the step, the
+    angle, the limit and the likely cause."""
+    home = np.array(rel.robot.home)
+    with pytest.raises(ValueError, match=r"actions: 2 steps turn the end effector more than 0.333 rad in one step, "
+                                         r"first at step 0: a turn of 171.9 deg \(3 rad, 45 rad/s at 15 fps.*over 2 x "
+                                         r"robot 'panda''s max_tcp_rotation_speed 2.5 rad/s.*angles in degrees read "
+                                         r"as radians.*get_robot\('panda', max_tcp_rotation_speed=...\)"):
+        rel.decode(_turns_about_z(3.0, 2), home)
+    assert rel.decode(_turns_about_z(np.radians(3.0), 2), home).tracking.max_mm < 5  # the same turns in radians run
+    # a fast but plausible turn (4.5 rad/s, under the bar's 5) is left to IK and the joint speed check
+    lenient = ActionDecoder("droid/relative_pose", "panda", check_velocity=False)
+    assert lenient.decode(_turns_about_z(0.3, 1), home).qpos.shape == (1, 7)
+    # the FR3's limit is Franka's 2.5 rad/s too; check_limits=False leaves the turn to IK where nothing real moves
+    with pytest.raises(ValueError, match=r"robot 'fr3''s max_tcp_rotation_speed 2.5 rad/s"):
+        ActionDecoder("droid/relative_pose", "fr3").decode(_turns_about_z(1.0, 1), home)
+    assert ActionDecoder("droid/relative_pose", "panda", check_limits=False).decode(
+        _turns_about_z(3.0, 2), home).qpos.shape == (2, 7)
+    faster = ActionDecoder("droid/relative_pose", get_robot("panda", max_tcp_rotation_speed=30.0), check_velocity=False)
+    assert faster.decode(_turns_about_z(3.0, 1), home).qpos.shape == (1, 7)  # a faster arm's own limit moves the bar
 
 
 def test_joint_velocities_given_as_positions_are_refused_naming_velocities():

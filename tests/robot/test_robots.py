@@ -1,3 +1,5 @@
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +8,7 @@ import pytest
 pytest.importorskip("mink")
 
 from worldpolicy.robot.kinematics import IKSolver, load_robot_spec
-from worldpolicy.robot.robots import get_robot, list_robots
+from worldpolicy.robot.robots import RobotConfig, get_robot, list_robots
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def test_a_robot_by_path_is_named_by_that_path(menagerie_root, tmp_path):
     renamed.write_text((menagerie_root / "franka_emika_panda" / "panda.xml").read_text())
     assert get_robot(renamed).name == str(renamed)
     assert get_robot("menagerie_panda").name == "menagerie_panda"
-    with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': home has 6 values"):
+    with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': home must be 7 joint angles in rad"):
         get_robot(renamed, home=(0.0,) * 6)
     out = tmp_path / "run"
     assert main(["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--videos", "0", "--no-plots",
@@ -64,13 +66,19 @@ def test_a_robot_by_path_is_named_by_that_path(menagerie_root, tmp_path):
 def test_overrides_and_validation():
     home = (0.0, 0.0, 0.0, -1.5, 0.0, 1.5, 0.0)
     assert get_robot("panda", home=home).home == home
-    with pytest.raises(ValueError, match="home has 6 values"):
+    with pytest.raises(ValueError, match=r"home must be 7 joint angles in rad, one number per arm joint \(joint1, "
+                                         r".*\), got \(0.0, 0.0, 0.0, 0.0, 0.0, 0.0\)$"):
         get_robot("panda", home=(0.0,) * 6)
     with pytest.raises(ValueError, match="ee_frame_type"):
         get_robot("panda", ee_frame_type="joint")
-    with pytest.raises(ValueError, match=r"max_joint_velocity needs 7 positive rad/s values, got \(1.0,\)"):
+    with pytest.raises(ValueError, match=r"max_joint_velocity must be 7 positive rad/s values, one number per arm "
+                                         r"joint, got \(1.0,\)$"):
         get_robot("panda", max_joint_velocity=(1.0,))
     assert get_robot("panda").max_joint_velocity == (2.175,) * 4 + (2.61,) * 3  # Franka's datasheet
+    # a misspelt field was a TypeError naming only that keyword: now the config's fields are listed
+    with pytest.raises(ValueError, match=r"robot 'panda': no config field 'max_speed' to override; the fields: name, "
+                                         r"mjcf, .*max_tcp_speed, max_tcp_rotation_speed$"):
+        get_robot("panda", max_speed=2.0)
 
 
 def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
@@ -132,7 +140,7 @@ def test_joint_limits_are_the_configs_and_reach_every_use():
     servo_ranges = [env.model.actuator(a).ctrlrange for a in fr3.arm_actuators]
     np.testing.assert_array_equal(servo_ranges, FR3_JOINT_LIMITS)  # a target past the Panda's is not cut there
     for bad in ((0.0, 1.0),) * 6, ((1.0, -1.0),) + FR3_JOINT_LIMITS[1:], ((0.0, np.nan),) + FR3_JOINT_LIMITS[1:]:
-        with pytest.raises(ValueError, match=r"robot 'panda': joint_limits needs 7 \(lower, upper\) pairs in rad"):
+        with pytest.raises(ValueError, match=r"robot 'panda': joint_limits must be 7 \(lower, upper\) pairs in rad"):
             get_robot("panda", joint_limits=bad)
 
 
@@ -164,3 +172,34 @@ def test_configs_the_gripper_map_or_the_arm_cannot_use_are_refused(override, mat
     short tcp_offset failed in unpacking; a home outside the limits started every episode against a joint stop."""
     with pytest.raises(ValueError, match=rf"robot 'panda': {match}"):
         get_robot("panda", **override)
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"max_tcp_speed": "1.7"}, r"max_tcp_speed must be a positive speed in m/s, got '1.7'; numbers, not strings"),
+    ({"max_tcp_rotation_speed": "2.5"}, r"max_tcp_rotation_speed must be a positive speed in rad/s, got '2.5'; num"),
+    ({"max_joint_velocity": ["2.6"] * 7}, (r"max_joint_velocity must be 7 positive rad/s values, one number per arm "
+                                           r"joint, got \['2.6', .*'2.6'\]; numbers, not strings")),
+    ({"max_joint_velocity": "2.6, " * 6 + "2.6"}, r"max_joint_velocity must be 7 positive rad/s values.*got '2.6, "),
+    ({"home": [0, "-0.3", 0, -2.2, 0, 1.9, 0.78]}, r"home must be 7 joint angles in rad.*numbers, not strings"),
+    ({"finger_open": "0.04"}, (r"finger_open must be the finger travel at g = 0, a positive number of metres, got "
+                               r"'0.04'; numbers")),
+    ({"joint_limits": [["-2.8", "2.8"]] * 7}, r"joint_limits must be 7 \(lower, upper\) pairs in rad.*numbers, not"),
+    ({"tcp_offset": ["hand", 0, 0, "0.1034"]}, (r"tcp_offset must be \(body name, x, y, z\) in metres or None, got "
+                                                r"\['hand', 0, 0, '0.1034'\]; numbers")),
+    ({"arm_joints": "joint1"}, r"arm_joints must be a list of MJCF names \(strings\), got 'joint1'"),
+])
+def test_numbers_given_as_strings_are_refused_naming_the_field(override, match):
+    """A config from a YAML/JSON spec with a quoted number ("1.7") was accepted and failed later: a TypeError comparing
+    it in the decoder or the constructor's own checks, or (a quoted list) one value per character."""
+    with pytest.raises(ValueError, match=rf"robot 'panda': {match}"):
+        get_robot("panda", **override)
+
+
+def test_a_config_from_a_spec_files_lists_is_the_shipped_one():
+    """JSON/YAML give lists where the shipped configs hold tuples: kept as tuples, the config equals and hashes like
+    the shipped one (an IKSolver built for it is accepted by a decoder of the shipped robot)."""
+    panda = get_robot("panda")
+    spec = json.loads(json.dumps(dataclasses.asdict(panda)))  # every tuple a list, as a spec file gives it
+    loaded = get_robot(RobotConfig(**spec))
+    assert loaded == panda and hash(loaded) == hash(panda)
+    assert isinstance(loaded.arm_joints, tuple) and isinstance(loaded.joint_limits[0], tuple)

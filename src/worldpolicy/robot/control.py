@@ -197,12 +197,15 @@ class ChunkController:
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
                  latency: int = 0, rtc: bool = False, executor: Executor | None = None) -> None:
         if strategy is not None and not isinstance(strategy, ChunkStrategy):
-            raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__}")
+            hint = f"; the kind alone is ChunkStrategy({strategy!r})" if strategy in STRATEGIES else ""
+            raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__} {strategy!r}{hint}")
         if not callable(getattr(policy, "act", None)):
             raise TypeError(f"policy: expected an object with act(observation, prompt), got {type(policy).__name__}")
         if not (isinstance(decoder, ActionDecoder) or callable(decoder)):
+            hint = (f"; for a robot by name, ActionDecoder(policy.embodiment, {decoder!r})" if isinstance(decoder, str)
+                    else "")
             raise TypeError(f"decoder: expected an ActionDecoder or a function from an embodiment key to one, got "
-                            f"{type(decoder).__name__}")
+                            f"{type(decoder).__name__} {decoder!r}{hint}")
         announced = getattr(getattr(policy, "embodiment", None), "key", None)
         if isinstance(decoder, ActionDecoder) and isinstance(announced, str) and announced != decoder.embodiment.key:
             # known now (a RemotePolicy has it from the server's metadata): refused before the first request waits

@@ -8,10 +8,10 @@ Anything a little outside the valid range is clipped *with a warning* and counte
 `RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made safe
 by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or no angles
 within the limits (`check_joints`), joint targets more than `TARGET_JOINT_MARGIN_RAD` past the limits (`check_limits`:
-no angles of this arm in radians), end-effector steps more than `TCP_SPEED_MARGIN` times the robot's `max_tcp_speed` at
-the embodiment's fps (`check_limits` too: no metres), gripper values more than `GRIPPER_MARGIN` outside [0, 1]
-(`check_limits` too: another unit or convention, not a g) and joint targets that move a joint faster than the robot's
-`max_joint_velocity` at the embodiment's fps (`check_velocity`).
+no angles of this arm in radians), end-effector steps more than `TCP_SPEED_MARGIN` times the robot's `max_tcp_speed` or
+`max_tcp_rotation_speed` at the embodiment's fps (`check_limits` too: no metres, or no rotation in radians), gripper
+values more than `GRIPPER_MARGIN` outside [0, 1] (`check_limits` too: another unit or convention, not a g) and joint
+targets that move a joint faster than the robot's `max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from worldpolicy.robot.robots import (
     get_robot,
     gripper_unit_hint,
 )
-from worldpolicy.robot.se3 import check_rot6d, relative_poses
+from worldpolicy.robot.se3 import check_rot6d, relative_poses, rot6d_to_matrix, rotation_angle
 
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
@@ -121,11 +121,11 @@ class ActionDecoder:
         `max_joint_velocity` allows at the embodiment's fps (from the measured joints to the first target, and between
         targets). Off only where something else limits or measures the speed (the sim counts it per episode).
         `check_limits`: refuse a `joint_position` chunk with a target more than `TARGET_JOINT_MARGIN_RAD` past the
-        robot's joint limits, a `relative_pose` chunk with a step's translation more than `TCP_SPEED_MARGIN` times the
-        robot's `max_tcp_speed` at the embodiment's fps, and any chunk with a gripper value more than `GRIPPER_MARGIN`
-        outside [0, 1] (nearer ones are clipped to them: a policy's overshoot). Off, every target and gripper value is
-        clipped and counted (the steps left to IK): only where the count is reported and nothing real moves (the sim,
-        where an untrained model's values land anywhere)."""
+        robot's joint limits, a `relative_pose` chunk with a step's translation or rotation more than `TCP_SPEED_MARGIN`
+        times the robot's `max_tcp_speed` or `max_tcp_rotation_speed` at the embodiment's fps, and any chunk with a
+        gripper value more than `GRIPPER_MARGIN` outside [0, 1] (nearer ones are clipped to them: a policy's
+        overshoot). Off, every target and gripper value is clipped and counted (the steps left to IK): only where the
+        count is reported and nothing real moves (the sim, where an untrained model's values land anywhere)."""
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
@@ -152,9 +152,10 @@ class ActionDecoder:
         actions = np.asarray(actions, dtype=np.float64)
         dim = self.embodiment.action_dim
         if actions.ndim != 2 or actions.shape[1] != dim or actions.shape[0] == 0:
+            one = "; one step is a chunk of one row: actions[None]" if actions.shape == (dim,) else ""
             raise ValueError(
                 f"actions: expected a chunk of shape [T, {dim}] for embodiment {self.embodiment.key!r} "
-                f"(columns {list(self.embodiment.columns)}), got {actions.shape}"
+                f"(columns {list(self.embodiment.columns)}), got {actions.shape}{one}"
             )
         bad = ~np.isfinite(actions)
         if bad.any():
@@ -223,26 +224,39 @@ class ActionDecoder:
             f"{fr3}). Nearer targets are clipped to the limits with a warning")
 
     def _check_far_steps(self, actions: np.ndarray) -> None:
-        """Refuse `relative_pose` steps [T, 3+] whose translation is further than `TCP_SPEED_MARGIN` times the robot's
-        `max_tcp_speed` allows in one period (see `check_limits`): centimetres, millimetres or model-space values read
-        as metres were only warned about as unreachable targets, while IK drove the arm at full joint speed."""
-        fps, speed = self.embodiment.fps, self.robot.max_tcp_speed
-        bar = TCP_SPEED_MARGIN * speed / fps
-        step = np.linalg.norm(actions[:, :3], axis=1)
-        far = step > bar
-        if not far.any():
-            return
-        r = int(np.flatnonzero(far)[0])
-        tx, ty, tz = actions[r, :3]
-        raise ValueError(
-            f"actions: {int(far.sum())} steps move the end effector more than {bar:.3g} m in one step, first at step "
-            f"{r}: tx, ty, tz = {tx:.4g}, {ty:.4g}, {tz:.4g} ({step[r]:.4g} m, {step[r] * fps:.3g} m/s at {fps:g} fps, "
-            f"embodiment {self.embodiment.key!r}; over {TCP_SPEED_MARGIN:g} x robot {self.robot.name!r}'s "
-            f"max_tcp_speed {speed:g} m/s, robots.TCP_SPEED_MARGIN); refusing to command the robot. tx, ty, tz are "
-            "per-step end-effector translations in metres: centimetres or millimetres (divide by 100 or 1000), or "
-            "model-space values (Prediction.actions_normalized given for Prediction.actions)? If the arm is faster, "
-            f"give its speed in its config (get_robot({self.robot.name!r}, max_tcp_speed=...)). Nearer steps are left "
-            "to IK and the joint speed check")
+        """Refuse `relative_pose` steps [T, 9+] that move or turn the end effector further than `TCP_SPEED_MARGIN`
+        times the robot's `max_tcp_speed` / `max_tcp_rotation_speed` allow in one period (see `check_limits`):
+        centimetres, millimetres or model-space values read as metres were only warned about as unreachable targets,
+        while IK drove the arm at full joint speed; a rotation from angles in degrees read as radians spun the wrist."""
+        fps, name, key = self.embodiment.fps, self.robot.name, self.embodiment.key
+        moved = np.linalg.norm(actions[:, :3], axis=1)
+        turned = rotation_angle(rot6d_to_matrix(actions[:, 3:9]))
+        checks = (("move", moved, "m", "max_tcp_speed", self.robot.max_tcp_speed),
+                  ("turn", turned, "rad", "max_tcp_rotation_speed", self.robot.max_tcp_rotation_speed))
+        for verb, size, unit, field, limit in checks:
+            bar = TCP_SPEED_MARGIN * limit / fps
+            far = size > bar
+            if not far.any():
+                continue
+            r = int(np.flatnonzero(far)[0])
+            if verb == "move":
+                given = "tx, ty, tz = " + ", ".join(f"{v:.4g}" for v in actions[r, :3])
+                cause = ("tx, ty, tz are per-step end-effector translations in metres: centimetres or millimetres "
+                         "(divide by 100 or 1000), or model-space values (Prediction.actions_normalized given for "
+                         "Prediction.actions)?")
+            else:
+                given = f"a turn of {np.degrees(size[r]):.4g} deg"
+                cause = ("r0..r5 are each step's end-effector rotation (rot6d, the first two columns of its matrix), "
+                         "made from angles in radians: angles in degrees read as radians (scipy's "
+                         "Rotation.from_euler(..., degrees=True) takes degrees), Euler angles of another order or an "
+                         "axis-angle read as Euler angles?")
+            raise ValueError(
+                f"actions: {int(far.sum())} steps {verb} the end effector more than {bar:.3g} {unit} in one step, "
+                f"first at step {r}: {given} ({size[r]:.4g} {unit}, {size[r] * fps:.3g} {unit}/s at {fps:g} fps, "
+                f"embodiment {key!r}; over {TCP_SPEED_MARGIN:g} x robot {name!r}'s {field} {limit:g} {unit}/s, "
+                f"robots.TCP_SPEED_MARGIN); refusing to command the robot. {cause} If the arm is faster, give its "
+                f"speed in its config (get_robot({name!r}, {field}=...)). Nearer steps are left to IK and the joint "
+                "speed check")
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take

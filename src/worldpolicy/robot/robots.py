@@ -8,6 +8,7 @@ path or `MENAGERIE_ROOT` — drives through the same bridge. Gripper values cros
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -20,9 +21,9 @@ import numpy as np
 from ..embodiments import GRIPPER_MARGIN, gripper_unit_hint
 
 __all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FR3_MAX_TCP_SPEED", "FRANKA_MAX_JOINT_VELOCITY",
-           "FRANKA_MAX_TCP_SPEED", "GRIPPER_MARGIN", "GRIPPER_TOLERANCE", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET",
-           "PANDA_JOINT_LIMITS", "TARGET_JOINT_MARGIN_RAD", "TCP_SPEED_MARGIN", "RobotConfig", "get_robot",
-           "gripper_unit_hint", "list_robots"]
+           "FRANKA_MAX_TCP_ROTATION_SPEED", "FRANKA_MAX_TCP_SPEED", "GRIPPER_MARGIN", "GRIPPER_TOLERANCE",
+           "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET", "PANDA_JOINT_LIMITS", "TARGET_JOINT_MARGIN_RAD",
+           "TCP_SPEED_MARGIN", "RobotConfig", "get_robot", "gripper_unit_hint", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 # How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
@@ -32,11 +33,12 @@ MEASURED_JOINT_MARGIN_RAD = 0.1
 # a policy's error near a limit. Further out it is no angle of this arm in radians (degrees read as radians are 57x
 # too large; another arm's limits, an FR3's joint 6 reaches 0.76 rad past a Panda's), so the decoder refuses the chunk.
 TARGET_JOINT_MARGIN_RAD = 0.2
-# How many times the arm's Cartesian speed limit (`RobotConfig.max_tcp_speed`) one step of a relative_pose chunk may
-# ask and still be left to IK and the joint speed check: under joint control the TCP can pass the Cartesian limit a
-# little (the shipped model's training data reaches 1.71 m/s). Further, the deltas are no metres of this arm:
-# centimetres or millimetres (DROID's 1.5 cm a step read as 1.5 m), or model-space values (up to 1 "m" a step), which
-# IK only warned about as unreachable while the arm went there at full joint speed.
+# How many times the arm's Cartesian speed limits (`RobotConfig.max_tcp_speed`, `max_tcp_rotation_speed`) one step of a
+# relative_pose chunk may ask and still be left to IK and the joint speed check: under joint control the TCP can pass
+# the Cartesian limit a little (the shipped model's training data reaches 1.71 m/s). Further, the deltas are no metres
+# of this arm: centimetres or millimetres (DROID's 1.5 cm a step read as 1.5 m), or model-space values (up to 1 "m" a
+# step), which IK only warned about as unreachable while the arm went there at full joint speed; or no rotation of it
+# in radians: one built from angles in degrees read as radians (2 deg a step became a 2 rad, 115 deg, turn).
 TCP_SPEED_MARGIN = 2.0
 # Float dust from (de)normalisation around [0, 1]: neither clipped with a warning nor refused.
 GRIPPER_TOLERANCE = 1e-6
@@ -45,6 +47,8 @@ FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
 # Franka's Cartesian translation speed limits (m/s; FCI docs, "Limits for Panda" / "for Franka Research 3").
 FRANKA_MAX_TCP_SPEED = 1.7
 FR3_MAX_TCP_SPEED = 3.0
+# Their Cartesian rotation speed limit (rad/s; same tables): 2.5 for the Panda and for the FR3.
+FRANKA_MAX_TCP_ROTATION_SPEED = 2.5
 # (lower, upper) rad, joints 1-7, from Franka's FCI docs ("Limits for Panda"; the shipped MJCF's ranges are the same).
 PANDA_JOINT_LIMITS = ((-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698),
                       (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973))
@@ -56,6 +60,39 @@ FR3_JOINT_LIMITS = ((-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3
                     (-2.8065, 2.8065), (0.5445, 4.5169), (-3.0159, 3.0159))
 # The FR3's joint velocity limits (rad/s, same table); its joints 5-7 are faster than a Panda's.
 FR3_MAX_JOINT_VELOCITY = (2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26)
+
+
+def _is_number(value: object, positive: bool) -> bool:
+    """A finite real number (positive if asked): not a string, a bool or None."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+            and (value > 0 or not positive))
+
+
+def _numbers(robot: str, field: str, value: object, accepted: str, shape: tuple[int, ...] = (),
+             positive: bool = False, given_as: object = None) -> float | tuple:
+    """`value` as a float (`shape` ()) or nested tuples of floats of `shape`, each a finite number (positive if asked);
+    else a `ValueError` naming the field, the value given (`given_as`, where `value` is part of it) and `accepted`. A
+    string is refused, not parsed: a spec file's quoted "1.7" failed later with a TypeError, and a quoted list read as
+    one value per character."""
+    try:
+        given = None if isinstance(value, (str, bytes)) else np.asarray(value, dtype=object)
+    except ValueError:  # nested sequences numpy cannot lay out
+        given = None
+    if given is not None and given.shape == shape and all(_is_number(v, positive) for v in given.flat):
+        out = given.astype(np.float64).tolist()
+        return tuple(map(tuple, out)) if len(shape) == 2 else tuple(out) if shape else out
+    strings = isinstance(value, (str, bytes)) or (given is not None and any(isinstance(v, str) for v in given.flat))
+    hint = "; numbers, not strings (a YAML/JSON spec's numbers go without quotes)" if strings else ""
+    shown = value if given_as is None else given_as
+    raise ValueError(f"robot {robot!r}: {field} must be {accepted}, got {shown!r}{hint}")
+
+
+def _names(robot: str, field: str, value: object) -> tuple[str, ...]:
+    """`value` as a tuple of MJCF element names; a single string is refused (it read as one name per character)."""
+    items = None if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(v, str) for v in items):
+        raise ValueError(f"robot {robot!r}: {field} must be a list of MJCF names (strings), got {value!r}")
+    return items
 
 
 @dataclass(frozen=True)
@@ -88,38 +125,48 @@ class RobotConfig:
     max_joint_velocity: tuple[float, ...] = FRANKA_MAX_JOINT_VELOCITY  # rad/s per arm joint; the sim counts excess
     joint_limits: tuple[tuple[float, float], ...] | None = None
     max_tcp_speed: float = FRANKA_MAX_TCP_SPEED  # m/s, the TCP's translation; the decoder refuses far past it
+    max_tcp_rotation_speed: float = FRANKA_MAX_TCP_ROTATION_SPEED  # rad/s, the TCP's rotation; the same
 
     def __post_init__(self) -> None:
-        if len(self.home) != len(self.arm_joints):
-            raise ValueError(f"robot {self.name!r}: home has {len(self.home)} values for {len(self.arm_joints)} arm joints")
-        if len(self.arm_actuators) != len(self.arm_joints):
-            raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {len(self.arm_joints)} joints")
-        if len(self.max_joint_velocity) != len(self.arm_joints) or not all(v > 0 for v in self.max_joint_velocity):
-            raise ValueError(f"robot {self.name!r}: max_joint_velocity needs {len(self.arm_joints)} positive rad/s "
-                             f"values, got {self.max_joint_velocity}")
-        if not (np.isfinite(self.max_tcp_speed) and self.max_tcp_speed > 0):
-            raise ValueError(f"robot {self.name!r}: max_tcp_speed must be a positive speed in m/s, got "
-                             f"{self.max_tcp_speed!r}")
+        # a config read from a YAML/JSON spec gives lists (kept as tuples, so configs compare and hash as the shipped
+        # ones do) and may give numbers as strings, which failed later with a TypeError or as a sequence of characters
+        for field in ("arm_joints", "arm_actuators", "gripper_joints"):
+            object.__setattr__(self, field, _names(self.name, field, getattr(self, field)))
+        dof = self.dof
+        fields = {
+            "home": (f"{dof} joint angles in rad, one number per arm joint ({', '.join(self.arm_joints)})", (dof,),
+                     False),
+            "max_joint_velocity": (f"{dof} positive rad/s values, one number per arm joint", (dof,), True),
+            "max_tcp_speed": ("a positive speed in m/s", (), True),
+            "max_tcp_rotation_speed": ("a positive speed in rad/s", (), True),
+            # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
+            "finger_open": ("the finger travel at g = 0, a positive number of metres", (), True),
+            "gripper_ctrl_open": ("the gripper actuator's value for g = 0, a finite number", (), False),
+            "gripper_ctrl_closed": ("the gripper actuator's value for g = 1, a finite number", (), False),
+        }
+        for field, (accepted, shape, positive) in fields.items():
+            object.__setattr__(self, field, _numbers(self.name, field, getattr(self, field), accepted, shape, positive))
+        if len(self.arm_actuators) != dof:
+            raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {dof} joints")
         if self.joint_limits is not None:
-            limits = np.asarray(self.joint_limits, dtype=np.float64)
-            if limits.shape != (self.dof, 2) or not np.all(np.isfinite(limits)) or np.any(limits[:, 0] >= limits[:, 1]):
-                raise ValueError(f"robot {self.name!r}: joint_limits needs {self.dof} (lower, upper) pairs in rad with "
-                                 f"lower < upper, one per arm joint, or None (the MJCF's ranges); got {self.joint_limits}")
-            object.__setattr__(self, "joint_limits", tuple((float(lo), float(hi)) for lo, hi in limits))
+            accepted = (f"{dof} (lower, upper) pairs in rad with lower < upper, one per arm joint, or None (the MJCF's "
+                        "ranges)")
+            limits = _numbers(self.name, "joint_limits", self.joint_limits, accepted, (dof, 2))
+            if any(lo >= hi for lo, hi in limits):
+                raise ValueError(f"robot {self.name!r}: joint_limits must be {accepted}, got {self.joint_limits!r}")
+            object.__setattr__(self, "joint_limits", limits)
         if self.ee_frame_type not in ("body", "site", "geom"):
             raise ValueError(f"robot {self.name!r}: ee_frame_type must be body, site or geom, got {self.ee_frame_type!r}")
-        # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
-        if not (np.isfinite(self.finger_open) and self.finger_open > 0):
-            raise ValueError(f"robot {self.name!r}: finger_open must be the finger travel at g = 0, a positive number "
-                             f"of metres, got {self.finger_open!r}")
-        ctrl = (self.gripper_ctrl_open, self.gripper_ctrl_closed)
-        if not np.all(np.isfinite(ctrl)) or ctrl[0] == ctrl[1]:
+        if self.gripper_ctrl_open == self.gripper_ctrl_closed:
             raise ValueError(f"robot {self.name!r}: gripper_ctrl_open and gripper_ctrl_closed must be two different "
-                             f"finite actuator values (for g = 0 and g = 1), got {ctrl}")
-        if self.tcp_offset is not None and (len(self.tcp_offset) != 4 or not isinstance(self.tcp_offset[0], str)
-                                            or not np.all(np.isfinite(np.asarray(self.tcp_offset[1:], dtype=float)))):
-            raise ValueError(f"robot {self.name!r}: tcp_offset must be (body name, x, y, z) in metres or None, got "
-                             f"{self.tcp_offset!r}")
+                             f"finite actuator values (for g = 0 and g = 1), got {self.gripper_ctrl_open!r} for both")
+        if self.tcp_offset is not None:
+            accepted = "(body name, x, y, z) in metres or None"
+            offset = self.tcp_offset
+            if not isinstance(offset, (list, tuple)) or len(offset) != 4 or not isinstance(offset[0], str):
+                raise ValueError(f"robot {self.name!r}: tcp_offset must be {accepted}, got {self.tcp_offset!r}")
+            xyz = _numbers(self.name, "tcp_offset", self.tcp_offset[1:], accepted, (3,), given_as=self.tcp_offset)
+            object.__setattr__(self, "tcp_offset", (self.tcp_offset[0], *xyz))
         if self.joint_limits is not None:
             lower, upper = np.asarray(self.joint_limits).T
             outside = [i for i, q in enumerate(self.home) if not lower[i] <= q <= upper[i]]
@@ -226,4 +273,9 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
         raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
+    fields = [f.name for f in dataclasses.fields(RobotConfig)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:  # dataclasses.replace said only "unexpected keyword argument", one at a time
+        raise ValueError(f"robot {robot.name!r}: no config field {', '.join(map(repr, unknown))} to override; the "
+                         f"fields: {', '.join(fields)}")
     return dataclasses.replace(robot, **overrides) if overrides else robot
