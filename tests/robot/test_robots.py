@@ -164,3 +164,25 @@ def test_configs_the_gripper_map_or_the_arm_cannot_use_are_refused(override, mat
     short tcp_offset failed in unpacking; a home outside the limits started every episode against a joint stop."""
     with pytest.raises(ValueError, match=rf"robot 'panda': {match}"):
         get_robot("panda", **override)
+
+
+def test_another_arm_from_a_panda_config_is_told_which_per_joint_fields_are_still_the_pandas(menagerie_root):
+    """A 6-joint arm by path (`get_robot("ur5e.xml", arm_joints=6 names, ...)`) failed with 'joint_limits needs 6
+    (lower, upper) pairs ... got' the Panda's limits, which the caller never gave, without saying where they came
+    from; a RobotConfig of 6 joints left at the default speeds was told it 'got' Franka's 7."""
+    from worldpolicy.robot.robots import RobotConfig
+
+    six = {"arm_joints": tuple(f"joint{i}" for i in range(1, 7)),
+           "arm_actuators": tuple(f"actuator{i}" for i in range(1, 7)), "home": (0.0,) * 6}
+    path = menagerie_root / "franka_emika_panda" / "panda.xml"
+    with pytest.raises(ValueError, match=r"6 arm joints where the Panda's config it starts from has 7: "
+                                         r"max_joint_velocity, joint_limits are still the Panda's; give them too "
+                                         r"\(joint_limits=None: the MJCF's ranges\)"):
+        get_robot(path, **six)
+    assert get_robot(path, **six, max_joint_velocity=(3.14,) * 6, joint_limits=None).dof == 6
+    base = {k: getattr(get_robot("panda"), k) for k in ("mjcf", "ee_frame", "ee_frame_type", "gripper_joints",
+                                                       "gripper_actuator", "gripper_ctrl_open",
+                                                       "gripper_ctrl_closed", "finger_open")}
+    with pytest.raises(ValueError, match=r"max_joint_velocity needs 6 positive rad/s values, got the default, "
+                                         r"the Franka Panda's 7"):
+        RobotConfig(name="six", **base, **six)

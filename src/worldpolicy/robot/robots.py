@@ -95,8 +95,10 @@ class RobotConfig:
         if len(self.arm_actuators) != len(self.arm_joints):
             raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {len(self.arm_joints)} joints")
         if len(self.max_joint_velocity) != len(self.arm_joints) or not all(v > 0 for v in self.max_joint_velocity):
+            got = ("the default, the Franka Panda's 7" if self.max_joint_velocity == FRANKA_MAX_JOINT_VELOCITY
+                   else self.max_joint_velocity)
             raise ValueError(f"robot {self.name!r}: max_joint_velocity needs {len(self.arm_joints)} positive rad/s "
-                             f"values, got {self.max_joint_velocity}")
+                             f"values, got {got}")
         if not (np.isfinite(self.max_tcp_speed) and self.max_tcp_speed > 0):
             raise ValueError(f"robot {self.name!r}: max_tcp_speed must be a positive speed in m/s, got "
                              f"{self.max_tcp_speed!r}")
@@ -226,4 +228,22 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
         raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
+    if not isinstance(name_or_path, RobotConfig):
+        _check_other_arm(robot, overrides)
     return dataclasses.replace(robot, **overrides) if overrides else robot
+
+
+_PER_JOINT_FIELDS = ("arm_actuators", "home", "max_joint_velocity", "joint_limits")
+
+
+def _check_other_arm(panda: RobotConfig, overrides: dict) -> None:
+    """Another arm built on a Panda config (`get_robot("ur5e.xml", arm_joints=...)`) keeps every per-joint field it does
+    not give at the Panda's 7 values, which the config's own check then reported as values the caller 'got'."""
+    joints = overrides.get("arm_joints")
+    if joints is None or len(joints) == panda.dof:
+        return
+    kept = [f for f in _PER_JOINT_FIELDS if f not in overrides and getattr(panda, f) is not None]
+    if kept:
+        raise ValueError(f"robot {overrides.get('name', panda.name)!r}: {len(joints)} arm joints where the Panda's "
+                         f"config it starts from has {panda.dof}: {', '.join(kept)} are still the Panda's; give them "
+                         "too (joint_limits=None: the MJCF's ranges), or build a RobotConfig")
