@@ -46,7 +46,7 @@ from ..embodiments import Embodiment, shown_unit
 from ..fileio import OPENLOOP_FILE, output_folder, recorded_seeds, write_json_atomic
 from ..models import portable_checkpoint
 from ..viz.plots import plural
-from .actions import RecordedActions, recorded_actions
+from .actions import RecordedActions, recorded_actions, run_keys
 from .checks import check_episodes
 from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
@@ -401,11 +401,10 @@ def check_open_loop(
                          f"{emb.fps:g}: a chunk's steps would span other times than the recorded rows they are "
                          f"compared with; accepted: a dataset recorded at {emb.fps:g} fps (or an embodiment at the "
                          "dataset's rate)")
-    for name, keys in (trained or {}).items():  # the checkpoint's own run's keys, where this dataset has them
-        if name == "action_keys" and action_keys is None and set(keys) <= set(ds.features):
-            action_keys = list(keys)
-        elif name == "state_keys" and state_keys is None and emb.state_history and set(keys) <= set(ds.features):
-            state_keys = list(keys)
+    if action_keys is None:  # the checkpoint's own run's keys, where this dataset has them
+        action_keys = run_keys(ds, trained or {}, "action_keys")
+    if state_keys is None and emb.state_history:
+        state_keys = run_keys(ds, trained or {}, "state_keys")
     keys = check_state_keys(ds, state_keys, emb, chosen)
     reader = recorded_actions(ds, emb, action_keys, keys)
     read = reader.action_keys + (reader.state_keys if reader.reads_state else [])
