@@ -218,19 +218,50 @@ def list_robots() -> list[str]:
 
 
 def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
-    """Robot by name (`panda`, `fr3`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF, named by that path
-    (errors and sim reports then say which file, not `menagerie_panda`); `overrides` replace fields."""
+    """Robot by name (`panda`, `fr3`, `menagerie_panda`), a path to a Menagerie-layout Panda MJCF, or a robot file
+    (`*.json`: `RobotConfig`'s fields), named by that path (errors and sim reports then say which file, not
+    `menagerie_panda`; a robot file's `name` wins); `overrides` replace fields."""
     if isinstance(name_or_path, RobotConfig):
         robot = name_or_path
     elif str(name_or_path).lower() in _ROBOTS:
         robot = _ROBOTS[str(name_or_path).lower()]()
+    elif str(name_or_path).endswith(".json"):
+        robot = _robot_file(Path(name_or_path))
     elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
         raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
-    if not isinstance(name_or_path, RobotConfig):
+    if not isinstance(name_or_path, RobotConfig) and not str(name_or_path).endswith(".json"):
         _check_other_arm(robot, overrides)
     return dataclasses.replace(robot, **overrides) if overrides else robot
+
+
+def _robot_file(path: Path) -> RobotConfig:
+    """A robot of one's own (`--robot my_arm.json`): a JSON object of `RobotConfig`'s fields, `mjcf` relative to the
+    file, named by the file's path unless it has a `name`."""
+    import json
+
+    if not path.is_file():
+        raise FileNotFoundError(f"robot: file {str(path)!r} does not exist")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"robot {str(path)!r}: not readable as JSON: {exc}") from None
+    fields = {f.name: f for f in dataclasses.fields(RobotConfig)}
+    if not isinstance(spec, dict):
+        raise ValueError(f"robot {str(path)!r}: expected a JSON object of RobotConfig's fields ({', '.join(fields)}), "
+                         f"got {type(spec).__name__}")
+    for key in spec:
+        if key not in fields:
+            raise ValueError(f"robot {str(path)!r}: unknown key {key!r}; accepted: {', '.join(fields)}")
+    required = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name != "name"]
+    if missing := [k for k in required if k not in spec]:
+        raise ValueError(f"robot {str(path)!r}: missing key(s) {missing}; RobotConfig's fields without a default")
+    mjcf = spec["mjcf"]
+    if not isinstance(mjcf, str) or not (path.parent / mjcf).is_file():
+        raise ValueError(f"robot {str(path)!r}: mjcf={mjcf!r} is no MJCF file (a path relative to this file)")
+    lists = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}  # the config holds tuples
+    return RobotConfig(**{"name": str(path), **lists, "mjcf": str(path.parent / mjcf)})
 
 
 _PER_JOINT_FIELDS = ("arm_actuators", "home", "max_joint_velocity", "joint_limits")
