@@ -279,6 +279,20 @@ def trained_embodiment(path_or_id: str | Path) -> str | None:
     return name.strip()
 
 
+def trained_data_keys(path_or_id: str | Path) -> dict[str, list[str]]:
+    """The dataset features a checkpoint's own training run read, as its `trainer_state.json` records them
+    (`config.data.action_keys`, `state_keys`): those of the two it names as a list of feature names; {} for a hub id,
+    a folder no run saved or a record this version cannot read. What an open-loop evaluation reads by default."""
+    try:
+        data = (_trainer_state(path_or_id) or {})["config"]["data"]
+    except (KeyError, TypeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {name: list(keys) for name in ("action_keys", "state_keys")
+            if isinstance(keys := data.get(name), list) and keys and all(isinstance(k, str) and k for k in keys)}
+
+
 def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
     """A checkpoint's own embodiment spec (`embodiment.json`, a `stats_file` in it from its folder as
     `embodiment_from_spec` reads it: `read_spec_file`), or None (a hub id, a checkpoint without one)."""

@@ -347,3 +347,23 @@ def test_actions_to_the_end_are_refused_where_no_chunk_could_follow_another(droi
                                          r"'droid/relative_pose' conditions each chunk on the robot state.*accepted: "):
         extract_frame(ds, tmp_path / "obs", episode=1, actions=True, checkpoint="ck", chunk_size=4, to_end=True)
     assert not (tmp_path / "obs").exists()
+
+
+def test_recorded_actions_are_read_with_the_keys_the_checkpoints_run_read(tiny, tmp_path):
+    """A checkpoint trained on a dataset's own `action` feature needed `action_keys=['action']` again to extract a
+    frame's recorded chunk for it: the default was `dataset from-sim`'s names, though its trainer_state.json records
+    the keys."""
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny, checkpoint)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["action"]}}}))
+    rows = np.stack([np.arange(8.0), -np.arange(8.0)], 1).astype(np.float32)
+    write_episodes(tmp_path / "ds", [{"frames": {"action": rows}, "videos": {"observation.images.front": frame_ramp(8)},
+                                      "task": "push"}], fps=10, video_codec="libx264rgb",
+                   features={"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                             "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]}})
+    extract_frame(tmp_path / "ds", tmp_path / "fd", episode=0, frame=1, checkpoint=checkpoint, embodiment="pusht",
+                  actions=True, chunk_size=4)
+    recorded = json.loads((tmp_path / "fd" / "recorded_actions.json").read_text())
+    np.testing.assert_array_equal(recorded["actions"], rows[1:5])

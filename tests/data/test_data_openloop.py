@@ -641,3 +641,28 @@ def test_actions_named_as_a_checkpoints_own_embodiments_columns_are_read_as_they
     assert (reader.source, reader.conversion) == (target.key, "none")
     actions, _ = reader.convert(rows[:4], None)
     np.testing.assert_array_equal(actions, rows[:4])
+
+
+def test_a_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, tmp_path, monkeypatch):
+    """A checkpoint trained with `action_keys = ["action"]` (a LeRobot dataset of a robot of one's own) was refused on
+    its own dataset without `--action-keys action`: the default was `dataset from-sim`'s names, though the checkpoint's
+    trainer_state.json records the keys its run read. Keys the dataset lacks fall back to the default."""
+    import worldpolicy.policy as policy_module
+
+    class Loaded(Exception):
+        pass
+
+    def loaded(cls, *args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(loaded))
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny, checkpoint)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["action"]}}}))
+    _dataset(tmp_path / "ds")
+    options = {"embodiment": "pusht", "chunk_size": 4, "resolution_tier": 256, "plots": False}
+    with pytest.raises(Loaded):  # every check before the weights passed
+        evaluate_open_loop(tmp_path / "ds", checkpoint, tmp_path / "out", **options)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["act"]}}}))
+    with pytest.raises(ValueError, match=r"action_keys: .* data.action_keys=\['action.joint_position'"):
+        evaluate_open_loop(tmp_path / "ds", checkpoint, tmp_path / "out", **options)

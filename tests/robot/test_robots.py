@@ -47,8 +47,6 @@ def test_menagerie_layout_loads_with_added_tcp(menagerie_root):
 
 def test_a_robot_by_path_is_named_by_that_path(menagerie_root, tmp_path):
     """A robot given by path was named `menagerie_panda` (the shipped config's name) in errors and the sim report."""
-    import json
-
     from worldpolicy.cli import main
 
     renamed = menagerie_root / "my_panda.xml"
@@ -203,3 +201,86 @@ def test_a_config_from_a_spec_files_lists_is_the_shipped_one():
     loaded = get_robot(RobotConfig(**spec))
     assert loaded == panda and hash(loaded) == hash(panda)
     assert isinstance(loaded.arm_joints, tuple) and isinstance(loaded.joint_limits[0], tuple)
+
+
+def test_another_arm_from_a_panda_config_is_told_which_per_joint_fields_are_still_the_pandas(menagerie_root):
+    """A 6-joint arm by path (`get_robot("ur5e.xml", arm_joints=6 names, ...)`) failed with 'joint_limits needs 6
+    (lower, upper) pairs ... got' the Panda's limits, which the caller never gave, without saying where they came
+    from; a RobotConfig of 6 joints left at the default speeds was told it 'got' Franka's 7."""
+    from worldpolicy.robot.robots import RobotConfig
+
+    six = {"arm_joints": tuple(f"joint{i}" for i in range(1, 7)),
+           "arm_actuators": tuple(f"actuator{i}" for i in range(1, 7)), "home": (0.0,) * 6}
+    path = menagerie_root / "franka_emika_panda" / "panda.xml"
+    with pytest.raises(ValueError, match=r"6 arm joints where the Panda's config it starts from has 7: "
+                                         r"max_joint_velocity, joint_limits are still the Panda's; give them too "
+                                         r"\(joint_limits=None: the MJCF's ranges\)"):
+        get_robot(path, **six)
+    assert get_robot(path, **six, max_joint_velocity=(3.14,) * 6, joint_limits=None).dof == 6
+    base = {k: getattr(get_robot("panda"), k) for k in ("mjcf", "ee_frame", "ee_frame_type", "gripper_joints",
+                                                       "gripper_actuator", "gripper_ctrl_open",
+                                                       "gripper_ctrl_closed", "finger_open")}
+    with pytest.raises(ValueError, match=r"max_joint_velocity must be 6 positive rad/s values, one number per arm "
+                                         r"joint \(the default is the Franka Panda's 7\), got \(2.175"):
+        RobotConfig(name="six", **base, **six)
+
+
+SIX_DOF_MJCF = """<mujoco model="six">
+  <compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <body name="l1" pos="0 0 0.16"><joint name="j1" axis="0 0 1" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l2" pos="0 0.14 0"><joint name="j2" axis="0 1 0" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l3" pos="0 -0.13 0.42"><joint name="j3" axis="0 1 0" range="-3.14 3.14"/><geom size="0.04"/>
+      <body name="l4" pos="0 0 0.39"><joint name="j4" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="l5" pos="0 0.13 0"><joint name="j5" axis="0 0 1" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="hand" pos="0 0 0.1"><joint name="j6" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
+        <site name="tcp" pos="0 0.2 0"/>
+        <body name="finger" pos="0 0.15 0"><joint name="finger" type="slide" axis="1 0 0" range="0 0.04"/>
+          <geom type="box" size="0.01 0.01 0.03"/></body>
+      </body></body></body></body></body></body>
+    </body>
+  </worldbody>
+  <actuator>
+    <position name="a1" joint="j1"/><position name="a2" joint="j2"/><position name="a3" joint="j3"/>
+    <position name="a4" joint="j4"/><position name="a5" joint="j5"/><position name="a6" joint="j6"/>
+    <position name="grip" joint="finger" ctrlrange="0 0.04"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
+    """`--robot` (sim, from-sim) took only the Panda's names or a Panda-layout MJCF: a 6-joint arm, which Python could
+    describe as a RobotConfig, had no way onto the command line. A JSON file of RobotConfig's fields is one; its mjcf
+    is relative to the file."""
+    (tmp_path / "arm").mkdir()
+    (tmp_path / "arm" / "six.xml").write_text(SIX_DOF_MJCF)
+    spec = {"mjcf": "six.xml", "ee_frame": "tcp", "ee_frame_type": "site",
+            "arm_joints": [f"j{i}" for i in range(1, 7)], "arm_actuators": [f"a{i}" for i in range(1, 7)],
+            "gripper_joints": ["finger"], "gripper_actuator": "grip", "gripper_ctrl_open": 0.04,
+            "gripper_ctrl_closed": 0.0, "finger_open": 0.04, "home": [0, -1.2, 1.2, -1.5, -1.5, 0],
+            "max_joint_velocity": [3.14] * 6, "camera_body": "hand"}
+    path = tmp_path / "arm" / "six.json"
+    path.write_text(json.dumps(spec))
+    robot = get_robot(path)
+    assert (robot.name, robot.mjcf, robot.dof) == (str(path), str(tmp_path / "arm" / "six.xml"), 6)
+    assert robot.max_joint_velocity == (3.14,) * 6 and robot.joint_limits is None  # the MJCF's ranges
+    assert IKSolver(robot).fk(np.zeros(6)).shape == (4, 4)
+    assert get_robot(path, name="six").name == "six"  # overrides as for any robot
+    path.write_text(json.dumps({**spec, "arm_joint": spec["arm_joints"]}))
+    with pytest.raises(ValueError, match=r"six.json': unknown key 'arm_joint'; accepted: .*arm_joints"):
+        get_robot(path)
+    path.write_text(json.dumps({k: v for k, v in spec.items() if k != "home"}))
+    with pytest.raises(ValueError, match=r"six.json': missing key\(s\) \['home'\]"):
+        get_robot(path)
+    path.write_text(json.dumps({**spec, "mjcf": "six.mjcf"}))
+    with pytest.raises(ValueError, match=r"six.json': mjcf='six.mjcf' is no MJCF file \(a path relative to this"):
+        get_robot(path)
+    path.write_text(json.dumps({**spec, "joint_limits": [[-3, 3]] * 6}))
+    assert get_robot(path).joint_limits == ((-3.0, 3.0),) * 6
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"six.json': expected a JSON object of RobotConfig's fields"):
+        get_robot(path)
+    with pytest.raises(FileNotFoundError, match=r"missing.json' does not exist"):
+        get_robot(tmp_path / "missing.json")

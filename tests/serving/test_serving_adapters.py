@@ -276,6 +276,27 @@ def test_a_state_row_embodiment_without_state_keys_needs_state_on_the_wire():
     np.testing.assert_array_equal(warm.options["state"], np.zeros(3))
 
 
+def test_a_key_map_renames_the_state_of_an_embodiment_that_conditions_on_it():
+    """A robot sending its whole state row as 'joints' could not be served: `--key-map state=joints` was refused as a
+    key the embodiment never reads, though it needs 'state' on every request (no state keys named)."""
+    e = embodiment_from_dict({"name": "stateful_arm", "variant": "default", "domain": "stateful_arm", "domain_id": 21,
+                              "action_dim": 3, "columns": ["a", "b", "g"], "chunk_size": 4, "fps": 10,
+                              "state_history": 1})
+    adapter = ObservationAdapter(e, {"state": "joints", IMAGE_KEY: "front"})
+    image = np.zeros((32, 32, 3), np.uint8)
+    request = adapter.parse({"front": image, "prompt": "go", "joints": [0.1, 0.2, 0.3]})
+    np.testing.assert_array_equal(request.options["state"], [0.1, 0.2, 0.3])
+    assert "joints" in adapter.observation_keys
+    with pytest.raises(RequestError, match=r"^missing key 'joints' \(3 values: a, b, g\) required by embodiment"):
+        adapter.parse({"front": image, "prompt": "go", "state": [0.1, 0.2, 0.3]})  # the canonical name is not read
+    with pytest.raises(RequestError, match=r"^joints has shape \(2,\); accepted: last axis 3"):
+        adapter.parse({"front": image, "prompt": "go", "joints": [0.1, 0.2]})
+    assert "'state'" in adapter.unread_keys_warning({"front": image, "prompt": "go", "state": [0.0] * 3})
+    assert adapter.parse(warmup_message(e, key_map=adapter.key_map)).options["state"].shape == (3,)
+    with pytest.raises(ValueError, match=r"key_map state=q: 'state' is not a key embodiment 'bridge' reads"):
+        ObservationAdapter(get_embodiment("bridge"), {"state": "q"})  # it takes no state: nothing to rename
+
+
 def test_inverse_dynamics_reads_state_keys_under_the_client_names_and_names_them_when_refused():
     adapter = ObservationAdapter(DROID, CLIENT_NAMES)
     video = np.zeros((3, 16, 16, 3), np.uint8)

@@ -1090,6 +1090,7 @@ class Toolbox:
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.openloop import LEFT_OUT_WHY, check_open_loop, plan_training_scenes, run_open_loop
+        from ..policy import trained_data_keys
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
@@ -1117,7 +1118,8 @@ class Toolbox:
                 ds = LeRobotDataset.open(root)
             # everything the run checks before weights, before loading (and not again: `run_open_loop`)
             plan = check_open_loop(ds, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
-                                   batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys, action_keys=action_keys)
+                                   batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys, action_keys=action_keys,
+                                   trained=trained_data_keys(ckpt))
         except (ValueError, KeyError, OSError) as exc:
             raise _named(exc, given, "dataset", dataset) from None
         # how many chunks the run predicts, placed as `run_open_loop` places them, before the model loads

@@ -213,6 +213,15 @@ class RecordedActions:
                 "action_conversion": self.conversion}
 
 
+def run_keys(dataset, trained: Mapping[str, Sequence[str]], name: str) -> list[str] | None:
+    """The keys `name` (`action_keys`, `state_keys`) that a checkpoint's training run read (`trained`:
+    `policy.trained_data_keys`) where `dataset` has them all, else None (the default): what reading a dataset's
+    recorded actions for that checkpoint takes when no keys are given, so a run on a dataset's own `action` needs no
+    flag to be evaluated on it."""
+    keys = trained.get(name)
+    return list(keys) if keys and set(keys) <= set(dataset.features) else None
+
+
 def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
                      state_keys: Sequence[str] | None = None, *, source: str | None = None,
                      conversion: str | None = None, robot: str = DEFAULT_ROBOT, setting: str = "action_keys",

@@ -442,7 +442,8 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      help="DROID camera keys to record, one or more per flag (default: all three)")
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--robot", default="panda",
-                     help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml, as `worldpolicy sim --robot` "
+                     help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json), as "
+                     "`worldpolicy sim --robot` "
                      "(default: panda)")
     sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
                      help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "

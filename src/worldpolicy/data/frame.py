@@ -31,7 +31,7 @@ import numpy as np
 from ..embodiments import Embodiment, check_chunk_size, get_embodiment
 from ..fileio import atomic_path, output_folder, staged_folder, write_json_atomic
 from ..processing.observations import wire_key
-from .actions import recorded_actions
+from .actions import recorded_actions, run_keys
 from .lerobot import LeRobotDataset
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
@@ -126,7 +126,8 @@ def extract_frame(
     `chunk_size` (default: the embodiment's) actions recorded at frames `frame .. frame + chunk_size - 1`, and a
     folder per camera the real frames `frame .. frame + chunk_size` they led to; `commands["forward_dynamics"]` rolls
     the model out from the frame on those actions, to be compared with them. The dataset's action features
-    (`action_keys`, default training's `data.action_keys`) reach the embodiment's columns as training maps them
+    (`action_keys`, default those the checkpoint's run read where the dataset has them, else training's
+    `data.action_keys`) reach the embodiment's columns as training maps them
     (`data.actions`: by column names, or joint targets converted to end-effector deltas).
 
     With `to_end` too, the actions are every one recorded from `frame` to the episode's end (frames `frame ..
@@ -185,6 +186,8 @@ def extract_frame(
                          "frames")
     if emb is not None:
         result.commands = _predict_commands(result, emb, checkpoint, embodiment, chunk_size, to_end)
+    if actions and action_keys is None:  # the keys the checkpoint's own run read, where this dataset has them
+        action_keys = run_keys(ds, _trained_keys(checkpoint), "action_keys")
     recording = (_recorded_actions(ds, rows, episode, frame, chunk, emb, action_keys, keys,
                                    emb.chunk_size if chunk_size is None else chunk_size) if actions else None)
     output_folder(out, "out")
@@ -234,6 +237,14 @@ def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[st
 def _file_names(keys: list[str]) -> dict[str, str]:
     """A file name per camera: its key, with any '/' (not a LeRobot key's, but a folder separator) as '_'."""
     return {key: key.replace("/", "_") for key in keys}
+
+
+def _trained_keys(checkpoint: str | Path) -> dict[str, list[str]]:
+    """The dataset keys `checkpoint`'s own training run read (`policy.trained_data_keys`; no weights loaded)."""
+    from ..models import resolve_checkpoint
+    from ..policy import trained_data_keys
+
+    return trained_data_keys(resolve_checkpoint(checkpoint))
 
 
 def _embodiment(checkpoint: str | Path, embodiment: str | Embodiment | None) -> Embodiment:

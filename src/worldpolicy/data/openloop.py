@@ -46,7 +46,7 @@ from ..embodiments import Embodiment, shown_unit
 from ..fileio import OPENLOOP_FILE, output_folder, recorded_seeds, write_json_atomic
 from ..models import portable_checkpoint
 from ..viz.plots import plural
-from .actions import RecordedActions, recorded_actions
+from .actions import RecordedActions, recorded_actions, run_keys
 from .checks import check_episodes
 from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
@@ -361,13 +361,16 @@ def check_open_loop(
     batch_size: int = 8,
     state_keys: Sequence[str] | None = None,
     action_keys: Sequence[str] | None = None,
+    trained: Mapping[str, Sequence[str]] | None = None,
 ) -> OpenLoopPlan:
     """Every check of an open-loop evaluation's data that needs no weights, each error naming its parameter: the
     episodes, `every` and `chunks`, the cameras `embodiment` composes, the frame rate (the dataset's must be the
     embodiment's: a chunk's steps are compared with the recording's rows one for one), state and action features (NaN
     or inf in them refused). `evaluate_open_loop` runs it first; a caller that loads the model itself later (the agent
     tool, whose cached model takes minutes to load) runs it up front, so a wrong dataset fails at once, then
-    `run_open_loop` on the plan, which checks nothing again."""
+    `run_open_loop` on the plan, which checks nothing again. `trained`: the keys the checkpoint's training run read
+    (`policy.trained_data_keys`), which `action_keys` and `state_keys` left out default to where the dataset has
+    them all."""
     from ..policy import check_seed
 
     emb = embodiment  # as the checks below name it
@@ -398,6 +401,10 @@ def check_open_loop(
                          f"{emb.fps:g}: a chunk's steps would span other times than the recorded rows they are "
                          f"compared with; accepted: a dataset recorded at {emb.fps:g} fps (or an embodiment at the "
                          "dataset's rate)")
+    if action_keys is None:  # the checkpoint's own run's keys, where this dataset has them
+        action_keys = run_keys(ds, trained or {}, "action_keys")
+    if state_keys is None and emb.state_history:
+        state_keys = run_keys(ds, trained or {}, "state_keys")
     keys = check_state_keys(ds, state_keys, emb, chosen)
     reader = recorded_actions(ds, emb, action_keys, keys)
     read = reader.action_keys + (reader.state_keys if reader.reads_state else [])
@@ -436,9 +443,10 @@ def evaluate_open_loop(
     figure per episode and a summary figure to `out`. `chunks` instead of `every`: that many chunks, their start
     frames spread evenly over the episodes (`spread_starts`, as a training run's validation picks them).
 
-    `action_keys` are the dataset's action features (default: training's `data.action_keys`), mapped to the
-    embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
-    (default `observation.state`, else the `observation.state.*` features). Episode i's predictions are sampled with
+    `action_keys` are the dataset's action features (default: those the checkpoint's training run read, as its
+    trainer_state.json records them, where the dataset has them; else training's default `data.action_keys`), mapped
+    to the embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
+    (default: the run's, as for `action_keys`; else `observation.state`, else the `observation.state.*` features). Episode i's predictions are sampled with
     seed `seed + i` (`label.episode_seed`), `batch_size` at a time (`Policy.act_batch`), with `steps` denoising steps
     (default: the checkpoint's preset, or a loaded Policy's sampling): each request carries them
     (`PolicyRequest.steps`), so a loaded Policy is used as it is and left so. `progress`: False (the default) shows
@@ -449,7 +457,7 @@ def evaluate_open_loop(
     Everything that can be judged without weights is checked first (`check_open_loop`, each error naming its
     parameter), and `out` (an earlier evaluation's folder is written again; a checkpoint, dataset or another
     command's run is refused)."""
-    from ..policy import Policy
+    from ..policy import Policy, trained_data_keys
 
     check_progress_option(progress)
     if isinstance(checkpoint, Policy):
@@ -457,10 +465,11 @@ def evaluate_open_loop(
         checkpoint.sampling.updated(steps=steps)  # a bad steps refused here, as a path's load options are
     else:
         emb = checked_policy_embodiment(checkpoint, embodiment, {**load_options, "steps": steps})
-    plan = check_open_loop(dataset, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
-                           batch_size=batch_size, state_keys=state_keys, action_keys=action_keys)
-    out = output_folder(out, "out", writer=EVAL_WRITER)
     source = checkpoint.source if isinstance(checkpoint, Policy) else checkpoint
+    plan = check_open_loop(dataset, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
+                           batch_size=batch_size, state_keys=state_keys, action_keys=action_keys,
+                           trained=trained_data_keys(source))
+    out = output_folder(out, "out", writer=EVAL_WRITER)
     scenes = plan_training_scenes(plan, source)  # worked out once: `run_open_loop` records these
     warning = training_scenes_warning(scenes, len(plan.episodes), source)
     if warning is not None:  # said before the model loads, as `worldpolicy sim` says it; openloop.json records it

@@ -136,7 +136,9 @@ class RobotConfig:
         fields = {
             "home": (f"{dof} joint angles in rad, one number per arm joint ({', '.join(self.arm_joints)})", (dof,),
                      False),
-            "max_joint_velocity": (f"{dof} positive rad/s values, one number per arm joint", (dof,), True),
+            "max_joint_velocity": (f"{dof} positive rad/s values, one number per arm joint" + (
+                " (the default is the Franka Panda's 7)" if self.max_joint_velocity == FRANKA_MAX_JOINT_VELOCITY
+                else ""), (dof,), True),
             "max_tcp_speed": ("a positive speed in m/s", (), True),
             "max_tcp_rotation_speed": ("a positive speed in rad/s", (), True),
             # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
@@ -263,12 +265,15 @@ def list_robots() -> list[str]:
 
 
 def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
-    """Robot by name (`panda`, `fr3`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF, named by that path
-    (errors and sim reports then say which file, not `menagerie_panda`); `overrides` replace fields."""
+    """Robot by name (`panda`, `fr3`, `menagerie_panda`), a path to a Menagerie-layout Panda MJCF, or a robot file
+    (`*.json`: `RobotConfig`'s fields), named by that path (errors and sim reports then say which file, not
+    `menagerie_panda`; a robot file's `name` wins); `overrides` replace fields."""
     if isinstance(name_or_path, RobotConfig):
         robot = name_or_path
     elif str(name_or_path).lower() in _ROBOTS:
         robot = _ROBOTS[str(name_or_path).lower()]()
+    elif str(name_or_path).endswith(".json"):
+        robot = _robot_file(Path(name_or_path))
     elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
@@ -278,4 +283,49 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
     if unknown:  # dataclasses.replace said only "unexpected keyword argument", one at a time
         raise ValueError(f"robot {robot.name!r}: no config field {', '.join(map(repr, unknown))} to override; the "
                          f"fields: {', '.join(fields)}")
+    if not isinstance(name_or_path, RobotConfig) and not str(name_or_path).endswith(".json"):
+        _check_other_arm(robot, overrides)
     return dataclasses.replace(robot, **overrides) if overrides else robot
+
+
+def _robot_file(path: Path) -> RobotConfig:
+    """A robot of one's own (`--robot my_arm.json`): a JSON object of `RobotConfig`'s fields, `mjcf` relative to the
+    file, named by the file's path unless it has a `name`."""
+    import json
+
+    if not path.is_file():
+        raise FileNotFoundError(f"robot: file {str(path)!r} does not exist")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"robot {str(path)!r}: not readable as JSON: {exc}") from None
+    fields = {f.name: f for f in dataclasses.fields(RobotConfig)}
+    if not isinstance(spec, dict):
+        raise ValueError(f"robot {str(path)!r}: expected a JSON object of RobotConfig's fields ({', '.join(fields)}), "
+                         f"got {type(spec).__name__}")
+    for key in spec:
+        if key not in fields:
+            raise ValueError(f"robot {str(path)!r}: unknown key {key!r}; accepted: {', '.join(fields)}")
+    required = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name != "name"]
+    if missing := [k for k in required if k not in spec]:
+        raise ValueError(f"robot {str(path)!r}: missing key(s) {missing}; RobotConfig's fields without a default")
+    mjcf = spec["mjcf"]
+    if not isinstance(mjcf, str) or not (path.parent / mjcf).is_file():
+        raise ValueError(f"robot {str(path)!r}: mjcf={mjcf!r} is no MJCF file (a path relative to this file)")
+    return RobotConfig(**{"name": str(path), **spec, "mjcf": str(path.parent / mjcf)})
+
+
+_PER_JOINT_FIELDS = ("arm_actuators", "home", "max_joint_velocity", "joint_limits")
+
+
+def _check_other_arm(panda: RobotConfig, overrides: dict) -> None:
+    """Another arm built on a Panda config (`get_robot("ur5e.xml", arm_joints=...)`) keeps every per-joint field it does
+    not give at the Panda's 7 values, which the config's own check then reported as values the caller 'got'."""
+    joints = overrides.get("arm_joints")
+    if not isinstance(joints, (list, tuple)) or len(joints) == panda.dof:  # RobotConfig refuses what is no list
+        return
+    kept = [f for f in _PER_JOINT_FIELDS if f not in overrides and getattr(panda, f) is not None]
+    if kept:
+        raise ValueError(f"robot {overrides.get('name', panda.name)!r}: {len(joints)} arm joints where the Panda's "
+                         f"config it starts from has {panda.dof}: {', '.join(kept)} are still the Panda's; give them "
+                         "too (joint_limits=None: the MJCF's ranges), or build a RobotConfig")

@@ -36,10 +36,11 @@ __all__ = [
 
 IMAGE_KEY = "observation/image"
 PROMPT_KEY = "prompt"
+STATE_KEY = "state"
 MAX_IMAGE_SIDE = 4096
 MAX_STEPS = 1000
 # the request keys besides the embodiment's observation keys (the module's docstring), read whatever the embodiment
-OPTION_KEYS = frozenset({"mode", "actions", "actions_space", "video", "state", "action_prefix", "seed", "steps",
+OPTION_KEYS = frozenset({"mode", "actions", "actions_space", "video", STATE_KEY, "action_prefix", "seed", "steps",
                          "guidance", "negative_prompt", "decode_video"})
 _NAMED_AT_MOST = 16  # unread keys a warning names (a request may carry many)
 
@@ -130,8 +131,11 @@ def check_key_map(embodiment: Embodiment, key_map: Mapping[str, str], what: str 
 
 
 def _readable_keys(embodiment: Embodiment) -> list[str]:
-    """The canonical keys an adapter for this embodiment reads (and a `key_map` may rename)."""
+    """The canonical keys an adapter for this embodiment reads (and a `key_map` may rename): `state` among them for an
+    embodiment that conditions on it (a robot may send its whole state row under a name of its own)."""
     readable = [PROMPT_KEY, IMAGE_KEY, *embodiment.camera_keys, *embodiment.state_keys.values()]
+    if embodiment.state_history:
+        readable.append(STATE_KEY)
     if embodiment.composite is None:
         readable.append("image")
     return readable
@@ -153,14 +157,16 @@ class ObservationAdapter:
         self._names = {k: self.key_map.get(k, k) for k in _readable_keys(embodiment)}
         self._cameras = tuple((k, self._names[k]) for k in embodiment.camera_keys)
         self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
-        self._read = frozenset(self._names.values()) | OPTION_KEYS
+        self._state_name = self.key_map.get(STATE_KEY, STATE_KEY)  # the client's name of the whole state row
+        self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name}
 
     @property
     def observation_keys(self) -> list[str]:
         """The keys this adapter reads a request's prompt and observation from, under the client's names (a key
         map's): a server announces them (`observation_keys` in its metadata frame), so a client that has more (the
-        sim renders every camera) sends only these; the options (`OPTION_KEYS`) are read besides."""
-        return list(dict.fromkeys(self._names.values()))
+        sim renders every camera) sends only these; the options (`OPTION_KEYS`) are read besides, `state` among them
+        unless the key map renames it (then its client name is announced here)."""
+        return list(dict.fromkeys(v for k, v in self._names.items() if k != STATE_KEY or v != STATE_KEY))
 
     def unread_keys_warning(self, message: Mapping[Any, Any]) -> str | None:
         """The warning for the keys of a request that nothing reads for this embodiment (another robot's cameras and
@@ -178,12 +184,12 @@ class ObservationAdapter:
         e = self.embodiment
         reads = (f"{self._names[PROMPT_KEY]!r}, the cameras {cameras} (or a pre-composed {self._names[IMAGE_KEY]!r})"
                  + (f", the state keys {states}" if states else
-                    ", and 'state'" if e.state_history else ", and no state (its actions come from the cameras and "
-                    "the prompt alone)"))
+                    f", and {self._state_name!r}" if e.state_history else
+                    ", and no state (its actions come from the cameras and the prompt alone)"))
         return (f"request keys {names}{more} are not read by embodiment {e.key!r} ({e.action_dim} action columns: "
                 f"{', '.join(e.columns)}) and were ignored; it reads {reads}, besides the request options "
-                f"({', '.join(sorted(OPTION_KEYS))}). A server key map (--key-map) renames a key; another robot's "
-                "client needs a checkpoint trained for that robot")
+                f"({', '.join(sorted(OPTION_KEYS & self._read))}). A server key map (--key-map) renames a key; another "
+                "robot's client needs a checkpoint trained for that robot")
 
     def parse(self, message: Any) -> WireRequest:
         """Validate one decoded request and build the policy inputs; raises `RequestError` naming the bad key."""
@@ -205,8 +211,9 @@ class ObservationAdapter:
                                "task instruction string is required")
         _check_length(prompt, prompt_key)
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
-        if "state" in message:
-            state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
+        if self._state_name in message:
+            name = self._state_name
+            state = _check_numeric(name, message[name], ndim=(1,), width=self.embodiment.action_dim)
             request.options["state"] = state
         if message.get("action_prefix") is not None:  # read as the local Policy reads it
             try:
@@ -254,8 +261,9 @@ class ObservationAdapter:
             images = {k: _check_image(wire, message[wire]) for k, wire in self._cameras}
         state = self._state(message, required=e.state_history > 0 and not state_given)
         if e.state_history and not e.state_keys and not state_given:
-            raise RequestError(f"missing key 'state' ({e.action_dim} values: {', '.join(e.columns)}) required by "
-                               f"embodiment {e.key!r}, which conditions on the robot state and names no state keys")
+            raise RequestError(f"missing key {self._state_name!r} ({e.action_dim} values: {', '.join(e.columns)}) "
+                               f"required by embodiment {e.key!r}, which conditions on the robot state and names no "
+                               "state keys")
         if not state and list(images) == [IMAGE_KEY]:
             return images[IMAGE_KEY]
         return {**images, **state}
@@ -269,7 +277,7 @@ class ObservationAdapter:
             if wire not in message:
                 if required:
                     raise RequestError(f"missing state key {wire!r} ({role}) required by embodiment "
-                                       f"{self.embodiment.key!r} (or send 'state')")
+                                       f"{self.embodiment.key!r} (or send {self._state_name!r})")
                 continue
             value = _check_numeric(wire, message[wire], ndim=(0, 1, 2))
             if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:

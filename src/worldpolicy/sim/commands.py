@@ -98,7 +98,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"episode i uses seed + i (scene and sampling) (default: {EVAL_SEED}, past the scenes "
                    "`dataset from-sim` records from 0: held out from a checkpoint trained on them)")
     p.add_argument("--robot", default="panda",
-                   help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml (default: panda)")
+                   help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json: "
+                   "RobotConfig's fields, docs/robot.md) (default: panda)")
     p.add_argument("--embodiment", default=None,
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
                    "checkpoint's own, its embodiment.json or trainer_state.json; a ws:// server's metadata; "
