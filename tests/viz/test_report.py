@@ -489,11 +489,15 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)
 
 
-def test_a_two_step_run_is_labelled_at_whole_steps(tmp_path):
-    """A 2-step run's axis was ticked at 1.0, 1.2, ... 2.0: steps between steps that never happened."""
+@pytest.mark.parametrize("log", ['{"step": 1, "loss": 2.0, "lr": 0.1}\n{"step": 2, "loss": 1.5, "lr": 0.2}\n',
+                                 '{"step": 10, "loss": 0.23, "lr": 1e-05}\n'])
+def test_a_short_run_is_labelled_at_whole_steps(tmp_path, log):
+    """A 2-step run's axis was ticked at 1.0, 1.2, ... 2.0: steps between steps that never happened. A 10-step run
+    logs once (`log_every` 10): its one point's axis was ticked 9.45, 9.60, ... 10.50, with no integer but 10 in
+    view for the whole-step ticks to take."""
     run = tmp_path / "short"
     run.mkdir()
-    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0, "lr": 0.1}\n{"step": 2, "loss": 1.5, "lr": 0.2}\n')
+    (run / "metrics.jsonl").write_text(log)
     fig, _ = report.log_curves_figure(run / "metrics.jsonl")
     fig.canvas.draw()
     for ax in (ax for ax in fig.axes if ax.get_visible()):

@@ -628,7 +628,8 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
         ax.set_xlabel("training step" if has_step else "record", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: a 2-step run showed "0.5"
+    # steps are whole: a 2-step run showed "0.5"; one logged step (a 10-step run) has one whole number in view
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     return fig, records
 
 
