@@ -319,6 +319,30 @@ def test_report_refuses_a_checkpoint_or_a_dataset(tmp_path, capsys):
             report.write_report(folder)
 
 
+def test_report_refusing_a_dataset_or_a_runs_checkpoint_names_the_page_to_write(tmp_path, capsys):
+    """`report data/reach` and `report runs/x/checkpoints/step-N` (the folders a user has in hand after from-sim and
+    train) were told only "choose another run_dir": the dataset's page is `dataset show`'s, the checkpoint's its
+    training run's."""
+    dataset = tmp_path / "data" / "reach"
+    (dataset / "meta").mkdir(parents=True)
+    (dataset / "meta" / "info.json").write_text("{}")
+    run = tmp_path / "runs" / "my_reach"
+    step = run / "checkpoints" / "step-0000010"
+    step.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 10, "loss": 0.2}\n')
+    (step / "base_model.json").write_text("{}")
+    assert main(["report", str(dataset)]) == 2
+    err = capsys.readouterr().err
+    assert f"choose another run_dir; a dataset's page: worldpolicy dataset show {dataset} --out DIR" in err
+    assert main(["report", str(step)]) == 2
+    assert f"choose another run_dir; its training run's page: worldpolicy report {run}" in capsys.readouterr().err
+    loose = tmp_path / "loose"  # a checkpoint in no run's checkpoints/: nothing more to say
+    loose.mkdir()
+    (loose / "model_index.json").write_text("{}")
+    assert main(["report", str(loose)]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("choose another run_dir")
+
+
 def test_report_refuses_a_folder_that_holds_no_run(tmp_path, capsys):
     """An empty or unrelated folder (the wrong path given) got an index.html listing its files, and exit 0."""
     photos = tmp_path / "photos"
