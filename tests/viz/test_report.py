@@ -262,6 +262,8 @@ def test_report_for_train_and_sim_runs(tmp_path):
     page = _parse(report.write_report(train))
     assert "plots" in page.sections and len(page.imgs) == 1
     assert "metrics.jsonl: 20 records" in page.text and "train run" in page.text
+    (train / "metrics.jsonl").write_text(lines[0])  # a run as long as log_every: "1 records"
+    assert re.search(r"metrics\.jsonl: 1 record(?!s)", _parse(report.write_report(train)).text)
 
     sim = tmp_path / "sim"
     sim.mkdir()

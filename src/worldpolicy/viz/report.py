@@ -778,7 +778,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             images.append(
                 f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
-                f"<figcaption>{_esc(path.name)}: {n} records</figcaption></figure>"
+                f"<figcaption>{_esc(path.name)}: {plural(n, 'record')}</figcaption></figure>"
             )
     plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
     # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
