@@ -18,10 +18,12 @@ SETTINGS = {"kind": "checkpoint", "path": "/ckpts/step-1000", "files": "0123abcd
 
 
 def _run(folder, outcomes: dict[int, bool], *, task="reach", task_version=1, strategy=None, control_hz=15.0,
-         settings=None, training_scenes=None, requested=None, jumps=None, policy="step-1000", **timing):
+         settings=None, training_scenes=None, requested=None, jumps=None, policy="step-1000", fastest=20, **timing):
     """A sim run folder as `worldpolicy sim` writes it (report.json, report.md), with these seeds' outcomes; `jumps`:
-    each episode's hand-over and in-chunk jump fields, `policy`: its label, `timing`: the report's latency and rtc."""
-    episodes = [EpisodeResult(seed=s, success=ok, steps=20 + s % 7 if ok else 60, success_step=20 + s % 7 if ok else None,
+    each episode's hand-over and in-chunk jump fields, `policy`: its label, `timing`: the report's latency and rtc;
+    a solved episode takes `fastest` + seed % 7 steps."""
+    solved = {s: fastest + s % 7 for s in outcomes}
+    episodes = [EpisodeResult(seed=s, success=ok, steps=solved[s] if ok else 60, success_step=solved[s] if ok else None,
                               prompt="reach the ball", chunks=3, final_distance_m=0.01 if ok else 0.2, policy_s=0.1,
                               wall_s=0.2, **(jumps or {})) for s, ok in outcomes.items()]
     report = EvalReport(task, policy, "panda",
@@ -103,6 +105,14 @@ def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
     assert steps.get_xlabel().startswith("steps to success [control steps at 15 Hz] ")  # the unit, as report.png's
     faster = compare_runs([tmp_path / "a", _run(tmp_path / "c", {0: True}, control_hz=30.0)])
     assert "[control steps, at each run's rate]" in comparison_figure(faster).axes[2].get_xlabel()
+    # a smoke comparison, one episode each, both solved in 15 steps: ticked 14.2, 14.4, ... 15.8 (15 the only whole
+    # step in view, fewer than MaxNLocator's default min_n_ticks)
+    alike = compare_runs([_run(tmp_path / "d", {0: True}, fastest=15), _run(tmp_path / "e", {0: True}, fastest=15)])
+    fig = comparison_figure(alike)
+    fig.canvas.draw()
+    steps = fig.axes[2]
+    ticks = [t for t in steps.get_xticks() if steps.get_xlim()[0] <= t <= steps.get_xlim()[1]]
+    assert ticks == [15.0], ticks
 
 
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):

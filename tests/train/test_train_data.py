@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from train_setup import CAMERAS, CHUNK, IMAGE_SIZE, VIDEO_KEYS
+from train_setup import CAMERAS, CHUNK, IMAGE_SIZE, TINY_EMBODIMENT, VIDEO_KEYS
 
 
 def test_stacked_composite_puts_cameras_one_above_the_other():
@@ -165,6 +165,25 @@ def test_an_episode_selection_has_its_own_latent_cache_and_naming_every_episode_
     assert spec(episodes=[1, 0]) == whole and key(spec(episodes=[1, 0])) == key(whole)
     assert {episode for episode, _ in window_order(second)} == {1}
     assert count_windows(first) + count_windows(second) == count_windows(whole)
+
+
+def test_unset_video_keys_say_which_videos_train_and_which_do_not(tiny_dataset, caplog):
+    """A dataset recorded with more cameras than the embodiment composes (from-sim's default three, for the shipped
+    model's two) trained on some of them without a word, where the action columns it read were said."""
+    import logging
+
+    from worldpolicy.embodiments import embodiment_from_spec
+    from worldpolicy.train.config import DataConfig
+    from worldpolicy.train.data import window_spec
+
+    one = embodiment_from_spec(dict(TINY_EMBODIMENT, camera_keys=CAMERAS[:1], composite=None, domain="droid_lerobot",
+                                     chunk_size=CHUNK))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.train.data"):
+        window_spec(DataConfig(dataset=str(tiny_dataset), chunk_size=CHUNK), one)
+        window_spec(DataConfig(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=VIDEO_KEYS[:1]), one)
+    said = [r.getMessage() for r in caplog.records if "video_keys" in r.getMessage()]
+    assert said == [(f"data.video_keys unset: {VIDEO_KEYS[:1]!r} (from data.dataset's videos and the cameras of "
+                     f"embodiment 'tiny_panda'); not trained on: {VIDEO_KEYS[1]}")]  # set: not said
 
 
 def test_start_jitter_moves_the_arm_but_not_the_scene():

@@ -262,6 +262,8 @@ def test_report_for_train_and_sim_runs(tmp_path):
     page = _parse(report.write_report(train))
     assert "plots" in page.sections and len(page.imgs) == 1
     assert "metrics.jsonl: 20 records" in page.text and "train run" in page.text
+    (train / "metrics.jsonl").write_text(lines[0])  # a run as long as log_every: "1 records"
+    assert re.search(r"metrics\.jsonl: 1 record(?!s)", _parse(report.write_report(train)).text)
 
     sim = tmp_path / "sim"
     sim.mkdir()
@@ -317,6 +319,30 @@ def test_report_refuses_a_checkpoint_or_a_dataset(tmp_path, capsys):
         assert (folder / "index.html").read_text() == "theirs"
         with pytest.raises(ValueError, match=rf"\({marker}\), not a training run"):
             report.write_report(folder)
+
+
+def test_report_refusing_a_dataset_or_a_runs_checkpoint_names_the_page_to_write(tmp_path, capsys):
+    """`report data/reach` and `report runs/x/checkpoints/step-N` (the folders a user has in hand after from-sim and
+    train) were told only "choose another run_dir": the dataset's page is `dataset show`'s, the checkpoint's its
+    training run's."""
+    dataset = tmp_path / "data" / "reach"
+    (dataset / "meta").mkdir(parents=True)
+    (dataset / "meta" / "info.json").write_text("{}")
+    run = tmp_path / "runs" / "my_reach"
+    step = run / "checkpoints" / "step-0000010"
+    step.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 10, "loss": 0.2}\n')
+    (step / "base_model.json").write_text("{}")
+    assert main(["report", str(dataset)]) == 2
+    err = capsys.readouterr().err
+    assert f"choose another run_dir; a dataset's page: worldpolicy dataset show {dataset} --out DIR" in err
+    assert main(["report", str(step)]) == 2
+    assert f"choose another run_dir; its training run's page: worldpolicy report {run}" in capsys.readouterr().err
+    loose = tmp_path / "loose"  # a checkpoint in no run's checkpoints/: nothing more to say
+    loose.mkdir()
+    (loose / "model_index.json").write_text("{}")
+    assert main(["report", str(loose)]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("choose another run_dir")
 
 
 def test_report_refuses_a_folder_that_holds_no_run(tmp_path, capsys):
@@ -489,11 +515,15 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)
 
 
-def test_a_two_step_run_is_labelled_at_whole_steps(tmp_path):
-    """A 2-step run's axis was ticked at 1.0, 1.2, ... 2.0: steps between steps that never happened."""
+@pytest.mark.parametrize("log", ['{"step": 1, "loss": 2.0, "lr": 0.1}\n{"step": 2, "loss": 1.5, "lr": 0.2}\n',
+                                 '{"step": 10, "loss": 0.23, "lr": 1e-05}\n'])
+def test_a_short_run_is_labelled_at_whole_steps(tmp_path, log):
+    """A 2-step run's axis was ticked at 1.0, 1.2, ... 2.0: steps between steps that never happened. A 10-step run
+    logs once (`log_every` 10): its one point's axis was ticked 9.45, 9.60, ... 10.50, with no integer but 10 in
+    view for the whole-step ticks to take."""
     run = tmp_path / "short"
     run.mkdir()
-    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0, "lr": 0.1}\n{"step": 2, "loss": 1.5, "lr": 0.2}\n')
+    (run / "metrics.jsonl").write_text(log)
     fig, _ = report.log_curves_figure(run / "metrics.jsonl")
     fig.canvas.draw()
     for ax in (ax for ax in fig.axes if ax.get_visible()):

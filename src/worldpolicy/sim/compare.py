@@ -588,7 +588,9 @@ def comparison_figure(comparison: Comparison):
             ax.plot([values.mean()] * 2, [y - 0.32, y + 0.32], color="black", lw=1.5)
         # the distances' legend says the bar too
         ax.set_xlabel(label + ("" if ax is distance else " · bar: mean"), fontsize=LABEL_FONTSIZE)
-    steps.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # 15 and 18 steps: ticked 15.5, ...
+    # 15 and 18 steps: ticked 15.5, ...; every episode in 15: one whole step in view, ticked 14.2, 14.4, ... without
+    # min_n_ticks=1
+    steps.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     # what the distances' colours and bars are, under the axis as the seed grid's legend is (its label said "coloured
     # by outcome" and no more)
     distance.legend(handles=[Line2D([], [], marker="o", ls="", ms=4, color=SUCCESS_COLOR, label="success"),

@@ -114,12 +114,17 @@ def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = 
     if failed := data.failed_episodes(dataset.episode_success):
         logger.info("data.success=%r: episodes %s of data.dataset failed (its success column) and are not trained on",
                     data.success, failed)
-    _plan(spec, target, dataset)
+    plan = _plan(spec, target, dataset)
     for name, given, used in (("source_embodiment", data.source_embodiment, source),
                               ("action_conversion", data.action_conversion, conversion)):
         if given is None:
             logger.info("data.%s unset: %r (from data.dataset's action columns and embodiment %r)", name, used,
                         target.key)
+    if not data.video_keys:  # a recording of more cameras than the embodiment composes (from-sim's default three)
+        used = list(dict.fromkeys(plan.cameras.values()))
+        left = [video for video in dataset.video_keys if video not in used]
+        logger.info("data.video_keys unset: %r (from data.dataset's videos and the cameras of embodiment %r)%s", used,
+                    target.key, f"; not trained on: {', '.join(left)}" if left else "")
     return spec
 
 

@@ -628,7 +628,8 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
         ax.set_xlabel("training step" if has_step else "record", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: a 2-step run showed "0.5"
+    # steps are whole: a 2-step run showed "0.5"; one logged step (a 10-step run) has one whole number in view
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     return fig, records
 
 
@@ -777,7 +778,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             images.append(
                 f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
-                f"<figcaption>{_esc(path.name)}: {n} records</figcaption></figure>"
+                f"<figcaption>{_esc(path.name)}: {plural(n, 'record')}</figcaption></figure>"
             )
     plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
     # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
@@ -888,11 +889,21 @@ def page_html(title: str, kind: str, counts: str, sections: list[str]) -> str:
 
 def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     """Write `<run_dir>/index.html` atomically and return its path; a checkpoint or dataset folder is refused (its
-    index.html, if any, is not ours to replace)."""
-    from ..fileio import RUN_WRITERS, refuse_foreign_folder
+    index.html, if any, is not ours to replace), naming the page that is: a dataset's `dataset show`, a checkpoint's
+    its training run's."""
+    from ..fileio import CHECKPOINT_GLOB, RUN_WRITERS, folder_kind, refuse_foreign_folder
 
     run_dir = Path(run_dir)
-    refuse_foreign_folder(run_dir, "run_dir", RUN_WRITERS)
+    try:
+        refuse_foreign_folder(run_dir, "run_dir", RUN_WRITERS)
+    except ValueError as err:
+        found, run = folder_kind(run_dir), run_dir.parent.parent
+        if found is not None and found[0].repo_type == "dataset":
+            raise ValueError(f"{err}; a dataset's page: worldpolicy dataset show {run_dir} --out DIR") from None
+        if found is not None and found[0].repo_type == "model" and run_dir.relative_to(run).match(CHECKPOINT_GLOB) and (
+                (kind := folder_kind(run)) is not None and kind[0].writer == "train"):
+            raise ValueError(f"{err}; its training run's page: worldpolicy report {run}") from None
+        raise
     page = build_report_html(run_dir, title)
     # "?" for what UTF-8 cannot hold: a file name's bytes that are not UTF-8, a lone surrogate escaped in a JSON file
     return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8", errors="replace"))
