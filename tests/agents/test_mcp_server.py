@@ -138,6 +138,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert np.allclose(json.loads(Path(files["actions"]).read_text())["actions"], a, atol=1e-5)
     # the run keeps the image it started from, as predict does (its page showed only the imagined video)
     kept = Path(files["actions"]).parent / "observation" / "image.png"
+    assert files["observation"] == [str(kept)]  # listed with the run's files, for an agent to look at
     assert np.array_equal(np.asarray(Image.open(kept)), np.asarray(Image.open(inputs_dir / "obs.png")))
     messages = [m for _, _, m in progress]
     assert messages[0].startswith("loading tiny") and "denoising step 2/2" in messages and messages[-1] == "done"
@@ -159,7 +160,8 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert frames.shape[0] == 5 and fps == pytest.approx(5.0)
     # forward dynamics echoes the conditioning actions
     assert np.allclose(fd["actions"], pred["actions"], atol=1e-4)
-    assert (Path(fd["files"]["actions"]).parent / "observation" / "image.png").is_file()
+    assert fd["files"]["observation"] == [str(Path(fd["files"]["actions"]).parent / "observation" / "image.png")]
+    assert all(Path(p).is_file() for p in fd["files"]["observation"])
 
     inv = ok(
         server,
@@ -175,6 +177,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     )
     assert inv["mode"] == "inverse_dynamics" and np.asarray(inv["actions"]).shape == (4, 10)
     assert not (Path(inv["files"]["actions"]).parent / "observation").exists()  # given a clip, not one image
+    assert inv["files"]["observation"] == []
     anim, _ = read_video(inv["files"]["animation"])
     assert anim.shape[0] == 4  # no rollout video in an inverse run: one frame per action step
 
@@ -1810,8 +1813,9 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
     assert [c["policy_seed"] for c in result["chunks"]] == [call_seed(5, 0), call_seed(5, 1)]
     assert result["rewards"] == [c["reward"] for c in result["chunks"]] and all(r <= 0 for r in result["rewards"])
     assert result["policy"] == result["world_model"] == "panda_reach" == result["embodiment"]  # as listed
-    assert all(Path(p).is_file() for k, p in result["files"].items() if k not in ("plots", "animation"))
+    assert all(Path(p).is_file() for k, p in result["files"].items() if k not in ("plots", "observation", "animation"))
     assert result["files"]["plots"] and result["files"]["dream"] == str(run / DREAM_FILE)
+    assert result["files"]["observation"] == sorted(str(run / "observation" / Path(p).name) for p in images.values())
     assert [m for _, _, m in progress] == ["loading panda_reach for panda_reach", "chunk 1 of 2 imagined",
                                            "chunk 2 of 2 imagined", "done"], progress
     settings = json.loads((run / "settings.json").read_text())

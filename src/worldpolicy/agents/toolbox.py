@@ -641,7 +641,7 @@ class Toolbox:
 
     @staticmethod
     def _run_files(run_dir: Path) -> dict[str, Any]:
-        from ..viz.run import ROLLOUT_VIDEO, SETTINGS_FILE  # loaded already: the run was just written
+        from ..viz.run import OBSERVATION_FOLDER, ROLLOUT_VIDEO, SETTINGS_FILE  # loaded already: the run was written
 
         def opt(name: str) -> str | None:
             return str(run_dir / name) if (run_dir / name).is_file() else None
@@ -652,6 +652,7 @@ class Toolbox:
             "video": opt(ROLLOUT_VIDEO),
             "report": opt("index.html"),
             "plots": sorted(str(p) for p in (run_dir / "plots").glob("*.png")),
+            "observation": sorted(str(p) for p in (run_dir / OBSERVATION_FOLDER).glob("*.png")),
         }
 
     # -- operations -------------------------------------------------------------------------------------------
