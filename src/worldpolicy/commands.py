@@ -781,7 +781,9 @@ def _demo(args: argparse.Namespace) -> int:
         obs, _ = env.reset(seed=args.seed)
         task = obs["prompt"]
         cameras = {k: obs[k] for k in policy.embodiment.camera_keys}
-        print(f"worldpolicy demo: shipped model {checkpoint.name} ({policy.embodiment.key}), task: {task!r}")
+        # the model by its one name (`--checkpoint shipped`, as its reports say it), not its folder's, the embodiment's
+        print(f"worldpolicy demo: checkpoint {checkpoint_name(str(checkpoint))}, embodiment {policy.embodiment.key}, "
+              f"task: {task!r}")
         measured = _shipped_success(checkpoint)
         if measured:
             print(f"  NOTE: trained from scratch on CPU by `worldpolicy train reach-from-scratch`; {measured}. "

@@ -663,7 +663,8 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     out, err = capsys.readouterr()
     # nothing to warn of: inverse dynamics reads the model's own frames on their canvas, not a camera's frame size
     assert " WARNING " not in err, err
-    assert "shipped model panda_reach (panda_reach)" in out
+    # the model by its one name, as its report and `--checkpoint` say it (its folder's name, the embodiment's, twice)
+    assert "\nworldpolicy demo: checkpoint shipped, embodiment panda_reach, task: '" in f"\n{out}"
     # the demo says how good the shipped model is, as shipped (its own execute_steps), from its training summary
     from worldpolicy.models import shipped_model
 
