@@ -1,14 +1,12 @@
 """worldpolicy: video world-model robot policies (NVIDIA Cosmos3 family).
 
-`import worldpolicy` stays light (no torch, no diffusers); heavy modules load on first use.
+`import worldpolicy` stays light (no numpy, torch or diffusers): its names load on first use, so the `worldpolicy`
+command (`__main__.run`) starts its Ctrl-C handling before anything heavy is imported.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from .embodiments import Embodiment, get_embodiment, list_embodiments, register_embodiment
-from .results import MODES, Prediction
 
 __version__ = "0.1.0"  # the package's version: pyproject.toml reads it from here
 __all__ = [
@@ -26,7 +24,13 @@ __all__ = [
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .embodiments import Embodiment, get_embodiment, list_embodiments, register_embodiment
     from .policy import Policy, PolicyRequest
+    from .results import MODES, Prediction
+
+# the names of `__all__` a submodule defines, by submodule: imported when first read (`__getattr__`)
+_LAZY = {"embodiments": ("Embodiment", "get_embodiment", "list_embodiments", "register_embodiment"),
+         "results": ("MODES", "Prediction"), "policy": ("Policy", "PolicyRequest")}
 
 
 def load_policy(path_or_id: str | Path, embodiment: str | Embodiment | None = None, **kwargs: Any) -> Policy:
@@ -47,10 +51,11 @@ def load_policy(path_or_id: str | Path, embodiment: str | Embodiment | None = No
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Policy", "PolicyRequest"):
-        from . import policy
+    import importlib
 
-        return getattr(policy, name)
+    for module, names in _LAZY.items():
+        if name in names:
+            return getattr(importlib.import_module(f".{module}", __name__), name)
     raise AttributeError(f"module 'worldpolicy' has no attribute {name!r}")
 
 

@@ -586,7 +586,7 @@ def _dream(args: argparse.Namespace) -> int:
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
-    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, interruption, sigint_held
+    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, sigint_deferred, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
@@ -653,11 +653,9 @@ def _dream(args: argparse.Namespace) -> int:
                     f"page are left, which `worldpolicy viz {out}` draws)")
 
         def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
-            with sigint_held() as caught:  # a chunk's record written whole, or not at all
+            with sigint_deferred():  # a chunk's record written whole, or not at all
                 recorder.add(chunk)
                 bar.update(1)
-            if caught:
-                raise interruption(caught)
 
         try:
             with _not_said_again(said.messages):
@@ -680,10 +678,8 @@ def _dream(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             raise
         bar.close()
-        with sigint_held(writing(args.chunks), second_stops=True) as caught:
+        with sigint_deferred(writing(args.chunks), second_stops=True):
             written = recorder.finish()
-        if caught:
-            raise interruption(caught)
         scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
         print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
               f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
@@ -785,7 +781,9 @@ def _demo(args: argparse.Namespace) -> int:
         obs, _ = env.reset(seed=args.seed)
         task = obs["prompt"]
         cameras = {k: obs[k] for k in policy.embodiment.camera_keys}
-        print(f"worldpolicy demo: shipped model {checkpoint.name} ({policy.embodiment.key}), task: {task!r}")
+        # the model by its one name (`--checkpoint shipped`, as its reports say it), not its folder's, the embodiment's
+        print(f"worldpolicy demo: checkpoint {checkpoint_name(str(checkpoint))}, embodiment {policy.embodiment.key}, "
+              f"task: {task!r}")
         measured = _shipped_success(checkpoint)
         if measured:
             print(f"  NOTE: trained from scratch on CPU by `worldpolicy train reach-from-scratch`; {measured}. "

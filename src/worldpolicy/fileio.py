@@ -155,6 +155,17 @@ def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Ite
 
 
 @contextmanager
+def sigint_deferred(notice: str | None = None, *, second_stops: bool = False) -> Iterator[None]:
+    """`sigint_held` for a block that must finish whole (a set of files written, an episode added), after which a
+    signal that came stops the command: `interruption` of it is raised as the block ends. An error in the block is
+    raised as it came."""
+    with sigint_held(notice, second_stops=second_stops) as caught:
+        yield
+    if caught:
+        raise interruption(caught)
+
+
+@contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed."""
     path = Path(path)

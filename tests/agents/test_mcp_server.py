@@ -138,6 +138,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert np.allclose(json.loads(Path(files["actions"]).read_text())["actions"], a, atol=1e-5)
     # the run keeps the image it started from, as predict does (its page showed only the imagined video)
     kept = Path(files["actions"]).parent / "observation" / "image.png"
+    assert files["observation"] == [str(kept)]  # listed with the run's files, for an agent to look at
     assert np.array_equal(np.asarray(Image.open(kept)), np.asarray(Image.open(inputs_dir / "obs.png")))
     messages = [m for _, _, m in progress]
     assert messages[0].startswith("loading tiny") and "denoising step 2/2" in messages and messages[-1] == "done"
@@ -159,7 +160,8 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     assert frames.shape[0] == 5 and fps == pytest.approx(5.0)
     # forward dynamics echoes the conditioning actions
     assert np.allclose(fd["actions"], pred["actions"], atol=1e-4)
-    assert (Path(fd["files"]["actions"]).parent / "observation" / "image.png").is_file()
+    assert fd["files"]["observation"] == [str(Path(fd["files"]["actions"]).parent / "observation" / "image.png")]
+    assert all(Path(p).is_file() for p in fd["files"]["observation"])
 
     inv = ok(
         server,
@@ -175,6 +177,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     )
     assert inv["mode"] == "inverse_dynamics" and np.asarray(inv["actions"]).shape == (4, 10)
     assert not (Path(inv["files"]["actions"]).parent / "observation").exists()  # given a clip, not one image
+    assert inv["files"]["observation"] == []
     anim, _ = read_video(inv["files"]["animation"])
     assert anim.shape[0] == 4  # no rollout video in an inverse run: one frame per action step
 
@@ -424,7 +427,7 @@ def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_d
                                     input_roots=[inputs_dir], device="cpu"))
     server = build_server(toolbox)
     assert [(c["name"], c["embodiment"]) for c in ok(server, "list_checkpoints", {})["checkpoints"]] == [
-        ("panda_reach", "panda_reach")]
+        ("shipped", "panda_reach")]
     pred = ok(server, "predict_actions", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
                                           "image": str(inputs_dir / "obs.png")})
     assert pred["embodiment"] == "panda_reach" and np.asarray(pred["actions"]).shape == (4, 10)
@@ -435,6 +438,17 @@ def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_d
     fd = ok(server, "imagine_rollout", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
                                         "image": str(inputs_dir / "obs.png"), "actions_file": pred["files"]["actions"]})
     assert fd["embodiment"] == "panda_reach" and Path(fd["files"]["video"]).is_file()
+
+
+def test_the_shipped_model_is_listed_by_its_one_name(tmp_path):
+    """The tools listed the shipped model by its folder's name, `panda_reach` (its embodiment's), where its reports,
+    the server and `--checkpoint` call it `shipped` (`models.checkpoint_name`); a folder of the user's that is also
+    called `shipped` is told apart by its parent, as two folders of one name are."""
+    from worldpolicy.agents.toolbox import _unique_names
+    from worldpolicy.models import shipped_model
+
+    mine = [tmp_path / "a" / "shipped", tmp_path / "b" / "final", tmp_path / "c" / "final"]
+    assert _unique_names([shipped_model().resolve(), *mine]) == ["shipped", "a/shipped", "b/final", "c/final"]
 
 
 def test_a_broken_embodiment_json_affects_its_checkpoint_only(tiny_checkpoint_dir, inputs_dir, tmp_path):
@@ -678,7 +692,7 @@ def test_the_server_takes_shipped_as_a_checkpoint_dir_as_predict_takes_it(tmp_pa
 
     listed = Toolbox(served[0]).list_checkpoints()["checkpoints"]
     assert [(c["name"], c["path"], c["embodiment"]) for c in listed] == [
-        ("panda_reach", str(shipped_model().resolve()), "panda_reach")]
+        ("shipped", str(shipped_model().resolve()), "panda_reach")]
 
 
 def test_what_the_cli_would_log_about_a_call_is_in_its_warnings(server, inputs_dir):
@@ -873,16 +887,16 @@ def test_sim_arguments_the_command_line_refuses_are_refused(server, toolbox, arg
 
 
 def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
-    """`evaluate_in_sim(policy="panda_reach", embodiment="panda_reach")` was refused as an unknown embodiment, though
-    list_checkpoints names it and predict_actions takes it."""
+    """`evaluate_in_sim(policy="shipped", embodiment="panda_reach")` was refused as an unknown embodiment, though
+    list_embodiments names it and predict_actions takes it."""
     pytest.importorskip("mujoco", reason="sim extra not installed")
     from worldpolicy.agents import Toolbox, ToolboxConfig
     from worldpolicy.models import shipped_model
 
     server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[shipped_model()], device="cpu")))
     shipped = next(r for r in ok(server, "list_embodiments", {})["embodiments"] if r["key"] == "panda_reach")
-    assert (shipped["checkpoint"], shipped["source"]) == ("panda_reach", "shipped model panda_reach")
-    result = ok(server, "evaluate_in_sim", {"policy": "panda_reach", "embodiment": "panda_reach", "episodes": 1,
+    assert (shipped["checkpoint"], shipped["source"]) == ("shipped", "shipped model panda_reach")
+    result = ok(server, "evaluate_in_sim", {"policy": "shipped", "embodiment": "panda_reach", "episodes": 1,
                                             "max_steps": 2})
     assert result["episodes"] == 1 and Path(result["files"]["report"]).is_file()
     assert result["embodiment"] == "panda_reach"  # the result says which action space ran
@@ -1427,7 +1441,7 @@ def test_a_sim_evaluations_training_scene_warning_names_the_checkpoint_as_sim_do
 
     toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", checkpoint_dirs=[shipped_model()],
                                     input_roots=[tmp_path], device="cpu", load_kwargs={"steps": 1}))
-    seen = toolbox.evaluate_sim("reach", "panda_reach", episodes=1, seed=3, max_steps=1)
+    seen = toolbox.evaluate_sim("reach", "shipped", episodes=1, seed=3, max_steps=1)
     assert seen["training_scenes"]["seeds"] == [3], seen["training_scenes"]
     # its report labelled as `worldpolicy sim` labels a run of it (the folder's name `panda_reach` was)
     assert json.loads((Path(seen["run_dir"]) / "report.json").read_text())["policy"] == "shipped"
@@ -1809,10 +1823,11 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
     assert [c["world_model_seed"] for c in result["chunks"]] == [5, 6]  # seed + j
     assert [c["policy_seed"] for c in result["chunks"]] == [call_seed(5, 0), call_seed(5, 1)]
     assert result["rewards"] == [c["reward"] for c in result["chunks"]] and all(r <= 0 for r in result["rewards"])
-    assert result["policy"] == result["world_model"] == "panda_reach" == result["embodiment"]  # as listed
-    assert all(Path(p).is_file() for k, p in result["files"].items() if k not in ("plots", "animation"))
+    assert result["policy"] == result["world_model"] == "shipped" and result["embodiment"] == "panda_reach"  # as listed
+    assert all(Path(p).is_file() for k, p in result["files"].items() if k not in ("plots", "observation", "animation"))
     assert result["files"]["plots"] and result["files"]["dream"] == str(run / DREAM_FILE)
-    assert [m for _, _, m in progress] == ["loading panda_reach for panda_reach", "chunk 1 of 2 imagined",
+    assert result["files"]["observation"] == sorted(str(run / "observation" / Path(p).name) for p in images.values())
+    assert [m for _, _, m in progress] == ["loading shipped for panda_reach", "chunk 1 of 2 imagined",
                                            "chunk 2 of 2 imagined", "done"], progress
     settings = json.loads((run / "settings.json").read_text())
     assert settings["command"] == "dream" and set(settings["inputs"]) == {f"images[{k}]" for k in SHIPPED_CAMERAS}
@@ -1894,9 +1909,9 @@ def test_a_dream_needs_a_world_model_that_rolls_chunks_and_shares_the_policys_co
         one.dream(**args, checkpoint="a", world_model="b", embodiment="bridge")
     assert caught.value.parameter == "world_model" and "--max-loaded 2" in caught.value.accepted
     with pytest.raises(ToolInputError) as caught:  # droid's columns (a's default) and panda_reach's
-        one.dream(**args, checkpoint="a", world_model="panda_reach")
+        one.dream(**args, checkpoint="a", world_model="shipped")
     assert caught.value.parameter == "world_model" and "are not the policy's" in str(caught.value)
-    assert caught.value.given == "panda_reach"
+    assert caught.value.given == "shipped"
     monkeypatch.setattr(toolbox, "policy", lambda *_: pytest.fail("the checkpoint was loaded"))
     stateful = replace(get_embodiment("bridge"), state_history=1)
     model = toolbox._model

@@ -113,8 +113,8 @@ def test_the_environment_takes_shipped_and_a_missing_folder_is_a_tool_error(monk
     monkeypatch.setenv("WORLDPOLICY_OUTPUT_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("WORLDPOLICY_CHECKPOINTS", "shipped")
     listing = _json(strands_tool.worldpolicy_tool(action="list_checkpoints"))
-    assert [(c["name"], c["embodiment"]) for c in listing["checkpoints"]] == [("panda_reach", "panda_reach")]
-    [own] = _json(strands_tool.worldpolicy_tool(action="list_embodiments", checkpoint="panda_reach"))["embodiments"]
+    assert [(c["name"], c["embodiment"]) for c in listing["checkpoints"]] == [("shipped", "panda_reach")]
+    [own] = _json(strands_tool.worldpolicy_tool(action="list_embodiments", checkpoint="shipped"))["embodiments"]
     assert own["key"] == "panda_reach" and own["units"][:3] == ["m", "m", "m"]
     monkeypatch.setattr(strands_tool, "_toolbox", None)
     monkeypatch.setenv("WORLDPOLICY_CHECKPOINTS", str(tmp_path / "modles"))

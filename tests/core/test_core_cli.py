@@ -663,7 +663,8 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     out, err = capsys.readouterr()
     # nothing to warn of: inverse dynamics reads the model's own frames on their canvas, not a camera's frame size
     assert " WARNING " not in err, err
-    assert "shipped model panda_reach (panda_reach)" in out
+    # the model by its one name, as its report and `--checkpoint` say it (its folder's name, the embodiment's, twice)
+    assert "\nworldpolicy demo: checkpoint shipped, embodiment panda_reach, task: '" in f"\n{out}"
     # the demo says how good the shipped model is, as shipped (its own execute_steps), from its training summary
     from worldpolicy.models import shipped_model
 
@@ -1258,3 +1259,39 @@ def test_ctrl_c_while_the_commands_import_is_one_line_and_130(monkeypatch, capsy
     monkeypatch.setattr(importlib, "import_module", interrupted)
     assert main(["dataset", "info", "x"]) == 130
     assert capsys.readouterr().err == "worldpolicy: interrupted\n"
+
+
+@pytest.mark.parametrize("module", ["worldpolicy.cli", "numpy"])
+def test_ctrl_c_while_the_command_line_itself_imports_is_one_line_and_130(tmp_path, module):
+    """The `worldpolicy` command imported `worldpolicy.cli`, and with it the package's numpy, before `main` could handle
+    a Ctrl-C: one in that first half second ended with a traceback through the import. Run as the installed command
+    runs it (pyproject's [project.scripts]), the import held by a hook until the test's SIGINT comes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    target = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["worldpolicy"]
+    module_name, function = target.split(":")
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys, time\n"
+        "class Hold:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            print('importing', flush=True)\n"
+        "            time.sleep(600)\n"
+        "sys.meta_path.insert(0, Hold())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root / "src")])}
+    script = f"import sys; from {module_name} import {function}; sys.exit({function}())"  # the installed command's
+    with subprocess.Popen([sys.executable, "-c", script, "dataset", "info", "x"], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout.readline() == "importing\n"
+            proc.send_signal(signal.SIGINT)
+            err = proc.communicate(timeout=120)[1]
+        finally:
+            proc.kill()
+    assert (proc.returncode, err) == (130, "worldpolicy: interrupted\n")

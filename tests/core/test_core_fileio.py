@@ -197,6 +197,31 @@ def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_a_deferred_signal_stops_once_the_block_has_finished(default_sigterm):
+    """`sigint_deferred`: the block runs to its end under a Ctrl-C (SIGTERM), which then stops the command as the
+    signal that came; a block with no signal ends as usual, and an error in the block is raised as it came."""
+    import os
+    import signal
+
+    from worldpolicy.fileio import Terminated, sigint_deferred, terminating_as_interrupt
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt) as stop, sigint_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        finished.append(1)
+    assert finished == [1] and type(stop.value) is KeyboardInterrupt
+    with pytest.raises(Terminated), terminating_as_interrupt(), sigint_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        finished.append(2)
+    assert finished == [1, 2]
+    with sigint_deferred():
+        finished.append(3)
+    with pytest.raises(OSError, match="disk full"), sigint_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        raise OSError("disk full")
+    assert finished == [1, 2, 3] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.parametrize("mask", [0o077, 0o022, 0o002])
 def test_atomic_writes_get_the_mode_the_umask_gives(tmp_path, mask):
     """An atomic write's file was made 0644 whatever the umask: a user keeping outputs private (umask 077) had every

@@ -82,6 +82,31 @@ def test_a_video_this_pyav_cannot_decode_names_the_codec_and_the_way_out(small_d
     assert "pip install --force-reinstall av" in message and "-c:v libx264" in message
 
 
+@pytest.mark.parametrize("damage", ["cut short", "overwritten"])
+def test_a_damaged_video_names_its_file_episode_and_the_way_out_keeping_pyavs_error(small_dataset, capsys, damage):
+    """A damaged file (a copy cut short; data overwritten mid-file) said `[Errno 1094995529] Invalid data found when
+    processing input: 'avcodec_send_packet()'` and advised reinstalling PyAV, naming neither the episode nor what
+    fixes it. PyAV's error stays the cause (`-v` shows it)."""
+    import av
+
+    ds, _ = small_dataset
+    video = ds.root / VIDEO
+    data = video.read_bytes()
+    third = len(data) // 3  # past the header: the decoder starts, and meets bytes the encoder never wrote
+    video.write_bytes(data[:len(data) // 2] if damage == "cut short" else
+                      data[:third] + bytes(range(256)) * 8 + data[third + 2048:])
+    with pytest.raises(DatasetFormatError) as info:
+        LeRobotDataset.open(ds.root).episode(1)
+    message = str(info.value)
+    assert info.value.path == str(video) and f"{CAM}'s frames of episode 1 " in message, message
+    assert "copy or download it again, then `worldpolicy dataset check` on the dataset" in message
+    assert "Errno" not in message and "avcodec" not in message and "reinstall" not in message, message
+    assert isinstance(info.value.__cause__, av.error.InvalidDataError)
+    assert main(["dataset", "check", "--no-progress", str(ds.root)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"worldpolicy dataset check: {video}: {CAM}'s frames of episode 0 ") and "Errno" not in err
+
+
 @pytest.mark.parametrize(("version", "converter"), [("v2.1", True), ("v2.0", True), ("v3.1", False), (None, False)])
 def test_another_version_is_refused_naming_the_converter_where_lerobot_has_one(small_dataset, version, converter):
     ds, _ = small_dataset

@@ -54,7 +54,8 @@ INSTRUCTIONS = (
     "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?' "
     "(whole_trajectory=true: every action row, chunk after chunk), infer_actions 'which actions produced this "
     "video?' (whole_clip=true: a label for every frame). Results name the "
-    "files written (actions.json, rollout.mp4, plots, index.html report) and carry warnings about the inputs, which "
+    "files written (actions.json, rollout.mp4, plots, observation images, index.html report) and carry warnings "
+    "about the inputs, which "
     "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
     "actions file. evaluate_open_loop measures a checkpoint's predicted chunks against a LeRobot dataset's recorded "
     "actions (per-column MAE/RMSE in physical units, mae_normalized on the model's normalised scale to compare "
@@ -124,6 +125,8 @@ class RunFiles(BaseModel):
                               "predict_actions with decode_video; infer_actions decodes none (null)")
     report: str | None = Field(description="index.html: self-contained run report")
     plots: list[str]
+    observation: list[str] = Field(description="observation/<camera>.png: the image of each camera the run started "
+                                   "from, as the model read it (none for infer_actions, given a clip)")
     animation: str | None = None
 
 

@@ -159,17 +159,25 @@ class ToolboxConfig:
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
-    """Each checkpoint's folder name, qualified by as many of its parent folders as it takes to tell it apart from
-    another listed checkpoint of the same name (`/models/a/final`, `/models/b/final`: `a/final`, `b/final`): a
-    client names the one it means, and the tools resolve that name. `paths` are distinct absolute paths."""
+    """Each checkpoint by `models.checkpoint_name`, as its reports and the command line name it (`shipped` for the
+    shipped model, not its folder's `panda_reach`, the embodiment's name; a hub snapshot by its hub id); a folder by
+    its name, qualified by as many of its parent folders as it takes to tell it apart from another listed checkpoint
+    of the same name (`/models/a/final`, `/models/b/final`: `a/final`, `b/final`): a client names the one it means,
+    and the tools resolve that name. `paths` are distinct absolute paths."""
+    from ..models import checkpoint_name
+
+    own = [checkpoint_name(str(path)) for path in paths]
+    # a name other than the folder's is kept as it is (two snapshots of one hub id: by their folders)
+    not_folders = [name for name, path in zip(own, paths) if name != path.name]
+    kept = [name != path.name and not_folders.count(name) == 1 for name, path in zip(own, paths)]
     depth = [1] * len(paths)
     while True:
-        names = [Path(*path.parts[-depth[i]:]).as_posix() for i, path in enumerate(paths)]
+        names = [own[i] if kept[i] else Path(*path.parts[-depth[i]:]).as_posix() for i, path in enumerate(paths)]
         clashing = {name for name in names if names.count(name) > 1}
         if not clashing:
             return names
         for i, name in enumerate(names):
-            if name in clashing:
+            if name in clashing and not kept[i]:
                 depth[i] += 1
 
 
@@ -231,7 +239,7 @@ class Toolbox:
 
     def checkpoint_name(self, ckpt: Path, names: dict[Path, str] | None = None) -> str:
         """`ckpt` as `list_checkpoints` names it, what the tools' `checkpoint` takes back (a result named the shipped
-        model by its install path, which the listing calls `panda_reach`); a folder inside a checkpoint directory but
+        model by its install path, which the listing calls `shipped`); a folder inside a checkpoint directory but
         not listed (deeper) by its path, which they take too. `names`: `_checkpoint_names()` already read (one scan
         of the checkpoint directories for several names)."""
         return (self._checkpoint_names() if names is None else names).get(ckpt, str(ckpt))
@@ -578,7 +586,8 @@ class Toolbox:
         # what the CLI would log about this call (a short clip, units, ...): an agent reads only the result; one model
         # call at a time (one device), and its policy stays loaded (is not evicted) until it ends
         with logged_warnings() as [logged], self._run_lock:
-            report(0, None, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops here
+            # a call cancelled while it waited stops here
+            report(0, None, f"loading {self.checkpoint_name(ckpt)} for {emb.key}")
             policy = self.policy(ckpt, emb)
             if said_view is not None:
                 policy.single_view_said(*said_view)
@@ -641,7 +650,7 @@ class Toolbox:
 
     @staticmethod
     def _run_files(run_dir: Path) -> dict[str, Any]:
-        from ..viz.run import ROLLOUT_VIDEO, SETTINGS_FILE  # loaded already: the run was just written
+        from ..viz.run import OBSERVATION_FOLDER, ROLLOUT_VIDEO, SETTINGS_FILE  # loaded already: the run was written
 
         def opt(name: str) -> str | None:
             return str(run_dir / name) if (run_dir / name).is_file() else None
@@ -652,6 +661,7 @@ class Toolbox:
             "video": opt(ROLLOUT_VIDEO),
             "report": opt("index.html"),
             "plots": sorted(str(p) for p in (run_dir / "plots").glob("*.png")),
+            "observation": sorted(str(p) for p in (run_dir / OBSERVATION_FOLDER).glob("*.png")),
         }
 
     # -- operations -------------------------------------------------------------------------------------------
@@ -1139,7 +1149,8 @@ class Toolbox:
         out = None
         try:
             with logged_warnings() as [logged], self._run_lock:
-                report(0, planned, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops
+                # a call cancelled while it waited stops here
+                report(0, planned, f"loading {self.checkpoint_name(ckpt)} for {emb.key}")
                 policy = self.policy(ckpt, emb)  # used as it is: the call's steps ride on each request
                 out = self._new_run_dir("openloop")
                 try:
@@ -1305,13 +1316,15 @@ class Toolbox:
         inputs = ({"image": str(obs)} if image is not None
                   else {f"images[{k}]": str(self._resolve(v, f"images[{k}]")) for k, v in images.items()})
         settings = dream_settings(str(ckpt), str(world), seed, chunks, execute_steps, score, inputs)
+        names = self._checkpoint_names()  # one scan for both models' names
         out = None
         try:
             with logged_warnings() as [logged], self._run_lock:
-                report(0, chunks, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops
+                # a call cancelled while it waited stops here
+                report(0, chunks, f"loading {self.checkpoint_name(ckpt, names)} for {emb.key}")
                 policy = self.policy(ckpt, emb)
                 if not one_model:
-                    report(0, chunks, f"loading {world.name} for {w_emb.key}")
+                    report(0, chunks, f"loading {self.checkpoint_name(world, names)} for {w_emb.key}")
                 imagining = policy if one_model else self.policy(world, w_emb)  # the policy stays: the most recent
                 for model in {id(policy): policy, id(imagining): imagining}.values():
                     if said is not None:
@@ -1334,7 +1347,6 @@ class Toolbox:
                 shutil.rmtree(out, ignore_errors=True)
             raise
         prediction = result.world_predictions[0]
-        names = self._checkpoint_names()  # one scan for both
         return {
             "policy": self.checkpoint_name(ckpt, names),
             "world_model": self.checkpoint_name(world, names),

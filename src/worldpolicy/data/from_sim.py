@@ -34,8 +34,8 @@ from ..fileio import (
     ScratchFolder,
     Terminated,
     dataset_lock,
-    interruption,
     provenance_document,
+    sigint_deferred,
     sigint_held,
     sweep_scratch_folders,
 )
@@ -834,7 +834,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 copy_episodes(writer, [previous], [(0, i) for i in range(previous.num_episodes)],
                               [previous.episode_columns()], previous.episode_success is not None)
                 adding = False
-            with sigint_held() as caught:  # an episode half added to the writer could not be published
+            with sigint_deferred():  # an episode half added to the writer could not be published
                 adding = True
                 recorded_by = episode.get("recorded_by")  # a policy's recording: its settings
                 _add_episode(writer, episode)
@@ -845,18 +845,14 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 writer.provenance["seeds"] = list(seeds)  # the env seed of each kept episode, in order
                 bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
                 bar.update(1)
-            if caught:
-                raise interruption(caught)
             if len(seeds) < num_episodes and keeps.due() and _publishable(writer, root, base):
                 # a kill (SIGKILL, the OOM killer, a lost node) loses only the episodes since: published as an
                 # interruption publishes them, the writer going on from there
-                with sigint_held() as caught:
+                with sigint_deferred():
                     adding = True  # a keep that fails (the disk full) keeps nothing more: raised as it came
                     previous = keeps.keep(writer)
                     base, adding = previous.num_episodes, False
                     logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
-                if caught:
-                    raise interruption(caught)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written

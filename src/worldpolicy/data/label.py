@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..fileio import Terminated, dataset_lock, interruption, replace_folder, sigint_held, write_bytes_atomic
+from ..fileio import (
+    Terminated,
+    dataset_lock,
+    replace_folder,
+    sigint_deferred,
+    sigint_held,
+    write_bytes_atomic,
+)
 from ..hub import dataset_source
 from ..models import portable_checkpoint, resolve_checkpoint
 from .card import CARD_FILE, dataset_card
@@ -383,7 +390,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                                          episode_seed(seed, i), batch_size, bar)
                 frames[action_key] = np.concatenate([labels, labels[-1:]]).astype(np.float32)
                 # an episode half added could not be kept: Ctrl-C waits for its videos to be written
-                with sigint_held(f"writing episode {i}'s videos, then keeping the episodes labelled") as caught:
+                with sigint_deferred(f"writing episode {i}'s videos, then keeping the episodes labelled"):
                     adding = True
                     videos = writer.stream_videos(len(rows))
                     for start in range(0, len(rows), BLOCK_FRAMES):  # a block of frames held at a time
@@ -392,15 +399,11 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                     writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success,
                                        fields=episode_row(columns, i))
                     adding = False
-                if caught:
-                    raise interruption(caught)
                 if writer.num_episodes < len(chosen) and keeps.due():  # a kill loses only the episodes since
-                    with sigint_held() as caught:
+                    with sigint_deferred():
                         adding = True  # a failed keep keeps nothing more
                         base, adding = keeps.keep(writer).num_episodes, False
                         logger.info("kept %d labelled episodes in %s", base, writer.root)
-                    if caught:
-                        raise interruption(caught)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             kept = _keep_labelled(writer, base, adding)

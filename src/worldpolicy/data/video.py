@@ -127,12 +127,16 @@ class SegmentReader:
                                              f"{hw[0]}x{hw[1]}")
                 frames.append(self._rgb(frame))
                 self._last = (index, frames[-1])
-        except av.error.FFmpegError as exc:
+        except av.error.FFmpegError as exc:  # said once, here, for every reader of a dataset's videos; PyAV's own
+            # text (an errno, the FFmpeg call that failed) is kept as the cause, which `-v` shows
+            reading = f"{key}'s frames{context} could not be read"
             if decoder is None:
-                raise DatasetFormatError(self.path, None, f"could not be opened as a video: {ffmpeg_reason(exc)}"
-                                         ) from None
-            raise DatasetFormatError(self.path, None, _undecodable(self.codec, f"its {decoder} decoder failed: {exc}")
-                                     ) from None
+                why = f"{reading}: the file could not be opened as a video: {ffmpeg_reason(exc)}; {_DAMAGED}"
+            elif isinstance(exc, av.error.InvalidDataError):  # a decoder that runs, on data that is not what it wrote
+                why = f"{reading}: its {decoder} decoder found invalid data, so the file is damaged; {_DAMAGED}"
+            else:
+                why = f"{reading}: {_undecodable(self.codec, f'its {decoder} decoder failed: {ffmpeg_reason(exc)}')}"
+            raise DatasetFormatError(self.path, None, why) from exc
         self._end = last
         return frames
 
@@ -167,6 +171,11 @@ class SegmentReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# what to do about a video file FFmpeg finds invalid data in
+_DAMAGED = ("a copy or download cut short leaves such a file: copy or download it again, then `worldpolicy dataset "
+            "check` on the dataset decodes every video to confirm it is whole")
 
 
 def _undecodable(codec: str | None, why: str) -> str:

@@ -24,10 +24,9 @@ from worldpolicy.fileio import (
     COMPARE_FILE,
     SIM_REPORT_FILE,
     folder_kind,
-    interruption,
     make_folder,
     output_folder,
-    sigint_held,
+    sigint_deferred,
     write_bytes_atomic,
 )
 from worldpolicy.models import portable_checkpoint
@@ -640,10 +639,8 @@ def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = T
     before the page that reads it. Ctrl-C (SIGTERM) waits for the last of them, then stops: one between two files
     left a folder holding a new compare.md beside an earlier comparison's compare.json and page, or without them."""
     out = make_folder(out)
-    with sigint_held() as caught:
+    with sigint_deferred():
         written = _write_comparison_files(comparison, out, plots)
-    if caught:
-        raise interruption(caught)
     return written
 
 

@@ -553,19 +553,17 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
     """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths.
     Ctrl-C (SIGTERM) waits for the last of them, then stops: one between them left report.md an episode behind
     report.json (or missing, after the first)."""
-    from worldpolicy.fileio import interruption, sigint_held
+    from worldpolicy.fileio import sigint_deferred
 
     out = Path(out)
     written = [out / SIM_REPORT_FILE, out / "report.md"]
-    with sigint_held() as caught:
+    with sigint_deferred():
         write_bytes_atomic(written[0], json.dumps(report.to_json(), indent=1))
         write_bytes_atomic(written[1], report.markdown())
         if plots:
             from worldpolicy.viz.plots import save_figure
 
             written.append(save_figure(report_figure(report), out / "report.png"))
-    if caught:
-        raise interruption(caught)
     return written
 
 

@@ -36,7 +36,7 @@ from ..data.actions import (
 )
 from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..embodiments import Embodiment
-from ..fileio import atomic_path, interruption, sigint_held
+from ..fileio import atomic_path, sigint_deferred
 from ..processing.actions import flip_gripper, to_model
 from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas
 from ..processing.prompts import build_caption, tokenize
@@ -519,11 +519,9 @@ class LatentCache:
             if done > saved:
                 shard = cls(latents[saved:done], actions[saved:done], valid[saved:done],
                             states[saved:done] if emb.state_history else None, ids[saved:done], index[saved:done], {})
-                with sigint_held() as interrupted:
+                with sigint_deferred():
                     shard.save(partial / f"windows-{saved:09d}.safetensors")
-                saved = done
-                if interrupted:
-                    raise interruption(interrupted)
+                    saved = done
             last = time.monotonic()
 
         total = count_windows(spec)

@@ -100,12 +100,10 @@ def write_run_whole(prediction: Prediction, out: Path, plots: bool = True, obser
     """`write_run` with Ctrl-C (SIGTERM) held until its last file, then stopping: one while the video or plots were
     written (seconds) left the new actions.json beside an earlier run's page, its plots removed, or a run without
     them. `predict` and `Prediction.save`; a dream holds its own (a second Ctrl-C stops its writing)."""
-    from ..fileio import interruption, sigint_held
+    from ..fileio import sigint_deferred
 
-    with sigint_held() as caught:
+    with sigint_deferred():
         written = write_run(prediction, out, plots=plots, observation=observation)
-    if caught:
-        raise interruption(caught)
     return written
 
 
