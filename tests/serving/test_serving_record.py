@@ -298,7 +298,7 @@ def test_a_running_server_s_spool_is_not_touched(tmp_path):
     assert sorted((p.name, p.stat().st_size) for p in spool.iterdir()) == files and not root.exists()
     sink.close()
     assert LeRobotDataset.open(root).episode_fields() == [
-        {"serving.connection": 1, "serving.error": None, "serving.killed": False}]
+        {"serving.connection": 1, "serving.connection_episode": 0, "serving.error": None, "serving.killed": False}]
     assert not spool.exists()
 
 
@@ -544,10 +544,10 @@ def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys
     files = sorted((p.name, p.read_bytes()) for p in spool.iterdir())
     real = served._add_episode
 
-    def interrupted(writer, spool, features, conn, error, *, killed):
-        if conn == 2:
+    def interrupted(writer, spool, features, episode, error, *, killed):
+        if episode[0] == 2:
             raise KeyboardInterrupt
-        return real(writer, spool, features, conn, error, killed=killed)
+        return real(writer, spool, features, episode, error, killed=killed)
 
     monkeypatch.setattr(served, "_add_episode", interrupted)
     assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 130
