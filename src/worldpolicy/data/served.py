@@ -92,8 +92,8 @@ SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: w
 # rollouts writes the rollout's video, asks a person whether it succeeded, whether to go on and for the next
 # instruction, and moves the arm home (`env.reset()`, blocking): seconds to minutes.
 DEFAULT_EPISODE_GAP_S = 5.0
-EPISODE_GAP_ACCEPTED = ("seconds >= 0 between a reply and the connection's next request past which that request "
-                        "starts a new episode (0: one episode per connection)")
+EPISODE_GAP_ACCEPTED = ("seconds >= 0 (a pause longer than that between a reply and the connection's next request "
+                        "starts a new episode; 0: one episode per connection)")
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per episode,
 # named <stem> (`_stem`: <conn> for a connection's first, <conn>.<k> for its k-th after it), <stem>.values (its
