@@ -99,10 +99,10 @@ _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # named <stem> (`_stem`: <conn> for a connection's first, <conn>.<k> for its k-th after it), <stem>.values (its
 # records), <stem>-<video feature>.u8 (raw frames, frame after frame) and <stem>.end.json (its `error`, once it ended:
 # an episode without one was open when the server was killed), until a keep publishes the episode at DIR. A record
-# holds the
-# FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a feature left
-# (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built staging folder
-# a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is (`sweep_scratch_folders`).
+# holds the FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a
+# feature left (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built
+# staging folder a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is
+# (`sweep_scratch_folders`).
 SPOOL_INFIX = ".writing-spool-"
 RUN_FILE, FEATURES_FILE, VALUES, END = "run.json", "features.json", ".values", ".end.json"
 _RECORD = struct.Struct("<II")  # a record's header: payload length, CRC-32 of the payload (a torn tail fails either)
