@@ -298,7 +298,7 @@ def test_a_running_server_s_spool_is_not_touched(tmp_path):
     assert sorted((p.name, p.stat().st_size) for p in spool.iterdir()) == files and not root.exists()
     sink.close()
     assert LeRobotDataset.open(root).episode_fields() == [
-        {"serving.connection": 1, "serving.error": None, "serving.killed": False}]
+        {"serving.connection": 1, "serving.connection_episode": 0, "serving.error": None, "serving.killed": False}]
     assert not spool.exists()
 
 
@@ -544,10 +544,10 @@ def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys
     files = sorted((p.name, p.read_bytes()) for p in spool.iterdir())
     real = served._add_episode
 
-    def interrupted(writer, spool, features, conn, error, *, killed):
-        if conn == 2:
+    def interrupted(writer, spool, features, episode, error, *, killed):
+        if episode[0] == 2:
             raise KeyboardInterrupt
-        return real(writer, spool, features, conn, error, killed=killed)
+        return real(writer, spool, features, episode, error, killed=killed)
 
     monkeypatch.setattr(served, "_add_episode", interrupted)
     assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 130
@@ -567,8 +567,8 @@ def test_serve_record_s_recording_line_names_the_folder(tmp_path):
     from worldpolicy.serving.commands import _recorder
 
     root = tmp_path / "robot_run"
-    recorder = _recorder(argparse.Namespace(record=str(root), overwrite=False, checkpoint="shipped"),
-                         StandInPolicy().embodiment)
+    recorder = _recorder(argparse.Namespace(record=str(root), overwrite=False, checkpoint="shipped",
+                                            record_episode_gap=None), StandInPolicy().embodiment)
     try:
         assert recorder.destination == str(root)
     finally:
@@ -696,3 +696,140 @@ def test_a_server_killed_with_everything_kept_is_recovered_leaving_dir_untouched
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
     assert "the 1 episode(s) the server kept before the kill come first, then 0 from the spool" in capsys.readouterr().err
     assert {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()} == files and not spool.exists()
+
+
+def _timed(conn: int, request_id: int, prompt: str, received: float, image: np.ndarray,
+           total_ms: float = 2.0) -> Exchange:
+    """An exchange of `prompt` that arrived at `received` (UNIX s) and was answered `total_ms` later."""
+    return Exchange(conn, request_id, prompt, {"observation/image": image}, np.zeros(8), np.ones((32, 8)), 0, received,
+                    1.0, 2.0, total_ms, 1)
+
+
+def _episodes(root: Path) -> list[tuple[int, int]]:
+    return [(f["serving.connection"], f["serving.connection_episode"])
+            for f in LeRobotDataset.open(root).episode_fields()]
+
+
+def test_one_connection_s_session_is_split_at_a_prompt_change_and_at_a_pause(tmp_path):
+    """openpi clients keep one connection for a whole session (no episode boundary on the wire): it was one episode.
+    A new prompt starts the next episode, and so does a pause longer than the gap between a reply and the next request
+    (a reset); a slow reply (a compile) is no pause: it is measured from the reply, not from the request before."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment, episode_gap_s=5.0)
+    images = np.random.default_rng(2).integers(0, 255, (7, 6, 10, 3), np.uint8)
+    sent = [("pick the cup", 100.0, 40_000.0),  # answered 40 s later: the next request, 40.5 s on, is the same episode
+            ("pick the cup", 140.5, 2.0), ("pick the cup", 141.1, 2.0),
+            ("place it", 141.7, 2.0), ("place it", 142.3, 2.0),  # a new prompt
+            ("place it", 152.3, 2.0), ("place it", 152.9, 2.0)]  # the same prompt after a 10 s reset
+    for k, (prompt, received, total_ms) in enumerate(sent):
+        sink.exchange(_timed(1, k, prompt, received, images[k], total_ms))
+    sink.end(1, "bad request: steps=0")
+    sink.close()
+    ds = LeRobotDataset.open(root)
+    assert _episodes(root) == [(1, 0), (1, 1), (1, 2)]
+    assert [f["serving.error"] for f in ds.episode_fields()] == [None, None, "bad request: steps=0"]
+    for i, (task, frames) in enumerate((("pick the cup", [0, 1, 2]), ("place it", [3, 4]), ("place it", [5, 6]))):
+        ep = ds.episode(i)
+        assert ep.task == task
+        np.testing.assert_array_equal(ep.frames["serving.request_id"].ravel(), frames)
+        np.testing.assert_array_equal(ep.videos["observation.images.image"], images[frames])
+
+
+def test_an_episode_gap_of_0_records_one_episode_per_connection(tmp_path):
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment, episode_gap_s=0)
+    for k, (prompt, received) in enumerate((("pick", 100.0), ("place", 100.5), ("place", 1000.0))):
+        sink.exchange(_timed(1, k, prompt, received, np.zeros((6, 10, 3), np.uint8)))
+    sink.close()
+    assert _episodes(root) == [(1, 0)] and LeRobotDataset.open(root).episode(0).length == 3
+    with pytest.raises(ValueError, match=re.escape("episode_gap_s=-1.0 is invalid; accepted: seconds >= 0")):
+        ServedRunDataset(tmp_path / "other", StandInPolicy().embodiment, episode_gap_s=-1.0)
+
+
+def test_a_still_open_connection_s_finished_episodes_are_kept_and_leave_the_spool(tmp_path, monkeypatch):
+    """A session's connection stays open all day: its finished episodes are kept at DIR by the next keep, and their
+    spool files go, while it goes on."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    images = np.random.default_rng(3).integers(0, 255, (5, 6, 10, 3), np.uint8)
+    sink.exchange(_timed(1, 0, "pick", 100.0, images[0]))
+    sink.exchange(_timed(1, 1, "pick", 100.5, images[1]))
+    assert not root.exists()
+    sink.exchange(_timed(1, 2, "place", 101.0, images[2]))  # the first episode ends: kept
+    assert _episodes(root) == [(1, 0)]
+    np.testing.assert_array_equal(LeRobotDataset.open(root).episode(0).videos["observation.images.image"], images[:2])
+    assert sorted(p.name for p in spool.glob("1*")) == ["1.1-observation.images.image.u8", "1.1.values"]
+    sink.exchange(_timed(1, 3, "place", 200.0, images[3]))  # after a reset: the second ends
+    sink.exchange(_timed(1, 4, "place", 200.5, images[4]))
+    assert _episodes(root) == [(1, 0), (1, 1)]
+    assert sorted(p.name for p in spool.glob("1*")) == ["1.2-observation.images.image.u8", "1.2.values"]
+    sink.close()
+    assert _episodes(root) == [(1, 0), (1, 1), (1, 2)] and not spool.exists()
+    np.testing.assert_array_equal(LeRobotDataset.open(root).episode(2).videos["observation.images.image"], images[3:])
+
+
+def test_a_killed_server_s_split_connection_is_recovered_each_exchange_once(tmp_path, monkeypatch):
+    """SIGKILL mid-session: the episodes kept at DIR (one kept whose spool files the kill left), one ended but not yet
+    kept, the one open at the kill and another connection's: each exchange is in the recovered dataset once."""
+    from worldpolicy.data.lerobot import KeepSchedule
+
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    images = np.random.default_rng(4).integers(0, 255, (8, 6, 10, 3), np.uint8)
+    sink.exchange(_timed(1, 0, "pick", 100.0, images[0]))
+    sink.exchange(_timed(1, 1, "pick", 100.5, images[1]))
+    spooled = {p.name: p.read_bytes() for p in spool.glob("1*")}
+    sink.exchange(_timed(1, 2, "place", 101.0, images[2]))  # episode 0 ends and is kept
+    for name, data in spooled.items():  # killed before the keep removed its files: their end too
+        (spool / name).write_bytes(data)
+    (spool / "1.end.json").write_text('{"error": null}')
+    monkeypatch.setattr(KeepSchedule, "EVERY_S", 1e9)  # nothing more is kept before the kill
+    sink.exchange(_timed(2, 0, "wave", 101.2, images[3]))
+    sink.end(2, None)
+    sink.exchange(_timed(1, 3, "place", 101.5, images[4]))
+    sink.exchange(_timed(1, 4, "place", 200.0, images[5]))  # after a reset: episode 1 ends, not kept
+    sink.exchange(_timed(1, 5, "place", 200.5, images[6]))  # open at the kill
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    assert _episodes(root) == [(1, 0)]
+    recovered = recover_served_run(spool, root)
+    assert (recovered.kept, recovered.killed, recovered.torn) == (1, [1], {})
+    ds = recovered.dataset
+    assert _episodes(root) == [(1, 0), (1, 1), (1, 2), (2, 0)]
+    assert [f["serving.killed"] for f in ds.episode_fields()] == [False, False, True, False]
+    frames = [[0, 1], [2, 4], [5, 6], [3]]
+    for i, want in enumerate(frames):
+        np.testing.assert_array_equal(ds.episode(i).videos["observation.images.image"], images[want])
+    assert [ds.episode(i).task for i in range(4)] == ["pick", "place", "place", "wave"]
+    assert sorted(k for want in frames for k in want) == list(range(7)) and not spool.exists()
+
+
+def test_record_episode_gap_is_checked_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import argparse
+
+    from worldpolicy.cli import build_parser
+    from worldpolicy.policy import Policy
+    from worldpolicy.serving.commands import _recorder
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the model loaded"))
+    for bad in ("-1", "soon", "inf"):
+        with pytest.raises(SystemExit):
+            main(_serve(tmp_path, "--record", str(tmp_path / "rec"), "--record-episode-gap", bad))
+        assert f"argument --record-episode-gap: {bad!r} is invalid; accepted: seconds >= 0" in capsys.readouterr().err
+    assert main(_serve(tmp_path, "--record-episode-gap", "30")) == 2
+    assert "--record-episode-gap splits what --record DIR records" in capsys.readouterr().err
+    assert not (tmp_path / "rec").exists()
+    for given, gap in ((None, 5.0), ("none", 0.0), ("0", 0.0), ("12.5", 12.5)):
+        args = build_parser().parse_args(["serve", "--record", str(tmp_path / "rec"),
+                                          *(["--record-episode-gap", given] if given else [])])
+        recorder = _recorder(argparse.Namespace(record=args.record, overwrite=False, checkpoint="shipped",
+                                                record_episode_gap=args.record_episode_gap),
+                             StandInPolicy().embodiment)
+        try:
+            assert recorder.sink.episode_gap_s == gap
+        finally:
+            recorder.close()

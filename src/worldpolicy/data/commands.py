@@ -312,12 +312,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "recover",
         help="add the recording a killed `worldpolicy serve --record DIR` left in its spool to the dataset at DIR",
         description="A server killed outright (SIGKILL, the OOM killer, a power loss) leaves what it recorded and had "
-        "not yet kept at its --record DIR (it keeps the finished connections' episodes there as it runs) in its "
-        "spool, the hidden folder .DIR.writing-spool-* beside DIR (`serve --record DIR` names it and refuses to start "
-        "over it). This writes the dataset the server was recording: the episodes it kept, copied as they are, then "
-        "every exchange that reached the spool, one episode per connection; the connection open at the kill is an "
-        "episode with serving.killed true, and a record half-written at the kill is left out and reported. The spool "
-        "is removed once the dataset is written; a spool a running server holds is refused, untouched.",
+        "not yet kept at its --record DIR (it keeps the finished episodes there as it runs) in its spool, the hidden "
+        "folder .DIR.writing-spool-* beside DIR (`serve --record DIR` names it and refuses to start over it). This "
+        "writes the dataset the server was recording: the episodes it kept, copied as they are, then every exchange "
+        "that reached the spool, in the episodes it was recording (a connection's episodes end at a prompt change or "
+        "a pause); the episode of a connection open at the kill has serving.killed true, and a record half-written at "
+        "the kill is left out and reported. The spool is removed once the dataset is written; a spool a running "
+        "server holds is refused, untouched.",
     )
     recover.add_argument("spool", metavar="SPOOL", help="the spool folder (.DIR.writing-spool-*)")
     recover.add_argument("--out", required=True,

@@ -1,20 +1,25 @@
 """A served run as a LeRobot v3.0 dataset (`worldpolicy serve --record DIR`): what the robot saw and what the policy
-answered, one episode per connection, one frame per answered request, to look at (`dataset show`); fine-tuned on
-only when the client asked every control step (`execute_steps` 1: else its fps is the request rate, docs/serving.md).
+answered, one frame per answered request, to look at (`dataset show`); fine-tuned on only when the client asked every
+control step (`execute_steps` 1: else its fps is the request rate, docs/serving.md). The wire has no episode boundary
+and an openpi client keeps one connection for a whole session of episodes, so a connection's episode ends where the
+robot's does, as far as the sink can tell: at a change of prompt, and at a pause between a reply and the connection's
+next request longer than `episode_gap_s` (the robot reset, a person asked for the next instruction); 0: one episode per
+connection.
 
 `ServedRunDataset` is the `serving.recording.RecordSink` the CLI hands the server: it runs on the recorder's writer
 thread, never on the request path. Every exchange goes to a spool as it comes (the hidden `.DIR.writing-spool-*`
 folder beside DIR, locked by the server while it runs): its camera frames raw, its other values as one checksummed
 binary record, each file written and closed per exchange (a killed process loses nothing written; the files are
-fsynced at most `SYNC_S` apart, for a power loss). A connection's episode is encoded from the spool when it closes;
-the episodes so far are kept, published at DIR in one rename, on the `lerobot.KeepSchedule` (a server runs for days)
-and the spool files of the connections kept are removed then, so the spool holds only what DIR lacks; the server's
+fsynced at most `SYNC_S` apart, for a power loss). An episode is encoded from the spool when it ends (its
+connection's next episode starts, or the connection closes); the episodes so far are kept, published at DIR in one
+rename, on the `lerobot.KeepSchedule` (a server runs for days) and the spool files of the episodes kept are removed
+then, so the spool holds only what DIR lacks, also of a connection still open; the server's
 stop publishes them all and removes the spool. A server killed outright leaves the spool: `recover_served_run`
 (`worldpolicy dataset recover`) adds every exchange that reached it, encoded in the same way, to the episodes kept at
 DIR (copied, not encoded again), and `serve --record DIR` refuses to start over it, naming that command. A recording's
 provenance `recording` (an id of the server run) tells a recovery which dataset the run kept, and its episodes'
-`serving.connection` which connections it holds: a kill between a keep and the removal of its spool files loses and
-duplicates nothing.
+`serving.connection` and `serving.connection_episode` which episodes of which connections it holds: a kill between a
+keep and the removal of its spool files loses and duplicates nothing.
 
 Per frame: `observation.images.<camera>` (lossless: the pixels sent), the state keys as `observation.state.<name>` (or
 the request's explicit `state` as `observation.state`), `action` (the chunk's first action), `action_chunk` (the whole
@@ -22,14 +27,16 @@ chunk received, flattened: `reshape(chunk, action_dim)`), `serving.prefix_rows` 
 are the request's `action_prefix`, the client's rather than the policy's; 0: none), `serving.request_id` (the
 connection's request number: a gap is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`,
 `serving.infer_ms`, `serving.total_ms`, `serving.batch_size`; the prompt is the frame's task. Per episode
-(meta/episodes): `serving.connection`, `serving.error` (what the connection was refused with, if it ended so) and
-`serving.killed` (the server was killed while it was open: its episode is what reached the spool).
+(meta/episodes): `serving.connection`, `serving.connection_episode` (the episode's index within its connection, from
+0), `serving.error` (what the connection was refused with, if its last episode ended so) and `serving.killed` (the
+server was killed while the episode was open: it is what reached the spool).
 """
 
 from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -74,19 +81,28 @@ from .observations import IMAGE_PREFIX, STATE_FEATURE
 if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
     from ..serving.recording import Exchange
 
-__all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run", "served_rate_reason"]
+__all__ = ["DEFAULT_EPISODE_GAP_S", "SOURCE", "RecoveredRun", "ServedRunDataset", "check_episode_gap",
+           "recover_served_run", "served_rate_reason"]
 
 logger = logging.getLogger(__name__)
 SOURCE = "worldpolicy serve --record"  # the recording's `provenance["source"]`: what --overwrite may replace
 SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: what a power loss may take
+# Between a reply and the connection's next request, a pause longer than this ends the episode. openpi's DROID client
+# (examples/droid/main.py) asks again 8 steps at 15 Hz after a reply (0.53 s; a whole chunk of 32: 2.1 s), and between
+# rollouts writes the rollout's video, asks a person whether it succeeded, whether to go on and for the next
+# instruction, and moves the arm home (`env.reset()`, blocking): seconds to minutes.
+DEFAULT_EPISODE_GAP_S = 5.0
+EPISODE_GAP_ACCEPTED = ("seconds >= 0 (a pause longer than that between a reply and the connection's next request "
+                        "starts a new episode; 0: one episode per connection)")
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
-# The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per connection
-# <conn>.values (its records), <conn>-<video feature>.u8 (raw frames, frame after frame) and <conn>.end.json (its
-# `error`, once it closed: a connection without one was open when the server was killed), until a keep publishes the
-# connection's episode at DIR. A record holds the
-# FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a feature left
-# (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built staging folder
-# a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is (`sweep_scratch_folders`).
+# The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per episode,
+# named <stem> (`_stem`: <conn> for a connection's first, <conn>.<k> for its k-th after it), <stem>.values (its
+# records), <stem>-<video feature>.u8 (raw frames, frame after frame) and <stem>.end.json (its `error`, once it ended:
+# an episode without one was open when the server was killed), until a keep publishes the episode at DIR. A record
+# holds the FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a
+# feature left (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built
+# staging folder a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is
+# (`sweep_scratch_folders`).
 SPOOL_INFIX = ".writing-spool-"
 RUN_FILE, FEATURES_FILE, VALUES, END = "run.json", "features.json", ".values", ".end.json"
 _RECORD = struct.Struct("<II")  # a record's header: payload length, CRC-32 of the payload (a torn tail fails either)
@@ -99,10 +115,12 @@ class ServedRunDataset:
     differ is skipped (the frame size of a video is fixed), logged the first time per connection and counted in one
     line when it closes. The frame rate is the embodiment's request
     rate: its fps over the actions run per chunk (`execute_steps`, else the whole chunk); `serving.time` has the real
-    times."""
+    times. A connection's next episode starts at a request whose prompt is not the one before's, or that came more
+    than `episode_gap_s` seconds after the reply before it (0: one episode per connection)."""
 
     def __init__(self, root: str | Path, embodiment: Embodiment, *, overwrite: bool = False,
-                 provenance: dict[str, Any] | None = None) -> None:
+                 provenance: dict[str, Any] | None = None, episode_gap_s: float = DEFAULT_EPISODE_GAP_S) -> None:
+        self.episode_gap_s = check_episode_gap(episode_gap_s)
         _refuse_spools(Path(root).expanduser())  # first: DIR may hold what the killed server kept, to add to
         self.root = check_out([], root, overwrite, [SOURCE], "serve --record", "recorded")
         self.embodiment, self.overwrite = embodiment, overwrite
@@ -132,9 +150,9 @@ class ServedRunDataset:
         self._writer: LeRobotDatasetWriter | None = None
         self._keeps = KeepSchedule()
         self._kept = 0  # the writer's episodes published at root by the last keep
-        self._unkept: list[int] = []  # the closed connections whose spool files no keep has published yet
+        self._unkept: list[tuple[int, int]] = []  # the ended episodes (connection, index) no keep has published yet
         self._features: dict[str, dict[str, Any]] | None = None
-        self._open: dict[int, float] = {}  # per open connection: when its spool files were last fsynced
+        self._open: dict[int, _Open] = {}  # per open connection with a record spooled: its episode being spooled
         self.skipped = 0  # exchanges not recorded (their features are not the recording's), in all
         self._skips: dict[int, int] = {}  # the same, per open connection: logged in full once, then counted
 
@@ -153,38 +171,56 @@ class ServedRunDataset:
                                "requests that differ are counted, said when it closes)", record.conn,
                                record.request_id, problem)
             return
-        synced = self._open.setdefault(record.conn, time.monotonic())
-        sync = time.monotonic() - synced >= SYNC_S
+        episode = self._open.get(record.conn)
+        if episode is None or self._starts_episode(episode, record):
+            if episode is not None:  # the one before ends here: kept as a closed connection's is
+                self._end_episode(record.conn, episode.index, None)
+                self._keep_if_due()
+            episode = self._open[record.conn] = _Open(0 if episode is None else episode.index + 1, time.monotonic())
+        episode.prompt, episode.replied = record.prompt, record.received + record.total_ms / 1000
+        sync = time.monotonic() - episode.synced >= SYNC_S
+        stem = _stem(record.conn, episode.index)
         videos = [key for key, spec in self._features.items() if spec["dtype"] == "video"]
         for key in videos:  # the frames first, the record last: a record is whole only with its frames before it
-            _append(self._spool / f"{record.conn}-{key}.u8", frame[key].tobytes(), sync)
+            _append(self._spool / f"{stem}-{key}.u8", frame[key].tobytes(), sync)
         payload = b"".join(frame[key].tobytes() for key in self._features if key not in videos)
         payload += record.prompt.encode()
-        _append(self._spool / f"{record.conn}{VALUES}", _RECORD.pack(len(payload), zlib.crc32(payload)) + payload,
-                sync)
+        _append(self._spool / f"{stem}{VALUES}", _RECORD.pack(len(payload), zlib.crc32(payload)) + payload, sync)
         if sync:
-            self._open[record.conn] = time.monotonic()
+            episode.synced = time.monotonic()
 
     def end(self, conn: int, error: str | None) -> None:
-        """Encode the connection's episode; keep the episodes so far at root when the `KeepSchedule` says so."""
+        """Encode the connection's last episode; keep the episodes so far at root when the `KeepSchedule` says so."""
         self._end(conn, error)
-        if self._writer is not None and self._writer.num_episodes > self._kept and self._keeps.due():
-            self._keep()
+        self._keep_if_due()
+
+    def _starts_episode(self, episode: _Open, record: Exchange) -> bool:
+        """Whether `record` starts its connection's next episode: another prompt, or a pause before it (from the reply
+        before it) longer than `episode_gap_s`."""
+        return bool(self.episode_gap_s) and (record.prompt != episode.prompt or
+                                             record.received - episode.replied > self.episode_gap_s)
 
     def _end(self, conn: int, error: str | None) -> None:
-        """Connection `conn`'s episode into the writer, from its spool files."""
+        """Connection `conn` closed: its last episode into the writer."""
         if (skips := self._skips.pop(conn, 0)) > 1:
             logger.warning("serve --record: connection %d: %d requests not recorded (cameras or frame sizes other than "
                            "the recording's)", conn, skips)
-        if self._open.pop(conn, None) is None:
-            return
-        write_json_atomic(self._spool / f"{conn}{END}", {"error": error})
+        if (episode := self._open.pop(conn, None)) is not None:
+            self._end_episode(conn, episode.index, error)
+
+    def _end_episode(self, conn: int, index: int, error: str | None) -> None:
+        """Episode `index` of connection `conn` into the writer, from its spool files."""
+        write_json_atomic(self._spool / f"{_stem(conn, index)}{END}", {"error": error})
         if self._writer is None:
             self._writer = _writer(self._spool, self.root, self.overwrite)
-        if dropped := _add_episode(self._writer, self._spool, self._features, conn, error, killed=False):
-            logger.warning("serve --record: connection %d: %d record(s) at the end of its spool were cut short (a "
-                           "spool write that failed) and are left out", conn, dropped)
-        self._unkept.append(conn)
+        if dropped := _add_episode(self._writer, self._spool, self._features, (conn, index), error, killed=False):
+            logger.warning("serve --record: connection %d episode %d: %d record(s) at the end of its spool were cut "
+                           "short (a spool write that failed) and are left out", conn, index, dropped)
+        self._unkept.append((conn, index))
+
+    def _keep_if_due(self) -> None:
+        if self._writer is not None and self._writer.num_episodes > self._kept and self._keeps.due():
+            self._keep()
 
     def close(self) -> None:
         """Add the episodes of connections still open, publish the dataset (none when nothing was recorded), then
@@ -208,13 +244,13 @@ class ServedRunDataset:
 
     # -- internals
     def _keep(self) -> None:
-        """Publish the episodes so far at root (`KeepSchedule.keep`), then remove the spool files of the connections
-        they hold: the spool keeps only what root lacks. A kill in between leaves files of connections root holds,
-        which a recovery knows by their `serving.connection` and skips."""
+        """Publish the episodes so far at root (`KeepSchedule.keep`), then remove the spool files of the episodes
+        they hold: the spool keeps only what root lacks. A kill in between leaves files of episodes root holds, which
+        a recovery knows by their `serving.connection` and `serving.connection_episode` and skips."""
         self._kept = self._keeps.keep(self._writer).num_episodes
-        for conn in self._unkept:
-            for path in [*self._spool.glob(f"{conn}-*.u8"), self._spool / f"{conn}{VALUES}",
-                         self._spool / f"{conn}{END}"]:
+        for stem in (_stem(*key) for key in self._unkept):
+            for path in [*self._spool.glob(f"{stem}-*.u8"), self._spool / f"{stem}{VALUES}",
+                         self._spool / f"{stem}{END}"]:
                 path.unlink(missing_ok=True)
         from ..viz.plots import plural
 
@@ -271,6 +307,24 @@ class ServedRunDataset:
         return None
 
 
+@dataclass
+class _Open:
+    """A connection's episode being spooled: its index within the connection, when its spool files were last fsynced
+    (monotonic), the prompt and reply time (UNIX seconds) of its last record, for `_starts_episode`."""
+
+    index: int
+    synced: float
+    prompt: str = ""
+    replied: float = 0.0
+
+
+def check_episode_gap(seconds: float) -> float:
+    """`episode_gap_s` checked: seconds >= 0 (0: one episode per connection)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"episode_gap_s={seconds!r} is invalid; accepted: {EPISODE_GAP_ACCEPTED}")
+    return float(seconds)
+
+
 def served_rate_reason(dataset: LeRobotDataset, embodiment: Embodiment, use: str) -> str | None:
     """Why `dataset`, at another fps than `embodiment`'s, is of no `use` (training, an open-loop evaluation) when it is
     a `serve --record` recording: its fps is the request rate, its `action` each chunk's first, so no fps setting makes
@@ -286,10 +340,10 @@ def served_rate_reason(dataset: LeRobotDataset, embodiment: Embodiment, use: str
 @dataclass(frozen=True)
 class RecoveredRun:
     """What `recover_served_run` made of a killed server's spool: the dataset (None: no whole record reached the
-    spool, none at all or every one cut short, as `torn` then says), the connections open at the kill that have an
-    episode (it is `serving.killed`; one whose every record was cut short has none, and is in `torn` alone) and, per
-    connection, the records dropped at a torn tail (half-written at the kill); `kept`: the episodes the server had kept
-    (published at its DIR) before the kill, the dataset's first."""
+    spool, none at all or every one cut short, as `torn` then says), the connections open at the kill whose open
+    episode has frames (it is `serving.killed`; one whose every record was cut short has none, and is in `torn`
+    alone) and, per connection, the records dropped at a torn tail (half-written at the kill); `kept`: the episodes
+    the server had kept (published at its DIR) before the kill, the dataset's first."""
 
     dataset: LeRobotDataset | None
     killed: list[int]
@@ -302,10 +356,10 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     """Write the recording the spool a killed `serve --record` left (`.DIR.writing-spool-*`) as the dataset it was
     recording, at `out`, then remove the spool: the episodes the server kept before the kill (`_kept_dataset`: at
     `out` or at the spool's DIR) first, copied (their videos' packets as they are, `edit.copy_episodes`: nothing is
-    encoded again), then each connection of the spool they lack an episode of, encoded from the exchanges that reached
-    it, in connection order. `out` holding those kept episodes is added to without `overwrite`. A spool a server
-    still holds is refused (`fileio.folder_lock`), untouched. `progress`: a bar on stderr counting the connections
-    encoded (a day's recording is hours of frames)."""
+    encoded again), then each episode of the spool they lack (by connection and index within it), encoded from the
+    exchanges that reached it, in connection order. `out` holding those kept episodes is added to without
+    `overwrite`. A spool a server still holds is refused (`fileio.folder_lock`), untouched. `progress`: a bar on
+    stderr counting the episodes encoded (a day's recording is hours of frames)."""
     from tqdm.auto import tqdm
 
     spool = Path(spool)
@@ -333,27 +387,30 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                 # DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only `out`'s)
                 sweep_scratch_folders(record_dir, [STAGING_KIND])
             killed, torn = [], {}
-            done = set() if kept is None else {fields["serving.connection"] for fields in kept.episode_fields()}
-            conns = sorted(conn for conn in (int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
-                           if conn not in done)  # a kill after a keep, before its connections' files went: kept
-            if in_place and not conns:  # everything is at out already
+            # (a dataset kept before episodes were split holds each connection's one, its first)
+            done = set() if kept is None else {
+                (fields["serving.connection"], fields.get("serving.connection_episode", 0))
+                for fields in kept.episode_fields()}
+            episodes = sorted(key for key in (_key(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}"))
+                              if key not in done)  # a kill after a keep, before its episodes' files went: kept
+            if in_place and not episodes:  # everything is at out already
                 shutil.rmtree(spool)
                 return RecoveredRun(kept, [], {}, kept.num_episodes)
             with _writer(spool, out, overwrite or in_place) as writer:
                 if kept is not None:
                     copy_episodes(writer, [kept], [(0, i) for i in range(kept.num_episodes)],
                                   [kept.episode_columns()], kept.episode_success is not None)
-                for conn in tqdm(conns, desc=f"recovering {len(conns)} connections", unit="conn",
-                                 disable=not progress):
-                    end = spool / f"{conn}{END}"
+                conns = len({conn for conn, _ in episodes})
+                for key in tqdm(episodes, desc=f"recovering {conns} connections", unit="episode", disable=not progress):
+                    end = spool / f"{_stem(*key)}{END}"
                     open_at_kill = not end.is_file()
                     error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]
-                    episodes = writer.num_episodes
-                    dropped = _add_episode(writer, spool, features, conn, error, killed=open_at_kill)
-                    if open_at_kill and writer.num_episodes > episodes:  # one with no whole record has no episode
-                        killed.append(conn)
+                    before = writer.num_episodes
+                    dropped = _add_episode(writer, spool, features, key, error, killed=open_at_kill)
+                    if open_at_kill and writer.num_episodes > before:  # one with no whole record has no episode
+                        killed.append(key[0])
                     if dropped:
-                        torn[conn] = dropped
+                        torn[key[0]] = torn.get(key[0], 0) + dropped
                 if not writer.num_episodes:  # every record torn: nothing to publish
                     writer.abort()
             shutil.rmtree(spool)
@@ -427,14 +484,27 @@ def _writer(spool: Path, root: Path, overwrite: bool) -> LeRobotDatasetWriter:
                                 overwrite=overwrite, provenance=run["provenance"])
 
 
-def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, dict[str, Any]], conn: int,
-                 error: str | None, *, killed: bool) -> int:
-    """Encode connection `conn`'s episode from the spool, its whole records that have all their camera frames; the
-    records dropped after them (a torn tail) are counted in the return value, for the caller to report (`end`, the
-    `dataset recover` command through `RecoveredRun.torn`)."""
+def _stem(conn: int, index: int) -> str:
+    """The spool files' name of episode `index` of connection `conn`: a connection's first is named as a spool of a
+    version that did not split connections named its one episode."""
+    return f"{conn}" if index == 0 else f"{conn}.{index}"
+
+
+def _key(stem: str) -> tuple[int, int]:
+    """(connection, episode index) of a `_stem`."""
+    conn, _, index = stem.partition(".")
+    return int(conn), int(index or 0)
+
+
+def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, dict[str, Any]],
+                 episode: tuple[int, int], error: str | None, *, killed: bool) -> int:
+    """Encode `episode` (connection, index within it) from the spool, its whole records that have all their camera
+    frames; the records dropped after them (a torn tail) are counted in the return value, for the caller to report
+    (`end`, the `dataset recover` command through `RecoveredRun.torn`)."""
+    stem = _stem(*episode)
     videos = [key for key, spec in features.items() if spec["dtype"] == "video"]
     row = np.dtype([(key, spec["dtype"], (spec["shape"][0],)) for key, spec in features.items() if key not in videos])
-    data = (spool / f"{conn}{VALUES}").read_bytes()
+    data = (spool / f"{stem}{VALUES}").read_bytes()
     values, prompts, at = [], [], 0
     while at + _RECORD.size <= len(data):
         size, crc = _RECORD.unpack_from(data, at)
@@ -444,8 +514,8 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
         values.append(payload[:row.itemsize])
         prompts.append(payload[row.itemsize:].decode())
         at += _RECORD.size + size
-    frames_there = [(spool / f"{conn}-{key}.u8").stat().st_size // int(np.prod(features[key]["shape"]))
-                    if (spool / f"{conn}-{key}.u8").exists() else 0 for key in videos]
+    frames_there = [(spool / f"{stem}-{key}.u8").stat().st_size // int(np.prod(features[key]["shape"]))
+                    if (spool / f"{stem}-{key}.u8").exists() else 0 for key in videos]
     length = min([len(values), *frames_there])
     dropped = len(values) - length + (at < len(data))
     if length == 0:
@@ -453,11 +523,11 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
     rows = np.frombuffer(b"".join(values[:length]), row)
     stream = writer.stream_videos(length)
     for key in videos:  # raw frames, as `dataset from-sim` spools them
-        for block in SpooledVideo(str(spool / f"{conn}-{key}.u8"), length, tuple(features[key]["shape"])).blocks(
+        for block in SpooledVideo(str(spool / f"{stem}-{key}.u8"), length, tuple(features[key]["shape"])).blocks(
                 BLOCK_FRAMES):
             stream.append({key: block})
     writer.add_episode({key: np.array(rows[key]) for key in row.names}, stream, prompts[:length],
                        # the error typed string even where it is None: recordings with and without one merge
-                       fields={"serving.connection": conn, "serving.error": pa.scalar(error, pa.string()),
-                               "serving.killed": killed})
+                       fields={"serving.connection": episode[0], "serving.connection_episode": episode[1],
+                               "serving.error": pa.scalar(error, pa.string()), "serving.killed": killed})
     return dropped

@@ -99,15 +99,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
     p.add_argument(
         "--record", metavar="DIR",
-        help="record the run as a LeRobot v3 dataset at DIR, a new or empty folder: one episode per connection, one "
-        "frame per answered request (its cameras, state and prompt, the chunk sent back, timings); the finished "
-        "connections' episodes are kept there as it runs (as one closes, 10 minutes or more apart), all when it stops "
+        help="record the run as a LeRobot v3 dataset at DIR, a new or empty folder: one frame per answered request "
+        "(its cameras, state and prompt, the chunk sent back, timings), a connection's episode ending at a change of "
+        "prompt or a pause (--record-episode-gap); the finished episodes are kept there as it runs (as one ends, 10 "
+        "minutes or more apart), all when it stops "
         "(each exchange is spooled to disk as it comes: a killed server's run is recovered with `worldpolicy dataset "
         "recover`); records are dropped (counted: worldpolicy_records_dropped) while the writer is behind (default: "
         "nothing recorded)",
     )
     p.add_argument("--overwrite", action="store_true",
                    help="with --record: replace the dataset an earlier `serve --record` wrote at DIR")
+    p.add_argument(
+        "--record-episode-gap", type=_episode_gap, metavar="SECONDS",
+        help="with --record: a pause longer than this between a reply and the connection's next request ends the "
+        "episode, as a prompt change does (openpi clients keep one connection for a whole session: the wire has no "
+        "episode boundary); 0 or none: one episode per connection (default: 5; openpi's DROID client asks again "
+        "0.5 s after a reply within a rollout, 2.1 s when it runs a whole chunk of 32, and between rollouts asks a "
+        "person for the result and the next instruction and moves the arm home: seconds to minutes)",
+    )
     add_device_flags(p)
     p.add_argument("--steps", type=int, help="denoising steps, >= 1, of a request that sends no 'steps' (default: the "
                    "embodiment's sampling preset, else 4)")
@@ -148,6 +157,17 @@ def _key_map(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _episode_gap(text: str) -> float:
+    """--record-episode-gap: seconds (`data.served.check_episode_gap`), or none: 0, one episode per connection."""
+    from ..data.served import EPISODE_GAP_ACCEPTED, check_episode_gap
+
+    try:
+        return check_episode_gap(0.0 if text.strip().lower() == "none" else float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; accepted: {EPISODE_GAP_ACCEPTED}, or none (as 0)"
+                                         ) from None
+
+
 def _check_replicas(replicas: int) -> None:
     """Before anything loads: a valid count, and Ray Serve importable when it is needed."""
     if replicas < 1:
@@ -173,6 +193,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.overwrite and args.record is None:
         raise ValueError("--overwrite replaces an earlier recording at --record DIR; give --record, or leave "
                          "--overwrite out")
+    if args.record_episode_gap is not None and args.record is None:
+        raise ValueError("--record-episode-gap splits what --record DIR records into episodes; give --record, or "
+                         "leave --record-episode-gap out")
     if args.record is not None and args.replicas > 1:
         raise ValueError(f"--record records the single-process server; --replicas {args.replicas} runs Ray Serve "
                          "replicas, which it does not record: leave out one of them")
@@ -280,8 +303,9 @@ def _recorder(args: argparse.Namespace, embodiment) -> Recorder:
     from .recording import Recorder
 
     try:
+        gap = {} if args.record_episode_gap is None else {"episode_gap_s": args.record_episode_gap}
         sink = ServedRunDataset(args.record, embodiment, overwrite=args.overwrite,
-                                provenance={"checkpoint": checkpoint_name(args.checkpoint)})
+                                provenance={"checkpoint": checkpoint_name(args.checkpoint)}, **gap)
     except (ValueError, FileExistsError) as exc:
         raise flag_named(exc, {"out": "--record", "overwrite": "--overwrite"}) from None
     except OSError as exc:
