@@ -363,10 +363,9 @@ class ChunkController:
                 raise ValueError("prompt: none given to ChunkController and the observation has no 'prompt' key; "
                                  "pass ChunkController(..., prompt='put the cube in the bowl')")
         t0 = time.perf_counter()
-        # the keyword only when there is a prefix: a policy without rtc is asked exactly as before it existed
-        # as `state` (the keyword only when given: a policy without it is asked as before)
-        prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
-        pred = self.policy.act(observation, prompt, **prefix, **({} if state is None else {"state": state}))
+        # each keyword only when given: a policy without rtc or a state is asked exactly as before they existed
+        given = {k: v for k, v in (("action_prefix", action_prefix), ("state", state)) if v is not None}
+        pred = self.policy.act(observation, prompt, **given)
         return pred, time.perf_counter() - t0
 
     def _decoder_for(self, pred: Prediction) -> ActionDecoder:
