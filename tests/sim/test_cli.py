@@ -668,6 +668,15 @@ def test_sim_cli_runs_a_checkpoint_at_its_own_rate_when_no_control_hz_is_given(t
         assert doc["control_hz"] == hz, out
         assert ("acts at 10 fps but --control-hz is 15" in err) == (out == "given")
         assert loads == ([1] if out != "random" else []), out
+    # a server's rate is known once connected: the env is made again at it
+    pytest.importorskip("websockets")
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    served = Policy.from_pretrained(slow, device="cpu", steps=1)
+    with ServerThread(PolicyServer(served, ServerConfig(host="127.0.0.1", port=0))) as server:
+        assert main([*common, "--out", str(tmp_path / "served"), "--policy", server.url, "--image-size", "48x64"]) == 0
+    doc = json.loads((tmp_path / "served" / "report.json").read_text())
+    assert (doc["control_hz"], doc["task"]) == (10.0, "reach") and "fps but --control-hz" not in capsys.readouterr().err
 
 
 def test_sim_cli_a_rerun_that_fails_in_its_first_episode_leaves_no_stale_report(tmp_path, capsys, monkeypatch):
