@@ -580,3 +580,53 @@ def test_the_decoder_its_ik_and_the_controller_print_what_they_drive_and_how(dec
 
     assert "decoder=test_the_decoder_its_ik_and_the_controller_print_what_they_drive_and_how.<locals>.droid_decoder," \
         in repr(ChunkController(Chunks(decoder), droid_decoder))
+
+
+class Stated(Chunks):
+    """`Chunks` whose `act` takes `state=`, as a `Policy` and a `RemotePolicy` do: it records each one given, with the
+    tick of the observation it came with."""
+
+    def __init__(self, decoder, chunk: int = 8):
+        super().__init__(decoder, chunk)
+        self.states: list[tuple[int, list[float] | None]] = []
+
+    def act(self, observation, prompt, *, state=None):
+        self.states.append((observation["tick"], None if state is None else list(state)))
+        return super().act(observation, prompt)
+
+
+@pytest.mark.parametrize("strategy", [ChunkStrategy("execute", 3), ChunkStrategy("ensemble", 2),
+                                      ChunkStrategy("async", 3)])
+def test_step_passes_the_state_row_read_with_each_requests_observation(decoder, strategy):
+    """A state-conditioned embodiment whose observation does not carry the state (no `state_keys`) needs `state=` on
+    every request: the controller passed none, so such a policy refused each one. A function is read when the
+    observation is, and an async background request carries the state of the observation it was asked with, even
+    when it lands ticks later."""
+    policy, requests = Stated(decoder), ByHand()
+    read: list[int] = []
+    observed: list[int] = []
+
+    def state(t):
+        read.append(t)
+        return [t / 100] * 8
+
+    def observe(t):
+        observed.append(t)
+        return {"tick": t}
+
+    control = ChunkController(policy, decoder, strategy, prompt="stack the cups", executor=requests)
+    for t in range(7):
+        if strategy.kind == "async" and t in (3, 6):
+            requests.land()
+        control.step(lambda t=t: observe(t), policy.home, state=lambda t=t: state(t))
+    assert policy.states and all(got == [tick / 100] * 8 for tick, got in policy.states)
+    assert [tick for tick, _ in policy.states] == policy.observed_ticks
+    assert read == observed and len(read) < 7  # read with the observation, on the ticks that ask only
+    # a row as it is (not a function), and none: the keyword left out, as a policy without it is asked
+    control.reset()
+    control.step({"tick": 0}, policy.home, state=np.full(8, 0.5))
+    assert policy.states[-1] == (0, [0.5] * 8)
+    control.reset()
+    control.step({"tick": 0}, policy.home)
+    assert policy.states[-1] == (0, None)
+    control.close()

@@ -40,13 +40,20 @@ def test_relative_pose_chunk_moves_the_ee(rel):
 
 
 def test_joint_position_passthrough_clips_with_warning(joints, caplog):
+    """The warning named neither the joint nor its limits (on a robot of one's own: which joint, and are its limits
+    the arm's?): it names each joint clipped by its furthest target, in rad and deg, and where the limits are set."""
     q = np.tile(np.array([*joints.robot.home, 0.3]), (4, 1))
     q[2, 3] = 0.08  # joint4 limit is [-3.07, -0.07]: 0.15 rad past it, within TARGET_JOINT_MARGIN_RAD
+    q[1, 3] = 0.0  # less far, the step before
     q[2, 7] = 1.5  # and the gripper above 1 in the same step
     with caplog.at_level(logging.WARNING):
         cmd = joints.decode(q, np.array(joints.robot.home))
-    assert cmd.clipped == 2 and "outside the limits" in caplog.text
-    assert cmd.clipped_steps.tolist() == [0, 0, 2, 0]  # per step: a caller running part of the chunk counts that part
+    assert cmd.clipped == 3 and (
+        "actions: 2 joint targets outside the limits of robot 'panda', clipped to them: joint4 target 0.08 rad (4.584 "
+        "deg) at step 2, past its upper limit -0.0698 rad (-3.999 deg) by 0.15 rad; the limits are its config's "
+        "joint_limits (the robot file's \"joint_limits\" key; in Python get_robot(robot, joint_limits=...), robot its "
+        "RobotConfig, a built-in robot's name or a robot file's path)") in caplog.text
+    assert cmd.clipped_steps.tolist() == [0, 1, 2, 0]  # per step: a caller running part of the chunk counts that part
     assert cmd.qpos[2, 3] == pytest.approx(-0.0698)
     np.testing.assert_allclose(cmd.qpos[0], joints.robot.home)
     np.testing.assert_allclose(cmd.gripper, [0.3, 0.3, 1.0, 0.3])
@@ -119,9 +126,10 @@ def test_fr3_readings_need_the_fr3s_limits_and_the_error_says_how():
     the Panda MJCF's limits and no way out. Its error names the config field; with FR3 limits the chunk decodes."""
     q = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 4.0, 3.0])
     a = np.tile([0.005, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (4, 1))
-    with pytest.raises(ValueError, match=r"joint6=4 \(limits \[-0.0175, 3.75\]\), joint7=3 .* give them in its "
-                                         r"config: get_robot\('panda', joint_limits=\[\(lower, upper\), ...\]\) "
-                                         r"\(a Franka FR3: robot 'fr3'\)"):
+    with pytest.raises(ValueError, match=r"joint6=4 \(limits \[-0.0175, 3.75\]\), joint7=3 .* give them as its "
+                                         r"config's joint_limits \(the robot file's \"joint_limits\" key; in Python "
+                                         r"get_robot\(robot, joint_limits=\[\(lower, upper\), ...\]\), robot its "
+                                         r"RobotConfig, .*; a Franka FR3: robot 'fr3'"):
         ActionDecoder("droid/relative_pose", "panda").decode(a, q)
     fr3 = ActionDecoder("droid/relative_pose", "fr3")
     cmd = fr3.decode(a, q)
@@ -129,8 +137,17 @@ def test_fr3_readings_need_the_fr3s_limits_and_the_error_says_how():
     # past the FR3's own limits the error no longer sends an FR3 to robot 'fr3' (it did, to the robot it was)
     q[5] = 4.8
     with pytest.raises(ValueError, match=r"joint6=4.8 \(limits \[0.544, 4.52\]\).*joint_limits=\[\(lower, upper\), "
-                                         r"...\]\)$"):
+                                         r"...\]\), robot its RobotConfig, a built-in robot's name or a robot file's "
+                                         r"path\)$"):
         fr3.decode(a, q)
+    # the hint's get_robot(robot, ...) is true of a config built in Python too (get_robot('my_arm') is no robot)
+    q[5] = 4.0
+    mine = dataclasses.replace(get_robot("panda"), name="my_arm")
+    with pytest.raises(ValueError, match=r"in Python get_robot\(robot, joint_limits=") as raised:
+        ActionDecoder("droid/relative_pose", mine).decode(a, q)
+    assert "get_robot('my_arm'" not in str(raised.value)
+    assert ActionDecoder("droid/relative_pose", get_robot(mine, joint_limits=get_robot("fr3").joint_limits)).decode(
+        a, q).tracking.max_mm < 1
 
 
 def test_gripper_out_of_range_warns(rel, caplog):
@@ -481,7 +498,8 @@ def test_end_effector_turns_from_degrees_read_as_radians_are_refused(rel):
     with pytest.raises(ValueError, match=r"actions: 2 steps turn the end effector more than 0.333 rad in one step, "
                                          r"first at step 0: a turn of 171.9 deg \(3 rad, 45 rad/s at 15 fps.*over 2 x "
                                          r"robot 'panda''s max_tcp_rotation_speed 2.5 rad/s.*angles in degrees read "
-                                         r"as radians.*get_robot\('panda', max_tcp_rotation_speed=...\)"):
+                                         r"as radians.*the robot file's \"max_tcp_rotation_speed\" key; in Python "
+                                         r"get_robot\(robot, max_tcp_rotation_speed=...\)"):
         rel.decode(_turns_about_z(3.0, 2), home)
     assert rel.decode(_turns_about_z(np.radians(3.0), 2), home).tracking.max_mm < 5  # the same turns in radians run
     # a fast but plausible turn (4.5 rad/s, under the bar's 5) is left to IK and the joint speed check

@@ -71,11 +71,19 @@ def test_forward_and_inverse_dynamics_over_the_wire(serve):
 
 
 def test_image_observation_and_key_map(serve):
-    t = serve(key_map={"observation/joint_position": "q", "observation/gripper_position": "g"})
+    """Under a key map the metadata named the client's keys in `observation_keys` but the canonical ones in
+    `camera_keys`, `state_keys` and `trained_frames`, and nothing said which is which: it announces the map itself."""
+    key_map = {"observation/joint_position": "q", "observation/gripper_position": "g"}
+    t = serve(key_map=key_map)
     with RemotePolicy(t.url) as policy:
         image = np.zeros((64, 96, 3), np.uint8)
         pred = policy.act({"observation/image": image, "q": np.ones(7), "g": 0.5}, "wave")
+        meta = policy.metadata()
     np.testing.assert_allclose(pred.actions, expected_actions(np.ones(7), "wave"))
+    assert meta["key_map"] == key_map and {"q", "g"} <= set(meta["observation_keys"])
+    assert [key_map.get(k, k) for k in meta["state_keys"].values()] == ["q", "g"]  # translated by the client
+    with RemotePolicy(serve().url) as plain:
+        assert plain.metadata()["key_map"] == {}  # none: every key as announced
 
 
 def test_health_ready_and_metrics(serve):

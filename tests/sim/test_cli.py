@@ -638,6 +638,47 @@ def test_sim_cli_warns_when_the_policy_rate_is_not_the_control_rate(argv, fps, w
     assert json.loads((out / "report.json").read_text())["policy_fps"] == fps
 
 
+def test_sim_cli_runs_a_checkpoint_at_its_own_rate_when_no_control_hz_is_given(tmp_path, capsys, monkeypatch):
+    """--control-hz defaulted to 15 whatever the policy: a 10 fps robot's checkpoint ran 1.5 times too fast, with a
+    warning naming the fix. Left out, it is the checkpoint's rate, read before the env is made and the weights load
+    (once); given, it is kept (and warned about); random actions have no rate and run at 15 Hz."""
+    import shutil
+
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import Policy
+
+    slow = tmp_path / "slow"
+    shutil.copytree(shipped_model(), slow)
+    spec = json.loads((slow / "embodiment.json").read_text())
+    (slow / "embodiment.json").write_text(json.dumps({**spec, "fps": 10}))
+    loads = []
+    real = Policy.from_pretrained.__func__
+    monkeypatch.setattr(Policy, "from_pretrained", classmethod(lambda cls, *a, **k: loads.append(1) or real(cls, *a,
+                                                                                                             **k)))
+    common = ["sim", "--task", "reach", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--no-plots",
+              "--no-progress"]
+    for out, argv, hz in (("own", ["--policy", str(slow), "--steps", "1", "--image-size", "48x64"], 10.0),
+                          ("given", ["--policy", str(slow), "--steps", "1", "--image-size", "48x64",
+                                     "--control-hz", "15"], 15.0),
+                          ("random", ["--policy", "random", "--image-size", "none"], 15.0)):
+        loads.clear()
+        assert main([*common, "--out", str(tmp_path / out), *argv]) == 0
+        err = capsys.readouterr().err
+        doc = json.loads((tmp_path / out / "report.json").read_text())
+        assert doc["control_hz"] == hz, out
+        assert ("acts at 10 fps but --control-hz is 15" in err) == (out == "given")
+        assert loads == ([1] if out != "random" else []), out
+    # a server's rate is known once connected: the env is made again at it
+    pytest.importorskip("websockets")
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    served = Policy.from_pretrained(slow, device="cpu", steps=1)
+    with ServerThread(PolicyServer(served, ServerConfig(host="127.0.0.1", port=0))) as server:
+        assert main([*common, "--out", str(tmp_path / "served"), "--policy", server.url, "--image-size", "48x64"]) == 0
+    doc = json.loads((tmp_path / "served" / "report.json").read_text())
+    assert (doc["control_hz"], doc["task"]) == (10.0, "reach") and "fps but --control-hz" not in capsys.readouterr().err
+
+
 def test_sim_cli_a_rerun_that_fails_in_its_first_episode_leaves_no_stale_report(tmp_path, capsys, monkeypatch):
     """The old report.json/.md stayed (describing the previous run) while its plot and videos were gone."""
     out = tmp_path / "run"

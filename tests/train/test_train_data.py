@@ -825,6 +825,42 @@ def test_frames_much_smaller_than_the_resolution_tier_are_warned_about_before_th
         "give the embodiment a lower resolution_tier")]
 
 
+def test_a_spec_without_resolution_tier_trains_at_the_starting_checkpoints_tier(train_config, tmp_path, caplog):
+    """A new robot's spec without `resolution_tier` trained from the shipped model (tier 256) trained at 480: windows
+    padded onto a canvas its weights never saw, at about 4 times the cost. It takes the starting checkpoint's tier
+    (a checkpoint without `embodiment.json`: the registered embodiment it was trained for, else droid's 480), and a
+    resumed run the tier it trained at."""
+    import logging
+
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    spec = {k: v for k, v in TINY_EMBODIMENT.items() if k != "resolution_tier"}
+    with caplog.at_level(logging.INFO, logger="worldpolicy.train"):
+        shipped = Trainer(load_config(train_config(tmp_path / "a", checkpoint="shipped", embodiment=spec)),
+                          progress=False)
+        assert shipped._data()[1].resolution_tier == 256 and shipped.embodiment_spec["resolution_tier"] == 256
+    said = [r.getMessage() for r in caplog.records if "resolution_tier" in r.getMessage()]
+    assert said == [("embodiment 'tiny_panda' leaves resolution_tier out: it trains at 256, the starting "
+                     "checkpoint's (shipped, embodiment 'panda_reach'); set resolution_tier in the spec to train at "
+                     "another")]
+    tiny = Trainer(load_config(train_config(tmp_path / "b", embodiment=spec)), progress=False)
+    assert tiny._data()[1].resolution_tier == 480  # the tiny checkpoint names no embodiment: droid's
+    # a run that trained at 256 (its newest checkpoint's embodiment.json) resumes at 256 from the same start
+    saved = tmp_path / "c" / "checkpoints" / "step-0000002"
+    saved.mkdir(parents=True)
+    (saved / "trainer_state.json").write_text("{}")
+    (saved / "embodiment.json").write_text(json.dumps(dict(tiny.embodiment_spec, resolution_tier=256)))
+    resumed = Trainer(load_config(train_config(tmp_path / "c", embodiment=spec)), progress=False)
+    assert resumed._data()[1].resolution_tier == 256
+    # a tier the spec names is kept
+    named = Trainer(load_config(train_config(tmp_path / "d", checkpoint="shipped", embodiment=TINY_EMBODIMENT
+                                             | {"resolution_tier": 480})), progress=False)
+    assert named._data()[1].resolution_tier == 480
+
+
 def test_a_spec_of_a_few_windows_encodes_only_those_spread_over_the_rest(cache_parts, tmp_path, monkeypatch):
     """The held-out cache encoded every window of the held-out episodes to score `validation.windows` of them: a
     spec's `windows` keeps those alone, the same windows (the same latents, actions and captions) as picked from all,

@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, NamedTuple, Self
 
 import numpy as np
@@ -167,9 +168,11 @@ class _Request(NamedTuple):
     start: int  # the tick its action 0 is meant for: its observation's, or, when the arm held still for it, its landing
     lands: int  # the first tick it may be taken (realtime: once `reply` is done, too)
     observation: Mapping[str, Any] | None  # async's blocking request: what its follow-up is asked with
+    state: Any  # and the state row with it (None: none given)
 
 
 Observation = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+State = Any  # a state row as `Policy.act`'s `state=` takes it, a function returning one, or None
 
 
 class ChunkController:
@@ -260,20 +263,23 @@ class ChunkController:
         self._last: JointTarget | None = None
         self._held_warned = self._dropped_warned = False  # each warned once per episode
 
-    def step(self, observation: Observation, q_arm: np.ndarray) -> JointTarget:
+    def step(self, observation: Observation, q_arm: np.ndarray, state: State = None) -> JointTarget:
         """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
         function returning it, called only on the ticks that ask and once on each (a camera capture or a render costs;
         `async`'s first tick asks twice, both from that one observation). `q_arm`: the arm joints measured now (rad): a
-        chunk is decoded from them."""
+        chunk is decoded from them. `state`: the state row a state-conditioned embodiment is asked with when the
+        observation does not carry it (`state_history` >= 1 without `state_keys`), in the embodiment's columns and
+        units, as `Policy.act`'s and `RemotePolicy.act`'s `state=`; or a function returning it, called when the
+        observation is read; each request carries the state read with its observation (None: no `state=`)."""
         t = self.tick
         if self.horizon is not None and t >= self.horizon:
             raise ValueError(f"step: tick {t} is at or past the horizon of {self.horizon} ticks given to reset; "
                              "reset() starts the next episode")
         q_arm = self._measured(q_arm)
         if self._asks(t):
-            self._send(t, observation)
+            self._send(t, observation, state)
         if self._pending and self._landed(self._pending[0], t):  # one a tick: each lands on its own tick
-            self._take_chunk(t, self._pending.popleft(), observation, q_arm)
+            self._take_chunk(t, self._pending.popleft(), observation, state, q_arm)
         entries = self._plan.pop(t, None)  # ticks run one by one, each popping its own: none older is left
         if entries is None:  # a reply not landed yet: realtime async's chunk ran out, or a latency
             target = self._hold(t, q_arm)
@@ -344,10 +350,11 @@ class ChunkController:
         return t >= request.lands and (not self.realtime or not isinstance(request.reply, Future)
                                        or request.reply.done())
 
-    def _observed(self, observation: Observation) -> Mapping[str, Any]:
-        return observation() if callable(observation) else observation
+    def _observed(self, observation: Observation, state: State) -> tuple[Mapping[str, Any], Any]:
+        """What a request is asked with: the observation and the state row, each read now when it is a function."""
+        return (observation() if callable(observation) else observation), (state() if callable(state) else state)
 
-    def _request(self, observation: Mapping[str, Any], action_prefix: np.ndarray | None = None
+    def _request(self, observation: Mapping[str, Any], action_prefix: np.ndarray | None = None, *, state: Any = None
                  ) -> tuple[Prediction, float]:
         prompt = self.prompt
         if prompt is None:
@@ -356,9 +363,9 @@ class ChunkController:
                 raise ValueError("prompt: none given to ChunkController and the observation has no 'prompt' key; "
                                  "pass ChunkController(..., prompt='put the cube in the bowl')")
         t0 = time.perf_counter()
-        # the keyword only when there is a prefix: a policy without rtc is asked exactly as before it existed
-        prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
-        pred = self.policy.act(observation, prompt, **prefix)
+        # each keyword only when given: a policy without rtc or a state is asked exactly as before they existed
+        given = {k: v for k, v in (("action_prefix", action_prefix), ("state", state)) if v is not None}
+        pred = self.policy.act(observation, prompt, **given)
         return pred, time.perf_counter() - t0
 
     def _decoder_for(self, pred: Prediction) -> ActionDecoder:
@@ -370,17 +377,17 @@ class ChunkController:
                              f"a chunk of {pred.embodiment!r}; make it ActionDecoder(policy.embodiment, robot)")
         return self._decoder
 
-    def _send(self, t: int, observation: Observation) -> None:
+    def _send(self, t: int, observation: Observation, state: State) -> None:
         """Ask the policy at tick `t`, now (in the sim, whatever the latency: a deterministic reply), its reply in
         flight until it lands (module docstring): a blocking request's actions start where it lands, an ensemble's
         from `t`."""
-        observed = self._observed(observation)
-        pred, dt = self._request(observed)
+        observed, row = self._observed(observation, state)
+        pred, dt = self._request(observed, state=row)
         if self.execute_steps is None:
             self.execute_steps = self._check_chunk(pred.chunk_size)
         kind, lands = self.strategy.kind, t + self.latency
         self._pending.append(_Request((pred, dt), t if kind == "ensemble" else lands, lands,
-                                      observed if kind == "async" else None))
+                                      observed if kind == "async" else None, row if kind == "async" else None))
 
     def _check_chunk(self, chunk: int) -> int:
         """k for `chunk`-step chunks (`ChunkStrategy.steps_for`), and the latency held to what such a chunk can run
@@ -393,7 +400,8 @@ class ChunkController:
                              "strategy, whose late request holds the arm until its chunk runs")
         return self.strategy.steps_for(chunk)
 
-    def _take_chunk(self, t: int, request: _Request, observation: Observation, q_arm: np.ndarray) -> None:
+    def _take_chunk(self, t: int, request: _Request, observation: Observation, state: State, q_arm: np.ndarray
+                    ) -> None:
         """Take `request`'s reply at tick `t` and plan its actions, skipping those whose ticks have passed; `async`
         then sends the request for the chunk after it, in the background."""
         kind = self.strategy.kind
@@ -432,10 +440,12 @@ class ChunkController:
         if kind == "async" and handover < pred.chunk_size and (self.horizon is None or t + handover < self.horizon):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
-            observed = request.observation if request.observation is not None else self._observed(observation)
+            observed, row = ((request.observation, request.state) if request.observation is not None
+                             else self._observed(observation, state))
             prefix = self._prefix(t, handover) if self.rtc else None
-            self._pending.append(_Request(self._executor.submit(self._request, observed, prefix), t, t + handover,
-                                          None))
+            request_with = self._request if row is None else partial(self._request, state=row)
+            sent = self._executor.submit(request_with, observed, prefix)
+            self._pending.append(_Request(sent, t, t + handover, None, None))
 
     def _prefix(self, t: int, handover: int) -> np.ndarray | None:
         """rtc: the running chunk's rows planned for ticks t, t + 1, ... until the next chunk can take over

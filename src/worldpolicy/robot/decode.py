@@ -44,6 +44,12 @@ _NOT_POSITIONS = ("joint velocities (rad/s) or per-step deltas instead of absolu
                   "policies return velocities)")
 
 
+def _in_config(field: str, value: str = "...") -> str:
+    """Where a robot's `field` is given, true however its config was made: by name, from a robot file, in Python."""
+    return (f"its config's {field} (the robot file's \"{field}\" key; in Python get_robot(robot, {field}={value}), "
+            "robot its RobotConfig, a built-in robot's name or a robot file's path)")
+
+
 def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
     """Refuse an embodiment whose chunks no robot (or not `robot`) can run, before a model loads or an episode starts.
     Actions in model space (`Embodiment.in_model_space`) would be integrated as metres: up to a metre per step. Joint
@@ -198,8 +204,8 @@ class ActionDecoder:
             f"first {first}: {self.robot.arm_joints[j]} moves {speed[r, j] / fps:.3g} rad in one step, "
             f"{speed[r, j]:.3g} rad/s at {fps:g} fps (embodiment {self.embodiment.key!r}), over its "
             f"max_joint_velocity {limit[j]:g} rad/s{cause}; refusing to command the robot. If the arm's limits are "
-            "others, give them in its config (get_robot(name, max_joint_velocity=...)); ActionDecoder(..., "
-            "check_velocity=False) leaves the speed to a controller that limits it"
+            f"others, give them as {_in_config('max_joint_velocity')}; ActionDecoder(..., check_velocity=False) "
+            "leaves the speed to a controller that limits it"
         )
 
     def _check_far_targets(self, joints: np.ndarray) -> None:
@@ -219,9 +225,23 @@ class ActionDecoder:
             f"of robot {self.robot.name!r} (robots.TARGET_JOINT_MARGIN_RAD), first at step {step}: {given}; "
             "refusing to command the robot. Targets are absolute joint angles in rad, in the order "
             f"{', '.join(names)}: degrees (np.radians converts them), {_NOT_POSITIONS}, or another arm's joint "
-            "order or zero? If the "
-            f"arm's limits are others, give them in its config (get_robot({self.robot.name!r}, joint_limits=...)"
-            f"{fr3}). Nearer targets are clipped to the limits with a warning")
+            f"order or zero? If the arm's limits are others, give them as {_in_config('joint_limits')}{fr3}. Nearer "
+            "targets are clipped to the limits with a warning")
+
+    def _outside(self, joints: np.ndarray) -> str:
+        """Each joint whose targets [T, dof] leave its limits, by its furthest target: its name, the target and the
+        limit it passes, in rad and deg (a robot of one's own: which joint, and whether its limits are the arm's)."""
+        lo, hi = self.ik.lower, self.ik.upper
+        said = []
+        for j in np.flatnonzero(((joints < lo) | (joints > hi)).any(axis=0)):
+            past = np.maximum(lo[j] - joints[:, j], joints[:, j] - hi[j])
+            step = int(np.argmax(past))
+            target = joints[step, j]
+            side, limit = ("lower", lo[j]) if target < lo[j] else ("upper", hi[j])
+            said.append(f"{self.robot.arm_joints[j]} target {target:.4g} rad ({np.degrees(target):.4g} deg) at step "
+                        f"{step}, past its {side} limit {limit:.4g} rad ({np.degrees(limit):.4g} deg) by "
+                        f"{past[step]:.3g} rad")
+        return "; ".join(said) + f"; the limits are {_in_config('joint_limits')}"
 
     def _check_far_steps(self, actions: np.ndarray) -> None:
         """Refuse `relative_pose` steps [T, 9+] that move or turn the end effector further than `TCP_SPEED_MARGIN`
@@ -255,8 +275,7 @@ class ActionDecoder:
                 f"first at step {r}: {given} ({size[r]:.4g} {unit}, {size[r] * fps:.3g} {unit}/s at {fps:g} fps, "
                 f"embodiment {key!r}; over {TCP_SPEED_MARGIN:g} x robot {name!r}'s {field} {limit:g} {unit}/s, "
                 f"robots.TCP_SPEED_MARGIN); refusing to command the robot. {cause} If the arm is faster, give its "
-                f"speed in its config (get_robot({name!r}, {field}=...)). Nearer steps are left to IK and the joint "
-                "speed check")
+                f"speed as {_in_config(field)}. Nearer steps are left to IK and the joint speed check")
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
@@ -279,11 +298,11 @@ class ActionDecoder:
             given = ", ".join(f"{names[i]}={q[i]:.4g} (limits [{self.ik.lower[i]:.3g}, {self.ik.upper[i]:.3g}])"
                               for i in outside)
             # robot 'fr3' is the way out for a Panda config reading an FR3, not for a robot already on the FR3's limits
-            fr3 = "" if self.robot.joint_limits == FR3_JOINT_LIMITS else " (a Franka FR3: robot 'fr3')"
+            fr3 = "" if self.robot.joint_limits == FR3_JOINT_LIMITS else "; a Franka FR3: robot 'fr3'"
             raise ValueError(
                 f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
-                "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them in "
-                f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]){fr3}")
+                "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them as "
+                f"{_in_config('joint_limits', '[(lower, upper), ...]')}{fr3}")
         return self.ik.within_limits(q)
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:
@@ -310,10 +329,8 @@ class ActionDecoder:
                 self._check_far_targets(joints)
             outside = (joints < lo) | (joints > hi)
             if outside.any():
-                logger.warning(
-                    "actions: %d joint targets outside the limits of robot %r (worst by %.3f rad); clipped to limits",
-                    int(outside.sum()), self.robot.name, float(np.max(np.maximum(lo - joints, joints - hi))),
-                )
+                logger.warning("actions: %d joint targets outside the limits of robot %r, clipped to them: %s",
+                               int(outside.sum()), self.robot.name, self._outside(joints))
             command = RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
         else:
             if self.check_limits:

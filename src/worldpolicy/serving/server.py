@@ -361,7 +361,8 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
 def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str] | None = None,
                     adapter: ObservationAdapter | None = None) -> tuple[dict[str, Any], ObservationAdapter]:
     """The whole metadata frame, and the adapter that reads requests as it announces: the policy's own metadata plus
-    embodiment, chunk, columns, the keys read (`observation_keys`, the adapter's) and server identity; the model by its
+    embodiment, chunk, columns, the keys read (`observation_keys`, the adapter's, and its `key_map`) and server
+    identity; the model by its
     portable name (`checkpoint_name`). `policy.metadata()` is asked once (a relayed `RemotePolicy` answers it from its
     server). `chunk_size` is the chunk the policy samples: its own metadata's where it says (a checkpoint trained to
     another length than its embodiment's), else its embodiment's; what clients and the adapter bound by. `adapter`:
@@ -388,6 +389,9 @@ def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str
         adapter = ObservationAdapter(e, key_map, chunk_size=meta["chunk_size"])
     meta.update(
         observation_keys=adapter.observation_keys,
+        # canonical key -> the client's, as `--key-map` renames them ({}: none): the keys above (camera_keys,
+        # state_keys, trained_frames...) name the canonical ones, which a client translates with it
+        key_map=dict(adapter.key_map),
         server="worldpolicy",
         server_version=__version__,
         max_batch=config.max_batch,

@@ -85,6 +85,10 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
                    f"(docs/training.md){effect} (default: off)")
 
 
+# --control-hz of a policy with no rate of its own (random actions); the scripted expert acts at the env's
+DEFAULT_CONTROL_HZ = 15.0
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -116,9 +120,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "as ACT (default: 0.1)")
     add_latency_flags(p, "recorded in report.json; compare a run with a clean one by `sim compare` (same --seed)",
                       "; report.json's hand-over jumps show the effect")
-    p.add_argument("--control-hz", type=float, default=15.0,
-                   help="control rate, in Hz (default: 15); match the policy's fps (warned when they differ: bridge "
-                   "is 5)")
+    p.add_argument("--control-hz", type=float, default=None,  # None: the policy's rate (`_run_held`)
+                   help=f"control rate, in Hz (default: the policy's fps, its embodiment's: a local checkpoint's read "
+                   f"before it loads, a server's or hub model's once connected; {DEFAULT_CONTROL_HZ:g} for random "
+                   "actions); another than the policy's is warned about")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
     p.add_argument("--perturb", action="append", default=None, metavar="SPEC",
@@ -484,6 +489,12 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
+    rate_given = args.control_hz is not None
+    emb = None  # a checkpoint's embodiment, once `Policy.check_pretrained` has resolved it
+    if not rate_given:  # the policy's rate: a local checkpoint's before the env is made, another's once made (below)
+        if checkpoint and Path(args.policy).exists():
+            emb = _checked_checkpoint(args)[0]
+        args.control_hz = float(emb.fps) if emb is not None else DEFAULT_CONTROL_HZ
     env = _open_env(args, record_size)
     # a checkpoint by `models.checkpoint_name`, as every run of one is labelled: `shipped` for the shipped model (its
     # folder's name `panda_reach` was), a hub id's snapshot by the hub id (not its revision), `--policy .` by its
@@ -512,7 +523,6 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         except ValueError as exc:
             raise _as_flag(exc) from None
 
-    emb = None  # a checkpoint's embodiment, once `Policy.check_pretrained` has resolved it
     try:
         _check_latency(args, env)
         if previous is not None and checkpoint:  # compared before the weights load
@@ -539,12 +549,17 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
                 check_executable(policy.embodiment, env.robot)
             served_task = EMBODIMENT_TASKS.get(getattr(getattr(policy, "embodiment", None), "name", None))
-            if not task_given and args.policy.startswith(("ws://", "wss://")) and served_task not in (None, args.task):
-                # a server's model is known once connected: its task, as a checkpoint's is before it loads
+            fps = policy_fps(policy)
+            # a server's model is known once connected: its task, as a checkpoint's is before it loads; a server's or
+            # a hub model's rate once made, as a local checkpoint's is before the env is
+            task = not task_given and args.policy.startswith(("ws://", "wss://")) and served_task not in (None,
+                                                                                                           args.task)
+            rate = not rate_given and fps is not None and fps != env.control_hz
+            if task or rate:
                 env.close()
-                args.task = served_task
+                args.task, args.control_hz = (served_task if task else args.task), (fps if rate else args.control_hz)
                 env = _open_env(args, record_size)
-                _check_latency(args, env)  # against its task's step limit
+                _check_latency(args, env)  # against its task's step limit and rate
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)

@@ -571,6 +571,8 @@ class Trainer:
             return get_embodiment(spec)
         spec = dict(spec)
         spec.setdefault("chunk_size", self.config.data.chunk_size)
+        if "resolution_tier" not in spec:
+            spec["resolution_tier"] = self._tier(spec.get("name"))
         spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
         if "domain_id" not in spec:
             spec["domain_id"] = self._domain_id(spec["domain"])
@@ -613,6 +615,26 @@ class Trainer:
                              f"from-sim --control-hz {emb.fps:g}`); recorded actions are not resampled (`dataset label "
                              "--resample` labels a dataset's frames at the embodiment's fps with an inverse-dynamics "
                              "checkpoint's actions in their place)")
+
+    def _tier(self, name: str | None) -> int:
+        """A spec's resolution tier left out: the one this run trained at (its newest checkpoint's `embodiment.json`:
+        a resume keeps it), else the starting checkpoint's (its `embodiment.json`, else the registered embodiment it was
+        trained for, else droid's), whose weights learned that canvas; said once, as the slot is fixed once."""
+        if not hasattr(self, "_tier_used"):
+            checkpoints = self._checkpoints()
+            newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
+            if newest is not None and newest.get("resolution_tier") is not None:
+                self._tier_used = int(newest["resolution_tier"])
+                whose = f"the tier this run trained at ({checkpoints[-1].name})"
+            else:
+                start = checkpoint_embodiment(self.config.checkpoint_source, None)
+                start = start if isinstance(start, Embodiment) else get_embodiment(start)
+                self._tier_used = start.resolution_tier
+                whose = f"the starting checkpoint's ({self.config.checkpoint}, embodiment {start.key!r})"
+            if self.rank == 0:
+                logger.info("embodiment %r leaves resolution_tier out: it trains at %d, %s; set resolution_tier in "
+                            "the spec to train at another", name, self._tier_used, whose)
+        return self._tier_used
 
     def _domain_id(self, domain: str) -> int:
         """A new embodiment's action-head slot, fixed once per run and the same in every process (ranks, resumes):
