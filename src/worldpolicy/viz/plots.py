@@ -486,7 +486,9 @@ class ClipRows:
         from matplotlib.ticker import FixedLocator, MaxNLocator
 
         axis = ax.secondary_xaxis("top", functions=(lambda t: self.frame_at(t, fps), lambda f: self.time_at(f, fps)))
-        axis.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        # frames are whole: one row's clip (a span of one frame) was ticked 39.25, 39.5, ... (MaxNLocator falls back
+        # to fractions when fewer than min_n_ticks whole ones are in view; one is enough)
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
         axis.xaxis.set_minor_locator(FixedLocator(self.window_starts()))
         axis.xaxis.remove_overlapping_locs = False  # a window starting at a labelled frame is ticked too
         axis.tick_params(which="minor", length=3, color="0.4")
@@ -951,7 +953,7 @@ def open_loop_summary_figure(
         mean[reached] = np.nanmean(block[reached], axis=1)
         lines.plot(steps, mean, lw=2.2, color="black", label="mean", **step_markers(len(steps)))
     lines.set_xlabel(f"step of the chunk, from 0 ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
-    lines.xaxis.set_major_locator(MaxNLocator(integer=True))
+    lines.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # a chunk of 1 step: 0, not -0.045...
     lines.set_ylabel("MAE, model's normalised scale", fontsize=LABEL_FONTSIZE)
     lines.set_title("error vs horizon", fontsize=LABEL_FONTSIZE)
     if scale_note:
