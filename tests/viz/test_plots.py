@@ -950,3 +950,20 @@ def test_a_clips_frame_axis_is_ticked_at_whole_frames(used):
     plots.ClipRows(frames_used=used, window_rows=(rows,), clip_fps=15.0, resampled=False).mark(ax, 15.0, top=True)
     shown = _whole_ticks(ax.child_axes[0])
     assert shown and all(t.is_integer() for t in shown), shown
+
+
+@pytest.mark.parametrize("d", [4, 7, 10])
+def test_the_open_loop_summary_has_its_note_under_the_labels_and_its_legend_inside(d):
+    """`openloop_summary.png` left about an inch of blank above its note (a bottom margin guessed for turned labels),
+    and seven or more columns' legend, six across, ran past the figure's right edge."""
+    columns = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper", "j1", "j2", "j3"][:d]
+    fig = plots.open_loop_summary_figure(columns, ["m"] * d, np.full(d, 0.01), np.full(d, 0.012), np.full(d, 20.0),
+                                         np.linspace(0.01, 0.05, 4 * d).reshape(4, d), 15, title="open-loop error",
+                                         detail="24 chunks", scale_note="1 = one standard deviation")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    note = fig.texts[-1].get_window_extent(renderer)
+    labels = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes)
+    assert 0 < (labels - note.y1) / fig.dpi < 0.3
+    legend, panel = (a.get_window_extent(renderer) for a in (fig.axes[1].get_legend(), fig.axes[1]))
+    assert panel.x0 <= legend.x0 and legend.x1 <= panel.x1

@@ -930,7 +930,7 @@ def open_loop_summary_figure(
     upright = d <= 6  # a few columns' names fit under their bars as written; more are turned
     fig = _new_figure(max(9.0, 4.5 + 0.45 * d), 4.6)
     top = figure_title(fig, title or "open-loop error", detail)
-    _grid_margins(fig, 1, 2, top=top, bottom=(0.8 if upright else 1.3) + 0.2, left=0.8, wgap=0.8)  # + the note
+    _grid_margins(fig, 1, 2, top=top, left=0.8, wgap=0.8)  # the bottom: set below, from what the labels take
     bars, lines = fig.subplots(1, 2, squeeze=True)
     x = np.arange(d)
     bars.bar(x, np.nan_to_num(normalized), color=LINE_COLOR, label="MAE")
@@ -956,20 +956,28 @@ def open_loop_summary_figure(
     lines.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # a chunk of 1 step: 0, not -0.045...
     lines.set_ylabel("MAE, model's normalised scale", fontsize=LABEL_FONTSIZE)
     lines.set_title("error vs horizon", fontsize=LABEL_FONTSIZE)
-    if scale_note:
-        fig.text(0.5, 0.01, _literal(f"normalised scale: {scale_note}"), ha="center", va="bottom",
-                 fontsize=LEGEND_FONTSIZE)
     for ax in (bars, lines):
         style_ticks(ax)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
     bars.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    renderer = fig.canvas.get_renderer()
     named = len(lines.get_legend_handles_labels()[0])
-    if named:  # room above the curves, a row per 6 names: over them (loc "best" found no gap) it hid what it named
-        across = min(named, 6)
+    if named:  # room above the curves, a row per line of names: over them (loc "best" found no gap) it hid them
+        for across in range(min(named, 6), 0, -1):  # as many across as fit: 6 long names ran past the figure's edge
+            legend = lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
+            if legend.get_window_extent(renderer).width <= lines.get_window_extent(renderer).width:
+                break
         top = lines.get_ylim()[1]
         lines.set_ylim(0, top * (1 + 0.12 * -(-named // across)))
-        lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
+    # the bottom margin is what the column names under the bars take (turned, their units, "constant in training")
+    # and the note under them: a fixed guess left an inch of blank above the note
+    below = max(ax.get_window_extent(renderer).y0 - ax.get_tightbbox(renderer).y0 for ax in (bars, lines)) / fig.dpi
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(bottom=(below + 0.1 + (0.25 if scale_note else 0.0)) / height)
+    if scale_note:
+        fig.text(0.5, 0.08 / height, _literal(f"normalised scale: {scale_note}"), ha="center", va="bottom",
+                 fontsize=LEGEND_FONTSIZE)
     return fig
 
 
