@@ -227,9 +227,14 @@ def test_from_sim(tmp_path, capsys):
         "--keep-failures",
     ]
     assert run(argv) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["episodes"] == 1 and out["frames"] == 3 and out["seeds"] == [0] and out["fps"] == 15
-    assert out["features"]["observation.image.wrist_image_left"] == {"dtype": "video", "shape": [24, 24, 3]}
+    said = capsys.readouterr().out.splitlines()  # a few lines and what comes next, not info's ~130 lines of JSON
+    assert said[0].startswith("recorded 1 episode(s) of reach, 3 frames at 15 fps, in ") and said[0].endswith(
+        f" s: {root}")
+    assert said[1:4] == ["  seed 0", "  cameras: observation.image.wrist_image_left",
+                         "  success: 0 of 1 episodes (failed: episodes 0)"]
+    assert said[4:] == ["next:", f"  worldpolicy dataset show {root} --out {root}_show   # a page: clips, columns",
+                        f'  worldpolicy train CONFIG.toml   # with [data] dataset = "{root}" (docs/training.md)',
+                        "(--json prints the whole summary)"]
     with pytest.raises(FileExistsError, match="holds a `dataset from-sim` recording; pass --resume to continue it up "
                                               "to --episodes=1, --overwrite to replace it"):
         run(argv)
@@ -239,7 +244,10 @@ def test_from_sim(tmp_path, capsys):
         run([*argv, "--overwrite", "--task-option", "upper_share"])
     with pytest.raises(ValueError, match=r"task 'reach': upper_share='high'; expected a number in \[0, 1\]"):
         run([*argv, "--overwrite", "--task-option", "upper_share=high"])
-    assert run([*argv, "--overwrite", "--task-option", "upper_share=1"]) == 0
+    assert run([*argv, "--overwrite", "--task-option", "upper_share=1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)  # the whole summary, as `dataset info` prints it, with the seeds
+    assert out["episodes"] == 1 and out["frames"] == 3 and out["seeds"] == [0] and out["fps"] == 15
+    assert out["features"]["observation.image.wrist_image_left"] == {"dtype": "video", "shape": [24, 24, 3]}
 
 
 def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, monkeypatch):
@@ -254,7 +262,7 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
     assert run([*argv, "--episodes", "2"]) == 0
     captured = capsys.readouterr()
     assert "recording reach" in captured.err and "2/2" in captured.err and "solved" in captured.err
-    assert json.loads(captured.out)["episodes"] == 2
+    assert captured.out.startswith("recorded 2 episode(s) of reach")
 
     real = from_sim._Recorder.record
 

@@ -66,6 +66,8 @@ def test_a_finished_run_rerun_is_said_finished_and_loads_nothing(train_config, t
             "(the config's, or --steps); nothing trained or loaded. Raise --steps (or optim.steps) to train on"
             in captured.err)
     assert json.loads(captured.out)["steps_run"] == 0
+    assert captured.err.splitlines()[-1] == (f"worldpolicy train: next: worldpolicy report {out} (the run's page: its "
+                                             "curves, and the sim, serve and predict lines for its checkpoint)")
     assert _folder(out) == before
 
 

@@ -920,3 +920,50 @@ def test_plot_prediction_takes_an_actions_file_or_a_prediction_as_well_as_its_di
     with pytest.raises(TypeError, match=r"prediction_json: got list; accepted: a worldpolicy.actions/v1 dict .*, a "
                                         r"Prediction, or the path of an actions.json"):
         plots.plot_prediction([1, 2], tmp_path / "r")
+
+
+def _whole_ticks(axis) -> list[float]:
+    """The major tick values an x axis shows within its limits, once drawn."""
+    axis.figure.canvas.draw()
+    lo, hi = sorted(axis.get_xlim())
+    return [float(t) for t in axis.get_xticks() if lo <= t <= hi]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_the_error_vs_horizon_axis_is_ticked_at_whole_steps(steps):
+    """A chunk of one step was ticked -0.045, -0.03, ... 0.045: MaxNLocator(integer=True) falls back to fractions
+    where fewer than two whole numbers are in view."""
+    horizon = np.linspace(0.1, 0.5, 2 * steps).reshape(steps, 2)
+    fig = plots.open_loop_summary_figure(["x", "y"], ["m", "m"], np.array([0.2, 0.3]), np.array([0.25, 0.35]),
+                                         np.array([1.0, 1.0]), horizon, 10)
+    shown = _whole_ticks(fig.axes[1])
+    assert shown and all(t.is_integer() for t in shown), shown
+
+
+@pytest.mark.parametrize("used", [(40, 41), (40, 42), (40, 41, 42, 43)])
+def test_a_clips_frame_axis_is_ticked_at_whole_frames(used):
+    """One row's clip (a span of one frame) had its clip-frame axis ticked 39.25, 39.5, ... 40.75."""
+    rows = len(used) - 1
+    fig = plots._new_figure(6, 3)
+    ax = fig.subplots()
+    ax.plot(np.arange(rows) / 15, np.zeros(rows), "o")
+    plots.ClipRows(frames_used=used, window_rows=(rows,), clip_fps=15.0, resampled=False).mark(ax, 15.0, top=True)
+    shown = _whole_ticks(ax.child_axes[0])
+    assert shown and all(t.is_integer() for t in shown), shown
+
+
+@pytest.mark.parametrize("d", [4, 7, 10])
+def test_the_open_loop_summary_has_its_note_under_the_labels_and_its_legend_inside(d):
+    """`openloop_summary.png` left about an inch of blank above its note (a bottom margin guessed for turned labels),
+    and seven or more columns' legend, six across, ran past the figure's right edge."""
+    columns = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper", "j1", "j2", "j3"][:d]
+    fig = plots.open_loop_summary_figure(columns, ["m"] * d, np.full(d, 0.01), np.full(d, 0.012), np.full(d, 20.0),
+                                         np.linspace(0.01, 0.05, 4 * d).reshape(4, d), 15, title="open-loop error",
+                                         detail="24 chunks", scale_note="1 = one standard deviation")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    note = fig.texts[-1].get_window_extent(renderer)
+    labels = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes)
+    assert 0 < (labels - note.y1) / fig.dpi < 0.3
+    legend, panel = (a.get_window_extent(renderer) for a in (fig.axes[1].get_legend(), fig.axes[1]))
+    assert panel.x0 <= legend.x0 and legend.x1 <= panel.x1

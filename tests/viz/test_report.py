@@ -532,6 +532,31 @@ def test_a_short_run_is_labelled_at_whole_steps(tmp_path, log):
         assert shown and all(float(t).is_integer() for t in shown), shown
 
 
+def test_a_run_that_logged_once_draws_its_loss_and_says_the_other_values(tmp_path):
+    """A 10-step run logs one record (`log_every` 10): it drew ten panels of a single dot each (world_size, elapsed_s,
+    step_s, ...). Its loss is drawn and the other fields' values are said in the heading, with why there is no
+    curve; a run of two records keeps its panels."""
+    run = tmp_path / "short"
+    run.mkdir()
+    line = {"step": 10, "loss": 0.23, "loss_action_policy": 0.2, "lr": 1e-05, "world_size": 1, "step_s": 0.5,
+            "elapsed_s": 5.0}
+    (run / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    fig, n = report.log_curves_figure(run / "metrics.jsonl")
+    assert n == 1 and [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()] == ["loss"]
+    assert " ".join(fig.get_suptitle().split()) == (
+        "short: metrics.jsonl 1 record, one point per field (a curve needs two logged steps: log_every): "
+        "loss_action_policy=0.2, elapsed_s=5, lr=1e-05, step_s=0.5, world_size=1")
+    fig.canvas.draw()
+    assert fig._suptitle.get_window_extent().y0 > fig.axes[0].get_tightbbox().y1  # a taller figure, not overlap
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(
+        {**line, "step": s, "loss": 1 / s, "loss_action_policy": 2 / s, "step_s": s / 10, "elapsed_s": s})
+        for s in (10, 20)))
+    fig, _ = report.log_curves_figure(run / "metrics.jsonl")
+    assert [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()] == [
+        "loss", "loss_action_policy", "elapsed_s", "step_s"]
+    assert fig.get_suptitle() == "short: metrics.jsonl\n2 records; constant: lr = 1e-05, world_size = 1"
+
+
 def test_a_long_training_log_is_drawn_from_its_first_step_to_its_last(tmp_path):
     """Only the first 100 000 lines of a log were read: a longer run's curves ended there, as if training had. Every
     line is read now, a long field thinned evenly to at most MAX_CURVE_POINTS, its last point kept; a sparse field

@@ -497,6 +497,9 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      "left at ROOT until it holds --episodes, from the seed after its last: the episodes of one "
                      "uninterrupted recording")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    sim.add_argument("--json", action="store_true",
+                     help="print the dataset's whole summary as JSON (as `dataset info`, with the seeds, failed seeds "
+                     "and wall time) instead of a few lines and the next commands")
 
 
 def _add_label_arguments(label: argparse.ArgumentParser) -> None:
@@ -663,10 +666,50 @@ def _from_sim(args: argparse.Namespace) -> int:
     if args.resume and result.resumed >= args.episodes:
         print(f"worldpolicy dataset from-sim: {args.root} already holds {result.resumed} episodes (--episodes "
               f"{args.episodes}): nothing to record", file=sys.stderr)
-    out = result.dataset.summary()
-    out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
-    print(json.dumps(out, indent=2))
+    if args.json:
+        out = result.dataset.summary()
+        out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
+        print(json.dumps(out, indent=2))
+    else:
+        print(_from_sim_said(result, args.task))
     return 0
+
+
+def _from_sim_said(result: Any, task: str) -> str:
+    """What `dataset from-sim` prints (without --json): the recording in a few lines (episodes, frames, fps, cameras,
+    successes, where) and the commands that come next, to look at it and to train on it."""
+    import shlex
+    from pathlib import Path
+
+    from worldpolicy.sim.evaluate import seed_range
+
+    ds = result.dataset
+    root = str(Path(ds.root))
+    head = (f"recorded {ds.num_episodes} episode(s) of {task}, {ds.num_frames} frames at {ds.fps:g} fps, in "
+            f"{result.wall_s:.1f} s: {root}")
+    lines = [head]
+    if tried := sorted([*result.seeds, *result.failed_seeds]):
+        failed = sorted(result.failed_seeds)
+        lines.append(f"  {seed_range(tried[0], tried[-1] - tried[0] + 1)}"
+                     + (f"; left out, failed: {_listed(failed)} (--keep-failures keeps them, flagged)"
+                        if failed else ""))
+    lines.append(f"  cameras: {', '.join(ds.video_keys) or 'none'}")
+    if (done := ds.episode_success) is not None:
+        failed = [i for i, ok in enumerate(done) if not ok]
+        lines.append(f"  success: {int(done.sum())} of {len(done)} episodes"
+                     + (f" (failed: episodes {_listed(failed)})" if failed else ""))
+    quoted = shlex.quote(root)
+    lines += ["next:",
+              f"  worldpolicy dataset show {quoted} --out {shlex.quote(root + '_show')}   # a page: clips, columns",
+              f"  worldpolicy train CONFIG.toml   # with [data] dataset = {json.dumps(root)} (docs/training.md)",
+              "(--json prints the whole summary)"]
+    return "\n".join(lines)
+
+
+def _listed(items: list[int], most: int = 10) -> str:
+    """`3, 7, 9` (the first `most` and a count of the rest, for a long list): indices or seeds on one line."""
+    shown = ", ".join(map(str, items[:most]))
+    return shown if len(items) <= most else f"{shown} and {len(items) - most} more"
 
 
 def _from_sim_resume_command(args: argparse.Namespace) -> str:

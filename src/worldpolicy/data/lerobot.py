@@ -352,7 +352,7 @@ class LeRobotDataset:
         return f"; not read from this dataset: {', '.join(why)}" if why else ""
 
     def summary(self) -> dict[str, Any]:
-        """The dataset in numbers, as JSON holds them: what `dataset info` (and `from-sim`, `label`) print, which
+        """The dataset in numbers, as JSON holds them: what `dataset info` (and `from-sim --json`, `label`) print, which
         users parse, and the head of `dataset show`'s page. Read from the metadata alone, no frame decoded."""
         lengths = self.episode_lengths
         codecs = {k: c for k in self.video_keys if (c := video_codec(self.features[k]))}

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import re
+import shlex
+import sys
 import time
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,9 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps({"steps_run": len(records), "last_loss": records[-1].loss if records else None,
                           "checkpoint": str(final) if final else None,
                           "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
+        if final is not None:  # what comes next, beside the JSON (which scripts read) as the other hints are said
+            print(f"worldpolicy train: next: worldpolicy report {shlex.quote(str(trainer.out))} (the run's page: "
+                  "its curves, and the sim, serve and predict lines for its checkpoint)", file=sys.stderr)
     return 0
 
 

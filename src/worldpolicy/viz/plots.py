@@ -486,7 +486,9 @@ class ClipRows:
         from matplotlib.ticker import FixedLocator, MaxNLocator
 
         axis = ax.secondary_xaxis("top", functions=(lambda t: self.frame_at(t, fps), lambda f: self.time_at(f, fps)))
-        axis.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        # frames are whole: one row's clip (a span of one frame) was ticked 39.25, 39.5, ... (MaxNLocator falls back
+        # to fractions when fewer than min_n_ticks whole ones are in view; one is enough)
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
         axis.xaxis.set_minor_locator(FixedLocator(self.window_starts()))
         axis.xaxis.remove_overlapping_locs = False  # a window starting at a labelled frame is ticked too
         axis.tick_params(which="minor", length=3, color="0.4")
@@ -928,7 +930,7 @@ def open_loop_summary_figure(
     upright = d <= 6  # a few columns' names fit under their bars as written; more are turned
     fig = _new_figure(max(9.0, 4.5 + 0.45 * d), 4.6)
     top = figure_title(fig, title or "open-loop error", detail)
-    _grid_margins(fig, 1, 2, top=top, bottom=(0.8 if upright else 1.3) + 0.2, left=0.8, wgap=0.8)  # + the note
+    _grid_margins(fig, 1, 2, top=top, left=0.8, wgap=0.8)  # the bottom: set below, from what the labels take
     bars, lines = fig.subplots(1, 2, squeeze=True)
     x = np.arange(d)
     bars.bar(x, np.nan_to_num(normalized), color=LINE_COLOR, label="MAE")
@@ -951,23 +953,31 @@ def open_loop_summary_figure(
         mean[reached] = np.nanmean(block[reached], axis=1)
         lines.plot(steps, mean, lw=2.2, color="black", label="mean", **step_markers(len(steps)))
     lines.set_xlabel(f"step of the chunk, from 0 ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
-    lines.xaxis.set_major_locator(MaxNLocator(integer=True))
+    lines.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # a chunk of 1 step: 0, not -0.045...
     lines.set_ylabel("MAE, model's normalised scale", fontsize=LABEL_FONTSIZE)
     lines.set_title("error vs horizon", fontsize=LABEL_FONTSIZE)
-    if scale_note:
-        fig.text(0.5, 0.01, _literal(f"normalised scale: {scale_note}"), ha="center", va="bottom",
-                 fontsize=LEGEND_FONTSIZE)
     for ax in (bars, lines):
         style_ticks(ax)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
     bars.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    renderer = fig.canvas.get_renderer()
     named = len(lines.get_legend_handles_labels()[0])
-    if named:  # room above the curves, a row per 6 names: over them (loc "best" found no gap) it hid what it named
-        across = min(named, 6)
+    if named:  # room above the curves, a row per line of names: over them (loc "best" found no gap) it hid them
+        for across in range(min(named, 6), 0, -1):  # as many across as fit: 6 long names ran past the figure's edge
+            legend = lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
+            if legend.get_window_extent(renderer).width <= lines.get_window_extent(renderer).width:
+                break
         top = lines.get_ylim()[1]
         lines.set_ylim(0, top * (1 + 0.12 * -(-named // across)))
-        lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
+    # the bottom margin is what the column names under the bars take (turned, their units, "constant in training")
+    # and the note under them: a fixed guess left an inch of blank above the note
+    below = max(ax.get_window_extent(renderer).y0 - ax.get_tightbbox(renderer).y0 for ax in (bars, lines)) / fig.dpi
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(bottom=(below + 0.1 + (0.25 if scale_note else 0.0)) / height)
+    if scale_note:
+        fig.text(0.5, 0.08 / height, _literal(f"normalised scale: {scale_note}"), ha="center", va="bottom",
+                 fontsize=LEGEND_FONTSIZE)
     return fig
 
 

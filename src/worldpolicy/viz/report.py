@@ -518,7 +518,8 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). A
+    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point; where
+    every field is one point, a run that logged once, only the first, the loss, is drawn, the others' values said). A
     held-out `val/X` (a training run's `[validation]`) is drawn on X's panel beside it, where over- or underfitting
     shows as the two curves parting; fields `G/<name>` beside a field G (`val/action_mae/<column>`) share one panel
     per unit (`units`: name -> unit, the run's embodiment's columns; metres and unit-free rotations on one axis hid
@@ -578,14 +579,26 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     constant = {key: pts[0][1] for key, pts in points.items()
                 if len(pts) > 1 and len({y for _, y in pts}) == 1 and key not in held_out and key not in family}
     shown = [key for key in keys if key not in constant] or keys
+    # every field a single point (a run shorter than two log_every intervals): a panel of one dot each (world_size,
+    # elapsed_s, step_s, ...) said nothing a number does not; the first (the loss) is drawn, the others' values said
+    once = {key: pts[0][1] for key, pts in points.items()
+            if key in shown[1:] and key not in family} if all(len(pts) == 1 for pts in points.values()) else {}
+    shown = [key for key in shown if key not in once]
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
-    fig = _new_figure(6.0 * ncols + 1.0, 0.8 + 1.7 * nrows)
+    width, height = 6.0 * ncols + 1.0, 0.8 + 1.7 * nrows
+    fig = _new_figure(width, height)
     fixed = ", ".join(f"{k} = {_fmt(v)}" for k, v in constant.items() if k not in shown)
     detail = plural(records, "record") + (f"; constant: {fixed}" if fixed else "")
+    if once:
+        detail += (", one point per field (a curve needs two logged steps: log_every): "  # k=v: wrapped whole
+                   + ", ".join(f"{k}={_fmt(v)}" for k, v in once.items()))
     if thinned > 1:
         detail += f"; fields of over {MAX_CURVE_POINTS} points drawn at 1 point in {thinned}, first to last"
     top = figure_title(fig, f"{path.parent.name}: {path.name}", detail)
+    if (extra := top - 0.65) > 0:  # a heading past its two lines (0.65 in): a taller figure, not flatter panels
+        fig.set_size_inches(width, height + extra)
+        top = figure_title(fig, f"{path.parent.name}: {path.name}", detail)
     _grid_margins(fig, nrows, ncols, top=top + 0.15, hgap=0.45)
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
