@@ -32,6 +32,7 @@ imitates its training data.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -60,6 +61,7 @@ __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "Open
            "check_open_loop", "check_progress_option", "compare_open_loop", "evaluate_open_loop", "model_scale",
            "normalized_scale_note", "plan_training_scenes", "run_open_loop", "spread_starts", "training_scenes_warning"]
 
+logger = logging.getLogger(__name__)
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
@@ -232,8 +234,8 @@ class OpenLoopResult:
         return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
 
     def scenes_warning(self) -> str | None:
-        """The warning about episodes that are the checkpoint's training scenes (`training_scenes_warning`), the
-        summary's last line; None when none is or it is not known."""
+        """The warning about episodes that are the checkpoint's training scenes (`training_scenes_warning`), as the
+        run said it before loading; None when none is or it is not known."""
         return training_scenes_warning(self.training_scenes, len(self.episodes), self.settings.get("checkpoint", ""))
 
     def to_json(self) -> dict[str, Any]:
@@ -468,9 +470,10 @@ def evaluate_open_loop(
                            batch_size=batch_size, state_keys=state_keys, action_keys=action_keys,
                            trained=trained_data_keys(source))
     out = output_folder(out, "out", writer=EVAL_WRITER)
-    # worked out once, before the model loads: `run_open_loop` records these; the warning is said once, at the end of
-    # `summary()` (said before loading too, it was said twice, the first scrolled away by the progress bar)
-    scenes = plan_training_scenes(plan, source)
+    scenes = plan_training_scenes(plan, source)  # worked out once: `run_open_loop` records these
+    warning = training_scenes_warning(scenes, len(plan.episodes), source)
+    if warning is not None:  # said before the model loads, as `worldpolicy sim` says it; openloop.json records it
+        logger.warning("%s", warning)
     policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                       steps=steps, **load_options)
     return run_open_loop(plan, policy, out, training_scenes=scenes, steps=steps, plots=plots, progress=progress)
@@ -481,7 +484,7 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_
     """The evaluation `plan` (`check_open_loop`'s) describes, run with a loaded `Policy` of the embodiment the plan was
     checked for and written to `out`, a folder the caller has checked (`evaluate_open_loop`: `output_folder`; the
     agent tool: a fresh run folder). `training_scenes`: `plan_training_scenes(plan, policy.source)`, which the caller
-    works out before the model loads, recorded as it is. `steps`, `plots` and `progress` as
+    works out before the model loads (to warn there), recorded as it is. `steps`, `plots` and `progress` as
     `evaluate_open_loop` takes them."""
     check_progress_option(progress)
     out = Path(out)  # a path given as text too: written to only once every chunk is predicted
