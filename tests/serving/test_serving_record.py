@@ -833,3 +833,27 @@ def test_record_episode_gap_is_checked_before_the_model_loads(tmp_path, capsys, 
             assert recorder.sink.episode_gap_s == gap
         finally:
             recorder.close()
+
+
+def test_recovering_into_an_older_copy_of_dir_takes_the_latest_keep(tmp_path, monkeypatch):
+    """A copy of DIR taken mid-run (a backup, a folder to look at) holds an earlier keep of the same run: recovering
+    into it added the spool to that keep and left out the episodes kept at DIR since, whose spool files were gone. The
+    latest keep (the most episodes: each keep holds the one before) is the one the spool completes."""
+    import shutil
+
+    _keep_at_every_end(monkeypatch)
+    root, copy = tmp_path / "record", tmp_path / "copy"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    for conn in (1, 2):
+        sink.exchange(_exchange(conn, 0, np.full((6, 10, 3), conn, np.uint8)))
+        sink.end(conn, None)
+        if conn == 1:
+            shutil.copytree(root, copy)  # taken after the first keep
+    sink.exchange(_exchange(3, 0, np.full((6, 10, 3), 3, np.uint8)))  # open at the kill
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):  # not the latest keep: replaced when told
+        recover_served_run(spool, copy)
+    recovered = recover_served_run(spool, copy, overwrite=True)
+    assert recovered.kept == 2 and _connections(copy) == [1, 2, 3] and not spool.exists()

@@ -420,14 +420,16 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
 
 def _kept_dataset(spool: Path, out: Path) -> LeRobotDataset | None:
     """The dataset the killed server last kept (`ServedRunDataset._keep`), at `out` or at the DIR the spool's name
-    gives: the one whose provenance `recording` is the spool's run's. None: it kept none (or its spool is from a
-    version that did not keep)."""
+    gives: of those whose provenance `recording` is the spool's run's, the one with the most episodes (each keep holds
+    the one before: `out` may be a copy of DIR taken at an earlier keep, whose later episodes the spool no longer
+    holds), `out` on a tie. None: it kept none (or its spool is from a version that did not keep)."""
     run = read_json(spool / RUN_FILE, f"the spool's {RUN_FILE}")["provenance"].get("recording")
+    found = []
     for place in [out, *filter(None, [_record_dir(spool)])] if run is not None else ():
         sweep_scratch_folders(place, ())  # a kill mid-publish left the keep before it aside: back first
         if (place / INFO_PATH).is_file() and (provenance_document(place) or {}).get("recording") == run:
-            return LeRobotDataset.open(place)
-    return None
+            found.append(LeRobotDataset.open(place))
+    return max(found, key=lambda dataset: dataset.num_episodes, default=None)
 
 
 def _record_dir(spool: Path) -> Path | None:
