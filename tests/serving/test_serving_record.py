@@ -603,7 +603,8 @@ def test_finished_connections_are_kept_at_dir_while_the_server_runs(tmp_path, mo
     np.testing.assert_array_equal(LeRobotDataset.open(root).episode(0).videos["observation.images.image"],
                                   images[[0, 2]])
     assert sorted(p.name for p in spool.iterdir()) == [
-        ".worldpolicy.lock", "2-observation.images.image.u8", "2.values", "features.json", "run.json"]  # 1's went
+        ".worldpolicy.lock", "2-observation.images.image.u8", "2.values", "features.json", "kept.json",
+        "run.json"]  # 1's went
     sink.close()
     assert _connections(root) == [1, 2] and not spool.exists()
 
@@ -833,3 +834,53 @@ def test_record_episode_gap_is_checked_before_the_model_loads(tmp_path, capsys, 
             assert recorder.sink.episode_gap_s == gap
         finally:
             recorder.close()
+
+
+def test_recovering_into_an_older_copy_of_dir_takes_the_latest_keep(tmp_path, monkeypatch):
+    """A copy of DIR taken mid-run (a backup, a folder to look at) holds an earlier keep of the same run: recovering
+    into it added the spool to that keep and left out the episodes kept at DIR since, whose spool files were gone. The
+    latest keep (the most episodes: each keep holds the one before) is the one the spool completes."""
+    import shutil
+
+    _keep_at_every_end(monkeypatch)
+    root, copy = tmp_path / "record", tmp_path / "copy"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    for conn in (1, 2):
+        sink.exchange(_exchange(conn, 0, np.full((6, 10, 3), conn, np.uint8)))
+        sink.end(conn, None)
+        if conn == 1:
+            shutil.copytree(root, copy)  # taken after the first keep
+    sink.exchange(_exchange(3, 0, np.full((6, 10, 3), 3, np.uint8)))  # open at the kill
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):  # not the latest keep: replaced when told
+        recover_served_run(spool, copy)
+    recovered = recover_served_run(spool, copy, overwrite=True)
+    assert recovered.kept == 2 and _connections(copy) == [1, 2, 3] and not spool.exists()
+
+
+def test_recovering_without_the_episodes_the_server_kept_says_so(tmp_path, monkeypatch, capsys):
+    """DIR moved (or removed, or replaced) after the kill: the spool no longer holds what the server kept there, and the
+    recovery wrote the spool's episodes alone without a word, as if that were the whole run."""
+    _keep_at_every_end(monkeypatch)
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)
+    sink.exchange(_exchange(2, 0, np.ones((6, 10, 3), np.uint8)))  # open at the kill
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    root.rename(tmp_path / "moved")
+    assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
+    assert (f"the server kept 1 more episode(s) before the kill than {root} or its --record DIR holds now (moved, "
+            f"removed or replaced since): {root} lacks them; `worldpolicy dataset merge`") in capsys.readouterr().err
+    assert _connections(root) == [2] and _connections(tmp_path / "moved") == [1] and not spool.exists()
+    sink = ServedRunDataset(root, StandInPolicy().embodiment, overwrite=True)  # a run whose every keep is found
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)
+    sink._writer._hold.release()
+    sink._lock.close()
+    assert recover_served_run(spool, root).unfound == 0

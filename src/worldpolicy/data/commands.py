@@ -948,6 +948,10 @@ def _recover(args: argparse.Namespace) -> int:
     for conn, dropped in result.torn.items():
         print(f"worldpolicy dataset recover: connection {conn}: {dropped} record(s) half-written at the kill were left "
               "out", file=sys.stderr)
+    if result.unfound:
+        print(f"worldpolicy dataset recover: the server kept {result.unfound} more episode(s) before the kill than "
+              f"{args.out} or its --record DIR holds now (moved, removed or replaced since): {args.out} lacks them; "
+              "`worldpolicy dataset merge` the folder that holds them with it", file=sys.stderr)
     if result.dataset is None:  # torn: records reached it, each cut short (said above)
         what = "no whole record reached" if result.torn else "no exchange reached"
         print(f"worldpolicy dataset recover: {what} {args.spool}; nothing to recover, the spool was removed",

@@ -98,13 +98,14 @@ _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per episode,
 # named <stem> (`_stem`: <conn> for a connection's first, <conn>.<k> for its k-th after it), <stem>.values (its
 # records), <stem>-<video feature>.u8 (raw frames, frame after frame) and <stem>.end.json (its `error`, once it ended:
-# an episode without one was open when the server was killed), until a keep publishes the episode at DIR. A record
+# an episode without one was open when the server was killed), until a keep publishes the episode at DIR; KEPT_FILE
+# (the episodes the last keep published, written once they are: a recovery that finds fewer says so). A record
 # holds the FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a
 # feature left (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built
 # staging folder a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is
 # (`sweep_scratch_folders`).
 SPOOL_INFIX = ".writing-spool-"
-RUN_FILE, FEATURES_FILE, VALUES, END = "run.json", "features.json", ".values", ".end.json"
+RUN_FILE, FEATURES_FILE, KEPT_FILE, VALUES, END = "run.json", "features.json", "kept.json", ".values", ".end.json"
 _RECORD = struct.Struct("<II")  # a record's header: payload length, CRC-32 of the payload (a torn tail fails either)
 
 
@@ -248,6 +249,7 @@ class ServedRunDataset:
         they hold: the spool keeps only what root lacks. A kill in between leaves files of episodes root holds, which
         a recovery knows by their `serving.connection` and `serving.connection_episode` and skips."""
         self._kept = self._keeps.keep(self._writer).num_episodes
+        write_json_atomic(self._spool / KEPT_FILE, {"episodes": self._kept})  # before the files it accounts for go
         for stem in (_stem(*key) for key in self._unkept):
             for path in [*self._spool.glob(f"{stem}-*.u8"), self._spool / f"{stem}{VALUES}",
                          self._spool / f"{stem}{END}"]:
@@ -343,12 +345,14 @@ class RecoveredRun:
     spool, none at all or every one cut short, as `torn` then says), the connections open at the kill whose open
     episode has frames (it is `serving.killed`; one whose every record was cut short has none, and is in `torn`
     alone) and, per connection, the records dropped at a torn tail (half-written at the kill); `kept`: the episodes
-    the server had kept (published at its DIR) before the kill, the dataset's first."""
+    the server had kept (published at its DIR) before the kill, the dataset's first; `unfound`: those of its kept
+    episodes neither `out` nor its DIR held (DIR moved, removed or replaced since), which the dataset lacks."""
 
     dataset: LeRobotDataset | None
     killed: list[int]
     torn: dict[int, int]
     kept: int = 0
+    unfound: int = 0
 
 
 def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = False,
@@ -375,6 +379,10 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     with _held(spool, "spool", f"spool: {str(spool)!r} belongs to a running server (PID {{pid}}), still recording to "
                "it; stop it first: it then writes the dataset itself and removes the spool"):
         kept = _kept_dataset(spool, Path(out).expanduser())
+        # what the server kept, as its last keep said (a kill between a keep and KEPT_FILE: the keep before's)
+        said = read_json(spool / KEPT_FILE, f"the spool's {KEPT_FILE}")["episodes"] if (spool / KEPT_FILE).exists() \
+            else 0
+        unfound = max(0, said - (0 if kept is None else kept.num_episodes))
         in_place = kept is not None and kept.root.resolve() == Path(os.path.abspath(Path(out).expanduser())).resolve()
         out = check_out([spool] if kept is None or in_place else [spool, kept.root], out, overwrite or in_place,
                         [SOURCE], "dataset recover", "recovered", "spool")
@@ -395,7 +403,7 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                               if key not in done)  # a kill after a keep, before its episodes' files went: kept
             if in_place and not episodes:  # everything is at out already
                 shutil.rmtree(spool)
-                return RecoveredRun(kept, [], {}, kept.num_episodes)
+                return RecoveredRun(kept, [], {}, kept.num_episodes, unfound)
             with _writer(spool, out, overwrite or in_place) as writer:
                 if kept is not None:
                     copy_episodes(writer, [kept], [(0, i) for i in range(kept.num_episodes)],
@@ -415,19 +423,21 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                     writer.abort()
             shutil.rmtree(spool)
     return RecoveredRun(LeRobotDataset.open(out) if writer.num_episodes else None, killed, torn,
-                        0 if kept is None else kept.num_episodes)
+                        0 if kept is None else kept.num_episodes, unfound)
 
 
 def _kept_dataset(spool: Path, out: Path) -> LeRobotDataset | None:
     """The dataset the killed server last kept (`ServedRunDataset._keep`), at `out` or at the DIR the spool's name
-    gives: the one whose provenance `recording` is the spool's run's. None: it kept none (or its spool is from a
-    version that did not keep)."""
+    gives: of those whose provenance `recording` is the spool's run's, the one with the most episodes (each keep holds
+    the one before: `out` may be a copy of DIR taken at an earlier keep, whose later episodes the spool no longer
+    holds), `out` on a tie. None: it kept none (or its spool is from a version that did not keep)."""
     run = read_json(spool / RUN_FILE, f"the spool's {RUN_FILE}")["provenance"].get("recording")
+    found = []
     for place in [out, *filter(None, [_record_dir(spool)])] if run is not None else ():
         sweep_scratch_folders(place, ())  # a kill mid-publish left the keep before it aside: back first
         if (place / INFO_PATH).is_file() and (provenance_document(place) or {}).get("recording") == run:
-            return LeRobotDataset.open(place)
-    return None
+            found.append(LeRobotDataset.open(place))
+    return max(found, key=lambda dataset: dataset.num_episodes, default=None)
 
 
 def _record_dir(spool: Path) -> Path | None:
