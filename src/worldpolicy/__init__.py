@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from .policy import Policy, PolicyRequest
     from .results import MODES, Prediction
 
-# the names of `__all__` a submodule defines, by submodule: imported when first read (`__getattr__`)
+# the names of `__all__` a submodule defines, by submodule: imported when first read (`__getattr__`), as are these
+# submodules themselves (`worldpolicy.embodiments.RESOLUTION_TIERS` after `import worldpolicy`)
 _LAZY = {"embodiments": ("Embodiment", "get_embodiment", "list_embodiments", "register_embodiment"),
          "results": ("MODES", "Prediction"), "policy": ("Policy", "PolicyRequest")}
 
@@ -53,6 +54,8 @@ def load_policy(path_or_id: str | Path, embodiment: str | Embodiment | None = No
 def __getattr__(name: str) -> Any:
     import importlib
 
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
     for module, names in _LAZY.items():
         if name in names:
             return getattr(importlib.import_module(f".{module}", __name__), name)
@@ -60,6 +63,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The API (`__all__`, the lazy names among it) and the module's own dunders: the typing helpers and the
-    submodules its imports load (`Any`, `TYPE_CHECKING`, `annotations`, `fileio`, ...) read as if they were API."""
+    """The API (`__all__`, the lazy names among it) and the module's own dunders; not the typing helpers and the
+    submodules its imports load (`Any`, `TYPE_CHECKING`, `annotations`, `fileio`, ...), which would read as API."""
     return sorted({*__all__, "__version__", *(name for name in globals() if name.startswith("__"))})

@@ -280,11 +280,12 @@ def trained_embodiment(path_or_id: str | Path) -> str | None:
 
 
 def trained_data_keys(path_or_id: str | Path) -> dict[str, list[str]]:
-    """The dataset features a checkpoint's own training run read, as its `trainer_state.json` records them
-    (`config.data.action_keys`, `state_keys`): those of the two it names as a list of feature names; {} for a hub id,
-    a folder no run saved or a record this version cannot read. What an open-loop evaluation reads by default."""
+    """The dataset features a checkpoint (named as a command names it: `shipped`, a hub id's snapshot, `~/...`) was
+    trained on, as its run's `trainer_state.json` records them (`config.data.action_keys`, `state_keys`): those of the
+    two it names as a list of feature names; {} for a folder no run saved or a record this version cannot read. What
+    an open-loop evaluation and `dataset frame --actions` read by default."""
     try:
-        data = (_trainer_state(path_or_id) or {})["config"]["data"]
+        data = (_trainer_state(_checkpoint_source(path_or_id)) or {})["config"]["data"]
     except (KeyError, TypeError):
         return {}
     if not isinstance(data, dict):

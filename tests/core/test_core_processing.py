@@ -1499,6 +1499,33 @@ def test_the_lazy_names_are_listed():
     assert not {"Any", "TYPE_CHECKING", "annotations", "fileio"} & listed  # typing helpers and incidental submodules
 
 
+def test_the_package_names_resolve_and_type_checkers_see_them():
+    """Every name of `__all__` is given (`from worldpolicy import *` raised on one the lazy table left out), and each
+    lazy one is imported under TYPE_CHECKING from the module it is read from: a name missing there reads as `Any`
+    (the module's `__getattr__`) to a type checker, which then checks nothing about it. The submodules those names
+    come from are read off a bare `import worldpolicy`, as they were before the names went lazy (README's
+    `worldpolicy.embodiments.RESOLUTION_TIERS`)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(worldpolicy.__file__).read_text())
+    checked = {alias.name: node.module for block in tree.body
+               if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+               for node in block.body if isinstance(node, ast.ImportFrom) and node.level == 1
+               for alias in node.names}
+    lazy = {name: module for module, names in worldpolicy._LAZY.items() for name in names}
+    assert lazy == checked
+    assert set(worldpolicy.__all__) == {*lazy, "load_policy"}
+    assert all(getattr(worldpolicy, name).__module__ == f"worldpolicy.{module}" for name, module in lazy.items()
+               if name != "MODES")
+    code = ("import worldpolicy; print(worldpolicy.embodiments.RESOLUTION_TIERS is not None, "
+            "callable(worldpolicy.results.actions_from_json))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "True True\n", "")
+
+
 def test_load_policy_names_an_unknown_option_and_the_accepted_ones():
     """Python's bare TypeError ("unexpected keyword argument 'foo'") named neither; `act()` names both."""
     import worldpolicy

@@ -666,3 +666,26 @@ def test_a_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, tmp_p
     (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["act"]}}}))
     with pytest.raises(ValueError, match=r"action_keys: .* data.action_keys=\['action.joint_position'"):
         evaluate_open_loop(tmp_path / "ds", checkpoint, tmp_path / "out", **options)
+
+
+def test_a_hub_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, tmp_path, monkeypatch, model_repo):
+    """Named by its hub id, the checkpoint's trainer_state.json was looked for at `./me/pick` (the id as a path), not
+    in the snapshot its checks read: the keys its run read went unread and the dataset was refused, while `dataset
+    frame` and the agent tool, which resolve the name, read them."""
+    import worldpolicy.policy as policy_module
+
+    class Loaded(Exception):
+        pass
+
+    def loaded(cls, *args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(loaded))
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny, checkpoint)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["action"]}}}))
+    model_repo(checkpoint)
+    _dataset(tmp_path / "ds")
+    with pytest.raises(Loaded):  # every check before the weights passed, on the keys the run read
+        evaluate_open_loop(tmp_path / "ds", "me/pick", tmp_path / "out", embodiment="pusht", chunk_size=4,
+                           resolution_tier=256, plots=False)

@@ -187,7 +187,9 @@ def extract_frame(
     if emb is not None:
         result.commands = _predict_commands(result, emb, checkpoint, embodiment, chunk_size, to_end)
     if actions and action_keys is None:  # the keys the checkpoint's own run read, where this dataset has them
-        action_keys = run_keys(ds, _trained_keys(checkpoint), "action_keys")
+        from ..policy import trained_data_keys
+
+        action_keys = run_keys(ds, trained_data_keys(checkpoint), "action_keys")
     recording = (_recorded_actions(ds, rows, episode, frame, chunk, emb, action_keys, keys,
                                    emb.chunk_size if chunk_size is None else chunk_size) if actions else None)
     output_folder(out, "out")
@@ -237,14 +239,6 @@ def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[st
 def _file_names(keys: list[str]) -> dict[str, str]:
     """A file name per camera: its key, with any '/' (not a LeRobot key's, but a folder separator) as '_'."""
     return {key: key.replace("/", "_") for key in keys}
-
-
-def _trained_keys(checkpoint: str | Path) -> dict[str, list[str]]:
-    """The dataset keys `checkpoint`'s own training run read (`policy.trained_data_keys`; no weights loaded)."""
-    from ..models import resolve_checkpoint
-    from ..policy import trained_data_keys
-
-    return trained_data_keys(resolve_checkpoint(checkpoint))
 
 
 def _embodiment(checkpoint: str | Path, embodiment: str | Embodiment | None) -> Embodiment:

@@ -446,12 +446,13 @@ def evaluate_open_loop(
     `action_keys` are the dataset's action features (default: those the checkpoint's training run read, as its
     trainer_state.json records them, where the dataset has them; else training's default `data.action_keys`), mapped
     to the embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
-    (default: the run's, as for `action_keys`; else `observation.state`, else the `observation.state.*` features). Episode i's predictions are sampled with
-    seed `seed + i` (`label.episode_seed`), `batch_size` at a time (`Policy.act_batch`), with `steps` denoising steps
-    (default: the checkpoint's preset, or a loaded Policy's sampling): each request carries them
-    (`PolicyRequest.steps`), so a loaded Policy is used as it is and left so. `progress`: False (the default) shows
-    nothing, True or None a bar over the chunks, a callable is called as `progress(done, total)` with the chunks
-    predicted so far (a fraction within a batch, at each denoising step) and the chunks planned (`compare_open_loop`).
+    (default: the run's, as for `action_keys`; else `observation.state`, else the `observation.state.*` features).
+    Episode i's predictions are sampled with seed `seed + i` (`label.episode_seed`), `batch_size` at a time
+    (`Policy.act_batch`), with `steps` denoising steps (default: the checkpoint's preset, or a loaded Policy's
+    sampling): each request carries them (`PolicyRequest.steps`), so a loaded Policy is used as it is and left so.
+    `progress`: False (the default) shows nothing, True or None a bar over the chunks, a callable is called as
+    `progress(done, total)` with the chunks predicted so far (a fraction within a batch, at each denoising step) and
+    the chunks planned (`compare_open_loop`).
     `load_options` go to `load_policy` (device, dtype, chunk_size, ...).
 
     Everything that can be judged without weights is checked first (`check_open_loop`, each error naming its

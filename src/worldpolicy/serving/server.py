@@ -362,11 +362,11 @@ def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str
                     adapter: ObservationAdapter | None = None) -> tuple[dict[str, Any], ObservationAdapter]:
     """The whole metadata frame, and the adapter that reads requests as it announces: the policy's own metadata plus
     embodiment, chunk, columns, the keys read (`observation_keys`, the adapter's, and its `key_map`) and server
-    identity; the model by its
-    portable name (`checkpoint_name`). `policy.metadata()` is asked once (a relayed `RemotePolicy` answers it from its
-    server). `chunk_size` is the chunk the policy samples: its own metadata's where it says (a checkpoint trained to
-    another length than its embodiment's), else its embodiment's; what clients and the adapter bound by. `adapter`:
-    the one given to a `PolicyServer`, else one for the policy's embodiment under `key_map`, bounded by that chunk."""
+    identity; the model by its portable name (`checkpoint_name`). `policy.metadata()` is asked once (a relayed
+    `RemotePolicy` answers it from its server). `chunk_size` is the chunk the policy samples: its own metadata's where
+    it says (a checkpoint trained to another length than its embodiment's), else its embodiment's; what clients and
+    the adapter bound by. `adapter`: the one given to a `PolicyServer`, else one for the policy's embodiment under
+    `key_map`, bounded by that chunk."""
     e = policy.embodiment
     own = policy.metadata() if hasattr(policy, "metadata") else {}
     meta: dict[str, Any] = {
