@@ -277,7 +277,10 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
     elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
-        raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
+        # a robot of another kind is a robot file: the hint names it, as the --robot help does
+        raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()}, a path to a "
+                       "Menagerie-layout Panda MJCF (*.xml) or a robot file (*.json: RobotConfig's fields, "
+                       "docs/robot.md)")
     fields = [f.name for f in dataclasses.fields(RobotConfig)]
     unknown = sorted(set(overrides) - set(fields))
     if unknown:  # dataclasses.replace said only "unexpected keyword argument", one at a time
