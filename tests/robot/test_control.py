@@ -55,16 +55,16 @@ class ByHand(Executor):
     """Runs a submitted request only when the test says it lands: timing without sleeping."""
 
     def __init__(self):
-        self.waiting: list[tuple[Future, object, tuple]] = []
+        self.waiting: list[tuple[Future, object, tuple, dict]] = []
 
     def submit(self, fn, /, *args, **kwargs):
         future = Future()
-        self.waiting.append((future, fn, args))
+        self.waiting.append((future, fn, args, kwargs))
         return future
 
     def land(self) -> None:
-        future, fn, args = self.waiting.pop(0)
-        future.set_result(fn(*args))
+        future, fn, args, kwargs = self.waiting.pop(0)
+        future.set_result(fn(*args, **kwargs))
 
 
 def _request_of(target) -> int:

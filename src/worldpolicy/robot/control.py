@@ -45,7 +45,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any, NamedTuple, Self
 
 import numpy as np
@@ -443,8 +442,7 @@ class ChunkController:
             observed, row = ((request.observation, request.state) if request.observation is not None
                              else self._observed(observation, state))
             prefix = self._prefix(t, handover) if self.rtc else None
-            request_with = self._request if row is None else partial(self._request, state=row)
-            sent = self._executor.submit(request_with, observed, prefix)
+            sent = self._executor.submit(self._request, observed, prefix, state=row)  # None: no `state=` (_request)
             self._pending.append(_Request(sent, t, t + handover, None, None))
 
     def _prefix(self, t: int, handover: int) -> np.ndarray | None:
