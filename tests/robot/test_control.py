@@ -159,7 +159,7 @@ class _Now(Executor):
 
     def submit(self, fn, /, *args, **kwargs):
         future = Future()
-        future.set_result(fn(*args))
+        future.set_result(fn(*args, **kwargs))
         return future
 
 
