@@ -563,7 +563,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)
-            warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
+            warn_rate_mismatch(fps, env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
             elif left is None:
