@@ -88,7 +88,9 @@ def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
     path.write_text(Path(get_robot("panda").mjcf).read_text())
     with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': gripper_actuator names actuator 'actuator8', "
                                          r"which .*my_panda.xml does not have; its actuators: \['actuator1', .*"
-                                         r"'gripper'\]. Name the MJCF's own: get_robot\(path, gripper_actuator=...\)"):
+                                         r"'gripper'\]. Name the MJCF's own as its config's gripper_actuator \(the "
+                                         r"robot file's \"gripper_actuator\" key; in Python get_robot\(robot, "
+                                         r"gripper_actuator=...\)"):
         TabletopEnv("reach", robot=str(path), image_size=None)
     with pytest.raises(ValueError, match=r"ee_frame names site 'flange', .* its sites: \['tcp'"):
         load_robot_spec(get_robot("panda", ee_frame="flange"))
@@ -113,7 +115,8 @@ def test_names_only_a_scene_uses_do_not_stop_ik(field, name, kind):
     np.testing.assert_allclose(IKSolver(robot).fk(q), IKSolver("panda").fk(q))
     deltas = np.tile([0.005, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (3, 1))
     assert ActionDecoder("droid/relative_pose", robot).decode(deltas, q).tracking.max_mm < 1
-    with pytest.raises(ValueError, match=rf"robot 'panda': {field} names .* its {kind}: .* get_robot\(path, {field}="):
+    with pytest.raises(ValueError, match=rf"robot 'panda': {field} names .* its {kind}: .*\(the robot file's "
+                                         rf"\"{field}\" key; in Python get_robot\(robot, {field}="):
         build_scene(robot, [])
 
 

@@ -264,6 +264,13 @@ def list_robots() -> list[str]:
     return sorted(_ROBOTS)
 
 
+def config_field_hint(field: str, value: str = "...") -> str:
+    """Where a robot's `field` is given, true however its config was made: by name, from a robot file, in Python (an
+    error's fix names it so)."""
+    return (f"its config's {field} (the robot file's \"{field}\" key; in Python get_robot(robot, {field}={value}), "
+            "robot its RobotConfig, a built-in robot's name or a robot file's path)")
+
+
 def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
     """Robot by name (`panda`, `fr3`, `menagerie_panda`), a path to a Menagerie-layout Panda MJCF, or a robot file
     (`*.json`: `RobotConfig`'s fields), named by that path (errors and sim reports then say which file, not
