@@ -287,3 +287,49 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
         get_robot(path)
     with pytest.raises(FileNotFoundError, match=r"missing.json' does not exist"):
         get_robot(tmp_path / "missing.json")
+
+
+# an MJCF with the names docs/robot.md's robot file gives: 6 arm joints, two fingers, a `tcp` site, no `hand` body
+DOCS_ARM_MJCF = """<mujoco model="my_arm">
+  <compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <body name="l1" pos="0 0 0.16"><joint name="shoulder_pan" axis="0 0 1" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l2" pos="0 0.14 0"><joint name="shoulder_lift" axis="0 1 0" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l3" pos="0 -0.13 0.42"><joint name="elbow" axis="0 1 0" range="-3.14 3.14"/><geom size="0.04"/>
+      <body name="l4" pos="0 0 0.39"><joint name="wrist_1" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="l5" pos="0 0.13 0"><joint name="wrist_2" axis="0 0 1" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="wrist_3_link" pos="0 0 0.1"><joint name="wrist_3" axis="0 1 0" range="-6.28 6.28"/>
+        <geom size="0.04"/><site name="tcp" pos="0 0.2 0"/>
+        <body name="fl" pos="0 0.15 0.02"><joint name="finger_l" type="slide" axis="0 0 1" range="0 0.04"/>
+          <geom type="box" size="0.01 0.01 0.03"/></body>
+        <body name="fr" pos="0 0.15 -0.02"><joint name="finger_r" type="slide" axis="0 0 -1" range="0 0.04"/>
+          <geom type="box" size="0.01 0.01 0.03"/></body>
+      </body></body></body></body></body></body>
+    </body>
+  </worldbody>
+  <equality><joint joint1="finger_l" joint2="finger_r"/></equality>
+  <actuator>
+    <position name="a1" joint="shoulder_pan"/><position name="a2" joint="shoulder_lift"/>
+    <position name="a3" joint="elbow"/><position name="a4" joint="wrist_1"/><position name="a5" joint="wrist_2"/>
+    <position name="a6" joint="wrist_3"/><position name="gripper" joint="finger_l" ctrlrange="0 0.04"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def test_the_docs_robot_file_loads_and_builds_a_sim_scene(tmp_path):
+    """docs/robot.md's robot file, said to run in `worldpolicy sim`, left camera_body at the Panda's `hand`, which a
+    scene of its arm refused; and it named its MJCF ur5e.xml, whose Menagerie joints are named otherwise. On an MJCF
+    with its names, it loads, solves IK and builds a scene."""
+    import re
+
+    from worldpolicy.sim.scenes import build_scene
+
+    docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()
+    spec = json.loads(re.search(r"```json\n(.*?)```", docs, re.DOTALL).group(1))
+    (tmp_path / spec["mjcf"]).write_text(DOCS_ARM_MJCF)
+    (tmp_path / "my_arm.json").write_text(json.dumps(spec))
+    robot = get_robot(tmp_path / "my_arm.json")
+    assert robot.dof == 6 and IKSolver(robot).fk(np.array(robot.home)).shape == (4, 4)
+    build_scene(robot, [])
