@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +197,16 @@ def test_numbers_given_as_strings_are_refused_naming_the_field(override, match):
         get_robot("panda", **override)
 
 
+@pytest.mark.parametrize("override", [{"gripper_actuator": ["gripper"]}, {"ee_frame": None}, {"camera_body": 3}])
+def test_a_single_mjcf_name_that_is_no_string_is_refused_naming_the_field(override):
+    """A robot file's `"gripper_actuator": ["gripper"]` passed the scene's name check (it iterated the list) and a
+    null or a number for a name broke that check with a TypeError ('NoneType' object is not iterable)."""
+    (field, value), = override.items()
+    with pytest.raises(ValueError, match=rf"robot 'panda': {field} must be one MJCF name \(a string\), got "
+                                         rf"{re.escape(repr(value))}$"):
+        get_robot("panda", **override)
+
+
 def test_a_config_from_a_spec_files_lists_is_the_shipped_one():
     """JSON/YAML give lists where the shipped configs hold tuples: kept as tuples, the config equals and hashes like
     the shipped one (an IKSolver built for it is accepted by a decoder of the shipped robot)."""
@@ -322,8 +333,6 @@ def test_the_docs_robot_file_loads_and_builds_a_sim_scene(tmp_path):
     """docs/robot.md's robot file, said to run in `worldpolicy sim`, left camera_body at the Panda's `hand`, which a
     scene of its arm refused; and it named its MJCF ur5e.xml, whose Menagerie joints are named otherwise. On an MJCF
     with its names, it loads, solves IK and builds a scene."""
-    import re
-
     from worldpolicy.sim.scenes import build_scene
 
     docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()

@@ -132,6 +132,10 @@ class RobotConfig:
         # ones do) and may give numbers as strings, which failed later with a TypeError or as a sequence of characters
         for field in ("arm_joints", "arm_actuators", "gripper_joints"):
             object.__setattr__(self, field, _names(self.name, field, getattr(self, field)))
+        for field in ("ee_frame", "gripper_actuator", "camera_body"):  # a list passed check_names, None broke it
+            if not isinstance(getattr(self, field), str):
+                raise ValueError(f"robot {self.name!r}: {field} must be one MJCF name (a string), got "
+                                 f"{getattr(self, field)!r}")
         dof = self.dof
         fields = {
             "home": (f"{dof} joint angles in rad, one number per arm joint ({', '.join(self.arm_joints)})", (dof,),
