@@ -285,6 +285,9 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
     path.write_text(json.dumps({**spec, "arm_joint": spec["arm_joints"]}))
     with pytest.raises(ValueError, match=r"six.json': unknown key 'arm_joint'; accepted: .*arm_joints"):
         get_robot(path)
+    path.write_text(json.dumps({**spec, "arm_joint": spec["arm_joints"], "max_speed": 2.0}))
+    with pytest.raises(ValueError, match=r"six.json': unknown keys 'arm_joint', 'max_speed'; accepted: "):
+        get_robot(path)  # every typo at once: it named the first only
     path.write_text(json.dumps({k: v for k, v in spec.items() if k != "home"}))
     with pytest.raises(ValueError, match=r"six.json': missing key\(s\) \['home'\]"):
         get_robot(path)

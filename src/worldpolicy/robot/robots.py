@@ -317,9 +317,9 @@ def _robot_file(path: Path) -> RobotConfig:
     if not isinstance(spec, dict):
         raise ValueError(f"robot {str(path)!r}: expected a JSON object of RobotConfig's fields ({', '.join(fields)}), "
                          f"got {type(spec).__name__}")
-    for key in spec:
-        if key not in fields:
-            raise ValueError(f"robot {str(path)!r}: unknown key {key!r}; accepted: {', '.join(fields)}")
+    if unknown := [key for key in spec if key not in fields]:  # each named at once, as get_robot's overrides are
+        raise ValueError(f"robot {str(path)!r}: unknown key{'s' * (len(unknown) > 1)} "
+                         f"{', '.join(map(repr, unknown))}; accepted: {', '.join(fields)}")
     required = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name != "name"]
     if missing := [k for k in required if k not in spec]:
         raise ValueError(f"robot {str(path)!r}: missing key(s) {missing}; RobotConfig's fields without a default")
