@@ -269,6 +269,10 @@ def test_bad_settings_are_refused_naming_them(decoder):
     with pytest.raises(TypeError, match=r"decoder: expected an ActionDecoder .*, got str 'panda'; for a robot by name, "
                                         r"ActionDecoder\(policy.embodiment, 'panda'\)"):
         ChunkController(policy, "panda")
+    # an embodiment key is no robot: the hint named it as one (ActionDecoder(policy.embodiment, 'droid/joint_pos'))
+    with pytest.raises(TypeError, match=r"got str 'droid/joint_pos'; one for the robot: ActionDecoder\(policy."
+                                        r"embodiment, robot\), robot one of \['fr3', 'menagerie_panda', 'panda'\]"):
+        ChunkController(policy, "droid/joint_pos")
     with pytest.raises(TypeError, match=r"policy: expected an object with act"):
         ChunkController(object(), decoder)
     with pytest.raises(ValueError, match=r"horizon: expected an int >= 1 or None, got 0"):
