@@ -211,6 +211,10 @@ def test_a_config_from_a_spec_files_lists_is_the_shipped_one():
     """JSON/YAML give lists where the shipped configs hold tuples: kept as tuples, the config equals and hashes like
     the shipped one (an IKSolver built for it is accepted by a decoder of the shipped robot)."""
     panda = get_robot("panda")
+    # numpy arrays too: max_joint_velocity's was compared with the default's tuple, "truth value ... is ambiguous"
+    arrays = get_robot("panda", **{k: np.asarray(getattr(panda, k)) for k in ("home", "max_joint_velocity",
+                                                                             "joint_limits")})
+    assert arrays == panda and isinstance(arrays.max_joint_velocity, tuple)
     spec = json.loads(json.dumps(dataclasses.asdict(panda)))  # every tuple a list, as a spec file gives it
     loaded = get_robot(RobotConfig(**spec))
     assert loaded == panda and hash(loaded) == hash(panda)

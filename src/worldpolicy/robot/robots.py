@@ -137,12 +137,13 @@ class RobotConfig:
                 raise ValueError(f"robot {self.name!r}: {field} must be one MJCF name (a string), got "
                                  f"{getattr(self, field)!r}")
         dof = self.dof
+        # a tuple only: an array's == is elementwise (its truth value ambiguous); replace() keeps an equal tuple
+        franka = isinstance(self.max_joint_velocity, tuple) and self.max_joint_velocity == FRANKA_MAX_JOINT_VELOCITY
         fields = {
             "home": (f"{dof} joint angles in rad, one number per arm joint ({', '.join(self.arm_joints)})", (dof,),
                      False),
             "max_joint_velocity": (f"{dof} positive rad/s values, one number per arm joint" + (
-                " (the default is the Franka Panda's 7)" if self.max_joint_velocity == FRANKA_MAX_JOINT_VELOCITY
-                else ""), (dof,), True),
+                " (the default is the Franka Panda's 7)" if franka else ""), (dof,), True),
             "max_tcp_speed": ("a positive speed in m/s", (), True),
             "max_tcp_rotation_speed": ("a positive speed in rad/s", (), True),
             # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
