@@ -195,8 +195,9 @@ UNPHYSICAL_RATE = ("--control-hz: 300 Hz is not a whole number of 2 ms physics s
     # the rates the physics cannot run need the built scene: refused before the bar all the same, and with workers
     # (in a worker, it broke the process pool with no word of why)
     *([["--control-hz", "300", *workers], UNPHYSICAL_RATE] for workers in ([], ["--workers", "2"])),
-    (["--robot", "ur5"], ("--robot: unknown name 'ur5'; known: ['fr3', 'menagerie_panda', 'panda'] or a path to an "
-                          "MJCF file")),
+    (["--robot", "ur5"], ("--robot: unknown name 'ur5'; known: ['fr3', 'menagerie_panda', 'panda'], a path to a "
+                          "Menagerie-layout Panda MJCF (*.xml) or a robot file (*.json: RobotConfig's fields, "
+                          "docs/robot.md)")),
     (["--robot", "nowhere/panda.xml"], "--robot: MJCF file 'nowhere/panda.xml' does not exist"),
 ])
 def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys, argv, message):

@@ -55,16 +55,16 @@ class ByHand(Executor):
     """Runs a submitted request only when the test says it lands: timing without sleeping."""
 
     def __init__(self):
-        self.waiting: list[tuple[Future, object, tuple]] = []
+        self.waiting: list[tuple[Future, object, tuple, dict]] = []
 
     def submit(self, fn, /, *args, **kwargs):
         future = Future()
-        self.waiting.append((future, fn, args))
+        self.waiting.append((future, fn, args, kwargs))
         return future
 
     def land(self) -> None:
-        future, fn, args = self.waiting.pop(0)
-        future.set_result(fn(*args))
+        future, fn, args, kwargs = self.waiting.pop(0)
+        future.set_result(fn(*args, **kwargs))
 
 
 def _request_of(target) -> int:
@@ -159,7 +159,7 @@ class _Now(Executor):
 
     def submit(self, fn, /, *args, **kwargs):
         future = Future()
-        future.set_result(fn(*args))
+        future.set_result(fn(*args, **kwargs))
         return future
 
 
@@ -269,6 +269,10 @@ def test_bad_settings_are_refused_naming_them(decoder):
     with pytest.raises(TypeError, match=r"decoder: expected an ActionDecoder .*, got str 'panda'; for a robot by name, "
                                         r"ActionDecoder\(policy.embodiment, 'panda'\)"):
         ChunkController(policy, "panda")
+    # an embodiment key is no robot: the hint named it as one (ActionDecoder(policy.embodiment, 'droid/joint_pos'))
+    with pytest.raises(TypeError, match=r"got str 'droid/joint_pos'; one for the robot: ActionDecoder\(policy."
+                                        r"embodiment, robot\), robot one of \['fr3', 'menagerie_panda', 'panda'\]"):
+        ChunkController(policy, "droid/joint_pos")
     with pytest.raises(TypeError, match=r"policy: expected an object with act"):
         ChunkController(object(), decoder)
     with pytest.raises(ValueError, match=r"horizon: expected an int >= 1 or None, got 0"):

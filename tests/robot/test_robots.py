@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,9 @@ def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
     path.write_text(Path(get_robot("panda").mjcf).read_text())
     with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': gripper_actuator names actuator 'actuator8', "
                                          r"which .*my_panda.xml does not have; its actuators: \['actuator1', .*"
-                                         r"'gripper'\]. Name the MJCF's own: get_robot\(path, gripper_actuator=...\)"):
+                                         r"'gripper'\]. Name the MJCF's own as its config's gripper_actuator \(the "
+                                         r"robot file's \"gripper_actuator\" key; in Python get_robot\(robot, "
+                                         r"gripper_actuator=...\)"):
         TabletopEnv("reach", robot=str(path), image_size=None)
     with pytest.raises(ValueError, match=r"ee_frame names site 'flange', .* its sites: \['tcp'"):
         load_robot_spec(get_robot("panda", ee_frame="flange"))
@@ -113,7 +116,8 @@ def test_names_only_a_scene_uses_do_not_stop_ik(field, name, kind):
     np.testing.assert_allclose(IKSolver(robot).fk(q), IKSolver("panda").fk(q))
     deltas = np.tile([0.005, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (3, 1))
     assert ActionDecoder("droid/relative_pose", robot).decode(deltas, q).tracking.max_mm < 1
-    with pytest.raises(ValueError, match=rf"robot 'panda': {field} names .* its {kind}: .* get_robot\(path, {field}="):
+    with pytest.raises(ValueError, match=rf"robot 'panda': {field} names .* its {kind}: .*\(the robot file's "
+                                         rf"\"{field}\" key; in Python get_robot\(robot, {field}="):
         build_scene(robot, [])
 
 
@@ -193,10 +197,24 @@ def test_numbers_given_as_strings_are_refused_naming_the_field(override, match):
         get_robot("panda", **override)
 
 
+@pytest.mark.parametrize("override", [{"gripper_actuator": ["gripper"]}, {"ee_frame": None}, {"camera_body": 3}])
+def test_a_single_mjcf_name_that_is_no_string_is_refused_naming_the_field(override):
+    """A robot file's `"gripper_actuator": ["gripper"]` passed the scene's name check (it iterated the list) and a
+    null or a number for a name broke that check with a TypeError ('NoneType' object is not iterable)."""
+    (field, value), = override.items()
+    with pytest.raises(ValueError, match=rf"robot 'panda': {field} must be one MJCF name \(a string\), got "
+                                         rf"{re.escape(repr(value))}$"):
+        get_robot("panda", **override)
+
+
 def test_a_config_from_a_spec_files_lists_is_the_shipped_one():
     """JSON/YAML give lists where the shipped configs hold tuples: kept as tuples, the config equals and hashes like
     the shipped one (an IKSolver built for it is accepted by a decoder of the shipped robot)."""
     panda = get_robot("panda")
+    # numpy arrays too: max_joint_velocity's was compared with the default's tuple, "truth value ... is ambiguous"
+    arrays = get_robot("panda", **{k: np.asarray(getattr(panda, k)) for k in ("home", "max_joint_velocity",
+                                                                             "joint_limits")})
+    assert arrays == panda and isinstance(arrays.max_joint_velocity, tuple)
     spec = json.loads(json.dumps(dataclasses.asdict(panda)))  # every tuple a list, as a spec file gives it
     loaded = get_robot(RobotConfig(**spec))
     assert loaded == panda and hash(loaded) == hash(panda)
@@ -271,6 +289,9 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
     path.write_text(json.dumps({**spec, "arm_joint": spec["arm_joints"]}))
     with pytest.raises(ValueError, match=r"six.json': unknown key 'arm_joint'; accepted: .*arm_joints"):
         get_robot(path)
+    path.write_text(json.dumps({**spec, "arm_joint": spec["arm_joints"], "max_speed": 2.0}))
+    with pytest.raises(ValueError, match=r"six.json': unknown keys 'arm_joint', 'max_speed'; accepted: "):
+        get_robot(path)  # every typo at once: it named the first only
     path.write_text(json.dumps({k: v for k, v in spec.items() if k != "home"}))
     with pytest.raises(ValueError, match=r"six.json': missing key\(s\) \['home'\]"):
         get_robot(path)
@@ -284,3 +305,47 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
         get_robot(path)
     with pytest.raises(FileNotFoundError, match=r"missing.json' does not exist"):
         get_robot(tmp_path / "missing.json")
+
+
+# an MJCF with the names docs/robot.md's robot file gives: 6 arm joints, two fingers, a `tcp` site, no `hand` body
+DOCS_ARM_MJCF = """<mujoco model="my_arm">
+  <compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <body name="l1" pos="0 0 0.16"><joint name="shoulder_pan" axis="0 0 1" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l2" pos="0 0.14 0"><joint name="shoulder_lift" axis="0 1 0" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l3" pos="0 -0.13 0.42"><joint name="elbow" axis="0 1 0" range="-3.14 3.14"/><geom size="0.04"/>
+      <body name="l4" pos="0 0 0.39"><joint name="wrist_1" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="l5" pos="0 0.13 0"><joint name="wrist_2" axis="0 0 1" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="wrist_3_link" pos="0 0 0.1"><joint name="wrist_3" axis="0 1 0" range="-6.28 6.28"/>
+        <geom size="0.04"/><site name="tcp" pos="0 0.2 0"/>
+        <body name="fl" pos="0 0.15 0.02"><joint name="finger_l" type="slide" axis="0 0 1" range="0 0.04"/>
+          <geom type="box" size="0.01 0.01 0.03"/></body>
+        <body name="fr" pos="0 0.15 -0.02"><joint name="finger_r" type="slide" axis="0 0 -1" range="0 0.04"/>
+          <geom type="box" size="0.01 0.01 0.03"/></body>
+      </body></body></body></body></body></body>
+    </body>
+  </worldbody>
+  <equality><joint joint1="finger_l" joint2="finger_r"/></equality>
+  <actuator>
+    <position name="a1" joint="shoulder_pan"/><position name="a2" joint="shoulder_lift"/>
+    <position name="a3" joint="elbow"/><position name="a4" joint="wrist_1"/><position name="a5" joint="wrist_2"/>
+    <position name="a6" joint="wrist_3"/><position name="gripper" joint="finger_l" ctrlrange="0 0.04"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def test_the_docs_robot_file_loads_and_builds_a_sim_scene(tmp_path):
+    """docs/robot.md's robot file, said to run in `worldpolicy sim`, left camera_body at the Panda's `hand`, which a
+    scene of its arm refused; and it named its MJCF ur5e.xml, whose Menagerie joints are named otherwise. On an MJCF
+    with its names, it loads, solves IK and builds a scene."""
+    from worldpolicy.sim.scenes import build_scene
+
+    docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()
+    spec = json.loads(re.search(r"```json\n(.*?)```", docs, re.DOTALL).group(1))
+    (tmp_path / spec["mjcf"]).write_text(DOCS_ARM_MJCF)
+    (tmp_path / "my_arm.json").write_text(json.dumps(spec))
+    robot = get_robot(tmp_path / "my_arm.json")
+    assert robot.dof == 6 and IKSolver(robot).fk(np.array(robot.home)).shape == (4, 4)
+    build_scene(robot, [])

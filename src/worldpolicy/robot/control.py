@@ -45,13 +45,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any, NamedTuple, Self
 
 import numpy as np
 
 from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
+from worldpolicy.robot.robots import list_robots
 
 __all__ = ["STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget", "check_rtc"]
 
@@ -205,8 +205,12 @@ class ChunkController:
         if not callable(getattr(policy, "act", None)):
             raise TypeError(f"policy: expected an object with act(observation, prompt), got {type(policy).__name__}")
         if not (isinstance(decoder, ActionDecoder) or callable(decoder)):
-            hint = (f"; for a robot by name, ActionDecoder(policy.embodiment, {decoder!r})" if isinstance(decoder, str)
-                    else "")
+            hint = ""
+            if isinstance(decoder, str):  # a robot's name, or another string (an embodiment key): no robot to name
+                robot = decoder.lower() in list_robots() or decoder.endswith((".json", ".xml"))
+                hint = (f"; for a robot by name, ActionDecoder(policy.embodiment, {decoder!r})" if robot else
+                        f"; one for the robot: ActionDecoder(policy.embodiment, robot), robot one of {list_robots()}, "
+                        "a robot file (*.json) or a RobotConfig")
             raise TypeError(f"decoder: expected an ActionDecoder or a function from an embodiment key to one, got "
                             f"{type(decoder).__name__} {decoder!r}{hint}")
         announced = getattr(getattr(policy, "embodiment", None), "key", None)
@@ -443,8 +447,7 @@ class ChunkController:
             observed, row = ((request.observation, request.state) if request.observation is not None
                              else self._observed(observation, state))
             prefix = self._prefix(t, handover) if self.rtc else None
-            request_with = self._request if row is None else partial(self._request, state=row)
-            sent = self._executor.submit(request_with, observed, prefix)
+            sent = self._executor.submit(self._request, observed, prefix, state=row)  # None: no `state=` (_request)
             self._pending.append(_Request(sent, t, t + handover, None, None))
 
     def _prefix(self, t: int, handover: int) -> np.ndarray | None:

@@ -31,6 +31,7 @@ from worldpolicy.robot.robots import (
     TARGET_JOINT_MARGIN_RAD,
     TCP_SPEED_MARGIN,
     RobotConfig,
+    config_field_hint,
     get_robot,
     gripper_unit_hint,
 )
@@ -42,12 +43,6 @@ logger = logging.getLogger(__name__)
 # What a joint_position chunk that jumps from the arm or lands far past the limits may be instead of positions.
 _NOT_POSITIONS = ("joint velocities (rad/s) or per-step deltas instead of absolute positions (openpi's pi0/pi05 DROID "
                   "policies return velocities)")
-
-
-def _in_config(field: str, value: str = "...") -> str:
-    """Where a robot's `field` is given, true however its config was made: by name, from a robot file, in Python."""
-    return (f"its config's {field} (the robot file's \"{field}\" key; in Python get_robot(robot, {field}={value}), "
-            "robot its RobotConfig, a built-in robot's name or a robot file's path)")
 
 
 def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
@@ -204,8 +199,8 @@ class ActionDecoder:
             f"first {first}: {self.robot.arm_joints[j]} moves {speed[r, j] / fps:.3g} rad in one step, "
             f"{speed[r, j]:.3g} rad/s at {fps:g} fps (embodiment {self.embodiment.key!r}), over its "
             f"max_joint_velocity {limit[j]:g} rad/s{cause}; refusing to command the robot. If the arm's limits are "
-            f"others, give them as {_in_config('max_joint_velocity')}; ActionDecoder(..., check_velocity=False) "
-            "leaves the speed to a controller that limits it"
+            f"others, give them as {config_field_hint('max_joint_velocity')}; ActionDecoder(..., "
+            "check_velocity=False) leaves the speed to a controller that limits it"
         )
 
     def _check_far_targets(self, joints: np.ndarray) -> None:
@@ -225,8 +220,8 @@ class ActionDecoder:
             f"of robot {self.robot.name!r} (robots.TARGET_JOINT_MARGIN_RAD), first at step {step}: {given}; "
             "refusing to command the robot. Targets are absolute joint angles in rad, in the order "
             f"{', '.join(names)}: degrees (np.radians converts them), {_NOT_POSITIONS}, or another arm's joint "
-            f"order or zero? If the arm's limits are others, give them as {_in_config('joint_limits')}{fr3}. Nearer "
-            "targets are clipped to the limits with a warning")
+            f"order or zero? If the arm's limits are others, give them as {config_field_hint('joint_limits')}{fr3}. "
+            "Nearer targets are clipped to the limits with a warning")
 
     def _outside(self, joints: np.ndarray) -> str:
         """Each joint whose targets [T, dof] leave its limits, by its furthest target: its name, the target and the
@@ -241,7 +236,7 @@ class ActionDecoder:
             said.append(f"{self.robot.arm_joints[j]} target {target:.4g} rad ({np.degrees(target):.4g} deg) at step "
                         f"{step}, past its {side} limit {limit:.4g} rad ({np.degrees(limit):.4g} deg) by "
                         f"{past[step]:.3g} rad")
-        return "; ".join(said) + f"; the limits are {_in_config('joint_limits')}"
+        return "; ".join(said) + f"; the limits are {config_field_hint('joint_limits')}"
 
     def _check_far_steps(self, actions: np.ndarray) -> None:
         """Refuse `relative_pose` steps [T, 9+] that move or turn the end effector further than `TCP_SPEED_MARGIN`
@@ -275,7 +270,7 @@ class ActionDecoder:
                 f"first at step {r}: {given} ({size[r]:.4g} {unit}, {size[r] * fps:.3g} {unit}/s at {fps:g} fps, "
                 f"embodiment {key!r}; over {TCP_SPEED_MARGIN:g} x robot {name!r}'s {field} {limit:g} {unit}/s, "
                 f"robots.TCP_SPEED_MARGIN); refusing to command the robot. {cause} If the arm is faster, give its "
-                f"speed as {_in_config(field)}. Nearer steps are left to IK and the joint speed check")
+                f"speed as {config_field_hint(field)}. Nearer steps are left to IK and the joint speed check")
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
@@ -302,7 +297,7 @@ class ActionDecoder:
             raise ValueError(
                 f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
                 "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them as "
-                f"{_in_config('joint_limits', '[(lower, upper), ...]')}{fr3}")
+                f"{config_field_hint('joint_limits', '[(lower, upper), ...]')}{fr3}")
         return self.ik.within_limits(q)
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:

@@ -18,7 +18,7 @@ with extra_imports():
     import mink
     import mujoco
 
-from worldpolicy.robot.robots import RobotConfig, get_robot
+from worldpolicy.robot.robots import RobotConfig, config_field_hint, get_robot
 from worldpolicy.robot.se3 import check_rot6d, integrate_relative_poses, rotation_angle
 
 __all__ = ["IK_NAMES", "ROTATION_TOLERANCE", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport",
@@ -76,8 +76,7 @@ def check_names(robot: RobotConfig, spec: mujoco.MjSpec, fields: tuple[str, ...]
                 present = [item.name for item in every if item.name]
                 raise ValueError(
                     f"robot {robot.name!r}: {field_name} names {kind} {name!r}, which {robot.mjcf} does not have; its "
-                    f"{_PLURALS[kind]}: {present}. Name the MJCF's own: get_robot(path, {field_name}=...) or a "
-                    "RobotConfig"
+                    f"{_PLURALS[kind]}: {present}. Name the MJCF's own as {config_field_hint(field_name)}"
                 )
 
 

@@ -132,13 +132,18 @@ class RobotConfig:
         # ones do) and may give numbers as strings, which failed later with a TypeError or as a sequence of characters
         for field in ("arm_joints", "arm_actuators", "gripper_joints"):
             object.__setattr__(self, field, _names(self.name, field, getattr(self, field)))
+        for field in ("ee_frame", "gripper_actuator", "camera_body"):  # a list passed check_names, None broke it
+            if not isinstance(getattr(self, field), str):
+                raise ValueError(f"robot {self.name!r}: {field} must be one MJCF name (a string), got "
+                                 f"{getattr(self, field)!r}")
         dof = self.dof
+        # a tuple only: an array's == is elementwise (its truth value ambiguous); replace() keeps an equal tuple
+        franka = isinstance(self.max_joint_velocity, tuple) and self.max_joint_velocity == FRANKA_MAX_JOINT_VELOCITY
         fields = {
             "home": (f"{dof} joint angles in rad, one number per arm joint ({', '.join(self.arm_joints)})", (dof,),
                      False),
             "max_joint_velocity": (f"{dof} positive rad/s values, one number per arm joint" + (
-                " (the default is the Franka Panda's 7)" if self.max_joint_velocity == FRANKA_MAX_JOINT_VELOCITY
-                else ""), (dof,), True),
+                " (the default is the Franka Panda's 7)" if franka else ""), (dof,), True),
             "max_tcp_speed": ("a positive speed in m/s", (), True),
             "max_tcp_rotation_speed": ("a positive speed in rad/s", (), True),
             # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
@@ -264,6 +269,13 @@ def list_robots() -> list[str]:
     return sorted(_ROBOTS)
 
 
+def config_field_hint(field: str, value: str = "...") -> str:
+    """Where a robot's `field` is given, true however its config was made: by name, from a robot file, in Python (an
+    error's fix names it so)."""
+    return (f"its config's {field} (the robot file's \"{field}\" key; in Python get_robot(robot, {field}={value}), "
+            "robot its RobotConfig, a built-in robot's name or a robot file's path)")
+
+
 def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
     """Robot by name (`panda`, `fr3`, `menagerie_panda`), a path to a Menagerie-layout Panda MJCF, or a robot file
     (`*.json`: `RobotConfig`'s fields), named by that path (errors and sim reports then say which file, not
@@ -277,7 +289,10 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
     elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
         robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
-        raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
+        # a robot of another kind is a robot file: the hint names it, as the --robot help does
+        raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()}, a path to a "
+                       "Menagerie-layout Panda MJCF (*.xml) or a robot file (*.json: RobotConfig's fields, "
+                       "docs/robot.md)")
     fields = [f.name for f in dataclasses.fields(RobotConfig)]
     unknown = sorted(set(overrides) - set(fields))
     if unknown:  # dataclasses.replace said only "unexpected keyword argument", one at a time
@@ -303,9 +318,9 @@ def _robot_file(path: Path) -> RobotConfig:
     if not isinstance(spec, dict):
         raise ValueError(f"robot {str(path)!r}: expected a JSON object of RobotConfig's fields ({', '.join(fields)}), "
                          f"got {type(spec).__name__}")
-    for key in spec:
-        if key not in fields:
-            raise ValueError(f"robot {str(path)!r}: unknown key {key!r}; accepted: {', '.join(fields)}")
+    if unknown := [key for key in spec if key not in fields]:  # each named at once, as get_robot's overrides are
+        raise ValueError(f"robot {str(path)!r}: unknown key{'s' * (len(unknown) > 1)} "
+                         f"{', '.join(map(repr, unknown))}; accepted: {', '.join(fields)}")
     required = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name != "name"]
     if missing := [k for k in required if k not in spec]:
         raise ValueError(f"robot {str(path)!r}: missing key(s) {missing}; RobotConfig's fields without a default")

@@ -68,7 +68,8 @@ class _Held(Executor):
         self.held: list[tuple[Future, Callable, Any, Any]] = []
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        """Hold `ChunkController`'s `submit(request, observation, action_prefix)`."""
+        """Hold `ChunkController`'s `submit(request, observation, action_prefix, state=None)`: a rollout steps its
+        controller with no `state=`, so the batched call asks without one."""
         observation, action_prefix = args
         future: Future = Future()
         self.held.append((future, fn, observation, action_prefix))

@@ -11,7 +11,8 @@ from pathlib import Path
 from worldpolicy.cli import add_api_key_flags, continue_command
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
-from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too
+from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
+    DEFAULT_CONTROL_HZ,
     EVAL_SEED,
     LATENCY_ACCEPTED,
     TrainingScenes,
@@ -83,10 +84,6 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
                    "next chunk is asked to begin with the running chunk's actions that run while it is computed "
                    "(--latency), so the hand-over does not jump; best with a checkpoint fine-tuned for it "
                    f"(docs/training.md){effect} (default: off)")
-
-
-# --control-hz of a policy with no rate of its own (random actions); the scripted expert acts at the env's
-DEFAULT_CONTROL_HZ = 15.0
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -563,7 +560,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)
-            warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
+            warn_rate_mismatch(fps, env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
             elif left is None:

@@ -28,7 +28,7 @@ with extra_imports():
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.sim.perturb import Perturbation, Perturber, parse_perturbations
 from worldpolicy.sim.scenes import CAMERAS, build_scene
-from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
+from worldpolicy.sim.tasks import COLORS, DEFAULT_CONTROL_HZ, SimState, Task, get_task
 
 __all__ = ["IMAGE_SIDE", "GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit",
            "unwrap_tabletop"]
@@ -74,7 +74,7 @@ class TabletopEnv(gym.Env):
         task: str | Task = "pick_place",
         robot: str | RobotConfig = "panda",
         *,
-        control_hz: float = 15.0,
+        control_hz: float = DEFAULT_CONTROL_HZ,
         image_size: tuple[int, int] | None = (180, 320),
         max_steps: int | None = None,
         render_mode: str | None = "rgb_array",
@@ -355,7 +355,7 @@ class GymTabletopEnv(TabletopEnv):
         task: str | Task,
         robot: str | RobotConfig = "panda",
         *,
-        control_hz: float = 15.0,
+        control_hz: float = DEFAULT_CONTROL_HZ,
         image_size: tuple[int, int] | None = (180, 320),
         render_mode: str | None = None,
         max_steps: int | None = None,

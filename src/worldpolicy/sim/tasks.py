@@ -27,6 +27,9 @@ __all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "
 # A checkpoint whose training data says it recorded the seeds asked for is warned about and its report says so
 # (`training_scenes`, below, here for the same reason: `dataset eval` checks a recording's episodes by it).
 EVAL_SEED = 10_000
+# The control rate an episode runs at unless told (TabletopEnv; `worldpolicy sim` for a policy with no rate of its own,
+# random actions): DROID's 15 Hz. Here, so the parsers share it without MuJoCo.
+DEFAULT_CONTROL_HZ = 15.0
 # What a latency (`worldpolicy sim --latency`, `dataset from-sim --latency`, `rollout.latency_ticks`' latency_ms) may
 # be: here too, so the parsers refuse a word and a negative number alike, before MuJoCo loads, in the API's words.
 LATENCY_ACCEPTED = "milliseconds, a finite number >= 0 (0: none)"

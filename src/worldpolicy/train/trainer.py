@@ -619,13 +619,12 @@ class Trainer:
     def _tier(self, name: str | None) -> int:
         """A spec's resolution tier left out: the one this run trained at (its newest checkpoint's `embodiment.json`:
         a resume keeps it), else the starting checkpoint's (its `embodiment.json`, else the registered embodiment it was
-        trained for, else droid's), whose weights learned that canvas; said once, as the slot is fixed once."""
+        trained for, else droid's), whose weights learned that canvas; said once, as the tier is fixed once."""
         if not hasattr(self, "_tier_used"):
-            checkpoints = self._checkpoints()
-            newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
+            saved, newest = self._newest_spec()
             if newest is not None and newest.get("resolution_tier") is not None:
                 self._tier_used = int(newest["resolution_tier"])
-                whose = f"the tier this run trained at ({checkpoints[-1].name})"
+                whose = f"the tier this run trained at ({saved.name})"
             else:
                 start = checkpoint_embodiment(self.config.checkpoint_source, None)
                 start = start if isinstance(start, Embodiment) else get_embodiment(start)
@@ -641,8 +640,7 @@ class Trainer:
         the newest checkpoint's, else its domain's slot (built in, or the starting checkpoint's own), else the lowest
         slot that holds no head yet (`_held_slots`; set `domain_id` in the spec to choose another)."""
         if not hasattr(self, "_slot"):
-            checkpoints = self._checkpoints()
-            newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
+            newest = self._newest_spec()[1]
             held = self._held_slots()
             mine = [slot for slot, domains in held.items() if domain in domains]  # built in, or the checkpoint's
             if newest is not None:
@@ -672,8 +670,7 @@ class Trainer:
         holders = self._held_slots().get(slot, {})
         if not holders or domain in holders:
             return
-        checkpoints = self._checkpoints()
-        newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
+        newest = self._newest_spec()[1]
         named = " and ".join(f"{name!r} ({origin})" for name, origin in holders.items())
         problem = (f"embodiment {spec.get('name')!r}: domain_id={slot} is the action-head slot of domain {named}, "
                    f"which training domain {domain!r} there would overwrite")
@@ -876,6 +873,12 @@ class Trainer:
         if not folder.is_dir():
             return []
         return sorted((p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()), key=lambda p: p.name)
+
+    def _newest_spec(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """This run's newest checkpoint and its `embodiment.json`, what a resume keeps (tier, action-head slot);
+        (None, None) before the first is saved."""
+        checkpoints = self._checkpoints()
+        return (checkpoints[-1], checkpoint_spec(checkpoints[-1])) if checkpoints else (None, None)
 
     def export_pipeline(self, target: Path) -> None:
         """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for. A sharded
