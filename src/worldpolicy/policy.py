@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -35,7 +36,7 @@ from .embodiments import (
 )
 from .fileio import TRAINER_STATE_FILE
 from .logcapture import request_index, said_before
-from .models import portable_checkpoint
+from .models import announced_training_seeds, portable_checkpoint
 from .processing.actions import (
     ACTION_SPACES,
     PREFIX_MODE,
@@ -837,7 +838,9 @@ class Policy:
     def metadata(self) -> dict[str, Any]:
         """What a server announces on connect: embodiment, chunk, columns, units, model, the settings a
         `RemotePolicy` reports as this policy's attributes (`resolution_tier`; `sampling`, the defaults a request's
-        steps, guidance and negative prompt override), and the frames to send (`_frames_announced`)."""
+        steps, guidance and negative prompt override), the frames to send (`_frames_announced`), and the scenes the
+        checkpoint was trained on (`training_seeds`, where its training data says: null otherwise), so a client
+        evaluating it in the sim knows whether its scenes are held out, as it would of the checkpoint itself."""
         from . import __version__
 
         e = self.embodiment
@@ -847,7 +850,14 @@ class Policy:
             "state_keys": dict(e.state_keys), "layout": e.layout, "model": self.source,
             "resolution_tier": self.resolution_tier, "sampling": asdict(self.sampling),
             "worldpolicy_version": __version__, **self._frames_announced(),
+            "training_seeds": self._training_seeds,
         }
+
+    @cached_property
+    def _training_seeds(self) -> dict[str, Any] | None:
+        """The checkpoint's training scenes as its metadata announces them (`models.announced_training_seeds`), read
+        at the first `metadata()` (a file or two), then kept; None for a policy built in code."""
+        return announced_training_seeds(self.source) if self.source else None
 
     def _frames_announced(self) -> dict[str, Any]:
         """The frames this checkpoint was trained on, from its run's record (`trained_frames`), for a client to send

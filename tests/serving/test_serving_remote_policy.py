@@ -812,6 +812,32 @@ def test_the_metadata_frame_announces_the_frames_the_checkpoint_was_trained_on(c
     assert {key: as_droid.metadata()[key] for key in announced} == dict.fromkeys(announced)  # of other cameras
 
 
+def test_the_metadata_frame_announces_the_scenes_the_checkpoint_was_trained_on(tmp_path):
+    """A client evaluating a served checkpoint in the sim could not tell whether its episodes were scenes the
+    checkpoint was trained on: only the server's machine has its trainer_state.json and dataset. The metadata frame
+    announces them (`training_seeds`: task, seeds and where that is said, the dataset by its name, not the server's
+    path), as `worldpolicy sim` reads them for a local checkpoint; null for a checkpoint whose training data does not
+    say."""
+    import worldpolicy
+    from worldpolicy.data import write_episodes
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
+    dataset = write_episodes(tmp_path / "data", [episode], fps=15,
+                             provenance={"task": "reach", "seeds": [0, 1, 2, 4]}).root
+    ckpt = make_tiny_checkpoint(tmp_path / "step-0000010")
+    tiny = worldpolicy.load_policy(ckpt, embodiment="droid", device="cpu", steps=1)
+    assert tiny.metadata()["training_seeds"] is None  # no training run's record
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
+    tiny = worldpolicy.load_policy(ckpt, embodiment="droid", device="cpu", steps=1)
+    server = PolicyServer(tiny, ServerConfig(host="127.0.0.1", port=0), warmup_requests=0)
+    with ServerThread(server) as t, RemotePolicy(t.url) as remote:
+        meta = remote.metadata()
+    assert meta["model"] == "step-0000010"
+    assert meta["training_seeds"] == {"task": "reach", "seeds": [0, 1, 2, 4], "source": "its dataset data"}
+
+
 def test_the_sim_sends_a_server_only_the_keys_it_announces_it_reads(serve, caplog):
     """The sim renders every DROID camera and sends its joint state: against the shipped `panda_reach` model, whose
     server now says the keys nothing reads, `worldpolicy sim --policy ws://` would be told so on every connection."""

@@ -424,3 +424,60 @@ def test_the_shipped_model_batched_runs_the_sequential_episodes():
                                                                       for e in one.episodes]
     np.testing.assert_allclose([e.final_distance_m for e in two.episodes], [e.final_distance_m for e in one.episodes],
                                atol=1e-3)
+
+
+def test_a_served_run_is_labelled_by_the_model_its_server_announces_and_knows_its_training_scenes(tmp_path, capsys):
+    """A ws:// run was titled by the address alone (`reach · ws://127.0.0.1:49481`, which says nothing later) and
+    could not say whether its scenes were held out. Its server announces the checkpoint's name and training scenes
+    (the dataset by its name, not the server's path): the run is labelled `<model> @ <address>` (stdout, report.md,
+    report.json) and warns of and records its training scenes as a run of the checkpoint itself does. A resume on the
+    same server continues; the same model served at another address is another policy to it (its name does not tell
+    its weights); a report labelled by the address alone, from before, resumes and is compared under the new label."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+    from worldpolicy.sim.evaluate import policy_label, read_report
+
+    episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
+    dataset = write_episodes(tmp_path / "data", [episode], fps=15,
+                             provenance={"task": "reach", "seeds": [0, 1, 2, 4]}).root
+    ckpt = tmp_path / "step-0000010"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
+    policy = _seeded_policy([])
+    policy.source = str(ckpt)  # what a loaded checkpoint's policy holds
+    run = tmp_path / "run"
+
+    def sim(url: str, episodes: int, *more: str) -> int:
+        return main(["sim", "--policy", url, "--task", "reach", "--seed", "2", "--episodes", str(episodes),
+                     "--max-steps", "2", "--image-size", "24x32", "--videos", "0", "--no-plots", "--no-progress",
+                     "--out", str(run), *more])
+
+    config = ServerConfig(host="127.0.0.1", port=0)
+    with ServerThread(PolicyServer(policy, config, warmup_requests=0)) as server:
+        label = f"step-0000010 @ {server.url}"
+        assert sim(server.url, 2) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith(f"reach · {label}: success ")
+        assert (f"--seed 2: 1 of the 2 episodes (seed 2) are reach scenes {label} was trained on (its dataset data "
+                "recorded seeds 0..4)") in err
+        doc = json.loads((run / "report.json").read_text())
+        assert doc["policy"] == label
+        assert doc["training_scenes"] == {"task": "reach", "source": "its dataset data", "recorded_seeds": [0, 4],
+                                          "seeds": [2]}
+        assert (run / "report.md").read_text().startswith(f"# reach · {label}\n")
+        assert sim(server.url, 3, "--resume") == 0
+        assert json.loads((run / "report.json").read_text())["training_scenes"]["seeds"] == [2, 4]
+
+        with ServerThread(PolicyServer(policy, config, warmup_requests=0)) as moved:  # the same model, another port
+            stored = (run / "report.json").read_bytes()
+            assert sim(moved.url, 4, "--resume") == 2
+            assert (f"old -> new: --policy: {label!r} -> 'step-0000010 @ {moved.url}'. Pass the old values"
+                    in capsys.readouterr().err)
+            assert (run / "report.json").read_bytes() == stored
+
+        older = json.loads(stored)
+        older["policy"] = server.url  # as a run of a server was labelled before
+        (run / "report.json").write_text(json.dumps(older))
+        assert policy_label(read_report(run)) == label  # `sim compare`'s table and legends
+        assert sim(server.url, 4, "--resume") == 0
+        assert json.loads((run / "report.json").read_text())["policy"] == label

@@ -769,7 +769,7 @@ def test_a_ws_server_is_evaluated_on_its_embodiments_task_by_default(tmp_path, c
                    "--no-plots", "--no-progress", "--out", str(tmp_path / "run")])
         assert rc == 0
         doc = json.loads((tmp_path / "run" / "report.json").read_text())
-        assert doc["task"] == "reach" and capsys.readouterr().out.startswith("reach · ws://")
+        assert doc["task"] == "reach" and capsys.readouterr().out.startswith(f"reach · shipped @ {server.url}: ")
         rc = main(["sim", "--policy", server.url, "--task", "push", "--episodes", "1", "--max-steps", "1",
                    "--videos", "0", "--no-plots", "--no-progress", "--out", str(tmp_path / "push")])
         assert rc == 0 and json.loads((tmp_path / "push" / "report.json").read_text())["task"] == "push"  # as given

@@ -451,6 +451,24 @@ def test_a_resume_against_a_server_compares_the_sampling_it_announces(tmp_path):
     assert resume_conflicts(older, run(None, 1).settings()) == []  # a server that announces none (openpi's)
 
 
+def test_evaluate_records_the_training_scenes_a_server_announces():
+    """`evaluate` works out a checkpoint folder's training scenes when the caller leaves them out; a server's run was
+    recorded as not known. What its metadata frame announces (`training_seeds`) is recorded now; a server that
+    announces none (openpi's, an older worldpolicy) still records null."""
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.evaluate import evaluate
+    from worldpolicy.sim.policies import wrap_policy
+
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    server = _Server(4)
+    server.meta["training_seeds"] = {"task": "reach", "seeds": [0, 1, 2, 4], "source": "its dataset data"}
+    told = evaluate(env, wrap_policy(server), policy_name="server", episodes=2, seed=2, progress=False)
+    silent = evaluate(env, wrap_policy(_Server(4)), policy_name="server", episodes=2, seed=2, progress=False)
+    assert told.to_json()["training_scenes"] == {"task": "reach", "source": "its dataset data",
+                                                 "recorded_seeds": [0, 4], "seeds": [2]}
+    assert silent.training_scenes is None
+
+
 class _UnannouncedChunks:
     """A backend as an openpi server is to the client: it announces no chunk (its embodiment's 32 is assumed) and
     returns 6-action chunks."""

@@ -824,6 +824,9 @@ def test_report_server_refuses_links_out_of_the_run_folder(tmp_path):
      "data/reach: reach seeds 0..900).")),
     (None, "checkpoint", "not known", ("Held out or not: not known (the checkpoint's training data does not say which "
      "scenes it recorded): the success rate may include scenes the policy was trained on.")),
+    (None, "server", "not known", ("Held out or not: not known (its server did not announce its checkpoint's "
+     "training scenes: an openpi or older worldpolicy server, or a checkpoint whose training data does not say): the "
+     "success rate may include scenes the policy was trained on.")),
     (None, "scripted", None, None),
 ])
 def test_a_sim_runs_success_rate_says_whether_its_scenes_were_held_out(tmp_path, scenes, kind, card, note):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from ..fileio import MODEL_INDEX_FILE
-from ..hub import model_metadata, names_hub_id, shown_name, snapshot_repo_id
+from ..fileio import MODEL_INDEX_FILE, TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
+from ..hub import HubError, model_metadata, names_hub_id, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
@@ -68,9 +71,35 @@ def checkpoint_name(source: str) -> str:
     """What a checkpoint is called where its folder is not: `shipped` for the shipped model (`portable_checkpoint`),
     a hub id's snapshot by the hub id, a local folder by its own name, anything else (a hub id) as given. A server
     announces this, not the path, which is a detail of its machine (a user name, a mount point) that no client can
-    use. Cached with the working directory: `.` or `../x` names another folder from another one (a process that
-    changes directory, a test run), which a cache by the text alone answered with the first one's name."""
+    use. A server's address, or a run of one as `served_name` labels it, is already a name: kept as it is (as a path,
+    `ws://host:8000` was named `host:8000`). Cached with the working directory: `.` or `../x` names another folder
+    from another one (a process that changes directory, a test run), which a cache by the text alone answered with
+    the first one's name."""
+    if served(source):
+        return source
     return _checkpoint_name(source, os.getcwd())
+
+
+# What a policy served over the wire is named by (`worldpolicy sim --policy ws://...`, `RemotePolicy`)
+SERVER_SCHEMES = ("ws://", "wss://")
+# Between the model a server announced and its address, in a run's label (`served_name`)
+SERVED_AT = " @ "
+
+
+def served_name(address: str, model: Any = None) -> str:
+    """What a run of the policy served at `address` is labelled by (a sim report's title, `sim compare`'s table and
+    legends, the training-scenes warning): the model its server announced (its metadata frame's `model`, the
+    checkpoint by `checkpoint_name`) then the address, `step-0000010 @ ws://gpu-box:8000`, so the label still says
+    which model ran once the address means nothing; the address alone where the server announces no model (openpi's
+    announces none) or names it by the address."""
+    if not isinstance(model, str) or not model or model == address:
+        return address
+    return f"{model}{SERVED_AT}{address}"
+
+
+def served(name: str) -> bool:
+    """Whether `name` is a server's address or a run of one as `served_name` labels it."""
+    return str(name).startswith(SERVER_SCHEMES) or any(f"{SERVED_AT}{s}" in str(name) for s in SERVER_SCHEMES)
 
 
 @lru_cache(maxsize=64)
@@ -79,3 +108,53 @@ def _checkpoint_name(source: str, cwd: str) -> str:  # `cwd`: only the cache's k
     if portable != source:  # the shipped model's folder, a hub id's snapshot
         return portable
     return shown_name(source, "model")  # a local folder by its own name; a hub id, or a name given in code, as given
+
+
+def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str, list[int], str] | None:
+    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
+    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
+    trainer_state.json, whose provenance lists the seeds (`fileio.recorded_seeds`); a recipe's model (the shipped one)
+    keeps its recording's task, first seed, episode count and failed seeds in training_summary.json. `shown`: the
+    dataset by its hub id or folder name (`hub.shown_name`), not where this machine keeps it: what a server announces
+    (`announced_training_seeds`). Here, below the policy and the server, so a server announces what `worldpolicy sim`
+    checks a local checkpoint by (`sim.tasks.training_scenes`): one rule."""
+    try:  # a report's `shipped` (`policies.checkpoint_files`) too; its hub id, which a run records for a snapshot
+        folder = Path(resolve_checkpoint(checkpoint))
+    except HubError:  # a snapshot this machine cannot look up again (offline, no refs): not something to stop a run
+        return None
+    try:
+        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
+    except (OSError, ValueError, TypeError, KeyError):
+        dataset = None
+    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
+        return (*recorded, f"its dataset {shown_name(dataset, 'dataset') if shown else dataset}")
+    try:
+        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
+        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
+        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
+        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
+
+
+def announced_training_seeds(checkpoint: str | Path) -> dict[str, Any] | None:
+    """What a server announces of the scenes its checkpoint was trained on (its metadata frame's `training_seeds`):
+    `training_seeds`' task, seeds and source (the dataset by its name, not the server's path) as a map, or None where
+    its training data does not say. A client reads it back with `served_training_seeds`."""
+    trained = training_seeds(checkpoint, shown=True)
+    return None if trained is None else {"task": trained[0], "seeds": list(trained[1]), "source": trained[2]}
+
+
+def served_training_seeds(metadata: Mapping[str, Any]) -> tuple[str, list[int], str] | None:
+    """`training_seeds` as a server's metadata frame announces them (`announced_training_seeds`), or None where it
+    announces none (openpi's server, an older worldpolicy, a checkpoint whose training data does not say) or
+    something else than the map it announces."""
+    said = metadata.get("training_seeds")
+    if not isinstance(said, Mapping):
+        return None
+    task, seeds, source = said.get("task"), said.get("seeds"), said.get("source")
+    if not isinstance(task, str) or not isinstance(source, str) or not isinstance(seeds, (list, tuple)) or not seeds \
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return None
+    return task, [int(s) for s in seeds], source

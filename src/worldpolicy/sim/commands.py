@@ -311,14 +311,16 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
         raise _as_flag(exc) from None
 
 
-def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> TrainingScenes | None:
+def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int,
+                         announced: dict | None = None) -> TrainingScenes | None:
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
     success says how well it fits its training data. Said before the model loads; a checkpoint that does not say is
-    not checked. Returns what the rule found (None: not known), for the run's report to record as it is
-    (`evaluate(training_scenes=)`): the rule applied once per run."""
+    not checked. `announced`: a server's metadata frame, which says it for the checkpoint it serves (`checkpoint`:
+    the run's label, `models.served_name`), once connected. Returns what the rule found (None: not known), for the
+    run's report to record as it is (`evaluate(training_scenes=)`): the rule applied once per run."""
     from worldpolicy.sim.tasks import training_scenes
 
-    found = training_scenes(checkpoint, task, range(seed, seed + episodes))
+    found = training_scenes(checkpoint if announced is None else announced, task, range(seed, seed + episodes))
     said = found.warning(episodes, checkpoint, "--seed ") if found is not None else None
     if said is not None:
         logger.warning("--seed %d: %s", seed, said)
@@ -448,7 +450,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
-    from worldpolicy.models import checkpoint_name
+    from worldpolicy.models import checkpoint_name, served, served_name
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.batch import check_num_envs
@@ -460,6 +462,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         policy_fps,
         policy_kind,
         policy_settings,
+        served_metadata,
         warn_rate_mismatch,
     )
 
@@ -495,12 +498,13 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     env = _open_env(args, record_size)
     # a checkpoint by `models.checkpoint_name`, as every run of one is labelled: `shipped` for the shipped model (its
     # folder's name `panda_reach` was), a hub id's snapshot by the hub id (not its revision), `--policy .` by its
-    # folder's name (`Path('.').name` is empty: the report was titled 'reach · ')
+    # folder's name (`Path('.').name` is empty: the report was titled 'reach · '); a server's, once connected, by the
+    # model it announces and its address (`models.served_name`)
     name = checkpoint_name(str(args.policy)) if checkpoint else args.policy
     policy = None
     finished: list[int] = []
     left: range | None = None  # with --resume: the episodes still to run
-    scenes = None  # a checkpoint's training scenes among the episodes (`warn_training_scenes`); None for the others
+    scenes = None  # a checkpoint's (or its server's) training scenes among the episodes (`warn_training_scenes`)
 
     write_partial = keep_report(args.out)
 
@@ -549,14 +553,15 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             fps = policy_fps(policy)
             # a server's model is known once connected: its task, as a checkpoint's is before it loads; a server's or
             # a hub model's rate once made, as a local checkpoint's is before the env is
-            task = not task_given and args.policy.startswith(("ws://", "wss://")) and served_task not in (None,
-                                                                                                           args.task)
+            task = not task_given and served(args.policy) and served_task not in (None, args.task)
             rate = not rate_given and fps is not None and fps != env.control_hz
             if task or rate:
                 env.close()
                 args.task, args.control_hz = (served_task if task else args.task), (fps if rate else args.control_hz)
                 env = _open_env(args, record_size)
                 _check_latency(args, env)  # against its task's step limit and rate
+            if served(args.policy):  # the model it announces: the run says which, not only where it was served
+                name = served_name(args.policy, served_metadata(policy).get("model"))
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)
@@ -566,6 +571,8 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             elif left is None:
                 left = _episodes_left(args, previous,
                                       header(policy.embodiment, chunk, policy_settings(policy, env.image_size)))
+            if served(args.policy):  # what its server announces of its checkpoint, once every check has passed
+                scenes = warn_training_scenes(name, args.task, args.seed, args.episodes, served_metadata(policy))
         if left is not None and not left:
             print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing to "
                   "run (a larger --episodes extends it)")

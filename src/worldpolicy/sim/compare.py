@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ from worldpolicy.sim.evaluate import (
     VERSIONED_POLICIES,
     EvalReport,
     flag_of,
+    policy_label,
     read_report,
     wilson_interval,
 )
@@ -343,29 +343,6 @@ def _names(paths: Sequence[Path]) -> list[str]:
     """Each run by its folder's name, or the path as given where two folders share a name (a/sim, b/sim)."""
     names = [p.name or str(p) for p in paths]
     return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
-
-
-# A hub snapshot's folder name (`.../snapshots/<rev>`): a commit hash, which an older report of a hub id's run was
-# labelled by (`policy_label`)
-HUB_REVISION = re.compile(r"[0-9a-f]{40}")
-
-
-def policy_label(report: EvalReport) -> str:
-    """The run's policy as a run of it is labelled now: a checkpoint run by `models.checkpoint_name` of its folder
-    (`sim.commands`, the demo, the agent tool and the training recipe label it so), where an older report labelled it
-    by its folder's own name. Only that old label is mapped, from the checkpoint path the report records: the shipped
-    model's (`panda_reach`, now `shipped`) and a hub snapshot's (its revision, now the hub id); a label given in code
-    (the trainer's `step-N`) is kept, as is every other policy's."""
-    from worldpolicy.hub import hub_id_shaped
-    from worldpolicy.models import SHIPPED_DEFAULT, SHIPPED_NAME
-
-    path = (report.policy_settings or {}).get("path")
-    if not isinstance(path, str) or (report.policy_settings or {}).get("kind") != "checkpoint":
-        return report.policy
-    portable = str(portable_checkpoint(path))
-    shipped = portable == SHIPPED_NAME and report.policy == SHIPPED_DEFAULT
-    snapshot = hub_id_shaped(portable) and HUB_REVISION.fullmatch(report.policy) is not None
-    return portable if shipped or snapshot else report.policy  # as `checkpoint_name` names them
 
 
 def _settings(report: EvalReport) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -23,12 +24,12 @@ from worldpolicy.robot.control import ChunkStrategy
 # the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`);
 # `tasks.training_scenes` by its module: `evaluate`'s parameter of that name takes what a caller worked out with it
 from worldpolicy.sim import tasks
-from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
+from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings, served_metadata
 from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
 from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
-__all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure", "resume_conflicts",
-           "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
+__all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "policy_label", "read_report", "report_figure",
+           "resume_conflicts", "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -332,6 +333,35 @@ def seed_range(first: int, count: int) -> str:
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
+# A hub snapshot's folder name (`.../snapshots/<rev>`): a commit hash, which an older report of a hub id's run was
+# labelled by (`policy_label`)
+HUB_REVISION = re.compile(r"[0-9a-f]{40}")
+
+
+def policy_label(report: EvalReport) -> str:
+    """The run's policy as a run of it is labelled now (`sim compare`'s table and legends, what `--resume` compares):
+    a checkpoint run by `models.checkpoint_name` of its folder (`sim.commands`, the demo, the agent tool and the
+    training recipe label it so), where an older report labelled it by its folder's own name; a server's by the model
+    it announced and its address (`models.served_name`), where an older report labelled it by the address alone. Only
+    those old labels are mapped, from what the report records: the shipped model's path (`panda_reach`, now
+    `shipped`), a hub snapshot's (its revision, now the hub id) and the model a server announced
+    (`policy_settings.model`: `ws://host:8000`, now `step-0000010 @ ws://host:8000`); a label given in code (the
+    trainer's `step-N`) is kept, as is every other policy's."""
+    from worldpolicy.hub import hub_id_shaped
+    from worldpolicy.models import SERVER_SCHEMES, SHIPPED_DEFAULT, SHIPPED_NAME, portable_checkpoint, served_name
+
+    settings = report.policy_settings or {}
+    if settings.get("kind") == "server" and report.policy.startswith(SERVER_SCHEMES):
+        return served_name(report.policy, settings.get("model"))
+    path = settings.get("path")
+    if not isinstance(path, str) or settings.get("kind") != "checkpoint":
+        return report.policy
+    portable = str(portable_checkpoint(path))
+    shipped = portable == SHIPPED_NAME and report.policy == SHIPPED_DEFAULT
+    snapshot = hub_id_shaped(portable) and HUB_REVISION.fullmatch(report.policy) is not None
+    return portable if shipped or snapshot else report.policy  # as `checkpoint_name` names them
+
+
 def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(setting, stored, now) for each setting of `current` (flat names, as `EvalReport.settings`; a caller that does
     not know one yet leaves it out) that differs from the run `previous` stored; when the policy's kind differs, its
@@ -343,6 +373,8 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
                          "(checkpoint files, sampling, device, camera size), so whether this run continues it cannot "
                          "be checked")
     stored = previous.settings()
+    if "policy" in stored:  # an older report's label as a run of its policy is labelled now: not another policy
+        stored["policy"] = policy_label(previous)
     # a baseline's version is compared by `version_changes`, before the settings; the latency's steps follow from its
     # milliseconds and the control rate, both compared
     skip = {"policy_settings.version", "latency.ticks"}
@@ -448,7 +480,8 @@ def evaluate(
     was trained on (where its training data says: `sim.tasks.training_scenes`) is recorded in the report: the
     `training_scenes` a caller already worked out for this checkpoint, task and `seed`..`seed + episodes - 1` (to warn
     before the model loads: `worldpolicy sim`, the demo), recorded as given; left out, worked out here for a checkpoint
-    folder (None for any other policy).
+    folder and for a server that announces its checkpoint's (`models.announced_training_seeds`), None for any other
+    policy.
     `latency_ms`: how long each request is taken to think, as whole control steps (`rollout.latency_ticks`) during which
     the sim steps on (docs/robot.md); 0 runs as before it existed. `rtc`: real-time chunking (`async` only, a policy
     that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode.
@@ -480,10 +513,10 @@ def evaluate(
                           policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),
                           max_steps=rollout.max_steps, latency_ms=latency_ms, rtc=rtc)
     settings = report.policy_settings
-    if training_scenes is _WORKED_OUT_HERE:  # a checkpoint folder's training data may say
+    if training_scenes is _WORKED_OUT_HERE:  # a checkpoint folder's training data may say, or a server announce it
         checked = settings.get("kind") == "checkpoint" and settings.get("files")
-        training_scenes = (tasks.training_scenes(settings["path"], env.task.name, range(seed, seed + episodes))
-                           if checked else None)
+        said = settings["path"] if checked else served_metadata(policy)  # {}: no server, which says nothing
+        training_scenes = tasks.training_scenes(said, env.task.name, range(seed, seed + episodes)) if said else None
     report.training_scenes = training_scenes
     todo = range(episodes)
     if resume is not None:

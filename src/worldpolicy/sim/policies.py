@@ -308,9 +308,18 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     wrapped = {"chunk_size": policy.chunk_size, "decode_video": policy.decode_video, "image_size": size}
     if not hasattr(inner, "url"):  # another wrapped policy (a best-of-N planner...)
         return {"kind": type(inner).__qualname__, **wrapped}
-    meta = inner.metadata() if callable(getattr(inner, "metadata", None)) else {}
+    meta = served_metadata(policy)
     announced = {key: meta[key] for key in SERVER_ANNOUNCED if meta.get(key) is not None}
     return {"kind": "server", "model": meta.get("model") or inner.url, **wrapped, **announced}
+
+
+def served_metadata(policy: Any) -> dict[str, Any]:
+    """The metadata frame of the server a backend asks (`make_policy`'s for `ws://...`: its `RemotePolicy`'s, read on
+    connect), {} for any other backend."""
+    inner = getattr(policy, "policy", None) if isinstance(policy, _Seeded) else None
+    if not hasattr(inner, "url") or not callable(getattr(inner, "metadata", None)):
+        return {}
+    return inner.metadata()
 
 
 class _Seeded:

@@ -7,14 +7,14 @@ object state, which `worldpolicy.sim.policies.ScriptedPolicy` turns into joint c
 from __future__ import annotations
 
 import inspect
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from worldpolicy.models import served_training_seeds, training_seeds
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
 __all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes",
@@ -64,7 +64,8 @@ class TrainingScenes:
         """`3 of the 10 episodes (seeds 0..2) are reach scenes <checkpoint> was trained on (...)`: how a warning about
         training scenes among `episodes` begins, `worldpolicy sim`'s (`warning`) and `dataset eval`'s alike. The
         checkpoint (as given, or as a report records it) is named here for all of them, by `models.checkpoint_name`:
-        `.` by its folder's name, the shipped model `shipped`, a hub snapshot by its hub id."""
+        `.` by its folder's name, the shipped model `shipped`, a hub snapshot by its hub id; a server's run by its
+        label (`models.served_name`: the model it announced @ its address)."""
         from worldpolicy.models import checkpoint_name
 
         first, last = self.recorded
@@ -86,39 +87,12 @@ class TrainingScenes:
         return cls(doc["task"], doc["source"], (int(first), int(last)), tuple(int(s) for s in doc["seeds"]))
 
 
-def training_seeds(checkpoint: str | Path) -> tuple[str, list[int], str] | None:
-    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
-    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
-    trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
-    its recording's task, first seed, episode count and failed seeds in training_summary.json."""
-    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
-    from worldpolicy.hub import HubError
-    from worldpolicy.models import resolve_checkpoint
-
-    try:  # a report's `shipped` (`policies.checkpoint_files`) too; its hub id, which a run records for a snapshot
-        folder = Path(resolve_checkpoint(checkpoint))
-    except HubError:  # a snapshot this machine cannot look up again (offline, no refs): not something to stop a run
-        return None
-    try:
-        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
-    except (OSError, ValueError, TypeError, KeyError):
-        dataset = None
-    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
-        return (*recorded, f"its dataset {dataset}")
-    try:
-        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
-        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
-        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
-        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
-
-
-def training_scenes(checkpoint: str | Path, task: str, seeds: Iterable[int]) -> TrainingScenes | None:
-    """Which of `seeds` (a run's episodes of `task`) are scenes `checkpoint` was trained on (`training_seeds`); None
-    where its training data does not say."""
-    trained = training_seeds(checkpoint)
+def training_scenes(checkpoint: str | Path | Mapping[str, Any], task: str,
+                    seeds: Iterable[int]) -> TrainingScenes | None:
+    """Which of `seeds` (a run's episodes of `task`) are scenes `checkpoint` was trained on (`models.training_seeds`);
+    None where its training data does not say. `checkpoint`: a checkpoint, or a server's metadata frame (a mapping),
+    which says it for the checkpoint it serves (`models.served_training_seeds`; None where it says nothing)."""
+    trained = served_training_seeds(checkpoint) if isinstance(checkpoint, Mapping) else training_seeds(checkpoint)
     if trained is None:
         return None
     recorded = set(trained[1])

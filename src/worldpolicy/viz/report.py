@@ -411,6 +411,9 @@ def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
             why = "the report was written before report.json recorded it"
         elif kind == "checkpoint":
             why = "the checkpoint's training data does not say which scenes it recorded"
+        elif kind == "server":  # a worldpolicy server announces them (metadata `training_seeds`) where its data says
+            why = ("its server did not announce its checkpoint's training scenes: an openpi or older worldpolicy "
+                   "server, or a checkpoint whose training data does not say")
         else:
             why = "not recorded for this policy"
         return "not known", (f"<p class=muted id=training-scenes>Held out or not: not known ({_esc(why)}): the "
