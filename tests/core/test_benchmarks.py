@@ -123,6 +123,23 @@ def test_dream_io_prints_the_old_writing_against_the_new():
                      r"old / new \d+\.\d+x; .* same files: yes", out), out  # both ways end with the same files
 
 
+def test_sim_batch_prints_both_rates_and_their_ratio():
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    out = _ran("bench_sim_batch.py", "--num-envs", "2", "--episodes", "2", "--max-steps", "2")
+    assert re.search(r"^ +1 +\d+\.\d+ +\d+\.\d+ +4 +4$", out, re.MULTILINE), out  # one request per model call
+    assert re.search(r"^ +2 +\d+\.\d+ +\d+\.\d+ +2 +4$", out, re.MULTILINE), out  # both envs' requests in each call
+    assert re.search(r"ratio N=2 / N=1: \d+\.\d+x; same success and steps per episode: True", out), out
+
+
+def test_inverse_canvas_prints_both_canvases():
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    out = _ran("bench_inverse_canvas.py", "--seeds", "1")
+    assert re.search(r"seed 0 aspect rule +generated on \[256, 256\], read on \[320, 256\]: MAE xyz", out), out
+    assert re.search(r"seed 0 recorded +generated on \[256, 256\], read on \[256, 256\]: MAE xyz", out), out
+    for name in ("aspect rule", "recorded   "):
+        assert re.search(rf"{name}: MAE xyz \d+\.\d+ mm, rot6d \d\.\d+, all columns \d\.\d+ \(1 rollouts", out), out
+
+
 def test_lora_checkpoint_sizes_prints_the_adapter_share():
     sizes = json.loads(_ran("lora_checkpoint_sizes.py", "--rank", "1"))
     assert 0 < sizes["adapter_checkpoint_vs_merged"] < 0.01 and sizes["transformer_parameters"] > 1e10
@@ -197,6 +214,9 @@ def test_help_shows_the_whole_description(script):
     ("bench_dream_io.py", ["--chunks", "0,8"], "argument --chunks: expected comma-separated chunk counts, each >= 1"),
     ("bench_ik.py", ["--chunks", "0"], "argument --chunks: expected an integer >= 1, got '0'"),
     ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),
+    ("bench_sim_batch.py", ["--num-envs", "1"], "argument --num-envs: expected an integer >= 2, got '1'"),
+    ("bench_sim_batch.py", ["--max-steps", "0"], "argument --max-steps: expected an integer >= 1, got '0'"),
+    ("bench_inverse_canvas.py", ["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
     ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
     ("bench_sim_baselines.py", ["--tasks", "nope"], "argument --tasks: invalid choice: 'nope'"),
     ("bench_world_model.py", ["--stride", "0"], "argument --stride: expected an integer >= 1, got '0'"),
