@@ -34,7 +34,9 @@ def test_engine_against_the_pipeline_prints_its_speed_up_and_action_difference(t
     assert re.search(r"engine, eager .* speed-up +\d+\.\d+x +max relative action difference \d", out), out
     assert re.search(r"tiny chunk 16 eager +: pipeline .* ms, engine .* ms, +\d+\.\d+x", out), out
     (result,) = json.loads((tmp_path / "r.json").read_text())
-    assert result["variants"]["eager"]["max_rel_diff"] < 1e-4  # the same work as the pipeline: the same actions
+    # The same work as the pipeline, the same actions: measured 7.6e-7 to 1.2e-6; 1e-5 as in test_core_parity (1e-4
+    # let a timestep 0.1 % off through).
+    assert result["variants"]["eager"]["max_rel_diff"] < 1e-5
 
 
 def test_serving_prints_the_load_and_overhead_ratios():
