@@ -6,7 +6,8 @@ rollout.mp4 those mp4s' packets joined, not encoded again). One dream of the lon
 shipped model on CPU, one denoising step, two random 180x320 cameras) and its chunks are then written both ways for
 each length, so both write the same chunks; the model's time per chunk is printed beside them. Both ways must end
 with the same files (dream.json, actions.json, settings.json: checked byte for byte; rollout.mp4: as many frames of
-one size, the new one's decoded pixels the chunks' mp4s' own, the old one's those encoded a second time).
+one size, the new one's decoded pixels the chunks' mp4s' own, the old one's the frames encoded as one stream: each
+frame is encoded once both ways, in one stream or in its chunk's file, so their pixels may differ).
 
     python benchmarks/bench_dream_io.py [--chunks 8,32] [--execute-steps 4] [--no-plots]
 """
@@ -113,8 +114,8 @@ def main() -> None:
               f"{sum(old_chunks) / sum(new_chunks):.2f}x, at the end, encoding the video or joining the chunks': "
               f"{old_end / new_end:.2f}x); last chunk's write old / new {old_chunks[-1] / new_chunks[-1]:.2f}x; "
               f"writing / model time: old {old_total / (n * model):.2f}, new {new_total / (n * model):.2f}; "
-              f"same files: {'yes' if same else 'NO'} (rollout.mp4's pixels up to {apart}/255 apart: the old one's "
-              "encoded twice)")
+              f"same files: {'yes' if same else 'NO'} (rollout.mp4's pixels up to {apart}/255 apart: encoded as one "
+              "stream against chunk by chunk)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ simulator. Each run is a fresh process; peak RSS is the kernel's high-water mark
 just before it (Linux). Besides the wall time, each run's CPU time (user + system, all of its threads: the renderer's
 and the encoders' included) is printed: on a machine loaded by other jobs the wall times follow the load, the CPU times
 the work. `--repeats` runs each variant that many times, interleaved, and prints the medians. Each pair of runs'
-datasets is compared file by file.
+datasets is compared file by file: each is recorded as `recorded` (in a folder of its variant's name), since the
+dataset card (README.md) is titled by the folder it is written to.
 
     python benchmarks/bench_from_sim_memory.py [--episodes 3] [--frames 300] [--size 240x320] [--repeats 1]
 """
@@ -94,7 +95,7 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved: a change in the machine's load falls on both variants alike
         with tempfile.TemporaryDirectory() as tmp:
             for variant, rows in runs.items():
-                child = [str(Path(tmp) / variant), variant, str(args.episodes), json.dumps(options)]
+                child = [str(Path(tmp) / variant / "recorded"), variant, str(args.episodes), json.dumps(options)]
                 ran = subprocess.run([sys.executable, __file__, "--child", *child], check=False, capture_output=True,
                                      text=True)
                 if ran.returncode:  # the child's traceback, not a bare CalledProcessError

@@ -94,6 +94,7 @@ def _serve(impl: str, port: int, cost_s: float, max_batch: int, event_loop: str)
         PolicyServer(policy, config).run()
 
 
+MIN_CPU_TICKS = 10  # a server CPU ratio from fewer clock ticks on either side is quantisation, not a figure
 # What `PolicyServer.run` sets in-process (`keep_freed_memory`), as glibc environment variables for the reference.
 SAME_ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": str(32 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
 
@@ -266,9 +267,11 @@ def part_overhead(n: int, repeats: int) -> None:
     for name in names[1:]:
         low, high = _paired_ratio_ci(np.asarray(lat["ours"]), np.asarray(lat[name]))
         note = notes.get(name, "")
-        # /proc counts CPU in clock ticks (10 ms): a few requests may show none, and no ratio is then a measurement
-        cpu_ratio = f"{cpu['ours'][0] / cpu[name][0]:.3f}" if cpu["ours"][0] and cpu[name][0] else (
-            f"n/a (under one {1000 / os.sysconf('SC_CLK_TCK'):g} ms clock tick of CPU: more requests)")
+        # /proc counts CPU in clock ticks (10 ms): a few requests show none or one each (1 / 1 printed 1.000), so a
+        # ratio is printed only where each side counted at least MIN_CPU_TICKS (within ~10 %)
+        ticks = round(min(cpu["ours"][0], cpu[name][0]) * os.sysconf("SC_CLK_TCK"))
+        cpu_ratio = f"{cpu['ours'][0] / cpu[name][0]:.3f}" if ticks >= MIN_CPU_TICKS else (
+            f"n/a (under {MIN_CPU_TICKS} clock ticks of {1000 / os.sysconf('SC_CLK_TCK'):g} ms of CPU: more requests)")
         print(f"  ours / {name}: round-trip p50 {p50['ours'] / p50[name]:.3f} (95 % CI {low:.3f}-{high:.3f}), "
               f"server CPU per request {cpu_ratio}{note}")
 
