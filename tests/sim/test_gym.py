@@ -96,6 +96,9 @@ def test_make_passes_kwargs_through_and_renders_as_gymnasium_does():
     obs, _ = env.reset(seed=1)
     assert obs["observation/wrist_image_left"].shape == (16, 24, 3)
     assert env.render_mode is None  # gymnasium's default: render() warns and returns None
+    # naming how to fix it for this env, made by make (it told make's users to call TabletopEnv)
+    with pytest.warns(UserWarning, match=re.escape("gymnasium.make('worldpolicy/Reach-v0', ..., render_mode='rgb")):
+        assert env.render() is None
     env.close()
     env = gym.make("worldpolicy/Reach-v0", image_size=(16, 24), render_mode="rgb_array_list")  # RenderCollection
     env.reset(seed=1)
