@@ -132,8 +132,9 @@ def test_max_steps_is_refused_naming_max_episode_steps():
         gym.make("worldpolicy/Reach-v0", max_steps=30)
 
 
-def test_env_checker_passes_on_what_make_returns():
-    env = gym.make("worldpolicy/Push-v0", image_size=(16, 16), render_mode="rgb_array")
+@pytest.mark.parametrize("env_id", list(ENV_IDS.values()))
+def test_env_checker_passes_on_what_make_returns(env_id):
+    env = gym.make(env_id, image_size=(16, 16), render_mode="rgb_array")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the PassiveEnvChecker make adds warns on anything off
         env.reset(seed=0)
