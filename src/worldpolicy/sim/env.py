@@ -205,10 +205,12 @@ class TabletopEnv(gym.Env):
 
     def render(self):
         """gymnasium's render: `views()` for render_mode 'rgb_array'; with render_mode=None, gymnasium's warning and
-        None, as its own environments do."""
+        None, as its own environments do. The warning names how this env was made: an env from `gymnasium.make` was
+        told to pass its render_mode to TabletopEnv, which its user never called."""
         if self.render_mode is None:
+            made = f"gymnasium.make({self.spec.id!r}, ..., " if self.spec is not None else "TabletopEnv(..., "
             gym.logger.warn("You are calling render method without specifying any render mode. You can specify the "
-                            "render_mode at initialization, e.g. TabletopEnv(..., render_mode='rgb_array')")
+                            f"render_mode at initialization, e.g. {made}render_mode='rgb_array')")
             return None
         return self.views()
 
