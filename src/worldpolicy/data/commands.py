@@ -681,6 +681,7 @@ def _from_sim_said(result: Any, task: str) -> str:
     import shlex
     from pathlib import Path
 
+    from worldpolicy.errors import brief_list
     from worldpolicy.sim.evaluate import seed_range
 
     ds = result.dataset
@@ -691,25 +692,19 @@ def _from_sim_said(result: Any, task: str) -> str:
     if tried := sorted([*result.seeds, *result.failed_seeds]):
         failed = sorted(result.failed_seeds)
         lines.append(f"  {seed_range(tried[0], tried[-1] - tried[0] + 1)}"
-                     + (f"; left out, failed: {_listed(failed)} (--keep-failures keeps them, flagged)"
+                     + (f"; left out, failed: {brief_list(failed)} (--keep-failures keeps them, flagged)"
                         if failed else ""))
     lines.append(f"  cameras: {', '.join(ds.video_keys) or 'none'}")
     if (done := ds.episode_success) is not None:
         failed = [i for i, ok in enumerate(done) if not ok]
         lines.append(f"  success: {int(done.sum())} of {len(done)} episodes"
-                     + (f" (failed: episodes {_listed(failed)})" if failed else ""))
+                     + (f" (failed: episodes {brief_list(failed)})" if failed else ""))
     quoted = shlex.quote(root)
     lines += ["next:",
               f"  worldpolicy dataset show {quoted} --out {shlex.quote(root + '_show')}   # a page: clips, columns",
               f"  worldpolicy train CONFIG.toml   # with [data] dataset = {json.dumps(root)} (docs/training.md)",
               "(--json prints the whole summary)"]
     return "\n".join(lines)
-
-
-def _listed(items: list[int], most: int = 10) -> str:
-    """`3, 7, 9` (the first `most` and a count of the rest, for a long list): indices or seeds on one line."""
-    shown = ", ".join(map(str, items[:most]))
-    return shown if len(items) <= most else f"{shown} and {len(items) - most} more"
 
 
 def _from_sim_resume_command(args: argparse.Namespace) -> str:
