@@ -431,7 +431,7 @@ def _frame(args: argparse.Namespace) -> int:
 def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
     from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
-    from worldpolicy.sim.tasks import EVAL_SEED  # the module the parser `worldpolicy sim` adds imports: nothing more
+    from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ, EVAL_SEED  # as `worldpolicy sim`'s parser: nothing more
 
     sim.add_argument("root", help="output dataset folder (must not exist unless --resume or --overwrite)")
     sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
@@ -444,12 +444,11 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--robot", default="panda",
                      help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json), as "
-                     "`worldpolicy sim --robot` "
-                     "(default: panda)")
-    sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
-                     help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
-                     "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
-                     "with `worldpolicy sim --control-hz` the same)")
+                     "`worldpolicy sim --robot` (default: panda)")
+    sim.add_argument("--control-hz", type=float, default=DEFAULT_CONTROL_HZ, metavar="HZ",
+                     help="control rate to record at: one row per control step, the dataset's fps (default: "
+                     f"{DEFAULT_CONTROL_HZ:g}, the droid embodiment's fps; training needs its embodiment's, e.g. 10 "
+                     "for a 10 Hz robot's; evaluate with `worldpolicy sim --control-hz` the same)")
     sim.add_argument("--policy", default="scripted",
                      help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
                      "shipped | CHECKPOINT dir | ws://HOST:PORT | random. A policy's episodes are what `worldpolicy "
