@@ -219,6 +219,7 @@ def test_from_sim_names_a_long_run_of_failures_in_one_short_line():
                               video_keys=["observation.image.wrist_image_left"], episode_success=success)
     result = SimpleNamespace(dataset=dataset, seeds=[0, *range(41, 100)], failed_seeds=list(range(1, 41)), wall_s=9.0)
     said = commands._from_sim_said(result, "reach").splitlines()
+    assert said[0] == "recorded 60 episodes of reach, 600 frames at 15 fps, in 9.0 s: /data/reach"
     assert said[1] == "  seeds 0..99; left out, failed: [1..40] (--keep-failures keeps them, flagged)"
     assert said[3] == ("  success: 30 of 60 episodes (failed: episodes [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, ..., 59] "
                        "(30 in all))")
@@ -246,7 +247,7 @@ def test_from_sim(tmp_path, capsys):
     ]
     assert run(argv) == 0
     said = capsys.readouterr().out.splitlines()  # a few lines and what comes next, not info's ~130 lines of JSON
-    assert said[0].startswith("recorded 1 episode(s) of reach, 3 frames at 15 fps, in ") and said[0].endswith(
+    assert said[0].startswith("recorded 1 episode of reach, 3 frames at 15 fps, in ") and said[0].endswith(
         f" s: {root}")
     assert said[1:4] == ["  seed 0", "  cameras: observation.image.wrist_image_left",
                          "  success: 0 of 1 episodes (failed: episodes [0])"]
@@ -280,7 +281,7 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
     assert run([*argv, "--episodes", "2"]) == 0
     captured = capsys.readouterr()
     assert "recording reach" in captured.err and "2/2" in captured.err and "solved" in captured.err
-    assert captured.out.startswith("recorded 2 episode(s) of reach")
+    assert captured.out.startswith("recorded 2 episodes of reach")
 
     real = from_sim._Recorder.record
 

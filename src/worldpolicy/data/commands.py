@@ -682,11 +682,12 @@ def _from_sim_said(result: Any, task: str) -> str:
 
     from worldpolicy.errors import brief_list
     from worldpolicy.sim.evaluate import seed_range
+    from worldpolicy.viz.plots import plural
 
     ds = result.dataset
     root = str(Path(ds.root))
-    head = (f"recorded {ds.num_episodes} episode(s) of {task}, {ds.num_frames} frames at {ds.fps:g} fps, in "
-            f"{result.wall_s:.1f} s: {root}")
+    head = (f"recorded {plural(ds.num_episodes, 'episode')} of {task}, {plural(ds.num_frames, 'frame')} at "
+            f"{ds.fps:g} fps, in {result.wall_s:.1f} s: {root}")
     lines = [head]
     if tried := sorted([*result.seeds, *result.failed_seeds]):
         failed = sorted(result.failed_seeds)
