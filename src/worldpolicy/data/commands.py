@@ -611,9 +611,9 @@ def _from_sim(args: argparse.Namespace) -> int:
         """As `worldpolicy sim` warns: the seeds may be the scenes a checkpoint was trained on. Said once every
         setting is checked (`sim_to_dataset`'s on_checked), so a recording refused (--workers 2 with a model, a folder
         already recorded) is not warned about first."""
-        if args.policy not in ("scripted", "random") and not args.policy.startswith(("ws://", "wss://")):
-            from worldpolicy.models import resolve_checkpoint
+        from worldpolicy.models import SERVER_SCHEMES, resolve_checkpoint
 
+        if args.policy not in ("scripted", "random") and not args.policy.startswith(SERVER_SCHEMES):
             warn_training_scenes(str(resolve_checkpoint(args.policy)), args.task, args.seed, args.episodes)
 
     try:
