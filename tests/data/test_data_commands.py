@@ -206,6 +206,25 @@ def test_from_sim_names_the_flags_before_recording(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_from_sim_names_a_long_run_of_failures_in_one_short_line():
+    """The summary's failed seeds and episodes are named as every list of them is (`errors.brief_list`): a run of
+    consecutive ones as `A..B`, not the first ten and a count (a twin helper of its own said `1, 2, ..., 10 and 30
+    more`)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    success = np.array([i % 2 == 0 for i in range(60)])
+    dataset = SimpleNamespace(root="/data/reach", num_episodes=60, num_frames=600, fps=15.0,
+                              video_keys=["observation.image.wrist_image_left"], episode_success=success)
+    result = SimpleNamespace(dataset=dataset, seeds=[0, *range(41, 100)], failed_seeds=list(range(1, 41)), wall_s=9.0)
+    said = commands._from_sim_said(result, "reach").splitlines()
+    assert said[0] == "recorded 60 episodes of reach, 600 frames at 15 fps, in 9.0 s: /data/reach"
+    assert said[1] == "  seeds 0..99; left out, failed: [1..40] (--keep-failures keeps them, flagged)"
+    assert said[3] == ("  success: 30 of 60 episodes (failed: episodes [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, ..., 59] "
+                       "(30 in all))")
+
+
 def test_from_sim(tmp_path, capsys):
     pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
     pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
@@ -228,10 +247,10 @@ def test_from_sim(tmp_path, capsys):
     ]
     assert run(argv) == 0
     said = capsys.readouterr().out.splitlines()  # a few lines and what comes next, not info's ~130 lines of JSON
-    assert said[0].startswith("recorded 1 episode(s) of reach, 3 frames at 15 fps, in ") and said[0].endswith(
+    assert said[0].startswith("recorded 1 episode of reach, 3 frames at 15 fps, in ") and said[0].endswith(
         f" s: {root}")
     assert said[1:4] == ["  seed 0", "  cameras: observation.image.wrist_image_left",
-                         "  success: 0 of 1 episodes (failed: episodes 0)"]
+                         "  success: 0 of 1 episodes (failed: episodes [0])"]
     assert said[4:] == ["next:", f"  worldpolicy dataset show {root} --out {root}_show   # a page: clips, columns",
                         f'  worldpolicy train CONFIG.toml   # with [data] dataset = "{root}" (docs/training.md)',
                         "(--json prints the whole summary)"]
@@ -262,7 +281,7 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
     assert run([*argv, "--episodes", "2"]) == 0
     captured = capsys.readouterr()
     assert "recording reach" in captured.err and "2/2" in captured.err and "solved" in captured.err
-    assert captured.out.startswith("recorded 2 episode(s) of reach")
+    assert captured.out.startswith("recorded 2 episodes of reach")
 
     real = from_sim._Recorder.record
 

@@ -431,7 +431,7 @@ def _frame(args: argparse.Namespace) -> int:
 def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
     from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
-    from worldpolicy.sim.tasks import EVAL_SEED  # the module the parser `worldpolicy sim` adds imports: nothing more
+    from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ, EVAL_SEED  # as `worldpolicy sim`'s parser: nothing more
 
     sim.add_argument("root", help="output dataset folder (must not exist unless --resume or --overwrite)")
     sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
@@ -444,12 +444,11 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--robot", default="panda",
                      help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json), as "
-                     "`worldpolicy sim --robot` "
-                     "(default: panda)")
-    sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
-                     help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
-                     "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
-                     "with `worldpolicy sim --control-hz` the same)")
+                     "`worldpolicy sim --robot` (default: panda)")
+    sim.add_argument("--control-hz", type=float, default=DEFAULT_CONTROL_HZ, metavar="HZ",
+                     help="control rate to record at: one row per control step, the dataset's fps (default: "
+                     f"{DEFAULT_CONTROL_HZ:g}, the droid embodiment's fps; training needs its embodiment's, e.g. 10 "
+                     "for a 10 Hz robot's; evaluate with `worldpolicy sim --control-hz` the same)")
     sim.add_argument("--policy", default="scripted",
                      help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
                      "shipped | CHECKPOINT dir | ws://HOST:PORT | random. A policy's episodes are what `worldpolicy "
@@ -612,9 +611,9 @@ def _from_sim(args: argparse.Namespace) -> int:
         """As `worldpolicy sim` warns: the seeds may be the scenes a checkpoint was trained on. Said once every
         setting is checked (`sim_to_dataset`'s on_checked), so a recording refused (--workers 2 with a model, a folder
         already recorded) is not warned about first."""
-        if args.policy not in ("scripted", "random") and not args.policy.startswith(("ws://", "wss://")):
-            from worldpolicy.models import resolve_checkpoint
+        from worldpolicy.models import SERVER_SCHEMES, resolve_checkpoint
 
+        if args.policy not in ("scripted", "random") and not args.policy.startswith(SERVER_SCHEMES):
             warn_training_scenes(str(resolve_checkpoint(args.policy)), args.task, args.seed, args.episodes)
 
     try:
@@ -681,35 +680,31 @@ def _from_sim_said(result: Any, task: str) -> str:
     import shlex
     from pathlib import Path
 
+    from worldpolicy.errors import brief_list
     from worldpolicy.sim.evaluate import seed_range
+    from worldpolicy.viz.plots import plural
 
     ds = result.dataset
     root = str(Path(ds.root))
-    head = (f"recorded {ds.num_episodes} episode(s) of {task}, {ds.num_frames} frames at {ds.fps:g} fps, in "
-            f"{result.wall_s:.1f} s: {root}")
+    head = (f"recorded {plural(ds.num_episodes, 'episode')} of {task}, {plural(ds.num_frames, 'frame')} at "
+            f"{ds.fps:g} fps, in {result.wall_s:.1f} s: {root}")
     lines = [head]
     if tried := sorted([*result.seeds, *result.failed_seeds]):
         failed = sorted(result.failed_seeds)
         lines.append(f"  {seed_range(tried[0], tried[-1] - tried[0] + 1)}"
-                     + (f"; left out, failed: {_listed(failed)} (--keep-failures keeps them, flagged)"
+                     + (f"; left out, failed: {brief_list(failed)} (--keep-failures keeps them, flagged)"
                         if failed else ""))
     lines.append(f"  cameras: {', '.join(ds.video_keys) or 'none'}")
     if (done := ds.episode_success) is not None:
         failed = [i for i, ok in enumerate(done) if not ok]
         lines.append(f"  success: {int(done.sum())} of {len(done)} episodes"
-                     + (f" (failed: episodes {_listed(failed)})" if failed else ""))
+                     + (f" (failed: episodes {brief_list(failed)})" if failed else ""))
     quoted = shlex.quote(root)
     lines += ["next:",
               f"  worldpolicy dataset show {quoted} --out {shlex.quote(root + '_show')}   # a page: clips, columns",
               f"  worldpolicy train CONFIG.toml   # with [data] dataset = {json.dumps(root)} (docs/training.md)",
               "(--json prints the whole summary)"]
     return "\n".join(lines)
-
-
-def _listed(items: list[int], most: int = 10) -> str:
-    """`3, 7, 9` (the first `most` and a count of the rest, for a long list): indices or seeds on one line."""
-    shown = ", ".join(map(str, items[:most]))
-    return shown if len(items) <= most else f"{shown} and {len(items) - most} more"
 
 
 def _from_sim_resume_command(args: argparse.Namespace) -> str:

@@ -418,11 +418,11 @@ def policy_kind(spec: str) -> str:
     """What `--policy SPEC` names, checked without loading anything: `scripted`, `random`, `server` (a ws:// URL) or
     `checkpoint` (`shipped`, an existing folder, or a hub id: fetched into the hub's cache,
     `models.resolve_checkpoint`); anything else is refused, naming what is accepted."""
-    from worldpolicy.models import SHIPPED_NAME, resolve_checkpoint
+    from worldpolicy.models import SERVER_SCHEMES, SHIPPED_NAME, resolve_checkpoint
 
     if spec in ("scripted", "random"):
         return spec
-    if spec.startswith(("ws://", "wss://")):
+    if spec.startswith(SERVER_SCHEMES):
         return "server"
     if not Path(resolve_checkpoint(spec)).exists():
         raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} "
