@@ -165,20 +165,74 @@ def sigint_deferred(notice: str | None = None, *, second_stops: bool = False) ->
         raise interruption(caught)
 
 
+def held_temp_file(path: Path, suffix: str) -> tuple[Path, int]:
+    """A new empty temp file beside `path` to write `path`'s next content into (`.NAME.XXXXXXXX` + `suffix`, 0600, as
+    `tempfile.mkstemp`), held by this process until the returned descriptor is closed (or its end, a SIGKILL
+    included): an exclusive `flock`, which the OS drops with the process. Those a killed writer of `path` left, no
+    live process holding them, are removed first (logged), so a writer killed between its write and its rename leaves
+    nothing for good; a live writer's never, nor any on a file system without locks (nothing tells a dead owner)."""
+    prefix = f".{path.name}."
+    _sweep_temp_files(path.parent, prefix, suffix)
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep that took it removes it
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS_ERRNOS:
+                os.close(fd)
+                raise
+            return Path(tmp), fd  # unlocked: and there a sweep removes nothing
+        try:
+            same = os.path.samestat(os.fstat(fd), os.lstat(tmp))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return Path(tmp), fd
+        os.close(fd)  # a sweep removed it between its making and our lock: made again
+
+
+def _sweep_temp_files(folder: Path, prefix: str, suffix: str) -> None:
+    """Remove the `held_temp_file`s in `folder` named `prefix` + mkstemp's 8 characters + `suffix` that no live
+    process holds, each held while it goes (as `sweep_scratch_folders` does folders)."""
+    pattern = re.compile(rf"{re.escape(prefix)}[a-z0-9_]{{8}}{re.escape(suffix)}")
+    try:
+        names = [name for name in os.listdir(folder) if pattern.fullmatch(name)]
+    except OSError:
+        return
+    for name in names:
+        tmp = folder / name
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, a link, another user's: not ours to remove
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and os.path.samestat(info, os.lstat(tmp)):
+                tmp.unlink()
+                logger.warning("removed %s (%.1f MB), left by a worldpolicy process that ended without removing it "
+                               "(killed)", tmp, info.st_size / 1e6)
+        except OSError:  # held by a live writer, gone meanwhile, or a file system without locks
+            pass
+        finally:
+            os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed."""
+    """Yield a temp path beside `path` (a `held_temp_file`); when the block succeeds it replaces `path`, otherwise it
+    is removed. A SIGKILL between the two leaves it, which the next `atomic_path` of `path` removes."""
     path = Path(path)
     make_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    tmp, fd = held_temp_file(path, suffix)
     try:
-        yield Path(tmp)
+        yield tmp
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: the mode `open` gives, a private umask kept private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        os.close(fd)
 
 
 STAGED_KIND = "staged"  # `staged_folder`'s staging beside NAME: `.NAME.staged-XXXXXXXX`

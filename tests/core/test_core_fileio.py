@@ -792,3 +792,37 @@ def test_safetensors_are_written_a_file_at_a_time_and_read_back_whole(tmp_path, 
         assert sorted(back) == sorted(tensors) and all(torch.equal(back[k], tensors[k]) for k in tensors)
     with pytest.raises(FileNotFoundError, match="adapter.safetensors is missing"):
         fileio.read_safetensors(sharded, "adapter.safetensors")
+
+
+@pytest.mark.parametrize("write", ["atomic", "video"])
+def test_a_temp_file_a_killed_writer_left_is_removed_by_the_next_write_never_a_live_ones(tmp_path, write):
+    """A SIGKILL between an atomic write's write and its rename left `.NAME.XXXXXXXX.tmp` (a video's `.mp4`) for good:
+    nothing swept them. The next write of NAME removes it once its process is gone, and never a live writer's."""
+    import signal
+    import subprocess
+
+    import numpy as np
+
+    import worldpolicy
+    from worldpolicy.fileio import atomic_path, write_bytes_atomic
+    from worldpolicy.processing.video import write_video
+
+    name, suffix = ("doc.json", ".tmp") if write == "atomic" else ("clip.mp4", ".mp4")
+    target = tmp_path / name
+    killed = ("import os, signal, sys; from pathlib import Path; from worldpolicy.fileio import atomic_path\n"
+              "with atomic_path(Path(sys.argv[1]), sys.argv[2]) as tmp:\n"
+              "    tmp.write_bytes(b'half'); os.kill(os.getpid(), signal.SIGKILL)")
+    env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", killed, str(target), suffix], check=False, env=env)
+    assert done.returncode == -signal.SIGKILL
+    [left] = [p.name for p in tmp_path.iterdir()]
+    assert left.startswith(f".{name}.") and left.endswith(suffix)
+
+    with atomic_path(target, suffix) as live:  # a live writer of NAME, in the middle of its write
+        live.write_bytes(b"live")
+        if write == "atomic":
+            write_bytes_atomic(target, "next")
+        else:
+            write_video(target, np.zeros((2, 16, 16, 3), np.uint8), fps=15)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, live.name])  # the killed one's is gone
+    assert [p.name for p in tmp_path.iterdir()] == [name] and target.read_bytes() == b"live"

@@ -91,3 +91,41 @@ def test_ctrl_c_after_a_keep_keeps_it_and_an_existing_dataset_is_not_replaced_by
         sim_to_dataset(root, "reach", 4, overwrite=True, keep_failures=True, **_TINY)
     assert kept == [] and caught.value.result is None
     assert LeRobotDataset.open(root).provenance["seeds"] == [0, 2] and _staged(tmp_path) == []
+
+
+def _disk_full_after(monkeypatch, stagings: int) -> None:
+    """The dataset writer's staging folders after the first `stagings` are not made (the disk full): a keep then fails
+    after its publish, where it goes on writing into a new staging (`LeRobotDatasetWriter.keep`)."""
+    import errno
+
+    from worldpolicy.data import lerobot
+
+    made = []
+
+    class Full(lerobot.ScratchFolder):
+        def make(self):
+            made.append(self.path)
+            if len(made) > stagings:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().make()
+
+    monkeypatch.setattr(lerobot, "ScratchFolder", Full)
+
+
+def test_a_keep_failing_after_its_publish_says_the_episodes_it_published_are_kept(tmp_path, monkeypatch, caplog):
+    """A keep that published and then failed going on (the disk full) left its episodes at root, but the recording's
+    error said nothing of them (the writer taken as holding a half-added episode): the last keep's are said kept."""
+    import logging
+
+    from worldpolicy.data import LeRobotDataset, from_sim
+    from worldpolicy.data.from_sim import sim_to_dataset
+
+    monkeypatch.setattr(from_sim.KeepSchedule, "due", lambda self: True)
+    _outcomes(monkeypatch, set())
+    _disk_full_after(monkeypatch, 2)  # the writer's, the first keep's: the second keep fails after publishing 2
+    root = tmp_path / "ds"
+    with caplog.at_level(logging.WARNING), pytest.raises(OSError, match="No space left"):
+        sim_to_dataset(root, "reach", 4, **_TINY)
+    assert LeRobotDataset.open(root).provenance["seeds"] == [0, 1]
+    assert "2 of 4 episodes recorded before the error are kept in" in caplog.text
+    assert _staged(tmp_path) == []

@@ -681,6 +681,37 @@ def test_what_appears_at_out_while_labelling_is_not_replaced_and_the_labels_are_
     assert not (tmp_path / "out.partial").exists()
 
 
+def test_a_keep_failing_after_its_publish_says_the_episodes_it_published_are_kept(policy, tmp_path, monkeypatch,
+                                                                                   caplog):
+    """A keep that published two episodes and then failed going on (the disk full as it made its next staging) said
+    "the 1 episodes labelled before the error could not be kept" and "1 of 3 ... are kept": the earlier keep's count,
+    with two at `OUT.partial`."""
+    import errno
+    import logging
+
+    from worldpolicy.data import lerobot
+    from worldpolicy.data.lerobot import KeepSchedule
+
+    made = []
+
+    class Full(lerobot.ScratchFolder):
+        def make(self):
+            made.append(self.path)
+            if len(made) > 2:  # the writer's staging, the first keep's: the second keep fails after its publish
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().make()
+
+    ds = _dataset(tmp_path / "src", lengths=(6, 5, 7))
+    out, partial = tmp_path / "out", tmp_path / "out.partial"
+    monkeypatch.setattr(KeepSchedule, "due", lambda self: True)
+    monkeypatch.setattr(lerobot, "ScratchFolder", Full)
+    with caplog.at_level(logging.WARNING), pytest.raises(OSError, match="No space left"):
+        label_dataset(ds, out, policy, seed=2, batch_size=2)
+    assert LeRobotDataset.open(partial).num_episodes == 2
+    assert "2 of 3 episodes labelled before the error are kept in" in caplog.text
+    assert "could not be kept" not in caplog.text
+
+
 class _Killed(BaseException):
     """Stands for SIGKILL: nothing after it is kept (`_keep_labelled` does nothing, as in a dead process)."""
 

@@ -149,6 +149,27 @@ def test_bad_q_and_target(ik):
         ik.solve(np.full((4, 4), np.nan), np.array(ik.robot.home))
 
 
+def test_joints_in_degrees_are_refused_naming_the_joint_and_a_droid_arm_a_little_past_the_limits_is_not(ik):
+    """FK took degrees as radians and returned a wrong pose, silently, and so did `encode_relative_pose`, which turns a
+    dataset's recorded joints into training deltas. A limited revolute joint past a full turn (+ `TURN_MARGIN`) is no
+    arm's angle in rad; one just past the Panda's limits is (an FR3 in DROID), and still converts."""
+    from worldpolicy.robot.decode import encode_relative_pose
+
+    home = np.array(ik.robot.home)
+    degrees = np.degrees(home)
+    with pytest.raises(ValueError, match=r"q_arm: joint joint2 of robot 'panda' is -17\.1887, more than 6\.783 rad "
+                                         r"from 0 .*degrees\? Joint angles are in rad \(np\.radians"):
+        ik.fk(degrees)
+    with pytest.raises(ValueError, match=r"joint joint4 of robot 'panda' is -134\.989.*degrees\?"):
+        encode_relative_pose(home, np.tile(np.degrees([0, 0, 0, -2.356, 0, 0, 0]), (2, 1)), np.zeros(2), ik)
+    fr3 = home.copy()
+    fr3[5] = 4.5  # inside the FR3's joint6 range, past the Panda's 3.75
+    chunk = encode_relative_pose(home, np.stack([home, fr3]), np.zeros(2), ik)
+    assert np.all(np.isfinite(chunk)) and np.abs(chunk[1, :3]).max() > 0.01  # the joint moved the hand
+    with pytest.raises(ValueError, match="in rad, finite"):  # still what a non-finite joint gets
+        ik.fk([np.inf] * 7)
+
+
 def test_a_target_reached_in_position_but_not_orientation_counts_as_unreachable(caplog):
     """A solver weighting position reached a hand flipped 180 deg about y to within 0.3 mm but 140 deg off, and a
     position-only bar reported it tracked: orientation past `UNREACHABLE_DEG` counts too."""

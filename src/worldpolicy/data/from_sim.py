@@ -850,8 +850,12 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 # interruption publishes them, the writer going on from there
                 with sigint_deferred():
                     adding = True  # a keep that fails (the disk full) keeps nothing more: raised as it came
-                    previous = keeps.keep(writer)
-                    base, adding = previous.num_episodes, False
+                    try:
+                        keeps.keep(writer)
+                    finally:  # one failing after its publish (as it went on) kept them: said so after the error
+                        if writer.published is not None and writer.published.num_episodes > base:
+                            previous, adding = writer.published, False
+                            base = previous.num_episodes
                     logger.info("kept %d of %d episodes in %s", base, num_episodes, root)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind

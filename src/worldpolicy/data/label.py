@@ -402,7 +402,11 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
                 if writer.num_episodes < len(chosen) and keeps.due():  # a kill loses only the episodes since
                     with sigint_deferred():
                         adding = True  # a failed keep keeps nothing more
-                        base, adding = keeps.keep(writer).num_episodes, False
+                        try:
+                            keeps.keep(writer)
+                        finally:  # one failing after its publish (as it went on) kept them: said so after the error
+                            if writer.published is not None and writer.published.num_episodes > base:
+                                base, adding = writer.published.num_episodes, False
                         logger.info("kept %d labelled episodes in %s", base, writer.root)
     except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind

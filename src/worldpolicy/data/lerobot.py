@@ -1084,6 +1084,9 @@ class LeRobotDatasetWriter:
         self._stream: EpisodeVideoStream | None = None  # an episode's videos being streamed, not yet added
         self._encode_failed: str | None = None  # the episode whose add_episode failed encoding its videos (arrays)
         self._done = False
+        # the dataset this writer last published at root (`finalize`, `keep`): what root holds, a keep that failed
+        # after its publish included
+        self.published: LeRobotDataset | None = None
 
     # -- public API
     def encoder_settings(self) -> dict[str, Any]:
@@ -1229,7 +1232,8 @@ class LeRobotDatasetWriter:
             raise
         self._hold.release()
         self._done = True
-        return LeRobotDataset.open(self.root)
+        self.published = LeRobotDataset.open(self.root)
+        return self.published
 
     def keep(self) -> LeRobotDataset:
         """Publish the episodes added so far at `root` as `finalize` does, and go on writing them: the next
@@ -1237,7 +1241,7 @@ class LeRobotDatasetWriter:
         data and video files as hard links (copies on a file system without them), and later episodes go to new
         files, so what is published is never written again and nothing is encoded or decoded again; only the
         metadata is written anew. Returns the published dataset. A failure after it is published leaves this writer
-        finished (as `finalize` does)."""
+        finished (as `finalize` does), and `published` the dataset at root: what the caller says is kept."""
         dataset = self.finalize()
         hold = ScratchFolder(self.root, STAGING_KIND)
         stage = hold.make()

@@ -8,7 +8,6 @@ import itertools
 import math
 import numbers
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..fileio import make_folder, umask
+from ..fileio import held_temp_file, make_folder, umask
 
 
 def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
@@ -202,9 +201,8 @@ class VideoFileWriter:
         spec.check_frame_size(height, width)
         self.path, self.fps, self.shape = Path(path), fps_fraction(fps), (height, width, 3)
         make_folder(self.path.parent)
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
-        os.close(fd)
-        self._container = av.open(self._tmp, mode="w", format="mp4")
+        self._tmp, self._held = held_temp_file(self.path, ".mp4")  # a killed writer's is removed by the next one
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
         if comment is not None:
             self._container.metadata["comment"] = comment
         if template is None:
@@ -274,6 +272,7 @@ class VideoFileWriter:
         finally:
             if os.path.exists(self._tmp):
                 os.unlink(self._tmp)
+            self._let_go()
 
     def abort(self) -> None:
         import av
@@ -282,6 +281,13 @@ class VideoFileWriter:
             self._container.close()
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Let go of the temp file's hold (`held_temp_file`), once: `abort` may follow a `close` that failed."""
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
 
 class EncodedSegment:

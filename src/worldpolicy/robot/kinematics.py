@@ -21,8 +21,8 @@ with extra_imports():
 from worldpolicy.robot.robots import RobotConfig, config_field_hint, get_robot
 from worldpolicy.robot.se3 import check_rot6d, integrate_relative_poses, rotation_angle
 
-__all__ = ["IK_NAMES", "ROTATION_TOLERANCE", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport",
-           "check_names", "load_robot_spec", "pick_qp_solver"]
+__all__ = ["IK_NAMES", "ROTATION_TOLERANCE", "TURN_MARGIN", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver",
+           "TrackingReport", "check_names", "load_robot_spec", "pick_qp_solver"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ UNREACHABLE_DEG = 5.0
 # uses, and `sim.scenes` checks them there: a wrong gripper actuator refused an IK-only user (a real arm's bridge, the
 # joint-to-pose training conversion) who never drives it.
 IK_NAMES = ("arm_joints", "ee_frame")
+# How far past a full turn (2 pi, or a wider joint range) a limited revolute joint's angle is refused: no arm's radians
+# are there, degrees read as radians are (FK returned a wrong pose for them, silently). A joint just past its limits
+# passes: FR3 joints in DROID sit a little outside the Panda's.
+TURN_MARGIN = 0.5
 
 
 def load_robot_spec(robot: RobotConfig | str) -> mujoco.MjSpec:
@@ -225,8 +229,13 @@ class IKSolver:
         self.dt, self.damping, self.max_iters = float(dt), float(damping), int(max_iters)
         self.pos_threshold, self.ori_threshold = float(pos_threshold), float(ori_threshold)
         self._qadr = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in self.robot.arm_joints])
-        self.lower = self.model.jnt_range[[self.model.joint(j).id for j in self.robot.arm_joints], 0].copy()
-        self.upper = self.model.jnt_range[[self.model.joint(j).id for j in self.robot.arm_joints], 1].copy()
+        ids = [self.model.joint(j).id for j in self.robot.arm_joints]
+        self.lower, self.upper = self.model.jnt_range[ids, 0].copy(), self.model.jnt_range[ids, 1].copy()
+        turns = (self.model.jnt_type[ids] == mujoco.mjtJoint.mjJNT_HINGE) & self.model.jnt_limited[ids].astype(bool)
+        # `_full_q`'s bound on |q|: past a turn for a limited revolute joint, else only finite (a continuous joint may
+        # count turns, a slide joint is in metres)
+        self._q_bound = np.where(turns, np.maximum(2 * np.pi, np.maximum(-self.lower, self.upper)) + TURN_MARGIN,
+                                 np.finfo(np.float64).max)
         self.configuration = mink.Configuration(self.model)
         self.frame_task = mink.FrameTask(
             self.robot.ee_frame, self.robot.ee_frame_type, position_cost=position_cost,
@@ -255,7 +264,15 @@ class IKSolver:
             given = np.asarray(q_arm, dtype=np.float64)
         except (TypeError, ValueError):
             given = None
-        if given is None or given.shape != (self.robot.dof,) or not np.all(np.isfinite(given)):
+        if given is None or given.shape != (self.robot.dof,) or not (np.abs(given) <= self._q_bound).all():
+            # one comparison for finite and within a turn (NaN compares false): fk runs per step of every chunk
+            if given is not None and given.shape == (self.robot.dof,) and np.all(np.isfinite(given)):
+                i = int(np.flatnonzero(np.abs(given) > self._q_bound)[0])
+                raise ValueError(
+                    f"{name}: joint {self.robot.arm_joints[i]} of robot {self.robot.name!r} is {given[i]:g}, more "
+                    f"than {self._q_bound[i]:.4g} rad from 0 (a full turn, or the joint's range, plus TURN_MARGIN), "
+                    "which no arm's joint angle in rad is: degrees? Joint angles are in rad (np.radians converts "
+                    f"degrees); got {q_arm!r}")
             raise ValueError(f"{name}: expected the {self.robot.dof} arm joint angles of robot {self.robot.name!r} "
                              f"({', '.join(self.robot.arm_joints)}) in rad, finite, got {q_arm!r}")
         q_arm = given
