@@ -193,7 +193,7 @@ def test_resume_on_the_command_line(tmp_path, capsys):
             in capsys.readouterr().err)
     assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", "--settle-steps", "1", *_ARGV]) == 2
     assert "error: --resume: " in (err := capsys.readouterr().err) and "settle_steps: 4 -> 1" in err
-    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", *_ARGV]) == 0
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", "--json", *_ARGV]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["seeds"] == [0, 1] and LeRobotDataset.open(root).num_episodes == 2
     assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", *_ARGV]) == 0
