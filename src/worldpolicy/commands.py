@@ -219,9 +219,9 @@ def _checkpoint_row(checkpoint: str):
     from .embodiments import get_embodiment
     from .fileio import folder_kind, is_checkpoint
     from .models import resolve_checkpoint
-    from .policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, checkpoint_embodiment, expand_home, trained_embodiment
+    from .policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, checkpoint_embodiment, trained_embodiment
 
-    folder = Path(resolve_checkpoint(expand_home(checkpoint)))
+    folder = Path(resolve_checkpoint(checkpoint))
     accepted = ("accepted: shipped, a checkpoint folder, with model_index.json or base_model.json, or a hub id "
                 "(fetched into the hub's cache); its embodiment.json / trainer_state.json are read")
     if not folder.is_dir():
@@ -364,7 +364,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     no load to learn that an input is wrong or off. `embodiment`: what `Policy.check_pretrained` gave for
     `args.checkpoint` already (`dream` checks it under its own flag), not checked again."""
     from .cli import LOAD_FLAGS, flag_named
-    from .policy import Policy, check_seed, expand_home, input_warnings
+    from .policy import Policy, check_seed, input_warnings
     from .processing.actions import load_actions
     from .processing.observations import check_source, frame_keys
     from .processing.prompts import check_task
@@ -418,7 +418,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
              if cameras else next(iter(shapes.values())))
     # the policy's source as its warnings name it; each clip's rate from its header: the request reads the same files
     judged = list(sources.values()) if args.mode == "inverse_dynamics" and not args.resample else ()  # their rates
-    for message in input_warnings(str(expand_home(args.checkpoint)), embodiment, args.mode, sizes, judged, state=state,
+    for message in input_warnings(str(args.checkpoint), embodiment, args.mode, sizes, judged, state=state,
                                   actions=args.actions, actions_space=args.actions_space):
         said.say(message)
     return said
@@ -588,14 +588,16 @@ def _dream(args: argparse.Namespace) -> int:
     from .cli import LOAD_FLAGS, UsageError, flag_named
     from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, sigint_deferred, sigint_held
     from .models import resolve_checkpoint
-    from .policy import Policy, expand_home
+    from .policy import Policy
     from .processing.trajectory import check_trajectory_embodiment
     from .sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
     from .viz.plots import plural
 
+    # the record names the checkpoints as given (`dream_settings`: `~/x` too, not this machine's home folder)
+    named = (args.policy, args.world_model if args.world_model is not None else args.policy)
     args.policy = resolve_checkpoint(args.policy)
     world = resolve_checkpoint(args.world_model) if args.world_model is not None else args.policy
-    one_model = str(expand_home(world)) == str(expand_home(args.policy))
+    one_model = str(world) == str(args.policy)
     if args.chunks < 1:
         raise UsageError(f"--chunks {args.chunks}: accepted: the chunks to dream, >= 1")
     cameras, sources = _input_sources(args)
@@ -641,7 +643,7 @@ def _dream(args: argparse.Namespace) -> int:
                 model.single_view_said(*shape)
         scorer = reach_scorer(world_model.embodiment.camera_keys) if args.score == "reach" else None
         observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
-        settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
+        settings = dream_settings(*named, args.seed, args.chunks, args.execute_steps, args.score,
                                   {flag: str(path.resolve()) for flag, path in sources.items()})
         recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots, observation=observation)
         bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False,

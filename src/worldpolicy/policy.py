@@ -36,7 +36,7 @@ from .embodiments import (
 )
 from .fileio import TRAINER_STATE_FILE
 from .logcapture import request_index, said_before
-from .models import announced_training_seeds, portable_checkpoint
+from .models import announced_training_seeds, portable_checkpoint, resolve_checkpoint
 from .processing.actions import (
     ACTION_SPACES,
     PREFIX_MODE,
@@ -215,18 +215,6 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def expand_home(path_or_id: str | Path) -> str | Path:
-    """`~/ckpt` as the shell would expand it (a hub id never starts with `~`)."""
-    return Path(path_or_id).expanduser() if str(path_or_id).startswith("~") else path_or_id
-
-
-def _checkpoint_source(path_or_id: str | Path) -> str | Path:
-    """What a checkpoint argument names in Python as on the command line: `shipped` is the model in the package."""
-    from .models import resolve_checkpoint
-
-    return expand_home(resolve_checkpoint(path_or_id))
-
-
 def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
     """The embodiment a checkpoint is used with: the one it ships when none is asked for or it is asked for by its
     name (or name/variant), else the one asked for, else the registered one it was trained for (`trained_embodiment`),
@@ -286,7 +274,7 @@ def trained_data_keys(path_or_id: str | Path) -> dict[str, list[str]]:
     two it names as a list of feature names; {} for a folder no run saved or a record this version cannot read. What
     an open-loop evaluation and `dataset frame --actions` read by default."""
     try:
-        data = (_trainer_state(_checkpoint_source(path_or_id)) or {})["config"]["data"]
+        data = (_trainer_state(resolve_checkpoint(path_or_id)) or {})["config"]["data"]
     except (KeyError, TypeError):
         return {}
     if not isinstance(data, dict):
@@ -583,7 +571,7 @@ class Policy:
         from .engine import Engine
         from .engine.loading import load_components
 
-        path_or_id = _checkpoint_source(path_or_id)
+        path_or_id = resolve_checkpoint(path_or_id)
         if seed is not None:
             check_seed(seed)
         emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
@@ -638,7 +626,7 @@ class Policy:
         )
         from .engine.schedules import make_scheduler
 
-        path_or_id = _checkpoint_source(path_or_id)
+        path_or_id = resolve_checkpoint(path_or_id)
         chosen = checkpoint_embodiment(path_or_id, embodiment)
         if embodiment is None and variant is not None and isinstance(chosen, str):
             chosen = chosen.partition("/")[0]  # the robot it was trained for, in the variant asked for

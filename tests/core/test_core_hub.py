@@ -402,6 +402,23 @@ def hub_cache(tiny_checkpoint, tmp_path, monkeypatch) -> Path:
     model_snapshot.cache_clear()
 
 
+def test_a_checkpoint_named_from_home_is_found_where_every_other_name_is(tmp_path, monkeypatch):
+    """`~/ck` is expanded by `resolve_checkpoint` itself, the one place a user's checkpoint is found: each caller
+    combined it with a separate expansion by hand, and one that did not read no folder (`sim.policies.policy_kind`
+    refused `~/ck` as missing). Never fetched: a hub id never starts with `~`."""
+    from worldpolicy.models import portable_checkpoint, resolve_checkpoint
+    from worldpolicy.sim.policies import policy_kind
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "ck").mkdir()
+    for fetch in (True, False):
+        assert resolve_checkpoint("~/ck", fetch=fetch) == str(tmp_path / "ck")
+        assert resolve_checkpoint(Path("~/ck"), fetch=fetch) == tmp_path / "ck"  # a Path stays one
+    assert resolve_checkpoint("~/gone") == str(tmp_path / "gone")  # a missing folder, not a hub id to fetch
+    assert policy_kind("~/ck") == "checkpoint"
+    assert portable_checkpoint("~/ck") == "~/ck"  # a saved setting keeps what the user gave
+
+
 def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     import worldpolicy
     from worldpolicy.models import checkpoint_name, portable_checkpoint, resolve_checkpoint

@@ -367,3 +367,18 @@ def test_recorded_actions_are_read_with_the_keys_the_checkpoints_run_read(tiny, 
                   actions=True, chunk_size=4)
     recorded = json.loads((tmp_path / "fd" / "recorded_actions.json").read_text())
     np.testing.assert_array_equal(recorded["actions"], rows[1:5])
+
+
+def test_a_checkpoint_named_from_home_runs_with_the_embodiment_it_was_trained_for(droid_dataset, tmp_path,
+                                                                                   monkeypatch):
+    """`checkpoint="~/ck"` from Python, as `predict --checkpoint` takes it: the checkpoint's own record names its
+    embodiment. `~` was expanded only where a policy loads, so the frame's command was built for the default droid
+    (`droid/joint_pos`, with its `--state`), not the `droid/relative_pose` the run trained."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    checkpoint = tmp_path / "home" / "ck"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"embodiment": "droid/relative_pose"}}))
+    ds, _ = droid_dataset
+    policy = extract_frame(ds, tmp_path / "obs", frame=2, checkpoint="~/ck").commands["policy"]
+    assert policy[:4] == ["worldpolicy", "predict", "--checkpoint", "~/ck"]  # as the user gave it
+    assert not any(a.startswith("--state") for a in policy)  # relative_pose conditions on no state

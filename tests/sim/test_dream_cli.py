@@ -115,6 +115,26 @@ def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, ca
     assert "id=reward-meaning" not in (again / "index.html").read_text()
 
 
+def test_a_checkpoint_named_from_home_is_recorded_as_given(cameras, tmp_path, monkeypatch):
+    """`--policy=~/m` (no shell expands it after `=`) names the folder `--world-model` names in full: one model,
+    loaded once; the record keeps each name as given (`dream_settings`), `~/m` too, not this machine's home folder."""
+    import shutil
+
+    from worldpolicy.models import shipped_model
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    shutil.copytree(shipped_model(), tmp_path / "home" / "m")
+    loads = []
+    load = worldpolicy.load_policy
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(a) or load(*a, **k))
+    out = tmp_path / "o"
+    assert main(["dream", "--policy=~/m", "--world-model", str(tmp_path / "home" / "m"), *cameras, "--prompt", PROMPT,
+                 "--steps", "1", "--device", "cpu", "--chunks", "1", "--out", str(out)]) == 0
+    assert len(loads) == 1
+    settings = json.loads((out / "settings.json").read_text())["dream"]
+    assert (settings["policy"], settings["world_model"]) == ("~/m", str(tmp_path / "home" / "m"))
+
+
 def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):
     """Each refusal names its flag, what was given and what is accepted, and no weights load."""
     from worldpolicy.testing import make_tiny_checkpoint

@@ -285,14 +285,14 @@ def _finished_dataset(out: Path, provenance: dict[str, Any], checkpoint: Any, em
     """`resume=True` once the run into `out` finished: its dataset, returned as it is, once its record matches the
     settings `provenance` and the checkpoint's sampling, chunk, device and dtype (`Policy.check_pretrained`'s: no
     weights load for a run that labels nothing), each one that differs refused as a kept run's are."""
-    from ..policy import Policy, expand_home
+    from ..policy import Policy
 
     if isinstance(checkpoint, Policy):
         model = _model_settings(checkpoint.source, checkpoint.chunk_size, checkpoint.resolution_tier,
                                 checkpoint.sampling, checkpoint.engine.device, checkpoint.engine.dtype)
     else:
         emb, sampling, device, dtype = Policy.check_pretrained(checkpoint, embodiment, **load_options)
-        source = expand_home(resolve_checkpoint(checkpoint))  # as `Policy.from_pretrained` names it
+        source = resolve_checkpoint(checkpoint)  # as `Policy.from_pretrained` names it
         model = _model_settings(source, load_options.get("chunk_size") or emb.chunk_size,
                                 load_options.get("resolution_tier") or emb.resolution_tier, sampling, device, dtype)
     done = LeRobotDataset.open(out)

@@ -129,14 +129,11 @@ def adapter_base(folder: str | Path) -> AdapterBase | None:
                          "this LoRA adapter checkpoint applies to") from None
     from ..models import portable_checkpoint, resolve_checkpoint
 
-    # `shipped` (or, from an older version, the shipped model's folder in this or another install) is this install's;
-    # a hub id stays one: listing or checking an adapter fetches no base, its load does
+    # `shipped` (or, from an older version, the shipped model's folder in this or another install) is this install's,
+    # `~/x` expanded; a hub id stays one: listing or checking an adapter fetches no base, its load does
     base = str(resolve_checkpoint(portable_checkpoint(base), fetch=False))
-    local = Path(base).expanduser()
-    if not local.is_absolute() and (folder / local).exists():
-        base = str(folder / local)
-    elif base.startswith("~"):
-        base = str(local)
+    if not Path(base).is_absolute() and (folder / base).exists():
+        base = str(folder / base)
     return AdapterBase(base, samples, digest)
 
 

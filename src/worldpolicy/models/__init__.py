@@ -36,13 +36,17 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     the shipped model's folder; a hub id (`hub.names_hub_id`: shaped like one, naming nothing here) is its
     snapshot in the hub's cache holding its configs (`hub.model_metadata`: HubError when it cannot be fetched), so its
     embodiment.json, trainer_state.json and base_model.json are read like a local folder's and every check runs
-    before its weights download (`hub.complete_snapshot`, as it loads); anything else itself. Hub-id-shaped, whose owner
-    is a folder here, is left for `engine.loading.check_checkpoint_source` to refuse as a missing path. Saved settings
-    keep the hub id (`portable_checkpoint`). `fetch=False`: a hub id stays one (fetched when it loads), where nothing
-    is to be downloaded yet (an adapter's base)."""
+    before its weights download (`hub.complete_snapshot`, as it loads); `~/ckpt` as the shell would expand it (a hub
+    id never starts with `~`), from Python too (a `str` stays one, a `Path` one); anything else itself. Hub-id-shaped,
+    whose owner is a folder here, is left for `engine.loading.check_checkpoint_source` to refuse as a missing path.
+    Saved settings keep what was given, the hub id, not its snapshot (`portable_checkpoint`). `fetch=False`: a hub id
+    stays one (fetched when it loads), where nothing is to be downloaded yet (an adapter's base)."""
     if value == SHIPPED_NAME:
         return str(shipped_model())
     source = str(value)
+    if source.startswith("~"):
+        home = Path(source).expanduser()
+        return home if isinstance(value, Path) else str(home)
     if not fetch or not names_hub_id(source):
         return value
     return str(model_metadata(source))

@@ -157,10 +157,11 @@ def _merge_adapter(args: argparse.Namespace) -> int:
         save_components,
     )
     from ..fileio import output_folder, refuse_foreign_folder, staged_folder
-    from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
+    from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE
     from .model_card import write_model_card
 
-    source = Path(expand_home(args.checkpoint))
+    # a folder, as --out is: not `models.resolve_checkpoint`'s `shipped` or hub id, which are no adapter checkpoints
+    source = Path(args.checkpoint).expanduser()
     if not source.exists():  # the loader's own message offers hub ids and `shipped`, which are no adapters
         raise FileNotFoundError(f"CHECKPOINT={str(source)!r} does not exist; give a LoRA adapter checkpoint folder "
                                 f"(it holds {BASE_FILE})")
