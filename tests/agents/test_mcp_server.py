@@ -1039,6 +1039,24 @@ def test_a_sim_evaluation_of_a_checkpoint_runs_the_cached_policy(toolbox, monkey
     assert cached.engine is not None  # raises once closed
 
 
+def test_the_sim_tool_runs_a_checkpoint_at_its_embodiment_s_rate(server, toolbox):
+    """evaluate_in_sim made its env at 15 Hz whatever the policy: a 10 fps embodiment's actions ran 1.5 times too
+    fast, unsaid. A checkpoint runs at its embodiment's rate, as `worldpolicy sim` runs it; random actions, which have
+    none, at 15 Hz."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.embodiments import register_embodiment
+
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    own = toolbox._checkpoint_embodiment(ckpt, None, "policy", "tiny")
+    spec = {k: v for k, v in own.to_spec().items() if k != "aliases"}  # its aliases name its own
+    slow = register_embodiment({**spec, "name": "slow_" + own.name, "fps": 10})  # undone after the test
+    for args, hz in (({"policy": "tiny", "embodiment": slow.key}, 10.0), ({"policy": "tiny"}, own.fps),
+                     ({"policy": "random", "embodiment": slow.key}, 15.0)):
+        result = ok(server, "evaluate_in_sim", {**args, "episodes": 1, "max_steps": 2})
+        report = json.loads((Path(result["run_dir"]) / "report.json").read_text())
+        assert (report["control_hz"], report["policy_fps"]) == (hz, None if "random" in args.values() else hz), args
+
+
 def test_a_latency_study_through_the_sim_tool(server, toolbox, monkeypatch):
     """evaluate_in_sim took no strategy, latency or rtc, so an agent could not run the robustness-to-latency study
     `worldpolicy sim --strategy async --latency 200 --rtc` runs. They reach the rollout as the command's flags do: the

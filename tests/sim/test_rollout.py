@@ -212,6 +212,25 @@ def test_a_latency_under_half_a_step_runs_as_none_and_says_so(caplog):
     assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in caplog.text
 
 
+def test_evaluate_warns_once_of_an_env_at_another_rate_than_the_policy(caplog):
+    """A 15 fps policy evaluated on an env made at 10 Hz (a caller's own env, or `worldpolicy sim --control-hz 10`)
+    ran each action for 1.5 times as long, unsaid: `worldpolicy sim` warned, the library's `evaluate` did not. Said
+    once, before the episodes, naming both rates and the fix; at the policy's own rate, nothing."""
+    from worldpolicy.sim.evaluate import evaluate
+
+    for hz, warnings in ((10.0, 1), (15.0, 0)):
+        env = TabletopEnv("reach", image_size=None, max_steps=2, control_hz=hz)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="worldpolicy.sim.policies"):
+            report = evaluate(env, _Counting(env, chunk=4), policy_name="hold", episodes=2, progress=False)
+        said = [r.getMessage() for r in caplog.records if "fps" in r.getMessage()]
+        assert len(said) == warnings, said
+        assert (report.control_hz, report.policy_fps, len(report.episodes)) == (hz, 15.0, 2)
+        if warnings:
+            assert said[0].startswith("--policy hold acts at 15 fps but --control-hz is 10: each action runs for "
+                                      "0.1 s instead of 0.0667 s; pass --control-hz 15"), said
+
+
 @pytest.mark.parametrize("ms, hz, ticks", [(0, 15, 0), (33, 15, 0), (34, 15, 1), (99, 15, 1), (100, 15, 2),
                                            (200, 15, 3), (500, 15, 8), (200, 10, 2), (250, 10, 3)])
 def test_a_latency_is_whole_control_steps_rounded_to_the_nearest_halves_up(ms, hz, ticks):

@@ -756,6 +756,38 @@ def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkey
     assert changed_settings(older, shifted) == [] and changed_settings(shifted, config.to_dict()) == []
 
 
+def test_the_sim_evaluation_runs_at_the_embodiment_s_rate(tmp_path, monkeypatch, valid):
+    """The in-training sim evaluation made its env at 15 Hz whatever the embodiment: a 10 fps one's actions ran 1.5
+    times too fast, unsaid. It runs at the policy's own rate, as `worldpolicy sim` runs the checkpoint."""
+    pytest.importorskip("mujoco", reason="the evaluation runs the simulator (the sim extra)")
+    import contextlib
+    from types import SimpleNamespace
+
+    import worldpolicy.sim.evaluate as sim_evaluate
+    from worldpolicy.train.tracking import Trackers
+    from worldpolicy.train.trainer import Trainer
+
+    seen = []
+
+    def evaluate(env, policy, **kwargs):  # the episodes are not run: the env's rate is the point
+        seen.append(env.control_hz)
+        return SimpleNamespace(success_rate=0.5)
+
+    monkeypatch.setattr(sim_evaluate, "evaluate", evaluate)
+    for fps in (10, 15):
+        embodiment = SimpleNamespace(fps=fps)  # all the rate is read from
+
+        @contextlib.contextmanager
+        def live_policy(steps, source, embodiment=embodiment):
+            yield SimpleNamespace(embodiment=embodiment)
+
+        config = load_config(_with(valid, "eval", every=2, episodes=1))
+        trainer = SimpleNamespace(config=config, _live_policy=live_policy, progress=False, trackers=Trackers())
+        trainer._log = lambda path, line, trainer=trainer: Trainer._log(trainer, path, line)
+        Trainer._evaluate(trainer, 2, tmp_path / "metrics.jsonl")
+    assert seen == [10.0, 15.0]
+
+
 @pytest.mark.parametrize("values, message", [
     ({"action_prefix_probability": 1.5, "action_prefix_max_rows": 2},
      "objectives.action_prefix_probability=1.5: must be in [0, 1]"),

@@ -458,12 +458,12 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     from worldpolicy.sim.policies import (
         check_rtc_policy,
         chunk_size,
+        control_hz_for,
         make_policy,
         policy_fps,
         policy_kind,
         policy_settings,
         served_metadata,
-        warn_rate_mismatch,
     )
 
     try:
@@ -494,7 +494,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     if not rate_given:  # the policy's rate: a local checkpoint's before the env is made, another's once made (below)
         if checkpoint and Path(args.policy).exists():
             emb = _checked_checkpoint(args)[0]
-        args.control_hz = float(emb.fps) if emb is not None else DEFAULT_CONTROL_HZ
+        args.control_hz = control_hz_for(emb.fps if emb is not None else None)
     env = _open_env(args, record_size)
     # a checkpoint by `models.checkpoint_name`, as every run of one is labelled: `shipped` for the shipped model (its
     # folder's name `panda_reach` was), a hub id's snapshot by the hub id (not its revision), `--policy .` by its
@@ -550,14 +550,15 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
                 check_executable(policy.embodiment, env.robot)
             served_task = EMBODIMENT_TASKS.get(getattr(getattr(policy, "embodiment", None), "name", None))
-            fps = policy_fps(policy)
+            rate_hz = control_hz_for(policy_fps(policy))
             # a server's model is known once connected: its task, as a checkpoint's is before it loads; a server's or
             # a hub model's rate once made, as a local checkpoint's is before the env is
             task = not task_given and served(args.policy) and served_task not in (None, args.task)
-            rate = not rate_given and fps is not None and fps != env.control_hz
+            rate = not rate_given and rate_hz != env.control_hz
             if task or rate:
                 env.close()
-                args.task, args.control_hz = (served_task if task else args.task), (fps if rate else args.control_hz)
+                args.task = served_task if task else args.task
+                args.control_hz = rate_hz if rate else args.control_hz
                 env = _open_env(args, record_size)
                 _check_latency(args, env)  # against its task's step limit and rate
             if served(args.policy):  # the model it announces: the run says which, not only where it was served
@@ -565,7 +566,6 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)
-            warn_rate_mismatch(fps, env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
             elif left is None:

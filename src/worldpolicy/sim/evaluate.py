@@ -24,7 +24,14 @@ from worldpolicy.robot.control import ChunkStrategy
 # the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`);
 # `tasks.training_scenes` by its module: `evaluate`'s parameter of that name takes what a caller worked out with it
 from worldpolicy.sim import tasks
-from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings, served_metadata
+from worldpolicy.sim.policies import (
+    SERVER_ANNOUNCED,
+    chunk_size,
+    policy_fps,
+    policy_settings,
+    served_metadata,
+    warn_rate_mismatch,
+)
 from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
 from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
@@ -525,6 +532,9 @@ def evaluate(
     from worldpolicy.sim.batch import Lockstep, check_num_envs
 
     report.num_envs = check_num_envs(num_envs, policy=settings.get("kind"))
+    # an env built at another rate than the policy's (`policies.control_hz_for`) moves the arm at the wrong speed:
+    # said once, before the episodes, of `worldpolicy sim --control-hz` as of an env of the caller's own
+    warn_rate_mismatch(report.policy_fps, env.control_hz, policy_name)
     envs = min(report.num_envs, max(len(todo), 1))  # no env made that no episode would run on
     lockstep = Lockstep(rollout, envs) if envs > 1 else None
     bar = tqdm(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,

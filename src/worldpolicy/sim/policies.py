@@ -26,12 +26,13 @@ from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.results import Prediction, is_string_list
 from worldpolicy.robot.kinematics import IKSolver
 from worldpolicy.sim.env import unwrap_tabletop
+from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend",
-           "checkpoint_settings", "chunk_size", "make_policy", "policy_fps", "policy_kind", "policy_settings",
-           "warn_rate_mismatch", "wrap_policy"]
+           "checkpoint_settings", "chunk_size", "control_hz_for", "make_policy", "policy_fps", "policy_kind",
+           "policy_settings", "warn_rate_mismatch", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 # The largest joint target jump per control step the scripted expert makes, in seconds at the joint's speed limit: at
@@ -218,9 +219,18 @@ def policy_fps(policy: Any) -> float | None:
     return float(embodiment.fps) if embodiment is not None else None
 
 
+def control_hz_for(fps: float | None) -> float:
+    """The control rate a policy's env is built at where none is asked for (`worldpolicy sim` without --control-hz,
+    the trainer's sim eval, the agents' `evaluate_in_sim`): its actions' own (`policy_fps`; a checkpoint's
+    embodiment's `fps` before it loads), so a 10 fps checkpoint runs at 10 Hz; `DEFAULT_CONTROL_HZ` for a policy with
+    none (random actions; the scripted expert plans at whatever rate it is given)."""
+    return float(fps) if fps is not None else DEFAULT_CONTROL_HZ
+
+
 def warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
     """A policy run faster or slower than its actions' rate (`policy_fps`) moves the arm at the wrong speed: said
-    before the run (`worldpolicy sim`) or the recording (`dataset from-sim --policy`), naming their flags."""
+    before the episodes (`sim.evaluate.evaluate`: `worldpolicy sim`'s, or an env of the caller's own) or the recording
+    (`dataset from-sim --policy`), naming their flags; `control_hz_for` is the rate that says nothing."""
     if fps is not None and abs(control_hz / fps - 1) > 0.02:
         logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
                        "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,

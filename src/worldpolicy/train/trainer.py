@@ -1538,11 +1538,12 @@ class Trainer:
         """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
         from ..sim.env import TabletopEnv
         from ..sim.evaluate import evaluate
-        from ..sim.policies import wrap_policy
+        from ..sim.policies import control_hz_for, policy_fps, wrap_policy
 
         cfg = self.config.eval
         with self._live_policy(cfg.steps, f"step-{step}") as policy:
-            env = TabletopEnv(cfg.task, perturb=cfg.perturb)
+            # at its own rate, as `worldpolicy sim` runs a checkpoint: a 10 fps embodiment's ran 1.5 times too fast
+            env = TabletopEnv(cfg.task, control_hz=control_hz_for(policy_fps(policy)), perturb=cfg.perturb)
             try:
                 report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
                                   episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
