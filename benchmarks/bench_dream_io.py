@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _args import parser_for
+from _args import exit_if_failed, parser_for
 
 COMPARED = ("dream.json", "actions.json", "settings.json")
 
@@ -91,6 +91,7 @@ def main() -> None:
     print(f"model (policy + world model) per chunk: {1e3 * model:.0f} ms (median of {longest}); "
           f"{len(ran[0].actions)} frames of {frame[0]}x{frame[1]} per chunk")
     plots = not args.no_plots
+    checks = {}
     with tempfile.TemporaryDirectory() as tmp:  # first-call set-up (imports, the encoder, matplotlib) outside both
         warm = dream_settings("shipped", "shipped", 0, 1, args.execute_steps, None, {})
         _old(ran[:1], Path(tmp) / "old", warm, plots)
@@ -116,6 +117,8 @@ def main() -> None:
               f"writing / model time: old {old_total / (n * model):.2f}, new {new_total / (n * model):.2f}; "
               f"same files: {'yes' if same else 'NO'} (rollout.mp4's pixels up to {apart}/255 apart: encoded as one "
               "stream against chunk by chunk)")
+        checks[f"{n} chunks: both ways end with the same files"] = same
+    exit_if_failed(checks)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _args import at_least, frame_size, parser_for
+from _args import at_least, exit_if_failed, frame_size, parser_for
 from bench_label_memory import _same_tree, _status
 
 
@@ -114,6 +114,7 @@ def main() -> None:
     print(f"whole / streamed: peak RSS {whole['peak_rss_mib'] / max(streamed['peak_rss_mib'], 1):.2f}x, wall "
           f"{whole['seconds'] / streamed['seconds']:.2f}x, CPU {whole['cpu_seconds'] / streamed['cpu_seconds']:.2f}x; "
           f"datasets identical file by file: {same}")
+    exit_if_failed({"the whole and streamed recordings' datasets are identical file by file": same})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from _args import at_least, frame_size, parser_for
+from _args import at_least, exit_if_failed, frame_size, parser_for
 
 CHUNK = 4  # the tiny checkpoint's chunk as the label tests load it: a segment is 4 * batch_size * 4 transitions
 
@@ -151,6 +151,7 @@ def main() -> None:
         print(f"{variant:>8}: peak RSS +{row['peak_rss_mib']:5d} MiB, {row['seconds']:6.2f} s")
     whole, segments = rows["whole"]["peak_rss_mib"], rows["segments"]["peak_rss_mib"]
     print(f"peak RSS whole / segments: {whole / max(segments, 1):.2f}x; datasets identical file by file: {same}")
+    exit_if_failed({"the whole and segment labellers' datasets are identical file by file": same})
 
 
 def _same_tree(compared: filecmp.dircmp) -> bool:

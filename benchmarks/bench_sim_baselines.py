@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from _args import at_least, parser_for
+from _args import at_least, exit_if_failed, parser_for
 
 from worldpolicy.fileio import write_json_atomic
 from worldpolicy.sim.env import TabletopEnv
@@ -54,6 +54,7 @@ def main() -> None:
     print("all pass" if all(r["pass"] for r in rows) else "SOME FAIL")
     if args.out:
         write_json_atomic(args.out, rows)
+    exit_if_failed({f"{r['task']} {r['policy']} bar {r['bar']}": r["pass"] for r in rows})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def examples_for(latent_channel: int, batch: int, chunk: int, latent_hw: tuple[i
 
 def step(transformer, examples, precision: str, recompute: bool, count: bool,
          backward: bool = True) -> tuple[int, float]:
-    """One forward (+ backward) of the trainer's own loss module; returns (bytes kept for the backward pass, seconds)."""
+    """One forward (+ backward) of the trainer's own loss module: (bytes kept for the backward pass, seconds)."""
     from worldpolicy.train.trainer import FlowMatchingLoss
 
     params = {p.untyped_storage().data_ptr() for p in transformer.parameters()}
@@ -91,9 +91,10 @@ def main() -> None:
         kept = {v: counts[1][v] + (n - 1) * (counts[2][v] - counts[1][v]) for v in variants}
         seconds, params = None, None
     base = variants[0]
-    print(f"\n{args.geometry} geometry, batch {args.batch} of 480x832 chunk-16 examples (1950 vision + 16 action tokens, "
-          f"130-token caption)" + (f", {params / 1e6:.1f} M parameters" if params else
-                                   f", {NANO.num_hidden_layers} layers (measured with 1 and 2, per layer x {n})"))
+    size = (f", {params / 1e6:.1f} M parameters" if params else
+            f", {NANO.num_hidden_layers} layers (measured with 1 and 2, per layer x {n})")
+    print(f"\n{args.geometry} geometry, batch {args.batch} of 480x832 chunk-16 examples (1950 vision + 16 action "
+          f"tokens, 130-token caption){size}")
     print("  (in brackets: this variant / fp32 plain; < 1 keeps less or steps faster)")
     for variant in variants:
         timing = f", step {seconds[variant]:6.2f} s ({seconds[variant] / seconds[base]:4.2f}x)" if seconds else ""

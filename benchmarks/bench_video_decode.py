@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _args import at_least, frame_size, parser_for
+from _args import at_least, exit_if_failed, frame_size, parser_for
 
 READS = {"whole clip": {}, "last frame": {"last": 1}, "first 34 frames": {"max_frames": 34}}
 
@@ -99,6 +99,7 @@ def _blocks(frames: int, height: int, width: int, gop: int, block: int, repeats:
         print(f"{name:>20}: {median:7.2f} s  ({median / medians['whole file']:.2f}x the whole read)")
     print(f"sought / decoding on: {medians['blocks, each sought'] / medians['blocks, decoding on']:.2f}x; "
           f"frames identical: {same}")
+    exit_if_failed({"the three reads' frames are identical": same})
 
 
 def main() -> None:
@@ -139,7 +140,8 @@ def main() -> None:
     whole = rows["whole clip"]
     print(f"{frames} frames of {height}x{width}")
     for name, row in rows.items():
-        ratio = "" if row is whole else f"  (whole clip / this: {whole['peak_rss_mib'] / max(row['peak_rss_mib'], 1):.0f}x)"
+        times = whole["peak_rss_mib"] / max(row["peak_rss_mib"], 1)
+        ratio = "" if row is whole else f"  (whole clip / this: {times:.0f}x)"
         print(f"{name:>16}: {row['frames']:4d} frames, peak RSS +{row['peak_rss_mib']:5d} MiB, {row['seconds']:6.2f} s"
               + ratio)
 

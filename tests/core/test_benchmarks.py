@@ -29,6 +29,17 @@ def _ran(script: str, *args: str, timeout: float = 300) -> str:
     return done.stdout
 
 
+def _main_failing(monkeypatch, capsys, script: str, *args: str) -> tuple[str, str]:
+    """`script`'s `main()` run in this process with `args` (the caller has monkeypatched what makes its check fail):
+    the last line it exits with, asserted to be a failure's, and what it printed before."""
+    module = sys.modules[script.removesuffix(".py")]
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    with pytest.raises(SystemExit) as exited:
+        module.main()
+    assert isinstance(exited.value.code, str), exited.value.code  # sys.exit(message): exit status 1
+    return exited.value.code, capsys.readouterr().out
+
+
 def test_engine_against_the_pipeline_prints_its_speed_up_and_action_difference(tmp_path):
     out = _ran("bench_engine.py", "--settings", "tiny", "--repeats", "1", "--json", str(tmp_path / "r.json"))
     assert re.search(r"engine, eager .* speed-up +\d+\.\d+x +max relative action difference \d", out), out
@@ -125,6 +136,73 @@ def test_dream_io_prints_the_old_writing_against_the_new():
                      r"old / new \d+\.\d+x; .* same files: yes", out), out  # both ways end with the same files
 
 
+def test_dream_io_exits_non_zero_when_the_files_differ(monkeypatch, capsys):
+    """A failed check used to print "same files: NO" and exit 0 (seen only by reading the figures)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_dream_io  # noqa: F401  (run by _main_failing)
+
+    from worldpolicy.sim.world_model import DreamRecorder
+
+    finish = DreamRecorder.finish
+
+    def finish_then_differ(self):
+        finish(self)
+        with open(self.out / "settings.json", "a") as file:
+            file.write(" ")
+
+    monkeypatch.setattr(DreamRecorder, "finish", finish_then_differ)
+    last, out = _main_failing(monkeypatch, capsys, "bench_dream_io.py", "--chunks", "1", "--no-plots")
+    assert "same files: NO" in out, out  # the figures still printed
+    assert last == "check failed: 1 chunks: both ways end with the same files"
+
+
+def test_video_decode_exits_non_zero_when_the_frames_differ(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_video_decode  # noqa: F401
+
+    from worldpolicy.data.video import SegmentReader
+
+    read = SegmentReader.read  # what all three reads decode with: the blocks after the first one bit off
+
+    def read_then_differ(self, from_timestamp, *args):
+        return read(self, from_timestamp, *args) ^ (from_timestamp > 0)
+
+    monkeypatch.setattr(SegmentReader, "read", read_then_differ)
+    last, out = _main_failing(monkeypatch, capsys, "bench_video_decode.py", "--part", "blocks", "--frames", "40",
+                              "--size", "32x32", "--block", "8", "--repeats", "1")
+    assert "frames identical: False" in out, out
+    assert last == "check failed: the three reads' frames are identical"
+
+
+def test_sim_baselines_exit_non_zero_when_a_bar_is_missed(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_sim_baselines
+
+    monkeypatch.setattr(bench_sim_baselines, "BARS", {"scripted": (">=", 0.95), "random": (">=", 0.5)})
+    last, out = _main_failing(monkeypatch, capsys, "bench_sim_baselines.py", "--tasks", "reach", "--episodes", "1",
+                              "--out", str(tmp_path / "t.json"))
+    assert "SOME FAIL" in out and (tmp_path / "t.json").exists(), out  # the table still written
+    assert last == "check failed: reach random bar >= 50%"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "args"), [
+    ("bench_label_memory.py", ["--frames", "20", "--size", "16x16", "--cameras", "1", "--batch-size", "1"]),
+    ("bench_from_sim_memory.py", ["--episodes", "1", "--frames", "3", "--size", "16x16"]),
+])
+def test_memory_benchmarks_exit_non_zero_when_the_datasets_differ(monkeypatch, capsys, script, args):
+    if script == "bench_from_sim_memory.py":
+        pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    pytest.importorskip("pyarrow", reason="worldpolicy.data needs the train extra (pyarrow)")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    module = __import__(script.removesuffix(".py"))
+    monkeypatch.setattr(module, "_same_tree", lambda compared: False)
+    last, out = _main_failing(monkeypatch, capsys, script, *args)
+    assert "datasets identical file by file: False" in out, out
+    assert last.startswith("check failed: the ") and last.endswith("datasets are identical file by file"), last
+
+
 def test_sim_batch_prints_both_rates_and_their_ratio():
     pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
     out = _ran("bench_sim_batch.py", "--num-envs", "2", "--episodes", "2", "--max-steps", "2")
@@ -151,14 +229,16 @@ def test_ik_prints_tracking_and_solve_time():
     report = json.loads(_ran("bench_ik.py", "--chunks", "1"))
     assert set(report) == {"no_speed_limit", "at_15fps", "ratios_speed_limited_over_no_limit"}  # ActionDecoder's rate
     for config in ("no_speed_limit", "at_15fps"):
-        assert {"line_17cm_32", "circle_r8cm_64", "droid_random_reanchored", "solve_time_ms", "pass"} <= set(report[config])
+        expected = {"line_17cm_32", "circle_r8cm_64", "droid_random_reanchored", "solve_time_ms", "pass"}
+        assert expected <= set(report[config])
     assert report["at_15fps"]["droid_random_reanchored"]["mean_mm"] < 5  # within the arm's speed: tracked as before
     assert set(report["ratios_speed_limited_over_no_limit"]) == {"solve_time_median", "droid_chunk_ms"}
 
 
 def test_sim_baselines_print_each_bar_and_write_the_table(tmp_path):
     out = _ran("bench_sim_baselines.py", "--tasks", "reach", "--episodes", "1", "--out", str(tmp_path / "t.json"))
-    assert re.search(r"reach +scripted +\d/1 .* bar >= 95%", out) and re.search(r"reach +random +\d/1 .* bar <= 10%", out)
+    assert re.search(r"reach +scripted +\d/1 .* bar >= 95%", out), out
+    assert re.search(r"reach +random +\d/1 .* bar <= 10%", out), out
     assert [row["policy"] for row in json.loads((tmp_path / "t.json").read_text())] == ["scripted", "random"]
 
 
