@@ -2013,3 +2013,16 @@ def test_a_listed_hub_snapshot_whose_weights_cannot_be_fetched_is_a_problem_not_
     monkeypatch.setattr(loading, "check_checkpoint_complete", offline)
     assert toolbox._load_problem(tmp_path / "snap") == "could not fetch checkpoint 'snap' from the Hugging Face hub. " \
         "Offline?"
+
+
+def test_the_docs_name_every_file_a_run_result_lists():
+    """The results' `files` gained `observation` (the run's camera images) in the schema and the server's
+    instructions, while docs/agents.md's lists of them, `PredictionResult`'s and dream's, still ended at `plots`."""
+    from worldpolicy.agents.mcp_server import DreamFiles, RunFiles
+
+    text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text().split())
+    listed = re.findall(r"`files` \{([^}]*)\}", text[text.index("`PredictionResult` (structured"):])[0]
+    assert not [f for f in RunFiles.model_fields if f"`{f}`" not in listed], listed
+    dream = re.findall(r"`files` \{([^}]*)\}", text[text.index("| `dream` |"):])[0]
+    # `animation`: the dream tool animates nothing (always null)
+    assert not [f for f in DreamFiles.model_fields if f != "animation" and f"`{f}`" not in dream], dream

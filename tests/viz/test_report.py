@@ -321,7 +321,7 @@ def test_report_refuses_a_checkpoint_or_a_dataset(tmp_path, capsys):
             report.write_report(folder)
 
 
-def test_report_refusing_a_dataset_or_a_runs_checkpoint_names_the_page_to_write(tmp_path, capsys):
+def test_report_refusing_a_dataset_or_a_runs_checkpoint_names_the_page_to_write(tmp_path, capsys, monkeypatch):
     """`report data/reach` and `report runs/x/checkpoints/step-N` (the folders a user has in hand after from-sim and
     train) were told only "choose another run_dir": the dataset's page is `dataset show`'s, the checkpoint's its
     training run's."""
@@ -338,6 +338,11 @@ def test_report_refusing_a_dataset_or_a_runs_checkpoint_names_the_page_to_write(
     assert f"choose another run_dir; a dataset's page: worldpolicy dataset show {dataset} --out DIR" in err
     assert main(["report", str(step)]) == 2
     assert f"choose another run_dir; its training run's page: worldpolicy report {run}" in capsys.readouterr().err
+    for inside, named in ((run / "checkpoints", step.name), (step, ".")):  # a path relative to where the user is
+        monkeypatch.chdir(inside)
+        assert main(["report", named]) == 2
+        named_run = re.search(r"its training run's page: worldpolicy report (.+)$", capsys.readouterr().err.strip())
+        assert named_run is not None and os.path.samefile(named_run[1], run), named
     loose = tmp_path / "loose"  # a checkpoint in no run's checkpoints/: nothing more to say
     loose.mkdir()
     (loose / "model_index.json").write_text("{}")

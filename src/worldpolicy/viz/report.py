@@ -913,10 +913,12 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     try:
         refuse_foreign_folder(run_dir, "run_dir", RUN_WRITERS)
     except ValueError as err:
-        found, run = folder_kind(run_dir), run_dir.parent.parent
+        # the run from the whole path: `report step-N` in its checkpoints/, or `report .` in it, names one too
+        found, full = folder_kind(run_dir), run_dir.absolute()
+        run = full.parent.parent
         if found is not None and found[0].repo_type == "dataset":
             raise ValueError(f"{err}; a dataset's page: worldpolicy dataset show {run_dir} --out DIR") from None
-        if found is not None and found[0].repo_type == "model" and run_dir.relative_to(run).match(CHECKPOINT_GLOB) and (
+        if found is not None and found[0].repo_type == "model" and full.relative_to(run).match(CHECKPOINT_GLOB) and (
                 (kind := folder_kind(run)) is not None and kind[0].writer == "train"):
             raise ValueError(f"{err}; its training run's page: worldpolicy report {run}") from None
         raise
