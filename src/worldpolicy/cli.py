@@ -186,9 +186,11 @@ def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
     """The key `add_api_key_flags`' flags give for `--policy POLICY`: the variable --api-key-env names, --api-key,
     else `API_KEY_ENV` where set; None for a policy that is no ws:// or wss:// server, to which either flag is refused
     (it would be ignored, and the run look as asked), as both together are."""
+    from .models import SERVER_SCHEMES
+
     given = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
              if value is not None]
-    server = policy.startswith(("ws://", "wss://"))
+    server = policy.startswith(SERVER_SCHEMES)
     if given and not server:
         raise ValueError(f"{given[0]} is sent to a ws:// or wss:// policy server, not to --policy {policy!r}")
     if len(given) == 2:

@@ -293,7 +293,10 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
     with pytest.raises(ValueError, match=r"six.json': unknown keys 'arm_joint', 'max_speed'; accepted: "):
         get_robot(path)  # every typo at once: it named the first only
     path.write_text(json.dumps({k: v for k, v in spec.items() if k != "home"}))
-    with pytest.raises(ValueError, match=r"six.json': missing key\(s\) \['home'\]"):
+    with pytest.raises(ValueError, match=r"six.json': missing key 'home'; "):
+        get_robot(path)
+    path.write_text(json.dumps({k: v for k, v in spec.items() if k not in ("home", "mjcf")}))
+    with pytest.raises(ValueError, match=r"six.json': missing keys 'mjcf', 'home'; "):
         get_robot(path)
     path.write_text(json.dumps({**spec, "mjcf": "six.mjcf"}))
     with pytest.raises(ValueError, match=r"six.json': mjcf='six.mjcf' is no MJCF file \(a path relative to this"):

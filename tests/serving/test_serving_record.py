@@ -258,9 +258,9 @@ def test_a_killed_server_s_recording_is_recovered_bit_exact(tmp_path, capsys, mo
 
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
     err = capsys.readouterr().err
-    assert "connection 1: 1 record(s) half-written at the kill were left out" in err
+    assert "connection 1: 1 record half-written at the kill was left out" in err
     assert err.count("left out") == 1  # said once, by the command, not again by the library's log
-    assert "connection(s) 1 were open at the kill" in err
+    assert "connection 1 was open at the kill" in err
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]  # spool and dead staging gone
     ds = LeRobotDataset.open(root)
     assert ds.provenance["source"] == "worldpolicy serve --record"
@@ -377,6 +377,22 @@ def test_a_connection_s_skipped_requests_are_said_once_then_counted(tmp_path, ca
     assert LeRobotDataset.open(tmp_path / "record").num_episodes == 1
 
 
+def test_a_record_cut_short_in_the_spool_is_counted_in_words(tmp_path, caplog):
+    """A spool write that failed mid-record: the warning said "1 record(s) ... were cut short", not a sentence."""
+    sink = ServedRunDataset(tmp_path / "record", StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.exchange(_exchange(1, 1, np.zeros((6, 10, 3), np.uint8)))
+    with open(spool / "1.values", "ab") as values:  # a record's header, its payload never written
+        values.write(b"\x40\x00\x00\x00\x01")
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.data.served"):
+        sink.end(1, None)
+    sink.close()
+    assert ("serve --record: connection 1 episode 0: 1 record at the end of its spool was cut short (a spool write "
+            "that failed) and is left out") in caplog.text
+    assert LeRobotDataset.open(tmp_path / "record").num_episodes == 1
+
+
 def test_recover_given_the_record_folder_names_its_spool(tmp_path):
     """A user who passes `--record DIR` to `dataset recover` in place of its spool is told where the spool is."""
     root = tmp_path / "record"
@@ -469,7 +485,7 @@ def test_recovering_a_spool_whose_every_record_was_cut_short_says_so(tmp_path, c
     values.write_bytes(values.read_bytes()[:-3])  # the kill cut its only record short
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
     err = capsys.readouterr().err
-    assert "connection 1: 1 record(s) half-written at the kill were left out" in err
+    assert "connection 1: 1 record half-written at the kill was left out" in err
     assert (f"worldpolicy dataset recover: no whole record reached {spool}; nothing to recover, the spool was removed"
             in err) and "no exchange reached" not in err
     assert not spool.exists() and not root.exists()
@@ -488,8 +504,8 @@ def test_a_killed_connection_whose_every_record_was_cut_short_is_not_said_to_hav
     values.write_bytes(values.read_bytes()[:-3])  # the kill cut connection 2's only record short
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
     err = capsys.readouterr().err
-    assert "connection 2: 1 record(s) half-written at the kill were left out" in err
-    assert "connection(s) 1 were open at the kill: their episodes have serving.killed true" in err, err
+    assert "connection 2: 1 record half-written at the kill was left out" in err
+    assert "connection 1 was open at the kill: its episodes have serving.killed true" in err, err
     ds = LeRobotDataset.open(root)
     assert ds.num_episodes == 1
 
@@ -654,8 +670,8 @@ def test_a_killed_server_s_kept_episodes_stay_and_its_spool_is_added_once(tmp_pa
                         lambda self, blocks: (encoded.extend(len(b) for b in blocks.values()), append(self, blocks)))
     assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "the 2 episode(s) the server kept before the kill come first, then 2 from the spool" in err
-    assert "connection(s) 3 were open at the kill" in err
+    assert "the 2 episodes the server kept before the kill come first, then 2 from the spool" in err
+    assert "connection 3 was open at the kill" in err
     assert sum(encoded) == 3  # connections 3 and 4's frames: the kept ones' are copied
     ds = LeRobotDataset.open(root)
     assert [(f["serving.connection"], f["serving.killed"], f["serving.error"]) for f in ds.episode_fields()] == [
@@ -695,7 +711,7 @@ def test_a_server_killed_with_everything_kept_is_recovered_leaving_dir_untouched
     sink._lock.close()
     files = {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()}
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
-    assert "the 1 episode(s) the server kept before the kill come first, then 0 from the spool" in capsys.readouterr().err
+    assert "the 1 episode the server kept before the kill comes first, then 0 from the spool" in capsys.readouterr().err
     assert {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()} == files and not spool.exists()
 
 
@@ -874,8 +890,8 @@ def test_recovering_without_the_episodes_the_server_kept_says_so(tmp_path, monke
     sink._lock.close()
     root.rename(tmp_path / "moved")
     assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
-    assert (f"the server kept 1 more episode(s) before the kill than {root} or its --record DIR holds now (moved, "
-            f"removed or replaced since): {root} lacks them; `worldpolicy dataset merge`") in capsys.readouterr().err
+    assert (f"the server kept 1 more episode before the kill than {root} or its --record DIR holds now (moved, "
+            f"removed or replaced since): {root} lacks it; `worldpolicy dataset merge`") in capsys.readouterr().err
     assert _connections(root) == [2] and _connections(tmp_path / "moved") == [1] and not spool.exists()
     sink = ServedRunDataset(root, StandInPolicy().embodiment, overwrite=True)  # a run whose every keep is found
     (spool,) = tmp_path.glob(".record.writing-spool-*")

@@ -230,6 +230,19 @@ def test_render_mode_is_checked_and_the_render_rate_declared():
     assert env.metadata["render_fps"] == env.actual_control_hz == pytest.approx(500 / 33)
 
 
+def test_an_env_without_cameras_renders_its_views_at_the_default_size():
+    """image_size=None leaves the cameras out of the observations, not out of `render()`: docs/robot.md says the
+    frame it then draws (the three views, each at `DEFAULT_IMAGE_SIZE`)."""
+    from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE
+
+    env = TabletopEnv("reach", image_size=None)
+    obs, _ = env.reset(seed=0)
+    assert not set(CAMERAS) & set(obs)
+    height, width = DEFAULT_IMAGE_SIZE
+    assert env.render().shape == (height, len(CAMERAS) * width, 3) == (180, 960, 3)
+    env.close()
+
+
 @pytest.mark.parametrize("bad", [180, "180x320", (180.5, 320), ("a", "b"), (True, 320), (180, 320, 3), (15, 32),
                                  (17000, 32)])
 def test_a_bad_image_size_is_refused_before_the_scene_is_built(monkeypatch, bad):

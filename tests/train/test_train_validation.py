@@ -322,13 +322,13 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     panels = {title.split(" · ")[0].split(" (")[0]: ax for title, ax in titles.items()}
     # the losses drawn with the training curves, not on their own; the action error has no training curve; its
     # columns a panel per unit, so radians and the unit-free gripper do not share an axis
-    assert [name for name in panels if name.startswith("val/")] == ["val/action_mae", "val/action_mae/<name> [1]",
+    assert [name for name in panels if name.startswith("val/")] == ["val/action_mae", "val/action_mae/<name>",
                                                                      "val/action_mae/<name> [rad]"]
     assert "val/action_mae · unit-free: MAE on the model's normalised action scale, mean over columns" in titles
     assert list(panels["val/action_mae"].lines[0].get_ydata()) == list(sampled.values())
     joints = panels["val/action_mae/<name> [rad]"]
     assert [line.get_label() for line in joints.lines] == [f"joint_{i}" for i in range(7)]
-    gripper = panels["val/action_mae/<name> [1]"]
+    gripper = panels["val/action_mae/<name>"]
     assert [line.get_label() for line in gripper.lines] == ["gripper"]
     assert list(gripper.lines[0].get_ydata()) == [line["val/action_mae/gripper"] for line in _val(out)]
     # the legend above the curves: the axis leaves it room over the highest point

@@ -712,9 +712,9 @@ def test_per_column_curves_share_a_panel_per_unit_and_the_headline_says_its_scal
     fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl", units)
     panels = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
     assert list(panels) == ["val/action_mae · unit-free: MAE on the model's normalised action scale, mean over columns",
-                            "val/action_mae/<name> [1]", "val/action_mae/<name> [m]"]
+                            "val/action_mae/<name>", "val/action_mae/<name> [m]"]
     assert [line.get_label() for line in panels["val/action_mae/<name> [m]"].lines] == ["tx", "ty"]
-    assert [line.get_label() for line in panels["val/action_mae/<name> [1]"].lines] == ["grasp", "r0"]
+    assert [line.get_label() for line in panels["val/action_mae/<name>"].lines] == ["grasp", "r0"]
     fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
     named = [ax for ax in fig.axes if ax.get_visible() and ax.get_title(loc="left") == "val/action_mae/<name>"]
     assert [line.get_label() for line in named[0].lines] == ["grasp", "r0", "tx", "ty"]

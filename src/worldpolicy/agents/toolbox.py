@@ -938,6 +938,7 @@ class Toolbox:
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
             from ..sim.policies import check_rtc_policy, chunk_size, control_hz_for, make_policy, wrap_policy
             from ..sim.rollout import check_chunk_timing, check_latency_ms, latency_as_none, latency_ticks
+            from ..sim.scenes import DEFAULT_IMAGE_SIZE
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
@@ -1001,7 +1002,7 @@ class Toolbox:
                 # a checkpoint at its embodiment's rate, as `worldpolicy sim` runs it; a baseline at the default
                 # (random actions have no rate, the expert plans at the env's)
                 env = TabletopEnv(task, SIM_ROBOT, control_hz=control_hz_for(emb.fps if ckpt is not None else None),
-                                  image_size=None if ckpt is None else (180, 320), max_steps=max_steps,
+                                  image_size=None if ckpt is None else DEFAULT_IMAGE_SIZE, max_steps=max_steps,
                                   perturb=perturbation)
                 sim_policy = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end

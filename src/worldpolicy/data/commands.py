@@ -930,6 +930,7 @@ def _recover(args: argparse.Namespace) -> int:
     from worldpolicy.cli import flag_named
     from worldpolicy.data.served import recover_served_run
     from worldpolicy.fileio import exit_status
+    from worldpolicy.viz.plots import plural
 
     try:
         result = recover_served_run(args.spool, args.out, overwrite=args.overwrite, progress=not args.no_progress)
@@ -941,11 +942,12 @@ def _recover(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     for conn, dropped in result.torn.items():
-        print(f"worldpolicy dataset recover: connection {conn}: {dropped} record(s) half-written at the kill were left "
-              "out", file=sys.stderr)
+        print(f"worldpolicy dataset recover: connection {conn}: {plural(dropped, 'record')} half-written at the kill "
+              f"{'was' if dropped == 1 else 'were'} left out", file=sys.stderr)
     if result.unfound:
-        print(f"worldpolicy dataset recover: the server kept {result.unfound} more episode(s) before the kill than "
-              f"{args.out} or its --record DIR holds now (moved, removed or replaced since): {args.out} lacks them; "
+        print(f"worldpolicy dataset recover: the server kept {plural(result.unfound, 'more episode')} before the kill "
+              f"than {args.out} or its --record DIR holds now (moved, removed or replaced since): {args.out} lacks "
+              f"{'it' if result.unfound == 1 else 'them'}; "
               "`worldpolicy dataset merge` the folder that holds them with it", file=sys.stderr)
     if result.dataset is None:  # torn: records reached it, each cut short (said above)
         what = "no whole record reached" if result.torn else "no exchange reached"
@@ -953,10 +955,13 @@ def _recover(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     if result.kept:
-        print(f"worldpolicy dataset recover: the {result.kept} episode(s) the server kept before the kill come first, "
+        print(f"worldpolicy dataset recover: the {plural(result.kept, 'episode')} the server kept before the kill "
+              f"{'comes' if result.kept == 1 else 'come'} first, "
               f"then {result.dataset.num_episodes - result.kept} from the spool", file=sys.stderr)
     if result.killed:
-        print(f"worldpolicy dataset recover: connection(s) {', '.join(map(str, result.killed))} were open at the "
-              "kill: their episodes have serving.killed true", file=sys.stderr)
+        one = len(result.killed) == 1
+        print(f"worldpolicy dataset recover: connection{'' if one else 's'} {', '.join(map(str, result.killed))} "
+              f"{'was' if one else 'were'} open at the kill: {'its' if one else 'their'} episodes have serving.killed "
+              "true", file=sys.stderr)
     print(json.dumps(result.dataset.summary(), indent=2))
     return 0

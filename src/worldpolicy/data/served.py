@@ -215,8 +215,11 @@ class ServedRunDataset:
         if self._writer is None:
             self._writer = _writer(self._spool, self.root, self.overwrite)
         if dropped := _add_episode(self._writer, self._spool, self._features, (conn, index), error, killed=False):
-            logger.warning("serve --record: connection %d episode %d: %d record(s) at the end of its spool were cut "
-                           "short (a spool write that failed) and are left out", conn, index, dropped)
+            from ..viz.plots import plural
+
+            logger.warning("serve --record: connection %d episode %d: %s at the end of its spool %s cut short (a spool "
+                           "write that failed) and %s left out", conn, index, plural(dropped, "record"),
+                           *(("was", "is") if dropped == 1 else ("were", "are")))
         self._unkept.append((conn, index))
 
     def _keep_if_due(self) -> None:

@@ -323,7 +323,8 @@ def _robot_file(path: Path) -> RobotConfig:
                          f"{', '.join(map(repr, unknown))}; accepted: {', '.join(fields)}")
     required = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name != "name"]
     if missing := [k for k in required if k not in spec]:
-        raise ValueError(f"robot {str(path)!r}: missing key(s) {missing}; RobotConfig's fields without a default")
+        raise ValueError(f"robot {str(path)!r}: missing key{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}; "
+                         "RobotConfig's fields without a default")
     mjcf = spec["mjcf"]
     if not isinstance(mjcf, str) or not (path.parent / mjcf).is_file():
         raise ValueError(f"robot {str(path)!r}: mjcf={mjcf!r} is no MJCF file (a path relative to this file)")

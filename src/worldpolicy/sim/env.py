@@ -27,7 +27,7 @@ with extra_imports():
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.sim.perturb import Perturbation, Perturber, parse_perturbations
-from worldpolicy.sim.scenes import CAMERAS, build_scene
+from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE, build_scene
 from worldpolicy.sim.tasks import COLORS, DEFAULT_CONTROL_HZ, SimState, Task, get_task
 
 __all__ = ["IMAGE_SIDE", "GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit",
@@ -75,7 +75,7 @@ class TabletopEnv(gym.Env):
         robot: str | RobotConfig = "panda",
         *,
         control_hz: float = DEFAULT_CONTROL_HZ,
-        image_size: tuple[int, int] | None = (180, 320),
+        image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE,
         max_steps: int | None = None,
         render_mode: str | None = "rgb_array",
         perturb: str | Sequence[str] | Perturbation | None = None,
@@ -92,7 +92,7 @@ class TabletopEnv(gym.Env):
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         self.render_mode = render_mode
         self.model = build_scene(self.robot, self.task.objects() + self.perturbation.objects(),
-                                 image_size=self.image_size or (180, 320))
+                                 image_size=self.image_size or DEFAULT_IMAGE_SIZE)
         self.data = mujoco.MjData(self.model)
         self._perturber = (Perturber(self.model, self.perturbation, self.task.objects()) if self.perturbation
                            else None)
@@ -310,7 +310,7 @@ class TabletopEnv(gym.Env):
         """Create the offscreen GL context now rather than at the first image, so a machine that cannot render fails
         before any other work (`RenderingUnavailable`)."""
         if self._renderer is None:
-            h, w = self.image_size or (180, 320)
+            h, w = self.image_size or DEFAULT_IMAGE_SIZE
             self._renderer = make_renderer(self.model, h, w)
 
     def render_camera(self, key: str) -> np.ndarray:
@@ -358,7 +358,7 @@ class GymTabletopEnv(TabletopEnv):
         robot: str | RobotConfig = "panda",
         *,
         control_hz: float = DEFAULT_CONTROL_HZ,
-        image_size: tuple[int, int] | None = (180, 320),
+        image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE,
         render_mode: str | None = None,
         max_steps: int | None = None,
         perturb: str | Sequence[str] | Perturbation | None = None,

@@ -31,6 +31,9 @@ CAMERAS = {
     "observation/exterior_image_2_left": "exterior_2_left",
     "observation/wrist_image_left": "wrist_left",
 }
+# Each camera's (height, width) in pixels where none is given: an env's observations, and its renderer with
+# image_size=None (no camera observations), whose `render()` is then the three views side by side at this size.
+DEFAULT_IMAGE_SIZE = (180, 320)
 TABLE_TOP = 0.0  # the robot base sits on the table surface, like DROID's table-mounted Franka
 TABLE_CENTER = (0.55, 0.0)
 TABLE_HALF = (0.4, 0.5)
@@ -62,7 +65,8 @@ def look_at_quat(pos: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.
     return quat
 
 
-def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_size: tuple[int, int] = (180, 320)) -> mujoco.MjModel:
+def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *,
+                image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> mujoco.MjModel:
     """Compile robot + table + lights + the three DROID cameras + task objects into one model."""
     import mujoco
 

@@ -568,7 +568,7 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     family: dict[str, list[str]] = {}
     for key in series:
         for part in sorted(k for k in series if k.startswith(f"{key}/")):
-            unit = (units or {}).get(part.removeprefix(f"{key}/"))
+            unit = shown_unit(str((units or {}).get(part.removeprefix(f"{key}/")) or ""))
             family.setdefault(f"{key}/<name>" + (f" [{unit}]" if unit else ""), []).append(part)
     grouped = {part for parts in family.values() for part in parts}
     keys = sorted((key for key in series if key not in held_out.values() and key not in grouped), key=_curve_order)
