@@ -4,7 +4,6 @@ chunk by chunk imagines the video `imagine(whole_trajectory=True)` does, with no
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,21 +174,6 @@ def test_bad_settings_are_refused_before_any_imagining(policy, cameras):
         env.reset(seed=-1)
     drawn = [env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"], env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"]]
     assert drawn[0] == drawn[2] == 3 and drawn[1] == drawn[3] != 3 and 0 <= drawn[1] < 2**63  # gymnasium's np_random
-
-
-def test_made_without_its_required_arguments_it_says_which_and_where_they_are_described():
-    """`gymnasium.make("worldpolicy/WorldModel-v0")` alone got Python's "missing 3 required positional arguments"
-    under gymnasium's wording: nothing said what each is, or that `make` takes them as keywords."""
-    with pytest.raises(TypeError, match=r"WorldModelEnv: missing world_model \(the world model: a Policy or a "
-                                        r"RemotePolicy\), observation \(the start observation\), prompt \(the task\); "
-                                        r"pass them as gymnasium.make\('worldpolicy/WorldModel-v0', "
-                                        r"world_model=\.\.\., "):
-        gym.make(WORLD_MODEL_ID)
-    with pytest.raises(TypeError, match=r"WorldModelEnv: missing prompt \(the task\); .*\(docs/robot.md, \"A world "
-                                        r"model as an env\"\)"):
-        WorldModelEnv(object(), np.zeros((64, 64, 3), np.uint8))  # refused before the world model is judged
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "robot.md").read_text()
-    assert "\n### A world model as an env" in docs  # the section the error sends the user to
 
 
 def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp_path):

@@ -46,7 +46,6 @@ from worldpolicy.processing.observations import (
 from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction, actions_to_json
-from worldpolicy.sim.registration import WORLD_MODEL_ID
 
 logger = logging.getLogger(__name__)
 
@@ -61,19 +60,6 @@ VAE_PIXELS = 16
 RESET_OPTIONS = ("observation", "state", "prompt")
 DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`write_dream`)
 DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"  # chunks.jsonl's first line, while a dream runs (`DreamRecorder`)
-
-
-class _RequiredArgument:
-    """The default of `WorldModelEnv`'s required arguments: `gymnasium.make` without them got Python's TypeError,
-    under gymnasium's wording, which says neither what each is nor where the env is described."""
-
-    def __repr__(self) -> str:
-        return "<required>"
-
-
-_REQUIRED = _RequiredArgument()
-_REQUIRED_ARGS = {"world_model": "the world model: a Policy or a RemotePolicy",
-                 "observation": "the start observation", "prompt": "the task"}
 
 
 def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
@@ -125,15 +111,9 @@ class WorldModelEnv(gym.Env):
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, world_model: Any = _REQUIRED, observation: Any = _REQUIRED, prompt: str = _REQUIRED, *,
-                 state: Any = None, scorer: Scorer | None = None, max_chunks: int | None = None,
+    def __init__(self, world_model: Any, observation: Any, prompt: str, *, state: Any = None,
+                 scorer: Scorer | None = None, max_chunks: int | None = None,
                  render_mode: str | None = "rgb_array") -> None:
-        given = {"world_model": world_model, "observation": observation, "prompt": prompt}
-        if missing := [name for name, value in given.items() if value is _REQUIRED]:
-            raise TypeError(f"WorldModelEnv: missing {', '.join(f'{n} ({_REQUIRED_ARGS[n]})' for n in missing)}; "
-                            f"pass them as gymnasium.make({WORLD_MODEL_ID!r}, world_model=..., observation=..., "
-                            "prompt=...) or WorldModelEnv(world_model, observation, prompt) (docs/robot.md, "
-                            "\"A world model as an env\")")
         e, self.chunk_size, self.resolution_tier = _world_model_parts(world_model, "world_model")
         check_trajectory_embodiment(e, "world_model")
         if e.state_history and not (e.state_keys.get("joints") and e.state_keys.get("gripper")):
