@@ -487,6 +487,24 @@ def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
     assert report.embodiment == "droid/joint_pos" and report.policy_fps == 15
 
 
+def test_only_a_servers_metadata_frame_sets_a_backends_rate():
+    """A wrapped backend's rate read any `metadata()` it had: a local `Policy`'s (what its server would announce,
+    reading its run's files on every rate asked for) and an object's that is no server. A server's frame (its
+    `url`: `policies.served_metadata`) is read, as `policy_settings` reads it; any other runs at its embodiment's."""
+    from worldpolicy.sim.policies import policy_fps, wrap_policy
+
+    class Announcing:
+        embodiment = RandomPolicy().embodiment
+
+        def metadata(self):
+            return {"fps": 5}
+
+    assert Announcing.embodiment.fps == 15 and policy_fps(wrap_policy(Announcing())) == 15
+    server = Announcing()
+    server.url = "ws://box:8000"
+    assert policy_fps(wrap_policy(server)) == 5
+
+
 def test_the_progress_bar_counts_the_steps_of_the_running_episode(monkeypatch):
     """The bar counted episodes only: one episode of a checkpoint policy on CPU sat at 0/1 for minutes."""
     import tqdm.auto

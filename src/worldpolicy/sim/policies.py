@@ -353,8 +353,8 @@ class _Seeded:
     @property
     def fps(self) -> float:
         """The rate the backend's actions are meant to run at: a server's from its metadata frame, else the
-        embodiment's."""
-        meta = self.policy.metadata() if callable(getattr(self.policy, "metadata", None)) else {}
+        embodiment's (a local `Policy`'s `metadata()`, what its server would announce, reads its run's files)."""
+        meta = served_metadata(self)
         own = meta.get("fps")
         return float(own) if isinstance(own, (int, float)) and own > 0 else float(self.embodiment.fps)
 
