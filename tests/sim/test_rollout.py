@@ -229,6 +229,8 @@ def test_evaluate_warns_once_of_an_env_at_another_rate_than_the_policy(caplog):
         if warnings:
             assert said[0].startswith("--policy hold acts at 15 fps but --control-hz is 10: each action runs for "
                                       "0.1 s instead of 0.0667 s; pass --control-hz 15"), said
+            # `evaluate` warns a caller of its own env too, who has no flag to pass
+            assert "(an env of one's own: TabletopEnv(..., control_hz=15)) to run it" in said[0]
 
 
 @pytest.mark.parametrize("ms, hz, ticks", [(0, 15, 0), (33, 15, 0), (34, 15, 1), (99, 15, 1), (100, 15, 2),
