@@ -308,6 +308,9 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
         get_robot(path)
     with pytest.raises(FileNotFoundError, match=r"missing.json' does not exist"):
         get_robot(tmp_path / "missing.json")
+    path.write_text('{"mjcf": "six.xml",')  # a file cut short, a trailing comma: one line naming the file
+    with pytest.raises(ValueError, match=r"six.json': not readable as JSON: Expecting"):
+        get_robot(path)
 
 
 # an MJCF with the names docs/robot.md's robot file gives: 6 arm joints, two fingers, a `tcp` site, no `hand` body

@@ -505,6 +505,29 @@ def test_a_sim_run_applies_the_training_scene_rule_once_and_records_what_it_warn
         evaluate(None, None, policy_name="x", episodes=1, training_scenes="yes")  # before any env or policy is used
 
 
+def test_a_checkpoint_folder_whose_name_begins_with_ws_is_a_checkpoint_not_a_server(tmp_path, monkeypatch, capsys):
+    """`--policy ws_run` (a checkpoint folder) was taken for a server by its first two letters: its --steps refused as
+    "checkpoint policies only" and its checks before the weights load (the training-scene warning) skipped. A server
+    is told by its scheme, ws:// or wss://, as `policy_kind` tells it."""
+    from worldpolicy.sim import policies
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path / "ws_run")
+    (tmp_path / "ws_run" / "training_summary.json").write_text(json.dumps(
+        {"scratch": {"task": "reach", "seed": 0}, "stages": {"dataset": {"episodes": 5, "failed_seeds": []}}}))
+
+    def loaded(*args, **kwargs):
+        raise ValueError("not loaded")
+
+    monkeypatch.setattr(policies, "make_policy", loaded)
+    monkeypatch.chdir(tmp_path)
+    main(["sim", "--policy", "ws_run", "--steps", "1", "--task", "reach", "--seed", "0", "--episodes", "2",
+          "--no-progress", "--image-size", "24x24", "--videos", "0", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert "checkpoint policies only" not in err and "not loaded" in err
+    assert "2 of the 2 episodes (seeds 0..1) are reach scenes ws_run was trained on" in err
+
+
 def test_a_checkpoint_given_as_dot_is_named_by_its_folder_in_the_report(tmp_path, monkeypatch):
     """`--policy .` named the run by `Path('.').name`, nothing: report.md's title said 'reach · ' and report.json's
     policy was ''."""

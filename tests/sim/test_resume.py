@@ -467,6 +467,13 @@ def test_evaluate_records_the_training_scenes_a_server_announces():
     assert told.to_json()["training_scenes"] == {"task": "reach", "source": "its dataset data",
                                                  "recorded_seeds": [0, 4], "seeds": [2]}
     assert silent.training_scenes is None
+    for said in ({"task": "reach", "seeds": ["0", "1"], "source": "x"},
+                 {"task": "reach", "seeds": [True], "source": "x"},
+                 {"task": "reach", "seeds": [], "source": "x"}, {"task": "reach", "seeds": [0]}, [0, 1]):
+        odd = _Server(4)  # a frame this version cannot read as the map it announces: not known, not a crash
+        odd.meta["training_seeds"] = said
+        assert evaluate(env, wrap_policy(odd), policy_name="server", episodes=1, seed=0,
+                        progress=False).training_scenes is None
 
 
 class _UnannouncedChunks:

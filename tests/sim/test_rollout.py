@@ -229,6 +229,8 @@ def test_evaluate_warns_once_of_an_env_at_another_rate_than_the_policy(caplog):
         if warnings:
             assert said[0].startswith("--policy hold acts at 15 fps but --control-hz is 10: each action runs for "
                                       "0.1 s instead of 0.0667 s; pass --control-hz 15"), said
+            # `evaluate` warns a caller of its own env too, who has no flag to pass
+            assert "(an env of one's own: TabletopEnv(..., control_hz=15)) to run it" in said[0]
 
 
 @pytest.mark.parametrize("ms, hz, ticks", [(0, 15, 0), (33, 15, 0), (34, 15, 1), (99, 15, 1), (100, 15, 2),
@@ -485,6 +487,24 @@ def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
                       seed=5, strategy=ChunkStrategy("execute", 4), progress=False)
     assert seen == [call_seed(s, c) for s in (5, 6) for c in (0, 1)]
     assert report.embodiment == "droid/joint_pos" and report.policy_fps == 15
+
+
+def test_only_a_servers_metadata_frame_sets_a_backends_rate():
+    """A wrapped backend's rate read any `metadata()` it had: a local `Policy`'s (what its server would announce,
+    reading its run's files on every rate asked for) and an object's that is no server. A server's frame (its
+    `url`: `policies.served_metadata`) is read, as `policy_settings` reads it; any other runs at its embodiment's."""
+    from worldpolicy.sim.policies import policy_fps, wrap_policy
+
+    class Announcing:
+        embodiment = RandomPolicy().embodiment
+
+        def metadata(self):
+            return {"fps": 5}
+
+    assert Announcing.embodiment.fps == 15 and policy_fps(wrap_policy(Announcing())) == 15
+    server = Announcing()
+    server.url = "ws://box:8000"
+    assert policy_fps(wrap_policy(server)) == 5
 
 
 def test_the_progress_bar_counts_the_steps_of_the_running_episode(monkeypatch):

@@ -474,7 +474,9 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     except (ValueError, FileNotFoundError) as exc:
         raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
-    checkpoint = args.policy not in ("scripted", "random") and not args.policy.startswith("ws")
+    # a server by its scheme (`models.SERVER_SCHEMES`), as `policy_kind` tells it: "ws" alone took a folder `ws_run`
+    # for one, refusing its --steps and skipping its checks before the weights load
+    checkpoint = args.policy not in ("scripted", "random") and not served(args.policy)
     if local and not checkpoint:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it

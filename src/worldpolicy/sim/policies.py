@@ -230,11 +230,12 @@ def control_hz_for(fps: float | None) -> float:
 def warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
     """A policy run faster or slower than its actions' rate (`policy_fps`) moves the arm at the wrong speed: said
     before the episodes (`sim.evaluate.evaluate`: `worldpolicy sim`'s, or an env of the caller's own) or the recording
-    (`dataset from-sim --policy`), naming their flags; `control_hz_for` is the rate that says nothing."""
+    (`dataset from-sim --policy`), naming their flags and, for a caller's own env, its argument; `control_hz_for` is
+    the rate that says nothing."""
     if fps is not None and abs(control_hz / fps - 1) > 0.02:
         logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
-                       "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
-                       1 / fps, fps)
+                       "s; pass --control-hz %g (an env of one's own: TabletopEnv(..., control_hz=%g)) to run it at "
+                       "its own rate", policy, fps, control_hz, 1 / control_hz, 1 / fps, fps, fps)
 
 
 def chunk_size(policy: Any) -> int:
@@ -353,8 +354,8 @@ class _Seeded:
     @property
     def fps(self) -> float:
         """The rate the backend's actions are meant to run at: a server's from its metadata frame, else the
-        embodiment's."""
-        meta = self.policy.metadata() if callable(getattr(self.policy, "metadata", None)) else {}
+        embodiment's (a local `Policy`'s `metadata()`, what its server would announce, reads its run's files)."""
+        meta = served_metadata(self)
         own = meta.get("fps")
         return float(own) if isinstance(own, (int, float)) and own > 0 else float(self.embodiment.fps)
 
