@@ -188,7 +188,9 @@ def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
     (it would be ignored, and the run look as asked), as both together are."""
     given = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
              if value is not None]
-    server = policy.startswith(("ws://", "wss://"))
+    from .models import SERVER_SCHEMES  # what names a policy server, as `worldpolicy sim --policy` reads it
+
+    server = policy.startswith(SERVER_SCHEMES)
     if given and not server:
         raise ValueError(f"{given[0]} is sent to a ws:// or wss:// policy server, not to --policy {policy!r}")
     if len(given) == 2:

@@ -46,6 +46,7 @@ with extra_imports():
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..logcapture import logged_warnings
+from ..models import SERVER_SCHEMES
 from ..policy import (
     DECODE_VIDEO_MODES,
     PolicyRequest,
@@ -236,7 +237,7 @@ def _normalise_url(url: str) -> str:
         raise ValueError(f"url={url!r} must be a string such as 'ws://gpu-box:8000'")
     if "://" not in url:
         url = "ws://" + url
-    if not url.startswith(("ws://", "wss://")):
+    if not url.startswith(SERVER_SCHEMES):
         raise ValueError(f"url={url!r} has an unsupported scheme; accepted: ws://host:port or wss://host:port")
     return url
 
