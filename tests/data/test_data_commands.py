@@ -38,7 +38,9 @@ def test_the_key_flags_say_they_default_to_the_keys_the_checkpoints_run_read():
     for flag in (("frame", "--action-keys"), ("eval", "--action-keys"), ("eval", "--state-keys")):
         assert helps[flag].startswith(helps[flag].split("(default: ")[0] + "(default: the keys the checkpoint's "
                                       "training run read, as its trainer_state.json records them"), flag
-    assert "with --actions its trainer_state.json" in helps["frame", "--checkpoint"]
+    assert "only its embodiment.json and trainer_state.json (the embodiment and keys its run trained on)" in helps[
+        "frame", "--checkpoint"]
+    assert "conditions on the state: the keys the checkpoint's training run read" in helps["frame", "--state-keys"]
 
 
 def test_an_error_names_the_action_run(tmp_path, capsys):

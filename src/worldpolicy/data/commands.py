@@ -86,8 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--frame", type=int, default=0,
                        help="frame index within the episode; negative counts from the end (default: 0)")
     frame.add_argument("--checkpoint", help="print the predict command for this checkpoint (as predict takes it: "
-                       "shipped, a folder or a hub id); only its embodiment.json is read, and with --actions its "
-                       "trainer_state.json (the keys its run read)")
+                       "shipped, a folder or a hub id); no weights: only its embodiment.json and trainer_state.json (the "
+                       "embodiment and keys its run trained on) are read")
     frame.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                        "checkpoint's own, else droid)")
     frame.add_argument("--cameras", nargs="+", action="extend", metavar="KEY",
@@ -95,7 +95,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--clip", type=int, metavar="N",
                        help="also write the N frames ending at --frame per camera, as a folder of PNGs (N >= 2)")
     frame.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
-                       help="features that make the state vector, side by side (default: observation.state, else the "
+                       help="features that make the state vector, side by side (default, for a --checkpoint whose "
+                       f"embodiment conditions on the state: {_RUN_KEYS}; else observation.state, else the "
                        "observation.state.* features)")
     frame.add_argument("--actions", action="store_true",
                        help="also write the actions recorded from --frame on (recorded_actions.json, in the "
