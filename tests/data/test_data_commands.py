@@ -26,6 +26,23 @@ def test_registered_with_the_cli():
     assert "worldpolicy.data.commands" in COMMAND_MODULES
 
 
+def test_the_key_flags_say_they_default_to_the_keys_the_checkpoints_run_read():
+    """`dataset frame --actions` and `dataset eval` read the keys the checkpoint's training run read by default
+    (`data.actions.run_keys`), but their --help still said training's default keys, and `observation.state`."""
+    from worldpolicy.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["dataset"]
+    actions = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices
+    helps = {(name, flag): " ".join(a.help.split()) for name in ("frame", "eval") for a in actions[name]._actions
+             for flag in a.option_strings if flag in ("--action-keys", "--state-keys", "--checkpoint")}
+    for flag in (("frame", "--action-keys"), ("eval", "--action-keys"), ("eval", "--state-keys")):
+        assert helps[flag].startswith(helps[flag].split("(default: ")[0] + "(default: the keys the checkpoint's "
+                                      "training run read, as its trainer_state.json records them"), flag
+    assert "only its embodiment.json and trainer_state.json (the embodiment and keys its run trained on)" in helps[
+        "frame", "--checkpoint"]
+    assert "conditions on the state: the keys the checkpoint's training run read" in helps["frame", "--state-keys"]
+
+
 def test_an_error_names_the_action_run(tmp_path, capsys):
     """`worldpolicy dataset from-sim: error: ...`: the action too, as the usage line names it."""
     from worldpolicy.cli import main

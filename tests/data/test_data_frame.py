@@ -382,3 +382,23 @@ def test_a_checkpoint_named_from_home_runs_with_the_embodiment_it_was_trained_fo
     policy = extract_frame(ds, tmp_path / "obs", frame=2, checkpoint="~/ck").commands["policy"]
     assert policy[:4] == ["worldpolicy", "predict", "--checkpoint", "~/ck"]  # as the user gave it
     assert not any(a.startswith("--state") for a in policy)  # relative_pose conditions on no state
+
+
+def test_the_state_is_read_with_the_keys_the_checkpoints_run_read(droid_dataset, tmp_path):
+    """The frame's state (the predict command's `--state`) was read as `observation.state.*` in the dataset's order
+    whatever the checkpoint's run read, while `dataset eval` reads the run's state keys: the same checkpoint got another
+    state row from each. The run's keys are read where the dataset has them all, else the default."""
+    ds, _ = droid_dataset
+    run = ["observation.state.gripper_position", "observation.state.joint_positions"]  # not the dataset's order
+    checkpoint = tmp_path / "ck"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"state_keys": run}}}))
+    frame = extract_frame(ds, tmp_path / "a", frame=2, checkpoint=checkpoint, embodiment="droid/joint_pos")
+    assert list(frame.state_keys) == run and 0 <= frame.state[0] < 1 and frame.state[1] < 0  # gripper, then joints
+    default = ["observation.state.joint_positions", "observation.state.gripper_position"]
+    given = extract_frame(ds, tmp_path / "b", frame=2, checkpoint=checkpoint, embodiment="droid/joint_pos",
+                          state_keys=default)
+    assert list(given.state_keys) == default  # given keys win
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"state_keys": [*run, "gone"]}}}))
+    lacking = extract_frame(ds, tmp_path / "c", frame=2, checkpoint=checkpoint, embodiment="droid/joint_pos")
+    assert list(lacking.state_keys) == default  # the dataset lacks one: the default

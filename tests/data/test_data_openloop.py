@@ -689,3 +689,28 @@ def test_a_hub_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, t
     with pytest.raises(Loaded):  # every check before the weights passed, on the keys the run read
         evaluate_open_loop(tmp_path / "ds", "me/pick", tmp_path / "out", embodiment="pusht", chunk_size=4,
                            resolution_tier=256, plots=False)
+
+
+def test_a_state_conditioned_checkpoint_is_checked_on_the_state_keys_its_run_read(tmp_path):
+    """`check_open_loop`'s `trained` gives a state-conditioned embodiment the state features the checkpoint's run read
+    where the dataset has them all, before `observation.state`; keys the dataset lacks fall back to the default. Only
+    the action keys' default was tested."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    emb = embodiment_from_dict({"name": "stateful_push", "variant": "default", "domain": "stateful_push",
+                                "domain_id": 22, "action_dim": 2, "columns": ["x", "y"], "chunk_size": 4, "fps": 10,
+                                "camera_keys": ["observation/image"], "state_history": 1})
+    state = np.zeros((6, 2), np.float32)
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                "observation.state": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                "robot.q": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                FRONT: {"dtype": "video", "shape": [16, 16, 3]}}
+    ds = write_episodes(tmp_path / "ds", [{"frames": {"action": state, "observation.state": state, "robot.q": state},
+                                           "videos": {FRONT: frame_ramp(6)}, "task": "push"}], fps=10,
+                        features=features, video_codec="libx264rgb")
+    trained = {"action_keys": ["action"], "state_keys": ["robot.q"]}
+    assert check_open_loop(ds, emb, trained=trained).data.state_keys == ["robot.q"]
+    assert check_open_loop(ds, emb, trained={**trained, "state_keys": ["robot.q", "gone"]}).data.state_keys == [
+        "observation.state"]
+    assert check_open_loop(ds, emb, trained=trained, state_keys=["observation.state"]).data.state_keys == [
+        "observation.state"]  # given keys win

@@ -286,7 +286,9 @@ def test_a_key_map_renames_the_state_of_an_embodiment_that_conditions_on_it():
     image = np.zeros((32, 32, 3), np.uint8)
     request = adapter.parse({"front": image, "prompt": "go", "joints": [0.1, 0.2, 0.3]})
     np.testing.assert_array_equal(request.options["state"], [0.1, 0.2, 0.3])
-    assert "joints" in adapter.observation_keys
+    assert "joints" in adapter.observation_keys and "state" not in adapter.observation_keys
+    # unrenamed, `state` is a request option (OPTION_KEYS), read besides the announced keys, not among them
+    assert "state" not in ObservationAdapter(e, {IMAGE_KEY: "front"}).observation_keys
     with pytest.raises(RequestError, match=r"^missing key 'joints' \(3 values: a, b, g\) required by embodiment"):
         adapter.parse({"front": image, "prompt": "go", "state": [0.1, 0.2, 0.3]})  # the canonical name is not read
     with pytest.raises(RequestError, match=r"^joints has shape \(2,\); accepted: last axis 3"):

@@ -48,6 +48,9 @@ FLAGS = {
 
 # what every dataset-reading command's dataset argument takes (docs/data.md, "Datasets on the Hugging Face hub")
 DATASET_ARG_HELP = "dataset folder (holds meta/info.json), or a hub id (owner/name) fetched into the hub's cache"
+# what --action-keys and --state-keys default to first (`data.actions.run_keys`)
+_RUN_KEYS = ("the keys the checkpoint's training run read, as its trainer_state.json records them, where the dataset "
+             "has them all")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--frame", type=int, default=0,
                        help="frame index within the episode; negative counts from the end (default: 0)")
     frame.add_argument("--checkpoint", help="print the predict command for this checkpoint (as predict takes it: "
-                       "shipped, a folder or a hub id); only its embodiment.json is read")
+                       "shipped, a folder or a hub id); no weights: only its embodiment.json and trainer_state.json (the "
+                       "embodiment and keys its run trained on) are read")
     frame.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                        "checkpoint's own, else droid)")
     frame.add_argument("--cameras", nargs="+", action="extend", metavar="KEY",
@@ -91,7 +95,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--clip", type=int, metavar="N",
                        help="also write the N frames ending at --frame per camera, as a folder of PNGs (N >= 2)")
     frame.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
-                       help="features that make the state vector, side by side (default: observation.state, else the "
+                       help="features that make the state vector, side by side (default, for a --checkpoint whose "
+                       f"embodiment conditions on the state: {_RUN_KEYS}; else observation.state, else the "
                        "observation.state.* features)")
     frame.add_argument("--actions", action="store_true",
                        help="also write the actions recorded from --frame on (recorded_actions.json, in the "
@@ -106,7 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "embodiment's, as predict's)")
     frame.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                        help="features that hold the actions, as a training config's data.action_keys (default: "
-                       "training's, the ones `dataset from-sim` writes)")
+                       f"{_RUN_KEYS}; else training's, the ones `dataset from-sim` writes)")
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
@@ -162,10 +167,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--batch-size", type=int, default=8, help="predictions per batched forward (default: 8)")
     evaluate.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
                           help="state features for a state-conditioned embodiment, side by side (default: "
-                          "observation.state, else the observation.state.* features)")
+                          f"{_RUN_KEYS}; else observation.state, else the observation.state.* features)")
     evaluate.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                           help="features that hold the recorded actions, as a training config's data.action_keys "
-                          "(default: training's, the ones `dataset from-sim` writes)")
+                          f"(default: {_RUN_KEYS}; else training's, the ones `dataset from-sim` writes)")
     evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
                           "else 4)")
     add_device_flags(evaluate)

@@ -117,7 +117,8 @@ def extract_frame(
 
     With `checkpoint` (as `predict --checkpoint` takes it; `embodiment` as `--embodiment`), `commands` holds the
     predict command for it (policy, and inverse dynamics on the clips), writing its run to `out/predict` (and
-    `out/predict_inverse_dynamics`). `state_keys` default to `observation.state`, else the `observation.state.*`
+    `out/predict_inverse_dynamics`). `state_keys` default to those the checkpoint's run read where the dataset has
+    them all (an embodiment that conditions on the state), else `observation.state`, else the `observation.state.*`
     features in the dataset's order. Every argument, the episode and frame, and whether the embodiment's cameras and
     state width fit the dataset, are checked before anything is decoded or written; existing files are replaced only
     with `overwrite`.
@@ -157,6 +158,14 @@ def extract_frame(
         raise ValueError("actions: the recorded actions are written in the columns of the embodiment that reads "
                          "them, the checkpoint's: name the checkpoint to run forward dynamics with (checkpoint=...)")
     emb = _embodiment(checkpoint, embodiment) if checkpoint is not None else None
+    if emb is not None:  # the keys the checkpoint's own run read, where this dataset has them, as `dataset eval`
+        from ..policy import trained_data_keys
+
+        trained = trained_data_keys(checkpoint)
+        if state_keys is None and emb.state_history and (run := run_keys(ds, trained, "state_keys")):
+            keys = named_state_keys(ds, run, KeyError)
+        if actions and action_keys is None:
+            action_keys = run_keys(ds, trained, "action_keys")
     if emb is not None and emb.state_history:
         check_state_width(ds, keys, emb)
     chunk = _check_chunk(ds, episode, frame, emb, chunk_size, to_end) if actions else None
@@ -186,10 +195,6 @@ def extract_frame(
                          "frames")
     if emb is not None:
         result.commands = _predict_commands(result, emb, checkpoint, embodiment, chunk_size, to_end)
-    if actions and action_keys is None:  # the keys the checkpoint's own run read, where this dataset has them
-        from ..policy import trained_data_keys
-
-        action_keys = run_keys(ds, trained_data_keys(checkpoint), "action_keys")
     recording = (_recorded_actions(ds, rows, episode, frame, chunk, emb, action_keys, keys,
                                    emb.chunk_size if chunk_size is None else chunk_size) if actions else None)
     output_folder(out, "out")
