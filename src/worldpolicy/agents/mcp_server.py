@@ -761,11 +761,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         seed: Annotated[int, Field(description="episode i's chunks are sampled with seed + i")] = 0,
         steps: Steps = None,
         action_keys: Annotated[list[str] | None, Field(description="the dataset features that hold the recorded "
-                                                       "actions (default: training's, the ones `dataset from-sim` "
-                                                       "writes)")] = None,
+                                                       "actions (default: those the checkpoint's training run "
+                                                       "read, where the dataset has them all; else the ones "
+                                                       "`dataset from-sim` writes)")] = None,
         state_keys: Annotated[list[str] | None, Field(description="state features for a state-conditioned "
-                                                      "embodiment (default: observation.state, else the "
-                                                      "observation.state.* features)")] = None,
+                                                      "embodiment (default: those the checkpoint's training run "
+                                                      "read, where the dataset has them all; else "
+                                                      "observation.state, else the observation.state.* "
+                                                      "features)")] = None,
         show_plots: ShowPlots = False,
     ) -> OpenLoopResult:
         """How close are the checkpoint's predicted chunks to the actions a dataset recorded? Open-loop evaluation

@@ -202,9 +202,11 @@ def worldpolicy_tool(
         every: evaluate_open_loop: predict a chunk every N frames (default: the chunk size, tiling each episode).
         chunks: evaluate_open_loop: instead of every, N chunks spread evenly over the episodes; dream: the chunks to
             dream (1-32).
-        action_keys: evaluate_open_loop: the dataset features holding the recorded actions (default: training's).
-        state_keys: evaluate_open_loop: state features for a state-conditioned embodiment (default:
-            observation.state, else the observation.state.* features).
+        action_keys: evaluate_open_loop: the dataset features holding the recorded actions (default: those the
+            checkpoint's training run read, where the dataset has them all; else the ones `dataset from-sim` writes).
+        state_keys: evaluate_open_loop: state features for a state-conditioned embodiment (default: those the
+            checkpoint's training run read, where the dataset has them all; else observation.state, else the
+            observation.state.* features).
         runs: compare_sim_runs: 2 to 10 finished sim run folders of one task (evaluate_sim's run_dir).
         world_model: dream: the world model's checkpoint name (default: the policy's, one model in both roles).
         execute_steps: dream: the first K actions of each chunk are imagined before the policy acts again (default:
