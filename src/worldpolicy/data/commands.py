@@ -86,8 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--frame", type=int, default=0,
                        help="frame index within the episode; negative counts from the end (default: 0)")
     frame.add_argument("--checkpoint", help="print the predict command for this checkpoint (as predict takes it: "
-                       "shipped, a folder or a hub id); no weights: only its embodiment.json and trainer_state.json (the "
-                       "embodiment and keys its run trained on) are read")
+                       "shipped, a folder or a hub id); no weights: only its embodiment.json and trainer_state.json "
+                       "(the embodiment and keys its run trained on) are read")
     frame.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                        "checkpoint's own, else droid)")
     frame.add_argument("--cameras", nargs="+", action="extend", metavar="KEY",
