@@ -180,9 +180,10 @@ def metric(thread: Any, name: str, tls: ssl.SSLContext | None = None) -> float:
 
 
 def wait_answering(proc: subprocess.Popen, port: int, probe: str = "readyz", tls: ssl.SSLContext | None = None,
-                   timeout_s: float = 30.0) -> None:
+                   timeout_s: float = 120.0) -> None:
     """Until the server `proc` runs on `port` answers GET /`probe` with 200 (over https:// trusting `tls` where given);
-    the last error once `proc` exits or `timeout_s` passes."""
+    the last error once `proc` exits or `timeout_s` passes (generous: a loaded 2-core CI machine took over 30 s to
+    start one that imports torch)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
