@@ -481,7 +481,7 @@ def comparison_figure(comparison: Comparison):
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter
     from matplotlib.transforms import offset_copy
 
     from worldpolicy.viz.plots import (
@@ -496,6 +496,7 @@ def comparison_figure(comparison: Comparison):
         _wrap_to_width,
         figure_title,
         style_ticks,
+        whole_number_ticks,
     )
 
     def under(ax, more: float = 0.0):
@@ -536,7 +537,7 @@ def comparison_figure(comparison: Comparison):
             cells[y, column[e.seed]] = 2 if e.success else 1
     grid.imshow(cells, cmap=ListedColormap(["0.88", FAILURE_COLOR, SUCCESS_COLOR]), vmin=0, vmax=2, aspect="auto",
                 interpolation="nearest")
-    grid.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+    grid.xaxis.set_major_locator(whole_number_ticks(nbins=8))
     grid.xaxis.set_major_formatter(FuncFormatter(lambda x, _: str(seeds[int(x)]) if 0 <= int(x) < len(seeds) else ""))
     grid.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     grid.legend(handles=[Patch(color=SUCCESS_COLOR, label="success"), Patch(color=FAILURE_COLOR, label="failure"),
@@ -566,7 +567,7 @@ def comparison_figure(comparison: Comparison):
         ax.set_xlabel(label + ("" if ax is distance else " · bar: mean"), fontsize=LABEL_FONTSIZE)
     # 15 and 18 steps: ticked 15.5, ...; every episode in 15: one whole step in view, ticked 14.2, 14.4, ... without
     # min_n_ticks=1
-    steps.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    steps.xaxis.set_major_locator(whole_number_ticks(steps=[1, 2, 5, 10]))
     # what the distances' colours and bars are, under the axis as the seed grid's legend is (its label said "coloured
     # by outcome" and no more)
     distance.legend(handles=[Line2D([], [], marker="o", ls="", ms=4, color=SUCCESS_COLOR, label="success"),

@@ -620,7 +620,6 @@ def keep_report(out: Path) -> Callable[[EvalReport], None]:
 def report_figure(report: EvalReport):
     """The report.png figure, drawn like the viz figures (a private Agg figure: switching pyplot's backend closed a
     notebook's open figures). Episodes, seeds and steps are whole numbers on the axes; the step limit is drawn."""
-    from matplotlib.ticker import MaxNLocator
 
     from worldpolicy.viz.plots import (
         FAILURE_COLOR,
@@ -634,6 +633,7 @@ def report_figure(report: EvalReport):
         figure_title,
         plural,
         step_markers,
+        whole_number_ticks,
     )
 
     eps = report.episodes
@@ -666,10 +666,10 @@ def report_figure(report: EvalReport):
     ax2.ticklabel_format(axis="x", style="plain", useOffset=False)  # seeds 10000.. read "0 1 2 ... +1e4"
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
-    ax2.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # a 20-step limit was ticked 2.5, 5.0
+    ax2.yaxis.set_major_locator(whole_number_ticks(steps=[1, 2, 5, 10]))  # a 20-step limit was ticked 2.5, 5.0
     for ax in (ax1, ax2):
         # one integer in view is enough: with the default two, one episode's axes fell back to 0.945, 0.96, ...
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.xaxis.set_major_locator(whole_number_ticks())
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
         # below the axes: over them, the legend hid the CI band it explains

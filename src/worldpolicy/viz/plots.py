@@ -68,6 +68,7 @@ __all__ = [
     "steady_ylim",
     "step_markers",
     "style_ticks",
+    "whole_number_ticks",
 ]
 
 # Metres per unit of a translation column: paths are integrated in metres whatever a file was written in, like the
@@ -190,6 +191,14 @@ _BREAK_AFTER = re.compile(r"(?<=[._/:-])")  # where a name too wide for its line
 _LEGEND_TEXT_MAX_IN = 2.4  # a legend name's widest line, in inches at LEGEND_FONTSIZE
 _LEGEND_ENTRY_IN = 0.5  # a legend entry's line sample, gaps and frame beside its name
 _MAX_LABEL_LINES = 3  # a y label of more lines runs out of the margin left of its axes, over the figure's edge
+
+def whole_number_ticks(**options: Any) -> Any:
+    """A tick locator at whole numbers only (steps, frames, episodes): `min_n_ticks=1`, else matplotlib falls back to
+    fractional ticks on a span of one or none (a one-step run's axis was ticked 9.45, 9.60, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True, min_n_ticks=1, **options)
+
 
 
 def _text_width(fig, text: str, fontsize: float) -> float:
@@ -483,12 +492,12 @@ class ClipRows:
         frames (`frame_at`), the window starts ticked short on it."""
         if not top:
             return
-        from matplotlib.ticker import FixedLocator, MaxNLocator
+        from matplotlib.ticker import FixedLocator
 
         axis = ax.secondary_xaxis("top", functions=(lambda t: self.frame_at(t, fps), lambda f: self.time_at(f, fps)))
         # frames are whole: one row's clip (a span of one frame) was ticked 39.25, 39.5, ... (MaxNLocator falls back
         # to fractions when fewer than min_n_ticks whole ones are in view; one is enough)
-        axis.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+        axis.xaxis.set_major_locator(whole_number_ticks(nbins=8))
         axis.xaxis.set_minor_locator(FixedLocator(self.window_starts()))
         axis.xaxis.remove_overlapping_locs = False  # a window starting at a labelled frame is ticked too
         axis.tick_params(which="minor", length=3, color="0.4")
@@ -920,7 +929,6 @@ def open_loop_summary_figure(
     per column and their mean (black), how error grows the further ahead a chunk reaches. A column whose scale is
     NaN (the stats hold it constant) has no bar and no line, and says so under its name. `scale_note` says what one
     unit of that scale is (`data.openloop.normalized_scale_note`)."""
-    from matplotlib.ticker import MaxNLocator
 
     mae, rmse, scale = (np.asarray(v, dtype=np.float64) for v in (mae, rmse, model_scale))
     horizon = np.asarray(horizon_mae, dtype=np.float64)
@@ -953,7 +961,7 @@ def open_loop_summary_figure(
         mean[reached] = np.nanmean(block[reached], axis=1)
         lines.plot(steps, mean, lw=2.2, color="black", label="mean", **step_markers(len(steps)))
     lines.set_xlabel(f"step of the chunk, from 0 ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
-    lines.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # a chunk of 1 step: 0, not -0.045...
+    lines.xaxis.set_major_locator(whole_number_ticks())  # a chunk of 1 step: 0, not -0.045...
     lines.set_ylabel("MAE, model's normalised scale", fontsize=LABEL_FONTSIZE)
     lines.set_title("error vs horizon", fontsize=LABEL_FONTSIZE)
     for ax in (bars, lines):

@@ -528,7 +528,6 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     per unit (`units`: name -> unit, the run's embodiment's columns; metres and unit-free rotations on one axis hid
     the smaller), a line per name; a field of CURVE_NOTES says how to read it in its heading. Every
     line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
-    from matplotlib.ticker import MaxNLocator
 
     from .plots import (
         FAILURE_COLOR,
@@ -542,6 +541,7 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
         figure_title,
         step_markers,
         style_ticks,
+        whole_number_ticks,
     )
 
     records, has_step = 0, False
@@ -645,7 +645,7 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
         ax.set_xlabel("training step" if has_step else "record", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
     # steps are whole: a 2-step run showed "0.5"; one logged step (a 10-step run) has one whole number in view
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes[0].xaxis.set_major_locator(whole_number_ticks())
     return fig, records
 
 
