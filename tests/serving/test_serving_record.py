@@ -532,17 +532,19 @@ def test_a_spool_written_before_prefix_rows_is_recovered_without_it(tmp_path, mo
 
 @pytest.mark.parametrize("flags", [[], ["--no-progress"]])
 def test_dataset_recover_shows_its_progress_unless_told_not_to(tmp_path, capsys, flags):
-    """A day's recording is hours of frames to encode: `dataset recover` counts the connections on stderr, as the
-    other dataset commands count their episodes; --no-progress, as theirs, turns it off."""
+    """A day's recording is hours of frames to encode: `dataset recover` counts the episodes on stderr, as the
+    other dataset commands count theirs, and says of how many connections (the bar said "recovering 2 connections"
+    over 3 episodes); --no-progress, as theirs, turns it off."""
     root = tmp_path / "record"
     sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    for conn in (1, 2):
-        sink.exchange(_exchange(conn, 0, np.zeros((6, 10, 3), np.uint8)))
-    sink._lock.close()  # the server killed before a connection ended: no writer, its lock gone with it
+    image = np.zeros((6, 10, 3), np.uint8)
+    for conn, prompt in ((1, "pick"), (2, "pick"), (1, "place")):  # connection 1's prompt changes: a 2nd episode
+        sink.exchange(_timed(conn, 0, prompt, 100.0, image))
+    _kill(sink)  # before a connection ended
     (spool,) = tmp_path.glob(".record.writing-spool-*")
     assert main(["dataset", "recover", str(spool), "--out", str(root), *flags]) == 0
-    assert ("recovering 2 connections" in capsys.readouterr().err) == (not flags)
-    assert LeRobotDataset.open(root).num_episodes == 2
+    assert ("recovering 3 episodes of 2 connections" in capsys.readouterr().err) == (not flags)
+    assert LeRobotDataset.open(root).num_episodes == 3
 
 
 def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys, monkeypatch):
