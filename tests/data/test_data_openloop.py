@@ -643,25 +643,32 @@ def test_actions_named_as_a_checkpoints_own_embodiments_columns_are_read_as_they
     np.testing.assert_array_equal(actions, rows[:4])
 
 
-def test_a_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, tmp_path, monkeypatch):
-    """A checkpoint trained with `action_keys = ["action"]` (a LeRobot dataset of a robot of one's own) was refused on
-    its own dataset without `--action-keys action`: the default was `dataset from-sim`'s names, though the checkpoint's
-    trainer_state.json records the keys its run read. Keys the dataset lacks fall back to the default."""
+class _Loaded(Exception):
+    """Raised where the checkpoint's weights would load: every check before them passed."""
+
+
+def _checkpoint_run_on_action(tiny: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A copy of `tiny` whose training run read `action_keys = ["action"]`; loading its weights raises `_Loaded`."""
     import worldpolicy.policy as policy_module
 
-    class Loaded(Exception):
-        pass
-
     def loaded(cls, *args, **kwargs):
-        raise Loaded
+        raise _Loaded
 
     monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(loaded))
     checkpoint = tmp_path / "ckpt"
     shutil.copytree(tiny, checkpoint)
     (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["action"]}}}))
+    return checkpoint
+
+
+def test_a_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, tmp_path, monkeypatch):
+    """A checkpoint trained with `action_keys = ["action"]` (a LeRobot dataset of a robot of one's own) was refused on
+    its own dataset without `--action-keys action`: the default was `dataset from-sim`'s names, though the checkpoint's
+    trainer_state.json records the keys its run read. Keys the dataset lacks fall back to the default."""
+    checkpoint = _checkpoint_run_on_action(tiny, tmp_path, monkeypatch)
     _dataset(tmp_path / "ds")
     options = {"embodiment": "pusht", "chunk_size": 4, "resolution_tier": 256, "plots": False}
-    with pytest.raises(Loaded):  # every check before the weights passed
+    with pytest.raises(_Loaded):  # every check before the weights passed
         evaluate_open_loop(tmp_path / "ds", checkpoint, tmp_path / "out", **options)
     (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["act"]}}}))
     with pytest.raises(ValueError, match=r"action_keys: .* data.action_keys=\['action.joint_position'"):
@@ -672,21 +679,10 @@ def test_a_hub_checkpoint_is_evaluated_on_the_keys_its_training_run_read(tiny, t
     """Named by its hub id, the checkpoint's trainer_state.json was looked for at `./me/pick` (the id as a path), not
     in the snapshot its checks read: the keys its run read went unread and the dataset was refused, while `dataset
     frame` and the agent tool, which resolve the name, read them."""
-    import worldpolicy.policy as policy_module
-
-    class Loaded(Exception):
-        pass
-
-    def loaded(cls, *args, **kwargs):
-        raise Loaded
-
-    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(loaded))
-    checkpoint = tmp_path / "ckpt"
-    shutil.copytree(tiny, checkpoint)
-    (checkpoint / "trainer_state.json").write_text(json.dumps({"config": {"data": {"action_keys": ["action"]}}}))
+    checkpoint = _checkpoint_run_on_action(tiny, tmp_path, monkeypatch)
     model_repo(checkpoint)
     _dataset(tmp_path / "ds")
-    with pytest.raises(Loaded):  # every check before the weights passed, on the keys the run read
+    with pytest.raises(_Loaded):  # every check before the weights passed, on the keys the run read
         evaluate_open_loop(tmp_path / "ds", "me/pick", tmp_path / "out", embodiment="pusht", chunk_size=4,
                            resolution_tier=256, plots=False)
 

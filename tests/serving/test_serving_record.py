@@ -451,8 +451,7 @@ def test_recovering_elsewhere_removes_the_killed_server_s_staging(tmp_path):
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     sink.end(1, None)  # the writer and its staging folder exist from the first closed connection
     (stage,) = tmp_path.glob(".record.writing-????????")
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     (spool,) = tmp_path.glob(".record.writing-spool-*")
     recovered = recover_served_run(spool, tmp_path / "elsewhere")
     assert recovered.dataset.num_episodes == 1 and not stage.exists() and not spool.exists()
@@ -533,17 +532,19 @@ def test_a_spool_written_before_prefix_rows_is_recovered_without_it(tmp_path, mo
 
 @pytest.mark.parametrize("flags", [[], ["--no-progress"]])
 def test_dataset_recover_shows_its_progress_unless_told_not_to(tmp_path, capsys, flags):
-    """A day's recording is hours of frames to encode: `dataset recover` counts the connections on stderr, as the
-    other dataset commands count their episodes; --no-progress, as theirs, turns it off."""
+    """A day's recording is hours of frames to encode: `dataset recover` counts the episodes on stderr, as the
+    other dataset commands count theirs, and says of how many connections (the bar said "recovering 2 connections"
+    over 3 episodes); --no-progress, as theirs, turns it off."""
     root = tmp_path / "record"
     sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    for conn in (1, 2):
-        sink.exchange(_exchange(conn, 0, np.zeros((6, 10, 3), np.uint8)))
-    sink._lock.close()  # the server killed before a connection ended: no writer, its lock gone with it
+    image = np.zeros((6, 10, 3), np.uint8)
+    for conn, prompt in ((1, "pick"), (2, "pick"), (1, "place")):  # connection 1's prompt changes: a 2nd episode
+        sink.exchange(_timed(conn, 0, prompt, 100.0, image))
+    _kill(sink)  # before a connection ended
     (spool,) = tmp_path.glob(".record.writing-spool-*")
     assert main(["dataset", "recover", str(spool), "--out", str(root), *flags]) == 0
-    assert ("recovering 2 connections" in capsys.readouterr().err) == (not flags)
-    assert LeRobotDataset.open(root).num_episodes == 2
+    assert ("recovering 3 episodes of 2 connections" in capsys.readouterr().err) == (not flags)
+    assert LeRobotDataset.open(root).num_episodes == 3
 
 
 def test_ctrl_c_during_dataset_recover_keeps_the_spool_to_rerun(tmp_path, capsys, monkeypatch):
@@ -591,12 +592,23 @@ def test_serve_record_s_recording_line_names_the_folder(tmp_path):
         recorder.close()
 
 
-def _keep_at_every_end(monkeypatch) -> None:
-    """Every connection's end keeps (its due time and cost share out of the way: no clock involved)."""
+def _keeping_recording(tmp_path: Path, monkeypatch) -> tuple[Path, ServedRunDataset, Path]:
+    """A recording at `tmp_path / "record"` and its spool, kept at every connection's end (the keep's due time and
+    cost share out of the way: no clock involved)."""
     from worldpolicy.data.lerobot import KeepSchedule
 
     monkeypatch.setattr(KeepSchedule, "EVERY_S", 0.0)
     monkeypatch.setattr(KeepSchedule, "COST_SHARE", float("inf"))
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    return root, sink, spool
+
+
+def _kill(sink: ServedRunDataset) -> None:
+    """The server killed: its locks go with it (its writer's hold and the --record DIR lock)."""
+    sink._writer._hold.release()
+    sink._lock.close()
 
 
 def _connections(root: Path) -> list[int]:
@@ -606,10 +618,7 @@ def _connections(root: Path) -> list[int]:
 def test_finished_connections_are_kept_at_dir_while_the_server_runs(tmp_path, monkeypatch):
     """A server runs for days: nothing was readable at DIR until it stopped, and its spool only grew. A closed
     connection's episode is published on the keep schedule and its spool files go; an open one's stay."""
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     images = np.random.default_rng(0).integers(0, 255, (3, 6, 10, 3), np.uint8)
     sink.exchange(_exchange(1, 0, images[0]))
     sink.exchange(_exchange(2, 0, images[1]))
@@ -636,10 +645,7 @@ def test_a_killed_server_s_kept_episodes_stay_and_its_spool_is_added_once(tmp_pa
     (killed between the keep and their removal); the kept episodes are copied as they are, not encoded again."""
     from worldpolicy.data.lerobot import EpisodeVideoStream, KeepSchedule
 
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     images = np.random.default_rng(1).integers(0, 255, (6, 6, 10, 3), np.uint8)
     sink.exchange(_exchange(1, 0, images[0]))
     sink.exchange(_exchange(1, 1, images[1]))
@@ -658,8 +664,7 @@ def test_a_killed_server_s_kept_episodes_stay_and_its_spool_is_added_once(tmp_pa
     sink.exchange(_exchange(4, 0, images[4]))
     sink.exchange(_exchange(4, 1, images[5]))
     sink.end(4, None)
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     del sink
     with pytest.raises(ValueError, match="was killed and left what it had not yet kept there in"):  # not "overwrite"
         ServedRunDataset(root, StandInPolicy().embodiment)
@@ -684,15 +689,11 @@ def test_a_killed_server_s_kept_episodes_stay_and_its_spool_is_added_once(tmp_pa
 
 def test_a_killed_server_s_recording_recovered_elsewhere_copies_what_it_kept(tmp_path, monkeypatch):
     """`dataset recover SPOOL --out OTHER`: the episodes kept at DIR come first there too; DIR keeps them."""
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     sink.end(1, None)
     sink.exchange(_exchange(2, 0, np.ones((6, 10, 3), np.uint8)))
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     recovered = recover_served_run(spool, tmp_path / "elsewhere")
     assert (recovered.kept, recovered.killed) == (1, [2]) and _connections(tmp_path / "elsewhere") == [1, 2]
     assert _connections(root) == [1] and not spool.exists()
@@ -701,14 +702,10 @@ def test_a_killed_server_s_recording_recovered_elsewhere_copies_what_it_kept(tmp
 def test_a_server_killed_with_everything_kept_is_recovered_leaving_dir_untouched(tmp_path, monkeypatch, capsys):
     """Killed with no connection open and none closed since the last keep: DIR holds it all; recovery removes the
     spool and writes nothing (the same files at DIR)."""
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     sink.end(1, None)
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     files = {p: p.stat().st_ino for p in root.rglob("*") if p.is_file()}
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
     assert "the 1 episode the server kept before the kill comes first, then 0 from the spool" in capsys.readouterr().err
@@ -766,10 +763,7 @@ def test_an_episode_gap_of_0_records_one_episode_per_connection(tmp_path):
 def test_a_still_open_connection_s_finished_episodes_are_kept_and_leave_the_spool(tmp_path, monkeypatch):
     """A session's connection stays open all day: its finished episodes are kept at DIR by the next keep, and their
     spool files go, while it goes on."""
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     images = np.random.default_rng(3).integers(0, 255, (5, 6, 10, 3), np.uint8)
     sink.exchange(_timed(1, 0, "pick", 100.0, images[0]))
     sink.exchange(_timed(1, 1, "pick", 100.5, images[1]))
@@ -792,10 +786,7 @@ def test_a_killed_server_s_split_connection_is_recovered_each_exchange_once(tmp_
     kept, the one open at the kill and another connection's: each exchange is in the recovered dataset once."""
     from worldpolicy.data.lerobot import KeepSchedule
 
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     images = np.random.default_rng(4).integers(0, 255, (8, 6, 10, 3), np.uint8)
     sink.exchange(_timed(1, 0, "pick", 100.0, images[0]))
     sink.exchange(_timed(1, 1, "pick", 100.5, images[1]))
@@ -810,8 +801,7 @@ def test_a_killed_server_s_split_connection_is_recovered_each_exchange_once(tmp_
     sink.exchange(_timed(1, 3, "place", 101.5, images[4]))
     sink.exchange(_timed(1, 4, "place", 200.0, images[5]))  # after a reset: episode 1 ends, not kept
     sink.exchange(_timed(1, 5, "place", 200.5, images[6]))  # open at the kill
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     assert _episodes(root) == [(1, 0)]
     recovered = recover_served_run(spool, root)
     assert (recovered.kept, recovered.killed, recovered.torn) == (1, [1], {})
@@ -858,18 +848,15 @@ def test_recovering_into_an_older_copy_of_dir_takes_the_latest_keep(tmp_path, mo
     latest keep (the most episodes: each keep holds the one before) is the one the spool completes."""
     import shutil
 
-    _keep_at_every_end(monkeypatch)
-    root, copy = tmp_path / "record", tmp_path / "copy"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
+    copy = tmp_path / "copy"
     for conn in (1, 2):
         sink.exchange(_exchange(conn, 0, np.full((6, 10, 3), conn, np.uint8)))
         sink.end(conn, None)
         if conn == 1:
             shutil.copytree(root, copy)  # taken after the first keep
     sink.exchange(_exchange(3, 0, np.full((6, 10, 3), 3, np.uint8)))  # open at the kill
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     with pytest.raises(FileExistsError, match="pass overwrite=True"):  # not the latest keep: replaced when told
         recover_served_run(spool, copy)
     recovered = recover_served_run(spool, copy, overwrite=True)
@@ -879,15 +866,11 @@ def test_recovering_into_an_older_copy_of_dir_takes_the_latest_keep(tmp_path, mo
 def test_recovering_without_the_episodes_the_server_kept_says_so(tmp_path, monkeypatch, capsys):
     """DIR moved (or removed, or replaced) after the kill: the spool no longer holds what the server kept there, and the
     recovery wrote the spool's episodes alone without a word, as if that were the whole run."""
-    _keep_at_every_end(monkeypatch)
-    root = tmp_path / "record"
-    sink = ServedRunDataset(root, StandInPolicy().embodiment)
-    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     sink.end(1, None)
     sink.exchange(_exchange(2, 0, np.ones((6, 10, 3), np.uint8)))  # open at the kill
-    sink._writer._hold.release()  # the server killed: its locks go with it
-    sink._lock.close()
+    _kill(sink)
     root.rename(tmp_path / "moved")
     assert main(["dataset", "recover", str(spool), "--out", str(root), "--no-progress"]) == 0
     assert (f"the server kept 1 more episode before the kill than {root} or its --record DIR holds now (moved, "
@@ -897,6 +880,5 @@ def test_recovering_without_the_episodes_the_server_kept_says_so(tmp_path, monke
     (spool,) = tmp_path.glob(".record.writing-spool-*")
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     sink.end(1, None)
-    sink._writer._hold.release()
-    sink._lock.close()
+    _kill(sink)
     assert recover_served_run(spool, root).unfound == 0

@@ -369,6 +369,8 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     stderr counting the episodes encoded (a day's recording is hours of frames)."""
     from tqdm.auto import tqdm
 
+    from ..viz.plots import plural
+
     spool = Path(spool)
     if not (spool / RUN_FILE).is_file():
         if spool.is_file() and (spool.parent / RUN_FILE).is_file():  # a file of the spool (a tab-completed run.json)
@@ -411,8 +413,9 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                 if kept is not None:
                     copy_episodes(writer, [kept], [(0, i) for i in range(kept.num_episodes)],
                                   [kept.episode_columns()], kept.episode_success is not None)
-                conns = len({conn for conn, _ in episodes})
-                for key in tqdm(episodes, desc=f"recovering {conns} connections", unit="episode", disable=not progress):
+                conns = plural(len({conn for conn, _ in episodes}), "connection")
+                for key in tqdm(episodes, desc=f"recovering {plural(len(episodes), 'episode')} of {conns}", unit="ep",
+                                disable=not progress):
                     end = spool / f"{_stem(*key)}{END}"
                     open_at_kill = not end.is_file()
                     error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]
