@@ -882,3 +882,23 @@ def test_recovering_without_the_episodes_the_server_kept_says_so(tmp_path, monke
     sink.end(1, None)
     _kill(sink)
     assert recover_served_run(spool, root).unfound == 0
+
+
+def test_a_recording_that_cannot_be_published_at_stop_names_the_command_that_recovers_its_spool(tmp_path, monkeypatch):
+    """A keep that failed after its publish left the writer finished: the stop then failed with the writer's own
+    "open a new LeRobotDatasetWriter", which told the user nothing of the spool left to recover."""
+    from worldpolicy.data.lerobot import LeRobotDatasetWriter
+
+    root, sink, spool = _keeping_recording(tmp_path, monkeypatch)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)  # kept at root
+    sink.exchange(_exchange(2, 0, np.zeros((6, 10, 3), np.uint8)))
+
+    def full_disk(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LeRobotDatasetWriter, "finalize", full_disk)
+    with pytest.raises(RuntimeError, match=rf"could not be published at '{root}' \(\[Errno 28\] No space left on "
+                       rf"device\); what reached its spool stays: worldpolicy dataset recover {spool} --out {root}"):
+        sink.close()
+    assert spool.is_dir() and _connections(root) == [1]

@@ -240,6 +240,11 @@ class ServedRunDataset:
                             self.root)
             else:
                 logger.info("serve --record: no request was answered; nothing written to %s", self.root)
+        except Exception as exc:  # a full disk, or a writer an earlier failure (a keep's) left finished
+            raise RuntimeError(f"the recording could not be published at {str(self.root)!r} ({exc}); what reached "
+                               f"its spool stays: worldpolicy dataset recover {shlex.quote(str(self._spool))} --out "
+                               f"{shlex.quote(str(self.root))}") from exc
+        else:
             shutil.rmtree(self._spool)
         finally:
             self._lock.close()
