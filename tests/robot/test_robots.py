@@ -197,6 +197,13 @@ def test_numbers_given_as_strings_are_refused_naming_the_field(override, match):
         get_robot("panda", **override)
 
 
+def test_limits_numpy_cannot_lay_out_are_refused_naming_the_field():
+    """Arrays of two shapes (a (2, 2) and a (2, 3) block) make numpy's asarray raise its own 'could not broadcast'
+    ValueError, naming no field: the config's check says which field and what it takes."""
+    with pytest.raises(ValueError, match=r"robot 'panda': joint_limits must be 7 \(lower, upper\) pairs in rad"):
+        get_robot("panda", joint_limits=[np.zeros((2, 2)), np.zeros((2, 3))])
+
+
 @pytest.mark.parametrize("override", [{"gripper_actuator": ["gripper"]}, {"ee_frame": None}, {"camera_body": 3}])
 def test_a_single_mjcf_name_that_is_no_string_is_refused_naming_the_field(override):
     """A robot file's `"gripper_actuator": ["gripper"]` passed the scene's name check (it iterated the list) and a
