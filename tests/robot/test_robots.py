@@ -197,6 +197,13 @@ def test_numbers_given_as_strings_are_refused_naming_the_field(override, match):
         get_robot("panda", **override)
 
 
+def test_limits_numpy_cannot_lay_out_are_refused_naming_the_field():
+    """Arrays of two shapes (a (2, 2) and a (2, 3) block) make numpy's asarray raise its own 'could not broadcast'
+    ValueError, naming no field: the config's check says which field and what it takes."""
+    with pytest.raises(ValueError, match=r"robot 'panda': joint_limits must be 7 \(lower, upper\) pairs in rad"):
+        get_robot("panda", joint_limits=[np.zeros((2, 2)), np.zeros((2, 3))])
+
+
 @pytest.mark.parametrize("override", [{"gripper_actuator": ["gripper"]}, {"ee_frame": None}, {"camera_body": 3}])
 def test_a_single_mjcf_name_that_is_no_string_is_refused_naming_the_field(override):
     """A robot file's `"gripper_actuator": ["gripper"]` passed the scene's name check (it iterated the list) and a
@@ -243,26 +250,30 @@ def test_another_arm_from_a_panda_config_is_told_which_per_joint_fields_are_stil
         RobotConfig(name="six", **base, **six)
 
 
-SIX_DOF_MJCF = """<mujoco model="six">
+# a 6-joint arm with the names docs/robot.md's robot file gives: two fingers, a `tcp` site, no `hand` body
+ARM_MJCF = """<mujoco model="my_arm">
   <compiler angle="radian"/>
   <worldbody>
     <body name="base">
-      <body name="l1" pos="0 0 0.16"><joint name="j1" axis="0 0 1" range="-6.28 6.28"/><geom size="0.05"/>
-      <body name="l2" pos="0 0.14 0"><joint name="j2" axis="0 1 0" range="-6.28 6.28"/><geom size="0.05"/>
-      <body name="l3" pos="0 -0.13 0.42"><joint name="j3" axis="0 1 0" range="-3.14 3.14"/><geom size="0.04"/>
-      <body name="l4" pos="0 0 0.39"><joint name="j4" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
-      <body name="l5" pos="0 0.13 0"><joint name="j5" axis="0 0 1" range="-6.28 6.28"/><geom size="0.04"/>
-      <body name="hand" pos="0 0 0.1"><joint name="j6" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
-        <site name="tcp" pos="0 0.2 0"/>
-        <body name="finger" pos="0 0.15 0"><joint name="finger" type="slide" axis="1 0 0" range="0 0.04"/>
+      <body name="l1" pos="0 0 0.16"><joint name="shoulder_pan" axis="0 0 1" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l2" pos="0 0.14 0"><joint name="shoulder_lift" axis="0 1 0" range="-6.28 6.28"/><geom size="0.05"/>
+      <body name="l3" pos="0 -0.13 0.42"><joint name="elbow" axis="0 1 0" range="-3.14 3.14"/><geom size="0.04"/>
+      <body name="l4" pos="0 0 0.39"><joint name="wrist_1" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="l5" pos="0 0.13 0"><joint name="wrist_2" axis="0 0 1" range="-6.28 6.28"/><geom size="0.04"/>
+      <body name="wrist_3_link" pos="0 0 0.1"><joint name="wrist_3" axis="0 1 0" range="-6.28 6.28"/>
+        <geom size="0.04"/><site name="tcp" pos="0 0.2 0"/>
+        <body name="fl" pos="0 0.15 0.02"><joint name="finger_l" type="slide" axis="0 0 1" range="0 0.04"/>
+          <geom type="box" size="0.01 0.01 0.03"/></body>
+        <body name="fr" pos="0 0.15 -0.02"><joint name="finger_r" type="slide" axis="0 0 -1" range="0 0.04"/>
           <geom type="box" size="0.01 0.01 0.03"/></body>
       </body></body></body></body></body></body>
     </body>
   </worldbody>
+  <equality><joint joint1="finger_l" joint2="finger_r"/></equality>
   <actuator>
-    <position name="a1" joint="j1"/><position name="a2" joint="j2"/><position name="a3" joint="j3"/>
-    <position name="a4" joint="j4"/><position name="a5" joint="j5"/><position name="a6" joint="j6"/>
-    <position name="grip" joint="finger" ctrlrange="0 0.04"/>
+    <position name="a1" joint="shoulder_pan"/><position name="a2" joint="shoulder_lift"/>
+    <position name="a3" joint="elbow"/><position name="a4" joint="wrist_1"/><position name="a5" joint="wrist_2"/>
+    <position name="a6" joint="wrist_3"/><position name="gripper" joint="finger_l" ctrlrange="0 0.04"/>
   </actuator>
 </mujoco>
 """
@@ -273,12 +284,12 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
     describe as a RobotConfig, had no way onto the command line. A JSON file of RobotConfig's fields is one; its mjcf
     is relative to the file."""
     (tmp_path / "arm").mkdir()
-    (tmp_path / "arm" / "six.xml").write_text(SIX_DOF_MJCF)
+    (tmp_path / "arm" / "six.xml").write_text(ARM_MJCF)
     spec = {"mjcf": "six.xml", "ee_frame": "tcp", "ee_frame_type": "site",
-            "arm_joints": [f"j{i}" for i in range(1, 7)], "arm_actuators": [f"a{i}" for i in range(1, 7)],
-            "gripper_joints": ["finger"], "gripper_actuator": "grip", "gripper_ctrl_open": 0.04,
-            "gripper_ctrl_closed": 0.0, "finger_open": 0.04, "home": [0, -1.2, 1.2, -1.5, -1.5, 0],
-            "max_joint_velocity": [3.14] * 6, "camera_body": "hand"}
+            "arm_joints": ["shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3"],
+            "arm_actuators": [f"a{i}" for i in range(1, 7)], "gripper_joints": ["finger_l", "finger_r"],
+            "gripper_actuator": "gripper", "gripper_ctrl_open": 0.04, "gripper_ctrl_closed": 0.0, "finger_open": 0.04,
+            "home": [0, -1.2, 1.2, -1.5, -1.5, 0], "max_joint_velocity": [3.14] * 6, "camera_body": "wrist_3_link"}
     path = tmp_path / "arm" / "six.json"
     path.write_text(json.dumps(spec))
     robot = get_robot(path)
@@ -313,33 +324,6 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
         get_robot(path)
 
 
-# an MJCF with the names docs/robot.md's robot file gives: 6 arm joints, two fingers, a `tcp` site, no `hand` body
-DOCS_ARM_MJCF = """<mujoco model="my_arm">
-  <compiler angle="radian"/>
-  <worldbody>
-    <body name="base">
-      <body name="l1" pos="0 0 0.16"><joint name="shoulder_pan" axis="0 0 1" range="-6.28 6.28"/><geom size="0.05"/>
-      <body name="l2" pos="0 0.14 0"><joint name="shoulder_lift" axis="0 1 0" range="-6.28 6.28"/><geom size="0.05"/>
-      <body name="l3" pos="0 -0.13 0.42"><joint name="elbow" axis="0 1 0" range="-3.14 3.14"/><geom size="0.04"/>
-      <body name="l4" pos="0 0 0.39"><joint name="wrist_1" axis="0 1 0" range="-6.28 6.28"/><geom size="0.04"/>
-      <body name="l5" pos="0 0.13 0"><joint name="wrist_2" axis="0 0 1" range="-6.28 6.28"/><geom size="0.04"/>
-      <body name="wrist_3_link" pos="0 0 0.1"><joint name="wrist_3" axis="0 1 0" range="-6.28 6.28"/>
-        <geom size="0.04"/><site name="tcp" pos="0 0.2 0"/>
-        <body name="fl" pos="0 0.15 0.02"><joint name="finger_l" type="slide" axis="0 0 1" range="0 0.04"/>
-          <geom type="box" size="0.01 0.01 0.03"/></body>
-        <body name="fr" pos="0 0.15 -0.02"><joint name="finger_r" type="slide" axis="0 0 -1" range="0 0.04"/>
-          <geom type="box" size="0.01 0.01 0.03"/></body>
-      </body></body></body></body></body></body>
-    </body>
-  </worldbody>
-  <equality><joint joint1="finger_l" joint2="finger_r"/></equality>
-  <actuator>
-    <position name="a1" joint="shoulder_pan"/><position name="a2" joint="shoulder_lift"/>
-    <position name="a3" joint="elbow"/><position name="a4" joint="wrist_1"/><position name="a5" joint="wrist_2"/>
-    <position name="a6" joint="wrist_3"/><position name="gripper" joint="finger_l" ctrlrange="0 0.04"/>
-  </actuator>
-</mujoco>
-"""
 
 
 def test_the_docs_robot_file_loads_and_builds_a_sim_scene(tmp_path):
@@ -350,7 +334,7 @@ def test_the_docs_robot_file_loads_and_builds_a_sim_scene(tmp_path):
 
     docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()
     spec = json.loads(re.search(r"```json\n(.*?)```", docs, re.DOTALL).group(1))
-    (tmp_path / spec["mjcf"]).write_text(DOCS_ARM_MJCF)
+    (tmp_path / spec["mjcf"]).write_text(ARM_MJCF)
     (tmp_path / "my_arm.json").write_text(json.dumps(spec))
     robot = get_robot(tmp_path / "my_arm.json")
     assert robot.dof == 6 and IKSolver(robot).fk(np.array(robot.home)).shape == (4, 4)

@@ -109,6 +109,19 @@ def test_sim_cli_ensemble_decay_help_quotes_the_strategys_default():
     assert float(re.search(r"\(default: ([\d.]+)\)", action.help)[1]) == ChunkStrategy().ensemble_decay
 
 
+def test_sim_cli_image_size_default_is_the_envs(monkeypatch):
+    """`--image-size` said 180x320 itself where `TabletopEnv` takes `scenes.DEFAULT_IMAGE_SIZE`: one place for it."""
+    from worldpolicy.cli import build_parser
+    from worldpolicy.sim import commands
+    from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE
+
+    assert commands._image_size(build_parser().parse_args(["sim"]).image_size) == DEFAULT_IMAGE_SIZE
+    monkeypatch.setattr(commands, "DEFAULT_IMAGE_SIZE", (48, 64))
+    sim = next(a for a in build_parser()._actions if a.dest == "command").choices["sim"]
+    action = next(a for a in sim._actions if a.dest == "image_size")
+    assert (action.default, action.help) == ("48x64", "HxW of each camera image (default: 48x64)")
+
+
 def test_sim_cli_execute_steps_beyond_a_checkpoints_chunk_is_refused_before_it_loads(tmp_path, capsys, monkeypatch):
     from worldpolicy.policy import Policy
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from worldpolicy.cli import add_api_key_flags, continue_command
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
+from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
 from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
     DEFAULT_CONTROL_HZ,
     EVAL_SEED,
@@ -122,7 +123,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    f"before it loads, a server's or hub model's once connected; {DEFAULT_CONTROL_HZ:g} for random "
                    "actions); another than the policy's is warned about")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
-    p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
+    size = "x".join(map(str, DEFAULT_IMAGE_SIZE))
+    p.add_argument("--image-size", default=size, help=f"HxW of each camera image (default: {size})")
     p.add_argument("--perturb", action="append", default=None, metavar="SPEC",
                    help="a controlled shift on top of every episode's scene, for robustness runs compared with a clean "
                    "one by `sim compare` (same --seed): " + perturbation_help() + "; repeat the flag or give a comma "
