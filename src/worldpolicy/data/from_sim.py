@@ -39,6 +39,7 @@ from ..fileio import (
     sigint_held,
     sweep_scratch_folders,
 )
+from ..sim.scenes import DEFAULT_IMAGE_SIZE
 from .checks import refuse_changed_settings
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
@@ -184,7 +185,7 @@ def expert_episodes(
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
     robot: str = "panda",
-    image_size: tuple[int, int] = (180, 320),
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     cameras: Sequence[str] | None = None,
     control_hz: float = 15.0,
     chunk_size: int | None = None,
