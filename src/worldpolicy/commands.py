@@ -761,10 +761,10 @@ def _demo(args: argparse.Namespace) -> int:
     from .models import checkpoint_name, shipped_model
     from .policy import check_seed
     from .robot.kinematics import IKSolver
-    from .sim.commands import warn_training_scenes
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
+    from .sim.tasks import warn_training_scenes
     from .viz.plots import EE_START_POSE
     from .viz.report import write_report as write_page
     from .viz.run import ROLLOUT_VIDEO, observation_file

@@ -600,7 +600,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     if (given := strategy_flags + timing_flags) and args.policy == "scripted":
         raise ValueError(f"{given[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
-    from worldpolicy.sim.commands import check_ensemble_decay, warn_training_scenes
+    from worldpolicy.sim.commands import check_ensemble_decay
+    from worldpolicy.sim.tasks import warn_training_scenes
 
     check_ensemble_decay(args.strategy, args.ensemble_decay)
     from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint

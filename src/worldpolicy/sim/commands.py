@@ -16,8 +16,8 @@ from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DE
     DEFAULT_CONTROL_HZ,
     EVAL_SEED,
     LATENCY_ACCEPTED,
-    TrainingScenes,
     list_tasks,
+    warn_training_scenes,
 )
 
 logger = logging.getLogger(__name__)
@@ -313,22 +313,6 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
         return episodes_left(previous, current, args.episodes)
     except ValueError as exc:
         raise _as_flag(exc) from None
-
-
-def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int,
-                         announced: dict | None = None) -> TrainingScenes | None:
-    """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
-    success says how well it fits its training data. Said before the model loads; a checkpoint that does not say is
-    not checked. `announced`: a server's metadata frame, which says it for the checkpoint it serves (`checkpoint`:
-    the run's label, `models.served_name`), once connected. Returns what the rule found (None: not known), for the
-    run's report to record as it is (`evaluate(training_scenes=)`): the rule applied once per run."""
-    from worldpolicy.sim.tasks import training_scenes
-
-    found = training_scenes(checkpoint if announced is None else announced, task, range(seed, seed + episodes))
-    said = found.warning(episodes, checkpoint, "--seed ") if found is not None else None
-    if said is not None:
-        logger.warning("--seed %d: %s", seed, said)
-    return found
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
