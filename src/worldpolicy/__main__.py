@@ -3,6 +3,10 @@ command (pyproject's [project.scripts])."""
 
 import sys
 
+# what a Ctrl-C before the command starts prints (`cli.main` says the same: one text), here where nothing heavy is
+# imported to know it
+INTERRUPTED = "worldpolicy: interrupted"
+
 
 def run() -> int:
     """`cli.main`, its import included: a Ctrl-C while the command line's modules load (before `main` handles one)
@@ -10,7 +14,7 @@ def run() -> int:
     try:
         from worldpolicy.cli import main
     except KeyboardInterrupt:
-        print("worldpolicy: interrupted", file=sys.stderr)  # as `cli.main` says one before the command starts
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     return main()
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 
 from . import __version__
+from .__main__ import INTERRUPTED  # the one text of a Ctrl-C before the command starts
 from .errors import error_parameter
 
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()  # imports every command's module: a second or more on a busy machine
         args = parser.parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C before the command starts: one line and 130, as once it runs (no traceback)
-        print("worldpolicy: interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     _configure_logging(args)
     if not getattr(args, "func", None):  # a usage error (status 2), on stderr: `worldpolicy > out` keeps it off out

@@ -54,9 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical",
                    help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
     _add_model_flags(p)
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--start-frame", type=int, default=0, metavar="N",
-                   help="inverse dynamics: explain the clip from its frame N (from 0; default: 0)")
+                   help="inverse dynamics: explain the clip from its frame N (from 0; default: %(default)s)")
     p.add_argument("--whole-clip", action="store_true",
                    help="inverse dynamics: label every frame of the clip (from --start-frame), in windows of "
                    "chunk_size+1 frames sharing their boundary frames: one action per frame transition")
@@ -104,7 +104,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    f"{SCORER_REWARDS['reach']}; the --prompt names the ball's colour) (default: no reward)")
     _add_model_flags(p)
     p.add_argument("--seed", type=int, default=0,
-                   help="the world model's chunk j samples with seed + j, the policy's with seed + N + j (default: 0)")
+                   help="the world model's chunk j samples with seed + j, the policy's with seed + N + j "
+                   "(default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (the chunks', and the checkpoint "
                    "loading's)")
@@ -114,11 +115,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from .sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
 
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
-    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--out", default="runs/demo", help="output directory (default: %(default)s)")
     p.add_argument("--seed", type=int, default=EVAL_SEED,
-                   help=f"scene and sampling seed; episode i uses seed + i (default: {EVAL_SEED}, as `sim`: scenes "
+                   help="scene and sampling seed; episode i uses seed + i (default: %(default)s, as `sim`: scenes "
                    "the shipped model did not train on)")
-    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
+    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: %(default)s)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("push", help="share a checkpoint (a model repository) or a LeRobot dataset (a dataset "
@@ -760,10 +761,10 @@ def _demo(args: argparse.Namespace) -> int:
     from .models import checkpoint_name, shipped_model
     from .policy import check_seed
     from .robot.kinematics import IKSolver
-    from .sim.commands import warn_training_scenes
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
+    from .sim.tasks import warn_training_scenes
     from .viz.plots import EE_START_POSE
     from .viz.report import write_report as write_page
     from .viz.run import ROLLOUT_VIDEO, observation_file

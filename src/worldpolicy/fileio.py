@@ -855,6 +855,19 @@ def read_json(path: str | Path, what: str) -> Any:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
 
 
+def read_trainer_state(checkpoint: str | Path) -> dict[str, Any]:
+    """Checkpoint folder `checkpoint`'s `TRAINER_STATE_FILE` (its training run's record: the step, the config, the
+    frames). The one reader of it: a missing file raises FileNotFoundError (no run saved the folder: a diffusers
+    one, a hub id), one that is no JSON object (damaged, or not a run's) ValueError, each naming it; a caller that
+    can do without the record catches them (OSError, ValueError)."""
+    path = Path(str(checkpoint)) / TRAINER_STATE_FILE
+    state = read_json(path, f"{TRAINER_STATE_FILE} {str(path)!r}")
+    if not isinstance(state, dict):
+        raise ValueError(f"{TRAINER_STATE_FILE} {str(path)!r} is not a training run's record: a JSON "
+                         f"{type(state).__name__}, not an object")
+    return state
+
+
 @dataclass(frozen=True)
 class StoredProvenance:
     """A dataset's provenance as found on disk, unchecked: `value` is `PROVENANCE_FILE`'s document (`key` None), or

@@ -27,6 +27,7 @@ from .fileio import (
     folder_kind,
     is_checkpoint,
     read_json,
+    read_trainer_state,
     safetensors_files,
     stored_provenance,
 )
@@ -119,10 +120,10 @@ def shared_state(folder: str | Path) -> bytes | None:
     (the file goes as it is) where it has none, it is no run's record or its config names no path. The file here is
     not changed: a resume reads its folders."""
     try:
-        state = json.loads((Path(folder) / TRAINER_STATE_FILE).read_text())
+        state = read_trainer_state(folder)
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+    if not isinstance(state.get("config"), dict):
         return None
     config = _shown_paths(state["config"])
     return None if config == state["config"] else json.dumps({**state, "config": config}, indent=1).encode()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-import json
 import logging
 import os
 import secrets
@@ -34,7 +33,7 @@ from .embodiments import (
     list_embodiments,
     read_spec_file,
 )
-from .fileio import TRAINER_STATE_FILE
+from .fileio import TRAINER_STATE_FILE, read_trainer_state
 from .logcapture import request_index, said_before
 from .models import announced_training_seeds, portable_checkpoint, resolve_checkpoint
 from .processing.actions import (
@@ -243,14 +242,10 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
 def _trainer_state(path_or_id: str | Path) -> dict[str, Any] | None:
     """A checkpoint's `trainer_state.json` (its training run's record), or None: a hub id, a folder no run saved, or a
     file this version cannot read as an object (nothing to say from it, so the checkpoint is used as it always was)."""
-    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
-    if not state_file.is_file():
-        return None
     try:
-        state = json.loads(state_file.read_text())
+        return read_trainer_state(path_or_id)
     except (OSError, ValueError):
         return None
-    return state if isinstance(state, dict) else None
 
 
 def trained_embodiment(path_or_id: str | Path) -> str | None:

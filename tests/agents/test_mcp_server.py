@@ -2026,3 +2026,22 @@ def test_the_docs_name_every_file_a_run_result_lists():
     dream = re.findall(r"`files` \{([^}]*)\}", text[text.index("| `dream` |"):])[0]
     # `animation`: the dream tool animates nothing (always null)
     assert not [f for f in DreamFiles.model_fields if f != "animation" and f"`{f}`" not in dream], dream
+
+
+def test_an_actions_file_is_read_once_for_its_rows_and_its_rate(tmp_path, monkeypatch):
+    """imagine read its actions_file twice: once for the rows (`load_actions`), again for the rate it names
+    (`actions_rate_warning`). One read gives both, each message still naming the file."""
+    from worldpolicy.agents.toolbox import Toolbox, ToolboxConfig
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing import actions
+
+    e = get_embodiment("bridge")
+    path = tmp_path / "fast.json"
+    path.write_text(json.dumps({"schema": actions.ACTIONS_SCHEMA, "fps": 2 * e.fps, "columns": list(e.columns),
+                                "actions": [[0.0] * e.action_dim] * 3}))
+    reads, read = [], actions.read_actions_file
+    monkeypatch.setattr(actions, "read_actions_file", lambda source: reads.append(source) or read(source))
+    rows, space, said = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", input_roots=[tmp_path]))._actions(
+        e, None, str(path))
+    assert len(reads) == 1 and rows.shape == (3, e.action_dim) and space == "normalized"
+    assert len(said) == 1 and said[0].startswith(f"actions file {str(path)!r}: its rows are at {2 * e.fps:g} Hz")

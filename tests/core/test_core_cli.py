@@ -1295,3 +1295,30 @@ def test_ctrl_c_while_the_command_line_itself_imports_is_one_line_and_130(tmp_pa
         finally:
             proc.kill()
     assert (proc.returncode, err) == (130, "worldpolicy: interrupted\n")
+
+
+def test_no_help_repeats_its_flags_default_by_hand():
+    """A flag's help said its default as text beside `default=` ("--max-wait-ms ... (default: 5)"): the two could
+    drift apart. argparse's `%(default)s` says the one value."""
+    import argparse
+    import re
+
+    from worldpolicy.cli import build_parser
+
+    def actions(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command, sub in action.choices.items():
+                    yield from actions(sub, f"{name} {command}")
+            else:
+                yield name, action
+
+    repeated = []
+    for name, action in actions(build_parser(), "worldpolicy"):
+        value = action.default
+        if not action.help or value is None or isinstance(value, (bool, list)) or value is argparse.SUPPRESS:
+            continue
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        if re.search(rf"default: {re.escape(shown)}(?![\w.])", action.help):
+            repeated.append(f"{name} {'/'.join(action.option_strings)}")
+    assert repeated == []

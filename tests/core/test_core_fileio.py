@@ -826,3 +826,20 @@ def test_a_temp_file_a_killed_writer_left_is_removed_by_the_next_write_never_a_l
             write_video(target, np.zeros((2, 16, 16, 3), np.uint8), fps=15)
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, live.name])  # the killed one's is gone
     assert [p.name for p in tmp_path.iterdir()] == [name] and target.read_bytes() == b"live"
+
+
+def test_trainer_state_has_one_reader_that_names_a_damaged_file(tmp_path):
+    from worldpolicy.fileio import read_trainer_state
+    from worldpolicy.policy import trained_embodiment
+
+    with pytest.raises(FileNotFoundError, match=r"trainer_state\.json '.*' does not exist"):
+        read_trainer_state(tmp_path)
+    assert trained_embodiment(tmp_path) is None  # a folder no run saved: the checkpoint is used as it is
+    (tmp_path / "trainer_state.json").write_text('{"step": 1, "config": {"embodiment": "bridge"}}')
+    assert read_trainer_state(tmp_path)["step"] == 1
+    assert trained_embodiment(tmp_path) == "bridge"
+    for damaged, said in (("{", "is not valid JSON"), ('"bridge"', "a JSON str, not an object")):
+        (tmp_path / "trainer_state.json").write_text(damaged)
+        with pytest.raises(ValueError, match=said):
+            read_trainer_state(tmp_path)
+        assert trained_embodiment(tmp_path) is None  # what can do without the record does

@@ -283,7 +283,7 @@ def test_recording_a_checkpoint_on_its_training_scenes_is_warned_of_as_sim_warns
     monkeypatch.setattr(from_sim, "_rollout", loaded)
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "shipped", "--seed", "0", *_ARGV]) == 2
     err = capsys.readouterr().err
-    assert "WARNING worldpolicy.sim.commands: --seed 0: 1 of the 1 episodes (seed 0) are reach scenes shipped " \
+    assert "WARNING worldpolicy.sim.tasks: --seed 0: 1 of the 1 episodes (seed 0) are reach scenes shipped " \
            "was trained on" in err and "pass --seed " in err and "error: not loaded" in err
     assert err.index("trained on") < err.index("error: not loaded")
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--seed", "0", *_ARGV]) == 2
@@ -353,3 +353,37 @@ def test_a_wss_servers_ca_file_is_refused_for_a_policy_that_is_no_server_and_not
                             ("scripted", "ca_file: sets how a policy's rollouts run")):
         with pytest.raises(ValueError, match=f"^{message}"):
             sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, ca_file="ca.pem", **_SMALL)
+
+
+def test_recording_a_servers_model_on_its_training_scenes_is_warned_of_as_sim_warns(tmp_path, monkeypatch, caplog):
+    """`sim --policy ws://...` warns when the server announces (`training_seeds`) the scenes being run as ones its
+    checkpoint trained on; `dataset from-sim --policy ws://...` said nothing. Said once the server is reached, by the
+    same rule (`sim.tasks.warn_training_scenes`), the run labelled as sim labels it (`models.served_name`)."""
+    from worldpolicy.data.from_sim import sim_to_dataset
+    from worldpolicy.sim import policies
+
+    class Server:  # a backend as our server is to the client (`RemotePolicy`): random actions, a metadata frame
+        url = "ws://box:8000"
+
+        def __init__(self, meta):
+            self.random = policies.RandomPolicy(chunk_size=6)
+            self.embodiment, self.chunk_size, self.meta = self.random.embodiment, 6, meta
+
+        def metadata(self):
+            return self.meta
+
+        def act(self, observation, prompt, seed=None, decode_video=False):
+            self.random.reset(seed)
+            return self.random.act(observation, prompt)
+
+    announced = {"model": "step-0000010", "chunk_size": 6,
+                 "training_seeds": {"task": "reach", "seeds": [0, 1, 2], "source": "its dataset d"}}
+    for meta, seed, said in ((announced, 1, True), (announced, 3, False), ({"chunk_size": 6}, 1, False)):
+        monkeypatch.setattr(policies, "make_policy", lambda *a, meta=meta, **k: policies.wrap_policy(Server(meta)))
+        caplog.clear()
+        sim_to_dataset(tmp_path / f"ds{seed}{len(meta)}", "reach", 2, seed=seed, policy="ws://box:8000",
+                       keep_failures=True, progress=False, **_SMALL)
+        warned = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+        assert len(warned) == said and all(w.startswith(
+            f"--seed {seed}: 2 of the 2 episodes (seeds 1..2) are reach scenes step-0000010 @ ws://box:8000 was "
+            "trained on (its dataset d recorded seeds 0..2)") for w in warned), warned

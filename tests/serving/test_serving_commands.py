@@ -401,3 +401,26 @@ def test_a_bad_steps_names_the_served_checkpoint_s_default(capsys, monkeypatch, 
     assert main(["serve", "--device", "cpu", "--steps", "0", *extra]) == 2
     err = capsys.readouterr().err
     assert f"serve: error: --steps=0 must be an integer in [1, 1000]; {default}" in err and "released" not in err
+
+
+def test_serve_help_states_the_defaults_the_server_and_its_recording_use():
+    """`serve`'s flags repeat defaults held elsewhere (the parser must not import the server or the dataset writer to
+    read them: every command's start would pay for it): each must be the one that holds the fact."""
+    import argparse
+    import dataclasses
+
+    from worldpolicy.cli import build_parser
+    from worldpolicy.data.lerobot import KeepSchedule
+    from worldpolicy.data.served import DEFAULT_EPISODE_GAP_S
+    from worldpolicy.serving.server import ServerConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {a.dest: a for a in sub.choices["serve"]._actions}
+    fields = {f.name: f.default for f in dataclasses.fields(ServerConfig) if f.init}
+    compared = [(name, flags[name].default, fields[name]) for name in fields
+                if name in flags and flags[name].default is not None]
+    assert {name for name, *_ in compared} >= {"host", "port", "max_batch", "max_wait_ms", "max_queue",
+                                                "max_connections", "drain_timeout_s", "event_loop"}
+    assert [(name, flag) for name, flag, field in compared if flag != field] == []
+    assert f"(default: {DEFAULT_EPISODE_GAP_S:g};" in flags["record_episode_gap"].help
+    assert f"as one ends, {KeepSchedule.EVERY_S / 60:g} minutes or more apart" in flags["record"].help

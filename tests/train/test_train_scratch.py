@@ -100,3 +100,18 @@ def test_an_interrupted_recording_is_recorded_again_not_trained_on(tiny_dataset,
     with pytest.raises(Recorded):
         make_dataset(ScratchConfig(episodes=5), root)
     assert calls == [(root, "reach", 5)]
+
+
+def test_a_damaged_run_record_is_named_not_a_bare_json_error(tmp_path):
+    """The shipped model's record comes from the run's last checkpoint: a damaged trainer_state.json there is named
+    (`fileio.read_trainer_state`, the one reader of it), not a JSONDecodeError that says no file."""
+    from worldpolicy.train.scratch import model_record
+
+    last = tmp_path / "checkpoints" / "step-0000002"
+    last.mkdir(parents=True)
+    (last / "trainer_state.json").write_text('{"step": 2, "conf')
+    with pytest.raises(ValueError, match=r"trainer_state\.json '.*step-0000002/trainer_state\.json' is not valid JSON"):
+        model_record(tmp_path)
+    (last / "trainer_state.json").write_text("[2]")
+    with pytest.raises(ValueError, match="a JSON list, not an object"):
+        model_record(tmp_path)

@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mcp", help="serve predict/imagine/infer/visualise/sim tools to agents over MCP")
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="stdio (default) or streamable HTTP")
-    p.add_argument("--host", default="127.0.0.1", help="HTTP address (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8020, help="HTTP port (default: 8020)")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP address (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8020, help="HTTP port (default: %(default)s)")
     p.add_argument(
         "--checkpoint-dir",
         action="append",
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "package); repeatable",
     )
     p.add_argument("--output-dir", type=Path, default=Path("worldpolicy_runs"),
-                   help="where run folders are written (default: worldpolicy_runs)")
+                   help="where run folders are written (default: %(default)s)")
     p.add_argument(
         "--input-root",
         action="append",
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="folder tools may read images/videos/actions from (repeatable; default: cwd and output dir)",
     )
     p.add_argument("--max-loaded", type=int, default=2,
-                   help="checkpoints kept loaded at once, least recently used unloaded first (default: 2)")
+                   help="checkpoints kept loaded at once, least recently used unloaded first (default: %(default)s)")
     add_device_flags(p)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="actions per chunk, a multiple of 4 (default: the embodiment's)")

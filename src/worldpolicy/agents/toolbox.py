@@ -480,12 +480,13 @@ class Toolbox:
                 "actions", "give exactly one of actions ([[...], ...] physical units) or actions_file", None, accepted
             )
         if actions_file is not None:
-            from ..processing.actions import ACTIONS_SUFFIXES, actions_rate_warning, load_actions
+            from ..processing.actions import ACTIONS_SUFFIXES, actions_rate_warning, load_actions, read_actions_file
 
             path = self._input_file("actions_file", actions_file, ACTIONS_SUFFIXES)
             try:  # the run warns of values far outside the training range, once, in the result
-                rows = load_actions(path, emb, warn=False)
-                rate = actions_rate_warning(path, emb)
+                content, where = read_actions_file(path)  # read once: its rows and the rate it names
+                rows = load_actions(content, emb, warn=False, where=where)
+                rate = actions_rate_warning(content, emb, where)
                 return rows, "normalized", [rate] if rate is not None else []
             except ValueError as exc:  # "actions file '…': why": the parameter names the file, and `given` its path
                 why = str(exc).removeprefix(f"actions file {str(path)!r}").removeprefix(":").strip()

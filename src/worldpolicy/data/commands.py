@@ -82,9 +82,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("root", help=DATASET_ARG_HELP)
     frame.add_argument("--out", required=True, help="folder for the files (made if missing)")
     frame.add_argument("--episode", type=int, default=0,
-                       help="episode index; negative counts from the end (default: 0)")
+                       help="episode index; negative counts from the end (default: %(default)s)")
     frame.add_argument("--frame", type=int, default=0,
-                       help="frame index within the episode; negative counts from the end (default: 0)")
+                       help="frame index within the episode; negative counts from the end (default: %(default)s)")
     frame.add_argument("--checkpoint", help="print the predict command for this checkpoint (as predict takes it: "
                        "shipped, a folder or a hub id); no weights: only its embodiment.json and trainer_state.json "
                        "(the embodiment and keys its run trained on) are read")
@@ -163,8 +163,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          help="instead of --every: N chunks, their start frames spread evenly over the episodes (as "
                          "a training run's validation.action_chunks picks them)")
     evaluate.add_argument("--seed", type=int, default=0,
-                          help="sampling seed; episode I's chunks are sampled with seed+I (default: 0)")
-    evaluate.add_argument("--batch-size", type=int, default=8, help="predictions per batched forward (default: 8)")
+                          help="sampling seed; episode I's chunks are sampled with seed+I (default: %(default)s)")
+    evaluate.add_argument("--batch-size", type=int, default=8,
+                          help="predictions per batched forward (default: %(default)s)")
     evaluate.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
                           help="state features for a state-conditioned embodiment, side by side (default: "
                           f"{_RUN_KEYS}; else observation.state, else the observation.state.* features)")
@@ -261,7 +262,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="the splits and their fractions of the episodes, summing to 1, e.g. train=0.9,val=0.1 (as "
                        "LeRobot's `lerobot-edit-dataset --operation.splits`)")
     split.add_argument("--seed", type=int, default=0,
-                       help="seed of the draw: the same seed, the same splits (default: 0)")
+                       help="seed of the draw: the same seed, the same splits (default: %(default)s)")
     _add_edit_flags(split, "an earlier split")
     split.set_defaults(func=_split)
 
@@ -436,23 +437,26 @@ def _frame(args: argparse.Namespace) -> int:
 def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
     from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
+    from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # as `worldpolicy sim`'s parser: no MuJoCo
     from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ, EVAL_SEED  # as `worldpolicy sim`'s parser: nothing more
 
     sim.add_argument("root", help="output dataset folder (must not exist unless --resume or --overwrite)")
-    sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
-    sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
-    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0; "
+    sim.add_argument("--task", default="pick_place", help="sim task (default: %(default)s)")
+    sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: %(default)s)")
+    sim.add_argument("--seed", type=int, default=0,
+                     help="first env seed; later episodes use seed+1, … (default: %(default)s; "
                      f"`worldpolicy sim` evaluates from {EVAL_SEED}, past them)")
-    sim.add_argument("--image-size", default="180x320", metavar="HxW", help="camera size (default: 180x320)")
+    sim.add_argument("--image-size", default="x".join(map(str, DEFAULT_IMAGE_SIZE)), metavar="HxW",
+                     help="camera size (default: %(default)s)")
     sim.add_argument("--cameras", nargs="+", action="extend",
                      help="DROID camera keys to record, one or more per flag (default: all three)")
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--robot", default="panda",
                      help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json), as "
-                     "`worldpolicy sim --robot` (default: panda)")
+                     "`worldpolicy sim --robot` (default: %(default)s)")
     sim.add_argument("--control-hz", type=float, default=DEFAULT_CONTROL_HZ, metavar="HZ",
                      help="control rate to record at: one row per control step, the dataset's fps (default: "
-                     f"{DEFAULT_CONTROL_HZ:g}, the droid embodiment's fps; training needs its embodiment's, e.g. 10 "
+                     "%(default)g, the droid embodiment's fps; training needs its embodiment's, e.g. 10 "
                      "for a 10 Hz robot's; evaluate with `worldpolicy sim --control-hz` the same)")
     sim.add_argument("--policy", default="scripted",
                      help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
@@ -477,10 +481,11 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--chunk-size", type=int, default=None,
                      help="the scripted expert's re-plan interval in steps (default: 8)")
     sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
-                     help="vary the arm's start pose by up to this many radians per joint (default: 0)")
-    sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: 4)")
+                     help="vary the arm's start pose by up to this many radians per joint (default: %(default)g)")
+    sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: %(default)s)")
     sim.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
-                     help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
+                     help="DART noise: per-chunk joint offset std on executed actions; labels stay clean "
+                     "(default: %(default)g)")
     sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
                      help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
     sim.add_argument("--perturb", action="append", default=None, metavar="SPEC",
@@ -491,7 +496,7 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
                      "success column)")
     sim.add_argument("--workers", type=int, default=1,
-                     help="recording processes (default: 1; output is the same); scripted and random only")
+                     help="recording processes (default: %(default)s; output is the same); scripted and random only")
     sim.add_argument("--video-codec", default=None,
                      help="libx264rgb (lossless, default; with --resume: the dataset's own), libx264, libsvtav1")
     sim.add_argument("--overwrite", action="store_true",
@@ -517,8 +522,8 @@ def _add_label_arguments(label: argparse.ArgumentParser) -> None:
                        help="episodes to label and keep, indices from 0 or ranges A-B separated by commas as train "
                        "takes them (default: all; negative from the end, e.g. --episodes=-1)")
     label.add_argument("--seed", type=int, default=0,
-                       help="sampling seed; episode I is labelled with seed+I (default: 0)")
-    label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: 8)")
+                       help="sampling seed; episode I is labelled with seed+I (default: %(default)s)")
+    label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: %(default)s)")
     label.add_argument("--resample", action="store_true",
                        help="label a dataset recorded at another fps at the embodiment's: the frames nearest its "
                        "timestamps are labelled and kept (without it such a dataset is refused)")
@@ -526,7 +531,7 @@ def _add_label_arguments(label: argparse.ArgumentParser) -> None:
                        help="state features for a state-conditioned embodiment, side by side (default: "
                        "observation.state, else the observation.state.* features)")
     label.add_argument("--action-key", default="action",
-                       help="feature for the labels; a source feature of this name is replaced (default: action)")
+                       help="feature for the labels; a source feature of this name is replaced (default: %(default)s)")
     label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
     add_device_flags(label)
     label.add_argument("--video-codec", default="libx264rgb",
@@ -595,7 +600,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     if (given := strategy_flags + timing_flags) and args.policy == "scripted":
         raise ValueError(f"{given[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
-    from worldpolicy.sim.commands import check_ensemble_decay, warn_training_scenes
+    from worldpolicy.sim.commands import check_ensemble_decay
+    from worldpolicy.sim.tasks import warn_training_scenes
 
     check_ensemble_decay(args.strategy, args.ensemble_decay)
     from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint

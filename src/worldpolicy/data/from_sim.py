@@ -39,6 +39,7 @@ from ..fileio import (
     sigint_held,
     sweep_scratch_folders,
 )
+from ..sim.scenes import DEFAULT_IMAGE_SIZE
 from .checks import refuse_changed_settings
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
@@ -184,7 +185,7 @@ def expert_episodes(
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
     robot: str = "panda",
-    image_size: tuple[int, int] = (180, 320),
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     cameras: Sequence[str] | None = None,
     control_hz: float = 15.0,
     chunk_size: int | None = None,
@@ -341,6 +342,8 @@ def expert_episodes(
             del settings[name]
         settings["policy"], acts_in = _checked_policy(kind, policy, settings, embodiment, strategy, latency_ms, rtc,
                                                       dict(policy_options or {}), api_key, ca_file)
+        # the episodes asked for: a server's training scenes among them are said once it is reached (`_rollout`)
+        settings["policy"]["scenes"] = [task, seed, num_episodes]
         # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...), the chunk
         # strategy it ran with and a server's embodiment are known once it is loaded: the recording fills them in
         # (`sim_to_dataset`, from `_recorded_by`)
@@ -631,11 +634,14 @@ class _Recorder:
 
 def _rollout(env, setup: dict[str, Any]):
     """The policy `setup` names (`_checked_policy`) loaded (`sim.policies.make_policy`, as `worldpolicy sim` loads it)
-    and wrapped in the `Rollout` that sim runs, with its chunk strategy."""
+    and wrapped in the `Rollout` that sim runs, with its chunk strategy; a server's training scenes among the episodes
+    asked for (`setup["scenes"]`) warned of once it is reached, as `worldpolicy sim` warns of them."""
+    from worldpolicy.models import served_name
     from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.robot.decode import check_executable
-    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, warn_rate_mismatch
+    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, served_metadata, warn_rate_mismatch
     from worldpolicy.sim.rollout import Rollout
+    from worldpolicy.sim.tasks import warn_training_scenes
 
     policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"], api_key=setup["api_key"],
                          ca_file=setup["ca_file"], **setup["options"])
@@ -645,6 +651,9 @@ def _rollout(env, setup: dict[str, Any]):
                           latency_ms=setup["latency"]["ms"], rtc=setup["rtc"])
         rollout.strategy.steps_for(chunk_size(policy))
         warn_rate_mismatch(policy_fps(policy), env.control_hz, setup["name"])
+        if announced := served_metadata(policy):  # a server's training scenes, as `worldpolicy sim` says them
+            task, seed, episodes = setup["scenes"]
+            warn_training_scenes(served_name(setup["name"], announced.get("model")), task, seed, episodes, announced)
     except BaseException:
         getattr(policy, "close", lambda: None)()
         raise

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..fileio import MODEL_INDEX_FILE, TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
+from ..fileio import MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, read_trainer_state, recorded_seeds
 from ..hub import HubError, model_metadata, names_hub_id, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
@@ -127,7 +127,7 @@ def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str,
     except HubError:  # a snapshot this machine cannot look up again (offline, no refs): not something to stop a run
         return None
     try:
-        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
+        dataset = read_trainer_state(folder)["config"]["data"]["dataset"]
     except (OSError, ValueError, TypeError, KeyError):
         dataset = None
     if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):

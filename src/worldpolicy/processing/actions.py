@@ -81,7 +81,7 @@ def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embo
 
 
 def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", warn: bool = True,
-                 warn_range: bool | None = None) -> np.ndarray:
+                 warn_range: bool | None = None, where: str = "actions") -> np.ndarray:
     """Read actions for forward dynamics and return them in **model space**, [T, action_dim] float64.
 
     Accepted: a `.npy` file; a JSON file holding either a bare nested list `[[...], ...]` or an object with
@@ -95,12 +95,12 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     says it then, once). `warn_range` (default: `warn`) decides the range warnings alone: the pair
     `policy.range_warnings` names so, out of range and the actions' rate (`actions_rate_warning`), both off with
     `warn_range=False`; a `Policy` says them itself, once, in the words `policy.input_warnings` gives front ends
-    before the weights load.
+    before the weights load. `where`: how messages name actions given in memory (a file's own name, where the caller
+    read it with `read_actions_file`).
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
     columns = units = None
-    where = "actions"
     if isinstance(source, (str, Path)):
         values, where = read_actions_file(source)
         if isinstance(values, Mapping):
@@ -375,13 +375,13 @@ def _rate_message(doc: Mapping[str, Any], embodiment: Embodiment, where: str) ->
             "Hz to keep its timing")
 
 
-def actions_rate_warning(source: Any, embodiment: Embodiment) -> str | None:
+def actions_rate_warning(source: Any, embodiment: Embodiment, where: str = "actions") -> str | None:
     """The warning for forward-dynamics actions whose `worldpolicy.actions/v1` object (a file, one in memory, a
     `Prediction`) names another rate (`fps`) than `embodiment` runs at: each row is run as one of its steps, so a
     30 Hz chunk imagined at 15 Hz moves at half speed. None where there is nothing to say (bare rows carry no rate,
     and a source that cannot be read is refused by its reader). One message for every place that says it: a
-    `Policy` once, the command line and the agent tools before the weights load (`policy.input_warnings`)."""
-    where = "actions"
+    `Policy` once, the command line and the agent tools before the weights load (`policy.input_warnings`). `where`:
+    as `load_actions`'s."""
     if isinstance(source, (str, Path)):
         if Path(source).suffix.lower() != ".json":  # only a JSON object names a rate: a .npy, .npz or .csv (a whole
             return None  # trajectory's rows, given to every `Policy` call) is not read a second time to find none

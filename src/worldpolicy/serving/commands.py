@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "trainer_state.json names, else droid)"
     )
     p.add_argument("--variant", help="embodiment variant, e.g. joint_pos or relative_pose")
-    p.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0, all interfaces)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port, 0..65535 (default: 8000)")
+    p.add_argument("--host", default="0.0.0.0", help="bind address (default: %(default)s, all interfaces)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 0..65535 (default: %(default)s)")
     p.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key clients must send "
         "as 'Authorization: Api-Key <key>', at least 8 characters (keeps the key out of the process list) (default: "
@@ -62,14 +62,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "with --replicas, Ray Serve's proxy reads them when it starts: renewal is a restart")
     p.add_argument("--tls-key", metavar="KEY.pem", help="with --tls-cert: the certificate's private key, PEM, "
                    "unencrypted (keep it readable by the serving user only)")
-    p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch, in ms (default: 5)")
-    p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
+    p.add_argument("--max-batch", type=int, default=8,
+                   help="most requests fused into one forward (default: %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="longest wait to fill a batch, in ms (default: %(default)g)")
+    p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: %(default)s)")
     p.add_argument("--max-connections", type=int, default=1024,
-                   help="open WebSocket connections before handshakes get HTTP 503 (default: 1024)")
-    p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted, in MiB (default: 64)")
+                   help="open WebSocket connections before handshakes get HTTP 503 (default: %(default)s)")
+    p.add_argument("--max-message-mb", type=float, default=64.0,
+                   help="largest request accepted, in MiB (default: %(default)g)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0,
-                   help="SIGTERM: time to finish queued requests, in s (default: 30)")
+                   help="SIGTERM: time to finish queued requests, in s (default: %(default)g)")
     p.add_argument(
         "--batch-timeout-s", type=float, metavar="S",
         help="seconds: a policy call running longer is taken for stuck (wedged GPU, deadlock): /readyz and /livez "
@@ -92,11 +95,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--replicas", type=int, default=1, metavar="N",
-        help="policy replicas behind the one endpoint (default: 1, this process). N >= 2 runs them on Ray Serve "
+        help="policy replicas behind the one endpoint (default: %(default)s, this process). N >= 2 runs them on Ray "
+        "Serve "
         "(pip install 'worldpolicy[ray]') on the Ray cluster this machine belongs to, else a new local one; one GPU "
         "per replica when the cluster has GPUs",
     )
-    p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="synthetic requests run before /readyz is 200 (default: %(default)s)")
     p.add_argument(
         "--record", metavar="DIR",
         help="record the run as a LeRobot v3 dataset at DIR, a new or empty folder: one frame per answered request "

@@ -16,8 +16,8 @@ from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DE
     DEFAULT_CONTROL_HZ,
     EVAL_SEED,
     LATENCY_ACCEPTED,
-    TrainingScenes,
     list_tasks,
+    warn_training_scenes,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
                    help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
                    "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
                    "much later; ensemble, and async with --rtc, refuse one of the policy's chunk or more); rounded "
-                   f"to the nearest whole control step at --control-hz (halves up), {recorded} (default: 0, none)")
+                   f"to the nearest whole control step at --control-hz (halves up), {recorded} "
+                   "(default: %(default)g, none)")
     p.add_argument("--rtc", action="store_true",
                    help="real-time chunking, with --strategy async and a model policy (checkpoint or ws://): each "
                    "next chunk is asked to begin with the running chunk's actions that run while it is computed "
@@ -95,13 +96,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"one of {', '.join(list_tasks())} (default: the task of the policy's embodiment, a "
                    "checkpoint's or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from "
                    "it, else pick_place)")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: %(default)s)")
     p.add_argument("--seed", type=int, default=EVAL_SEED,
-                   help=f"episode i uses seed + i (scene and sampling) (default: {EVAL_SEED}, past the scenes "
+                   help="episode i uses seed + i (scene and sampling) (default: %(default)s, past the scenes "
                    "`dataset from-sim` records from 0: held out from a checkpoint trained on them)")
     p.add_argument("--robot", default="panda",
                    help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json: "
-                   "RobotConfig's fields, docs/robot.md) (default: panda)")
+                   "RobotConfig's fields, docs/robot.md) (default: %(default)s)")
     p.add_argument("--embodiment", default=None,
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
                    "checkpoint's own, its embodiment.json or trainer_state.json; a ws:// server's metadata; "
@@ -123,8 +124,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    f"before it loads, a server's or hub model's once connected; {DEFAULT_CONTROL_HZ:g} for random "
                    "actions); another than the policy's is warned about")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
-    size = "x".join(map(str, DEFAULT_IMAGE_SIZE))
-    p.add_argument("--image-size", default=size, help=f"HxW of each camera image (default: {size})")
+    p.add_argument("--image-size", default="x".join(map(str, DEFAULT_IMAGE_SIZE)),
+                   help="HxW of each camera image (default: %(default)s)")
     p.add_argument("--perturb", action="append", default=None, metavar="SPEC",
                    help="a controlled shift on top of every episode's scene, for robustness runs compared with a clean "
                    "one by `sim compare` (same --seed): " + perturbation_help() + "; repeat the flag or give a comma "
@@ -134,9 +135,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "their model requests on the same step answered by one batched forward (the same episodes, up to "
                    "batched-float rounding, in fewer model calls); a checkpoint policy, or a ws:// server, sent a "
                    "step's requests at once over up to its --max-batch connections so it fuses them; any --strategy "
-                   "(default: 1, one episode at a time)")
+                   "(default: %(default)s, one episode at a time)")
     p.add_argument("--videos", type=int, default=1,
-                   help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
+                   help="record mp4s of the first N episodes (default: %(default)s), captioned with the episode, its "
+                   "step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
     p.add_argument("--steps", type=int, default=None,
@@ -144,7 +146,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "else 4)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
     add_api_key_flags(p)
-    p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
+    p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true",
@@ -311,22 +313,6 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
         return episodes_left(previous, current, args.episodes)
     except ValueError as exc:
         raise _as_flag(exc) from None
-
-
-def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int,
-                         announced: dict | None = None) -> TrainingScenes | None:
-    """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.tasks.training_scenes`): their
-    success says how well it fits its training data. Said before the model loads; a checkpoint that does not say is
-    not checked. `announced`: a server's metadata frame, which says it for the checkpoint it serves (`checkpoint`:
-    the run's label, `models.served_name`), once connected. Returns what the rule found (None: not known), for the
-    run's report to record as it is (`evaluate(training_scenes=)`): the rule applied once per run."""
-    from worldpolicy.sim.tasks import training_scenes
-
-    found = training_scenes(checkpoint if announced is None else announced, task, range(seed, seed + episodes))
-    said = found.warning(episodes, checkpoint, "--seed ") if found is not None else None
-    if said is not None:
-        logger.warning("--seed %d: %s", seed, said)
-    return found
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps

@@ -7,6 +7,7 @@ object state, which `worldpolicy.sim.policies.ScriptedPolicy` turns into joint c
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ import numpy as np
 from worldpolicy.models import served_training_seeds, training_seeds
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes",
-           "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds"]
+           "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds", "warn_training_scenes"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
 # training run's `[eval] seed`): `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the very scenes
@@ -98,6 +101,21 @@ def training_scenes(checkpoint: str | Path | Mapping[str, Any], task: str,
     recorded = set(trained[1])
     seen = sorted(recorded.intersection(seeds)) if trained[0] == task else []
     return TrainingScenes(trained[0], trained[2], (min(recorded), max(recorded)), tuple(seen))
+
+
+def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int,
+                         announced: dict | None = None) -> TrainingScenes | None:
+    """Warn when episodes about to run (`seed`, `seed` + 1, ...) are scenes `checkpoint` was trained on
+    (`training_scenes`): their success says how well it fits its training data. Said before a local model loads; a
+    checkpoint that does not say is not checked. `announced`: a server's metadata frame, which says it for the
+    checkpoint it serves (`checkpoint`: the run's label, `models.served_name`), once connected. One warning for
+    `worldpolicy sim` and `dataset from-sim` alike. Returns what the rule found (None: not known), for a sim run's
+    report to record as it is (`evaluate(training_scenes=)`): the rule applied once per run."""
+    found = training_scenes(checkpoint if announced is None else announced, task, range(seed, seed + episodes))
+    said = found.warning(episodes, checkpoint, "--seed ") if found is not None else None
+    if said is not None:
+        logger.warning("--seed %d: %s", seed, said)
+    return found
 
 
 def seed_span(seeds: list[int]) -> str:

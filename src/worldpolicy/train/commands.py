@@ -59,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("checkpoint", metavar="CHECKPOINT", help="LoRA adapter checkpoint folder (holds base_model.json)")
     m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")
     m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="weights of the written checkpoint (default: float32, as training writes merged checkpoints)")
+                   help="weights of the written checkpoint (default: %(default)s, as training writes merged "
+                   "checkpoints)")
     m.set_defaults(func=_merge_adapter)
 
 

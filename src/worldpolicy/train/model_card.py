@@ -27,6 +27,7 @@ from ..fileio import (
     TRAINER_STATE_FILE,
     TRAINING_SUMMARY_FILE,
     read_json,
+    read_trainer_state,
     write_bytes_atomic,
 )
 from ..hub import named_hub_id, shown_name
@@ -55,7 +56,7 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     """The card's text: front matter, then what the checkpoint is, how it was trained, its figures, how to use it."""
     from huggingface_hub import ModelCardData
 
-    state = _record(folder / TRAINER_STATE_FILE)
+    state = read_trainer_state(folder) if (folder / TRAINER_STATE_FILE).is_file() else None
     # a recipe's model keeps only part of its run's record (`scratch.model_record`): no config
     config = (state or {}).get("config") or (_record(run / "config.json") if run else None)
     adapter = _record(folder / BASE_FILE)

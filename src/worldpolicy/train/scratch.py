@@ -29,6 +29,7 @@ from ..fileio import (
     TRAINING_SUMMARY_FILE,
     folder_lock,
     output_folder,
+    read_trainer_state,
     staged_folder,
     write_json_atomic,
 )
@@ -287,7 +288,7 @@ def model_record(run: str | Path) -> dict[str, Any]:
     the rest: the run's config names this machine's folders (the summary says how a model made from nothing was
     made), its history and schedule are the run's. The shipped model's trainer_state.json is this record."""
     last = max(Path(run).glob(CHECKPOINT_GLOB))  # step-0004000: zero-padded, so the newest sorts last
-    state = json.loads((last / TRAINER_STATE_FILE).read_text())
+    state = read_trainer_state(last)
     return {key: state[key] for key in MODEL_RECORD_KEYS}
 
 

@@ -60,6 +60,7 @@ from ..fileio import (
     folder_lock,
     interruption,
     read_safetensors,
+    read_trainer_state,
     safetensors_files,
     safetensors_index,
     safetensors_plan,
@@ -994,7 +995,7 @@ class Trainer:
     def _restore(self, folder: Path) -> int:
         from safetensors.torch import load_file
 
-        state = json.loads((folder / STATE_FILE).read_text())
+        state = read_trainer_state(folder)
         if self.sharded:
             self._restore_sharded(folder, state)
             return self._restore_schedule(state)
@@ -1313,7 +1314,7 @@ class Trainer:
         # the fingerprint of the data the resumed run trained on, and its `data_key` (older runs: not stored)
         self._resumed_data = self._resumed_data_key = None
         if checkpoints:
-            state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
+            state = read_trainer_state(checkpoints[-1])
             self._resumed_data, self._resumed_data_key = state.get("data_fingerprint"), state.get("data_key")
             return state["config"], checkpoints[-1], int(state["step"])
         if config_file.is_file():

@@ -29,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("run_dir", help=f"a run directory: {', '.join(runs[:-1])} or {runs[-1]}")
     r.add_argument("--title", default=None, help="page title (default: '<kind> run · <folder name>')")
     r.add_argument("--serve", action="store_true", help="then serve the folder over HTTP until Ctrl-C")
-    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)")
     r.add_argument("--port", type=int, default=8765,
-                   help="port to serve on, 0..65535; 0 picks a free one (default: 8765)")
+                   help="port to serve on, 0..65535; 0 picks a free one (default: %(default)s)")
     r.set_defaults(func=_report)
 
 
