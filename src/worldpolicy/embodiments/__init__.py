@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -633,10 +634,11 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
     return built
 
 
-def embodiment_from_spec(source: str | Path | Mapping[str, Any]) -> Embodiment:
+def embodiment_from_spec(source: str | Path | Mapping[str, Any], checkpoint: bool = False) -> Embodiment:
     """The embodiment a `register_embodiment` spec describes, validated the same way but not registered (a listing
-    must not change what other checkpoints run with)."""
-    return _user_spec(source, overwrite=True)[2]
+    must not change what other checkpoints run with). `checkpoint`: `source` is a checkpoint's embodiment.json
+    (`read_spec_file`)."""
+    return _user_spec(source, overwrite=True, checkpoint=checkpoint)[2]
 
 
 @cache  # once per spec and process: a checkpoint's embodiment.json is read on every listing and load
@@ -674,15 +676,24 @@ def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> di
     return spec
 
 
-def read_spec_file(path: str | Path) -> Any:
+def read_spec_file(path: str | Path, checkpoint: bool = False) -> Any:
     """An embodiment spec file's JSON, its `stats_file` made absolute against the file's folder: a spec read here and
-    registered elsewhere (a training config names it) reads the stats the file's author meant."""
+    registered elsewhere (a training config names it) reads the stats the file's author meant. `checkpoint`: the file
+    is a checkpoint's embodiment.json, data from whoever made the checkpoint (a hub download, a folder an MCP server
+    lists), so its `stats_file` must be in the checkpoint's folder: one pointing out of it was read wherever it
+    pointed, and an error said what that file held."""
     from ..fileio import read_json
 
     path = Path(path).expanduser()
     spec = read_json(path, f"embodiment file {str(path)!r}")
     if isinstance(spec, dict) and isinstance(spec.get("stats_file"), str):
-        spec["stats_file"] = str((path.parent / Path(spec["stats_file"]).expanduser()).absolute())
+        folder = path.parent.absolute()
+        stats_file = Path(os.path.normpath(folder / Path(spec["stats_file"]).expanduser()))
+        if checkpoint and folder not in stats_file.parents:  # by name: a hub snapshot's files are links to its blobs
+            raise ValueError(f"embodiment file {str(path)!r}: stats_file={spec['stats_file']!r} is outside the "
+                             "checkpoint's folder; accepted: a file in it (or the stats inline, as `worldpolicy "
+                             "train` writes them)")
+        spec["stats_file"] = str(stats_file)
     return spec
 
 
@@ -694,9 +705,10 @@ _DOMAIN_HINT = ("; domain is the action head it runs on: a domain of registry.js
                 "run the checkpoint as its own robot")
 
 
-def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple[str, dict[str, Any], Embodiment]:
+def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool,
+               checkpoint: bool = False) -> tuple[str, dict[str, Any], Embodiment]:
     if isinstance(source, (str, Path)):
-        spec = read_spec_file(source)
+        spec = read_spec_file(source, checkpoint)
         what = f"embodiment file {str(source)!r}"  # the CLI's --embodiment my_robot.json: say which file is wrong
     elif isinstance(source, Mapping):
         spec = dict(source)  # a relative stats_file is taken from the working directory
