@@ -221,3 +221,4 @@ def test_a_checkpoints_embodiment_json_cannot_name_stats_outside_its_folder(tmp_
     spec = json.loads((checkpoint / "embodiment.json").read_text())
     (checkpoint / "embodiment.json").write_text(json.dumps(dict(spec, stats_file="stats.json")))
     assert checkpoint_embodiment(checkpoint, None).stats["q99"] == (1.0,) * 8
+    assert checkpoint_embodiment(checkpoint / ".." / "ckpt", None).stats["q99"] == (1.0,) * 8  # a `..` in its path

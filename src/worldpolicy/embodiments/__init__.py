@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import numbers
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -687,13 +686,12 @@ def read_spec_file(path: str | Path, checkpoint: bool = False) -> Any:
     path = Path(path).expanduser()
     spec = read_json(path, f"embodiment file {str(path)!r}")
     if isinstance(spec, dict) and isinstance(spec.get("stats_file"), str):
-        folder = path.parent.absolute()
-        stats_file = Path(os.path.normpath(folder / Path(spec["stats_file"]).expanduser()))
-        if checkpoint and folder not in stats_file.parents:  # by name: a hub snapshot's files are links to its blobs
+        given = Path(spec["stats_file"]).expanduser()
+        if checkpoint and (given.is_absolute() or ".." in given.parts):  # by name: a hub snapshot's files are links
             raise ValueError(f"embodiment file {str(path)!r}: stats_file={spec['stats_file']!r} is outside the "
                              "checkpoint's folder; accepted: a file in it (or the stats inline, as `worldpolicy "
                              "train` writes them)")
-        spec["stats_file"] = str(stats_file)
+        spec["stats_file"] = str((path.parent / given).absolute())
     return spec
 
 
