@@ -222,3 +222,14 @@ def test_a_checkpoints_embodiment_json_cannot_name_stats_outside_its_folder(tmp_
     (checkpoint / "embodiment.json").write_text(json.dumps(dict(spec, stats_file="stats.json")))
     assert checkpoint_embodiment(checkpoint, None).stats["q99"] == (1.0,) * 8
     assert checkpoint_embodiment(checkpoint / ".." / "ckpt", None).stats["q99"] == (1.0,) * 8  # a `..` in its path
+
+
+def test_an_embodiment_dict_declaring_a_huge_action_dim_is_refused_before_anything_that_size_is_built():
+    """A server's metadata frame (`RemotePolicy` builds its embodiment from it) and a checkpoint's embodiment.json are
+    data: the default units, one per action dim, were built before action_dim was compared with the columns, so
+    action_dim=10**9 cost 8 GB and 20 s (2**62 a MemoryError, which a client does not catch) before the refusal."""
+    from worldpolicy.embodiments import embodiment_from_dict, get_embodiment
+
+    spec = dict(get_embodiment("droid/joint_pos").to_dict(), units=None, action_dim=2**62)
+    with pytest.raises(ValueError, match=rf"action_dim={2**62} but 8 columns and 8 units were given"):
+        embodiment_from_dict(spec)

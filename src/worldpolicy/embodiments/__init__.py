@@ -349,6 +349,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
                          f"registry.json ({', '.join(sorted(_builtin_table()['domains']))}), or domain_id set to a "
                          f"free action-head slot (the lowest: {free_domain_id()})")
     action_dim = _number(where, base, "action_dim", int)
+    columns = _strings(where, base, "columns", _REQUIRED)
     return _validated(
         Embodiment(
             name=name,
@@ -356,8 +357,10 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             domain=domain,
             domain_id=domain_id,
             action_dim=action_dim,
-            columns=_strings(where, base, "columns", _REQUIRED),
-            units=_strings(where, base, "units", None) or (UNITLESS,) * action_dim,
+            columns=columns,
+            # one per column, not per action_dim: a spec is data (a server's metadata, a checkpoint's embodiment.json),
+            # and action_dim=10**9 built 8 GB of units before `_validated` compared it with the columns
+            units=_strings(where, base, "units", None) or (UNITLESS,) * len(columns),
             chunk_size=_number(where, base, "chunk_size", int),
             fps=_number(where, base, "fps", float),
             camera_keys=_strings(where, base, "camera_keys", ("observation/image",)),
