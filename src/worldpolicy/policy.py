@@ -221,7 +221,7 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
     spec, and loading it must not change what `droid` means to every later load in the process."""
     spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
     if spec_file.is_file():
-        shipped = embodiment_from_spec(spec_file)
+        shipped = embodiment_from_spec(spec_file, checkpoint=True)
         if embodiment is None or (isinstance(embodiment, str) and embodiment.strip().lower() in (
                 shipped.name.lower(), shipped.key.lower())):
             return shipped
@@ -282,7 +282,7 @@ def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
     """A checkpoint's own embodiment spec (`embodiment.json`, a `stats_file` in it from its folder as
     `embodiment_from_spec` reads it: `read_spec_file`), or None (a hub id, a checkpoint without one)."""
     spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
-    return read_spec_file(spec_file) if spec_file.is_file() else None
+    return read_spec_file(spec_file, checkpoint=True) if spec_file.is_file() else None
 
 
 def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment, spec: Any) -> None:

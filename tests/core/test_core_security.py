@@ -195,3 +195,41 @@ def test_sharing_a_staged_folder_leaves_what_a_link_in_it_points_to_alone(tmp_pa
     umask = os.umask(0)
     os.umask(umask)
     assert (staged / "weights").stat().st_mode & 0o777 == 0o666 & ~umask  # what it is for: still done
+
+
+@pytest.mark.parametrize("stats_file", ["../outside.json", "{outside}", "sub/../../outside.json"])
+def test_a_checkpoints_embodiment_json_cannot_name_stats_outside_its_folder(tmp_path, stats_file):
+    """A checkpoint's embodiment.json is data (a hub download, a folder an MCP server lists): its `stats_file` was
+    read wherever it pointed, and the error said what that file held (`q01='...'`) to whoever asked for the listing."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.policy import checkpoint_embodiment, checkpoint_spec
+
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"q01": "TOKEN-abc123", "q99": [1.0]}))
+    droid = get_embodiment("droid/joint_pos")
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "embodiment.json").write_text(json.dumps({
+        "name": "leaky", "domain": "droid_lerobot", "action_dim": 8, "columns": list(droid.columns), "chunk_size": 4,
+        "fps": 15, "stats_file": stats_file.format(outside=outside)}))
+    for read in (checkpoint_embodiment, checkpoint_spec):
+        with pytest.raises(ValueError, match=r"stats_file=.* is outside the checkpoint's folder") as caught:
+            read(checkpoint, None) if read is checkpoint_embodiment else read(checkpoint)
+        assert "TOKEN" not in str(caught.value)
+    # beside the file, as an older trainer wrote it, it is read as before
+    (checkpoint / "stats.json").write_text(json.dumps({"q01": [-1.0] * 8, "q99": [1.0] * 8}))
+    spec = json.loads((checkpoint / "embodiment.json").read_text())
+    (checkpoint / "embodiment.json").write_text(json.dumps(dict(spec, stats_file="stats.json")))
+    assert checkpoint_embodiment(checkpoint, None).stats["q99"] == (1.0,) * 8
+    assert checkpoint_embodiment(checkpoint / ".." / "ckpt", None).stats["q99"] == (1.0,) * 8  # a `..` in its path
+
+
+def test_an_embodiment_dict_declaring_a_huge_action_dim_is_refused_before_anything_that_size_is_built():
+    """A server's metadata frame (`RemotePolicy` builds its embodiment from it) and a checkpoint's embodiment.json are
+    data: the default units, one per action dim, were built before action_dim was compared with the columns, so
+    action_dim=10**9 cost 8 GB and 20 s (2**62 a MemoryError, which a client does not catch) before the refusal."""
+    from worldpolicy.embodiments import embodiment_from_dict, get_embodiment
+
+    spec = dict(get_embodiment("droid/joint_pos").to_dict(), units=None, action_dim=2**62)
+    with pytest.raises(ValueError, match=rf"action_dim={2**62} but 8 columns and 8 units were given"):
+        embodiment_from_dict(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import urllib.request
 
 import pytest
 
@@ -35,3 +36,22 @@ def test_only_credential_headers_are_redacted(caplog, header):
         log.debug("> %s: %s", header, "Api-Key abc")
         log.debug("> %s: %s", "Host", "robot:8000")
     assert [r.getMessage() for r in caplog.records] == [f"> {header}: <redacted>", "> Host: robot:8000"]
+
+
+def test_metrics_answer_with_one_content_type(serve):
+    """websockets' response headers are a multi-map: setting Content-Type added a second one beside its default
+    (text/plain; charset=utf-8), and a scraper reading the first took the exposition format for plain text."""
+    t = serve(api_key=KEY)
+    http = "http" + t.url.removeprefix("ws")
+    request = urllib.request.Request(http + "/metrics", headers={"Authorization": f"Api-Key {KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers.get_all("Content-Type") == ["text/plain; version=0.0.4; charset=utf-8"]
+
+
+def test_a_server_configs_repr_does_not_show_its_api_key():
+    """A config printed in a notebook, a log line or a traceback's locals keeps the key out, as RemotePolicy's repr."""
+    from worldpolicy.serving import ServerConfig
+
+    config = ServerConfig(api_key=KEY)
+    assert KEY not in repr(config) and KEY not in str(config)
+    assert "max_batch=8" in repr(config)  # the rest is still shown

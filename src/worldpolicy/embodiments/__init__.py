@@ -349,6 +349,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
                          f"registry.json ({', '.join(sorted(_builtin_table()['domains']))}), or domain_id set to a "
                          f"free action-head slot (the lowest: {free_domain_id()})")
     action_dim = _number(where, base, "action_dim", int)
+    columns = _strings(where, base, "columns", _REQUIRED)
     return _validated(
         Embodiment(
             name=name,
@@ -356,8 +357,10 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             domain=domain,
             domain_id=domain_id,
             action_dim=action_dim,
-            columns=_strings(where, base, "columns", _REQUIRED),
-            units=_strings(where, base, "units", None) or (UNITLESS,) * action_dim,
+            columns=columns,
+            # one per column, not per action_dim: a spec is data (a server's metadata, a checkpoint's embodiment.json),
+            # and action_dim=10**9 built 8 GB of units before `_validated` compared it with the columns
+            units=_strings(where, base, "units", None) or (UNITLESS,) * len(columns),
             chunk_size=_number(where, base, "chunk_size", int),
             fps=_number(where, base, "fps", float),
             camera_keys=_strings(where, base, "camera_keys", ("observation/image",)),
@@ -633,10 +636,11 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
     return built
 
 
-def embodiment_from_spec(source: str | Path | Mapping[str, Any]) -> Embodiment:
+def embodiment_from_spec(source: str | Path | Mapping[str, Any], checkpoint: bool = False) -> Embodiment:
     """The embodiment a `register_embodiment` spec describes, validated the same way but not registered (a listing
-    must not change what other checkpoints run with)."""
-    return _user_spec(source, overwrite=True)[2]
+    must not change what other checkpoints run with). `checkpoint`: `source` is a checkpoint's embodiment.json
+    (`read_spec_file`)."""
+    return _user_spec(source, overwrite=True, checkpoint=checkpoint)[2]
 
 
 @cache  # once per spec and process: a checkpoint's embodiment.json is read on every listing and load
@@ -674,15 +678,23 @@ def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> di
     return spec
 
 
-def read_spec_file(path: str | Path) -> Any:
+def read_spec_file(path: str | Path, checkpoint: bool = False) -> Any:
     """An embodiment spec file's JSON, its `stats_file` made absolute against the file's folder: a spec read here and
-    registered elsewhere (a training config names it) reads the stats the file's author meant."""
+    registered elsewhere (a training config names it) reads the stats the file's author meant. `checkpoint`: the file
+    is a checkpoint's embodiment.json, data from whoever made the checkpoint (a hub download, a folder an MCP server
+    lists), so its `stats_file` must be in the checkpoint's folder: one pointing out of it was read wherever it
+    pointed, and an error said what that file held."""
     from ..fileio import read_json
 
     path = Path(path).expanduser()
     spec = read_json(path, f"embodiment file {str(path)!r}")
     if isinstance(spec, dict) and isinstance(spec.get("stats_file"), str):
-        spec["stats_file"] = str((path.parent / Path(spec["stats_file"]).expanduser()).absolute())
+        given = Path(spec["stats_file"]).expanduser()
+        if checkpoint and (given.is_absolute() or ".." in given.parts):  # by name: a hub snapshot's files are links
+            raise ValueError(f"embodiment file {str(path)!r}: stats_file={spec['stats_file']!r} is outside the "
+                             "checkpoint's folder; accepted: a file in it (or the stats inline, as `worldpolicy "
+                             "train` writes them)")
+        spec["stats_file"] = str((path.parent / given).absolute())
     return spec
 
 
@@ -694,9 +706,10 @@ _DOMAIN_HINT = ("; domain is the action head it runs on: a domain of registry.js
                 "run the checkpoint as its own robot")
 
 
-def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple[str, dict[str, Any], Embodiment]:
+def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool,
+               checkpoint: bool = False) -> tuple[str, dict[str, Any], Embodiment]:
     if isinstance(source, (str, Path)):
-        spec = read_spec_file(source)
+        spec = read_spec_file(source, checkpoint)
         what = f"embodiment file {str(source)!r}"  # the CLI's --embodiment my_robot.json: say which file is wrong
     elif isinstance(source, Mapping):
         spec = dict(source)  # a relative stats_file is taken from the working directory

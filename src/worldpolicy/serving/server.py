@@ -268,7 +268,7 @@ class ServerConfig:
 
     host: str = "0.0.0.0"
     port: int = 8000
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # out of a repr (a notebook, a log), as RemotePolicy's
     max_batch: int = 8
     max_wait_ms: float = 5.0
     max_queue: int = 64
@@ -621,6 +621,7 @@ class PolicyServer:
             return response
         if path == "/metrics":
             response = connection.respond(http.HTTPStatus.OK, generate_latest(self._metrics.registry).decode())
+            del response.headers["Content-Type"]  # a multi-map: setting it beside respond()'s would send two
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         if not self.ready:
