@@ -11,6 +11,7 @@ import numpy as np
 
 MODES = ("policy", "forward_dynamics", "inverse_dynamics")
 ACTIONS_SCHEMA = "worldpolicy.actions/v1"  # the actions file format (docs/actions-schema.md)
+HTML_ROWS = 64  # the rows of actions a notebook's table of a result shows (`Prediction._repr_html_`)
 
 
 def is_string_list(value: Any) -> bool:
@@ -75,6 +76,22 @@ class Prediction:
         return (f"Prediction(mode={self.mode!r}, embodiment={self.embodiment!r}, actions=[{self.chunk_size}, "
                 f"{len(self.columns)}] ({', '.join(self.columns)}), fps={self.fps:g}, video={video}"
                 + (f", seed={seed}" if seed is not None else "") + ")")
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of a result: its repr over a table of its actions, a column each headed by its name
+        and unit, a row each by its time (the first `HTML_ROWS` rows of a long one; `actions` holds them all)."""
+        from html import escape
+
+        from .embodiments import shown_unit
+
+        heads = "".join(f"<th>{escape(c)}" + (f" [{escape(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
+                        for c, u in zip(self.columns, self.units, strict=True))
+        rows = "".join(f"<tr><th>{i / self.fps:.3f}</th>" + "".join(f"<td>{v:.4g}</td>" for v in row) + "</tr>"
+                       for i, row in enumerate(self.actions[:HTML_ROWS]))
+        more = self.chunk_size - HTML_ROWS
+        tail = f"<p>... {more} more rows (<code>actions</code>)</p>" if more > 0 else ""
+        return (f"<p><code>{escape(repr(self))}</code></p><table><thead><tr><th>t [s]</th>{heads}</tr></thead>"
+                f"<tbody>{rows}</tbody></table>{tail}")
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """Column name → physical values over the chunk."""

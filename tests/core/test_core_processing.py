@@ -1631,6 +1631,22 @@ def test_a_policy_and_its_result_show_what_they_are_in_a_line(tiny_checkpoint):
     assert repr(policy).endswith("steps=1, closed)")
 
 
+def test_a_result_shows_in_a_notebook_as_a_table_of_its_actions_named_and_in_units():
+    """A notebook showed a result as its one-line repr only: the actions, the point of it, took
+    `pd.DataFrame(pred.actions, columns=pred.columns)` and the units another look. Its table heads each column with
+    its name and unit (none for a unitless one), each row with its time; a long one is cut, saying how much."""
+    from worldpolicy.results import HTML_ROWS, Prediction
+
+    actions = np.arange(20.0).reshape(10, 2) / 3
+    pred = Prediction("policy", "mine", ["x<", "grip"], ["m", "1"], actions, actions, fps=5.0, settings={"seed": 1})
+    page = pred._repr_html_()
+    assert "<th>t [s]</th><th>x&lt; [m]</th><th>grip</th>" in page and "Prediction(mode=&#x27;policy&#x27;" in page
+    assert "<tr><th>0.200</th><td>0.6667</td><td>1</td></tr>" in page and page.count("<tr>") == 11
+    assert "more rows" not in page
+    long = Prediction("policy", "mine", ["a"], ["rad"], np.zeros((HTML_ROWS + 5, 1)), np.zeros((HTML_ROWS + 5, 1)), 15)
+    assert long._repr_html_().count("<tr>") == HTML_ROWS + 1 and "5 more rows" in long._repr_html_()
+
+
 @pytest.mark.parametrize("call", ["act", "infer_actions"])
 def test_the_methods_that_generate_actions_take_no_actions_space(tiny_policy, call):
     """`act(obs, task, actions_space="normalized")` was accepted and changed nothing (the result's actions stayed
