@@ -1645,6 +1645,29 @@ def test_a_result_shows_in_a_notebook_as_a_table_of_its_actions_named_and_in_uni
     assert "more rows" not in page
     long = Prediction("policy", "mine", ["a"], ["rad"], np.zeros((HTML_ROWS + 5, 1)), np.zeros((HTML_ROWS + 5, 1)), 15)
     assert long._repr_html_().count("<tr>") == HTML_ROWS + 1 and "5 more rows" in long._repr_html_()
+    assert "<img" not in page  # no video
+
+
+def test_a_results_video_shows_in_a_notebook_as_a_strip_of_its_frames():
+    """An imagined future was an array in a notebook: to look at it took a video writer and a player. Its table sits
+    under a strip of frames spread over the clip, first and last included, each named by index."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from worldpolicy.results import HTML_FRAME_HEIGHT, Prediction
+
+    video = np.repeat(np.arange(20, dtype=np.uint8)[:, None, None, None] * 10, 64, axis=1).repeat(32, 2).repeat(3, 3)
+    pred = Prediction("forward_dynamics", "mine", ["a"], ["m"], np.zeros((19, 1)), np.zeros((19, 1)), 15.0, video)
+    page = pred._repr_html_()
+    assert "<p>video frames 0, 3, 5, 8, 11, 14, 16, 19 of 20 at 15 fps</p>" in page
+    strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(re.search(r"base64,([^\"]+)", page)[1]))))
+    width = HTML_FRAME_HEIGHT // 2  # 64x32 frames, 128 high
+    assert strip.shape == (HTML_FRAME_HEIGHT, 8 * width, 3)
+    assert [int(strip[0, k * width, 0]) for k in range(8)] == [0, 30, 50, 80, 110, 140, 160, 190]
+    assert page.index("<img") < page.index("<table>")
 
 
 @pytest.mark.parametrize("call", ["act", "infer_actions"])
