@@ -11,6 +11,8 @@ import numpy as np
 
 MODES = ("policy", "forward_dynamics", "inverse_dynamics")
 ACTIONS_SCHEMA = "worldpolicy.actions/v1"  # the actions file format (docs/actions-schema.md)
+HTML_ROWS = 64  # the rows of actions a notebook's table of a result shows (`Prediction._repr_html_`)
+HTML_FRAMES, HTML_FRAME_HEIGHT = 8, 128  # its video's frames shown above the table, and their height in pixels
 
 
 def is_string_list(value: Any) -> bool:
@@ -75,6 +77,42 @@ class Prediction:
         return (f"Prediction(mode={self.mode!r}, embodiment={self.embodiment!r}, actions=[{self.chunk_size}, "
                 f"{len(self.columns)}] ({', '.join(self.columns)}), fps={self.fps:g}, video={video}"
                 + (f", seed={seed}" if seed is not None else "") + ")")
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of a result: its repr over a table of its actions, a column each headed by its name
+        and unit, a row each by its time (the first `HTML_ROWS` rows of a long one; `actions` holds them all)."""
+        from html import escape
+
+        from .embodiments import shown_unit
+
+        heads = "".join(f"<th>{escape(c)}" + (f" [{escape(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
+                        for c, u in zip(self.columns, self.units, strict=True))
+        rows = "".join(f"<tr><th>{i / self.fps:.3f}</th>" + "".join(f"<td>{v:.4g}</td>" for v in row) + "</tr>"
+                       for i, row in enumerate(self.actions[:HTML_ROWS]))
+        more = self.chunk_size - HTML_ROWS
+        tail = f"<p>... {more} more rows (<code>actions</code>)</p>" if more > 0 else ""
+        return (f"<p><code>{escape(repr(self))}</code></p>{self._filmstrip_html()}<table><thead><tr><th>t [s]</th>"
+                f"{heads}</tr></thead><tbody>{rows}</tbody></table>{tail}")
+
+    def _filmstrip_html(self) -> str:
+        """The video, where there is one, as a row of `HTML_FRAMES` of its frames spread over it (first and last
+        included), each `HTML_FRAME_HEIGHT` pixels high, named by index: a look at the imagined future in a notebook."""
+        if self.video is None or not len(self.video):
+            return ""
+        import base64
+        import io
+
+        from PIL import Image
+
+        picked = np.unique(np.linspace(0, len(self.video) - 1, min(len(self.video), HTML_FRAMES)).round().astype(int))
+        height, width = self.video.shape[1:3]
+        size = (max(1, round(width * HTML_FRAME_HEIGHT / height)), HTML_FRAME_HEIGHT)
+        strip = np.concatenate([np.asarray(Image.fromarray(self.video[i]).resize(size)) for i in picked], axis=1)
+        png = io.BytesIO()
+        Image.fromarray(strip).save(png, format="PNG")
+        said = f"video frames {', '.join(map(str, picked))} of {len(self.video)} at {self.fps:g} fps"
+        return (f'<p>{said}</p><img alt="{said}" src="data:image/png;base64,'
+                f'{base64.b64encode(png.getvalue()).decode()}">')
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """Column name → physical values over the chunk."""

@@ -1486,6 +1486,14 @@ def test_a_load_checks_the_checkpoint_once(tiny_checkpoint, monkeypatch):
     assert walked == [tiny_checkpoint]
 
 
+def test_an_embodiments_repr_leaves_its_stats_out():
+    """Six statistics per column were most of the repr (the shipped model's: 1,700 of its 2,900 characters), a wall
+    of numbers as a notebook cell's value. The repr names the fields a reader looks for; the stats are `.stats`."""
+    e = worldpolicy.get_embodiment("bridge")
+    assert e.stats and "q01" not in repr(e) and "stats" not in repr(e)
+    assert "normalization='quantile'" in repr(e) and "columns=('tx'" in repr(e)
+
+
 def test_register_embodiment_names_a_wrong_source_type():
     with pytest.raises(TypeError, match="expected a JSON file path or a dict spec, got int"):
         register_embodiment(42)
@@ -1621,6 +1629,45 @@ def test_a_policy_and_its_result_show_what_they_are_in_a_line(tiny_checkpoint):
                           "(tx, ty, tz, r0, r1, r2, r3, r4, r5, grasp), fps=15, video=uint8 [9, 64, 64, 3], seed=5)")
     policy.close()
     assert repr(policy).endswith("steps=1, closed)")
+
+
+def test_a_result_shows_in_a_notebook_as_a_table_of_its_actions_named_and_in_units():
+    """A notebook showed a result as its one-line repr only: the actions, the point of it, took
+    `pd.DataFrame(pred.actions, columns=pred.columns)` and the units another look. Its table heads each column with
+    its name and unit (none for a unitless one), each row with its time; a long one is cut, saying how much."""
+    from worldpolicy.results import HTML_ROWS, Prediction
+
+    actions = np.arange(20.0).reshape(10, 2) / 3
+    pred = Prediction("policy", "mine", ["x<", "grip"], ["m", "1"], actions, actions, fps=5.0, settings={"seed": 1})
+    page = pred._repr_html_()
+    assert "<th>t [s]</th><th>x&lt; [m]</th><th>grip</th>" in page and "Prediction(mode=&#x27;policy&#x27;" in page
+    assert "<tr><th>0.200</th><td>0.6667</td><td>1</td></tr>" in page and page.count("<tr>") == 11
+    assert "more rows" not in page
+    long = Prediction("policy", "mine", ["a"], ["rad"], np.zeros((HTML_ROWS + 5, 1)), np.zeros((HTML_ROWS + 5, 1)), 15)
+    assert long._repr_html_().count("<tr>") == HTML_ROWS + 1 and "5 more rows" in long._repr_html_()
+    assert "<img" not in page  # no video
+
+
+def test_a_results_video_shows_in_a_notebook_as_a_strip_of_its_frames():
+    """An imagined future was an array in a notebook: to look at it took a video writer and a player. Its table sits
+    under a strip of frames spread over the clip, first and last included, each named by index."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from worldpolicy.results import HTML_FRAME_HEIGHT, Prediction
+
+    video = np.repeat(np.arange(20, dtype=np.uint8)[:, None, None, None] * 10, 64, axis=1).repeat(32, 2).repeat(3, 3)
+    pred = Prediction("forward_dynamics", "mine", ["a"], ["m"], np.zeros((19, 1)), np.zeros((19, 1)), 15.0, video)
+    page = pred._repr_html_()
+    assert "<p>video frames 0, 3, 5, 8, 11, 14, 16, 19 of 20 at 15 fps</p>" in page
+    strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(re.search(r"base64,([^\"]+)", page)[1]))))
+    width = HTML_FRAME_HEIGHT // 2  # 64x32 frames, 128 high
+    assert strip.shape == (HTML_FRAME_HEIGHT, 8 * width, 3)
+    assert [int(strip[0, k * width, 0]) for k in range(8)] == [0, 30, 50, 80, 110, 140, 160, 190]
+    assert page.index("<img") < page.index("<table>")
 
 
 @pytest.mark.parametrize("call", ["act", "infer_actions"])

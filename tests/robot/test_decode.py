@@ -536,3 +536,18 @@ def test_joint_velocities_given_as_positions_are_refused_naming_velocities():
     with pytest.raises(ValueError, match=r"from target 0 to target 1: joint1 moves 0.5 rad") as caught:
         decoder.decode(steady, home)
     assert "velocities" not in str(caught.value)
+
+
+def test_a_command_and_its_tracking_read_in_a_line_not_their_arrays():
+    """A decoded chunk in a notebook printed every joint target and 4x4 pose (200 lines for 32 steps): one line says
+    its shapes, how well IK tracked (the summary) and what was clipped."""
+    from worldpolicy.robot.decode import RobotCommand
+    from worldpolicy.robot.kinematics import TrackingReport
+
+    tracking = TrackingReport(np.array([0.5, 1.5]), np.array([0.1, 0.3]), unreachable_steps=[1])
+    assert repr(tracking) == ("TrackingReport(steps=2, mean_mm=1, max_mm=1.5, mean_deg=0.2, max_deg=0.3, "
+                              "unreachable_steps=1)")
+    cmd = RobotCommand(np.zeros((32, 7)), np.zeros(32), np.zeros((32, 4, 4)), tracking, np.r_[np.zeros(31), 2])
+    assert repr(cmd) == (f"RobotCommand(steps=32, qpos=[32, 7], gripper=[32], poses=[32, 4, 4], tracking={tracking!r}, "
+                         "clipped=2)")
+    assert repr(RobotCommand(np.zeros((4, 7)), None)).startswith("RobotCommand(steps=4, qpos=[4, 7], gripper=None, ")

@@ -78,3 +78,16 @@ def test_episode_lengths_are_ticked_in_whole_steps():
     _, lengths = fig.axes
     ticks = [t for t in lengths.get_yticks() if lengths.get_ylim()[0] <= t <= lengths.get_ylim()[1]]
     assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_a_report_reads_in_one_line_and_shows_as_its_table_in_a_notebook():
+    """The dataclass repr spelled out every episode and the policy's settings: a wall of text per episode as a
+    notebook cell's value. One line says what ran and how it did; a notebook renders report.md's table."""
+    report = _report([True, False] * 20)
+    report.requested = 50
+    text = repr(report)
+    assert "\n" not in text and len(text) < 200
+    assert text == ("EvalReport(task='reach', policy='panda_reach', success 20/40 = 50.0 % (95 % CI 35.2-64.8 %), "
+                    "incomplete: 40 of 50 ran, seeds 0..49, strategy='execute')")
+    assert report._repr_markdown_() == report.markdown()
+    assert "no episodes" in repr(_report([])) and _report([])._repr_markdown_() is None

@@ -20,6 +20,8 @@ from worldpolicy.sim.registration import WORLD_MODEL_ID
 from worldpolicy.sim.world_model import (
     DREAM_PARTIAL_SCHEMA,
     FRAME_KEY,
+    Dream,
+    DreamChunk,
     DreamRecorder,
     WorldModelEnv,
     dream,
@@ -199,6 +201,18 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
     with pytest.raises(ValueError, match=r"policy: sends chunks of 8 actions and the world model imagines at most 4 "
                                          r"per step; accepted: execute_steps 1..4"):
         dream(longer, policy, cameras, PROMPT, 2)
+
+
+def test_a_dream_and_its_chunks_read_in_a_line_not_their_pixels():
+    """A dream in a notebook printed its frames' values (8,700 characters for two chunks of the shipped model): one
+    line says its chunks, shapes and rewards, a long dream's first and last."""
+    frames = np.zeros((9, 64, 48, 3), np.uint8)
+    dreamt = Dream(frames, np.zeros((8, 10)), [0.0, 0.25], 15.0)
+    assert repr(dreamt) == "Dream(chunks=2, actions=[8, 10], frames=uint8 [9, 64, 48, 3], fps=15, rewards=[0, 0.25])"
+    long = Dream(frames, np.zeros((8, 10)), [i / 10 for i in range(12)], 15.0)
+    assert repr(long).endswith("rewards=[0, 0.1, 0.2, 0.3, ..., 0.9, 1, 1.1])")
+    chunk = DreamChunk(3, frames[0], np.zeros((4, 10)), frames[:4], 0.5, None, None)
+    assert repr(chunk) == "DreamChunk(index=3, actions=[4, 10], frames=uint8 [4, 64, 48, 3], reward=0.5)"
 
 
 def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(policy, cameras, tmp_path):

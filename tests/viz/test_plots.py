@@ -120,6 +120,25 @@ def test_plot_prediction_picks_layout_plots(tmp_path, joint_chunk, pose_chunk, a
     assert all(p.is_file() for p in joints + pose)
 
 
+def test_prediction_figures_are_plot_predictions_figures_unwritten(tmp_path, joint_chunk, actions_json, monkeypatch):
+    """A notebook shows a Prediction's plots as Figures (the viz API wrote them to files only): the same figures,
+    by the names plot_prediction writes them under, and nothing written."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    doc = actions_json("droid", joint_chunk)
+    figures = plots.prediction_figures(doc)
+    assert list(figures) == ["actions", "joints"] and all(isinstance(f, Figure) for f in figures.values())
+    assert list(tmp_path.iterdir()) == []
+    written = _captured_figures(monkeypatch)
+    plots.plot_prediction(doc, tmp_path / "out")
+    assert [f.get_suptitle() for f in figures.values()] == [f.get_suptitle() for f in written.values()]
+    assert [name.removesuffix(".png") for name in written] == list(figures)
+    from worldpolicy.viz import prediction_figures
+
+    assert prediction_figures is plots.prediction_figures
+
+
 @pytest.mark.parametrize(
     "change, match",
     [

@@ -150,7 +150,8 @@ class Embodiment:
     view_point: str
     layout: str = "generic"
     normalization: str = "none"
-    stats: Mapping[str, tuple[float, ...]] | None = None
+    # left out of the repr: a column's six statistics each were most of it, a wall of numbers in a notebook
+    stats: Mapping[str, tuple[float, ...]] | None = field(default=None, repr=False)
     aliases: tuple[str, ...] = ()
     resolution_tier: int = 480
     prompt_format: str = "json"

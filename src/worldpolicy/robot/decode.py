@@ -104,6 +104,15 @@ class RobotCommand:
     def __len__(self) -> int:
         return int(self.qpos.shape[0])
 
+    def __repr__(self) -> str:
+        """Its shapes, tracking summary and clipped count, not its arrays (a 32-step chunk's joints and 4x4 poses
+        printed as 200 lines of numbers in a notebook): `qpos`, `gripper` and `poses` hold them."""
+        def shape(a: np.ndarray | None) -> str:
+            return "None" if a is None else str(list(a.shape))
+
+        return (f"RobotCommand(steps={len(self)}, qpos={shape(self.qpos)}, gripper={shape(self.gripper)}, "
+                f"poses={shape(self.poses)}, tracking={self.tracking!r}, clipped={self.clipped})")
+
 
 class ActionDecoder:
     """Decodes one embodiment's physical action chunks for one robot."""

@@ -110,6 +110,11 @@ class TrackingReport:
     drift_mm: np.ndarray | None = None
     unreachable_steps: list[int] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """Its `summary` over how many steps, not its per-step arrays (the dataclass printed every one)."""
+        said = ", ".join(f"{k}={v:.4g}" for k, v in self.summary().items())
+        return f"TrackingReport(steps={len(self.position_mm)}, {said})"
+
     @property
     def mean_mm(self) -> float:
         return float(np.mean(self.position_mm))

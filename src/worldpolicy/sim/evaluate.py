@@ -127,6 +127,25 @@ class EvalReport:
     def success_rate(self) -> float:
         return self.successes / len(self.episodes)
 
+    def __repr__(self) -> str:
+        """One line: what ran and how it did. The dataclass's own repr spelled out every episode and the policy's
+        settings, a screenful per episode in a notebook; `to_json()` and `episodes` hold them, `markdown()` tabulates
+        them (a notebook shows that: `_repr_markdown_`)."""
+        n = len(self.episodes)
+        done = f"success {self.successes}/{n}" if n else "no episodes"
+        if n:
+            lo, hi = wilson_interval(self.successes, n)
+            done += f" = {100 * self.success_rate:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"
+        if self.requested > n:
+            done += f", incomplete: {n} of {self.requested} ran"
+        return (f"EvalReport(task={self.task!r}, policy={self.policy!r}, {done}, "
+                f"{seed_range(self.seed, max(n, self.requested, 1))}, strategy={self.strategy.get('kind')!r})")
+
+    def _repr_markdown_(self) -> str | None:
+        """What a notebook shows for a report: its report.md (None, the one line, for a report of no episodes yet,
+        which has no success rate to tabulate)."""
+        return self.markdown() if self.episodes else None
+
     def to_json(self) -> dict[str, Any]:
         lo, hi = wilson_interval(self.successes, len(self.episodes))
         steps = [e.success_step for e in self.episodes if e.success]

@@ -313,6 +313,11 @@ class DreamChunk:
     policy_prediction: Prediction
     world_prediction: Prediction
 
+    def __repr__(self) -> str:
+        """Its index, shapes and reward, not its arrays' values (the dataclass printed every pixel)."""
+        return (f"DreamChunk(index={self.index}, actions={list(self.actions.shape)}, "
+                f"frames={self.frames.dtype} {list(self.frames.shape)}, reward={self.reward:.4g})")
+
 
 @dataclass
 class Dream:
@@ -327,6 +332,16 @@ class Dream:
     fps: float
     policy_predictions: list[Prediction] = field(default_factory=list)
     world_predictions: list[Prediction] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        """What a notebook shows of a dream: its chunks, shapes and rewards, not the dataclass's every array (8,700
+        characters of pixels for two chunks of the shipped model) and both models' results."""
+        rewards = [f"{r:.4g}" for r in self.rewards]
+        if len(rewards) > 8:  # a long dream's first and last
+            rewards = [*rewards[:4], "...", *rewards[-3:]]
+        return (f"Dream(chunks={len(self.rewards)}, actions={list(self.actions.shape)}, "
+                f"frames={self.frames.dtype} {list(self.frames.shape)}, fps={self.fps:g}, "
+                f"rewards=[{', '.join(rewards)}])")
 
     @classmethod
     def of_chunks(cls, chunks: Sequence[DreamChunk]) -> Dream:

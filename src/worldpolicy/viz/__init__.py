@@ -3,6 +3,6 @@
 matplotlib/PyAV are imported inside the functions, so importing this package stays light.
 """
 
-from .plots import plot_action_timeseries, plot_ee_path, plot_joints, plot_prediction
+from .plots import plot_action_timeseries, plot_ee_path, plot_joints, plot_prediction, prediction_figures
 
-__all__ = ["plot_action_timeseries", "plot_ee_path", "plot_joints", "plot_prediction"]
+__all__ = ["plot_action_timeseries", "plot_ee_path", "plot_joints", "plot_prediction", "prediction_figures"]

@@ -59,6 +59,7 @@ __all__ = [
     "plot_ee_path",
     "plot_joints",
     "plot_prediction",
+    "prediction_figures",
     "real_rows_of",
     "rollout_chunks_of",
     "run_mode",
@@ -1366,17 +1367,26 @@ def run_title(prediction: Mapping[str, Any]) -> str:
 def plot_prediction(prediction_json: Mapping[str, Any] | Prediction | str | Path, out_dir: str | Path,
                     fmt: str = "png") -> list[Path]:
     """Write the plots that suit a `worldpolicy.actions/v1` dict (or a `Prediction`, or an actions.json file's path)
-    into `out_dir`; returns their paths.
-
-    Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one; none for an arm whose actions are in model space; a single arm's in the robot's base frame where
-    the run recorded its start pose, `ee_start_pose_of`) or `joints.png` for joint layouts. `fmt`
-    (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is headed by
-    `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before
-    the first file is written; the time series and joints also mark how the rows were run in pieces (`run_rows_of`:
-    a whole clip's windows, a whole trajectory's chunks), the end-effector path a whole trajectory's chunk starts.
-    """
+    into `out_dir`; returns their paths: the figures of `prediction_figures`, each as `<name>.<fmt>`. `fmt`
+    (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is drawn
+    before the first file is written."""
     fmt = check_figure_format(fmt, "fmt")
+    figures = prediction_figures(prediction_json)
+    out_dir = Path(out_dir)
+    return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]
+
+
+def prediction_figures(prediction_json: Mapping[str, Any] | Prediction | str | Path) -> dict[str, Any]:
+    """The plots that suit a `Prediction` (or a `worldpolicy.actions/v1` dict, or an actions.json file's path) as
+    matplotlib Figures by name, written nowhere: what a notebook shows (`prediction_figures(pred)["actions"]`) or a
+    caller draws more on; `plot_prediction` writes them.
+
+    Always `actions` (time series); plus `ee_path` for relative-pose layouts (`ee_path_<arm>` per arm of a multi-arm
+    one; none for an arm whose actions are in model space; a single arm's in the robot's base frame where the run
+    recorded its start pose, `ee_start_pose_of`) or `joints` for joint layouts. Every figure is headed by
+    `run_title` and marks the rows after `real_rows_of` (an inverse dynamics result of a short clip); the time series
+    and joints also mark how the rows were run in pieces (`run_rows_of`: a whole clip's windows, a whole
+    trajectory's chunks), the end-effector path a whole trajectory's chunk starts."""
     if isinstance(prediction_json, (str, os.PathLike)):  # a run's actions.json, read as `viz` reads it
         prediction_json = load_actions_file(prediction_json)
     elif isinstance(prediction_json, Prediction):
@@ -1391,7 +1401,6 @@ def plot_prediction(prediction_json: Mapping[str, Any] | Prediction | str | Path
     fps = _check_fps(prediction_json["fps"])
     layout, gripper = resolve_layout(prediction_json, columns)
     grippers = gripper_columns(prediction_json, columns)
-    out_dir = Path(out_dir)
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
     clip = run_rows_of(prediction_json)
@@ -1420,4 +1429,4 @@ def plot_prediction(prediction_json: Mapping[str, Any] | Prediction | str | Path
                                            chunks=clip if isinstance(clip, RolloutChunks) else None)
     elif layout == "joint_position":
         figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
-    return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]
+    return figures
