@@ -1494,6 +1494,15 @@ def test_an_embodiments_repr_leaves_its_stats_out():
     assert "normalization='quantile'" in repr(e) and "columns=('tx'" in repr(e)
 
 
+def test_an_embodiments_repr_leaves_its_descriptions_out():
+    """Without its stats, droid's repr was still 1,260 characters: its two descriptions, a sentence each, were 400 of
+    them. They are `.description` and `.view_description`; the repr names the fields a reader compares."""
+    e = worldpolicy.get_embodiment("droid")
+    assert e.description and e.view_description
+    assert e.description not in repr(e) and e.view_description not in repr(e) and "description" not in repr(e)
+    assert len(repr(e)) < 900 and "name='droid', variant='joint_pos'" in repr(e)
+
+
 def test_register_embodiment_names_a_wrong_source_type():
     with pytest.raises(TypeError, match="expected a JSON file path or a dict spec, got int"):
         register_embodiment(42)
