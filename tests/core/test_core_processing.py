@@ -2319,6 +2319,23 @@ def test_an_embodiment_spec_whose_cameras_gripper_or_names_cannot_work_is_refuse
     _refused_as_spec_and_checkpoint(spec, r"embodiment 'arm_bot': ", message, tmp_path, monkeypatch)
 
 
+def test_a_missing_camera_reads_as_its_message_and_is_still_a_key_error(rgb):
+    """Python printed a missing camera's KeyError as the repr of its message: quoted, and its quotes escaped where it
+    held both kinds). It reads as written, and is caught as a KeyError still."""
+    import traceback
+
+    from worldpolicy.errors import MissingKeyError, error_parameter
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    with pytest.raises(KeyError) as caught:
+        frames_from_mapping({"wrist": rgb}, ["observation/front"], "stacked")
+    message = caught.value.args[0]
+    assert isinstance(caught.value, MissingKeyError) and str(caught.value) == message
+    assert traceback.format_exception_only(caught.value)[-1] == f"worldpolicy.errors.MissingKeyError: {message}\n"
+    assert message.startswith("observation is missing camera keys ['observation/front']")
+    assert error_parameter(caught.value)[1] == message  # the command line and agents read it as before
+
+
 def test_a_missing_camera_names_the_keys_given_and_how_lerobot_keys_are_named(rgb):
     """An observation keyed like the LeRobot dataset it came from ('observation.images.front') was told only which keys
     it lacked; a single-camera embodiment's default key was listed twice ('observation/image', 'observation/image')."""
@@ -2330,8 +2347,8 @@ def test_a_missing_camera_names_the_keys_given_and_how_lerobot_keys_are_named(rg
                                        r"keys go by their last part under 'observation/': 'observation.images.front' "
                                        r"-> 'observation/front', 'observation.images.wrist' -> 'observation/wrist'\)"):
         frames_from_mapping({"observation.images.front": rgb, "observation.images.wrist": rgb}, keys, "stacked")
-    with pytest.raises(KeyError, match=r"has no camera key; expected one of \['observation/image'\], got keys "
-                                       r"\['observation/front'\]\"$"):
+    with pytest.raises(KeyError, match=r"^observation has no camera key; expected one of \['observation/image'\], "
+                                       r"got keys \['observation/front'\]$"):  # as written, not a quoted repr
         frames_from_mapping({"observation/front": rgb}, ["observation/image"], None)
     # a pre-composed image stands for the composite when a camera is missing
     assert frames_from_mapping({"observation/image": rgb, keys[0]: rgb}, keys, "stacked").shape == (1, 48, 64, 3)
