@@ -10,10 +10,20 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["brief_list", "error_parameter"]
+__all__ = ["MissingKeyError", "brief_list", "error_parameter"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
 BRIEF_ITEMS = 12  # a list an error shows in full up to this many items (`brief_list`)
+
+
+class MissingKeyError(KeyError):
+    """A key an input lacks (an observation's camera), said as its message reads. Python shows a KeyError as the
+    repr of its message (`KeyError: "observation is missing camera keys ['observation/wrist']..."`, quoted, its
+    quotes escaped where it holds both kinds); this one as written. A KeyError still: callers that catch one (the
+    command line, the agents' tools, `error_parameter`) keep doing so."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def error_parameter(exc: BaseException) -> tuple[str | None, str]:

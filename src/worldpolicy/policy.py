@@ -34,7 +34,7 @@ from .embodiments import (
     read_spec_file,
 )
 from .fileio import TRAINER_STATE_FILE, read_trainer_state
-from .logcapture import request_index, said_before
+from .logcapture import quiet_loading, request_index, said_before
 from .models import announced_training_seeds, portable_checkpoint, resolve_checkpoint
 from .processing.actions import (
     ACTION_SPACES,
@@ -555,6 +555,7 @@ class Policy:
         seed: int | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
+        progress: bool = True,
     ) -> Policy:
         """Load `path_or_id` (a folder, a hub id, or `shipped`: the model in the package) for `embodiment`. Sampling: `preset`, else the embodiment's preset (e.g. the released DROID
         settings for `droid/joint_pos`), else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
@@ -562,10 +563,14 @@ class Policy:
         `embodiment=None` uses the checkpoint's own (`checkpoint_embodiment`: the `embodiment.json` or the registered
         name in `trainer_state.json` that `worldpolicy train` writes), else droid. `device` and `dtype`: a torch device
         and dtype, or their names in any case (`"cuda:1"`, `"BF16"`, `"torch.float16"`); None: CUDA in bf16 where
-        there is a GPU, else the CPU in fp32 (`engine.loading.resolve_device`, `resolve_dtype`)."""
+        there is a GPU, else the CPU in fp32 (`engine.loading.resolve_device`, `resolve_dtype`). `progress=False`:
+        the weights load without diffusers' "Loading pipeline components" bar (`logcapture.quiet_loading`, which a
+        quiet block around the call gives too)."""
         from .engine import Engine
         from .engine.loading import load_components
 
+        if not isinstance(progress, bool):  # a string such as "no" would count as True
+            raise TypeError(f"progress={progress!r}: accepted: True (diffusers' loading bar) or False (none)")
         path_or_id = resolve_checkpoint(path_or_id)
         if seed is not None:
             check_seed(seed)
@@ -577,7 +582,8 @@ class Policy:
         spec = checkpoint_spec(path_or_id)  # read once for both warnings
         _warn_foreign_embodiment(path_or_id, emb, spec)
         _warn_partial_spec(path_or_id, emb, spec)
-        parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
+        with quiet_loading(not progress):
+            parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
             use_native_flow_schedule=parts["use_native_flow_schedule"],

@@ -13,6 +13,7 @@ MODES = ("policy", "forward_dynamics", "inverse_dynamics")
 ACTIONS_SCHEMA = "worldpolicy.actions/v1"  # the actions file format (docs/actions-schema.md)
 HTML_ROWS = 64  # the rows of actions a notebook's table of a result shows (`Prediction._repr_html_`)
 HTML_FRAMES, HTML_FRAME_HEIGHT = 8, 128  # its video's frames shown above the table, and their height in pixels
+HTML_JPEG_QUALITY = 85  # those frames' JPEG quality (`frame_strip_html`)
 
 
 def is_string_list(value: Any) -> bool:
@@ -35,6 +36,74 @@ def actions_from_json(rows: Any) -> Any:
     if isinstance(rows, list):
         return [actions_from_json(row) for row in rows]
     return rows
+
+
+def result_html(summary: str, columns: list[str], units: list[str], actions: np.ndarray, fps: float,
+                video: np.ndarray | None) -> str:
+    """A result as a notebook shows it (`Prediction`, `sim.Dream`): `summary` (its repr), the video's frames as a
+    strip (`frame_strip_html`) and a table of the actions, a column each headed by its name and unit, a row each by
+    its time (the first `HTML_ROWS` rows of a long one; `actions` holds them all)."""
+    from html import escape
+
+    from .embodiments import shown_unit
+
+    heads = "".join(f"<th>{escape(c)}" + (f" [{escape(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
+                    for c, u in zip(columns, units, strict=True))
+    rows = "".join(f"<tr><th>{i / fps:.3f}</th>" + "".join(f"<td>{v:.4g}</td>" for v in row) + "</tr>"
+                   for i, row in enumerate(actions[:HTML_ROWS]))
+    more = len(actions) - HTML_ROWS
+    tail = f"<p>... {more} more rows (<code>actions</code>)</p>" if more > 0 else ""
+    return (f"<p><code>{escape(summary)}</code></p>{frame_strip_html(video, fps)}<table><thead><tr><th>t [s]</th>"
+            f"{heads}</tr></thead><tbody>{rows}</tbody></table>{tail}")
+
+
+def frame_strip_html(video: np.ndarray | None, fps: float) -> str:
+    """A video, where there is one, as a row of `HTML_FRAMES` of its frames spread over it (first and last included),
+    each `HTML_FRAME_HEIGHT` pixels high, named by index: a look at the imagined future in a notebook. A JPEG (quality
+    `HTML_JPEG_QUALITY`): a fifth of the PNG's bytes for camera frames, which a saved notebook keeps."""
+    if video is None or not len(video):
+        return ""
+    import base64
+    import io
+
+    from PIL import Image
+
+    picked = np.unique(np.linspace(0, len(video) - 1, min(len(video), HTML_FRAMES)).round().astype(int))
+    height, width = video.shape[1:3]
+    size = (max(1, round(width * HTML_FRAME_HEIGHT / height)), HTML_FRAME_HEIGHT)
+    strip = np.concatenate([np.asarray(Image.fromarray(video[i]).resize(size)) for i in picked], axis=1)
+    jpeg = io.BytesIO()
+    Image.fromarray(strip).save(jpeg, format="JPEG", quality=HTML_JPEG_QUALITY)
+    said = f"video frames {', '.join(map(str, picked))} of {len(video)} at {fps:g} fps"
+    return (f'<p>{said}</p><img alt="{said}" src="data:image/jpeg;base64,'
+            f'{base64.b64encode(jpeg.getvalue()).decode()}">')
+
+
+@dataclass(frozen=True)
+class VideoPlayer:
+    """A clip as a notebook plays it (`Prediction.video_player`, `sim.Dream.video_player`): `mp4`, its frames
+    encoded as H.264 (`processing.video.encode_mp4`), shown by `_repr_html_` as an HTML5 player holding them (base64:
+    the notebook keeps the video when saved; no file, no IPython needed)."""
+
+    mp4: bytes
+    frames: int
+    fps: float
+
+    @classmethod
+    def of(cls, video: np.ndarray, fps: float) -> VideoPlayer:
+        """`video` (uint8 [T, H, W, 3]) at `fps`, encoded."""
+        from .processing.video import encode_mp4
+
+        return cls(encode_mp4(video, fps), len(video), fps)
+
+    def __repr__(self) -> str:
+        return f"VideoPlayer({self.frames} frames at {self.fps:g} fps, {len(self.mp4) / 1e3:.1f} kB of mp4)"
+
+    def _repr_html_(self) -> str:
+        import base64
+
+        return (f'<video controls loop muted playsinline src="data:video/mp4;base64,'
+                f'{base64.b64encode(self.mp4).decode()}"></video>')
 
 
 @dataclass
@@ -79,40 +148,17 @@ class Prediction:
                 + (f", seed={seed}" if seed is not None else "") + ")")
 
     def _repr_html_(self) -> str:
-        """What a notebook shows of a result: its repr over a table of its actions, a column each headed by its name
-        and unit, a row each by its time (the first `HTML_ROWS` rows of a long one; `actions` holds them all)."""
-        from html import escape
+        """What a notebook shows of a result: its repr, a strip of its video's frames and a table of its actions
+        (`result_html`); `video_player` plays the video."""
+        return result_html(repr(self), self.columns, self.units, self.actions, self.fps, self.video)
 
-        from .embodiments import shown_unit
-
-        heads = "".join(f"<th>{escape(c)}" + (f" [{escape(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
-                        for c, u in zip(self.columns, self.units, strict=True))
-        rows = "".join(f"<tr><th>{i / self.fps:.3f}</th>" + "".join(f"<td>{v:.4g}</td>" for v in row) + "</tr>"
-                       for i, row in enumerate(self.actions[:HTML_ROWS]))
-        more = self.chunk_size - HTML_ROWS
-        tail = f"<p>... {more} more rows (<code>actions</code>)</p>" if more > 0 else ""
-        return (f"<p><code>{escape(repr(self))}</code></p>{self._filmstrip_html()}<table><thead><tr><th>t [s]</th>"
-                f"{heads}</tr></thead><tbody>{rows}</tbody></table>{tail}")
-
-    def _filmstrip_html(self) -> str:
-        """The video, where there is one, as a row of `HTML_FRAMES` of its frames spread over it (first and last
-        included), each `HTML_FRAME_HEIGHT` pixels high, named by index: a look at the imagined future in a notebook."""
-        if self.video is None or not len(self.video):
-            return ""
-        import base64
-        import io
-
-        from PIL import Image
-
-        picked = np.unique(np.linspace(0, len(self.video) - 1, min(len(self.video), HTML_FRAMES)).round().astype(int))
-        height, width = self.video.shape[1:3]
-        size = (max(1, round(width * HTML_FRAME_HEIGHT / height)), HTML_FRAME_HEIGHT)
-        strip = np.concatenate([np.asarray(Image.fromarray(self.video[i]).resize(size)) for i in picked], axis=1)
-        png = io.BytesIO()
-        Image.fromarray(strip).save(png, format="PNG")
-        said = f"video frames {', '.join(map(str, picked))} of {len(self.video)} at {self.fps:g} fps"
-        return (f'<p>{said}</p><img alt="{said}" src="data:image/png;base64,'
-                f'{base64.b64encode(png.getvalue()).decode()}">')
+    def video_player(self) -> VideoPlayer:
+        """The video as a notebook plays it (`VideoPlayer`: an HTML5 player holding its mp4): asked for, as encoding
+        it takes a moment and its bytes stay in a saved notebook, where the frame strip of `_repr_html_` is cheap."""
+        if self.video is None:
+            raise ValueError(f"this {self.mode} prediction has no video: ask for one with decode_video=True (forward "
+                             "dynamics decodes it unless decode_video=False)")
+        return VideoPlayer.of(self.video, self.fps)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """Column name → physical values over the chunk."""

@@ -115,7 +115,7 @@ def test_a_clip_that_cannot_be_read_is_named_video(policy, tmp_path):
     with pytest.raises(TypeError, match=r"^video: unsupported type object"):
         policy.infer_actions(object(), "reach")
     first = policy.embodiment.camera_keys[0]  # a camera missing from a dict of clips was the "observation"'s
-    with pytest.raises(KeyError, match=rf"^\"video is missing camera keys .*got keys \['{first}'\]"):
+    with pytest.raises(KeyError, match=rf"^video is missing camera keys .*got keys \['{first}'\]"):
         policy.infer_actions({first: clip}, "reach")
 
 

@@ -45,6 +45,8 @@ LAYER = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 ALLOWED = {
     ("worldpolicy.results", "worldpolicy.viz.run"):
         "Prediction.save is the documented shortcut to viz.run.write_run (lazy: `import worldpolicy` stays light)",
+    ("worldpolicy.results", "worldpolicy.processing.video"):
+        "a notebook's VideoPlayer encodes its clip with the one mp4 writer (lazy, asked for: `video_player`)",
     ("worldpolicy.policy", "worldpolicy.train.config"):
         "an older run's objectives table (before trainer_state.json recorded the mix) read as train's config defines it",
 }

@@ -136,3 +136,19 @@ def test_a_bad_steps_or_guidance_names_the_default_it_replaces_and_its_source(ti
 
     with pytest.raises(ValueError, match=said):
         Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose", **settings)
+
+
+def test_load_policy_without_progress_loads_without_diffusers_bar(tiny_checkpoint, capsys):
+    """A notebook's `load_policy` drew diffusers' "Loading pipeline components" bar, and hiding it took importing
+    `logcapture.quiet_loading`; `progress=False` does, as it does for the commands (`--no-progress`). The user's
+    setting is theirs again after."""
+    from diffusers.utils import logging as diffusers_logging
+
+    options = dict(embodiment="droid/relative_pose", chunk_size=16, resolution_tier=256)
+    worldpolicy.load_policy(tiny_checkpoint, progress=False, **options)
+    assert "Loading pipeline components" not in capsys.readouterr().err
+    assert diffusers_logging.is_progress_bar_enabled()
+    worldpolicy.load_policy(tiny_checkpoint, **options)
+    assert "Loading pipeline components" in capsys.readouterr().err  # the bar, by default
+    with pytest.raises(TypeError, match=r"progress='no': accepted: True .* or False"):
+        worldpolicy.load_policy(tiny_checkpoint, progress="no", **options)

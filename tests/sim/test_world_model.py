@@ -2,6 +2,7 @@
 closed loop in its imagination (`dream`), on the shipped model (CPU, one denoising step): stepping a trajectory's rows
 chunk by chunk imagines the video `imagine(whole_trajectory=True)` does, with no MuJoCo anywhere."""
 
+import html
 import subprocess
 import sys
 
@@ -213,6 +214,22 @@ def test_a_dream_and_its_chunks_read_in_a_line_not_their_pixels():
     assert repr(long).endswith("rewards=[0, 0.1, 0.2, 0.3, ..., 0.9, 1, 1.1])")
     chunk = DreamChunk(3, frames[0], np.zeros((4, 10)), frames[:4], 0.5, None, None)
     assert repr(chunk) == "DreamChunk(index=3, actions=[4, 10], frames=uint8 [4, 64, 48, 3], reward=0.5)"
+
+
+def test_a_dream_shows_in_a_notebook_as_a_result_does(policy, cameras):
+    """A dream in a notebook was its repr: its frames and actions took `prediction()` and a writer. It shows as a
+    `Prediction` does (its repr over a strip of its frames and a table of its actions, named and in units), and
+    `video_player()` plays its frames."""
+    dreamt = dream(policy, policy, cameras, PROMPT, 2)
+    page = dreamt._repr_html_()
+    assert page.startswith(f"<p><code>{html.escape(repr(dreamt))}</code></p>")
+    rows, frames = len(dreamt.actions), len(dreamt.frames)
+    assert f"of {frames} at {dreamt.fps:g} fps</p><img" in page and page.count("<tr>") == rows + 1
+    assert f"<th>{policy.embodiment.columns[0]}" in page
+    player = dreamt.video_player()
+    assert player.frames == frames and player._repr_html_().startswith("<video")
+    bare = Dream(np.zeros((9, 64, 48, 3), np.uint8), np.zeros((8, 2)), [0.0], 15.0)  # no results: columns by index
+    assert "<th>0</th><th>1</th>" in bare._repr_html_()
 
 
 def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(policy, cameras, tmp_path):

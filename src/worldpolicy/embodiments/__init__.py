@@ -155,7 +155,8 @@ class Embodiment:
     aliases: tuple[str, ...] = ()
     resolution_tier: int = 480
     prompt_format: str = "json"
-    view_description: str = ""
+    # left out of the repr, as `description`: a sentence each, most of what was left of it (`.view_description`)
+    view_description: str = field(default="", repr=False)
     gripper_column: str | None = None
     gripper_flip: bool = False
     state_history: int = 0
@@ -166,7 +167,7 @@ class Embodiment:
     # actions of a chunk to run before asking again (LeRobot's n_action_steps); None: the whole chunk. Measured per
     # model: a small closed-loop policy may do better re-asking every step than running its chunks open loop.
     execute_steps: int | None = None
-    description: str = ""
+    description: str = field(default="", repr=False)
     variants: tuple[str, ...] = ()
 
     @property

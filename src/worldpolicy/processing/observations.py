@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import check_resolution_tier
+from ..errors import MissingKeyError
 from .video import check_frame_bounds, read_video, video_comment, video_fps
 
 if TYPE_CHECKING:
@@ -463,8 +464,8 @@ def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str
                param: str = "observation") -> list[str]:
     """Which of an observation's `keys` make its frames: every camera of a composite (else a pre-composed
     'observation/image'), or the one camera, 'observation/image' or 'image' for a single-camera embodiment. A
-    `KeyError` names `param` (`video` for a clip to explain), what is missing, the keys given and, for keys named as
-    in a LeRobot dataset, their wire names."""
+    KeyError names `param` (`video` for a clip to explain), what is missing, the keys given and, for keys named as
+    in a LeRobot dataset, their wire names (a `MissingKeyError`, which reads as its message)."""
     if composite is not None:
         missing = [k for k in camera_keys if k not in keys]
         if not missing:
@@ -480,7 +481,7 @@ def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str
         need = f"has no camera key; expected one of {list(dict.fromkeys([*camera_keys, 'observation/image']))}"
     named = {wire_key(k): k for k in keys if "." in k}
     hint = [f"{named[k]!r} -> {k!r}" for k in camera_keys if k in named]
-    raise KeyError(f"{param} {need}, got keys {sorted(keys)}" + (
+    raise MissingKeyError(f"{param} {need}, got keys {sorted(keys)}" + (
         f" (LeRobot camera keys go by their last part under 'observation/': {', '.join(hint)})" if hint else ""))
 
 

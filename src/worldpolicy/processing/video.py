@@ -488,3 +488,12 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
         raise
     writer.close()
     return Path(path)
+
+
+def encode_mp4(frames: np.ndarray | Iterable[np.ndarray], fps: float) -> bytes:
+    """`frames` as `write_video` writes them (H.264 MP4), as bytes: a clip to embed (`results.VideoPlayer`), not to
+    keep. Written through a temporary folder, removed after: the writer is FFmpeg's, which writes files."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="worldpolicy-mp4-") as folder:
+        return write_video(Path(folder) / "clip.mp4", frames, fps).read_bytes()

@@ -45,7 +45,7 @@ from worldpolicy.processing.observations import (
 )
 from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
-from worldpolicy.results import Prediction, actions_to_json
+from worldpolicy.results import Prediction, VideoPlayer, actions_to_json, result_html
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +342,18 @@ class Dream:
         return (f"Dream(chunks={len(self.rewards)}, actions={list(self.actions.shape)}, "
                 f"frames={self.frames.dtype} {list(self.frames.shape)}, fps={self.fps:g}, "
                 f"rewards=[{', '.join(rewards)}])")
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of a dream: its repr, a strip of its frames and a table of its actions, as of a
+        `Prediction` (`results.result_html`); `video_player` plays the frames."""
+        named = (self.world_predictions or self.policy_predictions)[:1]
+        columns = named[0].columns if named else [str(i) for i in range(self.actions.shape[1])]
+        units = named[0].units if named else [""] * len(columns)
+        return result_html(repr(self), columns, units, self.actions, self.fps, self.frames)
+
+    def video_player(self) -> VideoPlayer:
+        """The dreamed video as a notebook plays it (`results.VideoPlayer`), as `Prediction.video_player`."""
+        return VideoPlayer.of(self.frames, self.fps)
 
     @classmethod
     def of_chunks(cls, chunks: Sequence[DreamChunk]) -> Dream:
