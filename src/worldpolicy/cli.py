@@ -132,11 +132,12 @@ def episode_list(flag: str, text: str) -> list[int]:
 
 def continue_command(command: str, add_arguments: Callable[[argparse.ArgumentParser], None],
                      args: argparse.Namespace, *, left_out: Collection[str] = (),
-                     always: Collection[str] = ()) -> str:
+                     always: Collection[str] = (), resume: bool = True) -> str:
     """The command line that continues the run `args` parsed (printed when one is interrupted, so it can be pasted):
     `command` ("worldpolicy sim"), then its arguments as given, in the order `add_arguments` adds them (a default
     left out, but one of `always`; the dests in `left_out` too: a secret is not printed), a positional as its values,
-    a flag taken more than once (append, extend) once per value, then --resume."""
+    a flag taken more than once (append, extend) once per value, then --resume (`resume=False`: none, the command
+    that made the run, as its results record it)."""
     parser = argparse.ArgumentParser(add_help=False)
     add_arguments(parser)
     words = command.split()
@@ -149,7 +150,7 @@ def continue_command(command: str, add_arguments: Callable[[argparse.ArgumentPar
                 words.append(str(given))
             else:
                 words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(given)])
-    return shlex.join([*words, "--resume"])
+    return shlex.join([*words, *(["--resume"] if resume else [])])
 
 
 def api_key_from_env(var: str) -> str:

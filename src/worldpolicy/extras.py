@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-__all__ = ["MissingExtraError", "extra_imports", "extra_of", "install_command", "missing_extra", "package_license"]
+__all__ = ["MissingExtraError", "extra_imports", "extra_of", "install_command", "missing_extra", "package_license",
+           "software_versions"]
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
@@ -33,6 +34,28 @@ def package_license() -> str | None:
     except metadata.PackageNotFoundError:
         return None
     return found.lower() if found else None
+
+
+# The packages whose versions change what a run computes, recorded beside its results (`software_versions`)
+RECORDED_PACKAGES = ("torch", "diffusers", "transformers", "mujoco", "numpy")
+
+
+def software_versions() -> dict[str, str | None]:
+    """What a run ran on, as its results record it (a sim report's `software`, a checkpoint's trainer_state.json's):
+    worldpolicy's version, Python's and each of `RECORDED_PACKAGES`' as installed (None: not installed), read from the
+    packages' metadata, so nothing heavy is imported. A reader reproducing a result installs these."""
+    import platform
+    from importlib import metadata
+
+    from . import __version__
+
+    found: dict[str, str | None] = {"worldpolicy": __version__, "python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def install_command(extra: str) -> str:

@@ -402,6 +402,8 @@ def test_sim_cli_batches_a_servers_async_requests(served, tmp_path):
                      "--videos", "0", "--no-plots", "--no-progress", "--num-envs", str(n), "--out", str(out)]) == 0
         doc = json.loads((out / "report.json").read_text())
         assert doc.pop("num_envs") == n and max(len(c) for c in calls) == n
+        command = doc.pop("command")  # the run's own --out and --num-envs; never the server's key
+        assert command.endswith(f"--out {out} --no-plots --no-progress") and "s3cret" not in command
         docs[n] = {k: v for k, v in doc.items() if "policy_s" not in k}
         docs[n]["episodes"] = [{k: v for k, v in e.items() if k not in ("policy_s", "wall_s")} for e in doc["episodes"]]
     assert docs[2] == docs[1] and all(e["chunks"] > 2 for e in docs[1]["episodes"])

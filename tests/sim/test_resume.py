@@ -341,7 +341,8 @@ def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
     from types import SimpleNamespace
 
     from worldpolicy import get_embodiment
-    from worldpolicy.sim.policies import checkpoint_files, policy_settings, wrap_policy
+    from worldpolicy.models import checkpoint_files
+    from worldpolicy.sim.policies import policy_settings, wrap_policy
 
     emb = get_embodiment("droid")
 
@@ -381,8 +382,7 @@ def test_the_shipped_model_is_recorded_by_name_and_its_training_scenes_read(tmp_
     """A sim report (and a `dataset from-sim` recording's provenance) recorded the shipped model's folder in this
     install; it names it `shipped`, as predict and dream record it, and what it was trained on is still read from
     that name (`training_seeds`). Another folder is recorded by its resolved path."""
-    from worldpolicy.models import shipped_model
-    from worldpolicy.sim.policies import checkpoint_files
+    from worldpolicy.models import checkpoint_files, shipped_model
     from worldpolicy.sim.tasks import training_seeds
 
     shipped = checkpoint_files(shipped_model())
@@ -623,3 +623,23 @@ def test_ctrl_c_while_an_episodes_report_is_written_keeps_report_md_with_report_
     assert main(["sim", "--policy", "scripted", *FAST, "--episodes", "2", "--out", str(out)]) == 130
     assert "1 of 2 episodes finished before the interruption" in capsys.readouterr().err
     assert len(_episodes(out)) == 1 and "| 1 |" in (out / "report.md").read_text()
+
+
+def test_a_report_records_the_software_it_ran_on_and_the_command_that_reruns_it(tmp_path):
+    """A reader reproducing a run needs, from its folder alone, the versions it ran on and the command that made it:
+    that command, given another --out, reruns the same episodes."""
+    from worldpolicy import __version__
+
+    first = tmp_path / "first"
+    argv = ["sim", "--policy", "random", "--episodes", "2", "--seed", "7", *FAST, "--out", str(first)]
+    assert main(argv) == 0
+    doc = json.loads((first / "report.json").read_text())
+    assert doc["software"]["worldpolicy"] == __version__
+    assert {"python", "torch", "diffusers", "mujoco", "numpy"} <= set(doc["software"])
+    words = shlex.split(doc["command"])
+    assert words[:2] == ["worldpolicy", "sim"] and "--resume" not in words and "--seed" in words
+    again = tmp_path / "again"
+    words[words.index("--out") + 1] = str(again)
+    assert main(words[1:]) == 0
+    assert _episodes(again) == _episodes(first)
+    assert "worldpolicy sim" in (first / "report.md").read_text().split("| seed |")[0]  # said on the page too

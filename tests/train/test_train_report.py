@@ -29,6 +29,12 @@ def test_the_report_of_a_lora_run_names_what_it_trained_and_its_latest_checkpoin
     assert mix == "policy 1, inverse_dynamics 0.5" and mix in text
     assert "steps3 of 3" in text and "LoRA (rank 4" in text and "precisionfp32" in text and "batch2" in text
     assert f"starting checkpoint{tiny_checkpoint}" in text and f"dataset{tiny_dataset}" in text
+    # what a reader reproducing it needs: the starting weights by content, the data's fingerprint, the versions
+    from worldpolicy import __version__
+    from worldpolicy.models import checkpoint_files
+
+    assert f"starting checkpoint{tiny_checkpoint} (files {checkpoint_files(tiny_checkpoint)['files']})" in text
+    assert re.search(r"data fingerprint[0-9a-f]{24}", text) and f"softwareworldpolicy {__version__}, python " in text
     assert "episodes2" in text and "frames20" in text  # the dataset's meta/info.json: 2 episodes of 10 frames
     assert f"name{TINY_EMBODIMENT['name']}" in text and "0joint_0rad" in text and "7gripper1gripper" in text
     assert "observation/exterior_image_1_leftobservation.image.exterior_image_1_left64 × 96" in text

@@ -207,6 +207,18 @@ def test_checkpoints_are_complete_diffusers_folders(runs):
     assert not list(folder.glob(".step-*"))  # no temporary folders left behind
 
 
+def test_a_checkpoint_records_the_software_and_the_base_checkpoint_it_was_trained_from(runs, tiny_checkpoint):
+    """A reader reproducing a checkpoint needs the versions it trained on and which weights it started from: the
+    config's `checkpoint` names a folder (or `shipped`), whose content a later install or a save may change."""
+    from worldpolicy import __version__
+    from worldpolicy.models import checkpoint_files
+    from worldpolicy.train.trainer import STATE_FILE
+
+    state = json.loads((runs["root"] / "b" / "checkpoints" / "step-0000006" / STATE_FILE).read_text())
+    assert state["software"]["worldpolicy"] == __version__ and state["software"]["torch"]
+    assert state["base_checkpoint"] == checkpoint_files(tiny_checkpoint)
+
+
 def test_a_checkpoint_records_the_embodiment_it_trained_resolved(runs, capsys, tmp_path):
     """embodiment.json held the spec as given (no execute_steps, description...: whatever a later version's defaults
     say). Now it records every field as trained, which the resumed run B reads back as its own (no changed setting)

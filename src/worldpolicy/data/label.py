@@ -224,7 +224,7 @@ def label_dataset(
             "last_frame": "repeats the row before it",
             "dataset_provenance": own_provenance(ds),
             # what a resumed run compares besides the settings: the source's and the checkpoint's files
-            # (`_files_digest`, `sim.policies.checkpoint_files`: the same folder relabelled or retrained is another),
+            # (`_files_digest`, `models.checkpoint_files`: the same folder relabelled or retrained is another),
             # the videos' codec
             "dataset_files": _files_digest(ds.root / "meta"), "checkpoint_files": _checkpoint_files(checkpoint),
             "video_codec": video_codec,
@@ -338,10 +338,10 @@ def _refuse_changes(partial: Path, previous: LeRobotDataset, provenance: dict[st
 
 
 def _checkpoint_files(checkpoint: Any) -> str | None:
-    """A checkpoint folder's files' digest (`sim.policies.checkpoint_files`), known before its weights load; None for
+    """A checkpoint folder's files' digest (`models.checkpoint_files`), known before its weights load; None for
     one that is no folder here, or a Policy built in code."""
+    from ..models import checkpoint_files
     from ..policy import Policy
-    from ..sim.policies import checkpoint_files
 
     source = checkpoint.source if isinstance(checkpoint, Policy) else resolve_checkpoint(checkpoint)
     return checkpoint_files(source)["files"] if source else None

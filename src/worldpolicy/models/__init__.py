@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..fileio import MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, read_trainer_state, recorded_seeds
+from ..fileio import MODEL_CARD_FILE, MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, read_trainer_state, recorded_seeds
 from ..hub import HubError, model_metadata, names_hub_id, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
@@ -50,6 +50,43 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     if not fetch or not names_hub_id(source):
         return value
     return str(model_metadata(source))
+
+
+_WHOLE_FILE_BYTES = 1 << 20  # configs, tokenizers, trainer state: read whole
+_SAMPLE_BYTES, _SAMPLES = 1 << 16, 16  # weights: the start (a safetensors header) and 16 spread blocks
+
+
+def checkpoint_files(path: str | Path) -> dict[str, str]:
+    """A checkpoint folder's identity, cheap enough for every run and independent of where it lies: its resolved path
+    (recorded, not compared; `shipped` for the shipped model, as a saved setting names it:
+    `models.portable_checkpoint`) and a digest of each file's name, size and content, small files whole and large ones
+    by 16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
+    (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
+    (caches, editor files) do not count, nor the model card (`MODEL_CARD_FILE`: prose about the model, free to
+    edit). A source that is no folder (a hub id; none for a `Policy` built in code) is its name."""
+    import hashlib
+
+    import numpy as np
+
+    if not path or not Path(path).is_dir():
+        return {"path": str(path), "files": None}
+    root = Path(path).resolve()
+    digest = hashlib.sha256()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        card = MODEL_CARD_FILE if folder == str(root) else None  # the checkpoint's own card, not a part's file
+        for name in sorted(n for n in names if not n.startswith(".") and n != card):
+            file = Path(folder) / name
+            size = file.stat().st_size
+            digest.update(f"{file.relative_to(root).as_posix()}\0{size}\n".encode())
+            with open(file, "rb") as f:
+                if size <= _WHOLE_FILE_BYTES:
+                    digest.update(f.read())
+                    continue
+                for offset in np.linspace(0, size - _SAMPLE_BYTES, _SAMPLES, dtype=np.int64):
+                    f.seek(int(offset))
+                    digest.update(f.read(_SAMPLE_BYTES))
+    return {"path": str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
 
 
 def portable_checkpoint(value: str | Path) -> str | Path:
@@ -122,7 +159,7 @@ def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str,
     dataset by its hub id or folder name (`hub.shown_name`), not where this machine keeps it: what a server announces
     (`announced_training_seeds`). Here, below the policy and the server, so a server announces what `worldpolicy sim`
     checks a local checkpoint by (`sim.tasks.training_scenes`): one rule."""
-    try:  # a report's `shipped` (`policies.checkpoint_files`) too; its hub id, which a run records for a snapshot
+    try:  # a report's `shipped` (`checkpoint_files`) too; its hub id, which a run records for a snapshot
         folder = Path(resolve_checkpoint(checkpoint))
     except HubError:  # a snapshot this machine cannot look up again (offline, no refs): not something to stop a run
         return None

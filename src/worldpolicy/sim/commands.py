@@ -189,12 +189,13 @@ def _terminal_width() -> int | None:
     return shutil.get_terminal_size().columns
 
 
-def _resume_command(args: argparse.Namespace) -> str:
-    """The command line that continues this run (`cli.continue_command`): --seed always named, as its default changed
-    once, from 0: the command printed by one version continues the same scenes under the next; --api-key left out, a
-    secret is not printed, and --overwrite, which --resume is refused with."""
+def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
+    """The command line that continues this run (`cli.continue_command`; `resume=False`: the one that makes it, which
+    report.json records as `command`): --seed always named, as its default changed once, from 0: the command printed
+    by one version continues the same scenes under the next; --api-key left out, a secret is not printed, and
+    --overwrite, which --resume is refused with."""
     return continue_command("worldpolicy sim", _add_arguments, args, left_out=("api_key", "overwrite"),
-                            always=("seed",))
+                            always=("seed",), resume=resume)
 
 
 def _image_size(text: str) -> tuple[int, int] | None:
@@ -393,7 +394,8 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.fileio import folder_lock, output_folder
     from worldpolicy.models import resolve_checkpoint
 
-    again = _resume_command(args)  # before any value is resolved: the command as given
+    # before any value is resolved: the command as given, to continue the run and as report.json's `command`
+    again = (_resume_command(args), _resume_command(args, resume=False))
     args.policy = resolve_checkpoint(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
@@ -427,11 +429,13 @@ def run(args: argparse.Namespace) -> int:
         return _run_held(args, again, task_given, image_size, needs_images)
 
 
-def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size: tuple[int, int] | None,
+def _run_held(args: argparse.Namespace, commands: tuple[str, str], task_given: bool, image_size: tuple[int, int] | None,
               needs_images: bool) -> int:
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
-    then the episodes."""
+    then the episodes. `commands`: the command lines that continue the run and that made it (`_resume_command`)."""
     from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint
+
+    again, made_by = commands
 
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
@@ -499,6 +503,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     write_partial = keep_report(args.out)
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
+        partial.command = made_by
         try:
             write_partial(partial)
         except KeyboardInterrupt:  # held until its report.json and report.md were written: they keep this episode
@@ -576,6 +581,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
                 rtc=args.rtc, num_envs=args.num_envs, training_scenes=scenes,  # as warned of above
             )
+            report.command = made_by  # a finished run resumed to as many episodes keeps its report as it was
     except BaseException as exc:
         if finished:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from worldpolicy.extras import software_versions
 from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.robot.control import ChunkStrategy
 
@@ -118,6 +119,12 @@ class EvalReport:
     # its stored episodes may have run with another): no setting of the results (`settings`), which a batched run
     # shares with a sequential one; None in a report written before it was recorded
     num_envs: int | None = 1
+    # what the session that last wrote the report ran on (`extras.software_versions`: worldpolicy, Python, torch,
+    # diffusers...); None in a report written before it was recorded
+    software: dict[str, str | None] | None = None
+    # the `worldpolicy sim` command line that made the run (its --out another folder: the same episodes again; with
+    # --resume: the run continued); None for a run from Python
+    command: str | None = None
 
     @property
     def successes(self) -> int:
@@ -162,7 +169,7 @@ class EvalReport:
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
             "seed": self.seed, "perturb": self.perturb, "latency": self.latency, "rtc": self.rtc,
-            "num_envs": self.num_envs,
+            "num_envs": self.num_envs, "software": self.software, "command": self.command,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -194,6 +201,7 @@ class EvalReport:
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
                        perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
                        rtc=bool(doc.get("rtc", False)), num_envs=doc.get("num_envs"),
+                       software=doc.get("software"), command=doc.get("command"),
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -242,6 +250,8 @@ class EvalReport:
                 + "."
             ),
             "",
+            *([f"Made by `{self.command}`.", ""] if self.command else []),
+            *([self._software_line(), ""] if self.software else []),
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),
             *([self._training_line(doc["training_scenes"]), ""] if doc["training_scenes"] is not None else []),
@@ -260,6 +270,11 @@ class EvalReport:
                 f"{within} | {e.prompt} |"
             )
         return "\n".join(lines) + "\n"
+
+    def _software_line(self) -> str:
+        """`Software: worldpolicy 0.1.0, python 3.11.7, torch 2.5.1, ...`: what the run ran on, as report.md says it."""
+        return "Software: " + ", ".join(f"{name} {version}" for name, version in self.software.items()
+                                         if version is not None) + "."
 
     @staticmethod
     def _jumps_line(doc: dict[str, Any]) -> str:
@@ -347,7 +362,8 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings, task_version=env.task.version,
-                      perturb=env.perturbation.spec or None, latency=latency, rtc=bool(rtc))
+                      perturb=env.perturbation.spec or None, latency=latency, rtc=bool(rtc),
+                      software=software_versions())
 
 
 def _whole(value: Any) -> bool:

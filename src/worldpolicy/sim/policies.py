@@ -7,9 +7,7 @@ when asked for, so the simulator never needs torch or websockets.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -19,8 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
-from worldpolicy.fileio import MODEL_CARD_FILE
-from worldpolicy.models import portable_checkpoint
+from worldpolicy.models import checkpoint_files
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.results import Prediction, is_string_list
@@ -241,39 +238,6 @@ def warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> Non
 def chunk_size(policy: Any) -> int:
     """The chunk a backend returns: its own `chunk_size` where it has one, else its embodiment's."""
     return int(getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size)
-
-
-_WHOLE_FILE_BYTES = 1 << 20  # configs, tokenizers, trainer state: read whole
-_SAMPLE_BYTES, _SAMPLES = 1 << 16, 16  # weights: the start (a safetensors header) and 16 spread blocks
-
-
-def checkpoint_files(path: str | Path) -> dict[str, str]:
-    """A checkpoint folder's identity, cheap enough for every run and independent of where it lies: its resolved path
-    (recorded, not compared; `shipped` for the shipped model, as a saved setting names it:
-    `models.portable_checkpoint`) and a digest of each file's name, size and content, small files whole and large ones
-    by 16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
-    (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
-    (caches, editor files) do not count, nor the model card (`MODEL_CARD_FILE`: prose about the model, free to
-    edit). A source that is no folder (a hub id; none for a `Policy` built in code) is its name."""
-    if not path or not Path(path).is_dir():
-        return {"path": str(path), "files": None}
-    root = Path(path).resolve()
-    digest = hashlib.sha256()
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        card = MODEL_CARD_FILE if folder == str(root) else None  # the checkpoint's own card, not a part's file
-        for name in sorted(n for n in names if not n.startswith(".") and n != card):
-            file = Path(folder) / name
-            size = file.stat().st_size
-            digest.update(f"{file.relative_to(root).as_posix()}\0{size}\n".encode())
-            with open(file, "rb") as f:
-                if size <= _WHOLE_FILE_BYTES:
-                    digest.update(f.read())
-                    continue
-                for offset in np.linspace(0, size - _SAMPLE_BYTES, _SAMPLES, dtype=np.int64):
-                    f.seek(int(offset))
-                    digest.update(f.read(_SAMPLE_BYTES))
-    return {"path": str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
 
 
 def checkpoint_settings(source: str | Path, sampling: Any, *, chunk_size: int, resolution_tier: int, device: Any,

@@ -53,6 +53,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
+from ..extras import software_versions
 from ..fileio import (
     METRICS_FILE,
     OPTIMIZER_FILE,
@@ -72,7 +73,7 @@ from ..fileio import (
     write_safetensors,
 )
 from ..logcapture import quiet_loading
-from ..models import SHIPPED_NAME
+from ..models import SHIPPED_NAME, checkpoint_files
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
@@ -466,6 +467,9 @@ class Trainer:
         # a sharded run: only rank 0 reads the starting weights, into its host memory (not its GPU), and only for a
         # new run (a resume takes the checkpoint's); every rank holds the structure alone until `_shard`
         reads = not self.sharded or (self.rank == 0 and not self._resuming)
+        # the weights the run started from, by content (`models.checkpoint_files`): `checkpoint` names a folder or
+        # `shipped`, which a save or a reinstall may change; each checkpoint's trainer_state.json records it
+        self.base_checkpoint = checkpoint_files(cfg.checkpoint_source)
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
             parts = load_components(cfg.checkpoint_source, self.device if not self.sharded else torch.device("cpu"),
                                     torch.float32, transformer_weights=reads)
@@ -971,6 +975,9 @@ class Trainer:
                     "params": [names[id(p)] for p in self.params], "history": history[-50:],
                     "data_fingerprint": self.data_fingerprint, "data_key": self.data_key, "frames": self.frames,
                     "elapsed_s": self._elapsed(),
+                    # what a reader reproducing the checkpoint needs beside the config: the versions it was trained
+                    # on (of the session that saved it) and the weights it started from
+                    "software": software_versions(), "base_checkpoint": self.base_checkpoint,
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
                 # from the records above and the run's log: part of the checkpoint

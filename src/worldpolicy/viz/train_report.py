@@ -330,14 +330,22 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
              ("chunk", data.get("chunk_size"))]
     weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
-    facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
+    # the starting weights by content, and what the latest checkpoint was saved with (trainer_state.json's
+    # `base_checkpoint` and `software`; not in a checkpoint saved by an older version): a reader reproducing the run
+    base, software = state.get("base_checkpoint"), state.get("software")
+    start = config.get("checkpoint")
+    if isinstance(base, Mapping) and base.get("files"):
+        start = f"{start} (files {base['files']})"
+    facts = [("starting checkpoint", start), *_dataset_facts(data, notes),
              ("episodes trained", _episode_selection(data, table("validation"))),
              ("episodes held out", _held_out(table("validation"))),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
              ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
              ("action prefix", _action_prefix(table("objectives"))),
              ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
-             ("seed", config.get("seed"))]
+             ("seed", config.get("seed")), ("data fingerprint", state.get("data_fingerprint")),
+             ("software", ", ".join(f"{name} {version}" for name, version in software.items() if version)
+              if isinstance(software, Mapping) else None)]
     sections.append(f"<section id=training><h2>What was trained</h2>{_cards([c for c in cards if c[1] is not None])}"
                     f"{_kv_table([f for f in facts if f[1] is not None], 'training')}</section>")
 
