@@ -92,6 +92,7 @@ for argv in (["embodiments"], ["serve", "--checkpoint", "shipped"], ["sim", "--p
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
     out[" ".join(argv[:2])] = [code, err.getvalue()]
+out["heavy"] = sorted(name for name in ("torch", "diffusers") if name in sys.modules)  # before any message
 for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpolicy.data import LeRobotDataset",
                   "import worldpolicy.robot.kinematics", "from worldpolicy.serving.ray_serve import build_app",
                   "from worldpolicy.agents.strands_tool import worldpolicy_tool", "import worldpolicy.sim"):
@@ -102,6 +103,7 @@ for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpol
         out[statement] = [type(exc).__name__, str(exc)]
 """)
     assert out.pop("embodiments") == [0, ""]  # the core's commands work
+    assert out.pop("heavy") == []  # each names its extra before torch and diffusers load (`train`: seconds)
     assert out.pop("import worldpolicy.sim") == "ok"  # `sim --help` needs it
     lines = {
         "serve --checkpoint": _line("serve", "msgpack", "serve"),
@@ -141,6 +143,21 @@ for name, call in (("make", lambda: gymnasium.make("worldpolicy.sim:worldpolicy/
         out[name] = [type(exc).__name__, str(exc)]
 """)
     assert out == {name: ["MissingExtraError", _message("mujoco", "sim")] for name in ("make", "expert_episodes")}
+
+
+def test_a_recipe_without_sim_names_it_before_training_loads(tmp_path):
+    """`train reach-from-scratch` records its dataset in the simulator: with the train extra but not sim, the sim
+    extra is named before diffusers and the trainer load (seconds), and no --out is left behind."""
+    out = _run_hidden(list(EXTRA_MODULES["sim"]), f"""
+import contextlib, io
+from worldpolicy.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(["train", "reach-from-scratch", "--out", {str(tmp_path / "r")!r}, "--no-progress"])
+out = {{"code": code, "err": err.getvalue(), "diffusers": "diffusers" in sys.modules}}
+""")
+    assert out == {"code": 2, "err": _line("train", "mink", "sim"), "diffusers": False}
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_adapter_checkpoint_without_peft_fails_before_its_base_loads(tmp_path, monkeypatch):
