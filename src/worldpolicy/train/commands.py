@@ -135,12 +135,13 @@ def _trackers(text: str | None) -> list[str] | None:
     typed; unset: the config's."""
     if text is None:
         return None
-    from .tracking import check_report_to
+    from .tracking import check_installed, check_report_to
 
     names = [name.strip() for name in text.split(",")]
     if names == ["none"]:
         return []
     check_report_to(names, f"--report-to {text}", "--report-to none")
+    check_installed(names, f"--report-to {text}")
     return names
 
 
