@@ -44,6 +44,10 @@ def _line(command: str, module: str, extra: str) -> str:
     return f"worldpolicy {command}: error: {_message(module, extra)}\n"
 
 
+_both = ("pyarrow and gymnasium are not installed; they come with the 'train' and 'sim' extras: "
+         "pip install 'worldpolicy[train,sim]'")
+
+
 def _run_hidden(hidden: list[str], code: str) -> dict:
     """`code` (which sets `out`, a JSON-able dict) run in a fresh interpreter where the `hidden` modules are missing."""
     script = f"import json, sys\nfor name in {hidden!r}:\n    sys.modules[name] = None\n{code}\nprint(json.dumps(out))"
@@ -78,6 +82,23 @@ def test_extra_imports_turns_a_missing_extra_module_into_a_clear_error(monkeypat
     assert not isinstance(other.value, MissingExtraError) and missing_extra(other.value) is None
 
 
+def test_check_extras_names_every_missing_extra_in_one_command(monkeypatch):
+    from worldpolicy.extras import check_extras
+
+    for name in ("pyarrow", "mujoco", "gymnasium"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingExtraError) as caught:
+        check_extras("pyarrow", "numpy", "mujoco", "gymnasium")
+    assert str(caught.value) == ("pyarrow and mujoco and gymnasium are not installed; they come with the 'train' and "
+                                 "'sim' extras: pip install 'worldpolicy[train,sim]'")
+    with pytest.raises(MissingExtraError) as one:
+        check_extras("numpy", "gymnasium")
+    assert str(one.value) == _message("gymnasium", "sim")
+    with pytest.raises(ModuleNotFoundError) as other:  # not an extra's: shown as it is
+        check_extras("gymnasium", "no_such_module_anywhere")
+    assert not isinstance(other.value, MissingExtraError)
+
+
 def test_core_only_commands_and_imports_name_the_extra(tmp_path):
     """The commands and documented imports of README/docs, as a `pip install worldpolicy` user runs them."""
     out = _run_hidden([m for ms in EXTRA_MODULES.values() for m in ms], f"""
@@ -110,8 +131,9 @@ for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpol
         "sim --policy": _line("sim", "gymnasium", "sim"),
         "demo --out": _line("demo", "mink", "sim"),  # its start pose (mink FK) before the env
         "dataset info": _line("dataset info", "pyarrow", "train"),
-        "dataset from-sim": _line("dataset from-sim", "pyarrow", "train"),
-        "train reach-from-scratch": _line("train", "pyarrow", "train"),
+        # two extras missing: both named, with the one pip command (a user with neither had to run it twice)
+        "dataset from-sim": f"worldpolicy dataset from-sim: error: {_both}\n",
+        "train reach-from-scratch": f"worldpolicy train: error: {_both}\n",
         "mcp": _line("mcp", "mcp", "agents"),
     }
     assert {k: v for k, v in out.items() if k in lines} == {k: [2, v] for k, v in lines.items()}
@@ -156,7 +178,7 @@ with contextlib.redirect_stderr(err):
     code = main(["train", "reach-from-scratch", "--out", {str(tmp_path / "r")!r}, "--no-progress"])
 out = {{"code": code, "err": err.getvalue(), "diffusers": "diffusers" in sys.modules}}
 """)
-    assert out == {"code": 2, "err": _line("train", "mink", "sim"), "diffusers": False}
+    assert out == {"code": 2, "err": _line("train", "gymnasium", "sim"), "diffusers": False}
     assert not (tmp_path / "r").exists()
 
 

@@ -557,6 +557,9 @@ def _check_task(task: str, options: dict) -> None:
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
+    from worldpolicy.extras import check_extras
+
+    check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
     from worldpolicy.cli import flag_named
     from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import Terminated, exit_status

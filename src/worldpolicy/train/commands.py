@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..cli import episode_list
-    from ..data import lerobot  # noqa: F401  # the train extra's pyarrow, named before torch and diffusers load
+    from ..extras import check_extras
     from .scratch import RECIPES, recipe_path, run_recipe
 
     path = recipe_path(args.config)
@@ -75,8 +75,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()
-    if is_recipe:  # it records its dataset in the simulator: the sim extra, named before diffusers and the trainer load
-        from ..robot import kinematics  # noqa: F401
+    # the train extra's pyarrow (and a recipe's simulator, where it records its dataset), named before diffusers load
+    check_extras("worldpolicy.data.lerobot", *(("worldpolicy.sim.env",) if is_recipe else ()))
     from .config import EPISODE_FLAGS, SELECTION_FLAGS
 
     given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SELECTION_FLAGS.items()}
