@@ -121,7 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run the simulator's scripted expert (or --policy: a checkpoint, a ws:// server or random "
         "actions, run as `worldpolicy sim` runs them) on a task and write the successful episodes (--keep-failures: "
         "all, each flagged in meta/episodes' success column) as a LeRobot v3 dataset with Cosmos3-DROID keys (needs "
-        "the sim extra).",
+        "the sim and train extras).",
     )
     _add_from_sim_arguments(sim)
     sim.set_defaults(func=_from_sim)
