@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-__all__ = ["MissingExtraError", "extra_imports", "extra_of", "install_command", "missing_extra", "package_license",
-           "software_versions"]
+__all__ = ["MissingExtraError", "check_extras", "extra_imports", "extra_of", "install_command", "missing_extra",
+           "package_license", "software_versions"]
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
@@ -122,3 +122,29 @@ def extra_imports(needed_for: str | None = None) -> Iterator[None]:
         if error is None or error is exc:
             raise
         raise error from None
+
+
+def check_extras(*modules: str) -> None:
+    """Import `modules` (a command's, one for each extra it needs, in that order) before its heavy work: where several
+    extras are missing, one `MissingExtraError` names each missing package and the one pip command for them all (a
+    user lacking both had to run the command, and pip, twice); one missing is `missing_extra`'s error."""
+    import importlib
+
+    missing: list[MissingExtraError] = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            error = missing_extra(exc)
+            if error is None:
+                raise
+            missing.append(error)
+    if len(missing) == 1:
+        raise missing[0] from None
+    if missing:
+        packages = [error.name.partition(".")[0] for error in missing]
+        extras = list(dict.fromkeys(extra_of(error.name) for error in missing))
+        said = " and ".join(f"'{extra}'" for extra in extras)
+        raise MissingExtraError(f"{' and '.join(packages)} are not installed; they come with the {said} extra"
+                                f"{'s' if len(extras) > 1 else ''}: {install_command(','.join(extras))}",
+                                name=missing[0].name)

@@ -1208,6 +1208,20 @@ def test_train_resume_says_that_train_resumes_on_its_own(capsys):
         "the newest checkpoint in the output folder: run the same command (--steps N to train on to step N)")
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["sim", "--checkpoint", "shipped"], ("worldpolicy sim: error: unrecognized arguments: --checkpoint shipped; "
+     "--checkpoint: sim takes the checkpoint as --policy CKPT (shipped, a folder or a hub id; also ws://HOST:PORT, "
+     "scripted, random)")),
+])
+def test_a_flag_the_other_commands_take_says_what_this_one_takes(argv, said, capsys):
+    """`predict`, `serve` and `dataset eval` take `--checkpoint`: a user of those reaches for it in `sim`, which takes
+    it as `--policy`."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+
+
 def test_a_needed_subcommand_misspelt_is_an_invalid_choice(capsys):
     """Where a subcommand must be named (the top level's COMMAND, `dataset ACTION`), a word that names none is
     refused with the choices, not as an unrecognized argument."""

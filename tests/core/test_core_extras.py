@@ -44,6 +44,10 @@ def _line(command: str, module: str, extra: str) -> str:
     return f"worldpolicy {command}: error: {_message(module, extra)}\n"
 
 
+_both = ("pyarrow and gymnasium are not installed; they come with the 'train' and 'sim' extras: "
+         "pip install 'worldpolicy[train,sim]'")
+
+
 def _run_hidden(hidden: list[str], code: str) -> dict:
     """`code` (which sets `out`, a JSON-able dict) run in a fresh interpreter where the `hidden` modules are missing."""
     script = f"import json, sys\nfor name in {hidden!r}:\n    sys.modules[name] = None\n{code}\nprint(json.dumps(out))"
@@ -78,6 +82,23 @@ def test_extra_imports_turns_a_missing_extra_module_into_a_clear_error(monkeypat
     assert not isinstance(other.value, MissingExtraError) and missing_extra(other.value) is None
 
 
+def test_check_extras_names_every_missing_extra_in_one_command(monkeypatch):
+    from worldpolicy.extras import check_extras
+
+    for name in ("pyarrow", "mujoco", "gymnasium"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingExtraError) as caught:
+        check_extras("pyarrow", "numpy", "mujoco", "gymnasium")
+    assert str(caught.value) == ("pyarrow and mujoco and gymnasium are not installed; they come with the 'train' and "
+                                 "'sim' extras: pip install 'worldpolicy[train,sim]'")
+    with pytest.raises(MissingExtraError) as one:
+        check_extras("numpy", "gymnasium")
+    assert str(one.value) == _message("gymnasium", "sim")
+    with pytest.raises(ModuleNotFoundError) as other:  # not an extra's: shown as it is
+        check_extras("gymnasium", "no_such_module_anywhere")
+    assert not isinstance(other.value, MissingExtraError)
+
+
 def test_core_only_commands_and_imports_name_the_extra(tmp_path):
     """The commands and documented imports of README/docs, as a `pip install worldpolicy` user runs them."""
     out = _run_hidden([m for ms in EXTRA_MODULES.values() for m in ms], f"""
@@ -92,6 +113,7 @@ for argv in (["embodiments"], ["serve", "--checkpoint", "shipped"], ["sim", "--p
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
     out[" ".join(argv[:2])] = [code, err.getvalue()]
+out["heavy"] = sorted(name for name in ("torch", "diffusers") if name in sys.modules)  # before any message
 for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpolicy.data import LeRobotDataset",
                   "import worldpolicy.robot.kinematics", "from worldpolicy.serving.ray_serve import build_app",
                   "from worldpolicy.agents.strands_tool import worldpolicy_tool", "import worldpolicy.sim"):
@@ -102,14 +124,16 @@ for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpol
         out[statement] = [type(exc).__name__, str(exc)]
 """)
     assert out.pop("embodiments") == [0, ""]  # the core's commands work
+    assert out.pop("heavy") == []  # each names its extra before torch and diffusers load (`train`: seconds)
     assert out.pop("import worldpolicy.sim") == "ok"  # `sim --help` needs it
     lines = {
         "serve --checkpoint": _line("serve", "msgpack", "serve"),
         "sim --policy": _line("sim", "gymnasium", "sim"),
         "demo --out": _line("demo", "mink", "sim"),  # its start pose (mink FK) before the env
         "dataset info": _line("dataset info", "pyarrow", "train"),
-        "dataset from-sim": _line("dataset from-sim", "pyarrow", "train"),
-        "train reach-from-scratch": _line("train", "pyarrow", "train"),
+        # two extras missing: both named, with the one pip command (a user with neither had to run it twice)
+        "dataset from-sim": f"worldpolicy dataset from-sim: error: {_both}\n",
+        "train reach-from-scratch": f"worldpolicy train: error: {_both}\n",
         "mcp": _line("mcp", "mcp", "agents"),
     }
     assert {k: v for k, v in out.items() if k in lines} == {k: [2, v] for k, v in lines.items()}
@@ -141,6 +165,21 @@ for name, call in (("make", lambda: gymnasium.make("worldpolicy.sim:worldpolicy/
         out[name] = [type(exc).__name__, str(exc)]
 """)
     assert out == {name: ["MissingExtraError", _message("mujoco", "sim")] for name in ("make", "expert_episodes")}
+
+
+def test_a_recipe_without_sim_names_it_before_training_loads(tmp_path):
+    """`train reach-from-scratch` records its dataset in the simulator: with the train extra but not sim, the sim
+    extra is named before diffusers and the trainer load (seconds), and no --out is left behind."""
+    out = _run_hidden(list(EXTRA_MODULES["sim"]), f"""
+import contextlib, io
+from worldpolicy.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(["train", "reach-from-scratch", "--out", {str(tmp_path / "r")!r}, "--no-progress"])
+out = {{"code": code, "err": err.getvalue(), "diffusers": "diffusers" in sys.modules}}
+""")
+    assert out == {"code": 2, "err": _line("train", "gymnasium", "sim"), "diffusers": False}
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_adapter_checkpoint_without_peft_fails_before_its_base_loads(tmp_path, monkeypatch):

@@ -221,6 +221,20 @@ def test_a_missing_tracker_package_names_the_extra_before_anything_loads(train_c
     assert not (tmp_path / "run").exists()
 
 
+def test_a_missing_tracker_package_is_named_as_the_flag_typed(train_config, tmp_path, capsys, monkeypatch):
+    """`--report-to wandb` without the track extra names the flag the user typed, as its other errors do, not a
+    `tracking.report_to` their config does not set."""
+    from worldpolicy.cli import main
+
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(tmp_path / "run")))
+    assert main(["train", str(config), "--report-to", "tensorboard,wandb", "--no-progress"]) == 2
+    assert capsys.readouterr().err == ("worldpolicy train: error: --report-to tensorboard,wandb: wandb is not "
+                                       "installed; it comes with the 'track' extra: pip install 'worldpolicy[track]'\n")
+    assert not (tmp_path / "run").exists()
+
+
 def test_trackers_may_change_on_resume():
     from worldpolicy.train.config import TrainConfig, changed_settings
 

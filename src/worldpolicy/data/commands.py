@@ -121,7 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run the simulator's scripted expert (or --policy: a checkpoint, a ws:// server or random "
         "actions, run as `worldpolicy sim` runs them) on a task and write the successful episodes (--keep-failures: "
         "all, each flagged in meta/episodes' success column) as a LeRobot v3 dataset with Cosmos3-DROID keys (needs "
-        "the sim extra).",
+        "the sim and train extras).",
     )
     _add_from_sim_arguments(sim)
     sim.set_defaults(func=_from_sim)
@@ -562,6 +562,9 @@ def _check_task(task: str, options: dict) -> None:
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
+    from worldpolicy.extras import check_extras
+
+    check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
     from worldpolicy.cli import flag_named
     from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import Terminated, exit_status

@@ -30,6 +30,8 @@ def add_parser(subparsers) -> None:
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
         "report.json/.md/.png, index.html and side-by-side mp4s (sim cameras | imagined video). "
         "`worldpolicy sim compare RUN_A RUN_B ...` compares finished runs.",
+        absent_flags={"--checkpoint": "sim takes the checkpoint as --policy CKPT (shipped, a folder or a hub id; also "
+                                      "ws://HOST:PORT, scripted, random)"},
     )
     _add_arguments(p)
     p.set_defaults(func=run)

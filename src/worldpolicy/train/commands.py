@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..cli import episode_list
-    from .config import EPISODE_FLAGS, SELECTION_FLAGS
+    from ..extras import check_extras
     from .scratch import RECIPES, recipe_path, run_recipe
 
     path = recipe_path(args.config)
@@ -76,6 +76,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()
+    # the train extra's pyarrow (and a recipe's simulator, where it records its dataset), named before diffusers load
+    check_extras("worldpolicy.data.lerobot", *(("worldpolicy.sim.env",) if is_recipe else ()))
+    from .config import EPISODE_FLAGS, SELECTION_FLAGS
+
     given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SELECTION_FLAGS.items()}
     selection = {name: episode_list(flag, text) if name in EPISODE_FLAGS else text
                  for name, flag in SELECTION_FLAGS.items() if (text := given[name]) is not None}
@@ -132,12 +136,13 @@ def _trackers(text: str | None) -> list[str] | None:
     typed; unset: the config's."""
     if text is None:
         return None
-    from .tracking import check_report_to
+    from .tracking import check_installed, check_report_to
 
     names = [name.strip() for name in text.split(",")]
     if names == ["none"]:
         return []
     check_report_to(names, f"--report-to {text}", "--report-to none")
+    check_installed(names, f"--report-to {text}")
     return names
 
 

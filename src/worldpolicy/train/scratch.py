@@ -17,10 +17,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..fileio import (
     CHECKPOINT_GLOB,
@@ -35,6 +34,9 @@ from ..fileio import (
 )
 from ..models import checkpoint_name
 from .model_card import write_model_card
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ def _clips(spec, embodiment, count: int, seed: int) -> torch.Tensor:
     Drawn uniformly (reservoir sampling) from the windows of `count` random episodes: only those episodes are
     decoded, so the cost does not grow with the dataset, and only the kept canvases are held.
     """
+    import torch
+
     from ..data import LeRobotDataset
     from ..processing.observations import prepare_canvas
     from .data import iter_windows
@@ -168,6 +172,7 @@ def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
     (the arm, moved objects) and, `vae_saliency_weight` times more, strongly coloured pixels (the scene's objects:
     the target ball is a few pixels wide, and an unweighted loss lets a 16x-compressing VAE average it away).
     """
+    import torch
     from diffusers import AutoencoderKLWan
     from tqdm.auto import tqdm
 
@@ -217,6 +222,8 @@ def init_action_heads(transformer) -> None:
     loading a checkpoint, but in a model trained from scratch it makes both projections ~√fan_in times too large (an
     initial action loss near 70), and the heads never got past predicting the mean action.
     """
+    import torch
+
     with torch.no_grad():
         for projection in (transformer.action_proj_in, transformer.action_proj_out):
             bound = 1.0 / math.sqrt(projection.input_size)
@@ -226,6 +233,7 @@ def init_action_heads(transformer) -> None:
 
 def base_transformer(cfg: ScratchConfig, vocab_size: int):
     """The recipe's untrained Cosmos3 transformer: diffusers' init (seeded), action heads re-initialised."""
+    import torch
     from diffusers import Cosmos3OmniTransformer
 
     torch.manual_seed(cfg.seed)

@@ -38,8 +38,6 @@ class TrackingConfig:
     def check(self) -> None:
         """Each tracker known and named once, W&B settings only where W&B is reported to, and each tracker's package
         installed (a missing one names its extra), before anything loads."""
-        from ..extras import extra_imports
-
         given = f"tracking.report_to={self.report_to!r}"
         check_report_to(self.report_to, given, "[]")
         wandb_set = [f"tracking.{name}={value!r}" for name, value in vars(self).items()
@@ -50,9 +48,7 @@ class TrackingConfig:
         if self.wandb_mode not in (None, *WANDB_MODES):
             raise ValueError(f"tracking.wandb_mode={self.wandb_mode!r}; accepted: {', '.join(WANDB_MODES)} (or unset: "
                              "$WANDB_MODE, else online)")
-        for name in self.report_to:
-            with extra_imports(f"tracking.report_to names {name}"):
-                importlib.import_module(TRACKER_MODULES[name])
+        check_installed(self.report_to)
 
 
 def check_report_to(names: list[str], given: str, none: str) -> None:
@@ -66,6 +62,16 @@ def check_report_to(names: list[str], given: str, none: str) -> None:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"{given}: {', '.join(twice)} named more than once; name each tracker once")
+
+
+def check_installed(names: list[str], given: str | None = None) -> None:
+    """Each tracker's package importable, a missing one naming its extra after `given` (the flag as typed, `--report-to
+    a,b`), or else after the config's setting that names it."""
+    from ..extras import extra_imports
+
+    for name in names:
+        with extra_imports(given or f"tracking.report_to names {name}"):
+            importlib.import_module(TRACKER_MODULES[name])
 
 
 def scalars(line: dict[str, Any]) -> dict[str, float]:
