@@ -1412,6 +1412,43 @@ def test_a_partial_checkpoint_is_refused_naming_the_part_before_anything_loads(t
             check()
 
 
+@pytest.mark.parametrize("part, key, value, said", [
+    ("transformer", "vocab_size", 10**10, (r"transformer/config.json says vocab_size=10000000000 giving "
+                                           r"embed_tokens.weight the shape \[10000000000, 64\], but its weights hold "
+                                           r"\[\d+, 64\]")),
+    ("transformer", "num_hidden_layers", 10**6,
+     r"transformer/config.json says num_hidden_layers=1000000 but its weights hold 2 \(layers.0 to layers.1\)"),
+    ("transformer", "num_hidden_layers", 1,
+     r"transformer/config.json says num_hidden_layers=1 but its weights hold 2 \(layers.0 to layers.1\)"),
+    ("transformer", "hidden_size", 10**9, (r"transformer/config.json says hidden_size=1000000000 giving .* the "
+                                           r"shape \[1000000000\], but its weights hold \[64\]")),
+    ("vae", "num_res_blocks", 10**6,
+     r"vae/config.json describes a model of over \d+ weights where its weights files hold \d+: a block count"),
+    ("vae", "z_dim", 1000, r"vae/config.json says z_dim=1000 giving .* but its weights hold"),
+    ("transformer", "intermediate_size", 1e10,
+     r"transformer/config.json is not a config diffusers' Cosmos3OmniTransformer builds \(TypeError"),
+], ids=["vocab", "layers", "fewer-layers", "hidden", "vae-blocks", "vae-z", "float-size"])
+def test_a_config_the_weights_disagree_with_is_refused_before_anything_is_built(tiny_checkpoint, tmp_path,
+                                                                                monkeypatch, part, key, value, said):
+    """A checkpoint's configs are data, and diffusers built the model they describe before comparing its weights
+    with it: `vocab_size=10**10` tried to allocate terabytes, `num_hidden_layers=10**6` grew past a gigabyte for over a
+    minute. Each size is compared with the weights' safetensors headers first, naming the file, the key, its value
+    and what the weights hold."""
+    import json
+
+    from diffusers import Cosmos3OmniPipeline
+
+    folder = tmp_path / "absurd"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / part / "config.json").read_text())
+    (folder / part / "config.json").write_text(json.dumps({**config, key: value}))
+    monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
+    for check in (lambda: worldpolicy.Policy.check_pretrained(folder, "droid/relative_pose"),
+                  lambda: worldpolicy.load_policy(folder, "droid/relative_pose")):
+        with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}': {said}"):
+            check()
+
+
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
     from diffusers import Cosmos3OmniTransformer
 
