@@ -568,8 +568,36 @@ def test_chunk_sizes_off_the_vae_grid_are_rejected(chunk):
 
 
 def test_good_chunk_sizes_pass():
-    for chunk in (4, 16, 32):
+    for chunk in (4, 16, 32, 256):
         check_chunk_size(chunk)
+
+
+@pytest.mark.parametrize("chunk", [260, 10**9])
+def test_a_chunk_size_past_the_maximum_is_refused_before_it_is_allocated(chunk):
+    """A chunk size is data (a spec, a checkpoint's embodiment.json, a server's metadata): 10**9 loaded, then the
+    first act asked terabytes for its chunk_size+1 frames. Refused with the maximum and why, and so is a spec that
+    says it, naming the embodiment."""
+    with pytest.raises(ValueError, match=rf"chunk_size={chunk} is not accepted: at most 256, .*model states no "
+                                         "maximum"):
+        check_chunk_size(chunk)
+    spec = {**get_embodiment("droid/relative_pose").to_dict(), "name": "huge", "chunk_size": chunk}
+    with pytest.raises(ValueError, match=rf"embodiment 'huge'.*chunk_size={chunk} is not accepted: at most 256"):
+        embodiment_from_dict(spec)
+    with pytest.raises(ValueError, match="multiple of 4 \\(e.g. 252 or 256"):  # never a suggestion past it
+        check_chunk_size(10**9 + 1)
+
+
+def test_a_checkpoint_whose_embodiment_json_says_a_chunk_past_the_maximum_is_refused_before_it_loads(
+        tiny_checkpoint, tmp_path, monkeypatch):
+    from diffusers import Cosmos3OmniPipeline
+
+    folder = tmp_path / "huge-chunk"
+    shutil.copytree(tiny_checkpoint, folder)
+    spec = {**get_embodiment("droid/relative_pose").to_spec(), "chunk_size": 10**9}
+    (folder / "embodiment.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
+    with pytest.raises(ValueError, match="chunk_size=1000000000 is not accepted: at most 256"):
+        worldpolicy.Policy.check_pretrained(folder)
 
 
 @pytest.mark.parametrize("kind", ["meanstd", "minmax", "quantile", "quantile_rot"])
