@@ -1477,6 +1477,32 @@ def test_a_config_the_weights_disagree_with_is_refused_before_anything_is_built(
             check()
 
 
+def test_the_config_check_passes_the_released_geometry(tmp_path):
+    """Cosmos3-Nano's transformer (36 layers) and Wan2.2 VAE, as configs and weights headers (built on the meta
+    device: no memory), pass the check that refuses a config its weights disagree with, in well under a second."""
+    import json
+
+    import torch
+
+    from worldpolicy.engine import loading
+    from worldpolicy.testing import NANO, _random_modules
+
+    with torch.device("meta"):
+        modules = dict(zip(("transformer", "vae"), _random_modules(NANO, 1024)))
+    for part, model in modules.items():
+        model.save_config(tmp_path / part)
+        shapes = {name: {"dtype": "BF16", "shape": list(value.shape), "data_offsets": [0, 0]}
+                  for name, value in model.state_dict().items()}
+        header = json.dumps(shapes).encode()
+        (tmp_path / part / loading.WEIGHTS_FILE).write_bytes(len(header).to_bytes(8, "little") + header)
+        loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+        config = json.loads((tmp_path / part / "config.json").read_text())
+        key = {"transformer": "num_hidden_layers", "vae": "base_dim"}[part]
+        (tmp_path / part / "config.json").write_text(json.dumps({**config, key: config[key] + 1}))
+        with pytest.raises(ValueError, match=f"checkpoint='nano': {part}/config.json says {key}="):
+            loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+
+
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
     from diffusers import Cosmos3OmniTransformer
 

@@ -4,6 +4,7 @@ checkpoint (`worldpolicy train` with `finetune.lora_save = "adapter"`) onto the 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -328,6 +329,9 @@ def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str) -
             found = f"{held} ({prefix}.0 to {prefix}.{held - 1})" if held else f"none ({prefix}.*)"
             raise ValueError(f"{said} says {key}={config[key]!r} but its weights hold {found}: the config does not "
                              "describe these weights; use another checkpoint")
+    accepted = inspect.signature(model_class.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):  # the keys it ignores: the load warns of them
+        config = {key: value for key, value in config.items() if key in accepted}
     model = _meta_model(model_class, config, len(shapes), said)
     built = {name: tuple(value.shape) for name, value in model.state_dict().items()}
     differ = [(name, built[name], shapes[name]) for name in built if name in shapes and built[name] != shapes[name]]
