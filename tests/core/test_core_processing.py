@@ -1477,6 +1477,25 @@ def test_a_config_the_weights_disagree_with_is_refused_before_anything_is_built(
             check()
 
 
+def test_a_weights_header_without_sizes_is_refused_naming_the_file(tiny_checkpoint, tmp_path):
+    import json
+
+    from worldpolicy.engine import loading
+
+    folder = tmp_path / "no-sizes"
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "vae" / loading.WEIGHTS_FILE
+    raw = weights.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    del header[next(key for key in header if key != "__metadata__")]["shape"]
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length:])  # whole, as sizes go
+    with pytest.raises(ValueError, match=r"vae/diffusion_pytorch_model.safetensors has a header safetensors does not "
+                                         r"read \(a weight without a list of sizes, KeyError"):
+        loading.check_checkpoint_files(folder, str(folder))
+
+
 def test_the_config_check_passes_the_released_geometry(tmp_path):
     """Cosmos3-Nano's transformer (36 layers) and Wan2.2 VAE, as configs and weights headers (built on the meta
     device: no memory), pass the check that refuses a config its weights disagree with, in well under a second."""

@@ -319,7 +319,7 @@ def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str) -
     config = _local_json(where.parent, file)
     if not isinstance(config, dict):
         raise ValueError(f"checkpoint={source!r}: {file} is not a JSON object")
-    shapes = _weights_shapes(where)
+    shapes = _weights_shapes(where, part, source)
     said = f"checkpoint={source!r}: {file}"
     for key, prefix in BLOCK_COUNTS.get(class_name, {}).items():
         indexes = {int(name.split(".")[1]) for name in shapes
@@ -381,14 +381,20 @@ def _meta_model(model_class: type, config: dict[str, Any], held: int, said: str)
             hook.remove()
 
 
-def _weights_shapes(where: Path) -> dict[str, tuple[int, ...]]:
+def _weights_shapes(where: Path, part: str, source: str) -> dict[str, tuple[int, ...]]:
     """Each weight's shape in a model part's (whole) safetensors files, from their headers."""
     shapes = {}
     for name in safetensors_files(where, WEIGHTS_FILE):
         if name.endswith(".safetensors"):
             with open(where / name, "rb") as f:
                 header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-            shapes.update({key: tuple(value["shape"]) for key, value in header.items() if key != "__metadata__"})
+            try:
+                shapes.update({key: tuple(int(n) for n in value["shape"]) for key, value in header.items()
+                               if key != "__metadata__"})
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"checkpoint={source!r}: {part}/{name} has a header safetensors does not read (a "
+                                 f"weight without a list of sizes, {exc.__class__.__name__}: {exc}); use another "
+                                 "checkpoint") from None
     return shapes
 
 
