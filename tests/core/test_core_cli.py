@@ -130,6 +130,7 @@ def _cuda() -> bool:
         (["--checkpoint", "shiped"], ("error: --checkpoint='shiped' is neither an existing folder nor a hub id like "
          "'nvidia/Cosmos3-Nano-Policy-DROID' (nor 'shipped', the model in the package)")),
         (["--chunk-size", "10"], "multiple of 4"),
+        (["--chunk-size", "1000000000"], "error: --chunk-size=1000000000 is not accepted: at most 256"),  # terabytes
         (["--prompt", " "], "--prompt is empty"),
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),

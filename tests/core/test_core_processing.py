@@ -568,8 +568,36 @@ def test_chunk_sizes_off_the_vae_grid_are_rejected(chunk):
 
 
 def test_good_chunk_sizes_pass():
-    for chunk in (4, 16, 32):
+    for chunk in (4, 16, 32, 256):
         check_chunk_size(chunk)
+
+
+@pytest.mark.parametrize("chunk", [260, 10**9])
+def test_a_chunk_size_past_the_maximum_is_refused_before_it_is_allocated(chunk):
+    """A chunk size is data (a spec, a checkpoint's embodiment.json, a server's metadata): 10**9 loaded, then the
+    first act asked terabytes for its chunk_size+1 frames. Refused with the maximum and why, and so is a spec that
+    says it, naming the embodiment."""
+    with pytest.raises(ValueError, match=rf"chunk_size={chunk} is not accepted: at most 256, .*model states no "
+                                         "maximum"):
+        check_chunk_size(chunk)
+    spec = {**get_embodiment("droid/relative_pose").to_dict(), "name": "huge", "chunk_size": chunk}
+    with pytest.raises(ValueError, match=rf"embodiment 'huge'.*chunk_size={chunk} is not accepted: at most 256"):
+        embodiment_from_dict(spec)
+    with pytest.raises(ValueError, match="multiple of 4 \\(e.g. 252 or 256"):  # never a suggestion past it
+        check_chunk_size(10**9 + 1)
+
+
+def test_a_checkpoint_whose_embodiment_json_says_a_chunk_past_the_maximum_is_refused_before_it_loads(
+        tiny_checkpoint, tmp_path, monkeypatch):
+    from diffusers import Cosmos3OmniPipeline
+
+    folder = tmp_path / "huge-chunk"
+    shutil.copytree(tiny_checkpoint, folder)
+    spec = {**get_embodiment("droid/relative_pose").to_spec(), "chunk_size": 10**9}
+    (folder / "embodiment.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
+    with pytest.raises(ValueError, match="chunk_size=1000000000 is not accepted: at most 256"):
+        worldpolicy.Policy.check_pretrained(folder)
 
 
 @pytest.mark.parametrize("kind", ["meanstd", "minmax", "quantile", "quantile_rot"])
@@ -1410,6 +1438,88 @@ def test_a_partial_checkpoint_is_refused_naming_the_part_before_anything_loads(t
                   lambda: worldpolicy.load_policy(folder, "droid/relative_pose")):
         with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}' is incomplete: {problem}.*fetch"):
             check()
+
+
+@pytest.mark.parametrize("part, key, value, said", [
+    ("transformer", "vocab_size", 10**10, (r"transformer/config.json says vocab_size=10000000000 giving "
+                                           r"embed_tokens.weight the shape \[10000000000, 64\], but its weights hold "
+                                           r"\[\d+, 64\]")),
+    ("transformer", "num_hidden_layers", 10**6,
+     r"transformer/config.json says num_hidden_layers=1000000 but its weights hold 2 \(layers.0 to layers.1\)"),
+    ("transformer", "num_hidden_layers", 1,
+     r"transformer/config.json says num_hidden_layers=1 but its weights hold 2 \(layers.0 to layers.1\)"),
+    ("transformer", "hidden_size", 10**9, (r"transformer/config.json says hidden_size=1000000000 giving .* the "
+                                           r"shape \[1000000000\], but its weights hold \[64\]")),
+    ("vae", "num_res_blocks", 10**6,
+     r"vae/config.json describes a model of over \d+ weights where its weights files hold \d+: a block count"),
+    ("vae", "z_dim", 1000, r"vae/config.json says z_dim=1000 giving .* but its weights hold"),
+    ("transformer", "intermediate_size", 1e10,
+     r"transformer/config.json is not a config diffusers' Cosmos3OmniTransformer builds \(TypeError"),
+], ids=["vocab", "layers", "fewer-layers", "hidden", "vae-blocks", "vae-z", "float-size"])
+def test_a_config_the_weights_disagree_with_is_refused_before_anything_is_built(tiny_checkpoint, tmp_path,
+                                                                                monkeypatch, part, key, value, said):
+    """A checkpoint's configs are data, and diffusers built the model they describe before comparing its weights
+    with it: `vocab_size=10**10` tried to allocate terabytes, `num_hidden_layers=10**6` grew past a gigabyte for over a
+    minute. Each size is compared with the weights' safetensors headers first, naming the file, the key, its value
+    and what the weights hold."""
+    import json
+
+    from diffusers import Cosmos3OmniPipeline
+
+    folder = tmp_path / "absurd"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / part / "config.json").read_text())
+    (folder / part / "config.json").write_text(json.dumps({**config, key: value}))
+    monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
+    for check in (lambda: worldpolicy.Policy.check_pretrained(folder, "droid/relative_pose"),
+                  lambda: worldpolicy.load_policy(folder, "droid/relative_pose")):
+        with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}': {said}"):
+            check()
+
+
+def test_a_weights_header_without_sizes_is_refused_naming_the_file(tiny_checkpoint, tmp_path):
+    import json
+
+    from worldpolicy.engine import loading
+
+    folder = tmp_path / "no-sizes"
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "vae" / loading.WEIGHTS_FILE
+    raw = weights.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    del header[next(key for key in header if key != "__metadata__")]["shape"]
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length:])  # whole, as sizes go
+    with pytest.raises(ValueError, match=r"vae/diffusion_pytorch_model.safetensors has a header safetensors does not "
+                                         r"read \(a weight without a list of sizes, KeyError"):
+        loading.check_checkpoint_files(folder, str(folder))
+
+
+def test_the_config_check_passes_the_released_geometry(tmp_path):
+    """Cosmos3-Nano's transformer (36 layers) and Wan2.2 VAE, as configs and weights headers (built on the meta
+    device: no memory), pass the check that refuses a config its weights disagree with, in well under a second."""
+    import json
+
+    import torch
+
+    from worldpolicy.engine import loading
+    from worldpolicy.testing import NANO, _random_modules
+
+    with torch.device("meta"):
+        modules = dict(zip(("transformer", "vae"), _random_modules(NANO, 1024)))
+    for part, model in modules.items():
+        model.save_config(tmp_path / part)
+        shapes = {name: {"dtype": "BF16", "shape": list(value.shape), "data_offsets": [0, 0]}
+                  for name, value in model.state_dict().items()}
+        header = json.dumps(shapes).encode()
+        (tmp_path / part / loading.WEIGHTS_FILE).write_bytes(len(header).to_bytes(8, "little") + header)
+        loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+        config = json.loads((tmp_path / part / "config.json").read_text())
+        key = {"transformer": "num_hidden_layers", "vae": "base_dim"}[part]
+        (tmp_path / part / "config.json").write_text(json.dumps({**config, key: config[key] + 1}))
+        with pytest.raises(ValueError, match=f"checkpoint='nano': {part}/config.json says {key}="):
+            loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
 
 
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):

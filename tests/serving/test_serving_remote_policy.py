@@ -912,3 +912,23 @@ def test_the_sim_sends_a_server_that_announces_no_observation_keys_everything(se
     assert backend.request(observation, "reach the ball").observation.keys() == set(observation) - {"prompt"}
     assert backend.act(observation, "reach the ball").actions.shape == (4, 10)
     backend.policy.close()
+
+
+def test_a_chunk_size_announced_past_the_maximum_is_refused(serve):
+    """A server's metadata is data: its chunk_size cuts the client's clip and trajectory windows (10**9 asked the
+    client to read that many frames). Past what any policy accepts it is refused, naming the server; a foreign
+    server's smaller chunk off the 4-frame grid is its own."""
+
+    class Announcing(StandInPolicy):
+        chunk = 10**9
+
+        def metadata(self):
+            return {**super().metadata(), "chunk_size": self.chunk}
+
+    t = serve(Announcing())
+    with RemotePolicy(t.url) as remote, pytest.raises(
+            ValueError, match=rf"the server at {t.url} announces chunk_size=1000000000 is not accepted: at most 256"):
+        remote.infer_actions(np.zeros((40, 16, 16, 3), np.uint8), "push")  # its clip window is cut to the chunk
+    Announcing.chunk = 6
+    with RemotePolicy(serve(Announcing()).url) as remote:
+        assert remote.chunk_size == 6

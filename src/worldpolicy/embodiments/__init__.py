@@ -36,6 +36,7 @@ from .normalization import (
 __all__ = [
     "GRIPPER_MARGIN",
     "LAYOUTS",
+    "MAX_CHUNK_SIZE",
     "MODEL_SPACE_UNIT",
     "POSE_COLUMNS",
     "PROMPT_FORMATS",
@@ -79,6 +80,13 @@ UNITLESS = "1"  # the unit of a column with none (a rotation matrix entry, a gri
 # `processing.observations.resolution_bins` reads; a test holds the two equal). Here, not there, so that a registered
 # embodiment's tier is checked when it is built without importing diffusers.
 RESOLUTION_TIERS = (256, 480, 704, 720)
+# The largest chunk size accepted. Neither the model card nor diffusers states one, and the transformer config gives
+# none that matters: its positions are mRoPE (no learned table, no max_position_embeddings), distinct in float32 and
+# within the lowest rotary frequency's period (rope_theta 5e6) for millions of frames. Memory binds first: a chunk
+# is chunk_size+1 frames at the tier's canvas (960x960 at 720) and (chunk_size/4+1)·h'·w' generated tokens, so 10**9
+# asked terabytes at the first act. 256 (65 latent frames; 8x the released DROID chunk, 5x Cosmos Policy's largest,
+# 50) is under 3 GB of float32 canvas and ~59k tokens at tier 720.
+MAX_CHUNK_SIZE = 256
 # How far outside [0, 1] a gripper value g (the DROID convention a gripper column holds: 0 = open, 1 = closed) may be
 # and still be a g: a policy's overshoot (a head's 1.1 at closing, a denormalised -0.05), which the robot bridge clips
 # into [0, 1]. Further out it is another unit or convention, not a g: actuator counts (0-255), a finger width in mm
@@ -117,13 +125,23 @@ def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:
 
 
 def check_chunk_size(chunk_size: int) -> None:
-    """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers."""
+    """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers. At most
+    `MAX_CHUNK_SIZE`: a chunk size is data (a spec, a checkpoint's embodiment.json, a server's metadata), and the
+    first act allocates what it asks."""
     if (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4
             or chunk_size % 4):
-        lower = max(4, (int(chunk_size) // 4) * 4) if isinstance(chunk_size, (int, float)) else 16
+        number = isinstance(chunk_size, (int, float)) and math.isfinite(chunk_size)
+        lower = min(MAX_CHUNK_SIZE - 4, max(4, int(chunk_size) // 4 * 4)) if number else 16
         raise ValueError(
             f"chunk_size={chunk_size!r} is not accepted: the video VAE needs chunk_size+1 = 1+4k frames, so chunk_size "
             f"must be a positive multiple of 4 (e.g. {lower} or {lower + 4}; released DROID uses 32)"
+        )
+    if chunk_size > MAX_CHUNK_SIZE:
+        raise ValueError(
+            f"chunk_size={chunk_size!r} is not accepted: at most {MAX_CHUNK_SIZE}, a multiple of 4 (released DROID "
+            "uses 32). The model states no maximum (its mRoPE positions have none short of millions of frames); a "
+            f"chunk is chunk_size+1 frames at the tier's canvas and their tokens, so {MAX_CHUNK_SIZE} keeps the first "
+            "act within a GPU's memory"
         )
 
 

@@ -4,6 +4,7 @@ checkpoint (`worldpolicy train` with `finetune.lora_save = "adapter"`) onto the 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -234,6 +235,10 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
         if part in MODEL_PARTS:
             problems.extend(_weights_problems(where, part, source))
     _refuse_incomplete(source, problems)
+    for part in MODEL_PARTS:
+        named = index.get(part)
+        if isinstance(named, list) and len(named) == 2 and named[0] == "diffusers" and isinstance(named[1], str):
+            _refuse_config_sizes(folder / part, part, named[1], source)
 
 
 def check_checkpoint_complete(path_or_id: str | Path) -> None:
@@ -287,6 +292,110 @@ def _weights_problems(where: Path, part: str, source: str) -> list[str]:
         if problem:
             problems.append(f"{part}/{name} is {problem}")
     return problems
+
+
+# The config keys counting a model's repeated blocks, by class, and the weights' prefix numbering them: checked against
+# the highest block index before the model is built (one built of a million blocks took minutes and gigabytes)
+BLOCK_COUNTS = {"Cosmos3OmniTransformer": {"num_hidden_layers": "layers"}}
+
+
+class _TooManyWeights(Exception):
+    pass
+
+
+def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str) -> None:
+    """Every size a model part's config declares agrees with the shapes its weights' safetensors headers hold, before
+    diffusers builds it: a config is data, and diffusers builds what it says before it compares the weights with it
+    (`vocab_size=10**10` tried to allocate terabytes, `num_hidden_layers=10**6` grew past a gigabyte for minutes). The
+    block counts are compared with the highest block index (`BLOCK_COUNTS`); then the model is built on the meta
+    device (no memory, no values), stopped once it has more weights than the files hold, and each of its weights'
+    shapes compared with the header's. Headers only: no tensor data is read."""
+    import diffusers
+
+    model_class = getattr(diffusers, class_name, None) if class_name.isidentifier() else None
+    if not (isinstance(model_class, type) and issubclass(model_class, diffusers.ModelMixin)):
+        return  # not a diffusers model class: diffusers refuses the name itself
+    file = f"{part}/{PARTS[part]}"
+    config = _local_json(where.parent, file)
+    if not isinstance(config, dict):
+        raise ValueError(f"checkpoint={source!r}: {file} is not a JSON object")
+    shapes = _weights_shapes(where, part, source)
+    said = f"checkpoint={source!r}: {file}"
+    for key, prefix in BLOCK_COUNTS.get(class_name, {}).items():
+        indexes = {int(name.split(".")[1]) for name in shapes
+                   if name.startswith(prefix + ".") and name.split(".")[1].isdigit()}
+        held = max(indexes, default=-1) + 1
+        if key in config and config[key] != held:
+            found = f"{held} ({prefix}.0 to {prefix}.{held - 1})" if held else f"none ({prefix}.*)"
+            raise ValueError(f"{said} says {key}={config[key]!r} but its weights hold {found}: the config does not "
+                             "describe these weights; use another checkpoint")
+    accepted = inspect.signature(model_class.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):  # the keys it ignores: the load warns of them
+        config = {key: value for key, value in config.items() if key in accepted}
+    model = _meta_model(model_class, config, len(shapes), said)
+    built = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    differ = [(name, built[name], shapes[name]) for name in built if name in shapes and built[name] != shapes[name]]
+    if not differ:
+        return
+    sizes = {key: value for key, value in config.items() if isinstance(value, int) and not isinstance(value, bool)}
+
+    def keys(wanted: tuple[int, ...], held: tuple[int, ...]) -> list[str]:
+        return [f"{key}={value}" for key, value in sizes.items() if value in set(wanted) - set(held)]
+
+    differ.sort(key=lambda d: not keys(d[1], d[2]))  # those a config key names first
+    name, wanted, held = differ[0]
+    named = keys(wanted, held)
+    raise ValueError(f"{said} says {' and '.join(named) or 'sizes'} giving {name} the shape {list(wanted)}, but its "
+                     f"weights hold {list(held)} ({len(differ)} weight(s) differ): the config does not describe these "
+                     "weights; use another checkpoint")
+
+
+def _meta_model(model_class: type, config: dict[str, Any], held: int, said: str) -> Any:
+    """`model_class` of `config` on the meta device, refused once it registers far more weights than the `held` its
+    files hold (twice, and some: a model may hold weights its files need not, e.g. tied ones)."""
+    import threading
+
+    from torch.nn.modules import module
+
+    thread, count, most = threading.get_ident(), [0], 2 * held + 64
+
+    def counted(*_: Any) -> None:
+        if threading.get_ident() == thread:  # another thread's modules are its own
+            count[0] += 1
+            if count[0] > most:
+                raise _TooManyWeights
+
+    hooks = [module.register_module_parameter_registration_hook(counted),
+             module.register_module_buffer_registration_hook(counted)]
+    try:
+        with torch.device("meta"):
+            return model_class.from_config(config)
+    except _TooManyWeights:
+        raise ValueError(f"{said} describes a model of over {most} weights where its weights files hold {held}: a "
+                         "block count in it disagrees with the weights; use another checkpoint") from None
+    except (TypeError, ValueError, RuntimeError, AttributeError, KeyError, IndexError, ZeroDivisionError) as exc:
+        raise ValueError(f"{said} is not a config diffusers' {model_class.__name__} builds ({exc.__class__.__name__}: "
+                         f"{exc}); use another checkpoint") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _weights_shapes(where: Path, part: str, source: str) -> dict[str, tuple[int, ...]]:
+    """Each weight's shape in a model part's (whole) safetensors files, from their headers."""
+    shapes = {}
+    for name in safetensors_files(where, WEIGHTS_FILE):
+        if name.endswith(".safetensors"):
+            with open(where / name, "rb") as f:
+                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            try:
+                shapes.update({key: tuple(int(n) for n in value["shape"]) for key, value in header.items()
+                               if key != "__metadata__"})
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"checkpoint={source!r}: {part}/{name} has a header safetensors does not read (a "
+                                 f"weight without a list of sizes, {exc.__class__.__name__}: {exc}); use another "
+                                 "checkpoint") from None
+    return shapes
 
 
 def _safetensors_problem(file: Path) -> str | None:

@@ -44,7 +44,7 @@ with extra_imports():
     from websockets.sync.client import ClientConnection, connect
     from websockets.uri import parse_uri
 
-from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
+from ..embodiments import MAX_CHUNK_SIZE, Embodiment, check_chunk_size, embodiment_from_dict, get_embodiment
 from ..logcapture import logged_warnings
 from ..models import SERVER_SCHEMES
 from ..policy import (
@@ -1233,8 +1233,16 @@ class RemotePolicy:
     def chunk_size(self) -> int | None:
         """The rows of each action chunk, as the server announces it (its metadata frame, read on connect: a property
         read on an unconnected client connects); None for a server that announces none (openpi's), whose chunk is
-        known only from a reply (`Prediction.chunk_size`)."""
-        return _positive_int(self._announced().get("chunk_size"))
+        known only from a reply (`Prediction.chunk_size`). One no policy accepts (over `MAX_CHUNK_SIZE`: the clip
+        and trajectory windows are cut to it) is refused; a smaller one a worldpolicy policy would not take (not a
+        multiple of 4) is a foreign server's own."""
+        chunk = _positive_int(self._announced().get("chunk_size"))
+        if chunk is not None and chunk > MAX_CHUNK_SIZE:
+            try:
+                check_chunk_size(chunk)
+            except ValueError as exc:
+                raise ValueError(f"the server at {self.url} announces {exc}") from None
+        return chunk
 
     @property
     def resolution_tier(self) -> int | None:
