@@ -42,6 +42,7 @@ with extra_imports():
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
+    from websockets.protocol import State
 
 from ..logcapture import logged_warnings, request_index, told_once
 from ..models import checkpoint_name
@@ -283,6 +284,13 @@ class ServerConfig:
     # its waiting clients get an error. None: no limit. Off by default: no single figure fits every model and device (a
     # Cosmos3-Nano batch takes ~1 s a request on a GPU, far more on a CPU, ~40 s more when a new shape compiles)
     batch_timeout_s: float | None = None
+    # a request message must arrive whole within this many seconds of its first byte, else close 1008: websockets
+    # bounds a message's size (`limits.max_message_bytes`), not its time, and a client that sends the start of one and
+    # then only answers pings held its bytes for good. None: no limit
+    message_timeout_s: float | None = 60.0
+    # the bytes of request messages still arriving, across all connections: past it, the connection whose bytes went
+    # over closes with 1013. max_connections x max_message_bytes (64 GiB at the defaults) bounds nothing in practice
+    max_incoming_bytes: int = 2**30
     # TLS: a PEM certificate (chain) and its private key, both or neither; with them the server speaks wss:// and
     # https:// (the probes and /metrics too) on its one port. Loaded here, so a bad file fails before any model loads
     tls_cert: str | os.PathLike | None = None
@@ -325,6 +333,12 @@ class ServerConfig:
             ("batch_timeout_s", self.batch_timeout_s, self.batch_timeout_s is None or (
                 _is_number(self.batch_timeout_s) and 0 < self.batch_timeout_s < float("inf")),
              "None (no limit) or a finite number of seconds > 0"),
+            ("message_timeout_s", self.message_timeout_s, self.message_timeout_s is None or (
+                _is_number(self.message_timeout_s) and 0 < self.message_timeout_s < float("inf")),
+             "None (no limit) or a finite number of seconds > 0"),
+            ("max_incoming_bytes", self.max_incoming_bytes, _is_int(self.max_incoming_bytes) and (
+                not isinstance(self.limits, Limits) or self.max_incoming_bytes >= self.limits.max_message_bytes),
+             "an int >= limits.max_message_bytes (one whole message must fit)"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
@@ -500,15 +514,29 @@ class _ReadInto(asyncio.BufferedProtocol):
         self._connection.resume_writing()
 
 
-def _reading_into(buffer: memoryview) -> Callable[..., ServerConnection]:
-    """The `create_connection` of `websockets.serve`: a ServerConnection that, once connected, reads through
-    `_ReadInto` (uvloop only reads into a buffer for a protocol that is not an `asyncio.Protocol`, which websockets'
-    connections are)."""
+def _connection_class(server: PolicyServer, buffer: memoryview | None) -> type[ServerConnection]:
+    """The `create_connection` of `websockets.serve`: a ServerConnection that tells `server` how many bytes of a
+    request message it holds after each read (`PolicyServer._received`), and with a `buffer` (uvloop), reads through
+    `_ReadInto` once connected (uvloop only reads into a buffer for a protocol that is not an `asyncio.Protocol`,
+    which websockets' connections are)."""
 
     class Connection(ServerConnection):
+        incoming = 0  # bytes of a request message that is still arriving (0: none)
+        deadline: asyncio.TimerHandle | None = None  # message_timeout_s after that message's first byte
+        conn: int | None = None  # the connection's number in the log lines, once its handler runs
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
-            transport.set_protocol(_ReadInto(self, buffer))
+            if buffer is not None:
+                transport.set_protocol(_ReadInto(self, buffer))
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            server._received(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            server._incoming_over(self)
+            super().connection_lost(exc)
 
     return Connection
 
@@ -575,6 +603,8 @@ class PolicyServer:
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
+        self._incoming = 0  # bytes of request messages still arriving, over all connections (`_received`)
+        self._closing: set[asyncio.Future] = set()  # connections being closed mid-message (`_cut`)
         self._stop: asyncio.Future | None = None  # what serve() waits on: also resolved when the worker dies
         self._died: str | None = None  # why the worker thread ended inside the policy (see `_worker_died`)
         self.port: int | None = None
@@ -639,6 +669,7 @@ class PolicyServer:
     # ------------------------------------------------------------------------------------------ WebSocket side
     async def _handler(self, ws: ServerConnection) -> None:
         conn, told = next(self._ids), set()  # `told`: the warnings this client heard, for the policy's `said_before`
+        ws.conn = conn
         self._connections.add(ws)
         self._metrics.connections.inc()
         # read once, while open: a closed TLS transport no longer knows its peer (its lines said "peer": null)
@@ -727,6 +758,61 @@ class PolicyServer:
             received=time.time() - (time.perf_counter() - t0), queue_ms=(job.started - job.enqueued) * 1000,
             infer_ms=(job.finished - job.started) * 1000, total_ms=total * 1000, batch_size=job.batch_size,
         )
+
+    def _received(self, ws: ServerConnection) -> None:
+        """Event loop, after each read of a connection: the bytes of the request message it is receiving (websockets'
+        fragments so far and the partial frame in its reader) against `max_incoming_bytes`, summed over connections,
+        and its deadline (`message_timeout_s` after the message's first byte). The connection that goes over the sum
+        closes with 1013 (`busy`), one past its deadline with 1008 (`too_slow`). Two attribute reads per read."""
+        protocol = ws.protocol
+        incoming = (protocol.current_size or 0) + len(protocol.reader.buffer) if protocol.state is State.OPEN else 0
+        self._incoming += incoming - ws.incoming
+        ws.incoming = incoming
+        if not incoming:
+            if ws.deadline is not None:
+                ws.deadline.cancel()
+                ws.deadline = None
+        elif self._incoming > self.config.max_incoming_bytes:
+            self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy",
+                      f"server busy: {self._incoming} bytes of requests arriving over all connections, past "
+                      f"max_incoming_bytes={self.config.max_incoming_bytes}; retry later or on another replica")
+        elif ws.deadline is None and self.config.message_timeout_s is not None:
+            ws.deadline = self._loop.call_later(self.config.message_timeout_s, self._too_slow, ws)
+
+    def _too_slow(self, ws: ServerConnection) -> None:
+        ws.deadline = None
+        if ws.incoming:
+            self._cut(ws, CloseCode.POLICY_VIOLATION, "too_slow",
+                      f"request not received whole within message_timeout_s={self.config.message_timeout_s:g} of its "
+                      f"first byte ({ws.incoming} bytes so far)")
+
+    def _incoming_over(self, ws: ServerConnection) -> None:
+        """A connection's bytes of an unfinished message no longer count (it closed, or is being closed)."""
+        self._incoming -= ws.incoming
+        ws.incoming = 0
+        if ws.deadline is not None:
+            ws.deadline.cancel()
+            ws.deadline = None
+
+    def _cut(self, ws: ServerConnection, code: int, status: str, text: str) -> None:
+        """Close a connection in the middle of a message (no text frame: its client is still sending): counted,
+        logged as `refused` (the whole `text`), its close reason the first sentence of `text` (a close reason holds
+        123 bytes)."""
+        self._incoming_over(ws)
+        self._metrics.requests.labels(status).inc()
+        self._refusals("refused", status, conn=ws.conn, peer=peer_name(ws.remote_address), reason=text)
+        reason = text.split(";")[0].split(" (")[0][:123]
+
+        async def close() -> None:
+            try:  # as websockets closes on a message over max_size: send the close frame, wait close_timeout, abort
+                async with ws.send_context():
+                    ws.protocol.fail(code, reason)
+            except websockets.ConnectionClosed:
+                pass
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _vanished(self, conn: int, peer: str | None) -> None:
         """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
@@ -1019,8 +1105,8 @@ class PolicyServer:
             max_queue=1,
             process_request=self._process_request,
             ssl=self.config.ssl_context,
-            create_connection=(_reading_into(memoryview(bytearray(_READ_BUFFER_BYTES)))
-                               if type(loop).__module__.startswith("uvloop") else None),
+            create_connection=_connection_class(self, memoryview(bytearray(_READ_BUFFER_BYTES))
+                                                if type(loop).__module__.startswith("uvloop") else None),
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             if self.recorder is not None:
