@@ -537,7 +537,8 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
                                             "actions_file": str(path)})
     assert error["parameter"] == "actions_file" and "NaN or inf at row 2, column 'r0'" in error["message"], error
     # the parameter names the file and `given` its path: the message said "actions_file: actions file '…': …"
-    assert error["message"] == "actions_file: NaN or inf at row 2, column 'r0'" and error["given"] == str(path), error
+    assert error["message"].startswith("actions_file: NaN or inf at row 2, column 'r0'; accepted: finite"), error
+    assert error["given"] == str(path), error
 
 
 def test_an_actions_file_is_read_as_every_other_reader_reads_it(server, toolbox, inputs_dir):
@@ -633,6 +634,19 @@ def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir)
     with pytest.raises(ToolInputError) as caught:
         toolbox.predict("go", embodiment="bridge", image=str(inputs_dir / "obs.png"), guidance=True)
     assert caught.value.parameter == "guidance" and caught.value.given is True
+    assert list(toolbox._policies) == loaded_before
+
+
+def test_a_state_beyond_float32_is_refused_before_a_model_loads(toolbox, inputs_dir):
+    """A state of 1e308 passed the finite check and the model, in float32, returned NaN actions for it: `predict`
+    raised "the model returned NaN" naming no argument."""
+    from worldpolicy.agents import ToolInputError
+
+    loaded_before = list(toolbox._policies)
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.predict("go", embodiment="droid", image=str(inputs_dir / "obs.png"), state=[0.0] * 7 + [1e308])
+    assert caught.value.parameter == "state" and "beyond float32" in str(caught.value)
+    assert "float32's range" in caught.value.accepted
     assert list(toolbox._policies) == loaded_before
 
 

@@ -1939,9 +1939,16 @@ def test_a_state_with_nan_names_its_columns(tiny_checkpoint):
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
     image = np.zeros((64, 64, 3), np.uint8)
     gripper_lost = [0.1] * 7 + [np.nan]
-    with pytest.raises(ValueError, match=r"state contains NaN or inf in gripper \(given \[0.1, .*nan\]\); accepted: "
-                                         r"finite numbers, one per column \(joint_0, .*gripper\)"):
+    with pytest.raises(ValueError, match=r"state contains NaN, inf or values beyond float32 in gripper \(given \[0.1, "
+                                         r".*nan\]\); accepted: finite numbers within float32's range .*, one per "
+                                         r"column \(joint_0, .*gripper\)"):
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=gripper_lost))
+    # finite, and inf in the float32 model: its actions came out NaN (a server answered 1011, logged per request)
+    with pytest.raises(ValueError, match=r"beyond float32 in joint_2 \(given \[0.1, 0.1, 1e\+308,"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[0.1, 0.1, 1e308] + [0.1] * 5))
+    with pytest.raises(ValueError, match=r"action_prefix holds 1e\+39 at row 0, column 'joint_0'; accepted: finite "
+                                         r"numbers within float32's range"):
+        policy.act(image, "x", state=[0.1] * 8, action_prefix=[[1e39] + [0.0] * 7])
 
 
 def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):

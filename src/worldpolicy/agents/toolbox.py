@@ -30,6 +30,7 @@ from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_chec
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
+from ..processing.actions import FLOAT32_ACCEPTED, beyond_float32
 from ..processing.prompts import check_length
 from ..sim.tasks import EVAL_SEED
 
@@ -464,8 +465,8 @@ class Toolbox:
         if values.shape[-1] != emb.action_dim:
             raise ToolInputError("state", f"has {values.shape[-1]} values{' a row' if values.ndim == 2 else ''}, "
                                  f"embodiment {emb.key!r} takes {emb.action_dim}", state, accepted)
-        if not np.all(np.isfinite(values)):
-            raise ToolInputError("state", "contains NaN or inf", state, accepted)
+        if beyond_float32(values).any():
+            raise ToolInputError("state", "holds NaN, inf or values beyond float32", state, FLOAT32_ACCEPTED)
         return values
 
     def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str, list[str]]:
@@ -499,8 +500,8 @@ class Toolbox:
             raise ToolInputError("actions", "expected a list of equal-length rows of numbers", _jsonable(actions))
         if a.ndim != 2 or a.shape[1] != emb.action_dim or a.shape[0] < 1:
             raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
-        if not np.all(np.isfinite(a)):
-            raise ToolInputError("actions", "contains NaN or inf", None)
+        if beyond_float32(a).any():
+            raise ToolInputError("actions", "holds NaN, inf or values beyond float32", None, FLOAT32_ACCEPTED)
         return a, "physical", []
 
     # -- policies ---------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ with extra_imports():
 from ..logcapture import logged_warnings, request_index, told_once
 from ..models import checkpoint_name
 from ..results import Prediction
-from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_camera_sizes, warmup_message
+from .adapters import ObservationAdapter, RequestError, WireRequest, all_float32, warmup_camera_sizes, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import Event
 from .redaction import redact_credentials
@@ -63,6 +63,7 @@ __all__ = [
     "RefusalLog",
     "ServerConfig",
     "ServerThread",
+    "UnusableLog",
     "announce_listening",
     "api_key_matches",
     "authorized",
@@ -110,7 +111,8 @@ class RefusalLog:
     seconds only counted, then said as one `refused_summary` line (`of`, `status`, `count`, `seconds`); a window that
     counted some opens the next one, a quiet one ends, so the next refusal of that kind is logged in full again.
     /metrics still counts every refusal. A refusal the server caused (`error`) is logged each time: each comes with a
-    failure line of its own (`policy_failed`, `replica_failed`...) that names the connection.
+    failure line of its own (`policy_failed`, `replica_failed`...) that names the connection; unless that failure line
+    is itself windowed (`UnusableLog`), and the refusal with it (`windowed`).
 
     Called on the event loop (the windows close with its `call_later`, or `call_later` given); `flush()` says what
     the open windows hold, at the drain, before the loop and its timers stop."""
@@ -122,10 +124,11 @@ class RefusalLog:
         # (event, status) in a quiet window -> [refusals counted in it, its start on the monotonic clock, its timer]
         self._windows: dict[tuple[str, str], list[Any]] = {}
 
-    def __call__(self, event: str, status: str, **fields: Any) -> None:
+    def __call__(self, event: str, status: str, windowed: bool = False, **fields: Any) -> None:
+        """`windowed`: an `error` too is windowed (one whose failure line is itself windowed: `UnusableLog`)."""
         if not logger.isEnabledFor(logging.WARNING):
             return
-        if status == "error":
+        if status == "error" and not windowed:
             _log(logging.WARNING, event, status=status, **fields)
             return
         window = self._windows.get((event, status))
@@ -155,6 +158,30 @@ class RefusalLog:
         for key, (_, _, timer) in list(self._windows.items()):
             timer.cancel()
             self._said(key)
+
+
+class UnusableLog:
+    """The `reply_failed` ERROR lines of one front end for policy results no robot should run (`reply_fields`'
+    ValueError: NaN or inf actions, a wrong width): one line per kind (its text) per `every_s` seconds, without a
+    traceback (the same check each time); `repeated`: how many of that kind came since its last line. A model that
+    returns NaN for every request, or a client that found an input making it, wrote a traceback per request."""
+
+    _KINDS = 64  # texts remembered; past it they are forgotten (a model whose every reply fails differently)
+
+    def __init__(self, every_s: float = REFUSAL_SUMMARY_S) -> None:
+        self.every_s = every_s
+        self._seen: dict[str, list[float]] = {}  # text -> [its last line on the monotonic clock, requests since]
+
+    def __call__(self, error: BaseException, **fields: Any) -> None:
+        text, now = f"{type(error).__name__}: {error}"[:300], time.monotonic()
+        if len(self._seen) >= self._KINDS and text not in self._seen:
+            self._seen.clear()
+        seen = self._seen.setdefault(text, [-float("inf"), 0])
+        if now - seen[0] < self.every_s:
+            seen[1] += 1
+            return
+        _log(logging.ERROR, "reply_failed", **fields, error=text, repeated=int(seen[1]))
+        seen[0], seen[1] = now, 0
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
@@ -590,6 +617,7 @@ class PolicyServer:
         if self.recorder is not None:
             self.recorder.on_drop = self._metrics.records_dropped.inc
         self._refusals = RefusalLog()
+        self._unusable = UnusableLog()
         self._ready = False
         self._draining = False
         self._served = False  # serve() runs once per server
@@ -727,9 +755,10 @@ class PolicyServer:
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
             except Exception as exc:  # noqa: BLE001 - logged; not a Prediction, or actions no robot should run
-                log_failure("reply_failed", exc, conn=conn)
+                unusable = isinstance(exc, ValueError)  # from reply_fields: said once per window, no traceback
+                self._unusable(exc, conn=conn) if unusable else log_failure("reply_failed", exc, conn=conn)
                 text = f"internal server error: unusable policy result ({exc})"
-                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
+                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=unusable)
                 return None
             try:
                 await ws.send(reply)
@@ -856,10 +885,11 @@ class PolicyServer:
         self._active += 1
         return job
 
-    async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
+    async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str,
+                      windowed: bool = False) -> None:
         """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
         self._metrics.requests.labels(status).inc()
-        self._refusals("refused", status, conn=conn, peer=peer_name(ws.remote_address), reason=text[:500])
+        self._refusals("refused", status, windowed, conn=conn, peer=peer_name(ws.remote_address), reason=text[:500])
         if self.recorder is not None:
             self.recorder.refused(conn, text)
         try:
@@ -1373,8 +1403,8 @@ def reply_fields(pred: Prediction, warnings: Sequence[str] | None = None) -> dic
     actions = np.asarray(pred.actions)
     if actions.ndim != 2 or actions.shape[1] != len(pred.columns) or actions.dtype.kind not in "biuf":
         raise ValueError(f"actions {actions.dtype} {actions.shape} do not match the {len(pred.columns)} columns")
-    if not all_finite(actions):
-        raise ValueError("actions contain NaN or inf")
+    if not all_float32(actions):
+        raise ValueError("actions contain NaN, inf or values beyond float32's range")
     settings = _wire_safe(pred.settings)
     if isinstance(settings.get("checkpoint"), str):  # as the metadata frame names it, not by this machine's path
         settings["checkpoint"] = checkpoint_name(settings["checkpoint"])
