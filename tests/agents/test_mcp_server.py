@@ -1522,6 +1522,33 @@ def test_imagine_rolls_out_a_whole_trajectory_and_reports_progress_over_its_chun
     assert any("10 rows given, using the first 4" in w for w in first["warnings"]), first["warnings"]
 
 
+def test_a_whole_clip_or_trajectory_over_its_cap_is_refused_before_the_model_loads(toolbox, inputs_dir, long_clip,
+                                                                                   monkeypatch):
+    """`whole_clip` decoded and held every frame of a clip, `whole_trajectory` imagined every row of an actions file,
+    however many: other tools cap what one call does (MAX_OPEN_LOOP_CHUNKS, MAX_DREAM_CHUNKS). Refused naming the
+    argument and the cap, the clip's frames counted as they decode (one past the cap), before any model loads."""
+    from worldpolicy.agents import toolbox as toolbox_module
+
+    def no_load(*_, **__):
+        raise AssertionError("the checkpoint was loaded")
+
+    monkeypatch.setattr(toolbox, "policy", no_load)
+    monkeypatch.setattr(toolbox_module, "MAX_CLIP_FRAMES", 8)  # the clip has 9
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.infer_actions("go", str(long_clip), embodiment="bridge", whole_clip=True)
+    assert caught.value.parameter == "whole_clip" and caught.value.given is True
+    assert "whole_clip reads at most 8 frames of a clip per call" in str(caught.value)
+    assert caught.value.accepted.startswith("false, or a clip of at most 8 frames")
+    rows = inputs_dir / "many_rows.npy"
+    np.save(rows, np.zeros((33 * 4, 10)), allow_pickle=False)  # bridge's chunk_size is 4: 33 chunks
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.imagine("go", embodiment="bridge", image=str(inputs_dir / "obs.png"), actions_file=str(rows),
+                        whole_trajectory=True)
+    assert caught.value.parameter == "whole_trajectory"
+    assert "the 132 action rows make 33 chunks of chunk_size=4; one call imagines at most 32" in str(caught.value)
+    assert caught.value.accepted == "false, or at most 128 rows (imagine a longer one in parts)"
+
+
 def test_whole_trajectory_errors_name_it_before_the_model_loads(server, toolbox, inputs_dir, monkeypatch):
     """An embodiment whose state no action says (a state-conditioned relative_pose head) cannot be chained from chunk
     to chunk: refused naming whole_trajectory and what is accepted, as is a value that is not true or false, before

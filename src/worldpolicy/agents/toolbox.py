@@ -53,6 +53,10 @@ MAX_LISTED_TASKS = 50  # show_dataset: the task texts the result lists (all are 
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 CLIP_BATCH_SIZE = 8  # infer_actions(whole_clip=true): windows per batched forward (Policy.infer_actions' batch_size)
+# infer_actions(whole_clip=true): frames one call decodes and holds (68 s of DROID's 30 fps, 64 windows of 32), counted
+# as they decode: past it the call is refused before the model loads
+MAX_CLIP_FRAMES = 2048
+MAX_TRAJECTORY_CHUNKS = 32  # imagine(whole_trajectory=true): chunks one call imagines (a world-model call each)
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
 IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
 VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
@@ -762,7 +766,7 @@ class Toolbox:
     def _trajectory_chunks(self, emb, actions: np.ndarray) -> int:
         """How many chunks a whole trajectory of `actions` rolls out in, after refusing, before the model loads, an
         embodiment whose state cannot be carried from one chunk to the next
-        (`processing.trajectory.trajectory_refusal`)."""
+        (`processing.trajectory.trajectory_refusal`) and more than MAX_TRAJECTORY_CHUNKS chunks."""
         from ..processing.trajectory import trajectory_refusal
 
         refusal = trajectory_refusal(emb)
@@ -770,7 +774,13 @@ class Toolbox:
             why, accepted = refusal
             raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}")
         chunk_size = self._chunk_size(emb)
-        return math.ceil(len(actions) / chunk_size)
+        chunks = math.ceil(len(actions) / chunk_size)
+        if chunks > MAX_TRAJECTORY_CHUNKS:
+            raise ToolInputError(
+                "whole_trajectory", f"the {len(actions)} action rows make {chunks} chunks of chunk_size={chunk_size}; "
+                f"one call imagines at most {MAX_TRAJECTORY_CHUNKS}", True,
+                f"false, or at most {MAX_TRAJECTORY_CHUNKS * chunk_size} rows (imagine a longer one in parts)")
+        return chunks
 
     def infer_actions(
         self,
@@ -845,9 +855,12 @@ class Toolbox:
 
         chunk_size = self._chunk_size(emb)
         try:
-            clip = read_clip(path, emb, chunk_size + 1, start_frame, whole_clip, resample)
+            clip = read_clip(path, emb, chunk_size + 1, start_frame, whole_clip, resample, max_frames=MAX_CLIP_FRAMES)
         except ValueError as exc:
             message = str(exc).removeprefix("video: ")
+            if message.startswith("whole_clip"):
+                raise ToolInputError("whole_clip", message, True, f"false, or a clip of at most {MAX_CLIP_FRAMES} "
+                                     "frames (label a longer one in parts)") from None
             parameter = ("resample" if message.startswith("resample") else
                          "start_frame" if f"start_frame={start_frame}" in message else "video")
             given = {"resample": resample, "start_frame": start_frame, "video": video}[parameter]
