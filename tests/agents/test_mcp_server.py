@@ -637,6 +637,13 @@ def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir)
     assert list(toolbox._policies) == loaded_before
 
 
+def test_an_error_echoes_a_long_value_shortened():
+    """A `state` of a million values came back whole in the error's `given`."""
+    error = ToolInputError("state", "has 1000000 values", [0.5] * 10**6, "8 values").to_dict()
+    assert error["given"] == "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, ...]" and error["accepted"] == "8 values"
+    assert ToolInputError("state", "x", [0.5, 1]).to_dict()["given"] == [0.5, 1]  # short: as given
+
+
 def test_a_state_beyond_float32_is_refused_before_a_model_loads(toolbox, inputs_dir):
     """A state of 1e308 passed the finite check and the model, in float32, returned NaN actions for it: `predict`
     raised "the model returned NaN" naming no argument."""

@@ -668,6 +668,20 @@ def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
         worldpolicy.get_embodiment(own, "foo")
 
 
+@pytest.mark.parametrize(("key", "value"), [("name", "my_arm\nforged log line"), ("columns", None),
+                                            ("aliases", ["arm\t2"])])
+def test_a_name_with_a_control_character_is_refused(key, value):
+    """A newline in an embodiment's name split the log line (and listing) it was written in."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    spec = {**worldpolicy.get_embodiment("pusht").to_dict(), "name": "my_arm", "aliases": []}
+    if key == "columns":
+        value = [*spec["columns"][:-1], "y\n"]
+    with pytest.raises(ValueError, match=rf"embodiment .*: {key} has .*, which holds a control character \(newline, "
+                                         r"tab...\); accepted: printable text"):
+        embodiment_from_dict({**spec, key: value})
+
+
 def test_a_spec_made_from_to_dict_of_a_variant_is_refused_naming_variants_and_to_spec_registers():
     """`{**get_embodiment("droid/relative_pose").to_dict(), "name": ...}` (docs/robot.md's recipe, from another head)
     failed with `TypeError: list indices must be integers or slices, not str`: to_dict() lists the variants by name.

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import reprlib
 import secrets
 import shutil
 import threading
@@ -76,7 +77,7 @@ class ToolInputError(ValueError):
         if self.given is not None:
             out["given"] = _jsonable(self.given)
         if self.accepted is not None:
-            out["accepted"] = _jsonable(self.accepted)
+            out["accepted"] = _jsonable(self.accepted, shorten=False)  # ours to say whole
         return out
 
 
@@ -92,12 +93,20 @@ def plot_images(result: Any) -> list[bytes]:
     return [data for data in images if len(data) <= MAX_INLINE_PLOT_BYTES]
 
 
-def _jsonable(x: Any) -> Any:
+MAX_ECHOED_CHARS = 500  # a value an error echoes back (`given`): longer as JSON, it is shortened
+_ECHO = reprlib.Repr()  # keyword arguments only from Python 3.12
+_ECHO.maxlevel, _ECHO.maxlist, _ECHO.maxtuple, _ECHO.maxdict = 3, 8, 8, 8
+_ECHO.maxstring, _ECHO.maxother, _ECHO.maxlong = 200, 200, 40
+
+
+def _jsonable(x: Any, shorten: bool = True) -> Any:
+    """`x` as an error echoes it: itself where it is JSON (of at most MAX_ECHOED_CHARS, with `shorten`), else its
+    shortened repr (a `state` of a million values came back whole)."""
     try:
-        json.dumps(x)
-        return x
-    except TypeError:
-        return repr(x)[:500]
+        text = json.dumps(x)
+    except (TypeError, ValueError):  # not JSON; nested too deep
+        return _ECHO.repr(x)
+    return x if not shorten or len(text) <= MAX_ECHOED_CHARS else _ECHO.repr(x)
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
