@@ -257,8 +257,8 @@ class ChunkController:
                                     or horizon < 1):
             raise ValueError(f"horizon: expected an int >= 1 or None, got {horizon!r}")
         if horizon is not None and self.latency >= horizon:
-            raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the horizon of {horizon} ticks: no reply "
-                             f"would land before it; accepted: 0 to {horizon - 1}")
+            raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the horizon of {horizon} "
+                             f"ticks: no reply would land before it; accepted: 0 to {horizon - 1}")
         self._drop_pending()
         self.horizon = horizon
         self.tick = 0  # ticks run since reset
@@ -400,7 +400,8 @@ class ChunkController:
         (`ChunkStrategy.max_latency`): refused when the arm would never move."""
         most = self.strategy.max_latency(chunk)
         if most is not None and self.latency > most:
-            raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the policy's {chunk}-step chunk: with the "
+            raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the policy's {chunk}-step "
+                             "chunk: with the "
                              f"{self.strategy.kind!r} strategy every reply lands past its whole chunk and is dropped, "
                              f"so the arm never moves; accepted: 0 to {most} ticks, or the 'execute' or 'async' "
                              "strategy, whose late request holds the arm until its chunk runs")

@@ -139,8 +139,8 @@ def _decode_array(obj: dict, max_array_bytes: int) -> np.ndarray:
         raise CodecError(f"array data must be msgpack bin, got {type(data).__name__}")
     if type(shape) is not list or len(shape) > _MAX_NDIM or not all(type(n) is int and n >= 0 for n in shape):
         raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} non-negative ints, got {shape!r:.80}")
-    # a zero dimension makes no bytes of any other: [0, 2**62] matched its empty data, and numpy then refused it as "array
-    # is too big" (said as a malformed message): the other dimensions must fit the limit too
+    # a zero dimension makes no bytes of any other: [0, 2**62] matched its empty data, and numpy then refused it as
+    # "array is too big" (said as a malformed message): the other dimensions must fit the limit too
     if (spanned := math.prod(float(n or 1) for n in shape) * dtype.itemsize) > max_array_bytes:
         raise CodecError(f"array shape {tuple(shape)!r:.80} of dtype {dtype.str!r} spans {spanned:g} bytes (a 0 "
                          f"dimension counted as 1); max_array_bytes={max_array_bytes}")
