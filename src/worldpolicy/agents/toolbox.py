@@ -631,7 +631,9 @@ class Toolbox:
             except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
                 # unless it is warned of (actions or a state far outside the training range): the likely cause then
                 said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
-                raise RuntimeError(f"{exc}{said}") from exc
+                # the folder is removed below: its file keeps nothing (`write_run` says it does, for the CLI's runs)
+                why = str(exc).replace(f"{str(run_dir / ACTIONS_FILE)!r} keeps them", "the run folder is removed")
+                raise RuntimeError(f"{why}{said}") from exc
             files = self._run_files(run_dir)
             if animate:
                 from ..viz.report import write_report
