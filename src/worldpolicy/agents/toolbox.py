@@ -460,7 +460,7 @@ class Toolbox:
         passed on unread: the run ignores it, and the call's warnings say so (`policy.ignored_state_warning`).
         `per_frame` (inverse dynamics) also takes one row per clip frame: a window from a later frame starts from
         that frame's state."""
-        accepted = f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
+        accepted = f"{emb.action_dim} {FLOAT32_ACCEPTED}: {', '.join(emb.columns)}"
         if per_frame:
             accepted += " (or a row of them per clip frame)"
         if not emb.state_history:
@@ -479,7 +479,7 @@ class Toolbox:
             raise ToolInputError("state", f"has {values.shape[-1]} values{' a row' if values.ndim == 2 else ''}, "
                                  f"embodiment {emb.key!r} takes {emb.action_dim}", state, accepted)
         if beyond_float32(values).any():
-            raise ToolInputError("state", "holds NaN, inf or values beyond float32", state, FLOAT32_ACCEPTED)
+            raise ToolInputError("state", "holds NaN, inf or values beyond float32", state, accepted)
         return values
 
     def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str, list[str]]:
