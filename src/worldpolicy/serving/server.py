@@ -43,6 +43,7 @@ with extra_imports():
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
     from websockets.protocol import State
+    from websockets.version import version as websockets_version
 
 from ..logcapture import logged_warnings, request_index, told_once
 from ..models import checkpoint_name
@@ -182,6 +183,11 @@ class UnusableLog:
             return
         _log(logging.ERROR, "reply_failed", **fields, error=text, repeated=int(seen[1]))
         seen[0], seen[1] = now, 0
+
+
+# the size so far of a fragmented message being received, on websockets' Protocol: `current_size` from websockets 16
+# on, `cur_size` before (the serve extra accepts 13 and later)
+_MESSAGE_SIZE_SO_FAR = "current_size" if int(websockets_version.split(".")[0]) >= 16 else "cur_size"
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
@@ -794,7 +800,11 @@ class PolicyServer:
         and its deadline (`message_timeout_s` after the message's first byte). The connection that goes over the sum
         closes with 1013 (`busy`), one past its deadline with 1008 (`too_slow`). Two attribute reads per read."""
         protocol = ws.protocol
-        incoming = (protocol.current_size or 0) + len(protocol.reader.buffer) if protocol.state is State.OPEN else 0
+        if protocol.state is State.OPEN:
+            so_far = getattr(protocol, _MESSAGE_SIZE_SO_FAR)
+            incoming = (so_far or 0) + len(protocol.reader.buffer)
+        else:
+            incoming = 0
         self._incoming += incoming - ws.incoming
         ws.incoming = incoming
         if not incoming:
