@@ -537,7 +537,8 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
                                             "actions_file": str(path)})
     assert error["parameter"] == "actions_file" and "NaN or inf at row 2, column 'r0'" in error["message"], error
     # the parameter names the file and `given` its path: the message said "actions_file: actions file '…': …"
-    assert error["message"] == "actions_file: NaN or inf at row 2, column 'r0'" and error["given"] == str(path), error
+    assert error["message"].startswith("actions_file: NaN or inf at row 2, column 'r0'; accepted: finite"), error
+    assert error["given"] == str(path), error
 
 
 def test_an_actions_file_is_read_as_every_other_reader_reads_it(server, toolbox, inputs_dir):
@@ -636,6 +637,26 @@ def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir)
     assert list(toolbox._policies) == loaded_before
 
 
+def test_an_error_echoes_a_long_value_shortened():
+    """A `state` of a million values came back whole in the error's `given`."""
+    error = ToolInputError("state", "has 1000000 values", [0.5] * 10**6, "8 values").to_dict()
+    assert error["given"] == "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, ...]" and error["accepted"] == "8 values"
+    assert ToolInputError("state", "x", [0.5, 1]).to_dict()["given"] == [0.5, 1]  # short: as given
+
+
+def test_a_state_beyond_float32_is_refused_before_a_model_loads(toolbox, inputs_dir):
+    """A state of 1e308 passed the finite check and the model, in float32, returned NaN actions for it: `predict`
+    raised "the model returned NaN" naming no argument."""
+    from worldpolicy.agents import ToolInputError
+
+    loaded_before = list(toolbox._policies)
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.predict("go", embodiment="droid", image=str(inputs_dir / "obs.png"), state=[0.0] * 7 + [1e308])
+    assert caught.value.parameter == "state" and "beyond float32" in str(caught.value)
+    assert "float32's range" in caught.value.accepted
+    assert list(toolbox._policies) == loaded_before
+
+
 @pytest.fixture
 def nan_model(monkeypatch):
     """The model returns NaN in its first action column (a broken checkpoint, float16 overflow)."""
@@ -660,7 +681,9 @@ def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(ser
                                             "steps": 1})
     assert error["type"] == "internal_error" and "parameter" not in error, error
     assert sorted(toolbox.config.output_dir.glob("policy-*")) == runs_before
-    assert "the model returned NaN or inf" in error["message"] and "keeps them" in error["message"], error
+    assert "the model returned NaN or inf" in error["message"], error
+    # the folder its actions.json was in is gone: the message said that file kept them
+    assert "the run folder is removed, no plots were drawn" in error["message"] and "keeps" not in error["message"]
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
@@ -1506,6 +1529,33 @@ def test_imagine_rolls_out_a_whole_trajectory_and_reports_progress_over_its_chun
     first = ok(server, "imagine_rollout", base)  # left out: the first chunk, as before, and said
     assert np.asarray(first["actions"]).shape == (4, 10) and first["trajectory"] is None
     assert any("10 rows given, using the first 4" in w for w in first["warnings"]), first["warnings"]
+
+
+def test_a_whole_clip_or_trajectory_over_its_cap_is_refused_before_the_model_loads(toolbox, inputs_dir, long_clip,
+                                                                                   monkeypatch):
+    """`whole_clip` decoded and held every frame of a clip, `whole_trajectory` imagined every row of an actions file,
+    however many: other tools cap what one call does (MAX_OPEN_LOOP_CHUNKS, MAX_DREAM_CHUNKS). Refused naming the
+    argument and the cap, the clip's frames counted as they decode (one past the cap), before any model loads."""
+    from worldpolicy.agents import toolbox as toolbox_module
+
+    def no_load(*_, **__):
+        raise AssertionError("the checkpoint was loaded")
+
+    monkeypatch.setattr(toolbox, "policy", no_load)
+    monkeypatch.setattr(toolbox_module, "MAX_CLIP_FRAMES", 8)  # the clip has 9
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.infer_actions("go", str(long_clip), embodiment="bridge", whole_clip=True)
+    assert caught.value.parameter == "whole_clip" and caught.value.given is True
+    assert "whole_clip reads at most 8 frames of a clip per call" in str(caught.value)
+    assert caught.value.accepted.startswith("false, or a clip of at most 8 frames")
+    rows = inputs_dir / "many_rows.npy"
+    np.save(rows, np.zeros((33 * 4, 10)), allow_pickle=False)  # bridge's chunk_size is 4: 33 chunks
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.imagine("go", embodiment="bridge", image=str(inputs_dir / "obs.png"), actions_file=str(rows),
+                        whole_trajectory=True)
+    assert caught.value.parameter == "whole_trajectory"
+    assert "the 132 action rows make 33 chunks of chunk_size=4; one call imagines at most 32" in str(caught.value)
+    assert caught.value.accepted == "false, or at most 128 rows (imagine a longer one in parts)"
 
 
 def test_whole_trajectory_errors_name_it_before_the_model_loads(server, toolbox, inputs_dir, monkeypatch):

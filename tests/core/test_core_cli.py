@@ -138,8 +138,12 @@ def _cuda() -> bool:
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
         # float() reads them, and the policy refused them only after the weights had loaded
-        (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], ("--state has NaN or inf in joint_3, gripper "
-         "(given '0,0,0,nan,0,0,0,inf'); accepted: finite numbers")),
+        (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], (
+            "--state has NaN, inf or values beyond float32 in joint_3, gripper (given '0,0,0,nan,0,0,0,inf'); "
+            "accepted: finite numbers within float32's range")),
+        # 1e308 is finite, and inf in the float32 model: its actions came out NaN
+        (["--embodiment", "droid", "--state", "0,0,0,1e308,0,0,0,0"], (
+            "--state has NaN, inf or values beyond float32 in joint_3 (given '0,0,0,1e308,0,0,0,0')")),
         (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
                                "float16, fp16 (in any case)")),
         # it told a command-line user to "use device='cpu'", a Python parameter

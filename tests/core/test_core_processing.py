@@ -696,6 +696,20 @@ def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
         worldpolicy.get_embodiment(own, "foo")
 
 
+@pytest.mark.parametrize(("key", "value"), [("name", "my_arm\nforged log line"), ("columns", None),
+                                            ("aliases", ["arm\t2"])])
+def test_a_name_with_a_control_character_is_refused(key, value):
+    """A newline in an embodiment's name split the log line (and listing) it was written in."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    spec = {**worldpolicy.get_embodiment("pusht").to_dict(), "name": "my_arm", "aliases": []}
+    if key == "columns":
+        value = [*spec["columns"][:-1], "y\n"]
+    with pytest.raises(ValueError, match=rf"embodiment .*: {key} has .*, which holds a control character \(newline, "
+                                         r"tab...\); accepted: printable text"):
+        embodiment_from_dict({**spec, key: value})
+
+
 def test_a_spec_made_from_to_dict_of_a_variant_is_refused_naming_variants_and_to_spec_registers():
     """`{**get_embodiment("droid/relative_pose").to_dict(), "name": ...}` (docs/robot.md's recipe, from another head)
     failed with `TypeError: list indices must be integers or slices, not str`: to_dict() lists the variants by name.
@@ -2148,9 +2162,16 @@ def test_a_state_with_nan_names_its_columns(tiny_checkpoint):
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
     image = np.zeros((64, 64, 3), np.uint8)
     gripper_lost = [0.1] * 7 + [np.nan]
-    with pytest.raises(ValueError, match=r"state contains NaN or inf in gripper \(given \[0.1, .*nan\]\); accepted: "
-                                         r"finite numbers, one per column \(joint_0, .*gripper\)"):
+    with pytest.raises(ValueError, match=r"state contains NaN, inf or values beyond float32 in gripper \(given \[0.1, "
+                                         r".*nan\]\); accepted: finite numbers within float32's range .*, one per "
+                                         r"column \(joint_0, .*gripper\)"):
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=gripper_lost))
+    # finite, and inf in the float32 model: its actions came out NaN (a server answered 1011, logged per request)
+    with pytest.raises(ValueError, match=r"beyond float32 in joint_2 \(given \[0.1, 0.1, 1e\+308,"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[0.1, 0.1, 1e308] + [0.1] * 5))
+    with pytest.raises(ValueError, match=r"action_prefix holds 1e\+39 at row 0, column 'joint_0'; accepted: finite "
+                                         r"numbers within float32's range"):
+        policy.act(image, "x", state=[0.1] * 8, action_prefix=[[1e39] + [0.0] * 7])
 
 
 def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):

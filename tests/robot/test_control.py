@@ -469,6 +469,10 @@ def test_a_latency_asks_for_no_reply_that_would_land_at_the_horizon(decoder):
     with pytest.raises(ValueError, match=r"latency: 7 ticks is at or past the horizon of 7 ticks: no reply would "
                                          r"land before it; accepted: 0 to 6"):
         ChunkController(policy, decoder, latency=7).reset(horizon=7)
+    # a huge one is said shortened, not as its 301 digits
+    with pytest.raises(ValueError, match=r"^latency: 100000000000000000\.\.\.0000000000000000000 ticks is at or past "
+                                         r"the horizon"):
+        ChunkController(policy, decoder, latency=10**300).reset(horizon=7)
 
 
 @pytest.mark.parametrize("latency", [-1, 1.5, True, "2", None])

@@ -8,7 +8,7 @@ from serving_standins import droid_request
 
 from worldpolicy import get_embodiment
 from worldpolicy.embodiments import embodiment_from_dict
-from worldpolicy.serving.adapters import IMAGE_KEY, ObservationAdapter, RequestError, all_finite, warmup_message
+from worldpolicy.serving.adapters import IMAGE_KEY, ObservationAdapter, RequestError, all_float32, warmup_message
 
 DROID = get_embodiment("droid")
 
@@ -90,17 +90,21 @@ def test_local_policy_options_travel_by_their_names():
     assert fd.options == {"actions_space": "normalized"}
 
 
-def test_all_finite_is_exact_on_every_path():
-    assert all_finite(np.array([1e308, 1e308]))  # the sum overflows, so numpy has the last word
-    assert not all_finite(np.array([np.inf, -np.inf]))  # their sum is NaN: still caught
-    assert not all_finite(np.array([0.0, np.nan], np.float32))
+def test_all_float32_is_exact_on_every_path():
+    """1e308 is finite, and inf in the float32 model, which then returned NaN actions (answered 1011 per request)."""
+    assert not all_float32(np.array([1e308, 1e308]))  # the sum overflows, so numpy has the last word
+    assert not all_float32(np.array([0.0, 1e39])) and not all_float32(np.array([-1e39]))  # a finite sum: min and max
+    assert all_float32(np.array([3e38, -3e38])) and all_float32(np.array([1, 2], np.int64))
+    assert not all_float32(np.array([np.inf, -np.inf]))  # their sum is NaN: still caught
+    assert not all_float32(np.array([0.0, np.nan], np.float32))
     chunk = np.zeros((32, 8))  # past a few values: numpy
-    assert all_finite(chunk) and all_finite(np.full((32, 8), 1e308)) and all_finite(np.full((32, 8), 1e37, np.float32))
+    assert all_float32(chunk) and all_float32(np.full((32, 8), 1e37, np.float32))
+    assert not all_float32(np.full((32, 8), 1e308))
     for bad in (np.nan, np.inf, -np.inf):
         chunk[31, 7] = bad
-        assert not all_finite(chunk) and not all_finite(chunk.astype(np.float32))
-    assert all_finite(np.zeros(2000)) and not all_finite(np.full(2000, np.inf))  # large: numpy
-    assert all_finite(np.zeros(0))
+        assert not all_float32(chunk) and not all_float32(chunk.astype(np.float32))
+    assert all_float32(np.zeros(2000)) and not all_float32(np.full(2000, np.inf))  # large: numpy
+    assert all_float32(np.zeros(0))
 
 
 def _without(key):
@@ -135,9 +139,12 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(observation__wrist_image_left=np.zeros(5, np.uint8)), "wrist_image_left has shape"),
         (_with(observation__wrist_image_left=np.zeros((5000, 2, 3), np.uint8)), "at most 4096"),
         (_with(observation__wrist_image_left=np.full((4, 4, 3), np.nan)), "wrist_image_left contains NaN"),
-        (_with(observation__joint_position=np.array([0, np.inf, 0, 0, 0, 0, 0])), "joint_position contains NaN or inf"),
+        (_with(observation__joint_position=np.array([0, np.inf, 0, 0, 0, 0, 0])), "joint_position contains NaN, in"),
+        # finite, and inf in the float32 model, whose actions came out NaN: answered 1011 and logged per request
+        (_with(observation__joint_position=np.full(7, 1e308)), ("joint_position contains NaN, inf or values beyond "
+         r"float32's range; accepted: finite numbers within float32's range \(\|x\| <= 3.4e\+38\)")),
         # both finiteness paths: small arrays summed as Python floats, large ones through numpy; one bad value is enough
-        (_with(observation__joint_position=np.array([0, 0, 0, 0, 0, 0, -np.inf], np.float32)), "contains NaN or inf"),
+        (_with(observation__joint_position=np.array([0, 0, 0, 0, 0, 0, -np.inf], np.float32)), "contains NaN, inf or"),
         (_with(observation__wrist_image_left=_one_bad_value((24, 24, 3))), "wrist_image_left contains NaN"),
         (_with(mode="forward_dynamics", actions=_one_bad_value((32, 8))), "actions contains NaN"),
         (_with(observation__joint_position="fast"), "joint_position must be a numeric array"),
@@ -165,6 +172,8 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(action_prefix=np.ones(8)), r"^action_prefix has shape \(8,\); accepted: rows \[d, 8\]"),
         (_with(action_prefix=np.zeros((0, 8))), r"^action_prefix holds no rows \(shape \(0, 8\)\)"),
         (_with(action_prefix=np.full((1, 8), np.inf)), "^action_prefix holds inf at row 0, column 'joint_0'"),
+        (_with(action_prefix=np.full((1, 8), 1e308)),
+         "^action_prefix holds 1e\\+308 at row 0, column 'joint_0'; accepted: finite numbers within float32"),
         (_with(action_prefix="hold"), "^action_prefix='hold' must be a list or array of numbers"),
         (_with(mode="forward_dynamics", actions=np.ones((32, 8)), action_prefix=np.ones((1, 8))),
          "^action_prefix was given with mode='forward_dynamics'; accepted: mode='policy' alone"),

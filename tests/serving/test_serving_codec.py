@@ -192,3 +192,14 @@ def test_fuzz_random_bytes_fail_only_with_codec_error(blob):
         unpackb(blob)
     except CodecError:
         pass
+
+
+@pytest.mark.parametrize("shape", [[0, 2**62], [2**64 - 1] * 8])
+def test_an_empty_array_of_absurd_dimensions_names_the_limit(shape):
+    """[0, 2**62] matched its empty data, and numpy refused it as "malformed msgpack message: array is too big"."""
+    message = msgpack.packb({"state": {b"__ndarray__": True, b"data": b"", b"dtype": "<f4", b"shape": shape}})
+    with pytest.raises(CodecError, match=r"^array shape \(.* of dtype '<f4' spans .* bytes \(a 0 dimension counted as "
+                                         r"1\); max_array_bytes=67108864$"):
+        unpackb(message)
+    assert unpackb(msgpack.packb({"s": {b"__ndarray__": True, b"data": b"", b"dtype": "<f4", b"shape": [0, 8]}}))[
+        "s"].shape == (0, 8)

@@ -311,6 +311,33 @@ def test_a_bad_batch_timeout_s_names_the_flag(tmp_path, capsys, value):
     assert f"serve: error: --batch-timeout-s={float(value)} is invalid; accepted: None (no limit) or a finite" in err
 
 
+@pytest.mark.parametrize(("given", "expected"), [([], (60.0, 2**30)),
+                                                (["--message-timeout-s", "5", "--max-incoming-mb", "100"],
+                                                 (5.0, 100 * 2**20))])
+def test_message_timeout_and_max_incoming_reach_the_server(tmp_path, monkeypatch, given, expected):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    seen = []
+    monkeypatch.setattr(PolicyServer, "run",
+                        lambda self: seen.append((self.config.message_timeout_s, self.config.max_incoming_bytes)) or 0)
+    assert main(_serve(tmp_path, "--device", "cpu", *given)) == 0
+    assert seen == [expected]
+
+
+def test_max_incoming_mb_below_max_message_mb_names_both_flags(tmp_path, capsys):
+    assert main(_serve(tmp_path, "--max-incoming-mb", "32")) == 2
+    assert "serve: error: --max-incoming-mb 32 is invalid; accepted: a finite number of MiB at least " \
+           "--max-message-mb (64)" in capsys.readouterr().err
+
+
+def test_a_bad_message_timeout_s_names_the_flag(tmp_path, capsys):
+    _checked_checkpoint(tmp_path)
+    assert main(_serve(tmp_path, "--device", "cpu", "--message-timeout-s", "0")) == 2
+    assert "serve: error: --message-timeout-s=0.0 is invalid; accepted: None (no limit) or a finite" in \
+        capsys.readouterr().err
+
+
 def test_serve_closes_the_policy_it_loaded_at_shutdown(tmp_path, monkeypatch):
     from worldpolicy.serving.server import PolicyServer
 
@@ -422,5 +449,6 @@ def test_serve_help_states_the_defaults_the_server_and_its_recording_use():
     assert {name for name, *_ in compared} >= {"host", "port", "max_batch", "max_wait_ms", "max_queue",
                                                 "max_connections", "drain_timeout_s", "event_loop"}
     assert [(name, flag) for name, flag, field in compared if flag != field] == []
+    assert flags["max_incoming_mb"].default * 2**20 == fields["max_incoming_bytes"]
     assert f"(default: {DEFAULT_EPISODE_GAP_S:g};" in flags["record_episode_gap"].help
     assert f"as one ends, {KeepSchedule.EVERY_S / 60:g} minutes or more apart" in flags["record"].help

@@ -103,7 +103,7 @@ def test_one_bad_request_fails_alone_and_probes_answer(ray_endpoint):
     assert "bad request: observation/joint_position must be a numeric array, got a ragged list" in results[0]
     for k, actions in enumerate(results[1:4]):
         np.testing.assert_allclose(actions, expected_actions(np.full(7, k), "fine"))
-    assert "unusable policy result (actions contain NaN or inf)" in results[4]
+    assert "unusable policy result (actions contain NaN, inf or values beyond float32's range)" in results[4]
     assert http_get(ray_endpoint, "/metrics")[0] == 401
     status, text = http_get(ray_endpoint, "/metrics", {"Authorization": "Api-Key ray-key-0001"})
     assert status == 200, text

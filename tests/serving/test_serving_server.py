@@ -375,8 +375,9 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert all(r.exc_info is None for r in records)  # no traceback lines after the JSON object
     entries = {e["event"]: e for e in (json.loads(r.getMessage()) for r in records)}
     assert entries["policy_failed"]["mode"] == "policy" and "raise AssertionError" in entries["policy_failed"]["traceback"]
-    assert entries["reply_failed"]["error"] == "ValueError: actions contain NaN or inf"
-    assert "Traceback (most recent call last)" in entries["reply_failed"]["traceback"]
+    # a result no robot should run: the same check each time, said without a traceback (`UnusableLog`)
+    assert entries["reply_failed"]["error"] == "ValueError: actions contain NaN, inf or values beyond float32's range"
+    assert "traceback" not in entries["reply_failed"] and entries["reply_failed"]["repeated"] == 0
     # the refusal names the client as its connect line does (a server for several robots: which one was it?)
     lines = [json.loads(r.getMessage()) for r in records]
     peers = {e["conn"]: e["peer"] for e in lines if e["event"] == "connect"}
@@ -387,6 +388,25 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     # a connection's last line says what it did: the first answered one request, then its second was refused
     first = next(e for e in lines if e["event"] == "disconnect")
     assert first["conn"] == said[0]["conn"] and first["requests"] == 1 and first["seconds"] > 0
+
+
+def test_a_model_returning_nan_is_logged_once_per_kind_not_per_request(serve, caplog):
+    """Each request a model answered with NaN wrote a traceback at ERROR: a client that found such an input (a state
+    of 1e308, before it was refused) could flood the log. Now one line per kind per window, the rest counted."""
+    t = serve(StandInPolicy(batching=False))
+    t.server._refusals.every_s = t.server._unusable.every_s = 3600  # one window, however slow the machine
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        for _ in range(3):
+            with RemotePolicy(t.url) as policy, pytest.raises(ServerError, match="unusable policy result"):
+                policy.act(droid_request(np.zeros(7)), "nan")
+        assert metric(t, 'worldpolicy_requests_total{status="error"}') == 3.0  # each still counted
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    assert [e["event"] for e in lines if e["event"] in ("reply_failed", "refused")] == ["reply_failed", "refused"]
+    assert all("traceback" not in e for e in lines)
+    t.stop()  # the drain says what the open window counted
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    summary = [e for e in lines if e["event"] == "refused_summary"]
+    assert [(e["status"], e["count"]) for e in summary] == [("error", 2)]
 
 
 def test_shutdown_closes_the_policy_the_server_owns_after_its_last_batch(caplog):

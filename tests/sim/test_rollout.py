@@ -246,6 +246,7 @@ def test_a_latency_is_whole_control_steps_rounded_to_the_nearest_halves_up(ms, h
     (float("nan"), r"got nan"), (float("inf"), r"got inf"), ("200", r"got '200'"), (True, r"got True"),
     (3967, (r"latency_ms: 3967 ms is 60 control steps at 15 Hz, at or past the 60-step limit: no reply would land "
            r"before it; accepted: 0 to below 3966.67 ms")),
+    (1e300, r"^latency_ms: 1e\+300 ms is 1.5e\+298 control steps at 15 Hz"),  # not the 299 digits of an int
 ])
 def test_a_bad_latency_is_refused_naming_it(ms, said):
     from worldpolicy.sim.rollout import latency_ticks

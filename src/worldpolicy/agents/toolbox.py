@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import reprlib
 import secrets
 import shutil
 import threading
@@ -30,6 +31,7 @@ from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_chec
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
+from ..processing.actions import FLOAT32_ACCEPTED, beyond_float32
 from ..processing.prompts import check_length
 from ..sim.tasks import EVAL_SEED
 
@@ -52,6 +54,10 @@ MAX_LISTED_TASKS = 50  # show_dataset: the task texts the result lists (all are 
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 CLIP_BATCH_SIZE = 8  # infer_actions(whole_clip=true): windows per batched forward (Policy.infer_actions' batch_size)
+# infer_actions(whole_clip=true): frames one call decodes and holds (68 s of DROID's 30 fps, 64 windows of 32), counted
+# as they decode: past it the call is refused before the model loads
+MAX_CLIP_FRAMES = 2048
+MAX_TRAJECTORY_CHUNKS = 32  # imagine(whole_trajectory=true): chunks one call imagines (a world-model call each)
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
 IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
 VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
@@ -71,7 +77,7 @@ class ToolInputError(ValueError):
         if self.given is not None:
             out["given"] = _jsonable(self.given)
         if self.accepted is not None:
-            out["accepted"] = _jsonable(self.accepted)
+            out["accepted"] = _jsonable(self.accepted, shorten=False)  # ours to say whole
         return out
 
 
@@ -87,12 +93,20 @@ def plot_images(result: Any) -> list[bytes]:
     return [data for data in images if len(data) <= MAX_INLINE_PLOT_BYTES]
 
 
-def _jsonable(x: Any) -> Any:
+MAX_ECHOED_CHARS = 500  # a value an error echoes back (`given`): longer as JSON, it is shortened
+_ECHO = reprlib.Repr()  # keyword arguments only from Python 3.12
+_ECHO.maxlevel, _ECHO.maxlist, _ECHO.maxtuple, _ECHO.maxdict = 3, 8, 8, 8
+_ECHO.maxstring, _ECHO.maxother, _ECHO.maxlong = 200, 200, 40
+
+
+def _jsonable(x: Any, shorten: bool = True) -> Any:
+    """`x` as an error echoes it: itself where it is JSON (of at most MAX_ECHOED_CHARS, with `shorten`), else its
+    shortened repr (a `state` of a million values came back whole)."""
     try:
-        json.dumps(x)
-        return x
-    except TypeError:
-        return repr(x)[:500]
+        text = json.dumps(x)
+    except (TypeError, ValueError):  # not JSON; nested too deep
+        return _ECHO.repr(x)
+    return x if not shorten or len(text) <= MAX_ECHOED_CHARS else _ECHO.repr(x)
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
@@ -446,7 +460,7 @@ class Toolbox:
         passed on unread: the run ignores it, and the call's warnings say so (`policy.ignored_state_warning`).
         `per_frame` (inverse dynamics) also takes one row per clip frame: a window from a later frame starts from
         that frame's state."""
-        accepted = f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
+        accepted = f"{emb.action_dim} {FLOAT32_ACCEPTED}: {', '.join(emb.columns)}"
         if per_frame:
             accepted += " (or a row of them per clip frame)"
         if not emb.state_history:
@@ -464,8 +478,8 @@ class Toolbox:
         if values.shape[-1] != emb.action_dim:
             raise ToolInputError("state", f"has {values.shape[-1]} values{' a row' if values.ndim == 2 else ''}, "
                                  f"embodiment {emb.key!r} takes {emb.action_dim}", state, accepted)
-        if not np.all(np.isfinite(values)):
-            raise ToolInputError("state", "contains NaN or inf", state, accepted)
+        if beyond_float32(values).any():
+            raise ToolInputError("state", "holds NaN, inf or values beyond float32", state, accepted)
         return values
 
     def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str, list[str]]:
@@ -499,8 +513,8 @@ class Toolbox:
             raise ToolInputError("actions", "expected a list of equal-length rows of numbers", _jsonable(actions))
         if a.ndim != 2 or a.shape[1] != emb.action_dim or a.shape[0] < 1:
             raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
-        if not np.all(np.isfinite(a)):
-            raise ToolInputError("actions", "contains NaN or inf", None)
+        if beyond_float32(a).any():
+            raise ToolInputError("actions", "holds NaN, inf or values beyond float32", None, FLOAT32_ACCEPTED)
         return a, "physical", []
 
     # -- policies ---------------------------------------------------------------------------------------------
@@ -617,7 +631,9 @@ class Toolbox:
             except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
                 # unless it is warned of (actions or a state far outside the training range): the likely cause then
                 said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
-                raise RuntimeError(f"{exc}{said}") from exc
+                # the folder is removed below: its file keeps nothing (`write_run` says it does, for the CLI's runs)
+                why = str(exc).replace(f"{str(run_dir / ACTIONS_FILE)!r} keeps them", "the run folder is removed")
+                raise RuntimeError(f"{why}{said}") from exc
             files = self._run_files(run_dir)
             if animate:
                 from ..viz.report import write_report
@@ -761,7 +777,7 @@ class Toolbox:
     def _trajectory_chunks(self, emb, actions: np.ndarray) -> int:
         """How many chunks a whole trajectory of `actions` rolls out in, after refusing, before the model loads, an
         embodiment whose state cannot be carried from one chunk to the next
-        (`processing.trajectory.trajectory_refusal`)."""
+        (`processing.trajectory.trajectory_refusal`) and more than MAX_TRAJECTORY_CHUNKS chunks."""
         from ..processing.trajectory import trajectory_refusal
 
         refusal = trajectory_refusal(emb)
@@ -769,7 +785,13 @@ class Toolbox:
             why, accepted = refusal
             raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}")
         chunk_size = self._chunk_size(emb)
-        return math.ceil(len(actions) / chunk_size)
+        chunks = math.ceil(len(actions) / chunk_size)
+        if chunks > MAX_TRAJECTORY_CHUNKS:
+            raise ToolInputError(
+                "whole_trajectory", f"the {len(actions)} action rows make {chunks} chunks of chunk_size={chunk_size}; "
+                f"one call imagines at most {MAX_TRAJECTORY_CHUNKS}", True,
+                f"false, or at most {MAX_TRAJECTORY_CHUNKS * chunk_size} rows (imagine a longer one in parts)")
+        return chunks
 
     def infer_actions(
         self,
@@ -844,9 +866,12 @@ class Toolbox:
 
         chunk_size = self._chunk_size(emb)
         try:
-            clip = read_clip(path, emb, chunk_size + 1, start_frame, whole_clip, resample)
+            clip = read_clip(path, emb, chunk_size + 1, start_frame, whole_clip, resample, max_frames=MAX_CLIP_FRAMES)
         except ValueError as exc:
             message = str(exc).removeprefix("video: ")
+            if message.startswith("whole_clip"):
+                raise ToolInputError("whole_clip", message, True, f"false, or a clip of at most {MAX_CLIP_FRAMES} "
+                                     "frames (label a longer one in parts)") from None
             parameter = ("resample" if message.startswith("resample") else
                          "start_frame" if f"start_frame={start_frame}" in message else "video")
             given = {"resample": resample, "start_frame": start_frame, "video": video}[parameter]

@@ -498,6 +498,13 @@ _SPEC_KEYS = {f.name for f in dataclasses.fields(Embodiment)} | {"key"}  # `key`
 
 def _validated(e: Embodiment) -> Embodiment:
     where = f"embodiment {e.key!r}"
+    for key, values in (("name", (e.name,)), ("variant", (e.variant,)), ("domain", (e.domain,)),
+                        ("aliases", e.aliases), ("columns", e.columns), ("units", e.units),
+                        ("camera_keys", e.camera_keys)):
+        # a newline in a name split the log line and the listing it is written in (and could forge the next one)
+        if bad := next((v for v in values if isinstance(v, str) and not v.isprintable()), None):
+            raise ValueError(f"{where}: {key} has {bad!r}, which holds a control character (newline, tab...); "
+                             "accepted: printable text")
     if not 0 <= e.domain_id < MAX_DOMAIN_ID:
         raise ValueError(f"{where}: domain_id={e.domain_id} outside [0, {MAX_DOMAIN_ID})")
     if e.action_dim < 1 or len(e.columns) != e.action_dim or len(e.units) != e.action_dim:

@@ -132,9 +132,11 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
             f"{where}: width {arr.shape[1]} does not match embodiment {embodiment.key!r} "
             f"(action_dim {embodiment.action_dim}: {', '.join(embodiment.columns)})"
         )
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{where}: NaN or inf at row {bad[0]}, column {embodiment.columns[bad[1]]!r}")
+    if (beyond := beyond_float32(arr)).any():
+        row, col = np.argwhere(beyond)[0]
+        what = "NaN or inf" if not np.isfinite(arr[row, col]) else f"{arr[row, col]:g}, beyond float32's range,"
+        raise ValueError(f"{where}: {what} at row {row}, column {embodiment.columns[col]!r}; accepted: "
+                         f"{FLOAT32_ACCEPTED}")
     model = arr if space == "normalized" else to_model(embodiment, arr)
     if warn if warn_range is None else warn_range:
         warn_out_of_range(model, embodiment, where)
@@ -155,6 +157,18 @@ def actions_where(source: Any) -> str:
     """How messages name forward-dynamics actions: their file (`actions file 'F'`, which the command line rewrites as
     its `--actions 'F'`), or `actions` when they came in memory. One label for every message about the same input."""
     return f"actions file {str(Path(source))!r}" if isinstance(source, (str, Path)) else "actions"
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# what a state, an action row or any float input may hold: the model computes in float32 (or narrower), where a larger
+# finite float64 (1e308) is inf and its actions NaN
+FLOAT32_ACCEPTED = f"finite numbers within float32's range (|x| <= {FLOAT32_MAX:.3g})"
+
+
+def beyond_float32(values: Any) -> np.ndarray:
+    """Per value, whether it is NaN, inf or finite beyond float32's range (`FLOAT32_ACCEPTED`)."""
+    with np.errstate(invalid="ignore"):
+        return ~(np.abs(np.asarray(values, dtype=np.float64)) <= FLOAT32_MAX)
 
 
 def state_numbers(value: Any, name: str) -> np.ndarray:
@@ -218,11 +232,11 @@ def action_prefix_rows(prefix: Any, mode: str, embodiment: Embodiment | None, ch
     if chunk_size is not None and array.shape[0] >= chunk_size:
         raise ValueError(f"action_prefix has {array.shape[0]} rows; accepted: rows {rows}: the chunk must keep at "
                          "least one row to generate")
-    if not np.all(np.isfinite(array)):
-        row, col = np.argwhere(~np.isfinite(array))[0]
+    if (beyond := beyond_float32(array)).any():
+        row, col = np.argwhere(beyond)[0]
         column = repr(embodiment.columns[col]) if embodiment is not None else col
-        raise ValueError(f"action_prefix holds {array[row, col]} at row {row}, column {column}; accepted: finite "
-                         "numbers")
+        raise ValueError(f"action_prefix holds {array[row, col]:g} at row {row}, column {column}; accepted: "
+                         f"{FLOAT32_ACCEPTED}")
     return array
 
 

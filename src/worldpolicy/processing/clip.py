@@ -131,12 +131,14 @@ def _state_at(value: Any, row: int, name: str, column: bool = False) -> Any:
 
 
 def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: int = 0, whole_clip: bool = False,
-              resample: bool = False) -> ClipWindows:
+              resample: bool = False, max_frames: int | None = None) -> ClipWindows:
     """The frames `infer_actions` explains (`ClipWindows`), read as far as they are used: a single window's
     `num_frames` from `start_frame` and one more (a longer clip is told apart), the whole clip for
     `whole_clip`. A video file is held as uint8 (each window converted as it runs), so a long clip costs its bytes
     once. Errors name `video` (a dict's cameras by their keys); its `warnings` (a frame rate not the embodiment's, more
-    frames than a single window uses) are the caller's to log, a local `Policy` or a `RemotePolicy` alike."""
+    frames than a single window uses) are the caller's to log, a local `Policy` or a `RemotePolicy` alike.
+    `max_frames`: for `whole_clip`, the most frames decoded (one more is, to tell a longer clip, refused naming
+    `whole_clip`): a caller that serves others (the agent tools) bounds what one call holds."""
     e = embodiment
     is_dict = isinstance(video, Mapping)
     sources = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite, "video")] if is_dict else [video]
@@ -148,7 +150,7 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
                          "animated GIF/PNG with frame durations (resample a folder of frames or frames in memory "
                          f"yourself, to {e.fps:g} fps)")
     if whole_clip:
-        bound = None
+        bound = None if max_frames is None else max_frames + 1
     elif resample:
         bound = start_frame + math.ceil(num_frames * rate / e.fps) + 2
     else:
@@ -162,6 +164,9 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
     else:
         frames = load_frames(video, "video", max_frames=bound)[:bound]
         count = len(frames)
+    if whole_clip and max_frames is not None and count > max_frames:
+        raise ValueError(f"whole_clip reads at most {max_frames} frames of a clip per call; {_described(sources[0])} "
+                         "has more")
     used = resampled_frames(count, rate, e.fps, start_frame) if resample else list(range(start_frame, count))
     if not whole_clip:
         used = used[:num_frames + 1]

@@ -40,6 +40,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import reprlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -226,7 +227,8 @@ class ChunkController:
             raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
         if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < 0:
-            raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got {latency!r}")
+            raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got "
+                             f"{reprlib.repr(latency)}")
         check_rtc(rtc, self.strategy, policy)
         self.realtime, self.latency, self.rtc = realtime, int(latency), bool(rtc)
         announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
@@ -255,8 +257,8 @@ class ChunkController:
                                     or horizon < 1):
             raise ValueError(f"horizon: expected an int >= 1 or None, got {horizon!r}")
         if horizon is not None and self.latency >= horizon:
-            raise ValueError(f"latency: {self.latency} ticks is at or past the horizon of {horizon} ticks: no reply "
-                             f"would land before it; accepted: 0 to {horizon - 1}")
+            raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the horizon of {horizon} "
+                             f"ticks: no reply would land before it; accepted: 0 to {horizon - 1}")
         self._drop_pending()
         self.horizon = horizon
         self.tick = 0  # ticks run since reset
@@ -398,7 +400,8 @@ class ChunkController:
         (`ChunkStrategy.max_latency`): refused when the arm would never move."""
         most = self.strategy.max_latency(chunk)
         if most is not None and self.latency > most:
-            raise ValueError(f"latency: {self.latency} ticks is at or past the policy's {chunk}-step chunk: with the "
+            raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the policy's {chunk}-step "
+                             "chunk: with the "
                              f"{self.strategy.kind!r} strategy every reply lands past its whole chunk and is dropped, "
                              f"so the arm never moves; accepted: 0 to {most} ticks, or the 'execute' or 'async' "
                              "strategy, whose late request holds the arm until its chunk runs")

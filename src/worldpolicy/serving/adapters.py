@@ -24,13 +24,13 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..policy import observation_state
-from ..processing.actions import ACTION_SPACES, action_prefix_rows
+from ..processing.actions import ACTION_SPACES, FLOAT32_ACCEPTED, FLOAT32_MAX, action_prefix_rows
 from ..processing.observations import composite_places
 from ..processing.prompts import check_length
 from ..results import MODES
 
 __all__ = [
-    "IMAGE_KEY", "OPTION_KEYS", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "check_key_map",
+    "IMAGE_KEY", "OPTION_KEYS", "ObservationAdapter", "RequestError", "WireRequest", "all_float32", "check_key_map",
     "warmup_camera_sizes", "warmup_message",
 ]
 
@@ -61,18 +61,24 @@ class WireRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_FEW = 32  # values; up to this many, `all_finite` sums Python floats
+_FEW = 32  # values; up to this many, `all_float32` reads Python floats
 
 
-def all_finite(array: np.ndarray) -> bool:
-    """No NaN/inf in a float array. A few values (joint state) are summed as Python floats, cheaper than numpy's ufunc
-    set-up: NaN and inf survive a sum, and only huge finite values could overflow it, which numpy then checks. More
-    (an action chunk) go to numpy's C reductions straight, not through `ndarray.all()`'s Python wrapper: a 32 x 8 chunk
-    as 256 Python floats cost ~40 k more instructions per reply (docs/serving.md, "Measured"; a sum or dot product in
-    numpy instead warns on overflow, and a dot product wakes OpenBLAS's threads)."""
-    if array.size <= _FEW and math.isfinite(sum(array.ravel().tolist())):
-        return True
-    return bool(np.logical_and.reduce(np.isfinite(array), axis=None))
+def all_float32(array: np.ndarray) -> bool:
+    """No NaN, inf or value beyond float32's range (`FLOAT32_ACCEPTED`: the model computes in float32, where 1e308 is
+    inf and its actions NaN) in a numeric array. A few values (joint state) are read as Python floats, cheaper than
+    numpy's ufunc set-up: NaN and inf survive a sum, and only huge finite values could overflow it, which numpy then
+    checks; min and max bound the rest. More (an action chunk) go to numpy's C reductions straight, not through
+    `ndarray.all()`'s Python wrapper: a 32 x 8 chunk as 256 Python floats cost ~40 k more instructions per reply
+    (docs/serving.md, "Measured"; a sum or dot product in numpy instead warns on overflow, and a dot product wakes
+    OpenBLAS's threads)."""
+    if array.size <= _FEW:
+        values = array.ravel().tolist()
+        if math.isfinite(sum(values)):
+            return not values or (-FLOAT32_MAX <= min(values) and max(values) <= FLOAT32_MAX)
+    if array.dtype.kind == "f" and array.dtype.itemsize <= 4:  # float32 or narrower: finite is within float32
+        return bool(np.logical_and.reduce(np.isfinite(array), axis=None))
+    return bool(np.logical_and.reduce(np.abs(array) <= FLOAT32_MAX, axis=None))
 
 
 def _check_image(key: str, value: Any) -> np.ndarray:
@@ -85,8 +91,8 @@ def _check_image(key: str, value: Any) -> np.ndarray:
         raise RequestError(f"{key} has shape {shape}; accepted: [H, W, 3], [3, H, W] or frames [T, H, W, 3]")
     if max(shape) > MAX_IMAGE_SIDE:
         raise RequestError(f"{key} has shape {shape}; each side must be at most {MAX_IMAGE_SIDE}")
-    if kind == "f" and not all_finite(value):
-        raise RequestError(f"{key} contains NaN or inf values")
+    if kind == "f" and not all_float32(value):
+        raise RequestError(f"{key} contains NaN, inf or values beyond float32's range")
     return value
 
 
@@ -113,8 +119,8 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
     if len(shape) not in ndim or (width is not None and shape and shape[-1] != width):
         raise RequestError(f"{key} has shape {shape}; accepted: {_shapes(ndim, width)}")
     array = array.astype(np.float64)  # a writable copy, whatever the wire dtype
-    if not all_finite(array):
-        raise RequestError(f"{key} contains NaN or inf values")
+    if not all_float32(array):
+        raise RequestError(f"{key} contains NaN, inf or values beyond float32's range; accepted: {FLOAT32_ACCEPTED}")
     return array
 
 
@@ -322,8 +328,8 @@ class ObservationAdapter:
             )
         if max(video.shape[1:]) > MAX_IMAGE_SIDE:
             raise RequestError(f"video frames of {video.shape[1:]} exceed {MAX_IMAGE_SIDE} pixels per side")
-        if video.dtype.kind == "f" and not all_finite(video):
-            raise RequestError("video contains NaN or inf values")
+        if video.dtype.kind == "f" and not all_float32(video):
+            raise RequestError("video contains NaN, inf or values beyond float32's range")
         return video
 
     @staticmethod

@@ -128,7 +128,7 @@ def _decode_other_map(obj: dict) -> Any:
     return obj
 
 
-def _decode_array(obj: dict) -> np.ndarray:
+def _decode_array(obj: dict, max_array_bytes: int) -> np.ndarray:
     try:
         data, spec, shape = obj[b"data"], obj[b"dtype"], obj[b"shape"]
     except KeyError:
@@ -139,6 +139,11 @@ def _decode_array(obj: dict) -> np.ndarray:
         raise CodecError(f"array data must be msgpack bin, got {type(data).__name__}")
     if type(shape) is not list or len(shape) > _MAX_NDIM or not all(type(n) is int and n >= 0 for n in shape):
         raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} non-negative ints, got {shape!r:.80}")
+    # a zero dimension makes no bytes of any other: [0, 2**62] matched its empty data, and numpy then refused it as
+    # "array is too big" (said as a malformed message): the other dimensions must fit the limit too
+    if (spanned := math.prod(float(n or 1) for n in shape) * dtype.itemsize) > max_array_bytes:
+        raise CodecError(f"array shape {tuple(shape)!r:.80} of dtype {dtype.str!r} spans {spanned:g} bytes (a 0 "
+                         f"dimension counted as 1); max_array_bytes={max_array_bytes}")
     expected = math.prod(shape) * dtype.itemsize  # `type(n) is int` above also refuses bools
     if expected != len(data):
         raise CodecError(
@@ -193,7 +198,7 @@ def unpackb(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMIT
         containers += 1
         if budget < 0:
             raise _over_budget(limits)
-        return _decode_array(obj) if b"__ndarray__" in obj else _decode_other_map(obj)
+        return _decode_array(obj, limits.max_array_bytes) if b"__ndarray__" in obj else _decode_other_map(obj)
 
     try:
         obj = msgpack.unpackb(

@@ -22,7 +22,7 @@ _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
 _MAX_MESSAGE_MB = 4096  # msgpack's bin32 carries less than 4 GiB per array
 _FLAG_OF = {f: "--" + f.replace("_", "-") for f in (
     "port", "max_batch", "max_wait_ms", "max_queue", "max_connections", "drain_timeout_s", "event_loop",
-    "batch_timeout_s", "tls_cert", "tls_key")}
+    "batch_timeout_s", "message_timeout_s", "tls_cert", "tls_key")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="open WebSocket connections before handshakes get HTTP 503 (default: %(default)s)")
     p.add_argument("--max-message-mb", type=float, default=64.0,
                    help="largest request accepted, in MiB (default: %(default)g)")
+    p.add_argument("--max-incoming-mb", type=float, default=1024.0,
+                   help="most MiB of requests still arriving, over all connections; past it the connection that "
+                   "goes over closes with 1013 (default: %(default)g; at least --max-message-mb)")
+    p.add_argument("--message-timeout-s", type=float, default=60.0, metavar="S",
+                   help="seconds a request may take to arrive whole from its first byte, else close 1008 (default: "
+                   "%(default)g)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0,
                    help="SIGTERM: time to finish queued requests, in s (default: %(default)g)")
     p.add_argument(
@@ -213,6 +219,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not (size >= 1 and args.max_message_mb <= _MAX_MESSAGE_MB):
         raise ValueError(f"--max-message-mb {args.max_message_mb} is invalid; accepted: a number of MiB in (0, "
                          f"{_MAX_MESSAGE_MB}], at least one byte")
+    incoming = int(args.max_incoming_mb * 2**20) if math.isfinite(args.max_incoming_mb) else 0
+    if incoming < size:
+        raise ValueError(f"--max-incoming-mb {args.max_incoming_mb:g} is invalid; accepted: a finite number of MiB "
+                         f"at least --max-message-mb ({args.max_message_mb:g}): one whole request must fit")
     if args.warmup < 0:
         raise ValueError(f"--warmup={args.warmup} is invalid; accepted: an int >= 0 (synthetic requests run before "
                          "the server is ready; 0: none)")
@@ -229,6 +239,8 @@ def _serve(args: argparse.Namespace) -> int:
             drain_timeout_s=args.drain_timeout_s,
             event_loop=args.event_loop,
             batch_timeout_s=args.batch_timeout_s,
+            message_timeout_s=args.message_timeout_s,
+            max_incoming_bytes=incoming,
             tls_cert=args.tls_cert,  # loaded now: a bad certificate or key fails before the checkpoint is looked up
             tls_key=args.tls_key,
         )

@@ -49,6 +49,7 @@ from .server import (
     DRAINING_TEXT,
     RefusalLog,
     ServerConfig,
+    UnusableLog,
     _log,
     announce_listening,
     authorized,
@@ -100,6 +101,7 @@ class PolicyReplica:
         if logs is not None:  # before the policy loads: its warnings too
             log_to_stderr(*logs)
         self.batch_timeout_s = batch_timeout_s
+        self._unusable = UnusableLog()  # reply_failed lines of results no robot should run
         self._stuck: tuple[float, int] | None = None  # (perf_counter at its start, requests) of a batch past the limit
         t0 = time.perf_counter()
         _log(logging.INFO, "loading")
@@ -206,7 +208,7 @@ class PolicyReplica:
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
-                log_failure("reply_failed", exc)
+                self._unusable(exc) if isinstance(exc, ValueError) else log_failure("reply_failed", exc)
                 out[i] = ("error", f"internal server error: unusable policy result ({exc})")
         return out  # type: ignore[return-value]
 

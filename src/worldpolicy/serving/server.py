@@ -42,11 +42,13 @@ with extra_imports():
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
+    from websockets.protocol import State
+    from websockets.version import version as websockets_version
 
 from ..logcapture import logged_warnings, request_index, told_once
 from ..models import checkpoint_name
 from ..results import Prediction
-from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_camera_sizes, warmup_message
+from .adapters import ObservationAdapter, RequestError, WireRequest, all_float32, warmup_camera_sizes, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import Event
 from .redaction import redact_credentials
@@ -62,6 +64,7 @@ __all__ = [
     "RefusalLog",
     "ServerConfig",
     "ServerThread",
+    "UnusableLog",
     "announce_listening",
     "api_key_matches",
     "authorized",
@@ -109,7 +112,8 @@ class RefusalLog:
     seconds only counted, then said as one `refused_summary` line (`of`, `status`, `count`, `seconds`); a window that
     counted some opens the next one, a quiet one ends, so the next refusal of that kind is logged in full again.
     /metrics still counts every refusal. A refusal the server caused (`error`) is logged each time: each comes with a
-    failure line of its own (`policy_failed`, `replica_failed`...) that names the connection.
+    failure line of its own (`policy_failed`, `replica_failed`...) that names the connection; unless that failure line
+    is itself windowed (`UnusableLog`), and the refusal with it (`windowed`).
 
     Called on the event loop (the windows close with its `call_later`, or `call_later` given); `flush()` says what
     the open windows hold, at the drain, before the loop and its timers stop."""
@@ -121,10 +125,11 @@ class RefusalLog:
         # (event, status) in a quiet window -> [refusals counted in it, its start on the monotonic clock, its timer]
         self._windows: dict[tuple[str, str], list[Any]] = {}
 
-    def __call__(self, event: str, status: str, **fields: Any) -> None:
+    def __call__(self, event: str, status: str, windowed: bool = False, **fields: Any) -> None:
+        """`windowed`: an `error` too is windowed (one whose failure line is itself windowed: `UnusableLog`)."""
         if not logger.isEnabledFor(logging.WARNING):
             return
-        if status == "error":
+        if status == "error" and not windowed:
             _log(logging.WARNING, event, status=status, **fields)
             return
         window = self._windows.get((event, status))
@@ -154,6 +159,35 @@ class RefusalLog:
         for key, (_, _, timer) in list(self._windows.items()):
             timer.cancel()
             self._said(key)
+
+
+class UnusableLog:
+    """The `reply_failed` ERROR lines of one front end for policy results no robot should run (`reply_fields`'
+    ValueError: NaN or inf actions, a wrong width): one line per kind (its text) per `every_s` seconds, without a
+    traceback (the same check each time); `repeated`: how many of that kind came since its last line. A model that
+    returns NaN for every request, or a client that found an input making it, wrote a traceback per request."""
+
+    _KINDS = 64  # texts remembered; past it they are forgotten (a model whose every reply fails differently)
+
+    def __init__(self, every_s: float = REFUSAL_SUMMARY_S) -> None:
+        self.every_s = every_s
+        self._seen: dict[str, list[float]] = {}  # text -> [its last line on the monotonic clock, requests since]
+
+    def __call__(self, error: BaseException, **fields: Any) -> None:
+        text, now = f"{type(error).__name__}: {error}"[:300], time.monotonic()
+        if len(self._seen) >= self._KINDS and text not in self._seen:
+            self._seen.clear()
+        seen = self._seen.setdefault(text, [-float("inf"), 0])
+        if now - seen[0] < self.every_s:
+            seen[1] += 1
+            return
+        _log(logging.ERROR, "reply_failed", **fields, error=text, repeated=int(seen[1]))
+        seen[0], seen[1] = now, 0
+
+
+# the size so far of a fragmented message being received, on websockets' Protocol: `current_size` from websockets 16
+# on, `cur_size` before (the serve extra accepts 13 and later)
+_MESSAGE_SIZE_SO_FAR = "current_size" if int(websockets_version.split(".")[0]) >= 16 else "cur_size"
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
@@ -283,6 +317,13 @@ class ServerConfig:
     # its waiting clients get an error. None: no limit. Off by default: no single figure fits every model and device (a
     # Cosmos3-Nano batch takes ~1 s a request on a GPU, far more on a CPU, ~40 s more when a new shape compiles)
     batch_timeout_s: float | None = None
+    # a request message must arrive whole within this many seconds of its first byte, else close 1008: websockets
+    # bounds a message's size (`limits.max_message_bytes`), not its time, and a client that sends the start of one and
+    # then only answers pings held its bytes for good. None: no limit
+    message_timeout_s: float | None = 60.0
+    # the bytes of request messages still arriving, across all connections: past it, the connection whose bytes went
+    # over closes with 1013. max_connections x max_message_bytes (64 GiB at the defaults) bounds nothing in practice
+    max_incoming_bytes: int = 2**30
     # TLS: a PEM certificate (chain) and its private key, both or neither; with them the server speaks wss:// and
     # https:// (the probes and /metrics too) on its one port. Loaded here, so a bad file fails before any model loads
     tls_cert: str | os.PathLike | None = None
@@ -325,6 +366,12 @@ class ServerConfig:
             ("batch_timeout_s", self.batch_timeout_s, self.batch_timeout_s is None or (
                 _is_number(self.batch_timeout_s) and 0 < self.batch_timeout_s < float("inf")),
              "None (no limit) or a finite number of seconds > 0"),
+            ("message_timeout_s", self.message_timeout_s, self.message_timeout_s is None or (
+                _is_number(self.message_timeout_s) and 0 < self.message_timeout_s < float("inf")),
+             "None (no limit) or a finite number of seconds > 0"),
+            ("max_incoming_bytes", self.max_incoming_bytes, _is_int(self.max_incoming_bytes) and (
+                not isinstance(self.limits, Limits) or self.max_incoming_bytes >= self.limits.max_message_bytes),
+             "an int >= limits.max_message_bytes (one whole message must fit)"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
@@ -500,15 +547,29 @@ class _ReadInto(asyncio.BufferedProtocol):
         self._connection.resume_writing()
 
 
-def _reading_into(buffer: memoryview) -> Callable[..., ServerConnection]:
-    """The `create_connection` of `websockets.serve`: a ServerConnection that, once connected, reads through
-    `_ReadInto` (uvloop only reads into a buffer for a protocol that is not an `asyncio.Protocol`, which websockets'
-    connections are)."""
+def _connection_class(server: PolicyServer, buffer: memoryview | None) -> type[ServerConnection]:
+    """The `create_connection` of `websockets.serve`: a ServerConnection that tells `server` how many bytes of a
+    request message it holds after each read (`PolicyServer._received`), and with a `buffer` (uvloop), reads through
+    `_ReadInto` once connected (uvloop only reads into a buffer for a protocol that is not an `asyncio.Protocol`,
+    which websockets' connections are)."""
 
     class Connection(ServerConnection):
+        incoming = 0  # bytes of a request message that is still arriving (0: none)
+        deadline: asyncio.TimerHandle | None = None  # message_timeout_s after that message's first byte
+        conn: int | None = None  # the connection's number in the log lines, once its handler runs
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
-            transport.set_protocol(_ReadInto(self, buffer))
+            if buffer is not None:
+                transport.set_protocol(_ReadInto(self, buffer))
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            server._received(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            server._incoming_over(self)
+            super().connection_lost(exc)
 
     return Connection
 
@@ -562,6 +623,7 @@ class PolicyServer:
         if self.recorder is not None:
             self.recorder.on_drop = self._metrics.records_dropped.inc
         self._refusals = RefusalLog()
+        self._unusable = UnusableLog()
         self._ready = False
         self._draining = False
         self._served = False  # serve() runs once per server
@@ -575,6 +637,8 @@ class PolicyServer:
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
+        self._incoming = 0  # bytes of request messages still arriving, over all connections (`_received`)
+        self._closing: set[asyncio.Future] = set()  # connections being closed mid-message (`_cut`)
         self._stop: asyncio.Future | None = None  # what serve() waits on: also resolved when the worker dies
         self._died: str | None = None  # why the worker thread ended inside the policy (see `_worker_died`)
         self.port: int | None = None
@@ -639,6 +703,7 @@ class PolicyServer:
     # ------------------------------------------------------------------------------------------ WebSocket side
     async def _handler(self, ws: ServerConnection) -> None:
         conn, told = next(self._ids), set()  # `told`: the warnings this client heard, for the policy's `said_before`
+        ws.conn = conn
         self._connections.add(ws)
         self._metrics.connections.inc()
         # read once, while open: a closed TLS transport no longer knows its peer (its lines said "peer": null)
@@ -696,9 +761,10 @@ class PolicyServer:
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
             except Exception as exc:  # noqa: BLE001 - logged; not a Prediction, or actions no robot should run
-                log_failure("reply_failed", exc, conn=conn)
+                unusable = isinstance(exc, ValueError)  # from reply_fields: said once per window, no traceback
+                self._unusable(exc, conn=conn) if unusable else log_failure("reply_failed", exc, conn=conn)
                 text = f"internal server error: unusable policy result ({exc})"
-                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
+                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=unusable)
                 return None
             try:
                 await ws.send(reply)
@@ -727,6 +793,65 @@ class PolicyServer:
             received=time.time() - (time.perf_counter() - t0), queue_ms=(job.started - job.enqueued) * 1000,
             infer_ms=(job.finished - job.started) * 1000, total_ms=total * 1000, batch_size=job.batch_size,
         )
+
+    def _received(self, ws: ServerConnection) -> None:
+        """Event loop, after each read of a connection: the bytes of the request message it is receiving (websockets'
+        fragments so far and the partial frame in its reader) against `max_incoming_bytes`, summed over connections,
+        and its deadline (`message_timeout_s` after the message's first byte). The connection that goes over the sum
+        closes with 1013 (`busy`), one past its deadline with 1008 (`too_slow`). Two attribute reads per read."""
+        protocol = ws.protocol
+        if protocol.state is State.OPEN:
+            so_far = getattr(protocol, _MESSAGE_SIZE_SO_FAR)
+            incoming = (so_far or 0) + len(protocol.reader.buffer)
+        else:
+            incoming = 0
+        self._incoming += incoming - ws.incoming
+        ws.incoming = incoming
+        if not incoming:
+            if ws.deadline is not None:
+                ws.deadline.cancel()
+                ws.deadline = None
+        elif self._incoming > self.config.max_incoming_bytes:
+            self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy",
+                      f"server busy: {self._incoming} bytes of requests arriving over all connections, past "
+                      f"max_incoming_bytes={self.config.max_incoming_bytes}; retry later or on another replica")
+        elif ws.deadline is None and self.config.message_timeout_s is not None:
+            ws.deadline = self._loop.call_later(self.config.message_timeout_s, self._too_slow, ws)
+
+    def _too_slow(self, ws: ServerConnection) -> None:
+        ws.deadline = None
+        if ws.incoming:
+            self._cut(ws, CloseCode.POLICY_VIOLATION, "too_slow",
+                      f"request not received whole within message_timeout_s={self.config.message_timeout_s:g} of its "
+                      f"first byte ({ws.incoming} bytes so far)")
+
+    def _incoming_over(self, ws: ServerConnection) -> None:
+        """A connection's bytes of an unfinished message no longer count (it closed, or is being closed)."""
+        self._incoming -= ws.incoming
+        ws.incoming = 0
+        if ws.deadline is not None:
+            ws.deadline.cancel()
+            ws.deadline = None
+
+    def _cut(self, ws: ServerConnection, code: int, status: str, text: str) -> None:
+        """Close a connection in the middle of a message (no text frame: its client is still sending): counted,
+        logged as `refused` (the whole `text`), its close reason the first sentence of `text` (a close reason holds
+        123 bytes)."""
+        self._incoming_over(ws)
+        self._metrics.requests.labels(status).inc()
+        self._refusals("refused", status, conn=ws.conn, peer=peer_name(ws.remote_address), reason=text)
+        reason = text.split(";")[0].split(" (")[0][:123]
+
+        async def close() -> None:
+            try:  # as websockets closes on a message over max_size: send the close frame, wait close_timeout, abort
+                async with ws.send_context():
+                    ws.protocol.fail(code, reason)
+            except websockets.ConnectionClosed:
+                pass
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _vanished(self, conn: int, peer: str | None) -> None:
         """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
@@ -770,10 +895,11 @@ class PolicyServer:
         self._active += 1
         return job
 
-    async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
+    async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str,
+                      windowed: bool = False) -> None:
         """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
         self._metrics.requests.labels(status).inc()
-        self._refusals("refused", status, conn=conn, peer=peer_name(ws.remote_address), reason=text[:500])
+        self._refusals("refused", status, windowed, conn=conn, peer=peer_name(ws.remote_address), reason=text[:500])
         if self.recorder is not None:
             self.recorder.refused(conn, text)
         try:
@@ -1019,8 +1145,8 @@ class PolicyServer:
             max_queue=1,
             process_request=self._process_request,
             ssl=self.config.ssl_context,
-            create_connection=(_reading_into(memoryview(bytearray(_READ_BUFFER_BYTES)))
-                               if type(loop).__module__.startswith("uvloop") else None),
+            create_connection=_connection_class(self, memoryview(bytearray(_READ_BUFFER_BYTES))
+                                                if type(loop).__module__.startswith("uvloop") else None),
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             if self.recorder is not None:
@@ -1287,8 +1413,8 @@ def reply_fields(pred: Prediction, warnings: Sequence[str] | None = None) -> dic
     actions = np.asarray(pred.actions)
     if actions.ndim != 2 or actions.shape[1] != len(pred.columns) or actions.dtype.kind not in "biuf":
         raise ValueError(f"actions {actions.dtype} {actions.shape} do not match the {len(pred.columns)} columns")
-    if not all_finite(actions):
-        raise ValueError("actions contain NaN or inf")
+    if not all_float32(actions):
+        raise ValueError("actions contain NaN, inf or values beyond float32's range")
     settings = _wire_safe(pred.settings)
     if isinstance(settings.get("checkpoint"), str):  # as the metadata frame names it, not by this machine's path
         settings["checkpoint"] = checkpoint_name(settings["checkpoint"])

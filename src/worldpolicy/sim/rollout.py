@@ -62,7 +62,7 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
     ticks = _rounded(latency_ms, control_hz)
     if ticks >= max_steps:
         below = _first_ms(max_steps, control_hz)
-        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
+        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks:g} control steps at {control_hz:g} Hz, at or past "
                          f"the {max_steps}-step limit: no reply would land before it; accepted: 0 to below "
                          f"{below:g} ms")
     return ticks
@@ -96,14 +96,14 @@ def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStr
     not be."""
     ticks = _rounded(latency_ms, control_hz)
     if rtc and strategy.kind == "async" and ticks >= chunk:
-        raise ValueError(f"rtc: latency_ms={latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
-                         f"the policy's {chunk}-step chunk: strategy=async then sends no request while a chunk runs "
+        raise ValueError(f"rtc: latency_ms={latency_ms:g} ms is {ticks:g} control steps at {control_hz:g} Hz, at or "
+                         f"past the policy's {chunk}-step chunk: strategy=async then sends no request while a chunk runs "
                          "(each next one blocks, as the first does), so none has running actions to continue; "
                          f"accepted with rtc=True: 0 to below {_first_ms(chunk, control_hz):g} ms, or leave rtc out")
     most = strategy.max_latency(chunk)
     if most is not None and ticks > most:
         kind = strategy.kind
-        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
+        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks:g} control steps at {control_hz:g} Hz, at or past "
                          f"the policy's {chunk}-step chunk: with strategy={kind} every reply lands past its whole "
                          f"chunk and is dropped, so the arm never moves; accepted with strategy={kind}: 0 to below "
                          f"{_first_ms(most + 1, control_hz):g} ms ({most} steps), or strategy=execute or "
