@@ -707,8 +707,8 @@ def test_a_policy_request_with_a_state_of_the_wrong_width_is_a_bad_request_befor
     base = droid_request(np.zeros(7))
     for bad, reason in [
         ({"observation/joint_position": np.zeros(6)},
-         r"observation/joint_position has shape \(6,\); embodiment 'droid/joint_pos' reads joints as \[7\] or "
-         r"\[T, 7\] with T >= 1 \(the latest row: the current state\)"),
+         (r"observation/joint_position has shape \(6,\); embodiment 'droid/joint_pos' reads joints as \[7\] or "
+          r"\[T, 7\] with T >= 1 \(the latest row: the current state\)")),
         ({"observation/joint_position": np.zeros((2, 8))}, r"observation/joint_position has shape \(2, 8\)"),
         ({"observation/joint_position": np.float32(0.1)}, r"observation/joint_position has shape \(\)"),
         ({"observation/gripper_position": np.zeros(0)}, r"observation/gripper_position has shape \(0,\)"),
