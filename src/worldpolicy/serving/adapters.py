@@ -42,6 +42,9 @@ MAX_STEPS = 1000
 # the request keys besides the embodiment's observation keys (the module's docstring), read whatever the embodiment
 OPTION_KEYS = frozenset({"mode", "actions", "actions_space", "video", STATE_KEY, "action_prefix", "seed", "steps",
                          "guidance", "negative_prompt", "decode_video"})
+# keys of the wire itself that need nothing from a policy: RoboLab's client sends `session_id` with every request (the
+# Cosmos3 RoboLab server's wire has it); named in no warning of keys nothing reads, nor offered as an option
+WIRE_KEYS = frozenset({"session_id"})
 _NAMED_AT_MOST = 16  # unread keys a warning names (a request may carry many)
 
 
@@ -158,7 +161,7 @@ class ObservationAdapter:
         self._cameras = tuple((k, self._names[k]) for k in embodiment.camera_keys)
         self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
         self._state_name = self.key_map.get(STATE_KEY, STATE_KEY)  # the client's name of the whole state row
-        self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name}
+        self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name} | WIRE_KEYS
 
     @property
     def observation_keys(self) -> list[str]:
