@@ -329,6 +329,19 @@ def _panda_reach():
     return checkpoint_embodiment(shipped_model(), None)
 
 
+def test_robolabs_session_id_is_a_wire_key_not_an_unread_one():
+    """RoboLab's client sends `session_id` with every request, as the Cosmos3 RoboLab server's wire has it: each
+    RoboLab connection was warned that the key was not read and that "another robot's client needs a checkpoint
+    trained for that robot", for the exact client the droid embodiment serves. It is a key of the wire the server
+    speaks, read (and needing nothing), as the options are; a misspelt key beside it is still said."""
+    message = {**droid_request(np.zeros(7)), "session_id": "robolab-episode-3"}
+    assert ObservationAdapter(DROID).unread_keys_warning(message) is None
+    text = ObservationAdapter(DROID).unread_keys_warning({**message, "sesion_id": "x"})
+    assert text.startswith("request keys 'sesion_id' are not read")
+    assert "session_id" not in text.split(" are not read")[1]  # not offered as an option either
+    assert ObservationAdapter(DROID).parse(message).prompt == "pick up the cup"
+
+
 def test_keys_nothing_reads_are_named_with_the_keys_the_embodiment_reads():
     """A DROID client served the shipped `panda_reach` model got chunks of 10 columns and no word that its joint state
     and second exterior camera were dropped."""

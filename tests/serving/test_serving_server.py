@@ -717,6 +717,31 @@ def test_inverse_dynamics_reads_the_state_keys_a_raw_client_sends_beside_the_vid
     assert send(base)["actions"].shape == (32, 8)  # and still serving
 
 
+def test_a_policy_request_with_a_state_of_the_wrong_width_is_a_bad_request_before_inference(serve):
+    """A DROID client sending 6 joints (a 6-axis arm's state, a dropped column) passed the server's checks and failed
+    inside the policy as `ValueError: ...`, not the documented `bad request: ...`, after costing the batch it joined
+    (which failed, then ran again one request at a time). The state keys are now checked as the request is read, as
+    they already were beside an inverse-dynamics clip."""
+    policy = StandInPolicy()  # droid/joint_pos: state-conditioned, 7 joints + gripper
+    t = serve(policy)
+    base = droid_request(np.zeros(7))
+    for bad, reason in [
+        ({"observation/joint_position": np.zeros(6)},
+         (r"observation/joint_position has shape \(6,\); embodiment 'droid/joint_pos' reads joints as \[7\] or "
+          r"\[T, 7\] with T >= 1 \(the latest row: the current state\)")),
+        ({"observation/joint_position": np.zeros((2, 8))}, r"observation/joint_position has shape \(2, 8\)"),
+        ({"observation/joint_position": np.float32(0.1)}, r"observation/joint_position has shape \(\)"),
+        ({"observation/gripper_position": np.zeros(0)}, r"observation/gripper_position has shape \(0,\)"),
+    ]:
+        assert re.search("^bad request: " + reason, raw_send(t.url, {**base, **bad}, timeout=5)), reason
+    assert policy.calls == 0  # refused before inference
+    assert raw_send(t.url, {**base, "observation/joint_position": np.zeros((3, 7))})["actions"].shape == (32, 8)
+    # an explicit `state` wins over the keys, as for the local Policy: keys it replaces are not refused as it is read
+    # (the stand-in reads the keys regardless, so only the reading is checked here)
+    reply = raw_send(t.url, {**base, "observation/joint_position": np.zeros(6), "state": np.zeros(8)})
+    assert not str(reply).startswith("bad request")
+
+
 def test_keys_nothing_reads_are_told_once_per_connection_in_the_reply_and_the_log(serve, caplog):
     """A DROID client of a `panda_reach` server had its joint state and second camera dropped without a word."""
     from worldpolicy.models import shipped_model

@@ -42,6 +42,9 @@ MAX_STEPS = 1000
 # the request keys besides the embodiment's observation keys (the module's docstring), read whatever the embodiment
 OPTION_KEYS = frozenset({"mode", "actions", "actions_space", "video", STATE_KEY, "action_prefix", "seed", "steps",
                          "guidance", "negative_prompt", "decode_video"})
+# keys of the wire itself that need nothing from a policy: RoboLab's client sends `session_id` with every request (the
+# Cosmos3 RoboLab server's wire has it); named in no warning of keys nothing reads, nor offered as an option
+WIRE_KEYS = frozenset({"session_id"})
 _NAMED_AT_MOST = 16  # unread keys a warning names (a request may carry many)
 
 
@@ -164,7 +167,7 @@ class ObservationAdapter:
         self._cameras = tuple((k, self._names[k]) for k in embodiment.camera_keys)
         self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
         self._state_name = self.key_map.get(STATE_KEY, STATE_KEY)  # the client's name of the whole state row
-        self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name}
+        self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name} | WIRE_KEYS
 
     @property
     def observation_keys(self) -> list[str]:
@@ -266,6 +269,8 @@ class ObservationAdapter:
                 )
             images = {k: _check_image(wire, message[wire]) for k, wire in self._cameras}
         state = self._state(message, required=e.state_history > 0 and not state_given)
+        if e.state_history and not state_given and state:  # read as the state: its shapes are checked here
+            self._check_state_shapes(state, "the latest row: the current state")
         if e.state_history and not e.state_keys and not state_given:
             raise RequestError(f"missing key {self._state_name!r} ({e.action_dim} values: {', '.join(e.columns)}) "
                                f"required by embodiment {e.key!r}, which conditions on the robot state and names no "
@@ -302,13 +307,20 @@ class ObservationAdapter:
         if not e.state_history or not any(wire in message for _, _, wire in self._state_keys):
             return None
         state = self._state(message, required=True)
+        self._check_state_shapes(state, "the row at the clip's first frame")
+        return observation_state(state, e, "inverse_dynamics")
+
+    def _check_state_shapes(self, state: Mapping[str, np.ndarray], row: str) -> None:
+        """Refuse state keys of a shape the policy cannot read (a 6-axis arm's joints, an empty gripper) as a bad
+        request naming the client's key, before any inference: inside the policy it failed as a `ValueError` and
+        cost the batch the request had joined. `row` says which row is read."""
+        e = self.embodiment
         for role, key, wire in self._state_keys:
             value, n = state[key], (e.action_dim - 1 if role == "joints" else 1)
             if value.size == 0 or (role == "joints" and (value.ndim == 0 or value.shape[-1] != n)):
                 accepted = f"[{n}] or [T, {n}] with T >= 1" if role == "joints" else "scalar, [T] or [T, 1] with T >= 1"
                 raise RequestError(f"{wire} has shape {value.shape}; embodiment {e.key!r} reads {role} as "
-                                   f"{accepted} (the row at the clip's first frame)")
-        return observation_state(state, e, "inverse_dynamics")
+                                   f"{accepted} ({row})")
 
     def _single_camera(self, message: Mapping[str, Any]) -> str | None:
         """The camera an embodiment without a composite reads: its first camera key present, else `image`."""
