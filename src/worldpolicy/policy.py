@@ -616,6 +616,10 @@ class Policy:
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
         (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
         and names itself."""
+        from .engine.sources import check_checkpoint_source
+
+        path_or_id = resolve_checkpoint(path_or_id)
+        check_checkpoint_source(path_or_id)  # a wrong path said in a second, before torch imports (seconds)
         from .engine.loading import (
             check_action_head,
             check_checkpoint_complete,
@@ -627,7 +631,6 @@ class Policy:
         )
         from .engine.schedules import make_scheduler
 
-        path_or_id = resolve_checkpoint(path_or_id)
         chosen = checkpoint_embodiment(path_or_id, embodiment)
         if embodiment is None and variant is not None and isinstance(chosen, str):
             chosen = chosen.partition("/")[0]  # the robot it was trained for, in the variant asked for

@@ -151,12 +151,9 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    import torch
-
     from ..cli import flag_named
-    from ..engine.loading import BASE_FILE, DTYPES, cast_like_pretrained, load_components, save_components
     from ..engine.sources import adapter_base, check_checkpoint_source
-    from ..fileio import output_folder, refuse_foreign_folder, staged_folder
+    from ..fileio import BASE_FILE, output_folder, refuse_foreign_folder, staged_folder
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE
     from .model_card import write_model_card
 
@@ -181,6 +178,10 @@ def _merge_adapter(args: argparse.Namespace) -> int:
             raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
     refuse_foreign_folder(out, "--out", ())  # not inside a checkpoint (rotated away with it) or a dataset
     output_folder(out.parent, "--out")
+    import torch  # after the checks above, which are said in a second rather than after its import
+
+    from ..engine.loading import DTYPES, cast_like_pretrained, load_components, save_components
+
     # fused and cast once, in fp32 (a bf16 base would round the fused weights twice); at Nano size loading and
     # writing take minutes each, so each is said as it starts
     logger.info("merge-adapter: loading %s's base and fusing its adapters on the CPU in float32", source)
