@@ -1212,10 +1212,14 @@ def test_train_resume_says_that_train_resumes_on_its_own(capsys):
     (["sim", "--checkpoint", "shipped"], ("worldpolicy sim: error: unrecognized arguments: --checkpoint shipped; "
      "--checkpoint: sim takes the checkpoint as --policy CKPT (shipped, a folder or a hub id; also ws://HOST:PORT, "
      "scripted, random)")),
+    (["dataset", "from-sim", "--out", "ds", "--episodes", "1"], (
+        "worldpolicy dataset from-sim: error: unrecognized arguments: --out; --out: from-sim takes the new dataset's "
+        "folder as its first argument (root), not as --out as the other dataset commands do: worldpolicy dataset "
+        "from-sim FOLDER ...")),
 ])
 def test_a_flag_the_other_commands_take_says_what_this_one_takes(argv, said, capsys):
     """`predict`, `serve` and `dataset eval` take `--checkpoint`: a user of those reaches for it in `sim`, which takes
-    it as `--policy`."""
+    it as `--policy`. Every other dataset command writes to --out: `dataset from-sim` takes its folder as root."""
     with pytest.raises(SystemExit) as refused:
         main(argv)
     assert refused.value.code == 2
