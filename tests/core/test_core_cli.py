@@ -1353,6 +1353,8 @@ def test_a_wrong_path_is_said_before_torch_loads(image_file, tmp_path):
         "predict": ["predict", "--checkpoint", nope, "--image", str(image_file), "--prompt", "x", "--out",
                     str(tmp_path / "o")],
         "serve": ["serve", "--checkpoint", nope],
+        "dream": ["dream", "--policy", "shipped", "--world-model", nope, "--image", str(image_file), "--prompt", "x",
+                  "--chunks", "1", "--out", str(tmp_path / "d")],
         "merge-adapter": ["merge-adapter", nope, "--out", str(tmp_path / "m")],
         "dataset eval": ["dataset", "eval", "shipped", nope, "--out", str(tmp_path / "e")],
     }
@@ -1367,6 +1369,7 @@ def test_a_wrong_path_is_said_before_torch_loads(image_file, tmp_path):
     assert out.pop("heavy") == []
     said = {"predict": f"--checkpoint={nope!r} is neither an existing folder nor a hub id",
             "serve": f"--checkpoint={nope!r} is neither an existing folder nor a hub id",
+            "dream": f"--world-model={nope!r} is neither an existing folder nor a hub id",
             "merge-adapter": f"CHECKPOINT={nope!r} does not exist",
             "dataset eval": f"DATASET: dataset root {nope!r} is not a directory"}
     assert {name: (code, said[name] in err) for name, (code, err) in out.items()} == {
