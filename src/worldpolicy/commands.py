@@ -587,6 +587,7 @@ def _dream(args: argparse.Namespace) -> int:
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
+    from .engine.sources import check_checkpoint_source
     from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, sigint_deferred, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy
@@ -607,8 +608,14 @@ def _dream(args: argparse.Namespace) -> int:
     sampling = {"embodiment": args.embodiment, "device": args.device, "dtype": args.dtype, "preset": args.preset,
                 "steps": args.steps, "guidance": args.guidance, "schedule": args.schedule, "shift": args.shift,
                 "chunk_size": args.chunk_size, "resolution_tier": args.resolution_tier}
+    roles = (("--policy", args.policy), ("--world-model", world))[:1 if one_model else 2]
+    for flag, checkpoint in roles:  # where each is: a mistyped --world-model said before --policy's checks load torch
+        try:
+            check_checkpoint_source(checkpoint)
+        except (ValueError, FileNotFoundError) as exc:
+            raise flag_named(exc, {"checkpoint": flag}) from None
     embodiments = {}
-    for flag, checkpoint in (("--policy", args.policy), ("--world-model", world))[:1 if one_model else 2]:
+    for flag, checkpoint in roles:
         try:  # one checkpoint in both roles is checked once
             embodiments[flag] = Policy.check_pretrained(checkpoint, **sampling)[0]
         except (ValueError, KeyError, FileNotFoundError) as exc:

@@ -168,6 +168,19 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
     return PolicyRequest(observation, prompt, **fixed, **options)
 
 
+def prediction_clip(video: Any, method: str) -> tuple[Any, tuple[int, int] | None]:
+    """`video` as `infer_actions` reads it, and the canvas it was generated on: a call's result (`imagine`'s, or
+    `act(decode_video=True)`'s) gives its frames and `settings["canvas_hw"]`, so the model's own frames go back on the
+    bin they were generated on without the caller passing it; anything else is itself, with no canvas."""
+    if not isinstance(video, Prediction):
+        return video, None
+    if video.video is None:
+        raise ValueError(f"{method}(video=...) got a Prediction without a video (mode {video.mode!r}, not decoded): "
+                         "give the result of imagine() or act(decode_video=True), or a clip")
+    canvas = video.settings.get("canvas_hw")
+    return video.video, None if canvas is None else (int(canvas[0]), int(canvas[1]))
+
+
 def check_requests(requests: Any) -> None:
     """`act_batch`'s argument (local or remote): a list of `PolicyRequest`; a lone request, the likeliest slip, is
     named with how to pass it."""
@@ -618,6 +631,10 @@ class Policy:
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
         (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
         and names itself."""
+        from .engine.sources import check_checkpoint_source
+
+        path_or_id = resolve_checkpoint(path_or_id)
+        check_checkpoint_source(path_or_id)  # a wrong path said in a second, before torch imports (seconds)
         from .engine.loading import (
             check_action_head,
             check_checkpoint_complete,
@@ -629,7 +646,6 @@ class Policy:
         )
         from .engine.schedules import make_scheduler
 
-        path_or_id = resolve_checkpoint(path_or_id)
         chosen = checkpoint_embodiment(path_or_id, embodiment)
         if embodiment is None and variant is not None and isinstance(chosen, str):
             chosen = chosen.partition("/")[0]  # the robot it was trained for, in the variant asked for
@@ -770,7 +786,12 @@ class Policy:
         the file: a video's stream, an animated GIF's durations); without it such a clip is warned about, since each
         action then spans another time. `settings["clip"]` records the clip's frames used (`frames_used`, indexes
         into the clip as given, one per row plus the last) and how. `progress` (`check_clip_progress`): a callable
-        as `act_batch`'s, for each batch; None, a bar over several windows; False, neither."""
+        as `act_batch`'s, for each batch; None, a bar over several windows; False, neither. `video` may be a call's
+        result (`imagine`'s, `act(decode_video=True)`'s): its frames, on the canvas they were generated on
+        (`settings["canvas_hw"]`, unless `canvas=` is given; `prediction_clip`)."""
+        video, canvas = prediction_clip(video, "infer_actions")
+        if canvas is not None and kwargs.get("canvas") is None:  # a canvas= given is the caller's choice and wins
+            kwargs = {**kwargs, "canvas": canvas}
         base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs,
                         own=Policy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
@@ -1172,7 +1193,7 @@ class Policy:
 def _decoded_on(info: Any, frame_hw: Sequence[int]) -> bool:
     """Whether frames of `frame_hw` are what the model decodes on the canvas `info` describes (`prepare_canvas`'s):
     put on it unscaled, as whole 16-pixel latent cells, as its own decoded frames are given back with their
-    `canvas=` (`infer_actions(pred.video, prompt, canvas=pred.settings["canvas_hw"])`). A camera's image the canvas
+    `canvas=` (`infer_actions(pred, prompt)`, which passes `pred.settings["canvas_hw"]`). A camera's image the canvas
     scales, or cuts to its latent grid, is not."""
     size = (int(frame_hw[0]), int(frame_hw[1]))
     return (info.content_h, info.content_w) == size == (16 * info.latent_h, 16 * info.latent_w)

@@ -184,7 +184,7 @@ out = {{"code": code, "err": err.getvalue(), "diffusers": "diffusers" in sys.mod
 
 def test_an_adapter_checkpoint_without_peft_fails_before_its_base_loads(tmp_path, monkeypatch):
     """Applying LoRA adapters needs peft (the train extra), imported only after the base had loaded."""
-    from worldpolicy.engine.loading import check_checkpoint_source
+    from worldpolicy.engine.sources import check_checkpoint_source
     from worldpolicy.policy import Policy
 
     (tmp_path / "base").mkdir()

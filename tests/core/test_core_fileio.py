@@ -672,7 +672,7 @@ def test_a_replacement_in_progress_is_never_settled_under_it(tmp_path, monkeypat
 def test_a_checkpoint_a_killed_save_was_replacing_is_back_for_the_next_reader(tmp_path, killed_replacing):
     """predict, serve or sim given the checkpoint a killed save was replacing found no folder there: the checkpoint
     check, which every reader of a checkpoint makes before anything loads, puts it back."""
-    from worldpolicy.engine.loading import check_checkpoint_source
+    from worldpolicy.engine.sources import check_checkpoint_source
     from worldpolicy.fileio import MODEL_INDEX_FILE
 
     final = tmp_path / "model"

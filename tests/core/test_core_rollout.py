@@ -254,6 +254,15 @@ def test_the_models_own_frames_go_back_on_the_canvas_they_were_generated_on(poli
     assert policy.infer_actions(imagined.video, "reach", seed=3, steps=1).settings["canvas_hw"] == [320, 256]
     assert policy.infer_actions(imagined.video, "reach", seed=3, steps=1,
                                 canvas=imagined.settings["canvas_hw"]).settings["canvas_hw"] == [256, 256]
+    # the result itself: its frames on its canvas, what passing both gives, without the caller knowing the setting
+    given_both = policy.infer_actions(imagined.video, "reach", seed=3, steps=1, canvas=imagined.settings["canvas_hw"])
+    itself = policy.infer_actions(imagined, "reach", seed=3, steps=1)
+    assert itself.settings["canvas_hw"] == [256, 256] and np.array_equal(itself.actions, given_both.actions)
+    assert policy.infer_actions(imagined, "reach", seed=3, steps=1,
+                                canvas=(320, 256)).settings["canvas_hw"] == [320, 256]  # the caller's choice wins
+    with pytest.raises(ValueError, match=r"infer_actions\(video=...\) got a Prediction without a video"):
+        policy.infer_actions(policy.imagine(frame, _actions(CHUNK), "reach", seed=3, steps=1, decode_video=False),
+                             "reach")
     with pytest.raises(ValueError, match=r"canvas=\(250, 250\); accepted: None"):
         policy.act(frame, "reach", canvas=(250, 250))
     sent = sent_requests(policy)
@@ -299,8 +308,8 @@ def test_one_frame_of_another_size_is_said_once_whether_in_an_array_or_under_obs
 
 
 def test_the_models_own_frames_given_back_with_their_canvas_are_not_judged_as_a_cameras(policy, caplog, monkeypatch):
-    """README's way to explain a prediction's video, `infer_actions(pred.video, prompt, canvas=pred.settings[
-    "canvas_hw"])`, warned that the frames were not the trained size and to resize the camera images: frames that go
+    """Explaining a prediction's video, `infer_actions(pred.video, prompt, canvas=pred.settings["canvas_hw"])` (or
+    `infer_actions(pred, prompt)`, which does that), warned that the frames were not the trained size and to resize the camera images: frames that go
     on the canvas given unscaled, as whole latent cells, are what the model decodes on it, of a size no user chose.
     Frames the canvas scales, or cuts to its latent grid (a user's camera), are still judged."""
     keys = policy.embodiment.camera_keys

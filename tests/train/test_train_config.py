@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from worldpolicy.cli import main
-from worldpolicy.engine.loading import check_checkpoint_source
+from worldpolicy.engine.sources import check_checkpoint_source
 from worldpolicy.extras import MissingExtraError
 from worldpolicy.train.config import load_config
 
@@ -823,3 +824,31 @@ def test_action_prefix_settings_load_and_are_compared_on_resume(valid):
     assert changed_settings(older, current) == []
     assert changed_settings(older, config.to_dict()) == ["objectives.action_prefix_probability: 0.0 -> 1.0",
                                                          "objectives.action_prefix_max_rows: None -> 3"]
+
+
+def test_config_mistakes_are_said_before_torch_loads(tmp_path, valid):
+    """A wrong setting is the commonest first failure of `worldpolicy train`: said in a second, not after the 10-25 s
+    torch and diffusers take to import (the objectives, timestep and checkpoint checks need neither)."""
+    configs = {"checkpoint": {**valid, "checkpoint": ""}, "chunk": _with(valid, "data", chunk_size=6),
+               "timesteps": _with(valid, "timesteps", kind="beta"), "weights": _with(valid, "objectives", policy=0.0)}
+    for name, raw in configs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(raw))
+    script = f"""
+import contextlib, io, json, sys
+from worldpolicy.cli import main
+out = {{}}
+for name in {sorted(configs)!r}:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["train", {str(tmp_path)!r} + "/" + name + ".json", "--no-progress"])
+    out[name] = [code, err.getvalue()]
+out["heavy"] = sorted(name for name in ("torch", "diffusers") if name in sys.modules)
+print(json.dumps(out))"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out.pop("heavy") == []
+    said = {"checkpoint": "checkpoint: required", "chunk": "data.chunk_size=6", "timesteps": "timesteps.kind='beta'",
+            "weights": "objectives: every weight is 0"}
+    assert {name: (code, said[name] in err) for name, (code, err) in out.items()} == {
+        name: (2, True) for name in said}

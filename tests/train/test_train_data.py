@@ -327,7 +327,7 @@ def test_an_adapter_on_the_shipped_model_names_it_shipped_and_loads_in_another_i
     pytest.importorskip("mink")
     pytest.importorskip("peft")
     from worldpolicy import Policy
-    from worldpolicy.engine.loading import adapter_base
+    from worldpolicy.engine.sources import adapter_base
     from worldpolicy.models import shipped_model
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer

@@ -9,7 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from worldpolicy.train.flow import OBJECTIVES, noise_example, predict_velocity
+from worldpolicy.train.flow import noise_example, predict_velocity
+from worldpolicy.train.objectives import OBJECTIVES
 
 
 def _first_window_frames(trainer):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldpolicy.train.flow import COSMOS_POLICY_MIX, TimestepSampler, clean_sets
+from worldpolicy.train.flow import TimestepSampler, clean_sets
+from worldpolicy.train.objectives import COSMOS_POLICY_MIX
 
 N = 20_000
 

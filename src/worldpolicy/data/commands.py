@@ -122,6 +122,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "actions, run as `worldpolicy sim` runs them) on a task and write the successful episodes (--keep-failures: "
         "all, each flagged in meta/episodes' success column) as a LeRobot v3 dataset with Cosmos3-DROID keys (needs "
         "the sim and train extras).",
+        absent_flags={"--out": "from-sim takes the new dataset's folder as its first argument (root), not as --out "
+                               "as the other dataset commands do: worldpolicy dataset from-sim FOLDER ..."},
     )
     _add_from_sim_arguments(sim)
     sim.set_defaults(func=_from_sim)

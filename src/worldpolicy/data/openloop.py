@@ -374,10 +374,7 @@ def check_open_loop(
     from ..policy import check_seed
 
     emb = embodiment  # as the checks below name it
-    try:
-        ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
-    except FileNotFoundError as exc:  # named as the parameter (DATASET on the command line), as its other errors are
-        raise FileNotFoundError(f"dataset: {exc}") from None
+    ds = _opened(dataset)
     seed = check_seed(seed)
     batch_size = _count("batch_size", batch_size, "an integer >= 1 (predictions per batched forward)")
     if every is not None:
@@ -416,6 +413,15 @@ def check_open_loop(
                              "which no error can be measured against; `worldpolicy dataset check` lists such frames "
                              "(leave the episode out with episodes)")
     return OpenLoopPlan(OpenLoopData(ds, cameras, keys, reader), emb, chosen, every, chunks, seed, batch_size)
+
+
+def _opened(dataset: str | Path | LeRobotDataset) -> LeRobotDataset:
+    """`dataset` opened (its metadata read), a missing one named as the parameter (DATASET on the command line), as
+    its other errors are."""
+    try:
+        return dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"dataset: {exc}") from None
 
 
 def evaluate_open_loop(
@@ -461,6 +467,7 @@ def evaluate_open_loop(
     from ..policy import Policy, trained_data_keys
 
     check_progress_option(progress)
+    dataset = _opened(dataset)  # a wrong dataset said before the checkpoint's checks import torch (seconds)
     if isinstance(checkpoint, Policy):
         emb = checked_policy_embodiment(checkpoint, embodiment, load_options)
         checkpoint.sampling.updated(steps=steps)  # a bad steps refused here, as a path's load options are

@@ -38,7 +38,7 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     embodiment.json, trainer_state.json and base_model.json are read like a local folder's and every check runs
     before its weights download (`hub.complete_snapshot`, as it loads); `~/ckpt` as the shell would expand it (a hub
     id never starts with `~`), from Python too (a `str` stays one, a `Path` one); anything else itself. Hub-id-shaped,
-    whose owner is a folder here, is left for `engine.loading.check_checkpoint_source` to refuse as a missing path.
+    whose owner is a folder here, is left for `engine.sources.check_checkpoint_source` to refuse as a missing path.
     Saved settings keep what was given, the hub id, not its snapshot (`portable_checkpoint`). `fetch=False`: a hub id
     stays one (fetched when it loads), where nothing is to be downloaded yet (an adapter's base)."""
     if value == SHIPPED_NAME:

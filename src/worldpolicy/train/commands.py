@@ -99,7 +99,6 @@ def _train(args: argparse.Namespace) -> int:
                          f"or a recipe file with a [scratch] table); {args.config!r} is a TrainConfig: drop --install "
                          "(its checkpoints load from the run's folder)")
     from .config import load_config
-    from .trainer import Trainer
 
     overrides = {"output_dir": args.out, "tracking.report_to": _trackers(args.report_to), **selection}
     try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting,
@@ -117,6 +116,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps
+    from .trainer import Trainer  # torch and diffusers: after every setting is checked (seconds to import)
+
     trainer = Trainer(config, progress=not args.no_progress)
     started = time.perf_counter()
     records = trainer.run()
@@ -150,19 +151,9 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    import torch
-
     from ..cli import flag_named
-    from ..engine.loading import (
-        BASE_FILE,
-        DTYPES,
-        adapter_base,
-        cast_like_pretrained,
-        check_checkpoint_source,
-        load_components,
-        save_components,
-    )
-    from ..fileio import output_folder, refuse_foreign_folder, staged_folder
+    from ..engine.sources import adapter_base, check_checkpoint_source
+    from ..fileio import BASE_FILE, output_folder, refuse_foreign_folder, staged_folder
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE
     from .model_card import write_model_card
 
@@ -187,6 +178,10 @@ def _merge_adapter(args: argparse.Namespace) -> int:
             raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
     refuse_foreign_folder(out, "--out", ())  # not inside a checkpoint (rotated away with it) or a dataset
     output_folder(out.parent, "--out")
+    import torch  # after the checks above, which are said in a second rather than after its import
+
+    from ..engine.loading import DTYPES, cast_like_pretrained, load_components, save_components
+
     # fused and cast once, in fp32 (a bf16 base would round the fused weights twice); at Nano size loading and
     # writing take minutes each, so each is said as it starts
     logger.info("merge-adapter: loading %s's base and fusing its adapters on the CPU in float32", source)

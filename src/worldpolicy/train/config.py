@@ -21,7 +21,7 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
 from ..errors import brief_list
 from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
-from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
+from .objectives import COSMOS_POLICY_MIX, OBJECTIVES, check_timesteps
 from .tracking import TrackingConfig
 
 # The episode settings and the `worldpolicy train` flags that override them
@@ -269,7 +269,7 @@ class TrainConfig:
         if not self.checkpoint:
             raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
                              "checkpoint or a hub id to start from)")
-        from ..engine.loading import check_checkpoint_source
+        from ..engine.sources import check_checkpoint_source
         from ..models import resolve_checkpoint
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
@@ -374,7 +374,7 @@ class TrainConfig:
                 raise ValueError(f"finetune.lora_alpha={self.finetune.lora_alpha!r}: must be > 0")
             if not self.finetune.lora_targets:
                 raise ValueError("finetune.lora_targets is empty: name the transformer modules to adapt")
-        TimestepSampler(**vars(self.timesteps))  # its checks now, not once the latent cache is encoded
+        check_timesteps(**vars(self.timesteps))  # flow.TimestepSampler's checks now, not once the latent cache is encoded
         if self.objectives.preset not in (None, "cosmos_policy"):
             raise ValueError(f"objectives.preset={self.objectives.preset!r}; accepted: cosmos_policy (or unset)")
         if self.objectives.preset is not None:

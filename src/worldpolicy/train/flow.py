@@ -11,7 +11,6 @@ asked for while the previous one still executes (real-time chunking, `Policy.act
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,12 +19,7 @@ import torch
 from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_text_tokens
 
 from ..engine.forward import TextCache, gen_tokens, generate, generation_positions, read_velocities, rotary, text_kv
-
-OBJECTIVES = ("policy", "forward_dynamics", "inverse_dynamics")
-# Cosmos Policy's batch split (cosmos-policy.md §4: 50 % policy, 25 % world model, 25 % value); Cosmos3 has an
-# inverse-dynamics head where Cosmos Policy had a value frame.
-COSMOS_POLICY_MIX = {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25}
-TIMESTEP_SAMPLING = ("logit_normal", "uniform")
+from .objectives import OBJECTIVES, check_timesteps
 
 
 @dataclass
@@ -53,14 +47,7 @@ class TimestepSampler:
     shift: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.kind not in TIMESTEP_SAMPLING:
-            raise ValueError(f"timesteps.kind={self.kind!r}; accepted: {', '.join(TIMESTEP_SAMPLING)}")
-        if not math.isfinite(self.mean):
-            raise ValueError(f"timesteps.mean={self.mean!r} must be finite")
-        if not (math.isfinite(self.std) and self.std > 0):
-            raise ValueError(f"timesteps.std={self.std!r} must be > 0")
-        if not (math.isfinite(self.shift) and self.shift > 0):
-            raise ValueError(f"timesteps.shift={self.shift!r} must be > 0")
+        check_timesteps(self.kind, self.mean, self.std, self.shift)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         if self.kind == "uniform":

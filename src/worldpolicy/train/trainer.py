@@ -43,8 +43,6 @@ from ..engine.loading import (
     BASE_FILE,
     TRAINED_FILE,
     WEIGHTS_FILE,
-    adapter_base,
-    adapter_digest,
     base_mismatch,
     cast_like_pretrained,
     check_action_head,
@@ -53,6 +51,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
+from ..engine.sources import adapter_base, adapter_digest
 from ..extras import software_versions
 from ..fileio import (
     METRICS_FILE,
@@ -90,7 +89,8 @@ from .data import (
     trained_frames,
     window_spec,
 )
-from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
+from .flow import ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
+from .objectives import OBJECTIVES
 from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
