@@ -3,11 +3,7 @@ checkpoint (`worldpolicy train` with `finetune.lora_save = "adapter"`) onto the 
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-import hashlib
 import inspect
-=======
->>>>>>> s39_install2
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
