@@ -1146,14 +1146,14 @@ def test_load_checks_read_the_checkpoints_action_head_first(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("device, match", [("meta", "cannot run a model"), ("mps", "mps is not available"),
                                            ("cuda:0", "CUDA|cuda is not available")])
-def test_devices_this_machine_cannot_use_fail_before_loading(tmp_path, device, match):
+def test_devices_this_machine_cannot_use_fail_before_loading(device, match):
     if device.startswith("cuda") and torch.cuda.is_available():
         device = f"cuda:{torch.cuda.device_count()}"
         match = "CUDA device"
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
     with pytest.raises(ValueError, match=f"device='{device}'.*({match})"):
-        worldpolicy.load_policy(tmp_path / "never-loaded", device=device)
+        worldpolicy.load_policy("shipped", device=device)  # a checkpoint that exists: its place is checked first
 
 
 def test_a_cuda_index_past_the_machines_devices_names_the_ones_it_has(monkeypatch):
@@ -1227,10 +1227,15 @@ def test_registry_tables_agree_with_diffusers():
     assert view_point_sentences() == p._ACTION_VIEWPOINT_TEMPLATES
 
 
-def test_cuda_graphs_without_cuda_fails_before_loading(tmp_path):
-    # the folder does not exist: reaching the loader would raise FileNotFoundError instead
+def test_cuda_graphs_without_cuda_fails_before_loading(monkeypatch):
+    from worldpolicy.engine import loading
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("weights were loaded before the cuda_graphs check")
+
+    monkeypatch.setattr(loading, "load_components", loaded)
     with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
-        worldpolicy.load_policy(tmp_path / "never-loaded", device="cpu", cuda_graphs=True)
+        worldpolicy.load_policy("shipped", device="cpu", cuda_graphs=True)
 
 
 def test_an_observation_with_history_conditions_on_its_latest_frame(tiny_policy):
