@@ -437,7 +437,7 @@ def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str
     meta.update(
         observation_keys=adapter.observation_keys,
         # canonical key -> the client's, as `--key-map` renames them ({}: none): the keys above (camera_keys,
-        # state_keys, trained_frames...) name the canonical ones, which a client translates with it
+        # state_keys, trained_frames, expected_frames) name the canonical ones, which a client translates with it
         key_map=dict(adapter.key_map),
         server="worldpolicy",
         server_version=__version__,
