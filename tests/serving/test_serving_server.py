@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -546,6 +547,22 @@ def test_metadata_frame_is_first_and_wire_exact(serve):
         ws.send(packb(droid_request(np.zeros(7))))
         reply = unpackb(ws.recv())
         assert reply["actions"].shape == (32, 8)
+
+
+def test_the_metadata_frame_says_the_gripper_replies_are_already_unflipped(serve):
+    """The spec showed `gripper_flip: true` and nothing said the replies were flipped back already, so a client
+    reading it flipped again, opening a closing gripper. The frame's `gripper` says the column and its convention."""
+    from worldpolicy.embodiments import get_embodiment
+
+    t = serve()
+    with connect(t.url, compression=None, max_size=None) as ws:
+        meta = unpackb(ws.recv())
+    assert meta["embodiment_spec"]["gripper_flip"] is True
+    assert meta["gripper"] == {"column": "gripper", "index": 7, "open": 0.0, "closed": 1.0, "model_flip": True}
+    bridge = get_embodiment("bridge")
+    assert bridge.gripper_convention() == {"column": "grasp", "index": 9, "open": 0.0, "closed": 1.0,
+                                           "model_flip": False}
+    assert dataclasses.replace(bridge, gripper_column=None).gripper_convention() is None  # no gripper: nothing
 
 
 def test_the_policy_metadata_is_asked_once_and_its_chunk_size_bounds_the_frame_and_the_adapter(serve):

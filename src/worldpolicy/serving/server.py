@@ -431,6 +431,7 @@ def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str
     meta["chunk_size"] = int(own["chunk_size"]) if own.get("chunk_size") is not None else e.chunk_size
     if isinstance(meta.get("model"), str):
         meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
+    meta["gripper"] = e.gripper_convention()  # the spec's gripper_flip is undone already: 0 open .. 1 closed
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
     if adapter is None:
         adapter = ObservationAdapter(e, key_map, chunk_size=meta["chunk_size"])
