@@ -87,6 +87,32 @@ def test_image_observation_and_key_map(serve):
         assert plain.metadata()["key_map"] == {}  # none: every key as announced
 
 
+def test_a_key_map_reading_two_cameras_from_one_key_is_said_once_per_connection(serve, caplog):
+    """openpi's two-camera DROID request, served with the documented key map, showed the model one exterior view in
+    both exterior places, an input it was never trained on, and nothing said so: each connection's first reply names
+    both slots and the key, as the log does."""
+    shared = "observation/exterior_image_1_left"
+    t = serve(key_map={"observation/exterior_image_2_left": shared})
+    caplog.set_level(logging.WARNING, logger="worldpolicy")
+    message = {k: v for k, v in droid_request(np.zeros(7)).items() if k != "observation/exterior_image_2_left"}
+    for _ in range(2):  # a client that reconnects is told again
+        with connect(t.url, compression=None, max_size=None) as ws:
+            ws.recv()  # metadata
+            replies = []
+            for _ in range(2):
+                ws.send(packb(message))
+                replies.append(unpackb(ws.recv()))
+        assert replies[0]["warnings"] == [
+            "camera slots of embodiment 'droid/joint_pos' read the same image (observation/exterior_image_1_left and "
+            f"observation/exterior_image_2_left are read from the client's key {shared!r}, by the server's "
+            "--key-map), so the model sees one view twice where it was trained on different cameras: its actions "
+            "may be worse than with each camera sent (docs/serving.md, 'Request keys')"]
+        assert "warnings" not in replies[1]
+    logged = [json.loads(r.getMessage()) for r in caplog.records if '"shared_cameras"' in r.getMessage()]
+    assert [line["conn"] for line in logged] == [1, 2] and logged[0]["detail"] == replies[0]["warnings"][0]
+    assert "warnings" not in raw_send(serve().url, droid_request(np.zeros(7)))  # each camera its own key: nothing
+
+
 def test_health_ready_and_metrics(serve):
     t = serve()
     assert http_get(t.url, "/healthz") == (200, "OK\n")
