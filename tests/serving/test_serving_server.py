@@ -102,11 +102,11 @@ def test_a_key_map_reading_two_cameras_from_one_key_is_said_once_per_connection(
             for _ in range(2):
                 ws.send(packb(message))
                 replies.append(unpackb(ws.recv()))
-        assert replies[0]["warnings"] == [
-            "camera slots of embodiment 'droid/joint_pos' read the same image (observation/exterior_image_1_left and "
-            f"observation/exterior_image_2_left are read from the client's key {shared!r}, by the server's "
-            "--key-map), so the model sees one view twice where it was trained on different cameras: its actions "
-            "may be worse than with each camera sent (docs/serving.md, 'Request keys')"]
+        said = ("camera slots of embodiment 'droid/joint_pos' read the same image (observation/exterior_image_1_left "
+                f"and observation/exterior_image_2_left are read from the client's key {shared!r}, by the server's "
+                "--key-map), so the model sees one view twice where it was trained on different cameras: its actions "
+                "may be worse than with each camera sent (docs/serving.md, 'Request keys')")
+        assert replies[0]["warnings"] == [said]
         assert "warnings" not in replies[1]
     logged = [json.loads(r.getMessage()) for r in caplog.records if '"shared_cameras"' in r.getMessage()]
     assert [line["conn"] for line in logged] == [1, 2] and logged[0]["detail"] == replies[0]["warnings"][0]
