@@ -66,6 +66,7 @@ from .processing.observations import (
     clip_views,
     compose_views,
     composite_mismatch,
+    composite_places,
     frame_keys,
     load_frames,
     prepare_canvas,
@@ -877,13 +878,20 @@ class Policy:
         (the embodiment's composite); `canvas`, the canvas bin of the resolution tier the model runs that frame at
         (`canvas_bin`). Each None for a checkpoint without the record (a hub id, a policy built in code), or whose
         record is of other cameras than this embodiment's (the shipped model served as `droid`): its canvas follows
-        the frames each request sends."""
+        the frames each request sends. `expected_frames`, each camera's [height, width] a client should send: the
+        record's, else each camera's place in a composite of fixed size (DROID's: the wrist 360x640, the exteriors
+        180x320, as RoboLab clients send), else None: a DROID client of a hub checkpoint was told no size."""
         frames = self._trained_frames
-        if frames is None or set(frames["cameras"]) != set(self.embodiment.camera_keys):
-            return {"trained_frames": None, "composed_frame": None, "canvas": None}
-        _, canvas = canvas_bin(*frames["composed"], self.resolution_tier, self.embodiment.snap_to_16)
-        return {"trained_frames": {camera: list(hw) for camera, hw in frames["cameras"].items()},
-                "composed_frame": list(frames["composed"]), "canvas": list(canvas)}
+        e = self.embodiment
+        if frames is None or set(frames["cameras"]) != set(e.camera_keys):
+            fixed = e.composite == "droid_wrist_top"  # a stacked composite follows its first camera's size
+            places = composite_places({}, e.camera_keys, e.composite) if fixed else None
+            return {"trained_frames": None, "composed_frame": None, "canvas": None,
+                    "expected_frames": {camera: list(hw) for camera, hw in places.items()} if places else None}
+        _, canvas = canvas_bin(*frames["composed"], self.resolution_tier, e.snap_to_16)
+        trained = {camera: list(hw) for camera, hw in frames["cameras"].items()}
+        return {"trained_frames": trained, "composed_frame": list(frames["composed"]), "canvas": list(canvas),
+                "expected_frames": trained}
 
     # -- processing -----------------------------------------------------------------------------------------------
 

@@ -810,6 +810,14 @@ def test_the_metadata_frame_announces_the_frames_the_checkpoint_was_trained_on(c
     assert {key: tiny.metadata()[key] for key in announced} == dict.fromkeys(announced)  # no record: none
     as_droid = worldpolicy.load_policy("shipped", embodiment="droid", device="cpu", steps=1)
     assert {key: as_droid.metadata()[key] for key in announced} == dict.fromkeys(announced)  # of other cameras
+    # what to send all the same: the record's sizes, else the cameras' places in DROID's fixed composite (RoboLab's)
+    assert meta["expected_frames"] == meta["trained_frames"]
+    robolab = {"observation/wrist_image_left": [360, 640], "observation/exterior_image_1_left": [180, 320],
+               "observation/exterior_image_2_left": [180, 320]}
+    assert tiny.metadata()["expected_frames"] == as_droid.metadata()["expected_frames"] == robolab
+    bridge = worldpolicy.load_policy(make_tiny_checkpoint(tmp_path / "bridge"), embodiment="bridge", device="cpu",
+                                     steps=1)
+    assert bridge.metadata()["expected_frames"] is None  # one camera of any size: nothing to say
 
 
 def test_the_metadata_frame_announces_the_scenes_the_checkpoint_was_trained_on(tmp_path):

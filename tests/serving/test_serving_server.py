@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -84,6 +85,32 @@ def test_image_observation_and_key_map(serve):
     assert [key_map.get(k, k) for k in meta["state_keys"].values()] == ["q", "g"]  # translated by the client
     with RemotePolicy(serve().url) as plain:
         assert plain.metadata()["key_map"] == {}  # none: every key as announced
+
+
+def test_a_key_map_reading_two_cameras_from_one_key_is_said_once_per_connection(serve, caplog):
+    """openpi's two-camera DROID request, served with the documented key map, showed the model one exterior view in
+    both exterior places, an input it was never trained on, and nothing said so: each connection's first reply names
+    both slots and the key, as the log does."""
+    shared = "observation/exterior_image_1_left"
+    t = serve(key_map={"observation/exterior_image_2_left": shared})
+    caplog.set_level(logging.WARNING, logger="worldpolicy")
+    message = {k: v for k, v in droid_request(np.zeros(7)).items() if k != "observation/exterior_image_2_left"}
+    for _ in range(2):  # a client that reconnects is told again
+        with connect(t.url, compression=None, max_size=None) as ws:
+            ws.recv()  # metadata
+            replies = []
+            for _ in range(2):
+                ws.send(packb(message))
+                replies.append(unpackb(ws.recv()))
+        said = ("camera slots of embodiment 'droid/joint_pos' read the same image (observation/exterior_image_1_left "
+                f"and observation/exterior_image_2_left are read from the client's key {shared!r}, by the server's "
+                "--key-map), so the model sees one view twice where it was trained on different cameras: its actions "
+                "may be worse than with each camera sent (docs/serving.md, 'Request keys')")
+        assert replies[0]["warnings"] == [said]
+        assert "warnings" not in replies[1]
+    logged = [json.loads(r.getMessage()) for r in caplog.records if '"shared_cameras"' in r.getMessage()]
+    assert [line["conn"] for line in logged] == [1, 2] and logged[0]["detail"] == replies[0]["warnings"][0]
+    assert "warnings" not in raw_send(serve().url, droid_request(np.zeros(7)))  # each camera its own key: nothing
 
 
 def test_health_ready_and_metrics(serve):
@@ -546,6 +573,22 @@ def test_metadata_frame_is_first_and_wire_exact(serve):
         ws.send(packb(droid_request(np.zeros(7))))
         reply = unpackb(ws.recv())
         assert reply["actions"].shape == (32, 8)
+
+
+def test_the_metadata_frame_says_the_gripper_replies_are_already_unflipped(serve):
+    """The spec showed `gripper_flip: true` and nothing said the replies were flipped back already, so a client
+    reading it flipped again, opening a closing gripper. The frame's `gripper` says the column and its convention."""
+    from worldpolicy.embodiments import get_embodiment
+
+    t = serve()
+    with connect(t.url, compression=None, max_size=None) as ws:
+        meta = unpackb(ws.recv())
+    assert meta["embodiment_spec"]["gripper_flip"] is True
+    assert meta["gripper"] == {"column": "gripper", "index": 7, "open": 0.0, "closed": 1.0, "model_flip": True}
+    bridge = get_embodiment("bridge")
+    assert bridge.gripper_convention() == {"column": "grasp", "index": 9, "open": 0.0, "closed": 1.0,
+                                           "model_flip": False}
+    assert dataclasses.replace(bridge, gripper_column=None).gripper_convention() is None  # no gripper: nothing
 
 
 def test_the_policy_metadata_is_asked_once_and_its_chunk_size_bounds_the_frame_and_the_adapter(serve):

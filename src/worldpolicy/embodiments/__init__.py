@@ -201,6 +201,17 @@ class Embodiment:
     def gripper_index(self) -> int | None:
         return self.columns.index(self.gripper_column) if self.gripper_column else None
 
+    def gripper_convention(self) -> dict[str, Any] | None:
+        """The gripper column as a client reads it (a server's metadata announces it), or None without one: its
+        name and index, and its values in the DROID convention (`open` 0, `closed` 1), which the actions and the
+        gripper state are in on the robot's side. `model_flip`: whether the model's own space is flipped (1 - g,
+        `gripper_flip`), which the policy undoes itself: a client flipping by `gripper_flip` again closes an open
+        gripper."""
+        if self.gripper_column is None:
+            return None
+        return {"column": self.gripper_column, "index": self.gripper_index, "open": 0.0, "closed": 1.0,
+                "model_flip": self.gripper_flip}
+
     def runs_at(self, fps: float) -> bool:
         """Whether data recorded at `fps` is at this embodiment's action rate: equal but for float noise (a rate read
         back from a file), one tolerance for every command that checks it."""

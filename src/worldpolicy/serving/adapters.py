@@ -168,6 +168,7 @@ class ObservationAdapter:
         self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
         self._state_name = self.key_map.get(STATE_KEY, STATE_KEY)  # the client's name of the whole state row
         self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name} | WIRE_KEYS
+        self.shared_cameras_warning = _shared_cameras_warning(embodiment, self._cameras)
 
     @property
     def observation_keys(self) -> list[str]:
@@ -378,6 +379,24 @@ class ObservationAdapter:
                 raise RequestError(f"decode_video={decode_video!r:.60} must be a bool")
             options["decode_video"] = bool(decode_video)
         return options
+
+
+def _shared_cameras_warning(embodiment: Embodiment, cameras: Sequence[tuple[str, str]]) -> str | None:
+    """The warning for camera slots a key map has read from one client key (`cameras`: each canonical camera key and
+    the client's key it is read from), or None: openpi's two-camera DROID request, served with the documented
+    `--key-map observation/exterior_image_2_left=observation/exterior_image_1_left`, shows the model the one exterior
+    view in both exterior places, an input it was never trained on. Said, not refused: it is the documented way to
+    serve such a client, whose actions are then of a model shown less than it expects."""
+    slots: dict[str, list[str]] = {}
+    for canonical, wire in cameras:
+        slots.setdefault(wire, []).append(canonical)
+    shared = [(wire, names) for wire, names in slots.items() if len(names) > 1]
+    if not shared:
+        return None
+    said = "; ".join(f"{' and '.join(names)} are read from the client's key {wire!r}" for wire, names in shared)
+    return (f"camera slots of embodiment {embodiment.key!r} read the same image ({said}, by the server's --key-map), "
+            "so the model sees one view twice where it was trained on different cameras: its actions may be worse "
+            "than with each camera sent (docs/serving.md, 'Request keys')")
 
 
 def warmup_message(

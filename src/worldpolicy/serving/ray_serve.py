@@ -56,6 +56,7 @@ from .server import (
     close_policy,
     error_text,
     failure_status,
+    first_request_warnings,
     log_failure,
     peer_name,
     reply_fields,
@@ -79,7 +80,7 @@ RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Ser
 RENEW_BY_RESTART = ("renew it and replace the --tls-cert/--tls-key files, then restart `worldpolicy serve --replicas` "
                     "(SIGTERM drains): Ray Serve's proxy reads them only when it starts")
 
-_KEY_SETS_HELD = 256  # key sets a replica remembers (`PolicyReplica._unread_keys`); new ones past it are not judged
+_KEY_SETS_HELD = 256  # key sets a replica remembers (`PolicyReplica._first_warnings`); new ones past it are not judged
 
 _app = FastAPI(title="worldpolicy", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -109,7 +110,7 @@ class PolicyReplica:
         metadata, self.adapter = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits), key_map)
         self.limits = limits
         # the key sets of the requests read so far (a tuple of a request's keys, in its order): a replica gets frames,
-        # not connections, so it says the keys nothing reads once per key set (`unread_keys_warning`), a few at most
+        # not connections, so it says the keys nothing reads once per key set (`first_request_warnings`), a few at most
         # for robot clients; bounded against a client that makes up keys
         self._key_sets: set[tuple[Any, ...]] = set()
         self._metadata = packb(metadata)
@@ -120,17 +121,14 @@ class PolicyReplica:
     def metadata(self) -> bytes:
         return self._metadata
 
-    def _unread_keys(self, message: Any) -> str | None:
-        """The warning for the keys of a request nothing reads, the first time this replica reads its key set (logged
-        as `unread_keys`); None after, or where every key is read."""
+    def _first_warnings(self, message: Any) -> list[str]:
+        """What a request is told besides the policy's warnings the first time this replica reads its key set
+        (`first_request_warnings`: keys nothing reads, camera slots read from one key, each logged); none after."""
         keys = tuple(message)
         if keys in self._key_sets or len(self._key_sets) >= _KEY_SETS_HELD:
-            return None
+            return []
         self._key_sets.add(keys)
-        said = self.adapter.unread_keys_warning(message)
-        if said is not None:
-            _log(logging.WARNING, "unread_keys", detail=said)
-        return said
+        return first_request_warnings(self.adapter, message)
 
     def _stuck_text(self) -> str:
         started, size = self._stuck
@@ -184,7 +182,7 @@ class PolicyReplica:
             try:
                 message = unpackb(frame, self.limits)
                 valid.append((i, self.adapter.parse(message)))
-                if (said := self._unread_keys(message)) is not None:
+                if said := self._first_warnings(message):
                     unread[i] = said
             except (CodecError, RequestError) as exc:
                 out[i] = ("bad_request", f"bad request: {exc}")
@@ -204,7 +202,7 @@ class PolicyReplica:
                 out[i] = (failure_status(result), error_text(result))
                 continue
             try:
-                reply = reply_fields(result, [unread[i], *warnings] if i in unread else warnings)
+                reply = reply_fields(result, [*unread[i], *warnings] if i in unread else warnings)
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only

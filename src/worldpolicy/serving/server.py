@@ -73,6 +73,7 @@ __all__ = [
     "error_text",
     "event_loop_factory",
     "failure_status",
+    "first_request_warnings",
     "keep_freed_memory",
     "log_failure",
     "peer_name",
@@ -431,13 +432,14 @@ def server_metadata(policy: Any, config: ServerConfig, key_map: Mapping[str, str
     meta["chunk_size"] = int(own["chunk_size"]) if own.get("chunk_size") is not None else e.chunk_size
     if isinstance(meta.get("model"), str):
         meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
+    meta["gripper"] = e.gripper_convention()  # the spec's gripper_flip is undone already: 0 open .. 1 closed
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
     if adapter is None:
         adapter = ObservationAdapter(e, key_map, chunk_size=meta["chunk_size"])
     meta.update(
         observation_keys=adapter.observation_keys,
         # canonical key -> the client's, as `--key-map` renames them ({}: none): the keys above (camera_keys,
-        # state_keys, trained_frames...) name the canonical ones, which a client translates with it
+        # state_keys, trained_frames, expected_frames) name the canonical ones, which a client translates with it
         key_map=dict(adapter.key_map),
         server="worldpolicy",
         server_version=__version__,
@@ -506,7 +508,8 @@ class _Job:
     finished: float = 0.0
     batch_size: int = 0
     warnings: Sequence[str] = ()  # what the policy logged about this request, for its reply (no list made per request)
-    unread_keys: str | None = None  # its connection's first request only: the keys nothing read (`unread_keys_warning`)
+    # its connection's first request only: the keys nothing read (`unread_keys_warning`), camera slots read from one key
+    said_first: Sequence[str] = ()
     skip: bool = False
 
 
@@ -862,8 +865,8 @@ class PolicyServer:
 
     def _admit(self, message: str | bytes, t0: float, conn: int, told: set[Any], first: bool = False) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason. The `first`
-        request of a connection is also read for keys nothing reads (`unread_keys_warning`), said in the log and in its
-        reply: once per connection, so the requests after it cost nothing more (a control loop sends the same keys)."""
+        request of a connection is also read for keys nothing reads and camera slots read from one key
+        (`first_request_warnings`), said in the log and in its reply: once per connection."""
         if self._draining:
             raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
         if self._stuck is not None:  # it would wait behind the stuck batch
@@ -887,9 +890,8 @@ class PolicyServer:
                 "busy",
             )
         job = _Job(request, self._loop.create_future(), enqueued=t0, conn=conn, told=told)
-        if first and (unread := self.adapter.unread_keys_warning(decoded)) is not None:
-            job.unread_keys = unread
-            _log(logging.WARNING, "unread_keys", conn=conn, detail=unread)
+        if first:
+            job.said_first = first_request_warnings(self.adapter, decoded, conn=conn)
         self._waiting.add(job)
         self._queue.put(job)
         self._active += 1
@@ -909,7 +911,7 @@ class PolicyServer:
             pass
 
     def _reply(self, job: _Job, result: Prediction, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
-        reply = reply_fields(result, job.warnings if job.unread_keys is None else [job.unread_keys, *job.warnings])
+        reply = reply_fields(result, [*job.said_first, *job.warnings] if job.said_first else job.warnings)
         timing = {
             "queue_ms": (job.started - job.enqueued) * 1000,
             "infer_ms": (job.finished - job.started) * 1000,
@@ -1340,6 +1342,20 @@ def keep_freed_memory() -> bool:
     mallopt = ctypes.CDLL(None).mallopt
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     return bool(mallopt(m_trim_threshold, _KEEP_FREED_BYTES) and mallopt(m_mmap_threshold, _KEEP_FREED_BYTES))
+
+
+def first_request_warnings(adapter: ObservationAdapter, message: Mapping[Any, Any], **fields: Any) -> list[str]:
+    """What the first request of a connection (a Ray replica: of a key set) is told besides the policy's warnings,
+    each logged (`unread_keys`, `shared_cameras`, with `fields`): the keys nothing reads (`unread_keys_warning`) and
+    the camera slots the key map reads from one client key (`shared_cameras_warning`). Once, so the requests after
+    it cost nothing more (a control loop sends the same keys)."""
+    said = []
+    for event, text in (("unread_keys", adapter.unread_keys_warning(message)),
+                        ("shared_cameras", adapter.shared_cameras_warning)):
+        if text is not None:
+            _log(logging.WARNING, event, **fields, detail=text)
+            said.append(text)
+    return said
 
 
 def run_batch(
