@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 __all__ = ["MissingExtraError", "check_extras", "extra_imports", "extra_of", "install_command", "missing_extra",
-           "package_license", "software_versions"]
+           "package_license", "run_record", "software_changes", "software_versions"]
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
@@ -65,6 +66,28 @@ def software_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+# What `run_record` adds to a run's record: what it ran on and how it was asked for, not a setting of its results (a
+# resume does not compare them: a package upgraded between two sessions continues a run, with a warning)
+RUN_RECORD_KEYS = ("software", "command")
+
+
+def run_record(command: str | None) -> dict[str, Any]:
+    """What a run's record holds for a reader reproducing it, beside its settings (`RUN_RECORD_KEYS`): `software`
+    (`software_versions`) and `command`, the command line that made it as typed (a command's `continue_command(...,
+    resume=False)`; None for a run from Python)."""
+    return {"software": software_versions(), "command": command}
+
+
+def software_changes(before: Any, after: Any) -> list[str]:
+    """How the software of two runs (`software_versions` as recorded; None or another type: unrecorded) differs, one
+    `name A -> B` per package (`unrecorded`, `none`: not installed), in `after`'s order; empty when either is
+    unrecorded: a run from before versions were recorded says nothing of its own."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    return [f"{name} {before.get(name, 'unrecorded') or 'none'} -> {after.get(name, 'unrecorded') or 'none'}"
+            for name in dict.fromkeys([*after, *before]) if before.get(name) != after.get(name)]
 
 
 def checkout_commit(root: Path) -> str | None:
