@@ -70,14 +70,15 @@ def software_versions() -> dict[str, str | None]:
 
 # What `run_record` adds to a run's record: what it ran on and how it was asked for, not a setting of its results (a
 # resume does not compare them: a package upgraded between two sessions continues a run, with a warning)
-RUN_RECORD_KEYS = ("software", "command")
+RUN_RECORD_KEYS = ("software", "command", "cwd")
 
 
 def run_record(command: str | None) -> dict[str, Any]:
     """What a run's record holds for a reader reproducing it, beside its settings (`RUN_RECORD_KEYS`): `software`
-    (`software_versions`) and `command`, the command line that made it as typed (a command's `continue_command(...,
-    resume=False)`; None for a run from Python)."""
-    return {"software": software_versions(), "command": command}
+    (`software_versions`), `command`, the command line that made it as typed (a command's `continue_command(...,
+    resume=False)`; None for a run from Python), and `cwd`, the folder it was typed in, which its relative paths
+    (`--policy runs/x`, `--out`, a dataset) are relative to (None without a command)."""
+    return {"software": software_versions(), "command": command, "cwd": os.getcwd() if command else None}
 
 
 def software_changes(before: Any, after: Any) -> list[str]:

@@ -333,7 +333,7 @@ def test_a_recording_records_its_software_and_command_and_resumes_after_an_upgra
     assert main(["dataset", "from-sim", str(root), "--episodes", "1", *_ARGV]) == 0
     capsys.readouterr()
     recorded = LeRobotDataset.open(root).provenance
-    assert recorded["software"] == software_versions()
+    assert recorded["software"] == software_versions() and recorded["cwd"] == os.getcwd()
     assert recorded["command"] == ("worldpolicy dataset from-sim " + str(root) + " --task reach --episodes 1 "
                                    "--image-size 24x24 --cameras observation/wrist_image_left --max-steps 3 "
                                    "--keep-failures --no-progress")

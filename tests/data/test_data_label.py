@@ -4,6 +4,7 @@ checkpoint's actions into a new LeRobot v3 dataset (the main use of inverse dyna
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -545,6 +546,7 @@ def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_
     assert [c.seed for c in calls] == [5]  # the episode left, with its own seed
     made = LeRobotDataset.open(tmp_path / "out").provenance  # the line that made it, as typed, and the software
     assert made["command"] == shlex.join(again[:-1]) and made["software"] == software_versions()
+    assert made["cwd"] == os.getcwd()  # what a relative ROOT or --out is relative to
 
 
 def test_a_run_kept_by_other_software_resumes_with_a_warning(policy, tmp_path, monkeypatch, caplog):
@@ -556,7 +558,7 @@ def test_a_run_kept_by_other_software_resumes_with_a_warning(policy, tmp_path, m
         label_dataset(ds, tmp_path / "out", policy, seed=1)
     kept = tmp_path / "out.partial" / PROVENANCE_FILE
     record = json.loads(kept.read_text())
-    assert record["software"] == software_versions() and record["command"] is None
+    assert record["software"] == software_versions() and record["command"] is None and record["cwd"] is None
     kept.write_text(json.dumps({**record, "software": {**record["software"], "numpy": "1.0.0"},
                                 "command": "worldpolicy dataset label elsewhere"}))
     _stub(policy, monkeypatch, calls := [])
