@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from worldpolicy.cli import add_api_key_flags, continue_command
-from worldpolicy.extras import run_record
+from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
@@ -288,7 +288,8 @@ def _stored_run(out: Path):
 def _episodes_left(args: argparse.Namespace, previous, current) -> range:
     """The episodes --resume runs: refused, naming each flag, old -> new, when the stored run differs (`current`: the
     new run's `start_report`), and naming each definition when it was judged or driven by another version of the task
-    or the baseline policy (`version_changes`), which no flag brings back."""
+    or the baseline policy (`version_changes`), which no flag brings back. Other software (a package upgraded since)
+    is warned of, not refused (`extras.software_changes`)."""
     from worldpolicy.sim.evaluate import episodes_left, flag_of, resume_conflicts, version_changes
 
     report = args.out / SIM_REPORT_FILE
@@ -315,9 +316,13 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
                          f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
                          "over (replacing it)")
     try:
-        return episodes_left(previous, current, args.episodes)
+        left = episodes_left(previous, current, args.episodes)
     except ValueError as exc:
         raise _as_flag(exc) from None
+    if left and (upgraded := software_changes(previous.software, current.software)):  # not refused: said
+        logger.warning("--resume: the run in %s ran on other software: %s; its episodes so far keep theirs, "
+                       "report.json says this session's", args.out, "; ".join(upgraded))
+    return left
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
