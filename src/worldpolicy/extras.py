@@ -112,23 +112,34 @@ def checkout_commit(root: Path) -> str | None:
             if found is None:
                 return None
             head = found
+        if not re.fullmatch(r"[0-9a-f]{40}", head):  # a SHA-256 repository's index is laid out otherwise
+            return None
         dirty = _index_dirty(root, git / "index")
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if not re.fullmatch(r"[0-9a-f]{40}", head) or dirty is None:
-        return None
-    return head + ("-dirty" if dirty else "")
+    return None if dirty is None else head + ("-dirty" if dirty else "")
 
 
 def _index_dirty(root: Path, index: Path) -> bool | None:
     """Whether a file git index `index` tracks under `root` differs from it: gone, or its size or modification time
-    another and its content's blob id too (as `git status` judges it); None for an index of a version not read (4)."""
-    import hashlib
+    another and its content's blob id too (as `git status` judges it); None for an index of a version not read (4),
+    or cut short."""
     import struct
 
     data = index.read_bytes()
-    if data[:4] != b"DIRC" or struct.unpack(">I", data[4:8])[0] not in (2, 3):
+    if data[:4] != b"DIRC" or data[4:8] not in (b"\0\0\0\2", b"\0\0\0\3"):
         return None
+    try:
+        return _entries_dirty(root, data)
+    except struct.error:
+        return None
+
+
+def _entries_dirty(root: Path, data: bytes) -> bool:
+    """`_index_dirty` of the index `data`, entry by entry (struct.error where it is cut short)."""
+    import hashlib
+    import struct
+
     at = 12
     for _ in range(struct.unpack(">I", data[8:12])[0]):
         mtime, mtime_ns = struct.unpack(">II", data[at + 8:at + 16])

@@ -348,6 +348,9 @@ def test_a_checkout_names_its_commit_and_whether_it_was_changed(tmp_path):
     (tmp_path / "wt" / "src" / "a.py").write_text("y = 3\n")
     assert checkout_commit(tmp_path / "wt") == head + "-dirty"
     assert checkout_commit(tmp_path / "wt" / "src") is None
+    index = repo / ".git" / "index"
+    index.write_bytes(index.read_bytes()[:50])  # cut short: not read, not guessed
+    assert checkout_commit(repo) is None
 
 
 def test_software_versions_name_the_commit_of_a_source_checkout_only(monkeypatch, tmp_path):
