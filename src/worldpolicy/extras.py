@@ -6,13 +6,16 @@ pip writes from pyproject.toml, so it cannot drift from it. It is read only when
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 __all__ = ["MissingExtraError", "check_extras", "extra_imports", "extra_of", "install_command", "missing_extra",
-           "package_license", "software_versions"]
+           "package_license", "run_record", "software_changes", "software_versions"]
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
@@ -43,19 +46,126 @@ RECORDED_PACKAGES = ("torch", "diffusers", "transformers", "mujoco", "numpy")
 def software_versions() -> dict[str, str | None]:
     """What a run ran on, as its results record it (a sim report's `software`, a checkpoint's trainer_state.json's):
     worldpolicy's version, Python's and each of `RECORDED_PACKAGES`' as installed (None: not installed), read from the
-    packages' metadata, so nothing heavy is imported. A reader reproducing a result installs these."""
+    packages' metadata, so nothing heavy is imported. A reader reproducing a result installs these. Run from a git
+    checkout (an editable install: `__version__` names no commit), `worldpolicy_commit` too (`checkout_commit`); an
+    install from a wheel adds nothing."""
     import platform
     from importlib import metadata
 
     from . import __version__
 
     found: dict[str, str | None] = {"worldpolicy": __version__, "python": platform.python_version()}
+    package = Path(__file__).resolve().parent
+    if package.parent.name == "src":  # a source checkout (an editable install): the version names no code
+        commit = checkout_commit(package.parent.parent)
+        if commit:
+            found["worldpolicy_commit"] = commit
     for name in RECORDED_PACKAGES:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+# What `run_record` adds to a run's record: what it ran on and how it was asked for, not a setting of its results (a
+# resume does not compare them: a package upgraded between two sessions continues a run, with a warning)
+RUN_RECORD_KEYS = ("software", "command", "cwd")
+
+
+def run_record(command: str | None) -> dict[str, Any]:
+    """What a run's record holds for a reader reproducing it, beside its settings (`RUN_RECORD_KEYS`): `software`
+    (`software_versions`), `command`, the command line that made it as typed (a command's `continue_command(...,
+    resume=False)`; None for a run from Python), and `cwd`, the folder it was typed in, which its relative paths
+    (`--policy runs/x`, `--out`, a dataset) are relative to (None without a command)."""
+    return {"software": software_versions(), "command": command, "cwd": os.getcwd() if command else None}
+
+
+def software_changes(before: Any, after: Any) -> list[str]:
+    """How the software of two runs (`software_versions` as recorded; None or another type: unrecorded) differs, one
+    `name A -> B` per package (`unrecorded`, `none`: not installed), in `after`'s order; empty when either is
+    unrecorded: a run from before versions were recorded says nothing of its own."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    return [f"{name} {before.get(name, 'unrecorded') or 'none'} -> {after.get(name, 'unrecorded') or 'none'}"
+            for name in dict.fromkeys([*after, *before]) if before.get(name) != after.get(name)]
+
+
+def checkout_commit(root: Path) -> str | None:
+    """The commit git checkout `root` (a folder holding `.git`: a folder, or a worktree's file naming one) has checked
+    out, `-dirty` added where a tracked file differs from it (git's index: its size or time first, then its content);
+    None for no checkout, or one read no further (a ref not found, an index in a format not read). Read from the
+    `.git` files (HEAD, refs, packed-refs, index), no `git` run: it may be missing, and a run should not spawn it."""
+    git = root / ".git"
+    try:
+        if git.is_file():  # a worktree's: "gitdir: <its folder in the main checkout's .git>"
+            git = (root / git.read_text().partition("gitdir:")[2].strip()).resolve()
+        common = git / (git / "commondir").read_text().strip() if (git / "commondir").is_file() else git
+        head = (git / "HEAD").read_text().strip()
+        if head.startswith("ref:"):
+            ref = head[4:].strip()
+            loose = [folder / ref for folder in (git, common) if (folder / ref).is_file()]
+            packed = common / "packed-refs"
+            lines = packed.read_text().splitlines() if packed.is_file() else []
+            found = loose[0].read_text().strip() if loose else next(
+                (line.split()[0] for line in lines if line.endswith(" " + ref)), None)
+            if found is None:
+                return None
+            head = found
+        if not re.fullmatch(r"[0-9a-f]{40}", head):  # a SHA-256 repository's index is laid out otherwise
+            return None
+        dirty = _index_dirty(root, git / "index")
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return None if dirty is None else head + ("-dirty" if dirty else "")
+
+
+def _index_dirty(root: Path, index: Path) -> bool | None:
+    """Whether a file git index `index` tracks under `root` differs from it: gone, or its size or modification time
+    another and its content's blob id too (as `git status` judges it); None for an index of a version not read (4),
+    or cut short."""
+    import struct
+
+    data = index.read_bytes()
+    if data[:4] != b"DIRC" or data[4:8] not in (b"\0\0\0\2", b"\0\0\0\3"):
+        return None
+    try:
+        return _entries_dirty(root, data)
+    except struct.error:
+        return None
+
+
+def _entries_dirty(root: Path, data: bytes) -> bool:
+    """`_index_dirty` of the index `data`, entry by entry (struct.error where it is cut short)."""
+    import hashlib
+    import struct
+
+    at = 12
+    for _ in range(struct.unpack(">I", data[8:12])[0]):
+        mtime, mtime_ns = struct.unpack(">II", data[at + 8:at + 16])
+        size, = struct.unpack(">I", data[at + 36:at + 40])
+        blob = data[at + 40:at + 60].hex()
+        flags, = struct.unpack(">H", data[at + 60:at + 62])
+        extended = flags & 0x4000
+        skip = extended and struct.unpack(">H", data[at + 62:at + 64])[0] & 0x4000  # skip-worktree: not checked out
+        start = at + 62 + (2 if extended else 0)
+        end = data.index(b"\0", start)
+        name = data[start:end].decode()
+        mode, = struct.unpack(">I", data[at + 24:at + 28])
+        at += ((end - at) // 8 + 1) * 8  # an entry is padded with 1 to 8 NULs to a multiple of 8 bytes
+        if skip or (flags >> 12) & 3 or mode >> 12 == 0o16:  # a merge's stage, a submodule: no file of this checkout
+            continue
+        file = root / name
+        try:
+            seen = file.lstat()
+        except OSError:
+            return True
+        if seen.st_size % (1 << 32) == size and divmod(seen.st_mtime_ns, 10**9) == (mtime, mtime_ns):
+            continue
+        content = os.readlink(file).encode() if file.is_symlink() else file.read_bytes()
+        if hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest() != blob:
+            return True
+    return False
 
 
 def install_command(extra: str) -> str:

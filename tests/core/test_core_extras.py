@@ -309,3 +309,56 @@ def test_a_module_needing_several_extras_comes_with_one_of_them():
                 uncovered[module] = sorted(needed)
     assert "worldpolicy.serving.ray_serve" in several  # the walk follows imports across worldpolicy's modules
     assert uncovered == {}
+
+
+def _git(root: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "HOME": str(root), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def test_a_checkout_names_its_commit_and_whether_it_was_changed(tmp_path):
+    """`__version__` names no code: a source checkout's commit is read from .git (loose ref, packed-refs, a
+    worktree's .git file, a detached HEAD), `-dirty` once a tracked file changes; a folder with no .git: None."""
+    from worldpolicy.extras import checkout_commit
+
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "src" / "a.py").write_text("x = 1\n")
+    (repo / "link").symlink_to("src/a.py")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    head = _git(repo, "rev-parse", "HEAD")
+    assert checkout_commit(repo) == head
+    _git(repo, "pack-refs", "--all")  # the branch only in packed-refs
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    assert checkout_commit(repo) == head
+    (repo / "src" / "a.py").write_text("x = 1\n")  # rewritten as it was: its time differs, its content does not
+    assert checkout_commit(repo) == head
+    (repo / "src" / "a.py").write_text("x = 2\n")
+    assert checkout_commit(repo) == head + "-dirty"
+    (repo / "src" / "a.py").unlink()
+    assert checkout_commit(repo) == head + "-dirty"
+    _git(repo, "checkout", "-q", "src/a.py")
+    assert checkout_commit(repo) == head
+    _git(repo, "worktree", "add", "-q", "--detach", str(tmp_path / "wt"))
+    assert checkout_commit(tmp_path / "wt") == head
+    (tmp_path / "wt" / "src" / "a.py").write_text("y = 3\n")
+    assert checkout_commit(tmp_path / "wt") == head + "-dirty"
+    assert checkout_commit(tmp_path / "wt" / "src") is None
+    index = repo / ".git" / "index"
+    index.write_bytes(index.read_bytes()[:50])  # cut short: not read, not guessed
+    assert checkout_commit(repo) is None
+
+
+def test_software_versions_name_the_commit_of_a_source_checkout_only(monkeypatch, tmp_path):
+    """Run from src/worldpolicy of a checkout the commit is recorded; installed (site-packages) nothing is added."""
+    from worldpolicy import extras
+
+    monkeypatch.setattr(extras, "checkout_commit", lambda root: f"commit of {root}")
+    monkeypatch.setattr(extras, "__file__", str(tmp_path / "repo" / "src" / "worldpolicy" / "extras.py"))
+    assert extras.software_versions()["worldpolicy_commit"] == f"commit of {tmp_path / 'repo'}"
+    monkeypatch.setattr(extras, "__file__", str(tmp_path / "site-packages" / "worldpolicy" / "extras.py"))
+    assert "worldpolicy_commit" not in extras.software_versions()

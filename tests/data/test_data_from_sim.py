@@ -392,6 +392,7 @@ def test_streamed_frames_give_the_files_the_in_memory_writer_gives(tmp_path, mon
     dataset, byte for byte: parquet, mp4, stats, info.json, provenance."""
     from worldpolicy.data import from_sim
     from worldpolicy.data.lerobot import EpisodeVideoStream, LeRobotDatasetWriter
+    from worldpolicy.extras import run_record
 
     options = {"image_size": (24, 32), "max_steps": 10, "keep_failures": True,
                "cameras": ["observation/wrist_image_left", "observation/exterior_image_1_left"]}
@@ -410,7 +411,8 @@ def test_streamed_frames_give_the_files_the_in_memory_writer_gives(tmp_path, mon
     features = from_sim.sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
     memory = tmp_path / "memory" / "streamed"  # named as the streamed one: its card (README.md) names the dataset
     with LeRobotDatasetWriter(memory, settings["control_hz"], features, settings["robot"],
-                              video_codec="libx264rgb", provenance={**settings, "seeds": [7, 8]}) as writer:
+                              video_codec="libx264rgb",
+                              provenance={**settings, **run_record(None), "seeds": [7, 8]}) as writer:
         for episode in recording:
             assert all(isinstance(v, np.ndarray) for v in episode["videos"].values())  # no spool: arrays
             writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])

@@ -318,3 +318,32 @@ def test_a_lossy_recording_is_resumed_and_curated_without_encoding_its_episodes_
             np.testing.assert_array_equal(got.videos[key], want.videos[key], err_msg=key)
     assert picked.videos.encoded == both.videos.encoded == 0
     assert main(["dataset", "check", str(tmp_path / "both")]) == 0
+
+
+def test_a_recording_records_its_software_and_command_and_resumes_after_an_upgrade(tmp_path, capsys):
+    """The provenance says what recorded it (`extras.run_record`): the software, the command line as typed (null from
+    Python). A recording made on other software is continued, not refused, with a warning naming what changed, and
+    the record says the resuming run's."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.extras import software_versions
+    from worldpolicy.fileio import PROVENANCE_FILE
+
+    root = tmp_path / "ds"
+    assert main(["dataset", "from-sim", str(root), "--episodes", "1", *_ARGV]) == 0
+    capsys.readouterr()
+    recorded = LeRobotDataset.open(root).provenance
+    assert recorded["software"] == software_versions() and recorded["cwd"] == os.getcwd()
+    assert recorded["command"] == ("worldpolicy dataset from-sim " + str(root) + " --task reach --episodes 1 "
+                                   "--image-size 24x24 --cameras observation/wrist_image_left --max-steps 3 "
+                                   "--keep-failures --no-progress")
+    provenance = root / PROVENANCE_FILE  # recorded before an upgrade of torch
+    older = {**recorded["software"], "torch": "1.0.0"}
+    provenance.write_text(json.dumps({**json.loads(provenance.read_text()), "software": older,
+                                      "command": "worldpolicy dataset from-sim elsewhere"}))
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", *_ARGV]) == 0
+    err = capsys.readouterr().err
+    assert f"{root} was recorded with other software: torch 1.0.0 -> {software_versions()['torch']};" in err
+    resumed = LeRobotDataset.open(root).provenance
+    assert resumed["software"] == software_versions() and resumed["command"].endswith("--no-progress")
+    assert resumed["command"].replace("--episodes 2", "--episodes 1") == recorded["command"]

@@ -4,6 +4,7 @@ checkpoint's actions into a new LeRobot v3 dataset (the main use of inverse dyna
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -17,6 +18,8 @@ from dataset_factory import make_episode
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset, write_episodes
 from worldpolicy.data.label import LABEL_SOURCE, LabelInterrupted, label_dataset
+from worldpolicy.extras import software_versions
+from worldpolicy.fileio import PROVENANCE_FILE
 
 FRONT = "observation.images.front"
 DROID_CAMERAS = ("observation.image.wrist_image_left", "observation.image.exterior_image_1_left",
@@ -541,6 +544,29 @@ def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_
     assert main(again[1:]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 3
     assert [c.seed for c in calls] == [5]  # the episode left, with its own seed
+    made = LeRobotDataset.open(tmp_path / "out").provenance  # the line that made it, as typed, and the software
+    assert made["command"] == shlex.join(again[:-1]) and made["software"] == software_versions()
+    assert made["cwd"] == os.getcwd()  # what a relative ROOT or --out is relative to
+
+
+def test_a_run_kept_by_other_software_resumes_with_a_warning(policy, tmp_path, monkeypatch, caplog):
+    """The software is recorded, not compared: a run interrupted before a package upgrade continues, the change
+    named; the record says the resuming session's (from Python: no command)."""
+    ds = _dataset(tmp_path / "src", lengths=(4, 4))
+    _stub(policy, monkeypatch, calls := [], stop_at=1)
+    with pytest.raises(LabelInterrupted):
+        label_dataset(ds, tmp_path / "out", policy, seed=1)
+    kept = tmp_path / "out.partial" / PROVENANCE_FILE
+    record = json.loads(kept.read_text())
+    assert record["software"] == software_versions() and record["command"] is None and record["cwd"] is None
+    kept.write_text(json.dumps({**record, "software": {**record["software"], "numpy": "1.0.0"},
+                                "command": "worldpolicy dataset label elsewhere"}))
+    _stub(policy, monkeypatch, calls := [])
+    caplog.set_level("WARNING", logger="worldpolicy")
+    done = label_dataset(ds, tmp_path / "out", policy, seed=1, resume=True)
+    assert f"was labelled with other software: numpy 1.0.0 -> {software_versions()['numpy']};" in caplog.text
+    assert done.provenance["software"] == software_versions() and done.provenance["command"] is None
+    assert [c.seed for c in calls] == [2]  # the episode left labelled, the kept one copied
 
 
 def test_resume_after_the_run_finished_labels_nothing_and_refuses_other_settings(policy, tmp_path, monkeypatch,

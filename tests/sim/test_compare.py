@@ -425,6 +425,31 @@ def test_cli_refuses_an_output_folder_inside_a_run_or_holding_a_users_files_befo
     assert not (a / "videos" / "compare.json").exists() and not (a / "videos" / "new").exists()
 
 
+def test_the_software_that_differs_is_noted_not_listed_as_a_setting(tmp_path):
+    """A reviewer must see that torch changed between two runs: each package whose version differs among the runs
+    that recorded theirs, in the printed table, compare.md, compare.json and the page; not a setting that differs."""
+    from worldpolicy.viz.compare_page import build_compare_html
+
+    ran = {"worldpolicy": "0.1.0", "python": "3.11.7", "torch": "2.5.1", "mujoco": None}
+    outcomes = {s: True for s in range(3)}
+    comparison = compare_runs([_run(tmp_path / "a", outcomes, software=ran),
+                               _run(tmp_path / "b", outcomes, software={**ran, "torch": "2.6.0", "mujoco": "3.2"}),
+                               _run(tmp_path / "c", outcomes)])  # an older report: none recorded
+    assert comparison.software == (("torch", ("2.5.1", "2.6.0", "(not recorded)")),
+                                   ("mujoco", ("none", "3.2", "(not recorded)")))
+    assert comparison.differences == ()
+    assert ("software that differs (a | b | c): torch 2.5.1 | 2.6.0 | (not recorded); mujoco none | 3.2 | "
+            "(not recorded)") in comparison.table()
+    assert "They ran on other software: torch 2.5.1 | 2.6.0 | (not recorded);" in comparison.markdown()
+    write_comparison(comparison, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert doc["software_differences"][0] == {"package": "torch", "shown": ["2.5.1", "2.6.0", "(not recorded)"]}
+    assert "<td class='k'>torch</td><td class='k'>2.5.1</td><td class='k'>2.6.0</td>" in build_compare_html(
+        tmp_path / "out")
+    same = compare_runs([_run(tmp_path / "d", outcomes, software=ran), _run(tmp_path / "e", outcomes, software=ran)])
+    assert same.software == () and "software" not in same.table() and "other software" not in same.markdown()
+
+
 def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):
     comparison = compare_runs([_run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})])
     written = write_comparison(comparison, tmp_path / "out", plots=False)

@@ -643,3 +643,33 @@ def test_a_report_records_the_software_it_ran_on_and_the_command_that_reruns_it(
     assert main(words[1:]) == 0
     assert _episodes(again) == _episodes(first)
     assert "worldpolicy sim" in (first / "report.md").read_text().split("| seed |")[0]  # said on the page too
+
+
+def test_a_report_records_the_folder_its_relative_paths_are_relative_to(tmp_path, monkeypatch):
+    """`--out run` as typed names a folder only beside `cwd`, which report.json records (and report.md says); a run
+    from Python records neither."""
+    from worldpolicy.sim.evaluate import EvalReport
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sim", "--policy", "random", "--episodes", "1", *FAST, "--out", "run"]) == 0
+    doc = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert "--out run" in doc["command"] and doc["cwd"] == str(tmp_path)
+    assert f"in `{tmp_path}`." in (tmp_path / "run" / "report.md").read_text()
+    assert EvalReport.from_json(doc).cwd == str(tmp_path)
+    assert EvalReport.from_json({**doc, "command": None, "cwd": None}).to_json()["cwd"] is None
+
+
+def test_a_resume_on_other_software_goes_ahead_naming_what_changed(tmp_path, capsys):
+    """A package upgraded since the run stopped is not a setting: the run continues, the change said, and report.json
+    records the resuming session's software."""
+    from worldpolicy.extras import software_versions
+
+    out = tmp_path / "run"
+    assert main(["sim", "--policy", "random", "--episodes", "1", *FAST, "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    (out / "report.json").write_text(json.dumps({**doc, "software": {**doc["software"], "numpy": "1.0.0"}}))
+    capsys.readouterr()
+    assert main(["sim", "--policy", "random", "--episodes", "2", *FAST, "--out", str(out), "--resume"]) == 0
+    assert (f"--resume: the run in {out} ran on other software: numpy 1.0.0 -> {software_versions()['numpy']}; "
+            in capsys.readouterr().err)
+    assert json.loads((out / "report.json").read_text())["software"] == software_versions()

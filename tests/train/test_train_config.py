@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -360,6 +361,9 @@ def test_the_episodes_trained_on_are_chosen_on_the_command_line(train_config, tm
     stored = json.loads((out / "config.json").read_text())["data"]
     assert (stored["episodes"], stored["exclude_episodes"]) == ([1], [])
     assert json.loads(path.read_text())["data"]["episodes"] == [7]  # the file is left as it was
+    # the flags as typed, which config.json resolves away, and where: in the checkpoint's trainer_state.json
+    state = json.loads(next((out / "checkpoints").glob("step-*/trainer_state.json")).read_text())
+    assert (state["command"], state["cwd"]) == (f"worldpolicy train {path} --episodes 1 --no-progress", os.getcwd())
     assert "data.episodes: [1] -> [0]" in _cli_error(capsys, ["train", str(path), "--episodes", "0", "--steps", "2"])
     assert "data.exclude_episodes: [] -> [0]. Put them back to resume it (--exclude-episodes sets " \
         "data.exclude_episodes on the command line)" in _cli_error(

@@ -5,6 +5,7 @@ that the page no longer finds fails here, not in front of a researcher."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from train_setup import TINY_EMBODIMENT
@@ -44,6 +45,12 @@ def test_the_report_of_a_lora_run_names_what_it_trained_and_its_latest_checkpoin
     assert f"worldpolicy serve --checkpoint {latest}" in text and f"worldpolicy sim --policy {latest}" in text
     assert "--camera observation/exterior_image_2_left=exterior_image_2_left.png" in text
     assert "loss_action_policy" in text and "<section id=notes>" not in page
+    assert "command" not in text.split("What was trained")[1].split("Embodiment")[0]  # from Python: none
+    state = latest / "trainer_state.json"  # run by `worldpolicy train`: its line as typed, and where
+    state.write_text(json.dumps({**json.loads(state.read_text()), "command": "worldpolicy train run.toml",
+                                 "cwd": "/home/me/proj"}))
+    text = html.unescape(re.sub(r"<[^>]+>", "", write_report(out).read_text()))
+    assert "commandworldpolicy train run.toml" in text and "command typed in/home/me/proj" in text
 
 
 def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_record(tmp_path):

@@ -1,12 +1,13 @@
 """The arguments several dataset commands check alike (`dataset label`, `select`, `merge`, `eval`, `show`): which
 episodes (`check_episodes`; each named once, `check_once`, which training's lists share), the folder a new
 dataset made from others is written to (`check_out`), and a resumed run's settings against the run it continues
-(`refuse_changed_settings`: `dataset from-sim --resume`, `dataset label --resume`)."""
+(`refuse_changed_settings`: `dataset from-sim --resume`, `dataset label --resume`; `warn_software_changed`)."""
 
 from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import brief_list
+from ..extras import RUN_RECORD_KEYS, software_changes, software_versions
 from ..fileio import file_in_the_way, folder_kind, provenance_document, sweep_scratch_folders
 from .layout import INFO_PATH
 
 if TYPE_CHECKING:
     from .lerobot import LeRobotDataset
+
+logger = logging.getLogger(__name__)
 
 
 def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: str = "episodes") -> list[int]:
@@ -97,14 +101,26 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
     return out
 
 
+def warn_software_changed(root: Path, stored: dict[str, Any], made: str) -> None:
+    """Warn that the run continuing the dataset at `root`, which a run recorded as `stored` (its provenance) `made`,
+    runs on other software (`extras.software_changes`: `torch 2.5.1 -> 2.6.0`): not refused (a patch release continues
+    a run), said, as its episodes may differ from those made before; the record keeps this run's."""
+    changes = software_changes(stored.get("software"), software_versions())
+    if changes:
+        logger.warning("%s was %s with other software: %s; its episodes so far keep theirs, the record says this "
+                       "run's", root, made, "; ".join(changes))
+
+
 def refuse_changed_settings(root: Path, stored: dict[str, Any], wanted: dict[str, Any], made: str, advice: str,
                             ignore: Sequence[str] = ()) -> None:
     """Refuse (ValueError) to continue the dataset at `root`, which a run of the settings `stored` (its provenance)
     `made` ("recorded", "labelled"), with a run of the settings `wanted`: each setting of `wanted` (but `ignore`) that
     differs is named with both values (one `stored` lacks as unrecorded), then `advice`. `wanted` is compared as
-    JSON stores it (a tuple as a list)."""
+    JSON stores it (a tuple as a list). What ran it (`extras.RUN_RECORD_KEYS`: the software, the command line) is
+    not compared: `warn_software_changed` says it."""
     wanted = json.loads(json.dumps(wanted))
     settings = [f"{key}: {stored[key]!r} -> {value!r}" if key in stored else f"{key}: unrecorded -> {value!r}"
-                for key, value in wanted.items() if key not in ignore and stored.get(key) != value]
+                for key, value in wanted.items()
+                if key not in ignore and key not in RUN_RECORD_KEYS and stored.get(key) != value]
     if settings:
         raise ValueError(f"{root} was {made} with other settings: {'; '.join(settings)}. {advice}")

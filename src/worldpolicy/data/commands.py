@@ -572,6 +572,7 @@ def _from_sim(args: argparse.Namespace) -> int:
     from worldpolicy.fileio import Terminated, exit_status
     from worldpolicy.processing.video import CODECS
 
+    made_by = _from_sim_resume_command(args, resume=False)  # as typed: the provenance's `command`
     try:
         height, width = (int(v) for v in args.image_size.lower().split("x"))
     except ValueError:
@@ -664,6 +665,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             ca_file=ca_file,
             perturb=perturb,
             on_checked=checked,
+            command=made_by,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         again = _from_sim_resume_command(args) if exc.kept or exc.resumed else None  # else nothing to continue
@@ -723,13 +725,14 @@ def _from_sim_said(result: Any, task: str) -> str:
     return "\n".join(lines)
 
 
-def _from_sim_resume_command(args: argparse.Namespace) -> str:
+def _from_sim_resume_command(args: argparse.Namespace, resume: bool = True) -> str:
     """The command line that continues this `dataset from-sim` recording (`cli.continue_command`): ROOT and its flags
-    as given but --api-key (a secret is not printed) and --overwrite (refused with --resume), plus --resume."""
+    as given but --api-key (a secret is not printed) and --overwrite (refused with --resume), plus --resume
+    (`resume=False`: the line that makes it, as its provenance records it)."""
     from worldpolicy.cli import continue_command
 
     return continue_command("worldpolicy dataset from-sim", _add_from_sim_arguments, args,
-                            left_out=("api_key", "overwrite"))
+                            left_out=("api_key", "overwrite"), resume=resume)
 
 
 # label_dataset's parameters as `dataset label` spells them (`cli.flag_named`)
@@ -752,7 +755,7 @@ def _label(args: argparse.Namespace) -> int:
             args.root, args.out, args.checkpoint, embodiment=args.embodiment, episodes=episodes, seed=args.seed,
             batch_size=args.batch_size, resample=args.resample, state_keys=args.state_keys,
             action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite, resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.no_progress, command=_label_resume_command(args, resume=False),
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (FileExistsError, ValueError, KeyError, FileNotFoundError) as exc:  # the last: a --checkpoint not there
@@ -770,12 +773,13 @@ def _label(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label_resume_command(args: argparse.Namespace) -> str:
+def _label_resume_command(args: argparse.Namespace, resume: bool = True) -> str:
     """The command line that continues this `dataset label` run (`cli.continue_command`): ROOT and its flags as given
-    (--overwrite too: a run that replaces an earlier dataset at --out still does when resumed), plus --resume."""
+    (--overwrite too: a run that replaces an earlier dataset at --out still does when resumed), plus --resume
+    (`resume=False`: the line that makes it, as its provenance records it)."""
     from worldpolicy.cli import continue_command
 
-    return continue_command("worldpolicy dataset label", _add_label_arguments, args)
+    return continue_command("worldpolicy dataset label", _add_label_arguments, args, resume=resume)
 
 
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from ..errors import brief_list
+from ..extras import run_record
 from ..fileio import (
     ScratchFolder,
     Terminated,
@@ -40,7 +41,7 @@ from ..fileio import (
     sweep_scratch_folders,
 )
 from ..sim.scenes import DEFAULT_IMAGE_SIZE
-from .checks import refuse_changed_settings
+from .checks import refuse_changed_settings, warn_software_changed
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
 from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
@@ -689,6 +690,7 @@ def sim_to_dataset(
     resume: bool = False,
     progress: bool = False,
     on_checked: Callable[[], None] | None = None,
+    command: str | None = None,
     **episode_options: Any,
 ) -> SimConversion:
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
@@ -720,6 +722,9 @@ def sim_to_dataset(
     `on_checked()` is called once every setting is checked and the writer is ready, before a policy loads or an
     episode records: the command's warnings about the run (its training scenes) come after every refusal, and never
     for a run that does not happen.
+
+    The provenance records, beside the settings, the software that recorded and `command`, the `dataset from-sim`
+    line that did (`extras.run_record`; None from Python; a resumed recording's own, not compared: warned of).
     """
     root = Path(root).expanduser()
     if resume and overwrite:
@@ -743,7 +748,7 @@ def sim_to_dataset(
         spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
         try:
             return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
-                                   episode_options, previous, on_checked)
+                                   episode_options, previous, on_checked, command)
         finally:
             shutil.rmtree(spool.path, ignore_errors=True)
             spool.release()
@@ -772,7 +777,8 @@ def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:
 
 def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: int, seed: int,
                     video_codec: str | None, overwrite: bool, progress: bool, episode_options: dict[str, Any],
-                    previous: LeRobotDataset | None, on_checked: Callable[[], None] | None) -> SimConversion:
+                    previous: LeRobotDataset | None, on_checked: Callable[[], None] | None,
+                    command: str | None) -> SimConversion:
     """`sim_to_dataset`, its frames spooled in `spool`; `previous` the dataset a resumed recording continues."""
     from tqdm.auto import tqdm
 
@@ -809,6 +815,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             return SimConversion(previous, seeds, _failed_before(stored), time.perf_counter() - t0,
                                  resumed=previous.num_episodes)
         failed.extend(_failed_before(stored))
+        warn_software_changed(root, stored, "recorded")
     features = sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
     # info.json's fps is the control rate asked for (15 by default), not the rate the physics runs it at (15.15: 33
     # steps of 2 ms, `TabletopEnv.actual_control_hz`): a row is one control step, which `worldpolicy sim --control-hz
@@ -818,7 +825,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
     writer = LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"],
                                   video_codec=sources_codec([previous], video_codec) if previous else
                                   video_codec or "libx264rgb", overwrite=overwrite or previous is not None,
-                                  provenance={**stored, **settings, "seeds": done})
+                                  provenance={**stored, **settings, **run_record(command), "seeds": done})
     if on_checked is not None:  # before the bar: a warning is not drawn over by it
         try:
             on_checked()

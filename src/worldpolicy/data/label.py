@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..extras import run_record
 from ..fileio import (
     Terminated,
     dataset_lock,
@@ -37,7 +38,7 @@ from ..fileio import (
 from ..hub import dataset_source
 from ..models import portable_checkpoint, resolve_checkpoint
 from .card import CARD_FILE, dataset_card
-from .checks import check_episodes, check_out, refuse_changed_settings
+from .checks import check_episodes, check_out, refuse_changed_settings, warn_software_changed
 from .edit import BLOCK_FRAMES, copy_episodes, own_provenance
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature
 from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter, episode_row
@@ -139,6 +140,7 @@ def label_dataset(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = False,
+    command: str | None = None,
     **load_options: Any,
 ) -> LeRobotDataset:
     """Label every frame transition of `episodes` (default: all) of `dataset` with the actions `checkpoint` (as
@@ -156,7 +158,9 @@ def label_dataset(
     the embodiment's fps at that rate: only each episode's frames nearest the embodiment's timestamps are labelled and
     kept (the result is at the embodiment's fps); without it such a dataset is refused. Videos are written again,
     losslessly by default (`video_codec`), so they hold the frames the labels explain.
-    meta/worldpolicy_provenance.json says how the labels were made (checkpoint, embodiment, seed, settings, source).
+    meta/worldpolicy_provenance.json says how the labels were made (checkpoint, embodiment, seed, settings, source),
+    and for a reader reproducing them the software that made them and `command`, the `dataset label` line that did
+    (`extras.run_record`; None from Python).
 
     Everything that can be judged without weights is checked first (cameras, fps, state, episodes, `out`). `out`
     must not be or lie inside the source (or hold it); an existing dataset there is replaced only with `overwrite`
@@ -227,7 +231,7 @@ def label_dataset(
             # (`_files_digest`, `models.checkpoint_files`: the same folder relabelled or retrained is another),
             # the videos' codec
             "dataset_files": _files_digest(ds.root / "meta"), "checkpoint_files": _checkpoint_files(checkpoint),
-            "video_codec": video_codec,
+            "video_codec": video_codec, **run_record(command),  # not compared by a resume (warned of)
         }
         if isinstance(source_provenance.get("seeds"), list) and "task" in source_provenance:
             # a sim recording's scenes stay listed where `fileio.recorded_seeds` reads them: a checkpoint trained on the
@@ -241,6 +245,7 @@ def label_dataset(
         if resume:  # what the run kept, checked before the weights load
             previous = LeRobotDataset.open(partial)
             _refuse_changes(partial, previous, provenance, chosen, frames_of)
+            warn_software_changed(partial, previous.provenance or {}, "labelled")
         # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said
         # first; it writes to `partial`, published at `out` once every episode is labelled (`_label`)
         writer = LeRobotDatasetWriter(partial, emb.fps if resample else ds.fps, features, ds.robot_type,

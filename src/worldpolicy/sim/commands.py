@@ -7,8 +7,10 @@ import logging
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from worldpolicy.cli import add_api_key_flags, continue_command
+from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
@@ -286,7 +288,8 @@ def _stored_run(out: Path):
 def _episodes_left(args: argparse.Namespace, previous, current) -> range:
     """The episodes --resume runs: refused, naming each flag, old -> new, when the stored run differs (`current`: the
     new run's `start_report`), and naming each definition when it was judged or driven by another version of the task
-    or the baseline policy (`version_changes`), which no flag brings back."""
+    or the baseline policy (`version_changes`), which no flag brings back. Other software (a package upgraded since)
+    is warned of, not refused (`extras.software_changes`)."""
     from worldpolicy.sim.evaluate import episodes_left, flag_of, resume_conflicts, version_changes
 
     report = args.out / SIM_REPORT_FILE
@@ -313,9 +316,13 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
                          f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
                          "over (replacing it)")
     try:
-        return episodes_left(previous, current, args.episodes)
+        left = episodes_left(previous, current, args.episodes)
     except ValueError as exc:
         raise _as_flag(exc) from None
+    if left and (upgraded := software_changes(previous.software, current.software)):  # not refused: said
+        logger.warning("--resume: the run in %s ran on other software: %s; its episodes so far keep theirs, "
+                       "report.json says this session's", args.out, "; ".join(upgraded))
+    return left
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
@@ -397,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.models import resolve_checkpoint
 
     # before any value is resolved: the command as given, to continue the run and as report.json's `command`
-    again = (_resume_command(args), _resume_command(args, resume=False))
+    again = (_resume_command(args), run_record(_resume_command(args, resume=False)))
     args.policy = resolve_checkpoint(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
@@ -431,10 +438,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_held(args, again, task_given, image_size, needs_images)
 
 
-def _run_held(args: argparse.Namespace, commands: tuple[str, str], task_given: bool, image_size: tuple[int, int] | None,
-              needs_images: bool) -> int:
+def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], task_given: bool,
+              image_size: tuple[int, int] | None, needs_images: bool) -> int:
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
-    then the episodes. `commands`: the command lines that continue the run and that made it (`_resume_command`)."""
+    then the episodes. `commands`: the command line that continues the run and the record of the one that made it
+    (`_resume_command`, `extras.run_record`: the line and the folder it was typed in)."""
     from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint
 
     again, made_by = commands
@@ -504,8 +512,11 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, str], task_given: b
 
     write_partial = keep_report(args.out)
 
+    def made(report) -> None:  # the line that made the run, where it was typed
+        report.command, report.cwd = made_by["command"], made_by["cwd"]
+
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
-        partial.command = made_by
+        made(partial)
         try:
             write_partial(partial)
         except KeyboardInterrupt:  # held until its report.json and report.md were written: they keep this episode
@@ -583,7 +594,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, str], task_given: b
                 progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
                 rtc=args.rtc, num_envs=args.num_envs, training_scenes=scenes,  # as warned of above
             )
-            report.command = made_by  # a finished run resumed to as many episodes keeps its report as it was
+            made(report)  # a finished run resumed to as many episodes keeps its report as it was
     except BaseException as exc:
         if finished:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest",
            "check_compare_out", "compare_runs", "comparison_figure", "holm_adjusted", "mcnemar_p",
-           "settings_differences", "write_comparison"]
+           "settings_differences", "software_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
 # The comparison's table as markdown, beside compare.json (`COMPARE_FILE`), compare.png and index.html
@@ -154,7 +154,8 @@ class PairedTest:
 class Comparison:
     """Runs by name (`names`, their folders `paths`, their reports `reports`), every pair's `PairedTest` in order
     (1 vs 2, 1 vs 3, ..., 2 vs 3, ...), the settings that differ (`settings_differences`) and what to be warned of
-    (`warnings`: a setting that changes what success means, training scenes, an incomplete run)."""
+    (`warnings`: a setting that changes what success means, training scenes, an incomplete run) and the software
+    that differs (`software`)."""
 
     names: tuple[str, ...]
     paths: tuple[str, ...]
@@ -162,6 +163,9 @@ class Comparison:
     pairs: tuple[PairedTest, ...]
     differences: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (setting, its flag, the value of each run)
     warnings: tuple[str, ...]
+    # (package, each run's version as shown) where the runs ran on other software (`software_differences`): a note,
+    # not a setting; where it differs, so may the numbers
+    software: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def task(self) -> str:
@@ -200,6 +204,7 @@ class Comparison:
                 "pairs": [p.to_json() for p in self.pairs], "p_adjustment": P_ADJUSTMENT,
                 "differences": [{"setting": s, "flag": f, "values": [None if x is NOT_RECORDED else x for x in v],
                                  "shown": [_shown(x) for x in v]} for s, f, v in self.differences],
+                "software_differences": [{"package": name, "shown": list(shown)} for name, shown in self.software],
                 "warnings": list(self.warnings), "how_to_read": READING}
 
     def table(self, width: int | None = None) -> str:
@@ -218,10 +223,17 @@ class Comparison:
         differs = "; ".join(f"{s} ({f}): {' | '.join(_shown(v) for v in values)}" for s, f, values in self.differences)
         said = ([p.line() for p in self.pairs]
                 + ([f"settings that differ ({' | '.join(self.names)}): {differs}"] if differs else [])
+                + ([f"software that differs ({' | '.join(self.names)}): {self._software_said()}"]
+                   if self.software else [])
                 + [f"warning: {w}" for w in self.warnings])
         if width is not None:
             said = [textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in said]
         return "\n".join(lines + said)
+
+    def _software_said(self) -> str:
+        """`torch 2.5.1 | 2.6.0; numpy ...`: the software that differs, each run's version, as the table and
+        compare.md say it."""
+        return "; ".join(f"{name} {' | '.join(shown)}" for name, shown in self.software)
 
     def markdown(self) -> str:
         columns = self.run_columns()
@@ -247,6 +259,8 @@ class Comparison:
             lines += [f"| {s} | {f} | {' | '.join(_shown(v) for v in values)} |" for s, f, values in self.differences]
         else:
             lines.append("No setting differs.")
+        if self.software:
+            lines += ["", f"They ran on other software: {self._software_said()}."]
         if self.warnings:
             lines += ["", "## Warnings", "", *(f"- {w}" for w in self.warnings)]
         lines += ["", "## How to read it", "", READING]
@@ -380,6 +394,22 @@ def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, 
     return [row for row in out if not (row[0] == "strategy.execute_steps_requested" and row[2] == used)]
 
 
+def software_differences(reports: Sequence[EvalReport]) -> list[tuple[str, tuple[str, ...]]]:
+    """(package, each run's version as shown) for each package (`extras.software_versions`' names, the checkout's
+    commit among them) whose version is not the same in every run of `reports` that recorded its software: `none`
+    where it was not installed, `(not recorded)` where a run's report has no `software` (older: it says nothing, so
+    it differs from none). Empty where fewer than two runs recorded theirs."""
+    recorded = [r.software for r in reports if isinstance(r.software, dict)]
+    if len(recorded) < 2:
+        return []
+    out = []
+    for name in dict.fromkeys(name for software in recorded for name in software):
+        if len({software.get(name) for software in recorded}) > 1:
+            out.append((name, tuple(_shown(r.software.get(name) if isinstance(r.software, dict) else NOT_RECORDED)
+                                    for r in reports)))
+    return out
+
+
 def _task_version(report: EvalReport) -> int:
     """The task definition that judged the run: one that did not record it ran the definitions before versions were
     recorded (`UNRECORDED_VERSION`), as `evaluate.version_changes` takes it."""
@@ -437,7 +467,8 @@ def _warnings(names: Sequence[str], reports: Sequence[EvalReport],
 def compare_runs(runs: Sequence[str | Path]) -> Comparison:
     """Compare the `worldpolicy sim` runs in the folders `runs` (two or more, of one task): each folder's
     report.json is read (a folder that is not a sim run is refused, saying what it holds), every pair is tested on
-    their shared seeds (`PairedTest`), and the settings that differ are listed (`settings_differences`)."""
+    their shared seeds (`PairedTest`), and the settings that differ are listed (`settings_differences`), and the
+    software (`software_differences`)."""
     if isinstance(runs, (str, Path)) or len(runs) < 2:
         given = 1 if isinstance(runs, (str, Path)) else len(runs)
         raise ValueError(f"runs: expected two or more sim run folders to compare, got {given}")
@@ -462,7 +493,8 @@ def compare_runs(runs: Sequence[str | Path]) -> Comparison:
     for k, adjusted in zip(tested, holm_adjusted([pairs[k].p_value for k in tested])):
         pairs[k] = replace(pairs[k], p_adjusted=adjusted, tests=len(tested))
     return Comparison(tuple(names), tuple(str(p) for p in paths), tuple(reports), tuple(pairs),
-                      tuple(differences), tuple(_warnings(names, reports, differences)))
+                      tuple(differences), tuple(_warnings(names, reports, differences)),
+                      tuple(software_differences(reports)))
 
 
 # How far under an axis (points) compare.png's legends and note begin: below its tick labels and axis label

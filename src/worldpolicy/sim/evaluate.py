@@ -125,6 +125,8 @@ class EvalReport:
     # the `worldpolicy sim` command line that made the run (its --out another folder: the same episodes again; with
     # --resume: the run continued); None for a run from Python
     command: str | None = None
+    # the folder `command` was typed in (`extras.run_record`): its relative paths are relative to it; None without one
+    cwd: str | None = None
 
     @property
     def successes(self) -> int:
@@ -170,6 +172,7 @@ class EvalReport:
             "max_steps": self.max_steps,
             "seed": self.seed, "perturb": self.perturb, "latency": self.latency, "rtc": self.rtc,
             "num_envs": self.num_envs, "software": self.software, "command": self.command,
+            "cwd": self.cwd,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -201,7 +204,7 @@ class EvalReport:
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
                        perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
                        rtc=bool(doc.get("rtc", False)), num_envs=doc.get("num_envs"),
-                       software=doc.get("software"), command=doc.get("command"),
+                       software=doc.get("software"), command=doc.get("command"), cwd=doc.get("cwd"),
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -250,7 +253,8 @@ class EvalReport:
                 + "."
             ),
             "",
-            *([f"Made by `{self.command}`.", ""] if self.command else []),
+            *([f"Made by `{self.command}`" + (f" in `{self.cwd}`" if self.cwd else "") + ".", ""]
+              if self.command else []),
             *([self._software_line(), ""] if self.software else []),
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),

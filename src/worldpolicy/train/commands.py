@@ -23,6 +23,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         absent_flags={"--resume": "train resumes on its own from the newest checkpoint in the output folder: run the "
                                   "same command (--steps N to train on to step N)"},
     )
+    _add_train_arguments(p)
+    p.set_defaults(func=_train)
+
+    m = sub.add_parser(
+        "merge-adapter",
+        help="write a LoRA adapter checkpoint and its base as one complete checkpoint folder",
+        description="CHECKPOINT is a LoRA adapter checkpoint (`[finetune] lora_save = \"adapter\"`). Its base is "
+        "loaded on the CPU, the adapters fused and the trained weights set, and the result written to --out as a "
+        "diffusers-format folder with the checkpoint's embodiment.json and trainer_state.json: it serves without the "
+        "base. Needs the host memory of the model in float32 (~60 GB for Cosmos3-Nano), whatever --dtype.",
+    )
+    m.add_argument("checkpoint", metavar="CHECKPOINT", help="LoRA adapter checkpoint folder (holds base_model.json)")
+    m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")
+    m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="weights of the written checkpoint (default: %(default)s, as training writes merged "
+                   "checkpoints)")
+    m.set_defaults(func=_merge_adapter)
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """`train`'s arguments (also read back by `_train`'s recorded command line, `cli.continue_command`)."""
     p.add_argument("config", help="config file (.toml/.json) or recipe name")
     p.add_argument("--out", help="output folder (overrides the config's output_dir)")
     p.add_argument("--steps", type=int, help="training steps (overrides optim.steps)")
@@ -46,26 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "set in the config's [tracking])")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_train)
-
-    m = sub.add_parser(
-        "merge-adapter",
-        help="write a LoRA adapter checkpoint and its base as one complete checkpoint folder",
-        description="CHECKPOINT is a LoRA adapter checkpoint (`[finetune] lora_save = \"adapter\"`). Its base is "
-        "loaded on the CPU, the adapters fused and the trained weights set, and the result written to --out as a "
-        "diffusers-format folder with the checkpoint's embodiment.json and trainer_state.json: it serves without the "
-        "base. Needs the host memory of the model in float32 (~60 GB for Cosmos3-Nano), whatever --dtype.",
-    )
-    m.add_argument("checkpoint", metavar="CHECKPOINT", help="LoRA adapter checkpoint folder (holds base_model.json)")
-    m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")
-    m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="weights of the written checkpoint (default: %(default)s, as training writes merged "
-                   "checkpoints)")
-    m.set_defaults(func=_merge_adapter)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..cli import episode_list
+    from ..cli import continue_command, episode_list
     from ..extras import check_extras
     from .scratch import RECIPES, recipe_path, run_recipe
 
@@ -116,9 +121,11 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps
+    # the line as typed (config.json holds the config its overrides resolved, not the flags), in every checkpoint
+    made_by = continue_command("worldpolicy train", _add_train_arguments, args, resume=False)
     from .trainer import Trainer  # torch and diffusers: after every setting is checked (seconds to import)
 
-    trainer = Trainer(config, progress=not args.no_progress)
+    trainer = Trainer(config, progress=not args.no_progress, command=made_by)
     started = time.perf_counter()
     records = trainer.run()
     if trainer.rank == 0:

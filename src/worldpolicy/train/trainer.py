@@ -52,7 +52,7 @@ from ..engine.loading import (
     weight_samples,
 )
 from ..engine.sources import adapter_base, adapter_digest
-from ..extras import software_versions
+from ..extras import run_record
 from ..fileio import (
     METRICS_FILE,
     OPTIMIZER_FILE,
@@ -308,8 +308,9 @@ class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
     def __init__(self, config: TrainConfig, *, progress: bool = True,
-                 on_step: Callable[[StepRecord], None] | None = None):
+                 on_step: Callable[[StepRecord], None] | None = None, command: str | None = None):
         self.config = config.check()
+        self.command = command  # the `worldpolicy train` line that runs it, as typed (`extras.run_record`)
         self._embodiment_defaulted = config.embodiment is None
         if config.embodiment is None:  # stored resolved: config.json names what was trained (older runs: "droid")
             # the starting checkpoint's spec, else the registered one it was trained for, else droid
@@ -976,8 +977,9 @@ class Trainer:
                     "data_fingerprint": self.data_fingerprint, "data_key": self.data_key, "frames": self.frames,
                     "elapsed_s": self._elapsed(),
                     # what a reader reproducing the checkpoint needs beside the config: the versions it was trained
-                    # on (of the session that saved it) and the weights it started from
-                    "software": software_versions(), "base_checkpoint": self.base_checkpoint,
+                    # on and the command line (of the session that saved it: `extras.run_record`) and the weights it
+                    # started from
+                    **run_record(self.command), "base_checkpoint": self.base_checkpoint,
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
                 # from the records above and the run's log: part of the checkpoint

@@ -146,6 +146,11 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
         shown = _table(["setting", "flag", *names], rows, left=2 + len(names))
     else:
         shown = "<p>No setting differs.</p>"
+    software = doc.get("software_differences") or []  # a note: the numbers may differ with them
+    if software:
+        shown += ("<p>They ran on other software:</p>" + _table(
+            ["package", *names], [[_esc(d.get("package")), *(_esc(v) for v in d.get("shown", []))] for d in software],
+            left=1 + len(names)))
     sections.append(f"<section id=differences><h2>What differs</h2>{shown}</section>")
     notes: list[str] = []
     figure, plots = folder / COMPARE_FIGURE, 0

@@ -331,7 +331,8 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
     weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
     # the starting weights by content, and what the latest checkpoint was saved with (trainer_state.json's
-    # `base_checkpoint` and `software`; not in a checkpoint saved by an older version): a reader reproducing the run
+    # `base_checkpoint`, `software`, `command` and `cwd`; not in a checkpoint saved by an older version): a reader
+    # reproducing the run
     base, software = state.get("base_checkpoint"), state.get("software")
     start = config.get("checkpoint")
     if isinstance(base, Mapping) and base.get("files"):
@@ -345,7 +346,9 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
              ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
              ("seed", config.get("seed")), ("data fingerprint", state.get("data_fingerprint")),
              ("software", ", ".join(f"{name} {version}" for name, version in software.items() if version)
-              if isinstance(software, Mapping) else None)]
+              if isinstance(software, Mapping) else None),
+             # the `worldpolicy train` line as typed, and where (its relative paths are relative to it)
+             ("command", state.get("command")), ("command typed in", state.get("cwd") if state.get("command") else None)]
     sections.append(f"<section id=training><h2>What was trained</h2>{_cards([c for c in cards if c[1] is not None])}"
                     f"{_kv_table([f for f in facts if f[1] is not None], 'training')}</section>")
 
