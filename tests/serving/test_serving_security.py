@@ -13,7 +13,7 @@ import websockets
 from serving_standins import droid_request, metric
 from websockets.sync.client import connect
 
-from worldpolicy.serving import Limits, RemotePolicy, ServerConfig, unpackb
+from worldpolicy.serving import Limits, RemotePolicy, ServerConfig, packb, unpackb
 
 KEY = "s3cret-key-123"
 
@@ -93,6 +93,30 @@ def test_a_message_left_unfinished_is_closed_1008_and_counted(serve, caplog, eve
     assert t.server._incoming == 0
     with RemotePolicy(t.url) as policy:  # the server serves on
         policy.act(droid_request(np.zeros(7)), "go")
+
+
+def test_a_message_after_one_that_arrived_in_pieces_still_has_its_deadline(serve):
+    """The timer armed by the first message is left armed when it ends (no cancel per message) and re-armed for the
+    message arriving when it fires: the next message, left unfinished, is still cut."""
+    t = serve(message_timeout_s=0.2)
+    with connect(t.url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())  # the server's metadata
+        request = packb(droid_request(np.zeros(7)))
+        with ws.send_context():
+            ws.protocol.send_binary(request[:100], fin=False)
+        deadline = time.monotonic() + 10
+        while t.server._incoming == 0 and time.monotonic() < deadline:  # the server has read its first piece
+            time.sleep(0.01)
+        with ws.send_context():
+            ws.protocol.send_continuation(request[100:], fin=True)
+        assert "actions" in unpackb(ws.recv(timeout=30))  # it arrived whole within its deadline: answered
+        time.sleep(0.1)  # the next one starts well after the first's start (a clock tick on uvloop is 1 ms)
+        with ws.send_context():
+            ws.protocol.send_binary(b"\0" * 1000, fin=False)
+        closed = _closed_with(ws)
+    assert closed.rcvd.code == 1008 and "message_timeout_s=0.2" in closed.rcvd.reason
+    assert metric(t, 'worldpolicy_requests_total{status="too_slow"}') == 1.0
+    assert t.server._incoming == 0
 
 
 def test_unfinished_messages_over_max_incoming_bytes_are_refused_1013(serve):

@@ -139,16 +139,18 @@ def _decode_array(obj: dict, max_array_bytes: int) -> np.ndarray:
         raise CodecError(f"array data must be msgpack bin, got {type(data).__name__}")
     if type(shape) is not list or len(shape) > _MAX_NDIM or not all(type(n) is int and n >= 0 for n in shape):
         raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} non-negative ints, got {shape!r:.80}")
-    # a zero dimension makes no bytes of any other: [0, 2**62] matched its empty data, and numpy then refused it as
-    # "array is too big" (said as a malformed message): the other dimensions must fit the limit too
-    if (spanned := math.prod(float(n or 1) for n in shape) * dtype.itemsize) > max_array_bytes:
-        raise CodecError(f"array shape {tuple(shape)!r:.80} of dtype {dtype.str!r} spans {spanned:g} bytes (a 0 "
-                         f"dimension counted as 1); max_array_bytes={max_array_bytes}")
     expected = math.prod(shape) * dtype.itemsize  # `type(n) is int` above also refuses bools
-    if expected != len(data):
-        raise CodecError(
-            f"array data has {len(data)} bytes but shape {tuple(shape)} of dtype {dtype.str!r} needs {expected}"
-        )
+    # data that matches a shape is within the limit (`max_bin_len`), unless a zero dimension makes no bytes of any
+    # other: [0, 2**62] matched its empty data, and numpy then refused it as "array is too big" (said as a malformed
+    # message): the other dimensions must fit the limit too. Checked only off the common path (a non-empty match)
+    if expected != len(data) or not expected:
+        if (spanned := math.prod(float(n or 1) for n in shape) * dtype.itemsize) > max_array_bytes:
+            raise CodecError(f"array shape {tuple(shape)!r:.80} of dtype {dtype.str!r} spans {spanned:g} bytes (a 0 "
+                             f"dimension counted as 1); max_array_bytes={max_array_bytes}")
+        if expected != len(data):
+            raise CodecError(
+                f"array data has {len(data)} bytes but shape {tuple(shape)} of dtype {dtype.str!r} needs {expected}"
+            )
     if dtype.kind == "U" and data:  # numpy stores str as UTF-32 code points; beyond U+10FFFF breaks str()
         code_points = np.frombuffer(data, np.dtype("u4").newbyteorder(dtype.byteorder))
         if code_points.max() > 0x10FFFF:

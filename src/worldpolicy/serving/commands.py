@@ -102,9 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--replicas", type=int, default=1, metavar="N",
         help="policy replicas behind the one endpoint (default: %(default)s, this process). N >= 2 runs them on Ray "
-        "Serve "
-        "(pip install 'worldpolicy[ray]') on the Ray cluster this machine belongs to, else a new local one; one GPU "
-        "per replica when the cluster has GPUs",
+        "Serve (pip install 'worldpolicy[ray]') on the Ray cluster this machine belongs to, else a new local one; one "
+        "GPU per replica when the cluster has GPUs",
     )
     p.add_argument("--warmup", type=int, default=1,
                    help="synthetic requests run before /readyz is 200 (default: %(default)s)")

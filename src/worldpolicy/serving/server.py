@@ -558,7 +558,9 @@ def _connection_class(server: PolicyServer, buffer: memoryview | None) -> type[S
 
     class Connection(ServerConnection):
         incoming = 0  # bytes of a request message that is still arriving (0: none)
-        deadline: asyncio.TimerHandle | None = None  # message_timeout_s after that message's first byte
+        started = 0.0  # the loop's time at that message's first byte
+        # the armed `_too_slow` timer, left armed across messages: at or before the current message's deadline
+        deadline: asyncio.TimerHandle | None = None
         conn: int | None = None  # the connection's number in the log lines, once its handler runs
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -801,7 +803,9 @@ class PolicyServer:
         """Event loop, after each read of a connection: the bytes of the request message it is receiving (websockets'
         fragments so far and the partial frame in its reader) against `max_incoming_bytes`, summed over connections,
         and its deadline (`message_timeout_s` after the message's first byte). The connection that goes over the sum
-        closes with 1013 (`busy`), one past its deadline with 1008 (`too_slow`). Two attribute reads per read."""
+        closes with 1013 (`busy`), one past its deadline with 1008 (`too_slow`). Two attribute reads per read; a
+        message that takes more than one read also reads the clock once: its timer, once armed, is not cancelled when
+        the message ends (a call_later and a cancel cost ~20 times that clock read), `_too_slow` re-arms it."""
         protocol = ws.protocol
         if protocol.state is State.OPEN:
             so_far = getattr(protocol, _MESSAGE_SIZE_SO_FAR)
@@ -809,21 +813,26 @@ class PolicyServer:
         else:
             incoming = 0
         self._incoming += incoming - ws.incoming
+        if incoming and not ws.incoming and self.config.message_timeout_s is not None:  # a message's first byte
+            ws.started = self._loop.time()
+            if ws.deadline is None:
+                ws.deadline = self._loop.call_at(ws.started + self.config.message_timeout_s, self._too_slow, ws)
         ws.incoming = incoming
-        if not incoming:
-            if ws.deadline is not None:
-                ws.deadline.cancel()
-                ws.deadline = None
-        elif self._incoming > self.config.max_incoming_bytes:
+        if incoming and self._incoming > self.config.max_incoming_bytes:
             self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy",
                       f"server busy: {self._incoming} bytes of requests arriving over all connections, past "
                       f"max_incoming_bytes={self.config.max_incoming_bytes}; retry later or on another replica")
-        elif ws.deadline is None and self.config.message_timeout_s is not None:
-            ws.deadline = self._loop.call_later(self.config.message_timeout_s, self._too_slow, ws)
 
     def _too_slow(self, ws: ServerConnection) -> None:
+        """The timer armed at a message's first byte: cuts the message arriving now if its deadline has passed, else
+        re-arms for it (the message it was armed for ended, another began since), or stays off until the next one."""
         ws.deadline = None
-        if ws.incoming:
+        if not ws.incoming:
+            return
+        due = ws.started + self.config.message_timeout_s
+        if due > self._loop.time():
+            ws.deadline = self._loop.call_at(due, self._too_slow, ws)
+        else:
             self._cut(ws, CloseCode.POLICY_VIOLATION, "too_slow",
                       f"request not received whole within message_timeout_s={self.config.message_timeout_s:g} of its "
                       f"first byte ({ws.incoming} bytes so far)")
