@@ -135,9 +135,10 @@ def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
     """What `push` sends for dataset `folder`'s provenance (`fileio.stored_provenance`: PROVENANCE_FILE, or info.json's
     `PROVENANCE_KEY` in a dataset written before that file): the file (relative to `folder`) and a copy of it whose
     record shows each path as the card does (`_shared_record`: the dataset or HDF5 file it was made from, a
-    checkpoint's folder, the command line that recorded it), which on the hub would only tell the user's file layout (a home folder's user name). None
-    (the file goes as it is) where it has none, cannot be read or names no path. The file here is not changed: the
-    commands that check `--overwrite` and `recorded_seeds` read it."""
+    checkpoint's folder, the command line that recorded it, without the folder it was typed in), which on the hub
+    would only tell the user's file layout (a home folder's user name). None (the file goes as it is) where it has
+    none, cannot be read or names no path. The file here is not changed: the commands that check `--overwrite` and
+    `recorded_seeds` read it."""
     try:
         stored = stored_provenance(folder)
         if stored is None or (shown := _shared_record(stored.value)) == stored.value:
