@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -113,37 +114,65 @@ def shown_value(value: Any) -> Any:
 
 
 def shared_state(folder: str | Path) -> bytes | None:
-    """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`): a copy whose
-    training config shows each path as the card does (`shown_value`: `data.dataset`, `checkpoint`, `output_dir`,
-    `data.cache_dir`, a spec file's `embodiment`), which on the hub would only tell the user's file layout; what
+    """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`): a copy that shows
+    each path as the card does (`_shared_record`: its config's `data.dataset`, `checkpoint`, `output_dir`,
+    `data.cache_dir`, a spec file's `embodiment`, the `base_checkpoint` it started from, the command line that
+    trained it, without the folder that was typed in), which on the hub would only tell the user's file layout; what
     loading and a fine-tune read from it (the embodiment's name or spec, the objectives, the frames) is kept. None
-    (the file goes as it is) where it has none, it is no run's record or its config names no path. The file here is
-    not changed: a resume reads its folders."""
+    (the file goes as it is) where it has none, it is no run's record or it names no path. The file here is not
+    changed: a resume reads its folders."""
     try:
         state = read_trainer_state(folder)
     except (OSError, ValueError):
         return None
     if not isinstance(state.get("config"), dict):
         return None
-    config = _shown_paths(state["config"])
-    return None if config == state["config"] else json.dumps({**state, "config": config}, indent=1).encode()
+    shown = _shared_record(state)
+    return None if shown == state else json.dumps(shown, indent=1).encode()
 
 
 def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
     """What `push` sends for dataset `folder`'s provenance (`fileio.stored_provenance`: PROVENANCE_FILE, or info.json's
     `PROVENANCE_KEY` in a dataset written before that file): the file (relative to `folder`) and a copy of it whose
-    record shows each path as the card does (`shown_value`: the dataset or HDF5 file it was made from, a
-    checkpoint's folder), which on the hub would only tell the user's file layout (a home folder's user name). None
-    (the file goes as it is) where it has none, cannot be read or names no path. The file here is not changed: the
-    commands that check `--overwrite` and `recorded_seeds` read it."""
+    record shows each path as the card does (`_shared_record`: the dataset or HDF5 file it was made from, a
+    checkpoint's folder, the command line that recorded it, without the folder it was typed in), which on the hub
+    would only tell the user's file layout (a home folder's user name). None (the file goes as it is) where it has
+    none, cannot be read or names no path. The file here is not changed: the commands that check `--overwrite` and
+    `recorded_seeds` read it."""
     try:
         stored = stored_provenance(folder)
-        if stored is None or (shown := _shown_paths(stored.value)) == stored.value:
+        if stored is None or (shown := _shared_record(stored.value)) == stored.value:
             return None
         document = shown if stored.key is None else {**read_json(stored.path, stored.path.name), stored.key: shown}
     except (OSError, ValueError):
         return None
     return stored.path.relative_to(folder).as_posix(), json.dumps(document, indent=4, ensure_ascii=False).encode()
+
+
+def _shared_record(record: Any) -> Any:
+    """A run's record (a checkpoint's trainer_state.json, a dataset's provenance) as what is shared shows it: each
+    path as `_shown_paths` shows it, each path word of the command line that made it (`extras.run_record`'s
+    `command`) so too, and no `cwd`, the folder that line was typed in: it names nothing a reader can open, and a home
+    folder's own name is its user's name."""
+    shown = _shown_paths(record)
+    if not isinstance(shown, dict):
+        return shown
+    if isinstance(shown.get("command"), str):
+        shown["command"] = _shown_command(shown["command"])
+    if shown.get("cwd") is not None:
+        shown["cwd"] = None
+    return shown
+
+
+def _shown_command(command: str) -> str:
+    """Command line `command` with each word that is an absolute path as `shown_value` shows it (`--data
+    /home/me/pick` as `--data pick`); as it is where no word is one, or it cannot be split."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    shown = [shown_value(word) for word in words]
+    return command if shown == words else shlex.join(shown)
 
 
 def _shown_paths(value: Any) -> Any:

@@ -140,8 +140,12 @@ def test_push_shows_a_checkpoints_run_record_without_local_paths(checkpoint, tmp
     config.update(output_dir=str(tmp_path / "runs" / "pick"), checkpoint=str(base), embodiment="droid/relative_pose")
     config["data"].update(dataset=str(tmp_path / "data" / "pick_ds"), cache_dir=str(tmp_path / "cache"),
                           video_keys=["observation.image.wrist"])
+    home = tmp_path / "home" / "alice"
     state = {"step": 10, "config": config, "frames": {"cameras": {"wrist": [64, 96]}},
-             "objective_weights": {"policy": 1}}
+             "objective_weights": {"policy": 1}, "software": {"worldpolicy": "0.1.0", "torch": "2.5.0"},
+             # `extras.run_record`: the line as typed and the folder it was typed in; the weights it started from
+             "command": f"worldpolicy train --data {tmp_path / 'data' / 'pick_ds'} --output-dir 'runs/my pick'",
+             "cwd": str(home), "base_checkpoint": {"path": str(base), "files": "ab12"}}
     local = json.dumps(state, indent=1)
     (checkpoint / "trainer_state.json").write_text(local)
     hub = FakeHub(monkeypatch)
@@ -152,8 +156,12 @@ def test_push_shows_a_checkpoints_run_record_without_local_paths(checkpoint, tmp
     shown = {"output_dir": "pick", "checkpoint": "nvidia/base", "embodiment": "droid/relative_pose",
              "data": {**config["data"], "dataset": "pick_ds", "cache_dir": "cache"}}
     assert sent["config"] == {**config, **shown}
-    assert {key: sent[key] for key in ("step", "frames", "objective_weights")} == \
-        {key: state[key] for key in ("step", "frames", "objective_weights")}
+    assert {key: sent[key] for key in ("step", "frames", "objective_weights", "software")} == \
+        {key: state[key] for key in ("step", "frames", "objective_weights", "software")}
+    # the command line's paths by name, relative ones as typed; not the folder it was typed in (a user name)
+    assert sent["command"] == "worldpolicy train --data pick_ds --output-dir 'runs/my pick'"
+    assert sent["cwd"] is None and "alice" not in hub.sent["trainer_state.json"].decode()
+    assert sent["base_checkpoint"] == {"path": "nvidia/base", "files": "ab12"}
     assert hub.sent["model_index.json"] == (checkpoint / "model_index.json").read_bytes()  # the rest as it is
     pulled = tmp_path / "pulled"
     for name, data in hub.sent.items():
@@ -198,7 +206,8 @@ def test_push_shows_a_datasets_provenance_without_local_paths(tmp_path, token, m
               "policy": str(tmp_path / "hf" / "models--nvidia--pick" / "snapshots" / COMMIT),
               "policy_settings": {"checkpoint": str(home / "runs" / "pick" / "checkpoints" / "step-0000800"),
                                   "chunk_size": 8},
-              "datasets": [{"dataset": str(home / "data" / "day1"), "episodes": 2}, {"dataset": "me/day2"}]}
+              "datasets": [{"dataset": str(home / "data" / "day1"), "episodes": 2}, {"dataset": "me/day2"}],
+              "command": f"worldpolicy dataset from-sim lift {home / 'data' / 'lift'} --seeds 3 4", "cwd": str(home)}
     local = json.dumps(record, indent=4)
     (root / "meta" / "worldpolicy_provenance.json").write_text(local)
     hub = FakeHub(monkeypatch)
@@ -207,7 +216,9 @@ def test_push_shows_a_datasets_provenance_without_local_paths(tmp_path, token, m
     assert str(tmp_path) not in sent and (root / "meta" / "worldpolicy_provenance.json").read_text() == local
     assert json.loads(sent) == {**record, "policy": "nvidia/pick",
                                 "policy_settings": {"checkpoint": "step-0000800", "chunk_size": 8},
-                                "datasets": [{"dataset": "day1", "episodes": 2}, {"dataset": "me/day2"}]}
+                                "datasets": [{"dataset": "day1", "episodes": 2}, {"dataset": "me/day2"}],
+                                "command": "worldpolicy dataset from-sim lift lift --seeds 3 4", "cwd": None}
+    assert "alice" not in sent  # the folder the command was typed in: its name is its user's
     assert hub.sent["meta/info.json"] == (root / "meta" / "info.json").read_bytes()
 
     (root / "meta" / "worldpolicy_provenance.json").unlink()  # an older dataset: the record in info.json

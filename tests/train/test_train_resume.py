@@ -219,6 +219,23 @@ def test_a_checkpoint_records_the_software_and_the_base_checkpoint_it_was_traine
     assert state["base_checkpoint"] == checkpoint_files(tiny_checkpoint)
 
 
+def test_every_checkpoint_of_a_session_records_the_software_it_started_on(train_config, tmp_path, monkeypatch):
+    """The code a session runs is the one it imported as it started: a checkout edited or pulled while it trains
+    changes the files (a commit, `-dirty`), not what runs, so each checkpoint it saves records what it started on."""
+    from worldpolicy import extras
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import STATE_FILE, Trainer
+
+    read = iter(range(100))
+    monkeypatch.setattr(extras, "software_versions", lambda: {"worldpolicy_commit": f"commit {next(read)}"})
+    out = tmp_path / "run"
+    Trainer(load_config(train_config(out, save_every=1, optim={"steps": 2})), progress=False,
+            command="worldpolicy train run.toml").run()
+    states = [json.loads((out / "checkpoints" / f"step-000000{step}" / STATE_FILE).read_text()) for step in (1, 2)]
+    assert [state["software"] for state in states] == [{"worldpolicy_commit": "commit 0"}] * 2
+    assert [state["command"] for state in states] == ["worldpolicy train run.toml"] * 2
+
+
 def test_a_checkpoint_records_the_embodiment_it_trained_resolved(runs, capsys, tmp_path):
     """embodiment.json held the spec as given (no execute_steps, description...: whatever a later version's defaults
     say). Now it records every field as trained, which the resumed run B reads back as its own (no changed setting)

@@ -142,8 +142,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s, one episode at a time)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: %(default)s), captioned with the episode, its "
-                   "step and "
-                   "its outcome; only those are rendered for scripted and random, which see no cameras")
+                   "step and its outcome; only those are rendered for scripted and random, which see no cameras")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "

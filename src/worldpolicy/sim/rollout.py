@@ -97,8 +97,8 @@ def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStr
     ticks = _rounded(latency_ms, control_hz)
     if rtc and strategy.kind == "async" and ticks >= chunk:
         raise ValueError(f"rtc: latency_ms={latency_ms:g} ms is {ticks:g} control steps at {control_hz:g} Hz, at or "
-                         f"past the policy's {chunk}-step chunk: strategy=async then sends no request while a chunk runs "
-                         "(each next one blocks, as the first does), so none has running actions to continue; "
+                         f"past the policy's {chunk}-step chunk: strategy=async then sends no request while a chunk "
+                         "runs (each next one blocks, as the first does), so none has running actions to continue; "
                          f"accepted with rtc=True: 0 to below {_first_ms(chunk, control_hz):g} ms, or leave rtc out")
     most = strategy.max_latency(chunk)
     if most is not None and ticks > most:

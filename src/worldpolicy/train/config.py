@@ -374,7 +374,8 @@ class TrainConfig:
                 raise ValueError(f"finetune.lora_alpha={self.finetune.lora_alpha!r}: must be > 0")
             if not self.finetune.lora_targets:
                 raise ValueError("finetune.lora_targets is empty: name the transformer modules to adapt")
-        check_timesteps(**vars(self.timesteps))  # flow.TimestepSampler's checks now, not once the latent cache is encoded
+        # flow.TimestepSampler's checks now, not once the latent cache is encoded
+        check_timesteps(**vars(self.timesteps))
         if self.objectives.preset not in (None, "cosmos_policy"):
             raise ValueError(f"objectives.preset={self.objectives.preset!r}; accepted: cosmos_policy (or unset)")
         if self.objectives.preset is not None:

@@ -310,7 +310,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, progress: bool = True,
                  on_step: Callable[[StepRecord], None] | None = None, command: str | None = None):
         self.config = config.check()
-        self.command = command  # the `worldpolicy train` line that runs it, as typed (`extras.run_record`)
+        # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
+        # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
+        # running, which every checkpoint it saves records
+        self.run_record = run_record(command)
         self._embodiment_defaulted = config.embodiment is None
         if config.embodiment is None:  # stored resolved: config.json names what was trained (older runs: "droid")
             # the starting checkpoint's spec, else the registered one it was trained for, else droid
@@ -977,9 +980,9 @@ class Trainer:
                     "data_fingerprint": self.data_fingerprint, "data_key": self.data_key, "frames": self.frames,
                     "elapsed_s": self._elapsed(),
                     # what a reader reproducing the checkpoint needs beside the config: the versions it was trained
-                    # on and the command line (of the session that saved it: `extras.run_record`) and the weights it
+                    # on and the command line (of the session that saved it: `self.run_record`) and the weights it
                     # started from
-                    **run_record(self.command), "base_checkpoint": self.base_checkpoint,
+                    **self.run_record, "base_checkpoint": self.base_checkpoint,
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
                 # from the records above and the run's log: part of the checkpoint

@@ -347,8 +347,9 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
              ("seed", config.get("seed")), ("data fingerprint", state.get("data_fingerprint")),
              ("software", ", ".join(f"{name} {version}" for name, version in software.items() if version)
               if isinstance(software, Mapping) else None),
-             # the `worldpolicy train` line as typed, and where (its relative paths are relative to it)
-             ("command", state.get("command")), ("command typed in", state.get("cwd") if state.get("command") else None)]
+             # the `worldpolicy train` line as typed, and where (its relative paths are relative to it; null
+             # without a command: `extras.run_record`)
+             ("command", state.get("command")), ("command typed in", state.get("cwd"))]
     sections.append(f"<section id=training><h2>What was trained</h2>{_cards([c for c in cards if c[1] is not None])}"
                     f"{_kv_table([f for f in facts if f[1] is not None], 'training')}</section>")
 
