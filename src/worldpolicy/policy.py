@@ -66,7 +66,7 @@ from .processing.observations import (
     clip_views,
     compose_views,
     composite_mismatch,
-    composite_places,
+    fixed_places,
     frame_keys,
     load_frames,
     prepare_canvas,
@@ -884,8 +884,7 @@ class Policy:
         frames = self._trained_frames
         e = self.embodiment
         if frames is None or set(frames["cameras"]) != set(e.camera_keys):
-            fixed = e.composite == "droid_wrist_top"  # a stacked composite follows its first camera's size
-            places = composite_places({}, e.camera_keys, e.composite) if fixed else None
+            places = fixed_places(e.camera_keys, e.composite)  # a stacked composite follows the frames sent
             return {"trained_frames": None, "composed_frame": None, "canvas": None,
                     "expected_frames": {camera: list(hw) for camera, hw in places.items()} if places else None}
         _, canvas = canvas_bin(*frames["composed"], self.resolution_tier, e.snap_to_16)

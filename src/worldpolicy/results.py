@@ -45,10 +45,9 @@ def result_html(summary: str, columns: list[str], units: list[str], actions: np.
     its time (the first `HTML_ROWS` rows of a long one; `actions` holds them all)."""
     from html import escape
 
-    from .embodiments import shown_unit
+    from .embodiments import unit_label
 
-    heads = "".join(f"<th>{escape(c)}" + (f" [{escape(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
-                    for c, u in zip(columns, units, strict=True))
+    heads = "".join(f"<th>{escape(unit_label(c, u))}</th>" for c, u in zip(columns, units, strict=True))
     rows = "".join(f"<tr><th>{i / fps:.3f}</th>" + "".join(f"<td>{v:.4g}</td>" for v in row) + "</tr>"
                    for i, row in enumerate(actions[:HTML_ROWS]))
     more = len(actions) - HTML_ROWS

@@ -645,6 +645,7 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, 
     rows = re.findall(r"<tr( class=padded)?><td>(\d+)</td>", page.split("id=actions-table>")[1])
     assert [int(step) for padded, step in rows if padded] == [29, 30, 31]
     assert len(rows) == 32
+    assert "<th>joint_0 [rad]</th>" in page and "<th>gripper</th>" in page  # a unitless column: no "[1]"
     assert "rows 29-31: past the clip&#x27;s end (its last frame repeated). The clip had 30 frames" in page
     assert "<b>rows from the clip</b><span>29 of 32</span>" in page
     doc["mode"] = "policy"

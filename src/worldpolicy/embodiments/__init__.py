@@ -57,6 +57,7 @@ __all__ = [
     "read_spec_file",
     "register_embodiment",
     "shown_unit",
+    "unit_label",
     "view_point_sentences",
 ]
 
@@ -101,6 +102,12 @@ def shown_unit(unit: str) -> str:
     as a number: `gripper 0.02 1`, and in an axis label "gripper [1]" as an index), else as written. Files keep
     "1"."""
     return "" if unit == UNITLESS else unit
+
+
+def unit_label(column: str, unit: str) -> str:
+    """`column [unit]` as a table heading or an axis label names a column, `column` alone for no unit shown
+    (`shown_unit`)."""
+    return f"{column} [{shown}]" if (shown := shown_unit(unit)) else column
 
 
 def gripper_unit_hint(value: float) -> str:

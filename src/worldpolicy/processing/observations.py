@@ -382,12 +382,19 @@ def compose_droid(wrist: np.ndarray, exterior_1: np.ndarray, exterior_2: np.ndar
 def composite_places(sizes: Mapping[str, tuple[int, int]], camera_keys: Sequence[str],
                      composite: str) -> dict[str, tuple[int, int]]:
     """The (height, width) each of `camera_keys` is resized to in `composite`, given each camera's own size
-    (`sizes`): its fixed place in the DROID composite (`_droid_places`), or the first camera's size when stacked
-    (`stack_views`)."""
-    if composite == "droid_wrist_top":
-        top, below = _droid_places()
-        return {key: top if i == 0 else below for i, key in enumerate(camera_keys)}
-    return dict.fromkeys(camera_keys, tuple(sizes[camera_keys[0]]))
+    (`sizes`): its fixed place (`fixed_places`), or the first camera's size when stacked (`stack_views`)."""
+    fixed = fixed_places(camera_keys, composite)
+    return fixed if fixed is not None else dict.fromkeys(camera_keys, tuple(sizes[camera_keys[0]]))
+
+
+def fixed_places(camera_keys: Sequence[str], composite: str | None) -> dict[str, tuple[int, int]] | None:
+    """The (height, width) each of `camera_keys` is resized to in `composite` whatever size it is sent at: its place
+    in the DROID composite (`_droid_places`); None for a composite whose places follow the frames sent (stacked) and
+    for none."""
+    if composite != "droid_wrist_top":
+        return None
+    top, below = _droid_places()
+    return {key: top if i == 0 else below for i, key in enumerate(camera_keys)}
 
 
 # How far (relative) a camera's aspect ratio may be from that of its place in a composite before its stretch is said:

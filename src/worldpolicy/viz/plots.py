@@ -20,7 +20,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, UNITLESS, get_embodiment, pose_groups, shown_unit
+from ..embodiments import (
+    LAYOUTS,
+    MODEL_SPACE_UNIT,
+    POSE_COLUMNS,
+    UNITLESS,
+    get_embodiment,
+    pose_groups,
+    shown_unit,
+    unit_label,
+)
 from ..fileio import atomic_path, read_json
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
@@ -708,7 +717,7 @@ def axis_label(column: str, unit: str, ax=None) -> str:
     one, `UNITLESS`: "gripper [1]" read as an index or a typo, as `shown_unit` says); given the axes it
     labels, broken (`_wrap_to_width`) to fit their height (a y label longer than its subplot, `left_finger_2
     [normalized]` of a 57-column chunk, ran into the next one's), in at most `_MAX_LABEL_LINES` lines."""
-    text = f"{column} [{shown_unit(unit)}]" if shown_unit(unit) else column
+    text = unit_label(column, unit)
     if ax is not None:
         height_px = ax.get_position().height * ax.figure.bbox.height
         lines = _wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE)

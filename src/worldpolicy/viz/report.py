@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import shown_unit
+from ..embodiments import shown_unit, unit_label
 from ..fileio import (
     ACTIONS_FILE,
     COMPARE_FILE,
@@ -478,8 +478,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     head = (
         "<tr><th>step</th><th>t [s]</th>"
         + (f"<th>{_esc(pieces.column)}</th>" if pieces is not None else "")
-        + "".join(f"<th>{_esc(c)}" + (f" [{_esc(shown_unit(u))}]" if shown_unit(u) else "") + "</th>"
-                  for c, u in zip(cols, units))
+        + "".join(f"<th>{_esc(unit_label(c, u))}</th>" for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
