@@ -115,8 +115,8 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
                 check_checkpoint_source(base.path, chain)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(
-                    f"checkpoint={source!r} is a LoRA adapter on the base {base.path!r}, which cannot be found ({exc}); "
-                    f"put the base back there, or set base_model_name_or_path in {str(local / BASE_FILE)!r}"
+                    f"checkpoint={source!r} is a LoRA adapter on the base {base.path!r}, which cannot be found "
+                    f"({exc}); put the base back there, or set base_model_name_or_path in {str(local / BASE_FILE)!r}"
                 ) from None
             return
         if not (local / MODEL_INDEX_FILE).is_file():
