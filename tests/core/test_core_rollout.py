@@ -310,7 +310,8 @@ def test_one_frame_of_another_size_is_said_once_whether_in_an_array_or_under_obs
 def test_the_models_own_frames_given_back_with_their_canvas_are_not_judged_as_a_cameras(policy, caplog, monkeypatch):
     """Explaining a prediction's video, `infer_actions(pred.video, prompt, canvas=pred.settings["canvas_hw"])` (or
     `infer_actions(pred, prompt)`, which does that), warned that the frames were not the trained size and to resize
-    the camera images: frames that go on the canvas given unscaled, as whole latent cells, are what the model decodes on it, of a size no user chose.
+    the camera images: frames that go on the canvas given unscaled, as whole latent cells, are what the model decodes
+    on it, of a size no user chose.
     Frames the canvas scales, or cuts to its latent grid (a user's camera), are still judged."""
     keys = policy.embodiment.camera_keys
     rng = np.random.default_rng(9)
