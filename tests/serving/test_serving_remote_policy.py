@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -253,7 +254,12 @@ def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path
             assert (remote.infer_actions(long, "push").actions[:, 0] == 33).all()
             assert "video has more than 33 frames from frame 0; using 33" in caplog.text  # as the local Policy says
         assert reads[0]["max_frames"] == 34
-        assert (remote.infer_actions(frames[:5], "push").actions[:, 0] == 5).all()  # a short clip goes whole
+        short = remote.infer_actions(frames[:5], "push")
+        assert (short.actions[:, 0] == 5).all()  # a short clip goes whole
+        # a result is explained from its frames, as the local Policy takes one (`imagine`'s, then `infer_actions`)
+        assert (remote.infer_actions(replace(short, video=frames[:7]), "push").actions[:, 0] == 7).all()
+        with pytest.raises(ValueError, match="got a Prediction without a video"):
+            remote.infer_actions(short, "push")
 
 
 def test_per_camera_clips_travel_from_their_first_frames_as_the_local_policy_reads_them(serve):

@@ -59,6 +59,7 @@ from ..policy import (
     ignored_state_warning,
     label_windows,
     observation_state,
+    prediction_clip,
     roll_out,
     start_row,
     warn_frame_rate,
@@ -1060,6 +1061,7 @@ class RemotePolicy:
         `Policy`'s (`check_clip_progress`). `start_frame`, `whole_clip` and `resample` need the chunk size and
         embodiment a worldpolicy server announces: refused, before any request, by a server that announces neither
         (openpi's), which gets the clip's first frames as before."""
+        video, _ = prediction_clip(video, "infer_actions")  # a result's frames; its canvas stays here (no wire field)
         base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs,
                         own=RemotePolicy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
