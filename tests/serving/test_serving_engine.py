@@ -319,7 +319,9 @@ def test_serve_command_stopped_during_warmup_exits_0_without_aborting(tiny_check
 
 
 def test_serve_command_refuses_bad_settings_before_loading(tmp_path):
-    base = [sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tmp_path)]
+    serve = [sys.executable, "-m", "worldpolicy.cli", "serve"]
+    # the other settings are checked with a checkpoint that exists (the shipped one): where it is is checked first
+    shipped = ["--checkpoint", "shipped"]
     env = {**{k: v for k, v in os.environ.items() if k != "WP_UNSET_KEY"}, "WP_SHORT_KEY": "abc"}
     for extra, message in [
         (["--api-key-env", "WP_UNSET_KEY"], "WP_UNSET_KEY: that environment variable is unset or empty"),
@@ -328,12 +330,15 @@ def test_serve_command_refuses_bad_settings_before_loading(tmp_path):
         (["--key-map", "nonsense"], "--key-map 'nonsense' must look like CANONICAL=CLIENT_KEY"),
         (["--max-batch", "0"], "serve: error: --max-batch=0 is invalid; accepted: an int >= 1"),
         (["--event-loop", "tokio"], "--event-loop='tokio' is invalid; accepted: auto, asyncio, uvloop"),
-        ([], "is a path but has no model_index.json"),  # checked before the port opens, as are the next ones
-        (["--steps", "0"], "steps=0 must be an integer in [1, 1000]"),
-        (["--device", "abacus"], "device='abacus' is not a torch device"),
+        (["--steps", "0"], "steps=0 must be an integer in [1, 1000]"),  # checked before the port opens, as are
+        (["--device", "abacus"], "device='abacus' is not a torch device"),  # these and the checkpoint's files
     ]:
-        done = subprocess.run(base + extra, env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(serve + shipped + extra, env=env, capture_output=True, text=True, timeout=60,
+                              check=False)
         assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
+    done = subprocess.run(serve + ["--checkpoint", str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2 and "is a path but has no model_index.json" in done.stderr, done.stderr
 
 
 def test_serve_command_port_in_use_is_a_one_line_error(tiny_checkpoint):
