@@ -35,13 +35,14 @@ def _record_whole(root: str, episodes: int, options: dict) -> None:
     whole, with the provenance `sim_to_dataset` writes (so the two datasets compare file by file)."""
     from worldpolicy.data.from_sim import expert_episodes, sim_features
     from worldpolicy.data.lerobot import LeRobotDatasetWriter
+    from worldpolicy.extras import run_record
 
     recording = expert_episodes("reach", episodes, **options)
     settings = recording.provenance
     features = sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
     seeds: list[int] = []
     with LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"], video_codec="libx264rgb",
-                              provenance={**settings, "seeds": seeds}) as writer:
+                              provenance={**settings, **run_record(None), "seeds": seeds}) as writer:
         for episode in recording:
             writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])
             seeds.append(episode["seed"])
