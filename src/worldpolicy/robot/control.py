@@ -401,10 +401,9 @@ class ChunkController:
         most = self.strategy.max_latency(chunk)
         if most is not None and self.latency > most:
             raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the policy's {chunk}-step "
-                             "chunk: with the "
-                             f"{self.strategy.kind!r} strategy every reply lands past its whole chunk and is dropped, "
-                             f"so the arm never moves; accepted: 0 to {most} ticks, or the 'execute' or 'async' "
-                             "strategy, whose late request holds the arm until its chunk runs")
+                             f"chunk: with the {self.strategy.kind!r} strategy every reply lands past its whole chunk "
+                             f"and is dropped, so the arm never moves; accepted: 0 to {most} ticks, or the 'execute' "
+                             "or 'async' strategy, whose late request holds the arm until its chunk runs")
         return self.strategy.steps_for(chunk)
 
     def _take_chunk(self, t: int, request: _Request, observation: Observation, state: State, q_arm: np.ndarray
