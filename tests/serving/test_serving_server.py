@@ -417,6 +417,18 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert first["conn"] == said[0]["conn"] and first["requests"] == 1 and first["seconds"] > 0
 
 
+def test_unusable_log_windows_only_unrunnable_results_and_traces_the_rest(caplog):
+    """Both front ends hand every reply failure to `UnusableLog`: `reply_fields`' ValueError (NaN actions) is
+    windowed, without a traceback; anything else (not a Prediction) is logged each time with its traceback."""
+    log = serving_server.UnusableLog(every_s=3600)
+    with caplog.at_level(logging.ERROR, logger="worldpolicy.serving"):
+        assert log(ValueError("actions contain NaN"), conn=1) and log(ValueError("actions contain NaN"), conn=2)
+        assert not log(TypeError("not a Prediction"), conn=3) and not log(TypeError("not a Prediction"), conn=4)
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert [(e["conn"], "traceback" in e) for e in lines] == [(1, False), (3, True), (4, True)]
+    assert {e["event"] for e in lines} == {"reply_failed"}
+
+
 def test_a_model_returning_nan_is_logged_once_per_kind_not_per_request(serve, caplog):
     """Each request a model answered with NaN wrote a traceback at ERROR: a client that found such an input (a state
     of 1e308, before it was refused) could flood the log. Now one line per kind per window, the rest counted."""

@@ -177,13 +177,13 @@ class PolicyReplica:
         if self._stuck is not None:  # one call at a time inside the policy: none joins a stuck one
             return [("stuck", unavailable_text(self._stuck_text()))] * len(frames)
         out: list[tuple[str, bytes | str] | None] = [None] * len(frames)
-        valid, unread = [], {}
+        valid, first = [], {}
         for i, frame in enumerate(frames):
             try:
                 message = unpackb(frame, self.limits)
                 valid.append((i, self.adapter.parse(message)))
                 if said := self._first_warnings(message):
-                    unread[i] = said
+                    first[i] = said
             except (CodecError, RequestError) as exc:
                 out[i] = ("bad_request", f"bad request: {exc}")
             except Exception as exc:  # noqa: BLE001 - a request our checks missed fails alone, not its batch
@@ -202,11 +202,11 @@ class PolicyReplica:
                 out[i] = (failure_status(result), error_text(result))
                 continue
             try:
-                reply = reply_fields(result, [*unread[i], *warnings] if i in unread else warnings)
+                reply = reply_fields(result, [*first[i], *warnings] if i in first else warnings)
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
-                self._unusable(exc) if isinstance(exc, ValueError) else log_failure("reply_failed", exc)
+                self._unusable(exc)
                 out[i] = ("error", f"internal server error: unusable policy result ({exc})")
         return out  # type: ignore[return-value]
 

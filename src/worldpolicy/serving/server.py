@@ -163,10 +163,11 @@ class RefusalLog:
 
 
 class UnusableLog:
-    """The `reply_failed` ERROR lines of one front end for policy results no robot should run (`reply_fields`'
-    ValueError: NaN or inf actions, a wrong width): one line per kind (its text) per `every_s` seconds, without a
-    traceback (the same check each time); `repeated`: how many of that kind came since its last line. A model that
-    returns NaN for every request, or a client that found an input making it, wrote a traceback per request."""
+    """The `reply_failed` ERROR lines of one front end for a policy result it could not answer with. One no robot
+    should run (`reply_fields`' ValueError: NaN or inf actions, a wrong width): one line per kind (its text) per
+    `every_s` seconds, without a traceback (the same check each time); `repeated`: how many of that kind came since
+    its last line. A model that returns NaN for every request, or a client that found an input making it, wrote a
+    traceback per request. Any other failure (not a Prediction) is logged each time, with its traceback."""
 
     _KINDS = 64  # texts remembered; past it they are forgotten (a model whose every reply fails differently)
 
@@ -174,16 +175,21 @@ class UnusableLog:
         self.every_s = every_s
         self._seen: dict[str, list[float]] = {}  # text -> [its last line on the monotonic clock, requests since]
 
-    def __call__(self, error: BaseException, **fields: Any) -> None:
+    def __call__(self, error: BaseException, **fields: Any) -> bool:
+        """Log `error`; True where it is a result no robot should run, its line windowed."""
+        if not isinstance(error, ValueError):
+            log_failure("reply_failed", error, **fields)
+            return False
         text, now = f"{type(error).__name__}: {error}"[:300], time.monotonic()
         if len(self._seen) >= self._KINDS and text not in self._seen:
             self._seen.clear()
         seen = self._seen.setdefault(text, [-float("inf"), 0])
         if now - seen[0] < self.every_s:
             seen[1] += 1
-            return
+            return True
         _log(logging.ERROR, "reply_failed", **fields, error=text, repeated=int(seen[1]))
         seen[0], seen[1] = now, 0
+        return True
 
 
 # the size so far of a fragmented message being received, on websockets' Protocol: `current_size` from websockets 16
@@ -766,8 +772,7 @@ class PolicyServer:
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
             except Exception as exc:  # noqa: BLE001 - logged; not a Prediction, or actions no robot should run
-                unusable = isinstance(exc, ValueError)  # from reply_fields: said once per window, no traceback
-                self._unusable(exc, conn=conn) if unusable else log_failure("reply_failed", exc, conn=conn)
+                unusable = self._unusable(exc, conn=conn)  # from reply_fields: said once per window, no traceback
                 text = f"internal server error: unusable policy result ({exc})"
                 await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=unusable)
                 return None
