@@ -21,6 +21,7 @@ import numpy as np
 
 from worldpolicy.fileio import (
     COMPARE_FILE,
+    COMPARE_SCHEMA,
     SIM_REPORT_FILE,
     folder_kind,
     make_folder,
@@ -47,7 +48,7 @@ __all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "
            "check_compare_out", "compare_runs", "comparison_figure", "holm_adjusted", "mcnemar_p",
            "settings_differences", "software_differences", "write_comparison"]
 
-SCHEMA = "worldpolicy.sim_compare/v1"
+SCHEMA = COMPARE_SCHEMA
 # The comparison's table as markdown, beside compare.json (`COMPARE_FILE`), compare.png and index.html
 COMPARE_MARKDOWN = "compare.md"
 # The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
