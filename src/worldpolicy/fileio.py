@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -692,6 +692,31 @@ SHOW_FILE = "dataset_show.json"  # what `worldpolicy dataset show` drew of a dat
 PROVENANCE_FILE = "meta/worldpolicy_provenance.json"
 # The info.json key datasets written before `PROVENANCE_FILE` keep it under: still read (`stored_provenance`)
 PROVENANCE_KEY = "worldpolicy_provenance"
+
+# The JSON files whose "schema" key names their kind and format version, `worldpolicy.NAME/vN`, as this version writes
+# them (docs/data.md, "Files from older versions"; the actions file's is `results.ACTIONS_SCHEMA`). N goes up only when
+# a reader of N would misread the file; a field added is no new version (a reader takes a missing one as what the
+# versions before it did). Each reader checks a document through `schema_matches`, the one place that tells another
+# kind of file from a newer version of its own.
+SIM_REPORT_SCHEMA = "worldpolicy.sim_eval/v1"  # SIM_REPORT_FILE
+COMPARE_SCHEMA = "worldpolicy.sim_compare/v1"  # COMPARE_FILE
+SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
+
+
+def schema_matches(doc: Any, schema: str, what: str) -> bool:
+    """Whether JSON document `doc` is of `schema`'s kind (`worldpolicy.NAME/vN`) in a version this worldpolicy reads:
+    N or an older one (its reader takes what an older version wrote). False for any other document (no schema,
+    another kind), which the caller refuses in its own words. One of the kind in a newer version (written by a newer
+    worldpolicy: a colleague's run, a downgrade) raises ValueError naming `what` and the fix, rather than being read
+    as this version or called no such file at all."""
+    kind, _, version = schema.rpartition("/v")
+    found = doc.get("schema") if isinstance(doc, Mapping) else None
+    if not isinstance(found, str) or not found.startswith(f"{kind}/v") or not found[len(kind) + 2:].isdigit():
+        return False
+    if int(found[len(kind) + 2:]) > int(version):
+        raise ValueError(f"{what}: written by a newer worldpolicy (schema {found!r}; this one reads {schema!r} and "
+                         "older): upgrade worldpolicy to read it")
+    return True
 
 
 def is_checkpoint(path: str | Path) -> bool:

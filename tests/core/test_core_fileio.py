@@ -843,3 +843,43 @@ def test_trainer_state_has_one_reader_that_names_a_damaged_file(tmp_path):
         with pytest.raises(ValueError, match=said):
             read_trainer_state(tmp_path)
         assert trained_embodiment(tmp_path) is None  # what can do without the record does
+
+
+@pytest.mark.parametrize("kind", ["sim report", "comparison", "dataset shown", "actions"])
+def test_a_file_from_a_newer_worldpolicy_says_so_and_an_older_version_still_reads(tmp_path, kind):
+    """A versioned file (`worldpolicy.NAME/vN`) one version up was called no such file at all ("not a sim report") by
+    the sim report's reader, and read as this version by the pages' (which matched the kind alone): each reader goes
+    through `fileio.schema_matches`, which says a newer worldpolicy wrote it and to upgrade. Another kind of file is
+    still refused in the reader's own words."""
+    from worldpolicy.fileio import COMPARE_SCHEMA, SHOW_SCHEMA, SIM_REPORT_SCHEMA, schema_matches
+    from worldpolicy.results import ACTIONS_SCHEMA
+
+    def read(doc):
+        if kind == "sim report":
+            from worldpolicy.sim.evaluate import EvalReport
+
+            return EvalReport.from_json(doc, "report.json")
+        if kind == "actions":
+            from worldpolicy.viz.plots import check_prediction_json
+
+            return check_prediction_json(doc)
+        from worldpolicy.viz.compare_page import build_compare_html
+        from worldpolicy.viz.dataset_page import build_dataset_html
+
+        name, build = ("compare.json", build_compare_html) if kind == "comparison" else \
+            ("dataset_show.json", build_dataset_html)
+        (tmp_path / name).write_text(json.dumps(doc))
+        return build(tmp_path)
+
+    schema = {"sim report": SIM_REPORT_SCHEMA, "comparison": COMPARE_SCHEMA, "dataset shown": SHOW_SCHEMA,
+              "actions": ACTIONS_SCHEMA}[kind]
+    newer = schema.replace("/v1", "/v2")
+    with pytest.raises(ValueError, match=rf"written by a newer worldpolicy \(schema '{newer}'; this one reads "
+                                         rf"'{schema}' and older\): upgrade worldpolicy to read it"):
+        read({"schema": newer, "columns": [], "units": [], "actions": [], "fps": 15})
+    with pytest.raises(ValueError) as caught:  # another kind of file: the reader's own refusal, no upgrade advice
+        read({"schema": "worldpolicy.other/v1"})
+    assert "upgrade" not in str(caught.value)
+    assert schema_matches({"schema": schema}, schema, "f") and schema_matches({"schema": "x/v0"}, "x/v1", "f")
+    assert not any(schema_matches(doc, schema, "f") for doc in ({}, [], {"schema": schema + "x"},
+                                                               {"schema": schema.replace("/v1", "/v")}))

@@ -2063,8 +2063,8 @@ def test_an_actions_file_of_another_schema_version_is_refused(tmp_path, caplog):
     doc = {"schema": "worldpolicy.actions/v2", "actions": [[0.0] * 10] * 4, "columns": list(emb.columns)}
     path = tmp_path / "a.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match=r"schema 'worldpolicy.actions/v2' is not supported; accepted: "
-                                         r"'worldpolicy.actions/v1'"):
+    with pytest.raises(ValueError, match=r"written by a newer worldpolicy \(schema 'worldpolicy.actions/v2'; this one "
+                                         r"reads 'worldpolicy.actions/v1' and older\): upgrade worldpolicy"):
         load_actions(path, emb)
     path.write_text(json.dumps({**doc, "schema": "worldpolicy.actions/v1"}))
     with caplog.at_level("WARNING"):

@@ -301,14 +301,22 @@ def test_overwrite_replaces_only_a_from_sim_recording(tmp_path, capsys):
     before = provenance.read_text()
     flags = ["--task", "reach", "--episodes", "1", "--image-size", "24x24", "--max-steps", "3", "--overwrite"]
     assert main(["dataset", "from-sim", str(root), *flags]) == 2
-    assert (f"error: --overwrite: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
-            in capsys.readouterr().err)
+    assert (f"error: --overwrite: ROOT={str(root)!r} holds a dataset `dataset import-hdf5` made, not a `dataset "
+            "from-sim` recording" in capsys.readouterr().err)
     assert provenance.read_text() == before and LeRobotDataset.open(root).num_episodes == 2
     assert main(["dataset", "from-sim", str(root), *flags[:-1]]) == 2  # not "pass --overwrite", refused next
-    assert (f"error: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`; choose a new or empty "
-            "folder (--overwrite replaces only a `dataset from-sim` recording)" in capsys.readouterr().err)
-    provenance.unlink()  # made elsewhere: no provenance at all
-    assert main(["dataset", "from-sim", str(root), *flags]) == 2
+    assert (f"error: ROOT={str(root)!r} holds a dataset `dataset import-hdf5` made, not a `dataset from-sim` "
+            "recording; choose a new or empty folder (--overwrite replaces only a `dataset from-sim` recording that "
+            "says so)" in capsys.readouterr().err)
+    # no provenance at all: made elsewhere, or recorded by a version before recordings kept one (it said "not
+    # recorded by `dataset from-sim`" of the user's own older recording, leaving them no way to record there again)
+    provenance.unlink()
+    for given in (flags, [*flags[:-1], "--resume"]):
+        assert main(["dataset", "from-sim", str(root), *given]) == 2
+        err = capsys.readouterr().err
+        assert (f"ROOT={str(root)!r} holds a dataset that does not say `dataset from-sim` recorded it (one from "
+                "elsewhere, or a recording by an older worldpolicy, which kept no meta/worldpolicy_provenance.json "
+                "of its settings and seeds: delete it first to record into this folder again)") in err, err
     assert LeRobotDataset.open(root).num_episodes == 2 and _staged(tmp_path) == []
 
 

@@ -213,7 +213,8 @@ def test_resume_on_the_command_line(tmp_path, capsys):
     provenance.write_text(json.dumps({**json.loads(provenance.read_text()),
                                       "source": "worldpolicy dataset import-hdf5"}))
     assert main(["dataset", "from-sim", str(root), "--episodes", "3", "--resume", *_ARGV]) == 2
-    assert (f"error: --resume: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
+    assert (f"error: --resume: ROOT={str(root)!r} holds a dataset `dataset import-hdf5` made, not a `dataset from-sim` "
+            "recording"
             in capsys.readouterr().err)
     assert LeRobotDataset.open(root).num_episodes == 2
 

@@ -200,6 +200,21 @@ def test_another_task_version_is_not_paired_and_is_warned_about(tmp_path):
                                    "things"),)
 
 
+def test_a_baselines_unrecorded_version_is_shown_as_the_version_a_resume_takes_it_for(tmp_path):
+    """A scripted baseline's report from before policy versions were recorded showed "(not recorded) | 2", where the
+    task's unrecorded version shows 1 and `sim --resume` says "scripted policy: v1 (unrecorded) -> v2": the same
+    number here. One that did not change since is no difference at all."""
+    outcomes = {s: True for s in range(4)}
+    scripted = {"kind": "scripted", "chunk_size": 8}
+    comparison = compare_runs([_run(tmp_path / "old", outcomes, settings=scripted, policy="scripted"),
+                               _run(tmp_path / "v1", outcomes, settings={**scripted, "version": 1}, policy="scripted"),
+                               _run(tmp_path / "v2", outcomes, settings={**scripted, "version": 2}, policy="scripted")])
+    assert comparison.differences == (("policy_settings.version", "--policy's version", (1, 1, 2)),)
+    assert compare_runs([_run(tmp_path / "a", outcomes, settings=scripted, policy="scripted"),
+                         _run(tmp_path / "b", outcomes, settings={**scripted, "version": 1}, policy="scripted")
+                         ]).differences == ()
+
+
 def test_an_older_reports_folder_of_the_shipped_model_is_the_same_path_as_shipped(tmp_path):
     """A report from before `checkpoint_files` recorded `shipped` holds this install's folder of it: compared with a
     run since, the path differs in nothing (`models.portable_checkpoint`)."""

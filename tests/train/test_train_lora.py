@@ -410,3 +410,16 @@ def test_an_adapter_on_an_adapter_checkpoint_loads_in_any_dtype_and_refuses_anot
     shutil.copytree(merged, stray)
     shutil.copyfile(chained / "base_model.json", stray / "base_model.json")
     Policy.from_pretrained(stray, device="cpu")
+
+
+def test_a_full_fine_tune_starts_from_an_adapter_checkpoint(lora_runs, train_config):
+    """Loading an adapter checkpoint left its weights frozen (peft freezes the base to apply the adapter), so a full
+    fine-tune from one failed with torch's 'optimizer got an empty parameter list'. Every weight now trains."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(lora_runs["root"] / "full_from_adapter", optim={"steps": 1, "batch_size": 2})
+    raw["checkpoint"] = str(lora_runs["root"] / "c" / "checkpoints" / "step-0000003")
+    trainer = Trainer(load_config(raw), progress=False)
+    assert [record.step for record in trainer.run()] == [1]
+    assert len(trainer.params) == len(list(trainer.transformer.parameters()))

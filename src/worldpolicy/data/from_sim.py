@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import brief_list
 from ..extras import run_record
 from ..fileio import (
+    PROVENANCE_FILE,
     ScratchFolder,
     Terminated,
     dataset_lock,
@@ -740,9 +741,15 @@ def sim_to_dataset(
         # without a flag too, which the writer would answer with "pass overwrite=True", only to refuse that next
         name = "overwrite" if overwrite else "resume" if resume else None
         only = ("overwrite=True replaces" if name != "resume" else "resume=True continues")
-        raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds a dataset not recorded by "
-                              f"`dataset from-sim`; choose a new or empty folder ({only} only a `dataset from-sim` "
-                              "recording)")
+        # a from-sim recording of a version before `PROVENANCE_FILE` says nothing either: it cannot be continued
+        # (its settings and seeds are not known), and whether it is one cannot be told, so it is not replaced
+        maker = (provenance_document(root) or {}).get("source")
+        held = (f"a dataset `{maker.removeprefix('worldpolicy ')}` made, not a `dataset from-sim` recording"
+                if isinstance(maker, str) and maker else "a dataset that does not say `dataset from-sim` recorded it "
+                f"(one from elsewhere, or a recording by an older worldpolicy, which kept no {PROVENANCE_FILE} of "
+                "its settings and seeds: delete it first to record into this folder again)")
+        raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds {held}; choose a new or empty "
+                              f"folder ({only} only a `dataset from-sim` recording that says so)")
     with dataset_lock(root, "root", "`dataset from-sim`"):  # a second recording into root refused, before it starts
         previous = _resumed(root, video_codec) if resume else None
         spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used

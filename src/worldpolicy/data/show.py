@@ -32,6 +32,7 @@ import numpy as np
 from ..embodiments import Embodiment, get_embodiment, shown_unit
 from ..fileio import (
     SHOW_FILE,
+    SHOW_SCHEMA,
     STAGED_KIND,
     Terminated,
     output_folder,
@@ -50,7 +51,7 @@ from .stats import first_non_finite
 __all__ = ["DEFAULT_EPISODES", "SCHEMA", "SHOW_WRITER", "DatasetShown", "EpisodeShown", "ShowInterrupted",
            "show_dataset"]
 
-SCHEMA = "worldpolicy.dataset_show/v1"
+SCHEMA = SHOW_SCHEMA
 SHOW_WRITER = "dataset show"  # the command whose folders `fileio.FOLDER_KINDS` marks by SHOW_FILE
 DEFAULT_EPISODES = 5  # shown when none are chosen: the first ones
 EPISODE_DIR = "episode_{:06d}"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import GRIPPER_MARGIN, MODEL_SPACE_UNIT, Embodiment, gripper_unit_hint, pose_groups
-from ..fileio import read_json
+from ..fileio import read_json, schema_matches
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
@@ -357,10 +357,7 @@ def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: E
     if "actions" not in doc:
         raise ValueError(f"{where}: an object needs an 'actions' field; found {sorted(doc)}")
     values = actions_from_json(doc["actions"])  # null: a non-finite value, refused later by name
-    schema = str(doc.get("schema") or "")
-    if schema.startswith("worldpolicy.actions/"):
-        if schema != ACTIONS_SCHEMA:
-            raise ValueError(f"{where}: schema {schema!r} is not supported; accepted: {ACTIONS_SCHEMA!r}")
+    if schema_matches(doc, ACTIONS_SCHEMA, where):
         if space == "normalized" and warn:
             logger.warning("%s: a %s object holds physical actions; reading them as physical, not normalized", where,
                            ACTIONS_SCHEMA)

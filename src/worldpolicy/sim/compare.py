@@ -21,6 +21,7 @@ import numpy as np
 
 from worldpolicy.fileio import (
     COMPARE_FILE,
+    COMPARE_SCHEMA,
     SIM_REPORT_FILE,
     folder_kind,
     make_folder,
@@ -47,7 +48,7 @@ __all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "
            "check_compare_out", "compare_runs", "comparison_figure", "holm_adjusted", "mcnemar_p",
            "settings_differences", "software_differences", "write_comparison"]
 
-SCHEMA = "worldpolicy.sim_compare/v1"
+SCHEMA = COMPARE_SCHEMA
 # The comparison's table as markdown, beside compare.json (`COMPARE_FILE`), compare.png and index.html
 COMPARE_MARKDOWN = "compare.md"
 # The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
@@ -361,8 +362,8 @@ def _names(paths: Sequence[Path]) -> list[str]:
 
 def _settings(report: EvalReport) -> dict[str, Any]:
     """What a run was run with, by setting (`EvalReport.settings`), plus what a comparison shows though a resume
-    leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version and the
-    episodes run. The path as a report now records it (`models.portable_checkpoint`): an older report's folder of
+    leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version (and a
+    baseline's, unrecorded ones as `UNRECORDED_VERSION`) and the episodes run. The path as a report now records it (`models.portable_checkpoint`): an older report's folder of
     the shipped model is `shipped`, so a run from before and one since differ in nothing there."""
     flat = report.settings()
     flat["policy"] = policy_label(report)
@@ -370,6 +371,10 @@ def _settings(report: EvalReport) -> dict[str, Any]:
     if path is not None:
         flat["policy_settings.path"] = str(portable_checkpoint(path)) if isinstance(path, str) else path
     flat["task_version"] = _task_version(report)
+    kind = (report.policy_settings or {}).get("kind")
+    if kind in VERSIONED_POLICIES:  # a baseline's version: one an older report did not record as a resume takes it
+        version = report.versions()[f"{kind} policy"]
+        flat["policy_settings.version"] = UNRECORDED_VERSION if version is None else version
     flat["episodes"] = len(report.episodes)
     return flat
 
@@ -377,7 +382,7 @@ def _settings(report: EvalReport) -> dict[str, Any]:
 def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(setting, its `worldpolicy sim` flag, each run's value) for every setting that is not the same in all of
     `reports`: `NOT_RECORDED` where a run's report has no entry for it, None where it recorded null (a report's
-    unrecorded task version is `UNRECORDED_VERSION`'s, as a resume takes it); the k asked for
+    unrecorded task or baseline version is `UNRECORDED_VERSION`'s, as a resume takes it); the k asked for
     (`strategy.execute_steps_requested`) only where it differs otherwise than the k used."""
     flats = [_settings(r) for r in reports]
     names = list(dict.fromkeys(name for flat in flats for name in flat))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.extras import software_versions
-from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
+from worldpolicy.fileio import SIM_REPORT_FILE, SIM_REPORT_SCHEMA, schema_matches, write_bytes_atomic
 from worldpolicy.robot.control import ChunkStrategy
 
 # the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`);
@@ -39,7 +39,7 @@ from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 __all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "policy_label", "read_report", "report_figure",
            "resume_conflicts", "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
-SCHEMA = "worldpolicy.sim_eval/v1"
+SCHEMA = SIM_REPORT_SCHEMA
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
 # What a report that recorded no version ran: the definitions before versions were recorded
 UNRECORDED_VERSION = 1
@@ -191,7 +191,7 @@ class EvalReport:
     def from_json(cls, doc: Any, where: str = "report") -> EvalReport:
         """A report read back from its `to_json` (to continue the run: `evaluate(..., resume=...)`); `where` names it in
         errors."""
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        if not schema_matches(doc, SCHEMA, where):
             found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"{where}: not a sim report (schema {found!r}, expected {SCHEMA!r})")
         known = {f.name for f in fields(EpisodeResult)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fileio import COMPARE_FILE
+from ..fileio import COMPARE_FILE, COMPARE_SCHEMA, schema_matches
 from .plots import plural
 from .report import (
     REPORT_FILE,
@@ -112,7 +112,7 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
     the warnings first, and compare.png."""
     folder = Path(folder)
     doc = _read_json(folder / COMPARE_FILE)
-    if not isinstance(doc, Mapping) or not str(doc.get("schema", "")).startswith("worldpolicy.sim_compare"):
+    if not schema_matches(doc, COMPARE_SCHEMA, repr(str(folder / COMPARE_FILE))):
         raise ValueError(f"{str(folder / COMPARE_FILE)!r}: not a comparison of sim runs (schema "
                          f"{doc.get('schema') if isinstance(doc, Mapping) else type(doc).__name__!r})")
     runs, pairs = doc.get("runs", []), doc.get("pairs", [])

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fileio import SHOW_FILE
+from ..fileio import SHOW_FILE, SHOW_SCHEMA, schema_matches
 from ..hub import shown_name
 from .plots import plural
 from .report import (
@@ -127,7 +127,7 @@ def build_dataset_html(folder: str | Path, title: str | None = None) -> str:
     then each episode shown (clips, plots, task, fields)."""
     folder = Path(folder)
     doc = _read_json(folder / SHOW_FILE)
-    if not isinstance(doc, Mapping) or not str(doc.get("schema", "")).startswith("worldpolicy.dataset_show"):
+    if not schema_matches(doc, SHOW_SCHEMA, repr(str(folder / SHOW_FILE))):
         raise ValueError(f"{str(folder / SHOW_FILE)!r}: not a dataset shown (schema "
                          f"{doc.get('schema') if isinstance(doc, Mapping) else type(doc).__name__!r})")
     sections = [_summary(doc)]

@@ -30,7 +30,7 @@ from ..embodiments import (
     shown_unit,
     unit_label,
 )
-from ..fileio import atomic_path, read_json
+from ..fileio import atomic_path, read_json, schema_matches
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
@@ -1305,7 +1305,7 @@ def load_actions_file(path: str | Path) -> dict[str, Any]:
 def check_prediction_json(prediction: Any) -> None:
     if not isinstance(prediction, Mapping):
         raise TypeError(f"prediction must be a dict in the {ACTIONS_SCHEMA} schema, got {type(prediction).__name__}")
-    if prediction.get("schema") != ACTIONS_SCHEMA:
+    if not schema_matches(prediction, ACTIONS_SCHEMA, "prediction"):
         raise ValueError(f"prediction schema={prediction.get('schema')!r}; accepted: {ACTIONS_SCHEMA!r}")
     missing = [k for k in ("columns", "units", "actions", "fps") if k not in prediction]
     if missing:
