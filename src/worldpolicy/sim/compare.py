@@ -363,8 +363,9 @@ def _names(paths: Sequence[Path]) -> list[str]:
 def _settings(report: EvalReport) -> dict[str, Any]:
     """What a run was run with, by setting (`EvalReport.settings`), plus what a comparison shows though a resume
     leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version (and a
-    baseline's, unrecorded ones as `UNRECORDED_VERSION`) and the episodes run. The path as a report now records it (`models.portable_checkpoint`): an older report's folder of
-    the shipped model is `shipped`, so a run from before and one since differ in nothing there."""
+    baseline's, unrecorded ones as `UNRECORDED_VERSION`) and the episodes run. The path as a report now records it
+    (`models.portable_checkpoint`): an older report's folder of the shipped model is `shipped`, so a run from before
+    and one since differ in nothing there."""
     flat = report.settings()
     flat["policy"] = policy_label(report)
     path = (report.policy_settings or {}).get("path")
