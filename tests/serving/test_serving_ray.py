@@ -590,3 +590,51 @@ def test_a_replica_says_the_keys_nothing_reads_once_per_key_set(monkeypatch):
         assert "'observation/gripper_position'" not in (await warnings(other))[0]  # another key set: said too
 
     asyncio.run(scenario())
+
+
+def test_unusable_results_are_logged_once_per_window_by_the_replica_and_the_router(monkeypatch, caplog):
+    """A model that answers NaN to every request: the replica's `reply_failed` line is said once per window
+    (`UnusableLog`), and so is the router's `refused` line for it (it was written per request), while /metrics counts
+    each as `error`, as on the single server."""
+    import asyncio
+    import json
+    import logging
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+    from serving_standins import StandInPolicy
+
+    from worldpolicy.serving.codec import DEFAULT_LIMITS, packb
+    from worldpolicy.serving.ray_serve import PolicyReplica
+
+    context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=8),
+                              replica_id=SimpleNamespace(unique_id="replica-1"))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: context)
+    replica = PolicyReplica(StandInPolicy, None, DEFAULT_LIMITS, max_batch=4, max_wait_ms=5, warmup_requests=0)
+
+    async def through_the_replica(frame):
+        [item] = await PolicyReplica.infer.__wrapped__(replica, [frame])
+        return item
+
+    class Waiting(_FakeSocket):  # one request, then waits for its reply (the plain one leaves at once: vanished)
+        async def receive(self) -> dict:
+            if self.frames:
+                return self.frames.pop(0)
+            await asyncio.Event().wait()
+
+    ingress, _ = _ingress([], infer=through_the_replica)
+    sockets = [Waiting() for _ in range(3)]
+    for ws in sockets:
+        ws.frames = [{"type": "websocket.receive", "bytes": packb({**droid_request(np.zeros(7)), "prompt": "nan"})}]
+
+    async def connections() -> None:
+        for ws in sockets:
+            await ingress.wire(ws)
+
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.serving"):
+        asyncio.run(connections())
+    for ws in sockets:
+        assert "unusable policy result (actions contain NaN" in ws.sent[1] and ws.sent[2] == ("close", 1011)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    assert [(e["event"], "traceback" in e) for e in lines] == [("reply_failed", False), ("refused", False)]
+    assert 'worldpolicy_requests_total{status="error"} 3.0' in generate_latest(ingress.registry).decode()

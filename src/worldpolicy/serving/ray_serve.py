@@ -75,6 +75,9 @@ __all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build
            "serve_until_signal"]
 
 REPLICA_FAILED_TEXT = "internal server error: a replica failed; retry"
+# a replica's status for a result no robot should run: counted `error` by the router, whose `refused` line is windowed
+# as the replica's `reply_failed` one is (`UnusableLog`), not written per request
+UNUSABLE = "unusable"
 RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Serve's proxy refuses more with 1009
 # Serve's proxy loads its certificate when it starts, and nothing reloads it: the single server's SIGHUP has no match
 RENEW_BY_RESTART = ("renew it and replace the --tls-cert/--tls-key files, then restart `worldpolicy serve --replicas` "
@@ -173,7 +176,7 @@ class PolicyReplica:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:
-        """Frames → ("ok", packed reply) or (metrics status, error text), one per frame, in order."""
+        """Frames → ("ok", packed reply) or (metrics status, or `UNUSABLE`, error text), one per frame, in order."""
         if self._stuck is not None:  # one call at a time inside the policy: none joins a stuck one
             return [("stuck", unavailable_text(self._stuck_text()))] * len(frames)
         out: list[tuple[str, bytes | str] | None] = [None] * len(frames)
@@ -206,8 +209,8 @@ class PolicyReplica:
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
-                self._unusable(exc)
-                out[i] = ("error", f"internal server error: unusable policy result ({exc})")
+                text, windowed = self._unusable.refusal(exc)
+                out[i] = (UNUSABLE if windowed else "error", text)
         return out  # type: ignore[return-value]
 
 
@@ -305,10 +308,11 @@ class WireIngress:
                                      headers={"WWW-Authenticate": "Api-Key"})
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
 
-    async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str) -> int:
+    async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str,
+                      windowed: bool = False) -> int:
         """openpi error convention: one text frame, then the close; logged like the single server's refusals."""
         self.requests.labels(status).inc()
-        self._refusals("refused", status, conn=conn, peer=_peer(ws), reason=text[:500])
+        self._refusals("refused", status, windowed, conn=conn, peer=_peer(ws), reason=text[:500])
         try:
             await ws.send_text(text)
             await ws.close(code=code)
@@ -394,7 +398,8 @@ class WireIngress:
                         return 1011
                     status, payload = result
                     if status != "ok":  # a request that never reached the policy of a stuck replica: try again later
-                        return await self._refuse(ws, conn, payload, 1013 if status == "stuck" else 1011, status)
+                        code, windowed = 1013 if status == "stuck" else 1011, status == UNUSABLE
+                        return await self._refuse(ws, conn, payload, code, "error" if windowed else status, windowed)
                     if not await self._send(ws, conn, payload):
                         return None
                 finally:

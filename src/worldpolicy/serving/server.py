@@ -191,6 +191,11 @@ class UnusableLog:
         seen[0], seen[1] = now, 0
         return True
 
+    def refusal(self, error: BaseException, **fields: Any) -> tuple[str, bool]:
+        """Log `error` (`__call__`) and say what its client is told (close 1011, counted `error`), and whether its
+        `refused` line is windowed with the `reply_failed` one (`RefusalLog`'s `windowed`): both front ends."""
+        return f"internal server error: unusable policy result ({error})", self(error, **fields)
+
 
 # the size so far of a fragmented message being received, on websockets' Protocol: `current_size` from websockets 16
 # on, `cur_size` before (the serve extra accepts 13 and later)
@@ -772,9 +777,8 @@ class PolicyServer:
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
             except Exception as exc:  # noqa: BLE001 - logged; not a Prediction, or actions no robot should run
-                unusable = self._unusable(exc, conn=conn)  # from reply_fields: said once per window, no traceback
-                text = f"internal server error: unusable policy result ({exc})"
-                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=unusable)
+                text, windowed = self._unusable.refusal(exc, conn=conn)  # NaN actions: once per window, no traceback
+                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=windowed)
                 return None
             try:
                 await ws.send(reply)
