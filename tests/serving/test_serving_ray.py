@@ -234,7 +234,7 @@ def test_a_full_queue_or_a_failed_replica_reaches_the_client_as_text(failure, te
     assert f'worldpolicy_requests_total{{status="{status}"}} 1.0' in generate_latest(ingress.registry).decode()
 
 
-def _ingress(metadata_failures: list, infer=None):
+def _ingress(metadata_failures: list, infer=None, **options):
     """A bare WireIngress whose replica handle raises `metadata_failures` one by one, then answers b"\\x80"."""
     from worldpolicy.serving.ray_serve import WireIngress
 
@@ -254,7 +254,7 @@ def _ingress(metadata_failures: list, infer=None):
             async def remote(frame):
                 return await infer(frame)
 
-    return WireIngress.__mro__[1](Replicas(), None, 2**20), calls
+    return WireIngress.__mro__[1](Replicas(), None, 2**20, **options), calls
 
 
 def test_the_ingress_metrics_say_when_the_proxys_certificate_expires():
@@ -638,3 +638,51 @@ def test_unusable_results_are_logged_once_per_window_by_the_replica_and_the_rout
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
     assert [(e["event"], "traceback" in e) for e in lines] == [("reply_failed", False), ("refused", False)]
     assert 'worldpolicy_requests_total{status="error"} 3.0' in generate_latest(ingress.registry).decode()
+
+
+def test_the_router_bounds_the_request_bytes_it_holds_over_all_connections():
+    """`max_incoming_bytes` on Ray Serve: Serve's proxy hands the router whole frames, which it held without bound
+    (one in flight and one read ahead per connection, up to `max_connections`); past the budget the connection whose
+    frame went over is told "server busy" (close 1013), as the single server does (`IncomingBudget`)."""
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    gate, leave = asyncio.Event(), asyncio.Event()
+
+    async def held_back(frame):
+        await gate.wait()
+        return "ok", b"reply"
+
+    class Staying(_FakeSocket):  # one request, then stays until told to leave
+        def __init__(self, size: int) -> None:
+            super().__init__()
+            self.frames = [{"type": "websocket.receive", "bytes": b"\0" * size}]
+
+        async def receive(self) -> dict:
+            if self.frames:
+                return self.frames.pop(0)
+            await leave.wait()
+            return {"type": "websocket.disconnect", "code": 1000}
+
+    ingress, _ = _ingress([], infer=held_back, max_incoming_bytes=1500)
+    first, second = Staying(1000), Staying(1000)
+
+    async def scenario() -> None:
+        answering = asyncio.ensure_future(ingress.wire(first))
+        while ingress._incoming.held < 1000:  # the first frame is read and on its way to a replica
+            await asyncio.sleep(0)
+        await ingress.wire(second)  # 2000 bytes held: over
+        assert ingress._incoming.held == 1000
+        gate.set()
+        while b"reply" not in first.sent:
+            await asyncio.sleep(0)
+        leave.set()
+        await answering
+
+    asyncio.run(scenario())
+    assert second.sent[0] == b"\x80" and second.sent[2] == ("close", 1013)
+    assert second.sent[1].startswith("server busy: 2000 bytes of requests held over all connections, past "
+                                     "max_incoming_bytes=1500")
+    assert first.sent == [b"\x80", b"reply"] and ingress._incoming.held == 0
+    assert 'worldpolicy_requests_total{status="busy"} 1.0' in generate_latest(ingress.registry).decode()

@@ -47,6 +47,7 @@ from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import log_to_stderr
 from .server import (
     DRAINING_TEXT,
+    IncomingBudget,
     RefusalLog,
     ServerConfig,
     UnusableLog,
@@ -223,12 +224,14 @@ class WireIngress:
     """The openpi wire on `ws://host:port/` plus `GET /healthz`, `/readyz` and `/metrics`, in front of the replicas."""
 
     def __init__(self, replicas: DeploymentHandle, api_key: str | None, max_message_bytes: int,
-                 tls_not_after: float | None = None, logs: tuple[str, bool] | None = None) -> None:
+                 tls_not_after: float | None = None, logs: tuple[str, bool] | None = None,
+                 max_incoming_bytes: int = ServerConfig.max_incoming_bytes) -> None:
         if logs is not None:
             log_to_stderr(*logs)
         self.replicas = replicas
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
+        self._incoming = IncomingBudget(max_incoming_bytes)  # frames read and not yet answered, over all connections
         self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(self.registry, "Ingress time per request (frame in to reply out)")
         if tls_not_after is not None:  # Serve's proxy serves TLS: the end of its certificate, as the single server's
@@ -364,10 +367,12 @@ class WireIngress:
             return None
         if not await self._send(ws, conn, metadata):
             return None
-        pending = asyncio.ensure_future(ws.receive())
+        held, last = [0], 0  # this connection's bytes counted in `_incoming`; the size of the frame answered last
+        pending = asyncio.ensure_future(self._read(ws, held))
         try:
             while True:
                 message = await pending
+                self._free(held, last)  # the previous request is answered
                 if message["type"] == "websocket.disconnect":
                     return message.get("code")
                 t0 = time.perf_counter()
@@ -383,8 +388,11 @@ class WireIngress:
                     self._refusals("refused", "too_big", conn=conn, peer=_peer(ws), reason=reason)
                     await ws.close(code=1009, reason=reason)
                     return 1009
+                if (text := self._incoming.over()) is not None:
+                    return await self._refuse(ws, conn, text, 1013, "busy")
+                last = len(frame)
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
-                pending = asyncio.ensure_future(ws.receive())
+                pending = asyncio.ensure_future(self._read(ws, held))
                 self._active += 1
                 try:
                     call = asyncio.ensure_future(self._call(ws, conn, self.replicas.infer.remote(frame)))
@@ -409,6 +417,20 @@ class WireIngress:
                 self.latency.observe(time.perf_counter() - t0)
         finally:
             pending.cancel()
+            self._free(held, held[0])
+
+    async def _read(self, ws: WebSocket, held: list[int]) -> dict[str, Any]:
+        """The next message of `ws`. Serve's proxy hands over whole messages only (it reads the fragments itself):
+        a frame's bytes count against `max_incoming_bytes` from here, and in `held[0]`, until `_free`."""
+        message = await ws.receive()
+        size = len(message.get("bytes") or b"")
+        held[0] += size
+        self._incoming.add(size)
+        return message
+
+    def _free(self, held: list[int], size: int) -> None:
+        held[0] -= size
+        self._incoming.add(-size)
 
     async def _send(self, ws: WebSocket, conn: int, data: bytes) -> bool:
         try:
@@ -438,6 +460,7 @@ def build_app(
     max_queue: int = 64,
     max_connections: int = 1024,
     batch_timeout_s: float | None = None,
+    max_incoming_bytes: int = ServerConfig.max_incoming_bytes,
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
     tls_not_after: float | None = None,
@@ -449,7 +472,9 @@ def build_app(
     connections may be open at once (Ray counts each as one ongoing request of the ingress), and past them `max_queue`
     handshakes wait in Serve's proxy for one to close (Serve's `max_queued_requests` of the ingress; its default,
     no bound, let every further handshake and probe hang until its client gave up); more are refused at once with an
-    HTTP error. `batch_timeout_s`: a
+    HTTP error. `max_incoming_bytes`: the bytes of requests the router holds (read, not yet answered) over all
+    connections, past which the connection that went over gets "server busy" (close 1013; `IncomingBudget`).
+    `batch_timeout_s`: a
     replica whose batch runs longer answers its clients with an error and fails Serve's health check, which
     replaces it (`PolicyReplica.check_health`); None, the default, sets no limit. `tls_not_after`: when Serve's proxy
     serves TLS (`http_options`), its certificate's end (POSIX seconds) for /metrics'
@@ -458,7 +483,8 @@ def build_app(
     command's, prefixed with the process, `(ServeReplica:… pid=…)`), Serve's own log files JSON with `json`; None:
     logging as the process has it."""
     config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
-                          max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s)
+                          max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s,
+                          max_incoming_bytes=max_incoming_bytes)
     if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
         raise ValueError(f"num_replicas={num_replicas!r} must be an int >= 1")
     if limits.max_message_bytes > RAY_PROXY_MAX_MESSAGE_BYTES:
@@ -485,7 +511,8 @@ def build_app(
         ray_actor_options=ingress_actor_options or {}, **serve_logs,
     )
     replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s, logs)
-    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after, logs)  # the key as checked
+    # the key as checked
+    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after, logs, max_incoming_bytes)
 
 
 def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: str = "worldpolicy",

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DRAINING_TEXT",
     "EVENT_LOOPS",
+    "IncomingBudget",
     "PolicyServer",
     "RefusalLog",
     "ServerConfig",
@@ -195,6 +196,27 @@ class UnusableLog:
         """Log `error` (`__call__`) and say what its client is told (close 1011, counted `error`), and whether its
         `refused` line is windowed with the `reply_failed` one (`RefusalLog`'s `windowed`): both front ends."""
         return f"internal server error: unusable policy result ({error})", self(error, **fields)
+
+
+class IncomingBudget:
+    """`max_incoming_bytes` of one front end: the bytes of requests it holds, over all connections, before it has
+    answered them, counted by `add` (a negative size: freed). The single server counts a message from its first
+    byte (websockets' fragments so far and the partial frame in its reader: `PolicyServer._received`) until it is
+    whole; the Ray router, whose proxy hands it whole messages, a frame from when it reads it until it is answered.
+    `over()`: the text of the `busy` refusal (close 1013) of the connection whose bytes went over, None while they
+    fit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def add(self, size: int) -> None:
+        self.held += size
+
+    def over(self) -> str | None:
+        if self.held <= self.limit:
+            return None
+        return (f"server busy: {self.held} bytes of requests held over all connections, past max_incoming_bytes="
+                f"{self.limit}; retry later or on another replica")
 
 
 # the size so far of a fragmented message being received, on websockets' Protocol: `current_size` from websockets 16
@@ -653,7 +675,7 @@ class PolicyServer:
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
-        self._incoming = 0  # bytes of request messages still arriving, over all connections (`_received`)
+        self._incoming = IncomingBudget(self.config.max_incoming_bytes)  # messages still arriving (`_received`)
         self._closing: set[asyncio.Future] = set()  # connections being closed mid-message (`_cut`)
         self._stop: asyncio.Future | None = None  # what serve() waits on: also resolved when the worker dies
         self._died: str | None = None  # why the worker thread ended inside the policy (see `_worker_died`)
@@ -821,16 +843,14 @@ class PolicyServer:
             incoming = (so_far or 0) + len(protocol.reader.buffer)
         else:
             incoming = 0
-        self._incoming += incoming - ws.incoming
+        self._incoming.add(incoming - ws.incoming)
         if incoming and not ws.incoming and self.config.message_timeout_s is not None:  # a message's first byte
             ws.started = self._loop.time()
             if ws.deadline is None:
                 ws.deadline = self._loop.call_at(ws.started + self.config.message_timeout_s, self._too_slow, ws)
         ws.incoming = incoming
-        if incoming and self._incoming > self.config.max_incoming_bytes:
-            self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy",
-                      f"server busy: {self._incoming} bytes of requests arriving over all connections, past "
-                      f"max_incoming_bytes={self.config.max_incoming_bytes}; retry later or on another replica")
+        if incoming and (text := self._incoming.over()) is not None:
+            self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy", text)
 
     def _too_slow(self, ws: ServerConnection) -> None:
         """The timer armed at a message's first byte: cuts the message arriving now if its deadline has passed, else
@@ -848,7 +868,7 @@ class PolicyServer:
 
     def _incoming_over(self, ws: ServerConnection) -> None:
         """A connection's bytes of an unfinished message no longer count (it closed, or is being closed)."""
-        self._incoming -= ws.incoming
+        self._incoming.add(-ws.incoming)
         ws.incoming = 0
         if ws.deadline is not None:
             ws.deadline.cancel()
