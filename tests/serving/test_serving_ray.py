@@ -266,6 +266,7 @@ def test_the_ingress_metrics_say_when_the_proxys_certificate_expires():
     name = "worldpolicy_tls_cert_expiry_timestamp_seconds"
     plain, _ = _ingress([])
     assert name not in generate_latest(plain.registry).decode()
+    assert "process_start_time_seconds" in generate_latest(plain.registry).decode()  # the router's process, as ever
     tls = WireIngress.__mro__[1](plain.replicas, None, 2**20, tls_not_after=1_900_000_000.0)
     assert f"{name} 1.9e+09" in generate_latest(tls.registry).decode()
 

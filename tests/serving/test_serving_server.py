@@ -126,6 +126,9 @@ def test_health_ready_and_metrics(serve):
         assert name in text
     assert metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
     assert metric(t, "worldpolicy_ready") == 1.0
+    # the process's own, as a Prometheus user expects of any exporter: a restart, open files against the limit
+    assert metric(t, "process_start_time_seconds") > 0
+    assert 0 < metric(t, "process_open_fds") < metric(t, "process_max_fds")
     from worldpolicy import __version__
 
     info = f'worldpolicy_server_info{{embodiment="droid/joint_pos",model="stand-in",version="{__version__}"}}'

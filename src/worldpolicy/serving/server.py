@@ -38,7 +38,7 @@ from ..extras import extra_imports
 
 with extra_imports():
     import websockets
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
@@ -322,7 +322,10 @@ _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 def request_metrics(registry: CollectorRegistry, latency_help: str) -> tuple[Counter, Histogram]:
-    """Requests by outcome and their latency, under the same names on the single server and the Ray ingress."""
+    """Requests by outcome and their latency, under the same names on the single server and the Ray ingress, and the
+    process's own `process_*` (resident memory, CPU seconds, open files against their limit, start time: a restart),
+    which a registry of its own leaves out unless asked, as prometheus_client's default registry has them."""
+    ProcessCollector(registry=registry)
     requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=registry)
     latency = Histogram(
         "worldpolicy_request_latency_seconds", latency_help, buckets=_SECONDS_BUCKETS, registry=registry
