@@ -687,3 +687,32 @@ def test_the_router_bounds_the_request_bytes_it_holds_over_all_connections():
                                      "max_incoming_bytes=1500")
     assert first.sent == [b"\x80", b"reply"] and ingress._incoming.held == 0
     assert 'worldpolicy_requests_total{status="busy"} 1.0' in generate_latest(ingress.registry).decode()
+
+
+def test_the_router_metrics_have_the_single_servers_connections_ready_and_info():
+    """One Grafana dashboard for both front ends: the router's /metrics had only requests and latency."""
+    import asyncio
+
+    from worldpolicy.serving.codec import packb
+
+    seen = []
+
+    async def metadata():
+        return packb({"server_version": "9.9", "model": "tiny", "embodiment": "droid/joint_pos"})
+
+    async def answer(frame):
+        seen.append(ingress.registry.get_sample_value("worldpolicy_connections"))
+        return "ok", b"reply"
+
+    ingress, _ = _ingress([], infer=answer)
+    ingress.replicas.metadata.remote = staticmethod(metadata)
+    value = ingress.registry.get_sample_value
+    assert (value("worldpolicy_ready"), value("worldpolicy_connections")) == (0.0, 0.0)
+    assert asyncio.run(ingress.readyz()).status_code == 200
+    assert value("worldpolicy_ready") == 1.0
+    labels = {"version": "9.9", "model": "tiny", "embodiment": "droid/joint_pos"}
+    assert value("worldpolicy_server_info", labels) == 1.0
+    asyncio.run(ingress.wire(_FakeSocket()))
+    assert seen == [1.0] and value("worldpolicy_connections") == 0.0  # open while it asked, closed after
+    asyncio.run(ingress.drain(0))
+    assert value("worldpolicy_ready") == 0.0

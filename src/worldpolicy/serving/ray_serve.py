@@ -11,8 +11,10 @@ With a certificate (`http_options`) Serve's proxy speaks TLS on its one listener
 alike; it reads the files once, when it starts (renewal: a restart, not the single server's SIGHUP).
 
 Differences from the single-process server: messages are capped at 16 MiB (`RAY_PROXY_MAX_MESSAGE_BYTES`, the
-WebSocket limit of Serve's uvicorn proxy, which Serve does not expose), and `/metrics` counts the ingress's requests
-and latencies; batch sizes and queue lengths are in Ray's own metrics (`ray_serve_*`).
+WebSocket limit of Serve's uvicorn proxy, which Serve does not expose); there is no `message_timeout_s` (the proxy
+reads a message's pieces itself; the router sees it whole and bounds the bytes it holds, `max_incoming_bytes`); and
+`/metrics` speaks for the ingress (its requests, latencies and connections); batch sizes and queue lengths are in
+Ray's own metrics (`ray_serve_*`).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real `WebSocket` annotation of the route through
@@ -63,7 +65,9 @@ from .server import (
     reply_fields,
     request_metrics,
     run_batch,
+    served_labels,
     server_metadata,
+    state_metrics,
     stuck_text,
     timed_out_text,
     tls_expiry_metric,
@@ -234,6 +238,10 @@ class WireIngress:
         self._incoming = IncomingBudget(max_incoming_bytes)  # frames read and not yet answered, over all connections
         self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(self.registry, "Ingress time per request (frame in to reply out)")
+        # as the single server's: the connections open on this router, ready once a replica gave the metadata frame
+        connections, ready, self._info = state_metrics(self.registry)
+        connections.set_function(lambda: len(self._sockets))
+        ready.set_function(lambda: int(self._metadata is not None and not self._draining))
         if tls_not_after is not None:  # Serve's proxy serves TLS: the end of its certificate, as the single server's
             tls_expiry_metric(self.registry, lambda: tls_not_after)
         # the metadata frame is the same from every replica: fetched once (through the replicas' bounded queue, so the
@@ -272,7 +280,9 @@ class WireIngress:
         if self._metadata is None:
             async with self._metadata_lock:
                 if self._metadata is None:
-                    self._metadata = await self.replicas.metadata.remote()
+                    metadata = await self.replicas.metadata.remote()
+                    self._info.labels(*served_labels(unpackb(metadata))).set(1)
+                    self._metadata = metadata
         return self._metadata
 
     def _authorized(self, headers: Any) -> bool:

@@ -82,7 +82,9 @@ __all__ = [
     "request_metrics",
     "room_for_connections",
     "run_batch",
+    "served_labels",
     "server_metadata",
+    "state_metrics",
     "stuck_text",
     "timed_out_text",
     "tls_expiry_metric",
@@ -333,6 +335,23 @@ def request_metrics(registry: CollectorRegistry, latency_help: str) -> tuple[Cou
     return requests, latency
 
 
+def state_metrics(registry: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge]:
+    """Open connections, readiness, and which model is served (`worldpolicy_server_info`, its labels from
+    `served_labels`), under the same names on the single server and the Ray ingress: one dashboard for both."""
+    connections = Gauge("worldpolicy_connections", "Open WebSocket connections", registry=registry)
+    ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=registry)
+    # which model a server serves, on a dashboard beside its numbers (Prometheus' `_info` convention: value 1)
+    info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
+                 ["version", "model", "embodiment"], registry=registry)
+    return connections, ready, info
+
+
+def served_labels(metadata: Mapping[str, Any]) -> tuple[str, str, str]:
+    """`worldpolicy_server_info`'s labels (version, model, embodiment) from the metadata frame; "" for one it lacks."""
+    return tuple(value if isinstance(value := metadata.get(key), str) else ""  # type: ignore[return-value]
+                 for key in ("server_version", "model", "embodiment"))
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Network, batching and safety settings of one server (`port=0` picks a free port)."""
@@ -509,17 +528,13 @@ class _Metrics:
         self.batch_size = Histogram(
             "worldpolicy_batch_size", "Requests per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
-        self.connections = Gauge("worldpolicy_connections", "Open WebSocket connections", registry=r)
+        self.connections, self.ready, self.info = state_metrics(r)
         self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
         self.batch_running = Gauge(
             "worldpolicy_batch_running_seconds", "How long the policy call in progress has run (0: idle)", registry=r
         )
         self.batch_running.set_function(batch_running)  # read at scrape time: nothing on the request path
-        self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
-        # which model a server serves, on a dashboard beside its numbers (Prometheus' `_info` convention: value 1)
-        self.info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
-                          ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
         if certificate is not None:  # only a TLS server has a certificate to renew in time
             tls_expiry_metric(r, lambda: certificate.current.not_after)
@@ -1136,9 +1151,7 @@ class PolicyServer:
         metadata, self.adapter = server_metadata(self.policy, self.config, self.key_map, self.adapter)
         warm_up(self.policy, self.adapter, self.warmup_requests, t0)
         self._metadata = metadata
-        model = metadata.get("model")
-        self._metrics.info.labels(__version__, model if isinstance(model, str) else "",
-                                  self.policy.embodiment.key).set(1)
+        self._metrics.info.labels(*served_labels(metadata)).set(1)
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
 
     async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
