@@ -521,6 +521,8 @@ def test_a_request_outliving_the_drain_timeout_is_abandoned(serve, caplog):
     requests = t.server._metrics.requests
     assert requests.labels("abandoned")._value.get() == 1 and requests.labels("vanished")._value.get() == 0
     assert '{"event": "abandoned", "requests": 1, "drain_timeout_s": 0.2, "worker": "busy"}' in caplog.text
+    # the request inside the policy is not queued any more: the drain line said 0 of what it waited for
+    assert '{"event": "draining", "queued": 0, "active": 1, "connections": 1}' in caplog.text
 
 
 def test_graceful_shutdown_finishes_inflight_requests(serve):

@@ -1238,7 +1238,9 @@ class PolicyServer:
         # still listening while requests finish: /healthz answers 200, /readyz 503 draining, new WebSocket handshakes
         # get 503 and new requests on open connections 1001 (probes of an orchestrator see a draining server, not a
         # closed port)
-        _log(logging.INFO, "draining", queued=len(self._waiting), connections=len(self._connections))
+        # `active`: what the drain waits for (`queued` leaves out the batch inside the policy), as on Ray Serve
+        _log(logging.INFO, "draining", queued=len(self._waiting), active=self._active,
+             connections=len(self._connections))
         self._queue.put(None)  # behind the queued requests: the worker runs them, then stops
         deadline = time.perf_counter() + self.config.drain_timeout_s
         # every admitted request gets its reply, and the worker also finishes a batch whose clients left: a thread still
