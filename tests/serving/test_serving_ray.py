@@ -716,3 +716,19 @@ def test_the_router_metrics_have_the_single_servers_connections_ready_and_info()
     assert seen == [1.0] and value("worldpolicy_connections") == 0.0  # open while it asked, closed after
     asyncio.run(ingress.drain(0))
     assert value("worldpolicy_ready") == 0.0
+
+
+def test_the_lines_ray_forwards_carry_no_colour_codes_in_a_file(monkeypatch):
+    """Ray wrapped each forwarded line's `(ServeReplica:… pid=…)` prefix in ANSI colour codes, also into a file or a
+    log pipeline (`\\x1b[36m(ServeReplica…)\\x1b[0m {"event": …}`); off where stderr is not a terminal, unless asked."""
+    from worldpolicy.serving.ray_serve import serve_until_signal
+
+    seen = []
+    monkeypatch.delenv("RAY_COLOR_PREFIX", raising=False)
+    monkeypatch.setattr(ray, "init", lambda: seen.append(os.environ.get("RAY_COLOR_PREFIX")))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: (_ for _ in ()).throw(LookupError("stop here")))
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with open(os.devnull, "w") as log, pytest.raises(LookupError, match="stop here"):
+        monkeypatch.setattr("sys.stderr", log)  # a file, as under systemd or `2> log`
+        serve_until_signal(_stand_in, num_replicas=2, host="127.0.0.1", port=free_port())
+    assert seen == ["0"]

@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -623,6 +624,8 @@ def serve_until_signal(
     # (ray.shutdown's SIGTERM waits too: its SIGKILL follows a second later). A stop signal arriving meanwhile waits,
     # pending, for the handlers below. Harmless when joining a cluster, where ray.init starts no process.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    if not sys.stderr.isatty():  # Ray colours the `(ServeReplica:… pid=…)` prefix of the lines it forwards, always
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no escape codes in a file or a log pipeline; read per line
     started_serve = deployed = False
     stop = threading.Event()
     try:
