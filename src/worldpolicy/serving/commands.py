@@ -210,6 +210,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.record is not None and args.replicas > 1:
         raise ValueError(f"--record records the single-process server; --replicas {args.replicas} runs Ray Serve "
                          "replicas, which it does not record: leave out one of them")
+    if args.replicas > 1:
+        # Ray folds lines of several replicas that differ only in words with digits (a timestamp, a conn) within 5 s
+        # into the last one, suffixed "[repeated Nx across cluster]": replica events (policy_failed, reply_failed...)
+        # lost, and text after a JSON object. Read when Ray is imported (next): set first, unless set
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
     api_key = None
