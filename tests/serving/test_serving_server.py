@@ -418,6 +418,8 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     # a connection's last line says what it did: the first answered one request, then its second was refused
     first = next(e for e in lines if e["event"] == "disconnect")
     assert first["conn"] == said[0]["conn"] and first["requests"] == 1 and first["seconds"] > 0
+    # and how long its slowest answered request took on the server: which robot saw a stall, at INFO
+    assert 0 < first["slowest_ms"] <= first["seconds"] * 1000
 
 
 def test_unusable_log_windows_only_unrunnable_results_and_traces_the_rest(caplog):

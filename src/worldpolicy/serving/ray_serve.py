@@ -68,6 +68,7 @@ from .server import (
     run_batch,
     served_labels,
     server_metadata,
+    slowest_ms,
     state_metrics,
     stuck_text,
     timed_out_text,
@@ -362,17 +363,17 @@ class WireIngress:
         await ws.accept()
         _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
         self._sockets.add(ws)
-        code, answered, opened = None, [0], time.perf_counter()
+        code, answered, opened = None, [0, None], time.perf_counter()
         try:
             code = await self._session(ws, conn, answered)
         finally:
             self._sockets.discard(ws)
             _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code, requests=answered[0],
-                 seconds=round(time.perf_counter() - opened, 3))
+                 seconds=round(time.perf_counter() - opened, 3), slowest_ms=slowest_ms(answered[1]))
 
-    async def _session(self, ws: WebSocket, conn: int, answered: list[int]) -> int | None:
-        """Metadata, then one reply per request, counted in `answered[0]` for the disconnect line; returns the close
-        code (the client's, or ours), None if unknown."""
+    async def _session(self, ws: WebSocket, conn: int, answered: list[Any]) -> int | None:
+        """Metadata, then one reply per request, counted in `answered[0]` (the slowest's ms in `answered[1]`) for the
+        disconnect line; returns the close code (the client's, or ours), None if unknown."""
         metadata = await self._call(ws, conn, self._fetch_metadata())
         if metadata is None:
             return None
@@ -424,8 +425,9 @@ class WireIngress:
                 finally:
                     self._active -= 1
                 self.requests.labels("ok").inc()
-                answered[0] += 1
-                self.latency.observe(time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                answered[0], answered[1] = answered[0] + 1, max(answered[1] or 0.0, took * 1000)
+                self.latency.observe(took)
         finally:
             pending.cancel()
             self._free(held, held[0])

@@ -84,6 +84,7 @@ __all__ = [
     "run_batch",
     "served_labels",
     "server_metadata",
+    "slowest_ms",
     "state_metrics",
     "stuck_text",
     "timed_out_text",
@@ -245,6 +246,12 @@ def timed_out_text(stuck: str) -> str:
 def unavailable_text(stuck: str) -> str:
     """What a request that would wait behind the stuck batch is told (close 1013): it never reached the policy."""
     return f"server unavailable: {stuck}; retry on another replica"
+
+
+def slowest_ms(ms: float | None) -> float | None:
+    """The `disconnect` line's `slowest_ms` (both front ends): the server time of the connection's slowest answered
+    request, None when it answered none."""
+    return None if ms is None else round(ms, 2)  # as the `reply` lines' `ms`
 
 
 def peer_name(address: Any) -> str | None:
@@ -767,12 +774,12 @@ class PolicyServer:
         _log(logging.INFO, "connect", conn=conn, peer=peer)
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
-        opened, answered = time.perf_counter(), 0
+        opened, answered, slowest = time.perf_counter(), 0, None
         try:
             await ws.send(packb(self._metadata))
             while (prev_total_ms := await self._exchange(ws, conn, peer, told, await ws.recv(), closed,
                                                          prev_total_ms)) is not None:
-                answered += 1
+                answered, slowest = answered + 1, max(slowest or 0.0, prev_total_ms)
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
@@ -784,9 +791,9 @@ class PolicyServer:
             if self.recorder is not None:
                 self.recorder.end(conn)
             # what the connection did, in its last line: a robot's session at a glance, or a client that reconnects
-            # per request (many short connections of one request each)
-            _log(logging.INFO, "disconnect", conn=conn, peer=peer, code=ws.close_code,
-                 requests=answered, seconds=round(time.perf_counter() - opened, 3))
+            # per request (many short connections of one request each); its slowest reply: which robot saw a stall
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer, code=ws.close_code, requests=answered,
+                 seconds=round(time.perf_counter() - opened, 3), slowest_ms=slowest_ms(slowest))
 
     async def _exchange(
         self, ws: ServerConnection, conn: int, peer: str | None, told: set[Any], message: str | bytes,
