@@ -47,13 +47,17 @@ def test_replicas_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
 def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
     _checked_checkpoint(tmp_path)
     calls = []
-    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw) or 0)
+    monkeypatch.setenv("RAY_DEDUP_LOGS", "unset below, put back after")
+    monkeypatch.delenv("RAY_DEDUP_LOGS")
+    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal",
+                        lambda loader, **kw: calls.append({**kw, "dedup": os.environ.get("RAY_DEDUP_LOGS")}) or 0)
     argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu",
-                  "--batch-timeout-s", "300")
+                  "--batch-timeout-s", "300", "--max-incoming-mb", "256")
     assert main(argv) == 0
     [kw] = calls  # nothing loaded here: the replicas load the checkpoint
     assert (kw["num_replicas"], kw["port"], kw["max_batch"], kw["gpus_per_replica"]) == (3, 8123, 4, 0)
-    assert kw["batch_timeout_s"] == 300
+    assert kw["batch_timeout_s"] == 300 and kw["max_incoming_bytes"] == 256 * 2**20  # the router's budget
+    assert kw["dedup"] == "0"  # each replica's lines kept whole, none folded into another's
 
 
 @contextmanager

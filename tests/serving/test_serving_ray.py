@@ -234,7 +234,7 @@ def test_a_full_queue_or_a_failed_replica_reaches_the_client_as_text(failure, te
     assert f'worldpolicy_requests_total{{status="{status}"}} 1.0' in generate_latest(ingress.registry).decode()
 
 
-def _ingress(metadata_failures: list, infer=None):
+def _ingress(metadata_failures: list, infer=None, **options):
     """A bare WireIngress whose replica handle raises `metadata_failures` one by one, then answers b"\\x80"."""
     from worldpolicy.serving.ray_serve import WireIngress
 
@@ -254,7 +254,7 @@ def _ingress(metadata_failures: list, infer=None):
             async def remote(frame):
                 return await infer(frame)
 
-    return WireIngress.__mro__[1](Replicas(), None, 2**20), calls
+    return WireIngress.__mro__[1](Replicas(), None, 2**20, **options), calls
 
 
 def test_the_ingress_metrics_say_when_the_proxys_certificate_expires():
@@ -266,6 +266,7 @@ def test_the_ingress_metrics_say_when_the_proxys_certificate_expires():
     name = "worldpolicy_tls_cert_expiry_timestamp_seconds"
     plain, _ = _ingress([])
     assert name not in generate_latest(plain.registry).decode()
+    assert "process_start_time_seconds" in generate_latest(plain.registry).decode()  # the router's process, as ever
     tls = WireIngress.__mro__[1](plain.replicas, None, 2**20, tls_not_after=1_900_000_000.0)
     assert f"{name} 1.9e+09" in generate_latest(tls.registry).decode()
 
@@ -298,6 +299,8 @@ def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy(caplog):
     assert asyncio.run(ingress.readyz()).status_code == 200
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
     assert [e["requests"] for e in lines if e["event"] == "disconnect"] == [1, 1]  # each answered its one request
+    # its slowest reply's time, as on the single server (a stand-in's reply takes well under 0.01 ms here)
+    assert all(e["slowest_ms"] is not None and e["slowest_ms"] >= 0 for e in lines if e["event"] == "disconnect")
     assert calls == ["metadata", "metadata"]  # once refused, once fetched; then from the cache
 
 
@@ -590,3 +593,144 @@ def test_a_replica_says_the_keys_nothing_reads_once_per_key_set(monkeypatch):
         assert "'observation/gripper_position'" not in (await warnings(other))[0]  # another key set: said too
 
     asyncio.run(scenario())
+
+
+def test_unusable_results_are_logged_once_per_window_by_the_replica_and_the_router(monkeypatch, caplog):
+    """A model that answers NaN to every request: the replica's `reply_failed` line is said once per window
+    (`UnusableLog`), and so is the router's `refused` line for it (it was written per request), while /metrics counts
+    each as `error`, as on the single server."""
+    import asyncio
+    import json
+    import logging
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+    from serving_standins import StandInPolicy
+
+    from worldpolicy.serving.codec import DEFAULT_LIMITS, packb
+    from worldpolicy.serving.ray_serve import PolicyReplica
+
+    context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=8),
+                              replica_id=SimpleNamespace(unique_id="replica-1"))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: context)
+    replica = PolicyReplica(StandInPolicy, None, DEFAULT_LIMITS, max_batch=4, max_wait_ms=5, warmup_requests=0)
+
+    async def through_the_replica(frame):
+        [item] = await PolicyReplica.infer.__wrapped__(replica, [frame])
+        return item
+
+    class Waiting(_FakeSocket):  # one request, then waits for its reply (the plain one leaves at once: vanished)
+        async def receive(self) -> dict:
+            if self.frames:
+                return self.frames.pop(0)
+            await asyncio.Event().wait()
+
+    ingress, _ = _ingress([], infer=through_the_replica)
+    sockets = [Waiting() for _ in range(3)]
+    for ws in sockets:
+        ws.frames = [{"type": "websocket.receive", "bytes": packb({**droid_request(np.zeros(7)), "prompt": "nan"})}]
+
+    async def connections() -> None:
+        for ws in sockets:
+            await ingress.wire(ws)
+
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.serving"):
+        asyncio.run(connections())
+    for ws in sockets:
+        assert "unusable policy result (actions contain NaN" in ws.sent[1] and ws.sent[2] == ("close", 1011)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    assert [(e["event"], "traceback" in e) for e in lines] == [("reply_failed", False), ("refused", False)]
+    assert 'worldpolicy_requests_total{status="error"} 3.0' in generate_latest(ingress.registry).decode()
+
+
+def test_the_router_bounds_the_request_bytes_it_holds_over_all_connections():
+    """`max_incoming_bytes` on Ray Serve: Serve's proxy hands the router whole frames, which it held without bound
+    (one in flight and one read ahead per connection, up to `max_connections`); past the budget the connection whose
+    frame went over is told "server busy" (close 1013), as the single server does (`IncomingBudget`)."""
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    gate, leave = asyncio.Event(), asyncio.Event()
+
+    async def held_back(frame):
+        await gate.wait()
+        return "ok", b"reply"
+
+    class Staying(_FakeSocket):  # one request, then stays until told to leave
+        def __init__(self, size: int) -> None:
+            super().__init__()
+            self.frames = [{"type": "websocket.receive", "bytes": b"\0" * size}]
+
+        async def receive(self) -> dict:
+            if self.frames:
+                return self.frames.pop(0)
+            await leave.wait()
+            return {"type": "websocket.disconnect", "code": 1000}
+
+    ingress, _ = _ingress([], infer=held_back, max_incoming_bytes=1500)
+    first, second = Staying(1000), Staying(1000)
+
+    async def scenario() -> None:
+        answering = asyncio.ensure_future(ingress.wire(first))
+        while ingress._incoming.held < 1000:  # the first frame is read and on its way to a replica
+            await asyncio.sleep(0)
+        await ingress.wire(second)  # 2000 bytes held: over
+        assert ingress._incoming.held == 1000
+        gate.set()
+        while b"reply" not in first.sent:
+            await asyncio.sleep(0)
+        leave.set()
+        await answering
+
+    asyncio.run(scenario())
+    assert second.sent[0] == b"\x80" and second.sent[2] == ("close", 1013)
+    assert second.sent[1].startswith("server busy: 2000 bytes of requests held over all connections, past "
+                                     "max_incoming_bytes=1500")
+    assert first.sent == [b"\x80", b"reply"] and ingress._incoming.held == 0
+    assert 'worldpolicy_requests_total{status="busy"} 1.0' in generate_latest(ingress.registry).decode()
+
+
+def test_the_router_metrics_have_the_single_servers_connections_ready_and_info():
+    """One Grafana dashboard for both front ends: the router's /metrics had only requests and latency."""
+    import asyncio
+
+    from worldpolicy.serving.codec import packb
+
+    seen = []
+
+    async def metadata():
+        return packb({"server_version": "9.9", "model": "tiny", "embodiment": "droid/joint_pos"})
+
+    async def answer(frame):
+        seen.append(ingress.registry.get_sample_value("worldpolicy_connections"))
+        return "ok", b"reply"
+
+    ingress, _ = _ingress([], infer=answer)
+    ingress.replicas.metadata.remote = staticmethod(metadata)
+    value = ingress.registry.get_sample_value
+    assert (value("worldpolicy_ready"), value("worldpolicy_connections")) == (0.0, 0.0)
+    assert asyncio.run(ingress.readyz()).status_code == 200
+    assert value("worldpolicy_ready") == 1.0
+    labels = {"version": "9.9", "model": "tiny", "embodiment": "droid/joint_pos"}
+    assert value("worldpolicy_server_info", labels) == 1.0
+    asyncio.run(ingress.wire(_FakeSocket()))
+    assert seen == [1.0] and value("worldpolicy_connections") == 0.0  # open while it asked, closed after
+    asyncio.run(ingress.drain(0))
+    assert value("worldpolicy_ready") == 0.0
+
+
+def test_the_lines_ray_forwards_carry_no_colour_codes_in_a_file(monkeypatch):
+    """Ray wrapped each forwarded line's `(ServeReplica:… pid=…)` prefix in ANSI colour codes, also into a file or a
+    log pipeline (`\\x1b[36m(ServeReplica…)\\x1b[0m {"event": …}`); off where stderr is not a terminal, unless asked."""
+    from worldpolicy.serving.ray_serve import serve_until_signal
+
+    seen = []
+    monkeypatch.delenv("RAY_COLOR_PREFIX", raising=False)
+    monkeypatch.setattr(ray, "init", lambda: seen.append(os.environ.get("RAY_COLOR_PREFIX")))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: (_ for _ in ()).throw(LookupError("stop here")))
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with open(os.devnull, "w") as log, pytest.raises(LookupError, match="stop here"):
+        monkeypatch.setattr("sys.stderr", log)  # a file, as under systemd or `2> log`
+        serve_until_signal(_stand_in, num_replicas=2, host="127.0.0.1", port=free_port())
+    assert seen == ["0"]

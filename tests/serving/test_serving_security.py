@@ -90,7 +90,7 @@ def test_a_message_left_unfinished_is_closed_1008_and_counted(serve, caplog, eve
     assert closed.rcvd.code == 1008 and "message_timeout_s=0.2" in closed.rcvd.reason
     assert metric(t, 'worldpolicy_requests_total{status="too_slow"}') == 1.0
     assert any('"too_slow"' in r.getMessage() and "1000 bytes so far" in r.getMessage() for r in caplog.records)
-    assert t.server._incoming == 0
+    assert t.server._incoming.held == 0
     with RemotePolicy(t.url) as policy:  # the server serves on
         policy.act(droid_request(np.zeros(7)), "go")
 
@@ -105,7 +105,7 @@ def test_a_message_after_one_that_arrived_in_pieces_still_has_its_deadline(serve
         with ws.send_context():
             ws.protocol.send_binary(request[:100], fin=False)
         deadline = time.monotonic() + 10
-        while t.server._incoming == 0 and time.monotonic() < deadline:  # the server has read its first piece
+        while t.server._incoming.held == 0 and time.monotonic() < deadline:  # the server has read its first piece
             time.sleep(0.01)
         with ws.send_context():
             ws.protocol.send_continuation(request[100:], fin=True)
@@ -116,7 +116,7 @@ def test_a_message_after_one_that_arrived_in_pieces_still_has_its_deadline(serve
         closed = _closed_with(ws)
     assert closed.rcvd.code == 1008 and "message_timeout_s=0.2" in closed.rcvd.reason
     assert metric(t, 'worldpolicy_requests_total{status="too_slow"}') == 1.0
-    assert t.server._incoming == 0
+    assert t.server._incoming.held == 0
 
 
 def test_unfinished_messages_over_max_incoming_bytes_are_refused_1013(serve):
@@ -126,7 +126,7 @@ def test_unfinished_messages_over_max_incoming_bytes_are_refused_1013(serve):
     with connect(t.url, compression=None, max_size=None) as first:
         _start_of_a_message(first, 48 * 2**10)
         deadline = time.monotonic() + 10
-        while t.server._incoming < 48 * 2**10 and time.monotonic() < deadline:  # the server has read it
+        while t.server._incoming.held < 48 * 2**10 and time.monotonic() < deadline:  # the server has read it
             time.sleep(0.01)
         with connect(t.url, compression=None, max_size=None) as second:
             _start_of_a_message(second, 60 * 2**10)
@@ -136,7 +136,7 @@ def test_unfinished_messages_over_max_incoming_bytes_are_refused_1013(serve):
         with first.send_context():  # the first one finishes its message: read (a bad request), not refused as too much
             first.protocol.send_continuation(b"\0", fin=True)
         assert "bad request" in first.recv(timeout=30)
-    assert t.server._incoming == 0
+    assert t.server._incoming.held == 0
 
 
 def test_max_incoming_bytes_must_hold_one_message():

@@ -126,6 +126,9 @@ def test_health_ready_and_metrics(serve):
         assert name in text
     assert metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
     assert metric(t, "worldpolicy_ready") == 1.0
+    # the process's own, as a Prometheus user expects of any exporter: a restart, open files against the limit
+    assert metric(t, "process_start_time_seconds") > 0
+    assert 0 < metric(t, "process_open_fds") < metric(t, "process_max_fds")
     from worldpolicy import __version__
 
     info = f'worldpolicy_server_info{{embodiment="droid/joint_pos",model="stand-in",version="{__version__}"}}'
@@ -415,6 +418,8 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     # a connection's last line says what it did: the first answered one request, then its second was refused
     first = next(e for e in lines if e["event"] == "disconnect")
     assert first["conn"] == said[0]["conn"] and first["requests"] == 1 and first["seconds"] > 0
+    # and how long its slowest answered request took on the server: which robot saw a stall, at INFO
+    assert 0 < first["slowest_ms"] <= first["seconds"] * 1000
 
 
 def test_unusable_log_windows_only_unrunnable_results_and_traces_the_rest(caplog):
@@ -518,6 +523,8 @@ def test_a_request_outliving_the_drain_timeout_is_abandoned(serve, caplog):
     requests = t.server._metrics.requests
     assert requests.labels("abandoned")._value.get() == 1 and requests.labels("vanished")._value.get() == 0
     assert '{"event": "abandoned", "requests": 1, "drain_timeout_s": 0.2, "worker": "busy"}' in caplog.text
+    # the request inside the policy is not queued any more: the drain line said 0 of what it waited for
+    assert '{"event": "draining", "queued": 0, "active": 1, "connections": 1}' in caplog.text
 
 
 def test_graceful_shutdown_finishes_inflight_requests(serve):

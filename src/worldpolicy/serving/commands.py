@@ -72,11 +72,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-message-mb", type=float, default=64.0,
                    help="largest request accepted, in MiB (default: %(default)g)")
     p.add_argument("--max-incoming-mb", type=float, default=1024.0,
-                   help="most MiB of requests still arriving, over all connections; past it the connection that "
-                   "goes over closes with 1013 (default: %(default)g; at least --max-message-mb)")
+                   help="most MiB of requests still arriving (with --replicas: read by the router, not yet "
+                   "answered), over all connections; past it the connection that goes over closes with 1013 "
+                   "(default: %(default)g; at least --max-message-mb)")
     p.add_argument("--message-timeout-s", type=float, default=60.0, metavar="S",
-                   help="seconds a request may take to arrive whole from its first byte, else close 1008 (default: "
-                   "%(default)g)")
+                   help="seconds a request may take to arrive whole from its first byte, else close 1008; not with "
+                   "--replicas, whose proxy reads the pieces (default: %(default)g)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0,
                    help="SIGTERM: time to finish queued requests, in s (default: %(default)g)")
     p.add_argument(
@@ -209,6 +210,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.record is not None and args.replicas > 1:
         raise ValueError(f"--record records the single-process server; --replicas {args.replicas} runs Ray Serve "
                          "replicas, which it does not record: leave out one of them")
+    if args.replicas > 1:
+        # Ray folds lines of several replicas that differ only in words with digits (a timestamp, a conn) within 5 s
+        # into the last one, suffixed "[repeated Nx across cluster]": replica events (policy_failed, reply_failed...)
+        # lost, and text after a JSON object. Read when Ray is imported (next): set first, unless set
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
     api_key = None
@@ -291,7 +297,7 @@ def _serve(args: argparse.Namespace) -> int:
             gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
             warmup_requests=args.warmup, max_queue=args.max_queue, max_connections=args.max_connections,
-            drain_timeout_s=args.drain_timeout_s,
+            drain_timeout_s=args.drain_timeout_s, max_incoming_bytes=config.max_incoming_bytes,
             batch_timeout_s=config.batch_timeout_s,
             certificate=config.certificate,  # checked above, before Ray starts; Serve's proxy serves the same files
             logs=(args.log_format, args.verbose),  # the replicas' and router's events in the command's log format

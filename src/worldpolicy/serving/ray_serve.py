@@ -11,8 +11,10 @@ With a certificate (`http_options`) Serve's proxy speaks TLS on its one listener
 alike; it reads the files once, when it starts (renewal: a restart, not the single server's SIGHUP).
 
 Differences from the single-process server: messages are capped at 16 MiB (`RAY_PROXY_MAX_MESSAGE_BYTES`, the
-WebSocket limit of Serve's uvicorn proxy, which Serve does not expose), and `/metrics` counts the ingress's requests
-and latencies; batch sizes and queue lengths are in Ray's own metrics (`ray_serve_*`).
+WebSocket limit of Serve's uvicorn proxy, which Serve does not expose); there is no `message_timeout_s` (the proxy
+reads a message's pieces itself; the router sees it whole and bounds the bytes it holds, `max_incoming_bytes`); and
+`/metrics` speaks for the ingress (its requests, latencies and connections); batch sizes and queue lengths are in
+Ray's own metrics (`ray_serve_*`).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real `WebSocket` annotation of the route through
@@ -24,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +50,7 @@ from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import log_to_stderr
 from .server import (
     DRAINING_TEXT,
+    IncomingBudget,
     RefusalLog,
     ServerConfig,
     UnusableLog,
@@ -62,7 +66,10 @@ from .server import (
     reply_fields,
     request_metrics,
     run_batch,
+    served_labels,
     server_metadata,
+    slowest_ms,
+    state_metrics,
     stuck_text,
     timed_out_text,
     tls_expiry_metric,
@@ -75,6 +82,9 @@ __all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build
            "serve_until_signal"]
 
 REPLICA_FAILED_TEXT = "internal server error: a replica failed; retry"
+# a replica's status for a result no robot should run: counted `error` by the router, whose `refused` line is windowed
+# as the replica's `reply_failed` one is (`UnusableLog`), not written per request
+UNUSABLE = "unusable"
 RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Serve's proxy refuses more with 1009
 # Serve's proxy loads its certificate when it starts, and nothing reloads it: the single server's SIGHUP has no match
 RENEW_BY_RESTART = ("renew it and replace the --tls-cert/--tls-key files, then restart `worldpolicy serve --replicas` "
@@ -173,7 +183,7 @@ class PolicyReplica:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:
-        """Frames → ("ok", packed reply) or (metrics status, error text), one per frame, in order."""
+        """Frames → ("ok", packed reply) or (metrics status, or `UNUSABLE`, error text), one per frame, in order."""
         if self._stuck is not None:  # one call at a time inside the policy: none joins a stuck one
             return [("stuck", unavailable_text(self._stuck_text()))] * len(frames)
         out: list[tuple[str, bytes | str] | None] = [None] * len(frames)
@@ -206,8 +216,8 @@ class PolicyReplica:
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
-                self._unusable(exc)
-                out[i] = ("error", f"internal server error: unusable policy result ({exc})")
+                text, windowed = self._unusable.refusal(exc)
+                out[i] = (UNUSABLE if windowed else "error", text)
         return out  # type: ignore[return-value]
 
 
@@ -220,14 +230,20 @@ class WireIngress:
     """The openpi wire on `ws://host:port/` plus `GET /healthz`, `/readyz` and `/metrics`, in front of the replicas."""
 
     def __init__(self, replicas: DeploymentHandle, api_key: str | None, max_message_bytes: int,
-                 tls_not_after: float | None = None, logs: tuple[str, bool] | None = None) -> None:
+                 tls_not_after: float | None = None, logs: tuple[str, bool] | None = None,
+                 max_incoming_bytes: int = ServerConfig.max_incoming_bytes) -> None:
         if logs is not None:
             log_to_stderr(*logs)
         self.replicas = replicas
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
+        self._incoming = IncomingBudget(max_incoming_bytes)  # frames read and not yet answered, over all connections
         self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(self.registry, "Ingress time per request (frame in to reply out)")
+        # as the single server's: the connections open on this router, ready once a replica gave the metadata frame
+        connections, ready, self._info = state_metrics(self.registry)
+        connections.set_function(lambda: len(self._sockets))
+        ready.set_function(lambda: int(self._metadata is not None and not self._draining))
         if tls_not_after is not None:  # Serve's proxy serves TLS: the end of its certificate, as the single server's
             tls_expiry_metric(self.registry, lambda: tls_not_after)
         # the metadata frame is the same from every replica: fetched once (through the replicas' bounded queue, so the
@@ -266,7 +282,9 @@ class WireIngress:
         if self._metadata is None:
             async with self._metadata_lock:
                 if self._metadata is None:
-                    self._metadata = await self.replicas.metadata.remote()
+                    metadata = await self.replicas.metadata.remote()
+                    self._info.labels(*served_labels(unpackb(metadata))).set(1)
+                    self._metadata = metadata
         return self._metadata
 
     def _authorized(self, headers: Any) -> bool:
@@ -305,10 +323,11 @@ class WireIngress:
                                      headers={"WWW-Authenticate": "Api-Key"})
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
 
-    async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str) -> int:
+    async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str,
+                      windowed: bool = False) -> int:
         """openpi error convention: one text frame, then the close; logged like the single server's refusals."""
         self.requests.labels(status).inc()
-        self._refusals("refused", status, conn=conn, peer=_peer(ws), reason=text[:500])
+        self._refusals("refused", status, windowed, conn=conn, peer=_peer(ws), reason=text[:500])
         try:
             await ws.send_text(text)
             await ws.close(code=code)
@@ -344,26 +363,28 @@ class WireIngress:
         await ws.accept()
         _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
         self._sockets.add(ws)
-        code, answered, opened = None, [0], time.perf_counter()
+        code, answered, opened = None, [0, None], time.perf_counter()
         try:
             code = await self._session(ws, conn, answered)
         finally:
             self._sockets.discard(ws)
             _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code, requests=answered[0],
-                 seconds=round(time.perf_counter() - opened, 3))
+                 seconds=round(time.perf_counter() - opened, 3), slowest_ms=slowest_ms(answered[1]))
 
-    async def _session(self, ws: WebSocket, conn: int, answered: list[int]) -> int | None:
-        """Metadata, then one reply per request, counted in `answered[0]` for the disconnect line; returns the close
-        code (the client's, or ours), None if unknown."""
+    async def _session(self, ws: WebSocket, conn: int, answered: list[Any]) -> int | None:
+        """Metadata, then one reply per request, counted in `answered[0]` (the slowest's ms in `answered[1]`) for the
+        disconnect line; returns the close code (the client's, or ours), None if unknown."""
         metadata = await self._call(ws, conn, self._fetch_metadata())
         if metadata is None:
             return None
         if not await self._send(ws, conn, metadata):
             return None
-        pending = asyncio.ensure_future(ws.receive())
+        held, last = [0], 0  # this connection's bytes counted in `_incoming`; the size of the frame answered last
+        pending = asyncio.ensure_future(self._read(ws, held))
         try:
             while True:
                 message = await pending
+                self._free(held, last)  # the previous request is answered
                 if message["type"] == "websocket.disconnect":
                     return message.get("code")
                 t0 = time.perf_counter()
@@ -379,8 +400,11 @@ class WireIngress:
                     self._refusals("refused", "too_big", conn=conn, peer=_peer(ws), reason=reason)
                     await ws.close(code=1009, reason=reason)
                     return 1009
+                if (text := self._incoming.over()) is not None:
+                    return await self._refuse(ws, conn, text, 1013, "busy")
+                last = len(frame)
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
-                pending = asyncio.ensure_future(ws.receive())
+                pending = asyncio.ensure_future(self._read(ws, held))
                 self._active += 1
                 try:
                     call = asyncio.ensure_future(self._call(ws, conn, self.replicas.infer.remote(frame)))
@@ -394,16 +418,32 @@ class WireIngress:
                         return 1011
                     status, payload = result
                     if status != "ok":  # a request that never reached the policy of a stuck replica: try again later
-                        return await self._refuse(ws, conn, payload, 1013 if status == "stuck" else 1011, status)
+                        code, windowed = 1013 if status == "stuck" else 1011, status == UNUSABLE
+                        return await self._refuse(ws, conn, payload, code, "error" if windowed else status, windowed)
                     if not await self._send(ws, conn, payload):
                         return None
                 finally:
                     self._active -= 1
                 self.requests.labels("ok").inc()
-                answered[0] += 1
-                self.latency.observe(time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                answered[0], answered[1] = answered[0] + 1, max(answered[1] or 0.0, took * 1000)
+                self.latency.observe(took)
         finally:
             pending.cancel()
+            self._free(held, held[0])
+
+    async def _read(self, ws: WebSocket, held: list[int]) -> dict[str, Any]:
+        """The next message of `ws`. Serve's proxy hands over whole messages only (it reads the fragments itself):
+        a frame's bytes count against `max_incoming_bytes` from here, and in `held[0]`, until `_free`."""
+        message = await ws.receive()
+        size = len(message.get("bytes") or b"")
+        held[0] += size
+        self._incoming.add(size)
+        return message
+
+    def _free(self, held: list[int], size: int) -> None:
+        held[0] -= size
+        self._incoming.add(-size)
 
     async def _send(self, ws: WebSocket, conn: int, data: bytes) -> bool:
         try:
@@ -433,6 +473,7 @@ def build_app(
     max_queue: int = 64,
     max_connections: int = 1024,
     batch_timeout_s: float | None = None,
+    max_incoming_bytes: int = ServerConfig.max_incoming_bytes,
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
     tls_not_after: float | None = None,
@@ -444,7 +485,9 @@ def build_app(
     connections may be open at once (Ray counts each as one ongoing request of the ingress), and past them `max_queue`
     handshakes wait in Serve's proxy for one to close (Serve's `max_queued_requests` of the ingress; its default,
     no bound, let every further handshake and probe hang until its client gave up); more are refused at once with an
-    HTTP error. `batch_timeout_s`: a
+    HTTP error. `max_incoming_bytes`: the bytes of requests the router holds (read, not yet answered) over all
+    connections, past which the connection that went over gets "server busy" (close 1013; `IncomingBudget`).
+    `batch_timeout_s`: a
     replica whose batch runs longer answers its clients with an error and fails Serve's health check, which
     replaces it (`PolicyReplica.check_health`); None, the default, sets no limit. `tls_not_after`: when Serve's proxy
     serves TLS (`http_options`), its certificate's end (POSIX seconds) for /metrics'
@@ -453,7 +496,8 @@ def build_app(
     command's, prefixed with the process, `(ServeReplica:… pid=…)`), Serve's own log files JSON with `json`; None:
     logging as the process has it."""
     config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
-                          max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s)
+                          max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s,
+                          max_incoming_bytes=max_incoming_bytes)
     if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
         raise ValueError(f"num_replicas={num_replicas!r} must be an int >= 1")
     if limits.max_message_bytes > RAY_PROXY_MAX_MESSAGE_BYTES:
@@ -480,7 +524,8 @@ def build_app(
         ray_actor_options=ingress_actor_options or {}, **serve_logs,
     )
     replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s, logs)
-    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after, logs)  # the key as checked
+    # the key as checked
+    return ingress.bind(replicas, config.api_key, limits.max_message_bytes, tls_not_after, logs, max_incoming_bytes)
 
 
 def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: str = "worldpolicy",
@@ -581,6 +626,8 @@ def serve_until_signal(
     # (ray.shutdown's SIGTERM waits too: its SIGKILL follows a second later). A stop signal arriving meanwhile waits,
     # pending, for the handlers below. Harmless when joining a cluster, where ray.init starts no process.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    if not sys.stderr.isatty():  # Ray colours the `(ServeReplica:… pid=…)` prefix of the lines it forwards, always
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no escape codes in a file or a log pipeline; read per line
     started_serve = deployed = False
     stop = threading.Event()
     try:

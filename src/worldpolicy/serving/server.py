@@ -38,7 +38,7 @@ from ..extras import extra_imports
 
 with extra_imports():
     import websockets
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DRAINING_TEXT",
     "EVENT_LOOPS",
+    "IncomingBudget",
     "PolicyServer",
     "RefusalLog",
     "ServerConfig",
@@ -81,7 +82,10 @@ __all__ = [
     "request_metrics",
     "room_for_connections",
     "run_batch",
+    "served_labels",
     "server_metadata",
+    "slowest_ms",
+    "state_metrics",
     "stuck_text",
     "timed_out_text",
     "tls_expiry_metric",
@@ -191,6 +195,32 @@ class UnusableLog:
         seen[0], seen[1] = now, 0
         return True
 
+    def refusal(self, error: BaseException, **fields: Any) -> tuple[str, bool]:
+        """Log `error` (`__call__`) and say what its client is told (close 1011, counted `error`), and whether its
+        `refused` line is windowed with the `reply_failed` one (`RefusalLog`'s `windowed`): both front ends."""
+        return f"internal server error: unusable policy result ({error})", self(error, **fields)
+
+
+class IncomingBudget:
+    """`max_incoming_bytes` of one front end: the bytes of requests it holds, over all connections, before it has
+    answered them, counted by `add` (a negative size: freed). The single server counts a message from its first
+    byte (websockets' fragments so far and the partial frame in its reader: `PolicyServer._received`) until it is
+    whole; the Ray router, whose proxy hands it whole messages, a frame from when it reads it until it is answered.
+    `over()`: the text of the `busy` refusal (close 1013) of the connection whose bytes went over, None while they
+    fit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def add(self, size: int) -> None:
+        self.held += size
+
+    def over(self) -> str | None:
+        if self.held <= self.limit:
+            return None
+        return (f"server busy: {self.held} bytes of requests held over all connections, past max_incoming_bytes="
+                f"{self.limit}; retry later or on another replica")
+
 
 # the size so far of a fragmented message being received, on websockets' Protocol: `current_size` from websockets 16
 # on, `cur_size` before (the serve extra accepts 13 and later)
@@ -216,6 +246,12 @@ def timed_out_text(stuck: str) -> str:
 def unavailable_text(stuck: str) -> str:
     """What a request that would wait behind the stuck batch is told (close 1013): it never reached the policy."""
     return f"server unavailable: {stuck}; retry on another replica"
+
+
+def slowest_ms(ms: float | None) -> float | None:
+    """The `disconnect` line's `slowest_ms` (both front ends): the server time of the connection's slowest answered
+    request, None when it answered none."""
+    return None if ms is None else round(ms, 2)  # as the `reply` lines' `ms`
 
 
 def peer_name(address: Any) -> str | None:
@@ -295,12 +331,32 @@ _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 def request_metrics(registry: CollectorRegistry, latency_help: str) -> tuple[Counter, Histogram]:
-    """Requests by outcome and their latency, under the same names on the single server and the Ray ingress."""
+    """Requests by outcome and their latency, under the same names on the single server and the Ray ingress, and the
+    process's own `process_*` (resident memory, CPU seconds, open files against their limit, start time: a restart),
+    which a registry of its own leaves out unless asked, as prometheus_client's default registry has them."""
+    ProcessCollector(registry=registry)
     requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=registry)
     latency = Histogram(
         "worldpolicy_request_latency_seconds", latency_help, buckets=_SECONDS_BUCKETS, registry=registry
     )
     return requests, latency
+
+
+def state_metrics(registry: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge]:
+    """Open connections, readiness, and which model is served (`worldpolicy_server_info`, its labels from
+    `served_labels`), under the same names on the single server and the Ray ingress: one dashboard for both."""
+    connections = Gauge("worldpolicy_connections", "Open WebSocket connections", registry=registry)
+    ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=registry)
+    # which model a server serves, on a dashboard beside its numbers (Prometheus' `_info` convention: value 1)
+    info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
+                 ["version", "model", "embodiment"], registry=registry)
+    return connections, ready, info
+
+
+def served_labels(metadata: Mapping[str, Any]) -> tuple[str, str, str]:
+    """`worldpolicy_server_info`'s labels (version, model, embodiment) from the metadata frame; "" for one it lacks."""
+    return tuple(value if isinstance(value := metadata.get(key), str) else ""  # type: ignore[return-value]
+                 for key in ("server_version", "model", "embodiment"))
 
 
 @dataclass(frozen=True)
@@ -479,17 +535,13 @@ class _Metrics:
         self.batch_size = Histogram(
             "worldpolicy_batch_size", "Requests per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
-        self.connections = Gauge("worldpolicy_connections", "Open WebSocket connections", registry=r)
+        self.connections, self.ready, self.info = state_metrics(r)
         self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
         self.batch_running = Gauge(
             "worldpolicy_batch_running_seconds", "How long the policy call in progress has run (0: idle)", registry=r
         )
         self.batch_running.set_function(batch_running)  # read at scrape time: nothing on the request path
-        self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
-        # which model a server serves, on a dashboard beside its numbers (Prometheus' `_info` convention: value 1)
-        self.info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
-                          ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
         if certificate is not None:  # only a TLS server has a certificate to renew in time
             tls_expiry_metric(r, lambda: certificate.current.not_after)
@@ -648,7 +700,7 @@ class PolicyServer:
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
-        self._incoming = 0  # bytes of request messages still arriving, over all connections (`_received`)
+        self._incoming = IncomingBudget(self.config.max_incoming_bytes)  # messages still arriving (`_received`)
         self._closing: set[asyncio.Future] = set()  # connections being closed mid-message (`_cut`)
         self._stop: asyncio.Future | None = None  # what serve() waits on: also resolved when the worker dies
         self._died: str | None = None  # why the worker thread ended inside the policy (see `_worker_died`)
@@ -722,12 +774,12 @@ class PolicyServer:
         _log(logging.INFO, "connect", conn=conn, peer=peer)
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
-        opened, answered = time.perf_counter(), 0
+        opened, answered, slowest = time.perf_counter(), 0, None
         try:
             await ws.send(packb(self._metadata))
             while (prev_total_ms := await self._exchange(ws, conn, peer, told, await ws.recv(), closed,
                                                          prev_total_ms)) is not None:
-                answered += 1
+                answered, slowest = answered + 1, max(slowest or 0.0, prev_total_ms)
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
@@ -739,9 +791,9 @@ class PolicyServer:
             if self.recorder is not None:
                 self.recorder.end(conn)
             # what the connection did, in its last line: a robot's session at a glance, or a client that reconnects
-            # per request (many short connections of one request each)
-            _log(logging.INFO, "disconnect", conn=conn, peer=peer, code=ws.close_code,
-                 requests=answered, seconds=round(time.perf_counter() - opened, 3))
+            # per request (many short connections of one request each); its slowest reply: which robot saw a stall
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer, code=ws.close_code, requests=answered,
+                 seconds=round(time.perf_counter() - opened, 3), slowest_ms=slowest_ms(slowest))
 
     async def _exchange(
         self, ws: ServerConnection, conn: int, peer: str | None, told: set[Any], message: str | bytes,
@@ -772,9 +824,8 @@ class PolicyServer:
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
             except Exception as exc:  # noqa: BLE001 - logged; not a Prediction, or actions no robot should run
-                unusable = self._unusable(exc, conn=conn)  # from reply_fields: said once per window, no traceback
-                text = f"internal server error: unusable policy result ({exc})"
-                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=unusable)
+                text, windowed = self._unusable.refusal(exc, conn=conn)  # NaN actions: once per window, no traceback
+                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error", windowed=windowed)
                 return None
             try:
                 await ws.send(reply)
@@ -817,16 +868,14 @@ class PolicyServer:
             incoming = (so_far or 0) + len(protocol.reader.buffer)
         else:
             incoming = 0
-        self._incoming += incoming - ws.incoming
+        self._incoming.add(incoming - ws.incoming)
         if incoming and not ws.incoming and self.config.message_timeout_s is not None:  # a message's first byte
             ws.started = self._loop.time()
             if ws.deadline is None:
                 ws.deadline = self._loop.call_at(ws.started + self.config.message_timeout_s, self._too_slow, ws)
         ws.incoming = incoming
-        if incoming and self._incoming > self.config.max_incoming_bytes:
-            self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy",
-                      f"server busy: {self._incoming} bytes of requests arriving over all connections, past "
-                      f"max_incoming_bytes={self.config.max_incoming_bytes}; retry later or on another replica")
+        if incoming and (text := self._incoming.over()) is not None:
+            self._cut(ws, CloseCode.TRY_AGAIN_LATER, "busy", text)
 
     def _too_slow(self, ws: ServerConnection) -> None:
         """The timer armed at a message's first byte: cuts the message arriving now if its deadline has passed, else
@@ -844,7 +893,7 @@ class PolicyServer:
 
     def _incoming_over(self, ws: ServerConnection) -> None:
         """A connection's bytes of an unfinished message no longer count (it closed, or is being closed)."""
-        self._incoming -= ws.incoming
+        self._incoming.add(-ws.incoming)
         ws.incoming = 0
         if ws.deadline is not None:
             ws.deadline.cancel()
@@ -1109,9 +1158,7 @@ class PolicyServer:
         metadata, self.adapter = server_metadata(self.policy, self.config, self.key_map, self.adapter)
         warm_up(self.policy, self.adapter, self.warmup_requests, t0)
         self._metadata = metadata
-        model = metadata.get("model")
-        self._metrics.info.labels(__version__, model if isinstance(model, str) else "",
-                                  self.policy.embodiment.key).set(1)
+        self._metrics.info.labels(*served_labels(metadata)).set(1)
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
 
     async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
@@ -1198,7 +1245,9 @@ class PolicyServer:
         # still listening while requests finish: /healthz answers 200, /readyz 503 draining, new WebSocket handshakes
         # get 503 and new requests on open connections 1001 (probes of an orchestrator see a draining server, not a
         # closed port)
-        _log(logging.INFO, "draining", queued=len(self._waiting), connections=len(self._connections))
+        # `active`: what the drain waits for (`queued` leaves out the batch inside the policy), as on Ray Serve
+        _log(logging.INFO, "draining", queued=len(self._waiting), active=self._active,
+             connections=len(self._connections))
         self._queue.put(None)  # behind the queued requests: the worker runs them, then stops
         deadline = time.perf_counter() + self.config.drain_timeout_s
         # every admitted request gets its reply, and the worker also finishes a batch whose clients left: a thread still
