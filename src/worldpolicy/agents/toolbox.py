@@ -593,7 +593,7 @@ class Toolbox:
         inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs; `chunks`: forward dynamics
         over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks."""
         from ..policy import PolicyRequest
-        from ..viz.run import write_run
+        from ..viz.run import unusable_actions, write_run
 
         report = progress or (lambda *_: None)
         # what the run starts from, kept for its page as predict keeps it (inverse dynamics is given a clip)
@@ -624,16 +624,15 @@ class Toolbox:
                     progress=_window_progress(report, clip["windows"], clip["batch_size"]),
                 )
         warnings = [*warnings, *(w for w in logged if w not in warnings)]
+        # what the model returned (NaN actions) is unusable: not the caller's input (an internal error), unless it is
+        # warned of (actions or a state far outside the training range): the likely cause then. No run is written:
+        # its result would not be returned, so no folder would name it
+        unusable = unusable_actions(prediction, "no run was written")
+        if unusable is not None:
+            raise RuntimeError(unusable + (f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""))
         run_dir = self._new_run_dir(mode)
         try:
-            try:
-                write_run(prediction, run_dir, observation=given)
-            except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
-                # unless it is warned of (actions or a state far outside the training range): the likely cause then
-                said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
-                # the folder is removed below: its file keeps nothing (`write_run` says it does, for the CLI's runs)
-                why = str(exc).replace(f"{str(run_dir / ACTIONS_FILE)!r} keeps them", "the run folder is removed")
-                raise RuntimeError(f"{why}{said}") from exc
+            write_run(prediction, run_dir, observation=given)
             files = self._run_files(run_dir)
             if animate:
                 from ..viz.report import write_report
