@@ -2179,6 +2179,31 @@ def test_a_state_with_nan_names_its_columns(tiny_checkpoint):
         policy.act(image, "x", state=[0.1] * 8, action_prefix=[[1e39] + [0.0] * 7])
 
 
+def test_a_value_beyond_float32_once_normalized_is_refused_where_it_is_read():
+    """1e38 is within float32, but normalized by a column's small spread (bridge's tx spans 0.08) it is 2.5e39: inf
+    in the float32 model, and the imagined video NaN, said by no error (in a column the data held constant, whose
+    spread is floored at 1e-6, from 1.7e32 on). Refused as 1e308 is, naming the normalization; model-space actions
+    are the model's own numbers."""
+    from worldpolicy.policy import physical_state_row
+    from worldpolicy.processing.actions import action_prefix_rows
+
+    bridge = get_embodiment("bridge")
+    row = [1e38] + [0.0] * 9
+    with pytest.raises(ValueError, match=r"^actions: 1e\+38, beyond float32's range once normalized, at row 0, column "
+                                         r"'tx'; accepted: .*, as given and once normalized by the embodiment's stats"):
+        load_actions([row], bridge, warn=False)
+    assert load_actions([row], bridge, "normalized", warn=False)[0, 0] == 1e38
+    with pytest.raises(ValueError, match=r"^action_prefix holds 1e\+38 at row 0, column 'tx'; accepted: .*once norm"):
+        action_prefix_rows([row], "policy", bridge, 16)
+    # a state-conditioned embodiment whose stats are a mean and std: its state row is not clamped as quantile ones are
+    meanstd = dataclasses.replace(get_embodiment("droid"), normalization="meanstd",
+                                  stats={"mean": [0.0] * 8, "std": [1.0] * 7 + [0.0]})
+    with pytest.raises(ValueError, match=r"^state contains NaN, inf or values beyond float32 in gripper \(given .*\); "
+                                         r"accepted: .*, as given and once normalized by the embodiment's stats"):
+        physical_state_row([0.0] * 7 + [1e38], meanstd, "policy")
+    assert physical_state_row([0.0] * 7 + [1e38], get_embodiment("droid"), "policy")[-1] == 1e38  # not normalized
+
+
 def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):
     """policy.act(one camera's array) on a model that composes several cameras (DROID, the shipped model) ran on it as
     if it were the composite, without the warning the command line and the agent tools give for such a file."""
