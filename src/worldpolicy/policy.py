@@ -662,7 +662,7 @@ class Policy:
         # what the folder holds, not only where it is: a server opening its port first, and the command line's input
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
         # rather than the load after them
-        check_checkpoint_complete(path_or_id)
+        check_checkpoint_complete(path_or_id, located=True)  # its place was checked above
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)

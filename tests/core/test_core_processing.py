@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 
@@ -1531,14 +1532,38 @@ def test_the_config_check_passes_the_released_geometry(tmp_path):
         model.save_config(tmp_path / part)
         shapes = {name: {"dtype": "BF16", "shape": list(value.shape), "data_offsets": [0, 0]}
                   for name, value in model.state_dict().items()}
-        header = json.dumps(shapes).encode()
-        (tmp_path / part / loading.WEIGHTS_FILE).write_bytes(len(header).to_bytes(8, "little") + header)
-        loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+        headers = {loading.WEIGHTS_FILE: shapes}  # as `_weights_problems` reads them from the files
+        loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano", headers)
         config = json.loads((tmp_path / part / "config.json").read_text())
         key = {"transformer": "num_hidden_layers", "vae": "base_dim"}[part]
         (tmp_path / part / "config.json").write_text(json.dumps({**config, key: config[key] + 1}))
         with pytest.raises(ValueError, match=f"checkpoint='nano': {part}/config.json says {key}="):
-            loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+            loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano", headers)
+
+
+def test_a_checkpoint_is_located_once_and_its_weights_headers_read_once(tiny_checkpoint, monkeypatch):
+    """`Policy.check_pretrained` checked where the checkpoint is twice (an adapter's bases three times), and read
+    every weights file's safetensors header twice: once to tell the file whole, once for the config's sizes."""
+    from worldpolicy.engine import loading, sources
+
+    located, opened = [], []
+    check = sources.check_checkpoint_source
+
+    def counted_check(path_or_id, *args, **kwargs):
+        located.append(str(path_or_id))
+        return check(path_or_id, *args, **kwargs)
+
+    def counted_open(file, *args, **kwargs):
+        if str(file).endswith(".safetensors"):
+            opened.append(os.path.relpath(file, tiny_checkpoint))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "check_checkpoint_source", counted_check)
+    monkeypatch.setattr(loading, "check_checkpoint_source", counted_check)
+    monkeypatch.setattr(loading, "open", counted_open, raising=False)
+    worldpolicy.Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose")
+    assert len(located) == 1, located
+    assert "transformer/diffusion_pytorch_model.safetensors" in opened and len(opened) == len(set(opened)), opened
 
 
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
