@@ -365,7 +365,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     `args.checkpoint` already (`dream` checks it under its own flag), not checked again."""
     from .cli import LOAD_FLAGS, flag_named
     from .policy import Policy, check_seed, input_warnings
-    from .processing.actions import FLOAT32_ACCEPTED, beyond_float32, load_actions
+    from .processing.actions import PHYSICAL_FLOAT32_ACCEPTED, beyond_float32, load_actions
     from .processing.observations import check_source, frame_keys
     from .processing.prompts import check_task
     from .processing.trajectory import check_trajectory_embodiment
@@ -409,10 +409,10 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         if len(state) != embodiment.action_dim:
             raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                              f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
-        if (beyond := beyond_float32(state)).any():  # float() reads "nan", "inf" and "1e308"
+        if (beyond := beyond_float32(state, embodiment)).any():  # float() reads "nan", "inf" and "1e308"
             bad = [column for column, b in zip(embodiment.columns, beyond) if b]
             raise ValueError(f"--state has NaN, inf or values beyond float32 in {', '.join(bad)} (given "
-                             f"{args.state!r}); accepted: {FLOAT32_ACCEPTED}, one per column "
+                             f"{args.state!r}); accepted: {PHYSICAL_FLOAT32_ACCEPTED}, one per column "
                              f"({', '.join(embodiment.columns)})")
     sizes = ({key: shapes[f"--camera {key}"] for key in frame_keys(cameras, embodiment.camera_keys,
                                                                     embodiment.composite)}

@@ -38,7 +38,7 @@ from .logcapture import quiet_loading, request_index, said_before
 from .models import announced_training_seeds, portable_checkpoint, resolve_checkpoint
 from .processing.actions import (
     ACTION_SPACES,
-    FLOAT32_ACCEPTED,
+    PHYSICAL_FLOAT32_ACCEPTED,
     PREFIX_MODE,
     action_prefix_rows,
     actions_rate_warning,
@@ -479,10 +479,11 @@ def physical_state_row(state: Any, embodiment: Embodiment, mode: str) -> np.ndar
         raise ValueError(f"state has shape {tuple(state.shape)} but embodiment {e.key!r} expects {e.action_dim} "
                          f"values ({', '.join(e.columns)}) or rows [T, {e.action_dim}]")
     state = state.reshape(-1)
-    if (beyond := beyond_float32(state)).any():
+    if (beyond := beyond_float32(state, e)).any():
         bad = [c for c, b in zip(e.columns, beyond) if b]
         raise ValueError(f"state contains NaN, inf or values beyond float32 in {', '.join(bad)} (given "
-                         f"{state.tolist()}); accepted: {FLOAT32_ACCEPTED}, one per column ({', '.join(e.columns)})")
+                         f"{state.tolist()}); accepted: {PHYSICAL_FLOAT32_ACCEPTED}, one per column "
+                         f"({', '.join(e.columns)})")
     return state
 
 
@@ -661,7 +662,7 @@ class Policy:
         # what the folder holds, not only where it is: a server opening its port first, and the command line's input
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
         # rather than the load after them
-        check_checkpoint_complete(path_or_id)
+        check_checkpoint_complete(path_or_id, located=True)  # its place was checked above
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)

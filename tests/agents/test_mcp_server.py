@@ -682,8 +682,23 @@ def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(ser
     assert error["type"] == "internal_error" and "parameter" not in error, error
     assert sorted(toolbox.config.output_dir.glob("policy-*")) == runs_before
     assert "the model returned NaN or inf" in error["message"], error
-    # the folder its actions.json was in is gone: the message said that file kept them
-    assert "the run folder is removed, no plots were drawn" in error["message"] and "keeps" not in error["message"]
+    # no folder keeps them: the message said an actions.json (in a folder since removed) kept them
+    assert "no run was written. A broken checkpoint" in error["message"] and "keeps" not in error["message"]
+
+
+def test_a_model_that_returns_nan_writes_no_run(server, inputs_dir, nan_model, monkeypatch):
+    """The run was written (its video encoded) only to be removed, and its message said of the actions.json it
+    wrote that it kept them, rewritten afterwards by replacing words in `write_run`'s text."""
+    import worldpolicy.viz.run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("write_run was called for NaN actions")
+
+    monkeypatch.setattr(worldpolicy.viz.run, "write_run", refuse)
+    image = str(inputs_dir / "obs.png")
+    error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": image, "steps": 1})
+    assert error["type"] == "internal_error" and "the model returned NaN or inf" in error["message"], error
+    assert "no run was written" in error["message"] and "AssertionError" not in error["message"], error
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 
@@ -1531,14 +1532,38 @@ def test_the_config_check_passes_the_released_geometry(tmp_path):
         model.save_config(tmp_path / part)
         shapes = {name: {"dtype": "BF16", "shape": list(value.shape), "data_offsets": [0, 0]}
                   for name, value in model.state_dict().items()}
-        header = json.dumps(shapes).encode()
-        (tmp_path / part / loading.WEIGHTS_FILE).write_bytes(len(header).to_bytes(8, "little") + header)
-        loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+        headers = {loading.WEIGHTS_FILE: shapes}  # as `_weights_problems` reads them from the files
+        loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano", headers)
         config = json.loads((tmp_path / part / "config.json").read_text())
         key = {"transformer": "num_hidden_layers", "vae": "base_dim"}[part]
         (tmp_path / part / "config.json").write_text(json.dumps({**config, key: config[key] + 1}))
         with pytest.raises(ValueError, match=f"checkpoint='nano': {part}/config.json says {key}="):
-            loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano")
+            loading._refuse_config_sizes(tmp_path / part, part, type(model).__name__, "nano", headers)
+
+
+def test_a_checkpoint_is_located_once_and_its_weights_headers_read_once(tiny_checkpoint, monkeypatch):
+    """`Policy.check_pretrained` checked where the checkpoint is twice (an adapter's bases three times), and read
+    every weights file's safetensors header twice: once to tell the file whole, once for the config's sizes."""
+    from worldpolicy.engine import loading, sources
+
+    located, opened = [], []
+    check = sources.check_checkpoint_source
+
+    def counted_check(path_or_id, *args, **kwargs):
+        located.append(str(path_or_id))
+        return check(path_or_id, *args, **kwargs)
+
+    def counted_open(file, *args, **kwargs):
+        if str(file).endswith(".safetensors"):
+            opened.append(os.path.relpath(file, tiny_checkpoint))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "check_checkpoint_source", counted_check)
+    monkeypatch.setattr(loading, "check_checkpoint_source", counted_check)
+    monkeypatch.setattr(loading, "open", counted_open, raising=False)
+    worldpolicy.Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose")
+    assert len(located) == 1, located
+    assert "transformer/diffusion_pytorch_model.safetensors" in opened and len(opened) == len(set(opened)), opened
 
 
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
@@ -2177,6 +2202,31 @@ def test_a_state_with_nan_names_its_columns(tiny_checkpoint):
     with pytest.raises(ValueError, match=r"action_prefix holds 1e\+39 at row 0, column 'joint_0'; accepted: finite "
                                          r"numbers within float32's range"):
         policy.act(image, "x", state=[0.1] * 8, action_prefix=[[1e39] + [0.0] * 7])
+
+
+def test_a_value_beyond_float32_once_normalized_is_refused_where_it_is_read():
+    """1e38 is within float32, but normalized by a column's small spread (bridge's tx spans 0.08) it is 2.5e39: inf
+    in the float32 model, and the imagined video NaN, said by no error (in a column the data held constant, whose
+    spread is floored at 1e-6, from 1.7e32 on). Refused as 1e308 is, naming the normalization; model-space actions
+    are the model's own numbers."""
+    from worldpolicy.policy import physical_state_row
+    from worldpolicy.processing.actions import action_prefix_rows
+
+    bridge = get_embodiment("bridge")
+    row = [1e38] + [0.0] * 9
+    with pytest.raises(ValueError, match=r"^actions: 1e\+38, beyond float32's range once normalized, at row 0, column "
+                                         r"'tx'; accepted: .*, as given and once normalized by the embodiment's stats"):
+        load_actions([row], bridge, warn=False)
+    assert load_actions([row], bridge, "normalized", warn=False)[0, 0] == 1e38
+    with pytest.raises(ValueError, match=r"^action_prefix holds 1e\+38 at row 0, column 'tx'; accepted: .*once norm"):
+        action_prefix_rows([row], "policy", bridge, 16)
+    # a state-conditioned embodiment whose stats are a mean and std: its state row is not clamped as quantile ones are
+    meanstd = dataclasses.replace(get_embodiment("droid"), normalization="meanstd",
+                                  stats={"mean": [0.0] * 8, "std": [1.0] * 7 + [0.0]})
+    with pytest.raises(ValueError, match=r"^state contains NaN, inf or values beyond float32 in gripper \(given .*\); "
+                                         r"accepted: .*, as given and once normalized by the embodiment's stats"):
+        physical_state_row([0.0] * 7 + [1e38], meanstd, "policy")
+    assert physical_state_row([0.0] * 7 + [1e38], get_embodiment("droid"), "policy")[-1] == 1e38  # not normalized
 
 
 def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):

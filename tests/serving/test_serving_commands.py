@@ -335,6 +335,24 @@ def test_max_incoming_mb_below_max_message_mb_names_both_flags(tmp_path, capsys)
            "--max-message-mb (64)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--message-timeout-s", "--batch-timeout-s"])
+def test_a_timeout_is_switched_off_with_none(tmp_path, monkeypatch, capsys, flag):
+    """`ServerConfig(message_timeout_s=None)` takes the limit off and its error said "accepted: None (no limit)", but
+    `--message-timeout-s none` was refused: the limit could not be switched off from the command line."""
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    field = flag[2:].replace("-", "_")
+    seen = []
+    monkeypatch.setattr(PolicyServer, "run", lambda self: seen.append(getattr(self.config, field)) or 0)
+    assert main(_serve(tmp_path, "--device", "cpu", flag, "None")) == 0
+    assert seen == [None]
+    with pytest.raises(SystemExit):
+        main(_serve(tmp_path, "--device", "cpu", flag, "soon"))
+    assert f"argument {flag}: 'soon' is invalid; accepted: a number of seconds, or none (no limit)" in \
+        capsys.readouterr().err
+
+
 def test_a_bad_message_timeout_s_names_the_flag(tmp_path, capsys):
     _checked_checkpoint(tmp_path)
     assert main(_serve(tmp_path, "--device", "cpu", "--message-timeout-s", "0")) == 2

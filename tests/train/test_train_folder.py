@@ -244,6 +244,34 @@ def test_a_recipe_summary_names_a_shipped_recipe_not_this_machines_path(tmp_path
     assert shipped["recipe"] in scratch.RECIPES
 
 
+def test_a_recipe_run_records_the_command_that_ran_it(tmp_path, monkeypatch, reach_dataset):
+    """`worldpolicy train reach-from-scratch` recorded no command in its training run's record (`extras.run_record`,
+    every checkpoint's trainer_state.json), where `worldpolicy train CONFIG` records its own line as typed."""
+    import shutil
+
+    from worldpolicy.cli import main
+    from worldpolicy.fileio import MODEL_INDEX_FILE
+    from worldpolicy.train import scratch, trainer
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def record(config, **kwargs):
+        seen.append(kwargs.get("command"))
+        raise Stop
+
+    out = tmp_path / "out"
+    (out / "base").mkdir(parents=True)  # its base model made: the recipe goes on to train it
+    (out / "base" / MODEL_INDEX_FILE).write_text("{}")
+    monkeypatch.setattr(scratch, "make_dataset", lambda cfg, root: shutil.copytree(reach_dataset, root) and {})
+    monkeypatch.setattr(trainer, "Trainer", record)
+    with pytest.raises(Stop):
+        main(["train", "reach-from-scratch", "--out", str(out), "--no-progress"])
+    assert seen == [f"worldpolicy train reach-from-scratch --out {out} --no-progress"]
+
+
 def test_a_recipe_refuses_install_into_a_folder_it_cannot_write_before_any_stage(tmp_path, monkeypatch):
     """A pip-installed package's models folder (site-packages, read-only) was found unwritable only at the very end,
     after the whole recipe had trained."""

@@ -31,7 +31,7 @@ from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_chec
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
-from ..processing.actions import FLOAT32_ACCEPTED, beyond_float32
+from ..processing.actions import PHYSICAL_FLOAT32_ACCEPTED, beyond_float32
 from ..processing.prompts import check_length
 from ..sim.tasks import EVAL_SEED
 
@@ -460,7 +460,7 @@ class Toolbox:
         passed on unread: the run ignores it, and the call's warnings say so (`policy.ignored_state_warning`).
         `per_frame` (inverse dynamics) also takes one row per clip frame: a window from a later frame starts from
         that frame's state."""
-        accepted = f"{emb.action_dim} {FLOAT32_ACCEPTED}: {', '.join(emb.columns)}"
+        accepted = f"{emb.action_dim} {PHYSICAL_FLOAT32_ACCEPTED}: {', '.join(emb.columns)}"
         if per_frame:
             accepted += " (or a row of them per clip frame)"
         if not emb.state_history:
@@ -478,7 +478,7 @@ class Toolbox:
         if values.shape[-1] != emb.action_dim:
             raise ToolInputError("state", f"has {values.shape[-1]} values{' a row' if values.ndim == 2 else ''}, "
                                  f"embodiment {emb.key!r} takes {emb.action_dim}", state, accepted)
-        if beyond_float32(values).any():
+        if beyond_float32(values, emb).any():
             raise ToolInputError("state", "holds NaN, inf or values beyond float32", state, accepted)
         return values
 
@@ -513,8 +513,9 @@ class Toolbox:
             raise ToolInputError("actions", "expected a list of equal-length rows of numbers", _jsonable(actions))
         if a.ndim != 2 or a.shape[1] != emb.action_dim or a.shape[0] < 1:
             raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
-        if beyond_float32(a).any():
-            raise ToolInputError("actions", "holds NaN, inf or values beyond float32", None, FLOAT32_ACCEPTED)
+        if beyond_float32(a, emb).any():
+            raise ToolInputError("actions", "holds NaN, inf or values beyond float32", None,
+                                 PHYSICAL_FLOAT32_ACCEPTED)
         return a, "physical", []
 
     # -- policies ---------------------------------------------------------------------------------------------
@@ -593,7 +594,7 @@ class Toolbox:
         inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs; `chunks`: forward dynamics
         over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks."""
         from ..policy import PolicyRequest
-        from ..viz.run import write_run
+        from ..viz.run import unusable_actions, write_run
 
         report = progress or (lambda *_: None)
         # what the run starts from, kept for its page as predict keeps it (inverse dynamics is given a clip)
@@ -624,16 +625,15 @@ class Toolbox:
                     progress=_window_progress(report, clip["windows"], clip["batch_size"]),
                 )
         warnings = [*warnings, *(w for w in logged if w not in warnings)]
+        # what the model returned (NaN actions) is unusable: not the caller's input (an internal error), unless it is
+        # warned of (actions or a state far outside the training range): the likely cause then. No run is written:
+        # its result would not be returned, so no folder would name it
+        unusable = unusable_actions(prediction, "no run was written")
+        if unusable is not None:
+            raise RuntimeError(unusable + (f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""))
         run_dir = self._new_run_dir(mode)
         try:
-            try:
-                write_run(prediction, run_dir, observation=given)
-            except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
-                # unless it is warned of (actions or a state far outside the training range): the likely cause then
-                said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
-                # the folder is removed below: its file keeps nothing (`write_run` says it does, for the CLI's runs)
-                why = str(exc).replace(f"{str(run_dir / ACTIONS_FILE)!r} keeps them", "the run folder is removed")
-                raise RuntimeError(f"{why}{said}") from exc
+            write_run(prediction, run_dir, observation=given)
             files = self._run_files(run_dir)
             if animate:
                 from ..viz.report import write_report

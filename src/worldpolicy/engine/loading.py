@@ -104,6 +104,7 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
     judges where a checkpoint is (also for configs and servers that load later), not what it holds."""
     index = _local_json(folder, MODEL_INDEX_FILE) or {}
     problems = []
+    headers: dict[str, dict[str, dict]] = {}  # by model part, its weights files' safetensors headers: read once
     for part, config in PARTS.items():
         named = index.get(part)
         if part == "sound_tokenizer" and not (isinstance(named, list) and any(named)):
@@ -115,23 +116,26 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
         if config is not None and not (where / config).is_file():
             problems.append(f"{part}/{config} is missing")
         if part in MODEL_PARTS:
-            problems.extend(_weights_problems(where, part, source))
+            found, headers[part] = _weights_problems(where, part, source)
+            problems.extend(found)
     _refuse_incomplete(source, problems)
     for part in MODEL_PARTS:
         named = index.get(part)
         if isinstance(named, list) and len(named) == 2 and named[0] == "diffusers" and isinstance(named[1], str):
-            _refuse_config_sizes(folder / part, part, named[1], source)
+            _refuse_config_sizes(folder / part, part, named[1], source, headers[part])
 
 
-def check_checkpoint_complete(path_or_id: str | Path) -> None:
+def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) -> None:
     """`check_checkpoint_source`, then what a local folder holds: a LoRA adapter checkpoint's own weights, then its
     base's (down the chain of bases) parts (`check_checkpoint_files`); a hub id's weights are fetched first, after
     the checks its configs allowed (`hub.complete_snapshot`), a hub id not yet fetched (an adapter's base) checked as
     it downloads.
     Everything `load_components` refuses before any part loads, from a few KB read of a local folder (a hub
     snapshot's missing weights are downloaded here), so that a listing (the MCP `list_checkpoints`) says a partial
-    folder is unusable rather than the first call that loads it."""
-    check_checkpoint_source(path_or_id)
+    folder is unusable rather than the first call that loads it. `located=True`: the caller has run
+    `check_checkpoint_source` on it already (which checks an adapter's chain of bases too), so it is not run again."""
+    if not located:
+        check_checkpoint_source(path_or_id)
     source = str(path_or_id)
     local = Path(source)
     if not local.is_dir():
@@ -142,8 +146,8 @@ def check_checkpoint_complete(path_or_id: str | Path) -> None:
         check_checkpoint_files(local, source)
         return
     _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
-                                if (problem := _safetensors_problem(local / name))])  # before the base is read
-    check_checkpoint_complete(base.path)
+                                if (problem := _safetensors_header(local / name)[1])])  # before the base is read
+    check_checkpoint_complete(base.path, located=True)  # its place was checked with the adapter's, down the chain
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:
@@ -152,28 +156,31 @@ def _refuse_incomplete(source: str, problems: list[str]) -> None:
                          "fetch it again whole (e.g. `hf download <hub id> --local-dir <folder>`), or use another")
 
 
-def _weights_problems(where: Path, part: str, source: str) -> list[str]:
-    """What keeps a model part's safetensors weights (one file, or the shards its index names) from loading whole."""
+def _weights_problems(where: Path, part: str, source: str) -> tuple[list[str], dict[str, dict]]:
+    """What keeps a model part's safetensors weights (one file, or the shards its index names) from loading whole, and
+    the headers of those that are whole, by file name."""
     index = where / safetensors_index(WEIGHTS_FILE)
     if (where / WEIGHTS_FILE).is_file() or index.is_file():
         try:
             files = [name for name in safetensors_files(where, WEIGHTS_FILE) if name != index.name]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            return [f"{part}/{index.name} is unreadable ({exc.__class__.__name__}: {exc})"]
+            return [f"{part}/{index.name} is unreadable ({exc.__class__.__name__}: {exc})"], {}
     elif next(where.glob("*.bin"), None) is not None:
         raise ValueError(f"checkpoint={source!r}: {part}/ has .bin weights: pickles, which worldpolicy never loads; "
                          "save the model with safe_serialization=True or convert the .bin files to .safetensors")
     else:
         others = sorted(f.name for f in where.glob("*.safetensors"))  # e.g. a variant's (`.bf16.safetensors`)
         found = f"; it holds {', '.join(others[:3])}, which diffusers loads only as a variant" if others else ""
-        return [f"{part}/{WEIGHTS_FILE} is missing (nor is there a sharded {index.name}{found})"]
-    problems = []
+        return [f"{part}/{WEIGHTS_FILE} is missing (nor is there a sharded {index.name}{found})"], {}
+    problems, headers = [], {}
     for name in files:
         file = where / name
-        problem = _safetensors_problem(file) if file.is_file() else "missing"
+        header, problem = _safetensors_header(file) if file.is_file() else (None, "missing")
         if problem:
             problems.append(f"{part}/{name} is {problem}")
-    return problems
+        else:
+            headers[name] = header
+    return problems, headers
 
 
 # The config keys counting a model's repeated blocks, by class, and the weights' prefix numbering them: checked against
@@ -185,8 +192,9 @@ class _TooManyWeights(Exception):
     pass
 
 
-def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str) -> None:
-    """Every size a model part's config declares agrees with the shapes its weights' safetensors headers hold, before
+def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str, headers: dict[str, dict]) -> None:
+    """Every size a model part's config declares agrees with the shapes its weights' safetensors `headers` (by file
+    name, as `_weights_problems` read them) hold, before
     diffusers builds it: a config is data, and diffusers builds what it says before it compares the weights with it
     (`vocab_size=10**10` tried to allocate terabytes, `num_hidden_layers=10**6` grew past a gigabyte for minutes). The
     block counts are compared with the highest block index (`BLOCK_COUNTS`); then the model is built on the meta
@@ -201,7 +209,7 @@ def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str) -
     config = _local_json(where.parent, file)
     if not isinstance(config, dict):
         raise ValueError(f"checkpoint={source!r}: {file} is not a JSON object")
-    shapes = _weights_shapes(where, part, source)
+    shapes = _weights_shapes(headers, part, source)
     said = f"checkpoint={source!r}: {file}"
     for key, prefix in BLOCK_COUNTS.get(class_name, {}).items():
         indexes = {int(name.split(".")[1]) for name in shapes
@@ -263,13 +271,11 @@ def _meta_model(model_class: type, config: dict[str, Any], held: int, said: str)
             hook.remove()
 
 
-def _weights_shapes(where: Path, part: str, source: str) -> dict[str, tuple[int, ...]]:
-    """Each weight's shape in a model part's (whole) safetensors files, from their headers."""
+def _weights_shapes(headers: dict[str, dict], part: str, source: str) -> dict[str, tuple[int, ...]]:
+    """Each weight's shape in a model part's (whole) safetensors files, from their headers (by file name)."""
     shapes = {}
-    for name in safetensors_files(where, WEIGHTS_FILE):
+    for name, header in headers.items():
         if name.endswith(".safetensors"):
-            with open(where / name, "rb") as f:
-                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
             try:
                 shapes.update({key: tuple(int(n) for n in value["shape"]) for key, value in header.items()
                                if key != "__metadata__"})
@@ -280,26 +286,29 @@ def _weights_shapes(where: Path, part: str, source: str) -> dict[str, tuple[int,
     return shapes
 
 
-def _safetensors_problem(file: Path) -> str | None:
-    """Why `file` is not a whole safetensors file (None: it is). safetensors refuses a file whose size is not exactly
-    8 bytes + header + the data the header describes; the same sum tells a cut-short download here."""
+def _safetensors_header(file: Path) -> tuple[dict | None, str | None]:
+    """`file`'s safetensors header, or why it is not a whole safetensors file (the header None). safetensors refuses a
+    file whose size is not exactly 8 bytes + header + the data the header describes; the same sum tells a cut-short
+    download here."""
     size = file.stat().st_size
     with open(file, "rb") as f:
         head = f.read(8)
         if head.startswith(b"version "):  # "version https://git-lfs.github.com/spec/v1"
-            return "a Git LFS pointer, not the weights (run `git lfs pull` in the clone)"
+            return None, "a Git LFS pointer, not the weights (run `git lfs pull` in the clone)"
         length = int.from_bytes(head, "little") if len(head) == 8 else 0
         if len(head) == 8 and 2 <= length <= 100_000_000 and length > size - 8:  # safetensors' header limit: 100 MB
-            return f"{size} bytes, cut short within its {length}-byte header"
+            return None, f"{size} bytes, cut short within its {length}-byte header"
         try:
             if not 2 <= length <= size - 8:
                 raise ValueError(length)
             header = json.loads(f.read(length))
             end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            return f"not a safetensors file ({size} bytes)"
+            return None, f"not a safetensors file ({size} bytes)"
     expected = 8 + length + end
-    return None if size == expected else f"{size} bytes where its header describes {expected}: cut short"
+    if size != expected:
+        return None, f"{size} bytes where its header describes {expected}: cut short"
+    return header, None
 
 
 def weight_samples(transformer, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, list[float]]:

@@ -132,11 +132,13 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
             f"{where}: width {arr.shape[1]} does not match embodiment {embodiment.key!r} "
             f"(action_dim {embodiment.action_dim}: {', '.join(embodiment.columns)})"
         )
-    if (beyond := beyond_float32(arr)).any():
+    if (beyond := beyond_float32(arr, None if space == "normalized" else embodiment)).any():
         row, col = np.argwhere(beyond)[0]
-        what = "NaN or inf" if not np.isfinite(arr[row, col]) else f"{arr[row, col]:g}, beyond float32's range,"
+        value = arr[row, col]
+        normalized = "" if abs(value) > FLOAT32_MAX else " once normalized"
+        what = "NaN or inf" if not np.isfinite(value) else f"{value:g}, beyond float32's range{normalized},"
         raise ValueError(f"{where}: {what} at row {row}, column {embodiment.columns[col]!r}; accepted: "
-                         f"{FLOAT32_ACCEPTED}")
+                         f"{FLOAT32_ACCEPTED if space == 'normalized' else PHYSICAL_FLOAT32_ACCEPTED}")
     model = arr if space == "normalized" else to_model(embodiment, arr)
     if warn if warn_range is None else warn_range:
         warn_out_of_range(model, embodiment, where)
@@ -163,12 +165,22 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # what a state, an action row or any float input may hold: the model computes in float32 (or narrower), where a larger
 # finite float64 (1e308) is inf and its actions NaN
 FLOAT32_ACCEPTED = f"finite numbers within float32's range (|x| <= {FLOAT32_MAX:.3g})"
+# what a physical state or action row may hold (`beyond_float32` with its embodiment)
+PHYSICAL_FLOAT32_ACCEPTED = f"{FLOAT32_ACCEPTED}, as given and once normalized by the embodiment's stats"
 
 
-def beyond_float32(values: Any) -> np.ndarray:
-    """Per value, whether it is NaN, inf or finite beyond float32's range (`FLOAT32_ACCEPTED`)."""
-    with np.errstate(invalid="ignore"):
-        return ~(np.abs(np.asarray(values, dtype=np.float64)) <= FLOAT32_MAX)
+def beyond_float32(values: Any, embodiment: Embodiment | None = None) -> np.ndarray:
+    """Per value, whether it is NaN, inf or finite beyond float32's range (`FLOAT32_ACCEPTED`). With `embodiment`,
+    `values` are physical rows [..., action_dim], judged once normalized too (`to_model`, what the model is given): a
+    1e38 within float32 is 2e44 in a column whose stats spread is at its floor (1e-6), inf in the model's float32, and
+    its video or actions NaN. Refused rather than clamped: a clamp to float32's largest number still overflows the
+    model's first layers, and one to the training range would change actions asked to be imagined as given."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        array = np.asarray(values, dtype=np.float64)
+        beyond = ~(np.abs(array) <= FLOAT32_MAX)
+        if embodiment is not None:
+            beyond |= ~(np.abs(to_model(embodiment, array)) <= FLOAT32_MAX)
+    return beyond
 
 
 def state_numbers(value: Any, name: str) -> np.ndarray:
@@ -232,11 +244,11 @@ def action_prefix_rows(prefix: Any, mode: str, embodiment: Embodiment | None, ch
     if chunk_size is not None and array.shape[0] >= chunk_size:
         raise ValueError(f"action_prefix has {array.shape[0]} rows; accepted: rows {rows}: the chunk must keep at "
                          "least one row to generate")
-    if (beyond := beyond_float32(array)).any():
+    if (beyond := beyond_float32(array, embodiment)).any():
         row, col = np.argwhere(beyond)[0]
         column = repr(embodiment.columns[col]) if embodiment is not None else col
         raise ValueError(f"action_prefix holds {array[row, col]:g} at row {row}, column {column}; accepted: "
-                         f"{FLOAT32_ACCEPTED}")
+                         f"{FLOAT32_ACCEPTED if embodiment is None else PHYSICAL_FLOAT32_ACCEPTED}")
     return array
 
 

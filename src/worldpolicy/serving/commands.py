@@ -75,16 +75,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="most MiB of requests still arriving (with --replicas: read by the router, not yet "
                    "answered), over all connections; past it the connection that goes over closes with 1013 "
                    "(default: %(default)g; at least --max-message-mb)")
-    p.add_argument("--message-timeout-s", type=float, default=60.0, metavar="S",
-                   help="seconds a request may take to arrive whole from its first byte, else close 1008; not with "
-                   "--replicas, whose proxy reads the pieces (default: %(default)g)")
+    p.add_argument("--message-timeout-s", type=_seconds_or_none, default=60.0, metavar="S",
+                   help="seconds a request may take to arrive whole from its first byte, else close 1008; none: no "
+                   "limit; not with --replicas, whose proxy reads the pieces (default: %(default)g)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0,
                    help="SIGTERM: time to finish queued requests, in s (default: %(default)g)")
     p.add_argument(
-        "--batch-timeout-s", type=float, metavar="S",
+        "--batch-timeout-s", type=_seconds_or_none, metavar="S",
         help="seconds: a policy call running longer is taken for stuck (wedged GPU, deadlock): /readyz and /livez "
         "answer 503 naming the batch, its clients and those queued get an error; with --replicas Serve replaces the "
-        "replica (default: no limit; docs/serving.md says how to pick one)",
+        "replica (default: none, no limit; docs/serving.md says how to pick one)",
     )
     p.add_argument(
         "--log-format", type=log_format, default=os.environ.get(LOG_FORMAT_ENV) or "text", metavar="{text,json}",
@@ -166,6 +166,18 @@ def _key_map(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--key-map {item!r} must look like CANONICAL=CLIENT_KEY")
         out[canonical] = client
     return out
+
+
+def _seconds_or_none(text: str) -> float | None:
+    """--message-timeout-s and --batch-timeout-s: seconds, or none: no limit (`ServerConfig`'s None, which checks the
+    range and names the flag)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; accepted: a number of seconds, or none (no limit)"
+                                         ) from None
 
 
 def _episode_gap(text: str) -> float:

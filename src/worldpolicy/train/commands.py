@@ -88,6 +88,8 @@ def _train(args: argparse.Namespace) -> int:
     given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SELECTION_FLAGS.items()}
     selection = {name: episode_list(flag, text) if name in EPISODE_FLAGS else text
                  for name, flag in SELECTION_FLAGS.items() if (text := given[name]) is not None}
+    # the line as typed (config.json holds the config its overrides resolved, not the flags), in every checkpoint
+    made_by = continue_command("worldpolicy train", _add_train_arguments, args, resume=False)
     if is_recipe:
         if args.steps is not None:
             raise ValueError("--steps: set optim.steps in the recipe file instead (recipes are reproducible as a whole)")
@@ -97,7 +99,7 @@ def _train(args: argparse.Namespace) -> int:
         if selection:
             raise ValueError(f"{SELECTION_FLAGS[next(iter(selection))]}: a recipe records its own dataset ([scratch] "
                              "episodes) and trains on all of it (recipes are reproducible as a whole)")
-        run_recipe(path, args.out, install=args.install, progress=not args.no_progress)
+        run_recipe(path, args.out, install=args.install, progress=not args.no_progress, command=made_by)
         return 0
     if args.install:
         raise ValueError(f"--install copies a from-scratch recipe's model into the package ({', '.join(RECIPES)}, "
@@ -121,8 +123,6 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps
-    # the line as typed (config.json holds the config its overrides resolved, not the flags), in every checkpoint
-    made_by = continue_command("worldpolicy train", _add_train_arguments, args, resume=False)
     from .trainer import Trainer  # torch and diffusers: after every setting is checked (seconds to import)
 
     trainer = Trainer(config, progress=not args.no_progress, command=made_by)

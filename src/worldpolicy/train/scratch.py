@@ -320,8 +320,10 @@ def _models_folder() -> Path:
 
 
 def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, install: bool = False,
-               progress: bool = True) -> dict[str, Any]:
-    """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results."""
+               progress: bool = True, command: str | None = None) -> dict[str, Any]:
+    """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results.
+    `command`: the command line that ran it, recorded in its training run's record as `worldpolicy train CONFIG`
+    records its own (`Trainer`'s; None from Python)."""
     from ..embodiments import free_domain_id, register_embodiment
     from .config import load_config
     from .data import window_spec
@@ -371,7 +373,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
             stage("base_model", tick, **vae_info)
 
         tick = time.perf_counter()
-        trainer = Trainer(config, progress=progress)
+        trainer = Trainer(config, progress=progress, command=command)
         trainer.run(load_finished=True)  # a rerun of a finished recipe still exports its weights (model/ below)
         final = out / "model"
         with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)

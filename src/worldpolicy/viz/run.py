@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "OBSERVATION_FOLDER", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO",
            "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "observation_pixels",
-           "resolve_actions_path", "visualize", "write_run", "write_run_pages", "write_run_whole"]
+           "resolve_actions_path", "unusable_actions", "visualize", "write_run", "write_run_pages", "write_run_whole"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
@@ -58,8 +58,6 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
     as a policy reads them; its last frame), kept as `observation/<key's last part>.png` (one image alone as
     `SINGLE_VIEW_KEYS[0]`'s) for the page to show beside the imagined video: without them a run never showed what the
     model started from."""
-    import numpy as np
-
     from ..fileio import make_folder, write_json_atomic
     from ..processing.observations import canvas_comment
     from ..processing.video import write_video
@@ -72,10 +70,10 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
                          "plots and video need (a RemotePolicy result from a server that announces none, such as "
                          "openpi's: pass RemotePolicy(embodiment=...))") from None
     make_folder(out)
-    bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
+    unusable = unusable_actions(prediction, f"{str(out / ACTIONS_FILE)!r} keeps them, no plots were drawn")
     # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
     # actions as this run's): cleaned up as a run without plots
-    _remove_stale(out, video=prediction.video is not None, plots=plots and not bad.any())
+    _remove_stale(out, video=prediction.video is not None, plots=plots and unusable is None)
     doc = prediction.to_json()
     written = [out / ACTIONS_FILE, out / SETTINGS_FILE]
     write_json_atomic(written[0], doc)
@@ -86,14 +84,25 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True,
             write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps,
                         canvas_comment(prediction.settings, prediction.video.shape[1:3]))
         written.append(out / ROLLOUT_VIDEO)
-    if bad.any():
-        columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
-        raise ValueError(f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} "
-                         f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "
-                         "drawn. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
+    if unusable is not None:
+        raise ValueError(unusable)
     if plots:
         written.extend(write_run_pages(out, doc))
     return written
+
+
+def unusable_actions(prediction: Prediction, kept: str) -> str | None:
+    """What is said of a prediction whose actions hold NaN or inf (None where all are finite): how many, in which
+    columns, `kept` (what became of them), and the likely causes. `write_run` says it as it keeps them; the agents'
+    tools, which write no run for them, before writing any."""
+    import numpy as np
+
+    bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
+    if not bad.any():
+        return None
+    columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
+    return (f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} action values (columns "
+            f"{', '.join(columns)}); {kept}. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
 
 
 def write_run_whole(prediction: Prediction, out: Path, plots: bool = True, observation: Any = None) -> list[Path]:
