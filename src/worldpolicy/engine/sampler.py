@@ -249,7 +249,7 @@ class Engine:
 
     def _tokens(self, item: _Item, timestep: Any) -> torch.Tensor:
         return gen_tokens(self.transformer, item.latents, item.noisy_frames, item.actions, item.noisy_rows,
-                          item.request.domain_id, float(timestep))
+                          item.request.domain_id, float(timestep), self.dtype)
 
     def _velocities(self, item: _Item, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode one sequence's gen output into fp32 velocities, zero at clean positions and padded columns."""
