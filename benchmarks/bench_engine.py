@@ -14,7 +14,8 @@ geometry (36 layers at hidden 4096, the Wan2.2 VAE) with random weights built in
 In bf16 the pipeline and the engine round differently (the engine packs CFG's branches, caches the text tower, encodes
 one frame), so `--fp32-reference` also runs both in fp32 on the same weights and reports each bf16 result's distance to
 the pipeline's fp32 actions: faithful means the engine lands as close to that reference as the pipeline itself does.
-`--profile` prints the CUDA kernels of one engine call.
+`--profile` prints where one engine call spends its time, op by op, most first: CUDA kernels on a GPU, CPU ops on the
+CPU (a request's own per-stage split is `Prediction.timings`, which the table above gives as "by stage").
 """
 
 from __future__ import annotations
@@ -110,12 +111,16 @@ def free_device_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def print_profile(policy, image: np.ndarray) -> None:
+def print_profile(policy, image: np.ndarray, cuda: bool) -> None:
+    """The ops of one engine call by time, most first: by CUDA time on a GPU, by self CPU time on the CPU (sorted by
+    CUDA time there, every row reads 0 and the order says nothing)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities) as prof:
         policy.act(image, TASK, seed=0, steps=4, guidance=3.0)
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+    sort_by = "cuda_time_total" if cuda else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort_by, row_limit=18, max_name_column_width=60))
 
 
 def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[str], repeats: int, tmp: Path,
@@ -182,7 +187,7 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         print(f"peak GPU memory while timing: {result['peak_memory_gib']:.1f} GiB")
     if profile:
-        print_profile(policies[variants[0]], image)
+        print_profile(policies[variants[0]], image, cuda)
     return result
 
 
@@ -204,7 +209,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=at_least(1),
                         help="timed repeats per setting (default 7 tiny, 3 otherwise; --quick: 3 tiny, 2 otherwise)")
     parser.add_argument("--fp32-reference", action="store_true", help="also measure each result's distance to fp32")
-    parser.add_argument("--profile", action="store_true", help="print the CUDA kernels of one engine call")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the ops of one engine call, most time first (CUDA kernels on a GPU, CPU ops else)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     names = args.settings.split(",")
