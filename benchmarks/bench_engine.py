@@ -1,20 +1,23 @@
 """Latency per action chunk: worldpolicy's engine vs diffusers' Cosmos3OmniPipeline, side by side in one run.
 
-Same weights, same seed, same settings (4 steps, CFG 3, policy mode); the engine decodes no video, the pipeline uses
-output_type="latent" (skips its decode). Prints the speed ratio, the max action difference, and where the engine's
-time goes (VAE encode, text tower, denoising steps). Settings: `tiny` (hidden 64, 2 layers, 64x64 observation) and
-`wide` (hidden 512, 4 layers, 480x832) load from a saved checkpoint as users load one; `nano` is Cosmos3-Nano's
-geometry (36 layers at hidden 4096, the Wan2.2 VAE) with random weights built in memory on the device, a GPU's job.
+Same weights, same seed, same settings (4 steps, CFG 3, policy mode; `--steps` and `--guidance` change both sides,
+guidance 1 turns CFG off); the engine decodes no video, the pipeline uses output_type="latent" (skips its decode).
+Prints the speed ratio, the max action difference, and where the engine's time goes (VAE encode, text tower, denoising
+steps). Settings: `tiny` (hidden 64, 2 layers, 64x64 observation) and `wide` (hidden 512, 4 layers, 480x832) load from a
+saved checkpoint as users load one; `nano` is Cosmos3-Nano's geometry (36 layers at hidden 4096, the Wan2.2 VAE) with
+random weights built in memory on the device, a GPU's job.
 
     python benchmarks/bench_engine.py                      # CPU, fp32: tiny and wide
     python benchmarks/bench_engine.py --quick              # fewer repeats
+    python benchmarks/bench_engine.py --settings tiny --steps 8 --guidance 1   # what a sampling knob costs or saves
     python benchmarks/bench_engine.py --device cuda --dtype bfloat16 --settings nano --chunks 16,32 \\
         --variants eager,cuda_graphs                       # GPU; variants: eager, compile, cuda_graphs
 
 In bf16 the pipeline and the engine round differently (the engine packs CFG's branches, caches the text tower, encodes
 one frame), so `--fp32-reference` also runs both in fp32 on the same weights and reports each bf16 result's distance to
 the pipeline's fp32 actions: faithful means the engine lands as close to that reference as the pipeline itself does.
-`--profile` prints the CUDA kernels of one engine call.
+`--profile` prints where one engine call spends its time, op by op, most first: CUDA kernels on a GPU, CPU ops on the
+CPU (a request's own split by stage is `Prediction.timings`, printed here as the "by stage" line).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import gc
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +40,15 @@ SETTINGS = {  # name: (observation height x width, resolution tier)
     "wide": ((480, 832), 480),
     "nano": ((480, 832), 480),
 }
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What both sides run per call: denoising steps (each one generation-tower pass) and CFG guidance (1: no CFG,
+    one branch through the tower instead of two)."""
+
+    steps: int = 4
+    guidance: float = 3.0
 
 
 def load_setting(name: str, device: str, dtype: str, chunk: int, tmp: Path):
@@ -82,25 +95,31 @@ def variant_of(policy, variant: str):
                   resolution_tier=policy.resolution_tier, source=policy.source)
 
 
-def pipeline_actions(pipe, image: np.ndarray, chunk: int, tier: int) -> np.ndarray:
+def pipeline_actions(pipe, image: np.ndarray, chunk: int, tier: int, sampling: Sampling) -> np.ndarray:
     from diffusers import CosmosActionCondition
 
     cond = CosmosActionCondition(mode="policy", chunk_size=chunk, domain_name="droid_lerobot", image=image,
                                  resolution_tier=tier, view_point="concat_view")
-    out = pipe(prompt=TASK, action=cond, num_inference_steps=4, guidance_scale=3.0, fps=15.0,
+    out = pipe(prompt=TASK, action=cond, num_inference_steps=sampling.steps,
+               guidance_scale=sampling.guidance, fps=15.0,
                generator=torch.Generator().manual_seed(0), output_type="latent")
     return out.action[0].float().cpu().numpy()
 
 
-def fp32_reference(name: str, device: str, chunk: int, image: np.ndarray, tmp: Path) -> dict[str, np.ndarray]:
+def fp32_reference(name: str, device: str, chunk: int, image: np.ndarray, tmp: Path,
+                   sampling: Sampling) -> dict[str, np.ndarray]:
     """The pipeline's and the engine's actions in fp32 on the same weights."""
     pipe, policy = load_setting(name, device, "float32", chunk, tmp)
     tier = SETTINGS[name][1]
-    reference = {"pipeline": pipeline_actions(pipe, image, chunk, tier),
-                 "engine": policy.act(image, TASK, seed=0, steps=4, guidance=3.0).actions_normalized}
+    reference = {"pipeline": pipeline_actions(pipe, image, chunk, tier, sampling),
+                 "engine": engine_call(policy, image, sampling).actions_normalized}
     del pipe, policy
     free_device_memory(device)
     return reference
+
+
+def engine_call(policy, image: np.ndarray, sampling: Sampling):
+    return policy.act(image, TASK, seed=0, steps=sampling.steps, guidance=sampling.guidance)
 
 
 def free_device_memory(device: str) -> None:
@@ -110,27 +129,31 @@ def free_device_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def print_profile(policy, image: np.ndarray) -> None:
+def print_profile(policy, image: np.ndarray, sampling: Sampling, cuda: bool) -> None:
+    """The ops of one engine call by time, most first: by CUDA time on a GPU, by self CPU time on the CPU (sorted by
+    CUDA time there, every row reads 0 and the order says nothing)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        policy.act(image, TASK, seed=0, steps=4, guidance=3.0)
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities) as prof:
+        engine_call(policy, image, sampling)
+    sort_by = "cuda_time_total" if cuda else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort_by, row_limit=18, max_name_column_width=60))
 
 
 def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[str], repeats: int, tmp: Path,
-                reference: bool = False, profile: bool = False) -> dict:
+                sampling: Sampling, reference: bool = False, profile: bool = False) -> dict:
     obs_hw, tier = SETTINGS[name]
     cuda = device.startswith("cuda")
     image = np.random.default_rng(0).random((*obs_hw, 3)).astype(np.float32)
-    ref = fp32_reference(name, device, chunk, image, tmp) if reference else None
+    ref = fp32_reference(name, device, chunk, image, tmp, sampling) if reference else None
     tick = time.perf_counter()
     pipe, policy = load_setting(name, device, dtype, chunk, tmp)
     load_s = time.perf_counter() - tick
     policies = {v: variant_of(policy, v) for v in variants}
 
     def pipeline_call():
-        return pipeline_actions(pipe, image, chunk, tier)
+        return pipeline_actions(pipe, image, chunk, tier, sampling)
 
     first_call = {}
     tick = time.perf_counter()
@@ -138,7 +161,7 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
     first_call["pipeline"] = time.perf_counter() - tick
     for v, p in policies.items():  # the first call compiles (compile, cuda_graphs) and captures graphs
         tick = time.perf_counter()
-        p.act(image, TASK, seed=0, steps=4, guidance=3.0)
+        engine_call(p, image, sampling)
         first_call[v] = time.perf_counter() - tick
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -148,19 +171,21 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
         tick = time.perf_counter(); a_pipe = pipeline_call(); times["pipeline"].append(time.perf_counter() - tick)
         for v, p in policies.items():
             p.engine._texts.clear()  # a new caption per request: no cross-request text reuse in the comparison
-            tick = time.perf_counter(); pred = p.act(image, TASK, seed=0, steps=4, guidance=3.0)
+            tick = time.perf_counter(); pred = engine_call(p, image, sampling)
             times[v].append(time.perf_counter() - tick)
             stages[v].append(pred.timings)
             outputs[v] = pred
     scale = float(np.abs(a_pipe).max())
     med = {k: statistics.median(t) for k, t in times.items()}
     settings = outputs[variants[0]].settings
-    print(f"\n== {name}: {device} {dtype}, observation {obs_hw[0]}x{obs_hw[1]}, tier {tier}, chunk {chunk}, canvas "
-          f"{settings['canvas_hw']}, latent {settings['latent_hw']}, {repeats} repeats (loaded in {load_s:.1f} s); "
+    print(f"\n== {name}: {device} {dtype}, observation {obs_hw[0]}x{obs_hw[1]}, tier {tier}, chunk {chunk}, "
+          f"{sampling.steps} steps, guidance {sampling.guidance:g}, canvas {settings['canvas_hw']}, latent "
+          f"{settings['latent_hw']}, {repeats} repeats (loaded in {load_s:.1f} s); "
           "one random image, given to both as the composite: the single-view warning above is expected")
     print(f"pipeline (output_type=latent): median {med['pipeline'] * 1000:9.1f} ms   first call "
           f"{first_call['pipeline']:.1f} s")
-    result = {"setting": name, "device": device, "dtype": dtype, "chunk": chunk, "repeats": repeats,
+    result = {"setting": name, "device": device, "dtype": dtype, "chunk": chunk, "steps": sampling.steps,
+              "guidance": sampling.guidance, "repeats": repeats,
               "pipeline_ms": med["pipeline"] * 1000, "variants": {}}
     keys = ["preprocess", "vae_encode", "text", "denoise", "postprocess"]
     for v in variants:
@@ -182,7 +207,7 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         print(f"peak GPU memory while timing: {result['peak_memory_gib']:.1f} GiB")
     if profile:
-        print_profile(policies[variants[0]], image)
+        print_profile(policies[variants[0]], image, sampling, cuda)
     return result
 
 
@@ -199,12 +224,17 @@ def main() -> None:
     parser.add_argument("--settings", default="tiny,wide",
                         help=f"comma-separated, from {', '.join(SETTINGS)} (default tiny,wide)")
     parser.add_argument("--chunks", default="16", help="comma-separated action chunk sizes (default 16)")
+    parser.add_argument("--steps", type=at_least(1), default=Sampling.steps,
+                        help=f"denoising steps, both sides (default {Sampling.steps})")
+    parser.add_argument("--guidance", type=at_least(0.0, float), default=Sampling.guidance,
+                        help=f"CFG guidance, both sides; 1 turns CFG off (default {Sampling.guidance:g})")
     parser.add_argument("--variants", default="eager",
                         help="comma-separated engine variants, from eager, compile, cuda_graphs (default eager)")
     parser.add_argument("--repeats", type=at_least(1),
                         help="timed repeats per setting (default 7 tiny, 3 otherwise; --quick: 3 tiny, 2 otherwise)")
     parser.add_argument("--fp32-reference", action="store_true", help="also measure each result's distance to fp32")
-    parser.add_argument("--profile", action="store_true", help="print the CUDA kernels of one engine call")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the ops of one engine call, most time first (CUDA kernels on a GPU, CPU ops else)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     names = args.settings.split(",")
@@ -228,13 +258,14 @@ def main() -> None:
         parser.error("--settings nano needs --device cuda (a 15-billion-parameter model)")
 
     results = []
+    sampling = Sampling(args.steps, args.guidance)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             for chunk in chunks:
                 default = (3 if args.quick else 7) if name == "tiny" else (2 if args.quick else 3)
                 repeats = args.repeats or default
                 results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp),
-                                           reference=args.fp32_reference, profile=args.profile))
+                                           sampling, reference=args.fp32_reference, profile=args.profile))
                 free_device_memory(args.device)
                 if args.json:  # after every setting, so a later setting's failure keeps what was measured
                     write_json_atomic(args.json, results)

@@ -115,7 +115,8 @@ class Prediction:
     is the imagined (or re-decoded) clip as uint8 [T, H, W, 3] when decoding was asked for: chunk_size+1 frames at
     `fps` (a whole clip's: its frames used; a whole trajectory's: its rows + 1; frame 0 the observation, frame i+1
     after action i), the rate `save` writes rollout.mp4 at. `timings` are seconds
-    per stage.
+    per stage; from a batch (`act_batch`, a server's batch) `denoise` is the whole batch's, whose requests share each
+    step's pass, and `total` runs from the batch's start, so neither adds up over a batch's predictions.
     """
 
     mode: str

@@ -278,6 +278,8 @@ def test_help_shows_the_whole_description(script):
 @pytest.mark.parametrize(("script", "args", "refusal"), [
     ("bench_engine.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_engine.py", ["--settings", "huge"], "--settings: unknown huge"),
+    ("bench_engine.py", ["--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+    ("bench_engine.py", ["--guidance", "nan"], "argument --guidance: expected a number >= 0, got 'nan'"),
     ("bench_serving.py", ["--clients", "0"], "argument --clients: expected an integer >= 1, got '0'"),
     ("bench_serving.py", ["--overhead-requests", "-5"], "argument --overhead-requests: expected an integer >= 1"),
     ("bench_serving.py", ["--cost-ms", "nan"], "argument --cost-ms: expected a number >= 0, got 'nan'"),

@@ -185,10 +185,12 @@ def gen_tokens(
     noisy_rows: torch.Tensor,
     domain_id: int,
     timestep: float,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
     """Gen-tower input of one sequence: projected vision patches of `latents` [1, C, T, h, w], then the action rows
-    [rows, action_dim], with the time embedding of `timestep` on the noisy frames and rows only."""
-    dtype = transformer.dtype
+    [rows, action_dim], with the time embedding of `timestep` on the noisy frames and rows only. `dtype`: the
+    transformer's (`transformer.dtype`), read once by the caller: diffusers' `dtype` walks every module (1028 at
+    Nano's geometry), and this runs per sequence per step."""
     device = latents.device
     packed, _ = transformer._patchify_and_pack_latents([latents.to(dtype)])
     vision = transformer.proj_in(packed)

@@ -82,10 +82,11 @@ class _Item:
     timings: dict[str, float]
 
 
-def _latent_stats(vae, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The VAE's per-channel latent mean and 1/std, shaped to broadcast over [B, C, T, H, W]."""
-    mean = torch.tensor(vae.config.latents_mean, dtype=vae.dtype, device=device).view(1, -1, 1, 1, 1)
-    std = torch.tensor(vae.config.latents_std, dtype=vae.dtype, device=device).view(1, -1, 1, 1, 1)
+def _latent_stats(vae, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VAE's per-channel latent mean and 1/std in `dtype` (the VAE's: diffusers' `vae.dtype` walks every module,
+    so each caller reads it once), shaped to broadcast over [B, C, T, H, W]."""
+    mean = torch.tensor(vae.config.latents_mean, dtype=dtype, device=device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, dtype=dtype, device=device).view(1, -1, 1, 1, 1)
     return mean, 1.0 / std
 
 
@@ -93,17 +94,18 @@ def _latent_stats(vae, device: torch.device) -> tuple[torch.Tensor, torch.Tensor
 def encode_latents(vae, canvas: torch.Tensor) -> torch.Tensor:
     """[B,3,T,H,W] in [-1,1] → normalised fp32 latents: the posterior mode, (z - mean) / std (the pipeline's
     `_encode_video`). Shared by sampling and the trainer's latent cache."""
-    device = next(vae.parameters()).device
-    raw = vae.encode(canvas.to(device=device, dtype=vae.dtype)).latent_dist.mode()
-    mean, inv_std = _latent_stats(vae, raw.device)
+    device, dtype = next(vae.parameters()).device, vae.dtype
+    raw = vae.encode(canvas.to(device=device, dtype=dtype)).latent_dist.mode()
+    mean, inv_std = _latent_stats(vae, dtype, raw.device)
     return ((raw - mean) * inv_std).float().contiguous()
 
 
 @torch.no_grad()
 def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
     """Normalised latents → decoded video [B,3,T,H,W] in about [-1,1]."""
-    mean, inv_std = _latent_stats(vae, latents.device)
-    return vae.decode(latents.to(vae.dtype) / inv_std + mean).sample.to(torch.float32)
+    dtype = vae.dtype
+    mean, inv_std = _latent_stats(vae, dtype, latents.device)
+    return vae.decode(latents.to(dtype) / inv_std + mean).sample.to(torch.float32)
 
 
 class Engine:
@@ -249,7 +251,7 @@ class Engine:
 
     def _tokens(self, item: _Item, timestep: Any) -> torch.Tensor:
         return gen_tokens(self.transformer, item.latents, item.noisy_frames, item.actions, item.noisy_rows,
-                          item.request.domain_id, float(timestep))
+                          item.request.domain_id, float(timestep), self.dtype)
 
     def _velocities(self, item: _Item, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode one sequence's gen output into fp32 velocities, zero at clean positions and padded columns."""

@@ -238,7 +238,7 @@ def batch_losses(
         positions = generation_positions(transformer.config, len(key), grid, rows, example.history, example.fps)
         cos, sin = rotary(transformer, positions.to(device), dtype)
         seq = gen_tokens(transformer, item.xt, item.noisy_frames.to(device), item.at, item.noisy_rows.to(device),
-                         example.domain_id, item.sigma * num_train_timesteps)
+                         example.domain_id, item.sigma * num_train_timesteps, dtype)
         tokens.append(seq)
         cos_parts.append(cos)
         sin_parts.append(sin)
