@@ -124,6 +124,12 @@ def _cuda() -> bool:
         (["--resolution-tier", "123"], "error: --resolution-tier=123 is not supported"),
         (["--seed", "-1"], "error: --seed=-1 must be an integer"),  # was checked after the weights loaded
         (["--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered; known:"),
+        # a typo is named with the name it is likely one of, before the whole list
+        (["--embodiment", "dorid"], "error: --embodiment='dorid' is not registered (did you mean 'droid'?); known:"),
+        # a variant typed after the name was said as `--variant=`, a flag predict does not have
+        (["--embodiment", "droid/joint_pso"], (
+            "error: --embodiment='droid/joint_pso' names variant 'joint_pso', which is not defined for embodiment "
+            "'droid'; known: joint_pos, relative_pose (did you mean 'joint_pos'?)\n")),
         (["--embodiment", "BAD_ACTIONS"], "embodiment file "),  # a spec file of the wrong shape is named
         (["--checkpoint", "NO_SUCH_DIR"], "error: --checkpoint="),
         # a typo of `shipped` was told of folders and hub ids only

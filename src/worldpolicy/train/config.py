@@ -18,7 +18,7 @@ from typing import Any
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
-from ..errors import brief_list
+from ..errors import brief_list, close_match
 from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
 from .objectives import COSMOS_POLICY_MIX, OBJECTIVES, check_timesteps
@@ -615,8 +615,6 @@ def _misplaced(unknown: list[str], where: str) -> str:
     """Where each unknown key of table `where` belongs when it is a key of another table (`steps = 10` above
     `[optim]`, `batch_size` under `[data]`), else the accepted key it is a typo of: said, since a key that is right
     but in the wrong place reads as right."""
-    import difflib
-
     tables = {"config": TrainConfig, **TABLES}
     here = tables.get(where, TrainConfig)
     hints = []
@@ -625,8 +623,8 @@ def _misplaced(unknown: list[str], where: str) -> str:
         if homes:
             hints.append(f"{key} is a key of " + " or ".join("the top level (above every [table])" if h == "config"
                                                              else f"[{h}]" for h in homes))
-        elif close := difflib.get_close_matches(key, [f.name for f in fields(here)], n=1, cutoff=0.65):
-            hints.append(f"{key}: did you mean {close[0]}?")
+        elif close := close_match(key, [f.name for f in fields(here)]):
+            hints.append(f"{key}: did you mean {close}?")
     return f" ({'; '.join(hints)})" if hints else ""
 
 
