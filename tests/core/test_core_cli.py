@@ -131,6 +131,8 @@ def _cuda() -> bool:
             "error: --embodiment='droid/joint_pso' names variant 'joint_pso', which is not defined for embodiment "
             "'droid'; known: joint_pos, relative_pose (did you mean 'joint_pos'?)\n")),
         (["--embodiment", "BAD_ACTIONS"], "embodiment file "),  # a spec file of the wrong shape is named
+        # a folder named as the spec file ended in a traceback (IsADirectoryError)
+        (["--embodiment", "FOLDER_JSON"], "error: embodiment file 'FOLDER_JSON' is a folder; accepted: a JSON file\n"),
         (["--checkpoint", "NO_SUCH_DIR"], "error: --checkpoint="),
         # a typo of `shipped` was told of folders and hub ids only
         (["--checkpoint", "shiped"], ("error: --checkpoint='shiped' is neither an existing folder nor a hub id like "
@@ -165,6 +167,9 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     (tmp_path / "bad.json").write_text(json.dumps([[0.0, 0.0, 0.0]]))
     extra = [str(tmp_path / "bad.json") if a == "BAD_ACTIONS" else a for a in extra]
     extra = [str(tmp_path / "no_such_dir") if a == "NO_SUCH_DIR" else a for a in extra]
+    (tmp_path / "folder.json").mkdir()
+    extra = [str(tmp_path / "folder.json") if a == "FOLDER_JSON" else a for a in extra]
+    message = message.replace("FOLDER_JSON", str(tmp_path / "folder.json"))
     extra = extra if "--prompt" in extra else ["--prompt", "x", *extra]
     extra = extra if "--checkpoint" in extra else ["--checkpoint", str(tiny_checkpoint), *extra]
     loads = []
