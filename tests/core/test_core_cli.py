@@ -142,6 +142,9 @@ def _cuda() -> bool:
         (["--prompt", " "], "--prompt is empty"),
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
+        # a folder was said not to exist ("does not exist as a file"), and by imagine() not to exist at all
+        (["--mode", "forward_dynamics", "--actions", "FOLDER_JSON"], (
+            "error: --actions 'FOLDER_JSON' is a folder; accepted: an actions file (.json, .npy, .npz, .csv)\n")),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
