@@ -318,11 +318,13 @@ class TrainConfig:
         if self.data.success not in SUCCESS_CHOICES:
             raise ValueError(f"data.success={self.data.success!r}; accepted: {', '.join(SUCCESS_CHOICES)} (every "
                              "episode, or only those the dataset's success column flags as succeeded)")
+        from ..data import LeRobotDataset
+
+        # its metadata read now (a v2.1 dataset, a damaged one), not after torch and diffusers import; the selection
+        # checked against its episode count (and success column)
+        opened = LeRobotDataset.open(dataset)
         if (self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes
                 or self.data.success != "any"):
-            from ..data import LeRobotDataset  # against the dataset's episode count (and success column) now
-
-            opened = LeRobotDataset.open(dataset)
             self.training_episodes(opened.num_episodes, opened.episode_success)
         try:
             check_chunk_size(self.data.chunk_size)
