@@ -257,6 +257,21 @@ class TrainConfig:
 
         return str(resolve_checkpoint(self.checkpoint))
 
+    def _check_embodiment_name(self) -> None:
+        """A named embodiment is a registered one or the starting checkpoint's own (`own_key`), said now, not after
+        torch and diffusers import; a hub checkpoint's own is read as the run starts, so there the trainer judges."""
+        from ..embodiments import get_embodiment
+        from ..models import resolve_checkpoint
+        from ..policy import checkpoint_spec
+
+        try:
+            get_embodiment(self.embodiment)
+        except KeyError:
+            start = resolve_checkpoint(self.checkpoint, fetch=False)
+            own = checkpoint_spec(start) if Path(str(start)).is_dir() else None
+            if Path(str(start)).is_dir() and (own is None or own_key(own).lower() != self.embodiment.lower()):
+                raise
+
     def training_episodes(self, num_episodes: int, succeeded: Sequence[bool] | None = None
                           ) -> tuple[int, ...] | None:
         """`data`'s selection less the held-out `validation.episodes` (`DataConfig.selected_episodes`), every index
@@ -290,6 +305,8 @@ class TrainConfig:
                 self.embodiment = inline_stats_file(read_spec_file(Path(self.embodiment).expanduser()))
             except (OSError, ValueError) as exc:
                 raise ValueError(f"embodiment={self.embodiment!r}: cannot read the spec file ({exc})") from None
+        elif isinstance(self.embodiment, str):
+            self._check_embodiment_name()
 
         folders = (("--out / output_dir", self.output_dir), ("data.cache_dir", self.data.cache_dir))
         for setting, folder in folders:  # now, not after the model loads
@@ -611,6 +628,11 @@ def _build(cls, raw: dict[str, Any], where: str):
             value = _typed(value, typing.get_type_hints(cls)[name], name if where == "config" else f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def own_key(spec: dict[str, Any]) -> str:
+    """A checkpoint's own embodiment spec named as a setting names it (`Embodiment.key`: `name`, or `name/variant`)."""
+    return spec["name"] if spec.get("variant", "default") == "default" else f"{spec['name']}/{spec['variant']}"
 
 
 def _misplaced(unknown: list[str], where: str) -> str:
