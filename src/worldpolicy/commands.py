@@ -478,6 +478,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .cli import UsageError
     from .models import resolve_checkpoint
     from .policy import PolicyRequest
+    from .processing.actions import check_actions_file
     from .viz.run import write_run_whole
 
     args.checkpoint = resolve_checkpoint(args.checkpoint)
@@ -499,9 +500,11 @@ def _predict(args: argparse.Namespace) -> int:
     if args.start_frame < 0:
         raise UsageError(f"--start-frame {args.start_frame}: accepted a frame of the clip, from 0")
     cameras, sources = _input_sources(args)
-    if args.actions and not Path(args.actions).is_file():
-        raise UsageError(f"--actions {args.actions!r} does not exist"
-                         + (" as a file" if Path(args.actions).exists() else ""))
+    if args.actions:  # missing, or a folder: said before any work
+        try:
+            check_actions_file(Path(args.actions))
+        except (ValueError, FileNotFoundError) as exc:
+            raise _flag_for(exc, f"actions file {str(Path(args.actions))!r}", f"--actions {args.actions!r}") from None
     state = _state_values(args.state)
     out = _checked_out(Path(args.out), {**sources, "--actions": Path(args.actions) if args.actions else None})
     said = _check_inputs(args, sources, tuple(cameras), state)  # before the weights load: a bad file fails in a second

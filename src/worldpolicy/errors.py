@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MissingKeyError", "brief_list", "error_parameter"]
+__all__ = ["MissingKeyError", "brief_list", "close_match", "error_parameter"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
 BRIEF_ITEMS = 12  # a list an error shows in full up to this many items (`brief_list`)
+CLOSE_MATCH_CUTOFF = 0.65  # how alike a given name and an accepted one are (difflib's ratio) to be named as its typo
 
 
 class MissingKeyError(KeyError):
@@ -32,6 +33,16 @@ def error_parameter(exc: BaseException) -> tuple[str | None, str]:
     text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
     match = _LEADING_PARAMETER.match(text)
     return (None if match is None else match[1]), text
+
+
+def close_match(given: str, accepted: Iterable[str]) -> str | None:
+    """The accepted name `given` is a typo of (`dorid` of `droid`, `stpes` of `steps`), for an error to name beside
+    the whole list: the closest by difflib's ratio, ignoring case, at least `CLOSE_MATCH_CUTOFF` alike; else None."""
+    import difflib
+
+    by_lower = {str(name).lower(): str(name) for name in accepted}
+    found = difflib.get_close_matches(str(given).lower(), list(by_lower), n=1, cutoff=CLOSE_MATCH_CUTOFF)
+    return by_lower[found[0]] if found else None
 
 
 def brief_list(values: Sequence[Any]) -> str:

@@ -871,11 +871,14 @@ def share_tree(root: str | Path) -> Path:
 
 
 def read_json(path: str | Path, what: str) -> Any:
-    """A JSON file's document; a missing or unreadable file is named by `what` (e.g. "stats file 'x.json'")."""
+    """A JSON file's document; a missing or unreadable file is named by `what` (e.g. "stats file 'x.json'"), as is a
+    folder in its place (`--embodiment robot.json` naming a folder ended in Python's IsADirectoryError traceback)."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} is a folder; accepted: a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
 

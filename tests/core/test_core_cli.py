@@ -124,7 +124,15 @@ def _cuda() -> bool:
         (["--resolution-tier", "123"], "error: --resolution-tier=123 is not supported"),
         (["--seed", "-1"], "error: --seed=-1 must be an integer"),  # was checked after the weights loaded
         (["--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered; known:"),
+        # a typo is named with the name it is likely one of, before the whole list
+        (["--embodiment", "dorid"], "error: --embodiment='dorid' is not registered (did you mean 'droid'?); known:"),
+        # a variant typed after the name was said as `--variant=`, a flag predict does not have
+        (["--embodiment", "droid/joint_pso"], (
+            "error: --embodiment='droid/joint_pso' names variant 'joint_pso', which is not defined for embodiment "
+            "'droid'; known: joint_pos, relative_pose (did you mean 'joint_pos'?)\n")),
         (["--embodiment", "BAD_ACTIONS"], "embodiment file "),  # a spec file of the wrong shape is named
+        # a folder named as the spec file ended in a traceback (IsADirectoryError)
+        (["--embodiment", "FOLDER_JSON"], "error: embodiment file 'FOLDER_JSON' is a folder; accepted: a JSON file\n"),
         (["--checkpoint", "NO_SUCH_DIR"], "error: --checkpoint="),
         # a typo of `shipped` was told of folders and hub ids only
         (["--checkpoint", "shiped"], ("error: --checkpoint='shiped' is neither an existing folder nor a hub id like "
@@ -134,6 +142,9 @@ def _cuda() -> bool:
         (["--prompt", " "], "--prompt is empty"),
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
+        # a folder was said not to exist ("does not exist as a file"), and by imagine() not to exist at all
+        (["--mode", "forward_dynamics", "--actions", "FOLDER_JSON"], (
+            "error: --actions 'FOLDER_JSON' is a folder; accepted: an actions file (.json, .npy, .npz, .csv)\n")),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
@@ -159,6 +170,9 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     (tmp_path / "bad.json").write_text(json.dumps([[0.0, 0.0, 0.0]]))
     extra = [str(tmp_path / "bad.json") if a == "BAD_ACTIONS" else a for a in extra]
     extra = [str(tmp_path / "no_such_dir") if a == "NO_SUCH_DIR" else a for a in extra]
+    (tmp_path / "folder.json").mkdir()
+    extra = [str(tmp_path / "folder.json") if a == "FOLDER_JSON" else a for a in extra]
+    message = message.replace("FOLDER_JSON", str(tmp_path / "folder.json"))
     extra = extra if "--prompt" in extra else ["--prompt", "x", *extra]
     extra = extra if "--checkpoint" in extra else ["--checkpoint", str(tiny_checkpoint), *extra]
     loads = []

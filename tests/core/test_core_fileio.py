@@ -148,6 +148,11 @@ def test_json_files_are_named_when_missing_broken_or_binary(tmp_path):
         read_spec_file(tmp_path / "binary.json")
     with pytest.raises(ValueError, match=r"actions file '.*binary.json' is not valid JSON"):
         load_actions(str(tmp_path / "binary.json"), get_embodiment("bridge"))
+    (tmp_path / "folder.json").mkdir()  # a folder where the file goes was Python's IsADirectoryError, a traceback
+    with pytest.raises(ValueError, match=r"embodiment file '.*folder.json' is a folder; accepted: a JSON file"):
+        get_embodiment(tmp_path / "folder.json")
+    with pytest.raises(ValueError, match=r"actions file '.*folder.json' is a folder; accepted: an actions file \(.json, "):
+        load_actions(str(tmp_path / "folder.json"), get_embodiment("bridge"))  # was said not to exist
 
 
 def test_a_staged_folder_replaces_the_old_one_only_when_it_is_complete(tmp_path):

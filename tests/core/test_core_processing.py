@@ -697,6 +697,22 @@ def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
         worldpolicy.get_embodiment(own, "foo")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    # the variant typed after the name: named there (every command's --embodiment), not as a `variant=` not given
+    (("droid/joint_pso",), ("embodiment='droid/joint_pso' names variant 'joint_pso', which is not defined for "
+                            "embodiment 'droid'; known: joint_pos, relative_pose (did you mean 'joint_pos'?)")),
+    (("droid", "joint_pso"), ("variant='joint_pso' is not defined for embodiment 'droid'; known: joint_pos, "
+                              "relative_pose (did you mean 'joint_pos'?)")),
+    (("umi/wide",), "embodiment='umi/wide' names variant 'wide', but embodiment 'umi' has no variants"),
+    (("Dorid",), "embodiment='Dorid' is not registered (did you mean 'droid'?); known: agibot,"),
+    (("hexapod",), "embodiment='hexapod' is not registered; known: agibot,"),  # nothing alike: no guess
+])
+def test_an_unknown_embodiment_or_variant_is_named_as_given_with_its_likely_meaning(args, message):
+    with pytest.raises(KeyError) as info:
+        worldpolicy.get_embodiment(*args)
+    assert str(info.value.args[0]).startswith(message), info.value.args[0]
+
+
 @pytest.mark.parametrize(("key", "value"), [("name", "my_arm\nforged log line"), ("columns", None),
                                             ("aliases", ["arm\t2"])])
 def test_a_name_with_a_control_character_is_refused(key, value):

@@ -134,6 +134,12 @@ def test_a_folder_above_or_inside_a_dataset_names_where_the_dataset_is(small_dat
     with pytest.raises(DatasetFormatError, match=r"must be a LeRobot dataset's folder \(the one holding "
                                                  r"meta/info.json\)$"):
         LeRobotDataset.open(tmp_path / "empty")
+    # a checkpoint given for the dataset (`dataset eval DATASET CHECKPOINT`, the two swapped) is said to be one
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model_index.json").write_text("{}")
+    with pytest.raises(DatasetFormatError, match=r"\(the one holding meta/info.json\); it holds a diffusers checkpoint "
+                                                 r"\(model_index.json\), not a dataset$"):
+        LeRobotDataset.open(tmp_path / "ckpt")
 
 
 def test_training_arguments_naming_a_feature_not_read_say_why(small_dataset):

@@ -253,6 +253,32 @@ def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give
         f"give one of its checkpoints/step-*, e.g. the newest, {str(newest)!r}")
 
 
+def test_an_unknown_embodiment_name_is_refused_before_the_trainer_imports(valid, tiny_checkpoint):
+    """`embodiment = "dorid"` passed `check()` and was refused by the trainer, after torch and diffusers had imported;
+    a name is judged with the other settings: registered, or the starting checkpoint's own (`shipped`'s panda_reach).
+    A hub checkpoint's own embodiment is read as the run starts, so a name it may hold is left to the trainer."""
+    with pytest.raises(KeyError, match=r"embodiment='dorid' is not registered \(did you mean 'droid'\?\)"):
+        load_config(_with(valid, None, checkpoint=str(tiny_checkpoint), embodiment="dorid"))
+    assert load_config(_with(valid, None, checkpoint="shipped", embodiment="panda_reach")).embodiment == "panda_reach"
+    assert load_config(_with(valid, None, embodiment="hub_robot")).embodiment == "hub_robot"  # some/hub-id's own?
+
+
+def test_a_dataset_worldpolicy_cannot_read_is_refused_before_the_trainer_imports(valid, tiny_dataset, tmp_path):
+    """A LeRobot v2.1 dataset (or damaged metadata) passed `check()`, having meta/info.json, and was refused only by
+    the trainer, after torch and diffusers had imported (seconds); its metadata is read with the other settings."""
+    import shutil
+
+    from worldpolicy.data import DatasetFormatError
+
+    old = tmp_path / "v21"
+    shutil.copytree(tiny_dataset, old)
+    info = json.loads((old / "meta" / "info.json").read_text())
+    (old / "meta" / "info.json").write_text(json.dumps({**info, "codebase_version": "v2.1"}))
+    with pytest.raises(DatasetFormatError, match=r"field 'codebase_version': got 'v2.1'; only 'v3.0' is read; "
+                                                 r"convert it"):
+        load_config(_with(valid, "data", dataset=str(old)))
+
+
 def test_a_dataset_folder_given_one_level_off_names_the_dataset(valid, tiny_dataset, tmp_path):
     """A folder inside the dataset (its meta/) or above datasets (a download folder: LeRobot's cache keeps
     `<owner>/<name>`) was refused as "has no meta/info.json", leaving the user to find which folder was meant."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import close_match
 from .normalization import (
     NORMALIZATION_KINDS,
     REQUIRED_STATS,
@@ -321,8 +322,10 @@ def _resolve_name(name: str) -> str:
             f"embodiment={name!r} is the shipped model's own embodiment, not a registered one: it comes with the "
             f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped[wanted][1])!r}"
         )
+    close = close_match(name.strip(), [*list_embodiments(), *(own for own, _ in shipped.values())])
     raise KeyError(
-        f"embodiment={name!r} is not registered; known: {_known_embodiments(shipped)} "
+        f"embodiment={name!r} is not registered" + (f" (did you mean {close!r}?)" if close else "")
+        + f"; known: {_known_embodiments(shipped)} "
         f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
 
@@ -353,8 +356,11 @@ def _shipped_spec_files() -> dict[str, tuple[str, Path]]:
     return found
 
 
-def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodiment:
-    """An embodiment from its registry/JSON spec (`variants` merged over the base)."""
+def _build(name: str, spec: Mapping[str, Any], variant: str | None, given: str | None = None) -> Embodiment:
+    """An embodiment from its registry/JSON spec (`variants` merged over the base). `given`: the `name/variant` the
+    caller wrote, which an unknown variant's error names (where the user typed it: `--embodiment droid/joint_pso`),
+    else it names `variant=`."""
+    said = f"variant={variant!r}" if given is None else f"embodiment={given!r} names variant {variant!r}"
     base = {k: v for k, v in spec.items() if k not in ("variants", "default_variant")}
     variants = spec.get("variants") or {}
     if not isinstance(variants, Mapping):  # Embodiment.to_dict() lists them by name: {**to_dict(), ...} as a spec
@@ -366,11 +372,13 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
         chosen = variant or spec.get("default_variant") or next(iter(variants))
         chosen = next((v for v in variants if v.lower() == str(chosen).lower()), chosen)  # case-insensitive, as names
         if chosen not in variants:
-            raise KeyError(f"variant={chosen!r} is not defined for embodiment {name!r}; known: {', '.join(variants)}")
+            close = close_match(chosen, variants)
+            raise KeyError(f"{said}{'' if given is None else ', which'} is not defined for embodiment {name!r}; "
+                           f"known: {', '.join(variants)}" + (f" (did you mean {close!r}?)" if close else ""))
         base.update(variants[chosen])
     else:
         if variant not in (None, "default"):
-            raise KeyError(f"variant={variant!r} given but embodiment {name!r} has no variants")
+            raise KeyError(f"{said}{' given' if given is None else ','} but embodiment {name!r} has no variants")
         chosen = "default"
     where = f"embodiment {name!r}"
     unknown = sorted(set(base) - _SPEC_KEYS)
@@ -644,13 +652,15 @@ def get_embodiment(name: str | Path | Embodiment, variant: str | None = None) ->
         return built
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"embodiment must be a non-empty name, got {name!r}; known: {_known_embodiments()}")
+    given = None
     if "/" in name:
+        given = name
         name, _, from_name = name.partition("/")
         if variant not in (None, from_name):
-            raise ValueError(f"embodiment={name + '/' + from_name!r} conflicts with variant={variant!r}")
+            raise ValueError(f"embodiment={given!r} conflicts with variant={variant!r}")
         variant = from_name
     key = _resolve_name(name)
-    return _build(key, _specs()[key], variant)
+    return _build(key, _specs()[key], variant, given)
 
 
 def list_embodiments() -> list[str]:

@@ -255,15 +255,24 @@ def action_prefix_rows(prefix: Any, mode: str, embodiment: Embodiment | None, ch
 ACTIONS_SUFFIXES = (".json", ".npy", ".npz", ".csv")  # what `read_actions_file` reads, as errors name them
 
 
+def check_actions_file(path: Path) -> str:
+    """`path` as an actions file's place, and its name for errors (`actions_where`): a missing one is named, and a
+    folder too, which was said not to exist. `read_actions_file` asks it first; the command line, before any work."""
+    where = actions_where(path)
+    if path.is_dir():
+        raise ValueError(f"{where} is a folder; accepted: an actions file ({', '.join(ACTIONS_SUFFIXES)})")
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} does not exist")
+    return where
+
+
 def read_actions_file(source: str | Path) -> tuple[Any, str]:
     """An actions file's content and its name for errors: a `.json` object (an actions object: `actions_object`), the
     rows of a `.json` list or a `.npy` array, or the actions object a `.npz` (`_npz_actions`) or `.csv`
     (`_csv_actions`) holds, its columns named. One reader for `load_actions` and a client without the server's
     embodiment, which sends an actions object's rows in the order it names them."""
     path = Path(source)
-    where = actions_where(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{where} does not exist")
+    where = check_actions_file(path)
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
         try:  # read as what it holds (np.load's own rule), whichever of the two suffixes it has

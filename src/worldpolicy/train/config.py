@@ -18,7 +18,7 @@ from typing import Any
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
-from ..errors import brief_list
+from ..errors import brief_list, close_match
 from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
 from .objectives import COSMOS_POLICY_MIX, OBJECTIVES, check_timesteps
@@ -257,6 +257,21 @@ class TrainConfig:
 
         return str(resolve_checkpoint(self.checkpoint))
 
+    def _check_embodiment_name(self) -> None:
+        """A named embodiment is a registered one or the starting checkpoint's own (`own_key`), said now, not after
+        torch and diffusers import; a hub checkpoint's own is read as the run starts, so there the trainer judges."""
+        from ..embodiments import get_embodiment
+        from ..models import resolve_checkpoint
+        from ..policy import checkpoint_spec
+
+        try:
+            get_embodiment(self.embodiment)
+        except KeyError:
+            start = resolve_checkpoint(self.checkpoint, fetch=False)
+            own = checkpoint_spec(start) if Path(str(start)).is_dir() else None
+            if Path(str(start)).is_dir() and (own is None or own_key(own).lower() != self.embodiment.lower()):
+                raise
+
     def training_episodes(self, num_episodes: int, succeeded: Sequence[bool] | None = None
                           ) -> tuple[int, ...] | None:
         """`data`'s selection less the held-out `validation.episodes` (`DataConfig.selected_episodes`), every index
@@ -290,6 +305,8 @@ class TrainConfig:
                 self.embodiment = inline_stats_file(read_spec_file(Path(self.embodiment).expanduser()))
             except (OSError, ValueError) as exc:
                 raise ValueError(f"embodiment={self.embodiment!r}: cannot read the spec file ({exc})") from None
+        elif isinstance(self.embodiment, str):
+            self._check_embodiment_name()
 
         folders = (("--out / output_dir", self.output_dir), ("data.cache_dir", self.data.cache_dir))
         for setting, folder in folders:  # now, not after the model loads
@@ -318,11 +335,13 @@ class TrainConfig:
         if self.data.success not in SUCCESS_CHOICES:
             raise ValueError(f"data.success={self.data.success!r}; accepted: {', '.join(SUCCESS_CHOICES)} (every "
                              "episode, or only those the dataset's success column flags as succeeded)")
+        from ..data import LeRobotDataset
+
+        # its metadata read now (a v2.1 dataset, a damaged one), not after torch and diffusers import; the selection
+        # checked against its episode count (and success column)
+        opened = LeRobotDataset.open(dataset)
         if (self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes
                 or self.data.success != "any"):
-            from ..data import LeRobotDataset  # against the dataset's episode count (and success column) now
-
-            opened = LeRobotDataset.open(dataset)
             self.training_episodes(opened.num_episodes, opened.episode_success)
         try:
             check_chunk_size(self.data.chunk_size)
@@ -611,12 +630,15 @@ def _build(cls, raw: dict[str, Any], where: str):
     return cls(**kwargs)
 
 
+def own_key(spec: dict[str, Any]) -> str:
+    """A checkpoint's own embodiment spec named as a setting names it (`Embodiment.key`: `name`, or `name/variant`)."""
+    return spec["name"] if spec.get("variant", "default") == "default" else f"{spec['name']}/{spec['variant']}"
+
+
 def _misplaced(unknown: list[str], where: str) -> str:
     """Where each unknown key of table `where` belongs when it is a key of another table (`steps = 10` above
     `[optim]`, `batch_size` under `[data]`), else the accepted key it is a typo of: said, since a key that is right
     but in the wrong place reads as right."""
-    import difflib
-
     tables = {"config": TrainConfig, **TABLES}
     here = tables.get(where, TrainConfig)
     hints = []
@@ -625,8 +647,8 @@ def _misplaced(unknown: list[str], where: str) -> str:
         if homes:
             hints.append(f"{key} is a key of " + " or ".join("the top level (above every [table])" if h == "config"
                                                              else f"[{h}]" for h in homes))
-        elif close := difflib.get_close_matches(key, [f.name for f in fields(here)], n=1, cutoff=0.65):
-            hints.append(f"{key}: did you mean {close[0]}?")
+        elif close := close_match(key, [f.name for f in fields(here)]):
+            hints.append(f"{key}: did you mean {close}?")
     return f" ({'; '.join(hints)})" if hints else ""
 
 

@@ -76,7 +76,7 @@ from ..models import SHIPPED_NAME, checkpoint_files
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
-from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings
+from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, own_key
 from .data import (
     LatentCache,
     WindowSpec,
@@ -558,8 +558,7 @@ class Trainer:
         own = self._starting_spec()
         if own is None:
             return spec
-        own_name = own["name"] if own.get("variant", "default") == "default" else f"{own['name']}/{own['variant']}"
-        if isinstance(spec, str) and spec.lower() == own_name.lower():
+        if isinstance(spec, str) and spec.lower() == own_key(own).lower():
             return own
         if isinstance(spec, dict) and spec.get("stats") is None and spec.get("name") == own.get("name"):
             kept = {k: own[k] for k in ("normalization", "stats", "domain", "domain_id") if own.get(k) is not None}
