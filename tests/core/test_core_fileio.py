@@ -151,7 +151,8 @@ def test_json_files_are_named_when_missing_broken_or_binary(tmp_path):
     (tmp_path / "folder.json").mkdir()  # a folder where the file goes was Python's IsADirectoryError, a traceback
     with pytest.raises(ValueError, match=r"embodiment file '.*folder.json' is a folder; accepted: a JSON file"):
         get_embodiment(tmp_path / "folder.json")
-    with pytest.raises(ValueError, match=r"actions file '.*folder.json' is a folder; accepted: an actions file \(.json, "):
+    with pytest.raises(ValueError,
+                       match=r"actions file '.*folder.json' is a folder; accepted: an actions file \(.json, "):
         load_actions(str(tmp_path / "folder.json"), get_embodiment("bridge"))  # was said not to exist
 
 
