@@ -403,7 +403,8 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
             raise _flag_for(exc, f"actions file {str(Path(args.actions))!r}", f"--actions {args.actions!r}") from None
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
-                         f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
+                         f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})"
+                         + _stateless_variant_hint(embodiment))
     # a state the embodiment ignores is said to be (`input_warnings`), not refused: `policy.ignored_state_warning`
     if state is not None and embodiment.state_history:
         if len(state) != embodiment.action_dim:
@@ -423,6 +424,19 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                                   actions=args.actions, actions_space=args.actions_space):
         said.say(message)
     return said
+
+
+def _stateless_variant_hint(embodiment: Embodiment) -> str:
+    """For a state-conditioned embodiment, its variant that conditions on no state (`droid/relative_pose` of
+    `droid/joint_pos`), as what to pass where the robot's state is not known (a downloaded clip), or ""."""
+    from .embodiments import get_embodiment
+
+    for variant in embodiment.variants:
+        other = get_embodiment(embodiment.name, variant)
+        if not other.state_history:
+            return (f"; without the robot's state (a clip recorded elsewhere), --embodiment {other.key} conditions "
+                    "on none")
+    return ""
 
 
 def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],

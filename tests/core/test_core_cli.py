@@ -136,6 +136,10 @@ def _cuda() -> bool:
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
+        # a downloaded clip has no state: the variant that needs none is the way on
+        (["--embodiment", "droid"], (
+            "(joint_0, joint_1, joint_2, joint_3, joint_4, joint_5, joint_6, gripper); without the robot's state (a "
+            "clip recorded elsewhere), --embodiment droid/relative_pose conditions on none\n")),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
         # float() reads them, and the policy refused them only after the weights had loaded
         (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], (
