@@ -306,14 +306,17 @@ def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
                          + (" for each" if embodiment.composite is not None else ""))
 
 
-def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> bool:
+def _warn_single_view(embodiment: Embodiment, checkpoint: str, flag: str, source: Path, height: int,
+                      width: int) -> bool:
     """One --image/--video for an embodiment that composes several cameras is taken as that composite (a pre-composed
-    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each. True if
-    it was said (the run is told: `Policy.single_view_said`)."""
+    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each, unless
+    `checkpoint` was trained on one such view. True if it was said (the run is told: `Policy.single_view_said`)."""
+    from .policy import trained_frames
     from .processing.observations import single_view_warning
 
     message = single_view_warning(embodiment, f"{flag} {str(source)!r}", height, width,
-                                  " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys))
+                                  " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys),
+                                  trained_frames(checkpoint))
     if message is not None:
         logger.warning("%s", message)
     return message is not None
@@ -390,7 +393,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
             shapes[flag] = shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
         except ValueError as exc:  # the clip decoder's "video file 'F': why" names no flag
             raise _flag_for(exc, f"video file {str(source)!r}", f"{flag} {str(source)!r}") from None
-        if not cameras and _warn_single_view(embodiment, flag, source, *shape):
+        if not cameras and _warn_single_view(embodiment, args.checkpoint, flag, source, *shape):
             said.views.append(shape)
     if args.mode == "inverse_dynamics":
         _check_clip(args, sources, cameras, embodiment)
