@@ -367,6 +367,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     no load to learn that an input is wrong or off. `embodiment`: what `Policy.check_pretrained` gave for
     `args.checkpoint` already (`dream` checks it under its own flag), not checked again."""
     from .cli import LOAD_FLAGS, flag_named
+    from .embodiments import stateless_hint
     from .policy import Policy, check_seed, input_warnings
     from .processing.actions import FLOAT32_ACCEPTED, beyond_float32, load_actions
     from .processing.observations import check_source, frame_keys
@@ -407,7 +408,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})"
-                         + _stateless_variant_hint(embodiment))
+                         + stateless_hint(embodiment, "--embodiment {}"))
     # a state the embodiment ignores is said to be (`input_warnings`), not refused: `policy.ignored_state_warning`
     if state is not None and embodiment.state_history:
         if len(state) != embodiment.action_dim:
@@ -427,19 +428,6 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                                   actions=args.actions, actions_space=args.actions_space):
         said.say(message)
     return said
-
-
-def _stateless_variant_hint(embodiment: Embodiment) -> str:
-    """For a state-conditioned embodiment, its variant that conditions on no state (`droid/relative_pose` of
-    `droid/joint_pos`), as what to pass where the robot's state is not known (a downloaded clip), or ""."""
-    from .embodiments import get_embodiment
-
-    for variant in embodiment.variants:
-        other = get_embodiment(embodiment.name, variant)
-        if not other.state_history:
-            return (f"; without the robot's state (a clip recorded elsewhere), --embodiment {other.key} conditions "
-                    "on none")
-    return ""
 
 
 def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],

@@ -32,6 +32,7 @@ from .embodiments import (
     get_embodiment,
     list_embodiments,
     read_spec_file,
+    stateless_hint,
 )
 from .fileio import TRAINER_STATE_FILE, read_trainer_state
 from .logcapture import quiet_loading, request_index, said_before
@@ -931,6 +932,7 @@ class Policy:
                 f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "
                 "the command line)" + (f" or an observation dict with {sorted(e.state_keys.values())}" if e.state_keys
                                        else "; the embodiment names no state_keys an observation could carry it in")
+                + stateless_hint(e, "load_policy(..., embodiment={!r})")
             )
         state = physical_state_row(state, e, request.mode)
         self._warn_range(to_model(e, state[None]), "state" if request.state is not None else
