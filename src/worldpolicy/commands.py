@@ -306,14 +306,17 @@ def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
                          + (" for each" if embodiment.composite is not None else ""))
 
 
-def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> bool:
+def _warn_single_view(embodiment: Embodiment, checkpoint: str, flag: str, source: Path, height: int,
+                      width: int) -> bool:
     """One --image/--video for an embodiment that composes several cameras is taken as that composite (a pre-composed
-    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each. True if
-    it was said (the run is told: `Policy.single_view_said`)."""
+    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each, unless
+    `checkpoint` was trained on one such view. True if it was said (the run is told: `Policy.single_view_said`)."""
+    from .policy import trained_frames
     from .processing.observations import single_view_warning
 
     message = single_view_warning(embodiment, f"{flag} {str(source)!r}", height, width,
-                                  " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys))
+                                  " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys),
+                                  trained_frames(checkpoint))
     if message is not None:
         logger.warning("%s", message)
     return message is not None
@@ -364,6 +367,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     no load to learn that an input is wrong or off. `embodiment`: what `Policy.check_pretrained` gave for
     `args.checkpoint` already (`dream` checks it under its own flag), not checked again."""
     from .cli import LOAD_FLAGS, flag_named
+    from .embodiments import stateless_hint
     from .policy import Policy, check_seed, input_warnings
     from .processing.actions import PHYSICAL_FLOAT32_ACCEPTED, beyond_float32, load_actions
     from .processing.observations import check_source, frame_keys
@@ -390,7 +394,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
             shapes[flag] = shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
         except ValueError as exc:  # the clip decoder's "video file 'F': why" names no flag
             raise _flag_for(exc, f"video file {str(source)!r}", f"{flag} {str(source)!r}") from None
-        if not cameras and _warn_single_view(embodiment, flag, source, *shape):
+        if not cameras and _warn_single_view(embodiment, args.checkpoint, flag, source, *shape):
             said.views.append(shape)
     if args.mode == "inverse_dynamics":
         _check_clip(args, sources, cameras, embodiment)
@@ -403,7 +407,8 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
             raise _flag_for(exc, f"actions file {str(Path(args.actions))!r}", f"--actions {args.actions!r}") from None
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
-                         f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
+                         f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})"
+                         + stateless_hint(embodiment, "--embodiment {}"))
     # a state the embodiment ignores is said to be (`input_warnings`), not refused: `policy.ignored_state_warning`
     if state is not None and embodiment.state_history:
         if len(state) != embodiment.action_dim:
@@ -432,6 +437,14 @@ def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tup
     header (`processing.clip.read_clip` refuses the same)."""
     from .processing.observations import clip_fps, clip_from_mapping, load_frames
 
+    if embodiment.state_history and (args.whole_clip or args.start_frame):
+        # a window from clip frame N starts from frame N's state (`ClipWindows.state`): --state is one row, frame 0's
+        flag = "--whole-clip" if args.whole_clip else f"--start-frame {args.start_frame}"
+        raise ValueError(f"{flag}: embodiment {embodiment.key!r} conditions on the robot state, and a window from a "
+                         "later clip frame starts from that frame's state, which --state (one row: frame 0's) cannot "
+                         "give; pass one state row per clip frame in Python (Policy.infer_actions(..., state=rows)), "
+                         "label a dataset that records the state (worldpolicy dataset label), or choose an "
+                         "--embodiment that conditions on no state (worldpolicy embodiments --checkpoint CKPT)")
     if cameras:
         clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
                           embodiment.composite,

@@ -32,6 +32,7 @@ from .embodiments import (
     get_embodiment,
     list_embodiments,
     read_spec_file,
+    stateless_hint,
 )
 from .fileio import TRAINER_STATE_FILE, read_trainer_state
 from .logcapture import quiet_loading, request_index, said_before
@@ -73,6 +74,7 @@ from .processing.observations import (
     recorded_canvas,
     single_view_warning,
     stretch_warning,
+    trained_on_one_view,
     trained_size_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
@@ -934,6 +936,7 @@ class Policy:
                 f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "
                 "the command line)" + (f" or an observation dict with {sorted(e.state_keys.values())}" if e.state_keys
                                        else "; the embodiment names no state_keys an observation could carry it in")
+                + stateless_hint(e, "load_policy(..., embodiment={!r})")
             )
         state = physical_state_row(state, e, request.mode)
         self._warn_range(to_model(e, state[None]), "state" if request.state is not None else
@@ -1010,7 +1013,8 @@ class Policy:
         source = (f"the observation {os.fspath(observation)!r}" if isinstance(observation, (str, os.PathLike))
                   else "the observation")
         message = single_view_warning(e, source, height, width,
-                                      "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}")
+                                      "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}",
+                                      self._trained_frames)
         if message is not None:
             said.add(("view", height, width))
             logger.warning("%s", message)
@@ -1023,7 +1027,8 @@ class Policy:
         if self._trained_frames is None:
             return
         given = sizes_judged(self.embodiment, frames.shape[1:3],
-                             None if views is None else {key: view.shape[1:3] for key, view in views.items()})
+                             None if views is None else {key: view.shape[1:3] for key, view in views.items()},
+                             self._trained_frames)
         if given is None:
             return
         if not self._once(*_size_said(given)):
@@ -1218,16 +1223,17 @@ def _size_said(given: Mapping[str | None, tuple[int, int]]) -> tuple[Any, ...]:
     return ("size", *sorted((str(None if key in SINGLE_VIEW_KEYS else key), tuple(hw)) for key, hw in given.items()))
 
 
-def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
-                 views: Mapping[str, tuple[int, int]] | None) -> dict[str | None, tuple[int, int]] | None:
-    """The (height, width) sizes a run judges against the frames its checkpoint was trained on
-    (`trained_size_warning`): each camera's of a dict (`views`, keyed as `frame_keys` orders them), or the one image's
+def sizes_judged(embodiment: Embodiment, size: tuple[int, int], views: Mapping[str, tuple[int, int]] | None,
+                 trained: Mapping[str, Any]) -> dict[str | None, tuple[int, int]] | None:
+    """The (height, width) sizes a run judges against the frames its checkpoint was trained on (`trained`,
+    `trained_size_warning`): each camera's of a dict (`views`, keyed as `frame_keys` orders them), or the one image's
     or clip's (`size`) against the composed frame; None for one image a composite embodiment takes for a single
-    camera's view, which the single-view warning is about. `predict` judges its files with it before the weights
-    load."""
+    camera's view, which the single-view warning is about, unless the checkpoint was trained on one view
+    (`trained_on_one_view`). `predict` judges its files with it before the weights load."""
     if views is not None:
         return dict(views)
-    if composite_mismatch(*size, embodiment.camera_keys, embodiment.composite) is not None:
+    if (composite_mismatch(*size, embodiment.camera_keys, embodiment.composite) is not None
+            and not trained_on_one_view(embodiment, trained)):
         return None
     return {None: size}
 
@@ -1249,7 +1255,7 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
         said.append(stretch_warning(embodiment, sizes))
     trained = trained_frames(source)
     if trained is not None:
-        given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None)
+        given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None, trained)
         if given is not None:
             said.append(trained_size_warning(trained, given, source))
     said += [frame_rate_warning(str(clip), embodiment.fps) for clip in clips]

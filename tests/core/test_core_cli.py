@@ -147,6 +147,10 @@ def _cuda() -> bool:
             "error: --actions 'FOLDER_JSON' is a folder; accepted: an actions file (.json, .npy, .npz, .csv)\n")),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
+        # a downloaded clip has no state: the variant that needs none is the way on
+        (["--embodiment", "droid"], (
+            "(joint_0, joint_1, joint_2, joint_3, joint_4, joint_5, joint_6, gripper); without the robot's state (a "
+            "clip recorded elsewhere), --embodiment droid/relative_pose conditions on none\n")),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
         # float() reads them, and the policy refused them only after the weights had loaded
         (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], (
@@ -1393,3 +1397,40 @@ def test_a_wrong_path_is_said_before_torch_loads(image_file, tmp_path):
             "dataset eval": f"DATASET: dataset root {nope!r} is not a directory"}
     assert {name: (code, said[name] in err) for name, (code, err) in out.items()} == {
         name: (2, True) for name in said}
+
+
+def test_one_view_for_a_checkpoint_trained_on_one_view_is_judged_by_size_not_as_a_camera(tiny_checkpoint, tmp_path,
+                                                                                         capsys):
+    """A checkpoint fine-tuned on raw clips labelled as a dataset (one pre-composed `observation.image` for a
+    composing embodiment) was told "pass each camera instead" of the very kind of frame it was trained on; such a
+    frame is judged by its size against the trained one instead."""
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    import worldpolicy
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.observations import single_view_warning
+
+    spec = Path(worldpolicy.__file__).parent / "models" / "panda_reach" / "embodiment.json"
+    emb = get_embodiment(spec)
+    one_view = {"cameras": {"observation/image": [48, 64]}, "composed": [48, 64]}
+    assert single_view_warning(emb, "x", 48, 64, "each") is not None
+    assert single_view_warning(emb, "x", 48, 64, "each", one_view) is None
+    assert single_view_warning(emb, "x", 48, 64, "each", {"cameras": {k: [48, 64] for k in emb.camera_keys},
+                                                          "composed": [96, 64]}) is not None
+    ckpt = tmp_path / "tuned"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"frames": one_view}))
+    rng = np.random.default_rng(0)
+    for name, hw in (("same.png", (48, 64)), ("small.png", (24, 32))):
+        Image.fromarray(rng.integers(0, 255, (*hw, 3), dtype=np.uint8)).save(tmp_path / name)
+    base = ["predict", "--checkpoint", str(ckpt), "--embodiment", str(spec), "--prompt", "reach", "--steps", "1",
+            "--no-plots"]
+    assert main([*base, "--image", str(tmp_path / "same.png"), "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "looks like one camera" not in err and "where it was" not in err, err
+    assert main([*base, "--image", str(tmp_path / "small.png"), "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "looks like one camera" not in err and "the observation is 24x32 where it was 48x64" in err, err

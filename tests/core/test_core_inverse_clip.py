@@ -162,6 +162,13 @@ def test_predict_labels_a_whole_clip(tiny_checkpoint, clip, tmp_path, capsys):
     (["--start-frame", "-2"], "--start-frame -2: accepted a frame of the clip, from 0"),
     (["--resample", "--video", "{folder}"], "--resample: --video '{folder}' carries no frame rate to resample from"),
     (["--whole-clip", "--mode", "policy"], "--whole-clip is only used with --mode inverse_dynamics (got --mode policy)"),
+    # a state-conditioned embodiment's later windows need their own frames' state, which one --state row cannot give:
+    # refused once the weights had loaded, or (no --state) asking for a --state that could not have helped
+    (["--whole-clip", "--embodiment", "droid/joint_pos"], (
+        "--whole-clip: embodiment 'droid/joint_pos' conditions on the robot state, and a window from a later clip frame "
+        "starts from that frame's state, which --state (one row: frame 0's) cannot give")),
+    (["--start-frame", "4", "--embodiment", "droid/joint_pos", "--state", "0,0,0,0,0,0,0,0"],
+     "--start-frame 4: embodiment 'droid/joint_pos' conditions on the robot state"),
 ])
 def test_predict_refuses_clip_flags_before_the_weights_load(tiny_checkpoint, clip, tmp_path, capsys, monkeypatch,
                                                             extra, said):
@@ -179,7 +186,8 @@ def test_predict_refuses_clip_flags_before_the_weights_load(tiny_checkpoint, cli
     video = [] if "--video" in extra else ["--video", str(paths["clip"])]
     mode = [] if "--mode" in extra else ["--mode", "inverse"]
     monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
-    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", *mode,
+    embodiment = [] if "--embodiment" in extra else ["--embodiment", "droid/relative_pose"]
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), *embodiment, *mode,
                  *video, *extra, "--prompt", "reach", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert said.format(**paths) in err and "Traceback" not in err, err

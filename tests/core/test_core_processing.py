@@ -2611,6 +2611,17 @@ def test_state_keys_are_the_two_roles_and_a_state_row_without_them_asks_for_stat
                                          r"state_keys"):
         policy._state_row(PolicyRequest({"observation/image": rgb}, "x"))
     assert policy._state_row(PolicyRequest({"observation/image": rgb}, "x", state=[0.0, 0.0, 0.0])) is not None
+    # a clip recorded elsewhere has no state: a registered embodiment's stateless variant is named, one of a dict or
+    # spec file (only its own variant) says nothing more, and is not looked up in the registry (a KeyError)
+    from worldpolicy.embodiments import get_embodiment, stateless_hint, stateless_variant
+
+    assert stateless_variant(policy.embodiment) is None and stateless_hint(policy.embodiment, "{}") == ""
+    assert stateless_variant(get_embodiment("droid/joint_pos")).key == "droid/relative_pose"
+    policy.embodiment = get_embodiment("droid/joint_pos")
+    with pytest.raises(ValueError, match=r"state is required for embodiment 'droid/joint_pos' .*; without the "
+                                         r"robot's state \(a clip recorded elsewhere\), load_policy\(\.\.\., "
+                                         r"embodiment='droid/relative_pose'\) conditions on none$"):
+        policy._state_row(PolicyRequest(rgb, "x"))  # an image or clip: no dict to carry the state in
 
 
 @pytest.mark.parametrize(("requests", "message"), [

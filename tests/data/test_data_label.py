@@ -787,3 +787,34 @@ def test_ctrl_c_after_a_keep_keeps_what_it_kept(policy, tmp_path, monkeypatch):
     with pytest.raises(LabelInterrupted, match=r"2 of 3 episodes labelled are kept in .*out.partial"):
         label_dataset(ds, out, policy, seed=2, batch_size=2)
     assert LeRobotDataset.open(partial).num_episodes == 2
+
+
+def test_the_documented_recipe_makes_a_folder_of_raw_clips_a_dataset_label_takes(policy, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """docs/data.md's raw-videos recipe, run as written on clips at other rates and sizes, a damaged file and one too
+    short at the embodiment's rate: the usable clips become episodes at its rate and size, which `dataset label`
+    labels; the others are skipped, said, and the rest kept."""
+    import re
+
+    from worldpolicy.processing.video import write_video
+
+    docs = (Path(__file__).parents[2] / "docs" / "data.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", docs, re.DOTALL) if "resampled_frames(" in b)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    rng = np.random.default_rng(0)
+    write_video(videos / "a_wide.mp4", rng.integers(0, 255, (12, 36, 64, 3), dtype=np.uint8), fps=20)  # -> 6 frames
+    write_video(videos / "b_portrait.mp4", rng.integers(0, 255, (5, 64, 36, 3), dtype=np.uint8), fps=10)
+    write_video(videos / "c_short.mp4", rng.integers(0, 255, (2, 36, 64, 3), dtype=np.uint8), fps=30)  # -> 1 frame
+    (videos / "d_damaged.mp4").write_bytes((videos / "a_wide.mp4").read_bytes()[:300])
+    monkeypatch.chdir(tmp_path)
+    exec(block.replace("FPS, H, W = 15, 480, 640", "FPS, H, W = 10, 32, 48"), {})  # noqa: S102 - the snippet itself
+    said = capsys.readouterr().out
+    assert "skipped: video file 'videos/d_damaged.mp4' could not be decoded" in said
+    assert "skipped: videos/c_short.mp4 has 1 frame at 10 fps" in said
+    ds = LeRobotDataset.open(tmp_path / "data" / "unlabelled")
+    assert ds.fps == 10 and list(ds.episode_lengths) == [6, 5] and ds.video_keys == ["observation.image"]
+    assert ds.episode(0).videos["observation.image"].shape == (6, 32, 48, 3)
+    _stub(policy, monkeypatch, calls := [])
+    out = label_dataset(ds, tmp_path / "data" / "labelled", policy)
+    assert out.num_episodes == 2 and len(calls) == 2 and out.features["action"]["names"] == ["x", "y"]

@@ -1318,3 +1318,18 @@ def test_keeps_are_spaced_by_their_cost_past_every_s(monkeypatch):
     assert not keeps.due()
     clock[0] += 60.0 / KeepSchedule.COST_SHARE - KeepSchedule.EVERY_S
     assert keeps.due()
+
+
+def test_an_episode_of_another_frame_size_is_refused_saying_one_size_per_video_feature(tmp_path):
+    """Raw clips of several sizes written as episodes: the refusal gave both shapes but not that a video feature
+    holds one frame size (the first episode's), nor what to do."""
+    writer = LeRobotDatasetWriter(tmp_path / "ds", 10, video_codec="libx264rgb")
+    writer.add_episode({}, {"observation.image": np.zeros((3, 16, 24, 3), np.uint8)}, task="t")
+    with pytest.raises(ValueError, match=r"^videos\['observation.image'\] of episode 1 is uint8 \(3, 24, 16, 3\); "
+                                         r"expected uint8 \(3, 16, 24, 3\): a video feature's frames are one size in "
+                                         r"every episode \(16x24, the first episode's or features=\), so resize or "
+                                         r"pad these"):
+        writer.add_episode({}, {"observation.image": np.zeros((3, 24, 16, 3), np.uint8)}, task="t")
+    with pytest.raises(ValueError, match=r"expected uint8 \(3, 16, 24, 3\)$"):  # another dtype: no more said
+        writer.add_episode({}, {"observation.image": np.zeros((3, 16, 24, 3), np.float32)}, task="t")
+    writer.abort()

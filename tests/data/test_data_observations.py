@@ -77,5 +77,12 @@ def test_label_and_frame_read_the_cameras_training_reads():
         _camera_flags(droid, twins, "--image")
     with pytest.raises(ValueError, match=r"^dataset: the videos .* feed the same camera"):
         label_cameras(list(twins), droid)
+    # a dataset of one video (raw clips written as a dataset) for a composing embodiment: the way on is said
+    with pytest.raises(ValueError, match=r"; if its one video 'observation.images.front' shows the composite, name it "
+                                         r"observation.image: `worldpolicy dataset select DATASET --out NEW "
+                                         r"--rename-feature observation.images.front=observation.image`$"):
+        label_cameras(["observation.images.front"], droid)
+    with pytest.raises(ValueError, match=r"with these cameras$"):  # several videos: no one of them is the composite
+        label_cameras(["observation.images.front", "observation.images.top"], droid)
     # a lone file no camera is named as stays predict's --image
     assert _camera_flags(droid, {"observation.images.top": Path("t.png")}, "--image") == ["--image", "t.png"]

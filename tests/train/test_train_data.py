@@ -808,6 +808,11 @@ def test_frames_much_smaller_than_the_resolution_tier_are_warned_about_before_th
     assert "camera observation/image's frames are 96x96, 3 times smaller or more than the 640x640 the tier gives it " \
            "(padded onto the canvas)" in small_frames_warning({"cameras": {"observation/image": [96, 96]},
                                                               "composed": [96, 96]}, pusht)
+    # one pre-composed observation.image for a composing embodiment (what `dataset label` takes): its place is the
+    # whole composed frame; the run crashed (IndexError) before it was judged
+    assert "camera observation/image's frames are 96x128, 3 times smaller or more than" in small_frames_warning(
+        {"cameras": {"observation/image": [96, 128]}, "composed": [96, 128]}, droid)
+    assert small_frames_warning({"cameras": {"observation/image": [540, 640]}, "composed": [540, 640]}, droid) is None
 
     class Stop(Exception):
         pass

@@ -118,10 +118,14 @@ def label_cameras(video_keys: Sequence[str], embodiment: Embodiment) -> dict[str
             raise ValueError(f"dataset: the videos {exc.twins} feed the same camera of embodiment {e.key!r}; give "
                              "each camera one video") from None
         need = "each of" if e.composite is not None else "one of"
+        only = next(iter(video_keys)) if len(video_keys) == 1 else None
+        rename = (f"; if its one video {only!r} shows the composite, name it observation.image: `worldpolicy "
+                  f"dataset select DATASET --out NEW --rename-feature {only}=observation.image`"
+                  if e.composite and only else "")
         raise ValueError(f"dataset: embodiment {e.key!r} takes {need} the cameras {', '.join(e.camera_keys)}"
                          + (" (or one pre-composed observation.image)" if e.composite else "")
                          + f"; by name the dataset's videos are the cameras {exc.named}: choose a checkpoint or "
-                         "--embodiment with these cameras") from None
+                         "--embodiment with these cameras" + rename) from None
 
 
 def label_dataset(

@@ -1387,8 +1387,12 @@ class LeRobotDatasetWriter:
             arr = np.asarray(videos[key])
             h, w = image_hw(self.features[key])
             if arr.dtype != np.uint8 or arr.shape != (length, h, w, 3):
+                resize = arr.dtype == np.uint8 and arr.ndim == 4 and arr.shape[::3] == (length, 3)  # only the size
                 raise ValueError(
                     f"videos[{key!r}] of {where} is {arr.dtype} {arr.shape}; expected uint8 ({length}, {h}, {w}, 3)"
+                    + (f": a video feature's frames are one size in every episode ({h}x{w}, the first episode's or "
+                       "features=), so resize or pad these (clips of several sizes: docs/data.md, Raw videos)"
+                       if resize else "")
                 )
             clips[key] = arr
         return columns, clips, length

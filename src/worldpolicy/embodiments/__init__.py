@@ -663,6 +663,28 @@ def get_embodiment(name: str | Path | Embodiment, variant: str | None = None) ->
     return _build(key, _specs()[key], variant, given)
 
 
+def stateless_variant(embodiment: Embodiment) -> Embodiment | None:
+    """The variant of `embodiment` that conditions on no state (`droid/relative_pose` of `droid/joint_pos`): what runs
+    where the robot's state is not known (a clip recorded elsewhere), or None: it has none, or `embodiment` is not
+    registered (a spec file's has only its own variant)."""
+    for variant in embodiment.variants:
+        try:
+            other = get_embodiment(embodiment, variant)
+        except KeyError:
+            return None
+        if not other.state_history:
+            return other
+    return None
+
+
+def stateless_hint(embodiment: Embodiment, spelled: str) -> str:
+    """What a refusal for a missing state adds: the `stateless_variant` to run without one, its key put in `spelled`
+    as the caller's interface takes it (`"--embodiment {}"`), or ""."""
+    other = stateless_variant(embodiment)
+    return "" if other is None else (f"; without the robot's state (a clip recorded elsewhere), "
+                                     f"{spelled.format(other.key)} conditions on none")
+
+
 def list_embodiments() -> list[str]:
     return sorted(_specs())
 

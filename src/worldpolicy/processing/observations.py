@@ -505,13 +505,24 @@ def camera_key_problems(embodiment: Embodiment, given: Sequence[str]) -> str | N
     return problems or None
 
 
-def single_view_warning(embodiment: Embodiment, source: str, height: int, width: int, pass_each: str) -> str | None:
+def trained_on_one_view(embodiment: Embodiment, trained: Mapping[str, Any] | None) -> bool:
+    """Whether a checkpoint's run (`trained`: its record of the frames, `train.data.trained_frames`, or None) trained
+    `embodiment`, which composes several cameras, on one pre-composed view (a dataset's `observation.image`, such as
+    raw clips labelled with actions): its record names none of the embodiment's cameras. One image or clip is then
+    what the model learned from, not a camera's view to be told apart."""
+    return (trained is not None and embodiment.composite is not None
+            and not set(trained["cameras"]) & set(embodiment.camera_keys))
+
+
+def single_view_warning(embodiment: Embodiment, source: str, height: int, width: int, pass_each: str,
+                        trained: Mapping[str, Any] | None = None) -> str | None:
     """The warning for one image or clip (`source`, e.g. "--image 'a.png'") of `height` x `width` given to an
     embodiment that composes several cameras, when it looks like one camera's view (`composite_mismatch`); None
-    otherwise. `pass_each` says how the caller's interface takes each camera (CLI flags, the agents' `images`)."""
+    otherwise, and for a checkpoint trained on one view (`trained_on_one_view`: its frames' record, `trained`).
+    `pass_each` says how the caller's interface takes each camera (CLI flags, the agents' `images`)."""
     keys = embodiment.camera_keys
     why = composite_mismatch(height, width, keys, embodiment.composite)
-    if why is None:
+    if why is None or trained_on_one_view(embodiment, trained):
         return None
     return (f"{source} is taken as the composite the model was trained on, the {len(keys)} cameras of embodiment "
             f"{embodiment.key!r} ({', '.join(keys)}, {COMPOSITE_LAYOUTS[embodiment.composite]}), but it looks like "

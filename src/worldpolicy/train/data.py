@@ -240,10 +240,13 @@ def small_frames_warning(frames: dict[str, Any], target: Embodiment) -> str | No
     from ..processing.observations import canvas_bin, composite_places
 
     cameras = {key: tuple(frames["cameras"][key]) for key in target.camera_keys if key in frames["cameras"]}
+    # else one pre-composed view (`camera_sources`): its place is the whole composed frame, as an only camera's is
+    composing = bool(cameras) and target.composite
+    cameras = cameras or {key: tuple(hw) for key, hw in frames["cameras"].items()}
     tier = target.resolution_tier
     (height, width), (canvas_h, canvas_w) = canvas_bin(*frames["composed"], tier, target.snap_to_16)
     fit = min(canvas_h / height, canvas_w / width)
-    places = composite_places(cameras, list(cameras), target.composite) if target.composite else cameras
+    places = composite_places(cameras, list(cameras), target.composite) if composing else cameras
     small = []
     for key, (h, w) in cameras.items():
         place_h, place_w = places[key]
