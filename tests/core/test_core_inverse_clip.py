@@ -165,8 +165,8 @@ def test_predict_labels_a_whole_clip(tiny_checkpoint, clip, tmp_path, capsys):
     # a state-conditioned embodiment's later windows need their own frames' state, which one --state row cannot give:
     # refused once the weights had loaded, or (no --state) asking for a --state that could not have helped
     (["--whole-clip", "--embodiment", "droid/joint_pos"], (
-        "--whole-clip: embodiment 'droid/joint_pos' conditions on the robot state, and a window from a later clip frame "
-        "starts from that frame's state, which --state (one row: frame 0's) cannot give")),
+        "--whole-clip: embodiment 'droid/joint_pos' conditions on the robot state, and a window from a later clip "
+        "frame starts from that frame's state, which --state (one row: frame 0's) cannot give")),
     (["--start-frame", "4", "--embodiment", "droid/joint_pos", "--state", "0,0,0,0,0,0,0,0"],
      "--start-frame 4: embodiment 'droid/joint_pos' conditions on the robot state"),
 ])
