@@ -829,3 +829,27 @@ def test_keys_nothing_reads_are_told_once_per_connection_in_the_reply_and_the_lo
     assert [line["conn"] for line in logged] == [1, 2] and logged[0]["detail"] == said[0]
     # a client that sends only what the embodiment reads hears nothing of it
     assert "warnings" not in raw_send(t.url, {k: message[k] for k in ("prompt", *policy.embodiment.camera_keys)})
+
+
+def test_a_state_beyond_float32_once_normalized_fails_only_its_own_request_not_its_batch(serve):
+    """Two robots whose requests meet in one batch (max_batch=2: the batch waits for the second connection's): one
+    sends a gripper of 1e38, inf to the float32 model once normalized by a column of tiny spread. It was refused inside
+    the policy (`ValueError: state contains ...` after its batch failed and ran again one by one); it is now a bad
+    request as it is read, and the other robot's request runs as if it had been alone."""
+    meanstd = dataclasses.replace(StandInPolicy().embodiment, normalization="meanstd",
+                                  stats={"mean": [0.0] * 8, "std": [1.0] * 7 + [0.0]})
+    policy = StandInPolicy(meanstd)
+    t = serve(policy, max_batch=2, max_wait_ms=1000)
+    bad = {**droid_request(np.zeros(7)), "state": np.array([0.0] * 7 + [1e38])}
+    with connect(t.url, max_size=None) as first, connect(t.url, max_size=None) as second:
+        unpackb(first.recv()), unpackb(second.recv())  # both connections are open: a batch waits for both
+        first.send(packb(bad))
+        second.send(packb(droid_request(np.ones(7), "b")))
+        refused, answered = first.recv(timeout=10), unpackb(second.recv(timeout=10))
+        with pytest.raises(websockets.ConnectionClosed):
+            first.recv(timeout=10)
+    assert refused.startswith("bad request: state contains NaN, inf or values beyond float32's range in column "
+                              "'gripper', as given or once normalized by embodiment 'droid/joint_pos''s stats")
+    assert first.close_code == 1011
+    np.testing.assert_allclose(answered["actions"], expected_actions(np.ones(7), "b"))
+    assert policy.batch_sizes == [1] and len(policy.options) == 1  # the bad request never reached the policy
