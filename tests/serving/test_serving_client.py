@@ -510,13 +510,14 @@ def test_connects_with_a_websockets_older_than_15(fake, monkeypatch):
 
     real = client.connect
 
-    def connect_14(uri, *, sock=None, compression="deflate", additional_headers=None, open_timeout=10,
-                   close_timeout=10, max_size=2**20, max_queue=16, create_connection=None,
+    def connect_14(uri, *, sock=None, compression="deflate", additional_headers=None, user_agent_header=None,
+                   open_timeout=10, close_timeout=10, max_size=2**20, max_queue=16, create_connection=None,
                    **kwargs):  # websockets 14.2's signature, less what is not passed
         if kwargs:
             raise TypeError(f"create_connection() got an unexpected keyword argument {next(iter(kwargs))!r}")
         return real(uri, sock=sock, compression=compression, additional_headers=additional_headers,
-                    open_timeout=open_timeout, close_timeout=close_timeout, max_size=max_size, max_queue=max_queue,
+                    user_agent_header=user_agent_header, open_timeout=open_timeout, close_timeout=close_timeout,
+                    max_size=max_size, max_queue=max_queue,
                     create_connection=create_connection, proxy=None, legacy=True)  # 14's direct connection
 
     monkeypatch.setattr(client, "connect", connect_14)

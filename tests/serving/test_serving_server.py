@@ -863,3 +863,27 @@ def test_a_state_beyond_float32_once_normalized_fails_only_its_own_request_not_i
     assert first.close_code == 1011
     np.testing.assert_allclose(answered["actions"], expected_actions(np.ones(7), "b"))
     assert policy.batch_sizes == [1] and len(policy.options) == 1  # the bad request never reached the policy
+
+
+def test_the_connect_line_names_the_client_by_its_user_agent_and_a_remote_policy_by_its_name(serve, caplog):
+    """Several sims on one host were told apart by port alone: the `connect` line now says the client's User-Agent
+    (`client`), a `RemotePolicy(client_name=...)` appending its robot's name; a header is the client's text, so it is
+    cut to `CLIENT_CHARS` and its control characters escaped."""
+    from websockets.http11 import USER_AGENT
+
+    t = serve()
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        with RemotePolicy(t.url, client_name="arm-3") as named:
+            named.act(droid_request(np.zeros(7)), "a")
+            with named._spawn() as peer:  # an act_batch's extra connection says the same name
+                peer.act(droid_request(np.zeros(7)), "b")
+        with RemotePolicy(t.url) as plain:
+            plain.metadata()
+        with connect(t.url, user_agent_header="sim\t" + "x" * 200) as raw:
+            unpackb(raw.recv())  # the connect line is said before the metadata frame is sent
+    clients = [e["client"] for e in (json.loads(r.getMessage()) for r in caplog.records) if e["event"] == "connect"]
+    assert clients == [f"{USER_AGENT} arm-3"] * 2 + [USER_AGENT, "sim\\t" + "x" * 116 + "..."]
+    for bad in ("", "arm\n3", "a" * 65, "bras-é", 3):
+        with pytest.raises(ValueError, match=r"^client_name=.* is invalid; accepted: None, or 1 to 64 printable ASCII"):
+            RemotePolicy(t.url, client_name=bad, connect_now=False)
+    assert serving_server.client_agent([]) is None and serving_server.client_agent(["a", "b\x85"]) == "a, b\\x85"

@@ -70,6 +70,7 @@ __all__ = [
     "api_key_matches",
     "authorized",
     "checked_api_key",
+    "client_agent",
     "close_policy",
     "error_text",
     "event_loop_factory",
@@ -260,6 +261,22 @@ def peer_name(address: Any) -> str | None:
     if isinstance(address, (tuple, list)) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return None if address is None else str(address)
+
+
+CLIENT_CHARS = 120  # of a client's User-Agent, what a `connect` line keeps
+
+
+def client_agent(values: Sequence[str]) -> str | None:
+    """The `connect` line's `client` (both front ends): the client's User-Agent header (its values, from a handshake's
+    headers), so robots on one host are told apart by more than their port: websockets' clients send
+    `Python/3.x websockets/N` (openpi's too), and `RemotePolicy(client_name="arm-3")` appends its name. At most
+    `CLIENT_CHARS` characters of it, `...` saying more were cut, control characters escaped (`\\t`, `\\x85`): a
+    header is the client's text. None where it sends none."""
+    if not values:
+        return None
+    text = ", ".join(values)
+    kept = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:CLIENT_CHARS])
+    return kept + ("..." if len(text) > CLIENT_CHARS else "")
 
 
 def log_failure(event: str, error: BaseException, **fields: Any) -> None:
@@ -771,7 +788,8 @@ class PolicyServer:
         self._metrics.connections.inc()
         # read once, while open: a closed TLS transport no longer knows its peer (its lines said "peer": null)
         peer = peer_name(ws.remote_address)
-        _log(logging.INFO, "connect", conn=conn, peer=peer)
+        _log(logging.INFO, "connect", conn=conn, peer=peer,
+             client=client_agent(ws.request.headers.get_all("User-Agent")))
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
         opened, answered, slowest = time.perf_counter(), 0, None
