@@ -126,6 +126,10 @@ def test_health_ready_and_metrics(serve):
         assert name in text
     assert metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
     assert metric(t, "worldpolicy_ready") == 1.0
+    # each request's wait for its batch, the very number its reply's queue_ms says
+    queue_ms = [raw_send(t.url, droid_request(np.zeros(7)))["server_timing"]["queue_ms"] for _ in range(2)]
+    assert metric(t, "worldpolicy_queue_wait_seconds_count") == 3.0
+    assert metric(t, "worldpolicy_queue_wait_seconds_sum") >= sum(queue_ms) / 1000 > 0
     # the process's own, as a Prometheus user expects of any exporter: a restart, open files against the limit
     assert metric(t, "process_start_time_seconds") > 0
     assert 0 < metric(t, "process_open_fds") < metric(t, "process_max_fds")

@@ -552,6 +552,10 @@ class _Metrics:
         self.batch_size = Histogram(
             "worldpolicy_batch_size", "Requests per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
+        self.queue_wait = Histogram(
+            "worldpolicy_queue_wait_seconds", "Per request, from its arrival to the start of its batch (a reply's "
+            "queue_ms)", buckets=_SECONDS_BUCKETS, registry=r
+        )
         self.connections, self.ready, self.info = state_metrics(r)
         self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
@@ -1107,7 +1111,7 @@ class PolicyServer:
             if not job.future.done():
                 job.future.set_result(result)
         # observed after the replies are sent: set_result only schedules each waiting task, behind this callback
-        self._loop.call_soon(self._observe_batch, len(batch), finished - started)
+        self._loop.call_soon(self._observe_batch, batch, started, finished)
 
     def _worker_died(self, batch: list[_Job], error: str) -> None:
         """Event loop: the worker thread ended inside the policy with an exception that is no request's error
@@ -1124,9 +1128,12 @@ class PolicyServer:
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
 
-    def _observe_batch(self, size: int, seconds: float) -> None:
-        self._metrics.batch_size.observe(size)
-        self._metrics.inference.observe(seconds)
+    def _observe_batch(self, batch: list[_Job], started: float, finished: float) -> None:
+        metrics = self._metrics
+        metrics.batch_size.observe(len(batch))
+        metrics.inference.observe(finished - started)
+        for job in batch:  # each request's wait, as its reply's queue_ms says it
+            metrics.queue_wait.observe(started - job.enqueued)
 
     # -------------------------------------------------------------------------------------------- watchdog
     async def _watch(self, limit: float) -> None:
