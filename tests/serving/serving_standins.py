@@ -40,9 +40,12 @@ class StandInPolicy:
     zero-padded or cut to its columns."""
 
     def __init__(self, embodiment: str | Embodiment = "droid", batch_cost_s: float = 0.0,
-                 batching: bool = True) -> None:
+                 batching: bool = True, gate: threading.Event | None = None) -> None:
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.batch_cost_s = batch_cost_s
+        # a call waits inside the policy until the test sets it (at most 30 s): what the server does meanwhile is
+        # then asserted without a clock
+        self.gate = gate
         self.batch_sizes: list[int] = []
         self.running = threading.Event()  # set while a call is in progress (to kill clients mid-inference)
         self.calls = 0
@@ -90,6 +93,8 @@ class StandInPolicy:
         self.batch_sizes.append(n)
         if self.batch_cost_s:
             time.sleep(self.batch_cost_s)
+        if self.gate is not None:
+            self.gate.wait(30)
         self.running.clear()
 
     def act(self, observation, prompt, *, seed=None, steps=None, guidance=None, decode_video=False, **extra):

@@ -359,3 +359,39 @@ def test_keys_nothing_reads_are_named_with_the_keys_the_embodiment_reads():
     assert under is None  # the client's names are the ones read
     many = ObservationAdapter(DROID).unread_keys_warning({**message, **{f"k{i}": 1 for i in range(20)}})
     assert "'k15' and 4 more are not read" in many and "the state keys 'observation/joint_position'" in many
+
+
+def test_a_state_or_actions_beyond_float32_once_normalized_are_refused_as_the_request_is_read():
+    """A 1e38 gripper is within float32, and 1e44 once normalized by a column whose std is at its floor: the policy
+    refused it (`physical_state_row`, `load_actions`) as a ValueError inside the batch the request had joined, which
+    then ran again one request at a time. Refused here as a bad request naming the key and the column; an embodiment
+    that does not condition on the state ignores it, and normalized actions are the model's own numbers."""
+    import dataclasses
+
+    meanstd = dataclasses.replace(DROID, normalization="meanstd", stats={"mean": [0.0] * 8, "std": [1.0] * 7 + [0.0]})
+    adapter, base = ObservationAdapter(meanstd), droid_request(np.zeros(7))
+    huge = np.array([0.0] * 7 + [1e38])
+    normalized = r"in column 'gripper', as given or once normalized by embodiment 'droid/joint_pos'\'s stats; accepted"
+    with pytest.raises(RequestError, match="^state contains NaN, inf or values beyond float32's range " + normalized):
+        adapter.parse({**base, "state": huge})
+    keys = r"^the state row read from 'observation/joint_position' and 'observation/gripper_position'"
+    with pytest.raises(RequestError, match=keys + r" \(the latest row: the current state\) contains .* " + normalized):
+        adapter.parse({**base, "observation/gripper_position": np.array([[0.0], [1e38]])})
+    adapter.parse({**base, "observation/gripper_position": np.array([[1e38], [0.0]])})  # an earlier row: not read
+    clip = {**base, "mode": "inverse_dynamics", "video": np.zeros((2, 4, 4, 3), np.uint8),
+            "observation/gripper_position": np.array([1e38, 0.0])}
+    with pytest.raises(RequestError, match=keys + r" \(the row at the clip's first frame\) contains .* " + normalized):
+        adapter.parse(clip)
+    actions = np.zeros((4, 8))
+    actions[2, 7] = 1e38
+    imagine = {**base, "mode": "forward_dynamics", "actions": actions}
+    with pytest.raises(RequestError, match="^actions contains NaN, inf or values beyond float32's range " + normalized):
+        adapter.parse(imagine)
+    assert adapter.parse({**imagine, "actions_space": "normalized"}).actions[2, 7] == 1e38
+    # not normalized (the registry's DROID), or not read (an embodiment without state conditioning): as given
+    assert ObservationAdapter(DROID).parse({**base, "state": huge}).options["state"][7] == 1e38
+    bridge = dataclasses.replace(get_embodiment("bridge"), stats={"mean": [0.0] * 10, "std": [0.0] * 10},
+                                 normalization="meanstd")
+    image = {IMAGE_KEY: np.zeros((8, 8, 3), np.uint8), "prompt": "go", "state": np.full(10, 1e38)}
+    assert ObservationAdapter(bridge).parse(image).options["state"][0] == 1e38
+    assert all_float32(huge) and not all_float32(huge, meanstd) and all_float32(huge, DROID)

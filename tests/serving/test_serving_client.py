@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -386,8 +387,9 @@ def test_not_a_websocket_server():
         listener.close()
 
 
-def _blocking_server(block_s: float) -> tuple[str, Callable[[], None]]:
-    """Like the reference openpi server: inference blocks its event loop, so it answers no ping and no close frame."""
+def _blocking_server(release: threading.Event) -> tuple[str, Callable[[], None]]:
+    """Like the reference openpi server: inference blocks its event loop (until `release` is set, at most 60 s), so it
+    answers no ping and no close frame."""
     import asyncio
 
     from websockets.asyncio.server import serve
@@ -398,7 +400,7 @@ def _blocking_server(block_s: float) -> tuple[str, Callable[[], None]]:
     async def handler(ws) -> None:
         await ws.send(packb({}))
         async for _ in ws:
-            time.sleep(block_s)  # noqa: ASYNC251 - blocking the loop on purpose, as the reference server does
+            release.wait(60)  # blocking the loop on purpose, as the reference server does
             await ws.send(packb(REPLY))
 
     async def main() -> None:
@@ -414,15 +416,21 @@ def _blocking_server(block_s: float) -> tuple[str, Callable[[], None]]:
 
 
 def test_read_timeout_is_kept_when_the_server_is_wedged():
-    url, stop = _blocking_server(block_s=3.0)
+    """The call ends at read_timeout_s, without a closing handshake with a server that cannot answer it: one waited
+    for close_timeout (the connect timeout, 600 s here), so the call would still be running when the server is
+    released."""
+    release = threading.Event()
+    url, stop = _blocking_server(release)
     try:
-        policy = RemotePolicy(url, read_timeout_s=0.3)
-        assert policy._ws.ping_timeout is None  # pings never end a connection: read_timeout_s alone means "silent"
-        t0 = time.perf_counter()
-        with pytest.raises(ServerTimeoutError, match=r"within read_timeout_s=0.3 s: .* needs a larger read_timeout_s"):
-            policy.act(droid_request(np.zeros(7)), "a")
-        assert time.perf_counter() - t0 < 1.5  # no closing handshake with a server that cannot answer it
+        with ThreadPoolExecutor(1) as pool:
+            policy = RemotePolicy(url, read_timeout_s=0.3, connect_timeout_s=600)
+            assert policy._ws.ping_timeout is None  # pings never end a connection: read_timeout_s alone means "silent"
+            pending = pool.submit(policy.act, droid_request(np.zeros(7)), "a")
+            with pytest.raises(ServerTimeoutError, match=r"within read_timeout_s=0.3 s: .* a larger read_timeout_s"):
+                pending.result(30)  # a hang guard: a closing handshake would wait 600 s
+            assert not release.is_set()  # the server is still wedged: the call did not wait for it
     finally:
+        release.set()
         stop()
 
 
@@ -510,13 +518,14 @@ def test_connects_with_a_websockets_older_than_15(fake, monkeypatch):
 
     real = client.connect
 
-    def connect_14(uri, *, sock=None, compression="deflate", additional_headers=None, open_timeout=10,
-                   close_timeout=10, max_size=2**20, max_queue=16, create_connection=None,
+    def connect_14(uri, *, sock=None, compression="deflate", additional_headers=None, user_agent_header=None,
+                   open_timeout=10, close_timeout=10, max_size=2**20, max_queue=16, create_connection=None,
                    **kwargs):  # websockets 14.2's signature, less what is not passed
         if kwargs:
             raise TypeError(f"create_connection() got an unexpected keyword argument {next(iter(kwargs))!r}")
         return real(uri, sock=sock, compression=compression, additional_headers=additional_headers,
-                    open_timeout=open_timeout, close_timeout=close_timeout, max_size=max_size, max_queue=max_queue,
+                    user_agent_header=user_agent_header, open_timeout=open_timeout, close_timeout=close_timeout,
+                    max_size=max_size, max_queue=max_queue,
                     create_connection=create_connection, proxy=None, legacy=True)  # 14's direct connection
 
     monkeypatch.setattr(client, "connect", connect_14)

@@ -224,11 +224,10 @@ def test_a_request_outliving_the_drain_timeout_is_abandoned_and_the_exit_code_sa
             pending = pool.submit(policy.act, droid_request(np.zeros(7)), "too slow")
             time.sleep(0.4)  # the request is inside the 30 s inference
             proc.send_signal(signal.SIGTERM)
-            t0 = time.monotonic()
             with pytest.raises(ServerClosedError, match="1001"):
                 pending.result(10)
-        assert proc.wait(10) == 1  # ended at the drain deadline, without waiting for (or aborting inside) the policy
-        assert time.monotonic() - t0 < 5
+        # ended at the drain deadline (its inference takes 30 s), without waiting for (or aborting inside) the policy
+        assert proc.wait(10) == 1
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

@@ -178,7 +178,8 @@ def test_handshakes_past_max_connections_wait_in_a_bounded_queue(ray_endpoint):
 class _FakeSocket:
     """One binary frame, then a disconnect; records what the ingress sends (no Ray cluster needed)."""
 
-    headers = type("Headers", (), {"getlist": lambda self, key: []})()
+    # Starlette's headers: a client's User-Agent, a tab in it (the `connect` line escapes it)
+    headers = type("Headers", (), {"getlist": lambda self, key: ["sim\tarm-3"] if key == "user-agent" else []})()
     client = None
 
     def __init__(self) -> None:
@@ -323,7 +324,9 @@ def test_a_client_gone_mid_request_is_vanished_and_refusals_are_logged(caplog):
     text = generate_latest(ingress.registry).decode()
     assert 'status="vanished"} 1.0' in text and 'status="ok"' not in text
     events = [r.getMessage() for r in caplog.records]
-    assert any('"event": "vanished"' in e for e in events) and any('"event": "connect"' in e for e in events)
+    assert any('"event": "vanished"' in e for e in events)
+    # which robot: its User-Agent, as the single server says it (`client_agent`)
+    assert any('"event": "connect"' in e and '"client": "sim\\\\tarm-3"' in e for e in events)
     assert any('"event": "refused"' in e and '"status": "bad_request"' in e for e in events)
     assert any('"event": "disconnect"' in e and '"requests": 0' in e for e in events)  # nothing was answered
     caplog.clear()

@@ -126,6 +126,10 @@ def test_health_ready_and_metrics(serve):
         assert name in text
     assert metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
     assert metric(t, "worldpolicy_ready") == 1.0
+    # each request's wait for its batch, the very number its reply's queue_ms says
+    queue_ms = [raw_send(t.url, droid_request(np.zeros(7)))["server_timing"]["queue_ms"] for _ in range(2)]
+    assert metric(t, "worldpolicy_queue_wait_seconds_count") == 3.0
+    assert metric(t, "worldpolicy_queue_wait_seconds_sum") >= sum(queue_ms) / 1000 > 0
     # the process's own, as a Prometheus user expects of any exporter: a restart, open files against the limit
     assert metric(t, "process_start_time_seconds") > 0
     assert 0 < metric(t, "process_open_fds") < metric(t, "process_max_fds")
@@ -136,17 +140,23 @@ def test_health_ready_and_metrics(serve):
 
 
 def test_healthz_answers_while_inference_runs(serve):
-    stand_in = StandInPolicy(batch_cost_s=1.5)
+    """The policy holds its call until /healthz, a handshake and the metadata frame have been answered: a server
+    that served them only between batches would answer none of them (http_get's 10 s timeout fails the test)."""
+    release = threading.Event()
+    stand_in = StandInPolicy(gate=release)
     t = serve(stand_in)
-    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
-        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "slow")
-        assert stand_in.running.wait(5)
-        t0 = time.perf_counter()
-        assert http_get(t.url, "/healthz") == (200, "OK\n")
-        with RemotePolicy(t.url) as second:  # handshake + metadata also proceed during inference
-            assert second.metadata()["embodiment"] == "droid/joint_pos"
-        assert time.perf_counter() - t0 < 0.5 and stand_in.running.is_set()
-        assert pending.result(10).actions.shape == (32, 8)
+    try:
+        with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+            pending = pool.submit(policy.act, droid_request(np.zeros(7)), "slow")
+            assert stand_in.running.wait(5)
+            assert http_get(t.url, "/healthz") == (200, "OK\n")
+            with RemotePolicy(t.url) as second:  # handshake + metadata also proceed during inference
+                assert second.metadata()["embodiment"] == "droid/joint_pos"
+            assert stand_in.running.is_set() and not pending.done()  # all of it while the call was held
+            release.set()
+            assert pending.result(10).actions.shape == (32, 8)
+    finally:
+        release.set()
 
 
 def test_readyz_is_503_until_the_loader_finishes_and_the_log_says_each_stage(caplog):
@@ -509,17 +519,21 @@ def test_drain_waits_for_the_batch_of_a_client_that_left(serve):
 
 
 def test_a_request_outliving_the_drain_timeout_is_abandoned(serve, caplog):
-    stand_in = StandInPolicy(batch_cost_s=2.0)
+    release = threading.Event()  # the batch is held inside the policy until the server has stopped
+    stand_in = StandInPolicy(gate=release)
     t = serve(stand_in, drain_timeout_s=0.2)
-    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
-        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "too slow")
-        assert stand_in.running.wait(5)
-        t0 = time.monotonic()
-        with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
-            t.stop()
-        assert time.monotonic() - t0 < 1.5  # the drain timeout, not the batch: the daemon worker finishes on its own
-        with pytest.raises(ServerClosedError, match="1001"):
-            pending.result(5)
+    try:
+        with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+            pending = pool.submit(policy.act, droid_request(np.zeros(7)), "too slow")
+            assert stand_in.running.wait(5)
+            with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+                t.stop()
+            # stopped at the drain timeout, the batch still inside the policy: the daemon worker finishes on its own
+            assert stand_in.running.is_set()
+            with pytest.raises(ServerClosedError, match="1001"):
+                pending.result(5)
+    finally:
+        release.set()
     requests = t.server._metrics.requests
     assert requests.labels("abandoned")._value.get() == 1 and requests.labels("vanished")._value.get() == 0
     assert '{"event": "abandoned", "requests": 1, "drain_timeout_s": 0.2, "worker": "busy"}' in caplog.text
@@ -829,3 +843,51 @@ def test_keys_nothing_reads_are_told_once_per_connection_in_the_reply_and_the_lo
     assert [line["conn"] for line in logged] == [1, 2] and logged[0]["detail"] == said[0]
     # a client that sends only what the embodiment reads hears nothing of it
     assert "warnings" not in raw_send(t.url, {k: message[k] for k in ("prompt", *policy.embodiment.camera_keys)})
+
+
+def test_a_state_beyond_float32_once_normalized_fails_only_its_own_request_not_its_batch(serve):
+    """Two robots whose requests meet in one batch (max_batch=2: the batch waits for the second connection's): one
+    sends a gripper of 1e38, inf to the float32 model once normalized by a column of tiny spread. It was refused inside
+    the policy (`ValueError: state contains ...` after its batch failed and ran again one by one); it is now a bad
+    request as it is read, and the other robot's request runs as if it had been alone."""
+    meanstd = dataclasses.replace(StandInPolicy().embodiment, normalization="meanstd",
+                                  stats={"mean": [0.0] * 8, "std": [1.0] * 7 + [0.0]})
+    policy = StandInPolicy(meanstd)
+    t = serve(policy, max_batch=2, max_wait_ms=1000)
+    bad = {**droid_request(np.zeros(7)), "state": np.array([0.0] * 7 + [1e38])}
+    with connect(t.url, max_size=None) as first, connect(t.url, max_size=None) as second:
+        unpackb(first.recv()), unpackb(second.recv())  # both connections are open: a batch waits for both
+        first.send(packb(bad))
+        second.send(packb(droid_request(np.ones(7), "b")))
+        refused, answered = first.recv(timeout=10), unpackb(second.recv(timeout=10))
+        with pytest.raises(websockets.ConnectionClosed):
+            first.recv(timeout=10)
+    assert refused.startswith("bad request: state contains NaN, inf or values beyond float32's range in column "
+                              "'gripper', as given or once normalized by embodiment 'droid/joint_pos''s stats")
+    assert first.close_code == 1011
+    np.testing.assert_allclose(answered["actions"], expected_actions(np.ones(7), "b"))
+    assert policy.batch_sizes == [1] and len(policy.options) == 1  # the bad request never reached the policy
+
+
+def test_the_connect_line_names_the_client_by_its_user_agent_and_a_remote_policy_by_its_name(serve, caplog):
+    """Several sims on one host were told apart by port alone: the `connect` line now says the client's User-Agent
+    (`client`), a `RemotePolicy(client_name=...)` appending its robot's name; a header is the client's text, so it is
+    cut to `CLIENT_CHARS` and its control characters escaped."""
+    from websockets.http11 import USER_AGENT
+
+    t = serve()
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        with RemotePolicy(t.url, client_name="arm-3") as named:
+            named.act(droid_request(np.zeros(7)), "a")
+            with named._spawn() as peer:  # an act_batch's extra connection says the same name
+                peer.act(droid_request(np.zeros(7)), "b")
+        with RemotePolicy(t.url) as plain:
+            plain.metadata()
+        with connect(t.url, user_agent_header="sim\t" + "x" * 200) as raw:
+            unpackb(raw.recv())  # the connect line is said before the metadata frame is sent
+    clients = [e["client"] for e in (json.loads(r.getMessage()) for r in caplog.records) if e["event"] == "connect"]
+    assert clients == [f"{USER_AGENT} arm-3"] * 2 + [USER_AGENT, "sim\\t" + "x" * 116 + "..."]
+    for bad in ("", "arm\n3", "a" * 65, "bras-é", 3):
+        with pytest.raises(ValueError, match=r"^client_name=.* is invalid; accepted: None, or 1 to 64 printable ASCII"):
+            RemotePolicy(t.url, client_name=bad, connect_now=False)
+    assert serving_server.client_agent([]) is None and serving_server.client_agent(["a", "b\x85"]) == "a, b\\x85"

@@ -16,7 +16,7 @@ physical, `action_prefix` [d, action_dim] physical (policy mode: real-time chunk
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,14 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..policy import observation_state
-from ..processing.actions import ACTION_SPACES, FLOAT32_ACCEPTED, FLOAT32_MAX, action_prefix_rows
+from ..processing.actions import (
+    ACTION_SPACES,
+    FLOAT32_ACCEPTED,
+    FLOAT32_MAX,
+    PHYSICAL_FLOAT32_ACCEPTED,
+    action_prefix_rows,
+    beyond_float32,
+)
 from ..processing.observations import composite_places
 from ..processing.prompts import check_length
 from ..results import MODES
@@ -65,16 +72,22 @@ class WireRequest:
 
 
 _FEW = 32  # values; up to this many, `all_float32` reads Python floats
+_NORMALIZES_SAFELY = 1e30  # physical values up to this size are normalized to be judged only where stats need it
 
 
-def all_float32(array: np.ndarray) -> bool:
+def all_float32(array: np.ndarray, embodiment: Embodiment | None = None) -> bool:
     """No NaN, inf or value beyond float32's range (`FLOAT32_ACCEPTED`: the model computes in float32, where 1e308 is
-    inf and its actions NaN) in a numeric array. A few values (joint state) are read as Python floats, cheaper than
+    inf and its actions NaN) in a numeric array. With `embodiment`, `array` holds physical rows [..., action_dim] (a
+    state row, forward-dynamics actions), judged once normalized too, as the policy reads them (`beyond_float32`: a
+    1e38 in a column of tiny spread is inf to the model): refused here, one robot's request, rather than inside a
+    batch it would have failed. A few values (joint state) are read as Python floats, cheaper than
     numpy's ufunc set-up: NaN and inf survive a sum, and only huge finite values could overflow it, which numpy then
     checks; min and max bound the rest. More (an action chunk) go to numpy's C reductions straight, not through
     `ndarray.all()`'s Python wrapper: a 32 x 8 chunk as 256 Python floats cost ~40 k more instructions per reply
     (docs/serving.md, "Measured"; a sum or dot product in numpy instead warns on overflow, and a dot product wakes
     OpenBLAS's threads)."""
+    if embodiment is not None:
+        return not beyond_float32(array, embodiment).any()
     if array.size <= _FEW:
         values = array.ravel().tolist()
         if math.isfinite(sum(values)):
@@ -103,7 +116,11 @@ def _shapes(ndim: tuple[int, ...], width: int | None) -> str:
     return (f"last axis {width}, " if width is not None else "") + f"ndim in {ndim}"
 
 
-def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | None = None) -> np.ndarray:
+def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | None = None,
+                   normalized_by: Callable[[np.ndarray], Embodiment | None] | None = None) -> np.ndarray:
+    """`value` as a float64 array of an accepted shape, within float32 (`all_float32`), and once normalized by the
+    embodiment `normalized_by(array)` names, if any (`ObservationAdapter._normalized_by`: `value` being its physical
+    rows)."""
     if isinstance(value, np.ndarray):
         array = value
     elif isinstance(value, (int, float, list, np.generic)):
@@ -123,8 +140,22 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
         raise RequestError(f"{key} has shape {shape}; accepted: {_shapes(ndim, width)}")
     array = array.astype(np.float64)  # a writable copy, whatever the wire dtype
     if not all_float32(array):
-        raise RequestError(f"{key} contains NaN, inf or values beyond float32's range; accepted: {FLOAT32_ACCEPTED}")
+        raise _beyond(key, array, None)
+    if normalized_by is not None and (embodiment := normalized_by(array)) is not None and \
+            not all_float32(array, embodiment):
+        raise _beyond(key, array, embodiment)
     return array
+
+
+def _beyond(key: str, array: np.ndarray, embodiment: Embodiment | None) -> RequestError:
+    """The refusal of `array` (read from `key`) that `all_float32` judged out of float32; with `embodiment`, naming
+    the first column out (as given or once normalized) and what a physical row accepts."""
+    if embodiment is None:
+        return RequestError(f"{key} contains NaN, inf or values beyond float32's range; accepted: {FLOAT32_ACCEPTED}")
+    column = embodiment.columns[np.argwhere(beyond_float32(array, embodiment))[0][-1]]
+    return RequestError(f"{key} contains NaN, inf or values beyond float32's range in column {column!r}, as given or "
+                        f"once normalized by embodiment {embodiment.key!r}'s stats; accepted: "
+                        f"{PHYSICAL_FLOAT32_ACCEPTED}")
 
 
 def check_key_map(embodiment: Embodiment, key_map: Mapping[str, str], what: str = "key_map") -> None:
@@ -169,6 +200,12 @@ class ObservationAdapter:
         self._state_name = self.key_map.get(STATE_KEY, STATE_KEY)  # the client's name of the whole state row
         self._read = frozenset(self._names.values()) | (OPTION_KEYS - {STATE_KEY}) | {self._state_name} | WIRE_KEYS
         self.shared_cameras_warning = _shared_cameras_warning(embodiment, self._cameras)
+        # whether physical values within +-_NORMALIZES_SAFELY stay within float32 once normalized by these stats,
+        # asked once of the one judge (`beyond_float32`; normalizing is affine per column): then a request's state and
+        # actions are normalized to be judged only beyond that, as a 1e38 gripper is, and a robot's usual request pays
+        # a max() and not a normalization (~25 us per request, on the event loop)
+        probe = np.array([[_NORMALIZES_SAFELY] * embodiment.action_dim, [-_NORMALIZES_SAFELY] * embodiment.action_dim])
+        self._normalizes_safely = not beyond_float32(probe, embodiment).any()
 
     @property
     def observation_keys(self) -> list[str]:
@@ -223,7 +260,9 @@ class ObservationAdapter:
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
         if self._state_name in message:
             name = self._state_name
-            state = _check_numeric(name, message[name], ndim=(1,), width=self.embodiment.action_dim)
+            e = self.embodiment  # judged once normalized where the policy reads it (else it ignores it)
+            state = _check_numeric(name, message[name], ndim=(1,), width=e.action_dim,
+                                   normalized_by=self._normalized_by if e.state_history else None)
             request.options["state"] = state
         if message.get("action_prefix") is not None:  # read as the local Policy reads it
             try:
@@ -236,19 +275,20 @@ class ObservationAdapter:
             if "state" not in request.options and (row := self._clip_state(message)) is not None:
                 request.options["state"] = row  # an explicit `state` wins, as it does for the local Policy
             return request
-        request.observation = self._observation(message, state_given="state" in request.options)
+        request.observation = self._observation(message, mode, state_given="state" in request.options)
         if mode == "forward_dynamics":
             e = self.embodiment
-            request.actions = _check_numeric("actions", message.get("actions"), ndim=(2,), width=e.action_dim)
             space = message.get("actions_space")
             if space is not None:
                 if space not in ACTION_SPACES:
                     accepted = ", ".join(ACTION_SPACES)
                     raise RequestError(f"actions_space={space!r:.60} is not supported; accepted: {accepted}")
                 request.options["actions_space"] = space
+            request.actions = _check_numeric("actions", message.get("actions"), ndim=(2,), width=e.action_dim,
+                                             normalized_by=None if space == "normalized" else self._normalized_by)
         return request
 
-    def _observation(self, message: Mapping[str, Any], state_given: bool = False) -> Any:
+    def _observation(self, message: Mapping[str, Any], mode: str, state_given: bool = False) -> Any:
         e, names = self.embodiment, self._names
         if (image_key := names[IMAGE_KEY]) in message:
             images = {IMAGE_KEY: _check_image(image_key, message[image_key])}
@@ -270,8 +310,8 @@ class ObservationAdapter:
                 )
             images = {k: _check_image(wire, message[wire]) for k, wire in self._cameras}
         state = self._state(message, required=e.state_history > 0 and not state_given)
-        if e.state_history and not state_given and state:  # read as the state: its shapes are checked here
-            self._check_state_shapes(state, "the latest row: the current state")
+        if e.state_history and not state_given and state:  # read as the state: its shapes and row are checked here
+            self._state_row(state, mode, "the latest row: the current state")
         if e.state_history and not e.state_keys and not state_given:
             raise RequestError(f"missing key {self._state_name!r} ({e.action_dim} values: {', '.join(e.columns)}) "
                                f"required by embodiment {e.key!r}, which conditions on the robot state and names no "
@@ -308,13 +348,15 @@ class ObservationAdapter:
         if not e.state_history or not any(wire in message for _, _, wire in self._state_keys):
             return None
         state = self._state(message, required=True)
-        self._check_state_shapes(state, "the row at the clip's first frame")
-        return observation_state(state, e, "inverse_dynamics")
+        row = self._state_row(state, "inverse_dynamics", "the row at the clip's first frame")
+        return observation_state(state, e, "inverse_dynamics") if row is None else row
 
-    def _check_state_shapes(self, state: Mapping[str, np.ndarray], row: str) -> None:
-        """Refuse state keys of a shape the policy cannot read (a 6-axis arm's joints, an empty gripper) as a bad
-        request naming the client's key, before any inference: inside the policy it failed as a `ValueError` and
-        cost the batch the request had joined. `row` says which row is read."""
+    def _state_row(self, state: Mapping[str, np.ndarray], mode: str, row: str) -> np.ndarray | None:
+        """Refuse state keys the policy cannot read as a bad request naming the client's keys, before any inference:
+        keys of a shape it cannot read (a 6-axis arm's joints, an empty gripper), or whose row (`observation_state`)
+        is out of float32 once normalized (`all_float32`). Inside the policy either failed as a `ValueError` and cost
+        the batch the request had joined. `row` says which row is read. The row, where it was worked out to be judged
+        (None where its values cannot leave float32, `_normalized_by`)."""
         e = self.embodiment
         for role, key, wire in self._state_keys:
             value, n = state[key], (e.action_dim - 1 if role == "joints" else 1)
@@ -322,6 +364,21 @@ class ObservationAdapter:
                 accepted = f"[{n}] or [T, {n}] with T >= 1" if role == "joints" else "scalar, [T] or [T, 1] with T >= 1"
                 raise RequestError(f"{wire} has shape {value.shape}; embodiment {e.key!r} reads {role} as "
                                    f"{accepted} ({row})")
+        if (judge := self._normalized_by(*state.values())) is None:
+            return None
+        values = observation_state(state, e, mode)
+        if not all_float32(values, judge):
+            keys = " and ".join(repr(wire) for _, _, wire in self._state_keys)
+            raise _beyond(f"the state row read from {keys} ({row})", values, judge)
+        return values
+
+    def _normalized_by(self, *arrays: np.ndarray) -> Embodiment | None:
+        """The embodiment physical `arrays` (within float32 as given) are judged by once normalized (`all_float32`),
+        or None where they cannot leave float32 once normalized (`_normalizes_safely`): no value beyond the bound."""
+        if self._normalizes_safely and all(max(map(abs, a.ravel().tolist()), default=0.0) <= _NORMALIZES_SAFELY
+                                           for a in arrays):
+            return None
+        return self.embodiment
 
     def _single_camera(self, message: Mapping[str, Any]) -> str | None:
         """The camera an embodiment without a composite reads: its first camera key present, else `image`."""

@@ -40,6 +40,7 @@ with extra_imports():
     import websockets
     from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
     from websockets.frames import CloseCode
+    from websockets.http11 import USER_AGENT
     from websockets.protocol import State
     from websockets.sync.client import ClientConnection, connect
     from websockets.uri import parse_uri
@@ -262,6 +263,21 @@ def _tls_context(url: str, ca_file: str | os.PathLike | None) -> ssl.SSLContext 
                          "certificate(s) that signed the server's, or its self-signed certificate") from None
 
 
+CLIENT_NAME_CHARS = 64  # a `client_name`, appended to the User-Agent a server logs (at most 120 characters of it)
+
+
+def _client_name(name: str | None) -> str | None:
+    """A `client_name` as a User-Agent header carries it, or an error naming what is accepted: a header holds no
+    control characters, and a server's `connect` line keeps only the start of a long one."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip() or len(name) > CLIENT_NAME_CHARS or \
+            any(not c.isprintable() or not c.isascii() for c in name):
+        raise ValueError(f"client_name={name!r:.80} is invalid; accepted: None, or 1 to {CLIENT_NAME_CHARS} printable "
+                         "ASCII characters naming this client (a robot: 'arm-3'), sent in its User-Agent header")
+    return name.strip()
+
+
 def _api_key(key: str | None) -> str | None:
     """The key as a header can carry it: without surrounding whitespace (a key read from a file or a Kubernetes secret
     ends in a newline, which the server strips from its own key too); an empty one is none. Errors never show it."""
@@ -338,8 +354,9 @@ class RemotePolicy:
     first announced is held to on every reconnect. `proxy`: None connects directly (default), True through the
     environment's proxy settings, or a proxy URL (websockets >= 15). `ca_file`: for a wss:// server whose certificate
     a private CA signed, or a self-signed one, that CA's (or that certificate's) PEM file, trusted instead of the
-    system's CAs; verification stays on. `infer(obs) -> dict` is the raw openpi call, for
-    code written against openpi-client.
+    system's CAs; verification stays on. `client_name` (a robot's name, "arm-3") is appended to the User-Agent this
+    client sends, which the server's `connect` log line shows as `client`: several robots on one host are told apart
+    by more than their port. `infer(obs) -> dict` is the raw openpi call, for code written against openpi-client.
     """
 
     def __init__(
@@ -354,8 +371,10 @@ class RemotePolicy:
         limits: Limits = DEFAULT_LIMITS,
         proxy: str | bool | None = None,
         ca_file: str | os.PathLike | None = None,
+        client_name: str | None = None,
         connect_now: bool = True,
     ) -> None:
+        self.client_name = _client_name(client_name)
         self.url = _normalise_url(url)
         self._ssl = _tls_context(self.url, ca_file)
         self.ca_file = ca_file
@@ -488,6 +507,7 @@ class RemotePolicy:
                 compression=None,
                 max_size=self.limits.max_message_bytes,
                 additional_headers=headers,
+                user_agent_header=USER_AGENT if self.client_name is None else f"{USER_AGENT} {self.client_name}",
                 open_timeout=max(deadline - time.monotonic(), 1e-3),  # what the TCP connect left of connect_timeout_s
                 close_timeout=self.connect_timeout_s,
                 **options,
@@ -1208,6 +1228,7 @@ class RemotePolicy:
             limits=self.limits,
             proxy=self.proxy,
             ca_file=self.ca_file,
+            client_name=self.client_name,
             connect_now=False,
         )
         # the one this client holds to, on every connection; its refusal names why (expected, or first announced)

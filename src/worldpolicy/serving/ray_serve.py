@@ -57,6 +57,7 @@ from .server import (
     _log,
     announce_listening,
     authorized,
+    client_agent,
     close_policy,
     error_text,
     failure_status,
@@ -361,7 +362,8 @@ class WireIngress:
             await ws.close(code=1001)
             return
         await ws.accept()
-        _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
+        _log(logging.INFO, "connect", conn=conn, peer=_peer(ws),
+             client=client_agent(ws.headers.getlist("user-agent")))
         self._sockets.add(ws)
         code, answered, opened = None, [0, None], time.perf_counter()
         try:

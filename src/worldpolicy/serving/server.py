@@ -70,6 +70,7 @@ __all__ = [
     "api_key_matches",
     "authorized",
     "checked_api_key",
+    "client_agent",
     "close_policy",
     "error_text",
     "event_loop_factory",
@@ -260,6 +261,22 @@ def peer_name(address: Any) -> str | None:
     if isinstance(address, (tuple, list)) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return None if address is None else str(address)
+
+
+CLIENT_CHARS = 120  # of a client's User-Agent, what a `connect` line keeps
+
+
+def client_agent(values: Sequence[str]) -> str | None:
+    """The `connect` line's `client` (both front ends): the client's User-Agent header (its values, from a handshake's
+    headers), so robots on one host are told apart by more than their port: websockets' clients send
+    `Python/3.x websockets/N` (openpi's too), and `RemotePolicy(client_name="arm-3")` appends its name. At most
+    `CLIENT_CHARS` characters of it, `...` saying more were cut, control characters escaped (`\\t`, `\\x85`): a
+    header is the client's text. None where it sends none."""
+    if not values:
+        return None
+    text = ", ".join(values)
+    kept = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:CLIENT_CHARS])
+    return kept + ("..." if len(text) > CLIENT_CHARS else "")
 
 
 def log_failure(event: str, error: BaseException, **fields: Any) -> None:
@@ -535,6 +552,10 @@ class _Metrics:
         self.batch_size = Histogram(
             "worldpolicy_batch_size", "Requests per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
+        self.queue_wait = Histogram(
+            "worldpolicy_queue_wait_seconds", "Per request, from its arrival to the start of its batch (a reply's "
+            "queue_ms)", buckets=_SECONDS_BUCKETS, registry=r
+        )
         self.connections, self.ready, self.info = state_metrics(r)
         self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
@@ -771,7 +792,8 @@ class PolicyServer:
         self._metrics.connections.inc()
         # read once, while open: a closed TLS transport no longer knows its peer (its lines said "peer": null)
         peer = peer_name(ws.remote_address)
-        _log(logging.INFO, "connect", conn=conn, peer=peer)
+        _log(logging.INFO, "connect", conn=conn, peer=peer,
+             client=client_agent(ws.request.headers.get_all("User-Agent")))
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
         opened, answered, slowest = time.perf_counter(), 0, None
@@ -1089,7 +1111,7 @@ class PolicyServer:
             if not job.future.done():
                 job.future.set_result(result)
         # observed after the replies are sent: set_result only schedules each waiting task, behind this callback
-        self._loop.call_soon(self._observe_batch, len(batch), finished - started)
+        self._loop.call_soon(self._observe_batch, batch, started, finished)
 
     def _worker_died(self, batch: list[_Job], error: str) -> None:
         """Event loop: the worker thread ended inside the policy with an exception that is no request's error
@@ -1106,9 +1128,12 @@ class PolicyServer:
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
 
-    def _observe_batch(self, size: int, seconds: float) -> None:
-        self._metrics.batch_size.observe(size)
-        self._metrics.inference.observe(seconds)
+    def _observe_batch(self, batch: list[_Job], started: float, finished: float) -> None:
+        metrics = self._metrics
+        metrics.batch_size.observe(len(batch))
+        metrics.inference.observe(finished - started)
+        for job in batch:  # each request's wait, as its reply's queue_ms says it
+            metrics.queue_wait.observe(started - job.enqueued)
 
     # -------------------------------------------------------------------------------------------- watchdog
     async def _watch(self, limit: float) -> None:
