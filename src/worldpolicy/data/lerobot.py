@@ -38,7 +38,6 @@ from ..fileio import (
     PROVENANCE_FILE,
     ScratchFolder,
     file_in_the_way,
-    folder_kind,
     make_folder,
     replace_folder,
     share_tree,
@@ -73,6 +72,7 @@ from .layout import (
     check_info,
     datasets_near,
     hdf5_hint,
+    held_instead,
     image_hw,
     inside_dataset,
     lerobot_episode_column,
@@ -707,10 +707,7 @@ def dataset_folder(source: str | Path) -> Path:
 def _not_a_dataset(root: Path) -> str:
     """Why `root` is no dataset, and where the dataset may be (`datasets_near`)."""
     problem = (f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder "
-               f"(the one holding {INFO_PATH})")
-    found = folder_kind(root)  # a checkpoint given for the dataset (`dataset eval DATASET CHECKPOINT`, swapped)
-    if found is not None:
-        problem += f"; it holds {found[0].what} ({found[1]}), not a dataset"
+               f"(the one holding {INFO_PATH}){held_instead(root)}")
     inside, below = datasets_near(root)
     if inside is not None:
         return f"{problem}; it is inside the dataset {str(inside)!r}: give that folder"
