@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from . import __version__
 from .__main__ import INTERRUPTED  # the one text of a Ctrl-C before the command starts
-from .errors import error_parameter
+from .errors import error_parameter, typo_note
 
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
 COMMAND_MODULES = (
@@ -303,10 +303,18 @@ class _Parser(argparse.ArgumentParser):
         """argparse's, but a word that names no subcommand of a command that runs without one (`sim`, beside `sim
         compare`) is one of its unrecognized arguments (`_Subcommands` leaves it to `parse_args`): `sim --policy random
         --bogus x` said `argument [compare]: invalid choice: 'x'` of a subcommand it never asked for. Where a
-        subcommand is needed (`dataset ACTION`, the top level's COMMAND) it is an invalid choice, with the choices."""
+        subcommand is needed (`dataset ACTION`, the top level's COMMAND) it is an invalid choice, with the choices,
+        and, as for every option's choices (`predict --mode polcy`, `sim --strategy ensamble`), the one it is likely
+        a typo of (`errors.typo_note`): argparse named none."""
         if isinstance(action, _Subcommands) and not action.required and self.get_default("func") is not None:
             return
-        super()._check_value(action, value)
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            guess = typo_note([value], action.choices) if isinstance(value, str) else ""
+            if not guess:
+                raise
+            raise argparse.ArgumentError(action, exc.message + guess) from None
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)

@@ -6,11 +6,12 @@ one way. A list an error echoes (episode indexes) is shown briefly (`brief_list`
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MissingKeyError", "brief_list", "close_match", "error_parameter"]
+__all__ = ["MissingKeyError", "brief_list", "close_match", "error_parameter", "typo_note"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
 BRIEF_ITEMS = 12  # a list an error shows in full up to this many items (`brief_list`)
@@ -37,12 +38,34 @@ def error_parameter(exc: BaseException) -> tuple[str | None, str]:
 
 def close_match(given: str, accepted: Iterable[str]) -> str | None:
     """The accepted name `given` is a typo of (`dorid` of `droid`, `stpes` of `steps`), for an error to name beside
-    the whole list: the closest by difflib's ratio, ignoring case, at least `CLOSE_MATCH_CUTOFF` alike; else None."""
+    the whole list: the closest by difflib's ratio, ignoring case, at least `CLOSE_MATCH_CUTOFF` alike; else None.
+    Names that share a namespace (`observation.images.`, `droid/`) are compared by what follows it: the long prefix
+    made any two alike (`observation.images.wrist` a typo of `observation.images.top`)."""
     import difflib
 
-    by_lower = {str(name).lower(): str(name) for name in accepted}
-    found = difflib.get_close_matches(str(given).lower(), list(by_lower), n=1, cutoff=CLOSE_MATCH_CUTOFF)
-    return by_lower[found[0]] if found else None
+    wanted = str(given).lower()
+    best, best_ratio = None, CLOSE_MATCH_CUTOFF
+    for name in accepted:
+        other = str(name).lower()
+        shared = os.path.commonprefix([wanted, other])
+        cut = max(shared.rfind("."), shared.rfind("/")) + 1
+        ratio = difflib.SequenceMatcher(None, wanted[cut:], other[cut:]).ratio()
+        if ratio > best_ratio or (best is None and ratio == best_ratio):
+            best, best_ratio = str(name), ratio
+    return best
+
+
+def typo_note(given: Iterable[str], accepted: Iterable[str]) -> str:
+    """For an error refusing the names `given`, none of them `accepted`: the accepted name each is likely a typo of
+    (`close_match`), as ` (did you mean 'x'?)` after the list the error shows (` (did you mean 'x' for 'y', ...?)`
+    for several names), or "" where none is like one."""
+    given, accepted = list(given), list(accepted)
+    guesses = [(name, close) for name in given if (close := close_match(name, accepted)) is not None]
+    if not guesses:
+        return ""
+    if len(given) == 1:
+        return f" (did you mean {guesses[0][1]!r}?)"
+    return f" (did you mean {', '.join(f'{close!r} for {name!r}' for name, close in guesses)}?)"
 
 
 def brief_list(values: Sequence[Any]) -> str:

@@ -1260,6 +1260,48 @@ def test_a_needed_subcommand_misspelt_is_an_invalid_choice(capsys):
         assert last.startswith(f"{prog}: error: argument {chose}: invalid choice: 'bogus' (choose from "), last
 
 
+_STRATEGIES = "(choose from 'execute', 'ensemble', 'async')"
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["predict", "--checkpoint", "c", "--prompt", "p", "--image", "i", "--mode", "polcy"], (
+        "worldpolicy predict: error: argument --mode: invalid choice: 'polcy' (choose from 'policy', "
+        "'forward_dynamics', 'inverse_dynamics') (did you mean 'policy'?)")),
+    (["sim", "--strategy", "ensamble"], (
+        f"worldpolicy sim: error: argument --strategy: invalid choice: 'ensamble' {_STRATEGIES} (did you mean "
+        "'ensemble'?)")),
+    (["dataset", "infoo"], (
+        "worldpolicy dataset: error: argument ACTION: invalid choice: 'infoo' (choose from 'info', 'check', 'frame', "
+        "'from-sim', 'label', 'eval', 'show', 'select', 'merge', 'split', 'convert', 'import-hdf5', 'recover') "
+        "(did you mean 'info'?)")),
+    # a word like none of the choices is refused with them alone
+    (["sim", "--strategy", "xyz"], f"worldpolicy sim: error: argument --strategy: invalid choice: 'xyz' {_STRATEGIES}"),
+])
+def test_a_misspelt_choice_names_the_one_it_is_likely_a_typo_of(argv, said, capsys):
+    """argparse's `invalid choice` listed the choices but named none as the one meant (`predict --mode polcy`): every
+    command's choices, subcommands' too, are checked in one place (`_Parser._check_value`), which names it."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+
+
+def test_a_typo_is_named_with_what_it_is_likely_a_typo_of_and_a_namespace_makes_no_two_names_alike():
+    """`errors.typo_note`, which every "did you mean" says itself with: names sharing a long namespace
+    (`observation.images.`) were all alike by difflib's ratio, so one camera was named as a typo of another."""
+    from worldpolicy.errors import close_match, typo_note
+
+    cameras = ["observation.images.top", "observation.images.wrist"]
+    assert close_match("observation.images.front", cameras) is None
+    assert close_match("observation.image.top", cameras) == "observation.images.top"
+    assert close_match("observation.stat", ["observation.state", "action"]) == "observation.state"
+    assert close_match("Dorid", ["droid", "bridge"]) == "droid"
+    assert typo_note(["observation.images.wirst"], cameras) == " (did you mean 'observation.images.wrist'?)"
+    assert typo_note(["observation.images.wirst", "zzz"], cameras) == (
+        " (did you mean 'observation.images.wrist' for 'observation.images.wirst'?)")
+    assert typo_note(["zzz"], cameras) == ""
+
+
 def test_only_worldpolicy_info_lines_are_plain():
     """A command's own INFO lines are its message alone; another library's (`-v` shows httpx's requests) keep their
     time, level and logger, which say whose they are."""

@@ -731,6 +731,10 @@ def test_feature_flags_are_named_as_typed(tmp_path, capsys):
                          "--rename-feature: 'action' is given more than once"),
                         (["--rename-feature", "index=i"], "--rename-feature: 'index' is one of the index columns"),
                         (["--drop-feature", "nope"], "--drop-feature: 'nope' is not a feature of the dataset"),
+                        # a typo is named with the feature it is likely one of
+                        (["--drop-feature", "next.rewards"], ("--drop-feature: 'next.rewards' is not a feature of the "
+                                                              "dataset; accepted: the features of ")),
+                        (["--drop-feature", "next.rewards"], "(did you mean 'next.reward'?)\n"),
                         (["--rename-feature", "action=observation.state"],
                          "drop that one (--drop-feature) or rename it too")):
         assert main([*base, *flags]) == 2

@@ -69,14 +69,21 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--episode", "3"], "error: --episode=3 is out of range: the dataset has 3 episodes (0..2)"),
     (["--episode", "1", "--frame", "7"], "error: --frame=7 is out of range: episode 1 has 7 frames (0..6)"),
+    # another camera is not taken for a typo of this one (the shared `observation.images.` made them alike)
     (["--cameras", "observation.images.back"], ("error: --cameras=['observation.images.back']: "
                                                 "observation.images.back not among the dataset's cameras: "
-                                                "observation.images.front")),
+                                                "observation.images.front\n")),
+    # a typo is named with the feature it is likely a typo of (`LeRobotDataset.unknown_note`)
+    (["--cameras", "observation.image.front"], ("error: --cameras=['observation.image.front']: "
+                                                "observation.image.front not among the dataset's cameras: "
+                                                "observation.images.front (did you mean 'observation.images.front'?)"
+                                                "\n")),
     (["--frame", "2", "--clip", "4"], ("error: --clip=4 needs 4 frames ending at frame 2, and episode 0 has 3 up to "
                                        "it: choose frame >= 3 or clip <= 3")),
     (["--clip", "1"], "error: --clip=1: give the number of frames"),
     (["--state-keys", "next.rewards"], ("error: --state-keys=['next.rewards']: next.rewards not among the dataset's "
-                                        "numeric features: action, observation.state, next.done, next.reward")),
+                                        "numeric features: action, observation.state, next.done, next.reward (did you "
+                                        "mean 'next.reward'?)\n")),
     # a state-conditioned embodiment's state width is checked against info.json
     (["--checkpoint", "ck", "--embodiment", "droid/joint_pos"],
      "error: --state-keys=['observation.state'] hold 3 values; embodiment 'droid/joint_pos' takes a state of 8"),

@@ -212,7 +212,8 @@ def _depth_only(path: Path) -> None:
      "error: FILE: '{file}' has no `data` group (its top level holds ['demos'])"),
     (_robomimic, ["--state-keys", "eef_pos"],
      ("error: --state-keys: ['eef_pos'] is not an obs key of '{file}' data/demo_0/obs; its obs keys are "
-      "['agentview_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_eye_in_hand_image', 'robot0_gripper_qpos']")),
+      "['agentview_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_eye_in_hand_image', 'robot0_gripper_qpos'] "
+      "(did you mean 'robot0_eef_pos'?)\n")),  # the key it is likely a typo of: `errors.typo_note`
     (_robomimic, ["--image-keys", "robot0_eef_pos"],
      ("error: --image-keys: ['robot0_eef_pos'] is not image obs data (robot0_eef_pos: float64 [3] per step); "
       "the image obs keys of '{file}' data/demo_0/obs are ['agentview_image', 'robot0_eye_in_hand_image']")),

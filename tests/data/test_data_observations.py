@@ -32,7 +32,7 @@ def test_the_default_state_is_observation_state_else_its_numeric_parts_in_the_da
 
 def test_named_state_keys_are_numeric_features_refused_as_the_caller_says_else_the_default():
     ds = _features(observation__state__a="float32", note="string")
-    ds.unread_note = lambda keys: ""
+    ds.unknown_note = lambda keys, accepted: ""
     assert named_state_keys(ds, None) == ["observation.state.a"]  # none named: `default_state_keys`
     assert named_state_keys(ds, "observation.state.a") == ["observation.state.a"]  # one name, as a list
     for error in (ValueError, KeyError):  # `dataset label`'s, `dataset frame`'s

@@ -398,6 +398,26 @@ def test_a_missing_checkpoint_or_dataset_is_named_as_its_positional(policy, tmp_
     assert not out.exists()
 
 
+def test_a_dataset_and_checkpoint_given_swapped_are_said_to_be_and_the_command_shown_in_its_order(policy, tmp_path,
+                                                                                                  capsys):
+    """`dataset eval DATASET CHECKPOINT` (train's config and `dataset label` name the dataset first) was refused for
+    the checkpoint given as the dataset only; with both checked the message says the two look swapped and shows the
+    command to run. One of them alone wrong is said as before."""
+    import shlex
+
+    ds, _ = _dataset(tmp_path / "ds")
+    out = tmp_path / "eval"
+    for checkpoint, said in ((str(policy.source), "a diffusers checkpoint"), ("shipped", "the shipped model")):
+        assert main(["dataset", "eval", str(ds.root), checkpoint, "--out", str(out), "--every", "3"]) == 2
+        assert capsys.readouterr().err == (
+            f"worldpolicy dataset eval: error: CHECKPOINT {str(ds.root)!r} is a LeRobot dataset and DATASET "
+            f"{checkpoint!r} is {said}: the two look swapped; the checkpoint comes first: worldpolicy dataset eval "
+            f"{shlex.join([checkpoint, str(ds.root), '--out', str(out), '--every', '3'])}\n")
+    assert main(["dataset", "eval", str(ds.root), str(ds.root), "--out", str(out)]) == 2  # a dataset twice
+    assert "look swapped" not in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(policy, tmp_path, capsys, monkeypatch):
     """Without --action-keys the defaults are training's (from-sim's keys), which this dataset lacks; actions of
     another width, another fps and an output folder holding a dataset are refused too, before the model loads."""

@@ -46,6 +46,21 @@ def test_menagerie_layout_loads_with_added_tcp(menagerie_root):
         get_robot(menagerie_root / "missing.xml")
 
 
+def test_a_folder_holding_no_panda_is_named_as_it_was_given(tmp_path, monkeypatch):
+    """`--robot emptydir` said `robot 'menagerie_panda': no franka_emika_panda/panda.xml under emptydir`, naming a
+    robot the user had not named and neither the flag nor the panda.xml it also takes."""
+    (tmp_path / "empty").mkdir()
+    accepted = ("holds no franka_emika_panda/panda.xml nor panda.xml; accepted: a MuJoCo Menagerie checkout, its "
+                "franka_emika_panda folder or the MJCF file")
+    with pytest.raises(FileNotFoundError) as refused:
+        get_robot(tmp_path / "empty")
+    assert str(refused.value) == f"robot: {str(tmp_path / 'empty')!r} {accepted}"  # the command line's --robot
+    monkeypatch.setenv("MENAGERIE_ROOT", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError) as refused:
+        get_robot("menagerie_panda")
+    assert str(refused.value) == f"robot 'menagerie_panda': MENAGERIE_ROOT={str(tmp_path / 'empty')!r} {accepted}"
+
+
 def test_a_robot_by_path_is_named_by_that_path(menagerie_root, tmp_path):
     """A robot given by path was named `menagerie_panda` (the shipped config's name) in errors and the sim report."""
     from worldpolicy.cli import main

@@ -96,6 +96,14 @@ def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
     assert not (tmp_path / "run").exists()  # refused before any episode ran, and the folder made for it removed
 
 
+def test_sim_robot_naming_a_folder_without_a_panda_names_the_flag_and_folder(capsys, tmp_path):
+    """It named `robot 'menagerie_panda'`, which the user had not given, and neither --robot nor the folder."""
+    (tmp_path / "empty").mkdir()
+    assert main(["sim", "--policy", "random", "--out", str(tmp_path / "run"), "--robot", str(tmp_path / "empty")]) == 2
+    assert (f"sim: error: --robot: {str(tmp_path / 'empty')!r} holds no franka_emika_panda/panda.xml nor panda.xml"
+            in capsys.readouterr().err)
+
+
 def test_sim_cli_ensemble_decay_help_quotes_the_strategys_default():
     """The flag's argparse default is None (given or not), so the docs test cannot compare its help with it."""
     import re

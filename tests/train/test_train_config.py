@@ -300,6 +300,11 @@ def test_a_dataset_folder_given_one_level_off_names_the_dataset(valid, tiny_data
                                               "the one to train on")
     (tmp_path / "empty").mkdir()
     assert refused(tmp_path / "empty").endswith("has no meta/info.json (not a LeRobot v3 dataset)")
+    # a checkpoint given for the dataset is said to be one, as the dataset commands say it (`data.layout.held_instead`)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model_index.json").write_text("{}")
+    assert refused(tmp_path / "ckpt").endswith("has no meta/info.json (not a LeRobot v3 dataset); it holds a diffusers "
+                                               "checkpoint (model_index.json), not a dataset")
     demos = tmp_path / "demos.hdf5"  # robomimic / LIBERO demonstrations: the command that makes a dataset of them
     demos.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # the HDF5 signature, as h5py writes it
     assert refused(demos).endswith(f"(not a LeRobot v3 dataset); {str(demos)!r} is an HDF5 file: make a dataset of its "

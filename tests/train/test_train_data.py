@@ -352,7 +352,12 @@ def test_an_adapter_on_the_shipped_model_names_it_shipped_and_loads_in_another_i
       r"observation/exterior_image_1_left \(a video key ending in .exterior_image_1_left\), "
       r"observation/wrist_image_left .*, composed 'stacked'")),
     ({"video_keys": ["observation.image.front"]}, (r"data.video_keys=\['observation.image.front'\]: "
-                                                   r"\['observation.image.front'\] are not video features")),
+                                                   r"\['observation.image.front'\] are not video features "
+                                                   r"of data.dataset; it has \[[^]]*\]$")),
+    # a typo is named with the video it is likely a typo of
+    ({"video_keys": ["observation.image.wrist_image_lft"]}, (
+        r"are not video features of data.dataset; it has \[.*\] \(did you mean "
+        r"'observation.image.wrist_image_left'\?\)$")),
     ({"action_conversion": "none"}, (r"data.source_embodiment 'droid/joint_pos' .* has 8 columns but the trained "
                                      r"embodiment 'panda_reach' has 10.*data.action_conversion = "
                                      r"'joint_to_relative_pose' \(or leave it unset\)")),

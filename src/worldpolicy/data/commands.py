@@ -149,36 +149,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "to --out, and prints one line. "
         "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
     )
-    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")
-    evaluate.add_argument("root", metavar="DATASET", help=f"{DATASET_ARG_HELP}; it is not changed")
-    evaluate.add_argument("--out", required=True, help="folder for openloop.json and the plots (new, empty, or an "
-                          "earlier eval's)")
-    evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
-                          "checkpoint's own, else droid)")
-    evaluate.add_argument("--episodes", metavar="I,J,...",
-                          help="episodes to evaluate on, indices from 0 or ranges A-B separated by commas as train "
-                          "takes them (default: all; negative from the end, e.g. --episodes=-1)")
-    spacing = evaluate.add_mutually_exclusive_group()  # both given: refused naming both flags, before anything loads
-    spacing.add_argument("--every", type=int, metavar="N",
-                         help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
-    spacing.add_argument("--chunks", type=int, metavar="N",
-                         help="instead of --every: N chunks, their start frames spread evenly over the episodes (as "
-                         "a training run's validation.action_chunks picks them)")
-    evaluate.add_argument("--seed", type=int, default=0,
-                          help="sampling seed; episode I's chunks are sampled with seed+I (default: %(default)s)")
-    evaluate.add_argument("--batch-size", type=int, default=8,
-                          help="predictions per batched forward (default: %(default)s)")
-    evaluate.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
-                          help="state features for a state-conditioned embodiment, side by side (default: "
-                          f"{_RUN_KEYS}; else observation.state, else the observation.state.* features)")
-    evaluate.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
-                          help="features that hold the recorded actions, as a training config's data.action_keys "
-                          f"(default: {_RUN_KEYS}; else training's, the ones `dataset from-sim` writes)")
-    evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
-                          "else 4)")
-    add_device_flags(evaluate)
-    evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _add_eval_arguments(evaluate)
     evaluate.set_defaults(func=_eval)
 
     show = cmds.add_parser(
@@ -513,6 +484,41 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      "and wall time) instead of a few lines and the next commands")
 
 
+def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
+    """`dataset eval`'s arguments (also read back by `_eval` to show the command with CHECKPOINT and DATASET in
+    their order, `cli.continue_command`)."""
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")
+    evaluate.add_argument("root", metavar="DATASET", help=f"{DATASET_ARG_HELP}; it is not changed")
+    evaluate.add_argument("--out", required=True, help="folder for openloop.json and the plots (new, empty, or an "
+                          "earlier eval's)")
+    evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
+                          "checkpoint's own, else droid)")
+    evaluate.add_argument("--episodes", metavar="I,J,...",
+                          help="episodes to evaluate on, indices from 0 or ranges A-B separated by commas as train "
+                          "takes them (default: all; negative from the end, e.g. --episodes=-1)")
+    spacing = evaluate.add_mutually_exclusive_group()  # both given: refused naming both flags, before anything loads
+    spacing.add_argument("--every", type=int, metavar="N",
+                         help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
+    spacing.add_argument("--chunks", type=int, metavar="N",
+                         help="instead of --every: N chunks, their start frames spread evenly over the episodes (as "
+                         "a training run's validation.action_chunks picks them)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="sampling seed; episode I's chunks are sampled with seed+I (default: %(default)s)")
+    evaluate.add_argument("--batch-size", type=int, default=8,
+                          help="predictions per batched forward (default: %(default)s)")
+    evaluate.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
+                          help="state features for a state-conditioned embodiment, side by side (default: "
+                          f"{_RUN_KEYS}; else observation.state, else the observation.state.* features)")
+    evaluate.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
+                          help="features that hold the recorded actions, as a training config's data.action_keys "
+                          f"(default: {_RUN_KEYS}; else training's, the ones `dataset from-sim` writes)")
+    evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
+                          "else 4)")
+    add_device_flags(evaluate)
+    evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
 def _add_label_arguments(label: argparse.ArgumentParser) -> None:
     """`dataset label`'s arguments (also read back by `_label_resume_command`)."""
     label.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
@@ -792,6 +798,7 @@ def _eval(args: argparse.Namespace) -> int:
     from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.openloop import evaluate_open_loop
 
+    _refuse_swapped_eval_arguments(args)
     episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
     try:
         result = evaluate_open_loop(
@@ -804,6 +811,26 @@ def _eval(args: argparse.Namespace) -> int:
         raise flag_named(exc, EVAL_FLAGS) from None
     print(result.summary())
     return 0
+
+
+def _refuse_swapped_eval_arguments(args: argparse.Namespace) -> None:
+    """`dataset eval DATASET CHECKPOINT`, the two swapped (`train`'s config and `dataset label` name the dataset
+    first) was refused for the checkpoint given as the dataset only. Where both are the other (CHECKPOINT a dataset's
+    folder, DATASET a checkpoint's or the shipped model's name) it says so and shows the command in its order; either
+    alone is left to the checks that say what is wrong with it."""
+    from worldpolicy.cli import UsageError, continue_command
+    from worldpolicy.fileio import folder_kind
+    from worldpolicy.models import SHIPPED_NAME
+
+    first, second = folder_kind(args.checkpoint), folder_kind(args.root)
+    checkpoint = ("the shipped model" if args.root == SHIPPED_NAME
+                  else second[0].what if second is not None and second[0].repo_type == "model" else None)
+    if first is None or first[0].repo_type != "dataset" or checkpoint is None:
+        return
+    ordered = argparse.Namespace(**{**vars(args), "checkpoint": args.root, "root": args.checkpoint})
+    raise UsageError(f"CHECKPOINT {args.checkpoint!r} is {first[0].what} and DATASET {args.root!r} is {checkpoint}: "
+                     "the two look swapped; the checkpoint comes first: "
+                     + continue_command("worldpolicy dataset eval", _add_eval_arguments, ordered, resume=False))
 
 
 # show_dataset's parameters as `dataset show` spells them (`cli.flag_named`)

@@ -144,7 +144,8 @@ def _kept_features(ds: LeRobotDataset, rename: Mapping[str, str] | None, drop: S
                                  f"({', '.join(AUTO_FEATURES)}), which the writer numbers anew: it is neither renamed "
                                  f"nor dropped; {accepted}")
             if key not in own:
-                raise ValueError(f"{param}: {key!r} is not a feature of the dataset{ds.unread_note([key])}; {accepted}")
+                raise ValueError(f"{param}: {key!r} is not a feature of the dataset; {accepted}"
+                                 f"{ds.unknown_note([key], own)}")
     twice = sorted({k for k in drop if drop.count(k) > 1})
     both = [k for k in rename if k in drop]
     if twice or both:

@@ -237,7 +237,7 @@ def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[st
     unknown = [k for k in chosen if k not in ds.video_keys]
     if not chosen or unknown:
         raise KeyError(f"cameras={chosen!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
-                       + f" the dataset's cameras: {', '.join(ds.video_keys)}{ds.unread_note(unknown)}")
+                       + f" the dataset's cameras: {', '.join(ds.video_keys)}{ds.unknown_note(unknown, ds.video_keys)}")
     return list(dict.fromkeys(chosen))
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import brief_list
+from ..errors import brief_list, typo_note
 from ..extras import extra_imports
 from ..fileio import dataset_lock
 from .checks import check_out
@@ -293,7 +293,7 @@ def _check_keys(param: str, keys: list[str], shapes: dict[str, Any], kind: str, 
     unknown = [key for key in keys if key not in shapes]
     if unknown:
         raise ValueError(f"{param}: {brief_list(unknown)} {'is' if len(unknown) == 1 else 'are'} not an obs key of "
-                         f"{where}; its obs keys are {brief_list(sorted(shapes))}")
+                         f"{where}; its obs keys are {brief_list(sorted(shapes))}{typo_note(unknown, shapes)}")
     wrong = [key for key in keys if key not in fits]
     if wrong:
         raise ValueError(f"{param}: {brief_list(wrong)} {'is' if len(wrong) == 1 else 'are'} not {kind} obs data "

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..fileio import PROVENANCE_FILE, stored_provenance
+from ..fileio import PROVENANCE_FILE, folder_kind, stored_provenance
 from ..hub import snapshot_repo_id
 
 CODEBASE_VERSION = "v3.0"
@@ -229,6 +229,14 @@ def datasets_near(folder: Path) -> tuple[Path | None, list[Path]]:
             return parent, []
     return None, sorted({info.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH)
                          for info in folder.glob(pattern)})
+
+
+def held_instead(folder: Path) -> str:
+    """For an error about `folder` given as a dataset's, which holds none: what it holds instead, where a marker
+    says (`fileio.folder_kind`: a checkpoint, as `dataset eval CHECKPOINT DATASET` gives one, the two swapped), else
+    nothing. Every error that finds no dataset in a folder says it with this."""
+    found = folder_kind(folder)
+    return "" if found is None else f"; it holds {found[0].what} ({found[1]}), not a dataset"
 
 
 def hdf5_hint(path: Path) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from ..errors import typo_note
 from ..extras import extra_imports
 
 with extra_imports():
@@ -37,7 +38,6 @@ from ..fileio import (
     PROVENANCE_FILE,
     ScratchFolder,
     file_in_the_way,
-    folder_kind,
     make_folder,
     replace_folder,
     share_tree,
@@ -72,6 +72,7 @@ from .layout import (
     check_info,
     datasets_near,
     hdf5_hint,
+    held_instead,
     image_hw,
     inside_dataset,
     lerobot_episode_column,
@@ -343,7 +344,7 @@ class LeRobotDataset:
         if not keys or bad:
             raise KeyError(
                 f"{param}={keys!r}: {bad or 'none given'} are not numeric per-frame features; known: "
-                f"{self.feature_keys}{self.unread_note(bad)}"
+                f"{self.feature_keys}{self.unknown_note(bad, self.feature_keys)}"
             )
         return keys
 
@@ -351,6 +352,14 @@ class LeRobotDataset:
         """For an error about `keys`: why those of them that info.json declares are not read, or ""."""
         why = [f"{k!r} ({self.unread_features[k]})" for k in keys if k in self.unread_features]
         return f"; not read from this dataset: {', '.join(why)}" if why else ""
+
+    def unknown_note(self, keys: Iterable[str], accepted: Iterable[str]) -> str:
+        """For an error refusing `keys`, features not among `accepted` (`--cameras`, `--state-keys`,
+        `--drop-feature`, a training config's `data.video_keys`...): the accepted one each that info.json does not
+        declare is likely a typo of (`errors.typo_note`: the error's list made no guess), then `unread_note`. Every
+        such error says it with this."""
+        keys = list(keys)
+        return typo_note([k for k in keys if k not in self.unread_features], accepted) + self.unread_note(keys)
 
     def summary(self) -> dict[str, Any]:
         """The dataset in numbers, as JSON holds them: what `dataset info` (and `from-sim --json`, `label`) print, which
@@ -414,7 +423,7 @@ class LeRobotDataset:
         unknown = [k for k in wanted if k not in self.video_keys]
         if unknown:
             raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}"
-                           f"{self.unread_note(unknown)}")
+                           f"{self.unknown_note(unknown, self.video_keys)}")
         decoded = {key: self._camera_frames(i, key, 0, length, (data_path, table)) for key in wanted}
         frame_tasks = tuple(self.tasks[t] for t in task_index.tolist())
         return Episode(
@@ -436,7 +445,7 @@ class LeRobotDataset:
         i = self._episode_index(index)
         if key not in self.video_keys:
             raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}"
-                           f"{self.unread_note([key])}")
+                           f"{self.unknown_note([key], self.video_keys)}")
         length = int(self._episodes["length"][i])
         if not 0 <= start < stop <= length:
             raise IndexError(f"frames [{start}, {stop}) are out of range for episode {i} of {length} frames")
@@ -521,8 +530,8 @@ class LeRobotDataset:
     def column(self, key: str) -> np.ndarray:
         """One per-frame feature over the whole dataset, in episode order: [num_frames, *shape]."""
         if key not in self.features or self.features[key]["dtype"] in ("video", "image"):
-            raise KeyError(f"key={key!r} is not a parquet feature; known: {self.feature_keys + list(AUTO_FEATURES)}"
-                           f"{self.unread_note([key])}")
+            known = self.feature_keys + list(AUTO_FEATURES)
+            raise KeyError(f"key={key!r} is not a parquet feature; known: {known}{self.unknown_note([key], known)}")
         parts = []
         for i in range(self.num_episodes):
             path, rows = self._episode_rows(i)
@@ -698,10 +707,7 @@ def dataset_folder(source: str | Path) -> Path:
 def _not_a_dataset(root: Path) -> str:
     """Why `root` is no dataset, and where the dataset may be (`datasets_near`)."""
     problem = (f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder "
-               f"(the one holding {INFO_PATH})")
-    found = folder_kind(root)  # a checkpoint given for the dataset (`dataset eval DATASET CHECKPOINT`, swapped)
-    if found is not None:
-        problem += f"; it holds {found[0].what} ({found[1]}), not a dataset"
+               f"(the one holding {INFO_PATH}){held_instead(root)}")
     inside, below = datasets_near(root)
     if inside is not None:
         return f"{problem}; it is inside the dataset {str(inside)!r}: give that folder"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..embodiments import Embodiment
+from ..errors import typo_note
 from ..processing.observations import wire_key
 
 STATE_FEATURE = "observation.state"  # LeRobot's state feature; a `dataset from-sim` recording splits it in parts
@@ -56,7 +57,7 @@ def camera_sources(videos: Sequence[str], video_keys: Sequence[str] | None, targ
     given = list(video_keys) if video_keys else None
     if given is not None and (unknown := [k for k in given if k not in videos]):
         raise ValueError(f"{prefix}video_keys={given}: {unknown} are not video features of {prefix}dataset; it has "
-                         f"{videos}")
+                         f"{videos}{typo_note(unknown, videos)}")
     candidates = given or videos
     where = (f"{prefix}video_keys={given} ({prefix}dataset has {videos})" if given
              else f"{prefix}dataset's videos {candidates}")
@@ -112,7 +113,7 @@ def named_state_keys(dataset, state_keys: str | Sequence[str] | None,
     unknown = [k for k in keys if k not in numeric]
     if not keys or unknown:
         raise error(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
-                    + f" the dataset's numeric features: {', '.join(numeric)}{dataset.unread_note(unknown)}")
+                    + f" the dataset's numeric features: {', '.join(numeric)}{dataset.unknown_note(unknown, numeric)}")
     return keys
 
 

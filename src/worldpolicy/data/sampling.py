@@ -251,7 +251,7 @@ def check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodime
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's features {dataset.feature_keys}"
-            f"{dataset.unread_note(missing)}"
+            f"{dataset.unknown_note(missing, dataset.feature_keys)}"
         )
     # A string or video column would pass the width check (a [1]-shaped string) and only fail once the first
     # episode is decoded, mid-iteration; refuse it here, where the argument is named.
@@ -285,6 +285,6 @@ def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | Non
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's video features {available}"
-            f"{dataset.unread_note(missing)}"
+            f"{dataset.unknown_note(missing, available)}"
         )
     return keys

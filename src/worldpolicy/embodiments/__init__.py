@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import close_match
+from ..errors import typo_note
 from .normalization import (
     NORMALIZATION_KINDS,
     REQUIRED_STATS,
@@ -322,9 +322,9 @@ def _resolve_name(name: str) -> str:
             f"embodiment={name!r} is the shipped model's own embodiment, not a registered one: it comes with the "
             f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped[wanted][1])!r}"
         )
-    close = close_match(name.strip(), [*list_embodiments(), *(own for own, _ in shipped.values())])
+    close = typo_note([name.strip()], [*list_embodiments(), *(own for own, _ in shipped.values())])
     raise KeyError(
-        f"embodiment={name!r} is not registered" + (f" (did you mean {close!r}?)" if close else "")
+        f"embodiment={name!r} is not registered{close}"
         + f"; known: {_known_embodiments(shipped)} "
         f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
@@ -372,9 +372,8 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None, given: str |
         chosen = variant or spec.get("default_variant") or next(iter(variants))
         chosen = next((v for v in variants if v.lower() == str(chosen).lower()), chosen)  # case-insensitive, as names
         if chosen not in variants:
-            close = close_match(chosen, variants)
             raise KeyError(f"{said}{'' if given is None else ', which'} is not defined for embodiment {name!r}; "
-                           f"known: {', '.join(variants)}" + (f" (did you mean {close!r}?)" if close else ""))
+                           f"known: {', '.join(variants)}{typo_note([chosen], variants)}")
         base.update(variants[chosen])
     else:
         if variant not in (None, "default"):

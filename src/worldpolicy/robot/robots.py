@@ -230,7 +230,9 @@ def _shipped_panda() -> RobotConfig:
 
 def _menagerie_panda(root: str | os.PathLike | None = None, name: str = "menagerie_panda") -> RobotConfig:
     """Menagerie's Panda from a checkout (`root`, else $MENAGERIE_ROOT), its folder, or the MJCF file itself; `name` is
-    what errors and reports call it."""
+    what errors and reports call it. A folder holding no Panda is named as it was given: the path (`robot: `, the
+    command line's --robot), else $MENAGERIE_ROOT (`--robot emptydir` named only robot 'menagerie_panda')."""
+    given = "robot: " if root else "robot 'menagerie_panda': MENAGERIE_ROOT="
     root = root or os.environ.get("MENAGERIE_ROOT")
     if not root:
         raise FileNotFoundError(
@@ -245,7 +247,9 @@ def _menagerie_panda(root: str | os.PathLike | None = None, name: str = "menager
         if not path.is_file():
             path = Path(root) / "panda.xml"
         if not path.is_file():
-            raise FileNotFoundError(f"robot 'menagerie_panda': no franka_emika_panda/panda.xml under {root}")
+            raise FileNotFoundError(f"{given}{os.fspath(root)!r} holds no franka_emika_panda/panda.xml nor panda.xml; "
+                                    "accepted: a MuJoCo Menagerie checkout, its franka_emika_panda folder or the "
+                                    "MJCF file")
     return replace(
         _shipped_panda(),
         name=name,

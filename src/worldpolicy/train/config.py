@@ -493,21 +493,23 @@ class TrainConfig:
 
 
 def _datasets_near(folder: Path) -> str:
-    """Where the dataset is when `data.dataset` names a folder inside one or above some (`data.layout.datasets_near`),
+    """What `data.dataset`'s folder holds instead (a checkpoint: `data.layout.held_instead`, as the dataset commands
+    say it) and where the dataset is when it names a folder inside one or above some (`data.layout.datasets_near`),
     said naming what to set; how to make one when it names an HDF5 file of demonstrations (`data.layout.hdf5_hint`)."""
-    from ..data.layout import datasets_near, hdf5_hint
+    from ..data.layout import datasets_near, hdf5_hint, held_instead
 
     if hint := hdf5_hint(folder):
         return hint
+    held = held_instead(folder)
     inside, below = datasets_near(folder)
     if inside is not None:
-        return f"; it is inside the dataset {str(inside)!r}: set data.dataset to that folder"
+        return f"{held}; it is inside the dataset {str(inside)!r}: set data.dataset to that folder"
     if not below:
-        return ""
+        return held
     named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in below[:3])
     more = f" and {len(below) - 3} more" if len(below) > 3 else ""
-    held = f"its subfolders {named}{more} are datasets" if len(below) > 1 else f"its subfolder {named} is one"
-    return f"; {held}: set data.dataset to the one to train on"
+    subfolders = f"its subfolders {named}{more} are datasets" if len(below) > 1 else f"its subfolder {named} is one"
+    return f"{held}; {subfolders}: set data.dataset to the one to train on"
 
 
 def _refuse_unwritable(setting: str, folder: str | None) -> None:
