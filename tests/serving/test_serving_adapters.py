@@ -388,6 +388,10 @@ def test_a_state_or_actions_beyond_float32_once_normalized_are_refused_as_the_re
     with pytest.raises(RequestError, match="^actions contains NaN, inf or values beyond float32's range " + normalized):
         adapter.parse(imagine)
     assert adapter.parse({**imagine, "actions_space": "normalized"}).actions[2, 7] == 1e38
+    long = np.zeros((40, 8))  # more values than are read as Python floats: numpy's reductions bound them the same
+    long[30, 7] = 1e38
+    with pytest.raises(RequestError, match="^actions contains NaN, inf or values beyond float32's range " + normalized):
+        adapter.parse({**imagine, "actions": long})
     # not normalized (the registry's DROID), or not read (an embodiment without state conditioning): as given
     assert ObservationAdapter(DROID).parse({**base, "state": huge}).options["state"][7] == 1e38
     bridge = dataclasses.replace(get_embodiment("bridge"), stats={"mean": [0.0] * 10, "std": [0.0] * 10},

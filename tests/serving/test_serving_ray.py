@@ -683,6 +683,7 @@ def test_the_router_bounds_the_request_bytes_it_holds_over_all_connections():
         gate.set()
         while b"reply" not in first.sent:
             await asyncio.sleep(0)
+        assert ingress._incoming.held == 0  # answered: not held while its robot is idle, until its next request
         leave.set()
         await answering
 

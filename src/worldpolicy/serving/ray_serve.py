@@ -381,12 +381,11 @@ class WireIngress:
             return None
         if not await self._send(ws, conn, metadata):
             return None
-        held, last = [0], 0  # this connection's bytes counted in `_incoming`; the size of the frame answered last
+        held = [0]  # this connection's bytes counted in `_incoming`
         pending = asyncio.ensure_future(self._read(ws, held))
         try:
             while True:
                 message = await pending
-                self._free(held, last)  # the previous request is answered
                 if message["type"] == "websocket.disconnect":
                     return message.get("code")
                 t0 = time.perf_counter()
@@ -404,7 +403,6 @@ class WireIngress:
                     return 1009
                 if (text := self._incoming.over()) is not None:
                     return await self._refuse(ws, conn, text, 1013, "busy")
-                last = len(frame)
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
                 pending = asyncio.ensure_future(self._read(ws, held))
                 self._active += 1
@@ -426,6 +424,9 @@ class WireIngress:
                         return None
                 finally:
                     self._active -= 1
+                    # answered (or failed): its bytes are no longer held, nor counted while the robot is idle
+                    self._free(held, len(frame))
+                    del message, frame
                 self.requests.labels("ok").inc()
                 took = time.perf_counter() - t0
                 answered[0], answered[1] = answered[0] + 1, max(answered[1] or 0.0, took * 1000)
