@@ -721,6 +721,23 @@ def test_per_column_curves_share_a_panel_per_unit_and_the_headline_says_its_scal
     assert [line.get_label() for line in named[0].lines] == ["grasp", "r0", "tx", "ty"]
 
 
+def test_per_column_curves_are_drawn_in_the_colour_blind_safe_palette(tmp_path):
+    """A joint layout's `val/action_mae/<column>` lines took matplotlib's default cycle, whose red and green (joint_2,
+    joint_3) are one olive to red-green colour-blind readers; they take the joints' Okabe-Ito colours, as joints.png."""
+    from matplotlib.colors import to_hex
+
+    from worldpolicy.viz.plots import SERIES_COLORS
+
+    names = [f"joint_{i}" for i in range(len(SERIES_COLORS) + 1)]
+    lines = [{"step": s, "val/action_mae": 0.5, **{f"val/action_mae/{n}": 0.1 * i + s for i, n in enumerate(names)}}
+             for s in (0, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl", dict.fromkeys(names, "rad"))
+    panel = next(ax for ax in fig.axes if ax.get_title(loc="left") == "val/action_mae/<name> [rad]")
+    assert [to_hex(line.get_color()) for line in panel.lines] == [*SERIES_COLORS, SERIES_COLORS[0]]
+    assert [line.get_linestyle() for line in panel.lines] == ["-"] * len(SERIES_COLORS) + ["--"]  # past 7: dashed
+
+
 def test_a_chunk_with_nan_names_where_in_viz_and_on_its_page(tmp_path, joint_chunk, actions_json, capsys):
     """`viz` of a run whose model returned NaN said only "actions contain NaN or inf values", and its page was a
     table with a "nan" among 256 cells and no word of why there were no plots."""

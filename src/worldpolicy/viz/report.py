@@ -538,6 +538,7 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
         _literal,
         _new_figure,
         figure_title,
+        series_style,
         step_markers,
         style_ticks,
         whole_number_ticks,
@@ -607,9 +608,9 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
         x, y = zip(*points[key])
         name = f"{key} · {CURVE_NOTES[key]}" if key in CURVE_NOTES else key
         if key in family:
-            for part in family[key]:
-                px, py = zip(*series[part].points())
-                ax.plot(px, py, lw=1.2, **step_markers(len(px)), label=part.rsplit("/", 1)[1])
+            for k, part in enumerate(family[key]):  # Okabe-Ito as the joints: the default cycle's red and green
+                px, py = zip(*series[part].points())  # (joint_2, joint_3) read as one to red-green colour-blind eyes
+                ax.plot(px, py, lw=1.2, **step_markers(len(px)), **series_style(k), label=part.rsplit("/", 1)[1])
             # room above the curves for the legend, a row per 5 names: placed over them, it hid the lines it named
             across = min(len(family[key]), 5)
             low, high = ax.get_ylim()
