@@ -193,6 +193,22 @@ def series_style(k: int) -> dict[str, str]:
     return {"color": SERIES_COLORS[k % len(SERIES_COLORS)], "ls": "-" if k < len(SERIES_COLORS) else "--"}
 
 
+def legend_above_curves(ax, **options: Any) -> Any:
+    """A legend in `ax`'s upper left, over room made for it: the y axis raised (in log space on a log axis) until
+    what is drawn sits below it. At loc "best" on a small panel whose curves filled every corner it covered the lines
+    it named; `ax`'s scale and limits must be set first."""
+    legend = ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", **options)
+    renderer = ax.figure.canvas.get_renderer()
+    # the legend's bottom as a fraction of the axes' height, less a small gap; kept to the top third at the least
+    free = max(1 / 3, ax.transAxes.inverted().transform(legend.get_window_extent(renderer))[0, 1] - 0.04)
+    low, high = ax.get_ylim()
+    if ax.get_yscale() == "log":
+        ax.set_ylim(low, low * (high / low) ** (1 / free))
+    else:
+        ax.set_ylim(low, low + (high - low) / free)
+    return legend
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 

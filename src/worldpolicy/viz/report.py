@@ -531,13 +531,13 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     from .plots import (
         FAILURE_COLOR,
         LABEL_FONTSIZE,
-        LEGEND_FONTSIZE,
         LINE_COLOR,
         SUCCESS_COLOR,
         _grid_margins,
         _literal,
         _new_figure,
         figure_title,
+        legend_above_curves,
         series_style,
         step_markers,
         style_ticks,
@@ -611,17 +611,11 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
             for k, part in enumerate(family[key]):  # Okabe-Ito as the joints: the default cycle's red and green
                 px, py = zip(*series[part].points())  # (joint_2, joint_3) read as one to red-green colour-blind eyes
                 ax.plot(px, py, lw=1.2, **step_markers(len(px)), **series_style(k), label=part.rsplit("/", 1)[1])
-            # room above the curves for the legend, a row per 5 names: placed over them, it hid the lines it named
-            across = min(len(family[key]), 5)
-            low, high = ax.get_ylim()
-            ax.set_ylim(low, high + (high - low) * 0.2 * -(-len(family[key]) // across))
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
         else:
             ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         if key in held_out:
             vx, vy = zip(*series[held_out[key]].points())
             ax.plot(vx, vy, lw=1.2, color=SUCCESS_COLOR, **step_markers(len(vx)), label=f"{held_out[key]} (held out)")
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
             x, y = x + vx, y + vy  # the scale and the NaN marks below are both curves'
         finite = [v for v in y if np.isfinite(v)] or [0.0]
         bad = sorted(at for at, v in zip(x, y) if not np.isfinite(v))
@@ -636,6 +630,8 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
                     transform=ax.get_xaxis_transform())  # at each step along the top of the panel
             where = "step" if has_step else "record"
             name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {where} {bad[0]}"
+        if key in family or key in held_out:  # room above the curves, a row per 5 names: over them, it hid them
+            legend_above_curves(ax, ncols=min(len(family.get(key, [])), 5) or 2)
         ax.set_title(_literal(name), loc="left", fontsize=LABEL_FONTSIZE, **({"color": FAILURE_COLOR} if bad else {}))
         ax.grid(alpha=0.3)
         style_ticks(ax, which="both")  # a log axis labels minor ticks too
