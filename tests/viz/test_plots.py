@@ -473,6 +473,11 @@ def test_ee_path_legend_explains_the_point_colours(pose_chunk):
     assert {"gripper open", "gripper closed (≥ 0.5)"} <= set(labels)
     labels = plots.ee_path_figure(pose_chunk[:, :9], e.columns[:9]).axes[0].get_legend_handles_labels()[1]
     assert "pose after each step" in labels and not any(label.startswith("gripper") for label in labels)
+    # a chunk that never closes (a dream's random policy) names no closed square it does not draw
+    never = pose_chunk.copy()
+    never[:, e.columns.index("grasp")] = 0.0
+    labels = plots.ee_path_figure(never, e.columns, gripper_column="grasp").axes[0].get_legend_handles_labels()[1]
+    assert "gripper open" in labels and not any(label.startswith("gripper closed") for label in labels)
 
 
 def test_ee_path_gripper_points_are_not_mistaken_for_the_frame_axes(pose_chunk):

@@ -1154,8 +1154,9 @@ def ee_path_figure(
         # pose i+1 is reached by action i: mark the point by the gripper command that produced it
         closed = np.concatenate([[False], gripper_closed_mask(a[:, list(columns).index(gripper_column)])])
         ax.scatter(*p[~closed].T, depthshade=False, label="gripper open", **open_style)
-        ax.scatter(*p[closed].T, marker="s", s=22, color=CLOSED_COLOR, edgecolors="black", linewidths=0.5,
-                   depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
+        if closed.any():  # named only where drawn: a chunk that never closed had an orange square in its legend
+            ax.scatter(*p[closed].T, marker="s", s=22, color=CLOSED_COLOR, edgecolors="black", linewidths=0.5,
+                       depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
     # "(anchor)" only where an anchor pose was given: the heading says "no start pose known" otherwise
