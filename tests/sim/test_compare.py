@@ -115,6 +115,17 @@ def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
     assert ticks == [15.0], ticks
 
 
+def test_steps_to_success_of_runs_that_never_succeeded_say_so_on_an_unticked_axis(tmp_path):
+    """No run solved a scene: the steps panel was a 0..1 axis ticked "0" and "1" (steps, as read) beside rows saying
+    only "none"."""
+    comparison = compare_runs([_run(tmp_path / "a", {0: False, 1: False}), _run(tmp_path / "b", {0: False})])
+    steps = comparison_figure(comparison).axes[2]
+    assert list(steps.get_xticks()) == []
+    assert [t.get_text() for t in steps.texts] == ["no success", "no success"]
+    mixed = comparison_figure(compare_runs([tmp_path / "a", _run(tmp_path / "c", {0: True})])).axes[2]
+    assert len(mixed.get_xticks()) and [t.get_text() for t in mixed.texts] == ["no success"]  # run a's row only
+
+
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
     comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
