@@ -96,7 +96,7 @@ td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f
 tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
 video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}.warn{color:#a4262c;font-size:13px}
-td.bad{color:#a4262c;font-weight:600}
+td.bad{color:#a4262c;font-weight:600}td.n{white-space:nowrap}
 """
 
 # Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
