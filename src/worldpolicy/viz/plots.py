@@ -879,6 +879,7 @@ def feature_heatmap_figure(values: Any, columns: Sequence[str], fps: float, titl
     return fig
 
 
+_LEGEND_ROW_IN = 0.3  # a one-row legend under a figure's heading, above its subplots
 RECORDED_COLOR = "0.15"  # the recorded actions an open-loop figure compares chunks with: near black, under them
 
 
@@ -904,10 +905,10 @@ def open_loop_figure(
     length = max(start + len(rows) for start, rows in stretches)
     d = len(columns)
     nrows, ncols = _grid_shape(d)
-    fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
+    fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows + _LEGEND_ROW_IN)
     said = f"{plural(length, 'step')} recorded (black), {plural(len(chunks), 'predicted chunk')} (colours) @ {fps:g} Hz"
     top = figure_title(fig, title or "open-loop actions", f"{detail}\n{said}" if detail else said)
-    _grid_margins(fig, nrows, ncols, top=top, left=0.9)
+    _grid_margins(fig, nrows, ncols, top=top + _LEGEND_ROW_IN, left=0.9)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
         if i >= d:
@@ -927,8 +928,10 @@ def open_loop_figure(
         plain_values(ax)
         steady_ylim(ax, units[i])
         ax.grid(alpha=0.3)
-        if i == 0:
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    # under the heading, over no subplot: at loc "best" in the first one it sat on the lines it named wherever the
+    # chunks covered the episode, and the gap between them is what the figure is for
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="upper center", ncol=2,
+               bbox_to_anchor=(0.5, 1 - top / fig.get_figheight()), frameon=False)
     _time_axis(axes[0], length, fps)
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
