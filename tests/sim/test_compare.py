@@ -115,6 +115,27 @@ def test_steps_to_success_are_ticked_in_whole_steps(tmp_path):
     assert ticks == [15.0], ticks
 
 
+def test_steps_to_success_of_runs_that_never_succeeded_say_so_on_an_unticked_axis(tmp_path):
+    """No run solved a scene: the steps panel was a 0..1 axis ticked "0" and "1" (steps, as read) beside rows saying
+    only "none"."""
+    comparison = compare_runs([_run(tmp_path / "a", {0: False, 1: False}), _run(tmp_path / "b", {0: False})])
+    steps = comparison_figure(comparison).axes[2]
+    assert list(steps.get_xticks()) == []
+    assert [t.get_text() for t in steps.texts] == ["no success", "no success"]
+    mixed = comparison_figure(compare_runs([tmp_path / "a", _run(tmp_path / "c", {0: True})])).axes[2]
+    assert len(mixed.get_xticks()) and [t.get_text() for t in mixed.texts] == ["no success"]  # run a's row only
+
+
+def test_the_page_keeps_numbers_whole_and_left_aligns_the_pairs_notes(tmp_path):
+    """A narrow "rate" column broke "0.0 %" over two lines; the pairs table's note, a sentence, was right-aligned as
+    if a number."""
+    comparison = compare_runs([_run(tmp_path / "a", {0: False}), _run(tmp_path / "b", {5: True})])
+    write_comparison(comparison, tmp_path / "cmp")
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert "<td class='n'>0.0 %</td>" in page and "td.n{white-space:nowrap}" in page
+    assert "<td class='k'><span class=muted>no shared seeds (a: seed 0, b: seed 5)" in page
+
+
 def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
     comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
@@ -528,8 +549,8 @@ def test_latency_rtc_and_hand_over_jumps_are_shown_side_by_side_where_a_run_has_
     assert "| old | step-1000 | async | none | no | - | - | 1/2 |" in md
     write_comparison(comparison, tmp_path / "cmp")
     page = (tmp_path / "cmp" / "index.html").read_text()
-    assert "<th class=''>mean hand-over jump (rad)</th>" in page
-    assert "<td class=''>200 ms = 3 steps</td><td class=''>yes</td><td class=''>0.0085</td>" in page
+    assert "<th class='n'>mean hand-over jump (rad)</th>" in page
+    assert "<td class='n'>200 ms = 3 steps</td><td class='n'>yes</td><td class='n'>0.0085</td>" in page
     # runs without a latency, rtc or jumps: no such columns
     plain = compare_runs([_run(tmp_path / "a", outcomes), _run(tmp_path / "b", outcomes)])
     assert [c.head for c in plain.run_columns()][2:4] == ["strategy", "success"]
@@ -558,8 +579,8 @@ def test_the_printed_table_compare_md_and_the_page_show_the_same_runs_columns(tm
     write_comparison(comparison, tmp_path / "cmp")
     page = (tmp_path / "cmp" / "index.html").read_text()
     runs_table = page[page.index("<section id=runs>"):page.index("</section>", page.index("<section id=runs>"))]
-    assert re.findall(r"<th class='k?'>([^<]*)</th>", runs_table) == heads
-    assert "<td class='k'>async</td><td class=''>200 ms = 3 steps</td><td class=''>1/2</td>" in runs_table
+    assert re.findall(r"<th class='[kn]'>([^<]*)</th>", runs_table) == heads
+    assert "<td class='k'>async</td><td class='n'>200 ms = 3 steps</td><td class='n'>1/2</td>" in runs_table
 
 
 def test_the_printed_table_ends_with_the_settings_that_differ(tmp_path):

@@ -473,6 +473,11 @@ def test_ee_path_legend_explains_the_point_colours(pose_chunk):
     assert {"gripper open", "gripper closed (≥ 0.5)"} <= set(labels)
     labels = plots.ee_path_figure(pose_chunk[:, :9], e.columns[:9]).axes[0].get_legend_handles_labels()[1]
     assert "pose after each step" in labels and not any(label.startswith("gripper") for label in labels)
+    # a chunk that never closes (a dream's random policy) names no closed square it does not draw
+    never = pose_chunk.copy()
+    never[:, e.columns.index("grasp")] = 0.0
+    labels = plots.ee_path_figure(never, e.columns, gripper_column="grasp").axes[0].get_legend_handles_labels()[1]
+    assert "gripper open" in labels and not any(label.startswith("gripper closed") for label in labels)
 
 
 def test_ee_path_gripper_points_are_not_mistaken_for_the_frame_axes(pose_chunk):
@@ -969,6 +974,26 @@ def test_a_clips_frame_axis_is_ticked_at_whole_frames(used):
     plots.ClipRows(frames_used=used, window_rows=(rows,), clip_fps=15.0, resampled=False).mark(ax, 15.0, top=True)
     shown = _whole_ticks(ax.child_axes[0])
     assert shown and all(t.is_integer() for t in shown), shown
+
+
+def test_the_open_loop_legend_sits_under_the_heading_over_no_subplot(joint_chunk):
+    """At loc "best" in the first subplot, "recorded / predicted" sat on the lines it named wherever the chunks
+    covered the episode: the gap between them is what the figure shows."""
+    from matplotlib.text import Text
+
+    e = get_embodiment("droid")
+    chunks = [(start, joint_chunk[start:] + 0.1) for start in range(0, 32, 4)]  # every frame covered
+    fig = plots.open_loop_figure([(0, joint_chunk)], chunks, e.columns, e.units, e.fps, title="open loop")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["recorded", "predicted"]
+    box = legend.get_window_extent(renderer)
+    assert all(not box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes if ax.get_visible())
+    (heading,) = [t for t in fig.get_children() if isinstance(t, Text) and t.get_text() == fig.get_suptitle()]
+    assert box.y1 <= heading.get_window_extent(renderer).y0 + 1  # under the heading, not on it
+    assert box.y0 >= max(ax.get_window_extent(renderer).y1 for ax in fig.axes)  # above the subplots
 
 
 @pytest.mark.parametrize("d", [4, 7, 10])

@@ -721,6 +721,44 @@ def test_per_column_curves_share_a_panel_per_unit_and_the_headline_says_its_scal
     assert [line.get_label() for line in named[0].lines] == ["grasp", "r0", "tx", "ty"]
 
 
+def test_per_column_curves_are_drawn_in_the_colour_blind_safe_palette(tmp_path):
+    """A joint layout's `val/action_mae/<column>` lines took matplotlib's default cycle, whose red and green (joint_2,
+    joint_3) are one olive to red-green colour-blind readers; they take the joints' Okabe-Ito colours, as joints.png."""
+    from matplotlib.colors import to_hex
+
+    from worldpolicy.viz.plots import SERIES_COLORS
+
+    names = [f"joint_{i}" for i in range(len(SERIES_COLORS) + 1)]
+    lines = [{"step": s, "val/action_mae": 0.5, **{f"val/action_mae/{n}": 0.1 * i + s for i, n in enumerate(names)}}
+             for s in (0, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl", dict.fromkeys(names, "rad"))
+    panel = next(ax for ax in fig.axes if ax.get_title(loc="left") == "val/action_mae/<name> [rad]")
+    assert [to_hex(line.get_color()) for line in panel.lines] == [*SERIES_COLORS, SERIES_COLORS[0]]
+    assert [line.get_linestyle() for line in panel.lines] == ["-"] * len(SERIES_COLORS) + ["--"]  # past 7: dashed
+
+
+def test_a_panels_legend_covers_none_of_its_curves(tmp_path):
+    """At loc "best", a held-out panel whose curves zigzag across the whole of it ("training", "val/loss (held out)")
+    got its legend over them, as loss_video_forward_dynamics' was in a 12-step run's page; per-column panels too. The
+    legend sits in room made above every point drawn, on a linear and a log axis alike."""
+    lines = [{"step": s, "loss": 1.0 + s % 2, "loss_action": 1.0 + 99.0 * (s % 2), "val/loss": 2.0 - s % 2,
+              "val/loss_action": 100.0 - 99.0 * (s % 2), "val/action_mae": 1.0 + s,
+              **{f"val/action_mae/j{i}": 1.0 + (s + i) % 2 for i in range(6)}}
+             for s in range(12)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    fig.canvas.draw()
+    panels = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    assert {"loss", "loss_action (log scale)", "val/action_mae/<name>"} <= set(panels)
+    for title in ("loss", "loss_action (log scale)", "val/action_mae/<name>"):
+        ax = panels[title]
+        box = ax.get_legend().get_window_extent()
+        points = np.concatenate([ax.transData.transform(line.get_xydata()) for line in ax.lines])
+        assert len(points) >= 24 and points[:, 1].max() < box.y0, title  # above the lines, not between them
+        assert box.y1 <= ax.get_window_extent().y1  # inside the panel, at its top
+
+
 def test_a_chunk_with_nan_names_where_in_viz_and_on_its_page(tmp_path, joint_chunk, actions_json, capsys):
     """`viz` of a run whose model returned NaN said only "actions contain NaN or inf values", and its page was a
     table with a "nan" among 256 cells and no word of why there were no plots."""

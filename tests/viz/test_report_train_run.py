@@ -68,6 +68,7 @@ def test_a_training_runs_page_says_what_was_trained_and_how_to_run_it(tmp_path):
     assert f"dataset{tmp_path / 'data' / 'my robot'}" in text and "episodes7" in text and "frames321" in text
     # the embodiment, its columns with units, and the gripper named; escaped, never markup
     assert "1j1deg" in text and "2<script>grip1gripper" in text and "domainworldpolicy_bot" in text
+    assert "<th class=k>unit</th><th class=k>role</th></tr>" in raw  # what "gripper" in the last column is
     assert "<script>grip" not in raw and "&lt;script&gt;grip" in raw and "&lt;b&gt;bot" in raw
     # the frames it trained on, as trainer_state.json recorded them
     assert "observation/wristobservation.images.wrist96 × 128" in text and "composed frame: 216 × 160" in text

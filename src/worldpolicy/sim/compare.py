@@ -592,8 +592,8 @@ def comparison_figure(comparison: Comparison):
     ):
         for y, report in zip(ys, reports):
             values = np.asarray(values_of(report), dtype=float)
-            if not len(values):
-                ax.annotate("none", (0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
+            if not len(values):  # only steps: every episode has a final distance
+                ax.annotate("no success", (0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
                             textcoords="offset points", va="center", fontsize=LEGEND_FONTSIZE, color="0.4")
                 continue
             jitter = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(1)
@@ -606,6 +606,8 @@ def comparison_figure(comparison: Comparison):
     # 15 and 18 steps: ticked 15.5, ...; every episode in 15: one whole step in view, ticked 14.2, 14.4, ... without
     # min_n_ticks=1
     steps.xaxis.set_major_locator(whole_number_ticks(steps=[1, 2, 5, 10]))
+    if not any(e.success for r in reports for e in r.episodes):  # not a 0..1 step axis ticked under nothing
+        steps.set_xticks([])
     # what the distances' colours and bars are, under the axis as the seed grid's legend is (its label said "coloured
     # by outcome" and no more)
     distance.legend(handles=[Line2D([], [], marker="o", ls="", ms=4, color=SUCCESS_COLOR, label="success"),

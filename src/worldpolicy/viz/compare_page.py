@@ -91,9 +91,9 @@ def run_columns(runs: Sequence[Mapping[str, Any]]) -> list[RunColumn]:
 
 def _table(head: list[str], rows: list[list[str]], left: int | Sequence[bool] = 1) -> str:
     """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers (or, as a
-    list, whether each column is text)."""
+    list, whether each column is text), kept on one line: a narrow "rate" column broke "0.0 %" after its number."""
     text = [i < left for i in range(len(head))] if isinstance(left, int) else list(left)
-    cls = ["k" if t else "" for t in text]
+    cls = ["k" if t else "n" for t in text]
     top = "".join(f"<th class='{c}'>{_esc(h)}</th>" for c, h in zip(cls, head))
     body = "".join("<tr>" + "".join(f"<td class='{c}'>{v}</td>" for c, v in zip(cls, row)) + "</tr>" for row in rows)
     return f"<table><tr>{top}</tr>{body}</table>"
@@ -133,7 +133,7 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
              f"<span class=muted>{_esc(p.get('note') or '')}</span>"] for p in pairs]
     sections.append("<section id=pairs><h2>Paired on shared seeds</h2>" + _table(
         ["A", "B", "shared seeds", "only A succeeded", "only B succeeded", "both", "neither", "exact McNemar p",
-         "Holm-adjusted p (the verdict's)", "note"], rows, left=2)
+         "Holm-adjusted p (the verdict's)", "note"], rows, [True] * 2 + [False] * 7 + [True])  # the note: text
                     # each pair in one sentence, its verdict, as the command prints it and compare.md says it
                     + "<ul>" + "".join(f"<li>{_esc(p['line'])}</li>" for p in pairs if p.get("line")) + "</ul>"
                     + "</section>")

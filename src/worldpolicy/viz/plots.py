@@ -193,6 +193,22 @@ def series_style(k: int) -> dict[str, str]:
     return {"color": SERIES_COLORS[k % len(SERIES_COLORS)], "ls": "-" if k < len(SERIES_COLORS) else "--"}
 
 
+def legend_above_curves(ax, **options: Any) -> Any:
+    """A legend in `ax`'s upper left, over room made for it: the y axis raised (in log space on a log axis) until
+    what is drawn sits below it. At loc "best" on a small panel whose curves filled every corner it covered the lines
+    it named; `ax`'s scale and limits must be set first."""
+    legend = ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", **options)
+    renderer = ax.figure.canvas.get_renderer()
+    # the legend's bottom as a fraction of the axes' height, less a small gap; kept to the top third at the least
+    free = max(1 / 3, ax.transAxes.inverted().transform(legend.get_window_extent(renderer))[0, 1] - 0.04)
+    low, high = ax.get_ylim()
+    if ax.get_yscale() == "log":
+        ax.set_ylim(low, low * (high / low) ** (1 / free))
+    else:
+        ax.set_ylim(low, low + (high - low) / free)
+    return legend
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -863,6 +879,7 @@ def feature_heatmap_figure(values: Any, columns: Sequence[str], fps: float, titl
     return fig
 
 
+_LEGEND_ROW_IN = 0.3  # a one-row legend under a figure's heading, above its subplots
 RECORDED_COLOR = "0.15"  # the recorded actions an open-loop figure compares chunks with: near black, under them
 
 
@@ -888,10 +905,10 @@ def open_loop_figure(
     length = max(start + len(rows) for start, rows in stretches)
     d = len(columns)
     nrows, ncols = _grid_shape(d)
-    fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
+    fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows + _LEGEND_ROW_IN)
     said = f"{plural(length, 'step')} recorded (black), {plural(len(chunks), 'predicted chunk')} (colours) @ {fps:g} Hz"
     top = figure_title(fig, title or "open-loop actions", f"{detail}\n{said}" if detail else said)
-    _grid_margins(fig, nrows, ncols, top=top, left=0.9)
+    _grid_margins(fig, nrows, ncols, top=top + _LEGEND_ROW_IN, left=0.9)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
         if i >= d:
@@ -911,8 +928,10 @@ def open_loop_figure(
         plain_values(ax)
         steady_ylim(ax, units[i])
         ax.grid(alpha=0.3)
-        if i == 0:
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    # under the heading, over no subplot: at loc "best" in the first one it sat on the lines it named wherever the
+    # chunks covered the episode, and the gap between them is what the figure is for
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="upper center", ncol=2,
+               bbox_to_anchor=(0.5, 1 - top / fig.get_figheight()), frameon=False)
     _time_axis(axes[0], length, fps)
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
@@ -1138,8 +1157,9 @@ def ee_path_figure(
         # pose i+1 is reached by action i: mark the point by the gripper command that produced it
         closed = np.concatenate([[False], gripper_closed_mask(a[:, list(columns).index(gripper_column)])])
         ax.scatter(*p[~closed].T, depthshade=False, label="gripper open", **open_style)
-        ax.scatter(*p[closed].T, marker="s", s=22, color=CLOSED_COLOR, edgecolors="black", linewidths=0.5,
-                   depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
+        if closed.any():  # named only where drawn: a chunk that never closed had an orange square in its legend
+            ax.scatter(*p[closed].T, marker="s", s=22, color=CLOSED_COLOR, edgecolors="black", linewidths=0.5,
+                       depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
     # "(anchor)" only where an anchor pose was given: the heading says "no start pose known" otherwise

@@ -96,7 +96,7 @@ td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f
 tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
 video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}.warn{color:#a4262c;font-size:13px}
-td.bad{color:#a4262c;font-weight:600}
+td.bad{color:#a4262c;font-weight:600}td.n{white-space:nowrap}
 """
 
 # Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
@@ -531,13 +531,14 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     from .plots import (
         FAILURE_COLOR,
         LABEL_FONTSIZE,
-        LEGEND_FONTSIZE,
         LINE_COLOR,
         SUCCESS_COLOR,
         _grid_margins,
         _literal,
         _new_figure,
         figure_title,
+        legend_above_curves,
+        series_style,
         step_markers,
         style_ticks,
         whole_number_ticks,
@@ -607,20 +608,14 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
         x, y = zip(*points[key])
         name = f"{key} · {CURVE_NOTES[key]}" if key in CURVE_NOTES else key
         if key in family:
-            for part in family[key]:
-                px, py = zip(*series[part].points())
-                ax.plot(px, py, lw=1.2, **step_markers(len(px)), label=part.rsplit("/", 1)[1])
-            # room above the curves for the legend, a row per 5 names: placed over them, it hid the lines it named
-            across = min(len(family[key]), 5)
-            low, high = ax.get_ylim()
-            ax.set_ylim(low, high + (high - low) * 0.2 * -(-len(family[key]) // across))
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
+            for k, part in enumerate(family[key]):  # Okabe-Ito as the joints: the default cycle's red and green
+                px, py = zip(*series[part].points())  # (joint_2, joint_3) read as one to red-green colour-blind eyes
+                ax.plot(px, py, lw=1.2, **step_markers(len(px)), **series_style(k), label=part.rsplit("/", 1)[1])
         else:
             ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         if key in held_out:
             vx, vy = zip(*series[held_out[key]].points())
             ax.plot(vx, vy, lw=1.2, color=SUCCESS_COLOR, **step_markers(len(vx)), label=f"{held_out[key]} (held out)")
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
             x, y = x + vx, y + vy  # the scale and the NaN marks below are both curves'
         finite = [v for v in y if np.isfinite(v)] or [0.0]
         bad = sorted(at for at, v in zip(x, y) if not np.isfinite(v))
@@ -635,6 +630,8 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
                     transform=ax.get_xaxis_transform())  # at each step along the top of the panel
             where = "step" if has_step else "record"
             name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {where} {bad[0]}"
+        if key in family or key in held_out:  # room above the curves, a row per 5 names: over them, it hid them
+            legend_above_curves(ax, ncols=min(len(family.get(key, [])), 5) or 2)
         ax.set_title(_literal(name), loc="left", fontsize=LABEL_FONTSIZE, **({"color": FAILURE_COLOR} if bad else {}))
         ax.grid(alpha=0.3)
         style_ticks(ax, which="both")  # a log axis labels minor ticks too

@@ -238,7 +238,8 @@ def _columns_table(spec: Mapping[str, Any]) -> str:
     rows = "".join(f"<tr><td>{i}</td><td class=k>{_esc(c)}</td><td class=k>{_esc(u)}</td>"
                    f"<td class=k>{'gripper' if c == gripper else ''}</td></tr>"
                    for i, (c, u) in enumerate(zip(columns, units)))
-    return ("<table class=columns><tr><th>#</th><th class=k>column</th><th class=k>unit</th><th class=k></th></tr>"
+    # the last column headed: blank, it was a column of one unexplained "gripper"
+    return ("<table class=columns><tr><th>#</th><th class=k>column</th><th class=k>unit</th><th class=k>role</th></tr>"
             f"{rows}</table>")
 
 
