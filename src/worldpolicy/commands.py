@@ -438,13 +438,18 @@ def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tup
     from .processing.observations import clip_fps, clip_from_mapping, load_frames
 
     if embodiment.state_history and (args.whole_clip or args.start_frame):
+        from .embodiments import stateless_variant
+
         # a window from clip frame N starts from frame N's state (`ClipWindows.state`): --state is one row, frame 0's
         flag = "--whole-clip" if args.whole_clip else f"--start-frame {args.start_frame}"
+        other = stateless_variant(embodiment)  # the one to name, as a missing --state's refusal names it
         raise ValueError(f"{flag}: embodiment {embodiment.key!r} conditions on the robot state, and a window from a "
                          "later clip frame starts from that frame's state, which --state (one row: frame 0's) cannot "
                          "give; pass one state row per clip frame in Python (Policy.infer_actions(..., state=rows)), "
                          "label a dataset that records the state (worldpolicy dataset label), or choose an "
-                         "--embodiment that conditions on no state (worldpolicy embodiments --checkpoint CKPT)")
+                         "--embodiment that conditions on no state ("
+                         + (f"--embodiment {other.key}" if other is not None
+                            else "worldpolicy embodiments --checkpoint CKPT") + ")")
     if cameras:
         clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
                           embodiment.composite,

@@ -167,6 +167,9 @@ def test_predict_labels_a_whole_clip(tiny_checkpoint, clip, tmp_path, capsys):
     (["--whole-clip", "--embodiment", "droid/joint_pos"], (
         "--whole-clip: embodiment 'droid/joint_pos' conditions on the robot state, and a window from a later clip "
         "frame starts from that frame's state, which --state (one row: frame 0's) cannot give")),
+    # the embodiment that needs no state is named, as a missing --state's refusal names it (`stateless_hint`)
+    (["--whole-clip", "--embodiment", "droid/joint_pos"], (
+        "or choose an --embodiment that conditions on no state (--embodiment droid/relative_pose)\n")),
     (["--start-frame", "4", "--embodiment", "droid/joint_pos", "--state", "0,0,0,0,0,0,0,0"],
      "--start-frame 4: embodiment 'droid/joint_pos' conditions on the robot state"),
 ])

@@ -275,14 +275,13 @@ def _weights_shapes(headers: dict[str, dict], part: str, source: str) -> dict[st
     """Each weight's shape in a model part's (whole) safetensors files, from their headers (by file name)."""
     shapes = {}
     for name, header in headers.items():
-        if name.endswith(".safetensors"):
-            try:
-                shapes.update({key: tuple(int(n) for n in value["shape"]) for key, value in header.items()
-                               if key != "__metadata__"})
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"checkpoint={source!r}: {part}/{name} has a header safetensors does not read (a "
-                                 f"weight without a list of sizes, {exc.__class__.__name__}: {exc}); use another "
-                                 "checkpoint") from None
+        try:
+            shapes.update({key: tuple(int(n) for n in value["shape"]) for key, value in header.items()
+                           if key != "__metadata__"})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint={source!r}: {part}/{name} has a header safetensors does not read (a "
+                             f"weight without a list of sizes, {exc.__class__.__name__}: {exc}); use another "
+                             "checkpoint") from None
     return shapes
 
 

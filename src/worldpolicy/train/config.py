@@ -267,9 +267,11 @@ class TrainConfig:
         try:
             get_embodiment(self.embodiment)
         except KeyError:
-            start = resolve_checkpoint(self.checkpoint, fetch=False)
-            own = checkpoint_spec(start) if Path(str(start)).is_dir() else None
-            if Path(str(start)).is_dir() and (own is None or own_key(own).lower() != self.embodiment.lower()):
+            start = Path(str(resolve_checkpoint(self.checkpoint, fetch=False)))
+            if not start.is_dir():  # a hub id: the trainer judges once its spec is fetched
+                return
+            own = checkpoint_spec(start)
+            if own is None or own_key(own).lower() != self.embodiment.lower():
                 raise
 
     def training_episodes(self, num_episodes: int, succeeded: Sequence[bool] | None = None

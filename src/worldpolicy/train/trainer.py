@@ -717,8 +717,10 @@ class Trainer:
                 module.requires_grad_(True)
             if cfg.optim.precision == "bf16":  # frozen weights need no fp32 master copy: half their memory
                 cast_like_pretrained(self.transformer, torch.bfloat16, frozen_only=True)
-        else:  # every weight trains: one loaded from a LoRA adapter checkpoint comes frozen (peft froze the base to
-            self.transformer.requires_grad_(True)  # apply the adapter), which left the optimizer nothing to train
+        else:
+            # every weight trains: one loaded from a LoRA adapter checkpoint comes frozen (peft froze the base to apply
+            # the adapter), which left the optimizer nothing to train
+            self.transformer.requires_grad_(True)
         self.loss_module = FlowMatchingLoss(self.transformer, cfg.objectives.action_loss_weight,
                                             int(self.scheduler.config.num_train_timesteps), cfg.optim.precision,
                                             cfg.optim.gradient_checkpointing, every_grad=self.sharded)
