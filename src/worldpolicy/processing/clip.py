@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,24 @@ from ..embodiments import Embodiment
 from .actions import state_numbers
 from .observations import VIDEO_SUFFIXES, clip_views, frame_keys, load_frames
 from .observations import clip_fps as clip_rate
-from .video import read_video
+from .video import read_video, varying_rate
 
 
 def frame_rate_warning(video: Any, fps: float) -> str | None:
     """A clip recorded at another rate than the embodiment's spans another stretch of time per action: what to say, for
     a file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`, read from the
-    header), else None. The run says it; `predict` says it before the weights load, from the file alone."""
+    header), else None; a video file whose rate varies (`varying_rate`) is told so, whatever its average rate, with
+    how to re-time it. The run says it; `predict` says it before the weights load, from the file alone."""
     clip_fps = clip_rate(video)
-    if not clip_fps or abs(clip_fps / fps - 1) <= 0.1:
+    if not clip_fps:
+        return None
+    if Path(video).suffix.lower() in VIDEO_SUFFIXES and (base := varying_rate(video)) is not None:
+        return (f"video {video} has a variable frame rate (on average {clip_fps:.3g} fps, its header's base rate "
+                f"{base:.3g}): its frames are not evenly spaced, so each recovered action spans its own stretch of "
+                "time, and resampling (infer_actions(..., resample=True), predict --resample) takes them as evenly "
+                f"spaced at the average rate. Re-time it to the embodiment's {fps:g} fps first: ffmpeg -i "
+                f"{shlex.quote(str(video))} -fps_mode cfr -r {fps:g} OUT.mp4")
+    if abs(clip_fps / fps - 1) <= 0.1:
         return None
     return (f"video {video} is {clip_fps:.3g} fps but embodiment actions are at {fps:.3g} fps: each recovered action "
             f"spans {clip_fps / fps:.2f} of its steps (infer_actions(..., resample=True), predict --resample, reads it "
