@@ -1415,8 +1415,20 @@ def test_a_variable_frame_rate_clip_is_said_to_vary_with_how_to_re_time_it(tmp_p
         assert said is not None and said.startswith(f"video {varying} has a variable frame rate (on average 18"), said
         assert said.endswith(f"ffmpeg -i {varying} -fps_mode cfr -r {fps} OUT.mp4"), said
     assert frame_rate_warning(str(even), 15) is None
-    write_video(tmp_path / "fast.mp4", np.zeros((4, 48, 64, 3), np.uint8), 30)
+    write_video(tmp_path / "fast.mp4", np.zeros((30, 48, 64, 3), np.uint8), 30)
     assert "is 30 fps but embodiment actions are at 15 fps" in frame_rate_warning(str(tmp_path / "fast.mp4"), 15)
+    # read at the embodiment's rate (--resample), another rate is evened out, not a varying one: that alone is said,
+    # before the weights load (`input_warnings`) and by the run (`read_clip`)
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.policy import input_warnings
+    from worldpolicy.processing.clip import read_clip
+
+    e = get_embodiment("bridge")
+    for clip_path, told in ((varying, True), (tmp_path / "fast.mp4", False)):
+        before = input_warnings("shipped", e, "inverse_dynamics", (48, 64), [str(clip_path)], resample=True)
+        run = read_clip(str(clip_path), e, 3, whole_clip=True, resample=True).warnings
+        assert [w.split(" fps")[0] for w in before + run] == [
+            f"video {clip_path} has a variable frame rate (on average 18.1"] * (2 if told else 0), (before, run)
 
 
 def test_a_home_relative_checkpoint_is_the_folder(tiny_checkpoint, monkeypatch):

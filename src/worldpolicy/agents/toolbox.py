@@ -843,8 +843,8 @@ class Toolbox:
         said = (height, width) if warnings else None
         state = self._state(emb, state, per_frame=True)
         windows = self._clip_windows(emb, path, video, state, start_frame, whole_clip, resample)
-        # a resampled clip is read at the embodiment's rate: its own rate is no cause for a warning (as the CLI's)
-        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [] if resample else [path],
+        # a resampled clip is read at the embodiment's rate: only a varying rate is cause for a warning (as the CLI's)
+        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [path], resample=resample,
                                    state=state)
         return self._run(
             "inverse_dynamics",
