@@ -423,9 +423,9 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                                                                     embodiment.composite)}
              if cameras else next(iter(shapes.values())))
     # the policy's source as its warnings name it; each clip's rate from its header: the request reads the same files
-    judged = list(sources.values()) if args.mode == "inverse_dynamics" and not args.resample else ()  # their rates
-    for message in input_warnings(str(args.checkpoint), embodiment, args.mode, sizes, judged, state=state,
-                                  actions=args.actions, actions_space=args.actions_space):
+    judged = list(sources.values()) if args.mode == "inverse_dynamics" else ()  # their rates
+    for message in input_warnings(str(args.checkpoint), embodiment, args.mode, sizes, judged, resample=args.resample,
+                                  state=state, actions=args.actions, actions_space=args.actions_space):
         said.say(message)
     return said
 

@@ -1240,16 +1240,17 @@ def sizes_judged(embodiment: Embodiment, size: tuple[int, int], views: Mapping[s
 
 def input_warnings(source: str, embodiment: Embodiment, mode: str,
                    sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = (), *,
-                   state: Any = None, actions: Any = None, actions_space: str = "physical") -> list[str]:
+                   resample: bool = False, state: Any = None, actions: Any = None,
+                   actions_space: str = "physical") -> list[str]:
     """What a run of checkpoint `source` would warn of that its record and the inputs tell before the weights
     load: a mode its training left out, cameras a composite stretches (`stretch_warning`), frames of another size than
     it was trained on (`sizes`: the one image's or clip's (height, width), or each camera's by key, those `frame_keys`
-    names), each of `clips`' frame rate, a `state` the embodiment ignores, a `state`
-    (a row, or rows as a request takes them) or forward-dynamics `actions` (as a request takes them, in
-    `actions_space`) far outside what the model was trained on. In the run's own words, so the front ends that say
-    them first (`worldpolicy predict`, the agent tools) tell them apart from what the run says, and say them in every
-    call's result, where a loaded policy says each once. Inputs the run would refuse are left to the front end's
-    checks (and the run's)."""
+    names), each of `clips`' frame rate (`frame_rate_warning`: only a varying one for clips read at the embodiment's
+    rate, `resample`), a `state` the embodiment ignores, a `state` (a row, or rows as a request takes them) or
+    forward-dynamics `actions` (as a request takes them, in `actions_space`) far outside what the model was trained
+    on. In the run's own words, so the front ends that say them first (`worldpolicy predict`, the agent tools) tell
+    them apart from what the run says, and say them in every call's result, where a loaded policy says each once.
+    Inputs the run would refuse are left to the front end's checks (and the run's)."""
     said = [untrained_modes(source).get(mode), *range_warnings(embodiment, mode, state, actions, actions_space)]
     if isinstance(sizes, Mapping):
         said.append(stretch_warning(embodiment, sizes))
@@ -1258,7 +1259,7 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
         given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None, trained)
         if given is not None:
             said.append(trained_size_warning(trained, given, source))
-    said += [frame_rate_warning(str(clip), embodiment.fps) for clip in clips]
+    said += [frame_rate_warning(str(clip), embodiment.fps, resample) for clip in clips]
     return [message for message in said if message is not None]
 
 

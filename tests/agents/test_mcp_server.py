@@ -795,6 +795,30 @@ def test_one_cameras_clip_for_a_multi_camera_model_is_warned_once_in_the_result(
     assert "infer_actions takes one clip" in views[0], views
 
 
+def test_one_view_for_a_checkpoint_trained_on_one_view_is_not_warned_as_a_camera(tiny_checkpoint_dir, inputs_dir,
+                                                                                  tmp_path):
+    """A checkpoint fine-tuned on one pre-composed view (raw clips labelled as a dataset's observation.image) was
+    told "looks like one camera's view" by infer_actions and predict_actions, where `predict` no longer says it."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    root = tmp_path / "ckpts"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "tuned")
+    (root / "tuned" / "trainer_state.json").write_text(
+        json.dumps({"frames": {"cameras": {"observation/image": [64, 96]}, "composed": [64, 96]}}))
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[root],
+                                                input_roots=[inputs_dir], chunk_size=4, resolution_tier=256,
+                                                device="cpu")))
+    base = {"prompt": "go", "embodiment": "droid/joint_pos", "checkpoint": "tuned", "seed": 0, "steps": 1,
+            "state": [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.78, 0.0]}
+    clip = ok(server, "infer_actions", {**base, "video": str(inputs_dir / "clip.gif")})
+    image = ok(server, "predict_actions", {**base, "image": str(inputs_dir / "obs.png")})
+    assert not [w for w in clip["warnings"] + image["warnings"] if "looks like one camera" in w], (clip, image)
+    # judged by its size against the trained frame instead
+    assert any("72x96 where it was 64x96" in w for w in image["warnings"]), image["warnings"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--transport", "http", "--port", "-1"], "--port -1: expected 0..65535"),  # was bind()'s OverflowError traceback
     # an address not on this machine (TEST-NET-1: no lookup); was uvicorn's log lines and exit code 3

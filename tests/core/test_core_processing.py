@@ -1384,6 +1384,53 @@ def test_off_rate_clips_are_warned(tiny_policy, tmp_path, caplog):
     assert "is 30 fps but embodiment actions are at 15 fps" in caplog.text
 
 
+def test_a_variable_frame_rate_clip_is_said_to_vary_with_how_to_re_time_it(tmp_path):
+    """A variable-frame-rate clip (a phone's) was said to be at its header's average rate ("20.2 fps"), or nothing
+    where that average was near the embodiment's, as if its frames were evenly spaced; its header tells it apart."""
+    from fractions import Fraction
+
+    import av
+
+    from worldpolicy.processing.clip import frame_rate_warning
+    from worldpolicy.processing.video import varying_rate, write_video
+
+    def clip(path, pts_ms):
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            stream.codec_context.time_base = Fraction(1, 1000)
+            for i, pts in enumerate(pts_ms):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = pts, Fraction(1, 1000)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        return path
+
+    # frames 33 ms apart with every third gap 100 ms: ~18 fps on average, timestamps at 30
+    varying = clip(tmp_path / "phone.mp4", np.cumsum([0] + [100 if i % 3 == 0 else 33 for i in range(29)]).tolist())
+    even = clip(tmp_path / "even.mp4", [round(i * 1000 / 15) for i in range(30)])  # ms-rounded, still even
+    assert varying_rate(varying) == 30 and varying_rate(even) is None
+    for fps in (15, 18):  # off the embodiment's rate or near it, it is said to vary, with how to even it out
+        said = frame_rate_warning(str(varying), fps)
+        assert said is not None and said.startswith(f"video {varying} has a variable frame rate (on average 18"), said
+        assert said.endswith(f"ffmpeg -i {varying} -fps_mode cfr -r {fps} OUT.mp4"), said
+    assert frame_rate_warning(str(even), 15) is None
+    write_video(tmp_path / "fast.mp4", np.zeros((30, 48, 64, 3), np.uint8), 30)
+    assert "is 30 fps but embodiment actions are at 15 fps" in frame_rate_warning(str(tmp_path / "fast.mp4"), 15)
+    # read at the embodiment's rate (--resample), another rate is evened out, not a varying one: that alone is said,
+    # before the weights load (`input_warnings`) and by the run (`read_clip`)
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.policy import input_warnings
+    from worldpolicy.processing.clip import read_clip
+
+    e = get_embodiment("bridge")
+    for clip_path, told in ((varying, True), (tmp_path / "fast.mp4", False)):
+        before = input_warnings("shipped", e, "inverse_dynamics", (48, 64), [str(clip_path)], resample=True)
+        run = read_clip(str(clip_path), e, 3, whole_clip=True, resample=True).warnings
+        assert [w.split(" fps")[0] for w in before + run] == [
+            f"video {clip_path} has a variable frame rate (on average 18.1"] * (2 if told else 0), (before, run)
+
+
 def test_a_home_relative_checkpoint_is_the_folder(tiny_checkpoint, monkeypatch):
     from worldpolicy.policy import Policy
 

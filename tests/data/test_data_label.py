@@ -150,8 +150,14 @@ def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_pa
     assert main(["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
                  "--out", str(tmp_path / "cli"), "--episodes", "-1", "--seed", "5", "--batch-size", "3",
                  "--no-progress"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    summary = json.loads(said.out)  # stdout: the JSON alone, which scripts parse
     assert summary["episodes"] == 1 and summary["provenance"]["episodes"] == [1]
+    out = tmp_path / "cli"  # what comes next on stderr, as `dataset from-sim` and `train` say it
+    assert said.err.splitlines()[-3:] == [
+        "worldpolicy dataset label: next:",
+        f"  worldpolicy dataset show {out} --out {out}_show   # a page: clips, columns",
+        f'  worldpolicy train CONFIG.toml   # with [data] dataset = "{out}" (docs/training.md)'], said.err
     assert summary["features"]["action"]["names"] == ["x", "y"]
     assert [(c.seed, c.batch_size, c.prompt, c.whole_clip) for c in calls] == [(6, 3, "push it back", True)]
     np.testing.assert_array_equal(calls[0].video["observation/image"], ds.episode(1).videos[FRONT])

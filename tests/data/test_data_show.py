@@ -341,3 +341,32 @@ def test_the_stats_table_says_each_columns_unit_as_the_dataset_records_it(tmp_pa
     assert head[:3] == ["feature", "column", "unit"]
     assert (f"<td class=k>action.joint_position</td><td class=k>{rows[0]['column']}</td><td class=k>rad</td>"
             in section)
+
+
+def test_labelled_actions_are_shown_as_labelled_not_as_recorded(tmp_path):
+    """A `dataset label` dataset's actions were titled "as recorded", though a checkpoint inferred them; its
+    provenance names them labelled, by which checkpoint (as a run's heading names it)."""
+    from dataset_factory import make_episode
+
+    from worldpolicy.data.label import LABEL_SOURCE
+    from worldpolicy.data.show import show_dataset
+
+    episode = make_episode(6, seed=0)
+    episode["frames"]["action"] = episode["frames"]["action"][:, :2]
+    provenance = {"source": LABEL_SOURCE, "action_key": "action",
+                  "checkpoint": "/runs/pusht_id/checkpoints/step-0005000"}
+    episode = {"frames": {"action": episode["frames"]["action"]}, "videos": episode["videos"], "task": "push the T"}
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},  # pusht's columns, as labelled
+                "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]}}
+    labelled = write_episodes(tmp_path / "labelled", [episode], fps=10, features=features, provenance=provenance)
+    recorded = write_episodes(tmp_path / "recorded", [episode], fps=10, features=features,
+                              provenance={**provenance, "source": "other"})
+    said = "labelled by inverse dynamics (pusht_id/step-0005000)"
+
+    def shows(ds, out, embodiment=None):
+        show_dataset(ds, tmp_path / out, embodiment=embodiment)
+        return {p["group"]: p["shows"] for p in _shown(tmp_path / out)["shown"][0]["plots"]}["action"]
+
+    assert shows(labelled, "a") == f"action {said}"
+    assert shows(labelled, "b", "pusht") == f"action as embodiment pusht's columns, {said}"
+    assert shows(recorded, "c") == "action as recorded"

@@ -337,6 +337,17 @@ def test_a_dream_is_named_a_policy_acting_in_a_world_model_not_forward_dynamics(
     assert plots.run_mode({**dream, "settings": {"command": "predict"}}) == "forward_dynamics"
 
 
+def test_a_checkpoint_folder_that_says_it_is_one_is_not_labelled_ckpt_again():
+    """A checkpoint folder named `ckpt` was headed "ckpt ckpt"; a name that does not say it keeps its label."""
+    def title(checkpoint):
+        return plots.run_title({"mode": "policy", "embodiment": "bridge", "settings": {"checkpoint": checkpoint}})
+
+    assert title("/runs/x/ckpt") == "policy · bridge · ckpt"
+    assert title("/runs/my_Checkpoint") == "policy · bridge · my_Checkpoint"
+    assert title("/runs/pick_lora/checkpoints/step-0000800") == "policy · bridge · ckpt pick_lora/step-0000800"
+    assert title("shipped") == "policy · bridge · ckpt shipped"
+
+
 def test_a_long_run_name_is_wrapped_inside_a_narrow_figure(pose_chunk):
     """A run's name with a 60-character prompt ran off both sides of ee_path.png (6.4 in) and of a 4-column chunk's
     actions.png: the mode's first letters and the figure's subject were cut."""

@@ -29,7 +29,14 @@ from ..errors import error_parameter
 from ..extras import MissingExtraError, missing_extra
 from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
 from ..logcapture import logged_warnings
-from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
+from ..policy import (
+    EMBODIMENT_FILE,
+    TRAINER_STATE_FILE,
+    input_warnings,
+    listed_embodiments,
+    trained_embodiment,
+    trained_frames,
+)
 from ..processing import observations
 from ..processing.actions import PHYSICAL_FLOAT32_ACCEPTED, beyond_float32
 from ..processing.prompts import check_length
@@ -413,9 +420,9 @@ class Toolbox:
                                      or not 0 <= guidance <= 50):
             raise _must_be("guidance", guidance, "a number in [0, 50]")
 
-    def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
+    def _observation(self, ckpt, emb, image: str | None, images: dict[str, str] | None, state: Any):
         """(observation, state, warnings, the shape warned about as one camera's view or None, the (height, width) of
-        the image or of each camera's), checked."""
+        the image or of each camera's), checked for checkpoint `ckpt`."""
         if (image is None) == (images is None):
             raise ToolInputError(
                 "image",
@@ -428,7 +435,7 @@ class Toolbox:
         if image is not None:
             obs: Any = self._input_file("image", image, IMAGE_SUFFIXES)
             height, width = _readable_image(obs, "image", image).shape[:2]  # before any model loads
-            warnings += _single_view(emb, f"image {image!r}", height, width,
+            warnings += _single_view(ckpt, emb, f"image {image!r}", height, width,
                                      "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
             said = (height, width) if warnings else None
             sizes: Any = (height, width)
@@ -702,7 +709,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
+        obs, state, warnings, said, sizes = self._observation(ckpt, emb, image, images, state)
         # in every call's result (a cached policy says them once, to the first call), in the run's words (`_run` does
         # not add them again)
         warnings += input_warnings(str(ckpt), emb, "policy", sizes, state=state)
@@ -751,7 +758,7 @@ class Toolbox:
             raise _must_be("whole_trajectory", whole_trajectory, "true or false")
         a, space, rate = self._actions(emb, actions, actions_file)
         chunks = self._trajectory_chunks(emb, a) if whole_trajectory else None
-        obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
+        obs, state, warnings, said, sizes = self._observation(ckpt, emb, image, images, state)
         warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes, state=state, actions=a,
                                    actions_space=space) + rate
         return self._run(
@@ -830,14 +837,14 @@ class Toolbox:
         except ValueError as exc:
             raise ToolInputError("video", str(exc).removeprefix("video: "), video) from None
         # the tools take one clip: a multi-camera model's cameras come composed, in the layout the warning names
-        warnings = _single_view(emb, f"video {video!r}", height, width,
+        warnings = _single_view(ckpt, emb, f"video {video!r}", height, width,
                                 "compose their clips into one in that layout (infer_actions takes one clip; the "
                                 "command line's --camera KEY=CLIP composes them)")
         said = (height, width) if warnings else None
         state = self._state(emb, state, per_frame=True)
         windows = self._clip_windows(emb, path, video, state, start_frame, whole_clip, resample)
-        # a resampled clip is read at the embodiment's rate: its own rate is no cause for a warning (as the CLI's)
-        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [] if resample else [path],
+        # a resampled clip is read at the embodiment's rate: only a varying rate is cause for a warning (as the CLI's)
+        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [path], resample=resample,
                                    state=state)
         return self._run(
             "inverse_dynamics",
@@ -1337,7 +1344,7 @@ class Toolbox:
             except ValueError as exc:
                 raise ToolInputError("prompt", f"score 'reach' scores the ball it names: {exc}", prompt,
                                      "a prompt naming the ball's colour, or no score") from None
-        obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
+        obs, state, warnings, said, sizes = self._observation(ckpt, emb, image, images, state)
         warnings += input_warnings(str(ckpt), emb, "policy", sizes, state=state)
         if not one_model:  # a world model whose training left out forward dynamics, frames of another size
             warnings += [w for w in input_warnings(str(world), w_emb, "forward_dynamics", sizes)
@@ -1587,12 +1594,13 @@ def _load_problem(checkpoint: Path) -> str | None:
     return None
 
 
-def _single_view(emb, source: str, height: int, width: int, pass_each: str) -> list[str]:
+def _single_view(ckpt: Path | str, emb, source: str, height: int, width: int, pass_each: str) -> list[str]:
     """The command line's warning for one `image` or `video` given to an embodiment that composes several cameras and
-    looking like one camera's view, worded for the tools (`pass_each`: how they take each camera)."""
+    looking like one camera's view, worded for the tools (`pass_each`: how they take each camera); none for a
+    checkpoint (`ckpt`) trained on one such view, as `predict`'s."""
     from ..processing.observations import single_view_warning
 
-    message = single_view_warning(emb, source, height, width, pass_each)
+    message = single_view_warning(emb, source, height, width, pass_each, trained_frames(str(ckpt)))
     return [] if message is None else [message]
 
 

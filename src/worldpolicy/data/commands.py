@@ -701,7 +701,6 @@ def _from_sim(args: argparse.Namespace) -> int:
 def _from_sim_said(result: Any, task: str) -> str:
     """What `dataset from-sim` prints (without --json): the recording in a few lines (episodes, frames, fps, cameras,
     successes, where) and the commands that come next, to look at it and to train on it."""
-    import shlex
     from pathlib import Path
 
     from worldpolicy.errors import brief_list
@@ -723,12 +722,18 @@ def _from_sim_said(result: Any, task: str) -> str:
         failed = [i for i, ok in enumerate(done) if not ok]
         lines.append(f"  success: {int(done.sum())} of {len(done)} episodes"
                      + (f" (failed: episodes {brief_list(failed)})" if failed else ""))
-    quoted = shlex.quote(root)
-    lines += ["next:",
-              f"  worldpolicy dataset show {quoted} --out {shlex.quote(root + '_show')}   # a page: clips, columns",
-              f"  worldpolicy train CONFIG.toml   # with [data] dataset = {json.dumps(root)} (docs/training.md)",
-              "(--json prints the whole summary)"]
+    lines += ["next:", *_dataset_next(root), "(--json prints the whole summary)"]
     return "\n".join(lines)
+
+
+def _dataset_next(root: str) -> list[str]:
+    """The commands that come next for a dataset a command wrote at `root` (`dataset from-sim`, `dataset label`), one
+    an indented line: to look at it and to train on it."""
+    import shlex
+
+    show = shlex.quote(root + "_show")
+    return [f"  worldpolicy dataset show {shlex.quote(root)} --out {show}   # a page: clips, columns",
+            f"  worldpolicy train CONFIG.toml   # with [data] dataset = {json.dumps(root)} (docs/training.md)"]
 
 
 def _from_sim_resume_command(args: argparse.Namespace, resume: bool = True) -> str:
@@ -749,6 +754,7 @@ LABEL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 def _label(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.label import LabelInterrupted, label_dataset
@@ -776,6 +782,8 @@ def _label(args: argparse.Namespace) -> int:
               "dataset already there is unchanged)", file=sys.stderr)
         return exit_status(stop)
     print(json.dumps(ds.summary(), indent=2))
+    # what comes next, beside the JSON (which scripts read), as `train` says it
+    print("\n".join(["worldpolicy dataset label: next:", *_dataset_next(str(Path(ds.root)))]), file=sys.stderr)
     return 0
 
 

@@ -206,11 +206,13 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
         mapped = f"{', '.join(reader.action_keys)} as embodiment {emb.key}'s columns"
         if reader.conversion != "none":
             mapped += f" ({reader.conversion} from the state at frame 0)"
+        if labelled := _labelled(ds, reader.action_keys):
+            mapped += f", {labelled}"
         plots.append(("action", reader.action_keys, list(emb.columns), list(emb.units), emb.gripper_column, mapped))
     elif action_keys:
         names = ds.feature_names(action_keys)
         plots.append(("action", action_keys, names, units_of(action_keys), None,
-                      f"{', '.join(action_keys)} as recorded"))
+                      f"{', '.join(action_keys)} {_labelled(ds, action_keys) or 'as recorded'}"))
     if state_keys:
         own = emb is not None and emb.state_history and default_state_keys(ds) == state_keys
         if own:
@@ -236,6 +238,19 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
         plots.append((_file_name(key), [key], ds.feature_names(key), [], None,
                       f"{key} as recorded ({len(ds.feature_names(key))} columns: a heat map)"))
     return _Groups(plots, reader)
+
+
+def _labelled(ds: LeRobotDataset, action_keys: list[str]) -> str | None:
+    """How a labelled dataset's actions came to be, where `action_keys` are the one `dataset label` wrote (its
+    provenance's `action_key`): inferred by a checkpoint (named as a run's heading names it), not recorded; None for
+    any other dataset's."""
+    from ..viz.plots import checkpoint_name
+    from .label import LABEL_SOURCE
+
+    provenance = ds.provenance or {}
+    if provenance.get("source") != LABEL_SOURCE or action_keys != [provenance.get("action_key")]:
+        return None
+    return f"labelled by inverse dynamics ({checkpoint_name(str(provenance.get('checkpoint', 'dataset label')))})"
 
 
 def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodiment | None,

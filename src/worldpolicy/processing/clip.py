@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,26 @@ from ..embodiments import Embodiment
 from .actions import state_numbers
 from .observations import VIDEO_SUFFIXES, clip_views, frame_keys, load_frames
 from .observations import clip_fps as clip_rate
-from .video import read_video
+from .video import read_video, varying_rate
 
 
-def frame_rate_warning(video: Any, fps: float) -> str | None:
+def frame_rate_warning(video: Any, fps: float, resample: bool = False) -> str | None:
     """A clip recorded at another rate than the embodiment's spans another stretch of time per action: what to say, for
     a file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`, read from the
-    header), else None. The run says it; `predict` says it before the weights load, from the file alone."""
+    header), else None; a video file whose rate varies (`varying_rate`) is told so, whatever its average rate, with
+    how to re-time it, and for a clip read at the embodiment's rate (`resample`) that alone: resampling evens out
+    another rate, not a varying one. The run says it; `predict` says it before the weights load, from the file
+    alone."""
     clip_fps = clip_rate(video)
-    if not clip_fps or abs(clip_fps / fps - 1) <= 0.1:
+    if not clip_fps:
+        return None
+    if Path(video).suffix.lower() in VIDEO_SUFFIXES and (base := varying_rate(video)) is not None:
+        return (f"video {video} has a variable frame rate (on average {clip_fps:.3g} fps, its header's base rate "
+                f"{base:.3g}): its frames are not evenly spaced, so each recovered action spans its own stretch of "
+                "time, and resampling (infer_actions(..., resample=True), predict --resample) takes them as evenly "
+                f"spaced at the average rate. Re-time it to the embodiment's {fps:g} fps first: ffmpeg -i "
+                f"{shlex.quote(str(video))} -fps_mode cfr -r {fps:g} OUT.mp4")
+    if resample or abs(clip_fps / fps - 1) <= 0.1:
         return None
     return (f"video {video} is {clip_fps:.3g} fps but embodiment actions are at {fps:.3g} fps: each recovered action "
             f"spans {clip_fps / fps:.2f} of its steps (infer_actions(..., resample=True), predict --resample, reads it "
@@ -175,7 +187,7 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
         raise ValueError(f"inverse dynamics needs a video of at least 2 frames{where}; got {len(used)} frame"
                          f"{'' if len(used) == 1 else 's'} (chunk_size+1 = {num_frames} are used; a shorter clip "
                          "repeats its last frame)")
-    said = [] if resample else [frame_rate_warning(source, e.fps) for source in sources]
+    said = [frame_rate_warning(source, e.fps, bool(resample)) for source in sources]
     if not whole_clip and len(used) > num_frames:
         said.append(f"video has more than {num_frames} frames from frame {start_frame}; using {num_frames} "
                     "(chunk_size+1): whole_clip=True (predict --whole-clip) labels every frame, start_frame "

@@ -82,6 +82,16 @@ def video_fps(path: str | Path) -> float:
         return _stream_fps(stream)
 
 
+def varying_rate(path: str | Path) -> float | None:
+    """A video file's base rate (its stream's `base_rate`, FFmpeg's r_frame_rate: the rate its timestamps are kept at)
+    where it is more than 10% off the average rate `video_fps` gives: a variable-frame-rate clip (a phone's, a screen
+    recording's), whose frames are not evenly spaced; None for an even rate or a header without both rates. Read from
+    the header, no frame decoded: a rate that varies around its base one is not told."""
+    with _video_stream(Path(path)) as (_, stream):
+        average, base = float(stream.average_rate or 0.0), float(stream.base_rate or 0.0)
+    return base if average and base and abs(base / average - 1) > 0.1 else None
+
+
 def read_video(path: str | Path, max_frames: int | None = None, last: int | None = None) -> tuple[np.ndarray, float]:
     """Decode a video file to uint8 RGB frames [T, H, W, 3] and its frame rate: all of them, the first `max_frames`
     (decoding stops there) or the `last` ones. Seeking to the end is unreliable (H.264 keyframes), so `last` decodes

@@ -1379,12 +1379,14 @@ def is_dream(prediction: Mapping[str, Any]) -> bool:
 
 def run_title(prediction: Mapping[str, Any]) -> str:
     """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (`run_mode`; the checkpoint when the
-    settings name it: two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
+    settings name it: two checkpoints' figures of one prompt had one heading; "ckpt" left out of a name that says it,
+    such as a folder `ckpt`, which read "ckpt ckpt"; a long prompt cut with an ellipsis)."""
     name = f"{run_mode(prediction)} · {prediction.get('embodiment', '?')}"
     settings = prediction.get("settings")
     checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
     if isinstance(checkpoint, str) and checkpoint.strip():
-        name += f" · ckpt {checkpoint_name(checkpoint)}"
+        short = checkpoint_name(checkpoint)
+        name += f" · {short}" if re.search("ckpt|checkpoint", short, re.IGNORECASE) else f" · ckpt {short}"
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     if isinstance(prompt, str) and prompt.strip():
         prompt = " ".join(prompt.split())
