@@ -27,12 +27,16 @@ from worldpolicy.processing.clip import resampled_frames
 STEP = 20  # frame i of a clip is grey level STEP * i: which frame was kept reads off its pixels
 
 
-def _clip(path: Path, times_ms, height: int = 48, width: int = 64, audio: bool = False, pixels=None) -> Path:
+def _clip(path: Path, times_ms, height: int = 48, width: int = 64, audio: bool = False, pixels=None,
+          rotation: int = 0) -> Path:
     """An H.264 clip whose frame i is shown at times_ms[i] (its own presentation timestamps) and is flat grey
-    STEP * i (or `pixels(i)`), with a silent AAC track where asked."""
+    STEP * i (or `pixels(i)`), with a silent AAC track where asked, shown turned `rotation` degrees counterclockwise
+    (its display matrix, as a phone stores a portrait clip)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         sound = container.add_stream("aac", rate=16000) if audio else None
         for i, at in enumerate(times_ms):
@@ -90,6 +94,17 @@ def test_a_portrait_clip_is_letterboxed_keeping_its_proportions(tmp_path):
     assert frames[:, 2:-2, 26:38].min() >= 240  # the picture 16 wide in the middle, whole in height
     stretched = videos_to_dataset([portrait], tmp_path / "st", task="t", fps=10, size=(32, 64), fit="stretch")
     assert stretched.dataset.episode(0).videos[VIDEO_FEATURE][:, 2:-2, 2:-2].min() >= 240
+
+
+def test_a_clip_stored_turned_is_turned_upright_as_players_show_it(tmp_path):
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:8, :16] = 255  # stored: a white block top left
+    clip = _clip(tmp_path / "phone.mp4", [0, 100, 200], 32, 64, pixels=lambda i: image, rotation=90)
+    result = videos_to_dataset([clip], tmp_path / "out", task="t", fps=10)
+    assert result.size == (64, 32)  # portrait, as shown
+    shown = result.dataset.episode(0).videos[VIDEO_FEATURE] > 128
+    want = np.rot90(image, 1) > 128  # turned counterclockwise: the block bottom left (as ffmpeg's player shows it)
+    assert want[-16:, :8].all() and (shown != want).mean() < 0.02
 
 
 def test_damaged_and_too_short_clips_are_skipped_and_listed_the_others_written(tmp_path, capsys):

@@ -132,9 +132,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     videos = cmds.add_parser(
         "from-videos",
         help="make a dataset of raw video clips (teleop recordings, downloaded videos), one episode each, to label",
-        description="Write each video clip of CLIPS as an episode of a new LeRobot v3 dataset at --out: its frames at "
+        description="Write each CLIP (a video file, or a folder's video files) as an episode of a new LeRobot v3 "
+        "dataset at --out: its frames at "
         "--fps (the frame nearest each timestamp by the clip's own presentation timestamps: a variable-frame-rate "
-        "clip is read as it plays), brought to one --size (--fit), as the video observation.image, a pre-composed "
+        "clip is read as it plays), turned upright as players show it, brought to one --size (--fit), as the video "
+        "observation.image, a pre-composed "
         "view `dataset label` and training take; no actions, no state. Label it with `worldpolicy dataset label`. A "
         "clip that cannot be decoded, or gives fewer than 2 frames at --fps, is skipped with a warning and listed; "
         "audio is not read. Each clip is decoded twice, a frame at a time (its timestamps, then its frames): a long "
@@ -546,8 +548,8 @@ def _add_from_videos_arguments(videos: argparse.ArgumentParser) -> None:
     videos.add_argument("--fps", type=float, help="the dataset's frame rate (default: --embodiment's; without it, "
                         "required)")
     videos.add_argument("--size", metavar="HxW", help="every frame's height x width in pixels, e.g. 480x640 "
-                        "(default: the frame size --embodiment composes its cameras into where it is fixed, DROID's "
-                        "540x640; else the first readable clip's)")
+                        "(default: the frame size --embodiment composes its cameras into where it is fixed, as DROID's "
+                        "composite; else the first readable clip's)")
     videos.add_argument("--fit", choices=FITS, default="pad",
                         help="how a clip of another shape is brought to --size: pad (scaled to fit, the rest black, "
                         "proportions kept; default), crop (scaled to cover, the overhang cut evenly), stretch (each "

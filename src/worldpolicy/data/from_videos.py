@@ -12,8 +12,9 @@ variable-frame-rate clip is read as it plays, not as if its frames were evenly s
 `processing.clip.resampled_frames` picks them), while the timestamp is nearer the last frame than the one after it
 would be; and brought to one size (`FITS`). A clip is decoded twice, holding one frame at a time: once for its
 frames' timestamps (which also finds a damaged clip before any of it is written), once to write the chosen frames.
-A clip that cannot be read, or that gives fewer than 2 frames at `fps` (no transition to label), is skipped with a
-warning; the others are written. Audio tracks are not read.
+A clip stored turned (a display matrix: a phone's portrait clip stored landscape) is turned upright first, as players
+show it. A clip that cannot be read, or that gives fewer than 2 frames at `fps` (no transition to label), is skipped
+with a warning; the others are written. Audio tracks are not read.
 """
 
 from __future__ import annotations
@@ -249,12 +250,15 @@ def _tasks(clips: list[Path], task: str | None, task_from: str | None) -> list[s
 
 @dataclass(frozen=True)
 class _Clip:
-    """What the first pass over a clip found: its decoded frames' presentation timestamps and its displayed size."""
+    """What the first pass over a clip found: its decoded frames' presentation timestamps, its displayed size and the
+    quarter turns counterclockwise that show its frames as stored upright (its display matrix: a phone's portrait clip
+    is stored landscape)."""
 
     times: list[float]
     last_duration: float
     height: int
     width: int
+    turns: int
 
 
 def _opened(path: Path) -> Any:
@@ -287,7 +291,7 @@ def _scan(path: Path) -> _Clip:
                     raise ValueError(f"its frames' timestamps do not increase (frame {len(times)} at "
                                      f"{frame.time:.4f} s, the one before at {times[-1]:.4f} s)")
                 times.append(float(frame.time))
-                height, width = frame.height, frame.width
+                height, width, turns = frame.height, frame.width, _turns(frame)
                 duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
     except av.error.FFmpegError as exc:
         raise ValueError(f"it could not be decoded: {ffmpeg_reason(exc)}") from None
@@ -295,12 +299,18 @@ def _scan(path: Path) -> _Clip:
         raise ValueError("it holds no frames")
     if not duration:  # the container did not say: as long as the frames before it, else as the header's rate says
         duration = float(np.median(np.diff(times))) if len(times) > 1 else (1 / rate if rate else 0.0)
-    return _Clip(times, duration, height, width)
+    return _Clip(times, duration, *((width, height) if turns % 2 else (height, width)), turns)
+
+
+def _turns(frame: Any) -> int:
+    """Quarter turns counterclockwise that show `frame` upright: its display matrix's rotation (PyAV's
+    `VideoFrame.rotation`, counterclockwise degrees; an older PyAV without it: none), to the nearest quarter."""
+    return round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
 
 
 def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """The second pass: blocks of up to `BLOCK_FRAMES` frames [n, H, W, 3] uint8 of `size`, frame i of the clip as
-    often as `chosen` names it (its indices ascending)."""
+    often as `chosen` names it (its indices ascending), each turned upright (`_turns`) and then scaled."""
     from av.video.reformatter import VideoReformatter
 
     from .edit import BLOCK_FRAMES
@@ -313,8 +323,12 @@ def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> I
                 break
             if not counts[i]:
                 continue
-            (height, width), (top, left) = letterbox(frame.height, frame.width, size, fit)
-            pixels = reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+            turns = _turns(frame)
+            shown = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
+            (height, width), (top, left) = letterbox(*shown, size, fit)
+            stored = (width, height) if turns % 2 else (height, width)  # scaled as stored, then turned
+            pixels = reformatter.reformat(frame, width=stored[1], height=stored[0], format="rgb24").to_ndarray()
+            pixels = np.rot90(pixels, turns)
             canvas = np.zeros((*size, 3), np.uint8)
             rows, cols = slice(max(top, 0), max(top, 0) + min(height, size[0])), \
                 slice(max(left, 0), max(left, 0) + min(width, size[1]))
