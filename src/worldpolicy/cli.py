@@ -103,6 +103,15 @@ def warnings_flag_named(flags: Mapping[str, str]) -> Iterator[None]:
             handler.removeFilter(renamed)
 
 
+def pixel_size(flag: str, text: str, example: str) -> tuple[int, int]:
+    """`--size 480x640` (`sim --image-size`, `dataset from-videos --size`) as (height, width), spelled alike by every
+    command that takes a frame size; whether the command takes that size is its own to say."""
+    height, sep, width = text.lower().partition("x")
+    if not (sep and height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
+        raise ValueError(f"{flag} {text!r}; accepted: HxW, the height and width in pixels, e.g. {example}")
+    return int(height), int(width)
+
+
 # The most episodes one `--episodes` may name (`episode_list`): far more than any dataset holds (DROID has ~92k), so
 # only a typo (`0-999999999`) is refused, before a list of that many indices (gigabytes) is built
 MAX_EPISODE_INDICES = 10_000_000

@@ -54,7 +54,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     [
         (["--task", "stack"], "--task: unknown task 'stack'"),
         (["--episodes", "0"], "--episodes: expected >= 1"),
-        (["--image-size", "big"], "--image-size: expected HxW"),
+        (["--image-size", "big"], "--image-size 'big'; accepted: HxW"),
         (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
         (["--robot", "nowhere/panda.xml"], "sim: error: --robot: MJCF file 'nowhere/panda.xml' does not exist"),
         (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),

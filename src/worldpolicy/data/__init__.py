@@ -9,6 +9,7 @@
     select_episodes(ds, "solved", success="only")    # a new dataset of some episodes; merge_datasets: several in one
     split_dataset(ds, "splits", {"train": 0.9, "val": 0.1})   # disjoint new datasets splits/train, splits/val
     import_hdf5("libero_demo.hdf5", "data/libero")   # robomimic-format HDF5 demos (robomimic, LIBERO) as a dataset
+    videos_to_dataset(["clips/"], "data/raw", task="wave", fps=15)   # raw video clips as a dataset to label
     convert_dataset("old_v21", "data/v30")            # a LeRobot v2.1 / v2.0 dataset as v3.0, videos copied as they are
     evaluate_open_loop(ds, "runs/x/final", "runs/x/openloop").mae   # predicted vs recorded actions, per column
 
@@ -29,6 +30,7 @@ __all__ = [
     "DatasetFrame",
     "EditResult",
     "Episode",
+    "FromVideosResult",
     "ImportResult",
     "LeRobotDataset",
     "LeRobotDatasetWriter",
@@ -47,6 +49,7 @@ __all__ = [
     "sample_training_examples",
     "select_episodes",
     "split_dataset",
+    "videos_to_dataset",
     "window_starts",
     "write_episodes",
 ]
@@ -62,6 +65,8 @@ _LAZY = {
     "convert_dataset": "convert",
     "ImportResult": "from_hdf5",
     "import_hdf5": "from_hdf5",
+    "FromVideosResult": "from_videos",
+    "videos_to_dataset": "from_videos",
     "evaluate_open_loop": "openloop",
     "OpenLoopResult": "openloop",
     "Episode": "lerobot",

@@ -1,9 +1,10 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|split|convert|import-hdf5|recover`:
-inspect LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert
-sim data, pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open
-loop), write a page to look at one, keep some of its episodes (features renamed or dropped) as a new dataset, merge
-several into one, split one into train and validation sets, convert a LeRobot v2.x dataset or robomimic-format HDF5
-demonstrations (robomimic, LIBERO, MimicGen) into one, and recover the recording of a killed `serve --record`."""
+"""`worldpolicy dataset info|check|frame|from-sim|from-videos|label|eval|show|select|merge|split|convert|import-hdf5|
+recover`: inspect LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record
+scripted-expert sim data, make one of raw video clips, pseudo-label videos with actions, compare a checkpoint's
+predicted chunks with the recorded actions (open loop), write a page to look at one, keep some of its episodes
+(features renamed or dropped) as a new dataset, merge several into one, split one into train and validation sets,
+convert a LeRobot v2.x dataset or robomimic-format HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one, and
+recover the recording of a killed `serve --record`."""
 
 from __future__ import annotations
 
@@ -127,6 +128,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     _add_from_sim_arguments(sim)
     sim.set_defaults(func=_from_sim)
+
+    videos = cmds.add_parser(
+        "from-videos",
+        help="make a dataset of raw video clips (teleop recordings, downloaded videos), one episode each, to label",
+        description="Write each CLIP (a video file, or a folder's video files) as an episode of a new LeRobot v3 "
+        "dataset at --out: its frames at "
+        "--fps (the frame nearest each timestamp by the clip's own presentation timestamps: a variable-frame-rate "
+        "clip is read as it plays), turned upright as players show it, brought to one --size (--fit), as the video "
+        "observation.image, a pre-composed "
+        "view `dataset label` and training take; no actions, no state. Label it with `worldpolicy dataset label`. A "
+        "clip that cannot be decoded, or gives fewer than 2 frames at --fps, is skipped with a warning and listed; "
+        "audio is not read. Each clip is decoded twice, a frame at a time (its timestamps, then its frames): a long "
+        "one is never held whole.",
+    )
+    _add_from_videos_arguments(videos)
+    videos.set_defaults(func=_from_videos)
 
     label = cmds.add_parser(
         "label",
@@ -517,6 +534,37 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
     add_device_flags(evaluate)
     evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
+def _add_from_videos_arguments(videos: argparse.ArgumentParser) -> None:
+    """`dataset from-videos`'s arguments (also read back by `continue_command` for its provenance's command)."""
+    from worldpolicy.data.from_videos import FITS, TASK_SOURCES  # names only: av and pyarrow load when it runs
+
+    videos.add_argument("clips", nargs="+", metavar="CLIP",
+                        help="video files, and folders whose video files (.mp4, .mov, .mkv, .avi, .webm; not in "
+                        "subfolders) are taken sorted by name; they are only read")
+    videos.add_argument("--out", required=True, help="folder for the new dataset (new or empty)")
+    tasks = videos.add_mutually_exclusive_group()
+    tasks.add_argument("--task", metavar="TEXT", help="every episode's instruction (the prompt training and "
+                       "labelling condition on)")
+    tasks.add_argument("--task-from", choices=TASK_SOURCES,
+                       help="each clip's own instruction: filename (its name, _ and - as spaces, a trailing take "
+                       "number left off: pick_up_the_cube_003.mp4 is 'pick up the cube'), sidecar (the text of "
+                       "CLIP.txt beside CLIP.mp4); a clip without one is refused, named, before anything is read")
+    videos.add_argument("--fps", type=float, help="the dataset's frame rate (default: --embodiment's; without it, "
+                        "required)")
+    videos.add_argument("--size", metavar="HxW", help="every frame's height x width in pixels, e.g. 480x640 "
+                        "(default: the frame size --embodiment composes its cameras into where it is fixed, as DROID's "
+                        "composite; else the first readable clip's)")
+    videos.add_argument("--fit", choices=FITS, default="pad",
+                        help="how a clip of another shape is brought to --size: pad (scaled to fit, the rest black, "
+                        "proportions kept; default), crop (scaled to cover, the overhang cut evenly), stretch (each "
+                        "side scaled on its own)")
+    videos.add_argument("--embodiment", help="the embodiment it will be labelled as (a registered name or spec "
+                        "file): its rate and frame size are the defaults, its name the dataset's robot_type")
+    _add_edit_flags(videos, "an earlier from-videos", default_codec="libx264rgb",
+                    codec_help="libx264rgb (lossless, default: the frames the labels will explain), libx264, "
+                    "libsvtav1 (lossy ones need even frame sizes)")
 
 
 def _add_label_arguments(label: argparse.ArgumentParser) -> None:
@@ -977,6 +1025,53 @@ def _import_hdf5(args: argparse.Namespace) -> int:
                                      fps=args.fps, task=args.task, mask=args.mask, flip_images=args.flip_images,
                                      video_codec=args.video_codec, overwrite=args.overwrite,
                                      progress=not args.no_progress), "import-hdf5", args.out, IMPORT_FLAGS)
+
+
+# videos_to_dataset's parameters as `dataset from-videos` spells them (`cli.flag_named`)
+FROM_VIDEOS_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "out", "task", "task_from", "fps", "size", "fit", "embodiment", "video_codec", "overwrite")} | {"clips": "CLIP"}
+
+
+def _from_videos(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from worldpolicy.cli import continue_command, flag_named, pixel_size, warnings_flag_named
+    from worldpolicy.fileio import exit_status
+    from worldpolicy.viz.plots import plural
+
+    size = None if args.size is None else pixel_size("--size", args.size, "480x640")
+    from worldpolicy.data.from_videos import videos_to_dataset
+
+    made_by = continue_command("worldpolicy dataset from-videos", _add_from_videos_arguments, args, resume=False)
+    try:
+        with warnings_flag_named(FROM_VIDEOS_FLAGS):
+            result = videos_to_dataset(
+                args.clips, args.out, task=args.task, task_from=args.task_from, fps=args.fps, size=size, fit=args.fit,
+                embodiment=args.embodiment, video_codec=args.video_codec, overwrite=args.overwrite,
+                progress=not args.no_progress, command=made_by)
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
+        raise flag_named(exc, FROM_VIDEOS_FLAGS) from None
+    except KeyboardInterrupt as stop:
+        print(f"worldpolicy dataset from-videos: interrupted; nothing was written to {args.out} (a dataset already "
+              "there is unchanged, the clips were only read)", file=sys.stderr)
+        return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
+    ds = result.dataset
+    root = str(ds.root)
+    height, width = result.size
+    clips = len(result.clips) + len(result.skipped)
+    lines = [(f"wrote {plural(ds.num_episodes, 'episode')} of {plural(clips, 'clip')}, "
+              f"{plural(ds.num_frames, 'frame')} at {ds.fps:g} fps, {height}x{width} ({args.fit}), in "
+              f"{result.wall_s:.1f} s: {root}")]
+    lines += [f"  skipped {clip}: {why}" for clip, why in result.skipped.items()]
+    embodiment = f" --embodiment {shlex.quote(args.embodiment)}" if args.embodiment else ""
+    quoted = shlex.quote(root)
+    lines += ["next:",
+              (f"  worldpolicy dataset label {quoted} --checkpoint CKPT{embodiment} --out "
+               f"{shlex.quote(root + '_labelled')}   # actions for every frame transition"),
+              _dataset_next(root)[0]]  # its page
+    print("\n".join(lines))
+    return 0
 
 
 def _recover(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worldpolicy.cli import add_api_key_flags, continue_command
+from worldpolicy.cli import add_api_key_flags, continue_command, pixel_size
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
@@ -202,13 +202,7 @@ def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
 
 
 def _image_size(text: str) -> tuple[int, int] | None:
-    if text.lower() == "none":
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--image-size: expected HxW like 180x320 (or none), got {text!r}") from None
-    return h, w
+    return None if text.lower() == "none" else pixel_size("--image-size", text, "180x320 (or none)")
 
 
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
