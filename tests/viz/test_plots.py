@@ -1022,3 +1022,5 @@ def test_the_open_loop_summary_has_its_note_under_the_labels_and_its_legend_insi
     assert 0 < (labels - note.y1) / fig.dpi < 0.3
     legend, panel = (a.get_window_extent(renderer) for a in (fig.axes[1].get_legend(), fig.axes[1]))
     assert panel.x0 <= legend.x0 and legend.x1 <= panel.x1
+    points = np.concatenate([fig.axes[1].transData.transform(line.get_xydata()) for line in fig.axes[1].lines])
+    assert points[:, 1].max() < legend.y0 <= legend.y1 <= panel.y1  # in room above the curves, not on them

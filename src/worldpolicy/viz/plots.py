@@ -999,19 +999,18 @@ def open_loop_summary_figure(
         ax.set_ylim(bottom=0)
     bars.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     renderer = fig.canvas.get_renderer()
-    named = len(lines.get_legend_handles_labels()[0])
-    if named:  # room above the curves, a row per line of names: over them (loc "best" found no gap) it hid them
-        for across in range(min(named, 6), 0, -1):  # as many across as fit: 6 long names ran past the figure's edge
-            legend = lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
-            if legend.get_window_extent(renderer).width <= lines.get_window_extent(renderer).width:
-                break
-        top = lines.get_ylim()[1]
-        lines.set_ylim(0, top * (1 + 0.12 * -(-named // across)))
     # the bottom margin is what the column names under the bars take (turned, their units, "constant in training")
     # and the note under them: a fixed guess left an inch of blank above the note
     below = max(ax.get_window_extent(renderer).y0 - ax.get_tightbbox(renderer).y0 for ax in (bars, lines)) / fig.dpi
     height = fig.get_size_inches()[1]
     fig.subplots_adjust(bottom=(below + 0.1 + (0.25 if scale_note else 0.0)) / height)
+    named = len(lines.get_legend_handles_labels()[0])
+    if named:  # room above the curves, the panel's height set: over them (loc "best" found no gap) it hid them
+        for across in range(min(named, 6), 0, -1):  # as many across as fit: 6 long names ran past the figure's edge
+            legend = lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
+            if legend.get_window_extent(renderer).width <= lines.get_window_extent(renderer).width:
+                break
+        legend_above_curves(lines, ncols=across)
     if scale_note:
         fig.text(0.5, 0.08 / height, _literal(f"normalised scale: {scale_note}"), ha="center", va="bottom",
                  fontsize=LEGEND_FONTSIZE)

@@ -631,7 +631,7 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
             where = "step" if has_step else "record"
             name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {where} {bad[0]}"
         if key in family or key in held_out:  # room above the curves, a row per 5 names: over them, it hid them
-            legend_above_curves(ax, ncols=min(len(family.get(key, [])), 5) or 2)
+            legend_above_curves(ax, ncols=min(len(family[key]), 5) if key in family else 2)
         ax.set_title(_literal(name), loc="left", fontsize=LABEL_FONTSIZE, **({"color": FAILURE_COLOR} if bad else {}))
         ax.grid(alpha=0.3)
         style_ticks(ax, which="both")  # a log axis labels minor ticks too
