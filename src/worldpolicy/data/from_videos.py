@@ -60,6 +60,7 @@ FITS = ("pad", "crop", "stretch")
 TASK_SOURCES = ("filename", "sidecar")
 SIDECAR_SUFFIX = ".txt"
 MIN_FRAMES = 2  # an episode to label holds a transition at least
+TIME_TOLERANCE = 1e-9  # seconds: timestamps nearer than this are one time (far under any clock's tick)
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,16 @@ def letterbox(height: int, width: int, size: tuple[int, int], fit: str) -> tuple
 def chosen_frames(times: Sequence[float], last_duration: float, fps: float) -> list[int]:
     """The frames (indices into `times`, presentation timestamps in seconds, increasing) nearest the timestamps
     times[0] + k / fps, ties to the later frame, for each k whose timestamp is nearer the last frame than the one
-    after it would be (it shows for `last_duration`)."""
+    after it would be (it shows for `last_duration`). Times within `TIME_TOLERANCE` are the same time: a timestamp
+    halfway between two frames (a clip read at twice its rate) goes to the later one whichever way rounding in
+    floating point leans."""
     start, chosen = times[0], []
     end = times[-1] - start + last_duration / 2
     k = 0
-    while (at := k / fps) < end - 1e-9:
+    while (at := k / fps) < end - TIME_TOLERANCE:
         later = bisect.bisect_right(times, start + at)  # the first frame after the timestamp
-        if later == len(times) or (later > 0 and start + at - times[later - 1] < times[later] - start - at):
+        if later == len(times) or (later > 0 and start + at - times[later - 1]
+                                   < times[later] - start - at - TIME_TOLERANCE):
             later -= 1
         chosen.append(later)
         k += 1
