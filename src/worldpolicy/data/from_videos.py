@@ -37,7 +37,7 @@ from ..errors import brief_list
 from ..extras import run_record
 from ..fileio import dataset_lock
 from ..processing.observations import VIDEO_SUFFIXES, compose_views, fixed_places
-from ..processing.video import CODECS, ffmpeg_reason
+from ..processing.video import CODECS, ffmpeg_reason, stream_fps
 from .checks import check_out
 from .observations import PRECOMPOSED
 
@@ -286,7 +286,7 @@ def _scan(path: Path) -> _Clip:
     try:
         with _opened(path) as container:
             stream = container.streams.video[0]
-            rate = float(stream.average_rate or stream.guessed_rate or 0.0)
+            rate = stream_fps(stream)
             duration = 0.0
             for frame in container.decode(stream):
                 if frame.time is None:

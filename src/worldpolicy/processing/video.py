@@ -71,7 +71,7 @@ def ffmpeg_reason(exc: Exception) -> str:
     return f"FFmpeg: {reason[:1].lower()}{reason[1:]}"
 
 
-def _stream_fps(stream: Any) -> float:
+def stream_fps(stream: Any) -> float:
     """A video stream's frame rate from its header, 0.0 where it names none."""
     return float(stream.average_rate or stream.guessed_rate or 0.0)
 
@@ -79,7 +79,7 @@ def _stream_fps(stream: Any) -> float:
 def video_fps(path: str | Path) -> float:
     """A video file's frame rate (0.0 where its stream names none), read from its header without decoding a frame."""
     with _video_stream(Path(path)) as (_, stream):
-        return _stream_fps(stream)
+        return stream_fps(stream)
 
 
 def varying_rate(path: str | Path) -> float | None:
@@ -99,7 +99,7 @@ def read_video(path: str | Path, max_frames: int | None = None, last: int | None
     check_frame_bounds(max_frames, last)
     path = Path(path)
     with _video_stream(path) as (container, stream):
-        fps = _stream_fps(stream)
+        fps = stream_fps(stream)
         kept: deque = deque(maxlen=last)
         for frame in container.decode(stream):
             kept.append(frame)
