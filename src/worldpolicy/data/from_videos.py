@@ -37,7 +37,7 @@ from ..errors import brief_list
 from ..extras import run_record
 from ..fileio import dataset_lock
 from ..processing.observations import VIDEO_SUFFIXES, compose_views, fixed_places
-from ..processing.video import CODECS, ffmpeg_reason, stream_fps
+from ..processing.video import CODECS, RGBConverter, ffmpeg_reason, stream_fps
 from .checks import check_out
 from .observations import PRECOMPOSED
 
@@ -314,13 +314,11 @@ def _turns(frame: Any) -> int:
 
 def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """The second pass: blocks of up to `BLOCK_FRAMES` frames [n, H, W, 3] uint8 of `size`, frame i of the clip as
-    often as `chosen` names it (its indices ascending), each turned upright (`_turns`) and then scaled."""
-    from av.video.reformatter import VideoReformatter
-
+    often as `chosen` names it (its indices ascending), each scaled as stored and then turned upright (`_turns`)."""
     from .edit import BLOCK_FRAMES
 
     counts = np.bincount(chosen, minlength=chosen[-1] + 1)
-    reformatter, block = VideoReformatter(), []
+    rgb, block = RGBConverter(), []
     with _opened(path) as container:
         for i, frame in enumerate(container.decode(container.streams.video[0])):
             if i >= len(counts):
@@ -331,7 +329,7 @@ def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> I
             shown = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
             (height, width), (top, left) = letterbox(*shown, size, fit)
             stored = (width, height) if turns % 2 else (height, width)  # scaled as stored, then turned
-            pixels = reformatter.reformat(frame, width=stored[1], height=stored[0], format="rgb24").to_ndarray()
+            pixels = rgb(frame, *stored)
             pixels = np.rot90(pixels, turns)
             canvas = np.zeros((*size, 3), np.uint8)
             rows, cols = slice(max(top, 0), max(top, 0) + min(height, size[0])), \
