@@ -190,6 +190,8 @@ UNPHYSICAL_RATE = ("--control-hz: 300 Hz is not a whole number of 2 ms physics s
     (["--max-steps", "0"], "--max-steps: expected an int >= 1 (or None: the task's default), got 0"),
     (["--image-size", "8x8"],
      "--image-size: expected (height, width), two ints of 16 to 4096 pixels, or None (no cameras), got (8, 8)"),
+    # spelled as `sim --image-size` and `dataset from-videos --size` say it (`cli.pixel_size`), not in words of its own
+    (["--image-size", "big"], "--image-size 'big'; accepted: HxW, the height and width in pixels, e.g. 180x320"),
     (["--settle-steps", "-1"], "--settle-steps=-1 must be an int >= 0"),
     (["--control-hz", "0"], "--control-hz: expected a positive frequency, got 0.0"),
     # the rates the physics cannot run need the built scene: refused before the bar all the same, and with workers

@@ -71,7 +71,10 @@ def test_frames_are_chosen_by_the_clips_presentation_timestamps_not_its_average_
 
 
 def test_evenly_spaced_frames_are_chosen_as_resampling_chooses_them():
-    for clip_fps, fps, count in ((30, 15, 31), (10, 15, 12), (30, 10, 7), (24, 15, 50)):
+    # (10, 20), (12, 24), (30, 20): timestamps halfway between two frames, ties to the later one as resampling breaks
+    # them (they went either way as floating point rounded: 10 fps read at 20 gave frames 0, 1, 1, 1, 2, 3, 3, 3, ...)
+    for clip_fps, fps, count in ((30, 15, 31), (10, 15, 12), (30, 10, 7), (24, 15, 50), (10, 20, 7), (12, 24, 30),
+                                 (30, 20, 31)):
         times = [i / clip_fps for i in range(count)]
         assert chosen_frames(times, 1 / clip_fps, fps) == resampled_frames(count, clip_fps, fps)
 

@@ -795,17 +795,22 @@ def test_ctrl_c_after_a_keep_keeps_what_it_kept(policy, tmp_path, monkeypatch):
     assert LeRobotDataset.open(partial).num_episodes == 2
 
 
-def test_the_documented_recipe_makes_a_folder_of_raw_clips_a_dataset_label_takes(policy, tmp_path, monkeypatch,
-                                                                                 capsys):
-    """docs/data.md's raw-videos recipe, run as written on clips at other rates and sizes, a damaged file and one too
-    short at the embodiment's rate: the usable clips become episodes at its rate and size, which `dataset label`
-    labels; the others are skipped, said, and the rest kept."""
+def test_the_documented_command_makes_a_folder_of_raw_clips_a_dataset_label_takes(policy, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """docs/data.md's raw-videos command (`dataset from-videos`, which replaced the Python recipe this test ran: it
+    failed looking for that recipe), run as written on clips at other rates and sizes, a damaged file and one too
+    short at the embodiment's rate: the usable clips become episodes at its rate and the first clip's size, which
+    `dataset label` labels; the others are skipped, said, and the rest kept."""
     import re
+    import shlex
 
+    from worldpolicy.cli import main
     from worldpolicy.processing.video import write_video
 
     docs = (Path(__file__).parents[2] / "docs" / "data.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", docs, re.DOTALL) if "resampled_frames(" in b)
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", docs, re.DOTALL) if "dataset from-videos" in b)
+    argv = shlex.split(block.splitlines()[0])
+    assert argv[:3] == ["worldpolicy", "dataset", "from-videos"] and "--embodiment" in argv, argv
     videos = tmp_path / "videos"
     videos.mkdir()
     rng = np.random.default_rng(0)
@@ -814,13 +819,13 @@ def test_the_documented_recipe_makes_a_folder_of_raw_clips_a_dataset_label_takes
     write_video(videos / "c_short.mp4", rng.integers(0, 255, (2, 36, 64, 3), dtype=np.uint8), fps=30)  # -> 1 frame
     (videos / "d_damaged.mp4").write_bytes((videos / "a_wide.mp4").read_bytes()[:300])
     monkeypatch.chdir(tmp_path)
-    exec(block.replace("FPS, H, W = 15, 480, 640", "FPS, H, W = 10, 32, 48"), {})  # noqa: S102 - the snippet itself
+    assert main([*argv[1:], "--no-progress"]) == 0
     said = capsys.readouterr().out
-    assert "skipped: video file 'videos/d_damaged.mp4' could not be decoded" in said
-    assert "skipped: videos/c_short.mp4 has 1 frame at 10 fps" in said
+    assert "skipped videos/d_damaged.mp4: it could not be decoded" in said
+    assert "skipped videos/c_short.mp4: it gives 1 frame at 10 fps" in said
     ds = LeRobotDataset.open(tmp_path / "data" / "unlabelled")
     assert ds.fps == 10 and list(ds.episode_lengths) == [6, 5] and ds.video_keys == ["observation.image"]
-    assert ds.episode(0).videos["observation.image"].shape == (6, 32, 48, 3)
+    assert ds.episode(0).videos["observation.image"].shape == (6, 36, 64, 3)
     _stub(policy, monkeypatch, calls := [])
     out = label_dataset(ds, tmp_path / "data" / "labelled", policy)
     assert out.num_episodes == 2 and len(calls) == 2 and out.features["action"]["names"] == ["x", "y"]

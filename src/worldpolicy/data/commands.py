@@ -621,18 +621,13 @@ def _from_sim(args: argparse.Namespace) -> int:
     from worldpolicy.extras import check_extras
 
     check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
-    from worldpolicy.cli import flag_named
+    from worldpolicy.cli import flag_named, pixel_size
     from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import Terminated, exit_status
     from worldpolicy.processing.video import CODECS
 
     made_by = _from_sim_resume_command(args, resume=False)  # as typed: the provenance's `command`
-    try:
-        height, width = (int(v) for v in args.image_size.lower().split("x"))
-    except ValueError:
-        height = width = 0
-    if min(height, width) < 1:
-        raise ValueError(f"--image-size={args.image_size!r}; expected HxW in pixels, e.g. 180x320")
+    height, width = pixel_size("--image-size", args.image_size, "180x320")
     if args.video_codec in CODECS:  # an unknown codec is named by the writer, before anything is recorded
         try:
             CODECS[args.video_codec].check_frame_size(height, width)

@@ -731,24 +731,25 @@ def sim_to_dataset(
     if resume and overwrite:
         raise ValueError("resume: continues the dataset at root, overwrite=True replaces it: pass one of them")
     sweep_scratch_folders(root, ())  # what root holds, a dataset a killed replacement left aside back first
-    ours = (root / INFO_PATH).is_file() and (provenance_document(root) or {}).get("source") == SOURCE
+    held = (root / INFO_PATH).is_file()  # a dataset, and the command its provenance says made it
+    maker = (provenance_document(root) or {}).get("source") if held else None
+    ours = held and maker == SOURCE
     if not (overwrite or resume) and ours:  # a rerun of the command as first typed: say how to go on
         raise FileExistsError(f"root={str(root)!r} holds a `dataset from-sim` recording; pass resume=True to continue "
                               f"it up to num_episodes={num_episodes}, overwrite=True to replace it, or choose a new or "
                               "empty folder")
-    if (root / INFO_PATH).is_file() and not ours:
+    if held and not ours:
         # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept;
         # without a flag too, which the writer would answer with "pass overwrite=True", only to refuse that next
         name = "overwrite" if overwrite else "resume" if resume else None
         only = ("overwrite=True replaces" if name != "resume" else "resume=True continues")
         # a from-sim recording of a version before `PROVENANCE_FILE` says nothing either: it cannot be continued
         # (its settings and seeds are not known), and whether it is one cannot be told, so it is not replaced
-        maker = (provenance_document(root) or {}).get("source")
-        held = (f"a dataset `{maker.removeprefix('worldpolicy ')}` made, not a `dataset from-sim` recording"
+        what = (f"a dataset `{maker.removeprefix('worldpolicy ')}` made, not a `dataset from-sim` recording"
                 if isinstance(maker, str) and maker else "a dataset that does not say `dataset from-sim` recorded it "
                 f"(one from elsewhere, or a recording by an older worldpolicy, which kept no {PROVENANCE_FILE} of "
                 "its settings and seeds: delete it first to record into this folder again)")
-        raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds {held}; choose a new or empty "
+        raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds {what}; choose a new or empty "
                               f"folder ({only} only a `dataset from-sim` recording that says so)")
     with dataset_lock(root, "root", "`dataset from-sim`"):  # a second recording into root refused, before it starts
         previous = _resumed(root, video_codec) if resume else None

@@ -37,7 +37,7 @@ from ..errors import brief_list
 from ..extras import run_record
 from ..fileio import dataset_lock
 from ..processing.observations import VIDEO_SUFFIXES, compose_views, fixed_places
-from ..processing.video import CODECS, ffmpeg_reason
+from ..processing.video import CODECS, RGBConverter, ffmpeg_reason, stream_fps
 from .checks import check_out
 from .observations import PRECOMPOSED
 
@@ -60,6 +60,7 @@ FITS = ("pad", "crop", "stretch")
 TASK_SOURCES = ("filename", "sidecar")
 SIDECAR_SUFFIX = ".txt"
 MIN_FRAMES = 2  # an episode to label holds a transition at least
+TIME_TOLERANCE = 1e-9  # seconds: timestamps nearer than this are one time (far under any clock's tick)
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,16 @@ def letterbox(height: int, width: int, size: tuple[int, int], fit: str) -> tuple
 def chosen_frames(times: Sequence[float], last_duration: float, fps: float) -> list[int]:
     """The frames (indices into `times`, presentation timestamps in seconds, increasing) nearest the timestamps
     times[0] + k / fps, ties to the later frame, for each k whose timestamp is nearer the last frame than the one
-    after it would be (it shows for `last_duration`)."""
+    after it would be (it shows for `last_duration`). Times within `TIME_TOLERANCE` are the same time: a timestamp
+    halfway between two frames (a clip read at twice its rate) goes to the later one whichever way rounding in
+    floating point leans."""
     start, chosen = times[0], []
     end = times[-1] - start + last_duration / 2
     k = 0
-    while (at := k / fps) < end - 1e-9:
+    while (at := k / fps) < end - TIME_TOLERANCE:
         later = bisect.bisect_right(times, start + at)  # the first frame after the timestamp
-        if later == len(times) or (later > 0 and start + at - times[later - 1] < times[later] - start - at):
+        if later == len(times) or (later > 0 and start + at - times[later - 1]
+                                   < times[later] - start - at - TIME_TOLERANCE):
             later -= 1
         chosen.append(later)
         k += 1
@@ -282,7 +286,7 @@ def _scan(path: Path) -> _Clip:
     try:
         with _opened(path) as container:
             stream = container.streams.video[0]
-            rate = float(stream.average_rate or stream.guessed_rate or 0.0)
+            rate = stream_fps(stream)
             duration = 0.0
             for frame in container.decode(stream):
                 if frame.time is None:
@@ -310,13 +314,11 @@ def _turns(frame: Any) -> int:
 
 def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """The second pass: blocks of up to `BLOCK_FRAMES` frames [n, H, W, 3] uint8 of `size`, frame i of the clip as
-    often as `chosen` names it (its indices ascending), each turned upright (`_turns`) and then scaled."""
-    from av.video.reformatter import VideoReformatter
-
+    often as `chosen` names it (its indices ascending), each scaled as stored and then turned upright (`_turns`)."""
     from .edit import BLOCK_FRAMES
 
     counts = np.bincount(chosen, minlength=chosen[-1] + 1)
-    reformatter, block = VideoReformatter(), []
+    rgb, block = RGBConverter(), []
     with _opened(path) as container:
         for i, frame in enumerate(container.decode(container.streams.video[0])):
             if i >= len(counts):
@@ -327,7 +329,7 @@ def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> I
             shown = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
             (height, width), (top, left) = letterbox(*shown, size, fit)
             stored = (width, height) if turns % 2 else (height, width)  # scaled as stored, then turned
-            pixels = reformatter.reformat(frame, width=stored[1], height=stored[0], format="rgb24").to_ndarray()
+            pixels = rgb(frame, *stored)
             pixels = np.rot90(pixels, turns)
             canvas = np.zeros((*size, 3), np.uint8)
             rows, cols = slice(max(top, 0), max(top, 0) + min(height, size[0])), \

@@ -32,15 +32,16 @@ def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
 class RGBConverter:
     """Decoded frames as uint8 RGB arrays [H, W, 3], through one swscale context kept from frame to frame:
     `frame.to_ndarray(format="rgb24")` sets one up for every frame (about 2 ms a 96x128 frame on the dev machine, 50
-    times the conversion), and gives the same pixels."""
+    times the conversion), and gives the same pixels. `height` and `width` scale it on the way (bilinear, PyAV's
+    default), as stored: its display rotation is the caller's."""
 
     def __init__(self) -> None:
         from av.video.reformatter import VideoReformatter
 
         self._reformatter = VideoReformatter()
 
-    def __call__(self, frame: Any) -> np.ndarray:
-        return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+    def __call__(self, frame: Any, height: int | None = None, width: int | None = None) -> np.ndarray:
+        return self._reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
 
 
 @contextlib.contextmanager
@@ -71,7 +72,7 @@ def ffmpeg_reason(exc: Exception) -> str:
     return f"FFmpeg: {reason[:1].lower()}{reason[1:]}"
 
 
-def _stream_fps(stream: Any) -> float:
+def stream_fps(stream: Any) -> float:
     """A video stream's frame rate from its header, 0.0 where it names none."""
     return float(stream.average_rate or stream.guessed_rate or 0.0)
 
@@ -79,7 +80,7 @@ def _stream_fps(stream: Any) -> float:
 def video_fps(path: str | Path) -> float:
     """A video file's frame rate (0.0 where its stream names none), read from its header without decoding a frame."""
     with _video_stream(Path(path)) as (_, stream):
-        return _stream_fps(stream)
+        return stream_fps(stream)
 
 
 def varying_rate(path: str | Path) -> float | None:
@@ -99,7 +100,7 @@ def read_video(path: str | Path, max_frames: int | None = None, last: int | None
     check_frame_bounds(max_frames, last)
     path = Path(path)
     with _video_stream(path) as (container, stream):
-        fps = _stream_fps(stream)
+        fps = stream_fps(stream)
         kept: deque = deque(maxlen=last)
         for frame in container.decode(stream):
             kept.append(frame)
