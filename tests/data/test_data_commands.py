@@ -219,7 +219,8 @@ def test_from_sim_names_the_flags_before_recording(tmp_path, monkeypatch):
         (["--task-option", "height=3"], r"^--task-option: task 'reach': unknown option\(s\) \['height'\]"),
         (["--workers", "0"], r"^--workers=0 must be an int >= 1$"),
         (["--video-codec", "h265"], r"^--video-codec='h265'; accepted: libx264, libx264rgb, libsvtav1$"),
-        (["--image-size", "0x64"], r"^--image-size='0x64'; expected HxW in pixels, e.g. 180x320$"),
+        (["--image-size", "0x64"],
+         r"^--image-size '0x64'; accepted: HxW, the height and width in pixels, e.g. 180x320$"),
         # the env's check
         (["--image-size", "8x8"], r"^--image-size: expected \(height, width\), two ints of 16 to 4096 pixels"),
         (["--max-steps", "0"], r"^--max-steps: expected an int >= 1"),
@@ -283,7 +284,7 @@ def test_from_sim(tmp_path, capsys):
     with pytest.raises(FileExistsError, match="holds a `dataset from-sim` recording; pass --resume to continue it up "
                                               "to --episodes=1, --overwrite to replace it"):
         run(argv)
-    with pytest.raises(ValueError, match="--image-size='24'"):
+    with pytest.raises(ValueError, match="--image-size '24'; accepted: HxW"):
         run([*argv[:7], "--image-size", "24", "--overwrite"])
     with pytest.raises(ValueError, match=r"--task-option='upper_share'; expected NAME=VALUE"):
         run([*argv, "--overwrite", "--task-option", "upper_share"])
