@@ -38,6 +38,18 @@ from worldpolicy.serving import server as serving_server
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def _one_connections_replies(url: str, message: dict, requests: int) -> list[dict]:
+    """The replies one new connection gets to `message` sent `requests` times (what a client told once per connection
+    is told: the tests connect again to see it told again)."""
+    with connect(url, compression=None, max_size=None) as ws:
+        ws.recv()  # metadata
+        replies = []
+        for _ in range(requests):
+            ws.send(packb(message))
+            replies.append(unpackb(ws.recv()))
+    return replies
+
+
 def test_roundtrip_metadata_and_reply_keys(serve, event_loop):
     if event_loop == "uvloop":
         pytest.importorskip("uvloop")
@@ -96,12 +108,7 @@ def test_a_key_map_reading_two_cameras_from_one_key_is_said_once_per_connection(
     caplog.set_level(logging.WARNING, logger="worldpolicy")
     message = {k: v for k, v in droid_request(np.zeros(7)).items() if k != "observation/exterior_image_2_left"}
     for _ in range(2):  # a client that reconnects is told again
-        with connect(t.url, compression=None, max_size=None) as ws:
-            ws.recv()  # metadata
-            replies = []
-            for _ in range(2):
-                ws.send(packb(message))
-                replies.append(unpackb(ws.recv()))
+        replies = _one_connections_replies(t.url, message, 2)
         said = ("camera slots of embodiment 'droid/joint_pos' read the same image (observation/exterior_image_1_left "
                 f"and observation/exterior_image_2_left are read from the client's key {shared!r}, by the server's "
                 "--key-map), so the model sees one view twice where it was trained on different cameras: its actions "
@@ -828,12 +835,7 @@ def test_keys_nothing_reads_are_told_once_per_connection_in_the_reply_and_the_lo
     caplog.set_level(logging.WARNING, logger="worldpolicy.serving")
     message = {k: v for k, v in droid_request(np.zeros(7)).items() if k != "observation/exterior_image_2_left"}
     for _ in range(2):  # a client that reconnects is told again
-        with connect(t.url, compression=None, max_size=None) as ws:
-            ws.recv()  # metadata
-            replies = []
-            for _ in range(3):
-                ws.send(packb(message))
-                replies.append(unpackb(ws.recv()))
+        replies = _one_connections_replies(t.url, message, 3)
         said = replies[0]["warnings"]
         assert len(said) == 1 and said[0].startswith("request keys 'observation/joint_position', "
                                                      "'observation/gripper_position' are not read by embodiment "
