@@ -1411,8 +1411,7 @@ def test_no_help_repeats_its_flags_default_by_hand():
 def test_a_wrong_path_is_said_before_torch_loads(image_file, tmp_path):
     """A mistyped checkpoint or dataset is said in a second, not after the seconds torch and diffusers take to import
     (`dataset eval` took ~14 s to say its dataset root was missing)."""
-    import subprocess
-    import sys
+    from fresh import cli_in_fresh_process
 
     nope = str(tmp_path / "nope")
     commands = {
@@ -1424,15 +1423,8 @@ def test_a_wrong_path_is_said_before_torch_loads(image_file, tmp_path):
         "merge-adapter": ["merge-adapter", nope, "--out", str(tmp_path / "m")],
         "dataset eval": ["dataset", "eval", "shipped", nope, "--out", str(tmp_path / "e")],
     }
-    code = (f"import contextlib, io, json, sys\nfrom worldpolicy.cli import main\nout = {{}}\n"
-            f"for name, argv in {commands!r}.items():\n"
-            "    err = io.StringIO()\n"
-            "    with contextlib.redirect_stderr(err):\n        out[name] = [main(argv), err.getvalue()]\n"
-            "out['heavy'] = sorted(name for name in ('torch', 'diffusers') if name in sys.modules)\n"
-            "print(json.dumps(out))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out.pop("heavy") == []
+    out, heavy = cli_in_fresh_process(commands)
+    assert heavy == []
     said = {"predict": f"--checkpoint={nope!r} is neither an existing folder nor a hub id",
             "serve": f"--checkpoint={nope!r} is neither an existing folder nor a hub id",
             "dream": f"--world-model={nope!r} is neither an existing folder nor a hub id",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -864,25 +863,15 @@ def test_action_prefix_settings_load_and_are_compared_on_resume(valid):
 def test_config_mistakes_are_said_before_torch_loads(tmp_path, valid):
     """A wrong setting is the commonest first failure of `worldpolicy train`: said in a second, not after the 10-25 s
     torch and diffusers take to import (the objectives, timestep and checkpoint checks need neither)."""
+    from fresh import cli_in_fresh_process
+
     configs = {"checkpoint": {**valid, "checkpoint": ""}, "chunk": _with(valid, "data", chunk_size=6),
                "timesteps": _with(valid, "timesteps", kind="beta"), "weights": _with(valid, "objectives", policy=0.0)}
     for name, raw in configs.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(raw))
-    script = f"""
-import contextlib, io, json, sys
-from worldpolicy.cli import main
-out = {{}}
-for name in {sorted(configs)!r}:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(["train", {str(tmp_path)!r} + "/" + name + ".json", "--no-progress"])
-    out[name] = [code, err.getvalue()]
-out["heavy"] = sorted(name for name in ("torch", "diffusers") if name in sys.modules)
-print(json.dumps(out))"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out.pop("heavy") == []
+    out, heavy = cli_in_fresh_process({name: ["train", str(tmp_path / f"{name}.json"), "--no-progress"]
+                                       for name in configs})
+    assert heavy == []
     said = {"checkpoint": "checkpoint: required", "chunk": "data.chunk_size=6", "timesteps": "timesteps.kind='beta'",
             "weights": "objectives: every weight is 0"}
     assert {name: (code, said[name] in err) for name, (code, err) in out.items()} == {
