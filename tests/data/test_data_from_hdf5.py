@@ -123,6 +123,20 @@ def test_a_mask_picks_its_demos_and_keys_are_chosen_in_order(tmp_path):
     assert "observation.state" not in no_state.dataset.features
 
 
+@pytest.mark.parametrize("bad", [float("nan"), True, 0])
+def test_a_given_fps_is_checked_as_from_videos_checks_it(tmp_path, bad):
+    from worldpolicy.data.from_videos import videos_to_dataset
+
+    _robomimic(tmp_path / "lift.hdf5")
+    said = rf"^fps={bad!r}; accepted: a positive number of frames per second$"  # alike (`data.checks.check_rate`)
+    with pytest.raises(ValueError, match=said):
+        import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift", fps=bad)
+    with pytest.raises(ValueError, match=said):
+        videos_to_dataset([tmp_path / "lift.hdf5"], tmp_path / "v", task="lift", fps=bad)
+    # a numpy rate as numpy reductions give it (np.float32 is no float): taken, as from-videos takes it
+    assert import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift", fps=np.float32(10)).dataset.fps == 10
+
+
 def test_libero_task_comes_from_the_file_and_its_images_are_turned_right_side_up(tmp_path):
     held = _libero(tmp_path / "stove.hdf5")
     result = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")

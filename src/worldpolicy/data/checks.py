@@ -1,13 +1,15 @@
 """The arguments several dataset commands check alike (`dataset label`, `select`, `merge`, `eval`, `show`): which
 episodes (`check_episodes`; each named once, `check_once`, which training's lists share), the folder a new
-dataset made from others is written to (`check_out`), and a resumed run's settings against the run it continues
-(`refuse_changed_settings`: `dataset from-sim --resume`, `dataset label --resume`; `warn_software_changed`)."""
+dataset made from others is written to (`check_out`), the rate a new one is written at (`check_rate`), and a
+resumed run's settings against the run it continues (`refuse_changed_settings`: `dataset from-sim --resume`,
+`dataset label --resume`; `warn_software_changed`)."""
 
 from __future__ import annotations
 
 import collections
 import json
 import logging
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +58,14 @@ def check_once(param: str, given: Sequence[int], num_episodes: int | None = None
                          + (f" (a negative index counts from the end{': ' + aliases if aliases else ''})"
                             if any(e < 0 for e in given) else "")
                          + "; name each episode once")
+
+
+def check_rate(fps: Any) -> float:
+    """`fps` given for a dataset being made (`dataset import-hdf5`, `dataset from-videos`) as a float, refused
+    naming it where it is not a positive finite number."""
+    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps={fps!r}; accepted: a positive number of frames per second")
+    return float(fps)
 
 
 def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by: Sequence[str], command: str,

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import brief_list, typo_note
 from ..extras import extra_imports
 from ..fileio import dataset_lock
-from .checks import check_out
+from .checks import check_out, check_rate
 from .edit import BLOCK_FRAMES
 from .layout import NUMERIC_DTYPES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -412,9 +412,7 @@ def _json_attr(data: h5py.Group, name: str, path: str) -> dict[str, Any]:
 
 def _fps(fps: float | None, env_args: dict[str, Any], path: str) -> float:
     if fps is not None:
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
-            raise ValueError(f"fps={fps!r}; accepted: a positive number of frames per second")
-        return float(fps)
+        return check_rate(fps)
     kwargs = env_args.get("env_kwargs")
     rate = kwargs.get("control_freq") if isinstance(kwargs, dict) else None
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:

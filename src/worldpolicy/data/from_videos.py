@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import math
 import os
 import re
 import time
@@ -38,7 +37,7 @@ from ..extras import run_record
 from ..fileio import dataset_lock
 from ..processing.observations import VIDEO_SUFFIXES, compose_views, fixed_places
 from ..processing.video import CODECS, RGBConverter, ffmpeg_reason, stream_fps
-from .checks import check_out
+from .checks import check_out, check_rate
 from .observations import PRECOMPOSED
 
 if TYPE_CHECKING:  # pyarrow (the `train` extra) loads when a dataset is written: `dataset --help` lists FITS without it
@@ -214,9 +213,7 @@ def _rate(fps: float | None, target: Embodiment | None) -> float:
             raise ValueError("fps: give the dataset's frame rate, or an embodiment whose rate it takes (fps=None "
                              "takes the embodiment's)")
         return float(target.fps)
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps={fps!r}; accepted: a positive number of frames per second")
-    return float(fps)
+    return check_rate(fps)
 
 
 def _checked_size(size: Any) -> tuple[int, int]:
