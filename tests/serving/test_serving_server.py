@@ -37,7 +37,6 @@ from worldpolicy.serving import (
 from worldpolicy.serving import server as serving_server
 
 
-@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
 def _one_connections_replies(url: str, message: dict, requests: int) -> list[dict]:
     """The replies one new connection gets to `message` sent `requests` times (what a client told once per connection
     is told: the tests connect again to see it told again)."""
@@ -50,6 +49,7 @@ def _one_connections_replies(url: str, message: dict, requests: int) -> list[dic
     return replies
 
 
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
 def test_roundtrip_metadata_and_reply_keys(serve, event_loop):
     if event_loop == "uvloop":
         pytest.importorskip("uvloop")
