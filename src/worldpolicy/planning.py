@@ -52,8 +52,13 @@ def check_prompt(scorer: Scorer, prompt: Any) -> None:
 
 def score(scorer: Scorer, video: np.ndarray, prompt: str, what: str) -> float:
     """`scorer`'s one finite number for `video` (`what` it scores, for the error): a string ("0.5") or an array would
-    otherwise be read as one or fail unnamed, and NaN or inf would rank or sum as no score can."""
-    value = scorer(video, prompt)
+    otherwise be read as one or fail unnamed, and NaN or inf would rank or sum as no score can. A scorer that raises
+    keeps its own error, with a note naming the scorer and `what` it was scoring."""
+    try:
+        value = scorer(video, prompt)
+    except Exception as exc:  # its error alone (KeyError: 'views') did not say it came from the scorer, after sampling
+        exc.add_note(f"raised by scorer {scorer!r} scoring {what} (video {list(np.shape(video))}, prompt {prompt!r})")
+        raise
     if not isinstance(value, (str, bytes)) and np.ndim(value) == 0:
         try:
             number = float(value)

@@ -199,3 +199,16 @@ def test_plan_keeps_every_candidate_its_future_and_score(droid_policy):
     with pytest.raises(TypeError, match=re.escape("BestOfNPlanner.plan() sets mode itself")):
         BestOfNPlanner(_Refusing(droid_policy), lambda video, prompt: 0.0, 2).plan(IMAGE, "reach", state=STATE,
                                                                                   mode="inverse_dynamics")
+
+
+def test_a_scorer_that_raises_keeps_its_error_with_a_note_naming_what_it_scored():
+    """`KeyError: 'views'` came out of the planner after both sampling passes, saying nothing of the scorer."""
+    from worldpolicy.planning import score
+
+    def broken(video, prompt):
+        raise KeyError("views")
+
+    with pytest.raises(KeyError, match="views") as raised:
+        score(broken, np.zeros((5, 8, 8, 3), np.uint8), "reach the red ball", "candidate 2")
+    note = f"raised by scorer {broken!r} scoring candidate 2 (video [5, 8, 8, 3], prompt 'reach the red ball')"
+    assert raised.value.__notes__ == [note]
