@@ -112,6 +112,16 @@ class BestOfNPlanner:
         self.scorer = scorer
         self.num_candidates = int(num_candidates)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What planning adds to how the policy samples, in each chosen chunk's `settings` and a sim report's
+        `policy_settings` (`sim compare` says where two runs differ in it): the scorer as a function's qualified name,
+        another callable's repr (`ReachScorer(views=(...))`)."""
+        scorer = self.scorer
+        name = (f"{scorer.__module__}.{scorer.__qualname__}" if inspect.isfunction(scorer) or inspect.ismethod(scorer)
+                else repr(scorer))
+        return {"planner": "best_of_n", "candidates": self.num_candidates, "scorer": name}
+
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
         """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike.
         `decode_video` is the planner's own: the rollouts always decode (their frames are what is scored) and the
@@ -124,9 +134,8 @@ class BestOfNPlanner:
         best = plan.chosen
         chosen = plan.proposals[best]
         chosen.video = None if kwargs.get("decode_video") is False else plan.futures[best].video
-        chosen.settings = {**chosen.settings, "planner": "best_of_n", "candidates": len(plan.scores),
-                           "scores": plan.scores, "chosen": best, "tied": plan.tied,
-                           "rollout_seed": plan.futures[best].settings["seed"]}
+        chosen.settings = {**chosen.settings, **self.settings, "scores": plan.scores, "chosen": best,
+                           "tied": plan.tied, "rollout_seed": plan.futures[best].settings["seed"]}
         chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
         return chosen
 
