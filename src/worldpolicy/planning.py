@@ -7,6 +7,7 @@ is better), with, optionally, a `check_prompt(prompt)` that refuses a prompt it 
 (`check_prompt`).
 When every score ties (the scorer found nothing to tell the imagined futures apart) the first candidate, which is
 exactly the plain policy's sample, is returned and `settings["tied"]` says so: planning then bought nothing.
+`BestOfNPlanner.plan` returns every candidate (`Plan`: the chunks, their imagined futures, their scores) to look at.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,8 +52,13 @@ def check_prompt(scorer: Scorer, prompt: Any) -> None:
 
 def score(scorer: Scorer, video: np.ndarray, prompt: str, what: str) -> float:
     """`scorer`'s one finite number for `video` (`what` it scores, for the error): a string ("0.5") or an array would
-    otherwise be read as one or fail unnamed, and NaN or inf would rank or sum as no score can."""
-    value = scorer(video, prompt)
+    otherwise be read as one or fail unnamed, and NaN or inf would rank or sum as no score can. A scorer that raises
+    keeps its own error, with a note naming the scorer and `what` it was scoring."""
+    try:
+        value = scorer(video, prompt)
+    except Exception as exc:  # its error alone (KeyError: 'views') did not say it came from the scorer, after sampling
+        exc.add_note(f"raised by scorer {scorer!r} scoring {what} (video {list(np.shape(video))}, prompt {prompt!r})")
+        raise
     if not isinstance(value, (str, bytes)) and np.ndim(value) == 0:
         try:
             number = float(value)
@@ -64,8 +71,34 @@ def score(scorer: Scorer, video: np.ndarray, prompt: str, what: str) -> float:
     raise TypeError(f"scorer {scorer!r} returned {value!r} for {what}; expected one number (higher is better)")
 
 
+@dataclass
+class Plan:
+    """One best-of-N decision, every candidate kept (`BestOfNPlanner.plan`): candidate i is `proposals[i]`, a sampled
+    chunk (no video; its sampling seed in `settings["seed"]`), and `futures[i]`, that chunk rolled forward by the
+    model's forward dynamics (its video the imagined future that was scored, its seed in `settings["seed"]`), scored
+    `scores[i]`; `chosen` is the best (the first of equals). `futures[i].save(folder)` writes one imagined future's
+    rollout.mp4 and page, as `predict` does."""
+
+    proposals: list[Prediction]
+    futures: list[Prediction]
+    scores: list[float]
+    chosen: int
+
+    @property
+    def tied(self) -> bool:
+        """Every candidate scored the same: the scorer told the futures nothing apart, and the first, exactly the plain
+        policy's sample, is chosen."""
+        return len(set(self.scores)) == 1
+
+    def __repr__(self) -> str:
+        scores = ", ".join(f"{s:.4g}" for s in self.scores)
+        return f"Plan(candidates={len(self.scores)}, scores=[{scores}], chosen={self.chosen}, tied={self.tied})"
+
+
 class BestOfNPlanner:
-    """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`."""
+    """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`;
+    `plan` returns every candidate (`Plan`). Each call costs N policy samples (one batched pass, no video decoded) and
+    N forward-dynamics rollouts (a second batched pass, each video decoded), then N scorer calls."""
 
     def __init__(self, policy: Policy, scorer: Scorer, num_candidates: int = 4):
         if not callable(getattr(policy, "act_batch", None)) or not callable(getattr(policy, "_seed", None)):
@@ -79,6 +112,16 @@ class BestOfNPlanner:
         self.scorer = scorer
         self.num_candidates = int(num_candidates)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What planning adds to how the policy samples, in each chosen chunk's `settings` and a sim report's
+        `policy_settings` (`sim compare` says where two runs differ in it): the scorer as a function's qualified name,
+        another callable's repr (`ReachScorer(views=(...))`)."""
+        scorer = self.scorer
+        name = (f"{scorer.__module__}.{scorer.__qualname__}" if inspect.isfunction(scorer) or inspect.ismethod(scorer)
+                else repr(scorer))
+        return {"planner": "best_of_n", "candidates": self.num_candidates, "scorer": name}
+
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
         """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike.
         `decode_video` is the planner's own: the rollouts always decode (their frames are what is scored) and the
@@ -87,8 +130,26 @@ class BestOfNPlanner:
         policy sample's own imagined future; `decode_video=False` leaves it out of the result, as it does for
         `Policy.act` (True or None keep it: it was decoded anyway)."""
         started = time.perf_counter()
+        plan = self._plan("BestOfNPlanner.act", observation, prompt, seed, kwargs)
+        best = plan.chosen
+        chosen = plan.proposals[best]
+        chosen.video = None if kwargs.get("decode_video") is False else plan.futures[best].video
+        chosen.settings = {**chosen.settings, **self.settings, "scores": plan.scores, "chosen": best,
+                           "tied": plan.tied, "rollout_seed": plan.futures[best].settings["seed"]}
+        chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
+        return chosen
+
+    def plan(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Plan:
+        """`act`'s decision with every candidate kept: each sampled chunk, its imagined future (video decoded) and its
+        score, to look at what the planner chose among and why. Takes what `act` takes (`decode_video` is ignored:
+        proposals never decode, rollouts always do); seeds as `act`'s (proposal i: seed + i, its rollout: seed + N +
+        i)."""
+        return self._plan("BestOfNPlanner.plan", observation, prompt, seed, kwargs)
+
+    def _plan(self, name: str, observation: Any, prompt: str, seed: int | None, kwargs: dict[str, Any]) -> Plan:
+        """`plan` for `act` or `plan` (its `name`, which a refused option's error says)."""
         # what the planner sets itself (mode, the rollouts' actions) or no request takes is named with what is accepted
-        _request("BestOfNPlanner.act", observation, prompt, {"mode": "policy", "actions": None, "actions_space": None},
+        _request(name, observation, prompt, {"mode": "policy", "actions": None, "actions_space": None},
                  kwargs)
         check_prompt(self.scorer, prompt)
         n = self.num_candidates
@@ -110,13 +171,7 @@ class BestOfNPlanner:
             self.policy._next_seed = next_seed
             raise
         scores = [score(self.scorer, f.video, prompt, f"candidate {i}") for i, f in enumerate(futures)]
-        best = int(np.argmax(scores))
-        chosen = proposals[best]
-        chosen.video = None if kwargs.get("decode_video") is False else futures[best].video
-        chosen.settings = {**chosen.settings, "planner": "best_of_n", "candidates": n, "scores": scores,
-                           "chosen": best, "tied": len(set(scores)) == 1, "rollout_seed": seeds[n + best]}
-        chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
-        return chosen
+        return Plan(proposals, futures, scores, int(np.argmax(scores)))
 
     def _seeds(self, seed: int | None, count: int) -> list[int]:
         """`seed`..`seed+count-1`, or `count` draws from the policy's own sequence (so calls never share seeds)."""

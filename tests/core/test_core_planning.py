@@ -178,3 +178,37 @@ def test_score_takes_one_finite_number_and_names_what_it_scored():
         score(lambda v, p: float("inf"), video, "reach", "chunk 3")
     with pytest.raises(TypeError, match="returned '0.5' for chunk 1; expected one number"):
         score(lambda v, p: "0.5", video, "reach", "chunk 1")
+
+
+def test_plan_keeps_every_candidate_its_future_and_score(droid_policy):
+    """Only the chosen chunk came back: the other N-1 sampled chunks, their imagined futures and what set them apart
+    were thrown away, so a user could not look at what the planner chose among (`settings` held the scores alone)."""
+    planner = BestOfNPlanner(droid_policy, lambda video, prompt: float(video[-1].mean()), 3)
+    plan = planner.plan(IMAGE, "reach the ball", seed=5, state=STATE)
+    assert [p.settings["seed"] for p in plan.proposals] == [5, 6, 7]
+    assert [f.settings["seed"] for f in plan.futures] == [8, 9, 10]
+    assert all(p.video is None and f.video.shape[0] == 5 for p, f in zip(plan.proposals, plan.futures, strict=True))
+    for proposal, future in zip(plan.proposals, plan.futures, strict=True):  # each future is its own chunk's rollout
+        np.testing.assert_array_equal(future.actions_normalized, proposal.actions_normalized)
+    assert plan.scores == [float(f.video[-1].mean()) for f in plan.futures]
+    assert plan.chosen == int(np.argmax(plan.scores)) and plan.tied is (len(set(plan.scores)) == 1)
+    assert repr(plan).startswith("Plan(candidates=3, scores=[") and f"chosen={plan.chosen}" in repr(plan)
+    acted = planner.act(IMAGE, "reach the ball", seed=5, state=STATE)  # act executes the plan's choice
+    assert (acted.settings["scores"], acted.settings["chosen"]) == (plan.scores, plan.chosen)
+    np.testing.assert_allclose(acted.actions, plan.proposals[plan.chosen].actions, rtol=1e-5, atol=1e-7)
+    with pytest.raises(TypeError, match=re.escape("BestOfNPlanner.plan() sets mode itself")):
+        BestOfNPlanner(_Refusing(droid_policy), lambda video, prompt: 0.0, 2).plan(IMAGE, "reach", state=STATE,
+                                                                                  mode="inverse_dynamics")
+
+
+def test_a_scorer_that_raises_keeps_its_error_with_a_note_naming_what_it_scored():
+    """`KeyError: 'views'` came out of the planner after both sampling passes, saying nothing of the scorer."""
+    from worldpolicy.planning import score
+
+    def broken(video, prompt):
+        raise KeyError("views")
+
+    with pytest.raises(KeyError, match="views") as raised:
+        score(broken, np.zeros((5, 8, 8, 3), np.uint8), "reach the red ball", "candidate 2")
+    note = f"raised by scorer {broken!r} scoring candidate 2 (video [5, 8, 8, 3], prompt 'reach the red ball')"
+    assert raised.value.__notes__ == [note]

@@ -747,3 +747,35 @@ def test_a_wrapped_model_gets_the_prefix_and_none_when_there_is_none():
     backend.act({"prompt": "x"}, "x")
     backend.act({"prompt": "x"}, "x", action_prefix=prefix)
     assert calls[0] == {} and calls[1]["action_prefix"] is prefix
+
+
+def test_a_planned_chunks_imagined_panel_says_what_the_planner_chose_among(monkeypatch):
+    """A best-of-N planner's episode video showed the chosen chunk's imagined future captioned `model: imagined`, as a
+    plain policy's: not that it was chosen, among how many, by what score, nor that every candidate scored the same."""
+    from worldpolicy.sim.rollout import imagined_caption
+    from worldpolicy.viz import video
+
+    env = TabletopEnv("reach", image_size=(48, 64), max_steps=3)
+    decisions = iter([([-0.2, -0.05, -0.25], 1, False), ([-0.25] * 3, 0, True), ([-0.25, -0.25, -1e-05], 2, False)])
+
+    class Planned(RandomPolicy):
+        def act(self, observation, prompt):
+            pred = super().act(observation, prompt)
+            scores, chosen, tied = next(decisions)
+            pred.video = np.full((33, 24, 32, 3), 200, np.uint8)
+            pred.settings = {"planner": "best_of_n", "candidates": 3, "scores": scores, "chosen": chosen, "tied": tied}
+            return pred
+
+    labels = []
+    row = video.labelled_row
+
+    def labelled(views, names, **kwargs):
+        labels.append(names[-1])
+        return row(views, names, **kwargs)
+
+    monkeypatch.setattr(video, "labelled_row", labelled)
+    result = Rollout(env, Planned(seed=0), ChunkStrategy("execute", 1)).run(seed=0, record=True)
+    head = "model: imagined · best of 3:"
+    assert labels == [f"{head} #1 -0.05, next -0.2", f"{head} all -0.25, tied", f"{head} #2 -1e-05, next -0.25"]
+    assert result.frames.shape[0] == 3  # one geometry whatever each caption's length: the frames stack
+    assert imagined_caption({"seed": 3}) == ("model: imagined", "model: imagined")  # a plain chunk's, as before

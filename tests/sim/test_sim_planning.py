@@ -129,3 +129,27 @@ def test_a_reach_scorers_prompt_is_checked_before_any_model_work():
     env = WorldModelEnv(model, image, "reach the red ball", scorer=scorer)
     with pytest.raises(ValueError, match=refused):
         env.reset(options={"prompt": "reach the ball"})
+
+
+def test_a_planners_run_records_the_checkpoint_it_samples_from_and_how_it_plans(tmp_path):
+    """A best-of-N planner's sim report recorded {"kind": "BestOfNPlanner", chunk, decode_video, image size} alone:
+    not the checkpoint or sampling it draws from, nor its candidates or scorer, so `sim compare` of a best-of-2 and a
+    best-of-8 run (or of two checkpoints planned alike) found their settings the same."""
+    from worldpolicy import load_policy
+    from worldpolicy.planning import BestOfNPlanner
+    from worldpolicy.sim.policies import policy_settings, wrap_policy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    policy = load_policy(make_tiny_checkpoint(tmp_path / "ck"), embodiment="droid/relative_pose", chunk_size=4,
+                         resolution_tier=256, steps=2)
+    plain = policy_settings(wrap_policy(policy, decode_video=True), (48, 64))
+    assert plain["kind"] == "checkpoint" and plain["sampling"]["steps"] == 2
+    planner = BestOfNPlanner(policy, reach_scorer(CAMERAS), 3)
+    assert policy_settings(wrap_policy(planner, decode_video=True), (48, 64)) == {
+        **plain, "planner": "best_of_n", "candidates": 3, "scorer": "ReachScorer(views=('exterior', 'exterior'))"}
+
+    def progress(video, prompt):
+        return 0.0
+
+    assert BestOfNPlanner(policy, progress, 8).settings == {
+        "planner": "best_of_n", "candidates": 8, "scorer": f"{__name__}.{progress.__qualname__}"}

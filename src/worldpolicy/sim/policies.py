@@ -266,7 +266,8 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     server the model its metadata frame names (its address where it names none: openpi's), chunk, whether it decodes
     video, the camera size (`image_size`: the env's) and the sampling defaults and resolution it announces
     (`SERVER_ANNOUNCED`: a server restarted with other steps samples other actions); any other backend its class and
-    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video). The two baselines also
+    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video); a best-of-N planner its
+    policy's and its own (`BestOfNPlanner.settings`: candidates, scorer). The two baselines also
     record their `version`: what they do changes with worldpolicy, not with a file a run could name."""
     if isinstance(policy, (ScriptedPolicy, RandomPolicy)):
         return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size,
@@ -275,13 +276,17 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     if not isinstance(policy, _Seeded):
         return {"kind": type(policy).__qualname__, "image_size": size}
     inner = policy.policy
+    planner = getattr(sys.modules.get("worldpolicy.planning"), "BestOfNPlanner", None)
+    if planner is not None and isinstance(inner, planner):  # the policy it samples from, and how it plans
+        sampled = _Seeded(inner.policy, policy.embodiment, policy.seed, policy.decode_video, policy.keys)
+        return {**policy_settings(sampled, image_size), **inner.settings}
     local = getattr(sys.modules.get("worldpolicy.policy"), "Policy", None)
     if local is not None and isinstance(inner, local):
         return checkpoint_settings(inner.source, inner.sampling, chunk_size=inner.chunk_size,
                                    resolution_tier=inner.resolution_tier, device=inner.engine.device,
                                    dtype=inner.engine.dtype, decode_video=policy.decode_video, image_size=image_size)
     wrapped = {"chunk_size": policy.chunk_size, "decode_video": policy.decode_video, "image_size": size}
-    if not hasattr(inner, "url"):  # another wrapped policy (a best-of-N planner...)
+    if not hasattr(inner, "url"):  # another wrapped policy (one of a user's own)
         return {"kind": type(inner).__qualname__, **wrapped}
     meta = served_metadata(policy)
     announced = {key: meta[key] for key in SERVER_ANNOUNCED if meta.get(key) is not None}

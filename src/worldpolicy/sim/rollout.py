@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -267,9 +267,11 @@ class Rollout:
             )
         return int(fast.size > 0)
 
-    def _frame(self, imagined: np.ndarray | None, seed: int, steps: int, outcome: bool | None) -> np.ndarray:
+    def _frame(self, imagined: np.ndarray | None, seed: int, steps: int, outcome: bool | None,
+               settings: dict[str, Any] | None = None) -> np.ndarray:
         """Sim cameras side by side, and the model's imagined frame for this step when it returned video, each
-        captioned (`sim: <camera>`, `model: imagined`): uncaptioned, the imagined panel passed for a fourth camera.
+        captioned (`sim: <camera>`, `model: imagined`, with a planner's choice: `imagined_caption` of the chunk's
+        `settings`): uncaptioned, the imagined panel passed for a fourth camera.
         Above them the episode's caption (`_caption`), tinted on the last frame by the outcome (`outcome`: None until
         the episode is decided): an mp4 watched on its own said neither which episode it was nor how it ended."""
         from PIL import ImageFont
@@ -278,10 +280,13 @@ class Rollout:
 
         views = [self.env.render_camera(key) for key in CAMERAS]
         labels = [f"sim: {name}" for name in CAMERAS.values()]
+        widest: list[str | None] = [None] * len(views)
         if imagined is not None:
             views.append(np.asarray(imagined)[..., :3].astype(np.uint8))
-            labels.append("model: imagined")
-        row = labelled_row(views, labels, height=views[0].shape[0])
+            label, longest = imagined_caption(settings or {})
+            labels.append(label)
+            widest.append(longest)
+        row = labelled_row(views, labels, height=views[0].shape[0], widest=widest)
         # every frame of the episode sized for its longest caption (the last step's, either outcome): one geometry
         font = ImageFont.load_default(size=20)
         widest = max((self._caption(seed, self.max_steps, end) for end in (True, False)), key=font.getlength)
@@ -303,6 +308,23 @@ class Rollout:
         if outcome is not None:
             parts.append(f"SUCCESS at step {steps}" if outcome else "FAILURE: step limit")
         return SEP.join(parts)
+
+
+def imagined_caption(settings: dict[str, Any]) -> tuple[str, str]:
+    """The imagined panel's caption for a chunk of these `settings`, and the longest it can be in the episode (every
+    frame sized for it: one geometry): `model: imagined`; for a best-of-N planner's chunk (`planning.BestOfNPlanner`)
+    also which candidate runs, its score and the best of the others (`best of 4: #2 -0.112, next -0.25`), or that all
+    scored the same (`best of 4: all -0.25, tied`): the episode video showed the chosen future alone, not that it was
+    chosen, among how many, or whether the scores told the candidates apart at all."""
+    if settings.get("planner") != "best_of_n":
+        return "model: imagined", "model: imagined"
+    scores, chosen = settings["scores"], settings["chosen"]
+    head = f"model: imagined · best of {len(scores)}:"
+    longest = f"{head} #{len(scores) - 1} -8.88e+88, next -8.88e+88"
+    if settings["tied"]:
+        return f"{head} all {scores[0]:.3g}, tied", longest
+    others = max(score for i, score in enumerate(scores) if i != chosen)
+    return f"{head} #{chosen} {scores[chosen]:.3g}, next {others:.3g}", longest
 
 
 class Episode:
@@ -365,7 +387,8 @@ class Episode:
             pred = target.prediction  # shown after its action `index` ran: the frame that action leads into
             imagined = (pred.video[_frame_after(target.index, len(pred.video), pred.chunk_size)]
                         if pred is not None and pred.video is not None else None)  # None: no reply yet
-            self.frames.append(rollout._frame(imagined, self.seed, self.t, succeeded if ended else None))
+            self.frames.append(rollout._frame(imagined, self.seed, self.t, succeeded if ended else None,
+                                              pred.settings if pred is not None else None))
         if self.on_step is not None:
             self.on_step(self.t)
         if succeeded:
