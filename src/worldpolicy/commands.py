@@ -209,8 +209,12 @@ def _embodiments(args: argparse.Namespace) -> int:
             f"{e.key:<28} {e.domain:<24} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
             f"{'no stats' if e.in_model_space else e.normalization:<9} {e.layout:<14} {source}"
         )
-    print("id: the action-head slot. norm: how actions are scaled for the model (none: used as they are;\n"
-          "no stats: not published, so actions stay in model space until you register yours: docs/robot.md)")
+    print("embodiment: a robot and the action space it is driven in (name/variant). domain: its action head's name.\n"
+          "id: the action-head slot. dim: numbers per action. chunk: actions per model call. fps: actions per second.\n"
+          "norm: how actions are scaled for the model (none: used as they are;\n"
+          "no stats: not published, so actions stay in model space until you register yours: docs/robot.md)\n"
+          "layout: what the numbers are (relative_pose: end-effector moves; joint_position: joint angles; generic).\n"
+          "source: the registry, or the model that carries it. New to these words: docs/concepts.md")
     return 0
 
 
