@@ -780,9 +780,10 @@ def _write_demo_run(prediction: Prediction, folder: Path, observation: dict | No
     from .viz.run import write_run_whole
 
     paths = write_run_whole(prediction, folder, observation=observation)
-    print(f"{prediction.mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
-          f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
-          f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+    kind = "imagined" if prediction.mode != "inverse_dynamics" else "re-decoded"
+    video = "no video" if prediction.video is None else f"{len(prediction.video)} {kind} frames"
+    print(f"{prediction.mode:>17}: {prediction.chunk_size} actions of {len(prediction.columns)} columns at "
+          f"{prediction.fps:g} Hz, {video}, {prediction.timings['total']:.2f} s -> {paths[0].parent}")
 
 
 def _demo(args: argparse.Namespace) -> int:

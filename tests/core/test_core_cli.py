@@ -758,6 +758,26 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert "<h1>sim run · sim</h1>" in (tmp_path / "demo" / "sim" / "index.html").read_text()  # a page, as sim writes
 
 
+def test_demos_line_per_mode_says_its_chunk_in_words_a_newcomer_can_read(tmp_path, capsys):
+    """`policy: 4x10 actions, 5 frames` left a reader new to robotics to guess which number was time and which the
+    action's size, and whose frames these were."""
+    from worldpolicy.commands import _write_demo_run
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.results import Prediction
+
+    emb = get_embodiment("droid/relative_pose")
+    actions = np.zeros((4, emb.action_dim))
+    for mode, video in (("policy", np.zeros((5, 32, 32, 3), np.uint8)), ("inverse_dynamics", None)):
+        prediction = Prediction(mode=mode, embodiment=emb.key, columns=list(emb.columns), units=list(emb.units),
+                                actions=actions, actions_normalized=actions, fps=emb.fps, video=video,
+                                timings={"total": 1.5})
+        _write_demo_run(prediction, tmp_path / mode)
+    first, second = (line.strip() for line in capsys.readouterr().out.splitlines())
+    assert first.startswith(f"policy: 4 actions of {emb.action_dim} columns at {emb.fps:g} Hz, 5 imagined frames, "
+                            "1.50 s -> ")
+    assert second.startswith("inverse_dynamics: 4 actions of 10 columns at 15 Hz, no video, 1.50 s -> ")
+
+
 def test_demo_rejects_zero_episodes(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "0"]) == 2
     assert "--episodes=0" in capsys.readouterr().err
