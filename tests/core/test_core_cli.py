@@ -1244,6 +1244,21 @@ def test_a_stray_word_or_flag_is_unrecognized_by_the_innermost_command(capsys, a
     assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
 
 
+@pytest.mark.parametrize("prompt", [["--prompt", "reach", "the", "ball"], ["--prompt=reach", "the", "ball"]])
+def test_an_unquoted_prompt_is_refused_saying_how_to_quote_it(prompt, tmp_path, capsys):
+    """`--prompt reach the ball` was `unrecognized arguments: the ball`, which a newcomer to the shell does not read
+    as "quote it". A number left after a flag that is not free text (`--episodes 0 1`) gets no such note."""
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", "--checkpoint", "shipped", "--image", "obs.png", *prompt, "--out", str(tmp_path / "o")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert refused.value.code == 2 and last == (
+        "worldpolicy predict: error: unrecognized arguments: the ball; --prompt takes one value ('reach'): quote a "
+        "value of several words, --prompt 'reach the ball'")
+    with pytest.raises(SystemExit):
+        main(["dataset", "label", "data", "--checkpoint", "c", "--out", "o", "--episodes", "0", "1"])
+    assert capsys.readouterr().err.strip().endswith("error: unrecognized arguments: 1")
+
+
 def test_train_resume_says_that_train_resumes_on_its_own(capsys):
     """`sim --resume` exists, so a user reaches for `train --resume`: it was a bare `unrecognized arguments`; it says
     the same command resumes. A flag with no such note stays as it was."""
