@@ -541,7 +541,7 @@ def _predict(args: argparse.Namespace) -> int:
     decode_video = args.decode_video or None  # None: the mode's default (FD decodes)
     # a whole clip's bar is over its windows, a whole trajectory's over its chunks
     steps = (None if args.whole_clip or args.whole_trajectory
-             else _progress(f"{args.mode} ({policy.embodiment.key})"))
+             else _progress(f"{args.mode} ({policy.embodiment.key}), denoising"))  # its steps: not the chunk's
     with _not_said_again(said.messages):
         if args.mode == "inverse_dynamics":
             prediction = policy.infer_actions(observation, args.prompt, start_frame=args.start_frame,

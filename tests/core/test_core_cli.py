@@ -24,6 +24,8 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
                "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file), "--prompt", "Reach the target",
                "--steps", "2", "--decode-video", "--out", str(out)])
     assert rc == 0
+    # its bar counts denoising steps, not the chunk's 16 time steps: a newcomer read "2 steps" as the actions'
+    assert "policy (droid/relative_pose), denoising: " in capsys.readouterr().err
     from worldpolicy.fileio import folder_kind
 
     assert folder_kind(out)[0].writer == "predict"  # what the output-folder checks recognise
