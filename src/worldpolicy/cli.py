@@ -295,6 +295,35 @@ class _Subcommands(argparse._SubParsersAction):
             setattr(namespace, _UNRECOGNIZED_BY, (self._name_parser_map[values[0]], list(left)))
 
 
+# options whose value is free text, where several unquoted words are likely (`--prompt reach the ball`)
+_PROSE_DESTS = frozenset({"prompt", "task", "message", "title", "video_label"})
+
+
+def _unquoted_prose(parser: argparse.ArgumentParser, argv: list[str], extras: list[str]) -> list[str]:
+    """The hint for words left over after a free-text option's value (`--prompt reach the ball` left `the ball`): the
+    shell split an unquoted value, so say how to quote it. [] when the leftovers follow no such option."""
+    for i, word in enumerate(argv):
+        if word != extras[0] or i == 0:
+            continue
+        if argv[i - 1].startswith("--") and "=" in argv[i - 1]:  # --prompt=reach the ball
+            flag, value = argv[i - 1].split("=", 1)
+        elif i >= 2:
+            flag, value = argv[i - 2], argv[i - 1]
+        else:
+            continue
+        action = parser._option_string_actions.get(flag)
+        if action is None or action.dest not in _PROSE_DESTS or value.startswith("-"):
+            continue
+        words = [value]
+        for leftover in argv[i:]:
+            if leftover.startswith("-"):
+                break
+            words.append(leftover)
+        quoted = shlex.quote(" ".join(words))
+        return [f"{flag} takes one value ({value!r}): quote a value of several words, {flag} {quoted}"]
+    return []
+
+
 class _Parser(argparse.ArgumentParser):
     """The command line's parsers (subcommands' too: `add_subparsers` makes parsers of its parent's class), with
     `_StoreOnce` as their plain option action and `_Subcommands` as their subcommands'. `absent_flags` (a
@@ -339,6 +368,7 @@ class _Parser(argparse.ArgumentParser):
         if extras:
             parser = by if theirs == extras else self
             hints = [f"{flag}: {parser.absent_flags[flag]}" for flag in extras if flag in parser.absent_flags]
+            hints += _unquoted_prose(parser, sys.argv[1:] if args is None else list(args), extras)
             parser.error(f"unrecognized arguments: {' '.join(extras)}" + "".join(f"; {hint}" for hint in hints))
         return namespace
 

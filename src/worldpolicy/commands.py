@@ -209,8 +209,12 @@ def _embodiments(args: argparse.Namespace) -> int:
             f"{e.key:<28} {e.domain:<24} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
             f"{'no stats' if e.in_model_space else e.normalization:<9} {e.layout:<14} {source}"
         )
-    print("id: the action-head slot. norm: how actions are scaled for the model (none: used as they are;\n"
-          "no stats: not published, so actions stay in model space until you register yours: docs/robot.md)")
+    print("embodiment: a robot and the action space it is driven in (name/variant). domain: its action head's name.\n"
+          "id: the action-head slot. dim: numbers per action. chunk: actions per model call. fps: actions per second.\n"
+          "norm: how actions are scaled for the model (none: used as they are;\n"
+          "no stats: not published, so actions stay in model space until you register yours: docs/robot.md)\n"
+          "layout: what the numbers are (relative_pose: end-effector moves; joint_position: joint angles; generic).\n"
+          "source: the registry, or the model that carries it. New to these words: docs/concepts.md")
     return 0
 
 
@@ -537,7 +541,7 @@ def _predict(args: argparse.Namespace) -> int:
     decode_video = args.decode_video or None  # None: the mode's default (FD decodes)
     # a whole clip's bar is over its windows, a whole trajectory's over its chunks
     steps = (None if args.whole_clip or args.whole_trajectory
-             else _progress(f"{args.mode} ({policy.embodiment.key})"))
+             else _progress(f"{args.mode} ({policy.embodiment.key}), denoising"))  # its steps: not the chunk's
     with _not_said_again(said.messages):
         if args.mode == "inverse_dynamics":
             prediction = policy.infer_actions(observation, args.prompt, start_frame=args.start_frame,
@@ -776,9 +780,10 @@ def _write_demo_run(prediction: Prediction, folder: Path, observation: dict | No
     from .viz.run import write_run_whole
 
     paths = write_run_whole(prediction, folder, observation=observation)
-    print(f"{prediction.mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
-          f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
-          f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+    kind = "imagined" if prediction.mode != "inverse_dynamics" else "re-decoded"
+    video = "no video" if prediction.video is None else f"{len(prediction.video)} {kind} frames"
+    print(f"{prediction.mode:>17}: {prediction.chunk_size} actions of {len(prediction.columns)} columns at "
+          f"{prediction.fps:g} Hz, {video}, {prediction.timings['total']:.2f} s -> {paths[0].parent}")
 
 
 def _demo(args: argparse.Namespace) -> int:

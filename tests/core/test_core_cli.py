@@ -24,6 +24,8 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
                "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file), "--prompt", "Reach the target",
                "--steps", "2", "--decode-video", "--out", str(out)])
     assert rc == 0
+    # its bar counts denoising steps, not the chunk's 16 time steps: a newcomer read "2 steps" as the actions'
+    assert "policy (droid/relative_pose), denoising: " in capsys.readouterr().err
     from worldpolicy.fileio import folder_kind
 
     assert folder_kind(out)[0].writer == "predict"  # what the output-folder checks recognise
@@ -486,12 +488,16 @@ def test_embodiments_lists_the_registry(capsys):
     assert main(["embodiments"]) == 0
     out = capsys.readouterr().out
     assert "droid/joint_pos" in out and "bridge" in out and "droid_lerobot" in out
-    *table, key, key_on = out.splitlines()  # the columns' key below the table
-    norm = {line.split()[0]: line.split()[6:-2] for line in table[2:]}  # "no stats" is two words
-    assert norm["umi"] == ["no", "stats"] and norm["droid/joint_pos"] == ["none"] and norm["bridge"] == ["quantile"]
-    assert key.startswith("id: the action-head slot. norm: ") and key_on.startswith("no stats: not published")
     assert main(["embodiments", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
+    header, _, *lines = out.splitlines()
+    table, key = lines[:len(rows)], " ".join(lines[len(rows):])  # the columns' key below the table
+    norm = {line.split()[0]: line.split()[6:-2] for line in table}  # "no stats" is two words
+    assert norm["umi"] == ["no", "stats"] and norm["droid/joint_pos"] == ["none"] and norm["bridge"] == ["quantile"]
+    assert "id: the action-head slot." in key and "no stats: not published" in key
+    # a reader new to robotics met dim, chunk, fps and layout unexplained: the key names every column
+    assert [column for column in header.split() if f"{column}: " not in key] == []
+    assert "docs/concepts.md" in key
     assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
 
 
@@ -752,6 +758,26 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert report["strategy"]["execute_steps"] == shipped["strategy"]["execute_steps"]
     assert list((tmp_path / "demo" / "sim" / "videos").glob("*.mp4"))
     assert "<h1>sim run · sim</h1>" in (tmp_path / "demo" / "sim" / "index.html").read_text()  # a page, as sim writes
+
+
+def test_demos_line_per_mode_says_its_chunk_in_words_a_newcomer_can_read(tmp_path, capsys):
+    """`policy: 4x10 actions, 5 frames` left a reader new to robotics to guess which number was time and which the
+    action's size, and whose frames these were."""
+    from worldpolicy.commands import _write_demo_run
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.results import Prediction
+
+    emb = get_embodiment("droid/relative_pose")
+    actions = np.zeros((4, emb.action_dim))
+    for mode, video in (("policy", np.zeros((5, 32, 32, 3), np.uint8)), ("inverse_dynamics", None)):
+        prediction = Prediction(mode=mode, embodiment=emb.key, columns=list(emb.columns), units=list(emb.units),
+                                actions=actions, actions_normalized=actions, fps=emb.fps, video=video,
+                                timings={"total": 1.5})
+        _write_demo_run(prediction, tmp_path / mode)
+    first, second = (line.strip() for line in capsys.readouterr().out.splitlines())
+    assert first.startswith(f"policy: 4 actions of {emb.action_dim} columns at {emb.fps:g} Hz, 5 imagined frames, "
+                            "1.50 s -> ")
+    assert second.startswith("inverse_dynamics: 4 actions of 10 columns at 15 Hz, no video, 1.50 s -> ")
 
 
 def test_demo_rejects_zero_episodes(tmp_path, capsys):
@@ -1218,6 +1244,21 @@ def test_a_stray_word_or_flag_is_unrecognized_by_the_innermost_command(capsys, a
     err = capsys.readouterr().err
     assert refused.value.code == 2 and err.startswith(f"usage: {prog} "), err
     assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
+
+
+@pytest.mark.parametrize("prompt", [["--prompt", "reach", "the", "ball"], ["--prompt=reach", "the", "ball"]])
+def test_an_unquoted_prompt_is_refused_saying_how_to_quote_it(prompt, tmp_path, capsys):
+    """`--prompt reach the ball` was `unrecognized arguments: the ball`, which a newcomer to the shell does not read
+    as "quote it". A number left after a flag that is not free text (`--episodes 0 1`) gets no such note."""
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", "--checkpoint", "shipped", "--image", "obs.png", *prompt, "--out", str(tmp_path / "o")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert refused.value.code == 2 and last == (
+        "worldpolicy predict: error: unrecognized arguments: the ball; --prompt takes one value ('reach'): quote a "
+        "value of several words, --prompt 'reach the ball'")
+    with pytest.raises(SystemExit):
+        main(["dataset", "label", "data", "--checkpoint", "c", "--out", "o", "--episodes", "0", "1"])
+    assert capsys.readouterr().err.strip().endswith("error: unrecognized arguments: 1")
 
 
 def test_train_resume_says_that_train_resumes_on_its_own(capsys):

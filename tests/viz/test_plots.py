@@ -447,6 +447,25 @@ def test_model_space_actions_are_named_so_and_shade_no_closed_gripper(pose_chunk
     assert all(ax.patches for ax in fig.axes)
 
 
+def test_a_pose_chunks_heading_says_what_its_columns_are(pose_chunk, joint_chunk):
+    """A reader new to robotics saw subplots `tx [m]` and `r0`..`r5` near 1 and 0 with nothing saying that they are
+    the end effector's move and turn per step, nor what "no turn" reads as."""
+    bridge = get_embodiment("bridge")
+    fig = plots.action_timeseries_figure(pose_chunk, bridge.columns, bridge.units, bridge.fps, "grasp")
+    assert "tx, ty, tz: the end effector's move per step; r0..r5: its turn (rot6d; 1 0 0 0 1 0: none)" in (
+        fig.get_suptitle())
+    columns = [f"{arm}_{c}" for arm in ("left", "right") for c in bridge.columns]  # one note for both arms
+    fig = plots.action_timeseries_figure(np.hstack([pose_chunk, pose_chunk]), columns, [*bridge.units] * 2,
+                                         bridge.fps)
+    assert fig.get_suptitle().count("move per step") == 1 and "(left_, right_)" in fig.get_suptitle()
+    fractal = get_embodiment("fractal")  # model space: no turn is not 1 0 0 0 1 0 there
+    fig = plots.action_timeseries_figure(pose_chunk, fractal.columns, fractal.units, fractal.fps, "grasp")
+    assert "move per step" in fig.get_suptitle() and "1 0 0 0 1 0" not in fig.get_suptitle()
+    droid = get_embodiment("droid")
+    fig = plots.action_timeseries_figure(joint_chunk, droid.columns, droid.units, droid.fps, "gripper")
+    assert "move per step" not in fig.get_suptitle()
+
+
 def test_joint_legend_hides_no_line_and_no_joint_is_gripper_red(joint_chunk):
     e = get_embodiment("droid")
     fig = plots.joints_figure(joint_chunk, e.columns, e.units, e.fps, gripper_column="gripper")
@@ -527,7 +546,8 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_every_figure(monkeypa
         assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((19.5 / fps, 31.5 / fps))
     label, legend = "rows 20-31: past the clip's end (its last frame repeated)", "rows 20-31:\npast the clip's end"
     assert legend in series[0].get_legend_handles_labels()[1]
-    assert figures["actions.png"].get_suptitle().endswith(f"@ 5 Hz; hatched: {label}")
+    # the line before the pose note's
+    assert figures["actions.png"].get_suptitle().splitlines()[-2].endswith(f"@ 5 Hz; hatched: {label}")
     path = figures["ee_path.png"].axes[0]
     (dashed,) = [line for line in path.lines if line.get_label() == legend]
     assert dashed.get_linestyle() == "--" and len(dashed.get_data_3d()[0]) == 13  # poses 20..32

@@ -131,6 +131,20 @@ def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert not (tmp_path / "figs").exists()
 
 
+def test_viz_of_a_folder_of_runs_names_the_runs_it_can_draw(tmp_path, capsys):
+    """`worldpolicy viz runs/demo` (the demo's --out, not one of its runs) said only that it has no actions.json;
+    `report` named the runs inside, viz now names those it draws."""
+    for mode in ("policy", "inverse_dynamics"):
+        (tmp_path / mode).mkdir()
+        (tmp_path / mode / "actions.json").write_text("{}")
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "report.json").write_text("{}")  # a sim run: no chunk to draw
+    assert main(["viz", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (f"; the predict runs in it are inverse_dynamics, policy: draw one of them, e.g. `worldpolicy viz "
+            f"{tmp_path / 'inverse_dynamics'}`") in err
+
+
 def test_report_is_self_contained_and_shows_the_run(run_dir):
     main(["viz", str(run_dir), "--no-animation"])
     out = report.write_report(run_dir)

@@ -68,6 +68,7 @@ __all__ = [
     "plot_ee_path",
     "plot_joints",
     "plot_prediction",
+    "pose_note",
     "prediction_figures",
     "real_rows_of",
     "rollout_chunks_of",
@@ -700,6 +701,20 @@ def model_space_note(units: Sequence[str]) -> str:
     return f"{which} in model space ({MODEL_SPACE_UNIT}, about [-1, 1]), not physical units"
 
 
+def pose_note(columns: Sequence[str], units: Sequence[str]) -> str:
+    """What a relative pose's columns are, for a reader who does not know (`r0..r5` near 1 and 0 read as noise):
+    the end effector's move and turn per step, with the rot6d of no turn where they are physical (model space
+    rescales it), and the arms' prefixes for several; '' for a chunk without a pose."""
+    groups = pose_groups(columns)
+    if not groups:
+        return ""
+    physical = all(units[i] != MODEL_SPACE_UNIT for indexes in groups.values() for i in indexes[3:])
+    note = ("tx, ty, tz: the end effector's move per step; r0..r5: its turn "
+            f"({'rot6d; 1 0 0 0 1 0: none' if physical else 'rot6d'})")
+    arms = [prefix for prefix in groups if prefix]
+    return f"{note}, per arm ({', '.join(arms)})" if arms else note
+
+
 def _padded_legend(real_rows: int, steps: int) -> str:
     return f"{_padded_rows(real_rows, steps)}:\npast the clip's end"
 
@@ -770,10 +785,11 @@ def _grid_shape(d: int) -> tuple[int, int]:
 
 
 def _chunk_heading(fig, title: str, steps: int, dims: int | None, fps: float, units: Sequence[str],
-                   real_rows: int | None, clip: ClipRows | None) -> float:
+                   real_rows: int | None, clip: ClipRows | None, columns: Sequence[str] = ()) -> float:
     """Draw the heading of an action chunk's figure and return the top margin it needs (`figure_title`'s, plus the
-    room `clip` takes above the top row): `title` over the chunk's size (`dims`: also its columns) and rate, then
-    what its panels mark: units in model space, the rows from `real_rows` on hatched, `clip`'s (checked) frames."""
+    room `clip` takes above the top row): `title` over the chunk's size (`dims`: also its columns) and rate, what
+    its pose `columns` are (`pose_note`), then what its panels mark: units in model space, the rows from
+    `real_rows` on hatched, `clip`'s (checked) frames."""
     size = plural(steps, "step") if dims is None else f"{plural(steps, 'step')} × {plural(dims, 'dim')}"
     detail = f"{size} @ {fps:g} Hz"
     if model_space_note(units):
@@ -782,6 +798,8 @@ def _chunk_heading(fig, title: str, steps: int, dims: int | None, fps: float, un
         detail += f"; hatched: {padded_label(real_rows, steps)}"
     if clip is not None:
         detail += f"\n{clip.note()}"
+    if pose_note(columns, units):
+        detail += f"\n{pose_note(columns, units)}"
     return figure_title(fig, title, detail) + (clip.heading_in if clip is not None else 0.0)
 
 
@@ -821,7 +839,7 @@ def action_timeseries_figure(
     d = a.shape[1]
     nrows, ncols = _grid_shape(d)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
-    top = _chunk_heading(fig, title or "action chunk", a.shape[0], d, fps, units, real_rows, clip)
+    top = _chunk_heading(fig, title or "action chunk", a.shape[0], d, fps, units, real_rows, clip, columns)
     _grid_margins(fig, nrows, ncols, top=top, left=0.9)  # room for a y label of _MAX_LABEL_LINES
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):

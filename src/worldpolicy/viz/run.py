@@ -221,6 +221,11 @@ def resolve_actions_path(path: str | Path) -> Path:
             found = folder_kind(path.parent)  # a sim or training run has no chunk to draw, but a page of its own
             other = (f"; it holds {found[0].what} ({found[1]}): `worldpolicy report {path.parent}` writes its page"
                      if found is not None and found[0].writer not in (None, "predict", "viz") else "")
+            # a folder of runs (demo's --out) given where one of them was meant
+            runs = sorted(sub.name for sub in path.parent.iterdir() if (sub / ACTIONS_FILE).is_file())
+            if found is None and runs:
+                other = (f"; the predict runs in it are {', '.join(runs)}: draw one of them, e.g. `worldpolicy viz "
+                         f"{path.parent / runs[0]}`")
             raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE} (a predict run's action "
                                     f"chunk, what viz draws){other}")
     elif not path.exists():
