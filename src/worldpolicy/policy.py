@@ -646,6 +646,7 @@ class Policy:
             check_action_head,
             check_checkpoint_complete,
             check_compile_options,
+            check_memory,
             local_scheduler,
             local_transformer_config,
             resolve_device,
@@ -668,6 +669,7 @@ class Policy:
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
         # rather than the load after them
         check_checkpoint_complete(path_or_id, located=True)  # its place was checked above
+        check_memory(path_or_id, torch_device, torch_dtype)  # a model past the RAM: refused, not killed by the system
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)

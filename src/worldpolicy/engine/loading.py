@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
+import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,8 @@ from ..fileio import (
 from ..hub import complete_snapshot, unfetched
 from ..logcapture import loading_quietly
 from .sources import AdapterBase, adapter_base, adapter_digest, check_checkpoint_source
+
+logger = logging.getLogger(__name__)
 
 SAMPLES_PER_TENSOR = 4
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights; sharded: its .index.json + shards
@@ -148,6 +153,86 @@ def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) 
     _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
                                 if (problem := _safetensors_header(local / name)[1])])  # before the base is read
     check_checkpoint_complete(base.path, located=True)  # its place was checked with the adapter's, down the chain
+
+
+def weights_values(path_or_id: str | Path) -> dict[str, int]:
+    """How many values each model part's weights hold (`MODEL_PARTS`, an adapter checkpoint's base's: its own LoRA
+    weights are a rounding error), from their safetensors headers (a few KB read); {} for a folder without them (a
+    hub id not yet fetched). Called after `check_checkpoint_complete`: the files are whole."""
+    local = Path(str(path_or_id))
+    base = adapter_base(local) if local.is_dir() else None
+    if base is not None:
+        return weights_values(base.path)
+    values = {}
+    for part in MODEL_PARTS:
+        if (local / part).is_dir():
+            headers = _weights_problems(local / part, part, str(path_or_id))[1]
+            values[part] = sum(math.prod(int(n) for n in weight["shape"]) for header in headers.values()
+                               for key, weight in header.items() if key != "__metadata__")
+    return values
+
+
+def device_memory(device: torch.device) -> tuple[int | None, int | None]:
+    """(total, available) bytes of the memory a model on `device` is held in, each None where it is not known: the
+    CPU's RAM (a cgroup's limit where lower: a container), available as Linux's MemAvailable says; MPS's is the RAM
+    Metal lets this process use (`torch.mps.recommended_max_memory`). None for a GPU with memory of its own: asking
+    it initialises CUDA in this process (a server checks before it forks), and its allocator says out of memory
+    in one line, where the system kills a process that overruns its RAM without a word."""
+    if device.type == "mps":
+        return torch.mps.recommended_max_memory(), None
+    if device.type != "cpu":
+        return None, None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return None, None
+    limit = _first_number(Path("/sys/fs/cgroup/memory.max"))
+    available = next((int(line.split()[1]) * 1024 for line in _lines(Path("/proc/meminfo"))
+                      if line.startswith("MemAvailable:")), None)
+    return min(total, limit or total), available
+
+
+def _lines(file: Path) -> list[str]:
+    try:
+        return file.read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _first_number(file: Path) -> int | None:
+    words = " ".join(_lines(file)).split()
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB"
+
+
+def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse a checkpoint whose weights alone, in `dtype`, exceed the memory `device` holds them in (`device_memory`),
+    before any weights load: on the CPU a load past the RAM is killed by the system (or swaps for hours), with no
+    message, after minutes of reading. Warned of where they exceed the memory available now. Activations come on
+    top: passing is no promise that it runs."""
+    count = sum(weights_values(path_or_id).values())
+    total, available = device_memory(device)
+    need = count * dtype.itemsize
+    if not count or total is None:
+        return
+    name = str(dtype).removeprefix("torch.")
+    held = f"its weights alone take {_gib(need)} in {name} ({count / 1e9:.2f} billion values)"
+    if need > total:
+        where = "RAM" if device.type == "cpu" else "memory MPS may use (shared with the system)"
+        half = count * torch.bfloat16.itemsize
+        smaller = f"Try dtype='bfloat16' ({_gib(half)}), or run" if dtype.itemsize > 2 and half <= total else "Run"
+        raise ValueError(
+            f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine has "
+            f"{_gib(total)} of {where}; loading it would be killed by the system, not refused. {smaller} it on a "
+            "machine with the memory (a GPU: device='cuda') and reach it from here over the network (`worldpolicy "
+            "serve`, RemotePolicy)")
+    if available is not None and need > available:
+        logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
+                       "swap for a long time or be killed by the system; close other programs first",
+                       path_or_id, held, _gib(available), _gib(total))
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:
