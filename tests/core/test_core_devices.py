@@ -66,3 +66,28 @@ def test_mps_memory_is_what_metal_lets_the_process_use(monkeypatch):
     total, available = loading.device_memory(torch.device("cpu"))
     assert total > 2**28 and (available is None or available <= total)
     assert loading.device_memory(torch.device("cuda")) == (None, None)  # its allocator says it, without a kill
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_auto_is_the_default_device_by_name_and_never_mps_unasked(monkeypatch, cuda):
+    """`--device auto`, which `sim --help` and `dataset from-sim --help` named as their default, was refused as not
+    a torch device; on a Mac with MPS the default stays the CPU (in fp32), MPS only when asked (in fp32 too)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    expected = torch.device("cuda" if cuda else "cpu")
+    for name in (None, "auto", " AUTO"):
+        assert loading.resolve_device(name) == expected
+    assert loading.resolve_dtype(None, expected) == (torch.bfloat16 if cuda else torch.float32)
+    assert loading.resolve_device("MPS") == torch.device("mps")
+    assert loading.resolve_dtype(None, torch.device("mps")) == torch.float32
+
+
+def test_every_device_flag_says_one_default(capsys):
+    from worldpolicy.cli import DEVICE_HELP, build_parser
+
+    parser = build_parser()
+    for command in (["predict"], ["sim"], ["serve"], ["dataset", "from-sim"], ["dataset", "label"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--help"])
+        said = " ".join(capsys.readouterr().out.split())
+        assert DEVICE_HELP in said, (command, said)

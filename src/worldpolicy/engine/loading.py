@@ -47,12 +47,15 @@ DTYPES = {
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
+    """None or 'auto': CUDA where there is a GPU, else the CPU (never MPS unasked: the project's checks run on CPU and
+    CUDA only); else the device named, in any case (`CPU`, `Cuda:1`), as dtype names are read, if this machine has it."""
+    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:  # a name in any case, as dtype names are read (`CPU`, `Cuda:1`)
+    try:
         resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'cpu', 'cuda', 'cuda:1'") from None
+        raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'auto', 'cpu', 'cuda', 'cuda:1', "
+                         "'mps'") from None
     available = {
         "cpu": lambda: True,
         "cuda": torch.cuda.is_available,
