@@ -211,11 +211,12 @@ def _gib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
-def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> None:
+def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None) -> None:
     """Refuse a checkpoint whose weights alone, in `dtype`, exceed the memory `device` holds them in (`device_memory`),
     before any weights load: on the CPU a load past the RAM is killed by the system (or swaps for hours), with no
-    message, after minutes of reading. Warned of where they exceed the memory available now. Activations come on
-    top: passing is no promise that it runs."""
+    message, after minutes of reading. Warned of where they exceed the memory available now. Activations (and a
+    training run's gradients and optimizer state) come on top: passing is no promise that it runs. `fix`: what the
+    refusal advises (default: bfloat16 where that fits, else another machine)."""
     count = sum(weights_values(path_or_id).values())
     total, available = device_memory(device)
     need = count * dtype.itemsize
@@ -227,11 +228,10 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
         where = "RAM" if device.type == "cpu" else "memory MPS may use (shared with the system)"
         half = count * torch.bfloat16.itemsize
         smaller = f"Try dtype='bfloat16' ({_gib(half)}), or run" if dtype.itemsize > 2 and half <= total else "Run"
-        raise ValueError(
-            f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine has "
-            f"{_gib(total)} of {where}; loading it would be killed by the system, not refused. {smaller} it on a "
-            "machine with the memory (a GPU: device='cuda') and reach it from here over the network (`worldpolicy "
-            "serve`, RemotePolicy)")
+        fix = fix or (f"{smaller} it on a machine with the memory (a GPU: device='cuda') and reach it from here over "
+                      "the network (`worldpolicy serve`, RemotePolicy)")
+        raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
+                         f"has {_gib(total)} of {where}; loading it would be killed by the system, not refused. {fix}")
     if available is not None and need > available:
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
                        "swap for a long time or be killed by the system; close other programs first",
