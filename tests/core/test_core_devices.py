@@ -65,6 +65,8 @@ def test_mps_memory_is_what_metal_lets_the_process_use(monkeypatch):
     assert loading.device_memory(torch.device("mps")) == (12 * 2**30, None)
     total, available = loading.device_memory(torch.device("cpu"))
     assert total > 2**28 and (available is None or available <= total)
+    monkeypatch.delattr(torch.mps, "recommended_max_memory")  # torch < 2.5: the RAM MPS shares
+    assert loading.device_memory(torch.device("mps"))[0] == total
     assert loading.device_memory(torch.device("cuda")) == (None, None)  # its allocator says it, without a kill
 
 

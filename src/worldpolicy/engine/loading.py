@@ -178,12 +178,14 @@ def weights_values(path_or_id: str | Path) -> dict[str, int]:
 def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     """(total, available) bytes of the memory a model on `device` is held in, each None where it is not known: the
     CPU's RAM (a cgroup's limit where lower: a container), available as Linux's MemAvailable says; MPS's is the RAM
-    Metal lets this process use (`torch.mps.recommended_max_memory`). None for a GPU with memory of its own: asking
-    it initialises CUDA in this process (a server checks before it forks), and its allocator says out of memory
-    in one line, where the system kills a process that overruns its RAM without a word."""
-    if device.type == "mps":
-        return torch.mps.recommended_max_memory(), None
-    if device.type != "cpu":
+    Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS shares
+    it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server checks before
+    it forks), and its allocator says out of memory in one line, where the system kills a process that overruns its
+    RAM without a word."""
+    recommended = getattr(torch.mps, "recommended_max_memory", None)
+    if device.type == "mps" and recommended is not None:
+        return recommended(), None
+    if device.type not in ("cpu", "mps"):
         return None, None
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
