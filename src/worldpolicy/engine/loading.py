@@ -46,10 +46,15 @@ DTYPES = {
 }
 
 
+def device_named(device: str | torch.device | None) -> bool:
+    """Whether `device` names one, rather than leaving it to the machine that runs the model: None or 'auto'."""
+    return device is not None and not (isinstance(device, str) and device.strip().lower() == "auto")
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """None or 'auto': CUDA where there is a GPU, else the CPU (never MPS unasked: the project's checks run on CPU and
     CUDA only); else the device named, in any case (`CPU`, `Cuda:1`), as dtype names are read, if this machine has it."""
-    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
+    if not device_named(device):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
