@@ -694,20 +694,21 @@ class Policy:
 
     def close(self) -> None:
         """Release the model, so a process that switches checkpoints holds one at a time: the policy drops its engine
-        (transformer, VAE, text cache) and, on CUDA, the allocator's cached blocks go back to the device. Memory
+        (transformer, VAE, text cache) and, on CUDA or MPS, the allocator's cached blocks go back to the device (MPS:
+        to the RAM it shares with the system). Memory
         returns once nothing else holds the engine (a trainer's previews share the trainer's). A closed policy runs
         nothing: each later call says it is closed (unlike `RemotePolicy`, whose model lives on in the server, so a
         closed one reconnects). Closing twice is harmless."""
         engine, self._engine = getattr(self, "_engine", None), None
         if engine is None:
             return
-        on_cuda = str(engine.device).startswith("cuda")
+        kind = str(engine.device).partition(":")[0]
         del engine
         gc.collect()  # anything of the model caught in a reference cycle is freed now, not at a later collection
-        if on_cuda:
+        if kind in ("cuda", "mps"):
             import torch
 
-            torch.cuda.empty_cache()
+            getattr(torch, kind).empty_cache()
 
     def __repr__(self) -> str:
         """The checkpoint, embodiment and settings a policy runs with (or that it is closed), for a notebook or log."""

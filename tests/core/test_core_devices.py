@@ -93,3 +93,18 @@ def test_every_device_flag_says_one_default(capsys):
             parser.parse_args([*command, "--help"])
         said = " ".join(capsys.readouterr().out.split())
         assert DEVICE_HELP in said, (command, said)
+
+
+def test_closing_an_mps_policy_gives_its_cached_memory_back(tiny_checkpoint, monkeypatch):
+    """On a Mac the MPS allocator's cache is the RAM the system shares: `close` emptied CUDA's alone."""
+    emptied = []
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append("mps"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append("cuda"))
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", resolution_tier=256)
+    policy.close()
+    assert emptied == []  # a CPU policy leaves both alone
+    for device in ("mps", "mps:0", "cuda:1"):
+        policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", resolution_tier=256)
+        policy.engine.device = torch.device(device)  # as a load there records it
+        policy.close()
+    assert emptied == ["mps", "mps", "cuda"]
