@@ -108,3 +108,18 @@ def test_closing_an_mps_policy_gives_its_cached_memory_back(tiny_checkpoint, mon
         policy.engine.device = torch.device(device)  # as a load there records it
         policy.close()
     assert emptied == ["mps", "mps", "cuda"]
+
+
+def test_stage_timings_wait_for_mps_as_for_cuda(tiny_policy, monkeypatch):
+    """MPS queues its kernels as CUDA does: `Prediction.timings` timed their launches on a Mac."""
+    waited = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append("mps"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(str(device)))
+    engine = tiny_policy.engine
+    engine._clock()
+    assert waited == []  # the CPU runs each op as it is called
+    monkeypatch.setattr(engine, "device", torch.device("mps"))
+    engine._clock()
+    monkeypatch.setattr(engine, "device", torch.device("cuda:1"))
+    engine._clock()
+    assert waited == ["mps", "cuda:1"]
