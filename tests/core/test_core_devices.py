@@ -123,3 +123,16 @@ def test_stage_timings_wait_for_mps_as_for_cuda(tiny_policy, monkeypatch):
     monkeypatch.setattr(engine, "device", torch.device("cuda:1"))
     engine._clock()
     assert waited == ["mps", "cuda:1"]
+
+
+def test_the_ram_is_read_where_there_is_no_sysconf(monkeypatch):
+    """Windows has no os.sysconf nor /proc/meminfo: the check went quiet there (psutil reads every system's)."""
+    import os
+    from types import SimpleNamespace
+
+    import psutil
+
+    monkeypatch.delattr(os, "sysconf", raising=False)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
+    total, available = loading.device_memory(torch.device("cpu"))
+    assert total <= 16 * 2**30 and available == 5 * 2**30  # a cgroup limit may lower the total

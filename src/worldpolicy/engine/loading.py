@@ -7,7 +7,6 @@ import inspect
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,36 +181,25 @@ def weights_values(path_or_id: str | Path) -> dict[str, int]:
 
 def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     """(total, available) bytes of the memory a model on `device` is held in, each None where it is not known: the
-    CPU's RAM (a cgroup's limit where lower: a container), available as Linux's MemAvailable says; MPS's is the RAM
-    Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS shares
-    it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server checks before
-    it forks), and its allocator says out of memory in one line, where the system kills a process that overruns its
-    RAM without a word."""
+    CPU's RAM (a Linux cgroup's limit where lower: a container) and what the system says is available now; MPS's is
+    the RAM Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS
+    shares it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server checks
+    before it forks), and its allocator says out of memory in one line, where the system kills a process that
+    overruns its RAM without a word."""
+    import psutil
+
     recommended = getattr(torch.mps, "recommended_max_memory", None)
     if device.type == "mps" and recommended is not None:
         return recommended(), None
     if device.type not in ("cpu", "mps"):
         return None, None
+    memory = psutil.virtual_memory()
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
-        return None, None
-    limit = _first_number(Path("/sys/fs/cgroup/memory.max"))
-    available = next((int(line.split()[1]) * 1024 for line in _lines(Path("/proc/meminfo"))
-                      if line.startswith("MemAvailable:")), None)
-    return min(total, limit or total), available
-
-
-def _lines(file: Path) -> list[str]:
-    try:
-        return file.read_text().splitlines()
+        words = Path("/sys/fs/cgroup/memory.max").read_text().split()  # "max" where there is no limit
     except OSError:
-        return []
-
-
-def _first_number(file: Path) -> int | None:
-    words = " ".join(_lines(file)).split()
-    return int(words[0]) if words and words[0].isdigit() else None
+        words = []
+    limit = int(words[0]) if words and words[0].isdigit() else memory.total
+    return min(memory.total, limit), memory.available
 
 
 def _gib(size: float) -> str:
