@@ -665,11 +665,14 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
+        # a model past the RAM: refused, not killed by the system, and before a hub id's weights download
+        judged = check_memory(path_or_id, torch_device, torch_dtype)
         # what the folder holds, not only where it is: a server opening its port first, and the command line's input
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
         # rather than the load after them
         check_checkpoint_complete(path_or_id, located=True)  # its place was checked above
-        check_memory(path_or_id, torch_device, torch_dtype)  # a model past the RAM: refused, not killed by the system
+        if not judged:  # a hub id's weights whose headers the hub did not give: judged now they are here
+            check_memory(path_or_id, torch_device, torch_dtype)
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)

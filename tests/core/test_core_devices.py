@@ -136,3 +136,26 @@ def test_the_ram_is_read_where_there_is_no_sysconf(monkeypatch):
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
     total, available = loading.device_memory(torch.device("cpu"))
     assert total <= 16 * 2**30 and available == 5 * 2**30  # a cgroup limit may lower the total
+
+
+def test_a_hub_checkpoint_too_large_is_refused_before_its_weights_download(tiny_checkpoint, model_repo, monkeypatch,
+                                                                          no_weights_load):
+    """A hub id's snapshot holds its configs alone until the checks pass: the weights' sizes come from their headers
+    on the hub (range requests), so a laptop is told before 60 GB download, not after."""
+    from huggingface_hub import HfApi
+
+    calls, snapshot = model_repo(tiny_checkpoint)
+    counts = loading.weights_values(tiny_checkpoint)
+    monkeypatch.setattr(loading, "device_memory", lambda device: (sum(counts.values()), None))
+    with pytest.raises(ValueError, match=r"does not fit on device='cpu': its weights alone take .* in float32 "
+                       rf"\({sum(counts.values()) / 1e9:.2f} billion"):
+        Policy.check_pretrained("me/pick", "droid/relative_pose")
+    assert not list(snapshot.rglob("*.safetensors")) and len(calls) == 1  # the configs alone: no weights downloaded
+
+    def offline(self, *a, **k):
+        raise OSError("offline")
+
+    monkeypatch.setattr(HfApi, "parse_safetensors_file_metadata", offline)  # the hub does not say: judged once here
+    with pytest.raises(ValueError, match=r"does not fit on device='cpu'"):
+        Policy.check_pretrained("me/pick", "droid/relative_pose")
+    assert list(snapshot.rglob("*.safetensors"))  # downloaded, then judged

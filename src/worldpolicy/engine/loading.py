@@ -23,7 +23,7 @@ from ..fileio import (
     safetensors_files,
     safetensors_index,
 )
-from ..hub import complete_snapshot, unfetched
+from ..hub import complete_snapshot, remote_weight_values, unfetched
 from ..logcapture import loading_quietly
 from .sources import AdapterBase, adapter_base, adapter_digest, check_checkpoint_source
 
@@ -162,20 +162,33 @@ def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) 
     check_checkpoint_complete(base.path, located=True)  # its place was checked with the adapter's, down the chain
 
 
-def weights_values(path_or_id: str | Path) -> dict[str, int]:
+def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
     """How many values each model part's weights hold (`MODEL_PARTS`, an adapter checkpoint's base's: its own LoRA
-    weights are a rounding error), from their safetensors headers (a few KB read); {} for a folder without them (a
-    hub id not yet fetched). Called after `check_checkpoint_complete`: the files are whole."""
+    weights are a rounding error), from their safetensors headers (a few KB read): the files here, or, for a hub
+    snapshot whose weights are not fetched yet, the hub's (`hub.remote_weight_values`); None for a part whose count
+    is not known (the hub did not say; a partial folder, which `check_checkpoint_complete` refuses)."""
     local = Path(str(path_or_id))
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
         return weights_values(base.path)
     values = {}
     for part in MODEL_PARTS:
-        if (local / part).is_dir():
-            headers = _weights_problems(local / part, part, str(path_or_id))[1]
-            values[part] = sum(math.prod(int(n) for n in weight["shape"]) for header in headers.values()
-                               for key, weight in header.items() if key != "__metadata__")
+        where = local / part
+        if not where.is_dir():
+            continue
+        try:
+            files = [name for name in safetensors_files(where, WEIGHTS_FILE)
+                     if name != safetensors_index(WEIGHTS_FILE)] or [WEIGHTS_FILE]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            values[part] = None  # an unreadable index: check_checkpoint_complete names it
+            continue
+        if all((where / name).is_file() for name in files):
+            problems, headers = _weights_problems(where, part, str(path_or_id))
+            values[part] = None if problems else sum(
+                math.prod(int(n) for n in weight["shape"]) for header in headers.values()
+                for key, weight in header.items() if key != "__metadata__")
+        else:
+            values[part] = remote_weight_values(local, [f"{part}/{name}" for name in files])
     return values
 
 
@@ -206,17 +219,20 @@ def _gib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
-def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None) -> None:
+def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None) -> bool:
     """Refuse a checkpoint whose weights alone, in `dtype`, exceed the memory `device` holds them in (`device_memory`),
     before any weights load: on the CPU a load past the RAM is killed by the system (or swaps for hours), with no
     message, after minutes of reading. Warned of where they exceed the memory available now. Activations (and a
     training run's gradients and optimizer state) come on top: passing is no promise that it runs. `fix`: what the
-    refusal advises (default: bfloat16 where that fits, else another machine)."""
-    count = sum(weights_values(path_or_id).values())
+    refusal advises (default: bfloat16 where that fits, else another machine). False where a part's size was not
+    known (a hub snapshot's weights, when the hub did not say): the caller asks again once they are here."""
+    values = weights_values(path_or_id)
+    count = sum(value or 0 for value in values.values())
     total, available = device_memory(device)
     need = count * dtype.itemsize
+    judged = None not in values.values()
     if not count or total is None:
-        return
+        return judged
     name = str(dtype).removeprefix("torch.")
     held = f"its weights alone take {_gib(need)} in {name} ({count / 1e9:.2f} billion values)"
     if need > total:
@@ -231,6 +247,7 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
                        "swap for a long time or be killed by the system; close other programs first",
                        path_or_id, held, _gib(available), _gib(total))
+    return judged
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:
