@@ -159,3 +159,13 @@ def test_a_hub_checkpoint_too_large_is_refused_before_its_weights_download(tiny_
     with pytest.raises(ValueError, match=r"does not fit on device='cpu'"):
         Policy.check_pretrained("me/pick", "droid/relative_pose")
     assert list(snapshot.rglob("*.safetensors"))  # downloaded, then judged
+
+
+def test_a_gpu_load_reads_no_header_nor_asks_the_hub(tiny_checkpoint, monkeypatch):
+    """A GPU's memory is not judged (its allocator says out of memory itself): no header is read for it, nor asked
+    of the hub, where an offline cluster node would wait on each request."""
+    asked = []
+    monkeypatch.setattr(loading, "weights_values", lambda *a: asked.append(a) or {})
+    assert loading.check_memory(tiny_checkpoint, torch.device("cuda"), torch.bfloat16) and asked == []
+    loading.check_memory(tiny_checkpoint, torch.device("cpu"), torch.float32)
+    assert asked == [(tiny_checkpoint,)]

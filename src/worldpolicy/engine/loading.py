@@ -226,12 +226,14 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
     training run's gradients and optimizer state) come on top: passing is no promise that it runs. `fix`: what the
     refusal advises (default: bfloat16 where that fits, else another machine). False where a part's size was not
     known (a hub snapshot's weights, when the hub did not say): the caller asks again once they are here."""
+    total, available = device_memory(device)
+    if total is None:
+        return True  # nothing to judge against: no header is read (nor asked of the hub)
     values = weights_values(path_or_id)
     count = sum(value or 0 for value in values.values())
-    total, available = device_memory(device)
     need = count * dtype.itemsize
     judged = None not in values.values()
-    if not count or total is None:
+    if not count:
         return judged
     name = str(dtype).removeprefix("torch.")
     held = f"its weights alone take {_gib(need)} in {name} ({count / 1e9:.2f} billion values)"
