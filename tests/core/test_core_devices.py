@@ -60,6 +60,15 @@ def test_a_checkpoint_past_the_available_ram_is_warned_of(tiny_checkpoint, monke
     assert "available now" not in caplog.text
 
 
+def test_mps_is_refused_against_the_memory_metal_lets_it_use(tiny_checkpoint, monkeypatch, no_weights_load):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(loading, "device_memory", lambda device: (1000, None))
+    with pytest.raises(ValueError, match=r"does not fit on device='mps': its weights alone take .* in float32 .*, "
+                       r"and this machine has 0\.0 GiB of memory MPS may use \(shared with the system\); loading it "
+                       r"would fail once they are read\. Run it"):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose", device="mps")
+
+
 def test_mps_memory_is_what_metal_lets_the_process_use(monkeypatch):
     monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 12 * 2**30, raising=False)
     assert loading.device_memory(torch.device("mps")) == (12 * 2**30, None)

@@ -238,13 +238,14 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
     name = str(dtype).removeprefix("torch.")
     held = f"its weights alone take {_gib(need)} in {name} ({count / 1e9:.2f} billion values)"
     if need > total:
-        where = "RAM" if device.type == "cpu" else "memory MPS may use (shared with the system)"
+        where, outcome = (("RAM", "would be killed by the system, not refused") if device.type == "cpu" else
+                          ("memory MPS may use (shared with the system)", "would fail once they are read"))
         half = count * torch.bfloat16.itemsize
         smaller = f"Try dtype='bfloat16' ({_gib(half)}), or run" if dtype.itemsize > 2 and half <= total else "Run"
         fix = fix or (f"{smaller} it on a machine with the memory (a GPU: device='cuda') and reach it from here over "
                       "the network (`worldpolicy serve`, RemotePolicy)")
         raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
-                         f"has {_gib(total)} of {where}; loading it would be killed by the system, not refused. {fix}")
+                         f"has {_gib(total)} of {where}; loading it {outcome}. {fix}")
     if available is not None and need > available:
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
                        "swap for a long time or be killed by the system; close other programs first",
