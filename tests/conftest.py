@@ -134,11 +134,15 @@ def killed_replacing():
 def model_repo(tmp_path, monkeypatch):
     """`model_repo(folder)` serves `folder` as the hub's model repository `me/pick` (huggingface_hub's
     snapshot_download replaced: no network), copying into the cache's snapshot folder only the files a call's
-    allow_patterns match, as the hub does; returns the calls and the snapshot folder. `me` is no folder here."""
+    allow_patterns match, as the hub does, and a safetensors file's header at the snapshot's commit
+    (`HfApi.parse_safetensors_file_metadata`); returns the download calls and the snapshot folder. `me` is no folder
+    here."""
+    import json
     import shutil
     from typing import Any
 
-    from huggingface_hub.utils import filter_repo_objects
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import SafetensorsFileMetadata, TensorInfo, filter_repo_objects
 
     from worldpolicy.hub import model_metadata, model_snapshot
 
@@ -155,7 +159,17 @@ def model_repo(tmp_path, monkeypatch):
                 shutil.copyfile(folder / name, snapshot / name)
             return str(snapshot)
 
+        def header(self, repo_id: str, filename: str, *, revision: str | None = None,
+                   **_: Any) -> SafetensorsFileMetadata:
+            if (repo_id, revision) != ("me/pick", snapshot.name):
+                raise OSError(f"404: {repo_id}@{revision}")  # as the hub answers an unknown repository or commit
+            with open(folder / filename, "rb") as f:
+                tensors = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            metadata = tensors.pop("__metadata__", {})
+            return SafetensorsFileMetadata(metadata, {name: TensorInfo(**info) for name, info in tensors.items()})
+
         monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+        monkeypatch.setattr(HfApi, "parse_safetensors_file_metadata", header)
         return calls, snapshot
 
     monkeypatch.chdir(tmp_path)

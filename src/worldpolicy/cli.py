@@ -38,10 +38,13 @@ LOAD_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "chunk_size", "resolution_tier", "seed")}
 
 
+DEVICE_HELP = "torch device: cpu, cuda, cuda:N, mps, ... (default: auto: cuda if available, else cpu)"
+
+
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
     """`--device` and `--dtype` (`load_policy`'s `device`, `dtype`), said alike by every command that loads a
     checkpoint for inference."""
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
                         "bfloat16 on CUDA, else float32)")
 

@@ -277,6 +277,25 @@ def complete_snapshot(folder: Path) -> None:
         model_snapshot(repo_id, Path(folder).name)
 
 
+def remote_weight_values(folder: str | Path, files: list[str]) -> int | None:
+    """How many values the safetensors `files` (paths in the repository) of hub snapshot `folder` hold, read from
+    their headers on the hub (a few KB each, by range request: nothing is downloaded), so that a checkpoint too large
+    for this machine is refused before gigabytes of weights download; None for a folder that is no hub snapshot, or
+    when the hub does not say (offline, `HF_HUB_OFFLINE=1`: the weights are then judged once they are here)."""
+    repo_id = snapshot_repo_id(folder, "model")
+    if repo_id is None or not files:
+        return None
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import SafetensorsParsingError
+
+    api = HfApi()
+    try:
+        return sum(sum(api.parse_safetensors_file_metadata(repo_id, name, revision=Path(folder).name)
+                       .parameter_count.values()) for name in files)
+    except (*_hub_errors(), SafetensorsParsingError):
+        return None
+
+
 @dataclass(frozen=True)
 class PushResult:
     """What `push` uploaded: the files (relative to the folder), their bytes, and where they went."""

@@ -646,6 +646,7 @@ class Policy:
             check_action_head,
             check_checkpoint_complete,
             check_compile_options,
+            check_memory,
             local_scheduler,
             local_transformer_config,
             resolve_device,
@@ -664,10 +665,14 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
+        # a model past the RAM: refused, not killed by the system, and before a hub id's weights download
+        judged = check_memory(path_or_id, torch_device, torch_dtype)
         # what the folder holds, not only where it is: a server opening its port first, and the command line's input
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
         # rather than the load after them
         check_checkpoint_complete(path_or_id, located=True)  # its place was checked above
+        if not judged:  # a hub id's weights whose headers the hub did not give: judged now they are here
+            check_memory(path_or_id, torch_device, torch_dtype)
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)
@@ -692,20 +697,21 @@ class Policy:
 
     def close(self) -> None:
         """Release the model, so a process that switches checkpoints holds one at a time: the policy drops its engine
-        (transformer, VAE, text cache) and, on CUDA, the allocator's cached blocks go back to the device. Memory
+        (transformer, VAE, text cache) and, on CUDA or MPS, the allocator's cached blocks go back to the device (MPS:
+        to the RAM it shares with the system). Memory
         returns once nothing else holds the engine (a trainer's previews share the trainer's). A closed policy runs
         nothing: each later call says it is closed (unlike `RemotePolicy`, whose model lives on in the server, so a
         closed one reconnects). Closing twice is harmless."""
         engine, self._engine = getattr(self, "_engine", None), None
         if engine is None:
             return
-        on_cuda = str(engine.device).startswith("cuda")
+        kind = str(engine.device).partition(":")[0]
         del engine
         gc.collect()  # anything of the model caught in a reference cycle is freed now, not at a later collection
-        if on_cuda:
+        if kind in ("cuda", "mps"):
             import torch
 
-            torch.cuda.empty_cache()
+            getattr(torch, kind).empty_cache()
 
     def __repr__(self) -> str:
         """The checkpoint, embodiment and settings a policy runs with (or that it is closed), for a notebook or log."""

@@ -44,18 +44,21 @@ def test_replicas_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
                    "it comes with the 'ray' extra: pip install 'worldpolicy[ray]'\n")
 
 
-def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device, gpus", [("cpu", 0), ("CPU", 0), ("auto", None), (None, None)])
+def test_replicas_go_to_ray_serve(tmp_path, monkeypatch, device, gpus):
+    """Each replica takes a GPU where the cluster has them unless a device other than CUDA is named: `--device CPU`
+    (device names are read in any case) asked Ray for a GPU per replica."""
     _checked_checkpoint(tmp_path)
     calls = []
     monkeypatch.setenv("RAY_DEDUP_LOGS", "unset below, put back after")
     monkeypatch.delenv("RAY_DEDUP_LOGS")
     monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal",
                         lambda loader, **kw: calls.append({**kw, "dedup": os.environ.get("RAY_DEDUP_LOGS")}) or 0)
-    argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu",
-                  "--batch-timeout-s", "300", "--max-incoming-mb", "256")
+    argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4",
+                  *(["--device", device] if device else []), "--batch-timeout-s", "300", "--max-incoming-mb", "256")
     assert main(argv) == 0
     [kw] = calls  # nothing loaded here: the replicas load the checkpoint
-    assert (kw["num_replicas"], kw["port"], kw["max_batch"], kw["gpus_per_replica"]) == (3, 8123, 4, 0)
+    assert (kw["num_replicas"], kw["port"], kw["max_batch"], kw["gpus_per_replica"]) == (3, 8123, 4, gpus)
     assert kw["batch_timeout_s"] == 300 and kw["max_incoming_bytes"] == 256 * 2**20  # the router's budget
     assert kw["dedup"] == "0"  # each replica's lines kept whole, none folded into another's
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..cli import add_api_key_flags, add_device_flags
+from ..cli import DEVICE_HELP, add_api_key_flags, add_device_flags
 
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
@@ -466,7 +466,7 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     add_latency_flags(sim, "as `worldpolicy sim --latency` takes it; recorded in the provenance")
     sim.add_argument("--steps", type=int, default=None,
                      help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
-    sim.add_argument("--device", default=None, help="torch device of a checkpoint policy (default: auto)")
+    sim.add_argument("--device", default=None, help=f"a checkpoint policy's {DEVICE_HELP}")
     add_api_key_flags(sim)  # a ws:// policy's, as `worldpolicy sim` takes it
     sim.add_argument("--chunk-size", type=int, default=None,
                      help="the scripted expert's re-plan interval in steps (default: 8)")

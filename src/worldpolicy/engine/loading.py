@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +23,11 @@ from ..fileio import (
     safetensors_files,
     safetensors_index,
 )
-from ..hub import complete_snapshot, unfetched
+from ..hub import complete_snapshot, remote_weight_values, unfetched
 from ..logcapture import loading_quietly
 from .sources import AdapterBase, adapter_base, adapter_digest, check_checkpoint_source
+
+logger = logging.getLogger(__name__)
 
 SAMPLES_PER_TENSOR = 4
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights; sharded: its .index.json + shards
@@ -41,13 +45,21 @@ DTYPES = {
 }
 
 
+def device_named(device: str | torch.device | None) -> bool:
+    """Whether `device` names one, rather than leaving it to the machine that runs the model: None or 'auto'."""
+    return device is not None and not (isinstance(device, str) and device.strip().lower() == "auto")
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
+    """None or 'auto': CUDA where there is a GPU, else the CPU (never MPS unasked: the project's checks run on CPU and
+    CUDA only); else the device named, in any case (`CPU`, `Cuda:1`), as dtype names are read, if this machine has it."""
+    if not device_named(device):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:  # a name in any case, as dtype names are read (`CPU`, `Cuda:1`)
+    try:
         resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'cpu', 'cuda', 'cuda:1'") from None
+        raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'auto', 'cpu', 'cuda', 'cuda:1', "
+                         "'mps'") from None
     available = {
         "cpu": lambda: True,
         "cuda": torch.cuda.is_available,
@@ -148,6 +160,97 @@ def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) 
     _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
                                 if (problem := _safetensors_header(local / name)[1])])  # before the base is read
     check_checkpoint_complete(base.path, located=True)  # its place was checked with the adapter's, down the chain
+
+
+def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
+    """How many values each model part's weights hold (`MODEL_PARTS`, an adapter checkpoint's base's: its own LoRA
+    weights are a rounding error), from their safetensors headers (a few KB read): the files here, or, for a hub
+    snapshot whose weights are not fetched yet, the hub's (`hub.remote_weight_values`); None for a part whose count
+    is not known (the hub did not say; a partial folder, which `check_checkpoint_complete` refuses)."""
+    local = Path(str(path_or_id))
+    base = adapter_base(local) if local.is_dir() else None
+    if base is not None:
+        return weights_values(base.path)
+    values = {}
+    for part in MODEL_PARTS:
+        where = local / part
+        if not where.is_dir():
+            continue
+        try:
+            files = [name for name in safetensors_files(where, WEIGHTS_FILE)
+                     if name != safetensors_index(WEIGHTS_FILE)] or [WEIGHTS_FILE]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            values[part] = None  # an unreadable index: check_checkpoint_complete names it
+            continue
+        if all((where / name).is_file() for name in files):
+            problems, headers = _weights_problems(where, part, str(path_or_id))
+            values[part] = None if problems else sum(
+                math.prod(int(n) for n in weight["shape"]) for header in headers.values()
+                for key, weight in header.items() if key != "__metadata__")
+        else:
+            values[part] = remote_weight_values(local, [f"{part}/{name}" for name in files])
+    return values
+
+
+def device_memory(device: torch.device) -> tuple[int | None, int | None]:
+    """(total, available) bytes of the memory a model on `device` is held in, each None where it is not known: the
+    CPU's RAM (a Linux cgroup's limit where lower: a container) and what the system says is available now; MPS's is
+    the RAM Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS
+    shares it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server checks
+    before it forks), and its allocator says out of memory in one line, where the system kills a process that
+    overruns its RAM without a word."""
+    import psutil
+
+    recommended = getattr(torch.mps, "recommended_max_memory", None)
+    if device.type == "mps" and recommended is not None:
+        return recommended(), None
+    if device.type not in ("cpu", "mps"):
+        return None, None
+    memory = psutil.virtual_memory()
+    try:
+        words = Path("/sys/fs/cgroup/memory.max").read_text().split()  # "max" where there is no limit
+    except OSError:
+        words = []
+    limit = int(words[0]) if words and words[0].isdigit() else memory.total
+    return min(memory.total, limit), memory.available
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB"
+
+
+def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None) -> bool:
+    """Refuse a checkpoint whose weights alone, in `dtype`, exceed the memory `device` holds them in (`device_memory`),
+    before any weights load: on the CPU a load past the RAM is killed by the system (or swaps for hours), with no
+    message, after minutes of reading. Warned of where they exceed the memory available now. Activations (and a
+    training run's gradients and optimizer state) come on top: passing is no promise that it runs. `fix`: what the
+    refusal advises (default: bfloat16 where that fits, else another machine). False where a part's size was not
+    known (a hub snapshot's weights, when the hub did not say): the caller asks again once they are here."""
+    total, available = device_memory(device)
+    if total is None:
+        return True  # nothing to judge against: no header is read (nor asked of the hub)
+    values = weights_values(path_or_id)
+    count = sum(value or 0 for value in values.values())
+    need = count * dtype.itemsize
+    judged = None not in values.values()
+    if not count:
+        return judged
+    name = str(dtype).removeprefix("torch.")
+    held = f"its weights alone take {_gib(need)} in {name} ({count / 1e9:.2f} billion values)"
+    if need > total:
+        where, outcome = (("RAM", "would be killed by the system, not refused") if device.type == "cpu" else
+                          ("memory MPS may use (shared with the system)", "would fail once they are read"))
+        half = count * torch.bfloat16.itemsize
+        smaller = f"Try dtype='bfloat16' ({_gib(half)}), or run" if dtype.itemsize > 2 and half <= total else "Run"
+        fix = fix or (f"{smaller} it on a machine with the memory (a GPU: device='cuda') and reach it from here over "
+                      "the network (`worldpolicy serve`, RemotePolicy)")
+        raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
+                         f"has {_gib(total)} of {where}; loading it {outcome}. {fix}")
+    if available is not None and need > available:
+        logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
+                       "swap for a long time or be killed by the system; close other programs first",
+                       path_or_id, held, _gib(available), _gib(total))
+    return judged
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:

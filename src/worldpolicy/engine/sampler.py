@@ -143,10 +143,12 @@ class Engine:
         self._video_processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
 
     def _clock(self) -> float:
-        """A timestamp after the device's queued work: CUDA runs asynchronously, so an unsynchronised clock would time
-        kernel launches, not the stage (per-request timings reach users and the server's metrics)."""
+        """A timestamp after the device's queued work: CUDA and MPS run asynchronously, so an unsynchronised clock would
+        time kernel launches, not the stage (per-request timings reach users and the server's metrics)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
         return time.perf_counter()
 
     # -- stages ---------------------------------------------------------------------------------------------------

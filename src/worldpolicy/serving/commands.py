@@ -204,6 +204,7 @@ def _check_replicas(replicas: int) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..cli import LOAD_FLAGS, api_key_from_env, flag_named
+    from ..engine.loading import device_named, resolve_device
     from ..policy import Policy, check_seed
     from .adapters import check_key_map
     from .codec import Limits
@@ -306,7 +307,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         return serve_until_signal(
             load, num_replicas=args.replicas, host=args.host, port=args.port,
-            gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
+            # a device named (in any case) other than CUDA takes no GPU; left to the machine, one where the cluster has
+            gpus_per_replica=0 if device_named(args.device) and resolve_device(args.device).type != "cuda" else None,
+            max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
             warmup_requests=args.warmup, max_queue=args.max_queue, max_connections=args.max_connections,
             drain_timeout_s=args.drain_timeout_s, max_incoming_bytes=config.max_incoming_bytes,

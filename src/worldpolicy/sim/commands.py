@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worldpolicy.cli import add_api_key_flags, continue_command, pixel_size
+from worldpolicy.cli import DEVICE_HELP, add_api_key_flags, continue_command, pixel_size
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
@@ -147,7 +147,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "
                    "else 4)")
-    p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
+    p.add_argument("--device", default=None, help=f"checkpoint policies' {DEVICE_HELP}")
     add_api_key_flags(p)
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")

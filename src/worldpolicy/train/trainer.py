@@ -460,7 +460,7 @@ class Trainer:
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
     def _load(self) -> None:
-        from ..engine.loading import load_components, resolve_device
+        from ..engine.loading import check_checkpoint_complete, check_memory, load_components, resolve_device
 
         cfg = self.config
         spec, layout = self._data()
@@ -474,6 +474,14 @@ class Trainer:
         # the weights the run started from, by content (`models.checkpoint_files`): `checkpoint` names a folder or
         # `shipped`, which a save or a reinstall may change; each checkpoint's trainer_state.json records it
         self.base_checkpoint = checkpoint_files(cfg.checkpoint_source)
+        if reads:  # it loads in fp32, whatever optim.precision: a laptop's RAM is refused here, not by the system
+            fix = ("Fine-tune it on a machine with the memory (training holds the weights in float32, their "
+                   "gradients and AdamW state besides: docs/training.md)")
+            where = self.device if not self.sharded else torch.device("cpu")  # rank 0's host memory, sharded
+            memory = (cfg.checkpoint_source, where, torch.float32, fix)
+            if not check_memory(*memory):  # a hub id's weights whose headers the hub did not give: once here
+                check_checkpoint_complete(cfg.checkpoint_source)
+                check_memory(*memory)
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
             parts = load_components(cfg.checkpoint_source, self.device if not self.sharded else torch.device("cpu"),
                                     torch.float32, transformer_weights=reads)

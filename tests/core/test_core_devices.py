@@ -1,0 +1,180 @@
+"""Device, dtype and memory choices as a machine without an NVIDIA GPU meets them (a laptop's CPU, Apple's MPS),
+checked here by making torch say what such a machine has."""
+
+import logging
+
+import pytest
+import torch
+
+import worldpolicy
+from worldpolicy.engine import loading
+from worldpolicy.policy import Policy
+
+
+@pytest.fixture
+def no_weights_load(monkeypatch):
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+
+
+def test_a_checkpoint_past_the_ram_is_refused_with_its_size_before_any_weights_load(
+        tiny_checkpoint, monkeypatch, no_weights_load):
+    values = sum(loading.weights_values(tiny_checkpoint).values())
+    assert values > 100_000  # the headers' shapes, counted: transformer and VAE
+    monkeypatch.setattr(loading, "device_memory", lambda device: (3 * values, None))  # bf16 fits, fp32 does not
+    with pytest.raises(ValueError, match=r"checkpoint='.*' does not fit on device='cpu': its weights alone take "
+                       r"0\.0 GiB in float32 \(0\.00 billion values\), and this machine has 0\.0 GiB of RAM; loading "
+                       r"it would be killed by the system, not refused\. Try dtype='bfloat16' \(0\.0 GiB\), or run"):
+        worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", device="cpu")
+    monkeypatch.setattr(loading, "device_memory", lambda device: (values, None))
+    with pytest.raises(ValueError, match=r"in bfloat16 .* of RAM; .* refused\. Run it on a machine with the memory"):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose", dtype="bf16")
+
+
+def test_the_command_line_names_its_flags_in_the_refusal(tiny_checkpoint, monkeypatch, no_weights_load, tmp_path,
+                                                          capsys):
+    from PIL import Image
+
+    from worldpolicy.cli import main
+
+    image = tmp_path / "obs.png"
+    Image.new("RGB", (64, 64)).save(image)
+    monkeypatch.setattr(loading, "device_memory", lambda device: (1000, None))
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
+               str(image), "--prompt", "x", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "does not fit on --device='cpu'" in err and "Try --dtype='bfloat16'" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_past_the_available_ram_is_warned_of(tiny_checkpoint, monkeypatch, caplog):
+    values = sum(loading.weights_values(tiny_checkpoint).values())
+    monkeypatch.setattr(loading, "device_memory", lambda device: (10 * values, values))
+    with caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose")
+    assert "is available now: loading it may swap" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(loading, "device_memory", lambda device: (10 * values, 10 * values))
+    with caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose")
+    assert "available now" not in caplog.text
+
+
+def test_mps_is_refused_against_the_memory_metal_lets_it_use(tiny_checkpoint, monkeypatch, no_weights_load):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(loading, "device_memory", lambda device: (1000, None))
+    with pytest.raises(ValueError, match=r"does not fit on device='mps': its weights alone take .* in float32 .*, "
+                       r"and this machine has 0\.0 GiB of memory MPS may use \(shared with the system\); loading it "
+                       r"would fail once they are read\. Run it"):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose", device="mps")
+
+
+def test_mps_memory_is_what_metal_lets_the_process_use(monkeypatch):
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 12 * 2**30, raising=False)
+    assert loading.device_memory(torch.device("mps")) == (12 * 2**30, None)
+    total, available = loading.device_memory(torch.device("cpu"))
+    assert total > 2**28 and (available is None or available <= total)
+    monkeypatch.delattr(torch.mps, "recommended_max_memory")  # torch < 2.5: the RAM MPS shares
+    assert loading.device_memory(torch.device("mps"))[0] == total
+    assert loading.device_memory(torch.device("cuda")) == (None, None)  # its allocator says it, without a kill
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_auto_is_the_default_device_by_name_and_never_mps_unasked(monkeypatch, cuda):
+    """`--device auto`, which `sim --help` and `dataset from-sim --help` named as their default, was refused as not
+    a torch device; on a Mac with MPS the default stays the CPU (in fp32), MPS only when asked (in fp32 too)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    expected = torch.device("cuda" if cuda else "cpu")
+    for name in (None, "auto", " AUTO"):
+        assert loading.resolve_device(name) == expected
+    assert loading.resolve_dtype(None, expected) == (torch.bfloat16 if cuda else torch.float32)
+    assert loading.resolve_device("MPS") == torch.device("mps")
+    assert loading.resolve_dtype(None, torch.device("mps")) == torch.float32
+
+
+def test_every_device_flag_says_one_default(capsys):
+    from worldpolicy.cli import DEVICE_HELP, build_parser
+
+    parser = build_parser()
+    for command in (["predict"], ["sim"], ["serve"], ["dataset", "from-sim"], ["dataset", "label"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--help"])
+        said = " ".join(capsys.readouterr().out.split())
+        assert DEVICE_HELP in said, (command, said)
+
+
+def test_closing_an_mps_policy_gives_its_cached_memory_back(tiny_checkpoint, monkeypatch):
+    """On a Mac the MPS allocator's cache is the RAM the system shares: `close` emptied CUDA's alone."""
+    emptied = []
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append("mps"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append("cuda"))
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", resolution_tier=256)
+    policy.close()
+    assert emptied == []  # a CPU policy leaves both alone
+    for device in ("mps", "mps:0", "cuda:1"):
+        policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", resolution_tier=256)
+        policy.engine.device = torch.device(device)  # as a load there records it
+        policy.close()
+    assert emptied == ["mps", "mps", "cuda"]
+
+
+def test_stage_timings_wait_for_mps_as_for_cuda(tiny_policy, monkeypatch):
+    """MPS queues its kernels as CUDA does: `Prediction.timings` timed their launches on a Mac."""
+    waited = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append("mps"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(str(device)))
+    engine = tiny_policy.engine
+    engine._clock()
+    assert waited == []  # the CPU runs each op as it is called
+    monkeypatch.setattr(engine, "device", torch.device("mps"))
+    engine._clock()
+    monkeypatch.setattr(engine, "device", torch.device("cuda:1"))
+    engine._clock()
+    assert waited == ["mps", "cuda:1"]
+
+
+def test_the_ram_is_read_where_there_is_no_sysconf(monkeypatch):
+    """Windows has no os.sysconf nor /proc/meminfo: the check went quiet there (psutil reads every system's)."""
+    import os
+    from types import SimpleNamespace
+
+    import psutil
+
+    monkeypatch.delattr(os, "sysconf", raising=False)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
+    total, available = loading.device_memory(torch.device("cpu"))
+    assert total <= 16 * 2**30 and available == 5 * 2**30  # a cgroup limit may lower the total
+
+
+def test_a_hub_checkpoint_too_large_is_refused_before_its_weights_download(tiny_checkpoint, model_repo, monkeypatch,
+                                                                          no_weights_load):
+    """A hub id's snapshot holds its configs alone until the checks pass: the weights' sizes come from their headers
+    on the hub (range requests), so a laptop is told before 60 GB download, not after."""
+    from huggingface_hub import HfApi
+
+    calls, snapshot = model_repo(tiny_checkpoint)
+    counts = loading.weights_values(tiny_checkpoint)
+    monkeypatch.setattr(loading, "device_memory", lambda device: (sum(counts.values()), None))
+    with pytest.raises(ValueError, match=r"does not fit on device='cpu': its weights alone take .* in float32 "
+                       rf"\({sum(counts.values()) / 1e9:.2f} billion"):
+        Policy.check_pretrained("me/pick", "droid/relative_pose")
+    assert not list(snapshot.rglob("*.safetensors")) and len(calls) == 1  # the configs alone: no weights downloaded
+
+    def offline(self, *a, **k):
+        raise OSError("offline")
+
+    monkeypatch.setattr(HfApi, "parse_safetensors_file_metadata", offline)  # the hub does not say: judged once here
+    with pytest.raises(ValueError, match=r"does not fit on device='cpu'"):
+        Policy.check_pretrained("me/pick", "droid/relative_pose")
+    assert list(snapshot.rglob("*.safetensors"))  # downloaded, then judged
+
+
+def test_a_gpu_load_reads_no_header_nor_asks_the_hub(tiny_checkpoint, monkeypatch):
+    """A GPU's memory is not judged (its allocator says out of memory itself): no header is read for it, nor asked
+    of the hub, where an offline cluster node would wait on each request."""
+    asked = []
+    monkeypatch.setattr(loading, "weights_values", lambda *a: asked.append(a) or {})
+    assert loading.check_memory(tiny_checkpoint, torch.device("cuda"), torch.bfloat16) and asked == []
+    loading.check_memory(tiny_checkpoint, torch.device("cpu"), torch.float32)
+    assert asked == [(tiny_checkpoint,)]
