@@ -52,7 +52,8 @@ def device_named(device: str | torch.device | None) -> bool:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """None or 'auto': CUDA where there is a GPU, else the CPU (never MPS unasked: the project's checks run on CPU and
-    CUDA only); else the device named, in any case (`CPU`, `Cuda:1`), as dtype names are read, if this machine has it."""
+    CUDA only); else the device named, in any case (`CPU`, `Cuda:1`), as dtype names are read, if this machine has
+    it."""
     if not device_named(device):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
