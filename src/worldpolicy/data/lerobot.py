@@ -763,21 +763,27 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
     columns: dict[str, list] = {k: [] for k in needed}
     sources: list[Path] = []  # the file each row came from, for errors
-    read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any): not every table kept whole
+    read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any)
+    wanted = {*needed, SUCCESS_COLUMN}
     for path in files:
-        table = _read_parquet(path, "episodes file")
+        # these columns only: LeRobot's files also hold every episode's stats of every feature (stats/*), most of
+        # their bytes, which opening a dataset of many episodes would read and throw away
+        table = _read_parquet(path, "episodes file", lambda names: [c for c in names if c in wanted])
         read.append((path, table.select([c for c in table.column_names if c == SUCCESS_COLUMN])))
         sources.extend([path] * table.num_rows)
         for key in needed:
             if key not in table.column_names:
                 raise DatasetFormatError(path, key, "column is missing")
             _check_episodes_column(table.schema.field(key).type, key, path)
-            values = table.column(key).to_pylist()
-            if key != "tasks" and any(v is None for v in values):
+            column = table.column(key)
+            if key == "tasks":
+                columns[key].extend(column.to_pylist())
+                continue
+            if column.null_count:
                 raise DatasetFormatError(path, key, "has null values")
-            columns[key].extend(values)
+            columns[key].append(column.to_numpy())
     out = {
-        k: np.asarray(v, dtype=np.float64 if k.endswith("timestamp") else np.int64)
+        k: np.concatenate(v).astype(np.float64 if k.endswith("timestamp") else np.int64)
         for k, v in columns.items()
         if k != "tasks"
     }
