@@ -151,7 +151,8 @@ class LeRobotDataset:
         # features info.json declares that are not read (a 2-D column, a depth camera), each with why: not in
         # `features`, so the dataset's other columns train as if they were all it held
         self.unread_features = dict(unread_features or {})
-        self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
+        # the last data files read (`_table`): each its rows grouped by episode, with their episode_index
+        self._tables: OrderedDict[Path, tuple[pa.Table, np.ndarray]] = OrderedDict()
         self._readers: dict[str, SegmentReader] | None = None  # per camera, inside `reading_in_order`
 
     @classmethod
@@ -543,8 +544,11 @@ class LeRobotDataset:
         (LeRobot locates a frame's video by from_timestamp + timestamp and its row by index)."""
         length, start = int(self._episodes["length"][i]), int(self._episodes["dataset_from_index"][i])
         path = self._data_path(i)
-        table = self._table(path, i)
-        rows = table.filter(pc.equal(table.column("episode_index"), i))
+        table, held = self._table(path, i)
+        # a slice of the file's rows grouped by episode: filtering the whole file for each of its episodes made
+        # reading every episode (`dataset check`, training's finiteness check) quadratic in a file's episodes
+        first, end = int(np.searchsorted(held, i, "left")), int(np.searchsorted(held, i, "right"))
+        rows = table.slice(first, end - first)
         if rows.num_rows != length:
             raise DatasetFormatError(
                 path, "episode_index",
@@ -645,8 +649,9 @@ class LeRobotDataset:
             chunk_index=int(self._episodes["data/chunk_index"][i]), file_index=int(self._episodes["data/file_index"][i])
         )
 
-    def _table(self, path: Path, i: int) -> pa.Table:
-        """The data file at `path` (episode i's), checked to hold the rows of exactly the episodes placed in it."""
+    def _table(self, path: Path, i: int) -> tuple[pa.Table, np.ndarray]:
+        """The data file at `path` (episode i's), checked to hold the rows of exactly the episodes placed in it: its
+        rows grouped by episode_index (as LeRobot writes them; stably sorted where not), and that column ascending."""
         if path in self._tables:
             self._tables.move_to_end(path)
             return self._tables[path]
@@ -680,10 +685,14 @@ class LeRobotDataset:
                    if extra else "")
                 + (f"; it has no rows of episodes {missing[:10]}" if missing else ""),
             )
-        self._tables[path] = table
+        ids = pc.fill_null(table.column("episode_index"), -1).to_numpy()  # a null row is no episode's
+        if np.any(ids[1:] < ids[:-1]):
+            order = np.argsort(ids, kind="stable")  # each episode's rows keep their order
+            table, ids = table.take(pa.array(order)), ids[order]
+        self._tables[path] = table, ids
         while len(self._tables) > 2:
             self._tables.popitem(last=False)
-        return table
+        return table, ids
 
     def __repr__(self) -> str:
         return (
