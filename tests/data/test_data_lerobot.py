@@ -747,6 +747,20 @@ def test_episodes_read_the_same_from_a_data_file_whose_rows_are_in_any_order(sma
         LeRobotDataset.open(ds.root).episode(lost, videos=False)
 
 
+def test_an_episodes_arrays_are_the_callers_to_change(small_dataset):
+    """A data file's columns are kept, converted, while its episodes are read: an episode's arrays are copies, which a
+    caller may change in place (flip a gripper column, normalise) without the next read seeing it."""
+    ds, written = small_dataset
+    ep = ds.episode(1, videos=False)
+    for array in (ep.frames["action"], ep.frames["next.done"], ep.timestamp, ep.task_index):
+        array[:] = 0
+    ds.column("action")[:] = 0
+    again = ds.episode(1, videos=False)
+    np.testing.assert_array_equal(again.frames["action"], written[1]["frames"]["action"])
+    assert again.frames["next.done"][-1, 0] and again.timestamp[1] > 0 and again.task_index[0] == 1
+    np.testing.assert_array_equal(ds.column("action")[12:19], written[1]["frames"]["action"])
+
+
 def test_timestamps_pass_at_float32_precision_and_29_97_fps(tmp_path):
     """Day-long float32 timestamps and a 29.97 fps info.json over 30000/1001 fps timestamps still pass."""
     n = 100_000
