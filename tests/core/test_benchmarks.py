@@ -96,6 +96,15 @@ def test_dataset_select_prints_the_copy_against_encoding_again():
     assert re.search(r"encoded again / copied: \d+\.\d+x", out), out
 
 
+def test_dataset_prints_each_steps_cost_per_episode_at_each_size():
+    out = _ran("bench_dataset.py", "--sizes", "6,12", "--frames", "3", "--per-file", "4")
+    for n in (6, 12):
+        assert re.search(rf"{n} episodes of 3 frames, 4 a file \(written in .*\), peak RSS \d+ MB:", out), out
+    for step in ("open", "summary", "every episode", "check_files"):
+        assert re.search(rf"{step}: +\d+\.\d+ s +\d+\.\d+ us per episode", out), out
+        assert re.search(rf"{step} per episode, 12 / 6 episodes: \d+\.\d+x", out), out
+
+
 @pytest.mark.slow
 def test_label_memory_prints_both_labellers_and_that_their_datasets_match():
     out = _ran("bench_label_memory.py", "--frames", "20", "--size", "16x16", "--cameras", "2", "--batch-size", "1")
@@ -287,6 +296,8 @@ def test_help_shows_the_whole_description(script):
     ("bench_train_memory.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_dataset_select.py", ["--episodes", "1"], "argument --episodes: expected an integer >= 2, got '1'"),
     ("bench_dataset_select.py", ["--size", "15x16"], "--size='15x16': each side must be even and >= 16"),
+    ("bench_dataset.py", ["--sizes", "1000"], "--sizes='1000': expected two or more episode counts >= 1"),
+    ("bench_dataset.py", ["--frames", "1"], "argument --frames: expected an integer >= 2, got '1'"),
     ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
     ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
     ("bench_video_decode.py", ["--part", "blocks", "--gop", "0"], "argument --gop: expected an integer >= 1, got '0'"),

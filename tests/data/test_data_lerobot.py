@@ -727,6 +727,40 @@ def test_columns_are_read_as_declared_only_where_no_value_changes(small_dataset)
         LeRobotDataset.open(ds.root).episode(2)
 
 
+def test_episodes_read_the_same_from_a_data_file_whose_rows_are_in_any_order(small_dataset):
+    """LeRobot writes a data file's rows episode after episode, frames in order; another writer may not. Each episode
+    is its rows wherever they are, in frame order, and a row of no episode's (a null episode_index) is refused."""
+    ds, _ = small_dataset
+    want = [ds.episode(i, videos=False) for i in range(ds.num_episodes)]
+    order = np.random.default_rng(0).permutation(ds.num_frames)
+    _rewrite_parquet(ds.root / DATA, lambda t: t.take(pa.array(order)))
+    shuffled = LeRobotDataset.open(ds.root)
+    for i in (2, 0, 1, 2):  # the file's grouped rows are read once and kept: each episode from them
+        got = shuffled.episode(i, videos=False)
+        np.testing.assert_array_equal(got.frames["action"], want[i].frames["action"])
+        np.testing.assert_array_equal(got.timestamp, want[i].timestamp)
+        assert got.frame_tasks == want[i].frame_tasks
+    _set_column(ds.root / DATA, "episode_index",
+                lambda n: pa.array([None] + [int(e) for e in np.repeat([0, 1, 2], [12, 7, 9])[order][1:]], pa.int64()))
+    lost = int(np.repeat([0, 1, 2], [12, 7, 9])[order][0])
+    with pytest.raises(DatasetFormatError, match=f"holds {ds.episode_lengths[lost] - 1} rows of episode {lost} but"):
+        LeRobotDataset.open(ds.root).episode(lost, videos=False)
+
+
+def test_an_episodes_arrays_are_the_callers_to_change(small_dataset):
+    """A data file's columns are kept, converted, while its episodes are read: an episode's arrays are copies, which a
+    caller may change in place (flip a gripper column, normalise) without the next read seeing it."""
+    ds, written = small_dataset
+    ep = ds.episode(1, videos=False)
+    for array in (ep.frames["action"], ep.frames["next.done"], ep.timestamp, ep.task_index):
+        array[:] = 0
+    ds.column("action")[:] = 0
+    again = ds.episode(1, videos=False)
+    np.testing.assert_array_equal(again.frames["action"], written[1]["frames"]["action"])
+    assert again.frames["next.done"][-1, 0] and again.timestamp[1] > 0 and again.task_index[0] == 1
+    np.testing.assert_array_equal(ds.column("action")[12:19], written[1]["frames"]["action"])
+
+
 def test_timestamps_pass_at_float32_precision_and_29_97_fps(tmp_path):
     """Day-long float32 timestamps and a 29.97 fps info.json over 30000/1001 fps timestamps still pass."""
     n = 100_000

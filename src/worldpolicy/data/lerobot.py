@@ -151,7 +151,7 @@ class LeRobotDataset:
         # features info.json declares that are not read (a 2-D column, a depth camera), each with why: not in
         # `features`, so the dataset's other columns train as if they were all it held
         self.unread_features = dict(unread_features or {})
-        self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
+        self._tables: OrderedDict[Path, _DataFile] = OrderedDict()  # the last data files read (`_table`)
         self._readers: dict[str, SegmentReader] | None = None  # per camera, inside `reading_in_order`
 
     @classmethod
@@ -411,10 +411,12 @@ class LeRobotDataset:
         i = self._episode_index(index)
         ep = {k: v[i] for k, v in self._episodes.items()}
         length = int(ep["length"])
-        data_path, table = self._episode_rows(i)
-        frames = {k: _column_array(table, k, self.features[k], data_path) for k in self.feature_keys}
-        timestamp = _column_array(table, "timestamp", AUTO_FEATURES["timestamp"], data_path)[:, 0]
-        task_index = _column_array(table, "task_index", AUTO_FEATURES["task_index"], data_path)[:, 0]
+        data_path, data, rows = self._episode_rows(i)
+        # copies: an episode's arrays are the caller's to change in place (flip a gripper column, normalise), as its
+        # videos and `column` are, and must not reach the file's columns kept for the next episode
+        frames = {k: data.column(k, self.features[k], data_path)[rows].copy() for k in self.feature_keys}
+        timestamp = data.column("timestamp", AUTO_FEATURES["timestamp"], data_path)[rows, 0].copy()
+        task_index = data.column("task_index", AUTO_FEATURES["task_index"], data_path)[rows, 0].copy()
         if task_index.size and (task_index.min() < 0 or task_index.max() >= len(self.tasks)):
             raise DatasetFormatError(
                 data_path, "task_index", f"episode {i} refers to tasks outside [0, {len(self.tasks)}) of {TASKS_PATH}"
@@ -424,7 +426,7 @@ class LeRobotDataset:
         if unknown:
             raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}"
                            f"{self.unknown_note(unknown, self.video_keys)}")
-        decoded = {key: self._camera_frames(i, key, 0, length, (data_path, table)) for key in wanted}
+        decoded = {key: self._camera_frames(i, key, 0, length, (data_path, data, rows)) for key in wanted}
         frame_tasks = tuple(self.tasks[t] for t in task_index.tolist())
         return Episode(
             index=i,
@@ -479,12 +481,12 @@ class LeRobotDataset:
         return int(index) % n
 
     def _camera_frames(
-        self, i: int, key: str, start: int, stop: int, rows: tuple[Path, pa.Table] | None = None
+        self, i: int, key: str, start: int, stop: int, rows: tuple[Path, _DataFile, slice] | None = None
     ) -> np.ndarray:
         """`camera_frames` once its arguments are checked; `rows` are the episode's (`_episode_rows`), when read."""
         if self.features[key]["dtype"] == "image":  # stored in the data file
-            data_path, table = rows or self._episode_rows(i)
-            return _image_column(table.slice(start, stop - start), key, data_path, self.root,
+            data_path, data, span = rows or self._episode_rows(i)
+            return _image_column(data.table.slice(span.start + start, stop - start), key, data_path, self.root,
                                  image_hw(self.features[key]), start)
         video_path = self._video_path(key, i)
         begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
@@ -534,29 +536,29 @@ class LeRobotDataset:
             raise KeyError(f"key={key!r} is not a parquet feature; known: {known}{self.unknown_note([key], known)}")
         parts = []
         for i in range(self.num_episodes):
-            path, rows = self._episode_rows(i)
-            parts.append(_column_array(rows, key, self.features[key], path))
+            path, data, rows = self._episode_rows(i)
+            parts.append(data.column(key, self.features[key], path)[rows])
         return np.concatenate(parts)
 
-    def _episode_rows(self, i: int) -> tuple[Path, pa.Table]:
-        """Episode i's rows of its data file in frame order, with the index columns checked against meta/episodes
-        (LeRobot locates a frame's video by from_timestamp + timestamp and its row by index)."""
+    def _episode_rows(self, i: int) -> tuple[Path, _DataFile, slice]:
+        """Episode i's data file and its rows there (in frame order: `_table`), with the index columns checked against
+        meta/episodes (LeRobot locates a frame's video by from_timestamp + timestamp and its row by index)."""
         length, start = int(self._episodes["length"][i]), int(self._episodes["dataset_from_index"][i])
         path = self._data_path(i)
-        table = self._table(path, i)
-        rows = table.filter(pc.equal(table.column("episode_index"), i))
-        if rows.num_rows != length:
+        data = self._table(path, i)
+        # a slice of the file's grouped rows: filtering the whole file for each of its episodes made reading every
+        # episode (`dataset check`, training's finiteness check) quadratic in a file's episodes
+        first, end = int(np.searchsorted(data.episode_index, i, "left")), int(np.searchsorted(data.episode_index, i,
+                                                                                              "right"))
+        if end - first != length:
             raise DatasetFormatError(
                 path, "episode_index",
-                f"holds {rows.num_rows} rows of episode {i} but {self.episodes_file} gives length {length}",
+                f"holds {end - first} rows of episode {i} but {self.episodes_file} gives length {length}",
             )
-        frame_index = rows.column("frame_index").to_numpy()
-        if not np.array_equal(frame_index, np.arange(length)):
-            order = np.argsort(frame_index, kind="stable")
-            if not np.array_equal(frame_index[order], np.arange(length)):
-                raise DatasetFormatError(path, "frame_index", f"episode {i} does not number its frames 0..{length - 1}")
-            rows = rows.take(pa.array(order))
-        index = _column_array(rows, "index", AUTO_FEATURES["index"], path)[:, 0]
+        rows = slice(first, end)
+        if not np.array_equal(data.frame_index[rows], np.arange(length)):  # sorted: a frame missing or twice
+            raise DatasetFormatError(path, "frame_index", f"episode {i} does not number its frames 0..{length - 1}")
+        index = data.column("index", AUTO_FEATURES["index"], path)[rows, 0]
         if (bad := np.flatnonzero(index != start + np.arange(length))).size:
             raise DatasetFormatError(
                 path,
@@ -564,7 +566,7 @@ class LeRobotDataset:
                 f"frame {bad[0]} of episode {i} has index {index[bad[0]]}; {self.episodes_file} starts episode {i} at "
                 f"frame {start} of the dataset, so frame t must have index {start} + t",
             )
-        timestamp = _column_array(rows, "timestamp", AUTO_FEATURES["timestamp"], path)[:, 0]
+        timestamp = data.column("timestamp", AUTO_FEATURES["timestamp"], path)[rows, 0]
         off = np.abs(timestamp.astype(np.float64) * self.fps - np.arange(length))
         if (bad := np.flatnonzero(off > TIMESTAMP_TOLERANCE_FRAMES)).size:
             t = bad[0]
@@ -574,7 +576,7 @@ class LeRobotDataset:
                 f"frame {t} of episode {i} has timestamp {float(timestamp[t]):g} s but frame_index / fps is "
                 f"{t / self.fps:g} s; accepted: within {TIMESTAMP_TOLERANCE_FRAMES:g} frame of it",
             )
-        return path, rows
+        return path, data, rows
 
     def check_files(self) -> None:
         """Refuse data and video files, and video frames past the last episode of a file, that no episode in
@@ -645,7 +647,7 @@ class LeRobotDataset:
             chunk_index=int(self._episodes["data/chunk_index"][i]), file_index=int(self._episodes["data/file_index"][i])
         )
 
-    def _table(self, path: Path, i: int) -> pa.Table:
+    def _table(self, path: Path, i: int) -> _DataFile:
         """The data file at `path` (episode i's), checked to hold the rows of exactly the episodes placed in it."""
         if path in self._tables:
             self._tables.move_to_end(path)
@@ -680,16 +682,42 @@ class LeRobotDataset:
                    if extra else "")
                 + (f"; it has no rows of episodes {missing[:10]}" if missing else ""),
             )
-        self._tables[path] = table
+        data = _DataFile.grouped(table)
+        self._tables[path] = data
         while len(self._tables) > 2:
             self._tables.popitem(last=False)
-        return table
+        return data
 
     def __repr__(self) -> str:
         return (
             f"LeRobotDataset(root={str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
             f"fps={self.fps:g}, videos={self.video_keys})"
         )
+
+
+@dataclass
+class _DataFile:
+    """A data file as `LeRobotDataset` reads it: its rows by episode_index, each episode's by frame_index (as LeRobot
+    writes them; sorted, each key's rows in their order, where not), those two columns, and the columns converted so
+    far (`_column_array` of the whole file, once: read-only, an episode takes a copy of its part)."""
+
+    table: pa.Table
+    episode_index: np.ndarray
+    frame_index: np.ndarray
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def grouped(cls, table: pa.Table) -> _DataFile:
+        ids, frames = (pc.fill_null(table.column(k), -1).to_numpy() for k in ("episode_index", "frame_index"))
+        if np.any((ids[1:] < ids[:-1]) | ((ids[1:] == ids[:-1]) & (frames[1:] < frames[:-1]))):
+            order = np.lexsort((frames, ids))  # a null is no episode's row, nor a frame's: it never matches one
+            table, ids, frames = table.take(pa.array(order)), ids[order], frames[order]
+        return cls(table, ids, frames)
+
+    def column(self, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
+        if key not in self.columns:
+            self.columns[key] = _column_array(self.table, key, spec, path)
+        return self.columns[key]
 
 
 def dataset_folder(source: str | Path) -> Path:
@@ -763,21 +791,27 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
     columns: dict[str, list] = {k: [] for k in needed}
     sources: list[Path] = []  # the file each row came from, for errors
-    read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any): not every table kept whole
+    read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any)
+    wanted = {*needed, SUCCESS_COLUMN}
     for path in files:
-        table = _read_parquet(path, "episodes file")
+        # these columns only: LeRobot's files also hold every episode's stats of every feature (stats/*), most of
+        # their bytes, which opening a dataset of many episodes would read and throw away
+        table = _read_parquet(path, "episodes file", lambda names: [c for c in names if c in wanted])
         read.append((path, table.select([c for c in table.column_names if c == SUCCESS_COLUMN])))
         sources.extend([path] * table.num_rows)
         for key in needed:
             if key not in table.column_names:
                 raise DatasetFormatError(path, key, "column is missing")
             _check_episodes_column(table.schema.field(key).type, key, path)
-            values = table.column(key).to_pylist()
-            if key != "tasks" and any(v is None for v in values):
+            column = table.column(key)
+            if key == "tasks":
+                columns[key].extend(column.to_pylist())
+                continue
+            if column.null_count:
                 raise DatasetFormatError(path, key, "has null values")
-            columns[key].extend(values)
+            columns[key].append(column.to_numpy())
     out = {
-        k: np.asarray(v, dtype=np.float64 if k.endswith("timestamp") else np.int64)
+        k: np.concatenate(v).astype(np.float64 if k.endswith("timestamp") else np.int64)
         for k, v in columns.items()
         if k != "tasks"
     }
@@ -866,7 +900,8 @@ def _check_episodes_column(kind: pa.DataType, key: str, path: Path) -> None:
 
 
 def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
-    """A parquet column as [rows, width]: scalars (LeRobot's shape [1]) and fixed or variable lists alike."""
+    """A parquet column as [rows, width]: scalars (LeRobot's shape [1]) and fixed or variable lists alike; perhaps a
+    read-only view of the table's buffers (pyarrow hands those out), which the caller must not change."""
     if key not in table.column_names:
         raise DatasetFormatError(path, key, "column is missing")
     col = table.column(key).combine_chunks()
@@ -893,9 +928,7 @@ def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path
             raise DatasetFormatError(path, key, f"is a scalar column but info.json shape says [{width}]")
         values = col.to_numpy(zero_copy_only=False).reshape(n, 1)
     values = _as_declared(values, np.dtype(spec["dtype"]), kind, key, path)
-    # pyarrow hands out read-only views of its buffers: an episode's arrays are the caller's to change in place (flip a
-    # gripper column, normalise), as its videos and `column` are, and must not reach the cached table
-    return values if values.flags.writeable else values.copy()
+    return values
 
 
 def _as_declared(values: np.ndarray, dtype: np.dtype, arrow_type: pa.DataType, key: str, path: Path) -> np.ndarray:
