@@ -203,6 +203,27 @@ def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_slurms_sigusr1_is_held_and_stops_the_command_as_sigterm_does_with_its_own_status(default_sigterm):
+    """Slurm warns a job ahead of its end with SIGUSR1 where it asks (`sbatch --signal=USR1@120`); its default action
+    killed the command at once, nothing saved. On the command line it is now a `Terminated` as SIGTERM is: held while
+    a block finishes, named in the notice, and the exit status is 128 + the signal (138), so a job script tells it
+    from SIGTERM's 143 and Ctrl-C's 130."""
+    import os
+    import signal
+
+    from worldpolicy.fileio import Terminated, exit_status, interruption, sigint_held, terminating_as_interrupt
+
+    with terminating_as_interrupt():
+        with sigint_held() as caught:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        stop = interruption(caught)
+        with pytest.raises(Terminated) as raised:
+            os.kill(os.getpid(), signal.SIGUSR1)
+    assert caught == [signal.SIGUSR1] and isinstance(stop, Terminated) and raised.value.signum == signal.SIGUSR1
+    assert exit_status(stop) == 138 and exit_status(Terminated()) == 143 and exit_status(KeyboardInterrupt()) == 130
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
 def test_a_deferred_signal_stops_once_the_block_has_finished(default_sigterm):
     """`sigint_deferred`: the block runs to its end under a Ctrl-C (SIGTERM), which then stops the command as the
     signal that came; a block with no signal ends as usual, and an error in the block is raised as it came."""

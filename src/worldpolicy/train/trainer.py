@@ -1213,7 +1213,7 @@ class Trainer:
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
                     break
-                # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut
+                # Ctrl-C, SIGTERM or SIGUSR1 (one process) waits for the step to finish, which is then saved: a step cut
                 # short would leave the weights half updated, and dropping every step since the last save can be
                 # hours of work.
                 # the step's held-out validation is part of it (logged before the save): said, as it can take longer
