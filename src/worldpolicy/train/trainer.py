@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -302,6 +303,37 @@ def _storage_errno(exc: BaseException) -> int | None:
         found = re.search(r"\(os error (\d+)\)", str(exc))
         code = int(found.group(1)) if found else None
     return code if code in STORAGE_ERRNOS else None
+
+
+def _plain_progress() -> bool:
+    """Whether training reports its progress as lines rather than a bar: stderr is a file or a pipe (a Slurm job's
+    `slurm-%j.out`, `nohup`, a CI log), where tqdm's bar redraws with carriage returns, so days of training made one
+    line of megabytes that `tail` and `grep` cannot read; a notebook keeps its widget bar."""
+    from tqdm.autonotebook import tqdm
+
+    return not sys.stderr.isatty() and tqdm.__module__ != "tqdm.notebook"
+
+
+def _duration(seconds: float) -> str:
+    """`1:05:09`, `2d 3:00:00`: the time a progress line says is left."""
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+def _progress_line(done: int, total: int, session_steps: int, session_s: float, loss: float) -> str:
+    """A progress line for a log file (`_plain_progress`): the wall time it was written (a log read days later), the
+    step, the loss and, from this session's pace (validations and evaluations included), the time left and when the
+    run should end."""
+    now = time.time()
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))} training: step {done}/{total} " \
+           f"({100 * done / total:.0f}%), loss {loss:.4f}"
+    if session_steps and done < total:
+        pace = session_s / session_steps
+        end = time.strftime("%Y-%m-%d %H:%M", time.localtime(now + pace * (total - done)))
+        line += f", {pace:.3g} s/step, {_duration(pace * (total - done))} left (ends ~{end})"
+    return line
 
 
 class Trainer:
@@ -1198,8 +1230,9 @@ class Trainer:
             unlogged = shared[0]
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
+        lines = self.progress and self.rank == 0 and _plain_progress()  # a log file: a line per log_every steps
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
-                   disable=not self.progress or self.rank != 0)
+                   disable=not self.progress or self.rank != 0 or lines)
         self._started = time.perf_counter()
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
@@ -1255,6 +1288,10 @@ class Trainer:
                                 "step_s": record.seconds, "elapsed_s": self._elapsed()}
                         history.append(line)
                         self._log(metrics_path, line)
+                        if lines:
+                            session_s = time.perf_counter() - self._started
+                            print(_progress_line(done, cfg.optim.steps, done - start, session_s, value),
+                                  file=sys.stderr, flush=True)
                     if self._validation_due(done):  # before the save: a kill during either drops both on resume
                         self._validate(done, metrics_path)
                 saved = None
