@@ -257,11 +257,29 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 STAGED_KIND = "staged"  # `staged_folder`'s staging beside NAME: `.NAME.staged-XXXXXXXX`
 
 
+def _sync(path: str) -> None:
+    """Flush a file, or a folder's names, to the disk (fsync)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_tree(folder: Path) -> None:
+    """Flush every file under `folder`, and the folders that name them, to the disk."""
+    for root, _, files in os.walk(folder):
+        for name in [*files, "."]:
+            _sync(os.path.join(root, name))
+
+
 @contextmanager
-def staged_folder(path: str | Path) -> Iterator[Path]:
+def staged_folder(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
     the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (`replace_folder`),
-    otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves the
+    otherwise it is removed. `durable` (a training checkpoint, after which older ones are deleted): its files are on
+    the disk before it takes the name, and the rename after, so a machine that goes down (a node lost, power) leaves
+    the folder whole or absent, not one renamed whose files the OS had not written yet. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves the
     staging (`.NAME.staged-XXXXXXXX`, a `ScratchFolder` held while the block runs), which the next `staged_folder` of
     `path` removes, with whatever else a killed writer of it left, as the dataset writer's are
     (`sweep_scratch_folders`: never one a live process holds); an earlier replacement of `path` that a kill cut short
@@ -274,7 +292,11 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         share_tree(tmp)  # made 0700 (as mkdtemp), some writers (safetensors) 0600 files
+        if durable:
+            _sync_tree(tmp)
         replace_folder(tmp, path)
+        if durable:
+            _sync(str(path.parent))  # the rename: the folder that names it
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -287,6 +287,41 @@ def test_videos_get_the_mode_the_umask_gives(tmp_path, mask):
     assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
 
 
+def synced_paths(monkeypatch) -> list[str]:
+    """The paths `os.fsync` is called on, in order, from then on (their descriptors' targets)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return synced
+
+
+def test_a_durable_staged_folder_is_on_the_disk_before_it_takes_its_name(tmp_path, monkeypatch):
+    """A training checkpoint was renamed into place, and the older ones deleted, with its files possibly still in the
+    OS's cache: a node lost then (power, a crash) could leave the newest checkpoint's files empty and no older one.
+    `durable` flushes every file and folder of it before the rename, and the folder naming it after."""
+    from worldpolicy.fileio import staged_folder
+
+    synced = synced_paths(monkeypatch)
+    final = tmp_path / "checkpoints" / "step-0000002"
+    with staged_folder(final, durable=True) as staging:
+        (staging / "transformer").mkdir()
+        (staging / "transformer" / "weights.safetensors").write_bytes(b"w")
+        (staging / "trainer_state.json").write_text("{}")
+        assert synced == []
+    before = [os.path.relpath(path, staging) for path in synced[:-1]]
+    assert sorted(before) == [".", "trainer_state.json", "transformer", "transformer/weights.safetensors"]
+    assert synced[-1] == str(final.parent)  # the rename, after it
+    synced.clear()
+    with staged_folder(tmp_path / "other") as staging:  # not asked: nothing waits for the disk
+        (staging / "a.json").write_text("{}")
+    assert synced == [] and (tmp_path / "other" / "a.json").exists()
+
+
 def test_a_staged_folder_replacing_an_earlier_one_survives_an_interrupted_removal(tmp_path, monkeypatch):
     """The earlier folder was deleted before the new one took its name: a Ctrl-C while a large one was deleted left it
     half gone and removed the new one too. It now goes aside in one rename and is deleted after: the new one stays."""

@@ -462,3 +462,25 @@ def test_training_into_a_log_file_writes_progress_lines_not_a_redrawn_bar(train_
     err = capsys.readouterr().err
     assert "training: step" not in err and re.search(r"training: +100%\|", err)
     assert _duration(3909) == "1:05:09" and _duration(2 * 86400 + 3 * 3600) == "2d 3:00:00"
+
+
+def test_a_checkpoint_is_on_the_disk_before_the_older_ones_are_rotated_away(train_config, tmp_path, monkeypatch):
+    """A node lost (power, a kernel crash) just after a save could leave the newest checkpoint renamed into place
+    with its files still unwritten, the older ones already deleted by `keep_checkpoints`: nothing to resume from.
+    Every file of a checkpoint is now flushed to the disk (fsync) before it takes its name."""
+    import re
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    out = tmp_path / "run"
+    _run(train_config(out, optim={"steps": 2}))
+    final = out / "checkpoints" / "step-0000002"
+    staged = {m[1] or "." for path in synced if (m := re.search(r"/\.step-0000002\.staged-[^/]+/?(.*)$", path))}
+    written = {str(p.relative_to(final)) for p in final.rglob("*")} | {"."}
+    assert written <= staged

@@ -990,7 +990,9 @@ class Trainer:
 
         final = self.out / "checkpoints" / f"step-{step:07d}"
         try:
-            with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
+            # a kill during the save leaves the older checkpoints, no half one; durable: written to the disk before
+            # the rotation below deletes the older ones (a node that goes down loses neither)
+            with staged_folder(final, durable=True) as tmp:
                 if self.config.finetune.lora_save == "adapter":
                     self.export_adapter(tmp)
                 else:
