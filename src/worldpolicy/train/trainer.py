@@ -1028,9 +1028,27 @@ class Trainer:
             if (code := _storage_errno(exc)) is None:
                 raise
             raise OSError(code, self._save_failed(step, code)) from exc
-        for old in self._checkpoints()[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        rotated, best = self._checkpoints()[: -self.config.keep_checkpoints], self._best_checkpoint()
+        for old in rotated:
+            if old != best:
+                shutil.rmtree(old, ignore_errors=True)
+        if best is not None and rotated and best == rotated[-1]:  # said once, as it leaves the newest
+            logger.info("kept %s beside the %d newest: the lowest held-out loss of the checkpoints saved "
+                        "(validation.keep_best)", best.name, self.config.keep_checkpoints)
         return final
+
+    def _best_checkpoint(self) -> Path | None:
+        """With `validation.keep_best`, the saved checkpoint whose step's held-out loss (`val/loss`, logged before
+        its save) is the lowest, the earliest of equals; None without, or with no saved step scored."""
+        from ..viz.train_report import metrics_lines
+
+        if not self.config.validation.keep_best:
+            return None
+        saved = {int(p.name.removeprefix("step-")): p for p in self._checkpoints()}
+        scored = [(line["val/loss"], line["step"]) for line in metrics_lines(self.out)
+                  if line.get("step") in saved and isinstance(line.get("val/loss"), (int, float))
+                  and math.isfinite(line["val/loss"])]
+        return saved[min(scored)[1]] if scored else None
 
     def _save_failed(self, step: int, code: int) -> str:
         """What a save the file system refused leaves, and how to go on from it."""
