@@ -1254,6 +1254,13 @@ class Trainer:
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0 or lines)
         self._started = time.perf_counter()
+        # several processes (torchrun): a signal is held for the whole run, each rank its own, and the ranks agree
+        # after each step whether one came (`_agreed_interruption`), so every rank saves that step and stops together;
+        # one that stopped where the signal found it left the others waiting in a collective, and nothing saved
+        ranks_hold = contextlib.ExitStack()
+        caught_here = ranks_hold.enter_context(sigint_held(
+            "finishing the step every rank is in, then saving it" if self.rank == 0 else None)) if self.world > 1 \
+            else []
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
                 self._validate(0, metrics_path)
@@ -1314,6 +1321,8 @@ class Trainer:
                                   file=sys.stderr, flush=True)
                     if self._validation_due(done):  # before the save: a kill during either drops both on resume
                         self._validate(done, metrics_path)
+                if self.world > 1:
+                    interrupted = self._agreed_interruption(caught_here)
                 saved = None
                 if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
                     # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
@@ -1337,7 +1346,15 @@ class Trainer:
                     self._evaluate_saved(done, metrics_path, saved, history, bar)
         finally:
             bar.close()
+            ranks_hold.close()
         return records
+
+    def _agreed_interruption(self, caught: list[int]) -> list[int]:
+        """The signal one of the ranks caught (`caught`: this rank's), the same on every rank: a collective each
+        step, of one number. SIGTERM before SIGUSR1 before Ctrl-C, where ranks caught different ones."""
+        code = torch.tensor([max(caught, default=0)], device=self.device)
+        torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
+        return [int(code)] if int(code) else []
 
     def _due(self, every: int, step: int) -> bool:
         """Whether what runs every `every` steps (0: never; `[eval]`, `[validation]`) runs at step `step`: at its
@@ -1375,9 +1392,10 @@ class Trainer:
         return [name for name, key, every in due if self._due(every, step) and key not in logged]
 
     @staticmethod
-    def _stop_interrupted(step: int, saved: Path, stop: KeyboardInterrupt) -> None:
-        logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
-                       step, saved)
+    def _stop_interrupted(step: int, saved: Path | None, stop: KeyboardInterrupt) -> None:
+        if saved is not None:  # by rank 0, which saved it
+            logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
+                           step, saved)
         raise stop
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
