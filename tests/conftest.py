@@ -23,14 +23,15 @@ def _restore_root_logging():
 
 @pytest.fixture
 def default_sigterm():
-    """SIGTERM's disposition as a shell starts a command (default: terminate), for a test that sends one to this
-    process: a handler an earlier test left behind (ray.init installs its own) would otherwise decide what it does,
-    up to ending the test run."""
+    """SIGTERM's and SIGUSR1's dispositions as a shell starts a command (default: terminate), for a test that sends
+    one to this process: a handler an earlier test left behind (ray.init installs its own) would otherwise decide what
+    it does, up to ending the test run."""
     import signal
 
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     yield
-    signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

@@ -405,12 +405,13 @@ def main(argv: list[str] | None = None) -> int:
         Terminated,
         exit_status,
         removing_empty_folders_on_failure,
+        signal_name,
         terminating_as_interrupt,
     )
     from .logcapture import quiet_loading
 
     try:
-        # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
+        # SIGTERM or SIGUSR1 (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
         # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after)
         with terminating_as_interrupt(), removing_empty_folders_on_failure(), \
                 quiet_loading(getattr(args, "no_progress", False)):
@@ -423,9 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        how = f"terminated ({signal_name(stop.signum)})" if isinstance(stop, Terminated) else "interrupted"
         _say(args, logging.WARNING, f"worldpolicy {_command_name(args)}: {how}")
-        return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM
+        return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1
     except Exception as exc:
         from .extras import missing_extra
 

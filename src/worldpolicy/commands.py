@@ -613,7 +613,15 @@ def _dream(args: argparse.Namespace) -> int:
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
     from .engine.sources import check_checkpoint_source
-    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, sigint_deferred, sigint_held
+    from .fileio import (
+        DREAM_FILE,
+        DREAM_PARTIAL_DIR,
+        Terminated,
+        folder_lock,
+        sigint_deferred,
+        sigint_held,
+        signal_name,
+    )
     from .models import resolve_checkpoint
     from .policy import Policy
     from .processing.trajectory import check_trajectory_embodiment
@@ -704,9 +712,9 @@ def _dream(args: argparse.Namespace) -> int:
                 # stopping anyway: what it held is not raised
                 with sigint_held(writing(done), second_stops=True) as held:
                     if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
-                        name = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"  # next one stops the writing
-                        print(f"{name}: {writing(done)}", file=sys.stderr, flush=True)
-                        held.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+                        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT  # next one stops
+                        print(f"{signal_name(signum)}: {writing(done)}", file=sys.stderr, flush=True)  # the writing
+                        held.append(signum)
                     recorder.finish()
                 print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "
                       f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",

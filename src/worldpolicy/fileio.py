@@ -1,7 +1,7 @@
 """Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
 the checks every command makes on its output folder before any work starts, the hold a long run keeps on its
 folder (`folder_lock`), the removal of the folders a failed command made and left empty, and holding Ctrl-C (or
-SIGTERM) while a command finishes an output it started."""
+SIGTERM, SIGUSR1) while a command finishes an output it started."""
 
 from __future__ import annotations
 
@@ -84,55 +84,74 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
         _made_folders.reset(token)
 
 
+# the signals a scheduler ends a job with: SIGTERM (a time limit, preemption, `kill`, `docker stop`) and SIGUSR1, which
+# Slurm sends ahead of the end when the job asks (`sbatch --signal=USR1@120`), as PyTorch Lightning's requeue expects
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
 class Terminated(KeyboardInterrupt):
-    """SIGTERM on the command line (`terminating_as_interrupt`): a cluster's scheduler ending a job at its time limit
-    or preempting it, `kill`, `docker stop`. It stops a command as Ctrl-C does, so what the command finished is kept
-    (a training step saved as a checkpoint, the sim episodes in report.json) and it says how to continue; untouched,
-    SIGTERM killed the process at once, with no word of where its work was. A KeyboardInterrupt, so code that stops on
-    Ctrl-C stops on it too; only the exit status differs (`exit_status`)."""
+    """SIGTERM or SIGUSR1 on the command line (`terminating_as_interrupt`; `signum` says which): a cluster's scheduler
+    ending a job at its time limit or preempting it, or warning that it will, `kill`, `docker stop`. It stops a
+    command as Ctrl-C does, so what the command finished is kept (a training step saved as a checkpoint, the sim
+    episodes in report.json) and it says how to continue; untouched, either signal killed the process at once, with no
+    word of where its work was. A KeyboardInterrupt, so code that stops on Ctrl-C stops on it too; only the exit
+    status differs (`exit_status`)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    """How a command names a held signal to a person: `Ctrl-C`, `SIGTERM`, `SIGUSR1`."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+    raise Terminated(signum)
 
 
 @contextmanager
 def terminating_as_interrupt() -> Iterator[None]:
-    """Inside the block SIGTERM raises `Terminated` in the main thread, as Ctrl-C raises KeyboardInterrupt (the
-    command line runs every command in one). Elsewhere, or where SIGTERM is ignored (nohup-like launchers), nothing
-    changes."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+    """Inside the block SIGTERM and SIGUSR1 (`TERMINATING_SIGNALS`) raise `Terminated` in the main thread, as Ctrl-C
+    raises KeyboardInterrupt (the command line runs every command in one). Elsewhere, or for a signal that is ignored
+    or already handled (nohup-like launchers), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    taken = [sig for sig in TERMINATING_SIGNALS if signal.getsignal(sig) == signal.SIG_DFL]
+    for sig in taken:
+        signal.signal(sig, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig in taken:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def exit_status(stop: KeyboardInterrupt) -> int:
-    """The shell's exit status for a command a signal stopped: 128 + the signal (130 Ctrl-C, 143 SIGTERM), so a job
-    script or scheduler sees which one it was."""
-    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+    """The shell's exit status for a command a signal stopped: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 138
+    SIGUSR1), so a job script or scheduler sees which one it was."""
+    return 128 + (stop.signum if isinstance(stop, Terminated) else signal.SIGINT)
 
 
 def interruption(caught: Collection[int]) -> KeyboardInterrupt:
     """The exception that stops a command once the block of `sigint_held` that held `caught` has finished."""
-    return Terminated() if signal.SIGTERM in caught else KeyboardInterrupt()
+    terminating = [sig for sig in caught if sig in TERMINATING_SIGNALS]
+    return Terminated(terminating[0]) if terminating else KeyboardInterrupt()
 
 
 @contextmanager
 def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Iterator[list[int]]:
-    """Hold Ctrl-C (and SIGTERM where `terminating_as_interrupt` made it one) until the block ends, and say which came:
-    the block then finishes what it started (an episode being written, a training step), the caller keeps it and
-    stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
+    """Hold Ctrl-C (and SIGTERM, SIGUSR1 where `terminating_as_interrupt` made them one) until the block ends, and say
+    which came: the block then finishes what it started (an episode being written, a training step), the caller keeps
+    it and stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
     ("Ctrl-C: ..."), so a block that takes a while does not look hung. `second_stops`: a second signal stops the block
     (KeyboardInterrupt, or `Terminated`), for a block that may take minutes and is safe to cut short (an atomic save).
     A signal that is ignored, or handled outside Python, is left alone; only the main thread receives signals, so
     elsewhere this holds nothing."""
     caught: list[int] = []
-    held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *TERMINATING_SIGNALS)}
     held = {sig: handler for sig, handler in held.items() if callable(handler)}  # not SIG_IGN, SIG_DFL or None
     if threading.current_thread() is not threading.main_thread() or not held:
         yield caught
@@ -140,9 +159,9 @@ def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Ite
 
     def hold(signum: int, frame: object) -> None:
         if second_stops and caught:
-            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            raise Terminated(signum) if signum in TERMINATING_SIGNALS else KeyboardInterrupt()
         if notice and not caught:
-            print(f"{'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}: {notice}", file=sys.stderr, flush=True)
+            print(f"{signal_name(signum)}: {notice}", file=sys.stderr, flush=True)
         caught.append(signum)
 
     for sig in held:
@@ -238,11 +257,29 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 STAGED_KIND = "staged"  # `staged_folder`'s staging beside NAME: `.NAME.staged-XXXXXXXX`
 
 
+def _sync(path: str) -> None:
+    """Flush a file, or a folder's names, to the disk (fsync)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_tree(folder: Path) -> None:
+    """Flush every file under `folder`, and the folders that name them, to the disk."""
+    for root, _, files in os.walk(folder):
+        for name in [*files, "."]:
+            _sync(os.path.join(root, name))
+
+
 @contextmanager
-def staged_folder(path: str | Path) -> Iterator[Path]:
+def staged_folder(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
     the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (`replace_folder`),
-    otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves the
+    otherwise it is removed. `durable` (a training checkpoint, after which older ones are deleted): its files are on
+    the disk before it takes the name, and the rename after, so a machine that goes down (a node lost, power) leaves
+    the folder whole or absent, not one renamed whose files the OS had not written yet. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves the
     staging (`.NAME.staged-XXXXXXXX`, a `ScratchFolder` held while the block runs), which the next `staged_folder` of
     `path` removes, with whatever else a killed writer of it left, as the dataset writer's are
     (`sweep_scratch_folders`: never one a live process holds); an earlier replacement of `path` that a kill cut short
@@ -255,7 +292,11 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         share_tree(tmp)  # made 0700 (as mkdtemp), some writers (safetensors) 0600 files
+        if durable:
+            _sync_tree(tmp)
         replace_folder(tmp, path)
+        if durable:
+            _sync(str(path.parent))  # the rename: the folder that names it
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -203,6 +203,27 @@ def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_slurms_sigusr1_is_held_and_stops_the_command_as_sigterm_does_with_its_own_status(default_sigterm):
+    """Slurm warns a job ahead of its end with SIGUSR1 where it asks (`sbatch --signal=USR1@120`); its default action
+    killed the command at once, nothing saved. On the command line it is now a `Terminated` as SIGTERM is: held while
+    a block finishes, named in the notice, and the exit status is 128 + the signal (138), so a job script tells it
+    from SIGTERM's 143 and Ctrl-C's 130."""
+    import os
+    import signal
+
+    from worldpolicy.fileio import Terminated, exit_status, interruption, sigint_held, terminating_as_interrupt
+
+    with terminating_as_interrupt():
+        with sigint_held() as caught:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        stop = interruption(caught)
+        with pytest.raises(Terminated) as raised:
+            os.kill(os.getpid(), signal.SIGUSR1)
+    assert caught == [signal.SIGUSR1] and isinstance(stop, Terminated) and raised.value.signum == signal.SIGUSR1
+    assert exit_status(stop) == 138 and exit_status(Terminated()) == 143 and exit_status(KeyboardInterrupt()) == 130
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
 def test_a_deferred_signal_stops_once_the_block_has_finished(default_sigterm):
     """`sigint_deferred`: the block runs to its end under a Ctrl-C (SIGTERM), which then stops the command as the
     signal that came; a block with no signal ends as usual, and an error in the block is raised as it came."""
@@ -264,6 +285,41 @@ def test_videos_get_the_mode_the_umask_gives(tmp_path, mask):
     finally:
         os.umask(before)
     assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
+
+
+def synced_paths(monkeypatch) -> list[str]:
+    """The paths `os.fsync` is called on, in order, from then on (their descriptors' targets)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return synced
+
+
+def test_a_durable_staged_folder_is_on_the_disk_before_it_takes_its_name(tmp_path, monkeypatch):
+    """A training checkpoint was renamed into place, and the older ones deleted, with its files possibly still in the
+    OS's cache: a node lost then (power, a crash) could leave the newest checkpoint's files empty and no older one.
+    `durable` flushes every file and folder of it before the rename, and the folder naming it after."""
+    from worldpolicy.fileio import staged_folder
+
+    synced = synced_paths(monkeypatch)
+    final = tmp_path / "checkpoints" / "step-0000002"
+    with staged_folder(final, durable=True) as staging:
+        (staging / "transformer").mkdir()
+        (staging / "transformer" / "weights.safetensors").write_bytes(b"w")
+        (staging / "trainer_state.json").write_text("{}")
+        assert synced == []
+    before = [os.path.relpath(path, staging) for path in synced[:-1]]
+    assert sorted(before) == [".", "trainer_state.json", "transformer", "transformer/weights.safetensors"]
+    assert synced[-1] == str(final.parent)  # the rename, after it
+    synced.clear()
+    with staged_folder(tmp_path / "other") as staging:  # not asked: nothing waits for the disk
+        (staging / "a.json").write_text("{}")
+    assert synced == [] and (tmp_path / "other" / "a.json").exists()
 
 
 def test_a_staged_folder_replacing_an_earlier_one_survives_an_interrupted_removal(tmp_path, monkeypatch):

@@ -37,12 +37,13 @@ def _dataset(root: Path, lengths=(6, 5), fps: float = 10, provenance=None) -> Le
                           provenance=provenance)
 
 
-def _stub(policy, monkeypatch, calls: list, stop_at: int | None = None):
+def _stub(policy, monkeypatch, calls: list, stop_at: int | None = None, stop: KeyboardInterrupt | None = None):
     """`policy.infer_actions` replaced by a stand-in that records its inputs and returns a row per transition (row t
-    holds t), raising KeyboardInterrupt at call `stop_at`: what the labeller does around the model, without it."""
+    holds t), raising `stop` (KeyboardInterrupt) at call `stop_at`: what the labeller does around the model, without
+    it."""
     def infer(video, prompt, **kwargs):
         if stop_at is not None and len(calls) == stop_at:
-            raise KeyboardInterrupt
+            raise stop or KeyboardInterrupt()
         calls.append(SimpleNamespace(video=video, prompt=prompt, **kwargs))
         frames = len(next(iter(video.values())))
         return SimpleNamespace(actions=np.repeat(np.arange(frames - 1.0)[:, None], policy.embodiment.action_dim, 1))
@@ -532,15 +533,25 @@ def test_resume_refuses_other_settings_naming_each(policy, tmp_path, monkeypatch
     assert not (tmp_path / "out.partial").exists()
 
 
-def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGUSR1"])
+def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_path, capsys, monkeypatch,
+                                                                      signal_name):
+    """Ctrl-C, or a scheduler's SIGTERM or SIGUSR1 (exits 130, 143 and 138: 128 + the signal; a SIGTERM exited 130,
+    as Ctrl-C, so a job script could not tell a preemption from a person)."""
+    import signal
+
+    from worldpolicy.fileio import Terminated
+
+    signum = signal.Signals[signal_name]
+    stop = KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
     ds = _dataset(tmp_path / "src", lengths=(4, 5, 4))
     import worldpolicy.policy as policy_module
 
     monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
-    _stub(policy, monkeypatch, calls := [], stop_at=2)
+    _stub(policy, monkeypatch, calls := [], stop_at=2, stop=stop)
     args = ["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
             "--out", str(tmp_path / "out"), "--episodes", "0-2", "--seed", "3", "--no-progress"]
-    assert main(args) == 130
+    assert main(args) == 128 + signum
     err = capsys.readouterr().err
     assert "2 of 3 episodes labelled are kept in" in err and "rerun with --resume to label the other 1" in err
     again = shlex.split(err.split("to go on: ")[1])  # the arguments as given (in the parser's order) and --resume

@@ -88,3 +88,40 @@ def test_two_gloo_processes_match_one_process(tmp_path, train_config, tiny_check
     assert moved  # training changed the weights
     for key in single_weights:
         torch.testing.assert_close(ddp_weights[key], single_weights[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available")
+def test_sigterm_under_torchrun_saves_the_step_every_rank_is_in(tmp_path, train_config):
+    """A preempted multi-GPU job: torchrun passes the scheduler's SIGTERM on to its ranks, which each stopped where it
+    found them, nothing saved (the others left waiting in a collective until torchrun killed them). The ranks now
+    agree after each step whether a signal came, save that step together and stop; the same command resumes there."""
+    import signal
+    import time
+
+    config_file = tmp_path / "ddp.json"
+    out = tmp_path / "ddp"
+    config_file.write_text(json.dumps(train_config(out, save_every=100_000, optim={"steps": 100_000})))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "worldpolicy", "train", str(config_file), "--no-progress"]
+    proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        metrics = out / "metrics.jsonl"
+        while proc.poll() is None and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+            time.sleep(0.2)  # a condition waited for, not a duration: the run has trained a few steps
+        proc.send_signal(signal.SIGTERM)  # to torchrun, as the scheduler does: it sends it on to the ranks
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    saved = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert len(saved) == 1, err[-5000:]
+    step = int(saved[0].removeprefix("step-"))
+    assert step >= 3 and [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == list(
+        range(1, step + 1))
+    assert f"interrupted after step {step}: saved" in err and "SIGTERM: finishing the step every rank is in" in err
+    config_file.write_text(json.dumps(train_config(out, save_every=100_000, optim={"steps": step + 2})))
+    resumed = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0 and f"resumed from {out / 'checkpoints' / saved[0]} (step {step})" in resumed.stderr

@@ -4,6 +4,7 @@ folders are cleared, a torn last log line does not block the resume, and --out i
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -437,3 +438,49 @@ def test_a_training_refuses_an_out_another_process_holds_before_anything_loads(t
     assert err.startswith(f"worldpolicy train: error: --out / output_dir: {str(out)!r} is in use by another "
                           f"worldpolicy process (PID {os.getpid()},")
     assert "wait for that run to finish" in err
+
+
+def test_training_into_a_log_file_writes_progress_lines_not_a_redrawn_bar(train_config, tmp_path, capsys, monkeypatch):
+    """A Slurm job's stderr is a file: tqdm's bar redrew itself there with carriage returns, days of steps in one
+    line of megabytes that `tail -f` and `grep` cannot follow, with no wall time to read the log by. Where stderr is
+    not a terminal, training now writes a line every `log_every` steps (the time, the step, the loss, the time left
+    and when the run should end); on a terminal the bar stays."""
+    import re
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer, _duration
+
+    Trainer(load_config(train_config(tmp_path / "log", log_every=2, save_every=100)), progress=True).run()
+    err = capsys.readouterr().err
+    line = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d training: step (\d)/6 \(\d+%\), loss [0-9.]+(.*)$"
+    lines = re.findall(line, err, re.MULTILINE)
+    assert [step for step, _ in lines] == ["2", "4", "6"]
+    assert all(re.fullmatch(r", \S+ s/step, \d+:\d\d:\d\d left \(ends ~.+\)", rest) for _, rest in lines[:2])
+    assert lines[2][1] == "" and "\rtraining" not in err and "step/s" not in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the bar, no lines
+    Trainer(load_config(train_config(tmp_path / "tty", log_every=2, save_every=100)), progress=True).run()
+    err = capsys.readouterr().err
+    assert "training: step" not in err and re.search(r"training: +100%\|", err)
+    assert _duration(3909) == "1:05:09" and _duration(2 * 86400 + 3 * 3600) == "2d 3:00:00"
+
+
+def test_a_checkpoint_is_on_the_disk_before_the_older_ones_are_rotated_away(train_config, tmp_path, monkeypatch):
+    """A node lost (power, a kernel crash) just after a save could leave the newest checkpoint renamed into place
+    with its files still unwritten, the older ones already deleted by `keep_checkpoints`: nothing to resume from.
+    Every file of a checkpoint is now flushed to the disk (fsync) before it takes its name."""
+    import re
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    out = tmp_path / "run"
+    _run(train_config(out, optim={"steps": 2}))
+    final = out / "checkpoints" / "step-0000002"
+    staged = {m[1] or "." for path in synced if (m := re.search(r"/\.step-0000002\.staged-[^/]+/?(.*)$", path))}
+    written = {str(p.relative_to(final)) for p in final.rglob("*")} | {"."}
+    assert written <= staged

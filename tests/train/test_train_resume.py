@@ -107,28 +107,33 @@ def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(r
     assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
 
 
-def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, capsys, default_sigterm):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, capsys, default_sigterm, name):
     """A cluster's SIGTERM (time limit, preemption) killed the run at once, losing every step since the last save.
     On the command line (`terminating_as_interrupt`) it is now held like Ctrl-C: the step finishes and is saved, and
-    the run stops with `Terminated` (exit 143); the same command resumes from that step."""
+    the run stops with `Terminated` (exit 143); the same command resumes from that step. So is Slurm's advance
+    warning, SIGUSR1 (`sbatch --signal=USR1@120`), whose default action had killed the run as SIGTERM's did (exit
+    138 then, 128 + the signal, as the shell reports it)."""
     import os
     import signal
 
-    from worldpolicy.fileio import Terminated, terminating_as_interrupt
+    from worldpolicy.fileio import Terminated, exit_status, terminating_as_interrupt
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
     config = train_config(tmp_path / "run", save_every=100, optim={"steps": 4})
+    signum = signal.Signals[name]
 
-    def sigterm_in_step_2(record):
+    def signal_in_step_2(record):
         if record.step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
-    with terminating_as_interrupt(), pytest.raises(Terminated):
-        Trainer(load_config(config), progress=False, on_step=sigterm_in_step_2).run()
+    with terminating_as_interrupt(), pytest.raises(Terminated) as stop:
+        Trainer(load_config(config), progress=False, on_step=signal_in_step_2).run()
+    assert stop.value.signum == signum and exit_status(stop.value) == 128 + signum
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-0000002"]
-    assert "SIGTERM: finishing step 2, then saving it\n" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back once the command is done
+    assert f"{name}: finishing step 2, then saving it\n" in capsys.readouterr().err
+    assert signal.getsignal(signum) == signal.SIG_DFL  # put back once the command is done
     assert [r.step for r in Trainer(load_config(config), progress=False).run()] == [3, 4]
 
 

@@ -340,3 +340,34 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     assert list(loss.lines[1].get_xdata()) == [0, 2, 4] and list(loss.lines[1].get_ydata()) == list(scored.values())
     assert [t.get_text() for t in loss.get_legend().get_texts()] == ["training", "val/loss (held out)"]
     assert "val/windows = 2" in fig.get_suptitle()
+
+
+def test_keep_best_keeps_the_checkpoint_of_the_lowest_held_out_loss_past_the_rotation(train_config, tmp_path,
+                                                                                        monkeypatch, caplog):
+    """Over days, `keep_checkpoints` rotated away the checkpoint of the lowest held-out loss, the one to try: only
+    keeping every checkpoint (tens of GB each) kept it. `validation.keep_best` keeps it beside the newest, resumed
+    runs too; the setting needs a validation to read, and is refused without one."""
+    import logging
+
+    from worldpolicy.train.trainer import Trainer
+
+    held_out = {0: 5.0, 1: 4.0, 2: 1.0, 3: 3.0, 4: 2.0, 5: 1.5, 6: 1.0}  # lowest at step 2 (6 ties it, later)
+
+    def scored(self, step, metrics_path):  # the held-out loss, without its cost: what the rotation reads
+        line = {"step": step, "val/loss": held_out[step]}
+        self._log(metrics_path, line)
+        return line
+
+    monkeypatch.setattr(Trainer, "_validate", scored)
+    out = tmp_path / "run"
+    config = train_config(out, save_every=1, keep_checkpoints=1, optim={"steps": 4},
+                          validation={"episodes": [1], "every": 1, "action_chunks": 0, "keep_best": True})
+    with caplog.at_level(logging.INFO, logger="worldpolicy.train.trainer"):
+        _run(config)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    assert caplog.text.count("kept step-0000002 beside the 1 newest") == 1
+    _run({**config, "optim": {**config["optim"], "steps": 6}})  # resumed: still the best, step 6 ties it
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000006"]
+    with pytest.raises(ValueError, match=r"validation.keep_best=true keeps the checkpoint of the lowest held-out "
+                                         r"loss, but validation.every is 0"):
+        load_config(train_config(tmp_path / "no", validation={"keep_best": True}))

@@ -526,8 +526,9 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     fig, n = report.log_curves_figure(run / "metrics.jsonl")
     assert n == 100
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title(loc="left") for ax in axes] == [
-        "loss (log scale)", "loss_action_inverse_dynamics (log scale)", "lr"]
+    assert [ax.get_title(loc="left") for ax in axes] == [  # each loss under its running mean, which it says
+        "loss · line: mean of the last 5 points (log scale)",
+        "loss_action_inverse_dynamics · line: mean of the last 5 points (log scale)", "lr"]
     assert all(ax.get_ylabel() == "" for ax in axes) and axes[-1].get_xlabel() == "training step"
     assert fig.get_suptitle() == "lora_run: metrics.jsonl\n100 records; constant: world_size = 1"
     fig.canvas.draw()
@@ -1143,3 +1144,24 @@ def test_ctrl_c_while_a_predict_run_is_written_waits_for_its_last_file(tmp_path,
     page = (tmp_path / "run" / "index.html").read_text()
     assert (tmp_path / "run" / "plots" / "actions.png").is_file() and "plots/actions.png" in page
     assert (tmp_path / "run" / "index.html").stat().st_mtime >= (tmp_path / "run" / "actions.json").stat().st_mtime
+
+
+def test_a_noisy_training_loss_is_drawn_under_its_running_mean(tmp_path):
+    """A diffusion loss draws a noise level per step: its logged points jumped between 1 and 70 (the loss panel of a
+    real run), hiding whether it fell. A loss of SMOOTH_MIN_POINTS points or more is now drawn faint under its
+    trailing running mean, as its title says; other fields, a short log and a diverged run keep their points."""
+    run = tmp_path / "noisy"
+    run.mkdir()
+    loss = [(60.0 if s % 2 else 1.0) / (1 + s / 50) for s in range(1, 201)]
+    lines = [{"step": s, "loss": v, "grad_norm": v} for s, v in zip(range(1, 201), loss)]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(run / "metrics.jsonl")
+    panels = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    assert set(panels) == {"loss · line: mean of the last 10 points (log scale)", "grad_norm"}
+    raw, mean = panels["loss · line: mean of the last 10 points (log scale)"].get_lines()
+    assert raw.get_alpha() < 1 and list(raw.get_ydata()) == loss
+    assert mean.get_ydata()[0] == loss[0] and mean.get_ydata()[-1] == pytest.approx(sum(loss[-10:]) / 10)
+    assert len(panels["grad_norm"].get_lines()) == 1
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines[:19]))
+    fig, _ = report.log_curves_figure(run / "metrics.jsonl")
+    assert [len(ax.get_lines()) for ax in fig.axes if ax.get_visible()] == [1, 1]

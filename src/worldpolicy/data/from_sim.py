@@ -100,9 +100,10 @@ class RecordingInterrupted(KeyboardInterrupt):
     callers that do not know this class stop as before."""
 
     def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
-                 terminated: bool = False, resumed: int = 0):
+                 terminated: int = 0, resumed: int = 0):
         self.root, self.requested, self.recorded, self.result = root, requested, recorded, result
-        self.terminated = terminated  # SIGTERM (`fileio.Terminated`), not Ctrl-C: the command exits 143
+        # the signal of a `fileio.Terminated` (SIGTERM, SIGUSR1: the command exits 128 + it), 0 for Ctrl-C
+        self.terminated = terminated
         self.resumed = resumed
         super().__init__(self.describe())
 
@@ -890,7 +891,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             kept, seeds = last, seeds[:base]
             failed = [s for s in failed if s < seeds[-1]]  # those after it are tried again by a resume
         result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0, len(done))
-        raise RecordingInterrupted(root, num_episodes, len(seeds) - len(done), result, isinstance(stop, Terminated),
+        raise RecordingInterrupted(root, num_episodes, len(seeds) - len(done), result,
+                                   stop.signum if isinstance(stop, Terminated) else 0,
                                    len(done)) from None
     except BaseException:
         episodes.close()

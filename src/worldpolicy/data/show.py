@@ -101,10 +101,11 @@ class DatasetShown:
 
 
 class ShowInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM: `terminated`) stopped `show_dataset`: the episodes of `shown` are on the page, the one
-    being written was dropped whole. Still a KeyboardInterrupt, so callers that do not know it stop as before."""
+    """Ctrl-C (or SIGTERM, SIGUSR1: `terminated`, the signal; 0 for Ctrl-C) stopped `show_dataset`: the episodes of
+    `shown` are on the page, the one being written was dropped whole. Still a KeyboardInterrupt, so callers that do
+    not know it stop as before."""
 
-    def __init__(self, shown: DatasetShown, terminated: bool):
+    def __init__(self, shown: DatasetShown, terminated: int):
         self.shown, self.terminated = shown, terminated
         super().__init__(self.describe())
 
@@ -173,7 +174,7 @@ def show_dataset(
                 _write(shown)
                 bar.update(1)
     except KeyboardInterrupt as stop:
-        raise ShowInterrupted(shown, isinstance(stop, Terminated)) from None
+        raise ShowInterrupted(shown, stop.signum if isinstance(stop, Terminated) else 0) from None
     if not chosen:  # a dataset of no episodes: its summary alone
         _write(shown)
     kept = {EPISODE_DIR.format(i) for i in chosen}

@@ -203,6 +203,8 @@ class ValidationConfig:
     # `dataset eval` compares them); 0: none
     action_chunks: int = 8
     action_steps: int | None = None  # their denoising steps; unset: the embodiment's sampling preset's
+    # the checkpoint of the lowest val/loss is kept beside the `keep_checkpoints` newest (rotation passes it by)
+    keep_best: bool = False
 
     def held_out(self, num_episodes: int, data: DataConfig, succeeded: Sequence[bool] | None = None
                  ) -> tuple[int, ...]:
@@ -429,6 +431,10 @@ class TrainConfig:
             raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but "
                              "validation.episodes is empty: name the episodes to hold out of training (e.g. "
                              "episodes = [0]), or set validation.every = 0")
+        if self.validation.keep_best and not self.validation.every:
+            raise ValueError("validation.keep_best=true keeps the checkpoint of the lowest held-out loss, but "
+                             "validation.every is 0 (no held-out loss is scored): set validation.episodes and every "
+                             "(a divisor of save_every, so the saved steps are scored), or keep_best = false")
         if self.eval.episodes < 1:
             raise ValueError(f"eval.episodes={self.eval.episodes!r}: must be an integer >= 1")
         # used at the first batch and the first evaluation: checked now, not after the latent cache is encoded
@@ -537,6 +543,7 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
 # windows or chunks: one run's held-out curves are one set of inputs from their first point to their last.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
              "eval.*", "optim.gradient_checkpointing", "optim.data_parallel", "finetune.lora_save", "validation.every",
+             "validation.keep_best",
              "tracking.*")
 
 

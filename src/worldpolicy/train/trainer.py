@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -302,6 +303,37 @@ def _storage_errno(exc: BaseException) -> int | None:
         found = re.search(r"\(os error (\d+)\)", str(exc))
         code = int(found.group(1)) if found else None
     return code if code in STORAGE_ERRNOS else None
+
+
+def _plain_progress() -> bool:
+    """Whether training reports its progress as lines rather than a bar: stderr is a file or a pipe (a Slurm job's
+    `slurm-%j.out`, `nohup`, a CI log), where tqdm's bar redraws with carriage returns, so days of training made one
+    line of megabytes that `tail` and `grep` cannot read; a notebook keeps its widget bar."""
+    from tqdm.autonotebook import tqdm
+
+    return not sys.stderr.isatty() and tqdm.__module__ != "tqdm.notebook"
+
+
+def _duration(seconds: float) -> str:
+    """`1:05:09`, `2d 3:00:00`: the time a progress line says is left."""
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+def _progress_line(done: int, total: int, session_steps: int, session_s: float, loss: float) -> str:
+    """A progress line for a log file (`_plain_progress`): the wall time it was written (a log read days later), the
+    step, the loss and, from this session's pace (validations and evaluations included), the time left and when the
+    run should end."""
+    now = time.time()
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))} training: step {done}/{total} " \
+           f"({100 * done / total:.0f}%), loss {loss:.4f}"
+    if session_steps and done < total:
+        pace = session_s / session_steps
+        end = time.strftime("%Y-%m-%d %H:%M", time.localtime(now + pace * (total - done)))
+        line += f", {pace:.3g} s/step, {_duration(pace * (total - done))} left (ends ~{end})"
+    return line
 
 
 class Trainer:
@@ -966,7 +998,9 @@ class Trainer:
 
         final = self.out / "checkpoints" / f"step-{step:07d}"
         try:
-            with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
+            # a kill during the save leaves the older checkpoints, no half one; durable: written to the disk before
+            # the rotation below deletes the older ones (a node that goes down loses neither)
+            with staged_folder(final, durable=True) as tmp:
                 if self.config.finetune.lora_save == "adapter":
                     self.export_adapter(tmp)
                 else:
@@ -1002,9 +1036,27 @@ class Trainer:
             if (code := _storage_errno(exc)) is None:
                 raise
             raise OSError(code, self._save_failed(step, code)) from exc
-        for old in self._checkpoints()[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        rotated, best = self._checkpoints()[: -self.config.keep_checkpoints], self._best_checkpoint()
+        for old in rotated:
+            if old != best:
+                shutil.rmtree(old, ignore_errors=True)
+        if best is not None and rotated and best == rotated[-1]:  # said once, as it leaves the newest
+            logger.info("kept %s beside the %d newest: the lowest held-out loss of the checkpoints saved "
+                        "(validation.keep_best)", best.name, self.config.keep_checkpoints)
         return final
+
+    def _best_checkpoint(self) -> Path | None:
+        """With `validation.keep_best`, the saved checkpoint whose step's held-out loss (`val/loss`, logged before
+        its save) is the lowest, the earliest of equals; None without, or with no saved step scored."""
+        from ..viz.train_report import metrics_lines
+
+        if not self.config.validation.keep_best:
+            return None
+        saved = {int(p.name.removeprefix("step-")): p for p in self._checkpoints()}
+        scored = [(line["val/loss"], line["step"]) for line in metrics_lines(self.out)
+                  if line.get("step") in saved and isinstance(line.get("val/loss"), (int, float))
+                  and math.isfinite(line["val/loss"])]
+        return saved[min(scored)[1]] if scored else None
 
     def _save_failed(self, step: int, code: int) -> str:
         """What a save the file system refused leaves, and how to go on from it."""
@@ -1206,9 +1258,17 @@ class Trainer:
             unlogged = shared[0]
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
+        lines = self.progress and self.rank == 0 and _plain_progress()  # a log file: a line per log_every steps
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
-                   disable=not self.progress or self.rank != 0)
+                   disable=not self.progress or self.rank != 0 or lines)
         self._started = time.perf_counter()
+        # several processes (torchrun): a signal is held for the whole run, each rank its own, and the ranks agree
+        # after each step whether one came (`_agreed_interruption`), so every rank saves that step and stops together;
+        # one that stopped where the signal found it left the others waiting in a collective, and nothing saved
+        ranks_hold = contextlib.ExitStack()
+        caught_here = ranks_hold.enter_context(sigint_held(
+            "finishing the step every rank is in, then saving it" if self.rank == 0 else None)) if self.world > 1 \
+            else []
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
                 self._validate(0, metrics_path)
@@ -1221,7 +1281,7 @@ class Trainer:
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
                     break
-                # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut
+                # Ctrl-C, SIGTERM or SIGUSR1 (one process) waits for the step to finish, which is then saved: a step cut
                 # short would leave the weights half updated, and dropping every step since the last save can be
                 # hours of work.
                 # the step's held-out validation is part of it (logged before the save): said, as it can take longer
@@ -1263,8 +1323,14 @@ class Trainer:
                                 "step_s": record.seconds, "elapsed_s": self._elapsed()}
                         history.append(line)
                         self._log(metrics_path, line)
+                        if lines:
+                            session_s = time.perf_counter() - self._started
+                            print(_progress_line(done, cfg.optim.steps, done - start, session_s, value),
+                                  file=sys.stderr, flush=True)
                     if self._validation_due(done):  # before the save: a kill during either drops both on resume
                         self._validate(done, metrics_path)
+                if self.world > 1:
+                    interrupted = self._agreed_interruption(caught_here)
                 saved = None
                 if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
                     # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
@@ -1288,7 +1354,15 @@ class Trainer:
                     self._evaluate_saved(done, metrics_path, saved, history, bar)
         finally:
             bar.close()
+            ranks_hold.close()
         return records
+
+    def _agreed_interruption(self, caught: list[int]) -> list[int]:
+        """The signal one of the ranks caught (`caught`: this rank's), the same on every rank: a collective each
+        step, of one number. SIGTERM before SIGUSR1 before Ctrl-C, where ranks caught different ones."""
+        code = torch.tensor([max(caught, default=0)], device=self.device)
+        torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
+        return [int(code)] if int(code) else []
 
     def _due(self, every: int, step: int) -> bool:
         """Whether what runs every `every` steps (0: never; `[eval]`, `[validation]`) runs at step `step`: at its
@@ -1326,9 +1400,10 @@ class Trainer:
         return [name for name, key, every in due if self._due(every, step) and key not in logged]
 
     @staticmethod
-    def _stop_interrupted(step: int, saved: Path, stop: KeyboardInterrupt) -> None:
-        logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
-                       step, saved)
+    def _stop_interrupted(step: int, saved: Path | None, stop: KeyboardInterrupt) -> None:
+        if saved is not None:  # by rank 0, which saved it
+            logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
+                           step, saved)
         raise stop
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:

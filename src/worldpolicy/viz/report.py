@@ -69,6 +69,9 @@ MAX_CURVE_POINTS = 20_000  # per field of a log: a longer series keeps every k-t
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
+# a training loss of at least this many points is drawn faint, under its running mean over a 20th of them (at least
+# SMOOTH_MIN_POINTS // 4): a diffusion loss draws a noise level per step, its points scattered over decades
+SMOOTH_MIN_POINTS = 20
 # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages;
 # dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards; openloop.json: `dataset eval`'s errors
 METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE, OPENLOOP_FILE)
@@ -525,7 +528,8 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     held-out `val/X` (a training run's `[validation]`) is drawn on X's panel beside it, where over- or underfitting
     shows as the two curves parting; fields `G/<name>` beside a field G (`val/action_mae/<column>`) share one panel
     per unit (`units`: name -> unit, the run's embodiment's columns; metres and unit-free rotations on one axis hid
-    the smaller), a line per name; a field of CURVE_NOTES says how to read it in its heading. Every
+    the smaller), a line per name; a field of CURVE_NOTES says how to read it in its heading; a training loss of
+    SMOOTH_MIN_POINTS or more is drawn faint under its running mean, as its heading says. Every
     line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
 
     from .plots import (
@@ -611,6 +615,10 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
             for k, part in enumerate(family[key]):  # Okabe-Ito as the joints: the default cycle's red and green
                 px, py = zip(*series[part].points())  # (joint_2, joint_3) read as one to red-green colour-blind eyes
                 ax.plot(px, py, lw=1.2, **step_markers(len(px)), **series_style(k), label=part.rsplit("/", 1)[1])
+        elif (window := _smoothing_window(key, y)) is not None:  # the points faint, their running mean over them
+            ax.plot(x, y, lw=0.8, color=LINE_COLOR, alpha=0.3, label="training")
+            ax.plot(x, _running_mean(y, window), lw=1.6, color=LINE_COLOR, label=f"training, mean of {window}")
+            name += f" · line: mean of the last {window} points"
         else:
             ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         if key in held_out:
@@ -643,6 +651,23 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
     # steps are whole: a 2-step run showed "0.5"; one logged step (a 10-step run) has one whole number in view
     axes[0].xaxis.set_major_locator(whole_number_ticks())
     return fig, records
+
+
+def _smoothing_window(key: str, values: tuple[float, ...]) -> int | None:
+    """The running mean's window for a training loss's panel (`SMOOTH_MIN_POINTS`); None where its points are drawn
+    as they are: another field, too few points, or a NaN or inf (a diverged run, its points what matter)."""
+    if "loss" not in key or len(values) < SMOOTH_MIN_POINTS or not np.all(np.isfinite(values)):
+        return None
+    return max(SMOOTH_MIN_POINTS // 4, len(values) // 20)
+
+
+def _running_mean(values: tuple[float, ...], window: int) -> np.ndarray:
+    """Each point's mean with the `window` - 1 before it (fewer at the start): trailing, so the line's end is the
+    newest steps', as a log followed while the run trains needs."""
+    total = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (total[ends] - total[starts]) / (ends - starts)
 
 
 @dataclass

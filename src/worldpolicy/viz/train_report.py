@@ -200,7 +200,7 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
         if step == 0:
             return f"the starting weights, the run's starting checkpoint ({start})" if start else "the starting weights"
         return (f"its checkpoint (step-{step:07d}) is kept" if step in kept else
-                "no checkpoint of that step is kept (save_every, keep_checkpoints)")
+                "no checkpoint of that step is kept (save_every, keep_checkpoints; validation.keep_best keeps it)")
 
     best = f"the lowest held-out loss is at step {lowest[0]}: {checkpoint(lowest[0])}"
     sampled = ""
