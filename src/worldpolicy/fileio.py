@@ -275,15 +275,15 @@ def _sync_tree(folder: Path) -> None:
 
 @contextmanager
 def staged_folder(path: str | Path, *, durable: bool = False) -> Iterator[Path]:
-    """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when the
-    block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (`replace_folder`), otherwise
-    it is removed. `durable` (a training checkpoint, after which older ones are deleted): its files are on the disk
-    before it takes the name, and the rename after, so a machine that goes down (a node lost, power) leaves the folder
-    whole or absent, not one renamed whose files the OS had not written yet. An error or Ctrl-C never leaves a half
-    folder under the final name; a SIGKILL leaves the staging (`.NAME.staged-XXXXXXXX`, a `ScratchFolder` held while the
-    block runs), which the next `staged_folder` of `path` removes, with whatever else a killed writer of it left, as the
-    dataset writer's are (`sweep_scratch_folders`: never one a live process holds); an earlier replacement of `path`
-    that a kill cut short is settled first."""
+    """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
+    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (`replace_folder`),
+    otherwise it is removed. `durable` (a training checkpoint, after which older ones are deleted): its files are on the
+    disk before it takes the name, and the rename after, so a machine that goes down (a node lost, power) leaves the
+    folder whole or absent, not one renamed whose files the OS had not written yet. An error or Ctrl-C never leaves a
+    half folder under the final name; a SIGKILL leaves the staging (`.NAME.staged-XXXXXXXX`, a `ScratchFolder` held
+    while the block runs), which the next `staged_folder` of `path` removes, with whatever else a killed writer of it
+    left, as the dataset writer's are (`sweep_scratch_folders`: never one a live process holds); an earlier replacement
+    of `path` that a kill cut short is settled first."""
     path = Path(path)
     make_folder(path.parent)
     sweep_scratch_folders(path, (STAGED_KIND,))
