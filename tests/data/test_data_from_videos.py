@@ -128,6 +128,32 @@ def test_a_clip_stored_mirrored_is_mirrored_back_as_players_show_it(tmp_path, ro
     assert (shown != want).mean() < 0.02
 
 
+def test_the_bar_counts_frames_written_so_a_single_long_clip_moves(tmp_path, monkeypatch):
+    """The bar counted clips: one long clip sat at 0/1 for minutes. It counts frames, block by block, its total
+    growing by each clip's frames once its timestamps are read (a skipped clip adds none)."""
+    import tqdm.auto
+
+    bars = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.steps = []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.steps.append((n, self.total))
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    long = _clip(tmp_path / "long.mp4", range(0, 7000, 100), pixels=lambda i: np.zeros((48, 64, 3), np.uint8))
+    # 70 frames: two blocks of up to 64
+    short = _clip(tmp_path / "short.mp4", [0])  # one frame: skipped
+    videos_to_dataset([long, short], tmp_path / "out", task="t", fps=10, progress=True)
+    (bar,) = bars
+    assert bar.unit == "frame" and bar.steps == [(64, 70), (6, 70)] and bar.n == bar.total == 70
+
+
 def test_damaged_and_too_short_clips_are_skipped_and_listed_the_others_written(tmp_path, capsys):
     clips = tmp_path / "clips"
     clips.mkdir()

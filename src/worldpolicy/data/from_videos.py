@@ -355,7 +355,8 @@ def _write(clips: list[Path], tasks: list[str], out: Path, fps: float, size: tup
            progress: bool) -> tuple[LeRobotDataset, list[Path], dict[Path, str], tuple[int, int]]:
     """Each usable clip as an episode (staged, published when complete: an error or Ctrl-C leaves `out` as it was;
     the writer is made at the first usable clip, whose size is the default). Nothing is published without an
-    episode."""
+    episode. The bar counts the frames written, its total growing by each clip's once its timestamps are read (a
+    single long clip moves, not one clip's step at its end)."""
     from tqdm.auto import tqdm
 
     from .lerobot import LeRobotDatasetWriter
@@ -364,31 +365,35 @@ def _write(clips: list[Path], tasks: list[str], out: Path, fps: float, size: tup
     written: list[Path] = []
     skipped: dict[Path, str] = {}
     try:
-        for clip, task in zip(tqdm(clips, desc=f"reading {len(clips)} clips", unit="clip", disable=not progress),
-                              tasks):
-            try:
-                scanned = _scan(clip)
-            except ValueError as exc:
-                skipped[clip] = str(exc)
-                logger.warning("skipped clip %s: %s", clip, exc)
-                continue
-            chosen = chosen_frames(scanned.times, scanned.last_duration, fps)
-            if len(chosen) < MIN_FRAMES:
-                skipped[clip] = (f"it gives {len(chosen)} frame at {fps:g} fps ({len(scanned.times)} decoded); an "
-                                 f"episode needs {MIN_FRAMES} at least")
-                logger.warning("skipped clip %s: %s", clip, skipped[clip])
-                continue
-            if writer is None:
-                size = size or (scanned.height, scanned.width)
-                features = {VIDEO_FEATURE: {"dtype": "video", "shape": [*size, 3],
-                                            "names": ["height", "width", "channels"]}}
-                writer = LeRobotDatasetWriter(out, fps, features, None if target is None else target.name,
-                                              video_codec=codec, overwrite=overwrite, provenance=provenance)
-            videos = writer.stream_videos(len(chosen))
-            for block in _frames(clip, chosen, size, fit):
-                videos.append({VIDEO_FEATURE: block})
-            writer.add_episode({}, videos, task)
-            written.append(clip)
+        with tqdm(total=0, unit="frame", disable=not progress) as bar:
+            for n, (clip, task) in enumerate(zip(clips, tasks), 1):
+                bar.set_description(f"clip {n}/{len(clips)}: reading timestamps")
+                try:
+                    scanned = _scan(clip)
+                except ValueError as exc:
+                    skipped[clip] = str(exc)
+                    logger.warning("skipped clip %s: %s", clip, exc)
+                    continue
+                chosen = chosen_frames(scanned.times, scanned.last_duration, fps)
+                if len(chosen) < MIN_FRAMES:
+                    skipped[clip] = (f"it gives {len(chosen)} frame at {fps:g} fps ({len(scanned.times)} decoded); an "
+                                     f"episode needs {MIN_FRAMES} at least")
+                    logger.warning("skipped clip %s: %s", clip, skipped[clip])
+                    continue
+                bar.total += len(chosen)
+                bar.set_description(f"clip {n}/{len(clips)}: writing frames")
+                if writer is None:
+                    size = size or (scanned.height, scanned.width)
+                    features = {VIDEO_FEATURE: {"dtype": "video", "shape": [*size, 3],
+                                                "names": ["height", "width", "channels"]}}
+                    writer = LeRobotDatasetWriter(out, fps, features, None if target is None else target.name,
+                                                  video_codec=codec, overwrite=overwrite, provenance=provenance)
+                videos = writer.stream_videos(len(chosen))
+                for block in _frames(clip, chosen, size, fit):
+                    videos.append({VIDEO_FEATURE: block})
+                    bar.update(len(block))
+                writer.add_episode({}, videos, task)
+                written.append(clip)
     except BaseException:
         if writer is not None:
             writer.abort()
