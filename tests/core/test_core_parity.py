@@ -112,6 +112,8 @@ def test_seed_determinism_and_text_cache(tiny_policy, inputs):
     assert not np.allclose(a.actions, c.actions)
     assert len(tiny_policy.engine._texts) == n_cached  # same caption: text tower reused, not recomputed
     assert set(a.timings) >= {"preprocess", "vae_encode", "text", "denoise", "total"}
+    # the text tower's time: none where the caption came from the cache (the run page says why it is 0)
+    assert b.timings["text"] == 0.0 and tiny_policy.act(inputs["image"], TASK + " now", seed=11).timings["text"] > 0
 
 
 def test_json_caption_is_the_pipelines(tiny_checkpoint):

@@ -28,15 +28,16 @@ STEP = 20  # frame i of a clip is grey level STEP * i: which frame was kept read
 
 
 def _clip(path: Path, times_ms, height: int = 48, width: int = 64, audio: bool = False, pixels=None,
-          rotation: int = 0) -> Path:
+          rotation: int = 0, hflip: bool = False, vflip: bool = False) -> Path:
     """An H.264 clip whose frame i is shown at times_ms[i] (its own presentation timestamps) and is flat grey
     STEP * i (or `pixels(i)`), with a silent AAC track where asked, shown turned `rotation` degrees counterclockwise
-    (its display matrix, as a phone stores a portrait clip)."""
+    and then mirrored left to right (`hflip`) or top to bottom (`vflip`) (its display matrix, as a phone stores a
+    portrait clip, or a front camera a mirrored one)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if rotation:
-            stream.set_display_rotation(rotation)
+        if rotation or hflip or vflip:
+            stream.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
         stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         sound = container.add_stream("aac", rate=16000) if audio else None
         for i, at in enumerate(times_ms):
@@ -108,6 +109,49 @@ def test_a_clip_stored_turned_is_turned_upright_as_players_show_it(tmp_path):
     shown = result.dataset.episode(0).videos[VIDEO_FEATURE] > 128
     want = np.rot90(image, 1) > 128  # turned counterclockwise: the block bottom left (as ffmpeg's player shows it)
     assert want[-16:, :8].all() and (shown != want).mean() < 0.02
+
+
+@pytest.mark.parametrize("rotation, hflip, vflip", [(0, True, False), (0, False, True), (90, True, False),
+                                                    (270, False, True), (180, True, False)])
+def test_a_clip_stored_mirrored_is_mirrored_back_as_players_show_it(tmp_path, rotation, hflip, vflip):
+    """A display matrix that mirrors (a front camera's clip) is shown mirrored, as ffmpeg's player shows it (checked
+    against `ffmpeg -i CLIP` for each of the eight turns and mirrors); it was only turned, shown mirrored wrong."""
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:8, :16] = 255  # stored: a white block top left
+    clip = _clip(tmp_path / "selfie.mp4", [0, 100, 200], 32, 64, pixels=lambda i: image, rotation=rotation,
+                 hflip=hflip, vflip=vflip)
+    result = videos_to_dataset([clip], tmp_path / "out", task="t", fps=10)
+    want = np.rot90(image, rotation // 90) > 128
+    want = want[:, ::-1] if hflip else want[::-1] if vflip else want
+    assert result.size == want.shape[:2]
+    shown = result.dataset.episode(0).videos[VIDEO_FEATURE] > 128
+    assert (shown != want).mean() < 0.02
+
+
+def test_the_bar_counts_frames_written_so_a_single_long_clip_moves(tmp_path, monkeypatch):
+    """The bar counted clips: one long clip sat at 0/1 for minutes. It counts frames, block by block, its total
+    growing by each clip's frames once its timestamps are read (a skipped clip adds none)."""
+    import tqdm.auto
+
+    bars = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.steps = []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.steps.append((n, self.total))
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    long = _clip(tmp_path / "long.mp4", range(0, 7000, 100), pixels=lambda i: np.zeros((48, 64, 3), np.uint8))
+    # 70 frames: two blocks of up to 64
+    short = _clip(tmp_path / "short.mp4", [0])  # one frame: skipped
+    videos_to_dataset([long, short], tmp_path / "out", task="t", fps=10, progress=True)
+    (bar,) = bars
+    assert bar.unit == "frame" and bar.steps == [(64, 70), (6, 70)] and bar.n == bar.total == 70
 
 
 def test_damaged_and_too_short_clips_are_skipped_and_listed_the_others_written(tmp_path, capsys):

@@ -107,8 +107,9 @@ class StandInPolicy:
         self._pay(len(requests))
         out = []
         for r in requests:
-            extra = {"negative_prompt": r.negative_prompt, "state": r.state, "actions_space": r.actions_space}
-            self.options.append({k: v for k, v in extra.items() if v is not None and v != "physical"})
+            extra = {"negative_prompt": r.negative_prompt, "state": r.state,
+                     "actions_space": None if r.actions_space == "physical" else r.actions_space}  # the default
+            self.options.append({k: v for k, v in extra.items() if v is not None})  # (a state array: no `!=`)
             if r.mode == "policy":
                 out.append(self._predict(r.observation, r.prompt, r.seed, r.decodes_video, "policy"))
             elif r.mode == "forward_dynamics":

@@ -18,6 +18,7 @@ from ports import open_connections
 from serving_standins import StandInPolicy, droid_request, expected_actions, http_get, metric, raw_send
 from websockets.sync.client import connect
 
+from worldpolicy.embodiments import get_embodiment
 from worldpolicy.processing.actions import to_model
 from worldpolicy.serving import (
     AuthenticationError,
@@ -358,6 +359,16 @@ def test_api_key_surrounding_whitespace_is_stripped_and_control_characters_refus
         with pytest.raises(ValueError, match=f"ServerConfig.api_key {why}") as refused:
             ServerConfig(api_key=bad)
         assert "key-123" not in str(refused.value)  # the key itself is never shown
+
+
+def test_a_batch_with_a_state_array_is_one_act_batch():
+    """The stand-in's `act_batch` crashed on a request's state array (compared to "physical" as the actions space
+    is), so the server fell back to one call per request: an embodiment read from `state` warmed up as [2, 1, 1]."""
+    stateful = dataclasses.replace(get_embodiment("droid"), state_keys={})  # its state is the message's `state`
+    server = PolicyServer(StandInPolicy(stateful), ServerConfig(host="127.0.0.1", port=0), warmup_requests=2)
+    with ServerThread(server) as t:
+        assert t.server.policy.batch_sizes == [2]
+        assert [o["state"].shape for o in t.server.policy.options] == [(8,), (8,)]
 
 
 def test_warmup_runs_under_the_key_map():

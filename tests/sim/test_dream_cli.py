@@ -78,6 +78,8 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert "models/panda_reach" not in page
     assert "stopped early" not in page  # every chunk asked for ran
     assert "under the actions the policy chose from the frame before it" in page  # not forward dynamics' "given"
+    # one checkpoint in both roles: the world model finds the prompt its policy encoded, and the page says so
+    assert actions["timings_s"]["text"] == 0 and html.escape("0 s (the prompt's encoding was cached)") in page
     assert "<b>mode</b><span>dream: policy acting in a world model (forward_dynamics)</span>" in page
     assert folder_kind(run)[0].writer == "dream"
 

@@ -367,6 +367,19 @@ def test_a_long_run_name_is_wrapped_inside_a_narrow_figure(pose_chunk):
         assert extent.y0 > max(ax.get_tightbbox().y1 for ax in fig.axes if ax.get_visible())  # and above the axes
 
 
+def test_a_long_heading_breaks_between_the_runs_parts_its_prompt_kept_on_one_line(pose_chunk):
+    """Broken between words alone, ee_path.png's heading split its quoted prompt over two lines (the figure's subject
+    at the end of the second): it breaks after the run's ` · ` separators first."""
+    prompt = "pick up the red cube from the left side of the table and put it in the bowl"
+    name = plots.run_title({"mode": "policy", "embodiment": "bridge", "settings": {
+        "checkpoint": "/runs/bridge_finetune_long_name/checkpoints/step-0012000", "prompt": prompt}})
+    e = get_embodiment("bridge")
+    fig = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp", title=f"{name}: end-effector path")
+    lines = fig.get_suptitle().split("\n")
+    assert lines[0] == "policy · bridge · ckpt bridge_finetune_long_name/step-0012000 ·"
+    assert lines[1] == f'"{prompt[:plots.MAX_TITLE_PROMPT - 1].rstrip()}…": end-effector path'
+
+
 def test_a_y_label_longer_than_its_subplot_is_wrapped_not_run_into_the_next():
     """hand_pose's `left_finger_2 [normalized]` was taller than its 1.2-inch subplot and ran into the label below."""
     e = get_embodiment("hand_pose")

@@ -955,10 +955,12 @@ def test_a_whole_trajectorys_page_gives_its_chunks_and_says_its_times_are_summed
 
     doc = actions_json("droid", joint_chunk, "forward_dynamics")
     doc["settings"] = {"trajectory": TrajectoryChunks(np.zeros((32, 1)), 12, seed=7).settings(True)}
-    doc["timings_s"] = {"denoise": 2.0, "total": 1.5}
+    doc["timings_s"] = {"text": 0.0, "denoise": 2.0, "total": 1.5}
     (tmp_path / "actions.json").write_text(json.dumps(doc))
     page = report.write_report(tmp_path).read_text()
     cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", page))
+    # a dream's world model found its prompt encoded (the engine's text cache): its text time is 0, said why
+    assert html.unescape(cards["time: text (chunks summed)"]) == "0 s (the prompt's encoding was cached)"
     assert html.unescape(cards["trajectory"]) == ("32 rows in 3 chunks of 12 rows, the last 8; chunks 1-2 start from "
                                                   "the model's own last imagined frame, its last action as the state")
     assert cards["time: denoise (chunks summed)"] == "2.000 s" and cards["time: total"] == "1.500 s"

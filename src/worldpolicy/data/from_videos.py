@@ -12,9 +12,10 @@ variable-frame-rate clip is read as it plays, not as if its frames were evenly s
 `processing.clip.resampled_frames` picks them), while the timestamp is nearer the last frame than the one after it
 would be; and brought to one size (`FITS`). A clip is decoded twice, holding one frame at a time: once for its
 frames' timestamps (which also finds a damaged clip before any of it is written), once to write the chosen frames.
-A clip stored turned (a display matrix: a phone's portrait clip stored landscape) is turned upright first, as players
-show it. A clip that cannot be read, or that gives fewer than 2 frames at `fps` (no transition to label), is skipped
-with a warning; the others are written. Audio tracks are not read.
+A clip stored turned or mirrored (a display matrix: a phone's portrait clip stored landscape, a front camera's
+mirrored one) is turned upright and mirrored back first, as players show it. A clip that cannot be read, or that gives
+fewer than 2 frames at `fps` (no transition to label), is skipped with a warning; the others are written. Audio tracks
+are not read.
 """
 
 from __future__ import annotations
@@ -251,15 +252,13 @@ def _tasks(clips: list[Path], task: str | None, task_from: str | None) -> list[s
 
 @dataclass(frozen=True)
 class _Clip:
-    """What the first pass over a clip found: its decoded frames' presentation timestamps, its displayed size and the
-    quarter turns counterclockwise that show its frames as stored upright (its display matrix: a phone's portrait clip
-    is stored landscape)."""
+    """What the first pass over a clip found: its decoded frames' presentation timestamps and its displayed size (its
+    display matrix turned: a phone's portrait clip is stored landscape, `_orientation`)."""
 
     times: list[float]
     last_duration: float
     height: int
     width: int
-    turns: int
 
 
 def _opened(path: Path) -> Any:
@@ -292,7 +291,7 @@ def _scan(path: Path) -> _Clip:
                     raise ValueError(f"its frames' timestamps do not increase (frame {len(times)} at "
                                      f"{frame.time:.4f} s, the one before at {times[-1]:.4f} s)")
                 times.append(float(frame.time))
-                height, width, turns = frame.height, frame.width, _turns(frame)
+                height, width, (turns, _) = frame.height, frame.width, _orientation(frame)
                 duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
     except av.error.FFmpegError as exc:
         raise ValueError(f"it could not be decoded: {ffmpeg_reason(exc)}") from None
@@ -300,18 +299,29 @@ def _scan(path: Path) -> _Clip:
         raise ValueError("it holds no frames")
     if not duration:  # the container did not say: as long as the frames before it, else as the header's rate says
         duration = float(np.median(np.diff(times))) if len(times) > 1 else (1 / rate if rate else 0.0)
-    return _Clip(times, duration, *((width, height) if turns % 2 else (height, width)), turns)
+    return _Clip(times, duration, *((width, height) if turns % 2 else (height, width)))
 
 
-def _turns(frame: Any) -> int:
-    """Quarter turns counterclockwise that show `frame` upright: its display matrix's rotation (PyAV's
-    `VideoFrame.rotation`, counterclockwise degrees; an older PyAV without it: none), to the nearest quarter."""
-    return round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
+def _orientation(frame: Any) -> tuple[int, bool]:
+    """How `frame` is shown, as ffmpeg's player shows it: mirrored top to bottom where its display matrix mirrors
+    (a negative determinant: a front camera's clip, `stream.set_display_rotation(..., hflip=True)`), then turned the
+    quarter turns counterclockwise given (the matrix's rotation, PyAV's `VideoFrame.rotation`, counterclockwise
+    degrees, to the nearest quarter; a mirroring matrix's rotation is the one that goes with the top-to-bottom
+    mirror). No display matrix (or an older PyAV without `rotation`): (0, False)."""
+    from av.sidedata.sidedata import Type
+
+    turns = round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
+    matrix = frame.side_data.get(Type.DISPLAYMATRIX)
+    if matrix is None:
+        return turns, False
+    a, b, _, c, d = np.frombuffer(bytes(matrix), np.int32)[:5].astype(np.int64)  # [a b u; c d v; x y w], 16.16
+    return turns, bool(a * d - b * c < 0)
 
 
 def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> Iterator[np.ndarray]:
     """The second pass: blocks of up to `BLOCK_FRAMES` frames [n, H, W, 3] uint8 of `size`, frame i of the clip as
-    often as `chosen` names it (its indices ascending), each scaled as stored and then turned upright (`_turns`)."""
+    often as `chosen` names it (its indices ascending), each scaled as stored and then shown upright
+    (`_orientation`)."""
     from .edit import BLOCK_FRAMES
 
     counts = np.bincount(chosen, minlength=chosen[-1] + 1)
@@ -322,12 +332,12 @@ def _frames(path: Path, chosen: list[int], size: tuple[int, int], fit: str) -> I
                 break
             if not counts[i]:
                 continue
-            turns = _turns(frame)
+            turns, mirrored = _orientation(frame)
             shown = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
             (height, width), (top, left) = letterbox(*shown, size, fit)
             stored = (width, height) if turns % 2 else (height, width)  # scaled as stored, then turned
             pixels = rgb(frame, *stored)
-            pixels = np.rot90(pixels, turns)
+            pixels = np.rot90(pixels[::-1] if mirrored else pixels, turns)
             canvas = np.zeros((*size, 3), np.uint8)
             rows, cols = slice(max(top, 0), max(top, 0) + min(height, size[0])), \
                 slice(max(left, 0), max(left, 0) + min(width, size[1]))
@@ -345,7 +355,8 @@ def _write(clips: list[Path], tasks: list[str], out: Path, fps: float, size: tup
            progress: bool) -> tuple[LeRobotDataset, list[Path], dict[Path, str], tuple[int, int]]:
     """Each usable clip as an episode (staged, published when complete: an error or Ctrl-C leaves `out` as it was;
     the writer is made at the first usable clip, whose size is the default). Nothing is published without an
-    episode."""
+    episode. The bar counts the frames written, its total growing by each clip's once its timestamps are read (a
+    single long clip moves, not one clip's step at its end)."""
     from tqdm.auto import tqdm
 
     from .lerobot import LeRobotDatasetWriter
@@ -354,31 +365,35 @@ def _write(clips: list[Path], tasks: list[str], out: Path, fps: float, size: tup
     written: list[Path] = []
     skipped: dict[Path, str] = {}
     try:
-        for clip, task in zip(tqdm(clips, desc=f"reading {len(clips)} clips", unit="clip", disable=not progress),
-                              tasks):
-            try:
-                scanned = _scan(clip)
-            except ValueError as exc:
-                skipped[clip] = str(exc)
-                logger.warning("skipped clip %s: %s", clip, exc)
-                continue
-            chosen = chosen_frames(scanned.times, scanned.last_duration, fps)
-            if len(chosen) < MIN_FRAMES:
-                skipped[clip] = (f"it gives {len(chosen)} frame at {fps:g} fps ({len(scanned.times)} decoded); an "
-                                 f"episode needs {MIN_FRAMES} at least")
-                logger.warning("skipped clip %s: %s", clip, skipped[clip])
-                continue
-            if writer is None:
-                size = size or (scanned.height, scanned.width)
-                features = {VIDEO_FEATURE: {"dtype": "video", "shape": [*size, 3],
-                                            "names": ["height", "width", "channels"]}}
-                writer = LeRobotDatasetWriter(out, fps, features, None if target is None else target.name,
-                                              video_codec=codec, overwrite=overwrite, provenance=provenance)
-            videos = writer.stream_videos(len(chosen))
-            for block in _frames(clip, chosen, size, fit):
-                videos.append({VIDEO_FEATURE: block})
-            writer.add_episode({}, videos, task)
-            written.append(clip)
+        with tqdm(total=0, unit="frame", disable=not progress) as bar:
+            for n, (clip, task) in enumerate(zip(clips, tasks), 1):
+                bar.set_description(f"clip {n}/{len(clips)}: reading timestamps")
+                try:
+                    scanned = _scan(clip)
+                except ValueError as exc:
+                    skipped[clip] = str(exc)
+                    logger.warning("skipped clip %s: %s", clip, exc)
+                    continue
+                chosen = chosen_frames(scanned.times, scanned.last_duration, fps)
+                if len(chosen) < MIN_FRAMES:
+                    skipped[clip] = (f"it gives {len(chosen)} frame at {fps:g} fps ({len(scanned.times)} decoded); an "
+                                     f"episode needs {MIN_FRAMES} at least")
+                    logger.warning("skipped clip %s: %s", clip, skipped[clip])
+                    continue
+                bar.total += len(chosen)
+                bar.set_description(f"clip {n}/{len(clips)}: writing frames")
+                if writer is None:
+                    size = size or (scanned.height, scanned.width)
+                    features = {VIDEO_FEATURE: {"dtype": "video", "shape": [*size, 3],
+                                                "names": ["height", "width", "channels"]}}
+                    writer = LeRobotDatasetWriter(out, fps, features, None if target is None else target.name,
+                                                  video_codec=codec, overwrite=overwrite, provenance=provenance)
+                videos = writer.stream_videos(len(chosen))
+                for block in _frames(clip, chosen, size, fit):
+                    videos.append({VIDEO_FEATURE: block})
+                    bar.update(len(block))
+                writer.add_episode({}, videos, task)
+                written.append(clip)
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -268,14 +268,35 @@ def _wrap_to_width(fig, line: str, width_px: float, fontsize: float = TITLE_FONT
     return lines
 
 
+_HEADING_BREAKS = re.compile(r"(?<= ·) |(?<=:) ")  # where a heading rather breaks: between a run's parts, its subject
+
+
+def _wrap_heading(fig, line: str, width_px: float) -> list[str]:
+    """A heading broken into lines no wider than `width_px`, between its parts where it can (after ` ·` and `:`,
+    `run_title`'s separators and the figure's subject after it), between words in a part too wide for a line: broken
+    between words alone, a 6.4-inch path figure's heading split its quoted prompt over two lines, the subject after
+    it on the second."""
+    lines: list[str] = []
+    for part in _HEADING_BREAKS.split(line):
+        joined = f"{lines[-1]} {part}" if lines else part
+        if lines and _text_width(fig, joined, TITLE_FONTSIZE) <= width_px:
+            lines[-1] = joined
+        elif _text_width(fig, part, TITLE_FONTSIZE) <= width_px:
+            lines.append(part)
+        else:  # too wide for any line: its words from the end of the line before
+            lines[-1:] = _wrap_to_width(fig, joined, width_px)
+    return lines
+
+
 def figure_title(fig, heading: str, detail: str = "") -> float:
     """Draw the heading (what and which run) and a detail line at a fixed distance in inches from the top edge, and
     return the top margin they need. A title placed at a fraction of the height (matplotlib's default) sat inside
     the first row of axes of a tall figure (a 29-column chunk, a training log with many fields). Lines wider than the
-    figure are wrapped between words: a run's name with its prompt ran off both sides of the 6.4-inch path figure."""
+    figure are wrapped (the heading between its parts first, `_wrap_heading`; the detail between words): a run's name
+    with its prompt ran off both sides of the 6.4-inch path figure."""
     width_px = (fig.get_size_inches()[0] - 2 * _TITLE_GAP_IN) * fig.dpi
-    lines = [part for line in (heading, detail) if line for raw in line.split("\n")
-             for part in _wrap_to_width(fig, raw, width_px)]
+    lines = [part for line, wrap in ((heading, _wrap_heading), (detail, _wrap_to_width)) if line
+             for raw in line.split("\n") for part in wrap(fig, raw, width_px)]
     text = "\n".join(lines)
     height = fig.get_size_inches()[1]
     fig.suptitle(_literal(text), y=1 - _TITLE_GAP_IN / height, va="top", fontsize=TITLE_FONTSIZE)

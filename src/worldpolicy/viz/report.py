@@ -300,9 +300,18 @@ def _summary_cards(actions: Mapping[str, Any], dream: Mapping[str, Any] | None =
     if pieces is not None:  # their stage times are summed over the pieces, the total is the wall time
         cards.append(pieces.card())
     summed = f" ({pieces.pieces} summed)" if pieces is not None and len(pieces.window_rows) > 1 else ""
-    cards += [(f"time: {k}{summed if k != 'total' else ''}", f"{float(v):.3f} s")
+    cards += [(f"time: {k}{summed if k != 'total' else ''}", _stage_time(k, float(v)))
               for k, v in (actions.get("timings_s") or {}).items()]
     return _cards(cards)
+
+
+def _stage_time(stage: str, seconds: float) -> str:
+    """A timing card's value. The text stage is exactly 0 where the prompt's text encoding came from the engine's
+    cache (an earlier call's: a dream's world model finds the prompt its policy, the same checkpoint, encoded),
+    which a bare "0.000 s" left unsaid."""
+    if stage == "text" and seconds == 0:
+        return "0 s (the prompt's encoding was cached)"
+    return f"{seconds:.3f} s"
 
 
 def _dream_cut_short(dream: Mapping[str, Any] | None) -> list[tuple[str, str]]:
