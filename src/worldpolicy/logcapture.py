@@ -11,20 +11,23 @@ connection's: inside `told_once` it judges "once" against each request's client'
 robot making the mistake another robot made before it is told too.
 
 Besides, whether a block loads weights quietly (`quiet_loading`): without diffusers' "Loading pipeline components"
-bar, for a command run with `--no-progress` and for a server, whose log is JSON lines.
+bar, for a command run with `--no-progress`, one whose stderr is no terminal, and a server, whose log is JSON lines.
+And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal, plain lines in a log.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any, Self
 
-__all__ = ["loading_quietly", "log_to_parent", "logged_warnings", "quiet_loading", "request_index", "said_before",
-           "told_once", "worker_logs"]
+__all__ = ["LOG_PROGRESS_INTERVAL", "is_terminal", "loading_quietly", "log_to_parent", "logged_warnings",
+           "progress_bar", "quiet_loading", "request_index", "said_before", "told_once", "worker_logs"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -48,6 +51,72 @@ def quiet_loading(quiet: bool = True) -> Iterator[None]:
 def loading_quietly() -> bool:
     """Whether `quiet_loading(True)` holds here."""
     return _QUIET_LOADING.get()
+
+
+# Seconds between a progress bar's lines where stderr is no terminal (a log file, `nohup`, CI, a pipe): tqdm's own
+# TQDM_MININTERVAL, where set, says another cadence
+LOG_PROGRESS_INTERVAL = 30.0
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether `stream` is a terminal (a file, a pipe, a test's capture or a closed stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar (`tqdm.auto.tqdm`'s arguments), the one every worldpolicy command draws, on stderr unless
+    `file` says another stream. On a terminal (and in a notebook) it is tqdm's, redrawn in place. Anywhere else (a
+    log, `nohup ... > log 2>&1`, CI, `| cat`) tqdm wrote every redraw after a carriage return, about one per step, and
+    its bar in block characters: there each redraw is one line of ASCII, at most every `LOG_PROGRESS_INTERVAL` seconds
+    (however often the caller refreshes it), its first and last states always, and the last kept (`leave`: a line is
+    never erased)."""
+    from tqdm.auto import tqdm
+    from tqdm.autonotebook import tqdm as chosen  # tqdm.notebook's in a Jupyter kernel, whose stderr is no terminal
+
+    stream = kwargs.pop("file", None) or sys.stderr
+    if kwargs.get("disable") or is_terminal(stream) or chosen.__module__ == "tqdm.notebook":
+        return tqdm(iterable, file=stream, **kwargs)
+    interval = float(os.environ.get("TQDM_MININTERVAL", LOG_PROGRESS_INTERVAL))
+    # position 0: a bar under another moves the cursor up with escape codes, which a log keeps as they are
+    kwargs.update(file=_Lines(stream), ascii=True, leave=True, position=0, mininterval=interval, maxinterval=interval)
+    return _log_bar(tqdm)(iterable, **kwargs)
+
+
+def _log_bar(tqdm: type) -> type:
+    """tqdm's class whose `refresh` (`set_postfix`, a caller's own) redraws at most every `mininterval`, as `update`
+    does, once it has drawn its first state."""
+
+    class LogBar(tqdm):
+        def refresh(self, *args: Any, **kwargs: Any) -> Any:
+            now = self._time()
+            if getattr(self, "_drawn", False) and now - self.last_print_t < self.mininterval:
+                return None
+            self._drawn, self.last_print_t = True, now
+            return super().refresh(*args, **kwargs)
+
+    return LogBar
+
+
+class _Lines:
+    """A stream for `progress_bar` where stderr is no terminal: each of tqdm's redraws (`\\r` + text + padding) is
+    written as one line, blank ones and a repeat of the line before (a bar closed just after it was drawn) left out."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._last = ""
+
+    def write(self, text: str) -> None:
+        for line in text.replace("\r", "\n").split("\n"):
+            line = line.rstrip()
+            if line and line != self._last:
+                self._stream.write(line + "\n")
+                self._last = line
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 # the servers' own log lines (connect, refused, batch_failed...) are about the server, not about a request

@@ -458,7 +458,7 @@ def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], 
     """Read the `origins` episodes and write them at `out`, their features as `keys` names them (`copy_episodes`;
     staged, published when complete: an error or Ctrl-C leaves `out` as it was): select's, merge's, split's and
     `convert.convert_dataset`'s writing, once checked."""
-    from tqdm.auto import tqdm
+    from ..logcapture import progress_bar
 
     first = sources[0]
     for ds in sources:
@@ -474,7 +474,7 @@ def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], 
     features = {named[k]: v for k, v in first.features.items() if k in named}
     with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
-        with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
+        with progress_bar(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
             videos = copy_episodes(writer, sources, bar, columns, keep_success, keys)
         written = writer.finalize()
     wall_s = time.perf_counter() - started

@@ -346,16 +346,15 @@ def _write(clips: list[Path], tasks: list[str], out: Path, fps: float, size: tup
     """Each usable clip as an episode (staged, published when complete: an error or Ctrl-C leaves `out` as it was;
     the writer is made at the first usable clip, whose size is the default). Nothing is published without an
     episode."""
-    from tqdm.auto import tqdm
-
+    from ..logcapture import progress_bar
     from .lerobot import LeRobotDatasetWriter
 
     writer: LeRobotDatasetWriter | None = None
     written: list[Path] = []
     skipped: dict[Path, str] = {}
     try:
-        for clip, task in zip(tqdm(clips, desc=f"reading {len(clips)} clips", unit="clip", disable=not progress),
-                              tasks):
+        bar = progress_bar(clips, desc=f"reading {len(clips)} clips", unit="clip", disable=not progress)
+        for clip, task in zip(bar, tasks):
             try:
                 scanned = _scan(clip)
             except ValueError as exc:

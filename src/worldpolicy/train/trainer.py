@@ -1150,7 +1150,7 @@ class Trainer:
         self.trackers.log(line)
 
     def _run(self, stop_after: int | None, load_finished: bool) -> list[StepRecord]:
-        from tqdm.auto import tqdm
+        from ..logcapture import progress_bar
 
         cfg = self.config
         checkpoints = self._checkpoints()
@@ -1198,8 +1198,8 @@ class Trainer:
             unlogged = shared[0]
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
-        bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
-                   disable=not self.progress or self.rank != 0)
+        bar = progress_bar(total=cfg.optim.steps, initial=start, desc="training", unit="step",
+                           disable=not self.progress or self.rank != 0)
         self._started = time.perf_counter()
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point

@@ -1,0 +1,76 @@
+"""What a command writes where no terminal reads it (a log file, `nohup ... > log 2>&1`, CI, `| cat`)."""
+
+import io
+import re
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "worldpolicy"
+
+
+def test_a_progress_bar_in_a_log_is_lines_of_ascii_not_a_redraw_per_step(capsys):
+    """`predict`'s bar (as every command's) wrote each of its redraws after a carriage return into a log, one per
+    step, its bar in block characters: `nohup worldpolicy ... > log` held one line of thousands of redraws. Where
+    stderr is no terminal, each redraw is a line of ASCII, at most every `LOG_PROGRESS_INTERVAL` seconds (30: this
+    test's 40 steps take far less), the first and last always."""
+    from worldpolicy.commands import _progress
+
+    update = _progress("policy (droid)")
+    for done in range(1, 41):
+        update(done, 40)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.isascii() and "\x1b" not in err
+    lines = err.splitlines()
+    assert len(lines) == 2 and "1/40" in lines[0] and "40/40" in lines[1], lines
+
+
+def test_a_progress_bar_on_a_terminal_is_tqdms_own():
+    """On a terminal the bar is redrawn in place, as tqdm draws it."""
+    from worldpolicy.logcapture import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    with progress_bar(total=3, desc="steps", file=terminal) as bar:
+        bar.update(3)
+    assert "\r" in terminal.getvalue()
+
+
+def test_a_nested_bar_in_a_log_moves_no_cursor_and_refreshes_are_held_to_the_cadence():
+    """A bar drawn while another is open (`dream`'s chunks, the policy's forward dynamics under them) moved the cursor
+    up with escape codes, which a log keeps; `set_postfix` redrew at every call. Neither, where no terminal reads."""
+    from worldpolicy.logcapture import progress_bar
+
+    log = io.StringIO()
+    with progress_bar(total=2, desc="outer", file=log) as outer:
+        for _ in range(2):
+            with progress_bar(total=50, desc="inner", leave=False, file=log) as inner:
+                for step in range(50):
+                    inner.update(1)
+                    inner.set_postfix(loss=step)
+            outer.update(1)
+    text = log.getvalue()
+    assert "\x1b" not in text and "\r" not in text
+    assert text.count("inner") == 4 and "inner: 100%" in text and "loss=49" in text  # each inner's first and last
+
+
+def test_every_progress_bar_is_drawn_by_progress_bar():
+    """One place draws the bars (`logcapture.progress_bar`): a module calling tqdm itself writes a log's redraws."""
+    direct = [str(path.relative_to(SRC)) for path in SRC.rglob("*.py") if path.name != "logcapture.py"
+              and re.search(r"^\s*(from tqdm|import tqdm)", path.read_text(), re.MULTILINE)]
+    assert direct == []
+
+
+def test_a_progress_bar_in_a_notebook_is_tqdms_own(monkeypatch):
+    """A Jupyter kernel's stderr is no terminal, but tqdm draws its widget there: not held to a log's cadence."""
+    import tqdm.autonotebook
+    import tqdm.notebook
+
+    from worldpolicy.logcapture import progress_bar
+
+    monkeypatch.setattr(tqdm.autonotebook, "tqdm", tqdm.notebook.tqdm)  # as tqdm.autonotebook chooses in a kernel
+    log = io.StringIO()
+    with progress_bar(total=3, file=log, leave=False) as bar:
+        bar.update(3)
+    assert "\r" in log.getvalue()  # tqdm's own drawing, not a log's lines
