@@ -356,7 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unencodable_escaped() -> None:
+    """Stdout writes a character its encoding has no code for (`PYTHONIOENCODING=ascii`, a latin-1 locale's `…`) as
+    Python writes one on stderr, `\\xb7`: `sim` ran its episodes, then failed on its summary line's `·` with exit 2
+    (a UnicodeEncodeError is a ValueError), and `dataset from-sim --help` with a traceback. What commands print as
+    JSON is ASCII already (`json.dumps` escapes the rest)."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _unencodable_escaped()
     try:
         parser = build_parser()  # imports every command's module: a second or more on a busy machine
         args = parser.parse_args(argv)

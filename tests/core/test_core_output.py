@@ -74,3 +74,27 @@ def test_a_progress_bar_in_a_notebook_is_tqdms_own(monkeypatch):
     with progress_bar(total=3, file=log, leave=False) as bar:
         bar.update(3)
     assert "\r" in log.getvalue()  # tqdm's own drawing, not a log's lines
+
+
+def _run_ascii(*argv):
+    """`worldpolicy ARGV` in a fresh interpreter whose stdout and stderr encode ASCII only (PYTHONIOENCODING=ascii)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "NO_COLOR": "1", "TERM": "dumb"}
+    return subprocess.run([sys.executable, "-m", "worldpolicy", *argv], capture_output=True, env=env, timeout=300,
+                          check=False)
+
+
+def test_a_stdout_that_encodes_ascii_only_gets_escapes_not_a_failure(tmp_path):
+    """`sim` ran its episodes, then failed on its summary line's `·` (exit 2: `'ascii' codec can't encode`), and
+    `dataset from-sim --help` (`…`) ended in a traceback. Such a character is written as Python writes one on
+    stderr, escaped."""
+    helped = _run_ascii("dataset", "from-sim", "--help")
+    assert helped.returncode == 0 and b"Traceback" not in helped.stderr, helped.stderr[-2000:]
+    assert b"seed+1, \\u2026" in helped.stdout
+    ran = _run_ascii("sim", "--policy", "random", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--no-plots",
+                     "--out", str(tmp_path / "sim"))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.startswith(b"pick_place \\xb7 random: success 0/1")
