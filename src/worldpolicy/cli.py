@@ -384,13 +384,14 @@ def main(argv: list[str] | None = None) -> int:
         removing_empty_folders_on_failure,
         terminating_as_interrupt,
     )
-    from .logcapture import quiet_loading
+    from .logcapture import is_terminal, quiet_loading
 
     try:
         # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
-        # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after)
+        # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after), as does a
+        # log (stderr no terminal), where it is carriage returns and block characters, not `progress_bar`'s lines
         with terminating_as_interrupt(), removing_empty_folders_on_failure(), \
-                quiet_loading(getattr(args, "no_progress", False)):
+                quiet_loading(getattr(args, "no_progress", False) or not is_terminal(sys.stderr)):
             status = int(args.func(args) or 0)
             sys.stdout.flush()  # a reader that left fails the flush here, not in the interpreter's exit
             return status

@@ -98,3 +98,17 @@ def test_a_stdout_that_encodes_ascii_only_gets_escapes_not_a_failure(tmp_path):
                      "--out", str(tmp_path / "sim"))
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.startswith(b"pick_place \\xb7 random: success 0/1")
+
+
+def test_diffusers_loading_bar_is_left_out_of_a_log(tmp_path, capsys):
+    """diffusers' "Loading pipeline components" bar (its own tqdm: carriage returns, block characters) was in every
+    log of a command that loads a checkpoint; where stderr is no terminal it is hidden, as `--no-progress` hides it."""
+    from diffusers.utils import logging as diffusers_logging
+
+    from worldpolicy.cli import main
+
+    argv = ["sim", "--policy", "shipped", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "sim")]) == 0
+    err = capsys.readouterr().err
+    assert "Loading pipeline components" not in err and "\r" not in err and err.isascii()
+    assert diffusers_logging.is_progress_bar_enabled()  # as it was
