@@ -435,7 +435,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     """The root handler on stderr: `text` lines (a timestamp, level and logger before each message; a command's INFO
     lines plain, `_CommandLineFormatter`, except a server's), or `json` ones for a command that has `--log-format`
     (`serve`), where Python's `warnings` go through logging too, so every line the process logs is one JSON object."""
-    from .serving.logformat import TEXT_FORMAT, log_to_stderr, log_uncaught
+    from .serving.logformat import TEXT_FORMAT, log_levels, log_to_stderr, log_uncaught
 
     if hasattr(args, "log_format"):  # a server's log: every line timed, its INFO events included
         log_to_stderr(args.log_format, args.verbose)
@@ -447,7 +447,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )
-    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)  # as log_to_stderr's
+    log_levels(args.verbose)  # as log_to_stderr's
     logging.captureWarnings(False)
 
 

@@ -112,3 +112,21 @@ def test_diffusers_loading_bar_is_left_out_of_a_log(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Loading pipeline components" not in err and "\r" not in err and err.isascii()
     assert diffusers_logging.is_progress_bar_enabled()  # as it was
+
+
+def test_verbose_log_shows_worldpolicys_debug_lines_without_matplotlibs_font_search(capsys):
+    """`demo -v` logged about 260 lines of matplotlib's font search and PIL's PNG chunks, burying the rest; -v keeps
+    every other library's DEBUG lines and worldpolicy's, and without -v nothing changes (the root's WARNING)."""
+    import logging
+
+    from worldpolicy.cli import main
+
+    assert main(["embodiments", "-v"]) == 0
+    assert logging.getLogger("worldpolicy.x").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("PIL.PngImagePlugin").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("matplotlib").isEnabledFor(logging.INFO)
+    assert main(["embodiments"]) == 0
+    assert not logging.getLogger("matplotlib").isEnabledFor(logging.INFO)
+    assert logging.getLogger("worldpolicy.x").isEnabledFor(logging.INFO)
