@@ -384,9 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         removing_empty_folders_on_failure,
         terminating_as_interrupt,
     )
-    from .logcapture import is_terminal, quiet_loading
+    from .logcapture import is_terminal, log_progress_interval, quiet_loading
 
     try:
+        log_progress_interval()  # a bad TQDM_MININTERVAL is said before the command's work, not at its first bar
         # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
         # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after), as does a
         # log (stderr no terminal), where it is carriage returns and block characters, not `progress_bar`'s lines

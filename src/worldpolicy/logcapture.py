@@ -18,6 +18,7 @@ And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal,
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -26,8 +27,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any, Self
 
-__all__ = ["LOG_PROGRESS_INTERVAL", "is_terminal", "loading_quietly", "log_to_parent", "logged_warnings",
-           "progress_bar", "quiet_loading", "request_index", "said_before", "told_once", "worker_logs"]
+__all__ = ["LOG_PROGRESS_INTERVAL", "is_terminal", "loading_quietly", "log_progress_interval", "log_to_parent",
+           "logged_warnings", "progress_bar", "quiet_loading", "request_index", "said_before", "told_once", "worker_logs"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -58,6 +59,23 @@ def loading_quietly() -> bool:
 LOG_PROGRESS_INTERVAL = 30.0
 
 
+def log_progress_interval() -> float:
+    """The seconds between a progress bar's lines in a log: TQDM_MININTERVAL where set, else `LOG_PROGRESS_INTERVAL`.
+    ValueError naming the variable for a value that is no number of seconds (>= 0): `cli.main` asks before the
+    command runs, so a typo is said then, not at the first bar after the work began."""
+    given = os.environ.get("TQDM_MININTERVAL")
+    if given is None:
+        return LOG_PROGRESS_INTERVAL
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0 or math.isinf(seconds):
+        raise ValueError(f"TQDM_MININTERVAL={given!r}: expected the seconds between progress lines, a number >= 0 "
+                         "(e.g. 5), or leave it unset (every 30 s)")
+    return seconds
+
+
 def is_terminal(stream: Any) -> bool:
     """Whether `stream` is a terminal (a file, a pipe, a test's capture or a closed stream is not)."""
     try:
@@ -79,7 +97,7 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
     stream = kwargs.pop("file", None) or sys.stderr
     if kwargs.get("disable") or is_terminal(stream) or chosen.__module__ == "tqdm.notebook":
         return tqdm(iterable, file=stream, **kwargs)
-    interval = float(os.environ.get("TQDM_MININTERVAL", LOG_PROGRESS_INTERVAL))
+    interval = log_progress_interval()
     # position 0: a bar under another moves the cursor up with escape codes, which a log keeps as they are
     kwargs.update(file=_Lines(stream), ascii=True, leave=True, position=0, mininterval=interval, maxinterval=interval)
     return _log_bar(tqdm)(iterable, **kwargs)
@@ -87,33 +105,37 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
 
 def _log_bar(tqdm: type) -> type:
     """tqdm's class whose `refresh` (`set_postfix`, a caller's own) redraws at most every `mininterval`, as `update`
-    does, once it has drawn its first state."""
+    does, once it has drawn its first state, and which draws no state twice (closing just after the last redraw)."""
 
     class LogBar(tqdm):
         def refresh(self, *args: Any, **kwargs: Any) -> Any:
             now = self._time()
-            if getattr(self, "_drawn", False) and now - self.last_print_t < self.mininterval:
+            if getattr(self, "_drawn", None) is not None and now - self.last_print_t < self.mininterval:
                 return None
-            self._drawn, self.last_print_t = True, now
+            self.last_print_t = now
             return super().refresh(*args, **kwargs)
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> Any:
+            state = (self.n, self.total, self.postfix, self.desc)
+            if msg is None and state == getattr(self, "_drawn", None):
+                return True
+            self._drawn = state
+            return super().display(msg, pos)
 
     return LogBar
 
 
 class _Lines:
     """A stream for `progress_bar` where stderr is no terminal: each of tqdm's redraws (`\\r` + text + padding) is
-    written as one line, blank ones and a repeat of the line before (a bar closed just after it was drawn) left out."""
+    written as one line, blank ones left out."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
-        self._last = ""
 
     def write(self, text: str) -> None:
         for line in text.replace("\r", "\n").split("\n"):
-            line = line.rstrip()
-            if line and line != self._last:
-                self._stream.write(line + "\n")
-                self._last = line
+            if line.strip():
+                self._stream.write(line.rstrip() + "\n")
 
     def flush(self) -> None:
         self._stream.flush()

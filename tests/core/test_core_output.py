@@ -130,3 +130,21 @@ def test_verbose_log_shows_worldpolicys_debug_lines_without_matplotlibs_font_sea
     assert main(["embodiments"]) == 0
     assert not logging.getLogger("matplotlib").isEnabledFor(logging.INFO)
     assert logging.getLogger("worldpolicy.x").isEnabledFor(logging.INFO)
+
+
+def test_a_bad_progress_cadence_is_refused_before_the_command_runs(monkeypatch, capsys, tmp_path):
+    """TQDM_MININTERVAL sets a log's cadence; a value that is no number of seconds was said at the first bar, after
+    the work began, as `could not convert string to float`, naming no variable."""
+    from worldpolicy.cli import main
+    from worldpolicy.logcapture import progress_bar
+
+    for bad in ("5s", "-1", "inf", "nan"):
+        monkeypatch.setenv("TQDM_MININTERVAL", bad)
+        assert main(["dataset", "check", str(tmp_path / "nope")]) == 2
+        assert f"error: TQDM_MININTERVAL='{bad}': expected the seconds between progress lines" in capsys.readouterr().err
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")  # every redraw a line
+    log = io.StringIO()
+    with progress_bar(total=3, file=log) as bar:
+        for _ in range(3):
+            bar.update(1)
+    assert [line.split("|")[0].strip() for line in log.getvalue().splitlines()] == ["0%", "33%", "67%", "100%"]
