@@ -28,7 +28,8 @@ from contextvars import ContextVar, Token
 from typing import Any, Self
 
 __all__ = ["LOG_PROGRESS_INTERVAL", "is_terminal", "loading_quietly", "log_progress_interval", "log_to_parent",
-           "logged_warnings", "progress_bar", "quiet_loading", "request_index", "said_before", "told_once", "worker_logs"]
+           "logged_warnings", "progress_bar", "quiet_loading", "request_index", "said_before", "told_once",
+           "worker_logs"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)

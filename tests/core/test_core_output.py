@@ -141,7 +141,8 @@ def test_a_bad_progress_cadence_is_refused_before_the_command_runs(monkeypatch, 
     for bad in ("5s", "-1", "inf", "nan"):
         monkeypatch.setenv("TQDM_MININTERVAL", bad)
         assert main(["dataset", "check", str(tmp_path / "nope")]) == 2
-        assert f"error: TQDM_MININTERVAL='{bad}': expected the seconds between progress lines" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"error: TQDM_MININTERVAL='{bad}': expected the seconds between progress lines" in err
     monkeypatch.setenv("TQDM_MININTERVAL", "0")  # every redraw a line
     log = io.StringIO()
     with progress_bar(total=3, file=log) as bar:
