@@ -41,8 +41,10 @@ _QUIET_LOADING: ContextVar[bool] = ContextVar("worldpolicy_quiet_loading", defau
 @contextmanager
 def quiet_loading(quiet: bool = True) -> Iterator[None]:
     """Weights loaded in the block (`engine.loading.load_components`) load without diffusers' "Loading pipeline
-    components" bar when `quiet` (inside a quiet block, always); what the user had is restored as each load ends.
-    Set here, where nothing heavy is imported: `cli.main` sets it for every command run with `--no-progress`."""
+    components" bar, and what is fetched from the hub without its download bars (`hub.hub_bars_hidden`), when
+    `quiet` (inside a quiet block, always); what the user had is restored as each load ends.
+    Set here, where nothing heavy is imported: `cli.main` sets it for every command run with `--no-progress` or
+    whose stderr is no terminal."""
     token = _QUIET_LOADING.set(quiet or _QUIET_LOADING.get())
     try:
         yield

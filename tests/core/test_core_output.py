@@ -149,3 +149,29 @@ def test_a_bad_progress_cadence_is_refused_before_the_command_runs(monkeypatch, 
         for _ in range(3):
             bar.update(1)
     assert [line.split("|")[0].strip() for line in log.getvalue().splitlines()] == ["0%", "33%", "67%", "100%"]
+
+
+def test_hub_download_bars_are_left_out_where_loading_is_quiet(monkeypatch):
+    """A checkpoint or dataset fetched from the hub drew huggingface_hub's download bars (a carriage-return redraw
+    every 0.1 s of a gigabytes' download) into a log; `cli.main` loads quietly there (`quiet_loading`), and so,
+    now, does the hub's download, with the bars as they were after."""
+    import huggingface_hub
+    import pytest
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    from worldpolicy import hub
+    from worldpolicy.logcapture import quiet_loading
+
+    if are_progress_bars_disabled():
+        pytest.skip("HF_HUB_DISABLE_PROGRESS_BARS is set here: the bars are hidden always")
+    hidden = []
+
+    def fetched(repo_id, **kwargs):
+        hidden.append(are_progress_bars_disabled())
+        return str(Path("/tmp"))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fetched)
+    hub._snapshot("someone/data", "dataset")
+    with quiet_loading():
+        hub._snapshot("someone/data", "dataset")
+    assert hidden == [False, True] and not are_progress_bars_disabled()
