@@ -389,7 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unencodable_escaped() -> None:
+    """Stdout writes a character its encoding has no code for (`PYTHONIOENCODING=ascii`, a latin-1 locale's `…`) as
+    Python writes one on stderr, `\\xb7`: `sim` ran its episodes, then failed on its summary line's `·` with exit 2
+    (a UnicodeEncodeError is a ValueError), and `dataset from-sim --help` with a traceback. What commands print as
+    JSON is ASCII already (`json.dumps` escapes the rest)."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _unencodable_escaped()
     try:
         parser = build_parser()  # imports every command's module: a second or more on a busy machine
         args = parser.parse_args(argv)
@@ -408,13 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         signal_name,
         terminating_as_interrupt,
     )
-    from .logcapture import quiet_loading
+    from .logcapture import is_terminal, log_progress_interval, quiet_loading
 
     try:
+        log_progress_interval()  # a bad TQDM_MININTERVAL is said before the command's work, not at its first bar
         # SIGTERM or SIGUSR1 (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
-        # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after)
+        # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after), as does a
+        # log (stderr no terminal), where it is carriage returns and block characters, not `progress_bar`'s lines
         with terminating_as_interrupt(), removing_empty_folders_on_failure(), \
-                quiet_loading(getattr(args, "no_progress", False)):
+                quiet_loading(getattr(args, "no_progress", False) or not is_terminal(sys.stderr)):
             status = int(args.func(args) or 0)
             sys.stdout.flush()  # a reader that left fails the flush here, not in the interpreter's exit
             return status
@@ -458,7 +470,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     """The root handler on stderr: `text` lines (a timestamp, level and logger before each message; a command's INFO
     lines plain, `_CommandLineFormatter`, except a server's), or `json` ones for a command that has `--log-format`
     (`serve`), where Python's `warnings` go through logging too, so every line the process logs is one JSON object."""
-    from .serving.logformat import TEXT_FORMAT, log_to_stderr, log_uncaught
+    from .serving.logformat import TEXT_FORMAT, log_levels, log_to_stderr, log_uncaught
 
     if hasattr(args, "log_format"):  # a server's log: every line timed, its INFO events included
         log_to_stderr(args.log_format, args.verbose)
@@ -470,7 +482,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )
-    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)  # as log_to_stderr's
+    log_levels(args.verbose)  # as log_to_stderr's
     logging.captureWarnings(False)
 
 

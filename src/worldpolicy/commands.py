@@ -245,14 +245,14 @@ def _checkpoint_row(checkpoint: str):
 
 
 def _progress(desc: str):
-    from tqdm.auto import tqdm
+    from .logcapture import progress_bar
 
     bar = None  # made on the first step, so an error while preparing is not printed on a progress-bar line
 
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:  # counted from this step: the ones already done took no time the bar saw
-            bar = tqdm(total=total, desc=desc, unit="step", leave=False, initial=done)
+            bar = progress_bar(total=total, desc=desc, unit="step", leave=False, initial=done)
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -608,8 +608,6 @@ def _dream(args: argparse.Namespace) -> int:
     """`worldpolicy dream`: every input checked as predict checks it, before any weights load; each chunk recorded as
     it ends (`DreamRecorder`: the same small cost for each), the whole run written once at the end, or on Ctrl-C or a
     failure from the chunks that finished."""
-    from tqdm.auto import tqdm
-
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
     from .engine.sources import check_checkpoint_source
@@ -622,6 +620,7 @@ def _dream(args: argparse.Namespace) -> int:
         sigint_held,
         signal_name,
     )
+    from .logcapture import progress_bar
     from .models import resolve_checkpoint
     from .policy import Policy
     from .processing.trajectory import check_trajectory_embodiment
@@ -687,8 +686,8 @@ def _dream(args: argparse.Namespace) -> int:
         settings = dream_settings(*named, args.seed, args.chunks, args.execute_steps, args.score,
                                   {flag: str(path.resolve()) for flag, path in sources.items()})
         recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots, observation=observation)
-        bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False,
-                   disable=args.no_progress)
+        bar = progress_bar(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False,
+                           disable=args.no_progress)
 
         def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
             return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays "

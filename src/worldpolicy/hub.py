@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -222,6 +224,23 @@ def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
             f"Offline? Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
 
 
+@contextmanager
+def hub_bars_hidden(hidden: bool) -> Iterator[None]:
+    """Without huggingface_hub's download bars in the block when `hidden` (`logcapture.loading_quietly`: a command
+    with `--no-progress`, one whose stderr is no terminal, where they were carriage-return redraws, and a server), as
+    they were after (HF_HUB_DISABLE_PROGRESS_BARS=1: hidden always)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    shown = not are_progress_bars_disabled()
+    if hidden:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hidden and shown:
+            enable_progress_bars()
+
+
 def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
               allow_patterns: list[str] | None = None) -> Path:
     """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset") at `revision` (default:
@@ -231,9 +250,13 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    from .logcapture import loading_quietly
+
     what, prefix = REPO_WHAT[repo_type], "datasets/" if repo_type == "dataset" else ""
     try:
-        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
+        with hub_bars_hidden(loading_quietly()):
+            return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision,
+                                          allow_patterns=allow_patterns))
     except GatedRepoError:
         raise HubError(f"{what} {repo_id!r} is a gated hub repository: accept its terms on "
                        f"https://huggingface.co/{prefix}{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None

@@ -11,20 +11,25 @@ connection's: inside `told_once` it judges "once" against each request's client'
 robot making the mistake another robot made before it is told too.
 
 Besides, whether a block loads weights quietly (`quiet_loading`): without diffusers' "Loading pipeline components"
-bar, for a command run with `--no-progress` and for a server, whose log is JSON lines.
+bar, for a command run with `--no-progress`, one whose stderr is no terminal, and a server, whose log is JSON lines.
+And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal, plain lines in a log.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any, Self
 
-__all__ = ["loading_quietly", "log_to_parent", "logged_warnings", "quiet_loading", "request_index", "said_before",
-           "told_once", "worker_logs"]
+__all__ = ["LOG_PROGRESS_INTERVAL", "is_terminal", "loading_quietly", "log_progress_interval", "log_to_parent",
+           "logged_warnings", "progress_bar", "quiet_loading", "request_index", "said_before", "told_once",
+           "worker_logs"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -36,8 +41,10 @@ _QUIET_LOADING: ContextVar[bool] = ContextVar("worldpolicy_quiet_loading", defau
 @contextmanager
 def quiet_loading(quiet: bool = True) -> Iterator[None]:
     """Weights loaded in the block (`engine.loading.load_components`) load without diffusers' "Loading pipeline
-    components" bar when `quiet` (inside a quiet block, always); what the user had is restored as each load ends.
-    Set here, where nothing heavy is imported: `cli.main` sets it for every command run with `--no-progress`."""
+    components" bar, and what is fetched from the hub without its download bars (`hub.hub_bars_hidden`), when
+    `quiet` (inside a quiet block, always); what the user had is restored as each load ends.
+    Set here, where nothing heavy is imported: `cli.main` sets it for every command run with `--no-progress` or
+    whose stderr is no terminal."""
     token = _QUIET_LOADING.set(quiet or _QUIET_LOADING.get())
     try:
         yield
@@ -48,6 +55,100 @@ def quiet_loading(quiet: bool = True) -> Iterator[None]:
 def loading_quietly() -> bool:
     """Whether `quiet_loading(True)` holds here."""
     return _QUIET_LOADING.get()
+
+
+# Seconds between a progress bar's lines where stderr is no terminal (a log file, `nohup`, CI, a pipe): tqdm's own
+# TQDM_MININTERVAL, where set, says another cadence
+LOG_PROGRESS_INTERVAL = 30.0
+
+
+def log_progress_interval() -> float:
+    """The seconds between a progress bar's lines in a log: TQDM_MININTERVAL where set, else `LOG_PROGRESS_INTERVAL`.
+    ValueError naming the variable for a value that is no number of seconds (>= 0): `cli.main` asks before the
+    command runs, so a typo is said then, not at the first bar after the work began."""
+    given = os.environ.get("TQDM_MININTERVAL")
+    if given is None:
+        return LOG_PROGRESS_INTERVAL
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0 or math.isinf(seconds):
+        raise ValueError(f"TQDM_MININTERVAL={given!r}: expected the seconds between progress lines, a number >= 0 "
+                         "(e.g. 5), or leave it unset (every 30 s)")
+    return seconds
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether `stream` is a terminal (a file, a pipe, a test's capture or a closed stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def progress_as_lines(stream: Any = None) -> bool:
+    """Whether progress on `stream` (stderr) is written as lines, not a bar redrawn in place: no terminal (a log file,
+    `nohup`, CI, a pipe) and no notebook (a Jupyter kernel's stderr is no terminal, but draws tqdm's widget)."""
+    from tqdm.autonotebook import tqdm as chosen
+
+    return not is_terminal(stream or sys.stderr) and chosen.__module__ != "tqdm.notebook"
+
+
+def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar (`tqdm.auto.tqdm`'s arguments), the one every worldpolicy command draws, on stderr unless
+    `file` says another stream. On a terminal (and in a notebook) it is tqdm's, redrawn in place. Anywhere else (a
+    log, `nohup ... > log 2>&1`, CI, `| cat`) tqdm wrote every redraw after a carriage return, about one per step, and
+    its bar in block characters: there each redraw is one line of ASCII, at most every `LOG_PROGRESS_INTERVAL` seconds
+    (however often the caller refreshes it), its first and last states always, and the last kept (`leave`: a line is
+    never erased)."""
+    from tqdm.auto import tqdm
+
+    stream = kwargs.pop("file", None) or sys.stderr
+    if kwargs.get("disable") or not progress_as_lines(stream):
+        return tqdm(iterable, file=stream, **kwargs)
+    interval = log_progress_interval()
+    # position 0: a bar under another moves the cursor up with escape codes, which a log keeps as they are
+    kwargs.update(file=_Lines(stream), ascii=True, leave=True, position=0, mininterval=interval, maxinterval=interval)
+    return _log_bar(tqdm)(iterable, **kwargs)
+
+
+def _log_bar(tqdm: type) -> type:
+    """tqdm's class whose `refresh` (`set_postfix`, a caller's own) redraws at most every `mininterval`, as `update`
+    does, once it has drawn its first state, and which draws no state twice (closing just after the last redraw)."""
+
+    class LogBar(tqdm):
+        def refresh(self, *args: Any, **kwargs: Any) -> Any:
+            now = self._time()
+            if getattr(self, "_drawn", None) is not None and now - self.last_print_t < self.mininterval:
+                return None
+            self.last_print_t = now
+            return super().refresh(*args, **kwargs)
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> Any:
+            state = (self.n, self.total, self.postfix, self.desc)
+            if msg is None and state == getattr(self, "_drawn", None):
+                return True
+            self._drawn = state
+            return super().display(msg, pos)
+
+    return LogBar
+
+
+class _Lines:
+    """A stream for `progress_bar` where stderr is no terminal: each of tqdm's redraws (`\\r` + text + padding) is
+    written as one line, blank ones left out."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        for line in text.replace("\r", "\n").split("\n"):
+            if line.strip():
+                self._stream.write(line.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 # the servers' own log lines (connect, refused, batch_failed...) are about the server, not about a request

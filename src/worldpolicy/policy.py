@@ -1314,13 +1314,13 @@ def label_windows(act_batch: Callable[..., list[Prediction]], requests: list[Pol
     """`infer_actions`' windows run through `act_batch` (a local `Policy`'s, or a `RemotePolicy`'s, so a clip is
     labelled the same way on either) in batches of `batch_size` (a bar over the windows when there are several and
     `progress` is None: `check_clip_progress`), joined into one result (`join_windows`)."""
-    from tqdm.auto import tqdm
+    from .logcapture import progress_bar
 
     batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
     results: list[Prediction] = []
     callback = progress if callable(progress) else None
-    with tqdm(total=len(requests), desc="inverse dynamics", unit="window", leave=False,
-              disable=len(requests) < 2 or progress is not None) as bar:
+    with progress_bar(total=len(requests), desc="inverse dynamics", unit="window", leave=False,
+                      disable=len(requests) < 2 or progress is not None) as bar:
         for batch in batches:
             results += act_batch(batch, progress=callback)
             bar.update(len(batch))
@@ -1343,7 +1343,7 @@ def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, tr
     frames as it judges a camera's). `own_canvas`: chunk j is put on the canvas chunk j-1 was generated on
     (`PolicyRequest.canvas`), not on the bin its decoded frame's aspect ratio gets (a local `Policy`; the wire carries
     no canvas)."""
-    from tqdm.auto import tqdm
+    from .logcapture import progress_bar
 
     message = long_rollout_warning(trajectory.chunks)
     if message is not None:
@@ -1352,8 +1352,8 @@ def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, tr
     callback = progress if callable(progress) else None
     observation, state, canvas = base.observation, base.state, base.canvas
     chained = bool(embodiment.state_history)
-    with tqdm(total=trajectory.chunks, desc="forward dynamics", unit="chunk", leave=False,
-              disable=trajectory.chunks < 2 or progress is not None) as bar:
+    with progress_bar(total=trajectory.chunks, desc="forward dynamics", unit="chunk", leave=False,
+                      disable=trajectory.chunks < 2 or progress is not None) as bar:
         for j in range(trajectory.chunks):
             if j:
                 observation = results[-1].video[-1]  # chunk j-1 is whole: its last frame follows its last action

@@ -1360,10 +1360,15 @@ def test_only_worldpolicy_info_lines_are_plain():
     assert line("worldpolicy.data.edit", logging.WARNING).endswith("WARNING worldpolicy.data.edit: said")
 
 
-def test_no_progress_hides_diffusers_loading_bar_and_restores_it_after(tmp_path, capsys):
+def test_no_progress_hides_diffusers_loading_bar_and_restores_it_after(tmp_path, capsys, monkeypatch):
     """`sim --policy shipped --no-progress` still drew diffusers' "Loading pipeline components" bar: only `train` and
-    `dream` hid it. `cli.main` hides it for every command run with --no-progress, and gives the user's setting back."""
+    `dream` hid it. `cli.main` hides it for every command run with --no-progress, and gives the user's setting back.
+    (On a terminal: a log never shows it, tests/core/test_core_output.py.)"""
     from diffusers.utils import logging as diffusers_logging
+
+    from worldpolicy import logcapture
+
+    monkeypatch.setattr(logcapture, "is_terminal", lambda stream: True)
 
     argv = ["sim", "--policy", "shipped", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--steps", "1"]
     assert main([*argv, "--no-progress", "--out", str(tmp_path / "quiet")]) == 0

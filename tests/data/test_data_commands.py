@@ -380,3 +380,4 @@ def test_select_says_what_it_wrote_in_a_plain_line_as_sim_and_dream_do(small_dat
     err = capsys.readouterr().err.splitlines()
     assert [line for line in err if line.startswith("wrote ")] == [line for line in err if "wrote" in line], err
     assert any(line.startswith("wrote ") and line.endswith(f"into {out}") for line in err), err
+    assert any(line.startswith("wrote 1 episode (") for line in err), err  # not "1 episodes", read out as written

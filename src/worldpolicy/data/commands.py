@@ -348,9 +348,8 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import sys
 
-    from tqdm.auto import tqdm
-
     from worldpolicy.data import DatasetFormatError, LeRobotDataset, first_non_finite
+    from worldpolicy.logcapture import progress_bar
 
     bad = None
     try:
@@ -359,8 +358,8 @@ def _check(args: argparse.Namespace) -> int:
         # bar on every way out (an unexpected error or Ctrl-C too), so no half-drawn bar is left on the terminal.
         # The episodes are read in order: each decodes on from the previous one in its file, not again from the
         # keyframe before it (about half the CPU on a long-GOP file: docs/data.md)
-        with ds.reading_in_order(), tqdm(total=ds.num_episodes, desc="checking episodes", unit="ep",
-                                         disable=args.no_progress) as bar:
+        with ds.reading_in_order(), progress_bar(total=ds.num_episodes, desc="checking episodes", unit="ep",
+                                                 disable=args.no_progress) as bar:
             for i in range(ds.num_episodes):
                 if (bad := first_non_finite(ds.episode(i).frames)) is not None:  # readable, but nothing can learn
                     break

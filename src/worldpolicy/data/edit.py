@@ -458,7 +458,8 @@ def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], 
     """Read the `origins` episodes and write them at `out`, their features as `keys` names them (`copy_episodes`;
     staged, published when complete: an error or Ctrl-C leaves `out` as it was): select's, merge's, split's and
     `convert.convert_dataset`'s writing, once checked."""
-    from tqdm.auto import tqdm
+    from ..logcapture import progress_bar
+    from ..viz.plots import plural
 
     first = sources[0]
     for ds in sources:
@@ -474,10 +475,11 @@ def write_copies(sources: list[LeRobotDataset], origins: list[tuple[int, int]], 
     features = {named[k]: v for k, v in first.features.items() if k in named}
     with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
-        with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
+        with progress_bar(origins, desc=f"writing {plural(len(origins), 'episode')}", unit="ep",
+                          disable=not progress) as bar:
             videos = copy_episodes(writer, sources, bar, columns, keep_success, keys)
         written = writer.finalize()
     wall_s = time.perf_counter() - started
-    logger.info("wrote %d episodes (%d videos copied as they are, %d encoded again) in %.1f s into %s", len(origins),
-                videos.copied, videos.encoded, wall_s, written.root)
+    logger.info("wrote %s (%s copied as they are, %d encoded again) in %.1f s into %s", plural(len(origins), "episode"),
+                plural(videos.copied, "video"), videos.encoded, wall_s, written.root)
     return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, videos, wall_s)

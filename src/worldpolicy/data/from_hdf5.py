@@ -463,14 +463,14 @@ def _write(file: h5py.File, plan: _Plan, out: Path, codec: str, overwrite: bool,
     """Each demo as an episode (staged, published when complete: an error or Ctrl-C leaves `out` as it was), its images
     read, flipped where asked and encoded `BLOCK_FRAMES` steps at a time. The plan's warnings come once the writer
     has taken `codec` and the frame sizes, so a refused setting is not preceded by them."""
-    from tqdm.auto import tqdm
+    from ..logcapture import progress_bar
 
     state_dtype = np.dtype(plan.features[STATE_FEATURE]["dtype"]) if plan.state_keys else None
     with LeRobotDatasetWriter(out, plan.fps, plan.features, plan.robot_type, video_codec=codec, overwrite=overwrite,
                               provenance=provenance) as writer:
         _warn(plan, default_state)
-        for i, name in enumerate(tqdm(plan.demos, desc=f"importing {len(plan.demos)} demos", unit="demo",
-                                      disable=not progress)):
+        for i, name in enumerate(progress_bar(plan.demos, desc=f"importing {len(plan.demos)} demos", unit="demo",
+                                              disable=not progress)):
             demo = file["data"][name]
             actions = demo["actions"][()]
             frames = {ACTION_FEATURE: actions}

@@ -789,8 +789,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                     previous: LeRobotDataset | None, on_checked: Callable[[], None] | None,
                     command: str | None) -> SimConversion:
     """`sim_to_dataset`, its frames spooled in `spool`; `previous` the dataset a resumed recording continues."""
-    from tqdm.auto import tqdm
-
+    from ..logcapture import progress_bar
     from .edit import copy_episodes, sources_codec
 
     t0 = time.perf_counter()
@@ -842,7 +841,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             episodes.close()
             writer.abort()
             raise
-    bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
+    bar = progress_bar(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep",
+                       disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     base = len(done)  # the episodes of the dataset at root (resumed, or kept since: `previous`) the writer holds
     keeps = KeepSchedule()

@@ -357,15 +357,14 @@ def _write(clips: list[Path], tasks: list[str], out: Path, fps: float, size: tup
     the writer is made at the first usable clip, whose size is the default). Nothing is published without an
     episode. The bar counts the frames written, its total growing by each clip's once its timestamps are read (a
     single long clip moves, not one clip's step at its end)."""
-    from tqdm.auto import tqdm
-
+    from ..logcapture import progress_bar
     from .lerobot import LeRobotDatasetWriter
 
     writer: LeRobotDatasetWriter | None = None
     written: list[Path] = []
     skipped: dict[Path, str] = {}
     try:
-        with tqdm(total=0, unit="frame", disable=not progress) as bar:
+        with progress_bar(total=0, unit="frame", disable=not progress) as bar:
             for n, (clip, task) in enumerate(zip(clips, tasks), 1):
                 bar.set_description(f"clip {n}/{len(clips)}: reading timestamps")
                 try:

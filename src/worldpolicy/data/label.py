@@ -372,7 +372,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
     """Copy the episodes of the run `previous` (a resumed one's), label and add each other episode, then publish at
     `out`. Ctrl-C or an error keeps the episodes added (in `writer.root`, `partial_folder`) once a new one is; they
     are also kept so as the run goes (`KeepSchedule`: every 10 minutes), so a kill loses only those labelled since."""
-    from tqdm.auto import tqdm
+    from ..logcapture import progress_bar
 
     emb = policy.embodiment
     started = time.perf_counter()
@@ -387,8 +387,8 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
             adding = False
         left = chosen[resumed:]
         windows = sum(math.ceil((len(frames_of[i]) - 1) / policy.chunk_size) for i in left)
-        with ds.reading_in_order(), tqdm(total=windows, desc=f"labelling {len(left)} episodes", unit="window",
-                                         disable=not progress) as bar:
+        with ds.reading_in_order(), progress_bar(total=windows, desc=f"labelling {len(left)} episodes", unit="window",
+                                                 disable=not progress) as bar:
             for i in left:
                 rows = frames_of[i]
                 ep = ds.episode(i, videos=False)  # the columns: the videos are read a segment at a time

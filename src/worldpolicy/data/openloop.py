@@ -549,8 +549,7 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     and at each of its denoising steps with the chunks predicted so far (a batch's n chunks advance n * step / steps)
     and the chunks planned, so a caller can stop the run at the next call by raising. Nothing is written: the
     result's `out` is None."""
-    from tqdm.auto import tqdm
-
+    from ..logcapture import progress_bar
     from ..policy import PolicyRequest
 
     ds, cameras, reader = data.dataset, data.cameras, data.reader
@@ -563,8 +562,8 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     planned = sum(len(starts[i]) for i in chosen)
     callback = progress if callable(progress) else None
     done = 0
-    with tqdm(total=planned, desc=f"open loop over {plural(len(chosen), 'episode')}", unit="chunk",
-              disable=progress is False or callback is not None) as bar:
+    with progress_bar(total=planned, desc=f"open loop over {plural(len(chosen), 'episode')}", unit="chunk",
+                      disable=progress is False or callback is not None) as bar:
         for i in chosen:
             ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
             at = [int(f) for f in starts[i]]

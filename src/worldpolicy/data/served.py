@@ -372,8 +372,7 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     exchanges that reached it, in connection order. `out` holding those kept episodes is added to without
     `overwrite`. A spool a server still holds is refused (`fileio.folder_lock`), untouched. `progress`: a bar on
     stderr counting the episodes encoded (a day's recording is hours of frames)."""
-    from tqdm.auto import tqdm
-
+    from ..logcapture import progress_bar
     from ..viz.plots import plural
 
     spool = Path(spool)
@@ -419,8 +418,8 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
                     copy_episodes(writer, [kept], [(0, i) for i in range(kept.num_episodes)],
                                   [kept.episode_columns()], kept.episode_success is not None)
                 conns = plural(len({conn for conn, _ in episodes}), "connection")
-                for key in tqdm(episodes, desc=f"recovering {plural(len(episodes), 'episode')} of {conns}", unit="ep",
-                                disable=not progress):
+                for key in progress_bar(episodes, desc=f"recovering {plural(len(episodes), 'episode')} of {conns}",
+                                        unit="ep", disable=not progress):
                     end = spool / f"{_stem(*key)}{END}"
                     open_at_kill = not end.is_file()
                     error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]

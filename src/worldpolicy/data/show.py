@@ -165,10 +165,10 @@ def show_dataset(
     fields = json.loads(json.dumps(ds.episode_fields(), default=str))  # bytes and the like as text, for the page
     summary = _summary(ds, chosen, episodes is None, emb, fields)
     shown = DatasetShown(out, out / "index.html", chosen, [], summary)
-    from tqdm.auto import tqdm
+    from ..logcapture import progress_bar
 
     try:
-        with tqdm(total=len(chosen), desc="showing episodes", unit="ep", disable=not progress) as bar:
+        with progress_bar(total=len(chosen), desc="showing episodes", unit="ep", disable=not progress) as bar:
             for i in chosen:
                 shown.episodes.append(_episode(ds, i, out, groups, fields[i]))
                 _write(shown)

@@ -23,7 +23,7 @@ from ..fileio import (
     safetensors_files,
     safetensors_index,
 )
-from ..hub import complete_snapshot, remote_weight_values, unfetched
+from ..hub import complete_snapshot, hub_bars_hidden, remote_weight_values, unfetched
 from ..logcapture import loading_quietly
 from .sources import AdapterBase, adapter_base, adapter_digest, check_checkpoint_source
 
@@ -574,14 +574,16 @@ def _scheduler_class(config: dict[str, Any], path_or_id: str | Path) -> type:
 
 @contextmanager
 def _diffusers_bar_hidden(hidden: bool) -> Iterator[None]:
-    """Without diffusers' "Loading pipeline components" bar while the block loads (when `hidden`), as it was after."""
+    """Without diffusers' "Loading pipeline components" bar while the block loads (when `hidden`), nor the download
+    bars of a checkpoint it fetches from the hub (`hub_bars_hidden`), as they were after."""
     from diffusers.utils import logging as diffusers_logging
 
     shown = diffusers_logging.is_progress_bar_enabled()
     if hidden:
         diffusers_logging.disable_progress_bar()
     try:
-        yield
+        with hub_bars_hidden(hidden):
+            yield
     finally:
         if shown:
             diffusers_logging.enable_progress_bar()

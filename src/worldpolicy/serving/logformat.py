@@ -18,8 +18,8 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format", "log_to_stderr",
-           "log_uncaught"]
+__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "NOISY_DEBUG", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format",
+           "log_levels", "log_to_stderr", "log_uncaught"]
 
 LOG_FORMATS = ("text", "json")
 LOG_FORMAT_ENV = "WORLDPOLICY_LOG_FORMAT"  # the default of `serve --log-format`, for a container's environment
@@ -84,8 +84,21 @@ def log_to_stderr(log_format: str, verbose: bool) -> None:
     handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if verbose else logging.INFO)
+    log_levels(verbose)
     logging.captureWarnings(json_lines)
+
+
+# Libraries whose DEBUG lines bury the rest of a `-v` log rather than diagnose anything: matplotlib's font search
+# (about 220 lines at a command's first plot), PIL's chunks of every PNG it writes. INFO and up still shown under -v.
+NOISY_DEBUG = ("matplotlib", "PIL")
+
+
+def log_levels(verbose: bool) -> None:
+    """The levels every command's log is at (the root handler's level aside): worldpolicy's INFO lines, its DEBUG too
+    with `verbose` (-v), as are other libraries' but `NOISY_DEBUG`'s."""
+    logging.getLogger("worldpolicy").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in NOISY_DEBUG:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.NOTSET)
 
 
 def log_uncaught() -> None:

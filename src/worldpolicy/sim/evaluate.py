@@ -550,7 +550,7 @@ def evaluate(
         raise ValueError("training_scenes: expected a sim.tasks.TrainingScenes or None (what "
                          "sim.tasks.training_scenes gives), or leave it out to work it out here; "
                          f"got {training_scenes!r}")
-    from tqdm.auto import tqdm
+    from ..logcapture import progress_bar
 
     rollout = Rollout(env, policy, strategy, name=policy_name, latency_ms=latency_ms, rtc=rtc)
     env, policy = rollout.env, rollout.policy
@@ -576,8 +576,8 @@ def evaluate(
     warn_rate_mismatch(report.policy_fps, env.control_hz, policy_name)
     envs = min(report.num_envs, max(len(todo), 1))  # no env made that no episode would run on
     lockstep = Lockstep(rollout, envs) if envs > 1 else None
-    bar = tqdm(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,
-               unit="ep")
+    bar = progress_bar(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,
+                       unit="ep")
 
     shown_at = [0.0]
 

@@ -497,10 +497,9 @@ class LatentCache:
         since the last shard are written to a new one (atomically, Ctrl-C held until it is written): a kill loses at
         most that much, anything else nothing but the batch being encoded. Shards end where a batch does, so a
         continued build encodes the very batches an uninterrupted one would (the same `batch_size`)."""
-        from tqdm.auto import tqdm
-
         from ..data.sampling import caption_variants
         from ..engine.sampler import encode_latents
+        from ..logcapture import progress_bar
 
         kept = cls._kept(partial, spec)
         latents, actions, valid, states, ids, index = (kept.latents, kept.actions, kept.valid, kept.states,
@@ -531,7 +530,7 @@ class LatentCache:
         if saved:
             logger.info("continuing the latent cache: %d of %d windows already encoded (kept in %s)", saved, total,
                         partial)
-        bar = tqdm(total=total, initial=saved, desc=f"encoding {what}", unit="win", disable=not progress)
+        bar = progress_bar(total=total, initial=saved, desc=f"encoding {what}", unit="win", disable=not progress)
         try:
             for window in iter_windows(spec, emb, skip=saved):
                 canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)

@@ -174,7 +174,8 @@ def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
     """
     import torch
     from diffusers import AutoencoderKLWan
-    from tqdm.auto import tqdm
+
+    from ..logcapture import progress_bar
 
     torch.manual_seed(cfg.seed)
     clips = _clips(spec, embodiment, cfg.vae_clips, cfg.seed)
@@ -188,7 +189,7 @@ def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
-    bar = tqdm(range(cfg.vae_steps), desc="training VAE", unit="step", disable=not progress)
+    bar = progress_bar(range(cfg.vae_steps), desc="training VAE", unit="step", disable=not progress)
     losses = []
     for step in bar:
         lr = cfg.vae_lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / cfg.vae_steps)))

@@ -305,15 +305,6 @@ def _storage_errno(exc: BaseException) -> int | None:
     return code if code in STORAGE_ERRNOS else None
 
 
-def _plain_progress() -> bool:
-    """Whether training reports its progress as lines rather than a bar: stderr is a file or a pipe (a Slurm job's
-    `slurm-%j.out`, `nohup`, a CI log), where tqdm's bar redraws with carriage returns, so days of training made one
-    line of megabytes that `tail` and `grep` cannot read; a notebook keeps its widget bar."""
-    from tqdm.autonotebook import tqdm
-
-    return not sys.stderr.isatty() and tqdm.__module__ != "tqdm.notebook"
-
-
 def _duration(seconds: float) -> str:
     """`1:05:09`, `2d 3:00:00`: the time a progress line says is left."""
     days, rest = divmod(round(seconds), 86400)
@@ -323,7 +314,8 @@ def _duration(seconds: float) -> str:
 
 
 def _progress_line(done: int, total: int, session_steps: int, session_s: float, loss: float) -> str:
-    """A progress line for a log file (`_plain_progress`): the wall time it was written (a log read days later), the
+    """A progress line for a log file (`logcapture.progress_as_lines`; tqdm's 30 s lines would say no loss, no wall
+    clock and no end time over days): the wall time it was written (a log read days later), the
     step, the loss and, from this session's pace (validations and evaluations included), the time left and when the
     run should end."""
     now = time.time()
@@ -1210,7 +1202,7 @@ class Trainer:
         self.trackers.log(line)
 
     def _run(self, stop_after: int | None, load_finished: bool) -> list[StepRecord]:
-        from tqdm.auto import tqdm
+        from ..logcapture import progress_as_lines, progress_bar
 
         cfg = self.config
         checkpoints = self._checkpoints()
@@ -1258,9 +1250,9 @@ class Trainer:
             unlogged = shared[0]
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
-        lines = self.progress and self.rank == 0 and _plain_progress()  # a log file: a line per log_every steps
-        bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
-                   disable=not self.progress or self.rank != 0 or lines)
+        lines = self.progress and self.rank == 0 and progress_as_lines()  # a log file: a line per log_every steps
+        bar = progress_bar(total=cfg.optim.steps, initial=start, desc="training", unit="step",
+                           disable=not self.progress or self.rank != 0 or lines)
         self._started = time.perf_counter()
         # several processes (torchrun): a signal is held for the whole run, each rank its own, and the ranks agree
         # after each step whether one came (`_agreed_interruption`), so every rank saves that step and stops together;
