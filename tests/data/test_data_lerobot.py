@@ -761,6 +761,20 @@ def test_an_episodes_arrays_are_the_callers_to_change(small_dataset):
     np.testing.assert_array_equal(ds.column("action")[12:19], written[1]["frames"]["action"])
 
 
+def test_a_column_reads_as_its_caller_declares_it_whichever_read_came_first(small_dataset):
+    """An episode reads `timestamp` as LeRobot's float32, `column` as info.json declares it: a data file's columns are
+    converted once and kept, and the first read's conversion was handed to the other (float32 for `column`, or
+    info.json's float64 for `Episode.timestamp`, by which came first)."""
+    ds, _ = small_dataset
+    _edit_info(ds.root, lambda i: i["features"]["timestamp"].update(dtype="float64"))
+    for column_first in (False, True):
+        ds = LeRobotDataset.open(ds.root)
+        column = ds.column("timestamp") if column_first else None
+        assert ds.episode(0, videos=False).timestamp.dtype == np.float32
+        column = ds.column("timestamp") if column is None else column
+        assert column.dtype == np.float64 and column.shape == (ds.num_frames, 1)
+
+
 def test_timestamps_pass_at_float32_precision_and_29_97_fps(tmp_path):
     """Day-long float32 timestamps and a 29.97 fps info.json over 30000/1001 fps timestamps still pass."""
     n = 100_000

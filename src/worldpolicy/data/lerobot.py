@@ -704,7 +704,7 @@ class _DataFile:
     table: pa.Table
     episode_index: np.ndarray
     frame_index: np.ndarray
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[tuple[str, str, tuple[int, ...]], np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def grouped(cls, table: pa.Table) -> _DataFile:
@@ -715,9 +715,12 @@ class _DataFile:
         return cls(table, ids, frames)
 
     def column(self, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
-        if key not in self.columns:
-            self.columns[key] = _column_array(self.table, key, spec, path)
-        return self.columns[key]
+        # kept by what it was converted to: an episode reads `timestamp` as LeRobot writes it (`AUTO_FEATURES`),
+        # `LeRobotDataset.column` as info.json declares it, and neither may be handed the other's
+        at = (key, spec["dtype"], tuple(spec["shape"]))
+        if at not in self.columns:
+            self.columns[at] = _column_array(self.table, key, spec, path)
+        return self.columns[at]
 
 
 def dataset_folder(source: str | Path) -> Path:
