@@ -752,6 +752,21 @@ def test_episodes_read_the_same_from_a_data_file_whose_rows_are_in_any_order(sma
         LeRobotDataset.open(ds.root).episode(lost, videos=False)
 
 
+def test_index_columns_of_any_int_type_are_read_and_others_refused_naming_them(small_dataset):
+    """A data file's episode_index and frame_index as uint32 (LeRobot writes int64; another writer may not) read as
+    any ints do: filling their nulls with -1 raised OverflowError. A column of no ints is refused naming it."""
+    ds, _ = small_dataset
+    want = ds.episode(1, videos=False)
+    for key in ("episode_index", "frame_index"):
+        _set_column(ds.root / DATA, key, lambda n, key=key: pq.read_table(ds.root / DATA).column(key).cast(pa.uint32()))
+    got = LeRobotDataset.open(ds.root).episode(1, videos=False)
+    np.testing.assert_array_equal(got.frames["action"], want.frames["action"])
+    np.testing.assert_array_equal(got.timestamp, want.timestamp)
+    _set_column(ds.root / DATA, "frame_index", lambda n: pa.array([str(i) for i in range(n)]))
+    with pytest.raises(DatasetFormatError, match="'frame_index': column is string; expected ints"):
+        LeRobotDataset.open(ds.root).episode(1, videos=False)
+
+
 def test_a_column_reads_as_its_caller_declares_it_whichever_read_came_first(small_dataset):
     """An episode reads `timestamp` as LeRobot's float32, `column` as info.json declares it: a data file's columns are
     converted once and kept, and the first read's conversion was handed to the other (float32 for `column`, or
