@@ -522,16 +522,21 @@ def test_an_array_refilled_for_every_episode_keeps_each_episodes_values(tmp_path
 
 def test_an_episodes_arrays_can_be_changed_in_place_without_changing_the_next_read(small_dataset):
     """They were read-only views of pyarrow's buffers (`ep.frames["action"][:, 0] *= 2` raised "assignment destination
-    is read-only") while the videos and `column` were writable."""
+    is read-only") while the videos and `column` were writable. A data file's columns are kept, converted, while its
+    episodes are read: an episode's arrays, and `column`'s, are copies, which a caller may change in place (flip a
+    gripper column, normalise) without the next read seeing it."""
     ds, episodes = small_dataset
-    ep = ds.episode(0)
+    ep = ds.episode(1)
     ep.frames["action"][:, 0] *= 2
     ep.frames["next.done"][:] = True
     ep.timestamp[:] = 0
-    again = ds.episode(0)
-    np.testing.assert_array_equal(again.frames["action"], episodes[0]["frames"]["action"])
-    assert again.frames["next.done"][:, 0].tolist() == episodes[0]["frames"]["next.done"].tolist()
-    assert again.timestamp[1] > 0
+    ep.task_index[:] = 0
+    ds.column("action")[:] = 0
+    again = ds.episode(1)
+    np.testing.assert_array_equal(again.frames["action"], episodes[1]["frames"]["action"])
+    assert again.frames["next.done"][:, 0].tolist() == episodes[1]["frames"]["next.done"].tolist()
+    assert again.timestamp[1] > 0 and again.task_index[0] == 1
+    np.testing.assert_array_equal(ds.column("action")[12:19], episodes[1]["frames"]["action"])
 
 
 def test_episodes_without_videos(tmp_path):
@@ -747,18 +752,33 @@ def test_episodes_read_the_same_from_a_data_file_whose_rows_are_in_any_order(sma
         LeRobotDataset.open(ds.root).episode(lost, videos=False)
 
 
-def test_an_episodes_arrays_are_the_callers_to_change(small_dataset):
-    """A data file's columns are kept, converted, while its episodes are read: an episode's arrays are copies, which a
-    caller may change in place (flip a gripper column, normalise) without the next read seeing it."""
-    ds, written = small_dataset
-    ep = ds.episode(1, videos=False)
-    for array in (ep.frames["action"], ep.frames["next.done"], ep.timestamp, ep.task_index):
-        array[:] = 0
-    ds.column("action")[:] = 0
-    again = ds.episode(1, videos=False)
-    np.testing.assert_array_equal(again.frames["action"], written[1]["frames"]["action"])
-    assert again.frames["next.done"][-1, 0] and again.timestamp[1] > 0 and again.task_index[0] == 1
-    np.testing.assert_array_equal(ds.column("action")[12:19], written[1]["frames"]["action"])
+def test_index_columns_of_any_int_type_are_read_and_others_refused_naming_them(small_dataset):
+    """A data file's episode_index and frame_index as uint32 (LeRobot writes int64; another writer may not) read as
+    any ints do: filling their nulls with -1 raised OverflowError. A column of no ints is refused naming it."""
+    ds, _ = small_dataset
+    want = ds.episode(1, videos=False)
+    for key in ("episode_index", "frame_index"):
+        _set_column(ds.root / DATA, key, lambda n, key=key: pq.read_table(ds.root / DATA).column(key).cast(pa.uint32()))
+    got = LeRobotDataset.open(ds.root).episode(1, videos=False)
+    np.testing.assert_array_equal(got.frames["action"], want.frames["action"])
+    np.testing.assert_array_equal(got.timestamp, want.timestamp)
+    _set_column(ds.root / DATA, "frame_index", lambda n: pa.array([str(i) for i in range(n)]))
+    with pytest.raises(DatasetFormatError, match="'frame_index': column is string; expected ints"):
+        LeRobotDataset.open(ds.root).episode(1, videos=False)
+
+
+def test_a_column_reads_as_its_caller_declares_it_whichever_read_came_first(small_dataset):
+    """An episode reads `timestamp` as LeRobot's float32, `column` as info.json declares it: a data file's columns are
+    converted once and kept, and the first read's conversion was handed to the other (float32 for `column`, or
+    info.json's float64 for `Episode.timestamp`, by which came first)."""
+    ds, _ = small_dataset
+    _edit_info(ds.root, lambda i: i["features"]["timestamp"].update(dtype="float64"))
+    for column_first in (False, True):
+        ds = LeRobotDataset.open(ds.root)
+        column = ds.column("timestamp") if column_first else None
+        assert ds.episode(0, videos=False).timestamp.dtype == np.float32
+        column = ds.column("timestamp") if column is None else column
+        assert column.dtype == np.float64 and column.shape == (ds.num_frames, 1)
 
 
 def test_timestamps_pass_at_float32_precision_and_29_97_fps(tmp_path):

@@ -682,7 +682,7 @@ class LeRobotDataset:
                    if extra else "")
                 + (f"; it has no rows of episodes {missing[:10]}" if missing else ""),
             )
-        data = _DataFile.grouped(table)
+        data = _DataFile.grouped(table, path)
         self._tables[path] = data
         while len(self._tables) > 2:
             self._tables.popitem(last=False)
@@ -704,20 +704,35 @@ class _DataFile:
     table: pa.Table
     episode_index: np.ndarray
     frame_index: np.ndarray
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[tuple[str, str, tuple[int, ...]], np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def grouped(cls, table: pa.Table) -> _DataFile:
-        ids, frames = (pc.fill_null(table.column(k), -1).to_numpy() for k in ("episode_index", "frame_index"))
+    def grouped(cls, table: pa.Table, path: Path) -> _DataFile:
+        ids, frames = (_index_column(table, k, path) for k in ("episode_index", "frame_index"))
         if np.any((ids[1:] < ids[:-1]) | ((ids[1:] == ids[:-1]) & (frames[1:] < frames[:-1]))):
-            order = np.lexsort((frames, ids))  # a null is no episode's row, nor a frame's: it never matches one
+            order = np.lexsort((frames, ids))
             table, ids, frames = table.take(pa.array(order)), ids[order], frames[order]
         return cls(table, ids, frames)
 
     def column(self, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
-        if key not in self.columns:
-            self.columns[key] = _column_array(self.table, key, spec, path)
-        return self.columns[key]
+        # kept by what it was converted to: an episode reads `timestamp` as LeRobot writes it (`AUTO_FEATURES`),
+        # `LeRobotDataset.column` as info.json declares it, and neither may be handed the other's
+        at = (key, spec["dtype"], tuple(spec["shape"]))
+        if at not in self.columns:
+            self.columns[at] = _column_array(self.table, key, spec, path)
+        return self.columns[at]
+
+
+def _index_column(table: pa.Table, key: str, path: Path) -> np.ndarray:
+    """A data file's episode_index or frame_index as int64, of any int type (uint32 too); a null is -1, no episode's
+    row nor a frame's: it never matches one."""
+    column = table.column(key)
+    if pa.types.is_integer(column.type) or pa.types.is_null(column.type):
+        try:
+            return pc.fill_null(column.cast(pa.int64()), -1).to_numpy()
+        except pa.ArrowInvalid:  # a uint64 past int64's range
+            pass
+    raise DatasetFormatError(path, key, f"column is {column.type}; expected ints in int64's range")
 
 
 def dataset_folder(source: str | Path) -> Path:
