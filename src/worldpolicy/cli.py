@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -412,10 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .fileio import (
         STORAGE_ERRNOS,
-        Terminated,
         exit_status,
         removing_empty_folders_on_failure,
         signal_name,
+        stop_signal,
         terminating_as_interrupt,
     )
     from .logcapture import is_terminal, log_progress_interval, quiet_loading
@@ -436,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        how = f"terminated ({signal_name(stop.signum)})" if isinstance(stop, Terminated) else "interrupted"
+        # a SIGTERM or SIGUSR1, also where what kept the finished work replaced it (a recipe's recording)
+        how = "interrupted" if (signum := stop_signal(stop)) == signal.SIGINT else f"terminated ({signal_name(signum)})"
         _say(args, logging.WARNING, f"worldpolicy {_command_name(args)}: {how}")
         return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1
     except Exception as exc:

@@ -129,10 +129,16 @@ def terminating_as_interrupt() -> Iterator[None]:
             signal.signal(sig, signal.SIG_DFL)
 
 
+def stop_signal(stop: KeyboardInterrupt) -> int:
+    """The signal that stopped a command: a `Terminated`'s, or the one an interruption that carries what the command
+    kept (`data.label.LabelInterrupted`) took from the stop it replaced (its `signum`, from this); else Ctrl-C's."""
+    return getattr(stop, "signum", signal.SIGINT)
+
+
 def exit_status(stop: KeyboardInterrupt) -> int:
-    """The shell's exit status for a command a signal stopped: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 138
-    SIGUSR1), so a job script or scheduler sees which one it was."""
-    return 128 + (stop.signum if isinstance(stop, Terminated) else signal.SIGINT)
+    """The shell's exit status for a command a signal stopped: 128 + the signal (`stop_signal`: 130 Ctrl-C, 143
+    SIGTERM, 138 SIGUSR1), so a job script or scheduler sees which one it was."""
+    return 128 + stop_signal(stop)
 
 
 def interruption(caught: Collection[int]) -> KeyboardInterrupt:

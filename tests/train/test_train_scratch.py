@@ -115,3 +115,27 @@ def test_a_damaged_run_record_is_named_not_a_bare_json_error(tmp_path):
     (last / "trainer_state.json").write_text("[2]")
     with pytest.raises(ValueError, match="a JSON list, not an object"):
         model_record(tmp_path)
+
+
+def test_a_scheduler_signal_in_the_recipe_s_recording_exits_with_its_own_status(tmp_path, monkeypatch, capsys):
+    """`train reach-from-scratch` stopped by SIGUSR1 (Slurm's warning) or SIGTERM while recording its dataset: the
+    recording's `RecordingInterrupted` reached the command line, which took any wrapper for Ctrl-C (exit 130,
+    "interrupted"), so a job script that requeues on 138 or 143 gave the run up. The wrapper says its signal."""
+    import signal
+
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    from worldpolicy.cli import main
+    from worldpolicy.data import from_sim
+    from worldpolicy.fileio import Terminated
+    from worldpolicy.train.scratch import recipe_path
+
+    recipe = recipe_path("reach-from-scratch").read_text()
+    (small := tmp_path / "recipe.toml").write_text(recipe.replace("episodes = 900", "episodes = 2")
+                                                   .replace("workers = 2", "workers = 1"))
+    for signum in (signal.SIGUSR1, signal.SIGTERM):
+        def record(self, seed: int, signum=signum):  # as the command line raises it (`terminating_as_interrupt`)
+            raise Terminated(signum)
+
+        monkeypatch.setattr(from_sim._Recorder, "record", record)
+        assert main(["train", str(small), "--out", str(tmp_path / "run"), "--no-progress"]) == 128 + signum
+        assert f"terminated ({signum.name})" in capsys.readouterr().err

@@ -622,7 +622,7 @@ def _from_sim(args: argparse.Namespace) -> int:
     check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
     from worldpolicy.cli import flag_named, pixel_size
     from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
-    from worldpolicy.fileio import Terminated, exit_status
+    from worldpolicy.fileio import exit_status
     from worldpolicy.processing.video import CODECS
 
     made_by = _from_sim_resume_command(args, resume=False)  # as typed: the provenance's `command`
@@ -719,7 +719,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         again = _from_sim_resume_command(args) if exc.kept or exc.resumed else None  # else nothing to continue
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite', '--resume')}"
               + (f"; to go on: {again}" if again else ""), file=sys.stderr)
-        return exit_status(Terminated(exc.terminated) if exc.terminated else exc)  # 143 SIGTERM, 138 SIGUSR1, 130
+        return exit_status(exc)  # 143 SIGTERM, 138 SIGUSR1, 130 Ctrl-C
     except ConnectionError as exc:  # a server that refused the key: said with the flags that send one
         raise with_key_hint(exc, "dataset from-sim") from None
     except ExpertFailed as exc:  # bad settings for the expert, not a crash: one line, naming the flags
@@ -800,7 +800,7 @@ def _label(args: argparse.Namespace) -> int:
 
     from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.label import LabelInterrupted, label_dataset
-    from worldpolicy.fileio import Terminated, exit_status
+    from worldpolicy.fileio import exit_status
 
     # `0,2` as train takes it; `0 2` (this command's older spelling) still reads
     episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
@@ -818,8 +818,7 @@ def _label(args: argparse.Namespace) -> int:
         again = _label_resume_command(args)
         print(f"worldpolicy dataset label: {stop.describe('--resume')}"
               + (f"; to go on: {again}" if stop.kept else ""), file=sys.stderr)
-        # a LabelInterrupted is no Terminated: its signal says (SIGTERM exited 130, as Ctrl-C)
-        return exit_status(Terminated(stop.terminated) if stop.terminated else stop)  # 143 SIGTERM, 138 SIGUSR1
+        return exit_status(stop)  # 143 SIGTERM, 138 SIGUSR1, 130 Ctrl-C
     except KeyboardInterrupt as stop:  # while checking or loading the weights: nothing labelled yet
         print(f"worldpolicy dataset label: interrupted before labelling began; nothing was written to {args.out} (a "
               "dataset already there is unchanged)", file=sys.stderr)
@@ -893,7 +892,7 @@ def _show(args: argparse.Namespace) -> int:
 
     from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.show import ShowInterrupted, show_dataset
-    from worldpolicy.fileio import Terminated, exit_status
+    from worldpolicy.fileio import exit_status
 
     episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
     try:
@@ -903,7 +902,7 @@ def _show(args: argparse.Namespace) -> int:
         raise flag_named(exc, SHOW_FLAGS) from None
     except ShowInterrupted as stop:  # the episodes finished are on the page; the one being written is not
         print(f"worldpolicy dataset show: {stop.describe()}", file=sys.stderr)
-        return exit_status(Terminated(stop.terminated) if stop.terminated else stop)  # 143 SIGTERM, 138 SIGUSR1, 130
+        return exit_status(stop)  # 143 SIGTERM, 138 SIGUSR1, 130 Ctrl-C
     print(f"wrote {shown.page}: {len(shown.episodes)} of {shown.summary['episodes']} episodes shown "
           f"({', '.join(map(str, shown.chosen))})")
     return 0

@@ -34,11 +34,11 @@ from ..extras import run_record
 from ..fileio import (
     PROVENANCE_FILE,
     ScratchFolder,
-    Terminated,
     dataset_lock,
     provenance_document,
     sigint_deferred,
     sigint_held,
+    stop_signal,
     sweep_scratch_folders,
 )
 from ..sim.scenes import DEFAULT_IMAGE_SIZE
@@ -100,10 +100,10 @@ class RecordingInterrupted(KeyboardInterrupt):
     callers that do not know this class stop as before."""
 
     def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
-                 terminated: int = 0, resumed: int = 0):
+                 signum: int = signal.SIGINT, resumed: int = 0):
         self.root, self.requested, self.recorded, self.result = root, requested, recorded, result
-        # the signal of a `fileio.Terminated` (SIGTERM, SIGUSR1: the command exits 128 + it), 0 for Ctrl-C
-        self.terminated = terminated
+        # the signal that stopped it (`fileio.stop_signal`: Ctrl-C's, SIGTERM, SIGUSR1; the command exits 128 + it)
+        self.signum = signum
         self.resumed = resumed
         super().__init__(self.describe())
 
@@ -892,7 +892,7 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             failed = [s for s in failed if s < seeds[-1]]  # those after it are tried again by a resume
         result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0, len(done))
         raise RecordingInterrupted(root, num_episodes, len(seeds) - len(done), result,
-                                   stop.signum if isinstance(stop, Terminated) else 0,
+                                   stop_signal(stop),
                                    len(done)) from None
     except BaseException:
         episodes.close()

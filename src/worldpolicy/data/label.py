@@ -17,6 +17,7 @@ import hashlib
 import logging
 import math
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -28,11 +29,11 @@ import numpy as np
 from ..embodiments import Embodiment
 from ..extras import run_record
 from ..fileio import (
-    Terminated,
     dataset_lock,
     replace_folder,
     sigint_deferred,
     sigint_held,
+    stop_signal,
     write_bytes_atomic,
 )
 from ..hub import dataset_source
@@ -66,15 +67,15 @@ UNCOMPARED = ("worldpolicy_version",)
 
 
 class LabelInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM, SIGUSR1: `terminated`, the signal; 0 for Ctrl-C) stopped `label_dataset`. The episodes
+    """Ctrl-C (or SIGTERM, SIGUSR1: `signum`, the signal, `fileio.stop_signal`) stopped `label_dataset`. The episodes
     labelled before it (`kept` of `total`, `resumed` of them copied from the run it continued) are a complete dataset
     at `partial` (`partial_folder`), which `resume=True` continues, unless no new episode was labelled: then
     `partial` is as it was (none, or the continued run's). Nothing is written to `out`. Still a KeyboardInterrupt, so
     callers that do not know this class stop as before."""
 
-    def __init__(self, out: Path, partial: Path, total: int, kept: int, resumed: int, terminated: int = 0):
+    def __init__(self, out: Path, partial: Path, total: int, kept: int, resumed: int, signum: int = signal.SIGINT):
         self.out, self.partial, self.total, self.kept, self.resumed = out, partial, total, kept, resumed
-        self.terminated = terminated
+        self.signum = signum
         super().__init__(self.describe())
 
     def describe(self, resume: str = "resume=True") -> str:
@@ -421,7 +422,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, out: P
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             kept = _keep_labelled(writer, base, adding)
         raise LabelInterrupted(out, writer.root, len(chosen), base if kept is None else kept, resumed,
-                               stop.signum if isinstance(stop, Terminated) else 0) from None
+                               stop_signal(stop)) from None
     except BaseException:
         # an error (the GPU out of memory, a node lost, the disk full) keeps the episodes labelled, as Ctrl-C does:
         # they may be hours of work

@@ -34,9 +34,9 @@ from ..fileio import (
     SHOW_FILE,
     SHOW_SCHEMA,
     STAGED_KIND,
-    Terminated,
     output_folder,
     staged_folder,
+    stop_signal,
     sweep_scratch_folders,
     write_json_atomic,
 )
@@ -101,12 +101,12 @@ class DatasetShown:
 
 
 class ShowInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM, SIGUSR1: `terminated`, the signal; 0 for Ctrl-C) stopped `show_dataset`: the episodes of
+    """Ctrl-C (or SIGTERM, SIGUSR1: `signum`, the signal, `fileio.stop_signal`) stopped `show_dataset`: the episodes of
     `shown` are on the page, the one being written was dropped whole. Still a KeyboardInterrupt, so callers that do
     not know it stop as before."""
 
-    def __init__(self, shown: DatasetShown, terminated: int):
-        self.shown, self.terminated = shown, terminated
+    def __init__(self, shown: DatasetShown, signum: int):
+        self.shown, self.signum = shown, signum
         super().__init__(self.describe())
 
     def describe(self) -> str:
@@ -174,7 +174,7 @@ def show_dataset(
                 _write(shown)
                 bar.update(1)
     except KeyboardInterrupt as stop:
-        raise ShowInterrupted(shown, stop.signum if isinstance(stop, Terminated) else 0) from None
+        raise ShowInterrupted(shown, stop_signal(stop)) from None
     if not chosen:  # a dataset of no episodes: its summary alone
         _write(shown)
     kept = {EPISODE_DIR.format(i) for i in chosen}
