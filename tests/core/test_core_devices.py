@@ -207,3 +207,20 @@ def test_the_ram_is_the_lowest_cgroup_limit_above_this_process(tmp_path, monkeyp
     assert loading.cgroup_memory_limit() == limit
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
     assert loading.device_memory(torch.device("cpu")) == (min(16 * 2**30, limit or 16 * 2**30), 5 * 2**30)
+
+
+def test_an_adapter_on_a_hub_base_is_judged_by_the_bases_headers(tiny_checkpoint, model_repo, monkeypatch, tmp_path):
+    """An adapter checkpoint names its base by hub id (fetched as it loads, by diffusers): its weights counted none,
+    so the check passed as judged, and a laptop downloaded the base whole before the system killed the load."""
+    import json
+
+    calls, snapshot = model_repo(tiny_checkpoint)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "base_model.json").write_text(json.dumps({"base_model_name_or_path": "me/pick", "weight_samples": {}}))
+    counts = loading.weights_values(tiny_checkpoint)
+    assert loading.weights_values(adapter) == counts  # the base's, from its headers on the hub
+    assert len(calls) == 1 and not list(snapshot.rglob("*.safetensors"))  # its configs alone fetched
+    monkeypatch.setattr(loading, "device_memory", lambda device: (sum(counts.values()), None))
+    with pytest.raises(ValueError, match=r"does not fit on device='cpu': its weights alone take .* in float32"):
+        loading.check_memory(adapter, torch.device("cpu"), torch.float32)

@@ -23,7 +23,7 @@ from ..fileio import (
     safetensors_files,
     safetensors_index,
 )
-from ..hub import complete_snapshot, remote_weight_values, unfetched
+from ..hub import HubError, complete_snapshot, model_metadata, names_hub_id, remote_weight_values, unfetched
 from ..logcapture import loading_quietly
 from .sources import AdapterBase, adapter_base, adapter_digest, check_checkpoint_source
 
@@ -167,9 +167,17 @@ def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
     """How many values each model part's weights hold (`MODEL_PARTS`, an adapter checkpoint's base's: its own LoRA
     weights are a rounding error), from their safetensors headers (a few KB read): the files here, or, for a hub
     snapshot whose weights are not fetched yet, the hub's (`hub.remote_weight_values`); None for a part whose count
-    is not known (the hub did not say; a partial folder, which `check_checkpoint_complete` refuses)."""
+    is not known (the hub did not say; a partial folder, which `check_checkpoint_complete` refuses). A base named by
+    its hub id, which diffusers fetches as the adapter loads, is counted from its snapshot's configs
+    (`hub.model_metadata`, a few KB fetched) and its headers on the hub; None for each part where it cannot be
+    fetched (the load says why)."""
     local = Path(str(path_or_id))
     base = adapter_base(local) if local.is_dir() else None
+    if base is not None and names_hub_id(base.path):
+        try:
+            return weights_values(model_metadata(base.path))
+        except HubError:
+            return dict.fromkeys(MODEL_PARTS)
     if base is not None:
         return weights_values(base.path)
     values = {}
