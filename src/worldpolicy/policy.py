@@ -633,11 +633,14 @@ class Policy:
         resolution_tier: int | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
+        memory: bool = True,
     ) -> tuple[Embodiment, Any, Any, Any]:
         """Every check `from_pretrained` makes before it reads weights, from the arguments and a local checkpoint's
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
         (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
-        and names itself."""
+        and names itself. `memory=False`: the weights are not judged against this machine's memory
+        (`engine.loading.check_memory`), for a caller whose model loads on other machines (`serve --replicas`'s
+        Ray replicas, whose own loads judge theirs)."""
         from .engine.sources import check_checkpoint_source
 
         path_or_id = resolve_checkpoint(path_or_id)
@@ -666,7 +669,7 @@ class Policy:
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
         # a model past the RAM: refused, not killed by the system, and before a hub id's weights download
-        judged = check_memory(path_or_id, torch_device, torch_dtype)
+        judged = not memory or check_memory(path_or_id, torch_device, torch_dtype)
         # what the folder holds, not only where it is: a server opening its port first, and the command line's input
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
         # rather than the load after them

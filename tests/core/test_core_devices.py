@@ -178,3 +178,49 @@ def test_a_gpu_load_reads_no_header_nor_asks_the_hub(tiny_checkpoint, monkeypatc
     assert loading.check_memory(tiny_checkpoint, torch.device("cuda"), torch.bfloat16) and asked == []
     loading.check_memory(tiny_checkpoint, torch.device("cpu"), torch.float32)
     assert asked == [(tiny_checkpoint,)]
+
+
+@pytest.mark.parametrize(("cgroups", "files", "limit"), [
+    ("0::/\n", {"memory.max": "8589934592\n"}, 8 * 2**30),  # a container's own cgroup v2, its root as it sees it
+    ("0::/\n", {"memory.max": "max\n"}, None),
+    # a Slurm step under its job, no cgroup namespace: the step's own is unset, its job's set
+    ("0::/system.slice/job_7/step_0\n", {"system.slice/job_7/step_0/memory.max": "max\n",
+                                         "system.slice/job_7/memory.max": "4294967296\n"}, 4 * 2**30),
+    # cgroup v1 (RHEL 8, an older Docker host): the container's limit at the root it sees, /docker/ID not there
+    ("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n",
+     {"memory/memory.limit_in_bytes": "2147483648\n"}, 2 * 2**30),
+    ("12:memory:/\n", {"memory/memory.limit_in_bytes": "9223372036854771712\n"}, 9223372036854771712),  # unlimited
+])
+def test_the_ram_is_the_lowest_cgroup_limit_above_this_process(tmp_path, monkeypatch, cgroups, files, limit):
+    """Only /sys/fs/cgroup/memory.max was read: a Slurm job's limit (set on its job, not at that root) and cgroup
+    v1's (`memory.limit_in_bytes`) went unseen, and a model past them was killed by the system, not refused."""
+    from types import SimpleNamespace
+
+    import psutil
+
+    (tmp_path / "cgroup").write_text(cgroups)
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text)
+    monkeypatch.setattr(loading, "PROC_CGROUP", tmp_path / "cgroup")
+    monkeypatch.setattr(loading, "CGROUP_ROOT", tmp_path / "fs")
+    assert loading.cgroup_memory_limit() == limit
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
+    assert loading.device_memory(torch.device("cpu")) == (min(16 * 2**30, limit or 16 * 2**30), 5 * 2**30)
+
+
+def test_an_adapter_on_a_hub_base_is_judged_by_the_bases_headers(tiny_checkpoint, model_repo, monkeypatch, tmp_path):
+    """An adapter checkpoint names its base by hub id (fetched as it loads, by diffusers): its weights counted none,
+    so the check passed as judged, and a laptop downloaded the base whole before the system killed the load."""
+    import json
+
+    calls, snapshot = model_repo(tiny_checkpoint)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "base_model.json").write_text(json.dumps({"base_model_name_or_path": "me/pick", "weight_samples": {}}))
+    counts = loading.weights_values(tiny_checkpoint)
+    assert loading.weights_values(adapter) == counts  # the base's, from its headers on the hub
+    assert len(calls) == 1 and not list(snapshot.rglob("*.safetensors"))  # its configs alone fetched
+    monkeypatch.setattr(loading, "device_memory", lambda device: (sum(counts.values()), None))
+    with pytest.raises(ValueError, match=r"does not fit on device='cpu': its weights alone take .* in float32"):
+        loading.check_memory(adapter, torch.device("cpu"), torch.float32)

@@ -477,3 +477,18 @@ def test_serve_help_states_the_defaults_the_server_and_its_recording_use():
     assert flags["max_incoming_mb"].default * 2**20 == fields["max_incoming_bytes"]
     assert f"(default: {DEFAULT_EPISODE_GAP_S:g};" in flags["record_episode_gap"].help
     assert f"as one ends, {KeepSchedule.EVERY_S / 60:g} minutes or more apart" in flags["record"].help
+
+
+def test_replicas_are_not_judged_against_this_machines_ram(tmp_path, monkeypatch, capsys):
+    """`--replicas N` loads the model on Ray's replicas, each judging its own memory as it loads: a cluster's head
+    node, CPU-only and small, was refused a checkpoint past its own RAM (in fp32, the CPU's dtype) that its GPU workers
+    hold, with no flag to get past it (`--device cuda` is refused where this machine has no GPU)."""
+    from worldpolicy.engine import loading
+
+    _checked_checkpoint(tmp_path)
+    monkeypatch.setattr(loading, "device_memory", lambda device: (1000, None))
+    calls = []
+    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw) or 0)
+    assert main(_serve(tmp_path, "--replicas", "2")) == 0 and len(calls) == 1
+    assert main(_serve(tmp_path)) == 2  # the single-process server loads here: refused before its port opens
+    assert "does not fit on --device='cpu'" in capsys.readouterr().err

@@ -23,7 +23,15 @@ from ..fileio import (
     safetensors_files,
     safetensors_index,
 )
-from ..hub import complete_snapshot, hub_bars_hidden, remote_weight_values, unfetched
+from ..hub import (
+    HubError,
+    complete_snapshot,
+    hub_bars_hidden,
+    model_metadata,
+    names_hub_id,
+    remote_weight_values,
+    unfetched,
+)
 from ..logcapture import loading_quietly
 from .sources import AdapterBase, adapter_base, adapter_digest, check_checkpoint_source
 
@@ -167,9 +175,17 @@ def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
     """How many values each model part's weights hold (`MODEL_PARTS`, an adapter checkpoint's base's: its own LoRA
     weights are a rounding error), from their safetensors headers (a few KB read): the files here, or, for a hub
     snapshot whose weights are not fetched yet, the hub's (`hub.remote_weight_values`); None for a part whose count
-    is not known (the hub did not say; a partial folder, which `check_checkpoint_complete` refuses)."""
+    is not known (the hub did not say; a partial folder, which `check_checkpoint_complete` refuses). A base named by
+    its hub id, which diffusers fetches as the adapter loads, is counted from its snapshot's configs
+    (`hub.model_metadata`, a few KB fetched) and its headers on the hub; None for each part where it cannot be
+    fetched (the load says why)."""
     local = Path(str(path_or_id))
     base = adapter_base(local) if local.is_dir() else None
+    if base is not None and names_hub_id(base.path):
+        try:
+            return weights_values(model_metadata(base.path))
+        except HubError:
+            return dict.fromkeys(MODEL_PARTS)
     if base is not None:
         return weights_values(base.path)
     values = {}
@@ -195,10 +211,10 @@ def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
 
 def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     """(total, available) bytes of the memory a model on `device` is held in, each None where it is not known: the
-    CPU's RAM (a Linux cgroup's limit where lower: a container) and what the system says is available now; MPS's is
-    the RAM Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS
-    shares it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server checks
-    before it forks), and its allocator says out of memory in one line, where the system kills a process that
+    CPU's RAM (a Linux cgroup's limit where lower: `cgroup_memory_limit`) and what the system says is available now;
+    MPS's is the RAM Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the
+    RAM: MPS shares it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server
+    checks before it forks), and its allocator says out of memory in one line, where the system kills a process that
     overruns its RAM without a word."""
     import psutil
 
@@ -208,12 +224,44 @@ def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     if device.type not in ("cpu", "mps"):
         return None, None
     memory = psutil.virtual_memory()
+    limit = cgroup_memory_limit()
+    return min(memory.total, limit if limit is not None else memory.total), memory.available
+
+
+PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroups, by hierarchy: `ID:CONTROLLERS:/PATH` a line
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_memory_limit() -> int | None:
+    """The lowest memory limit of this process's cgroup and the cgroups above it (a container's, a Slurm job's: a
+    step's own is often unset under its job's), read where this process sees them: cgroup v2's `memory.max` (the
+    unified hierarchy, `0::/PATH`), v1's `memory/memory.limit_in_bytes` (RHEL 8, older Docker hosts). None where none
+    is set or none can be read (no Linux). A container's own cgroup is the root it sees, its path here naming the
+    host's (`/docker/ID`): each folder up to the root is read, those missing skipped."""
     try:
-        words = Path("/sys/fs/cgroup/memory.max").read_text().split()  # "max" where there is no limit
+        lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
-        words = []
-    limit = int(words[0]) if words and words[0].isdigit() else memory.total
-    return min(memory.total, limit), memory.available
+        return None
+    limits = []
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        if fields[1] == "":
+            root, name = CGROUP_ROOT, "memory.max"  # "max" where there is no limit
+        elif "memory" in fields[1].split(","):
+            root, name = CGROUP_ROOT / "memory", "memory.limit_in_bytes"  # about 2**63 where there is none
+        else:
+            continue
+        parts = [part for part in fields[2].split("/") if part and part != ".."]
+        for depth in range(len(parts), -1, -1):
+            try:
+                text = (root.joinpath(*parts[:depth]) / name).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit():
+                limits.append(int(text))
+    return min(limits, default=None)
 
 
 def _gib(size: float) -> str:

@@ -279,7 +279,8 @@ def _serve(args: argparse.Namespace) -> int:
         cuda_graphs=args.cuda_graphs,
     )
     try:  # a bad flag fails now, before the port opens
-        embodiment = Policy.check_pretrained(args.checkpoint, **options)[0]
+        # N replicas load on Ray's machines, each judging its own memory: not this one's (a cluster's CPU head node)
+        embodiment = Policy.check_pretrained(args.checkpoint, **options, memory=args.replicas == 1)[0]
         if args.seed is not None:
             check_seed(args.seed)
     except (ValueError, KeyError, FileNotFoundError) as exc:
