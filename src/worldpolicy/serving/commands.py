@@ -204,7 +204,6 @@ def _check_replicas(replicas: int) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..cli import LOAD_FLAGS, api_key_from_env, flag_named
-    from ..engine.loading import device_named, resolve_device
     from ..policy import Policy, check_seed
     from .adapters import check_key_map
     from .codec import Limits
@@ -304,6 +303,7 @@ def _serve(args: argparse.Namespace) -> int:
             return Policy.from_pretrained(args.checkpoint, seed=args.seed, **options)
 
     if args.replicas > 1:
+        from ..engine.loading import device_named, resolve_device  # torch: not before the checks above
         from .ray_serve import serve_until_signal
 
         return serve_until_signal(
