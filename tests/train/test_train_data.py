@@ -899,3 +899,33 @@ def test_a_spec_of_a_few_windows_encodes_only_those_spread_over_the_rest(cache_p
     few = list(iter_windows(replace(spec, windows=3), layout))
     assert [(w.episode, w.start) for w in iter_windows(replace(spec, windows=3), layout, skip=1)] == \
         [(w.episode, w.start) for w in few[1:]]
+
+
+def test_a_run_opens_its_dataset_once_and_reads_each_episode_for_finiteness_once(train_config, tmp_path,
+                                                                                 monkeypatch):
+    """Opening a DROID-size dataset's metadata takes seconds and the finiteness check reads every episode's data (tens
+    of seconds at 90k episodes): the config check, the window spec, the frames, the counts and the encoding each
+    opened it again, and the encoding read every episode a second time. `worldpolicy train` now opens it once and
+    reads each episode once, held-out ones included (a fresh cache, so its windows are encoded)."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.train import data
+
+    opened, read = [], []
+    open_dataset, check_finite = LeRobotDataset.open.__func__, data.check_finite
+    monkeypatch.setattr(LeRobotDataset, "open", classmethod(lambda cls, root: opened.append(root)
+                                                            or open_dataset(cls, root)))
+
+    def counting(dataset, keys, episodes):
+        episodes = list(episodes)
+        read.extend(episodes)
+        check_finite(dataset, keys, episodes)
+
+    monkeypatch.setattr(data, "check_finite", counting)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(train_config(tmp_path / "run", data={"cache_dir": str(tmp_path / "cache")},
+                                            validation={"episodes": [1], "every": 1, "windows": 2},
+                                            optim={"steps": 1, "batch_size": 1}, save_every=1)))
+    assert main(["train", str(path), "--no-progress"]) == 0
+    assert len(opened) == 1 and sorted(read) == [0, 1]
+

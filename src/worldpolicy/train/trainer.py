@@ -340,8 +340,11 @@ class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
     def __init__(self, config: TrainConfig, *, progress: bool = True,
-                 on_step: Callable[[StepRecord], None] | None = None, command: str | None = None):
-        self.config = config.check()
+                 on_step: Callable[[StepRecord], None] | None = None, command: str | None = None, dataset: Any = None):
+        # `data.dataset` opened once, every read of its metadata from here on (seconds, for a large dataset); `dataset`:
+        # opened already by the caller's check of `config` (`TrainConfig.checked_dataset`)
+        self.dataset = config.checked_dataset(dataset)
+        self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
         # running, which every checkpoint it saves records
@@ -383,25 +386,28 @@ class Trainer:
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
-            spec = window_spec(self.config.data, layout, held_out)
+            spec = window_spec(self.config.data, layout, held_out, self.dataset)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
-            self.frames = trained_frames(spec, layout)
+            self.frames = trained_frames(spec, layout, self.dataset)
             if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
                 logger.warning("%s", small)  # before the weights load: a run may stop and record larger frames
-            # else the run may never read the data (a resume after its videos were removed to save room)
-            if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
-                check_encodable(spec, layout)
+            # else the run may never read the data (a resume after its videos were removed to save room); checked
+            # here, the encoding reads no episode's actions and states again (`iter_windows`: `checked`)
+            self._checked = not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data)
+            if self._checked:
+                check_encodable(spec, layout, self.dataset)
             # the held-out windows: cut as the training ones, cached beside them under their own key
             # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds
             self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows) if held_out \
                 else None
             self._val_actions = None
+            self._val_checked = False
             if self._val_spec is not None and self.rank == 0:
                 self._check_held_out(self._val_spec, layout)
             elif self._val_spec is not None and self.sharded and self._samples_chunks:  # each rank samples its share
                 self._val_actions = self._held_out_actions(self._val_spec, layout)
-            self._warn_batch_over_windows(spec)
+            self._warn_batch_over_windows(spec, count_windows(spec, self.dataset))
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
@@ -409,7 +415,7 @@ class Trainer:
     def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
         """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
         said: unlike `data.exclude_episodes`, `validation.episodes` takes episodes out of training by itself."""
-        windows = count_windows(replace(spec, windows=None))
+        windows = count_windows(replace(spec, windows=None), self.dataset)
         if not windows:
             raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
                              f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
@@ -417,7 +423,8 @@ class Trainer:
         every = validation.every
         sampled = self._samples_chunks
         if sampled or not cache_may_serve(self._cache_dir, spec, layout):  # sampling reads the frames themselves
-            check_encodable(spec, layout)
+            check_encodable(spec, layout, self.dataset)
+            self._val_checked = True
         if sampled:
             self._val_actions = self._held_out_actions(spec, layout)
         scored = min(windows, validation.windows)
@@ -440,12 +447,11 @@ class Trainer:
         training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot), and
         `validation.action_chunks` start frames spread evenly over them (`spread_starts`, as `dataset eval --chunks`
         would pick them)."""
-        from ..data import LeRobotDataset
         from ..data.actions import recorded_actions
         from ..data.openloop import OpenLoopData, spread_starts
         from .data import camera_sources
 
-        dataset = LeRobotDataset.open(spec.dataset)
+        dataset = self.dataset
         state_keys = list(spec.state_keys) if layout.state_history else []
         reader = recorded_actions(dataset, layout, spec.action_keys, spec.state_keys, source=spec.source_embodiment,
                                   conversion=spec.action_conversion, robot=spec.robot)
@@ -457,12 +463,11 @@ class Trainer:
     def _cache_dir(self) -> str:
         return self.config.data.cache_dir or str(self.out / "cache")
 
-    def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
+    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
         dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
-        how much of the dataset it keeps, and how many windows all of it holds."""
-        windows = count_windows(spec)
+        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`."""
         size = self.config.optim.batch_size
         if size <= windows or self.rank != 0:
             return
@@ -472,15 +477,13 @@ class Trainer:
                            "step holds some windows more than once (with other noise and σ); lower optim.batch_size "
                            "to %d or less, or record more episodes", size, windows, spec.dataset, shape, windows)
             return
-        from ..data import LeRobotDataset
-
-        lengths = LeRobotDataset.open(spec.dataset).episode_lengths
+        lengths = self.dataset.episode_lengths
         data = self.config.data
         chosen = " and ".join(f"{name}={value}" for name, value in
                               (("data.episodes", data.episodes), ("data.exclude_episodes", data.exclude_episodes),
                                ("data.success", repr(data.success) if data.success != "any" else None),
                                ("validation.episodes", self.config.validation.episodes)) if value)
-        whole = count_windows(replace(spec, episodes=None))
+        whole = count_windows(replace(spec, episodes=None), self.dataset)
         if whole >= size:
             more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
         else:
@@ -533,11 +536,11 @@ class Trainer:
         use_system_prompt = self.pipeline_flags["default_use_system_prompt"]
 
         def build_or_load(windows: WindowSpec, progress: bool, expect: str | None,
-                          what: str = "windows") -> LatentCache:
+                          what: str = "windows", checked: bool = False) -> LatentCache:
             try:
                 return LatentCache.build_or_load(windows, layout, self.vae, self.tokenizer, cache_dir,
                                                  progress=progress, use_system_prompt=use_system_prompt, expect=expect,
-                                                 what=what)
+                                                 what=what, dataset=self.dataset, checked=checked)
             except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
                 if (code := _storage_errno(exc)) is None:
                     raise
@@ -551,10 +554,10 @@ class Trainer:
 
         held_out = None
         if self.rank == 0:
-            cache = build_or_load(spec, self.progress, self._resumed_data)
+            cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
             if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
                 # the data itself: checked just above; its bar named, as it follows the training windows' bar
-                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows")
+                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows", self._val_checked)
         _barrier(self.world)
         if self.rank != 0:
             cache = build_or_load(spec, False, self._resumed_data)
@@ -641,7 +644,6 @@ class Trainer:
     def _check_data_fits(self, emb: Embodiment) -> None:
         """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
         windows must be exactly that."""
-        from ..data import LeRobotDataset
         from ..data.served import served_rate_reason
 
         data = self.config.data
@@ -651,7 +653,7 @@ class Trainer:
                              "the other" + (" (droid is the default when the checkpoint names no embodiment: set "
                                             "`embodiment` to the robot's)" if self._embodiment_defaulted
                                            and self.config.embodiment == "droid" else ""))
-        dataset = LeRobotDataset.open(data.dataset)
+        dataset = self.dataset
         fps = dataset.fps
         if not emb.runs_at(fps):
             served = served_rate_reason(dataset, emb, "training")
