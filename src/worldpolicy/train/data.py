@@ -232,6 +232,21 @@ def trained_frames(spec: WindowSpec, target: Embodiment, dataset=None) -> dict[s
     return {"cameras": cameras, "videos": videos, "composed": [int(composed[0]), int(composed[1])]}
 
 
+def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], vae_config: dict[str, Any]) -> int:
+    """About how many bytes one window takes in a `LatentCache` (held in RAM whole, and its file as large): its float32
+    latents, [z_dim, latent frames, latent height, latent width] as the checkpoint's VAE (`vae_config`: its
+    config.json) encodes `spec.chunk_size + 1` frames of the composed size (`trained_frames`) on `target`'s tier canvas
+    (`processing.observations.frames_canvas`), and its float64 actions and state, with their valid flags. Not counted:
+    the captions' token ids and each window's Python objects (hundreds of bytes), so it is a lower bound."""
+    from ..processing.observations import frames_canvas
+
+    grid = frames_canvas(*frames["composed"], target.resolution_tier, target.snap_to_16)
+    latent_frames = spec.chunk_size // int(vae_config.get("scale_factor_temporal", 4)) + 1
+    latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4
+    rows = spec.chunk_size + (1 if target.state_history else 0)
+    return latents + rows * target.action_dim * 8 + spec.chunk_size
+
+
 # A camera whose frames the resolution tier's canvas would show this many times larger (on each side) is said. Not 2:
 # DROID's own 180x320 wrist camera fills its 360x640 place in the composite by design
 SMALL_FRAMES_FACTOR = 3

@@ -88,6 +88,7 @@ from .data import (
     data_key,
     small_frames_warning,
     trained_frames,
+    window_bytes,
     window_spec,
 )
 from .flow import ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
@@ -336,6 +337,11 @@ def _progress_line(done: int, total: int, session_steps: int, session_s: float, 
     return line
 
 
+# A latent cache taking more than this share of the RAM or of its folder's free space is warned about (`Trainer.
+# _check_cache_fits`): the training holds the model, its optimizer state and batches beside it
+CACHE_CLOSE = 0.8
+
+
 class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
@@ -407,7 +413,9 @@ class Trainer:
                 self._check_held_out(self._val_spec, layout)
             elif self._val_spec is not None and self.sharded and self._samples_chunks:  # each rank samples its share
                 self._val_actions = self._held_out_actions(self._val_spec, layout)
-            self._warn_batch_over_windows(spec, count_windows(spec, self.dataset))
+            windows = count_windows(spec, self.dataset)
+            self._warn_batch_over_windows(spec, windows)
+            self._check_cache_fits(spec, layout, windows)
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
@@ -493,6 +501,57 @@ class Trainer:
                        "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
                        size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
+
+    def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int) -> None:
+        """The latent cache holds every window's latents in RAM, and its build writes them to disk twice (the shards
+        it keeps as it encodes, then the one file): a cache larger than the RAM or the free space of its folder is
+        refused before any weights load, else the run is killed or stops hours into encoding (DROID at data.stride 1
+        is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet: not judged)
+        and the composed frames on the tier's canvas (`window_bytes`); said when close (over CACHE_CLOSE of it)."""
+        from ..engine.loading import device_memory, gib, local_vae_config
+
+        vae_config = local_vae_config(self.config.checkpoint_source)
+        if vae_config is None:
+            return
+        each = window_bytes(spec, layout, self.frames, vae_config)
+        held_out = count_windows(self._val_spec, self.dataset) if self._val_spec is not None else 0
+        size = each * (windows + held_out)
+        building = self._checked  # else a finished cache of this data is read: held in RAM once, no room taken
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds one
+        ram = size * max(processes, 2 if building else 1)  # writing the file stacks a second copy
+        cache_dir = Path(self._cache_dir)
+        # an interrupted build's shards are written already (any build's: which is this one's is known once the VAE
+        # loads, so a folder of other builds' shards is judged leniently)
+        kept = sum(f.stat().st_size for f in cache_dir.glob("latents-*.partial/*") if f.is_file())
+        disk = max(2 * size - kept, 0) if building else 0
+        folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
+        free = shutil.disk_usage(folder).free
+        total, available = device_memory(torch.device("cpu"))
+        what = (f"the latent cache of {windows + held_out} windows ({windows} training"
+                f"{f' and {held_out} held-out' if held_out else ''}, data.chunk_size {spec.chunk_size}, data.stride "
+                f"{spec.stride}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at resolution "
+                f"tier {layout.resolution_tier} and its actions)")
+        fewer = ("train on fewer windows: a larger data.stride (a window starts every stride frames: stride 4 keeps "
+                 "a quarter of them) or fewer data.episodes")
+        held = (f"held in RAM{' by each of its ' + str(processes) + ' processes' if processes > 1 else ''}"
+                f"{' and twice while its file is written' if building else ''}")
+        if total is not None and ram > total:
+            raise ValueError(f"{what}, {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
+                             f"would kill the run, hours into encoding); {fewer}, or train on a machine with more RAM")
+        if disk > free:
+            raise ValueError(f"{what}, written twice to data.cache_dir {str(cache_dir)!r} as it is built (the shards it "
+                             f"keeps as it encodes, then the one file): {gib(disk)} more, and {str(folder)!r} has "
+                             f"{gib(free)} free; {fewer}, or point data.cache_dir at a disk with the room")
+        if self.rank != 0:
+            return
+        if total is not None and (ram > CACHE_CLOSE * total or (available is not None and ram > available)):
+            logger.warning("%s, %s: %s of this machine's %s of RAM (%s available now): other programs or the "
+                           "training itself may not fit beside it; %s", what, held, gib(ram), gib(total),
+                           gib(available) if available is not None else "unknown", fewer)
+        if disk > CACHE_CLOSE * free:
+            logger.warning("%s, written twice to data.cache_dir %r as it is built: %s more, of the %s free in %r; %s, "
+                           "or point data.cache_dir at a disk with more room", what, str(cache_dir), gib(disk),
+                           gib(free), str(folder), fewer)
 
     def _load(self) -> None:
         from ..engine.loading import check_checkpoint_complete, check_memory, load_components, resolve_device
