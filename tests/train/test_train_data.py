@@ -899,3 +899,90 @@ def test_a_spec_of_a_few_windows_encodes_only_those_spread_over_the_rest(cache_p
     few = list(iter_windows(replace(spec, windows=3), layout))
     assert [(w.episode, w.start) for w in iter_windows(replace(spec, windows=3), layout, skip=1)] == \
         [(w.episode, w.start) for w in few[1:]]
+
+
+def test_a_run_opens_its_dataset_once_and_reads_each_episode_for_finiteness_once(train_config, tmp_path,
+                                                                                 monkeypatch):
+    """Opening a DROID-size dataset's metadata takes seconds and the finiteness check reads every episode's data (tens
+    of seconds at 90k episodes): the config check, the window spec, the frames, the counts and the encoding each
+    opened it again, and the encoding read every episode a second time. `worldpolicy train` now opens it once and
+    reads each episode once, held-out ones included (a fresh cache, so its windows are encoded)."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.train import data
+
+    opened, read = [], []
+    open_dataset, check_finite = LeRobotDataset.open.__func__, data.check_finite
+    monkeypatch.setattr(LeRobotDataset, "open", classmethod(lambda cls, root: opened.append(root)
+                                                            or open_dataset(cls, root)))
+
+    def counting(dataset, keys, episodes):
+        episodes = list(episodes)
+        read.extend(episodes)
+        check_finite(dataset, keys, episodes)
+
+    monkeypatch.setattr(data, "check_finite", counting)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(train_config(tmp_path / "run", data={"cache_dir": str(tmp_path / "cache")},
+                                            validation={"episodes": [1], "every": 1, "windows": 2},
+                                            optim={"steps": 1, "batch_size": 1}, save_every=1)))
+    assert main(["train", str(path), "--no-progress"]) == 0
+    assert len(opened) == 1 and sorted(read) == [0, 1]
+
+
+def test_a_latent_cache_past_the_ram_or_the_free_disk_is_refused_before_the_weights_load(train_config, tiny_checkpoint,
+                                                                                       tmp_path, monkeypatch, caplog):
+    """The latent cache holds every window's latents in RAM and its build writes them twice (shards, then the file):
+    at DROID's size (27 million windows at stride 1) the run was killed, or stopped on a full disk, hours into
+    encoding. Its size is estimated from the checkpoint's VAE config and the tier's canvas and refused past the RAM or
+    the cache folder's free space before anything loads, naming the numbers and the fixes; said when close."""
+    import shutil
+
+    from worldpolicy.engine import loading
+    from worldpolicy.engine.loading import local_vae_config
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import count_windows, window_bytes
+    from worldpolicy.train.trainer import Trainer
+
+    def fails(*args, **kwargs):
+        raise AssertionError("the weights load")
+
+    monkeypatch.setattr(loading, "load_components", fails)
+    plenty = 2**50
+    memory, free = [plenty, plenty], [plenty]
+    monkeypatch.setattr(loading, "device_memory", lambda device: tuple(memory))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(plenty, 0, free[0]))
+    raw = train_config(tmp_path / "run", data={"cache_dir": str(tmp_path / "cache")},
+                       validation={"episodes": [1], "every": 1, "windows": 2})
+
+    def check():
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+            return Trainer(load_config(raw), progress=False)._data()
+
+    spec, layout = check()
+    assert "latent cache" not in caplog.text
+    windows = count_windows(spec)
+    trainer = Trainer(load_config(raw), progress=False)
+    trainer._data()
+    each = window_bytes(spec, layout, trainer.frames, local_vae_config(tiny_checkpoint))
+    size = each * (windows + 2)
+    assert each > 4 * 16 * 4  # the latents of a window: channels x latent frames x grid, float32
+    memory[:] = [2 * size - 1, plenty]  # the build holds it twice while its file is written
+    with pytest.raises(ValueError) as refused:
+        check()
+    text = str(refused.value)
+    for named in (f"latent cache of {windows + 2} windows ({windows} training and 2 held-out", "data.stride 1",
+                  f"{each / 2**20:.2f} MiB a window", "more than this machine's", "a larger data.stride",
+                  "fewer data.episodes", "a machine with more RAM"):
+        assert named in text
+    memory[:] = [2 * size, size]  # fits, but not in what is available now
+    check()
+    assert "latent cache of" in caplog.text and "available now" in caplog.text
+    memory[:] = [plenty, plenty]
+    free[0] = 2 * size - 1  # shards, then the file
+    with pytest.raises(ValueError, match=r"written twice to data\.cache_dir .* point data\.cache_dir at a disk"):
+        check()
+    free[0] = 2 * size
+    check()
+    assert "written twice to data.cache_dir" in caplog.text

@@ -264,7 +264,7 @@ def cgroup_memory_limit() -> int | None:
     return min(limits, default=None)
 
 
-def _gib(size: float) -> str:
+def gib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
@@ -285,20 +285,20 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
     if not count:
         return judged
     name = str(dtype).removeprefix("torch.")
-    held = f"its weights alone take {_gib(need)} in {name} ({count / 1e9:.2f} billion values)"
+    held = f"its weights alone take {gib(need)} in {name} ({count / 1e9:.2f} billion values)"
     if need > total:
         where, outcome = (("RAM", "would be killed by the system, not refused") if device.type == "cpu" else
                           ("memory MPS may use (shared with the system)", "would fail once they are read"))
         half = count * torch.bfloat16.itemsize
-        smaller = f"Try dtype='bfloat16' ({_gib(half)}), or run" if dtype.itemsize > 2 and half <= total else "Run"
+        smaller = f"Try dtype='bfloat16' ({gib(half)}), or run" if dtype.itemsize > 2 and half <= total else "Run"
         fix = fix or (f"{smaller} it on a machine with the memory (a GPU: device='cuda') and reach it from here over "
                       "the network (`worldpolicy serve`, RemotePolicy)")
         raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
-                         f"has {_gib(total)} of {where}; loading it {outcome}. {fix}")
+                         f"has {gib(total)} of {where}; loading it {outcome}. {fix}")
     if available is not None and need > available:
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
                        "swap for a long time or be killed by the system; close other programs first",
-                       path_or_id, held, _gib(available), _gib(total))
+                       path_or_id, held, gib(available), gib(total))
     return judged
 
 
@@ -590,6 +590,11 @@ def _local_json(path_or_id: str | Path, relative: str) -> dict[str, Any] | None:
 def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
     """A local checkpoint's `transformer/config.json` (None for a hub id or a folder without one)."""
     return _local_json(path_or_id, "transformer/config.json")
+
+
+def local_vae_config(path_or_id: str | Path) -> dict[str, Any] | None:
+    """A local checkpoint's `vae/config.json` (None for a hub id or a folder without one)."""
+    return _local_json(path_or_id, "vae/config.json")
 
 
 def local_scheduler(path_or_id: str | Path) -> tuple[Any, bool] | None:

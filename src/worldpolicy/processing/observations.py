@@ -769,8 +769,8 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
     else:
         video = video[:, :, :num_frames]
     _, c, t, h, w = video.shape
-    scale = min(target_w / w, target_h / h, 1.0)
-    content_h, content_w = max(1, int(scale * h + 0.5)), max(1, int(scale * w + 0.5))
+    info = _placed(h, w, target_h, target_w)
+    content_h, content_w = info.content_h, info.content_w
     flat = video.permute(0, 2, 1, 3, 4).reshape(-1, c, h, w)
     if (content_h, content_w) != (h, w):
         flat = F.interpolate(flat, size=(content_h, content_w), mode="bicubic", align_corners=False, antialias=True)
@@ -779,12 +779,19 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
         mode = "replicate" if pad_right >= content_w or pad_bottom >= content_h else "reflect"
         flat = F.pad(flat, (0, pad_right, 0, pad_bottom), mode=mode)
     canvas = flat.reshape(1, t, c, target_h, target_w).permute(0, 2, 1, 3, 4)
-    info = Canvas(
-        canvas_h=target_h,
-        canvas_w=target_w,
-        content_h=content_h,
-        content_w=content_w,
-        latent_h=max(content_h // 16, 1),
-        latent_w=max(content_w // 16, 1),
-    )
     return canvas.contiguous(), info
+
+
+def _placed(height: int, width: int, canvas_h: int, canvas_w: int) -> Canvas:
+    """Frames of `height` x `width` (snapped) on a `canvas_h` x `canvas_w` canvas: scaled down only, to fit."""
+    scale = min(canvas_w / width, canvas_h / height, 1.0)
+    content_h, content_w = max(1, int(scale * height + 0.5)), max(1, int(scale * width + 0.5))
+    return Canvas(canvas_h=canvas_h, canvas_w=canvas_w, content_h=content_h, content_w=content_w,
+                  latent_h=max(content_h // 16, 1), latent_w=max(content_w // 16, 1))
+
+
+def frames_canvas(height: int, width: int, tier: int, snap_to_16: bool = True) -> Canvas:
+    """The `Canvas` `prepare_canvas` gives frames of `height` x `width` at `tier`, from their size alone (`canvas_bin`):
+    the latent grid a latent cache's windows take, estimated before anything is decoded."""
+    snapped, canvas = canvas_bin(height, width, tier, snap_to_16)
+    return _placed(*snapped, *canvas)

@@ -105,12 +105,13 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--install copies a from-scratch recipe's model into the package ({', '.join(RECIPES)}, "
                          f"or a recipe file with a [scratch] table); {args.config!r} is a TrainConfig: drop --install "
                          "(its checkpoints load from the run's folder)")
-    from .config import load_config
+    from .config import read_config
 
     overrides = {"output_dir": args.out, "tracking.report_to": _trackers(args.report_to), **selection}
     try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting,
         # throughout the message ("remove it from --episodes", not from a data.episodes the config does not set)
-        config = load_config(path, **overrides)
+        config = read_config(path, **overrides)
+        dataset = config.checked_dataset()  # opened once: the trainer reads it (seconds for a large dataset)
     except ValueError as exc:
         text = str(exc)
         typed = {name: SELECTION_FLAGS[name] for name in selection}
@@ -125,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
         config.optim.steps = args.steps
     from .trainer import Trainer  # torch and diffusers: after every setting is checked (seconds to import)
 
-    trainer = Trainer(config, progress=not args.no_progress, command=made_by)
+    trainer = Trainer(config, progress=not args.no_progress, command=made_by, dataset=dataset)
     started = time.perf_counter()
     records = trainer.run()
     if trainer.rank == 0:

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
@@ -23,6 +23,9 @@ from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
 from .objectives import COSMOS_POLICY_MIX, OBJECTIVES, check_timesteps
 from .tracking import TrackingConfig
+
+if TYPE_CHECKING:
+    from ..data import LeRobotDataset
 
 # The episode settings and the `worldpolicy train` flags that override them
 EPISODE_FLAGS = {"data.episodes": "--episodes", "data.exclude_episodes": "--exclude-episodes",
@@ -285,6 +288,13 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
+        self.checked_dataset()
+        return self
+
+    def checked_dataset(self, dataset: LeRobotDataset | None = None) -> LeRobotDataset:
+        """`check`, returning `data.dataset` opened: the one read from then on (`Trainer`), as opening a large
+        dataset's metadata takes seconds. `dataset`: `data.dataset` opened already (by a caller that checked this
+        config: `worldpolicy train`), read instead of opening it again."""
         if not self.checkpoint:
             raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
                              "checkpoint or a hub id to start from)")
@@ -323,27 +333,11 @@ class TrainConfig:
             refuse_foreign_folder(self.data.cache_dir, "data.cache_dir", "train")
         for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
-        from ..data.lerobot import dataset_folder
-
-        try:
-            dataset = dataset_folder(self.data.dataset)  # a hub id's fetched now, before any weights load
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"data.{exc}") from None
-        if not dataset.exists():
-            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
-                                    f"folder: `worldpolicy dataset check FOLDER`, or a hub id like "
-                                    f"{HUB_DATASET_EXAMPLE!r})")
-        if not (dataset / "meta" / "info.json").is_file():
-            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
-                                    f"dataset){_datasets_near(dataset)}")
+        opened = self._open_dataset() if dataset is None else dataset
         if self.data.success not in SUCCESS_CHOICES:
             raise ValueError(f"data.success={self.data.success!r}; accepted: {', '.join(SUCCESS_CHOICES)} (every "
                              "episode, or only those the dataset's success column flags as succeeded)")
-        from ..data import LeRobotDataset
-
-        # its metadata read now (a v2.1 dataset, a damaged one), not after torch and diffusers import; the selection
-        # checked against its episode count (and success column)
-        opened = LeRobotDataset.open(dataset)
+        # the selection checked against its episode count (and success column)
         if (self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes
                 or self.data.success != "any"):
             self.training_episodes(opened.num_episodes, opened.episode_success)
@@ -463,7 +457,26 @@ class TrainConfig:
 
             with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
                 from ..sim import env  # noqa: F401
-        return self
+        return opened
+
+    def _open_dataset(self) -> LeRobotDataset:
+        """`data.dataset` found (a hub id's fetched now, before any weights load) and its metadata read (a v2.1
+        dataset, a damaged one), not after torch and diffusers import."""
+        from ..data import LeRobotDataset
+        from ..data.lerobot import dataset_folder
+
+        try:
+            dataset = dataset_folder(self.data.dataset)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"data.{exc}") from None
+        if not dataset.exists():
+            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
+                                    f"folder: `worldpolicy dataset check FOLDER`, or a hub id like "
+                                    f"{HUB_DATASET_EXAMPLE!r})")
+        if not (dataset / "meta" / "info.json").is_file():
+            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
+                                    f"dataset){_datasets_near(dataset)}")
+        return LeRobotDataset.open(dataset)
 
     def _refuse_sharded_sim_evaluation(self) -> None:
         """The sim evaluation runs on one rank with the whole model, which a sharded run holds 1/N of on each; the
@@ -691,9 +704,16 @@ def _typed(value: Any, hint: Any, name: str) -> Any:
 
 
 def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
-    """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder, those
-    in `overrides` (command-line values) against the working directory, as a shell user means them. An override
-    named `table.field` (`**{"data.episodes": [0, 3]}`) sets that field of the table, keeping the table's others."""
+    """A TOML/JSON file or dict → checked `TrainConfig` (`read_config`, then `TrainConfig.check`)."""
+    return read_config(source, **overrides).check()
+
+
+def read_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
+    """A TOML/JSON file or dict → `TrainConfig`, its paths resolved but not yet checked (`TrainConfig.check`, or
+    `checked_dataset` for a caller that goes on to read the dataset). Relative paths in a file resolve against its
+    folder, those in `overrides` (command-line values) against the working directory, as a shell user means them. An
+    override named `table.field` (`**{"data.episodes": [0, 3]}`) sets that field of the table, keeping the table's
+    others."""
     if isinstance(source, dict):
         raw, base = dict(source), Path.cwd()
     else:
@@ -747,7 +767,7 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             config.embodiment = inline_stats_file(config.embodiment, base)
         except (OSError, ValueError) as exc:
             raise ValueError(f"embodiment.stats_file={config.embodiment['stats_file']!r}: {exc}") from None
-    return config.check()
+    return config
 
 
 def _quoted_line(text: str, exc: ValueError) -> str:

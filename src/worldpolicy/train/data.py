@@ -94,15 +94,14 @@ class RawWindow:
     start: int
 
 
-def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = ()) -> WindowSpec:
+def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = (), dataset=None) -> WindowSpec:
     """`[data]`'s windows for `target`, less those of the `held_out` episodes (`validation.episodes`), checked
     against the dataset's metadata now: a wrong key, width, camera or conversion would otherwise be found only after
     the weights load. `source_embodiment` and `action_conversion` left unset are read from the dataset where that is
     unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE` for 8-wide actions, the target's own columns by name;
-    `joint_to_relative_pose` where only it fits), else refused naming the setting."""
-    from ..data import LeRobotDataset
-
-    dataset = LeRobotDataset.open(data.dataset)
+    `joint_to_relative_pose` where only it fits), else refused naming the setting. `dataset`: `data.dataset` opened
+    already (as every function here takes it: opening a large dataset takes seconds), else opened now."""
+    dataset = _opened(data.dataset, dataset)
     source, conversion = action_layout(dataset, target, data.action_keys, data.state_keys, data.source_embodiment,
                                        data.action_conversion, prefix="data.")
     spec = WindowSpec(
@@ -139,10 +138,17 @@ class _Plan:
     cameras: dict[str, str]  # the target's camera (wire key) -> the dataset video that feeds it
 
 
-def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
-    from ..data import LeRobotDataset, sample_training_examples
+def _opened(source: str, dataset=None):
+    """`dataset` (`source` opened already), else `source` opened now."""
+    from ..data import LeRobotDataset
 
-    dataset = dataset or LeRobotDataset.open(spec.dataset)
+    return dataset if dataset is not None else LeRobotDataset.open(source)
+
+
+def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
+    from ..data import sample_training_examples
+
+    dataset = _opened(spec.dataset, dataset)
     source = source_embodiment(spec.source_embodiment, "data.", target)
     cameras = camera_sources(dataset.video_keys, spec.video_keys, target)
     examples = sample_training_examples(
@@ -169,10 +175,11 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
     return observations.camera_sources(videos, video_keys, target, "data.")
 
 
-def check_encodable(spec: WindowSpec, target: Embodiment) -> None:
+def check_encodable(spec: WindowSpec, target: Embodiment, dataset=None) -> None:
     """What encoding the windows would refuse, refused before the weights load (minutes, for a large checkpoint): a
-    missing video file, a NaN or infinite action or state (`iter_windows` checks the latter again as it encodes)."""
-    plan = _plan(spec, target)
+    missing video file, a NaN or infinite action or state (`iter_windows` checks the latter as it encodes unless told
+    this check ran: `checked`)."""
+    plan = _plan(spec, target, dataset)
     plan.dataset.check_video_files(list(dict.fromkeys(plan.cameras.values())), spec.episodes)
     _check_plan_finite(plan, spec)
 
@@ -209,21 +216,35 @@ def _cache_meta(path: Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def trained_frames(spec: WindowSpec, target: Embodiment) -> dict[str, Any]:
+def trained_frames(spec: WindowSpec, target: Embodiment, dataset=None) -> dict[str, Any]:
     """What the run's frames are, for its checkpoints (`trainer_state.json`): each camera's [height, width] and the
     dataset video that feeds it (`camera_sources`), and the composed frame's [height, width], from the dataset's
     metadata (which decoding checks every video against). Inference reads it to say when an observation's frames
     differ from these (`processing.observations.trained_size_warning`): frames are only scaled down and padded onto
     the canvas, so other sizes are quietly seen otherwise than trained."""
-    from ..data import LeRobotDataset
     from ..data.layout import image_hw
 
-    dataset = LeRobotDataset.open(spec.dataset)
+    dataset = _opened(spec.dataset, dataset)
     videos = camera_sources(dataset.video_keys, spec.video_keys, target)
     cameras = {camera: list(image_hw(dataset.features[key])) for camera, key in videos.items()}
     blank = {camera: np.zeros((1, h, w, 3), dtype=np.float32) for camera, (h, w) in cameras.items()}
     composed = compose_views(blank, target.camera_keys, target.composite).shape[1:3]
     return {"cameras": cameras, "videos": videos, "composed": [int(composed[0]), int(composed[1])]}
+
+
+def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], vae_config: dict[str, Any]) -> int:
+    """About how many bytes one window takes in a `LatentCache` (held in RAM whole, and its file as large): its float32
+    latents, [z_dim, latent frames, latent height, latent width] as the checkpoint's VAE (`vae_config`: its
+    config.json) encodes `spec.chunk_size + 1` frames of the composed size (`trained_frames`) on `target`'s tier canvas
+    (`processing.observations.frames_canvas`), and its float64 actions and state, with their valid flags. Not counted:
+    the captions' token ids and each window's Python objects (hundreds of bytes), so it is a lower bound."""
+    from ..processing.observations import frames_canvas
+
+    grid = frames_canvas(*frames["composed"], target.resolution_tier, target.snap_to_16)
+    latent_frames = spec.chunk_size // int(vae_config.get("scale_factor_temporal", 4)) + 1
+    latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4
+    rows = spec.chunk_size + (1 if target.state_history else 0)
+    return latents + rows * target.action_dim * 8 + spec.chunk_size
 
 
 # A camera whose frames the resolution tier's canvas would show this many times larger (on each side) is said. Not 2:
@@ -263,12 +284,15 @@ def small_frames_warning(frames: dict[str, Any], target: Embodiment) -> str | No
             "the embodiment a lower resolution_tier")
 
 
-def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterator[RawWindow]:
+def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0, dataset=None,
+                 checked: bool = False) -> Iterator[RawWindow]:
     """Windows of `spec.dataset` with actions in `target`'s columns (physical units), in `window_order`.
 
     `skip` leaves out the first windows (a latent cache continuing a build) without decoding the episodes they fill:
-    only the episode the skipped windows end in is decoded, its first windows then dropped before composing."""
-    episodes = _episode_starts(spec)
+    only the episode the skipped windows end in is decoded, its first windows then dropped before composing.
+    `checked`: `check_encodable(spec)` ran already, so the actions and states are not read for `check_finite` again
+    (every episode's data: seconds per thousand episodes)."""
+    episodes = _episode_starts(spec, dataset)
     whole = 0  # episodes every window of which is skipped
     while whole < len(episodes) and skip and skip >= len(episodes[whole][1]):
         skip -= len(episodes[whole][1])
@@ -277,8 +301,9 @@ def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterato
         return
     if whole or spec.windows is not None:  # an episode none of `windows` falls in is not decoded
         spec = replace(spec, episodes=tuple(i for i, _ in episodes[whole:]))
-    plan = _plan(spec, target)
-    _check_plan_finite(plan, spec)
+    plan = _plan(spec, target, dataset)
+    if not checked:
+        _check_plan_finite(plan, spec)
     examples = plan.examples
     if spec.windows is not None:  # the others are cut (lazily: an array view each), never composed nor encoded
         kept = {(i, t) for i, starts in episodes[whole:] for t in starts}
@@ -290,13 +315,12 @@ def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterato
         yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
 
 
-def _episode_starts(spec: WindowSpec) -> list[tuple[int, Sequence[int]]]:
+def _episode_starts(spec: WindowSpec, dataset=None) -> list[tuple[int, Sequence[int]]]:
     """The episodes `iter_windows(spec)` reads, in its order, with the start frames of their windows (from the episode
     lengths alone, nothing decoded); with `spec.windows`, only the episodes and starts of those it keeps."""
-    from ..data import LeRobotDataset
     from ..data.sampling import window_starts
 
-    dataset = LeRobotDataset.open(spec.dataset)
+    dataset = _opened(spec.dataset, dataset)
     lengths = dataset.episode_lengths
     chosen = range(dataset.num_episodes) if spec.episodes is None else spec.episodes
     every = [(int(i), window_starts(int(lengths[i]), spec.chunk_size, spec.stride, spec.pad)) for i in chosen]
@@ -314,15 +338,15 @@ def spread_windows(n: int, count: int) -> list[int]:
     return np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist() if n else []  # distinct: >= 1 apart
 
 
-def window_order(spec: WindowSpec) -> list[tuple[int, int]]:
+def window_order(spec: WindowSpec, dataset=None) -> list[tuple[int, int]]:
     """(episode, start frame) of every window `iter_windows(spec)` yields, in its order: what a continued latent
     cache checks the windows it kept against."""
-    return [(i, t) for i, starts in _episode_starts(spec) for t in starts]
+    return [(i, t) for i, starts in _episode_starts(spec, dataset) for t in starts]
 
 
-def count_windows(spec: WindowSpec) -> int:
+def count_windows(spec: WindowSpec, dataset=None) -> int:
     """How many windows `iter_windows(spec)` yields (one per start frame), from the episode lengths alone."""
-    return sum(len(starts) for _, starts in _episode_starts(spec))
+    return sum(len(starts) for _, starts in _episode_starts(spec, dataset))
 
 
 def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
@@ -451,10 +475,13 @@ class LatentCache:
         expect: str | None = None,
         shard_windows: int = SHARD_WINDOWS,
         what: str = "windows",
+        dataset=None,
+        checked: bool = False,
     ) -> LatentCache:
         """The cache of these windows, encoded now or read back. `expect` (a resumed run's fingerprint) refuses data
         that changed since the run began, before anything is encoded. `what` names the windows on the progress bar
-        ("encoding held-out windows": a run with validation encodes two sets one after the other).
+        ("encoding held-out windows": a run with validation encodes two sets one after the other). `dataset`:
+        `spec.dataset` opened already; `checked`: `check_encodable(spec)` ran already (`iter_windows`).
 
         Encoding keeps its windows as it goes in shards under `latents-<fingerprint>-v2.partial/` (`_build`), so a
         build stopped by Ctrl-C, an error or a kill is continued by the next call with the same fingerprint; the
@@ -481,7 +508,7 @@ class LatentCache:
                                  f"window at frame {start}): fix the dataset and delete that file")
             return cache
         cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
-                           shard_windows, what)
+                           shard_windows, what, dataset, checked)
         cache.meta["fingerprint"] = key
         # what `cache_may_serve` reads before the weights load
         cache.meta["data_key"] = data_key(spec, embodiment, tier)
@@ -491,7 +518,7 @@ class LatentCache:
 
     @classmethod
     def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial: Path,
-               shard_windows: int, what: str) -> LatentCache:
+               shard_windows: int, what: str, dataset=None, checked: bool = False) -> LatentCache:
         """Encode the windows `partial` does not hold yet, after those it does. Every `shard_windows` new windows or
         `SHARD_SECONDS`, whichever comes first, and when the build stops on any error or Ctrl-C, the windows encoded
         since the last shard are written to a new one (atomically, Ctrl-C held until it is written): a kill loses at
@@ -501,7 +528,8 @@ class LatentCache:
         from ..engine.sampler import encode_latents
         from ..logcapture import progress_bar
 
-        kept = cls._kept(partial, spec)
+        dataset = _opened(spec.dataset, dataset)
+        kept = cls._kept(partial, spec, dataset)
         latents, actions, valid, states, ids, index = (kept.latents, kept.actions, kept.valid, kept.states,
                                                        kept.captions, kept.index)
         pending: list[torch.Tensor] = []
@@ -526,13 +554,13 @@ class LatentCache:
                     saved = done
             last = time.monotonic()
 
-        total = count_windows(spec)
+        total = count_windows(spec, dataset)
         if saved:
             logger.info("continuing the latent cache: %d of %d windows already encoded (kept in %s)", saved, total,
                         partial)
         bar = progress_bar(total=total, initial=saved, desc=f"encoding {what}", unit="win", disable=not progress)
         try:
-            for window in iter_windows(spec, emb, skip=saved):
+            for window in iter_windows(spec, emb, skip=saved, dataset=dataset, checked=checked):
                 canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)
                 latent_hw = (info.latent_h, info.latent_w)
                 key = (window.task, info.canvas_h, info.canvas_w)
@@ -570,14 +598,14 @@ class LatentCache:
         return cls(latents, actions, valid, states if emb.state_history else None, ids, index, meta)
 
     @classmethod
-    def _kept(cls, partial: Path, spec: WindowSpec) -> LatentCache:
+    def _kept(cls, partial: Path, spec: WindowSpec, dataset=None) -> LatentCache:
         """The windows an interrupted build kept in `partial` (its shards in order; none when there are none), checked
         to be the first windows of `window_order(spec)`. `states` holds None per window for a layout without them."""
         kept = cls([], [], [], [], [], [], {})
         order: list[tuple[int, int]] | None = None
         for shard in sorted(partial.glob("windows-*.safetensors")):
             part = cls.load(shard)
-            order = order if order is not None else window_order(spec)
+            order = order if order is not None else window_order(spec, dataset)
             expected = order[len(kept):len(kept) + len(part)]
             if shard.name != f"windows-{len(kept):09d}.safetensors" or part.index != expected:
                 raise ValueError(

@@ -326,7 +326,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     `command`: the command line that ran it, recorded in its training run's record as `worldpolicy train CONFIG`
     records its own (`Trainer`'s; None from Python)."""
     from ..embodiments import free_domain_id, register_embodiment
-    from .config import load_config
+    from .config import read_config
     from .data import window_spec
     from .trainer import Trainer
 
@@ -357,24 +357,23 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
 
         raw.setdefault("data", {})["dataset"] = str(dataset)
         raw["checkpoint"] = str(out / "base")
-        config = load_config(raw)
+        config = read_config(raw)
+        opened = config.checked_dataset()  # read from here on, by the trainer too
         # the cameras/composite/canvas the VAE is trained on; the trainer registers the final spec (with stats) itself
         layout = register_embodiment({"domain": f"worldpolicy_{config.embodiment['name']}",
                                       "domain_id": free_domain_id(include_user=False), **config.embodiment,
                                       "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
                                      overwrite=True)
-        spec = replace(window_spec(config.data, layout), stride=1)  # the VAE draws from every window
+        spec = replace(window_spec(config.data, layout, dataset=opened), stride=1)  # the VAE draws from every window
         if not (out / "base" / MODEL_INDEX_FILE).is_file():
             tick = time.perf_counter()
             vae, vae_info = train_vae(scratch, spec, layout, progress=progress)
-            from ..data import LeRobotDataset
-
-            prompts = LeRobotDataset.open(dataset).tasks
+            prompts = opened.tasks
             base_pipeline(scratch, vae, prompts, out / "base")
             stage("base_model", tick, **vae_info)
 
         tick = time.perf_counter()
-        trainer = Trainer(config, progress=progress, command=command)
+        trainer = Trainer(config, progress=progress, command=command, dataset=opened)
         trainer.run(load_finished=True)  # a rerun of a finished recipe still exports its weights (model/ below)
         final = out / "model"
         with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)

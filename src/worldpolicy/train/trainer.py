@@ -88,6 +88,7 @@ from .data import (
     data_key,
     small_frames_warning,
     trained_frames,
+    window_bytes,
     window_spec,
 )
 from .flow import ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
@@ -328,12 +329,20 @@ def _progress_line(done: int, total: int, session_steps: int, session_s: float, 
     return line
 
 
+# A latent cache taking more than this share of the RAM or of its folder's free space is warned about (`Trainer.
+# _check_cache_fits`): the training holds the model, its optimizer state and batches beside it
+CACHE_CLOSE = 0.8
+
+
 class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
     def __init__(self, config: TrainConfig, *, progress: bool = True,
-                 on_step: Callable[[StepRecord], None] | None = None, command: str | None = None):
-        self.config = config.check()
+                 on_step: Callable[[StepRecord], None] | None = None, command: str | None = None, dataset: Any = None):
+        # `data.dataset` opened once, every read of its metadata from here on (seconds, for a large dataset); `dataset`:
+        # opened already by the caller's check of `config` (`TrainConfig.checked_dataset`)
+        self.dataset = config.checked_dataset(dataset)
+        self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
         # running, which every checkpoint it saves records
@@ -375,25 +384,30 @@ class Trainer:
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
-            spec = window_spec(self.config.data, layout, held_out)
+            spec = window_spec(self.config.data, layout, held_out, self.dataset)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
-            self.frames = trained_frames(spec, layout)
+            self.frames = trained_frames(spec, layout, self.dataset)
             if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
                 logger.warning("%s", small)  # before the weights load: a run may stop and record larger frames
-            # else the run may never read the data (a resume after its videos were removed to save room)
-            if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
-                check_encodable(spec, layout)
+            # else the run may never read the data (a resume after its videos were removed to save room); checked
+            # here, the encoding reads no episode's actions and states again (`iter_windows`: `checked`)
+            self._checked = not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data)
+            if self._checked:
+                check_encodable(spec, layout, self.dataset)
             # the held-out windows: cut as the training ones, cached beside them under their own key
             # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds
             self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows) if held_out \
                 else None
             self._val_actions = None
+            self._val_checked = False
             if self._val_spec is not None and self.rank == 0:
                 self._check_held_out(self._val_spec, layout)
             elif self._val_spec is not None and self.sharded and self._samples_chunks:  # each rank samples its share
                 self._val_actions = self._held_out_actions(self._val_spec, layout)
-            self._warn_batch_over_windows(spec)
+            windows = count_windows(spec, self.dataset)
+            self._warn_batch_over_windows(spec, windows)
+            self._check_cache_fits(spec, layout, windows)
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
@@ -401,7 +415,7 @@ class Trainer:
     def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
         """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
         said: unlike `data.exclude_episodes`, `validation.episodes` takes episodes out of training by itself."""
-        windows = count_windows(replace(spec, windows=None))
+        windows = count_windows(replace(spec, windows=None), self.dataset)
         if not windows:
             raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
                              f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
@@ -409,7 +423,8 @@ class Trainer:
         every = validation.every
         sampled = self._samples_chunks
         if sampled or not cache_may_serve(self._cache_dir, spec, layout):  # sampling reads the frames themselves
-            check_encodable(spec, layout)
+            check_encodable(spec, layout, self.dataset)
+            self._val_checked = True
         if sampled:
             self._val_actions = self._held_out_actions(spec, layout)
         scored = min(windows, validation.windows)
@@ -432,12 +447,11 @@ class Trainer:
         training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot), and
         `validation.action_chunks` start frames spread evenly over them (`spread_starts`, as `dataset eval --chunks`
         would pick them)."""
-        from ..data import LeRobotDataset
         from ..data.actions import recorded_actions
         from ..data.openloop import OpenLoopData, spread_starts
         from .data import camera_sources
 
-        dataset = LeRobotDataset.open(spec.dataset)
+        dataset = self.dataset
         state_keys = list(spec.state_keys) if layout.state_history else []
         reader = recorded_actions(dataset, layout, spec.action_keys, spec.state_keys, source=spec.source_embodiment,
                                   conversion=spec.action_conversion, robot=spec.robot)
@@ -449,12 +463,11 @@ class Trainer:
     def _cache_dir(self) -> str:
         return self.config.data.cache_dir or str(self.out / "cache")
 
-    def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
+    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
         dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
-        how much of the dataset it keeps, and how many windows all of it holds."""
-        windows = count_windows(spec)
+        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`."""
         size = self.config.optim.batch_size
         if size <= windows or self.rank != 0:
             return
@@ -464,15 +477,13 @@ class Trainer:
                            "step holds some windows more than once (with other noise and σ); lower optim.batch_size "
                            "to %d or less, or record more episodes", size, windows, spec.dataset, shape, windows)
             return
-        from ..data import LeRobotDataset
-
-        lengths = LeRobotDataset.open(spec.dataset).episode_lengths
+        lengths = self.dataset.episode_lengths
         data = self.config.data
         chosen = " and ".join(f"{name}={value}" for name, value in
                               (("data.episodes", data.episodes), ("data.exclude_episodes", data.exclude_episodes),
                                ("data.success", repr(data.success) if data.success != "any" else None),
                                ("validation.episodes", self.config.validation.episodes)) if value)
-        whole = count_windows(replace(spec, episodes=None))
+        whole = count_windows(replace(spec, episodes=None), self.dataset)
         if whole >= size:
             more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
         else:
@@ -482,6 +493,57 @@ class Trainer:
                        "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
                        size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
+
+    def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int) -> None:
+        """The latent cache holds every window's latents in RAM, and its build writes them to disk twice (the shards
+        it keeps as it encodes, then the one file): a cache larger than the RAM or the free space of its folder is
+        refused before any weights load, else the run is killed or stops hours into encoding (DROID at data.stride 1
+        is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet: not judged)
+        and the composed frames on the tier's canvas (`window_bytes`); said when close (over CACHE_CLOSE of it)."""
+        from ..engine.loading import device_memory, gib, local_vae_config
+
+        vae_config = local_vae_config(self.config.checkpoint_source)
+        if vae_config is None:
+            return
+        each = window_bytes(spec, layout, self.frames, vae_config)
+        held_out = count_windows(self._val_spec, self.dataset) if self._val_spec is not None else 0
+        size = each * (windows + held_out)
+        building = self._checked  # else a finished cache of this data is read: held in RAM once, no room taken
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds one
+        ram = size * max(processes, 2 if building else 1)  # writing the file stacks a second copy
+        cache_dir = Path(self._cache_dir)
+        # an interrupted build's shards are written already (any build's: which is this one's is known once the VAE
+        # loads, so a folder of other builds' shards is judged leniently)
+        kept = sum(f.stat().st_size for f in cache_dir.glob("latents-*.partial/*") if f.is_file())
+        disk = max(2 * size - kept, 0) if building else 0
+        folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
+        free = shutil.disk_usage(folder).free
+        total, available = device_memory(torch.device("cpu"))
+        what = (f"the latent cache of {windows + held_out} windows ({windows} training"
+                f"{f' and {held_out} held-out' if held_out else ''}, data.chunk_size {spec.chunk_size}, data.stride "
+                f"{spec.stride}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at resolution "
+                f"tier {layout.resolution_tier} and its actions)")
+        fewer = ("train on fewer windows: a larger data.stride (a window starts every stride frames: stride 4 keeps "
+                 "a quarter of them) or fewer data.episodes")
+        held = (f"held in RAM{' by each of its ' + str(processes) + ' processes' if processes > 1 else ''}"
+                f"{' and twice while its file is written' if building else ''}")
+        if total is not None and ram > total:
+            raise ValueError(f"{what}, {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
+                             f"would kill the run, hours into encoding); {fewer}, or train on a machine with more RAM")
+        if disk > free:
+            raise ValueError(f"{what}, written twice to data.cache_dir {str(cache_dir)!r} as it is built (the shards it "
+                             f"keeps as it encodes, then the one file): {gib(disk)} more, and {str(folder)!r} has "
+                             f"{gib(free)} free; {fewer}, or point data.cache_dir at a disk with the room")
+        if self.rank != 0:
+            return
+        if total is not None and (ram > CACHE_CLOSE * total or (available is not None and ram > available)):
+            logger.warning("%s, %s: %s of this machine's %s of RAM (%s available now): other programs or the "
+                           "training itself may not fit beside it; %s", what, held, gib(ram), gib(total),
+                           gib(available) if available is not None else "unknown", fewer)
+        if disk > CACHE_CLOSE * free:
+            logger.warning("%s, written twice to data.cache_dir %r as it is built: %s more, of the %s free in %r; %s, "
+                           "or point data.cache_dir at a disk with more room", what, str(cache_dir), gib(disk),
+                           gib(free), str(folder), fewer)
 
     def _load(self) -> None:
         from ..engine.loading import check_checkpoint_complete, check_memory, load_components, resolve_device
@@ -525,11 +587,11 @@ class Trainer:
         use_system_prompt = self.pipeline_flags["default_use_system_prompt"]
 
         def build_or_load(windows: WindowSpec, progress: bool, expect: str | None,
-                          what: str = "windows") -> LatentCache:
+                          what: str = "windows", checked: bool = False) -> LatentCache:
             try:
                 return LatentCache.build_or_load(windows, layout, self.vae, self.tokenizer, cache_dir,
                                                  progress=progress, use_system_prompt=use_system_prompt, expect=expect,
-                                                 what=what)
+                                                 what=what, dataset=self.dataset, checked=checked)
             except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
                 if (code := _storage_errno(exc)) is None:
                     raise
@@ -543,10 +605,10 @@ class Trainer:
 
         held_out = None
         if self.rank == 0:
-            cache = build_or_load(spec, self.progress, self._resumed_data)
+            cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
             if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
                 # the data itself: checked just above; its bar named, as it follows the training windows' bar
-                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows")
+                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows", self._val_checked)
         _barrier(self.world)
         if self.rank != 0:
             cache = build_or_load(spec, False, self._resumed_data)
@@ -633,7 +695,6 @@ class Trainer:
     def _check_data_fits(self, emb: Embodiment) -> None:
         """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
         windows must be exactly that."""
-        from ..data import LeRobotDataset
         from ..data.served import served_rate_reason
 
         data = self.config.data
@@ -643,7 +704,7 @@ class Trainer:
                              "the other" + (" (droid is the default when the checkpoint names no embodiment: set "
                                             "`embodiment` to the robot's)" if self._embodiment_defaulted
                                            and self.config.embodiment == "droid" else ""))
-        dataset = LeRobotDataset.open(data.dataset)
+        dataset = self.dataset
         fps = dataset.fps
         if not emb.runs_at(fps):
             served = served_rate_reason(dataset, emb, "training")
