@@ -6,7 +6,7 @@ All mp4 I/O goes through `worldpolicy.processing.video`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "animation_frames",
     "caption_above",
     "figure_to_array",
+    "label_regions",
     "labelled_row",
     "side_by_side_frames",
     "write_side_by_side",
@@ -117,6 +118,32 @@ def caption_above(frame: np.ndarray, text: str, widest: str | None = None, strip
     strip = Image.new("RGB", (frame.shape[1], strip_h), background)
     ImageDraw.Draw(strip).text((6, strip_h / 2), text, fill=(0, 0, 0), font=font, anchor="lm")
     return np.concatenate([np.asarray(strip), frame], axis=0)
+
+
+def label_regions(image: np.ndarray, regions: Mapping[str, Sequence[float]], height: int | None = None) -> np.ndarray:
+    """`image` [H, W, 3] (resized to `height` first, as `labelled_row` would: the text keeps its size) with each of
+    `regions`' names in a small white box at its region's top-left corner, the region given as fractions (top, left,
+    bottom, right) of the image (`processing.observations.composite_regions`): a frame of the model's composed cameras
+    said which part was which camera nowhere. Drawn over the image (its size kept); the text is a little under half a
+    caption strip's (`label_height`), smaller where a region is too narrow for it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = _resize(np.ascontiguousarray(image, dtype=np.uint8), height or image.shape[0])
+    height, width = image.shape[:2]
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    for name, (top, left, _, right) in regions.items():
+        size = max(7, round(label_height(height) * 0.45))
+        font = ImageFont.load_default(size=size)
+        room = (right - left) * width - 4
+        while size > 7 and font.getlength(name) + 4 > room:
+            size -= 1
+            font = ImageFont.load_default(size=size)
+        x, y = round(left * width), round(top * height)
+        box = draw.textbbox((x + 2, y + 1), name, font=font)
+        draw.rectangle((x, y, box[2] + 2, box[3] + 1), fill=(255, 255, 255))
+        draw.text((x + 2, y + 1), name, fill=(0, 0, 0), font=font)
+    return np.asarray(im)
 
 
 def labelled_row(
