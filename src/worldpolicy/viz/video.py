@@ -177,6 +177,7 @@ def animation_frames(
     real_rows: int | None = None,
     clip: ClipRows | None = None,
     frame_numbers: Sequence[int] | None = None,
+    video_regions: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
@@ -193,17 +194,18 @@ def animation_frames(
     the chunk that imagined it (`RolloutChunks.frame_chunk` of the rollout frame at its time: "chunk 1", the
     observation, and at a chunk's last frame that the next starts from it);
     `frame_numbers`: the clip frame each video frame is (`clip.frames_used` for the run's own re-decoded clip, whose
-    frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index.
+    frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index;
+    `video_regions`: the cameras composed in the video's frames (name -> region, `label_regions`), each labelled.
     An animation of more than MAX_ANIMATION_FRAMES frames draws every k-th (the fewest that keep it within), at
     1/k of the rate, each captioned with its own frame number and time.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows, clip, frame_numbers)
+                              real_rows, clip, frame_numbers, video_regions)
     return np.stack(list(frames)), rate
 
 
 def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows,
-               clip=None, frame_numbers=None):
+               clip=None, frame_numbers=None, video_regions=None):
     """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
@@ -281,8 +283,10 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
             caption = SEP.join((video_label, f"t = {t:.2f} s", shown))
-            panel = caption_above(_resize(image, _panel_height(image, height - strip, plot.shape[1])), caption,
-                                  widest, strip)
+            panel_height = _panel_height(image, height - strip, plot.shape[1])
+            shown_image = (_resize(image, panel_height) if not video_regions
+                           else label_regions(image, video_regions, panel_height))
+            panel = caption_above(shown_image, caption, widest, strip)
             if panel.shape[0] < height:  # a clip kept narrower than the plot is tall: white below it
                 panel = np.pad(panel, ((0, height - panel.shape[0]), (0, 0), (0, 0)), constant_values=255)
             frame = np.concatenate([panel, frame], axis=1)
@@ -314,12 +318,13 @@ def animate_actions(
     real_rows: int | None = None,
     clip: ClipRows | None = None,
     frame_numbers: Sequence[int] | None = None,
+    video_regions: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
     check_mp4_path(path)  # before the chunk's plot is drawn, which `write_video` would check only after
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows, clip, frame_numbers)
+                              real_rows, clip, frame_numbers, video_regions)
     return write_video(path, frames, rate)
 
 
