@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "OBSERVATION_FOLDER", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO",
            "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "observation_pixels",
-           "resolve_actions_path", "rollout_regions", "unusable_actions", "visualize", "write_run", "write_run_pages",
-           "write_run_whole"]
+           "regions_said", "resolve_actions_path", "rollout_regions", "unusable_actions", "visualize", "write_run",
+           "write_run_pages", "write_run_whole"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
@@ -235,6 +235,17 @@ def rollout_regions(run_dir: Path,
     if regions is None or len(regions) < 2:
         return None
     return {key.rsplit("/", 1)[-1]: box for key, box in regions.items()}
+
+
+def regions_said(regions: Mapping[str, Sequence[float]]) -> str:
+    """`rollout_regions`' places in words, for a page that shows rollout.mp4 itself, unlabelled:
+    `top: wrist_image_left, bottom left: exterior_image_1_left, bottom right: exterior_image_2_left`."""
+    def place(top: float, left: float, bottom: float, right: float) -> str:
+        rows = "" if (top, bottom) == (0, 1) else "top" if top == 0 else "bottom" if bottom == 1 else "middle"
+        columns = "" if (left, right) == (0, 1) else "left" if left == 0 else "right" if right == 1 else "middle"
+        return " ".join(word for word in (rows, columns) if word) or "whole"
+
+    return ", ".join(f"{place(*box)}: {name}" for name, box in regions.items())
 
 
 def _run_embodiment(prediction: Mapping[str, Any]) -> Embodiment | None:
