@@ -251,7 +251,7 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
         return "action animation", explanation
     if fnmatch.fnmatch(relative_path, SIM_EPISODE_VIDEOS):
         explanation = ("the simulator's cameras (captioned sim: <camera>), beside the frame the model imagined when "
-                       "the policy returned video (model: imagined)")
+                       "the policy returned video (model: imagined), each camera's part of it labelled")
         return "simulated episode", explanation
     return "video", "not a file worldpolicy writes: whether it is recorded, simulated or imagined is not known"
 
