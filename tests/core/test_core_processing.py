@@ -322,6 +322,28 @@ def test_camera_clips_give_their_last_frames_to_the_composite(tmp_path):
         np.testing.assert_array_equal(frames_from_mapping(obs, keys, composite, last=1), whole[-1:], err_msg=composite)
 
 
+@pytest.mark.parametrize("composite, keys", [("droid_wrist_top", ("w", "e1", "e2")), ("stacked", ("a", "b", "c")),
+                                             (None, ("a",))])
+def test_composite_regions_are_where_each_camera_is_composed(composite, keys):
+    """A picture of the model's composed frame labels its cameras by `composite_regions`: each region holds its own
+    camera's pixels as `frames_from_mapping` composes them (a region of another camera would mislabel it)."""
+    from worldpolicy.processing.observations import composite_regions, frames_from_mapping
+
+    colours = {key: np.full((1, 180, 320, 3), (i + 1) * 60 / 255, np.float32) for i, key in enumerate(keys)}
+    frame = frames_from_mapping(colours, keys, composite)[0]
+    regions = composite_regions(colours.keys(), keys, composite)
+    assert list(regions) == list(keys)
+    height, width = frame.shape[:2]
+    for key, (top, left, bottom, right) in regions.items():
+        part = frame[round(top * height):round(bottom * height), round(left * width):round(right * width)]
+        np.testing.assert_allclose(part, np.broadcast_to(colours[key][0, 0, 0], part.shape), atol=1e-6, err_msg=key)
+    covered = sum((bottom - top) * (right - left) for top, left, bottom, right in regions.values())
+    assert covered == pytest.approx(1.0)
+    if composite is not None:  # a pre-composed image's parts are the sender's; keys that make no frame, none
+        assert composite_regions(["observation/image"], keys, composite) is None
+    assert composite_regions(["other"], keys, composite) is None
+
+
 def test_one_image_for_a_multi_camera_composite_is_told_from_the_composite_by_its_shape():
     """What `predict --image` warns about: a single camera's view given where the model was trained on a composite."""
     from worldpolicy.processing.observations import compose_droid, composite_mismatch, stack_views

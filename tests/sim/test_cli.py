@@ -942,3 +942,17 @@ def test_the_command_that_continues_a_run_repeats_rtc():
     args = parser.parse_args(["--policy", "ws://gpu:8000", "--strategy", "async", "--rtc"])
     assert commands._resume_command(args) == ("worldpolicy sim --policy ws://gpu:8000 --seed 10000 --strategy async "
                                               "--rtc --resume")
+
+
+def test_a_bare_sim_says_where_it_writes_its_run_before_it_starts(tmp_path, capsys, monkeypatch):
+    """`worldpolicy sim` without --out showed a progress bar and nothing else until the run ended: where its run goes
+    (the default folder) is said on stderr before the first episode, as a resumed run's is."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--videos", "0", "--no-plots"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    said = "sim: writing the run in sim_runs (report.json kept after every episode; --out picks another folder)"
+    assert said in err and err.index(said) < err.index("reach/scripted")  # before the progress bar
+    assert (tmp_path / "sim_runs" / "report.json").is_file()
+    assert main([*argv[:6], "2", *argv[7:], "--resume"]) == 0
+    assert "sim: continuing the run in sim_runs" in capsys.readouterr().err

@@ -103,6 +103,44 @@ def test_recording_with_imagined_video(caplog):
         assert (result.frames[0, strip:2 * strip, a:b] < 100).any()
 
 
+def test_the_imagined_panel_names_the_camera_in_each_part_of_the_models_composed_frame():
+    """The model sees the sim's cameras composed into one picture (DROID: the wrist on top, the exteriors below), and
+    the imagined panel showed it with nothing saying which part was which camera: each part is now labelled with the
+    camera's name, as its own panel is captioned, drawn over the picture (every frame keeps one size)."""
+    from worldpolicy.processing.observations import composite_regions
+    from worldpolicy.sim.scenes import CAMERAS
+
+    env = TabletopEnv("reach", image_size=(90, 160), max_steps=4)
+
+    class Dreamer(RandomPolicy):
+        def act(self, observation, prompt):
+            pred = super().act(observation, prompt)
+            pred.video = np.full((9, 264, 320, 3), 200, np.uint8)  # a decoded DROID composite: blank grey
+            return pred
+
+    policy = Dreamer(seed=0)
+    assert policy.embodiment.composite == "droid_wrist_top"
+    result = Rollout(env, policy).run(seed=0, record=True)
+    assert len({frame.shape for frame in result.frames}) == 1
+    frame, strip = result.frames[-1], 2 * label_height(90)
+    columns = np.flatnonzero(np.all(frame[-1] == 200, axis=-1))
+    panel = frame[strip:, columns.min():columns.max() + 1]
+    assert panel.shape[0] == 90
+    regions = composite_regions(CAMERAS, policy.embodiment.camera_keys, "droid_wrist_top")
+    height, width = panel.shape[:2]
+    for key, (top, left, bottom, right) in regions.items():
+        corner = panel[round(top * height):round(top * height) + 12, round(left * width):round(right * width)]
+        assert (corner < 100).all(axis=-1).sum() > 10, CAMERAS[key]  # dark text at the part's top-left
+        rows, cols = slice(round(top * height) + 14, round(bottom * height) - 1), slice(round(left * width) + 1,
+                                                                                        round(right * width) - 1)
+        body = panel[rows, cols]
+        assert (body == 200).all(), CAMERAS[key]  # the picture itself untouched
+    # the texts are the camera names: three labels of distinct widths, the wrist's the shortest
+    wrist = regions["observation/wrist_image_left"]
+    inked = np.flatnonzero((panel[round(wrist[0] * height):round(wrist[0] * height) + 12] < 100).all(axis=-1).any(0))
+    assert inked.max() < width * 0.5
+
+
 @pytest.mark.parametrize("policy, outcome", [("scripted", True), ("random", False)])
 def test_a_recorded_episode_is_captioned_with_what_it_is_and_how_it_ended(policy, outcome):
     """An episode's mp4 watched on its own showed camera names only: not the task, policy, seed, step or outcome."""

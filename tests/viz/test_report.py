@@ -1167,3 +1167,26 @@ def test_a_noisy_training_loss_is_drawn_under_its_running_mean(tmp_path):
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines[:19]))
     fig, _ = report.log_curves_figure(run / "metrics.jsonl")
     assert [len(ax.get_lines()) for ax in fig.axes if ax.get_visible()] == [1, 1]
+
+
+def test_a_runs_page_says_which_part_of_the_composed_rollout_video_is_which_camera(tmp_path, joint_chunk,
+                                                                                   actions_json):
+    """The page shows rollout.mp4 as the model decoded it, its embodiment's cameras composed into one picture: its
+    caption now says where each camera is, so a newcomer can tell them apart. One image given says nothing of parts."""
+
+    from worldpolicy.processing.video import write_video
+    from worldpolicy.viz.report import write_report
+    from worldpolicy.viz.run import OBSERVATION_FOLDER
+
+    run = tmp_path / "run"
+    (run / OBSERVATION_FOLDER).mkdir(parents=True)
+    (run / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk)))
+    write_video(run / "rollout.mp4", np.full((3, 264, 320, 3), 128, np.uint8), 15)
+    said = ("its cameras, composed as the model sees them: top: wrist_image_left, bottom left: exterior_image_1_left, "
+            "bottom right: exterior_image_2_left")
+    Image.new("RGB", (32, 32)).save(run / OBSERVATION_FOLDER / "image.png")
+    assert "composed as the model sees them" not in write_report(run).read_text()
+    (run / OBSERVATION_FOLDER / "image.png").unlink()
+    for name in ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left"):
+        Image.new("RGB", (32, 32)).save(run / OBSERVATION_FOLDER / f"{name}.png")
+    assert said in write_report(run).read_text()

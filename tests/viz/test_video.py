@@ -321,3 +321,72 @@ def test_a_whole_trajectorys_animation_captions_the_chunk_each_frame_belongs_to(
     (tmp_path / "actions.json").write_text(json.dumps(doc))
     visualize(tmp_path)
     assert captions[4] == vv.SEP.join(("imagined video", f"t = {4 / doc['fps']:.2f} s", "frame 4"))
+
+
+@pytest.mark.parametrize("given", [("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left"), ("image",)])
+def test_a_runs_animation_names_the_camera_in_each_part_of_the_models_composed_video(tmp_path, joint_chunk,
+                                                                                     actions_json, given):
+    """rollout.mp4 shows the model's frames, the embodiment's cameras composed into one picture (DROID: the wrist on
+    top, the exteriors below), and nothing said which part was which camera: the animation beside the plot labels
+    each part with its camera's name (rollout.mp4 itself stays the model's frames, which a run reads back). One image
+    given (pre-composed) has no parts known to label."""
+    import json
+
+    from PIL import Image
+
+    from worldpolicy.processing.observations import composite_regions
+    from worldpolicy.processing.video import write_video
+    from worldpolicy.viz.run import OBSERVATION_FOLDER, visualize
+
+    run = tmp_path / "run"
+    (run / OBSERVATION_FOLDER).mkdir(parents=True)
+    (run / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk)))
+    write_video(run / "rollout.mp4", np.full((3, 264, 320, 3), 128, np.uint8), 15)
+    frames = {}
+    for labelled in (False, True):
+        for name in given if labelled else ():
+            Image.new("RGB", (64, 48)).save(run / OBSERVATION_FOLDER / f"{name}.png")
+        visualize(run, tmp_path / f"plots_{labelled}")
+        frames[labelled] = read_video(tmp_path / f"plots_{labelled}" / "animation.mp4")[0][0].astype(int)
+    assert frames[True].shape == frames[False].shape
+    changed = np.abs(frames[True] - frames[False]).max(axis=-1) > 60
+    if len(given) == 1:
+        assert not changed.any()
+        return
+    # the video panel: the grey columns at the left of the frame's bottom row, below the caption strip
+    grey = np.flatnonzero(np.abs(frames[False][-1] - 128).max(axis=-1) < 12)
+    width = grey.max() + 1
+    top = np.flatnonzero(np.abs(frames[False][:, width // 2] - 128).max(axis=-1) < 12).min()
+    height = frames[False].shape[0] - top
+    assert changed[:, width:].sum() == 0  # only the video panel is labelled, never the plot
+    droid = get_embodiment("droid")
+    for key, (y0, x0, _, x1) in composite_regions(droid.camera_keys, droid.camera_keys, droid.composite).items():
+        y, x = top + round(y0 * height), round(x0 * width)
+        corner = changed[max(y - 2, top):y + 14, x:x + round((x1 - x0) * width)]
+        assert corner.sum() > 20, key  # the camera's name, dark in a white box, at its part's top-left
+
+
+def test_a_runs_composed_cameras_are_found_for_the_shipped_model_and_from_camera_inputs(tmp_path):
+    """The demo's runs are the shipped model's, whose `panda_reach` is registered nowhere: its cameras' places come
+    from the checkpoint the run's settings name (found without fetching). An inverse dynamics run keeps no observation
+    images: its `--camera KEY` inputs name its cameras."""
+    from PIL import Image
+
+    from worldpolicy.viz.run import OBSERVATION_FOLDER, rollout_regions
+
+    run = tmp_path / "run"
+    (run / OBSERVATION_FOLDER).mkdir(parents=True)
+    for name in ("exterior_image_1_left", "wrist_image_left"):
+        Image.new("RGB", (32, 32)).save(run / OBSERVATION_FOLDER / f"{name}.png")
+    shipped = {"embodiment": "panda_reach", "settings": {"checkpoint": "shipped"}}
+    assert rollout_regions(run, shipped) == {"exterior_image_1_left": (0.0, 0.0, 0.5, 1.0),
+                                             "wrist_image_left": (0.5, 0.0, 1.0, 1.0)}  # stacked, in its key order
+    assert rollout_regions(run, {"embodiment": "panda_reach", "settings": {}}) is None  # no checkpoint: not known
+    assert rollout_regions(run, {"embodiment": "panda_reach", "settings": {"checkpoint": "someone/not-here"}}) is None
+    clips = tmp_path / "id_run"
+    clips.mkdir()
+    inputs = {f"--camera observation/{name}": f"/clips/{name}.mp4"
+              for name in ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")}
+    regions = rollout_regions(clips, {"embodiment": "droid", "settings": {"inputs": inputs}})
+    assert list(regions) == ["wrist_image_left", "exterior_image_1_left", "exterior_image_2_left"]
+    assert rollout_regions(clips, {"embodiment": "droid", "settings": {"inputs": {"--video": "/c.mp4"}}}) is None

@@ -397,6 +397,32 @@ def fixed_places(camera_keys: Sequence[str], composite: str | None) -> dict[str,
     return {key: top if i == 0 else below for i, key in enumerate(camera_keys)}
 
 
+def composite_regions(keys: Collection[str], camera_keys: Sequence[str],
+                      composite: str | None) -> dict[str, tuple[float, float, float, float]] | None:
+    """Where each camera of an observation with `keys` lies in the frame the model sees of it (`frames_from_mapping`),
+    as fractions (top, left, bottom, right) of that frame's height and width: what a picture of the model's frames
+    labels them by, so a viewer can tell which part is which camera. A DROID composite's places (`_droid_places`: the
+    wrist camera on top, the other two side by side below), stacked cameras' equal bands top to bottom in
+    `camera_keys`' order (`stack_views`), or the one camera's whole frame. None for a pre-composed image (its parts are
+    the sender's) and for keys that make no frame (`frame_keys` refuses them)."""
+    try:
+        sources = frame_keys(keys, camera_keys, composite)
+    except KeyError:
+        return None
+    if composite is None:
+        return {sources[0]: (0.0, 0.0, 1.0, 1.0)}
+    if sources != list(camera_keys):  # a pre-composed 'observation/image'
+        return None
+    if composite == "stacked":
+        n = len(sources)
+        return {key: (i / n, 0.0, (i + 1) / n, 1.0) for i, key in enumerate(sources)}
+    (top_h, _), (_, below_w) = _droid_places()
+    height, width = DROID_COMPOSITE_SIZE
+    split, middle = top_h / height, below_w / width
+    wrist, exterior_1, exterior_2 = sources
+    return {wrist: (0.0, 0.0, split, 1.0), exterior_1: (split, 0.0, 1.0, middle), exterior_2: (split, middle, 1.0, 1.0)}
+
+
 # How far (relative) a camera's aspect ratio may be from that of its place in a composite before its stretch is said:
 # a few pixels cropped or snapped to a multiple of 16 stay within it; 4:3 against 16:9 (33 %) does not
 STRETCH_TOLERANCE = 0.05

@@ -581,6 +581,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             report = previous
         else:
             finished[:] = [len(previous.episodes)] if previous is not None else []
+            # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it
+            logger.info("sim: %s the run in %s (%s kept after every episode; --out picks another folder)",
+                        "continuing" if previous is not None else "writing", args.out, SIM_REPORT_FILE)
             report = evaluate(
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,

@@ -271,18 +271,21 @@ class Rollout:
                settings: dict[str, Any] | None = None) -> np.ndarray:
         """Sim cameras side by side, and the model's imagined frame for this step when it returned video, each
         captioned (`sim: <camera>`, `model: imagined`, with a planner's choice: `imagined_caption` of the chunk's
-        `settings`): uncaptioned, the imagined panel passed for a fourth camera.
+        `settings`): uncaptioned, the imagined panel passed for a fourth camera. The imagined frame is the policy's
+        cameras composed into one picture, each part labelled with its camera's name (`_imagined_regions`).
         Above them the episode's caption (`_caption`), tinted on the last frame by the outcome (`outcome`: None until
         the episode is decided): an mp4 watched on its own said neither which episode it was nor how it ended."""
         from PIL import ImageFont
 
-        from worldpolicy.viz.video import caption_above, label_height, labelled_row
+        from worldpolicy.viz.video import caption_above, label_height, label_regions, labelled_row
 
         views = [self.env.render_camera(key) for key in CAMERAS]
         labels = [f"sim: {name}" for name in CAMERAS.values()]
         widest: list[str | None] = [None] * len(views)
         if imagined is not None:
-            views.append(np.asarray(imagined)[..., :3].astype(np.uint8))
+            imagined = np.asarray(imagined)[..., :3].astype(np.uint8)
+            regions = self._imagined_regions()
+            views.append(imagined if regions is None else label_regions(imagined, regions, views[0].shape[0]))
             label, longest = imagined_caption(settings or {})
             labels.append(label)
             widest.append(longest)
@@ -292,6 +295,20 @@ class Rollout:
         widest = max((self._caption(seed, self.max_steps, end) for end in (True, False)), key=font.getlength)
         return caption_above(row, self._caption(seed, steps, outcome), widest, label_height(views[0].shape[0]),
                              background=OUTCOME_COLORS[outcome])
+
+    def _imagined_regions(self) -> dict[str, tuple[float, float, float, float]] | None:
+        """Where each sim camera lies in the model's imagined frame, by the camera's name as its own panel is captioned:
+        the policy composes the cameras it is sent (its embodiment's composite, `composite_regions`), so the panel
+        showed them composed into one picture with nothing saying which part was which. None for a backend without an
+        embodiment, or one that sees no camera of the sim's."""
+        from worldpolicy.processing.observations import composite_regions
+
+        embodiment, sent = getattr(self.policy, "embodiment", None), getattr(self.policy, "keys", None)
+        if embodiment is None:
+            return None
+        regions = composite_regions([key for key in CAMERAS if sent is None or key in sent], embodiment.camera_keys,
+                                    embodiment.composite)
+        return None if regions is None else {CAMERAS.get(key, key): box for key, box in regions.items()}
 
     def _caption(self, seed: int, steps: int, outcome: bool | None) -> str:
         """What a recorded frame shows: `reach v1 · scripted · seed 3 · step 12/60 · 0.79 s`, the time at the env's

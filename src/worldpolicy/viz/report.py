@@ -53,7 +53,15 @@ from .plots import (
     run_mode,
     run_rows_of,
 )
-from .run import ANIMATION_FILE, OBSERVATION_FOLDER, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
+from .run import (
+    ANIMATION_FILE,
+    OBSERVATION_FOLDER,
+    ROLLOUT_VIDEO,
+    SETTINGS_FILE,
+    describe_rollout_video,
+    regions_said,
+    rollout_regions,
+)
 from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
@@ -243,7 +251,7 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
         return "action animation", explanation
     if fnmatch.fnmatch(relative_path, SIM_EPISODE_VIDEOS):
         explanation = ("the simulator's cameras (captioned sim: <camera>), beside the frame the model imagined when "
-                       "the policy returned video (model: imagined)")
+                       "the policy returned video (model: imagined), each camera's part of it labelled")
         return "simulated episode", explanation
     return "video", "not a file worldpolicy writes: whether it is recorded, simulated or imagined is not known"
 
@@ -797,6 +805,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
         what, explanation = describe_video(rel, mode if isinstance(mode, str) else None, kind)
+        composed = rollout_regions(run_dir, actions) if rel == ROLLOUT_VIDEO and isinstance(actions, Mapping) else None
+        if composed is not None:  # the model's cameras composed into one picture: which part is which
+            explanation += f"; its cameras, composed as the model sees them: {regions_said(composed)}"
         record = episodes.get(_episode_seed(rel)) if fnmatch.fnmatch(rel, SIM_EPISODE_VIDEOS) else None
         outcome = "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
         figure, embedded = video_figure(run_dir, path, i, what, explanation, embedded, outcome)

@@ -26,13 +26,15 @@ from .plots import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..embodiments import Embodiment
     from ..results import Prediction
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "OBSERVATION_FOLDER", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO",
            "RUN_OUTPUTS", "SETTINGS_FILE", "describe_rollout_video", "observation_file", "observation_pixels",
-           "resolve_actions_path", "unusable_actions", "visualize", "write_run", "write_run_pages", "write_run_whole"]
+           "regions_said", "resolve_actions_path", "rollout_regions", "unusable_actions", "visualize", "write_run",
+           "write_run_pages", "write_run_whole"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
@@ -210,6 +212,65 @@ def describe_rollout_video(mode: str | None, dream: bool = False) -> tuple[str, 
     return "imagined video", explanation
 
 
+def rollout_regions(run_dir: Path,
+                    prediction: Mapping[str, Any]) -> dict[str, tuple[float, float, float, float]] | None:
+    """Where each camera lies in the frames of the run's rollout.mp4, by the camera's name (its key's last part, as its
+    observation image is named): the model's frames are its embodiment's cameras composed into one picture
+    (`processing.observations.composite_regions`), which the animation labels part by part. The cameras the run was
+    given: its observation images (`observation_file`), else its `--camera KEY` inputs (settings' `inputs`, an
+    inverse dynamics run's clips). None where neither names any, where one image was given (pre-composed, or an
+    embodiment's one camera: nothing to tell apart), and for an embodiment found nowhere here (`_run_embodiment`)."""
+    from ..processing.observations import SINGLE_VIEW_KEYS, composite_regions
+
+    folder = run_dir / OBSERVATION_FOLDER
+    given = {path.stem for path in folder.glob("*.png")} if folder.is_dir() else set()
+    if not given:
+        inputs = (prediction.get("settings") or {}).get("inputs") or {}
+        given = {flag.rsplit("/", 1)[-1] for flag in inputs if flag.startswith("--camera ")}
+    embodiment = _run_embodiment(prediction)
+    if embodiment is None:
+        return None
+    keys = [key for key in (*embodiment.camera_keys, *SINGLE_VIEW_KEYS) if key.rsplit("/", 1)[-1] in given]
+    regions = composite_regions(keys, embodiment.camera_keys, embodiment.composite) if keys else None
+    if regions is None or len(regions) < 2:
+        return None
+    return {key.rsplit("/", 1)[-1]: box for key, box in regions.items()}
+
+
+def regions_said(regions: Mapping[str, Sequence[float]]) -> str:
+    """`rollout_regions`' places in words, for a page that shows rollout.mp4 itself, unlabelled:
+    `top: wrist_image_left, bottom left: exterior_image_1_left, bottom right: exterior_image_2_left`."""
+    def place(top: float, left: float, bottom: float, right: float) -> str:
+        rows = "" if (top, bottom) == (0, 1) else "top" if top == 0 else "bottom" if bottom == 1 else "middle"
+        columns = "" if (left, right) == (0, 1) else "left" if left == 0 else "right" if right == 1 else "middle"
+        return " ".join(word for word in (rows, columns) if word) or "whole"
+
+    return ", ".join(f"{place(*box)}: {name}" for name, box in regions.items())
+
+
+def _run_embodiment(prediction: Mapping[str, Any]) -> Embodiment | None:
+    """The embodiment a run's actions name, as registered here, else as the run's checkpoint (its settings') ships it:
+    the shipped model's `panda_reach` is registered nowhere. Found without fetching anything (a hub id's snapshot
+    not yet here is not looked for); None where neither has it."""
+    from ..embodiments import get_embodiment
+    from ..models import resolve_checkpoint
+    from ..policy import checkpoint_embodiment
+
+    key = prediction.get("embodiment")
+    try:
+        return get_embodiment(key)
+    except (KeyError, ValueError, TypeError):
+        pass
+    checkpoint = (prediction.get("settings") or {}).get("checkpoint")
+    if not isinstance(checkpoint, str):
+        return None
+    try:
+        own = checkpoint_embodiment(resolve_checkpoint(checkpoint, fetch=False), key)
+    except (KeyError, ValueError, OSError):
+        return None
+    return own if not isinstance(own, str) and own.key == key else None
+
+
 def resolve_actions_path(path: str | Path) -> Path:
     """`ACTIONS.json` or a run directory holding `actions.json` → the actions file path."""
     from ..fileio import folder_kind
@@ -299,6 +360,7 @@ def visualize(
                 clip=run_rows_of(prediction),  # a whole clip's windows, or a whole trajectory's chunks
                 # the run's re-decoded clip holds the clip's frames used, one each: captioned by their clip frame
                 frame_numbers=clip.frames_used if clip is not None and video is None else None,
+                video_regions=rollout_regions(run_dir, prediction) if video is None else None,
             )
         )
     # An earlier run's figure this one does not redraw would sit beside it as if it belonged. PDFs or SVGs for a paper

@@ -6,7 +6,7 @@ All mp4 I/O goes through `worldpolicy.processing.video`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "animation_frames",
     "caption_above",
     "figure_to_array",
+    "label_regions",
     "labelled_row",
     "side_by_side_frames",
     "write_side_by_side",
@@ -119,6 +120,32 @@ def caption_above(frame: np.ndarray, text: str, widest: str | None = None, strip
     return np.concatenate([np.asarray(strip), frame], axis=0)
 
 
+def label_regions(image: np.ndarray, regions: Mapping[str, Sequence[float]], height: int | None = None) -> np.ndarray:
+    """`image` [H, W, 3] (resized to `height` first, as `labelled_row` would: the text keeps its size) with each of
+    `regions`' names in a small white box at its region's top-left corner, the region given as fractions (top, left,
+    bottom, right) of the image (`processing.observations.composite_regions`): a frame of the model's composed cameras
+    said which part was which camera nowhere. Drawn over the image (its size kept); the text is a little under half a
+    caption strip's (`label_height`), smaller where a region is too narrow for it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = _resize(np.ascontiguousarray(image, dtype=np.uint8), height or image.shape[0])
+    height, width = image.shape[:2]
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    for name, (top, left, _, right) in regions.items():
+        size = max(7, round(label_height(height) * 0.45))
+        font = ImageFont.load_default(size=size)
+        room = (right - left) * width - 4
+        while size > 7 and font.getlength(name) + 4 > room:
+            size -= 1
+            font = ImageFont.load_default(size=size)
+        x, y = round(left * width), round(top * height)
+        box = draw.textbbox((x + 2, y + 1), name, font=font)
+        draw.rectangle((x, y, box[2] + 2, box[3] + 1), fill=(255, 255, 255))
+        draw.text((x + 2, y + 1), name, fill=(0, 0, 0), font=font)
+    return np.asarray(im)
+
+
 def labelled_row(
     images: Sequence[np.ndarray],
     labels: Sequence[str],
@@ -150,6 +177,7 @@ def animation_frames(
     real_rows: int | None = None,
     clip: ClipRows | None = None,
     frame_numbers: Sequence[int] | None = None,
+    video_regions: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
@@ -166,17 +194,18 @@ def animation_frames(
     the chunk that imagined it (`RolloutChunks.frame_chunk` of the rollout frame at its time: "chunk 1", the
     observation, and at a chunk's last frame that the next starts from it);
     `frame_numbers`: the clip frame each video frame is (`clip.frames_used` for the run's own re-decoded clip, whose
-    frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index.
+    frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index;
+    `video_regions`: the cameras composed in the video's frames (name -> region, `label_regions`), each labelled.
     An animation of more than MAX_ANIMATION_FRAMES frames draws every k-th (the fewest that keep it within), at
     1/k of the rate, each captioned with its own frame number and time.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows, clip, frame_numbers)
+                              real_rows, clip, frame_numbers, video_regions)
     return np.stack(list(frames)), rate
 
 
 def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows,
-               clip=None, frame_numbers=None):
+               clip=None, frame_numbers=None, video_regions=None):
     """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
@@ -254,8 +283,10 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
             caption = SEP.join((video_label, f"t = {t:.2f} s", shown))
-            panel = caption_above(_resize(image, _panel_height(image, height - strip, plot.shape[1])), caption,
-                                  widest, strip)
+            panel_height = _panel_height(image, height - strip, plot.shape[1])
+            shown_image = (_resize(image, panel_height) if not video_regions
+                           else label_regions(image, video_regions, panel_height))
+            panel = caption_above(shown_image, caption, widest, strip)
             if panel.shape[0] < height:  # a clip kept narrower than the plot is tall: white below it
                 panel = np.pad(panel, ((0, height - panel.shape[0]), (0, 0), (0, 0)), constant_values=255)
             frame = np.concatenate([panel, frame], axis=1)
@@ -287,12 +318,13 @@ def animate_actions(
     real_rows: int | None = None,
     clip: ClipRows | None = None,
     frame_numbers: Sequence[int] | None = None,
+    video_regions: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
     check_mp4_path(path)  # before the chunk's plot is drawn, which `write_video` would check only after
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows, clip, frame_numbers)
+                              real_rows, clip, frame_numbers, video_regions)
     return write_video(path, frames, rate)
 
 
