@@ -531,8 +531,8 @@ class Trainer:
             raise ValueError(f"{what}, {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
                              f"would kill the run, hours into encoding); {fewer}, or train on a machine with more RAM")
         if disk > free:
-            raise ValueError(f"{what}, written twice to data.cache_dir {str(cache_dir)!r} as it is built (the shards it "
-                             f"keeps as it encodes, then the one file): {gib(disk)} more, and {str(folder)!r} has "
+            raise ValueError(f"{what}, written twice to data.cache_dir {str(cache_dir)!r} as it is built (the shards "
+                             f"it keeps as it encodes, then the one file): {gib(disk)} more, and {str(folder)!r} has "
                              f"{gib(free)} free; {fewer}, or point data.cache_dir at a disk with the room")
         if self.rank != 0:
             return
