@@ -699,8 +699,9 @@ def empty_transformer(config: Any) -> Any:
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *,
                     checked: bool = False, transformer_weights: bool = True) -> dict[str, Any]:
     """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`. `checked=True`:
-    the caller has run `check_checkpoint_complete` on it already (`Policy.check_pretrained`, which covers an adapter's
-    chain of bases too), so its folders are not walked and its weight headers not read a second time.
+    the caller has run `check_checkpoint_complete` on it already (`check_loadable`: `Policy.check_pretrained`,
+    `Trainer._load`; it covers an adapter's chain of bases too), so its folders are not walked and its weight headers
+    not read a second time.
     `transformer_weights=False`: the transformer's weights files are never read (nor an adapter's): it is
     `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0."""
     if not checked:
