@@ -296,15 +296,21 @@ def gib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
+# The checkpoints (source, device, dtype) warned of as past the memory available now: said once in a process, not
+# again as a command that checked before reading its inputs (`Policy.check_pretrained`) loads (`from_pretrained`)
+_SWAP_WARNED: set[tuple[str, str, str]] = set()
+
+
 def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None,
                  values: dict[str, int | None] | None = None) -> bool:
     """Refuse a checkpoint whose weights alone, in `dtype`, exceed the memory `device` holds them in (`device_memory`),
     before any weights load: on the CPU a load past the RAM is killed by the system (or swaps for hours), with no
-    message, after minutes of reading. Warned of where they exceed the memory available now. Activations (and a
-    training run's gradients and optimizer state) come on top: passing is no promise that it runs. `fix`: what the
-    refusal advises (default: bfloat16 where that fits, else another machine). False where a part's size was not
-    known (a hub snapshot's weights, when the hub did not say): the caller asks again once they are here. `values`:
-    each model part's count, as the caller read them (`check_checkpoint_complete`); else `weights_values`."""
+    message, after minutes of reading. Warned of where they exceed the memory available now (once a process for the
+    same checkpoint, device and dtype: `_SWAP_WARNED`). Activations (and a training run's gradients and optimizer
+    state) come on top: passing is no promise that it runs. `fix`: what the refusal advises (default: bfloat16 where
+    that fits, else another machine). False where a part's size was not known (a hub snapshot's weights, when the
+    hub did not say): the caller asks again once they are here. `values`: each model part's count, as the caller
+    read them (`check_checkpoint_complete`); else `weights_values`."""
     total, available = device_memory(device)
     if total is None:
         return True  # nothing to judge against: no header is read (nor asked of the hub)
@@ -325,7 +331,9 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
                       "the network (`worldpolicy serve`, RemotePolicy)")
         raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
                          f"has {gib(total)} of {where}; loading it {outcome}. {fix}")
-    if available is not None and need > available:
+    warned = (str(path_or_id), str(device), name)
+    if available is not None and need > available and warned not in _SWAP_WARNED:
+        _SWAP_WARNED.add(warned)
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
                        "swap for a long time or be killed by the system; close other programs first",
                        path_or_id, held, gib(available), gib(total))
