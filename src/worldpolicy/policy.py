@@ -647,9 +647,8 @@ class Policy:
         check_checkpoint_source(path_or_id)  # a wrong path said in a second, before torch imports (seconds)
         from .engine.loading import (
             check_action_head,
-            check_checkpoint_complete,
             check_compile_options,
-            check_memory,
+            check_loadable,
             local_scheduler,
             local_transformer_config,
             resolve_device,
@@ -668,14 +667,11 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
-        # a model past the RAM: refused, not killed by the system, and before a hub id's weights download
-        judged = not memory or check_memory(path_or_id, torch_device, torch_dtype)
         # what the folder holds, not only where it is: a server opening its port first, and the command line's input
         # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
-        # rather than the load after them
-        check_checkpoint_complete(path_or_id, located=True)  # its place was checked above
-        if not judged:  # a hub id's weights whose headers the hub did not give: judged now they are here
-            check_memory(path_or_id, torch_device, torch_dtype)
+        # rather than the load after them; a model past the RAM is refused, not killed by the system, and before a
+        # hub id's weights download
+        check_loadable(path_or_id, torch_device, torch_dtype, memory=memory, located=True)  # its place: checked above
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)

@@ -48,6 +48,7 @@ def test_the_command_line_names_its_flags_in_the_refusal(tiny_checkpoint, monkey
 
 
 def test_a_checkpoint_past_the_available_ram_is_warned_of(tiny_checkpoint, monkeypatch, caplog):
+    monkeypatch.setattr(loading, "_SWAP_WARNED", set())  # whatever another test warned of in this process
     values = sum(loading.weights_values(tiny_checkpoint).values())
     monkeypatch.setattr(loading, "device_memory", lambda device: (10 * values, values))
     with caplog.at_level(logging.WARNING, logger="worldpolicy"):
@@ -58,6 +59,24 @@ def test_a_checkpoint_past_the_available_ram_is_warned_of(tiny_checkpoint, monke
     with caplog.at_level(logging.WARNING, logger="worldpolicy"):
         Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose")
     assert "available now" not in caplog.text
+
+
+def test_a_command_warns_of_the_available_ram_once(tiny_checkpoint, monkeypatch, tmp_path, capsys):
+    """`predict` checks the checkpoint before it reads its inputs (`Policy.check_pretrained`), then loads it
+    (`from_pretrained`, which checks again): "is available now: loading it may swap" was said twice."""
+    from PIL import Image
+
+    from worldpolicy.cli import main
+
+    monkeypatch.setattr(loading, "_SWAP_WARNED", set())  # whatever another test warned of in this process
+    values = sum(loading.weights_values(tiny_checkpoint).values())
+    monkeypatch.setattr(loading, "device_memory", lambda device: (10 * values, values))
+    Image.new("RGB", (64, 64)).save(tmp_path / "obs.png")
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
+                 str(tmp_path / "obs.png"), "--prompt", "x", "--steps", "1", "--no-plots", "--out",
+                 str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("is available now: loading it may swap") == 1, err
 
 
 def test_mps_is_refused_against_the_memory_metal_lets_it_use(tiny_checkpoint, monkeypatch, no_weights_load):

@@ -30,6 +30,7 @@ from ..hub import (
     model_metadata,
     names_hub_id,
     remote_weight_values,
+    snapshot_repo_id,
     unfetched,
 )
 from ..logcapture import loading_quietly
@@ -117,12 +118,13 @@ def cast_like_pretrained(module, dtype: torch.dtype, frozen_only: bool = False) 
             param.data = param.data.to(dtype)
 
 
-def check_checkpoint_files(folder: Path, source: str) -> None:
+def check_checkpoint_files(folder: Path, source: str) -> dict[str, int]:
     """Each part of a complete folder is there and whole, judged from file names, sizes and safetensors headers (a few
     KB read), as loading starts: a partial download or copy (a part or shard missing, a file cut short, a Git LFS
     pointer) otherwise failed inside diffusers, with a message naming neither the checkpoint nor the fix, after the
     parts before it had loaded (the transformer: 28 GiB for Nano). Not part of `check_checkpoint_source`, which
-    judges where a checkpoint is (also for configs and servers that load later), not what it holds."""
+    judges where a checkpoint is (also for configs and servers that load later), not what it holds. Returns how many
+    values each model part's weights hold, from the headers read here (`check_loadable` judges the memory by them)."""
     index = _local_json(folder, MODEL_INDEX_FILE) or {}
     problems = []
     headers: dict[str, dict[str, dict]] = {}  # by model part, its weights files' safetensors headers: read once
@@ -144,9 +146,10 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
         named = index.get(part)
         if isinstance(named, list) and len(named) == 2 and named[0] == "diffusers" and isinstance(named[1], str):
             _refuse_config_sizes(folder / part, part, named[1], source, headers[part])
+    return {part: _header_values(found) for part, found in headers.items()}
 
 
-def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) -> None:
+def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) -> dict[str, int] | None:
     """`check_checkpoint_source`, then what a local folder holds: a LoRA adapter checkpoint's own weights, then its
     base's (down the chain of bases) parts (`check_checkpoint_files`); a hub id's weights are fetched first, after
     the checks its configs allowed (`hub.complete_snapshot`), a hub id not yet fetched (an adapter's base) checked as
@@ -154,21 +157,22 @@ def check_checkpoint_complete(path_or_id: str | Path, *, located: bool = False) 
     Everything `load_components` refuses before any part loads, from a few KB read of a local folder (a hub
     snapshot's missing weights are downloaded here), so that a listing (the MCP `list_checkpoints`) says a partial
     folder is unusable rather than the first call that loads it. `located=True`: the caller has run
-    `check_checkpoint_source` on it already (which checks an adapter's chain of bases too), so it is not run again."""
+    `check_checkpoint_source` on it already (which checks an adapter's chain of bases too), so it is not run again.
+    Returns the values each model part's weights hold (`check_checkpoint_files`: an adapter's base's), None where no
+    weights were read (a base named by its hub id, which diffusers fetches as the adapter loads)."""
     if not located:
         check_checkpoint_source(path_or_id)
     source = str(path_or_id)
     local = Path(source)
     if not local.is_dir():
-        return
+        return None
     complete_snapshot(local)  # a hub id's weights, after the checks its configs allowed (`hub.model_metadata`)
     base = adapter_base(local)
     if base is None:
-        check_checkpoint_files(local, source)
-        return
+        return check_checkpoint_files(local, source)
     _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
                                 if (problem := _safetensors_header(local / name)[1])])  # before the base is read
-    check_checkpoint_complete(base.path, located=True)  # its place was checked with the adapter's, down the chain
+    return check_checkpoint_complete(base.path, located=True)  # its place: checked with the adapter's, down the chain
 
 
 def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
@@ -193,20 +197,44 @@ def weights_values(path_or_id: str | Path) -> dict[str, int | None]:
         where = local / part
         if not where.is_dir():
             continue
-        try:
-            files = [name for name in safetensors_files(where, WEIGHTS_FILE)
-                     if name != safetensors_index(WEIGHTS_FILE)] or [WEIGHTS_FILE]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        files = _weight_files(where)
+        if files is None:
             values[part] = None  # an unreadable index: check_checkpoint_complete names it
-            continue
-        if all((where / name).is_file() for name in files):
+        elif all((where / name).is_file() for name in files):
             problems, headers = _weights_problems(where, part, str(path_or_id))
-            values[part] = None if problems else sum(
-                math.prod(int(n) for n in weight["shape"]) for header in headers.values()
-                for key, weight in header.items() if key != "__metadata__")
+            values[part] = None if problems else _header_values(headers)
         else:
             values[part] = remote_weight_values(local, [f"{part}/{name}" for name in files])
     return values
+
+
+def _weight_files(where: Path) -> list[str] | None:
+    """A model part's weights files: the shards its index names, else the one file; None for an unreadable index."""
+    try:
+        return [name for name in safetensors_files(where, WEIGHTS_FILE)
+                if name != safetensors_index(WEIGHTS_FILE)] or [WEIGHTS_FILE]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _header_values(headers: dict[str, dict]) -> int:
+    """How many values the weights in safetensors `headers` (by file name) hold."""
+    return sum(math.prod(int(n) for n in weight["shape"]) for header in headers.values()
+               for key, weight in header.items() if key != "__metadata__")
+
+
+def _weights_here(path_or_id: str | Path) -> bool:
+    """Whether the weights a checkpoint loads (an adapter's base's) are all files here, whose headers
+    `check_checkpoint_complete` reads: not a hub snapshot's not fetched yet, nor a base named by its hub id."""
+    local = Path(str(path_or_id))
+    if not local.is_dir():
+        return False
+    base = adapter_base(local)
+    if base is not None:
+        return _weights_here(base.path)
+    return snapshot_repo_id(local, "model") is None or all(
+        files is None or all((local / part / name).is_file() for name in files)
+        for part in MODEL_PARTS if (local / part).is_dir() for files in [_weight_files(local / part)])
 
 
 def device_memory(device: torch.device) -> tuple[int | None, int | None]:
@@ -268,17 +296,25 @@ def gib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
-def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None) -> bool:
+# The checkpoints (source, device, dtype) warned of as past the memory available now: said once in a process, not
+# again as a command that checked before reading its inputs (`Policy.check_pretrained`) loads (`from_pretrained`)
+_SWAP_WARNED: set[tuple[str, str, str]] = set()
+
+
+def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, fix: str | None = None,
+                 values: dict[str, int | None] | None = None) -> bool:
     """Refuse a checkpoint whose weights alone, in `dtype`, exceed the memory `device` holds them in (`device_memory`),
     before any weights load: on the CPU a load past the RAM is killed by the system (or swaps for hours), with no
-    message, after minutes of reading. Warned of where they exceed the memory available now. Activations (and a
-    training run's gradients and optimizer state) come on top: passing is no promise that it runs. `fix`: what the
-    refusal advises (default: bfloat16 where that fits, else another machine). False where a part's size was not
-    known (a hub snapshot's weights, when the hub did not say): the caller asks again once they are here."""
+    message, after minutes of reading. Warned of where they exceed the memory available now (once a process for the
+    same checkpoint, device and dtype: `_SWAP_WARNED`). Activations (and a training run's gradients and optimizer
+    state) come on top: passing is no promise that it runs. `fix`: what the refusal advises (default: bfloat16 where
+    that fits, else another machine). False where a part's size was not known (a hub snapshot's weights, when the
+    hub did not say): the caller asks again once they are here. `values`: each model part's count, as the caller
+    read them (`check_checkpoint_complete`); else `weights_values`."""
     total, available = device_memory(device)
     if total is None:
         return True  # nothing to judge against: no header is read (nor asked of the hub)
-    values = weights_values(path_or_id)
+    values = weights_values(path_or_id) if values is None else values
     count = sum(value or 0 for value in values.values())
     need = count * dtype.itemsize
     judged = None not in values.values()
@@ -295,11 +331,25 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
                       "the network (`worldpolicy serve`, RemotePolicy)")
         raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
                          f"has {gib(total)} of {where}; loading it {outcome}. {fix}")
-    if available is not None and need > available:
+    warned = (str(path_or_id), str(device), name)
+    if available is not None and need > available and warned not in _SWAP_WARNED:
+        _SWAP_WARNED.add(warned)
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
                        "swap for a long time or be killed by the system; close other programs first",
                        path_or_id, held, gib(available), gib(total))
     return judged
+
+
+def check_loadable(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *, memory: bool = True,
+                   fix: str | None = None, located: bool = False) -> None:
+    """`check_checkpoint_complete` and, unless `memory=False`, `check_memory` (with its `fix`), each safetensors header
+    read once: a local folder's weights are judged by the headers the completeness check read; a hub snapshot's
+    (an adapter's base by hub id) from the hub's headers before they download, and, where the hub did not say, once
+    they are here. `located`: as `check_checkpoint_complete` takes it."""
+    judged = not memory or (not _weights_here(path_or_id) and check_memory(path_or_id, device, dtype, fix))
+    values = check_checkpoint_complete(path_or_id, located=located)
+    if not judged and values is not None:
+        check_memory(path_or_id, device, dtype, fix, values)
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:
@@ -657,8 +707,9 @@ def empty_transformer(config: Any) -> Any:
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *,
                     checked: bool = False, transformer_weights: bool = True) -> dict[str, Any]:
     """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`. `checked=True`:
-    the caller has run `check_checkpoint_complete` on it already (`Policy.check_pretrained`, which covers an adapter's
-    chain of bases too), so its folders are not walked and its weight headers not read a second time.
+    the caller has run `check_checkpoint_complete` on it already (`check_loadable`: `Policy.check_pretrained`,
+    `Trainer._load`; it covers an adapter's chain of bases too), so its folders are not walked and its weight headers
+    not read a second time.
     `transformer_weights=False`: the transformer's weights files are never read (nor an adapter's): it is
     `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0."""
     if not checked:

@@ -546,7 +546,7 @@ class Trainer:
                            gib(free), str(folder), fewer)
 
     def _load(self) -> None:
-        from ..engine.loading import check_checkpoint_complete, check_memory, load_components, resolve_device
+        from ..engine.loading import check_loadable, load_components, resolve_device
 
         cfg = self.config
         spec, layout = self._data()
@@ -564,13 +564,10 @@ class Trainer:
             fix = ("Fine-tune it on a machine with the memory (training holds the weights in float32, their "
                    "gradients and AdamW state besides: docs/training.md)")
             where = self.device if not self.sharded else torch.device("cpu")  # rank 0's host memory, sharded
-            memory = (cfg.checkpoint_source, where, torch.float32, fix)
-            if not check_memory(*memory):  # a hub id's weights whose headers the hub did not give: once here
-                check_checkpoint_complete(cfg.checkpoint_source)
-                check_memory(*memory)
+            check_loadable(cfg.checkpoint_source, where, torch.float32, fix=fix)
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
             parts = load_components(cfg.checkpoint_source, self.device if not self.sharded else torch.device("cpu"),
-                                    torch.float32, transformer_weights=reads)
+                                    torch.float32, checked=reads, transformer_weights=reads)  # checked above
         self._starting_weights: dict[str, torch.Tensor] = {}
         if self.sharded:
             parts["vae"].to(self.device)
