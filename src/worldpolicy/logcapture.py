@@ -75,7 +75,7 @@ def log_progress_interval() -> float:
         seconds = math.nan
     if not seconds >= 0 or math.isinf(seconds):
         raise ValueError(f"TQDM_MININTERVAL={given!r}: expected the seconds between progress lines, a number >= 0 "
-                         "(e.g. 5), or leave it unset (every 30 s)")
+                         f"(e.g. 5), or leave it unset (every {LOG_PROGRESS_INTERVAL:g} s)")
     return seconds
 
 
