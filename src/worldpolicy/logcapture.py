@@ -75,7 +75,7 @@ def log_progress_interval() -> float:
         seconds = math.nan
     if not seconds >= 0 or math.isinf(seconds):
         raise ValueError(f"TQDM_MININTERVAL={given!r}: expected the seconds between progress lines, a number >= 0 "
-                         "(e.g. 5), or leave it unset (every 30 s)")
+                         f"(e.g. 5), or leave it unset (every {LOG_PROGRESS_INTERVAL:g} s)")
     return seconds
 
 
@@ -99,7 +99,7 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
     """A tqdm progress bar (`tqdm.auto.tqdm`'s arguments), the one every worldpolicy command draws, on stderr unless
     `file` says another stream. On a terminal (and in a notebook) it is tqdm's, redrawn in place. Anywhere else (a
     log, `nohup ... > log 2>&1`, CI, `| cat`) tqdm wrote every redraw after a carriage return, about one per step, and
-    its bar in block characters: there each redraw is one line of ASCII, at most every `LOG_PROGRESS_INTERVAL` seconds
+    its bar in block characters: there each redraw is one line of ASCII, at most every `log_progress_interval()` seconds
     (however often the caller refreshes it), its first and last states always, and the last kept (`leave`: a line is
     never erased)."""
     from tqdm.auto import tqdm

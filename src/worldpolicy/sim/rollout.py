@@ -281,15 +281,15 @@ class Rollout:
 
         views = [self.env.render_camera(key) for key in CAMERAS]
         labels = [f"sim: {name}" for name in CAMERAS.values()]
-        widest: list[str | None] = [None] * len(views)
+        longest_labels: list[str | None] = [None] * len(views)  # each panel's longest caption in the episode
         if imagined is not None:
             imagined = np.asarray(imagined)[..., :3].astype(np.uint8)
             regions = self._imagined_regions()
             views.append(imagined if regions is None else label_regions(imagined, regions, views[0].shape[0]))
             label, longest = imagined_caption(settings or {})
             labels.append(label)
-            widest.append(longest)
-        row = labelled_row(views, labels, height=views[0].shape[0], widest=widest)
+            longest_labels.append(longest)
+        row = labelled_row(views, labels, height=views[0].shape[0], widest=longest_labels)
         # every frame of the episode sized for its longest caption (the last step's, either outcome): one geometry
         font = ImageFont.load_default(size=20)
         widest = max((self._caption(seed, self.max_steps, end) for end in (True, False)), key=font.getlength)

@@ -31,6 +31,7 @@ from ..embodiments import (
     unit_label,
 )
 from ..fileio import atomic_path, read_json, schema_matches
+from ..processing.actions import ROT6D_IDENTITY
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
@@ -730,8 +731,9 @@ def pose_note(columns: Sequence[str], units: Sequence[str]) -> str:
     if not groups:
         return ""
     physical = all(units[i] != MODEL_SPACE_UNIT for indexes in groups.values() for i in indexes[3:])
+    identity = " ".join(f"{value:g}" for value in ROT6D_IDENTITY)
     note = ("tx, ty, tz: the end effector's move per step; r0..r5: its turn "
-            f"({'rot6d; 1 0 0 0 1 0: none' if physical else 'rot6d'})")
+            f"({f'rot6d; {identity}: none' if physical else 'rot6d'})")
     arms = [prefix for prefix in groups if prefix]
     return f"{note}, per arm ({', '.join(arms)})" if arms else note
 

@@ -97,6 +97,18 @@ def label_height(frame_height: int) -> int:
     return min(MAX_LABEL_HEIGHT, max(LABEL_HEIGHT, round(LABEL_HEIGHT * frame_height / LABEL_SCALE_FROM)))
 
 
+def _font_within(text: str, size: int, room: float, smallest: int) -> Any:
+    """PIL's default font at `size`, smaller (down to `smallest`) until `text` is no wider than `room` pixels: a
+    caption strip's (`caption_above`) and a region label's (`label_regions`)."""
+    from PIL import ImageFont
+
+    font = ImageFont.load_default(size=size)
+    while size > smallest and font.getlength(text) > room:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    return font
+
+
 def caption_above(frame: np.ndarray, text: str, widest: str | None = None, strip_height: int | None = None,
                   background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Put a caption strip with `text` above the frame (white unless `background` says: a sim episode's outcome
@@ -104,14 +116,10 @@ def caption_above(frame: np.ndarray, text: str, widest: str | None = None, strip
     it still does not fit the frame is widened with white on both sides (a cut caption hid which clip was which);
     both are sized for `widest` (default `text`), so every frame of a clip captioned with it has one geometry.
     `strip_height` defaults to `label_height` of the frame."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     strip_h = strip_height or label_height(frame.shape[0])
-    size = round(strip_h * 0.6)
-    font = ImageFont.load_default(size=size)
-    while size > 9 and font.getlength(widest or text) + 12 > frame.shape[1]:
-        size -= 1
-        font = ImageFont.load_default(size=size)
+    font = _font_within(widest or text, round(strip_h * 0.6), frame.shape[1] - 12, smallest=9)
     pad = max(0, int(np.ceil(font.getlength(widest or text))) + 12 - frame.shape[1])
     if pad:
         frame = np.pad(frame, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), constant_values=255)
@@ -126,19 +134,15 @@ def label_regions(image: np.ndarray, regions: Mapping[str, Sequence[float]], hei
     bottom, right) of the image (`processing.observations.composite_regions`): a frame of the model's composed cameras
     said which part was which camera nowhere. Drawn over the image (its size kept); the text is a little under half a
     caption strip's (`label_height`), smaller where a region is too narrow for it."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     image = _resize(np.ascontiguousarray(image, dtype=np.uint8), height or image.shape[0])
     height, width = image.shape[:2]
     im = Image.fromarray(image)
     draw = ImageDraw.Draw(im)
+    size = max(7, round(label_height(height) * 0.45))
     for name, (top, left, _, right) in regions.items():
-        size = max(7, round(label_height(height) * 0.45))
-        font = ImageFont.load_default(size=size)
-        room = (right - left) * width - 4
-        while size > 7 and font.getlength(name) + 4 > room:
-            size -= 1
-            font = ImageFont.load_default(size=size)
+        font = _font_within(name, size, (right - left) * width - 8, smallest=7)
         x, y = round(left * width), round(top * height)
         box = draw.textbbox((x + 2, y + 1), name, font=font)
         draw.rectangle((x, y, box[2] + 2, box[3] + 1), fill=(255, 255, 255))
