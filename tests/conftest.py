@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -57,6 +58,20 @@ def _restore_embodiment_registry():
     yield
     embodiments._USER.clear()
     embodiments._USER.update(registered)
+
+
+@pytest.fixture
+def synced_paths(monkeypatch) -> list[str]:
+    """The paths `os.fsync` is called on, in order, from then on (their descriptors' targets)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return synced
 
 
 @pytest.fixture

@@ -287,26 +287,13 @@ def test_videos_get_the_mode_the_umask_gives(tmp_path, mask):
     assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
 
 
-def synced_paths(monkeypatch) -> list[str]:
-    """The paths `os.fsync` is called on, in order, from then on (their descriptors' targets)."""
-    synced: list[str] = []
-    real = os.fsync
-
-    def record(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", record)
-    return synced
-
-
-def test_a_durable_staged_folder_is_on_the_disk_before_it_takes_its_name(tmp_path, monkeypatch):
+def test_a_durable_staged_folder_is_on_the_disk_before_it_takes_its_name(tmp_path, synced_paths):
     """A training checkpoint was renamed into place, and the older ones deleted, with its files possibly still in the
     OS's cache: a node lost then (power, a crash) could leave the newest checkpoint's files empty and no older one.
     `durable` flushes every file and folder of it before the rename, and the folder naming it after."""
     from worldpolicy.fileio import staged_folder
 
-    synced = synced_paths(monkeypatch)
+    synced = synced_paths
     final = tmp_path / "checkpoints" / "step-0000002"
     with staged_folder(final, durable=True) as staging:
         (staging / "transformer").mkdir()

@@ -464,20 +464,13 @@ def test_training_into_a_log_file_writes_progress_lines_not_a_redrawn_bar(train_
     assert _duration(3909) == "1:05:09" and _duration(2 * 86400 + 3 * 3600) == "2d 3:00:00"
 
 
-def test_a_checkpoint_is_on_the_disk_before_the_older_ones_are_rotated_away(train_config, tmp_path, monkeypatch):
+def test_a_checkpoint_is_on_the_disk_before_the_older_ones_are_rotated_away(train_config, tmp_path, synced_paths):
     """A node lost (power, a kernel crash) just after a save could leave the newest checkpoint renamed into place
     with its files still unwritten, the older ones already deleted by `keep_checkpoints`: nothing to resume from.
     Every file of a checkpoint is now flushed to the disk (fsync) before it takes its name."""
     import re
 
-    synced: list[str] = []
-    real = os.fsync
-
-    def record(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", record)
+    synced = synced_paths
     out = tmp_path / "run"
     _run(train_config(out, optim={"steps": 2}))
     final = out / "checkpoints" / "step-0000002"
