@@ -352,9 +352,9 @@ class _FakeSocketText(_FakeSocket):
 
 
 def test_a_local_ray_instance_inherits_blocked_stop_signals_and_one_sent_meanwhile_waits(monkeypatch):
-    """`serve --replicas` starts Ray's processes with SIGTERM, SIGUSR1 and SIGINT blocked (a supervisor signalling the whole
-    process group reaches only the command, which drains and stops them), and a stop signal arriving while Ray starts
-    is kept for the command's own handler (the default SIGINT handler would raise KeyboardInterrupt here)."""
+    """`serve --replicas` starts Ray's processes with SIGTERM, SIGUSR1 and SIGINT blocked (a supervisor signalling the
+    whole process group reaches only the command, which drains and stops them), and a stop signal arriving while Ray
+    starts is kept for the command's own handler (the default SIGINT handler would raise KeyboardInterrupt here)."""
     from worldpolicy.serving.ray_serve import serve_until_signal
 
     seen = []

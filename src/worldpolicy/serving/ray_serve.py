@@ -615,8 +615,8 @@ def serve_until_signal(
     `ray start`), else start a local one; deploy N replicas (`gpus_per_replica`, default one GPU each when the cluster
     has GPUs) behind ws://host:port (wss:// with `certificate`, served by Serve's proxy: `http_options`); serve until
     SIGTERM, SIGUSR1 (`fileio.TERMINATING_SIGNALS`) or SIGINT (also effective while deploying), then delete this
-    application (Serve and Ray themselves only when this process started them). With TLS, SIGHUP logs `tls_not_reloaded` (the proxy cannot reload its pair) instead
-    of ending the process. Returns the exit code."""
+    application (Serve and Ray themselves only when this process started them). With TLS, SIGHUP logs
+    `tls_not_reloaded` (the proxy cannot reload its pair) instead of ending the process. Returns the exit code."""
     import ray
     from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 

@@ -1319,12 +1319,12 @@ class PolicyServer:
         return True
 
     def run(self) -> int:
-        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM, SIGUSR1 (Slurm's advance warning:
-        `fileio.TERMINATING_SIGNALS`) or SIGINT, then drain. Returns the
-        exit code: 0, or 1 when requests were abandoned at the drain deadline or the policy ended the inference thread
-        (`_worker_died`). If the worker thread is still inside
-        the policy or the load by then, ends the process at once with that code (`os._exit`): interpreter shutdown
-        under a thread in native code aborts it ("terminate called without an active exception")."""
+        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM, SIGUSR1 (Slurm's advance
+        warning: `fileio.TERMINATING_SIGNALS`) or SIGINT, then drain. Returns the exit code: 0, or 1 when requests
+        were abandoned at the drain deadline or the policy ended the inference thread (`_worker_died`). If the worker
+        thread is still inside the policy or the load by then, ends the process at once with that code (`os._exit`):
+        interpreter shutdown under a thread in native code aborts it ("terminate called without an active
+        exception")."""
         keep_freed_memory()
         room_for_connections(self.config.max_connections)
 
