@@ -162,3 +162,18 @@ def test_ranks_stop_on_the_most_urgent_signal_any_caught_by_its_order_not_its_nu
     assert _agreed(monkeypatch, [[], []]) == [[], []]
     monkeypatch.setattr(trainer, "STOP_PRIORITY", (15, 30, 2), raising=False)  # macOS's numbers
     assert _agreed(monkeypatch, [[30], [15]]) == [[15], [15]]
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), (None, "nccl"), ("cuda", "nccl")])
+def test_the_process_group_is_the_one_the_training_device_needs(monkeypatch, device, backend):
+    """`device = "cpu"` under torchrun on a GPU machine joined an NCCL group, which takes CUDA tensors only: every
+    all-reduce of the CPU run failed. The backend follows the device the run trains on, not the machine."""
+    from worldpolicy.train.trainer import _distributed
+
+    joined = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", joined.append)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert _distributed(device) == (1, 2) and joined == [backend]

@@ -50,6 +50,7 @@ from ..engine.loading import (
     check_action_head,
     empty_transformer,
     local_transformer_config,
+    resolve_device,
     save_components,
     weight_samples,
 )
@@ -264,10 +265,12 @@ class StepRecord:
     seconds: float
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed(device: str | None) -> tuple[int, int]:
+    """This process's rank and the number of processes (torchrun's `WORLD_SIZE`), joining their process group: NCCL
+    where the run trains on CUDA, else gloo (`device = "cpu"` on a GPU machine: NCCL takes CUDA tensors only)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend)
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
@@ -371,7 +374,7 @@ class Trainer:
             config.embodiment = self._starting_spec() or checkpoint_embodiment(config.checkpoint_source, None)
         self.progress = progress
         self.on_step = on_step
-        self.rank, self.world = _distributed()
+        self.rank, self.world = _distributed(config.device)
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
         self._resumed_data_key: str | None = None
@@ -564,7 +567,7 @@ class Trainer:
                            gib(free), str(folder), fewer)
 
     def _load(self) -> None:
-        from ..engine.loading import check_loadable, load_components, resolve_device
+        from ..engine.loading import check_loadable, load_components
 
         cfg = self.config
         spec, layout = self._data()
