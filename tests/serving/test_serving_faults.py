@@ -201,13 +201,16 @@ def _server_process(tmp_path: Path, batch_cost_s: float = 1.0, drain_timeout_s: 
     return start_server_script(script, port, "healthz" if slow_load else "readyz"), port
 
 
-def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_sigterm_drains_inflight_requests_then_exits(tmp_path, name):
+    """SIGTERM, and Slurm's advance warning SIGUSR1 (`sbatch --signal=USR1@120`), whose default action had killed the
+    server at once (exit -10) with the request unanswered: both drain, then exit 0."""
     proc, port = _server_process(tmp_path)
     try:
         with ThreadPoolExecutor(1) as pool, RemotePolicy(f"ws://127.0.0.1:{port}", connect_timeout_s=2) as policy:
             pending = pool.submit(policy.act, droid_request(np.zeros(7)), "drain me")
             time.sleep(0.4)  # the request is inside the 1 s inference
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(getattr(signal, name))
             np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "drain me"))
         assert proc.wait(10) == 0
     finally:

@@ -352,9 +352,9 @@ class _FakeSocketText(_FakeSocket):
 
 
 def test_a_local_ray_instance_inherits_blocked_stop_signals_and_one_sent_meanwhile_waits(monkeypatch):
-    """`serve --replicas` starts Ray's processes with SIGTERM and SIGINT blocked (a supervisor signalling the whole
-    process group reaches only the command, which drains and stops them), and a stop signal arriving while Ray starts
-    is kept for the command's own handler (the default SIGINT handler would raise KeyboardInterrupt here)."""
+    """`serve --replicas` starts Ray's processes with SIGTERM, SIGUSR1 and SIGINT blocked (a supervisor signalling the
+    whole process group reaches only the command, which drains and stops them), and a stop signal arriving while Ray
+    starts is kept for the command's own handler (the default SIGINT handler would raise KeyboardInterrupt here)."""
     from worldpolicy.serving.ray_serve import serve_until_signal
 
     seen = []
@@ -364,6 +364,7 @@ def test_a_local_ray_instance_inherits_blocked_stop_signals_and_one_sent_meanwhi
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
     def cluster_resources() -> dict:  # past the window: the pending SIGINT went to the command's handler
+        seen.append(signal.getsignal(signal.SIGUSR1))
         raise LookupError("stop here")
 
     monkeypatch.setattr(ray, "init", init)
@@ -372,9 +373,11 @@ def test_a_local_ray_instance_inherits_blocked_stop_signals_and_one_sent_meanwhi
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     with pytest.raises(LookupError, match="stop here"):
         serve_until_signal(_stand_in, num_replicas=2, host="127.0.0.1", port=free_port())
-    assert {signal.SIGTERM, signal.SIGINT} <= seen[0]
+    assert {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT} <= seen[0]
+    assert callable(seen[1])  # Slurm's advance warning drains as SIGTERM does, instead of killing the command
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # put back, as the handlers are
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
 def test_startup_checks_are_one_line_errors():

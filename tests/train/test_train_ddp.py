@@ -125,3 +125,55 @@ def test_sigterm_under_torchrun_saves_the_step_every_rank_is_in(tmp_path, train_
     resumed = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0 and f"resumed from {out / 'checkpoints' / saved[0]} (step {step})" in resumed.stderr
+
+
+def _agreed(monkeypatch, per_rank: list[list[int]]) -> list[list[int]]:
+    """What `_agreed_interruption` returns on each rank, given what each caught: its all-reduce (MAX) run over the
+    numbers the ranks put in, without torch.distributed."""
+    from types import SimpleNamespace
+
+    from worldpolicy.train.trainer import Trainer
+
+    rank = SimpleNamespace(device="cpu")
+    sent = []
+
+    def gather(tensor, op):
+        assert op == torch.distributed.ReduceOp.MAX
+        sent.append(tensor.clone())
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", gather)
+    for caught in per_rank:
+        Trainer._agreed_interruption(rank, caught)
+    reduced = torch.stack(sent).max(0).values
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, op: tensor.copy_(reduced))
+    return [Trainer._agreed_interruption(rank, caught) for caught in per_rank]
+
+
+def test_ranks_stop_on_the_most_urgent_signal_any_caught_by_its_order_not_its_number(monkeypatch):
+    """SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C, every rank the same. The choice
+    was the highest signal number, which holds on Linux only: on macOS SIGUSR1 is 30, above SIGTERM's 15."""
+    import signal
+
+    from worldpolicy.train import trainer
+
+    term, usr1, ctrl_c = signal.SIGTERM, signal.SIGUSR1, signal.SIGINT
+    assert _agreed(monkeypatch, [[ctrl_c], [usr1], []]) == [[usr1]] * 3
+    assert _agreed(monkeypatch, [[usr1], [ctrl_c, term]]) == [[term]] * 2
+    assert _agreed(monkeypatch, [[], []]) == [[], []]
+    monkeypatch.setattr(trainer, "STOP_PRIORITY", (15, 30, 2), raising=False)  # macOS's numbers
+    assert _agreed(monkeypatch, [[30], [15]]) == [[15], [15]]
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), (None, "nccl"), ("cuda", "nccl")])
+def test_the_process_group_is_the_one_the_training_device_needs(monkeypatch, device, backend):
+    """`device = "cpu"` under torchrun on a GPU machine joined an NCCL group, which takes CUDA tensors only: every
+    all-reduce of the CPU run failed. The backend follows the device the run trains on, not the machine."""
+    from worldpolicy.train.trainer import _distributed
+
+    joined = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", joined.append)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert _distributed(device) == (1, 2) and joined == [backend]

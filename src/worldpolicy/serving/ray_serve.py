@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..extras import extra_imports
+from ..fileio import TERMINATING_SIGNALS
 
 with extra_imports():  # before fastapi, which ray[serve] brings: a missing ray names its extra
     from ray import serve
@@ -613,13 +614,13 @@ def serve_until_signal(
     """`worldpolicy serve --replicas N`: join the Ray cluster this machine belongs to (`RAY_ADDRESS` or a local
     `ray start`), else start a local one; deploy N replicas (`gpus_per_replica`, default one GPU each when the cluster
     has GPUs) behind ws://host:port (wss:// with `certificate`, served by Serve's proxy: `http_options`); serve until
-    SIGTERM/SIGINT (also effective while deploying), then delete this application (Serve and Ray themselves only when
-    this process started them). With TLS, SIGHUP logs `tls_not_reloaded` (the proxy cannot reload its pair) instead
-    of ending the process. Returns the exit code."""
+    SIGTERM, SIGUSR1 (`fileio.TERMINATING_SIGNALS`) or SIGINT (also effective while deploying), then delete this
+    application (Serve and Ray themselves only when this process started them). With TLS, SIGHUP logs
+    `tls_not_reloaded` (the proxy cannot reload its pair) instead of ending the process. Returns the exit code."""
     import ray
     from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-    stops = (signal.SIGTERM, signal.SIGINT)
+    stops = (*TERMINATING_SIGNALS, signal.SIGINT)
     # put back when it returns; without TLS SIGHUP keeps its default (the process ends), as under the single server
     before = {sig: signal.getsignal(sig) for sig in (*stops, *([signal.SIGHUP] if certificate is not None else []))}
     # A local Ray instance's processes (GCS, raylet, dashboard and agents; not its actors' workers, which get groups of

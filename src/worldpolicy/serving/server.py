@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import __version__
 from ..extras import extra_imports
+from ..fileio import TERMINATING_SIGNALS
 
 with extra_imports():
     import websockets
@@ -1318,18 +1319,19 @@ class PolicyServer:
         return True
 
     def run(self) -> int:
-        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain. Returns the
-        exit code: 0, or 1 when requests were abandoned at the drain deadline or the policy ended the inference thread
-        (`_worker_died`). If the worker thread is still inside
-        the policy or the load by then, ends the process at once with that code (`os._exit`): interpreter shutdown
-        under a thread in native code aborts it ("terminate called without an active exception")."""
+        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM, SIGUSR1 (Slurm's advance
+        warning: `fileio.TERMINATING_SIGNALS`) or SIGINT, then drain. Returns the exit code: 0, or 1 when requests
+        were abandoned at the drain deadline or the policy ended the inference thread (`_worker_died`). If the worker
+        thread is still inside the policy or the load by then, ends the process at once with that code (`os._exit`):
+        interpreter shutdown under a thread in native code aborts it ("terminate called without an active
+        exception")."""
         keep_freed_memory()
         room_for_connections(self.config.max_connections)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             stop = loop.create_future()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (*TERMINATING_SIGNALS, signal.SIGINT):
                 loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
             if self.config.certificate is not None:  # without TLS, SIGHUP keeps its default: the process ends
                 loop.add_signal_handler(signal.SIGHUP, self.reload_tls)

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ from ..engine.loading import (
     check_action_head,
     empty_transformer,
     local_transformer_config,
+    resolve_device,
     save_components,
     weight_samples,
 )
@@ -96,6 +98,23 @@ from .objectives import OBJECTIVES
 from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
+
+# Where ranks caught different stop signals, every rank stops on the most urgent (`_agreed_interruption`), first here:
+# SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C. By this order, not by signal number:
+# SIGUSR1 is 10 on Linux but 30 on macOS, above SIGTERM's 15.
+STOP_PRIORITY = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def _stop_urgency(caught: list[int]) -> int:
+    """What a rank puts into the all-reduce (MAX) that agrees on a stop: 0 when it caught no signal, else the higher
+    the more urgent its most urgent one is (`STOP_PRIORITY`)."""
+    return max((len(STOP_PRIORITY) - STOP_PRIORITY.index(sig) for sig in caught), default=0)
+
+
+def _urgency_stop(urgency: int) -> list[int]:
+    """The signal an agreed `_stop_urgency` stands for (none for 0), as `sigint_held` lists what it caught."""
+    return [STOP_PRIORITY[len(STOP_PRIORITY) - urgency]] if urgency else []
+
 
 # The module types peft puts LoRA adapters on (`peft.tuners.lora.model`): a target naming another is refused by it
 LORA_MODULES = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
@@ -246,10 +265,12 @@ class StepRecord:
     seconds: float
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed(device: str | None) -> tuple[int, int]:
+    """This process's rank and the number of processes (torchrun's `WORLD_SIZE`), joining their process group: NCCL
+    where the run trains on CUDA, else gloo (`device = "cpu"` on a GPU machine: NCCL takes CUDA tensors only)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend)
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
@@ -353,7 +374,7 @@ class Trainer:
             config.embodiment = self._starting_spec() or checkpoint_embodiment(config.checkpoint_source, None)
         self.progress = progress
         self.on_step = on_step
-        self.rank, self.world = _distributed()
+        self.rank, self.world = _distributed(config.device)
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
         self._resumed_data_key: str | None = None
@@ -546,7 +567,7 @@ class Trainer:
                            gib(free), str(folder), fewer)
 
     def _load(self) -> None:
-        from ..engine.loading import check_loadable, load_components, resolve_device
+        from ..engine.loading import check_loadable, load_components
 
         cfg = self.config
         spec, layout = self._data()
@@ -1409,10 +1430,10 @@ class Trainer:
 
     def _agreed_interruption(self, caught: list[int]) -> list[int]:
         """The signal one of the ranks caught (`caught`: this rank's), the same on every rank: a collective each
-        step, of one number. SIGTERM before SIGUSR1 before Ctrl-C, where ranks caught different ones."""
-        code = torch.tensor([max(caught, default=0)], device=self.device)
+        step, of one number. The most urgent (`STOP_PRIORITY`), where ranks caught different ones."""
+        code = torch.tensor([_stop_urgency(caught)], device=self.device)
         torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
-        return [int(code)] if int(code) else []
+        return _urgency_stop(int(code))
 
     def _due(self, every: int, step: int) -> bool:
         """Whether what runs every `every` steps (0: never; `[eval]`, `[validation]`) runs at step `step`: at its
