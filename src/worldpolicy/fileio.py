@@ -87,6 +87,10 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
 # the signals a scheduler ends a job with: SIGTERM (a time limit, preemption, `kill`, `docker stop`) and SIGUSR1, which
 # Slurm sends ahead of the end when the job asks (`sbatch --signal=USR1@120`), as PyTorch Lightning's requeue expects
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# Where several stop signals came (one rank's block, or ranks that caught different ones), a command stops on the most
+# urgent, first here: SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C. By this order, not
+# by signal number: SIGUSR1 is 10 on Linux but 30 on macOS, above SIGTERM's 15.
+STOP_PRIORITY = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 class Terminated(KeyboardInterrupt):
@@ -142,9 +146,10 @@ def exit_status(stop: KeyboardInterrupt) -> int:
 
 
 def interruption(caught: Collection[int]) -> KeyboardInterrupt:
-    """The exception that stops a command once the block of `sigint_held` that held `caught` has finished."""
-    terminating = [sig for sig in caught if sig in TERMINATING_SIGNALS]
-    return Terminated(terminating[0]) if terminating else KeyboardInterrupt()
+    """The exception that stops a command once the block of `sigint_held` that held `caught` has finished: for the
+    most urgent signal it caught (`STOP_PRIORITY`)."""
+    urgent = min((sig for sig in caught if sig in STOP_PRIORITY), key=STOP_PRIORITY.index, default=signal.SIGINT)
+    return Terminated(urgent) if urgent in TERMINATING_SIGNALS else KeyboardInterrupt()
 
 
 @contextmanager

@@ -223,9 +223,39 @@ def test_the_ram_is_the_lowest_cgroup_limit_above_this_process(tmp_path, monkeyp
         (tmp_path / "fs" / name).write_text(text)
     monkeypatch.setattr(loading, "PROC_CGROUP", tmp_path / "cgroup")
     monkeypatch.setattr(loading, "CGROUP_ROOT", tmp_path / "fs")
-    assert loading.cgroup_memory_limit() == limit
+    assert loading.cgroup_memory() == (limit, None)  # no usage file here: the headroom is not known
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
     assert loading.device_memory(torch.device("cpu")) == (min(16 * 2**30, limit or 16 * 2**30), 5 * 2**30)
+
+
+@pytest.mark.parametrize(("cgroups", "files"), [
+    ("0::/\n", {"memory.max": "8589934592\n", "memory.current": str(8 * 2**30),
+                "memory.stat": f"anon {7 * 2**30}\ninactive_file {2**29}\nactive_file 0\n"}),
+    # a Slurm step under its job, the job's the tighter: its usage counts every step's
+    ("0::/job_7/step_0\n", {"job_7/step_0/memory.max": "max\n", "job_7/step_0/memory.current": "1024\n",
+                            "job_7/memory.max": "8589934592\n", "job_7/memory.current": str(15 * 2**29)}),
+    ("12:memory:/docker/abc\n", {"memory/memory.limit_in_bytes": "8589934592\n",
+                                 "memory/memory.usage_in_bytes": str(8 * 2**30),
+                                 "memory/memory.stat": f"cache {2**30}\ntotal_inactive_file {2**29}\n"}),
+])
+def test_the_ram_available_now_is_the_cgroups_headroom_where_lower(tmp_path, monkeypatch, cgroups, files):
+    """What is available now was the system's (psutil), the host's inside a container: a model past the container's
+    headroom, well within the host's free RAM, loaded with no word, then swapped or was killed. The headroom is the
+    limit less the usage, less the file cache the kernel reclaims first (`inactive_file`)."""
+    from types import SimpleNamespace
+
+    import psutil
+
+    (tmp_path / "cgroup").write_text(cgroups)
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text)
+    monkeypatch.setattr(loading, "PROC_CGROUP", tmp_path / "cgroup")
+    monkeypatch.setattr(loading, "CGROUP_ROOT", tmp_path / "fs")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * 2**30, available=50 * 2**30))
+    assert loading.device_memory(torch.device("cpu")) == (8 * 2**30, 2**29)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * 2**30, available=2**20))
+    assert loading.device_memory(torch.device("cpu")) == (8 * 2**30, 2**20)  # the system's, where lower
 
 
 def test_an_adapter_on_a_hub_base_is_judged_by_the_bases_headers(tiny_checkpoint, model_repo, monkeypatch, tmp_path):

@@ -932,3 +932,17 @@ def test_a_file_from_a_newer_worldpolicy_says_so_and_an_older_version_still_read
     assert schema_matches({"schema": schema}, schema, "f") and schema_matches({"schema": "x/v0"}, "x/v1", "f")
     assert not any(schema_matches(doc, schema, "f") for doc in ({}, [], {"schema": schema + "x"},
                                                                {"schema": schema.replace("/v1", "/v")}))
+
+
+def test_a_block_that_caught_several_stop_signals_stops_on_the_most_urgent_as_ranks_agree():
+    """SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C, as the ranks of a training agree
+    (`STOP_PRIORITY`). A block that caught Slurm's warning and then the end stopped on the first, SIGUSR1: its exit
+    status (138) told the job script there was time left when there was none."""
+    import signal
+
+    from worldpolicy.fileio import Terminated, exit_status, interruption
+
+    stop = interruption([signal.SIGINT, signal.SIGUSR1, signal.SIGTERM])
+    assert isinstance(stop, Terminated) and stop.signum == signal.SIGTERM and exit_status(stop) == 143
+    assert interruption([signal.SIGINT, signal.SIGUSR1]).signum == signal.SIGUSR1
+    assert type(interruption([])) is KeyboardInterrupt

@@ -730,9 +730,11 @@ def test_the_router_metrics_have_the_single_servers_connections_ready_and_info()
     assert value("worldpolicy_ready") == 0.0
 
 
-def test_the_lines_ray_forwards_carry_no_colour_codes_in_a_file(monkeypatch):
+@pytest.mark.parametrize("closed", [False, True])
+def test_the_lines_ray_forwards_carry_no_colour_codes_in_a_file(monkeypatch, closed):
     """Ray wrapped each forwarded line's `(ServeReplica:… pid=…)` prefix in ANSI colour codes, also into a file or a
-    log pipeline (`\\x1b[36m(ServeReplica…)\\x1b[0m {"event": …}`); off where stderr is not a terminal, unless asked."""
+    log pipeline (`\\x1b[36m(ServeReplica…)\\x1b[0m {"event": …}`); off where stderr is not a terminal, unless asked.
+    A closed stderr is none either: asking it itself (`isatty()`) raised ValueError before Ray started."""
     from worldpolicy.serving.ray_serve import serve_until_signal
 
     seen = []
@@ -742,5 +744,7 @@ def test_the_lines_ray_forwards_carry_no_colour_codes_in_a_file(monkeypatch):
     monkeypatch.setattr(ray, "shutdown", lambda: None)
     with open(os.devnull, "w") as log, pytest.raises(LookupError, match="stop here"):
         monkeypatch.setattr("sys.stderr", log)  # a file, as under systemd or `2> log`
+        if closed:
+            log.close()
         serve_until_signal(_stand_in, num_replicas=2, host="127.0.0.1", port=free_port())
     assert seen == ["0"]

@@ -956,3 +956,18 @@ def test_a_bare_sim_says_where_it_writes_its_run_before_it_starts(tmp_path, caps
     assert (tmp_path / "sim_runs" / "report.json").is_file()
     assert main([*argv[:6], "2", *argv[7:], "--resume"]) == 0
     assert "sim: continuing the run in sim_runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stdout", ["none", "closed"])
+def test_the_comparison_table_width_is_the_whole_table_where_stdout_is_none_or_closed(monkeypatch, tmp_path, stdout):
+    """`sim --compare`'s table width asked `sys.stdout.isatty()` itself: under pythonw (stdout None) or with stdout
+    closed that raised (AttributeError, ValueError) where no terminal means the whole table."""
+    import io
+
+    from worldpolicy.sim.commands import _terminal_width
+
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr("sys.stdout", None if stdout == "none" else closed)
+    assert _terminal_width() is None

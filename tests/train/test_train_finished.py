@@ -137,3 +137,22 @@ def test_a_validation_turned_on_for_a_finished_run_scores_its_last_step(train_co
     assert "held-out validation at step 2" in (out / "checkpoints" / "step-0000002" / "README.md").read_text()
     assert _trainer(raw).run() == []
     assert (out / "metrics.jsonl").read_text().count('"val/loss":') == 1
+
+
+def test_a_recipe_prints_the_result_train_config_prints_and_its_evaluation(tmp_path, monkeypatch, capsys):
+    """`train CONFIG` prints its result as JSON on stdout (README "Command line"), read by scripts; `train
+    reach-from-scratch` printed another shape, from inside `run_recipe` (no steps, loss or checkpoint). Both print the
+    same keys now, the recipe its evaluation too, its checkpoint being the model it exported."""
+    from worldpolicy import extras
+    from worldpolicy.cli import main
+    from worldpolicy.train import scratch
+
+    summary = {"stages": {"transformer": {"wall_s": 3.0, "steps": 4, "steps_run": 4, "last_loss": 0.5},
+                          "evaluation": {"wall_s": 2.0, "success_rate": 0.75}}, "train_wall_s": 9.0,
+               "total_wall_s": 11.0}
+    monkeypatch.setattr(extras, "check_extras", lambda *modules: None)
+    monkeypatch.setattr(scratch, "run_recipe", lambda *args, **kwargs: (summary, tmp_path / "model"))
+    assert main(["train", "reach-from-scratch", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "steps_run": 4, "last_loss": 0.5, "checkpoint": str(tmp_path / "model"), "wall_s": 11.0, "train_wall_s": 9.0,
+        "eval": {"wall_s": 2.0, "success_rate": 0.75}, "installed": None}

@@ -231,7 +231,7 @@ def test_a_recipe_summary_names_a_shipped_recipe_not_this_machines_path(tmp_path
         raise Stop
 
     monkeypatch.setattr(scratch, "make_dataset", lambda cfg, root: {})
-    monkeypatch.setattr(config, "load_config", stop)  # after the first stage wrote summary.json
+    monkeypatch.setattr(config, "read_config", stop)  # after the first stage wrote summary.json
     own = shutil.copy(scratch.recipe_path("reach-from-scratch"), tmp_path / "mine.toml")
     for given, recorded in ((str(scratch.recipe_path("reach-from-scratch")), "reach-from-scratch"),
                             ("reach-from-scratch", "reach-from-scratch"), (own, str(own))):

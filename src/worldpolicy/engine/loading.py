@@ -239,11 +239,11 @@ def _weights_here(path_or_id: str | Path) -> bool:
 
 def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     """(total, available) bytes of the memory a model on `device` is held in, each None where it is not known: the
-    CPU's RAM (a Linux cgroup's limit where lower: `cgroup_memory_limit`) and what the system says is available now;
-    MPS's is the RAM Metal lets this process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the
-    RAM: MPS shares it). None for a GPU with memory of its own: asking it initialises CUDA in this process (a server
-    checks before it forks), and its allocator says out of memory in one line, where the system kills a process that
-    overruns its RAM without a word."""
+    CPU's RAM and what the system says is available now, each a Linux cgroup's where lower (`cgroup_memory`: a
+    container's limit and its headroom, which the system-wide figure does not see); MPS's is the RAM Metal lets this
+    process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS shares it). None for a GPU
+    with memory of its own: asking it initialises CUDA in this process (a server checks before it forks), and its
+    allocator says out of memory in one line, where the system kills a process that overruns its RAM without a word."""
     import psutil
 
     recommended = getattr(torch.mps, "recommended_max_memory", None)
@@ -252,44 +252,67 @@ def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     if device.type not in ("cpu", "mps"):
         return None, None
     memory = psutil.virtual_memory()
-    limit = cgroup_memory_limit()
-    return min(memory.total, limit if limit is not None else memory.total), memory.available
+    limit, headroom = cgroup_memory()
+    return (min(size for size in (memory.total, limit) if size is not None),
+            min(size for size in (memory.available, headroom) if size is not None))
 
 
 PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroups, by hierarchy: `ID:CONTROLLERS:/PATH` a line
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def cgroup_memory_limit() -> int | None:
-    """The lowest memory limit of this process's cgroup and the cgroups above it (a container's, a Slurm job's: a
-    step's own is often unset under its job's), read where this process sees them: cgroup v2's `memory.max` (the
-    unified hierarchy, `0::/PATH`), v1's `memory/memory.limit_in_bytes` (RHEL 8, older Docker hosts). None where none
-    is set or none can be read (no Linux). A container's own cgroup is the root it sees, its path here naming the
-    host's (`/docker/ID`): each folder up to the root is read, those missing skipped."""
+def cgroup_memory() -> tuple[int | None, int | None]:
+    """(limit, headroom): the lowest memory limit of this process's cgroup and the cgroups above it (a container's, a
+    Slurm job's: a step's own is often unset under its job's), and the least any of them has left (its limit less
+    what its processes use, `_cgroup_used`), each None where none is set or none can be read (no Linux). Read where
+    this process sees them: cgroup v2's `memory.max` and `memory.current` (the unified hierarchy, `0::/PATH`), v1's
+    `memory/memory.limit_in_bytes` and `memory.usage_in_bytes` (RHEL 8, older Docker hosts). A container's own cgroup
+    is the root it sees, its path here naming the host's (`/docker/ID`): each folder up to the root is read, those
+    missing skipped."""
     try:
         lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
-        return None
-    limits = []
+        return None, None
+    limits, headrooms = [], []
     for line in lines:
         fields = line.split(":", 2)
         if len(fields) != 3:
             continue
-        if fields[1] == "":
-            root, name = CGROUP_ROOT, "memory.max"  # "max" where there is no limit
-        elif "memory" in fields[1].split(","):
-            root, name = CGROUP_ROOT / "memory", "memory.limit_in_bytes"  # about 2**63 where there is none
+        if fields[1] == "":  # "max" where there is no limit
+            root, names = CGROUP_ROOT, ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in fields[1].split(","):  # about 2**63 where there is none
+            root, names = CGROUP_ROOT / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes",
+                                                   "total_inactive_file")
         else:
             continue
         parts = [part for part in fields[2].split("/") if part and part != ".."]
         for depth in range(len(parts), -1, -1):
+            folder = root.joinpath(*parts[:depth])
             try:
-                text = (root.joinpath(*parts[:depth]) / name).read_text().strip()
+                text = (folder / names[0]).read_text().strip()
             except OSError:
                 continue
             if text.isdigit():
                 limits.append(int(text))
-    return min(limits, default=None)
+                used = _cgroup_used(folder, *names[1:])
+                if used is not None:
+                    headrooms.append(max(int(text) - used, 0))
+    return min(limits, default=None), min(headrooms, default=None)
+
+
+def _cgroup_used(folder: Path, usage: str, cache: str) -> int | None:
+    """The memory cgroup `folder`'s processes hold: its `usage` file less the file cache the kernel reclaims before
+    it swaps (`memory.stat`'s `cache` line, as `docker stats` and the kubelet count it; the usage alone where that
+    is not there). None where the usage cannot be read."""
+    try:
+        used = int((folder / usage).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        stat = dict(line.split(maxsplit=1) for line in (folder / "memory.stat").read_text().splitlines() if " " in line)
+        return used - int(stat[cache])
+    except (OSError, ValueError, KeyError):
+        return used
 
 
 def gib(size: float) -> str:

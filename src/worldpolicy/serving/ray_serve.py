@@ -34,6 +34,7 @@ from typing import Any
 
 from ..extras import extra_imports
 from ..fileio import TERMINATING_SIGNALS
+from ..logcapture import is_terminal
 
 with extra_imports():  # before fastapi, which ray[serve] brings: a missing ray names its extra
     from ray import serve
@@ -630,7 +631,7 @@ def serve_until_signal(
     # (ray.shutdown's SIGTERM waits too: its SIGKILL follows a second later). A stop signal arriving meanwhile waits,
     # pending, for the handlers below. Harmless when joining a cluster, where ray.init starts no process.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-    if not sys.stderr.isatty():  # Ray colours the `(ServeReplica:… pid=…)` prefix of the lines it forwards, always
+    if not is_terminal(sys.stderr):  # Ray colours the `(ServeReplica:… pid=…)` prefix of the lines it forwards, always
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no escape codes in a file or a log pipeline; read per line
     started_serve = deployed = False
     stop = threading.Event()

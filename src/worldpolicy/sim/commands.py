@@ -12,6 +12,7 @@ from typing import Any
 from worldpolicy.cli import DEVICE_HELP, add_api_key_flags, continue_command, pixel_size
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_REPORT_FILE
+from worldpolicy.logcapture import is_terminal
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
 from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
@@ -183,11 +184,12 @@ def compare(args: argparse.Namespace) -> int:
 
 def _terminal_width() -> int | None:
     """The columns of the terminal stdout is (`shutil.get_terminal_size`: $COLUMNS, where set, first); None where
-    stdout is a pipe or a file and no $COLUMNS says a width: it gets the whole table, as git and rich print to one."""
+    stdout is a pipe, a file or closed (`is_terminal`) and no $COLUMNS says a width: it gets the whole table, as git
+    and rich print to one."""
     import os
     import shutil
 
-    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+    if "COLUMNS" not in os.environ and not is_terminal(sys.stdout):
         return None
     return shutil.get_terminal_size().columns
 

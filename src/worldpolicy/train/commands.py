@@ -9,6 +9,8 @@ import re
 import shlex
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,12 @@ def _train(args: argparse.Namespace) -> int:
         if selection:
             raise ValueError(f"{SELECTION_FLAGS[next(iter(selection))]}: a recipe records its own dataset ([scratch] "
                              "episodes) and trains on all of it (recipes are reproducible as a whole)")
-        run_recipe(path, args.out, install=args.install, progress=not args.no_progress, command=made_by)
+        summary, model = run_recipe(path, args.out, install=args.install, progress=not args.no_progress,
+                                    command=made_by)
+        trained = summary["stages"]["transformer"]
+        _print_result(trained["steps_run"], trained["last_loss"], model, summary["total_wall_s"],
+                      train_wall_s=summary["train_wall_s"], eval=summary["stages"]["evaluation"],
+                      installed=summary.get("installed"))
         return 0
     if args.install:
         raise ValueError(f"--install copies a from-scratch recipe's model into the package ({', '.join(RECIPES)}, "
@@ -131,13 +138,22 @@ def _train(args: argparse.Namespace) -> int:
     records = trainer.run()
     if trainer.rank == 0:
         final = trainer._checkpoints()[-1] if trainer._checkpoints() else None
-        print(json.dumps({"steps_run": len(records), "last_loss": records[-1].loss if records else None,
-                          "checkpoint": str(final) if final else None,
-                          "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
+        _print_result(len(records), records[-1].loss if records else None, final,
+                      round(time.perf_counter() - started, 1))
         if final is not None:  # what comes next, beside the JSON (which scripts read) as the other hints are said
             print(f"worldpolicy train: next: worldpolicy report {shlex.quote(str(trainer.out))} (the run's page: "
                   "its curves, and the sim, serve and predict lines for its checkpoint)", file=sys.stderr)
     return 0
+
+
+def _print_result(steps_run: int, last_loss: float | None, checkpoint: Path | None, wall_s: float,
+                  **more: Any) -> None:
+    """What `train` prints on stdout, as JSON (scripts read it; README "Command line"), for a TrainConfig's run and a
+    recipe's alike: the steps this session trained (0 for a finished run), the last one's loss, the checkpoint it
+    leaves (the recipe's exported model/) and the wall time, then what only a recipe has (`more`: its evaluation,
+    where --install put the model)."""
+    print(json.dumps({"steps_run": steps_run, "last_loss": last_loss,
+                      "checkpoint": str(checkpoint) if checkpoint else None, "wall_s": wall_s, **more}, indent=1))
 
 
 def _trackers(text: str | None) -> list[str] | None:
@@ -157,7 +173,6 @@ def _trackers(text: str | None) -> list[str] | None:
 
 def _merge_adapter(args: argparse.Namespace) -> int:
     import shutil
-    from pathlib import Path
 
     from ..cli import flag_named
     from ..engine.sources import adapter_base, check_checkpoint_source

@@ -7,7 +7,6 @@ make the data and the base model; the rest is an ordinary `TrainConfig`). The sh
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -321,8 +320,9 @@ def _models_folder() -> Path:
 
 
 def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, install: bool = False,
-               progress: bool = True, command: str | None = None) -> dict[str, Any]:
-    """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results.
+               progress: bool = True, command: str | None = None) -> tuple[dict[str, Any], Path]:
+    """Every stage of a from-scratch recipe; returns its summary (also written to `summary.json`: each stage's wall
+    time and results) and the model folder it exported (OUT/model).
     `command`: the command line that ran it, recorded in its training run's record as `worldpolicy train CONFIG`
     records its own (`Trainer`'s; None from Python)."""
     from ..embodiments import free_domain_id, register_embodiment
@@ -374,13 +374,14 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
 
         tick = time.perf_counter()
         trainer = Trainer(config, progress=progress, command=command, dataset=opened)
-        trainer.run(load_finished=True)  # a rerun of a finished recipe still exports its weights (model/ below)
+        records = trainer.run(load_finished=True)  # a rerun of a finished recipe still exports its weights (model/)
         final = out / "model"
         with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
             trainer.export_pipeline(staging)
             write_json_atomic(staging / TRAINER_STATE_FILE, model_record(config.output_dir))
             write_model_card(staging, final, config.output_dir)
-        stage("transformer", tick, steps=config.optim.steps)
+        stage("transformer", tick, steps=config.optim.steps, steps_run=len(records),
+              last_loss=records[-1].loss if records else None)
 
         tick = time.perf_counter()
         result = evaluate_checkpoint(final, scratch.task, scratch.eval_episodes, scratch.eval_seed, out / "eval",
@@ -391,5 +392,4 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
         if install:
             summary["installed"] = str(install_model(final, summary))
         write_json_atomic(out / "summary.json", summary)
-        print(json.dumps({k: summary[k] for k in ("train_wall_s", "total_wall_s")} | {"eval": result}, indent=1))
-        return summary
+        return summary, final

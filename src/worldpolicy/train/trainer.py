@@ -19,7 +19,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +58,7 @@ from ..extras import run_record
 from ..fileio import (
     METRICS_FILE,
     OPTIMIZER_FILE,
+    STOP_PRIORITY,
     STORAGE_ERRNOS,
     folder_lock,
     interruption,
@@ -98,12 +98,6 @@ from .objectives import OBJECTIVES
 from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
-
-# Where ranks caught different stop signals, every rank stops on the most urgent (`_agreed_interruption`), first here:
-# SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C. By this order, not by signal number:
-# SIGUSR1 is 10 on Linux but 30 on macOS, above SIGTERM's 15.
-STOP_PRIORITY = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
-
 
 def _stop_urgency(caught: list[int]) -> int:
     """What a rank puts into the all-reduce (MAX) that agrees on a stop: 0 when it caught no signal, else the higher
