@@ -1190,3 +1190,75 @@ def test_a_runs_page_says_which_part_of_the_composed_rollout_video_is_which_came
     for name in ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left"):
         Image.new("RGB", (32, 32)).save(run / OBSERVATION_FOLDER / f"{name}.png")
     assert said in write_report(run).read_text()
+
+
+class _Style(html.parser.HTMLParser):
+    """The page's own stylesheet, as `{(media, selector): {property: value}}` (media "" outside an @media block)."""
+
+    def __init__(self):
+        super().__init__()
+        self._in, self.css = False, ""
+
+    def handle_starttag(self, tag, attrs):
+        self._in = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in = False
+
+    def handle_data(self, data):
+        if self._in:
+            self.css += data
+
+    def rules(self) -> dict:
+        out, media = {}, ""
+        for m in re.finditer(r"(@media[^{]*)\{|([^{}]+)\{([^{}]*)\}|\}", self.css):
+            if m.group(1):
+                media = m.group(1).strip()
+            elif m.group(2):
+                decls = dict(d.split(":", 1) for d in m.group(3).split(";") if ":" in d)
+                for selector in m.group(2).split(","):
+                    out.setdefault((media, selector.strip()), {}).update(decls)
+            else:
+                media = ""
+        return out
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two #rgb / #rrggbb colours."""
+    def luminance(colour):
+        h = colour.lstrip("#")
+        h = "".join(c * 2 for c in h) if len(h) == 3 else h
+        c = [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_pages_text_colours_meet_wcag_aa_and_the_page_prints_readably(tmp_path, joint_chunk, actions_json):
+    """Grey text (padded rows 2.8:1 on their hatch, muted notes) fell short of 4.5:1; the hatched rows were told apart
+    by a background alone, which print and high-contrast modes drop; and printed, the header's white title sat on a
+    background the browser leaves out (white on white) while settings were cut at the <pre>'s scroll height."""
+    doc = actions_json("droid", joint_chunk, mode="inverse_dynamics")
+    doc["settings"]["real_rows"] = 29
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    style = _Style()
+    style.feed(report.build_report_html(tmp_path))
+    rules = style.rules()
+    screen = {sel: d for (media, sel), d in rules.items() if not media}
+    light = {d["background"] for d in screen.values() if re.fullmatch(r"#[0-9a-f]{3,6}", d.get("background", ""))}
+    light |= set(re.findall(r"#[0-9a-f]{6}", screen["tr.padded td"]["background"]))
+    light -= {screen["header"]["background"]}
+    assert {"#fff", "#f6f7f9"} <= light
+    for selector, decls in screen.items():
+        if "color" not in decls:
+            continue
+        behind = [screen["header"]["background"]] if selector.startswith("header") else sorted(light)
+        for bg in behind:
+            assert _contrast(decls["color"], bg) >= 4.5, (selector, decls["color"], bg)
+    assert screen["tr.padded td"].get("font-style") == "italic"  # not colour or a background alone
+    assert "Hatched, in italics:" in report.build_report_html(tmp_path)
+    printed = {sel: d for (media, sel), d in rules.items() if media == "@media print"}
+    assert _contrast(printed["header"]["color"], "#fff") >= 4.5 and printed["header"]["background"] == "none"
+    assert _contrast(printed["header p"]["color"], "#fff") >= 4.5
+    assert printed["pre"]["max-height"] == "none" and printed["pre"]["overflow"] == "visible"

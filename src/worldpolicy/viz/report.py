@@ -98,16 +98,19 @@ header p{margin:4px 0 0;color:#b8c0d0;font-size:13px}
 main{padding:8px 28px 40px;max-width:1500px}section{background:#fff;border-radius:8px;padding:12px 18px;margin:16px 0;
 box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{font-size:17px;margin:4px 0 10px}
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #e1e4ea;border-radius:6px;padding:8px 12px;min-width:120px}
-.card b{display:block;font-size:11px;color:#6b7385;text-transform:uppercase}.card span{font-size:16px}
+.card b{display:block;font-size:11px;color:#5d6577;text-transform:uppercase}.card span{font-size:16px}
 figure{display:inline-table;margin:8px 12px 8px 0;vertical-align:top}
 figcaption{font-size:12px;color:#555;display:table-caption;caption-side:bottom}
 img,video{max-width:100%;border:1px solid #e1e4ea;border-radius:4px}
 table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
-tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
+tr.padded td{color:#5d6577;font-style:italic;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
-video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}.warn{color:#a4262c;font-size:13px}
+video{min-width:320px}a{color:#2457c5}.muted{color:#5d6577;font-size:12px}.warn{color:#a4262c;font-size:13px}
 td.bad{color:#a4262c;font-weight:600}td.n{white-space:nowrap}
+@media print{header{background:none;color:#000;padding:0 0 8px}header p{color:#333}main{padding:0;max-width:none}
+section{box-shadow:none;border:1px solid #ccc}pre{max-height:none;overflow:visible;white-space:pre-wrap}
+tr.padded td{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 """
 
 # Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
@@ -488,7 +491,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     real_rows = real_rows_of(actions)
     pieces = run_rows_of(actions)  # the clip frames each row takes to the next, or the chunk that rolled it out
     note = "" if real_rows is None else (
-        f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
+        f"<p class=muted id=padded-note>Hatched, in italics: {_esc(padded_label(real_rows, len(values)))}. The clip had "
         f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
         f"so only the first {real_rows} rows explain motion in it (settings.real_rows = {real_rows}).</p>")
     if values.ndim == 2 and values.size and not np.isfinite(values).all():  # a table of "nan" said nothing of why
