@@ -491,9 +491,10 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     real_rows = real_rows_of(actions)
     pieces = run_rows_of(actions)  # the clip frames each row takes to the next, or the chunk that rolled it out
     note = "" if real_rows is None else (
-        f"<p class=muted id=padded-note>Hatched, in italics: {_esc(padded_label(real_rows, len(values)))}. The clip had "
-        f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
-        f"so only the first {real_rows} rows explain motion in it (settings.real_rows = {real_rows}).</p>")
+        f"<p class=muted id=padded-note>Hatched, in italics: {_esc(padded_label(real_rows, len(values)))}. "
+        f"The clip had {real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; "
+        f"row i takes frame i to frame i + 1, so only the first {real_rows} rows explain motion in it "
+        f"(settings.real_rows = {real_rows}).</p>")
     if values.ndim == 2 and values.size and not np.isfinite(values).all():  # a table of "nan" said nothing of why
         note += (f"<p class=warn id=nonfinite-note>NaN or inf: {_esc(nonfinite_summary(values, cols))}: no plots "
                  "can be drawn of this chunk (predict keeps a model's NaN output for inspection: a broken checkpoint, "
