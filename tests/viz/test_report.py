@@ -275,9 +275,9 @@ def test_report_for_train_and_sim_runs(tmp_path):
     (train / "metrics.jsonl").write_text("\n".join(lines))
     page = _parse(report.write_report(train))
     assert "plots" in page.sections and len(page.imgs) == 1
-    assert "metrics.jsonl: 20 records" in page.text and "train run" in page.text
+    assert "metrics.jsonl logged, over its steps (20 records)" in page.text and "train run" in page.text
     (train / "metrics.jsonl").write_text(lines[0])  # a run as long as log_every: "1 records"
-    assert re.search(r"metrics\.jsonl: 1 record(?!s)", _parse(report.write_report(train)).text)
+    assert re.search(r"metrics\.jsonl logged, over its steps \(1 record\)", _parse(report.write_report(train)).text)
 
     sim = tmp_path / "sim"
     sim.mkdir()
@@ -1262,3 +1262,43 @@ def test_the_pages_text_colours_meet_wcag_aa_and_the_page_prints_readably(tmp_pa
     assert _contrast(printed["header"]["color"], "#fff") >= 4.5 and printed["header"]["background"] == "none"
     assert _contrast(printed["header p"]["color"], "#fff") >= 4.5
     assert printed["pre"]["max-height"] == "none" and printed["pre"]["overflow"] == "visible"
+
+
+class _Figures(html.parser.HTMLParser):
+    """Each <img>'s alt text and the text of the figcaption after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.alts, self.captions, self._in = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.alts.append(dict(attrs).get("alt"))
+        elif tag == "figcaption" and len(self.captions) < len(self.alts):  # an image's, not a video's
+            self._in = True
+            self.captions.append("")
+
+    def handle_endtag(self, tag):
+        self._in = self._in and tag != "figcaption"
+
+    def handle_data(self, data):
+        if self._in:
+            self.captions[-1] += data
+
+
+def test_each_image_on_a_page_says_what_its_figure_shows_not_its_file_name(run_dir, tmp_path):
+    """A screen reader read "plots/actions.png" for a plot, "metrics.jsonl curves" for the training curves."""
+    main(["viz", str(run_dir), "--no-animation"])
+    (run_dir / "observation").mkdir()
+    Image.new("RGB", (8, 8)).save(run_dir / "observation" / "wrist.png")
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (1, 2, 3)))
+    figures = _Figures()
+    figures.feed(report.build_report_html(run_dir))
+    assert len(figures.alts) == 4
+    for alt, caption in zip(figures.alts, figures.captions):
+        assert alt and not re.fullmatch(r"\S+(\.png| curves)", alt), alt  # a file's name said nothing of it
+        assert caption.startswith(alt)  # the caption says it too, for sighted readers and in print
+    assert report.describe_image("plots/actions.png") in figures.alts
+    assert report.describe_image("observation/wrist.png") in figures.alts
+    assert "each field metrics.jsonl logged, over its steps (3 records)" in figures.alts
+    assert report.describe_image("plots/ee_path_left.png") != report.describe_image("other.png")

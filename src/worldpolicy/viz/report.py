@@ -259,6 +259,33 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
     return "video", "not a file worldpolicy writes: whether it is recorded, simulated or imagined is not known"
 
 
+# What each figure worldpolicy writes shows, by the name it is written under (fnmatch patterns, first match wins): an
+# image's alt text and caption, so a screen reader or a broken image says what the figure holds, not its file name.
+IMAGE_SHOWS = (
+    ("observation/*.png", "a camera image the run was given"),
+    ("*actions.png", "each action column over the chunk's steps, a panel per unit"),
+    ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
+    ("*joints.png", "each joint's position over the chunk's steps"),
+    ("report.png", "the sim run's success rate over its episodes with its 95 % interval, and episode lengths"),
+)
+
+
+def describe_image(relative_path: str) -> str:
+    """What the PNG at `relative_path` (in a run folder) shows, from the name worldpolicy writes it under
+    (`IMAGE_SHOWS`); a PNG of another name says so."""
+    for pattern, shows in IMAGE_SHOWS:
+        if fnmatch.fnmatch(relative_path, pattern):
+            return shows
+    return "an image in the run folder; what it shows is not known"
+
+
+def image_figure(src: str, shows: str, link: str | None = None) -> str:
+    """A figure of the image at `src` (a data URI) whose alt text and caption say what it `shows`; `link`: the file's
+    path relative to the page, linked in the caption. Every page's images go through here."""
+    linked = f": <a href='{_href(link)}'>{_esc(link)}</a>" if link else ""
+    return f"<figure><img alt='{_esc(shows)}' src='{src}'><figcaption>{_esc(shows)}{linked}</figcaption></figure>"
+
+
 def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) -> str:
     """The command that wrote the run: its settings' `command`, else the folder's marker (`fileio.FOLDER_KINDS`: a
     recipe run was "run", its summary's evaluation making it look like a sim run), else a guess from its files."""
@@ -826,9 +853,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             notes.append(f"{rel} is not shown: {problem}")
             continue
         (inputs if path.parent == run_dir / OBSERVATION_FOLDER else images).append(
-            f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
-            f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a></figcaption></figure>"
-        )
+            image_figure(_data_uri(path, "image/png"), describe_image(rel), rel))
     for path in sorted(run_dir.glob("*.jsonl")):
         try:
             png, n = _log_curves(path, units)
@@ -837,10 +862,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             continue
         if png is not None:
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-            images.append(
-                f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
-                f"<figcaption>{_esc(path.name)}: {plural(n, 'record')}</figcaption></figure>"
-            )
+            images.append(image_figure(uri, f"each field {path.name} logged, over its steps ({plural(n, 'record')})"))
     plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
     # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
     order = (plot_section, video_section) if _is_sim_report(metrics) else (video_section, plot_section)
