@@ -34,7 +34,7 @@ class _Page(html.parser.HTMLParser):
         elif tag == "a":
             self.links.append(a["href"])
         elif tag == "th":
-            self._in_th = True
+            self._in_th = a.get("scope") != "row"  # column headers; a name/value table's names are row headers
         elif tag in ("script", "link") and (a.get("src") or a.get("href")):
             self.scripts.append(a.get("src") or a.get("href"))
 
@@ -920,7 +920,7 @@ def test_the_metrics_table_shows_a_range_as_a_range_and_a_pair_as_two_values(tmp
         "episodes": [{"seed": 7, "success": True, "steps": 26}, {"seed": 8, "success": False, "steps": 60}],
         "policy_settings": {"kind": "checkpoint", "image_size": [180, 320]}}))
     html = report.write_report(tmp_path).read_text()
-    rows = dict(re.findall(r"<tr><td class=k>([^<]*)</td><td>([^<]*)</td></tr>", html))
+    rows = dict(re.findall(r"<tr><th scope=row class=k>([^<]*)</th><td>([^<]*)</td></tr>", html))
     assert rows["training_scenes.recorded_seeds"] == "0..900" and rows["ci95"] == "0.094..0.906"
     assert rows["policy_settings.image_size"] == "180, 320"
 
@@ -1302,3 +1302,32 @@ def test_each_image_on_a_page_says_what_its_figure_shows_not_its_file_name(run_d
     assert report.describe_image("observation/wrist.png") in figures.alts
     assert "each field metrics.jsonl logged, over its steps (3 records)" in figures.alts
     assert report.describe_image("plots/ee_path_left.png") != report.describe_image("other.png")
+
+
+class _Cells(html.parser.HTMLParser):
+    """Each table row's cells as (tag, scope) pairs, by the table's class."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cls = {}, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._cls = a.get("class") or ""
+            self.tables.setdefault(self._cls, [])
+        elif tag == "tr" and self._cls is not None:
+            self.tables[self._cls].append([])
+        elif tag in ("td", "th") and self._cls is not None:
+            self.tables[self._cls][-1].append((tag, a.get("scope")))
+
+
+def test_a_name_value_tables_names_are_row_headers_a_screen_reader_says_with_each_value(tmp_path):
+    """The Metrics, training and provenance tables (`_kv_table`) were rows of two plain cells: a screen reader moving
+    down the value column heard "0.5" with nothing to say it was the success rate."""
+    (tmp_path / "metrics.json").write_text(json.dumps({"success_rate": 0.5, "loss": {"mean": 1.0, "max": 2.0}}))
+    cells = _Cells()
+    cells.feed(report.build_report_html(tmp_path))
+    rows = cells.tables["metrics"]
+    assert len(rows) == 3
+    assert all(row == [("th", "row"), ("td", None)] for row in rows), rows

@@ -104,6 +104,7 @@ figcaption{font-size:12px;color:#555;display:table-caption;caption-side:bottom}
 img,video{max-width:100%;border:1px solid #e1e4ea;border-radius:4px}
 table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
+th[scope=row]{background:none;font-weight:normal}
 tr.padded td{color:#5d6577;font-style:italic;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
 video{min-width:320px}a{color:#2457c5}.muted{color:#5d6577;font-size:12px}.warn{color:#a4262c;font-size:13px}
@@ -172,7 +173,8 @@ def _flatten(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
 
 
 def _kv_table(pairs: Iterable[tuple[str, Any]], cls: str = "") -> str:
-    rows = "".join(f"<tr><td class=k>{_esc(k)}</td><td>{_esc(_fmt(v))}</td></tr>" for k, v in pairs)
+    """A table of name, value rows; each name a row header, so a screen reader says it with its value."""
+    rows = "".join(f"<tr><th scope=row class=k>{_esc(k)}</th><td>{_esc(_fmt(v))}</td></tr>" for k, v in pairs)
     return f"<table class='{cls}'>{rows}</table>"
 
 
