@@ -1331,3 +1331,40 @@ def test_a_name_value_tables_names_are_row_headers_a_screen_reader_says_with_eac
     rows = cells.tables["metrics"]
     assert len(rows) == 3
     assert all(row == [("th", "row"), ("td", None)] for row in rows), rows
+
+
+class _Nav(html.parser.HTMLParser):
+    """The page's <nav> links (href, text) and the ids of its sections."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids, self._in_nav, self._href = [], [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._in_nav = self._in_nav or tag == "nav"
+        if tag == "a" and self._in_nav:
+            self._href = a["href"]
+            self.links.append([a["href"], ""])
+        elif tag == "section":
+            self.ids.append(a["id"])
+
+    def handle_endtag(self, tag):
+        self._in_nav = self._in_nav and tag != "nav"
+        self._href = None if tag == "a" else self._href
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self.links[-1][1] += data
+
+
+def test_a_page_opens_with_links_to_its_sections_by_their_headings(run_dir):
+    """A keyboard or screen reader user went through every video player and table (a sim run's hundreds of episodes)
+    to reach the Settings or Files; the page now lists its sections first, each linked by its heading."""
+    main(["viz", str(run_dir), "--no-animation"])
+    (run_dir / "metrics.json").write_text(json.dumps({"episodes": [{"seed": 1, "success": True}]}))
+    nav = _Nav()
+    nav.feed(report.build_report_html(run_dir))
+    assert [href for href, _ in nav.links] == [f"#{i}" for i in nav.ids]  # 'records-episodes' was quoted
+    assert "#records-episodes" in dict(nav.links) and dict(nav.links)["#settings"] == "Settings"
+    assert dict(nav.links)["#actions"].startswith("Actions (")

@@ -26,6 +26,7 @@ import datetime as _dt
 import fnmatch
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,10 @@ tr.padded td{color:#5d6577;font-style:italic;background:repeating-linear-gradien
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
 video{min-width:320px}a{color:#2457c5}.muted{color:#5d6577;font-size:12px}.warn{color:#a4262c;font-size:13px}
 td.bad{color:#a4262c;font-weight:600}td.n{white-space:nowrap}
-@media print{header{background:none;color:#000;padding:0 0 8px}header p{color:#333}main{padding:0;max-width:none}
+nav{padding:8px 28px 0;font-size:13px}
+nav ul{margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px 14px}
+@media print{nav{display:none}header{background:none;color:#000;padding:0 0 8px}header p{color:#333}
+main{padding:0;max-width:none}
 section{box-shadow:none;border:1px solid #ccc}pre{max-height:none;overflow:visible;white-space:pre-wrap}
 tr.padded td{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 """
@@ -959,16 +963,34 @@ def _notes_section(notes: list[str]) -> str:
     return "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>"
 
 
+# A section as every page writes it (`<section id=...><h2>...</h2>`): its id, quoted or not, and its heading's HTML
+_SECTION_HEAD = re.compile(r"<section id=(?:'([^']*)'|([^\s>']+))><h2>(.*?)</h2>")
+
+
+def _contents(sections: list[str]) -> str:
+    """A list of links to the page's sections by their headings, before them: a keyboard or screen reader user
+    otherwise went through every video player and table (a sim run's hundreds) to reach the Files or Settings."""
+    import urllib.parse
+
+    heads = [m for m in map(_SECTION_HEAD.match, sections) if m]
+    if len(heads) < 3:
+        return ""
+    links = "".join(f"<li><a href='#{_esc(urllib.parse.quote(html.unescape(m[1] or m[2])))}'>{m[3]}</a></li>"
+                    for m in heads)
+    return f"<nav aria-label='sections of this page'><ul>{links}</ul></nav>"
+
+
 def page_html(title: str, kind: str, counts: str, sections: list[str]) -> str:
-    """The page around `sections`: one style (CSS), header (`title`, when it was made, `counts` of what it shows) and
-    script for every page worldpolicy writes, a run's or a comparison's (`viz.compare_page`)."""
+    """The page around `sections`: one style (CSS), header (`title`, when it was made, `counts` of what it shows),
+    links to its sections (`_contents`) and script for every page worldpolicy writes, a run's or a comparison's
+    (`viz.compare_page`)."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body data-run-kind='{_esc(kind)}'>"
         f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {_esc(counts)}</p></header>"
-        f"<main>{''.join(sections)}</main><script>{_JS}</script></body></html>"
+        f"{_contents(sections)}<main>{''.join(sections)}</main><script>{_JS}</script></body></html>"
     )
 
 
