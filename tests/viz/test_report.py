@@ -34,7 +34,7 @@ class _Page(html.parser.HTMLParser):
         elif tag == "a":
             self.links.append(a["href"])
         elif tag == "th":
-            self._in_th = True
+            self._in_th = a.get("scope") != "row"  # column headers; a name/value table's names are row headers
         elif tag in ("script", "link") and (a.get("src") or a.get("href")):
             self.scripts.append(a.get("src") or a.get("href"))
 
@@ -275,9 +275,9 @@ def test_report_for_train_and_sim_runs(tmp_path):
     (train / "metrics.jsonl").write_text("\n".join(lines))
     page = _parse(report.write_report(train))
     assert "plots" in page.sections and len(page.imgs) == 1
-    assert "metrics.jsonl: 20 records" in page.text and "train run" in page.text
+    assert "metrics.jsonl logged, over its steps (20 records)" in page.text and "train run" in page.text
     (train / "metrics.jsonl").write_text(lines[0])  # a run as long as log_every: "1 records"
-    assert re.search(r"metrics\.jsonl: 1 record(?!s)", _parse(report.write_report(train)).text)
+    assert re.search(r"metrics\.jsonl logged, over its steps \(1 record\)", _parse(report.write_report(train)).text)
 
     sim = tmp_path / "sim"
     sim.mkdir()
@@ -920,7 +920,7 @@ def test_the_metrics_table_shows_a_range_as_a_range_and_a_pair_as_two_values(tmp
         "episodes": [{"seed": 7, "success": True, "steps": 26}, {"seed": 8, "success": False, "steps": 60}],
         "policy_settings": {"kind": "checkpoint", "image_size": [180, 320]}}))
     html = report.write_report(tmp_path).read_text()
-    rows = dict(re.findall(r"<tr><td class=k>([^<]*)</td><td>([^<]*)</td></tr>", html))
+    rows = dict(re.findall(r"<tr><th scope=row class=k>([^<]*)</th><td>([^<]*)</td></tr>", html))
     assert rows["training_scenes.recorded_seeds"] == "0..900" and rows["ci95"] == "0.094..0.906"
     assert rows["policy_settings.image_size"] == "180, 320"
 
@@ -1190,3 +1190,181 @@ def test_a_runs_page_says_which_part_of_the_composed_rollout_video_is_which_came
     for name in ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left"):
         Image.new("RGB", (32, 32)).save(run / OBSERVATION_FOLDER / f"{name}.png")
     assert said in write_report(run).read_text()
+
+
+class _Style(html.parser.HTMLParser):
+    """The page's own stylesheet, as `{(media, selector): {property: value}}` (media "" outside an @media block)."""
+
+    def __init__(self):
+        super().__init__()
+        self._in, self.css = False, ""
+
+    def handle_starttag(self, tag, attrs):
+        self._in = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in = False
+
+    def handle_data(self, data):
+        if self._in:
+            self.css += data
+
+    def rules(self) -> dict:
+        out, media = {}, ""
+        for m in re.finditer(r"(@media[^{]*)\{|([^{}]+)\{([^{}]*)\}|\}", self.css):
+            if m.group(1):
+                media = m.group(1).strip()
+            elif m.group(2):
+                decls = dict(d.split(":", 1) for d in m.group(3).split(";") if ":" in d)
+                for selector in m.group(2).split(","):
+                    out.setdefault((media, selector.strip()), {}).update(decls)
+            else:
+                media = ""
+        return out
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two #rgb / #rrggbb colours."""
+    def luminance(colour):
+        h = colour.lstrip("#")
+        h = "".join(c * 2 for c in h) if len(h) == 3 else h
+        c = [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_pages_text_colours_meet_wcag_aa_and_the_page_prints_readably(tmp_path, joint_chunk, actions_json):
+    """Grey text (padded rows 2.8:1 on their hatch, muted notes) fell short of 4.5:1; the hatched rows were told apart
+    by a background alone, which print and high-contrast modes drop; and printed, the header's white title sat on a
+    background the browser leaves out (white on white) while settings were cut at the <pre>'s scroll height."""
+    doc = actions_json("droid", joint_chunk, mode="inverse_dynamics")
+    doc["settings"]["real_rows"] = 29
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    style = _Style()
+    style.feed(report.build_report_html(tmp_path))
+    rules = style.rules()
+    screen = {sel: d for (media, sel), d in rules.items() if not media}
+    light = {d["background"] for d in screen.values() if re.fullmatch(r"#[0-9a-f]{3,6}", d.get("background", ""))}
+    light |= set(re.findall(r"#[0-9a-f]{6}", screen["tr.padded td"]["background"]))
+    light -= {screen["header"]["background"]}
+    assert {"#fff", "#f6f7f9"} <= light
+    for selector, decls in screen.items():
+        if "color" not in decls:
+            continue
+        behind = [screen["header"]["background"]] if selector.startswith("header") else sorted(light)
+        for bg in behind:
+            assert _contrast(decls["color"], bg) >= 4.5, (selector, decls["color"], bg)
+    assert screen["tr.padded td"].get("font-style") == "italic"  # not colour or a background alone
+    assert "Hatched, in italics:" in report.build_report_html(tmp_path)
+    printed = {sel: d for (media, sel), d in rules.items() if media == "@media print"}
+    assert _contrast(printed["header"]["color"], "#fff") >= 4.5 and printed["header"]["background"] == "none"
+    assert _contrast(printed["header p"]["color"], "#fff") >= 4.5
+    assert printed["pre"]["max-height"] == "none" and printed["pre"]["overflow"] == "visible"
+
+
+class _Figures(html.parser.HTMLParser):
+    """Each <img>'s alt text and the text of the figcaption after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.alts, self.captions, self._in = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.alts.append(dict(attrs).get("alt"))
+        elif tag == "figcaption" and len(self.captions) < len(self.alts):  # an image's, not a video's
+            self._in = True
+            self.captions.append("")
+
+    def handle_endtag(self, tag):
+        self._in = self._in and tag != "figcaption"
+
+    def handle_data(self, data):
+        if self._in:
+            self.captions[-1] += data
+
+
+def test_each_image_on_a_page_says_what_its_figure_shows_not_its_file_name(run_dir, tmp_path):
+    """A screen reader read "plots/actions.png" for a plot, "metrics.jsonl curves" for the training curves."""
+    main(["viz", str(run_dir), "--no-animation"])
+    (run_dir / "observation").mkdir()
+    Image.new("RGB", (8, 8)).save(run_dir / "observation" / "wrist.png")
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (1, 2, 3)))
+    figures = _Figures()
+    figures.feed(report.build_report_html(run_dir))
+    assert len(figures.alts) == 4
+    for alt, caption in zip(figures.alts, figures.captions):
+        assert alt and not re.fullmatch(r"\S+(\.png| curves)", alt), alt  # a file's name said nothing of it
+        assert caption.startswith(alt)  # the caption says it too, for sighted readers and in print
+    assert report.describe_image("plots/actions.png") in figures.alts
+    assert report.describe_image("observation/wrist.png") in figures.alts
+    assert "each field metrics.jsonl logged, over its steps (3 records)" in figures.alts
+    assert report.describe_image("plots/ee_path_left.png") != report.describe_image("other.png")
+
+
+class _Cells(html.parser.HTMLParser):
+    """Each table row's cells as (tag, scope) pairs, by the table's class."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cls = {}, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._cls = a.get("class") or ""
+            self.tables.setdefault(self._cls, [])
+        elif tag == "tr" and self._cls is not None:
+            self.tables[self._cls].append([])
+        elif tag in ("td", "th") and self._cls is not None:
+            self.tables[self._cls][-1].append((tag, a.get("scope")))
+
+
+def test_a_name_value_tables_names_are_row_headers_a_screen_reader_says_with_each_value(tmp_path):
+    """The Metrics, training and provenance tables (`_kv_table`) were rows of two plain cells: a screen reader moving
+    down the value column heard "0.5" with nothing to say it was the success rate."""
+    (tmp_path / "metrics.json").write_text(json.dumps({"success_rate": 0.5, "loss": {"mean": 1.0, "max": 2.0}}))
+    cells = _Cells()
+    cells.feed(report.build_report_html(tmp_path))
+    rows = cells.tables["metrics"]
+    assert len(rows) == 3
+    assert all(row == [("th", "row"), ("td", None)] for row in rows), rows
+
+
+class _Nav(html.parser.HTMLParser):
+    """The page's <nav> links (href, text) and the ids of its sections."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids, self._in_nav, self._href = [], [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._in_nav = self._in_nav or tag == "nav"
+        if tag == "a" and self._in_nav:
+            self._href = a["href"]
+            self.links.append([a["href"], ""])
+        elif tag == "section":
+            self.ids.append(a["id"])
+
+    def handle_endtag(self, tag):
+        self._in_nav = self._in_nav and tag != "nav"
+        self._href = None if tag == "a" else self._href
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self.links[-1][1] += data
+
+
+def test_a_page_opens_with_links_to_its_sections_by_their_headings(run_dir):
+    """A keyboard or screen reader user went through every video player and table (a sim run's hundreds of episodes)
+    to reach the Settings or Files; the page now lists its sections first, each linked by its heading."""
+    main(["viz", str(run_dir), "--no-animation"])
+    (run_dir / "metrics.json").write_text(json.dumps({"episodes": [{"seed": 1, "success": True}]}))
+    nav = _Nav()
+    nav.feed(report.build_report_html(run_dir))
+    assert [href for href, _ in nav.links] == [f"#{i}" for i in nav.ids]  # 'records-episodes' was quoted
+    assert "#records-episodes" in dict(nav.links) and dict(nav.links)["#settings"] == "Settings"
+    assert dict(nav.links)["#actions"].startswith("Actions (")

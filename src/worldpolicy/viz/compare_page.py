@@ -22,6 +22,7 @@ from .report import (
     _notes_section,
     _read_json,
     _unreadable_png,
+    image_figure,
     latency_said,
     page_html,
 )
@@ -29,6 +30,7 @@ from .report import (
 __all__ = ["COMPARE_FIGURE", "RunColumn", "build_compare_html", "run_columns", "timing_columns"]
 
 COMPARE_FIGURE = "compare.png"
+COMPARE_SHOWS = "each run's success rate with its Wilson 95 % interval"  # its alt text and caption
 
 
 def _pct(value: Any) -> str:
@@ -160,9 +162,8 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
             notes.append(f"{COMPARE_FIGURE} is not shown: {problem}")
         else:
             plots = 1
-            sections.append(f"<section id=plots><h2>Plots</h2><figure><img alt='{COMPARE_FIGURE}' "
-                            f"src='{_data_uri(figure, 'image/png')}'><figcaption><a href='{_href(COMPARE_FIGURE)}'>"
-                            f"{COMPARE_FIGURE}</a></figcaption></figure></section>")
+            sections.append("<section id=plots><h2>Plots</h2>" + image_figure(
+                _data_uri(figure, "image/png"), COMPARE_SHOWS, COMPARE_FIGURE) + "</section>")
     if doc.get("how_to_read"):
         sections.append(f"<section id=reading><h2>How to read it</h2><p>{_esc(doc['how_to_read'])}</p></section>")
     files, count = _files_section(folder)

@@ -18,12 +18,12 @@ from .report import (
     _files_section,
     _flatten,
     _fmt,
-    _href,
     _kv_table,
     _notes_section,
     _read_json,
     _records_table,
     _unreadable_png,
+    image_figure,
     page_html,
     video_figure,
 )
@@ -112,9 +112,7 @@ def _episode_section(folder: Path, episode: Mapping[str, Any], first_video: int,
         if problem:
             notes.append(f"episode {i}: {plot.get('file')} is not shown: {problem}")
             continue
-        plots.append(f"<figure><img alt='{_esc(plot.get('file'))}' src='{_data_uri(path, 'image/png')}'>"
-                     f"<figcaption>{_esc(plot.get('shows'))}: <a href='{_href(str(plot.get('file')))}'>"
-                     f"{_esc(plot.get('file'))}</a></figcaption></figure>")
+        plots.append(image_figure(_data_uri(path, "image/png"), str(plot.get("shows")), str(plot.get("file"))))
     parts += videos + [f"<div>{''.join(plots)}</div>"]
     parts += [f"<p class=warn>{_esc(n)}</p>" for n in episode.get("notes", [])]
     title = f"Episode {i} · {plural(int(episode.get('frames', 0)), 'frame')}"

@@ -26,6 +26,7 @@ import datetime as _dt
 import fnmatch
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,16 +99,23 @@ header p{margin:4px 0 0;color:#b8c0d0;font-size:13px}
 main{padding:8px 28px 40px;max-width:1500px}section{background:#fff;border-radius:8px;padding:12px 18px;margin:16px 0;
 box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{font-size:17px;margin:4px 0 10px}
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #e1e4ea;border-radius:6px;padding:8px 12px;min-width:120px}
-.card b{display:block;font-size:11px;color:#6b7385;text-transform:uppercase}.card span{font-size:16px}
+.card b{display:block;font-size:11px;color:#5d6577;text-transform:uppercase}.card span{font-size:16px}
 figure{display:inline-table;margin:8px 12px 8px 0;vertical-align:top}
 figcaption{font-size:12px;color:#555;display:table-caption;caption-side:bottom}
 img,video{max-width:100%;border:1px solid #e1e4ea;border-radius:4px}
 table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
-tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
+th[scope=row]{background:none;font-weight:normal}
+tr.padded td{color:#5d6577;font-style:italic;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
-video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}.warn{color:#a4262c;font-size:13px}
+video{min-width:320px}a{color:#2457c5}.muted{color:#5d6577;font-size:12px}.warn{color:#a4262c;font-size:13px}
 td.bad{color:#a4262c;font-weight:600}td.n{white-space:nowrap}
+nav{padding:8px 28px 0;font-size:13px}
+nav ul{margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px 14px}
+@media print{nav{display:none}header{background:none;color:#000;padding:0 0 8px}header p{color:#333}
+main{padding:0;max-width:none}
+section{box-shadow:none;border:1px solid #ccc}pre{max-height:none;overflow:visible;white-space:pre-wrap}
+tr.padded td{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 """
 
 # Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
@@ -169,7 +177,8 @@ def _flatten(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
 
 
 def _kv_table(pairs: Iterable[tuple[str, Any]], cls: str = "") -> str:
-    rows = "".join(f"<tr><td class=k>{_esc(k)}</td><td>{_esc(_fmt(v))}</td></tr>" for k, v in pairs)
+    """A table of name, value rows; each name a row header, so a screen reader says it with its value."""
+    rows = "".join(f"<tr><th scope=row class=k>{_esc(k)}</th><td>{_esc(_fmt(v))}</td></tr>" for k, v in pairs)
     return f"<table class='{cls}'>{rows}</table>"
 
 
@@ -254,6 +263,33 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
                        "the policy returned video (model: imagined), each camera's part of it labelled")
         return "simulated episode", explanation
     return "video", "not a file worldpolicy writes: whether it is recorded, simulated or imagined is not known"
+
+
+# What each figure worldpolicy writes shows, by the name it is written under (fnmatch patterns, first match wins): an
+# image's alt text and caption, so a screen reader or a broken image says what the figure holds, not its file name.
+IMAGE_SHOWS = (
+    ("observation/*.png", "a camera image the run was given"),
+    ("*actions.png", "each action column over the chunk's steps, a panel per unit"),
+    ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
+    ("*joints.png", "each joint's position over the chunk's steps"),
+    ("report.png", "the sim run's success rate over its episodes with its 95 % interval, and episode lengths"),
+)
+
+
+def describe_image(relative_path: str) -> str:
+    """What the PNG at `relative_path` (in a run folder) shows, from the name worldpolicy writes it under
+    (`IMAGE_SHOWS`); a PNG of another name says so."""
+    for pattern, shows in IMAGE_SHOWS:
+        if fnmatch.fnmatch(relative_path, pattern):
+            return shows
+    return "an image in the run folder; what it shows is not known"
+
+
+def image_figure(src: str, shows: str, link: str | None = None) -> str:
+    """A figure of the image at `src` (a data URI) whose alt text and caption say what it `shows`; `link`: the file's
+    path relative to the page, linked in the caption. Every page's images go through here."""
+    linked = f": <a href='{_href(link)}'>{_esc(link)}</a>" if link else ""
+    return f"<figure><img alt='{_esc(shows)}' src='{src}'><figcaption>{_esc(shows)}{linked}</figcaption></figure>"
 
 
 def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) -> str:
@@ -488,9 +524,10 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     real_rows = real_rows_of(actions)
     pieces = run_rows_of(actions)  # the clip frames each row takes to the next, or the chunk that rolled it out
     note = "" if real_rows is None else (
-        f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
-        f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
-        f"so only the first {real_rows} rows explain motion in it (settings.real_rows = {real_rows}).</p>")
+        f"<p class=muted id=padded-note>Hatched, in italics: {_esc(padded_label(real_rows, len(values)))}. "
+        f"The clip had {real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; "
+        f"row i takes frame i to frame i + 1, so only the first {real_rows} rows explain motion in it "
+        f"(settings.real_rows = {real_rows}).</p>")
     if values.ndim == 2 and values.size and not np.isfinite(values).all():  # a table of "nan" said nothing of why
         note += (f"<p class=warn id=nonfinite-note>NaN or inf: {_esc(nonfinite_summary(values, cols))}: no plots "
                  "can be drawn of this chunk (predict keeps a model's NaN output for inspection: a broken checkpoint, "
@@ -822,9 +859,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             notes.append(f"{rel} is not shown: {problem}")
             continue
         (inputs if path.parent == run_dir / OBSERVATION_FOLDER else images).append(
-            f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
-            f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a></figcaption></figure>"
-        )
+            image_figure(_data_uri(path, "image/png"), describe_image(rel), rel))
     for path in sorted(run_dir.glob("*.jsonl")):
         try:
             png, n = _log_curves(path, units)
@@ -833,10 +868,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             continue
         if png is not None:
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-            images.append(
-                f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
-                f"<figcaption>{_esc(path.name)}: {plural(n, 'record')}</figcaption></figure>"
-            )
+            images.append(image_figure(uri, f"each field {path.name} logged, over its steps ({plural(n, 'record')})"))
     plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
     # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
     order = (plot_section, video_section) if _is_sim_report(metrics) else (video_section, plot_section)
@@ -931,16 +963,34 @@ def _notes_section(notes: list[str]) -> str:
     return "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>"
 
 
+# A section as every page writes it (`<section id=...><h2>...</h2>`): its id, quoted or not, and its heading's HTML
+_SECTION_HEAD = re.compile(r"<section id=(?:'([^']*)'|([^\s>']+))><h2>(.*?)</h2>")
+
+
+def _contents(sections: list[str]) -> str:
+    """A list of links to the page's sections by their headings, before them: a keyboard or screen reader user
+    otherwise went through every video player and table (a sim run's hundreds) to reach the Files or Settings."""
+    import urllib.parse
+
+    heads = [m for m in map(_SECTION_HEAD.match, sections) if m]
+    if len(heads) < 3:
+        return ""
+    links = "".join(f"<li><a href='#{_esc(urllib.parse.quote(html.unescape(m[1] or m[2])))}'>{m[3]}</a></li>"
+                    for m in heads)
+    return f"<nav aria-label='sections of this page'><ul>{links}</ul></nav>"
+
+
 def page_html(title: str, kind: str, counts: str, sections: list[str]) -> str:
-    """The page around `sections`: one style (CSS), header (`title`, when it was made, `counts` of what it shows) and
-    script for every page worldpolicy writes, a run's or a comparison's (`viz.compare_page`)."""
+    """The page around `sections`: one style (CSS), header (`title`, when it was made, `counts` of what it shows),
+    links to its sections (`_contents`) and script for every page worldpolicy writes, a run's or a comparison's
+    (`viz.compare_page`)."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body data-run-kind='{_esc(kind)}'>"
         f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {_esc(counts)}</p></header>"
-        f"<main>{''.join(sections)}</main><script>{_JS}</script></body></html>"
+        f"{_contents(sections)}<main>{''.join(sections)}</main><script>{_JS}</script></body></html>"
     )
 
 
