@@ -840,6 +840,27 @@ def test_check_files_finds_frames_no_episode_lists(small_dataset):
         LeRobotDataset.open(ds.root).check_files()
 
 
+def test_check_files_judges_each_video_file_by_the_episodes_it_holds(tmp_path):
+    """`check_files` takes each file's episodes together (a path per file, not per episode: DROID lists 90k episodes):
+    frames past the last episode of one file are found though the episodes of the files after it end later."""
+    episodes = [dict(make_episode(6, seed=i, offset=10 * i), task="pick") for i in range(3)]
+    ds = write_episodes(tmp_path / "ds", episodes, fps=10, video_codec="libx264rgb", chunks_size=2,
+                        data_files_size_in_mb=1e-6, video_files_size_in_mb=1e-6)  # a file each, over two chunks
+    ds.check_files()
+    key = "videos/observation.images.front/to_timestamp"
+
+    def shorter(table: pa.Table) -> pa.Table:  # episode 1 ends 3 frames early: its file's last 3 are no episode's
+        second = pc.equal(table.column("episode_index"), 1)
+        return table.set_column(table.column_names.index(key), key,
+                                pc.if_else(second, pc.subtract(table.column(key), 0.3), table.column(key)))
+
+    for path in (ds.root / "meta/episodes").rglob("*.parquet"):
+        _rewrite_parquet(path, shorter)
+    with pytest.raises(DatasetFormatError, match="videos/observation.images.front/chunk-000/file-001.mp4: holds 6 "
+                                                 "frames but the episodes meta/episodes places in it end at frame 3"):
+        LeRobotDataset.open(ds.root).check_files()
+
+
 def test_check_files_counts_the_frames_of_a_container_that_does_not_report_them(small_dataset):
     """Matroska keeps no frame count in its header (PyAV reads 0): the trailing-frames check passed such a file
     unchecked; it now counts the packets."""

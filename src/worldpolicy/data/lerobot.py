@@ -586,10 +586,13 @@ class LeRobotDataset:
 
         ends: dict[Path, float] = {}  # video file -> where its last listed episode ends (s)
         for key in (k for k in self.video_keys if self.features[k]["dtype"] == "video"):
-            for i in range(self.num_episodes):
-                path = self._video_path(key, i)
-                ends[path] = max(ends.get(path, 0.0), float(self._episodes[f"videos/{key}/to_timestamp"][i]))
-        listed = {self._data_path(i) for i in range(self.num_episodes)} | set(ends)
+            files, which = self._files(f"videos/{key}")  # a path per file, not per episode: DROID has 90k of them
+            last = np.zeros(len(files))
+            np.maximum.at(last, which, self._episodes[f"videos/{key}/to_timestamp"])
+            for (chunk, file), end in zip(files.tolist(), last.tolist()):
+                path = self._video_file(key, chunk, file)
+                ends[path] = max(ends.get(path, 0.0), end)
+        listed = {self._data_file(chunk, file) for chunk, file in self._files("data")[0].tolist()} | set(ends)
         templates = [self.info["data_path"]] + ([self.info["video_path"]] if self.info.get("video_path") else [])
         unread = set()  # the files of a camera that is not read (a depth map's) are not this check's to judge
         for key in self.unread_features if self.info.get("video_path") else ():
@@ -636,16 +639,24 @@ class LeRobotDataset:
                                                  f"file_index of episode {i} (from {self.episodes_file})){more}")
 
     def _video_path(self, key: str, i: int) -> Path:
-        return self.root / self.info["video_path"].format(
-            video_key=key,
-            chunk_index=int(self._episodes[f"videos/{key}/chunk_index"][i]),
-            file_index=int(self._episodes[f"videos/{key}/file_index"][i]),
-        )
+        return self._video_file(key, int(self._episodes[f"videos/{key}/chunk_index"][i]),
+                                int(self._episodes[f"videos/{key}/file_index"][i]))
+
+    def _video_file(self, key: str, chunk_index: int, file_index: int) -> Path:
+        return self.root / self.info["video_path"].format(video_key=key, chunk_index=chunk_index, file_index=file_index)
+
+    def _files(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct (chunk_index, file_index) rows of meta/episodes' `prefix` columns (`data`, `videos/<key>`),
+        and each episode's row among them."""
+        pairs = np.stack([self._episodes[f"{prefix}/chunk_index"], self._episodes[f"{prefix}/file_index"]], axis=1)
+        files, which = np.unique(pairs, axis=0, return_inverse=True)
+        return files, which.reshape(-1)
 
     def _data_path(self, i: int) -> Path:
-        return self.root / self.info["data_path"].format(
-            chunk_index=int(self._episodes["data/chunk_index"][i]), file_index=int(self._episodes["data/file_index"][i])
-        )
+        return self._data_file(int(self._episodes["data/chunk_index"][i]), int(self._episodes["data/file_index"][i]))
+
+    def _data_file(self, chunk_index: int, file_index: int) -> Path:
+        return self.root / self.info["data_path"].format(chunk_index=chunk_index, file_index=file_index)
 
     def _table(self, path: Path, i: int) -> _DataFile:
         """The data file at `path` (episode i's), checked to hold the rows of exactly the episodes placed in it."""
