@@ -343,11 +343,12 @@ def window_order(spec: WindowSpec, dataset=None) -> np.ndarray:
     (windows, 2)): what a continued latent cache checks the windows it kept against. An array, not a list of tuples:
     a DROID-size dataset has tens of millions of windows."""
     episodes = _episode_starts(spec, dataset)
-    if not episodes:
-        return np.zeros((0, 2), dtype=np.int64)
-    counts = [len(starts) for _, starts in episodes]
-    return np.stack([np.repeat(np.array([i for i, _ in episodes], dtype=np.int64), counts),
-                     np.concatenate([np.asarray(starts, dtype=np.int64) for _, starts in episodes])], axis=1)
+    order = np.empty((sum(len(starts) for _, starts in episodes), 2), dtype=np.int64)
+    at = 0
+    for i, starts in episodes:  # filled in place: no temporary as large as the array
+        order[at:at + len(starts), 0], order[at:at + len(starts), 1] = i, starts
+        at += len(starts)
+    return order
 
 
 def count_windows(spec: WindowSpec, dataset=None) -> int:
