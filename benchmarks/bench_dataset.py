@@ -3,9 +3,11 @@ cameras, 7+1 joint and gripper columns of actions and state, LeRobot's per-episo
 with pyarrow directly at each size, their videos left out (a user who has not downloaded them yet; nothing here
 decodes). Each size is measured in a fresh process, for its peak RSS: opening the dataset (`LeRobotDataset.open`),
 `dataset info`'s summary, every episode read without videos (what `dataset check` does besides decoding, and
-training's finiteness check before it encodes: `train.data.check_finite`), and `check_files` (`dataset check`'s
-search for unlisted files). Per-episode costs side by side: a ratio near 1 between sizes is linear growth; one that
-grows with the size is work that grows faster than the episodes.
+training's finiteness check before it encodes: `train.data.check_finite`), `check_files` (`dataset check`'s
+search for unlisted files), and `train.data.window_order` (the (episode, start) of every training window, chunk 16:
+what a resumed latent-cache build checks its kept windows against; its time and the memory it allocates, traced, after
+the peak RSS is taken, as is `worldpolicy.train`'s import). Per-episode costs side by side: a ratio near 1 between
+sizes is linear growth; one that grows with the size is work that grows faster than the episodes.
 
     python benchmarks/bench_dataset.py [--sizes 1000,10000] [--frames 60] [--per-file 1000]
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,8 @@ AUTO = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64"
         "task_index": "int64"}
 STATS = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
 FPS = 15
-STEPS = ("open", "summary", "every episode", "check_files")
+STEPS = ("open", "summary", "every episode", "check_files", "window_order")
+CHUNK = 16  # window_order's chunk size
 
 
 def write_dataset(root: Path, episodes: int, frames: int, per_file: int) -> None:
@@ -101,7 +105,8 @@ def write_dataset(root: Path, episodes: int, frames: int, per_file: int) -> None
 
 
 def measure(root: Path) -> dict:
-    """Each step's seconds, the peak RSS and whether the frames read were the ones written (this process's work)."""
+    """Each step's seconds, the peak RSS before `window_order`, the memory it allocates (traced) and whether the frames
+    read were the ones written (this process's work)."""
     # imported on first use (by `check_files`; by pyarrow's first parquet read): their import time is no episode's
     import av  # noqa: F401
     import pyarrow.dataset  # noqa: F401
@@ -126,7 +131,19 @@ def measure(root: Path) -> dict:
     ds.check_files()
     seconds["check_files"] = time.perf_counter() - tick
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"episodes": ds.num_episodes, "seconds": seconds, "peak_mb": peak_mb, "same": bool(same)}
+    from worldpolicy.train.data import WindowSpec, window_order  # torch's import: after the peak RSS is taken
+
+    spec = WindowSpec(dataset=str(root), chunk_size=CHUNK)
+    tick = time.perf_counter()
+    windows = len(window_order(spec, ds))
+    seconds["window_order"] = time.perf_counter() - tick
+    tracemalloc.start()  # a second call, traced: tracing slows the allocations it counts
+    window_order(spec, ds)
+    window_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    same &= windows == ds.num_frames - ds.num_episodes  # pad: every frame but the last starts a window
+    return {"episodes": ds.num_episodes, "seconds": seconds, "peak_mb": peak_mb, "window_mb": window_mb,
+            "windows": windows, "same": bool(same)}
 
 
 def main() -> None:
@@ -158,7 +175,8 @@ def main() -> None:
                 sys.exit(f"measuring {n} episodes failed:\n{child.stderr[-3000:]}")
             results.append(json.loads(child.stdout.splitlines()[-1]))
             print(f"{n} episodes of {args.frames} frames, {args.per_file} a file (written in {written:.1f} s), "
-                  f"peak RSS {results[-1]['peak_mb']:.0f} MB:")
+                  f"peak RSS {results[-1]['peak_mb']:.0f} MB; window_order: {results[-1]['windows']} windows, "
+                  f"{results[-1]['window_mb']:.0f} MB allocated at its peak:")
             for step in STEPS:
                 took = results[-1]["seconds"][step]
                 print(f"  {step:>13}: {took:8.3f} s  {took / n * 1e6:8.1f} us per episode")
@@ -166,7 +184,7 @@ def main() -> None:
     for step in STEPS:
         ratio = (large["seconds"][step] / large["episodes"]) / (small["seconds"][step] / small["episodes"])
         print(f"{step} per episode, {large['episodes']} / {small['episodes']} episodes: {ratio:.2f}x")
-    exit_if_failed({"every episode's actions read as written": all(r["same"] for r in results)})
+    exit_if_failed({"every episode's actions read as written, every window ordered": all(r["same"] for r in results)})
 
 
 if __name__ == "__main__":

@@ -99,8 +99,9 @@ def test_dataset_select_prints_the_copy_against_encoding_again():
 def test_dataset_prints_each_steps_cost_per_episode_at_each_size():
     out = _ran("bench_dataset.py", "--sizes", "6,12", "--frames", "3", "--per-file", "4")
     for n in (6, 12):
-        assert re.search(rf"{n} episodes of 3 frames, 4 a file \(written in .*\), peak RSS \d+ MB:", out), out
-    for step in ("open", "summary", "every episode", "check_files"):
+        assert re.search(rf"{n} episodes of 3 frames, 4 a file \(written in .*\), peak RSS \d+ MB; window_order: "
+                         rf"{2 * n} windows, \d+ MB allocated at its peak:", out), out
+    for step in ("open", "summary", "every episode", "check_files", "window_order"):
         assert re.search(rf"{step}: +\d+\.\d+ s +\d+\.\d+ us per episode", out), out
         assert re.search(rf"{step} per episode, 12 / 6 episodes: \d+\.\d+x", out), out
 

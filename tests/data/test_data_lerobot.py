@@ -840,6 +840,27 @@ def test_check_files_finds_frames_no_episode_lists(small_dataset):
         LeRobotDataset.open(ds.root).check_files()
 
 
+def test_check_files_judges_each_video_file_by_the_episodes_it_holds(tmp_path):
+    """`check_files` takes each file's episodes together (a path per file, not per episode: DROID lists 90k episodes):
+    frames past the last episode of one file are found though the episodes of the files after it end later."""
+    episodes = [dict(make_episode(6, seed=i, offset=10 * i), task="pick") for i in range(3)]
+    ds = write_episodes(tmp_path / "ds", episodes, fps=10, video_codec="libx264rgb", chunks_size=2,
+                        data_files_size_in_mb=1e-6, video_files_size_in_mb=1e-6)  # a file each, over two chunks
+    ds.check_files()
+    key = "videos/observation.images.front/to_timestamp"
+
+    def shorter(table: pa.Table) -> pa.Table:  # episode 1 ends 3 frames early: its file's last 3 are no episode's
+        second = pc.equal(table.column("episode_index"), 1)
+        return table.set_column(table.column_names.index(key), key,
+                                pc.if_else(second, pc.subtract(table.column(key), 0.3), table.column(key)))
+
+    for path in (ds.root / "meta/episodes").rglob("*.parquet"):
+        _rewrite_parquet(path, shorter)
+    with pytest.raises(DatasetFormatError, match="videos/observation.images.front/chunk-000/file-001.mp4: holds 6 "
+                                                 "frames but the episodes meta/episodes places in it end at frame 3"):
+        LeRobotDataset.open(ds.root).check_files()
+
+
 def test_check_files_counts_the_frames_of_a_container_that_does_not_report_them(small_dataset):
     """Matroska keeps no frame count in its header (PyAV reads 0): the trailing-frames check passed such a file
     unchecked; it now counts the packets."""
@@ -1185,12 +1206,26 @@ def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_p
     ds = writer.finalize()
     assert ds.num_episodes == 2 and ds.episode_fields() == [{"level": 2, "note": None}, {"level": None, "note": "late"}]
     assert ds.episode_columns().schema == pa.schema([("level", pa.int8()), ("note", pa.string())])
-    # `dataset info` lists them, reading those columns alone, not the episodes files' per-episode stats again
+    # `dataset info` lists them from the schemas `open` read, no episodes file read again (DROID's 90: ~1 s), typed
+    # as `episode_columns` joins them: a file's all-null column takes another file's type
     read, real = [], pq.read_table
     monkeypatch.setattr(pq, "read_table",
                         lambda path, columns=None: read.append(columns) or real(path, columns=columns))
     assert ds.summary()["episode_columns"] == {"level": "int8", "note": "string"}
-    assert read == [["episode_index", "level", "note"]]
+    assert read == []
+    monkeypatch.undo()
+    first = ds.root / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(first)
+    pq.write_table(table.slice(1), first)
+    pq.write_table(table.slice(0, 1).drop(["note"]).append_column("note", pa.nulls(1)),
+                   first.with_name("file-001.parquet"))
+    reopened = LeRobotDataset.open(ds.root)
+    assert reopened.summary()["episode_columns"] == {"level": "int8", "note": "string"}
+    assert reopened.episode_columns().schema == pa.schema([("level", pa.int8()), ("note", pa.string())])
+    pq.write_table(table.slice(0, 1).drop(["note"]).append_column("note", pa.array([1.5])),
+                   first.with_name("file-001.parquet"))
+    with pytest.raises(DatasetFormatError, match="meta/episodes: its files' own columns differ in type"):
+        LeRobotDataset.open(ds.root).summary()
 
 
 

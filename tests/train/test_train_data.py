@@ -167,6 +167,22 @@ def test_an_episode_selection_has_its_own_latent_cache_and_naming_every_episode_
     assert count_windows(first) + count_windows(second) == count_windows(whole)
 
 
+def test_window_order_is_each_window_iter_windows_yields_as_an_array_row(cache_parts):
+    """A continued latent cache checks its kept windows against `window_order`: one (episode, start) row per window,
+    in `iter_windows`' order, for every window, strided ones, a selection and the spread validation ones alike (an
+    array: a list of tuples of a DROID-size dataset's tens of millions of windows took gigabytes)."""
+    from dataclasses import replace
+
+    from worldpolicy.train.data import iter_windows, window_order
+
+    _, layout, spec = cache_parts
+    for each in (spec, replace(spec, stride=2), replace(spec, episodes=(1,)), replace(spec, windows=5)):
+        order = window_order(each)
+        assert order.dtype == np.int64 and order.shape[1:] == (2,)
+        assert order.tolist() == [[w.episode, w.start] for w in iter_windows(each, layout)]
+    assert window_order(replace(spec, episodes=())).shape == (0, 2)
+
+
 def test_unset_video_keys_say_which_videos_train_and_which_do_not(tiny_dataset, caplog):
     """A dataset recorded with more cameras than the embodiment composes (from-sim's default three, for the shipped
     model's two) trained on some of them without a word, where the action columns it read were said."""

@@ -142,8 +142,12 @@ class LeRobotDataset:
         unread_features: Mapping[str, str] | None = None,
         provenance: dict[str, Any] | None = None,
         episodes_file: str = EPISODES_DIR,
+        episode_schemas: Sequence[pa.Schema] = (),
     ):
         self.root, self.info, self.tasks, self._episodes = root, info, tasks, episodes
+        # each meta/episodes file's `episode_index` and own columns (`_extra_episode_tables`), as `open` read their
+        # footers: `summary` names the columns' types from these, not reading every file again
+        self._episode_schemas = list(episode_schemas)
         self._provenance = provenance
         # where `episodes` was read from, as the errors of reading an episode name it: a 2.x dataset read for
         # `dataset convert` (`data.convert.open_v2`) has meta/episodes.jsonl, not v3's meta/episodes folder
@@ -172,8 +176,8 @@ class LeRobotDataset:
             _note_unread(str(root), name, why)
         provenance = read_provenance(root, info)
         tasks = _read_tasks(root / TASKS_PATH)
-        episodes = _read_episodes(root, info, tasks)
-        return cls(root, info, tasks, episodes, unread, provenance)
+        episodes, schemas = _read_episodes(root, info, tasks)
+        return cls(root, info, tasks, episodes, unread, provenance, episode_schemas=schemas)
 
     # -- metadata
     @property
@@ -249,20 +253,23 @@ class LeRobotDataset:
         own argument): one row per episode, in order (null where an episodes file lacks a column another has; no
         columns where the dataset has none), what a copy writes again (`LeRobotDatasetWriter.add_episode`'s `fields`,
         a row at a time: `episode_row`). Read on call."""
+        tables = self._extra_episode_tables()
+        schema = self._joined_schema([t.schema for t in tables])  # refuses files whose columns differ in type
+        return pa.concat_tables(tables, promote_options="default").sort_by("episode_index").select(schema.names)
+
+    def _joined_schema(self, schemas: list[pa.Schema]) -> pa.Schema:
+        """The columns of `episode_columns` from its files' schemas (`_extra_episode_tables`'), as its rows join them;
+        none where there are no files."""
         try:
-            table = pa.concat_tables(self._extra_episode_tables(), promote_options="default")
+            schema = pa.unify_schemas(schemas, promote_options="default") if schemas else pa.schema([])
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DatasetFormatError(self.root / EPISODES_DIR, None, f"its files' own columns differ in type: {exc}")
-        return table.sort_by("episode_index").drop([c for c in ("episode_index", SUCCESS_COLUMN)
-                                                    if c in table.column_names])
+        return pa.schema([f for f in schema if f.name not in ("episode_index", SUCCESS_COLUMN)])
 
     def _extra_episode_tables(self) -> list[pa.Table]:
         """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own, those alone read
-        (not its per-episode stats: `summary` reads these on every `dataset info`)."""
-        def picked(names: list[str]) -> list[str]:
-            return ["episode_index", *(c for c in names if not lerobot_episode_column(c))]
-
-        return [_read_parquet(path, "episodes file", picked) for path in _episodes_files(self.root)]
+        (not its per-episode stats)."""
+        return [_read_parquet(path, "episodes file", _extra_episode_columns) for path in _episodes_files(self.root)]
 
     @property
     def stats_path(self) -> Path:
@@ -397,9 +404,10 @@ class LeRobotDataset:
                             "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}
                if (done := self.episode_success) is not None else {}),
             # the dataset's own meta/episodes columns (a recorder's operator, a score), name and arrow type: what
-            # `dataset select`, `merge` and `label` carry with each episode
-            **({"episode_columns": {f.name: str(f.type) for f in columns.schema}}
-               if (columns := self.episode_columns()).num_columns else {}),
+            # `dataset select`, `merge` and `label` carry with each episode (from the schemas `open` read: a DROID-size
+            # dataset's 90 files are not read again)
+            **({"episode_columns": {f.name: str(f.type) for f in columns}}
+               if (columns := self._joined_schema(self._episode_schemas)) else {}),
             # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed
             # of every episode stays in its file, out of a summary of a long recording
             **({"provenance": {k: v for k, v in self.provenance.items() if k != "seeds"}} if self.provenance else {}),
@@ -586,10 +594,13 @@ class LeRobotDataset:
 
         ends: dict[Path, float] = {}  # video file -> where its last listed episode ends (s)
         for key in (k for k in self.video_keys if self.features[k]["dtype"] == "video"):
-            for i in range(self.num_episodes):
-                path = self._video_path(key, i)
-                ends[path] = max(ends.get(path, 0.0), float(self._episodes[f"videos/{key}/to_timestamp"][i]))
-        listed = {self._data_path(i) for i in range(self.num_episodes)} | set(ends)
+            files, which = self._files(f"videos/{key}")  # a path per file, not per episode: DROID has 90k of them
+            last = np.zeros(len(files))
+            np.maximum.at(last, which, self._episodes[f"videos/{key}/to_timestamp"])
+            for (chunk, file), end in zip(files.tolist(), last.tolist()):
+                path = self._video_file(key, chunk, file)
+                ends[path] = max(ends.get(path, 0.0), end)
+        listed = {self._data_file(chunk, file) for chunk, file in self._files("data")[0].tolist()} | set(ends)
         templates = [self.info["data_path"]] + ([self.info["video_path"]] if self.info.get("video_path") else [])
         unread = set()  # the files of a camera that is not read (a depth map's) are not this check's to judge
         for key in self.unread_features if self.info.get("video_path") else ():
@@ -636,16 +647,24 @@ class LeRobotDataset:
                                                  f"file_index of episode {i} (from {self.episodes_file})){more}")
 
     def _video_path(self, key: str, i: int) -> Path:
-        return self.root / self.info["video_path"].format(
-            video_key=key,
-            chunk_index=int(self._episodes[f"videos/{key}/chunk_index"][i]),
-            file_index=int(self._episodes[f"videos/{key}/file_index"][i]),
-        )
+        return self._video_file(key, int(self._episodes[f"videos/{key}/chunk_index"][i]),
+                                int(self._episodes[f"videos/{key}/file_index"][i]))
+
+    def _video_file(self, key: str, chunk_index: int, file_index: int) -> Path:
+        return self.root / self.info["video_path"].format(video_key=key, chunk_index=chunk_index, file_index=file_index)
+
+    def _files(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct (chunk_index, file_index) rows of meta/episodes' `prefix` columns (`data`, `videos/<key>`),
+        and each episode's row among them."""
+        pairs = np.stack([self._episodes[f"{prefix}/chunk_index"], self._episodes[f"{prefix}/file_index"]], axis=1)
+        files, which = np.unique(pairs, axis=0, return_inverse=True)
+        return files, which.reshape(-1)
 
     def _data_path(self, i: int) -> Path:
-        return self.root / self.info["data_path"].format(
-            chunk_index=int(self._episodes["data/chunk_index"][i]), file_index=int(self._episodes["data/file_index"][i])
-        )
+        return self._data_file(int(self._episodes["data/chunk_index"][i]), int(self._episodes["data/file_index"][i]))
+
+    def _data_file(self, chunk_index: int, file_index: int) -> Path:
+        return self.root / self.info["data_path"].format(chunk_index=chunk_index, file_index=file_index)
 
     def _table(self, path: Path, i: int) -> _DataFile:
         """The data file at `path` (episode i's), checked to hold the rows of exactly the episodes placed in it."""
@@ -760,12 +779,12 @@ def _not_a_dataset(root: Path) -> str:
     return problem
 
 
-def _read_parquet(path: Path, what: str, columns: Callable[[list[str]], list[str]] | None = None) -> pa.Table:
-    """The parquet file `path` (`what` names it in errors): every column, or those `columns` picks from its names."""
+def _read_parquet(path: Path, what: str, columns: Callable[[pa.Schema], list[str]] | None = None) -> pa.Table:
+    """The parquet file `path` (`what` names it in errors): every column, or those `columns` picks from its schema."""
     if not path.is_file():
         raise DatasetFormatError(path, None, f"{what} is missing")
     try:
-        return pq.read_table(path, columns=None if columns is None else columns(pq.read_schema(path).names))
+        return pq.read_table(path, columns=None if columns is None else columns(pq.read_schema(path)))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DatasetFormatError(path, None, f"{what} is not a readable parquet file: {exc}") from None
 
@@ -798,7 +817,15 @@ def _episodes_files(root: Path) -> list[Path]:
     return sorted((root / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
 
 
-def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[str, np.ndarray]:
+def _extra_episode_columns(schema: pa.Schema) -> list[str]:
+    """A meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own."""
+    return ["episode_index", *(c for c in schema.names if not lerobot_episode_column(c))]
+
+
+def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> tuple[dict[str, np.ndarray],
+                                                                                 list[pa.Schema]]:
+    """meta/episodes' columns that `LeRobotDataset` reads, checked, one value per episode in order; and each file's
+    schema of `_extra_episode_columns` (`LeRobotDataset.summary` names them, the files not read again)."""
     files = _episodes_files(root)
     if not files:
         raise DatasetFormatError(root / EPISODES_DIR, None, "holds no chunk-*/file-*.parquet episode files")
@@ -808,10 +835,16 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     sources: list[Path] = []  # the file each row came from, for errors
     read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any)
     wanted = {*needed, SUCCESS_COLUMN}
+    schemas: list[pa.Schema] = []
+
+    def picked(schema: pa.Schema) -> list[str]:
+        schemas.append(pa.schema([schema.field(c) for c in _extra_episode_columns(schema) if c in schema.names]))
+        return [c for c in schema.names if c in wanted]
+
     for path in files:
         # these columns only: LeRobot's files also hold every episode's stats of every feature (stats/*), most of
         # their bytes, which opening a dataset of many episodes would read and throw away
-        table = _read_parquet(path, "episodes file", lambda names: [c for c in names if c in wanted])
+        table = _read_parquet(path, "episodes file", picked)
         read.append((path, table.select([c for c in table.column_names if c == SUCCESS_COLUMN])))
         sources.extend([path] * table.num_rows)
         for key in needed:
@@ -869,7 +902,7 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
             raise DatasetFormatError(
                 sources[i], "tasks", f"episode {i} names {unknown}, which {TASKS_PATH} does not list"
             )
-    return out
+    return out, schemas
 
 
 def _success_column(read: list[tuple[Path, pa.Table]]) -> np.ndarray | None:

@@ -338,10 +338,17 @@ def spread_windows(n: int, count: int) -> list[int]:
     return np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist() if n else []  # distinct: >= 1 apart
 
 
-def window_order(spec: WindowSpec, dataset=None) -> list[tuple[int, int]]:
-    """(episode, start frame) of every window `iter_windows(spec)` yields, in its order: what a continued latent
-    cache checks the windows it kept against."""
-    return [(i, t) for i, starts in _episode_starts(spec, dataset) for t in starts]
+def window_order(spec: WindowSpec, dataset=None) -> np.ndarray:
+    """(episode, start frame) of every window `iter_windows(spec)` yields, in its order, one row each (int64, shape
+    (windows, 2)): what a continued latent cache checks the windows it kept against. An array, not a list of tuples:
+    a DROID-size dataset has tens of millions of windows."""
+    episodes = _episode_starts(spec, dataset)
+    order = np.empty((sum(len(starts) for _, starts in episodes), 2), dtype=np.int64)
+    at = 0
+    for i, starts in episodes:  # filled in place: no temporary as large as the array
+        order[at:at + len(starts), 0], order[at:at + len(starts), 1] = i, starts
+        at += len(starts)
+    return order
 
 
 def count_windows(spec: WindowSpec, dataset=None) -> int:
@@ -602,12 +609,13 @@ class LatentCache:
         """The windows an interrupted build kept in `partial` (its shards in order; none when there are none), checked
         to be the first windows of `window_order(spec)`. `states` holds None per window for a layout without them."""
         kept = cls([], [], [], [], [], [], {})
-        order: list[tuple[int, int]] | None = None
+        order: np.ndarray | None = None
         for shard in sorted(partial.glob("windows-*.safetensors")):
             part = cls.load(shard)
             order = order if order is not None else window_order(spec, dataset)
             expected = order[len(kept):len(kept) + len(part)]
-            if shard.name != f"windows-{len(kept):09d}.safetensors" or part.index != expected:
+            got = np.asarray(part.index, dtype=np.int64).reshape(-1, 2)
+            if shard.name != f"windows-{len(kept):09d}.safetensors" or not np.array_equal(got, expected):
                 raise ValueError(
                     f"{str(partial)!r} holds an interrupted latent-cache build whose {shard.name} is not the next "
                     f"windows of data.dataset after the {len(kept)} before it (windows in shards follow the dataset's "
