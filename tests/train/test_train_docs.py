@@ -86,6 +86,9 @@ def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights
                                videos={"observation.images.front": video, "observation.images.wrist": video},
                                task="pick up the block")
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
+    # the weights' own checks (memory, a whole snapshot) come first of the weights' stage: the empty snapshot below
+    # has none to pass
+    monkeypatch.setattr(loading, "check_loadable", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
     # the hub checkpoint it names: its configs are fetched as the run starts (`hub.model_metadata`); an empty snapshot
     # here (no network), so no config of the model to check before its weights
     from worldpolicy.hub import model_metadata
