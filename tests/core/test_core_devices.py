@@ -199,6 +199,16 @@ def test_a_gpu_load_reads_no_header_nor_asks_the_hub(tiny_checkpoint, monkeypatc
     assert asked == [(tiny_checkpoint,)]
 
 
+def fake_cgroups(tmp_path, monkeypatch, cgroups: str, files: dict[str, str]) -> None:
+    """This process's /proc/self/cgroup as `cgroups`, and a cgroup file system of `files` (paths under its root)."""
+    (tmp_path / "cgroup").write_text(cgroups)
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text)
+    monkeypatch.setattr(loading, "PROC_CGROUP", tmp_path / "cgroup")
+    monkeypatch.setattr(loading, "CGROUP_ROOT", tmp_path / "fs")
+
+
 @pytest.mark.parametrize(("cgroups", "files", "limit"), [
     ("0::/\n", {"memory.max": "8589934592\n"}, 8 * 2**30),  # a container's own cgroup v2, its root as it sees it
     ("0::/\n", {"memory.max": "max\n"}, None),
@@ -217,12 +227,7 @@ def test_the_ram_is_the_lowest_cgroup_limit_above_this_process(tmp_path, monkeyp
 
     import psutil
 
-    (tmp_path / "cgroup").write_text(cgroups)
-    for name, text in files.items():
-        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "fs" / name).write_text(text)
-    monkeypatch.setattr(loading, "PROC_CGROUP", tmp_path / "cgroup")
-    monkeypatch.setattr(loading, "CGROUP_ROOT", tmp_path / "fs")
+    fake_cgroups(tmp_path, monkeypatch, cgroups, files)
     assert loading.cgroup_memory() == (limit, None)  # no usage file here: the headroom is not known
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=16 * 2**30, available=5 * 2**30))
     assert loading.device_memory(torch.device("cpu")) == (min(16 * 2**30, limit or 16 * 2**30), 5 * 2**30)
@@ -246,12 +251,7 @@ def test_the_ram_available_now_is_the_cgroups_headroom_where_lower(tmp_path, mon
 
     import psutil
 
-    (tmp_path / "cgroup").write_text(cgroups)
-    for name, text in files.items():
-        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "fs" / name).write_text(text)
-    monkeypatch.setattr(loading, "PROC_CGROUP", tmp_path / "cgroup")
-    monkeypatch.setattr(loading, "CGROUP_ROOT", tmp_path / "fs")
+    fake_cgroups(tmp_path, monkeypatch, cgroups, files)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * 2**30, available=50 * 2**30))
     assert loading.device_memory(torch.device("cpu")) == (8 * 2**30, 2**29)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * 2**30, available=2**20))
