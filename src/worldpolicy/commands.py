@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -614,11 +613,11 @@ def _dream(args: argparse.Namespace) -> int:
     from .fileio import (
         DREAM_FILE,
         DREAM_PARTIAL_DIR,
-        Terminated,
         folder_lock,
         sigint_deferred,
         sigint_held,
         signal_name,
+        stop_signal,
     )
     from .logcapture import progress_bar
     from .models import resolve_checkpoint
@@ -711,8 +710,8 @@ def _dream(args: argparse.Namespace) -> int:
                 # stopping anyway: what it held is not raised
                 with sigint_held(writing(done), second_stops=True) as held:
                     if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
-                        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT  # next one stops
-                        print(f"{signal_name(signum)}: {writing(done)}", file=sys.stderr, flush=True)  # the writing
+                        signum = stop_signal(exc)  # next one stops the writing
+                        print(f"{signal_name(signum)}: {writing(done)}", file=sys.stderr, flush=True)
                         held.append(signum)
                     recorder.finish()
                 print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "

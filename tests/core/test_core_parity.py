@@ -103,17 +103,23 @@ def test_first_frame_encode_is_exact(tiny_policy, inputs):
     assert torch.equal(full[:, :, :1], first)
 
 
-def test_seed_determinism_and_text_cache(tiny_policy, inputs):
+def test_seed_determinism_and_text_cache(tiny_policy, inputs, monkeypatch):
     a = tiny_policy.act(inputs["image"], TASK, seed=11)
     n_cached = len(tiny_policy.engine._texts)
+    clocks = []  # each a device sync on a GPU: a cached caption is a lookup, not timed
+    real_clock = tiny_policy.engine._clock
+    monkeypatch.setattr(tiny_policy.engine, "_clock", lambda: clocks.append(1) or real_clock())
     b = tiny_policy.act(inputs["image"], TASK, seed=11)
+    cached_clocks = len(clocks)
     c = tiny_policy.act(inputs["image"], TASK, seed=12)
     assert np.array_equal(a.actions, b.actions)
     assert not np.allclose(a.actions, c.actions)
     assert len(tiny_policy.engine._texts) == n_cached  # same caption: text tower reused, not recomputed
     assert set(a.timings) >= {"preprocess", "vae_encode", "text", "denoise", "total"}
     # the text tower's time: none where the caption came from the cache (the run page says why it is 0)
+    clocks.clear()
     assert b.timings["text"] == 0.0 and tiny_policy.act(inputs["image"], TASK + " now", seed=11).timings["text"] > 0
+    assert len(clocks) == cached_clocks + 2
 
 
 def test_json_caption_is_the_pipelines(tiny_checkpoint):

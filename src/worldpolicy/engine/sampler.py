@@ -220,12 +220,12 @@ class Engine:
         actions[:, request.raw_dim :] = 0
 
         captions = [request.cond_ids, *([request.uncond_ids] if request.sampling.uses_cfg else [])]
-        encodes = any(tuple(ids) not in self._texts for ids in captions)
-        tick = self._clock()
-        texts = [self.text(ids) for ids in captions]
         # the text tower's time; exactly 0 where every caption came from the cache (a dream's world model, one
-        # checkpoint with its policy, finds the prompt its policy encoded): a lookup, which the report says so
-        timings["text"] = self._clock() - tick if encodes else 0.0
+        # checkpoint with its policy, finds the prompt its policy encoded): a lookup, which the report says so, and
+        # not timed (no device sync)
+        tick = self._clock() if any(tuple(ids) not in self._texts for ids in captions) else None
+        texts = [self.text(ids) for ids in captions]
+        timings["text"] = 0.0 if tick is None else self._clock() - tick
 
         scheduler = make_scheduler(self.scheduler, request.sampling, self.use_native_flow_schedule)
         p = cfg.latent_patch_size

@@ -263,7 +263,7 @@ def _tls_context(url: str, ca_file: str | os.PathLike | None) -> ssl.SSLContext 
                          "certificate(s) that signed the server's, or its self-signed certificate") from None
 
 
-CLIENT_NAME_CHARS = 64  # a `client_name`, appended to the User-Agent a server logs (at most 120 characters of it)
+CLIENT_NAME_CHARS = 64  # a `client_name`, appended to the User-Agent a server logs (`server.CLIENT_CHARS` of it)
 
 
 def _client_name(name: str | None) -> str | None:
