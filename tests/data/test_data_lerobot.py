@@ -1074,6 +1074,16 @@ def test_writer_rejects_bad_settings(tmp_path, kwargs, match):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_writer_takes_a_rate_as_the_dataset_makers_check_it(tmp_path):
+    """The writer refused a numpy float32 rate the makers it writes for take (`data.checks.check_rate`), in its own
+    words: one check, one message."""
+    with pytest.raises(ValueError, match=r"^fps=inf; accepted: a positive number of frames per second$"):
+        LeRobotDatasetWriter(tmp_path / "bad", fps=float("inf"))
+    episode = {"frames": {"a": np.zeros(3)}, "task": "t"}
+    assert write_episodes(tmp_path / "ds", [episode], fps=np.float32(12.5)).fps == 12.5
+    assert json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())["fps"] == 12.5
+
+
 def test_odd_frame_sizes_need_the_rgb_codec(tmp_path):
     episode = {"frames": {"a": np.zeros(3)}, "videos": {"cam": np.zeros((3, 15, 16, 3), np.uint8)}, "task": "t"}
     with pytest.raises(ValueError, match="video_codec='libx264' needs even frame sizes, got 15x16"):

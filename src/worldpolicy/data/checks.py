@@ -61,8 +61,8 @@ def check_once(param: str, given: Sequence[int], num_episodes: int | None = None
 
 
 def check_rate(fps: Any) -> float:
-    """`fps` given for a dataset being made (`dataset import-hdf5`, `dataset from-videos`) as a float, refused
-    naming it where it is not a positive finite number."""
+    """`fps` given for a dataset being made (`dataset import-hdf5`, `dataset from-videos`, `LeRobotDatasetWriter`) as
+    a float, refused naming it where it is not a positive finite number."""
     if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps={fps!r}; accepted: a positive number of frames per second")
     return float(fps)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import shutil
@@ -47,6 +46,7 @@ from ..fileio import (
 )
 from ..hub import HUB_DATASET_EXAMPLE, dataset_snapshot, hub_id_shaped, refuse_local_owner
 from ..processing.video import CODECS, EncodedSegment, VideoFileWriter, stream_signature
+from .checks import check_rate
 from .layout import (
     AUTO_FEATURES,
     CODEBASE_VERSION,
@@ -1123,8 +1123,7 @@ class LeRobotDatasetWriter:
         overwrite: bool = False,
         provenance: Mapping[str, Any] | None = None,
     ):
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-            raise ValueError(f"fps={fps!r} must be a positive number")
+        rate = check_rate(fps)  # as the dataset makers refuse it before they read anything (a numpy rate taken)
         if video_codec not in CODECS:
             raise ValueError(f"video_codec={video_codec!r}; accepted: {', '.join(CODECS)}")
         if not isinstance(video_gop, int) or video_gop < 1:
@@ -1147,7 +1146,8 @@ class LeRobotDatasetWriter:
         # what killed writers to this root left (hundreds of MB), and a dataset a killed one was replacing put back
         sweep_scratch_folders(self.root, SCRATCH_KINDS)
         _check_replaceable(self.root, overwrite)
-        self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
+        # an int rate kept an int (info.json's video.fps as given), a numpy one a float (json writes it)
+        self.fps, self.robot_type, self.overwrite = fps if isinstance(fps, int) else rate, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
         self._data_limit = data_files_size_in_mb * 1024**2
         self._video_limit = video_files_size_in_mb * 1024**2

@@ -99,6 +99,7 @@ from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
 
+
 def _stop_urgency(caught: list[int]) -> int:
     """What a rank puts into the all-reduce (MAX) that agrees on a stop: 0 when it caught no signal, else the higher
     the more urgent its most urgent one is (`STOP_PRIORITY`)."""
@@ -575,14 +576,14 @@ class Trainer:
         # the weights the run started from, by content (`models.checkpoint_files`): `checkpoint` names a folder or
         # `shipped`, which a save or a reinstall may change; each checkpoint's trainer_state.json records it
         self.base_checkpoint = checkpoint_files(cfg.checkpoint_source)
+        where = self.device if not self.sharded else torch.device("cpu")  # rank 0's host memory, sharded
         if reads:  # it loads in fp32, whatever optim.precision: a laptop's RAM is refused here, not by the system
             fix = ("Fine-tune it on a machine with the memory (training holds the weights in float32, their "
                    "gradients and AdamW state besides: docs/training.md)")
-            where = self.device if not self.sharded else torch.device("cpu")  # rank 0's host memory, sharded
             check_loadable(cfg.checkpoint_source, where, torch.float32, fix=fix)
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
-            parts = load_components(cfg.checkpoint_source, self.device if not self.sharded else torch.device("cpu"),
-                                    torch.float32, checked=reads, transformer_weights=reads)  # checked above
+            parts = load_components(cfg.checkpoint_source, where, torch.float32, checked=reads,
+                                    transformer_weights=reads)  # checked above
         self._starting_weights: dict[str, torch.Tensor] = {}
         if self.sharded:
             parts["vae"].to(self.device)
