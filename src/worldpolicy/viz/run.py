@@ -129,8 +129,14 @@ def observation_pixels(observation: Any) -> dict[str, np.ndarray]:
 
 
 def observation_file(out: Path, key: str) -> Path:
-    """Where the run in `out` keeps camera `key`'s observation image (`write_run`)."""
-    return Path(out) / OBSERVATION_FOLDER / f"{key.rsplit('/', 1)[-1]}.png"
+    """Where the run in `out` keeps camera `key`'s observation image (`write_run`), named by `_camera_name`."""
+    return Path(out) / OBSERVATION_FOLDER / f"{_camera_name(key)}.png"
+
+
+def _camera_name(key: str) -> str:
+    """A camera's name: its key's last part (`observation/wrist_image_left` -> `wrist_image_left`), as its observation
+    image is named and `rollout_regions` labels it."""
+    return key.rsplit("/", 1)[-1]
 
 
 def _write_observation(cameras: Mapping[str, np.ndarray], out: Path) -> list[Path]:
@@ -227,15 +233,15 @@ def rollout_regions(run_dir: Path,
     if not given:
         inputs = _settings(prediction).get("inputs")
         flags = inputs if isinstance(inputs, Mapping) else {}
-        given = {flag.rsplit("/", 1)[-1] for flag in flags if flag.startswith("--camera ")}
+        given = {_camera_name(flag) for flag in flags if flag.startswith("--camera ")}
     embodiment = _run_embodiment(prediction)
     if embodiment is None:
         return None
-    keys = [key for key in (*embodiment.camera_keys, *SINGLE_VIEW_KEYS) if key.rsplit("/", 1)[-1] in given]
+    keys = [key for key in (*embodiment.camera_keys, *SINGLE_VIEW_KEYS) if _camera_name(key) in given]
     regions = composite_regions(keys, embodiment.camera_keys, embodiment.composite) if keys else None
     if regions is None or len(regions) < 2:
         return None
-    return {key.rsplit("/", 1)[-1]: box for key, box in regions.items()}
+    return {_camera_name(key): box for key, box in regions.items()}
 
 
 def regions_said(regions: Mapping[str, Sequence[float]]) -> str:
