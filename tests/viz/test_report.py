@@ -1192,6 +1192,22 @@ def test_a_runs_page_says_which_part_of_the_composed_rollout_video_is_which_came
     assert said in write_report(run).read_text()
 
 
+@pytest.mark.parametrize("settings", [["x"], "x", {"inputs": [1, 2]}])
+def test_a_runs_page_whose_settings_are_no_table_shows_its_rollout_video(tmp_path, joint_chunk, actions_json,
+                                                                          settings):
+    """Where each camera is in rollout.mp4 was looked up with `settings.get`: an actions.json whose settings are a list
+    or a string (written by hand or another tool), or whose `inputs` are not flags, gave a traceback, not a page."""
+    from worldpolicy.processing.video import write_video
+    from worldpolicy.viz.report import write_report
+
+    doc = actions_json("droid", joint_chunk)  # no observation images: the `--camera` inputs are looked for
+    doc["settings"] = settings
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    write_video(tmp_path / "rollout.mp4", np.full((3, 64, 64, 3), 128, np.uint8), 15)
+    page = write_report(tmp_path).read_text()
+    assert "rollout.mp4" in page and "composed as the model sees them" not in page
+
+
 class _Style(html.parser.HTMLParser):
     """The page's own stylesheet, as `{(media, selector): {property: value}}` (media "" outside an @media block)."""
 

@@ -821,8 +821,8 @@ def _chunk_heading(fig, title: str, steps: int, dims: int | None, fps: float, un
         detail += f"; hatched: {padded_label(real_rows, steps)}"
     if clip is not None:
         detail += f"\n{clip.note()}"
-    if pose_note(columns, units):
-        detail += f"\n{pose_note(columns, units)}"
+    if pose := pose_note(columns, units):
+        detail += f"\n{pose}"
     return figure_title(fig, title, detail) + (clip.heading_in if clip is not None else 0.0)
 
 

@@ -268,7 +268,7 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
 # What each figure worldpolicy writes shows, by the name it is written under (fnmatch patterns, first match wins): an
 # image's alt text and caption, so a screen reader or a broken image says what the figure holds, not its file name.
 IMAGE_SHOWS = (
-    ("observation/*.png", "a camera image the run was given"),
+    (f"{OBSERVATION_FOLDER}/*.png", "a camera image the run was given"),
     ("*actions.png", "each action column over the chunk's steps, a panel per unit"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
     ("*joints.png", "each joint's position over the chunk's steps"),

@@ -129,8 +129,14 @@ def observation_pixels(observation: Any) -> dict[str, np.ndarray]:
 
 
 def observation_file(out: Path, key: str) -> Path:
-    """Where the run in `out` keeps camera `key`'s observation image (`write_run`)."""
-    return Path(out) / OBSERVATION_FOLDER / f"{key.rsplit('/', 1)[-1]}.png"
+    """Where the run in `out` keeps camera `key`'s observation image (`write_run`), named by `_camera_name`."""
+    return Path(out) / OBSERVATION_FOLDER / f"{_camera_name(key)}.png"
+
+
+def _camera_name(key: str) -> str:
+    """A camera's name: its key's last part (`observation/wrist_image_left` -> `wrist_image_left`), as its observation
+    image is named and `rollout_regions` labels it."""
+    return key.rsplit("/", 1)[-1]
 
 
 def _write_observation(cameras: Mapping[str, np.ndarray], out: Path) -> list[Path]:
@@ -225,16 +231,17 @@ def rollout_regions(run_dir: Path,
     folder = run_dir / OBSERVATION_FOLDER
     given = {path.stem for path in folder.glob("*.png")} if folder.is_dir() else set()
     if not given:
-        inputs = (prediction.get("settings") or {}).get("inputs") or {}
-        given = {flag.rsplit("/", 1)[-1] for flag in inputs if flag.startswith("--camera ")}
+        inputs = _settings(prediction).get("inputs")
+        flags = inputs if isinstance(inputs, Mapping) else {}
+        given = {_camera_name(flag) for flag in flags if flag.startswith("--camera ")}
     embodiment = _run_embodiment(prediction)
     if embodiment is None:
         return None
-    keys = [key for key in (*embodiment.camera_keys, *SINGLE_VIEW_KEYS) if key.rsplit("/", 1)[-1] in given]
+    keys = [key for key in (*embodiment.camera_keys, *SINGLE_VIEW_KEYS) if _camera_name(key) in given]
     regions = composite_regions(keys, embodiment.camera_keys, embodiment.composite) if keys else None
     if regions is None or len(regions) < 2:
         return None
-    return {key.rsplit("/", 1)[-1]: box for key, box in regions.items()}
+    return {_camera_name(key): box for key, box in regions.items()}
 
 
 def regions_said(regions: Mapping[str, Sequence[float]]) -> str:
@@ -261,7 +268,7 @@ def _run_embodiment(prediction: Mapping[str, Any]) -> Embodiment | None:
         return get_embodiment(key)
     except (KeyError, ValueError, TypeError):
         pass
-    checkpoint = (prediction.get("settings") or {}).get("checkpoint")
+    checkpoint = _settings(prediction).get("checkpoint")
     if not isinstance(checkpoint, str):
         return None
     try:
@@ -269,6 +276,13 @@ def _run_embodiment(prediction: Mapping[str, Any]) -> Embodiment | None:
     except (KeyError, ValueError, OSError):
         return None
     return own if not isinstance(own, str) and own.key == key else None
+
+
+def _settings(prediction: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A run's settings, {} where its actions.json holds none or something else (a list, a string: a file written by
+    hand or by another tool), as the figures take them: `report` gave a traceback for one."""
+    settings = prediction.get("settings")
+    return settings if isinstance(settings, Mapping) else {}
 
 
 def resolve_actions_path(path: str | Path) -> Path:
