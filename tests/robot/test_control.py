@@ -680,3 +680,40 @@ def test_a_background_request_that_fails_raises_at_its_hand_over_and_the_control
     assert [(_request_of(t), t.index) for t in after] == [(0, 3), (0, 4), (0, 5), (1, 0)]
     assert policy.observed_ticks == [0, 6]  # the chunk ran out: the next request blocked tick 6
     assert [r[:2] for r in control.replies] == [(0, 0), (6, 6)]
+
+
+class _Running(Future):
+    """A request the policy is still answering: `exception()` is what waiting for it calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.set_running_or_notify_cancel()
+        self.waited = False
+
+    def exception(self, timeout=None):
+        self.waited = True
+
+
+def test_leaving_the_with_block_on_an_error_does_not_wait_for_the_request_in_flight(decoder):
+    """The handler that stops the arm runs at once, not after the policy answers (a silent server: read_timeout_s);
+    the request left running is waited for by the next reset, so the policy is free for the next episode."""
+    running = []
+
+    class Now(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            running.append(_Running())
+            return running[-1]
+
+    policy = Chunks(decoder, chunk=6)
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=Now())
+    with pytest.raises(ValueError, match="arm fault"), control:
+        _run(control, 1, policy.home)
+        raise ValueError("arm fault")
+    assert len(running) == 1 and not running[0].waited
+    control.reset()
+    assert running[0].waited
+    with ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                         executor=Now()) as control:
+        _run(control, 1, policy.home)
+    assert running[1].waited  # left without an error: waited for, as before

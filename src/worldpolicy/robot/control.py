@@ -255,6 +255,7 @@ class ChunkController:
             # a k the chunks cannot run, or a latency no reply survives, refused before any request
             self._check_chunk(int(announced_chunk))
         self._executor, self._own_executor = executor, executor is None
+        self._running: list[Future] = []  # requests dropped while running, not waited for (close(wait=False))
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
 
@@ -329,18 +330,21 @@ class ChunkController:
         background requests are sent from `step`, not counted here."""
         return self._asks(self.tick)
 
-    def close(self) -> None:
-        """Wait for a background request to finish (its reply is dropped) and stop the controller's own thread."""
-        self._drop_pending()
+    def close(self, wait: bool = True) -> None:
+        """Drop a background request (its reply unused) and stop the controller's own thread, waiting for a request
+        still running to finish; `wait=False` returns at once, leaving it to finish in its thread (a later `reset`
+        or `close` waits for it): what leaving a `with` block on an exception does, so the handler that stops the arm
+        runs now, not once the policy answers (up to a RemotePolicy's `read_timeout_s`)."""
+        self._drop_pending(wait)
         if self._own_executor and self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait)
             self._executor = None
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(wait=exc_type is None)
 
     def _measured(self, q_arm) -> np.ndarray:
         """The measured joints as a float vector, refused on every tick when they are not one (not only on the ticks
@@ -510,9 +514,13 @@ class ChunkController:
             self._held_warned = True
         return replace(last, clipped=0, tracking_mm=(), held=True)
 
-    def _drop_pending(self) -> None:
+    def _drop_pending(self, wait: bool = True) -> None:
+        """Drop the requests in flight: cancelled where not started, else (`wait`) waited for, with any left running
+        by an earlier `close(wait=False)`, so the policy is free for the next episode."""
         pending = getattr(self, "_pending", None)  # none before the first reset
         while pending:
             reply = pending.popleft().reply
-            if isinstance(reply, Future) and not reply.cancel():  # already running: wait for it, so the policy
-                reply.exception()  # is free for the next episode
+            if isinstance(reply, Future) and not reply.cancel():  # already running
+                self._running.append(reply)
+        while wait and self._running:
+            self._running.pop().exception()
