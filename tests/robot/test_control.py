@@ -717,3 +717,5 @@ def test_leaving_the_with_block_on_an_error_does_not_wait_for_the_request_in_fli
                          executor=Now()) as control:
         _run(control, 1, policy.home)
     assert running[1].waited  # left without an error: waited for, as before
+    with pytest.raises(ValueError, match=r"wait: expected True or False, got 'no'"):
+        control.close(wait="no")  # a truthy string read as True waited where the caller asked not to
