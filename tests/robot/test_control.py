@@ -13,7 +13,7 @@ pytest.importorskip("mink")
 
 from worldpolicy.embodiments import get_embodiment
 from worldpolicy.results import Prediction
-from worldpolicy.robot.control import ChunkController, ChunkStrategy
+from worldpolicy.robot.control import REPLIES_KEPT, ChunkController, ChunkStrategy
 from worldpolicy.robot.decode import ActionDecoder
 
 EMB = get_embodiment("droid")  # joint_position: 7 absolute joint angles + gripper
@@ -335,7 +335,7 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
             return super().act({"tick": 0}, "stack the cups")
 
     server = Server(decoder)
-    monkeypatch.setattr(worldpolicy.serving, "RemotePolicy", lambda url, api_key=None: server)
+    monkeypatch.setattr(worldpolicy.serving, "RemotePolicy", lambda url, api_key=None, read_timeout_s=120.0: server)
     sent, q = [], [_home(decoder)]
     env = {"key": None, "read_cameras": lambda: {"tick": 0}, "arm_joints": lambda: q[-1],
            "send": lambda qpos, gripper: (sent.append(clock[0]), q.append(qpos))}
@@ -638,3 +638,84 @@ def test_step_passes_the_state_row_read_with_each_requests_observation(decoder, 
     control.step({"tick": 0}, policy.home)
     assert policy.states[-1] == (0, None)
     control.close()
+
+
+def test_replies_say_each_requests_ticks_in_flight_seconds_skipped_rows_and_drop(decoder):
+    """What a real-time loop reads its latency from: the tick each request was sent and its reply taken or dropped,
+    including the dropped ones a realtime arm never runs (before, only `policy_s`, a sum, and a warning said once)."""
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=requests)
+    _run(control, 3, policy.home)
+    requests.land()  # chunk 1, sent at tick 0, taken at tick 3: rows 0-2 past
+    _run(control, 6, policy.home, start=3)  # chunk 2, sent at tick 3, not landed by tick 8
+    requests.land()
+    assert control.step({"tick": 9}, policy.home).held  # 6 ticks late for a 6-action chunk: dropped, asked again
+    assert [r[:2] + r[3:] for r in control.replies] == [(0, 0, 0, False), (0, 3, 3, False), (3, 9, 6, True)]
+    assert all(isinstance(r.seconds, float) and r.seconds >= 0 for r in control.replies)
+    assert control.chunks == 2 and len(requests.waiting) == 1  # the dropped reply ran nothing; the next is in flight
+    assert control.replies.maxlen == REPLIES_KEPT  # a loop that runs for hours keeps the latest, not every one
+    control.reset()
+    assert not control.replies
+
+
+def test_replies_count_a_latencys_ticks_in_flight_for_a_blocking_request(decoder):
+    control = ChunkController(Chunks(decoder, chunk=4), decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              latency=2)
+    _run(control, 8, _home(decoder))  # each cycle: 2 ticks held, then 2 actions from the chunk's first
+    assert [r[:2] + r[3:] for r in control.replies] == [(0, 2, 0, False), (4, 6, 0, False)]
+
+
+def test_a_background_request_that_fails_raises_at_its_hand_over_and_the_controller_runs_on(decoder):
+    """docs/robot.md: a failed request (a RemotePolicy's ServerTimeoutError) raises from the step that takes its reply;
+    a step after it runs what is left of the chunk, then asks again, blocking; the failure is no `Reply`."""
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=requests)
+    _run(control, 3, policy.home)
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent past read_timeout_s"))
+    with pytest.raises(TimeoutError, match="silent"):
+        control.step({"tick": 3}, policy.home)
+    after = _run(control, 4, policy.home, start=3)  # tick 3 again: the step that raised ran no tick
+    assert [(_request_of(t), t.index) for t in after] == [(0, 3), (0, 4), (0, 5), (1, 0)]
+    assert policy.observed_ticks == [0, 6]  # the chunk ran out: the next request blocked tick 6
+    assert [r[:2] for r in control.replies] == [(0, 0), (6, 6)]
+
+
+class _Running(Future):
+    """A request the policy is still answering: `exception()` is what waiting for it calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.set_running_or_notify_cancel()
+        self.waited = False
+
+    def exception(self, timeout=None):
+        self.waited = True
+
+
+def test_leaving_the_with_block_on_an_error_does_not_wait_for_the_request_in_flight(decoder):
+    """The handler that stops the arm runs at once, not after the policy answers (a silent server: read_timeout_s);
+    the request left running is waited for by the next reset, so the policy is free for the next episode."""
+    running = []
+
+    class Now(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            running.append(_Running())
+            return running[-1]
+
+    policy = Chunks(decoder, chunk=6)
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=Now())
+    with pytest.raises(ValueError, match="arm fault"), control:
+        _run(control, 1, policy.home)
+        raise ValueError("arm fault")
+    assert len(running) == 1 and not running[0].waited
+    control.reset()
+    assert running[0].waited
+    with ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                         executor=Now()) as control:
+        _run(control, 1, policy.home)
+    assert running[1].waited  # left without an error: waited for, as before
+    with pytest.raises(ValueError, match=r"wait: expected True or False, got 'no'"):
+        control.close(wait="no")  # a truthy string read as True waited where the caller asked not to

@@ -32,7 +32,8 @@ finds more of the running chunk run), fewer where the running chunk ends first (
 that blocks (the episode's first) has none.
 
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
-rate, and a test steps through any timing without sleeping.
+rate, and a test steps through any timing without sleeping. What each reply took, in ticks and in seconds, and whether
+it ran, is kept in `ChunkController.replies` (a `Reply` each, the episode's latest `REPLIES_KEPT`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import list_robots
 
-__all__ = ["STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget", "check_rtc"]
+__all__ = ["REPLIES_KEPT", "STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget", "Reply", "check_rtc"]
 
 logger = logging.getLogger(__name__)
 STRATEGIES = ("execute", "ensemble", "async")
@@ -62,6 +63,8 @@ STRATEGIES = ("execute", "ensemble", "async")
 # and the arm held after its first chunk (the shipped model on a CPU); without realtime each hand-over waits instead
 REALTIME_TOO_SLOW = ("; a policy slower than its chunk's span runs with realtime=False, each hand-over waiting for its "
                      "reply: docs/robot.md")
+# the replies a controller remembers (`ChunkController.replies`): a robot's loop may run for hours without a reset
+REPLIES_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,18 @@ def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
                          "the running chunk; use a model policy (a Policy, a RemotePolicy) or leave rtc off")
 
 
+class Reply(NamedTuple):
+    """One request's reply as the controller took it (`ChunkController.replies`): the latency a real-time loop lives
+    with, in ticks (`taken - sent`: with `realtime`, the first tick at least max(k, latency) on at which it had
+    returned) and in seconds, and what of it ran. A request that raised is not one: its error raised from `step`."""
+
+    sent: int  # the tick it was sent, its observation read then
+    taken: int  # the tick its reply was taken, or dropped
+    seconds: float  # the policy call's time, measured around `act` (a RemotePolicy's: the network's too)
+    skipped: int  # its first actions, meant for ticks that had passed when it was taken (the arm ran on meanwhile)
+    dropped: bool  # it landed past its whole chunk (`skipped` >= its chunk size): none of it ran
+
+
 class _Planned(NamedTuple):
     """One decoded chunk action for one tick, with what counts if it runs."""
 
@@ -166,6 +181,7 @@ class _Request(NamedTuple):
     """A request sent whose reply is not taken yet (module docstring)."""
 
     reply: Future | tuple[Prediction, float]  # a background request's, or a reply already computed: (chunk, seconds)
+    sent: int  # the tick it was sent
     start: int  # the tick its action 0 is meant for: its observation's, or, when the arm held still for it, its landing
     lands: int  # the first tick it may be taken (realtime: once `reply` is done, too)
     observation: Mapping[str, Any] | None  # async's blocking request: what its follow-up is asked with
@@ -195,7 +211,10 @@ class ChunkController:
     `submit(request, observation, action_prefix)` (the prefix None but with `rtc`) and its future's result taken at
     its hand-over, max(k, latency) >= 1 ticks on (with `realtime`, once done); by default a thread of the controller's
     own (a test passes one it completes by hand; `worldpolicy sim --num-envs` one that holds each request for the
-    next tick's batched call)."""
+    next tick's batched call).
+
+    After each `step`, `replies` holds a `Reply` for each reply taken or dropped this episode (the latest
+    `REPLIES_KEPT`): the ticks and seconds it took and whether it ran, e.g. for the latency's percentiles."""
 
     def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
@@ -236,6 +255,7 @@ class ChunkController:
             # a k the chunks cannot run, or a latency no reply survives, refused before any request
             self._check_chunk(int(announced_chunk))
         self._executor, self._own_executor = executor, executor is None
+        self._running: list[Future] = []  # requests dropped while running, not waited for (close(wait=False))
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
 
@@ -263,7 +283,8 @@ class ChunkController:
         self.horizon = horizon
         self.tick = 0  # ticks run since reset
         self.chunks = 0  # chunks taken (a reply dropped at reset or close is not one)
-        self.policy_s = 0.0  # seconds the taken chunks' requests took
+        self.policy_s = 0.0  # seconds the requests of the replies taken or dropped took
+        self.replies: deque[Reply] = deque(maxlen=REPLIES_KEPT)  # each reply taken or dropped, oldest first
         self._plan: dict[int, list[_Planned]] = {}  # tick → the decoded chunk actions meant for it
         self._pending: deque[_Request] = deque()  # requests in flight, oldest first (ensemble's: one per k ticks)
         self._last: JointTarget | None = None
@@ -309,18 +330,23 @@ class ChunkController:
         background requests are sent from `step`, not counted here."""
         return self._asks(self.tick)
 
-    def close(self) -> None:
-        """Wait for a background request to finish (its reply is dropped) and stop the controller's own thread."""
-        self._drop_pending()
+    def close(self, wait: bool = True) -> None:
+        """Drop a background request (its reply unused) and stop the controller's own thread, waiting for a request
+        still running to finish; `wait=False` returns at once, leaving it to finish in its thread (a later `reset`
+        or `close` waits for it): what leaving a `with` block on an exception does, so the handler that stops the arm
+        runs now, not once the policy answers (up to a RemotePolicy's `read_timeout_s`)."""
+        if not isinstance(wait, (bool, np.bool_)):
+            raise ValueError(f"wait: expected True or False, got {reprlib.repr(wait)}")
+        self._drop_pending(wait)
         if self._own_executor and self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait)
             self._executor = None
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(wait=exc_type is None)
 
     def _measured(self, q_arm) -> np.ndarray:
         """The measured joints as a float vector, refused on every tick when they are not one (not only on the ticks
@@ -392,7 +418,7 @@ class ChunkController:
         if self.execute_steps is None:
             self.execute_steps = self._check_chunk(pred.chunk_size)
         kind, lands = self.strategy.kind, t + self.latency
-        self._pending.append(_Request((pred, dt), t if kind == "ensemble" else lands, lands,
+        self._pending.append(_Request((pred, dt), t, t if kind == "ensemble" else lands, lands,
                                       observed if kind == "async" else None, row if kind == "async" else None))
 
     def _check_chunk(self, chunk: int) -> int:
@@ -424,6 +450,7 @@ class ChunkController:
             steps = left
         else:
             steps = min(handover if kind == "async" else k, left)
+        self.replies.append(Reply(request.sent, t, dt, skip, skip >= pred.chunk_size))
         if skip >= pred.chunk_size:  # the whole chunk is in the past: dropped (async asks again), hold meanwhile
             if not self._dropped_warned:
                 self._dropped_warned = True
@@ -450,7 +477,7 @@ class ChunkController:
                              else self._observed(observation, state))
             prefix = self._prefix(t, handover) if self.rtc else None
             sent = self._executor.submit(self._request, observed, prefix, state=row)  # None: no `state=` (_request)
-            self._pending.append(_Request(sent, t, t + handover, None, None))
+            self._pending.append(_Request(sent, t, t, t + handover, None, None))
 
     def _prefix(self, t: int, handover: int) -> np.ndarray | None:
         """rtc: the running chunk's rows planned for ticks t, t + 1, ... until the next chunk can take over
@@ -489,9 +516,13 @@ class ChunkController:
             self._held_warned = True
         return replace(last, clipped=0, tracking_mm=(), held=True)
 
-    def _drop_pending(self) -> None:
+    def _drop_pending(self, wait: bool = True) -> None:
+        """Drop the requests in flight: cancelled where not started, else (`wait`) waited for, with any left running
+        by an earlier `close(wait=False)`, so the policy is free for the next episode."""
         pending = getattr(self, "_pending", None)  # none before the first reset
         while pending:
             reply = pending.popleft().reply
-            if isinstance(reply, Future) and not reply.cancel():  # already running: wait for it, so the policy
-                reply.exception()  # is free for the next episode
+            if isinstance(reply, Future) and not reply.cancel():  # already running
+                self._running.append(reply)
+        while wait and self._running:
+            self._running.pop().exception()
