@@ -331,6 +331,7 @@ class PushResult:
     url: str  # the commit on the hub
     left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
     left_out_size: int
+    removed: list[str]  # what an earlier push left in the repository that this folder no longer has (`stale_files`)
 
 
 def training_state(folder: str | Path) -> list[str]:
@@ -392,13 +393,15 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
          message: str | None = None, with_training_state: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
-    default branch if missing; default: main) in one commit (`message`). A checkpoint's training state
-    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
-    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not
-    switched off (`HF_HUB_OFFLINE`), and that no running command holds the folder (`fileio.folder_lock`). The folder
+    default branch if missing; default: main) in one commit (`message`), which also removes what an earlier push left
+    there that the folder no longer has (`stale_files`). A checkpoint's training state (`training_state`) stays here
+    unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is sent: the
+    folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not switched off
+    (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a repository asked
+    `private` is not an existing public one (`_refuse_public`). The folder
     is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as
     `shared_provenance` does. HubError when the hub cannot be reached or refuses."""
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token, is_offline_mode
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, is_offline_mode
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -446,16 +449,46 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         shown[TRAINER_STATE_FILE] = state
     if kind.repo_type == "dataset" and (record := shared_provenance(path)) is not None and record[0] in files:
         shown[record[0]] = record[1]
-    operations = [CommitOperationAdd(name, shown.get(name, str(path / name))) for name in files]
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationAdd(name, shown.get(name, str(path / name))) for name in files]
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
+        if private and not api.repo_info(repo_id, repo_type=kind.repo_type).private:
+            _refuse_public(repo_id, kind.repo_type)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
+        removed = stale_files(api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=revision), files)
+        operations += [CommitOperationDelete(name) for name in removed]
         commit = api.create_commit(repo_id=repo_id, operations=operations, repo_type=kind.repo_type,
                                    revision=revision,
                                    commit_message=message or f"Upload {kind.what} with worldpolicy push")
     except _hub_errors() as exc:
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
                        f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size)
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size,
+                      removed)
+
+
+def stale_files(remote: list[str], files: list[str]) -> list[str]:
+    """What a repository holding `remote` keeps that a push of `files` does not send, sorted: an earlier push's files
+    the folder no longer has (a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot
+    and `LeRobotDataset` would read as its own; a checkpoint's embodiment.json, base_model.json or training state
+    from another checkpoint, read as this one's). `push` removes them in its commit, so the repository holds the
+    folder as it is here, as `hf upload --delete "*"` does; the hub's history keeps them. The repository's own hidden
+    files (`.gitattributes`), which `PUSH_IGNORE` never sends, are kept."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    sent = set(files)
+    return sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
+
+
+def _refuse_public(repo_id: str, repo_type: str) -> NoReturn:
+    """`private` asked of a repository that already exists and is public: the hub keeps a repository's visibility
+    (`create_repo` only sets it on one it makes), so what is pushed would be public. Refused before anything is
+    sent."""
+    flag, prefix = (" --repo-type dataset", "datasets/") if repo_type == "dataset" else ("", "")
+    raise ValueError(f"private=True: the {repo_type} repository {repo_id!r} already exists and is public, so what is "
+                     f"pushed would be public; nothing was sent. Make it private first (`hf repos settings {repo_id}"
+                     f"{flag} --private`, or https://huggingface.co/{prefix}{repo_id}/settings), or leave private out "
+                     "to push it public")
