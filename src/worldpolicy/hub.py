@@ -291,6 +291,34 @@ def model_snapshot(repo_id: str, revision: str | None = None) -> Path:
     return _snapshot(repo_id, "model", revision)
 
 
+def offline_setting() -> str | None:
+    """The environment variable that keeps huggingface_hub from the hub (`HF_HUB_OFFLINE`, else `TRANSFORMERS_OFFLINE`,
+    which it reads where that one is not set: the one the user set is named), None when it may reach it."""
+    from huggingface_hub import is_offline_mode
+
+    if not is_offline_mode():
+        return None
+    return "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") or not os.environ.get("TRANSFORMERS_OFFLINE") \
+        else "TRANSFORMERS_OFFLINE"
+
+
+def snapshot_fix(folder: str | Path) -> str | None:
+    """What to do about hub snapshot `folder` (`model_metadata`'s) whose files loading found missing or cut short;
+    None for a folder that is no hub snapshot. Offline (`offline_setting`), `complete_snapshot` fetched nothing: the
+    cache holds what an earlier run fetched, perhaps only the configs its checks read (a run refused by a flag);
+    online it fetched the whole revision, so the repository holds it so."""
+    repo_id = snapshot_repo_id(folder, "model")
+    if repo_id is None:
+        return None
+    setting = offline_setting()
+    if setting is not None:
+        return (f"{setting} is set, so what the hub's cache lacks of {repo_id!r} (an earlier run may have fetched only "
+                f"its configs) is not fetched: unset it (or set {setting}=0) to fetch it, or download it elsewhere "
+                f"(`hf download {repo_id} --local-dir FOLDER`) and give the folder")
+    return (f"the hub repository {repo_id!r} holds it so at revision {Path(folder).name} (pushed incomplete?): push it "
+            "again whole, or use another")
+
+
 def complete_snapshot(folder: Path) -> None:
     """The rest of a checkpoint `model_metadata` fetched (its weights), at the revision it holds (the snapshot's
     folder is named by its commit), into that folder; nothing for any other folder. Called as loading checks the
@@ -401,7 +429,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     `private` is not an existing public one (`_refuse_public`). The folder
     is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as
     `shared_provenance` does. HubError when the hub cannot be reached or refuses."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, is_offline_mode
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -425,10 +453,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
-    if is_offline_mode():  # every request would be refused, after the folder was read and "pushing ..." said
-        # huggingface_hub reads TRANSFORMERS_OFFLINE where HF_HUB_OFFLINE is not set: name the one that is
-        setting = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") or not os.environ.get("TRANSFORMERS_OFFLINE") \
-            else "TRANSFORMERS_OFFLINE"
+    if (setting := offline_setting()) is not None:  # every request refused, after "pushing ..." was said
         raise ValueError(f"{setting} is set: the hub is not contacted, so nothing can be pushed; unset it "
                          f"(or set {setting}=0) to push")
     _refuse_held(path)

@@ -575,6 +575,38 @@ def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_dow
     assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"
 
 
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_hub_checkpoint_whose_weights_are_not_in_the_cache_names_the_fix(tiny_checkpoint, model_repo, tmp_path,
+                                                                            monkeypatch, capsys, offline):
+    """A run refused by a flag fetched only the configs; offline, the next run finds no weights and
+    `snapshot_download` returns the folder as the cache holds it. That was "--checkpoint='<the cache's snapshot
+    folder>' is incomplete ... a partial download or copy": neither the id typed nor why (HF_HUB_OFFLINE). Online the
+    whole revision was fetched, so the repository itself lacks them."""
+    from PIL import Image
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    (repo / "vae" / "diffusion_pytorch_model.safetensors").unlink()  # online: pushed so; offline: never fetched
+    _, snapshot = model_repo(repo)
+    Image.new("RGB", (64, 64)).save("obs.png")
+    args = ["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt", "pick", "--steps", "1",
+            "--no-plots", "--out", "run"]
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)  # read from the environment at import
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("worldpolicy predict: error: --checkpoint='me/pick' is incomplete: "
+                          "vae/diffusion_pytorch_model.safetensors is missing"), err
+    assert str(snapshot) not in err and "partial download" not in err
+    if offline:
+        assert err.endswith("HF_HUB_OFFLINE is set, so what the hub's cache lacks of 'me/pick' (an earlier run may "
+                            "have fetched only its configs) is not fetched: unset it (or set HF_HUB_OFFLINE=0) to "
+                            "fetch it, or download it elsewhere (`hf download me/pick --local-dir FOLDER`) and give "
+                            "the folder"), err
+    else:
+        assert err.endswith(f"the hub repository 'me/pick' holds it so at revision {COMMIT} (pushed incomplete?): "
+                            "push it again whole, or use another"), err
+
+
 def test_a_served_checkpoint_by_hub_id_is_fetched_whole_as_the_server_starts(tiny_checkpoint, model_repo, tmp_path):
     """`mcp --checkpoint-dir OWNER/NAME`: its weights download as the server starts, not inside the first tool call
     (`list_checkpoints` checks each folder whole: `check_checkpoint_complete`), where a client would wait on them."""
