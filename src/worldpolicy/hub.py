@@ -215,13 +215,31 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+# what to do when the hub answers 401: the token sent is wrong (an expired HF_TOKEN fails even a public repository)
+BAD_TOKEN = ("the token sent (HF_TOKEN, else the one `hf auth login` stored) is not valid: log in again (`hf auth "
+             "login`) or set HF_TOKEN to a valid one")
+
+
+def _status(exc: Exception) -> int | None:
+    """The HTTP status the hub answered with (huggingface_hub's HfHubHTTPError), None where it was not reached."""
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
 def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
     """The one line for hub repository `repo_id` of `repo_type` ("model" or "dataset") that could not be fetched
-    (`exc`): why, and the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
+    (`exc`): why, and what to do: the setting that keeps the hub from being asked (`offline_setting`), a token the
+    hub refused, else the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
     (`engine.loading.load_components`: an adapter's base named by its hub id)."""
     flag = " --repo-type dataset" if repo_type == "dataset" else ""
-    return (f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). "
-            f"Offline? Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
+    elsewhere = f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
+    if (setting := offline_setting()) is not None:
+        fix = (f"{setting} is set and the hub's cache holds no copy: unset it (or set {setting}=0) to fetch it, or "
+               f"download it {elsewhere}")
+    elif _status(exc) == 401:
+        fix = f"{BAD_TOKEN} (unset it, or `hf auth logout`, for a public repository), or download it {elsewhere}"
+    else:
+        fix = f"Offline? Download it {elsewhere}"
+    return f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). {fix}"
 
 
 @contextmanager
@@ -489,8 +507,18 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                                    revision=revision,
                                    commit_message=message or f"Upload {kind.what} with worldpolicy push")
     except _hub_errors() as exc:
+        status = _status(exc)
+        if status == 401:
+            fix = BAD_TOKEN
+        elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
+            fix = (f"this token may not write to {repo_id.split('/')[0]!r}'s repositories: log in with one that has "
+                   "write access there (HF_TOKEN or `hf auth login`), or push to a repository of your own")
+        elif status is not None and status < 500:
+            fix = "the hub refused it: fix what it says and run again"
+        else:
+            fix = "run again once the hub can be reached"
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
-                       f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
+                       f"({_why(exc)}); nothing was changed here, {fix}") from None
     return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size,
                       removed)
 

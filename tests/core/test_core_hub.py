@@ -20,7 +20,7 @@ from huggingface_hub.errors import HTTPError
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, dataset_lock, folder_lock
-from worldpolicy.hub import HubError, hub_id_shaped, push, shared_files
+from worldpolicy.hub import BAD_TOKEN, HubError, hub_id_shaped, push, shared_files
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
@@ -438,6 +438,28 @@ def test_push_network_failure_is_one_line_after_what_it_would_have_sent(checkpoi
         push(checkpoint, "me/x")
 
 
+@pytest.mark.parametrize(("status", "fix"), [
+    (401, BAD_TOKEN),
+    (403, ("this token may not write to 'nvidia''s repositories: log in with one that has write access there "
+           "(HF_TOKEN or `hf auth login`), or push to a repository of your own")),
+    (409, "the hub refused it: fix what it says and run again"),
+    (503, "run again once the hub can be reached"),
+])
+def test_a_push_the_hub_refuses_names_the_fix(checkpoint, token, monkeypatch, capsys, status, fix):
+    """A read-only token, or an owner it may not write to, was "run again once the hub can be reached": no rerun
+    helps."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+    FakeHub(monkeypatch, fail=HfHubHTTPError(f"{status} Client Error: the hub's reason",
+                                             response=httpx2.Response(status, request=request)))
+    assert main(["push", str(checkpoint), "--repo-id", "nvidia/x"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"worldpolicy push: error: could not push {str(checkpoint)!r} to the hub's model repository 'nvidia/x' "
+        f"(HfHubHTTPError: {status} Client Error: the hub's reason); nothing was changed here, {fix}")
+
+
 @pytest.mark.parametrize(("source", "shaped"), [
     ("lerobot/pusht", True), ("nvidia/Cosmos3-Nano-Policy-DROID", True), ("./a/b", False), ("/a/b", False),
     ("~/a", False), ("a", False), ("a/b/c", False),
@@ -520,6 +542,11 @@ def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"  # the hub id, not the cache
 
 
+# what `hub.unfetched` says of `me/other` under `hub_cache` (HF_HUB_OFFLINE set, no copy of it in the cache)
+OFFLINE_FIX = ("HF_HUB_OFFLINE is set and the hub's cache holds no copy: unset it (or set HF_HUB_OFFLINE=0) to fetch "
+               "it, or download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the folder")
+
+
 def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsys):
     import worldpolicy
 
@@ -529,8 +556,7 @@ def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("worldpolicy embodiments: error: could not fetch checkpoint 'me/other' from the Hugging Face "
                           "hub (LocalEntryNotFoundError: ")
-    assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
-                        "folder")
+    assert err.endswith(OFFLINE_FIX), err  # offline: the setting named, not "Offline?"
     assert "\n" not in err
 
 
@@ -546,8 +572,7 @@ def test_a_hub_id_diffusers_cannot_fetch_names_the_download_to_run(hub_cache, mo
         load_components("me/other", torch.device("cpu"), torch.float32, checked=True)
     said = str(caught.value)
     assert said.startswith("could not fetch checkpoint 'me/other' from the Hugging Face hub (OSError: ")
-    assert said.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
-                         "folder")
+    assert said.endswith(OFFLINE_FIX), said
 
 
 def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_download(tiny_checkpoint, model_repo,
