@@ -117,7 +117,7 @@ def shown_value(value: Any) -> Any:
 
 def shared_state(folder: str | Path) -> bytes | None:
     """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`): a copy that shows
-    each path as the card does (`_shared_record`: its config's `data.dataset`, `checkpoint`, `output_dir`,
+    each path as the card does (`shared_record`: its config's `data.dataset`, `checkpoint`, `output_dir`,
     `data.cache_dir`, a spec file's `embodiment`, the `base_checkpoint` it started from, the command line that
     trained it, without the folder that was typed in), which on the hub would only tell the user's file layout; what
     loading and a fine-tune read from it (the embodiment's name or spec, the objectives, the frames) is kept. None
@@ -129,21 +129,21 @@ def shared_state(folder: str | Path) -> bytes | None:
         return None
     if not isinstance(state.get("config"), dict):
         return None
-    shown = _shared_record(state)
+    shown = shared_record(state)
     return None if shown == state else json.dumps(shown, indent=1).encode()
 
 
 def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
     """What `push` sends for dataset `folder`'s provenance (`fileio.stored_provenance`: PROVENANCE_FILE, or info.json's
     `PROVENANCE_KEY` in a dataset written before that file): the file (relative to `folder`) and a copy of it whose
-    record shows each path as the card does (`_shared_record`: the dataset or HDF5 file it was made from, a
+    record shows each path as the card does (`shared_record`: the dataset or HDF5 file it was made from, a
     checkpoint's folder, the command line that recorded it, without the folder it was typed in), which on the hub
     would only tell the user's file layout (a home folder's user name). None (the file goes as it is) where it has
     none, cannot be read or names no path. The file here is not changed: the commands that check `--overwrite` and
     `recorded_seeds` read it."""
     try:
         stored = stored_provenance(folder)
-        if stored is None or (shown := _shared_record(stored.value)) == stored.value:
+        if stored is None or (shown := shared_record(stored.value)) == stored.value:
             return None
         document = shown if stored.key is None else {**read_json(stored.path, stored.path.name), stored.key: shown}
     except (OSError, ValueError):
@@ -151,7 +151,7 @@ def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
     return stored.path.relative_to(folder).as_posix(), json.dumps(document, indent=4, ensure_ascii=False).encode()
 
 
-def _shared_record(record: Any) -> Any:
+def shared_record(record: Any) -> Any:
     """A run's record (a checkpoint's trainer_state.json, a dataset's provenance) as what is shared shows it: each
     path as `_shown_paths` shows it, each path word of the command line that made it (`extras.run_record`'s
     `command`) so too, and no `cwd`, the folder that line was typed in: it names nothing a reader can open, and a home
