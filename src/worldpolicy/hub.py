@@ -225,13 +225,18 @@ def _status(exc: Exception) -> int | None:
     return getattr(getattr(exc, "response", None), "status_code", None)
 
 
+def _elsewhere(repo_id: str, repo_type: str) -> str:
+    """How a hub repository is used without this machine reaching the hub, ending "download it ..."."""
+    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    return f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
+
+
 def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
     """The one line for hub repository `repo_id` of `repo_type` ("model" or "dataset") that could not be fetched
     (`exc`): why, and what to do: the setting that keeps the hub from being asked (`offline_setting`), a token the
     hub refused, else the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
     (`engine.loading.load_components`: an adapter's base named by its hub id)."""
-    flag = " --repo-type dataset" if repo_type == "dataset" else ""
-    elsewhere = f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
+    elsewhere = _elsewhere(repo_id, repo_type)
     if (setting := offline_setting()) is not None:
         fix = (f"{setting} is set and the hub's cache holds no copy: unset it (or set {setting}=0) to fetch it, or "
                f"download it {elsewhere}")
@@ -331,8 +336,8 @@ def snapshot_fix(folder: str | Path) -> str | None:
     setting = offline_setting()
     if setting is not None:
         return (f"{setting} is set, so what the hub's cache lacks of {repo_id!r} (an earlier run may have fetched only "
-                f"its configs) is not fetched: unset it (or set {setting}=0) to fetch it, or download it elsewhere "
-                f"(`hf download {repo_id} --local-dir FOLDER`) and give the folder")
+                f"its configs) is not fetched: unset it (or set {setting}=0) to fetch it, or download it "
+                f"{_elsewhere(repo_id, 'model')}")
     return (f"the hub repository {repo_id!r} holds it so at revision {Path(folder).name} (pushed incomplete?): push it "
             "again whole, or use another")
 
@@ -444,9 +449,9 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is sent: the
     folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not switched off
     (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a repository asked
-    `private` is not an existing public one (`_refuse_public`). The folder
-    is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as
-    `shared_provenance` does. HubError when the hub cannot be reached or refuses."""
+    `private` is not an existing public one (`_refuse_public`). The folder is only read: a checkpoint's
+    trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as `shared_provenance` does.
+    HubError when the hub cannot be reached or refuses."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
