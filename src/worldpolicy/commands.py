@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli import add_device_flags, flag_named
+from .errors import brief_list
 from .results import MODES
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def _mode(value: str) -> str:
     return _SHORT_MODES.get(mode, mode)
 
 
-PUSH_FLAGS = {"path": "PATH", "repo_id": "--repo-id", "revision": "--revision"}
+PUSH_FLAGS = {"path": "PATH", "repo_id": "--repo-id", "revision": "--revision", "private": "--private"}
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -176,6 +177,9 @@ def _push(args: argparse.Namespace) -> int:
         raise flag_named(exc, PUSH_FLAGS) from None
     print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB) to the "
           f"{pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
+    if pushed.removed:
+        print(f"removed {len(pushed.removed)} files an earlier push left there that {args.path} no longer has "
+              f"({brief_list(pushed.removed)}); the hub's history keeps them")
     if pushed.left_out:
         print(f"left out its training state, which only a resume reads ({', '.join(pushed.left_out)}, "
               f"{pushed.left_out_size / 1e6:.1f} MB): --with-training-state sends it too")

@@ -117,7 +117,7 @@ def shown_value(value: Any) -> Any:
 
 def shared_state(folder: str | Path) -> bytes | None:
     """What `push` sends for checkpoint `folder`'s trainer_state.json (`fileio.TRAINER_STATE_FILE`): a copy that shows
-    each path as the card does (`_shared_record`: its config's `data.dataset`, `checkpoint`, `output_dir`,
+    each path as the card does (`shared_record`: its config's `data.dataset`, `checkpoint`, `output_dir`,
     `data.cache_dir`, a spec file's `embodiment`, the `base_checkpoint` it started from, the command line that
     trained it, without the folder that was typed in), which on the hub would only tell the user's file layout; what
     loading and a fine-tune read from it (the embodiment's name or spec, the objectives, the frames) is kept. None
@@ -129,21 +129,21 @@ def shared_state(folder: str | Path) -> bytes | None:
         return None
     if not isinstance(state.get("config"), dict):
         return None
-    shown = _shared_record(state)
+    shown = shared_record(state)
     return None if shown == state else json.dumps(shown, indent=1).encode()
 
 
 def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
     """What `push` sends for dataset `folder`'s provenance (`fileio.stored_provenance`: PROVENANCE_FILE, or info.json's
     `PROVENANCE_KEY` in a dataset written before that file): the file (relative to `folder`) and a copy of it whose
-    record shows each path as the card does (`_shared_record`: the dataset or HDF5 file it was made from, a
+    record shows each path as the card does (`shared_record`: the dataset or HDF5 file it was made from, a
     checkpoint's folder, the command line that recorded it, without the folder it was typed in), which on the hub
     would only tell the user's file layout (a home folder's user name). None (the file goes as it is) where it has
     none, cannot be read or names no path. The file here is not changed: the commands that check `--overwrite` and
     `recorded_seeds` read it."""
     try:
         stored = stored_provenance(folder)
-        if stored is None or (shown := _shared_record(stored.value)) == stored.value:
+        if stored is None or (shown := shared_record(stored.value)) == stored.value:
             return None
         document = shown if stored.key is None else {**read_json(stored.path, stored.path.name), stored.key: shown}
     except (OSError, ValueError):
@@ -151,7 +151,7 @@ def shared_provenance(folder: str | Path) -> tuple[str, bytes] | None:
     return stored.path.relative_to(folder).as_posix(), json.dumps(document, indent=4, ensure_ascii=False).encode()
 
 
-def _shared_record(record: Any) -> Any:
+def shared_record(record: Any) -> Any:
     """A run's record (a checkpoint's trainer_state.json, a dataset's provenance) as what is shared shows it: each
     path as `_shown_paths` shows it, each path word of the command line that made it (`extras.run_record`'s
     `command`) so too, and no `cwd`, the folder that line was typed in: it names nothing a reader can open, and a home
@@ -215,13 +215,36 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+# what to do when the hub answers 401: the token sent is wrong (an expired HF_TOKEN fails even a public repository)
+BAD_TOKEN = ("the token sent (HF_TOKEN, else the one `hf auth login` stored) is not valid: log in again (`hf auth "
+             "login`) or set HF_TOKEN to a valid one")
+
+
+def _status(exc: Exception) -> int | None:
+    """The HTTP status the hub answered with (huggingface_hub's HfHubHTTPError), None where it was not reached."""
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _elsewhere(repo_id: str, repo_type: str) -> str:
+    """How a hub repository is used without this machine reaching the hub, ending "download it ..."."""
+    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    return f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
+
+
 def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
     """The one line for hub repository `repo_id` of `repo_type` ("model" or "dataset") that could not be fetched
-    (`exc`): why, and the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
+    (`exc`): why, and what to do: the setting that keeps the hub from being asked (`offline_setting`), a token the
+    hub refused, else the `hf download` to run elsewhere. For `_snapshot` and a checkpoint diffusers fetches itself
     (`engine.loading.load_components`: an adapter's base named by its hub id)."""
-    flag = " --repo-type dataset" if repo_type == "dataset" else ""
-    return (f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). "
-            f"Offline? Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder")
+    elsewhere = _elsewhere(repo_id, repo_type)
+    if (setting := offline_setting()) is not None:
+        fix = (f"{setting} is set and the hub's cache holds no copy: unset it (or set {setting}=0) to fetch it, or "
+               f"download it {elsewhere}")
+    elif _status(exc) == 401:
+        fix = f"{BAD_TOKEN} (unset it, or `hf auth logout`, for a public repository), or download it {elsewhere}"
+    else:
+        fix = f"Offline? Download it {elsewhere}"
+    return f"could not fetch {REPO_WHAT[repo_type]} {repo_id!r} from the Hugging Face hub ({_why(exc)}). {fix}"
 
 
 @contextmanager
@@ -291,6 +314,34 @@ def model_snapshot(repo_id: str, revision: str | None = None) -> Path:
     return _snapshot(repo_id, "model", revision)
 
 
+def offline_setting() -> str | None:
+    """The environment variable that keeps huggingface_hub from the hub (`HF_HUB_OFFLINE`, else `TRANSFORMERS_OFFLINE`,
+    which it reads where that one is not set: the one the user set is named), None when it may reach it."""
+    from huggingface_hub import is_offline_mode
+
+    if not is_offline_mode():
+        return None
+    return "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") or not os.environ.get("TRANSFORMERS_OFFLINE") \
+        else "TRANSFORMERS_OFFLINE"
+
+
+def snapshot_fix(folder: str | Path) -> str | None:
+    """What to do about hub snapshot `folder` (`model_metadata`'s) whose files loading found missing or cut short;
+    None for a folder that is no hub snapshot. Offline (`offline_setting`), `complete_snapshot` fetched nothing: the
+    cache holds what an earlier run fetched, perhaps only the configs its checks read (a run refused by a flag);
+    online it fetched the whole revision, so the repository holds it so."""
+    repo_id = snapshot_repo_id(folder, "model")
+    if repo_id is None:
+        return None
+    setting = offline_setting()
+    if setting is not None:
+        return (f"{setting} is set, so what the hub's cache lacks of {repo_id!r} (an earlier run may have fetched only "
+                f"its configs) is not fetched: unset it (or set {setting}=0) to fetch it, or download it "
+                f"{_elsewhere(repo_id, 'model')}")
+    return (f"the hub repository {repo_id!r} holds it so at revision {Path(folder).name} (pushed incomplete?): push it "
+            "again whole, or use another")
+
+
 def complete_snapshot(folder: Path) -> None:
     """The rest of a checkpoint `model_metadata` fetched (its weights), at the revision it holds (the snapshot's
     folder is named by its commit), into that folder; nothing for any other folder. Called as loading checks the
@@ -331,6 +382,7 @@ class PushResult:
     url: str  # the commit on the hub
     left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
     left_out_size: int
+    removed: list[str]  # what an earlier push left in the repository that this folder no longer has (`stale_files`)
 
 
 def training_state(folder: str | Path) -> list[str]:
@@ -392,13 +444,15 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
          message: str | None = None, with_training_state: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
-    default branch if missing; default: main) in one commit (`message`). A checkpoint's training state
-    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
-    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not
-    switched off (`HF_HUB_OFFLINE`), and that no running command holds the folder (`fileio.folder_lock`). The folder
-    is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as
-    `shared_provenance` does. HubError when the hub cannot be reached or refuses."""
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token, is_offline_mode
+    default branch if missing; default: main) in one commit (`message`), which also removes what an earlier push left
+    there that the folder no longer has (`stale_files`). A checkpoint's training state (`training_state`) stays here
+    unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is sent: the
+    folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not switched off
+    (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a repository asked
+    `private` is not an existing public one (`_refuse_public`). The folder is only read: a checkpoint's
+    trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as `shared_provenance` does.
+    HubError when the hub cannot be reached or refuses."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -422,10 +476,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
-    if is_offline_mode():  # every request would be refused, after the folder was read and "pushing ..." said
-        # huggingface_hub reads TRANSFORMERS_OFFLINE where HF_HUB_OFFLINE is not set: name the one that is
-        setting = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") or not os.environ.get("TRANSFORMERS_OFFLINE") \
-            else "TRANSFORMERS_OFFLINE"
+    if (setting := offline_setting()) is not None:  # every request refused, after "pushing ..." was said
         raise ValueError(f"{setting} is set: the hub is not contacted, so nothing can be pushed; unset it "
                          f"(or set {setting}=0) to push")
     _refuse_held(path)
@@ -446,16 +497,56 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         shown[TRAINER_STATE_FILE] = state
     if kind.repo_type == "dataset" and (record := shared_provenance(path)) is not None and record[0] in files:
         shown[record[0]] = record[1]
-    operations = [CommitOperationAdd(name, shown.get(name, str(path / name))) for name in files]
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationAdd(name, shown.get(name, str(path / name))) for name in files]
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
+        if private and not api.repo_info(repo_id, repo_type=kind.repo_type).private:
+            _refuse_public(repo_id, kind.repo_type)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
+        removed = stale_files(api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=revision), files)
+        operations += [CommitOperationDelete(name) for name in removed]
         commit = api.create_commit(repo_id=repo_id, operations=operations, repo_type=kind.repo_type,
                                    revision=revision,
                                    commit_message=message or f"Upload {kind.what} with worldpolicy push")
     except _hub_errors() as exc:
+        status = _status(exc)
+        if status == 401:
+            fix = BAD_TOKEN
+        elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
+            fix = (f"this token may not write to {repo_id.split('/')[0]!r}'s repositories: log in with one that has "
+                   "write access there (HF_TOKEN or `hf auth login`), or push to a repository of your own")
+        elif status is not None and status < 500:
+            fix = "the hub refused it: fix what it says and run again"
+        else:
+            fix = "run again once the hub can be reached"
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
-                       f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size)
+                       f"({_why(exc)}); nothing was changed here, {fix}") from None
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size,
+                      removed)
+
+
+def stale_files(remote: list[str], files: list[str]) -> list[str]:
+    """What a repository holding `remote` keeps that a push of `files` does not send, sorted: an earlier push's files
+    the folder no longer has (a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot
+    and `LeRobotDataset` would read as its own; a checkpoint's embodiment.json, base_model.json or training state
+    from another checkpoint, read as this one's). `push` removes them in its commit, so the repository holds the
+    folder as it is here, as `hf upload --delete "*"` does; the hub's history keeps them. The repository's own hidden
+    files (`.gitattributes`), which `PUSH_IGNORE` never sends, are kept."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    sent = set(files)
+    return sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
+
+
+def _refuse_public(repo_id: str, repo_type: str) -> NoReturn:
+    """`private` asked of a repository that already exists and is public: the hub keeps a repository's visibility
+    (`create_repo` only sets it on one it makes), so what is pushed would be public. Refused before anything is
+    sent."""
+    flag, prefix = (" --repo-type dataset", "datasets/") if repo_type == "dataset" else ("", "")
+    raise ValueError(f"private=True: the {repo_type} repository {repo_id!r} already exists and is public, so what is "
+                     f"pushed would be public; nothing was sent. Make it private first (`hf repos settings {repo_id}"
+                     f"{flag} --private`, or https://huggingface.co/{prefix}{repo_id}/settings), or leave private out "
+                     "to push it public")

@@ -11,28 +11,35 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationDelete, HfApi
 from huggingface_hub.errors import HTTPError
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, dataset_lock, folder_lock
-from worldpolicy.hub import HubError, hub_id_shaped, push, shared_files
+from worldpolicy.hub import BAD_TOKEN, HubError, hub_id_shaped, push, shared_files
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
 class FakeHub:
-    """HfApi's create_repo, create_branch and create_commit, recorded; the commit's files kept as they would land in
-    the repository (`uploaded`: their names, `sent`: their bytes)."""
+    """HfApi's create_repo, repo_info, create_branch, list_repo_files and create_commit on one repository kept here,
+    recorded: `remote`, the files it holds (`.gitattributes`, which the hub makes, and what `files` says an earlier
+    push left), `private`, its visibility (None: no repository yet; set as create_repo makes it, as the hub does);
+    each commit's files as they land (`uploaded`: their names, `sent`: their bytes) and its deletions (`deleted`)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None, files: list[str] = (),
+                 private: bool | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.uploaded: list[str] = []
         self.sent: dict[str, bytes] = {}
+        self.deleted: list[str] = []
+        self.remote = sorted({".gitattributes", *files})
+        self.private = private
         self.fail = fail
-        for name in ("create_repo", "create_branch", "create_commit"):
+        for name in ("create_repo", "repo_info", "create_branch", "list_repo_files", "create_commit"):
             monkeypatch.setattr(HfApi, name, self._recorder(name))
 
     def _recorder(self, name: str):
@@ -40,12 +47,23 @@ class FakeHub:
             if self.fail is not None:
                 raise self.fail
             self.calls.append((name, {"args": args, **kwargs}))
+            if name == "create_repo" and self.private is None:
+                self.private = kwargs["private"]
+            if name == "repo_info":
+                return SimpleNamespace(private=self.private)
+            if name == "list_repo_files":
+                return list(self.remote)
             if name == "create_commit":
                 self.sent = {}
                 for op in kwargs["operations"]:
+                    if isinstance(op, CommitOperationDelete):
+                        continue
                     with op.as_file() as file:
                         self.sent[op.path_in_repo] = file.read()
                 self.uploaded = sorted(self.sent)
+                self.deleted = sorted(op.path_in_repo for op in kwargs["operations"]
+                                      if isinstance(op, CommitOperationDelete))
+                self.remote = sorted(set(self.remote) - set(self.deleted) | set(self.uploaded))
                 return type("Commit", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
             return None
 
@@ -76,8 +94,9 @@ def checkpoint(tiny_checkpoint, tmp_path) -> Path:
 def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys):
     hub = FakeHub(monkeypatch)
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--message", "first"]) == 0
-    assert hub.names() == ["create_repo", "create_commit"]  # no branch made without --revision
-    created, uploaded = hub.calls[0][1], hub.calls[1][1]
+    # no branch made without --revision; a new repository made private is private: nothing to refuse
+    assert hub.names() == ["create_repo", "repo_info", "list_repo_files", "create_commit"]
+    created, uploaded = hub.calls[0][1], hub.calls[3][1]
     assert created["args"] == ("me/tiny",) and created["repo_type"] == "model" and created["private"] is True
     assert created["exist_ok"] is True
     assert uploaded["repo_type"] == "model" and uploaded["commit_message"] == "first" and uploaded["revision"] is None
@@ -185,12 +204,58 @@ def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch
     (root / "data" / "file-000.parquet").write_bytes(b"x")
     hub = FakeHub(monkeypatch)
     pushed = push(root, "me/ds", revision="v1")
-    assert hub.names() == ["create_repo", "create_branch", "create_commit"]
+    assert hub.names() == ["create_repo", "create_branch", "list_repo_files", "create_commit"]  # public: not asked
     assert hub.calls[0][1]["repo_type"] == hub.calls[1][1]["repo_type"] == "dataset"
     assert hub.calls[0][1]["private"] is False
-    assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == "v1"
+    assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == hub.calls[3][1]["revision"] == "v1"
     assert pushed.files == hub.uploaded == ["data/file-000.parquet", "meta/info.json"]
     assert pushed.repo_type == "dataset" and pushed.what == "a LeRobot dataset" and pushed.size == 3
+
+
+def test_a_push_over_an_earlier_one_leaves_the_repository_as_the_folder_is(checkpoint, tmp_path, token, monkeypatch,
+                                                                            capsys):
+    """What an earlier push left that the folder no longer has goes in the same commit: a dataset re-made with fewer
+    episodes would otherwise keep meta/episodes and data files that LeRobot and `LeRobotDataset` read as its own; a
+    checkpoint pushed over another would keep that one's embodiment.json (read as this one's) and its training state
+    (resumed with these weights). The hub's own .gitattributes stays."""
+    root = tmp_path / "ds"
+    for name in ("meta/info.json", "meta/episodes/chunk-000/file-000.parquet", "data/chunk-000/file-000.parquet",
+                 "README.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")
+    earlier = ["meta/episodes/chunk-000/file-001.parquet", "data/chunk-000/file-001.parquet", "README.md"]
+    hub = FakeHub(monkeypatch, files=earlier)
+    pushed = push(root, "me/ds")
+    assert hub.remote == [".gitattributes", *pushed.files]
+    assert pushed.removed == hub.deleted == ["data/chunk-000/file-001.parquet",
+                                             "meta/episodes/chunk-000/file-001.parquet"]
+
+    hub = FakeHub(monkeypatch, files=["embodiment.json", "optimizer.safetensors", "model_index.json"])
+    (checkpoint / "optimizer.safetensors").write_bytes(b"o")  # this checkpoint's own: left out, the other's removed
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
+    assert hub.deleted == ["embodiment.json", "optimizer.safetensors"] and "model_index.json" in hub.uploaded
+    assert hub.remote == [".gitattributes", *hub.uploaded]
+    out = capsys.readouterr().out
+    assert (f"removed 2 files an earlier push left there that {checkpoint} no longer has "
+            "(['embodiment.json', 'optimizer.safetensors']); the hub's history keeps them") in out
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0  # nothing left over: nothing said
+    assert hub.deleted == [] and "removed" not in capsys.readouterr().out
+
+
+def test_push_private_to_an_existing_public_repository_is_refused_before_sending(checkpoint, token, monkeypatch,
+                                                                                  capsys):
+    """The hub keeps an existing repository's visibility (`create_repo(private=True, exist_ok=True)` changes
+    nothing): `--private` would have published to a public one. A private one, or no `--private`, goes."""
+    hub = FakeHub(monkeypatch, private=False)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (  # after what it would have sent
+        "worldpolicy push: error: --private: the model repository 'me/tiny' already exists and is public, so what is "
+        "pushed would be public; nothing was sent. Make it private first (`hf repos settings me/tiny --private`, or "
+        "https://huggingface.co/me/tiny/settings), or leave --private out to push it public")
+    assert "create_commit" not in hub.names() and hub.uploaded == []
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0 and hub.uploaded
+    hub = FakeHub(monkeypatch, private=True)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private"]) == 0 and hub.uploaded
 
 
 def test_push_shows_a_datasets_provenance_without_local_paths(tmp_path, token, monkeypatch):
@@ -373,6 +438,28 @@ def test_push_network_failure_is_one_line_after_what_it_would_have_sent(checkpoi
         push(checkpoint, "me/x")
 
 
+@pytest.mark.parametrize(("status", "fix"), [
+    (401, BAD_TOKEN),
+    (403, ("this token may not write to 'nvidia''s repositories: log in with one that has write access there "
+           "(HF_TOKEN or `hf auth login`), or push to a repository of your own")),
+    (409, "the hub refused it: fix what it says and run again"),
+    (503, "run again once the hub can be reached"),
+])
+def test_a_push_the_hub_refuses_names_the_fix(checkpoint, token, monkeypatch, capsys, status, fix):
+    """A read-only token, or an owner it may not write to, was "run again once the hub can be reached": no rerun
+    helps."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+    FakeHub(monkeypatch, fail=HfHubHTTPError(f"{status} Client Error: the hub's reason",
+                                             response=httpx2.Response(status, request=request)))
+    assert main(["push", str(checkpoint), "--repo-id", "nvidia/x"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"worldpolicy push: error: could not push {str(checkpoint)!r} to the hub's model repository 'nvidia/x' "
+        f"(HfHubHTTPError: {status} Client Error: the hub's reason); nothing was changed here, {fix}")
+
+
 @pytest.mark.parametrize(("source", "shaped"), [
     ("lerobot/pusht", True), ("nvidia/Cosmos3-Nano-Policy-DROID", True), ("./a/b", False), ("/a/b", False),
     ("~/a", False), ("a", False), ("a/b/c", False),
@@ -455,6 +542,11 @@ def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"  # the hub id, not the cache
 
 
+# what `hub.unfetched` says of `me/other` under `hub_cache` (HF_HUB_OFFLINE set, no copy of it in the cache)
+OFFLINE_FIX = ("HF_HUB_OFFLINE is set and the hub's cache holds no copy: unset it (or set HF_HUB_OFFLINE=0) to fetch "
+               "it, or download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the folder")
+
+
 def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsys):
     import worldpolicy
 
@@ -464,8 +556,7 @@ def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("worldpolicy embodiments: error: could not fetch checkpoint 'me/other' from the Hugging Face "
                           "hub (LocalEntryNotFoundError: ")
-    assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
-                        "folder")
+    assert err.endswith(OFFLINE_FIX), err  # offline: the setting named, not "Offline?"
     assert "\n" not in err
 
 
@@ -481,8 +572,7 @@ def test_a_hub_id_diffusers_cannot_fetch_names_the_download_to_run(hub_cache, mo
         load_components("me/other", torch.device("cpu"), torch.float32, checked=True)
     said = str(caught.value)
     assert said.startswith("could not fetch checkpoint 'me/other' from the Hugging Face hub (OSError: ")
-    assert said.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
-                         "folder")
+    assert said.endswith(OFFLINE_FIX), said
 
 
 def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_download(tiny_checkpoint, model_repo,
@@ -508,6 +598,38 @@ def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_dow
     assert [(call["revision"], call["allow_patterns"]) for call in calls[1:]] == [(COMMIT, None)]
     assert list(snapshot.rglob("*.safetensors"))
     assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_hub_checkpoint_whose_weights_are_not_in_the_cache_names_the_fix(tiny_checkpoint, model_repo, tmp_path,
+                                                                            monkeypatch, capsys, offline):
+    """A run refused by a flag fetched only the configs; offline, the next run finds no weights and
+    `snapshot_download` returns the folder as the cache holds it. That was "--checkpoint='<the cache's snapshot
+    folder>' is incomplete ... a partial download or copy": neither the id typed nor why (HF_HUB_OFFLINE). Online the
+    whole revision was fetched, so the repository itself lacks them."""
+    from PIL import Image
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    (repo / "vae" / "diffusion_pytorch_model.safetensors").unlink()  # online: pushed so; offline: never fetched
+    _, snapshot = model_repo(repo)
+    Image.new("RGB", (64, 64)).save("obs.png")
+    args = ["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt", "pick", "--steps", "1",
+            "--no-plots", "--out", "run"]
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)  # read from the environment at import
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("worldpolicy predict: error: --checkpoint='me/pick' is incomplete: "
+                          "vae/diffusion_pytorch_model.safetensors is missing"), err
+    assert str(snapshot) not in err and "partial download" not in err
+    if offline:
+        assert err.endswith("HF_HUB_OFFLINE is set, so what the hub's cache lacks of 'me/pick' (an earlier run may "
+                            "have fetched only its configs) is not fetched: unset it (or set HF_HUB_OFFLINE=0) to "
+                            "fetch it, or download it elsewhere (`hf download me/pick --local-dir FOLDER`) and give "
+                            "the folder"), err
+    else:
+        assert err.endswith(f"the hub repository 'me/pick' holds it so at revision {COMMIT} (pushed incomplete?): "
+                            "push it again whole, or use another"), err
 
 
 def test_a_served_checkpoint_by_hub_id_is_fetched_whole_as_the_server_starts(tiny_checkpoint, model_repo, tmp_path):

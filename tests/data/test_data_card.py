@@ -114,6 +114,18 @@ def test_a_card_shows_a_recorded_path_by_its_hub_id_or_name(tmp_path):
     assert "alice" not in text
 
 
+def test_a_card_shows_the_command_that_made_it_as_push_sends_its_record(tmp_path):
+    """Every dataset command records its command line and the folder it was typed in (`extras.run_record`): the card
+    showed both as they were, "/home/alice/data/lift" and `cwd` "alice", while the provenance `push` sends beside it
+    shows the path by its name and no cwd (`hub.shared_record`)."""
+    home = tmp_path / "home" / "alice"
+    provenance = {"source": SIM_SOURCE, "task": "lift",
+                  "command": f"worldpolicy dataset from-sim {home / 'data' / 'lift'} --task lift", "cwd": str(home)}
+    text = _card(_dataset(tmp_path / "ds", provenance=provenance).root).text
+    assert '`command` "worldpolicy dataset from-sim lift --task lift"' in text and "`cwd` null" in text, text
+    assert "alice" not in text and str(tmp_path) not in text
+
+
 def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(tmp_path):
     """`dataset from-sim` writes DROID's joint layout split over two features (7 joints, the gripper): the run of
     them is that embodiment's columns, so each gets its units; a feature of other names gets none."""

@@ -133,10 +133,38 @@ def test_unreachable_hub_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("worldpolicy dataset show: error: could not fetch dataset 'lerobot/pusht' from the Hugging "
                           "Face hub (LocalEntryNotFoundError: ")
-    assert err.endswith("Offline? Download it elsewhere (`hf download lerobot/pusht --repo-type dataset --local-dir "
-                        "FOLDER`) and give the folder")
+    assert err.endswith("HF_HUB_OFFLINE is set and the hub's cache holds no copy: unset it (or set HF_HUB_OFFLINE=0) "
+                        "to fetch it, or download it elsewhere (`hf download lerobot/pusht --repo-type dataset "
+                        "--local-dir FOLDER`) and give the folder"), err
     assert "\n" not in err
     assert not (tmp_path / "pages").exists()
+
+
+@pytest.mark.parametrize(("status", "fix"), [
+    (None, "Offline? Download it elsewhere"),
+    (401, ("the token sent (HF_TOKEN, else the one `hf auth login` stored) is not valid: log in again (`hf auth "
+           "login`) or set HF_TOKEN to a valid one (unset it, or `hf auth logout`, for a public repository), or "
+           "download it elsewhere")),
+])
+def test_a_hub_that_cannot_be_reached_or_refuses_the_token_names_the_fix(tmp_path, monkeypatch, capsys, status, fix):
+    """An expired HF_TOKEN fails even a public repository with 401: that was "Offline? Download it elsewhere"."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    request = httpx2.Request("GET", "https://huggingface.co/api/datasets/lerobot/pusht/revision/main")
+    error = (httpx2.ConnectError("[Errno -2] Name or service not known") if status is None else
+             HfHubHTTPError("401 Client Error: Unauthorized. Invalid credentials in Authorization header",
+                            response=httpx2.Response(status, request=request)))
+
+    def download(repo_id: str, **kwargs: Any) -> str:
+        raise error
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "info", "lerobot/pusht"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"). {fix} (`hf download lerobot/pusht --repo-type dataset --local-dir FOLDER`) and give the folder" in err
 
 
 @pytest.mark.parametrize("action", ["info", "check", "frame", "label", "eval", "show", "select", "merge", "convert"])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import brief_list
 from ..extras import package_license
 from ..fileio import MODEL_CARD_FILE
-from ..hub import shown_value
+from ..hub import shared_record
 from .layout import DATA_PATH, INFO_PATH
 
 if TYPE_CHECKING:
@@ -164,10 +164,12 @@ def _provenance_chain(provenance: Any) -> list[Mapping[str, Any]]:
 
 def _made(provenance: Mapping[str, Any]) -> str:
     """How worldpolicy made it, in brief (the whole record, every seed included, is meta/worldpolicy_provenance.json):
-    each plain setting (a path by its name, `hub.shown_value`), the longer ones (lists, objects) named."""
+    each plain setting as `push` sends the record (`hub.shared_record`: a path by its name, in the command line too,
+    and no `cwd`, whose name may be its user's), the longer ones (lists, objects) named."""
     if not provenance:
         return ""
-    plain = [f"`{key}` {json.dumps(shown_value(value), ensure_ascii=False)}" for key, value in provenance.items()
+    shared = shared_record(dict(provenance))
+    plain = [f"`{key}` {json.dumps(value, ensure_ascii=False)}" for key, value in shared.items()
              if key != "source" and not isinstance(value, (list, dict))]
     nested = [f"`{key}`" for key, value in provenance.items() if isinstance(value, (list, dict))]
     lines = ["## How it was made\n", "[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json)"

@@ -30,6 +30,7 @@ from ..hub import (
     model_metadata,
     names_hub_id,
     remote_weight_values,
+    snapshot_fix,
     snapshot_repo_id,
     unfetched,
 )
@@ -376,9 +377,14 @@ def check_loadable(path_or_id: str | Path, device: torch.device, dtype: torch.dt
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:
+    """`problems` with checkpoint `source`: a hub snapshot named by its hub id, with what to do about it
+    (`hub.snapshot_fix`), any other folder as a partial download or copy."""
     if problems:
-        raise ValueError(f"checkpoint={source!r} is incomplete: {'; '.join(problems)}. A partial download or copy: "
-                         "fetch it again whole (e.g. `hf download <hub id> --local-dir <folder>`), or use another")
+        fix = snapshot_fix(source)
+        shown = source if fix is None else snapshot_repo_id(source, "model")
+        raise ValueError(f"checkpoint={shown!r} is incomplete: {'; '.join(problems)}. " + (
+            fix or "A partial download or copy: fetch it again whole (e.g. `hf download <hub id> --local-dir "
+            "<folder>`), or use another"))
 
 
 def _weights_problems(where: Path, part: str, source: str) -> tuple[list[str], dict[str, dict]]:
