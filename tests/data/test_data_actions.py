@@ -45,3 +45,18 @@ def test_an_embodiments_columns_in_another_order_are_refused_naming_them(two_arm
     reader = recorded_actions(two_arm_dataset, _two_arm(LEFT_FIRST), ["action"])
     assert reader.source == "two_arm"
     assert reader.chunk(two_arm_dataset.episode(0, videos=False).frames, 1, 2).tolist() == [list(range(10, 20))]
+
+
+def test_columns_wider_than_the_embodiment_are_not_told_to_be_its_own(two_arm_dataset):
+    """A one-arm spec for two arms' columns was told to set source_embodiment to it, which then failed on the width:
+    the error says how wide each is, and what a robot of one's own lists instead."""
+    from worldpolicy.data.actions import recorded_actions
+    from worldpolicy.embodiments import embodiment_from_spec
+
+    one_arm = embodiment_from_spec({"name": "one_arm", "domain": "one_arm", "domain_id": 30, "action_dim": 5,
+                                    "columns": LEFT_FIRST[:5], "units": ["rad"] * 5, "chunk_size": 4, "fps": 10,
+                                    "layout": "joint_position"})
+    with pytest.raises(ValueError, match=r"hold 10 columns .*Embodiment 'one_arm' is 5 columns wide: a robot of one's "
+                                         r"own lists the dataset's 10 as its columns; else set") as caught:
+        recorded_actions(two_arm_dataset, one_arm, ["action"])
+    assert "source_embodiment = 'one_arm'" not in str(caught.value)

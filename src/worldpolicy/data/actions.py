@@ -115,12 +115,16 @@ def default_source(dataset, action_keys: Sequence[str], target: Embodiment, pref
                 "action feature's `names` in meta/info.json)", prefix, prefix, list(action_keys), ", ".join(names),
                 DEFAULT_SOURCE, ", ".join(default.columns), own, prefix)
         return DEFAULT_SOURCE
+    # as wide as the target: perhaps its columns under other names; else no name makes them the target's
+    own = (f"If they are {target.key!r}'s columns in its order, set {prefix}source_embodiment = {target.key!r}, or "
+           "name them so in the dataset (the `names` of the action feature in `LeRobotDatasetWriter(features=...)`); "
+           "else set " if len(names) == target.action_dim else
+           f"Embodiment {target.key!r} is {target.action_dim} columns wide: a robot of one's own lists the "
+           f"dataset's {len(names)} as its columns; else set ")
     raise ValueError(
         f"{prefix}source_embodiment is unset and {prefix}action_keys={list(action_keys)} hold {len(names)} columns "
         f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {default.action_dim} (the default) nor "
-        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). If they are {target.key!r}'s columns in its "
-        f"order, set {prefix}source_embodiment = {target.key!r}, or name them so in the dataset (the `names` of the "
-        "action feature in `LeRobotDatasetWriter(features=...)`); else set "
+        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). {own}"
         f"{prefix}source_embodiment to the registered embodiment whose columns these are, or {prefix}action_keys to "
         "the keys that hold them"
     )
