@@ -21,6 +21,11 @@ def _non_white_fraction(img: np.ndarray) -> float:
     return float(np.mean(np.any(img < 235, axis=-1)))
 
 
+def _subplots_by_column(fig) -> dict:
+    """An actions figure's subplots by the column their y label names (a multi-arm one's are not in column order)."""
+    return {ax.yaxis.label.get_text().replace("\n", "").split(" [")[0]: ax for ax in fig.axes if ax.get_visible()}
+
+
 def test_timeseries_labels_units_and_gripper_spans(joint_chunk):
     e = get_embodiment("droid")
     fig = plots.action_timeseries_figure(joint_chunk, e.columns, e.units, e.fps, e.gripper_column)
@@ -428,7 +433,9 @@ def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     assert plots.gripper_columns(doc, columns) == ["left_grasp", "right_grasp"]
     physical = ["1"] * len(columns)  # the registry's agibot is in model space, where nothing is shaded (test below)
     fig = plots.action_timeseries_figure(chunk, columns, physical, e.fps, plots.gripper_columns(doc, columns))
-    axes = dict(zip(columns, fig.axes))
+    axes = _subplots_by_column(fig)
+    assert list(axes) == [c for r in range(10) for c in (columns[r] if r < 9 else None, columns[9 + r], columns[19 + r])
+                          if c]  # the ego frame, the left arm and the right arm side by side
     assert axes["left_grasp"].lines[0].get_color() == axes["right_grasp"].lines[0].get_color() == plots.GRIPPER_COLOR
     assert axes["left_tx"].lines[0].get_color() == plots.LINE_COLOR
     assert axes["left_tx"].patches[0].get_x() == pytest.approx(5.5 / e.fps)  # its own arm's gripper
@@ -1057,3 +1064,38 @@ def test_the_open_loop_summary_has_its_note_under_the_labels_and_its_legend_insi
     assert panel.x0 <= legend.x0 and legend.x1 <= panel.x1
     points = np.concatenate([fig.axes[1].transData.transform(line.get_xydata()) for line in fig.axes[1].lines])
     assert points[:, 1].max() < legend.y0 <= legend.y1 <= panel.y1  # in room above the curves, not on them
+
+
+def test_a_two_arm_joint_robots_plots_give_each_arm_a_column_and_both_grippers():
+    """An ALOHA-style spec names one gripper_column: right_gripper was drawn as a joint (in `[mixed]` units beside
+    radians) and its closing never shaded; actions.png interleaved the arms (left_waist beside left_shoulder) and the
+    joint legend switched to dashes at the 8th joint, right_waist solid like the left arm's."""
+    arm = ["waist", "shoulder", "elbow", "wrist", "gripper"]
+    columns = [f"{side}_{j}" for side in ("left", "right") for j in arm]
+    units = ["rad", "rad", "rad", "rad", "1"] * 2
+    actions = np.zeros((8, 10))
+    actions[:, :4] = actions[:, 5:9] = np.linspace(0, 1, 8)[:, None]
+    actions[5:, columns.index("right_gripper")] = 1.0
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": "aloha", "fps": 50.0,
+           "chunk_size": 8, "columns": columns, "units": units, "actions": actions.tolist(),
+           "layout": "joint_position", "gripper_column": "left_gripper"}
+    assert plots.gripper_columns(doc, columns) == ["left_gripper", "right_gripper"]
+    figures = plots.prediction_figures(doc)
+    # actions.png: the left arm down the first column of subplots, the right arm down the second, row by row
+    places = {name: ax.get_position() for name, ax in _subplots_by_column(figures["actions"]).items()}
+    for j in arm:
+        left, right = places[f"left_{j}"], places[f"right_{j}"]
+        assert left.x1 < right.x0 and left.y0 == pytest.approx(right.y0), j
+    assert places["left_waist"].y0 > places["left_shoulder"].y0
+    right_gripper = _subplots_by_column(figures["actions"])["right_gripper"]
+    assert right_gripper.lines[0].get_color() == plots.GRIPPER_COLOR
+    assert right_gripper.patches[0].get_x() == pytest.approx(4.5 / 50.0)  # its own closing shaded
+    # joints.png: no gripper among the joints; each joint one colour, the right arm dashed; both grippers below
+    joints, _, grippers = figures["joints"].axes
+    legend = {t.get_text(): line for t, line in zip(joints.get_legend().get_texts(), joints.get_legend().get_lines())}
+    assert list(legend) == [c for c in columns if not c.endswith("gripper")]
+    assert legend["left_elbow"].get_color() == legend["right_elbow"].get_color()
+    assert legend["left_elbow"].get_linestyle() == "-" and legend["right_waist"].get_linestyle() == "--"
+    assert joints.yaxis.label.get_text() == "joint position [rad]"
+    assert [t.get_text() for t in grippers.get_legend().get_texts()] == ["left_gripper", "right_gripper"]
+    assert {line.get_color() for line in grippers.lines[:2]} == {plots.GRIPPER_COLOR}

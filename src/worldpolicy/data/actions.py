@@ -45,6 +45,10 @@ def action_layout(dataset, target: Embodiment, action_keys: Sequence[str], state
     `default_conversion`), else refused naming the setting. Keys left at their defaults (`layout.ACTION_KEYS`,
     `STATE_KEYS`) that the dataset lacks are refused as the defaults, with the dataset's own keys to set instead;
     whether the keys hold the source's width is the sampler's check (`sampling.sample_training_examples`)."""
+    if all(k in numeric_features(dataset) for k in action_keys):
+        names = dataset.feature_names(action_keys)
+        for layout in (target, *([source_embodiment(source, prefix, target)] if source else [])):
+            _refuse_reordered_columns(names, layout, action_keys, prefix)
     source = source or default_source(dataset, action_keys, target, prefix)
     # the source's state row is read too (DROID's joints are converted from the state's start pose), once the action
     # keys are found (else the sampler's check names them first)
@@ -53,6 +57,23 @@ def action_layout(dataset, target: Embodiment, action_keys: Sequence[str], state
                        or (actions_found and source_embodiment(source, prefix, target).state_history))
     _refuse_absent_default_keys(dataset, action_keys, state_keys, reads_state, prefix)
     return source, conversion or default_conversion(source_embodiment(source, prefix, target), target)
+
+
+def _refuse_reordered_columns(names: Sequence[str], layout: Embodiment, action_keys: Sequence[str],
+                              prefix: str) -> None:
+    """Actions are read by position: a dataset that names the embodiment's columns in another order (a two-arm
+    robot's right arm first) would train each column on another one's values, and setting `source_embodiment`,
+    which says the columns are in its order, would do so silently. Refused naming the first columns out of place."""
+    if len(names) != layout.action_dim or list(names) == list(layout.columns) or \
+            sorted(names) != sorted(layout.columns):
+        return
+    moved = [f"{c!r} is column {names.index(c)} in the dataset but {i} in {layout.key!r}"
+             for i, c in enumerate(layout.columns) if names[i] != c]
+    raise ValueError(
+        f"{prefix}action_keys={list(action_keys)} hold embodiment {layout.key!r}'s columns in another order "
+        f"({'; '.join(moved[:3])}{'; ...' if len(moved) > 3 else ''}): actions are read by position, so each would "
+        f"train on another column's values. Give the embodiment's columns in the dataset's order "
+        f"({', '.join(names)}), or write the dataset's actions in the embodiment's")
 
 
 def _refuse_absent_default_keys(dataset, action_keys: Sequence[str], state_keys: Sequence[str], reads_state: bool,
@@ -94,12 +115,16 @@ def default_source(dataset, action_keys: Sequence[str], target: Embodiment, pref
                 "action feature's `names` in meta/info.json)", prefix, prefix, list(action_keys), ", ".join(names),
                 DEFAULT_SOURCE, ", ".join(default.columns), own, prefix)
         return DEFAULT_SOURCE
+    # as wide as the target: perhaps its columns under other names; else no name makes them the target's
+    own = (f"If they are {target.key!r}'s columns in its order, set {prefix}source_embodiment = {target.key!r}, or "
+           "name them so in the dataset (the `names` of the action feature in `LeRobotDatasetWriter(features=...)`); "
+           "else set " if len(names) == target.action_dim else
+           f"Embodiment {target.key!r} is {target.action_dim} columns wide: a robot of one's own lists the "
+           f"dataset's {len(names)} as its columns; else set ")
     raise ValueError(
         f"{prefix}source_embodiment is unset and {prefix}action_keys={list(action_keys)} hold {len(names)} columns "
         f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {default.action_dim} (the default) nor "
-        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). If they are {target.key!r}'s columns in its "
-        f"order, set {prefix}source_embodiment = {target.key!r}, or name them so in the dataset (the `names` of the "
-        "action feature in `LeRobotDatasetWriter(features=...)`); else set "
+        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). {own}"
         f"{prefix}source_embodiment to the registered embodiment whose columns these are, or {prefix}action_keys to "
         "the keys that hold them"
     )

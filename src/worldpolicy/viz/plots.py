@@ -807,6 +807,36 @@ def _grid_shape(d: int) -> tuple[int, int]:
     return int(np.ceil(d / ncols)), ncols
 
 
+_MAX_ARMS, _MAX_ARM_ROWS = 4, 16  # arm blocks drawn one per grid column (`_arm_blocks`): up to 4 of up to 16 each
+
+
+def _arm_blocks(columns: Sequence[str]) -> list[list[int]]:
+    """The column indexes of each arm of a multi-arm layout, in order: consecutive columns sharing the first part of
+    their names (`left_` of `left_elbow`, `right_` ...), 2 to `_MAX_ARMS` parts of 2 to `_MAX_ARM_ROWS` columns,
+    every column in one; else [] (one arm, `joint_0 .. gripper`, unprefixed names)."""
+    firsts = [c.split("_", 1)[0] if "_" in c else None for c in columns]
+    blocks = [list(g) for _, g in itertools.groupby(range(len(columns)), key=lambda i: firsts[i])]
+    heads = [firsts[b[0]] for b in blocks]
+    if (None in heads or len(set(heads)) != len(heads) or not 2 <= len(blocks) <= _MAX_ARMS
+            or not all(2 <= len(b) <= _MAX_ARM_ROWS for b in blocks)):
+        return []
+    return blocks
+
+
+def _grid_places(columns: Sequence[str]) -> tuple[int, int, list[int]]:
+    """(rows, columns, each action column's subplot in the grid read row by row): an arm per grid column
+    (`_arm_blocks`: `left_*` down the first, `right_*` down the second), else `_grid_shape`'s grid in order."""
+    blocks = _arm_blocks(columns)
+    if not blocks:
+        nrows, ncols = _grid_shape(len(columns))
+        return nrows, ncols, list(range(len(columns)))
+    places = [0] * len(columns)
+    for b, block in enumerate(blocks):
+        for row, i in enumerate(block):
+            places[i] = row * len(blocks) + b
+    return max(len(b) for b in blocks), len(blocks), places
+
+
 def _chunk_heading(fig, title: str, steps: int, dims: int | None, fps: float, units: Sequence[str],
                    real_rows: int | None, clip: ClipRows | None, columns: Sequence[str] = ()) -> float:
     """Draw the heading of an action chunk's figure and return the top margin it needs (`figure_title`'s, plus the
@@ -860,21 +890,21 @@ def action_timeseries_figure(
                for g in _shading_gripper(columns, grippers)]
     t = np.arange(a.shape[0]) / fps
     d = a.shape[1]
-    nrows, ncols = _grid_shape(d)
+    nrows, ncols, places = _grid_places(columns)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
     top = _chunk_heading(fig, title or "action chunk", a.shape[0], d, fps, units, real_rows, clip, columns)
     _grid_margins(fig, nrows, ncols, top=top, left=0.9)  # room for a y label of _MAX_LABEL_LINES
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    grid = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    for k in set(range(len(grid))) - set(places):
+        grid[k].set_visible(False)
+    axes = [grid[k] for k in places]  # column i's subplot
     for i, ax in enumerate(axes):
-        if i >= d:
-            ax.set_visible(False)
-            continue
         is_gripper = columns[i] in grippers
         if shading[i] is not None:
             _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
         _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
         if clip is not None:
-            clip.mark(ax, fps, top=i < ncols)
+            clip.mark(ax, fps, top=places[i] < ncols)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
@@ -886,7 +916,8 @@ def action_timeseries_figure(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
-    for ax in axes[max(0, d - ncols) : d]:
+    for col in range(ncols):  # each grid column's lowest subplot: a shorter arm's, or above a hidden last-row cell
+        ax = grid[max(k for k in places if k % ncols == col)]
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
     return fig
@@ -1239,16 +1270,35 @@ def plot_joints(
     units: Sequence[str],
     fps: float,
     path: str | Path | None = None,
-    gripper_column: str | None = None,
+    gripper_column: str | Sequence[str] | None = None,
     title: str = "",
     real_rows: int | None = None,
     clip: ClipRows | None = None,
 ) -> Path:
-    """Joint positions overlaid, joint velocities (finite differences) and the gripper, over time in seconds; steps
-    from `real_rows` on hatched and `clip`'s frames on top (or its chunk starts dashed), as in
+    """Joint positions overlaid, joint velocities (finite differences) and the gripper (or one per arm), over time in
+    seconds; steps from `real_rows` on hatched and `clip`'s frames on top (or its chunk starts dashed), as in
     `action_timeseries_figure`."""
     path = _require_path(path, "plot_joints")
     return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title, real_rows, clip), path)
+
+
+_ARM_STYLES = ("-", "--", ":", "-.")  # one per arm of a multi-arm layout (`_MAX_ARMS`)
+
+
+def _joint_styles(columns: Sequence[str], joint_idx: Sequence[int]) -> list[dict[str, str]]:
+    """Colour and line style of each joint's line: `series_style`'s, or for a multi-arm layout (`_arm_blocks`) the
+    joint's place in its arm as the colour and the arm as the style (`left_elbow` solid, `right_elbow` dashed, one
+    colour): a 14-joint robot's lines read as two arms, not as 7 colours then 7 dashed ones."""
+    blocks = _arm_blocks(columns)
+    if not blocks:
+        return [series_style(k) for k in range(len(joint_idx))]
+    out = []
+    for i in joint_idx:
+        b = next(n for n, block in enumerate(blocks) if i in block)
+        j = [k for k in blocks[b] if k in joint_idx].index(i)
+        out.append({"color": SERIES_COLORS[j % len(SERIES_COLORS)],
+                    "ls": _ARM_STYLES[(b + j // len(SERIES_COLORS)) % len(_ARM_STYLES)]})
+    return out
 
 
 def joints_figure(
@@ -1256,23 +1306,28 @@ def joints_figure(
     columns: Sequence[str],
     units: Sequence[str],
     fps: float,
-    gripper_column: str | None = None,
+    gripper_column: str | Sequence[str] | None = None,
     title: str = "",
     real_rows: int | None = None,
     clip: ClipRows | None = None,
 ):
     """The `plot_joints` figure; `title` (e.g. which run) heads it. The joints' legend sits right of the axes, where
-    it hides no line. `real_rows`: as in `action_timeseries_figure`, the steps from it on hatched and named; `clip`:
-    its clip frames on a second axis on top, or a trajectory's chunk starts dashed on every panel."""
+    it hides no line; a multi-arm layout's arms (`_arm_blocks`) are told apart by line style, a joint's colour the
+    same on each. `gripper_column`: the gripper's column, or one per arm (`["left_gripper", "right_gripper"]`), all
+    on the third panel (closed spans shaded for a single one). `real_rows`: as in `action_timeseries_figure`, the
+    steps from it on hatched and named; `clip`: its clip frames on a second axis on top, or a trajectory's chunk
+    starts dashed on every panel."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
     clip = _check_clip(clip, a.shape[0])
-    joint_idx = [i for i, c in enumerate(columns) if c != gripper_column]
+    grippers = _gripper_list(gripper_column)
+    joint_idx = [i for i, c in enumerate(columns) if c not in grippers]
+    styles = _joint_styles(columns, joint_idx)
     joint_units = sorted({units[i] for i in joint_idx})
     unit = joint_units[0] if len(joint_units) == 1 else "mixed"
     t = np.arange(a.shape[0]) / fps
-    nrows = 3 if gripper_column is not None else 2
+    nrows = 3 if grippers else 2
     legend_columns = int(np.ceil(len(joint_idx) / 12))
     fig = _new_figure(6.8, 1.2 + 2.0 * nrows)
     # the legend's column as wide as its longest name (up to _LEGEND_TEXT_MAX_IN, longer ones broken into lines):
@@ -1285,16 +1340,15 @@ def joints_figure(
     top = _chunk_heading(fig, title or "joint trajectory", a.shape[0], None, fps, units, real_rows, clip)
     _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
-    g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
     markers = step_markers(len(t))
     for ax in axes:
         _shade_padded(ax, real_rows, a.shape[0], fps, label=ax is axes[0])
         if clip is not None:
             clip.mark(ax, fps, top=ax is axes[0])
     for k, i in enumerate(joint_idx):
-        axes[0].plot(t, a[:, i], lw=1.4, label=names[k], **series_style(k), **markers)
+        axes[0].plot(t, a[:, i], lw=1.4, label=names[k], **styles[k], **markers)
         if a.shape[0] > 1:
-            axes[1].plot(t, np.gradient(a[:, i], 1.0 / fps), lw=1.2, **series_style(k), **markers)
+            axes[1].plot(t, np.gradient(a[:, i], 1.0 / fps), lw=1.2, **styles[k], **markers)
     if a.shape[0] == 1:  # a velocity needs two steps: drawn as 0 it read as "standing still"
         axes[1].text(0.5, 0.5, "one step: no velocity", transform=axes[1].transAxes, ha="center", va="center",
                      fontsize=LABEL_FONTSIZE, color="0.4")
@@ -1302,18 +1356,23 @@ def joints_figure(
     axes[1].set_ylabel(_literal(f"joint velocity [{unit}/s]"), fontsize=LABEL_FONTSIZE)
     axes[0].legend(fontsize=LEGEND_FONTSIZE, ncol=legend_columns, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                    borderaxespad=0)
-    if g is not None:
-        gi = list(columns).index(gripper_column)
-        physical = units[gi] != MODEL_SPACE_UNIT  # a model-space gripper has no closed threshold
-        for ax in axes if physical else ():
-            _shade_closed(ax, g, fps, label=ax is axes[2])
-        axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, **step_markers(len(t)))
+    gripper_units = sorted({units[list(columns).index(c)] for c in grippers})
+    gripper_unit = gripper_units[0] if len(gripper_units) == 1 else "mixed"
+    if grippers:
+        physical = MODEL_SPACE_UNIT not in gripper_units  # a model-space gripper has no closed threshold
+        g = np.stack([a[:, list(columns).index(c)] for c in grippers], axis=1)
+        for ax in axes if physical and len(grippers) == 1 else ():  # one arm's spans: two arms' would overlap
+            _shade_closed(ax, g[:, 0], fps, label=ax is axes[2])
+        for k, name in enumerate(grippers):  # vermillion is the gripper's; each arm's its own line style
+            axes[2].plot(t, g[:, k], color=GRIPPER_COLOR, lw=1.6, ls=_ARM_STYLES[k % len(_ARM_STYLES)],
+                         label=_literal(name) if len(grippers) > 1 else None, **step_markers(len(t)))
         if physical:
             _closed_threshold(axes[2], g)
-        axes[2].set_ylabel(axis_label(gripper_column, units[gi], axes[2]), fontsize=LABEL_FONTSIZE)
+        ylabel = grippers[0] if len(grippers) == 1 else "gripper"
+        axes[2].set_ylabel(axis_label(ylabel, gripper_unit, axes[2]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    for ax, shown in zip(axes, [unit, None, units[gi] if g is not None else None]):  # velocities: no unit listed
+    for ax, shown in zip(axes, [unit, None, gripper_unit if grippers else None]):  # velocities: no unit listed
         ax.grid(alpha=0.3)
         style_ticks(ax)
         plain_values(ax)
@@ -1381,11 +1440,14 @@ def _arm_gripper(prefix: str, columns: Sequence[str]) -> str | None:
 
 
 def gripper_columns(prediction: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
-    """Every gripper column of a prediction: the layout's own, else one per arm of a multi-arm pose layout
-    (`left_grasp`, `right_grasp`), so each arm's gripper is drawn as one in the time series as in its path."""
+    """Every gripper column of a prediction: the layout's own and each other arm's of its name (`right_gripper` with
+    `left_gripper`: an embodiment names one), else one per arm of a multi-arm pose layout (`left_grasp`,
+    `right_grasp`), so each arm's gripper is drawn as one in the time series, the joints and the path."""
     _, gripper = resolve_layout(prediction, columns)
     if gripper is not None:
-        return [gripper]
+        own = gripper[len(_arm_prefix(gripper)):]  # `gripper` of `left_gripper`: `right_gripper` is the other arm's
+        return [gripper] if own == gripper else [
+            c for c in columns if c == gripper or (_arm_prefix(c) and c[len(_arm_prefix(c)):] == own)]
     return [g for g in (_arm_gripper(prefix, columns) for prefix in pose_groups(columns)) if g is not None]
 
 
@@ -1470,7 +1532,7 @@ def prediction_figures(prediction_json: Mapping[str, Any] | Prediction | str | P
     units = list(prediction_json["units"])
     actions = _check_actions(prediction_json["actions"], columns, units)
     fps = _check_fps(prediction_json["fps"])
-    layout, gripper = resolve_layout(prediction_json, columns)
+    layout, _ = resolve_layout(prediction_json, columns)
     grippers = gripper_columns(prediction_json, columns)
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
@@ -1499,5 +1561,5 @@ def prediction_figures(prediction_json: Mapping[str, Any] | Prediction | str | P
                                            title=title, real_rows=rows,
                                            chunks=clip if isinstance(clip, RolloutChunks) else None)
     elif layout == "joint_position":
-        figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
+        figures["joints"] = joints_figure(actions, columns, units, fps, grippers, f"{name}: joints", rows, clip)
     return figures
