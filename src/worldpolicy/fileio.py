@@ -417,25 +417,22 @@ _WINDOWS_LOCK_AT = 2**40
 def _lock(fd: int, *, shared: bool = False, wait: bool = False) -> None:
     """Lock the open file `fd` for this process until it is closed (the OS lets go with the process, a SIGKILL
     included): exclusive, or `shared`; a lock another holds raises BlockingIOError, or with `wait` is waited for. POSIX:
-    `flock`. Windows: msvcrt's lock of one byte (`_WINDOWS_LOCK_AT`), which differs in two ways: it is always
-    exclusive (msvcrt has no shared lock: two `folder_holder`s at the same instant see each other as a holder, and one
-    refuses a run that starts then, as a shared one does), and Windows may let go of a closed file's lock a moment
-    later rather than at once."""
+    `flock`. Windows: msvcrt's lock of one byte (`_WINDOWS_LOCK_AT`), which differs: it is always exclusive (msvcrt
+    has no shared lock: two `folder_holder`s at the same instant see each other as a holder, and one refuses a run that
+    starts then, as a shared one does), never waits (what waits, a temp file or scratch folder, is not held there),
+    and Windows may let go of a closed file's lock a moment later rather than at once."""
     if fcntl is not None:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
         return
+    assert not wait, "on Windows no lock is waited for"
     at = os.lseek(fd, 0, os.SEEK_CUR)
     os.lseek(fd, _WINDOWS_LOCK_AT, os.SEEK_SET)  # msvcrt locks from the file's position
     try:
-        while True:
-            try:
-                msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
-                return
-            except OSError as exc:
-                if not wait and exc.errno == errno.EACCES:  # held by another
-                    raise BlockingIOError(errno.EWOULDBLOCK, "the file is locked by another process") from None
-                if not wait or exc.errno != errno.EDEADLK:  # LK_LOCK gives up after 10 tries a second apart
-                    raise
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError as exc:
+        if exc.errno != errno.EACCES:  # what msvcrt says of a byte another holds
+            raise
+        raise BlockingIOError(errno.EWOULDBLOCK, "the file is locked by another process") from None
     finally:
         os.lseek(fd, at, os.SEEK_SET)
 

@@ -91,6 +91,6 @@ def test_import_locks_and_help_without_what_windows_lacks(tmp_path):
     assert seen["dataset_holder"] == "`dataset label`"
     assert seen["ckpt"] == "2"
     assert seen["left"] == ["a.json", "ckpt"]  # no temp file, staging, aside nor lock file stays beside them
-    # every lock one byte far past the file's end: never blocking, but the second run's try (LK_NBLCK = 2)
+    # every lock one byte far past the file's end (`_WINDOWS_LOCK_AT`), tried without waiting (LK_NBLCK = 2)
     assert seen["calls"] == [[True, 2, 1]]
     assert seen["help_exit"] == 0 and "usage: worldpolicy" in seen["help"]
