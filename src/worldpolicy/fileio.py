@@ -6,7 +6,6 @@ SIGTERM, SIGUSR1) while a command finishes an output it started."""
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -20,13 +19,26 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt's byte-range locks instead (`_lock`)
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
 logger = logging.getLogger(__name__)
+
+# The one platform check of this module: Windows has no fcntl (a test simulating Windows on Linux blocks it). There a
+# file's lock is msvcrt's (`_lock`), a folder cannot be opened to be locked or flushed, and a file open in a process
+# can be neither renamed nor removed: temp files and scratch folders are not held, and nothing a killed writer left
+# beside an output is swept (it stays, as on a file system without locks); a run folder's or dataset's lock is held.
+_WINDOWS = fcntl is None
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has none (nor links a user makes without privileges)
 
 # What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
 # folder. Shown as one line by the command line (what the command kept is said before it, e.g. sim's finished
@@ -86,11 +98,12 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
 
 # the signals a scheduler ends a job with: SIGTERM (a time limit, preemption, `kill`, `docker stop`) and SIGUSR1, which
 # Slurm sends ahead of the end when the job asks (`sbatch --signal=USR1@120`), as PyTorch Lightning's requeue expects
-TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# (Windows has no SIGUSR1: only the signals the platform has are named)
+TERMINATING_SIGNALS = tuple(sig for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if sig is not None)
 # Where several stop signals came (one rank's block, or ranks that caught different ones), a command stops on the most
 # urgent, first here: SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C. By this order, not
 # by signal number: SIGUSR1 is 10 on Linux but 30 on macOS, above SIGTERM's 15.
-STOP_PRIORITY = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+STOP_PRIORITY = (*TERMINATING_SIGNALS, signal.SIGINT)
 
 
 class Terminated(KeyboardInterrupt):
@@ -195,18 +208,23 @@ def sigint_deferred(notice: str | None = None, *, second_stops: bool = False) ->
         raise interruption(caught)
 
 
-def held_temp_file(path: Path, suffix: str) -> tuple[Path, int]:
+def held_temp_file(path: Path, suffix: str) -> tuple[Path, int | None]:
     """A new empty temp file beside `path` to write `path`'s next content into (`.NAME.XXXXXXXX` + `suffix`, 0600, as
     `tempfile.mkstemp`), held by this process until the returned descriptor is closed (or its end, a SIGKILL
     included): an exclusive `flock`, which the OS drops with the process. Those a killed writer of `path` left, no
     live process holding them, are removed first (logged), so a writer killed between its write and its rename leaves
-    nothing for good; a live writer's never, nor any on a file system without locks (nothing tells a dead owner)."""
+    nothing for good; a live writer's never, nor any on a file system without locks (nothing tells a dead owner).
+    On Windows, where a file open in a process cannot be renamed, it is not held (no descriptor: None) nor swept."""
     prefix = f".{path.name}."
+    if _WINDOWS:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+        os.close(fd)
+        return Path(tmp), None
     _sweep_temp_files(path.parent, prefix, suffix)
     while True:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep that took it removes it
+            _lock(fd, wait=True)  # waits only while a sweep that took it removes it
         except OSError as exc:
             if exc.errno not in _NO_LOCKS_ERRNOS:
                 os.close(fd)
@@ -232,11 +250,11 @@ def _sweep_temp_files(folder: Path, prefix: str, suffix: str) -> None:
     for name in names:
         tmp = folder / name
         try:
-            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(tmp, os.O_RDONLY | _NOFOLLOW)
         except OSError:  # gone meanwhile, a link, another user's: not ours to remove
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd)
             info = os.fstat(fd)
             if stat.S_ISREG(info.st_mode) and os.path.samestat(info, os.lstat(tmp)):
                 tmp.unlink()
@@ -262,14 +280,18 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 STAGED_KIND = "staged"  # `staged_folder`'s staging beside NAME: `.NAME.staged-XXXXXXXX`
 
 
 def _sync(path: str) -> None:
-    """Flush a file, or a folder's names, to the disk (fsync)."""
+    """Flush a file, or a folder's names, to the disk (fsync). Not a folder on Windows, where one cannot be opened
+    (NTFS journals its names)."""
+    if _WINDOWS and os.path.isdir(path):
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -386,6 +408,33 @@ def _settle_replacement(root: Path, aside: Path) -> int | None:
 LOCK_FILE = ".worldpolicy.lock"  # in a run folder while a command writes it (`folder_lock`): the holder's PID
 # What a file system without locks says to flock (some FUSE and network mounts): the run goes on unlocked, as before.
 _NO_LOCKS_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
+# Where msvcrt's lock lies (`_lock`): one byte at 1 TiB, past the end of any file this writes, so the PID a lock file
+# holds stays readable and a temp file's writes never reach it (Windows' locks are mandatory: a locked byte can be
+# neither read nor written but through the handle that locked it)
+_WINDOWS_LOCK_AT = 2**40
+
+
+def _lock(fd: int, *, shared: bool = False, wait: bool = False) -> None:
+    """Lock the open file `fd` for this process until it is closed (the OS lets go with the process, a SIGKILL
+    included): exclusive, or `shared`; a lock another holds raises BlockingIOError, or with `wait` is waited for. POSIX:
+    `flock`. Windows: msvcrt's lock of one byte (`_WINDOWS_LOCK_AT`), which differs: it is always exclusive (msvcrt
+    has no shared lock: two `folder_holder`s at the same instant see each other as a holder, and one refuses a run that
+    starts then, as a shared one does), never waits (what waits, a temp file or scratch folder, is not held there),
+    and Windows may let go of a closed file's lock a moment later rather than at once."""
+    if fcntl is not None:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+        return
+    assert not wait, "on Windows no lock is waited for"
+    at = os.lseek(fd, 0, os.SEEK_CUR)
+    os.lseek(fd, _WINDOWS_LOCK_AT, os.SEEK_SET)  # msvcrt locks from the file's position
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError as exc:
+        if exc.errno != errno.EACCES:  # what msvcrt says of a byte another holds
+            raise
+        raise BlockingIOError(errno.EWOULDBLOCK, "the file is locked by another process") from None
+    finally:
+        os.lseek(fd, at, os.SEEK_SET)
 
 
 def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
@@ -401,7 +450,7 @@ def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
         st = None
     where = "in the folder" if lock.parent == path else "beside the dataset"
     what = f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps {where} while it writes there,"
-    if st is not None and st.st_uid == os.geteuid():  # ours, yet refused: its mode (a chmod, a copy) forbids writing
+    if st is not None and hasattr(os, "geteuid") and st.st_uid == os.geteuid():  # ours, yet refused: its mode (a chmod, a copy) forbids writing
         return (f"{what} belongs to this user but is not writable (mode {stat.S_IMODE(st.st_mode):o}). If no run is "
                 f"using {str(path)!r} now, remove the file (rm {str(lock)!r}) or make it writable (chmod u+w "
                 f"{str(lock)!r}) and run again; else choose another {flag}")
@@ -409,6 +458,8 @@ def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
         import pwd
 
         owner = f"user {pwd.getpwuid(st.st_uid).pw_name!r}" if st is not None else "another user"
+    except ImportError:  # Windows: no user ids to name
+        owner = "another user"
     except KeyError:  # a uid without a name here (a container's)
         owner = f"uid {st.st_uid}"
     return (f"{what} belongs to {owner} and this user may not open it: a run of theirs left it. If no run is using "
@@ -487,7 +538,7 @@ def _lock_file_held(path: Path, lock: Path, flag: str, command: str | None, clas
     while True:
         make_folder(lock.parent)
         try:  # never through a link: its target would be truncated, and a dangling one looped here for ever
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o666)
         except FileNotFoundError:  # the holder removed the folder as it finished, empty: make it again
             continue
         except PermissionError:
@@ -498,7 +549,7 @@ def _lock_file_held(path: Path, lock: Path, flag: str, command: str | None, clas
             raise ValueError(f"{flag}: {str(lock)!r} is a symbolic link, not the lock file a worldpolicy run keeps "
                              f"there; remove it and run again, or choose another {flag}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd)
         except BlockingIOError:
             holder = _lock_holder(fd)
             os.close(fd)
@@ -528,7 +579,11 @@ def _lock_file_held(path: Path, lock: Path, flag: str, command: str | None, clas
             os.write(fd, f"{os.getpid()}\n{command}\n".encode() if command else f"{os.getpid()}\n".encode())
         yield lock
     finally:
-        lock.unlink(missing_ok=True)
+        if _WINDOWS and fd is not None:  # where a file open in a process cannot be removed: let go first; one another
+            os.close(fd)  # process opened meanwhile stays, and it takes it over
+            fd = None
+        with suppress(PermissionError) if _WINDOWS else nullcontext():
+            lock.unlink(missing_ok=True)
         remove_empty_folders(made)
         if fd is not None:
             os.close(fd)
@@ -550,7 +605,8 @@ class LockHolder:
 
 def _lock_holder(fd: int, lock: Path | None = None) -> LockHolder:
     """What the lock file open at `fd` says of its holder (a PID line, then a command line for a dataset's)."""
-    lines = os.pread(fd, 512, 0).decode(errors="replace").splitlines()
+    os.lseek(fd, 0, os.SEEK_SET)  # not os.pread, which Windows lacks
+    lines = os.read(fd, 512).decode(errors="replace").splitlines()
     return LockHolder(lines[0].strip() if lines and lines[0].strip() else "unknown",
                       lines[1].strip() if len(lines) > 1 and lines[1].strip() else None, lock)
 
@@ -560,11 +616,11 @@ def folder_holder(path: str | Path) -> LockHolder | None:
     None: for a command that only reads a folder (`worldpolicy push`), so it leaves no lock file of its own there."""
     for lock in (Path(path) / LOCK_FILE, dataset_lock_file(path)):
         try:
-            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
         except OSError:  # no lock file (no run holds it), a link, one this user may not read
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go as the file closes
+            _lock(fd, shared=True)  # let go as the file closes
         except BlockingIOError:
             return _lock_holder(fd, lock)
         except OSError:  # a file system without locks: nothing tells a live holder
@@ -588,15 +644,18 @@ class ScratchFolder:
 
     def make(self) -> Path:
         """Make the folder (0700, as `tempfile.mkdtemp`) and hold it. A sweep that locked it between the two removes
-        it: it is made again, once the sweep let go."""
+        it: it is made again, once the sweep let go. On Windows, where a folder cannot be opened, it is not held (and
+        nothing is swept there)."""
         while True:
             os.mkdir(self.path, 0o700)  # a name taken raises: never another's folder
+            if _WINDOWS:
+                return self.path
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             except FileNotFoundError:  # a sweep removed it already
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep that took it removes it
+                _lock(fd, wait=True)  # waits only while a sweep that took it removes it
             except OSError as exc:
                 os.close(fd)
                 if exc.errno not in _NO_LOCKS_ERRNOS:
@@ -631,12 +690,13 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
     output checks, the checkpoint check), so a kill between its two renames never leaves the user's earlier folder
     hidden; last, a `dataset_lock` file a killed command left beside `root` is removed. Only names of exactly that form
     match (`.ROOT.KIND-` then letters, digits, `_`): `serve --record`'s spool (`.ROOT.writing-spool-*`), which is
-    recovered, never swept, does not."""
+    recovered, never swept, does not. On Windows, where no scratch folder is held (`ScratchFolder.make`), none is
+    removed or settled: only the lock file."""
     root = Path(root)
     kinds = (REPLACED_KIND, *kinds)
     pattern = re.compile(rf"\.{re.escape(root.name)}\.({'|'.join(map(re.escape, kinds))})-[a-z0-9_]{{8,12}}")
     try:
-        names = os.listdir(root.parent)
+        names = [] if _WINDOWS else os.listdir(root.parent)
     except OSError:
         return []
     matched = ((name, match[1]) for name in names if (match := pattern.fullmatch(name)))
@@ -649,7 +709,7 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
         except OSError:  # gone meanwhile, a file or a link of that name: not ours to remove
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd)
         except OSError:  # held by a live process, or a file system without locks (then nothing tells a dead owner)
             os.close(fd)
             continue
@@ -677,19 +737,25 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
 def _remove_stale_lock(lock: Path) -> None:
     """Remove the `dataset_lock` file at `lock` that no live process holds (a killed command's: the OS let go of its
     lock, the file stayed), held while it goes, as its holder removes it, so a command opening it meanwhile opens
-    again (`_lock_file_held`)."""
+    again (`_lock_file_held`). On Windows, where a file open in a process cannot be removed, it is let go first: one
+    another command opened meanwhile then stays, theirs."""
+    fd: int | None
     try:
-        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
     except OSError:  # none (the usual), a link, one this user may not read: not ours to remove
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock(fd)
         if os.path.samestat(os.fstat(fd), os.lstat(lock)):
+            if _WINDOWS:
+                os.close(fd)
+                fd = None
             lock.unlink()
     except OSError:  # held by a live command, gone meanwhile, or a file system without locks
         pass
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def sweep_stagings(parent: str | Path, name_glob: str) -> list[tuple[Path, int]]:

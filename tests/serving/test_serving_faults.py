@@ -239,6 +239,30 @@ def test_a_request_outliving_the_drain_timeout_is_abandoned_and_the_exit_code_sa
     assert '"event": "stopped"' in log  # the log handlers were flushed before os._exit
 
 
+def test_a_loop_without_add_signal_handler_takes_the_stop_signals_through_signal_signal(monkeypatch):
+    """Windows' event loop has no `add_signal_handler` (it raises NotImplementedError): `PolicyServer.run` failed
+    there before serving. `_on_signal` falls back to a `signal.signal` handler that calls the callback in the loop."""
+    import asyncio
+
+    from worldpolicy.serving.server import _on_signal
+
+    loop = asyncio.new_event_loop()
+
+    def unsupported(*_):
+        raise NotImplementedError
+
+    monkeypatch.setattr(loop, "add_signal_handler", unsupported)
+    before = signal.getsignal(signal.SIGUSR2)
+    stop = loop.create_future()
+    try:
+        _on_signal(loop, signal.SIGUSR2, lambda: stop.set_result(signal.SIGUSR2))
+        signal.raise_signal(signal.SIGUSR2)  # its default had ended the process
+        assert loop.run_until_complete(asyncio.wait_for(stop, 60)) == signal.SIGUSR2
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+        loop.close()
+
+
 def test_sigterm_while_loading_exits_0_at_once(tmp_path):
     proc, _ = _server_process(tmp_path, slow_load=True)
     try:

@@ -623,14 +623,16 @@ def serve_until_signal(
 
     stops = (*TERMINATING_SIGNALS, signal.SIGINT)
     # put back when it returns; without TLS SIGHUP keeps its default (the process ends), as under the single server
-    before = {sig: signal.getsignal(sig) for sig in (*stops, *([signal.SIGHUP] if certificate is not None else []))}
+    hup = [signal.SIGHUP] if certificate is not None and hasattr(signal, "SIGHUP") else []  # Windows has no SIGHUP
+    before = {sig: signal.getsignal(sig) for sig in (*stops, *hup)}
     # A local Ray instance's processes (GCS, raylet, dashboard and agents; not its actors' workers, which get groups of
     # their own) are in this process's group,
     # which a supervisor signals as a whole (Slurm's scancel, systemd's control-group, `timeout`, `kill -- -PGID`):
     # they inherit a mask blocking the stop signals, so only this process acts on them, drains, and stops them itself
     # (ray.shutdown's SIGTERM waits too: its SIGKILL follows a second later). A stop signal arriving meanwhile waits,
-    # pending, for the handlers below. Harmless when joining a cluster, where ray.init starts no process.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    # pending, for the handlers below. Harmless when joining a cluster, where ray.init starts no process. (Windows has
+    # no signal masks.)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops) if hasattr(signal, "pthread_sigmask") else None
     if not is_terminal(sys.stderr):  # Ray colours the `(ServeReplica:… pid=…)` prefix of the lines it forwards, always
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no escape codes in a file or a log pipeline; read per line
     started_serve = deployed = False
@@ -640,8 +642,9 @@ def serve_until_signal(
         for sig in stops:  # after ray.init, which installs its own
             signal.signal(sig, lambda *_: stop.set())
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    if certificate is not None:  # a renewal habit of the single server: said, not a silent exit without a drain
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    if hup:  # a renewal habit of the single server: said, not a silent exit without a drain
         signal.signal(signal.SIGHUP, lambda *_: _log(logging.WARNING, "tls_not_reloaded", cert=certificate.cert,
                                                       detail=RENEW_BY_RESTART))
     try:

@@ -1332,9 +1332,10 @@ class PolicyServer:
             loop = asyncio.get_running_loop()
             stop = loop.create_future()
             for sig in (*TERMINATING_SIGNALS, signal.SIGINT):
-                loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
-            if self.config.certificate is not None:  # without TLS, SIGHUP keeps its default: the process ends
-                loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
+                _on_signal(loop, sig, lambda s=sig: stop.done() or stop.set_result(s))
+            # without TLS, SIGHUP keeps its default: the process ends (Windows has no SIGHUP: reload_tls() only)
+            if self.config.certificate is not None and hasattr(signal, "SIGHUP"):
+                _on_signal(loop, signal.SIGHUP, self.reload_tls)
             await self.serve(stop)
 
         with asyncio.Runner(loop_factory=event_loop_factory(self.config.event_loop)) as runner:
@@ -1346,6 +1347,15 @@ class PolicyServer:
             sys.stderr.flush()
             os._exit(code)
         return code
+
+
+def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, callback: Callable[[], object]) -> None:
+    """`loop.add_signal_handler`; on Windows, whose loop has none, a `signal.signal` handler that calls `callback` in
+    the loop (the main thread's, which a signal wakes)."""
+    try:
+        loop.add_signal_handler(sig, callback)
+    except NotImplementedError:
+        signal.signal(sig, lambda *_: loop.call_soon_threadsafe(callback))
 
 
 async def _outcome(job: _Job, closed: asyncio.Future) -> Any:
