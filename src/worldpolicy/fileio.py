@@ -450,7 +450,8 @@ def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
         st = None
     where = "in the folder" if lock.parent == path else "beside the dataset"
     what = f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps {where} while it writes there,"
-    if st is not None and hasattr(os, "geteuid") and st.st_uid == os.geteuid():  # ours, yet refused: its mode (a chmod, a copy) forbids writing
+    # ours, yet refused: its mode (a chmod, a copy) forbids writing (Windows has no user ids: never so there)
+    if st is not None and hasattr(os, "geteuid") and st.st_uid == os.geteuid():
         return (f"{what} belongs to this user but is not writable (mode {stat.S_IMODE(st.st_mode):o}). If no run is "
                 f"using {str(path)!r} now, remove the file (rm {str(lock)!r}) or make it writable (chmod u+w "
                 f"{str(lock)!r}) and run again; else choose another {flag}")
