@@ -955,7 +955,8 @@ def test_a_bare_sim_says_where_it_writes_its_run_before_it_starts(tmp_path, caps
     assert said in err and err.index(said) < err.index("reach/scripted")  # before the progress bar
     assert (tmp_path / "sim_runs" / "report.json").is_file()
     assert main([*argv[:6], "2", *argv[7:], "--resume"]) == 0
-    assert "sim: continuing the run in sim_runs" in capsys.readouterr().err
+    assert ("sim: continuing the run in sim_runs: 1 episode kept (seed 10000), 1 to run (seed 10001) "
+            "(report.json kept") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("stdout", ["none", "closed"])

@@ -66,6 +66,9 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
            f"{again}\n" in err
     assert len(_episodes(out)) == 2
     assert main(shlex.split(again)[1:]) == 0
+    # which episodes it keeps and which it runs, said before it runs them (with --no-progress nothing else says it)
+    assert (f"sim: continuing the run in {out}: 2 episodes kept (seeds 10000..10001), 2 to run (seeds 10002..10003) "
+            "(report.json kept after every episode") in capsys.readouterr().err
     assert _episodes(out) == _episodes(tmp_path / "whole") and [e["seed"] for e in _episodes(out)] == [10_000, 10_001, 10_002, 10_003]
     doc = json.loads((out / "report.json").read_text())
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()

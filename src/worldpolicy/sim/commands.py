@@ -583,9 +583,12 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             report = previous
         else:
             finished[:] = [len(previous.episodes)] if previous is not None else []
-            # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it
-            logger.info("sim: %s the run in %s (%s kept after every episode; --out picks another folder)",
-                        "continuing" if previous is not None else "writing", args.out, SIM_REPORT_FILE)
+            # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it; a
+            # resumed run says which episodes it keeps and which it runs (with --no-progress nothing else did)
+            logger.info("sim: %s the run in %s%s (%s kept after every episode; --out picks another folder)",
+                        "continuing" if previous is not None else "writing", args.out,
+                        "" if previous is None else ": " + _kept_said(args.seed, len(previous.episodes), args.episodes),
+                        SIM_REPORT_FILE)
             report = evaluate(
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
@@ -615,6 +618,16 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     for path in [*paths, *_videos_said(args.out)]:
         print(f"  {path}")
     return 0
+
+
+def _kept_said(seed: int, kept: int, episodes: int) -> str:
+    """What a resumed run keeps and runs, as its first line says it: `23 episodes kept (seeds 10000..10022), 177 to
+    run (seeds 10023..10199)`."""
+    from worldpolicy.sim.evaluate import seed_range
+    from worldpolicy.viz.plots import plural
+
+    said = f"{plural(kept, 'episode')} kept ({seed_range(seed, kept)}), " if kept else "no episode kept, "
+    return said + f"{episodes - kept} to run ({seed_range(seed + kept, episodes - kept)})"
 
 
 # Up to this many episode videos are listed one by one among the files written; more as their folder and a count
