@@ -626,8 +626,8 @@ def _kept_said(seed: int, kept: int, episodes: int) -> str:
     from worldpolicy.sim.evaluate import seed_range
     from worldpolicy.viz.plots import plural
 
-    said = f"{plural(kept, 'episode')} kept ({seed_range(seed, kept)}), " if kept else "no episode kept, "
-    return said + f"{episodes - kept} to run ({seed_range(seed + kept, episodes - kept)})"
+    return (f"{plural(kept, 'episode')} kept ({seed_range(seed, kept)}), {episodes - kept} to run "
+            f"({seed_range(seed + kept, episodes - kept)})")  # a stored report holds one episode at least
 
 
 # Up to this many episode videos are listed one by one among the files written; more as their folder and a count
