@@ -74,6 +74,22 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
 
 
+def test_a_resume_without_episodes_finishes_the_run_as_it_asked(tmp_path, capsys, monkeypatch):
+    """`--resume` typed onto the command without `--episodes` took the default, 10, and a 200-episode run stopped at
+    25 was refused as "10 is fewer than the 25 finished": it finishes the episodes the stored run asked for."""
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", *FAST, "--out", str(out)]
+    _interrupt_episode(monkeypatch, 2)
+    assert main([*argv, "--episodes", "12"]) == 130
+    assert "1 of 12 episodes finished" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert "1 episode kept (seed 10000), 11 to run (seeds 10001..10011)" in capsys.readouterr().err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["n_episodes"] == doc["episodes_requested"] == 12
+    assert main([*argv, "--overwrite"]) == 0  # not resuming: the default
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 10
+
+
 def test_the_continue_command_names_the_seed_and_leaves_out_other_defaults_the_api_key_and_overwrite():
     """--seed is always named: its default changed from 0 to 10000, and a printed command left without it then asked
     for other scenes than the run it was printed to continue."""
