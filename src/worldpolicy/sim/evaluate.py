@@ -619,7 +619,9 @@ def evaluate(
             report.episodes.append(waiting.pop(len(report.episodes)))
             if on_episode is not None:
                 on_episode(report)
-        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}")  # the step of no episode now
+        # the step of no episode now; drawn by the update, with the count it goes with: drawn first, a log's line
+        # read "1/3 ... success=0/2", the episode counted in the postfix before the bar
+        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}", refresh=False)
         bar.update(1)
 
     try:
