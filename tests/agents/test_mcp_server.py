@@ -1848,6 +1848,7 @@ def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir, sim_run):
     assert (pair["shared_seeds"], pair["a_only"], pair["b_only"], pair["both"]) == (6, 3, 0, 1)
     assert "exact McNemar p" in pair["line"] and "only 6 shared seeds" in pair["note"]
     assert pair["p_adjusted"] == pair["p_value"]  # one pair tested: nothing to adjust
+    assert pair["steps"]["solved_by_both"] == 1 and "exact sign test p" in pair["steps"]["line"]  # seed 0
     steps = next(d for d in result["differences"] if d["setting"] == "policy_settings.sampling.steps")
     assert steps["flag"] == "--steps" and steps["values"] == [4, 8] and steps["shown"] == ["4", "8"]
     assert {d["setting"] for d in result["differences"]} == {"policy", "policy_settings.path",

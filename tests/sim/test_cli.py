@@ -955,7 +955,21 @@ def test_a_bare_sim_says_where_it_writes_its_run_before_it_starts(tmp_path, caps
     assert said in err and err.index(said) < err.index("reach/scripted")  # before the progress bar
     assert (tmp_path / "sim_runs" / "report.json").is_file()
     assert main([*argv[:6], "2", *argv[7:], "--resume"]) == 0
-    assert "sim: continuing the run in sim_runs" in capsys.readouterr().err
+    assert ("sim: continuing the run in sim_runs: 1 episode kept (seed 10000), 1 to run (seed 10001) "
+            "(report.json kept") in capsys.readouterr().err
+
+
+def test_each_progress_line_in_a_log_counts_the_episodes_its_success_counts(tmp_path, capsys, monkeypatch):
+    """In a log (`nohup worldpolicy sim ... > log`), an episode's end drew its success count before the bar's:
+    "1/3 [...] success=0/2", one episode ahead of the bar on every line."""
+    import re
+
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")  # a line for every redraw
+    argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "3", "--image-size", "none",
+            "--videos", "0", "--max-steps", "2", "--no-plots", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    lines = re.findall(r"(\d+)/3 \[.*success=\d+/(\d+)", capsys.readouterr().err)
+    assert len(lines) >= 3 and all(bar == joined for bar, joined in lines), lines
 
 
 @pytest.mark.parametrize("stdout", ["none", "closed"])

@@ -180,6 +180,38 @@ def test_with_more_than_two_runs_the_verdict_rests_on_the_holm_adjusted_p(tmp_pa
     assert "differ at the 5 % level" not in comparison.table()
 
 
+def test_steps_to_success_are_paired_on_the_seeds_both_solved_and_tested_with_a_sign_test(tmp_path):
+    """Two runs that solve every seed, one in 10 steps more each time, had only their unpaired means side by side,
+    with no word on whether the difference is more than chance: they are paired on the seeds both solved."""
+    seeds = range(10000, 10008)
+    a, b = _split(seeds, a_only=1, b_only=1, both=6)  # 6 seeds both solved
+    comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b, fastest=30)])
+    (pair,) = comparison.pairs
+    assert (pair.solved_by_both, pair.a_faster, pair.b_faster) == (6, 6, 0)
+    assert pair.steps_difference == pytest.approx(10.0) and pair.steps_p == pytest.approx(2 / 2**6)
+    line = ("a vs b, steps to success on the 6 shared seeds both solved: b took 10.0 more on average; a took fewer on "
+            "6, b on 0: exact sign test p = 0.03125 (differ at the 5 % level: a is faster)")
+    assert pair.steps_line() == line
+    assert comparison.to_json()["pairs"][0]["steps"] == {
+        "solved_by_both": 6, "a_faster": 6, "b_faster": 0, "mean_difference": pytest.approx(10.0),
+        "p_value": pytest.approx(0.03125), "p_adjusted": pytest.approx(0.03125), "test": "exact sign test",
+        "line": line}
+    assert line in comparison.table() and f"- {line}" in comparison.markdown()
+    write_comparison(comparison, tmp_path / "out")
+    assert f"<li>{line}</li>" in (tmp_path / "out" / "index.html").read_text()
+    # three runs: adjusted over the pairs that have seeds both solved, as success is; the same steps tie
+    three = compare_runs([tmp_path / "a", tmp_path / "b", _run(tmp_path / "c", a)])
+    ab, ac, bc = three.pairs
+    assert ac.steps_line().startswith("a vs c, steps to success on the 7 shared seeds both solved: the same on "
+                                      "average; a took fewer on 0, c on 0, 7 tied: exact sign test p = 1")
+    assert ab.steps_tests == bc.steps_tests == 3 and ab.steps_p_adjusted == pytest.approx(3 * 0.03125)
+    assert ab.steps_line().endswith("Holm-adjusted p = 0.09375 over the 3 pairs tested (no significant difference "
+                                    "at the 5 % level)")
+    # no shared seed solved by both: no steps to pair, said by no line
+    (none,) = compare_runs([_run(tmp_path / "d", {1: True, 2: False}), _run(tmp_path / "e", {1: False, 2: True})]).pairs
+    assert none.steps_p is None and none.steps_line() is None and none.to_json()["steps"] is None
+
+
 def test_a_partial_overlap_pairs_only_the_shared_seeds_and_says_how_many(tmp_path):
     a = {s: True for s in range(20)}  # A wins all of its 20
     b = {s: s >= 18 for s in range(10, 30)}  # B fails 10..17, wins 18..29

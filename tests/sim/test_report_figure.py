@@ -91,3 +91,26 @@ def test_a_report_reads_in_one_line_and_shows_as_its_table_in_a_notebook():
                     "incomplete: 40 of 50 ran, seeds 0..49, strategy='execute')")
     assert report._repr_markdown_() == report.markdown()
     assert "no episodes" in repr(_report([])) and _report([])._repr_markdown_() is None
+
+
+def test_a_rewrite_of_the_report_builds_its_json_once_and_copies_no_episode(tmp_path, monkeypatch):
+    """`keep_report` rewrites report.json and report.md after every episode of a run, each time from every episode so
+    far: report.md built the whole `to_json()` again, and each episode's `to_json` deep-copied its fields (`asdict`),
+    its frames too where they were still held."""
+    import json
+
+    class NoCopy:
+        def __deepcopy__(self, memo):
+            raise AssertionError("an episode's frames were copied to write its report")
+
+    report = _report([True, False, True])
+    report.episodes[0].frames = NoCopy()
+    assert report.episodes[0].to_json() == json.loads(json.dumps(report.to_json()["episodes"][0]))
+    assert "frames" not in report.episodes[0].to_json()
+    built = []
+    real = EvalReport.to_json
+    monkeypatch.setattr(EvalReport, "to_json", lambda self: built.append(1) or real(self))
+    write_report(report, tmp_path, plots=False)
+    assert len(built) == 1
+    assert json.loads((tmp_path / "report.json").read_text())["successes"] == 2
+    assert "**Success 2/3 = 66.7 %**" in (tmp_path / "report.md").read_text()

@@ -66,9 +66,28 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
            f"{again}\n" in err
     assert len(_episodes(out)) == 2
     assert main(shlex.split(again)[1:]) == 0
+    # which episodes it keeps and which it runs, said before it runs them (with --no-progress nothing else says it)
+    assert (f"sim: continuing the run in {out}: 2 episodes kept (seeds 10000..10001), 2 to run (seeds 10002..10003) "
+            "(report.json kept after every episode") in capsys.readouterr().err
     assert _episodes(out) == _episodes(tmp_path / "whole") and [e["seed"] for e in _episodes(out)] == [10_000, 10_001, 10_002, 10_003]
     doc = json.loads((out / "report.json").read_text())
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
+
+
+def test_a_resume_without_episodes_finishes_the_run_as_it_asked(tmp_path, capsys, monkeypatch):
+    """`--resume` typed onto the command without `--episodes` took the default, 10, and a 200-episode run stopped at
+    25 was refused as "10 is fewer than the 25 finished": it finishes the episodes the stored run asked for."""
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", *FAST, "--out", str(out)]
+    _interrupt_episode(monkeypatch, 2)
+    assert main([*argv, "--episodes", "12"]) == 130
+    assert "1 of 12 episodes finished" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert "1 episode kept (seed 10000), 11 to run (seeds 10001..10011)" in capsys.readouterr().err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["n_episodes"] == doc["episodes_requested"] == 12
+    assert main([*argv, "--overwrite"]) == 0  # not resuming: the default
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 10
 
 
 def test_the_continue_command_names_the_seed_and_leaves_out_other_defaults_the_api_key_and_overwrite():

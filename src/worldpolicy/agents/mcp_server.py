@@ -326,6 +326,17 @@ class ComparedRun(BaseModel):
         description="the same from step to step within a chunk: hand-over jumps well above it are two plans meeting")
 
 
+class PairedSteps(BaseModel):
+    solved_by_both: int = Field(description="shared seeds both runs solved: the steps are paired on them")
+    a_faster: int = Field(description="of those, the seeds a solved in fewer steps")
+    b_faster: int = Field(description="the seeds b solved in fewer steps (the rest tied, left out of the test)")
+    mean_difference: float = Field(description="b's steps to success minus a's, averaged over those seeds")
+    p_value: float = Field(description="exact sign test p of a_faster against b_faster")
+    p_adjusted: float = Field(description="p_value Holm-Bonferroni adjusted over the pairs with seeds both solved")
+    test: str
+    line: str = Field(description="the steps in one plain sentence, verdict at the 5 % level included")
+
+
 class PairedTest(BaseModel):
     a: str
     b: str
@@ -340,6 +351,8 @@ class PairedTest(BaseModel):
                                      "(the verdict's; with one pair tested, p_value)")
     note: str = Field(description="why the pair is not paired, or what limits the test (few shared seeds)")
     line: str = Field(description="the pair in one plain sentence, verdict at the 5 % level included")
+    steps: PairedSteps | None = Field(description="steps to success on the shared seeds both solved, paired (null: "
+                                      "no such seed)")
 
 
 class SettingDifference(BaseModel):

@@ -93,6 +93,10 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
                    f"(docs/training.md){effect} (default: off)")
 
 
+# `--episodes` when not given, and not resuming a run (which asked for its own)
+DEFAULT_EPISODES = 10
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -101,7 +105,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"one of {', '.join(list_tasks())} (default: the task of the policy's embodiment, a "
                    "checkpoint's or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from "
                    "it, else pick_place)")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help=f"episodes to run (default: {DEFAULT_EPISODES}; with --resume, as many as the stored run "
+                   "asked for: an interrupted run is finished)")
     p.add_argument("--seed", type=int, default=EVAL_SEED,
                    help="episode i uses seed + i (scene and sampling) (default: %(default)s, past the scenes "
                    "`dataset from-sim` records from 0: held out from a checkpoint trained on them)")
@@ -405,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
     args.task = args.task or _default_task(args.policy)
     if args.task not in list_tasks():
         raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(list_tasks())}")
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
     if args.seed < 0:
         raise ValueError(f"--seed: expected >= 0 (episode i uses seed + i), got {args.seed}")
@@ -445,6 +451,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None
+    if args.episodes is None:  # not given: a resumed run finishes what it asked for, where 10 was refused as too few
+        args.episodes = previous.requested if previous is not None else DEFAULT_EPISODES
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.models import checkpoint_name, served, served_name
@@ -583,9 +591,12 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             report = previous
         else:
             finished[:] = [len(previous.episodes)] if previous is not None else []
-            # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it
-            logger.info("sim: %s the run in %s (%s kept after every episode; --out picks another folder)",
-                        "continuing" if previous is not None else "writing", args.out, SIM_REPORT_FILE)
+            # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it; a
+            # resumed run says which episodes it keeps and which it runs (with --no-progress nothing else did)
+            logger.info("sim: %s the run in %s%s (%s kept after every episode; --out picks another folder)",
+                        "continuing" if previous is not None else "writing", args.out,
+                        "" if previous is None else ": " + _kept_said(args.seed, len(previous.episodes), args.episodes),
+                        SIM_REPORT_FILE)
             report = evaluate(
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
@@ -615,6 +626,16 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     for path in [*paths, *_videos_said(args.out)]:
         print(f"  {path}")
     return 0
+
+
+def _kept_said(seed: int, kept: int, episodes: int) -> str:
+    """What a resumed run keeps and runs, as its first line says it: `23 episodes kept (seeds 10000..10022), 177 to
+    run (seeds 10023..10199)`."""
+    from worldpolicy.sim.evaluate import seed_range
+    from worldpolicy.viz.plots import plural
+
+    return (f"{plural(kept, 'episode')} kept ({seed_range(seed, kept)}), {episodes - kept} to run "
+            f"({seed_range(seed + kept, episodes - kept)})")  # a stored report holds one episode at least
 
 
 # Up to this many episode videos are listed one by one among the files written; more as their folder and a count

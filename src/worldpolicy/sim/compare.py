@@ -126,6 +126,16 @@ class PairedTest:
     note: str
     p_adjusted: float | None = None
     tests: int = 1
+    # steps to success on the shared seeds both solved (`steps_line`): on how many each run took fewer (ties are left
+    # out, as a sign test leaves them), b's mean minus a's, the exact sign test (`mcnemar_p`: the same two-sided
+    # binomial) and its p Holm-adjusted over the pairs that have one; None where no shared seed was solved by both
+    a_faster: int = 0
+    b_faster: int = 0
+    solved_by_both: int = 0
+    steps_difference: float | None = None
+    steps_p: float | None = None
+    steps_p_adjusted: float | None = None
+    steps_tests: int = 1
 
     def line(self) -> str:
         """The pair in one sentence, as the command prints it and compare.md says it."""
@@ -144,11 +154,34 @@ class PairedTest:
                 f"{self.b_only}: {p} ({verdict})")
         return f"{text}; {self.note}" if self.note else text
 
+    def steps_line(self) -> str | None:
+        """The pair's steps to success in one sentence, on the shared seeds both solved (None where there is none):
+        two runs that both solve every seed, one in twice the steps, had only their unpaired means side by side."""
+        if self.steps_p is None:
+            return None
+        n, diff = self.solved_by_both, self.steps_difference
+        more = ("the same on average" if round(diff, 1) == 0 else  # as shown: not "took 0.0 more"
+                f"{self.b if diff > 0 else self.a} took {abs(diff):.1f} more on average")
+        faster = self.a if self.a_faster > self.b_faster else self.b  # differ: not tied
+        verdict = (f"differ at the 5 % level: {faster} is faster" if self.steps_p_adjusted < 0.05
+                   else "no significant difference at the 5 % level")
+        p = f"exact sign test p = {self.steps_p:.4g}"
+        if self.steps_tests > 1:
+            p += f", Holm-adjusted p = {self.steps_p_adjusted:.4g} over the {self.steps_tests} pairs tested"
+        tied = n - self.a_faster - self.b_faster
+        return (f"{self.a} vs {self.b}, steps to success on the {n} shared seed{'s' if n != 1 else ''} both solved: "
+                f"{more}; {self.a} took fewer on {self.a_faster}, {self.b} on {self.b_faster}"
+                + (f", {tied} tied" if tied else "") + f": {p} ({verdict})")
+
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
                 "a_only": self.a_only, "b_only": self.b_only, "both": self.both, "neither": self.neither,
                 "p_value": self.p_value, "p_adjusted": self.p_adjusted, "note": self.note,
-                "line": self.line()}  # the verdict, as the command prints it: the page shows it
+                "line": self.line(),  # the verdict, as the command prints it: the page shows it
+                "steps": None if self.steps_p is None else {
+                    "solved_by_both": self.solved_by_both, "a_faster": self.a_faster, "b_faster": self.b_faster,
+                    "mean_difference": self.steps_difference, "p_value": self.steps_p,
+                    "p_adjusted": self.steps_p_adjusted, "test": "exact sign test", "line": self.steps_line()}}
 
 
 @dataclass(frozen=True)
@@ -222,7 +255,7 @@ class Comparison:
             lines = _turned(columns, width)
         # a clean run and a --perturb one compared showed no sign of the shift they were compared for
         differs = "; ".join(f"{s} ({f}): {' | '.join(_shown(v) for v in values)}" for s, f, values in self.differences)
-        said = ([p.line() for p in self.pairs]
+        said = ([line for p in self.pairs for line in (p.line(), p.steps_line()) if line]
                 + ([f"settings that differ ({' | '.join(self.names)}): {differs}"] if differs else [])
                 + ([f"software that differs ({' | '.join(self.names)}): {self._software_said()}"]
                    if self.software else [])
@@ -253,7 +286,7 @@ class Comparison:
         tested = max((p.tests for p in self.pairs if p.p_value is not None), default=0)
         if tested > 1:
             lines += ["", f"The verdicts below rest on the Holm-adjusted p ({tested} pairs tested)."]
-        lines += ["", *(f"- {p.line()}" for p in self.pairs), ""]
+        lines += ["", *(f"- {line}" for p in self.pairs for line in (p.line(), p.steps_line()) if line), ""]
         lines += ["## What differs", ""]
         if self.differences:
             lines += [f"| setting | flag | {' | '.join(self.names)} |", "|---|---|" + "---|" * len(self.names)]
@@ -300,7 +333,10 @@ READING = ("A seed is one scene, so two runs on the same seeds can be paired: th
            "often look different by chance alone: each p is also given Holm-Bonferroni adjusted over the pairs tested "
            "(of the m pairs' p-values, the smallest times m, the next times m - 1, ..., each never below the one "
            "before, capped at 1), and the verdict rests on the adjusted p, so the chance of any false \"differ\" stays "
-           "under 5 %. With two runs one pair is tested, and its adjusted p is its p.")
+           "under 5 %. With two runs one pair is tested, and its adjusted p is its p. Steps to success are paired "
+           "likewise, on the shared seeds both runs solved: the exact sign test asks how likely a split at least this "
+           "uneven of the seeds each solved in fewer steps is if neither were faster (ties left out), Holm-adjusted "
+           "over the pairs as success is.")
 
 
 def _held_out(report: EvalReport) -> str:
@@ -446,8 +482,17 @@ def _pair(a: str, ra: EvalReport, b: str, rb: EvalReport) -> PairedTest:
         notes.append(f"only {len(shared)} shared seed{'s' if len(shared) != 1 else ''}: the test can tell apart "
                      "only runs that differ on nearly every one")
     p = mcnemar_p(a_only, b_only)
+    sa = {e.seed: e.success_step for e in ra.episodes if e.success and e.success_step is not None}
+    sb = {e.seed: e.success_step for e in rb.episodes if e.success and e.success_step is not None}
+    solved = [s for s in shared if s in sa and s in sb]
+    steps: dict[str, Any] = {}
+    if solved:
+        a_faster, b_faster = sum(sa[s] < sb[s] for s in solved), sum(sb[s] < sa[s] for s in solved)
+        steps_p = mcnemar_p(a_faster, b_faster)
+        steps = {"a_faster": a_faster, "b_faster": b_faster, "solved_by_both": len(solved), "steps_p": steps_p,
+                 "steps_p_adjusted": steps_p, "steps_difference": float(np.mean([sb[s] - sa[s] for s in solved]))}
     return PairedTest(a, b, shared, a_only, b_only, both, len(shared) - a_only - b_only - both, p, "; ".join(notes),
-                      p_adjusted=p)  # alone; `compare_runs` adjusts it over the comparison's tests
+                      p_adjusted=p, **steps)  # alone; `compare_runs` adjusts them over the comparison's tests
 
 
 def _warnings(names: Sequence[str], reports: Sequence[EvalReport],
@@ -498,6 +543,9 @@ def compare_runs(runs: Sequence[str | Path]) -> Comparison:
     tested = [k for k, p in enumerate(pairs) if p.p_value is not None]  # a pair not paired has no test to adjust
     for k, adjusted in zip(tested, holm_adjusted([pairs[k].p_value for k in tested])):
         pairs[k] = replace(pairs[k], p_adjusted=adjusted, tests=len(tested))
+    timed = [k for k, p in enumerate(pairs) if p.steps_p is not None]  # pairs with a shared seed both solved
+    for k, adjusted in zip(timed, holm_adjusted([pairs[k].steps_p for k in timed])):
+        pairs[k] = replace(pairs[k], steps_p_adjusted=adjusted, steps_tests=len(timed))
     return Comparison(tuple(names), tuple(str(p) for p in paths), tuple(reports), tuple(pairs),
                       tuple(differences), tuple(_warnings(names, reports, differences)),
                       tuple(software_differences(reports)))

@@ -233,8 +233,10 @@ class EvalReport:
             out[f"{kind} policy"] = self.policy_settings.get("version")
         return out
 
-    def markdown(self) -> str:
-        doc = self.to_json()
+    def markdown(self, doc: dict[str, Any] | None = None) -> str:
+        """report.md; `doc`: this report's `to_json()` where the caller has it (`write_report`: built once per
+        rewrite, each episode's, of a run whose every episode is rewritten after each)."""
+        doc = self.to_json() if doc is None else doc
         lo, hi = doc["ci95"]
         lines = [
             f"# {self.task} · {self.policy}",
@@ -617,7 +619,9 @@ def evaluate(
             report.episodes.append(waiting.pop(len(report.episodes)))
             if on_episode is not None:
                 on_episode(report)
-        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}")  # the step of no episode now
+        # the step of no episode now; drawn by the update, with the count it goes with: drawn first, a log's line
+        # read "1/3 ... success=0/2", the episode counted in the postfix before the bar
+        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}", refresh=False)
         bar.update(1)
 
     try:
@@ -640,8 +644,9 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
     out = Path(out)
     written = [out / SIM_REPORT_FILE, out / "report.md"]
     with sigint_deferred():
-        write_bytes_atomic(written[0], json.dumps(report.to_json(), indent=1))
-        write_bytes_atomic(written[1], report.markdown())
+        doc = report.to_json()
+        write_bytes_atomic(written[0], json.dumps(doc, indent=1))
+        write_bytes_atomic(written[1], report.markdown(doc))
         if plots:
             from worldpolicy.viz.plots import save_figure
 

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
 import numpy as np
@@ -169,9 +169,9 @@ class EpisodeResult:
     frames: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
-        out = asdict(self)
-        out.pop("frames")
-        return out
+        """The episode as report.json keeps it, its fields as they are (numbers, a string): `asdict` deep-copied each,
+        the frames too, for every episode at every rewrite of a long run's report."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "frames"}
 
 
 class Rollout:

@@ -137,7 +137,10 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
         ["A", "B", "shared seeds", "only A succeeded", "only B succeeded", "both", "neither", "exact McNemar p",
          "Holm-adjusted p (the verdict's)", "note"], rows, [True] * 2 + [False] * 7 + [True])  # the note: text
                     # each pair in one sentence, its verdict, as the command prints it and compare.md says it
-                    + "<ul>" + "".join(f"<li>{_esc(p['line'])}</li>" for p in pairs if p.get("line")) + "</ul>"
+                    # and its steps to success on the seeds both solved (compare.json's `steps`, where any)
+                    + "<ul>" + "".join(f"<li>{_esc(line)}</li>" for p in pairs
+                                       for line in (p.get("line"), (p.get("steps") or {}).get("line")) if line)
+                    + "</ul>"
                     + "</section>")
     names = [str(r.get("name")) for r in runs]
     differences = doc.get("differences", [])
