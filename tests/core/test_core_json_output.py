@@ -85,3 +85,15 @@ def test_sim_json_is_the_report_with_where_it_was_written(tmp_path, capsys):
     saved = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert {k: doc[k] for k in saved} == saved and str(tmp_path / "c" / "compare.json") in doc["written"]
     assert len(doc["runs"]) == 2 and "success" in err
+
+
+def test_a_dataset_summary_names_its_root_absolute(tmp_path, capsys, monkeypatch):
+    """`dataset from-sim ROOT --json` (and `dataset info`) printed ROOT as typed: `d2`, relative to a folder the
+    script reading it need not be in."""
+    pytest.importorskip("mink")
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "from-sim", "d2", "--task", "reach", "--episodes", "1", "--image-size", "48x64",
+                 "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["root"] == str(tmp_path / "d2")
+    assert main(["dataset", "info", "d2"]) == 0
+    assert json.loads(capsys.readouterr().out)["root"] == str(tmp_path / "d2")
