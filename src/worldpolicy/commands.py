@@ -881,7 +881,7 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     finally:
         env.close()
     written = write_report(report, out / "sim")
-    written.append(write_page(out / "sim"))  # its index.html, as `worldpolicy sim` writes one: outcome, episodes, videos
+    written.append(write_page(out / "sim"))  # its index.html, as `worldpolicy sim` writes one: outcome, videos
     print(f"       simulator: reach success {report.successes}/{args.episodes} closed-loop episodes "
           f"(videos: sim cameras | imagined future) -> {out / 'sim'}")
     print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
