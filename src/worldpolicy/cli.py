@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import re
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .__main__ import INTERRUPTED  # the one text of a Ctrl-C before the command starts
@@ -105,6 +108,36 @@ def warnings_flag_named(flags: Mapping[str, str]) -> Iterator[None]:
     finally:
         for handler in handlers:
             handler.removeFilter(renamed)
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--json`, said alike by every command that prints its result for a script (`predict`, `dream`, `sim`, `demo`):
+    `what` it prints as one JSON object on stdout; the lines a person reads go to stderr (`lines_for_people`)."""
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as one JSON object on stdout, paths absolute, for a script; the lines "
+                        "it prints otherwise go to stderr, with the progress")
+
+
+@contextmanager
+def lines_for_people(as_json: bool) -> Iterator[None]:
+    """Within it, what a command prints for a person goes to stderr where `--json` keeps stdout for its one JSON
+    object (`print_json`, after the block); as it is otherwise."""
+    if not as_json:
+        yield
+        return
+    with redirect_stdout(sys.stderr):
+        yield
+
+
+def print_json(doc: Any) -> None:
+    """A command's `--json` result on stdout: one object (json.dumps: ASCII, numbers as numbers)."""
+    print(json.dumps(doc, indent=1))
+
+
+def run_json(doc: Mapping[str, Any], out: str | Path, written: Iterable[str | Path]) -> dict[str, Any]:
+    """A result's own document (its `to_json`: the fields its files hold) with where a command wrote it: `run_dir`,
+    the run folder, and `written`, the files (the `wrote` lines a person reads), absolute."""
+    return {**doc, "run_dir": str(Path(out).resolve()), "written": [str(Path(p).resolve()) for p in written]}
 
 
 def pixel_size(flag: str, text: str, example: str) -> tuple[int, int]:

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .cli import add_device_flags, flag_named
+from .cli import add_device_flags, add_json_flag, flag_named, lines_for_people, print_json, run_json
 from .errors import brief_list
 from .results import MODES
 
@@ -70,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also decode the imagined video (always on for forward_dynamics)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
+    add_json_flag(p, "the result (actions.json's fields: docs/actions-schema.md) with run_dir and the files written")
     p.set_defaults(func=_predict)
 
     from .sim.progress import SCORER_REWARDS, SCORERS  # light, as sim.commands below: `dream --score`'s choices
@@ -109,6 +110,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (the chunks', and the checkpoint "
                    "loading's)")
     p.add_argument("--out", required=True, help="output run directory (a dream run there is replaced)")
+    add_json_flag(p, "the dream (actions.json's fields, and dream.json's under `dream`) with run_dir and the files "
+                  "written")
     p.set_defaults(func=_dream)
 
     from .sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
@@ -119,6 +122,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="scene and sampling seed; episode i uses seed + i (default: %(default)s, as `sim`: scenes "
                    "the shipped model did not train on)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: %(default)s)")
+    add_json_flag(p, "each run by its folder's name (policy, forward_dynamics, inverse_dynamics: as predict --json; "
+                  "sim: as sim --json)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("push", help="share a checkpoint (a model repository) or a LeRobot dataset (a dataset "
@@ -564,9 +569,12 @@ def _predict(args: argparse.Namespace) -> int:
     # what the model started from, beside what it imagined (inverse dynamics is given a clip, not one observation)
     given = None if args.mode == "inverse_dynamics" else observation
     written = write_run_whole(prediction, out, plots=not args.no_plots, observation=given)
-    print(_summary(prediction))
-    for path in written:
-        print(f"  wrote {path}")
+    with lines_for_people(args.json):
+        print(_summary(prediction))
+        for path in written:
+            print(f"  wrote {path}")
+    if args.json:
+        print_json(run_json(prediction.to_json(), out, written))
     return 0
 
 
@@ -627,7 +635,7 @@ def _dream(args: argparse.Namespace) -> int:
     from .models import resolve_checkpoint
     from .policy import Policy
     from .processing.trajectory import check_trajectory_embodiment
-    from .sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
+    from .sim.world_model import DreamRecorder, dream, dream_record, dream_settings, dream_steps_refusal
     from .viz.plots import plural
 
     # the record names the checkpoints as given (`dream_settings`: `~/x` too, not this machine's home folder)
@@ -726,10 +734,14 @@ def _dream(args: argparse.Namespace) -> int:
         with sigint_deferred(writing(args.chunks), second_stops=True):
             written = recorder.finish()
         scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
-        print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
-              f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
-        for path in written:
-            print(f"  wrote {path}")
+        with lines_for_people(args.json):
+            print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
+                  f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
+            for path in written:
+                print(f"  wrote {path}")
+        if args.json:  # what its actions.json and dream.json hold, from the result in memory (`dream_record`)
+            whole, record = dream_record(result, settings, args.chunks)
+            print_json(run_json({**whole.to_json(), "dream": record}, out, written))
         return 0
 
 
@@ -784,9 +796,10 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
           f"--seed {inverse.settings['seed']} --out {shlex.quote(str(out / 'inverse_dynamics_rerun'))}")
 
 
-def _write_demo_run(prediction: Prediction, folder: Path, observation: dict | None = None) -> None:
+def _write_demo_run(prediction: Prediction, folder: Path, observation: dict | None = None) -> dict[str, Any]:
     """One of the demo's `_DEMO_RUNS` predict folders, with the `observation` it started from (written whole under
-    Ctrl-C, as `predict` writes its run: a rerun replaces the last demo's), and its line of the demo's output."""
+    Ctrl-C, as `predict` writes its run: a rerun replaces the last demo's), and its line of the demo's output; returns
+    what `predict --json` prints of it."""
     from .viz.run import write_run_whole
 
     paths = write_run_whole(prediction, folder, observation=observation)
@@ -794,23 +807,14 @@ def _write_demo_run(prediction: Prediction, folder: Path, observation: dict | No
     video = "no video" if prediction.video is None else f"{len(prediction.video)} {kind} frames"
     print(f"{prediction.mode:>17}: {prediction.chunk_size} actions of {len(prediction.columns)} columns at "
           f"{prediction.fps:g} Hz, {video}, {prediction.timings['total']:.2f} s -> {paths[0].parent}")
+    return run_json(prediction.to_json(), folder, paths)
 
 
 def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
-    from . import load_policy
     from .cli import LOAD_FLAGS, flag_named
-    from .models import checkpoint_name, shipped_model
     from .policy import check_seed
-    from .robot.kinematics import IKSolver
-    from .sim.env import TabletopEnv
-    from .sim.evaluate import evaluate, keep_report, write_report
-    from .sim.policies import wrap_policy
-    from .sim.tasks import warn_training_scenes
-    from .viz.plots import EE_START_POSE
-    from .viz.report import write_report as write_page
-    from .viz.run import ROLLOUT_VIDEO, observation_file
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
@@ -819,6 +823,28 @@ def _demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise flag_named(exc, LOAD_FLAGS) from None
     out = _demo_out(Path(args.out))
+    with lines_for_people(args.json):
+        done = _demo_runs(args, out)
+    if args.json:
+        print_json(done)
+    return 0
+
+
+def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """The demo's runs into `out` (checked), each said in a line; returns what `demo --json` prints: each run by its
+    folder's name, as `predict --json` and `sim --json` print theirs."""
+    from . import load_policy
+    from .models import checkpoint_name, shipped_model
+    from .robot.kinematics import IKSolver
+    from .sim.env import TabletopEnv
+    from .sim.evaluate import evaluate, keep_report, write_report
+    from .sim.policies import wrap_policy
+    from .sim.tasks import warn_training_scenes
+    from .viz.plots import EE_START_POSE
+    from .viz.report import SIM_EPISODE_VIDEOS
+    from .viz.report import write_report as write_page
+    from .viz.run import ROLLOUT_VIDEO, observation_file
+
     checkpoint = shipped_model()
     scenes = warn_training_scenes(str(checkpoint), "reach", args.seed, args.episodes)  # a --seed into its recording
     policy = load_policy(checkpoint, seed=args.seed)
@@ -839,16 +865,17 @@ def _demo(args: argparse.Namespace) -> int:
         start = {EE_START_POSE: IKSolver(env.robot).fk(env.joint_positions()).tolist()}
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
+        done = {}
         for mode in ("policy", "forward_dynamics"):  # each page shows the observation beside its imagined video
             runs[mode].settings.update(start)
-            _write_demo_run(runs[mode], out / mode, observation=cameras)
+            done[mode] = _write_demo_run(runs[mode], out / mode, observation=cameras)
         # the demo's inputs, for `predict` to reuse: its runs' are otherwise the only ones a user cannot see or reuse
         images = {key: observation_file(out / "policy", key) for key in cameras}
         # the imagined video as its file holds it (H.264, not the decoded frames), which the printed `predict` line
         # reads: explaining the frames in memory gave other actions than that line, by as much as the motion itself
         runs["inverse_dynamics"] = policy.infer_actions(out / "forward_dynamics" / ROLLOUT_VIDEO, task)
         runs["inverse_dynamics"].settings.update(start)
-        _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
+        done["inverse_dynamics"] = _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True),
                           policy_name=checkpoint_name(str(checkpoint)),  # `shipped`, as `worldpolicy sim` names it
@@ -857,9 +884,10 @@ def _demo(args: argparse.Namespace) -> int:
                           training_scenes=scenes)  # as warned of above
     finally:
         env.close()
-    write_report(report, out / "sim")
-    write_page(out / "sim")  # its index.html, as `worldpolicy sim` writes one: outcome, episodes and their videos
+    written = write_report(report, out / "sim")
+    written.append(write_page(out / "sim"))  # its index.html, as `worldpolicy sim` writes one: outcome, videos
     print(f"       simulator: reach success {report.successes}/{args.episodes} closed-loop episodes "
           f"(videos: sim cameras | imagined future) -> {out / 'sim'}")
     print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
-    return 0
+    done["sim"] = run_json(report.to_json(), out / "sim", [*written, *sorted((out / "sim").glob(SIM_EPISODE_VIDEOS))])
+    return done

@@ -135,7 +135,11 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         assert Path(files[key]).is_file()
     assert files["video"] is None  # not asked for
     assert sorted(Path(p).name for p in files["plots"]) == ["actions.png", "ee_path.png"]
-    assert np.allclose(json.loads(Path(files["actions"]).read_text())["actions"], a, atol=1e-5)
+    saved = json.loads(Path(files["actions"]).read_text())
+    assert np.allclose(saved["actions"], a, atol=1e-5)
+    # the fields actions.json (and `worldpolicy predict --json`) give, alike (`Prediction.to_json`)
+    shared = ("mode", "embodiment", "columns", "units", "fps", "chunk_size", "video_frames")
+    assert {k: pred[k] for k in shared} == {k: saved[k] for k in shared} and pred["seed"] == saved["settings"]["seed"]
     # the run keeps the image it started from, as predict does (its page showed only the imagined video)
     kept = Path(files["actions"]).parent / "observation" / "image.png"
     assert files["observation"] == [str(kept)]  # listed with the run's files, for an agent to look at

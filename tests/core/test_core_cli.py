@@ -688,10 +688,19 @@ def test_verbose_is_taken_before_or_after_the_subcommand(capsys):
 
 
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
-    out, err = capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1", "--json"]) == 0
+    printed, out = capsys.readouterr()  # --json: its lines for a person on stderr, one JSON object on stdout
     # nothing to warn of: inverse dynamics reads the model's own frames on their canvas, not a camera's frame size
-    assert " WARNING " not in err, err
+    assert " WARNING " not in out, out
+    # each run by its folder's name, as predict --json and sim --json print theirs: the files' fields, where written
+    doc = json.loads(printed)
+    assert list(doc) == ["policy", "forward_dynamics", "inverse_dynamics", "sim"]
+    for name, file in (("policy", "actions.json"), ("inverse_dynamics", "actions.json"), ("sim", "report.json")):
+        saved = json.loads((tmp_path / "demo" / name / file).read_text())
+        assert {k: doc[name][k] for k in saved} == saved, name
+        assert doc[name]["run_dir"] == str(tmp_path / "demo" / name)
+        assert str(tmp_path / "demo" / name / file) in doc[name]["written"]
+    assert str(tmp_path / "demo" / "sim" / "videos" / "episode_10000.mp4") in doc["sim"]["written"]
     # the model by its one name, as its report and `--checkpoint` say it (its folder's name, the embodiment's, twice)
     assert "\nworldpolicy demo: checkpoint shipped, embodiment panda_reach, task: '" in f"\n{out}"
     # the demo says how good the shipped model is, as shipped (its own execute_steps), from its training summary

@@ -332,9 +332,16 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     plots = [SUMMARY_FIGURE, EPISODE_FIGURE.format(0), EPISODE_FIGURE.format(1)]
     assert all((out / name).stat().st_size > 0 for name in plots)
     assert written["plots"] == {"summary": plots[0], "episodes": plots[1:]}
-    assert main([*argv, "--episodes=-1", "--every", "2"]) == 0
+    assert main([*argv, "--episodes=-1", "--every", "2", "--json"]) == 0
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["settings"]["episodes"] == [1] and written["episodes"][0]["starts"] == [0, 2, 4, 6]
+    # --json: openloop.json's fields with where they were written, on stdout; the summary lines on stderr
+    printed, said = capsys.readouterr()
+    doc = json.loads(printed)
+    assert {k: doc[k] for k in written} == written and doc["run_dir"] == str(out)
+    assert sorted(doc["written"]) == sorted(str(out / name) for name in
+                                            (OPENLOOP_FILE, SUMMARY_FIGURE, EPISODE_FIGURE.format(1)))
+    assert said.startswith("open loop: ")
     assert not (out / EPISODE_FIGURE.format(0)).exists() and (out / EPISODE_FIGURE.format(1)).exists()
     # --no-plots: no earlier run's figure is left beside the new openloop.json (the summary of other episodes was)
     assert main([*argv, "--episodes", "0", "--no-plots"]) == 0

@@ -98,16 +98,25 @@ def test_dream_keeps_the_camera_images_it_started_from_and_shows_them_first(run,
                       page.index("<section id=videos>")) == len(given)
 
 
-def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, cameras, tmp_path, monkeypatch):
+def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, cameras, tmp_path, monkeypatch,
+                                                                          capsys):
     loads = []
     load = worldpolicy.load_policy
     monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(a) or load(*a, **k))
     again = tmp_path / "again"
     assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "5", "--score", "reach",
-                  "--world-model", "shipped") == 0
+                  "--world-model", "shipped", "--json") == 0
     assert len(loads) == 1  # --world-model the policy's checkpoint: loaded once, both roles
     first = json.loads((run / "actions.json").read_text())["actions"]
     assert json.loads((again / "actions.json").read_text())["actions"] == first
+    # --json: one object on stdout, what actions.json holds and dream.json's under `dream` (`dream_record`), where
+    # they were written (absolute); the lines a person reads on stderr
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    saved = json.loads((again / "actions.json").read_text())
+    assert {k: doc[k] for k in saved} == saved and doc["dream"] == json.loads((again / DREAM_FILE).read_text())
+    assert doc["run_dir"] == str(again) and str(again / DREAM_FILE) in doc["written"]
+    assert "dream: 2 chunks, 6 actions" in err and "  wrote " in err
     np.testing.assert_array_equal(read_video(again / "rollout.mp4")[0], read_video(run / "rollout.mp4")[0])
     # into the same folder (a dream run is replaced), with another seed and no score
     assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "6") == 0

@@ -156,3 +156,9 @@ def test_a_recipe_prints_the_result_train_config_prints_and_its_evaluation(tmp_p
     assert json.loads(capsys.readouterr().out) == {
         "steps_run": 4, "last_loss": 0.5, "checkpoint": str(tmp_path / "model"), "wall_s": 11.0, "train_wall_s": 9.0,
         "eval": {"wall_s": 2.0, "success_rate": 0.75}, "installed": None}
+    # a checkpoint under a relative --out is printed absolute, as every command's JSON gives a path (a script reading
+    # it runs elsewhere)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(scratch, "run_recipe", lambda *args, **kwargs: (summary, Path("rel") / "model"))
+    assert main(["train", "reach-from-scratch", "--out", "rel", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint"] == str(tmp_path / "rel" / "model")

@@ -653,23 +653,21 @@ class Toolbox:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
         report(1, 1, "done")
+        # the result's fields as actions.json and `predict --json` give them (`Prediction.to_json`), rounded for an
+        # agent's context; its settings (the caption, the sigmas) in settings.json, but for what an agent reads
+        doc = prediction.to_json()
         return {
-            "mode": prediction.mode,
-            "embodiment": prediction.embodiment,
+            **{key: doc[key] for key in ("mode", "embodiment", "columns", "units", "fps", "chunk_size",
+                                         "video_frames")},
             "checkpoint": self.checkpoint_name(ckpt),
             "run_dir": str(run_dir),
             "files": files,
-            "columns": list(prediction.columns),
-            "units": list(prediction.units),
-            "fps": float(prediction.fps),
-            "chunk_size": prediction.chunk_size,
             "actions": np.round(prediction.actions, 6).tolist(),
-            "video_frames": None if prediction.video is None else int(prediction.video.shape[0]),
-            "seed": prediction.settings.get("seed"),
-            "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
+            "seed": doc["settings"].get("seed"),
+            "timings_s": {k: round(v, 4) for k, v in doc["timings_s"].items()},
             "warnings": warnings,
-            "clip": prediction.settings.get("clip"),
-            "trajectory": prediction.settings.get("trajectory"),
+            "clip": doc["settings"].get("clip"),
+            "trajectory": doc["settings"].get("trajectory"),
         }
 
     @staticmethod

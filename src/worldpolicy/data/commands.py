@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..cli import DEVICE_HELP, add_api_key_flags, add_device_flags
+from ..cli import DEVICE_HELP, add_api_key_flags, add_device_flags, add_json_flag, print_json, run_json
 
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
@@ -533,6 +533,7 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
     add_device_flags(evaluate)
     evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    add_json_flag(evaluate, "the comparison (openloop.json's fields) with run_dir and the files written")
 
 
 def _add_from_videos_arguments(videos: argparse.ArgumentParser) -> None:
@@ -845,6 +846,8 @@ EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import sys
+
     from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.openloop import evaluate_open_loop
 
@@ -859,7 +862,9 @@ def _eval(args: argparse.Namespace) -> int:
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too
         raise flag_named(exc, EVAL_FLAGS) from None
-    print(result.summary())
+    print(result.summary(), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print_json(run_json(result.to_json(), args.out, result.files))
     return 0
 
 

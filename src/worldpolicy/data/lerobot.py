@@ -370,11 +370,12 @@ class LeRobotDataset:
 
     def summary(self) -> dict[str, Any]:
         """The dataset in numbers, as JSON holds them: what `dataset info` (and `from-sim --json`, `label`) print, which
-        users parse, and the head of `dataset show`'s page. Read from the metadata alone, no frame decoded."""
+        users parse, and the head of `dataset show`'s page. Read from the metadata alone, no frame decoded. `root` is
+        absolute: a script reading it runs elsewhere than where the dataset was named (`from-sim d2 --json`)."""
         lengths = self.episode_lengths
         codecs = {k: c for k in self.video_keys if (c := video_codec(self.features[k]))}
         return {
-            "root": str(self.root),
+            "root": str(self.root.resolve()),
             "codebase_version": self.info["codebase_version"],
             "robot_type": self.robot_type,
             "fps": self.fps,

@@ -9,7 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worldpolicy.cli import DEVICE_HELP, add_api_key_flags, continue_command, pixel_size
+from worldpolicy.cli import (
+    DEVICE_HELP,
+    add_api_key_flags,
+    add_json_flag,
+    continue_command,
+    lines_for_people,
+    pixel_size,
+    print_json,
+    run_json,
+)
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.logcapture import is_terminal
@@ -53,6 +62,9 @@ def add_parser(subparsers) -> None:
     c.add_argument("--out", dest="compare_out", metavar="DIR", type=Path, required=True,
                    help="output folder for compare.json/.md/.png and index.html")
     c.add_argument("--no-plots", dest="compare_no_plots", action="store_true", help="no compare.png or index.html")
+    c.add_argument("--json", dest="compare_json", action="store_true",
+                   help="print the comparison (compare.json's fields) with run_dir and the files written as one JSON "
+                   "object on stdout, paths absolute, for a script; the table goes to stderr")
     c.set_defaults(func=compare)
 
 
@@ -159,6 +171,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(p, "the report (report.json's fields) with run_dir and the files written")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
                    "finished run; every setting must be the stored run's")
@@ -178,13 +191,16 @@ def compare(args: argparse.Namespace) -> int:
              if getattr(args, action.dest) != action.default]
     if given:
         raise ValueError(f"{', '.join(given)}: a flag of a sim run, which `sim compare` does not run; its own flags "
-                         "(--out, --no-plots) come after `compare`")
+                         "(--out, --no-plots, --json) come after `compare`")
     check_compare_out(args.compare_out)  # before any run is read
     comparison = compare_runs(args.runs)
     paths = write_comparison(comparison, args.compare_out, plots=not args.compare_no_plots)
-    print(comparison.table(_terminal_width()))
-    for path in paths:
-        print(f"  {path}")
+    with lines_for_people(args.compare_json):
+        print(comparison.table(_terminal_width()))
+        for path in paths:
+            print(f"  {path}")
+    if args.compare_json:
+        print_json(run_json(comparison.to_json(), args.compare_out, paths))
     return 0
 
 
@@ -586,7 +602,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                 scenes = warn_training_scenes(name, args.task, args.seed, args.episodes, served_metadata(policy))
         if left is not None and not left:
             print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing to "
-                  "run (a larger --episodes extends it)")
+                  "run (a larger --episodes extends it)", file=sys.stderr if args.json else sys.stdout)
             previous.requested = args.episodes
             report = previous
         else:
@@ -620,11 +636,14 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         paths.append(write_html(args.out))
     doc = report.to_json()
     lo, hi = doc["ci95"]
-    # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
-    print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
-          f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
-    for path in [*paths, *_videos_said(args.out)]:
-        print(f"  {path}")
+    with lines_for_people(args.json):
+        # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
+        print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
+              f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
+        for path in [*paths, *_videos_said(args.out)]:
+            print(f"  {path}")
+    if args.json:  # every episode video, where the lines above may count them
+        print_json(run_json(doc, args.out, [*paths, *_episode_videos(args.out)]))
     return 0
 
 
@@ -644,9 +663,14 @@ LISTED_VIDEOS = 3
 
 def _videos_said(out: Path) -> list[str]:
     """The run's episode videos as the list of files written says them: each, or, when many, their folder and count."""
-    from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
-
-    videos = sorted(out.glob(SIM_EPISODE_VIDEOS))
+    videos = _episode_videos(out)
     if len(videos) <= LISTED_VIDEOS:
         return [str(path) for path in videos]
     return [f"{videos[0].parent}/ ({len(videos)} episode videos)"]
+
+
+def _episode_videos(out: Path) -> list[Path]:
+    """The run's episode videos (`viz.report.SIM_EPISODE_VIDEOS`), in order."""
+    from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
+
+    return sorted(out.glob(SIM_EPISODE_VIDEOS))

@@ -150,10 +150,11 @@ def _print_result(steps_run: int, last_loss: float | None, checkpoint: Path | No
                   **more: Any) -> None:
     """What `train` prints on stdout, as JSON (scripts read it; README "Command line"), for a TrainConfig's run and a
     recipe's alike: the steps this session trained (0 for a finished run), the last one's loss, the checkpoint it
-    leaves (the recipe's exported model/) and the wall time, then what only a recipe has (`more`: its evaluation,
-    where --install put the model)."""
+    leaves (the recipe's exported model/; absolute, as every command's JSON gives a path) and the wall time, then what
+    only a recipe has (`more`: its evaluation, where --install put the model)."""
     print(json.dumps({"steps_run": steps_run, "last_loss": last_loss,
-                      "checkpoint": str(checkpoint) if checkpoint else None, "wall_s": wall_s, **more}, indent=1))
+                      "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None, "wall_s": wall_s,
+                      **more}, indent=1))
 
 
 def _trackers(text: str | None) -> list[str] | None:
