@@ -723,8 +723,8 @@ def test_leaving_the_with_block_on_an_error_does_not_wait_for_the_request_in_fli
 
 def test_the_next_episodes_controller_waits_for_the_request_an_error_left_running_on_its_policy(decoder):
     """A loop that makes a controller per episode: the request the erroring one left running (`close(wait=False)`)
-    is waited for before the next controller's first request asks the same policy (a local Policy's pipeline takes one
-    call at a time), as its own reset would; another policy's is not waited for."""
+    is waited for before the next controller's first request asks the same policy (a local Policy's pipeline takes
+    one call at a time), as its own reset would; another policy's is not waited for."""
     policy, other = Chunks(decoder, chunk=6), Chunks(decoder, chunk=6)
     asked_when_waited = []
 
