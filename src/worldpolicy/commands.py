@@ -183,8 +183,12 @@ def _push(args: argparse.Namespace) -> int:
     print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB) to the "
           f"{pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
     if pushed.removed:
-        print(f"removed {len(pushed.removed)} files an earlier push left there that {args.path} no longer has "
-              f"({brief_list(pushed.removed)}); the hub's history keeps them")
+        # the training state left out goes too, though the folder has it: an earlier push's, read as this one's
+        state = sum(name in pushed.left_out for name in pushed.removed)
+        what = [f"what {args.path} no longer has"] if state < len(pushed.removed) else []
+        what += ["the training state this push leaves out (--with-training-state sends this one's)"] if state else []
+        print(f"removed {len(pushed.removed)} files an earlier push left there ({brief_list(pushed.removed)}): "
+              f"{' and '.join(what)}; the hub's history keeps them")
     if pushed.left_out:
         print(f"left out its training state, which only a resume reads ({', '.join(pushed.left_out)}, "
               f"{pushed.left_out_size / 1e6:.1f} MB): --with-training-state sends it too")

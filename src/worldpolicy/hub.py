@@ -382,7 +382,7 @@ class PushResult:
     url: str  # the commit on the hub
     left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
     left_out_size: int
-    removed: list[str]  # what an earlier push left in the repository that this folder no longer has (`stale_files`)
+    removed: list[str]  # what an earlier push left there that this one does not send (`stale_files`)
 
 
 def training_state(folder: str | Path) -> list[str]:
@@ -532,7 +532,8 @@ def stale_files(remote: list[str], files: list[str]) -> list[str]:
     """What a repository holding `remote` keeps that a push of `files` does not send, sorted: an earlier push's files
     the folder no longer has (a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot
     and `LeRobotDataset` would read as its own; a checkpoint's embodiment.json, base_model.json or training state
-    from another checkpoint, read as this one's). `push` removes them in its commit, so the repository holds the
+    from another checkpoint, read as this one's), and the training state an earlier push sent that this one leaves
+    out (`training_state`), though the folder has it. `push` removes them in its commit, so the repository holds the
     folder as it is here, as `hf upload --delete "*"` does; the hub's history keeps them. The repository's own hidden
     files (`.gitattributes`), which `PUSH_IGNORE` never sends, are kept."""
     from huggingface_hub.utils import filter_repo_objects

@@ -20,7 +20,7 @@ from huggingface_hub.errors import HTTPError
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, dataset_lock, folder_lock
-from worldpolicy.hub import BAD_TOKEN, HubError, hub_id_shaped, push, shared_files
+from worldpolicy.hub import BAD_TOKEN, HubError, hub_id_shaped, push, shared_files, stale_files
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
@@ -236,10 +236,20 @@ def test_a_push_over_an_earlier_one_leaves_the_repository_as_the_folder_is(check
     assert hub.deleted == ["embodiment.json", "optimizer.safetensors"] and "model_index.json" in hub.uploaded
     assert hub.remote == [".gitattributes", *hub.uploaded]
     out = capsys.readouterr().out
-    assert (f"removed 2 files an earlier push left there that {checkpoint} no longer has "
-            "(['embodiment.json', 'optimizer.safetensors']); the hub's history keeps them") in out
+    # the folder still has optimizer.safetensors: not said to be gone, but the training state this push leaves out
+    assert ("removed 2 files an earlier push left there (['embodiment.json', 'optimizer.safetensors']): what "
+            f"{checkpoint} no longer has and the training state this push leaves out (--with-training-state sends "
+            "this one's); the hub's history keeps them") in out
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0  # nothing left over: nothing said
     assert hub.deleted == [] and "removed" not in capsys.readouterr().out
+
+
+def test_stale_files_keep_every_hidden_file_and_what_is_sent():
+    """Hidden files, at the top or in a folder (the hub's .gitattributes, a repository's .github/), are never sent
+    (`PUSH_IGNORE`), so never removed either; a name sent is never removed, whatever folder it is in."""
+    remote = [".gitattributes", ".github/workflows/x.yml", "meta/.keep", "data/.cache/x", "a.json", "b/c.json",
+              "b/d.json"]
+    assert stale_files(remote, ["a.json", "b/c.json"]) == ["b/d.json"]
 
 
 def test_push_private_to_an_existing_public_repository_is_refused_before_sending(checkpoint, token, monkeypatch,

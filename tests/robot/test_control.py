@@ -719,3 +719,36 @@ def test_leaving_the_with_block_on_an_error_does_not_wait_for_the_request_in_fli
     assert running[1].waited  # left without an error: waited for, as before
     with pytest.raises(ValueError, match=r"wait: expected True or False, got 'no'"):
         control.close(wait="no")  # a truthy string read as True waited where the caller asked not to
+
+
+def test_the_next_episodes_controller_waits_for_the_request_an_error_left_running_on_its_policy(decoder):
+    """A loop that makes a controller per episode: the request the erroring one left running (`close(wait=False)`)
+    is waited for before the next controller's first request asks the same policy (a local Policy's pipeline takes
+    one call at a time), as its own reset would; another policy's is not waited for."""
+    policy, other = Chunks(decoder, chunk=6), Chunks(decoder, chunk=6)
+    asked_when_waited = []
+
+    class Left(_Running):
+        def exception(self, timeout=None):
+            asked_when_waited.append(len(policy.observed_ticks))
+            self.set_result(None)  # it finishes: no longer left running
+
+    class Now(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            return Left()
+
+    with pytest.raises(ValueError, match="arm fault"), \
+            ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                            executor=Now()) as control:
+        _run(control, 1, policy.home)  # asks once, blocking; the background request left running
+        raise ValueError("arm fault")
+    assert asked_when_waited == []
+    with ChunkController(other, decoder, ChunkStrategy("execute", 2), prompt="stack the cups") as control:
+        _run(control, 1, other.home)
+    assert asked_when_waited == []  # another policy's controller does not wait for it
+    with ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups") as control:
+        _run(control, 1, policy.home)
+    assert asked_when_waited == [1] and len(policy.observed_ticks) == 2  # waited for before the second request
+    with ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups") as control:
+        _run(control, 1, policy.home)
+    assert asked_when_waited == [1]  # finished: not waited for again

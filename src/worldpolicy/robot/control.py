@@ -42,6 +42,7 @@ import inspect
 import logging
 import math
 import reprlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -65,6 +66,36 @@ REALTIME_TOO_SLOW = ("; a policy slower than its chunk's span runs with realtime
                      "reply: docs/robot.md")
 # the replies a controller remembers (`ChunkController.replies`): a robot's loop may run for hours without a reset
 REPLIES_KEPT = 10_000
+# requests a controller dropped while they ran and did not wait for (`close(wait=False)`), by their policy's id, each
+# until it finishes: the next request to that policy, from any controller (the next episode's, often a new one), or a
+# reset or close, waits for them first, so no two calls race on one policy (a local Policy's pipeline takes one at a
+# time). A running request holds its controller, so its policy's id names no other while it is here.
+_left_running: dict[int, set[Future]] = {}
+_left_running_lock = threading.Lock()
+
+
+def _leave_running(policy, reply: Future) -> None:
+    """Keep `reply`, a request to `policy` dropped while running, in `_left_running` until it finishes."""
+    key = id(policy)
+    with _left_running_lock:
+        _left_running.setdefault(key, set()).add(reply)
+
+    def finished(_: Future) -> None:
+        with _left_running_lock:
+            left = _left_running.get(key, set())
+            left.discard(reply)
+            if not left:
+                _left_running.pop(key, None)
+
+    reply.add_done_callback(finished)  # called at once where it finished already
+
+
+def _wait_left_running(policy) -> None:
+    """Wait for the requests to `policy` left running (`_left_running`): the policy is free after."""
+    with _left_running_lock:
+        left = list(_left_running.get(id(policy), ()))
+    for reply in left:
+        reply.exception()
 
 
 @dataclass(frozen=True)
@@ -255,7 +286,6 @@ class ChunkController:
             # a k the chunks cannot run, or a latency no reply survives, refused before any request
             self._check_chunk(int(announced_chunk))
         self._executor, self._own_executor = executor, executor is None
-        self._running: list[Future] = []  # requests dropped while running, not waited for (close(wait=False))
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
 
@@ -333,8 +363,9 @@ class ChunkController:
     def close(self, wait: bool = True) -> None:
         """Drop a background request (its reply unused) and stop the controller's own thread, waiting for a request
         still running to finish; `wait=False` returns at once, leaving it to finish in its thread (a later `reset`
-        or `close` waits for it): what leaving a `with` block on an exception does, so the handler that stops the arm
-        runs now, not once the policy answers (up to a RemotePolicy's `read_timeout_s`)."""
+        or `close`, or the next request to the same policy, from any controller, waits for it): what leaving a `with`
+        block on an exception does, so the handler that stops the arm runs now, not once the policy answers (up to a
+        RemotePolicy's `read_timeout_s`)."""
         if not isinstance(wait, (bool, np.bool_)):
             raise ValueError(f"wait: expected True or False, got {reprlib.repr(wait)}")
         self._drop_pending(wait)
@@ -414,6 +445,7 @@ class ChunkController:
         flight until it lands (module docstring): a blocking request's actions start where it lands, an ensemble's
         from `t`."""
         observed, row = self._observed(observation, state)
+        _wait_left_running(self.policy)  # none racing it (`_left_running`)
         pred, dt = self._request(observed, state=row)
         if self.execute_steps is None:
             self.execute_steps = self._check_chunk(pred.chunk_size)
@@ -476,6 +508,7 @@ class ChunkController:
             observed, row = ((request.observation, request.state) if request.observation is not None
                              else self._observed(observation, state))
             prefix = self._prefix(t, handover) if self.rtc else None
+            _wait_left_running(self.policy)  # none racing it (`_left_running`)
             sent = self._executor.submit(self._request, observed, prefix, state=row)  # None: no `state=` (_request)
             self._pending.append(_Request(sent, t, t, t + handover, None, None))
 
@@ -518,11 +551,11 @@ class ChunkController:
 
     def _drop_pending(self, wait: bool = True) -> None:
         """Drop the requests in flight: cancelled where not started, else (`wait`) waited for, with any left running
-        by an earlier `close(wait=False)`, so the policy is free for the next episode."""
+        by an earlier `close(wait=False)` (`_left_running`), so the policy is free for the next episode."""
         pending = getattr(self, "_pending", None)  # none before the first reset
         while pending:
             reply = pending.popleft().reply
             if isinstance(reply, Future) and not reply.cancel():  # already running
-                self._running.append(reply)
-        while wait and self._running:
-            self._running.pop().exception()
+                _leave_running(self.policy, reply)
+        if wait:
+            _wait_left_running(self.policy)
