@@ -248,7 +248,8 @@ def test_bad_measured_joints_are_refused_on_every_tick(decoder, q_arm, match):
 @pytest.mark.parametrize("decay", [float("inf"), float("nan"), -0.1, "0.1", True, None])
 def test_an_ensemble_decay_that_is_no_finite_number_is_refused_naming_it(decay):
     # inf ran: the newest chunk's weight exp(-inf * 0) is NaN, and every blended target the arm was sent was NaN
-    with pytest.raises(ValueError, match=rf"ensemble_decay: expected a finite number >= 0, got {re.escape(repr(decay))}"):
+    expected = rf"ensemble_decay: expected a finite number >= 0, got {re.escape(repr(decay))}"
+    with pytest.raises(ValueError, match=expected):
         ChunkStrategy("ensemble", ensemble_decay=decay)
 
 
