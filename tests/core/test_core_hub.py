@@ -655,3 +655,24 @@ def test_a_checkpoint_given_as_dot_is_named_by_the_folder_it_is_given_in(tmp_pat
         (tmp_path / name).mkdir()
         monkeypatch.chdir(tmp_path / name)
         assert checkpoint_name(".") == name
+
+
+def test_a_pinned_checkpoint_hub_id_reads_its_revision_and_records_its_commit(tiny_checkpoint, model_repo, tmp_path,
+                                                                            capsys):
+    """`--checkpoint OWNER/NAME@REV` fetches that revision's configs, then its weights at the commit they were read
+    from; the checkpoint's identity (`models.checkpoint_files`, what a training run's trainer_state.json and an
+    evaluation's report record) names that commit, so the run can be reproduced on the same files. An empty revision
+    is refused naming the parameter, before the hub is asked."""
+    from worldpolicy.models import checkpoint_files, resolve_checkpoint
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    calls, snapshot = model_repo(repo)
+    assert resolve_checkpoint("me/pick@v2") == str(snapshot)
+    assert [(call["repo_id"], call["revision"]) for call in calls] == [("me/pick", "v2")]
+    assert checkpoint_files(str(snapshot))["path"] == f"me/pick@{snapshot.name}"
+    with pytest.raises(ValueError, match=r"^checkpoint='me/pick@': expected OWNER/NAME@REV"):
+        resolve_checkpoint("me/pick@")
+    assert main(["embodiments", "--checkpoint", "me/pick@ v2"]) == 2
+    assert "checkpoint='me/pick@ v2': expected OWNER/NAME@REV" in capsys.readouterr().err
+    assert len(calls) == 1
