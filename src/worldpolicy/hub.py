@@ -252,8 +252,10 @@ def _status(exc: Exception) -> int | None:
 
 
 def _elsewhere(repo_id: str, repo_type: str) -> str:
-    """How a hub repository is used without this machine reaching the hub, ending "download it ..."."""
-    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    """How a hub repository (`OWNER/NAME`, or `OWNER/NAME@REV`: that revision) is used without this machine reaching
+    the hub, ending "download it ..."."""
+    repo_id, revision = split_revision(repo_id)
+    flag = (" --repo-type dataset" if repo_type == "dataset" else "") + (f" --revision {revision}" if revision else "")
     return f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
 
 
@@ -317,7 +319,7 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
                        f"commits after the `@` (https://huggingface.co/{prefix}{repo_id}/tree/main lists them), or "
                        "none for main") from None
     except _hub_errors() as exc:
-        raise HubError(unfetched(repo_id, repo_type, exc)) from None
+        raise HubError(unfetched(repo_id if revision is None else f"{repo_id}@{revision}", repo_type, exc)) from None
 
 
 @cache
