@@ -178,7 +178,7 @@ def test_each_dataset_commands_help_says_it_takes_a_hub_id(action):
     dataset = next(a for a in build_parser()._actions if a.dest == "command").choices["dataset"]
     command = next(a for a in dataset._actions if isinstance(a, argparse._SubParsersAction)).choices[action]
     positional = next(a for a in command._actions if not a.option_strings and a.dest in ("root", "roots"))
-    assert "hub id (owner/name)" in positional.help
+    assert "hub id (owner/name" in positional.help and "@REV" in positional.help  # a revision pinned too
 
 
 def test_a_pinned_hub_dataset_is_read_at_its_revision_and_recorded_by_its_commit(small_dataset, tmp_path,
