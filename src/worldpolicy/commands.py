@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
     p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
                    "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with "
-                   "lora_save = \"adapter\") or a hub id")
+                   "lora_save = \"adapter\") or a hub id (owner/name; owner/name@REV for a branch, tag or commit)")
     p.add_argument("--mode", type=_mode, choices=MODES, default="policy",
                    help="policy (default): actions for --prompt from the observation; forward_dynamics (or forward): "
                    "the video --actions lead to; inverse_dynamics (or inverse): the actions a --video shows")

@@ -59,10 +59,36 @@ class HubError(Exception):
 
 
 def hub_id_shaped(source: str) -> bool:
-    """Whether `source`, when no local file or folder has that name, is read as a hub id (owner/name): one `/`, and not
-    spelled as a path from here (`./x`, `/x`, `~/x`). For checkpoints (`engine.loading`) and datasets (`data.lerobot`)
-    alike."""
-    return not source.startswith((".", "/", "~")) and source.count("/") == 1
+    """Whether `source`, when no local file or folder has that name, is read as a hub id (owner/name, or
+    owner/name@revision: `split_revision`): one `/` before any `@`, and not spelled as a path from here (`./x`, `/x`,
+    `~/x`). For checkpoints (`engine.loading`) and datasets (`data.lerobot`) alike."""
+    return not source.startswith((".", "/", "~")) and split_revision(source)[0].count("/") == 1
+
+
+def split_revision(source: str) -> tuple[str, str | None]:
+    """A hub id as (repository, revision): `OWNER/NAME@REV` (a branch, tag or commit, as `hf` and LeRobot users pin
+    one) as ("OWNER/NAME", "REV"), and one without `@` as (it, None), which reads the default branch (main)."""
+    repo_id, at, revision = source.partition("@")
+    return (repo_id, revision) if at else (source, None)
+
+
+def check_hub_id(source: str, named: str) -> tuple[str, str | None]:
+    """`split_revision` of hub id `source`, refusing a malformed revision (`OWNER/NAME@` with nothing after the `@`,
+    or a space in it): ValueError led by `named` (how the caller names the value: `checkpoint`, `dataset`)."""
+    repo_id, revision = split_revision(source)
+    if revision is not None and (not revision or revision != revision.strip() or " " in revision):
+        raise ValueError(f"{named}={source!r}: expected OWNER/NAME@REV, a branch, tag or commit after the `@` (e.g. "
+                         f"{HUB_DATASET_EXAMPLE + '@main'!r}), or OWNER/NAME alone for the main branch")
+    return repo_id, revision
+
+
+def pinned_id(path: str | Path, repo_type: str) -> str | None:
+    """How a record names hub snapshot `path` so that a reader gets the very files read: its hub id and the commit
+    the snapshot holds (the folder's name), `OWNER/NAME@COMMIT`, which every command takes back (`split_revision`);
+    None for a folder that is no snapshot. The one place a run's records (a dataset's provenance: `dataset_source`;
+    a checkpoint's identity: `models.checkpoint_files`) get the commit."""
+    repo_id = snapshot_repo_id(path, repo_type)
+    return None if repo_id is None else f"{repo_id}@{Path(str(path)).name}"
 
 
 def snapshot_repo_id(path: str | Path, repo_type: str) -> str | None:
@@ -77,10 +103,10 @@ def snapshot_repo_id(path: str | Path, repo_type: str) -> str | None:
 
 
 def dataset_source(path: str | Path) -> str:
-    """How a record names a dataset a command read (`dataset select|merge|label`'s provenance): its hub id where it
-    came from the hub (`snapshot_repo_id`), not the cache folder, which means nothing on another machine; else its
-    absolute path."""
-    return snapshot_repo_id(path, "dataset") or os.path.abspath(Path(path).expanduser())
+    """How a record names a dataset a command read (`dataset select|merge|label`'s provenance, a training run's
+    trainer_state.json): its hub id and the commit read (`pinned_id`) where it came from the hub, not the cache
+    folder, which means nothing on another machine; else its absolute path."""
+    return pinned_id(path, "dataset") or os.path.abspath(Path(path).expanduser())
 
 
 def names_hub_id(source: str) -> bool:
@@ -94,7 +120,7 @@ def named_hub_id(value: str, repo_type: str) -> str | None:
     (`snapshot_repo_id`), or a hub id given as such (`names_hub_id`); None for a path."""
     if (found := snapshot_repo_id(value, repo_type)) is not None:
         return found
-    return value if names_hub_id(value) else None
+    return split_revision(value)[0] if names_hub_id(value) else None  # the repository, as the card's front matter
 
 
 def shown_name(value: str, repo_type: str) -> str:
@@ -226,8 +252,10 @@ def _status(exc: Exception) -> int | None:
 
 
 def _elsewhere(repo_id: str, repo_type: str) -> str:
-    """How a hub repository is used without this machine reaching the hub, ending "download it ..."."""
-    flag = " --repo-type dataset" if repo_type == "dataset" else ""
+    """How a hub repository (`OWNER/NAME`, or `OWNER/NAME@REV`: that revision) is used without this machine reaching
+    the hub, ending "download it ..."."""
+    repo_id, revision = split_revision(repo_id)
+    flag = (" --repo-type dataset" if repo_type == "dataset" else "") + (f" --revision {revision}" if revision else "")
     return f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
 
 
@@ -271,7 +299,7 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
     copy, no request); only the files `allow_patterns` match where given. HubError, one line with the `hf download` to
     run elsewhere, when it cannot be fetched."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     from .logcapture import loading_quietly
 
@@ -286,25 +314,33 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
     except RepositoryNotFoundError:
         raise HubError(f"{what} {repo_id!r}: no such {repo_type} repository on the hub, or a private one this login "
                        f"may not read (HF_TOKEN or `hf auth login`); a local {what} is given by its folder") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{what} {repo_id!r} has no revision {revision!r} on the hub: give one of its branches, tags or "
+                       f"commits after the `@` (https://huggingface.co/{prefix}{repo_id}/tree/main lists them), or "
+                       "none for main") from None
     except _hub_errors() as exc:
-        raise HubError(unfetched(repo_id, repo_type, exc)) from None
+        raise HubError(unfetched(repo_id if revision is None else f"{repo_id}@{revision}", repo_type, exc)) from None
 
 
 @cache
-def dataset_snapshot(repo_id: str) -> Path:
-    """The local folder of the hub's dataset repository `repo_id` (`_snapshot`), as LeRobot fetches one. Fetched once
-    per process: a training run opens its dataset several times."""
-    return _snapshot(repo_id, "dataset")
+def dataset_snapshot(source: str) -> Path:
+    """The local folder of the hub's dataset repository hub id `source` names, at its revision (`split_revision`:
+    `OWNER/NAME@REV`, else main) (`_snapshot`), as LeRobot fetches one. Fetched once per process: a training run
+    opens its dataset several times."""
+    repo_id, revision = check_hub_id(source, "dataset")
+    return _snapshot(repo_id, "dataset", revision)
 
 
 @cache
-def model_metadata(repo_id: str) -> Path:
-    """The local folder of the hub's model repository `repo_id` (`_snapshot`) holding, at first, only what the checks
-    before loading read (`METADATA_PATTERNS`: a few KB to MB), so a checkpoint named by its hub id is read from it like
-    any folder (its embodiment.json, trainer_state.json, base_model.json, configs), as diffusers' and LeRobot's
-    `from_pretrained` do, and a wrong flag fails in seconds, not after gigabytes of weights: `complete_snapshot`
-    fetches those once the checks passed, into the same folder. Fetched once per process."""
-    return _snapshot(repo_id, "model", allow_patterns=list(METADATA_PATTERNS))
+def model_metadata(source: str) -> Path:
+    """The local folder of the hub's model repository hub id `source` names, at its revision (`split_revision`:
+    `OWNER/NAME@REV`, else main) (`_snapshot`) holding, at first, only what the checks before loading read
+    (`METADATA_PATTERNS`: a few KB to MB), so a checkpoint named by its hub id is read from it like any folder (its
+    embodiment.json, trainer_state.json, base_model.json, configs), as diffusers' and LeRobot's `from_pretrained` do,
+    and a wrong flag fails in seconds, not after gigabytes of weights: `complete_snapshot` fetches those once the
+    checks passed, into the same folder, at the commit it holds. Fetched once per process."""
+    repo_id, revision = check_hub_id(source, "checkpoint")
+    return _snapshot(repo_id, "model", revision, allow_patterns=list(METADATA_PATTERNS))
 
 
 @cache

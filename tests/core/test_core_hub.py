@@ -665,3 +665,52 @@ def test_a_checkpoint_given_as_dot_is_named_by_the_folder_it_is_given_in(tmp_pat
         (tmp_path / name).mkdir()
         monkeypatch.chdir(tmp_path / name)
         assert checkpoint_name(".") == name
+
+
+def test_a_pinned_checkpoint_hub_id_reads_its_revision_and_records_its_commit(tiny_checkpoint, model_repo, tmp_path,
+                                                                            capsys):
+    """`--checkpoint OWNER/NAME@REV` fetches that revision's configs, then its weights at the commit they were read
+    from; the checkpoint's identity (`models.checkpoint_files`, what a training run's trainer_state.json and an
+    evaluation's report record) names that commit, so the run can be reproduced on the same files. An empty revision
+    is refused naming the parameter, before the hub is asked."""
+    from worldpolicy.models import checkpoint_files, resolve_checkpoint
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    calls, snapshot = model_repo(repo)
+    assert resolve_checkpoint("me/pick@v2") == str(snapshot)
+    assert [(call["repo_id"], call["revision"]) for call in calls] == [("me/pick", "v2")]
+    assert checkpoint_files(str(snapshot))["path"] == f"me/pick@{snapshot.name}"
+    with pytest.raises(ValueError, match=r"^checkpoint='me/pick@': expected OWNER/NAME@REV"):
+        resolve_checkpoint("me/pick@")
+    assert main(["embodiments", "--checkpoint", "me/pick@ v2"]) == 2
+    assert "checkpoint='me/pick@ v2': expected OWNER/NAME@REV" in capsys.readouterr().err
+    assert len(calls) == 1
+
+
+def test_a_pinned_hub_id_that_cannot_be_fetched_names_the_revision_to_download(hub_cache, monkeypatch, capsys):
+    """Offline, a pinned checkpoint missing from the cache names `hf download ... --revision REV`, both where the
+    hub's cache is asked (`hub.model_metadata`) and where diffusers fetches it itself (an adapter's base by its hub
+    id, at the revision it pins: `engine.loading.load_components`)."""
+    import torch
+
+    from worldpolicy.engine.loading import load_components
+
+    fix = "download it elsewhere (`hf download me/other --revision v1 --local-dir FOLDER`) and give the folder"
+    assert main(["embodiments", "--checkpoint", "me/other@v1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "could not fetch checkpoint 'me/other@v1' from the Hugging Face hub" in err and err.endswith(fix), err
+    monkeypatch.setattr(logging.getLogger("diffusers"), "handlers", [])
+    with pytest.raises(FileNotFoundError) as caught:
+        load_components("me/other@v1", torch.device("cpu"), torch.float32, checked=True)
+    assert str(caught.value).startswith("could not fetch checkpoint 'me/other@v1'") and str(caught.value).endswith(fix)
+    asked = []
+
+    def from_pretrained(repo_id, revision=None, **_):
+        asked.append((repo_id, revision))
+        raise OSError("offline")
+
+    monkeypatch.setattr("diffusers.Cosmos3OmniPipeline.from_pretrained", from_pretrained)
+    with pytest.raises(FileNotFoundError):
+        load_components("me/other@v1", torch.device("cpu"), torch.float32, checked=True)
+    assert asked == [("me/other", "v1")]  # the repository, at the revision pinned

@@ -81,7 +81,7 @@ def test_the_card_says_how_it_was_made_its_units_and_a_sim_recordings_license(tm
     assert "| `observation.state` | float64 | [3] |  |  |" in card.text  # its names are not the columns: no units
 
 
-def test_select_and_merge_write_a_new_card_and_leave_the_sources_own(tmp_path):
+def test_select_and_merge_write_a_new_card_and_leave_the_sources_own_but_its_license(tmp_path):
     src = _dataset(tmp_path / "src", lengths=(5, 4, 6))
     own = "---\nlicense: cc-by-4.0\n---\n# My robot's data\n"
     (src.root / CARD_FILE).write_text(own)  # the user's card, edited by hand
@@ -91,7 +91,9 @@ def test_select_and_merge_write_a_new_card_and_leave_the_sources_own(tmp_path):
     for ds, source in ((out, SELECT_SOURCE), (merged, MERGE_SOURCE)):
         card = _card(ds.root)  # a new dataset: a card of its own, from its own records, not a copy of the source's
         assert f"made by `{source}`" in card.text and "My robot's data" not in card.text
-        assert card.data.to_dict().get("license") is None
+        # the source's license passes through (its card's front matter), through the select into the merge too
+        assert card.data.license == "cc-by-4.0" and ds.provenance["license"] == "cc-by-4.0"
+        assert "## License\n\n`cc-by-4.0`: the license of the dataset it was made from" in card.text
     assert "2 episodes, 11 frames" in _card(out.root).text and "5 episodes, 26 frames" in _card(merged.root).text
     # a merge of datasets that record no seeds keeps lists alone: named, without an empty list of settings before
     assert ("[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json).\nIt also records `datasets`, "
@@ -168,3 +170,38 @@ def test_a_feature_of_many_columns_is_one_readable_row(tmp_path):
     assert row == ("| `chunk` | float32 | [40] | 0:j0, 0:j1, 0:j2, 0:j3, 0:j4, 1:j0, 1:j1, 1:j2, 1:j3, 1:j4, 2:j0, "
                    "2:j1, …, 7:j3, 7:j4 (40 in all: meta/info.json) |  |")
     assert '"7:j4"' in text  # the card's copy of info.json names every one
+
+
+BIBTEX = "@inproceedings{chi2023diffusionpolicy,\n  title={Diffusion Policy},\n  year={2023}\n}"
+
+
+def test_a_merge_of_different_licenses_says_so_and_a_citation_is_kept(tmp_path):
+    """Merged sources whose licenses differ get no one license (none guessed): the card lists each one's, unknown
+    included; a source card's citation (lerobot's `## Citation` bibtex block; its placeholder is none) is cited by
+    what is made from it; a dataset whose sources record no license says it is unknown rather than nothing."""
+    import json
+
+    mit, apache, bare = (_dataset(tmp_path / name) for name in ("mit", "apache", "bare"))
+    (mit.root / CARD_FILE).write_text(f"---\nlicense: mit\n---\n## Citation\n\n```bibtex\n{BIBTEX}\n```\n")
+    placeholder = "```bibtex\n[More Information Needed]\n```"  # lerobot's card where it knows no citation
+    (bare.root / CARD_FILE).write_text(f"---\ntags: [x]\n---\n## Citation\n\n{placeholder}\n")
+    info = json.loads((apache.root / "meta" / "info.json").read_text())
+    (apache.root / "meta" / "info.json").write_text(json.dumps({**info, "license": "apache-2.0"}))  # its info.json's
+    apache = LeRobotDataset.open(apache.root)
+    assert _card(apache.root).data.license is None  # written before it said: its own card is not rewritten
+    merged = merge_datasets([mit, apache, bare], tmp_path / "merged").dataset
+    card = _card(merged.root)
+    assert card.data.license is None
+    assert merged.provenance["licenses"] == {str(mit.root): "mit", str(apache.root): "apache-2.0", str(bare.root): None}
+    assert "record different licenses, so no one license is claimed for it" in card.text
+    assert f'- "{mit.root}": `mit`' in card.text and f'- "{bare.root}": unknown' in card.text
+    assert merged.provenance["citations"] == [BIBTEX]
+    assert f"## Citation\n\nCite the data it was made from:\n\n```bibtex\n{BIBTEX}\n```" in card.text
+    assert "More Information Needed" not in card.text and "`licenses`" not in card.text
+    picked = select_episodes(merged, tmp_path / "picked", [0]).dataset  # the citation travels on, from the card
+    assert picked.provenance["citations"] == [BIBTEX] and "licenses" not in picked.provenance
+    assert "## License\n\nUnknown: nothing it was made from records a license." in _card(picked.root).text
+    kept = select_episodes(apache, tmp_path / "kept", [0]).dataset
+    assert _card(kept.root).data.license == "apache-2.0"  # from info.json, where its card has none
+    # a dataset recorded with no license says so
+    assert "## License\n\nUnknown" in _card(_dataset(tmp_path / "plain").root).text

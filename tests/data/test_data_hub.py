@@ -84,9 +84,9 @@ def test_select_and_merge_of_a_hub_dataset_record_its_hub_id(small_dataset, tmp_
     assert main(["dataset", "select", "someone/pusht", "--episodes", "0", "--out", "kept"]) == 0
     assert main(["dataset", "merge", "someone/pusht", "kept", "--out", "both"]) == 0
     kept, both = LeRobotDataset.open(tmp_path / "kept"), LeRobotDataset.open(tmp_path / "both")
-    assert kept.provenance["dataset"] == "someone/pusht"
-    assert [row["dataset"] for row in both.provenance["datasets"]] == ["someone/pusht", str(tmp_path / "kept")]
-    assert '`dataset` "someone/pusht"' in (tmp_path / "kept" / "README.md").read_text()
+    assert kept.provenance["dataset"] == "someone/pusht@0123abcd"  # the commit read: `hub.pinned_id`
+    assert [row["dataset"] for row in both.provenance["datasets"]] == ["someone/pusht@0123abcd", str(tmp_path / "kept")]
+    assert '`dataset` "someone/pusht@0123abcd"' in (tmp_path / "kept" / "README.md").read_text()
     assert "datasets--" not in (tmp_path / "kept" / "README.md").read_text()
 
 
@@ -104,7 +104,7 @@ def test_a_v21_hub_dataset_converts_by_its_hub_id(tmp_path, monkeypatch, capsys)
     assert "worldpolicy dataset convert someone/old --out NEW" in capsys.readouterr().err  # its hub id, not the cache
     assert main(["dataset", "convert", "someone/old", "--out", "new", "--no-progress"]) == 0
     converted = LeRobotDataset.open(tmp_path / "new")
-    assert converted.provenance == {"source": "worldpolicy dataset convert", "dataset": "someone/old",
+    assert converted.provenance == {"source": "worldpolicy dataset convert", "dataset": "someone/old@0123abcd",
                                     "codebase_version": "v2.1"}
     assert converted.episode(0).frame_tasks == ("push",) * 3
 
@@ -178,4 +178,51 @@ def test_each_dataset_commands_help_says_it_takes_a_hub_id(action):
     dataset = next(a for a in build_parser()._actions if a.dest == "command").choices["dataset"]
     command = next(a for a in dataset._actions if isinstance(a, argparse._SubParsersAction)).choices[action]
     positional = next(a for a in command._actions if not a.option_strings and a.dest in ("root", "roots"))
-    assert "hub id (owner/name)" in positional.help
+    assert "hub id (owner/name" in positional.help and "@REV" in positional.help  # a revision pinned too
+
+
+def test_a_pinned_hub_dataset_is_read_at_its_revision_and_recorded_by_its_commit(small_dataset, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """`OWNER/NAME@REV` (a branch, tag or commit, as `hf` and LeRobot users pin one) reads that revision, not main; what
+    a derived dataset records names the commit read (the snapshot folder's name), so the source can be fetched again
+    as it was. A revision left empty is refused naming the parameter, before the hub is asked."""
+    import shutil
+
+    ds, _ = small_dataset
+    commit = "0123abcd" * 5
+    snapshot = tmp_path / "cache" / "datasets--someone--pusht" / "snapshots" / commit
+    shutil.copytree(ds.root, snapshot)
+    calls: list[dict[str, Any]] = []
+
+    def download(repo_id: str, **kwargs: Any) -> str:
+        calls.append({"repo_id": repo_id, **kwargs})
+        return str(snapshot)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "select", "someone/pusht@v1.0", "--episodes", "0", "--out", "kept"]) == 0
+    assert [(call["repo_id"], call["revision"]) for call in calls] == [("someone/pusht", "v1.0")]
+    assert LeRobotDataset.open(tmp_path / "kept").provenance["dataset"] == f"someone/pusht@{commit}"
+    capsys.readouterr()
+    assert main(["dataset", "info", "someone/pusht@"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset='someone/pusht@': expected OWNER/NAME@REV" in err and "\n" not in err.strip()
+    assert len(calls) == 1  # the malformed one never reached the hub
+
+
+def test_a_revision_the_hub_lacks_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    def download(repo_id: str, **kwargs: Any) -> str:
+        raise RevisionNotFoundError("404 Client Error. Revision Not Found",
+                                    response=SimpleNamespace(headers={}, status_code=404, request=None))
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "info", "someone/pusht@nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("worldpolicy dataset info: error: dataset 'someone/pusht' has no revision 'nope' on the hub: give "
+                   "one of its branches, tags or commits after the `@` "
+                   "(https://huggingface.co/datasets/someone/pusht/tree/main lists them), or none for main"), err

@@ -876,3 +876,13 @@ def test_config_mistakes_are_said_before_torch_loads(tmp_path, valid):
             "weights": "objectives: every weight is 0"}
     assert {name: (code, said[name] in err) for name, (code, err) in out.items()} == {
         name: (2, True) for name in said}
+
+
+def test_a_malformed_pinned_hub_id_is_refused_naming_its_setting(valid):
+    """`OWNER/NAME@REV` pins a hub revision; one with nothing after the `@` is refused by the setting that names it,
+    as the config loads, not by the hub later."""
+    with pytest.raises(ValueError, match=r"^data.dataset='some/data@': expected OWNER/NAME@REV"):
+        load_config(_with(valid, "data", dataset="some/data@"))
+    with pytest.raises(ValueError, match=r"^checkpoint='some/model@': expected OWNER/NAME@REV"):
+        load_config(_with(valid, None, checkpoint="some/model@"))
+    assert load_config(_with(valid, None, checkpoint="some/model@v1")).checkpoint == "some/model@v1"

@@ -79,3 +79,38 @@ def test_a_hub_checkpoint_to_train_from_gives_its_embodiment_before_its_weights_
     trainer.run()
     assert [call["revision"] for call in calls[1:]] == [snapshot.name]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["checkpoint"] == "me/pick"
+    # what identifies the weights it started from names the commit read, which loads the same files again
+    [saved] = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    state = json.loads((saved / "trainer_state.json").read_text())
+    assert state["base_checkpoint"]["path"] == f"me/pick@{snapshot.name}"
+
+
+def test_training_on_a_pinned_hub_dataset_records_the_commit_read(tiny_dataset, train_config, tmp_path, monkeypatch):
+    """`data.dataset = "owner/name@REV"` reads that revision; the setting stays as given, and each checkpoint's
+    trainer_state.json records the commit the run read (`hub.dataset_source`), so the run can be reproduced."""
+    import shutil
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    commit = "4567cdef" * 5
+    snapshot = tmp_path / "cache" / "datasets--someone--tiny" / "snapshots" / commit
+    shutil.copytree(tiny_dataset, snapshot)
+    calls: list[dict[str, Any]] = []
+
+    def download(repo_id: str, **kwargs: Any) -> str:
+        calls.append({"repo_id": repo_id, **kwargs})
+        return str(snapshot)
+
+    dataset_snapshot.cache_clear()
+    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    config = load_config(train_config(out, optim={"steps": 2}, save_every=2, data={"dataset": "someone/tiny@v1"}))
+    Trainer(config, progress=False).run()
+    dataset_snapshot.cache_clear()
+    assert [(call["repo_id"], call["revision"]) for call in calls] == [("someone/tiny", "v1")]
+    [checkpoint] = sorted((out / "checkpoints").iterdir())
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert state["config"]["data"]["dataset"] == "someone/tiny@v1" and state["dataset"] == f"someone/tiny@{commit}"
+    assert ModelCard.load(checkpoint / "README.md").data.to_dict()["datasets"] == ["someone/tiny"]  # the repository

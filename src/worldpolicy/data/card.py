@@ -6,7 +6,9 @@ Every fact comes from what the dataset already records, each from one place: its
 the metadata (`LeRobotDataset.summary`, `tasks`), how worldpolicy made it from meta/worldpolicy_provenance.json, the
 units of features whose names are the columns of an embodiment the dataset names (`recorded_units`) from that
 embodiment, and meta/info.json as it is, as lerobot's card shows it. What none of them records is left out, never
-guessed: the license is the package's own only for a recording of worldpolicy's own simulation (`dataset from-sim`).
+guessed: the license is the package's own for a recording of worldpolicy's own simulation (`dataset from-sim`), the
+source's for a dataset made from one (`source_terms`, recorded in the provenance by `convert`, `select`, `merge` and
+`label`), the dataset's own meta/info.json `license`, else said to be unknown.
 `LeRobotDatasetWriter` writes the card into its staging folder, so a dataset is whole, card included, or absent; a
 dataset made from others (`dataset select`, `merge`, `label`) is a new dataset and gets a card of its own, never a
 source's README.md. Reading never needs it.
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import brief_list
 from ..extras import package_license
 from ..fileio import MODEL_CARD_FILE
-from ..hub import shared_record
+from ..hub import dataset_source, shared_record
 from .layout import DATA_PATH, INFO_PATH
 
 if TYPE_CHECKING:
@@ -36,6 +39,12 @@ SHOWN_TASKS = 20  # the tasks a card lists by name; the rest are counted
 # the column names (and units) a features table row lists in full: a served run's `action_chunk` has 256, a row
 # as wide as a page of text; a longer list shows its first and last ones and its count (meta/info.json has them all)
 SHOWN_COLUMNS = 16
+LICENSE_KEY = "license"  # a dataset's license: its card's front matter (the hub's, lerobot's), or meta/info.json's
+# what a provenance records of its sources' terms (`source_terms`): the card's License and Citation say it, not its
+# How it was made
+TERMS_KEYS = (LICENSE_KEY, "licenses", "citations")
+# a card's citation, as lerobot's dataset card holds one (`## Citation`, a bibtex block; its placeholder is no entry)
+BIBTEX = re.compile(r"```bibtex\s*\n(@.*?)```", re.DOTALL)
 
 
 def dataset_card(ds: LeRobotDataset, name: str) -> str:
@@ -48,13 +57,85 @@ def dataset_card(ds: LeRobotDataset, name: str) -> str:
     summary, provenance = ds.summary(), ds.provenance or {}
     source = provenance.get("source")
     tags = [*TAGS, *(tag for tag in (ds.robot_type, provenance.get("task")) if isinstance(tag, str) and tag)]
-    data = DatasetCardData(
-        license=package_license() if source == SIM_SOURCE else None,  # worldpolicy's own simulation's output
-        task_categories=["robotics"], tags=list(dict.fromkeys(tags)),
-        configs=[{"config_name": "default", "data_files": DATA_FILES}])
+    own = _license_of(ds.info.get(LICENSE_KEY))
+    if source == SIM_SOURCE:  # worldpolicy's own simulation's output
+        license, said = package_license(), "worldpolicy's own simulation, under the package's license"
+    elif isinstance(provenance.get(LICENSE_KEY), str):
+        license, said = provenance[LICENSE_KEY], "the license of the dataset it was made from (its card or info.json)"
+    else:
+        license, said = own, "as meta/info.json records it"
+    data = DatasetCardData(license=license, task_categories=["robotics"], tags=list(dict.fromkeys(tags)),
+                           configs=[{"config_name": "default", "data_files": DATA_FILES}])
     parts = [f"---\n{data.to_yaml()}\n---\n", f"# {name}\n", _what(ds, summary, source), _tasks(ds),
-             _features(ds, summary), _made(provenance), _usage(name), _info(ds)]
+             _features(ds, summary), _made(provenance), _terms(license, said, provenance), _usage(name), _info(ds)]
     return "\n".join(part for part in parts if part)
+
+
+def _license_of(value: Any) -> str | None:
+    """A license as a card's front matter or info.json gives it: a string, or a list of them (joined); else None."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return ", ".join(v.strip() for v in value)
+    return None
+
+
+def dataset_terms(root: str | Path, info: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The license and citations the dataset at `root` records itself: its card's (README.md: the front matter's
+    `license`, each bibtex block that holds an entry, as lerobot's and this module's cards hold them), its
+    meta/info.json `license` where the card has none; (None, []) where it records neither. A card that cannot be
+    read records none."""
+    import yaml
+
+    try:
+        text = (Path(root) / CARD_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    front: Any = None
+    if text.startswith("---"):
+        try:
+            front = yaml.safe_load(text.split("---", 2)[1]) if text.count("---") >= 2 else None
+        except yaml.YAMLError:
+            front = None
+    license = _license_of(front.get(LICENSE_KEY)) if isinstance(front, dict) else None
+    return license or _license_of(info.get(LICENSE_KEY)), [entry.strip() for entry in BIBTEX.findall(text)]
+
+
+def source_terms(sources: Sequence[LeRobotDataset]) -> dict[str, Any]:
+    """What a dataset made from `sources` (`dataset convert`, `select`, `label`: one; `merge`: several) records of
+    their terms in its provenance, for its card: `license` where every source records the same one; where they differ
+    (or only some record one), `licenses`, each source's (`hub.dataset_source`) or None, and no one license claimed;
+    `citations`, each source's, once. Nothing for sources that record neither."""
+    terms = [dataset_terms(ds.root, ds.info) for ds in sources]
+    licenses = [license for license, _ in terms]
+    citations = list(dict.fromkeys(entry for _, entries in terms for entry in entries))
+    found: dict[str, Any] = {}
+    if licenses[0] is not None and len(set(licenses)) == 1:
+        found[LICENSE_KEY] = licenses[0]
+    elif any(license is not None for license in licenses):
+        found["licenses"] = {dataset_source(ds.root): license for ds, license in zip(sources, licenses)}
+    return {**found, **({"citations": citations} if citations else {})}
+
+
+def _terms(license: str | None, said: str, provenance: Mapping[str, Any]) -> str:
+    """The card's license (`license`, as `said`; the sources' where they differ; else unknown) and citations."""
+    lines = ["## License\n"]
+    differing = provenance.get("licenses")
+    if license is not None:
+        lines.append(f"`{license}`: {said}.")
+    elif isinstance(differing, dict) and differing:
+        lines.append("The datasets it was made from record different licenses, so no one license is claimed for it; "
+                     "each one's episodes keep their own terms:\n")
+        lines += [f"- {json.dumps(source)}: " + (f"`{found}`" if isinstance(found, str) else "unknown")
+                  for source, found in differing.items()]
+    else:
+        lines.append("Unknown: nothing it was made from records a license. Check the terms of its sources before "
+                     "sharing it.")
+    citations = [entry for entry in provenance.get("citations") or [] if isinstance(entry, str)]
+    if citations:
+        lines += ["", "## Citation\n", "Cite the data it was made from:", ""]
+        lines += [f"```bibtex\n{entry}\n```" for entry in citations]
+    return "\n".join(lines) + "\n"
 
 
 def _what(ds: LeRobotDataset, summary: Mapping[str, Any], source: Any) -> str:
@@ -168,10 +249,10 @@ def _made(provenance: Mapping[str, Any]) -> str:
     and no `cwd`, whose name may be its user's), the longer ones (lists, objects) named."""
     if not provenance:
         return ""
-    shared = shared_record(dict(provenance))
+    shared = shared_record({k: v for k, v in provenance.items() if k not in TERMS_KEYS})
     plain = [f"`{key}` {json.dumps(value, ensure_ascii=False)}" for key, value in shared.items()
              if key != "source" and not isinstance(value, (list, dict))]
-    nested = [f"`{key}`" for key, value in provenance.items() if isinstance(value, (list, dict))]
+    nested = [f"`{key}`" for key, value in shared.items() if isinstance(value, (list, dict))]
     lines = ["## How it was made\n", "[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json)"
              + (": " + "; ".join(plain) if plain else "") + "."]  # a merge's records are lists alone
     if nested:

@@ -48,7 +48,8 @@ FLAGS = {
 
 
 # what every dataset-reading command's dataset argument takes (docs/data.md, "Datasets on the Hugging Face hub")
-DATASET_ARG_HELP = "dataset folder (holds meta/info.json), or a hub id (owner/name) fetched into the hub's cache"
+DATASET_ARG_HELP = ("dataset folder (holds meta/info.json), or a hub id (owner/name, owner/name@REV for a branch, tag "
+                    "or commit) fetched into the hub's cache")
 # what --action-keys and --state-keys default to first (`data.actions.run_keys`)
 _RUN_KEYS = ("the keys the checkpoint's training run read, as its trainer_state.json records them, where the dataset "
              "has them all")
@@ -227,7 +228,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "have one.",
     )
     merge.add_argument("roots", nargs="+", metavar="ROOT",
-                       help="datasets, two or more, each a folder or a hub id (owner/name) fetched into the hub's "
+                       help="datasets, two or more, each a folder or a hub id (owner/name[@REV]) fetched into the hub's "
                        "cache; they are not changed")
     merge.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside every ROOT)")
     merge.add_argument("--drop-success", action="store_true",

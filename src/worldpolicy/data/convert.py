@@ -27,6 +27,7 @@ import numpy as np
 from ..extras import extra_imports
 from ..fileio import dataset_lock
 from ..hub import HUB_DATASET_EXAMPLE, dataset_source
+from .card import source_terms
 from .checks import check_out
 from .edit import EditResult, write_copies
 from .layout import (
@@ -82,7 +83,8 @@ def convert_dataset(dataset: str | Path, out: str | Path, *, video_codec: str | 
     source = open_v2(dataset)
     ds = source.dataset
     out = check_out([ds.root], out, overwrite, [CONVERT_SOURCE], "`dataset convert`", "converted")
-    provenance = {"source": CONVERT_SOURCE, "dataset": dataset_source(ds.root), "codebase_version": source.version}
+    provenance = {"source": CONVERT_SOURCE, "dataset": dataset_source(ds.root), "codebase_version": source.version,
+                  **source_terms([ds])}  # its license and citations, for the card
     with dataset_lock(out, "out", "`dataset convert`"):
         return write_copies([ds], [(0, i) for i in range(ds.num_episodes)], out, video_codec, True, [source.columns],
                             overwrite, provenance, progress)

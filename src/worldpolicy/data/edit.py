@@ -31,6 +31,7 @@ from ..errors import brief_list
 from ..fileio import dataset_lock
 from ..hub import dataset_source
 from ..processing.video import CODECS
+from .card import source_terms
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, FEATURE_NAME_RULE, SUCCESS_FILTERS, SUCCESS_WRITERS, feature_name_ok, image_hw
 from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
@@ -171,7 +172,8 @@ def _kept_features(ds: LeRobotDataset, rename: Mapping[str, str] | None, drop: S
 def _taken_from(ds: LeRobotDataset, chosen: list[int]) -> dict[str, Any]:
     """The provenance of a dataset made of the `chosen` episodes of `ds` (`dataset select`, each of `dataset split`'s):
     where they came from, and their sim seeds (`_recorded_seeds`)."""
-    return {"dataset": dataset_source(ds.root), "episodes": chosen, **_recorded_seeds([ds], [(0, i) for i in chosen])}
+    return {"dataset": dataset_source(ds.root), "episodes": chosen, **_recorded_seeds([ds], [(0, i) for i in chosen]),
+            **source_terms([ds])}  # its license and citations, for the card
 
 
 def own_provenance(ds: LeRobotDataset) -> dict[str, Any] | None:
@@ -305,7 +307,8 @@ def merge_datasets(
     provenance = {"source": MERGE_SOURCE,
                   "datasets": [{"dataset": dataset_source(ds.root), "episodes": ds.num_episodes} for ds in sources],
                   **_recorded_seeds(sources, origins),
-                  "dataset_provenance": [own_provenance(ds) for ds in sources]}
+                  "dataset_provenance": [own_provenance(ds) for ds in sources],
+                  **source_terms(sources)}  # their license (or each one's, where they differ) and citations
     with dataset_lock(out, "out", "`dataset merge`"):
         return write_copies(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance,
                             progress)

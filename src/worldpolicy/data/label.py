@@ -38,7 +38,7 @@ from ..fileio import (
 )
 from ..hub import dataset_source
 from ..models import portable_checkpoint, resolve_checkpoint
-from .card import CARD_FILE, dataset_card
+from .card import CARD_FILE, dataset_card, source_terms
 from .checks import check_episodes, check_out, refuse_changed_settings, warn_software_changed
 from .edit import BLOCK_FRAMES, copy_episodes, own_provenance
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature
@@ -232,6 +232,7 @@ def label_dataset(
             "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
             "last_frame": "repeats the row before it",
             "dataset_provenance": own_provenance(ds),
+            **source_terms([ds]),  # its license and citations, for the card
             # what a resumed run compares besides the settings: the source's and the checkpoint's files
             # (`_files_digest`, `models.checkpoint_files`: the same folder relabelled or retrained is another),
             # the videos' codec

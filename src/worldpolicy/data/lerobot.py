@@ -757,8 +757,9 @@ def _index_column(table: pa.Table, key: str, path: Path) -> np.ndarray:
 
 def dataset_folder(source: str | Path) -> Path:
     """The local folder of the dataset `source` names, the one place a dataset named by a user is found: a path, or a
-    string shaped like a hub id (`hub.hub_id_shaped`) that names nothing here, fetched from the hub into its cache as
-    LeRobot does (`hub.dataset_snapshot`: HubError when it cannot be). A path whose first part is a folder here
+    string shaped like a hub id (`hub.hub_id_shaped`; `OWNER/NAME@REV` pins a branch, tag or commit) that names nothing
+    here, fetched from the hub into its cache as LeRobot does (`hub.dataset_snapshot`: HubError when it cannot be,
+    ValueError naming `dataset` for a malformed revision). A path whose first part is a folder here
     (`runs/data`) is a missing path, not a hub id."""
     root = Path(source).expanduser()
     if root.exists() or not hub_id_shaped(str(source)):

@@ -40,7 +40,7 @@ from ..fileio import (
     sweep_scratch_folders,
     write_json_atomic,
 )
-from ..hub import dataset_source
+from ..hub import dataset_source, snapshot_repo_id
 from .actions import RecordedActions, recorded_actions
 from .card import recorded_units
 from .checks import check_episodes
@@ -263,8 +263,8 @@ def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodime
         "schema": SCHEMA,
         **ds.summary(),
         # the folder is looked at later, from elsewhere: `report DIR` names it; a hub dataset by its hub id, not the
-        # hub's cache folder (a commit hash for a name)
-        "root": dataset_source(ds.root.resolve()),
+        # hub's cache folder (a commit hash for a name), without the commit a record pins (a title, not a record)
+        "root": snapshot_repo_id(ds.root.resolve(), "dataset") or dataset_source(ds.root.resolve()),
         "task_texts": list(ds.tasks),
         "stats": None if stats is None else _stats_rows(ds, stats),
         "embodiment": None if emb is None else emb.key,

@@ -27,11 +27,13 @@ from ..hub import (
     HubError,
     complete_snapshot,
     hub_bars_hidden,
+    hub_id_shaped,
     model_metadata,
     names_hub_id,
     remote_weight_values,
     snapshot_fix,
     snapshot_repo_id,
+    split_revision,
     unfetched,
 )
 from ..logcapture import loading_quietly
@@ -757,18 +759,21 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
         if transformer_weights:
             apply_adapter_checkpoint(parts["transformer"], local)
         return parts
+    # a hub id diffusers fetches itself (an adapter's base) at the revision it pins (`hub.split_revision`)
+    repo_id, revision = split_revision(source) if not local.exists() and hub_id_shaped(source) else (source, None)
     try:
         # safetensors only: a `.bin` checkpoint would be unpickled (a local one is refused by check_checkpoint_files)
         with _diffusers_bar_hidden(loading_quietly()):  # `--no-progress`, a server (`logcapture.quiet_loading`)
-            pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype,
-                                                       use_safetensors=True,
+            pipe = Cosmos3OmniPipeline.from_pretrained(repo_id, revision=revision, enable_safety_checker=False,
+                                                       dtype=dtype, use_safetensors=True,
                                                        **({} if transformer_weights else {"transformer": None}))
     except OSError as exc:
         if local.exists():
             raise
         raise FileNotFoundError(unfetched(source, "model", exc)) from exc
     transformer = pipe.transformer if transformer_weights else \
-        empty_transformer(Cosmos3OmniTransformer.load_config(source, subfolder="transformer")).to(dtype)
+        empty_transformer(Cosmos3OmniTransformer.load_config(repo_id, subfolder="transformer",
+                                                             revision=revision)).to(dtype)
     check_action_head(transformer.config, source)
     pipe.to(device)
     return {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import MODEL_CARD_FILE, MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, read_trainer_state, recorded_seeds
-from ..hub import HubError, model_metadata, names_hub_id, shown_name, snapshot_repo_id
+from ..hub import HubError, check_hub_id, model_metadata, names_hub_id, pinned_id, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
@@ -33,7 +33,8 @@ def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
 
 def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     """What a command's checkpoint argument names, the one place a checkpoint named by a user is found: `shipped` is
-    the shipped model's folder; a hub id (`hub.names_hub_id`: shaped like one, naming nothing here) is its
+    the shipped model's folder; a hub id (`hub.names_hub_id`: shaped like one, naming nothing here; `OWNER/NAME@REV`
+    pins a branch, tag or commit, `hub.check_hub_id`: ValueError naming `checkpoint` for a malformed one) is its
     snapshot in the hub's cache holding its configs (`hub.model_metadata`: HubError when it cannot be fetched), so its
     embodiment.json, trainer_state.json and base_model.json are read like a local folder's and every check runs
     before its weights download (`hub.complete_snapshot`, as it loads); `~/ckpt` as the shell would expand it (a hub
@@ -47,9 +48,10 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     if source.startswith("~"):
         home = Path(source).expanduser()
         return home if isinstance(value, Path) else str(home)
-    if not fetch or not names_hub_id(source):
+    if not names_hub_id(source):
         return value
-    return str(model_metadata(source))
+    check_hub_id(source, "checkpoint")
+    return value if not fetch else str(model_metadata(source))
 
 
 _WHOLE_FILE_BYTES = 1 << 20  # configs, tokenizers, trainer state: read whole
@@ -63,7 +65,8 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
     by 16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
     (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
     (caches, editor files) do not count, nor the model card (`MODEL_CARD_FILE`: prose about the model, free to
-    edit). A source that is no folder (a hub id; none for a `Policy` built in code) is its name."""
+    edit). A hub snapshot's path is its hub id and the commit read (`hub.pinned_id`: `OWNER/NAME@COMMIT`), which loads
+    the same files again. A source that is no folder (a hub id; none for a `Policy` built in code) is its name."""
     import hashlib
 
     import numpy as np
@@ -86,7 +89,7 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
                 for offset in np.linspace(0, size - _SAMPLE_BYTES, _SAMPLES, dtype=np.int64):
                     f.seek(int(offset))
                     digest.update(f.read(_SAMPLE_BYTES))
-    return {"path": str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
+    return {"path": pinned_id(root, "model") or str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
 
 
 def portable_checkpoint(value: str | Path) -> str | Path:

@@ -19,7 +19,7 @@ from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
 from ..errors import brief_list, close_match
-from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped, shown_value
+from ..hub import HUB_DATASET_EXAMPLE, check_hub_id, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
 from .objectives import COSMOS_POLICY_MIX, OBJECTIVES, check_timesteps
 from .tracking import TrackingConfig
@@ -753,6 +753,8 @@ def read_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
         if setting in INPUT_SETTINGS and not local.exists():
             _refuse_misplaced(setting, value, root, source)
+            if hub_id_shaped(value):  # a malformed `@REV` refused here, named by its setting
+                check_hub_id(value, setting)
             if name == "checkpoint" or hub_id_shaped(value):
                 continue  # `shipped` or a hub id (`check` names a missing folder)
         setattr(holder, name, os.path.abspath(local))

@@ -74,6 +74,7 @@ from ..fileio import (
     write_json_atomic,
     write_safetensors,
 )
+from ..hub import dataset_source
 from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME, checkpoint_files
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
@@ -1091,9 +1092,10 @@ class Trainer:
                     "data_fingerprint": self.data_fingerprint, "data_key": self.data_key, "frames": self.frames,
                     "elapsed_s": self._elapsed(),
                     # what a reader reproducing the checkpoint needs beside the config: the versions it was trained
-                    # on and the command line (of the session that saved it: `self.run_record`) and the weights it
-                    # started from
+                    # on and the command line (of the session that saved it: `self.run_record`), the weights it
+                    # started from and the dataset read (`hub.dataset_source`: a hub one's commit pinned)
                     **self.run_record, "base_checkpoint": self.base_checkpoint,
+                    "dataset": dataset_source(self.dataset.root),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
                 # from the records above and the run's log: part of the checkpoint
