@@ -228,8 +228,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "have one.",
     )
     merge.add_argument("roots", nargs="+", metavar="ROOT",
-                       help="datasets, two or more, each a folder or a hub id (owner/name[@REV]) fetched into the hub's "
-                       "cache; they are not changed")
+                       help="datasets, two or more, each a folder or a hub id (owner/name[@REV]) fetched into the "
+                       "hub's cache; they are not changed")
     merge.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside every ROOT)")
     merge.add_argument("--drop-success", action="store_true",
                        help="merge datasets of which only some have a success column, without it")
