@@ -1099,3 +1099,15 @@ def test_a_two_arm_joint_robots_plots_give_each_arm_a_column_and_both_grippers()
     assert joints.yaxis.label.get_text() == "joint position [rad]"
     assert [t.get_text() for t in grippers.get_legend().get_texts()] == ["left_gripper", "right_gripper"]
     assert {line.get_color() for line in grippers.lines[:2]} == {plots.GRIPPER_COLOR}
+
+
+def test_a_one_arm_robot_whose_columns_end_as_its_gripper_has_one_gripper():
+    """`gripper_pos` beside `shoulder_pos`: every `*_pos` column was taken for another arm's gripper, so the joints
+    figure had no joint left and raised."""
+    columns = ["shoulder_pos", "elbow_pos", "wrist_pos", "gripper_pos"]
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": "arm", "fps": 10.0, "chunk_size": 4,
+           "columns": columns, "units": ["rad"] * 3 + ["1"], "actions": np.zeros((4, 4)).tolist(),
+           "layout": "joint_position", "gripper_column": "gripper_pos"}
+    assert plots.gripper_columns(doc, columns) == ["gripper_pos"]
+    joints = plots.prediction_figures(doc)["joints"].axes[0]
+    assert [t.get_text() for t in joints.get_legend().get_texts()] == columns[:3]

@@ -1445,9 +1445,11 @@ def gripper_columns(prediction: Mapping[str, Any], columns: Sequence[str]) -> li
     `right_grasp`), so each arm's gripper is drawn as one in the time series, the joints and the path."""
     _, gripper = resolve_layout(prediction, columns)
     if gripper is not None:
-        own = gripper[len(_arm_prefix(gripper)):]  # `gripper` of `left_gripper`: `right_gripper` is the other arm's
-        return [gripper] if own == gripper else [
-            c for c in columns if c == gripper or (_arm_prefix(c) and c[len(_arm_prefix(c)):] == own)]
+        # `left_gripper` of arms `left_*` and `right_*` (`_arm_blocks`): `right_gripper` is the other arm's; a one-arm
+        # robot's `gripper_pos` makes no `shoulder_pos` a gripper
+        head, _, own = gripper.partition("_")
+        heads = [columns[block[0]].split("_", 1)[0] for block in _arm_blocks(columns)]
+        return [gripper] if head not in heads else [c for c in columns if c in {f"{h}_{own}" for h in heads}]
     return [g for g in (_arm_gripper(prefix, columns) for prefix in pose_groups(columns)) if g is not None]
 
 
