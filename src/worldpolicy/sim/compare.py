@@ -336,7 +336,8 @@ READING = ("A seed is one scene, so two runs on the same seeds can be paired: th
            "under 5 %. With two runs one pair is tested, and its adjusted p is its p. Steps to success are paired "
            "likewise, on the shared seeds both runs solved: the exact sign test asks how likely a split at least this "
            "uneven of the seeds each solved in fewer steps is if neither were faster (ties left out), Holm-adjusted "
-           "over the pairs as success is.")
+           "over the pairs as success is, in a family of its own: the success verdicts keep their chance of any false "
+           "\"differ\" under 5 % and the steps verdicts theirs, not the two together.")
 
 
 def _held_out(report: EvalReport) -> str:
