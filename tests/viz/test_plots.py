@@ -1111,3 +1111,14 @@ def test_a_one_arm_robot_whose_columns_end_as_its_gripper_has_one_gripper():
     assert plots.gripper_columns(doc, columns) == ["gripper_pos"]
     joints = plots.prediction_figures(doc)["joints"].axes[0]
     assert [t.get_text() for t in joints.get_legend().get_texts()] == columns[:3]
+
+
+def test_two_arms_of_more_joints_than_colours_keep_each_joints_line_its_own():
+    """Two 8-joint arms: the left arm's 8th joint took the dashes and first colour of the right arm's 1st, two lines
+    of one look."""
+    columns = [f"{side}_j{k}" for side in ("left", "right") for k in range(8)]
+    fig = plots.joints_figure(np.zeros((4, 16)), columns, ["rad"] * 16, 10.0)
+    legend = fig.axes[0].get_legend()
+    looks = [(line.get_color(), line.get_linestyle()) for line in legend.get_lines()]
+    assert len(set(looks)) == 16, looks
+    assert looks[0][1] == "-" and looks[8][1] != "-" and looks[0][0] == looks[8][0]  # arms by style, joint by colour
