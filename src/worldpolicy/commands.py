@@ -630,6 +630,7 @@ def _dream(args: argparse.Namespace) -> int:
         DREAM_FILE,
         DREAM_PARTIAL_DIR,
         folder_lock,
+        read_json,
         sigint_deferred,
         sigint_held,
         signal_name,
@@ -639,8 +640,9 @@ def _dream(args: argparse.Namespace) -> int:
     from .models import resolve_checkpoint
     from .policy import Policy
     from .processing.trajectory import check_trajectory_embodiment
-    from .sim.world_model import DreamRecorder, dream, dream_record, dream_settings, dream_steps_refusal
+    from .sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
     from .viz.plots import plural
+    from .viz.run import ACTIONS_FILE
 
     # the record names the checkpoints as given (`dream_settings`: `~/x` too, not this machine's home folder)
     named = (args.policy, args.world_model if args.world_model is not None else args.policy)
@@ -743,9 +745,9 @@ def _dream(args: argparse.Namespace) -> int:
                   f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
             for path in written:
                 print(f"  wrote {path}")
-        if args.json:  # what its actions.json and dream.json hold, from the result in memory (`dream_record`)
-            whole, record = dream_record(result, settings, args.chunks)
-            print_json(run_json({**whole.to_json(), "dream": record}, out, written))
+        if args.json:  # what its actions.json and dream.json hold, read back: the whole dream is not joined again
+            record = {name: read_json(out / name, repr(str(out / name))) for name in (ACTIONS_FILE, DREAM_FILE)}
+            print_json(run_json({**record[ACTIONS_FILE], "dream": record[DREAM_FILE]}, out, written))
         return 0
 
 

@@ -197,6 +197,8 @@ def test_steps_to_success_are_paired_on_the_seeds_both_solved_and_tested_with_a_
         "p_value": pytest.approx(0.03125), "p_adjusted": pytest.approx(0.03125), "test": "exact sign test",
         "line": line}
     assert line in comparison.table() and f"- {line}" in comparison.markdown()
+    # adjusted apart from success: said, as its 5 % holds for the steps verdicts alone
+    assert "in a family of its own" in comparison.to_json()["how_to_read"]
     write_comparison(comparison, tmp_path / "out")
     assert f"<li>{line}</li>" in (tmp_path / "out" / "index.html").read_text()
     # three runs: adjusted over the pairs that have seeds both solved, as success is; the same steps tie
@@ -204,6 +206,14 @@ def test_steps_to_success_are_paired_on_the_seeds_both_solved_and_tested_with_a_
     ab, ac, bc = three.pairs
     assert ac.steps_line().startswith("a vs c, steps to success on the 7 shared seeds both solved: the same on "
                                       "average; a took fewer on 0, c on 0, 7 tied: exact sign test p = 1")
+    # too few seeds not tied for any split to reach 5 % (2 / 2**5 = 0.0625): said, not left to read as "no difference"
+    assert ac.steps_line().endswith("(no significant difference at the 5 % level, which 0 seeds not tied cannot "
+                                    "reach)")
+    five = compare_runs([_run(tmp_path / "f", {s: True for s in range(5)}),
+                         _run(tmp_path / "g", {s: True for s in range(5)}, fastest=30)]).pairs[0]
+    assert (five.a_faster, five.steps_p) == (5, pytest.approx(0.0625))
+    assert five.steps_line().endswith("(no significant difference at the 5 % level, which 5 seeds not tied cannot "
+                                      "reach)")
     assert ab.steps_tests == bc.steps_tests == 3 and ab.steps_p_adjusted == pytest.approx(3 * 0.03125)
     assert ab.steps_line().endswith("Holm-adjusted p = 0.09375 over the 3 pairs tested (no significant difference "
                                     "at the 5 % level)")

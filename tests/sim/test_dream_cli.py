@@ -109,7 +109,7 @@ def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, ca
     assert len(loads) == 1  # --world-model the policy's checkpoint: loaded once, both roles
     first = json.loads((run / "actions.json").read_text())["actions"]
     assert json.loads((again / "actions.json").read_text())["actions"] == first
-    # --json: one object on stdout, what actions.json holds and dream.json's under `dream` (`dream_record`), where
+    # --json: one object on stdout, what actions.json holds and dream.json's under `dream` (read back), where
     # they were written (absolute); the lines a person reads on stderr
     out, err = capsys.readouterr()
     doc = json.loads(out)

@@ -1099,3 +1099,26 @@ def test_a_two_arm_joint_robots_plots_give_each_arm_a_column_and_both_grippers()
     assert joints.yaxis.label.get_text() == "joint position [rad]"
     assert [t.get_text() for t in grippers.get_legend().get_texts()] == ["left_gripper", "right_gripper"]
     assert {line.get_color() for line in grippers.lines[:2]} == {plots.GRIPPER_COLOR}
+
+
+def test_a_one_arm_robot_whose_columns_end_as_its_gripper_has_one_gripper():
+    """`gripper_pos` beside `shoulder_pos`: every `*_pos` column was taken for another arm's gripper, so the joints
+    figure had no joint left and raised."""
+    columns = ["shoulder_pos", "elbow_pos", "wrist_pos", "gripper_pos"]
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": "arm", "fps": 10.0, "chunk_size": 4,
+           "columns": columns, "units": ["rad"] * 3 + ["1"], "actions": np.zeros((4, 4)).tolist(),
+           "layout": "joint_position", "gripper_column": "gripper_pos"}
+    assert plots.gripper_columns(doc, columns) == ["gripper_pos"]
+    joints = plots.prediction_figures(doc)["joints"].axes[0]
+    assert [t.get_text() for t in joints.get_legend().get_texts()] == columns[:3]
+
+
+def test_two_arms_of_more_joints_than_colours_keep_each_joints_line_its_own():
+    """Two 8-joint arms: the left arm's 8th joint took the dashes and first colour of the right arm's 1st, two lines
+    of one look."""
+    columns = [f"{side}_j{k}" for side in ("left", "right") for k in range(8)]
+    fig = plots.joints_figure(np.zeros((4, 16)), columns, ["rad"] * 16, 10.0)
+    legend = fig.axes[0].get_legend()
+    looks = [(line.get_color(), line.get_linestyle()) for line in legend.get_lines()]
+    assert len(set(looks)) == 16, looks
+    assert looks[0][1] == "-" and looks[8][1] != "-" and looks[0][0] == looks[8][0]  # arms by style, joint by colour

@@ -13,7 +13,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..cli import DEVICE_HELP, add_api_key_flags, add_device_flags, add_json_flag, print_json, run_json
+from ..cli import (
+    DEVICE_HELP,
+    add_api_key_flags,
+    add_device_flags,
+    add_json_flag,
+    lines_for_people,
+    print_json,
+    run_json,
+)
 
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
@@ -847,8 +855,6 @@ EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import sys
-
     from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.openloop import evaluate_open_loop
 
@@ -863,7 +869,8 @@ def _eval(args: argparse.Namespace) -> int:
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too
         raise flag_named(exc, EVAL_FLAGS) from None
-    print(result.summary(), file=sys.stderr if args.json else sys.stdout)
+    with lines_for_people(args.json):
+        print(result.summary())
     if args.json:
         print_json(run_json(result.to_json(), args.out, result.files))
     return 0

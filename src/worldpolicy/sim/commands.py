@@ -601,8 +601,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             if served(args.policy):  # what its server announces of its checkpoint, once every check has passed
                 scenes = warn_training_scenes(name, args.task, args.seed, args.episodes, served_metadata(policy))
         if left is not None and not left:
-            print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing to "
-                  "run (a larger --episodes extends it)", file=sys.stderr if args.json else sys.stdout)
+            with lines_for_people(args.json):
+                print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing "
+                      "to run (a larger --episodes extends it)")
             previous.requested = args.episodes
             report = previous
         else:

@@ -163,12 +163,16 @@ class PairedTest:
         more = ("the same on average" if round(diff, 1) == 0 else  # as shown: not "took 0.0 more"
                 f"{self.b if diff > 0 else self.a} took {abs(diff):.1f} more on average")
         faster = self.a if self.a_faster > self.b_faster else self.b  # differ: not tied
+        untied = self.a_faster + self.b_faster
         verdict = (f"differ at the 5 % level: {faster} is faster" if self.steps_p_adjusted < 0.05
-                   else "no significant difference at the 5 % level")
+                   else "no significant difference at the 5 % level"
+                   # the smallest p of n seeds not tied is 2 / 2**n: under 6, no split could say "differ"
+                   + (f", which {untied} seed{'s' if untied != 1 else ''} not tied cannot reach"
+                      if mcnemar_p(untied, 0) >= 0.05 else ""))
         p = f"exact sign test p = {self.steps_p:.4g}"
         if self.steps_tests > 1:
             p += f", Holm-adjusted p = {self.steps_p_adjusted:.4g} over the {self.steps_tests} pairs tested"
-        tied = n - self.a_faster - self.b_faster
+        tied = n - untied
         return (f"{self.a} vs {self.b}, steps to success on the {n} shared seed{'s' if n != 1 else ''} both solved: "
                 f"{more}; {self.a} took fewer on {self.a_faster}, {self.b} on {self.b_faster}"
                 + (f", {tied} tied" if tied else "") + f": {p} ({verdict})")
@@ -336,7 +340,8 @@ READING = ("A seed is one scene, so two runs on the same seeds can be paired: th
            "under 5 %. With two runs one pair is tested, and its adjusted p is its p. Steps to success are paired "
            "likewise, on the shared seeds both runs solved: the exact sign test asks how likely a split at least this "
            "uneven of the seeds each solved in fewer steps is if neither were faster (ties left out), Holm-adjusted "
-           "over the pairs as success is.")
+           "over the pairs as success is, in a family of its own: the success verdicts keep their chance of any false "
+           "\"differ\" under 5 % and the steps verdicts theirs, not the two together.")
 
 
 def _held_out(report: EvalReport) -> str:

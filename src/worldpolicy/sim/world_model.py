@@ -483,30 +483,21 @@ def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots:
     given, kept as `write_run` keeps a predict run's (`observation/<camera>.png`, shown on the page)."""
     from worldpolicy.viz.run import write_run
 
-    prediction, doc = dream_record(result, settings, requested)
-    path = write_json_atomic(Path(out) / DREAM_FILE, doc)
-    return [path, *write_run(prediction, out, plots=plots, video_parts=video_parts, observation=observation)]
-
-
-def dream_record(result: Dream, settings: dict, requested: int) -> tuple[Prediction, dict[str, Any]]:
-    """What a dream run records (`write_dream`), the one place it is made: the dream as one whole forward-dynamics
-    trajectory (`Dream.prediction`) with `settings` (`dream_settings`) joined to its own (actions.json and
-    settings.json), and dream.json's document (`DREAM_SCHEMA`: per chunk its rows, the policy's seed and, where
-    `settings["dream"]["score"]` names a scorer, its reward; `requested`: the chunks asked for). `worldpolicy dream
-    --json` prints them."""
-    from worldpolicy.sim.progress import SCORER_REWARDS
-
     prediction = result.prediction()
     prediction.settings = {**prediction.settings, **settings}
     spans = [c["actions"] for c in prediction.settings["trajectory"]["chunks"]]
+    from worldpolicy.sim.progress import SCORER_REWARDS
+
     score = settings["dream"]["score"]
     chunks = [{"chunk": j, "actions": span, "policy_seed": p.settings.get("seed"),
                **({"reward": reward} if score is not None else {})}
               for j, (span, p, reward) in enumerate(zip(spans, result.policy_predictions, result.rewards))]
     # what the rewards are, from the scorer's own description, so whoever reads them (the page) need not ask --help
     scored = {} if score is None else {"score": score, "reward_meaning": SCORER_REWARDS[score]}
-    return prediction, {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), **scored,
-                        "chunks": chunks}
+    doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), **scored,
+           "chunks": chunks}
+    path = write_json_atomic(Path(out) / DREAM_FILE, doc)
+    return [path, *write_run(prediction, out, plots=plots, video_parts=video_parts, observation=observation)]
 
 
 class DreamRecorder:

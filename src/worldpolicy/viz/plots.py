@@ -1288,16 +1288,19 @@ _ARM_STYLES = ("-", "--", ":", "-.")  # one per arm of a multi-arm layout (`_MAX
 def _joint_styles(columns: Sequence[str], joint_idx: Sequence[int]) -> list[dict[str, str]]:
     """Colour and line style of each joint's line: `series_style`'s, or for a multi-arm layout (`_arm_blocks`) the
     joint's place in its arm as the colour and the arm as the style (`left_elbow` solid, `right_elbow` dashed, one
-    colour): a 14-joint robot's lines read as two arms, not as 7 colours then 7 dashed ones."""
+    colour): a 14-joint robot's lines read as two arms, not as 7 colours then 7 dashed ones. An arm of more joints
+    than colours takes as many styles as it repeats them: its 8th joint is not styled as the next arm's 1st."""
     blocks = _arm_blocks(columns)
     if not blocks:
         return [series_style(k) for k in range(len(joint_idx))]
+    arms = [[k for k in block if k in joint_idx] for block in blocks]
+    repeats = max(-(-len(arm) // len(SERIES_COLORS)) for arm in arms)  # styles each arm takes
     out = []
     for i in joint_idx:
-        b = next(n for n, block in enumerate(blocks) if i in block)
-        j = [k for k in blocks[b] if k in joint_idx].index(i)
+        b = next(n for n, arm in enumerate(arms) if i in arm)
+        j = arms[b].index(i)
         out.append({"color": SERIES_COLORS[j % len(SERIES_COLORS)],
-                    "ls": _ARM_STYLES[(b + j // len(SERIES_COLORS)) % len(_ARM_STYLES)]})
+                    "ls": _ARM_STYLES[(b * repeats + j // len(SERIES_COLORS)) % len(_ARM_STYLES)]})
     return out
 
 
@@ -1445,9 +1448,11 @@ def gripper_columns(prediction: Mapping[str, Any], columns: Sequence[str]) -> li
     `right_grasp`), so each arm's gripper is drawn as one in the time series, the joints and the path."""
     _, gripper = resolve_layout(prediction, columns)
     if gripper is not None:
-        own = gripper[len(_arm_prefix(gripper)):]  # `gripper` of `left_gripper`: `right_gripper` is the other arm's
-        return [gripper] if own == gripper else [
-            c for c in columns if c == gripper or (_arm_prefix(c) and c[len(_arm_prefix(c)):] == own)]
+        # `left_gripper` of arms `left_*` and `right_*` (`_arm_blocks`): `right_gripper` is the other arm's; a one-arm
+        # robot's `gripper_pos` makes no `shoulder_pos` a gripper
+        head, _, own = gripper.partition("_")
+        heads = [columns[block[0]].split("_", 1)[0] for block in _arm_blocks(columns)]
+        return [gripper] if head not in heads else [c for c in columns if c in {f"{h}_{own}" for h in heads}]
     return [g for g in (_arm_gripper(prefix, columns) for prefix in pose_groups(columns)) if g is not None]
 
 
