@@ -313,7 +313,8 @@ def test_a_joint_target_that_is_no_number_is_refused_before_the_arm(decoder):
 def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder, monkeypatch):
     """docs/robot.md's loop, run as written against a stand-in server and arm on a fake clock: the first request
     takes a second (15 periods); the ticks after it are sent a period apart, not in a burst that catches up (`next_tick
-    += period` alone sent 15 targets at once, faster than the rate the speed check assumes)."""
+    += period` alone sent 15 targets at once, faster than the rate the speed check assumes). That first request, which
+    waits whatever the strategy, is taken before the loop's clock starts (it was read before, the wait an overrun)."""
     import re
     import time
     from pathlib import Path
@@ -322,8 +323,8 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
 
     docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", docs, re.DOTALL) if "ChunkController(" in b)
-    clock = [0.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    clock, read = [0.0], []
+    monkeypatch.setattr(time, "monotonic", lambda: read.append(clock[0]) or clock[0])
     monkeypatch.setattr(time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
 
     class Server(Chunks):
@@ -340,9 +341,10 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
     sent, q = [], [_home(decoder)]
     env = {"key": None, "read_cameras": lambda: {"tick": 0}, "arm_joints": lambda: q[-1],
            "send": lambda qpos, gripper: (sent.append(clock[0]), q.append(qpos))}
-    exec(block.replace("range(300)", "range(40)"), env)  # noqa: S102 - the documented snippet itself
+    exec(block.replace("range(1, 300)", "range(1, 40)"), env)  # noqa: S102 - the documented snippet itself
     gaps = np.diff(sent)
-    assert len(sent) == 40 and gaps[0] == pytest.approx(1.0 / 15)  # tick 0 overran: tick 1 one period after it
+    assert len(sent) == 40 and gaps[0] == pytest.approx(1.0 / 15)  # tick 1 one period after tick 0
+    assert sent[0] == read[0] == 1.0  # tick 0 sent once its reply came, then the clock read: the loop's start
     assert gaps.min() >= 1.0 / 15 - 1e-9, gaps
 
 
