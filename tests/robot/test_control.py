@@ -549,6 +549,22 @@ def test_rtc_in_realtime_stops_at_the_hand_over_not_at_the_chunks_end(decoder):
     np.testing.assert_array_equal(policy.prefixes[2], policy.rows(1, 4, 5))
 
 
+def test_rtc_asks_again_after_a_failed_request_with_the_rows_that_run_while_it_is_in_flight(decoder):
+    """The request sent again after a failure is a background one like any: row i of its chunk is meant for tick
+    t + i, t the tick it is sent, so the running chunk's rows for its k ticks in flight go with it."""
+    policy, requests = Prefixed(decoder, chunk=8), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              rtc=True, executor=requests)
+    _run(control, 3, policy.home)
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent past read_timeout_s"))
+    with pytest.raises(TimeoutError, match="silent"):
+        control.step({"tick": 3}, policy.home)
+    control.step({"tick": 3}, policy.home)
+    requests.land()
+    assert len(policy.prefixes) == 2 and policy.prefixes[0] is None
+    np.testing.assert_array_equal(policy.prefixes[1], policy.rows(0, 3, 4))
+
+
 def test_without_rtc_no_prefix_is_passed(decoder):
     policy = Prefixed(decoder)
     with ChunkController(policy, decoder, ChunkStrategy("async", 3), prompt="stack the cups",
