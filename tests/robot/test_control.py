@@ -313,7 +313,8 @@ def test_a_joint_target_that_is_no_number_is_refused_before_the_arm(decoder):
 def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder, monkeypatch):
     """docs/robot.md's loop, run as written against a stand-in server and arm on a fake clock: the first request
     takes a second (15 periods); the ticks after it are sent a period apart, not in a burst that catches up (`next_tick
-    += period` alone sent 15 targets at once, faster than the rate the speed check assumes)."""
+    += period` alone sent 15 targets at once, faster than the rate the speed check assumes). That first request, which
+    waits whatever the strategy, is taken before the loop's clock starts (it was read before, the wait an overrun)."""
     import re
     import time
     from pathlib import Path
@@ -322,8 +323,8 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
 
     docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", docs, re.DOTALL) if "ChunkController(" in b)
-    clock = [0.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    clock, read = [0.0], []
+    monkeypatch.setattr(time, "monotonic", lambda: read.append(clock[0]) or clock[0])
     monkeypatch.setattr(time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
 
     class Server(Chunks):
@@ -340,9 +341,10 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
     sent, q = [], [_home(decoder)]
     env = {"key": None, "read_cameras": lambda: {"tick": 0}, "arm_joints": lambda: q[-1],
            "send": lambda qpos, gripper: (sent.append(clock[0]), q.append(qpos))}
-    exec(block.replace("range(300)", "range(40)"), env)  # noqa: S102 - the documented snippet itself
+    exec(block.replace("range(1, 300)", "range(1, 40)"), env)  # noqa: S102 - the documented snippet itself
     gaps = np.diff(sent)
-    assert len(sent) == 40 and gaps[0] == pytest.approx(1.0 / 15)  # tick 0 overran: tick 1 one period after it
+    assert len(sent) == 40 and gaps[0] == pytest.approx(1.0 / 15)  # tick 1 one period after tick 0
+    assert sent[0] == read[0] == 1.0  # tick 0 sent once its reply came, then the clock read: the loop's start
     assert gaps.min() >= 1.0 / 15 - 1e-9, gaps
 
 
@@ -547,6 +549,22 @@ def test_rtc_in_realtime_stops_at_the_hand_over_not_at_the_chunks_end(decoder):
     np.testing.assert_array_equal(policy.prefixes[2], policy.rows(1, 4, 5))
 
 
+def test_rtc_asks_again_after_a_failed_request_with_the_rows_that_run_while_it_is_in_flight(decoder):
+    """The request sent again after a failure is a background one like any: row i of its chunk is meant for tick
+    t + i, t the tick it is sent, so the running chunk's rows for its k ticks in flight go with it."""
+    policy, requests = Prefixed(decoder, chunk=8), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              rtc=True, executor=requests)
+    _run(control, 3, policy.home)
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent past read_timeout_s"))
+    with pytest.raises(TimeoutError, match="silent"):
+        control.step({"tick": 3}, policy.home)
+    control.step({"tick": 3}, policy.home)
+    requests.land()
+    assert len(policy.prefixes) == 2 and policy.prefixes[0] is None
+    np.testing.assert_array_equal(policy.prefixes[1], policy.rows(0, 3, 4))
+
+
 def test_without_rtc_no_prefix_is_passed(decoder):
     policy = Prefixed(decoder)
     with ChunkController(policy, decoder, ChunkStrategy("async", 3), prompt="stack the cups",
@@ -667,9 +685,10 @@ def test_replies_count_a_latencys_ticks_in_flight_for_a_blocking_request(decoder
     assert [r[:2] + r[3:] for r in control.replies] == [(0, 2, 0, False), (4, 6, 0, False)]
 
 
-def test_a_background_request_that_fails_raises_at_its_hand_over_and_the_controller_runs_on(decoder):
-    """docs/robot.md: a failed request (a RemotePolicy's ServerTimeoutError) raises from the step that takes its reply;
-    a step after it runs what is left of the chunk, then asks again, blocking; the failure is no `Reply`."""
+def test_a_background_request_that_fails_raises_once_and_the_next_step_asks_again_in_the_background(decoder):
+    """docs/robot.md: a failed request (a RemotePolicy's ServerTimeoutError) raises from the step that takes its reply,
+    which runs no tick; the next step asks again at once, in the background, while the arm runs on the current chunk
+    (it asked only once that chunk ran out, blocking the loop); the failure is no `Reply`."""
     policy, requests = Chunks(decoder, chunk=6), ByHand()
     control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
                               executor=requests)
@@ -677,10 +696,50 @@ def test_a_background_request_that_fails_raises_at_its_hand_over_and_the_control
     requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent past read_timeout_s"))
     with pytest.raises(TimeoutError, match="silent"):
         control.step({"tick": 3}, policy.home)
-    after = _run(control, 4, policy.home, start=3)  # tick 3 again: the step that raised ran no tick
-    assert [(_request_of(t), t.index) for t in after] == [(0, 3), (0, 4), (0, 5), (1, 0)]
-    assert policy.observed_ticks == [0, 6]  # the chunk ran out: the next request blocked tick 6
-    assert [r[:2] for r in control.replies] == [(0, 0), (6, 6)]
+    assert not requests.waiting and control.tick == 3  # nothing sent by the step that raised, no tick run
+    observed: list[int] = []
+
+    def observe(t):
+        observed.append(t)
+        return {"tick": t}
+
+    after = [control.step(lambda: observe(3), policy.home)]  # tick 3 again: asks in the background, runs row 3
+    assert observed == [3] and len(requests.waiting) == 1 and policy.observed_ticks == [0]
+    after += [control.step(lambda: observe(4), policy.home)]  # not landed: chunk 0 runs on, nothing raised again
+    requests.land()
+    after += _run(control, 2, policy.home, start=5)  # landed: taken at its hand-over, k = 2 ticks after it was sent
+    assert [(_request_of(t), t.index) for t in after] == [(0, 3), (0, 4), (1, 2), (1, 3)]
+    assert observed == [3] and policy.observed_ticks == [0, 3]  # asked with tick 3's observation, read once
+    assert not any(t.held for t in after)
+    assert [r[:2] for r in control.replies] == [(0, 0), (3, 5)]
+
+
+def test_a_background_request_that_fails_after_the_chunk_ran_out_asks_again_blocking(decoder):
+    """With no action left to run the arm stands still: the next request blocks, as the episode's first, and its
+    chunk runs from its first action (a background one would skip actions whose ticks passed with the arm held)."""
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 3), prompt="stack the cups", realtime=True,
+                              executor=requests)
+    assert _run(control, 7, policy.home)[-1].held  # chunk 0's 6 rows ran, tick 6 held
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server gone"))
+    with pytest.raises(TimeoutError, match="gone"):
+        control.step({"tick": 7}, policy.home)
+    target = control.step({"tick": 7}, policy.home)
+    assert (_request_of(target), target.index, target.held) == (1, 0, False) and policy.observed_ticks == [0, 7]
+    assert len(requests.waiting) == 1  # and its follow-up in the background, as after the first
+
+
+def test_a_deterministic_hand_over_that_fails_asks_again_blocking(decoder):
+    """Without realtime only the k actions before the hand-over are planned: none is left to run, so the request
+    after a failed one blocks, as before."""
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", executor=requests)
+    _run(control, 2, policy.home)
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent past read_timeout_s"))
+    with pytest.raises(TimeoutError, match="silent"):
+        control.step({"tick": 2}, policy.home)
+    target = control.step({"tick": 2}, policy.home)
+    assert (_request_of(target), target.index) == (1, 0) and policy.observed_ticks == [0, 2]
 
 
 class _Running(Future):
@@ -753,3 +812,29 @@ def test_the_next_episodes_controller_waits_for_the_request_an_error_left_runnin
     with ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups") as control:
         _run(control, 1, policy.home)
     assert asked_when_waited == [1]  # finished: not waited for again
+
+
+def test_ctrl_c_while_waiting_for_a_hand_over_leaves_the_request_to_be_waited_for(decoder):
+    """Interrupted waiting for a background reply (Ctrl-C in a deterministic hand-over), the request was forgotten:
+    the next request to the policy raced it. It is left running (`close(wait=False)`'s), so the next reset waits."""
+    waited = []
+
+    class Interrupted(_Running):
+        def result(self, timeout=None):
+            raise KeyboardInterrupt
+
+        def exception(self, timeout=None):
+            waited.append(True)
+            self.set_result(None)  # it finishes: no longer left running
+
+    class Now(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            return Interrupted()
+
+    policy = Chunks(decoder, chunk=6)
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", executor=Now())
+    with pytest.raises(KeyboardInterrupt), control:
+        _run(control, 3, policy.home)
+    assert not waited
+    control.reset()
+    assert waited

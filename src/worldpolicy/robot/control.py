@@ -226,7 +226,9 @@ State = Any  # a state row as `Policy.act`'s `state=` takes it, a function retur
 class ChunkController:
     """Runs one policy's chunks on one robot with one strategy, a control tick per `step`. Call `step` at the
     embodiment's fps (`decoder.embodiment.fps`: the decoder's speed check assumes that rate), `reset` before each
-    episode, and `close` (or use it as a context manager) to let a background request finish.
+    episode, and `close` (or use it as a context manager) to let a background request finish. An episode's first
+    `step` waits for a whole request whatever the strategy (no chunk runs before its reply): take it before the loop's
+    clock starts (docs/robot.md).
 
     `policy`: anything with `act(observation, prompt) -> Prediction` (a `Policy`, a `RemotePolicy`, a sim backend).
     `decoder`: an `ActionDecoder` for the policy's embodiment and your robot (another embodiment is refused: when the
@@ -319,6 +321,7 @@ class ChunkController:
         self._pending: deque[_Request] = deque()  # requests in flight, oldest first (ensemble's: one per k ticks)
         self._last: JointTarget | None = None
         self._held_warned = self._dropped_warned = False  # each warned once per episode
+        self._reask = False  # a background request raised from the last step: the next one asks again (`step`)
 
     def step(self, observation: Observation, q_arm: np.ndarray, state: State = None) -> JointTarget:
         """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
@@ -327,12 +330,20 @@ class ChunkController:
         chunk is decoded from them. `state`: the state row a state-conditioned embodiment is asked with when the
         observation does not carry it (`state_history` >= 1 without `state_keys`), in the embodiment's columns and
         units, as `Policy.act`'s and `RemotePolicy.act`'s `state=`; or a function returning it, called when the
-        observation is read; each request carries the state read with its observation (None: no `state=`)."""
+        observation is read; each request carries the state read with its observation (None: no `state=`).
+        A request that failed raises from the step that takes its reply, which runs no tick; the next step (the same
+        tick) asks again: a background one in the background while the running chunk has an action for the tick, else
+        blocking, as the first."""
         t = self.tick
         if self.horizon is not None and t >= self.horizon:
             raise ValueError(f"step: tick {t} is at or past the horizon of {self.horizon} ticks given to reset; "
                              "reset() starts the next episode")
         q_arm = self._measured(q_arm)
+        if self._reask:  # the step before took a background request that raised (and ran no tick): ask again now,
+            self._reask = False  # in the background while the running chunk runs on; with none left, `_asks` blocks
+            if t in self._plan:
+                entry = self._plan[t][0]
+                self._ask_next(t, entry.prediction.chunk_size, observation, state)
         if self._asks(t):
             self._send(t, observation, state)
         if self._pending and self._landed(self._pending[0], t):  # one a tick: each lands on its own tick
@@ -470,11 +481,19 @@ class ChunkController:
         then sends the request for the chunk after it, in the background."""
         kind = self.strategy.kind
         reply = request.reply
-        pred, dt = reply.result() if isinstance(reply, Future) else reply
+        try:
+            pred, dt = reply.result() if isinstance(reply, Future) else reply
+        except BaseException:
+            if isinstance(reply, Future):
+                if reply.done():  # the background request raised: this step raises, running no tick; the next re-asks
+                    self._reask = True
+                else:  # interrupted while waiting for it (Ctrl-C): the next request to the policy waits for it first
+                    _leave_running(self.policy, reply)
+            raise
         skip = t - request.start  # the actions whose ticks passed while the arm ran on
         self.policy_s += dt
         k = self.execute_steps
-        handover = max(k, self.latency)  # async: ticks from a chunk's start to the next one's reply taking over
+        handover = self._handover
         left = self.horizon - t if self.horizon is not None else pred.chunk_size
         # execute runs k actions of a chunk, async until the next one takes over (the next chunk replaces the rest);
         # ensemble blends all; realtime async runs on until a reply lands, so all that remain
@@ -499,18 +518,32 @@ class ChunkController:
                 target = cmd.qpos[i] if cmd.gripper is None else np.append(cmd.qpos[i], cmd.gripper[i])
                 self._plan.setdefault(t + i, []).append(
                     _Planned(self.chunks, target, int(cmd.clipped_steps[i]), track[i], pred, i + skip))
-        # none whose reply could not run: landing at the horizon, or max(k, latency) >= T ticks on, past its whole
-        # chunk (every such reply would be dropped, and the arm hold for good); once this chunk runs out, the next
-        # request blocks instead, as the first does
-        if kind == "async" and handover < pred.chunk_size and (self.horizon is None or t + handover < self.horizon):
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
-            observed, row = ((request.observation, request.state) if request.observation is not None
-                             else self._observed(observation, state))
-            prefix = self._prefix(t, handover) if self.rtc else None
-            _wait_left_running(self.policy)  # none racing it (`_left_running`)
-            sent = self._executor.submit(self._request, observed, prefix, state=row)  # None: no `state=` (_request)
-            self._pending.append(_Request(sent, t, t, t + handover, None, None))
+        if kind == "async":
+            if request.observation is not None:  # the first request's follow-up: asked with its observation
+                observation, state = request.observation, request.state
+            self._ask_next(t, pred.chunk_size, observation, state)
+
+    def _ask_next(self, t: int, chunk: int, observation: Observation, state: State) -> None:
+        """`async`: send the request for the chunk after the running one (`chunk` actions long) at tick `t`, in the
+        background, its reply taking over max(k, latency) ticks on (realtime: at least). None whose reply could not
+        run: landing at the horizon, or max(k, latency) >= T ticks on, past its whole chunk (every such reply would be
+        dropped, and the arm hold for good); once the running chunk runs out, the next request blocks instead, as the
+        first does."""
+        handover = self._handover
+        if handover >= chunk or (self.horizon is not None and t + handover >= self.horizon):
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
+        observed, row = self._observed(observation, state)
+        prefix = self._prefix(t, handover) if self.rtc else None
+        _wait_left_running(self.policy)  # none racing it (`_left_running`)
+        sent = self._executor.submit(self._request, observed, prefix, state=row)  # None: no `state=` (_request)
+        self._pending.append(_Request(sent, t, t, t + handover, None, None))
+
+    @property
+    def _handover(self) -> int:
+        """`async`: the ticks from a chunk's start to the next one's reply taking over, max(k, latency)."""
+        return max(self.execute_steps, self.latency)
 
     def _prefix(self, t: int, handover: int) -> np.ndarray | None:
         """rtc: the running chunk's rows planned for ticks t, t + 1, ... until the next chunk can take over
