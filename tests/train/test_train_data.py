@@ -618,6 +618,94 @@ def test_cached_examples_are_in_the_model_space_inference_reads_gripper_flip_inc
     assert (stats["min"][7], stats["max"][7], stats["mean"][7]) == pytest.approx((0.05, 1.0, 1 - 0.5125))
 
 
+def test_a_latent_cache_is_read_lazily_from_its_file_and_equals_what_was_encoded(cache_parts, tmp_path, monkeypatch):
+    """The whole cache was held in RAM (each process of a run its own copy), so a large dataset's cache was refused
+    against the RAM: its latents are now a memory map of the file, read as a batch uses them. What the build encoded,
+    what the file holds read eagerly and the examples read lazily are the same bits; bytes changed on disk after the
+    cache is opened are what it reads (nothing was read when it opened), and its examples hold no latents of their
+    own."""
+    from safetensors.torch import load_file
+
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache
+
+    parts, layout, spec = cache_parts
+    encoded = []
+    real = sampler.encode_latents
+
+    def recording(vae, canvas):
+        out = real(vae, canvas)
+        encoded.append(out.clone())
+        return out
+
+    monkeypatch.setattr(sampler, "encode_latents", recording)
+    cache = LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, progress=False,
+                                      batch_size=3, shard_windows=3)
+    [path] = tmp_path.glob("latents-*.safetensors")
+    eager = load_file(str(path))
+    shape = eager["latents"].shape
+    built = torch.cat(encoded)[..., : shape[-2], : shape[-1]]
+    assert len(cache) == len(built) > 3 and torch.equal(built, eager["latents"])  # bit for bit
+    opened = LatentCache.load(path)
+    lazy, again = opened.model_examples(layout), cache.model_examples(layout)
+    for example, other, latents in zip(lazy, again, eager["latents"]):
+        assert torch.equal(example.latents, latents) and torch.equal(other.latents, latents)
+        assert torch.equal(example.actions, other.actions) and torch.equal(example.action_valid, other.action_valid)
+        assert example.token_ids == other.token_ids
+    # no latents read: the bytes on disk now are what the cache reads, in the cache a build returns too
+    header = int.from_bytes(path.read_bytes()[:8], "little")
+    begin = json.loads(path.read_bytes()[8:8 + header])["latents"]["data_offsets"][0]
+    window = eager["latents"][0].numel() * 4
+    with open(path, "r+b") as f:
+        f.seek(8 + header + begin + window)  # window 1's latents
+        f.write(torch.full((window // 4,), 7.0).numpy().tobytes())
+    for read in (opened, cache):
+        assert torch.equal(read.latents[1], torch.full_like(eager["latents"][1], 7.0))
+        assert torch.equal(read.latents[0], eager["latents"][0]) and torch.equal(read.latents[2], eager["latents"][2])
+    assert torch.equal(lazy[1].latents, torch.full_like(eager["latents"][1], 7.0))
+    # a view's writes stay in this process (copy-on-write): the file is not changed by training code
+    lazy[0].latents.add_(1.0)
+    assert torch.equal(load_file(str(path))["latents"][0], eager["latents"][0])
+
+
+def test_a_latent_cache_file_of_safetensors_own_writer_is_read_and_written_alike(tmp_path):
+    """Caches written before the lazy reader (by `safetensors.torch.save_file`, the same format version) are read as
+    they were, and the cache's own writer, which writes its latents a window at a time, writes what safetensors reads
+    back as the same tensors."""
+    from safetensors.torch import load_file, save_file
+
+    from worldpolicy.train.data import LatentCache
+
+    rng = np.random.default_rng(0)
+    latents = [torch.from_numpy(rng.standard_normal((4, 2, 3, 5)).astype(np.float32)) for _ in range(5)]
+    actions = [rng.standard_normal((CHUNK, 8)) for _ in range(5)]
+    valid = [rng.random(CHUNK) > 0.3 for _ in range(5)]
+    states = [rng.standard_normal(8) for _ in range(5)]
+    captions = [[[5, 6, 7]], [[5, 6, 7]], [[8, 9], [10, 11, 12]], [[5, 6, 7]], [[1]]]
+    index = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    meta = {"fingerprint": "abc", "windows": 5}
+    written = tmp_path / "ours.safetensors"
+    LatentCache(latents, actions, valid, states, captions, index, meta).save(written)
+    mine = load_file(str(written))
+    assert torch.equal(mine["latents"], torch.stack(latents))
+    assert torch.equal(mine["actions"], torch.from_numpy(np.stack(actions)))
+    assert torch.equal(mine["valid"], torch.from_numpy(np.stack(valid).astype(np.uint8)))
+    older = tmp_path / "older.safetensors"
+    save_file(mine, str(older), metadata={"worldpolicy": json.dumps(meta)})
+    for path in (written, older):
+        cache = LatentCache.load(path)
+        assert cache.meta == meta and cache.captions == captions and cache.index == index and len(cache) == 5
+        assert all(torch.equal(a, b) for a, b in zip(cache.latents, latents))
+        assert all(np.array_equal(a, b) for a, b in zip(cache.actions, actions))
+        assert all(np.array_equal(a, b) for a, b in zip(cache.valid, valid))
+        assert all(np.array_equal(a, b) for a, b in zip(cache.states, states))
+        assert cache.captions[0] is cache.captions[1]  # a task's windows share their caption ids
+    with pytest.raises(ValueError, match=r"latents: a piece of torch\.float32 \[4, 2, 3, 6\]"):
+        LatentCache([latents[0], torch.zeros(4, 2, 3, 6)], actions[:2], valid[:2], None, captions[:2], index[:2],
+                    {}).save(tmp_path / "uneven.safetensors")
+    assert not (tmp_path / "uneven.safetensors").exists()
+
+
 def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
     """A task holding phrasings split by " | " (Cosmos3-DROID's) was cached with one drawn per window, kept for every
     epoch; the cache now keeps them all (the trainer draws one per batch position: test_train_timesteps)."""
@@ -946,18 +1034,20 @@ def test_a_run_opens_its_dataset_once_and_reads_each_episode_for_finiteness_once
     assert len(opened) == 1 and sorted(read) == [0, 1]
 
 
-def test_a_latent_cache_past_the_ram_or_the_free_disk_is_refused_before_the_weights_load(train_config, tiny_checkpoint,
-                                                                                       tmp_path, monkeypatch, caplog):
-    """The latent cache holds every window's latents in RAM and its build writes them twice (shards, then the file):
-    at DROID's size (27 million windows at stride 1) the run was killed, or stopped on a full disk, hours into
-    encoding. Its size is estimated from the checkpoint's VAE config and the tier's canvas and refused past the RAM or
-    the cache folder's free space before anything loads, naming the numbers and the fixes; said when close."""
+def test_a_latent_cache_past_the_free_disk_or_actions_past_the_ram_are_refused_before_the_weights_load(
+        train_config, tiny_checkpoint, tmp_path, monkeypatch, caplog):
+    """The latent cache's build writes its latents twice (shards, then the file) and a run holds every window's
+    actions in RAM (the latents are read from the file as batches need them): at DROID's size (27 million windows at
+    stride 1) the run stopped on a full disk hours into encoding. The cache's size is estimated from the checkpoint's
+    VAE config and the tier's canvas and refused past the cache folder's free space, and the windows' actions past the
+    RAM, before anything loads, naming the numbers and the fixes; said when close. A cache larger than the RAM is
+    not refused."""
     import shutil
 
     from worldpolicy.engine import loading
     from worldpolicy.engine.loading import local_vae_config
     from worldpolicy.train.config import load_config
-    from worldpolicy.train.data import count_windows, window_bytes
+    from worldpolicy.train.data import SHARD_WINDOWS, count_windows, window_bytes, window_ram
     from worldpolicy.train.trainer import Trainer
 
     def fails(*args, **kwargs):
@@ -984,15 +1074,24 @@ def test_a_latent_cache_past_the_ram_or_the_free_disk_is_refused_before_the_weig
     each = window_bytes(spec, layout, trainer.frames, local_vae_config(tiny_checkpoint))
     size = each * (windows + 2)
     assert each > 4 * 16 * 4  # the latents of a window: channels x latent frames x grid, float32
-    memory[:] = [2 * size - 1, plenty]  # the build holds it twice while its file is written
+    from worldpolicy.train import trainer as trainer_module
+
+    # a build holds the latents of a shard (SHARD_WINDOWS, 256: the whole of this cache, made smaller here) at most
+    monkeypatch.setattr(trainer_module, "SHARD_WINDOWS", 2)
+    ram = window_ram(spec, layout) * (windows + 2) + 2 * each
+    assert SHARD_WINDOWS > windows + 2 and ram < size
+    memory[:] = [size - 1, plenty]  # the latents are not held in RAM: a cache larger than it trains
+    check()
+    memory[:] = [ram - 1, plenty]
     with pytest.raises(ValueError) as refused:
         check()
     text = str(refused.value)
     for named in (f"latent cache of {windows + 2} windows ({windows} training and 2 held-out", "data.stride 1",
-                  f"{each / 2**20:.2f} MiB a window", "more than this machine's", "a larger data.stride",
-                  "fewer data.episodes", "a machine with more RAM"):
+                  f"{each / 2**20:.2f} MiB a window", "actions and flags are held in RAM",
+                  f"about {window_ram(spec, layout)} bytes a window", "more than this machine's",
+                  "a larger data.stride", "fewer data.episodes", "a machine with more RAM"):
         assert named in text
-    memory[:] = [2 * size, size]  # fits, but not in what is available now
+    memory[:] = [2 * ram, ram - 1]  # fits, but not in what is available now
     check()
     assert "latent cache of" in caplog.text and "available now" in caplog.text
     memory[:] = [plenty, plenty]

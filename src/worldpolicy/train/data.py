@@ -2,7 +2,8 @@
 
 The VAE is frozen during fine-tuning, so each window is encoded once and kept on disk as one safetensors file keyed
 by a fingerprint of everything that shapes it (dataset files, embodiment, chunk, stride, canvas, VAE weights,
-tokenizer). A second run, a resumed run, or another rank reads the file instead of re-encoding. Encoding a real dataset
+tokenizer). A second run, a resumed run, or another rank reads the file instead of re-encoding, lazily: the latents
+are a memory map of it (`LatentCache.load`), so a cache larger than the RAM trains. Encoding a real dataset
 takes hours, so the windows encoded so far are kept in shards as they go (`LatentCache.build_or_load`): a build cut
 short by Ctrl-C, a crash or a kill continues where it stopped.
 Cameras are composed exactly as at inference (`processing.observations.frames_from_mapping`), captions are built by
@@ -233,7 +234,7 @@ def trained_frames(spec: WindowSpec, target: Embodiment, dataset=None) -> dict[s
 
 
 def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], vae_config: dict[str, Any]) -> int:
-    """About how many bytes one window takes in a `LatentCache` (held in RAM whole, and its file as large): its float32
+    """About how many bytes one window takes in a `LatentCache`'s file (read from it as batches need it): its float32
     latents, [z_dim, latent frames, latent height, latent width] as the checkpoint's VAE (`vae_config`: its
     config.json) encodes `spec.chunk_size + 1` frames of the composed size (`trained_frames`) on `target`'s tier canvas
     (`processing.observations.frames_canvas`), and its float64 actions and state, with their valid flags. Not counted:
@@ -245,6 +246,20 @@ def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], v
     latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4
     rows = spec.chunk_size + (1 if target.state_history else 0)
     return latents + rows * target.action_dim * 8 + spec.chunk_size
+
+
+# The Python and torch objects that hold one window's actions and flags in a loaded `LatentCache` and the trainer's
+# `ModelExample`, in bytes: about 1.5 KiB measured (`LatentCache.load`, then `model_examples`; torch 2.13)
+WINDOW_OBJECTS = 1536
+
+
+def window_ram(spec: WindowSpec, target: Embodiment) -> int:
+    """About how many bytes of RAM one window takes while a run trains on its `LatentCache`, its latents left out
+    (a memory map of the cache file, `LatentCache.load`: read as batches need them): its actions and state, physical
+    (float64, the cache's) and in model space (float32, the trainer's examples), their valid flags, and the objects
+    holding them (`WINDOW_OBJECTS`). Its caption ids are shared by the windows of one task, so not counted."""
+    rows = spec.chunk_size + (1 if target.state_history else 0)
+    return rows * target.action_dim * (8 + 4) + 2 * spec.chunk_size + WINDOW_OBJECTS
 
 
 # A camera whose frames the resolution tier's canvas would show this many times larger (on each side) is said. Not 2:
@@ -431,9 +446,12 @@ class LatentCache:
     (computed from these very actions) never invalidate the encoded latents. `captions[i]` holds the token ids of
     every phrasing window i's task has (`data.sampling.caption_variants`): the trainer draws one per step, so a
     caption-augmented dataset keeps its variety over epochs instead of one phrasing frozen per window.
+    `latents` is one tensor per window, or one tensor of them all; a cache read from disk (`load`, which a build
+    returns too) holds them as a memory map of its file, so its latents are never in RAM together: the RAM a cache
+    takes is its actions, flags and caption ids, and the pages of the windows a batch reads.
     """
 
-    def __init__(self, latents: list[torch.Tensor], actions: list[np.ndarray], valid: list[np.ndarray],
+    def __init__(self, latents: Sequence[torch.Tensor], actions: list[np.ndarray], valid: list[np.ndarray],
                  states: list[np.ndarray] | None, captions: list[list[list[int]]], index: list[tuple[int, int]],
                  meta: dict[str, Any]):
         self.latents, self.actions, self.valid, self.states = latents, actions, valid, states
@@ -452,8 +470,9 @@ class LatentCache:
                     raise ValueError(f"embodiment {emb.key!r} conditions on a state row but the cache holds no states")
                 rows = np.concatenate([to_model(emb, self.states[i][None], clip=True), rows], axis=0)
                 ok_rows = np.concatenate([[True], ok])
+            # the phrasing's list itself (shared by a task's windows, `load`): read, never changed
             out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
-                                    list(captions[0]), emb.domain_id, emb.state_history, float(emb.fps)))
+                                    captions[0], emb.domain_id, emb.state_history, float(emb.fps)))
         return out
 
     def action_stats(self, emb: Embodiment) -> dict[str, list[float]]:
@@ -520,6 +539,7 @@ class LatentCache:
         # what `cache_may_serve` reads before the weights load
         cache.meta["data_key"] = data_key(spec, embodiment, tier)
         cache.save(path)
+        cache = cls.load(path)  # read as a cache hit is: its latents from the file, not from the shards
         shutil.rmtree(partial, ignore_errors=True)
         return cache
 
@@ -530,7 +550,9 @@ class LatentCache:
         `SHARD_SECONDS`, whichever comes first, and when the build stops on any error or Ctrl-C, the windows encoded
         since the last shard are written to a new one (atomically, Ctrl-C held until it is written): a kill loses at
         most that much, anything else nothing but the batch being encoded. Shards end where a batch does, so a
-        continued build encodes the very batches an uninterrupted one would (the same `batch_size`)."""
+        continued build encodes the very batches an uninterrupted one would (the same `batch_size`). A shard's
+        latents, once written, are held as a memory map of it: the build holds in RAM the latents of at most a shard
+        and a batch, whatever the dataset's size."""
         from ..data.sampling import caption_variants
         from ..engine.sampler import encode_latents
         from ..logcapture import progress_bar
@@ -556,8 +578,10 @@ class LatentCache:
             if done > saved:
                 shard = cls(latents[saved:done], actions[saved:done], valid[saved:done],
                             states[saved:done] if emb.state_history else None, ids[saved:done], index[saved:done], {})
+                file = partial / f"windows-{saved:09d}.safetensors"
                 with sigint_deferred():
-                    shard.save(partial / f"windows-{saved:09d}.safetensors")
+                    shard.save(file)
+                    latents[saved:done] = _mapped(file, "latents")  # read back when the cache file is written
                     saved = done
             last = time.monotonic()
 
@@ -630,15 +654,14 @@ class LatentCache:
         return kept
 
     def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
+        """Write the cache as one safetensors file, its latents a window at a time (`_write_tensors`): a cache read
+        from disk (`load`) is saved without its latents ever held in RAM together."""
         rows = [tok for captions in self.captions for tok in captions]  # every phrasing of every window, in order
         lengths = [len(t) for t in rows]
         ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
         for i, tok in enumerate(rows):
             ids[i, : lengths[i]] = torch.tensor(tok)
         tensors = {
-            "latents": torch.stack(self.latents).contiguous(),
             "actions": torch.from_numpy(np.stack(self.actions).astype(np.float64)),
             "valid": torch.from_numpy(np.stack(self.valid).astype(np.uint8)),
             "index": torch.tensor(self.index, dtype=torch.long),
@@ -648,19 +671,79 @@ class LatentCache:
         }
         if self.states is not None:
             tensors["states"] = torch.from_numpy(np.stack(self.states).astype(np.float64))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"worldpolicy": json.dumps(self.meta)})
+        parts = {name: (t.dtype, list(t.shape), [t]) for name, t in tensors.items()}
+        first = self.latents[0]
+        parts["latents"] = (first.dtype, [len(self.latents), *first.shape], self.latents)
+        _write_tensors(path, parts, {"worldpolicy": json.dumps(self.meta)})
 
     @classmethod
     def load(cls, path: str | Path) -> LatentCache:
+        """The cache in `path`, its latents a memory map of the file (`_mapped`): nothing of them is read until a
+        window's are used, then only that window's pages, which the system may drop again (they are the file's, not
+        the process's), and the processes of a multi-GPU run share them. The rest (actions, flags, caption ids: a few
+        hundred bytes a window) is read now."""
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["worldpolicy"])
-            t = {k: f.get_tensor(k) for k in f.keys()}
+            t = {k: f.get_tensor(k) for k in f.keys() if k != "latents"}
         rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
-        captions = [[next(rows) for _ in range(count)] for count in t["caption_counts"].tolist()]
+        # one list for the windows of one task (thousands of windows each, hundreds of token ids a phrasing)
+        shared: dict[tuple[tuple[int, ...], ...], list[list[int]]] = {}
+        captions = [shared.setdefault(tuple(map(tuple, phrasings)), phrasings)
+                    for phrasings in ([next(rows) for _ in range(count)] for count in t["caption_counts"].tolist())]
         states = list(t["states"].numpy()) if "states" in t else None
-        return cls(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
+        return cls(_mapped(Path(path), "latents"), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
                    states, captions, [tuple(x) for x in t["index"].tolist()], meta)
+
+
+# safetensors' names of the dtypes a latent cache holds
+_DTYPE_NAMES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def _write_tensors(path: Path, parts: dict[str, tuple[torch.dtype, list[int], Sequence[torch.Tensor]]],
+                   metadata: dict[str, str]) -> None:
+    """A safetensors file (the format `safe_open` reads) written atomically, each tensor given as (dtype, shape, the
+    pieces that make it up along its first dimension, in order): a piece is read, written and let go, so a tensor
+    as large as the disk is written from a memory map with a window's worth of RAM. The tensors are laid out by
+    element size, largest first, so each starts aligned to its element size (as `_mapped` reads them)."""
+    order = sorted(parts, key=lambda name: -parts[name][0].itemsize)  # stable: names in the given order otherwise
+    header: dict[str, Any] = {"__metadata__": metadata}
+    at = 0
+    for name in order:
+        dtype, shape, _ = parts[name]
+        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        header[name] = {"dtype": _DTYPE_NAMES[dtype], "shape": shape, "data_offsets": [at, at + size]}
+        at += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors' own files do
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for name in order:
+            dtype, shape, pieces = parts[name]
+            written = 0
+            for piece in pieces:
+                if piece.dtype != dtype or (piece.dim() == len(shape) - 1 and list(piece.shape) != shape[1:]):
+                    raise ValueError(f"{name}: a piece of {piece.dtype} {list(piece.shape)} in a {dtype} {shape} "
+                                     "tensor (a latent cache's windows share one shape)")
+                data = piece.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+                f.write(memoryview(data))
+                written += data.nbytes
+            begin, end = header[name]["data_offsets"]
+            if written != end - begin:
+                raise ValueError(f"{name}: {written} bytes written for a {dtype} {shape} tensor of {end - begin}")
+
+
+def _mapped(path: Path, name: str) -> torch.Tensor:
+    """Tensor `name` of the safetensors file `path` as a copy-on-write memory map of it: reading it reads the file's
+    pages it touches, when it touches them; writing to it changes no file."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(size))[name]
+    begin, end = entry["data_offsets"]
+    dtype = next(dtype for dtype, text in _DTYPE_NAMES.items() if text == entry["dtype"])
+    raw = np.memmap(path, dtype=np.uint8, mode="c", offset=8 + size + begin, shape=(end - begin,))
+    return torch.from_numpy(raw).view(dtype).view(entry["shape"])
