@@ -1,16 +1,22 @@
-"""The memory a training run takes to open its latent cache and read every window once: the whole file read into RAM
-(how `LatentCache.load` read a cache before it was a memory map: every tensor copied out with `safe_open`, the
-latents split into one tensor per window) against `LatentCache.load` now (the latents a copy-on-write memory map of
-the file, read as a window is used), each then turned into the trainer's examples (`model_examples`) and every
-example's latents read once, as an epoch's batches read them (`flow.noise_example` casts them to float32 and uses
-them). One cache file of DROID-shaped windows (8 action columns and a state row, chunk 16) with random latents of
-`--latent` [channels, frames, height, width] is written once (the default: a DROID composite on tier 480's 544x736
-canvas, 16 times smaller a side, by a VAE of 16 channels, 5 latent frames: ~0.4 MiB a window). Each way is measured
-in a fresh process, for its peak RSS (VmHWM). What is resident at the end is split into anonymous memory (the
-process's own: the system cannot drop it, and with no swap a run past the RAM is killed) and file-backed pages (the
-map's: the system drops them when it needs the memory and reads them again from the disk when used again), so RSS
-counts the map's pages a run has read, which never pass the file's size nor make the run killed. The check: both
-ways read the same bits (a checksum of every window's latents).
+"""The memory a latent cache takes, before and after its latents became a memory map read as batches use them, each
+way in a fresh process, for its peak RSS (VmHWM). Two steps of a run, each side by side:
+
+- building: `--windows` encoded windows (random latents of `--latent` [channels, frames, height, width], made a
+  window at a time as the VAE's batches give them) kept until the cache file is written. Before: every window's
+  latents kept in RAM and stacked into one tensor for `safetensors.torch.save_file` (the build and `save` as they
+  were). After: as `LatentCache._build` does now: every `SHARD_WINDOWS` windows a shard is written and its latents
+  held as a map of it, and `LatentCache.save` writes the cache file from the maps a window at a time.
+- training: the cache opened, the trainer's examples made (`model_examples`) and every window's latents read once,
+  as an epoch's batches read them (`flow.noise_example` casts them to float32). Before: `LatentCache.load` as it was
+  (`safe_open`'s `get_tensor`, which safetensors itself returns as a copy-on-write map of the file for torch: so this
+  step was already lazy, by safetensors' implementation). After: `LatentCache.load`'s own map of the file.
+
+The windows are DROID-shaped (8 action columns and a state row, chunk 16); the default latents are a DROID composite
+on tier 480's 544x736 canvas, 16 times smaller a side, by a VAE of 16 channels, 5 latent frames: ~0.4 MiB a window.
+Peak RSS counts both kinds; what is resident at the end is split into anonymous memory (the process's own: the system cannot drop it, and with
+no swap a run past the RAM is killed) and file-backed pages (a map's: the system drops them when it needs the memory
+and reads them again when they are used again), so a map's pages a run has read count in RSS without ever making it
+killed. The check: every way writes and reads the same bits (a checksum of every window's latents).
 
     python benchmarks/bench_latent_cache.py [--windows 2000] [--latent 16x5x33x40]
 """
@@ -27,9 +33,11 @@ from pathlib import Path
 
 from _args import at_least, exit_if_failed, parser_for
 
-WAYS = ("read whole", "memory map")
+STEPS = ("build", "train")
+WAYS = ("before", "after")
 CHUNK = 16
 ACTION_DIM = 8
+MIB = 2**20
 
 
 def _status() -> dict[str, int]:
@@ -42,116 +50,177 @@ def _status() -> dict[str, int]:
     return fields
 
 
-def _write(path: Path, windows: int, latent: tuple[int, ...]) -> None:
-    """A cache file of `windows` windows, written a window at a time (`LatentCache.save`): this process never holds
-    them together either."""
-    from collections.abc import Sequence
-
+def _windows(windows: int):
+    """Every window's actions, flags, state, caption ids and (episode, start): what a build keeps besides latents."""
     import numpy as np
-    import torch
-
-    from worldpolicy.train.data import LatentCache
-
-    class Rows(Sequence):
-        def __len__(self) -> int:
-            return windows
-
-        def __getitem__(self, i):
-            if isinstance(i, slice):
-                return [self[j] for j in range(*i.indices(windows))]
-            if not -windows <= i < windows:
-                raise IndexError(i)
-            return torch.randn(latent, generator=torch.Generator().manual_seed(i % windows))
 
     rng = np.random.default_rng(0)
     actions = [rng.uniform(-0.5, 0.5, (CHUNK, ACTION_DIM)) for _ in range(windows)]
     states = [rng.uniform(-0.5, 0.5, ACTION_DIM) for _ in range(windows)]
     caption = [list(range(1000, 1100))]
-    LatentCache(Rows(), actions, [np.ones(CHUNK, bool)] * windows, states, [caption] * windows,
-                [(i // 100, i % 100) for i in range(windows)], {"windows": windows}).save(path)
+    return (actions, [np.ones(CHUNK, bool)] * windows, states, [caption] * windows,
+            [(i // 100, i % 100) for i in range(windows)])
 
 
-def _read_whole(path: Path):
-    """The cache as `LatentCache.load` read it before its latents were a memory map."""
-    from safetensors import safe_open
+def _encoded(i: int, latent: tuple[int, ...]):
+    """Window `i`'s latents, as the VAE gives them: new memory."""
+    import torch
 
-    from worldpolicy.train.data import LatentCache
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["worldpolicy"])
-        t = {k: f.get_tensor(k) for k in f.keys()}
-    rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
-    captions = [[next(rows) for _ in range(count)] for count in t["caption_counts"].tolist()]
-    states = list(t["states"].numpy()) if "states" in t else None
-    return LatentCache(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
-                       states, captions, [tuple(x) for x in t["index"].tolist()], meta)
+    return torch.randn(latent, generator=torch.Generator().manual_seed(i))
 
 
-def _measure(way: str, path: Path) -> dict:
-    """In this (fresh) process: open the cache `way`, make its examples, read every window's latents once."""
+def _build(way: str, folder: Path, windows: int, latent: tuple[int, ...]) -> None:
+    import numpy as np
+    import torch
+
+    from worldpolicy.train.data import SHARD_WINDOWS, LatentCache, _mapped
+
+    actions, valid, states, captions, index = _windows(windows)
+    path = folder / f"latents-{way}.safetensors"
+    if way == "before":
+        from safetensors.torch import save_file
+
+        latents = [_encoded(i, latent) for i in range(windows)]
+        rows = [tok for c in captions for tok in c]
+        ids = torch.tensor(rows, dtype=torch.long)
+        tensors = {"latents": torch.stack(latents).contiguous(),
+                   "actions": torch.from_numpy(np.stack(actions).astype(np.float64)),
+                   "valid": torch.from_numpy(np.stack(valid).astype(np.uint8)),
+                   "index": torch.tensor(index, dtype=torch.long), "token_ids": ids,
+                   "token_lengths": torch.tensor([len(t) for t in rows]),
+                   "caption_counts": torch.tensor([len(c) for c in captions]),
+                   "states": torch.from_numpy(np.stack(states).astype(np.float64))}
+        save_file(tensors, str(path), metadata={"worldpolicy": json.dumps({"windows": windows})})
+        return
+    latents: list = []
+    for start in range(0, windows, SHARD_WINDOWS):
+        done = min(start + SHARD_WINDOWS, windows)
+        latents += [_encoded(i, latent) for i in range(start, done)]
+        shard = folder / f"windows-{start:09d}.safetensors"
+        LatentCache(latents[start:done], actions[start:done], valid[start:done], states[start:done],
+                    captions[start:done], index[start:done], {}).save(shard)
+        latents[start:done] = _mapped(shard, "latents")
+    LatentCache(latents, actions, valid, states, captions, index, {"windows": windows}).save(path)
+
+
+def _train(way: str, path: Path):
+    """The cache opened `way`, the trainer's examples made from it and every window's latents read once; a digest."""
     import torch
 
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.train.data import LatentCache
 
-    emb = get_embodiment("droid")  # its imports before the first figure: what follows is the cache's
-    start = _status()
-    cache = _read_whole(path) if way == "read whole" else LatentCache.load(path)
+    emb = get_embodiment("droid")
+    if way == "before":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["worldpolicy"])
+            t = {k: f.get_tensor(k) for k in f.keys()}
+        rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
+        captions = [[next(rows) for _ in range(count)] for count in t["caption_counts"].tolist()]
+        cache = LatentCache(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
+                            list(t["states"].numpy()), captions, [tuple(x) for x in t["index"].tolist()], meta)
+        del t
+    else:
+        cache = LatentCache.load(path)
     examples = cache.model_examples(emb)
     del cache  # as the trainer keeps only its examples (and their captions)
-    opened = _status()
     digest = hashlib.sha256()
     for example in examples:
         latents = example.latents.to(dtype=torch.float32).unsqueeze(0)  # as `flow.noise_example` reads them
         digest.update(latents.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _measure(step: str, way: str, folder: Path, windows: int, latent: tuple[int, ...]) -> dict:
+    """In this (fresh) process: one step one way, with the memory before and after it (after the imports), and the
+    largest anonymous memory seen while it ran (sampled every 2 ms: the kernel keeps no peak of it)."""
+    import threading
+    import time
+
+    # imported before the first figure: what follows is the step's
+    import worldpolicy.embodiments
+    import worldpolicy.train.data  # noqa: F401
+
+    start = _status()
+    peak_anon = [start["RssAnon"]]
+    running = threading.Event()
+    running.set()
+
+    def sample() -> None:
+        while running.is_set():
+            peak_anon[0] = max(peak_anon[0], _status()["RssAnon"])
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if step == "build":
+        _build(way, folder, windows, latent)
+        digest = ""
+    else:
+        digest = _train(way, folder / "latents-after.safetensors")
+    running.clear()
+    sampler.join()
     done = _status()
-    return {"start": start, "opened": opened, "done": done, "digest": digest.hexdigest(), "windows": len(examples)}
+    return {"start": start, "done": done, "peak_anon": max(peak_anon[0], done["RssAnon"]), "digest": digest}
+
+
+def _line(step: str, way: str, r: dict) -> str:
+    start, done = r["start"], r["done"]
+
+    def grew(field: str) -> str:
+        return f"{(done[field] - start[field]) / MIB:+.0f}"
+
+    return (f"{step} {way:>6}: peak RSS {(done['VmHWM'] - start['VmRSS']) / MIB:+.0f} MiB (anonymous "
+            f"{(r['peak_anon'] - start['RssAnon']) / MIB:+.0f}) over the {start['VmRSS'] / MIB:.0f} MiB before it; "
+            f"resident at its end: anonymous {grew('RssAnon')} MiB, file-backed {grew('RssFile')} MiB")
 
 
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--windows", type=at_least(2), default=2000, help="windows in the cache (default 2000)")
     parser.add_argument("--latent", default="16x5x33x40", help="one window's latents, CxTxHxW (default 16x5x33x40)")
-    parser.add_argument("--measure", nargs=2, metavar=("WAY", "FILE"), help=argparse.SUPPRESS)  # a measuring process
+    parser.add_argument("--measure", nargs=3, metavar=("STEP", "WAY", "FOLDER"),
+                        help=argparse.SUPPRESS)  # a measuring process's
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(_measure(args.measure[0], Path(args.measure[1]))))
-        return
     try:
         latent = tuple(int(v) for v in args.latent.lower().split("x"))
     except ValueError:
         parser.error(f"--latent={args.latent!r}: expected CxTxHxW, e.g. 16x5x33x40")
     if len(latent) != 4 or min(latent) < 1:
         parser.error(f"--latent={args.latent!r}: expected four sizes >= 1 (CxTxHxW), e.g. 16x5x33x40")
-    mib = 2**20
+    if args.measure:
+        step, way, folder = args.measure
+        print(json.dumps(_measure(step, way, Path(folder), args.windows, latent)))
+        return
+    results: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "latents.safetensors"
-        _write(path, args.windows, latent)
-        size = path.stat().st_size
-        print(f"cache of {args.windows} windows, latents {'x'.join(map(str, latent))} float32: "
-              f"{size / mib:.1f} MiB on disk")
-        results = {}
-        for way in WAYS:
-            done = subprocess.run([sys.executable, __file__, "--measure", way, str(path)], check=True,
-                                  capture_output=True, text=True)
-            results[way] = json.loads(done.stdout.splitlines()[-1])
-    for way, r in results.items():
-        base = r["start"]["VmRSS"]
-        print(f"{way:>11}: after opening: RSS +{(r['opened']['VmRSS'] - base) / mib:.0f} MiB (anonymous "
-              f"+{(r['opened']['RssAnon'] - r['start']['RssAnon']) / mib:.0f}); after reading every window: "
-              f"RSS +{(r['done']['VmRSS'] - base) / mib:.0f} MiB (anonymous "
-              f"+{(r['done']['RssAnon'] - r['start']['RssAnon']) / mib:.0f}, file-backed "
-              f"+{(r['done']['RssFile'] - r['start']['RssFile']) / mib:.0f}); peak RSS {r['done']['VmHWM'] / mib:.0f} "
-              f"MiB (from {base / mib:.0f} MiB before opening)")
-    whole, mapped = results["read whole"], results["memory map"]
-    grown = {way: r["done"]["VmHWM"] - r["start"]["VmRSS"] for way, r in results.items()}
-    anon = {way: r["done"]["RssAnon"] - r["start"]["RssAnon"] for way, r in results.items()}
-    print(f"peak RSS growth, read whole / memory map: {grown['read whole'] / max(grown['memory map'], 1):.2f}x; "
-          f"anonymous memory held after an epoch, read whole / memory map: "
-          f"{anon['read whole'] / max(anon['memory map'], mib):.1f}x")
-    same = whole["digest"] == mapped["digest"] and whole["windows"] == mapped["windows"] == args.windows
-    print(f"same latents read both ways: {same}")
-    exit_if_failed({"both ways read the same latents": same})
+        for step in STEPS:  # the build's files first: training reads the one written "after"
+            for way in WAYS:
+                done = subprocess.run([sys.executable, __file__, "--windows", str(args.windows), "--latent",
+                                       args.latent, "--measure", step, way, tmp], check=True, capture_output=True,
+                                      text=True)
+                results[step, way] = json.loads(done.stdout.splitlines()[-1])
+        files = {way: Path(tmp, f"latents-{way}.safetensors") for way in WAYS}
+        size = files["after"].stat().st_size
+        from safetensors.torch import load_file
+
+        written = {way: load_file(str(path)) for way, path in files.items()}
+        same_files = written["before"].keys() == written["after"].keys() and all(
+            written["before"][k].equal(written["after"][k]) for k in written["before"])
+        del written
+    print(f"cache of {args.windows} windows, latents {'x'.join(map(str, latent))} float32: {size / MIB:.1f} MiB on disk")
+    for (step, way), r in results.items():
+        print(_line(step, way, r))
+    for step in STEPS:
+        peak = {way: results[step, way]["done"]["VmHWM"] - results[step, way]["start"]["VmRSS"] for way in WAYS}
+        anon = {way: results[step, way]["peak_anon"] - results[step, way]["start"]["RssAnon"] for way in WAYS}
+        print(f"{step}: peak RSS growth before / after: {peak['before'] / max(peak['after'], MIB):.2f}x; peak "
+              f"anonymous growth before / after: {anon['before'] / max(anon['after'], MIB):.2f}x")
+    same = same_files and results["train", "before"]["digest"] == results["train", "after"]["digest"]
+    print(f"same latents written and read every way: {same}")
+    exit_if_failed({"every way writes and reads the same latents": same})
 
 
 if __name__ == "__main__":
