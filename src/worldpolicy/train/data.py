@@ -680,8 +680,8 @@ class LatentCache:
     def load(cls, path: str | Path) -> LatentCache:
         """The cache in `path`, its latents a memory map of the file (`_mapped`): nothing of them is read until a
         window's are used, then only that window's pages, which the system may drop again (they are the file's, not
-        the process's), and the processes of a multi-GPU run share them. The rest (actions, flags, caption ids: a few
-        hundred bytes a window) is read now."""
+        the process's), and the processes of a multi-GPU run share them. The rest (actions, flags, caption ids: about
+        1-3 KiB a window with the objects holding them, `window_ram`) is read now."""
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
