@@ -2,14 +2,16 @@
 way in a fresh process, for its peak RSS (VmHWM). Two steps of a run, each side by side:
 
 - building: `--windows` encoded windows (random latents of `--latent` [channels, frames, height, width], made a
-  window at a time as the VAE's batches give them) kept until the cache file is written. Before: every window's
-  latents kept in RAM and stacked into one tensor for `safetensors.torch.save_file` (the build and `save` as they
-  were). After: as `LatentCache._build` does now: every `SHARD_WINDOWS` windows a shard is written and its latents
-  held as a map of it, and `LatentCache.save` writes the cache file from the maps a window at a time.
+  window at a time as the VAE's batches give them) kept until the cache is written. Before: every window's latents
+  kept in RAM and stacked into one tensor for `safetensors.torch.save_file`, one file (the build and `save` as they
+  were). After: as `LatentCache._build` and `build_or_load` do now: every `SHARD_WINDOWS` windows a shard is written
+  (`LatentCache.save`, safetensors' `save_file`) and its latents held as safetensors' map of it (`_read_shard`); the
+  shards, the meta beside them and the folder renamed, are the cache.
 - training: the cache opened, the trainer's examples made (`model_examples`) and every window's latents read once,
-  as an epoch's batches read them (`flow.noise_example` casts them to float32). Before: `LatentCache.load` as it was
-  (`safe_open`'s `get_tensor`, which safetensors itself returns as a copy-on-write map of the file for torch: so this
-  step was already lazy, by safetensors' implementation). After: `LatentCache.load`'s own map of the file.
+  as an epoch's batches read them (`flow.noise_example` casts them to float32). Before: `LatentCache.load` of the one
+  file as it was (`safe_open`'s `get_tensor`, which safetensors itself returns as a copy-on-write map of the file for
+  torch: so this step was already lazy, by safetensors' implementation). After: `LatentCache.load` of the folder: the
+  same maps, one a shard, and views of them a window.
 
 The windows are DROID-shaped (8 action columns and a state row, chunk 16); the default latents are a DROID composite
 on tier 480's 544x736 canvas, 16 times smaller a side, by a VAE of 16 channels, 5 latent frames: ~0.4 MiB a window.
@@ -73,11 +75,12 @@ def _build(way: str, folder: Path, windows: int, latent: tuple[int, ...]) -> Non
     import numpy as np
     import torch
 
-    from worldpolicy.train.data import SHARD_WINDOWS, LatentCache, _mapped
+    from worldpolicy.fileio import replace_folder, write_json_atomic
+    from worldpolicy.train.data import CACHE_META, SHARD_WINDOWS, LatentCache, _read_shard
 
     actions, valid, states, captions, index = _windows(windows)
-    path = folder / f"latents-{way}.safetensors"
     if way == "before":
+        path = folder / "latents-before.safetensors"
         from safetensors.torch import save_file
 
         latents = [_encoded(i, latent) for i in range(windows)]
@@ -92,15 +95,17 @@ def _build(way: str, folder: Path, windows: int, latent: tuple[int, ...]) -> Non
                    "states": torch.from_numpy(np.stack(states).astype(np.float64))}
         save_file(tensors, str(path), metadata={"worldpolicy": json.dumps({"windows": windows})})
         return
+    partial = folder / "latents-after.partial"
     latents: list = []
     for start in range(0, windows, SHARD_WINDOWS):
         done = min(start + SHARD_WINDOWS, windows)
         latents += [_encoded(i, latent) for i in range(start, done)]
-        shard = folder / f"windows-{start:09d}.safetensors"
+        shard = partial / f"windows-{start:09d}.safetensors"
         LatentCache(latents[start:done], actions[start:done], valid[start:done], states[start:done],
                     captions[start:done], index[start:done], {}).save(shard)
-        latents[start:done] = _mapped(shard, "latents")
-    LatentCache(latents, actions, valid, states, captions, index, {"windows": windows}).save(path)
+        latents[start:done] = _read_shard(shard).latents
+    write_json_atomic(partial / CACHE_META, {"windows": windows})
+    replace_folder(partial, folder / "latents-after")
 
 
 def _train(way: str, path: Path):
@@ -159,7 +164,7 @@ def _measure(step: str, way: str, folder: Path, windows: int, latent: tuple[int,
         _build(way, folder, windows, latent)
         digest = ""
     else:
-        digest = _train(way, folder / "latents-after.safetensors")
+        digest = _train(way, folder / ("latents-before.safetensors" if way == "before" else "latents-after"))
     running.clear()
     sampler.join()
     done = _status()
@@ -196,21 +201,24 @@ def main() -> None:
         return
     results: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for step in STEPS:  # the build's files first: training reads the one written "after"
+        for step in STEPS:  # the build's files first: training reads what each way wrote
             for way in WAYS:
                 done = subprocess.run([sys.executable, __file__, "--windows", str(args.windows), "--latent",
                                        args.latent, "--measure", step, way, tmp], check=True, capture_output=True,
                                       text=True)
                 results[step, way] = json.loads(done.stdout.splitlines()[-1])
-        files = {way: Path(tmp, f"latents-{way}.safetensors") for way in WAYS}
-        size = files["after"].stat().st_size
+        shards = sorted(Path(tmp, "latents-after").glob("windows-*.safetensors"))
+        size = sum(shard.stat().st_size for shard in shards)
+        import torch
         from safetensors.torch import load_file
 
-        written = {way: load_file(str(path)) for way, path in files.items()}
-        same_files = written["before"].keys() == written["after"].keys() and all(
-            written["before"][k].equal(written["after"][k]) for k in written["before"])
-        del written
-    print(f"cache of {args.windows} windows, latents {'x'.join(map(str, latent))} float32: {size / MIB:.1f} MiB on disk")
+        before = load_file(str(Path(tmp, "latents-before.safetensors")))
+        after = [load_file(str(shard)) for shard in shards]
+        same_files = all(before[k].equal(torch.cat([part[k] for part in after]))
+                         for k in ("latents", "actions", "valid", "states", "index"))
+        del before, after
+    print(f"cache of {args.windows} windows, latents {'x'.join(map(str, latent))} float32: {size / MIB:.1f} MiB on disk "
+          f"({len(shards)} shard{'s' if len(shards) > 1 else ''})")
     for (step, way), r in results.items():
         print(_line(step, way, r))
     for step in STEPS:

@@ -514,11 +514,11 @@ class Trainer:
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
     def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int) -> None:
-        """The latent cache's build writes its latents to disk twice (the shards it keeps as it encodes, then the one
-        file), and a run holds every window's actions and flags in RAM (the latents are read from the file as batches
-        need them: `LatentCache.load`): a cache larger than the free space of its folder, or windows whose actions
-        pass the RAM, are refused before any weights load, else the run stops hours into encoding (DROID at
-        data.stride 1 is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet:
+        """The latent cache's build writes its latents to disk once (the shards it keeps as it encodes are the
+        finished cache), and a run holds every window's actions and flags in RAM (the latents are read from the
+        shards as batches need them: `LatentCache.load`): a cache larger than the free space of its folder, or windows
+        whose actions pass the RAM, are refused before any weights load, else the run stops hours into encoding (DROID
+        at data.stride 1 is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet:
         not judged) and the composed frames on the tier's canvas (`window_bytes`, `window_ram`); said when close (over
         CACHE_CLOSE of it)."""
         from ..engine.loading import device_memory, gib, local_vae_config
@@ -531,14 +531,15 @@ class Trainer:
         size = each * (windows + held_out)
         building = self._checked  # else a finished cache of this data is read: no room taken
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds its own
-        # every window's actions, by each process; a build also holds the latents of a shard not yet written
-        shard = min(SHARD_WINDOWS, windows + held_out) * each if building else 0
+        # every window's actions, by each process; a build also holds the latents of a shard not yet written, twice
+        # while safetensors writes it (stacked into one tensor)
+        shard = 2 * min(SHARD_WINDOWS, windows + held_out) * each if building else 0
         ram = window_ram(spec, layout) * (windows + held_out) * processes + shard
         cache_dir = Path(self._cache_dir)
         # an interrupted build's shards are written already (any build's: which is this one's is known once the VAE
         # loads, so a folder of other builds' shards is judged leniently)
         kept = sum(f.stat().st_size for f in cache_dir.glob("latents-*.partial/*") if f.is_file())
-        disk = max(2 * size - kept, 0) if building else 0
+        disk = max(size - kept, 0) if building else 0
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
         total, available = device_memory(torch.device("cpu"))
@@ -555,9 +556,9 @@ class Trainer:
             raise ValueError(f"{what}; {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
                              f"would kill the run, hours into encoding); {fewer}, or train on a machine with more RAM")
         if disk > free:
-            raise ValueError(f"{what}, written twice to data.cache_dir {str(cache_dir)!r} as it is built (the shards "
-                             f"it keeps as it encodes, then the one file): {gib(disk)} more, and {str(folder)!r} has "
-                             f"{gib(free)} free; {fewer}, or point data.cache_dir at a disk with the room")
+            raise ValueError(f"{what}, written to data.cache_dir {str(cache_dir)!r} as it is built: {gib(disk)} more, "
+                             f"and {str(folder)!r} has {gib(free)} free; {fewer}, or point data.cache_dir at a disk "
+                             "with the room")
         if self.rank != 0:
             return
         if total is not None and (ram > CACHE_CLOSE * total or (available is not None and ram > available)):
@@ -565,7 +566,7 @@ class Trainer:
                            "training itself may not fit beside it; %s", what, held, gib(ram), gib(total),
                            gib(available) if available is not None else "unknown", fewer)
         if disk > CACHE_CLOSE * free:
-            logger.warning("%s, written twice to data.cache_dir %r as it is built: %s more, of the %s free in %r; %s, "
+            logger.warning("%s, written to data.cache_dir %r as it is built: %s more, of the %s free in %r; %s, "
                            "or point data.cache_dir at a disk with more room", what, str(cache_dir), gib(disk),
                            gib(free), str(folder), fewer)
 
@@ -621,8 +622,7 @@ class Trainer:
                        else "it is writable (or data.cache_dir names a folder that is)")
                 raise OSError(code, f"writing the latent cache in {cache_dir!r} failed ({os.strerror(code)}): the "
                                     f"windows encoded so far are kept there, and the same command continues from them "
-                                    f"once {fix}; the finished cache is one file written beside those shards, as "
-                                    "large as they are together") from exc
+                                    f"once {fix}") from exc
 
         held_out = None
         if self.rank == 0:
