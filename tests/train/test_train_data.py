@@ -624,24 +624,30 @@ def test_a_latent_cache_is_read_lazily_from_its_shards_and_equals_what_was_encod
     against the RAM: its latents are now views of memory maps of its shards, read as a batch uses them. What the build
     encoded, what the shards hold read eagerly and the examples read lazily are the same bits; bytes changed on disk
     after the cache is opened are what it reads (nothing was read when it opened), and its examples hold no latents of
-    their own."""
+    their own; nor does the build hold the latents of the shards it wrote."""
+    import weakref
+
     from safetensors.torch import load_file
 
     from worldpolicy.engine import sampler
     from worldpolicy.train.data import CACHE_META, LatentCache
 
     parts, layout, spec = cache_parts
-    encoded = []
+    encoded, outputs, held = [], [], []
     real = sampler.encode_latents
 
     def recording(vae, canvas):
+        # the latents of the batches before the last (each a shard, written): the build holds none of them
+        held.append(sum(ref() is not None for ref in outputs[:-1]))
         out = real(vae, canvas)
         encoded.append(out.clone())
+        outputs.append(weakref.ref(out))
         return out
 
     monkeypatch.setattr(sampler, "encode_latents", recording)
     cache = LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, progress=False,
                                       batch_size=3, shard_windows=3)
+    assert len(held) > 2 and held == [0] * len(held)
     [folder] = tmp_path.glob("latents-*-v3")
     shards = sorted(folder.glob("windows-*.safetensors"))
     assert sorted(p.name for p in folder.iterdir()) == [CACHE_META, *(p.name for p in shards)] and len(shards) > 1
