@@ -742,12 +742,14 @@ def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
     older = [path.with_name(path.name.replace("-v3", end)) for end in (".safetensors", "-v2.safetensors")]
     for file in older:
         file.write_bytes(b"")
+    (interrupted := path.with_name(path.name.replace("-v3", "-v2.partial"))).mkdir()
     with caplog.at_level("WARNING", logger="worldpolicy.train.data"):
         again = LatentCache.build_or_load(replace(spec, dataset=str(root)), layout, parts["vae"], parts["tokenizer"],
                                           tmp_path / "cache", progress=False)
     assert again.captions == cache.captions
     for file in older:
-        assert f"{file}: a latent cache of an older worldpolicy (one file), not read; delete it" in caplog.text
+        assert f"{file}: a latent cache (one file) of an older worldpolicy, not read; delete it" in caplog.text
+    assert f"{interrupted}: an interrupted build of an older worldpolicy, not read; delete it" in caplog.text
     assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)
 
 

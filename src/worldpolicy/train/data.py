@@ -522,10 +522,11 @@ class LatentCache:
             raise changed_data(spec.dataset)
         path = cache_folder(cache_dir, key)
         partial = path.with_name(path.name + ".partial")  # the fingerprint in the name: others' shards never mix in
-        for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors"):
+        for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):
             if (Path(cache_dir) / older).exists():
-                logger.warning("%s: a latent cache of an older worldpolicy (one file), not read; delete it to free its "
-                               "space", Path(cache_dir) / older)
+                what = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
+                logger.warning("%s: %s of an older worldpolicy, not read; delete it to free its space",
+                               Path(cache_dir) / older, what)
         if (path / CACHE_META).exists():
             logger.info("latent cache hit: %s", path)
             cache = cls.load(path)
