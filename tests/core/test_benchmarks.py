@@ -96,6 +96,16 @@ def test_dataset_select_prints_the_copy_against_encoding_again():
     assert re.search(r"encoded again / copied: \d+\.\d+x", out), out
 
 
+def test_latent_cache_prints_the_memory_of_building_and_reading_it_before_and_after():
+    out = _ran("bench_latent_cache.py", "--windows", "4", "--latent", "2x2x4x4")
+    for step in ("build", "train"):
+        for way in ("before", " after"):
+            assert re.search(rf"{step} {way}: peak RSS [+-]\d+ MiB \(anonymous [+-]\d+\) over the \d+ MiB before it; "
+                             rf"resident at its end: anonymous [+-]\d+ MiB, file-backed [+-]\d+ MiB", out), out
+        assert re.search(rf"{step}: peak RSS growth before / after: \d+\.\d+x; peak anonymous growth", out), out
+    assert "same latents written and read every way: True" in out, out
+
+
 def test_dataset_prints_each_steps_cost_per_episode_at_each_size():
     out = _ran("bench_dataset.py", "--sizes", "6,12", "--frames", "3", "--per-file", "4")
     for n in (6, 12):
@@ -299,6 +309,8 @@ def test_help_shows_the_whole_description(script):
     ("bench_dataset_select.py", ["--size", "15x16"], "--size='15x16': each side must be even and >= 16"),
     ("bench_dataset.py", ["--sizes", "1000"], "--sizes='1000': expected two or more episode counts >= 1"),
     ("bench_dataset.py", ["--frames", "1"], "argument --frames: expected an integer >= 2, got '1'"),
+    ("bench_latent_cache.py", ["--windows", "1"], "argument --windows: expected an integer >= 2, got '1'"),
+    ("bench_latent_cache.py", ["--latent", "4x2x8"], "--latent='4x2x8': expected four sizes >= 1 (CxTxHxW)"),
     ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
     ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
     ("bench_video_decode.py", ["--part", "blocks", "--gop", "0"], "argument --gop: expected an integer >= 1, got '0'"),

@@ -116,7 +116,7 @@ def test_latent_cache_is_reused_and_invalidated_by_new_vae_weights(cache_parts, 
         return LatentCache.build_or_load(spec, layout, vae, parts["tokenizer"], tmp_path, progress=False)
 
     first = build(parts["vae"])
-    assert sum(calls) == len(first) > 0 and len(list(tmp_path.glob("latents-*.safetensors"))) == 1
+    assert sum(calls) == len(first) > 0 and len(list(tmp_path.glob("latents-*-v3"))) == 1
     calls.clear()
     second = build(parts["vae"])
     assert calls == []  # read from disk, nothing encoded
@@ -134,7 +134,7 @@ def test_latent_cache_is_reused_and_invalidated_by_new_vae_weights(cache_parts, 
     third = build(vae)
     assert sum(calls) == len(third)  # new weights, new fingerprint: encoded again
     assert third.meta["fingerprint"] != first.meta["fingerprint"]
-    assert len(list(tmp_path.glob("latents-*.safetensors"))) == 2
+    assert len(list(tmp_path.glob("latents-*-v3"))) == 2
     assert any(not torch.equal(a, b) for a, b in zip(first.latents, third.latents))
 
     # the cached examples are model space for the embodiment: state row first, then the chunk, actions normalised
@@ -618,6 +618,103 @@ def test_cached_examples_are_in_the_model_space_inference_reads_gripper_flip_inc
     assert (stats["min"][7], stats["max"][7], stats["mean"][7]) == pytest.approx((0.05, 1.0, 1 - 0.5125))
 
 
+def test_a_latent_cache_is_read_lazily_from_its_shards_and_equals_what_was_encoded(cache_parts, tmp_path,
+                                                                                     monkeypatch):
+    """The whole cache was held in RAM (each process of a run its own copy), so a large dataset's cache was refused
+    against the RAM: its latents are now views of memory maps of its shards, read as a batch uses them. What the build
+    encoded, what the shards hold read eagerly and the examples read lazily are the same bits; bytes changed on disk
+    after the cache is opened are what it reads (nothing was read when it opened), and its examples hold no latents of
+    their own; nor does the build hold the latents of the shards it wrote."""
+    import weakref
+
+    from safetensors.torch import load_file
+
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import CACHE_META, LatentCache
+
+    parts, layout, spec = cache_parts
+    encoded, outputs, held = [], [], []
+    real = sampler.encode_latents
+
+    def recording(vae, canvas):
+        # the latents of the batches before the last (each a shard, written): the build holds none of them
+        held.append(sum(ref() is not None for ref in outputs[:-1]))
+        out = real(vae, canvas)
+        encoded.append(out.clone())
+        outputs.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(sampler, "encode_latents", recording)
+    cache = LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, progress=False,
+                                      batch_size=3, shard_windows=3)
+    assert len(held) > 2 and held == [0] * len(held)
+    [folder] = tmp_path.glob("latents-*-v3")
+    shards = sorted(folder.glob("windows-*.safetensors"))
+    assert sorted(p.name for p in folder.iterdir()) == [CACHE_META, *(p.name for p in shards)] and len(shards) > 1
+    eager = torch.cat([load_file(str(shard))["latents"] for shard in shards])
+    built = torch.cat(encoded)[..., : eager.shape[-2], : eager.shape[-1]]
+    assert len(cache) == len(built) > 3 and torch.equal(built, eager)  # bit for bit
+    opened = LatentCache.load(folder)
+    lazy, again = opened.model_examples(layout), cache.model_examples(layout)
+    for example, other, latents in zip(lazy, again, eager):
+        assert torch.equal(example.latents, latents) and torch.equal(other.latents, latents)
+        assert torch.equal(example.actions, other.actions) and torch.equal(example.action_valid, other.action_valid)
+        assert example.token_ids == other.token_ids
+    # no latents read: the bytes on disk now are what the cache reads, in the cache a build returns too (window 4:
+    # the second shard's second window, found by its bytes)
+    raw = shards[1].read_bytes()
+    at = raw.find(eager[4].numpy().tobytes())
+    assert at > 0 and raw.count(eager[4].numpy().tobytes()) == 1
+    with open(shards[1], "r+b") as f:
+        f.seek(at)
+        f.write(torch.full_like(eager[4], 7.0).numpy().tobytes())
+    for read in (opened, cache):
+        assert torch.equal(read.latents[4], torch.full_like(eager[4], 7.0))
+        assert torch.equal(read.latents[3], eager[3]) and torch.equal(read.latents[5], eager[5])
+    assert torch.equal(lazy[4].latents, torch.full_like(eager[4], 7.0))
+    # a view's writes stay in this process (copy-on-write): the file is not changed by training code
+    lazy[0].latents.add_(1.0)
+    assert torch.equal(load_file(str(shards[0]))["latents"][0], eager[0])
+
+
+def test_a_latent_cache_folder_is_its_shards_in_order_as_safetensors_wrote_them(tmp_path):
+    """A cache is the shards `save` writes with safetensors' own writer and its meta beside them: read back as the
+    same windows, in the shards' order, a task's windows sharing their caption ids; a folder missing a shard is named
+    rather than read short."""
+    from safetensors.torch import load_file
+
+    from worldpolicy.fileio import write_json_atomic
+    from worldpolicy.train.data import CACHE_META, LatentCache
+
+    rng = np.random.default_rng(0)
+    latents = [torch.from_numpy(rng.standard_normal((4, 2, 3, 5)).astype(np.float32)) for _ in range(5)]
+    actions = [rng.standard_normal((CHUNK, 8)) for _ in range(5)]
+    valid = [rng.random(CHUNK) > 0.3 for _ in range(5)]
+    states = [rng.standard_normal(8) for _ in range(5)]
+    captions = [[[5, 6, 7]], [[5, 6, 7]], [[8, 9], [10, 11, 12]], [[5, 6, 7]], [[1]]]
+    index = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    meta = {"fingerprint": "abc", "windows": 5}
+    folder = tmp_path / "latents-abc-v3"
+    for start, end in ((0, 2), (2, 5)):
+        LatentCache(latents[start:end], actions[start:end], valid[start:end], states[start:end],
+                    captions[start:end], index[start:end], {}).save(folder / f"windows-{start:09d}.safetensors")
+    write_json_atomic(folder / CACHE_META, meta)
+    first = load_file(str(folder / "windows-000000000.safetensors"))
+    assert torch.equal(first["latents"], torch.stack(latents[:2]))
+    assert torch.equal(first["valid"], torch.from_numpy(np.stack(valid[:2]).astype(np.uint8)))
+    cache = LatentCache.load(folder)
+    assert cache.meta == meta and cache.captions == captions and cache.index == index and len(cache) == 5
+    assert all(torch.equal(a, b) for a, b in zip(cache.latents, latents))
+    assert all(np.array_equal(a, b) for a, b in zip(cache.actions, actions))
+    assert all(np.array_equal(a, b) for a, b in zip(cache.valid, valid))
+    assert all(np.array_equal(a, b) for a, b in zip(cache.states, states))
+    assert cache.captions[0] is cache.captions[1]  # a task's windows share their caption ids
+    (folder / "windows-000000002.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"latents-abc-v3' holds 2 windows in its shards, not the 5 it was built "
+                                         r"with: delete that folder to encode it again"):
+        LatentCache.load(folder)
+
+
 def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
     """A task holding phrasings split by " | " (Cosmos3-DROID's) was cached with one drawn per window, kept for every
     epoch; the cache now keeps them all (the trainer draws one per batch position: test_train_timesteps)."""
@@ -639,26 +736,30 @@ def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
     assert len(cache) > 1 and all(captions == expected for captions in cache.captions)
     assert [p in parts["tokenizer"].decode(ids) for ids, p in zip(expected, phrasings)] == [True] * 3
     assert " | " not in parts["tokenizer"].decode(expected[0])
-    [path] = (tmp_path / "cache").glob("latents-*.safetensors")
+    [path] = (tmp_path / "cache").glob("latents-*-v3")
     assert LatentCache.load(path).captions == cache.captions
-    older = path.with_name(path.name.replace("-v2.", "."))  # an older worldpolicy's: one phrasing per window
-    older.write_bytes(b"")
+    # an older worldpolicy's: one file, of one phrasing per window (no version in the name), or of them all (v2)
+    older = [path.with_name(path.name.replace("-v3", end)) for end in (".safetensors", "-v2.safetensors")]
+    for file in older:
+        file.write_bytes(b"")
+    (interrupted := path.with_name(path.name.replace("-v3", "-v2.partial"))).mkdir()
     with caplog.at_level("WARNING", logger="worldpolicy.train.data"):
         again = LatentCache.build_or_load(replace(spec, dataset=str(root)), layout, parts["vae"], parts["tokenizer"],
                                           tmp_path / "cache", progress=False)
-    assert again.captions == cache.captions and f"{older}: a latent cache of an older worldpolicy" in caplog.text
+    assert again.captions == cache.captions
+    for file in older:
+        assert f"{file}: a latent cache (one file) of an older worldpolicy, not read; delete it" in caplog.text
+    assert f"{interrupted}: an interrupted build of an older worldpolicy, not read; delete it" in caplog.text
     assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)
 
 
 def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_parts, tmp_path, monkeypatch, caplog):
     """Encoding a real dataset takes hours and a Ctrl-C, crash or kill part-way lost all of it: the next run encoded
-    from window 0. The windows encoded so far are now kept in shards, and a rerun encodes only the rest, into the very
-    file an uninterrupted build writes."""
-    from safetensors import safe_open
-
+    from window 0. The windows encoded so far are now kept in shards, and a rerun encodes only the rest: its cache
+    holds the very windows an uninterrupted build's does."""
     from worldpolicy.data import LeRobotDataset
     from worldpolicy.engine import sampler
-    from worldpolicy.train.data import LatentCache, count_windows
+    from worldpolicy.train.data import CACHE_META, LatentCache, count_windows
 
     parts, layout, spec = cache_parts
     total = count_windows(spec)
@@ -669,7 +770,7 @@ def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_part
                                          batch_size=2, progress=False, **options)
 
     build("whole")
-    [reference] = (tmp_path / "whole").glob("latents-*.safetensors")
+    [reference] = (tmp_path / "whole").glob("latents-*-v3")
     real = sampler.encode_latents
     calls, stop = [], {}
 
@@ -690,14 +791,14 @@ def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_part
 
     monkeypatch.setattr(LeRobotDataset, "episode", decoding)
     cut = tmp_path / "cut"
-    partial = cut / reference.name.replace(".safetensors", ".partial")
+    partial = cut / f"{reference.name}.partial"
 
     # Ctrl-C during the 6th batch: the 5 encoded (10 windows) are kept, in shards of 4 windows and the rest
     stop.update(after=5, error=KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         build("cut", shard_windows=4)
     assert sorted(p.name for p in partial.iterdir()) == [f"windows-{n:09d}.safetensors" for n in (0, 4, 8)]
-    assert not list(cut.glob("latents-*.safetensors"))
+    assert not list(cut.glob("latents-*-v3"))
 
     # a crash two batches into the rerun: it went on from window 10 (episode 0 not decoded again) and kept 4 more
     calls.clear(), decoded.clear()
@@ -708,23 +809,23 @@ def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_part
     assert calls == [2, 2] and 0 not in decoded and decoded
     assert sorted(p.name for p in partial.iterdir()) == [f"windows-{n:09d}.safetensors" for n in (0, 4, 8, 10)]
 
-    # the last rerun encodes the 4 windows left, and writes what an uninterrupted build wrote, byte for byte
+    # the last rerun encodes the 4 windows left, and its cache is what an uninterrupted build wrote, bit for bit
     calls.clear(), caplog.clear()
     stop.clear()
     with caplog.at_level("INFO", logger="worldpolicy.train.data"):
         cache = build("cut")
     assert f"continuing the latent cache: 14 of {total} windows already encoded" in caplog.text
     assert sum(calls) == total - 14 and len(cache) == total
-    [built] = cut.glob("latents-*.safetensors")
+    [built] = cut.glob("latents-*-v3")
     assert built.name == reference.name and not partial.exists()
+    shards = [f"windows-{n:09d}.safetensors" for n in (0, 4, 8, 10, 14)]  # the 4 left: the last shard
+    assert sorted(p.name for p in built.glob("windows-*")) == shards
     whole, again = LatentCache.load(reference), LatentCache.load(built)
     assert all(torch.equal(a, b) for a, b in zip(whole.latents, again.latents))
     assert all(np.array_equal(a, b) for a, b in zip(whole.actions, again.actions))
     assert all(np.array_equal(a, b) for a, b in zip(whole.states, again.states))
     assert (again.captions, again.index, again.meta) == (whole.captions, whole.index, whole.meta)
-    with safe_open(str(reference), "pt") as a, safe_open(str(built), "pt") as b:
-        assert a.metadata() == b.metadata() and set(a.keys()) == set(b.keys())
-    assert built.read_bytes() == reference.read_bytes()
+    assert (built / CACHE_META).read_bytes() == (reference / CACHE_META).read_bytes()
     assert [c.tolist() for c in cache.latents] == [c.tolist() for c in whole.latents]  # what this run trains on
 
 
@@ -770,7 +871,7 @@ def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cach
 
     from worldpolicy.engine import loading
     from worldpolicy.train.config import load_config
-    from worldpolicy.train.data import cache_may_serve
+    from worldpolicy.train.data import CACHE_META, cache_may_serve
     from worldpolicy.train.trainer import Trainer
 
     root = tmp_path / "ds"
@@ -782,7 +883,8 @@ def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cach
 
     Trainer(config("whole"), progress=False)._load()  # the latent cache of every episode
     Trainer(config("other", episodes=[0]), progress=False)._load()  # of episode 0 only: other windows
-    (tmp_path / "other" / "latents-0123-v2.safetensors").write_bytes(b"")  # named as a cache, but none
+    (tmp_path / "other" / "latents-0123-v3").mkdir()  # named as a cache, but none: its meta no JSON
+    (tmp_path / "other" / "latents-0123-v3" / CACHE_META).write_bytes(b"")
     files = sorted((root / "videos").rglob("*.mp4"))
     for path in files:
         path.unlink()
@@ -795,7 +897,7 @@ def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cach
     trainer = Trainer(config("whole"), progress=False)
     trainer._data()  # the data checks pass; the cache serves at loading
     spec, layout = trainer._windows
-    [whole] = (tmp_path / "whole").glob("latents-*-v2.safetensors")
+    [whole] = (tmp_path / "whole").glob("latents-*-v3")
     fingerprint = whole.name.split("-")[1]
     # a resumed run's own cache serves; another fingerprint's does not, though the windows are the same
     assert cache_may_serve(tmp_path / "whole", spec, layout, fingerprint)
@@ -946,18 +1048,20 @@ def test_a_run_opens_its_dataset_once_and_reads_each_episode_for_finiteness_once
     assert len(opened) == 1 and sorted(read) == [0, 1]
 
 
-def test_a_latent_cache_past_the_ram_or_the_free_disk_is_refused_before_the_weights_load(train_config, tiny_checkpoint,
-                                                                                       tmp_path, monkeypatch, caplog):
-    """The latent cache holds every window's latents in RAM and its build writes them twice (shards, then the file):
-    at DROID's size (27 million windows at stride 1) the run was killed, or stopped on a full disk, hours into
-    encoding. Its size is estimated from the checkpoint's VAE config and the tier's canvas and refused past the RAM or
-    the cache folder's free space before anything loads, naming the numbers and the fixes; said when close."""
+def test_a_latent_cache_past_the_free_disk_or_actions_past_the_ram_are_refused_before_the_weights_load(
+        train_config, tiny_checkpoint, tmp_path, monkeypatch, caplog):
+    """The latent cache's build writes its latents once (its shards are the cache) and a run holds every window's
+    actions in RAM (the latents are read from the shards as batches need them): at DROID's size (27 million windows at
+    stride 1) the run stopped on a full disk hours into encoding. The cache's size is estimated from the checkpoint's
+    VAE config and the tier's canvas and refused past the cache folder's free space, and the windows' actions past the
+    RAM, before anything loads, naming the numbers and the fixes; said when close. A cache larger than the RAM is
+    not refused."""
     import shutil
 
     from worldpolicy.engine import loading
     from worldpolicy.engine.loading import local_vae_config
     from worldpolicy.train.config import load_config
-    from worldpolicy.train.data import count_windows, window_bytes
+    from worldpolicy.train.data import SHARD_WINDOWS, count_windows, window_bytes, window_ram
     from worldpolicy.train.trainer import Trainer
 
     def fails(*args, **kwargs):
@@ -984,21 +1088,31 @@ def test_a_latent_cache_past_the_ram_or_the_free_disk_is_refused_before_the_weig
     each = window_bytes(spec, layout, trainer.frames, local_vae_config(tiny_checkpoint))
     size = each * (windows + 2)
     assert each > 4 * 16 * 4  # the latents of a window: channels x latent frames x grid, float32
-    memory[:] = [2 * size - 1, plenty]  # the build holds it twice while its file is written
+    from worldpolicy.train import trainer as trainer_module
+
+    # a build holds the latents of a shard (SHARD_WINDOWS, 256: the whole of this cache, made smaller here) at most,
+    # twice while it is written
+    monkeypatch.setattr(trainer_module, "SHARD_WINDOWS", 2)
+    ram = window_ram(spec, layout) * (windows + 2) + 2 * 2 * each
+    assert SHARD_WINDOWS > windows + 2 and ram < size
+    memory[:] = [size - 1, plenty]  # the latents are not held in RAM: a cache larger than it trains
+    check()
+    memory[:] = [ram - 1, plenty]
     with pytest.raises(ValueError) as refused:
         check()
     text = str(refused.value)
     for named in (f"latent cache of {windows + 2} windows ({windows} training and 2 held-out", "data.stride 1",
-                  f"{each / 2**20:.2f} MiB a window", "more than this machine's", "a larger data.stride",
-                  "fewer data.episodes", "a machine with more RAM"):
+                  f"{each / 2**20:.2f} MiB a window", "actions and flags are held in RAM",
+                  f"about {window_ram(spec, layout)} bytes a window", "more than this machine's",
+                  "a larger data.stride", "fewer data.episodes", "a machine with more RAM"):
         assert named in text
-    memory[:] = [2 * size, size]  # fits, but not in what is available now
+    memory[:] = [2 * ram, ram - 1]  # fits, but not in what is available now
     check()
     assert "latent cache of" in caplog.text and "available now" in caplog.text
     memory[:] = [plenty, plenty]
-    free[0] = 2 * size - 1  # shards, then the file
-    with pytest.raises(ValueError, match=r"written twice to data\.cache_dir .* point data\.cache_dir at a disk"):
+    free[0] = size - 1  # the shards, written once (a second copy was written before format 3)
+    with pytest.raises(ValueError, match=r"written to data\.cache_dir .* point data\.cache_dir at a disk"):
         check()
-    free[0] = 2 * size
+    free[0] = size
     check()
-    assert "written twice to data.cache_dir" in caplog.text
+    assert "written to data.cache_dir" in caplog.text

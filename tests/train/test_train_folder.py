@@ -106,16 +106,14 @@ def test_a_full_disk_while_writing_the_latent_cache_is_one_line_and_the_encoded_
 
     from worldpolicy.cli import main
     from worldpolicy.engine import sampler
-    from worldpolicy.train.data import LatentCache
+    from worldpolicy.train import data
 
-    real = LatentCache.save
+    real = data.write_json_atomic
 
-    def full_at_the_cache_file(self, path):
-        if path.name.startswith("latents-"):  # the shards went through; the one file of all of them does not fit
-            raise _disk_full("safetensors", path)
-        real(self, path)
+    def full_at_the_cache_meta(path, doc):  # the shards went through; the meta that makes them a cache does not fit
+        raise _disk_full("json", path)
 
-    monkeypatch.setattr(LatentCache, "save", full_at_the_cache_file)
+    monkeypatch.setattr(data, "write_json_atomic", full_at_the_cache_meta)
     cache = tmp_path / "cache"
     config = tmp_path / "run.json"
     config.write_text(json.dumps(train_config(tmp_path / "run", data={"cache_dir": str(cache)}, optim={"steps": 1})))
@@ -123,15 +121,14 @@ def test_a_full_disk_while_writing_the_latent_cache_is_one_line_and_the_encoded_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"worldpolicy train: error: writing the latent cache in {str(cache)!r} failed (No space left on "
                        "device): the windows encoded so far are kept there, and the same command continues from them "
-                       "once there is room (or data.cache_dir names a disk with room); the finished cache is one file "
-                       "written beside those shards, as large as they are together")
+                       "once there is room (or data.cache_dir names a disk with room)")
     assert not any("Traceback" in line for line in err)
     [partial] = cache.glob("latents-*.partial")
-    assert list(partial.glob("windows-*.safetensors")) and not list(cache.glob("latents-*.safetensors"))
-    monkeypatch.setattr(LatentCache, "save", real)
+    assert list(partial.glob("windows-*.safetensors")) and not list(cache.glob("latents-*-v3"))
+    monkeypatch.setattr(data, "write_json_atomic", real)
     monkeypatch.setattr(sampler, "encode_latents", lambda *a: pytest.fail("encoded a window again"))
     assert [r.step for r in _run(json.loads(config.read_text()))] == [1]
-    assert not partial.exists() and list(cache.glob("latents-*.safetensors"))
+    assert not partial.exists() and list(cache.glob("latents-*-v3/windows-*.safetensors"))
 
 
 def test_a_damaged_log_line_is_named(train_config, tmp_path):

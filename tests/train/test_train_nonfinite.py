@@ -75,8 +75,8 @@ def test_the_bad_episode_left_out_as_the_refusal_says_trains_on_the_rest(nan_dat
     raw = train_config(out, data={"dataset": str(nan_dataset), "cache_dir": str(tmp_path / "cache"),
                                   "exclude_episodes": [1]}, optim={"steps": 2})
     Trainer(load_config(raw), progress=False).run()
-    (cache_file,) = (tmp_path / "cache").glob("latents-*.safetensors")
-    cache = LatentCache.load(cache_file)
+    (cache_folder,) = (tmp_path / "cache").glob("latents-*-v3")
+    cache = LatentCache.load(cache_folder)
     assert {episode for episode, _ in cache.index} == {0} and len(cache) == 10 - 1  # padded windows of 10 frames
     spec = json.loads((out / "checkpoints" / "step-0000002" / "embodiment.json").read_text())
     layout = Trainer(load_config(raw), progress=False)._data()[1]

@@ -66,7 +66,7 @@ def test_held_out_losses_are_logged_at_their_steps_on_episodes_training_never_re
     assert spec.episodes == (0,) and trainer._val_spec.episodes == (1,)
     assert len(trainer.examples) == count_windows(spec) and len(trainer.val_examples) == count_windows(
         trainer._val_spec)
-    caches = [LatentCache.load(path) for path in Path(trainer.config.data.cache_dir).glob("latents-*.safetensors")]
+    caches = [LatentCache.load(path) for path in Path(trainer.config.data.cache_dir).glob("latents-*-v3")]
     trained = [c for c in caches if c.meta.get("data_key") == trainer.data_key]
     assert len(trained) == 1 and {episode for episode, _ in trained[0].index} == {0}
     held = [c for c in caches if c.meta.get("data_key") == data_key(trainer._val_spec, trainer._windows[1])]

@@ -1,10 +1,11 @@
 """Dataset windows → cached model-space training examples (frozen VAE latents, normalised actions, token ids).
 
-The VAE is frozen during fine-tuning, so each window is encoded once and kept on disk as one safetensors file keyed
-by a fingerprint of everything that shapes it (dataset files, embodiment, chunk, stride, canvas, VAE weights,
-tokenizer). A second run, a resumed run, or another rank reads the file instead of re-encoding. Encoding a real dataset
-takes hours, so the windows encoded so far are kept in shards as they go (`LatentCache.build_or_load`): a build cut
-short by Ctrl-C, a crash or a kill continues where it stopped.
+The VAE is frozen during fine-tuning, so each window is encoded once and kept on disk in a folder of safetensors
+shards keyed by a fingerprint of everything that shapes it (dataset files, embodiment, chunk, stride, canvas, VAE
+weights, tokenizer). A second run, a resumed run, or another rank reads the folder instead of re-encoding, lazily: the
+latents are memory maps of the shards (`LatentCache.load`), so a cache larger than the RAM trains. Encoding a real
+dataset takes hours, so the windows encoded so far are kept in those shards as they go (`LatentCache.build_or_load`):
+a build cut short by Ctrl-C, a crash or a kill continues where it stopped.
 Cameras are composed exactly as at inference (`processing.observations.frames_from_mapping`), captions are built by
 `processing.prompts`, and actions go through the embodiment's normalisation.
 """
@@ -15,7 +16,6 @@ import hashlib
 import itertools
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -36,7 +36,7 @@ from ..data.actions import (
 )
 from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..embodiments import Embodiment
-from ..fileio import atomic_path, sigint_deferred
+from ..fileio import atomic_path, read_json, replace_folder, sigint_deferred, write_json_atomic
 from ..processing.actions import flip_gripper, to_model
 from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas
 from ..processing.prompts import build_caption, tokenize
@@ -46,7 +46,10 @@ from .flow import ModelExample
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # in the fingerprint: what the cached numbers mean (a change makes resumed runs refuse old data)
-CACHE_FORMAT = 2  # in the file name only: how they are stored (2: every phrasing of a caption)
+# in the folder name only: how they are stored (3: a folder of shards; 2: one file; 1, no version in the name: one
+# file, one phrasing a caption)
+CACHE_FORMAT = 3
+CACHE_META = "cache.json"  # a finished cache folder's meta (`LatentCache.meta`), beside its shards
 SHARD_WINDOWS = 256  # a partial build's windows are kept after this many new ones, or
 SHARD_SECONDS = 60.0  # after this long, whichever comes first (and always when the build stops on an error or Ctrl-C)
 
@@ -198,20 +201,21 @@ def cache_may_serve(cache_dir: str | Path, spec: WindowSpec, embodiment: Embodim
     runs on several datasets or episode selections) serves nothing: the data is checked as if there were none."""
     folder = Path(cache_dir)
     if fingerprint is not None:
-        return (folder / f"latents-{fingerprint}-v{CACHE_FORMAT}.safetensors").is_file()
+        return (cache_folder(folder, fingerprint) / CACHE_META).is_file()
     key = data_key(spec, embodiment)
-    return any(_cache_meta(path).get("data_key") == key
-               for path in folder.glob(f"latents-*-v{CACHE_FORMAT}.safetensors"))
+    return any(_cache_meta(path).get("data_key") == key for path in folder.glob(f"latents-*-v{CACHE_FORMAT}"))
 
 
-def _cache_meta(path: Path) -> dict[str, Any]:
-    """A latent cache file's metadata (its safetensors header only); {} for a file that is not one."""
-    from safetensors import SafetensorError, safe_open
+def cache_folder(cache_dir: str | Path, fingerprint: str) -> Path:
+    """The folder of the finished latent cache `fingerprint` names in `cache_dir` (`LatentCache.build_or_load`)."""
+    return Path(cache_dir) / f"latents-{fingerprint}-v{CACHE_FORMAT}"
 
+
+def _cache_meta(folder: Path) -> dict[str, Any]:
+    """A latent cache folder's meta (`CACHE_META`); {} for a folder that holds none."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("worldpolicy", "{}"))
-    except (OSError, SafetensorError, ValueError):
+        meta = read_json(folder / CACHE_META, "latent cache meta")
+    except (OSError, ValueError):
         return {}
     return meta if isinstance(meta, dict) else {}
 
@@ -233,7 +237,7 @@ def trained_frames(spec: WindowSpec, target: Embodiment, dataset=None) -> dict[s
 
 
 def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], vae_config: dict[str, Any]) -> int:
-    """About how many bytes one window takes in a `LatentCache` (held in RAM whole, and its file as large): its float32
+    """About how many bytes one window takes in a `LatentCache`'s shards (read as batches need it): its float32
     latents, [z_dim, latent frames, latent height, latent width] as the checkpoint's VAE (`vae_config`: its
     config.json) encodes `spec.chunk_size + 1` frames of the composed size (`trained_frames`) on `target`'s tier canvas
     (`processing.observations.frames_canvas`), and its float64 actions and state, with their valid flags. Not counted:
@@ -245,6 +249,20 @@ def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], v
     latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4
     rows = spec.chunk_size + (1 if target.state_history else 0)
     return latents + rows * target.action_dim * 8 + spec.chunk_size
+
+
+# The Python and torch objects that hold one window's actions and flags in a loaded `LatentCache` and the trainer's
+# `ModelExample`, in bytes: about 1.5 KiB measured (`LatentCache.load`, then `model_examples`; torch 2.13)
+WINDOW_OBJECTS = 1536
+
+
+def window_ram(spec: WindowSpec, target: Embodiment) -> int:
+    """About how many bytes of RAM one window takes while a run trains on its `LatentCache`, its latents left out
+    (memory maps of the cache's shards, `LatentCache.load`: read as batches need them): its actions and state, physical
+    (float64, the cache's) and in model space (float32, the trainer's examples), their valid flags, and the objects
+    holding them (`WINDOW_OBJECTS`). Its caption ids are shared by the windows of one task, so not counted."""
+    rows = spec.chunk_size + (1 if target.state_history else 0)
+    return rows * target.action_dim * (8 + 4) + 2 * spec.chunk_size + WINDOW_OBJECTS
 
 
 # A camera whose frames the resolution tier's canvas would show this many times larger (on each side) is said. Not 2:
@@ -431,6 +449,9 @@ class LatentCache:
     (computed from these very actions) never invalidate the encoded latents. `captions[i]` holds the token ids of
     every phrasing window i's task has (`data.sampling.caption_variants`): the trainer draws one per step, so a
     caption-augmented dataset keeps its variety over epochs instead of one phrasing frozen per window.
+    `latents` is one tensor per window; a cache read from disk (`load`, which a build returns too) holds them as views
+    of memory maps of its shards, so its latents are never in RAM together: the RAM a cache takes is its actions,
+    flags and caption ids, and the pages of the windows a batch reads.
     """
 
     def __init__(self, latents: list[torch.Tensor], actions: list[np.ndarray], valid: list[np.ndarray],
@@ -452,8 +473,9 @@ class LatentCache:
                     raise ValueError(f"embodiment {emb.key!r} conditions on a state row but the cache holds no states")
                 rows = np.concatenate([to_model(emb, self.states[i][None], clip=True), rows], axis=0)
                 ok_rows = np.concatenate([[True], ok])
+            # the phrasing's list itself (shared by a task's windows, `load`): read, never changed
             out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
-                                    list(captions[0]), emb.domain_id, emb.state_history, float(emb.fps)))
+                                    captions[0], emb.domain_id, emb.state_history, float(emb.fps)))
         return out
 
     def action_stats(self, emb: Embodiment) -> dict[str, list[float]]:
@@ -490,38 +512,38 @@ class LatentCache:
         ("encoding held-out windows": a run with validation encodes two sets one after the other). `dataset`:
         `spec.dataset` opened already; `checked`: `check_encodable(spec)` ran already (`iter_windows`).
 
-        Encoding keeps its windows as it goes in shards under `latents-<fingerprint>-v2.partial/` (`_build`), so a
-        build stopped by Ctrl-C, an error or a kill is continued by the next call with the same fingerprint; the
-        shards become the one cache file at the end, the same file an uninterrupted build writes."""
+        Encoding keeps its windows as it goes in shards under `latents-<fingerprint>-v3.partial/` (`_build`), so a
+        build stopped by Ctrl-C, an error or a kill is continued by the next call with the same fingerprint; at the
+        end its meta (`CACHE_META`) is written beside them and the folder renamed to `latents-<fingerprint>-v3/`
+        (`cache_folder`), the same shards an uninterrupted build writes."""
         tier = int(tier or embodiment.resolution_tier)
         key = fingerprint(spec, embodiment, vae, tokenizer, tier)
         if expect is not None and key != expect:
             raise changed_data(spec.dataset)
-        path = Path(cache_dir) / f"latents-{key}-v{CACHE_FORMAT}.safetensors"
-        partial = path.with_suffix(".partial")  # the fingerprint in the name: another fingerprint's shards never mix in
-        older = Path(cache_dir) / f"latents-{key}.safetensors"
-        if older.exists():
-            logger.warning("%s: a latent cache of an older worldpolicy (one phrasing per caption), not read; delete it "
-                           "to free its space", older)
-        if path.exists():
+        path = cache_folder(cache_dir, key)
+        partial = path.with_name(path.name + ".partial")  # the fingerprint in the name: others' shards never mix in
+        for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):
+            if (Path(cache_dir) / older).exists():
+                what = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
+                logger.warning("%s: %s of an older worldpolicy, not read; delete it to free its space",
+                               Path(cache_dir) / older, what)
+        if (path / CACHE_META).exists():
             logger.info("latent cache hit: %s", path)
-            shutil.rmtree(partial, ignore_errors=True)  # a build killed between writing the file and removing these
             cache = cls.load(path)
             rows = [(i, a) for i, a in enumerate(cache.actions) if not np.isfinite(a).all()]
             rows += [(i, s) for i, s in enumerate(cache.states or []) if not np.isfinite(s).all()]
             if rows:  # written before non-finite data was refused
                 episode, start = cache.index[rows[0][0]]
                 raise ValueError(f"latent cache {str(path)!r} holds non-finite actions/states (episode {episode}, "
-                                 f"window at frame {start}): fix the dataset and delete that file")
+                                 f"window at frame {start}): fix the dataset and delete that folder")
             return cache
-        cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
-                           shard_windows, what, dataset, checked)
-        cache.meta["fingerprint"] = key
-        # what `cache_may_serve` reads before the weights load
-        cache.meta["data_key"] = data_key(spec, embodiment, tier)
-        cache.save(path)
-        shutil.rmtree(partial, ignore_errors=True)
-        return cache
+        meta = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
+                          shard_windows, what, dataset, checked).meta  # its maps of the shards let go before the rename
+        meta["fingerprint"] = key
+        meta["data_key"] = data_key(spec, embodiment, tier)  # what `cache_may_serve` reads before the weights load
+        write_json_atomic(partial / CACHE_META, meta)
+        replace_folder(partial, path)  # one rename: the folder is a finished cache, or the partial build it was
+        return cls.load(path)  # read as a cache hit is
 
     @classmethod
     def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial: Path,
@@ -530,7 +552,9 @@ class LatentCache:
         `SHARD_SECONDS`, whichever comes first, and when the build stops on any error or Ctrl-C, the windows encoded
         since the last shard are written to a new one (atomically, Ctrl-C held until it is written): a kill loses at
         most that much, anything else nothing but the batch being encoded. Shards end where a batch does, so a
-        continued build encodes the very batches an uninterrupted one would (the same `batch_size`)."""
+        continued build encodes the very batches an uninterrupted one would (the same `batch_size`). A shard's
+        latents, once written, are held as a memory map of it (`_read_shard`): the build holds in RAM the latents of at
+        most a shard and a batch, whatever the dataset's size."""
         from ..data.sampling import caption_variants
         from ..engine.sampler import encode_latents
         from ..logcapture import progress_bar
@@ -556,8 +580,10 @@ class LatentCache:
             if done > saved:
                 shard = cls(latents[saved:done], actions[saved:done], valid[saved:done],
                             states[saved:done] if emb.state_history else None, ids[saved:done], index[saved:done], {})
+                file = partial / f"windows-{saved:09d}.safetensors"
                 with sigint_deferred():
-                    shard.save(partial / f"windows-{saved:09d}.safetensors")
+                    shard.save(file)
+                    latents[saved:done] = _read_shard(file).latents
                     saved = done
             last = time.monotonic()
 
@@ -590,7 +616,7 @@ class LatentCache:
                         write_shard()
                 bar.update(1)
             flush()
-            write_shard()  # the last windows too: a Ctrl-C while the cache file is written then loses nothing
+            write_shard()  # the last windows too: the finished cache is its shards
         except BaseException:
             write_shard()  # what was encoded before it stopped: the next build continues after it
             if saved:
@@ -611,7 +637,7 @@ class LatentCache:
         kept = cls([], [], [], [], [], [], {})
         order: np.ndarray | None = None
         for shard in sorted(partial.glob("windows-*.safetensors")):
-            part = cls.load(shard)
+            part = _read_shard(shard)
             order = order if order is not None else window_order(spec, dataset)
             expected = order[len(kept):len(kept) + len(part)]
             got = np.asarray(part.index, dtype=np.int64).reshape(-1, 2)
@@ -630,6 +656,7 @@ class LatentCache:
         return kept
 
     def save(self, path: Path) -> None:
+        """Write the cache as one safetensors file (a shard of a build: its latents stacked, a shard's worth)."""
         from safetensors.torch import save_file
 
         rows = [tok for captions in self.captions for tok in captions]  # every phrasing of every window, in order
@@ -648,19 +675,48 @@ class LatentCache:
         }
         if self.states is not None:
             tensors["states"] = torch.from_numpy(np.stack(self.states).astype(np.float64))
-        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"worldpolicy": json.dumps(self.meta)})
 
     @classmethod
-    def load(cls, path: str | Path) -> LatentCache:
-        from safetensors import safe_open
+    def load(cls, folder: str | Path) -> LatentCache:
+        """The finished cache in `folder` (`cache_folder`): its shards' windows in order (`_read_shard`), its latents
+        views of memory maps of them: nothing of them is read until a window's are used, then only that window's
+        pages, which the system may drop again (they are the files', not the process's), and the processes of a
+        multi-GPU run share them. The rest (actions, flags, caption ids: about 1-3 KiB a window with the objects
+        holding them, `window_ram`) is read now."""
+        folder = Path(folder)
+        meta = read_json(folder / CACHE_META, f"latent cache meta {str(folder / CACHE_META)!r}")
+        cache = cls([], [], [], [], [], [], meta)
+        for shard in sorted(folder.glob("windows-*.safetensors")):
+            part = _read_shard(shard)
+            cache.latents += part.latents
+            cache.actions += part.actions
+            cache.valid += part.valid
+            cache.states += part.states if part.states is not None else []
+            cache.captions += part.captions
+            cache.index += part.index
+        if len(cache) != meta.get("windows"):
+            raise ValueError(f"latent cache {str(folder)!r} holds {len(cache)} windows in its shards, not the "
+                             f"{meta.get('windows')} it was built with: delete that folder to encode it again")
+        if not cache.states:
+            cache.states = None
+        return cache
 
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["worldpolicy"])
-            t = {k: f.get_tensor(k) for k in f.keys()}
-        rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
-        captions = [[next(rows) for _ in range(count)] for count in t["caption_counts"].tolist()]
-        states = list(t["states"].numpy()) if "states" in t else None
-        return cls(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
-                   states, captions, [tuple(x) for x in t["index"].tolist()], meta)
+
+def _read_shard(path: Path) -> LatentCache:
+    """One safetensors file `LatentCache.save` wrote (a build's shard), its latents one view a window of safetensors'
+    own copy-on-write memory map of the file (`get_tensor`, for torch): read when a window's are used, only its pages.
+    Its caption ids are one list for the windows of one task (thousands of windows each, hundreds of ids a phrasing)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["worldpolicy"])
+        t = {k: f.get_tensor(k) for k in f.keys()}
+    rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
+    shared: dict[tuple[tuple[int, ...], ...], list[list[int]]] = {}
+    captions = [shared.setdefault(tuple(map(tuple, phrasings)), phrasings)
+                for phrasings in ([next(rows) for _ in range(count)] for count in t["caption_counts"].tolist())]
+    states = list(t["states"].numpy()) if "states" in t else None
+    return LatentCache(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
+                       states, captions, [tuple(x) for x in t["index"].tolist()], meta)

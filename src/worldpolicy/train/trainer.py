@@ -82,6 +82,7 @@ from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
 from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, own_key
 from .data import (
+    SHARD_WINDOWS,
     LatentCache,
     WindowSpec,
     cache_may_serve,
@@ -92,6 +93,7 @@ from .data import (
     small_frames_warning,
     trained_frames,
     window_bytes,
+    window_ram,
     window_spec,
 )
 from .flow import ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
@@ -346,8 +348,9 @@ def _progress_line(done: int, total: int, session_steps: int, session_s: float, 
     return line
 
 
-# A latent cache taking more than this share of the RAM or of its folder's free space is warned about (`Trainer.
-# _check_cache_fits`): the training holds the model, its optimizer state and batches beside it
+# A latent cache taking more than this share of its folder's free space, or windows whose actions take this share of
+# the RAM, are warned about (`Trainer._check_cache_fits`): the training holds the model, its optimizer state and
+# batches beside them
 CACHE_CLOSE = 0.8
 
 
@@ -512,11 +515,13 @@ class Trainer:
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
     def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int) -> None:
-        """The latent cache holds every window's latents in RAM, and its build writes them to disk twice (the shards
-        it keeps as it encodes, then the one file): a cache larger than the RAM or the free space of its folder is
-        refused before any weights load, else the run is killed or stops hours into encoding (DROID at data.stride 1
-        is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet: not judged)
-        and the composed frames on the tier's canvas (`window_bytes`); said when close (over CACHE_CLOSE of it)."""
+        """The latent cache's build writes its latents to disk once (the shards it keeps as it encodes are the
+        finished cache), and a run holds every window's actions and flags in RAM (the latents are read from the
+        shards as batches need them: `LatentCache.load`): a cache larger than the free space of its folder, or windows
+        whose actions pass the RAM, are refused before any weights load, else the run stops hours into encoding (DROID
+        at data.stride 1 is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet:
+        not judged) and the composed frames on the tier's canvas (`window_bytes`, `window_ram`); said when close (over
+        CACHE_CLOSE of it)."""
         from ..engine.loading import device_memory, gib, local_vae_config
 
         vae_config = local_vae_config(self.config.checkpoint_source)
@@ -525,14 +530,17 @@ class Trainer:
         each = window_bytes(spec, layout, self.frames, vae_config)
         held_out = count_windows(self._val_spec, self.dataset) if self._val_spec is not None else 0
         size = each * (windows + held_out)
-        building = self._checked  # else a finished cache of this data is read: held in RAM once, no room taken
-        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds one
-        ram = size * max(processes, 2 if building else 1)  # writing the file stacks a second copy
+        building = self._checked  # else a finished cache of this data is read: no room taken
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds its own
+        # every window's actions, by each process; a build also holds the latents of a shard not yet written, twice
+        # while safetensors writes it (stacked into one tensor)
+        shard = 2 * min(SHARD_WINDOWS, windows + held_out) * each if building else 0
+        ram = window_ram(spec, layout) * (windows + held_out) * processes + shard
         cache_dir = Path(self._cache_dir)
         # an interrupted build's shards are written already (any build's: which is this one's is known once the VAE
         # loads, so a folder of other builds' shards is judged leniently)
         kept = sum(f.stat().st_size for f in cache_dir.glob("latents-*.partial/*") if f.is_file())
-        disk = max(2 * size - kept, 0) if building else 0
+        disk = max(size - kept, 0) if building else 0
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
         total, available = device_memory(torch.device("cpu"))
@@ -542,23 +550,24 @@ class Trainer:
                 f"tier {layout.resolution_tier} and its actions)")
         fewer = ("train on fewer windows: a larger data.stride (a window starts every stride frames: stride 4 keeps "
                  "a quarter of them) or fewer data.episodes")
-        held = (f"held in RAM{' by each of its ' + str(processes) + ' processes' if processes > 1 else ''}"
-                f"{' and twice while its file is written' if building else ''}")
+        by = f" by each of its {processes} processes" if processes > 1 else ""
+        held = (f"its windows' actions and flags are held in RAM{by} (about {window_ram(spec, layout)} bytes a window; "
+                "its latents are read from disk as batches need them)")
         if total is not None and ram > total:
-            raise ValueError(f"{what}, {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
+            raise ValueError(f"{what}; {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
                              f"would kill the run, hours into encoding); {fewer}, or train on a machine with more RAM")
         if disk > free:
-            raise ValueError(f"{what}, written twice to data.cache_dir {str(cache_dir)!r} as it is built (the shards "
-                             f"it keeps as it encodes, then the one file): {gib(disk)} more, and {str(folder)!r} has "
-                             f"{gib(free)} free; {fewer}, or point data.cache_dir at a disk with the room")
+            raise ValueError(f"{what}, written to data.cache_dir {str(cache_dir)!r} as it is built: {gib(disk)} more, "
+                             f"and {str(folder)!r} has {gib(free)} free; {fewer}, or point data.cache_dir at a disk "
+                             "with the room")
         if self.rank != 0:
             return
         if total is not None and (ram > CACHE_CLOSE * total or (available is not None and ram > available)):
-            logger.warning("%s, %s: %s of this machine's %s of RAM (%s available now): other programs or the "
+            logger.warning("%s; %s: %s of this machine's %s of RAM (%s available now): other programs or the "
                            "training itself may not fit beside it; %s", what, held, gib(ram), gib(total),
                            gib(available) if available is not None else "unknown", fewer)
         if disk > CACHE_CLOSE * free:
-            logger.warning("%s, written twice to data.cache_dir %r as it is built: %s more, of the %s free in %r; %s, "
+            logger.warning("%s, written to data.cache_dir %r as it is built: %s more, of the %s free in %r; %s, "
                            "or point data.cache_dir at a disk with more room", what, str(cache_dir), gib(disk),
                            gib(free), str(folder), fewer)
 
@@ -614,8 +623,7 @@ class Trainer:
                        else "it is writable (or data.cache_dir names a folder that is)")
                 raise OSError(code, f"writing the latent cache in {cache_dir!r} failed ({os.strerror(code)}): the "
                                     f"windows encoded so far are kept there, and the same command continues from them "
-                                    f"once {fix}; the finished cache is one file written beside those shards, as "
-                                    "large as they are together") from exc
+                                    f"once {fix}") from exc
 
         held_out = None
         if self.rank == 0:
