@@ -15,8 +15,8 @@ way in a fresh process, for its peak RSS (VmHWM). Two steps of a run, each side 
 
 The windows are DROID-shaped (8 action columns and a state row, chunk 16); the default latents are a DROID composite
 on tier 480's 544x736 canvas, 16 times smaller a side, by a VAE of 16 channels, 5 latent frames: ~0.4 MiB a window.
-Peak RSS counts both kinds; what is resident at the end is split into anonymous memory (the process's own: the system cannot drop it, and with
-no swap a run past the RAM is killed) and file-backed pages (a map's: the system drops them when it needs the memory
+Peak RSS counts both kinds; what is resident at the end is split into anonymous memory (the process's own: the
+system cannot drop it, and with no swap a run past the RAM is killed) and file-backed pages (a map's: the system drops them when it needs the memory
 and reads them again when they are used again), so a map's pages a run has read count in RSS without ever making it
 killed. The check: every way writes and reads the same bits (a checksum of every window's latents).
 
@@ -217,8 +217,8 @@ def main() -> None:
         same_files = all(before[k].equal(torch.cat([part[k] for part in after]))
                          for k in ("latents", "actions", "valid", "states", "index"))
         del before, after
-    print(f"cache of {args.windows} windows, latents {'x'.join(map(str, latent))} float32: {size / MIB:.1f} MiB on disk "
-          f"({len(shards)} shard{'s' if len(shards) > 1 else ''})")
+    print(f"cache of {args.windows} windows, latents {'x'.join(map(str, latent))} float32: "
+          f"{size / MIB:.1f} MiB on disk ({len(shards)} shard{'s' if len(shards) > 1 else ''})")
     for (step, way), r in results.items():
         print(_line(step, way, r))
     for step in STEPS:
