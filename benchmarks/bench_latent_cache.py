@@ -18,7 +18,8 @@ on tier 480's 544x736 canvas, 16 times smaller a side, by a VAE of 16 channels, 
 Peak RSS counts both kinds; what is resident at the end is split into anonymous memory (the process's own: the
 system cannot drop it, and with no swap a run past the RAM is killed) and file-backed pages (a map's: the system
 drops them when it needs the memory and reads them again when they are used again), so a map's pages a run has read
-count in RSS without ever making it killed. The check: every way writes and reads the same bits (a checksum of every window's latents).
+count in RSS without ever making it killed. The check: every way writes and reads the same bits (a checksum of every
+window's latents).
 
     python benchmarks/bench_latent_cache.py [--windows 2000] [--latent 16x5x33x40]
 """
