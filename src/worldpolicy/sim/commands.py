@@ -532,8 +532,11 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
     write_partial = keep_report(args.out)
 
-    def made(report) -> None:  # the line that made the run, where it was typed
-        report.command, report.cwd = made_by["command"], made_by["cwd"]
+    def made(report) -> None:  # the line that began the run, or continued it, and where it was typed
+        if previous is None:
+            report.command, report.cwd = made_by["command"], made_by["cwd"]
+        elif len(report.resumed_by) == len(previous.resumed_by):  # once, at its first episode (evaluate keeps them)
+            report.resumed_by.append({"command": again, "cwd": made_by["cwd"]})
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
         made(partial)
