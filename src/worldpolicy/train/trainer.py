@@ -1381,8 +1381,10 @@ class Trainer:
                     records.append(record)
                     if self.on_step is not None:
                         self.on_step(record)
+                    # the loss first, drawn by the update with the step it goes with: counted first, each redraw
+                    # of the count said the step before's loss ("3/6 ... loss=<step 2's>")
+                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{value:.4f}")
                     done = step + 1
                     if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
                         line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
