@@ -402,6 +402,7 @@ class Trainer:
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
             spec = window_spec(self.config.data, layout, held_out, self.dataset)
             self.config.data.source_embodiment = spec.source_embodiment
+            self.config.data.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout, self.dataset)
             if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
