@@ -110,8 +110,10 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
     (["--actions-to-end", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "6"],
      "error: --chunk-size=6 is not accepted"),
     (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "4"],
+     # the default keys: the dataset's one action feature, `action`, as training reads it
      ("error: --action-keys: the dataset's actions do not map to embodiment 'droid/relative_pose' as training maps "
-     "them (as a training config's [data] would read this dataset: data.action_keys=")),
+      "them (as a training config's [data] would read this dataset: data.source_embodiment is unset and "
+      "data.action_keys=['action'] hold 3 columns")),
     (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "4", "--action-keys",
       "action"], ("hold 3 columns (action_0, action_1, action_2): neither 'droid/joint_pos''s 8 (the default) nor "
                  "embodiment 'droid/relative_pose''s")),

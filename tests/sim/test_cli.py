@@ -295,6 +295,18 @@ def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, ca
     assert "1 of 3 episodes finished before the interruption" in err and "sim: interrupted" in err
     assert "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
+    # the figure and page of the kept episode, drawn as the run stopped (only at the end before: none to show)
+    assert (out / "report.png").stat().st_size > 0 and "report.png" in (out / "index.html").read_text()
+
+
+def test_sim_cli_an_interrupted_run_with_no_plots_draws_none(tmp_path, capsys, monkeypatch):
+    _fail_on_the_second_episode(monkeypatch, KeyboardInterrupt())
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--no-plots",
+            "--out", str(out)]
+    assert main(argv) == 130
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
+    assert not (out / "report.png").exists() and not (out / "index.html").exists()
 
 
 def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, capsys, monkeypatch, default_sigterm):

@@ -678,6 +678,32 @@ def test_a_report_records_the_folder_its_relative_paths_are_relative_to(tmp_path
     assert EvalReport.from_json({**doc, "command": None, "cwd": None}).to_json()["cwd"] is None
 
 
+def test_a_report_keeps_the_command_that_began_it_and_each_resume_that_added_episodes(tmp_path, monkeypatch):
+    """After `--resume`, `command` was the last command's: the one that began the run was lost. It is kept, and each
+    resume that added episodes is recorded after it, oldest first, with its folder; one that ran none adds nothing."""
+    from worldpolicy.sim.evaluate import EvalReport
+
+    monkeypatch.chdir(tmp_path)
+    base = ["sim", "--policy", "random", *FAST, "--out", "run"]
+    assert main([*base, "--episodes", "1"]) == 0
+    first = json.loads((tmp_path / "run" / "report.json").read_text())["command"]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    out = str(tmp_path / "run")
+    second = [*base[:-1], out, "--episodes", "2", "--resume"]
+    third = [*base[:-1], out, "--episodes", "3", "--resume"]
+    assert main(second) == 0 and main(second) == 0 and main(third) == 0  # the second `second` runs no episode
+    doc = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert doc["command"] == first and doc["cwd"] == str(tmp_path)
+    said = [shlex.split(r["command"]) for r in doc["resumed_by"]]
+    assert [words[words.index("--episodes") + 1] for words in said] == ["2", "3"] and all("--resume" in w for w in said)
+    assert [r["cwd"] for r in doc["resumed_by"]] == [str(tmp_path / "elsewhere")] * 2
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert f"Made by `{first}` in `{tmp_path}`. Continued by `{doc['resumed_by'][0]['command']}`" in md
+    assert EvalReport.from_json(doc).to_json()["resumed_by"] == doc["resumed_by"]
+    assert EvalReport.from_json({k: v for k, v in doc.items() if k != "resumed_by"}).resumed_by == []  # an older one
+
+
 def test_a_resume_on_other_software_goes_ahead_naming_what_changed(tmp_path, capsys):
     """A package upgraded since the run stopped is not a setting: the run continues, the change said, and report.json
     records the resuming session's software."""

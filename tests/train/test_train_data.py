@@ -493,9 +493,13 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
                     target)
 
 
-def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_its_own_keys(tmp_path):
+def test_default_keys_a_robots_own_dataset_lacks_read_its_one_action_feature_or_are_named_as_the_default(tmp_path):
     """A LeRobot dataset of one's own robot (`action`, `observation.state`) and a config without action_keys: the
-    error named DROID's key names as if the config had set them."""
+    error named DROID's key names as if the config had set them; then it asked for `action_keys = ["action"]`, the
+    dataset's one action feature, which the default now reads. Keys given win; several action features are refused
+    naming the default, as are the default state keys."""
+    from worldpolicy.data import LeRobotDataset, write_episodes
+    from worldpolicy.data.actions import recorded_actions
     from worldpolicy.embodiments import register_embodiment
     from worldpolicy.train.config import DataConfig
     from worldpolicy.train.data import window_spec
@@ -505,15 +509,32 @@ def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_i
     arm = register_embodiment({"name": "arm3", "domain": "arm3", "domain_id": 21, "action_dim": 3, "columns": names,
                                "chunk_size": 4, "fps": 10, "state_history": 1})  # as training registers it
     data = DataConfig(dataset=str(tmp_path / "ds"), chunk_size=4)
-    with pytest.raises(ValueError, match=r"data.action_keys=\['action.joint_position', 'action.gripper_position'\] "
-                                         r"\(the default: .*\) are not among data.dataset's features \['action', "
-                                         r"'observation.state'\]: .*e.g. data.action_keys = \['action'\]"):
-        window_spec(data, arm)
     with pytest.raises(ValueError, match=r"data.state_keys=.* \(the default: .*e.g. data.state_keys = "
                                          r"\['observation.state'\]"):
-        window_spec(replace(data, action_keys=["action"]), arm)
-    spec = window_spec(replace(data, action_keys=["action"], state_keys=["observation.state"]), arm)
-    assert spec.source_embodiment == "arm3"
+        window_spec(data, arm)
+    spec = window_spec(replace(data, state_keys=["observation.state"]), arm)
+    assert spec.action_keys == ("action",) and spec.source_embodiment == "arm3"
+    with pytest.raises(ValueError, match=r"data.action_keys=\['observation.state.x'\]"):  # given: not replaced
+        window_spec(replace(data, action_keys=["observation.state.x"], state_keys=["observation.state"]), arm)
+    # what a frame's and an open-loop evaluation's recorded actions read, as training does
+    read = recorded_actions(LeRobotDataset.open(tmp_path / "ds"), arm, state_keys=["observation.state"])
+    assert read.action_keys == ["action"]
+    # two action features: which one holds the actions is the config's to say
+    write_episodes(tmp_path / "two", [{"frames": {"action": np.zeros((6, 3), np.float32),
+                                                  "action.raw": np.zeros((6, 3), np.float32),
+                                                  "observation.state": np.zeros((6, 3), np.float32)},
+                                       "videos": {"observation.image": np.zeros((6, 32, 32, 3), np.uint8)},
+                                       "task": "x"}],
+                   fps=10, video_codec="libx264rgb",
+                   features={"action": {"dtype": "float32", "shape": [3], "names": names},
+                             "action.raw": {"dtype": "float32", "shape": [3], "names": names},
+                             "observation.state": {"dtype": "float32", "shape": [3], "names": names},
+                             "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
+    with pytest.raises(ValueError, match=r"data.action_keys=\['action.joint_position', 'action.gripper_position'\] "
+                                         r"\(the default: .*\) are not among data.dataset's features \['action', "
+                                         r"'action.raw', 'observation.state'\]: .*e.g. data.action_keys = "
+                                         r"\['action'\]"):
+        window_spec(replace(data, dataset=str(tmp_path / "two"), state_keys=["observation.state"]), arm)
 
 
 def test_cameras_are_found_by_name_and_a_lone_video_serves_a_one_camera_embodiment():

@@ -461,6 +461,43 @@ def test_training_into_a_log_file_writes_progress_lines_not_a_redrawn_bar(train_
     assert _duration(3909) == "1:05:09" and _duration(2 * 86400 + 3 * 3600) == "2d 3:00:00"
 
 
+def test_each_state_of_the_progress_bar_shows_the_loss_of_the_step_it_counts(train_config, tmp_path, monkeypatch):
+    """The bar counted a step before it was given its loss: a redraw of the count (tqdm's, at its own rate) said the
+    previous step's loss ("3/6 [...] loss=<step 2's>"), as sim's bar said the previous episode's success count."""
+    from worldpolicy import logcapture
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    drawn: list[tuple[int, str | None]] = []  # each state a redraw would show: (steps counted, loss shown)
+
+    class Bar:  # draws at every update (tqdm may, at its rate) and at every set_postfix that refreshes
+        def __init__(self, total, initial=0, **kwargs):
+            self.n, self.loss = initial, None
+
+        def update(self, n=1):
+            self.n += n
+            drawn.append((self.n, self.loss))
+
+        def set_postfix(self, refresh=True, **postfix):
+            self.loss = postfix["loss"]
+            if refresh:
+                drawn.append((self.n, self.loss))
+
+        def close(self):
+            pass
+
+    real = logcapture.progress_bar  # the other bars (the windows encoded) as they are
+
+    def bar(*args, **kwargs):
+        return Bar(**kwargs) if kwargs.get("desc") == "training" else real(*args, **kwargs)
+
+    monkeypatch.setattr(logcapture, "progress_bar", bar)
+    monkeypatch.setattr(logcapture, "progress_as_lines", lambda stream=None: False)  # the bar, not a log's lines
+    records = Trainer(load_config(train_config(tmp_path / "run", save_every=100)), progress=True).run()
+    losses = {r.step: f"{r.loss:.4f}" for r in records}
+    assert [n for n, _ in drawn][-1] == 6 and all(loss == losses[n] for n, loss in drawn), (drawn, losses)
+
+
 def test_a_checkpoint_is_on_the_disk_before_the_older_ones_are_rotated_away(train_config, tmp_path, synced_paths):
     """A node lost (power, a kernel crash) just after a save could leave the newest checkpoint renamed into place
     with its files still unwritten, the older ones already deleted by `keep_checkpoints`: nothing to resume from.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -316,10 +317,11 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     killed = ScratchFolder(out, STAGED_KIND)  # what a killed merge left: its hold went with its process
     (killed.make() / "transformer").mkdir()
     killed.release()
-    assert main(["merge-adapter", str(adapter), "--out", str(out)]) == 0
+    monkeypatch.chdir(tmp_path)  # both given relative: printed absolute, as every command's JSON gives a path
+    assert main(["merge-adapter", os.path.relpath(adapter), "--out", "merged"]) == 0
     assert not killed.path.exists()  # removed by the next merge to the same --out (`fileio.staged_folder`)
     said = capsys.readouterr()
-    assert json.loads(said.out)["merged"] == str(out)
+    assert (json.loads(said.out)["merged"], json.loads(said.out)["from"]) == (str(out), str(adapter))
     # each long stage said as it starts (minutes each at Nano size), where only the JSON came at the end
     loading = said.err.index(f"merge-adapter: loading {adapter}'s base and fusing its adapters on the CPU in float32")
     assert said.err.index(f"merge-adapter: writing the merged model in float32 to {out}") > loading

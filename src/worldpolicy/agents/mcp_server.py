@@ -776,7 +776,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         action_keys: Annotated[list[str] | None, Field(description="the dataset features that hold the recorded "
                                                        "actions (default: those the checkpoint's training run "
                                                        "read, where the dataset has them all; else the ones "
-                                                       "`dataset from-sim` writes)")] = None,
+                                                       "`dataset from-sim` writes, or `action` where it is the "
+                                                       "dataset's one action feature)")] = None,
         state_keys: Annotated[list[str] | None, Field(description="state features for a state-conditioned "
                                                       "embodiment (default: those the checkpoint's training run "
                                                       "read, where the dataset has them all; else "

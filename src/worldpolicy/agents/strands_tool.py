@@ -203,7 +203,8 @@ def worldpolicy_tool(
         chunks: evaluate_open_loop: instead of every, N chunks spread evenly over the episodes; dream: the chunks to
             dream (1-32).
         action_keys: evaluate_open_loop: the dataset features holding the recorded actions (default: those the
-            checkpoint's training run read, where the dataset has them all; else the ones `dataset from-sim` writes).
+            checkpoint's training run read, where the dataset has them all; else the ones `dataset from-sim` writes,
+            or `action` where it is the dataset's one action feature).
         state_keys: evaluate_open_loop: state features for a state-conditioned embodiment (default: those the
             checkpoint's training run read, where the dataset has them all; else observation.state, else the
             observation.state.* features).

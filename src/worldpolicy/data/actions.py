@@ -59,6 +59,18 @@ def action_layout(dataset, target: Embodiment, action_keys: Sequence[str], state
     return source, conversion or default_conversion(source_embodiment(source, prefix, target), target)
 
 
+def default_action_keys(dataset, action_keys: Sequence[str] | None = None) -> list[str]:
+    """`action_keys` (None: not given) as they are, unless left at the default (`layout.ACTION_KEYS`, the names
+    `dataset from-sim` writes) on a dataset that has none of them and one action feature, LeRobot's `action`: then
+    `["action"]`. A dataset with several action features (`action` and `action.joint_position`...) keeps the default,
+    which `action_layout` refuses naming the dataset's keys."""
+    keys = list(ACTION_KEYS) if action_keys is None else list(action_keys)
+    if keys != list(ACTION_KEYS) or any(k in dataset.feature_keys for k in keys):
+        return keys
+    actions = [k for k in numeric_features(dataset) if k == "action" or k.startswith("action.")]
+    return ["action"] if actions == ["action"] else keys
+
+
 def _refuse_reordered_columns(names: Sequence[str], layout: Embodiment, action_keys: Sequence[str],
                               prefix: str) -> None:
     """Actions are read by position: a dataset that names the embodiment's columns in another order (a two-arm
@@ -251,7 +263,7 @@ def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | N
                      state_keys: Sequence[str] | None = None, *, source: str | None = None,
                      conversion: str | None = None, robot: str = DEFAULT_ROBOT, setting: str = "action_keys",
                      remedy: str = "") -> RecordedActions:
-    """How `dataset`'s `action_keys` (default: training's `data.action_keys`, `layout.ACTION_KEYS`) reach `target`'s
+    """How `dataset`'s `action_keys` (default: training's `data.action_keys`, `default_action_keys`) reach `target`'s
     columns, as a training config with these `source` (`data.source_embodiment`), `conversion` and `robot` would read
     them (unset: as one that leaves them unset; `action_layout`, `action_converter`, the sampler's key checks);
     `state_keys` (default training's) hold the source's state a conversion starts from. What training would refuse is
@@ -259,7 +271,7 @@ def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | N
     training's reason and the `[data]` setting that fixes it, then `remedy` (what the caller offers instead)."""
     from .sampling import check_keys
 
-    action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
+    action_keys = default_action_keys(dataset, action_keys)
     state_keys = list(state_keys) if state_keys else list(STATE_KEYS)
     try:
         source_key, conversion = action_layout(dataset, target, action_keys, state_keys, source, conversion,

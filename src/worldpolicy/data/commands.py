@@ -121,7 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "embodiment's, as predict's)")
     frame.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                        help="features that hold the actions, as a training config's data.action_keys (default: "
-                       f"{_RUN_KEYS}; else training's, the ones `dataset from-sim` writes)")
+                       f"{_RUN_KEYS}; else training's: the ones `dataset from-sim` writes, or `action` where it is "
+                       "the dataset's one action feature)")
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
@@ -536,7 +537,8 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
                           f"{_RUN_KEYS}; else observation.state, else the observation.state.* features)")
     evaluate.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                           help="features that hold the recorded actions, as a training config's data.action_keys "
-                          f"(default: {_RUN_KEYS}; else training's, the ones `dataset from-sim` writes)")
+                          f"(default: {_RUN_KEYS}; else training's: the ones `dataset from-sim` writes, or `action` "
+                          "where it is the dataset's one action feature)")
     evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
                           "else 4)")
     add_device_flags(evaluate)

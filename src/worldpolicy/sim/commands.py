@@ -526,22 +526,26 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     name = checkpoint_name(str(args.policy)) if checkpoint else args.policy
     policy = None
     finished: list[int] = []
+    kept: list = []  # the report as last kept: drawn (report.png, index.html) when the run stops before its end
     left: range | None = None  # with --resume: the episodes still to run
     scenes = None  # a checkpoint's (or its server's) training scenes among the episodes (`warn_training_scenes`)
 
     write_partial = keep_report(args.out)
 
-    def made(report) -> None:  # the line that made the run, where it was typed
-        report.command, report.cwd = made_by["command"], made_by["cwd"]
+    def made(report) -> None:  # the line that began the run, or continued it, and where it was typed
+        if previous is None:
+            report.command, report.cwd = made_by["command"], made_by["cwd"]
+        elif len(report.resumed_by) == len(previous.resumed_by):  # once, at its first episode (evaluate keeps them)
+            report.resumed_by.append({"command": again, "cwd": made_by["cwd"]})
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
         made(partial)
         try:
             write_partial(partial)
         except KeyboardInterrupt:  # held until its report.json and report.md were written: they keep this episode
-            finished[:] = [len(partial.episodes)]
+            finished[:], kept[:] = [len(partial.episodes)], [partial]
             raise
-        finished[:] = [len(partial.episodes)]
+        finished[:], kept[:] = [len(partial.episodes)], [partial]
 
     def header(embodiment, chunk: int, settings: dict):  # the new run's settings, as --resume compares them
         try:
@@ -626,6 +630,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
             print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
                   f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}", file=sys.stderr)
+        if kept and not args.no_plots:  # the figure and page of the kept episodes: `worldpolicy report` shows them
+            _draw_kept(kept[0], args.out)
         raise
     finally:
         getattr(policy, "close", lambda: None)()
@@ -646,6 +652,21 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     if args.json:  # every episode video, where the lines above may count them
         print_json(run_json(doc, args.out, [*paths, *_episode_videos(args.out)]))
     return 0
+
+
+def _draw_kept(report, out: Path) -> None:
+    """report.png and index.html for the episodes a stopped run kept (drawn only at the end, a stopped run had no
+    figure to show); a failure drawing them is warned of, not raised over the one that stopped the run. A second
+    Ctrl-C stops the drawing (each file is written whole or not at all)."""
+    from worldpolicy.sim.evaluate import report_figure
+    from worldpolicy.viz.plots import save_figure
+    from worldpolicy.viz.report import write_report as write_html
+
+    try:
+        save_figure(report_figure(report), out / "report.png")
+        write_html(out)
+    except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
+        logger.warning("sim: the figure of the %d kept episodes was not drawn: %s", len(report.episodes), exc)
 
 
 def _kept_said(seed: int, kept: int, episodes: int) -> str:

@@ -122,11 +122,13 @@ class EvalReport:
     # what the session that last wrote the report ran on (`extras.software_versions`: worldpolicy, Python, torch,
     # diffusers...); None in a report written before it was recorded
     software: dict[str, str | None] | None = None
-    # the `worldpolicy sim` command line that made the run (its --out another folder: the same episodes again; with
+    # the `worldpolicy sim` command line that began the run (its --out another folder: the same episodes again; with
     # --resume: the run continued); None for a run from Python
     command: str | None = None
     # the folder `command` was typed in (`extras.run_record`): its relative paths are relative to it; None without one
     cwd: str | None = None
+    # each `worldpolicy sim --resume` that added episodes, oldest first: {"command": its line, "cwd": its folder}
+    resumed_by: list[dict[str, str | None]] = field(default_factory=list)
 
     @property
     def successes(self) -> int:
@@ -172,7 +174,7 @@ class EvalReport:
             "max_steps": self.max_steps,
             "seed": self.seed, "perturb": self.perturb, "latency": self.latency, "rtc": self.rtc,
             "num_envs": self.num_envs, "software": self.software, "command": self.command,
-            "cwd": self.cwd,
+            "cwd": self.cwd, "resumed_by": self.resumed_by,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -205,6 +207,7 @@ class EvalReport:
                        perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
                        rtc=bool(doc.get("rtc", False)), num_envs=doc.get("num_envs"),
                        software=doc.get("software"), command=doc.get("command"), cwd=doc.get("cwd"),
+                       resumed_by=[dict(r) for r in doc.get("resumed_by") or []],
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -255,8 +258,9 @@ class EvalReport:
                 + "."
             ),
             "",
-            *([f"Made by `{self.command}`" + (f" in `{self.cwd}`" if self.cwd else "") + ".", ""]
-              if self.command else []),
+            *([" ".join([*([_made_said("Made by", self.command, self.cwd)] if self.command else []),
+                         *(_made_said("Continued by", r.get("command"), r.get("cwd")) for r in self.resumed_by)]), ""]
+              if self.command or self.resumed_by else []),
             *([self._software_line(), ""] if self.software else []),
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),
@@ -374,6 +378,11 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
 
 def _whole(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _made_said(verb: str, command: str | None, cwd: str | None) -> str:
+    """`Made by `worldpolicy sim ...` in `/home/me`.`, as report.md says a command line that made or continued a run."""
+    return f"{verb} `{command}`" + (f" in `{cwd}`" if cwd else "") + "."
 
 
 def seed_range(first: int, count: int) -> str:
@@ -570,6 +579,8 @@ def evaluate(
     if resume is not None:
         todo = episodes_left(resume, report, episodes)
         report.episodes = list(resume.episodes)
+        # what began the run and continued it so far: a caller that continues it adds itself (`worldpolicy sim`)
+        report.command, report.cwd, report.resumed_by = resume.command, resume.cwd, list(resume.resumed_by)
     from worldpolicy.sim.batch import Lockstep, check_num_envs
 
     report.num_envs = check_num_envs(num_envs, policy=settings.get("kind"))

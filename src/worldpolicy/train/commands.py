@@ -208,6 +208,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
 
     # fused and cast once, in fp32 (a bf16 base would round the fused weights twice); at Nano size loading and
     # writing take minutes each, so each is said as it starts
+    source = source.resolve()  # said and printed absolute, as --out is: the JSON is read from another folder
     logger.info("merge-adapter: loading %s's base and fusing its adapters on the CPU in float32", source)
     parts = load_components(source, torch.device("cpu"), torch.float32)
     if args.dtype != "float32":

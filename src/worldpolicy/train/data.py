@@ -104,11 +104,15 @@ def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = 
     unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE` for 8-wide actions, the target's own columns by name;
     `joint_to_relative_pose` where only it fits), else refused naming the setting. `dataset`: `data.dataset` opened
     already (as every function here takes it: opening a large dataset takes seconds), else opened now."""
+    from ..data.actions import default_action_keys
+
     dataset = _opened(data.dataset, dataset)
-    source, conversion = action_layout(dataset, target, data.action_keys, data.state_keys, data.source_embodiment,
+    # left at the from-sim names on a dataset whose one action feature is LeRobot's `action`: that one
+    action_keys = default_action_keys(dataset, data.action_keys)
+    source, conversion = action_layout(dataset, target, action_keys, data.state_keys, data.source_embodiment,
                                        data.action_conversion, prefix="data.")
     spec = WindowSpec(
-        dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
+        dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(action_keys),
         state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
         action_conversion=conversion, robot=data.robot, stride=data.stride,
         episodes=data.selected_episodes(dataset.num_episodes, held_out, dataset.episode_success),

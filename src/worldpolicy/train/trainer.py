@@ -406,6 +406,7 @@ class Trainer:
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
             spec = window_spec(self.config.data, layout, held_out, self.dataset)
             self.config.data.source_embodiment = spec.source_embodiment
+            self.config.data.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout, self.dataset)
             if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
@@ -1391,8 +1392,10 @@ class Trainer:
                     records.append(record)
                     if self.on_step is not None:
                         self.on_step(record)
+                    # the loss first, drawn by the update with the step it goes with: counted first, each redraw
+                    # of the count said the step before's loss ("3/6 ... loss=<step 2's>")
+                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{value:.4f}")
                     done = step + 1
                     if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
                         line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
