@@ -12,8 +12,9 @@ COLUMNS = ["action_0", "action_1", "action_2"]  # small_dataset's `action` (no n
 
 
 def _spec(tmp_path, **change):
-    spec = {"name": "fitbot", "domain": "fitbot", "action_dim": 3, "columns": COLUMNS, "units": ["m", "m", "rad"],
-            "chunk_size": 4, "fps": 10, "camera_keys": ["observation/front"], **change}
+    # the action-head slot, domain and chunk size left to `train`, as a training config's [embodiment] table may
+    spec = {"name": "fitbot", "action_dim": 3, "columns": COLUMNS, "units": ["m", "m", "rad"], "fps": 10,
+            "camera_keys": ["observation/front"], **change}
     path = tmp_path / f"fitbot{len(list(tmp_path.glob('fitbot*.json')))}.json"
     path.write_text(json.dumps(spec))
     return str(path)
@@ -88,7 +89,26 @@ def test_recorded_units_that_differ_are_named(small_dataset, monkeypatch):
                              "embodiment's column the dataset's unit")]
 
 
-def test_keys_without_an_embodiment_are_refused(small_dataset):
+def test_keys_without_an_embodiment_and_a_bad_spec_are_refused_naming_the_flag(small_dataset, tmp_path):
     ds, _ = small_dataset
     with pytest.raises(ValueError, match="--action-keys given without --embodiment"):
         run(["dataset", "check", str(ds.root), "--action-keys", "action"])
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for spec, message in (("drid", "not registered .did you mean 'droid'"), (str(tmp_path / "list.json"), "got list"),
+                          (_spec(tmp_path, fps=None), "fps")):
+        with pytest.raises(ValueError, match=f"^--embodiment '{spec}': .*{message}"):
+            run(["dataset", "check", str(ds.root), "--embodiment", spec])
+
+
+def test_a_dataset_without_videos_is_told_to_record_them(tmp_path):
+    """The camera line named the videos "by name" there were, none: `the cameras  (a new embodiment's ...)`."""
+    from dataset_factory import write_sim_joint_recording
+
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.fit import embodiment_fit
+    from worldpolicy.embodiments import get_embodiment
+
+    write_sim_joint_recording(tmp_path / "sim")
+    fit = embodiment_fit(LeRobotDataset.open(tmp_path / "sim"), get_embodiment("droid/joint_pos"))
+    assert fit.problems[-1].endswith("and the dataset has no video or image features: record its cameras")
+    assert fit.cameras == {} and len(fit.problems) == 2  # and the state row from-sim writes, which it lacks

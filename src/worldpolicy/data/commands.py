@@ -426,8 +426,10 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-# the action-head slot a spec that names none is read with by `dataset check --embodiment`: any, as no fit rule reads it
+# what a spec file may leave to `train` (the action-head slot, the chunk size: `data.chunk_size`) as `dataset check
+# --embodiment` reads it: any accepted value, as no rule of the fit reads them
 FIT_DOMAIN_ID = 0
+FIT_CHUNK_SIZE = 4
 
 
 def _embodiment_fit(ds, args: argparse.Namespace):
@@ -444,16 +446,18 @@ def _embodiment_fit(ds, args: argparse.Namespace):
 
     try:
         if args.embodiment.strip().endswith(SPEC_FILE_SUFFIX):
-            # a new robot's spec as train's layout pass reads it: the head's slot, the domain and the stats, which a
-            # run settles, bear on no part of the fit
-            spec = dict(read_spec_file(args.embodiment))
-            spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
-            if spec["domain"] not in domain_table():  # a known domain's slot is its own
-                spec.setdefault("domain_id", FIT_DOMAIN_ID)
-            target = embodiment_from_spec({**spec, "normalization": "none", "stats": None})
+            # a new robot's spec as train's layout pass reads it: the head's slot, the domain, the chunk size and the
+            # stats, which a run settles, bear on no part of the fit
+            spec = read_spec_file(args.embodiment)
+            if isinstance(spec, dict):  # else refused as the spec it is not
+                spec = {"chunk_size": FIT_CHUNK_SIZE, "domain": f"worldpolicy_{spec.get('name', 'custom')}", **spec,
+                        "normalization": "none", "stats": None}
+                if spec["domain"] not in domain_table():  # a known domain's slot is its own
+                    spec.setdefault("domain_id", FIT_DOMAIN_ID)
+            target = embodiment_from_spec(spec)
         else:
             target = get_embodiment(args.embodiment)
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, TypeError, OSError) as exc:
         raise ValueError(f"--embodiment {args.embodiment!r}: {exc.args[0] if exc.args else exc}") from None
     return embodiment_fit(ds, target, args.action_keys, args.state_keys, args.video_keys, name=args.root)
 
