@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     info.set_defaults(func=_info)
 
     check = cmds.add_parser(
-        "check", help="load every episode and video; exit 1 naming the first bad file/field",
+        "check", help="load every episode and video; exit 1 naming the first bad file/field (--embodiment: and "
+        "whether it fits that embodiment as training reads it)",
         description="Load every episode and video; exit 1 naming the first bad file or field. With --embodiment, "
         "first check that training reads the dataset as that embodiment (its fps, its actions' columns, order and "
         "units, the state row, a video per camera), from the metadata alone: every problem is printed on a line "
