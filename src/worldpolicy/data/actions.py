@@ -269,19 +269,28 @@ def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | N
     `state_keys` (default training's) hold the source's state a conversion starts from. What training would refuse is
     refused as a ValueError starting `setting:` (the caller's choice that failed: the keys, by default), with
     training's reason and the `[data]` setting that fixes it, then `remedy` (what the caller offers instead)."""
+    try:
+        return training_actions(dataset, target, action_keys, state_keys, source=source, conversion=conversion,
+                                robot=robot)
+    except ValueError as exc:
+        raise ValueError(f"{setting}: the dataset's actions do not map to embodiment {target.key!r} as training "
+                         f"maps them (as a training config's [data] would read this dataset: {exc}){remedy}") from None
+
+
+def training_actions(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
+                     state_keys: Sequence[str] | None = None, *, source: str | None = None,
+                     conversion: str | None = None, robot: str = DEFAULT_ROBOT) -> RecordedActions:
+    """`recorded_actions`' mapping, its refusal as training's own (a ValueError naming the `data.` setting that fixes
+    it, nothing added): what `dataset check --embodiment` (`data.fit.embodiment_fit`) reports."""
     from .sampling import check_keys
 
     action_keys = default_action_keys(dataset, action_keys)
     state_keys = list(state_keys) if state_keys else list(STATE_KEYS)
-    try:
-        source_key, conversion = action_layout(dataset, target, action_keys, state_keys, source, conversion,
-                                               prefix="data.")
-        layout = source_embodiment(source_key, "data.", target)
-        check_keys(dataset, action_keys, layout, "data.action_keys", "data.video_keys")
-        if layout.state_history:
-            check_keys(dataset, state_keys, layout, "data.state_keys", "data.video_keys")
-        convert = action_converter(conversion, layout, target, robot, prefix="data.")
-    except ValueError as exc:
-        raise ValueError(f"{setting}: the dataset's actions do not map to embodiment {target.key!r} as training "
-                         f"maps them (as a training config's [data] would read this dataset: {exc}){remedy}") from None
+    source_key, conversion = action_layout(dataset, target, action_keys, state_keys, source, conversion,
+                                           prefix="data.")
+    layout = source_embodiment(source_key, "data.", target)
+    check_keys(dataset, action_keys, layout, "data.action_keys", "data.video_keys")
+    if layout.state_history:
+        check_keys(dataset, state_keys, layout, "data.state_keys", "data.video_keys")
+    convert = action_converter(conversion, layout, target, robot, prefix="data.")
     return RecordedActions(action_keys, state_keys, source_key, conversion, bool(layout.state_history), convert)

@@ -75,9 +75,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     info.add_argument("root", help=DATASET_ARG_HELP)
     info.set_defaults(func=_info)
 
-    check = cmds.add_parser("check", help="load every episode and video; exit 1 naming the first bad file/field")
+    check = cmds.add_parser(
+        "check", help="load every episode and video; exit 1 naming the first bad file/field (--embodiment: and "
+        "whether it fits that embodiment as training reads it)",
+        description="Load every episode and video; exit 1 naming the first bad file or field. With --embodiment, "
+        "first check that training reads the dataset as that embodiment (its fps, its actions' columns, order and "
+        "units, the state row, a video per camera), from the metadata alone: every problem is printed on a line "
+        "naming the column or camera and the training config's [data] setting that fixes it, and exit 1 before the "
+        "files are read; else what maps where is printed.")
     check.add_argument("root", help=DATASET_ARG_HELP)
+    check.add_argument("--embodiment", metavar="NAME|SPEC.json",
+                       help="the embodiment to fine-tune: a registered name or a spec file (as train's `embodiment`)")
+    check.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
+                       help="with --embodiment: the features that hold the actions, as a training config's "
+                       "data.action_keys (default: training's, the ones `dataset from-sim` writes)")
+    check.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
+                       help="with --embodiment: the features that make the state row, as data.state_keys (default: "
+                       "training's)")
+    check.add_argument("--video-keys", nargs="+", action="extend", metavar="KEY",
+                       help="with --embodiment: the videos to train on, as data.video_keys (default: each camera's by "
+                       "name, as training picks them)")
     check.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    add_json_flag(check, "the result (ok, problems, counts; with --embodiment what maps where)")
     check.set_defaults(func=_check)
 
     frame = cmds.add_parser(
@@ -358,12 +377,33 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import sys
 
+    from worldpolicy.cli import lines_for_people
     from worldpolicy.data import DatasetFormatError, LeRobotDataset, first_non_finite
     from worldpolicy.logcapture import progress_bar
+
+    if not args.embodiment and (given := [f for f, v in (("--action-keys", args.action_keys), ("--state-keys",
+                                                          args.state_keys), ("--video-keys", args.video_keys)) if v]):
+        raise ValueError(f"{', '.join(given)} given without --embodiment; accepted: only with --embodiment (the keys "
+                         "training reads as that embodiment's)")
+    doc: dict[str, Any] = {"ok": False, "problems": []}
+
+    def failed(problems: list[str]) -> int:
+        for problem in problems:
+            print(f"worldpolicy dataset check: {problem}", file=sys.stderr)
+        if args.json:
+            print_json({**doc, "problems": problems})
+        return 1
 
     bad = None
     try:
         ds = LeRobotDataset.open(args.root)
+        doc.update(root=str(ds.root.resolve()), episodes=ds.num_episodes, frames=ds.num_frames)
+        if args.embodiment:
+            fit = _embodiment_fit(ds, args)
+            doc["embodiment"] = fit.to_json()
+            if fit.problems:
+                files = f"files not read: fix the {len(fit.problems)} problem(s) above for {fit.embodiment!r} first"
+                return failed([*fit.problems, files])
         # decoding every video of a real dataset takes minutes to hours: show how far it is. The `with` closes the
         # bar on every way out (an unexpected error or Ctrl-C too), so no half-drawn bar is left on the terminal.
         # The episodes are read in order: each decodes on from the previous one in its file, not again from the
@@ -375,20 +415,61 @@ def _check(args: argparse.Namespace) -> int:
                     break
                 bar.update(1)
         if bad is not None:
-            print(f"worldpolicy dataset check: episode {i}: {bad.key!r} holds NaN or inf in {bad.frames} frames "
-                  f"(first: frame {bad.frame})", file=sys.stderr)
-            return 1
+            where = f"{bad.frames} frames (first: frame {bad.frame})"
+            return failed([f"episode {i}: {bad.key!r} holds NaN or inf in {where}"])
         ds.check_files()
         stats = ds.stats
     except (DatasetFormatError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset folder at `root`
-        print(f"worldpolicy dataset check: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"ok: {ds.num_episodes} episodes, {ds.num_frames} frames, {len(ds.video_keys)} video features, "
-        f"{'with' if stats else 'no'} stats"
-        + "".join(f"\n  not read: {name!r}: {why}" for name, why in ds.unread_features.items())
-    )
+        return failed([str(exc)])
+    doc.update(ok=True, video_features=len(ds.video_keys), stats=bool(stats), not_read=dict(ds.unread_features))
+    with lines_for_people(args.json):
+        print(
+            f"ok: {ds.num_episodes} episodes, {ds.num_frames} frames, {len(ds.video_keys)} video features, "
+            f"{'with' if stats else 'no'} stats"
+            + "".join(f"\n  not read: {name!r}: {why}" for name, why in ds.unread_features.items())
+        )
+        if args.embodiment:
+            print(f"fits embodiment {fit.embodiment!r} at {fit.fps:g} fps:")
+            print("\n".join(f"  {line}" for line in fit.lines()))
+    if args.json:
+        print_json(doc)
     return 0
+
+
+# what a spec file may leave to `train` (the action-head slot, the chunk size: `data.chunk_size`) as `dataset check
+# --embodiment` reads it: any accepted value, as no rule of the fit reads them
+FIT_DOMAIN_ID = 0
+FIT_CHUNK_SIZE = 4
+
+
+def _embodiment_fit(ds, args: argparse.Namespace):
+    """`dataset check --embodiment`: how `ds` fits it (`data.fit.embodiment_fit`); an unknown name or a bad spec file
+    is refused naming the flag."""
+    from worldpolicy.data.fit import embodiment_fit
+    from worldpolicy.embodiments import (
+        SPEC_FILE_SUFFIX,
+        domain_table,
+        embodiment_from_spec,
+        get_embodiment,
+        read_spec_file,
+    )
+
+    try:
+        if args.embodiment.strip().endswith(SPEC_FILE_SUFFIX):
+            # a new robot's spec as train's layout pass reads it: the head's slot, the domain, the chunk size and the
+            # stats, which a run settles, bear on no part of the fit
+            spec = read_spec_file(args.embodiment)
+            if isinstance(spec, dict):  # else refused as the spec it is not
+                spec = {"chunk_size": FIT_CHUNK_SIZE, "domain": f"worldpolicy_{spec.get('name', 'custom')}", **spec,
+                        "normalization": "none", "stats": None}
+                if spec["domain"] not in domain_table():  # a known domain's slot is its own
+                    spec.setdefault("domain_id", FIT_DOMAIN_ID)
+            target = embodiment_from_spec(spec)
+        else:
+            target = get_embodiment(args.embodiment)
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise ValueError(f"--embodiment {args.embodiment!r}: {exc.args[0] if exc.args else exc}") from None
+    return embodiment_fit(ds, target, args.action_keys, args.state_keys, args.video_keys, name=args.root)
 
 
 # extract_frame's parameters as `dataset frame` spells them (`cli.flag_named`)

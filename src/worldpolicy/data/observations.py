@@ -84,6 +84,9 @@ def camera_sources(videos: Sequence[str], video_keys: Sequence[str] | None, targ
         need = f"one of its cameras {cameras}, or one video to use as its camera"
     else:
         need = f"its cameras {cameras}, composed {target.composite!r}, or one pre-composed observation.image"
+    if not candidates:  # "by name, those videos are the cameras  (...)" said nothing
+        raise CameraMismatch(f"{where}: embodiment {target.key!r} needs {need}, and the dataset has no video or "
+                             "image features: record its cameras", target, candidates, {})
     raise CameraMismatch(f"{where}: embodiment {target.key!r} needs {need}; by name, those videos are the cameras "
                          f"{_named(candidates)} (a new embodiment's camera_keys may name these)"
                          + ("" if given else f"; name the videos to train on in {prefix}video_keys"),

@@ -717,8 +717,9 @@ class Trainer:
 
     def _check_data_fits(self, emb: Embodiment) -> None:
         """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
-        windows must be exactly that."""
-        from ..data.served import served_rate_reason
+        windows must be exactly that (the rate: `data.fit.check_training_rate`, which `dataset check --embodiment`
+        reports too)."""
+        from ..data.fit import check_training_rate
 
         data = self.config.data
         if emb.chunk_size != data.chunk_size:
@@ -727,18 +728,7 @@ class Trainer:
                              "the other" + (" (droid is the default when the checkpoint names no embodiment: set "
                                             "`embodiment` to the robot's)" if self._embodiment_defaulted
                                            and self.config.embodiment == "droid" else ""))
-        dataset = self.dataset
-        fps = dataset.fps
-        if not emb.runs_at(fps):
-            served = served_rate_reason(dataset, emb, "training")
-            if served:
-                raise ValueError(f"data.dataset {data.dataset!r} {served}")
-            raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
-                             f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (the rate the robot was "
-                             f"controlled at), or train on data recorded at {emb.fps:g} fps (sim data: `dataset "
-                             f"from-sim --control-hz {emb.fps:g}`); recorded actions are not resampled (`dataset label "
-                             "--resample` labels a dataset's frames at the embodiment's fps with an inverse-dynamics "
-                             "checkpoint's actions in their place)")
+        check_training_rate(self.dataset, emb, data.dataset)
 
     def _tier(self, name: str | None) -> int:
         """A spec's resolution tier left out: the one this run trained at (its newest checkpoint's `embodiment.json`:
