@@ -35,6 +35,9 @@ def test_a_fitting_dataset_passes_saying_what_maps_where(small_dataset, tmp_path
     assert doc["embodiment"]["columns"] == dict(zip(COLUMNS, COLUMNS))
     assert doc["embodiment"]["cameras"] == {"observation/front": "observation.images.front"}
     assert "fits embodiment 'fitbot'" in captured.err  # the lines for a person, off stdout
+    # no --action-keys: training's default reads the dataset's one action feature, `action` (data.default_action_keys)
+    assert run(argv[:-2]) == 0
+    assert "'action_2' -> action_2 (rad)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("change, keys, named", [
@@ -44,13 +47,11 @@ def test_a_fitting_dataset_passes_saying_what_maps_where(small_dataset, tmp_path
     ({"camera_keys": ["observation/front", "observation/wrist"], "composite": "stacked"}, ["action"],
      "embodiment 'fitbot' needs its cameras observation/front (a video key ending in .front), observation/wrist"),
     ({"fps": 15}, ["action"], "recorded at 10 fps but embodiment 'fitbot' has fps=15: set the embodiment's fps to 10"),
-    # training's default keys (`dataset from-sim`'s) are not this dataset's: the fix names its own
-    ({}, None, "set data.action_keys to the dataset's own keys, e.g. data.action_keys = ['action']"),
 ])
 def test_a_dataset_that_does_not_fit_fails_naming_the_problem(small_dataset, tmp_path, capsys, change, keys, named):
     ds, _ = small_dataset
     argv = ["dataset", "check", str(ds.root), "--no-progress", "--embodiment", _spec(tmp_path, **change)]
-    assert run(argv + (["--action-keys", *keys] if keys else [])) == 1
+    assert run([*argv, "--action-keys", *keys]) == 1
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert [line for line in lines if named in line], err
