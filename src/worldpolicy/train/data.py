@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -539,6 +540,11 @@ class LatentCache:
             return cache
         meta = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
                           shard_windows, what, dataset, checked).meta  # its maps of the shards let go before the rename
+        if (path / CACHE_META).exists():  # a run sharing data.cache_dir finished this very cache as this one encoded
+            # into the same `partial` (renamed away from under it): read, never replaced (its ranks may be reading it)
+            logger.info("latent cache finished by another run meanwhile: %s", path)
+            shutil.rmtree(partial, ignore_errors=True)  # what this one wrote since: the finished cache holds it all
+            return cls.load(path)
         meta["fingerprint"] = key
         meta["data_key"] = data_key(spec, embodiment, tier)  # what `cache_may_serve` reads before the weights load
         write_json_atomic(partial / CACHE_META, meta)
