@@ -1142,3 +1142,12 @@ def test_a_latent_cache_past_the_free_disk_or_actions_past_the_ram_are_refused_b
     free[0] = size
     check()
     assert "written to data.cache_dir" in caplog.text
+    # an interrupted build's shards are written already; an older worldpolicy's (v2) is never continued: not counted
+    for name, needed in (("latents-0123-v2.partial", size), ("latents-0123-v3.partial", size - 100)):
+        (tmp_path / "cache" / name).mkdir(parents=True)
+        (tmp_path / "cache" / name / "windows-000000000.safetensors").write_bytes(bytes(100))
+        free[0] = needed - 1
+        with pytest.raises(ValueError, match=r"written to data\.cache_dir"):
+            check()
+        free[0] = needed
+        check()
