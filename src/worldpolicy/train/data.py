@@ -653,13 +653,17 @@ class LatentCache:
                     f"windows of data.dataset after the {len(kept)} before it (windows in shards follow the dataset's "
                     "order); delete that folder to encode from the start"
                 )
-            kept.latents += part.latents
-            kept.actions += part.actions
-            kept.valid += part.valid
-            kept.states += part.states if part.states is not None else [None] * len(part)
-            kept.captions += part.captions
-            kept.index += part.index
+            kept._extend(part)
         return kept
+
+    def _extend(self, part: LatentCache) -> None:
+        """Append `part`'s windows (a shard's, `_read_shard`), its states None each where it holds none."""
+        self.latents += part.latents
+        self.actions += part.actions
+        self.valid += part.valid
+        self.states += part.states if part.states is not None else [None] * len(part)
+        self.captions += part.captions
+        self.index += part.index
 
     def save(self, path: Path) -> None:
         """Write the cache as one safetensors file (a shard of a build: its latents stacked, a shard's worth)."""
@@ -695,17 +699,11 @@ class LatentCache:
         meta = read_json(folder / CACHE_META, f"latent cache meta {str(folder / CACHE_META)!r}")
         cache = cls([], [], [], [], [], [], meta)
         for shard in sorted(folder.glob("windows-*.safetensors")):
-            part = _read_shard(shard)
-            cache.latents += part.latents
-            cache.actions += part.actions
-            cache.valid += part.valid
-            cache.states += part.states if part.states is not None else []
-            cache.captions += part.captions
-            cache.index += part.index
+            cache._extend(_read_shard(shard))
         if len(cache) != meta.get("windows"):
             raise ValueError(f"latent cache {str(folder)!r} holds {len(cache)} windows in its shards, not the "
                              f"{meta.get('windows')} it was built with: delete that folder to encode it again")
-        if not cache.states:
+        if not cache.states or cache.states[0] is None:  # a layout without states (its build wrote none)
             cache.states = None
         return cache
 
