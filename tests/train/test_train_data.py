@@ -850,6 +850,32 @@ def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_part
     assert [c.tolist() for c in cache.latents] == [c.tolist() for c in whole.latents]  # what this run trains on
 
 
+def test_a_latent_cache_another_run_finished_meanwhile_is_read_not_replaced(cache_parts, tmp_path, monkeypatch):
+    """Two runs sharing data.cache_dir encode the same cache into one `.partial` folder (the second continues after the
+    first's shards): the first to finish renames it into the cache. The other then replaced that finished cache with
+    what it had written since (here nothing but its meta: a folder of 0 windows, refused as it loaded, and the first
+    run's cache gone from under its readers); it now reads the finished one, and leaves no partial folder."""
+    from worldpolicy.fileio import write_json_atomic
+    from worldpolicy.train.data import CACHE_META, LatentCache
+
+    parts, layout, spec = cache_parts
+    real = LatentCache._build.__func__
+
+    def other_run_finishes(cls, *args, **kwargs):
+        built = real(cls, *args, **kwargs)
+        [partial] = tmp_path.glob("latents-*-v3.partial")
+        write_json_atomic(partial / CACHE_META, {**built.meta, "by": "the other run"})
+        partial.rename(partial.with_name(partial.name.removesuffix(".partial")))
+        return built
+
+    monkeypatch.setattr(LatentCache, "_build", classmethod(other_run_finishes))
+    cache = LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, progress=False)
+    [folder] = tmp_path.glob("latents-*")
+    assert folder.name.endswith("-v3") and cache.meta["by"] == "the other run"  # its partial folder gone too
+    assert len(cache) == cache.meta["windows"] > 1
+    assert LatentCache.load(folder).index == cache.index
+
+
 def test_a_latent_cache_build_refuses_shards_that_are_not_its_windows_in_order(cache_parts, tmp_path, monkeypatch):
     """Shards follow the dataset's window order from window 0; one out of place (a gap, another build's) is named
     rather than mixed in."""
@@ -1137,3 +1163,12 @@ def test_a_latent_cache_past_the_free_disk_or_actions_past_the_ram_are_refused_b
     free[0] = size
     check()
     assert "written to data.cache_dir" in caplog.text
+    # an interrupted build's shards are written already; an older worldpolicy's (v2) is never continued: not counted
+    for name, needed in (("latents-0123-v2.partial", size), ("latents-0123-v3.partial", size - 100)):
+        (tmp_path / "cache" / name).mkdir(parents=True)
+        (tmp_path / "cache" / name / "windows-000000000.safetensors").write_bytes(bytes(100))
+        free[0] = needed - 1
+        with pytest.raises(ValueError, match=r"written to data\.cache_dir"):
+            check()
+        free[0] = needed
+        check()

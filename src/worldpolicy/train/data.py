@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -543,6 +544,11 @@ class LatentCache:
             return cache
         meta = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
                           shard_windows, what, dataset, checked).meta  # its maps of the shards let go before the rename
+        if (path / CACHE_META).exists():  # a run sharing data.cache_dir finished this very cache as this one encoded
+            # into the same `partial` (renamed away from under it): read, never replaced (its ranks may be reading it)
+            logger.info("latent cache finished by another run meanwhile: %s", path)
+            shutil.rmtree(partial, ignore_errors=True)  # what this one wrote since: the finished cache holds it all
+            return cls.load(path)
         meta["fingerprint"] = key
         meta["data_key"] = data_key(spec, embodiment, tier)  # what `cache_may_serve` reads before the weights load
         write_json_atomic(partial / CACHE_META, meta)
@@ -651,13 +657,17 @@ class LatentCache:
                     f"windows of data.dataset after the {len(kept)} before it (windows in shards follow the dataset's "
                     "order); delete that folder to encode from the start"
                 )
-            kept.latents += part.latents
-            kept.actions += part.actions
-            kept.valid += part.valid
-            kept.states += part.states if part.states is not None else [None] * len(part)
-            kept.captions += part.captions
-            kept.index += part.index
+            kept._extend(part)
         return kept
+
+    def _extend(self, part: LatentCache) -> None:
+        """Append `part`'s windows (a shard's, `_read_shard`), its states None each where it holds none."""
+        self.latents += part.latents
+        self.actions += part.actions
+        self.valid += part.valid
+        self.states += part.states if part.states is not None else [None] * len(part)
+        self.captions += part.captions
+        self.index += part.index
 
     def save(self, path: Path) -> None:
         """Write the cache as one safetensors file (a shard of a build: its latents stacked, a shard's worth)."""
@@ -693,17 +703,11 @@ class LatentCache:
         meta = read_json(folder / CACHE_META, f"latent cache meta {str(folder / CACHE_META)!r}")
         cache = cls([], [], [], [], [], [], meta)
         for shard in sorted(folder.glob("windows-*.safetensors")):
-            part = _read_shard(shard)
-            cache.latents += part.latents
-            cache.actions += part.actions
-            cache.valid += part.valid
-            cache.states += part.states if part.states is not None else []
-            cache.captions += part.captions
-            cache.index += part.index
+            cache._extend(_read_shard(shard))
         if len(cache) != meta.get("windows"):
             raise ValueError(f"latent cache {str(folder)!r} holds {len(cache)} windows in its shards, not the "
                              f"{meta.get('windows')} it was built with: delete that folder to encode it again")
-        if not cache.states:
+        if not cache.states or cache.states[0] is None:  # a layout without states (its build wrote none)
             cache.states = None
         return cache
 
