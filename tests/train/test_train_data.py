@@ -876,6 +876,32 @@ def test_a_latent_cache_another_run_finished_meanwhile_is_read_not_replaced(cach
     assert LatentCache.load(folder).index == cache.index
 
 
+def test_a_latent_cache_another_run_finishes_as_this_one_publishes_is_read_not_replaced(cache_parts, tmp_path,
+                                                                                        monkeypatch):
+    """The other run finishes between this one's check and its rename (its meta written): the rename never takes the
+    place of a folder holding a finished cache (`replace_folder` did), so this run reads that one and drops its own."""
+    import shutil
+
+    from worldpolicy.fileio import write_json_atomic
+    from worldpolicy.train import data as train_data
+    from worldpolicy.train.data import CACHE_META, LatentCache
+
+    parts, layout, spec = cache_parts
+
+    def meta_then_the_other_run_publishes(path, doc, *args, **kwargs):
+        write_json_atomic(path, doc, *args, **kwargs)
+        if path.name == CACHE_META and path.parent.name.endswith(".partial"):
+            finished = path.parent.with_name(path.parent.name.removesuffix(".partial"))
+            shutil.copytree(path.parent, finished)
+            write_json_atomic(finished / CACHE_META, {**doc, "by": "the other run"})
+
+    monkeypatch.setattr(train_data, "write_json_atomic", meta_then_the_other_run_publishes)
+    cache = LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, progress=False)
+    [folder] = tmp_path.glob("latents-*")  # this run's partial folder gone, nothing set aside
+    assert folder.name.endswith("-v3") and cache.meta["by"] == "the other run"
+    assert len(cache) == cache.meta["windows"] > 1
+
+
 def test_a_latent_cache_build_refuses_shards_that_are_not_its_windows_in_order(cache_parts, tmp_path, monkeypatch):
     """Shards follow the dataset's window order from window 0; one out of place (a gap, another build's) is named
     rather than mixed in."""

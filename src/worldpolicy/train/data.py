@@ -12,10 +12,12 @@ Cameras are composed exactly as at inference (`processing.observations.frames_fr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -544,15 +546,21 @@ class LatentCache:
             return cache
         meta = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
                           shard_windows, what, dataset, checked).meta  # its maps of the shards let go before the rename
-        if (path / CACHE_META).exists():  # a run sharing data.cache_dir finished this very cache as this one encoded
-            # into the same `partial` (renamed away from under it): read, never replaced (its ranks may be reading it)
+        if not (path / CACHE_META).exists():
+            meta["fingerprint"] = key
+            meta["data_key"] = data_key(spec, embodiment, tier)  # what `cache_may_serve` reads before weights load
+            write_json_atomic(partial / CACHE_META, meta)
+            try:  # one rename, which never takes the place of a folder holding anything (another run's cache)
+                os.rename(partial, path)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) and not isinstance(exc, FileExistsError):
+                    raise
+                if not (path / CACHE_META).exists():  # a folder of that name that is no finished cache
+                    replace_folder(partial, path)
+        if os.path.lexists(partial):  # a run sharing data.cache_dir finished this very cache as this one encoded into
+            # the same `partial` (renamed away from under it): read, never replaced (its ranks may be reading it)
             logger.info("latent cache finished by another run meanwhile: %s", path)
             shutil.rmtree(partial, ignore_errors=True)  # what this one wrote since: the finished cache holds it all
-            return cls.load(path)
-        meta["fingerprint"] = key
-        meta["data_key"] = data_key(spec, embodiment, tier)  # what `cache_may_serve` reads before the weights load
-        write_json_atomic(partial / CACHE_META, meta)
-        replace_folder(partial, path)  # one rename: the folder is a finished cache, or the partial build it was
         return cls.load(path)  # read as a cache hit is
 
     @classmethod
