@@ -966,6 +966,8 @@ def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
                                             "max_steps": 2})
     assert result["episodes"] == 1 and Path(result["files"]["report"]).is_file()
     assert result["embodiment"] == "panda_reach"  # the result says which action space ran
+    # named as list_checkpoints and `policy` name it (and compare_sim_runs, from report.json), not by its install path
+    assert result["policy"] == "shipped"
     assert ok(server, "evaluate_in_sim", {"policy": "random", "episodes": 1, "max_steps": 2})["embodiment"] == (
         "droid/relative_pose")
 

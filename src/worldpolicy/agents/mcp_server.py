@@ -210,7 +210,7 @@ class SimLatency(BaseModel):
 
 class SimResult(BaseModel):
     task: str
-    policy: str
+    policy: str = Field(description="scripted, random, or the checkpoint as list_checkpoints names it")
     embodiment: str | None = Field(description="the action space the policy acted in (scripted: droid/joint_pos)")
     episodes: int
     seed: int = Field(description="the first episode's seed (episode i: seed + i)")

@@ -1090,9 +1090,10 @@ class Toolbox:
             raise
         doc = result.to_json()
         report(episodes, episodes, "done")
+        named = spec if ckpt is None else self.checkpoint_name(ckpt)  # what `policy` takes back, not its folder
         return {
             "task": task,
-            "policy": spec,
+            "policy": named,
             "embodiment": ran_as,
             "episodes": episodes,
             "seed": seed,
