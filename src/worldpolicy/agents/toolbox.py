@@ -291,6 +291,8 @@ class Toolbox:
         return {
             "checkpoints": found,
             "checkpoint_dirs": [str(p) for p in self.config.checkpoint_dirs],
+            # where a file argument may be, before one is refused for being elsewhere (`_input_path`)
+            "input_roots": [str(p) for p in self.config.input_roots],
             "loaded": loaded,
             "max_loaded": self.config.max_loaded,
         }
