@@ -86,6 +86,11 @@ def test_lists_tools_with_typed_schemas(server):
     assert predict.input_schema["required"] == ["prompt"]
     assert "ctx" not in predict.input_schema["properties"]
     assert predict.input_schema["properties"]["seed"]["anyOf"][0]["type"] == "integer"
+    # the ranges the arguments are checked against, so a model calls them right the first time
+    described = {name: predict.input_schema["properties"][name]["description"] for name in ("seed", "steps", "guidance")}
+    assert "[0, 2**63)" in described["seed"] and "1-100" in described["steps"] and "0-50" in described["guidance"]
+    sim = tools["evaluate_in_sim"].input_schema["properties"]
+    assert "1-20" in sim["episodes"]["description"] and "1-1000" in sim["max_steps"]["description"]
     assert {"run_dir", "files", "actions", "columns", "units"} <= set(predict.output_schema["properties"])
     assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
     assert tools["list_embodiments"].annotations.read_only_hint is True

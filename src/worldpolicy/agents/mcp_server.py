@@ -34,9 +34,14 @@ from ..sim.tasks import EVAL_SEED
 from .toolbox import (
     MAX_COMPARED_RUNS,
     MAX_DREAM_CHUNKS,
+    MAX_GUIDANCE,
     MAX_LISTED_TASKS,
     MAX_OPEN_LOOP_CHUNKS,
     MAX_SHOWN_EPISODES,
+    MAX_SIM_EPISODES,
+    MAX_SIM_STEPS,
+    MAX_STEPS,
+    SEED_RANGE,
     Toolbox,
     ToolboxConfig,
     ToolInputError,
@@ -498,9 +503,11 @@ Images = Annotated[
 ]
 State = Annotated[list[float] | None, Field(
     description="current state for state-conditioned embodiments (columns); others ignore it, with a warning")]
-Seed = Annotated[int | None, Field(description="sampling seed for reproducible results")]
-Steps = Annotated[int | None, Field(description="denoising steps (default: the embodiment's preset)")]
-Guidance = Annotated[float | None, Field(description="classifier-free guidance scale")]
+Seed = Annotated[int | None, Field(description=f"sampling seed for reproducible results, {SEED_RANGE} (default: a "
+                                   "fresh one, which the result's seed gives back)")]
+Steps = Annotated[int | None, Field(description=f"denoising steps, 1-{MAX_STEPS} (default: the embodiment's preset)")]
+Guidance = Annotated[float | None, Field(description=f"classifier-free guidance scale, 0-{MAX_GUIDANCE} (default: "
+                                         "the embodiment's preset)")]
 Animate = Annotated[bool, Field(description="also write an mp4 with a playhead on the action plot beside the video")]
 ShowPlots = Annotated[bool, Field(description="also return the plot images in the result, to look at them")]
 
@@ -771,11 +778,12 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         task: Annotated[Literal["reach", "push", "pick_place"], Field(description="tabletop task")] = "reach",
         policy: Annotated[str, Field(description="checkpoint name, 'scripted' or 'random'")] = "scripted",
         embodiment: Annotated[str | None, Field(description="action space for checkpoint/random policies")] = None,
-        episodes: Annotated[int, Field(description="number of seeded episodes (1-20)")] = 2,
+        episodes: Annotated[int, Field(description=f"number of seeded episodes (1-{MAX_SIM_EPISODES})")] = 2,
         seed: Annotated[int, Field(description=f"episode i uses seed + i (default {EVAL_SEED}, as `worldpolicy sim`: "
                                    "past the scenes `dataset from-sim` records from 0, which a checkpoint may have "
                                    "been trained on)")] = EVAL_SEED,
-        max_steps: Annotated[int | None, Field(description="cap on control steps per episode")] = None,
+        max_steps: Annotated[int | None, Field(description=f"cap on control steps per episode, 1-{MAX_SIM_STEPS} "
+                                               "(default: the task's own limit)")] = None,
         perturb: Annotated[str | None, Field(description="shifts on top of every scene, for a robustness run "
                                              "compared with a clean one of the same seed (compare_sim_runs), as "
                                              "`worldpolicy sim --perturb` takes them, comma-separated: "
