@@ -48,6 +48,8 @@ def ok(server, name: str, args: dict, progress: list | None = None) -> dict:
     assert not result.is_error, result.content
     jsonschema.validate(result.structured_content, tool.output_schema)
     text = json.loads(result.content[0].text)  # the same result as text for clients without structured output
+    # on one line, not the SDK's indent=2 (half as long again in the model's context)
+    assert "\n" not in result.content[0].text, result.content[0].text[:200]
     assert {k: v for k, v in text.items() if k != "files"} == {
         k: v for k, v in result.structured_content.items() if k != "files"
     }
@@ -84,6 +86,11 @@ def test_lists_tools_with_typed_schemas(server):
     assert predict.input_schema["required"] == ["prompt"]
     assert "ctx" not in predict.input_schema["properties"]
     assert predict.input_schema["properties"]["seed"]["anyOf"][0]["type"] == "integer"
+    # the ranges the arguments are checked against, so a model calls them right the first time
+    described = {name: predict.input_schema["properties"][name]["description"] for name in ("seed", "steps", "guidance")}
+    assert "[0, 2**63)" in described["seed"] and "1-100" in described["steps"] and "0-50" in described["guidance"]
+    sim = tools["evaluate_in_sim"].input_schema["properties"]
+    assert "1-20" in sim["episodes"]["description"] and "1-1000" in sim["max_steps"]["description"]
     assert {"run_dir", "files", "actions", "columns", "units"} <= set(predict.output_schema["properties"])
     assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
     assert tools["list_embodiments"].annotations.read_only_hint is True
@@ -111,6 +118,28 @@ def test_list_embodiments_and_checkpoints(server):
     assert emb["bridge"]["columns"][-1] == "grasp"
     ckpts = ok(server, "list_checkpoints", {})
     assert [c["name"] for c in ckpts["checkpoints"]] == ["tiny"] and ckpts["max_loaded"] == 2
+
+
+def test_file_arguments_say_where_files_may_be(server, toolbox, inputs_dir):
+    """An agent learnt which folders the tools read, and that a relative path is taken from the first, only from a
+    refused call's `accepted`: list_checkpoints names them, and every file argument points there."""
+    roots = ok(server, "list_checkpoints", {})["input_roots"]
+    assert roots == [str(r) for r in toolbox.config.input_roots] and roots[0] == str(inputs_dir.resolve())
+
+    async def run():
+        async with Client(server) as client:
+            return {t.name: t.input_schema["properties"] for t in (await client.list_tools()).tools}
+
+    tools = anyio.run(run)
+    file_arguments = [("predict_actions", "image"), ("predict_actions", "images"), ("imagine_rollout", "actions_file"),
+                      ("infer_actions", "video"), ("visualize_actions", "path"), ("dream", "image"),
+                      ("evaluate_open_loop", "dataset"), ("show_dataset", "dataset"), ("compare_sim_runs", "runs")]
+    for tool, argument in file_arguments:
+        assert "input_roots" in tools[tool][argument]["description"], (tool, argument)
+    # a relative path, as the description says, from the first root
+    result = ok(server, "predict_actions", {"prompt": "pick up the block", "embodiment": "bridge", "image": "obs.png",
+                                            "steps": 2, "seed": 0})
+    assert result["actions"] and result["checkpoint"] == "tiny"
 
 
 def test_predict_imagine_infer_round_trip(server, inputs_dir):
@@ -359,12 +388,19 @@ def test_schema_violations_and_errors_do_not_kill_the_server(server, inputs_dir)
     async def run():
         async with Client(server) as client:
             bad = await client.call_tool("predict_actions", {"prompt": 42, "seed": "x"})
+            task = await client.call_tool("evaluate_in_sim", {"task": "grasp"})
             unknown = await client.call_tool("no_such_tool", {})
             good = await client.call_tool("list_checkpoints", {})
-            return bad, unknown, good
+            return bad, task, unknown, good
 
-    bad, unknown, good = anyio.run(run)
+    bad, task, unknown, good = anyio.run(run)
     assert bad.is_error and "prompt" in bad.content[0].text
+    # the structured invalid_input every other bad argument is, not pydantic's text alone
+    error = bad.structured_content["error"]
+    assert (error["type"], error["parameter"], error["given"], error["accepted"]) == ("invalid_input", "prompt", 42,
+                                                                                      "string")
+    error = task.structured_content["error"]
+    assert (error["parameter"], error["given"], error["accepted"]) == ("task", "grasp", ["reach", "push", "pick_place"])
     assert unknown.is_error
     assert not good.is_error
 
@@ -966,6 +1002,8 @@ def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
                                             "max_steps": 2})
     assert result["episodes"] == 1 and Path(result["files"]["report"]).is_file()
     assert result["embodiment"] == "panda_reach"  # the result says which action space ran
+    # named as list_checkpoints and `policy` name it (and compare_sim_runs, from report.json), not by its install path
+    assert result["policy"] == "shipped"
     assert ok(server, "evaluate_in_sim", {"policy": "random", "episodes": 1, "max_steps": 2})["embodiment"] == (
         "droid/relative_pose")
 

@@ -19,12 +19,13 @@ from ..extras import extra_imports
 
 with extra_imports():  # before anyio, pydantic and mcp_types, which mcp brings: a missing mcp names its extra
     from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
 with extra_imports():
     import anyio
     import anyio.from_thread
     import anyio.to_thread
     from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel, Field, ValidationError
 
 from ..embodiments import MODEL_SPACE_UNIT
 from ..sim.perturb import perturbation_help
@@ -33,9 +34,14 @@ from ..sim.tasks import EVAL_SEED
 from .toolbox import (
     MAX_COMPARED_RUNS,
     MAX_DREAM_CHUNKS,
+    MAX_GUIDANCE,
     MAX_LISTED_TASKS,
     MAX_OPEN_LOOP_CHUNKS,
     MAX_SHOWN_EPISODES,
+    MAX_SIM_EPISODES,
+    MAX_SIM_STEPS,
+    MAX_STEPS,
+    SEED_RANGE,
     Toolbox,
     ToolboxConfig,
     ToolInputError,
@@ -50,7 +56,8 @@ __all__ = ["MAX_REQUEST_BODY_BYTES", "build_server", "run_server"]
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
 INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
-    "keys an observation needs (with checkpoint=NAME: the one that checkpoint uses); list_checkpoints the models. "
+    "keys an observation needs (with checkpoint=NAME: the one that checkpoint uses); list_checkpoints the models "
+    "and the folders file arguments may name (input_roots; a relative path from the first). "
     "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?' "
     "(whole_trajectory=true: every action row, chunk after chunk), infer_actions 'which actions produced this "
     "video?' (whole_clip=true: a label for every frame). Results name the "
@@ -114,6 +121,8 @@ class LoadedPolicy(BaseModel):
 class CheckpointList(BaseModel):
     checkpoints: list[CheckpointInfo]
     checkpoint_dirs: list[str]
+    input_roots: list[str] = Field(description="the folders the tools read files from (images, videos, actions, "
+                                   "datasets, sim runs); a relative path is taken from the first")
     loaded: list[LoadedPolicy]
     max_loaded: int
 
@@ -210,7 +219,7 @@ class SimLatency(BaseModel):
 
 class SimResult(BaseModel):
     task: str
-    policy: str
+    policy: str = Field(description="scripted, random, or the checkpoint as list_checkpoints names it")
     embodiment: str | None = Field(description="the action space the policy acted in (scripted: droid/joint_pos)")
     episodes: int
     seed: int = Field(description="the first episode's seed (episode i: seed + i)")
@@ -485,15 +494,20 @@ EmbodimentName = Annotated[
 CheckpointName = Annotated[
     str | None, Field(description="checkpoint name from list_checkpoints (optional when only one exists)")
 ]
-ImagePath = Annotated[str | None, Field(description="observation image file (single camera)")]
+READABLE = "under list_checkpoints' input_roots (a relative path from the first)"
+ImagePath = Annotated[str | None, Field(description=f"observation image file (single camera), {READABLE}")]
 Images = Annotated[
-    dict[str, str] | None, Field(description="camera key → image file, for multi-camera embodiments (see camera_keys): each camera of a composite, or the one camera an embodiment without a composite sees")
+    dict[str, str] | None, Field(description="camera key → image file, for multi-camera embodiments (see "
+                                 "camera_keys): each camera of a composite, or the one camera an embodiment without "
+                                 f"a composite sees; files {READABLE}")
 ]
 State = Annotated[list[float] | None, Field(
     description="current state for state-conditioned embodiments (columns); others ignore it, with a warning")]
-Seed = Annotated[int | None, Field(description="sampling seed for reproducible results")]
-Steps = Annotated[int | None, Field(description="denoising steps (default: the embodiment's preset)")]
-Guidance = Annotated[float | None, Field(description="classifier-free guidance scale")]
+Seed = Annotated[int | None, Field(description=f"sampling seed for reproducible results, {SEED_RANGE} (default: a "
+                                   "fresh one, which the result's seed gives back)")]
+Steps = Annotated[int | None, Field(description=f"denoising steps, 1-{MAX_STEPS} (default: the embodiment's preset)")]
+Guidance = Annotated[float | None, Field(description=f"classifier-free guidance scale, 0-{MAX_GUIDANCE} (default: "
+                                         "the embodiment's preset)")]
 Animate = Annotated[bool, Field(description="also write an mp4 with a playhead on the action plot beside the video")]
 ShowPlots = Annotated[bool, Field(description="also return the plot images in the result, to look at them")]
 
@@ -561,7 +575,40 @@ class _Server(MCPServer):
         if unknown:  # an unknown tool is the SDK's own error
             return _error(ToolInputError(unknown[0], f"tool {name} takes no such argument", arguments[unknown[0]],
                                          sorted(taken)))
-        return await super().call_tool(name, arguments, context)
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except ToolError as exc:  # arguments the input schema refuses: pydantic's text, with no structured error
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            return _error(_schema_violation(exc.__cause__, taken, arguments))
+        return _compact(result)
+
+
+def _schema_violation(exc: ValidationError, properties: dict[str, Any], arguments: dict[str, Any]) -> ToolInputError:
+    """The first argument the input schema refused (`task: "grasp"`, `prompt: 42`) as the `invalid_input` every other
+    bad argument is: the SDK answered pydantic's multi-line text with a link, and no structured content, so an agent
+    reading `error.parameter` found none. `accepted`: the schema's values or type for it."""
+    problem = exc.errors()[0]
+    parameter = str(problem["loc"][0]) if problem.get("loc") else "arguments"
+    schema = properties.get(parameter, {})
+    options = [schema, *schema.get("anyOf", [])]
+    enum = next((o["enum"] for o in options if "enum" in o), None)
+    const = [o["const"] for o in options if "const" in o]
+    types = [o["type"] for o in options if "type" in o and o["type"] != "null"]
+    accepted = enum or const or (" or ".join(types) if types else None)
+    return ToolInputError(parameter, problem["msg"], arguments.get(parameter), accepted)
+
+
+def _compact(result: Any) -> Any:
+    """The result's text block as one line of JSON, as `_with_plots` and `_error` write theirs: the SDK writes a
+    returned dict's indented (`indent=2`), half as long again, and that text is what most clients put in the
+    model's context (list_embodiments: 15.7 kB against 10.2 kB)."""
+    if not isinstance(result, CallToolResult) or result.structured_content is None or not result.content:
+        return result
+    if getattr(result.content[0], "type", None) != "text":
+        return result
+    text = TextContent(type="text", text=json.dumps(result.structured_content))
+    return result.model_copy(update={"content": [text, *result.content[1:]]})
 
 
 def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> MCPServer:
@@ -584,7 +631,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
 
     @srv.tool(annotations=read_only)
     async def list_checkpoints() -> CheckpointList:
-        """List the Cosmos3 checkpoints this server can load, and which are loaded now."""
+        """List the Cosmos3 checkpoints this server can load, which are loaded now, and the folders (input_roots) the
+        tools read files from."""
         return await _call(None, tb.list_checkpoints)
 
     @srv.tool(annotations=read_only)
@@ -642,7 +690,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         ] = None,
         actions_file: Annotated[str | None, Field(description="actions file: actions.json from an earlier call, or a "
                                                   ".csv (header of column names, optionally 'tx [m]'), .npz (named "
-                                                  "arrays) or .npy (rows in physical units); columns matched by name")
+                                                  "arrays) or .npy (rows in physical units); columns matched by name; "
+                                                  f"{READABLE}")
                                 ] = None,
         state: State = None,
         seed: Seed = None,
@@ -681,7 +730,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     async def infer_actions(
         prompt: Prompt,
         video: Annotated[str, Field(description="the clip whose actions to recover: a video file (mp4, mov, mkv, "
-                                    "avi, webm), an animated GIF/WebP/TIFF or a folder of frames (name order)")],
+                                    "avi, webm), an animated GIF/WebP/TIFF or a folder of frames (name order); "
+                                    f"{READABLE}")],
         ctx: Context,
         embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
@@ -712,7 +762,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
 
     @srv.tool(annotations=writes)
     async def visualize_actions(
-        path: Annotated[str, Field(description="actions.json or a run directory")],
+        path: Annotated[str, Field(description=f"actions.json or a run directory, {READABLE}")],
         video: Annotated[
             str | None, Field(description="video to animate beside the plot (default: rollout.mp4)")
         ] = None,
@@ -728,11 +778,12 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         task: Annotated[Literal["reach", "push", "pick_place"], Field(description="tabletop task")] = "reach",
         policy: Annotated[str, Field(description="checkpoint name, 'scripted' or 'random'")] = "scripted",
         embodiment: Annotated[str | None, Field(description="action space for checkpoint/random policies")] = None,
-        episodes: Annotated[int, Field(description="number of seeded episodes (1-20)")] = 2,
+        episodes: Annotated[int, Field(description=f"number of seeded episodes (1-{MAX_SIM_EPISODES})")] = 2,
         seed: Annotated[int, Field(description=f"episode i uses seed + i (default {EVAL_SEED}, as `worldpolicy sim`: "
                                    "past the scenes `dataset from-sim` records from 0, which a checkpoint may have "
                                    "been trained on)")] = EVAL_SEED,
-        max_steps: Annotated[int | None, Field(description="cap on control steps per episode")] = None,
+        max_steps: Annotated[int | None, Field(description=f"cap on control steps per episode, 1-{MAX_SIM_STEPS} "
+                                               "(default: the task's own limit)")] = None,
         perturb: Annotated[str | None, Field(description="shifts on top of every scene, for a robustness run "
                                              "compared with a clean one of the same seed (compare_sim_runs), as "
                                              "`worldpolicy sim --perturb` takes them, comma-separated: "
@@ -761,7 +812,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(
         dataset: Annotated[str, Field(description="a LeRobot dataset folder (holds meta/info.json) recorded at the "
-                                      "embodiment's fps; it is only read")],
+                                      f"embodiment's fps, {READABLE}; it is only read")],
         ctx: Context,
         checkpoint: CheckpointName = None,
         embodiment: EmbodimentName = None,
@@ -796,7 +847,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     @srv.tool(annotations=writes)
     async def compare_sim_runs(
         runs: Annotated[list[str], Field(description=f"2 to {MAX_COMPARED_RUNS} finished sim run folders of one task "
-                                         "(evaluate_in_sim's run_dir, or `worldpolicy sim --out` folders)")],
+                                         "(evaluate_in_sim's run_dir, or `worldpolicy sim --out` folders), "
+                                         f"{READABLE}")],
     ) -> ComparisonResult:
         """Which sim run is better? Runs side by side: success rates with Wilson 95 % intervals, every pair tested on
         the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping; with several
@@ -836,7 +888,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
 
     @srv.tool(annotations=writes)
     async def show_dataset(
-        dataset: Annotated[str, Field(description="a LeRobot dataset folder (holds meta/info.json); it is only read")],
+        dataset: Annotated[str, Field(description=f"a LeRobot dataset folder (holds meta/info.json), {READABLE}; it is "
+                                      "only read")],
         ctx: Context,
         episodes: Annotated[list[int] | None, Field(description=f"episode indexes to show, 1 to {MAX_SHOWN_EPISODES} "
                                                     "(from 0; negative from the end; default: the first 5)")] = None,

@@ -151,7 +151,9 @@ def worldpolicy_tool(
             shown by list_checkpoints).
         checkpoint: checkpoint name from list_checkpoints (optional when there is only one); list_embodiments: list
             only the embodiment that checkpoint runs with by default; dream: the policy's.
-        image: observation image file (single camera).
+        image: observation image file (single camera). File and folder arguments (image, images, video,
+            actions_file, path, dataset, runs) lie under list_checkpoints' input_roots (a relative path from the
+            first).
         images: camera key to image file, for multi-camera embodiments.
         video: infer_actions: the clip, a video file (mp4, mov, mkv, avi, webm), an animated GIF/WebP/TIFF or a
             folder of frames (name order); visualize: a video to animate beside the plot (default: the run's

@@ -48,6 +48,7 @@ __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payl
 
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
+MAX_GUIDANCE = 50
 SEED_RANGE = "an integer in [0, 2**63)"  # a sampling seed, as the tools accept it
 MAX_SIM_EPISODES = 20
 SIM_ROBOT = "panda"  # the arm `evaluate_in_sim` runs on (its joint count is checked before anything loads)
@@ -291,6 +292,8 @@ class Toolbox:
         return {
             "checkpoints": found,
             "checkpoint_dirs": [str(p) for p in self.config.checkpoint_dirs],
+            # where a file argument may be, before one is refused for being elsewhere (`_input_path`)
+            "input_roots": [str(p) for p in self.config.input_roots],
             "loaded": loaded,
             "max_loaded": self.config.max_loaded,
         }
@@ -417,8 +420,8 @@ class Toolbox:
         if steps is not None and (not _integer(steps) or not 1 <= steps <= MAX_STEPS):
             raise _must_be("steps", steps, f"an integer in [1, {MAX_STEPS}]")
         if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
-                                     or not 0 <= guidance <= 50):
-            raise _must_be("guidance", guidance, "a number in [0, 50]")
+                                     or not 0 <= guidance <= MAX_GUIDANCE):
+            raise _must_be("guidance", guidance, f"a number in [0, {MAX_GUIDANCE}]")
 
     def _observation(self, ckpt, emb, image: str | None, images: dict[str, str] | None, state: Any):
         """(observation, state, warnings, the shape warned about as one camera's view or None, the (height, width) of
@@ -1090,9 +1093,10 @@ class Toolbox:
             raise
         doc = result.to_json()
         report(episodes, episodes, "done")
+        named = spec if ckpt is None else self.checkpoint_name(ckpt)  # what `policy` takes back, not its folder
         return {
             "task": task,
-            "policy": spec,
+            "policy": named,
             "embodiment": ran_as,
             "episodes": episodes,
             "seed": seed,
