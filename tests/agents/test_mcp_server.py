@@ -87,7 +87,8 @@ def test_lists_tools_with_typed_schemas(server):
     assert "ctx" not in predict.input_schema["properties"]
     assert predict.input_schema["properties"]["seed"]["anyOf"][0]["type"] == "integer"
     # the ranges the arguments are checked against, so a model calls them right the first time
-    described = {name: predict.input_schema["properties"][name]["description"] for name in ("seed", "steps", "guidance")}
+    properties = predict.input_schema["properties"]
+    described = {name: properties[name]["description"] for name in ("seed", "steps", "guidance")}
     assert "[0, 2**63)" in described["seed"] and "1-100" in described["steps"] and "0-50" in described["guidance"]
     sim = tools["evaluate_in_sim"].input_schema["properties"]
     assert "1-20" in sim["episodes"]["description"] and "1-1000" in sim["max_steps"]["description"]
