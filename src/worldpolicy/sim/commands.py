@@ -421,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.models import resolve_checkpoint
 
     # before any value is resolved: the command as given, to continue the run and as report.json's `command`
-    again = (_resume_command(args), run_record(_resume_command(args, resume=False)))
+    commands = (_resume_command(args), run_record(_resume_command(args, resume=False)))
     args.policy = resolve_checkpoint(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
@@ -452,7 +452,7 @@ def run(args: argparse.Namespace) -> int:
     # held for the whole run, before its report is read: a second sim on this --out (a --resume of a run still going)
     # would write its episodes into the same report
     with folder_lock(args.out, "--out"):
-        return _run_held(args, again, task_given, image_size, needs_images)
+        return _run_held(args, commands, task_given, image_size, needs_images)
 
 
 def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], task_given: bool,
