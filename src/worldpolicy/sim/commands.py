@@ -273,7 +273,6 @@ def _clear_previous_run(out: Path) -> None:
     import json
 
     from worldpolicy.sim.evaluate import SCHEMA
-    from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
 
     try:
         previous = json.loads((out / SIM_REPORT_FILE).read_text())
@@ -282,7 +281,7 @@ def _clear_previous_run(out: Path) -> None:
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
-    for path in [out / "index.html", out / "report.png", out / "report.md", *sorted(out.glob(SIM_EPISODE_VIDEOS)),
+    for path in [out / "index.html", out / "report.png", out / "report.md", *_episode_videos(out),
                  out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
