@@ -273,7 +273,6 @@ def _clear_previous_run(out: Path) -> None:
     import json
 
     from worldpolicy.sim.evaluate import SCHEMA
-    from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
 
     try:
         previous = json.loads((out / SIM_REPORT_FILE).read_text())
@@ -282,7 +281,7 @@ def _clear_previous_run(out: Path) -> None:
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
-    for path in [out / "index.html", out / "report.png", out / "report.md", *sorted(out.glob(SIM_EPISODE_VIDEOS)),
+    for path in [out / "index.html", out / "report.png", out / "report.md", *_episode_videos(out),
                  out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
@@ -421,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.models import resolve_checkpoint
 
     # before any value is resolved: the command as given, to continue the run and as report.json's `command`
-    again = (_resume_command(args), run_record(_resume_command(args, resume=False)))
+    commands = (_resume_command(args), run_record(_resume_command(args, resume=False)))
     args.policy = resolve_checkpoint(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
@@ -452,7 +451,7 @@ def run(args: argparse.Namespace) -> int:
     # held for the whole run, before its report is read: a second sim on this --out (a --resume of a run still going)
     # would write its episodes into the same report
     with folder_lock(args.out, "--out"):
-        return _run_held(args, again, task_given, image_size, needs_images)
+        return _run_held(args, commands, task_given, image_size, needs_images)
 
 
 def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], task_given: bool,

@@ -106,6 +106,17 @@ def holm_adjusted(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def _tested(test: str, p: float, adjusted: float, tests: int, differ: str, unreachable: str = "") -> str:
+    """A pair's test as its line says it: `exact McNemar p = 0.03 (differ at the 5 % level: a is better)`, with the
+    Holm-adjusted p the verdict rests on where `tests` pairs were tested; `unreachable`: why no split could differ."""
+    said = f"{test} p = {p:.4g}"
+    if tests > 1:
+        said += f", Holm-adjusted p = {adjusted:.4g} over the {tests} pairs tested"
+    verdict = (f"differ at the 5 % level: {differ}" if adjusted < 0.05
+               else f"no significant difference at the 5 % level{unreachable}")
+    return f"{said} ({verdict})"
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Runs `a` and `b` on the seeds both ran (`shared`): on how many only one of them succeeded (`a_only`,
@@ -145,13 +156,9 @@ class PairedTest:
         rates = (f"{self.a} {self.a_only + self.both}/{n}, {self.b} {self.b_only + self.both}/{n} on the "
                  f"{n} shared seed{'s' if n != 1 else ''}")
         better = self.a if self.a_only > self.b_only else self.b  # differ: not tied
-        verdict = (f"differ at the 5 % level: {better} is better" if self.p_adjusted < 0.05
-                   else "no significant difference at the 5 % level")
-        p = f"exact McNemar p = {self.p_value:.4g}"
-        if self.tests > 1:
-            p += f", Holm-adjusted p = {self.p_adjusted:.4g} over the {self.tests} pairs tested"
+        p = _tested("exact McNemar", self.p_value, self.p_adjusted, self.tests, f"{better} is better")
         text = (f"{self.a} vs {self.b}: {rates}; only {self.a} succeeded on {self.a_only}, only {self.b} on "
-                f"{self.b_only}: {p} ({verdict})")
+                f"{self.b_only}: {p}")
         return f"{text}; {self.note}" if self.note else text
 
     def steps_line(self) -> str | None:
@@ -164,18 +171,15 @@ class PairedTest:
                 f"{self.b if diff > 0 else self.a} took {abs(diff):.1f} more on average")
         faster = self.a if self.a_faster > self.b_faster else self.b  # differ: not tied
         untied = self.a_faster + self.b_faster
-        verdict = (f"differ at the 5 % level: {faster} is faster" if self.steps_p_adjusted < 0.05
-                   else "no significant difference at the 5 % level"
-                   # the smallest p of n seeds not tied is 2 / 2**n: under 6, no split could say "differ"
-                   + (f", which {untied} seed{'s' if untied != 1 else ''} not tied cannot reach"
-                      if mcnemar_p(untied, 0) >= 0.05 else ""))
-        p = f"exact sign test p = {self.steps_p:.4g}"
-        if self.steps_tests > 1:
-            p += f", Holm-adjusted p = {self.steps_p_adjusted:.4g} over the {self.steps_tests} pairs tested"
+        # the smallest p of n seeds not tied is 2 / 2**n: under 6, no split could say "differ"
+        unreachable = (f", which {untied} seed{'s' if untied != 1 else ''} not tied cannot reach"
+                       if mcnemar_p(untied, 0) >= 0.05 else "")
+        p = _tested("exact sign test", self.steps_p, self.steps_p_adjusted, self.steps_tests, f"{faster} is faster",
+                    unreachable)
         tied = n - untied
         return (f"{self.a} vs {self.b}, steps to success on the {n} shared seed{'s' if n != 1 else ''} both solved: "
                 f"{more}; {self.a} took fewer on {self.a_faster}, {self.b} on {self.b_faster}"
-                + (f", {tied} tied" if tied else "") + f": {p} ({verdict})")
+                + (f", {tied} tied" if tied else "") + f": {p}")
 
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
