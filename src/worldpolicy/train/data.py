@@ -55,6 +55,8 @@ CACHE_FORMAT = 3
 CACHE_META = "cache.json"  # a finished cache folder's meta (`LatentCache.meta`), beside its shards
 SHARD_WINDOWS = 256  # a partial build's windows are kept after this many new ones, or
 SHARD_SECONDS = 60.0  # after this long, whichever comes first (and always when the build stops on an error or Ctrl-C)
+SHARD_NAME = "windows-{:09d}.safetensors"  # a shard's file, by its first window's place in the build's order
+SHARD_GLOB = SHARD_NAME.replace("{:09d}", "*")  # every shard of a folder, in order once sorted
 
 
 @dataclass(frozen=True)
@@ -598,7 +600,7 @@ class LatentCache:
             if done > saved:
                 shard = cls(latents[saved:done], actions[saved:done], valid[saved:done],
                             states[saved:done] if emb.state_history else None, ids[saved:done], index[saved:done], {})
-                file = partial / f"windows-{saved:09d}.safetensors"
+                file = partial / SHARD_NAME.format(saved)
                 with sigint_deferred():
                     shard.save(file)
                     latents[saved:done] = _read_shard(file).latents
@@ -654,12 +656,12 @@ class LatentCache:
         to be the first windows of `window_order(spec)`. `states` holds None per window for a layout without them."""
         kept = cls([], [], [], [], [], [], {})
         order: np.ndarray | None = None
-        for shard in sorted(partial.glob("windows-*.safetensors")):
+        for shard in sorted(partial.glob(SHARD_GLOB)):
             part = _read_shard(shard)
             order = order if order is not None else window_order(spec, dataset)
             expected = order[len(kept):len(kept) + len(part)]
             got = np.asarray(part.index, dtype=np.int64).reshape(-1, 2)
-            if shard.name != f"windows-{len(kept):09d}.safetensors" or not np.array_equal(got, expected):
+            if shard.name != SHARD_NAME.format(len(kept)) or not np.array_equal(got, expected):
                 raise ValueError(
                     f"{str(partial)!r} holds an interrupted latent-cache build whose {shard.name} is not the next "
                     f"windows of data.dataset after the {len(kept)} before it (windows in shards follow the dataset's "
@@ -710,7 +712,7 @@ class LatentCache:
         folder = Path(folder)
         meta = read_json(folder / CACHE_META, f"latent cache meta {str(folder / CACHE_META)!r}")
         cache = cls([], [], [], [], [], [], meta)
-        for shard in sorted(folder.glob("windows-*.safetensors")):
+        for shard in sorted(folder.glob(SHARD_GLOB)):
             cache._extend(_read_shard(shard))
         if len(cache) != meta.get("windows"):
             raise ValueError(f"latent cache {str(folder)!r} holds {len(cache)} windows in its shards, not the "
