@@ -35,6 +35,7 @@ from ..data.actions import (
     action_converter,
     action_layout,
     check_conversion,
+    default_action_keys,
     source_embodiment,
 )
 from ..data.layout import ACTION_KEYS, STATE_KEYS
@@ -109,8 +110,6 @@ def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = 
     unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE` for 8-wide actions, the target's own columns by name;
     `joint_to_relative_pose` where only it fits), else refused naming the setting. `dataset`: `data.dataset` opened
     already (as every function here takes it: opening a large dataset takes seconds), else opened now."""
-    from ..data.actions import default_action_keys
-
     dataset = _opened(data.dataset, dataset)
     # left at the from-sim names on a dataset whose one action feature is LeRobot's `action`: that one
     action_keys = default_action_keys(dataset, data.action_keys)
