@@ -211,12 +211,13 @@ def cache_may_serve(cache_dir: str | Path, spec: WindowSpec, embodiment: Embodim
     if fingerprint is not None:
         return (cache_folder(folder, fingerprint) / CACHE_META).is_file()
     key = data_key(spec, embodiment)
-    return any(_cache_meta(path).get("data_key") == key for path in folder.glob(f"latents-*-v{CACHE_FORMAT}"))
+    return any(_cache_meta(path).get("data_key") == key for path in folder.glob(cache_folder(folder, "*").name))
 
 
-def cache_folder(cache_dir: str | Path, fingerprint: str) -> Path:
-    """The folder of the finished latent cache `fingerprint` names in `cache_dir` (`LatentCache.build_or_load`)."""
-    return Path(cache_dir) / f"latents-{fingerprint}-v{CACHE_FORMAT}"
+def cache_folder(cache_dir: str | Path, fingerprint: str, partial: bool = False) -> Path:
+    """The folder of the finished latent cache `fingerprint` names in `cache_dir` (`LatentCache.build_or_load`), or
+    (`partial`) of its build's shards until it is finished; `fingerprint` "*": every one's, as a glob pattern."""
+    return Path(cache_dir) / f"latents-{fingerprint}-v{CACHE_FORMAT}{'.partial' if partial else ''}"
 
 
 def _cache_meta(folder: Path) -> dict[str, Any]:
@@ -529,7 +530,7 @@ class LatentCache:
         if expect is not None and key != expect:
             raise changed_data(spec.dataset)
         path = cache_folder(cache_dir, key)
-        partial = path.with_name(path.name + ".partial")  # the fingerprint in the name: others' shards never mix in
+        partial = cache_folder(cache_dir, key, partial=True)  # the fingerprint in the name: others' never mix in
         for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):
             if (Path(cache_dir) / older).exists():
                 what = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
