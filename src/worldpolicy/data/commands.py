@@ -61,6 +61,9 @@ DATASET_ARG_HELP = ("dataset folder (holds meta/info.json), or a hub id (owner/n
 # what --action-keys and --state-keys default to first (`data.actions.run_keys`)
 _RUN_KEYS = ("the keys the checkpoint's training run read, as its trainer_state.json records them, where the dataset "
              "has them all")
+# what --action-keys defaults to after that, or alone (`data.actions.default_action_keys`)
+_TRAINING_ACTION_KEYS = ("training's: the ones `dataset from-sim` writes, or `action` where it is the dataset's one "
+                         "action feature")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="the embodiment to fine-tune: a registered name or a spec file (as train's `embodiment`)")
     check.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                        help="with --embodiment: the features that hold the actions, as a training config's "
-                       "data.action_keys (default: training's, the ones `dataset from-sim` writes)")
+                       f"data.action_keys (default: {_TRAINING_ACTION_KEYS})")
     check.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
                        help="with --embodiment: the features that make the state row, as data.state_keys (default: "
                        "training's)")
@@ -140,8 +143,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "embodiment's, as predict's)")
     frame.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                        help="features that hold the actions, as a training config's data.action_keys (default: "
-                       f"{_RUN_KEYS}; else training's: the ones `dataset from-sim` writes, or `action` where it is "
-                       "the dataset's one action feature)")
+                       f"{_RUN_KEYS}; else {_TRAINING_ACTION_KEYS})")
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
@@ -377,7 +379,6 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import sys
 
-    from worldpolicy.cli import lines_for_people
     from worldpolicy.data import DatasetFormatError, LeRobotDataset, first_non_finite
     from worldpolicy.logcapture import progress_bar
 
@@ -618,8 +619,7 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
                           f"{_RUN_KEYS}; else observation.state, else the observation.state.* features)")
     evaluate.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                           help="features that hold the recorded actions, as a training config's data.action_keys "
-                          f"(default: {_RUN_KEYS}; else training's: the ones `dataset from-sim` writes, or `action` "
-                          "where it is the dataset's one action feature)")
+                          f"(default: {_RUN_KEYS}; else {_TRAINING_ACTION_KEYS})")
     evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
                           "else 4)")
     add_device_flags(evaluate)

@@ -4,7 +4,7 @@ the refusal `train` makes before its weights load), its actions in the embodimen
 units where the dataset records them (`card.recorded_units`), and a video for each camera the embodiment composes
 (`observations.camera_sources`). `dataset check --embodiment` says every problem at once, each naming the column or
 camera and the training config's `[data]` setting (or the embodiment's field) that fixes it; `train` refuses with the
-same rules, the first it meets.
+same rules, the first it meets, the units aside (training reads numbers, never their units: only this check says them).
 
     from worldpolicy.data.fit import embodiment_fit
     fit = embodiment_fit(ds, get_embodiment("droid"))

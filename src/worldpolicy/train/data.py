@@ -35,6 +35,7 @@ from ..data.actions import (
     action_converter,
     action_layout,
     check_conversion,
+    default_action_keys,
     source_embodiment,
 )
 from ..data.layout import ACTION_KEYS, STATE_KEYS
@@ -55,6 +56,8 @@ CACHE_FORMAT = 3
 CACHE_META = "cache.json"  # a finished cache folder's meta (`LatentCache.meta`), beside its shards
 SHARD_WINDOWS = 256  # a partial build's windows are kept after this many new ones, or
 SHARD_SECONDS = 60.0  # after this long, whichever comes first (and always when the build stops on an error or Ctrl-C)
+SHARD_NAME = "windows-{:09d}.safetensors"  # a shard's file, by its first window's place in the build's order
+SHARD_GLOB = SHARD_NAME.replace("{:09d}", "*")  # every shard of a folder, in order once sorted
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,6 @@ def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = 
     unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE` for 8-wide actions, the target's own columns by name;
     `joint_to_relative_pose` where only it fits), else refused naming the setting. `dataset`: `data.dataset` opened
     already (as every function here takes it: opening a large dataset takes seconds), else opened now."""
-    from ..data.actions import default_action_keys
-
     dataset = _opened(data.dataset, dataset)
     # left at the from-sim names on a dataset whose one action feature is LeRobot's `action`: that one
     action_keys = default_action_keys(dataset, data.action_keys)
@@ -210,12 +211,13 @@ def cache_may_serve(cache_dir: str | Path, spec: WindowSpec, embodiment: Embodim
     if fingerprint is not None:
         return (cache_folder(folder, fingerprint) / CACHE_META).is_file()
     key = data_key(spec, embodiment)
-    return any(_cache_meta(path).get("data_key") == key for path in folder.glob(f"latents-*-v{CACHE_FORMAT}"))
+    return any(_cache_meta(path).get("data_key") == key for path in folder.glob(cache_folder(folder, "*").name))
 
 
-def cache_folder(cache_dir: str | Path, fingerprint: str) -> Path:
-    """The folder of the finished latent cache `fingerprint` names in `cache_dir` (`LatentCache.build_or_load`)."""
-    return Path(cache_dir) / f"latents-{fingerprint}-v{CACHE_FORMAT}"
+def cache_folder(cache_dir: str | Path, fingerprint: str, partial: bool = False) -> Path:
+    """The folder of the finished latent cache `fingerprint` names in `cache_dir` (`LatentCache.build_or_load`), or
+    (`partial`) of its build's shards until it is finished; `fingerprint` "*": every one's, as a glob pattern."""
+    return Path(cache_dir) / f"latents-{fingerprint}-v{CACHE_FORMAT}{'.partial' if partial else ''}"
 
 
 def _cache_meta(folder: Path) -> dict[str, Any]:
@@ -528,7 +530,7 @@ class LatentCache:
         if expect is not None and key != expect:
             raise changed_data(spec.dataset)
         path = cache_folder(cache_dir, key)
-        partial = path.with_name(path.name + ".partial")  # the fingerprint in the name: others' shards never mix in
+        partial = cache_folder(cache_dir, key, partial=True)  # the fingerprint in the name: others' never mix in
         for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):
             if (Path(cache_dir) / older).exists():
                 what = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
@@ -598,7 +600,7 @@ class LatentCache:
             if done > saved:
                 shard = cls(latents[saved:done], actions[saved:done], valid[saved:done],
                             states[saved:done] if emb.state_history else None, ids[saved:done], index[saved:done], {})
-                file = partial / f"windows-{saved:09d}.safetensors"
+                file = partial / SHARD_NAME.format(saved)
                 with sigint_deferred():
                     shard.save(file)
                     latents[saved:done] = _read_shard(file).latents
@@ -654,12 +656,12 @@ class LatentCache:
         to be the first windows of `window_order(spec)`. `states` holds None per window for a layout without them."""
         kept = cls([], [], [], [], [], [], {})
         order: np.ndarray | None = None
-        for shard in sorted(partial.glob("windows-*.safetensors")):
+        for shard in sorted(partial.glob(SHARD_GLOB)):
             part = _read_shard(shard)
             order = order if order is not None else window_order(spec, dataset)
             expected = order[len(kept):len(kept) + len(part)]
             got = np.asarray(part.index, dtype=np.int64).reshape(-1, 2)
-            if shard.name != f"windows-{len(kept):09d}.safetensors" or not np.array_equal(got, expected):
+            if shard.name != SHARD_NAME.format(len(kept)) or not np.array_equal(got, expected):
                 raise ValueError(
                     f"{str(partial)!r} holds an interrupted latent-cache build whose {shard.name} is not the next "
                     f"windows of data.dataset after the {len(kept)} before it (windows in shards follow the dataset's "
@@ -710,7 +712,7 @@ class LatentCache:
         folder = Path(folder)
         meta = read_json(folder / CACHE_META, f"latent cache meta {str(folder / CACHE_META)!r}")
         cache = cls([], [], [], [], [], [], meta)
-        for shard in sorted(folder.glob("windows-*.safetensors")):
+        for shard in sorted(folder.glob(SHARD_GLOB)):
             cache._extend(_read_shard(shard))
         if len(cache) != meta.get("windows"):
             raise ValueError(f"latent cache {str(folder)!r} holds {len(cache)} windows in its shards, not the "

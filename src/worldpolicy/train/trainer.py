@@ -82,10 +82,10 @@ from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
 from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, own_key
 from .data import (
-    CACHE_FORMAT,
     SHARD_WINDOWS,
     LatentCache,
     WindowSpec,
+    cache_folder,
     cache_may_serve,
     changed_data,
     check_encodable,
@@ -541,7 +541,8 @@ class Trainer:
         cache_dir = Path(self._cache_dir)
         # an interrupted build's shards are written already (any build's of this format: which is this one's is known
         # once the VAE loads, so a folder of other builds' shards is judged leniently; an older format's is never read)
-        kept = sum(f.stat().st_size for f in cache_dir.glob(f"latents-*-v{CACHE_FORMAT}.partial/*") if f.is_file())
+        partials = cache_folder(cache_dir, "*", partial=True).name
+        kept = sum(f.stat().st_size for f in cache_dir.glob(f"{partials}/*") if f.is_file())
         disk = max(size - kept, 0) if building else 0
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
