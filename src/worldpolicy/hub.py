@@ -78,7 +78,7 @@ def check_hub_id(source: str, named: str) -> tuple[str, str | None]:
     repo_id, revision = split_revision(source)
     if revision is not None and (not revision or revision != revision.strip() or " " in revision):
         raise ValueError(f"{named}={source!r}: expected OWNER/NAME@REV, a branch, tag or commit after the `@` (e.g. "
-                         f"{HUB_DATASET_EXAMPLE + '@main'!r}), or OWNER/NAME alone for the main branch")
+                         f"{repo_id + '@main'!r}), or OWNER/NAME alone for the main branch")
     return repo_id, revision
 
 
