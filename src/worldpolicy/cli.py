@@ -110,12 +110,13 @@ def warnings_flag_named(flags: Mapping[str, str]) -> Iterator[None]:
             handler.removeFilter(renamed)
 
 
-def add_json_flag(parser: argparse.ArgumentParser, what: str) -> None:
-    """`--json`, said alike by every command that prints its result for a script (`predict`, `dream`, `sim`, `demo`):
-    `what` it prints as one JSON object on stdout; the lines a person reads go to stderr (`lines_for_people`)."""
-    parser.add_argument("--json", action="store_true",
+def add_json_flag(parser: argparse.ArgumentParser, what: str, dest: str = "json") -> None:
+    """`--json` (into `dest`), said alike by every command that prints its result for a script (`predict`, `sim`,
+    `sim compare`, `dataset eval`, ...): `what` it prints as one JSON object on stdout; the lines a person reads go to
+    stderr (`lines_for_people`)."""
+    parser.add_argument("--json", dest=dest, action="store_true",
                         help=f"print {what} as one JSON object on stdout, paths absolute, for a script; the lines "
-                        "it prints otherwise go to stderr, with the progress")
+                        "it prints otherwise go to stderr, as any progress")
 
 
 @contextmanager

@@ -78,7 +78,7 @@ def check_hub_id(source: str, named: str) -> tuple[str, str | None]:
     repo_id, revision = split_revision(source)
     if revision is not None and (not revision or revision != revision.strip() or " " in revision):
         raise ValueError(f"{named}={source!r}: expected OWNER/NAME@REV, a branch, tag or commit after the `@` (e.g. "
-                         f"{HUB_DATASET_EXAMPLE + '@main'!r}), or OWNER/NAME alone for the main branch")
+                         f"{repo_id + '@main'!r}), or OWNER/NAME alone for the main branch")
     return repo_id, revision
 
 
@@ -251,11 +251,27 @@ def _status(exc: Exception) -> int | None:
     return getattr(getattr(exc, "response", None), "status_code", None)
 
 
+def _type_flag(repo_type: str) -> str:
+    """What an `hf` command line adds for a repository of `repo_type`: ` --repo-type dataset` for a dataset's."""
+    return " --repo-type dataset" if repo_type == "dataset" else ""
+
+
+def _hub_page(repo_id: str, repo_type: str) -> str:
+    """The hub's web page of repository `repo_id` of `repo_type` (a dataset's under /datasets/)."""
+    return f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+
+
+def _unset(setting: str, to: str) -> str:
+    """How to let huggingface_hub reach the hub again where `setting` (`offline_setting`) keeps it off, `to` do what
+    the command asked (fetch, push)."""
+    return f"unset it (or set {setting}=0) to {to}"
+
+
 def _elsewhere(repo_id: str, repo_type: str) -> str:
     """How a hub repository (`OWNER/NAME`, or `OWNER/NAME@REV`: that revision) is used without this machine reaching
     the hub, ending "download it ..."."""
     repo_id, revision = split_revision(repo_id)
-    flag = (" --repo-type dataset" if repo_type == "dataset" else "") + (f" --revision {revision}" if revision else "")
+    flag = _type_flag(repo_type) + (f" --revision {revision}" if revision else "")
     return f"elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and give the folder"
 
 
@@ -266,8 +282,8 @@ def unfetched(repo_id: str, repo_type: str, exc: Exception) -> str:
     (`engine.loading.load_components`: an adapter's base named by its hub id)."""
     elsewhere = _elsewhere(repo_id, repo_type)
     if (setting := offline_setting()) is not None:
-        fix = (f"{setting} is set and the hub's cache holds no copy: unset it (or set {setting}=0) to fetch it, or "
-               f"download it {elsewhere}")
+        fix = (f"{setting} is set and the hub's cache holds no copy: {_unset(setting, 'fetch it')}, or download it "
+               f"{elsewhere}")
     elif _status(exc) == 401:
         fix = f"{BAD_TOKEN} (unset it, or `hf auth logout`, for a public repository), or download it {elsewhere}"
     else:
@@ -303,21 +319,20 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
 
     from .logcapture import loading_quietly
 
-    what, prefix = REPO_WHAT[repo_type], "datasets/" if repo_type == "dataset" else ""
+    what, page = REPO_WHAT[repo_type], _hub_page(repo_id, repo_type)
     try:
         with hub_bars_hidden(loading_quietly()):
             return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision,
                                           allow_patterns=allow_patterns))
     except GatedRepoError:
         raise HubError(f"{what} {repo_id!r} is a gated hub repository: accept its terms on "
-                       f"https://huggingface.co/{prefix}{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None
+                       f"{page} and log in (HF_TOKEN or `hf auth login`)") from None
     except RepositoryNotFoundError:
         raise HubError(f"{what} {repo_id!r}: no such {repo_type} repository on the hub, or a private one this login "
                        f"may not read (HF_TOKEN or `hf auth login`); a local {what} is given by its folder") from None
     except RevisionNotFoundError:
         raise HubError(f"{what} {repo_id!r} has no revision {revision!r} on the hub: give one of its branches, tags or "
-                       f"commits after the `@` (https://huggingface.co/{prefix}{repo_id}/tree/main lists them), or "
-                       "none for main") from None
+                       f"commits after the `@` ({page}/tree/main lists them), or none for main") from None
     except _hub_errors() as exc:
         raise HubError(unfetched(repo_id if revision is None else f"{repo_id}@{revision}", repo_type, exc)) from None
 
@@ -372,7 +387,7 @@ def snapshot_fix(folder: str | Path) -> str | None:
     setting = offline_setting()
     if setting is not None:
         return (f"{setting} is set, so what the hub's cache lacks of {repo_id!r} (an earlier run may have fetched only "
-                f"its configs) is not fetched: unset it (or set {setting}=0) to fetch it, or download it "
+                f"its configs) is not fetched: {_unset(setting, 'fetch it')}, or download it "
                 f"{_elsewhere(repo_id, 'model')}")
     return (f"the hub repository {repo_id!r} holds it so at revision {Path(folder).name} (pushed incomplete?): push it "
             "again whole, or use another")
@@ -513,8 +528,8 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
     if (setting := offline_setting()) is not None:  # every request refused, after "pushing ..." was said
-        raise ValueError(f"{setting} is set: the hub is not contacted, so nothing can be pushed; unset it "
-                         f"(or set {setting}=0) to push")
+        raise ValueError(f"{setting} is set: the hub is not contacted, so nothing can be pushed; "
+                         f"{_unset(setting, 'push')}")
     _refuse_held(path)
     left_out = [] if with_training_state or kind.repo_type != "model" else training_state(path)
     files = shared_files(path, left_out)
@@ -582,8 +597,7 @@ def _refuse_public(repo_id: str, repo_type: str) -> NoReturn:
     """`private` asked of a repository that already exists and is public: the hub keeps a repository's visibility
     (`create_repo` only sets it on one it makes), so what is pushed would be public. Refused before anything is
     sent."""
-    flag, prefix = (" --repo-type dataset", "datasets/") if repo_type == "dataset" else ("", "")
     raise ValueError(f"private=True: the {repo_type} repository {repo_id!r} already exists and is public, so what is "
                      f"pushed would be public; nothing was sent. Make it private first (`hf repos settings {repo_id}"
-                     f"{flag} --private`, or https://huggingface.co/{prefix}{repo_id}/settings), or leave private out "
-                     "to push it public")
+                     f"{_type_flag(repo_type)} --private`, or {_hub_page(repo_id, repo_type)}/settings), or leave "
+                     "private out to push it public")

@@ -478,6 +478,14 @@ def test_hub_id_shape(source, shaped):
     assert hub_id_shaped(source) is shaped
 
 
+def test_a_malformed_revision_is_refused_with_the_repository_given_as_the_example():
+    """A checkpoint's refusal gave a dataset (lerobot/pusht@main) as its example: the repository typed is one."""
+    from worldpolicy.hub import check_hub_id
+
+    with pytest.raises(ValueError, match=r"^checkpoint='me/pick@ ': .* \(e\.g\. 'me/pick@main'\), or OWNER/NAME alone"):
+        check_hub_id("me/pick@ ", "checkpoint")
+
+
 def test_push_needs_no_heavy_imports():
     """`worldpolicy push` is a file upload: torch and diffusers stay unloaded."""
     code = ("import sys; from worldpolicy.cli import build_parser; import worldpolicy.hub, worldpolicy.commands; "

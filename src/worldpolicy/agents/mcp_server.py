@@ -512,6 +512,12 @@ Animate = Annotated[bool, Field(description="also write an mp4 with a playhead o
 ShowPlots = Annotated[bool, Field(description="also return the plot images in the result, to look at them")]
 
 
+def _json_text(doc: dict[str, Any]) -> TextContent:
+    """A result's text block, what most clients put in the model's context: `doc` as one line of JSON, not indented
+    (half as long again)."""
+    return TextContent(type="text", text=json.dumps(doc))
+
+
 def _with_plots(result: Any, show: bool) -> Any:
     """Attach the result's plot PNGs (`toolbox.plot_images`) as image content, so an agent that can see looks at them
     directly. An error result passes through as it is."""
@@ -520,14 +526,14 @@ def _with_plots(result: Any, show: bool) -> Any:
     images = [ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/png")
               for data in plot_images(result)]
     return CallToolResult(
-        content=[TextContent(type="text", text=json.dumps(result)), *images], structured_content=result
+        content=[_json_text(result), *images], structured_content=result
     )
 
 
 def _error(exc: BaseException) -> CallToolResult:
     payload = {"error": error_payload(exc)}
     return CallToolResult(
-        content=[TextContent(type="text", text=json.dumps(payload))], structured_content=payload, is_error=True
+        content=[_json_text(payload)], structured_content=payload, is_error=True
     )
 
 
@@ -600,15 +606,13 @@ def _schema_violation(exc: ValidationError, properties: dict[str, Any], argument
 
 
 def _compact(result: Any) -> Any:
-    """The result's text block as one line of JSON, as `_with_plots` and `_error` write theirs: the SDK writes a
-    returned dict's indented (`indent=2`), half as long again, and that text is what most clients put in the
-    model's context (list_embodiments: 15.7 kB against 10.2 kB)."""
+    """The result's text block as `_json_text` writes it, as `_with_plots` and `_error` do: the SDK writes a returned
+    dict's indented (`indent=2`; list_embodiments: 15.7 kB against 10.2 kB)."""
     if not isinstance(result, CallToolResult) or result.structured_content is None or not result.content:
         return result
     if getattr(result.content[0], "type", None) != "text":
         return result
-    text = TextContent(type="text", text=json.dumps(result.structured_content))
-    return result.model_copy(update={"content": [text, *result.content[1:]]})
+    return result.model_copy(update={"content": [_json_text(result.structured_content), *result.content[1:]]})
 
 
 def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> MCPServer:

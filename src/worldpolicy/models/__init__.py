@@ -50,8 +50,10 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
         return home if isinstance(value, Path) else str(home)
     if not names_hub_id(source):
         return value
+    if fetch:
+        return str(model_metadata(source))  # which checks it (`hub.check_hub_id`) before asking the hub
     check_hub_id(source, "checkpoint")
-    return value if not fetch else str(model_metadata(source))
+    return value
 
 
 _WHOLE_FILE_BYTES = 1 << 20  # configs, tokenizers, trainer state: read whole

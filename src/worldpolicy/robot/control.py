@@ -226,9 +226,10 @@ State = Any  # a state row as `Policy.act`'s `state=` takes it, a function retur
 class ChunkController:
     """Runs one policy's chunks on one robot with one strategy, a control tick per `step`. Call `step` at the
     embodiment's fps (`decoder.embodiment.fps`: the decoder's speed check assumes that rate), `reset` before each
-    episode, and `close` (or use it as a context manager) to let a background request finish. An episode's first
-    `step` waits for a whole request whatever the strategy (no chunk runs before its reply): take it before the loop's
-    clock starts (docs/robot.md).
+    episode, and `close` (or use it as a context manager) to stop its thread once a background request finished
+    (leaving the `with` block on an exception does not wait for it: `close`). An episode's first `step` waits for a
+    whole request whatever the strategy (no chunk runs before its reply): take it before the loop's clock starts
+    (docs/robot.md).
 
     `policy`: anything with `act(observation, prompt) -> Prediction` (a `Policy`, a `RemotePolicy`, a sim backend).
     `decoder`: an `ActionDecoder` for the policy's embodiment and your robot (another embodiment is refused: when the

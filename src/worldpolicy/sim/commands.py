@@ -62,9 +62,7 @@ def add_parser(subparsers) -> None:
     c.add_argument("--out", dest="compare_out", metavar="DIR", type=Path, required=True,
                    help="output folder for compare.json/.md/.png and index.html")
     c.add_argument("--no-plots", dest="compare_no_plots", action="store_true", help="no compare.png or index.html")
-    c.add_argument("--json", dest="compare_json", action="store_true",
-                   help="print the comparison (compare.json's fields) with run_dir and the files written as one JSON "
-                   "object on stdout, paths absolute, for a script; the table goes to stderr")
+    add_json_flag(c, "the comparison (compare.json's fields) with run_dir and the files written", dest="compare_json")
     c.set_defaults(func=compare)
 
 
