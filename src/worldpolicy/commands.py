@@ -842,12 +842,12 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from . import load_policy
     from .models import checkpoint_name, shipped_model
     from .robot.kinematics import IKSolver
+    from .sim.commands import episode_videos
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
     from .sim.tasks import warn_training_scenes
     from .viz.plots import EE_START_POSE
-    from .viz.report import SIM_EPISODE_VIDEOS
     from .viz.report import write_report as write_page
     from .viz.run import ROLLOUT_VIDEO, observation_file
 
@@ -895,5 +895,5 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     print(f"       simulator: reach success {report.successes}/{args.episodes} closed-loop episodes "
           f"(videos: sim cameras | imagined future) -> {out / 'sim'}")
     print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
-    done["sim"] = run_json(report.to_json(), out / "sim", [*written, *sorted((out / "sim").glob(SIM_EPISODE_VIDEOS))])
+    done["sim"] = run_json(report.to_json(), out / "sim", [*written, *episode_videos(out / "sim")])
     return done

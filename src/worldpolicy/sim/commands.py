@@ -279,7 +279,7 @@ def _clear_previous_run(out: Path) -> None:
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
-    for path in [out / "index.html", out / "report.png", out / "report.md", *_episode_videos(out),
+    for path in [out / "index.html", out / "report.png", out / "report.md", *episode_videos(out),
                  out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
@@ -647,7 +647,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         for path in [*paths, *_videos_said(args.out)]:
             print(f"  {path}")
     if args.json:  # every episode video, where the lines above may count them
-        print_json(run_json(doc, args.out, [*paths, *_episode_videos(args.out)]))
+        print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out)]))
     return 0
 
 
@@ -682,13 +682,13 @@ LISTED_VIDEOS = 3
 
 def _videos_said(out: Path) -> list[str]:
     """The run's episode videos as the list of files written says them: each, or, when many, their folder and count."""
-    videos = _episode_videos(out)
+    videos = episode_videos(out)
     if len(videos) <= LISTED_VIDEOS:
         return [str(path) for path in videos]
     return [f"{videos[0].parent}/ ({len(videos)} episode videos)"]
 
 
-def _episode_videos(out: Path) -> list[Path]:
+def episode_videos(out: Path) -> list[Path]:
     """The run's episode videos (`viz.report.SIM_EPISODE_VIDEOS`), in order."""
     from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
 
