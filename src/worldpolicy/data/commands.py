@@ -449,6 +449,7 @@ def _embodiment_fit(ds, args: argparse.Namespace):
     from worldpolicy.data.fit import embodiment_fit
     from worldpolicy.embodiments import (
         SPEC_FILE_SUFFIX,
+        default_domain,
         domain_table,
         embodiment_from_spec,
         get_embodiment,
@@ -461,7 +462,7 @@ def _embodiment_fit(ds, args: argparse.Namespace):
             # stats, which a run settles, bear on no part of the fit
             spec = read_spec_file(args.embodiment)
             if isinstance(spec, dict):  # else refused as the spec it is not
-                spec = {"chunk_size": FIT_CHUNK_SIZE, "domain": f"worldpolicy_{spec.get('name', 'custom')}", **spec,
+                spec = {"chunk_size": FIT_CHUNK_SIZE, "domain": default_domain(spec), **spec,
                         "normalization": "none", "stats": None}
                 if spec["domain"] not in domain_table():  # a known domain's slot is its own
                     spec.setdefault("domain_id", FIT_DOMAIN_ID)

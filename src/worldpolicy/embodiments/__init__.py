@@ -46,6 +46,7 @@ __all__ = [
     "Embodiment",
     "check_chunk_size",
     "check_resolution_tier",
+    "default_domain",
     "domain_table",
     "embodiment_from_dict",
     "embodiment_from_spec",
@@ -618,6 +619,12 @@ def _check_known_domain(e: Embodiment) -> None:
         raise ValueError(f"{where}: action_dim={e.action_dim} but domain {e.domain!r} carries actions "
                          f"{' or '.join(map(str, widths))} wide (registry.json); accepted: "
                          f"{', '.join(map(str, widths))} (a robot of another width needs its own domain name)")
+
+
+def default_domain(spec: Mapping[str, Any]) -> str:
+    """The domain a new robot's spec that names none trains as (`worldpolicy_<name>`): its own, so its head's slot
+    is never a registered robot's."""
+    return f"worldpolicy_{spec.get('name', 'custom')}"
 
 
 def free_domain_id(taken: set[int] | None = None, include_user: bool = True) -> int:

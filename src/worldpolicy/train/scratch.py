@@ -325,7 +325,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     time and results) and the model folder it exported (OUT/model).
     `command`: the command line that ran it, recorded in its training run's record as `worldpolicy train CONFIG`
     records its own (`Trainer`'s; None from Python)."""
-    from ..embodiments import free_domain_id, register_embodiment
+    from ..embodiments import default_domain, free_domain_id, register_embodiment
     from .config import read_config
     from .data import window_spec
     from .trainer import Trainer
@@ -360,7 +360,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
         config = read_config(raw)
         opened = config.checked_dataset()  # read from here on, by the trainer too
         # the cameras/composite/canvas the VAE is trained on; the trainer registers the final spec (with stats) itself
-        layout = register_embodiment({"domain": f"worldpolicy_{config.embodiment['name']}",
+        layout = register_embodiment({"domain": default_domain(config.embodiment),
                                       "domain_id": free_domain_id(include_user=False), **config.embodiment,
                                       "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
                                      overwrite=True)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..embodiments import (
     Embodiment,
+    default_domain,
     domain_table,
     embodiment_from_spec,
     free_domain_id,
@@ -700,7 +701,7 @@ class Trainer:
         spec.setdefault("chunk_size", self.config.data.chunk_size)
         if "resolution_tier" not in spec:
             spec["resolution_tier"] = self._tier(spec.get("name"))
-        spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
+        spec.setdefault("domain", default_domain(spec))
         if "domain_id" not in spec:
             spec["domain_id"] = self._domain_id(spec["domain"])
         elif stats is None:  # the first (layout) pass, before any weights load
