@@ -12,17 +12,22 @@ from huggingface_hub import ModelCard
 from worldpolicy.hub import dataset_snapshot
 
 
-@pytest.fixture
-def served(monkeypatch, tiny_dataset) -> list[dict[str, Any]]:
+def _serve(monkeypatch, folder) -> list[dict[str, Any]]:
+    """huggingface_hub's download answering every call with `folder`; the calls made, in order."""
     calls: list[dict[str, Any]] = []
 
     def download(repo_id: str, **kwargs: Any) -> str:
         calls.append({"repo_id": repo_id, **kwargs})
-        return str(tiny_dataset)
+        return str(folder)
 
     dataset_snapshot.cache_clear()
     monkeypatch.setattr("huggingface_hub.snapshot_download", download)
-    yield calls
+    return calls
+
+
+@pytest.fixture
+def served(monkeypatch, tiny_dataset) -> list[dict[str, Any]]:
+    yield _serve(monkeypatch, tiny_dataset)
     dataset_snapshot.cache_clear()
 
 
@@ -96,14 +101,7 @@ def test_training_on_a_pinned_hub_dataset_records_the_commit_read(tiny_dataset, 
     commit = "4567cdef" * 5
     snapshot = tmp_path / "cache" / "datasets--someone--tiny" / "snapshots" / commit
     shutil.copytree(tiny_dataset, snapshot)
-    calls: list[dict[str, Any]] = []
-
-    def download(repo_id: str, **kwargs: Any) -> str:
-        calls.append({"repo_id": repo_id, **kwargs})
-        return str(snapshot)
-
-    dataset_snapshot.cache_clear()
-    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    calls = _serve(monkeypatch, snapshot)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
     config = load_config(train_config(out, optim={"steps": 2}, save_every=2, data={"dataset": "someone/tiny@v1"}))
