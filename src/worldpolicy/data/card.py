@@ -86,17 +86,17 @@ def dataset_terms(root: str | Path, info: Mapping[str, Any]) -> tuple[str | None
     meta/info.json `license` where the card has none; (None, []) where it records neither. A card that cannot be
     read records none."""
     import yaml
+    from huggingface_hub.repocard import metadata_load
 
+    card = Path(root) / CARD_FILE
     try:
-        text = (Path(root) / CARD_FILE).read_text(encoding="utf-8")
+        text = card.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         text = ""
-    front: Any = None
-    if text.startswith("---"):
-        try:
-            front = yaml.safe_load(text.split("---", 2)[1]) if text.count("---") >= 2 else None
-        except yaml.YAMLError:
-            front = None
+    try:
+        front = metadata_load(card) if text else None  # the front matter, as the hub reads it
+    except (ValueError, yaml.YAMLError):  # not a mapping, or no YAML: its bibtex blocks are still read
+        front = None
     license = _license_of(front.get(LICENSE_KEY)) if isinstance(front, dict) else None
     return license or _license_of(info.get(LICENSE_KEY)), [entry.strip() for entry in BIBTEX.findall(text)]
 
