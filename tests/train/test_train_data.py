@@ -774,6 +774,31 @@ def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
     assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)
 
 
+def test_an_older_latent_cache_beside_a_build_leaves_its_progress_bar_named(cache_parts, tmp_path, monkeypatch):
+    """The warning about an older worldpolicy's cache file reused the name of the windows being encoded (`what`), so
+    the build's progress bar read "encoding a latent cache (one file)" instead of "encoding held-out windows"."""
+    import shutil
+
+    from worldpolicy import logcapture
+    from worldpolicy.train.data import LatentCache
+
+    parts, layout, spec = cache_parts
+    descs = []
+    real = logcapture.progress_bar
+    monkeypatch.setattr(logcapture, "progress_bar", lambda **kw: descs.append(kw["desc"]) or real(**kw))
+
+    def build():
+        return LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path / "cache",
+                                         progress=False, what="held-out windows")
+
+    build()
+    [folder] = (tmp_path / "cache").glob("latents-*-v3")
+    shutil.rmtree(folder)  # encoded again, beside an older worldpolicy's cache of the same fingerprint
+    folder.with_name(folder.name.replace("-v3", "-v2.safetensors")).write_bytes(b"")
+    build()
+    assert descs == ["encoding held-out windows"] * 2
+
+
 def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_parts, tmp_path, monkeypatch, caplog):
     """Encoding a real dataset takes hours and a Ctrl-C, crash or kill part-way lost all of it: the next run encoded
     from window 0. The windows encoded so far are now kept in shards, and a rerun encodes only the rest: its cache

@@ -533,9 +533,9 @@ class LatentCache:
         partial = cache_folder(cache_dir, key, partial=True)  # the fingerprint in the name: others' never mix in
         for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):
             if (Path(cache_dir) / older).exists():
-                what = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
+                kind = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
                 logger.warning("%s: %s of an older worldpolicy, not read; delete it to free its space",
-                               Path(cache_dir) / older, what)
+                               Path(cache_dir) / older, kind)
         if (path / CACHE_META).exists():
             logger.info("latent cache hit: %s", path)
             cache = cls.load(path)
