@@ -702,6 +702,7 @@ def test_a_latent_cache_folder_is_its_shards_in_order_as_safetensors_wrote_them(
     """A cache is the shards `save` writes with safetensors' own writer and its meta beside them: read back as the
     same windows, in the shards' order, a task's windows sharing their caption ids; a folder missing a shard is named
     rather than read short."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from worldpolicy.fileio import write_json_atomic
@@ -721,6 +722,8 @@ def test_a_latent_cache_folder_is_its_shards_in_order_as_safetensors_wrote_them(
                     captions[start:end], index[start:end], {}).save(folder / f"windows-{start:09d}.safetensors")
     write_json_atomic(folder / CACHE_META, meta)
     first = load_file(str(folder / "windows-000000000.safetensors"))
+    with safe_open(str(folder / "windows-000000000.safetensors"), framework="pt") as f:
+        assert not f.metadata()  # the cache's meta is CACHE_META's alone: a shard repeats none of it
     assert torch.equal(first["latents"], torch.stack(latents[:2]))
     assert torch.equal(first["valid"], torch.from_numpy(np.stack(valid[:2]).astype(np.uint8)))
     cache = LatentCache.load(folder)
