@@ -702,6 +702,7 @@ def test_a_latent_cache_folder_is_its_shards_in_order_as_safetensors_wrote_them(
     """A cache is the shards `save` writes with safetensors' own writer and its meta beside them: read back as the
     same windows, in the shards' order, a task's windows sharing their caption ids; a folder missing a shard is named
     rather than read short."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from worldpolicy.fileio import write_json_atomic
@@ -721,6 +722,8 @@ def test_a_latent_cache_folder_is_its_shards_in_order_as_safetensors_wrote_them(
                     captions[start:end], index[start:end], {}).save(folder / f"windows-{start:09d}.safetensors")
     write_json_atomic(folder / CACHE_META, meta)
     first = load_file(str(folder / "windows-000000000.safetensors"))
+    with safe_open(str(folder / "windows-000000000.safetensors"), framework="pt") as f:
+        assert not f.metadata()  # the cache's meta is CACHE_META's alone: a shard repeats none of it
     assert torch.equal(first["latents"], torch.stack(latents[:2]))
     assert torch.equal(first["valid"], torch.from_numpy(np.stack(valid[:2]).astype(np.uint8)))
     cache = LatentCache.load(folder)
@@ -772,6 +775,31 @@ def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
         assert f"{file}: a latent cache (one file) of an older worldpolicy, not read; delete it" in caplog.text
     assert f"{interrupted}: an interrupted build of an older worldpolicy, not read; delete it" in caplog.text
     assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)
+
+
+def test_an_older_latent_cache_beside_a_build_leaves_its_progress_bar_named(cache_parts, tmp_path, monkeypatch):
+    """The warning about an older worldpolicy's cache file reused the name of the windows being encoded (`what`), so
+    the build's progress bar read "encoding a latent cache (one file)" instead of "encoding held-out windows"."""
+    import shutil
+
+    from worldpolicy import logcapture
+    from worldpolicy.train.data import LatentCache
+
+    parts, layout, spec = cache_parts
+    descs = []
+    real = logcapture.progress_bar
+    monkeypatch.setattr(logcapture, "progress_bar", lambda **kw: descs.append(kw["desc"]) or real(**kw))
+
+    def build():
+        return LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path / "cache",
+                                         progress=False, what="held-out windows")
+
+    build()
+    [folder] = (tmp_path / "cache").glob("latents-*-v3")
+    shutil.rmtree(folder)  # encoded again, beside an older worldpolicy's cache of the same fingerprint
+    folder.with_name(folder.name.replace("-v3", "-v2.safetensors")).write_bytes(b"")
+    build()
+    assert descs == ["encoding held-out windows"] * 2
 
 
 def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_parts, tmp_path, monkeypatch, caplog):

@@ -533,9 +533,9 @@ class LatentCache:
         partial = cache_folder(cache_dir, key, partial=True)  # the fingerprint in the name: others' never mix in
         for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):
             if (Path(cache_dir) / older).exists():
-                what = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
+                kind = "an interrupted build" if older.endswith(".partial") else "a latent cache (one file)"
                 logger.warning("%s: %s of an older worldpolicy, not read; delete it to free its space",
-                               Path(cache_dir) / older, what)
+                               Path(cache_dir) / older, kind)
         if (path / CACHE_META).exists():
             logger.info("latent cache hit: %s", path)
             cache = cls.load(path)
@@ -680,7 +680,8 @@ class LatentCache:
         self.index += part.index
 
     def save(self, path: Path) -> None:
-        """Write the cache as one safetensors file (a shard of a build: its latents stacked, a shard's worth)."""
+        """Write these windows as one shard of a build (a safetensors file, its latents stacked); the cache's meta is
+        not in it (`self.meta` is written beside the shards, `CACHE_META`, once the build is finished)."""
         from safetensors.torch import save_file
 
         rows = [tok for captions in self.captions for tok in captions]  # every phrasing of every window, in order
@@ -700,7 +701,7 @@ class LatentCache:
         if self.states is not None:
             tensors["states"] = torch.from_numpy(np.stack(self.states).astype(np.float64))
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"worldpolicy": json.dumps(self.meta)})
+            save_file(tensors, str(tmp))
 
     @classmethod
     def load(cls, folder: str | Path) -> LatentCache:
@@ -723,13 +724,13 @@ class LatentCache:
 
 
 def _read_shard(path: Path) -> LatentCache:
-    """One safetensors file `LatentCache.save` wrote (a build's shard), its latents one view a window of safetensors'
-    own copy-on-write memory map of the file (`get_tensor`, for torch): read when a window's are used, only its pages.
-    Its caption ids are one list for the windows of one task (thousands of windows each, hundreds of ids a phrasing)."""
+    """One shard `LatentCache.save` wrote (its meta {}: the cache's is `CACHE_META`), its latents one view a window
+    of safetensors' own copy-on-write memory map of the file (`get_tensor`, for torch): read when a window's are used,
+    only its pages. Its caption ids are one list for the windows of one task (thousands of windows each, hundreds of
+    ids a phrasing)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["worldpolicy"])
         t = {k: f.get_tensor(k) for k in f.keys()}
     rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
     shared: dict[tuple[tuple[int, ...], ...], list[list[int]]] = {}
@@ -737,4 +738,4 @@ def _read_shard(path: Path) -> LatentCache:
                 for phrasings in ([next(rows) for _ in range(count)] for count in t["caption_counts"].tolist())]
     states = list(t["states"].numpy()) if "states" in t else None
     return LatentCache(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
-                       states, captions, [tuple(x) for x in t["index"].tolist()], meta)
+                       states, captions, [tuple(x) for x in t["index"].tolist()], {})
