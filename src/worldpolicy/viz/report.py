@@ -53,6 +53,7 @@ from .plots import (
     real_rows_of,
     run_mode,
     run_rows_of,
+    settings_of,
 )
 from .run import (
     ANIMATION_FILE,
@@ -324,9 +325,8 @@ def _summary_cards(actions: Mapping[str, Any], dream: Mapping[str, Any] | None =
     chunks asked for ran, where it stopped early: only its chunk table's count said so."""
     real_rows = real_rows_of(actions)
     pieces = run_rows_of(actions)  # a whole clip's windows or a whole trajectory's chunks
-    settings = actions.get("settings")
-    prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
-    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
+    settings = settings_of(actions)
+    prompt, checkpoint = settings.get("prompt"), settings.get("checkpoint")
     cards = [
         ("mode", run_mode(actions)),
         ("embodiment", actions.get("embodiment")),
