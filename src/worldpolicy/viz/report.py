@@ -270,9 +270,9 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
 # image's alt text and caption, so a screen reader or a broken image says what the figure holds, not its file name.
 IMAGE_SHOWS = (
     (f"{OBSERVATION_FOLDER}/*.png", "a camera image the run was given"),
-    ("*actions.png", "each action column over the chunk's steps, a panel per unit"),
+    ("*actions.png", "each action column over the chunk's steps, a panel each"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
-    ("*joints.png", "each joint's position over the chunk's steps"),
+    ("*joints.png", "each joint's position and velocity over the chunk's steps, and the gripper"),
     ("report.png", "the sim run's success rate over its episodes with its 95 % interval, and episode lengths"),
 )
 
