@@ -181,6 +181,10 @@ class PairedTest:
                 f"{more}; {self.a} took fewer on {self.a_faster}, {self.b} on {self.b_faster}"
                 + (f", {tied} tied" if tied else "") + f": {p}")
 
+    def lines(self) -> list[str]:
+        """What the command prints and compare.md lists of the pair: its `line`, then its `steps_line` where any."""
+        return [line for line in (self.line(), self.steps_line()) if line]
+
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
                 "a_only": self.a_only, "b_only": self.b_only, "both": self.both, "neither": self.neither,
@@ -263,7 +267,7 @@ class Comparison:
             lines = _turned(columns, width)
         # a clean run and a --perturb one compared showed no sign of the shift they were compared for
         differs = "; ".join(f"{s} ({f}): {' | '.join(_shown(v) for v in values)}" for s, f, values in self.differences)
-        said = ([line for p in self.pairs for line in (p.line(), p.steps_line()) if line]
+        said = ([line for p in self.pairs for line in p.lines()]
                 + ([f"settings that differ ({' | '.join(self.names)}): {differs}"] if differs else [])
                 + ([f"software that differs ({' | '.join(self.names)}): {self._software_said()}"]
                    if self.software else [])
@@ -294,7 +298,7 @@ class Comparison:
         tested = max((p.tests for p in self.pairs if p.p_value is not None), default=0)
         if tested > 1:
             lines += ["", f"The verdicts below rest on the Holm-adjusted p ({tested} pairs tested)."]
-        lines += ["", *(f"- {line}" for p in self.pairs for line in (p.line(), p.steps_line()) if line), ""]
+        lines += ["", *(f"- {line}" for p in self.pairs for line in p.lines()), ""]
         lines += ["## What differs", ""]
         if self.differences:
             lines += [f"| setting | flag | {' | '.join(self.names)} |", "|---|---|" + "---|" * len(self.names)]

@@ -77,6 +77,7 @@ __all__ = [
     "run_rows_of",
     "run_title",
     "save_figure",
+    "settings_of",
     "steady_ylim",
     "step_markers",
     "style_ticks",
@@ -456,12 +457,19 @@ def _closed_threshold(ax, gripper: np.ndarray) -> None:
                label=None if gripper_closed_mask(gripper).any() else f"closed at ≥ {GRIPPER_CLOSED_THRESHOLD:g}")
 
 
+def settings_of(prediction: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A run's settings, {} where its actions.json holds none or something else (a list, a string: a file written by
+    hand or by another tool): every reader of them here takes them through this (`report` gave a traceback for one)."""
+    settings = prediction.get("settings")
+    return settings if isinstance(settings, Mapping) else {}
+
+
 def real_rows_of(prediction: Mapping[str, Any]) -> int | None:
     """How many leading rows of an inverse dynamics result its clip's own frames explain (`settings["real_rows"]`),
     when that is fewer than its rows: the clip held fewer than chunk_size+1 frames and the rows after these explain
     copies of its last frame. None for every other result (the figures then mark nothing)."""
-    settings = prediction.get("settings")
-    if prediction.get("mode") != "inverse_dynamics" or not isinstance(settings, Mapping) or "real_rows" not in settings:
+    settings = settings_of(prediction)
+    if prediction.get("mode") != "inverse_dynamics" or "real_rows" not in settings:
         return None
     return _check_real_rows(settings["real_rows"], len(prediction["actions"]), "settings.real_rows")
 
@@ -473,8 +481,8 @@ def ee_start_pose_of(prediction: Mapping[str, Any]) -> np.ndarray | None:
     """The end-effector pose a run's chunk starts from, 4x4 in metres in the robot's base frame
     (`settings["ee_start_pose"]`: `worldpolicy demo` records FK of the sim arm's joints), which `ee_path.png` is drawn
     from, in the base frame; None where the run does not know it (an image given to `predict`)."""
-    settings = prediction.get("settings")
-    if not isinstance(settings, Mapping) or settings.get(EE_START_POSE) is None:
+    settings = settings_of(prediction)
+    if settings.get(EE_START_POSE) is None:
         return None
     value = settings[EE_START_POSE]
     try:
@@ -638,8 +646,7 @@ def clip_rows_of(prediction: Mapping[str, Any]) -> ClipRows | None:
     (a start frame, several windows or a resampled clip: what `predict` names in its result line too); None for any
     other result, or a `settings["clip"]` whose frames do not cover every row (a short clip's padded single window,
     whose rows past `real_rows` explain no frame of it; a file edited by hand)."""
-    settings = prediction.get("settings")
-    clip = settings.get("clip") if isinstance(settings, Mapping) else None
+    clip = settings_of(prediction).get("clip")
     if prediction.get("mode") != "inverse_dynamics" or not isinstance(clip, Mapping):
         return None
     try:
@@ -661,8 +668,7 @@ def rollout_chunks_of(prediction: Mapping[str, Any]) -> RolloutChunks | None:
     """A forward dynamics result's `RolloutChunks`, when it was rolled out in more than one chunk
     (`settings["trajectory"]`); None for any other result, a single chunk (drawn as ever), or chunks that do not
     tile its rows end to end from row 0 (a file edited by hand)."""
-    settings = prediction.get("settings")
-    trajectory = settings.get("trajectory") if isinstance(settings, Mapping) else None
+    trajectory = settings_of(prediction).get("trajectory")
     if prediction.get("mode") != "forward_dynamics" or not isinstance(trajectory, Mapping):
         return None
     try:
@@ -1480,8 +1486,7 @@ def run_mode(prediction: Mapping[str, Any]) -> str:
 def is_dream(prediction: Mapping[str, Any]) -> bool:
     """Whether an actions file is a dream run's (`settings.command` "dream", `sim.world_model.write_dream`): named
     as one by its figures (`run_mode`) and its clip's caption (`run.describe_rollout_video`)."""
-    settings = prediction.get("settings")
-    return isinstance(settings, Mapping) and settings.get("command") == "dream"
+    return settings_of(prediction).get("command") == "dream"
 
 
 def run_title(prediction: Mapping[str, Any]) -> str:
@@ -1489,12 +1494,12 @@ def run_title(prediction: Mapping[str, Any]) -> str:
     settings name it: two checkpoints' figures of one prompt had one heading; "ckpt" left out of a name that says it,
     such as a folder `ckpt`, which read "ckpt ckpt"; a long prompt cut with an ellipsis)."""
     name = f"{run_mode(prediction)} · {prediction.get('embodiment', '?')}"
-    settings = prediction.get("settings")
-    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
+    settings = settings_of(prediction)
+    checkpoint = settings.get("checkpoint")
     if isinstance(checkpoint, str) and checkpoint.strip():
         short = checkpoint_name(checkpoint)
         name += f" · {short}" if re.search("ckpt|checkpoint", short, re.IGNORECASE) else f" · ckpt {short}"
-    prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
+    prompt = settings.get("prompt")
     if isinstance(prompt, str) and prompt.strip():
         prompt = " ".join(prompt.split())
         cut = prompt if len(prompt) <= MAX_TITLE_PROMPT else prompt[: MAX_TITLE_PROMPT - 1].rstrip() + "…"

@@ -53,6 +53,7 @@ from .plots import (
     real_rows_of,
     run_mode,
     run_rows_of,
+    settings_of,
 )
 from .run import (
     ANIMATION_FILE,
@@ -269,9 +270,9 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
 # image's alt text and caption, so a screen reader or a broken image says what the figure holds, not its file name.
 IMAGE_SHOWS = (
     (f"{OBSERVATION_FOLDER}/*.png", "a camera image the run was given"),
-    ("*actions.png", "each action column over the chunk's steps, a panel per unit"),
+    ("*actions.png", "each action column over the chunk's steps, a panel each"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
-    ("*joints.png", "each joint's position over the chunk's steps"),
+    ("*joints.png", "each joint's position and velocity over the chunk's steps, and the gripper"),
     ("report.png", "the sim run's success rate over its episodes with its 95 % interval, and episode lengths"),
 )
 
@@ -324,9 +325,8 @@ def _summary_cards(actions: Mapping[str, Any], dream: Mapping[str, Any] | None =
     chunks asked for ran, where it stopped early: only its chunk table's count said so."""
     real_rows = real_rows_of(actions)
     pieces = run_rows_of(actions)  # a whole clip's windows or a whole trajectory's chunks
-    settings = actions.get("settings")
-    prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
-    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
+    settings = settings_of(actions)
+    prompt, checkpoint = settings.get("prompt"), settings.get("checkpoint")
     cards = [
         ("mode", run_mode(actions)),
         ("embodiment", actions.get("embodiment")),

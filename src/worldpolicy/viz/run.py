@@ -21,6 +21,7 @@ from .plots import (
     real_rows_of,
     run_rows_of,
     run_title,
+    settings_of,
 )
 
 if TYPE_CHECKING:
@@ -231,7 +232,7 @@ def rollout_regions(run_dir: Path,
     folder = run_dir / OBSERVATION_FOLDER
     given = {path.stem for path in folder.glob("*.png")} if folder.is_dir() else set()
     if not given:
-        inputs = _settings(prediction).get("inputs")
+        inputs = settings_of(prediction).get("inputs")
         flags = inputs if isinstance(inputs, Mapping) else {}
         given = {_camera_name(flag) for flag in flags if flag.startswith("--camera ")}
     embodiment = _run_embodiment(prediction)
@@ -268,7 +269,7 @@ def _run_embodiment(prediction: Mapping[str, Any]) -> Embodiment | None:
         return get_embodiment(key)
     except (KeyError, ValueError, TypeError):
         pass
-    checkpoint = _settings(prediction).get("checkpoint")
+    checkpoint = settings_of(prediction).get("checkpoint")
     if not isinstance(checkpoint, str):
         return None
     try:
@@ -276,13 +277,6 @@ def _run_embodiment(prediction: Mapping[str, Any]) -> Embodiment | None:
     except (KeyError, ValueError, OSError):
         return None
     return own if not isinstance(own, str) and own.key == key else None
-
-
-def _settings(prediction: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A run's settings, {} where its actions.json holds none or something else (a list, a string: a file written by
-    hand or by another tool), as the figures take them: `report` gave a traceback for one."""
-    settings = prediction.get("settings")
-    return settings if isinstance(settings, Mapping) else {}
 
 
 def resolve_actions_path(path: str | Path) -> Path:
