@@ -131,7 +131,8 @@ def lines_for_people(as_json: bool) -> Iterator[None]:
 
 
 def print_json(doc: Any) -> None:
-    """A command's `--json` result on stdout: one object (json.dumps: ASCII, numbers as numbers)."""
+    """A command's `--json` result on stdout (json.dumps: ASCII, numbers as numbers): one object, or a listing's
+    array (`embodiments --json`, `agents world-models --json`)."""
     print(json.dumps(doc, indent=1))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -209,7 +208,7 @@ def _embodiments(args: argparse.Namespace) -> int:
         use = SHIPPED_NAME if listed.shipped == SHIPPED_DEFAULT else listed.checkpoint  # what --checkpoint takes
         rows.append((listed.embodiment, f"shipped model {listed.shipped} (use --checkpoint {use})"))
     if args.json:
-        print(json.dumps([{**e.to_dict(), "source": source} for e, source in rows], indent=1))
+        print_json([{**e.to_dict(), "source": source} for e, source in rows])
         return 0
     # "no stats": actions in model space (units MODEL_SPACE_UNIT), not physical as "none" would say
     header = (f"{'embodiment':<28} {'domain':<24} {'id':>3} {'dim':>4} {'chunk':>5} {'fps':>5}  {'norm':<9} "

@@ -100,9 +100,10 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
 # Slurm sends ahead of the end when the job asks (`sbatch --signal=USR1@120`), as PyTorch Lightning's requeue expects
 # (Windows has no SIGUSR1: only the signals the platform has are named)
 TERMINATING_SIGNALS = tuple(sig for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if sig is not None)
-# Where several stop signals came (one rank's block, or ranks that caught different ones), a command stops on the most
-# urgent, first here: SIGTERM (the end is now) before SIGUSR1 (Slurm's warning of it) before Ctrl-C. By this order, not
-# by signal number: SIGUSR1 is 10 on Linux but 30 on macOS, above SIGTERM's 15.
+# The signals that stop a command (a server too), most urgent first. Where several came (one rank's block, or ranks
+# that caught different ones), a command stops on the most urgent: SIGTERM (the end is now) before SIGUSR1 (Slurm's
+# warning of it) before Ctrl-C. By this order, not by signal number: SIGUSR1 is 10 on Linux but 30 on macOS, above
+# SIGTERM's 15.
 STOP_PRIORITY = (*TERMINATING_SIGNALS, signal.SIGINT)
 
 
@@ -175,7 +176,7 @@ def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Ite
     A signal that is ignored, or handled outside Python, is left alone; only the main thread receives signals, so
     elsewhere this holds nothing."""
     caught: list[int] = []
-    held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *TERMINATING_SIGNALS)}
+    held = {sig: signal.getsignal(sig) for sig in STOP_PRIORITY}
     held = {sig: handler for sig, handler in held.items() if callable(handler)}  # not SIG_IGN, SIG_DFL or None
     if threading.current_thread() is not threading.main_thread() or not held:
         yield caught

@@ -241,6 +241,8 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+# how a user logs in to the hub, which every message that asks for a login (or another one) says alike
+LOG_IN = "HF_TOKEN or `hf auth login`"
 # what to do when the hub answers 401: the token sent is wrong (an expired HF_TOKEN fails even a public repository)
 BAD_TOKEN = ("the token sent (HF_TOKEN, else the one `hf auth login` stored) is not valid: log in again (`hf auth "
              "login`) or set HF_TOKEN to a valid one")
@@ -326,10 +328,10 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
                                           allow_patterns=allow_patterns))
     except GatedRepoError:
         raise HubError(f"{what} {repo_id!r} is a gated hub repository: accept its terms on "
-                       f"{page} and log in (HF_TOKEN or `hf auth login`)") from None
+                       f"{page} and log in ({LOG_IN})") from None
     except RepositoryNotFoundError:
         raise HubError(f"{what} {repo_id!r}: no such {repo_type} repository on the hub, or a private one this login "
-                       f"may not read (HF_TOKEN or `hf auth login`); a local {what} is given by its folder") from None
+                       f"may not read ({LOG_IN}); a local {what} is given by its folder") from None
     except RevisionNotFoundError:
         raise HubError(f"{what} {repo_id!r} has no revision {revision!r} on the hub: give one of its branches, tags or "
                        f"commits after the `@` ({page}/tree/main lists them), or none for main") from None
@@ -568,7 +570,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
             fix = BAD_TOKEN
         elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
             fix = (f"this token may not write to {repo_id.split('/')[0]!r}'s repositories: log in with one that has "
-                   "write access there (HF_TOKEN or `hf auth login`), or push to a repository of your own")
+                   f"write access there ({LOG_IN}), or push to a repository of your own")
         elif status is not None and status < 500:
             fix = "the hub refused it: fix what it says and run again"
         else:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import logging
 from pathlib import Path
 
-from ..cli import add_device_flags
+from ..cli import add_device_flags, print_json
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ def _world_models(args: argparse.Namespace) -> int:
 
     found = discover_world_models(include_all=True)
     if args.json:
-        print(json.dumps(found, indent=1))
+        print_json(found)
         return 0
     print(
         f"diffusers {found['diffusers_version']}: {found['all_pipeline_count']} pipelines, "

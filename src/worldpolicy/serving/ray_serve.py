@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..extras import extra_imports
-from ..fileio import TERMINATING_SIGNALS
+from ..fileio import STOP_PRIORITY
 from ..logcapture import is_terminal
 
 with extra_imports():  # before fastapi, which ray[serve] brings: a missing ray names its extra
@@ -615,13 +615,13 @@ def serve_until_signal(
     """`worldpolicy serve --replicas N`: join the Ray cluster this machine belongs to (`RAY_ADDRESS` or a local
     `ray start`), else start a local one; deploy N replicas (`gpus_per_replica`, default one GPU each when the cluster
     has GPUs) behind ws://host:port (wss:// with `certificate`, served by Serve's proxy: `http_options`); serve until
-    SIGTERM, SIGUSR1 (`fileio.TERMINATING_SIGNALS`) or SIGINT (also effective while deploying), then delete this
+    SIGTERM, SIGUSR1 or SIGINT (`fileio.STOP_PRIORITY`) (also effective while deploying), then delete this
     application (Serve and Ray themselves only when this process started them). With TLS, SIGHUP logs
     `tls_not_reloaded` (the proxy cannot reload its pair) instead of ending the process. Returns the exit code."""
     import ray
     from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-    stops = (*TERMINATING_SIGNALS, signal.SIGINT)
+    stops = STOP_PRIORITY
     # put back when it returns; without TLS SIGHUP keeps its default (the process ends), as under the single server
     hup = [signal.SIGHUP] if certificate is not None and hasattr(signal, "SIGHUP") else []  # Windows has no SIGHUP
     before = {sig: signal.getsignal(sig) for sig in (*stops, *hup)}

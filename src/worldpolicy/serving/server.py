@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import __version__
 from ..extras import extra_imports
-from ..fileio import TERMINATING_SIGNALS
+from ..fileio import STOP_PRIORITY
 
 with extra_imports():
     import websockets
@@ -1320,7 +1320,7 @@ class PolicyServer:
 
     def run(self) -> int:
         """Blocking entry point for the CLI (it owns the process): serve until SIGTERM, SIGUSR1 (Slurm's advance
-        warning: `fileio.TERMINATING_SIGNALS`) or SIGINT, then drain. Returns the exit code: 0, or 1 when requests
+        warning: `fileio.STOP_PRIORITY`) or SIGINT, then drain. Returns the exit code: 0, or 1 when requests
         were abandoned at the drain deadline or the policy ended the inference thread (`_worker_died`). If the worker
         thread is still inside the policy or the load by then, ends the process at once with that code (`os._exit`):
         interpreter shutdown under a thread in native code aborts it ("terminate called without an active
@@ -1331,7 +1331,7 @@ class PolicyServer:
         async def main() -> None:
             loop = asyncio.get_running_loop()
             stop = loop.create_future()
-            for sig in (*TERMINATING_SIGNALS, signal.SIGINT):
+            for sig in STOP_PRIORITY:
                 _on_signal(loop, sig, lambda s=sig: stop.done() or stop.set_result(s))
             # without TLS, SIGHUP keeps its default: the process ends (Windows has no SIGHUP: reload_tls() only)
             if self.config.certificate is not None and hasattr(signal, "SIGHUP"):
