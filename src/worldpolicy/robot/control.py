@@ -399,7 +399,7 @@ class ChunkController:
         still running to finish; `wait=False` returns at once, leaving it to finish in its thread (a later `reset`
         or `close`, or the next request to the same policy, from any controller, waits for it): what leaving a `with`
         block on an exception does, so the handler that stops the arm runs now, not once the policy answers (up to a
-        RemotePolicy's `read_timeout_s`)."""
+        RemotePolicy's `timeout_s`, else its `read_timeout_s`)."""
         if not isinstance(wait, (bool, np.bool_)):
             raise ValueError(f"wait: expected True or False, got {reprlib.repr(wait)}")
         self._drop_pending(wait)
