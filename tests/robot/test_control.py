@@ -337,7 +337,7 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
             return super().act({"tick": 0}, "stack the cups")
 
     server = Server(decoder)
-    monkeypatch.setattr(worldpolicy.serving, "RemotePolicy", lambda url, api_key=None, read_timeout_s=120.0: server)
+    monkeypatch.setattr(worldpolicy.serving, "RemotePolicy", lambda url, api_key=None, timeout_s=None: server)
     sent, q = [], [_home(decoder)]
     env = {"key": None, "read_cameras": lambda: {"tick": 0}, "arm_joints": lambda: q[-1],
            "send": lambda qpos, gripper: (sent.append(clock[0]), q.append(qpos))}
@@ -838,3 +838,40 @@ def test_ctrl_c_while_waiting_for_a_hand_over_leaves_the_request_to_be_waited_fo
     assert not waited
     control.reset()
     assert waited
+
+
+def test_each_target_says_its_episode_tick_stamp_and_how_old_its_plan_is(decoder):
+    """A command passed on to another thread or process (a servo loop) is told stale or fresh by its own fields: the
+    (episode, tick) it is for, the clock reading when it was made, and the tick its chunk was observed at; a held
+    tick's target is a new command (its own tick and stamp) of the same plan."""
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    readings = iter(range(100, 200))
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=requests, clock=lambda: float(next(readings)))
+    home = policy.home
+    control.reset()  # before any step: the same episode
+    targets = _run(control, 3, home)  # chunk 0, observed at tick 0; chunk 1 asked in the background at tick 0
+    requests.land()
+    targets += _run(control, 2, home, start=3)  # chunk 1 takes over at tick 3 (asked with tick 0's observation)
+    requests.land()
+    targets += _run(control, 5, home, start=5)  # chunk 2, asked at tick 3: rows 2-5 for ticks 5-8, then held
+    assert [t.tick for t in targets] == list(range(10)) and {t.episode for t in targets} == {0}
+    assert [t.stamp for t in targets] == [float(s) for s in range(100, 110)]  # one reading per step, when made
+    assert [t.observed for t in targets] == [0, 0, 0, 0, 0, 3, 3, 3, 3, 3]
+    assert [t.held for t in targets] == [False] * 9 + [True]
+    control.reset()
+    after = control.step({"tick": 0}, home)
+    assert (after.episode, after.tick, after.observed, after.stamp) == (1, 0, 0, 110.0)
+
+
+def test_a_target_held_before_the_first_reply_was_observed_at_no_tick(decoder):
+    policy = Chunks(decoder)
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 4), prompt="stack the cups", latency=2)
+    targets = _run(control, 3, policy.home)
+    assert [(t.held, t.observed, t.tick) for t in targets] == [(True, None, 0), (True, None, 1), (False, 0, 2)]
+
+
+def test_a_clock_that_is_no_function_is_refused_naming_it(decoder):
+    with pytest.raises(TypeError, match=r"clock: expected a function returning seconds \(time.monotonic, the "
+                                        r"default\), got float 0.0"):
+        ChunkController(Chunks(decoder), decoder, prompt="stack the cups", clock=0.0)

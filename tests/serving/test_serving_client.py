@@ -71,6 +71,9 @@ class FakeServer:
             elif behaviour == "close":
                 ws.close(1011, "boom")
                 return
+            elif behaviour == "crash":  # a server process killed mid-request: the connection ends, no close frame
+                ws.socket.shutdown(socket.SHUT_RDWR)
+                return
             elif behaviour == "draining":  # what our servers answer a request that arrives while they shut down
                 ws.send(DRAINING_TEXT)
                 ws.close(1001, "worldpolicy: draining")
@@ -558,3 +561,85 @@ def test_a_robot_shells_proxy_settings_are_not_used_unless_asked(fake, monkeypat
     for bad in (False, "", 8080):
         with pytest.raises(ValueError, match="accepted: None .connect directly., True"):
             RemotePolicy(server.url, proxy=bad, connect_now=False)
+
+
+def test_a_calls_timeout_bounds_the_whole_request_and_names_itself(fake):
+    """`timeout_s`, the client's or a call's own, ends a call the server does not answer in time whatever the per-wait
+    timeouts (600 s here: a robot's loop stalled that long), with an error naming the setting that ran out; the
+    connection is dropped, and the next call, on a new one, gets its own reply, not the late one."""
+    server = fake(r0="silent", r1="silent")
+    policy = RemotePolicy(server.url, read_timeout_s=600, connect_timeout_s=600, timeout_s=0.3)
+    with pytest.raises(ServerTimeoutError, match=r"no reply from .* within timeout_s=0.3 s \(this call's whole "
+                                                 r"time: connecting, sending and the server's reply\): .* a larger "
+                                                 r"timeout_s"):
+        policy.act(droid_request(np.zeros(7)), "a")
+    with pytest.raises(ServerTimeoutError, match=r"within timeout_s=0.2 s"):  # a call's own replaces the client's
+        policy.act(droid_request(np.zeros(7)), "a", timeout_s=0.2)
+    pred = policy.act(droid_request(np.zeros(7)), "b", timeout_s=60)
+    np.testing.assert_array_equal(pred.actions, np.ones((4, 8)))
+    assert server.connections == 3
+    policy.close()
+
+
+def test_a_calls_timeout_bounds_its_connect():
+    """A reconnect counts toward the call's timeout_s: a server that takes the connection but never sends its metadata
+    frame held the call for connect_timeout_s (600 s here) before its request was even sent."""
+    server = sync_serve(lambda ws: time.sleep(2), "127.0.0.1", 0, compression=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        policy = RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", connect_timeout_s=600,
+                              connect_now=False)
+        with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within timeout_s=0.3 s"):
+            policy.infer(droid_request(np.zeros(7)), timeout_s=0.3)
+    finally:
+        server.shutdown()
+
+
+def test_a_call_waiting_for_another_threads_call_is_bounded_by_its_timeout():
+    """Calls from several threads take turns on the one connection: the one waiting its turn behind a wedged server's
+    call ends at its own timeout_s, saying so, and the call that held the connection still gets its own reply."""
+    release = threading.Event()
+    url, stop = _blocking_server(release)
+    try:
+        policy = RemotePolicy(url, read_timeout_s=600)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(policy.act, droid_request(np.zeros(7)), "a")
+            for _ in range(3000):  # until the first call holds the connection (a hang guard, not a timing)
+                if policy._waiting:
+                    break
+                time.sleep(0.01)
+            with pytest.raises(ServerTimeoutError, match=r"within timeout_s=0.3 s: another call on this RemotePolicy "
+                                                         r"held its connection"):
+                policy.act(droid_request(np.zeros(7)), "b", timeout_s=0.3)
+            release.set()
+            np.testing.assert_array_equal(first.result(30).actions, np.ones((4, 8)))
+        policy.close()
+    finally:
+        release.set()
+        stop()
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), "1", True])
+def test_a_timeout_that_is_no_positive_number_of_seconds_is_refused_naming_it(bad):
+    """Refused when the client is made, and a call's own before anything travels (nothing listens at port 9)."""
+    with pytest.raises(ValueError, match=r"timeout_s=.* must be a finite number of seconds > 0 or None"):
+        RemotePolicy("localhost:8000", timeout_s=bad, connect_now=False)
+    policy = RemotePolicy("ws://127.0.0.1:9", connect_now=False)
+    calls = [lambda: policy.act(droid_request(np.zeros(7)), "a", timeout_s=bad),
+             lambda: policy.infer(droid_request(np.zeros(7)), timeout_s=bad),
+             lambda: policy.act_batch([], timeout_s=bad)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"timeout_s=.* must be a finite number of seconds > 0 or None"):
+            call()
+
+
+def test_a_server_killed_mid_request_loses_that_request_and_the_next_call_reconnects(fake):
+    """docs/robot.md, "When the server goes away": a request in flight when the server dies is not resent (it may have
+    run); its call says the connection ended without a close frame, and the next call gets a new connection."""
+    server = fake(r0="crash")
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(ServerClosedError, match=r"dropped the connection before the reply \(no close frame: "
+                                                    r"crashed or network lost\); the next call reconnects"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "b").actions.shape == (4, 8)
+    assert (server.requests, server.connections) == (2, 2)

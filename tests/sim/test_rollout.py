@@ -736,7 +736,8 @@ def test_the_hand_over_jumps_on_a_constructed_episode():
             for _ in range(2))
 
     def target(q0, pred, held=False):
-        return JointTarget(np.array([q0, 0.0]), None, 0, (), pred, 0, held=held)
+        return JointTarget(np.array([q0, 0.0]), None, 0, (), pred, 0, held=held, tick=0, episode=0, stamp=0.0,
+                           observed=None if pred is None else 0)
 
     jumps = Jumps()
     for step in [target(0.0, None, held=True), target(0.5, a), target(0.52, a), target(0.55, a),

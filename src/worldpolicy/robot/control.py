@@ -32,7 +32,9 @@ finds more of the running chunk run), fewer where the running chunk ends first (
 that blocks (the episode's first) has none.
 
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
-rate, and a test steps through any timing without sleeping. What each reply took, in ticks and in seconds, and whether
+rate, and a test steps through any timing without sleeping. The one clock reading, each `JointTarget`'s `stamp`, times
+nothing here: it lets whatever receives the target (a servo thread, a driver process) tell a stale command from a
+fresh one, with its episode and tick numbering the commands. What each reply took, in ticks and in seconds, and whether
 it ran, is kept in `ChunkController.replies` (a `Reply` each, the episode's latest `REPLIES_KEPT`).
 """
 
@@ -47,7 +49,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Self
 
 import numpy as np
@@ -148,7 +150,10 @@ class ChunkStrategy:
 
 @dataclass(frozen=True)
 class JointTarget:
-    """What one control tick commands, and what counts about it (the sim's per-episode `clipped` and IK error)."""
+    """What one control tick commands, and what counts about it (the sim's per-episode `clipped` and IK error), and
+    when: `(episode, tick)` numbers the commands (a repeat or an older one is told apart by it), `stamp` says when the
+    command was made (a receiver drops it once `clock() - stamp` exceeds what it accepts: docs/robot.md), `observed`
+    how old its plan is (`tick - observed` ticks since the observation its chunk was asked with)."""
 
     qpos: np.ndarray  # [dof] arm joint targets, rad, in the robot's `arm_joints` order
     gripper: float | None  # g in [0, 1], 0 = open; None: the embodiment has no gripper column, keep the last command
@@ -161,6 +166,12 @@ class JointTarget:
     # no action planned for this tick, a reply not landed yet (realtime async, a latency): the last target again, or
     # before the first reply the joints measured on the first tick that held
     held: bool = False
+    tick: int = field(kw_only=True)  # the control tick it is for: 0 for an episode's first `step`, then one per step
+    episode: int = field(kw_only=True)  # the controller's episode: 0, then one more at each `reset` after a step
+    stamp: float = field(kw_only=True)  # the controller's `clock()` (time.monotonic) when `step` made it
+    # the tick whose observation the newest chunk in it was asked with (its `Reply.sent`); None while the arm holds
+    # where it started, before the episode's first reply
+    observed: int | None = field(kw_only=True)
 
 
 def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
@@ -201,6 +212,7 @@ class _Planned(NamedTuple):
     """One decoded chunk action for one tick, with what counts if it runs."""
 
     chunk: int
+    sent: int  # the tick its chunk's request was sent (`_Request.sent`)
     target: np.ndarray  # joint targets, + g where the embodiment has a gripper column
     clipped: int
     tracking_mm: float | None  # IK position error (relative_pose chunks)
@@ -245,19 +257,24 @@ class ChunkController:
     `submit(request, observation, action_prefix)` (the prefix None but with `rtc`) and its future's result taken at
     its hand-over, max(k, latency) >= 1 ticks on (with `realtime`, once done); by default a thread of the controller's
     own (a test passes one it completes by hand; `worldpolicy sim --num-envs` one that holds each request for the
-    next tick's batched call).
+    next tick's batched call). `clock`: what each target's `stamp` is read from (`time.monotonic`; the receiver of
+    the targets compares its own reading of the same clock).
 
     After each `step`, `replies` holds a `Reply` for each reply taken or dropped this episode (the latest
     `REPLIES_KEPT`): the ticks and seconds it took and whether it ran, e.g. for the latency's percentiles."""
 
     def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
-                 latency: int = 0, rtc: bool = False, executor: Executor | None = None) -> None:
+                 latency: int = 0, rtc: bool = False, executor: Executor | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if strategy is not None and not isinstance(strategy, ChunkStrategy):
             hint = f"; the kind alone is ChunkStrategy({strategy!r})" if strategy in STRATEGIES else ""
             raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__} {strategy!r}{hint}")
         if not callable(getattr(policy, "act", None)):
             raise TypeError(f"policy: expected an object with act(observation, prompt), got {type(policy).__name__}")
+        if not callable(clock):
+            raise TypeError(f"clock: expected a function returning seconds (time.monotonic, the default), got "
+                            f"{type(clock).__name__} {reprlib.repr(clock)}")
         if not (isinstance(decoder, ActionDecoder) or callable(decoder)):
             hint = ""
             if isinstance(decoder, str):  # a robot's name, or another string (an embodiment key): no robot to name
@@ -289,7 +306,9 @@ class ChunkController:
             # a k the chunks cannot run, or a latency no reply survives, refused before any request
             self._check_chunk(int(announced_chunk))
         self._executor, self._own_executor = executor, executor is None
+        self._clock = clock
         self.execute_steps: int | None = None  # k actually used, known after the first reply
+        self.episode, self.tick = 0, 0  # each target's episode and tick (`JointTarget`)
         self.reset()
 
     def __repr__(self) -> str:
@@ -314,6 +333,8 @@ class ChunkController:
                              f"ticks: no reply would land before it; accepted: 0 to {horizon - 1}")
         self._drop_pending()
         self.horizon = horizon
+        if self.tick:  # an episode ran: the next is another (a reset before any step keeps the number)
+            self.episode += 1
         self.tick = 0  # ticks run since reset
         self.chunks = 0  # chunks taken (a reply dropped at reset or close is not one)
         self.policy_s = 0.0  # seconds the requests of the replies taken or dropped took
@@ -350,8 +371,9 @@ class ChunkController:
         if self._pending and self._landed(self._pending[0], t):  # one a tick: each lands on its own tick
             self._take_chunk(t, self._pending.popleft(), observation, state, q_arm)
         entries = self._plan.pop(t, None)  # ticks run one by one, each popping its own: none older is left
+        when = {"tick": t, "episode": self.episode, "stamp": self._clock()}
         if entries is None:  # a reply not landed yet: realtime async's chunk ran out, or a latency
-            target = self._hold(t, q_arm)
+            target = self._hold(t, q_arm, when)
         else:
             newest = max(entries, key=lambda e: e.chunk)
             blended = self._blend(entries, q_arm)
@@ -360,7 +382,7 @@ class ChunkController:
                 qpos=blended[:dof], gripper=float(blended[dof]) if len(blended) > dof else None,
                 clipped=sum(e.clipped for e in entries),
                 tracking_mm=tuple(e.tracking_mm for e in entries if e.tracking_mm is not None),
-                prediction=newest.prediction, index=newest.index)
+                prediction=newest.prediction, index=newest.index, observed=newest.sent, **when)
         self._last = target
         self.tick = t + 1
         return target
@@ -377,7 +399,7 @@ class ChunkController:
         still running to finish; `wait=False` returns at once, leaving it to finish in its thread (a later `reset`
         or `close`, or the next request to the same policy, from any controller, waits for it): what leaving a `with`
         block on an exception does, so the handler that stops the arm runs now, not once the policy answers (up to a
-        RemotePolicy's `read_timeout_s`)."""
+        RemotePolicy's `timeout_s`, else its `read_timeout_s`)."""
         if not isinstance(wait, (bool, np.bool_)):
             raise ValueError(f"wait: expected True or False, got {reprlib.repr(wait)}")
         self._drop_pending(wait)
@@ -518,7 +540,7 @@ class ChunkController:
             for i in range(len(cmd)):
                 target = cmd.qpos[i] if cmd.gripper is None else np.append(cmd.qpos[i], cmd.gripper[i])
                 self._plan.setdefault(t + i, []).append(
-                    _Planned(self.chunks, target, int(cmd.clipped_steps[i]), track[i], pred, i + skip))
+                    _Planned(self.chunks, request.sent, target, int(cmd.clipped_steps[i]), track[i], pred, i + skip))
         if kind == "async":
             if request.observation is not None:  # the first request's follow-up: asked with its observation
                 observation, state = request.observation, request.state
@@ -572,16 +594,17 @@ class ChunkController:
             self._active.check_joint_steps(blended[None, :self._active.robot.dof], q_arm)
         return blended
 
-    def _hold(self, t: int, q_arm: np.ndarray) -> JointTarget:
+    def _hold(self, t: int, q_arm: np.ndarray, when: dict[str, Any]) -> JointTarget:
+        """The target of a tick with no action planned (`JointTarget.held`), made `when` (tick, episode, stamp)."""
         last = self._last
         if last is None:  # no reply has landed yet this episode (a latency): where the arm is
-            return JointTarget(q_arm.copy(), None, 0, (), None, None, held=True)
+            return JointTarget(q_arm.copy(), None, 0, (), None, None, held=True, observed=None, **when)
         if self.realtime and not self._held_warned:  # realtime only: a latency's holds are the timing asked for
             logger.warning("async: tick %d, the chunk ran out before the next reply landed; holding the last target "
                            "(a longer chunk, a smaller k or a faster policy keeps the arm moving%s)", t,
                            REALTIME_TOO_SLOW)
             self._held_warned = True
-        return replace(last, clipped=0, tracking_mm=(), held=True)
+        return replace(last, clipped=0, tracking_mm=(), held=True, **when)
 
     def _drop_pending(self, wait: bool = True) -> None:
         """Drop the requests in flight: cancelled where not started, else (`wait`) waited for, with any left running

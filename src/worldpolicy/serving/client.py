@@ -6,7 +6,9 @@ client's limits (`UnreadableReplyError`), the connection closed mid-exchange (`S
 error text (`ServerError`, `ServerBusyError`), a server announcing another embodiment than the one asked for or first
 heard (`EmbodimentMismatchError`), or this client's own `close()` ending a call in progress (`ClientClosedError`).
 After any incomplete exchange the connection is discarded without
-waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. A request whose
+waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. `timeout_s` (per
+client, or per call) bounds a whole request: the wait for another call on the client, the connect, the reply and a
+resend (`ServerTimeoutError` naming it). A request whose
 connection the server closed while it sat idle (restart, drain), or that a draining server refused unread, is sent once
 more on a new connection: it was never run.
 """
@@ -28,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urljoin
@@ -50,6 +53,7 @@ from ..logcapture import logged_warnings
 from ..models import SERVER_SCHEMES
 from ..policy import (
     DECODE_VIDEO_MODES,
+    Policy,
     PolicyRequest,
     _request,
     check_clip_progress,
@@ -234,6 +238,14 @@ def _rate(value: Any) -> float | None:
     return float(value) if number and math.isfinite(value) and value > 0 else None
 
 
+def _check_seconds(name: str, value: Any, none: bool = False) -> float:
+    """A timeout setting as given, or a ValueError naming it (`none`: None, no limit, is accepted too)."""
+    # inf failed only on the first call, as an OverflowError from deep in the socket layer
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0" + (" or None" if none else ""))
+    return value
+
+
 def _normalise_url(url: str) -> str:
     if not isinstance(url, str) or not url:
         raise ValueError(f"url={url!r} must be a string such as 'ws://gpu-box:8000'")
@@ -357,6 +369,12 @@ class RemotePolicy:
     system's CAs; verification stays on. `client_name` (a robot's name, "arm-3") is appended to the User-Agent this
     client sends, which the server's `connect` log line shows as `client`: several robots on one host are told apart
     by more than their port. `infer(obs) -> dict` is the raw openpi call, for code written against openpi-client.
+
+    `timeout_s` bounds a whole request, where `connect_timeout_s` and `read_timeout_s` bound one wait each: from the
+    call to its reply, the wait for another thread's call on this client, a reconnect and a resend included; a call's
+    own `timeout_s=` (`act`, `imagine`, `infer_actions`, `act_batch`, `infer`) replaces it for that call (for each of
+    its requests). Past it, `ServerTimeoutError` naming it; the connection is dropped, the next call reconnects. None
+    (default): each wait has its own timeout only, so a call may take their sum, twice where it is resent.
     """
 
     def __init__(
@@ -368,6 +386,7 @@ class RemotePolicy:
         expected_embodiment: str | Embodiment | None = None,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 120.0,
+        timeout_s: float | None = None,
         limits: Limits = DEFAULT_LIMITS,
         proxy: str | bool | None = None,
         ca_file: str | os.PathLike | None = None,
@@ -384,9 +403,7 @@ class RemotePolicy:
         self._options = _version_options(proxy)  # a proxy this websockets cannot use fails here, not on connect
         self.proxy = proxy
         for name, value in (("connect_timeout_s", connect_timeout_s), ("read_timeout_s", read_timeout_s)):
-            # inf failed only on the first call, as an OverflowError from deep in the socket layer
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0")
+            _check_seconds(name, value)
         for name, value in (("embodiment", embodiment), ("expected_embodiment", expected_embodiment)):
             if not (value is None or isinstance(value, (str, Embodiment))):
                 raise TypeError(f"{name}={value!r:.80} must be a registered name ('droid', 'droid/relative_pose'), "
@@ -397,6 +414,7 @@ class RemotePolicy:
                                     else expected_embodiment)
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.timeout_s = None if timeout_s is None else _check_seconds("timeout_s", timeout_s, none=True)
         self.limits = limits
         self._ws: ClientConnection | None = None
         self._metadata: dict[str, Any] = {}
@@ -410,6 +428,8 @@ class RemotePolicy:
         self._closes = 0  # counts close() calls: a call or an `act_batch` running across one stops
         self._waiting = False  # an exchange holds the lock (close() from its own thread: a signal handler)
         self._connecting: socket.socket | None = None  # the socket of a connect in progress, which close() shuts
+        # the call in progress's deadline (`time.monotonic()`) and the timeout_s it came from; None: none
+        self._deadline: tuple[float, float] | None = None
         self._state_said = False  # a state the served embodiment ignores was said (`_say_ignored_state`)
         self._peers: list[RemotePolicy] = []  # an `act_batch`'s extra connections, which close() also closes
         if connect_now:
@@ -467,7 +487,7 @@ class RemotePolicy:
                     with selectors.DefaultSelector() as waiting:
                         waiting.register(sock, selectors.EVENT_WRITE)
                         if not waiting.select(max(deadline - time.monotonic(), 0.0)):
-                            raise TimeoutError(f"no TCP connection within connect_timeout_s={self.connect_timeout_s}")
+                            raise TimeoutError("no TCP connection in time")
                     failed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if failed:
                     raise OSError(failed, os.strerror(failed))
@@ -488,7 +508,8 @@ class RemotePolicy:
         and close() can cut the connect from its WebSocket handshake on, once websockets hands the socket over
         (`create_connection`)."""
         headers = {"Authorization": f"Api-Key {self._api_key}"} if self._api_key else None
-        deadline = time.monotonic() + self.connect_timeout_s
+        wait, setting, seconds = self._budget("connect_timeout_s")
+        deadline = time.monotonic() + wait
 
         def handed_over(sock: socket.socket, *args: Any, **kwargs: Any) -> ClientConnection:
             self._cuttable(sock, closes)  # the socket the handshake runs on (TLS-wrapped for wss://)
@@ -538,11 +559,11 @@ class RemotePolicy:
         except TimeoutError:
             if self.proxy is None and "sock" not in options:  # the TCP connect itself (`_tcp_connect`)
                 raise ServerTimeoutError(
-                    f"no TCP connection to {self.url} within connect_timeout_s={self.connect_timeout_s}: the machine "
+                    f"no TCP connection to {self.url} within {setting}={seconds}: the machine "
                     "is down or unreachable, or a firewall drops the packets; check the host, port and network"
                 ) from None
             raise ServerTimeoutError(
-                f"no WebSocket handshake from {self.url} within connect_timeout_s={self.connect_timeout_s}: "
+                f"no WebSocket handshake from {self.url} within {setting}={seconds}: "
                 "something accepted the connection but did not answer it (a server whose event loop is busy, as "
                 "openpi's is while it infers; a proxy queueing connections, as Ray Serve's does when every replica is "
                 "busy; or no WebSocket server)"
@@ -677,14 +698,16 @@ class RemotePolicy:
         """One frame, waited for as long as the timeout `setting` (connect_timeout_s, read_timeout_s) says, which a
         timeout's error names."""
         assert self._ws is not None
-        timeout = getattr(self, setting)
+        wait, setting, timeout = self._budget(setting)
         try:
-            frame = self._recv(timeout)
+            frame = self._recv(wait)
         except TimeoutError:
+            whole = " (this call's whole time: connecting, sending and the server's reply)" if \
+                setting == "timeout_s" else ""
             raise ServerTimeoutError(
-                f"no {what} from {self.url} within {setting}={timeout} s: the server may be loading, overloaded or "
-                f"wedged (see its GET /readyz and log; a slow model needs a larger {setting}). The next call "
-                "reconnects."
+                f"no {what} from {self.url} within {setting}={timeout} s{whole}: the server may be loading, "
+                f"overloaded or wedged (see its GET /readyz and log; a slow model needs a larger {setting}). The "
+                "next call reconnects."
             ) from None
         except websockets.ConnectionClosed as exc:
             raise self._closed_error(exc, what) from None
@@ -708,6 +731,18 @@ class RemotePolicy:
             )
         return reply
 
+    def _budget(self, setting: str) -> tuple[float, str, float]:
+        """How long the next wait may last: the timeout `setting` names (connect_timeout_s, read_timeout_s), or what
+        is left of the call's `timeout_s` where that is less; with the setting that bounds it, and its value, for the
+        error to name."""
+        limit = getattr(self, setting)
+        if self._deadline is not None:
+            deadline, timeout_s = self._deadline
+            left = max(deadline - time.monotonic(), 0.0)
+            if left < limit:
+                return left, "timeout_s", timeout_s
+        return limit, setting, limit
+
     def _recv(self, timeout: float) -> Any:
         """The next frame within `timeout` s; in the main thread, waited for in slices of `_HANDLER_SLICE_S`. Python
         runs a signal handler (an e-stop's close()) only in the main thread, between bytecodes, and a signal that lands
@@ -728,7 +763,7 @@ class RemotePolicy:
 
     def _close_code_after_error(self) -> int | None:
         try:
-            self._ws.recv(timeout=1.0)
+            self._ws.recv(timeout=min(1.0, self._budget("read_timeout_s")[0]))
         except websockets.ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd else None
         except TimeoutError:
@@ -769,11 +804,20 @@ class RemotePolicy:
             self._open_connection()
             return dict(self._metadata)
 
-    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
-        """One raw request/reply exchange (the openpi `BasePolicy.infer` contract)."""
+    def infer(self, obs: Mapping[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
+        """One raw request/reply exchange (the openpi `BasePolicy.infer` contract). `timeout_s`: this call's, in place
+        of the client's (`RemotePolicy(timeout_s=)`): the most it may take, from the call to the reply."""
+        timeout_s = self._call_timeout(timeout_s)
         message = packb(dict(obs))  # an input that cannot be encoded fails here, before any network traffic
-        with self._lock:
+        start = time.monotonic()
+        if not self._lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
+            raise ServerTimeoutError(
+                f"no reply from {self.url} within timeout_s={timeout_s} s: another call on this RemotePolicy held its "
+                "connection all along (calls from several threads take turns on it; act_batch opens more)"
+            )
+        try:
             closes, self._waiting = self._closes, True
+            self._deadline = None if timeout_s is None else (start + timeout_s, timeout_s)
             try:
                 try:
                     reply = self._exchange(message, closes)
@@ -803,7 +847,13 @@ class RemotePolicy:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
             finally:
-                self._waiting = False
+                self._waiting, self._deadline = False, None
+        finally:
+            self._lock.release()
+
+    def _call_timeout(self, timeout_s: Any) -> float | None:
+        """A call's `timeout_s` (checked), else the client's."""
+        return self.timeout_s if timeout_s is None else _check_seconds("timeout_s", timeout_s, none=True)
 
     def _check_open(self, closes: int, doing: str = "waited on") -> None:
         """ClientClosedError once close() was called since the call began (`closes`): it is neither retried on a new
@@ -998,9 +1048,9 @@ class RemotePolicy:
         with logged_warnings() as (said,):
             return self._wire_request(request), said
 
-    def _run(self, wire: dict[str, Any], said: list[str]) -> Prediction:
+    def _run(self, wire: dict[str, Any], said: list[str], timeout_s: float | None = None) -> Prediction:
         t0 = time.perf_counter()
-        reply = self.infer(wire)
+        reply = self.infer(wire, timeout_s=timeout_s)
         roundtrip = time.perf_counter() - t0
         self._say(reply, said)  # also when the reply proves unusable: they may say why
         prediction = self._prediction(reply, wire.get("mode", "policy"), roundtrip)
@@ -1032,16 +1082,19 @@ class RemotePolicy:
                     (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in observation.items()}
         return {IMAGE_KEY: _image_array(observation, last=1)}
 
-    def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
+    def act(self, observation: Any, prompt: str, *, timeout_s: float | None = None, **kwargs: Any) -> Prediction:
         """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local
         `Policy.act`, refused as it refuses them: seed, steps, guidance, negative_prompt, state, decode_video,
         action_prefix (sent as the wire's `action_prefix`, physical rows; a server that does not apply it is an
-        error, not a chunk that silently ignores it)."""
-        return self._run(*self._prepared(_request("act", observation, prompt, {"mode": "policy"}, kwargs)))
+        error, not a chunk that silently ignores it). `timeout_s`: the most this call may take, in place of the
+        client's (`RemotePolicy(timeout_s=)`); past it, `ServerTimeoutError`."""
+        timeout_s = self._call_timeout(timeout_s)  # checked before the inputs are read
+        return self._run(*self._prepared(_request("act", observation, prompt, {"mode": "policy"}, kwargs)), timeout_s)
 
     def imagine(
         self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, *,
-        whole_trajectory: bool = False, progress: Callable[[int, int], None] | bool | None = None, **kwargs: Any
+        whole_trajectory: bool = False, progress: Callable[[int, int], None] | bool | None = None,
+        timeout_s: float | None = None, **kwargs: Any
     ) -> Prediction:
         """Forward dynamics: observation + action chunk [chunk, action_dim] (array or file; physical units unless
         `actions_space="normalized"`) → imagined rollout, its video decoded unless `decode_video=False`.
@@ -1049,15 +1102,16 @@ class RemotePolicy:
         the client: each chunk an ordinary forward-dynamics request (the wire unchanged) from the previous reply's last
         frame, with seed + j for chunk j (the seed drawn here when none is given). It needs the chunk size and
         embodiment a worldpolicy server announces: refused, before any request, by one that announces neither
-        (openpi's). `progress` as the local `Policy`'s."""
+        (openpi's). `progress` as the local `Policy`'s. `timeout_s`: the most each request may take (`act`'s)."""
         request = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
-                           {"decode_video": decode_video, **kwargs}, own=RemotePolicy.imagine)
+                           {"decode_video": decode_video, **kwargs}, own=Policy.imagine)
         check_trajectory_options(whole_trajectory, decode_video)
         check_clip_progress(progress)
+        timeout_s = self._call_timeout(timeout_s)
         if not whole_trajectory:
             if callable(progress):
-                return self.act_batch([request], progress=progress)[0]
-            return self._run(*self._prepared(request))
+                return self.act_batch([request], progress=progress, timeout_s=timeout_s)[0]
+            return self._run(*self._prepared(request), timeout_s)
         started = time.perf_counter()
         e, chunk = self.embodiment, self.chunk_size
         if e is None or chunk is None:
@@ -1067,11 +1121,13 @@ class RemotePolicy:
                              "it: one chunk (whole_trajectory=False)")
         given = trajectory_actions(request.actions, e, request.actions_space, warn_range=True)
         seed = secrets.randbits(63) if request.seed is None else check_seed(request.seed)  # seed + j for chunk j
-        return roll_out(self.act_batch, request, TrajectoryChunks(given, chunk, seed), e, progress, started)
+        return roll_out(partial(self.act_batch, timeout_s=timeout_s), request, TrajectoryChunks(given, chunk, seed), e,
+                        progress, started)
 
     def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
                       resample: bool = False, batch_size: int = 8,
-                      progress: Callable[[int, int], None] | bool | None = None, **kwargs: Any) -> Prediction:
+                      progress: Callable[[int, int], None] | bool | None = None, timeout_s: float | None = None,
+                      **kwargs: Any) -> Prediction:
         """Inverse dynamics: a clip (frames, a video file, a folder, a dict of camera clips) → the actions that
         explain it, with the local `Policy.infer_actions`' options and results: the clip is read here, as the local
         `Policy` reads it (`read_clip`), and its windows travel as ordinary inverse-dynamics requests, the wire
@@ -1080,12 +1136,14 @@ class RemotePolicy:
         given), and joins their rows as the local `Policy` does (`join_windows`); `progress` as the local
         `Policy`'s (`check_clip_progress`). `start_frame`, `whole_clip` and `resample` need the chunk size and
         embodiment a worldpolicy server announces: refused, before any request, by a server that announces neither
-        (openpi's), which gets the clip's first frames as before."""
+        (openpi's), which gets the clip's first frames as before. `timeout_s`: the most each request may take
+        (`act`'s)."""
         video, _ = prediction_clip(video, "infer_actions")  # a result's frames; its canvas stays here (no wire field)
         base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs,
-                        own=RemotePolicy.infer_actions)
+                        own=Policy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
         check_clip_progress(progress)
+        act_batch = partial(self.act_batch, timeout_s=self._call_timeout(timeout_s))
         started = time.perf_counter()
         e, chunk = self.embodiment, self.chunk_size
         if e is None or chunk is None:
@@ -1099,17 +1157,17 @@ class RemotePolicy:
                                  f"which {self.url} does not announce (openpi's server announces neither), to cut the "
                                  "clip into its windows; accepted from it: the clip's first frames (no start_frame, "
                                  "whole_clip or resample)")
-            return self.act_batch([base], progress=progress if callable(progress) else None)[0]
+            return act_batch([base], progress=progress if callable(progress) else None)[0]
         clip = read_clip(video, e, chunk + 1, start_frame, whole_clip, resample)
         for message in clip.warnings:  # where the local Policy says them: the server receives frames, not the file
             logging.getLogger("worldpolicy.policy").warning("%s", message)
         if not whole_clip:
             request = replace(base, observation=clip.window(0, pad=False), state=clip.state(base.state, 0))
-            return label_windows(self.act_batch, [request], clip, progress, started, False)
+            return label_windows(act_batch, [request], clip, progress, started, False)
         seed = secrets.randbits(63) if base.seed is None else base.seed  # one seed for every window, as locally
         requests = [replace(base, observation=clip.window(k), state=clip.state(base.state, k), seed=seed)
                     for k in range(clip.windows)]
-        return label_windows(self.act_batch, requests, clip, progress, started, True, batch_size)
+        return label_windows(act_batch, requests, clip, progress, started, True, batch_size)
 
     def act_batch(
         self,
@@ -1118,6 +1176,7 @@ class RemotePolicy:
         *,
         connections: int | None = None,
         keep_connections: bool = False,
+        timeout_s: float | None = None,
     ) -> list[Prediction]:
         """Several requests at once, over up to `connections` connections (default: the server's `max_batch` from its
         metadata, 1 for a server that does not batch), so the server fuses them into shared forward passes. Results
@@ -1128,7 +1187,7 @@ class RemotePolicy:
         `release_connections()` or `close()`. New connections open before any request is sent: the server waits for
         companions only from open ones, so a request sent sooner would run in a smaller batch.
         `progress(done, total)` is called after each reply (requests done; the local `Policy` counts denoising steps,
-        which happen on the server here)."""
+        which happen on the server here). `timeout_s`: the most each request may take (`act`'s)."""
         check_requests(requests)
         check_progress(progress)
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
@@ -1136,6 +1195,7 @@ class RemotePolicy:
             raise ValueError(f"connections={connections!r} must be an int >= 1")
         if not isinstance(keep_connections, bool):
             raise ValueError(f"keep_connections={keep_connections!r} must be True or False")
+        timeout_s = self._call_timeout(timeout_s)
         wires = [self._prepared(r) for r in requests]
         if not wires:  # no request: none of the extra connections is used, kept or not
             self.release_connections()
@@ -1168,7 +1228,7 @@ class RemotePolicy:
                 except queue.Empty:
                     return
                 try:
-                    results[i] = client._run(*wires[i])
+                    results[i] = client._run(*wires[i], timeout_s)
                 except Exception as exc:  # noqa: BLE001 - raised below, after the other requests finish
                     results[i] = exc
                 with done_lock:
@@ -1225,6 +1285,7 @@ class RemotePolicy:
             expected_embodiment=self.expected_embodiment,
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
+            timeout_s=self.timeout_s,
             limits=self.limits,
             proxy=self.proxy,
             ca_file=self.ca_file,
