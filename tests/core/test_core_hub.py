@@ -793,8 +793,12 @@ def test_a_served_checkpoint_by_hub_id_is_fetched_whole_as_the_server_starts(tin
     calls, snapshot = model_repo(repo)
     config = ToolboxConfig(checkpoint_dirs=("me/pick",), output_dir=tmp_path / "out")
     assert [call["revision"] for call in calls] == [None, COMMIT] and list(snapshot.rglob("*.safetensors"))
-    listed = Toolbox(config).list_checkpoints()["checkpoints"]
+    toolbox = Toolbox(config)
+    listed = toolbox.list_checkpoints()["checkpoints"]
     assert len(calls) == 2 and [(row["path"], row["problem"]) for row in listed] == [(str(snapshot), None)]
+    # listed by the commit it holds; the hub id as the server was given it names it too
+    assert [row["name"] for row in listed] == [f"me/pick@{COMMIT}"]
+    assert toolbox.resolve_checkpoint("me/pick") == toolbox.resolve_checkpoint(f"me/pick@{COMMIT}") == snapshot
 
 
 def test_a_checkpoint_given_as_dot_is_named_by_the_folder_it_is_given_in(tmp_path, monkeypatch):
