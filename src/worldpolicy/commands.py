@@ -172,22 +172,28 @@ PUSH_FLAGS = {"path": "PATH", "repo_id": "--repo-id", "revision": "--revision", 
 
 def _push(args: argparse.Namespace) -> int:
     """`hub.push`, its errors naming the flags."""
-    from .hub import push
+    from .hub import push, removal_command
 
     try:
         pushed = push(args.path, args.repo_id, private=args.private, revision=args.revision, message=args.message,
                       with_training_state=args.with_training_state)
     except (ValueError, FileNotFoundError) as exc:
         raise flag_named(exc, PUSH_FLAGS) from None
-    print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB) to the "
+    commits = f", in {pushed.commits} commits" if pushed.commits > 1 else ""
+    print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB{commits}) to the "
           f"{pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
     if pushed.removed:
         # the training state left out goes too, though the folder has it: an earlier push's, read as this one's
         state = sum(name in pushed.left_out for name in pushed.removed)
         what = [f"what {args.path} no longer has"] if state < len(pushed.removed) else []
         what += ["the training state this push leaves out (--with-training-state sends this one's)"] if state else []
-        print(f"removed {len(pushed.removed)} files an earlier push left there ({brief_list(pushed.removed)}): "
+        print(f"removed {len(pushed.removed)} files the previous push left there ({brief_list(pushed.removed)}): "
               f"{' and '.join(what)}; the hub's history keeps them")
+    if pushed.kept:
+        print(f"kept {len(pushed.kept)} files there that this push does not send and no push of worldpolicy wrote "
+              f"(added on the hub's page, or pushed before worldpolicy recorded its pushes): "
+              f"{brief_list(pushed.kept)}; if they are leftovers, remove them with "
+              f"`{removal_command(pushed.repo_id, pushed.repo_type, args.revision)} FILE...`")
     if pushed.left_out:
         print(f"left out its training state, which only a resume reads ({', '.join(pushed.left_out)}, "
               f"{pushed.left_out_size / 1e6:.1f} MB): --with-training-state sends it too")

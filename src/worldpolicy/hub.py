@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,14 @@ METADATA_PATTERNS = ("*.json", ADAPTER_FILE, TRAINED_FILE)
 # `.NAME.*`) or scratch folder (`fileio.ScratchFolder`'s `.ROOT.KIND-*`) a killed writer left, and `.git`, `.cache`.
 # huggingface_hub's patterns (fnmatch: `*` matches `/` too): a hidden entry at the top, and one below it.
 PUSH_IGNORE = (".*", "*/.*")
+# How many files `push` sends in one commit: as huggingface_hub 2's own multi-commit upload (`upload_folder` with
+# hf_xet) starts, where 1.x has `upload_large_folder`: a DROID-sized dataset's thousands of files are too many for one
+# commit (slow to make, and all lost when it fails)
+PUSH_COMMIT_FILES = 256
+# What `push` writes in the repository beside the folder's files: the files it sent, so the next push removes only
+# those of them the folder no longer has (`stale_files`), never a file added on the hub's page. Hidden: no folder's
+# file (`PUSH_IGNORE`), and never itself removed.
+PUSH_RECORD = ".worldpolicy_push.json"
 
 
 class HubError(Exception):
@@ -80,6 +89,17 @@ def check_hub_id(source: str, named: str) -> tuple[str, str | None]:
         raise ValueError(f"{named}={source!r}: expected OWNER/NAME@REV, a branch, tag or commit after the `@` (e.g. "
                          f"{repo_id + '@main'!r}), or OWNER/NAME alone for the main branch")
     return repo_id, revision
+
+
+# A commit as the hub names one (a snapshot's folder in its cache, `pinned_id`'s revision): 40 hex digits
+HUB_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def short_pinned(source: str) -> str:
+    """Hub id `source` as a heading shows it: a commit it pins by its first 7 digits, as git and the hub's pages
+    show one (`me/pick@0123abc`); anything else as it is."""
+    repo_id, revision = split_revision(source) if hub_id_shaped(source) else (source, None)
+    return f"{repo_id}@{revision[:7]}" if revision is not None and HUB_COMMIT.fullmatch(revision) else source
 
 
 def pinned_id(path: str | Path, repo_type: str) -> str | None:
@@ -258,6 +278,12 @@ def _type_flag(repo_type: str) -> str:
     return " --repo-type dataset" if repo_type == "dataset" else ""
 
 
+def removal_command(repo_id: str, repo_type: str, revision: str | None) -> str:
+    """The `hf` command line, less the files, that removes files from branch `revision` (None: main) of hub repository
+    `repo_id` of `repo_type`."""
+    return f"hf repos delete-files {repo_id}{_type_flag(repo_type)}" + (f" --revision {revision}" if revision else "")
+
+
 def _hub_page(repo_id: str, repo_type: str) -> str:
     """The hub's web page of repository `repo_id` of `repo_type` (a dataset's under /datasets/)."""
     return f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
@@ -381,8 +407,9 @@ def offline_setting() -> str | None:
 def snapshot_fix(folder: str | Path) -> str | None:
     """What to do about hub snapshot `folder` (`model_metadata`'s) whose files loading found missing or cut short;
     None for a folder that is no hub snapshot. Offline (`offline_setting`), `complete_snapshot` fetched nothing: the
-    cache holds what an earlier run fetched, perhaps only the configs its checks read (a run refused by a flag);
-    online it fetched the whole revision, so the repository holds it so."""
+    cache holds what an earlier run fetched, perhaps only the configs its checks read (a run refused by a flag), and
+    the `hf download` to run elsewhere names the commit they were read at (`--revision`: the configs' own weights,
+    whatever branch or tag was asked); online it fetched the whole revision, so the repository holds it so."""
     repo_id = snapshot_repo_id(folder, "model")
     if repo_id is None:
         return None
@@ -390,7 +417,7 @@ def snapshot_fix(folder: str | Path) -> str | None:
     if setting is not None:
         return (f"{setting} is set, so what the hub's cache lacks of {repo_id!r} (an earlier run may have fetched only "
                 f"its configs) is not fetched: {_unset(setting, 'fetch it')}, or download it "
-                f"{_elsewhere(repo_id, 'model')}")
+                f"{_elsewhere(str(pinned_id(folder, 'model')), 'model')}")
     return (f"the hub repository {repo_id!r} holds it so at revision {Path(folder).name} (pushed incomplete?): push it "
             "again whole, or use another")
 
@@ -432,10 +459,12 @@ class PushResult:
     what: str  # the folder's kind (`fileio.FolderKind.what`)
     files: list[str]
     size: int
-    url: str  # the commit on the hub
+    url: str  # the (last) commit on the hub
+    commits: int  # how many (`PUSH_COMMIT_FILES` files each at most)
     left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
     left_out_size: int
-    removed: list[str]  # what an earlier push left there that this one does not send (`stale_files`)
+    removed: list[str]  # what the previous push left there that this one does not send (`stale_files`)
+    kept: list[str]  # what the repository holds that this push does not send and no push of worldpolicy wrote
 
 
 def training_state(folder: str | Path) -> list[str]:
@@ -497,14 +526,19 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
          message: str | None = None, with_training_state: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
-    default branch if missing; default: main) in one commit (`message`), which also removes what an earlier push left
-    there that the folder no longer has (`stale_files`). A checkpoint's training state (`training_state`) stays here
-    unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is sent: the
-    folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not switched off
-    (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a repository asked
-    `private` is not an existing public one (`_refuse_public`). The folder is only read: a checkpoint's
-    trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as `shared_provenance` does.
-    HubError when the hub cannot be reached or refuses."""
+    default branch if missing; default: main), as commits (`message`) of at most `PUSH_COMMIT_FILES` files each
+    (`_push_batches`: a DROID-sized dataset's thousands of files), each pinned to the one before (`parent_commit`),
+    the first to the branch's head when the push began: an edit on the hub's page or another push in between is
+    refused (HTTP 412), never overwritten. The last commit removes what the previous push left there that the folder no
+    longer has (`stale_files`, by its record `PUSH_RECORD`) and writes this push's record; files no push of worldpolicy
+    wrote (added on the hub's page) are kept and said (`PushResult.kept`). A checkpoint's training state
+    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
+    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not
+    switched off (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a
+    repository asked `private` is not an existing public one (`_refuse_public`). The folder is only read: a
+    checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as `shared_provenance`
+    does. HubError when the hub cannot be reached or refuses, naming the commits that landed before (a rerun sends
+    only what they lack: huggingface_hub skips a file the branch holds already)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -515,7 +549,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     found = folder_kind(path)
     if found is None or found[0].repo_type is None:
         _refuse_unshared(path)
-    kind = found[0]
+    kind, marker = found
     if repo_id.count("/") != 1:  # a bare name would land in the token's account, then load by no id given as pushed
         raise ValueError(f"repo_id={repo_id!r}: expected OWNER/NAME, a user or organisation and the repository's name "
                          "(`me/pick`), as predict's --checkpoint and a dataset's hub id take it back")
@@ -539,9 +573,10 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         raise ValueError(f"path: {str(path)!r} holds no files to push")
     size = sum(os.path.getsize(path / name) for name in files)
     left_out_size = sum(os.path.getsize(path / name) for name in left_out)
+    batches = _push_batches(files, marker)
     # said before the upload, which may take long or fail: what goes, and what stays here
-    logger.info("pushing %s %s (%d files, %.1f MB) to the %s repository %s%s", kind.what, path, len(files),
-                size / 1e6, kind.repo_type, repo_id,
+    logger.info("pushing %s %s (%d files, %.1f MB%s) to the %s repository %s%s", kind.what, path, len(files),
+                size / 1e6, f", in {len(batches)} commits" if len(batches) > 1 else "", kind.repo_type, repo_id,
                 f"; its training state, which only a resume reads, stays here ({', '.join(left_out)}, "
                 f"{left_out_size / 1e6:.1f} MB)" if left_out else "")
     # the files as they are, but a checkpoint's run record and a dataset's provenance as the card shows their paths
@@ -550,49 +585,107 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         shown[TRAINER_STATE_FILE] = state
     if kind.repo_type == "dataset" and (record := shared_provenance(path)) is not None and record[0] in files:
         shown[record[0]] = record[1]
-    operations: list[CommitOperationAdd | CommitOperationDelete] = [
-        CommitOperationAdd(name, shown.get(name, str(path / name))) for name in files]
     api = HfApi(token=token)
+    message = message or f"Upload {kind.what} with worldpolicy push"
+    done: list[Any] = []  # each commit that landed
     try:
         api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
         if private and not api.repo_info(repo_id, repo_type=kind.repo_type).private:
             _refuse_public(repo_id, kind.repo_type)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
-        removed = stale_files(api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=revision), files)
-        operations += [CommitOperationDelete(name) for name in removed]
-        commit = api.create_commit(repo_id=repo_id, operations=operations, repo_type=kind.repo_type,
-                                   revision=revision,
-                                   commit_message=message or f"Upload {kind.what} with worldpolicy push")
+        # what the branch held as the push began: what it is listed at, and what the first commit goes onto
+        head = api.repo_info(repo_id, repo_type=kind.repo_type, revision=revision).sha
+        remote = api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=head)
+        removed, kept = stale_files(remote, files, _pushed_before(api, repo_id, kind.repo_type, head, remote))
+        for number, batch in enumerate(batches, 1):
+            operations: list[CommitOperationAdd | CommitOperationDelete] = [
+                CommitOperationAdd(name, shown.get(name, str(path / name))) for name in batch]
+            if number == len(batches):  # the previous push's leftovers go, and this push is recorded, once all landed
+                operations += [CommitOperationDelete(name) for name in removed]
+                operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(files)))
+            done.append(api.create_commit(
+                repo_id=repo_id, operations=operations, repo_type=kind.repo_type, revision=revision,
+                commit_message=message if len(batches) == 1 else f"{message} (part {number}/{len(batches)})",
+                parent_commit=done[-1].oid if done else head))
+            if len(batches) > 1:
+                logger.info("committed part %d/%d (%d files): %s", number, len(batches), len(batch),
+                            done[-1].commit_url)
     except _hub_errors() as exc:
-        status = _status(exc)
-        if status == 401:
-            fix = BAD_TOKEN
-        elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
-            fix = (f"this token may not write to {repo_id.split('/')[0]!r}'s repositories: log in with one that has "
-                   f"write access there ({LOG_IN}), or push to a repository of your own")
-        elif status is not None and status < 500:
-            fix = "the hub refused it: fix what it says and run again"
-        else:
-            fix = "run again once the hub can be reached"
-        raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
-                       f"({_why(exc)}); nothing was changed here, {fix}") from None
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size,
-                      removed)
+        raise HubError(_unpushed(path, repo_id, kind.repo_type, revision, exc, done, batches)) from None
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(done[-1].commit_url), len(done), left_out,
+                      left_out_size, removed, kept)
 
 
-def stale_files(remote: list[str], files: list[str]) -> list[str]:
-    """What a repository holding `remote` keeps that a push of `files` does not send, sorted: an earlier push's files
-    the folder no longer has (a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot
-    and `LeRobotDataset` would read as its own; a checkpoint's embodiment.json, base_model.json or training state
-    from another checkpoint, read as this one's), and the training state an earlier push sent that this one leaves
-    out (`training_state`), though the folder has it. `push` removes them in its commit, so the repository holds the
-    folder as it is here, as `hf upload --delete "*"` does; the hub's history keeps them. The repository's own hidden
-    files (`.gitattributes`), which `PUSH_IGNORE` never sends, are kept."""
+def _push_batches(files: list[str], marker: str) -> list[list[str]]:
+    """`files` in commits of at most `PUSH_COMMIT_FILES`, the one that marks the folder's kind (`marker`:
+    model_index.json, base_model.json, meta/info.json) in the last, so that a push cut short leaves no repository that
+    reads as this checkpoint or dataset whole (its weights or episodes missing)."""
+    ordered = [name for name in files if name != marker] + [name for name in files if name == marker]
+    return [ordered[start:start + PUSH_COMMIT_FILES] for start in range(0, len(ordered), PUSH_COMMIT_FILES)]
+
+
+def _push_record(files: list[str]) -> bytes:
+    """What `PUSH_RECORD` holds after a push of `files`."""
+    return json.dumps({"about": "the files `worldpolicy push` last sent here; the next push removes those of them "
+                       "its folder no longer has, and no other file", "files": files}, indent=1).encode()
+
+
+def _pushed_before(api: Any, repo_id: str, repo_type: str, head: str, remote: list[str]) -> list[str] | None:
+    """The files the previous push sent to the repository (its `PUSH_RECORD` at commit `head`), None where there is
+    none (`remote` lacks it: a repository made on the hub's page, or pushed by a worldpolicy from before the record)
+    or it is unreadable."""
+    if PUSH_RECORD not in remote:
+        return None
+    try:
+        record = read_json(Path(api.hf_hub_download(repo_id, PUSH_RECORD, repo_type=repo_type, revision=head)),
+                           PUSH_RECORD)
+    except ValueError:
+        return None
+    pushed = record.get("files") if isinstance(record, dict) else None
+    return pushed if isinstance(pushed, list) and all(isinstance(name, str) for name in pushed) else None
+
+
+def _unpushed(path: Path, repo_id: str, repo_type: str, revision: str | None, exc: Exception, done: list[Any],
+              batches: list[list[str]]) -> str:
+    """The one line for a push the hub refused or could not take (`exc`) after the commits `done` of `batches` landed:
+    why, what landed, and what to do."""
+    status = _status(exc)
+    if status == 401:
+        fix = BAD_TOKEN
+    elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
+        fix = (f"this token may not write to {repo_id.split('/')[0]!r}'s repositories: log in with one that has "
+               f"write access there ({LOG_IN}), or push to a repository of your own")
+    elif status == 412:  # `parent_commit` no longer the branch's head
+        fix = (f"the repository changed on the hub while this push ran (an edit on its page, another push), and "
+               f"nothing of it was overwritten: see what changed ({_hub_page(repo_id, repo_type)}/commits/"
+               f"{revision or 'main'}), then run again to push over it")
+    elif status is not None and status < 500:
+        fix = "the hub refused it: fix what it says and run again"
+    else:
+        fix = "run again once the hub can be reached"
+    landed = "" if not done else (
+        f"{len(done)} of its {len(batches)} commits landed ({sum(map(len, batches[:len(done)]))} files; a run again "
+        f"sends only what they lack), the last {done[-1].commit_url}; ")
+    return (f"could not push {str(path)!r} to the hub's {repo_type} repository {repo_id!r} ({_why(exc)}); {landed}"
+            f"nothing was changed here, {fix}")
+
+
+def stale_files(remote: list[str], files: list[str], pushed_before: list[str] | None) -> tuple[list[str], list[str]]:
+    """What a repository holding `remote` keeps that a push of `files` does not send, sorted, as (removed, kept):
+    removed, what the previous push sent there (`pushed_before`, its `PUSH_RECORD`) that the folder no longer has (a
+    dataset's meta/episodes and data files past the episodes it now holds, which LeRobot and `LeRobotDataset` would
+    read as its own; a checkpoint's embodiment.json, base_model.json or training state from another checkpoint, read
+    as this one's), and the training state it sent that this push leaves out (`training_state`), though the folder
+    has it; `push` removes them in its last commit, and the hub's history keeps them. Kept, every other file: one
+    added on the hub's page, or one of a repository with no record (`pushed_before` None: made on the hub's page, or
+    pushed by a worldpolicy from before the record), which `push` says. The repository's own hidden files
+    (`.gitattributes`, `PUSH_RECORD`), which `PUSH_IGNORE` never sends, are kept unsaid."""
     from huggingface_hub.utils import filter_repo_objects
 
-    sent = set(files)
-    return sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
+    sent, ours = set(files), set(pushed_before or ())
+    left = sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
+    return [name for name in left if name in ours], [name for name in left if name not in ours]
 
 
 def _refuse_public(repo_id: str, repo_type: str) -> NoReturn:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,27 +21,51 @@ from huggingface_hub.errors import HTTPError
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, dataset_lock, folder_lock
-from worldpolicy.hub import BAD_TOKEN, HubError, hub_id_shaped, push, shared_files, stale_files
+from worldpolicy.hub import BAD_TOKEN, PUSH_RECORD, HubError, hub_id_shaped, push, shared_files, stale_files
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
 class FakeHub:
-    """HfApi's create_repo, repo_info, create_branch, list_repo_files and create_commit on one repository kept here,
-    recorded: `remote`, the files it holds (`.gitattributes`, which the hub makes, and what `files` says an earlier
-    push left), `private`, its visibility (None: no repository yet; set as create_repo makes it, as the hub does);
-    each commit's files as they land (`uploaded`: their names, `sent`: their bytes) and its deletions (`deleted`)."""
+    """HfApi's create_repo, repo_info, create_branch, list_repo_files, hf_hub_download and create_commit on one
+    repository kept here, recorded: `remote`, the files it holds (`.gitattributes`, which the hub makes, and what
+    `files` says an earlier push left: one of worldpolicy's, its `PUSH_RECORD` listing them, where `recorded`),
+    `private`, its visibility (None: no repository yet; set as create_repo makes it, as the hub does), `head`, its
+    branch's commit, which a commit pinned to another (`parent_commit`) is refused for (412), as the hub does; the last
+    push's files as they land (`uploaded`: their names, `sent`: their bytes, less the record, `record`'s files) and its
+    deletions (`deleted`), a push being what follows a repo_info. `before_commit`: called before each commit (an edit
+    on the hub's page)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None, files: list[str] = (),
-                 private: bool | None = None) -> None:
+                 private: bool | None = None, recorded: bool = False) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.uploaded: list[str] = []
         self.sent: dict[str, bytes] = {}
         self.deleted: list[str] = []
-        self.remote = sorted({".gitattributes", *files})
+        self.contents: dict[str, bytes] = {name: b"earlier" for name in {".gitattributes", *files}}
+        if recorded:
+            self.contents[PUSH_RECORD] = json.dumps({"files": sorted(files)}).encode()
         self.private = private
         self.fail = fail
-        for name in ("create_repo", "repo_info", "create_branch", "list_repo_files", "create_commit"):
+        self.head = "c0"
+        self.commits: list[dict[str, Any]] = []
+        self.before_commit = lambda: None
+        self.folder = Path(tempfile.mkdtemp())
+        for name in ("create_repo", "repo_info", "create_branch", "list_repo_files", "hf_hub_download",
+                     "create_commit"):
             monkeypatch.setattr(HfApi, name, self._recorder(name))
+
+    @property
+    def remote(self) -> list[str]:
+        return sorted(self.contents)
+
+    @property
+    def record(self) -> list[str]:
+        return json.loads(self.contents[PUSH_RECORD])["files"]
+
+    def edit(self, name: str) -> None:
+        """A commit made on the hub's page: `name` added."""
+        self.contents[name] = b"web"
+        self.head = f"c{len(self.commits) + 1}-web"
 
     def _recorder(self, name: str):
         def call(api: HfApi, *args: Any, **kwargs: Any) -> Any:
@@ -50,27 +75,48 @@ class FakeHub:
             if name == "create_repo" and self.private is None:
                 self.private = kwargs["private"]
             if name == "repo_info":
-                return SimpleNamespace(private=self.private)
+                self.sent, self.uploaded, self.deleted = {}, [], []
+                return SimpleNamespace(private=self.private, sha=self.head)
             if name == "list_repo_files":
-                return list(self.remote)
+                assert kwargs["revision"] == self.head
+                return self.remote
+            if name == "hf_hub_download":
+                assert kwargs["revision"] == self.head
+                (self.folder / args[1]).write_bytes(self.contents[args[1]])
+                return str(self.folder / args[1])
             if name == "create_commit":
-                self.sent = {}
+                self.before_commit()
+                if kwargs["parent_commit"] != self.head:
+                    raise _refused(412, "A commit has happened since. Please refresh and try again.")
                 for op in kwargs["operations"]:
                     if isinstance(op, CommitOperationDelete):
+                        del self.contents[op.path_in_repo]
+                        self.deleted.append(op.path_in_repo)
                         continue
                     with op.as_file() as file:
-                        self.sent[op.path_in_repo] = file.read()
-                self.uploaded = sorted(self.sent)
-                self.deleted = sorted(op.path_in_repo for op in kwargs["operations"]
-                                      if isinstance(op, CommitOperationDelete))
-                self.remote = sorted(set(self.remote) - set(self.deleted) | set(self.uploaded))
-                return type("Commit", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
+                        self.contents[op.path_in_repo] = file.read()
+                    if op.path_in_repo != PUSH_RECORD:
+                        self.sent[op.path_in_repo] = self.contents[op.path_in_repo]
+                self.uploaded, self.deleted = sorted(self.sent), sorted(self.deleted)
+                self.commits.append(kwargs)
+                self.head = f"c{len(self.commits)}"
+                url = f"https://huggingface.co/{kwargs['repo_id']}/commit/{self.head}"
+                return SimpleNamespace(commit_url=url, oid=self.head)
             return None
 
         return call
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
+
+
+def _refused(status: int, reason: str) -> Exception:
+    """The error huggingface_hub raises for an HTTP `status` the hub answered."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    request = httpx2.Request("POST", "https://huggingface.co/api/models/x/commit/main")
+    return HfHubHTTPError(f"{status} Client Error: {reason}", response=httpx2.Response(status, request=request))
 
 
 @pytest.fixture
@@ -94,18 +140,20 @@ def checkpoint(tiny_checkpoint, tmp_path) -> Path:
 def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys):
     hub = FakeHub(monkeypatch)
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--message", "first"]) == 0
-    # no branch made without --revision; a new repository made private is private: nothing to refuse
-    assert hub.names() == ["create_repo", "repo_info", "list_repo_files", "create_commit"]
-    created, uploaded = hub.calls[0][1], hub.calls[3][1]
+    # no branch made without --revision; a new repository made private is private: nothing to refuse; the files
+    # listed, and the one commit made, at the branch's head as the push began
+    assert hub.names() == ["create_repo", "repo_info", "repo_info", "list_repo_files", "create_commit"]
+    created, uploaded = hub.calls[0][1], hub.calls[-1][1]
     assert created["args"] == ("me/tiny",) and created["repo_type"] == "model" and created["private"] is True
     assert created["exist_ok"] is True
     assert uploaded["repo_type"] == "model" and uploaded["commit_message"] == "first" and uploaded["revision"] is None
+    assert uploaded["parent_commit"] == "c0" and hub.calls[2][1]["revision"] is None
     expected = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*")
                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(checkpoint).parts))
     assert hub.uploaded == expected and "model_index.json" in expected
     assert not any(name.startswith(".") or "/." in name for name in hub.uploaded)  # lock, staging, hidden: not sent
     out = capsys.readouterr().out
-    assert f"({len(expected)} files" in out and "a diffusers checkpoint" in out and "me/tiny/commit/abc" in out
+    assert f"({len(expected)} files" in out and "a diffusers checkpoint" in out and "me/tiny/commit/c1" in out
     assert (checkpoint / LOCK_FILE).read_text() == "12345\n"  # the folder only read
 
 
@@ -204,52 +252,130 @@ def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch
     (root / "data" / "file-000.parquet").write_bytes(b"x")
     hub = FakeHub(monkeypatch)
     pushed = push(root, "me/ds", revision="v1")
-    assert hub.names() == ["create_repo", "create_branch", "list_repo_files", "create_commit"]  # public: not asked
+    # public: not asked first; the branch's head, after it is made
+    assert hub.names() == ["create_repo", "create_branch", "repo_info", "list_repo_files", "create_commit"]
     assert hub.calls[0][1]["repo_type"] == hub.calls[1][1]["repo_type"] == "dataset"
     assert hub.calls[0][1]["private"] is False
-    assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == hub.calls[3][1]["revision"] == "v1"
+    assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == hub.calls[4][1]["revision"] == "v1"
     assert pushed.files == hub.uploaded == ["data/file-000.parquet", "meta/info.json"]
     assert pushed.repo_type == "dataset" and pushed.what == "a LeRobot dataset" and pushed.size == 3
 
 
 def test_a_push_over_an_earlier_one_leaves_the_repository_as_the_folder_is(checkpoint, tmp_path, token, monkeypatch,
                                                                             capsys):
-    """What an earlier push left that the folder no longer has goes in the same commit: a dataset re-made with fewer
+    """What the previous push left that the folder no longer has goes in its last commit: a dataset re-made with fewer
     episodes would otherwise keep meta/episodes and data files that LeRobot and `LeRobotDataset` read as its own; a
     checkpoint pushed over another would keep that one's embodiment.json (read as this one's) and its training state
-    (resumed with these weights). The hub's own .gitattributes stays."""
+    (resumed with these weights). The hub's own .gitattributes stays, and the push's record names what it sent."""
     root = tmp_path / "ds"
     for name in ("meta/info.json", "meta/episodes/chunk-000/file-000.parquet", "data/chunk-000/file-000.parquet",
                  "README.md"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("{}")
     earlier = ["meta/episodes/chunk-000/file-001.parquet", "data/chunk-000/file-001.parquet", "README.md"]
-    hub = FakeHub(monkeypatch, files=earlier)
+    hub = FakeHub(monkeypatch, files=earlier, recorded=True)
     pushed = push(root, "me/ds")
-    assert hub.remote == [".gitattributes", *pushed.files]
+    assert hub.remote == sorted([".gitattributes", PUSH_RECORD, *pushed.files]) and hub.record == pushed.files
     assert pushed.removed == hub.deleted == ["data/chunk-000/file-001.parquet",
                                              "meta/episodes/chunk-000/file-001.parquet"]
+    assert pushed.kept == [] and pushed.commits == 1
 
-    hub = FakeHub(monkeypatch, files=["embodiment.json", "optimizer.safetensors", "model_index.json"])
+    hub = FakeHub(monkeypatch, files=["embodiment.json", "optimizer.safetensors", "model_index.json"], recorded=True)
     (checkpoint / "optimizer.safetensors").write_bytes(b"o")  # this checkpoint's own: left out, the other's removed
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
     assert hub.deleted == ["embodiment.json", "optimizer.safetensors"] and "model_index.json" in hub.uploaded
-    assert hub.remote == [".gitattributes", *hub.uploaded]
+    assert hub.remote == sorted([".gitattributes", PUSH_RECORD, *hub.uploaded])
     out = capsys.readouterr().out
     # the folder still has optimizer.safetensors: not said to be gone, but the training state this push leaves out
-    assert ("removed 2 files an earlier push left there (['embodiment.json', 'optimizer.safetensors']): what "
+    assert ("removed 2 files the previous push left there (['embodiment.json', 'optimizer.safetensors']): what "
             f"{checkpoint} no longer has and the training state this push leaves out (--with-training-state sends "
             "this one's); the hub's history keeps them") in out
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0  # nothing left over: nothing said
     assert hub.deleted == [] and "removed" not in capsys.readouterr().out
 
 
+def test_a_push_keeps_what_no_push_of_its_own_wrote_and_says_so(tmp_path, token, monkeypatch, capsys):
+    """A file added on the hub's page (a figure the card shows, a license) was removed by the next push, which made
+    the repository the folder's mirror: only what the previous push recorded sending goes. A repository with no record
+    (made on the page, pushed by an older worldpolicy) loses nothing: what it holds that the folder lacks is said,
+    with the command that removes it."""
+    root = tmp_path / "ds"
+    for name in ("meta/info.json", "data/chunk-000/file-000.parquet"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")
+    hub = FakeHub(monkeypatch, files=["data/chunk-000/file-001.parquet"])  # no record: an older push's leftover
+    assert main(["push", str(root), "--repo-id", "me/ds", "--revision", "v2"]) == 0
+    assert hub.deleted == [] and "data/chunk-000/file-001.parquet" in hub.remote
+    out = capsys.readouterr().out
+    assert ("kept 1 files there that this push does not send and no push of worldpolicy wrote (added on the hub's "
+            "page, or pushed before worldpolicy recorded its pushes): ['data/chunk-000/file-001.parquet']; if they "
+            "are leftovers, remove them with `hf repos delete-files me/ds --repo-type dataset --revision v2 "
+            "FILE...`") in out
+    hub.edit("figure.png")  # on the hub's page, after that push
+    (root / "data" / "chunk-000" / "file-000.parquet").unlink()  # gone here: the push's own file, removed
+    pushed = push(root, "me/ds")
+    assert pushed.removed == hub.deleted == ["data/chunk-000/file-000.parquet"]
+    assert pushed.kept == ["data/chunk-000/file-001.parquet", "figure.png"] and "figure.png" in hub.remote
+
+
 def test_stale_files_keep_every_hidden_file_and_what_is_sent():
-    """Hidden files, at the top or in a folder (the hub's .gitattributes, a repository's .github/), are never sent
-    (`PUSH_IGNORE`), so never removed either; a name sent is never removed, whatever folder it is in."""
+    """Hidden files, at the top or in a folder (the hub's .gitattributes, a repository's .github/, the push's record),
+    are never sent (`PUSH_IGNORE`), so never removed nor listed either; a name sent is never removed, whatever folder
+    it is in; of the rest, what the previous push sent is removed, the others kept."""
     remote = [".gitattributes", ".github/workflows/x.yml", "meta/.keep", "data/.cache/x", "a.json", "b/c.json",
-              "b/d.json"]
-    assert stale_files(remote, ["a.json", "b/c.json"]) == ["b/d.json"]
+              "b/d.json", "e.png", PUSH_RECORD]
+    assert stale_files(remote, ["a.json", "b/c.json"], ["a.json", "b/d.json"]) == (["b/d.json"], ["e.png"])
+    assert stale_files(remote, ["a.json", "b/c.json"], None) == ([], ["b/d.json", "e.png"])
+
+
+def test_a_push_the_hub_changed_under_is_refused_not_overwritten(checkpoint, token, monkeypatch, capsys):
+    """The files were listed, then committed without a pin: an edit on the hub's page in between (its README.md, a
+    file the next commit sends too) was silently overwritten. Each commit is pinned to the commit it follows
+    (`parent_commit`): the hub refuses it (412), and the line says so and where to see what changed."""
+    hub = FakeHub(monkeypatch)
+    hub.before_commit = lambda: hub.edit("README.md")
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 2
+    assert hub.contents["README.md"] == b"web" and hub.commits == []
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"worldpolicy push: error: could not push {str(checkpoint)!r} to the hub's model repository 'me/tiny' "
+        "(HfHubHTTPError: 412 Client Error: A commit has happened since. Please refresh and try again.); nothing "
+        "was changed here, the repository changed on the hub while this push ran (an edit on its page, another "
+        "push), and nothing of it was overwritten: see what changed "
+        "(https://huggingface.co/me/tiny/commits/main), then run again to push over it")
+
+
+def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, monkeypatch, capsys):
+    """A DROID-sized dataset (thousands of files) went in one commit, which the hub refuses or times out on: past
+    `PUSH_COMMIT_FILES` it goes in several, each pinned to the one before, what marks it a dataset (meta/info.json),
+    the removals and the record in the last, so a push cut short leaves no repository that reads as the dataset
+    whole; one cut short says what landed, and a rerun goes on from there."""
+    import worldpolicy.hub
+
+    monkeypatch.setattr(worldpolicy.hub, "PUSH_COMMIT_FILES", 3)
+    root = tmp_path / "ds"
+    names = ["meta/info.json", *(f"data/chunk-000/file-{i:03d}.parquet" for i in range(6))]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    hub = FakeHub(monkeypatch, files=["data/chunk-000/file-009.parquet"], recorded=True)
+    edits = iter([None, None, "figure.png"])
+    hub.before_commit = lambda: (name := next(edits, None)) and hub.edit(name)
+    assert main(["push", str(root), "--repo-id", "me/ds", "--message", "v2"]) == 2
+    assert [c["parent_commit"] for c in hub.commits] == ["c0", "c1"]
+    assert [c["commit_message"] for c in hub.commits] == ["v2 (part 1/3)", "v2 (part 2/3)"]
+    assert "meta/info.json" not in hub.sent and "data/chunk-000/file-009.parquet" in hub.remote
+    err = capsys.readouterr().err
+    assert "(7 files, 0.0 MB, in 3 commits) to the dataset repository me/ds" in err
+    assert ("committed part 2/3 (3 files): https://huggingface.co/me/ds/commit/c2" in err)
+    assert ("; 2 of its 3 commits landed (6 files; a run again sends only what they lack), the last "
+            "https://huggingface.co/me/ds/commit/c2; nothing was changed here, the repository changed") in err
+    hub.before_commit = lambda: None
+    pushed = push(root, "me/ds", message="v2")
+    assert pushed.commits == 3 and hub.commits[-1]["commit_message"] == "v2 (part 3/3)"
+    last = [op.path_in_repo for op in hub.commits[-1]["operations"]]
+    assert last[-3:] == ["meta/info.json", "data/chunk-000/file-009.parquet", PUSH_RECORD]
+    assert hub.record == sorted(names) and pushed.kept == ["figure.png"]
+    assert pushed.url == "https://huggingface.co/me/ds/commit/c5"
 
 
 def test_push_private_to_an_existing_public_repository_is_refused_before_sending(checkpoint, token, monkeypatch,
@@ -541,8 +667,14 @@ def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     from worldpolicy.policy import Policy
 
     assert resolve_checkpoint("me/pick") == str(hub_cache)
-    assert portable_checkpoint(str(hub_cache)) == "me/pick"  # what saved settings and records name
-    assert checkpoint_name(str(hub_cache)) == "me/pick"  # what a server announces
+    # what saved settings and records name, and a server announces: the hub id and the commit read, which a rerun
+    # from them loads again (the hub id alone loads whatever main holds by then)
+    assert portable_checkpoint(str(hub_cache)) == checkpoint_name(str(hub_cache)) == f"me/pick@{COMMIT}"
+    assert resolve_checkpoint(f"me/pick@{COMMIT}") == str(hub_cache)
+    assert checkpoint_name("me/pick@v2") == "me/pick@v2"  # a hub id given, with the revision asked
+    from worldpolicy.viz.plots import checkpoint_name as heading
+
+    assert heading(f"me/pick@{COMMIT}") == "pick@0123abc"  # a figure's heading: the commit as git shortens it
     assert Policy.check_pretrained("me/pick")[0].key == "droid/relative_pose"
     policy = worldpolicy.load_policy("me/pick", chunk_size=16, resolution_tier=256)
     assert policy.embodiment.key == "droid/relative_pose"
@@ -557,7 +689,8 @@ def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     assert main(["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt",
                  "pick", "--steps", "1", "--no-plots", "--out", "run"]) == 0
     assert json.loads(Path("run/actions.json").read_text())["embodiment"] == "droid/relative_pose"
-    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"  # the hub id, not the cache
+    # the hub id and its commit, not the cache folder
+    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == f"me/pick@{COMMIT}"
 
 
 # what `hub.unfetched` says of `me/other` under `hub_cache` (HF_HUB_OFFLINE set, no copy of it in the cache)
@@ -615,7 +748,7 @@ def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_dow
                  "--no-plots", "--out", "run"]) == 0
     assert [(call["revision"], call["allow_patterns"]) for call in calls[1:]] == [(COMMIT, None)]
     assert list(snapshot.rglob("*.safetensors"))
-    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"
+    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == f"me/pick@{COMMIT}"
 
 
 @pytest.mark.parametrize("offline", [True, False])
@@ -643,8 +776,8 @@ def test_a_hub_checkpoint_whose_weights_are_not_in_the_cache_names_the_fix(tiny_
     if offline:
         assert err.endswith("HF_HUB_OFFLINE is set, so what the hub's cache lacks of 'me/pick' (an earlier run may "
                             "have fetched only its configs) is not fetched: unset it (or set HF_HUB_OFFLINE=0) to "
-                            "fetch it, or download it elsewhere (`hf download me/pick --local-dir FOLDER`) and give "
-                            "the folder"), err
+                            f"fetch it, or download it elsewhere (`hf download me/pick --revision {COMMIT} --local-dir "
+                            "FOLDER`) and give the folder"), err
     else:
         assert err.endswith(f"the hub repository 'me/pick' holds it so at revision {COMMIT} (pushed incomplete?): "
                             "push it again whole, or use another"), err
@@ -660,8 +793,12 @@ def test_a_served_checkpoint_by_hub_id_is_fetched_whole_as_the_server_starts(tin
     calls, snapshot = model_repo(repo)
     config = ToolboxConfig(checkpoint_dirs=("me/pick",), output_dir=tmp_path / "out")
     assert [call["revision"] for call in calls] == [None, COMMIT] and list(snapshot.rglob("*.safetensors"))
-    listed = Toolbox(config).list_checkpoints()["checkpoints"]
+    toolbox = Toolbox(config)
+    listed = toolbox.list_checkpoints()["checkpoints"]
     assert len(calls) == 2 and [(row["path"], row["problem"]) for row in listed] == [(str(snapshot), None)]
+    # listed by the commit it holds; the hub id as the server was given it names it too
+    assert [row["name"] for row in listed] == [f"me/pick@{COMMIT}"]
+    assert toolbox.resolve_checkpoint("me/pick") == toolbox.resolve_checkpoint(f"me/pick@{COMMIT}") == snapshot
 
 
 def test_a_checkpoint_given_as_dot_is_named_by_the_folder_it_is_given_in(tmp_path, monkeypatch):

@@ -112,3 +112,20 @@ def test_training_on_a_pinned_hub_dataset_records_the_commit_read(tiny_dataset, 
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     assert state["config"]["data"]["dataset"] == "someone/tiny@v1" and state["dataset"] == f"someone/tiny@{commit}"
     assert ModelCard.load(checkpoint / "README.md").data.to_dict()["datasets"] == ["someone/tiny"]  # the repository
+
+
+def test_an_adapter_trained_from_a_hub_id_names_the_commit_it_was_trained_on(train_config, tiny_checkpoint,
+                                                                              model_repo, tmp_path):
+    """An adapter checkpoint's base_model.json named its base as the config gave it, `me/pick`: once main moved on (a
+    new upload), the adapter loaded onto weights it was not trained on. It names the commit the run started from
+    (`models.portable_checkpoint`), which loads those weights again; the run's setting stays as given."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    _, snapshot = model_repo(tiny_checkpoint)
+    raw = train_config(tmp_path / "run", checkpoint="me/pick", save_every=1,
+                       finetune={"mode": "lora", "lora_save": "adapter"}, optim={"steps": 1, "batch_size": 2})
+    Trainer(load_config(raw), progress=False).run()
+    step = tmp_path / "run" / "checkpoints" / "step-0000001"
+    assert json.loads((step / "base_model.json").read_text())["base_model_name_or_path"] == f"me/pick@{snapshot.name}"
+    assert json.loads((step / "trainer_state.json").read_text())["config"]["checkpoint"] == "me/pick"

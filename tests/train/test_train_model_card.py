@@ -159,7 +159,8 @@ def test_a_card_names_no_local_path(tmp_path):
         "finetune": {"mode": "lora", "lora_rank": 8, "lora_alpha": 16.0}, "optim": {"steps": 4}}}))
     card = ModelCard(model_card(folder, folder))
     assert card.data.to_dict()["base_model"] == "me/base" and card.data.to_dict()["datasets"] == ["lerobot/pusht"]
-    assert "it loads onto its base, `me/base` (`base_model.json` says where it is)" in card.text
+    # the text names the commit it loads onto; the front matter, which takes a repository, the repository
+    assert "it loads onto its base, `me/base@abc123` (`base_model.json` says where it is)" in card.text
     assert "- dataset: `lerobot/pusht` (LeRobot v3)" in card.text
     state = json.loads((folder / "trainer_state.json").read_text())
     state["config"]["data"]["dataset"] = str(tmp_path / "home" / "alice" / "data" / "picks")

@@ -182,14 +182,15 @@ class ToolboxConfig:
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
     """Each checkpoint by `models.checkpoint_name`, as its reports and the command line name it (`shipped` for the
-    shipped model, not its folder's `panda_reach`, the embodiment's name; a hub snapshot by its hub id); a folder by
+    shipped model, not its folder's `panda_reach`, the embodiment's name; a hub snapshot by its hub id and commit,
+    `OWNER/NAME@COMMIT`); a folder by
     its name, qualified by as many of its parent folders as it takes to tell it apart from another listed checkpoint
     of the same name (`/models/a/final`, `/models/b/final`: `a/final`, `b/final`): a client names the one it means,
     and the tools resolve that name. `paths` are distinct absolute paths."""
     from ..models import checkpoint_name
 
     own = [checkpoint_name(str(path)) for path in paths]
-    # a name other than the folder's is kept as it is (two snapshots of one hub id: by their folders)
+    # a name other than the folder's is kept as it is, unless two share it (then by their folders)
     not_folders = [name for name, path in zip(own, paths) if name != path.name]
     kept = [name != path.name and not_folders.count(name) == 1 for name, path in zip(own, paths)]
     depth = [1] * len(paths)
@@ -342,7 +343,10 @@ class Toolbox:
         return chosen if isinstance(chosen, Embodiment) else self._embodiment(chosen, own)
 
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
-        """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories."""
+        """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories; a hub id
+        without its commit (as `--checkpoint-dir` gave it) names the one listed snapshot of it."""
+        from ..hub import split_revision
+
         paths = self._checkpoint_paths()  # names and paths only: not the listing's sizes and completeness checks
         by_name = dict(zip(_unique_names(paths), paths))
         if checkpoint is not None and not isinstance(checkpoint, str):  # the Strands tool's arguments are not typed
@@ -353,6 +357,9 @@ class Toolbox:
             if len(by_name) != 1:
                 raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, sorted(by_name))
             checkpoint = next(iter(by_name))
+        pinned = [name for name in by_name if split_revision(name)[0] == checkpoint != name]
+        if checkpoint not in by_name and len(pinned) == 1:
+            checkpoint = pinned[0]
         if checkpoint in by_name:
             return by_name[checkpoint]
         path = Path(checkpoint).expanduser().resolve()

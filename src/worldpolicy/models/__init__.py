@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import MODEL_CARD_FILE, MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, read_trainer_state, recorded_seeds
-from ..hub import HubError, check_hub_id, model_metadata, names_hub_id, pinned_id, shown_name, snapshot_repo_id
+from ..hub import HubError, check_hub_id, model_metadata, names_hub_id, pinned_id, shown_name
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
@@ -40,8 +40,8 @@ def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     before its weights download (`hub.complete_snapshot`, as it loads); `~/ckpt` as the shell would expand it (a hub
     id never starts with `~`), from Python too (a `str` stays one, a `Path` one); anything else itself. Hub-id-shaped,
     whose owner is a folder here, is left for `engine.sources.check_checkpoint_source` to refuse as a missing path.
-    Saved settings keep what was given, the hub id, not its snapshot (`portable_checkpoint`). `fetch=False`: a hub id
-    stays one (fetched when it loads), where nothing is to be downloaded yet (an adapter's base)."""
+    Saved settings name the hub id and the commit read, not its snapshot (`portable_checkpoint`). `fetch=False`: a
+    hub id stays one (fetched when it loads), where nothing is to be downloaded yet (an adapter's base)."""
     if value == SHIPPED_NAME:
         return str(shipped_model())
     source = str(value)
@@ -91,20 +91,21 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
                 for offset in np.linspace(0, size - _SAMPLE_BYTES, _SAMPLES, dtype=np.int64):
                     f.seek(int(offset))
                     digest.update(f.read(_SAMPLE_BYTES))
-    return {"path": pinned_id(root, "model") or str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
+    return {"path": str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
 
 
 def portable_checkpoint(value: str | Path) -> str | Path:
     """`value` as a saved setting names it: `shipped` for the shipped model, also where an older version stored its
     folder (this install's, or, gone, another install's `.../worldpolicy/models/<name>`: a run moved to another machine
-    or environment), and the hub id for a snapshot in the hub's cache (`.../models--owner--name/snapshots/<rev>`, what
-    `resolve_checkpoint` makes of a hub id), so the setting names the model wherever the run goes; anything else
-    itself."""
+    or environment), and the hub id with the commit it holds for a snapshot in the hub's cache
+    (`.../models--owner--name/snapshots/<commit>`, what `resolve_checkpoint` makes of a hub id: `hub.pinned_id`,
+    `OWNER/NAME@COMMIT`), so the setting names the model, at the revision read, wherever the run goes (a rerun from it
+    loads those files, not whatever the branch holds by then); anything else itself."""
     if value == SHIPPED_NAME or not str(value):
         return value
-    hub_id = snapshot_repo_id(value, "model")
-    if hub_id is not None:
-        return hub_id
+    pinned = pinned_id(value, "model")
+    if pinned is not None:
+        return pinned
     path = Path(str(value)).expanduser()
     here = Path(str(resources.files(__package__))) / SHIPPED_DEFAULT
     if path.is_absolute() and (path.resolve() == here.resolve() if path.exists()
@@ -115,7 +116,8 @@ def portable_checkpoint(value: str | Path) -> str | Path:
 
 def checkpoint_name(source: str) -> str:
     """What a checkpoint is called where its folder is not: `shipped` for the shipped model (`portable_checkpoint`),
-    a hub id's snapshot by the hub id, a local folder by its own name, anything else (a hub id) as given. A server
+    a hub id's snapshot by the hub id and the commit it holds (`OWNER/NAME@COMMIT`), a local folder by its own name,
+    anything else (a hub id, its `@REV` kept) as given. A server
     announces this, not the path, which is a detail of its machine (a user name, a mount point) that no client can
     use. A server's address, or a run of one as `served_name` labels it, is already a name: kept as it is (as a path,
     `ws://host:8000` was named `host:8000`). Cached with the working directory: `.` or `../x` names another folder
@@ -153,7 +155,9 @@ def _checkpoint_name(source: str, cwd: str) -> str:  # `cwd`: only the cache's k
     portable = str(portable_checkpoint(source))
     if portable != source:  # the shipped model's folder, a hub id's snapshot
         return portable
-    return shown_name(source, "model")  # a local folder by its own name; a hub id, or a name given in code, as given
+    if names_hub_id(source):  # as given, its revision too (`shown_name` gives the repository, as a card's front matter)
+        return source
+    return shown_name(source, "model")  # a local folder by its own name; a name given in code as given
 
 
 def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str, list[int], str] | None:

@@ -517,7 +517,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         args.control_hz = control_hz_for(emb.fps if emb is not None else None)
     env = _open_env(args, record_size)
     # a checkpoint by `models.checkpoint_name`, as every run of one is labelled: `shipped` for the shipped model (its
-    # folder's name `panda_reach` was), a hub id's snapshot by the hub id (not its revision), `--policy .` by its
+    # folder's name `panda_reach` was), a hub id as given (`OWNER/NAME@REV` with its revision), `--policy .` by its
     # folder's name (`Path('.').name` is empty: the report was titled 'reach · '); a server's, once connected, by the
     # model it announces and its address (`models.served_name`)
     name = checkpoint_name(str(args.policy)) if checkpoint else args.policy

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -390,21 +389,17 @@ def seed_range(first: int, count: int) -> str:
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
-# A hub snapshot's folder name (`.../snapshots/<rev>`): a commit hash, which an older report of a hub id's run was
-# labelled by (`policy_label`)
-HUB_REVISION = re.compile(r"[0-9a-f]{40}")
-
-
 def policy_label(report: EvalReport) -> str:
     """The run's policy as a run of it is labelled now (`sim compare`'s table and legends, what `--resume` compares):
     a checkpoint run by `models.checkpoint_name` of its folder (`sim.commands`, the demo, the agent tool and the
     training recipe label it so), where an older report labelled it by its folder's own name; a server's by the model
     it announced and its address (`models.served_name`), where an older report labelled it by the address alone. Only
     those old labels are mapped, from what the report records: the shipped model's path (`panda_reach`, now
-    `shipped`), a hub snapshot's (its revision, now the hub id) and the model a server announced
+    `shipped`), a hub snapshot's (its revision, now the hub id as given: without the revision a path pins, as
+    `--policy OWNER/NAME` is labelled) and the model a server announced
     (`policy_settings.model`: `ws://host:8000`, now `step-0000010 @ ws://host:8000`); a label given in code (the
     trainer's `step-N`) is kept, as is every other policy's."""
-    from worldpolicy.hub import hub_id_shaped
+    from worldpolicy.hub import HUB_COMMIT, hub_id_shaped, split_revision
     from worldpolicy.models import SERVER_SCHEMES, SHIPPED_DEFAULT, SHIPPED_NAME, portable_checkpoint, served_name
 
     settings = report.policy_settings or {}
@@ -415,8 +410,10 @@ def policy_label(report: EvalReport) -> str:
         return report.policy
     portable = str(portable_checkpoint(path))
     shipped = portable == SHIPPED_NAME and report.policy == SHIPPED_DEFAULT
-    snapshot = hub_id_shaped(portable) and HUB_REVISION.fullmatch(report.policy) is not None
-    return portable if shipped or snapshot else report.policy  # as `checkpoint_name` names them
+    snapshot = hub_id_shaped(portable) and HUB_COMMIT.fullmatch(report.policy) is not None
+    if snapshot:
+        return split_revision(portable)[0]
+    return portable if shipped else report.policy  # as `checkpoint_name` names them
 
 
 def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -77,7 +77,7 @@ from ..fileio import (
 )
 from ..hub import dataset_source
 from ..logcapture import quiet_loading
-from ..models import SHIPPED_NAME, checkpoint_files
+from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
@@ -1043,7 +1043,9 @@ class Trainer:
         trained = {name: param.detach().float().cpu().contiguous()
                    for name, param in self.transformer.named_parameters() if param.requires_grad and "lora_" not in name}
         save_file(trained, str(target / TRAINED_FILE))
-        base = self.config.checkpoint  # `shipped` keeps that name: the checkpoint may move to another install
+        # `shipped` keeps that name: the checkpoint may move to another install; a hub id names the commit the run
+        # started from (`models.portable_checkpoint`), not the branch, which may move on to weights it does not fit
+        base = str(portable_checkpoint(self.config.checkpoint_source))
         if base != SHIPPED_NAME and Path(base).expanduser().exists():  # a local base is named absolutely: it may move
             base = os.path.abspath(Path(base).expanduser())
         samples = {name: values for name, values in self.base_samples.items() if name not in trained}

@@ -31,6 +31,7 @@ from ..embodiments import (
     unit_label,
 )
 from ..fileio import atomic_path, read_json, schema_matches
+from ..hub import short_pinned
 from ..processing.actions import ROT6D_IDENTITY
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
@@ -1467,8 +1468,9 @@ MAX_TITLE_PROMPT = 60
 
 def checkpoint_name(source: str) -> str:
     """A checkpoint's short name for a heading: its folder's name, and for a training run's `checkpoints/step-N` the
-    run's too (`pick_lora/step-0000800`: every run's steps share the names); `shipped` and hub ids' last part."""
-    path = PurePosixPath(str(source).replace("\\", "/").rstrip("/"))
+    run's too (`pick_lora/step-0000800`: every run's steps share the names); `shipped` and hub ids' last part, a
+    commit it pins shortened (`pick@0123abc`: `hub.short_pinned`)."""
+    path = PurePosixPath(short_pinned(str(source)).replace("\\", "/").rstrip("/"))
     if path.name.startswith("step-") and path.parent.name == "checkpoints" and path.parent.parent.name:
         return f"{path.parent.parent.name}/{path.name}"
     return path.name or str(source)
