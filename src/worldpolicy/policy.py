@@ -632,11 +632,10 @@ class Policy:
         path_or_id = resolve_checkpoint(path_or_id)
         if seed is not None:
             check_seed(seed)
-        check_center_crop(center_crop)
         emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
             path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
             guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
-            resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
+            resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs, center_crop=center_crop,
         )
         spec = checkpoint_spec(path_or_id)  # read once for both warnings
         _warn_foreign_embodiment(path_or_id, emb, spec)
@@ -671,6 +670,7 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
         memory: bool = True,
+        center_crop: bool | float | None = None,
     ) -> tuple[Embodiment, Any, Any, Any]:
         """Every check `from_pretrained` makes before it reads weights, from the arguments and a local checkpoint's
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
@@ -681,6 +681,7 @@ class Policy:
         from .engine.sources import check_checkpoint_source
 
         path_or_id = resolve_checkpoint(path_or_id)
+        check_center_crop(center_crop)
         check_checkpoint_source(path_or_id)  # a wrong path said in a second, before torch imports (seconds)
         from .engine.loading import (
             check_action_head,

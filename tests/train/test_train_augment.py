@@ -195,3 +195,13 @@ def test_a_checkpoint_trained_without_augmentation_is_not_cropped(tmp_path, tiny
     assert Policy.from_pretrained(tiny_checkpoint, device="cpu").center_crop is None
     # a checkpoint trained with the recipe elsewhere (no record): asked for, the recipe's crop
     assert Policy.from_pretrained(tiny_checkpoint, device="cpu", center_crop=True).center_crop == 0.9
+
+
+def test_no_center_crop_on_the_command_line_is_load_policys_center_crop_false():
+    from worldpolicy.cli import build_parser, center_crop_option
+
+    parser = build_parser()
+    for argv in (["predict", "--checkpoint", "c", "--image", "f.png", "--prompt", "p", "--out", "o"],
+                 ["serve", "--checkpoint", "c"]):
+        assert center_crop_option(parser.parse_args(argv)) is None  # as the checkpoint's record says
+        assert center_crop_option(parser.parse_args([*argv, "--no-center-crop"])) is False
