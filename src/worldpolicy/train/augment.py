@@ -87,13 +87,9 @@ def shift_hue(video: torch.Tensor, shift: float) -> torch.Tensor:
     hue = torch.where(high == r, (g - b) / d, torch.where(high == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
     hue = torch.where(delta > 0, (hue / 6.0) % 1.0, torch.zeros_like(hue))
     hue = (hue + shift) % 1.0
-    sector = torch.floor(hue * 6.0)
-    f = hue * 6.0 - sector
-    p, q, t = high * (1 - saturation), high * (1 - saturation * f), high * (1 - saturation * (1 - f))
-    sector = sector.long() % 6
-    table = torch.stack([torch.stack(c, -3) for c in ((high, t, p), (q, high, p), (p, high, t), (p, q, high),
-                                                       (t, p, high), (high, p, q))])
-    return torch.gather(table, 0, sector.unsqueeze(-3).expand_as(video).unsqueeze(0)).squeeze(0)
+    # back to RGB: channel n (R 5, G 3, B 1) is v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6 hue) mod 6
+    k = (torch.tensor([5.0, 3.0, 1.0]).view(3, 1, 1) + 6.0 * hue.unsqueeze(-3)) % 6.0
+    return high.unsqueeze(-3) * (1 - saturation.unsqueeze(-3) * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
 
 
 # Each colour operation, as torchvision defines it (contrast blends with the mean gray level of each frame)
