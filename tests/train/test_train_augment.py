@@ -146,6 +146,8 @@ def test_the_cache_holds_each_windows_copies_and_the_trainer_draws_one_per_posit
     training = next(c for c in caches if c.meta.get("augment_copies") == 2)
     held_out = next(c for c in caches if "augment_copies" not in c.meta)  # scored on one (centre-cropped) encoding
     assert len(folders) == 2 and training.latent_copies == 2 and held_out.latent_copies == 1
+    # the held-out windows: one encoding each, centre-cropped as inference crops the frames
+    assert trainer._val_spec.augment is None and trainer._val_spec.center_crop == 0.9
     first = training.latents[0]
     assert first.shape[0] == 2 and first.shape[1:] == held_out.latents[0].shape
     assert not torch.equal(first[0], first[1])  # two draws, two encodings

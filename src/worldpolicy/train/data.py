@@ -515,9 +515,9 @@ class LatentCache:
                     raise ValueError(f"embodiment {emb.key!r} conditions on a state row but the cache holds no states")
                 rows = np.concatenate([to_model(emb, self.states[i][None], clip=True), rows], axis=0)
                 ok_rows = np.concatenate([[True], ok])
-            # the phrasing's list itself (shared by a task's windows, `load`): read, never changed
             if "augment_copies" in self.meta:
                 lat = lat[0]
+            # the phrasing's list itself (shared by a task's windows, `load`): read, never changed
             out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
                                     captions[0], emb.domain_id, emb.state_history, float(emb.fps)))
         return out

@@ -409,7 +409,7 @@ class Trainer:
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
             spec = window_spec(self.config.data, layout, held_out, self.dataset)
             augment = self.config.augment
-            if augment.enabled:  # the held-out windows are scored on frames cropped as inference crops them
+            if augment.enabled:  # each window encoded `augment.copies` times, one draw each (`data.window_views`)
                 spec = replace(spec, augment=augment)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
@@ -423,9 +423,11 @@ class Trainer:
             if self._checked:
                 check_encodable(spec, layout, self.dataset)
             # the held-out windows: cut as the training ones, cached beside them under their own key
-            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds
+            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds;
+            # never augmented, but centre-cropped as inference crops the frames of a run that is
+            crop = augment.crop_area if augment.enabled and augment.crop_area < 1 else None
             self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                                     center_crop=augment.crop_area if augment.enabled else None) if held_out else None
+                                     center_crop=crop) if held_out else None
             self._val_actions = None
             self._val_checked = False
             if self._val_spec is not None and self.rank == 0:
