@@ -53,6 +53,20 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
                         "bfloat16 on CUDA, else float32)")
 
 
+def add_center_crop_flag(parser: argparse.ArgumentParser) -> None:
+    """`--no-center-crop` (`load_policy`'s `center_crop=False`), said alike by every command that loads a checkpoint
+    for inference: a checkpoint trained with `[augment]` centre-crops its frames as its record says, unless told not
+    to (`center_crop_option`: what the flag passes)."""
+    parser.add_argument("--no-center-crop", action="store_true",
+                        help="leave the frames whole where the checkpoint was trained with [augment] and its record "
+                        "says to crop their centre (docs/training.md, Image augmentation)")
+
+
+def center_crop_option(args: argparse.Namespace) -> bool | None:
+    """`load_policy`'s `center_crop` for `--no-center-crop` (`add_center_crop_flag`): False, else None (as recorded)."""
+    return False if args.no_center_crop else None
+
+
 def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     """The error with its flags' names: the Python API names the parameter first (`steps=0 must be ...`,
     `control_hz: ...`) and may name others on (`episodes=[0], drop_episodes=[0]: ...`, `use video_codec='libx264rgb'`),

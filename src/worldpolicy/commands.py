@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import add_device_flags, add_json_flag, flag_named, lines_for_people, print_json, run_json
+from .cli import (
+    add_center_crop_flag,
+    add_device_flags,
+    add_json_flag,
+    center_crop_option,
+    flag_named,
+    lines_for_people,
+    print_json,
+    run_json,
+)
 from .errors import brief_list
 from .results import MODES
 
@@ -155,6 +164,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named sampling preset, e.g. droid_native (any case)")
     p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    add_center_crop_flag(p)
     add_device_flags(p)
 
 
@@ -550,7 +560,7 @@ def _predict(args: argparse.Namespace) -> int:
     policy = load_policy(
         args.checkpoint, embodiment=args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
         steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
-        chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
+        chunk_size=args.chunk_size, resolution_tier=args.resolution_tier, center_crop=center_crop_option(args),
     )
     for shape in said.views:  # warned above, in the command line's terms
         policy.single_view_said(*shape)
@@ -661,7 +671,8 @@ def _dream(args: argparse.Namespace) -> int:
     out = _checked_out(Path(args.out), sources, writer="dream", outputs=(DREAM_FILE,))
     sampling = {"embodiment": args.embodiment, "device": args.device, "dtype": args.dtype, "preset": args.preset,
                 "steps": args.steps, "guidance": args.guidance, "schedule": args.schedule, "shift": args.shift,
-                "chunk_size": args.chunk_size, "resolution_tier": args.resolution_tier}
+                "chunk_size": args.chunk_size, "resolution_tier": args.resolution_tier,
+                "center_crop": center_crop_option(args)}
     roles = (("--policy", args.policy), ("--world-model", world))[:1 if one_model else 2]
     for flag, checkpoint in roles:  # where each is: a mistyped --world-model said before --policy's checks load torch
         try:

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import inspect
 import logging
+import numbers
 import os
 import secrets
 import time
@@ -60,9 +61,11 @@ from .processing.clip import (
     read_clip,
 )
 from .processing.observations import (
+    CROP_AREA,
     SINGLE_VIEW_KEYS,
     camera_views,
     canvas_bin,
+    center_crop,
     check_canvas,
     clip_views,
     compose_views,
@@ -434,6 +437,28 @@ def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
     return frames
 
 
+def trained_center_crop(path_or_id: str | Path) -> float | None:
+    """The centre crop a checkpoint's frames get at inference: `augment.crop_area` where its training run's record
+    (`trainer_state.json`'s config) says it trained with `[augment]` enabled, else None (no crop: trained without it,
+    a run from before the setting, a hub id, a folder no run saved)."""
+    try:
+        augment = (_trainer_state(path_or_id) or {})["config"]["augment"]
+        area = float(augment["crop_area"]) if augment["enabled"] is True else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return area if area is not None and 0 < area < 1 else None
+
+
+def check_center_crop(center_crop: Any) -> None:
+    """`center_crop`: None (as the checkpoint's record says), a bool, or a share of the frame's area in (0, 1]."""
+    if center_crop is None or isinstance(center_crop, bool):
+        return
+    if not isinstance(center_crop, numbers.Real) or not 0 < center_crop <= 1:
+        raise ValueError(f"center_crop={center_crop!r}: accepted: None (as the checkpoint's training record says), "
+                         f"False (no crop), True (the record's crop, else the recipe's {CROP_AREA}) or a share of the "
+                         "frame's area in (0, 1]")
+
+
 @dataclass(frozen=True)
 class ListedEmbodiment:
     """One embodiment a user may name: `shipped` and `checkpoint` say which shipped model it comes with (its own
@@ -524,7 +549,7 @@ class Policy:
 
     def __init__(self, engine, embodiment: Embodiment, sampling, *, chunk_size: int | None = None,
                  resolution_tier: int | None = None, source: str = "", seed: int | None = None,
-                 said: set[tuple[Any, ...]] | None = None):
+                 said: set[tuple[Any, ...]] | None = None, center_crop: bool | float | None = None):
         from .engine import SamplingConfig
         from .engine.loading import check_action_head
         from .engine.schedules import make_scheduler
@@ -553,6 +578,13 @@ class Policy:
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
         check_action_head(engine.transformer.config, source, embodiment)
+        check_center_crop(center_crop)
+        recorded = trained_center_crop(source) if source else None
+        # the share of each frame's area cropped from its centre and resized back before the model sees it (a run
+        # with `[augment]` trained on crops of it); None: none. `center_crop`: None, as the checkpoint's record says
+        self.center_crop: float | None = (
+            recorded if center_crop is None else None if center_crop is False
+            else (recorded or CROP_AREA) if center_crop is True else (None if center_crop == 1 else float(center_crop)))
 
     @classmethod
     def from_pretrained(
@@ -575,6 +607,7 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
         progress: bool = True,
+        center_crop: bool | float | None = None,
     ) -> Policy:
         """Load `path_or_id` (a folder, a hub id, or `shipped`: the model in the package) for `embodiment`. Sampling: `preset`, else the embodiment's preset (e.g. the released DROID
         settings for `droid/joint_pos`), else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
@@ -587,7 +620,10 @@ class Policy:
         the faster on a GPU: either compiles on the first call of each new shape (prompt length, batch), which then
         takes far longer (README "Speed" has both figures). `progress=False`:
         the weights load without diffusers' "Loading pipeline components" bar (`logcapture.quiet_loading`, which a
-        quiet block around the call gives too)."""
+        quiet block around the call gives too). `center_crop`: the frames' centre crop (`Policy.center_crop`): None,
+        the one a run trained with `[augment]` recorded (`trained_center_crop`; none otherwise); False, none; True, the
+        recorded one, else the Cosmos Policy recipe's 0.9 (a checkpoint trained with its augmentation elsewhere); or a
+        share of the area in (0, 1]."""
         from .engine import Engine
         from .engine.loading import load_components
 
@@ -599,7 +635,7 @@ class Policy:
         emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
             path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
             guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
-            resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
+            resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs, center_crop=center_crop,
         )
         spec = checkpoint_spec(path_or_id)  # read once for both warnings
         _warn_foreign_embodiment(path_or_id, emb, spec)
@@ -613,7 +649,7 @@ class Policy:
             compile=compile, cuda_graphs=cuda_graphs,
         )
         return cls(engine, emb, sampling, chunk_size=chunk_size, resolution_tier=resolution_tier,
-                   source=str(path_or_id), seed=seed)
+                   source=str(path_or_id), seed=seed, center_crop=center_crop)
 
     @staticmethod
     def check_pretrained(
@@ -634,6 +670,7 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
         memory: bool = True,
+        center_crop: bool | float | None = None,
     ) -> tuple[Embodiment, Any, Any, Any]:
         """Every check `from_pretrained` makes before it reads weights, from the arguments and a local checkpoint's
         configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
@@ -644,6 +681,7 @@ class Policy:
         from .engine.sources import check_checkpoint_source
 
         path_or_id = resolve_checkpoint(path_or_id)
+        check_center_crop(center_crop)
         check_checkpoint_source(path_or_id)  # a wrong path said in a second, before torch imports (seconds)
         from .engine.loading import (
             check_action_head,
@@ -872,7 +910,7 @@ class Policy:
             "embodiment": e.key, "domain": e.domain, "action_dim": e.action_dim, "chunk_size": self.chunk_size,
             "fps": e.fps, "columns": list(e.columns), "units": list(e.units), "camera_keys": list(e.camera_keys),
             "state_keys": dict(e.state_keys), "layout": e.layout, "model": self.source,
-            "resolution_tier": self.resolution_tier, "sampling": asdict(self.sampling),
+            "resolution_tier": self.resolution_tier, "sampling": asdict(self.sampling), "center_crop": self.center_crop,
             "worldpolicy_version": __version__, **self._frames_announced(),
             "training_seeds": self._training_seeds,
         }
@@ -1122,7 +1160,7 @@ class Policy:
             frames = compose_views(views, e.camera_keys, e.composite) if views is not None else load_frames(obs, last=1)
             self._warn_history(views, frames)
             # the current frame: the last of an observation with history, as the state row takes the last state
-            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16,
+            canvas, info = prepare_canvas(self._cropped(frames[-1:]), self.resolution_tier, 1, e.snap_to_16,
                                           given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
@@ -1147,7 +1185,7 @@ class Policy:
                 logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last: only the first %d "
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
-            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16,
+            canvas, info = prepare_canvas(self._cropped(frames), self.resolution_tier, num_frames, e.snap_to_16,
                                           given_canvas or self._recorded_canvas(obs, frames.shape[1:3]))
         if given_canvas is not None and views is None and _decoded_on(info, frames.shape[1:3]):
             self._imagined_size_said(*frames.shape[1:3])  # the model's own frames, given back on their canvas
@@ -1177,6 +1215,7 @@ class Policy:
             "native_grid": sampling.native_grid,
             **self._schedule_used(sampling),
             "seed": seed, "chunk_size": self.chunk_size, "fps": e.fps, "resolution_tier": self.resolution_tier,
+            "center_crop": self.center_crop,
             "canvas_hw": [info.canvas_h, info.canvas_w], "content_hw": [info.content_h, info.content_w],
             "latent_hw": [info.latent_h, info.latent_w], "prompt": request.prompt, "caption": caption,
             "prompt_format": e.prompt_format, "negative_prompt": sampling.negative_prompt,
@@ -1187,6 +1226,10 @@ class Policy:
         if prefix is not None:
             settings["action_prefix_rows"] = len(prefix)
         return engine_request, {"settings": settings, "preprocess": time.perf_counter() - tick, "prefix": prefix}
+
+    def _cropped(self, frames: np.ndarray) -> np.ndarray:
+        """`frames` as the model sees them: centre-cropped by `center_crop` (resized back) where it is set."""
+        return frames if self.center_crop is None else center_crop(frames, self.center_crop)
 
     def _finish(self, prepared, out, started: float) -> Prediction:
         engine_request, meta = prepared

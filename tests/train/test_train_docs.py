@@ -123,3 +123,16 @@ def test_the_documented_optimizer_defaults_are_the_configs():
         stated = re.search(rf"`{name}`\s*\((?:default )?([0-9.e-]+)[;,)]", section)
         assert stated, f"the optimizer section states no default for optim.{name}"
         assert float(stated.group(1)) == getattr(defaults, name), name
+
+
+def test_the_documented_augmentation_ranges_are_the_configs_defaults():
+    """The image augmentation section lists every `[augment]` setting with its default: it must follow
+    `AugmentConfig` (enabled aside, which it turns on)."""
+    import tomllib
+    from dataclasses import asdict
+
+    from worldpolicy.train.config import AugmentConfig
+
+    block = re.search(r"### Image augmentation\n.*?```toml\n(\[augment\].*?)```", DOC.read_text(), re.DOTALL)
+    assert block, "docs/training.md lost its [augment] table"
+    assert tomllib.loads(block.group(1))["augment"] == {**asdict(AugmentConfig()), "enabled": True}

@@ -764,6 +764,33 @@ def recorded_canvas(source: Any, frame_hw: Sequence[int], tier: int,
     return canvas
 
 
+# The share of a frame's area a run trained with `[augment]` crops (at random places in training, from the centre at
+# inference: `center_crop`), as the Cosmos Policy recipe does: 0.9, a 212 side of 224
+CROP_AREA = 0.9
+
+
+def crop_hw(height: int, width: int, area: float) -> tuple[int, int]:
+    """The side lengths of a crop of `area` (a share of the frame's) with the frame's aspect ratio: each side scaled by
+    sqrt(area), rounded down (224 at 0.9: 212), at least 1."""
+    scale = area ** 0.5
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
+def center_crop(frames: np.ndarray, area: float) -> np.ndarray:
+    """float [T,H,W,3] → the centre crop of `area` of each frame (`crop_hw`) resized back to HxW (bilinear): what a
+    checkpoint trained with `[augment]` sees at inference, where training cropped `area` at random places."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = frames.shape[1:3]
+    crop_h, crop_w = crop_hw(height, width, area)
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    video = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2)
+    video = F.interpolate(video[:, :, top:top + crop_h, left:left + crop_w], size=(height, width), mode="bilinear",
+                          align_corners=False)
+    return video.permute(0, 2, 3, 1).clamp(0.0, 1.0).numpy()
+
+
 def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True,
                    canvas: tuple[int, int] | None = None):
     """float [T,H,W,3] in [0,1] → (canvas tensor [1,3,num_frames,Hc,Wc] in [-1,1], Canvas).

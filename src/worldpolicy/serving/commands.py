@@ -11,7 +11,7 @@ import re
 import socket
 from typing import TYPE_CHECKING
 
-from ..cli import add_device_flags
+from ..cli import add_center_crop_flag, add_device_flags, center_crop_option
 from .logformat import LOG_FORMAT_ENV, log_format
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "turns it off (default: the embodiment's preset, else 3)")
     p.add_argument("--chunk-size", type=int, help="actions per chunk (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, help="canvas resolution tier (default: the embodiment's)")
+    add_center_crop_flag(p)
     p.add_argument("--seed", type=int, help="seed of the first request that sends none, the next one +1 and so on: a "
                    "deterministic sequence, in [0, 2**63) (default: a random seed per request)")
     p.add_argument("--compile", action="store_true",
@@ -275,7 +276,7 @@ def _serve(args: argparse.Namespace) -> int:
     options = dict(
         embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype, steps=args.steps,
         guidance=args.guidance, chunk_size=args.chunk_size, resolution_tier=args.resolution_tier, compile=args.compile,
-        cuda_graphs=args.cuda_graphs,
+        cuda_graphs=args.cuda_graphs, center_crop=center_crop_option(args),
     )
     try:  # a bad flag fails now, before the port opens
         # N replicas load on Ray's machines, each judging its own memory: not this one's (a cluster's CPU head node)

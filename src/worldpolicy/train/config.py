@@ -21,6 +21,7 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
 from ..errors import brief_list, close_match
 from ..hub import HUB_DATASET_EXAMPLE, check_hub_id, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
+from ..processing.observations import CROP_AREA
 from .objectives import COSMOS_POLICY_MIX, OBJECTIVES, check_timesteps
 from .tracking import TrackingConfig
 
@@ -228,6 +229,51 @@ class ValidationConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Image augmentation of the training frames (docs/training.md, "Image augmentation"): the Cosmos Policy recipe's,
+    one draw per window for all its frames (`train.augment.augment_frames`). The latent cache holds `copies` draws of
+    each window, one picked per step; a checkpoint records the setting, and inference crops the centre `crop_area` of
+    its frames as it reads the record (`policy.trained_center_crop`)."""
+
+    enabled: bool = False
+    copies: int = 4  # augmented encodings of each window in the latent cache (its size and encoding time times this)
+    crop_area: float = CROP_AREA  # the share of the frame's area cropped (aspect ratio kept), resized back; 1: none
+    rotation: float = 5.0  # degrees, either way; 0: none
+    # factors drawn uniformly in [low, high]; [1, 1]: none
+    brightness: list[float] = field(default_factory=lambda: [0.7, 1.3])
+    contrast: list[float] = field(default_factory=lambda: [0.6, 1.4])
+    saturation: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    hue: float = 0.05  # a share of the colour wheel, either way (at most 0.5); 0: none
+
+    def check(self) -> None:
+        """Every setting in its range, named with what is accepted; set while `enabled` is false: refused (they
+        would do nothing)."""
+        if not self.enabled:
+            defaults = AugmentConfig()
+            changed = [f"augment.{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                       if getattr(self, f.name) != getattr(defaults, f.name)]
+            if changed:
+                raise ValueError(f"{', '.join(changed)} set, but augment.enabled is false, so no frame is augmented: "
+                                 "set augment.enabled = true, or remove them")
+            return
+        if not isinstance(self.copies, int) or isinstance(self.copies, bool) or self.copies < 1:
+            raise ValueError(f"augment.copies={self.copies!r}: must be an integer >= 1 (augmented encodings of each "
+                             "window in the latent cache)")
+        for name, value, low, high, what in (
+                ("crop_area", self.crop_area, 0.0, 1.0, "the share of the frame's area kept; 1: no crop"),
+                ("rotation", self.rotation, 0.0, 180.0, "degrees either way; 0: no rotation"),
+                ("hue", self.hue, 0.0, 0.5, "a share of the colour wheel either way; 0: no hue shift")):
+            if not (low <= value <= high) or (name == "crop_area" and value == 0):
+                bounds = f"in (0, {high:g}]" if name == "crop_area" else f"in [{low:g}, {high:g}]"
+                raise ValueError(f"augment.{name}={value!r}: must be {bounds} ({what})")
+        for name in ("brightness", "contrast", "saturation"):
+            pair = getattr(self, name)
+            if len(pair) != 2 or not all(math.isfinite(v) for v in pair) or not 0 <= pair[0] <= pair[1]:
+                raise ValueError(f"augment.{name}={pair!r}: must be [low, high] with 0 <= low <= high (factors "
+                                 f"drawn uniformly between them; [1, 1]: no {name} change)")
+
+
+@dataclass
 class TrainConfig:
     output_dir: str = "runs/train"
     checkpoint: str = ""  # shipped, a diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub id
@@ -246,6 +292,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -414,6 +461,7 @@ class TrainConfig:
                              f"give at least one of {', '.join(OBJECTIVES)} a weight > 0, or set preset = "
                              "'cosmos_policy'")
         self._check_action_prefix(weights["policy"])
+        self.augment.check()
         for name, value, low, zero in (("eval.every", self.eval.every, 0, "never"),
                                        ("validation.every", self.validation.every, 0, "never"),
                                        ("validation.windows", self.validation.windows, 1, ""),
@@ -551,7 +599,8 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
 # checkpoints, whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it), how
 # processes share the model (ddp or fsdp: the same checkpoints, and in fp32 the same steps) and
 # how LoRA checkpoints are written (merged or adapter-only: the same weights) and which trackers get the metrics.
-# Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode, the held-out episodes...)
+# Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode, the held-out episodes,
+# the augmentation...)
 # shapes the weights; `validation.windows`, `action_chunks` and `action_steps` do not, but another count scores other
 # windows or chunks: one run's held-out curves are one set of inputs from their first point to their last.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
@@ -576,7 +625,7 @@ def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
 IMPLIED_BEFORE = {"optim.precision": "fp32", "data.episodes": None, "data.exclude_episodes": [],
                   "data.success": "any", "validation.episodes": [], "objectives.action_prefix_probability": 0.0,
-                  "objectives.action_prefix_max_rows": None}
+                  "objectives.action_prefix_max_rows": None, "augment.enabled": False}
 
 # What older versions stored as written and `load_config` now replaces by what it names: an embodiment's `stats_file`
 # (and its feature) is now the stats that file holds (`embodiments.inline_stats_file`). A run stored with the file's
@@ -633,7 +682,8 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 TABLES = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
-          "finetune": FinetuneConfig, "eval": EvalConfig, "validation": ValidationConfig, "tracking": TrackingConfig}
+          "finetune": FinetuneConfig, "eval": EvalConfig, "validation": ValidationConfig, "tracking": TrackingConfig,
+          "augment": AugmentConfig}
 
 
 def _build(cls, raw: dict[str, Any], where: str):
@@ -677,7 +727,7 @@ def _misplaced(unknown: list[str], where: str) -> str:
 
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
-_LIST_ITEMS = {str: "strings", int: "integers"}
+_LIST_ITEMS = {str: "strings", int: "integers", float: "numbers"}
 
 
 def _typed(value: Any, hint: Any, name: str) -> Any:
@@ -695,6 +745,9 @@ def _typed(value: Any, hint: Any, name: str) -> Any:
         if typing.get_args(option) == (int,) and isinstance(value, list) and all(
                 type(item) is int for item in value):  # one integer is no list: `episodes = 3` could mean the first 3
             return value
+        if typing.get_args(option) == (float,) and isinstance(value, list) and all(
+                type(item) in (int, float) for item in value):
+            return [float(item) for item in value]
         if typing.get_origin(option) is dict and isinstance(value, dict):
             return value
     accepted = " or ".join(_TYPE_NAMES.get(o) or ("a table" if typing.get_origin(o) is dict else

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,10 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..embodiments import Embodiment
 from ..fileio import atomic_path, read_json, replace_folder, sigint_deferred, write_json_atomic
 from ..processing.actions import flip_gripper, to_model
-from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas
+from ..processing.observations import center_crop, compose_views, frames_from_mapping, prepare_canvas
 from ..processing.prompts import build_caption, tokenize
-from .config import DataConfig
+from .augment import augment_frames
+from .config import AugmentConfig, DataConfig
 from .flow import ModelExample
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ class WindowSpec:
     `episodes` (ascending; None: all) are the episodes windows are cut from (`DataConfig.selected_episodes`); being a
     field, they are in the latent cache's fingerprint, so another selection never reads this one's cache. `windows`
     (None: all) keeps that many of those windows, spread evenly over them (`spread_windows`): the held-out ones a
-    validation scores (`validation.windows`), so the others are never encoded.
+    validation scores (`validation.windows`), so the others are never encoded. `augment` (`[augment]`, enabled):
+    each window is encoded `augment.copies` times, each copy under its own draw (`train.augment.augment_frames`);
+    `center_crop`: each window's frames are centre-cropped as inference crops them (`processing.observations.
+    center_crop`: the held-out windows of a run with `augment`). Both are in the fingerprint when set.
     """
 
     dataset: str
@@ -85,6 +89,8 @@ class WindowSpec:
     pad: bool = True
     episodes: tuple[int, ...] | None = None
     windows: int | None = None
+    augment: AugmentConfig | None = None
+    center_crop: float | None = None
 
     def __post_init__(self) -> None:
         check_conversion(self.action_conversion, "data.")
@@ -245,17 +251,34 @@ def trained_frames(spec: WindowSpec, target: Embodiment, dataset=None) -> dict[s
     return {"cameras": cameras, "videos": videos, "composed": [int(composed[0]), int(composed[1])]}
 
 
+def copies(spec: WindowSpec) -> int:
+    """How many encodings of each window `spec`'s latent cache holds: `augment.copies` with augmentation, else 1."""
+    return spec.augment.copies if spec.augment is not None else 1
+
+
+def window_views(spec: WindowSpec, window: RawWindow) -> list[np.ndarray]:
+    """The frames encoded for `window`: each augmented copy's (drawn from the window's episode, start frame and copy
+    number alone, so a continued or repeated build draws the same), or its frames centre-cropped, or as recorded."""
+    if spec.augment is not None:
+        return [augment_frames(window.frames, spec.augment, (window.episode, window.start, k))
+                for k in range(spec.augment.copies)]
+    if spec.center_crop is not None:
+        return [center_crop(window.frames, spec.center_crop)]
+    return [window.frames]
+
+
 def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], vae_config: dict[str, Any]) -> int:
     """About how many bytes one window takes in a `LatentCache`'s shards (read as batches need it): its float32
     latents, [z_dim, latent frames, latent height, latent width] as the checkpoint's VAE (`vae_config`: its
     config.json) encodes `spec.chunk_size + 1` frames of the composed size (`trained_frames`) on `target`'s tier canvas
-    (`processing.observations.frames_canvas`), and its float64 actions and state, with their valid flags. Not counted:
-    the captions' token ids and each window's Python objects (hundreds of bytes), so it is a lower bound."""
+    (`processing.observations.frames_canvas`), once per augmented copy (`copies`), and its float64 actions and state,
+    with their valid flags. Not counted: the captions' token ids and each window's Python objects (hundreds of
+    bytes), so it is a lower bound."""
     from ..processing.observations import frames_canvas
 
     grid = frames_canvas(*frames["composed"], target.resolution_tier, target.snap_to_16)
     latent_frames = spec.chunk_size // int(vae_config.get("scale_factor_temporal", 4)) + 1
-    latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4
+    latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4 * copies(spec)
     rows = spec.chunk_size + (1 if target.state_history else 0)
     return latents + rows * target.action_dim * 8 + spec.chunk_size
 
@@ -413,7 +436,9 @@ def _data_hash(spec: WindowSpec, embodiment: Embodiment, tier: int, **model: Any
     payload = {
         "version": CACHE_VERSION,
         # `windows` unset is left out: the training windows' caches and a resumed run's fingerprint stay as they were
-        "spec": {k: v for k, v in spec.__dict__.items() if k != "dataset" and not (k == "windows" and v is None)},
+        # ... nor `augment` and `center_crop` (a run without augmentation reads the caches of before the settings)
+        "spec": {k: asdict(v) if isinstance(v, AugmentConfig) else v for k, v in spec.__dict__.items()
+                 if k != "dataset" and not (k in ("windows", "augment", "center_crop") and v is None)},
         # what shapes latents, captions and physical actions; stats do not (the cache keeps physical actions)
         "embodiment": {k: v for k, v in embodiment.to_dict().items() if k not in ("stats", "normalization")},
         "tier": tier,
@@ -460,7 +485,9 @@ class LatentCache:
     caption-augmented dataset keeps its variety over epochs instead of one phrasing frozen per window.
     `latents` is one tensor per window; a cache read from disk (`load`, which a build returns too) holds them as views
     of memory maps of its shards, so its latents are never in RAM together: the RAM a cache takes is its actions,
-    flags and caption ids, and the pages of the windows a batch reads.
+    flags and caption ids, and the pages of the windows a batch reads. A cache of augmented windows (`WindowSpec.
+    augment`, its meta's `augment_copies`) holds each window's copies as one tensor, [copies, C, T, h, w]: the trainer
+    picks one per step (`latent_copies`).
     """
 
     def __init__(self, latents: list[torch.Tensor], actions: list[np.ndarray], valid: list[np.ndarray],
@@ -472,8 +499,14 @@ class LatentCache:
     def __len__(self) -> int:
         return len(self.latents)
 
+    @property
+    def latent_copies(self) -> int:
+        """How many encodings of each window the cache holds: its augmented copies, else 1."""
+        return int(self.meta.get("augment_copies", 1))
+
     def model_examples(self, emb: Embodiment) -> list[ModelExample]:
-        """One example per window, captioned with its first phrasing (the trainer swaps in the one it draws)."""
+        """One example per window, captioned with its first phrasing and, augmented, holding its first copy's latents
+        (the trainer swaps in the phrasing and copy it draws)."""
         out = []
         for i, (lat, act, ok, captions) in enumerate(zip(self.latents, self.actions, self.valid, self.captions)):
             rows, ok_rows = to_model(emb, act, clip=True), ok  # as inference reads them, gripper flip included
@@ -482,6 +515,8 @@ class LatentCache:
                     raise ValueError(f"embodiment {emb.key!r} conditions on a state row but the cache holds no states")
                 rows = np.concatenate([to_model(emb, self.states[i][None], clip=True), rows], axis=0)
                 ok_rows = np.concatenate([[True], ok])
+            if "augment_copies" in self.meta:
+                lat = lat[0]
             # the phrasing's list itself (shared by a task's windows, `load`): read, never changed
             out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
                                     captions[0], emb.domain_id, emb.state_history, float(emb.fps)))
@@ -590,8 +625,10 @@ class LatentCache:
 
         def flush() -> None:
             if pending:
-                encoded = encode_latents(vae, torch.cat(pending))
-                latents.extend(encoded[:, :, :, : latent_hw[0], : latent_hw[1]].cpu().unbind(0))
+                encoded = encode_latents(vae, torch.cat(pending))[:, :, :, : latent_hw[0], : latent_hw[1]].cpu()
+                if spec.augment is not None:  # a window's copies one tensor, [copies, C, T, h, w]
+                    encoded = encoded.unflatten(0, (-1, spec.augment.copies))
+                latents.extend(encoded.unbind(0))
                 pending.clear()
 
         def write_shard() -> None:
@@ -614,7 +651,9 @@ class LatentCache:
         bar = progress_bar(total=total, initial=saved, desc=f"encoding {what}", unit="win", disable=not progress)
         try:
             for window in iter_windows(spec, emb, skip=saved, dataset=dataset, checked=checked):
-                canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)
+                for frames in window_views(spec, window):
+                    canvas, info = prepare_canvas(frames, tier, spec.chunk_size + 1, emb.snap_to_16)
+                    pending.append(canvas)
                 latent_hw = (info.latent_h, info.latent_w)
                 key = (window.task, info.canvas_h, info.canvas_w)
                 if key not in caption_ids:
@@ -624,13 +663,12 @@ class LatentCache:
                                  use_system_prompt)
                         for task in caption_variants(window.task)
                     ]
-                pending.append(canvas)
                 actions.append(window.actions)
                 valid.append(window.valid)
                 states.append(window.state)
                 ids.append(caption_ids[key])
                 index.append((window.episode, window.start))
-                if len(pending) >= batch_size:
+                if len(pending) >= batch_size:  # a window's copies together
                     flush()
                     if len(latents) - saved >= shard_windows or time.monotonic() - last >= SHARD_SECONDS:
                         write_shard()
@@ -648,6 +686,8 @@ class LatentCache:
         if not latents:
             raise ValueError(f"data.dataset {spec.dataset!r} yielded no training windows of chunk {spec.chunk_size}")
         meta = {"embodiment": emb.key, "chunk_size": spec.chunk_size, "tier": tier, "windows": len(latents)}
+        if spec.augment is not None:
+            meta["augment_copies"] = spec.augment.copies
         return cls(latents, actions, valid, states if emb.state_history else None, ids, index, meta)
 
     @classmethod

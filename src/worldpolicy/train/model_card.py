@@ -168,6 +168,16 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
                          + ("as adapters" if adapter else "merged into the weights"))
         else:
             lines.append("- full fine-tuning (every weight trained)")
+        augment = config.get("augment") or {}
+        if augment.get("enabled") is True:
+            lines.append(
+                f"- image augmentation (`[augment]`, the Cosmos Policy recipe's): random crops of "
+                f"{augment['crop_area']:g} of the frame's area, rotation up to ±{augment['rotation']:g}°, brightness "
+                f"{'-'.join(f'{v:g}' for v in augment['brightness'])}, contrast "
+                f"{'-'.join(f'{v:g}' for v in augment['contrast'])}, saturation "
+                f"{'-'.join(f'{v:g}' for v in augment['saturation'])}, hue ±{augment['hue']:g}; "
+                f"{augment['copies']} draws of each window. At inference each frame's centre {augment['crop_area']:g} "
+                "is cropped and resized back, as trained (`load_policy(..., center_crop=False)`: no crop)")
     if summary:
         stages = summary.get("stages", {})
         recorded = stages.get("dataset", {}).get("episodes")

@@ -90,6 +90,7 @@ from .data import (
     cache_may_serve,
     changed_data,
     check_encodable,
+    copies,
     count_windows,
     data_key,
     small_frames_warning,
@@ -407,6 +408,9 @@ class Trainer:
             self._check_data_fits(layout)
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
             spec = window_spec(self.config.data, layout, held_out, self.dataset)
+            augment = self.config.augment
+            if augment.enabled:  # each window encoded `augment.copies` times, one draw each (`data.window_views`)
+                spec = replace(spec, augment=augment)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
             self.config.data.action_conversion = spec.action_conversion
@@ -419,9 +423,11 @@ class Trainer:
             if self._checked:
                 check_encodable(spec, layout, self.dataset)
             # the held-out windows: cut as the training ones, cached beside them under their own key
-            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds
-            self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows) if held_out \
-                else None
+            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds;
+            # never augmented, but centre-cropped as inference crops the frames of a run that is
+            crop = augment.crop_area if augment.enabled and augment.crop_area < 1 else None
+            self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
+                                     center_crop=crop) if held_out else None
             self._val_actions = None
             self._val_checked = False
             if self._val_spec is not None and self.rank == 0:
@@ -532,7 +538,9 @@ class Trainer:
             return
         each = window_bytes(spec, layout, self.frames, vae_config)
         held_out = count_windows(self._val_spec, self.dataset) if self._val_spec is not None else 0
-        size = each * (windows + held_out)
+        # the held-out windows are never augmented: one encoding each
+        size = each * windows + (window_bytes(self._val_spec, layout, self.frames, vae_config) * held_out
+                                 if held_out else 0)
         building = self._checked  # else a finished cache of this data is read: no room taken
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds its own
         # every window's actions, by each process; a build also holds the latents of a shard not yet written, twice
@@ -548,12 +556,13 @@ class Trainer:
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
         total, available = device_memory(torch.device("cpu"))
+        augmented = f", augment.copies {copies(spec)}" if spec.augment is not None else ""
         what = (f"the latent cache of {windows + held_out} windows ({windows} training"
                 f"{f' and {held_out} held-out' if held_out else ''}, data.chunk_size {spec.chunk_size}, data.stride "
-                f"{spec.stride}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at resolution "
-                f"tier {layout.resolution_tier} and its actions)")
+                f"{spec.stride}{augmented}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at "
+                f"resolution tier {layout.resolution_tier}{', each copy' if augmented else ''} and its actions)")
         fewer = ("train on fewer windows: a larger data.stride (a window starts every stride frames: stride 4 keeps "
-                 "a quarter of them) or fewer data.episodes")
+                 "a quarter of them) or fewer data.episodes" + (", or fewer augment.copies" if augmented else ""))
         by = f" by each of its {processes} processes" if processes > 1 else ""
         held = (f"its windows' actions and flags are held in RAM{by} (about {window_ram(spec, layout)} bytes a window; "
                 "its latents are read from disk as batches need them)")
@@ -646,6 +655,8 @@ class Trainer:
         self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
         self.captions = cache.captions
+        # each window's augmented copies, one drawn per step (`_augmented`); None: one encoding each
+        self.latent_copies = cache.latents if cache.latent_copies > 1 else None
         self.val_examples = held_out.model_examples(self.embodiment) if held_out is not None else []
 
     def _check_model_fits(self, emb: Embodiment) -> None:
@@ -965,7 +976,8 @@ class Trainer:
             draw_noise(self.examples[i], self.transformer.config.action_dim, generator)
         keep = slice(first, first + local)
         positions = range(step * size + first, step * size + first + local)
-        examples = [self._prefixed(self._captioned(i, position), objective, (self.config.seed, position, 3))
+        examples = [self._prefixed(self._augmented(self._captioned(i, position), i, position), objective,
+                                   (self.config.seed, position, 3))
                     for i, position, objective in zip(picks[keep], positions, objectives[keep])]
         return examples, objectives[keep], sigmas[keep], generator
 
@@ -977,6 +989,15 @@ class Trainer:
             return example
         choice = int(np.random.default_rng([self.config.seed, position, 1]).integers(len(captions)))
         return replace(example, token_ids=list(captions[choice]))
+
+    def _augmented(self, example: ModelExample, window: int, position: int) -> ModelExample:
+        """`example` holding the latents of the augmented copy of window `window` drawn for batch position `position`
+        (from (seed, position) alone, as its caption's phrasing); itself where the cache holds one encoding a window."""
+        if self.latent_copies is None:
+            return example
+        encoded = self.latent_copies[window]
+        choice = int(np.random.default_rng([self.config.seed, position, 4]).integers(len(encoded)))
+        return replace(example, latents=encoded[choice])
 
     def _prefixed(self, example: ModelExample, objective: str, key: tuple[int, ...]) -> ModelExample:
         """`example` with the clean action prefix `objectives.action_prefix_*` draws for it under `objective` (policy
@@ -1699,7 +1720,9 @@ class Trainer:
             preset = self.embodiment.sampling_preset
             sampling = SamplingConfig.from_preset(preset) if preset else SamplingConfig()
             # what it warns of once (a held-out state outside the training range) is said once a run, not each time
-            policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source, said=self._live_said)
+            augment = self.config.augment  # this run's frames, not what `source` (its start) recorded
+            policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source, said=self._live_said,
+                            center_crop=augment.crop_area if augment.enabled else False)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.optim.precision == "bf16"):
                 yield policy
         finally:
