@@ -158,3 +158,26 @@ def test_a_progress_bar_shows_the_time_left_it_is_given():
     unknown.update(2)
     assert unknown.format_dict["rate"] is None or unknown.format_dict["rate"] > 0  # tqdm's own
     unknown.close()
+
+
+def test_a_resume_says_when_the_checkpoints_training_data_now_says_another_recording(caplog):
+    """The checkpoint's files are compared by --resume, but the `dataset from-sim` recording its training run names may
+    have been recorded again or extended since: what it says now is warned of beside what the stored run recorded."""
+    from worldpolicy.sim.commands import _training_data_changed
+    from worldpolicy.sim.evaluate import EvalReport
+    from worldpolicy.sim.tasks import TrainingScenes
+
+    stored = EvalReport("reach", "tiny", "panda", {"kind": "execute"}, 15.0, 0,
+                        training_scenes=TrainingScenes("reach", "its dataset data/reach", (0, 9), (0, 1)))
+    same = TrainingScenes("reach", "its dataset data/reach", (0, 9), (0, 1, 2))  # more of the run's seeds: the same
+    with caplog.at_level("WARNING"):
+        _training_data_changed(stored, same)
+        _training_data_changed(stored, None)
+        _training_data_changed(None, same)
+    assert caplog.messages == []
+    with caplog.at_level("WARNING"):
+        _training_data_changed(stored, TrainingScenes("reach", "its dataset data/reach", (0, 49), (0, 1, 2)))
+    assert caplog.messages == [("--resume: the checkpoint's training data now says reach seeds 0..49 (its dataset "
+                                "data/reach); the stored run recorded reach seeds 0..9 (its dataset data/reach). "
+                                "report.json records what it says now for every episode (which are its training "
+                                "scenes)")]

@@ -571,6 +571,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                 _check_chunk(args, env, strategy, emb, emb.chunk_size)
             if checkpoint:  # once every check before the weights has passed: a refused run is not warned about
                 scenes = warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
+                _training_data_changed(previous, scenes)
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
@@ -606,6 +607,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                                       header(policy.embodiment, chunk, policy_settings(policy, env.image_size)))
             if served(args.policy):  # what its server announces of its checkpoint, once every check has passed
                 scenes = warn_training_scenes(name, args.task, args.seed, args.episodes, served_metadata(policy))
+                _training_data_changed(previous, scenes)
         if left is not None and not left:
             with lines_for_people(args.json):
                 print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing "
@@ -676,6 +678,20 @@ def _summarise_kept(keeper, report, kept: int, out: Path, *, draw: bool) -> None
     except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
         logger.warning("sim: the report of the %d kept episodes was not written whole: %s (%s keeps them)",
                        len(report.episodes), exc, out / SIM_EPISODES_FILE)
+
+
+def _training_data_changed(previous, scenes) -> None:
+    """Warn when a resumed run's checkpoint now says other training data (`TrainingScenes.recording`: the task, the
+    `dataset from-sim` recording named and its seeds) than the stored run recorded: the checkpoint's files are the
+    same (--resume compared them), but the dataset its training run names may have been recorded again, extended or
+    moved since. report.json records what it says now, for every episode: said, not refused, as it changes no
+    episode. None of either (a run that recorded nothing, a checkpoint that says nothing) is not compared."""
+    stored = None if previous is None else previous.training_scenes
+    if stored is None or scenes is None or stored.recording == scenes.recording:
+        return
+    logger.warning("--resume: the checkpoint's training data now says %s; the stored run recorded %s. report.json "
+                   "records what it says now for every episode (which are its training scenes)",
+                   scenes.recording_said(), stored.recording_said())
 
 
 def _resumed_label(previous, now: str) -> str:
