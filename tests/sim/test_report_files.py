@@ -56,6 +56,8 @@ def test_a_run_killed_between_summaries_resumes_from_its_episodes(tmp_path, caps
         f.write('{"seed": 10003, "succ')  # a fourth episode's line cut short
     assert len(read_report(tmp_path).episodes) == 3
     argv = ["sim", "--policy", "random", *FAST, "--seed", "4", "--episodes", "5", "--out", str(tmp_path), "--resume"]
+    assert main(argv[:-1]) == 2  # without --resume: refused, naming the episodes it holds, not its summary's one
+    assert "holds a sim run (3 of 3 episodes of reach · random)" in capsys.readouterr().err
     assert main(argv) == 0
     assert "3 episodes kept (seeds 4..6), 2 to run (seeds 7..8)" in capsys.readouterr().err
     doc = json.loads((tmp_path / "report.json").read_text())

@@ -253,15 +253,15 @@ def _refuse_previous_run(out: Path) -> None:
     """A folder that holds a sim run is written again only with --resume or --overwrite: a rerun of the command as
     first typed (the --resume left off after an interruption, or a reused --out) replaced it, throwing away episodes
     that may have taken hours."""
-    import json
+    from worldpolicy.sim.evaluate import read_report
 
-    report = out / SIM_REPORT_FILE
-    if not report.is_file():
+    if not (out / SIM_REPORT_FILE).is_file():
         return
-    try:
-        doc = json.loads(report.read_text())
-        held = f"{doc['n_episodes']} of {doc['episodes_requested']} episodes of {doc['task']} · {doc['policy']}"
-    except (OSError, ValueError, TypeError, KeyError):
+    try:  # its episodes as --resume reads them (episodes.jsonl: report.json may be a summary behind)
+        stored = read_report(out)
+        n = len(stored.episodes)
+        held = f"{n} of {max(n, stored.requested)} episodes of {stored.task} · {stored.policy}"
+    except (OSError, ValueError):
         held = SIM_REPORT_FILE
     raise ValueError(f"--out: {str(out)!r} holds a sim run ({held}); pass --resume to continue it, --overwrite to "
                      "replace it, or choose another --out")

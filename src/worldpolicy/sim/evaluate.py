@@ -424,7 +424,7 @@ class EpisodeLog:
         if (header.get("task"), header.get("seed")) != (report.task, report.seed):
             raise ValueError(f"{where}: another run's episodes (task {header.get('task')!r} from seed "
                              f"{header.get('seed')!r}) than its {SIM_REPORT_FILE}'s ({report.task!r} from seed "
-                             f"{report.seed}); pass --overwrite to start over there")
+                             f"{report.seed})")
         episodes = []
         for number, line in enumerate(lines[1:], start=2):
             try:
