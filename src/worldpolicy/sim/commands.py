@@ -464,13 +464,14 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
     again, made_by = commands
 
+    # first: it picks MuJoCo's GL before the modules below (and the stored run's reader, `sim.evaluate`) import mujoco
+    import worldpolicy.sim.env  # noqa: F401
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None
     if args.episodes is None:  # not given: a resumed run finishes what it asked for, where 10 was refused as too few
         args.episodes = previous.requested if previous is not None else DEFAULT_EPISODES
 
-    import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.models import checkpoint_name, served, served_name
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
