@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -795,6 +795,10 @@ TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages 
 # a checkpoint's model card (the hub's README.md with YAML front matter: `train.model_card`); loading never reads it
 MODEL_CARD_FILE = "README.md"
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
+# a sim run's episodes, one JSON line each, appended as each ends (`sim.evaluate.EpisodeLog`): what --resume reads them
+# from, report.json's summary being rewritten at most every `sim.evaluate.SUMMARY_INTERVAL_S` while the run goes on
+SIM_EPISODES_FILE = "episodes.jsonl"
+SIM_EPISODES_CSV = "episodes.csv"  # a sim run's episodes, a row each, for a spreadsheet or pandas (`write_report`)
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
 DREAM_FILE = "dream.json"  # a policy run in a world model's imagination (`worldpolicy dream`): its chunks, rewards
@@ -819,6 +823,7 @@ PROVENANCE_KEY = "worldpolicy_provenance"
 # versions before it did). Each reader checks a document through `schema_matches`, the one place that tells another
 # kind of file from a newer version of its own.
 SIM_REPORT_SCHEMA = "worldpolicy.sim_eval/v1"  # SIM_REPORT_FILE
+SIM_EPISODES_SCHEMA = "worldpolicy.sim_episodes/v1"  # SIM_EPISODES_FILE's first line
 COMPARE_SCHEMA = "worldpolicy.sim_compare/v1"  # COMPARE_FILE
 SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
 
@@ -1079,6 +1084,27 @@ def write_bytes_atomic(path: str | Path, data: str | bytes) -> Path:
 
 def write_json_atomic(path: str | Path, doc: Any, indent: int = 1, ensure_ascii: bool = True) -> Path:
     return write_bytes_atomic(path, json.dumps(doc, indent=indent, ensure_ascii=ensure_ascii))
+
+
+def write_csv_atomic(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """`rows` as CSV with a header of `columns` (each row's value of each; missing: empty), for a spreadsheet or
+    `pandas.read_csv`: None an empty cell, a bool `true`/`false` (pandas reads either as a bool column), a list or
+    dict its JSON."""
+    import csv
+    import io
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(row.get(name)) for name in columns] for row in rows)
+    return write_bytes_atomic(path, text.getvalue())
 
 
 # The most bytes of tensors one safetensors file of a checkpoint holds: diffusers' `save_pretrained` default, which

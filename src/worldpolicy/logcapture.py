@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any, Self
@@ -101,16 +101,37 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
     log, `nohup ... > log 2>&1`, CI, `| cat`) tqdm wrote every redraw after a carriage return, about one per step, and
     its bar in block characters: there each redraw is one line of ASCII, at most every `log_progress_interval()` seconds
     (however often the caller refreshes it), its first and last states always, and the last kept (`leave`: a line is
-    never erased)."""
+    never erased). `remaining`: a callable giving the seconds left (None: not known yet), shown instead of tqdm's
+    estimate from its rate (`_estimated`)."""
     from tqdm.auto import tqdm
 
     stream = kwargs.pop("file", None) or sys.stderr
+    remaining = kwargs.pop("remaining", None)
     if kwargs.get("disable") or not progress_as_lines(stream):
-        return tqdm(iterable, file=stream, **kwargs)
+        return _estimated(tqdm, remaining)(iterable, file=stream, **kwargs)
     interval = log_progress_interval()
     # position 0: a bar under another moves the cursor up with escape codes, which a log keeps as they are
     kwargs.update(file=_Lines(stream), ascii=True, leave=True, position=0, mininterval=interval, maxinterval=interval)
-    return _log_bar(tqdm)(iterable, **kwargs)
+    return _estimated(_log_bar(tqdm), remaining)(iterable, **kwargs)
+
+
+def _estimated(tqdm: type, remaining: Callable[[], float | None] | None) -> type:
+    """tqdm's class whose time left is `remaining()` (seconds; None: tqdm's own, from its rate) where the caller knows
+    better than a rate over the items so far (`progress_bar(remaining=...)`: a sim run's recorded episodes are several
+    times slower than those after them); the rate shown is then that of the items left."""
+    if remaining is None:
+        return tqdm
+
+    class Estimated(tqdm):
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            shown = super().format_dict
+            left, todo = remaining(), (shown.get("total") or 0) - shown["n"]
+            if left is not None and left > 0 and todo > 0:
+                shown["rate"] = todo / left
+            return shown
+
+    return Estimated
 
 
 def _log_bar(tqdm: type) -> type:

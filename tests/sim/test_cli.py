@@ -339,27 +339,28 @@ def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, ca
 
 
 def test_sim_cli_a_full_disk_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
-    """A full disk (or quota) while the report was rewritten after an episode ended in a traceback wall; the episodes
-    finished before are kept (the report is replaced atomically: the earlier one stays whole) and it is one line."""
+    """A full disk (or quota) while an episode was kept ended in a traceback wall; the episodes finished before are
+    kept (episodes.jsonl appended to, the summary replaced atomically: the earlier one stays whole) and it is one
+    line."""
     import errno
 
-    import worldpolicy.sim.evaluate
+    from worldpolicy.sim.evaluate import EpisodeLog
 
-    real_write, calls = worldpolicy.sim.evaluate.write_report, []
+    real_append, calls = EpisodeLog.append, []
 
-    def disk_fills(report, out, **kwargs):
+    def disk_fills(self, report):
         calls.append(len(report.episodes))
         if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(out / ".report.json.x1.tmp"))
-        return real_write(report, out, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return real_append(self, report)
 
-    monkeypatch.setattr(worldpolicy.sim.evaluate, "write_report", disk_fills)
+    monkeypatch.setattr(EpisodeLog, "append", disk_fills)
     out = tmp_path / "run"
     argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "1 of 3 episodes finished before the failure" in err and "--resume" in err
-    assert f"sim: error: No space left on device: '{out / '.report.json.x1.tmp'}'\n" in err
+    assert f"sim: error: No space left on device: '{out / 'episodes.jsonl'}'\n" in err
     assert "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
 
@@ -963,12 +964,13 @@ def test_a_bare_sim_says_where_it_writes_its_run_before_it_starts(tmp_path, caps
     argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--videos", "0", "--no-plots"]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    said = "sim: writing the run in sim_runs (report.json kept after every episode; --out picks another folder)"
+    said = ("sim: writing the run in sim_runs (each episode appended to episodes.jsonl as it ends; --out picks another "
+            "folder)")
     assert said in err and err.index(said) < err.index("reach/scripted")  # before the progress bar
     assert (tmp_path / "sim_runs" / "report.json").is_file()
     assert main([*argv[:6], "2", *argv[7:], "--resume"]) == 0
     assert ("sim: continuing the run in sim_runs: 1 episode kept (seed 10000), 1 to run (seed 10001) "
-            "(report.json kept") in capsys.readouterr().err
+            "(each episode appended to episodes.jsonl") in capsys.readouterr().err
 
 
 def test_each_progress_line_in_a_log_counts_the_episodes_its_success_counts(tmp_path, capsys, monkeypatch):

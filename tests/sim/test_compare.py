@@ -446,7 +446,8 @@ def test_cli_compares_real_sim_runs_and_writes_every_file(tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "cmp"
     assert main(["sim", "compare", str(tmp_path / "expert"), str(tmp_path / "random"), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "compare.md", "compare.png", "index.html"]
+    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.json", "compare.md", "compare.png",
+                                                     "compare_pairs.csv", "index.html"]
     doc = json.loads((out / "compare.json").read_text())
     assert doc["schema"] == "worldpolicy.sim_compare/v1" and doc["task"] == "reach"
     assert [r["held_out"] for r in doc["runs"]] == ["yes (a baseline: trained on nothing)"] * 2
@@ -531,12 +532,13 @@ def test_the_software_that_differs_is_noted_not_listed_as_a_setting(tmp_path):
 def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):
     comparison = compare_runs([_run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})])
     written = write_comparison(comparison, tmp_path / "out", plots=False)
-    assert [p.name for p in written] == ["compare.md", "compare.json"]
+    assert [p.name for p in written] == ["compare.md", "compare.csv", "compare_pairs.csv", "compare.json"]
     # rerun without plots into a comparison's folder: its figure and page of other runs are removed, not left to
     # describe the wrong comparison; a folder that held no comparison keeps its files
     write_comparison(comparison, tmp_path / "out")
     write_comparison(comparison, tmp_path / "out", plots=False)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compare.json", "compare.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compare.csv", "compare.json", "compare.md",
+                                                                    "compare_pairs.csv"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "index.html").write_text("mine")
     write_comparison(comparison, tmp_path / "mine", plots=False)
@@ -745,3 +747,23 @@ def test_ctrl_c_while_a_comparison_is_written_waits_for_its_last_file(tmp_path, 
     assert runs == ["a", "c"]
     assert "| c " in (tmp_path / "out" / "compare.md").read_text()
     assert (tmp_path / "out" / "index.html").stat().st_mtime >= (tmp_path / "out" / "compare.json").stat().st_mtime
+
+
+def test_a_comparison_is_exported_as_csv_a_row_per_run_and_per_pair(tmp_path):
+    """compare.json is for programs; a lab pastes results into a spreadsheet or pandas: compare.csv holds each run's
+    headline (its interval in two columns), compare_pairs.csv each pair's tests, as compare.json has them."""
+    pandas = pytest.importorskip("pandas")
+    runs = [_run(tmp_path / "a", {0: True, 1: True, 2: False}), _run(tmp_path / "b", {0: False, 1: True, 2: False}),
+            _run(tmp_path / "c", {0: False, 1: False, 2: False})]
+    comparison = compare_runs(runs)
+    write_comparison(comparison, tmp_path / "out", plots=False)
+    doc = json.loads((tmp_path / "out" / "compare.json").read_text())
+    table = pandas.read_csv(tmp_path / "out" / "compare.csv")
+    assert list(table["name"]) == ["a", "b", "c"] and list(table["successes"]) == [2, 1, 0]
+    assert list(table["ci95_low"]) == pytest.approx([r["ci95"][0] for r in doc["runs"]])
+    assert list(table["ci95_high"]) == pytest.approx([r["ci95"][1] for r in doc["runs"]])
+    assert table["rtc"].dtype == bool and "ci95" not in table.columns
+    pairs = pandas.read_csv(tmp_path / "out" / "compare_pairs.csv")
+    assert [tuple(row) for row in pairs[["a", "b"]].itertuples(index=False)] == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert list(pairs["p_value"]) == pytest.approx([p["p_value"] for p in doc["pairs"]])
+    assert list(pairs["a_only"]) == [p["a_only"] for p in doc["pairs"]]

@@ -68,7 +68,7 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert main(shlex.split(again)[1:]) == 0
     # which episodes it keeps and which it runs, said before it runs them (with --no-progress nothing else says it)
     assert (f"sim: continuing the run in {out}: 2 episodes kept (seeds 10000..10001), 2 to run (seeds 10002..10003) "
-            "(report.json kept after every episode") in capsys.readouterr().err
+            "(each episode appended to episodes.jsonl as it ends") in capsys.readouterr().err
     assert _episodes(out) == _episodes(tmp_path / "whole") and [e["seed"] for e in _episodes(out)] == [10_000, 10_001, 10_002, 10_003]
     doc = json.loads((out / "report.json").read_text())
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
@@ -341,6 +341,15 @@ def test_a_checkpoint_run_resumed_is_the_uninterrupted_run_and_is_checked_before
     assert main([*moved, "--episodes", "4", "--out", str(out), "--resume"]) == 0
     assert "nothing to run" in capsys.readouterr().out  # its settings were compared first (`episodes_left`)
     assert (out / "report.json").read_bytes() == stored
+    # continued from the copy, the run keeps the label it began with: the copy's folder name relabelled it mid-way
+    monkeypatch.undo()
+    assert main([*moved, "--episodes", "5", "--out", str(out), "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "--resume: the run keeps its label 'tiny' (--policy now would label it 'tiny_copy')" in captured.err
+    assert captured.out.startswith("reach · tiny: success ") and json.loads((out / "report.json").read_text())[
+        "policy"] == "tiny"
+    monkeypatch.setattr(Policy, "from_pretrained", no_load)
+    stored = (out / "report.json").read_bytes()
     config = ckpt / "transformer" / "config.json"  # saved again at the same path: other content
     config.write_text(config.read_text().replace("{", '{"_note": "retrained", ', 1))
     assert main([*common, "--episodes", "5", "--out", str(out), "--resume"]) == 2

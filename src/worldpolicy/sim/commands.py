@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -20,7 +21,7 @@ from worldpolicy.cli import (
     run_json,
 )
 from worldpolicy.extras import run_record, software_changes
-from worldpolicy.fileio import SIM_REPORT_FILE
+from worldpolicy.fileio import SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_REPORT_FILE
 from worldpolicy.logcapture import is_terminal
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
@@ -40,7 +41,8 @@ def add_parser(subparsers) -> None:
         "sim",
         help="evaluate a policy (checkpoint, ws:// server, scripted, random) on a simulated Franka Panda",
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
-        "report.json/.md/.png, index.html and side-by-side mp4s (sim cameras | imagined video). "
+        "report.json/.md/.png, episodes.jsonl/.csv (a line, a row per episode), index.html and side-by-side mp4s "
+        "(sim cameras | imagined video). "
         "`worldpolicy sim compare RUN_A RUN_B ...` compares finished runs.",
         absent_flags={"--checkpoint": "sim takes the checkpoint as --policy CKPT (shipped, a folder or a hub id; also "
                                       "ws://HOST:PORT, scripted, random)"},
@@ -55,12 +57,13 @@ def add_parser(subparsers) -> None:
         description="Compare finished `worldpolicy sim` runs of one task side by side: each run's success rate with "
         "its Wilson 95 % CI, each pair tested on the seeds both ran (exact McNemar; with more than one pair, the "
         "verdict on its Holm-Bonferroni adjusted p), and which settings (flags) differ. Writes "
-        "compare.json/.md/.png and index.html into --out and prints the table.",
+        "compare.json/.md/.png, compare.csv (a row per run), compare_pairs.csv (a row per pair) and "
+        "index.html into --out and prints the table.",
     )
     c.add_argument("runs", nargs="+", metavar="RUN", help="sim run folders (two or more), as `worldpolicy sim --out` "
                    "wrote them")
     c.add_argument("--out", dest="compare_out", metavar="DIR", type=Path, required=True,
-                   help="output folder for compare.json/.md/.png and index.html")
+                   help="output folder for compare.json/.md/.png/.csv, compare_pairs.csv and index.html")
     c.add_argument("--no-plots", dest="compare_no_plots", action="store_true", help="no compare.png or index.html")
     add_json_flag(c, "the comparison (compare.json's fields) with run_dir and the files written", dest="compare_json")
     c.set_defaults(func=compare)
@@ -250,15 +253,15 @@ def _refuse_previous_run(out: Path) -> None:
     """A folder that holds a sim run is written again only with --resume or --overwrite: a rerun of the command as
     first typed (the --resume left off after an interruption, or a reused --out) replaced it, throwing away episodes
     that may have taken hours."""
-    import json
+    from worldpolicy.sim.evaluate import read_report
 
-    report = out / SIM_REPORT_FILE
-    if not report.is_file():
+    if not (out / SIM_REPORT_FILE).is_file():
         return
-    try:
-        doc = json.loads(report.read_text())
-        held = f"{doc['n_episodes']} of {doc['episodes_requested']} episodes of {doc['task']} · {doc['policy']}"
-    except (OSError, ValueError, TypeError, KeyError):
+    try:  # its episodes as --resume reads them (episodes.jsonl: report.json may be a summary behind)
+        stored = read_report(out)
+        n = len(stored.episodes)
+        held = f"{n} of {max(n, stored.requested)} episodes of {stored.task} · {stored.policy}"
+    except (OSError, ValueError):
         held = SIM_REPORT_FILE
     raise ValueError(f"--out: {str(out)!r} holds a sim run ({held}); pass --resume to continue it, --overwrite to "
                      "replace it, or choose another --out")
@@ -279,8 +282,8 @@ def _clear_previous_run(out: Path) -> None:
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
-    for path in [out / "index.html", out / "report.png", out / "report.md", *episode_videos(out),
-                 out / SIM_REPORT_FILE]:
+    for path in [out / "index.html", out / "report.png", out / "report.md", out / SIM_EPISODES_CSV,
+                 out / SIM_EPISODES_FILE, *episode_videos(out), out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
@@ -461,13 +464,14 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
     again, made_by = commands
 
+    # first: it picks MuJoCo's GL before the modules below (and the stored run's reader, `sim.evaluate`) import mujoco
+    import worldpolicy.sim.env  # noqa: F401
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None
     if args.episodes is None:  # not given: a resumed run finishes what it asked for, where 10 was refused as too few
         args.episodes = previous.requested if previous is not None else DEFAULT_EPISODES
 
-    import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.models import checkpoint_name, served, served_name
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
@@ -539,7 +543,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         made(partial)
         try:
             write_partial(partial)
-        except KeyboardInterrupt:  # held until its report.json and report.md were written: they keep this episode
+        except KeyboardInterrupt:  # held until a summary being written was whole: the summary on the way out keeps it
             finished[:], kept[:] = [len(partial.episodes)], [partial]
             raise
         finished[:], kept[:] = [len(partial.episodes)], [partial]
@@ -554,6 +558,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
     try:
         _check_latency(args, env)
+        if previous is not None and checkpoint and (previous.policy_settings or {}).get("files"):
+            name = _resumed_label(previous, name)  # the same content under another folder's name: labelled as it was
         if previous is not None and checkpoint:  # compared before the weights load
             emb, settings = _unloaded_checkpoint(args, image_size)
             left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
@@ -566,6 +572,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                 _check_chunk(args, env, strategy, emb, emb.chunk_size)
             if checkpoint:  # once every check before the weights has passed: a refused run is not warned about
                 scenes = warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
+                _training_data_changed(previous, scenes)
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
@@ -601,6 +608,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                                       header(policy.embodiment, chunk, policy_settings(policy, env.image_size)))
             if served(args.policy):  # what its server announces of its checkpoint, once every check has passed
                 scenes = warn_training_scenes(name, args.task, args.seed, args.episodes, served_metadata(policy))
+                _training_data_changed(previous, scenes)
         if left is not None and not left:
             with lines_for_people(args.json):
                 print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing "
@@ -611,10 +619,10 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             finished[:] = [len(previous.episodes)] if previous is not None else []
             # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it; a
             # resumed run says which episodes it keeps and which it runs (with --no-progress nothing else did)
-            logger.info("sim: %s the run in %s%s (%s kept after every episode; --out picks another folder)",
-                        "continuing" if previous is not None else "writing", args.out,
+            logger.info("sim: %s the run in %s%s (each episode appended to %s as it ends; --out picks another "
+                        "folder)", "continuing" if previous is not None else "writing", args.out,
                         "" if previous is None else ": " + _kept_said(args.seed, len(previous.episodes), args.episodes),
-                        SIM_REPORT_FILE)
+                        SIM_EPISODES_FILE)
             report = evaluate(
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
@@ -627,8 +635,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
             print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
                   f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}", file=sys.stderr)
-        if kept and not args.no_plots:  # the figure and page of the kept episodes: `worldpolicy report` shows them
-            _draw_kept(kept[0], args.out)
+        if kept:  # report.json of every kept episode (rewritten at most every SUMMARY_INTERVAL_S while it ran)
+            _summarise_kept(write_partial, kept[0], finished[0], args.out, draw=not args.no_plots)
         raise
     finally:
         getattr(policy, "close", lambda: None)()
@@ -651,19 +659,53 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     return 0
 
 
-def _draw_kept(report, out: Path) -> None:
-    """report.png and index.html for the episodes a stopped run kept (drawn only at the end, a stopped run had no
-    figure to show); a failure drawing them is warned of, not raised over the one that stopped the run. A second
-    Ctrl-C stops the drawing (each file is written whole or not at all)."""
+def _summarise_kept(keeper, report, kept: int, out: Path, *, draw: bool) -> None:
+    """The summary of the `kept` episodes a stopped run kept, those `report` (the run's, which an episode whose keeping
+    failed joined too) held when it was last kept (`ReportKeeper.summary`: report.json, report.md, episodes.csv,
+    which it rewrote at most every `SUMMARY_INTERVAL_S`) and, with `draw`, report.png and index.html (drawn only at
+    the end, a stopped run had no figure to show); a failure writing them is warned of, not raised over the one that
+    stopped the run (episodes.jsonl keeps every episode all the same). A second Ctrl-C stops the drawing (each file
+    is written whole or not at all)."""
     from worldpolicy.sim.evaluate import report_figure
     from worldpolicy.viz.plots import save_figure
     from worldpolicy.viz.report import write_report as write_html
 
+    report = dataclasses.replace(report, episodes=report.episodes[:kept])
     try:
-        save_figure(report_figure(report), out / "report.png")
-        write_html(out)
+        keeper.summary(report)
+        if draw:
+            save_figure(report_figure(report), out / "report.png")
+            write_html(out)
     except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
-        logger.warning("sim: the figure of the %d kept episodes was not drawn: %s", len(report.episodes), exc)
+        logger.warning("sim: the report of the %d kept episodes was not written whole: %s (%s keeps them)",
+                       len(report.episodes), exc, out / SIM_EPISODES_FILE)
+
+
+def _training_data_changed(previous, scenes) -> None:
+    """Warn when a resumed run's checkpoint now says other training data (`TrainingScenes.recording`: the task, the
+    `dataset from-sim` recording named and its seeds) than the stored run recorded: the checkpoint's files are the
+    same (--resume compared them), but the dataset its training run names may have been recorded again, extended or
+    moved since. report.json records what it says now, for every episode: said, not refused, as it changes no
+    episode. None of either (a run that recorded nothing, a checkpoint that says nothing) is not compared."""
+    stored = None if previous is None else previous.training_scenes
+    if stored is None or scenes is None or stored.recording == scenes.recording:
+        return
+    logger.warning("--resume: the checkpoint's training data now says %s; the stored run recorded %s. report.json "
+                   "records what it says now for every episode (which are its training scenes)",
+                   scenes.recording_said(), stored.recording_said())
+
+
+def _resumed_label(previous, now: str) -> str:
+    """The label a resumed checkpoint run keeps: the stored run's (`policy_label`: as a run of it is labelled now),
+    where the checkpoint given now is labelled otherwise (a checkpoint is its recorded files' content, which --resume
+    compares, not its folder: moved or copied under another name, it relabelled the run mid-way), said once. The
+    report, its page, `sim compare` and the line printed at the end name the run as it began."""
+    from worldpolicy.sim.evaluate import policy_label
+
+    stored = policy_label(previous)
+    if stored != now:
+        logger.info("--resume: the run keeps its label %r (--policy now would label it %r)", stored, now)
+    return stored
 
 
 def _kept_said(seed: int, kept: int, episodes: int) -> str:

@@ -28,6 +28,7 @@ from worldpolicy.fileio import (
     output_folder,
     sigint_deferred,
     write_bytes_atomic,
+    write_csv_atomic,
 )
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.sim.evaluate import (
@@ -44,13 +45,21 @@ from worldpolicy.sim.tasks import seed_span
 if TYPE_CHECKING:
     from worldpolicy.viz.compare_page import RunColumn
 
-__all__ = ["COMPARE_FILE", "COMPARE_MARKDOWN", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest",
-           "check_compare_out", "compare_runs", "comparison_figure", "holm_adjusted", "mcnemar_p",
-           "settings_differences", "software_differences", "write_comparison"]
+__all__ = ["COMPARE_CSV", "COMPARE_FILE", "COMPARE_MARKDOWN", "COMPARE_PAIRS_CSV", "NOT_RECORDED", "P_ADJUSTMENT",
+           "SCHEMA", "Comparison", "PairedTest", "check_compare_out", "compare_runs", "comparison_figure",
+           "holm_adjusted", "mcnemar_p", "settings_differences", "software_differences", "write_comparison"]
 
 SCHEMA = COMPARE_SCHEMA
 # The comparison's table as markdown, beside compare.json (`COMPARE_FILE`), compare.png and index.html
 COMPARE_MARKDOWN = "compare.md"
+# the comparison for a spreadsheet or pandas (`Comparison.csv_tables`): a row per run, and a row per pair of runs
+COMPARE_CSV = "compare.csv"
+COMPARE_PAIRS_CSV = "compare_pairs.csv"
+# compare_pairs.csv's columns: compare.json's pair fields, its steps test's prefixed `steps_` (the mean difference in
+# control steps, b's minus a's)
+PAIR_COLUMNS = ("a", "b", "shared_seeds", "a_only", "b_only", "both", "neither", "p_value", "p_adjusted",
+                "steps_solved_by_both", "steps_a_faster", "steps_b_faster", "steps_mean_difference", "steps_p_value",
+                "steps_p_adjusted", "note")
 # The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
 # each get less are printed in further blocks
 TURNED_RUN_WIDTH = 20
@@ -244,6 +253,19 @@ class Comparison:
         from worldpolicy.viz.compare_page import run_columns
 
         return run_columns(self.run_rows())
+
+    def csv_tables(self) -> dict[str, tuple[tuple[str, ...], list[dict[str, Any]]]]:
+        """compare.csv and compare_pairs.csv, by name: (columns, rows) each. A run's row is compare.json's (its 95 %
+        interval as `ci95_low`, `ci95_high`; its training scenes as their JSON); a pair's `PAIR_COLUMNS`."""
+        runs = [{name: value for key, value in row.items()
+                 for name, value in (zip(("ci95_low", "ci95_high"), value) if key == "ci95" else [(key, value)])}
+                for row in self.run_rows()]
+        pairs = []
+        for pair in self.pairs:
+            doc = pair.to_json()
+            steps = doc.pop("steps") or {}
+            pairs.append({**doc, **{f"steps_{k}": v for k, v in steps.items()}})
+        return {COMPARE_CSV: (tuple(runs[0]), runs), COMPARE_PAIRS_CSV: (PAIR_COLUMNS, pairs)}
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
@@ -713,8 +735,9 @@ def check_compare_out(out: str | Path, flag: str = "--out") -> Path:
 
 
 def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = True) -> list[Path]:
-    """compare.md, compare.png and index.html (with `plots`; without, an earlier comparison's are removed) and
-    compare.json into `out`, each written atomically; compare.json, the folder's marker (`fileio.FOLDER_KINDS`),
+    """compare.md, compare.csv and compare_pairs.csv (`Comparison.csv_tables`), compare.png and index.html (with
+    `plots`; without, an earlier comparison's are removed) and compare.json into `out`, each written atomically;
+    compare.json, the folder's marker (`fileio.FOLDER_KINDS`),
     before the page that reads it. Ctrl-C (SIGTERM) waits for the last of them, then stops: one between two files
     left a folder holding a new compare.md beside an earlier comparison's compare.json and page, or without them."""
     out = make_folder(out)
@@ -733,6 +756,8 @@ def _write_comparison_files(comparison: Comparison, out: Path, plots: bool) -> l
 
         stale = [out / COMPARE_FIGURE, out / REPORT_FILE]
     written = [write_bytes_atomic(out / COMPARE_MARKDOWN, comparison.markdown())]
+    written += [write_csv_atomic(out / name, columns, rows)
+                for name, (columns, rows) in comparison.csv_tables().items()]
     if plots:
         from worldpolicy.viz.plots import save_figure
 

@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.extras import software_versions
-from worldpolicy.fileio import SIM_REPORT_FILE, SIM_REPORT_SCHEMA, schema_matches, write_bytes_atomic
+from worldpolicy.fileio import (
+    SIM_EPISODES_CSV,
+    SIM_EPISODES_FILE,
+    SIM_EPISODES_SCHEMA,
+    SIM_REPORT_FILE,
+    SIM_REPORT_SCHEMA,
+    schema_matches,
+    write_bytes_atomic,
+    write_csv_atomic,
+)
 from worldpolicy.robot.control import ChunkStrategy
 
 # the training-scene rule lives with EVAL_SEED, without MuJoCo, so `dataset eval` applies it too (`data.openloop`);
@@ -32,11 +41,12 @@ from worldpolicy.sim.policies import (
     served_metadata,
     warn_rate_mismatch,
 )
-from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
+from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, latency_ticks
 from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
-__all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "policy_label", "read_report", "report_figure",
-           "resume_conflicts", "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
+__all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
+           "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts", "seed_range",
+           "start_report", "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = SIM_REPORT_SCHEMA
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -195,9 +205,8 @@ class EvalReport:
         if not schema_matches(doc, SCHEMA, where):
             found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"{where}: not a sim report (schema {found!r}, expected {SCHEMA!r})")
-        known = {f.name for f in fields(EpisodeResult)}
         try:
-            episodes = [EpisodeResult(**{k: v for k, v in e.items() if k in known}) for e in doc["episodes"]]
+            episodes = [_episode(e) for e in doc["episodes"]]
             return cls(doc["task"], doc["policy"], doc["robot"], dict(doc["strategy"]), doc["control_hz"], doc["seed"],
                        episodes, requested=doc.get("episodes_requested", len(episodes)),
                        actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
@@ -334,9 +343,23 @@ def _flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
+def _episode(doc: Any) -> EpisodeResult:
+    """An episode as report.json and episodes.jsonl keep it (`EpisodeResult.to_json`); fields it does not know (a
+    later version's) left out."""
+    return EpisodeResult(**{k: v for k, v in doc.items() if k in _EPISODE_FIELDS})
+
+
+_EPISODE_FIELDS = frozenset(f.name for f in fields(EpisodeResult))
+# episodes.csv's columns: the run's task and policy label (a lab concatenates several runs' files), then each episode's
+# fields as report.json keeps them, their units in their names (_m, _s, _mm, _rad; steps: control steps)
+EPISODE_COLUMNS = ("task", "policy", *STORED_FIELDS)
+
+
 def read_report(path: str | Path) -> EvalReport:
     """The report of a sim run (its report.json, or the folder holding it), e.g. to continue the run:
-    `evaluate(..., resume=read_report(out))`."""
+    `evaluate(..., resume=read_report(out))`. Its episodes are episodes.jsonl's where the folder has one (`EpisodeLog`:
+    appended after every episode, where report.json is rewritten at most every `SUMMARY_INTERVAL_S` while a run goes
+    on); a run written before episodes.jsonl existed has its episodes in report.json alone."""
     path = Path(path)
     file = path / SIM_REPORT_FILE if path.is_dir() else path
     try:
@@ -347,7 +370,69 @@ def read_report(path: str | Path) -> EvalReport:
         doc = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{file}: not a sim report (unreadable JSON: {exc})") from None
-    return EvalReport.from_json(doc, str(file))
+    report = EvalReport.from_json(doc, str(file))
+    logged = EpisodeLog(file.parent).read(report)
+    if logged is not None and len(logged) > len(report.episodes):
+        report.episodes = logged
+    return report
+
+
+class EpisodeLog:
+    """A run folder's episodes.jsonl (`fileio.SIM_EPISODES_FILE`): a first line naming its schema and the run (task,
+    first seed), then each episode (`EpisodeResult.to_json`) on a line, appended as it joins the report, so a run of
+    hundreds of episodes keeps each at the cost of one line, not of rewriting them all. Its first `append` writes the
+    file whole (atomically): a line a kill cut short, or an earlier run's file, is never appended to."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.path = Path(out) / SIM_EPISODES_FILE
+        self.written: int | None = None  # episodes in the file, once this log wrote it whole
+
+    def rewrite(self, report: EvalReport) -> Path:
+        """The file whole, atomically: its header and every episode of `report`."""
+        header = {"schema": SIM_EPISODES_SCHEMA, "task": report.task, "seed": report.seed}
+        write_bytes_atomic(self.path, "".join(json.dumps(line) + "\n"
+                                              for line in [header, *(e.to_json() for e in report.episodes)]))
+        self.written = len(report.episodes)
+        return self.path
+
+    def append(self, report: EvalReport) -> None:
+        """The episodes of `report` not in the file yet, a line each (the file written whole the first time)."""
+        if self.written is None or self.written > len(report.episodes):
+            self.rewrite(report)
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(e.to_json()) + "\n" for e in report.episodes[self.written:]))
+        self.written = len(report.episodes)
+
+    def read(self, report: EvalReport) -> list[EpisodeResult] | None:
+        """The episodes in the file, for the run `report` (its report.json) describes; None where there is no file.
+        A last line a kill cut short is left out (its episode runs again); a file of another run, another schema or
+        a malformed line before the last is refused, naming it."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return None
+        where = str(self.path)
+        try:
+            header = json.loads(lines[0]) if lines else None
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("schema") != SIM_EPISODES_SCHEMA:
+            found = header.get("schema") if isinstance(header, dict) else None
+            raise ValueError(f"{where}: not a sim run's episodes (schema {found!r}, expected {SIM_EPISODES_SCHEMA!r})")
+        if (header.get("task"), header.get("seed")) != (report.task, report.seed):
+            raise ValueError(f"{where}: another run's episodes (task {header.get('task')!r} from seed "
+                             f"{header.get('seed')!r}) than its {SIM_REPORT_FILE}'s ({report.task!r} from seed "
+                             f"{report.seed})")
+        episodes = []
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                episodes.append(_episode(json.loads(line)))
+            except (ValueError, TypeError, AttributeError) as exc:
+                if number == len(lines):  # cut short by a kill while it was appended
+                    break
+                raise ValueError(f"{where}: line {number} is no episode ({exc})") from None
+        return episodes
 
 
 def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, episodes: int, embodiment,
@@ -501,6 +586,40 @@ def episodes_left(previous: EvalReport, current: EvalReport, episodes: int) -> r
     return range(done, episodes)
 
 
+class EpisodeTimes:
+    """The seconds a run's episodes left will take (its progress bar's time left), from those that ended: the time
+    between one episode's end and the one before it (with `num_envs`, episodes overlap: the run's pace), recorded
+    episodes (the first `videos`) apart from the rest. Recording one (drawing its frames, encoding its mp4) made it
+    several times slower than one that records nothing, and tqdm's rate, over every episode so far, took each episode
+    left to be as slow as those: a run of 200 with --videos 4 said minutes left where seconds were. Until an episode
+    that records nothing has ended, one is taken as a recorded one less its recording."""
+
+    def __init__(self, episodes: int, videos: int) -> None:
+        self.episodes, self.videos = episodes, videos
+        self.last = time.perf_counter()
+        self.spent = {True: [0.0, 0], False: [0.0, 0]}  # recorded or not: [seconds, episodes]
+        self.recording = 0.0  # of the recorded episodes' seconds, their recording's
+
+    def ended(self, i: int, recording_s: float) -> None:
+        """Episode i ended (its video, if any, written), `recording_s` of it spent recording."""
+        now, recorded = time.perf_counter(), i < self.videos
+        self.spent[recorded][0] += now - self.last
+        self.spent[recorded][1] += 1
+        self.recording += recording_s if recorded else 0.0
+        self.last = now
+
+    def remaining(self, done: int) -> float | None:
+        """The seconds the episodes after the first `done` will take; None before any has ended."""
+        (rec_s, rec_n), (plain_s, plain_n) = self.spent[True], self.spent[False]
+        if rec_n + plain_n == 0:
+            return None
+        recorded = rec_s / rec_n if rec_n else None
+        plain = plain_s / plain_n if plain_n else max(0.0, rec_s - self.recording) / rec_n
+        left = max(0, min(self.videos, self.episodes) - done)
+        # a recorded episode before one has ended: one that records nothing, plus as long again for its recording
+        return left * (recorded if recorded is not None else 2 * plain) + (self.episodes - done - left) * plain
+
+
 # `evaluate(training_scenes=)` left out: the run's checkpoint folder is checked there (`sim.tasks.training_scenes`)
 _WORKED_OUT_HERE: Any = object()
 
@@ -586,8 +705,9 @@ def evaluate(
     warn_rate_mismatch(report.policy_fps, env.control_hz, policy_name)
     envs = min(report.num_envs, max(len(todo), 1))  # no env made that no episode would run on
     lockstep = Lockstep(rollout, envs) if envs > 1 else None
+    times = EpisodeTimes(episodes, videos if video_dir is not None else 0)
     bar = progress_bar(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,
-                       unit="ep")
+                       unit="ep", remaining=lambda: times.remaining(len(report.episodes)))
 
     shown_at = [0.0]
 
@@ -616,12 +736,16 @@ def evaluate(
         """Episode i, ended: its video written, then it joins the report once those before it have (row i: seed
         order), `on_episode` running for each that joins."""
         report.strategy["execute_steps"] = rollout.execute_steps  # the k used, once the first chunk told the size
+        recording = result.recording_s
         if result.frames is not None:
             from worldpolicy.processing.video import write_video
 
+            encoding = time.perf_counter()
             # at the env's render_fps, its actual control rate: played back in real time, as the caption's clock runs
             write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.metadata["render_fps"])
             result.frames = None
+            recording += time.perf_counter() - encoding
+        times.ended(i, recording)
         waiting[i] = result
         while len(report.episodes) in waiting:
             report.episodes.append(waiting.pop(len(report.episodes)))
@@ -644,17 +768,21 @@ def evaluate(
 
 
 def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[Path]:
-    """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths.
-    Ctrl-C (SIGTERM) waits for the last of them, then stops: one between them left report.md an episode behind
-    report.json (or missing, after the first)."""
+    """report.json, report.md, episodes.csv (a row per episode, `EPISODE_COLUMNS`), episodes.jsonl (`EpisodeLog`,
+    written whole) and (optionally) report.png: cumulative success with its CI band, episode lengths. Each is written
+    atomically; Ctrl-C (SIGTERM) waits for the last of them, then stops: one between them left report.md an episode
+    behind report.json (or missing, after the first)."""
     from worldpolicy.fileio import sigint_deferred
 
     out = Path(out)
-    written = [out / SIM_REPORT_FILE, out / "report.md"]
+    written = [out / SIM_REPORT_FILE, out / "report.md", out / SIM_EPISODES_CSV]
     with sigint_deferred():
         doc = report.to_json()
         write_bytes_atomic(written[0], json.dumps(doc, indent=1))
         write_bytes_atomic(written[1], report.markdown(doc))
+        label = {"task": report.task, "policy": report.policy}
+        write_csv_atomic(written[2], EPISODE_COLUMNS, ({**label, **e} for e in doc["episodes"]))
+        written.append(EpisodeLog(out).rewrite(report))
         if plots:
             from worldpolicy.viz.plots import save_figure
 
@@ -662,11 +790,39 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
     return written
 
 
-def keep_report(out: Path) -> Callable[[EvalReport], None]:
-    """An `evaluate(on_episode=...)` that writes the report so far into `out` after every episode (report.json and
-    report.md; the figure is drawn once, at the end), so an interruption or a later failure loses none of the finished
-    episodes: `worldpolicy sim --resume` continues such a run."""
-    return lambda partial: write_report(partial, out, plots=False)
+# While a run goes on, its summary (report.json, report.md, episodes.csv) is rewritten after its first episode and then
+# at most this often (`ReportKeeper`); each episode is appended to episodes.jsonl as it ends
+SUMMARY_INTERVAL_S = 30.0
+
+
+class ReportKeeper:
+    """An `evaluate(on_episode=...)` that keeps the run so far in `out`: each episode appended to episodes.jsonl as it
+    ends (`EpisodeLog`), the summary (`write_report`'s files but the figure, drawn once at the end) after the first
+    episode and then at most every `interval` seconds: rewriting every episode's after each made a run of n episodes
+    O(n²) work. An interruption or a later failure loses none of the finished episodes (`read_report` reads them from
+    episodes.jsonl): `worldpolicy sim --resume` continues such a run. `summary(report)` writes the summary now (a run
+    that stops: its report.json then holds every episode kept)."""
+
+    def __init__(self, out: str | Path, interval: float = SUMMARY_INTERVAL_S) -> None:
+        self.out, self.interval = Path(out), interval
+        self.log = EpisodeLog(out)
+        self._summarised: float | None = None  # when the summary was last written
+
+    def __call__(self, partial: EvalReport) -> None:
+        self.log.append(partial)
+        if self._summarised is None or time.monotonic() - self._summarised >= self.interval:
+            self.summary(partial)
+
+    def summary(self, partial: EvalReport) -> list[Path]:
+        written = write_report(partial, self.out, plots=False)
+        self.log.written = len(partial.episodes)  # episodes.jsonl was written whole with it
+        self._summarised = time.monotonic()
+        return written
+
+
+def keep_report(out: Path) -> ReportKeeper:
+    """The `ReportKeeper` of `out` (`evaluate(on_episode=keep_report(out))`)."""
+    return ReportKeeper(out)
 
 
 def report_figure(report: EvalReport):

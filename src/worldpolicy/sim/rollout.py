@@ -37,7 +37,7 @@ from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk",
+__all__ = ["STORED_FIELDS", "Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk",
            "check_latency_ms", "latency_as_none", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
@@ -167,11 +167,18 @@ class EpisodeResult:
     chunk_jump_mean_rad: float | None = None
     chunk_jump_max_rad: float | None = None
     frames: np.ndarray | None = field(default=None, repr=False)
+    # of `wall_s`, the seconds spent drawing the recorded frames (`record`; 0 for an episode not recorded): what a run's
+    # time left is estimated without for the episodes that record none (`sim.evaluate`); not stored
+    recording_s: float = field(default=0.0, repr=False)
 
     def to_json(self) -> dict:
         """The episode as report.json keeps it, its fields as they are (numbers, a string): `asdict` deep-copied each,
         the frames too, for every episode at every rewrite of a long run's report."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "frames"}
+        return {name: getattr(self, name) for name in STORED_FIELDS}
+
+
+# the fields of an episode that its report stores (`EpisodeResult.to_json`), in order: not its frames nor their time
+STORED_FIELDS = tuple(f.name for f in fields(EpisodeResult) if f.name not in ("frames", "recording_s"))
 
 
 class Rollout:
@@ -357,6 +364,7 @@ class Episode:
         if hasattr(policy, "reset"):
             policy.reset(seed)
         self.frames: list[np.ndarray] = []
+        self.recording_s = 0.0  # drawing the recorded frames (`EpisodeResult.recording_s`)
         self.tracking: list[float] = []
         self.clipped, self.too_fast, self.jumps = 0, 0, Jumps()
         self.success_step: int | None = None
@@ -404,8 +412,10 @@ class Episode:
             pred = target.prediction  # shown after its action `index` ran: the frame that action leads into
             imagined = (pred.video[_frame_after(target.index, len(pred.video), pred.chunk_size)]
                         if pred is not None and pred.video is not None else None)  # None: no reply yet
+            drawn = time.perf_counter()
             self.frames.append(rollout._frame(imagined, self.seed, self.t, succeeded if ended else None,
                                               pred.settings if pred is not None else None))
+            self.recording_s += time.perf_counter() - drawn
         if self.on_step is not None:
             self.on_step(self.t)
         if succeeded:
@@ -430,7 +440,7 @@ class Episode:
             ik_mean_mm=float(np.mean(tracking)) if tracking else None,
             ik_max_mm=float(np.max(tracking)) if tracking else None,
             clipped=self.clipped, over_velocity_steps=self.too_fast, **self.jumps.fields(),
-            frames=np.stack(self.frames) if self.frames else None,
+            frames=np.stack(self.frames) if self.frames else None, recording_s=self.recording_s,
         )
 
 

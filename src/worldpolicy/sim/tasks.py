@@ -59,6 +59,15 @@ class TrainingScenes:
                 "seeds": [s for s in self.seeds if s in ran]}
 
     @property
+    def recording(self) -> tuple[str, str, tuple[int, int]]:
+        """What the training data says, whatever the run's seeds: its task, where it is said and the seeds recorded."""
+        return self.task, self.source, self.recorded
+
+    def recording_said(self) -> str:
+        """`reach seeds 0..99 (its dataset data/reach)`: the recording, as a warning names it."""
+        return f"{self.task} seeds {self.recorded[0]}..{self.recorded[1]} ({self.source})"
+
+    @property
     def held_out_from(self) -> int:
         """The first seed past the recording (and at least `EVAL_SEED`): the one to suggest for held-out scenes, the
         same in the run's warning (`warning`) and its report (`EvalReport.markdown`)."""

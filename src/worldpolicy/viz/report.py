@@ -42,6 +42,7 @@ from ..fileio import (
     DREAM_PARTIAL_DIR,
     OPENLOOP_FILE,
     SHOW_FILE,
+    SIM_EPISODES_FILE,
     write_bytes_atomic,
 )
 from ..results import actions_from_json
@@ -860,7 +861,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             continue
         (inputs if path.parent == run_dir / OBSERVATION_FOLDER else images).append(
             image_figure(_data_uri(path, "image/png"), describe_image(rel), rel))
-    for path in sorted(run_dir.glob("*.jsonl")):
+    # a sim run's episodes.jsonl is its episodes, tabulated below and in episodes.csv, not a log over steps
+    for path in sorted(p for p in run_dir.glob("*.jsonl") if p.name != SIM_EPISODES_FILE):
         try:
             png, n = _log_curves(path, units)
         except _UNUSABLE as exc:
