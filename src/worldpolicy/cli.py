@@ -505,23 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-class _CommandLineFormatter(logging.Formatter):
-    """A command's INFO lines, what it did (`wrote 2 episodes in 0.4 s into d2`), as the message alone, as `sim` and
-    `dream` print theirs: `dataset select` printed it after a timestamp, level and logger. Warnings, errors and `-v`'s
-    debug lines keep them (`TEXT_FORMAT`), as do other libraries' INFO lines (`-v` shows them: httpx's requests, named
-    by their logger), and a server's log (`serve --log-format text`)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.levelno == logging.INFO and not record.exc_info and record.name.partition(".")[0] == "worldpolicy":
-            return record.getMessage()
-        return super().format(record)
-
-
 def _configure_logging(args: argparse.Namespace) -> None:
     """The root handler on stderr: `text` lines (a timestamp, level and logger before each message; a command's INFO
-    lines plain, `_CommandLineFormatter`, except a server's), or `json` ones for a command that has `--log-format`
-    (`serve`), where Python's `warnings` go through logging too, so every line the process logs is one JSON object."""
-    from .serving.logformat import TEXT_FORMAT, log_levels, log_to_stderr, log_uncaught
+    lines plain, `logcapture.LineFormatter`, or timed for a command whose parser sets `timed_log`: `train`; every line
+    timed for a server), or `json` ones for a command that has `--log-format` (`serve`), where Python's `warnings` go
+    through logging too, so every line the process logs is one JSON object."""
+    from .logcapture import LineFormatter
+    from .serving.logformat import log_levels, log_to_stderr, log_uncaught
 
     if hasattr(args, "log_format"):  # a server's log: every line timed, its INFO events included
         log_to_stderr(args.log_format, args.verbose)
@@ -529,7 +519,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
             log_uncaught()  # a crash's traceback too: one JSON line, not Python's lines on stderr
         return
     handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
-    handler.setFormatter(_CommandLineFormatter(TEXT_FORMAT))
+    handler.setFormatter(LineFormatter(timed=getattr(args, "timed_log", False)))
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )

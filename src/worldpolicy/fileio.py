@@ -790,6 +790,9 @@ TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained we
 OPTIMIZER_FILE = "optimizer.safetensors"  # a checkpoint's optimizer moments: only a resume reads them (`Trainer._save`)
 CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
 METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
+# a training run's console, kept: every line its sessions showed (and a progress line every log_every steps), timed,
+# appended across resumes (`logcapture.run_log`)
+TRAIN_LOG_FILE = "train.log"
 ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
 TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages (the recording, the evaluation)
 # a checkpoint's model card (the hub's README.md with YAML front matter: `train.model_card`); loading never reads it
@@ -826,22 +829,42 @@ SIM_REPORT_SCHEMA = "worldpolicy.sim_eval/v1"  # SIM_REPORT_FILE
 SIM_EPISODES_SCHEMA = "worldpolicy.sim_episodes/v1"  # SIM_EPISODES_FILE's first line
 COMPARE_SCHEMA = "worldpolicy.sim_compare/v1"  # COMPARE_FILE
 SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
+# Files versioned since after they were first written: one without a "schema" key is read as v1 (`check_version`)
+TRAINER_STATE_SCHEMA = "worldpolicy.trainer_state/v1"  # TRAINER_STATE_FILE
+EMBODIMENT_SCHEMA = "worldpolicy.embodiment/v1"  # a checkpoint's embodiment.json (`embodiments.EMBODIMENT_FILE`)
+
+
+class NewerFormatError(ValueError):
+    """A worldpolicy file written by a newer worldpolicy, in a format version this one does not read (`schema_matches`):
+    a reader that does without a file it cannot read (a damaged one) still refuses this one, whose record it would
+    otherwise drop without a word."""
 
 
 def schema_matches(doc: Any, schema: str, what: str) -> bool:
     """Whether JSON document `doc` is of `schema`'s kind (`worldpolicy.NAME/vN`) in a version this worldpolicy reads:
     N or an older one (its reader takes what an older version wrote). False for any other document (no schema,
     another kind), which the caller refuses in its own words. One of the kind in a newer version (written by a newer
-    worldpolicy: a colleague's run, a downgrade) raises ValueError naming `what` and the fix, rather than being read
-    as this version or called no such file at all."""
+    worldpolicy: a colleague's run, a downgrade) raises NewerFormatError naming `what` and the fix, rather than being
+    read as this version or called no such file at all."""
     kind, _, version = schema.rpartition("/v")
     found = doc.get("schema") if isinstance(doc, Mapping) else None
     if not isinstance(found, str) or not found.startswith(f"{kind}/v") or not found[len(kind) + 2:].isdigit():
         return False
     if int(found[len(kind) + 2:]) > int(version):
-        raise ValueError(f"{what}: written by a newer worldpolicy (schema {found!r}; this one reads {schema!r} and "
-                         "older): upgrade worldpolicy to read it")
+        raise NewerFormatError(f"{what}: written by a newer worldpolicy (schema {found!r}; this one reads {schema!r} "
+                               "and older): upgrade worldpolicy to read it")
     return True
+
+
+def check_version(doc: Mapping[str, Any], schema: str, what: str) -> None:
+    """Refuse JSON object `doc` of a file versioned only since after it was first written (`TRAINER_STATE_SCHEMA`,
+    `EMBODIMENT_SCHEMA`) where this worldpolicy cannot read it: one in a newer version raises NewerFormatError
+    (`schema_matches`), one whose "schema" is anything else (another kind of file, a damaged value) ValueError, each
+    naming `what`, what it holds and what is accepted. One without the key (written before versions were recorded)
+    is read as v1, as is one of `schema`'s kind in a version this worldpolicy reads."""
+    if "schema" in doc and not schema_matches(doc, schema, what):
+        raise ValueError(f"{what}: schema={doc['schema']!r} is not a version of this file; accepted: {schema!r} or "
+                         "older (or no schema: written before versions were recorded)")
 
 
 def is_checkpoint(path: str | Path) -> bool:
@@ -869,7 +892,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a diffusers checkpoint", None, (MODEL_INDEX_FILE,), "model"),
     FolderKind("a LoRA adapter checkpoint", None, (BASE_FILE,), "model"),
     FolderKind("a LeRobot dataset", None, ("meta/info.json",), "dataset"),
-    FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}")),
+    FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}", TRAIN_LOG_FILE)),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),
     FolderKind("a comparison of sim runs", "sim compare", (COMPARE_FILE,)),
@@ -1011,13 +1034,16 @@ def read_json(path: str | Path, what: str) -> Any:
 def read_trainer_state(checkpoint: str | Path) -> dict[str, Any]:
     """Checkpoint folder `checkpoint`'s `TRAINER_STATE_FILE` (its training run's record: the step, the config, the
     frames). The one reader of it: a missing file raises FileNotFoundError (no run saved the folder: a diffusers
-    one, a hub id), one that is no JSON object (damaged, or not a run's) ValueError, each naming it; a caller that
-    can do without the record catches them (OSError, ValueError)."""
+    one, a hub id), one that is no JSON object (damaged, or not a run's) or of another "schema" ValueError, one a
+    newer worldpolicy wrote NewerFormatError (a ValueError), each naming it (`check_version`: one without a schema, as
+    versions before `TRAINER_STATE_SCHEMA` wrote them, is read as v1); a caller that can do without the record
+    catches them (OSError, ValueError), and lets a NewerFormatError through where it would misread the checkpoint."""
     path = Path(str(checkpoint)) / TRAINER_STATE_FILE
     state = read_json(path, f"{TRAINER_STATE_FILE} {str(path)!r}")
     if not isinstance(state, dict):
         raise ValueError(f"{TRAINER_STATE_FILE} {str(path)!r} is not a training run's record: a JSON "
                          f"{type(state).__name__}, not an object")
+    check_version(state, TRAINER_STATE_SCHEMA, f"{TRAINER_STATE_FILE} {str(path)!r}")
     return state
 
 

@@ -12,7 +12,9 @@ robot making the mistake another robot made before it is told too.
 
 Besides, whether a block loads weights quietly (`quiet_loading`): without diffusers' "Loading pipeline components"
 bar, for a command run with `--no-progress`, one whose stderr is no terminal, and a server, whose log is JSON lines.
-And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal, plain lines in a log.
+And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal, plain lines in a log. And how a
+command's lines read (`LineFormatter`, timed for a training run), on stderr and in a training run's own log file
+(`run_log`), which keeps them in the run's folder as they are shown.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from pathlib import Path
 from typing import Any, Self
 
-__all__ = ["LOG_PROGRESS_INTERVAL", "is_terminal", "loading_quietly", "log_progress_interval", "log_to_parent",
-           "logged_warnings", "progress_bar", "quiet_loading", "request_index", "said_before", "told_once",
-           "worker_logs"]
+__all__ = ["LOG_PROGRESS_INTERVAL", "TEXT_FORMAT", "TIME_FORMAT", "LineFormatter", "is_terminal", "loading_quietly",
+           "log_progress_interval", "log_to_parent", "logged_warnings", "progress_bar", "quiet_loading",
+           "request_index", "run_log", "said_before", "timestamp", "told_once", "worker_logs"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -172,6 +176,114 @@ class _Lines:
         self._stream.flush()
 
 
+# A log line's time, level and logger before its message: a server's every line (`serving.logformat`), a command's
+# warnings, errors and debug lines (`LineFormatter`)
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The time a timed line starts with (`timestamp`): a training run's lines and progress lines, read days later
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def timestamp(seconds: float | None = None) -> str:
+    """`seconds` (since the epoch; None: now) in local time as `TIME_FORMAT` says it."""
+    return time.strftime(TIME_FORMAT, time.localtime(seconds))
+
+
+class LineFormatter(logging.Formatter):
+    """How a command's lines read (`cli.main`'s handler on stderr): its INFO lines, what it did (`wrote 2 episodes in
+    0.4 s into d2`), as the message alone, as `sim` and `dream` print theirs (`dataset select` printed it after a
+    timestamp, level and logger); warnings, errors and `-v`'s debug lines keep them (`TEXT_FORMAT`), as do other
+    libraries' INFO lines (`-v` shows them: httpx's requests, named by their logger). `timed` (a training run, on
+    stderr and in its `run_log`): its INFO lines start with the time too, and every line's time is `TIME_FORMAT`'s, as
+    its progress lines', so a log read days later says when each thing happened."""
+
+    def __init__(self, timed: bool = False) -> None:
+        super().__init__(TEXT_FORMAT, datefmt=TIME_FORMAT if timed else None)
+        self.timed = timed
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == logging.INFO and not record.exc_info and record.name.partition(".")[0] == "worldpolicy":
+            return f"{timestamp(record.created)} {record.getMessage()}" if self.timed else record.getMessage()
+        return super().format(record)
+
+
+class _RunLog(logging.Handler):
+    """`run_log`'s handler, on the root logger: each record the command shows, formatted as `LineFormatter(timed)`
+    says, and `line`s of the caller's own, appended to the file and flushed as each is logged (one write per line: a
+    kill, a preemption, loses none written before it); until `start`, held instead (nothing written)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.setFormatter(LineFormatter(timed=True))
+        self.path = path
+        self._file: Any = None
+        self._held: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.line(self.format(record))
+        except (OSError, ValueError, TypeError):  # a full disk, a record whose arguments do not fit: said, not raised
+            self.handleError(record)
+        _as_if_not_collected(record)
+
+    def line(self, text: str) -> None:
+        """`text` (one line or more) as it is, a line of its own."""
+        text = text.rstrip("\n") + "\n"
+        with self.lock:
+            if self._file is None:
+                self._held.append(text)
+            else:
+                self._file.write(text)
+                self._file.flush()
+
+    def start(self) -> None:
+        """Write to the file from here on, the lines held so far first; a last line a kill cut short (the file ends
+        without a newline) is ended before them."""
+        with self.lock:
+            if self._file is not None:
+                return
+            torn = self.path.is_file() and self.path.stat().st_size > 0 and _last_byte(self.path) != b"\n"
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open: closed by `close`)
+            self._file.write("\n" * torn + "".join(self._held))
+            self._file.flush()
+            self._held.clear()
+
+    def close(self) -> None:
+        with self.lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._held.clear()
+        super().close()
+
+
+@contextmanager
+def run_log(path: str | os.PathLike[str], *, held: bool = False) -> Iterator[_RunLog]:
+    """While the block runs, every line logged that reaches the root logger's handlers (what the command shows on
+    stderr, at the levels `cli.main` set: its INFO lines, every warning) is appended to `path` too, timed
+    (`LineFormatter(timed=True)`); the handler yielded writes lines of the caller's own (`_RunLog.line`: a training
+    run's progress lines). Appended across sessions (a resume adds to it), each line flushed as it is written; a
+    last line cut short by a kill is ended before the first line of the next session. `held`: nothing is written
+    until the caller calls the handler's `start` (a training run, once the folder is known to hold its own run), and
+    what was logged before is written then; never, where the block ends before. A script that configured no logging
+    still sees its warnings on stderr (`logging.lastResort`), as without the file."""
+    handler = _RunLog(Path(path))
+    if not held:
+        handler.start()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
 # the servers' own log lines (connect, refused, batch_failed...) are about the server, not about a request
 _NOT_COLLECTED = "worldpolicy.serving"
 
@@ -262,13 +374,14 @@ _handler: _Collect | None = None
 
 def _as_if_not_collected(record: logging.LogRecord) -> None:
     """What logging does with a record no handler takes (a script that configured none): print it on stderr through
-    `logging.lastResort`. The collector on the chain would otherwise count as a handler and silence it."""
+    `logging.lastResort`. The collector or a run's log file (`run_log`) on the chain would otherwise count as a
+    handler and silence it."""
     last = logging.lastResort
     if last is None or record.levelno < last.level or getattr(record, "_worldpolicy_last_resort", False):
         return
     node: logging.Logger | None = logging.getLogger(record.name)
     while node is not None:
-        if any(not isinstance(h, _Collect) for h in node.handlers):
+        if any(not isinstance(h, (_Collect, _RunLog)) for h in node.handlers):
             return  # someone else shows it
         node = node.parent if node.propagate else None
     record._worldpolicy_last_resort = True  # once, however many collectors see it

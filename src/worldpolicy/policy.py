@@ -35,7 +35,7 @@ from .embodiments import (
     read_spec_file,
     stateless_hint,
 )
-from .fileio import TRAINER_STATE_FILE, read_trainer_state
+from .fileio import TRAINER_STATE_FILE, NewerFormatError, read_trainer_state
 from .logcapture import quiet_loading, request_index, said_before
 from .models import announced_training_seeds, portable_checkpoint, resolve_checkpoint
 from .processing.actions import (
@@ -262,9 +262,13 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
 
 def _trainer_state(path_or_id: str | Path) -> dict[str, Any] | None:
     """A checkpoint's `trainer_state.json` (its training run's record), or None: a hub id, a folder no run saved, or a
-    file this version cannot read as an object (nothing to say from it, so the checkpoint is used as it always was)."""
+    file this version cannot read as an object (nothing to say from it, so the checkpoint is used as it always was).
+    One a newer worldpolicy wrote is refused (NewerFormatError): the embodiment and objectives it names would be
+    dropped, and the checkpoint run as another robot."""
     try:
         return read_trainer_state(path_or_id)
+    except NewerFormatError:
+        raise
     except (OSError, ValueError):
         return None
 

@@ -1358,11 +1358,10 @@ def test_only_worldpolicy_info_lines_are_plain():
     time, level and logger, which say whose they are."""
     import logging
 
-    from worldpolicy.cli import _CommandLineFormatter
-    from worldpolicy.serving.logformat import TEXT_FORMAT
+    from worldpolicy.logcapture import LineFormatter
 
     def line(name: str, level: int = logging.INFO) -> str:
-        return _CommandLineFormatter(TEXT_FORMAT).format(logging.LogRecord(name, level, "f.py", 1, "said", None, None))
+        return LineFormatter().format(logging.LogRecord(name, level, "f.py", 1, "said", None, None))
 
     assert line("worldpolicy.data.edit") == "said"
     assert line("httpx").endswith("INFO httpx: said") and line("worldpolicyx").endswith("INFO worldpolicyx: said")

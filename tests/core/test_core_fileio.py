@@ -877,6 +877,31 @@ def test_a_temp_file_a_killed_writer_left_is_removed_by_the_next_write_never_a_l
     assert [p.name for p in tmp_path.iterdir()] == [name] and target.read_bytes() == b"live"
 
 
+def test_trainer_state_says_its_format_version_and_a_newer_one_is_refused_where_it_would_be_misread(tmp_path):
+    """trainer_state.json carries `schema` since versions were recorded: a file without one is read as the first
+    version, this version's as it is. One a newer worldpolicy wrote is refused naming the file and the fix, also by
+    the readers that do without a damaged record (a checkpoint loaded as its embodiment's would run as another robot);
+    a schema of another file is refused as no run's record, which those readers do without."""
+    from worldpolicy.fileio import TRAINER_STATE_SCHEMA, NewerFormatError, read_trainer_state
+    from worldpolicy.policy import trained_embodiment
+
+    record = {"step": 1, "config": {"embodiment": "bridge"}}
+    for schema in ({}, {"schema": TRAINER_STATE_SCHEMA}):
+        (tmp_path / "trainer_state.json").write_text(json.dumps({**schema, **record}))
+        assert read_trainer_state(tmp_path)["step"] == 1 and trained_embodiment(tmp_path) == "bridge"
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"schema": "worldpolicy.trainer_state/v7", **record}))
+    for read in (read_trainer_state, trained_embodiment):
+        with pytest.raises(NewerFormatError, match=r"trainer_state\.json '.*': written by a newer worldpolicy \(schema "
+                           r"'worldpolicy\.trainer_state/v7'; this one reads 'worldpolicy\.trainer_state/v1' and "
+                           r"older\): upgrade worldpolicy"):
+            read(tmp_path)
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", **record}))
+    with pytest.raises(ValueError, match=r"schema='worldpolicy\.sim_eval/v1' is not a version of this file; accepted: "
+                       r"'worldpolicy\.trainer_state/v1' or older \(or no schema"):
+        read_trainer_state(tmp_path)
+    assert trained_embodiment(tmp_path) is None
+
+
 def test_trainer_state_has_one_reader_that_names_a_damaged_file(tmp_path):
     from worldpolicy.fileio import read_trainer_state
     from worldpolicy.policy import trained_embodiment

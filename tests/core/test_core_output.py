@@ -175,3 +175,78 @@ def test_hub_download_bars_are_left_out_where_loading_is_quiet(monkeypatch):
     with quiet_loading():
         hub._snapshot("someone/data", "dataset")
     assert hidden == [False, True] and not are_progress_bars_disabled()
+
+
+def test_a_run_log_keeps_every_line_shown_timed_and_appends_after_a_torn_last_line(tmp_path, capsys):
+    """`logcapture.run_log`: what the command shows (here a script's root handler) goes to the file too, INFO lines
+    timed, each flushed as it is logged (read while the block still runs); a session killed mid-line leaves a torn
+    line, which the next one ends before its own. Outside the block nothing more is written."""
+    import logging
+
+    from worldpolicy.logcapture import LineFormatter, run_log
+
+    path = tmp_path / "train.log"
+    path.write_text("2026-01-01 00:00:00 training: step 3/9 (33%), lo")  # killed mid-write
+    shown = logging.StreamHandler()
+    shown.setFormatter(LineFormatter(timed=True))
+    root = logging.getLogger()
+    root.addHandler(shown)
+    log = logging.getLogger("worldpolicy.test_run_log")
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        with run_log(path) as handler:
+            log.info("resumed from step %d", 3)
+            log.warning("disk %s full", "almost")
+            handler.line("2026-01-02 00:00:00 training: step 4/9 (44%), loss 0.5")
+            written = path.read_text().splitlines()
+        log.info("after the block")
+    finally:
+        root.removeHandler(shown)
+        log.setLevel(level)
+    timed = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert written[0] == "2026-01-01 00:00:00 training: step 3/9 (33%), lo"
+    assert re.fullmatch(rf"{timed} resumed from step 3", written[1])
+    assert re.fullmatch(rf"{timed} WARNING worldpolicy\.test_run_log: disk almost full", written[2])
+    assert written[3:] == ["2026-01-02 00:00:00 training: step 4/9 (44%), loss 0.5"]
+    assert path.read_text().splitlines() == written
+    err = capsys.readouterr().err.splitlines()
+    assert [line[20:] for line in err] == ["resumed from step 3", "WARNING worldpolicy.test_run_log: disk almost full",
+                                           "after the block"]  # the console's lines, as the file's
+
+
+def test_a_run_log_does_not_silence_a_scripts_warnings(tmp_path, capsys):
+    """A script that configured no logging sees a warning on stderr (`logging.lastResort`): the run log's handler
+    on the root logger must not count as one that shows it."""
+    import logging
+
+    from worldpolicy.logcapture import run_log
+
+    root = logging.getLogger()
+    kept = root.handlers[:]
+    root.handlers.clear()  # a script's: no handler at all (pytest's own put back after)
+    try:
+        with run_log(tmp_path / "train.log"):
+            logging.getLogger("worldpolicy.test_run_log").warning("checkpoint_every_minutes is short")
+    finally:
+        root.handlers[:] = kept
+    assert "checkpoint_every_minutes is short" in capsys.readouterr().err
+    assert (tmp_path / "train.log").read_text().rstrip().endswith("checkpoint_every_minutes is short")
+
+
+def test_a_held_run_log_writes_nothing_until_started_then_what_it_held_first(tmp_path):
+    """A training run's log is held until the folder is known to hold that run (`run_log(held=True)`): a session
+    refused before (another run's folder) writes nothing there; once started, the lines logged before come first."""
+    import logging
+
+    from worldpolicy.logcapture import run_log
+
+    log = logging.getLogger("worldpolicy.test_run_log")
+    with run_log(tmp_path / "refused.log", held=True):
+        log.warning("refused")
+    assert not (tmp_path / "refused.log").exists()
+    with run_log(tmp_path / "train.log", held=True) as handler:
+        log.warning("before")
+        handler.start()
+        log.warning("after")
+    assert [line.split(": ", 1)[1] for line in (tmp_path / "train.log").read_text().splitlines()] == ["before", "after"]

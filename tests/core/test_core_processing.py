@@ -895,6 +895,30 @@ def test_an_embodiments_resolved_spec_reads_back_as_it_and_names_every_field(tmp
         "two_arms/right"
 
 
+def test_an_embodiment_files_format_version_is_read_and_a_newer_one_refused(tmp_path):
+    """A checkpoint's embodiment.json says its format version (`schema`, as `worldpolicy train` writes it); a spec
+    without one (by hand, or from before versions) is read as the first version, from a file or as a dict. A newer
+    version, or a schema of another file, is refused naming the file and what is accepted, not read as this one (nor
+    refused as an unknown key)."""
+    from worldpolicy.embodiments import embodiment_from_spec, read_spec_file
+    from worldpolicy.fileio import EMBODIMENT_SCHEMA, NewerFormatError
+
+    spec = {"name": "my_pusher", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "chunk_size": 8, "fps": 10}
+    path = tmp_path / "embodiment.json"
+    for doc in (spec, {"schema": EMBODIMENT_SCHEMA, **spec}):
+        path.write_text(json.dumps(doc))
+        assert read_spec_file(path, checkpoint=True) == spec
+        assert embodiment_from_spec(path).key == embodiment_from_spec(doc).key == "my_pusher"
+    path.write_text(json.dumps({"schema": "worldpolicy.embodiment/v2", **spec}))
+    with pytest.raises(NewerFormatError, match=r"embodiment file '.*embodiment\.json': written by a newer worldpolicy "
+                       r"\(schema 'worldpolicy\.embodiment/v2'.*upgrade worldpolicy"):
+        embodiment_from_spec(path)
+    for other in ("worldpolicy.actions/v1", "v1", 1):
+        with pytest.raises(ValueError, match=rf"embodiment spec: schema={re.escape(repr(other))} is not a version of "
+                           r"this file; accepted: 'worldpolicy\.embodiment/v1' or older"):
+            embodiment_from_spec({"schema": other, **spec})
+
+
 def test_actions_in_every_format(tmp_path):
     e = worldpolicy.get_embodiment("droid/relative_pose")
     physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (6, 10)))

@@ -127,9 +127,9 @@ def test_sigterm_under_torchrun_saves_the_step_every_rank_is_in(tmp_path, train_
     assert resumed.returncode == 0 and f"resumed from {out / 'checkpoints' / saved[0]} (step {step})" in resumed.stderr
 
 
-def _agreed(monkeypatch, per_rank: list[list[int]]) -> list[list[int]]:
-    """What `_agreed_interruption` returns on each rank, given what each caught: its all-reduce (MAX) run over the
-    numbers the ranks put in, without torch.distributed."""
+def _agreed(monkeypatch, per_rank: list[tuple[list[int], bool]]) -> list[tuple[list[int], bool]]:
+    """What `_agreed_interruption` returns on each rank, given what each caught and whether its clock said a save is
+    due: its all-reduce (MAX) run over the numbers the ranks put in, without torch.distributed."""
     from types import SimpleNamespace
 
     from worldpolicy.train.trainer import Trainer
@@ -142,11 +142,16 @@ def _agreed(monkeypatch, per_rank: list[list[int]]) -> list[list[int]]:
         sent.append(tensor.clone())
 
     monkeypatch.setattr(torch.distributed, "all_reduce", gather)
-    for caught in per_rank:
-        Trainer._agreed_interruption(rank, caught)
+    for caught, timed in per_rank:
+        Trainer._agreed_interruption(rank, caught, timed)
     reduced = torch.stack(sent).max(0).values
     monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, op: tensor.copy_(reduced))
-    return [Trainer._agreed_interruption(rank, caught) for caught in per_rank]
+    return [Trainer._agreed_interruption(rank, caught, timed) for caught, timed in per_rank]
+
+
+def _stops(monkeypatch, per_rank: list[list[int]]) -> list[list[int]]:
+    """The signal each rank stops on (`_agreed`), no save due by the clock."""
+    return [stop for stop, _ in _agreed(monkeypatch, [(caught, False) for caught in per_rank])]
 
 
 def test_ranks_stop_on_the_most_urgent_signal_any_caught_by_its_order_not_its_number(monkeypatch):
@@ -157,11 +162,22 @@ def test_ranks_stop_on_the_most_urgent_signal_any_caught_by_its_order_not_its_nu
     from worldpolicy.train import trainer
 
     term, usr1, ctrl_c = signal.SIGTERM, signal.SIGUSR1, signal.SIGINT
-    assert _agreed(monkeypatch, [[ctrl_c], [usr1], []]) == [[usr1]] * 3
-    assert _agreed(monkeypatch, [[usr1], [ctrl_c, term]]) == [[term]] * 2
-    assert _agreed(monkeypatch, [[], []]) == [[], []]
+    assert _stops(monkeypatch, [[ctrl_c], [usr1], []]) == [[usr1]] * 3
+    assert _stops(monkeypatch, [[usr1], [ctrl_c, term]]) == [[term]] * 2
+    assert _stops(monkeypatch, [[], []]) == [[], []]
     monkeypatch.setattr(trainer, "STOP_PRIORITY", (15, 30, 2), raising=False)  # macOS's numbers
-    assert _agreed(monkeypatch, [[30], [15]]) == [[15], [15]]
+    assert _stops(monkeypatch, [[30], [15]]) == [[15], [15]]
+
+
+def test_a_save_one_ranks_clock_says_is_due_is_every_ranks(monkeypatch):
+    """`checkpoint_every_minutes` is judged on each rank's own clock, which may pass the mark a step before another's:
+    a save is a collective (a sharded one gathers the weights), so a rank saving alone would leave the others waiting.
+    The ranks agree, in the step's one all-reduce, and every rank saves with the first."""
+    import signal
+
+    assert _agreed(monkeypatch, [([], False), ([], True), ([], False)]) == [([], True)] * 3
+    assert _agreed(monkeypatch, [([], False), ([], False)]) == [([], False)] * 2
+    assert _agreed(monkeypatch, [([signal.SIGTERM], False), ([], True)]) == [([signal.SIGTERM], True)] * 2
 
 
 @pytest.mark.parametrize("device, backend", [("cpu", "gloo"), (None, "nccl"), ("cuda", "nccl")])

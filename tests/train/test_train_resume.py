@@ -250,14 +250,15 @@ def test_a_checkpoint_records_the_embodiment_it_trained_resolved(runs, capsys, t
     from worldpolicy.agents import Toolbox, ToolboxConfig
     from worldpolicy.cli import main
     from worldpolicy.embodiments import Embodiment, embodiment_from_spec
+    from worldpolicy.fileio import EMBODIMENT_SCHEMA
 
     ckpt = runs["root"] / "b" / "checkpoints" / "step-0000006"  # saved after the resume from step 2's record
     spec = json.loads((ckpt / "embodiment.json").read_text())
-    assert set(spec) == set(Embodiment.__dataclass_fields__) - {"variant", "variants"}
+    assert set(spec) == set(Embodiment.__dataclass_fields__) - {"variant", "variants"} | {"schema"}  # + its version
     assert (spec["execute_steps"], spec["description"], spec["aliases"]) == (None, "", [])  # defaults, written out
     trained = embodiment_from_spec({**TINY_EMBODIMENT, **{k: spec[k] for k in ("domain", "domain_id", "chunk_size",
                                                                              "normalization", "stats")}})
-    assert embodiment_from_spec(spec) == trained and spec == trained.to_spec()
+    assert embodiment_from_spec(spec) == trained and spec == {"schema": EMBODIMENT_SCHEMA, **trained.to_spec()}
     assert main(["embodiments", "--checkpoint", str(ckpt), "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert (row["key"], row["source"]) == ("tiny_panda", f"checkpoint {ckpt} (its embodiment.json)")
@@ -415,8 +416,8 @@ def test_an_unset_embodiment_is_stored_as_what_it_resolves_to(runs, train_config
     start = runs["root"] / "a" / "checkpoints" / "step-0000006"
     tuned = train_config(tmp_path / "tuned", checkpoint=str(start))
     del tuned["embodiment"]
-    assert Trainer(load_config(tuned), progress=False).config.embodiment == json.loads(
-        (start / "embodiment.json").read_text())
+    assert Trainer(load_config(tuned), progress=False).config.embodiment == {  # the spec, without its file's version
+        key: value for key, value in json.loads((start / "embodiment.json").read_text()).items() if key != "schema"}
 
 
 def test_a_new_embodiment_takes_no_head_the_starting_weights_hold(runs, train_config, tmp_path, monkeypatch, caplog):

@@ -761,8 +761,22 @@ def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> di
     return spec
 
 
+def spec_document(spec: Any, what: str) -> Any:
+    """A spec as written to a file, without its format version: a checkpoint's embodiment.json says it
+    (`fileio.EMBODIMENT_SCHEMA`, `Trainer._write_embodiment`), a spec written by hand or before versions were recorded
+    need not (read as v1). One of a newer version, or with a "schema" of another kind, is refused naming `what`
+    (`fileio.check_version`); what is no JSON object is left to the caller to refuse."""
+    from ..fileio import EMBODIMENT_SCHEMA, check_version
+
+    if not isinstance(spec, dict):
+        return spec
+    check_version(spec, EMBODIMENT_SCHEMA, what)
+    return {key: value for key, value in spec.items() if key != "schema"}
+
+
 def read_spec_file(path: str | Path, checkpoint: bool = False) -> Any:
-    """An embodiment spec file's JSON, its `stats_file` made absolute against the file's folder: a spec read here and
+    """An embodiment spec file's JSON (`spec_document`: its version checked and left out), its `stats_file` made
+    absolute against the file's folder: a spec read here and
     registered elsewhere (a training config names it) reads the stats the file's author meant. `checkpoint`: the file
     is a checkpoint's embodiment.json, data from whoever made the checkpoint (a hub download, a folder an MCP server
     lists), so its `stats_file` must be in the checkpoint's folder: one pointing out of it was read wherever it
@@ -770,7 +784,7 @@ def read_spec_file(path: str | Path, checkpoint: bool = False) -> Any:
     from ..fileio import read_json
 
     path = Path(path).expanduser()
-    spec = read_json(path, f"embodiment file {str(path)!r}")
+    spec = spec_document(read_json(path, f"embodiment file {str(path)!r}"), f"embodiment file {str(path)!r}")
     if isinstance(spec, dict) and isinstance(spec.get("stats_file"), str):
         given = Path(spec["stats_file"]).expanduser()
         if checkpoint and (given.is_absolute() or ".." in given.parts):  # by name: a hub snapshot's files are links
@@ -795,8 +809,9 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool,
         spec = read_spec_file(source, checkpoint)
         what = f"embodiment file {str(source)!r}"  # the CLI's --embodiment my_robot.json: say which file is wrong
     elif isinstance(source, Mapping):
-        spec = dict(source)  # a relative stats_file is taken from the working directory
         what = "embodiment spec"
+        # a relative stats_file is taken from the working directory; a checkpoint's embodiment.json read as a dict
+        spec = spec_document(dict(source), what)
     else:
         raise TypeError(f"register_embodiment: expected a JSON file path or a dict spec, got {type(source).__name__}")
     if not isinstance(spec, dict):

@@ -18,12 +18,13 @@ import threading
 import time
 from typing import Any
 
+from ..logcapture import TEXT_FORMAT
+
 __all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "NOISY_DEBUG", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format",
            "log_levels", "log_to_stderr", "log_uncaught"]
 
 LOG_FORMATS = ("text", "json")
 LOG_FORMAT_ENV = "WORLDPOLICY_LOG_FORMAT"  # the default of `serve --log-format`, for a container's environment
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class Event:

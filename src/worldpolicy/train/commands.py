@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                   "same command (--steps N to train on to step N)"},
     )
     _add_train_arguments(p)
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, timed_log=True)  # its INFO lines timed, as its log file's (`cli._configure_logging`)
 
     m = sub.add_parser(
         "merge-adapter",

@@ -282,6 +282,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     save_every: int = 500
+    # also save once this many minutes of wall clock have passed since the session's start or its last save (0: never)
+    checkpoint_every_minutes: float = 0.0
     keep_checkpoints: int = 2
     device: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
@@ -400,6 +402,11 @@ class TrainConfig:
                             ("log_every", self.log_every), ("keep_checkpoints", self.keep_checkpoints)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+        minutes = self.checkpoint_every_minutes
+        if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not (
+                math.isfinite(minutes) and minutes >= 0):
+            raise ValueError(f"checkpoint_every_minutes={minutes!r}: must be a number of minutes >= 0 and finite (0: "
+                             "save every save_every steps only)")
         if not (math.isfinite(self.optim.lr) and self.optim.lr > 0):
             raise ValueError(f"optim.lr={self.optim.lr!r}: must be > 0")
         for name, value, low, high in (("optim.min_lr_ratio", self.optim.min_lr_ratio, 0.0, 1.0),
@@ -603,7 +610,8 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
 # the augmentation...)
 # shapes the weights; `validation.windows`, `action_chunks` and `action_steps` do not, but another count scores other
 # windows or chunks: one run's held-out curves are one set of inputs from their first point to their last.
-RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
+RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "checkpoint_every_minutes",
+             "keep_checkpoints", "data.cache_dir",
              "eval.*", "optim.gradient_checkpointing", "optim.data_parallel", "finetune.lora_save", "validation.every",
              "validation.keep_best",
              "tracking.*")

@@ -24,6 +24,7 @@ from ..fileio import (
     CHECKPOINT_GLOB,
     MODEL_INDEX_FILE,
     TRAINER_STATE_FILE,
+    TRAINER_STATE_SCHEMA,
     TRAINING_SUMMARY_FILE,
     folder_lock,
     output_folder,
@@ -297,7 +298,7 @@ def model_record(run: str | Path) -> dict[str, Any]:
     made), its history and schedule are the run's. The shipped model's trainer_state.json is this record."""
     last = max(Path(run).glob(CHECKPOINT_GLOB))  # step-0004000: zero-padded, so the newest sorts last
     state = read_trainer_state(last)
-    return {key: state[key] for key in MODEL_RECORD_KEYS}
+    return {"schema": TRAINER_STATE_SCHEMA, **{key: state[key] for key in MODEL_RECORD_KEYS}}
 
 
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:

@@ -19,8 +19,11 @@ import math
 import os
 import re
 import shutil
+import signal
+import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,10 +60,14 @@ from ..engine.loading import (
 from ..engine.sources import adapter_base, adapter_digest
 from ..extras import run_record
 from ..fileio import (
+    EMBODIMENT_SCHEMA,
+    LOCK_FILE,
     METRICS_FILE,
     OPTIMIZER_FILE,
     STOP_PRIORITY,
     STORAGE_ERRNOS,
+    TRAIN_LOG_FILE,
+    TRAINER_STATE_SCHEMA,
     folder_lock,
     interruption,
     read_safetensors,
@@ -69,14 +76,16 @@ from ..fileio import (
     safetensors_index,
     safetensors_plan,
     sigint_held,
+    signal_name,
     staged_folder,
+    stop_signal,
     sweep_stagings,
     write_bytes_atomic,
     write_json_atomic,
     write_safetensors,
 )
 from ..hub import dataset_source
-from ..logcapture import quiet_loading
+from ..logcapture import quiet_loading, run_log, timestamp
 from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
@@ -328,6 +337,12 @@ def _storage_errno(exc: BaseException) -> int | None:
     return code if code in STORAGE_ERRNOS else None
 
 
+def _clock() -> float:
+    """Seconds on a clock that only goes forward (`time.monotonic`), which `checkpoint_every_minutes` is counted on:
+    here, so a test runs the clock as it likes."""
+    return time.monotonic()
+
+
 def _duration(seconds: float) -> str:
     """`1:05:09`, `2d 3:00:00`: the time a progress line says is left."""
     days, rest = divmod(round(seconds), 86400)
@@ -337,13 +352,12 @@ def _duration(seconds: float) -> str:
 
 
 def _progress_line(done: int, total: int, session_steps: int, session_s: float, loss: float) -> str:
-    """A progress line for a log file (`logcapture.progress_as_lines`; tqdm's 30 s lines would say no loss, no wall
-    clock and no end time over days): the wall time it was written (a log read days later), the
-    step, the loss and, from this session's pace (validations and evaluations included), the time left and when the
-    run should end."""
+    """A progress line for a log (stderr where `logcapture.progress_as_lines`, and the run's train.log; tqdm's 30 s
+    lines would say no loss, no wall clock and no end time over days): the wall time it was written (a log read days
+    later), the step, the loss and, from this session's pace (validations and evaluations included), the time left
+    and when the run should end."""
     now = time.time()
-    line = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))} training: step {done}/{total} " \
-           f"({100 * done / total:.0f}%), loss {loss:.4f}"
+    line = f"{timestamp(now)} training: step {done}/{total} ({100 * done / total:.0f}%), loss {loss:.4f}"
     if session_steps and done < total:
         pace = session_s / session_steps
         end = time.strftime("%Y-%m-%d %H:%M", time.localtime(now + pace * (total - done)))
@@ -384,6 +398,7 @@ class Trainer:
         self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
         self._resuming = False  # set by `_run`: a resume's weights come from its checkpoint, not the starting one
         self.trackers = Trackers()  # `[tracking]`'s, started by `_run` once the folder's run is checked
+        self.log_file: Any = None  # the run's train.log while `run` holds the folder (rank 0): `logcapture.run_log`
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
         self.sharded = config.optim.data_parallel == "fsdp" and self.world > 1
@@ -1081,8 +1096,8 @@ class Trainer:
         captions, canvas and chunking it trained on even where a later version's defaults differ. A registered entry
         has none: the checkpoint's trainer_state.json names it (`policy.trained_embodiment`), one record, not a copy of
         the registry's entry beside it."""
-        if hasattr(self, "embodiment_spec"):
-            write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
+        if hasattr(self, "embodiment_spec"):  # its format version first (`embodiments.spec_document` reads it)
+            write_json_atomic(target / EMBODIMENT_FILE, {"schema": EMBODIMENT_SCHEMA, **self.embodiment_spec})
 
     def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
         """Write checkpoint `step` (rank 0; in a sharded run with every process taking part: `_take_part_in_save`)."""
@@ -1109,8 +1124,9 @@ class Trainer:
                     finally:
                         modeling.setLevel(level)
                 self._write_saved(tmp, OPTIMIZER_FILE)
-                state = {
-                    "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+                state = {  # its format version first (`fileio.read_trainer_state` reads it)
+                    "schema": TRAINER_STATE_SCHEMA, "step": step, "config": self.config.to_dict(),
+                    "lr_schedule": self.lr_schedule.state_dict(),
                     # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
                     "objective_weights": self.config.objectives.weights(),
                     "params": [names[id(p)] for p in self.params], "history": history[-50:],
@@ -1286,15 +1302,59 @@ class Trainer:
         another training there, or a resume of this one, is refused rather than mixing its checkpoints and log with
         these. A run already at `optim.steps` whose log holds its last step's evaluations is said finished and left
         as it is, nothing loaded, unless `load_finished` (a caller that uses the trained weights after: a recipe's
-        `export_pipeline`)."""
-        with folder_lock(self.out, "--out / output_dir") if self.rank == 0 else contextlib.nullcontext():
+        `export_pipeline`).
+
+        Rank 0 keeps the session's lines in the folder's `TRAIN_LOG_FILE` (`logcapture.run_log`: what the command
+        shows, timed, and a progress line every `log_every` steps), between a line saying who started the session and
+        one saying how it ended, from when the folder is found to hold this run (`_run`): a session refused before
+        (another run's folder, other settings, a run finished) writes nothing there, and a first session that failed
+        before it wrote anything else leaves neither file nor folder."""
+        if self.rank != 0:
+            return self._logged_run(stop_after, load_finished)
+        with folder_lock(self.out, "--out / output_dir"):
+            path = self.out / TRAIN_LOG_FILE
+            fresh = not path.exists()
             try:
-                records = self._run(stop_after, load_finished)
+                with run_log(path, held=True) as self.log_file:
+                    return self._logged_run(stop_after, load_finished)
             except BaseException:
-                self.trackers.close(failed=True)
+                left = {p.name for p in self.out.iterdir()} if self.out.is_dir() else set()
+                if fresh and left <= {TRAIN_LOG_FILE, LOCK_FILE}:  # nothing else written: no folder left, as before
+                    path.unlink(missing_ok=True)
                 raise
-            self.trackers.close(failed=False)
-            return records
+            finally:
+                self.log_file = None
+
+    def _logged_run(self, stop_after: int | None, load_finished: bool) -> list[StepRecord]:
+        """`_run`, its trackers closed after it, and its session's first and last lines in the log file."""
+        self._log_line(f"session started: {self.run_record['command'] or 'Trainer.run() from Python'} (PID "
+                       f"{os.getpid()} on {socket.gethostname()}, worldpolicy "
+                       f"{self.run_record['software'].get('worldpolicy', 'unknown')}, in {os.getcwd()})")
+        try:
+            records = self._run(stop_after, load_finished)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or a cluster's SIGTERM/SIGUSR1: what was saved is said before
+            self.trackers.close(failed=True)
+            signum = stop_signal(stop)
+            self._log_line(f"session stopped: {'interrupted' if signum == signal.SIGINT else 'terminated'} "
+                           f"({signal_name(signum)})")
+            raise
+        except BaseException as exc:
+            self.trackers.close(failed=True)
+            # a refusal (a setting, the data, a full disk) as the command says it; anything else with its traceback
+            said = traceback.format_exception_only(exc) if isinstance(exc, (ValueError, OSError)) else \
+                traceback.format_exception(exc)
+            self._log_line("session stopped by an error: " + "".join(said).rstrip())
+            raise
+        self.trackers.close(failed=False)
+        self._log_line(f"session ended at step {records[-1].step} of {self.config.optim.steps}" if records else
+                       "session ended: no step to train")
+        return records
+
+    def _log_line(self, text: str) -> None:
+        """One line of the session's own (its start, its end, its progress) in the log file, timed; nothing where
+        there is none (ranks other than 0)."""
+        if self.log_file is not None:
+            self.log_file.line(f"{timestamp()} {text}")
 
     def _log(self, metrics_path: Path, line: dict[str, Any]) -> None:
         """One line of `metrics.jsonl`, sent on to the trackers under the same names."""
@@ -1324,6 +1384,8 @@ class Trainer:
                                "(the config's, or --steps); nothing trained or loaded. Raise --steps (or optim.steps) "
                                "to train on", str(self.out), checkpoints[-1].name, previous[2], cfg.optim.steps)
                 return []
+        if self.log_file is not None:  # the folder holds this run (or none yet), which trains: its log from here on
+            self.log_file.start()
         if self.rank == 0:  # before the weights load: a tracker that cannot start (W&B not logged in) is said now
             # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
             first_step = previous[2] + 1 if checkpoints else 0
@@ -1355,6 +1417,7 @@ class Trainer:
         bar = progress_bar(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                            disable=not self.progress or self.rank != 0 or lines)
         self._started = time.perf_counter()
+        last_save = _clock()  # `checkpoint_every_minutes` counts from the session's start (the restored checkpoint)
         # several processes (torchrun): a signal is held for the whole run, each rank its own, and the ranks agree
         # after each step whether one came (`_agreed_interruption`), so every rank saves that step and stops together;
         # one that stopped where the signal found it left the others waiting in a collective, and nothing saved
@@ -1418,16 +1481,24 @@ class Trainer:
                                 "step_s": record.seconds, "elapsed_s": self._elapsed()}
                         history.append(line)
                         self._log(metrics_path, line)
+                        progress = _progress_line(done, cfg.optim.steps, done - start,
+                                                  time.perf_counter() - self._started, value)
                         if lines:
-                            session_s = time.perf_counter() - self._started
-                            print(_progress_line(done, cfg.optim.steps, done - start, session_s, value),
-                                  file=sys.stderr, flush=True)
+                            print(progress, file=sys.stderr, flush=True)
+                        if self.log_file is not None:  # the log's record, whatever the console shows
+                            self.log_file.line(progress)
                     if self._validation_due(done):  # before the save: a kill during either drops both on resume
                         self._validate(done, metrics_path)
-                if self.world > 1:
-                    interrupted = self._agreed_interruption(caught_here)
+                minutes = (_clock() - last_save) / 60
+                timed = bool(cfg.checkpoint_every_minutes) and minutes >= cfg.checkpoint_every_minutes
+                if self.world > 1:  # one rank's clock past the mark saves on every rank: a save is a collective
+                    interrupted, timed = self._agreed_interruption(caught_here, timed)
                 saved = None
-                if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
+                if timed and self.rank == 0 and not (done % cfg.save_every == 0 or done == cfg.optim.steps
+                                                     or interrupted):
+                    logger.info("step %d: saving it, %.0f min after the session's last save or start "
+                                "(checkpoint_every_minutes=%g)", done, minutes, cfg.checkpoint_every_minutes)
+                if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted or timed:
                     # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
                     # cut short, it lost every step since the last one. A second Ctrl-C here stops the save (atomic:
                     # the older checkpoints stay).
@@ -1441,6 +1512,7 @@ class Trainer:
                             self._take_part_in_save()
                     interrupted = interrupted or during_save
                     _barrier(self.world)
+                    last_save = _clock()
                 if interrupted:
                     bar.close()
                     self._stop_interrupted(done, saved, interruption(interrupted))
@@ -1452,12 +1524,13 @@ class Trainer:
             ranks_hold.close()
         return records
 
-    def _agreed_interruption(self, caught: list[int]) -> list[int]:
-        """The signal one of the ranks caught (`caught`: this rank's), the same on every rank: a collective each
-        step, of one number. The most urgent (`STOP_PRIORITY`), where ranks caught different ones."""
-        code = torch.tensor([_stop_urgency(caught)], device=self.device)
+    def _agreed_interruption(self, caught: list[int], timed: bool) -> tuple[list[int], bool]:
+        """The signal one of the ranks caught (`caught`: this rank's), the same on every rank, and whether a save is
+        due by the wall clock on any rank (`timed`: this rank's, `checkpoint_every_minutes`): a collective each
+        step, of two numbers. The most urgent signal (`STOP_PRIORITY`), where ranks caught different ones."""
+        code = torch.tensor([_stop_urgency(caught), int(timed)], device=self.device)
         torch.distributed.all_reduce(code, op=torch.distributed.ReduceOp.MAX)
-        return _urgency_stop(int(code))
+        return _urgency_stop(int(code[0])), bool(code[1])
 
     def _due(self, every: int, step: int) -> bool:
         """Whether what runs every `every` steps (0: never; `[eval]`, `[validation]`) runs at step `step`: at its
