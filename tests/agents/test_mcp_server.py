@@ -2033,6 +2033,20 @@ def test_a_pairs_verdict_is_the_one_its_line_says():
     assert pair(0, 0, None, None).verdict() == "not paired"
 
 
+def test_a_note_many_pairs_share_is_one_warning():
+    """Ten runs of three seeds each warned of their few shared seeds once per pair: 45 times the same sentence."""
+    from worldpolicy.agents.toolbox import _pair_notes
+    from worldpolicy.sim.compare import PairedTest
+
+    def pair(a, b, note):
+        return PairedTest(a, b, (0, 1, 2), 0, 0, 3, 0, 1.0, note)
+
+    few = "only 3 shared seeds: the test can tell apart only runs that differ on nearly every one"
+    pairs = [pair("a", "b", few), pair("a", "c", few), pair("b", "c", few), pair("a", "d", "no shared seed"),
+             pair("b", "d", "")]
+    assert _pair_notes(pairs) == [f"3 of the 5 pairs: {few}", "a vs d: no shared seed"]
+
+
 def test_compare_sim_runs_errors_name_runs(server, toolbox, inputs_dir, tmp_path, sim_run):
     pytest.importorskip("mujoco", reason="sim extra not installed")
     before = set(toolbox.config.output_dir.glob("compare-*"))
