@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MissingKeyError", "brief_list", "close_match", "error_parameter", "typo_note"]
+__all__ = ["MissingKeyError", "brief_list", "close_match", "error_accepted", "error_parameter", "typo_note"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
+# what an error says is accepted: its last "accepted: X" or "accepted with C: X" (X to the end), else "expected X, got"
+_ACCEPTED = re.compile(r"\baccepted(?P<condition> [^:;]*)?: (?P<value>[^;]+)$")
+_EXPECTED = re.compile(r"\bexpected (?P<value>.+?), got ")
 BRIEF_ITEMS = 12  # a list an error shows in full up to this many items (`brief_list`)
 CLOSE_MATCH_CUTOFF = 0.65  # how alike a given name and an accepted one are (difflib's ratio) to be named as its typo
 
@@ -34,6 +37,18 @@ def error_parameter(exc: BaseException) -> tuple[str | None, str]:
     text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
     match = _LEADING_PARAMETER.match(text)
     return (None if match is None else match[1]), text
+
+
+def error_accepted(text: str) -> str | None:
+    """What an error's text says is accepted, by the wording the library's errors share (`...; accepted: 0 to 1300
+    ms`, `...; accepted with policy=scripted: 1`, `expected an int >= 1, got 0`), for a caller that hands it on as a
+    field of its own (the agents' tools' `accepted`); None where the text says none."""
+    if (match := _ACCEPTED.search(text)) is not None:
+        condition = (match["condition"] or "").strip()
+        return match["value"].strip() + (f" ({condition})" if condition else "")
+    if (match := _EXPECTED.search(text)) is not None:
+        return match["value"].strip()
+    return None
 
 
 def close_match(given: str, accepted: Iterable[str]) -> str | None:

@@ -228,6 +228,16 @@ def start_row(mode: str) -> int:
     return 0 if mode == "inverse_dynamics" else -1
 
 
+FRESH_SEEDS = 2**31  # a seed drawn for a request that gives none is below it (`fresh_seed`)
+
+
+def fresh_seed() -> int:
+    """The seed of a request that gives none, which its result records to repeat it by: below FRESH_SEEDS, short
+    enough to read back and type again (one drawn from all of [0, 2**63) was a 19-digit number in every result an
+    agent or a person read), and as random as a sampling seed needs."""
+    return secrets.randbelow(FRESH_SEEDS)
+
+
 def check_seed(seed: Any) -> int:
     """Seeds are what torch generators take: integers in [0, 2**63)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
@@ -953,7 +963,7 @@ class Policy:
         if self._next_seed is not None:
             seed, self._next_seed = self._next_seed, (self._next_seed + 1) % 2**63
             return seed
-        return secrets.randbits(63)
+        return fresh_seed()
 
     def _schedule_used(self, sampling) -> dict[str, Any]:
         """The schedule a request with `sampling` runs (`schedule_in_effect`), for its settings: worked out once per

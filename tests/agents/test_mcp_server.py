@@ -86,12 +86,25 @@ def test_lists_tools_with_typed_schemas(server):
     assert predict.input_schema["required"] == ["prompt"]
     assert "ctx" not in predict.input_schema["properties"]
     assert predict.input_schema["properties"]["seed"]["anyOf"][0]["type"] == "integer"
-    # the ranges the arguments are checked against, so a model calls them right the first time
+    # the ranges the arguments are checked against, in the schema and in words, so a model calls them right the
+    # first time (were in the descriptions alone)
     properties = predict.input_schema["properties"]
     described = {name: properties[name]["description"] for name in ("seed", "steps", "guidance")}
-    assert "[0, 2**63)" in described["seed"] and "1-100" in described["steps"] and "0-50" in described["guidance"]
+    assert "[0, 2**63)" in described["seed"] and "[1, 100]" in described["steps"] and "[0, 50]" in described["guidance"]
+    bounds = {(tool, name): (p.get("minimum"), p.get("maximum"), p.get("minItems"), p.get("maxItems"))
+              for tool, t in tools.items() for name, p in t.input_schema["properties"].items()}
+    assert bounds[("predict_actions", "seed")] == (0, 2**63 - 1, None, None)
+    assert bounds[("predict_actions", "steps")] == bounds[("imagine_rollout", "steps")] == (1, 100, None, None)
+    assert bounds[("predict_actions", "guidance")] == (0, 50, None, None)
+    assert bounds[("evaluate_in_sim", "episodes")] == (1, 20, None, None)
+    assert bounds[("evaluate_in_sim", "max_steps")] == (1, 1000, None, None)
+    assert bounds[("infer_actions", "start_frame")] == (0, None, None, None)
+    assert bounds[("dream", "chunks")] == (1, 32, None, None)
+    assert bounds[("evaluate_open_loop", "chunks")] == (1, 512, None, None)
+    assert bounds[("compare_sim_runs", "runs")] == (None, None, 2, 10)
+    assert bounds[("show_dataset", "episodes")] == (None, None, 1, 20)
     sim = tools["evaluate_in_sim"].input_schema["properties"]
-    assert "1-20" in sim["episodes"]["description"] and "1-1000" in sim["max_steps"]["description"]
+    assert "[1, 20]" in sim["episodes"]["description"] and "[1, 1000]" in sim["max_steps"]["description"]
     assert {"run_dir", "files", "actions", "columns", "units"} <= set(predict.output_schema["properties"])
     assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
     assert tools["list_embodiments"].annotations.read_only_hint is True
@@ -344,18 +357,104 @@ def test_a_sampling_argument_out_of_range_says_what_is_accepted(server, inputs_d
 @pytest.mark.parametrize(("tool", "args", "name", "value", "accepted"), [
     ("evaluate_in_sim", {}, "episodes", 0, "an integer in [1, 20]"),
     ("evaluate_in_sim", {}, "max_steps", 0, "an integer in [1, 1000]"),
-    ("evaluate_in_sim", {}, "seed", -1, "a non-negative integer"),
+    ("evaluate_in_sim", {}, "seed", -1, "an integer in [0, 2**63)"),
+    ("evaluate_open_loop", {"dataset": "pusht_ds", "checkpoint": "tiny"}, "chunks", 513, "an integer in [1, 512]"),
     ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "clip.mp4"}, "start_frame", -1,
      "an integer >= 0 (a frame of the clip, from 0)"),
     ("dream", {"prompt": "go", "checkpoint": "tiny", "image": "obs.png"}, "chunks", 0, "an integer in [1, 32]"),
 ])
-def test_every_range_refusal_says_what_is_accepted(server, inputs_dir, tool, args, name, value, accepted):
+def test_every_range_refusal_says_what_is_accepted(server, inputs_dir, pusht_dataset, tool, args, name, value,
+                                                   accepted):
     """The sampling arguments said their range as `accepted`; the same refusals of the other tools' numbers and
     flags (episodes, chunks, start_frame...) said it in the message alone."""
-    args = {k: str(inputs_dir / v) if k in ("image", "video") else v for k, v in args.items()}
+    args = {k: str(inputs_dir / v) if k in ("image", "video", "dataset") else v for k, v in args.items()}
     error = err(server, tool, {**args, name: value})
     assert (error["parameter"], error["given"], error["accepted"]) == (name, value, accepted), error
     assert error["message"] == f"{name}: must be {accepted}", error
+
+
+@pytest.mark.parametrize(("tool", "args", "parameter", "accepted"), [
+    ("evaluate_in_sim", {"latency": -5}, "latency", "milliseconds, a finite number >= 0 (0: none)"),
+    ("evaluate_in_sim", {"latency": 5000, "max_steps": 20}, "latency", "0 to below 1300 ms"),
+    ("evaluate_in_sim", {"num_envs": 2}, "num_envs", "1 (with policy=scripted)"),
+    ("evaluate_in_sim", {"policy": "tiny", "num_envs": 0}, "num_envs",
+     "an int >= 1 (episodes stepped together, their model requests batched)"),
+    ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "clip.mp4", "start_frame": 50},
+     "start_frame", "start_frame 0 to 3"),  # the clip's 5 frames: the last start with a frame after it
+    ("compare_sim_runs", {"runs": ["frames"]}, "runs", "a list of 2 to 10 sim run folders"),
+])
+def test_a_library_checks_refusal_says_what_is_accepted(server, inputs_dir, tool, args, parameter, accepted):
+    """The checks the tools share with the command line (latency, num_envs, a clip's start) said what they accept in
+    the message alone, and a compare of one run said it nowhere: an agent reading `accepted` found none."""
+    args = {k: [str(inputs_dir / r) for r in v] if k == "runs" else str(inputs_dir / v) if k == "video" else v
+            for k, v in args.items()}
+    error = err(server, tool, args)
+    assert (error["parameter"], error["accepted"]) == (parameter, accepted), error
+
+
+@pytest.mark.parametrize(("tool", "args", "parameter", "accepted"), [
+    ("evaluate_in_sim", {"episodes": True}, "episodes", "integer (minimum 1, maximum 20)"),
+    ("evaluate_in_sim", {"num_envs": True}, "num_envs", "integer"),
+    ("evaluate_in_sim", {"latency": True}, "latency", "number"),
+    ("predict_actions", {"prompt": "go", "image": "obs.png", "steps": 2.5}, "steps",
+     "integer (minimum 1, maximum 100)"),
+])
+def test_a_boolean_or_fraction_for_a_number_is_refused_not_converted(server, toolbox, tool, args, parameter,
+                                                                     accepted):
+    """Pydantic's lax mode read `true` as 1 before the toolbox, which refuses a boolean, saw it: `episodes: true` ran
+    one episode and returned its result as asked."""
+    before = set(toolbox.config.output_dir.iterdir())
+    error = err(server, tool, args)
+    assert (error["type"], error["parameter"], error["given"], error["accepted"]) == \
+        ("invalid_input", parameter, args[parameter], accepted), error
+    assert set(toolbox.config.output_dir.iterdir()) == before
+
+
+def test_a_call_past_the_servers_time_limit_is_a_timeout_error_and_its_work_stops(toolbox, monkeypatch):
+    """A sim run takes minutes and nothing bounded a call: the agent waited without end, or its client gave up with no
+    word of why, while the run held the model. Past --call-timeout the call is answered with a `timeout` error and its
+    worker stops at its next progress report."""
+    import threading
+
+    from worldpolicy.agents.mcp_server import CallCancelled
+
+    released, ended = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def slow_sim(*args, progress, **kwargs):
+        try:
+            progress(0, 3, "episode 0/3 done")
+            released.wait(60)  # held until the call has been answered
+            progress(1, 3, "episode 1/3 done")
+            outcome.append("ran on")
+        except CallCancelled as exc:
+            outcome.append(str(exc))
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(toolbox, "evaluate_sim", slow_sim)
+    server = build_server(toolbox, call_timeout_s=0.05)
+    error = err(server, "evaluate_in_sim", {})
+    released.set()
+    assert ended.wait(60)  # a guard against hanging, not a timing
+    assert error["type"] == "timeout" and error["limit_s"] == 0.05, error
+    assert "limit of 0.05 s" in error["message"] and "--call-timeout" in error["message"], error
+    assert "was stopped, its run folder removed; it had reached: " in error["message"], error
+    assert outcome == ["cancelled by the client at: episode 1/3 done"], outcome
+    # the agent is told the limit before it calls
+    assert "after 0.05 s is stopped" in server.instructions and "is stopped" not in build_server(toolbox).instructions
+
+
+def test_a_seed_left_out_is_drawn_short_and_given_back(server, inputs_dir):
+    """A fresh seed was drawn from all of [0, 2**63): every result an agent read carried a 19-digit number to repeat
+    it by."""
+    from worldpolicy.policy import FRESH_SEEDS
+
+    result = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "obs.png", "steps": 1})
+    assert 0 <= result["seed"] < FRESH_SEEDS == 2**31
+    again = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "obs.png", "steps": 1,
+                                           "seed": result["seed"]})
+    assert again["actions"] == result["actions"]  # the seed given back repeats the call
 
 
 def test_visualize_reads_a_users_folder_but_writes_a_new_run(server, toolbox, inputs_dir, tmp_path):
@@ -452,8 +551,9 @@ def test_sim_evaluation_under_a_perturbation(server):
     assert report["perturb"] == "light=0.5,table=red"
     compared = ok(server, "compare_sim_runs", {"runs": [clean["run_dir"], shifted["run_dir"]]})
     assert any(d["setting"] == "perturb" for d in compared["differences"]), compared["differences"]
-    # each run's chunk timing, as the page's runs table shows it: no latency, no rtc here
-    assert [(r["latency_ms"], r["latency_ticks"], r["rtc"]) for r in compared["runs"]] == [(0.0, 0, False)] * 2
+    # each run's chunk timing, as the page's runs table shows it (compare.json's: the result is a summary)
+    whole = json.loads(Path(compared["files"]["comparison"]).read_text())
+    assert [(r["latency_ms"], r["latency_ticks"], r["rtc"]) for r in whole["runs"]] == [(0.0, 0, False)] * 2
     error = err(server, "evaluate_in_sim", {**args, "perturb": "camera=1"})
     assert error["parameter"] == "perturb" and error["given"] == "camera=1", error
     assert error["accepted"]["camera"] == "a number of 0.001 to 0.1 m", error
@@ -765,13 +865,25 @@ def test_the_server_takes_shipped_as_a_checkpoint_dir_as_predict_takes_it(tmp_pa
     from worldpolicy.models import shipped_model
 
     served = []
-    monkeypatch.setattr(mcp_server, "run_server", lambda config, *args: served.append(config))
+    monkeypatch.setattr(mcp_server, "run_server", lambda config, *args, **kwargs: served.append(config))
     assert main(["mcp", "--checkpoint-dir", "shipped", "--output-dir", str(tmp_path / "runs")]) == 0
     from worldpolicy.agents import Toolbox
 
     listed = Toolbox(served[0]).list_checkpoints()["checkpoints"]
     assert [(c["name"], c["path"], c["embodiment"]) for c in listed] == [
         ("shipped", str(shipped_model().resolve()), "panda_reach")]
+
+
+@pytest.mark.parametrize(("argv", "limit"), [([], 1800.0), (["--call-timeout", "60"], 60.0),
+                                           (["--call-timeout", "0"], None)])
+def test_the_servers_call_timeout_is_its_flags(tmp_path, monkeypatch, argv, limit):
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+
+    served = []
+    monkeypatch.setattr(mcp_server, "run_server", lambda *args, **kwargs: served.append(kwargs["call_timeout_s"]))
+    assert main(["mcp", "--output-dir", str(tmp_path / "runs"), *argv]) == 0
+    assert served == [limit]
 
 
 def test_what_the_cli_would_log_about_a_call_is_in_its_warnings(server, inputs_dir):
@@ -869,6 +981,7 @@ def test_one_view_for_a_checkpoint_trained_on_one_view_is_not_warned_as_a_camera
     (["--checkpoint-dir", "MISSING"], "--checkpoint-dir: ["),
     (["--max-loaded", "0"], "--max-loaded=0 must be an integer >= 1"),
     (["--chunk-size", "3"], "--chunk-size=3 is not accepted"),
+    (["--call-timeout", "-1"], "--call-timeout -1: expected seconds > 0, or 0 (no limit)"),
 ])
 def test_mcp_bad_flags_are_one_line_before_the_server_starts(tmp_path, capsys, monkeypatch, argv, message):
     from worldpolicy.agents import mcp_server
@@ -1079,7 +1192,7 @@ def test_a_cancelled_call_stops_its_worker_at_the_next_progress_report():
 
     async def run():
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_call, Ctx(), operation)
+            tg.start_soon(_call, None, Ctx(), operation)
             await anyio.to_thread.run_sync(started.wait, 60)
             tg.cancel_scope.cancel()  # as the SDK does on notifications/cancelled
         go_on.set()
@@ -1186,7 +1299,8 @@ def test_a_latency_study_through_the_sim_tool(server, toolbox, monkeypatch):
     report = json.loads((Path(late["run_dir"]) / "report.json").read_text())
     assert {k: report[k] for k in SIM_TIMING_FIELDS} == {k: late[k] for k in SIM_TIMING_FIELDS}
     compared = ok(server, "compare_sim_runs", {"runs": [clean["run_dir"], late["run_dir"]]})
-    assert [(r["latency_ms"], r["rtc"]) for r in compared["runs"]] == [(0.0, False), (200.0, True)]
+    whole = json.loads(Path(compared["files"]["comparison"]).read_text())  # the result is a summary
+    assert [(r["latency_ms"], r["rtc"]) for r in whole["runs"]] == [(0.0, False), (200.0, True)]
     assert {"latency.ms", "rtc"} <= {d["setting"] for d in compared["differences"]}, compared["differences"]
 
 
@@ -1827,7 +1941,7 @@ def test_an_open_loop_evaluation_is_bounded_before_the_model_loads(server, toolb
 
     monkeypatch.setattr(toolbox_module, "MAX_OPEN_LOOP_CHUNKS", 10)
     monkeypatch.setattr(toolbox, "policy", lambda *a: pytest.fail("the model was loaded"))
-    for args, parameter in (({"every": 1}, "every"), ({"chunks": 10_000}, "chunks")):
+    for args, parameter in (({"every": 1}, "every"), ({"chunks": 12}, "chunks")):
         error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), **args})
         assert error["parameter"] == parameter and f"would take {17 if parameter == 'every' else 11} chunks, more " \
             "than the 10" in error["message"], error
@@ -1886,22 +2000,51 @@ def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir, sim_run):
     b = sim_run(runs / "b", {s: s < 1 for s in range(8)})
     result = ok(server, "compare_sim_runs", {"runs": [str(a), str(b)]})
     assert [r["name"] for r in result["runs"]] == ["a", "b"] and result["task"] == "reach"
-    assert [r["successes"] for r in result["runs"]] == [4, 1]
+    assert [(r["successes"], r["episodes"]) for r in result["runs"]] == [(4, 6), (1, 8)]
     (pair,) = result["pairs"]
-    assert (pair["shared_seeds"], pair["a_only"], pair["b_only"], pair["both"]) == (6, 3, 0, 1)
-    assert "exact McNemar p" in pair["line"] and "only 6 shared seeds" in pair["note"]
-    assert pair["p_adjusted"] == pair["p_value"]  # one pair tested: nothing to adjust
-    assert pair["steps"]["solved_by_both"] == 1 and "exact sign test p" in pair["steps"]["line"]  # seed 0
-    steps = next(d for d in result["differences"] if d["setting"] == "policy_settings.sampling.steps")
-    assert steps["flag"] == "--steps" and steps["values"] == [4, 8] and steps["shown"] == ["4", "8"]
+    assert (pair["shared_seeds"], pair["a_only"], pair["b_only"]) == (6, 3, 0)
+    assert pair["verdict"] == "no significant difference" and pair["p_adjusted"] == 0.25
+    assert {d["setting"]: d["shown"] for d in result["differences"]}["policy_settings.sampling.steps"] == ["4", "8"]
     assert {d["setting"] for d in result["differences"]} == {"policy", "policy_settings.path",
                                                              "policy_settings.sampling.steps", "episodes"}
     # the training scenes, and the pair's few shared seeds, where an agent reads them
     assert [w.split(":")[0] for w in result["warnings"]] == ["a", "a vs b"], result["warnings"]
     assert "trained on" in result["warnings"][0] and "only 6 shared seeds" in result["warnings"][1]
     assert Path(result["files"]["report"]).is_file() and Path(result["run_dir"]).parent == toolbox.config.output_dir
-    assert json.loads((Path(result["run_dir"]) / "compare.json").read_text())["pairs"][0]["p_value"] == \
-        pair["p_value"]
+    # a summary: the whole comparison (each pair's sentence, steps to success, how to read it) is compare.json's
+    whole = json.loads(Path(result["files"]["comparison"]).read_text())
+    assert whole["pairs"][0]["p_adjusted"] == pytest.approx(pair["p_adjusted"])
+    assert "exact McNemar p" in whole["pairs"][0]["line"] and whole["pairs"][0]["steps"]["solved_by_both"] == 1
+    _, answer = call(server, "compare_sim_runs", {"runs": [str(a), str(b)]})
+    assert len(answer.content[0].text) < 2000 < len(json.dumps(whole)), len(answer.content[0].text)
+
+
+def test_a_pairs_verdict_is_the_one_its_line_says():
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.sim.compare import PairedTest
+
+    def pair(a_only, b_only, p, adjusted):
+        return PairedTest("a", "b", tuple(range(10)), a_only, b_only, 10 - a_only - b_only, 0, p, "", adjusted, 3)
+
+    assert pair(8, 0, 0.008, 0.02).verdict() == "a is better" and "differ at the 5 % level: a is better" in \
+        pair(8, 0, 0.008, 0.02).line()
+    assert pair(0, 8, 0.008, 0.02).verdict() == "b is better"
+    assert pair(8, 0, 0.008, 0.06).verdict() == "no significant difference"  # the adjusted p is the verdict's
+    assert pair(0, 0, None, None).verdict() == "not paired"
+
+
+def test_a_note_many_pairs_share_is_one_warning():
+    """Ten runs of three seeds each warned of their few shared seeds once per pair: 45 times the same sentence."""
+    from worldpolicy.agents.toolbox import _pair_notes
+    from worldpolicy.sim.compare import PairedTest
+
+    def pair(a, b, note):
+        return PairedTest(a, b, (0, 1, 2), 0, 0, 3, 0, 1.0, note)
+
+    few = "only 3 shared seeds: the test can tell apart only runs that differ on nearly every one"
+    pairs = [pair("a", "b", few), pair("a", "c", few), pair("b", "c", few), pair("a", "d", "no shared seed"),
+             pair("b", "d", "")]
+    assert _pair_notes(pairs) == [f"3 of the 5 pairs: {few}", "a vs d: no shared seed"]
 
 
 def test_compare_sim_runs_errors_name_runs(server, toolbox, inputs_dir, tmp_path, sim_run):

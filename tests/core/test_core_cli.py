@@ -1353,6 +1353,20 @@ def test_a_typo_is_named_with_what_it_is_likely_a_typo_of_and_a_namespace_makes_
     assert typo_note(["zzz"], cameras) == ""
 
 
+@pytest.mark.parametrize(("text", "accepted"), [
+    ("latency_ms: 5000 ms is 75 control steps, past the limit; accepted: 0 to below 1300 ms", "0 to below 1300 ms"),
+    ("num_envs: 2 batches; policy=random makes none; accepted with policy=random: 1", "1 (with policy=random)"),
+    ("num_envs: expected an int >= 1 (episodes stepped together), got 0", "an int >= 1 (episodes stepped together)"),
+    # the last "accepted", to the end: not an earlier one, nor one that runs on past a semicolon
+    ("x: accepted: 1; accepted: 2", "2"), ("x: accepted: 1; more said", None), ("steps=0 must be >= 1", None),
+])
+def test_what_an_error_says_is_accepted_is_read_from_its_wording(text, accepted):
+    """`errors.error_accepted`: the agents' tools hand it on as `accepted`, which the message alone said."""
+    from worldpolicy.errors import error_accepted
+
+    assert error_accepted(text) == accepted
+
+
 def test_only_worldpolicy_info_lines_are_plain():
     """A command's own INFO lines are its message alone; another library's (`-v` shows httpx's requests) keep their
     time, level and logger, which say whose they are."""

@@ -11,6 +11,10 @@ from ..cli import add_device_flags, print_json
 
 logger = logging.getLogger(__name__)
 
+# a tool call's wall-clock limit (--call-timeout): a full checkpoint's first load and a 20-episode sim of it fit; past
+# it the call is answered with a `timeout` error and its work stopped (`mcp_server.build_server`)
+DEFAULT_CALL_TIMEOUT_S = 1800.0
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mcp", help="serve predict/imagine/infer/visualise/sim tools to agents over MCP")
@@ -43,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="actions per chunk, a multiple of 4 (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, default=None,
                    help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    p.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT_S, metavar="SECONDS",
+                   help="stop a tool call still running after this long and answer it with a `timeout` error; 0: no "
+                   "limit (default: %(default)g)")
     p.set_defaults(func=_mcp)
 
     w = sub.add_parser("world-models", help="list world-model pipelines in the installed diffusers")
@@ -56,11 +63,13 @@ FLAGS = {"checkpoint_dirs": "--checkpoint-dir", "input_roots": "--input-root", "
 
 
 def _mcp(args: argparse.Namespace) -> int:
-    from ..cli import flag_named
+    from ..cli import UsageError, flag_named
     from ..fileio import output_folder
     from .mcp_server import run_server  # a missing agents extra is one line (`extras`)
     from .toolbox import ToolboxConfig
 
+    if not 0 <= args.call_timeout < float("inf"):  # NaN too
+        raise UsageError(f"--call-timeout {args.call_timeout:g}: expected seconds > 0, or 0 (no limit)")
     if args.transport == "http":
         _check_address(args.host, args.port)
     _check_not_in_root(args)
@@ -78,7 +87,7 @@ def _mcp(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise flag_named(exc, FLAGS) from None
-    run_server(config, args.transport, args.host, args.port)
+    run_server(config, args.transport, args.host, args.port, call_timeout_s=args.call_timeout or None)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -32,16 +33,19 @@ from ..sim.perturb import perturbation_help
 from ..sim.progress import SCORER_REWARDS, SCORERS
 from ..sim.tasks import EVAL_SEED
 from .toolbox import (
-    MAX_COMPARED_RUNS,
-    MAX_DREAM_CHUNKS,
-    MAX_GUIDANCE,
+    COMPARED_RUNS,
+    DREAM_CHUNKS,
+    GUIDANCE,
     MAX_LISTED_TASKS,
-    MAX_OPEN_LOOP_CHUNKS,
-    MAX_SHOWN_EPISODES,
-    MAX_SIM_EPISODES,
-    MAX_SIM_STEPS,
-    MAX_STEPS,
-    SEED_RANGE,
+    OPEN_LOOP_CHUNKS,
+    OPEN_LOOP_EVERY,
+    SEED,
+    SHOWN_EPISODES,
+    SIM_EPISODES,
+    SIM_STEPS,
+    START_FRAME,
+    STEPS,
+    Range,
     Toolbox,
     ToolboxConfig,
     ToolInputError,
@@ -67,7 +71,8 @@ INSTRUCTIONS = (
     "actions file. evaluate_open_loop measures a checkpoint's predicted chunks against a LeRobot dataset's recorded "
     "actions (per-column MAE/RMSE in physical units, mae_normalized on the model's normalised scale to compare "
     "checkpoints by; not success: evaluate_in_sim is that test); "
-    "compare_sim_runs puts finished sim runs (their run_dir) side by side with a paired test on shared seeds. "
+    "compare_sim_runs puts finished sim runs (their run_dir) side by side with a paired test on shared seeds (a "
+    "summary: the whole comparison is in its files). "
     "dream runs a policy closed loop in a world model's imagination (no simulator; rewards per chunk with score); "
     "show_dataset writes a page of a LeRobot dataset (its summary, each episode's clips and plots). "
     "Errors come back as "
@@ -311,83 +316,48 @@ class OpenLoopResult(BaseModel):
 
 class ComparedRun(BaseModel):
     name: str = Field(description="the run's folder name (its whole path where two share one)")
-    path: str
     policy: str
-    task_version: int | None
-    strategy: str | None
-    n_episodes: int
-    episodes_requested: int
     successes: int
+    episodes: int = Field(description="episodes it ran")
     success_rate: float
     ci95: list[float] = Field(description="Wilson 95 % interval of the success rate")
-    mean_steps_to_success: float | None
-    mean_final_distance_m: float
-    seeds: str = Field(description="the episode seeds it ran")
-    training_scenes: TrainingScenes | None
     held_out: str = Field(description="whether its episodes are scenes new to its policy, in words")
-    latency_ms: float = Field(description="the time each request was taken to think (`sim --latency`; 0: none)")
-    latency_ticks: int = Field(description="latency_ms as the whole control steps it ran as")
-    rtc: bool = Field(description="real-time chunking (`sim --rtc`): async's requests continued the running chunk")
-    mean_handover_jump_rad: float | None = Field(
-        description="the largest joint's target change where a newer chunk took over, episodes' means averaged; "
-        "null where none was recorded (no hand-over, or a report from before it was)")
-    mean_chunk_jump_rad: float | None = Field(
-        description="the same from step to step within a chunk: hand-over jumps well above it are two plans meeting")
-
-
-class PairedSteps(BaseModel):
-    solved_by_both: int = Field(description="shared seeds both runs solved: the steps are paired on them")
-    a_faster: int = Field(description="of those, the seeds a solved in fewer steps")
-    b_faster: int = Field(description="the seeds b solved in fewer steps (the rest tied, left out of the test)")
-    mean_difference: float = Field(description="b's steps to success minus a's, averaged over those seeds")
-    p_value: float = Field(description="exact sign test p of a_faster against b_faster")
-    p_adjusted: float = Field(description="p_value Holm-Bonferroni adjusted over the pairs with seeds both solved")
-    test: str
-    line: str = Field(description="the steps in one plain sentence, verdict at the 5 % level included")
 
 
 class PairedTest(BaseModel):
     a: str
     b: str
-    shared_seeds: int
-    seeds: list[int] = Field(description="the seeds both ran: the scenes the pair is tested on")
+    shared_seeds: int = Field(description="the seeds both ran: the scenes the pair is tested on")
     a_only: int = Field(description="shared seeds only a succeeded on")
     b_only: int = Field(description="shared seeds only b succeeded on")
-    both: int
-    neither: int
-    p_value: float | None = Field(description="exact McNemar p (null: not paired, see note)")
-    p_adjusted: float | None = Field(description="p_value Holm-Bonferroni adjusted over the comparison's paired tests "
-                                     "(the verdict's; with one pair tested, p_value)")
-    note: str = Field(description="why the pair is not paired, or what limits the test (few shared seeds)")
-    line: str = Field(description="the pair in one plain sentence, verdict at the 5 % level included")
-    steps: PairedSteps | None = Field(description="steps to success on the shared seeds both solved, paired (null: "
-                                      "no such seed)")
+    p_adjusted: float | None = Field(description="exact McNemar p, Holm-Bonferroni adjusted over the comparison's "
+                                     "paired tests (with one pair, its p; null: not paired, see warnings)")
+    verdict: str = Field(description="'<run> is better' (adjusted p < 0.05), 'no significant difference' or "
+                         "'not paired'")
 
 
 class SettingDifference(BaseModel):
     setting: str
-    flag: str = Field(description="the `worldpolicy sim` flag that sets it")
-    values: list[Any] = Field(description="each run's value, in the order of runs (null: recorded as none, or not "
-                              "recorded; see shown)")
-    shown: list[str] = Field(description="each run's value as the tables show it: 'none' or '(not recorded)'")
+    shown: list[str] = Field(description="each run's value, in the order of runs ('none' or '(not recorded)')")
 
 
 class ComparisonFiles(BaseModel):
     report: str = Field(description="index.html: the comparison page")
+    comparison: str = Field(description="compare.json: the whole comparison (every run's fields, each pair's "
+                            "sentence, steps to success paired, the settings' flags and values, how to read it)")
     outputs: list[str] = Field(description="compare.md, compare.png, compare.json, index.html")
 
 
 class ComparisonResult(BaseModel):
     task: str
     runs: list[ComparedRun]
-    pairs: list[PairedTest] = Field(description="every pair of runs (1 vs 2, 1 vs 3, ..., 2 vs 3, ...): its raw "
-                                    "p_value, and p_adjusted, Holm-Bonferroni adjusted for the number of pairs "
-                                    "tested, which the verdict rests on")
+    pairs: list[PairedTest] = Field(description="every pair of runs (1 vs 2, 1 vs 3, ..., 2 vs 3, ...): its exact "
+                                    "McNemar p, Holm-Bonferroni adjusted over the pairs tested, and the verdict it "
+                                    "gives")
     differences: list[SettingDifference] = Field(description="the settings that differ between the runs")
     warnings: list[str] = Field(description="training scenes among a run's episodes, a setting that changes what "
-                                "success means, an incomplete run: say so when reporting the rates")
-    how_to_read: str
-    table: str = Field(description="the comparison as `worldpolicy sim compare` prints it")
+                                "success means, an incomplete run, a pair with few or no shared seeds: say so when "
+                                "reporting the rates")
     run_dir: str
     files: ComparisonFiles
 
@@ -503,11 +473,20 @@ Images = Annotated[
 ]
 State = Annotated[list[float] | None, Field(
     description="current state for state-conditioned embodiments (columns); others ignore it, with a warning")]
-Seed = Annotated[int | None, Field(description=f"sampling seed for reproducible results, {SEED_RANGE} (default: a "
-                                   "fresh one, which the result's seed gives back)")]
-Steps = Annotated[int | None, Field(description=f"denoising steps, 1-{MAX_STEPS} (default: the embodiment's preset)")]
-Guidance = Annotated[float | None, Field(description=f"classifier-free guidance scale, 0-{MAX_GUIDANCE} (default: "
-                                         "the embodiment's preset)")]
+
+
+def _ranged(bounds: Range, description: str) -> Any:
+    """An argument's Field whose input schema says `bounds` (minimum/maximum, or minItems/maxItems: `Range.schema`),
+    the range the toolbox checks it against, so a client knows it before calling. Strict: pydantic's lax mode read
+    `true` as 1 (`episodes: true` ran one episode) before the toolbox, which refuses a boolean, saw it."""
+    return Field(description=description, json_schema_extra=bounds.schema(), strict=True)
+
+
+Seed = Annotated[int | None, _ranged(SEED, f"sampling seed for reproducible results, {SEED.accepted} (default: a "
+                                     "fresh one, which the result's seed gives back)")]
+Steps = Annotated[int | None, _ranged(STEPS, f"denoising steps, {STEPS.accepted} (default: the embodiment's preset)")]
+Guidance = Annotated[float | None, _ranged(GUIDANCE, f"classifier-free guidance scale, {GUIDANCE.accepted} (default: "
+                                           "the embodiment's preset)")]
 Animate = Annotated[bool, Field(description="also write an mp4 with a playhead on the action plot beside the video")]
 ShowPlots = Annotated[bool, Field(description="also return the plot images in the result, to look at them")]
 
@@ -530,8 +509,9 @@ def _with_plots(result: Any, show: bool) -> Any:
     )
 
 
-def _error(exc: BaseException) -> CallToolResult:
-    payload = {"error": error_payload(exc)}
+def _error(exc: BaseException | dict[str, Any]) -> CallToolResult:
+    """The tool error an agent receives: `{"error": ...}`, of an exception (`error_payload`) or as given."""
+    payload = {"error": exc if isinstance(exc, dict) else error_payload(exc)}
     return CallToolResult(
         content=[_json_text(payload)], structured_content=payload, is_error=True
     )
@@ -541,17 +521,22 @@ class CallCancelled(Exception):
     """Raised in the worker thread of a call its client cancelled, at its next progress report."""
 
 
-async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+async def _call(timeout_s: float | None, ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: Any,
+                **kwargs: Any) -> Any:
     """Run a blocking toolbox operation in a worker thread; progress goes back to the client; errors become results.
 
     A call the client cancels returns at once, and its worker stops at its next progress report (a denoising step,
     a simulated episode; a checkpoint load runs to its end): else it ran to the end holding the model, and every
-    later model call waited for a result nobody would read."""
+    later model call waited for a result nobody would read. A call still running after `timeout_s` (None: no limit)
+    is stopped the same way and answered with a `timeout` error saying where it was: a client that waits for it
+    otherwise waited without bound (a sim run takes minutes), or gave up with no word of why."""
     cancelled = threading.Event()
+    reached = ["its start"]  # the last progress message: where a call that ran out of time was
 
     def progress(done: float, total: float | None, message: str) -> None:
         if cancelled.is_set():
             raise CallCancelled(f"cancelled by the client at: {message}")
+        reached[0] = message
         try:
             anyio.from_thread.run(ctx.report_progress, float(done), None if total is None else float(total), message)
         except Exception:  # a client gone mid-call must not fail the computation
@@ -559,14 +544,23 @@ async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: A
 
     if ctx is not None:
         kwargs["progress"] = progress
-    try:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True)
-    except anyio.get_cancelled_exc_class():
-        cancelled.set()
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure becomes a tool error; the server keeps serving
-        logger.info("tool %s failed: %s", getattr(fn, "__name__", fn), exc)
-        return _error(exc)
+    name = getattr(fn, "__name__", fn)
+    with anyio.move_on_after(timeout_s):  # its own cancellation ends the block; the client's goes on up
+        try:
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a tool error; the server keeps serving
+            logger.info("tool %s failed: %s", name, exc)
+            return _error(exc)
+    logger.info("tool %s ran past %g s at: %s", name, timeout_s, reached[0])
+    stopped = ("was stopped, its run folder removed" if ctx is not None
+               else "was answered (its work, which reports no progress, runs on to its end unread)")
+    return _error({"type": "timeout", "limit_s": timeout_s,
+                   "message": f"the call ran past this server's limit of {timeout_s:g} s a call (`worldpolicy mcp "
+                   f"--call-timeout`) and {stopped}; it had reached: {reached[0]}; ask for less work (fewer "
+                   "episodes, chunks, steps or frames) or use a server started with a larger --call-timeout"})
 
 
 class _Server(MCPServer):
@@ -601,7 +595,10 @@ def _schema_violation(exc: ValidationError, properties: dict[str, Any], argument
     enum = next((o["enum"] for o in options if "enum" in o), None)
     const = [o["const"] for o in options if "const" in o]
     types = [o["type"] for o in options if "type" in o and o["type"] != "null"]
-    accepted = enum or const or (" or ".join(types) if types else None)
+    bounds = ", ".join(f"{word} {schema[key]}" for key, word in (("minimum", "minimum"), ("maximum", "maximum"),
+                                                                  ("minItems", "at least"), ("maxItems", "at most"))
+                       if key in schema)  # `Range.schema`'s
+    accepted = enum or const or (" or ".join(types) + (f" ({bounds})" if bounds else "") if types else None)
     return ToolInputError(parameter, problem["msg"], arguments.get(parameter), accepted)
 
 
@@ -615,12 +612,22 @@ def _compact(result: Any) -> Any:
     return result.model_copy(update={"content": [_json_text(result.structured_content), *result.content[1:]]})
 
 
-def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> MCPServer:
-    """An `MCPServer` exposing `toolbox` (a fresh default-configured one if not given)."""
+def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
+                 call_timeout_s: float | None = None) -> MCPServer:
+    """An `MCPServer` exposing `toolbox` (a fresh default-configured one if not given), each call stopped after
+    `call_timeout_s` seconds (None: never; `worldpolicy mcp` gives --call-timeout), which its instructions tell the
+    agent."""
     from .. import __version__
 
+    if call_timeout_s is not None and not (isinstance(call_timeout_s, (int, float)) and 0 < call_timeout_s < math.inf):
+        raise ValueError(f"call_timeout_s={call_timeout_s!r}; accepted: seconds > 0, or None (no limit)")
     tb = toolbox or Toolbox()
-    srv = _Server(name, instructions=INSTRUCTIONS, version=__version__)
+    limit = ("" if call_timeout_s is None else f" A call still running after {call_timeout_s:g} s is stopped, with "
+             "an error of type 'timeout' saying where it was.")
+    srv = _Server(name, instructions=INSTRUCTIONS + limit, version=__version__)
+
+    async def call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        return await _call(call_timeout_s, ctx, fn, *args, **kwargs)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
@@ -631,18 +638,18 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
                                                 "its own included)")] = None,
     ) -> EmbodimentList:
         """List the robot embodiments: action columns with units, chunk size, rate, camera and state keys."""
-        return await _call(None, tb.list_embodiments, checkpoint)
+        return await call(None, tb.list_embodiments, checkpoint)
 
     @srv.tool(annotations=read_only)
     async def list_checkpoints() -> CheckpointList:
         """List the Cosmos3 checkpoints this server can load, which are loaded now, and the folders (input_roots) the
         tools read files from."""
-        return await _call(None, tb.list_checkpoints)
+        return await call(None, tb.list_checkpoints)
 
     @srv.tool(annotations=read_only)
     async def list_world_models() -> WorldModels:
         """List the world-foundation / action-capable pipelines in the installed diffusers and which worldpolicy drives."""
-        return await _call(None, tb.list_world_models)
+        return await call(None, tb.list_world_models)
 
     @srv.tool(annotations=writes)
     async def predict_actions(
@@ -661,7 +668,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         show_plots: ShowPlots = False,
     ) -> PredictionResult:
         """What should the robot do here? Predict an action chunk from an observation and a task."""
-        result = await _call(
+        result = await call(
             ctx,
             tb.predict,
             prompt,
@@ -711,7 +718,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     ) -> PredictionResult:
         """What happens if the robot does this? Imagine the video of executing actions from an observation (with
         whole_trajectory, a trajectory of any length, chunk after chunk)."""
-        result = await _call(
+        result = await call(
             ctx,
             tb.imagine,
             prompt,
@@ -748,7 +755,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         guidance: Guidance = None,
         animate: Animate = False,
         show_plots: ShowPlots = False,
-        start_frame: Annotated[int, Field(description="explain the clip from this frame (from 0)")] = 0,
+        start_frame: Annotated[int, _ranged(START_FRAME, "explain the clip from this frame (from 0)")] = 0,
         whole_clip: Annotated[bool, Field(
             description="label every frame transition of the clip (from start_frame), in windows of chunk_size+1 "
             "frames: one action row per transition; otherwise only the first chunk_size+1 frames")] = False,
@@ -758,7 +765,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     ) -> PredictionResult:
         """Which actions produced this video? Inverse dynamics from a clip (video file, animated GIF or folder of
         frames): its first chunk_size+1 frames, or with whole_clip every frame (pseudo-labelling a video)."""
-        result = await _call(
+        result = await call(
             ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate,
             start_frame=start_frame, whole_clip=whole_clip, resample=resample,
         )
@@ -774,7 +781,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         show_plots: ShowPlots = False,
     ) -> VisualizationResult:
         """Plot an action chunk: per-dimension time series with units, 3-D end-effector path or joint plots."""
-        return _with_plots(await _call(None, tb.visualize, path, video, animate), show_plots)
+        return _with_plots(await call(None, tb.visualize, path, video, animate), show_plots)
 
     @srv.tool(annotations=writes)
     async def evaluate_in_sim(
@@ -782,12 +789,12 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         task: Annotated[Literal["reach", "push", "pick_place"], Field(description="tabletop task")] = "reach",
         policy: Annotated[str, Field(description="checkpoint name, 'scripted' or 'random'")] = "scripted",
         embodiment: Annotated[str | None, Field(description="action space for checkpoint/random policies")] = None,
-        episodes: Annotated[int, Field(description=f"number of seeded episodes (1-{MAX_SIM_EPISODES})")] = 2,
-        seed: Annotated[int, Field(description=f"episode i uses seed + i (default {EVAL_SEED}, as `worldpolicy sim`: "
-                                   "past the scenes `dataset from-sim` records from 0, which a checkpoint may have "
-                                   "been trained on)")] = EVAL_SEED,
-        max_steps: Annotated[int | None, Field(description=f"cap on control steps per episode, 1-{MAX_SIM_STEPS} "
-                                               "(default: the task's own limit)")] = None,
+        episodes: Annotated[int, _ranged(SIM_EPISODES, f"number of seeded episodes, {SIM_EPISODES.accepted}")] = 2,
+        seed: Annotated[int, _ranged(SEED, f"episode i uses seed + i (default {EVAL_SEED}, as `worldpolicy sim`: "
+                                     "past the scenes `dataset from-sim` records from 0, which a checkpoint may have "
+                                     "been trained on)")] = EVAL_SEED,
+        max_steps: Annotated[int | None, _ranged(SIM_STEPS, f"cap on control steps per episode, {SIM_STEPS.accepted} "
+                                                 "(default: the task's own limit)")] = None,
         perturb: Annotated[str | None, Field(description="shifts on top of every scene, for a robustness run "
                                              "compared with a clean one of the same seed (compare_sim_runs), as "
                                              "`worldpolicy sim --perturb` takes them, comma-separated: "
@@ -797,20 +804,20 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
             "again), ensemble (a chunk every step, those covering a step blended), async (the next chunk computed "
             "while this one runs)")] = "execute",
         latency: Annotated[float, Field(
-            description="simulated inference time of each request, in ms, as `worldpolicy sim --latency`: the sim "
-            "steps on until its reply lands (rounded to whole control steps); compare with a run of latency 0 on the "
-            "same seed (compare_sim_runs)")] = 0.0,
+            strict=True, description="simulated inference time of each request, in ms, as `worldpolicy sim "
+            "--latency`: the sim steps on until its reply lands (rounded to whole control steps); compare with a run "
+            "of latency 0 on the same seed (compare_sim_runs)")] = 0.0,
         rtc: Annotated[bool, Field(
             description="real-time chunking, as `worldpolicy sim --rtc`: with strategy async and a checkpoint, each "
             "next chunk begins with the running chunk's actions that run while it is computed")] = False,
         num_envs: Annotated[int, Field(
-            description="episodes stepped together, their model requests batched into one forward per step, as "
-            "`worldpolicy sim --num-envs`: a checkpoint, any strategy (default 1)")] = 1,
+            strict=True, description="episodes stepped together, their model requests batched into one forward per "
+            "step, as `worldpolicy sim --num-envs`: a checkpoint, any strategy (default 1)")] = 1,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
-        return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
+        return await call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
                            strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs)
 
     @srv.tool(annotations=writes)
@@ -822,11 +829,11 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         embodiment: EmbodimentName = None,
         episodes: Annotated[list[int] | None, Field(description="episode indexes to evaluate on (from 0; negative "
                                                     "from the end; default: all)")] = None,
-        every: Annotated[int | None, Field(description="predict a chunk every N frames (default: the chunk size, so "
-                                           "the chunks tile each episode)")] = None,
-        chunks: Annotated[int | None, Field(description="instead of every: N chunks, their start frames spread evenly "
-                                            f"over the episodes (at most {MAX_OPEN_LOOP_CHUNKS} a call)")] = None,
-        seed: Annotated[int, Field(description="episode i's chunks are sampled with seed + i")] = 0,
+        every: Annotated[int | None, _ranged(OPEN_LOOP_EVERY, "predict a chunk every N frames (default: the chunk "
+                                             "size, so the chunks tile each episode)")] = None,
+        chunks: Annotated[int | None, _ranged(OPEN_LOOP_CHUNKS, "instead of every: N chunks, their start frames "
+                                              f"spread evenly over the episodes ({OPEN_LOOP_CHUNKS.accepted})")] = None,
+        seed: Annotated[int, _ranged(SEED, "episode i's chunks are sampled with seed + i")] = 0,
         steps: Steps = None,
         action_keys: Annotated[list[str] | None, Field(description="the dataset features that hold the recorded "
                                                        "actions (default: those the checkpoint's training run "
@@ -844,26 +851,26 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         (`worldpolicy dataset eval`): a chunk predicted from each chosen frame's cameras, task and state, compared
         with the actions recorded over the same steps. Not success (the closed loop drifts): evaluate_in_sim is that.
         A cancelled or failed call leaves no run folder."""
-        result = await _call(ctx, tb.evaluate_open_loop, dataset, checkpoint, embodiment, episodes, every, chunks,
+        result = await call(ctx, tb.evaluate_open_loop, dataset, checkpoint, embodiment, episodes, every, chunks,
                              seed, steps, action_keys, state_keys)
         return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)
     async def compare_sim_runs(
-        runs: Annotated[list[str], Field(description=f"2 to {MAX_COMPARED_RUNS} finished sim run folders of one task "
-                                         "(evaluate_in_sim's run_dir, or `worldpolicy sim --out` folders), "
-                                         f"{READABLE}")],
+        runs: Annotated[list[str], _ranged(COMPARED_RUNS, f"{COMPARED_RUNS.accepted} of one task (evaluate_in_sim's "
+                                           f"run_dir, or `worldpolicy sim --out` folders), {READABLE}")],
     ) -> ComparisonResult:
         """Which sim run is better? Runs side by side: success rates with Wilson 95 % intervals, every pair tested on
         the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping; with several
-        pairs, Holm-Bonferroni adjusted), and the settings that differ."""
-        return await _call(None, tb.compare_sim_runs, runs)
+        pairs, Holm-Bonferroni adjusted), and the settings that differ: a summary; the whole comparison (each pair's
+        sentence, steps to success, how to read it) is files.comparison and the page files.report."""
+        return await call(None, tb.compare_sim_runs, runs)
 
     @srv.tool(annotations=writes)
     async def dream(
         prompt: Prompt,
-        chunks: Annotated[int, Field(description=f"action chunks to dream (1-{MAX_DREAM_CHUNKS}); each is a policy "
-                                     "call then a world-model call, one after another")],
+        chunks: Annotated[int, _ranged(DREAM_CHUNKS, f"action chunks to dream, {DREAM_CHUNKS.accepted}; each is a "
+                                       "policy call then a world-model call, one after another")],
         ctx: Context,
         checkpoint: Annotated[str | None, Field(description="the policy's checkpoint name from list_checkpoints "
                                                 "(optional when only one exists)")] = None,
@@ -873,10 +880,12 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         image: ImagePath = None,
         images: Images = None,
         state: State = None,
-        seed: Annotated[int, Field(description="the world model's chunk j samples with seed + j, the policy's with "
-                                   "call_seed(seed, j): a dream repeats, a longer one goes on from a shorter one")] = 0,
-        execute_steps: Annotated[int | None, Field(description="the first K actions of each chunk are imagined "
-                                                   "before the policy acts again, 1..chunk size (default: all)")] = None,
+        seed: Annotated[int, _ranged(SEED, "the world model's chunk j samples with seed + j, the policy's with "
+                                     "call_seed(seed, j): a dream repeats, a longer one goes on from a shorter "
+                                     "one")] = 0,
+        execute_steps: Annotated[int | None, Field(strict=True, description="the first K actions of each chunk are "
+                                                   "imagined before the policy acts again, 1..chunk size (default: "
+                                                   "all)")] = None,
         score: Annotated[Literal[SCORERS] | None, Field(description="score each chunk's imagined frames: reach "
                                                         f"({SCORER_REWARDS['reach']}; the prompt names the ball's "
                                                         "colour); default: no reward")] = None,
@@ -886,7 +895,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         dream`): from the observation the policy acts, the world model imagines the frames its actions lead to, the
         policy acts on the last of them, chunks times. No simulator; errors compound over the chunks. A cancelled or
         failed call leaves no run folder."""
-        result = await _call(ctx, tb.dream, prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
+        result = await call(ctx, tb.dream, prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
                              seed, execute_steps, score)
         return _with_plots(result, show_plots)
 
@@ -895,8 +904,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         dataset: Annotated[str, Field(description=f"a LeRobot dataset folder (holds meta/info.json), {READABLE}; it is "
                                       "only read")],
         ctx: Context,
-        episodes: Annotated[list[int] | None, Field(description=f"episode indexes to show, 1 to {MAX_SHOWN_EPISODES} "
-                                                    "(from 0; negative from the end; default: the first 5)")] = None,
+        episodes: Annotated[list[int] | None, _ranged(SHOWN_EPISODES, "episode indexes to show, "
+                                                      f"{SHOWN_EPISODES.accepted} (default: the first 5)")] = None,
         embodiment: Annotated[str | None, Field(description="read the actions (and a state-conditioned one's state) "
                                                 "as this embodiment's columns and units, as training maps them "
                                                 "(default: as recorded)")] = None,
@@ -905,15 +914,17 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         """What is in this dataset? A page of it (`worldpolicy dataset show`): its summary (rate, episodes and
         lengths, features, tasks, stats, provenance) and per episode each camera's clip, its numeric features plotted
         over time with their named columns, its task and fields."""
-        result = await _call(ctx, tb.show_dataset, dataset, episodes, embodiment)
+        result = await call(ctx, tb.show_dataset, dataset, episodes, embodiment)
         return _with_plots(result, show_plots)
 
     return srv
 
 
-def run_server(config: ToolboxConfig, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8020) -> None:
-    """Serve until interrupted. HTTP request bodies are capped at MAX_REQUEST_BODY_BYTES."""
-    srv = build_server(Toolbox(config))
+def run_server(config: ToolboxConfig, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8020,
+               call_timeout_s: float | None = None) -> None:
+    """Serve until interrupted. HTTP request bodies are capped at MAX_REQUEST_BODY_BYTES; each call at
+    `call_timeout_s` (`build_server`)."""
+    srv = build_server(Toolbox(config), call_timeout_s=call_timeout_s)
     if transport == "stdio":
         srv.run("stdio")
     elif transport == "http":

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import error_parameter
+from ..errors import error_accepted, error_parameter
 from ..extras import MissingExtraError, missing_extra
-from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
+from ..fileio import ACTIONS_FILE, COMPARE_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
 from ..logcapture import logged_warnings
 from ..policy import (
     EMBODIMENT_FILE,
@@ -44,12 +44,11 @@ from ..sim.tasks import EVAL_SEED
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload", "plot_images"]
+__all__ = ["Progress", "Range", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload", "plot_images"]
 
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_GUIDANCE = 50
-SEED_RANGE = "an integer in [0, 2**63)"  # a sampling seed, as the tools accept it
 MAX_SIM_EPISODES = 20
 SIM_ROBOT = "panda"  # the arm `evaluate_in_sim` runs on (its joint count is checked before anything loads)
 MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random policy never ends an episode early
@@ -73,12 +72,65 @@ VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
 CLIP_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES | observations.IMAGE_SUFFIXES))
 
 
+@dataclass(frozen=True)
+class Range:
+    """The bounds of a numeric argument (or, with `items`, of a list's length): the one place the tools' check
+    (`check`), the `accepted` its error gives and the MCP input schema's minimum/maximum (`schema`) read them, so an
+    agent's client is told the range before it calls."""
+
+    low: int | float
+    high: int | float | None = None  # inclusive; None: no upper bound
+    integer: bool = True
+    text: str | None = None  # `accepted` in words, where the bounds say it badly (a seed's [0, 2**63))
+    items: bool = False  # the bounds are a list's length
+
+    @property
+    def accepted(self) -> str:
+        if self.text is not None:
+            return self.text
+        kind = "an integer" if self.integer else "a number"
+        return f"{kind} >= {self.low}" if self.high is None else f"{kind} in [{self.low}, {self.high}]"
+
+    def holds(self, value: Any) -> bool:
+        if self.items:
+            value = len(value) if isinstance(value, (list, tuple)) else None
+        number = _integer(value) if self.integer else (isinstance(value, (int, float)) and not isinstance(value, bool))
+        return number and self.low <= value and (self.high is None or value <= self.high)
+
+    def check(self, parameter: str, value: Any) -> None:
+        """`value` refused, naming `parameter`, unless it is in range (`_must_be`); a list's items are not looked at."""
+        if not self.holds(value):
+            raise _must_be(parameter, value, self.accepted)
+
+    def schema(self) -> dict[str, int | float]:
+        """The JSON schema keywords that say the bounds (minimum/maximum, or minItems/maxItems)."""
+        low, high = ("minItems", "maxItems") if self.items else ("minimum", "maximum")
+        return {low: self.low, **({} if self.high is None else {high: self.high})}
+
+
+SEED = Range(0, 2**63 - 1, text="an integer in [0, 2**63)")  # a sampling seed, as the tools accept it
+STEPS = Range(1, MAX_STEPS)
+GUIDANCE = Range(0, MAX_GUIDANCE, integer=False)
+SIM_EPISODES = Range(1, MAX_SIM_EPISODES)
+SIM_STEPS = Range(1, MAX_SIM_STEPS)
+START_FRAME = Range(0, text="an integer >= 0 (a frame of the clip, from 0)")
+DREAM_CHUNKS = Range(1, MAX_DREAM_CHUNKS)
+OPEN_LOOP_EVERY = Range(1)  # frames between predictions
+OPEN_LOOP_CHUNKS = Range(1, MAX_OPEN_LOOP_CHUNKS)
+COMPARED_RUNS = Range(2, MAX_COMPARED_RUNS, items=True, text=f"a list of 2 to {MAX_COMPARED_RUNS} sim run folders")
+SHOWN_EPISODES = Range(1, MAX_SHOWN_EPISODES, items=True,
+                       text=f"a list of 1 to {MAX_SHOWN_EPISODES} episode indexes (from 0; negative from the end)")
+
+
 class ToolInputError(ValueError):
     """A bad tool argument: which parameter, what was given, what is accepted."""
 
     def __init__(self, parameter: str, message: str, given: Any = None, accepted: Any = None):
         super().__init__(f"{parameter}: {message}")
-        self.parameter, self.given, self.accepted = parameter, given, accepted
+        # none given: what the message says is accepted (a library check's "...; accepted: X", "expected X, got"),
+        # which an agent reads as a field
+        self.parameter, self.given = parameter, given
+        self.accepted = error_accepted(message) if accepted is None else accepted
 
     def to_dict(self) -> dict[str, Any]:
         out = {"type": "invalid_input", "parameter": self.parameter, "message": str(self)}
@@ -422,13 +474,9 @@ class Toolbox:
     @staticmethod
     def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
         """The sampling arguments' ranges (`_must_be`: each error's `accepted` says it)."""
-        if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
-            raise _must_be("seed", seed, SEED_RANGE)
-        if steps is not None and (not _integer(steps) or not 1 <= steps <= MAX_STEPS):
-            raise _must_be("steps", steps, f"an integer in [1, {MAX_STEPS}]")
-        if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
-                                     or not 0 <= guidance <= MAX_GUIDANCE):
-            raise _must_be("guidance", guidance, f"a number in [0, {MAX_GUIDANCE}]")
+        for name, value, bounds in (("seed", seed, SEED), ("steps", steps, STEPS), ("guidance", guidance, GUIDANCE)):
+            if value is not None:
+                bounds.check(name, value)
 
     def _observation(self, ckpt, emb, image: str | None, images: dict[str, str] | None, state: Any):
         """(observation, state, warnings, the shape warned about as one camera's view or None, the (height, width) of
@@ -834,8 +882,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        if not _integer(start_frame) or start_frame < 0:
-            raise _must_be("start_frame", start_frame, "an integer >= 0 (a frame of the clip, from 0)")
+        START_FRAME.check("start_frame", start_frame)
         for name, value in (("whole_clip", whole_clip), ("resample", resample)):
             if not isinstance(value, bool):
                 raise _must_be(name, value, "true or false")
@@ -986,12 +1033,10 @@ class Toolbox:
         from ..models import checkpoint_name
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
-        if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
-            raise _must_be("episodes", episodes, f"an integer in [1, {MAX_SIM_EPISODES}]")
-        if not _integer(seed) or seed < 0:
-            raise _must_be("seed", seed, "a non-negative integer")
-        if max_steps is not None and (not _integer(max_steps) or not 1 <= max_steps <= MAX_SIM_STEPS):
-            raise _must_be("max_steps", max_steps, f"an integer in [1, {MAX_SIM_STEPS}]")
+        SIM_EPISODES.check("episodes", episodes)
+        SEED.check("seed", seed)
+        if max_steps is not None:
+            SIM_STEPS.check("max_steps", max_steps)
         shifts = {k.name: k.accepted() for k in PERTURBATIONS.values()}  # what a bad `perturb` is told is accepted
         if perturb is not None and not isinstance(perturb, str):  # one text, as the schema says
             raise ToolInputError("perturb", "expected text like 'light=0.5' (several shifts comma-separated)",
@@ -1149,12 +1194,11 @@ class Toolbox:
         from ..policy import trained_data_keys
 
         ckpt, emb = self._model(checkpoint, embodiment)
-        if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
-            raise _must_be("seed", seed, SEED_RANGE)
+        SEED.check("seed", seed)  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
         self._sampling(seed, steps, None)
-        for name, value in (("every", every), ("chunks", chunks)):
-            if value is not None and (not _integer(value) or value < 1):
-                raise _must_be(name, value, "an integer >= 1")
+        for name, value, bounds in (("every", every, OPEN_LOOP_EVERY), ("chunks", chunks, OPEN_LOOP_CHUNKS)):
+            if value is not None:
+                bounds.check(name, value)
         if every is not None and chunks is not None:
             raise ToolInputError("chunks", "give one of every (a chunk every N frames) or chunks (N chunks spread "
                                  "evenly over the episodes)", {"every": every, "chunks": chunks})
@@ -1247,16 +1291,15 @@ class Toolbox:
 
     def compare_sim_runs(self, runs: Sequence[str]) -> dict[str, Any]:
         """`worldpolicy sim compare`: finished sim runs (evaluate_in_sim's run_dir, or `worldpolicy sim --out`
-        folders) side by side (`sim.compare.compare_runs`): each run's success rate with its Wilson interval, every
-        pair's exact McNemar test on the seeds both ran with its plain-language line, the settings that differ and
-        the warnings (training scenes, a setting that changes what success means, an incomplete run), with
-        compare.json/.md/.png and index.html in a fresh run folder."""
+        folders) side by side (`sim.compare.compare_runs`), written whole (compare.json/.md/.png and index.html) in a
+        fresh run folder; the result is its summary: each run's success rate with its Wilson interval, every pair's
+        exact McNemar test on the seeds both ran (its Holm-adjusted p and verdict), the settings that differ and the
+        warnings (training scenes, a setting that changes what success means, an incomplete run)."""
         try:
             from ..sim.compare import compare_runs, write_comparison
         except ImportError as exc:  # the server's install: the sim package reads its reports
             raise missing_extra(exc, "compare_sim_runs needs the simulator") or exc from None
-        if not isinstance(runs, (list, tuple)) or not 2 <= len(runs) <= MAX_COMPARED_RUNS:
-            raise ToolInputError("runs", f"expected a list of 2 to {MAX_COMPARED_RUNS} sim run folders", runs)
+        COMPARED_RUNS.check("runs", runs)
         folders = [self._readable_folder("runs", run) for run in runs]
         try:
             # the folders as resolved: each is named by its folder (or the whole path where two share a name)
@@ -1270,17 +1313,23 @@ class Toolbox:
             shutil.rmtree(out, ignore_errors=True)
             raise
         doc = comparison.to_json()
+        # a summary (the whole comparison, each pair's sentence and the steps to success, is compare.json's and the
+        # page's): ten runs' every field, 45 pairs' sentences and the reading guide came to 83 kB of an agent's
+        # context (the summary: 11 kB)
         return {
             "task": doc["task"],
-            "runs": doc["runs"],
-            "pairs": doc["pairs"],
-            "differences": doc["differences"],
+            "runs": [{"name": r["name"], "policy": r["policy"], "successes": r["successes"],
+                      "episodes": r["n_episodes"], "success_rate": round(r["success_rate"], 4),
+                      "ci95": [round(x, 4) for x in r["ci95"]], "held_out": r["held_out"]} for r in doc["runs"]],
+            "pairs": [{"a": p.a, "b": p.b, "shared_seeds": len(p.shared), "a_only": p.a_only, "b_only": p.b_only,
+                       "p_adjusted": None if p.p_adjusted is None else round(p.p_adjusted, 4),
+                       "verdict": p.verdict()} for p in comparison.pairs],
+            "differences": [{"setting": d["setting"], "shown": d["shown"]} for d in doc["differences"]],
             # a pair's note (not paired, few shared seeds) too: an agent reads the warnings, not each pair's line
-            "warnings": doc["warnings"] + [f"{p.a} vs {p.b}: {p.note}" for p in comparison.pairs if p.note],
-            "how_to_read": doc["how_to_read"],
-            "table": comparison.table(),
+            "warnings": doc["warnings"] + _pair_notes(comparison.pairs),
             "run_dir": str(out),
-            "files": {"report": str(out / "index.html"), "outputs": [str(p) for p in written]},
+            "files": {"report": str(out / "index.html"), "comparison": str(out / COMPARE_FILE),
+                      "outputs": [str(p) for p in written]},
         }
 
     def dream(
@@ -1322,11 +1371,8 @@ class Toolbox:
                 raise ToolInputError("world_model", str(exc).split(": ", 1)[-1], world_model, exc.accepted) from None
             w_emb = self._checkpoint_embodiment(world, embodiment, "world_model", world_model)
         prompt = self._prompt(prompt)
-        if not _integer(chunks) or not 1 <= chunks <= MAX_DREAM_CHUNKS:
-            raise _must_be("chunks", chunks, f"an integer in [1, {MAX_DREAM_CHUNKS}]")
-        if not _integer(seed):  # None too: a dream repeats with its seed, as `worldpolicy dream`'s default 0
-            raise _must_be("seed", seed, SEED_RANGE)
-        self._sampling(seed, None, None)
+        DREAM_CHUNKS.check("chunks", chunks)
+        SEED.check("seed", seed)  # None too: a dream repeats with its seed, as `worldpolicy dream`'s default 0
         refusal = trajectory_refusal(w_emb)  # a dream is a whole trajectory, chunk by chunk
         if refusal is not None:
             raise ToolInputError("world_model", refusal[0], world_model or checkpoint, refusal[1])
@@ -1436,10 +1482,10 @@ class Toolbox:
         from ..data.lerobot import LeRobotDataset
         from ..data.show import DEFAULT_EPISODES, show_dataset
 
-        if episodes is not None and (not isinstance(episodes, (list, tuple)) or not all(_integer(e) for e in episodes)
-                                     or not 1 <= len(episodes) <= MAX_SHOWN_EPISODES):
-            raise ToolInputError("episodes", f"expected a list of 1 to {MAX_SHOWN_EPISODES} episode indexes (from 0; "
-                                 "negative from the end)", episodes)
+        if episodes is not None:
+            SHOWN_EPISODES.check("episodes", episodes)
+            if not all(_integer(e) for e in episodes):
+                raise _must_be("episodes", episodes, SHOWN_EPISODES.accepted)
         emb = None
         if embodiment is not None:
             # a shipped model's own embodiment (panda_reach, which `list_embodiments` lists) by its name too: the
@@ -1539,6 +1585,18 @@ def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, check
 
     said = TrainingScenes.from_json(scenes).warning(episodes, checkpoint, "seed=") if scenes else None
     return [said] if said is not None else []
+
+
+def _pair_notes(pairs: Sequence[Any]) -> list[str]:
+    """compare_sim_runs' warnings of its pairs' notes (not paired, few shared seeds: `sim.compare.PairedTest.note`):
+    a pair's as `a vs b: note`, a note several pairs share once, with their count (ten runs of three seeds said the
+    same note for each of their 45 pairs, 6 kB of the result)."""
+    by_note: dict[str, list[Any]] = {}
+    for pair in pairs:
+        if pair.note:
+            by_note.setdefault(pair.note, []).append(pair)
+    return [f"{same[0].a} vs {same[0].b}: {note}" if len(same) == 1
+            else f"{len(same)} of the {len(pairs)} pairs: {note}" for note, same in by_note.items()]
 
 
 def _named(exc: Exception, given: dict[str, Any], parameter: str | None = None, value: Any = None) -> Exception:

@@ -184,9 +184,13 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
         used = used[:num_frames + 1]
     if len(used) < 2:
         where = "" if start_frame == 0 else f" from start_frame={start_frame} (the clip has {count})"
+        # the last start with a next frame: one frame on, or the one resampling picks next
+        last = count - 1 - (math.floor(rate / e.fps + 0.5) if resample else 1)
+        accepted = (f"start_frame 0 to {last}" if start_frame > 0 and last >= 0 else "a clip of at least 2 frames"
+                    + (" at its frame rate" if resample else ""))
         raise ValueError(f"inverse dynamics needs a video of at least 2 frames{where}; got {len(used)} frame"
                          f"{'' if len(used) == 1 else 's'} (chunk_size+1 = {num_frames} are used; a shorter clip "
-                         "repeats its last frame)")
+                         f"repeats its last frame); accepted: {accepted}")
     said = [frame_rate_warning(source, e.fps, bool(resample)) for source in sources]
     if not whole_clip and len(used) > num_frames:
         said.append(f"video has more than {num_frames} frames from frame {start_frame}; using {num_frames} "

@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import queue
-import secrets
 import selectors
 import socket
 import ssl
@@ -61,6 +60,7 @@ from ..policy import (
     check_progress,
     check_requests,
     check_seed,
+    fresh_seed,
     ignored_state_warning,
     label_windows,
     observation_state,
@@ -1120,7 +1120,7 @@ class RemotePolicy:
                              "(openpi's server announces neither), to cut the actions into its chunks; accepted from "
                              "it: one chunk (whole_trajectory=False)")
         given = trajectory_actions(request.actions, e, request.actions_space, warn_range=True)
-        seed = secrets.randbits(63) if request.seed is None else check_seed(request.seed)  # seed + j for chunk j
+        seed = fresh_seed() if request.seed is None else check_seed(request.seed)  # seed + j for chunk j
         return roll_out(partial(self.act_batch, timeout_s=timeout_s), request, TrajectoryChunks(given, chunk, seed), e,
                         progress, started)
 
@@ -1164,7 +1164,7 @@ class RemotePolicy:
         if not whole_clip:
             request = replace(base, observation=clip.window(0, pad=False), state=clip.state(base.state, 0))
             return label_windows(act_batch, [request], clip, progress, started, False)
-        seed = secrets.randbits(63) if base.seed is None else base.seed  # one seed for every window, as locally
+        seed = fresh_seed() if base.seed is None else base.seed  # one seed for every window, as locally
         requests = [replace(base, observation=clip.window(k), state=clip.state(base.state, k), seed=seed)
                     for k in range(clip.windows)]
         return label_windows(act_batch, requests, clip, progress, started, True, batch_size)

@@ -115,13 +115,16 @@ def holm_adjusted(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+SIGNIFICANCE = 0.05  # the level a verdict is said at: a pair whose adjusted p is below it differs
+
+
 def _tested(test: str, p: float, adjusted: float, tests: int, differ: str, unreachable: str = "") -> str:
     """A pair's test as its line says it: `exact McNemar p = 0.03 (differ at the 5 % level: a is better)`, with the
     Holm-adjusted p the verdict rests on where `tests` pairs were tested; `unreachable`: why no split could differ."""
     said = f"{test} p = {p:.4g}"
     if tests > 1:
         said += f", Holm-adjusted p = {adjusted:.4g} over the {tests} pairs tested"
-    verdict = (f"differ at the 5 % level: {differ}" if adjusted < 0.05
+    verdict = (f"differ at the 5 % level: {differ}" if adjusted < SIGNIFICANCE
                else f"no significant difference at the 5 % level{unreachable}")
     return f"{said} ({verdict})"
 
@@ -164,11 +167,22 @@ class PairedTest:
         n = len(self.shared)
         rates = (f"{self.a} {self.a_only + self.both}/{n}, {self.b} {self.b_only + self.both}/{n} on the "
                  f"{n} shared seed{'s' if n != 1 else ''}")
-        better = self.a if self.a_only > self.b_only else self.b  # differ: not tied
-        p = _tested("exact McNemar", self.p_value, self.p_adjusted, self.tests, f"{better} is better")
+        p = _tested("exact McNemar", self.p_value, self.p_adjusted, self.tests, f"{self._better} is better")
         text = (f"{self.a} vs {self.b}: {rates}; only {self.a} succeeded on {self.a_only}, only {self.b} on "
                 f"{self.b_only}: {p}")
         return f"{text}; {self.note}" if self.note else text
+
+    @property
+    def _better(self) -> str:
+        """The run that succeeded on more of the discordant seeds (where the pair differs: not tied)."""
+        return self.a if self.a_only > self.b_only else self.b
+
+    def verdict(self) -> str:
+        """The pair's verdict in a few words, as its `line` ends: which run is better at the 5 % level (on the
+        adjusted p), no significant difference, or not paired (`note` says why)."""
+        if self.p_value is None:
+            return "not paired"
+        return f"{self._better} is better" if self.p_adjusted < SIGNIFICANCE else "no significant difference"
 
     def steps_line(self) -> str | None:
         """The pair's steps to success in one sentence, on the shared seeds both solved (None where there is none):
