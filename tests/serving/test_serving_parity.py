@@ -38,6 +38,7 @@ SAME_VALUE = {
     "embodiment": lambda local: local.embodiment,
     "chunk_size": lambda local: local.chunk_size,
     "resolution_tier": lambda local: local.resolution_tier,
+    "center_crop": lambda local: local.center_crop,
     "source": lambda local: checkpoint_name(local.source),
 }
 

@@ -1335,6 +1335,13 @@ class RemotePolicy:
         return _positive_int(self._announced().get("resolution_tier"))
 
     @property
+    def center_crop(self) -> float | None:
+        """The share of each frame's area the server's policy crops from its centre before the model sees it (a
+        checkpoint trained with `[augment]`: `Policy.center_crop`); None where it crops none or announces none."""
+        area = self._announced().get("center_crop")
+        return float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) and 0 < area < 1 else None
+
+    @property
     def source(self) -> str:
         """The served checkpoint by its portable name (`model` in the metadata frame, as replies' `settings`
         name it), not where the server keeps it; "" where the server names none (openpi's), as for a local `Policy`
