@@ -73,6 +73,8 @@ SETTING_FLAGS = {
     "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
     "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
+    "policy_settings.planner": "--plan", "policy_settings.candidates": "--plan",
+    "policy_settings.scorer": "--plan-scorer",
 }
 
 
@@ -186,6 +188,7 @@ class EvalReport:
             "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
             "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
             **jumps,
+            **({"plan": plan} if (plan := plan_summary(self.episodes)) is not None else {}),
             "episodes": [e.to_json() for e in self.episodes],
         }
 
@@ -266,6 +269,7 @@ class EvalReport:
               if self.requested > len(self.episodes) else []),
             *([self._training_line(doc["training_scenes"]), ""] if doc["training_scenes"] is not None else []),
             *([self._jumps_line(doc), ""] if doc["mean_handover_jump_rad"] is not None else []),
+            *([plan_said(doc["plan"], (self.policy_settings or {}).get("scorer")), ""] if "plan" in doc else []),
             ("| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast "
              "| hand-over jump mean/max rad | in-chunk jump mean/max rad | prompt |"),
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -315,6 +319,30 @@ class EvalReport:
                 f"scenes the checkpoint was trained on ({recorded}): their success says how well it fits its training "
                 f"data, not how it does on new scenes. Seeds from "
                 f"{TrainingScenes.from_json(scenes).held_out_from} on are held out.**")
+
+
+def plan_summary(episodes: list[EpisodeResult]) -> dict[str, Any] | None:
+    """A best-of-N planned run's decisions over its episodes (`EpisodeResult.plans`), as report.json keeps them
+    (`plan`): the candidates per decision, the decisions, those where every candidate scored the same (`tied`: the
+    first ran, exactly the plain policy's own sample, so planning bought nothing) and those where another candidate
+    than the first ran (`changed`: where planning changed what the arm did). None for a run that did not plan."""
+    plans = [d for e in episodes for d in e.plans or []]
+    if not plans:
+        return None
+    return {"candidates": max(len(d["scores"]) for d in plans), "decisions": len(plans),
+            "tied": sum(len(set(d["scores"])) == 1 for d in plans), "changed": sum(d["chosen"] != 0 for d in plans)}
+
+
+def plan_said(plan: dict[str, Any], scorer: str | None) -> str:
+    """report.md's line on a planned run's decisions (`plan_summary`), the command's too."""
+    n = plan["decisions"]
+
+    def share(k: int) -> str:
+        return f"{k} ({100 * k / n:.0f} %)"
+
+    return (f"Planning: best of {plan['candidates']}" + (f" by `{scorer}`" if scorer else "") + f", {n} decisions: "
+            f"every candidate scored the same in {share(plan['tied'])} (the first, the plain policy's own sample, "
+            f"ran), another candidate than the first ran in {share(plan['changed'])}.")
 
 
 def _over(values: list[float | None], stat: str) -> float | None:

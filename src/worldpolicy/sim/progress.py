@@ -4,7 +4,9 @@
 minus its mean distance to the gripper, in view widths: 0 means the gripper touches the ball in every view. In an
 exterior view the gripper is the nearest light-grey robot pixel; a wrist camera never sees the arm, so there the
 gripper is the fixed spot where a touched ball appears (`WRIST_CONTACT`). `reach_scorer(camera_keys)` builds the
-scorer for an embodiment's stacked cameras. Colour rules are this scene's (worldpolicy.sim.tasks.COLORS), not general.
+scorer for an embodiment's stacked cameras; `scorer_for(name, embodiment)` a scorer of `SCORERS` by its name, refused
+where it cannot read the embodiment's cameras. Colour rules are this scene's (worldpolicy.sim.tasks.COLORS), not
+general.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from worldpolicy.sim.tasks import COLORS
 
 __all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "prompt_color", "reach_progress",
-           "reach_scorer"]
+           "reach_scorer", "scorer_for"]
 
 # What a view where the ball (or, in an exterior view, the robot) is not found, hidden or blurred away, counts
 NOT_FOUND = 0.25
@@ -103,3 +105,20 @@ class ReachScorer:
 def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], float]:
     """`reach_progress` for frames stacked from these cameras (a key naming "wrist" is a wrist view)."""
     return ReachScorer(tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys))
+
+
+def scorer_for(name: str, embodiment, parameter: str = "scorer") -> Callable[[np.ndarray, str], float]:
+    """The scorer `name` (one of `SCORERS`) of the frames `embodiment` imagines, refused naming `parameter`, before any
+    model work, where it cannot read them: reach reads each view as a band of the frame, top to bottom, so it needs
+    cameras (`camera_keys`), one alone or stacked (composite `stacked`); a DROID composite (the wrist camera on top,
+    two exterior cameras side by side below) would be cut into three bands that are none of its views."""
+    if name not in SCORERS:
+        raise ValueError(f"{parameter}: unknown scorer {name!r}; accepted: {', '.join(SCORERS)}")
+    keys = list(embodiment.camera_keys)
+    if not keys or (len(keys) > 1 and embodiment.composite != "stacked"):
+        has = (f"composes its cameras {keys} as {embodiment.composite!r}" if keys else "has no camera")
+        raise ValueError(f"{parameter}: {name} reads the ball and the gripper in each camera's band of the imagined "
+                         f"frame, one camera alone or cameras stacked top to bottom (composite 'stacked'); embodiment "
+                         f"{embodiment.key!r} {has}: use a checkpoint whose embodiment stacks its cameras (the shipped "
+                         "model's panda_reach), or leave planning out")
+    return reach_scorer(keys)

@@ -445,6 +445,10 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     if isinstance(jump, (int, float)):  # how smoothly chunks handed over (`sim.rollout.Jumps`)
         said = f"{jump:.4f} rad" + (f" (in-chunk {within:.4f})" if isinstance(within, (int, float)) else "")
         cards.append(("hand-over jump", said))
+    plan = report.get("plan")
+    if isinstance(plan, Mapping) and plan.get("decisions"):  # `worldpolicy sim --plan` (`sim.evaluate.plan_summary`)
+        cards.append(("planning", (f"best of {plan.get('candidates')}: {plan.get('decisions')} decisions, "
+                                  f"{plan.get('tied')} tied (the plain sample ran), {plan.get('changed')} changed")))
     return _cards(cards) + note
 
 
