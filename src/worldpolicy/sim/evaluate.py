@@ -723,14 +723,17 @@ def report_figure(report: EvalReport):
     n = np.arange(1, len(eps) + 1)
     wins = np.cumsum([e.success for e in eps])
     band = np.array([wilson_interval(int(w), int(k)) for w, k in zip(wins, n)])
-    fig = _new_figure(10.0, 4.2)
+    plans = [d for e in eps for d in e.plans or []]  # a planned run's decisions (`--plan`): a third panel
+    fig = _new_figure(15.0 if plans else 10.0, 4.2)
     top = figure_title(
         fig, f"{report.task} · {report.policy}",
         f"success {report.successes}/{plural(len(eps), 'episode')} at {report.control_hz:g} Hz, "
         f"strategy {report.strategy['kind']}",
     )
-    _grid_margins(fig, 1, 2, top=top, bottom=0.95, wgap=0.9)
-    ax1, ax2 = fig.subplots(1, 2)
+    _grid_margins(fig, 1, 3 if plans else 2, top=top, bottom=0.95, wgap=0.9)
+    ax1, ax2, *ax3 = fig.subplots(1, 3 if plans else 2)
+    if plans:
+        _plans_panel(ax3[0], plans, len(eps))
     # half an episode past either end: a one-episode run's band was a line of no width, which draws nothing
     edges = np.r_[n[0] - 0.5, n, n[-1] + 0.5]
     band = np.vstack([band[:1], band, band[-1:]])
@@ -750,7 +753,7 @@ def report_figure(report: EvalReport):
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
     ax2.yaxis.set_major_locator(whole_number_ticks(steps=[1, 2, 5, 10]))  # a 20-step limit was ticked 2.5, 5.0
-    for ax in (ax1, ax2):
+    for ax in (ax1, ax2, *ax3):
         # one integer in view is enough: with the default two, one episode's axes fell back to 0.945, 0.96, ...
         ax.xaxis.set_major_locator(whole_number_ticks())
         ax.tick_params(labelsize=TICK_FONTSIZE)
@@ -758,3 +761,21 @@ def report_figure(report: EvalReport):
         # below the axes: over them, the legend hid the CI band it explains
         ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     return fig
+
+
+def _plans_panel(ax, plans: list[dict[str, Any]], episodes: int) -> None:
+    """report.png's third panel for a planned run: each decision's candidate scores (grey) and the one run (green
+    where it told the candidates apart, red where every candidate tied and the plain policy's own sample ran), the
+    decisions of every episode in order: whether the scorer told the imagined futures apart at all."""
+    from worldpolicy.viz.plots import FAILURE_COLOR, LABEL_FONTSIZE, SUCCESS_COLOR
+
+    for j, decision in enumerate(plans, 1):
+        scores = decision["scores"]
+        ax.scatter([j] * len(scores), scores, s=10, color="0.6", lw=0,
+                   label="candidates' scores" if j == 1 else None)
+    for tied, color, label in ((False, SUCCESS_COLOR, "chosen"), (True, FAILURE_COLOR, "chosen, all tied")):
+        shown = [(j, d["scores"][d["chosen"]]) for j, d in enumerate(plans, 1) if (len(set(d["scores"])) == 1) == tied]
+        if shown:
+            ax.scatter(*zip(*shown), s=18, color=color, label=label)
+    ax.set_xlabel(f"decision (chunk planned, {episodes} episodes in order)", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel("score of the imagined future", fontsize=LABEL_FONTSIZE)

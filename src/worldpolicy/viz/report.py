@@ -273,7 +273,8 @@ IMAGE_SHOWS = (
     ("*actions.png", "each action column over the chunk's steps, a panel each"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
     ("*joints.png", "each joint's position and velocity over the chunk's steps, and the gripper"),
-    ("report.png", "the sim run's success rate over its episodes with its 95 % interval, and episode lengths"),
+    ("report.png", ("the sim run's success rate over its episodes with its 95 % interval, and episode lengths (a "
+                   "planned run's: each decision's candidate scores and the one run, too)")),
 )
 
 
