@@ -410,8 +410,9 @@ def check_plan(plan: Any, scorer: Any, *, policy: str, num_envs: int = 1, rtc: b
 def planned(backend: Any, scorer: Any, candidates: int) -> _Seeded:
     """`backend` (`make_policy`'s of a local checkpoint) choosing each chunk best-of-`candidates` by `scorer`
     (`planning.BestOfNPlanner`: `worldpolicy sim --plan`, the agents' `plan`), with its seed sequence, cameras and
-    `decode_video` (whether the chosen chunk's imagined future is kept for the episode videos): episode i's decision j
-    samples its candidates from the seeds a plain run's call j would draw from (`BestOfNPlanner.act`)."""
+    `decode_video` (whether the chosen chunk's imagined future is kept for the episode videos): decision j of an
+    episode samples candidate 0 with the seed the plain run's call j uses, the others with the seeds after it
+    (`BestOfNPlanner.act`), so where every candidate ties the plain run's chunk runs."""
     from worldpolicy.planning import BestOfNPlanner
 
     if not isinstance(backend, _Seeded):
