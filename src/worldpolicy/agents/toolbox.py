@@ -963,7 +963,7 @@ class Toolbox:
         for a robustness-to-latency study compared by `compare_sim_runs`. `num_envs`: episodes stepped together,
         their requests batched, as `worldpolicy sim --num-envs` (`sim.batch.check_num_envs`, checked before a model
         loads). `plan`, `plan_scorer`: best-of-N planning, as `worldpolicy sim --plan/--plan-scorer` (checked as it
-        checks them, `sim.policies.check_plan`, and the scorer against the checkpoint's cameras, before a model
+        checks them, `sim.progress.check_plan`, and the scorer against the checkpoint's cameras, before a model
         loads); the result's `plan` counts its decisions, those tied and those it changed (report.json's). A call that
         fails or is cancelled removes the run folder it began (why: at the `except` below)."""
         try:
@@ -976,7 +976,6 @@ class Toolbox:
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
             from ..sim.policies import (
-                check_plan,
                 check_rtc_policy,
                 chunk_size,
                 control_hz_for,
@@ -984,7 +983,7 @@ class Toolbox:
                 planned,
                 wrap_policy,
             )
-            from ..sim.progress import scorer_for
+            from ..sim.progress import check_plan, scorer_for
             from ..sim.rollout import check_chunk_timing, check_latency_ms, latency_as_none, latency_ticks
             from ..sim.scenes import DEFAULT_IMAGE_SIZE
             from ..sim.tasks import list_tasks

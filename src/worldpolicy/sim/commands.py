@@ -110,9 +110,9 @@ DEFAULT_EPISODES = 10
 
 
 def _check_plan(args: argparse.Namespace) -> None:
-    """--plan and --plan-scorer before anything loads (`policies.check_plan`, its errors naming the flags); the scorer
+    """--plan and --plan-scorer before anything loads (`progress.check_plan`, its errors naming the flags); the scorer
     against the checkpoint's cameras once its embodiment is known (`_plan_scorer`). Sets --plan-scorer's default."""
-    from worldpolicy.sim.policies import check_plan
+    from worldpolicy.sim.progress import check_plan
 
     try:
         args.plan_scorer = check_plan(args.plan, args.plan_scorer, policy=args.policy, num_envs=args.num_envs,
@@ -269,7 +269,7 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
          "device": "--device", "ca_file": "--tls-ca",  # what RemotePolicy checks
-         "plan": "--plan", "plan_scorer": "--plan-scorer"}  # what policies.check_plan checks
+         "plan": "--plan", "plan_scorer": "--plan-scorer"}  # what progress.check_plan checks
 
 
 def _as_flag(exc: Exception) -> Exception:

@@ -27,7 +27,7 @@ from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "check_plan",
+__all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend",
            "checkpoint_settings", "chunk_size", "control_hz_for", "make_policy", "planned", "policy_fps",
            "policy_kind", "policy_settings", "warn_rate_mismatch", "wrap_policy"]
 
@@ -372,39 +372,6 @@ class _Seeded:
 def wrap_policy(policy: Any, *, seed: int | None = None, decode_video: bool = False) -> _Seeded:
     """A loaded `Policy` (or `RemotePolicy`) as a rollout backend with the per-episode seed sequence."""
     return _Seeded(policy, policy.embodiment, seed, decode_video)
-
-
-def check_plan(plan: Any, scorer: Any, *, policy: str, num_envs: int = 1, rtc: bool = False) -> str | None:
-    """A sim run's best-of-N planning (`worldpolicy sim --plan/--plan-scorer`, the agents' `plan`/`plan_scorer`),
-    refused naming `plan` or `plan_scorer` before anything loads: `plan` candidates in `planning.PLAN_CANDIDATES`, a
-    scorer of `sim.progress.SCORERS` (whether it can read the checkpoint's cameras: `progress.scorer_for`, once its
-    embodiment is known), a local checkpoint to imagine with (`policy`: the policy as given), and neither `num_envs`
-    above 1 nor `rtc`, which the planner cannot run with. Returns the scorer's name (reach where none is given), None
-    without `plan`."""
-    from worldpolicy.models import served
-    from worldpolicy.planning import check_candidates
-    from worldpolicy.sim.progress import SCORERS
-
-    if plan is None:
-        if scorer is not None:
-            raise ValueError(f"plan_scorer: {scorer!r} ranks a planner's candidates, and no plan= is given: nothing "
-                             "is planned; give plan= (the candidates, e.g. 4), or leave plan_scorer out")
-        return None
-    check_candidates(plan, "plan")
-    if scorer is not None and scorer not in SCORERS:
-        raise ValueError(f"plan_scorer: unknown scorer {scorer!r}; accepted: {', '.join(SCORERS)}")
-    if policy in ("scripted", "random") or served(policy):
-        raise ValueError(f"plan: {plan} imagines each candidate chunk with a local checkpoint's forward dynamics; "
-                         f"policy={policy!r} has none to plan with (a ws:// server answers plain requests): give a "
-                         "checkpoint, or leave plan out")
-    if num_envs != 1:
-        raise ValueError(f"num_envs: {num_envs} batches several episodes' plain requests; planning makes its own "
-                         "batched passes for each chunk (its candidates, then their imagined futures): accepted with "
-                         "a planner (plan=): 1")
-    if rtc:
-        raise ValueError("rtc: conditions a sampled chunk on the running chunk's actions, which a planner's imagined "
-                         "futures cannot take: leave rtc out (or plan=)")
-    return scorer or SCORERS[0]  # reach, the one there is
 
 
 def planned(backend: Any, scorer: Any, candidates: int) -> _Seeded:
