@@ -25,6 +25,30 @@ from .results import Prediction
 
 Scorer = Callable[[np.ndarray, str], float]
 
+# The candidates `worldpolicy sim --plan` and the agents' `plan` take: one is the plain policy's own sample at twice its
+# cost (a rollout scored that nothing is compared with), and all are sampled in one batched pass, then rolled out in
+# another, so each pass holds that many requests' memory at once
+PLAN_CANDIDATES = (2, 16)
+
+
+def check_candidates(value: Any, parameter: str) -> int:
+    """`value` as the candidates of a planned run (`PLAN_CANDIDATES`), refused naming `parameter` before anything
+    loads; the Python API (`BestOfNPlanner`) takes any whole number >= 1."""
+    low, high = PLAN_CANDIDATES
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{parameter}: expected a whole number of candidates from {low} to {high} (best of N), got "
+                         f"{value!r}" + ("; 1 runs the plain policy's own sample at twice its cost: leave planning out"
+                                         if value == 1 and not isinstance(value, bool) else ""))
+    return int(value)
+
+
+def planner_settings(scorer: Scorer, num_candidates: int) -> dict[str, Any]:
+    """`BestOfNPlanner.settings` of a planner of `num_candidates` scoring by `scorer`, known before any policy loads
+    (`worldpolicy sim --resume` compares them before the weights load)."""
+    name = (f"{scorer.__module__}.{scorer.__qualname__}" if inspect.isfunction(scorer) or inspect.ismethod(scorer)
+            else repr(scorer))
+    return {"planner": "best_of_n", "candidates": int(num_candidates), "scorer": name}
+
 
 def check_scorer(scorer: Any) -> None:
     """Up front: a scorer that cannot take (video, prompt) would otherwise fail only after both sampling passes."""
@@ -116,11 +140,14 @@ class BestOfNPlanner:
     def settings(self) -> dict[str, Any]:
         """What planning adds to how the policy samples, in each chosen chunk's `settings` and a sim report's
         `policy_settings` (`sim compare` says where two runs differ in it): the scorer as a function's qualified name,
-        another callable's repr (`ReachScorer(views=(...))`)."""
-        scorer = self.scorer
-        name = (f"{scorer.__module__}.{scorer.__qualname__}" if inspect.isfunction(scorer) or inspect.ismethod(scorer)
-                else repr(scorer))
-        return {"planner": "best_of_n", "candidates": self.num_candidates, "scorer": name}
+        another callable's repr (`ReachScorer(views=(...))`): `planner_settings`."""
+        return planner_settings(self.scorer, self.num_candidates)
+
+    def close(self) -> None:
+        """Close the policy it samples from (`Policy.close`): a sim run that planned owns it, as it owns a plain one."""
+        close = getattr(self.policy, "close", None)
+        if close is not None:
+            close()
 
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
         """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike.

@@ -326,6 +326,13 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("evaluate_in_sim", {"policy": "random", "strategy": "async", "num_envs": 2}, "num_envs",
          "policy=random makes none"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
+        # best-of-N planning, as `worldpolicy sim --plan/--plan-scorer` checks it (`sim.progress.check_plan`), and the
+        # scorer against the checkpoint's cameras (tiny's: droid's composite, which reach cannot read), before a load
+        ("evaluate_in_sim", {"policy": "tiny", "plan": 1}, "plan", "from 2 to 16"),
+        ("evaluate_in_sim", {"plan": 2}, "plan", "policy='scripted' has none to plan with"),
+        ("evaluate_in_sim", {"policy": "tiny", "plan_scorer": "reach"}, "plan_scorer", "no plan= is given"),
+        ("evaluate_in_sim", {"policy": "tiny", "plan": 2, "num_envs": 2}, "num_envs", "accepted with a planner"),
+        ("evaluate_in_sim", {"policy": "tiny", "plan": 2}, "plan_scorer", "as 'droid_wrist_top'"),
     ],
 )
 def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, args, parameter, fragment):

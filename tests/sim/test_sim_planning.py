@@ -153,3 +153,111 @@ def test_a_planners_run_records_the_checkpoint_it_samples_from_and_how_it_plans(
 
     assert BestOfNPlanner(policy, progress, 8).settings == {
         "planner": "best_of_n", "candidates": 8, "scorer": f"{__name__}.{progress.__qualname__}"}
+
+
+def test_a_scorer_is_refused_for_cameras_it_cannot_read():
+    """reach cuts the imagined frame into one band per camera, top to bottom: a DROID composite (the wrist camera on
+    top, two exterior cameras side by side below) was cut into three bands that are none of its views, and scored
+    as if they were, every decision of a planned run mis-read."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_embodiment
+    from worldpolicy.sim.progress import scorer_for
+
+    shipped = checkpoint_embodiment(shipped_model(), None)
+    assert repr(scorer_for("reach", shipped)) == "ReachScorer(views=('exterior', 'wrist'))"
+    assert repr(scorer_for("reach", get_embodiment("bridge"))) == "ReachScorer(views=('exterior',))"  # one camera
+    with pytest.raises(ValueError, match=r"^--plan-scorer: reach reads .* embodiment 'droid/joint_pos' composes its "
+                       r"cameras .* as 'droid_wrist_top'"):
+        scorer_for("reach", get_embodiment("droid/joint_pos"), "--plan-scorer")
+    with pytest.raises(ValueError, match="^scorer: unknown scorer 'push'; accepted: reach$"):
+        scorer_for("push", shipped)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--plan", "1"], ("--plan: expected a whole number of candidates from 2 to 16 (best of N), got 1; 1 runs the "
+                      "plain policy's own sample at twice its cost")),
+    (["--plan", "17"], "--plan: expected a whole number of candidates from 2 to 16 (best of N), got 17"),
+    (["--plan-scorer", "reach"], "--plan-scorer: 'reach' ranks a planner's candidates, and no --plan is given"),
+    (["--plan", "2", "--policy", "scripted"], ("--plan: 2 imagines each candidate chunk with a local checkpoint's "
+                                              "forward dynamics; --policy='scripted' has none")),
+    (["--plan", "2", "--policy", "ws://localhost:1"], "--policy='ws://localhost:1' has none to plan with"),
+    (["--plan", "2", "--num-envs", "2"], "--num-envs: 2 batches several episodes' plain requests"),
+    (["--plan", "2", "--strategy", "async", "--rtc"], "--rtc: conditions a sampled chunk"),
+    (["--plan", "2", "--plan-scorer", "push"], "argument --plan-scorer: invalid choice: 'push'"),
+])
+def test_sim_refuses_a_plan_it_cannot_run_before_anything_loads(tmp_path, monkeypatch, capsys, argv, message):
+    from worldpolicy.cli import main
+    from worldpolicy.sim import policies
+
+    monkeypatch.setattr(policies, "make_policy", lambda *a, **k: pytest.fail("loaded a policy"))
+    try:
+        code = main(["sim", *argv, "--out", str(tmp_path / "run"), "--no-progress"])
+    except SystemExit as exc:  # argparse's own refusal (a choice)
+        code = exc.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def _stacked_checkpoint(path):
+    """A tiny checkpoint whose embodiment (droid's absolute joints, which a random model's actions are clipped into)
+    stacks two cameras, as reach reads them, with 4-action chunks at the smallest tier: fast to plan with."""
+    import json
+
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(path)
+    spec = {**get_embodiment("droid/joint_pos").to_spec(), "name": "stacked_joints", "composite": "stacked",
+            "camera_keys": ["observation/exterior_image_1_left", "observation/wrist_image_left"], "chunk_size": 4,
+            "resolution_tier": 256}
+    (ckpt / "embodiment.json").write_text(json.dumps(spec))
+    return ckpt
+
+
+def test_a_planned_sim_run_keeps_its_decisions_and_a_tied_one_runs_the_plain_policys_chunks(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """`worldpolicy sim --plan N` had no flag: planning ran from Python alone. A planned run records its planner
+    (`sim compare` names --plan among the settings that differ) and each decision's scores; where every candidate
+    ties, the first, sampled with the plain run's seed, runs, so the episodes are the plain run's; a --resume with
+    another N is refused before the weights load."""
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.sim import progress
+
+    pytest.importorskip("mink")
+    ckpt = _stacked_checkpoint(tmp_path / "ck")
+    flags = ["sim", "--policy", str(ckpt), "--task", "reach", "--episodes", "2", "--max-steps", "3", "--steps", "1",
+             "--image-size", "48x64", "--videos", "0", "--no-progress", "--no-plots", "--execute-steps", "2"]
+    assert main([*flags, "--out", str(tmp_path / "plain")]) == 0
+    monkeypatch.setattr(progress, "reach_progress", lambda video, prompt, views: -0.25)  # nothing told apart
+    assert main([*flags, "--plan", "3", "--out", str(tmp_path / "planned")]) == 0
+    printed = capsys.readouterr()
+    assert "Planning: best of 3 by ReachScorer(views=('exterior', 'wrist')), 4 decisions: every candidate scored " \
+           "the same in 4 (100 %)" in printed.out
+    assert "--plan 3 scores each candidate's whole imagined chunk (4 actions) but runs 2 of them" in printed.err
+    plain, planned = (json.loads((tmp_path / run / "report.json").read_text()) for run in ("plain", "planned"))
+    assert planned["policy_settings"] == {**plain["policy_settings"], "planner": "best_of_n", "candidates": 3,
+                                          "scorer": "ReachScorer(views=('exterior', 'wrist'))"}
+    assert planned["plan"] == {"candidates": 3, "decisions": 4, "tied": 4, "changed": 0}
+    assert [e["plans"] for e in planned["episodes"]] == [[{"scores": [-0.25] * 3, "chosen": 0}] * 2] * 2
+    assert "plans" not in plain["episodes"][0] and "plan" not in plain
+    for a, b in zip(plain["episodes"], planned["episodes"], strict=True):  # candidate 0 is the plain sample
+        assert (a["steps"], a["chunks"]) == (b["steps"], b["chunks"])
+        assert a["final_distance_m"] == pytest.approx(b["final_distance_m"], abs=1e-4)
+    assert "Planning: best of 3 by `ReachScorer(views=('exterior', 'wrist'))`, 4 decisions" in (
+        tmp_path / "planned" / "report.md").read_text()
+    from worldpolicy.sim.evaluate import read_report, report_figure
+
+    # report.png: a planned run's third panel, each decision's candidates' scores and the one run
+    assert [len(report_figure(read_report(tmp_path / run)).axes) for run in ("plain", "planned")] == [2, 3]
+    assert main(["sim", "compare", str(tmp_path / "plain"), str(tmp_path / "planned"), "--out",
+                 str(tmp_path / "compared"), "--no-plots"]) == 0
+    assert "policy_settings.candidates (--plan): (not recorded) | 3" in capsys.readouterr().out
+
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("loaded the weights"))
+    assert main([*flags, "--plan", "2", "--resume", "--out", str(tmp_path / "planned")]) == 2
+    assert "old -> new: --plan: 3 -> 2" in capsys.readouterr().err

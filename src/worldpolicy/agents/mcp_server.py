@@ -29,6 +29,7 @@ with extra_imports():
     from pydantic import BaseModel, Field, ValidationError
 
 from ..embodiments import MODEL_SPACE_UNIT
+from ..planning import PLAN_CANDIDATES
 from ..sim.perturb import perturbation_help
 from ..sim.progress import SCORER_REWARDS, SCORERS
 from ..sim.tasks import EVAL_SEED
@@ -222,6 +223,14 @@ class SimLatency(BaseModel):
     ticks: int = Field(description="ms as the whole control steps it ran as (nearest, halves up)")
 
 
+class SimPlan(BaseModel):
+    candidates: int = Field(description="chunks sampled per decision")
+    decisions: int = Field(description="chunks chosen by planning, over all episodes")
+    tied: int = Field(description="decisions where every candidate scored the same: the first, the plain policy's own "
+                      "sample, ran, so planning bought nothing")
+    changed: int = Field(description="decisions where another candidate than the plain policy's own sample ran")
+
+
 class SimResult(BaseModel):
     task: str
     policy: str = Field(description="scripted, random, or the checkpoint as list_checkpoints names it")
@@ -242,6 +251,8 @@ class SimResult(BaseModel):
     mean_chunk_jump_rad: float | None = Field(
         description="the same from step to step within a chunk: hand-over jumps well above it are two plans meeting")
     max_chunk_jump_rad: float | None
+    plan: SimPlan | None = Field(default=None, description="best-of-N planning's decisions (report.json's `plan`); "
+                                 "null: the plain policy, no plan asked")
     successes: int
     success_rate: float
     ci95: list[float] | None
@@ -813,12 +824,21 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
         num_envs: Annotated[int, Field(
             strict=True, description="episodes stepped together, their model requests batched into one forward per "
             "step, as `worldpolicy sim --num-envs`: a checkpoint, any strategy (default 1)")] = 1,
+        plan: Annotated[int | None, _ranged(
+            Range(*PLAN_CANDIDATES), f"best-of-N planning with a checkpoint, as `worldpolicy sim --plan`: each chunk "
+            f"chosen among N sampled ones ({PLAN_CANDIDATES[0]}-{PLAN_CANDIDATES[1]}) by the score of the future the "
+            "model imagines for it, at N samples and N imagined videos per chunk; compare with a run without it on the "
+            "same seed (compare_sim_runs); num_envs 1, no rtc (default: none, the plain policy)")] = None,
+        plan_scorer: Annotated[Literal[SCORERS] | None, Field(
+            description=f"with plan: what ranks the imagined futures: reach ({SCORER_REWARDS['reach']}; the "
+            "checkpoint's cameras stacked top to bottom) (default: reach)")] = None,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
-                           strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs)
+                          strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs, plan=plan,
+                          plan_scorer=plan_scorer)
 
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(

@@ -1003,6 +1003,8 @@ class Toolbox:
         rtc: bool = False,
         progress: Progress | None = None,
         num_envs: int = 1,
+        plan: int | None = None,
+        plan_scorer: str | None = None,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
         `seed` defaults to `worldpolicy sim`'s held-out one; the result's `training_scenes` (report.json's) and
@@ -1014,7 +1016,10 @@ class Toolbox:
         argument) before a model loads; the result has report.json's `strategy`, `latency`, `rtc` and hand-over jumps,
         for a robustness-to-latency study compared by `compare_sim_runs`. `num_envs`: episodes stepped together,
         their requests batched, as `worldpolicy sim --num-envs` (`sim.batch.check_num_envs`, checked before a model
-        loads). A call that fails or is cancelled removes the run folder it began (why: at the `except` below)."""
+        loads). `plan`, `plan_scorer`: best-of-N planning, as `worldpolicy sim --plan/--plan-scorer` (checked as it
+        checks them, `sim.progress.check_plan`, and the scorer against the checkpoint's cameras, before a model
+        loads); the result's `plan` counts its decisions, those tied and those it changed (report.json's). A call that
+        fails or is cancelled removes the run folder it began (why: at the `except` below)."""
         try:
             from ..robot.control import STRATEGIES, ChunkStrategy, check_rtc
             from ..robot.decode import check_executable
@@ -1024,7 +1029,15 @@ class Toolbox:
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
-            from ..sim.policies import check_rtc_policy, chunk_size, control_hz_for, make_policy, wrap_policy
+            from ..sim.policies import (
+                check_rtc_policy,
+                chunk_size,
+                control_hz_for,
+                make_policy,
+                planned,
+                wrap_policy,
+            )
+            from ..sim.progress import check_plan, scorer_for
             from ..sim.rollout import check_chunk_timing, check_latency_ms, latency_as_none, latency_ticks
             from ..sim.scenes import DEFAULT_IMAGE_SIZE
             from ..sim.tasks import list_tasks
@@ -1062,6 +1075,12 @@ class Toolbox:
             check_num_envs(num_envs, policy=policy if policy in ("scripted", "random") else "checkpoint")
         except ValueError as exc:
             raise ToolInputError("num_envs", str(exc).removeprefix("num_envs: "), num_envs) from None
+        try:  # what planning needs of the other arguments, before anything loads
+            plan_scorer = check_plan(plan, plan_scorer, policy=policy, num_envs=num_envs, rtc=rtc)
+        except ValueError as exc:
+            parameter, _, message = str(exc).partition(": ")
+            given = {"plan": plan, "plan_scorer": plan_scorer, "num_envs": num_envs, "rtc": rtc}
+            raise ToolInputError(parameter, message, given.get(parameter)) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images
         if policy in ("scripted", "random"):
             spec = policy
@@ -1080,6 +1099,10 @@ class Toolbox:
             except ValueError as exc:
                 raise ToolInputError("embodiment" if embodiment is not None else "policy", str(exc),
                                      embodiment or policy) from None
+        try:  # the scorer reads the checkpoint's cameras (`progress.scorer_for`): before a model loads
+            scorer = None if plan is None else scorer_for(plan_scorer, emb, "plan_scorer")
+        except ValueError as exc:
+            raise ToolInputError("plan_scorer", str(exc).removeprefix("plan_scorer: "), plan_scorer) from None
         report = progress or (lambda *_: None)
         report(0, episodes, f"simulating {episodes} episodes of {task}")
         out = None
@@ -1101,6 +1124,8 @@ class Toolbox:
                         raise _timing_error(exc, timing) from None
                     if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
                         sim_policy = wrap_policy(self.policy(ckpt, emb), seed=seed)
+                        if scorer is not None:  # the cached policy, choosing each chunk best-of-plan
+                            sim_policy = planned(sim_policy, scorer, plan)
                     else:
                         sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
                         try:  # a baseline's chunk is known once it is made (no weights)
@@ -1154,6 +1179,7 @@ class Toolbox:
             "seed": seed,
             "perturb": result.perturb,
             "num_envs": result.num_envs,
+            "plan": doc.get("plan"),
             **{key: doc[key] for key in SIM_TIMING_FIELDS},
             "successes": result.successes,
             "success_rate": result.success_rate,

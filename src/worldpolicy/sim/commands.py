@@ -23,7 +23,9 @@ from worldpolicy.cli import (
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_REPORT_FILE
 from worldpolicy.logcapture import is_terminal
+from worldpolicy.planning import PLAN_CANDIDATES
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
+from worldpolicy.sim.progress import SCORER_REWARDS, SCORERS
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
 from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
     DEFAULT_CONTROL_HZ,
@@ -110,6 +112,26 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
 DEFAULT_EPISODES = 10
 
 
+def _check_plan(args: argparse.Namespace) -> None:
+    """--plan and --plan-scorer before anything loads (`progress.check_plan`, its errors naming the flags); the scorer
+    against the checkpoint's cameras once its embodiment is known (`_plan_scorer`). Sets --plan-scorer's default."""
+    from worldpolicy.sim.progress import check_plan
+
+    try:
+        args.plan_scorer = check_plan(args.plan, args.plan_scorer, policy=args.policy, num_envs=args.num_envs,
+                                      rtc=args.rtc)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
+
+
+def _plan_scorer(args: argparse.Namespace, embodiment):
+    """--plan-scorer's scorer of the frames the checkpoint's `embodiment` imagines (`progress.scorer_for`, refused
+    naming the flag where it cannot read its cameras); None without --plan."""
+    from worldpolicy.sim.progress import scorer_for
+
+    return None if args.plan is None else scorer_for(args.plan_scorer, embodiment, "--plan-scorer")
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -164,6 +186,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="record mp4s of the first N episodes (default: %(default)s), captioned with the episode, its "
                    "step and its outcome; only those are rendered for scripted and random, which see no cameras")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
+    p.add_argument("--plan", type=int, default=None, metavar="N",
+                   help="best-of-N planning, with a checkpoint policy: each chunk is chosen among N sampled ones by "
+                   "the score (--plan-scorer) of the future the model imagines for it (its forward dynamics), at N "
+                   "samples and N imagined videos per chunk; report.json keeps each decision's scores, and "
+                   "`sim compare` against a run without --plan on the same --seed says whether it paid; with "
+                   "--imagine the videos show the chosen future and its score; "
+                   f"N from {PLAN_CANDIDATES[0]} to {PLAN_CANDIDATES[1]} (default: none, the plain policy)")
+    p.add_argument("--plan-scorer", choices=SCORERS, default=None,
+                   help=f"with --plan: what ranks the imagined futures: reach ({SCORER_REWARDS['reach']}; the "
+                   "checkpoint's cameras stacked top to bottom) (default: reach)")
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "
                    "else 4)")
@@ -239,7 +271,8 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          "num_envs": "--num-envs",  # what sim.batch.check_num_envs checks
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
-         "device": "--device", "ca_file": "--tls-ca"}  # what RemotePolicy checks
+         "device": "--device", "ca_file": "--tls-ca",  # what RemotePolicy checks
+         "plan": "--plan", "plan_scorer": "--plan-scorer"}  # what progress.check_plan checks
 
 
 def _as_flag(exc: Exception) -> Exception:
@@ -408,12 +441,15 @@ def _checked_checkpoint(args: argparse.Namespace):
 def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] | None):
     """A checkpoint's embodiment and `policy_settings` before its weights load (what `Policy.check_pretrained`
     resolves), so --resume refuses another run's settings without loading a model."""
+    from worldpolicy.planning import planner_settings
     from worldpolicy.sim.policies import checkpoint_settings
 
     emb, sampling, device, dtype = _checked_checkpoint(args)
-    return emb, checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
-                                    resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
-                                    decode_video=args.imagine, image_size=image_size)
+    settings = checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
+                                   resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
+                                   decode_video=args.imagine, image_size=image_size)
+    scorer = _plan_scorer(args, emb)  # a planned run's settings: its checkpoint's and its planner's, as policy_settings
+    return emb, settings if scorer is None else {**settings, **planner_settings(scorer, args.plan)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -436,6 +472,7 @@ def run(args: argparse.Namespace) -> int:
     if args.videos < 0:
         raise ValueError(f"--videos: expected >= 0, got {args.videos}")
     check_ensemble_decay(args.strategy, args.ensemble_decay)
+    _check_plan(args)
     args.perturb = parse_perturbations(args.perturb, "--perturb")
     image_size = _image_size(args.image_size)
     needs_images = args.policy not in ("scripted", "random")
@@ -476,12 +513,13 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.batch import check_num_envs
-    from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
+    from worldpolicy.sim.evaluate import evaluate, keep_report, plan_said, seed_range, start_report, write_report
     from worldpolicy.sim.policies import (
         check_rtc_policy,
         chunk_size,
         control_hz_for,
         make_policy,
+        planned,
         policy_fps,
         policy_kind,
         policy_settings,
@@ -570,6 +608,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                 emb = emb or _checked_checkpoint(args)[0]
                 check_executable(emb, env.robot)
                 _check_chunk(args, env, strategy, emb, emb.chunk_size)
+                _plan_scorer(args, emb)  # its cameras, which the scorer must be able to read
             if checkpoint:  # once every check before the weights has passed: a refused run is not warned about
                 scenes = warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
                 _training_data_changed(previous, scenes)
@@ -584,6 +623,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                 raise _as_flag(exc) from None
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
                 check_executable(policy.embodiment, env.robot)
+            if args.plan is not None:  # a hub id's embodiment is known once fetched: its cameras checked here
+                policy = planned(policy, _plan_scorer(args, policy.embodiment), args.plan)
             served_task = EMBODIMENT_TASKS.get(getattr(getattr(policy, "embodiment", None), "name", None))
             rate_hz = control_hz_for(policy_fps(policy))
             # a server's model is known once connected: its task, as a checkpoint's is before it loads; a server's or
@@ -601,6 +642,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)
+            _warn_plan_steps(args, strategy.for_embodiment(policy.embodiment).steps_for(chunk), chunk)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
             elif left is None:
@@ -652,11 +694,24 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
         print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
               f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
+        if "plan" in doc:  # what planning did: ties bought nothing
+            print(plan_said(doc["plan"], (report.policy_settings or {}).get("scorer")).replace("`", ""))
         for path in [*paths, *_videos_said(args.out)]:
             print(f"  {path}")
     if args.json:  # every episode video, where the lines above may count them
         print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out)]))
     return 0
+
+
+def _warn_plan_steps(args: argparse.Namespace, k: int, chunk: int) -> None:
+    """--plan scores each candidate's whole imagined chunk; a run of k < chunk of its actions before planning again
+    runs a part of what was scored, at chunk / k times the decisions: said, not refused (the plain run it is
+    compared with should run the same k, which `sim compare` checks)."""
+    if args.plan is not None and k < chunk:
+        logger.warning("--plan %d scores each candidate's whole imagined chunk (%d actions) but runs %d of them before "
+                       "planning again (--execute-steps), %dx the decisions of running it whole: pass --execute-steps "
+                       "%d, to the run it is compared with too, to run what was scored", args.plan, chunk, k,
+                       -(-chunk // k), chunk)
 
 
 def _summarise_kept(keeper, report, kept: int, out: Path, *, draw: bool) -> None:

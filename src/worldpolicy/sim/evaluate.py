@@ -82,6 +82,8 @@ SETTING_FLAGS = {
     "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
     "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
+    "policy_settings.planner": "--plan", "policy_settings.candidates": "--plan",
+    "policy_settings.scorer": "--plan-scorer",
 }
 
 
@@ -195,6 +197,7 @@ class EvalReport:
             "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
             "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
             **jumps,
+            **({"plan": plan} if (plan := plan_summary(self.episodes)) is not None else {}),
             "episodes": [e.to_json() for e in self.episodes],
         }
 
@@ -274,6 +277,7 @@ class EvalReport:
               if self.requested > len(self.episodes) else []),
             *([self._training_line(doc["training_scenes"]), ""] if doc["training_scenes"] is not None else []),
             *([self._jumps_line(doc), ""] if doc["mean_handover_jump_rad"] is not None else []),
+            *([plan_said(doc["plan"], (self.policy_settings or {}).get("scorer")), ""] if "plan" in doc else []),
             ("| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast "
              "| hand-over jump mean/max rad | in-chunk jump mean/max rad | prompt |"),
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -325,6 +329,30 @@ class EvalReport:
                 f"{TrainingScenes.from_json(scenes).held_out_from} on are held out.**")
 
 
+def plan_summary(episodes: list[EpisodeResult]) -> dict[str, Any] | None:
+    """A best-of-N planned run's decisions over its episodes (`EpisodeResult.plans`), as report.json keeps them
+    (`plan`): the candidates per decision, the decisions, those where every candidate scored the same (`tied`: the
+    first ran, exactly the plain policy's own sample, so planning bought nothing) and those where another candidate
+    than the first ran (`changed`: where planning changed what the arm did). None for a run that did not plan."""
+    plans = [d for e in episodes for d in e.plans or []]
+    if not plans:
+        return None
+    return {"candidates": max(len(d["scores"]) for d in plans), "decisions": len(plans),
+            "tied": sum(len(set(d["scores"])) == 1 for d in plans), "changed": sum(d["chosen"] != 0 for d in plans)}
+
+
+def plan_said(plan: dict[str, Any], scorer: str | None) -> str:
+    """report.md's line on a planned run's decisions (`plan_summary`), the command's too."""
+    n = plan["decisions"]
+
+    def share(k: int) -> str:
+        return f"{k} ({100 * k / n:.0f} %)"
+
+    return (f"Planning: best of {plan['candidates']}" + (f" by `{scorer}`" if scorer else "") + f", {n} decisions: "
+            f"every candidate scored the same in {share(plan['tied'])} (the first, the plain policy's own sample, "
+            f"ran), another candidate than the first ran in {share(plan['changed'])}.")
+
+
 def _over(values: list[float | None], stat: str) -> float | None:
     """The run's `stat` (mean or max) of episodes' values, those with none left out; None where no episode has one."""
     known = [v for v in values if v is not None]
@@ -351,8 +379,9 @@ def _episode(doc: Any) -> EpisodeResult:
 
 _EPISODE_FIELDS = frozenset(f.name for f in fields(EpisodeResult))
 # episodes.csv's columns: the run's task and policy label (a lab concatenates several runs' files), then each episode's
-# fields as report.json keeps them, their units in their names (_m, _s, _mm, _rad; steps: control steps)
-EPISODE_COLUMNS = ("task", "policy", *STORED_FIELDS)
+# fields as report.json keeps them, their units in their names (_m, _s, _mm, _rad; steps: control steps), but a
+# planned run's decisions (`plans`: a list per episode, in report.json and summed in its `plan`)
+EPISODE_COLUMNS = ("task", "policy", *(name for name in STORED_FIELDS if name != "plans"))
 
 
 def read_report(path: str | Path) -> EvalReport:
@@ -848,14 +877,17 @@ def report_figure(report: EvalReport):
     n = np.arange(1, len(eps) + 1)
     wins = np.cumsum([e.success for e in eps])
     band = np.array([wilson_interval(int(w), int(k)) for w, k in zip(wins, n)])
-    fig = _new_figure(10.0, 4.2)
+    plans = [d for e in eps for d in e.plans or []]  # a planned run's decisions (`--plan`): a third panel
+    fig = _new_figure(15.0 if plans else 10.0, 4.2)
     top = figure_title(
         fig, f"{report.task} · {report.policy}",
         f"success {report.successes}/{plural(len(eps), 'episode')} at {report.control_hz:g} Hz, "
         f"strategy {report.strategy['kind']}",
     )
-    _grid_margins(fig, 1, 2, top=top, bottom=0.95, wgap=0.9)
-    ax1, ax2 = fig.subplots(1, 2)
+    _grid_margins(fig, 1, 3 if plans else 2, top=top, bottom=0.95, wgap=0.9)
+    ax1, ax2, *ax3 = fig.subplots(1, 3 if plans else 2)
+    if plans:
+        _plans_panel(ax3[0], plans, len(eps))
     # half an episode past either end: a one-episode run's band was a line of no width, which draws nothing
     edges = np.r_[n[0] - 0.5, n, n[-1] + 0.5]
     band = np.vstack([band[:1], band, band[-1:]])
@@ -875,7 +907,7 @@ def report_figure(report: EvalReport):
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
     ax2.yaxis.set_major_locator(whole_number_ticks(steps=[1, 2, 5, 10]))  # a 20-step limit was ticked 2.5, 5.0
-    for ax in (ax1, ax2):
+    for ax in (ax1, ax2, *ax3):
         # one integer in view is enough: with the default two, one episode's axes fell back to 0.945, 0.96, ...
         ax.xaxis.set_major_locator(whole_number_ticks())
         ax.tick_params(labelsize=TICK_FONTSIZE)
@@ -883,3 +915,21 @@ def report_figure(report: EvalReport):
         # below the axes: over them, the legend hid the CI band it explains
         ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     return fig
+
+
+def _plans_panel(ax, plans: list[dict[str, Any]], episodes: int) -> None:
+    """report.png's third panel for a planned run: each decision's candidate scores (grey) and the one run (green
+    where it told the candidates apart, red where every candidate tied and the plain policy's own sample ran), the
+    decisions of every episode in order: whether the scorer told the imagined futures apart at all."""
+    from worldpolicy.viz.plots import FAILURE_COLOR, LABEL_FONTSIZE, SUCCESS_COLOR
+
+    for j, decision in enumerate(plans, 1):
+        scores = decision["scores"]
+        ax.scatter([j] * len(scores), scores, s=10, color="0.6", lw=0,
+                   label="candidates' scores" if j == 1 else None)
+    for tied, color, label in ((False, SUCCESS_COLOR, "chosen"), (True, FAILURE_COLOR, "chosen, all tied")):
+        shown = [(j, d["scores"][d["chosen"]]) for j, d in enumerate(plans, 1) if (len(set(d["scores"])) == 1) == tied]
+        if shown:
+            ax.scatter(*zip(*shown), s=18, color=color, label=label)
+    ax.set_xlabel(f"decision (chunk planned, {episodes} episodes in order)", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel("score of the imagined future", fontsize=LABEL_FONTSIZE)

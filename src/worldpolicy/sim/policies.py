@@ -28,8 +28,8 @@ from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ
 logger = logging.getLogger(__name__)
 
 __all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend",
-           "checkpoint_settings", "chunk_size", "control_hz_for", "make_policy", "policy_fps", "policy_kind",
-           "policy_settings", "warn_rate_mismatch", "wrap_policy"]
+           "checkpoint_settings", "chunk_size", "control_hz_for", "make_policy", "planned", "policy_fps",
+           "policy_kind", "policy_settings", "warn_rate_mismatch", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 # The largest joint target jump per control step the scripted expert makes, in seconds at the joint's speed limit: at
@@ -372,6 +372,20 @@ class _Seeded:
 def wrap_policy(policy: Any, *, seed: int | None = None, decode_video: bool = False) -> _Seeded:
     """A loaded `Policy` (or `RemotePolicy`) as a rollout backend with the per-episode seed sequence."""
     return _Seeded(policy, policy.embodiment, seed, decode_video)
+
+
+def planned(backend: Any, scorer: Any, candidates: int) -> _Seeded:
+    """`backend` (`make_policy`'s of a local checkpoint) choosing each chunk best-of-`candidates` by `scorer`
+    (`planning.BestOfNPlanner`: `worldpolicy sim --plan`, the agents' `plan`), with its seed sequence, cameras and
+    `decode_video` (whether the chosen chunk's imagined future is kept for the episode videos): decision j of an
+    episode samples candidate 0 with the seed the plain run's call j uses, the others with the seeds after it
+    (`BestOfNPlanner.act`), so where every candidate ties the plain run's chunk runs."""
+    from worldpolicy.planning import BestOfNPlanner
+
+    if not isinstance(backend, _Seeded):
+        raise TypeError(f"backend: expected make_policy's backend of a local checkpoint, got {type(backend).__name__}")
+    return _Seeded(BestOfNPlanner(backend.policy, scorer, candidates), backend.embodiment, backend.seed,
+                   backend.decode_video, backend.keys)
 
 
 def as_backend(policy: Any) -> Any:

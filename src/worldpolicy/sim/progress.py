@@ -4,20 +4,24 @@
 minus its mean distance to the gripper, in view widths: 0 means the gripper touches the ball in every view. In an
 exterior view the gripper is the nearest light-grey robot pixel; a wrist camera never sees the arm, so there the
 gripper is the fixed spot where a touched ball appears (`WRIST_CONTACT`). `reach_scorer(camera_keys)` builds the
-scorer for an embodiment's stacked cameras. Colour rules are this scene's (worldpolicy.sim.tasks.COLORS), not general.
+scorer for an embodiment's stacked cameras; `scorer_for(name, embodiment)` a scorer of `SCORERS` by its name, refused
+where it cannot read the embodiment's cameras; `check_plan` what a sim run's planning asks, before anything loads (this
+module imports no MuJoCo: `worldpolicy sim` checks it before the simulator picks its GL). Colour rules are this scene's
+(worldpolicy.sim.tasks.COLORS), not general.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "prompt_color", "reach_progress",
-           "reach_scorer"]
+__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "check_plan", "prompt_color",
+           "reach_progress", "reach_scorer", "scorer_for"]
 
 # What a view where the ball (or, in an exterior view, the robot) is not found, hidden or blurred away, counts
 NOT_FOUND = 0.25
@@ -103,3 +107,52 @@ class ReachScorer:
 def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], float]:
     """`reach_progress` for frames stacked from these cameras (a key naming "wrist" is a wrist view)."""
     return ReachScorer(tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys))
+
+
+def scorer_for(name: str, embodiment, parameter: str = "scorer") -> Callable[[np.ndarray, str], float]:
+    """The scorer `name` (one of `SCORERS`) of the frames `embodiment` imagines, refused naming `parameter`, before any
+    model work, where it cannot read them: reach reads each view as a band of the frame, top to bottom, so it needs
+    cameras (`camera_keys`), one alone or stacked (composite `stacked`); a DROID composite (the wrist camera on top,
+    two exterior cameras side by side below) would be cut into three bands that are none of its views."""
+    if name not in SCORERS:
+        raise ValueError(f"{parameter}: unknown scorer {name!r}; accepted: {', '.join(SCORERS)}")
+    keys = list(embodiment.camera_keys)
+    if not keys or (len(keys) > 1 and embodiment.composite != "stacked"):
+        has = (f"composes its cameras {keys} as {embodiment.composite!r}" if keys else "has no camera")
+        raise ValueError(f"{parameter}: {name} reads the ball and the gripper in each camera's band of the imagined "
+                         f"frame, one camera alone or cameras stacked top to bottom (composite 'stacked'); embodiment "
+                         f"{embodiment.key!r} {has}: use a checkpoint whose embodiment stacks its cameras (the shipped "
+                         "model's panda_reach), or leave planning out")
+    return reach_scorer(keys)
+
+
+def check_plan(plan: Any, scorer: Any, *, policy: str, num_envs: int = 1, rtc: bool = False) -> str | None:
+    """A sim run's best-of-N planning (`worldpolicy sim --plan/--plan-scorer`, the agents' `plan`/`plan_scorer`),
+    refused naming `plan` or `plan_scorer` before anything loads: `plan` candidates in `planning.PLAN_CANDIDATES`, a
+    scorer of `SCORERS` (whether it can read the checkpoint's cameras: `scorer_for`, once its embodiment is
+    known), a local checkpoint to imagine with (`policy`: the policy as given), and neither `num_envs`
+    above 1 nor `rtc`, which the planner cannot run with. Returns the scorer's name (reach where none is given), None
+    without `plan`."""
+    from worldpolicy.models import served
+    from worldpolicy.planning import check_candidates
+
+    if plan is None:
+        if scorer is not None:
+            raise ValueError(f"plan_scorer: {scorer!r} ranks a planner's candidates, and no plan= is given: nothing "
+                             "is planned; give plan= (the candidates, e.g. 4), or leave plan_scorer out")
+        return None
+    check_candidates(plan, "plan")
+    if scorer is not None and scorer not in SCORERS:
+        raise ValueError(f"plan_scorer: unknown scorer {scorer!r}; accepted: {', '.join(SCORERS)}")
+    if policy in ("scripted", "random") or served(policy):
+        raise ValueError(f"plan: {plan} imagines each candidate chunk with a local checkpoint's forward dynamics; "
+                         f"policy={policy!r} has none to plan with (a ws:// server answers plain requests): give a "
+                         "checkpoint, or leave plan out")
+    if num_envs != 1:
+        raise ValueError(f"num_envs: {num_envs} batches several episodes' plain requests; planning makes its own "
+                         "batched passes for each chunk (its candidates, then their imagined futures): accepted with "
+                         "a planner (plan=): 1")
+    if rtc:
+        raise ValueError("rtc: conditions a sampled chunk on the running chunk's actions, which a planner's imagined "
+                         "futures cannot take: leave rtc out (or plan=)")
+    return scorer or SCORERS[0]  # reach, the one there is

@@ -166,6 +166,10 @@ class EpisodeResult:
     handover_jump_max_rad: float | None = None
     chunk_jump_mean_rad: float | None = None
     chunk_jump_max_rad: float | None = None
+    # a best-of-N planner's decisions (`planning.BestOfNPlanner`: `worldpolicy sim --plan`), one per chunk that ran,
+    # in order: each candidate's score and the index of the one run ({"scores": [...], "chosen": i}); None for a policy
+    # that does not plan, left out of report.json then
+    plans: list[dict[str, Any]] | None = None
     frames: np.ndarray | None = field(default=None, repr=False)
     # of `wall_s`, the seconds spent drawing the recorded frames (`record`; 0 for an episode not recorded): what a run's
     # time left is estimated without for the episodes that record none (`sim.evaluate`); not stored
@@ -173,8 +177,8 @@ class EpisodeResult:
 
     def to_json(self) -> dict:
         """The episode as report.json keeps it, its fields as they are (numbers, a string): `asdict` deep-copied each,
-        the frames too, for every episode at every rewrite of a long run's report."""
-        return {name: getattr(self, name) for name in STORED_FIELDS}
+        the frames too, for every episode at every rewrite of a long run's report. `plans` only where it planned."""
+        return {name: getattr(self, name) for name in STORED_FIELDS if not (name == "plans" and self.plans is None)}
 
 
 # the fields of an episode that its report stores (`EpisodeResult.to_json`), in order: not its frames nor their time
@@ -367,6 +371,8 @@ class Episode:
         self.recording_s = 0.0  # drawing the recorded frames (`EpisodeResult.recording_s`)
         self.tracking: list[float] = []
         self.clipped, self.too_fast, self.jumps = 0, 0, Jumps()
+        self.plans: list[dict[str, Any]] | None = None  # a planner's decisions (`EpisodeResult.plans`)
+        self._planned = None  # the last chunk whose decision `plans` holds
         self.success_step: int | None = None
         self.t, self.ended = 0, False
         self.control = ChunkController(policy, rollout.decoder, rollout.strategy, latency=rollout.latency,
@@ -405,6 +411,7 @@ class Episode:
         self.tracking += target.tracking_mm
         self.too_fast += rollout._check_speed(t, first=self.too_fast == 0)
         self.jumps.add(target)
+        self._keep_plan(target.prediction)
         succeeded = env.success()
         self.t = t + 1
         if self.record:
@@ -424,6 +431,15 @@ class Episode:
         if self.ended:
             self.close()
 
+    def _keep_plan(self, prediction) -> None:
+        """A planner's decision (its chunk's `settings`: `BestOfNPlanner.act`) kept once, at the first step its chunk
+        runs."""
+        if prediction is None or prediction is self._planned or prediction.settings.get("planner") != "best_of_n":
+            return
+        self._planned = prediction
+        self.plans = [*(self.plans or []), {"scores": [float(x) for x in prediction.settings["scores"]],
+                                            "chosen": int(prediction.settings["chosen"])}]
+
     def close(self) -> None:
         """Let the controller's background request finish (`ChunkController.close`); closing twice is harmless."""
         self.control.close()
@@ -439,7 +455,7 @@ class Episode:
             wall_s=time.perf_counter() - self._wall0,
             ik_mean_mm=float(np.mean(tracking)) if tracking else None,
             ik_max_mm=float(np.max(tracking)) if tracking else None,
-            clipped=self.clipped, over_velocity_steps=self.too_fast, **self.jumps.fields(),
+            clipped=self.clipped, over_velocity_steps=self.too_fast, **self.jumps.fields(), plans=self.plans,
             frames=np.stack(self.frames) if self.frames else None, recording_s=self.recording_s,
         )
 

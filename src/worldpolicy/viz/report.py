@@ -274,7 +274,8 @@ IMAGE_SHOWS = (
     ("*actions.png", "each action column over the chunk's steps, a panel each"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
     ("*joints.png", "each joint's position and velocity over the chunk's steps, and the gripper"),
-    ("report.png", "the sim run's success rate over its episodes with its 95 % interval, and episode lengths"),
+    ("report.png", ("the sim run's success rate over its episodes with its 95 % interval, and episode lengths (a "
+                   "planned run's: each decision's candidate scores and the one run, too)")),
 )
 
 
@@ -446,6 +447,10 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     if isinstance(jump, (int, float)):  # how smoothly chunks handed over (`sim.rollout.Jumps`)
         said = f"{jump:.4f} rad" + (f" (in-chunk {within:.4f})" if isinstance(within, (int, float)) else "")
         cards.append(("hand-over jump", said))
+    plan = report.get("plan")
+    if isinstance(plan, Mapping) and plan.get("decisions"):  # `worldpolicy sim --plan` (`sim.evaluate.plan_summary`)
+        cards.append(("planning", (f"best of {plan.get('candidates')}: {plan.get('decisions')} decisions, "
+                                  f"{plan.get('tied')} tied (the plain sample ran), {plan.get('changed')} changed")))
     return _cards(cards) + note
 
 
