@@ -231,9 +231,10 @@ API_KEY_ENV = "WORLDPOLICY_API_KEY"
 
 
 def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
-    """`--api-key` and `--api-key-env`: the key a ws:// (or wss://) policy server asks for, and `--tls-ca`: the CA a
-    wss:// one's certificate is checked against, said alike by every command that runs a `--policy` (`sim`,
-    `dataset from-sim`); `policy_api_key` and `policy_tls_ca` read them."""
+    """`--api-key` and `--api-key-env`: the key a ws:// (or wss://) policy server asks for, `--tls-ca`: the CA a
+    wss:// one's certificate is checked against, and `--server-timeout-s`: the most one request to it may take
+    (`RemotePolicy(timeout_s=)`), said alike by every command that runs a `--policy` (`sim`, `dataset from-sim`);
+    `policy_api_key`, `policy_tls_ca` and `policy_server_timeout` read them."""
     parser.add_argument("--api-key", default=None,
                         help="the key a ws:// or wss:// server asks for; other users of this machine see it in the "
                         "process list (ps), and shell history keeps it: prefer --api-key-env (default: none, the key "
@@ -244,6 +245,10 @@ def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", metavar="FILE", default=None,
                         help="a wss:// server's private CA certificate, or its self-signed one (PEM), to verify its "
                         "certificate with (default: the system's CAs)")
+    parser.add_argument("--server-timeout-s", metavar="SECONDS", type=float, default=None,
+                        help="the most one request to a ws:// or wss:// server may take, a reconnect included "
+                        "(the client's timeout_s, as its errors name it): a wedged server fails the run then, not "
+                        "after the client's per-wait timeouts (default: none: 10 s each connect, 120 s each reply)")
 
 
 def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
@@ -273,6 +278,17 @@ def policy_tls_ca(args: argparse.Namespace, policy: str) -> str | None:
                          f"{policy!r}" + (": use its wss:// URL (worldpolicy serve --tls-cert/--tls-key)"
                                           if policy.startswith("ws://") else ""))
     return args.tls_ca
+
+
+def policy_server_timeout(args: argparse.Namespace, policy: str) -> float | None:
+    """`--server-timeout-s SECONDS` for `--policy POLICY`: refused for a policy that is no ws:// or wss:// server, which
+    would ignore it; its value is checked where the client takes it (`RemotePolicy(timeout_s=)`)."""
+    from .models import SERVER_SCHEMES
+
+    if args.server_timeout_s is not None and not policy.startswith(SERVER_SCHEMES):
+        raise ValueError(f"--server-timeout-s {args.server_timeout_s:g}: bounds a ws:// or wss:// policy server's "
+                         f"requests, not --policy {policy!r}")
+    return args.server_timeout_s
 
 
 def with_key_hint(exc: ConnectionError, command: str) -> ConnectionError:

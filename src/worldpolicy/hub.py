@@ -57,8 +57,9 @@ PUSH_IGNORE = (".*", "*/.*")
 # commit (slow to make, and all lost when it fails)
 PUSH_COMMIT_FILES = 256
 # What `push` writes in the repository beside the folder's files: the files it sent, so the next push removes only
-# those of them the folder no longer has (`stale_files`), never a file added on the hub's page. Hidden: no folder's
-# file (`PUSH_IGNORE`), and never itself removed.
+# those of them the folder no longer has (`stale_files`), never a file added on the hub's page; a push in several
+# commits writes it first with the previous record's files too, so one cut short leaves none of its files unrecorded.
+# Hidden: no folder's file (`PUSH_IGNORE`), and never itself removed.
 PUSH_RECORD = ".worldpolicy_push.json"
 
 
@@ -530,8 +531,10 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     (`_push_batches`: a DROID-sized dataset's thousands of files), each pinned to the one before (`parent_commit`),
     the first to the branch's head when the push began: an edit on the hub's page or another push in between is
     refused (HTTP 412), never overwritten. The last commit removes what the previous push left there that the folder no
-    longer has (`stale_files`, by its record `PUSH_RECORD`) and writes this push's record; files no push of worldpolicy
-    wrote (added on the hub's page) are kept and said (`PushResult.kept`). A checkpoint's training state
+    longer has (`stale_files`, by its record `PUSH_RECORD`) and writes this push's record (the first, of several,
+    writes it naming the previous record's files too: a push cut short then rerun, or followed by another folder's,
+    removes what it landed that the folder lacks); files no push of worldpolicy wrote (added on the hub's page) are
+    kept and said (`PushResult.kept`). A checkpoint's training state
     (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
     before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not
     switched off (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a
@@ -597,10 +600,14 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         # what the branch held as the push began: what it is listed at, and what the first commit goes onto
         head = api.repo_info(repo_id, repo_type=kind.repo_type, revision=revision).sha
         remote = api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=head)
-        removed, kept = stale_files(remote, files, _pushed_before(api, repo_id, kind.repo_type, head, remote))
+        pushed_before = _pushed_before(api, repo_id, kind.repo_type, head, remote)
+        removed, kept = stale_files(remote, files, pushed_before)
         for number, batch in enumerate(batches, 1):
             operations: list[CommitOperationAdd | CommitOperationDelete] = [
                 CommitOperationAdd(name, shown.get(name, str(path / name))) for name in batch]
+            if number == 1 < len(batches):  # cut short after this, the record names what landed, and what it named
+                operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(sorted({*(pushed_before or ()),
+                                                                                         *files}))))
             if number == len(batches):  # the previous push's leftovers go, and this push is recorded, once all landed
                 operations += [CommitOperationDelete(name) for name in removed]
                 operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(files)))
@@ -673,7 +680,8 @@ def _unpushed(path: Path, repo_id: str, repo_type: str, revision: str | None, ex
 
 def stale_files(remote: list[str], files: list[str], pushed_before: list[str] | None) -> tuple[list[str], list[str]]:
     """What a repository holding `remote` keeps that a push of `files` does not send, sorted, as (removed, kept):
-    removed, what the previous push sent there (`pushed_before`, its `PUSH_RECORD`) that the folder no longer has (a
+    removed, what the previous push sent there (`pushed_before`, its `PUSH_RECORD`; one cut short, what it may have
+    landed too) that the folder no longer has (a
     dataset's meta/episodes and data files past the episodes it now holds, which LeRobot and `LeRobotDataset` would
     read as its own; a checkpoint's embodiment.json, base_model.json or training state from another checkpoint, read
     as this one's), and the training state it sent that this push leaves out (`training_state`), though the folder

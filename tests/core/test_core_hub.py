@@ -378,6 +378,32 @@ def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, m
     assert pushed.url == "https://huggingface.co/me/ds/commit/c5"
 
 
+def test_a_push_cut_short_records_what_it_landed_for_the_next_push_to_remove(tmp_path, token, monkeypatch):
+    """The record was written in a large push's last commit only: one cut short left the files its first commits
+    landed in no record, so the next push, of a dataset re-made with fewer episodes, kept them (said as added on the
+    hub's page) and LeRobot read them as its own. Its first commit records them beside the previous push's files."""
+    import worldpolicy.hub
+
+    monkeypatch.setattr(worldpolicy.hub, "PUSH_COMMIT_FILES", 3)
+    root = tmp_path / "ds"
+    names = ["meta/info.json", *(f"data/chunk-000/file-{i:03d}.parquet" for i in range(6))]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    hub = FakeHub(monkeypatch, files=["data/chunk-000/file-009.parquet"], recorded=True)
+    edits = iter([None, "figure.png"])  # an edit on the hub's page before the second commit: refused (412)
+    hub.before_commit = lambda: (name := next(edits, None)) and hub.edit(name)
+    with pytest.raises(HubError, match="1 of its 3 commits landed"):
+        push(root, "me/ds")
+    assert hub.record == sorted(["data/chunk-000/file-009.parquet", *names])
+    for i in range(1, 6):  # re-made with one episode's file
+        (root / f"data/chunk-000/file-{i:03d}.parquet").unlink()
+    pushed = push(root, "me/ds")
+    assert pushed.removed == hub.deleted == ["data/chunk-000/file-001.parquet", "data/chunk-000/file-002.parquet",
+                                             "data/chunk-000/file-009.parquet"]
+    assert pushed.kept == ["figure.png"] and hub.record == pushed.files
+    assert hub.remote == sorted([".gitattributes", PUSH_RECORD, "figure.png", *pushed.files])
+
 def test_push_private_to_an_existing_public_repository_is_refused_before_sending(checkpoint, token, monkeypatch,
                                                                                   capsys):
     """The hub keeps an existing repository's visibility (`create_repo(private=True, exist_ok=True)` changes

@@ -355,6 +355,19 @@ def test_a_wss_servers_ca_file_is_refused_for_a_policy_that_is_no_server_and_not
             sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, ca_file="ca.pem", **_SMALL)
 
 
+def test_a_servers_timeout_is_refused_for_a_policy_that_is_no_server_and_not_recorded(tmp_path):
+    """`timeout_s=` (`--server-timeout-s`: tests/sim/test_cli.py) goes where `ca_file=` goes."""
+    from worldpolicy.data.from_sim import expert_episodes, sim_to_dataset
+
+    recording = expert_episodes("reach", 1, policy="ws://127.0.0.1:9", timeout_s=12.5, **_SMALL)
+    recording.close()
+    assert "12.5" not in json.dumps(recording.provenance)
+    for policy, message in (("random", "timeout_s: bounds a ws:// policy server's requests; policy 'random'"),
+                            ("scripted", "timeout_s: sets how a policy's rollouts run")):
+        with pytest.raises(ValueError, match=f"^{message}"):
+            sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, timeout_s=2.0, **_SMALL)
+
+
 def test_recording_a_servers_model_on_its_training_scenes_is_warned_of_as_sim_warns(tmp_path, monkeypatch, caplog):
     """`sim --policy ws://...` warns when the server announces (`training_seeds`) the scenes being run as ones its
     checkpoint trained on; `dataset from-sim --policy ws://...` said nothing. Said once the server is reached, by the

@@ -581,6 +581,18 @@ def test_a_calls_timeout_bounds_the_whole_request_and_names_itself(fake):
     policy.close()
 
 
+def test_a_calls_own_timeout_does_not_outlast_it(fake):
+    """A call's `timeout_s` bounds that call only: what uses the connection next on the same client (`metadata()`'s
+    reconnect, a call with none, as the client has none) has its per-wait timeouts, the first call's deadline gone."""
+    server = fake(r0="silent", r1="silent")  # each reply 1 s late, well past the first call's 0.2 s
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(ServerTimeoutError, match=r"within timeout_s=0.2 s"):
+            policy.act(droid_request(np.zeros(7)), "a", timeout_s=0.2)
+        assert policy.metadata() == {}  # the reconnect: a deadline kept, run out, would fail it at once
+        pred = policy.act(droid_request(np.zeros(7)), "b")
+        np.testing.assert_array_equal(pred.actions, np.zeros((4, 8)))  # its own reply, on the new connection
+    assert (server.requests, server.connections) == (2, 2)
+
 def test_a_calls_timeout_bounds_its_connect():
     """A reconnect counts toward the call's timeout_s: a server that takes the connection but never sends its metadata
     frame held the call for connect_timeout_s (600 s here) before its request was even sent."""

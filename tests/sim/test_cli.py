@@ -64,6 +64,10 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
          "sim: error: --api-key is sent to a ws:// or wss:// policy server, not to --policy 'random'"),
         (["--api-key-env", "K"],
          "sim: error: --api-key-env is sent to a ws:// or wss:// policy server, not to --policy 'random'"),
+        (["--server-timeout-s", "2"],
+         "sim: error: --server-timeout-s 2: bounds a ws:// or wss:// policy server's requests, not --policy 'random'"),
+        (["--policy", "ws://127.0.0.1:9", "--server-timeout-s", "0"],  # checked before connecting
+         "sim: error: --server-timeout-s=0.0 must be a finite number of seconds > 0"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
@@ -399,6 +403,32 @@ def test_a_wrong_api_key_says_how_to_send_one(tmp_path, capsys, keyed_server, co
     assert main([*KEYED_COMMANDS[command](t.url, tmp_path / "run2"), "--api-key", "wrong-key-1234"]) == 2
     [line] = [line for line in capsys.readouterr().err.splitlines() if f"{command}: error:" in line]
     assert "(HTTP 401): the key it sent is not the server's (it says: " in line and "api_key" not in line
+
+
+@pytest.mark.parametrize("command", KEYED_COMMANDS)
+def test_a_server_timeout_bounds_each_request_to_the_server(tmp_path, capsys, command):
+    """`--server-timeout-s` is the client's `timeout_s`: a server that stops answering (wedged) fails the command
+    once that has passed, not after the client's read_timeout_s (120 s)."""
+    import threading
+    import time
+
+    from websockets.sync.server import serve
+
+    from worldpolicy.serving.client import packb
+
+    def wedged(ws) -> None:  # connects as openpi's server does (an empty metadata frame), then answers nothing
+        ws.send(packb({}))
+        for _ in ws:
+            time.sleep(3)
+
+    server = serve(wedged, "127.0.0.1", 0, compression=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        assert main([*KEYED_COMMANDS[command](url, tmp_path / "run"), "--server-timeout-s", "0.3"]) == 2
+    finally:
+        server.shutdown()
+    assert f"no reply from {url} within timeout_s=0.3 s (this call's whole time" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", KEYED_COMMANDS)

@@ -52,6 +52,7 @@ FLAGS = {
     "overwrite": "--overwrite",
     "resume": "--resume",
     "ca_file": "--tls-ca",  # what RemotePolicy checks
+    "timeout_s": "--server-timeout-s",
 }
 
 
@@ -752,10 +753,11 @@ def _from_sim(args: argparse.Namespace) -> int:
     from worldpolicy.sim.tasks import warn_training_scenes
 
     check_ensemble_decay(args.strategy, args.ensemble_decay)
-    from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint
+    from worldpolicy.cli import policy_api_key, policy_server_timeout, policy_tls_ca, with_key_hint
 
     api_key = policy_api_key(args, args.policy)  # before anything is recorded, as the other policy-only flags
     ca_file = policy_tls_ca(args, args.policy)
+    timeout_s = policy_server_timeout(args, args.policy)
     strategy = None  # a policy's: ChunkStrategy's default (execute) unless a flag says
     if strategy_flags:
         from worldpolicy.robot.control import ChunkStrategy
@@ -805,6 +807,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
             api_key=api_key,
             ca_file=ca_file,
+            timeout_s=timeout_s,
             perturb=perturb,
             on_checked=checked,
             command=made_by,

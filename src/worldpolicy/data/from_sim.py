@@ -209,6 +209,7 @@ def expert_episodes(
     policy_options: dict[str, Any] | None = None,
     api_key: str | None = None,
     ca_file: str | os.PathLike | None = None,
+    timeout_s: float | None = None,
     perturb: str | Sequence[str] | Perturbation | None = None,
     spool: str | os.PathLike | None = None,
     done_seeds: Sequence[int] = (),
@@ -243,7 +244,8 @@ def expert_episodes(
     its last command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode
     carries its `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
     `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded, nor
-    is `ca_file`, a wss:// server's private CA certificate (`RemotePolicy(ca_file=)`, the command line's --tls-ca). The
+    is `ca_file`, a wss:// server's private CA certificate (`RemotePolicy(ca_file=)`, the command line's --tls-ca), nor
+    `timeout_s`, the most one request to it may take (`RemotePolicy(timeout_s=)`, --server-timeout-s). The
     expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
     `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is
     iterated, after every check.
@@ -277,7 +279,7 @@ def expert_episodes(
                          "folder, as `worldpolicy sim --policy` takes it")
     _check_policy_options(kind, policy, chunk_size=chunk_size, start_jitter=start_jitter, action_noise=action_noise,
                           workers=workers, embodiment=embodiment, strategy=strategy, latency_ms=latency_ms, rtc=rtc,
-                          policy_options=policy_options, api_key=api_key, ca_file=ca_file)
+                          policy_options=policy_options, api_key=api_key, ca_file=ca_file, timeout_s=timeout_s)
     chunk_size = 8 if chunk_size is None else chunk_size  # the expert's default, where a policy's was refused
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
@@ -344,7 +346,7 @@ def expert_episodes(
         for name in ("chunk_size", "start_jitter", "action_noise"):  # the expert's: refused above for a policy
             del settings[name]
         settings["policy"], acts_in = _checked_policy(kind, policy, settings, embodiment, strategy, latency_ms, rtc,
-                                                      dict(policy_options or {}), api_key, ca_file)
+                                                      dict(policy_options or {}), api_key, ca_file, timeout_s)
         # the episodes asked for: a server's training scenes among them are said once it is reached (`_rollout`)
         settings["policy"]["scenes"] = [task, seed, num_episodes]
         # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...), the chunk
@@ -365,12 +367,13 @@ def expert_episodes(
 def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, start_jitter: float, action_noise: float,
                           workers: int, embodiment: str | None, strategy: Any, latency_ms: float, rtc: bool,
                           policy_options: dict[str, Any] | None, api_key: str | None,
-                          ca_file: str | os.PathLike | None) -> None:
+                          ca_file: str | os.PathLike | None, timeout_s: float | None) -> None:
     """Settings of the scripted expert's episodes refused with a policy, and a policy's refused with the expert: either
     would be ignored and the recording look as asked."""
     if kind == "scripted":
         given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy), ("api_key", api_key),
-                                          ("ca_file", ca_file), ("latency_ms", latency_ms or None),
+                                          ("ca_file", ca_file), ("timeout_s", timeout_s),
+                                          ("latency_ms", latency_ms or None),
                                           ("rtc", rtc or None)) if value is not None]
         given += list(policy_options or {})
         if given:
@@ -393,11 +396,13 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
         raise ValueError(f"api_key: sent to a ws:// policy server; policy {policy!r} takes none")
     if ca_file is not None and kind != "server":
         raise ValueError(f"ca_file: verifies a wss:// policy server's certificate; policy {policy!r} takes none")
+    if timeout_s is not None and kind != "server":
+        raise ValueError(f"timeout_s: bounds a ws:// policy server's requests; policy {policy!r} takes none")
 
 
 def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment: str | None, strategy: Any,
                     latency_ms: float, rtc: bool, options: dict[str, Any], api_key: str | None,
-                    ca_file: str | os.PathLike | None) -> tuple[dict[str, Any], str | None]:
+                    ca_file: str | os.PathLike | None, timeout_s: float | None) -> tuple[dict[str, Any], str | None]:
     """What a policy's recorder needs to build it (`_rollout`), every setting checked that can be before its weights
     load or its server is reached: the scene (robot, control rate), a checkpoint's embodiment, sampling and device
     (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k, the latency
@@ -435,7 +440,7 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
     return ({"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
              "embodiment": embodiment, "strategy": asdict(strategy), "latency": latency, "rtc": bool(rtc),
              "options": options, "api_key": api_key,
-             "ca_file": None if ca_file is None else os.fspath(ca_file)},
+             "ca_file": None if ca_file is None else os.fspath(ca_file), "timeout_s": timeout_s},
             None if emb is None else emb.key)
 
 
@@ -647,7 +652,7 @@ def _rollout(env, setup: dict[str, Any]):
     from worldpolicy.sim.tasks import warn_training_scenes
 
     policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"], api_key=setup["api_key"],
-                         ca_file=setup["ca_file"], **setup["options"])
+                         ca_file=setup["ca_file"], timeout_s=setup["timeout_s"], **setup["options"])
     try:
         check_executable(policy.embodiment, env.robot)  # a server's embodiment, known now it is connected
         rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"],

@@ -271,7 +271,7 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          "num_envs": "--num-envs",  # what sim.batch.check_num_envs checks
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
-         "device": "--device", "ca_file": "--tls-ca",  # what RemotePolicy checks
+         "device": "--device", "ca_file": "--tls-ca", "timeout_s": "--server-timeout-s",  # what RemotePolicy checks
          "plan": "--plan", "plan_scorer": "--plan-scorer"}  # what progress.check_plan checks
 
 
@@ -497,7 +497,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
     then the episodes. `commands`: the command line that continues the run and the record of the one that made it
     (`_resume_command`, `extras.run_record`: the line and the folder it was typed in)."""
-    from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint
+    from worldpolicy.cli import policy_api_key, policy_server_timeout, policy_tls_ca, with_key_hint
 
     again, made_by = commands
 
@@ -547,6 +547,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         raise _as_flag(exc) from None
     api_key = policy_api_key(args, args.policy)
     ca_file = policy_tls_ca(args, args.policy)
+    timeout_s = policy_server_timeout(args, args.policy)
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
@@ -615,7 +616,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-                    api_key=api_key, ca_file=ca_file, **local,
+                    api_key=api_key, ca_file=ca_file, timeout_s=timeout_s, **local,
                 )
             except ConnectionError as exc:
                 raise with_key_hint(exc, "sim") from None

@@ -425,7 +425,8 @@ def policy_kind(spec: str) -> str:
 
 
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
-                decode_video: bool = False, api_key: str | None = None, ca_file: str | None = None, **kwargs: Any):
+                decode_video: bool = False, api_key: str | None = None, ca_file: str | None = None,
+                timeout_s: float | None = None, **kwargs: Any):
     """`scripted` | `random` | `ws://host:port` | `shipped` or a checkpoint directory → a backend. `kwargs` go to the
     backend's constructor (`Policy.from_pretrained` for a checkpoint); a server takes none: its settings are the
     server's."""
@@ -444,7 +445,8 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
                              "a server's model, chunk and sampling are set where it is served (`worldpolicy serve`)")
         from worldpolicy.serving import RemotePolicy
 
-        remote = RemotePolicy(spec, api_key=api_key, embodiment=embodiment or "droid", ca_file=ca_file)
+        remote = RemotePolicy(spec, api_key=api_key, embodiment=embodiment or "droid", ca_file=ca_file,
+                              timeout_s=timeout_s)
         emb = remote.embodiment or get_embodiment(embodiment or "droid")
         if embodiment is not None and emb.key != get_embodiment(embodiment).key:
             logger.warning("--embodiment %s is not used: the server at %s serves %r, whose columns and stats decode "
