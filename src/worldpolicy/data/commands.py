@@ -16,6 +16,7 @@ from typing import Any
 from ..cli import (
     DEVICE_HELP,
     add_api_key_flags,
+    add_center_crop_flag,
     add_device_flags,
     add_json_flag,
     lines_for_people,
@@ -624,6 +625,7 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
                           "else 4)")
     add_device_flags(evaluate)
+    add_center_crop_flag(evaluate)
     evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     add_json_flag(evaluate, "the comparison (openloop.json's fields) with run_dir and the files written")
@@ -939,7 +941,7 @@ EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from worldpolicy.cli import episode_list, flag_named
+    from worldpolicy.cli import center_crop_option, episode_list, flag_named
     from worldpolicy.data.openloop import evaluate_open_loop
 
     _refuse_swapped_eval_arguments(args)
@@ -949,6 +951,7 @@ def _eval(args: argparse.Namespace) -> int:
             args.root, args.checkpoint, args.out, embodiment=args.embodiment, episodes=episodes, every=args.every,
             chunks=args.chunks, seed=args.seed, batch_size=args.batch_size, state_keys=args.state_keys,
             action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress,
+            center_crop=center_crop_option(args),
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too
