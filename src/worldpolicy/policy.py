@@ -454,9 +454,11 @@ def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
 def trained_center_crop(path_or_id: str | Path) -> float | None:
     """The centre crop a checkpoint's frames get at inference: `augment.crop_area` where its training run's record
     (`trainer_state.json`'s config) says it trained with `[augment]` enabled, else None (no crop: trained without it,
-    a run from before the setting, a hub id, a folder no run saved)."""
+    a run from before the setting, a hub id, a folder no run saved); a record a newer worldpolicy wrote is refused
+    (`_trainer_state`)."""
+    state = _trainer_state(path_or_id) or {}
     try:
-        augment = (_trainer_state(path_or_id) or {})["config"]["augment"]
+        augment = state["config"]["augment"]
         area = float(augment["crop_area"]) if augment["enabled"] is True else None
     except (KeyError, TypeError, ValueError):
         return None

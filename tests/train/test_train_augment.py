@@ -205,6 +205,13 @@ def test_a_checkpoint_trained_without_augmentation_is_not_cropped(tmp_path, tiny
     for augment in ({"enabled": False, "crop_area": 0.9}, None):
         (tmp_path / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"augment": augment}}))
         assert trained_center_crop(tmp_path) is None
+    # a record a newer worldpolicy wrote is refused, not read as "no crop" (`fileio.NewerFormatError`)
+    from worldpolicy.fileio import NewerFormatError
+
+    newer = {"schema": "worldpolicy.trainer_state/v99", "step": 1, "config": {"augment": {"enabled": True}}}
+    (tmp_path / "trainer_state.json").write_text(json.dumps(newer))
+    with pytest.raises(NewerFormatError, match="written by a newer worldpolicy"):
+        trained_center_crop(tmp_path)
     assert Policy.from_pretrained(tiny_checkpoint, device="cpu").center_crop is None
     # a checkpoint trained with the recipe elsewhere (no record): asked for, the recipe's crop
     assert Policy.from_pretrained(tiny_checkpoint, device="cpu", center_crop=True).center_crop == 0.9
