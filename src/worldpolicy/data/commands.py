@@ -685,6 +685,7 @@ def _add_label_arguments(label: argparse.ArgumentParser) -> None:
                        help="feature for the labels; a source feature of this name is replaced (default: %(default)s)")
     label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
     add_device_flags(label)
+    add_center_crop_flag(label)
     label.add_argument("--video-codec", default="libx264rgb",
                        help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
                        "labels explain), libx264, libsvtav1")
@@ -894,7 +895,7 @@ def _label(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from worldpolicy.cli import episode_list, flag_named
+    from worldpolicy.cli import center_crop_option, episode_list, flag_named
     from worldpolicy.data.label import LabelInterrupted, label_dataset
     from worldpolicy.fileio import exit_status
 
@@ -906,6 +907,7 @@ def _label(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, resample=args.resample, state_keys=args.state_keys,
             action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite, resume=args.resume,
             progress=not args.no_progress, command=_label_resume_command(args, resume=False),
+            center_crop=center_crop_option(args),
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (FileExistsError, ValueError, KeyError, FileNotFoundError) as exc:  # the last: a --checkpoint not there
