@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -167,11 +167,13 @@ def interruption(caught: Collection[int]) -> KeyboardInterrupt:
 
 
 @contextmanager
-def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Iterator[list[int]]:
+def sigint_held(notice: str | None = None, *, second_stops: bool = False,
+                say: Callable[[str], None] | None = None) -> Iterator[list[int]]:
     """Hold Ctrl-C (and SIGTERM, SIGUSR1 where `terminating_as_interrupt` made them one) until the block ends, and say
     which came: the block then finishes what it started (an episode being written, a training step), the caller keeps
-    it and stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
-    ("Ctrl-C: ..."), so a block that takes a while does not look hung. `second_stops`: a second signal stops the block
+    it and stops with `interruption(caught)`. `notice` is said when the first signal comes, after its name ("Ctrl-C:
+    ..."), so a block that takes a while does not look hung: printed on stderr, or given to `say` (a training run
+    prints it and keeps it in its log file). `second_stops`: a second signal stops the block
     (KeyboardInterrupt, or `Terminated`), for a block that may take minutes and is safe to cut short (an atomic save).
     A signal that is ignored, or handled outside Python, is left alone; only the main thread receives signals, so
     elsewhere this holds nothing."""
@@ -186,7 +188,11 @@ def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Ite
         if second_stops and caught:
             raise Terminated(signum) if signum in TERMINATING_SIGNALS else KeyboardInterrupt()
         if notice and not caught:
-            print(f"{signal_name(signum)}: {notice}", file=sys.stderr, flush=True)
+            text = f"{signal_name(signum)}: {notice}"
+            if say is not None:
+                say(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
         caught.append(signum)
 
     for sig in held:

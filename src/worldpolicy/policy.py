@@ -454,13 +454,25 @@ def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
 def trained_center_crop(path_or_id: str | Path) -> float | None:
     """The centre crop a checkpoint's frames get at inference: `augment.crop_area` where its training run's record
     (`trainer_state.json`'s config) says it trained with `[augment]` enabled, else None (no crop: trained without it,
-    a run from before the setting, a hub id, a folder no run saved)."""
+    a run from before the setting, a hub id, a folder no run saved); a record a newer worldpolicy wrote is refused
+    (`_trainer_state`)."""
+    state = _trainer_state(path_or_id) or {}
     try:
-        augment = (_trainer_state(path_or_id) or {})["config"]["augment"]
+        augment = state["config"]["augment"]
         area = float(augment["crop_area"]) if augment["enabled"] is True else None
     except (KeyError, TypeError, ValueError):
         return None
     return area if area is not None and 0 < area < 1 else None
+
+
+def resolved_center_crop(source: str | Path | None, center_crop: bool | float | None) -> float | None:
+    """The share of each frame's area a `Policy` of `source` crops from its centre (`Policy.center_crop`), from
+    `from_pretrained`'s `center_crop` (checked: `check_center_crop`) and the checkpoint's record (`trained_center_crop`):
+    known before the weights load (`worldpolicy sim --resume` compares it). None: no crop."""
+    recorded = trained_center_crop(source) if source else None
+    if center_crop is None or center_crop is True:
+        return recorded if center_crop is None else recorded or CROP_AREA
+    return None if center_crop is False or center_crop == 1 else float(center_crop)
 
 
 def check_center_crop(center_crop: Any) -> None:
@@ -593,12 +605,9 @@ class Policy:
         self._trained_frames = trained_frames(source) if source else None
         check_action_head(engine.transformer.config, source, embodiment)
         check_center_crop(center_crop)
-        recorded = trained_center_crop(source) if source else None
         # the share of each frame's area cropped from its centre and resized back before the model sees it (a run
         # with `[augment]` trained on crops of it); None: none. `center_crop`: None, as the checkpoint's record says
-        self.center_crop: float | None = (
-            recorded if center_crop is None else None if center_crop is False
-            else (recorded or CROP_AREA) if center_crop is True else (None if center_crop == 1 else float(center_crop)))
+        self.center_crop: float | None = resolved_center_crop(source, center_crop)
 
     @classmethod
     def from_pretrained(

@@ -633,6 +633,34 @@ def test_resume_of_a_finished_run_on_the_command_line_loads_no_weights(tiny, tmp
     assert "error: --resume: " in err and "'steps': 2" in err and "'steps': 3" in err
 
 
+def test_a_checkpoint_trained_with_augmentation_labels_centre_cropped_unless_told_and_its_resume_compares_it(
+        tiny, tmp_path, capsys, monkeypatch):
+    """A checkpoint whose training record says `[augment]` labels through the centre crop it trained with
+    (`Policy.center_crop`), recorded in the provenance; `--no-center-crop` is another setting a resume refuses."""
+    import worldpolicy.policy as policy_module
+
+    augmented = shutil.copytree(tiny, tmp_path / "augmented")
+    (augmented / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"augment": {"enabled": True,
+                                                                                                "crop_area": 0.9}}}))
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    crops = []
+    monkeypatch.setattr(policy_module.Policy, "infer_actions", lambda self, video, prompt, **kwargs: crops.append(
+        self.center_crop) or SimpleNamespace(actions=np.zeros((len(next(iter(video.values()))) - 1,
+                                                                self.embodiment.action_dim))))
+    def argv(out, *flags):
+        return ["dataset", "label", str(ds.root), "--checkpoint", str(augmented), "--embodiment", "pusht",
+                "--out", str(tmp_path / out), "--steps", "1", "--no-progress", *flags]
+
+    assert main(argv("out")) == 0 and set(crops) == {0.9}
+    assert LeRobotDataset.open(tmp_path / "out").provenance["center_crop"] == 0.9
+    capsys.readouterr()
+    assert main(argv("out", "--no-center-crop", "--resume")) == 2
+    assert "center_crop: 0.9 -> None" in capsys.readouterr().err
+    crops.clear()
+    assert main(argv("whole", "--no-center-crop")) == 0
+    assert set(crops) == {None} and LeRobotDataset.open(tmp_path / "whole").provenance["center_crop"] is None
+
+
 def test_a_symlinked_out_is_labelled_where_it_points_and_stays_a_link(policy, tmp_path, monkeypatch):
     """`--out` a link to a folder on a bigger disk (as the dataset writer takes it): the episodes kept at an
     interruption and the dataset published lie there, beside and at the link's target; the link stays a link."""

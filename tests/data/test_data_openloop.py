@@ -309,11 +309,14 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     import worldpolicy.policy as policy_module
 
     ds, _ = _dataset(tmp_path / "ds")
-    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    loaded = []
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: loaded.append(k) or policy))
     out = tmp_path / "eval"
     argv = ["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
             "--action-keys", "action", "--no-progress"]
     assert main(argv) == 0
+    assert loaded[-1]["center_crop"] is None  # as the checkpoint's record says (the tiny one: none)
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[0] == f"open loop: 5 chunks over 2 episodes (17 steps compared); wrote {out / OPENLOOP_FILE}"
     assert printed[1].startswith("normalised MAE ")
@@ -327,6 +330,7 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["columns"] == ["x", "y"] and written["settings"]["embodiment"] == "pusht"
     assert written["settings"]["episodes"] == [0, 1] and written["steps_compared"] == 17
+    assert written["settings"]["center_crop"] is None  # the policy's (`Policy.center_crop`): no crop
     assert all(np.isfinite(v) and v > 0 for v in written["mae"].values())  # a random tiny model is off
     assert written["rmse"]["x"] >= written["mae"]["x"]
     plots = [SUMMARY_FIGURE, EPISODE_FIGURE.format(0), EPISODE_FIGURE.format(1)]
@@ -343,6 +347,7 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
                                             (OPENLOOP_FILE, SUMMARY_FIGURE, EPISODE_FIGURE.format(1)))
     assert said.startswith("open loop: ")
     assert not (out / EPISODE_FIGURE.format(0)).exists() and (out / EPISODE_FIGURE.format(1)).exists()
+    assert main([*argv, "--no-center-crop"]) == 0 and loaded[-1]["center_crop"] is False  # load_policy's False
     # --no-plots: no earlier run's figure is left beside the new openloop.json (the summary of other episodes was)
     assert main([*argv, "--episodes", "0", "--no-plots"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [OPENLOOP_FILE]

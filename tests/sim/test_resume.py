@@ -363,6 +363,30 @@ def test_a_checkpoint_run_resumed_is_the_uninterrupted_run_and_is_checked_before
     assert (out / "report.json").read_bytes() == stored
 
 
+def test_a_checkpoint_trained_with_augmentation_runs_centre_cropped_unless_told_and_a_resume_compares_it(tmp_path,
+                                                                                                          capsys):
+    """A checkpoint whose training record says `[augment]` crops each frame's centre (`Policy.center_crop`); sim
+    records the crop it ran with, `--no-center-crop` leaves the frames whole, and a resume with the other choice is
+    refused before the weights load, naming the flag."""
+    pytest.importorskip("diffusers")
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"augment": {"enabled": True,
+                                                                                           "crop_area": 0.9}}}))
+    common = ["sim", "--policy", str(ckpt), "--task", "reach", "--image-size", "48x64", "--steps", "1", "--videos",
+              "0", "--max-steps", "2", "--no-progress", "--no-plots"]
+    for flags, crop in (([], 0.9), (["--no-center-crop"], None)):
+        out = tmp_path / f"run{len(flags)}"
+        assert main([*common, *flags, "--episodes", "1", "--out", str(out)]) == 0
+        assert json.loads((out / "report.json").read_text())["policy_settings"]["center_crop"] == crop
+    capsys.readouterr()
+    assert main([*common, "--episodes", "2", "--out", str(tmp_path / "run0"), "--no-center-crop", "--resume"]) == 2
+    assert "--no-center-crop: 0.9 -> none" in capsys.readouterr().err
+    assert main(["sim", "--policy", "random", "--no-center-crop", "--out", str(tmp_path / "random")]) == 2
+    assert "--steps/--device/--no-center-crop apply to checkpoint policies only" in capsys.readouterr().err
+
+
 def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
     """A server is the model its metadata frame names (its address when it names none, as openpi's); a source that is
     no folder (a hub id, a `Policy` built in code) is its name, and no folder is walked for it."""

@@ -5,6 +5,7 @@ trainer picks one per step, and a checkpoint trained with it is centre-cropped a
 from __future__ import annotations
 
 import colorsys
+import html
 import json
 import re
 from dataclasses import replace
@@ -170,6 +171,16 @@ def test_a_checkpoint_trained_with_augmentation_records_it_and_is_centre_cropped
     assert state["config"]["augment"]["enabled"] is True and state["config"]["augment"]["copies"] == 2
     card = (checkpoint / "README.md").read_text()
     assert "image augmentation" in card and "center_crop=False" in card
+    # the run's page says it as the card does (`viz.train_report.augmentation`, one line for both)
+    from worldpolicy.viz.report import write_report
+    from worldpolicy.viz.train_report import augmentation
+
+    said = augmentation(state["config"]["augment"])
+    assert said == ("random crops of 0.9 of the frame's area, rotation up to ±5°, brightness 0.7-1.3, contrast 0.6-1.4, "
+                    "saturation 0.5-1.5, hue ±0.05; 2 draws of each window")
+    assert f"(`[augment]`, the Cosmos Policy recipe's): {said}. At inference" in card
+    page = html.unescape(re.sub(r"<[^>]+>", "", write_report(augmented_run["root"] / "run").read_text()))
+    assert f"image augmentation{said}" in page
     assert trained_center_crop(checkpoint) == 0.9
 
     crops = []
@@ -194,6 +205,13 @@ def test_a_checkpoint_trained_without_augmentation_is_not_cropped(tmp_path, tiny
     for augment in ({"enabled": False, "crop_area": 0.9}, None):
         (tmp_path / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"augment": augment}}))
         assert trained_center_crop(tmp_path) is None
+    # a record a newer worldpolicy wrote is refused, not read as "no crop" (`fileio.NewerFormatError`)
+    from worldpolicy.fileio import NewerFormatError
+
+    newer = {"schema": "worldpolicy.trainer_state/v99", "step": 1, "config": {"augment": {"enabled": True}}}
+    (tmp_path / "trainer_state.json").write_text(json.dumps(newer))
+    with pytest.raises(NewerFormatError, match="written by a newer worldpolicy"):
+        trained_center_crop(tmp_path)
     assert Policy.from_pretrained(tiny_checkpoint, device="cpu").center_crop is None
     # a checkpoint trained with the recipe elsewhere (no record): asked for, the recipe's crop
     assert Policy.from_pretrained(tiny_checkpoint, device="cpu", center_crop=True).center_crop == 0.9

@@ -4,6 +4,7 @@ log has one line per step and its checkpoints are complete diffusers folders tha
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -133,6 +134,13 @@ def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, c
     assert stop.value.signum == signum and exit_status(stop.value) == 128 + signum
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-0000002"]
     assert f"{name}: finishing step 2, then saving it\n" in capsys.readouterr().err
+    # the run's log keeps the notice too, timed as it came: before the step's save and the session's last line
+    log = (tmp_path / "run" / "train.log").read_text().splitlines()
+    notice = [i for i, line in enumerate(log)
+              if re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {name}: finishing step 2, then saving it", line)]
+    saved = [i for i, line in enumerate(log) if "interrupted after step 2: saved " in line]
+    assert len(notice) == 1 and len(saved) == 1 and notice[0] < saved[0]
+    assert log[-1].endswith(f" session stopped: terminated ({name})")
     assert signal.getsignal(signum) == signal.SIG_DFL  # put back once the command is done
     assert [r.step for r in Trainer(load_config(config), progress=False).run()] == [3, 4]
 

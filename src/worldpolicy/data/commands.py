@@ -16,6 +16,7 @@ from typing import Any
 from ..cli import (
     DEVICE_HELP,
     add_api_key_flags,
+    add_center_crop_flag,
     add_device_flags,
     add_json_flag,
     lines_for_people,
@@ -625,6 +626,7 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
                           "else 4)")
     add_device_flags(evaluate)
+    add_center_crop_flag(evaluate)
     evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     add_json_flag(evaluate, "the comparison (openloop.json's fields) with run_dir and the files written")
@@ -684,6 +686,7 @@ def _add_label_arguments(label: argparse.ArgumentParser) -> None:
                        help="feature for the labels; a source feature of this name is replaced (default: %(default)s)")
     label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
     add_device_flags(label)
+    add_center_crop_flag(label)
     label.add_argument("--video-codec", default="libx264rgb",
                        help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
                        "labels explain), libx264, libsvtav1")
@@ -895,7 +898,7 @@ def _label(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from worldpolicy.cli import episode_list, flag_named
+    from worldpolicy.cli import center_crop_option, episode_list, flag_named
     from worldpolicy.data.label import LabelInterrupted, label_dataset
     from worldpolicy.fileio import exit_status
 
@@ -907,6 +910,7 @@ def _label(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, resample=args.resample, state_keys=args.state_keys,
             action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite, resume=args.resume,
             progress=not args.no_progress, command=_label_resume_command(args, resume=False),
+            center_crop=center_crop_option(args),
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (FileExistsError, ValueError, KeyError, FileNotFoundError) as exc:  # the last: a --checkpoint not there
@@ -942,7 +946,7 @@ EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from worldpolicy.cli import episode_list, flag_named
+    from worldpolicy.cli import center_crop_option, episode_list, flag_named
     from worldpolicy.data.openloop import evaluate_open_loop
 
     _refuse_swapped_eval_arguments(args)
@@ -952,6 +956,7 @@ def _eval(args: argparse.Namespace) -> int:
             args.root, args.checkpoint, args.out, embodiment=args.embodiment, episodes=episodes, every=args.every,
             chunks=args.chunks, seed=args.seed, batch_size=args.batch_size, state_keys=args.state_keys,
             action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress,
+            center_crop=center_crop_option(args),
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too

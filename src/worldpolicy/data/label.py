@@ -261,7 +261,8 @@ def label_dataset(
                                                                                               **load_options)
             metadata = policy.metadata()
             writer.provenance.update(_model_settings(policy.source, policy.chunk_size, policy.resolution_tier,
-                                                     policy.sampling, policy.engine.device, policy.engine.dtype),
+                                                     policy.sampling, policy.engine.device, policy.engine.dtype,
+                                                     policy.center_crop),
                                      worldpolicy_version=metadata["worldpolicy_version"])
             if previous is not None:  # what only the loaded policy says (its sampling, device, dtype)
                 _refuse_changes(partial, previous, writer.provenance, chosen, frames_of)
@@ -273,16 +274,17 @@ def label_dataset(
 
 
 def _model_settings(source: str | Path | None, chunk_size: int, resolution_tier: int, sampling: Any, device: Any,
-                    dtype: Any) -> dict[str, Any]:
+                    dtype: Any, center_crop: float | None) -> dict[str, Any]:
     """What a label run records of the checkpoint and how it samples: of the loaded `Policy`, or, for a finished run a
     resume compares, of what `Policy.check_pretrained` resolves before any weights load. The checkpoint as a saved
     setting names it (`shipped`, not this install's folder: the record resolves on another machine); the device's
-    kind, not which GPU."""
+    kind, not which GPU; the frames' centre crop (`Policy.center_crop`)."""
     import torch
 
     return {"checkpoint": str(portable_checkpoint(source)) if source else "a Policy built in code",
             "chunk_size": int(chunk_size), "resolution_tier": int(resolution_tier), "sampling": asdict(sampling),
-            "device": torch.device(device).type, "dtype": str(dtype).removeprefix("torch.")}
+            "device": torch.device(device).type, "dtype": str(dtype).removeprefix("torch."),
+            "center_crop": center_crop}
 
 
 def _run_finished(out: str | Path) -> bool:
@@ -296,16 +298,18 @@ def _finished_dataset(out: Path, provenance: dict[str, Any], checkpoint: Any, em
     """`resume=True` once the run into `out` finished: its dataset, returned as it is, once its record matches the
     settings `provenance` and the checkpoint's sampling, chunk, device and dtype (`Policy.check_pretrained`'s: no
     weights load for a run that labels nothing), each one that differs refused as a kept run's are."""
-    from ..policy import Policy
+    from ..policy import Policy, resolved_center_crop
 
     if isinstance(checkpoint, Policy):
         model = _model_settings(checkpoint.source, checkpoint.chunk_size, checkpoint.resolution_tier,
-                                checkpoint.sampling, checkpoint.engine.device, checkpoint.engine.dtype)
+                                checkpoint.sampling, checkpoint.engine.device, checkpoint.engine.dtype,
+                                checkpoint.center_crop)
     else:
         emb, sampling, device, dtype = Policy.check_pretrained(checkpoint, embodiment, **load_options)
         source = resolve_checkpoint(checkpoint)  # as `Policy.from_pretrained` names it
         model = _model_settings(source, load_options.get("chunk_size") or emb.chunk_size,
-                                load_options.get("resolution_tier") or emb.resolution_tier, sampling, device, dtype)
+                                load_options.get("resolution_tier") or emb.resolution_tier, sampling, device, dtype,
+                                resolved_center_crop(source, load_options.get("center_crop")))
     done = LeRobotDataset.open(out)
     _refuse_changes(out, done, {**provenance, **model}, chosen, frames_of)
     logger.info("resume: %s already holds the %d episodes this run labels; nothing to label", out, done.num_episodes)

@@ -510,7 +510,7 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_
         "batch_size": plan.batch_size, "episodes": plan.episodes, "cameras": data.cameras,
         "state_keys": data.state_keys or None, **data.reader.settings(),
         "sampling": asdict(policy.sampling.updated(steps=steps)), "resolution_tier": policy.resolution_tier,
-        "worldpolicy_version": metadata["worldpolicy_version"],
+        "center_crop": policy.center_crop, "worldpolicy_version": metadata["worldpolicy_version"],
     }
     result = compare_open_loop(policy, data, plan.starts(policy.chunk_size), seed=plan.seed,
                                batch_size=plan.batch_size, steps=steps, progress=progress)

@@ -13,7 +13,9 @@ from typing import Any
 from worldpolicy.cli import (
     DEVICE_HELP,
     add_api_key_flags,
+    add_center_crop_flag,
     add_json_flag,
+    center_crop_option,
     continue_command,
     lines_for_people,
     pixel_size,
@@ -200,6 +202,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "
                    "else 4)")
     p.add_argument("--device", default=None, help=f"checkpoint policies' {DEVICE_HELP}")
+    add_center_crop_flag(p)
     add_api_key_flags(p)
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
@@ -271,7 +274,8 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          "num_envs": "--num-envs",  # what sim.batch.check_num_envs checks
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
-         "device": "--device", "ca_file": "--tls-ca", "timeout_s": "--server-timeout-s",  # what RemotePolicy checks
+         "device": "--device", "center_crop": "--no-center-crop", "ca_file": "--tls-ca",  # what RemotePolicy checks
+         "timeout_s": "--server-timeout-s",
          "plan": "--plan", "plan_scorer": "--plan-scorer"}  # what progress.check_plan checks
 
 
@@ -442,12 +446,14 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
     """A checkpoint's embodiment and `policy_settings` before its weights load (what `Policy.check_pretrained`
     resolves), so --resume refuses another run's settings without loading a model."""
     from worldpolicy.planning import planner_settings
+    from worldpolicy.policy import resolved_center_crop
     from worldpolicy.sim.policies import checkpoint_settings
 
     emb, sampling, device, dtype = _checked_checkpoint(args)
     settings = checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
                                    resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
-                                   decode_video=args.imagine, image_size=image_size)
+                                   decode_video=args.imagine, image_size=image_size,
+                                   center_crop=resolved_center_crop(args.policy, center_crop_option(args)))
     scorer = _plan_scorer(args, emb)  # a planned run's settings: its checkpoint's and its planner's, as policy_settings
     return emb, settings if scorer is None else {**settings, **planner_settings(scorer, args.plan)}
 
@@ -533,12 +539,13 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         check_num_envs(args.num_envs, policy=policy_kind(args.policy) if args.num_envs != 1 else args.policy)
     except (ValueError, FileNotFoundError) as exc:
         raise _as_flag(exc) from None
-    local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
+    local = {k: v for k, v in (("steps", args.steps), ("device", args.device),
+                               ("center_crop", center_crop_option(args))) if v is not None}
     # a server by its scheme (`models.SERVER_SCHEMES`), as `policy_kind` tells it: "ws" alone took a folder `ws_run`
     # for one, refusing its --steps and skipping its checks before the weights load
     checkpoint = args.policy not in ("scripted", "random") and not served(args.policy)
     if local and not checkpoint:
-        raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
+        raise ValueError(f"--steps/--device/--no-center-crop apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
     try:

@@ -82,6 +82,7 @@ SETTING_FLAGS = {
     "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
     "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
+    "policy_settings.center_crop": "--no-center-crop",
     "policy_settings.planner": "--plan", "policy_settings.candidates": "--plan",
     "policy_settings.scorer": "--plan-scorer",
 }

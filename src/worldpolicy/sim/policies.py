@@ -241,10 +241,12 @@ def chunk_size(policy: Any) -> int:
 
 
 def checkpoint_settings(source: str | Path, sampling: Any, *, chunk_size: int, resolution_tier: int, device: Any,
-                        dtype: Any, decode_video: bool, image_size: tuple[int, int] | None) -> dict[str, Any]:
+                        dtype: Any, decode_video: bool, image_size: tuple[int, int] | None,
+                        center_crop: float | None) -> dict[str, Any]:
     """What a local checkpoint's actions depend on besides the observation and the seed: which checkpoint (path and
     files), how it samples, at which chunk and resolution, on what kind of device in which dtype (a CPU's fp32 and a
-    GPU's bf16 sample different numbers; which GPU does not matter), whether it decodes video, the camera size.
+    GPU's bf16 sample different numbers; which GPU does not matter), whether it decodes video, the camera size, the
+    frames' centre crop (`Policy.center_crop`: a run trained with `[augment]`'s, unless turned off).
     Described from a loaded `Policy` (`policy_settings`) or, before loading, from what `Policy.check_pretrained`
     resolves (`worldpolicy sim --resume` compares it before a model loads)."""
     import torch
@@ -252,7 +254,7 @@ def checkpoint_settings(source: str | Path, sampling: Any, *, chunk_size: int, r
     return {"kind": "checkpoint", **checkpoint_files(source), "sampling": asdict(sampling), "chunk_size": chunk_size,
             "resolution_tier": resolution_tier, "device": torch.device(device).type,
             "dtype": str(dtype).removeprefix("torch."), "decode_video": bool(decode_video),
-            "image_size": list(image_size) if image_size is not None else None}
+            "image_size": list(image_size) if image_size is not None else None, "center_crop": center_crop}
 
 
 # What a server's metadata frame announces of how it samples, recorded where announced (`policy_settings`): a
@@ -284,7 +286,8 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     if local is not None and isinstance(inner, local):
         return checkpoint_settings(inner.source, inner.sampling, chunk_size=inner.chunk_size,
                                    resolution_tier=inner.resolution_tier, device=inner.engine.device,
-                                   dtype=inner.engine.dtype, decode_video=policy.decode_video, image_size=image_size)
+                                   dtype=inner.engine.dtype, decode_video=policy.decode_video, image_size=image_size,
+                                   center_crop=inner.center_crop)
     wrapped = {"chunk_size": policy.chunk_size, "decode_video": policy.decode_video, "image_size": size}
     if not hasattr(inner, "url"):  # another wrapped policy (one of a user's own)
         return {"kind": type(inner).__qualname__, **wrapped}

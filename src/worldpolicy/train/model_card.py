@@ -34,6 +34,7 @@ from ..hub import named_hub_id, shown_name
 from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
 from ..policy import checkpoint_spec, trained_embodiment
 from ..viz.plots import plural
+from ..viz.train_report import augmentation
 
 TAGS = ["robotics", "world-model", "cosmos3", "worldpolicy", "lerobot"]
 LIBRARY = "worldpolicy"  # a library of its own (as LeRobot's `lerobot`): the checkpoints load with `load_policy`
@@ -168,16 +169,13 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
                          + ("as adapters" if adapter else "merged into the weights"))
         else:
             lines.append("- full fine-tuning (every weight trained)")
-        augment = config.get("augment") or {}
-        if augment.get("enabled") is True:
+        augment = config.get("augment")
+        augmented = augmentation(augment)
+        if augmented is not None:
             lines.append(
-                f"- image augmentation (`[augment]`, the Cosmos Policy recipe's): random crops of "
-                f"{augment['crop_area']:g} of the frame's area, rotation up to ±{augment['rotation']:g}°, brightness "
-                f"{'-'.join(f'{v:g}' for v in augment['brightness'])}, contrast "
-                f"{'-'.join(f'{v:g}' for v in augment['contrast'])}, saturation "
-                f"{'-'.join(f'{v:g}' for v in augment['saturation'])}, hue ±{augment['hue']:g}; "
-                f"{augment['copies']} draws of each window. At inference each frame's centre {augment['crop_area']:g} "
-                "is cropped and resized back, as trained (`load_policy(..., center_crop=False)`: no crop)")
+                f"- image augmentation (`[augment]`, the Cosmos Policy recipe's): {augmented}. At inference each "
+                f"frame's centre {augment['crop_area']:g} is cropped and resized back, as trained (`load_policy(..., "
+                "center_crop=False)`: no crop)")
     if summary:
         stages = summary.get("stages", {})
         recorded = stages.get("dataset", {}).get("episodes")

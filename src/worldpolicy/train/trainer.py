@@ -1350,6 +1350,12 @@ class Trainer:
                        "session ended: no step to train")
         return records
 
+    def _say_now(self, text: str) -> None:
+        """`text` on stderr, and in the log file (`_log_line`): what a signal's notice says (`fileio.sigint_held`), which
+        the log keeps with its time, as when the run was told to stop."""
+        print(text, file=sys.stderr, flush=True)
+        self._log_line(text)
+
     def _log_line(self, text: str) -> None:
         """One line of the session's own (its start, its end, its progress) in the log file, timed; nothing where
         there is none (ranks other than 0)."""
@@ -1423,8 +1429,8 @@ class Trainer:
         # one that stopped where the signal found it left the others waiting in a collective, and nothing saved
         ranks_hold = contextlib.ExitStack()
         caught_here = ranks_hold.enter_context(sigint_held(
-            "finishing the step every rank is in, then saving it" if self.rank == 0 else None)) if self.world > 1 \
-            else []
+            "finishing the step every rank is in, then saving it" if self.rank == 0 else None, say=self._say_now)) \
+            if self.world > 1 else []
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
                 self._validate(0, metrics_path)
@@ -1443,7 +1449,8 @@ class Trainer:
                 # the step's held-out validation is part of it (logged before the save): said, as it can take longer
                 validating = " and its held-out validation" if self._validation_due(step + 1) else ""
                 notice = f"finishing step {step + 1}{validating}, then saving it"
-                with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
+                with sigint_held(notice, say=self._say_now) if self.world == 1 else contextlib.nullcontext([]) \
+                        as interrupted:
                     tick = time.perf_counter()
                     examples, objectives, sigmas, generator = self._batch(step)
                     loss, parts = self.model(examples, objectives, sigmas, generator)
@@ -1503,7 +1510,8 @@ class Trainer:
                     # cut short, it lost every step since the last one. A second Ctrl-C here stops the save (atomic:
                     # the older checkpoints stay).
                     notice = f"finishing the save of step {done}, then stopping (again: stop the save)"
-                    held = sigint_held(notice, second_stops=True) if self.world == 1 and not interrupted \
+                    held = sigint_held(notice, second_stops=True, say=self._say_now) \
+                        if self.world == 1 and not interrupted \
                         else contextlib.nullcontext([])
                     with held as during_save:
                         if self.rank == 0:

@@ -142,6 +142,22 @@ def _action_prefix(objectives: Mapping[str, Any]) -> str | None:
     return f"{probability:.0%} of policy examples, a clean prefix of 1 to {_fmt(max_rows)} actions (real-time chunking)"
 
 
+def augmentation(augment: Any) -> str | None:
+    """A run's `[augment]` (its config's table) in a line, as its page and its checkpoints' model card say it; None
+    where it trained without (off, or a run from before the setting)."""
+    if not isinstance(augment, Mapping) or augment.get("enabled") is not True:
+        return None
+
+    def span(name: str) -> str:
+        pair = augment.get(name)
+        return "-".join(_fmt(v) for v in pair) if isinstance(pair, list) else _fmt(pair)
+
+    return (f"random crops of {_fmt(augment.get('crop_area'))} of the frame's area, rotation up to "
+            f"±{_fmt(augment.get('rotation'))}°, brightness {span('brightness')}, contrast {span('contrast')}, "
+            f"saturation {span('saturation')}, hue ±{_fmt(augment.get('hue'))}; {_fmt(augment.get('copies'))} draws "
+            "of each window")
+
+
 def _held_out(validation: Mapping[str, Any]) -> str | None:
     """`validation.episodes` and how often they are scored, when some are held out."""
     episodes = validation.get("episodes")
@@ -344,6 +360,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
              ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
              ("action prefix", _action_prefix(table("objectives"))),
+             ("image augmentation", augmentation(table("augment"))),
              ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
              ("seed", config.get("seed")), ("data fingerprint", state.get("data_fingerprint")),
              ("software", ", ".join(f"{name} {version}" for name, version in software.items() if version)
