@@ -467,8 +467,8 @@ def trained_center_crop(path_or_id: str | Path) -> float | None:
 
 def resolved_center_crop(source: str | Path | None, center_crop: bool | float | None) -> float | None:
     """The share of each frame's area a `Policy` of `source` crops from its centre (`Policy.center_crop`), from
-    `from_pretrained`'s `center_crop` (checked: `check_center_crop`) and the checkpoint's record (`trained_center_crop`):
-    known before the weights load (`worldpolicy sim --resume` compares it). None: no crop."""
+    `from_pretrained`'s `center_crop` (checked: `check_center_crop`) and the checkpoint's record
+    (`trained_center_crop`): known before the weights load (`worldpolicy sim --resume` compares it). None: no crop."""
     recorded = trained_center_crop(source) if source else None
     if center_crop is None or center_crop is True:
         return recorded if center_crop is None else recorded or CROP_AREA

@@ -176,8 +176,8 @@ def test_a_checkpoint_trained_with_augmentation_records_it_and_is_centre_cropped
     from worldpolicy.viz.train_report import augmentation
 
     said = augmentation(state["config"]["augment"])
-    assert said == ("random crops of 0.9 of the frame's area, rotation up to ±5°, brightness 0.7-1.3, contrast 0.6-1.4, "
-                    "saturation 0.5-1.5, hue ±0.05; 2 draws of each window")
+    assert said == ("random crops of 0.9 of the frame's area, rotation up to ±5°, brightness 0.7-1.3, "
+                    "contrast 0.6-1.4, saturation 0.5-1.5, hue ±0.05; 2 draws of each window")
     assert f"(`[augment]`, the Cosmos Policy recipe's): {said}. At inference" in card
     page = html.unescape(re.sub(r"<[^>]+>", "", write_report(augmented_run["root"] / "run").read_text()))
     assert f"image augmentation{said}" in page

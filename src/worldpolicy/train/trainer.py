@@ -1351,8 +1351,8 @@ class Trainer:
         return records
 
     def _say_now(self, text: str) -> None:
-        """`text` on stderr, and in the log file (`_log_line`): what a signal's notice says (`fileio.sigint_held`), which
-        the log keeps with its time, as when the run was told to stop."""
+        """`text` on stderr, and in the log file (`_log_line`): what a signal's notice says (`fileio.sigint_held`),
+        which the log keeps with its time, as when the run was told to stop."""
         print(text, file=sys.stderr, flush=True)
         self._log_line(text)
 
