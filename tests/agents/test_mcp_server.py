@@ -541,6 +541,10 @@ def test_short_sim_evaluation(server):
     assert Path(result["files"]["report"]).is_file()
     page = Path(result["files"]["report"]).read_text()
     assert "sim run" in page and "success_rate" in page
+    # the episodes, a row each, named among the files (it was only one of `outputs`)
+    rows = Path(result["files"]["episodes"]).read_text().splitlines()
+    assert result["files"]["episodes"] in result["files"]["outputs"] and len(rows) == 1 + 2, rows
+    assert rows[0].startswith("task,policy,seed,success,") and rows[1].startswith("reach,scripted,10000,"), rows
     error = err(server, "evaluate_in_sim", {"policy": "no-such-checkpoint"})
     assert error["parameter"] == "policy" and "scripted" in error["accepted"]  # the tool's own argument
     assert result["perturb"] is None  # the scenes as drawn
