@@ -405,6 +405,7 @@ def test_a_library_checks_refusal_says_what_is_accepted(server, inputs_dir, tool
     ("evaluate_in_sim", {"latency": True}, "latency", "number"),
     ("predict_actions", {"prompt": "go", "image": "obs.png", "steps": 2.5}, "steps",
      "integer (minimum 1, maximum 100)"),
+    ("show_dataset", {"dataset": "pusht", "episodes": [1.5]}, "episodes", "array of integer (at least 1, at most 20)"),
 ])
 def test_a_boolean_or_fraction_for_a_number_is_refused_not_converted(server, toolbox, tool, args, parameter,
                                                                      accepted):

@@ -598,14 +598,17 @@ class _Server(MCPServer):
 def _schema_violation(exc: ValidationError, properties: dict[str, Any], arguments: dict[str, Any]) -> ToolInputError:
     """The first argument the input schema refused (`task: "grasp"`, `prompt: 42`) as the `invalid_input` every other
     bad argument is: the SDK answered pydantic's multi-line text with a link, and no structured content, so an agent
-    reading `error.parameter` found none. `accepted`: the schema's values or type for it."""
+    reading `error.parameter` found none. `accepted`: the schema's values or type (a list's with its items') for it,
+    and its range."""
     problem = exc.errors()[0]
     parameter = str(problem["loc"][0]) if problem.get("loc") else "arguments"
     schema = properties.get(parameter, {})
     options = [schema, *schema.get("anyOf", [])]
     enum = next((o["enum"] for o in options if "enum" in o), None)
     const = [o["const"] for o in options if "const" in o]
-    types = [o["type"] for o in options if "type" in o and o["type"] != "null"]
+    # a list's items too (`episodes: [1.5]` was told "array", the one thing it was)
+    types = [o["type"] + (f" of {o['items']['type']}" if "type" in o.get("items", {}) else "") for o in options
+             if "type" in o and o["type"] != "null"]
     bounds = ", ".join(f"{word} {schema[key]}" for key, word in (("minimum", "minimum"), ("maximum", "maximum"),
                                                                   ("minItems", "at least"), ("maxItems", "at most"))
                        if key in schema)  # `Range.schema`'s
