@@ -405,6 +405,7 @@ def test_a_library_checks_refusal_says_what_is_accepted(server, inputs_dir, tool
     ("evaluate_in_sim", {"latency": True}, "latency", "number"),
     ("predict_actions", {"prompt": "go", "image": "obs.png", "steps": 2.5}, "steps",
      "integer (minimum 1, maximum 100)"),
+    ("show_dataset", {"dataset": "pusht", "episodes": [1.5]}, "episodes", "array of integer (at least 1, at most 20)"),
 ])
 def test_a_boolean_or_fraction_for_a_number_is_refused_not_converted(server, toolbox, tool, args, parameter,
                                                                      accepted):
@@ -541,6 +542,10 @@ def test_short_sim_evaluation(server):
     assert Path(result["files"]["report"]).is_file()
     page = Path(result["files"]["report"]).read_text()
     assert "sim run" in page and "success_rate" in page
+    # the episodes, a row each, named among the files (it was only one of `outputs`)
+    rows = Path(result["files"]["episodes"]).read_text().splitlines()
+    assert result["files"]["episodes"] in result["files"]["outputs"] and len(rows) == 1 + 2, rows
+    assert rows[0].startswith("task,policy,seed,success,") and rows[1].startswith("reach,scripted,10000,"), rows
     error = err(server, "evaluate_in_sim", {"policy": "no-such-checkpoint"})
     assert error["parameter"] == "policy" and "scripted" in error["accepted"]  # the tool's own argument
     assert result["perturb"] is None  # the scenes as drawn

@@ -267,3 +267,55 @@ def test_the_tool_takes_the_chunk_timing_for_evaluate_sim_only(configured, input
     stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", embodiment="bridge",
                                                 image=str(inputs_dir / "obs.png"), latency=100))["error"]
     assert stray["parameter"] == "latency" and "does not apply to action 'predict'" in stray["message"], stray
+
+
+def test_the_tool_takes_plan_for_evaluate_sim_only(configured, inputs_dir):
+    """plan and plan_scorer (as `worldpolicy sim --plan/--plan-scorer` and the MCP tool's) reach evaluate_sim and are
+    checked there before anything runs; another action refuses them rather than ignoring them."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    before = set(configured.config.output_dir.iterdir())
+    refused = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, plan=4))["error"]
+    assert (refused["parameter"], refused["given"]) == ("plan", 4) and "'scripted'" in refused["message"], refused
+    refused = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, plan=17))["error"]
+    assert refused["parameter"] == "plan" and "from 2 to 16" in refused["accepted"], refused
+    refused = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, plan_scorer="reach"))["error"]
+    assert refused["parameter"] == "plan_scorer" and "no plan= is given" in refused["message"], refused
+    assert set(configured.config.output_dir.iterdir()) == before  # refused before a run folder was begun
+    stray = _json(strands_tool.worldpolicy_tool(action="dream", prompt="go", chunks=1, plan=4))["error"]
+    assert stray["parameter"] == "plan" and "does not apply to action 'dream'" in stray["message"], stray
+
+
+def test_a_call_past_the_time_limit_is_a_timeout_error_and_leaves_no_run(configured, monkeypatch):
+    """The MCP server bounds a call (--call-timeout) and the Strands tool did not: a long evaluate_sim held the agent
+    without end. Past `configure`'s call_timeout_s the call stops at its next progress report, removes its run
+    folder and is the MCP server's `timeout` error."""
+    from types import SimpleNamespace
+
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    reports = []  # the clock passes the limit at the second progress report (after the first episode)
+    monkeypatch.setattr(strands_tool, "time", SimpleNamespace(monotonic=lambda: 0.0 if len(reports) < 2 else 99.0))
+    monkeypatch.setattr(strands_tool, "_call_timeout_s", 60.0)
+    real = configured.evaluate_sim
+
+    def counted(*args, progress, **kwargs):
+        def report(done, total, message):
+            reports.append(message)
+            progress(done, total, message)
+        return real(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(configured, "evaluate_sim", counted)
+    before = set(configured.config.output_dir.iterdir())
+    error = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=2, max_steps=5))["error"]
+    assert error["type"] == "timeout" and error["limit_s"] == 60.0, error
+    assert "limit of 60 s a call (the Strands tool's `configure(call_timeout_s=...)`)" in error["message"], error
+    assert "was stopped, its run folder removed; it had reached: episode 1/2 done" in error["message"], error
+    assert reports == ["simulating 2 episodes of reach", "episode 1/2 done"], reports
+    assert set(configured.config.output_dir.iterdir()) == before
+
+
+@pytest.mark.parametrize("limit", [0, -1.0, float("nan"), float("inf"), True, "60"])
+def test_configure_refuses_a_time_limit_that_is_not_seconds(limit, tmp_path, monkeypatch):
+    monkeypatch.setattr(strands_tool, "_toolbox", None)
+    with pytest.raises(ValueError, match=r"call_timeout_s=.*; accepted: seconds > 0, or None \(no limit\)"):
+        strands_tool.configure(output_dir=tmp_path, call_timeout_s=limit)
+    assert strands_tool._toolbox is None  # nothing replaced

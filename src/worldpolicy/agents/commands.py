@@ -8,12 +8,9 @@ import logging
 from pathlib import Path
 
 from ..cli import add_device_flags, print_json
+from .toolbox import DEFAULT_CALL_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
-
-# a tool call's wall-clock limit (--call-timeout): a full checkpoint's first load and a 20-episode sim of it fit; past
-# it the call is answered with a `timeout` error and its work stopped (`mcp_server.build_server`)
-DEFAULT_CALL_TIMEOUT_S = 1800.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

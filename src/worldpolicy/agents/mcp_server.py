@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -46,10 +45,12 @@ from .toolbox import (
     SIM_STEPS,
     START_FRAME,
     STEPS,
+    CallTimeout,
     Range,
     Toolbox,
     ToolboxConfig,
     ToolInputError,
+    check_call_timeout,
     error_payload,
     plot_images,
 )
@@ -200,8 +201,11 @@ class VisualizationResult(BaseModel):
 
 
 class SimFiles(BaseModel):
-    report: str
-    outputs: list[str]
+    report: str = Field(description="index.html: the run's page")
+    episodes: str = Field(description="episodes.csv: a row per episode (its seed, success, steps, final distance, "
+                          "...), for a spreadsheet or pandas")
+    outputs: list[str] = Field(description="every file written: report.json, report.md, episodes.csv, "
+                               "episodes.jsonl, report.png")
 
 
 class TrainingScenes(BaseModel):
@@ -520,9 +524,8 @@ def _with_plots(result: Any, show: bool) -> Any:
     )
 
 
-def _error(exc: BaseException | dict[str, Any]) -> CallToolResult:
-    """The tool error an agent receives: `{"error": ...}`, of an exception (`error_payload`) or as given."""
-    payload = {"error": exc if isinstance(exc, dict) else error_payload(exc)}
+def _error(exc: BaseException) -> CallToolResult:
+    payload = {"error": error_payload(exc)}
     return CallToolResult(
         content=[_json_text(payload)], structured_content=payload, is_error=True
     )
@@ -568,10 +571,7 @@ async def _call(timeout_s: float | None, ctx: Context | None, fn: Callable[..., 
     logger.info("tool %s ran past %g s at: %s", name, timeout_s, reached[0])
     stopped = ("was stopped, its run folder removed" if ctx is not None
                else "was answered (its work, which reports no progress, runs on to its end unread)")
-    return _error({"type": "timeout", "limit_s": timeout_s,
-                   "message": f"the call ran past this server's limit of {timeout_s:g} s a call (`worldpolicy mcp "
-                   f"--call-timeout`) and {stopped}; it had reached: {reached[0]}; ask for less work (fewer "
-                   "episodes, chunks, steps or frames) or use a server started with a larger --call-timeout"})
+    return _error(CallTimeout(timeout_s, "`worldpolicy mcp --call-timeout`", reached[0], stopped))
 
 
 class _Server(MCPServer):
@@ -598,14 +598,17 @@ class _Server(MCPServer):
 def _schema_violation(exc: ValidationError, properties: dict[str, Any], arguments: dict[str, Any]) -> ToolInputError:
     """The first argument the input schema refused (`task: "grasp"`, `prompt: 42`) as the `invalid_input` every other
     bad argument is: the SDK answered pydantic's multi-line text with a link, and no structured content, so an agent
-    reading `error.parameter` found none. `accepted`: the schema's values or type for it."""
+    reading `error.parameter` found none. `accepted`: the schema's values or type (a list's with its items') for it,
+    and its range."""
     problem = exc.errors()[0]
     parameter = str(problem["loc"][0]) if problem.get("loc") else "arguments"
     schema = properties.get(parameter, {})
     options = [schema, *schema.get("anyOf", [])]
     enum = next((o["enum"] for o in options if "enum" in o), None)
     const = [o["const"] for o in options if "const" in o]
-    types = [o["type"] for o in options if "type" in o and o["type"] != "null"]
+    # a list's items too (`episodes: [1.5]` was told "array", the one thing it was)
+    types = [o["type"] + (f" of {o['items']['type']}" if "type" in o.get("items", {}) else "") for o in options
+             if "type" in o and o["type"] != "null"]
     bounds = ", ".join(f"{word} {schema[key]}" for key, word in (("minimum", "minimum"), ("maximum", "maximum"),
                                                                   ("minItems", "at least"), ("maxItems", "at most"))
                        if key in schema)  # `Range.schema`'s
@@ -630,8 +633,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
     agent."""
     from .. import __version__
 
-    if call_timeout_s is not None and not (isinstance(call_timeout_s, (int, float)) and 0 < call_timeout_s < math.inf):
-        raise ValueError(f"call_timeout_s={call_timeout_s!r}; accepted: seconds > 0, or None (no limit)")
+    check_call_timeout(call_timeout_s)
     tb = toolbox or Toolbox()
     limit = ("" if call_timeout_s is None else f" A call still running after {call_timeout_s:g} s is stopped, with "
              "an error of type 'timeout' saying where it was.")

@@ -1,8 +1,9 @@
 """The agent operations as one Strands `@tool` (optional extra `strands`): `Agent(tools=[worldpolicy_tool])`.
 
 Configure where checkpoints live and where runs go with `configure(...)` (or the `WORLDPOLICY_CHECKPOINTS` /
-`WORLDPOLICY_OUTPUT_DIR` environment variables) before the agent calls it. Results are Strands tool results whose
-content is one JSON block; errors have `status: "error"` and the same structured error as the MCP server.
+`WORLDPOLICY_OUTPUT_DIR` environment variables) before the agent calls it, and how long a call may run
+(`call_timeout_s`, as `worldpolicy mcp --call-timeout`). Results are Strands tool results whose content is one JSON
+block; errors have `status: "error"` and the same structured error as the MCP server.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -18,7 +20,17 @@ from ..extras import extra_imports
 with extra_imports():
     from strands import tool
 
-from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload, plot_images
+from .toolbox import (
+    DEFAULT_CALL_TIMEOUT_S,
+    CallTimeout,
+    Progress,
+    Toolbox,
+    ToolboxConfig,
+    ToolInputError,
+    check_call_timeout,
+    error_payload,
+    plot_images,
+)
 
 __all__ = ["ACTIONS", "ARGUMENTS", "configure", "worldpolicy_tool"]
 
@@ -52,7 +64,7 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
                       "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
     "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "strategy",
-                     "latency", "rtc", "num_envs"),
+                     "latency", "rtc", "num_envs", "plan", "plan_scorer"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
                            "action_keys", "state_keys", "show_plots"),
     "compare_sim_runs": ("runs",),
@@ -62,15 +74,21 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
 }
 _lock = threading.Lock()
 _toolbox: Toolbox | None = None
+_call_timeout_s: float | None = DEFAULT_CALL_TIMEOUT_S
+TIMEOUT_SETTING = "the Strands tool's `configure(call_timeout_s=...)`"  # where a `timeout` error says it is set
 
 
-def configure(config: ToolboxConfig | None = None, **kwargs: Any) -> Toolbox:
-    """Set the toolbox the tool uses: a `ToolboxConfig`, or its fields as keyword arguments. The toolbox it replaces
-    releases its loaded models (`Toolbox.close`)."""
-    global _toolbox
+def configure(config: ToolboxConfig | None = None, call_timeout_s: float | None = DEFAULT_CALL_TIMEOUT_S,
+              **kwargs: Any) -> Toolbox:
+    """Set the toolbox the tool uses: a `ToolboxConfig`, or its fields as keyword arguments, and each call's time
+    limit (`call_timeout_s` seconds, None: none; `worldpolicy mcp --call-timeout`'s default): an action that reports
+    progress is stopped at its first report past it, its run folder removed, and answered with a `timeout` error.
+    The toolbox it replaces releases its loaded models (`Toolbox.close`)."""
+    global _toolbox, _call_timeout_s
+    check_call_timeout(call_timeout_s)
     toolbox = Toolbox(config or ToolboxConfig(**kwargs))
     with _lock:
-        replaced, _toolbox = _toolbox, toolbox
+        replaced, _toolbox, _call_timeout_s = _toolbox, toolbox, call_timeout_s
     if replaced is not None:
         replaced.close()
     return toolbox
@@ -84,6 +102,20 @@ def _current() -> Toolbox:
             out = Path(os.environ.get("WORLDPOLICY_OUTPUT_DIR", "worldpolicy_runs"))
             _toolbox = Toolbox(ToolboxConfig(output_dir=out, checkpoint_dirs=dirs))
         return _toolbox
+
+
+def _deadline(limit_s: float | None) -> Progress | None:
+    """The progress callback that stops a call at its first report past `limit_s` seconds from now (`CallTimeout`,
+    as the MCP server's `--call-timeout` stops one); None: no limit."""
+    if limit_s is None:
+        return None
+    end = time.monotonic() + limit_s
+
+    def progress(done: float, total: float | None, message: str) -> None:
+        if time.monotonic() > end:
+            raise CallTimeout(limit_s, TIMEOUT_SETTING, message)
+
+    return progress
 
 
 @tool(name="worldpolicy")
@@ -114,6 +146,8 @@ def worldpolicy_tool(
     latency: float = 0.0,
     rtc: bool = False,
     num_envs: int = 1,
+    plan: int | None = None,
+    plan_scorer: str | None = None,
     start_frame: int = 0,
     whole_clip: bool = False,
     resample: bool = False,
@@ -137,8 +171,8 @@ def worldpolicy_tool(
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
             MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc,
-            num_envs]; its training_scenes and warnings say when episodes are scenes the checkpoint was trained on:
-            then not a held-out success rate);
+            num_envs, plan, plan_scorer]; its training_scenes and warnings say when episodes are scenes the
+            checkpoint was trained on: then not a held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
@@ -191,6 +225,11 @@ def worldpolicy_tool(
         rtc: evaluate_sim: real-time chunking, as `worldpolicy sim --rtc` (strategy async, a checkpoint policy).
         num_envs: evaluate_sim: episodes stepped together, their model requests batched, as `worldpolicy sim
             --num-envs` (a checkpoint policy, any strategy; default 1).
+        plan: evaluate_sim: best-of-N planning with a checkpoint, as `worldpolicy sim --plan`: each chunk chosen
+            among N sampled ones (2-16) by the score of the future the model imagines for it (num_envs 1, no rtc;
+            default: none, the plain policy); the result's plan counts its decisions, those tied and those changed.
+        plan_scorer: evaluate_sim: with plan, what ranks the imagined futures, as `worldpolicy sim --plan-scorer`:
+            "reach" (the default; the score's meaning is under score).
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
             chunk_size+1 frames: one action row per transition (the result's clip says which frames).
@@ -220,6 +259,7 @@ def worldpolicy_tool(
             view)); the prompt names the ball's colour); default: no reward.
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
+    progress = _deadline(_call_timeout_s)  # the actions that report progress stop there past the time limit
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
     # left out: each operation's own default (visualize animates, the others do not), as the MCP tools have it
     animation = {} if animate is None else {"animate": animate}
@@ -229,26 +269,28 @@ def worldpolicy_tool(
         "list_world_models": lambda: tb.list_world_models(),
         "predict": lambda: tb.predict(
             prompt, embodiment, checkpoint, image, images, state, **sampling, decode_video=decode_video,
-            **animation
+            **animation, progress=progress
         ),
         "imagine": lambda: tb.imagine(prompt, embodiment, checkpoint, image, images, actions, actions_file, state,
-                                      **sampling, **animation, whole_trajectory=whole_trajectory),
+                                      **sampling, **animation, whole_trajectory=whole_trajectory, progress=progress),
         "infer_actions": lambda: tb.infer_actions(prompt, video, embodiment, checkpoint, state, **sampling,
                                                   **animation, start_frame=start_frame, whole_clip=whole_clip,
-                                                  resample=resample),
+                                                  resample=resample, progress=progress),
         "visualize": lambda: tb.visualize(path, video, **animation),
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps, perturb=perturb,
                                                 strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs,
+                                                plan=plan, plan_scorer=plan_scorer, progress=progress,
                                                 **({} if episodes is None else {"episodes": episodes}),
                                                 **({} if seed is None else {"seed": seed})),
         "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,
                                                             steps=steps, action_keys=action_keys,
-                                                            state_keys=state_keys,
+                                                            state_keys=state_keys, progress=progress,
                                                             **({} if seed is None else {"seed": seed})),
         "compare_sim_runs": lambda: tb.compare_sim_runs(runs),
         "dream": lambda: tb.dream(prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
-                                  execute_steps=execute_steps, score=score, **({} if seed is None else {"seed": seed})),
-        "show_dataset": lambda: tb.show_dataset(dataset, episodes, embodiment),
+                                  execute_steps=execute_steps, score=score, progress=progress,
+                                  **({} if seed is None else {"seed": seed})),
+        "show_dataset": lambda: tb.show_dataset(dataset, episodes, embodiment, progress=progress),
     }
     try:
         tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other

@@ -27,7 +27,15 @@ import numpy as np
 
 from ..errors import error_accepted, error_parameter
 from ..extras import MissingExtraError, missing_extra
-from ..fileio import ACTIONS_FILE, COMPARE_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
+from ..fileio import (
+    ACTIONS_FILE,
+    COMPARE_FILE,
+    DREAM_FILE,
+    OPENLOOP_FILE,
+    SHOW_FILE,
+    SIM_EPISODES_CSV,
+    is_checkpoint,
+)
 from ..logcapture import logged_warnings
 from ..policy import (
     EMBODIMENT_FILE,
@@ -44,7 +52,8 @@ from ..sim.tasks import EVAL_SEED
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Progress", "Range", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload", "plot_images"]
+__all__ = ["CallTimeout", "Progress", "Range", "ToolInputError", "Toolbox", "ToolboxConfig", "check_call_timeout",
+           "error_payload", "plot_images"]
 
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
@@ -122,6 +131,34 @@ SHOWN_EPISODES = Range(1, MAX_SHOWN_EPISODES, items=True,
                        text=f"a list of 1 to {MAX_SHOWN_EPISODES} episode indexes (from 0; negative from the end)")
 
 
+# a tool call's wall-clock limit by default (`worldpolicy mcp --call-timeout`, the Strands tool's `configure`): a full
+# checkpoint's first load and a 20-episode sim of it fit; past it the call is a `timeout` error (`CallTimeout`)
+DEFAULT_CALL_TIMEOUT_S = 1800.0
+
+
+def check_call_timeout(limit_s: Any) -> float | None:
+    """A call's time limit as the adapters take it: seconds > 0, or None (no limit)."""
+    if limit_s is not None and not (isinstance(limit_s, (int, float)) and not isinstance(limit_s, bool)
+                                    and 0 < limit_s < math.inf):
+        raise ValueError(f"call_timeout_s={limit_s!r}; accepted: seconds > 0, or None (no limit)")
+    return limit_s
+
+
+class CallTimeout(Exception):
+    """A call that ran past its adapter's time limit (`setting`: where that is set), the `timeout` error an agent
+    receives: where the call was (`reached`, its last progress message) and what became of its work (`stopped`)."""
+
+    def __init__(self, limit_s: float, setting: str, reached: str,
+                 stopped: str = "was stopped, its run folder removed"):
+        super().__init__(f"the call ran past its limit of {limit_s:g} s a call ({setting}) and {stopped}; it had "
+                         f"reached: {reached}; ask for less work (fewer episodes, chunks, steps or frames) or a "
+                         "larger limit")
+        self.limit_s = limit_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "timeout", "limit_s": self.limit_s, "message": str(self)}
+
+
 class ToolInputError(ValueError):
     """A bad tool argument: which parameter, what was given, what is accepted."""
 
@@ -170,9 +207,10 @@ def _jsonable(x: Any, shorten: bool = True) -> Any:
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
-    """Any exception → `{"type", "message", ...}`: input errors name the parameter; a missing extra is `unavailable`
-    (the pip command to run where the server runs); others say what failed."""
-    if isinstance(exc, ToolInputError):
+    """Any exception → `{"type", "message", ...}`: input errors name the parameter; a call past its time limit is
+    `timeout` (`CallTimeout`); a missing extra is `unavailable` (the pip command to run where the server runs); others
+    say what failed."""
+    if isinstance(exc, (ToolInputError, CallTimeout)):
         return exc.to_dict()
     if isinstance(exc, MissingExtraError):  # what to install where the server runs; no argument would fix it
         return {"type": "unavailable", "message": str(exc)}
@@ -1189,7 +1227,8 @@ class Toolbox:
             "warnings": [*_training_scenes_warning(doc["training_scenes"], episodes, spec),
                          *filter(None, [latency_as_none(latency, result.control_hz)])],
             "run_dir": str(out),
-            "files": {"report": str(page), "outputs": [str(p) for p in paths]},
+            "files": {"report": str(page), "episodes": str(out / SIM_EPISODES_CSV),
+                      "outputs": [str(p) for p in paths]},
         }
 
 
