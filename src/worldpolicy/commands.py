@@ -109,7 +109,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: the whole chunk)")
     p.add_argument("--score", choices=SCORERS,
                    help="score each chunk's imagined frames: reach (sim.progress.reach_scorer: "
-                   f"{SCORER_REWARDS['reach']}; the --prompt names the ball's colour) (default: no reward)")
+                   f"{SCORER_REWARDS['reach']}; the --prompt names the ball's colour; the world model's cameras "
+                   "one alone or stacked top to bottom) (default: no reward)")
     _add_model_flags(p)
     p.add_argument("--seed", type=int, default=0,
                    help="the world model's chunk j samples with seed + j, the policy's with seed + N + j "
@@ -691,6 +692,18 @@ def _dream(args: argparse.Namespace) -> int:
     if list(e.columns) != list(w.columns):
         raise UsageError(f"--world-model: its actions ({', '.join(w.columns)}) are not --policy's "
                          f"({', '.join(e.columns)}); accepted: a policy and a world model of one embodiment")
+    scorer = None
+    if args.score is not None:
+        from .sim.progress import prompt_color, scorer_for
+
+        try:  # the world model's frames, read as it composes its cameras (as `sim --plan-scorer` reads them)
+            scorer = scorer_for(args.score, w, "--score", without="leave --score out")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        try:  # reach, the one scorer there is, scores the ball the prompt names
+            prompt_color(args.prompt)
+        except ValueError as exc:
+            raise UsageError(f"--score {args.score}: the --prompt names the ball it scores: {exc}") from None
     checked = argparse.Namespace(**vars(args), checkpoint=args.policy, mode="policy", video=None, actions=None,
                                  actions_space="physical", whole_trajectory=False, resample=False)
     said = _check_inputs(checked, sources, tuple(cameras), state, e)  # the policy's inputs, before the weights load
@@ -700,13 +713,6 @@ def _dream(args: argparse.Namespace) -> int:
         which, why, accepted = refusal
         raise UsageError(f"{'--execute-steps' if which == 'execute_steps' else '--policy'}: {why}; accepted: "
                          f"{accepted.replace('execute_steps', '--execute-steps')}")
-    if args.score == "reach":
-        from .sim.progress import prompt_color, reach_scorer
-
-        try:
-            prompt_color(args.prompt)
-        except ValueError as exc:
-            raise UsageError(f"--score reach: the --prompt names the ball it scores: {exc}") from None
     # held for the whole run, before any weights load: a second dream on this --out would replace the first's run
     with folder_lock(out, "--out"):
         policy = load_policy(args.policy, **sampling)  # `--no-progress`: diffusers' loading bar too (`cli.main`)
@@ -714,7 +720,6 @@ def _dream(args: argparse.Namespace) -> int:
         for model in {id(policy): policy, id(world_model): world_model}.values():
             for shape in said.views:  # warned above, in the command line's terms
                 model.single_view_said(*shape)
-        scorer = reach_scorer(world_model.embodiment.camera_keys) if args.score == "reach" else None
         observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
         settings = dream_settings(*named, args.seed, args.chunks, args.execute_steps, args.score,
                                   {flag: str(path.resolve()) for flag, path in sources.items()})
@@ -899,11 +904,16 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         runs["inverse_dynamics"].settings.update(start)
         done["inverse_dynamics"] = _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
-        report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True),
-                          policy_name=checkpoint_name(str(checkpoint)),  # `shipped`, as `worldpolicy sim` names it
-                          episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
-                          videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"),
-                          training_scenes=scenes)  # as warned of above
+        keeper = keep_report(out / "sim")
+        try:
+            report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True),
+                              policy_name=checkpoint_name(str(checkpoint)),  # `shipped`, as `worldpolicy sim` says it
+                              episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
+                              videos=args.episodes, progress=True, on_episode=keeper,
+                              training_scenes=scenes)  # as warned of above
+        except BaseException:  # an interruption, a failure: report.json of every episode kept, as `sim` writes it
+            keeper.stopped()
+            raise
     finally:
         env.close()
     written = write_report(report, out / "sim")

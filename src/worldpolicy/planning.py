@@ -42,12 +42,17 @@ def check_candidates(value: Any, parameter: str) -> int:
     return int(value)
 
 
+# what planning adds to a sim run's `policy_settings` (`planner_settings`); a run of a policy that does not plan has
+# none of them, which `sim compare` shows as none, not as unrecorded
+PLANNER_SETTINGS = ("planner", "candidates", "scorer")
+
+
 def planner_settings(scorer: Scorer, num_candidates: int) -> dict[str, Any]:
     """`BestOfNPlanner.settings` of a planner of `num_candidates` scoring by `scorer`, known before any policy loads
-    (`worldpolicy sim --resume` compares them before the weights load)."""
+    (`worldpolicy sim --resume` compares them before the weights load): `PLANNER_SETTINGS`."""
     name = (f"{scorer.__module__}.{scorer.__qualname__}" if inspect.isfunction(scorer) or inspect.ismethod(scorer)
             else repr(scorer))
-    return {"planner": "best_of_n", "candidates": int(num_candidates), "scorer": name}
+    return dict(zip(PLANNER_SETTINGS, ("best_of_n", int(num_candidates), name), strict=True))
 
 
 def check_scorer(scorer: Any) -> None:

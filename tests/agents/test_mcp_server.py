@@ -2177,6 +2177,9 @@ def test_a_dream_cancelled_part_way_leaves_no_run_folder(shipped):
     ({"chunks": 33}, "chunks", "[1, 32]"),
     ({"execute_steps": 5}, "execute_steps", "5 is not in 1..4"),
     ({"score": "reach", "prompt": "go"}, "prompt", "score 'reach' scores the ball it names"),
+    # a DROID composite's three cameras are not the bands reach reads, as evaluate_in_sim's plan_scorer is told
+    ({"score": "reach", "embodiment": "droid/joint_pos"}, "score", ("as 'droid_wrist_top': use a checkpoint "
+     "whose embodiment stacks its cameras (the shipped model's panda_reach), or leave score out")),
     ({"world_model": "nope"}, "world_model", "not a checkpoint folder"),
     ({"seed": -1}, "seed", "[0, 2**63)"),
     ({"image": None}, "image", "give exactly one of image"),

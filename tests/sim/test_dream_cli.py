@@ -148,6 +148,8 @@ def test_a_checkpoint_named_from_home_is_recorded_as_given(cameras, tmp_path, mo
 
 def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):
     """Each refusal names its flag, what was given and what is accepted, and no weights load."""
+    from PIL import Image
+
     from worldpolicy.testing import make_tiny_checkpoint
 
     droid = make_tiny_checkpoint(tmp_path / "droid")  # a world model of another embodiment (droid's)
@@ -159,6 +161,8 @@ def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys,
     inside = tmp_path / "o" / "plots" / "start.png"
     inside.parent.mkdir(parents=True)
     inside.write_bytes(b"")
+    composite = tmp_path / "composite.png"  # a DROID composite's size
+    Image.fromarray(np.zeros((360, 640, 3), np.uint8)).save(composite)
     cases = [
         (cameras, ["--chunks", "0"], "--chunks 0: accepted: the chunks to dream, >= 1"),
         (cameras, ["--chunks", "1", "--execute-steps", "5"], "--execute-steps: 5 is not in 1..4; accepted: 1..4, or none (the whole chunk)"),
@@ -174,9 +178,19 @@ def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys,
         (cameras, ["--chunks", "1", "--world-model", str(droid)], "--world-model: its actions (joint_0,"),
         (cameras, ["--chunks", "1", "--world-model", str(droid)],
          "are not --policy's (tx, ty, tz, r0, r1, r2, r3, r4, r5, grasp); accepted: a policy and a world model of one"),
+        # reach cut a DROID composite (the wrist camera on top, two exterior ones side by side) into three bands that
+        # are none of its views, and scored every chunk on them: refused, as `sim --plan-scorer` refuses it
+        (["--image", str(composite)], ["--chunks", "1", "--policy", str(droid), "--score", "reach"],
+         "--score: reach reads the ball and the gripper in each camera's band of the imagined frame"),
+        (["--image", str(composite)], ["--chunks", "1", "--policy", str(droid), "--score", "reach"],
+         "embodiment 'droid/joint_pos' composes its cameras"),
+        (["--image", str(composite)], ["--chunks", "1", "--policy", str(droid), "--score", "reach"],
+         ("as 'droid_wrist_top': use a checkpoint whose embodiment stacks its cameras (the shipped model's "
+         "panda_reach), or leave --score out")),
     ]
     for inputs, extra, said in cases:
-        argv = ["dream", "--policy", "shipped", *inputs, "--steps", "1", "--device", "cpu", *extra]
+        argv = ["dream", *inputs, "--steps", "1", "--device", "cpu", *extra]
+        argv += [] if "--policy" in extra else ["--policy", "shipped"]
         argv += [] if "--out" in extra else ["--out", str(tmp_path / "o")]
         argv += [] if "--prompt" in extra else ["--prompt", PROMPT]
         assert main(argv) == 2, extra

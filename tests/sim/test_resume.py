@@ -573,14 +573,15 @@ def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an
     """Both wrote their report only at the end (as `worldpolicy sim` writes it after every episode), so an
     interruption lost every episode run. (A stand-in episode, then Ctrl-C: the shipped model's real ones take minutes.)
     The demo reads what the shipped model was trained on once, to warn before it loads and to record in its report
-    (`evaluate(training_scenes=)`), as `worldpolicy sim` does."""
+    (`evaluate(training_scenes=)`), as `worldpolicy sim` does. Their report.json holds every episode kept: rewritten
+    at most every `SUMMARY_INTERVAL_S` while they ran, it held the first alone (`ReportKeeper.stopped`)."""
     from worldpolicy.models import shipped_model
     from worldpolicy.sim import tasks
     from worldpolicy.sim.rollout import EpisodeResult, Rollout
     from worldpolicy.train.scratch import evaluate_checkpoint
 
-    def run(self, seed, **kwargs):  # each run's first episode ends, its second is interrupted
-        if calls and calls[-1] == seed - 1:
+    def run(self, seed, **kwargs):  # each run's first two episodes end, its third is interrupted
+        if calls[-2:] == [seed - 2, seed - 1]:
             raise KeyboardInterrupt
         calls.append(seed)
         return EpisodeResult(seed, False, 1, None, "reach", 1, 0.1, 0.0, 0.0)
@@ -591,12 +592,12 @@ def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an
     rule = tasks.training_seeds  # what the rule reads: however a caller reached `training_scenes`
     monkeypatch.setattr(tasks, "training_seeds", lambda checkpoint: read.append(checkpoint) or rule(checkpoint))
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "3"]) == 130
-    assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [10_000]  # its held-out scenes
+    assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [10_000, 10_001]  # its held-out scenes
     assert len(read) == 1, read
     assert json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())["training_scenes"]["seeds"] == []
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoint(shipped_model(), "reach", 3, 7, tmp_path / "eval", progress=False)
-    assert [e["seed"] for e in _episodes(tmp_path / "eval")] == [7]
+    assert [e["seed"] for e in _episodes(tmp_path / "eval")] == [7, 8]
 
 
 def test_the_recipe_evaluation_writes_its_page_as_sim_does(tmp_path, monkeypatch):

@@ -254,7 +254,9 @@ def test_a_planned_sim_run_keeps_its_decisions_and_a_tied_one_runs_the_plain_pol
     assert [len(report_figure(read_report(tmp_path / run)).axes) for run in ("plain", "planned")] == [2, 3]
     assert main(["sim", "compare", str(tmp_path / "plain"), str(tmp_path / "planned"), "--out",
                  str(tmp_path / "compared"), "--no-plots"]) == 0
-    assert "policy_settings.candidates (--plan): (not recorded) | 3" in capsys.readouterr().out
+    compared = capsys.readouterr().out  # a plain run planned nothing: none, not unrecorded
+    assert "policy_settings.candidates (--plan): none | 3" in compared
+    assert "policy_settings.planner (--plan): none | best_of_n" in compared and "(not recorded)" not in compared
 
     from worldpolicy.policy import Policy
 

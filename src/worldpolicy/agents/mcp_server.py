@@ -910,7 +910,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
                                                    "all)")] = None,
         score: Annotated[Literal[SCORERS] | None, Field(description="score each chunk's imagined frames: reach "
                                                         f"({SCORER_REWARDS['reach']}; the prompt names the ball's "
-                                                        "colour); default: no reward")] = None,
+                                                        "colour; the world model's cameras one alone or stacked top "
+                                                        "to bottom); default: no reward")] = None,
         show_plots: ShowPlots = False,
     ) -> DreamResult:
         """How would this policy do, imagined? Run it closed loop in a world model's imagination (`worldpolicy

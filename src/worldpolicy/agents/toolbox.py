@@ -1418,11 +1418,12 @@ class Toolbox:
         rollout.mp4 joined from the chunks' files, plots, index.html) into a fresh `dream-...` run folder. Everything
         is checked before a model loads, as the command line checks it: the observation as `predict_actions` reads
         it, a world model that can roll a trajectory chunk after chunk and shares the policy's columns,
-        `execute_steps` against the chunk size, a `score`'s prompt. Both models come from the cache; progress counts
-        the chunks. A call that fails or is cancelled removes the run folder it began."""
+        `execute_steps` against the chunk size, a `score`'s prompt and the world model's cameras it reads. Both models
+        come from the cache; progress counts the chunks. A call that fails or is cancelled removes the run folder it
+        began."""
         try:
             from ..processing.trajectory import trajectory_refusal
-            from ..sim.progress import SCORERS, prompt_color, reach_scorer
+            from ..sim.progress import SCORERS, prompt_color, scorer_for
             from ..sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
         except ImportError as exc:  # gymnasium: the server's install, not the call's arguments
             raise missing_extra(exc, "dream needs the simulator's gymnasium") or exc from None
@@ -1458,6 +1459,11 @@ class Toolbox:
                                  execute_steps if which == "execute_steps" else world_model, accepted)
         if score is not None and score not in SCORERS:
             raise ToolInputError("score", "unknown scorer", score, [*SCORERS, None])
+        try:  # the world model's frames, read as it composes its cameras (`progress.scorer_for`, as evaluate_in_sim's
+            # plan_scorer): before a model loads
+            scorer = None if score is None else scorer_for(score, w_emb, "score", without="leave score out")
+        except ValueError as exc:
+            raise ToolInputError("score", str(exc).removeprefix("score: "), score) from None
         if score == "reach":
             try:
                 prompt_color(prompt)
@@ -1486,7 +1492,6 @@ class Toolbox:
                 for model in {id(policy): policy, id(imagining): imagining}.values():
                     if said is not None:
                         model.single_view_said(*said)
-                scorer = reach_scorer(imagining.embodiment.camera_keys) if score == "reach" else None
                 out = self._new_run_dir("dream")
                 # as `worldpolicy dream` writes its run, with the observation it started from
                 recorder = DreamRecorder(out, settings, chunks, observation=obs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import math
 import sys
@@ -573,7 +572,6 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     name = checkpoint_name(str(args.policy)) if checkpoint else args.policy
     policy = None
     finished: list[int] = []
-    kept: list = []  # the report as last kept: drawn (report.png, index.html) when the run stops before its end
     left: range | None = None  # with --resume: the episodes still to run
     scenes = None  # a checkpoint's (or its server's) training scenes among the episodes (`warn_training_scenes`)
 
@@ -590,9 +588,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         try:
             write_partial(partial)
         except KeyboardInterrupt:  # held until a summary being written was whole: the summary on the way out keeps it
-            finished[:], kept[:] = [len(partial.episodes)], [partial]
+            finished[:] = [len(partial.episodes)]
             raise
-        finished[:], kept[:] = [len(partial.episodes)], [partial]
+        finished[:] = [len(partial.episodes)]
 
     def header(embodiment, chunk: int, settings: dict):  # the new run's settings, as --resume compares them
         try:
@@ -685,8 +683,10 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
             print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
                   f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}", file=sys.stderr)
-        if kept:  # report.json of every kept episode (rewritten at most every SUMMARY_INTERVAL_S while it ran)
-            _summarise_kept(write_partial, kept[0], finished[0], args.out, draw=not args.no_plots)
+        # report.json of every kept episode (rewritten at most every SUMMARY_INTERVAL_S while it ran), its figure
+        kept = write_partial.stopped()
+        if kept is not None and not args.no_plots:
+            _draw_kept(kept, args.out)
         raise
     finally:
         getattr(policy, "close", lambda: None)()
@@ -722,26 +722,19 @@ def _warn_plan_steps(args: argparse.Namespace, k: int, chunk: int) -> None:
                        -(-chunk // k), chunk)
 
 
-def _summarise_kept(keeper, report, kept: int, out: Path, *, draw: bool) -> None:
-    """The summary of the `kept` episodes a stopped run kept, those `report` (the run's, which an episode whose keeping
-    failed joined too) held when it was last kept (`ReportKeeper.summary`: report.json, report.md, episodes.csv,
-    which it rewrote at most every `SUMMARY_INTERVAL_S`) and, with `draw`, report.png and index.html (drawn only at
-    the end, a stopped run had no figure to show); a failure writing them is warned of, not raised over the one that
-    stopped the run (episodes.jsonl keeps every episode all the same). A second Ctrl-C stops the drawing (each file
-    is written whole or not at all)."""
+def _draw_kept(report, out: Path) -> None:
+    """report.png and index.html for the episodes a stopped run kept (`ReportKeeper.stopped`: drawn only at the end,
+    a stopped run had no figure to show); a failure drawing them is warned of, not raised over the one that stopped
+    the run. A second Ctrl-C stops the drawing (each file is written whole or not at all)."""
     from worldpolicy.sim.evaluate import report_figure
     from worldpolicy.viz.plots import save_figure
     from worldpolicy.viz.report import write_report as write_html
 
-    report = dataclasses.replace(report, episodes=report.episodes[:kept])
     try:
-        keeper.summary(report)
-        if draw:
-            save_figure(report_figure(report), out / "report.png")
-            write_html(out)
+        save_figure(report_figure(report), out / "report.png")
+        write_html(out)
     except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
-        logger.warning("sim: the report of the %d kept episodes was not written whole: %s (%s keeps them)",
-                       len(report.episodes), exc, out / SIM_EPISODES_FILE)
+        logger.warning("sim: the figure of the %d kept episodes was not drawn: %s", len(report.episodes), exc)
 
 
 def _training_data_changed(previous, scenes) -> None:

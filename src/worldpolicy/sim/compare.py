@@ -31,6 +31,7 @@ from worldpolicy.fileio import (
     write_csv_atomic,
 )
 from worldpolicy.models import portable_checkpoint
+from worldpolicy.planning import PLANNER_SETTINGS
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
     VERSIONED_POLICIES,
@@ -448,7 +449,8 @@ def _names(paths: Sequence[Path]) -> list[str]:
 def _settings(report: EvalReport) -> dict[str, Any]:
     """What a run was run with, by setting (`EvalReport.settings`), plus what a comparison shows though a resume
     leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version (and a
-    baseline's, unrecorded ones as `UNRECORDED_VERSION`) and the episodes run. The path as a report now records it
+    baseline's, unrecorded ones as `UNRECORDED_VERSION`), a plan where a run of `worldpolicy sim` made none (none,
+    not unrecorded: `planning.PLANNER_SETTINGS`) and the episodes run. The path as a report now records it
     (`models.portable_checkpoint`): an older report's folder of the shipped model is `shipped`, so a run from before
     and one since differ in nothing there."""
     flat = report.settings()
@@ -461,6 +463,9 @@ def _settings(report: EvalReport) -> dict[str, Any]:
     if kind in VERSIONED_POLICIES:  # a baseline's version: one an older report did not record as a resume takes it
         version = report.versions()[f"{kind} policy"]
         flat["policy_settings.version"] = UNRECORDED_VERSION if version is None else version
+    if kind in ("checkpoint", "server", *VERSIONED_POLICIES):  # `worldpolicy sim`'s policies: one that did not plan
+        for key in PLANNER_SETTINGS:  # (`--plan` left out, or a policy that cannot) is shown planning none
+            flat.setdefault(f"policy_settings.{key}", None)
     flat["episodes"] = len(report.episodes)
     return flat
 

@@ -6,7 +6,9 @@ backends serving the same checkpoint see identical episodes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +49,8 @@ from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
            "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts", "seed_range",
            "start_report", "version_changes", "wilson_interval", "write_report"]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = SIM_REPORT_SCHEMA
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -830,18 +834,43 @@ class ReportKeeper:
     ends (`EpisodeLog`), the summary (`write_report`'s files but the figure, drawn once at the end) after the first
     episode and then at most every `interval` seconds: rewriting every episode's after each made a run of n episodes
     O(n²) work. An interruption or a later failure loses none of the finished episodes (`read_report` reads them from
-    episodes.jsonl): `worldpolicy sim --resume` continues such a run. `summary(report)` writes the summary now (a run
-    that stops: its report.json then holds every episode kept)."""
+    episodes.jsonl): `worldpolicy sim --resume` continues such a run. `summary(report)` writes the summary now;
+    `stopped()`, called by a run that stops before its end, that of every episode kept (its report.json then holds
+    them all)."""
 
     def __init__(self, out: str | Path, interval: float = SUMMARY_INTERVAL_S) -> None:
         self.out, self.interval = Path(out), interval
         self.log = EpisodeLog(out)
         self._summarised: float | None = None  # when the summary was last written
+        # the run's report as last kept and its episodes then (it grows on), what a stopped run summarises (`stopped`):
+        # not an episode whose keeping failed
+        self._kept: tuple[EvalReport, int] | None = None
 
     def __call__(self, partial: EvalReport) -> None:
-        self.log.append(partial)
-        if self._summarised is None or time.monotonic() - self._summarised >= self.interval:
-            self.summary(partial)
+        try:
+            self.log.append(partial)
+            if self._summarised is None or time.monotonic() - self._summarised >= self.interval:
+                self.summary(partial)
+        except KeyboardInterrupt:  # held until a summary being written was whole: the one `stopped` writes keeps it
+            self._kept = (partial, len(partial.episodes))
+            raise
+        self._kept = (partial, len(partial.episodes))
+
+    def stopped(self) -> EvalReport | None:
+        """For a run that stops before its end (an interruption, a failure): the report of the episodes kept, its
+        summary written now (report.json, rewritten at most every `interval` while the run went on, then holds every
+        one of them); None where none was kept. A failure writing it is warned of, not raised over what stopped the
+        run: episodes.jsonl keeps the episodes all the same."""
+        if self._kept is None:
+            return None
+        report, kept = self._kept
+        report = dataclasses.replace(report, episodes=report.episodes[:kept])
+        try:
+            self.summary(report)
+        except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
+            logger.warning("sim: the report of the %d kept episodes was not written whole: %s (%s keeps them)",
+                           kept, exc, self.log.path)
+        return report
 
     def summary(self, partial: EvalReport) -> list[Path]:
         written = write_report(partial, self.out, plots=False)

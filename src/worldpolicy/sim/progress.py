@@ -109,11 +109,14 @@ def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], floa
     return ReachScorer(tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys))
 
 
-def scorer_for(name: str, embodiment, parameter: str = "scorer") -> Callable[[np.ndarray, str], float]:
-    """The scorer `name` (one of `SCORERS`) of the frames `embodiment` imagines, refused naming `parameter`, before any
-    model work, where it cannot read them: reach reads each view as a band of the frame, top to bottom, so it needs
-    cameras (`camera_keys`), one alone or stacked (composite `stacked`); a DROID composite (the wrist camera on top,
-    two exterior cameras side by side below) would be cut into three bands that are none of its views."""
+def scorer_for(name: str, embodiment, parameter: str = "scorer",
+               without: str = "leave planning out") -> Callable[[np.ndarray, str], float]:
+    """The scorer `name` (one of `SCORERS`) of the frames `embodiment` imagines (a planner's candidates: `sim --plan`;
+    a dream's chunks: `dream --score`), refused naming `parameter`, before any model work, where it cannot read them,
+    its error ending with `without` (how to do without the scorer): reach reads each view as a band of the frame,
+    top to bottom, so it needs cameras (`camera_keys`), one alone or stacked (composite `stacked`); a DROID composite
+    (the wrist camera on top, two exterior cameras side by side below) would be cut into three bands that are none of
+    its views."""
     if name not in SCORERS:
         raise ValueError(f"{parameter}: unknown scorer {name!r}; accepted: {', '.join(SCORERS)}")
     keys = list(embodiment.camera_keys)
@@ -122,7 +125,7 @@ def scorer_for(name: str, embodiment, parameter: str = "scorer") -> Callable[[np
         raise ValueError(f"{parameter}: {name} reads the ball and the gripper in each camera's band of the imagined "
                          f"frame, one camera alone or cameras stacked top to bottom (composite 'stacked'); embodiment "
                          f"{embodiment.key!r} {has}: use a checkpoint whose embodiment stacks its cameras (the shipped "
-                         "model's panda_reach), or leave planning out")
+                         f"model's panda_reach), or {without}")
     return reach_scorer(keys)
 
 
