@@ -246,7 +246,8 @@ def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
                         help="a wss:// server's private CA certificate, or its self-signed one (PEM), to verify its "
                         "certificate with (default: the system's CAs)")
     parser.add_argument("--server-timeout-s", metavar="SECONDS", type=float, default=None,
-                        help="the most one request to a ws:// or wss:// server may take, a reconnect included "
+                        help="the most the first connect to a ws:// or wss:// server, and each request to it, may "
+                        "take, a reconnect included "
                         "(the client's timeout_s, as its errors name it): a wedged server fails the run then, not "
                         "after the client's per-wait timeouts (default: none: 10 s each connect, 120 s each reply)")
 

@@ -108,15 +108,28 @@ def test_refused():
         RemotePolicy(f"127.0.0.1:{free_port()}")
 
 
-def test_silent_handshake():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()  # accepts TCP, never answers the HTTP upgrade
+@contextlib.contextmanager
+def _silent_after_handshake():
+    """The URL of a server that takes the WebSocket but never sends its metadata frame (it closes 2 s later)."""
+    server = sync_serve(lambda ws: time.sleep(2), "127.0.0.1", 0, compression=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with pytest.raises(ServerTimeoutError, match="no WebSocket handshake"):
-            RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=0.3)
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
     finally:
-        listener.close()
+        server.shutdown()
+
+
+@contextlib.contextmanager
+def _silent_before_handshake():
+    """The URL of something that accepts TCP but never answers the HTTP upgrade."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_silent_handshake():
+    with _silent_before_handshake() as url, \
+            pytest.raises(ServerTimeoutError, match=r"no WebSocket handshake .* within connect_timeout_s=0.3 s: "):
+        RemotePolicy(url, connect_timeout_s=0.3)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux drops a connection past a full listen queue unanswered")
@@ -124,7 +137,8 @@ def test_a_machine_that_does_not_answer_is_said_to_be_unreachable_not_silent():
     """A TCP connect that never completes (the machine down, a firewall) is not a server that stays silent."""
     with socket.create_server(("127.0.0.1", 0), backlog=0) as listener, \
             socket.create_connection(listener.getsockname()), \
-            pytest.raises(ServerTimeoutError, match="no TCP connection .* the machine is down or unreachable"):
+            pytest.raises(ServerTimeoutError, match=r"no TCP connection .* within connect_timeout_s=0.3 s: the machine "
+                                                    r"is down or unreachable"):
         # the listen queue is full: the next SYN is dropped
         RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=0.3)
 
@@ -266,14 +280,10 @@ def test_actions_no_robot_should_run_are_refused_from_any_server(fake):
 def test_a_silent_metadata_frame_names_the_connect_timeout():
     """The timeout error for a server that accepts the WebSocket but never sends its metadata frame told the user to
     raise read_timeout_s, which does not apply there."""
-    server = sync_serve(lambda ws: time.sleep(2), "127.0.0.1", 0, compression=None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within connect_timeout_s=0.3 s: .* needs "
-                                                     r"a larger connect_timeout_s"):
-            RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", connect_timeout_s=0.3)
-    finally:
-        server.shutdown()
+    with _silent_after_handshake() as url, \
+            pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within connect_timeout_s=0.3 s: .* needs "
+                                                    r"a larger connect_timeout_s"):
+        RemotePolicy(url, connect_timeout_s=0.3)
 
 
 def test_error_reply_map_is_a_server_error(fake):
@@ -570,8 +580,7 @@ def test_a_calls_timeout_bounds_the_whole_request_and_names_itself(fake):
     server = fake(r0="silent", r1="silent")
     policy = RemotePolicy(server.url, read_timeout_s=600, connect_timeout_s=600, timeout_s=0.3)
     with pytest.raises(ServerTimeoutError, match=r"no reply from .* within timeout_s=0.3 s \(this call's whole "
-                                                 r"time: connecting, sending and the server's reply\): .* a larger "
-                                                 r"timeout_s"):
+                                                 r"time, a connect included\): .* a larger timeout_s"):
         policy.act(droid_request(np.zeros(7)), "a")
     with pytest.raises(ServerTimeoutError, match=r"within timeout_s=0.2 s"):  # a call's own replaces the client's
         policy.act(droid_request(np.zeros(7)), "a", timeout_s=0.2)
@@ -596,15 +605,56 @@ def test_a_calls_own_timeout_does_not_outlast_it(fake):
 def test_a_calls_timeout_bounds_its_connect():
     """A reconnect counts toward the call's timeout_s: a server that takes the connection but never sends its metadata
     frame held the call for connect_timeout_s (600 s here) before its request was even sent."""
-    server = sync_serve(lambda ws: time.sleep(2), "127.0.0.1", 0, compression=None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        policy = RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", connect_timeout_s=600,
-                              connect_now=False)
+    with _silent_after_handshake() as url:
+        policy = RemotePolicy(url, connect_timeout_s=600, connect_now=False)
         with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within timeout_s=0.3 s"):
             policy.infer(droid_request(np.zeros(7)), timeout_s=0.3)
+
+
+@pytest.mark.parametrize(("silent", "what"), [(_silent_before_handshake, "WebSocket handshake"),
+                                              (_silent_after_handshake, "metadata frame")])
+def test_the_clients_timeout_bounds_its_connect_on_construction(silent, what):
+    """A robot starting against a stalled server waits the client's timeout_s in all, not connect_timeout_s (60 s
+    here) for the handshake and as long again for the metadata frame; the error names timeout_s, as a call's does."""
+    with silent() as url, pytest.raises(ServerTimeoutError, match=rf"no {what} from .* within timeout_s=0.3 s \(this "
+                                                                  r"call's whole time, a connect included\): "):
+        RemotePolicy(url, connect_timeout_s=60, timeout_s=0.3)
+
+
+def test_the_clients_timeout_bounds_metadata_and_the_attributes_read_through_it():
+    """`metadata()`, and an announced attribute read on an unconnected client, connect within the client's timeout_s;
+    a client without one still waits connect_timeout_s for each step."""
+    with _silent_after_handshake() as url:
+        policy = RemotePolicy(url, connect_timeout_s=60, timeout_s=0.3, connect_now=False)
+        for read in (policy.metadata, lambda: policy.chunk_size):
+            with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within timeout_s=0.3 s \(this call's "):
+                read()
+        with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within connect_timeout_s=0.3 s: "):
+            RemotePolicy(url, connect_timeout_s=0.3, connect_now=False).metadata()
+
+
+def test_metadata_waiting_for_another_threads_call_is_bounded_by_the_clients_timeout():
+    """metadata() takes its turn on the connection like a call: behind a wedged server's call it ends at the client's
+    timeout_s, saying why, and the call that held the connection (its own timeout_s, longer) still gets its reply."""
+    release = threading.Event()
+    url, stop = _blocking_server(release)
+    try:
+        policy = RemotePolicy(url, read_timeout_s=600, timeout_s=0.3)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(policy.act, droid_request(np.zeros(7)), "a", timeout_s=60)
+            for _ in range(3000):  # until the first call holds the connection (a hang guard, not a timing)
+                if policy._waiting:
+                    break
+                time.sleep(0.01)
+            with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within timeout_s=0.3 s \(.*\): another "
+                                                         r"call on this RemotePolicy held its connection"):
+                policy.metadata()
+            release.set()
+            np.testing.assert_array_equal(first.result(30).actions, np.ones((4, 8)))
+        policy.close()
     finally:
-        server.shutdown()
+        release.set()
+        stop()
 
 
 def test_a_call_waiting_for_another_threads_call_is_bounded_by_its_timeout():
@@ -620,8 +670,9 @@ def test_a_call_waiting_for_another_threads_call_is_bounded_by_its_timeout():
                 if policy._waiting:
                     break
                 time.sleep(0.01)
-            with pytest.raises(ServerTimeoutError, match=r"within timeout_s=0.3 s: another call on this RemotePolicy "
-                                                         r"held its connection"):
+            with pytest.raises(ServerTimeoutError, match=r"no reply from .* within timeout_s=0.3 s \(this call's "
+                                                         r"whole time, a connect included\): another call on this "
+                                                         r"RemotePolicy held its connection"):
                 policy.act(droid_request(np.zeros(7)), "b", timeout_s=0.3)
             release.set()
             np.testing.assert_array_equal(first.result(30).actions, np.ones((4, 8)))

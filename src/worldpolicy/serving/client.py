@@ -8,9 +8,9 @@ heard (`EmbodimentMismatchError`), or this client's own `close()` ending a call 
 After any incomplete exchange the connection is discarded without
 waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. `timeout_s` (per
 client, or per call) bounds a whole request: the wait for another call on the client, the connect, the reply and a
-resend (`ServerTimeoutError` naming it). A request whose
-connection the server closed while it sat idle (restart, drain), or that a draining server refused unread, is sent once
-more on a new connection: it was never run.
+resend (`ServerTimeoutError` naming it); the client's bounds its connect on construction and `metadata()` too. A
+request whose connection the server closed while it sat idle (restart, drain), or that a draining server refused
+unread, is sent once more on a new connection: it was never run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -246,6 +246,12 @@ def _check_seconds(name: str, value: Any, none: bool = False) -> float:
     return value
 
 
+def _within(setting: str, seconds: float) -> str:
+    """How every timeout's error names the setting that ran out (`_budget`), in one wording."""
+    whole = " (this call's whole time, a connect included)" if setting == "timeout_s" else ""
+    return f"within {setting}={seconds} s{whole}"
+
+
 def _normalise_url(url: str) -> str:
     if not isinstance(url, str) or not url:
         raise ValueError(f"url={url!r} must be a string such as 'ws://gpu-box:8000'")
@@ -373,7 +379,9 @@ class RemotePolicy:
     `timeout_s` bounds a whole request, where `connect_timeout_s` and `read_timeout_s` bound one wait each: from the
     call to its reply, the wait for another thread's call on this client, a reconnect and a resend included; a call's
     own `timeout_s=` (`act`, `imagine`, `infer_actions`, `act_batch`, `infer`) replaces it for that call (for each of
-    its requests). Past it, `ServerTimeoutError` naming it; the connection is dropped, the next call reconnects. None
+    its requests). The client's also bounds the connect on construction (`connect_now=True`) and `metadata()` (which
+    the attributes the server announces read through on an unconnected client), the handshake and the metadata frame
+    together. Past it, `ServerTimeoutError` naming it; the connection is dropped, the next call reconnects. None
     (default): each wait has its own timeout only, so a call may take their sum, twice where it is resent.
     """
 
@@ -433,7 +441,7 @@ class RemotePolicy:
         self._state_said = False  # a state the served embodiment ignores was said (`_say_ignored_state`)
         self._peers: list[RemotePolicy] = []  # an `act_batch`'s extra connections, which close() also closes
         if connect_now:
-            with self._lock:
+            with self._turn(self.timeout_s, "metadata frame"):
                 self._connect()
 
     # ------------------------------------------------------------------------------------------- connection
@@ -559,11 +567,11 @@ class RemotePolicy:
         except TimeoutError:
             if self.proxy is None and "sock" not in options:  # the TCP connect itself (`_tcp_connect`)
                 raise ServerTimeoutError(
-                    f"no TCP connection to {self.url} within {setting}={seconds}: the machine "
+                    f"no TCP connection to {self.url} {_within(setting, seconds)}: the machine "
                     "is down or unreachable, or a firewall drops the packets; check the host, port and network"
                 ) from None
             raise ServerTimeoutError(
-                f"no WebSocket handshake from {self.url} within {setting}={seconds}: "
+                f"no WebSocket handshake from {self.url} {_within(setting, seconds)}: "
                 "something accepted the connection but did not answer it (a server whose event loop is busy, as "
                 "openpi's is while it infers; a proxy queueing connections, as Ray Serve's does when every replica is "
                 "busy; or no WebSocket server)"
@@ -702,12 +710,10 @@ class RemotePolicy:
         try:
             frame = self._recv(wait)
         except TimeoutError:
-            whole = " (this call's whole time: connecting, sending and the server's reply)" if \
-                setting == "timeout_s" else ""
             raise ServerTimeoutError(
-                f"no {what} from {self.url} within {setting}={timeout} s{whole}: the server may be loading, "
-                f"overloaded or wedged (see its GET /readyz and log; a slow model needs a larger {setting}). The "
-                "next call reconnects."
+                f"no {what} from {self.url} {_within(setting, timeout)}: the server may be loading, overloaded or "
+                f"wedged (see its GET /readyz and log; a slow model needs a larger {setting}). The next call "
+                "reconnects."
             ) from None
         except websockets.ConnectionClosed as exc:
             raise self._closed_error(exc, what) from None
@@ -800,7 +806,7 @@ class RemotePolicy:
     # ------------------------------------------------------------------------------------------- exchange
     def metadata(self) -> dict[str, Any]:
         """The server's metadata frame (embodiment, chunk, columns, model... on our server; often {} on openpi's)."""
-        with self._lock:
+        with self._turn(self.timeout_s, "metadata frame"):
             self._open_connection()
             return dict(self._metadata)
 
@@ -809,15 +815,8 @@ class RemotePolicy:
         of the client's (`RemotePolicy(timeout_s=)`): the most it may take, from the call to the reply."""
         timeout_s = self._call_timeout(timeout_s)
         message = packb(dict(obs))  # an input that cannot be encoded fails here, before any network traffic
-        start = time.monotonic()
-        if not self._lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
-            raise ServerTimeoutError(
-                f"no reply from {self.url} within timeout_s={timeout_s} s: another call on this RemotePolicy held its "
-                "connection all along (calls from several threads take turns on it; act_batch opens more)"
-            )
-        try:
+        with self._turn(timeout_s, "reply"):
             closes, self._waiting = self._closes, True
-            self._deadline = None if timeout_s is None else (start + timeout_s, timeout_s)
             try:
                 try:
                     reply = self._exchange(message, closes)
@@ -847,8 +846,25 @@ class RemotePolicy:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
             finally:
-                self._waiting, self._deadline = False, None
+                self._waiting = False
+
+    @contextlib.contextmanager
+    def _turn(self, timeout_s: float | None, what: str) -> Iterator[None]:
+        """This client's connection, held for one call (calls from several threads take turns on it), which
+        `timeout_s` bounds from here on (None: each wait its own timeout): the wait for the turn, then every wait of
+        the call (`_budget`). `what`: what the call waits for, which a timeout's error names."""
+        start = time.monotonic()
+        if not self._lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
+            raise ServerTimeoutError(
+                f"no {what} from {self.url} {_within('timeout_s', timeout_s)}: another call on this RemotePolicy held "
+                "its connection all along (calls from several threads take turns on it; act_batch opens more)"
+            )
+        # a call inside another in this thread (a signal handler's): the outer one's deadline is back after it
+        outer, self._deadline = self._deadline, None if timeout_s is None else (start + timeout_s, timeout_s)
+        try:
+            yield
         finally:
+            self._deadline = outer
             self._lock.release()
 
     def _call_timeout(self, timeout_s: Any) -> float | None:
