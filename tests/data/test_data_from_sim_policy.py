@@ -113,6 +113,13 @@ def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
     (["--device", "cpu"], ("--device: sets how a policy's rollouts run (a checkpoint, a ws:// server or random), not "
                            "the scripted expert, which acts in droid/joint_pos on its own plan: leave it out or record "
                            "another policy\n")),  # whole: a later 'steps: ' was made '--steps: 
+    # a checkpoint's, as `worldpolicy sim` refuses it for another policy
+    (["--no-center-crop"],
+     "--no-center-crop: sets how a policy's rollouts run (a checkpoint, a ws:// server or random)"),
+    (["--policy", "random", "--no-center-crop"],
+     "--no-center-crop: loads a local checkpoint; policy 'random' takes none"),
+    (["--policy", "ws://localhost:1", "--no-center-crop"],
+     "--no-center-crop: loads a local checkpoint; policy 'ws://localhost:1' takes none"),
     (["--policy", "random", "--api-key", "k"],
      "--api-key is sent to a ws:// or wss:// policy server, not to --policy 'random'"),
     (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// or wss:// policy server, not to --policy 'scripted'"),

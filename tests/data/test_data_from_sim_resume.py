@@ -238,7 +238,7 @@ def test_a_policys_recording_resumes_as_one_run_and_its_settings_are_checked(tmp
                                          r".*'kind': 'async'"):
         sim_to_dataset(root, "reach", 3, resume=True, strategy=ChunkStrategy("async"), **options)
     monkeypatch.setattr(policies.RandomPolicy, "version", policies.RandomPolicy.version + 1)
-    with pytest.raises(ValueError, match=r"^resume: .* other settings: policy_settings: "):
+    with pytest.raises(ValueError, match=r"^resume: .* other settings: policy_settings.version: "):
         sim_to_dataset(root, "reach", 3, resume=True, **options)
     assert LeRobotDataset.open(root).provenance["seeds"] == [7, 8] and _staged(tmp_path) == []
     monkeypatch.undo()
@@ -348,3 +348,50 @@ def test_a_recording_records_its_software_and_command_and_resumes_after_an_upgra
     resumed = LeRobotDataset.open(root).provenance
     assert resumed["software"] == software_versions() and resumed["command"].endswith("--no-progress")
     assert resumed["command"].replace("--episodes 2", "--episodes 1") == recorded["command"]
+
+
+def test_a_checkpoints_recording_from_before_the_crop_was_recorded_resumes(tmp_path, tiny):
+    """A recording whose `policy_settings` do not say `center_crop` (an older worldpolicy's, before it was recorded;
+    its checkpoint trained without `[augment]`) continues after the upgrade: they are compared key by key, as
+    `worldpolicy sim --resume` compares them, and a key the recording lacks is no change. The continued recording
+    records it."""
+    from worldpolicy.data.from_sim import sim_to_dataset
+    from worldpolicy.fileio import PROVENANCE_FILE
+
+    root = tmp_path / "ds"
+    options = {**_TINY, "max_steps": 2, "policy": str(tiny), "keep_failures": True,
+               "policy_options": {"steps": 1, "resolution_tier": 256}}
+    sim_to_dataset(root, "reach", 1, **options)
+    path = root / PROVENANCE_FILE
+    older = json.loads(path.read_text())
+    assert older["policy_settings"]["center_crop"] is None
+    del older["policy_settings"]["center_crop"]
+    path.write_text(json.dumps(older))
+    resumed = sim_to_dataset(root, "reach", 2, resume=True, **options)
+    assert resumed.seeds == [0, 1] and resumed.resumed == 1
+    assert resumed.dataset.provenance["policy_settings"]["center_crop"] is None
+
+
+def test_a_recording_of_a_centre_cropping_checkpoint_records_the_crop_and_refuses_another_on_resume(tmp_path, capsys):
+    """A checkpoint whose training record says `[augment]` crops each frame's centre: the recording records the crop
+    it ran with (`--no-center-crop`: none), and a resume with the other choice is refused, naming the setting,
+    before an episode is added."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"augment": {"enabled": True,
+                                                                                           "crop_area": 0.9}}}))
+    for flags, crop in (([], 0.9), (["--no-center-crop"], None)):
+        root = tmp_path / f"ds{len(flags)}"
+        assert main(["dataset", "from-sim", str(root), "--policy", str(ckpt), "--steps", "1", "--episodes", "1",
+                     *_ARGV, *flags]) == 0
+        made = LeRobotDataset.open(root).provenance
+        assert made["policy_settings"]["center_crop"] == crop
+        assert ("--no-center-crop" in made["command"]) == bool(flags)
+    capsys.readouterr()
+    assert main(["dataset", "from-sim", str(tmp_path / "ds0"), "--policy", str(ckpt), "--steps", "1", "--episodes",
+                 "2", *_ARGV, "--no-center-crop", "--resume"]) == 2
+    assert "other settings: policy_settings.center_crop: 0.9 -> None." in capsys.readouterr().err
+    assert LeRobotDataset.open(tmp_path / "ds0").num_episodes == 1

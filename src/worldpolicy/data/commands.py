@@ -50,6 +50,7 @@ FLAGS = {
     "rtc": "--rtc",
     "steps": "--steps",
     "device": "--device",
+    "center_crop": "--no-center-crop",
     "overwrite": "--overwrite",
     "resume": "--resume",
     "ca_file": "--tls-ca",  # what RemotePolicy checks
@@ -561,6 +562,7 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--steps", type=int, default=None,
                      help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
     sim.add_argument("--device", default=None, help=f"a checkpoint policy's {DEVICE_HELP}")
+    add_center_crop_flag(sim)  # a checkpoint policy's, as `worldpolicy sim` takes it
     add_api_key_flags(sim)  # a ws:// policy's, as `worldpolicy sim` takes it
     sim.add_argument("--chunk-size", type=int, default=None,
                      help="the scripted expert's re-plan interval in steps (default: 8)")
@@ -718,7 +720,7 @@ def _from_sim(args: argparse.Namespace) -> int:
     from worldpolicy.extras import check_extras
 
     check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
-    from worldpolicy.cli import flag_named, pixel_size
+    from worldpolicy.cli import center_crop_option, flag_named, pixel_size
     from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import exit_status
     from worldpolicy.processing.video import CODECS
@@ -807,7 +809,8 @@ def _from_sim(args: argparse.Namespace) -> int:
             strategy=strategy,
             latency_ms=args.latency,
             rtc=args.rtc,
-            policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
+            policy_options={k: v for k, v in (("steps", args.steps), ("device", args.device),
+                                              ("center_crop", center_crop_option(args))) if v is not None},
             api_key=api_key,
             ca_file=ca_file,
             timeout_s=timeout_s,

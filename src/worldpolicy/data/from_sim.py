@@ -232,23 +232,22 @@ def expert_episodes(
     `provenance` says what records them. `control_hz` is the rate the expert plans and is recorded at, the dataset's
     fps. `chunk_size` is the expert's re-plan interval (default 8).
 
-    `policy` records another policy's episodes instead, taken as `worldpolicy sim --policy` takes it (`random`, a
-    ws:// URL, `shipped` or a checkpoint folder: `sim.policies.make_policy`, with `embodiment` and, for a checkpoint,
-    `policy_options` such as steps and device): each episode is what `worldpolicy sim --seed SEED` runs for that seed
-    (`sim.rollout.Rollout`, its `ChunkController` and the `strategy`, a `robot.control.ChunkStrategy`, default
+    `policy` records another policy's episodes instead, taken as `worldpolicy sim --policy` takes it (`random`, a ws://
+    URL, `shipped` or a checkpoint folder: `sim.policies.make_policy`, with `embodiment` and, for a checkpoint,
+    `policy_options` such as steps, device and center_crop): each episode is what `worldpolicy sim --seed SEED` runs for
+    that seed (`sim.rollout.Rollout`, its `ChunkController` and the `strategy`, a `robot.control.ChunkStrategy`, default
     execute; sampling seeds `processing.trajectory.call_seed` of the episode seed), with `latency_ms` and `rtc` as
     `worldpolicy sim --latency/--rtc` take them (`evaluate`'s: each reply that many ms of control steps late, checked
     against the step limit and, for `ensemble`, the policy's chunk; real-time chunking, `async` and a model only;
     recorded in the provenance as `latency` {"ms", "ticks"} and `rtc`, as the strategy is), then `settle_steps` more
-    holding
-    its last command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode
-    carries its `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
-    `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded, nor
-    is `ca_file`, a wss:// server's private CA certificate (`RemotePolicy(ca_file=)`, the command line's --tls-ca), nor
-    `timeout_s`, the most one request to it may take (`RemotePolicy(timeout_s=)`, --server-timeout-s). The
-    expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
-    `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is
-    iterated, after every check.
+    holding its last command after a success. Its rows are the commands it ran (joint targets and gripper) and every
+    episode carries its `success`. A ws:// server's key is `api_key` (None: none; the command line reads
+    `--api-key-env`, `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not
+    recorded, nor is `ca_file`, a wss:// server's private CA certificate (`RemotePolicy(ca_file=)`, the command line's
+    --tls-ca), nor `timeout_s`, the most one request to it may take (`RemotePolicy(timeout_s=)`, --server-timeout-s).
+    The expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and `workers` > 1
+    unless it is `random` (a model would load once per process). The policy loads once the result is iterated, after
+    every check.
 
     `perturb` records every episode under the shifts `worldpolicy sim --perturb` applies (`sim.perturb`: "light=0.5",
     "camera=0.03,distractors=2", a list of such, or a `Perturbation`): domain randomisation for training data, drawn
@@ -469,10 +468,17 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
     """Refuse (ValueError) a recording of provenance `wanted` that would add to `root`, recorded as `stored` says:
     each task or expert version that differs (`VERSION_KEYS`), else each setting of `wanted` that differs. A
     setting that only the recording fills in (a policy's `policy_settings`, a server's `embodiment`, the k a strategy
-    runs where none was asked for) is left out; `sim_to_dataset(resume=True)` compares them once the policy loaded."""
-    wanted = dict(wanted)
+    runs where none was asked for) is left out; `sim_to_dataset(resume=True)` compares them once the policy loaded,
+    `policy_settings` key by key as `worldpolicy sim --resume` does (`sim.evaluate.flat_settings`): one the recording
+    did not record (`center_crop`, recorded since) is read as None, so an older recording continues unless it
+    differs."""
+    from worldpolicy.sim.evaluate import flat_settings, stored_version_change
+
+    wanted, stored = dict(wanted), dict(stored)
+    for table in (wanted, stored):
+        if isinstance(table.get("policy_settings"), dict):
+            table.update(flat_settings(table.pop("policy_settings"), "policy_settings."))
     if "policy" in wanted:
-        stored = dict(stored)
         for key in ("policy_settings", "embodiment"):
             if wanted.get(key) is None:
                 wanted.pop(key, None)
@@ -482,8 +488,6 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
                 stored["strategy"] = {k: v for k, v in stored["strategy"].items() if k != "execute_steps"}
     # another task, or the expert for a policy, is a setting (listed below), not a version
     if not stored or (stored.get("task"), stored.get("policy")) == (task, wanted.get("policy")):
-        from worldpolicy.sim.evaluate import stored_version_change
-
         versions = [f"{what}: v{shown} -> v{wanted[key]}"
                     for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert")) if key in wanted
                     if (shown := stored_version_change(stored.get(key), wanted[key])) is not None]

@@ -47,8 +47,8 @@ from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, laten
 from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
 __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
-           "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts", "seed_range",
-           "start_report", "version_changes", "wilson_interval", "write_report"]
+           "flat_settings", "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts",
+           "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -235,9 +235,9 @@ class EvalReport:
         flat = {"task": self.task, "policy": self.policy, "robot": self.robot, "embodiment": self.embodiment,
                 "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed,
                 "perturb": self.perturb, "rtc": self.rtc}
-        flat.update(_flat(self.strategy, "strategy."))
-        flat.update(_flat(self.latency, "latency."))
-        flat.update(_flat(self.policy_settings or {}, "policy_settings."))
+        flat.update(flat_settings(self.strategy, "strategy."))
+        flat.update(flat_settings(self.latency, "latency."))
+        flat.update(flat_settings(self.policy_settings or {}, "policy_settings."))
         if flat.get("policy_settings.files"):  # a checkpoint folder is its content: it may have been moved or copied
             del flat["policy"], flat["policy_settings.path"]
         return json.loads(json.dumps(flat))  # a tuple compares as the list it is stored as
@@ -369,10 +369,14 @@ def _mean_max(mean: float | None, largest: float | None) -> str:
     return "-" if mean is None else f"{mean:.4f}/{largest:.4f}"
 
 
-def _flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+def flat_settings(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """`table`'s values by flat name, `prefix` first (`policy_settings.sampling.steps`): how a resumed run's settings
+    are compared, key by key (`EvalReport.settings` for `resume_conflicts`; `dataset from-sim --resume`'s
+    `policy_settings`), so a setting recorded since (`center_crop`) is one key the stored run lacks, read as None,
+    not a whole table that differs."""
     out: dict[str, Any] = {}
     for key, value in table.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        out.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
     return out
 
 
