@@ -31,6 +31,7 @@ def _seeded_policy(calls: list[list[int]]):
             self.source, self.sampling, self.chunk_size, self.resolution_tier = "", SamplingConfig(), 4, 480
             self.engine = SimpleNamespace(device="cpu", dtype="float32")
             self._trained_frames = None  # a checkpoint with no record of its frames: its metadata announces none
+            self.center_crop = None  # trained without `[augment]`: frames whole
 
         def act_batch(self, requests, progress=None):
             calls.append([r.seed for r in requests])

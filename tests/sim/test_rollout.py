@@ -516,6 +516,7 @@ def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
             # what the report records of a Policy (`policies.policy_settings`)
             self.source, self.sampling, self.chunk_size, self.resolution_tier = "", SamplingConfig(), len(chunk), 480
             self.engine = SimpleNamespace(device="cpu", dtype="float32")
+            self.center_crop = None  # trained without `[augment]`: frames whole
 
         def act(self, observation, prompt, seed=None, decode_video=False):
             seen.append(seed)

@@ -176,7 +176,8 @@ def test_a_run_stored_before_precision_existed_is_fp32_on_resume():
     prefix = ("action_prefix_probability", "action_prefix_max_rows")
     data = {"data": {k: v for k, v in asdict(DataConfig(dataset="d")).items() if k in added},
             "validation": {"episodes": []},
-            "objectives": {k: v for k, v in asdict(ObjectiveConfig()).items() if k in prefix}}  # the settings added
+            "objectives": {k: v for k, v in asdict(ObjectiveConfig()).items() if k in prefix},
+            "augment": {"enabled": False}}  # the settings added
     # since, as a current run stores them
     assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "bf16"}, **data}) == [
         "optim.precision: 'fp32' -> 'bf16'"]
