@@ -344,6 +344,16 @@ def test_a_push_the_hub_changed_under_is_refused_not_overwritten(checkpoint, tok
         "(https://huggingface.co/me/tiny/commits/main), then run again to push over it")
 
 
+
+def _seven_file_dataset(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A dataset folder of meta/info.json and six data files, each holding its own name; with their names."""
+    root = tmp_path / "ds"
+    names = ["meta/info.json", *(f"data/chunk-000/file-{i:03d}.parquet" for i in range(6))]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    return root, names
+
 def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, monkeypatch, capsys):
     """A DROID-sized dataset (thousands of files) went in one commit, which the hub refuses or times out on: past
     `PUSH_COMMIT_FILES` it goes in several, each pinned to the one before, what marks it a dataset (meta/info.json),
@@ -352,11 +362,7 @@ def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, m
     import worldpolicy.hub
 
     monkeypatch.setattr(worldpolicy.hub, "PUSH_COMMIT_FILES", 3)
-    root = tmp_path / "ds"
-    names = ["meta/info.json", *(f"data/chunk-000/file-{i:03d}.parquet" for i in range(6))]
-    for name in names:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(name)
+    root, names = _seven_file_dataset(tmp_path)
     hub = FakeHub(monkeypatch, files=["data/chunk-000/file-009.parquet"], recorded=True)
     edits = iter([None, None, "figure.png"])
     hub.before_commit = lambda: (name := next(edits, None)) and hub.edit(name)
@@ -385,11 +391,7 @@ def test_a_push_cut_short_records_what_it_landed_for_the_next_push_to_remove(tmp
     import worldpolicy.hub
 
     monkeypatch.setattr(worldpolicy.hub, "PUSH_COMMIT_FILES", 3)
-    root = tmp_path / "ds"
-    names = ["meta/info.json", *(f"data/chunk-000/file-{i:03d}.parquet" for i in range(6))]
-    for name in names:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(name)
+    root, names = _seven_file_dataset(tmp_path)
     hub = FakeHub(monkeypatch, files=["data/chunk-000/file-009.parquet"], recorded=True)
     edits = iter([None, "figure.png"])  # an edit on the hub's page before the second commit: refused (412)
     hub.before_commit = lambda: (name := next(edits, None)) and hub.edit(name)

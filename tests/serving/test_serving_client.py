@@ -633,6 +633,15 @@ def test_the_clients_timeout_bounds_metadata_and_the_attributes_read_through_it(
             RemotePolicy(url, connect_timeout_s=0.3, connect_now=False).metadata()
 
 
+
+def _until_held(policy: RemotePolicy) -> None:
+    """Until a call on `policy` holds its connection (a hang guard, not a timing)."""
+    for _ in range(3000):
+        if policy._waiting:
+            return
+        time.sleep(0.01)
+
+
 def test_metadata_waiting_for_another_threads_call_is_bounded_by_the_clients_timeout():
     """metadata() takes its turn on the connection like a call: behind a wedged server's call it ends at the client's
     timeout_s, saying why, and the call that held the connection (its own timeout_s, longer) still gets its reply."""
@@ -642,10 +651,7 @@ def test_metadata_waiting_for_another_threads_call_is_bounded_by_the_clients_tim
         policy = RemotePolicy(url, read_timeout_s=600, timeout_s=0.3)
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(policy.act, droid_request(np.zeros(7)), "a", timeout_s=60)
-            for _ in range(3000):  # until the first call holds the connection (a hang guard, not a timing)
-                if policy._waiting:
-                    break
-                time.sleep(0.01)
+            _until_held(policy)
             with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within timeout_s=0.3 s \(.*\): another "
                                                          r"call on this RemotePolicy held its connection"):
                 policy.metadata()
@@ -666,10 +672,7 @@ def test_a_call_waiting_for_another_threads_call_is_bounded_by_its_timeout():
         policy = RemotePolicy(url, read_timeout_s=600)
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(policy.act, droid_request(np.zeros(7)), "a")
-            for _ in range(3000):  # until the first call holds the connection (a hang guard, not a timing)
-                if policy._waiting:
-                    break
-                time.sleep(0.01)
+            _until_held(policy)
             with pytest.raises(ServerTimeoutError, match=r"no reply from .* within timeout_s=0.3 s \(this call's "
                                                          r"whole time, a connect included\): another call on this "
                                                          r"RemotePolicy held its connection"):
