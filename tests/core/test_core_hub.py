@@ -344,7 +344,6 @@ def test_a_push_the_hub_changed_under_is_refused_not_overwritten(checkpoint, tok
         "(https://huggingface.co/me/tiny/commits/main), then run again to push over it")
 
 
-
 def _seven_file_dataset(tmp_path: Path) -> tuple[Path, list[str]]:
     """A dataset folder of meta/info.json and six data files, each holding its own name; with their names."""
     root = tmp_path / "ds"
@@ -353,6 +352,7 @@ def _seven_file_dataset(tmp_path: Path) -> tuple[Path, list[str]]:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(name)
     return root, names
+
 
 def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, monkeypatch, capsys):
     """A DROID-sized dataset (thousands of files) went in one commit, which the hub refuses or times out on: past
