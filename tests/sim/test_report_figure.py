@@ -94,9 +94,9 @@ def test_a_report_reads_in_one_line_and_shows_as_its_table_in_a_notebook():
 
 
 def test_a_rewrite_of_the_report_builds_its_json_once_and_copies_no_episode(tmp_path, monkeypatch):
-    """`keep_report` rewrites report.json and report.md after every episode of a run, each time from every episode so
-    far: report.md built the whole `to_json()` again, and each episode's `to_json` deep-copied its fields (`asdict`),
-    its frames too where they were still held."""
+    """`write_report` rewrites report.json and report.md while a run goes on (`ReportKeeper`'s summary), each time from
+    every episode so far: report.md built the whole `to_json()` again, and each episode's `to_json` deep-copied its
+    fields (`asdict`), its frames too where they were still held."""
     import json
 
     class NoCopy:

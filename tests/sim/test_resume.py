@@ -657,8 +657,8 @@ def test_another_policy_than_a_checkpoint_is_named_once_by_what_was_given():
 
 
 def test_ctrl_c_while_an_episodes_report_is_written_keeps_report_md_with_report_json(tmp_path, capsys, monkeypatch):
-    """Ctrl-C between report.json and report.md (written after every episode) left report.md an episode behind, or
-    none after the first; both are written, then the run stops with the episode kept."""
+    """Ctrl-C between report.json and report.md (the summary, written after the first episode) left report.md an
+    episode behind, or none after the first; both are written, then the run stops with the episode kept."""
     import signal
 
     from worldpolicy.sim import evaluate

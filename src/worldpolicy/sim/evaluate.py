@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -386,7 +386,7 @@ def _episode(doc: Any) -> EpisodeResult:
     return EpisodeResult(**{k: v for k, v in doc.items() if k in _EPISODE_FIELDS})
 
 
-_EPISODE_FIELDS = frozenset(f.name for f in fields(EpisodeResult))
+_EPISODE_FIELDS = frozenset(STORED_FIELDS)
 # episodes.csv's columns: the run's task and policy label (a lab concatenates several runs' files), then each episode's
 # fields as report.json keeps them, their units in their names (_m, _s, _mm, _rad; steps: control steps), but a
 # planned run's decisions (`plans`: a list per episode, in report.json and summed in its `plan`)
