@@ -87,7 +87,7 @@ from ..fileio import (
 from ..hub import dataset_source
 from ..logcapture import quiet_loading, run_log, timestamp
 from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
-from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
+from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
 from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, own_key
@@ -440,9 +440,8 @@ class Trainer:
             # the held-out windows: cut as the training ones, cached beside them under their own key
             # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds;
             # never augmented, but centre-cropped as inference crops the frames of a run that is
-            crop = augment.crop_area if augment.enabled and augment.crop_area < 1 else None
             self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                                     center_crop=crop) if held_out else None
+                                     center_crop=config_center_crop(self.config.to_dict())) if held_out else None
             self._val_actions = None
             self._val_checked = False
             if self._val_spec is not None and self.rank == 0:
@@ -1801,9 +1800,9 @@ class Trainer:
             preset = self.embodiment.sampling_preset
             sampling = SamplingConfig.from_preset(preset) if preset else SamplingConfig()
             # what it warns of once (a held-out state outside the training range) is said once a run, not each time
-            augment = self.config.augment  # this run's frames, not what `source` (its start) recorded
+            # the crop of this run's frames, not what `source` (its start) recorded
             policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source, said=self._live_said,
-                            center_crop=augment.crop_area if augment.enabled else False)
+                            center_crop=config_center_crop(self.config.to_dict()) or False)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.optim.precision == "bf16"):
                 yield policy
         finally:
