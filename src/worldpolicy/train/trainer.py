@@ -1500,11 +1500,11 @@ class Trainer:
                 if self.world > 1:  # one rank's clock past the mark saves on every rank: a save is a collective
                     interrupted, timed = self._agreed_interruption(caught_here, timed)
                 saved = None
-                if timed and self.rank == 0 and not (done % cfg.save_every == 0 or done == cfg.optim.steps
-                                                     or interrupted):
+                due = done % cfg.save_every == 0 or done == cfg.optim.steps or bool(interrupted)
+                if timed and not due and self.rank == 0:  # a save the wall clock alone asks for: said why
                     logger.info("step %d: saving it, %.0f min after the session's last save or start "
                                 "(checkpoint_every_minutes=%g)", done, minutes, cfg.checkpoint_every_minutes)
-                if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted or timed:
+                if due or timed:
                     # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
                     # cut short, it lost every step since the last one. A second Ctrl-C here stops the save (atomic:
                     # the older checkpoints stay).
