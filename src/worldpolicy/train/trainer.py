@@ -99,7 +99,6 @@ from .data import (
     cache_may_serve,
     changed_data,
     check_encodable,
-    copies,
     count_windows,
     data_key,
     small_frames_warning,
@@ -570,7 +569,7 @@ class Trainer:
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
         total, available = device_memory(torch.device("cpu"))
-        augmented = f", augment.copies {copies(spec)}" if spec.augment is not None else ""
+        augmented = f", augment.copies {spec.augment.copies}" if spec.augment is not None else ""
         what = (f"the latent cache of {windows + held_out} windows ({windows} training"
                 f"{f' and {held_out} held-out' if held_out else ''}, data.chunk_size {spec.chunk_size}, data.stride "
                 f"{spec.stride}{augmented}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at "
