@@ -456,9 +456,15 @@ def trained_center_crop(path_or_id: str | Path) -> float | None:
     (`trainer_state.json`'s config) says it trained with `[augment]` enabled, else None (no crop: trained without it,
     a run from before the setting, a hub id, a folder no run saved); a record a newer worldpolicy wrote is refused
     (`_trainer_state`)."""
-    state = _trainer_state(path_or_id) or {}
+    return config_center_crop((_trainer_state(path_or_id) or {}).get("config"))
+
+
+def config_center_crop(config: Any) -> float | None:
+    """The centre crop inference gives the frames of a model trained with training config `config` (a run's
+    `trainer_state.json` "config", a dict): its `augment.crop_area` with `[augment]` enabled and the area below 1,
+    else None (no crop; a config from before the setting, or none)."""
     try:
-        augment = state["config"]["augment"]
+        augment = config["augment"]
         area = float(augment["crop_area"]) if augment["enabled"] is True else None
     except (KeyError, TypeError, ValueError):
         return None

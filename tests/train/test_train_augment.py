@@ -8,7 +8,7 @@ import colorsys
 import html
 import json
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -225,3 +225,21 @@ def test_no_center_crop_on_the_command_line_is_load_policys_center_crop_false():
                  ["serve", "--checkpoint", "c"]):
         assert center_crop_option(parser.parse_args(argv)) is None  # as the checkpoint's record says
         assert center_crop_option(parser.parse_args([*argv, "--no-center-crop"])) is False
+
+
+def test_the_model_card_says_the_inference_crop_as_inference_reads_it():
+    """The card's augmentation line names the crop inference applies (`policy.config_center_crop`, as
+    `trained_center_crop` reads the record): none where `crop_area` is 1, whatever else the run augmented."""
+    from worldpolicy.policy import config_center_crop
+    from worldpolicy.train.config import AugmentConfig
+    from worldpolicy.train.model_card import _training
+
+    def card(**augment):
+        config = {"augment": asdict(AugmentConfig(enabled=True, **augment))}
+        return config_center_crop(config), _training(config, None, None, None, "base")
+
+    crop, text = card()
+    assert crop == 0.9 and "At inference each frame's centre 0.9 is cropped" in text
+    crop, text = card(crop_area=1.0)
+    assert crop is None and "No crop at inference (crop_area 1)" in text and "centre 1 is cropped" not in text
+    assert config_center_crop({"augment": asdict(AugmentConfig(crop_area=0.8))}) is None  # not enabled: no crop

@@ -1189,6 +1189,16 @@ def test_a_latent_cache_past_the_free_disk_or_actions_past_the_ram_are_refused_b
     each = window_bytes(spec, layout, trainer.frames, local_vae_config(tiny_checkpoint))
     size = each * (windows + 2)
     assert each > 4 * 16 * 4  # the latents of a window: channels x latent frames x grid, float32
+    from dataclasses import replace
+
+    from worldpolicy.train.config import AugmentConfig
+
+    def augmented(copies):
+        return window_bytes(replace(spec, augment=AugmentConfig(enabled=True, copies=copies)), layout, trainer.frames,
+                            local_vae_config(tiny_checkpoint))
+
+    # each augmented copy's latents are counted (`augment.copies`), the actions once
+    assert augmented(1) == each and augmented(3) - augmented(2) == augmented(2) - each > 4 * 16 * 4
     from worldpolicy.train import trainer as trainer_module
 
     # a build holds the latents of a shard (SHARD_WINDOWS, 256: the whole of this cache, made smaller here) at most,

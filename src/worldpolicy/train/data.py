@@ -251,11 +251,6 @@ def trained_frames(spec: WindowSpec, target: Embodiment, dataset=None) -> dict[s
     return {"cameras": cameras, "videos": videos, "composed": [int(composed[0]), int(composed[1])]}
 
 
-def copies(spec: WindowSpec) -> int:
-    """How many encodings of each window `spec`'s latent cache holds: `augment.copies` with augmentation, else 1."""
-    return spec.augment.copies if spec.augment is not None else 1
-
-
 def window_views(spec: WindowSpec, window: RawWindow) -> list[np.ndarray]:
     """The frames encoded for `window`: each augmented copy's (drawn from the window's episode, start frame and copy
     number alone, so a continued or repeated build draws the same), or its frames centre-cropped, or as recorded."""
@@ -271,14 +266,15 @@ def window_bytes(spec: WindowSpec, target: Embodiment, frames: dict[str, Any], v
     """About how many bytes one window takes in a `LatentCache`'s shards (read as batches need it): its float32
     latents, [z_dim, latent frames, latent height, latent width] as the checkpoint's VAE (`vae_config`: its
     config.json) encodes `spec.chunk_size + 1` frames of the composed size (`trained_frames`) on `target`'s tier canvas
-    (`processing.observations.frames_canvas`), once per augmented copy (`copies`), and its float64 actions and state,
-    with their valid flags. Not counted: the captions' token ids and each window's Python objects (hundreds of
-    bytes), so it is a lower bound."""
+    (`processing.observations.frames_canvas`), once per augmented copy (`augment.copies`), and its float64 actions
+    and state, with their valid flags. Not counted: the captions' token ids and each window's Python objects
+    (hundreds of bytes), so it is a lower bound."""
     from ..processing.observations import frames_canvas
 
     grid = frames_canvas(*frames["composed"], target.resolution_tier, target.snap_to_16)
     latent_frames = spec.chunk_size // int(vae_config.get("scale_factor_temporal", 4)) + 1
-    latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4 * copies(spec)
+    copies = spec.augment.copies if spec.augment is not None else 1
+    latents = int(vae_config.get("z_dim", 16)) * latent_frames * grid.latent_h * grid.latent_w * 4 * copies
     rows = spec.chunk_size + (1 if target.state_history else 0)
     return latents + rows * target.action_dim * 8 + spec.chunk_size
 

@@ -32,7 +32,7 @@ from ..fileio import (
 )
 from ..hub import named_hub_id, shown_name
 from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
-from ..policy import checkpoint_spec, trained_embodiment
+from ..policy import checkpoint_spec, config_center_crop, trained_embodiment
 from ..viz.plots import plural
 from ..viz.train_report import augmentation
 
@@ -169,13 +169,14 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
                          + ("as adapters" if adapter else "merged into the weights"))
         else:
             lines.append("- full fine-tuning (every weight trained)")
-        augment = config.get("augment")
-        augmented = augmentation(augment)
+        augmented = augmentation(config.get("augment"))
         if augmented is not None:
+            crop = config_center_crop(config)  # as inference reads it: none for crop_area 1
             lines.append(
-                f"- image augmentation (`[augment]`, the Cosmos Policy recipe's): {augmented}. At inference each "
-                f"frame's centre {augment['crop_area']:g} is cropped and resized back, as trained (`load_policy(..., "
-                "center_crop=False)`: no crop)")
+                f"- image augmentation (`[augment]`, the Cosmos Policy recipe's): {augmented}. "
+                + (f"At inference each frame's centre {crop:g} is cropped and resized back, as trained "
+                   "(`load_policy(..., center_crop=False)`: no crop)" if crop is not None else
+                   "No crop at inference (crop_area 1)"))
     if summary:
         stages = summary.get("stages", {})
         recorded = stages.get("dataset", {}).get("episodes")

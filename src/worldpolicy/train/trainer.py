@@ -87,7 +87,7 @@ from ..fileio import (
 from ..hub import dataset_source
 from ..logcapture import quiet_loading, run_log, timestamp
 from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
-from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
+from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
 from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, own_key
@@ -99,7 +99,6 @@ from .data import (
     cache_may_serve,
     changed_data,
     check_encodable,
-    copies,
     count_windows,
     data_key,
     small_frames_warning,
@@ -440,9 +439,8 @@ class Trainer:
             # the held-out windows: cut as the training ones, cached beside them under their own key
             # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds;
             # never augmented, but centre-cropped as inference crops the frames of a run that is
-            crop = augment.crop_area if augment.enabled and augment.crop_area < 1 else None
             self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                                     center_crop=crop) if held_out else None
+                                     center_crop=config_center_crop(self.config.to_dict())) if held_out else None
             self._val_actions = None
             self._val_checked = False
             if self._val_spec is not None and self.rank == 0:
@@ -571,7 +569,7 @@ class Trainer:
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
         total, available = device_memory(torch.device("cpu"))
-        augmented = f", augment.copies {copies(spec)}" if spec.augment is not None else ""
+        augmented = f", augment.copies {spec.augment.copies}" if spec.augment is not None else ""
         what = (f"the latent cache of {windows + held_out} windows ({windows} training"
                 f"{f' and {held_out} held-out' if held_out else ''}, data.chunk_size {spec.chunk_size}, data.stride "
                 f"{spec.stride}{augmented}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at "
@@ -1501,11 +1499,11 @@ class Trainer:
                 if self.world > 1:  # one rank's clock past the mark saves on every rank: a save is a collective
                     interrupted, timed = self._agreed_interruption(caught_here, timed)
                 saved = None
-                if timed and self.rank == 0 and not (done % cfg.save_every == 0 or done == cfg.optim.steps
-                                                     or interrupted):
+                due = done % cfg.save_every == 0 or done == cfg.optim.steps or bool(interrupted)
+                if timed and not due and self.rank == 0:  # a save the wall clock alone asks for: said why
                     logger.info("step %d: saving it, %.0f min after the session's last save or start "
                                 "(checkpoint_every_minutes=%g)", done, minutes, cfg.checkpoint_every_minutes)
-                if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted or timed:
+                if due or timed:
                     # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
                     # cut short, it lost every step since the last one. A second Ctrl-C here stops the save (atomic:
                     # the older checkpoints stay).
@@ -1801,9 +1799,9 @@ class Trainer:
             preset = self.embodiment.sampling_preset
             sampling = SamplingConfig.from_preset(preset) if preset else SamplingConfig()
             # what it warns of once (a held-out state outside the training range) is said once a run, not each time
-            augment = self.config.augment  # this run's frames, not what `source` (its start) recorded
+            # the crop of this run's frames, not what `source` (its start) recorded
             policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source, said=self._live_said,
-                            center_crop=augment.crop_area if augment.enabled else False)
+                            center_crop=config_center_crop(self.config.to_dict()) or False)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.optim.precision == "bf16"):
                 yield policy
         finally:
