@@ -28,9 +28,10 @@ from ports import free_port
 from serving_standins import droid_request, expected_actions, http_get, metric, start_server_script
 
 from worldpolicy.cli import main
+from worldpolicy.logcapture import TEXT_FORMAT
 from worldpolicy.policy import PolicyRequest
 from worldpolicy.serving import RemotePolicy, ServerConfig, ServerRefusedError, UntrustedCertificateError
-from worldpolicy.serving.logformat import TEXT_FORMAT, Event, JsonFormatter
+from worldpolicy.serving.logformat import Event, JsonFormatter
 from worldpolicy.serving.server import network_urls, warn_if_open
 from worldpolicy.serving.tls import ServingCertificate, certificate_validity
 

@@ -569,9 +569,10 @@ async def _call(timeout_s: float | None, ctx: Context | None, fn: Callable[..., 
             logger.info("tool %s failed: %s", name, exc)
             return _error(exc)
     logger.info("tool %s ran past %g s at: %s", name, timeout_s, reached[0])
-    stopped = ("was stopped, its run folder removed" if ctx is not None
-               else "was answered (its work, which reports no progress, runs on to its end unread)")
-    return _error(CallTimeout(timeout_s, "`worldpolicy mcp --call-timeout`", reached[0], stopped))
+    # a call that reports progress is stopped at its next report (`CallTimeout`'s default says so); one that does not
+    unread = {} if ctx is not None else {"stopped": "was answered (its work, which reports no progress, runs on to its "
+                                                    "end unread)"}
+    return _error(CallTimeout(timeout_s, "`worldpolicy mcp --call-timeout`", reached[0], **unread))
 
 
 class _Server(MCPServer):

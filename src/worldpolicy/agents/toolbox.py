@@ -511,7 +511,7 @@ class Toolbox:
 
     @staticmethod
     def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
-        """The sampling arguments' ranges (`_must_be`: each error's `accepted` says it)."""
+        """The sampling arguments, None or in their ranges (`SEED`, `STEPS`, `GUIDANCE`: `Range.check`)."""
         for name, value, bounds in (("seed", seed, SEED), ("steps", steps, STEPS), ("guidance", guidance, GUIDANCE)):
             if value is not None:
                 bounds.check(name, value)
@@ -1115,10 +1115,8 @@ class Toolbox:
             raise ToolInputError("num_envs", str(exc).removeprefix("num_envs: "), num_envs) from None
         try:  # what planning needs of the other arguments, before anything loads
             plan_scorer = check_plan(plan, plan_scorer, policy=policy, num_envs=num_envs, rtc=rtc)
-        except ValueError as exc:
-            parameter, _, message = str(exc).partition(": ")
-            given = {"plan": plan, "plan_scorer": plan_scorer, "num_envs": num_envs, "rtc": rtc}
-            raise ToolInputError(parameter, message, given.get(parameter)) from None
+        except ValueError as exc:  # each refusal leads with the argument it is about (`_named`)
+            raise _named(exc, {"plan": plan, "plan_scorer": plan_scorer, "num_envs": num_envs, "rtc": rtc}) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images
         if policy in ("scripted", "random"):
             spec = policy

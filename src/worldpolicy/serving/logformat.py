@@ -20,7 +20,7 @@ from typing import Any
 
 from ..logcapture import TEXT_FORMAT
 
-__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "NOISY_DEBUG", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format",
+__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "NOISY_DEBUG", "Event", "JsonFormatter", "log_format",
            "log_levels", "log_to_stderr", "log_uncaught"]
 
 LOG_FORMATS = ("text", "json")
