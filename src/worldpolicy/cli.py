@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -283,13 +284,18 @@ def policy_tls_ca(args: argparse.Namespace, policy: str) -> str | None:
 
 def policy_server_timeout(args: argparse.Namespace, policy: str) -> float | None:
     """`--server-timeout-s SECONDS` for `--policy POLICY`: refused for a policy that is no ws:// or wss:// server, which
-    would ignore it; its value is checked where the client takes it (`RemotePolicy(timeout_s=)`)."""
+    would ignore it, or that is no finite number of seconds > 0 (in the command line's words: the client's own check,
+    `RemotePolicy(timeout_s=)`, also accepts Python's None)."""
     from .models import SERVER_SCHEMES
 
-    if args.server_timeout_s is not None and not policy.startswith(SERVER_SCHEMES):
-        raise ValueError(f"--server-timeout-s {args.server_timeout_s:g}: bounds a ws:// or wss:// policy server's "
+    seconds = args.server_timeout_s
+    if seconds is not None and not policy.startswith(SERVER_SCHEMES):
+        raise ValueError(f"--server-timeout-s {seconds:g}: bounds a ws:// or wss:// policy server's "
                          f"requests, not --policy {policy!r}")
-    return args.server_timeout_s
+    if seconds is not None and not 0 < seconds < math.inf:
+        raise ValueError(f"--server-timeout-s {seconds:g}: accepted: a finite number of seconds > 0 (leave the flag "
+                         "out for the client's per-wait timeouts alone)")
+    return seconds
 
 
 def with_key_hint(exc: ConnectionError, command: str) -> ConnectionError:

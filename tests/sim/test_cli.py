@@ -67,7 +67,9 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--server-timeout-s", "2"],
          "sim: error: --server-timeout-s 2: bounds a ws:// or wss:// policy server's requests, not --policy 'random'"),
         (["--policy", "ws://127.0.0.1:9", "--server-timeout-s", "0"],  # checked before connecting
-         "sim: error: --server-timeout-s=0.0 must be a finite number of seconds > 0"),
+         "sim: error: --server-timeout-s 0: accepted: a finite number of seconds > 0 (leave the flag out"),
+        (["--policy", "ws://127.0.0.1:9", "--server-timeout-s", "inf"],
+         "sim: error: --server-timeout-s inf: accepted: a finite number of seconds > 0"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
