@@ -1039,7 +1039,18 @@ def test_hold_does_not_hold_through_the_callers_own_errors(decoder):
     control = ChunkController(Failing(decoder), decoder, ChunkStrategy("execute", 2), on_policy_error="hold")
     with pytest.raises(ValueError, match=r"prompt: none given to ChunkController"):
         control.step({"tick": 0}, _home(decoder))
-    assert control.policy_errors == 0
+    with pytest.raises(ValueError, match=r"q_arm: expected the 7 measured arm joint angles"):
+        control.step({"tick": 0, "prompt": "stack the cups"}, [np.nan])
+
+    class Interrupted(Chunks):
+        def act(self, observation, prompt):
+            raise KeyboardInterrupt
+
+    control = ChunkController(Interrupted(decoder), decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    with pytest.raises(KeyboardInterrupt):
+        control.step({"tick": 0}, _home(decoder))
+    assert control.policy_errors == 0 and control.tick == 0
 
 
 @pytest.mark.parametrize("kwargs, match", [
