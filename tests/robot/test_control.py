@@ -600,7 +600,7 @@ def test_the_decoder_its_ik_and_the_controller_print_what_they_drive_and_how(dec
     _run(control, 3, _home(decoder))
     assert repr(control) == (f"ChunkController(policy=Chunks, decoder={decoder!r}, strategy=ChunkStrategy("
                              "kind='execute', execute_steps=4, ensemble_decay=0.1), realtime=False, latency=2, "
-                             "rtc=False, tick=3, chunks=1)")
+                             "rtc=False, on_policy_error='raise', tick=3, chunks=1)")
 
     def droid_decoder(key):
         return decoder
@@ -875,3 +875,198 @@ def test_a_clock_that_is_no_function_is_refused_naming_it(decoder):
     with pytest.raises(TypeError, match=r"clock: expected a function returning seconds \(time.monotonic, the "
                                         r"default\), got float 0.0"):
         ChunkController(Chunks(decoder), decoder, prompt="stack the cups", clock=0.0)
+
+
+class Failing(Chunks):
+    """`Chunks` whose calls numbered in `fail` (0 first, every call counted) raise, as a RemotePolicy's do when its
+    server is gone, and those in `nan` return a chunk with NaN (the decoder refuses it); `calls` records the tick of
+    each call's observation, failed ones included (`observed_ticks`: the answered ones, which `Chunks` numbers)."""
+
+    def __init__(self, decoder, fail=(), nan=(), chunk: int = 8):
+        super().__init__(decoder, chunk)
+        self.fail, self.nan = set(fail), set(nan)
+        self.calls: list[int] = []
+
+    def act(self, observation, prompt):
+        self.calls.append(observation["tick"])
+        call = len(self.calls) - 1
+        if "all" in self.fail or call in self.fail:
+            raise TimeoutError(f"server silent (call {call})")
+        pred = super().act(observation, prompt)
+        if call in self.nan:
+            actions = pred.actions.copy()
+            actions[0, 0] = np.nan
+            pred = Prediction(mode="policy", embodiment=EMB.key, columns=list(EMB.columns), units=list(EMB.units),
+                              actions=actions, actions_normalized=actions, fps=EMB.fps)
+        return pred
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "worldpolicy.robot.control" and r.levelno == logging.WARNING]
+
+
+def test_hold_execute_holds_the_last_target_through_failed_requests_and_asks_again_with_a_back_off(decoder, caplog):
+    """docs/robot.md, "When the policy fails": the tick whose request failed holds the last target sent (the arm
+    stood still, so nothing of the old chunk is replayed), the failure is on the target and counted, one warning per
+    streak; the next request goes 1 tick on, then 2, and its chunk runs from its first action."""
+    policy = Failing(decoder, fail={1, 2})
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 3), prompt="stack the cups",
+                              on_policy_error="hold")
+    with caplog.at_level(logging.INFO, logger="worldpolicy.robot.control"):
+        targets = _run(control, 10, policy.home)
+    assert policy.calls == [0, 3, 4, 6, 9]  # failed at 3 (retry 1 tick on) and at 4 (2 ticks on): asked at 6
+    for t in (3, 4, 5):
+        assert targets[t].held and targets[t].prediction is targets[2].prediction
+        np.testing.assert_array_equal(targets[t].qpos, targets[2].qpos)  # the last target sent, not a later row
+        assert targets[t].gripper == targets[2].gripper and targets[t].tick == t
+    assert [type(t.policy_error).__name__ if t.policy_error else None for t in targets] == \
+        [None] * 3 + ["TimeoutError"] * 2 + [None] * 5
+    assert "call 2" in str(targets[4].policy_error)
+    assert [(_request_of(t), t.index, t.observed) for t in targets[6:9]] == [(1, 0, 6), (1, 1, 6), (1, 2, 6)]
+    assert control.policy_errors == 2 and control.policy_error_streak == 0 and control.chunks == 3
+    warned = _warnings(caplog)
+    assert len(warned) == 1 and warned[0].startswith("tick 3: the policy request failed (TimeoutError: server silent")
+    assert "max_policy_errors=10" in warned[0]
+    assert any("answered again after 2 failed requests" in r.getMessage() for r in caplog.records)
+    control.reset()
+    assert control.policy_errors == 0  # per episode
+
+
+def test_hold_each_streak_warns_once_and_a_failure_before_the_first_reply_holds_where_the_arm_is(decoder, caplog):
+    policy = Failing(decoder, fail={0, 2, 3, 4})
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.robot.control"):
+        targets = _run(control, 14, policy.home)
+    first = targets[0]
+    assert first.held and first.prediction is None and first.observed is None and first.policy_error is not None
+    np.testing.assert_array_equal(first.qpos, policy.home)
+    # 0 failed, 1 answered; 3 failed, 4 failed, 6 failed (4 ticks on: 10), 10 answered
+    assert policy.calls == [0, 1, 3, 4, 6, 10, 12]
+    assert [t.tick for t in targets if t.held] == [0, 3, 4, 5, 6, 7, 8, 9]
+    assert len(_warnings(caplog)) == 2 and control.policy_errors == 4  # one per streak, not one per failure or tick
+
+
+def test_hold_back_off_doubles_up_to_its_cap_and_the_streak_limit_raises_the_last_error_naming_the_setting(
+        decoder, caplog):
+    policy = Failing(decoder, fail={"all"})
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold", max_policy_errors=9)
+    asked = []
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.robot.control"):
+        for t in range(200):
+            asked.append(control.asks)
+            try:
+                target = control.step({"tick": t}, policy.home)
+            except TimeoutError as error:
+                raised = error
+                break
+            assert target.held and np.array_equal(target.qpos, policy.home)
+    assert policy.calls == [0, 1, 3, 7, 15, 31, 47, 63, 79]  # 1, 2, 4, 8, 16 ticks apart, then 16 (RETRY_TICKS_MOST)
+    assert [t for t, a in enumerate(asked) if a] == policy.calls  # `asks` says beforehand which ticks ask
+    assert str(raised) == "server silent (call 8)" and control.tick == 79  # the 9th: no tick run
+    assert raised.__notes__ == [("on_policy_error='hold': 9 policy requests in a row failed, the last at tick 79 (this "
+                                 "error), reaching max_policy_errors=9; the step raised and commanded nothing, the arm "
+                                 "still holds the last target sent: stop it, or raise max_policy_errors")]
+    assert len(_warnings(caplog)) == 1 and control.policy_errors == 9
+
+
+def test_hold_a_chunk_the_decoder_refuses_is_a_failed_request(decoder):
+    policy = Failing(decoder, nan={1})
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    targets = _run(control, 5, policy.home)
+    assert isinstance(targets[2].policy_error, ValueError) and "NaN" in str(targets[2].policy_error)
+    assert targets[2].held and np.array_equal(targets[2].qpos, targets[1].qpos)
+    assert policy.calls == [0, 2, 3] and (_request_of(targets[3]), targets[3].index) == (2, 0)
+    assert control.policy_errors == 1 and control.chunks == 2
+
+
+def test_hold_ensemble_runs_the_chunks_covering_the_tick_and_asks_again_on_the_next(decoder):
+    """The chunks asked before still cover the tick whose request failed: it runs their blend, as it would while a
+    reply is in flight; the next tick asks again, off the every-k schedule, which then goes on."""
+    policy = Failing(decoder, fail={1}, chunk=6)
+    control = ChunkController(policy, decoder, ChunkStrategy("ensemble", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    targets = _run(control, 6, policy.home)
+    assert policy.calls == [0, 2, 3, 4]
+    assert targets[2].policy_error is not None and not targets[2].held
+    np.testing.assert_array_equal(targets[2].qpos, policy.row(0, 2))  # chunk 0's row for tick 2 alone
+    assert (_request_of(targets[3]), targets[3].index) == (1, 0) and targets[3].policy_error is None
+
+
+def test_hold_realtime_async_runs_the_running_chunk_on_through_a_failed_background_request(decoder):
+    """A background reply that failed: the running chunk's actions meant for the ticks ahead run (none whose tick
+    has passed), the next tick asks again in the background; once the running chunk runs out with the request still
+    failing, the arm holds its last target."""
+    policy, requests = Failing(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=requests, on_policy_error="hold")
+    targets = _run(control, 3, policy.home)
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent"))
+    targets += _run(control, 1, policy.home, start=3)  # the failure taken: row 3 of chunk 0 runs
+    assert targets[3].policy_error is not None and (targets[3].index, targets[3].held) == (3, False)
+    assert not requests.waiting  # nothing asked on the tick that failed
+    targets += _run(control, 1, policy.home, start=4)  # asked again in the background, from tick 4's observation
+    assert len(requests.waiting) == 1
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent"))
+    # it lands at its hand-over, tick 6, past chunk 0's last row (5): held there, and at 7 (a back-off of 2 ticks)
+    targets += _run(control, 4, policy.home, start=5)
+    assert [(t.index, t.held, t.policy_error is not None) for t in targets[4:8]] == \
+        [(4, False, False), (5, False, False), (5, True, True), (5, True, False)]
+    np.testing.assert_array_equal(targets[7].qpos, targets[5].qpos)
+    # tick 8: the back-off over and no action left, so the request blocks, as the first: its chunk from row 0
+    assert policy.calls == [0, 8] and (_request_of(targets[8]), targets[8].index, targets[8].held) == (1, 0, False)
+    assert control.policy_error_streak == 0 and control.policy_errors == 2
+
+
+def test_hold_deterministic_async_holds_at_a_failed_hand_over_and_asks_blocking_on_the_next_tick(decoder):
+    policy, requests = Failing(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", executor=requests,
+                              on_policy_error="hold")
+    targets = _run(control, 2, policy.home)
+    requests.waiting.pop(0)[0].set_exception(TimeoutError("server silent"))
+    targets += _run(control, 2, policy.home, start=2)
+    assert targets[2].held and targets[2].policy_error is not None
+    np.testing.assert_array_equal(targets[2].qpos, targets[1].qpos)
+    assert (_request_of(targets[3]), targets[3].index, targets[3].observed) == (1, 0, 3)
+    assert policy.calls == [0, 3] and len(requests.waiting) == 1  # and its follow-up in the background
+
+
+def test_hold_does_not_hold_through_the_callers_own_errors(decoder):
+    """A missing prompt, bad joints or an interrupt are no failed request: raised at once, whatever the mode."""
+    control = ChunkController(Failing(decoder), decoder, ChunkStrategy("execute", 2), on_policy_error="hold")
+    with pytest.raises(ValueError, match=r"prompt: none given to ChunkController"):
+        control.step({"tick": 0}, _home(decoder))
+    with pytest.raises(ValueError, match=r"q_arm: expected the 7 measured arm joint angles"):
+        control.step({"tick": 0, "prompt": "stack the cups"}, [np.nan])
+
+    class Interrupted(Chunks):
+        def act(self, observation, prompt):
+            raise KeyboardInterrupt
+
+    control = ChunkController(Interrupted(decoder), decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    with pytest.raises(KeyboardInterrupt):
+        control.step({"tick": 0}, _home(decoder))
+    assert control.policy_errors == 0 and control.tick == 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"on_policy_error": "retry"}, r"on_policy_error: expected one of \['raise', 'hold'\], got 'retry'"),
+    ({"on_policy_error": None}, r"on_policy_error: expected one of \['raise', 'hold'\], got None"),
+    ({"max_policy_errors": 3}, (r"max_policy_errors: 3 counts the failed requests on_policy_error='hold' holds the "
+                                r"arm through; with 'raise' the first one raises")),
+    ({"on_policy_error": "hold", "max_policy_errors": 0}, r"max_policy_errors: expected a whole number >= 1 .*got 0"),
+    ({"on_policy_error": "hold", "max_policy_errors": True}, r"max_policy_errors: .*got True"),
+    ({"on_policy_error": "hold", "max_policy_errors": 2.5}, r"max_policy_errors: .*got 2.5"),
+])
+def test_bad_policy_error_settings_are_refused_naming_them(decoder, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ChunkController(Chunks(decoder), decoder, ChunkStrategy("execute", 2), **kwargs)
+
+
+def test_hold_settings_show_in_the_repr(decoder):
+    control = ChunkController(Chunks(decoder), decoder, ChunkStrategy("execute", 2), on_policy_error="hold")
+    assert "on_policy_error='hold', max_policy_errors=10, tick=0" in repr(control)

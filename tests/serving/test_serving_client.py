@@ -428,6 +428,52 @@ def _blocking_server(release: threading.Event) -> tuple[str, Callable[[], None]]
     return url["url"], stop.set
 
 
+@contextlib.contextmanager
+def _frozen_after_metadata():
+    """The URL of a server that takes the WebSocket and sends its metadata frame, then reads nothing more (a process
+    stopped with SIGSTOP, a wedged machine): a request larger than the sockets' buffers cannot be sent."""
+    from websockets.frames import Frame, Opcode
+    from websockets.utils import accept_key
+
+    held = []
+
+    def take(listener: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the listener closed when the test ends
+            conn, _ = listener.accept()
+            held.append(conn)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(line.split(b":", 1)[1].strip().decode() for line in request.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n")
+            conn.sendall(Frame(Opcode.BINARY, packb({})).serialize(mask=False, extensions=[]))
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=take, args=(listener,), daemon=True).start()
+        try:
+            yield f"ws://127.0.0.1:{listener.getsockname()[1]}"
+        finally:
+            for conn in held:
+                conn.close()
+
+
+@pytest.mark.parametrize("setting", ["timeout_s", "read_timeout_s"])
+def test_a_request_a_frozen_server_does_not_read_ends_at_the_timeout(setting):
+    """websockets' send has no timeout: a request larger than the sockets' buffers, to a server that reads nothing,
+    blocked the call for good, past timeout_s (a robot loop's step with it). It ends at the call's timeout_s, else at
+    read_timeout_s, naming it, and the connection is dropped."""
+    with _frozen_after_metadata() as url:
+        policy = RemotePolicy(url, connect_timeout_s=30, **{"read_timeout_s": 600, setting: 0.3})
+        big = {"image": np.zeros(64 * 2**20, np.uint8)}  # 64 MiB: past any loopback buffering
+        with pytest.raises(ServerTimeoutError, match=rf"^the request to {url} was not sent within {setting}=0.3 s"
+                                                     r".*: the server takes no data \(frozen or wedged"):
+            policy.infer(big)
+        assert policy._ws is None  # dropped: the next call reconnects
+        policy.close()
+
+
 def test_read_timeout_is_kept_when_the_server_is_wedged():
     """The call ends at read_timeout_s, without a closing handshake with a server that cannot answer it: one waited
     for close_timeout (the connect timeout, 600 s here), so the call would still be running when the server is

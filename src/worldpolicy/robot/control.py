@@ -31,6 +31,13 @@ hand-over. d is the ticks until the reply can take over, max(k, latency) (with `
 finds more of the running chunk run), fewer where the running chunk ends first (so at most T - 1: above); a request
 that blocks (the episode's first) has none.
 
+A request that fails (a server gone or silent past its timeout, an error frame, a chunk the decoder refuses) raises from
+`step` by default (`on_policy_error="raise"`). With `on_policy_error="hold"` it does not: the tick runs what is planned
+for it (the running chunk's action meant for it, `async`'s or `ensemble`'s; never one whose tick has passed), else
+holds the last target, the failure said on the target (`JointTarget.policy_error`), counted (`policy_errors`,
+`policy_error_streak`) and logged once per streak of failures in a row; the request is sent again after a back-off
+(1, 2, 4, ... ticks, at most `RETRY_TICKS_MOST`), and the `max_policy_errors`-th failure in a row raises.
+
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping. The one clock reading, each `JointTarget`'s `stamp`, times
 nothing here: it lets whatever receives the target (a servo thread, a driver process) tell a stale command from a
@@ -58,7 +65,8 @@ from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import list_robots
 
-__all__ = ["REPLIES_KEPT", "STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget", "Reply", "check_rtc"]
+__all__ = ["MAX_POLICY_ERRORS", "ON_POLICY_ERROR", "REPLIES_KEPT", "RETRY_TICKS_MOST", "STRATEGIES", "ChunkController",
+           "ChunkStrategy", "JointTarget", "Reply", "check_rtc"]
 
 logger = logging.getLogger(__name__)
 STRATEGIES = ("execute", "ensemble", "async")
@@ -68,6 +76,14 @@ REALTIME_TOO_SLOW = ("; a policy slower than its chunk's span runs with realtime
                      "reply: docs/robot.md")
 # the replies a controller remembers (`ChunkController.replies`): a robot's loop may run for hours without a reset
 REPLIES_KEPT = 10_000
+# what a failed request does (`ChunkController(on_policy_error=)`): raise from `step`, or hold the arm and ask again
+ON_POLICY_ERROR = ("raise", "hold")
+# with "hold", the failures in a row after which `step` raises the last one (`max_policy_errors`' default): with the
+# back-off below, about 6 s of retries at 15 Hz when each fails at once (a refused connection)
+MAX_POLICY_ERRORS = 10
+# with "hold", the most ticks between a failed request and the next: the n-th failure in a row waits 2^(n-1) ticks, up
+# to this (about 1 s at 15 Hz), so a server that is down is not asked on every tick
+RETRY_TICKS_MOST = 16
 # requests a controller dropped while they ran and did not wait for (`close(wait=False)`), by their policy's id, each
 # until it finishes: the next request to that policy, from any controller (the next episode's, often a new one), or a
 # reset or close, waits for them first, so no two calls race on one policy (a local Policy's pipeline takes one at a
@@ -163,8 +179,9 @@ class JointTarget:
     # where it started, before the episode's first reply landed (a latency)
     prediction: Prediction | None
     index: int | None  # which of its actions: row `index` of `prediction.actions`
-    # no action planned for this tick, a reply not landed yet (realtime async, a latency): the last target again, or
-    # before the first reply the joints measured on the first tick that held
+    # no action planned for this tick, a reply not landed yet (realtime async, a latency) or a request failed
+    # (`on_policy_error="hold"`): the last target again, or before the first reply the joints measured on the first
+    # tick that held
     held: bool = False
     tick: int = field(kw_only=True)  # the control tick it is for: 0 for an episode's first `step`, then one per step
     episode: int = field(kw_only=True)  # the controller's episode: 0, then one more at each `reset` after a step
@@ -172,6 +189,9 @@ class JointTarget:
     # the tick whose observation the newest chunk in it was asked with (its `Reply.sent`); None while the arm holds
     # where it started, before the episode's first reply
     observed: int | None = field(kw_only=True)
+    # the error of the policy request that failed on this tick (`on_policy_error="hold"`: its reply, or its chunk's
+    # decoding, raised and the tick ran on without it); None on every other tick
+    policy_error: Exception | None = field(default=None, kw_only=True)
 
 
 def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
@@ -194,6 +214,27 @@ def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
     if "action_prefix" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise ValueError(f"rtc: policy {type(policy).__name__}'s act takes no action_prefix, so it cannot continue "
                          "the running chunk; use a model policy (a Policy, a RemotePolicy) or leave rtc off")
+
+
+def _check_on_policy_error(on_policy_error: Any, max_policy_errors: Any) -> tuple[str, int | None]:
+    """`ChunkController`'s `on_policy_error` and `max_policy_errors`, checked, the latter's default filled in for "hold"
+    (None for "raise", whose first failure raises)."""
+    if not isinstance(on_policy_error, str) or on_policy_error not in ON_POLICY_ERROR:
+        raise ValueError(f"on_policy_error: expected one of {list(ON_POLICY_ERROR)}, got "
+                         f"{reprlib.repr(on_policy_error)}")
+    if on_policy_error == "raise":
+        if max_policy_errors is not None:
+            raise ValueError(f"max_policy_errors: {reprlib.repr(max_policy_errors)} counts the failed requests "
+                             "on_policy_error='hold' holds the arm through; with 'raise' the first one raises: pass "
+                             "on_policy_error='hold' too, or leave max_policy_errors out")
+        return on_policy_error, None
+    if max_policy_errors is None:
+        return on_policy_error, MAX_POLICY_ERRORS
+    if isinstance(max_policy_errors, bool) or not isinstance(max_policy_errors, (int, np.integer)) \
+            or max_policy_errors < 1:
+        raise ValueError(f"max_policy_errors: expected a whole number >= 1 of failed requests in a row (the last "
+                         f"raises; 1: the first, as 'raise'), got {reprlib.repr(max_policy_errors)}")
+    return on_policy_error, int(max_policy_errors)
 
 
 class Reply(NamedTuple):
@@ -258,15 +299,20 @@ class ChunkController:
     its hand-over, max(k, latency) >= 1 ticks on (with `realtime`, once done); by default a thread of the controller's
     own (a test passes one it completes by hand; `worldpolicy sim --num-envs` one that holds each request for the
     next tick's batched call). `clock`: what each target's `stamp` is read from (`time.monotonic`; the receiver of
-    the targets compares its own reading of the same clock).
+    the targets compares its own reading of the same clock). `on_policy_error`: what a failed request does (module
+    docstring; `ON_POLICY_ERROR`): "raise" (default) from `step`, or "hold" the arm and ask again, raising at the
+    `max_policy_errors`-th failure in a row (default `MAX_POLICY_ERRORS`; "hold" only).
 
     After each `step`, `replies` holds a `Reply` for each reply taken or dropped this episode (the latest
-    `REPLIES_KEPT`): the ticks and seconds it took and whether it ran, e.g. for the latency's percentiles."""
+    `REPLIES_KEPT`): the ticks and seconds it took and whether it ran, e.g. for the latency's percentiles; with
+    `on_policy_error="hold"`, `policy_errors` counts the requests that failed this episode and `policy_error_streak`
+    those since the last reply taken."""
 
     def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
                  latency: int = 0, rtc: bool = False, executor: Executor | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, on_policy_error: str = "raise",
+                 max_policy_errors: int | None = None) -> None:
         if strategy is not None and not isinstance(strategy, ChunkStrategy):
             hint = f"; the kind alone is ChunkStrategy({strategy!r})" if strategy in STRATEGIES else ""
             raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__} {strategy!r}{hint}")
@@ -300,6 +346,7 @@ class ChunkController:
             raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got "
                              f"{reprlib.repr(latency)}")
         check_rtc(rtc, self.strategy, policy)
+        self.on_policy_error, self.max_policy_errors = _check_on_policy_error(on_policy_error, max_policy_errors)
         self.realtime, self.latency, self.rtc = realtime, int(latency), bool(rtc)
         announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
         if isinstance(announced_chunk, (int, np.integer)) and not isinstance(announced_chunk, bool):
@@ -317,8 +364,10 @@ class ChunkController:
         decoder = self._active if self._active is not None else \
             getattr(self._decoder, "__qualname__", type(self._decoder).__name__)
         return (f"ChunkController(policy={type(self.policy).__name__}, decoder={decoder}, strategy={self.strategy!r}, "
-                f"realtime={self.realtime}, latency={self.latency}, rtc={self.rtc}, tick={self.tick}, "
-                f"chunks={self.chunks})")
+                f"realtime={self.realtime}, latency={self.latency}, rtc={self.rtc}, "
+                f"on_policy_error={self.on_policy_error!r}, "
+                + (f"max_policy_errors={self.max_policy_errors}, " if self.max_policy_errors is not None else "")
+                + f"tick={self.tick}, chunks={self.chunks})")
 
     def reset(self, horizon: int | None = None) -> None:
         """Start an episode: forget every planned action (a request still running is waited for and dropped).
@@ -343,7 +392,11 @@ class ChunkController:
         self._pending: deque[_Request] = deque()  # requests in flight, oldest first (ensemble's: one per k ticks)
         self._last: JointTarget | None = None
         self._held_warned = self._dropped_warned = False  # each warned once per episode
-        self._reask = False  # a background request raised from the last step: the next one asks again (`step`)
+        self._reask = False  # a background request failed: a later step asks again (`step`)
+        self.policy_errors = 0  # requests that failed this episode and were held through (`on_policy_error="hold"`)
+        self.policy_error_streak = 0  # of them, those since the last reply taken: the failures in a row
+        self._retry_at: int | None = None  # "hold": the first tick that may ask again after a failure (the back-off)
+        self._error: Exception | None = None  # "hold": the failure of the step running, for its target
 
     def step(self, observation: Observation, q_arm: np.ndarray, state: State = None) -> JointTarget:
         """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
@@ -355,14 +408,16 @@ class ChunkController:
         observation is read; each request carries the state read with its observation (None: no `state=`).
         A request that failed raises from the step that takes its reply, which runs no tick; the next step (the same
         tick) asks again: a background one in the background while the running chunk has an action for the tick, else
-        blocking, as the first."""
+        blocking, as the first. With `on_policy_error="hold"` that step runs its tick instead (module docstring), and
+        the request goes again after the back-off, as the same kind of request."""
         t = self.tick
         if self.horizon is not None and t >= self.horizon:
             raise ValueError(f"step: tick {t} is at or past the horizon of {self.horizon} ticks given to reset; "
                              "reset() starts the next episode")
         q_arm = self._measured(q_arm)
-        if self._reask:  # the step before took a background request that raised (and ran no tick): ask again now,
-            self._reask = False  # in the background while the running chunk runs on; with none left, `_asks` blocks
+        self._error = None
+        if self._reask and not self._backing_off(t):  # a background request failed: ask again now, in the background
+            self._reask = False  # while the running chunk runs on; with none left, `_asks` blocks
             if t in self._plan:
                 entry = self._plan[t][0]
                 self._ask_next(t, entry.prediction.chunk_size, observation, state)
@@ -371,7 +426,7 @@ class ChunkController:
         if self._pending and self._landed(self._pending[0], t):  # one a tick: each lands on its own tick
             self._take_chunk(t, self._pending.popleft(), observation, state, q_arm)
         entries = self._plan.pop(t, None)  # ticks run one by one, each popping its own: none older is left
-        when = {"tick": t, "episode": self.episode, "stamp": self._clock()}
+        when = {"tick": t, "episode": self.episode, "stamp": self._clock(), "policy_error": self._error}
         if entries is None:  # a reply not landed yet: realtime async's chunk ran out, or a latency
             target = self._hold(t, q_arm, when)
         else:
@@ -434,11 +489,12 @@ class ChunkController:
 
     def _asks(self, t: int) -> bool:
         """Whether tick `t` sends a request: `ensemble` every k ticks, the others once the chunk has run out with
-        nothing in flight (`async` sends the next from `_take_chunk`); none whose reply would land at the horizon."""
-        if self.horizon is not None and t + self.latency >= self.horizon:
+        nothing in flight (`async` sends the next from `_take_chunk`); none whose reply would land at the horizon, nor
+        during the back-off after a failed request (`on_policy_error="hold"`)."""
+        if (self.horizon is not None and t + self.latency >= self.horizon) or self._backing_off(t):
             return False
-        if self.strategy.kind == "ensemble":
-            return self.execute_steps is None or t % self.execute_steps == 0
+        if self.strategy.kind == "ensemble":  # and the tick a failed request is asked again on
+            return self.execute_steps is None or t % self.execute_steps == 0 or t == self._retry_at
         return not self._pending and t not in self._plan
 
     def _landed(self, request: _Request, t: int) -> bool:
@@ -447,23 +503,68 @@ class ChunkController:
         return t >= request.lands and (not self.realtime or not isinstance(request.reply, Future)
                                        or request.reply.done())
 
-    def _observed(self, observation: Observation, state: State) -> tuple[Mapping[str, Any], Any]:
-        """What a request is asked with: the observation and the state row, each read now when it is a function."""
-        return (observation() if callable(observation) else observation), (state() if callable(state) else state)
+    def _backing_off(self, t: int) -> bool:
+        """Whether tick `t` is within the back-off after a failed request (`on_policy_error="hold"`): none is sent."""
+        return self._retry_at is not None and t < self._retry_at
 
-    def _request(self, observation: Mapping[str, Any], action_prefix: np.ndarray | None = None, *, state: Any = None
-                 ) -> tuple[Prediction, float]:
+    def _observed(self, observation: Observation, state: State) -> tuple[Mapping[str, Any], Any]:
+        """What a request is asked with: the observation and the state row, each read now when it is a function; one
+        without a prompt where the controller has none is refused here, the caller's error and never a failed request
+        (`on_policy_error`)."""
+        observed = observation() if callable(observation) else observation
+        self._prompt(observed)
+        return observed, (state() if callable(state) else state)
+
+    def _prompt(self, observation: Mapping[str, Any]) -> str:
+        """The prompt a request is asked with: the controller's, else the observation's "prompt"."""
         prompt = self.prompt
         if prompt is None:
             prompt = observation.get("prompt") if isinstance(observation, Mapping) else None
             if prompt is None:
                 raise ValueError("prompt: none given to ChunkController and the observation has no 'prompt' key; "
                                  "pass ChunkController(..., prompt='put the cube in the bowl')")
+        return prompt
+
+    def _request(self, observation: Mapping[str, Any], action_prefix: np.ndarray | None = None, *, state: Any = None
+                 ) -> tuple[Prediction, float]:
+        prompt = self._prompt(observation)
         t0 = time.perf_counter()
         # each keyword only when given: a policy without rtc or a state is asked exactly as before they existed
         given = {k: v for k, v in (("action_prefix", action_prefix), ("state", state)) if v is not None}
         pred = self.policy.act(observation, prompt, **given)
         return pred, time.perf_counter() - t0
+
+    def _policy_failed(self, t: int, error: Exception) -> None:
+        """A request failed at tick `t` (`error`: its reply's, or its chunk's decoding). "raise": raise it. "hold":
+        count it, for the step's target (`JointTarget.policy_error`), warn at the first of a streak, and send the next
+        request 2^(n-1) ticks on (the n-th failure in a row; at most `RETRY_TICKS_MOST`); the `max_policy_errors`-th
+        in a row raises, with a note naming the setting."""
+        if self.on_policy_error == "raise":
+            raise error
+        self.policy_errors += 1
+        self.policy_error_streak += 1
+        streak = self.policy_error_streak
+        if streak >= self.max_policy_errors:
+            error.add_note(f"on_policy_error='hold': {streak} policy requests in a row failed, the last at tick {t} "
+                           f"(this error), reaching max_policy_errors={self.max_policy_errors}; the step raised and "
+                           "commanded nothing, the arm still holds the last target sent: stop it, or raise "
+                           "max_policy_errors")
+            raise error
+        if streak == 1:
+            logger.warning("tick %d: the policy request failed (%s: %s); holding the last target and asking again, "
+                           "backing off up to %d ticks; raising at max_policy_errors=%d failures in a row (warned "
+                           "once until a reply is taken)", t, type(error).__name__, error, RETRY_TICKS_MOST,
+                           self.max_policy_errors)
+        self._error = error
+        self._retry_at = t + min(2 ** (streak - 1), RETRY_TICKS_MOST)
+        self._reask = self.strategy.kind == "async"  # a background request again, where a chunk runs on (`step`)
+
+    def _answered(self, t: int) -> None:
+        """A reply was taken at tick `t`: a streak of failed requests, if any, ends (`_policy_failed`)."""
+        if self.policy_error_streak:
+            logger.info("tick %d: the policy answered again after %d failed requests in a row", t,
+                        self.policy_error_streak)
+        self.policy_error_streak, self._retry_at = 0, None
 
     def _decoder_for(self, pred: Prediction) -> ActionDecoder:
         if not isinstance(self._decoder, ActionDecoder):
@@ -480,7 +581,12 @@ class ChunkController:
         from `t`."""
         observed, row = self._observed(observation, state)
         _wait_left_running(self.policy)  # none racing it (`_left_running`)
-        pred, dt = self._request(observed, state=row)
+        try:
+            pred, dt = self._request(observed, state=row)
+        except Exception as error:  # noqa: BLE001 - any the policy's act raises (a server gone, silent, an error
+            # frame, a local policy's fault): raised as it is, or held through (`_policy_failed`)
+            self._policy_failed(t, error)
+            return
         if self.execute_steps is None:
             self.execute_steps = self._check_chunk(pred.chunk_size)
         kind, lands = self.strategy.kind, t + self.latency
@@ -506,13 +612,16 @@ class ChunkController:
         reply = request.reply
         try:
             pred, dt = reply.result() if isinstance(reply, Future) else reply
-        except BaseException:
-            if isinstance(reply, Future):
-                if reply.done():  # the background request raised: this step raises, running no tick; the next re-asks
-                    self._reask = True
-                else:  # interrupted while waiting for it (Ctrl-C): the next request to the policy waits for it first
-                    _leave_running(self.policy, reply)
-            raise
+        except BaseException as error:  # only a background request's Future raises here
+            if not reply.done():  # interrupted while waiting for it (Ctrl-C): the next request to the policy waits
+                _leave_running(self.policy, reply)  # for it first
+                raise
+            # the background request raised: this step raises, running no tick, and the next asks again; or held
+            self._reask = True
+            if not isinstance(error, Exception):
+                raise
+            self._policy_failed(t, error)
+            return
         skip = t - request.start  # the actions whose ticks passed while the arm ran on
         self.policy_s += dt
         k = self.execute_steps
@@ -526,13 +635,21 @@ class ChunkController:
             steps = min(handover if kind == "async" else k, left)
         self.replies.append(Reply(request.sent, t, dt, skip, skip >= pred.chunk_size))
         if skip >= pred.chunk_size:  # the whole chunk is in the past: dropped (async asks again), hold meanwhile
+            self._answered(t)
             if not self._dropped_warned:
                 self._dropped_warned = True
                 logger.warning("%s: a reply landed %d ticks after its observation, past its %d-action chunk; "
                                "dropped (a longer chunk, or a faster policy, keeps the arm moving%s; warned once per "
                                "episode)", kind, skip, pred.chunk_size, REALTIME_TOO_SLOW if self.realtime else "")
         else:
-            cmd = self._decoder_for(pred).decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
+            decoder = self._decoder_for(pred)
+            try:
+                cmd = decoder.decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
+            except Exception as error:  # noqa: BLE001 - a chunk the decoder refuses: raised, or held through as a
+                # failed request (`_policy_failed`)
+                self._policy_failed(t, error)
+                return
+            self._answered(t)
             self.chunks += 1
             if kind != "ensemble":
                 self._plan = {}
@@ -597,9 +714,10 @@ class ChunkController:
     def _hold(self, t: int, q_arm: np.ndarray, when: dict[str, Any]) -> JointTarget:
         """The target of a tick with no action planned (`JointTarget.held`), made `when` (tick, episode, stamp)."""
         last = self._last
-        if last is None:  # no reply has landed yet this episode (a latency): where the arm is
+        if last is None:  # no reply has landed yet this episode (a latency, a failed request): where the arm is
             return JointTarget(q_arm.copy(), None, 0, (), None, None, held=True, observed=None, **when)
-        if self.realtime and not self._held_warned:  # realtime only: a latency's holds are the timing asked for
+        # realtime only (a latency's holds are the timing asked for), and not while requests fail (warned of already)
+        if self.realtime and not self._held_warned and not self.policy_error_streak:
             logger.warning("async: tick %d, the chunk ran out before the next reply landed; holding the last target "
                            "(a longer chunk, a smaller k or a faster policy keeps the arm moving%s)", t,
                            REALTIME_TOO_SLOW)

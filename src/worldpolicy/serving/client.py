@@ -376,13 +376,14 @@ class RemotePolicy:
     client sends, which the server's `connect` log line shows as `client`: several robots on one host are told apart
     by more than their port. `infer(obs) -> dict` is the raw openpi call, for code written against openpi-client.
 
-    `timeout_s` bounds a whole request, where `connect_timeout_s` and `read_timeout_s` bound one wait each: from the
-    call to its reply, the wait for another thread's call on this client, a reconnect and a resend included; a call's
-    own `timeout_s=` (`act`, `imagine`, `infer_actions`, `act_batch`, `infer`) replaces it for that call (for each of
-    its requests). The client's also bounds the connect on construction (`connect_now=True`) and `metadata()` (which
-    the attributes the server announces read through on an unconnected client), the handshake and the metadata frame
-    together. Past it, `ServerTimeoutError` naming it; the connection is dropped, the next call reconnects. None
-    (default): each wait has its own timeout only, so a call may take their sum, twice where it is resent.
+    `timeout_s` bounds a whole request, where `connect_timeout_s` and `read_timeout_s` (sending a request, then the wait
+    for its reply) bound one wait each: from the call to its reply, the wait for another thread's call on this client, a
+    reconnect and a resend included; a call's own `timeout_s=` (`act`, `imagine`, `infer_actions`, `act_batch`, `infer`)
+    replaces it for that call (for each of its requests). The client's also bounds the connect on construction
+    (`connect_now=True`) and `metadata()` (which the attributes the server announces read through on an unconnected
+    client), the handshake and the metadata frame together. Past it, `ServerTimeoutError` naming it; the connection is
+    dropped, the next call reconnects. None (default): each wait has its own timeout only, so a call may take their sum,
+    twice where it is resent.
     """
 
     def __init__(
@@ -884,14 +885,49 @@ class RemotePolicy:
         self._check_open(closes, "connected to")  # a close() just before the connect began, or the metadata frame
         self._check_size(message)
         try:
-            ws.send(message)
+            self._send(ws, message)
         except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
             self._drop()
             self._check_open(closes)
             ws = self._connect()
             self._check_open(closes)
-            ws.send(message)
+            self._send(ws, message)
         return self._receive("read_timeout_s", what="reply")
+
+    def _send(self, ws: ClientConnection, message: bytes) -> None:
+        """Send `message` on `ws` within the wait `_budget` gives (what is left of the call's `timeout_s`, else
+        `read_timeout_s`). websockets' send has no timeout of its own: to a server that reads nothing (frozen, wedged,
+        a link that stalled) a request larger than the sockets' buffers blocked it for good, past `timeout_s`. At the
+        budget the socket is shut, as `close()` shuts it (`_shut`), which ends the send: `ServerTimeoutError`, the
+        connection dropped by the caller, never resent (part of the request may have left)."""
+        wait, setting, seconds = self._budget("read_timeout_s")
+        guard, sent, cut = threading.Lock(), [], []
+
+        def expire() -> None:
+            with guard:
+                if not sent:  # the send is still in progress: end it
+                    cut.append(True)
+                    with contextlib.suppress(OSError):  # already closed
+                        ws.socket.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(wait, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            ws.send(message)
+        except websockets.ConnectionClosed:
+            if not cut:
+                raise
+        finally:
+            with guard:
+                sent.append(True)
+            timer.cancel()
+        if cut:
+            raise ServerTimeoutError(
+                f"the request to {self.url} was not sent {_within(setting, seconds)}: the server takes no data (frozen "
+                f"or wedged, see its GET /readyz and log) or the network stalled; on a slow link a large request needs "
+                f"a larger {setting}. The next call reconnects."
+            )
 
     def _check_size(self, message: bytes) -> None:
         """A request larger than the server announces it accepts (`max_message_bytes`, our servers) is refused here,
