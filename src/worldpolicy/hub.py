@@ -56,9 +56,10 @@ PUSH_IGNORE = (".*", "*/.*")
 # hf_xet) starts, where 1.x has `upload_large_folder`: a DROID-sized dataset's thousands of files are too many for one
 # commit (slow to make, and all lost when it fails)
 PUSH_COMMIT_FILES = 256
-# What `push` writes in the repository beside the folder's files: the files it sent, so the next push removes only
-# those of them the folder no longer has (`stale_files`), never a file added on the hub's page; a push in several
-# commits writes it first with the previous record's files too, so one cut short leaves none of its files unrecorded.
+# What `push` writes in the repository beside the folder's files: the files it sent, so the next push removes those
+# of them the folder no longer has, a file no loader reads too (`stale_files`), never one added on the hub's page; a
+# push in several commits writes it first with the previous record's files too, so one cut short leaves none of its
+# files unrecorded.
 # Hidden: no folder's file (`PUSH_IGNORE`), and never itself removed.
 PUSH_RECORD = ".worldpolicy_push.json"
 # What of a repository a loader reads as part of the checkpoint or dataset it holds, by the repository's type
