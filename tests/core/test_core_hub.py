@@ -401,6 +401,35 @@ def test_a_dry_run_lists_what_a_push_would_do_and_changes_nothing(checkpoint, to
     assert "already exists and is public" in capsys.readouterr().err
 
 
+def test_huggingface_hub_skips_a_commit_of_files_the_branch_holds_unpinned_as_push_reads_it(monkeypatch):
+    """What `hub._skipped` and `hub.BranchMoved` rest on, in the installed huggingface_hub's own create_commit: a
+    commit whose every file the branch holds (the hub answering with its oid) is sent nowhere, whatever its
+    `parent_commit`, and answered with the branch's head; its additions are not marked committed. A changed file is
+    sent, pinned, and marks them."""
+    import huggingface_hub._commit_api
+    from huggingface_hub import CommitOperationAdd
+
+    from worldpolicy.hub import _skipped
+
+    held = b"{}"
+
+    def preupload(api, repo_id, additions, **kwargs):  # the hub's answer: LFS files, the ones it holds by their oid
+        for op in additions:
+            op._upload_mode = "lfs"
+            op._remote_oid = op.upload_info.sha256.hex() if _bytes(op) == held else None
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(HfApi, "preupload_lfs_files", preupload)
+    monkeypatch.setattr(HfApi, "repo_info", lambda *a, **k: SimpleNamespace(sha="b" * 40))
+    monkeypatch.setattr(huggingface_hub._commit_api, "_send_commit",
+                        lambda **kwargs: sent.append(kwargs) or SimpleNamespace(oid="c" * 40))
+    for data, skipped, oid in ((held, True, "b" * 40), (b"[]", False, "c" * 40)):
+        operations = [CommitOperationAdd("a.json", data)]
+        answer = HfApi(token="hf_test").create_commit("me/x", operations, commit_message="m", parent_commit="a" * 40)
+        assert answer.oid == oid and _skipped(operations) is skipped
+    assert len(sent) == 1 and sent[0]["parent_commit"] == "a" * 40
+
+
 def test_a_push_over_a_branch_that_moved_is_refused_though_its_commit_changed_nothing(tmp_path, token, monkeypatch,
                                                                                      capsys):
     """huggingface_hub skips a commit whose files the branch holds already before the hub sees its pin
