@@ -26,6 +26,7 @@ from .results import MODES
 
 if TYPE_CHECKING:
     from .embodiments import Embodiment
+    from .hub import PushResult
     from .results import Prediction
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "which only a resume reads (optimizer.safetensors, or its shards and index; a merged LoRA "
                    "checkpoint's adapter.safetensors), to resume the run from the hub's copy (default: the model "
                    "alone, what loading and fine-tuning read)")
+    p.add_argument("--dry-run", action="store_true", help="read the repository and list, file by file, what a push "
+                   "would send, remove (what it holds of an earlier checkpoint or dataset that this one lacks) and "
+                   "keep; send and change nothing, nor make the repository or branch")
     p.set_defaults(func=_push)
 
 
@@ -187,28 +191,59 @@ def _push(args: argparse.Namespace) -> int:
 
     try:
         pushed = push(args.path, args.repo_id, private=args.private, revision=args.revision, message=args.message,
-                      with_training_state=args.with_training_state)
+                      with_training_state=args.with_training_state, dry_run=args.dry_run)
     except (ValueError, FileNotFoundError) as exc:
         raise flag_named(exc, PUSH_FLAGS) from None
+    if pushed.dry_run:
+        _said_dry_run(args, pushed)
+        return 0
     commits = f", in {pushed.commits} commits" if pushed.commits > 1 else ""
-    print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB{commits}) to the "
-          f"{pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
+    if pushed.commits:
+        print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB{commits}) to "
+              f"the {pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
+    else:  # huggingface_hub skipped the commit: nothing to change
+        print(f"nothing to push: the {pushed.repo_type} repository {pushed.repo_id} holds {pushed.what} {args.path} "
+              f"as it is ({len(pushed.files)} files), at {pushed.url}")
     if pushed.removed:
-        # the training state left out goes too, though the folder has it: an earlier push's, read as this one's
-        state = sum(name in pushed.left_out for name in pushed.removed)
-        what = [f"what {args.path} no longer has"] if state < len(pushed.removed) else []
-        what += ["the training state this push leaves out (--with-training-state sends this one's)"] if state else []
-        print(f"removed {len(pushed.removed)} files the previous push left there ({brief_list(pushed.removed)}): "
-              f"{' and '.join(what)}; the hub's history keeps them")
+        print(f"removed {len(pushed.removed)} files there that this push does not send ({brief_list(pushed.removed)}): "
+              f"{_removed_why(args, pushed)}; the hub's history keeps them")
     if pushed.kept:
-        print(f"kept {len(pushed.kept)} files there that this push does not send and no push of worldpolicy wrote "
-              f"(added on the hub's page, or pushed before worldpolicy recorded its pushes): "
-              f"{brief_list(pushed.kept)}; if they are leftovers, remove them with "
-              f"`{removal_command(pushed.repo_id, pushed.repo_type, args.revision)} FILE...`")
+        print(f"kept {len(pushed.kept)} files there that this push does not send and no loader reads as part of "
+              f"{pushed.what} (a card, its figures, a license: added on the hub's page): {brief_list(pushed.kept)}; "
+              f"to remove them: `{removal_command(pushed.repo_id, pushed.repo_type, args.revision)} FILE...`")
     if pushed.left_out:
         print(f"left out its training state, which only a resume reads ({', '.join(pushed.left_out)}, "
               f"{pushed.left_out_size / 1e6:.1f} MB): --with-training-state sends it too")
     return 0
+
+
+def _removed_why(args: argparse.Namespace, pushed: PushResult) -> str:
+    """Why `push` removes (or, dry, would remove) `pushed.removed`: an earlier push's or upload's files the folder
+    lacks, and the training state it leaves out though the folder has it (an earlier push's, read as this one's)."""
+    state = sum(name in pushed.left_out for name in pushed.removed)
+    what = ([f"what an earlier push or upload left that {args.path} does not have"]
+            if state < len(pushed.removed) else [])
+    what += ["the training state this push leaves out (--with-training-state sends this one's)"] if state else []
+    return " and ".join(what)
+
+
+def _said_dry_run(args: argparse.Namespace, pushed: PushResult) -> None:
+    """`push --dry-run`'s listing: a line for what a push would do, then each file by what becomes of it."""
+    where = f"branch {args.revision} of " if args.revision else ""
+    commits = f", in {pushed.commits} commits" if pushed.commits > 1 else ""
+    print(f"dry run, nothing sent: a push would send {pushed.what} {args.path} ({len(pushed.files)} files, "
+          f"{pushed.size / 1e6:.1f} MB{commits}) to {where}the {pushed.repo_type} repository {pushed.repo_id}, "
+          f"remove {len(pushed.removed)} files there and keep {len(pushed.kept)}")
+    rows = [("send", pushed.files, None),
+            ("remove", pushed.removed, _removed_why(args, pushed) if pushed.removed else None),
+            ("keep", pushed.kept, "no loader reads them as part of it: a card, its figures, a license"),
+            ("leave out", pushed.left_out,
+             "the training state, which only a resume reads: --with-training-state sends it")]
+    for verb, names, why in rows:
+        if names:
+            print(f"{verb} ({len(names)}{': ' + why if why else ''}):")
+            for name in names:
+                print(f"  {name}")
 
 
 def _embodiments(args: argparse.Namespace) -> int:

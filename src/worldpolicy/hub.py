@@ -56,11 +56,23 @@ PUSH_IGNORE = (".*", "*/.*")
 # hf_xet) starts, where 1.x has `upload_large_folder`: a DROID-sized dataset's thousands of files are too many for one
 # commit (slow to make, and all lost when it fails)
 PUSH_COMMIT_FILES = 256
-# What `push` writes in the repository beside the folder's files: the files it sent, so the next push removes only
-# those of them the folder no longer has (`stale_files`), never a file added on the hub's page; a push in several
-# commits writes it first with the previous record's files too, so one cut short leaves none of its files unrecorded.
+# What `push` writes in the repository beside the folder's files: the files it sent, so the next push removes those
+# of them the folder no longer has, a file no loader reads too (`stale_files`), never one added on the hub's page; a
+# push in several commits writes it first with the previous record's files too, so one cut short leaves none of its
+# files unrecorded.
 # Hidden: no folder's file (`PUSH_IGNORE`), and never itself removed.
 PUSH_RECORD = ".worldpolicy_push.json"
+# What of a repository a loader reads as part of the checkpoint or dataset it holds, by the repository's type
+# (huggingface_hub's patterns, fnmatch: `*` matches `/` too): a checkpoint's weights (any format diffusers and
+# transformers read), configs, weight indexes and records (every JSON file), its tokenizer's files; a dataset's
+# meta/, data/ and videos/. `push` removes such a file that it does not send whoever wrote it (`stale_files`), as
+# `upload_folder(delete_patterns=...)` would: a repository pushed by an older worldpolicy or made on the hub's page has
+# no `PUSH_RECORD`, and an older model's shard, adapter or config left there would be read beside this one's.
+LOADED_PATTERNS = {
+    "model": ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.msgpack", "*.gguf", "*.onnx", "*.json",
+              "*.model", "*.tiktoken", "*.jinja", "*vocab.txt", "*merges.txt"),
+    "dataset": ("meta/*", "data/*", "videos/*"),
+}
 
 
 class HubError(Exception):
@@ -460,12 +472,15 @@ class PushResult:
     what: str  # the folder's kind (`fileio.FolderKind.what`)
     files: list[str]
     size: int
-    url: str  # the (last) commit on the hub
-    commits: int  # how many (`PUSH_COMMIT_FILES` files each at most)
+    url: str | None  # the (last) commit on the hub: this push's, or the branch's where it changed nothing; None: dry
+    # how many it made (`PUSH_COMMIT_FILES` files each at most; none where the branch held every file already), or, in
+    # a dry run, would make
+    commits: int
     left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
     left_out_size: int
-    removed: list[str]  # what the previous push left there that this one does not send (`stale_files`)
-    kept: list[str]  # what the repository holds that this push does not send and no push of worldpolicy wrote
+    removed: list[str]  # what the repository held that this push does not send and removes (`stale_files`)
+    kept: list[str]  # what the repository holds that this push does not send and leaves (`stale_files`)
+    dry_run: bool = False  # nothing was sent: what a push would do
 
 
 def training_state(folder: str | Path) -> list[str]:
@@ -524,24 +539,28 @@ def _refuse_held(path: Path) -> None:
 
 
 def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-         message: str | None = None, with_training_state: bool = False) -> PushResult:
+         message: str | None = None, with_training_state: bool = False, dry_run: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
     default branch if missing; default: main), as commits (`message`) of at most `PUSH_COMMIT_FILES` files each
     (`_push_batches`: a DROID-sized dataset's thousands of files), each pinned to the one before (`parent_commit`),
     the first to the branch's head when the push began: an edit on the hub's page or another push in between is
-    refused (HTTP 412), never overwritten. The last commit removes what the previous push left there that the folder no
-    longer has (`stale_files`, by its record `PUSH_RECORD`) and writes this push's record (the first, of several,
-    writes it naming the previous record's files too: a push cut short then rerun, or followed by another folder's,
-    removes what it landed that the folder lacks); files no push of worldpolicy wrote (added on the hub's page) are
-    kept and said (`PushResult.kept`). A checkpoint's training state
-    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked
-    before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), that the hub is not
-    switched off (`HF_HUB_OFFLINE`), that no running command holds the folder (`fileio.folder_lock`), and that a
-    repository asked `private` is not an existing public one (`_refuse_public`). The folder is only read: a
-    checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's provenance as `shared_provenance`
-    does. HubError when the hub cannot be reached or refuses, naming the commits that landed before (a rerun sends
-    only what they lack: huggingface_hub skips a file the branch holds already)."""
+    refused (HTTP 412), never overwritten; so is one under a commit huggingface_hub skipped because the branch held
+    its files already (`BranchMoved`: the hub never saw that commit's pin). The last commit removes what the
+    repository holds that the folder's checkpoint or dataset lacks (`stale_files`: every file a loader would read
+    as part of one, and what the previous push sent, by its record `PUSH_RECORD`), so that the branch holds it
+    exactly, and writes this push's record (the first, of several, writes it naming the previous record's files
+    too: a push cut short then rerun, or followed by another folder's, removes what it landed that the folder
+    lacks); other files (a card, its figures, a license, added on the hub's page) are kept and said
+    (`PushResult.kept`), as are the repository's hidden ones (.gitattributes). A checkpoint's training state
+    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). `dry_run`: the
+    repository is read, not changed (nor made), and the result says what a push would send, remove and keep.
+    Everything is checked before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or
+    `hf auth login`), that the hub is not switched off (`HF_HUB_OFFLINE`), that no running command holds the folder
+    (`fileio.folder_lock`), and that a repository asked `private` is not an existing public one (`_refuse_public`).
+    The folder is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's
+    provenance as `shared_provenance` does. HubError when the hub cannot be reached or refuses, naming the commits
+    that landed before (a rerun sends only what they lack: huggingface_hub skips a file the branch holds already)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -578,8 +597,9 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     left_out_size = sum(os.path.getsize(path / name) for name in left_out)
     batches = _push_batches(files, marker)
     # said before the upload, which may take long or fail: what goes, and what stays here
-    logger.info("pushing %s %s (%d files, %.1f MB%s) to the %s repository %s%s", kind.what, path, len(files),
-                size / 1e6, f", in {len(batches)} commits" if len(batches) > 1 else "", kind.repo_type, repo_id,
+    logger.info("%s %s %s (%d files, %.1f MB%s) to the %s repository %s%s", "dry run, not sent:" if dry_run
+                else "pushing", kind.what, path, len(files), size / 1e6,
+                f", in {len(batches)} commits" if len(batches) > 1 else "", kind.repo_type, repo_id,
                 f"; its training state, which only a resume reads, stays here ({', '.join(left_out)}, "
                 f"{left_out_size / 1e6:.1f} MB)" if left_out else "")
     # the files as they are, but a checkpoint's run record and a dataset's provenance as the card shows their paths
@@ -590,18 +610,25 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         shown[record[0]] = record[1]
     api = HfApi(token=token)
     message = message or f"Upload {kind.what} with worldpolicy push"
-    done: list[Any] = []  # each commit that landed
+    done: list[Any] = []  # each commit that landed (or that huggingface_hub skipped, the branch holding its files)
+    made = 0  # of which commits made
     try:
-        api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
-        if private and not api.repo_info(repo_id, repo_type=kind.repo_type).private:
-            _refuse_public(repo_id, kind.repo_type)
-        if revision is not None:
-            api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
-        # what the branch held as the push began: what it is listed at, and what the first commit goes onto
-        head = api.repo_info(repo_id, repo_type=kind.repo_type, revision=revision).sha
-        remote = api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=head)
-        pushed_before = _pushed_before(api, repo_id, kind.repo_type, head, remote)
-        removed, kept = stale_files(remote, files, pushed_before)
+        if dry_run:
+            head = _dry_run_head(api, repo_id, kind.repo_type, private, revision)
+        else:
+            api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
+            if private and not api.repo_info(repo_id, repo_type=kind.repo_type).private:
+                _refuse_public(repo_id, kind.repo_type)
+            if revision is not None:
+                api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
+            # what the branch held as the push began: what it is listed at, and what the first commit goes onto
+            head = api.repo_info(repo_id, repo_type=kind.repo_type, revision=revision).sha
+        remote = [] if head is None else api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=head)
+        pushed_before = None if head is None else _pushed_before(api, repo_id, kind.repo_type, head, remote)
+        removed, kept = stale_files(remote, files, pushed_before, kind.repo_type)
+        if dry_run:
+            return PushResult(repo_id, kind.repo_type, kind.what, files, size, None, len(batches), left_out,
+                              left_out_size, removed, kept, dry_run=True)
         for number, batch in enumerate(batches, 1):
             operations: list[CommitOperationAdd | CommitOperationDelete] = [
                 CommitOperationAdd(name, shown.get(name, str(path / name))) for name in batch]
@@ -611,19 +638,65 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
             if number == len(batches):  # the previous push's leftovers go, and this push is recorded, once all landed
                 operations += [CommitOperationDelete(name) for name in removed]
                 operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(files)))
-            done.append(api.create_commit(
+            parent = done[-1].oid if done else head
+            landed = api.create_commit(
                 repo_id=repo_id, operations=operations, repo_type=kind.repo_type, revision=revision,
                 commit_message=message if len(batches) == 1 else f"{message} (part {number}/{len(batches)})",
-                parent_commit=done[-1].oid if done else head))
+                parent_commit=parent)
+            skipped = _skipped(operations)
+            if skipped and landed.oid != parent:  # the branch's head now, which the hub never checked against `parent`
+                raise BranchMoved(parent, landed.oid)
+            done.append(landed)
+            made += not skipped
             if len(batches) > 1:
-                logger.info("committed part %d/%d (%d files): %s", number, len(batches), len(batch),
-                            done[-1].commit_url)
-    except _hub_errors() as exc:
+                logger.info("%s part %d/%d (%d files): %s", "the branch held every file of" if skipped else "committed",
+                            number, len(batches), len(batch), landed.commit_url)
+    except (*_hub_errors(), BranchMoved) as exc:
         raise HubError(_unpushed(path, repo_id, kind.repo_type, revision, exc, done, batches)) from None
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(done[-1].commit_url), len(done), left_out,
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(done[-1].commit_url), made, left_out,
                       left_out_size, removed, kept)
 
 
+def _skipped(operations: list[Any]) -> bool:
+    """Whether huggingface_hub skipped the commit of `operations` it was just given: it marks an addition committed
+    (`_is_committed`) once a commit carrying it is sent, and sends none where every file is one the branch holds
+    already and nothing is deleted (answering with the branch's head). An huggingface_hub without the mark reads as
+    one that sent it."""
+    from huggingface_hub import CommitOperationAdd
+
+    return not any(getattr(op, "_is_committed", True) for op in operations if isinstance(op, CommitOperationAdd))
+
+
+def _dry_run_head(api: Any, repo_id: str, repo_type: str, private: bool, revision: str | None) -> str | None:
+    """The commit a push would go onto, for a dry run, which makes nothing: branch `revision`'s head (None: main), the
+    default branch's where `revision` is not there yet (a push makes it from that), None where the repository is not
+    there yet (a push makes it, empty); a `private` push to an existing public one refused, as `push` refuses it."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        info = api.repo_info(repo_id, repo_type=repo_type)
+    except RepositoryNotFoundError as exc:
+        if isinstance(exc, GatedRepoError):
+            raise
+        return None
+    if private and not info.private:
+        _refuse_public(repo_id, repo_type)
+    if revision is None:
+        return info.sha
+    try:
+        return api.repo_info(repo_id, repo_type=repo_type, revision=revision).sha
+    except RevisionNotFoundError:
+        return info.sha
+
+
+class BranchMoved(Exception):
+    """A commit of `push` that huggingface_hub skipped, the branch holding every file it sends already, where the
+    branch's head it answered with is not the commit the push pinned it to: huggingface_hub skips such a commit before
+    the hub sees its `parent_commit`, so the hub refuses no change made in between (another push, an edit on its
+    page), which the push's next commits would then go onto. Said as the hub's 412 is (`_unpushed`)."""
+
+    def __init__(self, parent: str, head: str) -> None:
+        super().__init__(f"the branch is at {head}, not at {parent}, the commit this push went onto")
 def _push_batches(files: list[str], marker: str) -> list[list[str]]:
     """`files` in commits of at most `PUSH_COMMIT_FILES`, the one that marks the folder's kind (`marker`:
     model_index.json, base_model.json, meta/info.json) in the last, so that a push cut short leaves no repository that
@@ -657,7 +730,7 @@ def _unpushed(path: Path, repo_id: str, repo_type: str, revision: str | None, ex
               batches: list[list[str]]) -> str:
     """The one line for a push the hub refused or could not take (`exc`) after the commits `done` of `batches` landed:
     why, what landed, and what to do."""
-    status = _status(exc)
+    status = 412 if isinstance(exc, BranchMoved) else _status(exc)
     if status == 401:
         fix = BAD_TOKEN
     elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
@@ -678,22 +751,24 @@ def _unpushed(path: Path, repo_id: str, repo_type: str, revision: str | None, ex
             f"nothing was changed here, {fix}")
 
 
-def stale_files(remote: list[str], files: list[str], pushed_before: list[str] | None) -> tuple[list[str], list[str]]:
-    """What a repository holding `remote` keeps that a push of `files` does not send, sorted, as (removed, kept):
-    removed, what the previous push sent there (`pushed_before`, its `PUSH_RECORD`; one cut short, what it may have
-    landed too) that the folder no longer has (a
-    dataset's meta/episodes and data files past the episodes it now holds, which LeRobot and `LeRobotDataset` would
-    read as its own; a checkpoint's embodiment.json, base_model.json or training state from another checkpoint, read
-    as this one's), and the training state it sent that this push leaves out (`training_state`), though the folder
-    has it; `push` removes them in its last commit, and the hub's history keeps them. Kept, every other file: one
-    added on the hub's page, or one of a repository with no record (`pushed_before` None: made on the hub's page, or
-    pushed by a worldpolicy from before the record), which `push` says. The repository's own hidden files
-    (`.gitattributes`, `PUSH_RECORD`), which `PUSH_IGNORE` never sends, are kept unsaid."""
+def stale_files(remote: list[str], files: list[str], pushed_before: list[str] | None,
+                repo_type: str) -> tuple[list[str], list[str]]:
+    """What a repository of `repo_type` holding `remote` keeps that a push of `files` does not send, sorted, as
+    (removed, kept). Removed, so that the repository holds exactly the folder's checkpoint or dataset: every file a
+    loader reads as part of one (`LOADED_PATTERNS`: an older checkpoint's shards, adapter, embodiment.json or training
+    state, read beside this one's; a dataset's meta/episodes and data files past the episodes it now holds, which
+    LeRobot would read as its own), whoever wrote it, and what the previous push sent there (`pushed_before`, its
+    `PUSH_RECORD`; one cut short, what it may have landed too) that the folder no longer has; `push` removes them in
+    its last commit, and the hub's history keeps them. Kept: the rest, which no push of worldpolicy sent and no loader
+    reads (a card, its figures, a license added on the hub's page), which `push` says. The repository's own hidden
+    files (`.gitattributes`, `PUSH_RECORD`, `.github/`), which `PUSH_IGNORE` never sends, are kept unsaid."""
     from huggingface_hub.utils import filter_repo_objects
 
     sent, ours = set(files), set(pushed_before or ())
     left = sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
-    return [name for name in left if name in ours], [name for name in left if name not in ours]
+    loaded = set(filter_repo_objects(left, allow_patterns=list(LOADED_PATTERNS[repo_type])))
+    return ([name for name in left if name in ours or name in loaded],
+            [name for name in left if name not in ours and name not in loaded])
 
 
 def _refuse_public(repo_id: str, repo_type: str) -> NoReturn:

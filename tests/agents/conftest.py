@@ -106,3 +106,19 @@ def sim_run():
     """`_sim_run`: a sim run folder with chosen outcomes (needs the sim extra, as `sim.compare` does)."""
     pytest.importorskip("mujoco", reason="sim extra not installed")
     return _sim_run
+
+
+@pytest.fixture(scope="module")
+def cropped(tiny_checkpoint_dir, inputs_dir, tmp_path_factory):
+    """A toolbox over the tiny checkpoint as a run trained with `[augment]` records it (its trainer_state.json says
+    to crop 0.9 of each frame's area from its centre)."""
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("augmented")
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "augmented")
+    config = {"augment": {"enabled": True, "crop_area": 0.9}}
+    (root / "augmented" / "trainer_state.json").write_text(json.dumps({"step": 1, "config": config}))
+    out = tmp_path_factory.mktemp("augmented_runs")
+    return Toolbox(ToolboxConfig(output_dir=out, checkpoint_dirs=[root], input_roots=[inputs_dir, out], chunk_size=4,
+                                 resolution_tier=256, device="cpu"))

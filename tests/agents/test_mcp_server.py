@@ -2336,3 +2336,87 @@ def test_an_actions_file_is_read_once_for_its_rows_and_its_rate(tmp_path, monkey
         e, None, str(path))
     assert len(reads) == 1 and rows.shape == (3, e.action_dim) and space == "normalized"
     assert len(said) == 1 and said[0].startswith(f"actions file {str(path)!r}: its rows are at {2 * e.fps:g} Hz")
+
+
+# -- center_crop: the command line's --no-center-crop ------------------------------------------------------------
+
+AREA = 0.9  # the crop the `cropped` checkpoint's training record says (conftest)
+BRIDGE = {"prompt": "pick up the block", "embodiment": "bridge", "seed": 1, "steps": 1}
+
+
+@pytest.fixture
+def crops(monkeypatch):
+    """The areas each frame batch the model sees is centre-cropped to (`policy.center_crop`'s calls)."""
+    import worldpolicy.policy
+
+    seen: list[float] = []
+    crop = worldpolicy.policy.center_crop
+    monkeypatch.setattr(worldpolicy.policy, "center_crop", lambda frames, area: seen.append(area) or crop(frames, area))
+    return seen
+
+
+def _settings(result: dict) -> dict:
+    return json.loads(Path(result["files"]["settings"]).read_text())
+
+
+def test_predict_imagine_and_infer_crop_as_recorded_unless_told_not_to(cropped, inputs_dir, crops):
+    """The tools had no way to leave an `[augment]` checkpoint's frames whole, which the command line's
+    `--no-center-crop` does: a call's false runs the cached policy uncropped for that call only, said in its result
+    and settings.json, and the next call crops again."""
+    server = build_server(cropped)
+    image = str(inputs_dir / "obs.png")
+    first = ok(server, "predict_actions", {**BRIDGE, "image": image})
+    assert first["center_crop"] == _settings(first)["center_crop"] == AREA and crops == [AREA]
+    policy = cropped.policy(cropped.resolve_checkpoint("augmented"), cropped._embodiment("bridge"))
+    crops.clear()
+    whole = ok(server, "predict_actions", {**BRIDGE, "image": image, "center_crop": False})
+    assert whole["center_crop"] is None and _settings(whole)["center_crop"] is None and crops == []
+    assert policy.center_crop == AREA  # the cached policy's own, back for the next call
+    again = ok(server, "predict_actions", {**BRIDGE, "image": image})
+    assert again["center_crop"] == AREA and again["actions"] == first["actions"] and crops == [AREA]
+    assert whole["actions"] != first["actions"]  # the model saw other frames
+    rollout = ok(server, "imagine_rollout", {**BRIDGE, "image": image, "actions_file": first["files"]["actions"],
+                                             "center_crop": False})
+    labels = ok(server, "infer_actions", {**BRIDGE, "video": str(inputs_dir / "clip.mp4"), "center_crop": False})
+    assert rollout["center_crop"] is None is labels["center_crop"] and crops == [AREA]
+    assert _settings(rollout)["center_crop"] is None is _settings(labels)["center_crop"]
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_a_center_crop_that_is_no_boolean_is_refused_before_a_model_loads(cropped, inputs_dir, monkeypatch, value):
+    monkeypatch.setattr(cropped, "policy", lambda *a: pytest.fail("the model was loaded"))
+    for call in (lambda: cropped.predict(**BRIDGE, image=str(inputs_dir / "obs.png"), center_crop=value),
+                 lambda: cropped.dream("reach", 1, "augmented", image=str(inputs_dir / "obs.png"),
+                                       embodiment="bridge", center_crop=value)):
+        with pytest.raises(ToolInputError) as refused:
+            call()
+        error = refused.value.to_dict()
+        assert error["parameter"] == "center_crop" and error["accepted"].startswith("true (crop the frames' centre")
+        assert "--no-center-crop" in error["accepted"]
+
+
+def test_open_loop_and_dream_record_the_crop_they_ran_with(cropped, pusht_dataset, inputs_dir, crops):
+    args = {"checkpoint": "augmented", "embodiment": "pusht", "steps": 1, "action_keys": ["action"], "chunks": 1}
+    for center_crop, area in ((True, AREA), (False, None)):
+        result = cropped.evaluate_open_loop(str(pusht_dataset), **args, center_crop=center_crop)
+        written = json.loads(Path(result["files"]["openloop"]).read_text())
+        assert result["center_crop"] == written["settings"]["center_crop"] == area
+    assert crops == [AREA]  # one chunk cropped, one not
+    dreamt = cropped.dream("pick up the block", 1, "augmented", embodiment="bridge", image=str(inputs_dir / "obs.png"),
+                           center_crop=False)
+    assert dreamt["center_crop"] == {"policy": None, "world_model": None} and crops == [AREA]
+    assert _settings(dreamt)["center_crop"] is None
+
+
+def test_a_sim_evaluation_records_the_crop_and_refuses_it_for_a_baseline(cropped):
+    """As `worldpolicy sim --no-center-crop`: report.json's policy_settings.center_crop says the crop the checkpoint
+    ran with; the scripted expert and random actions have no frames to crop, and false is refused for them."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    for center_crop, area in ((False, None), (True, AREA)):
+        result = cropped.evaluate_sim("reach", "augmented", episodes=1, max_steps=2, center_crop=center_crop)
+        report = json.loads((Path(result["run_dir"]) / "report.json").read_text())
+        assert result["center_crop"] == report["policy_settings"]["center_crop"] == area
+    for policy in ("scripted", "random"):
+        with pytest.raises(ToolInputError, match=f"center_crop: applies to checkpoint policies only .*'{policy}'"):
+            cropped.evaluate_sim("reach", policy, center_crop=False)
+    assert cropped.evaluate_sim("reach", "scripted", episodes=1, max_steps=2)["center_crop"] is None

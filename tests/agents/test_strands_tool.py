@@ -319,3 +319,16 @@ def test_configure_refuses_a_time_limit_that_is_not_seconds(limit, tmp_path, mon
     with pytest.raises(ValueError, match=r"call_timeout_s=.*; accepted: seconds > 0, or None \(no limit\)"):
         strands_tool.configure(output_dir=tmp_path, call_timeout_s=limit)
     assert strands_tool._toolbox is None  # nothing replaced
+
+
+def test_the_tool_passes_center_crop_to_the_actions_that_run_a_model(cropped, inputs_dir, monkeypatch):
+    """As the MCP tools take it (`--no-center-crop`'s choice): refused for an action that runs no model."""
+    monkeypatch.setattr(strands_tool, "_toolbox", cropped)
+    out = strands_tool.worldpolicy_tool(action="predict", prompt="pick up the block", embodiment="bridge", seed=1,
+                                        steps=1, image=str(inputs_dir / "obs.png"), center_crop=False)
+    assert out["status"] == "success" and out["content"][0]["json"]["center_crop"] is None
+    refused = strands_tool.worldpolicy_tool(action="visualize", path=str(inputs_dir), center_crop=False)
+    error = refused["content"][0]["json"]["error"]
+    assert error["parameter"] == "center_crop" and "does not apply to action 'visualize'" in error["message"]
+    spec = strands_tool.worldpolicy_tool.tool_spec["inputSchema"]["json"]["properties"]["center_crop"]
+    assert "--no-center-crop" in spec["description"]

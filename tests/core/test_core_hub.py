@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from huggingface_hub import CommitOperationDelete, HfApi
-from huggingface_hub.errors import HTTPError
+from huggingface_hub.errors import HTTPError, RepositoryNotFoundError
 
 from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, dataset_lock, folder_lock
@@ -33,7 +33,9 @@ class FakeHub:
     branch's commit, which a commit pinned to another (`parent_commit`) is refused for (412), as the hub does; the last
     push's files as they land (`uploaded`: their names, `sent`: their bytes, less the record, `record`'s files) and its
     deletions (`deleted`), a push being what follows a repo_info. `before_commit`: called before each commit (an edit
-    on the hub's page)."""
+    on the hub's page). A commit that changes nothing the branch holds now is skipped as huggingface_hub skips it:
+    before the hub sees its pin, answered with the branch's head, its additions not marked committed (`skipped`
+    counts them); a commit made marks them. `private` None: repo_info finds no repository (a dry run's first)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None, files: list[str] = (),
                  private: bool | None = None, recorded: bool = False) -> None:
@@ -48,6 +50,7 @@ class FakeHub:
         self.fail = fail
         self.head = "c0"
         self.commits: list[dict[str, Any]] = []
+        self.skipped = 0
         self.before_commit = lambda: None
         self.folder = Path(tempfile.mkdtemp())
         for name in ("create_repo", "repo_info", "create_branch", "list_repo_files", "hf_hub_download",
@@ -75,6 +78,8 @@ class FakeHub:
             if name == "create_repo" and self.private is None:
                 self.private = kwargs["private"]
             if name == "repo_info":
+                if self.private is None:
+                    raise _refused(404, "Repository Not Found", RepositoryNotFoundError)
                 self.sent, self.uploaded, self.deleted = {}, [], []
                 return SimpleNamespace(private=self.private, sha=self.head)
             if name == "list_repo_files":
@@ -86,6 +91,11 @@ class FakeHub:
                 return str(self.folder / args[1])
             if name == "create_commit":
                 self.before_commit()
+                url = f"https://huggingface.co/{kwargs['repo_id']}/commit/{{}}"
+                if all(not isinstance(op, CommitOperationDelete) and self.contents.get(op.path_in_repo) == _bytes(op)
+                       for op in kwargs["operations"]):  # nothing to change: no commit, the branch's head answered
+                    self.skipped += 1
+                    return SimpleNamespace(commit_url=url.format(self.head), oid=self.head)
                 if kwargs["parent_commit"] != self.head:
                     raise _refused(412, "A commit has happened since. Please refresh and try again.")
                 for op in kwargs["operations"]:
@@ -93,15 +103,14 @@ class FakeHub:
                         del self.contents[op.path_in_repo]
                         self.deleted.append(op.path_in_repo)
                         continue
-                    with op.as_file() as file:
-                        self.contents[op.path_in_repo] = file.read()
+                    self.contents[op.path_in_repo] = _bytes(op)
+                    op._is_committed = True
                     if op.path_in_repo != PUSH_RECORD:
                         self.sent[op.path_in_repo] = self.contents[op.path_in_repo]
                 self.uploaded, self.deleted = sorted(self.sent), sorted(self.deleted)
                 self.commits.append(kwargs)
                 self.head = f"c{len(self.commits)}"
-                url = f"https://huggingface.co/{kwargs['repo_id']}/commit/{self.head}"
-                return SimpleNamespace(commit_url=url, oid=self.head)
+                return SimpleNamespace(commit_url=url.format(self.head), oid=self.head)
             return None
 
         return call
@@ -110,13 +119,21 @@ class FakeHub:
         return [name for name, _ in self.calls]
 
 
-def _refused(status: int, reason: str) -> Exception:
-    """The error huggingface_hub raises for an HTTP `status` the hub answered."""
+def _refused(status: int, reason: str, error: type[Exception] | None = None) -> Exception:
+    """The error huggingface_hub raises for an HTTP `status` the hub answered (`error`: its class, if not the
+    general one)."""
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError
 
     request = httpx2.Request("POST", "https://huggingface.co/api/models/x/commit/main")
-    return HfHubHTTPError(f"{status} Client Error: {reason}", response=httpx2.Response(status, request=request))
+    return (error or HfHubHTTPError)(f"{status} Client Error: {reason}",
+                                     response=httpx2.Response(status, request=request))
+
+
+def _bytes(op: Any) -> bytes:
+    """What a CommitOperationAdd sends."""
+    with op.as_file() as file:
+        return file.read()
 
 
 @pytest.fixture
@@ -287,45 +304,158 @@ def test_a_push_over_an_earlier_one_leaves_the_repository_as_the_folder_is(check
     assert hub.remote == sorted([".gitattributes", PUSH_RECORD, *hub.uploaded])
     out = capsys.readouterr().out
     # the folder still has optimizer.safetensors: not said to be gone, but the training state this push leaves out
-    assert ("removed 2 files the previous push left there (['embodiment.json', 'optimizer.safetensors']): what "
-            f"{checkpoint} no longer has and the training state this push leaves out (--with-training-state sends "
-            "this one's); the hub's history keeps them") in out
+    assert ("removed 2 files there that this push does not send (['embodiment.json', 'optimizer.safetensors']): "
+            f"what an earlier push or upload left that {checkpoint} does not have and the training state this push "
+            "leaves out (--with-training-state sends this one's); the hub's history keeps them") in out
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0  # nothing left over: nothing said
     assert hub.deleted == [] and "removed" not in capsys.readouterr().out
 
 
-def test_a_push_keeps_what_no_push_of_its_own_wrote_and_says_so(tmp_path, token, monkeypatch, capsys):
-    """A file added on the hub's page (a figure the card shows, a license) was removed by the next push, which made
-    the repository the folder's mirror: only what the previous push recorded sending goes. A repository with no record
-    (made on the page, pushed by an older worldpolicy) loses nothing: what it holds that the folder lacks is said,
-    with the command that removes it."""
+def test_a_first_push_over_an_older_model_removes_its_files_and_keeps_its_card(checkpoint, tmp_path, token,
+                                                                               monkeypatch, capsys):
+    """A repository with no push record (made on the hub's page, uploaded with `hf upload`, pushed by an older
+    worldpolicy) lost nothing: a checkpoint pushed over an older model left that one's shards, adapter and part
+    configs beside its own, which a later load could read as this one's. Every file a loader reads as part of a
+    checkpoint (`LOADED_PATTERNS`) goes in the same commit; a card, its figures and a license stay, said with the
+    command that removes them, and the hub's .gitattributes is never touched. A file added on the hub's page after
+    a push stays too, and a dataset's older episodes go as a checkpoint's shards do."""
+    older = ["transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
+             "transformer/diffusion_pytorch_model.safetensors.index.json", "adapter.safetensors",
+             "text_encoder/config.json", "text_tokenizer/spiece.model", "README.md", "assets/demo.gif", "LICENSE"]
+    hub = FakeHub(monkeypatch, files=older)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--revision", "v2"]) == 0
+    stale = sorted(older[:5])
+    assert hub.deleted == stale and [op.path_in_repo for op in hub.commits[-1]["operations"]
+                                     if isinstance(op, CommitOperationDelete)] == stale  # in the push's one commit
+    assert len(hub.commits) == 1 and hub.record == sorted(hub.uploaded)
+    assert hub.remote == sorted([".gitattributes", PUSH_RECORD, "LICENSE", "README.md", "assets/demo.gif",
+                                 *hub.uploaded])
+    out = capsys.readouterr().out
+    assert (f"removed 5 files there that this push does not send ({stale!r}): what an earlier push or upload left "
+            f"that {checkpoint} does not have; the hub's history keeps them") in out
+    assert ("kept 3 files there that this push does not send and no loader reads as part of a diffusers checkpoint "
+            "(a card, its figures, a license: added on the hub's page): ['LICENSE', 'README.md', 'assets/demo.gif']; "
+            "to remove them: `hf repos delete-files me/tiny --revision v2 FILE...`") in out
+
     root = tmp_path / "ds"
     for name in ("meta/info.json", "data/chunk-000/file-000.parquet"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("{}")
-    hub = FakeHub(monkeypatch, files=["data/chunk-000/file-001.parquet"])  # no record: an older push's leftover
-    assert main(["push", str(root), "--repo-id", "me/ds", "--revision", "v2"]) == 0
-    assert hub.deleted == [] and "data/chunk-000/file-001.parquet" in hub.remote
-    out = capsys.readouterr().out
-    assert ("kept 1 files there that this push does not send and no push of worldpolicy wrote (added on the hub's "
-            "page, or pushed before worldpolicy recorded its pushes): ['data/chunk-000/file-001.parquet']; if they "
-            "are leftovers, remove them with `hf repos delete-files me/ds --repo-type dataset --revision v2 "
-            "FILE...`") in out
+    hub = FakeHub(monkeypatch, files=["data/chunk-000/file-001.parquet", "videos/cam/chunk-000/file-001.mp4",
+                                      "README.md"])  # no record: an older dataset's episodes, and its card
+    pushed = push(root, "me/ds")
+    assert pushed.removed == hub.deleted == ["data/chunk-000/file-001.parquet", "videos/cam/chunk-000/file-001.mp4"]
+    assert pushed.kept == ["README.md"]
     hub.edit("figure.png")  # on the hub's page, after that push
     (root / "data" / "chunk-000" / "file-000.parquet").unlink()  # gone here: the push's own file, removed
     pushed = push(root, "me/ds")
     assert pushed.removed == hub.deleted == ["data/chunk-000/file-000.parquet"]
-    assert pushed.kept == ["data/chunk-000/file-001.parquet", "figure.png"] and "figure.png" in hub.remote
+    assert pushed.kept == ["README.md", "figure.png"] and "figure.png" in hub.remote
 
 
 def test_stale_files_keep_every_hidden_file_and_what_is_sent():
     """Hidden files, at the top or in a folder (the hub's .gitattributes, a repository's .github/, the push's record),
     are never sent (`PUSH_IGNORE`), so never removed nor listed either; a name sent is never removed, whatever folder
-    it is in; of the rest, what the previous push sent is removed, the others kept."""
+    it is in; of the rest, what a loader reads as part of the repository's kind and what the previous push sent are
+    removed, the others kept."""
     remote = [".gitattributes", ".github/workflows/x.yml", "meta/.keep", "data/.cache/x", "a.json", "b/c.json",
-              "b/d.json", "e.png", PUSH_RECORD]
-    assert stale_files(remote, ["a.json", "b/c.json"], ["a.json", "b/d.json"]) == (["b/d.json"], ["e.png"])
-    assert stale_files(remote, ["a.json", "b/c.json"], None) == ([], ["b/d.json", "e.png"])
+              "b/d.json", "b/w.safetensors", "e.png", "notes.md", "meta/tasks.parquet", PUSH_RECORD]
+    sent = ["a.json", "b/c.json"]
+    assert stale_files(remote, sent, ["a.json", "notes.md"], "model") == (
+        ["b/d.json", "b/w.safetensors", "notes.md"], ["e.png", "meta/tasks.parquet"])
+    assert stale_files(remote, sent, None, "model") == (["b/d.json", "b/w.safetensors"],
+                                                        ["e.png", "meta/tasks.parquet", "notes.md"])
+    # a dataset's loader reads meta/, data/ and videos/: a JSON file at the top is no part of it
+    assert stale_files(remote, sent, None, "dataset") == (["meta/tasks.parquet"],
+                                                          ["b/d.json", "b/w.safetensors", "e.png", "notes.md"])
+
+
+def test_a_dry_run_lists_what_a_push_would_do_and_changes_nothing(checkpoint, token, monkeypatch, capsys):
+    """`push --dry-run`: the repository read (no repository or branch made, nothing committed), every file listed by
+    what a push would do with it; a repository not there yet holds nothing to remove; `--private` over a public one
+    refused as the push refuses it."""
+    (checkpoint / "optimizer.safetensors").write_bytes(b"o")
+    hub = FakeHub(monkeypatch, files=["vae/old.safetensors", "README.md"], private=False)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--revision", "v2", "--dry-run"]) == 0
+    assert "create_commit" not in hub.names() and "create_repo" not in hub.names()
+    assert "create_branch" not in hub.names() and hub.remote == [".gitattributes", "README.md", "vae/old.safetensors"]
+    out = capsys.readouterr().out.splitlines()
+    files = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(checkpoint).parts)
+                   and p.name != "optimizer.safetensors")
+    assert out[0] == (f"dry run, nothing sent: a push would send a diffusers checkpoint {checkpoint} ({len(files)} "
+                      f"files, {sum((checkpoint / f).stat().st_size for f in files) / 1e6:.1f} MB) to branch v2 of "
+                      "the model repository me/tiny, remove 1 files there and keep 1")
+    assert out[1:] == [f"send ({len(files)}):", *(f"  {name}" for name in files),
+                       f"remove (1: what an earlier push or upload left that {checkpoint} does not have):",
+                       "  vae/old.safetensors",
+                       "keep (1: no loader reads them as part of it: a card, its figures, a license):", "  README.md",
+                       "leave out (1: the training state, which only a resume reads: --with-training-state sends it):",
+                       "  optimizer.safetensors"]
+    hub = FakeHub(monkeypatch)  # no repository yet
+    pushed = push(checkpoint, "me/new", dry_run=True, private=True)
+    assert pushed.dry_run and pushed.url is None and pushed.removed == pushed.kept == [] and pushed.commits == 1
+    assert hub.names() == ["repo_info"] and hub.private is None
+    FakeHub(monkeypatch, private=False)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--dry-run"]) == 2
+    assert "already exists and is public" in capsys.readouterr().err
+
+
+def test_huggingface_hub_skips_a_commit_of_files_the_branch_holds_unpinned_as_push_reads_it(monkeypatch):
+    """What `hub._skipped` and `hub.BranchMoved` rest on, in the installed huggingface_hub's own create_commit: a
+    commit whose every file the branch holds (the hub answering with its oid) is sent nowhere, whatever its
+    `parent_commit`, and answered with the branch's head; its additions are not marked committed. A changed file is
+    sent, pinned, and marks them."""
+    import huggingface_hub._commit_api
+    from huggingface_hub import CommitOperationAdd
+
+    from worldpolicy.hub import _skipped
+
+    held = b"{}"
+
+    def preupload(api, repo_id, additions, **kwargs):  # the hub's answer: LFS files, the ones it holds by their oid
+        for op in additions:
+            op._upload_mode = "lfs"
+            op._remote_oid = op.upload_info.sha256.hex() if _bytes(op) == held else None
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(HfApi, "preupload_lfs_files", preupload)
+    monkeypatch.setattr(HfApi, "repo_info", lambda *a, **k: SimpleNamespace(sha="b" * 40))
+    monkeypatch.setattr(huggingface_hub._commit_api, "_send_commit",
+                        lambda **kwargs: sent.append(kwargs) or SimpleNamespace(oid="c" * 40))
+    for data, skipped, oid in ((held, True, "b" * 40), (b"[]", False, "c" * 40)):
+        operations = [CommitOperationAdd("a.json", data)]
+        answer = HfApi(token="hf_test").create_commit("me/x", operations, commit_message="m", parent_commit="a" * 40)
+        assert answer.oid == oid and _skipped(operations) is skipped
+    assert len(sent) == 1 and sent[0]["parent_commit"] == "a" * 40
+
+
+def test_a_push_over_a_branch_that_moved_is_refused_though_its_commit_changed_nothing(tmp_path, token, monkeypatch,
+                                                                                     capsys):
+    """huggingface_hub skips a commit whose files the branch holds already before the hub sees its pin
+    (`parent_commit`), answering with the branch's head: a push rerun over a branch another push or an edit on the
+    hub's page had moved went on from that head, its later commits onto the change. A skipped commit answered with
+    another head than its pin is refused as the hub's 412 is; one answered with its own pin goes on, and a push that
+    changes nothing says so."""
+    import worldpolicy.hub
+
+    monkeypatch.setattr(worldpolicy.hub, "PUSH_COMMIT_FILES", 3)
+    root, _ = _seven_file_dataset(tmp_path)
+    hub = FakeHub(monkeypatch)
+    push(root, "me/ds")
+    assert len(hub.commits) == 3
+    hub.before_commit = lambda: hub.edit("meta/info.json") if hub.head == "c3" else None  # another push, mid-way
+    with pytest.raises(HubError, match=r"\(BranchMoved: the branch is at c4-web, not at c3, the commit this push "
+                       r"went onto\); nothing was changed here, the repository changed on the hub while this push ran"):
+        push(root, "me/ds")
+    assert len(hub.commits) == 3 and hub.contents["meta/info.json"] == b"web"  # not overwritten
+    hub.before_commit = lambda: None
+    pushed = push(root, "me/ds")  # pinned to the moved head now: the change is what it pushes over
+    assert pushed.commits == 1 and hub.contents["meta/info.json"] == b"meta/info.json"
+    assert main(["push", str(root), "--repo-id", "me/ds"]) == 0  # nothing to change: every commit skipped
+    assert len(hub.commits) == 4 and capsys.readouterr().out.startswith(
+        f"nothing to push: the dataset repository me/ds holds a LeRobot dataset {root} as it is (7 files), at "
+        "https://huggingface.co/me/ds/commit/c4")
 
 
 def test_a_push_the_hub_changed_under_is_refused_not_overwritten(checkpoint, token, monkeypatch, capsys):
@@ -377,11 +507,12 @@ def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, m
             "https://huggingface.co/me/ds/commit/c2; nothing was changed here, the repository changed") in err
     hub.before_commit = lambda: None
     pushed = push(root, "me/ds", message="v2")
-    assert pushed.commits == 3 and hub.commits[-1]["commit_message"] == "v2 (part 3/3)"
+    # the parts that landed are skipped (the branch holds their files), the last one made
+    assert pushed.commits == 1 and hub.skipped == 2 and hub.commits[-1]["commit_message"] == "v2 (part 3/3)"
     last = [op.path_in_repo for op in hub.commits[-1]["operations"]]
     assert last[-3:] == ["meta/info.json", "data/chunk-000/file-009.parquet", PUSH_RECORD]
     assert hub.record == sorted(names) and pushed.kept == ["figure.png"]
-    assert pushed.url == "https://huggingface.co/me/ds/commit/c5"
+    assert pushed.url == "https://huggingface.co/me/ds/commit/c3"
 
 
 def test_a_push_cut_short_records_what_it_landed_for_the_next_push_to_remove(tmp_path, token, monkeypatch):

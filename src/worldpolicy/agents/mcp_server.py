@@ -81,6 +81,10 @@ INSTRUCTIONS = (
     "{'error': {type, parameter, message, given, accepted}}."
 )
 
+# what a result says of the frames' centre crop, as the run's files record it
+CROPPED = ("the share of each frame's area the centre crop the model saw kept (a checkpoint trained with [augment], "
+           "as its record says; null: the frames whole)")
+
 
 # -- result schemas -------------------------------------------------------------------------------------------
 
@@ -186,6 +190,7 @@ class PredictionResult(BaseModel):
                                        "imagine_rollout with whole_trajectory: every row given)")
     video_frames: int | None
     seed: int | None
+    center_crop: float | None = Field(default=None, description=CROPPED)
     timings_s: dict[str, float]
     warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the result wrong, "
                                 "and how to fix it (e.g. one camera's image for a multi-camera embodiment)")
@@ -257,6 +262,8 @@ class SimResult(BaseModel):
     max_chunk_jump_rad: float | None
     plan: SimPlan | None = Field(default=None, description="best-of-N planning's decisions (report.json's `plan`); "
                                  "null: the plain policy, no plan asked")
+    center_crop: float | None = Field(default=None, description=f"{CROPPED}: report.json's "
+                                      "policy_settings.center_crop; null too for scripted and random")
     successes: int
     success_rate: float
     ci95: list[float] | None
@@ -315,6 +322,7 @@ class OpenLoopResult(BaseModel):
     steps_compared: int
     seed: int = Field(description="episode i's chunks were sampled with seed + i")
     sampling_steps: int = Field(description="denoising steps each chunk was sampled with")
+    center_crop: float | None = Field(default=None, description=f"{CROPPED}: openloop.json's")
     columns: list[ColumnError] = Field(description="per action column, in its physical unit")
     mae_normalized: float | None = Field(description="the columns' mae_normalized averaged over those not left out: "
                                          "one unit-free number to compare checkpoints by (lower is closer to the "
@@ -407,6 +415,7 @@ class DreamResult(BaseModel):
                                       "(null: the whole chunk)")
     seed: int
     score: str | None
+    center_crop: dict[str, float | None] = Field(description=f"by role, policy and world_model: {CROPPED}")
     chunks: list[DreamChunk]
     rewards: list[float] | None = Field(description=f"per chunk, with score (reach: {SCORER_REWARDS['reach']}); "
                                         "null without")
@@ -504,6 +513,10 @@ Guidance = Annotated[float | None, _ranged(GUIDANCE, f"classifier-free guidance 
                                            "the embodiment's preset)")]
 Animate = Annotated[bool, Field(description="also write an mp4 with a playhead on the action plot beside the video")]
 ShowPlots = Annotated[bool, Field(description="also return the plot images in the result, to look at them")]
+CenterCrop = Annotated[bool, Field(strict=True, description="false: leave the frames whole where the checkpoint was "
+                                   "trained with [augment] and its record says to crop their centre (the command "
+                                   "line's --no-center-crop; docs/training.md, Image augmentation); default true: "
+                                   "crop them as the record says (the result's center_crop says which)")]
 
 
 def _json_text(doc: dict[str, Any]) -> TextContent:
@@ -680,6 +693,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
         decode_video: Annotated[bool, Field(description="also decode the imagined future video")] = False,
         animate: Animate = False,
         show_plots: ShowPlots = False,
+        center_crop: CenterCrop = True,
     ) -> PredictionResult:
         """What should the robot do here? Predict an action chunk from an observation and a task."""
         result = await call(
@@ -696,6 +710,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
             guidance,
             decode_video,
             animate,
+            center_crop=center_crop,
         )
         return _with_plots(result, show_plots)
 
@@ -729,6 +744,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
             "from the last frame the one before imagined (one after another, so it takes chunks times as long; "
             "errors compound over the chunks), joined into one video of rows+1 frames; a state-conditioned "
             "embodiment needs absolute joint actions (droid/joint_pos)")] = False,
+        center_crop: CenterCrop = True,
     ) -> PredictionResult:
         """What happens if the robot does this? Imagine the video of executing actions from an observation (with
         whole_trajectory, a trajectory of any length, chunk after chunk)."""
@@ -748,6 +764,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
             guidance,
             animate,
             whole_trajectory=whole_trajectory,
+            center_crop=center_crop,
         )
         return _with_plots(result, show_plots)
 
@@ -776,12 +793,13 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
         resample: Annotated[bool, Field(
             description="read a clip recorded at another rate than the embodiment's fps at that rate (the frames "
             "nearest its timestamps; needs a video file or an animated GIF with frame durations)")] = False,
+        center_crop: CenterCrop = True,
     ) -> PredictionResult:
         """Which actions produced this video? Inverse dynamics from a clip (video file, animated GIF or folder of
         frames): its first chunk_size+1 frames, or with whole_clip every frame (pseudo-labelling a video)."""
         result = await call(
             ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate,
-            start_frame=start_frame, whole_clip=whole_clip, resample=resample,
+            start_frame=start_frame, whole_clip=whole_clip, resample=resample, center_crop=center_crop,
         )
         return _with_plots(result, show_plots)
 
@@ -835,13 +853,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
         plan_scorer: Annotated[Literal[SCORERS] | None, Field(
             description=f"with plan: what ranks the imagined futures: reach ({SCORER_REWARDS['reach']}; the "
             "checkpoint's cameras stacked top to bottom) (default: reach)")] = None,
+        center_crop: CenterCrop = True,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
                           strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs, plan=plan,
-                          plan_scorer=plan_scorer)
+                          plan_scorer=plan_scorer, center_crop=center_crop)
 
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(
@@ -869,13 +888,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
                                                       "observation.state, else the observation.state.* "
                                                       "features)")] = None,
         show_plots: ShowPlots = False,
+        center_crop: CenterCrop = True,
     ) -> OpenLoopResult:
         """How close are the checkpoint's predicted chunks to the actions a dataset recorded? Open-loop evaluation
         (`worldpolicy dataset eval`): a chunk predicted from each chosen frame's cameras, task and state, compared
         with the actions recorded over the same steps. Not success (the closed loop drifts): evaluate_in_sim is that.
         A cancelled or failed call leaves no run folder."""
         result = await call(ctx, tb.evaluate_open_loop, dataset, checkpoint, embodiment, episodes, every, chunks,
-                             seed, steps, action_keys, state_keys)
+                             seed, steps, action_keys, state_keys, center_crop=center_crop)
         return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)
@@ -914,13 +934,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
                                                         "colour; the world model's cameras one alone or stacked top "
                                                         "to bottom); default: no reward")] = None,
         show_plots: ShowPlots = False,
+        center_crop: CenterCrop = True,
     ) -> DreamResult:
         """How would this policy do, imagined? Run it closed loop in a world model's imagination (`worldpolicy
         dream`): from the observation the policy acts, the world model imagines the frames its actions lead to, the
         policy acts on the last of them, chunks times. No simulator; errors compound over the chunks. A cancelled or
         failed call leaves no run folder."""
         result = await call(ctx, tb.dream, prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
-                             seed, execute_steps, score)
+                             seed, execute_steps, score, center_crop=center_crop)
         return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)

@@ -57,19 +57,19 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "list_checkpoints": (),
     "list_world_models": (),
     "predict": ("prompt", "embodiment", "checkpoint", "image", "images", "state", *_SAMPLING, "decode_video",
-                "animate", "show_plots"),
+                "animate", "show_plots", "center_crop"),
     "imagine": ("prompt", "embodiment", "checkpoint", "image", "images", "actions", "actions_file", "state",
-                *_SAMPLING, "animate", "show_plots", "whole_trajectory"),
+                *_SAMPLING, "animate", "show_plots", "whole_trajectory", "center_crop"),
     "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots",
-                      "start_frame", "whole_clip", "resample"),
+                      "start_frame", "whole_clip", "resample", "center_crop"),
     "visualize": ("path", "video", "animate", "show_plots"),
     "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "strategy",
-                     "latency", "rtc", "num_envs", "plan", "plan_scorer"),
+                     "latency", "rtc", "num_envs", "plan", "plan_scorer", "center_crop"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
-                           "action_keys", "state_keys", "show_plots"),
+                           "action_keys", "state_keys", "show_plots", "center_crop"),
     "compare_sim_runs": ("runs",),
     "dream": ("prompt", "chunks", "checkpoint", "world_model", "embodiment", "image", "images", "state", "seed",
-              "execute_steps", "score", "show_plots"),
+              "execute_steps", "score", "show_plots", "center_crop"),
     "show_dataset": ("dataset", "episodes", "embodiment", "show_plots"),
 }
 _lock = threading.Lock()
@@ -161,6 +161,7 @@ def worldpolicy_tool(
     world_model: str | None = None,
     execute_steps: int | None = None,
     score: str | None = None,
+    center_crop: bool = True,
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
@@ -257,6 +258,11 @@ def worldpolicy_tool(
             chunk's last imagined frame, in view widths, averaged over the views (0: the gripper touches the ball; a
             view where the ball, or in an exterior view the robot, is not found counts 0.25 (-0.25: found in no
             view)); the prompt names the ball's colour); default: no reward.
+        center_crop: predict, imagine, infer_actions, evaluate_sim (a checkpoint), evaluate_open_loop, dream: false
+            leaves the frames whole where the checkpoint was trained with [augment] and its record says to crop
+            their centre (the command line's --no-center-crop; docs/training.md, Image augmentation); default true:
+            crop them as the record says. The result's center_crop: the share of each frame's area the crop kept
+            (null: the frames whole).
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     progress = _deadline(_call_timeout_s)  # the actions that report progress stop there past the time limit
@@ -269,26 +275,30 @@ def worldpolicy_tool(
         "list_world_models": lambda: tb.list_world_models(),
         "predict": lambda: tb.predict(
             prompt, embodiment, checkpoint, image, images, state, **sampling, decode_video=decode_video,
-            **animation, progress=progress
+            **animation, progress=progress, center_crop=center_crop
         ),
         "imagine": lambda: tb.imagine(prompt, embodiment, checkpoint, image, images, actions, actions_file, state,
-                                      **sampling, **animation, whole_trajectory=whole_trajectory, progress=progress),
+                                      **sampling, **animation, whole_trajectory=whole_trajectory, progress=progress,
+                                      center_crop=center_crop),
         "infer_actions": lambda: tb.infer_actions(prompt, video, embodiment, checkpoint, state, **sampling,
                                                   **animation, start_frame=start_frame, whole_clip=whole_clip,
-                                                  resample=resample, progress=progress),
+                                                  resample=resample, progress=progress, center_crop=center_crop),
         "visualize": lambda: tb.visualize(path, video, **animation),
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps, perturb=perturb,
                                                 strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs,
                                                 plan=plan, plan_scorer=plan_scorer, progress=progress,
+                                                center_crop=center_crop,
                                                 **({} if episodes is None else {"episodes": episodes}),
                                                 **({} if seed is None else {"seed": seed})),
         "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,
                                                             steps=steps, action_keys=action_keys,
                                                             state_keys=state_keys, progress=progress,
+                                                            center_crop=center_crop,
                                                             **({} if seed is None else {"seed": seed})),
         "compare_sim_runs": lambda: tb.compare_sim_runs(runs),
         "dream": lambda: tb.dream(prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
                                   execute_steps=execute_steps, score=score, progress=progress,
+                                  center_crop=center_crop,
                                   **({} if seed is None else {"seed": seed})),
         "show_dataset": lambda: tb.show_dataset(dataset, episodes, embodiment, progress=progress),
     }

@@ -18,7 +18,8 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -690,12 +691,13 @@ class Toolbox:
 
     def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, warnings: list[str],
              said_view: tuple[int, int] | None, clip: dict[str, Any] | None = None, chunks: int | None = None,
-             **request: Any) -> dict[str, Any]:
+             center_crop: bool = True, **request: Any) -> dict[str, Any]:
         """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
         result, where an agent reads them. `said_view`: the (height, width) of an image or clip they already warn of
         as one camera's view, which the policy is told so that it does not say it again in its own terms. `clip`:
         inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs; `chunks`: forward dynamics
-        over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks."""
+        over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks. `center_crop`: the
+        call's (`_cropping`)."""
         from ..policy import PolicyRequest
         from ..viz.run import unusable_actions, write_run
 
@@ -711,22 +713,23 @@ class Toolbox:
             if said_view is not None:
                 policy.single_view_said(*said_view)
             report(0, None, "sampling")
-            if chunks is not None:  # one chunk after another: progress runs on over them
-                prediction = policy.imagine(
-                    request.pop("observation"), request.pop("actions"), request.pop("prompt"), whole_trajectory=True,
-                    **request, progress=_window_progress(report, chunks, 1, "chunk"),
-                )
-            elif clip is None:
-                prediction = policy.act_batch(
-                    [PolicyRequest(mode=mode, **request)],
-                    progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
-                )[0]
-            else:
-                options = {k: v for k, v in clip.items() if k != "windows"}
-                prediction = policy.infer_actions(
-                    request.pop("observation"), request.pop("prompt"), **options, **request,
-                    progress=_window_progress(report, clip["windows"], clip["batch_size"]),
-                )
+            with _cropping(center_crop, policy):
+                if chunks is not None:  # one chunk after another: progress runs on over them
+                    prediction = policy.imagine(
+                        request.pop("observation"), request.pop("actions"), request.pop("prompt"),
+                        whole_trajectory=True, **request, progress=_window_progress(report, chunks, 1, "chunk"),
+                    )
+                elif clip is None:
+                    prediction = policy.act_batch(
+                        [PolicyRequest(mode=mode, **request)],
+                        progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
+                    )[0]
+                else:
+                    options = {k: v for k, v in clip.items() if k != "windows"}
+                    prediction = policy.infer_actions(
+                        request.pop("observation"), request.pop("prompt"), **options, **request,
+                        progress=_window_progress(report, clip["windows"], clip["batch_size"]),
+                    )
         warnings = [*warnings, *(w for w in logged if w not in warnings)]
         # what the model returned (NaN actions) is unusable: not the caller's input (an internal error), unless it is
         # warned of (actions or a state far outside the training range): the likely cause then. No run is written:
@@ -760,6 +763,7 @@ class Toolbox:
             "files": files,
             "actions": np.round(prediction.actions, 6).tolist(),
             "seed": doc["settings"].get("seed"),
+            "center_crop": doc["settings"].get("center_crop"),  # as settings.json records it
             "timings_s": {k: round(v, 4) for k, v in doc["timings_s"].items()},
             "warnings": warnings,
             "clip": doc["settings"].get("clip"),
@@ -798,11 +802,15 @@ class Toolbox:
         decode_video: bool = False,
         animate: bool = False,
         progress: Progress | None = None,
+        center_crop: bool = True,
     ) -> dict[str, Any]:
-        """Policy: the action chunk for an observation and a task (plus the imagined video if asked)."""
+        """Policy: the action chunk for an observation and a task (plus the imagined video if asked). `center_crop`
+        (every tool that runs a model takes it): false leaves the frames whole where the checkpoint's training record
+        says to crop their centre (`_cropping`), as the command line's `--no-center-crop`."""
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
+        _check_center_crop(center_crop)
         obs, state, warnings, said, sizes = self._observation(ckpt, emb, image, images, state)
         # in every call's result (a cached policy says them once, to the first call), in the run's words (`_run` does
         # not add them again)
@@ -822,6 +830,7 @@ class Toolbox:
             steps=steps,
             guidance=guidance,
             decode_video=bool(decode_video),
+            center_crop=center_crop,
         )
 
     def imagine(
@@ -840,14 +849,16 @@ class Toolbox:
         animate: bool = False,
         progress: Progress | None = None,
         whole_trajectory: bool = False,
+        center_crop: bool = True,
     ) -> dict[str, Any]:
         """Forward dynamics: the video of what happens when the robot executes `actions` from the observation: the
         first chunk_size rows, or with `whole_trajectory` every row, in chunks of chunk_size rows, each from the last
         frame the one before imagined (`Policy.imagine(whole_trajectory=True)`; progress counts the chunks' denoising
-        steps). The result's `trajectory` says which rows and frames each chunk made."""
+        steps). The result's `trajectory` says which rows and frames each chunk made. `center_crop`: as `predict`'s."""
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
+        _check_center_crop(center_crop)
         if not isinstance(whole_trajectory, bool):
             raise _must_be("whole_trajectory", whole_trajectory, "true or false")
         a, space, rate = self._actions(emb, actions, actions_file)
@@ -873,6 +884,7 @@ class Toolbox:
             steps=steps,
             guidance=guidance,
             decode_video=True,
+            center_crop=center_crop,
         )
 
     def _trajectory_chunks(self, emb, actions: np.ndarray) -> int:
@@ -909,17 +921,19 @@ class Toolbox:
         start_frame: int = 0,
         whole_clip: bool = False,
         resample: bool = False,
+        center_crop: bool = True,
     ) -> dict[str, Any]:
         """Inverse dynamics: the actions that explain a clip: a video file, an animated image (GIF/WebP/TIFF) or a
         folder of frames (name order), as `worldpolicy predict --video` and `Policy.infer_actions` take it, with its
         options: `start_frame`, `whole_clip` (a label for every frame transition, in windows of chunk_size+1 frames;
         progress counts the windows' denoising steps) and `resample` (read at the embodiment's rate). The result's
-        `clip` says which frames of the clip the rows explain."""
+        `clip` says which frames of the clip the rows explain. `center_crop`: as `predict`'s."""
         from ..processing.observations import check_source
 
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
+        _check_center_crop(center_crop)
         START_FRAME.check("start_frame", start_frame)
         for name, value in (("whole_clip", whole_clip), ("resample", resample)):
             if not isinstance(value, bool):
@@ -955,6 +969,7 @@ class Toolbox:
             seed=seed,
             steps=steps,
             guidance=guidance,
+            center_crop=center_crop,
         )
 
     def _clip_windows(self, emb, path: Path, video: str, state: Any, start_frame: int, whole_clip: bool,
@@ -1043,6 +1058,7 @@ class Toolbox:
         num_envs: int = 1,
         plan: int | None = None,
         plan_scorer: str | None = None,
+        center_crop: bool = True,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
         `seed` defaults to `worldpolicy sim`'s held-out one; the result's `training_scenes` (report.json's) and
@@ -1056,8 +1072,10 @@ class Toolbox:
         their requests batched, as `worldpolicy sim --num-envs` (`sim.batch.check_num_envs`, checked before a model
         loads). `plan`, `plan_scorer`: best-of-N planning, as `worldpolicy sim --plan/--plan-scorer` (checked as it
         checks them, `sim.progress.check_plan`, and the scorer against the checkpoint's cameras, before a model
-        loads); the result's `plan` counts its decisions, those tied and those it changed (report.json's). A call that
-        fails or is cancelled removes the run folder it began (why: at the `except` below)."""
+        loads); the result's `plan` counts its decisions, those tied and those it changed (report.json's).
+        `center_crop`: as `predict`'s, a checkpoint's only (as `worldpolicy sim --no-center-crop`); the result's is
+        report.json's `policy_settings.center_crop`. A call that fails or is cancelled removes the run folder it
+        began (why: at the `except` below)."""
         try:
             from ..robot.control import STRATEGIES, ChunkStrategy, check_rtc
             from ..robot.decode import check_executable
@@ -1096,6 +1114,10 @@ class Toolbox:
             perturbation = parse_perturbations(perturb, "perturb")
         except ValueError as exc:  # its text names `perturb` first, as ToolInputError does
             raise ToolInputError("perturb", str(exc).removeprefix("perturb: "), perturb, shifts) from None
+        _check_center_crop(center_crop)
+        if not center_crop and policy in ("scripted", "random"):  # as `worldpolicy sim` refuses --no-center-crop
+            raise ToolInputError("center_crop", f"applies to checkpoint policies only (the frames a model sees), not "
+                                 f"policy {policy!r}", center_crop, "true, or a checkpoint policy")
         if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
             raise ToolInputError("embodiment", "does not apply to policy 'scripted': the expert always acts in "
                                  "droid/joint_pos (absolute joints); leave it out", embodiment)
@@ -1149,7 +1171,7 @@ class Toolbox:
                 env = TabletopEnv(task, SIM_ROBOT, control_hz=control_hz_for(emb.fps if ckpt is not None else None),
                                   image_size=None if ckpt is None else DEFAULT_IMAGE_SIZE, max_steps=max_steps,
                                   perturb=perturbation)
-                sim_policy = None
+                sim_policy = model = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
                     try:  # the latency against the step limit, and a checkpoint's chunk, before its weights load
                         latency_ticks(latency, env.control_hz, env.max_steps)
@@ -1159,7 +1181,8 @@ class Toolbox:
                     except ValueError as exc:
                         raise _timing_error(exc, timing) from None
                     if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
-                        sim_policy = wrap_policy(self.policy(ckpt, emb), seed=seed)
+                        model = self.policy(ckpt, emb)
+                        sim_policy = wrap_policy(model, seed=seed)
                         if scorer is not None:  # the cached policy, choosing each chunk best-of-plan
                             sim_policy = planned(sim_policy, scorer, plan)
                     else:
@@ -1171,23 +1194,24 @@ class Toolbox:
                         except ValueError as exc:
                             raise _timing_error(exc, timing) from None
                     out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
-                    result = evaluate(
-                        env,
-                        sim_policy,
-                        # a checkpoint as `worldpolicy sim` labels it (`shipped`, not its folder's `panda_reach`)
-                        policy_name=spec if ckpt is None else checkpoint_name(spec),
-                        episodes=episodes,
-                        seed=seed,
-                        strategy=chunks,
-                        video_dir=out / "videos",
-                        videos=0,
-                        progress=False,
-                        on_episode=lambda so_far: report(len(so_far.episodes), episodes,
-                                                         f"episode {len(so_far.episodes)}/{episodes} done"),
-                        latency_ms=latency,
-                        rtc=rtc,
-                        num_envs=num_envs,
-                    )
+                    with _cropping(center_crop, *([] if model is None else [model])):
+                        result = evaluate(
+                            env,
+                            sim_policy,
+                            # a checkpoint as `worldpolicy sim` labels it (`shipped`, not its folder's `panda_reach`)
+                            policy_name=spec if ckpt is None else checkpoint_name(spec),
+                            episodes=episodes,
+                            seed=seed,
+                            strategy=chunks,
+                            video_dir=out / "videos",
+                            videos=0,
+                            progress=False,
+                            on_episode=lambda so_far: report(len(so_far.episodes), episodes,
+                                                             f"episode {len(so_far.episodes)}/{episodes} done"),
+                            latency_ms=latency,
+                            rtc=rtc,
+                            num_envs=num_envs,
+                        )
                 finally:
                     if ckpt is None:  # a cached policy stays loaded for the next call
                         getattr(sim_policy, "close", lambda: None)()
@@ -1216,6 +1240,8 @@ class Toolbox:
             "perturb": result.perturb,
             "num_envs": result.num_envs,
             "plan": doc.get("plan"),
+            # report.json's, as `worldpolicy sim` records it (null: none, or no checkpoint)
+            "center_crop": (doc.get("policy_settings") or {}).get("center_crop"),
             **{key: doc[key] for key in SIM_TIMING_FIELDS},
             "successes": result.successes,
             "success_rate": result.success_rate,
@@ -1243,14 +1269,16 @@ class Toolbox:
         action_keys: Sequence[str] | None = None,
         state_keys: Sequence[str] | None = None,
         progress: Progress | None = None,
+        center_crop: bool = True,
     ) -> dict[str, Any]:
         """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
         chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked once
         (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN; `run_open_loop` runs its
         plan) and the chunks counted before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it
-        is, this call's `steps` on each request; progress counts the chunks (a fraction at each denoising step). A call
-        that fails or is cancelled removes the run folder it began, as `evaluate_sim` does."""
+        is, this call's `steps` on each request, its `center_crop` as `predict`'s (openloop.json's `settings` record the
+        crop); progress counts the chunks (a fraction at each denoising step). A call that fails or is cancelled
+        removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.openloop import LEFT_OUT_WHY, check_open_loop, plan_training_scenes, run_open_loop
@@ -1259,6 +1287,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         SEED.check("seed", seed)  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
         self._sampling(seed, steps, None)
+        _check_center_crop(center_crop)
         for name, value, bounds in (("every", every, OPEN_LOOP_EVERY), ("chunks", chunks, OPEN_LOOP_CHUNKS)):
             if value is not None:
                 bounds.check(name, value)
@@ -1307,8 +1336,9 @@ class Toolbox:
                 policy = self.policy(ckpt, emb)  # used as it is: the call's steps ride on each request
                 out = self._new_run_dir("openloop")
                 try:
-                    result = run_open_loop(plan, policy, out, training_scenes=scenes, steps=steps,
-                                           progress=chunks_done)  # checked above
+                    with _cropping(center_crop, policy):
+                        result = run_open_loop(plan, policy, out, training_scenes=scenes, steps=steps,
+                                               progress=chunks_done)  # checked above
                 except (ValueError, KeyError) as exc:  # named as the tool's argument it is about, if one
                     raise _named(exc, given) from None
         except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
@@ -1336,6 +1366,7 @@ class Toolbox:
             "steps_compared": result.steps,
             "seed": seed,
             "sampling_steps": doc["settings"]["sampling"]["steps"],
+            "center_crop": doc["settings"].get("center_crop"),
             "columns": [{"column": c, "unit": u, "mae": doc["mae"][c], "rmse": doc["rmse"][c],
                          "mae_normalized": normalized[c],
                          "left_out": LEFT_OUT_WHY if c in left_out else None,  # why mae_normalized is null
@@ -1409,6 +1440,7 @@ class Toolbox:
         execute_steps: int | None = None,
         score: str | None = None,
         progress: Progress | None = None,
+        center_crop: bool = True,
     ) -> dict[str, Any]:
         """`worldpolicy dream`: the checkpoint's policy run closed loop in `world_model`'s imagination (default: the
         same checkpoint, one loaded model in both roles) for `chunks` chunks (`sim.world_model.dream`), written as the
@@ -1417,8 +1449,8 @@ class Toolbox:
         is checked before a model loads, as the command line checks it: the observation as `predict_actions` reads
         it, a world model that can roll a trajectory chunk after chunk and shares the policy's columns,
         `execute_steps` against the chunk size, a `score`'s prompt and the world model's cameras it reads. Both models
-        come from the cache; progress counts the chunks. A call that fails or is cancelled removes the run folder it
-        began."""
+        come from the cache, `center_crop` (as `predict`'s) applying to both, as `worldpolicy dream --no-center-crop`;
+        progress counts the chunks. A call that fails or is cancelled removes the run folder it began."""
         try:
             from ..processing.trajectory import trajectory_refusal
             from ..sim.progress import SCORERS, prompt_color, scorer_for
@@ -1436,6 +1468,7 @@ class Toolbox:
             w_emb = self._checkpoint_embodiment(world, embodiment, "world_model", world_model)
         prompt = self._prompt(prompt)
         DREAM_CHUNKS.check("chunks", chunks)
+        _check_center_crop(center_crop)
         SEED.check("seed", seed)  # None too: a dream repeats with its seed, as `worldpolicy dream`'s default 0
         refusal = trajectory_refusal(w_emb)  # a dream is a whole trajectory, chunk by chunk
         if refusal is not None:
@@ -1498,8 +1531,9 @@ class Toolbox:
                     recorder.add(chunk)
                     report(chunk.index + 1, chunks, f"chunk {chunk.index + 1} of {chunks} imagined")
 
-                result = dream(policy, imagining, obs, prompt, chunks, state=state, seed=seed,
-                               execute_steps=execute_steps, scorer=scorer, on_chunk=on_chunk)
+                with _cropping(center_crop, policy, imagining):
+                    result = dream(policy, imagining, obs, prompt, chunks, state=state, seed=seed,
+                                   execute_steps=execute_steps, scorer=scorer, on_chunk=on_chunk)
             recorder.finish()
             report(chunks, chunks, "done")  # a call cancelled by now stops here
         except BaseException:  # the result names the run folder: a call that returns none leaves none
@@ -1520,6 +1554,9 @@ class Toolbox:
             "execute_steps": execute_steps,
             "seed": seed,
             "score": score,
+            # each model's, as its predictions' settings record it (settings.json's, the world model's)
+            "center_crop": {"policy": result.policy_predictions[0].settings.get("center_crop"),
+                            "world_model": prediction.settings.get("center_crop")},
             # as dream.json and settings.json record them (`write_dream`), from the result in memory
             "chunks": [{"chunk": j, "actions": part["actions"], "frames": part["frames"],
                         "policy_seed": asked.settings.get("seed"), "world_model_seed": part["seed"],
@@ -1779,6 +1816,34 @@ def _window_progress(report: Progress, windows: int, batch_size: int,
             batch += 1
 
     return step
+
+
+CENTER_CROP_ACCEPTED = ("true (crop the frames' centre where the checkpoint's training record says to) or false (leave "
+                        "them whole, as the command line's --no-center-crop)")
+
+
+def _check_center_crop(center_crop: Any) -> None:
+    """A tool's `center_crop`, refused unless a boolean (before a model loads)."""
+    if not isinstance(center_crop, bool):
+        raise _must_be("center_crop", center_crop, CENTER_CROP_ACCEPTED)
+
+
+@contextmanager
+def _cropping(center_crop: bool, *policies: Any) -> Iterator[None]:
+    """A call's `center_crop` on the cached `policies` it runs (held by it under `Toolbox._run_lock`, so no other
+    call sees them meanwhile): false leaves their frames whole (`Policy.center_crop` None, as `load_policy(...,
+    center_crop=False)` and the command line's `--no-center-crop` load one) for the call, which records it so
+    (settings.json, report.json's `policy_settings`, openloop.json); true, as each loaded (the crop its training
+    record says, `policy.trained_center_crop`). Each policy's own is back after the call, for the next."""
+    loaded = [policy.center_crop for policy in policies]
+    try:
+        if not center_crop:
+            for policy in policies:
+                policy.center_crop = None
+        yield
+    finally:
+        for policy, area in zip(policies, loaded):
+            policy.center_crop = area
 
 
 def _must_be(parameter: str, given: Any, accepted: str) -> ToolInputError:
