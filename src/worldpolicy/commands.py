@@ -939,16 +939,13 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         runs["inverse_dynamics"].settings.update(start)
         done["inverse_dynamics"] = _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
-        keeper = keep_report(out / "sim")
-        try:
+        # an interruption, a failure: report.json of every episode kept, as `sim` writes it
+        with keep_report(out / "sim") as keeper:
             report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True),
                               policy_name=checkpoint_name(str(checkpoint)),  # `shipped`, as `worldpolicy sim` says it
                               episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
                               videos=args.episodes, progress=True, on_episode=keeper,
                               training_scenes=scenes)  # as warned of above
-        except BaseException:  # an interruption, a failure: report.json of every episode kept, as `sim` writes it
-            keeper.stopped()
-            raise
     finally:
         env.close()
     written = write_report(report, out / "sim")

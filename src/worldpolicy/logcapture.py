@@ -13,8 +13,9 @@ robot making the mistake another robot made before it is told too.
 Besides, whether a block loads weights quietly (`quiet_loading`): without diffusers' "Loading pipeline components"
 bar, for a command run with `--no-progress`, one whose stderr is no terminal, and a server, whose log is JSON lines.
 And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal, plain lines in a log. And how a
-command's lines read (`LineFormatter`, timed for a training run), on stderr and in a training run's own log file
-(`run_log`), which keeps them in the run's folder as they are shown.
+command's lines read (`LineFormatter`, timed for a training run), on stderr and in a run's own log file (`run_log`:
+a training run's train.log, a sim run's sim.log), which keeps them in the run's folder as they are shown, between a
+line saying who started each session and one saying how it ended.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -235,6 +239,32 @@ class _RunLog(logging.Handler):
                 self._file.write(text)
                 self._file.flush()
 
+    def said(self, text: str) -> None:
+        """`text`, a line of the caller's own, after the time now (`timestamp`), as the log's logged lines are timed:
+        a session's start and end, a training run's progress, a sim run's episodes."""
+        self.line(f"{timestamp()} {text}")
+
+    def session_started(self, command: str, version: str | None) -> None:
+        """A session's first line: who started it (`command`: the line as typed, or what ran it from Python), the
+        process, the host, the worldpolicy `version` and the working directory."""
+        self.said(f"session started: {command} (PID {os.getpid()} on {socket.gethostname()}, worldpolicy "
+                  f"{version or 'unknown'}, in {os.getcwd()})")
+
+    def session_stopped(self, stop: BaseException) -> None:
+        """A session's last line when `stop` ended it: the signal of an interruption (Ctrl-C, a cluster's SIGTERM), a
+        refusal (a setting, the data, a full disk: ValueError, OSError) as the command says it, anything else with
+        its traceback."""
+        from .fileio import signal_name, stop_signal
+
+        if isinstance(stop, KeyboardInterrupt):
+            signum = stop_signal(stop)
+            self.said(f"session stopped: {'interrupted' if signum == signal.SIGINT else 'terminated'} "
+                      f"({signal_name(signum)})")
+            return
+        said = traceback.format_exception_only(stop) if isinstance(stop, (ValueError, OSError)) else \
+            traceback.format_exception(stop)
+        self.said("session stopped by an error: " + "".join(said).rstrip())
+
     def start(self) -> None:
         """Write to the file from here on, the lines held so far first; a last line a kill cut short (the file ends
         without a newline) is ended before them."""
@@ -260,12 +290,14 @@ class _RunLog(logging.Handler):
 def run_log(path: str | os.PathLike[str], *, held: bool = False) -> Iterator[_RunLog]:
     """While the block runs, every line logged that reaches the root logger's handlers (what the command shows on
     stderr, at the levels `cli.main` set: its INFO lines, every warning) is appended to `path` too, timed
-    (`LineFormatter(timed=True)`); the handler yielded writes lines of the caller's own (`_RunLog.line`: a training
-    run's progress lines). Appended across sessions (a resume adds to it), each line flushed as it is written; a
-    last line cut short by a kill is ended before the first line of the next session. `held`: nothing is written
-    until the caller calls the handler's `start` (a training run, once the folder is known to hold its own run), and
-    what was logged before is written then; never, where the block ends before. A script that configured no logging
-    still sees its warnings on stderr (`logging.lastResort`), as without the file."""
+    (`LineFormatter(timed=True)`); the handler yielded writes lines of the caller's own (`_RunLog.said`, timed: a
+    training run's progress lines, a sim run's episodes; `session_started`, `session_stopped`: a session's first and
+    last lines, as every run's log says them). Appended across sessions (a resume adds to it), each line flushed as
+    it is written; a last line cut short by a kill is ended before the first line of the next session. `held`:
+    nothing is written until the caller calls the handler's `start` (once the folder is known to hold the caller's
+    run: a training run's, a sim run's whose episodes are about to run), and what was logged before is written then;
+    never, where the block ends before. A script that configured no logging still sees its warnings on stderr
+    (`logging.lastResort`), as without the file."""
     handler = _RunLog(Path(path))
     if not held:
         handler.start()

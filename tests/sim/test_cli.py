@@ -782,7 +782,11 @@ def test_sim_cli_a_rerun_that_fails_in_its_first_episode_leaves_no_stale_report(
     monkeypatch.setattr(Rollout, "run", fail)
     assert main([*common, "--policy", "random", "--episodes", "2", "--overwrite"]) == 2
     assert "the policy server went away" in capsys.readouterr().err
-    assert [p.name for p in out.rglob("*") if p.is_file()] == []
+    # the previous run's files gone; this session's log says why it stopped (its lines alone: the old run's went too)
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["sim.log"]
+    log = (out / "sim.log").read_text()
+    assert log.count("session started: ") == 1 and "--policy random" in log
+    assert log.endswith(" session stopped by an error: ValueError: the policy server went away\n")
 
 
 def test_sim_cli_no_offscreen_rendering_is_one_line_and_leaves_the_previous_run(tmp_path, capsys, monkeypatch):
@@ -996,8 +1000,8 @@ def test_a_bare_sim_says_where_it_writes_its_run_before_it_starts(tmp_path, caps
     argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--videos", "0", "--no-plots"]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    said = ("sim: writing the run in sim_runs (each episode appended to episodes.jsonl as it ends; --out picks another "
-            "folder)")
+    said = ("sim: writing the run in sim_runs (each episode appended to episodes.jsonl as it ends, what this console "
+            "shows to sim.log; --out picks another folder)")
     assert said in err and err.index(said) < err.index("reach/scripted")  # before the progress bar
     assert (tmp_path / "sim_runs" / "report.json").is_file()
     assert main([*argv[:6], "2", *argv[7:], "--resume"]) == 0

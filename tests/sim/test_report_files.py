@@ -97,7 +97,7 @@ def test_another_runs_or_a_malformed_episodes_file_is_refused_naming_it(tmp_path
         read_report(tmp_path)
     log = EpisodeLog(tmp_path)  # a keeper's first write replaces such a file whole
     log.append(report)
-    assert EpisodeLog(tmp_path).read(report) == report.episodes
+    assert [e.to_json() for e in EpisodeLog(tmp_path).read(report)] == [e.to_json() for e in report.episodes]
 
 
 def test_episodes_csv_is_a_row_per_episode_with_named_columns_pandas_reads(tmp_path):

@@ -22,8 +22,8 @@ from worldpolicy.cli import (
     run_json,
 )
 from worldpolicy.extras import run_record, software_changes
-from worldpolicy.fileio import SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_REPORT_FILE
-from worldpolicy.logcapture import is_terminal
+from worldpolicy.fileio import SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_LOG_FILE, SIM_REPORT_FILE
+from worldpolicy.logcapture import is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.progress import SCORER_REWARDS, SCORERS
@@ -44,7 +44,8 @@ def add_parser(subparsers) -> None:
         "sim",
         help="evaluate a policy (checkpoint, ws:// server, scripted, random) on a simulated Franka Panda",
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
-        "report.json/.md/.png, episodes.jsonl/.csv (a line, a row per episode), index.html and side-by-side mp4s "
+        "report.json/.md/.png, episodes.jsonl/.csv (a line, a row per episode), sim.log (the console's lines, timed, "
+        "and a line per episode), index.html and side-by-side mp4s "
         "(sim cameras | imagined video). "
         "`worldpolicy sim compare RUN_A RUN_B ...` compares finished runs.",
         absent_flags={"--checkpoint": "sim takes the checkpoint as --policy CKPT (shipped, a folder or a hub id; also "
@@ -319,7 +320,7 @@ def _clear_previous_run(out: Path) -> None:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
     for path in [out / "index.html", out / "report.png", out / "report.md", out / SIM_EPISODES_CSV,
-                 out / SIM_EPISODES_FILE, *episode_videos(out), out / SIM_REPORT_FILE]:
+                 out / SIM_EPISODES_FILE, out / SIM_LOG_FILE, *episode_videos(out), out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
@@ -492,16 +493,25 @@ def run(args: argparse.Namespace) -> int:
     # and videos would lie at its top, in among them
     output_folder(args.out, "--out", writer="sim", not_over_runs=True)
     # held for the whole run, before its report is read: a second sim on this --out (a --resume of a run still going)
-    # would write its episodes into the same report
-    with folder_lock(args.out, "--out"):
-        return _run_held(args, commands, task_given, image_size, needs_images)
+    # would write its episodes into the same report. The session's lines go to its sim.log from when its episodes are
+    # about to run (`_run_held` starts it): a session refused before, or one with nothing to run, writes nothing there
+    with folder_lock(args.out, "--out"), run_log(args.out / SIM_LOG_FILE, held=True) as log:
+        again, made_by = commands
+        log.session_started(again if args.resume else made_by["command"], made_by["software"].get("worldpolicy"))
+        try:
+            return _run_held(args, commands, task_given, image_size, needs_images, log)
+        except BaseException as stop:
+            log.session_stopped(stop)
+            raise
 
 
 def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], task_given: bool,
-              image_size: tuple[int, int] | None, needs_images: bool) -> int:
+              image_size: tuple[int, int] | None, needs_images: bool, log) -> int:
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
     then the episodes. `commands`: the command line that continues the run and the record of the one that made it
-    (`_resume_command`, `extras.run_record`: the line and the folder it was typed in)."""
+    (`_resume_command`, `extras.run_record`: the line and the folder it was typed in). `log`: the folder's sim.log
+    (`logcapture.run_log`, held), started once every check has passed and the episodes are about to run, a line per
+    episode and the run's result written there too."""
     from worldpolicy.cli import policy_api_key, policy_server_timeout, policy_tls_ca, with_key_hint
 
     again, made_by = commands
@@ -585,6 +595,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
         made(partial)
+        log.said(_episode_said(partial, args.episodes))
         try:
             write_partial(partial)
         except KeyboardInterrupt:  # held until a summary being written was whole: the summary on the way out keeps it
@@ -665,12 +676,14 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             report = previous
         else:
             finished[:] = [len(previous.episodes)] if previous is not None else []
+            log.start()  # the folder holds this run, which runs: what this session said so far, and on
             # where the run goes, before its progress bar: a bare `worldpolicy sim` (default --out) never said it; a
             # resumed run says which episodes it keeps and which it runs (with --no-progress nothing else did)
-            logger.info("sim: %s the run in %s%s (each episode appended to %s as it ends; --out picks another "
-                        "folder)", "continuing" if previous is not None else "writing", args.out,
+            logger.info("sim: %s the run in %s%s (each episode appended to %s as it ends, what this console shows to "
+                        "%s; --out picks another folder)", "continuing" if previous is not None else "writing",
+                        args.out,
                         "" if previous is None else ": " + _kept_said(args.seed, len(previous.episodes), args.episodes),
-                        SIM_EPISODES_FILE)
+                        SIM_EPISODES_FILE, SIM_LOG_FILE)
             report = evaluate(
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
@@ -681,8 +694,10 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     except BaseException as exc:
         if finished:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
-            print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
-                  f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}", file=sys.stderr)
+            said = (f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
+                    f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}")
+            print(said, file=sys.stderr)
+            log.said(said)
         # report.json of every kept episode (rewritten at most every SUMMARY_INTERVAL_S while it ran), its figure
         kept = write_partial.stopped()
         if kept is not None and not args.no_plots:
@@ -698,12 +713,18 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         paths.append(write_html(args.out))
     doc = report.to_json()
     lo, hi = doc["ci95"]
-    with lines_for_people(args.json):
-        # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
-        print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
+    # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
+    result = (f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
               f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
-        if "plan" in doc:  # what planning did: ties bought nothing
-            print(plan_said(doc["plan"], (report.policy_settings or {}).get("scorer")).replace("`", ""))
+    planning = ([plan_said(doc["plan"], (report.policy_settings or {}).get("scorer")).replace("`", "")]
+                if "plan" in doc else [])  # what planning did: ties bought nothing
+    for line in planning:
+        log.said(line)
+    log.said(f"session ended: {result}")
+    with lines_for_people(args.json):
+        print(result)
+        for line in planning:
+            print(line)
         for path in [*paths, *_videos_said(args.out)]:
             print(f"  {path}")
     if args.json:  # every episode video, where the lines above may count them
@@ -762,6 +783,17 @@ def _resumed_label(previous, now: str) -> str:
     if stored != now:
         logger.info("--resume: the run keeps its label %r (--policy now would label it %r)", stored, now)
     return stored
+
+
+def _episode_said(report, episodes: int) -> str:
+    """The line sim.log keeps of the episode that joined `report` last, of `episodes` in the run: `episode 3/500 (seed
+    10002): success at step 21, final distance 2.3 cm, policy 1.52 s; success 2/3 so far` (the console's progress
+    bar, redrawn in place or every 30 s in a log, says no episode's outcome)."""
+    e = report.episodes[-1]
+    outcome = f"success at step {e.success_step}" if e.success else f"failure at step {e.steps} (the step limit)"
+    return (f"episode {len(report.episodes)}/{episodes} (seed {e.seed}): {outcome}, final distance "
+            f"{100 * e.final_distance_m:.1f} cm, policy {e.policy_s:.2f} s; success {report.successes}/"
+            f"{len(report.episodes)} so far")
 
 
 def _kept_said(seed: int, kept: int, episodes: int) -> str:

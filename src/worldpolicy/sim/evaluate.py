@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from worldpolicy.sim.policies import (
     served_metadata,
     warn_rate_mismatch,
 )
-from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, latency_ticks
+from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, latency_ticks, measured
 from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
 __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
@@ -174,12 +174,18 @@ class EvalReport:
         return self.markdown() if self.episodes else None
 
     def to_json(self) -> dict[str, Any]:
+        """report.json: the run's settings, its success rate, its episodes (`EpisodeResult.to_json`) and their means,
+        taken over the episodes as written and kept to what they mean (`rollout.measured`), so a resumed run's, whose
+        stored episodes were read back rounded, are the uninterrupted run's."""
         lo, hi = wilson_interval(self.successes, len(self.episodes))
-        steps = [e.success_step for e in self.episodes if e.success]
-        ik = [e.ik_mean_mm for e in self.episodes if e.ik_mean_mm is not None]
-        jumps = {f"{stat}_{kind}_jump_rad": _over([getattr(e, f"{kind}_jump_{stat}_rad") for e in self.episodes],
-                                                   stat)
+        episodes = [e.to_json() for e in self.episodes]
+        steps = [e["success_step"] for e in episodes if e["success"]]
+        ik = [e["ik_mean_mm"] for e in episodes if e["ik_mean_mm"] is not None]
+        jumps = {f"{stat}_{kind}_jump_rad": _over([e[f"{kind}_jump_{stat}_rad"] for e in episodes], stat)
                  for kind in ("handover", "chunk") for stat in ("mean", "max")}
+        means = {"mean_final_distance_m": float(np.mean([e["final_distance_m"] for e in episodes])),
+                 "mean_policy_s_per_episode": float(np.mean([e["policy_s"] for e in episodes])),
+                 "mean_ik_error_mm": float(np.mean(ik)) if ik else None}
         return {
             "schema": SCHEMA,
             "task": self.task, "task_version": self.task_version, "policy": self.policy, "embodiment": self.embodiment,
@@ -197,13 +203,11 @@ class EvalReport:
             "successes": self.successes, "success_rate": self.success_rate,
             "ci95": [lo, hi],
             "mean_steps_to_success": float(np.mean(steps)) if steps else None,
-            "mean_final_distance_m": float(np.mean([e.final_distance_m for e in self.episodes])),
-            "mean_policy_s_per_episode": float(np.mean([e.policy_s for e in self.episodes])),
-            "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
+            **{key: measured(key, value) for key, value in means.items()},
             "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
-            **jumps,
+            **{key: measured(key, value) for key, value in jumps.items()},
             **({"plan": plan} if (plan := plan_summary(self.episodes)) is not None else {}),
-            "episodes": [e.to_json() for e in self.episodes],
+            "episodes": episodes,
         }
 
     @classmethod
@@ -840,7 +844,8 @@ class ReportKeeper:
     O(n²) work. An interruption or a later failure loses none of the finished episodes (`read_report` reads them from
     episodes.jsonl): `worldpolicy sim --resume` continues such a run. `summary(report)` writes the summary now;
     `stopped()`, called by a run that stops before its end, that of every episode kept (its report.json then holds
-    them all)."""
+    them all). As a context manager, `stopped()` is called for the block when it raises (a failure, Ctrl-C) and the
+    error goes on: `with keep_report(out) as keeper: report = evaluate(..., on_episode=keeper)`."""
 
     def __init__(self, out: str | Path, interval: float = SUMMARY_INTERVAL_S) -> None:
         self.out, self.interval = Path(out), interval
@@ -859,6 +864,13 @@ class ReportKeeper:
             self._kept = (partial, len(partial.episodes))
             raise
         self._kept = (partial, len(partial.episodes))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:  # an interruption, a failure: report.json of every episode kept
+            self.stopped()
 
     def stopped(self) -> EvalReport | None:
         """For a run that stops before its end (an interruption, a failure): the report of the episodes kept, its
@@ -884,7 +896,8 @@ class ReportKeeper:
 
 
 def keep_report(out: Path) -> ReportKeeper:
-    """The `ReportKeeper` of `out` (`evaluate(on_episode=keep_report(out))`)."""
+    """The `ReportKeeper` of `out` (`evaluate(on_episode=keep_report(out))`; `with keep_report(out) as keeper:` keeps
+    the summary of a run that stops)."""
     return ReportKeeper(out)
 
 

@@ -37,8 +37,8 @@ from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["STORED_FIELDS", "Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk",
-           "check_latency_ms", "latency_as_none", "latency_ticks"]
+__all__ = ["STORED_FIELDS", "UNIT_DECIMALS", "Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing",
+           "check_latency_chunk", "check_latency_ms", "latency_as_none", "latency_ticks", "measured"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
@@ -176,9 +176,31 @@ class EpisodeResult:
     recording_s: float = field(default=0.0, repr=False)
 
     def to_json(self) -> dict:
-        """The episode as report.json keeps it, its fields as they are (numbers, a string): `asdict` deep-copied each,
-        the frames too, for every episode at every rewrite of a long run's report. `plans` only where it planned."""
-        return {name: getattr(self, name) for name in STORED_FIELDS if not (name == "plans" and self.plans is None)}
+        """The episode as report.json, episodes.jsonl and episodes.csv keep it: its fields as they are (numbers, a
+        string), its measurements to what they mean (`measured`): `asdict` deep-copied each, the frames too, for every
+        episode at every rewrite of a long run's report. `plans` only where it planned."""
+        return {name: measured(name, getattr(self, name)) for name in STORED_FIELDS
+                if not (name == "plans" and self.plans is None)}
+
+
+# The decimals a sim run's files keep of a measurement, by its unit (the end of its name): distances to the micrometre,
+# times to the millisecond, joint jumps to the microradian. Past them a float's 17 digits (0.022743730689966064 m,
+# 25.31609804800064 s) are noise of the physics and the clock; a file read back (a resume, `sim compare`) holds the
+# rounded value, which rounds to itself, so a resumed run's files are the uninterrupted run's. Counts, steps and the
+# success rate (and its interval: successes / n, exact) are not measurements, and are kept whole.
+UNIT_DECIMALS = {"_m": 6, "_mm": 3, "_s": 3, "_s_per_episode": 3, "_rad": 6}
+
+
+def measured(name: str, value: Any) -> Any:
+    """`value` of the field or summary key `name` as a sim run's files keep it: a float whose name ends in a unit of
+    `UNIT_DECIMALS` rounded to that many decimals (`EpisodeResult.to_json`, `EvalReport.to_json`), any other as it
+    is. The one place the files' precision is said."""
+    if not isinstance(value, float):
+        return value
+    for unit, decimals in UNIT_DECIMALS.items():
+        if name.endswith(unit):
+            return round(value, decimals)
+    return value
 
 
 # the fields of an episode that its report stores (`EpisodeResult.to_json`), in order: not its frames nor their time

@@ -276,13 +276,10 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 
     env = TabletopEnv(task)
     policy = make_policy(str(checkpoint), env=env, seed=seed, **({"steps": steps} if steps else {}))
-    keeper = keep_report(out)
-    try:
-        report = evaluate(env, policy, policy_name=checkpoint_name(str(checkpoint)), episodes=episodes, seed=seed,
-                          video_dir=out / "videos", videos=2, progress=progress, on_episode=keeper)
-    except BaseException:  # an interruption, a failure: report.json of every episode kept, as `worldpolicy sim` writes
-        keeper.stopped()
-        raise
+    try:  # an interruption, a failure: report.json of every episode kept, as `worldpolicy sim` writes it
+        with keep_report(out) as keeper:
+            report = evaluate(env, policy, policy_name=checkpoint_name(str(checkpoint)), episodes=episodes, seed=seed,
+                              video_dir=out / "videos", videos=2, progress=progress, on_episode=keeper)
     finally:
         env.close()
     write_report(report, out)

@@ -19,11 +19,8 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,9 +73,7 @@ from ..fileio import (
     safetensors_index,
     safetensors_plan,
     sigint_held,
-    signal_name,
     staged_folder,
-    stop_signal,
     sweep_stagings,
     write_bytes_atomic,
     write_json_atomic,
@@ -1325,23 +1320,15 @@ class Trainer:
 
     def _logged_run(self, stop_after: int | None, load_finished: bool) -> list[StepRecord]:
         """`_run`, its trackers closed after it, and its session's first and last lines in the log file."""
-        self._log_line(f"session started: {self.run_record['command'] or 'Trainer.run() from Python'} (PID "
-                       f"{os.getpid()} on {socket.gethostname()}, worldpolicy "
-                       f"{self.run_record['software'].get('worldpolicy', 'unknown')}, in {os.getcwd()})")
+        if self.log_file is not None:
+            self.log_file.session_started(self.run_record["command"] or "Trainer.run() from Python",
+                                          self.run_record["software"].get("worldpolicy"))
         try:
             records = self._run(stop_after, load_finished)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or a cluster's SIGTERM/SIGUSR1: what was saved is said before
+        except BaseException as stop:  # Ctrl-C, a cluster's SIGTERM/SIGUSR1 (what was saved is said before), a failure
             self.trackers.close(failed=True)
-            signum = stop_signal(stop)
-            self._log_line(f"session stopped: {'interrupted' if signum == signal.SIGINT else 'terminated'} "
-                           f"({signal_name(signum)})")
-            raise
-        except BaseException as exc:
-            self.trackers.close(failed=True)
-            # a refusal (a setting, the data, a full disk) as the command says it; anything else with its traceback
-            said = traceback.format_exception_only(exc) if isinstance(exc, (ValueError, OSError)) else \
-                traceback.format_exception(exc)
-            self._log_line("session stopped by an error: " + "".join(said).rstrip())
+            if self.log_file is not None:
+                self.log_file.session_stopped(stop)
             raise
         self.trackers.close(failed=False)
         self._log_line(f"session ended at step {records[-1].step} of {self.config.optim.steps}" if records else
@@ -1358,7 +1345,7 @@ class Trainer:
         """One line of the session's own (its start, its end, its progress) in the log file, timed; nothing where
         there is none (ranks other than 0)."""
         if self.log_file is not None:
-            self.log_file.line(f"{timestamp()} {text}")
+            self.log_file.said(text)
 
     def _log(self, metrics_path: Path, line: dict[str, Any]) -> None:
         """One line of `metrics.jsonl`, sent on to the trackers under the same names."""
