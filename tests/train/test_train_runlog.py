@@ -158,3 +158,25 @@ def test_a_checkpoints_records_say_their_format_version_and_an_older_record_stil
     with pytest.raises(NewerFormatError, match=r"trainer_state\.json '.*step-0000004.*': written by a newer "
                        r"worldpolicy \(schema 'worldpolicy.trainer_state/v2'.*upgrade worldpolicy"):
         _trainer(train_config(out, optim={"steps": 6})).run()
+
+
+def test_the_shipped_models_records_say_their_format_version_as_a_runs_do(tmp_path):
+    """The shipped model's embodiment.json was written before versions were recorded: it said none, while every
+    checkpoint a run saves says `worldpolicy.embodiment/v1` first (`Trainer._write_embodiment`). It says it now, and
+    is read by the readers of a run's files, which check it: the same file with a newer version is refused."""
+    from worldpolicy.embodiments import embodiment_from_spec
+    from worldpolicy.fileio import EMBODIMENT_SCHEMA, TRAINER_STATE_SCHEMA, NewerFormatError, read_trainer_state
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_spec
+
+    shipped = shipped_model()
+    spec = json.loads((shipped / "embodiment.json").read_text())
+    assert next(iter(spec.items())) == ("schema", EMBODIMENT_SCHEMA)  # first, as a run writes it
+    assert read_trainer_state(shipped)["schema"] == TRAINER_STATE_SCHEMA
+    assert checkpoint_spec(shipped) == {k: v for k, v in spec.items() if k != "schema"}
+    assert embodiment_from_spec(shipped / "embodiment.json", checkpoint=True).name == "panda_reach"
+
+    newer = tmp_path / "embodiment.json"
+    newer.write_text(json.dumps({**spec, "schema": "worldpolicy.embodiment/v2"}))
+    with pytest.raises(NewerFormatError, match="written by a newer worldpolicy"):
+        embodiment_from_spec(newer, checkpoint=True)
