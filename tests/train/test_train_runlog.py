@@ -180,3 +180,36 @@ def test_the_shipped_models_records_say_their_format_version_as_a_runs_do(tmp_pa
     newer.write_text(json.dumps({**spec, "schema": "worldpolicy.embodiment/v2"}))
     with pytest.raises(NewerFormatError, match="written by a newer worldpolicy"):
         embodiment_from_spec(newer, checkpoint=True)
+
+
+def test_a_run_whose_console_reader_left_trains_on_and_says_so_once_in_its_log(train_config, tmp_path):
+    """`worldpolicy train CONFIG 2>&1 | tee out` with the tee killed (a closed ssh session), or `| head` that had its
+    lines: the next line written, a progress line, raised BrokenPipeError and the run died before its next checkpoint.
+    It trains on: nothing more is written to the console, train.log says so once and keeps every line, and every
+    checkpoint is saved. Here the console's reader has left before the run starts (stderr a pipe whose read end is
+    closed): every write to it fails, the progress lines' too."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    out = tmp_path / "run"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(out, log_every=1, save_every=3)))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "worldpolicy", "train", str(config)], stdout=subprocess.PIPE,
+                              stderr=write_end, text=True, env=env, timeout=300, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and json.loads(done.stdout)["steps_run"] == 6  # its result still read on stdout
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003", "step-0000006"]
+    log = (out / "train.log").read_text()
+    gone = re.findall(rf"^{TIMED} WARNING worldpolicy\.logcapture: the console's stderr is gone \(Broken pipe: .*$",
+                      log, re.MULTILINE)
+    assert len(gone) == 1 and "the run goes on" in gone[0]
+    assert log.count(" training: step ") == 6 and log.rstrip().endswith("session ended at step 6 of 6")

@@ -85,7 +85,7 @@ from ..fileio import (
     write_safetensors,
 )
 from ..hub import dataset_source
-from ..logcapture import quiet_loading, run_log, timestamp
+from ..logcapture import console_may_close, quiet_loading, run_log, timestamp
 from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
@@ -1306,14 +1306,17 @@ class Trainer:
         shows, timed, and a progress line every `log_every` steps), between a line saying who started the session and
         one saying how it ended, from when the folder is found to hold this run (`_run`): a session refused before
         (another run's folder, other settings, a run finished) writes nothing there, and a first session that failed
-        before it wrote anything else leaves neither file nor folder."""
+        before it wrote anything else leaves neither file nor folder. A console found gone (`| head` had its lines, a
+        killed `| tee`, a closed ssh session) is no longer written and the run goes on (`logcapture.console_may_close`:
+        said once, in the log file), its checkpoints and log as they would be."""
         if self.rank != 0:
-            return self._logged_run(stop_after, load_finished)
+            with console_may_close():
+                return self._logged_run(stop_after, load_finished)
         with folder_lock(self.out, "--out / output_dir"):
             path = self.out / TRAIN_LOG_FILE
             fresh = not path.exists()
             try:
-                with run_log(path, held=True) as self.log_file:
+                with run_log(path, held=True) as self.log_file, console_may_close():
                     return self._logged_run(stop_after, load_finished)
             except BaseException:
                 left = {p.name for p in self.out.iterdir()} if self.out.is_dir() else set()
