@@ -213,3 +213,41 @@ def test_a_run_whose_console_reader_left_trains_on_and_says_so_once_in_its_log(t
                       log, re.MULTILINE)
     assert len(gone) == 1 and "the run goes on" in gone[0]
     assert log.count(" training: step ") == 6 and log.rstrip().endswith("session ended at step 6 of 6")
+
+
+def test_a_resume_and_the_runs_page_read_a_checkpoints_record_once_through_its_checked_reader(train_config, tmp_path,
+                                                                                              monkeypatch):
+    """trainer_state.json was read twice by a resume (its settings compared, then its schedule restored), twice by each
+    model card (the card's facts, then the embodiment it names), and by the run's page without its format version
+    checked (one a newer worldpolicy wrote was shown as if it were read right). Each reads it once, through
+    `fileio.read_trainer_state`: the page says a newer one could not be read rather than showing it."""
+    from collections import Counter
+    from pathlib import Path
+
+    from worldpolicy import fileio
+    from worldpolicy.viz.train_report import train_sections
+
+    out = tmp_path / "run"
+    _trainer(train_config(out, optim={"steps": 2}, save_every=2)).run()
+    reads: list[Path] = []
+    real = fileio.read_json
+
+    def counted(path, what):
+        reads.append(Path(path))
+        return real(path, what)
+
+    monkeypatch.setattr(fileio, "read_json", counted)
+    _trainer(train_config(out, optim={"steps": 4}, save_every=2)).run()  # resumes at 2, saves (and carded) 4
+    read = Counter(re.search(r"step-\d+", p.parent.name)[0] for p in reads if p.name == "trainer_state.json")
+    assert read == {"step-0000002": 1, "step-0000004": 1}  # 4's by its card, in the save's staging folder
+    reads.clear()
+    sections, notes, _ = train_sections(out)
+    assert [p.parent.name for p in reads if p.name == "trainer_state.json"] == ["step-0000004"] and not notes
+    assert "data fingerprint" in "".join(sections)
+
+    latest = out / "checkpoints" / "step-0000004" / "trainer_state.json"
+    latest.write_text(json.dumps({**json.loads(latest.read_text()), "schema": "worldpolicy.trainer_state/v2"}))
+    sections, notes, _ = train_sections(out)
+    assert any("step-0000004's trainer state (trainer_state.json) could not be read" in note
+               and "written by a newer worldpolicy" in note for note in notes)
+    assert "data fingerprint" not in "".join(sections)  # not shown as if read right

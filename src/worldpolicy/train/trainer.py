@@ -393,6 +393,9 @@ class Trainer:
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
         self._resumed_data_key: str | None = None
+        # the newest checkpoint's trainer_state.json where the run resumes, read once (`_previous_run`): its settings
+        # are compared, then its schedule and step restored (`_restore`) from the same record
+        self._resumed_state: dict[str, Any] | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
         self._resuming = False  # set by `_run`: a resume's weights come from its checkpoint, not the starting one
@@ -1174,10 +1177,11 @@ class Trainer:
         return (f"saving step {step} in {str(self.out)!r} failed ({os.strerror(code)}); nothing of it was kept and "
                 f"{kept}: {fix} and run the same command to resume")
 
-    def _restore(self, folder: Path) -> int:
+    def _restore(self, folder: Path, state: dict[str, Any]) -> int:
+        """The weights, optimizer state and schedule of checkpoint `folder`, whose trainer_state.json is `state` (read
+        by `_previous_run`); its step."""
         from safetensors.torch import load_file
 
-        state = read_trainer_state(folder)
         if self.sharded:
             self._restore_sharded(folder, state)
             return self._restore_schedule(state)
@@ -1404,7 +1408,7 @@ class Trainer:
         self._elapsed_before = 0.0
         start = 0
         if checkpoints:
-            start = self._restore(checkpoints[-1])
+            start = self._restore(checkpoints[-1], self._resumed_state)
             logger.info("resumed from %s (step %d)", checkpoints[-1], start)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -1587,9 +1591,9 @@ class Trainer:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
         config_file, metrics = self.out / "config.json", self.out / METRICS_FILE
         # the fingerprint of the data the resumed run trained on, and its `data_key` (older runs: not stored)
-        self._resumed_data = self._resumed_data_key = None
+        self._resumed_data = self._resumed_data_key = self._resumed_state = None
         if checkpoints:
-            state = read_trainer_state(checkpoints[-1])
+            self._resumed_state = state = read_trainer_state(checkpoints[-1])
             self._resumed_data, self._resumed_data_key = state.get("data_fingerprint"), state.get("data_key")
             return state["config"], checkpoints[-1], int(state["step"])
         if config_file.is_file():
