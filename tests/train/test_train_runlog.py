@@ -48,6 +48,14 @@ def test_train_log_keeps_the_consoles_lines_timed_across_resumes(train_config, t
     progress = [re.match(r"training: step (\d)/(\d)", line) for line in said]
     assert [(m[1], m[2]) for m in progress if m] == [("2", "4"), ("4", "4"), ("6", "6")]
     assert resumed in said[started[1]:]
+    # what each session trains, said as it starts (before the cache and the weights), augmentation included
+    plan = [line for line in said if line.startswith(("this session trains", "image augmentation"))]
+    mix = "objectives policy 0.5, forward_dynamics 0.25, inverse_dynamics 0.25"
+    assert plan == [f"this session trains steps 1-4 of 4: full fine-tuning, batch 2, lr 0.001, precision fp32; {mix}",
+                    "image augmentation: off",
+                    f"this session trains steps 5-6 of 6: full fine-tuning, batch 2, lr 0.001, precision fp32; {mix}",
+                    "image augmentation: off"]
+    assert said.index(plan[0]) < next(i for i, line in enumerate(said) if line.startswith("training: step"))
     # every worldpolicy line the console showed is in the log, as said there
     shown = [line for line in (first + console).splitlines() if re.match(rf"{TIMED} ", line)]
     assert shown and all(line in lines for line in shown)

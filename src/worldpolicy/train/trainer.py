@@ -1355,6 +1355,26 @@ class Trainer:
                        "session ended: no step to train")
         return records
 
+    def _say_what_it_trains(self, done: int) -> None:
+        """What this session trains from step `done` on, said as it starts (before the latent cache is encoded and the
+        weights load), on the console and in the log: its steps, the fine-tuning, batch, LR and precision, the
+        objectives' mix, and whether image augmentation is on (`[augment]`: its draws, each encoded into the cache,
+        which takes `copies` times the encoding) or off. Nothing for a run at its last step (its due evaluations)."""
+        from ..viz.train_report import augmentation  # the words its page and model card say it in
+
+        cfg = self.config
+        if done >= cfg.optim.steps:
+            return
+        tune = cfg.finetune
+        how = f"LoRA rank {tune.lora_rank} (alpha {tune.lora_alpha:g}, saved {tune.lora_save})" \
+            if tune.mode == "lora" else "full fine-tuning"
+        processes = f" over {self.world} processes" if self.world > 1 else ""
+        mix = ", ".join(f"{name} {weight:g}" for name, weight in cfg.objectives.weights().items() if weight)
+        logger.info("this session trains steps %d-%d of %d: %s, batch %d%s, lr %g, precision %s; objectives %s",
+                    done + 1, cfg.optim.steps, cfg.optim.steps, how, cfg.optim.batch_size, processes, cfg.optim.lr,
+                    cfg.optim.precision, mix)
+        logger.info("image augmentation: %s", augmentation(cfg.to_dict()["augment"]) or "off")
+
     def _say_now(self, text: str) -> None:
         """`text` on stderr, and in the log file (`_log_line`): what a signal's notice says (`fileio.sigint_held`),
         which the log keeps with its time, as when the run was told to stop."""
@@ -1397,6 +1417,8 @@ class Trainer:
                 return []
         if self.log_file is not None:  # the folder holds this run (or none yet), which trains: its log from here on
             self.log_file.start()
+        if self.rank == 0:
+            self._say_what_it_trains(previous[2] if checkpoints else 0)
         if self.rank == 0:  # before the weights load: a tracker that cannot start (W&B not logged in) is said now
             # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
             first_step = previous[2] + 1 if checkpoints else 0
