@@ -304,7 +304,8 @@ def console_may_close() -> Iterator[None]:
     for name, console in consoles.items():
         setattr(sys, name, console)
     for handler, console in handlers:
-        handler.setStream(console)
+        with handler.lock:  # not `setStream`, which flushes the stream: one already gone would raise here
+            handler.stream = console
     try:
         yield
     finally:

@@ -278,8 +278,9 @@ def test_a_console_found_gone_is_no_longer_written_said_once_in_the_run_log_and_
             self.written.append(text)
             return len(text)
 
-        def flush(self) -> None:
-            pass
+        def flush(self) -> None:  # what a write that failed left in the stream's buffer fails again
+            if len(self.written) >= self.kept:
+                raise OSError(self.error, os.strerror(self.error))
 
     pipe = Pipe(kept=1)
     monkeypatch.setattr(sys, "stderr", pipe)
@@ -292,7 +293,7 @@ def test_a_console_found_gone_is_no_longer_written_said_once_in_the_run_log_and_
     log.setLevel(logging.INFO)
     try:
         with run_log(tmp_path / "train.log"), console_may_close():
-            log.info("step 1")  # shown
+            log.info("step 1")  # shown, and the reader leaves
             print("training: step 2/3", file=sys.stderr, flush=True)  # the reader has left: raised before
             log.info("step 3")
             sys.stderr.write("closing line\n")
@@ -305,6 +306,17 @@ def test_a_console_found_gone_is_no_longer_written_said_once_in_the_run_log_and_
     assert [line[20:] for line in written if "WARNING" not in line] == ["step 1", "step 3"]
     [gone] = [line for line in written if "WARNING" in line]
     assert "the console's stderr is gone (Broken pipe" in gone and "the run goes on" in gone
+
+    gone = Pipe(kept=0)  # gone before the block, a failed line still in its buffer: not flushed on the way in
+    monkeypatch.setattr(sys, "stderr", gone)
+    shown = logging.StreamHandler()
+    root.addHandler(shown)
+    try:
+        with console_may_close():
+            log.warning("a line")
+    finally:
+        root.removeHandler(shown)
+    assert gone.written == [] and shown.stream is gone
 
     full = Pipe(kept=0, error=errno.ENOSPC)
     monkeypatch.setattr(sys, "stderr", full)
