@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Self
 
 __all__ = ["LOG_PROGRESS_INTERVAL", "TEXT_FORMAT", "TIME_FORMAT", "LineFormatter", "console_may_close", "is_terminal",
-           "loading_quietly", "log_progress_interval", "log_to_parent", "logged_warnings", "progress_bar", "quiet_loading",
-           "request_index", "run_log", "said_before", "timestamp", "told_once", "worker_logs"]
+           "loading_quietly", "log_progress_interval", "log_to_parent", "logged_warnings", "progress_bar",
+           "quiet_loading", "request_index", "run_log", "said_before", "timestamp", "told_once", "worker_logs"]
 
 logger = logging.getLogger(__name__)
 
