@@ -876,6 +876,19 @@ def check_version(doc: Mapping[str, Any], schema: str, what: str) -> None:
                          "older (or no schema: written before versions were recorded)")
 
 
+def flat_settings(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`table`'s values by flat name, `prefix` first (`optim.lr`, `policy_settings.sampling.steps`): how a run's
+    stored settings are compared with those it would go on with, key by key (`train.config.changed_settings`;
+    `sim.evaluate.EvalReport.settings` for `resume_conflicts`, `dataset from-sim --resume`'s `policy_settings`), so a
+    setting recorded since (`center_crop`) is one key the stored run lacks, not a whole table that differs. An empty
+    table is a value of its own (`{}`): one stored empty and filled since is a change, not a setting never stored."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        out.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) and value
+                   else {prefix + key: value})
+    return out
+
+
 def is_checkpoint(path: str | Path) -> bool:
     """A folder that loads as a checkpoint: diffusers-format (model_index.json) or a LoRA adapter on its base
     (base_model.json)."""

@@ -15,11 +15,13 @@ bar, for a command run with `--no-progress`, one whose stderr is no terminal, an
 And every progress bar worldpolicy draws (`progress_bar`): tqdm's on a terminal, plain lines in a log. And how a
 command's lines read (`LineFormatter`, timed for a training run), on stderr and in a run's own log file (`run_log`:
 a training run's train.log, a sim run's sim.log), which keeps them in the run's folder as they are shown, between a
-line saying who started each session and one saying how it ended.
+line saying who started each session and one saying how it ended, also once the console is gone
+(`console_may_close`: `| head` had its lines, a `| tee` was killed, an ssh session closed) and the run goes on.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -35,9 +37,11 @@ from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any, Self
 
-__all__ = ["LOG_PROGRESS_INTERVAL", "TEXT_FORMAT", "TIME_FORMAT", "LineFormatter", "is_terminal", "loading_quietly",
-           "log_progress_interval", "log_to_parent", "logged_warnings", "progress_bar", "quiet_loading",
-           "request_index", "run_log", "said_before", "timestamp", "told_once", "worker_logs"]
+__all__ = ["LOG_PROGRESS_INTERVAL", "TEXT_FORMAT", "TIME_FORMAT", "LineFormatter", "console_may_close", "is_terminal",
+           "loading_quietly", "log_progress_interval", "log_to_parent", "logged_warnings", "progress_bar",
+           "quiet_loading", "request_index", "run_log", "said_before", "timestamp", "told_once", "worker_logs"]
+
+logger = logging.getLogger(__name__)
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -308,6 +312,86 @@ def run_log(path: str | os.PathLike[str], *, held: bool = False) -> Iterator[_Ru
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+# What writing to a console whose reader is gone raises: a pipe's (`| head` that had its lines, a killed `| tee`: EPIPE,
+# BrokenPipeError) or a terminal's that hung up (a `disown`ed run's, its ssh session closed: EIO)
+_GONE = (errno.EPIPE, errno.ESHUTDOWN, errno.EIO)
+
+
+@contextmanager
+def console_may_close() -> Iterator[None]:
+    """While the block runs, a console (stdout, stderr) found gone stops being written, and the block goes on: a long
+    job (a training run) outlives the `| head`, `| tee` or ssh session showing it, where the first line written after
+    raised BrokenPipeError out of a progress bar and stopped it, hours in, before its next checkpoint. The first write
+    that finds the stream gone is said once, as a warning (which a run's log file, `run_log`, entered before, keeps);
+    later ones are dropped, and the stream's descriptor points at os.devnull from then on (what the stream still
+    held, and what is written after the block, a command's closing lines, cannot fail the exit either). `sys.stdout`,
+    `sys.stderr` and the root logger's handlers writing to them write through the guard in the block, and are put
+    back after. A short command is not inside it: its reader leaving ends it (`cli.main`, exit status 141)."""
+    consoles = {name: _Console(getattr(sys, name), name) for name in ("stdout", "stderr")}
+    by_stream = {id(console.stream): console for console in consoles.values()}
+    handlers = [(h, by_stream[id(h.stream)]) for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and id(h.stream) in by_stream]
+    for name, console in consoles.items():
+        setattr(sys, name, console)
+    for handler, console in handlers:
+        with handler.lock:  # not `setStream`, which flushes the stream: one already gone would raise here
+            handler.stream = console
+    try:
+        yield
+    finally:
+        for handler, console in handlers:
+            if handler.stream is console:
+                handler.setStream(console.stream)
+        for name, console in consoles.items():
+            if getattr(sys, name) is console:  # unless the block set another one
+                setattr(sys, name, console.stream)
+
+
+class _Console:
+    """`console_may_close`'s stand-in for `sys.stdout` or `sys.stderr`: the stream's own, until it is found gone."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except OSError as exc:
+                if exc.errno not in _GONE:
+                    raise
+                self._lost(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                if exc.errno not in _GONE:
+                    raise
+                self._lost(exc)
+
+    def _lost(self, exc: OSError) -> None:
+        self.gone = True
+        try:  # what the stream holds unwritten, and later writes past the block, go nowhere rather than fail again
+            fd = self.stream.fileno()
+        except (OSError, ValueError, AttributeError):  # no descriptor (a notebook's stream, a test's capture)
+            fd = None
+        if fd is not None:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        logger.warning("the console's %s is gone (%s: its reader left, as `| head` that had its lines, a killed "
+                       "`| tee` or a closed ssh session leave it): nothing more is shown there; the run goes on, its "
+                       "log file keeping every line", self.name, exc.strerror or exc)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's
+        return getattr(self.stream, name)
 
 
 def _last_byte(path: Path) -> bytes:

@@ -289,8 +289,14 @@ def trained_embodiment(path_or_id: str | Path) -> str | None:
     (its `embodiment.json` says which). `worldpolicy train` writes embodiment.json only for a spec: a run on a
     registered entry (`bridge`, `droid/relative_pose`) is named by this record alone, which every checkpoint it saves
     and `merge-adapter` carry, so the checkpoint runs with the action head, stats, caption and variant it learned."""
+    return recorded_embodiment(_trainer_state(path_or_id))
+
+
+def recorded_embodiment(state: Mapping[str, Any] | None) -> str | None:
+    """`trained_embodiment` from the record itself (a checkpoint's `trainer_state.json` as `read_trainer_state` read
+    it; None: none), for a caller that reads the record for more than its embodiment (a model card): read once."""
     try:
-        name = (_trainer_state(path_or_id) or {})["config"]["embodiment"]
+        name = (state or {})["config"]["embodiment"]
     except (KeyError, TypeError):  # not a run's state as this version writes it: nothing to say
         return None
     if not isinstance(name, str) or not name.strip() or name.strip().endswith(SPEC_FILE_SUFFIX):

@@ -971,3 +971,21 @@ def test_a_block_that_caught_several_stop_signals_stops_on_the_most_urgent_as_ra
     assert isinstance(stop, Terminated) and stop.signum == signal.SIGTERM and exit_status(stop) == 143
     assert interruption([signal.SIGINT, signal.SIGUSR1]).signum == signal.SIGUSR1
     assert type(interruption([])) is KeyboardInterrupt
+
+
+def test_stored_settings_flatten_in_one_place_an_empty_table_a_value_of_its_own():
+    """`fileio.flat_settings`, the one flattening of stored settings (a training run's resume, `sim --resume`, `dataset
+    from-sim --resume`; train had a copy of its own that kept an empty table, sim's dropped it): nested tables by
+    dotted name, and an empty one kept as `{}`, so a table stored empty and filled since is a change a resume sees."""
+    from worldpolicy.fileio import flat_settings
+    from worldpolicy.train.config import TrainConfig, changed_settings
+
+    table = {"optim": {"lr": 1e-4, "betas": [0.9, 0.99]}, "sampling": {"steps": 4, "inner": {"x": None}}, "empty": {}}
+    assert flat_settings(table) == {"optim.lr": 1e-4, "optim.betas": [0.9, 0.99], "sampling.steps": 4,
+                                    "sampling.inner.x": None, "empty": {}}
+    assert flat_settings({"steps": 4}, "policy_settings.sampling.") == {"policy_settings.sampling.steps": 4}
+    assert flat_settings({}, "strategy.") == {}
+    stored = {**TrainConfig().to_dict(), "embodiment": {"name": "arm", "state_keys": {}}}
+    assert changed_settings(stored, stored) == []
+    filled = {**stored, "embodiment": {"name": "arm", "state_keys": {"joints": "q"}}}
+    assert changed_settings(stored, filled) == ["embodiment.state_keys: {} -> {'embodiment.state_keys.joints': 'q'}"]

@@ -250,3 +250,76 @@ def test_a_held_run_log_writes_nothing_until_started_then_what_it_held_first(tmp
         handler.start()
         log.warning("after")
     assert [line.split(": ", 1)[1] for line in (tmp_path / "train.log").read_text().splitlines()] == ["before", "after"]
+
+
+def test_a_console_found_gone_is_no_longer_written_said_once_in_the_run_log_and_put_back_after(tmp_path, monkeypatch):
+    """`logcapture.console_may_close`: a write to a stderr whose reader left (EPIPE) no longer stops the block: the
+    first is said once as a warning, which the run's log keeps, and nothing more is written there, through
+    `sys.stderr` (a progress line, a print) or the root logger's handler on it, which get their stream back after.
+    Another failure of the stream (a full disk under `2> file`) is no reader gone: raised as before."""
+    import errno
+    import logging
+    import os
+    import sys
+
+    import pytest
+
+    from worldpolicy.logcapture import LineFormatter, console_may_close, run_log
+
+    class Pipe:
+        """A stderr whose reader leaves after `kept` writes."""
+
+        def __init__(self, kept: int, error: int = errno.EPIPE) -> None:
+            self.kept, self.error, self.written = kept, error, []
+
+        def write(self, text: str) -> int:
+            if len(self.written) >= self.kept:
+                raise OSError(self.error, os.strerror(self.error))
+            self.written.append(text)
+            return len(text)
+
+        def flush(self) -> None:  # what a write that failed left in the stream's buffer fails again
+            if len(self.written) >= self.kept:
+                raise OSError(self.error, os.strerror(self.error))
+
+    pipe = Pipe(kept=1)
+    monkeypatch.setattr(sys, "stderr", pipe)
+    shown = logging.StreamHandler()  # as `cli.main` makes it: on the stderr of the time
+    shown.setFormatter(LineFormatter(timed=True))
+    root = logging.getLogger()
+    root.addHandler(shown)
+    log = logging.getLogger("worldpolicy.test_console")
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        with run_log(tmp_path / "train.log"), console_may_close():
+            log.info("step 1")  # shown, and the reader leaves
+            print("training: step 2/3", file=sys.stderr, flush=True)  # the reader has left: raised before
+            log.info("step 3")
+            sys.stderr.write("closing line\n")
+        assert sys.stderr is pipe and shown.stream is pipe  # put back
+    finally:
+        root.removeHandler(shown)
+        log.setLevel(level)
+    assert [line[20:] for line in pipe.written] == ["step 1\n"]
+    written = (tmp_path / "train.log").read_text().splitlines()
+    assert [line[20:] for line in written if "WARNING" not in line] == ["step 1", "step 3"]
+    [gone] = [line for line in written if "WARNING" in line]
+    assert "the console's stderr is gone (Broken pipe" in gone and "the run goes on" in gone
+
+    gone = Pipe(kept=0)  # gone before the block, a failed line still in its buffer: not flushed on the way in
+    monkeypatch.setattr(sys, "stderr", gone)
+    shown = logging.StreamHandler()
+    root.addHandler(shown)
+    try:
+        with console_may_close():
+            log.warning("a line")
+    finally:
+        root.removeHandler(shown)
+    assert gone.written == [] and shown.stream is gone
+
+    full = Pipe(kept=0, error=errno.ENOSPC)
+    monkeypatch.setattr(sys, "stderr", full)
+    with pytest.raises(OSError, match="No space left"), console_may_close():
+        print("a line", file=sys.stderr)
+    assert sys.stderr is full

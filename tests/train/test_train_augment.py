@@ -161,6 +161,17 @@ def test_the_cache_holds_each_windows_copies_and_the_trainer_draws_one_per_posit
                                                                          augmented_run["records"])
 
 
+def test_a_run_with_augmentation_says_so_as_it_starts(augmented_run, caplog):
+    """The console said nothing of `[augment]` as a run started (its cache then took `copies` times the encoding):
+    its start lines say what the session trains, augmentation on with its ranges, as the run's page says them."""
+    with caplog.at_level("INFO", logger="worldpolicy.train.trainer"):
+        augmented_run["trainer"]._say_what_it_trains(0)
+    said = [record.getMessage() for record in caplog.records]
+    assert said[0].startswith("this session trains steps 1-2 of 2: full fine-tuning, batch 2")
+    assert said[1] == ("image augmentation: random crops of 0.9 of the frame's area, rotation up to ±5°, brightness "
+                       "0.7-1.3, contrast 0.6-1.4, saturation 0.5-1.5, hue ±0.05; 2 draws of each window")
+
+
 def test_a_checkpoint_trained_with_augmentation_records_it_and_is_centre_cropped_at_inference(augmented_run,
                                                                                               monkeypatch):
     import worldpolicy.policy as policy_module

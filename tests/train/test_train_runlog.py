@@ -48,6 +48,14 @@ def test_train_log_keeps_the_consoles_lines_timed_across_resumes(train_config, t
     progress = [re.match(r"training: step (\d)/(\d)", line) for line in said]
     assert [(m[1], m[2]) for m in progress if m] == [("2", "4"), ("4", "4"), ("6", "6")]
     assert resumed in said[started[1]:]
+    # what each session trains, said as it starts (before the cache and the weights), augmentation included
+    plan = [line for line in said if line.startswith(("this session trains", "image augmentation"))]
+    mix = "objectives policy 0.5, forward_dynamics 0.25, inverse_dynamics 0.25"
+    assert plan == [f"this session trains steps 1-4 of 4: full fine-tuning, batch 2, lr 0.001, precision fp32; {mix}",
+                    "image augmentation: off",
+                    f"this session trains steps 5-6 of 6: full fine-tuning, batch 2, lr 0.001, precision fp32; {mix}",
+                    "image augmentation: off"]
+    assert said.index(plan[0]) < next(i for i, line in enumerate(said) if line.startswith("training: step"))
     # every worldpolicy line the console showed is in the log, as said there
     shown = [line for line in (first + console).splitlines() if re.match(rf"{TIMED} ", line)]
     assert shown and all(line in lines for line in shown)
@@ -158,3 +166,96 @@ def test_a_checkpoints_records_say_their_format_version_and_an_older_record_stil
     with pytest.raises(NewerFormatError, match=r"trainer_state\.json '.*step-0000004.*': written by a newer "
                        r"worldpolicy \(schema 'worldpolicy.trainer_state/v2'.*upgrade worldpolicy"):
         _trainer(train_config(out, optim={"steps": 6})).run()
+
+
+def test_the_shipped_models_records_say_their_format_version_as_a_runs_do(tmp_path):
+    """The shipped model's embodiment.json was written before versions were recorded: it said none, while every
+    checkpoint a run saves says `worldpolicy.embodiment/v1` first (`Trainer._write_embodiment`). It says it now, and
+    is read by the readers of a run's files, which check it: the same file with a newer version is refused."""
+    from worldpolicy.embodiments import embodiment_from_spec
+    from worldpolicy.fileio import EMBODIMENT_SCHEMA, TRAINER_STATE_SCHEMA, NewerFormatError, read_trainer_state
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_spec
+
+    shipped = shipped_model()
+    spec = json.loads((shipped / "embodiment.json").read_text())
+    assert next(iter(spec.items())) == ("schema", EMBODIMENT_SCHEMA)  # first, as a run writes it
+    assert read_trainer_state(shipped)["schema"] == TRAINER_STATE_SCHEMA
+    assert checkpoint_spec(shipped) == {k: v for k, v in spec.items() if k != "schema"}
+    assert embodiment_from_spec(shipped / "embodiment.json", checkpoint=True).name == "panda_reach"
+
+    newer = tmp_path / "embodiment.json"
+    newer.write_text(json.dumps({**spec, "schema": "worldpolicy.embodiment/v2"}))
+    with pytest.raises(NewerFormatError, match="written by a newer worldpolicy"):
+        embodiment_from_spec(newer, checkpoint=True)
+
+
+def test_a_run_whose_console_reader_left_trains_on_and_says_so_once_in_its_log(train_config, tmp_path):
+    """`worldpolicy train CONFIG 2>&1 | tee out` with the tee killed (a closed ssh session), or `| head` that had its
+    lines: the next line written, a progress line, raised BrokenPipeError and the run died before its next checkpoint.
+    It trains on: nothing more is written to the console, train.log says so once and keeps every line, and every
+    checkpoint is saved. Here the console's reader has left before the run starts (stderr a pipe whose read end is
+    closed): every write to it fails, the progress lines' too."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    out = tmp_path / "run"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(out, log_every=1, save_every=3)))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "worldpolicy", "train", str(config)], stdout=subprocess.PIPE,
+                              stderr=write_end, text=True, env=env, timeout=300, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and json.loads(done.stdout)["steps_run"] == 6  # its result still read on stdout
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003", "step-0000006"]
+    log = (out / "train.log").read_text()
+    gone = re.findall(rf"^{TIMED} WARNING worldpolicy\.logcapture: the console's stderr is gone \(Broken pipe: .*$",
+                      log, re.MULTILINE)
+    assert len(gone) == 1 and "the run goes on" in gone[0]
+    assert log.count(" training: step ") == 6 and log.rstrip().endswith("session ended at step 6 of 6")
+
+
+def test_a_resume_and_the_runs_page_read_a_checkpoints_record_once_through_its_checked_reader(train_config, tmp_path,
+                                                                                              monkeypatch):
+    """trainer_state.json was read twice by a resume (its settings compared, then its schedule restored), twice by each
+    model card (the card's facts, then the embodiment it names), and by the run's page without its format version
+    checked (one a newer worldpolicy wrote was shown as if it were read right). Each reads it once, through
+    `fileio.read_trainer_state`: the page says a newer one could not be read rather than showing it."""
+    from collections import Counter
+    from pathlib import Path
+
+    from worldpolicy import fileio
+    from worldpolicy.viz.train_report import train_sections
+
+    out = tmp_path / "run"
+    _trainer(train_config(out, optim={"steps": 2}, save_every=2)).run()
+    reads: list[Path] = []
+    real = fileio.read_json
+
+    def counted(path, what):
+        reads.append(Path(path))
+        return real(path, what)
+
+    monkeypatch.setattr(fileio, "read_json", counted)
+    _trainer(train_config(out, optim={"steps": 4}, save_every=2)).run()  # resumes at 2, saves (and carded) 4
+    read = Counter(re.search(r"step-\d+", p.parent.name)[0] for p in reads if p.name == "trainer_state.json")
+    assert read == {"step-0000002": 1, "step-0000004": 1}  # 4's by its card, in the save's staging folder
+    reads.clear()
+    sections, notes, _ = train_sections(out)
+    assert [p.parent.name for p in reads if p.name == "trainer_state.json"] == ["step-0000004"] and not notes
+    assert "data fingerprint" in "".join(sections)
+
+    latest = out / "checkpoints" / "step-0000004" / "trainer_state.json"
+    latest.write_text(json.dumps({**json.loads(latest.read_text()), "schema": "worldpolicy.trainer_state/v2"}))
+    sections, notes, _ = train_sections(out)
+    assert any("step-0000004's trainer state (trainer_state.json) could not be read" in note
+               and "written by a newer worldpolicy" in note for note in notes)
+    assert "data fingerprint" not in "".join(sections)  # not shown as if read right

@@ -469,10 +469,11 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
     each task or expert version that differs (`VERSION_KEYS`), else each setting of `wanted` that differs. A
     setting that only the recording fills in (a policy's `policy_settings`, a server's `embodiment`, the k a strategy
     runs where none was asked for) is left out; `sim_to_dataset(resume=True)` compares them once the policy loaded,
-    `policy_settings` key by key as `worldpolicy sim --resume` does (`sim.evaluate.flat_settings`): one the recording
+    `policy_settings` key by key as `worldpolicy sim --resume` does (`fileio.flat_settings`): one the recording
     did not record (`center_crop`, recorded since) is read as None, so an older recording continues unless it
     differs."""
-    from worldpolicy.sim.evaluate import flat_settings, stored_version_change
+    from worldpolicy.fileio import flat_settings
+    from worldpolicy.sim.evaluate import stored_version_change
 
     wanted, stored = dict(wanted), dict(stored)
     for table in (wanted, stored):

@@ -26,6 +26,7 @@ from worldpolicy.fileio import (
     SIM_EPISODES_SCHEMA,
     SIM_REPORT_FILE,
     SIM_REPORT_SCHEMA,
+    flat_settings,
     schema_matches,
     write_bytes_atomic,
     write_csv_atomic,
@@ -47,7 +48,7 @@ from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, laten
 from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
 
 __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
-           "flat_settings", "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts",
+           "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts",
            "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 logger = logging.getLogger(__name__)
@@ -371,17 +372,6 @@ def _over(values: list[float | None], stat: str) -> float | None:
 def _mean_max(mean: float | None, largest: float | None) -> str:
     """A report.md cell: `0.0123/0.0456`, or `-` where there was none."""
     return "-" if mean is None else f"{mean:.4f}/{largest:.4f}"
-
-
-def flat_settings(table: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """`table`'s values by flat name, `prefix` first (`policy_settings.sampling.steps`): how a resumed run's settings
-    are compared, key by key (`EvalReport.settings` for `resume_conflicts`; `dataset from-sim --resume`'s
-    `policy_settings`), so a setting recorded since (`center_crop`) is one key the stored run lacks, read as None,
-    not a whole table that differs."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        out.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
-    return out
 
 
 def _episode(doc: Any) -> EpisodeResult:

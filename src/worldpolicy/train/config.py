@@ -19,6 +19,7 @@ from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
 from ..errors import brief_list, close_match
+from ..fileio import flat_settings
 from ..hub import HUB_DATASET_EXAMPLE, check_hub_id, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
 from ..processing.observations import CROP_AREA
@@ -647,7 +648,7 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
     behaviour is known (`IMPLIED_BEFORE`); nor are a full run's LoRA-only settings (`LORA_ONLY`), nor a stats file
     now stored as its stats (`INLINED_SINCE`). A folder stored by its own name (a checkpoint pushed to the hub with its
     training state: `hub.shared_state`) is the folder of that name now given."""
-    old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
+    old, new = flat_settings(saved), flat_settings(json.loads(json.dumps(current, default=str)))
     old = {**IMPLIED_BEFORE, **old}
     unused = {f"finetune.{n}" for n in LORA_ONLY} if old.get("finetune.mode") == new.get("finetune.mode") == "full" \
         else set()
@@ -658,7 +659,8 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
         if name not in new:
             if name in INLINED_SINCE:
                 continue
-            changes.append(f"{name}: {value!r} -> unset")
+            filled = {key: now for key, now in new.items() if key.startswith(f"{name}.")}  # a table stored empty
+            changes.append(f"{name}: {value!r} -> {filled if filled else 'unset'}")
         elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
             continue  # the same folder, spelled from another working directory or as an absolute path
         elif name in PATH_SETTINGS and isinstance(value, str) and value and value == shown_value(new[name]):
@@ -677,16 +679,6 @@ PATH_SETTINGS = ("output_dir", "checkpoint", "data.dataset", "data.cache_dir")
 
 def _absolute(path: Any) -> Any:
     return os.path.abspath(Path(path).expanduser()) if isinstance(path, str) and path else path
-
-
-def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 TABLES = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,

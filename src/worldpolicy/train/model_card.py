@@ -32,7 +32,7 @@ from ..fileio import (
 )
 from ..hub import named_hub_id, shown_name
 from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
-from ..policy import checkpoint_spec, config_center_crop, trained_embodiment
+from ..policy import checkpoint_spec, config_center_crop, recorded_embodiment
 from ..viz.plots import plural
 from ..viz.train_report import augmentation
 
@@ -62,7 +62,7 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     config = (state or {}).get("config") or (_record(run / "config.json") if run else None)
     adapter = _record(folder / BASE_FILE)
     summary = _record(folder / TRAINING_SUMMARY_FILE)
-    embodiment = _embodiment(folder, config)
+    embodiment = _embodiment(folder, state, config)
     base = adapter["base_model_name_or_path"] if adapter else (config or {}).get("checkpoint")
     # the hub's `base_model` and `datasets` take no path: a hub id, as the card's text shows it (`hub.shown_name`)
     base_id = named_hub_id(base, "model") if isinstance(base, str) else None
@@ -88,14 +88,15 @@ def _record(path: Path) -> dict[str, Any] | None:
     return read_json(path, path.name) if path.is_file() else None
 
 
-def _embodiment(folder: Path, config: Mapping[str, Any] | None) -> Embodiment | str | None:
-    """The checkpoint's own spec, else the registered entry its run names, or only its name where this process cannot
-    build it (registered in Python by the run: `merge-adapter` is another process); None where nothing names one. A
-    card never stops a save."""
+def _embodiment(folder: Path, state: Mapping[str, Any] | None,
+                config: Mapping[str, Any] | None) -> Embodiment | str | None:
+    """The checkpoint's own spec, else the registered entry its run names (its trainer_state.json, `state`: read once
+    for the whole card), or only its name where this process cannot build it (registered in Python by the run:
+    `merge-adapter` is another process); None where nothing names one. A card never stops a save."""
     spec = checkpoint_spec(folder)
     if spec is not None:
         return embodiment_from_spec(spec)
-    name = trained_embodiment(folder) or (config or {}).get("embodiment")
+    name = recorded_embodiment(state) or (config or {}).get("embodiment")
     if not isinstance(name, str):
         return None
     try:

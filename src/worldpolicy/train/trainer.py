@@ -80,7 +80,7 @@ from ..fileio import (
     write_safetensors,
 )
 from ..hub import dataset_source
-from ..logcapture import quiet_loading, run_log, timestamp
+from ..logcapture import console_may_close, quiet_loading, run_log, timestamp
 from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
@@ -388,6 +388,9 @@ class Trainer:
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
         self._resumed_data_key: str | None = None
+        # the newest checkpoint's trainer_state.json where the run resumes, read once (`_previous_run`): its settings
+        # are compared, then its schedule and step restored (`_restore`) from the same record
+        self._resumed_state: dict[str, Any] | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
         self._resuming = False  # set by `_run`: a resume's weights come from its checkpoint, not the starting one
@@ -1169,10 +1172,11 @@ class Trainer:
         return (f"saving step {step} in {str(self.out)!r} failed ({os.strerror(code)}); nothing of it was kept and "
                 f"{kept}: {fix} and run the same command to resume")
 
-    def _restore(self, folder: Path) -> int:
+    def _restore(self, folder: Path, state: dict[str, Any]) -> int:
+        """The weights, optimizer state and schedule of checkpoint `folder`, whose trainer_state.json is `state` (read
+        by `_previous_run`); its step."""
         from safetensors.torch import load_file
 
-        state = read_trainer_state(folder)
         if self.sharded:
             self._restore_sharded(folder, state)
             return self._restore_schedule(state)
@@ -1301,14 +1305,17 @@ class Trainer:
         shows, timed, and a progress line every `log_every` steps), between a line saying who started the session and
         one saying how it ended, from when the folder is found to hold this run (`_run`): a session refused before
         (another run's folder, other settings, a run finished) writes nothing there, and a first session that failed
-        before it wrote anything else leaves neither file nor folder."""
+        before it wrote anything else leaves neither file nor folder. A console found gone (`| head` had its lines, a
+        killed `| tee`, a closed ssh session) is no longer written and the run goes on (`logcapture.console_may_close`:
+        said once, in the log file), its checkpoints and log as they would be."""
         if self.rank != 0:
-            return self._logged_run(stop_after, load_finished)
+            with console_may_close():
+                return self._logged_run(stop_after, load_finished)
         with folder_lock(self.out, "--out / output_dir"):
             path = self.out / TRAIN_LOG_FILE
             fresh = not path.exists()
             try:
-                with run_log(path, held=True) as self.log_file:
+                with run_log(path, held=True) as self.log_file, console_may_close():
                     return self._logged_run(stop_after, load_finished)
             except BaseException:
                 left = {p.name for p in self.out.iterdir()} if self.out.is_dir() else set()
@@ -1334,6 +1341,26 @@ class Trainer:
         self._log_line(f"session ended at step {records[-1].step} of {self.config.optim.steps}" if records else
                        "session ended: no step to train")
         return records
+
+    def _say_what_it_trains(self, done: int) -> None:
+        """What this session trains from step `done` on, said as it starts (before the latent cache is encoded and the
+        weights load), on the console and in the log: its steps, the fine-tuning, batch, LR and precision, the
+        objectives' mix, and whether image augmentation is on (`[augment]`: its draws, each encoded into the cache,
+        which takes `copies` times the encoding) or off. Nothing for a run at its last step (its due evaluations)."""
+        from ..viz.train_report import augmentation  # the words its page and model card say it in
+
+        cfg = self.config
+        if done >= cfg.optim.steps:
+            return
+        tune = cfg.finetune
+        how = f"LoRA rank {tune.lora_rank} (alpha {tune.lora_alpha:g}, saved {tune.lora_save})" \
+            if tune.mode == "lora" else "full fine-tuning"
+        processes = f" over {self.world} processes" if self.world > 1 else ""
+        mix = ", ".join(f"{name} {weight:g}" for name, weight in cfg.objectives.weights().items() if weight)
+        logger.info("this session trains steps %d-%d of %d: %s, batch %d%s, lr %g, precision %s; objectives %s",
+                    done + 1, cfg.optim.steps, cfg.optim.steps, how, cfg.optim.batch_size, processes, cfg.optim.lr,
+                    cfg.optim.precision, mix)
+        logger.info("image augmentation: %s", augmentation(cfg.to_dict()["augment"]) or "off")
 
     def _say_now(self, text: str) -> None:
         """`text` on stderr, and in the log file (`_log_line`): what a signal's notice says (`fileio.sigint_held`),
@@ -1377,6 +1404,8 @@ class Trainer:
                 return []
         if self.log_file is not None:  # the folder holds this run (or none yet), which trains: its log from here on
             self.log_file.start()
+        if self.rank == 0:
+            self._say_what_it_trains(previous[2] if checkpoints else 0)
         if self.rank == 0:  # before the weights load: a tracker that cannot start (W&B not logged in) is said now
             # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
             first_step = previous[2] + 1 if checkpoints else 0
@@ -1388,7 +1417,7 @@ class Trainer:
         self._elapsed_before = 0.0
         start = 0
         if checkpoints:
-            start = self._restore(checkpoints[-1])
+            start = self._restore(checkpoints[-1], self._resumed_state)
             logger.info("resumed from %s (step %d)", checkpoints[-1], start)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -1571,9 +1600,9 @@ class Trainer:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
         config_file, metrics = self.out / "config.json", self.out / METRICS_FILE
         # the fingerprint of the data the resumed run trained on, and its `data_key` (older runs: not stored)
-        self._resumed_data = self._resumed_data_key = None
+        self._resumed_data = self._resumed_data_key = self._resumed_state = None
         if checkpoints:
-            state = read_trainer_state(checkpoints[-1])
+            self._resumed_state = state = read_trainer_state(checkpoints[-1])
             self._resumed_data, self._resumed_data_key = state.get("data_fingerprint"), state.get("data_key")
             return state["config"], checkpoints[-1], int(state["step"])
         if config_file.is_file():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..embodiments import shown_unit
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE, recorded_seeds
+from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE, read_trainer_state, recorded_seeds
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
 from .report import _cards, _esc, _fmt, _kv_table, _read_json
 
@@ -36,6 +36,21 @@ def _read(path: Path, notes: list[str], what: str) -> Any:
     except _READ_ERRORS as exc:
         notes.append(f"{what} ({path.name}) could not be read: {exc}")
         return None
+
+
+def _trainer_state(checkpoint: Path, notes: list[str]) -> Mapping[str, Any]:
+    """The latest checkpoint's trainer_state.json, read once for the page through the one reader of it
+    (`fileio.read_trainer_state`: its format version checked, one a newer worldpolicy wrote refused rather than
+    shown misread), or {} with a note saying why (missing, unreadable, newer)."""
+    what = f"{checkpoint.name}'s trainer state ({TRAINER_STATE_FILE})"
+    if not (checkpoint / TRAINER_STATE_FILE).is_file():
+        notes.append(f"{what} is missing: not shown")
+        return {}
+    try:
+        return read_trainer_state(checkpoint)
+    except _READ_ERRORS as exc:
+        notes.append(f"{what} could not be read: {exc}")
+        return {}
 
 
 def _tree_bytes(folder: Path) -> int:
@@ -319,8 +334,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
     sections: list[str] = []
     checkpoints = _checkpoints(run_dir)
     latest = checkpoints[-1][1] if checkpoints else None
-    state = _read(latest / TRAINER_STATE_FILE, notes, f"{latest.name}'s trainer state") if latest else None
-    state = state if isinstance(state, Mapping) else {}
+    state = _trainer_state(latest, notes) if latest else {}
     config = _read(run_dir / "config.json", notes, "the run's config") if (run_dir / "config.json").exists() else None
     if not isinstance(config, Mapping):  # each checkpoint's trainer_state.json holds the config too
         config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
