@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("mink")
 
 from worldpolicy.embodiments import get_embodiment
+from worldpolicy.errors import MissingKeyError
 from worldpolicy.results import Prediction
 from worldpolicy.robot.control import REPLIES_KEPT, ChunkController, ChunkStrategy
 from worldpolicy.robot.decode import ActionDecoder
@@ -879,19 +880,21 @@ def test_a_clock_that_is_no_function_is_refused_naming_it(decoder):
 
 class Failing(Chunks):
     """`Chunks` whose calls numbered in `fail` (0 first, every call counted) raise, as a RemotePolicy's do when its
-    server is gone, and those in `nan` return a chunk with NaN (the decoder refuses it); `calls` records the tick of
-    each call's observation, failed ones included (`observed_ticks`: the answered ones, which `Chunks` numbers)."""
+    server is gone (`error`: what they raise, from the call's number), and those in `nan` return a chunk with NaN (the
+    decoder refuses it); `calls` records the tick of each call's observation, failed ones included (`observed_ticks`:
+    the answered ones, which `Chunks` numbers)."""
 
-    def __init__(self, decoder, fail=(), nan=(), chunk: int = 8):
-        super().__init__(decoder, chunk)
+    def __init__(self, decoder, fail=(), nan=(), chunk: int = 8, offsets=None, error=None):
+        super().__init__(decoder, chunk, offsets)
         self.fail, self.nan = set(fail), set(nan)
+        self.error = error or (lambda call: TimeoutError(f"server silent (call {call})"))
         self.calls: list[int] = []
 
     def act(self, observation, prompt):
         self.calls.append(observation["tick"])
         call = len(self.calls) - 1
         if "all" in self.fail or call in self.fail:
-            raise TimeoutError(f"server silent (call {call})")
+            raise self.error(call)
         pred = super().act(observation, prompt)
         if call in self.nan:
             actions = pred.actions.copy()
@@ -907,9 +910,9 @@ def _warnings(caplog) -> list[str]:
 
 
 def test_hold_execute_holds_the_last_target_through_failed_requests_and_asks_again_with_a_back_off(decoder, caplog):
-    """docs/robot.md, "When the policy fails": the tick whose request failed holds the last target sent (the arm
-    stood still, so nothing of the old chunk is replayed), the failure is on the target and counted, one warning per
-    streak; the next request goes 1 tick on, then 2, and its chunk runs from its first action."""
+    """docs/robot.md, "Holding the arm when the policy fails": the tick whose request failed holds the last target
+    sent (the arm stood still, so nothing of the old chunk is replayed), the failure is on the target and counted, one
+    warning per streak; the next request goes 1 tick on, then 2, and its chunk runs from its first action."""
     policy = Failing(decoder, fail={1, 2})
     control = ChunkController(policy, decoder, ChunkStrategy("execute", 3), prompt="stack the cups",
                               on_policy_error="hold")
@@ -1051,6 +1054,84 @@ def test_hold_does_not_hold_through_the_callers_own_errors(decoder):
     with pytest.raises(KeyboardInterrupt):
         control.step({"tick": 0}, _home(decoder))
     assert control.policy_errors == 0 and control.tick == 0
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("observation: image 'observation/exterior_image_1_left' has shape (10,), expected [H, W, 3]"),
+    MissingKeyError("observation is missing camera keys ['observation/wrist_image_left']"),
+    TypeError("state: expected an array, got str"),
+])
+@pytest.mark.parametrize("background", [False, True])
+def test_hold_raises_the_requests_own_errors_at_once(decoder, error, background):
+    """An `act` that refuses what it was asked (`REQUEST_ERRORS`: the library's input checks' ValueError, KeyError,
+    TypeError, a server's BadRequestError) would refuse it again: no failure to hold through for 6 s, whether the
+    request blocked or ran in the background (raised at its hand-over)."""
+    if background:
+        policy, requests = Chunks(decoder, chunk=6), ByHand()
+        control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups",
+                                  executor=requests, on_policy_error="hold")
+        _run(control, 2, policy.home)
+        requests.waiting.pop(0)[0].set_exception(error)
+    else:
+        policy = Failing(decoder, fail={1}, error=lambda call: error)
+        control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                                  on_policy_error="hold")
+        _run(control, 2, policy.home)
+    with pytest.raises(type(error)) as raised:
+        control.step({"tick": 2}, policy.home)
+    assert raised.value is error and control.tick == 2
+    assert control.policy_errors == 0 and control.policy_error_streak == 0
+
+
+def test_hold_raises_at_once_where_the_caller_closed_its_remote_policy(decoder):
+    """A `RemotePolicy.close()` from an e-stop handler cuts the call with `ClientClosedError`: held through, the next
+    request would reconnect and the arm move on."""
+    pytest.importorskip("websockets")
+    from worldpolicy.serving.client import BadRequestError, ClientClosedError, ServerError
+
+    for error in (ClientClosedError("close() was called while this call waited on ws://gpu:8000: ..."),
+                  BadRequestError("error from ws://gpu:8000: observation: ...")):
+        policy = Failing(decoder, fail={0}, error=lambda call, error=error: error)
+        control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                                  on_policy_error="hold")
+        with pytest.raises(type(error)):
+            control.step({"tick": 0}, policy.home)
+        assert control.policy_errors == 0
+    # the server's own fault is a failure held through
+    policy = Failing(decoder, fail={0}, error=lambda call: ServerError("error from ws://gpu:8000: CUDA out of memory"))
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    assert isinstance(control.step({"tick": 0}, policy.home).policy_error, ServerError)
+
+
+def test_hold_raises_measured_joints_past_the_limits_at_once_never_holding_them(decoder):
+    """Joints in degrees are a finite vector of the arm's joints, refused only where a chunk is decoded from them: the
+    caller's error, raised at once. Held as a refused chunk, the tick's target was those joints, degrees sent as
+    radians."""
+    policy = Failing(decoder)
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 2), prompt="stack the cups",
+                              on_policy_error="hold")
+    with pytest.raises(ValueError, match=r"q_arm: .* outside robot 'panda''s joint limits"):
+        control.step({"tick": 0}, np.degrees(policy.home))
+    assert control.policy_errors == 0 and control.tick == 0
+
+
+def test_hold_ensemble_still_refuses_a_blend_too_fast_from_the_measured_joints_on_a_failed_tick(decoder):
+    """The tick whose request failed runs the earlier chunks' blend, checked from the joints measured now as on any
+    tick: far from it (the arm pushed, or lagging), it raises. Holding the last target instead would command the same
+    jump; that is no failed request to ask again about."""
+    home = _home(decoder)
+    policy = Failing(decoder, fail={2}, chunk=4, offsets=[[0.0] * 4, [0.2] * 4])
+    control = ChunkController(policy, decoder, ChunkStrategy("ensemble", 1, ensemble_decay=0.1),
+                              prompt="stack the cups", on_policy_error="hold")
+    control.step({"tick": 0}, home)
+    near, far = home.copy(), home.copy()
+    near[0] += 0.1  # chunk 1 is 0.1 rad on, the blend (0.095) 0.005 back: both within 0.145 rad a step
+    far[0] += 0.3  # tick 2: the blend of chunks 0 and 1 (0.095) is 0.205 rad back
+    control.step({"tick": 1}, near)
+    with pytest.raises(ValueError, match=r"faster than robot 'panda' allows; first from the measured joints"):
+        control.step({"tick": 2}, far)
+    assert policy.calls == [0, 1, 2] and control.policy_errors == 1 and control.tick == 2
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -474,6 +474,37 @@ def test_a_request_a_frozen_server_does_not_read_ends_at_the_timeout(setting):
         policy.close()
 
 
+def test_a_send_timer_that_fires_after_the_send_leaves_the_connection_alone(fake, monkeypatch):
+    """The timer that cuts a stalled send (`RemotePolicy._send`) may fire only once the send is done (a cancel that
+    lost the race): it must not shut the connection under the reply's wait, nor under the next request on it."""
+    from worldpolicy.serving import client
+
+    late = []
+
+    class Late:  # a timer that never fires on its own: the test fires it after the send returned
+        def __init__(self, interval, function):
+            self.function, self.daemon = function, False
+            late.append(self)
+
+        def start(self):
+            pass
+
+        def cancel(self):
+            pass
+
+    monkeypatch.setattr(client.threading, "Timer", Late)
+    server = fake()
+    policy = RemotePolicy(server.url, read_timeout_s=5)
+    policy.infer({"prompt": "stack the cups"})
+    ws = policy._ws
+    for timer in late:
+        timer.function()
+    assert ws.protocol.state is ws.protocol.state.OPEN
+    policy.infer({"prompt": "stack the cups"})  # the same connection, still good
+    assert policy._ws is ws and server.connections == 1 and server.requests == 2 and len(late) == 2
+    policy.close()
+
+
 def test_read_timeout_is_kept_when_the_server_is_wedged():
     """The call ends at read_timeout_s, without a closing handshake with a server that cannot answer it: one waited
     for close_timeout (the connect timeout, 600 s here), so the call would still be running when the server is

@@ -39,9 +39,9 @@ def test_a_robot_loop_goes_on_after_its_server_restarts(serve):
 
 
 def test_a_robot_loop_holding_through_a_restart_never_raises_and_runs_the_new_chunk_from_its_first_action(serve):
-    """`on_policy_error="hold"` (docs/robot.md, "When the policy fails"): while the server is down each step runs its
-    tick, holding the last target sent, the refusals on the targets, backed off (not one per tick); once a server is
-    back, the next request gets a chunk observed then, run from its first action."""
+    """`on_policy_error="hold"` (docs/robot.md, "Holding the arm when the policy fails"): while the server is down
+    each step runs its tick, holding the last target sent, the refusals on the targets, backed off (not one per tick);
+    once a server is back, the next request gets a chunk observed then, run from its first action."""
     decoder = ActionDecoder("droid", "panda")
     home = np.array(decoder.robot.home)
     first = serve(StandInPolicy())

@@ -36,7 +36,9 @@ A request that fails (a server gone or silent past its timeout, an error frame, 
 for it (the running chunk's action meant for it, `async`'s or `ensemble`'s; never one whose tick has passed), else
 holds the last target, the failure said on the target (`JointTarget.policy_error`), counted (`policy_errors`,
 `policy_error_streak`) and logged once per streak of failures in a row; the request is sent again after a back-off
-(1, 2, 4, ... ticks, at most `RETRY_TICKS_MOST`), and the `max_policy_errors`-th failure in a row raises.
+(1, 2, 4, ... ticks, at most `RETRY_TICKS_MOST`), and the `max_policy_errors`-th failure in a row raises. What the
+request itself gets wrong (`REQUEST_ERRORS`), a `RemotePolicy` the caller closed and joints measured past the arm's
+limits raise at once either way: no failure of the policy to ask again about.
 
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping. The one clock reading, each `JointTarget`'s `stamp`, times
@@ -51,6 +53,7 @@ import inspect
 import logging
 import math
 import reprlib
+import sys
 import threading
 import time
 from collections import deque
@@ -65,8 +68,8 @@ from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import list_robots
 
-__all__ = ["MAX_POLICY_ERRORS", "ON_POLICY_ERROR", "REPLIES_KEPT", "RETRY_TICKS_MOST", "STRATEGIES", "ChunkController",
-           "ChunkStrategy", "JointTarget", "Reply", "check_rtc"]
+__all__ = ["MAX_POLICY_ERRORS", "ON_POLICY_ERROR", "REPLIES_KEPT", "REQUEST_ERRORS", "RETRY_TICKS_MOST", "STRATEGIES",
+           "ChunkController", "ChunkStrategy", "JointTarget", "Reply", "check_rtc"]
 
 logger = logging.getLogger(__name__)
 STRATEGIES = ("execute", "ensemble", "async")
@@ -84,6 +87,10 @@ MAX_POLICY_ERRORS = 10
 # with "hold", the most ticks between a failed request and the next: the n-th failure in a row waits 2^(n-1) ticks, up
 # to this (about 1 s at 15 Hz), so a server that is down is not asked on every tick
 RETRY_TICKS_MOST = 16
+# what a policy's `act` raises for the request itself, as the library's input checks do (an observation without a
+# camera, a bad shape or option, a server's `BadRequestError`, a server of another embodiment): raised at once with
+# "hold" too, the caller's to fix; asking again would get the same
+REQUEST_ERRORS = (ValueError, TypeError, LookupError)
 # requests a controller dropped while they ran and did not wait for (`close(wait=False)`), by their policy's id, each
 # until it finishes: the next request to that policy, from any controller (the next episode's, often a new one), or a
 # reset or close, waits for them first, so no two calls race on one policy (a local Policy's pipeline takes one at a
@@ -214,6 +221,14 @@ def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
     if "action_prefix" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise ValueError(f"rtc: policy {type(policy).__name__}'s act takes no action_prefix, so it cannot continue "
                          "the running chunk; use a model policy (a Policy, a RemotePolicy) or leave rtc off")
+
+
+def _closed(error: Exception) -> bool:
+    """Whether `error` is a `RemotePolicy`'s `ClientClosedError`: its `close()` (an e-stop handler's) cut the call, a
+    stop its caller asked for, which a request sent again would undo (the client reconnects). Without the client
+    loaded no such error exists, and the serving extra need not be installed."""
+    client = sys.modules.get("worldpolicy.serving.client")
+    return client is not None and isinstance(error, client.ClientClosedError)
 
 
 def _check_on_policy_error(on_policy_error: Any, max_policy_errors: Any) -> tuple[str, int | None]:
@@ -534,12 +549,13 @@ class ChunkController:
         pred = self.policy.act(observation, prompt, **given)
         return pred, time.perf_counter() - t0
 
-    def _policy_failed(self, t: int, error: Exception) -> None:
-        """A request failed at tick `t` (`error`: its reply's, or its chunk's decoding). "raise": raise it. "hold":
-        count it, for the step's target (`JointTarget.policy_error`), warn at the first of a streak, and send the next
-        request 2^(n-1) ticks on (the n-th failure in a row; at most `RETRY_TICKS_MOST`); the `max_policy_errors`-th
-        in a row raises, with a note naming the setting."""
-        if self.on_policy_error == "raise":
+    def _policy_failed(self, t: int, error: Exception, *, asked: bool = False) -> None:
+        """A request failed at tick `t` (`error`: its chunk's decoding, or `asked`: the policy's `act`). "raise": raise
+        it. "hold": count it, for the step's target (`JointTarget.policy_error`), warn at the first of a streak, and
+        send the next request 2^(n-1) ticks on (the n-th failure in a row; at most `RETRY_TICKS_MOST`); the
+        `max_policy_errors`-th in a row raises, with a note naming the setting. An `act` that refused the request
+        itself (`REQUEST_ERRORS`) or was cut by its client's `close()` raises at once: no failure to hold through."""
+        if self.on_policy_error == "raise" or (asked and (isinstance(error, REQUEST_ERRORS) or _closed(error))):
             raise error
         self.policy_errors += 1
         self.policy_error_streak += 1
@@ -585,7 +601,7 @@ class ChunkController:
             pred, dt = self._request(observed, state=row)
         except Exception as error:  # noqa: BLE001 - any the policy's act raises (a server gone, silent, an error
             # frame, a local policy's fault): raised as it is, or held through (`_policy_failed`)
-            self._policy_failed(t, error)
+            self._policy_failed(t, error, asked=True)
             return
         if self.execute_steps is None:
             self.execute_steps = self._check_chunk(pred.chunk_size)
@@ -620,7 +636,7 @@ class ChunkController:
             self._reask = True
             if not isinstance(error, Exception):
                 raise
-            self._policy_failed(t, error)
+            self._policy_failed(t, error, asked=True)
             return
         skip = t - request.start  # the actions whose ticks passed while the arm ran on
         self.policy_s += dt
@@ -643,6 +659,7 @@ class ChunkController:
                                "episode)", kind, skip, pred.chunk_size, REALTIME_TOO_SLOW if self.realtime else "")
         else:
             decoder = self._decoder_for(pred)
+            decoder.check_joints(q_arm)  # joints past the arm's limits (in degrees?): the caller's, raised at once
             try:
                 cmd = decoder.decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
             except Exception as error:  # noqa: BLE001 - a chunk the decoder refuses: raised, or held through as a

@@ -899,7 +899,10 @@ class RemotePolicy:
         `read_timeout_s`). websockets' send has no timeout of its own: to a server that reads nothing (frozen, wedged,
         a link that stalled) a request larger than the sockets' buffers blocked it for good, past `timeout_s`. At the
         budget the socket is shut, as `close()` shuts it (`_shut`), which ends the send: `ServerTimeoutError`, the
-        connection dropped by the caller, never resent (part of the request may have left)."""
+        connection dropped by the caller, never resent (part of the request may have left). A timer thread, not a
+        socket timeout: the socket is shared with websockets' reading thread, whose reads one would bound too (the
+        older releases `serve` accepts block in its recv between frames: an idle wait past it failed the
+        connection)."""
         wait, setting, seconds = self._budget("read_timeout_s")
         guard, sent, cut = threading.Lock(), [], []
 
