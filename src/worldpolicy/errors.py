@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MissingKeyError", "brief_list", "close_match", "error_accepted", "error_parameter", "typo_note"]
+__all__ = ["ClosedByCallerError", "MissingKeyError", "brief_list", "close_match", "error_accepted", "error_parameter", "typo_note"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
 # what an error says is accepted: its last "accepted: X" or "accepted with C: X" (X to the end), else "expected X, got"
@@ -19,6 +19,12 @@ _ACCEPTED = re.compile(r"\baccepted(?P<condition> [^:;]*)?: (?P<value>[^;]+)$")
 _EXPECTED = re.compile(r"\bexpected (?P<value>.+?), got ")
 BRIEF_ITEMS = 12  # a list an error shows in full up to this many items (`brief_list`)
 CLOSE_MATCH_CUTOFF = 0.65  # how alike a given name and an accepted one are (difflib's ratio) to be named as its typo
+
+
+class ClosedByCallerError(Exception):
+    """A call its own caller cut by closing the policy (an e-stop handler's `RemotePolicy.close()`): a stop asked
+    for, which a robot loop must not undo by asking again (`ChunkController`'s hold mode raises it at once). Here, at
+    the bottom layer, so the robot bridge tells it apart without importing the client (and its extra)."""
 
 
 class MissingKeyError(KeyError):

@@ -53,7 +53,6 @@ import inspect
 import logging
 import math
 import reprlib
-import sys
 import threading
 import time
 from collections import deque
@@ -64,6 +63,7 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
+from worldpolicy.errors import ClosedByCallerError
 from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import list_robots
@@ -221,14 +221,6 @@ def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
     if "action_prefix" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise ValueError(f"rtc: policy {type(policy).__name__}'s act takes no action_prefix, so it cannot continue "
                          "the running chunk; use a model policy (a Policy, a RemotePolicy) or leave rtc off")
-
-
-def _closed(error: Exception) -> bool:
-    """Whether `error` is a `RemotePolicy`'s `ClientClosedError`: its `close()` (an e-stop handler's) cut the call, a
-    stop its caller asked for, which a request sent again would undo (the client reconnects). Without the client
-    loaded no such error exists, and the serving extra need not be installed."""
-    client = sys.modules.get("worldpolicy.serving.client")
-    return client is not None and isinstance(error, client.ClientClosedError)
 
 
 def _check_on_policy_error(on_policy_error: Any, max_policy_errors: Any) -> tuple[str, int | None]:
@@ -555,7 +547,7 @@ class ChunkController:
         send the next request 2^(n-1) ticks on (the n-th failure in a row; at most `RETRY_TICKS_MOST`); the
         `max_policy_errors`-th in a row raises, with a note naming the setting. An `act` that refused the request
         itself (`REQUEST_ERRORS`) or was cut by its client's `close()` raises at once: no failure to hold through."""
-        if self.on_policy_error == "raise" or (asked and (isinstance(error, REQUEST_ERRORS) or _closed(error))):
+        if self.on_policy_error == "raise" or (asked and (isinstance(error, (*REQUEST_ERRORS, ClosedByCallerError)))):
             raise error
         self.policy_errors += 1
         self.policy_error_streak += 1

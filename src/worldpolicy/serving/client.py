@@ -36,6 +36,7 @@ from urllib.parse import urljoin
 
 import numpy as np
 
+from ..errors import ClosedByCallerError
 from ..extras import extra_imports
 
 with extra_imports():
@@ -215,7 +216,7 @@ class EmbodimentMismatchError(RemotePolicyError, ValueError):
     refused at connect, before any of its actions reach a robot."""
 
 
-class ClientClosedError(RemotePolicyError, ConnectionError):
+class ClientClosedError(RemotePolicyError, ConnectionError, ClosedByCallerError):
     """This client's `close()` (from another thread: an e-stop handler) ended the call that was waiting on the server
     (the request may have run there, its reply is never read) or still connecting to it (nothing was sent)."""
 
