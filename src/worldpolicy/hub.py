@@ -697,6 +697,8 @@ class BranchMoved(Exception):
 
     def __init__(self, parent: str, head: str) -> None:
         super().__init__(f"the branch is at {head}, not at {parent}, the commit this push went onto")
+
+
 def _push_batches(files: list[str], marker: str) -> list[list[str]]:
     """`files` in commits of at most `PUSH_COMMIT_FILES`, the one that marks the folder's kind (`marker`:
     model_index.json, base_model.json, meta/info.json) in the last, so that a push cut short leaves no repository that
@@ -707,8 +709,8 @@ def _push_batches(files: list[str], marker: str) -> list[list[str]]:
 
 def _push_record(files: list[str]) -> bytes:
     """What `PUSH_RECORD` holds after a push of `files`."""
-    return json.dumps({"about": "the files `worldpolicy push` last sent here; the next push removes those of them "
-                       "its folder no longer has, and no other file", "files": files}, indent=1).encode()
+    return json.dumps({"about": "the files `worldpolicy push` last sent here, which the next push removes where its "
+                       "folder no longer has them", "files": files}, indent=1).encode()
 
 
 def _pushed_before(api: Any, repo_id: str, repo_type: str, head: str, remote: list[str]) -> list[str] | None:

@@ -2420,3 +2420,22 @@ def test_a_sim_evaluation_records_the_crop_and_refuses_it_for_a_baseline(cropped
         with pytest.raises(ToolInputError, match=f"center_crop: applies to checkpoint policies only .*'{policy}'"):
             cropped.evaluate_sim("reach", policy, center_crop=False)
     assert cropped.evaluate_sim("reach", "scripted", episodes=1, max_steps=2)["center_crop"] is None
+
+
+def test_a_call_that_fails_leaves_the_cached_policy_cropping_as_its_record_says(cropped, inputs_dir, monkeypatch):
+    """A call's false holds for that call alone, however it ends: one that fails mid-sampling (here the model
+    raising) gives the cached policy back with its own crop, so the next call, which asks nothing, crops as the
+    checkpoint's record says."""
+    policy = cropped.policy(cropped.resolve_checkpoint("augmented"), cropped._embodiment("bridge"))
+    seen = []
+
+    def fail(*args, **kwargs):
+        seen.append(policy.center_crop)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(policy, "act_batch", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        cropped.predict(**BRIDGE, image=str(inputs_dir / "obs.png"), center_crop=False)
+    assert seen == [None] and policy.center_crop == AREA
+    monkeypatch.undo()
+    assert cropped.predict(**BRIDGE, image=str(inputs_dir / "obs.png"))["center_crop"] == AREA
