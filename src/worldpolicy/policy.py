@@ -410,7 +410,14 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
     """Mode → why to distrust it, for each mode a checkpoint's own training run gave objective weight 0
     (`trainer_state.json`: `worldpolicy train`'s default is policy alone). Its forward or inverse dynamics is then only
     what the starting checkpoint learned, if anything, and nothing else says so: the outputs look like any others."""
-    state = _trainer_state(path_or_id) or {}
+    return recorded_untrained_modes(path_or_id, _trainer_state(path_or_id))
+
+
+def recorded_untrained_modes(path_or_id: str | Path, state: Mapping[str, Any] | None) -> dict[str, str]:
+    """`untrained_modes` from the record itself (checkpoint `path_or_id`'s `trainer_state.json` as `_trainer_state`
+    read it; None: none), for a caller that reads the record for more than this (`Policy`, `input_warnings`): read
+    once."""
+    state = state or {}
     config = state["config"] if isinstance(state.get("config"), Mapping) else {}
     weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
     if weights is None:  # no run's state, or not one as this version writes it
@@ -446,8 +453,14 @@ def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
     """The frames a checkpoint's own training run saw (`trainer_state.json`'s `frames`, `train.data.trained_frames`:
     each camera's and the composed frame's [height, width]), or None: a hub id, a folder no run saved, or a run from
     before the record (those are used as they always were, unjudged)."""
+    return recorded_frames(_trainer_state(path_or_id))
+
+
+def recorded_frames(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`trained_frames` from the record itself (a checkpoint's `trainer_state.json`; None: none), as
+    `recorded_untrained_modes` reads it."""
     try:
-        frames = (_trainer_state(path_or_id) or {})["frames"]
+        frames = (state or {})["frames"]
         sizes = [*frames["cameras"].values(), frames["composed"]]
     except (KeyError, TypeError, AttributeError):
         return None
@@ -481,7 +494,11 @@ def resolved_center_crop(source: str | Path | None, center_crop: bool | float | 
     """The share of each frame's area a `Policy` of `source` crops from its centre (`Policy.center_crop`), from
     `from_pretrained`'s `center_crop` (checked: `check_center_crop`) and the checkpoint's record
     (`trained_center_crop`): known before the weights load (`worldpolicy sim --resume` compares it). None: no crop."""
-    recorded = trained_center_crop(source) if source else None
+    return _chosen_center_crop(trained_center_crop(source) if source else None, center_crop)
+
+
+def _chosen_center_crop(recorded: float | None, center_crop: bool | float | None) -> float | None:
+    """`resolved_center_crop` from the crop the checkpoint's record says (`config_center_crop`; None: none)."""
     if center_crop is None or center_crop is True:
         return recorded if center_crop is None else recorded or CROP_AREA
     return None if center_crop is False or center_crop == 1 else float(center_crop)
@@ -613,13 +630,16 @@ class Policy:
         # validations build one on the live weights each time), so each is said once a run. A server's requests are
         # judged against their own client's record instead (`said_before`): each client is told of its own mistakes
         self._said: set[tuple[Any, ...]] = set() if said is None else said
-        self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
-        self._trained_frames = trained_frames(source) if source else None
+        # the checkpoint's training record, read once for what it says of the modes, frames and crop
+        record = _trainer_state(source) if source else None
+        self._untrained = recorded_untrained_modes(source, record)  # each warned about once, at its first request
+        self._trained_frames = recorded_frames(record)
         check_action_head(engine.transformer.config, source, embodiment)
         check_center_crop(center_crop)
         # the share of each frame's area cropped from its centre and resized back before the model sees it (a run
         # with `[augment]` trained on crops of it); None: none. `center_crop`: None, as the checkpoint's record says
-        self.center_crop: float | None = resolved_center_crop(source, center_crop)
+        self.center_crop: float | None = _chosen_center_crop(config_center_crop((record or {}).get("config")),
+                                                             center_crop)
 
     @classmethod
     def from_pretrained(
@@ -1334,10 +1354,12 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
     on. In the run's own words, so the front ends that say them first (`worldpolicy predict`, the agent tools) tell
     them apart from what the run says, and say them in every call's result, where a loaded policy says each once.
     Inputs the run would refuse are left to the front end's checks (and the run's)."""
-    said = [untrained_modes(source).get(mode), *range_warnings(embodiment, mode, state, actions, actions_space)]
+    record = _trainer_state(source)  # read once for the modes and the frames
+    said = [recorded_untrained_modes(source, record).get(mode),
+            *range_warnings(embodiment, mode, state, actions, actions_space)]
     if isinstance(sizes, Mapping):
         said.append(stretch_warning(embodiment, sizes))
-    trained = trained_frames(source)
+    trained = recorded_frames(record)
     if trained is not None:
         given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None, trained)
         if given is not None:

@@ -152,3 +152,39 @@ def test_load_policy_without_progress_loads_without_diffusers_bar(tiny_checkpoin
     assert "Loading pipeline components" in capsys.readouterr().err  # the bar, by default
     with pytest.raises(TypeError, match=r"progress='no': accepted: True .* or False"):
         worldpolicy.load_policy(tiny_checkpoint, progress="no", **options)
+
+
+def test_a_policy_and_the_front_ends_read_the_checkpoints_record_once(tiny_policy, tmp_path, monkeypatch):
+    """A `Policy` read its checkpoint's trainer_state.json three times as it was built (the modes its run left out,
+    its frames, its centre crop) and `input_warnings` twice (modes, frames): each reads it once, every fact from the
+    one record (`recorded_untrained_modes`, `recorded_frames`, `config_center_crop`)."""
+    import json
+
+    from worldpolicy import fileio
+    from worldpolicy.policy import Policy
+
+    config = {"checkpoint": "shipped", "augment": {"enabled": True, "crop_area": 0.8},
+              "objectives": {"policy": 1.0, "forward_dynamics": 0.0, "inverse_dynamics": 1.0}}
+    cameras = {key: [180, 320] for key in tiny_policy.embodiment.camera_keys}
+    frames = {"cameras": cameras, "composed": [180, 320]}
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"step": 2, "config": config, "frames": frames}))
+    reads: list[str] = []
+    real = fileio.read_json
+
+    def counted(path, what):
+        reads.append(Path(path).name)
+        return real(path, what)
+
+    monkeypatch.setattr(fileio, "read_json", counted)
+    policy = Policy(tiny_policy.engine, tiny_policy.embodiment, tiny_policy.sampling, chunk_size=16,
+                    resolution_tier=256, source=str(tmp_path))
+    assert reads == ["trainer_state.json"]
+    assert list(policy._untrained) == ["forward_dynamics"] and policy._trained_frames == frames
+    assert policy.center_crop == 0.8
+    assert Policy(tiny_policy.engine, tiny_policy.embodiment, tiny_policy.sampling, chunk_size=16, resolution_tier=256,
+                  source=str(tmp_path), center_crop=False).center_crop is None
+    reads.clear()
+    said = input_warnings(str(tmp_path), tiny_policy.embodiment, "forward_dynamics", dict.fromkeys(cameras, (90, 160)))
+    assert reads == ["trainer_state.json"]
+    assert said[0].startswith(f"checkpoint {tmp_path} was trained with no forward_dynamics objective")
+    assert any(message.startswith(f"checkpoint {tmp_path} was trained on frames of 180x320") for message in said)

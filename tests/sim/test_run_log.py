@@ -151,3 +151,37 @@ def test_a_report_keeper_keeps_the_summary_of_a_run_that_raises(tmp_path):
     with keep_report(tmp_path / "none"):  # no error: nothing written on the way out
         pass
     assert not (tmp_path / "none").exists()
+
+
+def test_a_run_whose_console_reader_left_runs_on_and_says_so_once_in_its_log(tmp_path):
+    """`worldpolicy sim --episodes 500 ... 2>&1 | tee out` left overnight, the tee killed with its ssh session: the next
+    line written (a progress line, the result) raised BrokenPipeError and the run died with its episodes unfinished.
+    It runs on, as a training run does (`logcapture.console_may_close`): nothing more is written to the console,
+    sim.log says so once and keeps every episode and the result. Here stderr is a pipe whose reader has left before
+    the run starts: the progress bar's lines and, with --json, the result's lines fail there; stdout still has its
+    reader."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    out = tmp_path / "run"
+    args = [arg for arg in RUN if arg != "--no-progress"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "worldpolicy", *args, "--episodes", "2", "--out", str(out),
+                               "--json"], stdout=subprocess.PIPE, stderr=write_end, text=True, env=env, timeout=300,
+                              check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and json.loads(done.stdout)["n_episodes"] == 2  # its JSON still read on stdout
+    said = _log(out)
+    gone = [line for line in said if line.startswith("WARNING worldpolicy.logcapture: the console's stderr is gone")]
+    assert len(gone) == 1 and "(Broken pipe: " in gone[0] and "the run goes on" in gone[0]
+    assert [line.split(":")[0] for line in said if line.startswith("episode ")] == ["episode 1/2 (seed 10000)",
+                                                                                  "episode 2/2 (seed 10001)"]
+    assert said[-1].startswith("session ended: reach · scripted: success ")

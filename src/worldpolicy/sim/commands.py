@@ -23,7 +23,7 @@ from worldpolicy.cli import (
 )
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_LOG_FILE, SIM_REPORT_FILE
-from worldpolicy.logcapture import is_terminal, run_log
+from worldpolicy.logcapture import console_may_close, is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.progress import SCORER_REWARDS, SCORERS
@@ -494,8 +494,10 @@ def run(args: argparse.Namespace) -> int:
     output_folder(args.out, "--out", writer="sim", not_over_runs=True)
     # held for the whole run, before its report is read: a second sim on this --out (a --resume of a run still going)
     # would write its episodes into the same report. The session's lines go to its sim.log from when its episodes are
-    # about to run (`_run_held` starts it): a session refused before, or one with nothing to run, writes nothing there
-    with folder_lock(args.out, "--out"), run_log(args.out / SIM_LOG_FILE, held=True) as log:
+    # about to run (`_run_held` starts it): a session refused before, or one with nothing to run, writes nothing there.
+    # A console found gone (`| head` had its lines, a killed `| tee`, a closed ssh session) is no longer written and the
+    # run goes on (`logcapture.console_may_close`: said once, in sim.log), as a training run does
+    with folder_lock(args.out, "--out"), run_log(args.out / SIM_LOG_FILE, held=True) as log, console_may_close():
         again, made_by = commands
         log.session_started(again if args.resume else made_by["command"], made_by["software"].get("worldpolicy"))
         try:
@@ -720,8 +722,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                 if "plan" in doc else [])  # what planning did: ties bought nothing
     for line in planning:
         log.said(line)
-    log.said(f"session ended: {result}")
-    with lines_for_people(args.json):
+    with lines_for_people(args.json):  # a console found gone drops them (`console_may_close`); sim.log has the result
         print(result)
         for line in planning:
             print(line)
@@ -729,6 +730,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             print(f"  {path}")
     if args.json:  # every episode video, where the lines above may count them
         print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out)]))
+    log.said(f"session ended: {result}")  # last: after the warning of a console found gone at the result
     return 0
 
 

@@ -1404,9 +1404,8 @@ class Trainer:
                 return []
         if self.log_file is not None:  # the folder holds this run (or none yet), which trains: its log from here on
             self.log_file.start()
-        if self.rank == 0:
+        if self.rank == 0:  # before the weights load: what it trains, a tracker that cannot start (W&B not logged in)
             self._say_what_it_trains(previous[2] if checkpoints else 0)
-        if self.rank == 0:  # before the weights load: a tracker that cannot start (W&B not logged in) is said now
             # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
             first_step = previous[2] + 1 if checkpoints else 0
             self.trackers = Trackers.start(cfg.tracking, self.out, first_step, cfg.to_dict())
