@@ -170,7 +170,6 @@ def test_an_argument_the_action_does_not_read_is_refused_not_ignored(configured)
     assert strands_tool.worldpolicy_tool(action="list_checkpoints", task="reach")["status"] == "success"
 
 
-
 def test_the_tool_takes_the_clip_options_and_the_held_out_sim_seed(configured, inputs_dir):
     """infer_actions' start_frame/whole_clip/resample (as `predict --start-frame/--whole-clip/--resample`) reach the
     toolbox, another action refuses them, and evaluate_sim left without a seed ran seed 0 (`seed or 0`), the scenes

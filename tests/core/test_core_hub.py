@@ -25,6 +25,7 @@ from worldpolicy.hub import BAD_TOKEN, PUSH_RECORD, HubError, hub_id_shaped, pus
 
 COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
+
 class FakeHub:
     """HfApi's create_repo, repo_info, create_branch, list_repo_files, hf_hub_download and create_commit on one
     repository kept here, recorded: `remote`, the files it holds (`.gitattributes`, which the hub makes, and what
@@ -536,6 +537,7 @@ def test_a_push_cut_short_records_what_it_landed_for_the_next_push_to_remove(tmp
                                              "data/chunk-000/file-009.parquet"]
     assert pushed.kept == ["figure.png"] and hub.record == pushed.files
     assert hub.remote == sorted([".gitattributes", PUSH_RECORD, "figure.png", *pushed.files])
+
 
 def test_push_private_to_an_existing_public_repository_is_refused_before_sending(checkpoint, token, monkeypatch,
                                                                                   capsys):

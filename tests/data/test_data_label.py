@@ -647,6 +647,7 @@ def test_a_checkpoint_trained_with_augmentation_labels_centre_cropped_unless_tol
     monkeypatch.setattr(policy_module.Policy, "infer_actions", lambda self, video, prompt, **kwargs: crops.append(
         self.center_crop) or SimpleNamespace(actions=np.zeros((len(next(iter(video.values()))) - 1,
                                                                 self.embodiment.action_dim))))
+
     def argv(out, *flags):
         return ["dataset", "label", str(ds.root), "--checkpoint", str(augmented), "--embodiment", "pusht",
                 "--out", str(tmp_path / out), "--steps", "1", "--no-progress", *flags]

@@ -1238,7 +1238,6 @@ def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_p
         LeRobotDataset.open(ds.root).summary()
 
 
-
 def _same_dataset(got: LeRobotDataset, want: LeRobotDataset) -> None:
     """Every file of `got` holds what `want`'s does: the parquet tables, the JSON metadata, the videos' bytes."""
     files = sorted(p.relative_to(want.root) for p in want.root.rglob("*") if p.is_file())

@@ -339,8 +339,6 @@ def test_a_robot_of_ones_own_is_a_json_file_of_its_config(tmp_path):
         get_robot(path)
 
 
-
-
 def test_the_docs_robot_file_loads_and_builds_a_sim_scene(tmp_path):
     """docs/robot.md's robot file, said to run in `worldpolicy sim`, left camera_body at the Panda's `hand`, which a
     scene of its arm refused; and it named its MJCF ur5e.xml, whose Menagerie joints are named otherwise. On an MJCF

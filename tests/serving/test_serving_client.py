@@ -679,6 +679,7 @@ def test_a_calls_own_timeout_does_not_outlast_it(fake):
         np.testing.assert_array_equal(pred.actions, np.zeros((4, 8)))  # its own reply, on the new connection
     assert (server.requests, server.connections) == (2, 2)
 
+
 def test_a_calls_timeout_bounds_its_connect():
     """A reconnect counts toward the call's timeout_s: a server that takes the connection but never sends its metadata
     frame held the call for connect_timeout_s (600 s here) before its request was even sent."""
@@ -708,7 +709,6 @@ def test_the_clients_timeout_bounds_metadata_and_the_attributes_read_through_it(
                 read()
         with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within connect_timeout_s=0.3 s: "):
             RemotePolicy(url, connect_timeout_s=0.3, connect_now=False).metadata()
-
 
 
 def _until_held(policy: RemotePolicy) -> None:

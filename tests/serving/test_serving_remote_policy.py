@@ -775,6 +775,7 @@ def test_clip_options_are_refused_before_any_request_is_sent(serve, monkeypatch)
     assert policy.calls == 0
 
     announce = server.server_metadata
+
     def without_chunk(*args):
         meta, adapter = announce(*args)
         return {**meta, "chunk_size": None}, adapter

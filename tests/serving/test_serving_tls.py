@@ -105,7 +105,6 @@ def test_a_certificate_that_does_not_verify_names_the_url_the_reason_and_the_fla
         RemotePolicy(tls_server.url, api_key=KEY, ca_file=pems["other_cert"])
 
 
-
 def test_a_certificate_for_another_host_name_does_not_verify(serve, pems):
     t = serve(tls_cert=str(pems["named_cert"]), tls_key=str(pems["named_key"]))  # made for robot-gpu.lan only
     with pytest.raises(UntrustedCertificateError, match="IP address mismatch.*the name the certificate was made for"):

@@ -1004,6 +1004,7 @@ def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cach
     assert cache_may_serve(tmp_path / "whole", spec, layout, fingerprint)
     assert not cache_may_serve(tmp_path / "whole", spec, layout, "0123")
 
+
 def test_frames_much_smaller_than_the_resolution_tier_are_warned_about_before_the_weights_load(
         train_config, tmp_path, monkeypatch, caplog):
     """A 96x96 camera at tier 480 is padded onto a 640x640 canvas (a 96x128 DROID wrist camera scaled up into its

@@ -34,7 +34,6 @@ TINY_EMBODIMENT: dict[str, Any] = {
 }
 
 
-
 def make_episode(seed: int, cameras: list[str] = CAMERAS) -> dict[str, Any]:
     """A smooth joint-space reach near the Panda's home pose (gripper closes half-way), and two camera videos of a
     square that moves with the arm — small, deterministic, and shaped exactly like `from_sim` output."""

@@ -1255,7 +1255,6 @@ class Toolbox:
                       "outputs": [str(p) for p in paths]},
         }
 
-
     def evaluate_open_loop(
         self,
         dataset: str,

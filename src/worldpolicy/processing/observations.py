@@ -285,7 +285,6 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
     )
 
 
-
 def last_frame_pixels(obs: Any, param: str = "observation") -> np.ndarray:
     """The last frame of any input `load_frames` reads, as uint8 RGB [H, W, 3]: what a record or a run's page keeps of
     a camera (a recording's frame, a run's observation PNG); a uint8 [H, W, 3] frame as it is."""

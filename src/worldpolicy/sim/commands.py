@@ -361,6 +361,7 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
                          "(replacing it)") from None
     if changes:
         kind = previous.policy_settings.get("kind")  # the same as now: another kind lists only itself
+
         def said(value) -> str:  # None: not given (no --perturb, no --execute-steps), as --help and compare say it
             return "none" if value is None else repr(value)
 

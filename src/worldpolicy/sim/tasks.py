@@ -38,6 +38,7 @@ DEFAULT_CONTROL_HZ = 15.0
 # be: here too, so the parsers refuse a word and a negative number alike, before MuJoCo loads, in the API's words.
 LATENCY_ACCEPTED = "milliseconds, a finite number >= 0 (0: none)"
 
+
 @dataclass(frozen=True)
 class TrainingScenes:
     """What a checkpoint's training data says of a run's scenes (`training_scenes`): the task and the first and last

@@ -222,13 +222,13 @@ _LEGEND_TEXT_MAX_IN = 2.4  # a legend name's widest line, in inches at LEGEND_FO
 _LEGEND_ENTRY_IN = 0.5  # a legend entry's line sample, gaps and frame beside its name
 _MAX_LABEL_LINES = 3  # a y label of more lines runs out of the margin left of its axes, over the figure's edge
 
+
 def whole_number_ticks(**options: Any) -> Any:
     """A tick locator at whole numbers only (steps, frames, episodes): `min_n_ticks=1`, else matplotlib falls back to
     fractional ticks on a span of one or none (a one-step run's axis was ticked 9.45, 9.60, ...)."""
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(integer=True, min_n_ticks=1, **options)
-
 
 
 def _text_width(fig, text: str, fontsize: float) -> float:
