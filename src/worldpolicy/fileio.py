@@ -808,6 +808,9 @@ SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_repor
 # from, report.json's summary being rewritten at most every `sim.evaluate.SUMMARY_INTERVAL_S` while the run goes on
 SIM_EPISODES_FILE = "episodes.jsonl"
 SIM_EPISODES_CSV = "episodes.csv"  # a sim run's episodes, a row each, for a spreadsheet or pandas (`write_report`)
+# a planned sim run's candidate videos (`sim.policies.CandidateVideos`, `--plan-save-candidates`), beside its episode
+# videos (`viz.report.SIM_EPISODE_VIDEOS`, whose pattern they do not match)
+SIM_CANDIDATES_DIR = "videos/candidates"
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
 DREAM_FILE = "dream.json"  # a policy run in a world model's imagination (`worldpolicy dream`): its chunks, rewards
