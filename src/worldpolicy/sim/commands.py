@@ -203,8 +203,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan-save-candidates", action="store_true",
                    help=f"with --plan: also write every candidate's imagined future of each decision of the recorded "
                    f"episodes (--videos), side by side, each captioned with its score and the one run marked: "
-                   f"{SIM_CANDIDATES_DIR}/episode_SEED_decision_J.mp4, J the episode's policy call from 0 (default: off; "
-                   "the episode videos show the chosen future alone, with --imagine)")
+                   f"{SIM_CANDIDATES_DIR}/episode_SEED_decision_J.mp4, J the episode's policy call from 0 "
+                   "(default: off; the episode videos show the chosen future alone, with --imagine)")
     p.add_argument("--plan-scorer", choices=SCORERS, default=None,
                    help=f"with --plan: what ranks the imagined futures: reach ({SCORER_REWARDS['reach']}; the "
                    "checkpoint's cameras stacked top to bottom) (default: reach)")

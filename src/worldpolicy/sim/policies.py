@@ -397,11 +397,11 @@ def planned(backend: Any, scorer: Any, candidates: int, videos: CandidateVideos 
 
 class CandidateVideos:
     """Every candidate's imagined future of each decision of the episodes whose seed is in `seeds` (a sim run's
-    recorded ones: its first --videos; `folder`: the run's `fileio.SIM_CANDIDATES_DIR`), side by side, each captioned with its candidate number and score and the one
-    run marked, one mp4 per decision: `folder/episode_SEED_decision_J.mp4`, J the episode's policy call (0, 1, ...:
-    report.json's `plans` of the episode, in order, where every chunk asked for runs). A best-of-N run's episode video
-    shows the chosen future alone; these show what it was chosen among, to debug a scorer by. `written`: the files
-    written so far."""
+    recorded ones: its first --videos; `folder`: the run's `fileio.SIM_CANDIDATES_DIR`), side by side, each captioned
+    with its candidate number and score and the one run marked, one mp4 per decision:
+    `folder/episode_SEED_decision_J.mp4`, J the episode's policy call (0, 1, ...: report.json's `plans` of the
+    episode, in order, where every chunk asked for runs). A best-of-N run's episode video shows the chosen future
+    alone; these show what it was chosen among, to debug a scorer by. `written`: the files written so far."""
 
     def __init__(self, folder: str | Path, seeds: range) -> None:
         self.folder, self.seeds = Path(folder), seeds
