@@ -811,6 +811,9 @@ SIM_EPISODES_CSV = "episodes.csv"  # a sim run's episodes, a row each, for a spr
 # a sim run's console, kept: every line its sessions showed and a line per episode, timed, appended across resumes
 # (`logcapture.run_log`), as a training run's `TRAIN_LOG_FILE`
 SIM_LOG_FILE = "sim.log"
+# a planned sim run's candidate videos (`sim.policies.CandidateVideos`, `--plan-save-candidates`), beside its episode
+# videos (`viz.report.SIM_EPISODE_VIDEOS`, whose pattern they do not match)
+SIM_CANDIDATES_DIR = "videos/candidates"
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
 DREAM_FILE = "dream.json"  # a policy run in a world model's imagination (`worldpolicy dream`): its chunks, rewards

@@ -45,6 +45,9 @@ def check_candidates(value: Any, parameter: str) -> int:
 # what planning adds to a sim run's `policy_settings` (`planner_settings`); a run of a policy that does not plan has
 # none of them, which `sim compare` shows as none, not as unrecorded
 PLANNER_SETTINGS = ("planner", "candidates", "scorer")
+# the planner's name in them and in each chosen chunk's `settings` ("planner"), by which a sim run tells a planned
+# chunk (its caption, its episode's decisions)
+PLANNER = "best_of_n"
 
 
 def planner_settings(scorer: Scorer, num_candidates: int) -> dict[str, Any]:
@@ -52,7 +55,7 @@ def planner_settings(scorer: Scorer, num_candidates: int) -> dict[str, Any]:
     (`worldpolicy sim --resume` compares them before the weights load): `PLANNER_SETTINGS`."""
     name = (f"{scorer.__module__}.{scorer.__qualname__}" if inspect.isfunction(scorer) or inspect.ismethod(scorer)
             else repr(scorer))
-    return dict(zip(PLANNER_SETTINGS, ("best_of_n", int(num_candidates), name), strict=True))
+    return dict(zip(PLANNER_SETTINGS, (PLANNER, int(num_candidates), name), strict=True))
 
 
 def check_scorer(scorer: Any) -> None:
@@ -127,16 +130,23 @@ class Plan:
 class BestOfNPlanner:
     """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`;
     `plan` returns every candidate (`Plan`). Each call costs N policy samples (one batched pass, no video decoded) and
-    N forward-dynamics rollouts (a second batched pass, each video decoded), then N scorer calls."""
+    N forward-dynamics rollouts (a second batched pass, each video decoded), then N scorer calls. `on_plan`, where
+    given, is called with each `act` decision's `Plan` (every candidate, its imagined future and its score; its
+    `proposals[chosen]` is the chunk `act` returns) before `act` returns: `worldpolicy sim --plan-save-candidates`
+    writes every candidate's future with it, which `act` alone keeps only the chosen one of."""
 
-    def __init__(self, policy: Policy, scorer: Scorer, num_candidates: int = 4):
+    def __init__(self, policy: Policy, scorer: Scorer, num_candidates: int = 4,
+                 on_plan: Callable[[Plan], None] | None = None):
         if not callable(getattr(policy, "act_batch", None)) or not callable(getattr(policy, "_seed", None)):
             raise TypeError(f"policy: expected a local worldpolicy Policy (planning draws from its seed sequence), got "
                             f"{type(policy).__name__}")
         check_scorer(scorer)
         if not isinstance(num_candidates, (int, np.integer)) or isinstance(num_candidates, bool) or num_candidates < 1:
             raise ValueError(f"num_candidates={num_candidates!r} must be an integer >= 1")
+        if on_plan is not None and not callable(on_plan):
+            raise TypeError(f"on_plan: expected a callable taking each decision's Plan, or None; got {on_plan!r}")
         self.policy = policy
+        self.on_plan = on_plan
         self.embodiment = policy.embodiment
         self.scorer = scorer
         self.num_candidates = int(num_candidates)
@@ -163,6 +173,8 @@ class BestOfNPlanner:
         `Policy.act` (True or None keep it: it was decoded anyway)."""
         started = time.perf_counter()
         plan = self._plan("BestOfNPlanner.act", observation, prompt, seed, kwargs)
+        if self.on_plan is not None:
+            self.on_plan(plan)
         best = plan.chosen
         chosen = plan.proposals[best]
         chosen.video = None if kwargs.get("decode_video") is False else plan.futures[best].video

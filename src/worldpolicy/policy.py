@@ -228,7 +228,8 @@ def start_row(mode: str) -> int:
     return 0 if mode == "inverse_dynamics" else -1
 
 
-FRESH_SEEDS = 2**31  # a seed drawn for a request that gives none is below it (`fresh_seed`)
+# a seed drawn for a request that gives none is below it (`fresh_seed`), and a dream's drawn seed (`WorldModelEnv`)
+FRESH_SEEDS = 2**31
 
 
 def fresh_seed() -> int:

@@ -282,6 +282,15 @@ def test_planning_prints_both_arms_and_the_ties():
     assert re.search(r"the scores tied in \d+ of \d+ decisions", out), out
 
 
+@pytest.mark.slow
+def test_planning_cost_prints_each_n_batched_and_separate_with_its_ratios():
+    out = _ran("bench_planning_cost.py", "--candidates", "1,2", "--repeats", "1", timeout=1200)
+    assert re.search(r"plain Policy\.act \(one chunk, no rollout, no video\): \d+\.\d+ s per chunk", out), out
+    for n in (1, 2):  # batched s, x N=1, x plain, separate s, x N=1, x plain, separate / batched, same choice
+        row = rf"^ +{n} +\d+\.\d+ +\d+\.\d+x +\d+\.\dx +\d+\.\d+ +\d+\.\d+x +\d+\.\dx +\d+\.\d+x +[01]/1$"
+        assert re.search(row, out, re.MULTILINE), out
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "_args.py"))
 def test_help_shows_the_whole_description(script):
     """`--help` shows the script's docstring to its end, line breaks kept (its first line alone stopped
@@ -331,6 +340,8 @@ def test_help_shows_the_whole_description(script):
     ("bench_world_model.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),
     ("bench_planning.py", ["--execute-steps", "0"], "argument --execute-steps: expected an integer >= 1, got '0'"),
     ("bench_planning.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),
+    ("bench_planning_cost.py", ["--candidates", "0,2"], "argument --candidates: expected a comma list of distinct"),
+    ("bench_planning_cost.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
 ])
 def test_bad_values_are_refused_naming_the_flag(script, args, refusal):
     """Counts of zero used to run into a division by zero or an empty median after the setup work."""

@@ -212,3 +212,19 @@ def test_a_scorer_that_raises_keeps_its_error_with_a_note_naming_what_it_scored(
         score(broken, np.zeros((5, 8, 8, 3), np.uint8), "reach the red ball", "candidate 2")
     note = f"raised by scorer {broken!r} scoring candidate 2 (video [5, 8, 8, 3], prompt 'reach the red ball')"
     assert raised.value.__notes__ == [note]
+
+
+def test_on_plan_sees_every_candidate_of_each_act_decision(droid_policy):
+    """`act` kept the chosen candidate's future alone; `on_plan` is called with each decision's whole `Plan`, whose
+    chosen proposal is the chunk `act` returns (what `worldpolicy sim --plan-save-candidates` writes them from)."""
+    plans = []
+    planner = BestOfNPlanner(droid_policy, lambda video, prompt: float(video[-1].mean()), 3, on_plan=plans.append)
+    acted = planner.act(IMAGE, "reach the ball", seed=5, state=STATE)
+    (plan,) = plans
+    assert plan.proposals[plan.chosen] is acted and len(plan.futures) == 3
+    assert all(f.video.shape[0] == 5 for f in plan.futures)
+    assert (acted.settings["scores"], acted.settings["chosen"]) == (plan.scores, plan.chosen)
+    planner.plan(IMAGE, "reach the ball", seed=5, state=STATE)  # `plan` returns its Plan: not passed on again
+    assert len(plans) == 1
+    with pytest.raises(TypeError, match=r"on_plan: expected a callable taking each decision's Plan, or None; got 3"):
+        BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, 2, on_plan=3)

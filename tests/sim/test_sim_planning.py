@@ -263,3 +263,57 @@ def test_a_planned_sim_run_keeps_its_decisions_and_a_tied_one_runs_the_plain_pol
     monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("loaded the weights"))
     assert main([*flags, "--plan", "2", "--resume", "--out", str(tmp_path / "planned")]) == 2
     assert "old -> new: --plan: 3 -> 2" in capsys.readouterr().err
+
+
+def test_plan_save_candidates_writes_every_candidates_future_of_the_recorded_episodes(tmp_path, monkeypatch, capsys):
+    """A planned run's episode video showed the chosen future alone; --plan-save-candidates writes every candidate's
+    imagined future of each decision of the recorded episodes (--videos), side by side and captioned with its score,
+    the one run marked; episodes not recorded write none, and --overwrite removes them with the run."""
+    from worldpolicy.cli import main
+    from worldpolicy.processing.video import read_video
+    from worldpolicy.sim import policies, progress
+    from worldpolicy.viz import video
+
+    pytest.importorskip("mink")
+    ckpt = _stacked_checkpoint(tmp_path / "ck")
+    captions = []
+    real_row = video.labelled_row
+    monkeypatch.setattr(video, "labelled_row", lambda images, labels, *a, **k: (
+        captions.append(list(labels)), real_row(images, labels, *a, **k))[1])
+    scores = iter(itertools.cycle([-0.3, -0.1, -0.2]))  # candidate 1 scores best at every decision
+    monkeypatch.setattr(progress, "reach_progress", lambda video, prompt, views: next(scores))
+    out = tmp_path / "run"
+    flags = ["sim", "--policy", str(ckpt), "--task", "reach", "--episodes", "2", "--max-steps", "3", "--steps", "1",
+             "--image-size", "48x64", "--videos", "1", "--no-progress", "--no-plots", "--execute-steps", "2",
+             "--seed", "7", "--plan", "3", "--plan-save-candidates", "--out", str(out)]
+    written = []
+    real_write = policies.CandidateVideos.write
+    monkeypatch.setattr(policies.CandidateVideos, "write",
+                        lambda self, *a: (written.append(real_write(self, *a)), written[-1])[1])
+    assert main(flags) == 0
+    folder = out / "videos" / "candidates"
+    # episode 7 recorded (--videos 1): its two decisions; episode 8 not: nothing written for it
+    assert sorted(p.name for p in folder.iterdir()) == ["episode_0007_decision_00.mp4", "episode_0007_decision_01.mp4"]
+    assert [p for p in written if p is not None] == sorted(folder.iterdir()) and written.count(None) == 2
+    frames, _ = read_video(folder / "episode_0007_decision_00.mp4")
+    assert len(frames) == 5  # the 4-action chunk's imagined future: 5 frames, each candidate's side by side
+    assert captions[0] == ["candidate 0: -0.3 · frame 0", "candidate 1: -0.1 (run) · frame 0",
+                           "candidate 2: -0.2 · frame 0"]
+    assert f"{folder}/ (2 candidate videos, one per decision)" in capsys.readouterr().out
+    assert main([*flags[:-5], "--plan", "3", "--overwrite", "--out", str(out)]) == 0  # without the flag
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--plan-save-candidates"], "--plan-save-candidates writes a planner's candidates, and no --plan is given"),
+    (["--plan", "2", "--plan-save-candidates", "--videos", "0"],
+     "--plan-save-candidates writes the candidates of the recorded episodes, and --videos 0 records none"),
+])
+def test_plan_save_candidates_is_refused_where_it_would_write_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    from worldpolicy.cli import main
+    from worldpolicy.sim import policies
+
+    monkeypatch.setattr(policies, "make_policy", lambda *a, **k: pytest.fail("loaded a policy"))
+    assert main(["sim", *argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -14,6 +14,7 @@ pytest.importorskip("diffusers")
 
 from gymnasium.utils.env_checker import check_env
 
+from worldpolicy.policy import FRESH_SEEDS
 from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.processing.video import read_video
 from worldpolicy.sim.progress import reach_scorer
@@ -176,7 +177,9 @@ def test_bad_settings_are_refused_before_any_imagining(policy, cameras):
     with pytest.raises(ValueError, match=r"seed=-1"):
         env.reset(seed=-1)
     drawn = [env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"], env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"]]
-    assert drawn[0] == drawn[2] == 3 and drawn[1] == drawn[3] != 3 and 0 <= drawn[1] < 2**63  # gymnasium's np_random
+    assert drawn[0] == drawn[2] == 3 and drawn[1] == drawn[3] != 3  # gymnasium's np_random
+    # drawn short enough to type back, as a request's own seed (`policy.fresh_seed`); a 19-digit number before
+    assert 0 <= drawn[1] < FRESH_SEEDS and 0 <= drawn[3] < FRESH_SEEDS
 
 
 def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp_path):

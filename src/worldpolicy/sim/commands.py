@@ -22,7 +22,7 @@ from worldpolicy.cli import (
     run_json,
 )
 from worldpolicy.extras import run_record, software_changes
-from worldpolicy.fileio import SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_LOG_FILE, SIM_REPORT_FILE
+from worldpolicy.fileio import SIM_CANDIDATES_DIR, SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_LOG_FILE, SIM_REPORT_FILE
 from worldpolicy.logcapture import console_may_close, is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
@@ -124,6 +124,12 @@ def _check_plan(args: argparse.Namespace) -> None:
                                       rtc=args.rtc)
     except ValueError as exc:
         raise _as_flag(exc) from None
+    if args.plan_save_candidates and args.plan is None:
+        raise ValueError("--plan-save-candidates writes a planner's candidates, and no --plan is given: nothing is "
+                         "planned; give --plan N, or leave --plan-save-candidates out")
+    if args.plan_save_candidates and args.videos == 0:
+        raise ValueError("--plan-save-candidates writes the candidates of the recorded episodes, and --videos 0 "
+                         "records none; give --videos N (the first N episodes), or leave --plan-save-candidates out")
 
 
 def _plan_scorer(args: argparse.Namespace, embodiment):
@@ -195,6 +201,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "`sim compare` against a run without --plan on the same --seed says whether it paid; with "
                    "--imagine the videos show the chosen future and its score; "
                    f"N from {PLAN_CANDIDATES[0]} to {PLAN_CANDIDATES[1]} (default: none, the plain policy)")
+    p.add_argument("--plan-save-candidates", action="store_true",
+                   help=f"with --plan: also write every candidate's imagined future of each decision of the recorded "
+                   f"episodes (--videos), side by side, each captioned with its score and the one run marked: "
+                   f"{SIM_CANDIDATES_DIR}/episode_SEED_decision_J.mp4, J the episode's policy call from 0 "
+                   "(default: off; the episode videos show the chosen future alone, with --imagine)")
     p.add_argument("--plan-scorer", choices=SCORERS, default=None,
                    help=f"with --plan: what ranks the imagined futures: reach ({SCORER_REWARDS['reach']}; the "
                    "checkpoint's cameras stacked top to bottom) (default: reach)")
@@ -320,7 +331,8 @@ def _clear_previous_run(out: Path) -> None:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
     for path in [out / "index.html", out / "report.png", out / "report.md", out / SIM_EPISODES_CSV,
-                 out / SIM_EPISODES_FILE, out / SIM_LOG_FILE, *episode_videos(out), out / SIM_REPORT_FILE]:
+                 out / SIM_EPISODES_FILE, out / SIM_LOG_FILE, *episode_videos(out), *candidate_videos(out),
+                 out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
@@ -533,6 +545,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     from worldpolicy.sim.batch import check_num_envs
     from worldpolicy.sim.evaluate import evaluate, keep_report, plan_said, seed_range, start_report, write_report
     from worldpolicy.sim.policies import (
+        CandidateVideos,
         check_rtc_policy,
         chunk_size,
         control_hz_for,
@@ -589,6 +602,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
     scenes = None  # a checkpoint's (or its server's) training scenes among the episodes (`warn_training_scenes`)
 
     write_partial = keep_report(args.out)
+    # --plan-save-candidates: the recorded episodes' (evaluate's first --videos, by seed) candidates of each decision
+    candidates = (CandidateVideos(args.out / SIM_CANDIDATES_DIR, range(args.seed, args.seed + args.videos))
+                  if args.plan_save_candidates else None)
 
     def made(report) -> None:  # the line that began the run, or continued it, and where it was typed
         if previous is None:
@@ -644,7 +660,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
                 check_executable(policy.embodiment, env.robot)
             if args.plan is not None:  # a hub id's embodiment is known once fetched: its cameras checked here
-                policy = planned(policy, _plan_scorer(args, policy.embodiment), args.plan)
+                policy = planned(policy, _plan_scorer(args, policy.embodiment), args.plan, candidates)
             served_task = EMBODIMENT_TASKS.get(getattr(getattr(policy, "embodiment", None), "name", None))
             rate_hz = control_hz_for(policy_fps(policy))
             # a server's model is known once connected: its task, as a checkpoint's is before it loads; a server's or
@@ -729,8 +745,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             print(line)
         for path in [*paths, *_videos_said(args.out)]:
             print(f"  {path}")
-    if args.json:  # every episode video, where the lines above may count them
-        print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out)]))
+    if args.json:  # every episode video (and candidate video), where the lines above may count them
+        print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out), *candidate_videos(args.out)]))
     log.said(f"session ended: {result}")  # last: after the warning of a console found gone at the result
     return 0
 
@@ -814,11 +830,14 @@ LISTED_VIDEOS = 3
 
 
 def _videos_said(out: Path) -> list[str]:
-    """The run's episode videos as the list of files written says them: each, or, when many, their folder and count."""
-    videos = episode_videos(out)
-    if len(videos) <= LISTED_VIDEOS:
-        return [str(path) for path in videos]
-    return [f"{videos[0].parent}/ ({len(videos)} episode videos)"]
+    """The run's episode videos as the list of files written says them: each, or, when many, their folder and count;
+    its candidate videos (`--plan-save-candidates`) as their folder and count."""
+    videos, candidates = episode_videos(out), candidate_videos(out)
+    said = ([str(path) for path in videos] if len(videos) <= LISTED_VIDEOS
+            else [f"{videos[0].parent}/ ({len(videos)} episode videos)"])
+    if candidates:  # one a decision: a folder and a count (`--plan-save-candidates`)
+        said.append(f"{candidates[0].parent}/ ({len(candidates)} candidate videos, one per decision)")
+    return said
 
 
 def episode_videos(out: Path) -> list[Path]:
@@ -826,3 +845,8 @@ def episode_videos(out: Path) -> list[Path]:
     from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
 
     return sorted(out.glob(SIM_EPISODE_VIDEOS))
+
+
+def candidate_videos(out: Path) -> list[Path]:
+    """The run's candidate videos (`--plan-save-candidates`: `sim.policies.CandidateVideos`), in order."""
+    return sorted((out / SIM_CANDIDATES_DIR).glob("episode_*_decision_*.mp4"))

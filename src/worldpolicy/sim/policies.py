@@ -377,18 +377,52 @@ def wrap_policy(policy: Any, *, seed: int | None = None, decode_video: bool = Fa
     return _Seeded(policy, policy.embodiment, seed, decode_video)
 
 
-def planned(backend: Any, scorer: Any, candidates: int) -> _Seeded:
+def planned(backend: Any, scorer: Any, candidates: int, videos: CandidateVideos | None = None) -> _Seeded:
     """`backend` (`make_policy`'s of a local checkpoint) choosing each chunk best-of-`candidates` by `scorer`
     (`planning.BestOfNPlanner`: `worldpolicy sim --plan`, the agents' `plan`), with its seed sequence, cameras and
     `decode_video` (whether the chosen chunk's imagined future is kept for the episode videos): decision j of an
     episode samples candidate 0 with the seed the plain run's call j uses, the others with the seeds after it
-    (`BestOfNPlanner.act`), so where every candidate ties the plain run's chunk runs."""
+    (`BestOfNPlanner.act`), so where every candidate ties the plain run's chunk runs. `videos`: every candidate's
+    imagined future of each decision written by it (`CandidateVideos`, `worldpolicy sim --plan-save-candidates`)."""
     from worldpolicy.planning import BestOfNPlanner
 
     if not isinstance(backend, _Seeded):
         raise TypeError(f"backend: expected make_policy's backend of a local checkpoint, got {type(backend).__name__}")
-    return _Seeded(BestOfNPlanner(backend.policy, scorer, candidates), backend.embodiment, backend.seed,
-                   backend.decode_video, backend.keys)
+    planner = BestOfNPlanner(backend.policy, scorer, candidates)
+    seeded = _Seeded(planner, backend.embodiment, backend.seed, backend.decode_video, backend.keys)
+    if videos is not None:  # the decision's episode and call: the seed sequence's, counted before the call ran
+        planner.on_plan = lambda plan: videos.write(plan, seeded.seed, seeded.calls - 1)
+    return seeded
+
+
+class CandidateVideos:
+    """Every candidate's imagined future of each decision of the episodes whose seed is in `seeds` (a sim run's
+    recorded ones: its first --videos; `folder`: the run's `fileio.SIM_CANDIDATES_DIR`), side by side, each captioned
+    with its candidate number and score and the one run marked, one mp4 per decision:
+    `folder/episode_SEED_decision_J.mp4`, J the episode's policy call (0, 1, ...: report.json's `plans` of the
+    episode, in order, where every chunk asked for runs). A best-of-N run's episode video shows the chosen future
+    alone; these show what it was chosen among, to debug a scorer by. `written`: the files written so far."""
+
+    def __init__(self, folder: str | Path, seeds: range) -> None:
+        self.folder, self.seeds = Path(folder), seeds
+        self.written: list[Path] = []
+
+    def path(self, seed: int, call: int) -> Path:
+        return self.folder / f"episode_{seed:04d}_decision_{call:02d}.mp4"
+
+    def write(self, plan: Any, seed: int | None, call: int) -> Path | None:
+        """`plan` (`planning.Plan`) of the episode seeded `seed`, its policy call `call`: written where `seed` is one
+        of `seeds`; None (nothing written) otherwise."""
+        from worldpolicy.viz.video import write_side_by_side
+
+        if seed not in self.seeds:
+            return None
+        chosen = " (run, all tied)" if plan.tied else " (run)"
+        labels = [f"candidate {i}: {score:.4g}" + (chosen if i == plan.chosen else "")
+                  for i, score in enumerate(plan.scores)]
+        path = write_side_by_side([f.video for f in plan.futures], labels, plan.futures[0].fps, self.path(seed, call))
+        self.written.append(path)
+        return path
 
 
 def as_backend(policy: Any) -> Any:

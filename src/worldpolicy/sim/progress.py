@@ -20,8 +20,8 @@ import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "check_plan", "prompt_color",
-           "reach_progress", "reach_scorer", "scorer_for"]
+__all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "check_plan", "check_scorer_name",
+           "prompt_color", "reach_progress", "reach_scorer", "scorer_for"]
 
 # What a view where the ball (or, in an exterior view, the robot) is not found, hidden or blurred away, counts
 NOT_FOUND = 0.25
@@ -109,6 +109,12 @@ def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], floa
     return ReachScorer(tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys))
 
 
+def check_scorer_name(name: Any, parameter: str) -> None:
+    """`name` refused, naming `parameter`, unless it is one of `SCORERS` (`scorer_for`, `check_plan`)."""
+    if name not in SCORERS:
+        raise ValueError(f"{parameter}: unknown scorer {name!r}; accepted: {', '.join(SCORERS)}")
+
+
 def scorer_for(name: str, embodiment, parameter: str = "scorer",
                without: str = "leave planning out") -> Callable[[np.ndarray, str], float]:
     """The scorer `name` (one of `SCORERS`) of the frames `embodiment` imagines (a planner's candidates: `sim --plan`;
@@ -117,8 +123,7 @@ def scorer_for(name: str, embodiment, parameter: str = "scorer",
     top to bottom, so it needs cameras (`camera_keys`), one alone or stacked (composite `stacked`); a DROID composite
     (the wrist camera on top, two exterior cameras side by side below) would be cut into three bands that are none of
     its views."""
-    if name not in SCORERS:
-        raise ValueError(f"{parameter}: unknown scorer {name!r}; accepted: {', '.join(SCORERS)}")
+    check_scorer_name(name, parameter)
     keys = list(embodiment.camera_keys)
     if not keys or (len(keys) > 1 and embodiment.composite != "stacked"):
         has = (f"composes its cameras {keys} as {embodiment.composite!r}" if keys else "has no camera")
@@ -145,8 +150,8 @@ def check_plan(plan: Any, scorer: Any, *, policy: str, num_envs: int = 1, rtc: b
                              "is planned; give plan= (the candidates, e.g. 4), or leave plan_scorer out")
         return None
     check_candidates(plan, "plan")
-    if scorer is not None and scorer not in SCORERS:
-        raise ValueError(f"plan_scorer: unknown scorer {scorer!r}; accepted: {', '.join(SCORERS)}")
+    if scorer is not None:
+        check_scorer_name(scorer, "plan_scorer")
     if policy in ("scripted", "random") or served(policy):
         raise ValueError(f"plan: {plan} imagines each candidate chunk with a local checkpoint's forward dynamics; "
                          f"policy={policy!r} has none to plan with (a ws:// server answers plain requests): give a "

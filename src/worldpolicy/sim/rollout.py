@@ -30,6 +30,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from worldpolicy.planning import PLANNER
 from worldpolicy.robot.control import ChunkController, ChunkStrategy, check_rtc
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.sim.env import step_limit, unwrap_tabletop
@@ -366,7 +367,7 @@ def imagined_caption(settings: dict[str, Any]) -> tuple[str, str]:
     also which candidate runs, its score and the best of the others (`best of 4: #2 -0.112, next -0.25`), or that all
     scored the same (`best of 4: all -0.25, tied`): the episode video showed the chosen future alone, not that it was
     chosen, among how many, or whether the scores told the candidates apart at all."""
-    if settings.get("planner") != "best_of_n":
+    if settings.get("planner") != PLANNER:
         return "model: imagined", "model: imagined"
     scores, chosen = settings["scores"], settings["chosen"]
     head = f"model: imagined · best of {len(scores)}:"
@@ -456,7 +457,7 @@ class Episode:
     def _keep_plan(self, prediction) -> None:
         """A planner's decision (its chunk's `settings`: `BestOfNPlanner.act`) kept once, at the first step its chunk
         runs."""
-        if prediction is None or prediction is self._planned or prediction.settings.get("planner") != "best_of_n":
+        if prediction is None or prediction is self._planned or prediction.settings.get("planner") != PLANNER:
             return
         self._planned = prediction
         self.plans = [*(self.plans or []), {"scores": [float(x) for x in prediction.settings["scores"]],

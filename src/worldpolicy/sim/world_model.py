@@ -31,7 +31,7 @@ from worldpolicy.embodiments import Embodiment
 from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, make_folder, write_json_atomic
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.planning import Scorer, check_prompt, check_scorer, score
-from worldpolicy.policy import Policy, check_seed, join_windows, observation_state, physical_state_row
+from worldpolicy.policy import FRESH_SEEDS, Policy, check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.observations import (
     SINGLE_VIEW_KEYS,
@@ -206,7 +206,7 @@ class WorldModelEnv(gym.Env):
         """A new episode from the start (`options` may give another: `observation`, `state`, `prompt`). `seed` makes
         it repeatable: chunk j samples with seed + j, as `imagine(whole_trajectory=True, seed=seed)` samples its
         chunk j; without one the seed is drawn from the env's generator (gymnasium's `np_random`, seeded by the
-        last seeded reset)."""
+        last seeded reset), below `policy.FRESH_SEEDS`."""
         options = dict(options or {})
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
@@ -228,7 +228,9 @@ class WorldModelEnv(gym.Env):
         super().reset(seed=seed)
         observation, self._given_state, self._state, self._frame, self.prompt, self.canvas = self._start
         self._conditioning = observation
-        self.seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**63, dtype=np.uint64))
+        # a drawn seed as short as a request's own (`policy.fresh_seed`): the dream's chunks record seed + j, which a
+        # person reads back and types again (drawn from all of [0, 2**63), each was a 19-digit number)
+        self.seed = int(seed) if seed is not None else int(self.np_random.integers(FRESH_SEEDS))
         self.chunks = 0
         self._ended = False
         return self._observation(), {"seed": self.seed, "prompt": self.prompt}
