@@ -103,6 +103,18 @@ def test_what_is_no_training_run_with_checkpoints_is_refused_before_anything_loa
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize("given", ["run", "run/checkpoints"])
+def test_a_training_runs_folder_without_all_checkpoints_names_its_newest_checkpoint_and_the_sweep(tmp_path, capsys,
+                                                                                                   given):
+    run = _fake_run(tmp_path)
+    policy = str(tmp_path / given)
+    assert main(["sim", "--policy", policy, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"--policy={policy!r} is a training run's " in err
+    assert f"e.g. the newest, {str(run / 'checkpoints' / 'step-0000004')!r}; or, to evaluate every one of them, " \
+           f"--policy {run} --all-checkpoints" in err
+
+
 def test_a_sweep_is_refused_over_a_sim_run_and_a_rerun_without_resume(tmp_path, capsys):
     from worldpolicy.sim.sweep import Sweep, write_sweep
 
@@ -182,3 +194,43 @@ def test_a_sweep_whose_first_run_is_refused_leaves_no_sweep_behind(tmp_path, cap
     assert main(["sim", "--policy", str(run), "--all-checkpoints", "--task", "no_such_task", "--out", str(out)]) == 2
     assert "--task: unknown task 'no_such_task'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_interrupted_sweep_says_how_to_continue_and_its_resume_runs_each_checkpoint_as_a_resumed_run(
+        tmp_path, capsys, monkeypatch):
+    """Each checkpoint is `sim --policy CKPT --out OUT/step-N` with the sweep's flags (its episodes here a stand-in
+    that writes a run); Ctrl-C in the second stops the sweep with the command that continues it, and that command
+    resumes the first checkpoint's run (--resume: its finished episodes kept) and runs the second."""
+    from worldpolicy.sim import commands
+
+    run = _fake_run(tmp_path)
+    out = tmp_path / "sweep"
+    calls = []
+
+    def one_run(one, made_by, task_given, image_size, needs_images, episode_done):  # once --out is held
+        calls.append((one.policy.rsplit("/", 1)[-1], one.out.name, one.resume, one.seed, one.episodes))
+        if one.policy.endswith("step-0000004") and len(calls) == 2:
+            raise KeyboardInterrupt
+        won = one.policy.endswith("step-0000004")
+        report = EvalReport("reach", one.out.name, "panda", {"kind": "execute"}, 15.0, one.seed,
+                            [_episode(one.seed + i, won) for i in range(one.episodes)], requested=one.episodes)
+        one.out.mkdir(exist_ok=True)
+        write_report(report, one.out, plots=False)
+        for _ in range(one.episodes):
+            episode_done()
+        return 0
+
+    monkeypatch.setattr(commands, "_run_held", one_run)
+    flags = ["sim", "--policy", str(run), "--all-checkpoints", "--seed", "7", "--episodes", "3", "--no-progress",
+             "--out", str(out)]
+    assert main(flags) == 130
+    err = capsys.readouterr().err
+    again = json.loads((out / "sweep.json").read_text())["resume_command"]
+    assert f"1 of 2 checkpoints finished before the interruption; to continue the sweep: {again}" in err
+    assert again.startswith(f"worldpolicy sim --policy {run} --all-checkpoints ") and again.endswith(" --resume")
+    assert main([*flags, "--resume"]) == 0
+    assert calls == [("step-0000002", "step-0000002", False, 7, 3), ("step-0000004", "step-0000004", False, 7, 3),
+                     ("step-0000002", "step-0000002", True, 7, 3), ("step-0000004", "step-0000004", False, 7, 3)]
+    doc = json.loads((out / "sweep.json").read_text())
+    assert [(c["step"], c["successes"], c["best"]) for c in doc["checkpoints"]] == [(2, 0, False), (4, 3, True)]
+    assert "best checkpoint: step-0000004 (success 3/3 = 100.0 %" in capsys.readouterr().out

@@ -476,6 +476,7 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
     # before any value is resolved: the command as given, to continue the run and as report.json's `command`
     commands = (_resume_command(args), run_record(_resume_command(args, resume=False)))
     args.policy = resolve_checkpoint(args.policy)
+    _refuse_training_run(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
     if args.task not in list_tasks():
@@ -514,6 +515,23 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
         except BaseException as stop:
             log.session_stopped(stop)
             raise
+
+
+def _refuse_training_run(policy: str) -> None:
+    """--policy naming a training run's folder (or its checkpoints/) is refused as every command refuses it as a
+    checkpoint (`engine.sources.check_checkpoint_source`: its newest checkpoint named), the sweep of them all named
+    too, before anything else is checked."""
+    from worldpolicy.engine.sources import check_checkpoint_source
+    from worldpolicy.fileio import folder_kind
+
+    path = Path(policy)
+    run = path.parent if path.name == "checkpoints" else path
+    if path.is_dir() and (found := folder_kind(run)) is not None and found[0].writer == "train":
+        try:
+            check_checkpoint_source(policy, run_hint=f"; or, to evaluate every one of them, --policy {run} "
+                                                     "--all-checkpoints")
+        except (ValueError, FileNotFoundError) as exc:
+            raise _as_flag(exc) from None
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
