@@ -207,7 +207,7 @@ def test_an_interrupted_sweep_says_how_to_continue_and_its_resume_runs_each_chec
     out = tmp_path / "sweep"
     calls = []
 
-    def one_run(one, made_by, task_given, image_size, needs_images, episode_done):  # once --out is held
+    def one_run(one, made_by, task_given, image_size, needs_images, log, episode_done):  # once --out is held
         calls.append((one.policy.rsplit("/", 1)[-1], one.out.name, one.resume, one.seed, one.episodes))
         if one.policy.endswith("step-0000004") and len(calls) == 2:
             raise KeyboardInterrupt
