@@ -816,6 +816,8 @@ SIM_LOG_FILE = "sim.log"
 SIM_CANDIDATES_DIR = "videos/candidates"
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
+# a training run's checkpoints each evaluated by `worldpolicy sim --all-checkpoints` (`sim.sweep.write_sweep`)
+SWEEP_FILE = "sweep.json"
 DREAM_FILE = "dream.json"  # a policy run in a world model's imagination (`worldpolicy dream`): its chunks, rewards
 # a dream's record while it runs (`sim.world_model.DreamRecorder`): chunks.jsonl and one mp4 per chunk, appended to as
 # each chunk ends and removed once the run's files are written; a dream killed outright (SIGKILL, power) leaves it
@@ -840,6 +842,7 @@ PROVENANCE_KEY = "worldpolicy_provenance"
 SIM_REPORT_SCHEMA = "worldpolicy.sim_eval/v1"  # SIM_REPORT_FILE
 SIM_EPISODES_SCHEMA = "worldpolicy.sim_episodes/v1"  # SIM_EPISODES_FILE's first line
 COMPARE_SCHEMA = "worldpolicy.sim_compare/v1"  # COMPARE_FILE
+SWEEP_SCHEMA = "worldpolicy.sim_sweep/v1"  # SWEEP_FILE
 SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
 # Files versioned since after they were first written: one without a "schema" key is read as v1 (`check_version`)
 TRAINER_STATE_SCHEMA = "worldpolicy.trainer_state/v1"  # TRAINER_STATE_FILE
@@ -898,6 +901,18 @@ def is_checkpoint(path: str | Path) -> bool:
     return (Path(path) / MODEL_INDEX_FILE).is_file() or (Path(path) / BASE_FILE).is_file()
 
 
+def saved_checkpoints(run: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of each checkpoint the training run `run` saved (`CHECKPOINT_GLOB`: `checkpoints/step-NNNNNNN`,
+    a folder that loads as one, `is_checkpoint`), oldest first by step; a save a kill cut short (`.step-*`, staged)
+    is none."""
+    found = []
+    for folder in Path(run).glob(CHECKPOINT_GLOB):
+        number = folder.name.removeprefix("step-")
+        if number.isdigit() and is_checkpoint(folder):
+            found.append((int(number), folder))
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class FolderKind:
     """A kind of thing a folder can hold, told by names (glob patterns) under it, any one marker enough: names only
@@ -921,6 +936,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),
     FolderKind("a comparison of sim runs", "sim compare", (COMPARE_FILE,)),
+    FolderKind("a sweep of a training run's checkpoints", "sim sweep", (SWEEP_FILE,)),
     # before predict's: a dream run holds an actions.json too (the dreamed trajectory's)
     FolderKind("a dream run", "dream", (DREAM_FILE, DREAM_CHUNKS_FILE)),
     FolderKind("a predict run", "predict", (ACTIONS_FILE,)),

@@ -22,17 +22,16 @@ from typing import Any, NoReturn
 from .fileio import (
     ADAPTER_FILE,
     BASE_FILE,
-    CHECKPOINT_GLOB,
     FOLDER_KINDS,
     OPTIMIZER_FILE,
     TRAINED_FILE,
     TRAINER_STATE_FILE,
     folder_holder,
     folder_kind,
-    is_checkpoint,
     read_json,
     read_trainer_state,
     safetensors_files,
+    saved_checkpoints,
     stored_provenance,
 )
 
@@ -518,8 +517,8 @@ def _refuse_unshared(path: Path) -> NoReturn:
         held = "is empty" if not any(path.iterdir()) else "holds nothing worldpolicy made that can be shared"
         raise ValueError(f"path: {str(path)!r} {held}; push takes {accepted}")
     kind, marker = found
-    saved = sorted(p for p in path.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
-    newest = f": push one of its checkpoints, e.g. the newest, {str(saved[-1])!r}" if saved else ""
+    saved = saved_checkpoints(path)
+    newest = f": push one of its checkpoints, e.g. the newest, {str(saved[-1][1])!r}" if saved else ""
     raise ValueError(f"path: {str(path)!r} holds {kind.what} ({marker}), which is not shared on the hub{newest}; "
                      f"push takes {accepted}")
 

@@ -12,10 +12,10 @@ from typing import NamedTuple
 from ..fileio import (
     ADAPTER_FILE,
     BASE_FILE,
-    CHECKPOINT_GLOB,
     MODEL_INDEX_FILE,
     TRAINED_FILE,
     is_checkpoint,
+    saved_checkpoints,
     sweep_scratch_folders,
 )
 from ..hub import hub_id_shaped, refuse_local_owner
@@ -82,11 +82,11 @@ def _refuse_run_folder(path: Path, source: str, hint: str = "") -> None:
         raise FileNotFoundError(f"checkpoint={source!r} is a part of the checkpoint {str(path.parent)!r}: give that "
                                 "folder")
     run = path.parent if path.name == "checkpoints" else path
-    saved = sorted(p for p in run.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
+    saved = saved_checkpoints(run)
     if saved:
         what = "checkpoints folder" if run != path else "folder"
         raise FileNotFoundError(f"checkpoint={source!r} is a training run's {what}, not a checkpoint: give one of its "
-                                f"checkpoints/step-*, e.g. the newest, {str(saved[-1])!r}{hint}")
+                                f"checkpoints/step-*, e.g. the newest, {str(saved[-1][1])!r}{hint}")
 
 
 def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = (), *, run_hint: str = "") -> None:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
                    "adapter) | ws://HOST:PORT | scripted | random")
+    p.add_argument("--all-checkpoints", action="store_true",
+                   help="with --policy RUN, a training run's folder: evaluate each checkpoint it saved "
+                   "(checkpoints/step-*) on the same seeds and settings, each into its own --out/step-NNNNNNN, and "
+                   "write sweep.csv/.json/.png into --out: success rate with its 95 %% CI against the training step, "
+                   "the best checkpoint named; --resume skips the checkpoints finished and runs the rest (new ones "
+                   "too), --overwrite starts over")
     p.add_argument("--task", default=None,
                    help=f"one of {', '.join(list_tasks())} (default: the task of the policy's embodiment, a "
                    "checkpoint's or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from "
@@ -471,13 +478,18 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
     return emb, settings if scorer is None else {**settings, **planner_settings(scorer, args.plan)}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = None) -> int:
+    """`worldpolicy sim`; `episode_done`: called after each episode is kept (a sweep's progress bar,
+    `_run_sweep`)."""
     from worldpolicy.fileio import folder_lock, output_folder
     from worldpolicy.models import resolve_checkpoint
 
+    if args.all_checkpoints:
+        return _run_sweep(args)
     # before any value is resolved: the command as given, to continue the run and as report.json's `command`
     commands = (_resume_command(args), run_record(_resume_command(args, resume=False)))
     args.policy = resolve_checkpoint(args.policy)
+    _refuse_training_run(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
     if args.task not in list_tasks():
@@ -514,19 +526,119 @@ def run(args: argparse.Namespace) -> int:
         again, made_by = commands
         log.session_started(again if args.resume else made_by["command"], made_by["software"].get("worldpolicy"))
         try:
-            return _run_held(args, commands, task_given, image_size, needs_images, log)
+            return _run_held(args, commands, task_given, image_size, needs_images, log, episode_done)
         except BaseException as stop:
             log.session_stopped(stop)
             raise
 
 
+def _refuse_training_run(policy: str) -> None:
+    """--policy naming a training run's folder (or its checkpoints/) is refused as every command refuses it as a
+    checkpoint (`engine.sources.check_checkpoint_source`: its newest checkpoint named), the sweep of them all named
+    too, before anything else is checked."""
+    from worldpolicy.engine.sources import check_checkpoint_source
+    from worldpolicy.fileio import folder_kind
+
+    path = Path(policy)
+    run = path.parent if path.name == "checkpoints" else path
+    if path.is_dir() and (found := folder_kind(run)) is not None and found[0].writer == "train":
+        try:
+            check_checkpoint_source(policy, run_hint=f"; or, to evaluate every one of them, --policy {run} "
+                                                     "--all-checkpoints")
+        except (ValueError, FileNotFoundError) as exc:
+            raise _as_flag(exc) from None
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    """`worldpolicy sim --policy RUN --all-checkpoints`: each checkpoint the training run saved
+    (`sweep.run_checkpoints`, refused before anything loads where RUN is none or holds none) run as `worldpolicy sim
+    --policy CKPT --out OUT/step-NNNNNNN` with the sweep's other flags (the same seeds), resumed with --resume as such a
+    run is (a finished one loads no model); one progress bar over checkpoints x episodes; then the learning curve
+    (`sweep.write_sweep`) and the best checkpoint. --out is held for the whole of it; sweep.json, its marker, is
+    written first (removed again where the first run is refused before any episode)."""
+    import shutil
+
+    from worldpolicy.fileio import SWEEP_FILE, folder_kind, folder_lock, output_folder
+    from worldpolicy.logcapture import progress_bar
+    from worldpolicy.sim.evaluate import read_report
+    from worldpolicy.sim.sweep import SWEEP_CSV, SWEEP_FIGURE, read_sweep, run_checkpoints, stored_sweep, write_sweep
+
+    again = _resume_command(args)
+    checkpoints = run_checkpoints(str(args.policy))
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the sweep in --out, --overwrite replaces it: pass one of them")
+    run_dir = str(Path(args.policy).absolute())
+    output_folder(args.out, "--out", writer="sim sweep", not_over_runs=True)
+    with folder_lock(args.out, "--out"):
+        stored = stored_sweep(args.out)
+        if stored is not None and not (args.resume or args.overwrite):
+            raise ValueError(f"--out: {str(args.out)!r} holds a sweep of {stored['run']}'s checkpoints; pass --resume "
+                             "to continue it (the checkpoints finished are skipped), --overwrite to replace it, or "
+                             "choose another --out")
+        if args.resume and stored is None:
+            raise ValueError(f"--resume: {str(args.out)!r} holds no sweep ({SWEEP_FILE}) to continue; "
+                             "drop --resume to start one there")
+        if args.resume and Path(stored["run"]) != Path(run_dir):
+            raise ValueError(f"--resume: the sweep in {str(args.out)!r} evaluated the checkpoints of {stored['run']}, "
+                             f"not of {run_dir}: give that --policy, or another --out")
+        if args.episodes is None:  # as many as the sweep's runs asked for: a new checkpoint runs as many as the rest
+            asked = [row["episodes_requested"] for row in (stored or {}).get("checkpoints") or []]
+            args.episodes = max(asked) if args.resume and asked else DEFAULT_EPISODES
+        if args.overwrite and stored is not None:  # the previous sweep's runs, checkpoints rotated away included
+            for folder in args.out.glob("step-*"):
+                if (found := folder_kind(folder)) is not None and found[0].writer == "sim":
+                    shutil.rmtree(folder)
+            for name in (SWEEP_CSV, SWEEP_FIGURE):
+                (args.out / name).unlink(missing_ok=True)
+        write_sweep(read_sweep(args.out, run_dir, again), args.out, plots=False)  # the marker, before any run
+        kept = 0
+        for _, ckpt in checkpoints:
+            if args.resume and (args.out / ckpt.name / SIM_REPORT_FILE).is_file():
+                kept += min(len(read_report(args.out / ckpt.name).episodes), args.episodes)
+        bar = progress_bar(total=len(checkpoints) * args.episodes, initial=kept, unit="ep",
+                           desc=f"{Path(run_dir).name}: {len(checkpoints)} checkpoints", disable=args.no_progress)
+        done = 0
+        try:
+            for _, ckpt in checkpoints:
+                one = argparse.Namespace(**vars(args))
+                one.policy, one.out, one.all_checkpoints = str(ckpt), args.out / ckpt.name, False
+                one.resume = args.resume and (one.out / SIM_REPORT_FILE).is_file()
+                one.overwrite, one.no_progress, one.json = False, True, False
+                bar.set_postfix(checkpoint=ckpt.name)
+                with lines_for_people(args.json):
+                    run(one, episode_done=lambda: bar.update(1))
+                done += 1
+        except BaseException as exc:
+            if stored is None and not read_sweep(args.out, run_dir).points:  # refused before any episode: no sweep
+                for name in (SWEEP_CSV, SWEEP_FILE):
+                    (args.out / name).unlink(missing_ok=True)
+            elif done or isinstance(exc, KeyboardInterrupt):
+                why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
+                print(f"worldpolicy sim --all-checkpoints: {done} of {len(checkpoints)} checkpoints finished before "
+                      f"{why}; to continue the sweep: {again}", file=sys.stderr)
+            raise
+        finally:
+            bar.close()
+        sweep = read_sweep(args.out, run_dir, again)
+        paths = write_sweep(sweep, args.out, plots=not args.no_plots)
+    with lines_for_people(args.json):
+        print(f"{sweep.task} · {Path(run_dir).name}: {len(sweep.points)} checkpoints evaluated into {args.out}")
+        print(sweep.best_line())
+        for path in paths:
+            print(f"  {path}")
+    if args.json:
+        print_json(run_json(sweep.to_json(), args.out, paths))
+    return 0
+
+
 def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], task_given: bool,
-              image_size: tuple[int, int] | None, needs_images: bool, log) -> int:
+              image_size: tuple[int, int] | None, needs_images: bool, log,
+              episode_done: Callable[[], None] | None = None) -> int:
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
     then the episodes. `commands`: the command line that continues the run and the record of the one that made it
     (`_resume_command`, `extras.run_record`: the line and the folder it was typed in). `log`: the folder's sim.log
     (`logcapture.run_log`, held), started once every check has passed and the episodes are about to run, a line per
-    episode and the run's result written there too."""
+    episode and the run's result written there too; `episode_done`: `run`'s."""
     from worldpolicy.cli import policy_api_key, policy_server_timeout, policy_tls_ca, with_key_hint
 
     again, made_by = commands
@@ -621,6 +733,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             finished[:] = [len(partial.episodes)]
             raise
         finished[:] = [len(partial.episodes)]
+        if episode_done is not None:
+            episode_done()
 
     def header(embodiment, chunk: int, settings: dict):  # the new run's settings, as --resume compares them
         try:
