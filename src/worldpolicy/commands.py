@@ -1,4 +1,4 @@
-"""Core subcommands: `predict`, `demo`, `embodiments`, `push`."""
+"""Core subcommands: `predict`, `dream`, `demo`, `embodiments`, `push`, `env`."""
 
 from __future__ import annotations
 
@@ -152,6 +152,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "would send, remove (what it holds of an earlier checkpoint or dataset that this one lacks) and "
                    "keep; send and change nothing, nor make the repository or branch")
     p.set_defaults(func=_push)
+
+    p = sub.add_parser("env", help="print what a bug report needs: versions, extras, accelerator, rendering, video "
+                       "encoders and the hub's settings, to paste into an issue (no model is loaded)")
+    add_json_flag(p, "the report")
+    p.set_defaults(func=_env)
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -955,3 +960,190 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
     done["sim"] = run_json(report.to_json(), out / "sim", [*written, *episode_videos(out / "sim")])
     return done
+
+
+# The most `env`'s offscreen rendering check may take: a GL driver may hang where it cannot open a context
+OFFSCREEN_CHECK_S = 30
+_OFFSCREEN_CHECK = ("import sys\nfrom worldpolicy.sim.rendering import RenderingUnavailable, check_offscreen\ntry:\n"
+                    "    check_offscreen()\nexcept RenderingUnavailable as exc:\n    print(exc)\n    sys.exit(3)\n")
+
+
+def _env(args: argparse.Namespace) -> int:
+    """`worldpolicy env`: `environment_report` as JSON, or as Markdown-ish lines to paste into an issue. A report:
+    a probe that fails says why in its section, and the command still exits 0."""
+    report = environment_report()
+    if args.json:
+        print_json(report)
+        return 0
+    print("Paste the text below into your bug report (`worldpolicy env --json` gives it as JSON).\n")
+    for section, found in report.items():
+        print(f"## {section}")
+        lines = (_extras_lines(found) if section == "extras" and "error" not in found else _said_lines(found))
+        print("\n".join(lines) + "\n")
+    return 0
+
+
+def environment_report() -> dict[str, dict[str, Any]]:
+    """What a bug report needs, one section per probe; one that fails is `{"error": why}`. Nothing is written and no
+    model loaded: versions come from the packages' metadata, the rendering check runs in a process of its own."""
+    report: dict[str, dict[str, Any]] = {}
+    probes = {"software": _software, "platform": _platform, "extras": _extras, "accelerator": _accelerator,
+              "rendering": lambda: _rendering(report["extras"]), "video": _video, "hub": _hub_settings}
+    for section, probe in probes.items():
+        try:
+            report[section] = probe()
+        except Exception as exc:  # noqa: BLE001 - a report: each probe's failure is its finding, said in its line
+            report[section] = {"error": f"{type(exc).__name__}: {exc}"}
+    return report
+
+
+def _software() -> dict[str, Any]:
+    from .extras import software_versions
+
+    return software_versions()
+
+
+def _platform() -> dict[str, Any]:
+    import platform
+
+    try:
+        release = platform.freedesktop_os_release().get("PRETTY_NAME")
+    except OSError:  # not Linux, or no os-release file
+        release = None
+    return {"system": platform.platform(), "os": release, "executable": sys.executable}
+
+
+def _extras() -> dict[str, Any]:
+    from .extras import extras_missing, install_command
+
+    missing = extras_missing()
+    if missing is None:
+        return {"error": "worldpolicy is not installed (run from a source tree): its extras are not known"}
+    return {extra: {"installed": not absent, "missing": absent, "install": install_command(extra) if absent else None}
+            for extra, absent in missing.items()}
+
+
+def _extras_lines(extras: dict[str, Any]) -> list[str]:
+    return [f"- {extra}: installed" if found["installed"]
+            else f"- {extra}: missing {', '.join(found['missing'])} (`{found['install']}`)"
+            for extra, found in extras.items()]
+
+
+def _accelerator() -> dict[str, Any]:
+    import os
+
+    import torch
+
+    found: dict[str, Any] = {"cuda_build": torch.version.cuda,
+                             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+                             "cuda_available": torch.cuda.is_available(),
+                             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    if torch.version.cuda and not found["cuda_available"]:
+        try:
+            torch.cuda.init()  # raises saying why: no driver, a driver too old for this build, no device
+        except (RuntimeError, AssertionError) as exc:  # torch's lazy CUDA initialisation raises either
+            found["cuda_unavailable_because"] = str(exc).strip()
+    devices = []
+    for index in range(torch.cuda.device_count() if found["cuda_available"] else 0):
+        props = torch.cuda.get_device_properties(index)
+        devices.append({"device": f"cuda:{index}", "name": props.name,
+                        "memory_gib": round(props.total_memory / 2**30, 1),
+                        "compute_capability": f"{props.major}.{props.minor}", "bf16": props.major >= 8})
+    found["devices"] = devices
+    mps = torch.backends.mps
+    found["mps"] = "available" if mps.is_available() else "built, not available" if mps.is_built() else "not built"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    found["cpu_threads"] = torch.get_num_threads()
+    found["cpu_cores"] = cores
+    return found
+
+
+def _rendering(extras: dict[str, Any]) -> dict[str, Any]:
+    """MUJOCO_GL and whether an offscreen context opens (`sim.rendering.check_offscreen`, in a process of its own,
+    at most `OFFSCREEN_CHECK_S`), not checked where `extras` (`_extras`) says the sim extra is missing."""
+    import os
+    import subprocess
+
+    from .sim.rendering import gl_backend_said
+
+    found: dict[str, Any] = {"mujoco_gl": gl_backend_said(), "pyopengl_platform": os.environ.get("PYOPENGL_PLATFORM")}
+    sim = extras.get("sim")
+    if isinstance(sim, dict) and not sim["installed"]:
+        found["offscreen_context"] = (f"not checked: the 'sim' extra is missing ({', '.join(sim['missing'])}): "
+                                      f"{sim['install']}")
+        return found
+    package_root = str(Path(__file__).resolve().parent.parent)  # the child imports this worldpolicy, not another
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run([sys.executable, "-c", _OFFSCREEN_CHECK], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=OFFSCREEN_CHECK_S, check=False)
+    except subprocess.TimeoutExpired:
+        found["offscreen_context"] = f"fails: no context within {OFFSCREEN_CHECK_S} s (the GL driver hangs)"
+        return found
+    said = (done.stdout if done.returncode == 3 else done.stderr).strip().splitlines()
+    found["offscreen_context"] = "opens" if done.returncode == 0 else (
+        f"fails: {said[-1] if said else f'the check exited with status {done.returncode}'}")
+    return found
+
+
+def _video() -> dict[str, Any]:
+    import av
+
+    from .processing.video import CODECS
+
+    encoders = {}
+    for name in CODECS:
+        try:
+            av.codec.Codec(name, "w")
+            encoders[name] = True
+        except ValueError:  # av's UnknownCodecError: this FFmpeg has no such encoder
+            encoders[name] = False
+    libavcodec = av.library_versions.get("libavcodec")
+    return {"pyav": av.__version__, "libavcodec": ".".join(map(str, libavcodec)) if libavcodec else None,
+            "encoders": encoders}
+
+
+def _hub_settings() -> dict[str, Any]:
+    import os
+    from urllib.parse import urlsplit
+
+    import huggingface_hub
+    from huggingface_hub import constants, get_token
+
+    from .hub import offline_setting
+    from .models import shipped_model
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    if endpoint.username or endpoint.password:  # credentials in the URL: never printed
+        endpoint = endpoint._replace(netloc=f"<redacted>@{endpoint.hostname}"
+                                     + (f":{endpoint.port}" if endpoint.port else ""))
+    token = ("set (HF_TOKEN)" if os.environ.get("HF_TOKEN") else
+             "set (stored by `hf auth login`)" if get_token() else "not set")
+    try:
+        shipped = f"present ({shipped_model()})"
+    except FileNotFoundError as exc:
+        shipped = f"missing: {exc}"
+    offline = offline_setting()
+    return {"huggingface_hub": huggingface_hub.__version__, "endpoint": endpoint.geturl(),
+            "cache": str(constants.HF_HUB_CACHE), "offline": f"yes ({offline})" if offline else "no",
+            "token": token, "shipped_model": shipped}
+
+
+def _said_lines(found: dict[str, Any], indent: str = "") -> list[str]:
+    """A section as Markdown bullets: `- key: value`, a nested mapping or a list of them indented under its key."""
+    lines = []
+    for key, value in found.items():
+        label = key.replace("_", " ")
+        if isinstance(value, dict):
+            lines += [f"{indent}- {label}:", *_said_lines(value, indent + "  ")]
+        elif isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            lines.append(f"{indent}- {label}: {len(value) or 'none'}")
+            for item in value:
+                lines.append(f"{indent}  - " + ", ".join(f"{k}={_said(v)}" for k, v in item.items()))
+        else:
+            lines.append(f"{indent}- {label}: {_said(value)}")
+    return lines
+
+
+def _said(value: Any) -> str:
+    return "yes" if value is True else "no" if value is False else "none" if value is None else str(value)

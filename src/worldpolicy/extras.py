@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MissingExtraError", "check_extras", "extra_imports", "extra_of", "install_command", "missing_extra",
-           "package_license", "run_record", "software_changes", "software_versions"]
+__all__ = ["MissingExtraError", "check_extras", "extra_imports", "extra_of", "extras_missing", "install_command",
+           "missing_extra", "package_license", "run_record", "software_changes", "software_versions"]
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
@@ -173,23 +173,95 @@ def install_command(extra: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _module_extras() -> dict[str, str]:
-    """Distribution name (lower case, `_` for `-` and `.`) → the first extra that lists it; an extra that only names
-    other extras (`all`, `strands`'s `worldpolicy[agents]`) adds nothing. Empty when worldpolicy is not installed."""
+def _requirements() -> tuple[tuple[str, str, str], ...]:
+    """(distribution name as spelled, extra, the requirement's marker) of each requirement an extra adds, in the
+    installed metadata's order; another extra it names is `worldpolicy[agents]`. Empty when worldpolicy is not
+    installed."""
     from importlib import metadata
 
     try:
         requirements = metadata.requires(_DIST) or []
     except metadata.PackageNotFoundError:
-        return {}
-    table: dict[str, str] = {}
+        return ()
+    found = []
     for requirement in requirements:
         spec, _, marker = requirement.partition(";")
-        found = _EXTRA.search(marker)
-        name = re.split(r"[\s\[<>=!~(]", spec.strip(), maxsplit=1)[0].lower().replace("-", "_").replace(".", "_")
-        if found and name != _DIST:
-            table.setdefault(name, found.group(1))
+        extra = _EXTRA.search(marker)
+        if extra:
+            found.append((re.split(r"[\s<>=!~(]", spec.strip(), maxsplit=1)[0], extra.group(1), marker.strip()))
+    return tuple(found)
+
+
+def _normalized(distribution: str) -> str:
+    return distribution.lower().replace("-", "_").replace(".", "_")
+
+
+@lru_cache(maxsize=1)
+def _module_extras() -> dict[str, str]:
+    """Distribution name (lower case, `_` for `-` and `.`) → the first extra that lists it; an extra that only names
+    other extras (`all`, `strands`'s `worldpolicy[agents]`) adds nothing. Empty when worldpolicy is not installed."""
+    table: dict[str, str] = {}
+    for spec, extra, _ in _requirements():
+        name = _normalized(spec.partition("[")[0])
+        if name != _DIST:
+            table.setdefault(name, extra)
     return table
+
+
+def extras_missing() -> dict[str, list[str]] | None:
+    """Each extra that lists a package of its own (not `all`) → the packages it installs that are not installed
+    (those of an extra it names too: `strands` needs `agents`' mcp), empty where it is installed; a package for another
+    platform than this one (uvloop on Windows) is not needed. A package is installed where its metadata is and its
+    modules are found (`importlib.util.find_spec`: a module hidden as `sys.modules[name] = None`, as the tests make a
+    core install, is not), nothing imported: what `worldpolicy env` reports, `install_command` saying what adds one.
+    None where worldpolicy runs uninstalled (a source tree on PYTHONPATH): its extras are then unknown."""
+    import importlib.util
+    from importlib import metadata
+
+    from packaging.markers import Marker
+
+    requirements = _requirements()
+    if not requirements:
+        return None
+    needs: dict[str, list[str]] = {}
+    for spec, extra, marker in requirements:
+        name, _, named = spec.partition("[")
+        if _normalized(name) == _DIST:
+            needs.setdefault(extra, []).extend(f"[{part.strip()}]" for part in named.rstrip("]").split(","))
+        elif Marker(marker).evaluate({"extra": extra}):
+            needs.setdefault(extra, []).append(name)
+
+    modules: dict[str, list[str]] = {}  # distribution (normalized) → the top-level modules it installs
+    for module, distributions in metadata.packages_distributions().items():
+        for distribution in distributions:
+            modules.setdefault(_normalized(distribution), []).append(module)
+
+    def found(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ValueError:  # imported, but without a spec (made in code): there
+            return True
+
+    def installed(distribution: str) -> bool:
+        try:
+            metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            return False
+        return all(found(module) for module in modules.get(_normalized(distribution), []) if not module.startswith("_"))
+
+    def missing(extra: str, seen: frozenset[str]) -> list[str]:
+        absent: list[str] = []
+        for need in needs.get(extra, []):
+            if need.startswith("["):
+                if need[1:-1] not in seen:
+                    absent += missing(need[1:-1], seen | {need[1:-1]})
+                continue
+            if not installed(need):
+                absent.append(need)
+        return list(dict.fromkeys(absent))
+
+    return {extra: missing(extra, frozenset({extra})) for extra, listed in needs.items()
+            if any(not need.startswith("[") for need in listed)}
 
 
 def extra_of(module: str) -> str | None:

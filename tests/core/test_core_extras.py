@@ -32,8 +32,9 @@ EXTRA_MODULES = {
 }
 
 # Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
-# MCP SDK's own types and its anyio and pydantic, and the FastAPI that ray[serve] serves through.
-BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray"}
+# MCP SDK's own types and its anyio and pydantic, the FastAPI that ray[serve] serves through, and packaging (the
+# markers `extras.extras_missing` reads), which huggingface_hub needs too.
+BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray", "packaging": "huggingface-hub"}
 
 
 def _message(module: str, extra: str) -> str:

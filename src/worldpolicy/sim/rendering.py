@@ -13,7 +13,8 @@ import importlib
 import os
 import sys
 
-__all__ = ["RenderingUnavailable", "make_renderer", "require_gl_library", "select_gl_backend"]
+__all__ = ["RenderingUnavailable", "check_offscreen", "gl_backend_said", "make_renderer", "require_gl_library",
+           "select_gl_backend"]
 
 HEADLESS = ("egl", "osmesa")
 LIBRARIES = {"egl": ("EGL", "libegl1 libgl1-mesa-dri"), "osmesa": ("OSMesa", "libosmesa6")}  # backend: library, apt
@@ -27,8 +28,12 @@ class RenderingUnavailable(RuntimeError):
     """No offscreen OpenGL context could be created."""
 
 
+_selected: str | None = None  # the backend `select_gl_backend` set MUJOCO_GL to itself (None: given, or none found)
+
+
 def select_gl_backend() -> str | None:
     """Set `MUJOCO_GL` (if unset and MuJoCo not yet imported) to the first headless backend whose library exists."""
+    global _selected
     chosen = os.environ.get("MUJOCO_GL")
     if chosen:
         return chosen.lower()
@@ -37,6 +42,7 @@ def select_gl_backend() -> str | None:
     for backend, lib in (("egl", "EGL"), ("osmesa", "OSMesa")):
         if ctypes.util.find_library(lib):
             os.environ["MUJOCO_GL"] = backend
+            _selected = backend
             if backend == "osmesa":
                 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
             module = sys.modules.get("mujoco.rendering.classic.gl_context")
@@ -46,6 +52,17 @@ def select_gl_backend() -> str | None:
                 importlib.reload(module)
             return backend
     return None
+
+
+def gl_backend_said() -> str:
+    """MUJOCO_GL as `worldpolicy env` reports it: its value and who set it (the user, or `select_gl_backend` from
+    the library it found), or what MuJoCo falls back to where it is unset."""
+    backend = os.environ.get("MUJOCO_GL")
+    if not backend:
+        return "unset: neither libEGL nor libOSMesa found, so MuJoCo uses glfw, which needs a display"
+    if backend == _selected:
+        return f"{backend} (unset, chosen by worldpolicy: lib{LIBRARIES[backend][0]} found)"
+    return f"{backend} (set)"
 
 
 def _loads(library: str) -> bool:
@@ -93,3 +110,19 @@ def make_renderer(model, height: int, width: int):
             f"offscreen rendering failed with MUJOCO_GL={backend} ({type(exc).__name__}: {exc}); {INSTALL_HINT}. "
             "Note MUJOCO_GL must be set before mujoco is first imported."
         ) from exc
+
+
+def check_offscreen() -> None:
+    """Open an offscreen context as a scene's renderer does and render one small frame (`worldpolicy env`'s check,
+    run in a process of its own: a driver may hang or crash). RenderingUnavailable saying what to install where
+    none opens."""
+    require_gl_library()
+    import mujoco
+
+    model = mujoco.MjModel.from_xml_string("<mujoco/>")
+    renderer = make_renderer(model, 8, 8)
+    try:
+        renderer.update_scene(mujoco.MjData(model))
+        renderer.render()
+    finally:
+        renderer.close()
