@@ -30,6 +30,7 @@ from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.progress import SCORER_REWARDS, SCORERS
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
 from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
+    BUILTIN_POLICIES,
     DEFAULT_CONTROL_HZ,
     EVAL_SEED,
     LATENCY_ACCEPTED,
@@ -506,7 +507,7 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
     _check_plan(args)
     args.perturb = parse_perturbations(args.perturb, "--perturb")
     image_size = _image_size(args.image_size)
-    needs_images = args.policy not in ("scripted", "random")
+    needs_images = args.policy not in BUILTIN_POLICIES
     if needs_images and image_size is None:
         raise ValueError("--image-size none: a model policy needs camera images")
     if image_size is None and args.videos > 0:
@@ -680,10 +681,10 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                                ("center_crop", center_crop_option(args))) if v is not None}
     # a server by its scheme (`models.SERVER_SCHEMES`), as `policy_kind` tells it: "ws" alone took a folder `ws_run`
     # for one, refusing its --steps and skipping its checks before the weights load
-    checkpoint = args.policy not in ("scripted", "random") and not served(args.policy)
+    checkpoint = args.policy not in BUILTIN_POLICIES and not served(args.policy)
     if local and not checkpoint:
         raise ValueError(f"--steps/--device/--no-center-crop apply to checkpoint policies only, not {args.policy!r}")
-    if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
+    if args.imagine and args.policy in BUILTIN_POLICIES:  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
     try:
         check_rtc_policy(args.rtc, args.policy)  # the expert's and random act take no prefix: before anything runs
