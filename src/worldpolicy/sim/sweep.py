@@ -136,7 +136,8 @@ class Sweep:
                 "checkpoints": self.rows()}
 
     def best_line(self) -> str:
-        """The best checkpoint in a sentence, as the command prints it, with how to test it against the newest."""
+        """The best checkpoint in a sentence, as the command prints it, with how to test it against the newest; one the
+        training run has deleted since it was evaluated (its `keep_checkpoints` rotation) said to be gone."""
         best = self.best()
         if best is None:
             done = [p for p in self.points if p.complete]
@@ -146,6 +147,8 @@ class Sweep:
         lo, hi = wilson_interval(report.successes, len(report.episodes))
         line = (f"best checkpoint: {best.name} (success {report.successes}/{len(report.episodes)} = "
                 f"{100 * report.success_rate:.1f} %, 95 % CI {100 * lo:.1f}-{100 * hi:.1f} %): {best.checkpoint}")
+        if not is_checkpoint(best.checkpoint):
+            line += " (deleted from the training run since: raise its keep_checkpoints to keep the best)"
         newest = self.points[-1]
         if newest is not best:  # intervals overlap long after a paired test on the same seeds tells two apart
             line += (f"; whether it beats the newest, on the same seeds: worldpolicy sim compare "

@@ -20,8 +20,8 @@ from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BUILTIN_POLICIES", "COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes",
-           "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds",
+__all__ = ["BUILTIN_POLICIES", "COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task",
+           "TrainingScenes", "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds",
            "warn_training_scenes"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
