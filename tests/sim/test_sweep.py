@@ -310,3 +310,37 @@ def test_a_sweep_that_fails_in_its_first_checkpoint_after_an_episode_says_how_to
     assert main([*flags, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "--seed: the run in --out ran other seeds" in err and "to continue the sweep" not in err
+
+
+def test_a_sweep_whose_console_reader_left_runs_on(tmp_path, monkeypatch):
+    """`sim --all-checkpoints ... 2>&1 | tee log` left overnight, the tee killed with its ssh session: each checkpoint's
+    run outlived it (`console_may_close`), but the sweep's progress bar over them, written outside the runs, raised
+    BrokenPipeError at its next line and the sweep stopped (exit 141). Here stderr is a pipe whose reader has left
+    before the sweep starts."""
+    import os
+    import sys
+
+    from worldpolicy.sim import commands
+
+    run = _fake_run(tmp_path)
+
+    def one_run(one, made_by, task_given, image_size, needs_images, log, episode_done, in_sweep):
+        one.out.mkdir(exist_ok=True)
+        write_report(EvalReport("reach", one.out.name, "panda", {"kind": "execute"}, 15.0, one.seed,
+                                [_episode(one.seed, True)], requested=1), one.out, plots=False)
+        episode_done()
+        return 0
+
+    monkeypatch.setattr(commands, "_run_held", one_run)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    gone = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stderr", gone)
+    try:
+        assert main(["sim", "--policy", str(run), "--all-checkpoints", "--episodes", "1",
+                     "--out", str(tmp_path / "sweep")]) == 0
+    finally:
+        monkeypatch.undo()
+        gone.close()
+    doc = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [c["step"] for c in doc["checkpoints"]] == [2, 4] and doc["best"]["step"] == 4

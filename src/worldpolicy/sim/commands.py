@@ -559,7 +559,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     --policy CKPT --out OUT/step-NNNNNNN` with the sweep's other flags (the same seeds), resumed with --resume as such a
     run is (a finished one loads no model); one progress bar over checkpoints x episodes; then the learning curve
     (`sweep.write_sweep`) and the best checkpoint. --out is held for the whole of it; sweep.json, its marker, is
-    written first (removed again where the first run is refused before any episode)."""
+    written first (removed again where the first run is refused before any episode). A console found gone is no
+    longer written and the sweep goes on (`logcapture.console_may_close`, as each run's): the progress bar over the
+    runs is written outside them, and the first line it wrote to a gone console stopped the sweep."""
     import shutil
 
     from worldpolicy.fileio import SWEEP_FILE, folder_kind, folder_lock, output_folder
@@ -573,7 +575,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         raise ValueError("--resume continues the sweep in --out, --overwrite replaces it: pass one of them")
     run_dir = str(Path(args.policy).absolute())
     output_folder(args.out, "--out", writer="sim sweep", not_over_runs=True)
-    with folder_lock(args.out, "--out"):
+    with folder_lock(args.out, "--out"), console_may_close():
         stored = stored_sweep(args.out)
         if stored is not None and not (args.resume or args.overwrite):
             raise ValueError(f"--out: {str(args.out)!r} holds a sweep of {stored['run']}'s checkpoints; pass --resume "
