@@ -88,6 +88,29 @@ def test_a_sweep_where_no_checkpoint_succeeded_names_no_best(tmp_path):
     assert sweep.best() is None and sweep.best_line() == "best checkpoint: none, no checkpoint succeeded in any episode"
 
 
+def test_the_best_is_chosen_on_the_same_seeds_a_rotated_checkpoints_fewer_episodes_drawn_not_compared(tmp_path):
+    """A sweep resumed with more episodes extends each checkpoint still in the training run; one rotated out of it
+    before keeps its fewer, complete as asked: its 3/3 was named best over 5/6 on twice the seeds."""
+    from worldpolicy.sim.sweep import read_sweep
+
+    out = tmp_path / "sweep"
+    for step, wins in {2: [True] * 3, 4: [True] * 4 + [False] * 2, 6: [True] * 5 + [False]}.items():
+        (out / f"step-{step:07d}").mkdir(parents=True)
+        write_report(EvalReport("reach", "x", "panda", {"kind": "execute"}, 15.0, 10_000,
+                                [_episode(10_000 + i, won) for i, won in enumerate(wins)], requested=len(wins)),
+                     out / f"step-{step:07d}", plots=False)
+    sweep = read_sweep(out, str(tmp_path / "run"))
+    assert [p.step for p in sweep.compared()] == [4, 6] and sweep.best().step == 6
+    assert [row["best"] for row in sweep.rows()] == [False, False, True]
+    for step in (4, 6):  # none of the six-episode runs succeeded: none, though the three-episode one did
+        write_report(EvalReport("reach", "x", "panda", {"kind": "execute"}, 15.0, 10_000,
+                                [_episode(10_000 + i, False) for i in range(6)], requested=6),
+                     out / f"step-{step:07d}", plots=False)
+    sweep = read_sweep(out, str(tmp_path / "run"))
+    assert sweep.best() is None
+    assert sweep.best_line() == "best checkpoint: none, no checkpoint run on all 6 episodes succeeded in any"
+
+
 @pytest.mark.parametrize("given, said", [
     ("scripted", ("--policy scripted: --all-checkpoints evaluates each checkpoint a training run saved, and 'scripted' "
                  "is no folder here; accepted: a training run's folder (`worldpolicy train`'s output_dir, holding "
