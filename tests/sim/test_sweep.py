@@ -57,6 +57,9 @@ def test_the_best_checkpoint_is_the_highest_success_rate_of_the_finished_runs_an
     assert [p.step for p in sweep.points] == [2, 4, 6, 8]
     assert sweep.best().step == 6  # 2/3 as step 4, in fewer steps; step 8's 2/2 is incomplete
     assert "best checkpoint: step-0000006 (success 2/3 = 66.7 %" in sweep.best_line()
+    # the run holds step 4 alone: the best was rotated out of it since, which a path alone did not say
+    assert sweep.best_line().split("): ", 1)[1].startswith(
+        f"{run / 'checkpoints' / 'step-0000006'} (deleted from the training run since: raise its keep_checkpoints")
     assert f"worldpolicy sim compare {out / 'step-0000006'} {out / 'step-0000008'}" in sweep.best_line()
     written = write_sweep(sweep, out)
     assert [p.name for p in written] == ["sweep.csv", "sweep.png", "sweep.json"]
@@ -68,6 +71,9 @@ def test_the_best_checkpoint_is_the_highest_success_rate_of_the_finished_runs_an
     assert doc["schema"] == "worldpolicy.sim_sweep/v1" and doc["best"]["step"] == 6 and doc["task"] == "reach"
     assert folder_kind(out)[0].writer == "sim sweep"
     assert (out / "sweep.png").stat().st_size > 1000
+    _fake_run(tmp_path, steps=(6,))  # held again: named alone
+    line = sweep.best_line()
+    assert "deleted" not in line and f"{run / 'checkpoints' / 'step-0000006'}; whether" in line
 
 
 def test_a_sweep_where_no_checkpoint_succeeded_names_no_best(tmp_path):
@@ -80,6 +86,29 @@ def test_a_sweep_where_no_checkpoint_succeeded_names_no_best(tmp_path):
                                 requested=1), out / f"step-{step:07d}", plots=False)
     sweep = read_sweep(out, str(tmp_path / "run"))
     assert sweep.best() is None and sweep.best_line() == "best checkpoint: none, no checkpoint succeeded in any episode"
+
+
+def test_the_best_is_chosen_on_the_same_seeds_a_rotated_checkpoints_fewer_episodes_drawn_not_compared(tmp_path):
+    """A sweep resumed with more episodes extends each checkpoint still in the training run; one rotated out of it
+    before keeps its fewer, complete as asked: its 3/3 was named best over 5/6 on twice the seeds."""
+    from worldpolicy.sim.sweep import read_sweep
+
+    out = tmp_path / "sweep"
+    for step, wins in {2: [True] * 3, 4: [True] * 4 + [False] * 2, 6: [True] * 5 + [False]}.items():
+        (out / f"step-{step:07d}").mkdir(parents=True)
+        write_report(EvalReport("reach", "x", "panda", {"kind": "execute"}, 15.0, 10_000,
+                                [_episode(10_000 + i, won) for i, won in enumerate(wins)], requested=len(wins)),
+                     out / f"step-{step:07d}", plots=False)
+    sweep = read_sweep(out, str(tmp_path / "run"))
+    assert [p.step for p in sweep.compared()] == [4, 6] and sweep.best().step == 6
+    assert [row["best"] for row in sweep.rows()] == [False, False, True]
+    for step in (4, 6):  # none of the six-episode runs succeeded: none, though the three-episode one did
+        write_report(EvalReport("reach", "x", "panda", {"kind": "execute"}, 15.0, 10_000,
+                                [_episode(10_000 + i, False) for i in range(6)], requested=6),
+                     out / f"step-{step:07d}", plots=False)
+    sweep = read_sweep(out, str(tmp_path / "run"))
+    assert sweep.best() is None
+    assert sweep.best_line() == "best checkpoint: none, no checkpoint run on all 6 episodes succeeded in any"
 
 
 @pytest.mark.parametrize("given, said", [
@@ -173,6 +202,10 @@ def test_every_checkpoint_is_evaluated_on_the_same_seeds_and_a_resumed_sweep_run
         assert doc["policy_settings"]["path"].endswith(f"run/checkpoints/{step}")
     printed = capsys.readouterr().out
     assert f"reach · run: 2 checkpoints evaluated into {out}" in printed
+    # each checkpoint's result line, not its files (sweep.csv names its folder): the sweep's own files alone listed
+    assert printed.count("reach · step-000000") == 2 and "report.json" not in printed
+    assert [line.strip() for line in printed.splitlines() if line.startswith("  ")] == [
+        str(out / "sweep.csv"), str(out / "sweep.json")]
     assert "best checkpoint: none, no checkpoint succeeded in any episode" in printed  # random weights
     assert json.loads((out / "sweep.json").read_text())["resume_command"].endswith(" --resume")
 
@@ -207,7 +240,8 @@ def test_an_interrupted_sweep_says_how_to_continue_and_its_resume_runs_each_chec
     out = tmp_path / "sweep"
     calls = []
 
-    def one_run(one, made_by, task_given, image_size, needs_images, log, episode_done):  # once --out is held
+    def one_run(one, made_by, task_given, image_size, needs_images, log, episode_done, in_sweep):  # --out held
+        assert in_sweep
         calls.append((one.policy.rsplit("/", 1)[-1], one.out.name, one.resume, one.seed, one.episodes))
         if one.policy.endswith("step-0000004") and len(calls) == 2:
             raise KeyboardInterrupt
@@ -234,3 +268,102 @@ def test_an_interrupted_sweep_says_how_to_continue_and_its_resume_runs_each_chec
     doc = json.loads((out / "sweep.json").read_text())
     assert [(c["step"], c["successes"], c["best"]) for c in doc["checkpoints"]] == [(2, 0, False), (4, 3, True)]
     assert "best checkpoint: step-0000004 (success 3/3 = 100.0 %" in capsys.readouterr().out
+
+
+def test_a_checkpoints_run_stopped_in_a_sweep_says_how_to_continue_the_sweep_not_the_run_alone(tmp_path, capsys,
+                                                                                               monkeypatch):
+    """A checkpoint's run interrupted in a sweep printed its own `to continue: worldpolicy sim --policy CKPT --out
+    OUT/step-N --resume`, which runs that checkpoint alone and leaves sweep.csv as it was, beside the sweep's: the
+    console has the sweep's line alone, the run's sim.log its own. (The episodes here are the scripted expert's, run
+    by the real `_run_held` in the checkpoint's folder.)"""
+    from worldpolicy.sim import commands
+    from worldpolicy.sim.rollout import Rollout
+
+    run = _fake_run(tmp_path, steps=(2,))
+    real_held, real_run, seeds = commands._run_held, Rollout.run, []
+
+    def scripted(one, made_by, task_given, image_size, needs_images, log, episode_done, in_sweep):
+        one.policy, one.image_size = "scripted", "none"
+        return real_held(one, made_by, task_given, None, False, log, episode_done, in_sweep=in_sweep)
+
+    def stop_at_second(self, seed, **kwargs):
+        seeds.append(seed)
+        if len(seeds) == 2:
+            raise KeyboardInterrupt
+        return real_run(self, seed, **kwargs)
+
+    monkeypatch.setattr(commands, "_run_held", scripted)
+    monkeypatch.setattr(Rollout, "run", stop_at_second)
+    out = tmp_path / "sweep"
+    assert main(["sim", "--policy", str(run), "--all-checkpoints", "--task", "reach", "--episodes", "3",
+                 "--max-steps", "5", "--videos", "0", "--no-plots", "--no-progress", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    again = json.loads((out / "sweep.json").read_text())["resume_command"]
+    assert f"0 of 1 checkpoints finished before the interruption; to continue the sweep: {again}" in err
+    assert "episodes finished before" not in err
+    log = (out / "step-0000002" / "sim.log").read_text()
+    assert "worldpolicy sim: 1 of 3 episodes finished before the interruption; their report: " in log
+
+
+def test_a_sweep_that_fails_in_its_first_checkpoint_after_an_episode_says_how_to_continue_it(tmp_path, capsys,
+                                                                                              monkeypatch):
+    """No checkpoint finished, yet episodes ran and were kept: the sweep's line says how to continue them (its
+    checkpoint's own line is no longer printed); a resumed sweep refused before any episode (a flag its runs refuse)
+    prints no command, which would be refused again."""
+    from worldpolicy.sim import commands
+
+    run = _fake_run(tmp_path, steps=(2,))
+    out = tmp_path / "sweep"
+
+    def one_then_fail(one, made_by, task_given, image_size, needs_images, log, episode_done, in_sweep):
+        if one.resume:
+            raise ValueError("--seed: the run in --out ran other seeds")
+        one.out.mkdir(exist_ok=True)
+        write_report(EvalReport("reach", one.out.name, "panda", {"kind": "execute"}, 15.0, one.seed,
+                                [_episode(one.seed, True)], requested=one.episodes), one.out, plots=False)
+        episode_done()
+        raise RuntimeError("the GPU went away")
+
+    monkeypatch.setattr(commands, "_run_held", one_then_fail)
+    flags = ["sim", "--policy", str(run), "--all-checkpoints", "--episodes", "3", "--no-progress", "--out", str(out)]
+    with pytest.raises(RuntimeError, match="the GPU went away"):
+        main(flags)
+    again = json.loads((out / "sweep.json").read_text())["resume_command"]
+    assert f"0 of 1 checkpoints finished before the failure; to continue the sweep: {again}" in capsys.readouterr().err
+    assert main([*flags, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed: the run in --out ran other seeds" in err and "to continue the sweep" not in err
+
+
+def test_a_sweep_whose_console_reader_left_runs_on(tmp_path, monkeypatch):
+    """`sim --all-checkpoints ... 2>&1 | tee log` left overnight, the tee killed with its ssh session: each checkpoint's
+    run outlived it (`console_may_close`), but the sweep's progress bar over them, written outside the runs, raised
+    BrokenPipeError at its next line and the sweep stopped (exit 141). Here stderr is a pipe whose reader has left
+    before the sweep starts."""
+    import os
+    import sys
+
+    from worldpolicy.sim import commands
+
+    run = _fake_run(tmp_path)
+
+    def one_run(one, made_by, task_given, image_size, needs_images, log, episode_done, in_sweep):
+        one.out.mkdir(exist_ok=True)
+        write_report(EvalReport("reach", one.out.name, "panda", {"kind": "execute"}, 15.0, one.seed,
+                                [_episode(one.seed, True)], requested=1), one.out, plots=False)
+        episode_done()
+        return 0
+
+    monkeypatch.setattr(commands, "_run_held", one_run)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    gone = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stderr", gone)
+    try:
+        assert main(["sim", "--policy", str(run), "--all-checkpoints", "--episodes", "1",
+                     "--out", str(tmp_path / "sweep")]) == 0
+    finally:
+        monkeypatch.undo()
+        gone.close()
+    doc = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [c["step"] for c in doc["checkpoints"]] == [2, 4] and doc["best"]["step"] == 4

@@ -942,9 +942,9 @@ def test_the_pages_untrained_policies_are_the_sims_versioned_ones():
     """The page says nothing of held-out scenes for the policies that learned none; it names them as report.json's
     `policy_settings.kind` does, without importing the simulator."""
     pytest.importorskip("gymnasium")
-    from worldpolicy.sim.evaluate import VERSIONED_POLICIES
+    from worldpolicy.sim.tasks import BUILTIN_POLICIES
 
-    assert report._UNTRAINED_POLICIES == VERSIONED_POLICIES
+    assert report._UNTRAINED_POLICIES == BUILTIN_POLICIES
 
 
 def test_a_whole_trajectorys_page_gives_its_chunks_and_says_its_times_are_summed(tmp_path, joint_chunk, actions_json):

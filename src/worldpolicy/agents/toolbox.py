@@ -49,7 +49,7 @@ from ..policy import (
 from ..processing import observations
 from ..processing.actions import PHYSICAL_FLOAT32_ACCEPTED, beyond_float32
 from ..processing.prompts import check_length
-from ..sim.tasks import EVAL_SEED
+from ..sim.tasks import BUILTIN_POLICIES, EVAL_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -1115,7 +1115,7 @@ class Toolbox:
         except ValueError as exc:  # its text names `perturb` first, as ToolInputError does
             raise ToolInputError("perturb", str(exc).removeprefix("perturb: "), perturb, shifts) from None
         _check_center_crop(center_crop)
-        if not center_crop and policy in ("scripted", "random"):  # as `worldpolicy sim` refuses --no-center-crop
+        if not center_crop and policy in BUILTIN_POLICIES:  # as `worldpolicy sim` refuses --no-center-crop
             raise ToolInputError("center_crop", f"applies to checkpoint policies only (the frames a model sees), not "
                                  f"policy {policy!r}", center_crop, "true, or a checkpoint policy")
         if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
@@ -1132,7 +1132,7 @@ class Toolbox:
         except ValueError as exc:
             raise _timing_error(exc, timing) from None
         try:  # a policy that is neither scripted nor random is a checkpoint (resolved below)
-            check_num_envs(num_envs, policy=policy if policy in ("scripted", "random") else "checkpoint")
+            check_num_envs(num_envs, policy=policy if policy in BUILTIN_POLICIES else "checkpoint")
         except ValueError as exc:
             raise ToolInputError("num_envs", str(exc).removeprefix("num_envs: "), num_envs) from None
         try:  # what planning needs of the other arguments, before anything loads
@@ -1140,14 +1140,14 @@ class Toolbox:
         except ValueError as exc:  # each refusal leads with the argument it is about (`_named`)
             raise _named(exc, {"plan": plan, "plan_scorer": plan_scorer, "num_envs": num_envs, "rtc": rtc}) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images
-        if policy in ("scripted", "random"):
+        if policy in BUILTIN_POLICIES:
             spec = policy
             emb = self._embodiment(embodiment) if embodiment is not None else None
         else:
             try:
                 ckpt = self.resolve_checkpoint(policy)
             except ToolInputError as exc:  # this tool's argument is `policy`
-                accepted = ["scripted", "random", *(exc.accepted or [])]
+                accepted = [*BUILTIN_POLICIES, *(exc.accepted or [])]
                 raise ToolInputError("policy", str(exc).split(": ", 1)[-1], policy, accepted) from None
             spec = str(ckpt)
             emb = self._checkpoint_embodiment(ckpt, embodiment, "policy", policy)  # its own unless another is named

@@ -778,8 +778,9 @@ def _from_sim(args: argparse.Namespace) -> int:
         setting is checked (`sim_to_dataset`'s on_checked), so a recording refused (--workers 2 with a model, a folder
         already recorded) is not warned about first."""
         from worldpolicy.models import SERVER_SCHEMES, resolve_checkpoint
+        from worldpolicy.sim.tasks import BUILTIN_POLICIES
 
-        if args.policy not in ("scripted", "random") and not args.policy.startswith(SERVER_SCHEMES):
+        if args.policy not in BUILTIN_POLICIES and not args.policy.startswith(SERVER_SCHEMES):
             warn_training_scenes(str(resolve_checkpoint(args.policy)), args.task, args.seed, args.episodes)
 
     try:

@@ -35,6 +35,7 @@ import numpy as np
 from worldpolicy.results import Prediction
 from worldpolicy.sim.policies import _Seeded
 from worldpolicy.sim.rollout import Episode, EpisodeResult, Rollout
+from worldpolicy.sim.tasks import BUILTIN_POLICIES
 
 __all__ = ["Lockstep", "check_num_envs"]
 
@@ -49,7 +50,7 @@ def check_num_envs(num_envs: Any, *, policy: str) -> int:
     n = int(num_envs)
     if n == 1:
         return n
-    if policy in ("scripted", "random"):
+    if policy in BUILTIN_POLICIES:
         raise ValueError(f"num_envs: {n} batches a model's forward passes; policy={policy} makes none (its actions "
                          f"cost no model call), so its episodes run one at a time; accepted with policy={policy}: 1")
     if policy not in ("checkpoint", "server"):

@@ -30,6 +30,7 @@ from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.progress import SCORER_REWARDS, SCORERS
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
 from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
+    BUILTIN_POLICIES,
     DEFAULT_CONTROL_HZ,
     EVAL_SEED,
     LATENCY_ACCEPTED,
@@ -478,9 +479,11 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
     return emb, settings if scorer is None else {**settings, **planner_settings(scorer, args.plan)}
 
 
-def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = None) -> int:
+def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = None, in_sweep: bool = False) -> int:
     """`worldpolicy sim`; `episode_done`: called after each episode is kept (a sweep's progress bar,
-    `_run_sweep`)."""
+    `_run_sweep`); `in_sweep`: a checkpoint's run in a sweep (`_run_sweep`), whose console has its result line alone,
+    not its files (sweep.csv names each run's folder) nor how to continue it alone (the sweep says how to continue it
+    all), as its sim.log has them."""
     from worldpolicy.fileio import folder_lock, output_folder
     from worldpolicy.models import resolve_checkpoint
 
@@ -506,7 +509,7 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
     _check_plan(args)
     args.perturb = parse_perturbations(args.perturb, "--perturb")
     image_size = _image_size(args.image_size)
-    needs_images = args.policy not in ("scripted", "random")
+    needs_images = args.policy not in BUILTIN_POLICIES
     if needs_images and image_size is None:
         raise ValueError("--image-size none: a model policy needs camera images")
     if image_size is None and args.videos > 0:
@@ -526,7 +529,8 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
         again, made_by = commands
         log.session_started(again if args.resume else made_by["command"], made_by["software"].get("worldpolicy"))
         try:
-            return _run_held(args, commands, task_given, image_size, needs_images, log, episode_done)
+            return _run_held(args, commands, task_given, image_size, needs_images, log, episode_done,
+                             in_sweep=in_sweep)
         except BaseException as stop:
             log.session_stopped(stop)
             raise
@@ -555,7 +559,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     --policy CKPT --out OUT/step-NNNNNNN` with the sweep's other flags (the same seeds), resumed with --resume as such a
     run is (a finished one loads no model); one progress bar over checkpoints x episodes; then the learning curve
     (`sweep.write_sweep`) and the best checkpoint. --out is held for the whole of it; sweep.json, its marker, is
-    written first (removed again where the first run is refused before any episode)."""
+    written first (removed again where the first run is refused before any episode). A console found gone is no
+    longer written and the sweep goes on (`logcapture.console_may_close`, as each run's): the progress bar over the
+    runs is written outside them, and the first line it wrote to a gone console stopped the sweep."""
     import shutil
 
     from worldpolicy.fileio import SWEEP_FILE, folder_kind, folder_lock, output_folder
@@ -569,7 +575,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         raise ValueError("--resume continues the sweep in --out, --overwrite replaces it: pass one of them")
     run_dir = str(Path(args.policy).absolute())
     output_folder(args.out, "--out", writer="sim sweep", not_over_runs=True)
-    with folder_lock(args.out, "--out"):
+    with folder_lock(args.out, "--out"), console_may_close():
         stored = stored_sweep(args.out)
         if stored is not None and not (args.resume or args.overwrite):
             raise ValueError(f"--out: {str(args.out)!r} holds a sweep of {stored['run']}'s checkpoints; pass --resume "
@@ -597,7 +603,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
                 kept += min(len(read_report(args.out / ckpt.name).episodes), args.episodes)
         bar = progress_bar(total=len(checkpoints) * args.episodes, initial=kept, unit="ep",
                            desc=f"{Path(run_dir).name}: {len(checkpoints)} checkpoints", disable=args.no_progress)
-        done = 0
+        done, ran = 0, []  # checkpoints finished, episodes run in this session
+
+        def episode_done() -> None:
+            ran.append(1)
+            bar.update(1)
+
         try:
             for _, ckpt in checkpoints:
                 one = argparse.Namespace(**vars(args))
@@ -606,13 +617,14 @@ def _run_sweep(args: argparse.Namespace) -> int:
                 one.overwrite, one.no_progress, one.json = False, True, False
                 bar.set_postfix(checkpoint=ckpt.name)
                 with lines_for_people(args.json):
-                    run(one, episode_done=lambda: bar.update(1))
+                    run(one, episode_done=episode_done, in_sweep=True)
                 done += 1
         except BaseException as exc:
             if stored is None and not read_sweep(args.out, run_dir).points:  # refused before any episode: no sweep
                 for name in (SWEEP_CSV, SWEEP_FILE):
                     (args.out / name).unlink(missing_ok=True)
-            elif done or isinstance(exc, KeyboardInterrupt):
+            # else refused before any episode ran (a resumed sweep's flag its runs refuse): that command fails again
+            elif done or ran or isinstance(exc, KeyboardInterrupt):
                 why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
                 print(f"worldpolicy sim --all-checkpoints: {done} of {len(checkpoints)} checkpoints finished before "
                       f"{why}; to continue the sweep: {again}", file=sys.stderr)
@@ -633,12 +645,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], task_given: bool,
               image_size: tuple[int, int] | None, needs_images: bool, log,
-              episode_done: Callable[[], None] | None = None) -> int:
+              episode_done: Callable[[], None] | None = None, *, in_sweep: bool = False) -> int:
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
     then the episodes. `commands`: the command line that continues the run and the record of the one that made it
     (`_resume_command`, `extras.run_record`: the line and the folder it was typed in). `log`: the folder's sim.log
     (`logcapture.run_log`, held), started once every check has passed and the episodes are about to run, a line per
-    episode and the run's result written there too; `episode_done`: `run`'s."""
+    episode and the run's result written there too; `episode_done`, `in_sweep`: `run`'s."""
     from worldpolicy.cli import policy_api_key, policy_server_timeout, policy_tls_ca, with_key_hint
 
     again, made_by = commands
@@ -680,10 +692,10 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                                ("center_crop", center_crop_option(args))) if v is not None}
     # a server by its scheme (`models.SERVER_SCHEMES`), as `policy_kind` tells it: "ws" alone took a folder `ws_run`
     # for one, refusing its --steps and skipping its checks before the weights load
-    checkpoint = args.policy not in ("scripted", "random") and not served(args.policy)
+    checkpoint = args.policy not in BUILTIN_POLICIES and not served(args.policy)
     if local and not checkpoint:
         raise ValueError(f"--steps/--device/--no-center-crop apply to checkpoint policies only, not {args.policy!r}")
-    if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
+    if args.imagine and args.policy in BUILTIN_POLICIES:  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
     try:
         check_rtc_policy(args.rtc, args.policy)  # the expert's and random act take no prefix: before anything runs
@@ -829,7 +841,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
             said = (f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
                     f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}")
-            print(said, file=sys.stderr)
+            if not in_sweep:  # the sweep's own line says how to continue it
+                print(said, file=sys.stderr)
             log.said(said)
         # report.json of every kept episode (rewritten at most every SUMMARY_INTERVAL_S while it ran), its figure
         kept = write_partial.stopped()
@@ -857,7 +870,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         print(result)
         for line in planning:
             print(line)
-        for path in [*paths, *_videos_said(args.out)]:
+        for path in [] if in_sweep else [*paths, *_videos_said(args.out)]:
             print(f"  {path}")
     if args.json:  # every episode video (and candidate video), where the lines above may count them
         print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out), *candidate_videos(args.out)]))

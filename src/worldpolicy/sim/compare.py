@@ -34,14 +34,13 @@ from worldpolicy.models import portable_checkpoint
 from worldpolicy.planning import PLANNER_SETTINGS
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
-    VERSIONED_POLICIES,
     EvalReport,
     flag_of,
     policy_label,
     read_report,
     wilson_interval,
 )
-from worldpolicy.sim.tasks import seed_span
+from worldpolicy.sim.tasks import BUILTIN_POLICIES, seed_span
 
 if TYPE_CHECKING:
     from worldpolicy.viz.compare_page import RunColumn
@@ -392,7 +391,7 @@ READING = ("A seed is one scene, so two runs on the same seeds can be paired: th
 def _held_out(report: EvalReport) -> str:
     """Whether a run's episodes are new scenes to its policy, in a few words: the baselines learned none; a
     checkpoint's training data says (`training_scenes`), or not."""
-    if (report.policy_settings or {}).get("kind") in VERSIONED_POLICIES:
+    if (report.policy_settings or {}).get("kind") in BUILTIN_POLICIES:
         return "yes (a baseline: trained on nothing)"
     if report.training_scenes is None:
         return "not known"
@@ -460,10 +459,10 @@ def _settings(report: EvalReport) -> dict[str, Any]:
         flat["policy_settings.path"] = str(portable_checkpoint(path)) if isinstance(path, str) else path
     flat["task_version"] = _task_version(report)
     kind = (report.policy_settings or {}).get("kind")
-    if kind in VERSIONED_POLICIES:  # a baseline's version: one an older report did not record as a resume takes it
+    if kind in BUILTIN_POLICIES:  # a baseline's version: one an older report did not record as a resume takes it
         version = report.versions()[f"{kind} policy"]
         flat["policy_settings.version"] = UNRECORDED_VERSION if version is None else version
-    if kind in ("checkpoint", "server", *VERSIONED_POLICIES):  # `worldpolicy sim`'s policies: one that did not plan
+    if kind in ("checkpoint", "server", *BUILTIN_POLICIES):  # `worldpolicy sim`'s policies: one that did not plan
         for key in PLANNER_SETTINGS:  # (`--plan` left out, or a policy that cannot) is shown planning none
             flat.setdefault(f"policy_settings.{key}", None)
     flat["episodes"] = len(report.episodes)

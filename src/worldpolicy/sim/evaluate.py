@@ -45,7 +45,7 @@ from worldpolicy.sim.policies import (
     warn_rate_mismatch,
 )
 from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, latency_ticks, measured
-from worldpolicy.sim.tasks import EVAL_SEED, TrainingScenes, seed_span
+from worldpolicy.sim.tasks import BUILTIN_POLICIES, EVAL_SEED, TrainingScenes, seed_span
 
 __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
            "keep_report", "policy_label", "read_report", "report_figure", "resume_conflicts",
@@ -54,7 +54,6 @@ __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "Repor
 logger = logging.getLogger(__name__)
 
 SCHEMA = SIM_REPORT_SCHEMA
-VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
 # What a report that recorded no version ran: the definitions before versions were recorded
 UNRECORDED_VERSION = 1
 # What a report that recorded no latency ran with: none (a reply on the step that asked), before --latency existed
@@ -253,7 +252,7 @@ class EvalReport:
         the report did not record it. Other policies are their checkpoint or server (`policy_settings`)."""
         out = {f"task {self.task}": self.task_version}
         kind = (self.policy_settings or {}).get("kind")
-        if kind in VERSIONED_POLICIES:
+        if kind in BUILTIN_POLICIES:
             out[f"{kind} policy"] = self.policy_settings.get("version")
         return out
 

@@ -23,7 +23,7 @@ from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.results import Prediction, is_string_list
 from worldpolicy.robot.kinematics import IKSolver
 from worldpolicy.sim.env import unwrap_tabletop
-from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ
+from worldpolicy.sim.tasks import BUILTIN_POLICIES, DEFAULT_CONTROL_HZ
 
 logger = logging.getLogger(__name__)
 
@@ -440,7 +440,7 @@ def check_rtc_policy(rtc: bool, spec: str) -> None:
     """`rtc` with `--policy SPEC` whose act takes no `action_prefix` (the scripted expert, random actions), refused
     naming it before anything loads (`worldpolicy sim` and `dataset from-sim` alike; `robot.control.check_rtc` checks
     a loaded policy)."""
-    if rtc and spec in ("scripted", "random"):
+    if rtc and spec in BUILTIN_POLICIES:
         raise ValueError(f"rtc: asks a model to continue the running chunk's actions; policy {spec} has no model to "
                          "condition: leave rtc out, or pass a checkpoint or a ws:// server")
 
@@ -451,7 +451,7 @@ def policy_kind(spec: str) -> str:
     `models.resolve_checkpoint`); anything else is refused, naming what is accepted."""
     from worldpolicy.models import SERVER_SCHEMES, SHIPPED_NAME, resolve_checkpoint
 
-    if spec in ("scripted", "random"):
+    if spec in BUILTIN_POLICIES:
         return spec
     if spec.startswith(SERVER_SCHEMES):
         return "server"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from worldpolicy.sim.tasks import COLORS
+from worldpolicy.sim.tasks import BUILTIN_POLICIES, COLORS
 
 __all__ = ["NOT_FOUND", "SCORERS", "SCORER_REWARDS", "WRIST_CONTACT", "ReachScorer", "check_plan", "check_scorer_name",
            "prompt_color", "reach_progress", "reach_scorer", "scorer_for"]
@@ -152,7 +152,7 @@ def check_plan(plan: Any, scorer: Any, *, policy: str, num_envs: int = 1, rtc: b
     check_candidates(plan, "plan")
     if scorer is not None:
         check_scorer_name(scorer, "plan_scorer")
-    if policy in ("scripted", "random") or served(policy):
+    if policy in BUILTIN_POLICIES or served(policy):
         raise ValueError(f"plan: {plan} imagines each candidate chunk with a local checkpoint's forward dynamics; "
                          f"policy={policy!r} has none to plan with (a ws:// server answers plain requests): give a "
                          "checkpoint, or leave plan out")

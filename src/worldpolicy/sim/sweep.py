@@ -111,10 +111,18 @@ class Sweep:
     def task(self) -> str | None:
         return self.points[0].report.task if self.points else None
 
+    def compared(self) -> list[SweepPoint]:
+        """The checkpoints the best is chosen among: those whose run is complete on the most episodes any complete
+        run has, so on the same seeds (a checkpoint rotated out of the training run before a resume asked for more
+        episodes keeps its fewer: on the curve, not compared, as 3/3 is no better a rate than 45/50)."""
+        complete = [p for p in self.points if p.complete]
+        most = max((len(p.report.episodes) for p in complete), default=0)
+        return [p for p in complete if len(p.report.episodes) == most]
+
     def best(self) -> SweepPoint | None:
-        """The checkpoint of the highest success rate among those whose run is complete; a tie goes to the fewer
-        mean steps to success, then to the later step. None before any has finished, or where none succeeded."""
-        done = [p for p in self.points if p.complete and p.report.successes]
+        """The checkpoint of the highest success rate among those `compared`; a tie goes to the fewer mean steps to
+        success, then to the later step. None before any has finished, or where none of them succeeded."""
+        done = [p for p in self.compared() if p.report.successes]
         if not done:
             return None
 
@@ -136,16 +144,23 @@ class Sweep:
                 "checkpoints": self.rows()}
 
     def best_line(self) -> str:
-        """The best checkpoint in a sentence, as the command prints it, with how to test it against the newest."""
+        """The best checkpoint in a sentence, as the command prints it, with how to test it against the newest; one the
+        training run has deleted since it was evaluated (its `keep_checkpoints` rotation) said to be gone."""
         best = self.best()
         if best is None:
-            done = [p for p in self.points if p.complete]
-            return ("best checkpoint: none, no checkpoint succeeded in any episode" if done else
-                    "best checkpoint: none yet (no checkpoint's run is complete)")
+            compared, complete = self.compared(), [p for p in self.points if p.complete]
+            if not compared:
+                return "best checkpoint: none yet (no checkpoint's run is complete)"
+            if len(compared) < len(complete):
+                return (f"best checkpoint: none, no checkpoint run on all {len(compared[0].report.episodes)} "
+                        "episodes succeeded in any")
+            return "best checkpoint: none, no checkpoint succeeded in any episode"
         report = best.report
         lo, hi = wilson_interval(report.successes, len(report.episodes))
         line = (f"best checkpoint: {best.name} (success {report.successes}/{len(report.episodes)} = "
                 f"{100 * report.success_rate:.1f} %, 95 % CI {100 * lo:.1f}-{100 * hi:.1f} %): {best.checkpoint}")
+        if not is_checkpoint(best.checkpoint):
+            line += " (deleted from the training run since: raise its keep_checkpoints to keep the best)"
         newest = self.points[-1]
         if newest is not best:  # intervals overlap long after a paired test on the same seeds tells two apart
             line += (f"; whether it beats the newest, on the same seeds: worldpolicy sim compare "

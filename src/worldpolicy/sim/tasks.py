@@ -20,8 +20,8 @@ from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes",
-           "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds",
+__all__ = ["BUILTIN_POLICIES", "COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task",
+           "TrainingScenes", "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds",
            "warn_training_scenes"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
@@ -37,6 +37,10 @@ DEFAULT_CONTROL_HZ = 15.0
 # What a latency (`worldpolicy sim --latency`, `dataset from-sim --latency`, `rollout.latency_ticks`' latency_ms) may
 # be: here too, so the parsers refuse a word and a negative number alike, before MuJoCo loads, in the API's words.
 LATENCY_ACCEPTED = "milliseconds, a finite number >= 0 (0: none)"
+# The policies worldpolicy is itself (`--policy scripted`, `--policy random`: `sim.policies.ScriptedPolicy`, the task's
+# expert, and `RandomPolicy`): no model, so no images, planning, batching or RTC, and their behaviour is worldpolicy's
+# code, versioned (`EvalReport.versions`, `sim compare`). Here, so the parsers and the checks share it without MuJoCo.
+BUILTIN_POLICIES = ("scripted", "random")
 
 
 @dataclass(frozen=True)
