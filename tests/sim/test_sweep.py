@@ -62,7 +62,7 @@ def test_the_best_checkpoint_is_the_highest_success_rate_of_the_finished_runs_an
         f"{run / 'checkpoints' / 'step-0000006'} (deleted from the training run since: raise its keep_checkpoints")
     assert f"worldpolicy sim compare {out / 'step-0000006'} {out / 'step-0000008'}" in sweep.best_line()
     written = write_sweep(sweep, out)
-    assert [p.name for p in written] == ["sweep.csv", "sweep.png", "sweep.json"]
+    assert [p.name for p in written] == ["sweep.csv", "sweep.png", "sweep.json", "index.html"]  # its page last
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     assert [(r["step"], r["successes"], r["n_episodes"], r["best"]) for r in rows] == [
         ("2", "1", "3", "false"), ("4", "2", "3", "false"), ("6", "2", "3", "true"), ("8", "2", "2", "false")]

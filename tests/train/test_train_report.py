@@ -45,7 +45,8 @@ def test_the_report_of_a_lora_run_names_what_it_trained_and_its_latest_checkpoin
     assert f"worldpolicy serve --checkpoint {latest}" in text and f"worldpolicy sim --policy {latest}" in text
     assert "--camera observation/exterior_image_2_left=exterior_image_2_left.png" in text
     assert "loss_action_policy" in text and "<section id=notes>" not in page
-    assert "image augmentation" not in text  # trained without `[augment]`: not said
+    trained = page.split("<section id=training>", 1)[1].split("</section>", 1)[0]  # (train.log's lines say "off")
+    assert "image augmentation" not in trained  # trained without `[augment]`: not said
     assert "command" not in text.split("What was trained")[1].split("Embodiment")[0]  # from Python: none
     state = latest / "trainer_state.json"  # run by `worldpolicy train`: its line as typed, and where
     state.write_text(json.dumps({**json.loads(state.read_text()), "command": "worldpolicy train run.toml",

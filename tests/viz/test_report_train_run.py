@@ -106,6 +106,17 @@ def test_the_sim_command_carries_the_runs_eval_perturb(tmp_path):
     assert "under the shifts the run's own evaluation used" in text
 
 
+def test_only_folders_that_load_as_a_checkpoint_are_listed_and_run(tmp_path):
+    """The page lists a run's checkpoints as `fileio.saved_checkpoints` does: a `step-*` folder holding no
+    model_index.json or base_model.json (a copy cut short, a folder of the user's) is no checkpoint to run."""
+    run = _train_run(tmp_path)
+    _write(run / "checkpoints" / "step-0000012" / "trainer_state.json", {"step": 12})
+    html = report.write_report(run).read_text()
+    listed = html.split("<section id=checkpoints>", 1)[1].split("</section>", 1)[0]
+    assert "step-0000008" in listed and "step-0000012" not in listed
+    assert "Use the latest checkpoint (step-0000008)" in html
+
+
 def test_a_training_run_with_files_missing_still_gets_its_page_with_notes(tmp_path):
     run = _train_run(tmp_path)
     (run / "config.json").unlink()  # the checkpoints' trainer_state.json holds the config too

@@ -568,6 +568,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from worldpolicy.logcapture import progress_bar
     from worldpolicy.sim.evaluate import read_report
     from worldpolicy.sim.sweep import SWEEP_CSV, SWEEP_FIGURE, read_sweep, run_checkpoints, stored_sweep, write_sweep
+    from worldpolicy.viz.report import REPORT_FILE
 
     again = _resume_command(args)
     checkpoints = run_checkpoints(str(args.policy))
@@ -594,7 +595,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
             for folder in args.out.glob("step-*"):
                 if (found := folder_kind(folder)) is not None and found[0].writer == "sim":
                     shutil.rmtree(folder)
-            for name in (SWEEP_CSV, SWEEP_FIGURE):
+            for name in (SWEEP_CSV, SWEEP_FIGURE, REPORT_FILE):
                 (args.out / name).unlink(missing_ok=True)
         write_sweep(read_sweep(args.out, run_dir, again), args.out, plots=False)  # the marker, before any run
         kept = 0
@@ -975,5 +976,8 @@ def episode_videos(out: Path) -> list[Path]:
 
 
 def candidate_videos(out: Path) -> list[Path]:
-    """The run's candidate videos (`--plan-save-candidates`: `sim.policies.CandidateVideos`), in order."""
-    return sorted((out / SIM_CANDIDATES_DIR).glob("episode_*_decision_*.mp4"))
+    """The run's candidate videos (`--plan-save-candidates`: `sim.policies.CandidateVideos`,
+    `viz.report.SIM_CANDIDATE_VIDEOS`), in order."""
+    from worldpolicy.viz.report import SIM_CANDIDATE_VIDEOS
+
+    return sorted(out.glob(SIM_CANDIDATE_VIDEOS))

@@ -2,7 +2,8 @@
 RUN --all-checkpoints`). Each checkpoint is an ordinary sim run in its own subfolder of the sweep (`OUT/step-NNNNNNN`,
 resumed as `sim --resume` resumes a run, so a finished one loads no model on a rerun); the sweep's own files say what
 they add up to: sweep.csv (a row per checkpoint), sweep.png (success rate with its Wilson 95 % interval against the
-training step) and sweep.json (its marker, `fileio.FOLDER_KINDS`), which names the best checkpoint.
+training step), sweep.json (its marker, `fileio.FOLDER_KINDS`), which names the best checkpoint, and index.html (its
+page, `viz.sweep_page`: the curve, the table, each checkpoint's run page linked, the command that continues it).
 
 A run keeps its `keep_checkpoints` newest (and its best by val/loss) and deletes the others: a checkpoint's result
 stays in the sweep after the run rotates it away, so a sweep resumed while training goes on keeps the whole curve.
@@ -32,13 +33,13 @@ from worldpolicy.fileio import (
 )
 from worldpolicy.sim.evaluate import EvalReport, read_report, wilson_interval
 from worldpolicy.sim.tasks import seed_span
+from worldpolicy.viz.sweep_page import SWEEP_FIGURE
 
 __all__ = ["SCHEMA", "SWEEP_COLUMNS", "SWEEP_CSV", "SWEEP_FIGURE", "Sweep", "SweepPoint", "read_sweep",
            "run_checkpoints", "stored_sweep", "sweep_figure", "write_sweep"]
 
 SCHEMA = SWEEP_SCHEMA
 SWEEP_CSV = "sweep.csv"  # a row per checkpoint (`SWEEP_COLUMNS`), for a spreadsheet or pandas
-SWEEP_FIGURE = "sweep.png"
 SWEEP_COLUMNS = ("step", "checkpoint", "run_dir", "n_episodes", "episodes_requested", "successes", "success_rate",
                  "ci95_low", "ci95_high", "mean_steps_to_success", "mean_final_distance_m", "seeds", "best")
 ACCEPTED_RUN = "a training run's folder (`worldpolicy train`'s output_dir, holding checkpoints/step-*)"
@@ -250,7 +251,9 @@ def sweep_figure(sweep: Sweep):
 
 def write_sweep(sweep: Sweep, out: Path, *, plots: bool = True) -> list[Path]:
     """sweep.csv (`SWEEP_COLUMNS`), sweep.png (with `plots` and a checkpoint evaluated) and sweep.json, each written
-    atomically, sweep.json last; Ctrl-C (SIGTERM) waits for the last of them."""
+    atomically, sweep.json last; Ctrl-C (SIGTERM) waits for the last of them. Then, with `plots` and a checkpoint
+    evaluated, the sweep's page (index.html, `viz.report.write_report`: a checkpoint run's page it links written
+    too where missing)."""
     out = make_folder(out)
     with sigint_deferred():
         written = [write_csv_atomic(out / SWEEP_CSV, SWEEP_COLUMNS, sweep.rows())]
@@ -259,4 +262,8 @@ def write_sweep(sweep: Sweep, out: Path, *, plots: bool = True) -> list[Path]:
 
             written.append(save_figure(sweep_figure(sweep), out / SWEEP_FIGURE))
         written.append(write_bytes_atomic(out / SWEEP_FILE, json.dumps(sweep.to_json(), indent=1)))
+    if plots and sweep.points:
+        from worldpolicy.viz.report import write_report
+
+        written.append(write_report(out))
     return written

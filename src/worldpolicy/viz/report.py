@@ -1,6 +1,6 @@
 """Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train; sim runs compared,
-`compare.json`, get theirs from `compare_page`, a dataset shown, `dataset_show.json`, from `dataset_page`, in the same
-style: `page_html`).
+`compare.json`, get theirs from `compare_page`, a dataset shown, `dataset_show.json`, from `dataset_page`, a sweep of
+a training run's checkpoints, `sweep.json`, from `sweep_page`, in the same style: `page_html`).
 
 The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
 `MAX_EMBED_VIDEO_BYTES` each and `MAX_EMBED_VIDEOS_TOTAL_BYTES` together (in name order: a predict run's own clips
@@ -14,7 +14,9 @@ markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics fil
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
 - a training run's `config.json` and `checkpoints/step-*/`: what was trained, the checkpoints saved and how to run the
   latest (`train_report.train_sections`)
-- `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
+- a sim or training run's console log (`RUN_LOGS`: sim.log, train.log): linked, with its last lines
+- `*.mp4` videos (and a planned sim run's `SIM_CANDIDATE_VIDEOS`, two levels down, after its episodes) and `*.png`
+  images (the folder itself and one level below, e.g. `plots/`); each video is captioned
   with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name; the images of
   `observation/` (the run's camera inputs) as its observation, the others as plots
 """
@@ -42,7 +44,11 @@ from ..fileio import (
     DREAM_PARTIAL_DIR,
     OPENLOOP_FILE,
     SHOW_FILE,
+    SIM_CANDIDATES_DIR,
     SIM_EPISODES_FILE,
+    SIM_LOG_FILE,
+    SWEEP_FILE,
+    TRAIN_LOG_FILE,
     write_bytes_atomic,
 )
 from ..results import actions_from_json
@@ -67,7 +73,8 @@ from .run import (
 )
 from .video import SEP
 
-__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
+__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "SIM_CANDIDATE_VIDEOS",
+           "build_report_html",
            "describe_video", "latency_said",
            "log_curves_figure", "page_html", "report_server", "serve_report", "video_figure", "write_report"]
 
@@ -90,6 +97,12 @@ METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE, OPEN
 OPEN_LOOP_TABLED = ("columns", "units", "mae", "rmse", "mae_normalized_by_column", "recorded_std", "horizon",
                     "episodes", "plots")
 SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
+# what `worldpolicy sim --plan-save-candidates` records (sim.policies.CandidateVideos): one per decision
+SIM_CANDIDATE_VIDEOS = f"{SIM_CANDIDATES_DIR}/episode_*_decision_*.mp4"
+# a run's console, kept (`logcapture.run_log`), by the command that wrote the run: linked under Log with its last lines
+RUN_LOGS = {"sim": SIM_LOG_FILE, "train": TRAIN_LOG_FILE}
+LOG_TAIL_LINES = 10
+LOG_TAIL_BYTES = 16 * 1024  # read from a log's end for them: a long run's log is megabytes
 # Besides the markers of the runs worldpolicy writes (`fileio.FOLDER_KINDS`), what makes a folder a run to report on:
 # the metrics and logs this page reads. Media alone (a folder of PNGs or clips) is not a run.
 RUN_FILES = (*METRICS_FILES, "*.jsonl")
@@ -264,6 +277,11 @@ def describe_video(relative_path: str, mode: str | None = None, run_kind: str | 
         explanation = ("the simulator's cameras (captioned sim: <camera>), beside the frame the model imagined when "
                        "the policy returned video (model: imagined), each camera's part of it labelled")
         return "simulated episode", explanation
+    if fnmatch.fnmatch(relative_path, SIM_CANDIDATE_VIDEOS):
+        explanation = ("every candidate future the model imagined for one decision of a planned run "
+                       "(--plan-save-candidates), side by side, each captioned with its score and the one run marked: "
+                       "imagined, not simulated")
+        return "planning candidates", explanation
     return "video", "not a file worldpolicy writes: whether it is recorded, simulated or imagined is not known"
 
 
@@ -504,6 +522,24 @@ def _episode_seed(relative_path: str) -> str:
     """The seed a sim episode video is named by (`videos/episode_0012.mp4` → '12'), as its record's `seed` reads."""
     number = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix("episode_")
     return str(int(number)) if number.isdigit() else number
+
+
+def _episode_outcome(relative_path: str, episodes: Mapping[str, Mapping[str, Any]]) -> str:
+    """The caption line (HTML) naming the episode a sim run's video shows, from its record in `episodes` (by seed):
+    an episode video's outcome; a candidate video's decision (`episode_0012_decision_03.mp4`: the episode's policy
+    call 3, from 0) and its episode's outcome. '' for any other video."""
+    if fnmatch.fnmatch(relative_path, SIM_EPISODE_VIDEOS):
+        record = episodes.get(_episode_seed(relative_path))
+        return "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
+    if not fnmatch.fnmatch(relative_path, SIM_CANDIDATE_VIDEOS):
+        return ""
+    seed, _, call = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix("episode_").partition(
+        "_decision_")
+    seed = str(int(seed)) if seed.isdigit() else seed
+    record = episodes.get(seed)
+    said = _episode_caption(record) if record is not None else f"seed {seed}"
+    decision = str(int(call)) if call.isdigit() else call
+    return f"<br><span class=episode>{_esc(f'decision {decision} (its policy calls from 0){SEP}{said}')}</span>"
 
 
 def _episode_caption(record: Mapping[str, Any]) -> str:
@@ -801,6 +837,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         from .dataset_page import build_dataset_html
 
         return build_dataset_html(run_dir, title)
+    if (run_dir / SWEEP_FILE).is_file():  # a training run's checkpoints evaluated: the sweep's page
+        from .sweep_page import build_sweep_html
+
+        return build_sweep_html(run_dir, title)
     sections: list[str] = []
     notes: list[str] = []
 
@@ -845,14 +885,14 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     videos = []
     mode = actions.get("mode") if isinstance(actions, Mapping) else None
     embedded = 0
-    for i, path in enumerate(_files(run_dir, "*.mp4")):
+    # a planned sim run's candidates (two levels down) after its episodes, each captioned with its episode's outcome
+    for i, path in enumerate([*_files(run_dir, "*.mp4"), *sorted(run_dir.glob(SIM_CANDIDATE_VIDEOS))]):
         rel = path.relative_to(run_dir).as_posix()
         what, explanation = describe_video(rel, mode if isinstance(mode, str) else None, kind)
         composed = rollout_regions(run_dir, actions) if rel == ROLLOUT_VIDEO and isinstance(actions, Mapping) else None
         if composed is not None:  # the model's cameras composed into one picture: which part is which
             explanation += f"; its cameras, composed as the model sees them: {regions_said(composed)}"
-        record = episodes.get(_episode_seed(rel)) if fnmatch.fnmatch(rel, SIM_EPISODE_VIDEOS) else None
-        outcome = "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
+        outcome = _episode_outcome(rel, episodes)
         figure, embedded = video_figure(run_dir, path, i, what, explanation, embedded, outcome)
         videos.append(figure)
     video_section = f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>" if videos else ""
@@ -907,6 +947,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             )
         except _UNUSABLE as exc:
             notes.append(f"actions.json actions could not be shown: {exc}")
+    if log := _log_section(run_dir, kind):
+        sections.append(log)
     if (run_dir / SETTINGS_FILE).is_file():
         try:
             settings = json.dumps(_read_json(run_dir / SETTINGS_FILE), indent=2, sort_keys=True, ensure_ascii=False)
@@ -922,6 +964,25 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
     counts = f"{plural(len(videos), 'video')} · {plural(len(images), 'plot')} · {plural(files, 'file')}"
     return page_html(title, kind, counts, sections)
+
+
+def _log_section(run_dir: Path, kind: str) -> str:
+    """The console a sim or training run keeps (`RUN_LOGS`: sim.log, train.log) linked, with its last
+    `LOG_TAIL_LINES` lines (a finished sim run's last: its result); '' where the run keeps none."""
+    name = RUN_LOGS.get(kind)
+    if name is None or not (run_dir / name).is_file():
+        return ""
+    size = (run_dir / name).stat().st_size
+    with (run_dir / name).open("rb") as fh:
+        fh.seek(max(size - LOG_TAIL_BYTES, 0))
+        lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    if size > LOG_TAIL_BYTES:
+        lines = lines[1:]  # cut in its middle
+    shown = "\n".join(lines[-LOG_TAIL_LINES:])
+    return ("<section id=log><h2>Log</h2><p>the run's console, kept: every line its sessions showed, timed, appended "
+            f"across resumes: <a href='{_href(name)}'>{_esc(name)}</a> ({size:,} bytes)"
+            + (f"; its last {plural(min(len(lines), LOG_TAIL_LINES), 'line')}:</p><pre class=log>{_esc(shown)}</pre>"
+               if lines else ", empty</p>") + "</section>")
 
 
 def video_figure(run_dir: Path, path: Path, index: int, what: str, explanation: str, embedded: int,
@@ -1004,7 +1065,8 @@ def page_html(title: str, kind: str, counts: str, sections: list[str]) -> str:
 def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     """Write `<run_dir>/index.html` atomically and return its path; a checkpoint or dataset folder is refused (its
     index.html, if any, is not ours to replace), naming the page that is: a dataset's `dataset show`, a checkpoint's
-    its training run's."""
+    its training run's. A sweep's (`sweep.json`) writes first the page of each checkpoint run it holds that has none
+    (run with --no-plots), which its table links."""
     from ..fileio import CHECKPOINT_GLOB, RUN_WRITERS, folder_kind, refuse_foreign_folder
 
     run_dir = Path(run_dir)
@@ -1020,6 +1082,13 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
                 (kind := folder_kind(run)) is not None and kind[0].writer == "train"):
             raise ValueError(f"{err}; its training run's page: worldpolicy report {run}") from None
         raise
+    if (run_dir / SWEEP_FILE).is_file():  # each checkpoint run's page, which the sweep's links, where it has none
+        from .sweep_page import read_sweep_doc, sweep_runs
+
+        read_sweep_doc(run_dir)  # a sweep.json this cannot read is refused before any page is written
+        for run in sweep_runs(run_dir):
+            if not (run / REPORT_FILE).is_file():
+                write_report(run)
     page = build_report_html(run_dir, title)
     # "?" for what UTF-8 cannot hold: a file name's bytes that are not UTF-8, a lone surrogate escaped in a JSON file
     return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8", errors="replace"))

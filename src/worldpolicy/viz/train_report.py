@@ -4,7 +4,8 @@ A training folder's page showed only its metrics plot (one point after a few ste
 in the folder already: `config.json` (embodiment, starting checkpoint, dataset, objectives, fine-tuning, precision,
 optimiser), `checkpoints/step-*/` (each one's `trainer_state.json`: step and trained frames; `embodiment.json`: the
 embodiment resolved, domain slot included; `base_model.json` marking an adapter checkpoint), the dataset's
-`meta/info.json` (episodes, frames) and `metrics.jsonl` (losses, `val/...` held-out losses, `eval_success_rate`).
+`meta/info.json` (episodes, frames), `metrics.jsonl` (losses, `val/...` held-out losses, `eval_success_rate`) and a
+sweep of its checkpoints kept in it (`NAME/sweep.json`, `sim --all-checkpoints`).
 Each is read if present; one missing or unreadable becomes a note naming it, never a failed page.
 """
 
@@ -17,9 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from ..embodiments import shown_unit
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE, read_trainer_state, recorded_seeds
+from ..fileio import (
+    BASE_FILE,
+    CHECKPOINT_GLOB,
+    METRICS_FILE,
+    SWEEP_FILE,
+    TRAINER_STATE_FILE,
+    read_trainer_state,
+    recorded_seeds,
+    saved_checkpoints,
+)
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
-from .report import _cards, _esc, _fmt, _kv_table, _read_json
+from .report import REPORT_FILE, _cards, _esc, _fmt, _href, _kv_table, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
@@ -55,17 +65,6 @@ def _trainer_state(checkpoint: Path, notes: list[str]) -> Mapping[str, Any]:
 
 def _tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of each saved checkpoint, oldest first; staging folders of an interrupted save (`.step-*`) are
-    not checkpoints."""
-    found = []
-    for folder in run_dir.glob(CHECKPOINT_GLOB):
-        number = folder.name.removeprefix("step-")
-        if folder.is_dir() and number.isdigit():
-            found.append((int(number), folder))
-    return sorted(found)
 
 
 def metrics_lines(run_dir: Path) -> list[Mapping[str, Any]]:
@@ -326,13 +325,42 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
     return "".join(f"<p class=muted>{_esc(what)}</p><pre class=usage>{_esc(cmd)}</pre>" for what, cmd in lines)
 
 
+def _sweeps(run_dir: Path, notes: list[str]) -> str:
+    """A line per sweep of this run's checkpoints kept in its folder (`RUN/*/sweep.json` naming this run: `worldpolicy
+    sim --policy RUN --all-checkpoints --out RUN/NAME`), its page linked where it has one: how many checkpoints, the
+    best and its success rate. '' where there is none; one unreadable is a note."""
+    from .sweep_page import read_sweep_doc
+
+    lines = []
+    for marker in sorted(run_dir.glob(f"*/{SWEEP_FILE}")):
+        folder = marker.parent
+        try:
+            doc = read_sweep_doc(folder)
+        except _READ_ERRORS as exc:
+            notes.append(f"{folder.name}/{SWEEP_FILE} could not be read: {exc}")
+            continue
+        if not isinstance(doc.get("run"), str) or Path(doc["run"]).resolve() != run_dir.resolve():
+            continue  # another run's sweep, kept here
+        rows = [r for r in doc["checkpoints"] if isinstance(r, Mapping)]
+        best = next((r for r in rows if r.get("best") is True), None)
+        said = "no best yet" if best is None else (
+            f"best step {_esc(best.get('step'))}: {_esc(best.get('successes'))}/{_esc(best.get('n_episodes'))} = "
+            + (f"{100 * best['success_rate']:.1f} %" if _number(best.get("success_rate")) else "-"))
+        name = _esc(f"{folder.name}/")
+        link = (f"<a href='{_href(f'{folder.name}/{REPORT_FILE}')}'>{name}</a>"
+                if (folder / REPORT_FILE).is_file() else name)
+        lines.append(f"<li>checkpoint sweep {link} ({_esc(doc.get('task'))}): {len(rows)} checkpoints evaluated "
+                     f"on the same seeds, {said}</li>")
+    return f"<ul class=sweeps>{''.join(lines)}</ul>" if lines else ""
+
+
 def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]:
     """(sections, notes, units) of a training run's page: what was trained, on which frames, the checkpoints saved,
     the sim evaluations logged and how to use the latest checkpoint; `units` maps each column of the embodiment to its
     unit ({} where not known), which the metrics plot groups the per-column curves by."""
     notes: list[str] = []
     sections: list[str] = []
-    checkpoints = _checkpoints(run_dir)
+    checkpoints = saved_checkpoints(run_dir)  # the one listing of them: each loads as a checkpoint
     latest = checkpoints[-1][1] if checkpoints else None
     state = _trainer_state(latest, notes) if latest else {}
     config = _read(run_dir / "config.json", notes, "the run's config") if (run_dir / "config.json").exists() else None
@@ -422,13 +450,15 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
         notes.append("no checkpoint saved yet (checkpoints/step-*): nothing to run")
 
     evals = [m for m in metrics if isinstance(m.get("eval_success_rate"), (int, float))]
-    if evals:
+    sweeps = _sweeps(run_dir, notes)
+    if evals or sweeps:
         rows = "".join(f"<tr><td>{_esc(m.get('step'))}</td><td class=k>{_esc(m.get('eval_task', ''))}"
                        f"{_esc(f' perturbed {p}' if (p := m.get('eval_perturb')) else '')}</td>"
                        f"<td>{100 * m['eval_success_rate']:.1f} %</td><td>{_esc(m.get('eval_episodes', ''))}</td></tr>"
                        for m in evals)
-        sections.append("<section id=evaluation><h2>Sim evaluation</h2><table><tr><th>step</th><th class=k>task</th>"
-                        f"<th>success</th><th>episodes</th></tr>{rows}</table></section>")
+        logged = ("<table><tr><th>step</th><th class=k>task</th><th>success</th><th>episodes</th></tr>"
+                  f"{rows}</table>") if evals else ""
+        sections.append(f"<section id=evaluation><h2>Sim evaluation</h2>{logged}{sweeps}</section>")
     named = spec if isinstance(spec, Mapping) else {}
     columns, units = named.get("columns"), named.get("units")
     units = dict(zip(columns, units)) if isinstance(columns, list) and isinstance(units, list) else {}
