@@ -472,7 +472,7 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     return _cards(cards) + note
 
 
-# Policies that learned no scenes (sim.evaluate.VERSIONED_POLICIES, by the kind report.json records), whose success
+# Policies that learned no scenes (sim.tasks.BUILTIN_POLICIES, by the kind report.json records), whose success
 # needs no word on held-out scenes
 _UNTRAINED_POLICIES = ("scripted", "random")
 

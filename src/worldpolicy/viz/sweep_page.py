@@ -113,8 +113,9 @@ def build_sweep_html(folder: str | Path, title: str | None = None) -> str:
     text = [False, True, False, False, False, False, False, True, True, True]
     table = _table(head, [_row(folder, r) for r in rows], text) if rows else "<p>No checkpoint evaluated yet.</p>"
     sections.append("<section id=checkpoints><h2>Checkpoints</h2><p class=muted>each checkpoint's sim run on the same "
-                    "seeds, linked to its own page; the best: the highest success rate of the complete runs, a tie "
-                    "going to the fewer steps to success, then the later step</p>" + table + "</section>")
+                    "seeds, linked to its own page; the best: the highest success rate of the runs complete on the "
+                    "sweep's most episodes, a tie going to the fewer steps to success, then the later step (as "
+                    "sim.sweep.Sweep.compared picks it)</p>" + table + "</section>")
     listed = {_run_name(r) for r in rows}
     unlisted = [sub.name for sub in sweep_runs(folder) if sub.name not in listed]
     if unlisted:  # run after sweep.json was last written: a sweep interrupted, or going on now
