@@ -177,3 +177,14 @@ def test_reworded_runs_record_their_prompts_and_compare_lists_them_by_seed(tmp_p
                                "success": [True] * 3} for i in range(2)]
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert f"| 10000 | {prompts['clean'][0]} (yes) | {prompts['para'][0]} (yes) | {prompts['mine'][0]} (yes) |" in md
+
+
+def test_a_task_of_ones_own_without_paraphrases_is_refused_a_paraphrase_when_the_env_is_made():
+    from worldpolicy.sim.tasks import ReachTask
+
+    class Plain(ReachTask):
+        name = "plain_reach"
+        paraphrases = ()
+
+    with pytest.raises(ValueError, match=r"^perturb: prompt=paraphrase: task 'plain_reach' has no paraphrases"):
+        TabletopEnv(Plain(), image_size=None, perturb="prompt")

@@ -207,6 +207,9 @@ class Perturber:
     def __init__(self, model: mujoco.MjModel, perturbation: Perturbation, task: Task) -> None:
         import mujoco
 
+        if perturbation.prompt is not None and not task.paraphrases:
+            raise ValueError(f"perturb: prompt={perturbation.prompt}: task {task.name!r} has no paraphrases "
+                             "(`Task.paraphrases`) to reword its prompt with")
         self.perturbation = perturbation
         self._task = task
         self._footprints = footprints(task.objects())
