@@ -774,16 +774,16 @@ def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkey
 
     monkeypatch.setattr(sim_evaluate, "evaluate", evaluate)
     metrics = tmp_path / "metrics.jsonl"
-    for perturb in (["table", "light=0.5"], None):
+    for perturb in (["table", "light=0.5,prompt"], None):  # the instruction reworded too: the same table
         config = load_config(_with(valid, "eval", every=2, episodes=1, **({"perturb": perturb} if perturb else {})))
         trainer = SimpleNamespace(config=config, _live_policy=live_policy, progress=False, trackers=Trackers())
         trainer._log = lambda path, line, trainer=trainer: Trainer._log(trainer, path, line)
         Trainer._evaluate(trainer, 2, metrics)
-    assert seen == ["light=0.5,table=random", ""]
+    assert seen == ["light=0.5,table=random,prompt=paraphrase", ""]
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [line["eval_perturb"] for line in lines] == ["light=0.5,table=random", None]
+    assert [line["eval_perturb"] for line in lines] == ["light=0.5,table=random,prompt=paraphrase", None]
     assert lines[0] == {"step": 2, "eval_task": "reach", "eval_success_rate": 0.5, "eval_episodes": 1,
-                        "eval_perturb": "light=0.5,table=random"}
+                        "eval_perturb": "light=0.5,table=random,prompt=paraphrase"}
     from worldpolicy.train.config import changed_settings
 
     # a resumed run may evaluate under another shift, or none, as it may change the other [eval] settings; a run

@@ -218,7 +218,7 @@ def worldpolicy_tool(
             (1-20 indexes; default: the first 5).
         max_steps: evaluate_sim cap on control steps per episode.
         perturb: evaluate_sim: shifts on top of every scene, as `worldpolicy sim --perturb` takes them, e.g.
-            "light=0.5" or "camera=0.03,distractors=2" (camera, light, table, distractors); default: none.
+            "light=0.5" or "camera=0.03,distractors=2" (camera, light, table, distractors, prompt); default: none.
         strategy: evaluate_sim: how the policy's chunks run, as `worldpolicy sim --strategy`: execute (default),
             ensemble or async.
         latency: evaluate_sim: simulated inference time of each request in ms, as `worldpolicy sim --latency`

@@ -26,7 +26,7 @@ from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import SIM_CANDIDATES_DIR, SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_LOG_FILE, SIM_REPORT_FILE
 from worldpolicy.logcapture import console_may_close, is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
-from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
+from worldpolicy.sim.perturb import check_rewording, parse_perturbations, perturbation_help
 from worldpolicy.sim.progress import SCORER_REWARDS, SCORERS
 from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # --image-size's default, as TabletopEnv's
 from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DEFAULT_CONTROL_HZ: random's rate
@@ -192,6 +192,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a controlled shift on top of every episode's scene, for robustness runs compared with a clean "
                    "one by `sim compare` (same --seed): " + perturbation_help() + "; repeat the flag or give a comma "
                    "list (default: none)")
+    p.add_argument("--prompt-template", default=None, metavar="TEXT",
+                   help="every episode's instruction in your own words, the same seeds' scenes, e.g. \"move to the "
+                   "{color} {object}\": {color} and {object} name what the task acts on (reach's ball, the cube), "
+                   "{goal_color} and {goal} where it goes (push, pick_place); recorded in report.json, so `sim "
+                   "compare` against a run without it (same --seed) says whether the wording mattered; --perturb "
+                   "prompt=paraphrase draws the task's own rewordings instead (default: the task's wording)")
     p.add_argument("--num-envs", type=int, default=1, metavar="N",
                    help="episodes in flight at once, each env starting the next seed as soon as its episode ends, "
                    "their model requests on the same step answered by one batched forward (the same episodes, up to "
@@ -422,7 +428,7 @@ def _open_env(args: argparse.Namespace, image_size: tuple[int, int] | None):
 
     try:
         env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=image_size,
-                          max_steps=args.max_steps, perturb=args.perturb)
+                          max_steps=args.max_steps, perturb=args.perturb, prompt_template=args.prompt_template)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # KeyError: an unknown --robot (or its MJCF not there)
         raise _as_flag(exc) from None
     if image_size is not None:
@@ -508,6 +514,8 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
     check_ensemble_decay(args.strategy, args.ensemble_decay)
     _check_plan(args)
     args.perturb = parse_perturbations(args.perturb, "--perturb")
+    args.prompt_template = check_rewording(args.perturb, args.prompt_template, args.task,
+                                           ("--prompt-template", "--perturb"))
     image_size = _image_size(args.image_size)
     needs_images = args.policy not in BUILTIN_POLICIES
     if needs_images and image_size is None:

@@ -240,6 +240,19 @@ class Comparison:
     def task(self) -> str:
         return self.reports[0].task
 
+    def prompts(self) -> list[dict[str, Any]]:
+        """The seeds two or more runs ran with other prompts (`--perturb prompt=paraphrase`, `--prompt-template`: the
+        same scene, the instruction in other words), each with every run's prompt and outcome there (None where a run
+        did not run it), as compare.json stores them: as drawn against reworded, scene by scene."""
+        ran = [{e.seed: e for e in report.episodes} for report in self.reports]
+        rows = []
+        for seed in sorted({seed for episodes in ran for seed in episodes}):
+            here = [episodes.get(seed) for episodes in ran]
+            if len({e.prompt for e in here if e is not None}) > 1:
+                rows.append({"seed": seed, "prompts": [None if e is None else e.prompt for e in here],
+                             "success": [None if e is None else bool(e.success) for e in here]})
+        return rows
+
     def run_rows(self) -> list[dict[str, Any]]:
         """Each run's headline, as compare.json stores it."""
         rows = []
@@ -287,6 +300,7 @@ class Comparison:
                 "differences": [{"setting": s, "flag": f, "values": [None if x is NOT_RECORDED else x for x in v],
                                  "shown": [_shown(x) for x in v]} for s, f, v in self.differences],
                 "software_differences": [{"package": name, "shown": list(shown)} for name, shown in self.software],
+                "prompts": self.prompts(),
                 "warnings": list(self.warnings), "how_to_read": READING}
 
     def table(self, width: int | None = None) -> str:
@@ -303,8 +317,13 @@ class Comparison:
             lines = _turned(columns, width)
         # a clean run and a --perturb one compared showed no sign of the shift they were compared for
         differs = "; ".join(f"{s} ({f}): {' | '.join(_shown(v) for v in values)}" for s, f, values in self.differences)
+        reworded = self.prompts()
         said = ([line for p in self.pairs for line in p.lines()]
                 + ([f"settings that differ ({' | '.join(self.names)}): {differs}"] if differs else [])
+                + ([f"prompts differ on {len(reworded)} seed{'s' if len(reworded) != 1 else ''} "
+                    f"({seed_span([r['seed'] for r in reworded])}), e.g. {reworded[0]['seed']}: "
+                    + " | ".join(_shown(p) for p in reworded[0]["prompts"]) + " (compare.md lists each)"]
+                   if reworded else [])
                 + ([f"software that differs ({' | '.join(self.names)}): {self._software_said()}"]
                    if self.software else [])
                 + [f"warning: {w}" for w in self.warnings])
@@ -343,6 +362,14 @@ class Comparison:
             lines.append("No setting differs.")
         if self.software:
             lines += ["", f"They ran on other software: {self._software_said()}."]
+        reworded = self.prompts()
+        if reworded:
+            lines += ["", "## Prompts", "", ("The seeds whose prompt differs between runs: the same scene, the "
+                                             "instruction in other words (each run's outcome: yes / no)."), "",
+                      f"| seed | {' | '.join(self.names)} |", "|---:|" + "---|" * len(self.names)]
+            lines += [f"| {row['seed']} | " + " | ".join(
+                "-" if p is None else f"{p} ({'yes' if ok else 'no'})" for p, ok in zip(row["prompts"], row["success"]))
+                + " |" for row in reworded]
         if self.warnings:
             lines += ["", "## Warnings", "", *(f"- {w}" for w in self.warnings)]
         lines += ["", "## How to read it", "", READING]

@@ -26,9 +26,17 @@ with extra_imports():
     import mujoco
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
-from worldpolicy.sim.perturb import Perturbation, Perturber, parse_perturbations
+from worldpolicy.sim.perturb import Perturbation, Perturber, check_rewording, parse_perturbations
 from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE, build_scene
-from worldpolicy.sim.tasks import COLORS, DEFAULT_CONTROL_HZ, SimState, Task, get_task
+from worldpolicy.sim.tasks import (
+    COLORS,
+    DEFAULT_CONTROL_HZ,
+    PROMPT_CHARACTERS,
+    PROMPT_MAX_LENGTH,
+    SimState,
+    Task,
+    get_task,
+)
 
 __all__ = ["IMAGE_SIDE", "GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit",
            "unwrap_tabletop"]
@@ -79,22 +87,26 @@ class TabletopEnv(gym.Env):
         max_steps: int | None = None,
         render_mode: str | None = "rgb_array",
         perturb: str | Sequence[str] | Perturbation | None = None,
+        prompt_template: str | None = None,
     ) -> None:
         """`perturb`: shifts applied on top of every episode's scene (`sim.perturb`: "camera=0.03", "light=0.5",
-        "table=random", "distractors=2", a comma list or a list of them), drawn from the episode's seed."""
+        "table=random", "distractors=2", "prompt=paraphrase", a comma list or a list of them), drawn from the episode's
+        seed. `prompt_template`: every episode's prompt in these words, the task's placeholders filled with what the
+        episode drew ("move to the {color} {object}": `tasks.check_prompt_template`); None: the task's wording."""
         check_env_settings(control_hz=control_hz, image_size=image_size, max_steps=max_steps)
         self.perturbation = parse_perturbations(perturb)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not supported; accepted: "
                              f"{[None, *self.metadata['render_modes']]}")
         self.task = get_task(task)
+        self.prompt_template = check_rewording(self.perturbation, prompt_template, self.task)
         self.robot = get_robot(robot)
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         self.render_mode = render_mode
         self.model = build_scene(self.robot, self.task.objects() + self.perturbation.objects(),
                                  image_size=self.image_size or DEFAULT_IMAGE_SIZE)
         self.data = mujoco.MjData(self.model)
-        self._perturber = (Perturber(self.model, self.perturbation, self.task.objects()) if self.perturbation
+        self._perturber = (Perturber(self.model, self.perturbation, self.task) if self.perturbation
                            else None)
         self.control_hz = float(control_hz)
         timestep = self.model.opt.timestep
@@ -146,7 +158,7 @@ class TabletopEnv(gym.Env):
         spaces = {
             "observation/joint_position": gym.spaces.Box(self.lower - margin, self.upper + margin, dtype=np.float64),
             "observation/gripper_position": gym.spaces.Box(0.0, 1.0, (1,), dtype=np.float64),
-            "prompt": gym.spaces.Text(max_length=256, charset="".join(sorted(gym.spaces.text.alphanumeric)) + " ,.'-"),
+            "prompt": gym.spaces.Text(max_length=PROMPT_MAX_LENGTH, charset=PROMPT_CHARACTERS),
         }
         if self.image_size is not None:
             for key in CAMERAS:
@@ -164,6 +176,8 @@ class TabletopEnv(gym.Env):
                              "are chosen when the env is made: TabletopEnv(task, ...) or gymnasium.make(id, ...)")
         super().reset(seed=seed)
         self.episode = self.task.sample(self.np_random)
+        if self.prompt_template is not None:  # the seed's scene, in the user's words
+            self.episode.prompt = self.task.fill_prompt(self.prompt_template, self.episode)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._arm_qadr] = self.robot.home
         self.data.qpos[self._finger_qadr] = self.robot.finger_open
@@ -215,12 +229,12 @@ class TabletopEnv(gym.Env):
         return self.views()
 
     def replica(self, max_steps: int | None = None) -> TabletopEnv:
-        """A new env with this one's task, robot, control rate, image size, render mode and shifts, its own MuJoCo
-        state (`worldpolicy sim --num-envs`: one per episode stepped together); `max_steps`: its step limit, where
-        this one's is a wrapper's (`step_limit`)."""
+        """A new env with this one's task, robot, control rate, image size, render mode, shifts and prompt template,
+        its own MuJoCo state (`worldpolicy sim --num-envs`: one per episode stepped together); `max_steps`: its step
+        limit, where this one's is a wrapper's (`step_limit`)."""
         return TabletopEnv(self.task, self.robot, control_hz=self.control_hz, image_size=self.image_size,
                            max_steps=max_steps or self.max_steps, render_mode=self.render_mode,
-                           perturb=self.perturbation)
+                           perturb=self.perturbation, prompt_template=self.prompt_template)
 
     def views(self) -> np.ndarray:
         """The three DROID views side by side (exterior 1 | exterior 2 | wrist), whatever the render_mode: the sim
@@ -362,6 +376,7 @@ class GymTabletopEnv(TabletopEnv):
         render_mode: str | None = None,
         max_steps: int | None = None,
         perturb: str | Sequence[str] | Perturbation | None = None,
+        prompt_template: str | None = None,
     ) -> None:
         if max_steps is not None:
             raise ValueError(
@@ -369,7 +384,7 @@ class GymTabletopEnv(TabletopEnv):
                 f"gymnasium.make(..., max_episode_steps={max_steps!r}) instead (-1: none); got max_steps={max_steps!r}"
             )
         super().__init__(task, robot, control_hz=control_hz, image_size=image_size, render_mode=render_mode,
-                         perturb=perturb)
+                         perturb=perturb, prompt_template=prompt_template)
         self.max_steps = None
 
     @property

@@ -78,6 +78,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 SETTING_FLAGS = {
     "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
     "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "perturb": "--perturb",
+    "prompt_template": "--prompt-template",
     "strategy.kind": "--strategy",
     "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
     "strategy.ensemble_decay": "--ensemble-decay", "latency.ms": "--latency", "latency.ticks": "--latency",
@@ -125,6 +126,9 @@ class EvalReport:
     # the shifts applied on top of every scene (`sim.perturb.Perturbation.spec`, e.g. "camera=0.03,light=0.5"); None:
     # the scenes as drawn (a report written before shifts existed ran none)
     perturb: str | None = None
+    # every episode's prompt in the user's words (`worldpolicy sim --prompt-template`, `TabletopEnv(prompt_template=)`),
+    # the task's placeholders filled per episode; None: the task's own wording (or reworded by `perturb`'s prompt=)
+    prompt_template: str | None = None
     # how long each request was taken to think (`worldpolicy sim --latency`): the milliseconds asked for and the whole
     # control steps they ran as (`rollout.latency_ticks`); `NO_LATENCY` in a report written before it was recorded
     latency: dict[str, Any] = field(default_factory=lambda: dict(NO_LATENCY))
@@ -194,7 +198,8 @@ class EvalReport:
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
-            "seed": self.seed, "perturb": self.perturb, "latency": self.latency, "rtc": self.rtc,
+            "seed": self.seed, "perturb": self.perturb, "prompt_template": self.prompt_template,
+            "latency": self.latency, "rtc": self.rtc,
             "num_envs": self.num_envs, "software": self.software, "command": self.command,
             "cwd": self.cwd, "resumed_by": self.resumed_by,
             "training_scenes": (None if self.training_scenes is None
@@ -224,7 +229,8 @@ class EvalReport:
                        actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
-                       perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
+                       perturb=doc.get("perturb"), prompt_template=doc.get("prompt_template"),
+                       latency=dict(doc.get("latency") or NO_LATENCY),
                        rtc=bool(doc.get("rtc", False)), num_envs=doc.get("num_envs"),
                        software=doc.get("software"), command=doc.get("command"), cwd=doc.get("cwd"),
                        resumed_by=[dict(r) for r in doc.get("resumed_by") or []],
@@ -238,7 +244,7 @@ class EvalReport:
         `policy_settings.sampling.steps`...), as report.json stores them: what a resumed run must share with it."""
         flat = {"task": self.task, "policy": self.policy, "robot": self.robot, "embodiment": self.embodiment,
                 "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed,
-                "perturb": self.perturb, "rtc": self.rtc}
+                "perturb": self.perturb, "prompt_template": self.prompt_template, "rtc": self.rtc}
         flat.update(flat_settings(self.strategy, "strategy."))
         flat.update(flat_settings(self.latency, "latency."))
         flat.update(flat_settings(self.policy_settings or {}, "policy_settings."))
@@ -270,6 +276,7 @@ class EvalReport:
                 f"strategy `{self.strategy['kind']}`, "
                 + ", ".join([seed_range(self.seed, len(self.episodes)),
                              *([f"perturbed `{self.perturb}`"] if self.perturb else []),
+                             *([f"prompt template `{self.prompt_template}`"] if self.prompt_template else []),
                              *([f"latency {self.latency_said()}"] if self.latency["ms"] else []),
                              *(["real-time chunking (`--rtc`)"] if self.rtc else []),
                              *([f"{self.num_envs} episodes in flight (`--num-envs`)"] if (self.num_envs or 1) > 1
@@ -487,7 +494,8 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings, task_version=env.task.version,
-                      perturb=env.perturbation.spec or None, latency=latency, rtc=bool(rtc),
+                      perturb=env.perturbation.spec or None, prompt_template=env.prompt_template,
+                      latency=latency, rtc=bool(rtc),
                       software=software_versions())
 
 

@@ -2,11 +2,13 @@
 (`worldpolicy sim --perturb`).
 
 A policy is evaluated on the scenes it was trained for and then under one shift at a time (the exterior cameras moved,
-the lights dimmed, the table recoloured, distractor boxes added) on the same seeds, so `worldpolicy sim compare` pairs
-the runs scene by scene. A shift changes what the cameras see and, for distractors, what stands on the table; never the
-task's objects, goal, success check or the arm. What is drawn per episode (camera offsets, a random table colour,
-distractor poses and colours) comes from the episode's seed, after the scene's own draws: two runs with the same seed
-share the scene and the shift, and a clean run draws exactly the scenes it drew before shifts existed.
+the lights dimmed, the table recoloured, distractor boxes added, the instruction reworded) on the same seeds, so
+`worldpolicy sim compare` pairs the runs scene by scene. A shift changes what the cameras see, for distractors what
+stands on the table, and for the prompt its words (the same objects and colours named: one of the task's
+`Task.paraphrases`); never the task's objects, goal, success check or the arm. What is drawn per episode (camera
+offsets, a random table colour, distractor poses and colours, the paraphrase) comes from the episode's seed, after the
+scene's own draws: two runs with the same seed share the scene and the shift, and a clean run draws exactly the scenes
+it drew before shifts existed.
 
 `PERTURBATIONS` is the one table of them: name, unit, accepted values, default. Parsing needs no MuJoCo, so a bad
 `--perturb` is refused before anything loads; `Perturber` applies a parsed `Perturbation` to a built scene.
@@ -21,12 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from worldpolicy.sim.scenes import CAMERAS, TABLE_CENTER, TABLE_HALF, TABLE_TOP, ObjectSpec
-from worldpolicy.sim.tasks import COLORS, EpisodeState
+from worldpolicy.sim.tasks import COLORS, EpisodeState, Task, check_prompt_template
 
 if TYPE_CHECKING:
     import mujoco
 
-__all__ = ["DISTRACTOR_PREFIX", "PERTURBATIONS", "Knob", "Perturbation", "Perturber", "footprints",
+__all__ = ["DISTRACTOR_PREFIX", "PERTURBATIONS", "Knob", "Perturbation", "Perturber", "check_rewording", "footprints",
            "parse_perturbations", "perturbation_help"]
 
 
@@ -91,6 +93,9 @@ PERTURBATIONS: dict[str, Knob] = {k.name: k for k in (
          words=("random", *COLORS)),
     Knob("distractors", "boxes", 2, "that many loose boxes on the table, in colours the prompt does not name, clear "
          "of the task's objects and goal at reset, drawn per episode", low=1, high=MAX_DISTRACTORS, integer=True),
+    # last: each kind draws from its stream by its place here (`Perturber.apply`), the others' kept as they were
+    Knob("prompt", "", "paraphrase", "the instruction in other words naming the same objects and colours, one of "
+         "the task's paraphrases drawn per episode (`--prompt-template` gives your own)", words=("paraphrase",)),
 )}
 
 
@@ -108,6 +113,7 @@ class Perturbation:
     light: float | None = None
     table: str | None = None
     distractors: int | None = None
+    prompt: str | None = None
 
     def __post_init__(self) -> None:
         """One made in Python is held to the table's ranges too, as a parsed spec is, and its values to the table's
@@ -178,16 +184,35 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
     return Perturbation(**values)
 
 
-class Perturber:
-    """A `Perturbation` applied to a built scene (`model`, with `perturbation.objects()` among its bodies) at every
-    reset. It keeps the scene's own camera poses, lights and table colour and sets them again each episode, so shifts
-    never accumulate. `objects`: the task's (`Task.objects()`), whose footprints distractors keep clear of."""
+def check_rewording(perturbation: Perturbation, template: str | None, task: str | Task,
+                    names: tuple[str, str] = ("prompt_template", "perturb")) -> str | None:
+    """`template` (the user's own wording of the prompt, None: the task's) checked for `task`
+    (`tasks.check_prompt_template`) and against `perturbation`: with `prompt=paraphrase` both reword the prompt, and
+    which was meant cannot be told. `names`: the parameters (or flags) of the template and the perturbation, as the
+    error names them."""
+    if template is None:
+        return None
+    if perturbation.prompt is not None:
+        raise ValueError(f"{names[0]}: {template!r} given with {names[1]} prompt={perturbation.prompt}: both reword "
+                         f"the prompt; give one of them")
+    return check_prompt_template(task, template, names[0])
 
-    def __init__(self, model: mujoco.MjModel, perturbation: Perturbation, objects: Sequence[ObjectSpec]) -> None:
+
+class Perturber:
+    """A `Perturbation` applied to a built scene (`model`, with `perturbation.objects()` among its bodies) and its
+    episode at every reset. It keeps the scene's own camera poses, lights and table colour and sets them again each
+    episode, so shifts never accumulate. `task`: the scene's, whose objects' footprints distractors keep clear of and
+    whose paraphrases reword the prompt."""
+
+    def __init__(self, model: mujoco.MjModel, perturbation: Perturbation, task: Task) -> None:
         import mujoco
 
+        if perturbation.prompt is not None and not task.paraphrases:
+            raise ValueError(f"perturb: prompt={perturbation.prompt}: task {task.name!r} has no paraphrases "
+                             "(`Task.paraphrases`) to reword its prompt with")
         self.perturbation = perturbation
-        self._footprints = footprints(objects)
+        self._task = task
+        self._footprints = footprints(task.objects())
         self._cameras = [model.camera(CAMERAS[key]).id for key in CAMERAS if "exterior" in key]
         self._cam_pos = model.cam_pos[self._cameras].copy()
         self._cam_quat = model.cam_quat[self._cameras].copy()
@@ -224,6 +249,9 @@ class Perturber:
             model.geom_rgba[self._table] = COLORS[p.table]
         if self._distractors:
             self._place_distractors(model, data, rng["distractors"], episode)
+        if p.prompt == "paraphrase":
+            paraphrases = self._task.paraphrases
+            episode.prompt = self._task.fill_prompt(paraphrases[rng["prompt"].integers(len(paraphrases))], episode)
 
     def _place_distractors(self, model, data, rng: np.random.Generator, episode: EpisodeState) -> None:
         """Each box at a random pose on the table clear of the task's objects, goal and the boxes placed before it, in

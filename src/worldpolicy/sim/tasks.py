@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BUILTIN_POLICIES", "COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task",
-           "TrainingScenes", "Waypoint", "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds",
-           "warn_training_scenes"]
+__all__ = ["BUILTIN_POLICIES", "COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "PROMPT_CHARACTERS", "PROMPT_MAX_LENGTH",
+           "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes", "Waypoint", "check_prompt_template", "get_task",
+           "list_tasks", "seed_span", "training_scenes", "training_seeds", "warn_training_scenes"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
 # training run's `[eval] seed`): `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the very scenes
@@ -157,6 +158,11 @@ REST_SPIN = 0.1  # rad/s
 # robosuite's Lift wants its ~4 cm cube's centre 4 cm above the table (~2 cm clear); 3 cm here, as a push can tip the
 # 5 cm cube onto a corner, raising it 1.8 cm.
 LIFT_CLEARANCE = 0.03  # m
+# What a prompt may hold: the env's observation space says it (`TabletopEnv`: gymnasium's Text), and a prompt template
+# (`worldpolicy sim --prompt-template`) is held to it before anything loads
+PROMPT_PUNCTUATION = " ,.'-"
+PROMPT_CHARACTERS = string.ascii_letters + string.digits + PROMPT_PUNCTUATION
+PROMPT_MAX_LENGTH = 256
 
 
 @dataclass
@@ -212,6 +218,33 @@ class Task:
     # any change to them, so a sim report records which definition judged its episodes and `--resume` refuses to pool
     # episodes judged by two (`evaluate.version_changes`). 1 is the definition before versions were recorded.
     version: int = 1
+    # The prompt, as `sample` draws it: a template of the task's placeholders (`placeholders`): {color} and {object},
+    # the thing to act on (reach's ball, the cube), and, where there is one apart from it, {goal_color} and {goal},
+    # where it goes. `object_noun` and `goal_noun` fill {object} and {goal}; the colours are the episode's.
+    prompt: str = ""
+    object_noun: str = ""
+    goal_noun: str = ""
+    # The same instruction in other words (`worldpolicy sim --perturb prompt=paraphrase`: one drawn per episode from
+    # its seed), each naming the same things by the same placeholders; never the drawn wording itself. For a policy
+    # fine-tuned on `prompt`'s words, whether it follows the instruction or the words (LIBERO-PRO's and LIBERO-plus's
+    # instruction perturbations)
+    paraphrases: tuple[str, ...] = ()
+
+    def placeholders(self) -> tuple[str, ...]:
+        """The names a prompt template of this task may use, `{color}` and the like."""
+        return ("color", "object", *(("goal_color", "goal") if self.object_names else ()))
+
+    def prompt_fields(self, episode: EpisodeState) -> dict[str, str]:
+        """Each placeholder's value in `episode`: the colours it drew, the task's nouns."""
+        thing = self.object_names[0] if self.object_names else "goal"
+        fields = {"color": episode.colors[thing], "object": self.object_noun}
+        if self.object_names:
+            fields.update(goal_color=episode.colors["goal"], goal=self.goal_noun)
+        return fields
+
+    def fill_prompt(self, template: str, episode: EpisodeState) -> str:
+        """`template` (checked: `check_prompt_template`) with `episode`'s colours and the task's nouns."""
+        return template.format_map(self.prompt_fields(episode))
 
     def objects(self) -> list[ObjectSpec]:
         raise NotImplementedError
@@ -262,6 +295,10 @@ class ReachTask(Task):
     radius = 0.03
     X, Y = (0.35, 0.65), (-0.25, 0.25)  # the evaluated range: ball centre on the table plane, metres
     HEIGHT = (0.08, 0.35)  # and above the table
+    prompt = "move the gripper to the {color} {object}"
+    object_noun = "ball"
+    paraphrases = ("reach the {color} ball", "touch the {color} ball with the gripper",
+                   "bring the hand to the {color} sphere", "go to the {color} ball", "move to the {color} sphere")
 
     def __init__(self, upper_share: float = 0.0):
         """`upper_share` (for making training data): that share of balls is drawn from the upper half of the height
@@ -281,7 +318,9 @@ class ReachTask(Task):
         if self.upper_share and rng.uniform() < self.upper_share:
             low = (low + high) / 2
         goal = np.array([xy[0], xy[1], TABLE_TOP + rng.uniform(low, high)])
-        return EpisodeState({"goal": goal}, {}, {"goal": color}, f"move the gripper to the {color} ball")
+        episode = EpisodeState({"goal": goal}, {}, {"goal": color}, "")
+        episode.prompt = self.fill_prompt(self.prompt, episode)
+        return episode
 
     def success(self, s):
         return bool(np.linalg.norm(s.tcp[:3, 3] - s.goal) <= self.radius)
@@ -305,6 +344,12 @@ class PushTask(Task):
     # 2: the cube at rest on the disc; the expert descends diagonally and re-plans without climbing back
     # 3: the expert's tolerances are the TCP's reach, not its plan's (it climbed back up every chunk under action noise)
     version = 3
+    prompt = "push the {color} {object} onto the {goal_color} {goal}"
+    object_noun, goal_noun = "cube", "circle"
+    paraphrases = ("slide the {color} cube onto the {goal_color} circle",
+                   "move the {color} block onto the {goal_color} disc",
+                   "shove the {color} cube over to the {goal_color} circle",
+                   "push the {color} block until it rests on the {goal_color} circle")
 
     def objects(self):
         return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.1), ObjectSpec("goal", "pad", (0.045, 0.001))]
@@ -316,12 +361,14 @@ class PushTask(Task):
             cube, goal = self._table_xy(rng, x=(0.45, 0.62), y=(-0.18, 0.18)), self._table_xy(rng, x=(0.45, 0.62), y=(-0.18, 0.18))
             if 0.12 <= np.linalg.norm(goal - cube) <= 0.25:
                 break
-        return EpisodeState(
+        episode = EpisodeState(
             {"cube": np.array([*cube, TABLE_TOP + CUBE_HALF]), "goal": np.array([*goal, TABLE_TOP + 0.001])},
             {"cube": float(rng.uniform(-np.pi / 4, np.pi / 4))},
             {"cube": cube_color, "goal": goal_color},
-            f"push the {cube_color} cube onto the {goal_color} circle",
+            "",
         )
+        episode.prompt = self.fill_prompt(self.prompt, episode)
+        return episode
 
     def success(self, s):
         cube = s.objects["cube"]
@@ -377,6 +424,12 @@ class PickPlaceTask(Task):
     # 4: the expert descends onto the cube and the pad from within 15 mm (it climbed back every chunk under action
     # noise) and puts the cube, not the TCP, over the pad
     version = 4
+    prompt = "put the {color} {object} on the {goal_color} {goal}"
+    object_noun, goal_noun = "cube", "pad"
+    paraphrases = ("pick up the {color} cube and place it on the {goal_color} pad",
+                   "place the {color} block on the {goal_color} pad",
+                   "lift the {color} cube and set it down on the {goal_color} pad",
+                   "put the {color} block onto the {goal_color} mat")
 
     def objects(self):
         return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.05), ObjectSpec("goal", "pad", (0.05, 0.001))]
@@ -387,12 +440,14 @@ class PickPlaceTask(Task):
             cube, goal = self._table_xy(rng), self._table_xy(rng)
             if np.linalg.norm(goal - cube) >= 0.15:
                 break
-        return EpisodeState(
+        episode = EpisodeState(
             {"cube": np.array([*cube, TABLE_TOP + CUBE_HALF]), "goal": np.array([*goal, TABLE_TOP + 0.001])},
             {"cube": float(rng.uniform(-np.pi / 4, np.pi / 4))},
             {"cube": cube_color, "goal": goal_color},
-            f"put the {cube_color} cube on the {goal_color} pad",
+            "",
         )
+        episode.prompt = self.fill_prompt(self.prompt, episode)
+        return episode
 
     def success(self, s):
         cube = s.objects["cube"]
@@ -469,3 +524,41 @@ def get_task(name: str | Task, **options: Any) -> Task:
     if unknown:
         raise ValueError(f"task {name!r}: unknown option(s) {unknown}; accepted: {accepted or 'none'}")
     return TASKS[name](**options)
+
+
+def check_prompt_template(task: str | Task, template: Any, name: str = "prompt_template") -> str:
+    """`template`, a prompt in the user's own words for `task`'s episodes (`worldpolicy sim --prompt-template "move to
+    the {color} {object}"`), checked without MuJoCo: text, its placeholders the task's (`Task.placeholders`), each
+    bare (no `{color!r}`, `{color:>8}`, `{}`), and every prompt it makes within the observation space's
+    characters and length. A bad one raises ValueError naming `name`, what was given and what is accepted."""
+    task = get_task(task)
+    accepted = ", ".join(f"{{{p}}}" for p in task.placeholders())
+    said = f"{name}: {template!r}"
+    if not isinstance(template, str) or not template.strip():
+        raise ValueError(f"{said}: expected the prompt's words, with any of the placeholders task {task.name!r} "
+                         f"fills: {accepted} (e.g. {task.prompt!r})")
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:  # a lone { or }
+        raise ValueError(f"{said}: {exc} (write a brace as {{{{ or }}}}? a prompt has none); placeholders of task "
+                         f"{task.name!r}: {accepted}") from None
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in task.placeholders():
+            what = "a placeholder {} names nothing" if not field else f"unknown placeholder {{{field}}}"
+            raise ValueError(f"{said}: {what}; task {task.name!r} fills {accepted}")
+        if spec or conversion:
+            raise ValueError(f"{said}: {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                             f" formats its placeholder; give it bare: {{{field}}}")
+    literal = "".join(text for text, *_ in parts)
+    bad = sorted(set(literal) - set(PROMPT_CHARACTERS))
+    if bad:
+        raise ValueError(f"{said}: character(s) {''.join(bad)!r} outside a prompt's alphabet: letters, digits and "
+                         f"{PROMPT_PUNCTUATION!r}, as the env's observation space says")
+    longest = {"color": max(COLORS, key=len), "goal_color": max(COLORS, key=len), "object": task.object_noun,
+               "goal": task.goal_noun}
+    if len(template.format_map(longest)) > PROMPT_MAX_LENGTH:
+        raise ValueError(f"{said}: its prompts run to {len(template.format_map(longest))} characters; at most "
+                         f"{PROMPT_MAX_LENGTH}, as the env's observation space says")
+    return template

@@ -455,6 +455,8 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
         cards.append(("incomplete", f"{done} of {requested} episodes ran"))
     if report.get("perturb"):  # shifted scenes (`worldpolicy sim --perturb`): not the training distribution
         cards.append(("perturbed", report["perturb"]))
+    if report.get("prompt_template"):  # `worldpolicy sim --prompt-template`: the instruction in the user's words
+        cards.append(("prompt template", report["prompt_template"]))
     latency = report.get("latency")
     if isinstance(latency, Mapping) and latency.get("ms"):  # `worldpolicy sim --latency`: each reply that much later
         cards.append(("latency", latency_said(latency["ms"], latency.get("ticks"))))
