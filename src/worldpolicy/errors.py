@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["ClosedByCallerError", "MissingKeyError", "brief_list", "close_match", "error_accepted", "error_parameter", "typo_note"]
+__all__ = ["ClosedByCallerError", "MissingKeyError", "brief_list", "close_match", "error_accepted", "error_parameter",
+           "typo_note"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
 # what an error says is accepted: its last "accepted: X" or "accepted with C: X" (X to the end), else "expected X, got"
