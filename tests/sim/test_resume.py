@@ -275,6 +275,9 @@ def test_a_resume_keeps_the_recorded_videos_and_plots_every_episode(tmp_path):
     page = (out / "index.html").read_text()
     assert "episode_10000.mp4" in page and "episode_10001.mp4" in page
     assert (out / "report.png").is_file() and len(_episodes(out)) == 3
+    # resumed with --no-plots: the figure and page of 3 episodes are removed, not left beside a report of 4
+    assert main([*common, "--episodes", "4", "--resume", "--no-plots"]) == 0
+    assert len(_episodes(out)) == 4 and not (out / "report.png").exists() and not (out / "index.html").exists()
 
 
 def test_evaluate_resume_continues_a_report_read_back(tmp_path):

@@ -173,6 +173,7 @@ def test_every_checkpoint_is_evaluated_on_the_same_seeds_and_a_resumed_sweep_run
     pytest.importorskip("diffusers")
     from worldpolicy import logcapture
     from worldpolicy.sim import policies
+    from worldpolicy.sim.sweep import read_sweep, write_sweep
     from worldpolicy.testing import make_tiny_checkpoint
 
     run = tmp_path / "run"
@@ -217,6 +218,13 @@ def test_every_checkpoint_is_evaluated_on_the_same_seeds_and_a_resumed_sweep_run
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     assert [r["step"] for r in rows] == ["2", "4", "6"] and {r["n_episodes"] for r in rows} == {"1"}
     assert "already has its 1 episodes; nothing to run" in capsys.readouterr().out
+    # resumed with --no-plots after a session that drew them: that figure and page, which showed fewer, are removed
+    write_sweep(read_sweep(out, str(run)), out.with_name("drawn"))
+    for name in ("sweep.png", "index.html"):
+        shutil.copy(out.with_name("drawn") / name, out / name)
+    assert main([*flags, "--resume"]) == 0
+    assert not (out / "sweep.png").exists() and not (out / "index.html").exists()
+    assert [r["step"] for r in csv.DictReader((out / "sweep.csv").open())] == ["2", "4", "6"]
 
 
 def test_a_sweep_whose_first_run_is_refused_leaves_no_sweep_behind(tmp_path, capsys):

@@ -1081,6 +1081,7 @@ def test_a_spec_without_resolution_tier_trains_at_the_starting_checkpoints_tier(
     # a run that trained at 256 (its newest checkpoint's embodiment.json) resumes at 256 from the same start
     saved = tmp_path / "c" / "checkpoints" / "step-0000002"
     saved.mkdir(parents=True)
+    (saved / "model_index.json").write_text("{}")  # a saved checkpoint (`fileio.saved_checkpoints`)
     (saved / "trainer_state.json").write_text("{}")
     (saved / "embodiment.json").write_text(json.dumps(dict(tiny.embodiment_spec, resolution_tier=256)))
     resumed = Trainer(load_config(train_config(tmp_path / "c", embodiment=spec)), progress=False)

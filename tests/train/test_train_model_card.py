@@ -234,6 +234,7 @@ def test_the_shipped_model_keeps_the_record_the_recipe_writes_of_its_frames(tmp_
                         checkpoint_embodiment(shipped, None))
     last = tmp_path / "train" / "checkpoints" / f"step-{raw['optim']['steps']:07d}"
     last.mkdir(parents=True)
+    (last / "model_index.json").write_text("{}")  # a saved checkpoint (`fileio.saved_checkpoints`)
     (last / "trainer_state.json").write_text(json.dumps({
         "step": raw["optim"]["steps"], "config": {"output_dir": "/home/someone/runs/train"}, "history": [],
         "objective_weights": ObjectiveConfig(**raw["objectives"]).weights(), "frames": frames}))

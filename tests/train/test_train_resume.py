@@ -463,6 +463,7 @@ def test_a_new_embodiment_takes_no_head_the_starting_weights_hold(runs, train_co
     # a run an older version started on fractal's slot resumes there, warned
     folder = tmp_path / "older" / "checkpoints" / "step-0000002"
     folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")  # a saved checkpoint (`fileio.saved_checkpoints`)
     (folder / "trainer_state.json").write_text("{}")
     (folder / "embodiment.json").write_text(json.dumps({**TINY_EMBODIMENT, "domain": "worldpolicy_tiny_panda",
                                                         "domain_id": 20}))

@@ -107,8 +107,12 @@ def test_a_damaged_run_record_is_named_not_a_bare_json_error(tmp_path):
     (`fileio.read_trainer_state`, the one reader of it), not a JSONDecodeError that says no file."""
     from worldpolicy.train.scratch import model_record
 
+    with pytest.raises(ValueError, match=r"run='.*' holds no saved checkpoint \(checkpoints/step-\*\)"):
+        model_record(tmp_path)
     last = tmp_path / "checkpoints" / "step-0000002"
     last.mkdir(parents=True)
+    (last / "model_index.json").write_text("{}")  # a checkpoint (`fileio.is_checkpoint`)
+    (tmp_path / "checkpoints" / "step-0000003").mkdir()  # newer, but no checkpoint: passed by
     (last / "trainer_state.json").write_text('{"step": 2, "conf')
     with pytest.raises(ValueError, match=r"trainer_state\.json '.*step-0000002/trainer_state\.json' is not valid JSON"):
         model_record(tmp_path)

@@ -642,6 +642,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
             bar.close()
         sweep = read_sweep(args.out, run_dir, again)
         paths = write_sweep(sweep, args.out, plots=not args.no_plots)
+        if args.no_plots:  # an earlier session's figure and page, which this one does not redraw, would show fewer
+            for stale in (SWEEP_FIGURE, REPORT_FILE):
+                (args.out / stale).unlink(missing_ok=True)
     with lines_for_people(args.json):
         print(f"{sweep.task} · {Path(run_dir).name}: {len(sweep.points)} checkpoints evaluated into {args.out}")
         print(sweep.best_line())
@@ -866,6 +869,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         from worldpolicy.viz.report import write_report as write_html
 
         paths.append(write_html(args.out))
+    else:  # a resumed run's earlier figure and page, which this one does not redraw, would show fewer episodes
+        for stale in ("report.png", "index.html"):
+            (args.out / stale).unlink(missing_ok=True)
     doc = report.to_json()
     lo, hi = doc["ci95"]
     # the scenes it ran said too: they are what a second run, or another policy's, must share to compare

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fileio import (
-    CHECKPOINT_GLOB,
     MODEL_INDEX_FILE,
     TRAINER_STATE_FILE,
     TRAINER_STATE_SCHEMA,
@@ -29,6 +28,7 @@ from ..fileio import (
     folder_lock,
     output_folder,
     read_trainer_state,
+    saved_checkpoints,
     staged_folder,
     write_json_atomic,
 )
@@ -297,7 +297,11 @@ def model_record(run: str | Path) -> dict[str, Any]:
     warns of frames of another size, a server announces them and warms up with them; `policy.untrained_modes`). Not
     the rest: the run's config names this machine's folders (the summary says how a model made from nothing was
     made), its history and schedule are the run's. The shipped model's trainer_state.json is this record."""
-    last = max(Path(run).glob(CHECKPOINT_GLOB))  # step-0004000: zero-padded, so the newest sorts last
+    saved = saved_checkpoints(run)
+    if not saved:
+        raise ValueError(f"run={str(run)!r} holds no saved checkpoint (checkpoints/step-*); the model's record is "
+                         "its last checkpoint's trainer_state.json")
+    _, last = saved[-1]
     state = read_trainer_state(last)
     return {"schema": TRAINER_STATE_SCHEMA, **{key: state[key] for key in MODEL_RECORD_KEYS}}
 

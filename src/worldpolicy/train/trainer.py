@@ -72,6 +72,7 @@ from ..fileio import (
     safetensors_files,
     safetensors_index,
     safetensors_plan,
+    saved_checkpoints,
     sigint_held,
     staged_folder,
     sweep_stagings,
@@ -1022,10 +1023,8 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
     def _checkpoints(self) -> list[Path]:
-        folder = self.out / "checkpoints"
-        if not folder.is_dir():
-            return []
-        return sorted((p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()), key=lambda p: p.name)
+        """This run's saved checkpoints (`fileio.saved_checkpoints`) that hold a trainer state, oldest first."""
+        return [folder for _, folder in saved_checkpoints(self.out) if (folder / STATE_FILE).is_file()]
 
     def _newest_spec(self) -> tuple[Path | None, dict[str, Any] | None]:
         """This run's newest checkpoint and its `embodiment.json`, what a resume keeps (tier, action-head slot);
