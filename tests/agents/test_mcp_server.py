@@ -2439,3 +2439,26 @@ def test_a_call_that_fails_leaves_the_cached_policy_cropping_as_its_record_says(
     assert seen == [None] and policy.center_crop == AREA
     monkeypatch.undo()
     assert cropped.predict(**BRIDGE, image=str(inputs_dir / "obs.png"))["center_crop"] == AREA
+
+
+def test_sim_evaluation_in_the_users_words(server):
+    """`prompt_template` reaches the simulator as `worldpolicy sim --prompt-template` does, refused as it refuses one:
+    an unknown placeholder, or beside perturb's prompt=paraphrase, naming the argument and the task's placeholders."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.sim.tasks import COLORS
+
+    args = {"task": "reach", "episodes": 1, "max_steps": 5}
+    mine = ok(server, "evaluate_in_sim", {**args, "prompt_template": "go to the {color} {object}"})
+    assert mine["prompt_template"] == "go to the {color} {object}"
+    report = json.loads((Path(mine["run_dir"]) / "report.json").read_text())
+    assert report["prompt_template"] == "go to the {color} {object}"
+    said = report["episodes"][0]["prompt"]
+    assert said.startswith("go to the ") and said.endswith(" ball") and said.split()[3] in COLORS, said
+    assert ok(server, "evaluate_in_sim", args)["prompt_template"] is None
+    error = err(server, "evaluate_in_sim", {**args, "prompt_template": "go to the {goal}"})
+    assert error["parameter"] == "prompt_template" and error["given"] == "go to the {goal}", error
+    assert error["accepted"] == ["{color}", "{object}"], error
+    assert "unknown placeholder {goal}" in error["message"], error
+    error = err(server, "evaluate_in_sim", {**args, "prompt_template": "go to the {color} ball", "perturb": "prompt"})
+    assert error["parameter"] == "prompt_template", error
+    assert "given with perturb prompt=paraphrase: both reword the prompt" in error["message"], error

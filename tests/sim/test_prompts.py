@@ -1,6 +1,7 @@
 """The instruction reworded (`--perturb prompt=paraphrase`, `--prompt-template`): the same seeds' scenes, other
 words."""
 
+import html
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from worldpolicy.cli import main
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.perturb import Perturbation, check_rewording, parse_perturbations
 from worldpolicy.sim.tasks import COLORS, PROMPT_CHARACTERS, check_prompt_template, get_task, list_tasks
+from worldpolicy.viz.compare_page import build_compare_html
 
 SEEDS = range(10000, 10008)
 
@@ -177,6 +179,11 @@ def test_reworded_runs_record_their_prompts_and_compare_lists_them_by_seed(tmp_p
                                "success": [True] * 3} for i in range(2)]
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert f"| 10000 | {prompts['clean'][0]} (yes) | {prompts['para'][0]} (yes) | {prompts['mine'][0]} (yes) |" in md
+    page = build_compare_html(tmp_path / "cmp")  # the page (--no-plots wrote none) shows the table compare.md has
+    assert "<section id=prompts><h2>Prompts</h2>" in page
+    for i in range(2):
+        assert f"<td class='n'>{10000 + i}</td>" + "".join(
+            f"<td class='k'>{html.escape(prompts[n][i])} (yes)</td>" for n in ("clean", "para", "mine")) in page
 
 
 def test_a_task_of_ones_own_without_paraphrases_is_refused_a_paraphrase_when_the_env_is_made():
@@ -188,3 +195,31 @@ def test_a_task_of_ones_own_without_paraphrases_is_refused_a_paraphrase_when_the
 
     with pytest.raises(ValueError, match=r"^perturb: prompt=paraphrase: task 'plain_reach' has no paraphrases"):
         TabletopEnv(Plain(), image_size=None, perturb="prompt")
+
+
+def test_a_resume_drawing_from_other_paraphrases_is_refused_and_an_older_report_continues(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """Editing `Task.paraphrases` changes what prompt=paraphrase tells the same seeds without changing the task's
+    version: report.json records the wordings, and a resume drawing from others is refused, naming them; a report
+    from before they were recorded continues."""
+    from worldpolicy.sim.tasks import ReachTask
+
+    out = tmp_path / "para"
+    run = ["sim", "--policy", "scripted", "--task", "reach", "--videos", "0", "--no-progress", "--no-plots",
+           "--max-steps", "5", "--perturb", "prompt=paraphrase", "--out", str(out)]
+    assert main([*run, "--episodes", "1"]) == 0
+    assert json.loads((out / "report.json").read_text())["paraphrases"] == list(ReachTask.paraphrases)
+    edited = (*ReachTask.paraphrases[:-1], "head for the {color} ball")
+    monkeypatch.setattr(ReachTask, "paraphrases", edited)
+    capsys.readouterr()
+    assert main([*run, "--episodes", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--perturb prompt=paraphrase's wordings (the installed worldpolicy's Task.paraphrases): [" in err
+    assert "'move to the {color} sphere'] -> [" in err and "'head for the {color} ball']" in err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["n_episodes"] == 1
+    del doc["paraphrases"]  # as a report from before they were recorded
+    (out / "report.json").write_text(json.dumps(doc))
+    assert main([*run, "--episodes", "2", "--resume"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["n_episodes"] == 2 and doc["paraphrases"] == list(edited)

@@ -248,6 +248,8 @@ class SimResult(BaseModel):
     seed: int = Field(description="the first episode's seed (episode i: seed + i)")
     perturb: str | None = Field(default=None, description="the shifts the scenes ran under (canonical spec); null: "
                                 "the scenes as drawn")
+    prompt_template: str | None = Field(default=None, description="every episode's prompt in these words, the "
+                                        "task's placeholders filled (report.json's); null: the task's wording")
     num_envs: int = Field(default=1, description="episodes that were in flight at once, their requests batched "
                           "(report.json's): no setting of the results")
     strategy: SimStrategy = Field(description="how the policy's chunks ran (report.json's)")
@@ -831,6 +833,11 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
                                              "compared with a clean one of the same seed (compare_sim_runs), as "
                                              "`worldpolicy sim --perturb` takes them, comma-separated: "
                                              f"{perturbation_help()}")] = None,
+        prompt_template: Annotated[str | None, Field(description="every episode's prompt in your words, as "
+                                                     "`worldpolicy sim --prompt-template`: the task's placeholders "
+                                                     "{color} and {object} (push, pick_place: also {goal_color}, "
+                                                     "{goal}) filled per episode, e.g. 'move to the {color} {object}'; "
+                                                     "not with perturb's prompt (default: the task's wording)")] = None,
         strategy: Annotated[Literal["execute", "ensemble", "async"], Field(
             description="how the policy's chunks run, as `worldpolicy sim --strategy`: execute (k actions, then ask "
             "again), ensemble (a chunk every step, those covering a step blended), async (the next chunk computed "
@@ -860,7 +867,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
                           strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs, plan=plan,
-                          plan_scorer=plan_scorer, center_crop=center_crop)
+                          plan_scorer=plan_scorer, center_crop=center_crop, prompt_template=prompt_template)
 
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(

@@ -63,8 +63,8 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots",
                       "start_frame", "whole_clip", "resample", "center_crop"),
     "visualize": ("path", "video", "animate", "show_plots"),
-    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "strategy",
-                     "latency", "rtc", "num_envs", "plan", "plan_scorer", "center_crop"),
+    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "prompt_template",
+                     "strategy", "latency", "rtc", "num_envs", "plan", "plan_scorer", "center_crop"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
                            "action_keys", "state_keys", "show_plots", "center_crop"),
     "compare_sim_runs": ("runs",),
@@ -142,6 +142,7 @@ def worldpolicy_tool(
     episodes: int | list[int] | None = None,
     max_steps: int | None = None,
     perturb: str | None = None,
+    prompt_template: str | None = None,
     strategy: str = "execute",
     latency: float = 0.0,
     rtc: bool = False,
@@ -171,9 +172,9 @@ def worldpolicy_tool(
             (prompt + image + actions or actions_file [+ whole_trajectory]); infer_actions: which actions produced
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
-            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc,
-            num_envs, plan, plan_scorer]; its training_scenes and warnings say when episodes are scenes the
-            checkpoint was trained on: then not a held-out success rate);
+            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, prompt_template, strategy,
+            latency, rtc, num_envs, plan, plan_scorer]; its training_scenes and warnings say when episodes are
+            scenes the checkpoint was trained on: then not a held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
@@ -219,6 +220,9 @@ def worldpolicy_tool(
         max_steps: evaluate_sim cap on control steps per episode.
         perturb: evaluate_sim: shifts on top of every scene, as `worldpolicy sim --perturb` takes them, e.g.
             "light=0.5" or "camera=0.03,distractors=2" (camera, light, table, distractors, prompt); default: none.
+        prompt_template: evaluate_sim: every episode's prompt in your words, as `worldpolicy sim --prompt-template`:
+            the task's placeholders {color} and {object} (push, pick_place: also {goal_color}, {goal}) filled per
+            episode, e.g. "move to the {color} {object}"; not with perturb's prompt (default: the task's wording).
         strategy: evaluate_sim: how the policy's chunks run, as `worldpolicy sim --strategy`: execute (default),
             ensemble or async.
         latency: evaluate_sim: simulated inference time of each request in ms, as `worldpolicy sim --latency`
@@ -285,6 +289,7 @@ def worldpolicy_tool(
                                                   resample=resample, progress=progress, center_crop=center_crop),
         "visualize": lambda: tb.visualize(path, video, **animation),
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps, perturb=perturb,
+                                                prompt_template=prompt_template,
                                                 strategy=strategy, latency=latency, rtc=rtc, num_envs=num_envs,
                                                 plan=plan, plan_scorer=plan_scorer, progress=progress,
                                                 center_crop=center_crop,

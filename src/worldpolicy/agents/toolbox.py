@@ -1059,16 +1059,20 @@ class Toolbox:
         plan: int | None = None,
         plan_scorer: str | None = None,
         center_crop: bool = True,
+        prompt_template: str | None = None,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
         `seed` defaults to `worldpolicy sim`'s held-out one; the result's `training_scenes` (report.json's) and
         `warnings` say when episodes are scenes the checkpoint was trained on, so an agent does not report the success
         on them as held-out. `perturb`: shifts on top of every scene, as `worldpolicy sim --perturb` takes them
         ("light=0.5", "camera=0.03,distractors=2": `sim.perturb`), for a robustness run compared with a clean one on
-        the same seeds (`compare_sim_runs`). `strategy`, `latency` (ms) and `rtc`: how the policy's chunks run, as
-        `worldpolicy sim --strategy/--latency/--rtc` take them, checked as it checks them (`_timing_error` names the
-        argument) before a model loads; the result has report.json's `strategy`, `latency`, `rtc` and hand-over jumps,
-        for a robustness-to-latency study compared by `compare_sim_runs`. `num_envs`: episodes stepped together,
+        the same seeds (`compare_sim_runs`). `prompt_template`: every episode's prompt in these words, as `worldpolicy
+        sim --prompt-template` takes it ("move to the {color} {object}": the task's placeholders; checked as it checks
+        it, `sim.perturb.check_rewording`: not with `perturb`'s prompt=paraphrase). `strategy`, `latency` (ms) and
+        `rtc`: how the policy's chunks run, as `worldpolicy sim --strategy/--latency/--rtc` take them, checked as it
+        checks them (`_timing_error` names the argument) before a model loads; the result has report.json's
+        `strategy`, `latency`, `rtc` and hand-over jumps, for a robustness-to-latency study compared by
+        `compare_sim_runs`. `num_envs`: episodes stepped together,
         their requests batched, as `worldpolicy sim --num-envs` (`sim.batch.check_num_envs`, checked before a model
         loads). `plan`, `plan_scorer`: best-of-N planning, as `worldpolicy sim --plan/--plan-scorer` (checked as it
         checks them, `sim.progress.check_plan`, and the scorer against the checkpoint's cameras, before a model
@@ -1084,7 +1088,7 @@ class Toolbox:
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
-            from ..sim.perturb import PERTURBATIONS, parse_perturbations
+            from ..sim.perturb import PERTURBATIONS, check_rewording, parse_perturbations
             from ..sim.policies import (
                 check_rtc_policy,
                 chunk_size,
@@ -1096,7 +1100,7 @@ class Toolbox:
             from ..sim.progress import check_plan, scorer_for
             from ..sim.rollout import check_chunk_timing, check_latency_ms, latency_as_none, latency_ticks
             from ..sim.scenes import DEFAULT_IMAGE_SIZE
-            from ..sim.tasks import list_tasks
+            from ..sim.tasks import get_task, list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
         from ..models import checkpoint_name
@@ -1114,6 +1118,11 @@ class Toolbox:
             perturbation = parse_perturbations(perturb, "perturb")
         except ValueError as exc:  # its text names `perturb` first, as ToolInputError does
             raise ToolInputError("perturb", str(exc).removeprefix("perturb: "), perturb, shifts) from None
+        try:  # `worldpolicy sim --prompt-template`'s check: the task's placeholders, not beside prompt=paraphrase
+            prompt_template = check_rewording(perturbation, prompt_template, task)
+        except ValueError as exc:
+            raise ToolInputError("prompt_template", str(exc).removeprefix("prompt_template: "), prompt_template,
+                                 [f"{{{name}}}" for name in get_task(task).placeholders()]) from None
         _check_center_crop(center_crop)
         if not center_crop and policy in BUILTIN_POLICIES:  # as `worldpolicy sim` refuses --no-center-crop
             raise ToolInputError("center_crop", f"applies to checkpoint policies only (the frames a model sees), not "
@@ -1170,7 +1179,7 @@ class Toolbox:
                 # (random actions have no rate, the expert plans at the env's)
                 env = TabletopEnv(task, SIM_ROBOT, control_hz=control_hz_for(emb.fps if ckpt is not None else None),
                                   image_size=None if ckpt is None else DEFAULT_IMAGE_SIZE, max_steps=max_steps,
-                                  perturb=perturbation)
+                                  perturb=perturbation, prompt_template=prompt_template)
                 sim_policy = model = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
                     try:  # the latency against the step limit, and a checkpoint's chunk, before its weights load
@@ -1238,6 +1247,7 @@ class Toolbox:
             "episodes": episodes,
             "seed": seed,
             "perturb": result.perturb,
+            "prompt_template": result.prompt_template,
             "num_envs": result.num_envs,
             "plan": doc.get("plan"),
             # report.json's, as `worldpolicy sim` records it (null: none, or no checkpoint)

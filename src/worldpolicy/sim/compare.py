@@ -364,12 +364,11 @@ class Comparison:
             lines += ["", f"They ran on other software: {self._software_said()}."]
         reworded = self.prompts()
         if reworded:
-            lines += ["", "## Prompts", "", ("The seeds whose prompt differs between runs: the same scene, the "
-                                             "instruction in other words (each run's outcome: yes / no)."), "",
+            from worldpolicy.viz.compare_page import PROMPTS_SAID, prompt_cells
+
+            lines += ["", "## Prompts", "", PROMPTS_SAID, "",
                       f"| seed | {' | '.join(self.names)} |", "|---:|" + "---|" * len(self.names)]
-            lines += [f"| {row['seed']} | " + " | ".join(
-                "-" if p is None else f"{p} ({'yes' if ok else 'no'})" for p, ok in zip(row["prompts"], row["success"]))
-                + " |" for row in reworded]
+            lines += [f"| {row['seed']} | {' | '.join(prompt_cells(row))} |" for row in reworded]
         if self.warnings:
             lines += ["", "## Warnings", "", *(f"- {w}" for w in self.warnings)]
         lines += ["", "## How to read it", "", READING]
@@ -478,8 +477,10 @@ def _settings(report: EvalReport) -> dict[str, Any]:
     baseline's, unrecorded ones as `UNRECORDED_VERSION`), a plan where a run of `worldpolicy sim` made none (none,
     not unrecorded: `planning.PLANNER_SETTINGS`) and the episodes run. The path as a report now records it
     (`models.portable_checkpoint`): an older report's folder of the shipped model is `shipped`, so a run from before
-    and one since differ in nothing there."""
+    and one since differ in nothing there. Not the paraphrases a run drew from:
+    `Comparison.prompts` lists what each was told, seed by seed."""
     flat = report.settings()
+    del flat["paraphrases"]
     flat["policy"] = policy_label(report)
     path = (report.policy_settings or {}).get("path")
     if path is not None:

@@ -79,6 +79,7 @@ SETTING_FLAGS = {
     "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
     "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "perturb": "--perturb",
     "prompt_template": "--prompt-template",
+    "paraphrases": "--perturb prompt=paraphrase's wordings (the installed worldpolicy's Task.paraphrases)",
     "strategy.kind": "--strategy",
     "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
     "strategy.ensemble_decay": "--ensemble-decay", "latency.ms": "--latency", "latency.ticks": "--latency",
@@ -129,6 +130,10 @@ class EvalReport:
     # every episode's prompt in the user's words (`worldpolicy sim --prompt-template`, `TabletopEnv(prompt_template=)`),
     # the task's placeholders filled per episode; None: the task's own wording (or reworded by `perturb`'s prompt=)
     prompt_template: str | None = None
+    # the wordings `perturb`'s prompt=paraphrase drew from (`Task.paraphrases` as the installed worldpolicy has them):
+    # edited, the same seeds are told other words, so a resume compares them (`resume_conflicts`); None: none drawn,
+    # or a report written before they were recorded, which a resume continues
+    paraphrases: list[str] | None = None
     # how long each request was taken to think (`worldpolicy sim --latency`): the milliseconds asked for and the whole
     # control steps they ran as (`rollout.latency_ticks`); `NO_LATENCY` in a report written before it was recorded
     latency: dict[str, Any] = field(default_factory=lambda: dict(NO_LATENCY))
@@ -199,7 +204,7 @@ class EvalReport:
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
             "seed": self.seed, "perturb": self.perturb, "prompt_template": self.prompt_template,
-            "latency": self.latency, "rtc": self.rtc,
+            "paraphrases": self.paraphrases, "latency": self.latency, "rtc": self.rtc,
             "num_envs": self.num_envs, "software": self.software, "command": self.command,
             "cwd": self.cwd, "resumed_by": self.resumed_by,
             "training_scenes": (None if self.training_scenes is None
@@ -230,6 +235,7 @@ class EvalReport:
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
                        perturb=doc.get("perturb"), prompt_template=doc.get("prompt_template"),
+                       paraphrases=doc.get("paraphrases"),
                        latency=dict(doc.get("latency") or NO_LATENCY),
                        rtc=bool(doc.get("rtc", False)), num_envs=doc.get("num_envs"),
                        software=doc.get("software"), command=doc.get("command"), cwd=doc.get("cwd"),
@@ -244,7 +250,8 @@ class EvalReport:
         `policy_settings.sampling.steps`...), as report.json stores them: what a resumed run must share with it."""
         flat = {"task": self.task, "policy": self.policy, "robot": self.robot, "embodiment": self.embodiment,
                 "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed,
-                "perturb": self.perturb, "prompt_template": self.prompt_template, "rtc": self.rtc}
+                "perturb": self.perturb, "prompt_template": self.prompt_template, "paraphrases": self.paraphrases,
+                "rtc": self.rtc}
         flat.update(flat_settings(self.strategy, "strategy."))
         flat.update(flat_settings(self.latency, "latency."))
         flat.update(flat_settings(self.policy_settings or {}, "policy_settings."))
@@ -495,6 +502,7 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings, task_version=env.task.version,
                       perturb=env.perturbation.spec or None, prompt_template=env.prompt_template,
+                      paraphrases=list(env.task.paraphrases) if env.perturbation.prompt else None,
                       latency=latency, rtc=bool(rtc),
                       software=software_versions())
 
@@ -556,6 +564,8 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
     # a baseline's version is compared by `version_changes`, before the settings; the latency's steps follow from its
     # milliseconds and the control rate, both compared
     skip = {"policy_settings.version", "latency.ticks"}
+    if stored.get("paraphrases") is None:  # recorded since prompt=paraphrase's first run: an older one continues
+        skip.add("paraphrases")  # (a stored run that drew none differs in `perturb`)
     # the k asked for where the report has it (`start_report`), else (written before it was) the k used
     asked = "strategy.execute_steps_requested"
     skip.add("strategy.execute_steps" if asked in stored else asked)

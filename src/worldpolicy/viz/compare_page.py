@@ -27,10 +27,14 @@ from .report import (
     page_html,
 )
 
-__all__ = ["COMPARE_FIGURE", "RunColumn", "build_compare_html", "run_columns", "timing_columns"]
+__all__ = ["COMPARE_FIGURE", "PROMPTS_SAID", "RunColumn", "build_compare_html", "prompt_cells", "run_columns",
+           "timing_columns"]
 
 COMPARE_FIGURE = "compare.png"
 COMPARE_SHOWS = "each run's success rate with its Wilson 95 % interval"  # its alt text and caption
+# what the table of compare.json's `prompts` shows, as compare.md and the page say it
+PROMPTS_SAID = ("The seeds whose prompt differs between runs: the same scene, the instruction in other words (each "
+                "run's outcome: yes / no).")
 
 
 def _pct(value: Any) -> str:
@@ -91,6 +95,12 @@ def run_columns(runs: Sequence[Mapping[str, Any]]) -> list[RunColumn]:
             RunColumn("seeds", cells("seeds"), text=True), RunColumn("held out", cells("held_out"), text=True)]
 
 
+def prompt_cells(row: Mapping[str, Any]) -> list[str]:
+    """Each run's cell of a row of compare.json's `prompts` (`sim.compare.Comparison.prompts`), as compare.md and the
+    page show it: its prompt and outcome there, "-" where the run did not run the seed."""
+    return ["-" if p is None else f"{p} ({'yes' if ok else 'no'})" for p, ok in zip(row["prompts"], row["success"])]
+
+
 def _table(head: list[str], rows: list[list[str]], left: int | Sequence[bool] = 1) -> str:
     """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers (or, as a
     list, whether each column is text), kept on one line: a narrow "rate" column broke "0.0 %" after its number."""
@@ -111,7 +121,7 @@ def _run_link(folder: Path, run: Mapping[str, Any]) -> str:
 
 def build_compare_html(folder: str | Path, title: str | None = None) -> str:
     """The page of the comparison in `folder`: the runs' success with their intervals, the paired tests, what differs,
-    the warnings first, and compare.png."""
+    the seeds' prompts where runs told them other words, the warnings first, and compare.png."""
     folder = Path(folder)
     doc = _read_json(folder / COMPARE_FILE)
     if not schema_matches(doc, COMPARE_SCHEMA, repr(str(folder / COMPARE_FILE))):
@@ -157,6 +167,11 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
             ["package", *names], [[_esc(d.get("package")), *(_esc(v) for v in d.get("shown", []))] for d in software],
             left=1 + len(names)))
     sections.append(f"<section id=differences><h2>What differs</h2>{shown}</section>")
+    reworded = doc.get("prompts") or []  # `--perturb prompt=paraphrase`, `--prompt-template`: as drawn vs reworded
+    if reworded:
+        rows = [[_esc(row.get("seed")), *(_esc(c) for c in prompt_cells(row))] for row in reworded]
+        sections.append(f"<section id=prompts><h2>Prompts</h2><p>{_esc(PROMPTS_SAID)}</p>"
+                        + _table(["seed", *names], rows, [False] + [True] * len(names)) + "</section>")
     notes: list[str] = []
     figure, plots = folder / COMPARE_FIGURE, 0
     if figure.is_file():
