@@ -22,8 +22,8 @@ from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 logger = logging.getLogger(__name__)
 
 __all__ = ["BUILTIN_POLICIES", "COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "PROMPT_CHARACTERS", "PROMPT_MAX_LENGTH",
-           "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes", "Waypoint", "check_prompt_template", "get_task",
-           "list_tasks", "seed_span", "training_scenes", "training_seeds", "warn_training_scenes"]
+           "TASKS", "EpisodeState", "SimState", "Task", "TrainingScenes", "Waypoint", "check_prompt_template",
+           "get_task", "list_tasks", "seed_span", "training_scenes", "training_seeds", "warn_training_scenes"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
 # training run's `[eval] seed`): `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the very scenes
