@@ -804,6 +804,7 @@ TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages 
 # a checkpoint's model card (the hub's README.md with YAML front matter: `train.model_card`); loading never reads it
 MODEL_CARD_FILE = "README.md"
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
+SIM_REPORT_FIGURE = "report.png"  # a sim run's figure (`sim.evaluate.report_figure`): success with its CI, lengths
 # a sim run's episodes, one JSON line each, appended as each ends (`sim.evaluate.EpisodeLog`): what --resume reads them
 # from, report.json's summary being rewritten at most every `sim.evaluate.SUMMARY_INTERVAL_S` while the run goes on
 SIM_EPISODES_FILE = "episodes.jsonl"

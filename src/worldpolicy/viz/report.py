@@ -47,6 +47,7 @@ from ..fileio import (
     SIM_CANDIDATES_DIR,
     SIM_EPISODES_FILE,
     SIM_LOG_FILE,
+    SIM_REPORT_FIGURE,
     SWEEP_FILE,
     TRAIN_LOG_FILE,
     write_bytes_atomic,
@@ -292,7 +293,7 @@ IMAGE_SHOWS = (
     ("*actions.png", "each action column over the chunk's steps, a panel each"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
     ("*joints.png", "each joint's position and velocity over the chunk's steps, and the gripper"),
-    ("report.png", ("the sim run's success rate over its episodes with its 95 % interval, and episode lengths (a "
+    (SIM_REPORT_FIGURE, ("the sim run's success rate over its episodes with its 95 % interval, and episode lengths (a "
                    "planned run's: each decision's candidate scores and the one run, too)")),
 )
 
