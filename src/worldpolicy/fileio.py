@@ -1073,6 +1073,21 @@ def read_json(path: str | Path, what: str) -> Any:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
 
 
+def read_sweep_doc(folder: str | Path) -> dict[str, Any]:
+    """The `SWEEP_FILE` in `folder` (a sweep of a training run's checkpoints, `sim.sweep.write_sweep`): the one reader
+    of it (`sim.sweep.stored_sweep`, the sweep's page and its training run's). A missing file raises
+    FileNotFoundError, a damaged one or one that is no sweep this worldpolicy reads ValueError (NewerFormatError where
+    a newer one wrote it), each naming the file."""
+    path = Path(folder) / SWEEP_FILE
+    doc = read_json(path, f"sweep file {str(path)!r}")
+    if not schema_matches(doc, SWEEP_SCHEMA, repr(str(path))) or not isinstance(doc.get("run"), str) \
+            or not isinstance(doc.get("checkpoints"), list):
+        found = doc.get("schema") if isinstance(doc, Mapping) else type(doc).__name__
+        raise ValueError(f"{str(path)!r}: not a sweep of a training run's checkpoints (schema {found!r}; expected "
+                         f"{SWEEP_SCHEMA!r} with its run and checkpoints)")
+    return doc
+
+
 def read_trainer_state(checkpoint: str | Path) -> dict[str, Any]:
     """Checkpoint folder `checkpoint`'s `TRAINER_STATE_FILE` (its training run's record: the step, the config, the
     frames). The one reader of it: a missing file raises FileNotFoundError (no run saved the folder: a diffusers

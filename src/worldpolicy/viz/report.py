@@ -1086,7 +1086,8 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
             raise ValueError(f"{err}; its training run's page: worldpolicy report {run}") from None
         raise
     if (run_dir / SWEEP_FILE).is_file():  # each checkpoint run's page, which the sweep's links, where it has none
-        from .sweep_page import read_sweep_doc, sweep_runs
+        from ..fileio import read_sweep_doc
+        from .sweep_page import sweep_runs
 
         read_sweep_doc(run_dir)  # a sweep.json this cannot read is refused before any page is written
         for run in sweep_runs(run_dir):
