@@ -804,6 +804,7 @@ TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages 
 # a checkpoint's model card (the hub's README.md with YAML front matter: `train.model_card`); loading never reads it
 MODEL_CARD_FILE = "README.md"
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
+SIM_REPORT_FIGURE = "report.png"  # a sim run's figure (`sim.evaluate.report_figure`): success with its CI, lengths
 # a sim run's episodes, one JSON line each, appended as each ends (`sim.evaluate.EpisodeLog`): what --resume reads them
 # from, report.json's summary being rewritten at most every `sim.evaluate.SUMMARY_INTERVAL_S` while the run goes on
 SIM_EPISODES_FILE = "episodes.jsonl"
@@ -1070,6 +1071,21 @@ def read_json(path: str | Path, what: str) -> Any:
         raise ValueError(f"{what} is a folder; accepted: a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
+
+
+def read_sweep_doc(folder: str | Path) -> dict[str, Any]:
+    """The `SWEEP_FILE` in `folder` (a sweep of a training run's checkpoints, `sim.sweep.write_sweep`): the one reader
+    of it (`sim.sweep.stored_sweep`, the sweep's page and its training run's). A missing file raises
+    FileNotFoundError, a damaged one or one that is no sweep this worldpolicy reads ValueError (NewerFormatError where
+    a newer one wrote it), each naming the file."""
+    path = Path(folder) / SWEEP_FILE
+    doc = read_json(path, f"sweep file {str(path)!r}")
+    if not schema_matches(doc, SWEEP_SCHEMA, repr(str(path))) or not isinstance(doc.get("run"), str) \
+            or not isinstance(doc.get("checkpoints"), list):
+        found = doc.get("schema") if isinstance(doc, Mapping) else type(doc).__name__
+        raise ValueError(f"{str(path)!r}: not a sweep of a training run's checkpoints (schema {found!r}; expected "
+                         f"{SWEEP_SCHEMA!r} with its run and checkpoints)")
+    return doc
 
 
 def read_trainer_state(checkpoint: str | Path) -> dict[str, Any]:

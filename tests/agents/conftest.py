@@ -81,15 +81,17 @@ def pusht_dataset(inputs_dir):
     return inputs_dir / "pusht_ds"
 
 
-def _sim_run(folder: Path, outcomes: dict[int, bool], training_seeds=None):
-    """A finished sim run's folder as `worldpolicy sim` writes it (report.json), with these seeds' outcomes."""
+def _sim_run(folder: Path, outcomes: dict[int, bool], training_seeds=None, prompt="reach the ball"):
+    """A finished sim run's folder as `worldpolicy sim` writes it (report.json), with these seeds' outcomes, each
+    episode told `prompt` (a callable: its seed's)."""
     from worldpolicy.sim.evaluate import EvalReport, write_report
     from worldpolicy.sim.rollout import EpisodeResult
     from worldpolicy.sim.tasks import TrainingScenes
 
     episodes = [EpisodeResult(seed=s, success=won, steps=20 if won else 60, success_step=20 if won else None,
-                              prompt="reach the ball", chunks=3, final_distance_m=0.01 if won else 0.2, policy_s=0.1,
-                              wall_s=0.2) for s, won in outcomes.items()]
+                              prompt=prompt(s) if callable(prompt) else prompt, chunks=3,
+                              final_distance_m=0.01 if won else 0.2, policy_s=0.1, wall_s=0.2)
+                for s, won in outcomes.items()]
     scenes = None if training_seeds is None else TrainingScenes("reach", "its dataset", (0, 9), tuple(training_seeds))
     report = EvalReport("reach", folder.name, "panda", {"kind": "execute", "execute_steps": 8, "ensemble_decay": 0.1,
                                                         "execute_steps_requested": None},

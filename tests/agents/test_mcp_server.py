@@ -112,7 +112,8 @@ def test_lists_tools_with_typed_schemas(server):
     assert tools["compare_sim_runs"].input_schema["required"] == ["runs"]
     assert {"columns", "mae_normalized", "normalization", "episodes", "files"} <= \
         set(tools["evaluate_open_loop"].output_schema["properties"])
-    assert {"runs", "pairs", "differences", "warnings"} <= set(tools["compare_sim_runs"].output_schema["properties"])
+    assert {"runs", "pairs", "differences", "prompts", "reworded_seeds", "warnings"} <= set(
+        tools["compare_sim_runs"].output_schema["properties"])
     pairs = tools["compare_sim_runs"].output_schema["properties"]["pairs"]["description"]
     assert "Holm-Bonferroni" in pairs and "not corrected" not in pairs  # as `compare_runs` adjusts them
     assert tools["dream"].input_schema["required"] == ["prompt", "chunks"]
@@ -2029,6 +2030,27 @@ def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir, sim_run):
     assert "exact McNemar p" in whole["pairs"][0]["line"] and whole["pairs"][0]["steps"]["solved_by_both"] == 1
     _, answer = call(server, "compare_sim_runs", {"runs": [str(a), str(b)]})
     assert len(answer.content[0].text) < 2000 < len(json.dumps(whole)), len(answer.content[0].text)
+
+
+def test_compare_sim_runs_lists_the_seeds_told_in_other_words(server, toolbox, inputs_dir, sim_run, monkeypatch):
+    """The result left out compare.json's `prompts` (each run's wording and outcome where the runs' differ): an agent
+    comparing a paraphrased run with a plain one saw no sign of it but a setting. At most MAX_LISTED_PROMPT_SEEDS,
+    `reworded_seeds` counting them all."""
+    from worldpolicy.agents import toolbox as toolbox_module
+
+    runs = inputs_dir / "sim_runs_reworded"
+    a = sim_run(runs / "a", {s: s < 3 for s in range(4)})
+    b = sim_run(runs / "b", {s: s < 1 for s in range(4)}, prompt=lambda s: "reach the ball" if s == 0 else f"go {s}")
+    result = ok(server, "compare_sim_runs", {"runs": [str(a), str(b)]})
+    assert result["reworded_seeds"] == 3 and result["prompts"][0] == {
+        "seed": 1, "prompts": ["reach the ball", "go 1"], "success": [True, False]}, result["prompts"]
+    whole = json.loads(Path(result["files"]["comparison"]).read_text())
+    assert result["prompts"] == whole["prompts"]
+    monkeypatch.setattr(toolbox_module, "MAX_LISTED_PROMPT_SEEDS", 2)
+    listed = toolbox.compare_sim_runs([str(a), str(b)])
+    assert [p["seed"] for p in listed["prompts"]] == [1, 2] and listed["reworded_seeds"] == 3
+    alike = ok(server, "compare_sim_runs", {"runs": [str(a), str(sim_run(runs / "c", {0: True}))]})
+    assert alike["prompts"] == [] and alike["reworded_seeds"] == 0
 
 
 def test_a_pairs_verdict_is_the_one_its_line_says():

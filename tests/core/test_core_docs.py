@@ -361,6 +361,7 @@ def test_the_agents_doc_states_the_limits_the_code_has():
         f"At most {tb.MAX_DREAM_CHUNKS} chunks a call", f"`episodes` [1 to {tb.MAX_SHOWN_EPISODES} indexes",
         f"default the first {DEFAULT_EPISODES}]", f"at most {tb.MAX_SHOWN_EPISODES} episodes a call",
         f"`task_texts` (the first {tb.MAX_LISTED_TASKS})", f"`runs`: 2 to {tb.MAX_COMPARED_RUNS} finished",
+        f"the first {tb.MAX_LISTED_PROMPT_SEEDS}, lowest seed first",
         f"(up to {tb.MAX_INLINE_PLOTS}, {tb.MAX_INLINE_PLOT_BYTES / mib:g} MiB each)",
         f"at most {tb.MAX_OPEN_LOOP_CHUNKS} chunks", f"before each batch of {tb.OPEN_LOOP_BATCH_SIZE}",
         f"the windows running {tb.CLIP_BATCH_SIZE} to a batched forward",

@@ -3,6 +3,7 @@ import pytest
 
 pytest.importorskip("mujoco")
 
+from worldpolicy.fileio import SIM_REPORT_FIGURE
 from worldpolicy.sim.evaluate import EvalReport, report_figure, write_report
 from worldpolicy.sim.rollout import EpisodeResult
 
@@ -24,7 +25,16 @@ def test_report_png_leaves_pyplot_alone(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib, "use", refuse)
     written = write_report(_report([True, False]), tmp_path)
-    assert (tmp_path / "report.png") in written and (tmp_path / "report.png").stat().st_size > 1000
+    assert (tmp_path / SIM_REPORT_FIGURE) in written and (tmp_path / SIM_REPORT_FIGURE).stat().st_size > 1000
+
+
+def test_the_run_page_describes_the_figure_under_the_name_it_is_written_under(tmp_path):
+    """The figure's name, one constant: the page's alt text and caption say what it shows, not 'not known'."""
+    from worldpolicy.viz.report import describe_image
+
+    figure = next(p for p in write_report(_report([True]), tmp_path) if p.suffix == ".png")
+    assert figure.name == SIM_REPORT_FIGURE
+    assert describe_image(figure.name).startswith("the sim run's success rate")
 
 
 def test_report_figure_counts_in_whole_episodes_and_keeps_its_legends_off_the_data():

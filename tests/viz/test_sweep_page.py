@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import numpy as np
 import pytest
 from test_report import _parse
 
-from worldpolicy.fileio import NewerFormatError
+from worldpolicy.fileio import NewerFormatError, read_sweep_doc
 from worldpolicy.processing.video import write_video
-from worldpolicy.viz import report
+from worldpolicy.viz import report, train_report
 from worldpolicy.viz.sweep_page import SWEEP_SHOWS
 
 pytest.importorskip("mink")  # sim.evaluate's reports and sim.sweep's figure stand for what the command writes
@@ -97,6 +98,22 @@ def test_a_sweep_json_of_a_newer_version_is_refused_before_any_page_is_written(t
     with pytest.raises(NewerFormatError, match="upgrade worldpolicy"):
         report.write_report(out)
     assert not (out / "index.html").exists() and not (out / "step-0000004" / "index.html").exists()
+
+
+def test_a_damaged_sweep_json_is_refused_naming_it_and_is_a_note_on_its_training_runs_page(tmp_path):
+    """The page read sweep.json with a bare json.loads: its error ('Expecting value: line 1 column 1') named no file.
+    One reader (`fileio.read_sweep_doc`), the sweep command's too."""
+    out = tmp_path / "sweep"
+    _sim_run(out / "step-0000004", [True])
+    (out / "sweep.json").write_text('{"schema": "worldpolicy.sim_sweep/v1", "run": ')
+    said = re.escape(f"sweep file {str(out / 'sweep.json')!r} is not valid JSON")
+    with pytest.raises(ValueError, match=said):
+        report.write_report(out)
+    assert not (out / "index.html").exists() and not (out / "step-0000004" / "index.html").exists()
+    with pytest.raises(ValueError, match=said):
+        read_sweep_doc(out)
+    notes: list[str] = []
+    assert train_report._sweeps(tmp_path, notes) == "" and notes[0].startswith("sweep/sweep.json could not be read: ")
 
 
 def test_a_sim_runs_page_links_its_log_and_shows_its_planning_candidates_by_decision(tmp_path):

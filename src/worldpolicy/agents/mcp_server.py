@@ -36,6 +36,7 @@ from .toolbox import (
     COMPARED_RUNS,
     DREAM_CHUNKS,
     GUIDANCE,
+    MAX_LISTED_PROMPT_SEEDS,
     MAX_LISTED_TASKS,
     OPEN_LOOP_CHUNKS,
     OPEN_LOOP_EVERY,
@@ -366,6 +367,13 @@ class SettingDifference(BaseModel):
     shown: list[str] = Field(description="each run's value, in the order of runs ('none' or '(not recorded)')")
 
 
+class RewordedSeed(BaseModel):
+    seed: int = Field(description="the scene: the runs ran it with other prompts")
+    prompts: list[str | None] = Field(description="each run's prompt there, in the order of runs (null: the run did "
+                                      "not run this seed)")
+    success: list[bool | None] = Field(description="each run's outcome there, in the order of runs (null: not run)")
+
+
 class ComparisonFiles(BaseModel):
     report: str = Field(description="index.html: the comparison page")
     comparison: str = Field(description="compare.json: the whole comparison (every run's fields, each pair's "
@@ -380,6 +388,11 @@ class ComparisonResult(BaseModel):
                                     "McNemar p, Holm-Bonferroni adjusted over the pairs tested, and the verdict it "
                                     "gives")
     differences: list[SettingDifference] = Field(description="the settings that differ between the runs")
+    prompts: list[RewordedSeed] = Field(description="the seeds the runs were told in other words (perturb "
+                                        "'prompt=paraphrase', prompt_template), lowest first, at most "
+                                        f"{MAX_LISTED_PROMPT_SEEDS} (all are compare.json's): as drawn against "
+                                        "reworded, scene by scene")
+    reworded_seeds: int = Field(description="how many seeds the runs' prompts differ on (0: told alike throughout)")
     warnings: list[str] = Field(description="training scenes among a run's episodes, a setting that changes what "
                                 "success means, an incomplete run, a pair with few or no shared seeds: say so when "
                                 "reporting the rates")

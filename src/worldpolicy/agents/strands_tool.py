@@ -178,10 +178,11 @@ def worldpolicy_tool(
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
-            finished sim runs side by side, each pair tested on the seeds both ran (runs); dream: the policy run
-            closed loop in a world model's imagination, no simulator (prompt + image or images + chunks
-            [+ world_model, seed, execute_steps, score]); show_dataset: a page of a LeRobot dataset, its summary and
-            each episode's clips and plots (dataset [+ episodes, embodiment]).
+            finished sim runs side by side, each pair tested on the seeds both ran, the seeds told in other words
+            listed with each run's prompt (runs); dream: the policy run closed loop in a world model's imagination,
+            no simulator (prompt + image or images + chunks [+ world_model, seed, execute_steps, score]);
+            show_dataset: a page of a LeRobot dataset, its summary and each episode's clips and plots (dataset
+            [+ episodes, embodiment]).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).

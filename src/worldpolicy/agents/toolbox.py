@@ -65,6 +65,9 @@ MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random 
 MAX_OPEN_LOOP_CHUNKS = 512  # evaluate_open_loop: predictions one call makes (each a chunk's denoising) before refusing
 OPEN_LOOP_BATCH_SIZE = 8  # evaluate_open_loop: chunks per batched forward (`dataset eval`'s --batch-size default)
 MAX_COMPARED_RUNS = 10  # compare_sim_runs: runs one comparison reads (pairs grow as n(n-1)/2)
+# compare_sim_runs: the seeds whose prompts differ that the result lists (all are compare.json's; `reworded_seeds`
+# counts them): a sweep of paraphrases over hundreds of seeds would fill an agent's context
+MAX_LISTED_PROMPT_SEEDS = 20
 MAX_DREAM_CHUNKS = 32  # dream: chunks one call imagines (each a policy call and a world-model call, one after another)
 MAX_SHOWN_EPISODES = 20  # show_dataset: episodes one page shows (each camera's clip decoded and re-encoded)
 MAX_LISTED_TASKS = 50  # show_dataset: the task texts the result lists (all are on the page; `tasks` counts them)
@@ -1396,8 +1399,10 @@ class Toolbox:
         """`worldpolicy sim compare`: finished sim runs (evaluate_in_sim's run_dir, or `worldpolicy sim --out`
         folders) side by side (`sim.compare.compare_runs`), written whole (compare.json/.md/.png and index.html) in a
         fresh run folder; the result is its summary: each run's success rate with its Wilson interval, every pair's
-        exact McNemar test on the seeds both ran (its Holm-adjusted p and verdict), the settings that differ and the
-        warnings (training scenes, a setting that changes what success means, an incomplete run)."""
+        exact McNemar test on the seeds both ran (its Holm-adjusted p and verdict), the settings that differ, the
+        seeds whose prompts differ (each run's prompt and outcome there: `sim.compare.Comparison.prompts`, the first
+        `MAX_LISTED_PROMPT_SEEDS`) and the warnings (training scenes, a setting that changes what success means, an
+        incomplete run)."""
         try:
             from ..sim.compare import compare_runs, write_comparison
         except ImportError as exc:  # the server's install: the sim package reads its reports
@@ -1428,6 +1433,10 @@ class Toolbox:
                        "p_adjusted": None if p.p_adjusted is None else round(p.p_adjusted, 4),
                        "verdict": p.verdict()} for p in comparison.pairs],
             "differences": [{"setting": d["setting"], "shown": d["shown"]} for d in doc["differences"]],
+            # the seeds the runs were told in other words (`--perturb prompt=paraphrase`, `prompt_template`): what
+            # each run was told there and whether it succeeded, the first MAX_LISTED_PROMPT_SEEDS of them
+            "prompts": doc["prompts"][:MAX_LISTED_PROMPT_SEEDS],
+            "reworded_seeds": len(doc["prompts"]),
             # a pair's note (not paired, few shared seeds) too: an agent reads the warnings, not each pair's line
             "warnings": doc["warnings"] + _pair_notes(comparison.pairs),
             "run_dir": str(out),

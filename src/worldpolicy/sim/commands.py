@@ -23,7 +23,14 @@ from worldpolicy.cli import (
     run_json,
 )
 from worldpolicy.extras import run_record, software_changes
-from worldpolicy.fileio import SIM_CANDIDATES_DIR, SIM_EPISODES_CSV, SIM_EPISODES_FILE, SIM_LOG_FILE, SIM_REPORT_FILE
+from worldpolicy.fileio import (
+    SIM_CANDIDATES_DIR,
+    SIM_EPISODES_CSV,
+    SIM_EPISODES_FILE,
+    SIM_LOG_FILE,
+    SIM_REPORT_FIGURE,
+    SIM_REPORT_FILE,
+)
 from worldpolicy.logcapture import console_may_close, is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
 from worldpolicy.sim.perturb import check_rewording, parse_perturbations, perturbation_help
@@ -344,7 +351,7 @@ def _clear_previous_run(out: Path) -> None:
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
-    for path in [out / "index.html", out / "report.png", out / "report.md", out / SIM_EPISODES_CSV,
+    for path in [out / "index.html", out / SIM_REPORT_FIGURE, out / "report.md", out / SIM_EPISODES_CSV,
                  out / SIM_EPISODES_FILE, out / SIM_LOG_FILE, *episode_videos(out), *candidate_videos(out),
                  out / SIM_REPORT_FILE]:
         if path.is_file():
@@ -870,7 +877,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
         paths.append(write_html(args.out))
     else:  # a resumed run's earlier figure and page, which this one does not redraw, would show fewer episodes
-        for stale in ("report.png", "index.html"):
+        for stale in (SIM_REPORT_FIGURE, "index.html"):
             (args.out / stale).unlink(missing_ok=True)
     doc = report.to_json()
     lo, hi = doc["ci95"]
@@ -913,7 +920,7 @@ def _draw_kept(report, out: Path) -> None:
     from worldpolicy.viz.report import write_report as write_html
 
     try:
-        save_figure(report_figure(report), out / "report.png")
+        save_figure(report_figure(report), out / SIM_REPORT_FIGURE)
         write_html(out)
     except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
         logger.warning("sim: the figure of the %d kept episodes was not drawn: %s", len(report.episodes), exc)

@@ -24,6 +24,7 @@ from worldpolicy.fileio import (
     SIM_EPISODES_CSV,
     SIM_EPISODES_FILE,
     SIM_EPISODES_SCHEMA,
+    SIM_REPORT_FIGURE,
     SIM_REPORT_FILE,
     SIM_REPORT_SCHEMA,
     flat_settings,
@@ -835,7 +836,7 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
         if plots:
             from worldpolicy.viz.plots import save_figure
 
-            written.append(save_figure(report_figure(report), out / "report.png"))
+            written.append(save_figure(report_figure(report), out / SIM_REPORT_FIGURE))
     return written
 
 

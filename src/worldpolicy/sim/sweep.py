@@ -24,9 +24,8 @@ from worldpolicy.fileio import (
     folder_kind,
     is_checkpoint,
     make_folder,
-    read_json,
+    read_sweep_doc,
     saved_checkpoints,
-    schema_matches,
     sigint_deferred,
     write_bytes_atomic,
     write_csv_atomic,
@@ -171,13 +170,7 @@ class Sweep:
 
 def stored_sweep(out: Path) -> dict[str, Any] | None:
     """The sweep.json in `out` (None where there is none), refused where it is no sweep this worldpolicy reads."""
-    path = out / SWEEP_FILE
-    if not path.is_file():
-        return None
-    doc = read_json(path, f"sweep file {str(path)!r}")
-    if not schema_matches(doc, SCHEMA, str(path)) or not isinstance(doc.get("run"), str):
-        raise ValueError(f"{path}: not a sweep of a training run's checkpoints (expected schema {SCHEMA!r})")
-    return doc
+    return read_sweep_doc(out) if (out / SWEEP_FILE).is_file() else None
 
 
 def read_sweep(out: Path, run: str, resume_command: str | None = None) -> Sweep:

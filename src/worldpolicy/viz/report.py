@@ -47,6 +47,7 @@ from ..fileio import (
     SIM_CANDIDATES_DIR,
     SIM_EPISODES_FILE,
     SIM_LOG_FILE,
+    SIM_REPORT_FIGURE,
     SWEEP_FILE,
     TRAIN_LOG_FILE,
     write_bytes_atomic,
@@ -292,7 +293,7 @@ IMAGE_SHOWS = (
     ("*actions.png", "each action column over the chunk's steps, a panel each"),
     ("*ee_path*.png", "the end-effector's path in space that the actions trace"),
     ("*joints.png", "each joint's position and velocity over the chunk's steps, and the gripper"),
-    ("report.png", ("the sim run's success rate over its episodes with its 95 % interval, and episode lengths (a "
+    (SIM_REPORT_FIGURE, ("the sim run's success rate over its episodes with its 95 % interval, and episode lengths (a "
                    "planned run's: each decision's candidate scores and the one run, too)")),
 )
 
@@ -1085,7 +1086,8 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
             raise ValueError(f"{err}; its training run's page: worldpolicy report {run}") from None
         raise
     if (run_dir / SWEEP_FILE).is_file():  # each checkpoint run's page, which the sweep's links, where it has none
-        from .sweep_page import read_sweep_doc, sweep_runs
+        from ..fileio import read_sweep_doc
+        from .sweep_page import sweep_runs
 
         read_sweep_doc(run_dir)  # a sweep.json this cannot read is refused before any page is written
         for run in sweep_runs(run_dir):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fileio import SWEEP_FILE, SWEEP_SCHEMA, folder_kind, schema_matches
+from ..fileio import SWEEP_FILE, folder_kind, read_sweep_doc
 from .compare_page import _pct, _table
 from .plots import plural
 from .report import (
@@ -20,29 +20,17 @@ from .report import (
     _files_section,
     _href,
     _notes_section,
-    _read_json,
     _unreadable_png,
     image_figure,
     page_html,
 )
 
-__all__ = ["SWEEP_FIGURE", "SWEEP_SHOWS", "build_sweep_html", "read_sweep_doc", "sweep_runs"]
+__all__ = ["SWEEP_FIGURE", "SWEEP_SHOWS", "build_sweep_html", "sweep_runs"]
 
 SWEEP_FIGURE = "sweep.png"  # `sim.sweep.sweep_figure`, drawn into the sweep's folder
 # its alt text and caption
 SWEEP_SHOWS = ("each checkpoint's success rate with its Wilson 95 % interval against its training step, the best "
                "ringed; the training run's own [eval] rates (metrics.jsonl) as crosses where it logged them")
-
-
-def read_sweep_doc(folder: Path) -> Mapping[str, Any]:
-    """The sweep.json in `folder`, refused (ValueError naming the file) where it is no sweep this worldpolicy reads."""
-    path = folder / SWEEP_FILE
-    doc = _read_json(path)
-    if not schema_matches(doc, SWEEP_SCHEMA, repr(str(path))) or not isinstance(doc.get("checkpoints"), list):
-        raise ValueError(f"{str(path)!r}: not a sweep of a training run's checkpoints (schema "
-                         f"{doc.get('schema') if isinstance(doc, Mapping) else type(doc).__name__!r}; expected "
-                         f"{SWEEP_SCHEMA!r})")
-    return doc
 
 
 def sweep_runs(folder: Path) -> list[Path]:

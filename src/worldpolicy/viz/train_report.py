@@ -24,6 +24,7 @@ from ..fileio import (
     METRICS_FILE,
     SWEEP_FILE,
     TRAINER_STATE_FILE,
+    read_sweep_doc,
     read_trainer_state,
     recorded_seeds,
     saved_checkpoints,
@@ -329,8 +330,6 @@ def _sweeps(run_dir: Path, notes: list[str]) -> str:
     """A line per sweep of this run's checkpoints kept in its folder (`RUN/*/sweep.json` naming this run: `worldpolicy
     sim --policy RUN --all-checkpoints --out RUN/NAME`), its page linked where it has one: how many checkpoints, the
     best and its success rate. '' where there is none; one unreadable is a note."""
-    from .sweep_page import read_sweep_doc
-
     lines = []
     for marker in sorted(run_dir.glob(f"*/{SWEEP_FILE}")):
         folder = marker.parent
@@ -339,7 +338,7 @@ def _sweeps(run_dir: Path, notes: list[str]) -> str:
         except _READ_ERRORS as exc:
             notes.append(f"{folder.name}/{SWEEP_FILE} could not be read: {exc}")
             continue
-        if not isinstance(doc.get("run"), str) or Path(doc["run"]).resolve() != run_dir.resolve():
+        if Path(doc["run"]).resolve() != run_dir.resolve():
             continue  # another run's sweep, kept here
         rows = [r for r in doc["checkpoints"] if isinstance(r, Mapping)]
         best = next((r for r in rows if r.get("best") is True), None)
