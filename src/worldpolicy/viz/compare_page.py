@@ -15,14 +15,12 @@ from .plots import plural
 from .report import (
     REPORT_FILE,
     _cards,
-    _data_uri,
     _esc,
+    _figure_section,
     _files_section,
     _href,
     _notes_section,
     _read_json,
-    _unreadable_png,
-    image_figure,
     latency_said,
     page_html,
 )
@@ -173,15 +171,10 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
         sections.append(f"<section id=prompts><h2>Prompts</h2><p>{_esc(PROMPTS_SAID)}</p>"
                         + _table(["seed", *names], rows, [False] + [True] * len(names)) + "</section>")
     notes: list[str] = []
-    figure, plots = folder / COMPARE_FIGURE, 0
-    if figure.is_file():
-        problem = _unreadable_png(figure)
-        if problem:
-            notes.append(f"{COMPARE_FIGURE} is not shown: {problem}")
-        else:
-            plots = 1
-            sections.append("<section id=plots><h2>Plots</h2>" + image_figure(
-                _data_uri(figure, "image/png"), COMPARE_SHOWS, COMPARE_FIGURE) + "</section>")
+    plots_section = _figure_section(folder, COMPARE_FIGURE, COMPARE_SHOWS, "Plots", notes)
+    plots = 1 if plots_section else 0
+    if plots_section:
+        sections.append(plots_section)
     if doc.get("how_to_read"):
         sections.append(f"<section id=reading><h2>How to read it</h2><p>{_esc(doc['how_to_read'])}</p></section>")
     files, count = _files_section(folder)

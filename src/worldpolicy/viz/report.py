@@ -252,6 +252,20 @@ def _unreadable_png(path: Path) -> str:
     return ""
 
 
+def _figure_section(folder: Path, name: str, shows: str, heading: str, notes: list[str]) -> str:
+    """The section showing `folder/name` (a PNG a multi-run page draws from: compare.png, sweep.png), '' where there is
+    none; one that does not read is said in `notes` instead."""
+    figure = folder / name
+    if not figure.is_file():
+        return ""
+    problem = _unreadable_png(figure)
+    if problem:
+        notes.append(f"{name} is not shown: {problem}")
+        return ""
+    return (f"<section id=plots><h2>{_esc(heading)}</h2>" + image_figure(_data_uri(figure, "image/png"), shows, name)
+            + "</section>")
+
+
 def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 

@@ -15,13 +15,11 @@ from .plots import plural
 from .report import (
     REPORT_FILE,
     _cards,
-    _data_uri,
     _esc,
+    _figure_section,
     _files_section,
     _href,
     _notes_section,
-    _unreadable_png,
-    image_figure,
     page_html,
 )
 
@@ -87,15 +85,10 @@ def build_sweep_html(folder: str | Path, title: str | None = None) -> str:
              ("episodes each", "/".join(map(str, episodes)) or "-"), ("best", best_said)]
     sections = ["<section id=summary><h2>Summary</h2>" + _cards(cards) + "</section>"]
     notes: list[str] = []
-    figure, plots = folder / SWEEP_FIGURE, 0
-    if figure.is_file():
-        problem = _unreadable_png(figure)
-        if problem:
-            notes.append(f"{SWEEP_FIGURE} is not shown: {problem}")
-        else:
-            plots = 1
-            sections.append("<section id=plots><h2>Learning curve</h2>" + image_figure(
-                _data_uri(figure, "image/png"), SWEEP_SHOWS, SWEEP_FIGURE) + "</section>")
+    plots_section = _figure_section(folder, SWEEP_FIGURE, SWEEP_SHOWS, "Learning curve", notes)
+    plots = 1 if plots_section else 0
+    if plots_section:
+        sections.append(plots_section)
     head = ["step", "checkpoint run", "success", "rate", "95 % Wilson CI", "mean steps to success",
             "mean final distance (cm)", "seeds", "best", "checkpoint evaluated"]
     text = [False, True, False, False, False, False, False, True, True, True]
