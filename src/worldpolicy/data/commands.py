@@ -55,6 +55,8 @@ FLAGS = {
     "resume": "--resume",
     "ca_file": "--tls-ca",  # what RemotePolicy checks
     "timeout_s": "--server-timeout-s",
+    "prompt_template": "--prompt-template",
+    "prompt_variants": "--prompt-variants",
 }
 
 
@@ -521,6 +523,7 @@ def _frame(args: argparse.Namespace) -> int:
 
 def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
+    from worldpolicy.data.layout import PROMPT_VARIANTS  # as the sim imports below: no extra
     from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
     from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # as `worldpolicy sim`'s parser: no MuJoCo
     from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ, EVAL_SEED  # as `worldpolicy sim`'s parser: nothing more
@@ -578,6 +581,16 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      help="record under shifts on top of every episode's scene, as `worldpolicy sim --perturb` applies "
                      "them (domain randomisation; recorded in the provenance): " + perturbation_help() + "; repeat "
                      "the flag or give a comma list (default: none)")
+    sim.add_argument("--prompt-template", default=None, metavar="TEXT",
+                     help="every episode's instruction in your own words, as `worldpolicy sim --prompt-template` takes "
+                     "it, e.g. \"move to the {color} {object}\": {color} and {object} name what the task acts on, "
+                     "{goal_color} and {goal} where it goes (push, pick_place); recorded in the provenance, --resume "
+                     "refuses another; --perturb prompt=paraphrase draws the task's own rewordings instead (default: "
+                     "the task's wording)")
+    sim.add_argument("--prompt-variants", choices=tuple(PROMPT_VARIANTS), default="drawn",
+                     help="what each episode's task holds (meta/tasks.parquet; recorded in the provenance): "
+                     + "; ".join(f"{name}: {means}" for name, means in PROMPT_VARIANTS.items())
+                     + " (language augmentation; default: %(default)s)")
     sim.add_argument("--keep-failures", action="store_true",
                      help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
                      "success column)")
@@ -745,9 +758,10 @@ def _from_sim(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             task_options[name] = value
     _check_task(args.task, task_options)
-    from worldpolicy.sim.perturb import parse_perturbations
+    from worldpolicy.sim.perturb import check_rewording, parse_perturbations
 
     perturb = parse_perturbations(args.perturb, "--perturb")  # before a checkpoint is looked for or a scene built
+    check_rewording(perturb, args.prompt_template, args.task, ("--prompt-template", "--perturb"))  # as sim checks it
     strategy_flags = [flag for flag, value in (("--strategy", args.strategy), ("--execute-steps", args.execute_steps),
                                                ("--ensemble-decay", args.ensemble_decay)) if value is not None]
     timing_flags = [flag for flag, value in (("--latency", args.latency), ("--rtc", args.rtc)) if value]
@@ -816,6 +830,8 @@ def _from_sim(args: argparse.Namespace) -> int:
             ca_file=ca_file,
             timeout_s=timeout_s,
             perturb=perturb,
+            prompt_template=args.prompt_template,
+            prompt_variants=args.prompt_variants,
             on_checked=checked,
             command=made_by,
         )

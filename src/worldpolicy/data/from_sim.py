@@ -44,14 +44,23 @@ from ..fileio import (
 from ..sim.scenes import DEFAULT_IMAGE_SIZE
 from .checks import refuse_changed_settings, warn_software_changed
 from .edit import BLOCK_FRAMES
-from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
+from .layout import (
+    ACTION_KEYS,
+    CAPTION_SEP,
+    FRAMES_KIND,
+    INFO_PATH,
+    PROMPT_VARIANTS,
+    STATE_KEYS,
+    VIDEO_NAMES,
+)
 from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
 
 if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion",
-           "SpooledVideo", "check_recording", "discard_frames", "expert_episodes", "sim_features", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "PROMPT_VARIANTS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted",
+           "SimConversion", "SpooledVideo", "check_recording", "discard_frames", "expert_episodes", "sim_features",
+           "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +220,8 @@ def expert_episodes(
     ca_file: str | os.PathLike | None = None,
     timeout_s: float | None = None,
     perturb: str | Sequence[str] | Perturbation | None = None,
+    prompt_template: str | None = None,
+    prompt_variants: str = "drawn",
     spool: str | os.PathLike | None = None,
     done_seeds: Sequence[int] = (),
 ) -> ExpertEpisodes:
@@ -252,7 +263,15 @@ def expert_episodes(
     `perturb` records every episode under the shifts `worldpolicy sim --perturb` applies (`sim.perturb`: "light=0.5",
     "camera=0.03,distractors=2", a list of such, or a `Perturbation`): domain randomisation for training data, drawn
     from each episode's seed after its scene, so the seeds' scenes are the clean recording's. Its canonical spec is
-    the provenance's `perturb` (None: none).
+    the provenance's `perturb` (None: none); with `prompt=paraphrase`, the wordings it drew from are its `paraphrases`
+    (`Task.paraphrases` as this worldpolicy has them), which a resumed recording compares. `prompt_template` is every
+    episode's prompt in these words, as `worldpolicy sim --prompt-template` takes it ("move to the {color} {object}":
+    the task's placeholders, filled per episode; checked as it checks it, `sim.perturb.check_rewording`, so not with
+    `prompt=paraphrase`). `prompt_variants` is what each episode's task holds (`PROMPT_VARIANTS`): "drawn", the prompt
+    it ran with, or "all", every wording of its instruction (`Task.wordings`: that prompt first, then the task's own
+    and its paraphrases, filled for its scene) joined by " | ", of which training draws one per example
+    (`sampling.caption_variants`): language augmentation without more episodes. Both are recorded in the provenance
+    (`prompt_template`, `prompt_variants`; with "all", `paraphrases` too).
 
     `spool` (a folder, there once the episodes are iterated) takes each episode's frames as the rollout renders them,
     one raw file per camera (`SpooledVideo`), in place of arrays held until the episode ends: `sim_to_dataset` streams
@@ -265,7 +284,7 @@ def expert_episodes(
     after the last, its tries counted from `seed`, so the episodes (and `ExpertFailed`) are those of one
     uninterrupted recording.
     """
-    from worldpolicy.sim.perturb import parse_perturbations
+    from worldpolicy.sim.perturb import check_rewording, parse_perturbations
     from worldpolicy.sim.policies import policy_kind
     from worldpolicy.sim.scenes import CAMERAS
 
@@ -312,7 +331,14 @@ def expert_episodes(
     check_env_settings(control_hz=control_hz, image_size=tuple(image_size), max_steps=max_steps)
 
     task_options = dict(task_options or {})
-    task_version = get_task(task, **task_options).version  # a bad option fails here, not in a worker
+    the_task = get_task(task, **task_options)  # a bad option fails here, not in a worker
+    prompt_template = check_rewording(perturbation, prompt_template, the_task)
+    if prompt_variants not in PROMPT_VARIANTS:
+        raise ValueError(f"prompt_variants={prompt_variants!r}; accepted: "
+                         + "; ".join(f"{name!r} ({means})" for name, means in PROMPT_VARIANTS.items()))
+    if prompt_variants == "all" and not the_task.paraphrases:
+        raise ValueError(f"prompt_variants='all': task {task!r} has no paraphrases (`Task.paraphrases`) to add to the "
+                         "prompt each episode runs with; leave prompt_variants out")
     attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
     done_seeds = list(done_seeds)
     if (len(done_seeds) > num_episodes or any(isinstance(s, bool) or not isinstance(s, int) for s in done_seeds)
@@ -332,13 +358,18 @@ def expert_episodes(
         "start_jitter": float(start_jitter),
         "action_noise": float(action_noise),
         "perturb": perturbation.spec or None,  # None, as recordings from before it existed say nothing
+        "prompt_template": prompt_template,  # None: the task's wording (or its paraphrases)
+        # the wordings prompt=paraphrase draws from, or "all" records: a resumed recording told other words is refused
+        "paraphrases": (list(the_task.paraphrases) if perturbation.prompt is not None or prompt_variants == "all"
+                        else None),
+        "prompt_variants": prompt_variants,
     }
     if kind == "scripted":
         # what only the built scene can refuse (a control_hz no whole number of physics steps fits, a robot the expert
         # cannot drive), refused now: once recording started it followed the progress bar, and in a worker process
         # (workers > 1) it broke the pool, unexplained. No renderer opens; a scene builds in well under a second.
         _Recorder(settings).close()
-        provenance = {"source": SOURCE, "task": task, "task_version": task_version, "expert": "scripted",
+        provenance = {"source": SOURCE, "task": task, "task_version": the_task.version, "expert": "scripted",
                       "expert_version": ScriptedPolicy.version, "seed": seed, "keep_failures": bool(keep_failures),
                       **{k: v for k, v in settings.items() if k != "task"}}
     else:
@@ -351,7 +382,7 @@ def expert_episodes(
         # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...), the chunk
         # strategy it ran with and a server's embodiment are known once it is loaded: the recording fills them in
         # (`sim_to_dataset`, from `_recorded_by`)
-        provenance = {"source": SOURCE, "task": task, "task_version": task_version,
+        provenance = {"source": SOURCE, "task": task, "task_version": the_task.version,
                       "policy": settings["policy"]["name"], "embodiment": acts_in, "policy_settings": None,
                       "strategy": settings["policy"]["strategy"], "latency": settings["policy"]["latency"],
                       "rtc": settings["policy"]["rtc"], "seed": seed, "keep_failures": bool(keep_failures),
@@ -471,7 +502,8 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
     runs where none was asked for) is left out; `sim_to_dataset(resume=True)` compares them once the policy loaded,
     `policy_settings` key by key as `worldpolicy sim --resume` does (`fileio.flat_settings`): one the recording
     did not record (`center_crop`, recorded since) is read as None, so an older recording continues unless it
-    differs."""
+    differs; likewise one from before `prompt_variants` was recorded (read as "drawn") or `paraphrases` (not
+    compared)."""
     from worldpolicy.fileio import flat_settings
     from worldpolicy.sim.evaluate import stored_version_change
 
@@ -495,6 +527,11 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
         if versions:
             raise ValueError(f"{root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
                              "and this version's would not make one dataset: record into a new or empty folder")
+    # settings recorded since: a recording that does not say recorded each episode's prompt as drawn, and one that
+    # drew paraphrases did not record them (it continues, as a `worldpolicy sim --resume` of such a run does)
+    stored.setdefault("prompt_variants", "drawn")
+    if "paraphrases" not in stored:
+        wanted.pop("paraphrases", None)
     refuse_changed_settings(root, stored, wanted, "recorded", advice, ignore=VERSION_KEYS)
 
 
@@ -602,6 +639,7 @@ def _make_env(settings: dict[str, Any]):
         image_size=settings["image_size"],
         max_steps=settings["max_steps"],
         perturb=settings["perturb"],
+        prompt_template=settings["prompt_template"],
     )
 
 
@@ -613,6 +651,7 @@ class _Recorder:
         from worldpolicy.sim.policies import ScriptedPolicy
 
         self.cameras, self.settle_steps, self.spool = settings["cameras"], settings["settle_steps"], spool
+        self.prompt_variants = settings["prompt_variants"]
         self.env = _make_env(settings)
         self.rollout = None
         try:
@@ -631,11 +670,15 @@ class _Recorder:
         if self.rollout is not None:
             episode = _record_rollout(self.rollout, seed, _CameraFrames(self.cameras, self.spool, seed),
                                       self.settle_steps)
+            # the k the strategy executes is known once a chunk has come
             episode["recorded_by"] = {**self.recorded_by, "strategy": {**asdict(self.rollout.strategy),
                                                                        "execute_steps": self.rollout.execute_steps}}
-            return episode  # the k the strategy executes is known once a chunk has come
-        return _record(self.env, self.expert, seed, _CameraFrames(self.cameras, self.spool, seed), self.settle_steps,
-                       self.start_jitter, self.action_noise)
+        else:
+            episode = _record(self.env, self.expert, seed, _CameraFrames(self.cameras, self.spool, seed),
+                              self.settle_steps, self.start_jitter, self.action_noise)
+        if self.prompt_variants == "all":  # the episode's scene (`env.episode`), every wording of it
+            episode["task"] = CAPTION_SEP.join(self.env.task.wordings(self.env.episode))
+        return episode
 
     def close(self) -> None:
         try:

@@ -51,6 +51,15 @@ VIDEO_NAMES = ("height", "width", "channels")
 # The action and state columns `dataset from-sim` writes (DROID's names): training reads them unless told otherwise.
 ACTION_KEYS = ("action.joint_position", "action.gripper_position")
 STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_position")
+CAPTION_SEP = " | "  # how Cosmos3-DROID task strings hold several phrasings of one instruction
+# What each episode's task (meta/tasks.parquet) holds in a `dataset from-sim` recording (`--prompt-variants`,
+# `from_sim.expert_episodes(prompt_variants=)`): the prompt it ran with, or every wording of its instruction
+# (`sim.tasks.Task.wordings`) joined by `CAPTION_SEP`, of which training draws one per example
+# (`sampling.caption_variants`). Here, so the parser has it without the sim or train extras.
+PROMPT_VARIANTS = {"drawn": "the prompt the episode ran with",
+                   "all": "every wording of the episode's instruction (the prompt it ran with first, then the task's "
+                          f"own and its paraphrases, filled for its scene) joined by {CAPTION_SEP!r}, of which "
+                          "training draws one per example"}
 NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
                   "uint64", "uint32", "uint16", "uint8", "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")

@@ -18,7 +18,7 @@ import numpy as np
 from ..embodiments import Embodiment, get_embodiment
 from ..processing.observations import wire_key
 from ..results import MODES
-from .layout import NUMERIC_DTYPES
+from .layout import CAPTION_SEP, NUMERIC_DTYPES
 from .lerobot import LeRobotDataset
 from .observations import STATE_FEATURE, default_state_keys
 
@@ -45,9 +45,6 @@ class TrainingExample:
         so training composes cameras exactly as inference does.
         """
         return {wire_key(k): v for k, v in self.views.items()}
-
-
-CAPTION_SEP = " | "  # how Cosmos3-DROID task strings hold several phrasings of one instruction
 
 
 def caption_variants(task: str, sep: str | None = CAPTION_SEP) -> list[str]:

@@ -246,6 +246,13 @@ class Task:
         """`template` (checked: `check_prompt_template`) with `episode`'s colours and the task's nouns."""
         return template.format_map(self.prompt_fields(episode))
 
+    def wordings(self, episode: EpisodeState) -> list[str]:
+        """Every wording of `episode`'s instruction, each once: its prompt as drawn first (the task's, a template's or
+        a paraphrase's: `--prompt-template`, `--perturb prompt=paraphrase`), then the task's own wording and its
+        paraphrases, filled for its scene (`dataset from-sim --prompt-variants all`)."""
+        return list(dict.fromkeys([episode.prompt, *(self.fill_prompt(template, episode)
+                                                     for template in (self.prompt, *self.paraphrases))]))
+
     def objects(self) -> list[ObjectSpec]:
         raise NotImplementedError
 
