@@ -149,8 +149,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "checkpoint's adapter.safetensors), to resume the run from the hub's copy (default: the model "
                    "alone, what loading and fine-tuning read)")
     p.add_argument("--dry-run", action="store_true", help="read the repository and list, file by file, what a push "
-                   "would send, remove (what it holds of an earlier checkpoint or dataset that this one lacks) and "
-                   "keep; send and change nothing, nor make the repository or branch")
+                   "would send (new or changed), leave unchanged (held byte for byte), remove (what it holds of an "
+                   "earlier checkpoint or dataset that this one lacks) and keep; send and change nothing, nor make "
+                   "the repository or branch; no token needed for a public repository")
     p.set_defaults(func=_push)
 
     p = sub.add_parser("env", help="print what a bug report needs: versions, extras, accelerator, rendering, video "
@@ -203,10 +204,11 @@ def _push(args: argparse.Namespace) -> int:
         _said_dry_run(args, pushed)
         return 0
     commits = f", in {pushed.commits} commits" if pushed.commits > 1 else ""
+    held = f"; the other {len(pushed.unchanged)} it held as they are, not sent" if pushed.unchanged else ""
     if pushed.commits:
-        print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB{commits}) to "
-              f"the {pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
-    else:  # huggingface_hub skipped the commit: nothing to change
+        print(f"pushed {pushed.what} {args.path} ({len(pushed.sent)} files, {pushed.sent_size / 1e6:.1f} MB{commits}"
+              f"{held}) to the {pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
+    else:  # the branch held every file, and nothing to remove: no commit
         print(f"nothing to push: the {pushed.repo_type} repository {pushed.repo_id} holds {pushed.what} {args.path} "
               f"as it is ({len(pushed.files)} files), at {pushed.url}")
     if pushed.removed:
@@ -234,12 +236,23 @@ def _removed_why(args: argparse.Namespace, pushed: PushResult) -> str:
 
 def _said_dry_run(args: argparse.Namespace, pushed: PushResult) -> None:
     """`push --dry-run`'s listing: a line for what a push would do, then each file by what becomes of it."""
+    from .hub import LOG_IN
+
     where = f"branch {args.revision} of " if args.revision else ""
     commits = f", in {pushed.commits} commits" if pushed.commits > 1 else ""
-    print(f"dry run, nothing sent: a push would send {pushed.what} {args.path} ({len(pushed.files)} files, "
-          f"{pushed.size / 1e6:.1f} MB{commits}) to {where}the {pushed.repo_type} repository {pushed.repo_id}, "
-          f"remove {len(pushed.removed)} files there and keep {len(pushed.kept)}")
-    rows = [("send", pushed.files, None),
+    if pushed.commits:
+        print(f"dry run, nothing sent: a push would send {len(pushed.sent)} of the {len(pushed.files)} files of "
+              f"{pushed.what} {args.path} ({pushed.sent_size / 1e6:.1f} MB{commits}) to {where}the "
+              f"{pushed.repo_type} repository {pushed.repo_id}, leave {len(pushed.unchanged)} there as they are, "
+              f"remove {len(pushed.removed)} files there and keep {len(pushed.kept)}")
+    else:
+        print(f"dry run, nothing sent: a push would change nothing, {where}the {pushed.repo_type} repository "
+              f"{pushed.repo_id} holding {pushed.what} {args.path} as it is ({len(pushed.files)} files)")
+    if pushed.anonymous:
+        print(f"read without a token ({LOG_IN}), as anyone may: a private repository reads as not there yet, and a "
+              "push needs a token with write access")
+    rows = [("send", pushed.sent, "new, or changed from the repository's"),
+            ("unchanged", pushed.unchanged, "the repository holds them byte for byte: not sent"),
             ("remove", pushed.removed, _removed_why(args, pushed) if pushed.removed else None),
             ("keep", pushed.kept, "no loader reads them as part of it: a card, its figures, a license"),
             ("leave out", pushed.left_out,

@@ -7,6 +7,7 @@ huggingface_hub (a dependency) is imported inside the functions, so `import worl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -479,7 +480,16 @@ class PushResult:
     left_out_size: int
     removed: list[str]  # what the repository held that this push does not send and removes (`stale_files`)
     kept: list[str]  # what the repository holds that this push does not send and leaves (`stale_files`)
+    unchanged: list[str]  # of `files`, those the branch held byte for byte, not sent (`held_files`)
+    sent_size: int  # the bytes of the files sent (`sent`)
     dry_run: bool = False  # nothing was sent: what a push would do
+    anonymous: bool = False  # a dry run read without a token: a private repository read as none (no file held)
+
+    @property
+    def sent(self) -> list[str]:
+        """Of `files`, those sent (new, or changed from the branch's): all but `unchanged`."""
+        held = set(self.unchanged)
+        return [name for name in self.files if name not in held]
 
 
 def training_state(folder: str | Path) -> list[str]:
@@ -541,7 +551,10 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
          message: str | None = None, with_training_state: bool = False, dry_run: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
-    default branch if missing; default: main), as commits (`message`) of at most `PUSH_COMMIT_FILES` files each
+    default branch if missing; default: main). Only what the branch lacks is sent: a file it holds byte for byte at
+    its head (`held_files`: by LFS sha256 or git blob id) is not (`PushResult.unchanged`), so a checkpoint pushed over
+    its older self sends what changed, and a push that would change nothing makes no commit. The rest goes as
+    commits (`message`) of at most `PUSH_COMMIT_FILES` files each
     (`_push_batches`: a DROID-sized dataset's thousands of files), each pinned to the one before (`parent_commit`),
     the first to the branch's head when the push began: an edit on the hub's page or another push in between is
     refused (HTTP 412), never overwritten; so is one under a commit huggingface_hub skipped because the branch held
@@ -553,14 +566,15 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     lacks); other files (a card, its figures, a license, added on the hub's page) are kept and said
     (`PushResult.kept`), as are the repository's hidden ones (.gitattributes). A checkpoint's training state
     (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). `dry_run`: the
-    repository is read, not changed (nor made), and the result says what a push would send, remove and keep.
+    repository is read, not changed (nor made), and the result says what a push would send, leave as it is, remove
+    and keep; it needs no token (`PushResult.anonymous`: a public repository read as anyone may).
     Everything is checked before anything is sent: the folder's kind, `repo_id`, a token (HF_TOKEN or
     `hf auth login`), that the hub is not switched off (`HF_HUB_OFFLINE`), that no running command holds the folder
     (`fileio.folder_lock`), and that a repository asked `private` is not an existing public one (`_refuse_public`).
     The folder is only read: a checkpoint's trainer_state.json is sent as `shared_state` shows it, a dataset's
     provenance as `shared_provenance` does. HubError when the hub cannot be reached or refuses, naming the commits
-    that landed before (a rerun sends only what they lack: huggingface_hub skips a file the branch holds already)."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    that landed before (a rerun sends only what they lack, the branch holding the rest)."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -581,7 +595,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     if revision == "":
         raise ValueError("revision='': expected a branch name (or leave revision out: main)")
     token = get_token()
-    if not token:
+    if not token and not dry_run:  # a dry run only reads: a public repository as anyone may
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
     if (setting := offline_setting()) is not None:  # every request refused, after "pushing ..." was said
@@ -592,13 +606,12 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     files = shared_files(path, left_out)
     if not files:
         raise ValueError(f"path: {str(path)!r} holds no files to push")
-    size = sum(os.path.getsize(path / name) for name in files)
+    sizes = {name: os.path.getsize(path / name) for name in files}
+    size = sum(sizes.values())
     left_out_size = sum(os.path.getsize(path / name) for name in left_out)
-    batches = _push_batches(files, marker)
     # said before the upload, which may take long or fail: what goes, and what stays here
-    logger.info("%s %s %s (%d files, %.1f MB%s) to the %s repository %s%s", "dry run, not sent:" if dry_run
-                else "pushing", kind.what, path, len(files), size / 1e6,
-                f", in {len(batches)} commits" if len(batches) > 1 else "", kind.repo_type, repo_id,
+    logger.info("%s %s %s (%d files, %.1f MB) to the %s repository %s%s", "dry run, not sent:" if dry_run
+                else "pushing", kind.what, path, len(files), size / 1e6, kind.repo_type, repo_id,
                 f"; its training state, which only a resume reads, stays here ({', '.join(left_out)}, "
                 f"{left_out_size / 1e6:.1f} MB)" if left_out else "")
     # the files as they are, but a checkpoint's run record and a dataset's provenance as the card shows their paths
@@ -611,6 +624,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     message = message or f"Upload {kind.what} with worldpolicy push"
     done: list[Any] = []  # each commit that landed (or that huggingface_hub skipped, the branch holding its files)
     made = 0  # of which commits made
+    batches: list[list[str]] = []  # the commits to make, once the branch's files are compared with these
     try:
         if dry_run:
             head = _dry_run_head(api, repo_id, kind.repo_type, private, revision)
@@ -622,12 +636,26 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                 api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
             # what the branch held as the push began: what it is listed at, and what the first commit goes onto
             head = api.repo_info(repo_id, repo_type=kind.repo_type, revision=revision).sha
-        remote = [] if head is None else api.list_repo_files(repo_id, repo_type=kind.repo_type, revision=head)
-        pushed_before = None if head is None else _pushed_before(api, repo_id, kind.repo_type, head, remote)
-        removed, kept = stale_files(remote, files, pushed_before, kind.repo_type)
+        tree = {} if head is None else {entry.path: entry for entry in api.list_repo_tree(
+            repo_id, recursive=True, revision=head, repo_type=kind.repo_type) if isinstance(entry, RepoFile)}
+        pushed_before = None if head is None else _pushed_before(api, repo_id, kind.repo_type, head, list(tree))
+        removed, kept = stale_files(list(tree), files, pushed_before, kind.repo_type)
+        unchanged = held_files(path, files, shown, tree)
+        held = set(unchanged)
+        sending = [name for name in files if name not in held]
+        record = _push_record(files)
+        # nothing to change: every file there as it is, nothing to remove, and the record naming these files
+        changes = sending or removed or not _holds(tree.get(PUSH_RECORD), record)
+        batches = (_push_batches(sending, marker) or [[]]) if changes else []  # [[]]: removals or the record alone
+        sent_size = sum(sizes[name] for name in sending)
         if dry_run:
             return PushResult(repo_id, kind.repo_type, kind.what, files, size, None, len(batches), left_out,
-                              left_out_size, removed, kept, dry_run=True)
+                              left_out_size, removed, kept, unchanged, sent_size, dry_run=True,
+                              anonymous=not token)
+        if batches:
+            logger.info("sending %d of them (%.1f MB)%s%s", len(sending), sent_size / 1e6,
+                        f", in {len(batches)} commits" if len(batches) > 1 else "",
+                        f"; the branch holds the other {len(unchanged)} as they are" if unchanged else "")
         for number, batch in enumerate(batches, 1):
             operations: list[CommitOperationAdd | CommitOperationDelete] = [
                 CommitOperationAdd(name, shown.get(name, str(path / name))) for name in batch]
@@ -636,7 +664,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                                                                                          *files}))))
             if number == len(batches):  # the previous push's leftovers go, and this push is recorded, once all landed
                 operations += [CommitOperationDelete(name) for name in removed]
-                operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(files)))
+                operations.append(CommitOperationAdd(PUSH_RECORD, record))
             parent = done[-1].oid if done else head
             landed = api.create_commit(
                 repo_id=repo_id, operations=operations, repo_type=kind.repo_type, revision=revision,
@@ -652,8 +680,42 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                             number, len(batches), len(batch), landed.commit_url)
     except (*_hub_errors(), BranchMoved) as exc:
         raise HubError(_unpushed(path, repo_id, kind.repo_type, revision, exc, done, batches)) from None
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(done[-1].commit_url), made, left_out,
-                      left_out_size, removed, kept)
+    url = str(done[-1].commit_url) if done else f"{_hub_page(repo_id, kind.repo_type)}/commit/{head}"
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, url, made, left_out, left_out_size, removed,
+                      kept, unchanged, sent_size)
+
+
+def held_files(folder: Path, files: list[str], shown: dict[str, bytes], tree: dict[str, Any]) -> list[str]:
+    """Of `files` (relative to `folder`; those in `shown` sent as those bytes: `shared_state`, `shared_provenance`),
+    those a repository's `tree` (path -> huggingface_hub's RepoFile, at the commit a push goes onto) holds byte for
+    byte (`_holds`), which `push` does not send again: a checkpoint pushed over its older self sends only what
+    changed."""
+    return [name for name in files if _holds(tree.get(name), shown.get(name, folder / name))]
+
+
+def _holds(entry: Any, content: Path | bytes) -> bool:
+    """Whether hub file `entry` (a RepoFile; None: the repository has no such file) holds `content` (a local file, or
+    the bytes sent for it): the sizes first (a file whose size differs is not read), then an LFS file's sha256 (its
+    `lfs.sha256`), another's git blob id (`blob_id`), each computed here from the content (`content_digest`)."""
+    if entry is None:
+        return False
+    size = len(content) if isinstance(content, bytes) else os.path.getsize(content)
+    if entry.lfs is not None:
+        return size == entry.lfs.size and content_digest(content, git_blob=False) == entry.lfs.sha256
+    return size == entry.size and content_digest(content, git_blob=True) == entry.blob_id
+
+
+def content_digest(content: str | Path | bytes, *, git_blob: bool) -> str:
+    """The hex digest the hub names a file's content by: with `git_blob`, git's blob id (the sha1 of `blob SIZE\\0`
+    and the content, as `git hash-object` gives it: the hub's `blob_id` of a file not in LFS), else its sha256 (an LFS
+    file's oid). `content`: a file, read once in chunks (a multi-GB safetensors is never held whole), or bytes."""
+    size = len(content) if isinstance(content, bytes) else os.path.getsize(content)
+    digest = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False) if git_blob else hashlib.sha256()
+    if isinstance(content, bytes):
+        digest.update(content)
+        return digest.hexdigest()
+    with open(content, "rb") as file:
+        return hashlib.file_digest(file, lambda: digest).hexdigest()
 
 
 def _skipped(operations: list[Any]) -> bool:

@@ -4,6 +4,7 @@ anything."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from huggingface_hub import CommitOperationDelete, HfApi
+from huggingface_hub import CommitOperationDelete, HfApi, RepoFile
 from huggingface_hub.errors import HTTPError, RepositoryNotFoundError
 
 from worldpolicy.cli import main
@@ -27,7 +28,7 @@ COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by it
 
 
 class FakeHub:
-    """HfApi's create_repo, repo_info, create_branch, list_repo_files, hf_hub_download and create_commit on one
+    """HfApi's create_repo, repo_info, create_branch, list_repo_tree, hf_hub_download and create_commit on one
     repository kept here, recorded: `remote`, the files it holds (`.gitattributes`, which the hub makes, and what
     `files` says an earlier push left: one of worldpolicy's, its `PUSH_RECORD` listing them, where `recorded`),
     `private`, its visibility (None: no repository yet; set as create_repo makes it, as the hub does), `head`, its
@@ -36,7 +37,9 @@ class FakeHub:
     deletions (`deleted`), a push being what follows a repo_info. `before_commit`: called before each commit (an edit
     on the hub's page). A commit that changes nothing the branch holds now is skipped as huggingface_hub skips it:
     before the hub sees its pin, answered with the branch's head, its additions not marked committed (`skipped`
-    counts them); a commit made marks them. `private` None: repo_info finds no repository (a dry run's first)."""
+    counts them); a commit made marks them. `private` None: repo_info finds no repository (a dry run's first).
+    list_repo_tree gives each file as the hub does: its size and git blob id, and, for one the hub keeps in LFS
+    (`LFS_SUFFIXES`, as its .gitattributes says), the LFS pointer's blob id and the content's sha256 and size."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None, files: list[str] = (),
                  private: bool | None = None, recorded: bool = False) -> None:
@@ -54,7 +57,7 @@ class FakeHub:
         self.skipped = 0
         self.before_commit = lambda: None
         self.folder = Path(tempfile.mkdtemp())
-        for name in ("create_repo", "repo_info", "create_branch", "list_repo_files", "hf_hub_download",
+        for name in ("create_repo", "repo_info", "create_branch", "list_repo_tree", "hf_hub_download",
                      "create_commit"):
             monkeypatch.setattr(HfApi, name, self._recorder(name))
 
@@ -66,9 +69,9 @@ class FakeHub:
     def record(self) -> list[str]:
         return json.loads(self.contents[PUSH_RECORD])["files"]
 
-    def edit(self, name: str) -> None:
-        """A commit made on the hub's page: `name` added."""
-        self.contents[name] = b"web"
+    def edit(self, name: str, content: bytes = b"web") -> None:
+        """A commit made on the hub's page (or by another push): `name` added, holding `content`."""
+        self.contents[name] = content
         self.head = f"c{len(self.commits) + 1}-web"
 
     def _recorder(self, name: str):
@@ -83,9 +86,9 @@ class FakeHub:
                     raise _refused(404, "Repository Not Found", RepositoryNotFoundError)
                 self.sent, self.uploaded, self.deleted = {}, [], []
                 return SimpleNamespace(private=self.private, sha=self.head)
-            if name == "list_repo_files":
-                assert kwargs["revision"] == self.head
-                return self.remote
+            if name == "list_repo_tree":
+                assert kwargs["revision"] == self.head and kwargs["recursive"]
+                return iter([_repo_file(name, self.contents[name]) for name in self.remote])
             if name == "hf_hub_download":
                 assert kwargs["revision"] == self.head
                 (self.folder / args[1]).write_bytes(self.contents[args[1]])
@@ -118,6 +121,23 @@ class FakeHub:
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
+
+
+LFS_SUFFIXES = (".safetensors", ".parquet", ".mp4")  # what the hub's .gitattributes keeps in LFS, of what tests push
+
+
+def _repo_file(name: str, content: bytes) -> RepoFile:
+    """What the hub's tree lists for file `name` holding `content`: git's blob id (`git hash-object`: the sha1 of a
+    header and the content; of an LFS file, of its pointer), an LFS file's sha256."""
+    def blob_id(data: bytes) -> str:
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+    if not name.endswith(LFS_SUFFIXES):
+        return RepoFile(path=name, size=len(content), oid=blob_id(content))
+    sha256 = hashlib.sha256(content).hexdigest()
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(content)}\n".encode()
+    return RepoFile(path=name, size=len(content), oid=blob_id(pointer),
+                    lfs={"size": len(content), "oid": sha256, "pointerSize": len(pointer)})
 
 
 def _refused(status: int, reason: str, error: type[Exception] | None = None) -> Exception:
@@ -160,7 +180,7 @@ def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys)
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--message", "first"]) == 0
     # no branch made without --revision; a new repository made private is private: nothing to refuse; the files
     # listed, and the one commit made, at the branch's head as the push began
-    assert hub.names() == ["create_repo", "repo_info", "repo_info", "list_repo_files", "create_commit"]
+    assert hub.names() == ["create_repo", "repo_info", "repo_info", "list_repo_tree", "create_commit"]
     created, uploaded = hub.calls[0][1], hub.calls[-1][1]
     assert created["args"] == ("me/tiny",) and created["repo_type"] == "model" and created["private"] is True
     assert created["exist_ok"] is True
@@ -195,7 +215,9 @@ def test_push_leaves_a_checkpoints_training_state_out_unless_asked(checkpoint, t
     out = capsys.readouterr().out
     assert f"left out its training state, which only a resume reads ({left}): --with-training-state" in out
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--with-training-state"]) == 0
-    assert {"optimizer.safetensors", "adapter.safetensors"} <= set(hub.uploaded)
+    assert {"optimizer.safetensors", "adapter.safetensors"} <= set(hub.remote)
+    # what the repository held already (an adapter checkpoint's adapters, sent by the first push) not sent again
+    assert hub.uploaded == ["optimizer.safetensors"] if adapter else ["adapter.safetensors", "optimizer.safetensors"]
     assert "left out" not in capsys.readouterr().out
 
 
@@ -271,7 +293,7 @@ def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch
     hub = FakeHub(monkeypatch)
     pushed = push(root, "me/ds", revision="v1")
     # public: not asked first; the branch's head, after it is made
-    assert hub.names() == ["create_repo", "create_branch", "repo_info", "list_repo_files", "create_commit"]
+    assert hub.names() == ["create_repo", "create_branch", "repo_info", "list_repo_tree", "create_commit"]
     assert hub.calls[0][1]["repo_type"] == hub.calls[1][1]["repo_type"] == "dataset"
     assert hub.calls[0][1]["private"] is False
     assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == hub.calls[4][1]["revision"] == "v1"
@@ -384,10 +406,11 @@ def test_a_dry_run_lists_what_a_push_would_do_and_changes_nothing(checkpoint, to
     files = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(checkpoint).parts)
                    and p.name != "optimizer.safetensors")
-    assert out[0] == (f"dry run, nothing sent: a push would send a diffusers checkpoint {checkpoint} ({len(files)} "
-                      f"files, {sum((checkpoint / f).stat().st_size for f in files) / 1e6:.1f} MB) to branch v2 of "
-                      "the model repository me/tiny, remove 1 files there and keep 1")
-    assert out[1:] == [f"send ({len(files)}):", *(f"  {name}" for name in files),
+    assert out[0] == (f"dry run, nothing sent: a push would send {len(files)} of the {len(files)} files of a diffusers "
+                      f"checkpoint {checkpoint} ({sum((checkpoint / f).stat().st_size for f in files) / 1e6:.1f} MB) "
+                      "to branch v2 of the model repository me/tiny, leave 0 there as they are, remove 1 files there "
+                      "and keep 1")
+    assert out[1:] == [f"send ({len(files)}: new, or changed from the repository's):", *(f"  {name}" for name in files),
                        f"remove (1: what an earlier push or upload left that {checkpoint} does not have):",
                        "  vae/old.safetensors",
                        "keep (1: no loader reads them as part of it: a card, its figures, a license):", "  README.md",
@@ -400,6 +423,86 @@ def test_a_dry_run_lists_what_a_push_would_do_and_changes_nothing(checkpoint, to
     FakeHub(monkeypatch, private=False)
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--dry-run"]) == 2
     assert "already exists and is public" in capsys.readouterr().err
+
+
+def test_a_push_sends_only_what_the_repository_lacks(checkpoint, token, monkeypatch, capsys):
+    """A checkpoint pushed over its older self re-sent every file, gigabytes of unchanged weights among them, and
+    `--dry-run` listed them all as sent. Each file the branch holds is compared by content (an LFS file by its sha256,
+    another by its git blob id), not by size alone: a changed file of the same size is sent, an unchanged one is
+    neither sent nor in any commit. A push that would change nothing makes no commit and says so."""
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
+    files = list(hub.uploaded)
+    weights, config = "transformer/diffusion_pytorch_model.safetensors", "transformer/config.json"
+    for name in (weights, config):  # the same size, other bytes: an LFS file and a regular one
+        data = (checkpoint / name).read_bytes()
+        (checkpoint / name).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    (checkpoint / "embodiment.json").write_text("{}")  # new
+    changed = sorted([weights, config, "embodiment.json"])
+    unchanged = sorted(set(files) - set(changed))
+    capsys.readouterr()
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"dry run, nothing sent: a push would send 3 of the {len(files) + 1} files of a diffusers "
+                             f"checkpoint {checkpoint} (") and f"leave {len(unchanged)} there as they are" in out[0]
+    assert out[1:] == ["send (3: new, or changed from the repository's):", *(f"  {name}" for name in changed),
+                       f"unchanged ({len(unchanged)}: the repository holds them byte for byte: not sent):",
+                       *(f"  {name}" for name in unchanged)]
+    assert len(hub.commits) == 1
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
+    assert hub.uploaded == changed and len(hub.commits) == 2
+    assert sorted(op.path_in_repo for op in hub.commits[-1]["operations"]) == sorted([*changed, PUSH_RECORD])
+    assert hub.record == sorted([*files, "embodiment.json"])  # the record names every file, sent or held
+    assert (f"pushed a diffusers checkpoint {checkpoint} (3 files, " in (said := capsys.readouterr().out)
+            and f"; the other {len(unchanged)} it held as they are, not sent) to the model repository me/tiny" in said)
+    asked = hub.names().count("create_commit")
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
+    assert hub.names().count("create_commit") == asked and len(hub.commits) == 2
+    assert capsys.readouterr().out.startswith(
+        f"nothing to push: the model repository me/tiny holds a diffusers checkpoint {checkpoint} as it is "
+        f"({len(files) + 1} files), at https://huggingface.co/me/tiny/commit/c2")
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        ("dry run, nothing sent: a push would change nothing, the model repository me/tiny holding a diffusers "
+         f"checkpoint {checkpoint} as it is ({len(files) + 1} files)"),
+        f"unchanged ({len(files) + 1}: the repository holds them byte for byte: not sent):"]
+    (checkpoint / "embodiment.json").unlink()  # a removal alone is a commit: the file goes, and the record
+    pushed = push(checkpoint, "me/tiny")
+    assert pushed.commits == 1 and pushed.sent == hub.uploaded == [] and hub.deleted == ["embodiment.json"]
+    assert hub.record == files
+
+
+def test_content_digest_is_the_hubs_name_for_the_content(tmp_path):
+    """A file not in LFS is named on the hub by its git blob id, as `git hash-object` gives it; an LFS file by its
+    content's sha256. A file is read in chunks (one past the chunk size here) and gives what its bytes give."""
+    from worldpolicy.hub import content_digest
+
+    for name, data in (("empty", b""), ("config.json", b'{"a": 1}\n'), ("big.bin", os.urandom((1 << 18) + 7))):
+        (tmp_path / name).write_bytes(data)
+        git = subprocess.run(["git", "hash-object", "--no-filters", str(tmp_path / name)], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert content_digest(tmp_path / name, git_blob=True) == content_digest(data, git_blob=True) == git
+        assert content_digest(tmp_path / name, git_blob=False) == content_digest(data, git_blob=False) == \
+            hashlib.sha256(data).hexdigest()
+
+
+def test_a_dry_run_reads_a_public_repository_without_a_token(checkpoint, monkeypatch, capsys):
+    """`--dry-run` only reads, as anyone may read a public repository: no token is asked, and the listing says a
+    private repository would read as not there yet. A push still needs one."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(checkpoint.parent / "hf_home"))  # no stored login there
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(checkpoint.parent / "hf_home" / "token"))
+    hub = FakeHub(monkeypatch, files=["vae/old.safetensors"], private=False)
+    tokens = []
+    monkeypatch.setattr(HfApi, "repo_info", lambda api, *a, _read=HfApi.repo_info, **k: tokens.append(api.token)
+                        or _read(api, *a, **k))
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("read without a token (HF_TOKEN or `hf auth login`), as anyone may: a private repository reads "
+                      "as not there yet, and a push needs a token with write access")
+    assert "remove (1: what an earlier push or upload left" in "\n".join(out) and tokens == [None]
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 2
+    assert "no Hugging Face token" in capsys.readouterr().err and "create_commit" not in hub.names()
 
 
 def test_huggingface_hub_skips_a_commit_of_files_the_branch_holds_unpinned_as_push_reads_it(monkeypatch):
@@ -434,10 +537,10 @@ def test_huggingface_hub_skips_a_commit_of_files_the_branch_holds_unpinned_as_pu
 def test_a_push_over_a_branch_that_moved_is_refused_though_its_commit_changed_nothing(tmp_path, token, monkeypatch,
                                                                                      capsys):
     """huggingface_hub skips a commit whose files the branch holds already before the hub sees its pin
-    (`parent_commit`), answering with the branch's head: a push rerun over a branch another push or an edit on the
-    hub's page had moved went on from that head, its later commits onto the change. A skipped commit answered with
-    another head than its pin is refused as the hub's 412 is; one answered with its own pin goes on, and a push that
-    changes nothing says so."""
+    (`parent_commit`), answering with the branch's head: a push whose files another push landed after the branch was
+    listed went on from that head, its later commits onto the change. A skipped commit answered with another head
+    than its pin is refused as the hub's 412 is; a rerun, pinned to the new head, sends only what that lacks, and a
+    push that changes nothing makes no commit and says so."""
     import worldpolicy.hub
 
     monkeypatch.setattr(worldpolicy.hub, "PUSH_COMMIT_FILES", 3)
@@ -445,18 +548,31 @@ def test_a_push_over_a_branch_that_moved_is_refused_though_its_commit_changed_no
     hub = FakeHub(monkeypatch)
     push(root, "me/ds")
     assert len(hub.commits) == 3
-    hub.before_commit = lambda: hub.edit("meta/info.json") if hub.head == "c3" else None  # another push, mid-way
+    changed = [f"data/chunk-000/file-{i:03d}.parquet" for i in range(4)]  # re-made: four files, in two commits
+    for name in changed:
+        (root / name).write_text(f"v2 {name}")
+
+    def other_push() -> None:  # the same files of the first commit, landed as this push listed the branch
+        if hub.head == "c3":
+            for name in changed[:3]:
+                hub.edit(name, f"v2 {name}".encode())
+
+    hub.before_commit = other_push
     with pytest.raises(HubError, match=r"\(BranchMoved: the branch is at c4-web, not at c3, the commit this push "
                        r"went onto\); nothing was changed here, the repository changed on the hub while this push ran"):
         push(root, "me/ds")
-    assert len(hub.commits) == 3 and hub.contents["meta/info.json"] == b"web"  # not overwritten
+    assert len(hub.commits) == 3 and hub.skipped == 1 and hub.contents[changed[3]] == changed[3].encode()
     hub.before_commit = lambda: None
-    pushed = push(root, "me/ds")  # pinned to the moved head now: the change is what it pushes over
-    assert pushed.commits == 1 and hub.contents["meta/info.json"] == b"meta/info.json"
-    assert main(["push", str(root), "--repo-id", "me/ds"]) == 0  # nothing to change: every commit skipped
-    assert len(hub.commits) == 4 and capsys.readouterr().out.startswith(
+    pushed = push(root, "me/ds")  # pinned to the moved head now: what it lacks goes onto the change
+    assert pushed.commits == 1 and pushed.sent == hub.uploaded == changed[3:]
+    assert hub.commits[-1]["parent_commit"] == "c4-web" and hub.contents[changed[3]] == f"v2 {changed[3]}".encode()
+    capsys.readouterr()
+    asked = hub.names().count("create_commit")
+    assert main(["push", str(root), "--repo-id", "me/ds"]) == 0  # nothing to change: no commit at all, none asked
+    assert len(hub.commits) == 4 and hub.names().count("create_commit") == asked
+    assert capsys.readouterr().out.startswith(
         f"nothing to push: the dataset repository me/ds holds a LeRobot dataset {root} as it is (7 files), at "
-        "https://huggingface.co/me/ds/commit/c4")
+        "https://huggingface.co/datasets/me/ds/commit/c4")
 
 
 def test_a_push_the_hub_changed_under_is_refused_not_overwritten(checkpoint, token, monkeypatch, capsys):
@@ -502,16 +618,17 @@ def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, m
     assert [c["commit_message"] for c in hub.commits] == ["v2 (part 1/3)", "v2 (part 2/3)"]
     assert "meta/info.json" not in hub.sent and "data/chunk-000/file-009.parquet" in hub.remote
     err = capsys.readouterr().err
-    assert "(7 files, 0.0 MB, in 3 commits) to the dataset repository me/ds" in err
+    assert "(7 files, 0.0 MB) to the dataset repository me/ds\nsending 7 of them (0.0 MB), in 3 commits\n" in err
     assert ("committed part 2/3 (3 files): https://huggingface.co/me/ds/commit/c2" in err)
     assert ("; 2 of its 3 commits landed (6 files; a run again sends only what they lack), the last "
             "https://huggingface.co/me/ds/commit/c2; nothing was changed here, the repository changed") in err
     hub.before_commit = lambda: None
     pushed = push(root, "me/ds", message="v2")
-    # the parts that landed are skipped (the branch holds their files), the last one made
-    assert pushed.commits == 1 and hub.skipped == 2 and hub.commits[-1]["commit_message"] == "v2 (part 3/3)"
+    # what the parts that landed sent is not sent again (the branch holds it): the rest goes in one commit
+    assert pushed.commits == 1 and hub.skipped == 0 and hub.commits[-1]["commit_message"] == "v2"
+    assert pushed.sent == ["meta/info.json"] and pushed.unchanged == names[1:]
     last = [op.path_in_repo for op in hub.commits[-1]["operations"]]
-    assert last[-3:] == ["meta/info.json", "data/chunk-000/file-009.parquet", PUSH_RECORD]
+    assert last == ["meta/info.json", "data/chunk-000/file-009.parquet", PUSH_RECORD]
     assert hub.record == sorted(names) and pushed.kept == ["figure.png"]
     assert pushed.url == "https://huggingface.co/me/ds/commit/c3"
 
