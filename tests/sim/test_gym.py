@@ -242,6 +242,25 @@ def test_record_video_writes_an_episode_at_the_control_rate(tmp_path):
     assert [p.name for p in (tmp_path / "videos").iterdir()] == ["rl-video-episode-0.mp4"]
 
 
+def test_seeding_through_make_repeats_episodes_and_their_shifts():
+    """`reset(seed=s)` draws the scene (and a perturbation's shifts) from the env's `np_random`; unseeded resets go on
+    from it, so two envs seeded alike run the same episodes; make_vec's `reset(seed=s)` seeds env i with s + i."""
+    def episodes(env, n=3):
+        prompts = [env.reset(seed=5)[1]["prompt"]] + [env.reset()[1]["prompt"] for _ in range(n - 1)]
+        return prompts, env.unwrapped.observe()["observation/exterior_image_1_left"]
+
+    made = [gym.make("worldpolicy/PickPlace-v0", image_size=(16, 16), perturb="camera=0.03,light=0.5")
+            for _ in range(2)]
+    (prompts_a, image_a), (prompts_b, image_b) = episodes(made[0]), episodes(made[1])
+    assert prompts_a == prompts_b and len(set(prompts_a)) > 1
+    np.testing.assert_array_equal(image_a, image_b)
+    assert made[0].unwrapped.np_random.bit_generator.state == made[1].unwrapped.np_random.bit_generator.state
+    envs = gym.make_vec("worldpolicy/PickPlace-v0", num_envs=2, vectorization_mode="sync", image_size=None)
+    _, info = envs.reset(seed=5)
+    assert list(info["prompt"]) == [made[0].reset(seed=s)[1]["prompt"] for s in (5, 6)]
+    envs.close()
+
+
 def test_make_vec_sync_batches_and_autoresets():
     envs = gym.make_vec("worldpolicy/Reach-v0", num_envs=2, vectorization_mode="sync", image_size=(16, 16),
                         max_episode_steps=2)
