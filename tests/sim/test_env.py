@@ -284,6 +284,7 @@ def test_reward_is_one_on_the_step_that_succeeds_and_terminates_it():
     env.data.mocap_pos[env._goal_mocap] = env.state().tcp[:3, 3]  # the ball moved onto the gripper
     _, reward, terminated, truncated, info = env.step(hold)
     assert (reward, terminated, truncated, info["success"], info["steps"]) == (1.0, True, False, True, 2)
+    assert info["is_success"] is True  # LeRobot's name for it, which its eval counts
 
 
 @pytest.mark.parametrize("task", list_tasks())

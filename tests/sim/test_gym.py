@@ -15,10 +15,11 @@ gym = pytest.importorskip("gymnasium")
 
 from gymnasium.utils.env_checker import check_env
 
-from worldpolicy.sim.env import GymTabletopEnv, TabletopEnv
+from worldpolicy.sim.env import AGENT_POS_KEYS, GymTabletopEnv, TabletopEnv
 from worldpolicy.sim.evaluate import evaluate
 from worldpolicy.sim.policies import make_policy
 from worldpolicy.sim.registration import ENTRY_POINT, ENV_IDS, WORLD_MODEL_ID
+from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,9 +133,12 @@ def test_max_steps_is_refused_naming_max_episode_steps():
         gym.make("worldpolicy/Reach-v0", max_steps=30)
 
 
-@pytest.mark.parametrize("env_id", list(ENV_IDS.values()))
-def test_env_checker_passes_on_what_make_returns(env_id):
-    env = gym.make(env_id, image_size=(16, 16), render_mode="rgb_array")
+@pytest.mark.parametrize(("env_id", "obs_type"), [*((i, "droid") for i in ENV_IDS.values()),
+                                                   ("worldpolicy/PickPlace-v0", "pixels_agent_pos")])
+def test_env_checker_passes_on_what_make_returns(env_id, obs_type):
+    """On the env and on make's wrappers around it; the LeRobot form's float32 agent_pos from bounds cast to float32
+    (from float64 ones gymnasium warned of lost precision)."""
+    env = gym.make(env_id, image_size=(16, 16), render_mode="rgb_array", obs_type=obs_type)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the PassiveEnvChecker make adds warns on anything off
         env.reset(seed=0)
@@ -144,7 +148,117 @@ def test_env_checker_passes_on_what_make_returns(env_id):
         warnings.filterwarnings("error")
         warnings.filterwarnings("ignore", message=".*symmetric and normalized space")  # joint targets in radians
         check_env(env.unwrapped, skip_render_check=False)
+        warnings.filterwarnings("ignore", message=".*is different from the unwrapped version")  # the wrappers, asked
+        check_env(env, skip_render_check=False)
     env.close()
+    env.close()  # twice: gymnasium's close is idempotent
+
+
+def test_lerobot_obs_type_holds_the_droid_observation_in_lerobot_keys():
+    """`obs_type="pixels_agent_pos"`: LeRobot's sim-env form (gym_aloha's: {"pixels": {camera: image}, "agent_pos"}),
+    each camera under its dataset name, agent_pos the DROID state row (joints, gripper) as float32, the prompt in
+    `task_description` and info; the spaces hold what comes; the lower-level `observe()` stays the DROID dict."""
+    env = gym.make("worldpolicy/Reach-v0", image_size=(16, 24), obs_type="pixels_agent_pos")
+    base = env.unwrapped
+    space = env.observation_space
+    assert set(space) == {"pixels", "agent_pos"}
+    assert set(space["pixels"]) == {"exterior_image_1_left", "exterior_image_2_left", "wrist_image_left"}
+    assert space["agent_pos"].shape == (8,) and space["agent_pos"].dtype == np.float32
+    obs, info = env.reset(seed=4)
+    assert space.contains(obs) and obs["agent_pos"].dtype == np.float32
+    droid = base.observe()
+    state_row = np.concatenate([droid[key] for key in AGENT_POS_KEYS])
+    np.testing.assert_array_equal(obs["agent_pos"], state_row.astype(np.float32))
+    for key in CAMERAS:
+        image = obs["pixels"][key.rsplit("/", 1)[-1]]
+        assert image.dtype == np.uint8 and image.shape == (16, 24, 3) and image.std() > 0
+        np.testing.assert_array_equal(image, droid[key])
+    assert base.task_description == info["prompt"] == droid["prompt"] and info["prompt"].startswith("move the gripper")
+    obs, _, _, _, info = env.step(_hold(env))
+    assert space.contains(obs) and info["is_success"] is info["success"] is False
+    assert base.replica().obs_type == "pixels_agent_pos"
+    env.close()
+    # the default stays the DROID dict
+    assert "observation/joint_position" in gym.make("worldpolicy/Reach-v0", image_size=None).reset(seed=4)[0]
+
+
+def test_a_bad_obs_type_is_refused_before_the_scene_is_built(monkeypatch):
+    import worldpolicy.sim.env as env_module
+
+    monkeypatch.setattr(env_module, "build_scene", lambda *a, **k: pytest.fail("the scene was built"))
+    with pytest.raises(ValueError, match=r"obs_type: expected one of \['droid', 'pixels_agent_pos'\], got 'pixels'"):
+        gym.make("worldpolicy/Reach-v0", obs_type="pixels")
+    with pytest.raises(ValueError, match=r"obs_type: 'pixels_agent_pos' observes the cameras, and image_size=None"):
+        TabletopEnv("reach", image_size=None, obs_type="pixels_agent_pos")
+
+
+def test_a_lerobot_eval_loop_runs_on_the_lerobot_form():
+    """What lerobot-eval (0.4) does with a sim env: gym.make with the env checker off, a SyncVectorEnv autoresetting
+    on the same step, `call("_max_episode_steps")` for the horizon, `call("task_description")` for the prompts,
+    float32 actions, channels-last uint8 images, and successes from `info["final_info"]["is_success"]`."""
+    def make():
+        return gym.make("worldpolicy/Reach-v0", disable_env_checker=True, obs_type="pixels_agent_pos",
+                        image_size=(16, 16), render_mode="rgb_array", max_episode_steps=2)
+
+    envs = gym.vector.SyncVectorEnv([make, make], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    obs, info = envs.reset(seed=[0, 1])
+    assert envs.call("_max_episode_steps") == (2, 2)
+    assert list(envs.call("task_description")) == list(info["prompt"]) and info["prompt"][0] != info["prompt"][1]
+    assert obs["agent_pos"].shape == (2, 8) and obs["agent_pos"].dtype == np.float32
+    assert all(v.shape == (2, 16, 16, 3) and v.dtype == np.uint8 for v in obs["pixels"].values())
+    hold = np.tile(_hold(envs.envs[0]), (2, 1)).astype(np.float32)
+    first = envs.envs[0].unwrapped
+    first.data.mocap_pos[first._goal_mocap] = first.state().tcp[:3, 3]  # env 0's ball moved onto its gripper
+    _, reward, terminated, truncated, info = envs.step(hold)
+    assert terminated.tolist() == [True, False] and reward.tolist() == [1.0, 0.0]
+    assert info["final_info"]["is_success"].tolist() == [True, False] and first.steps == 0  # reset on the same step
+    _, _, terminated, truncated, info = envs.step(hold)
+    assert truncated.tolist() == [False, True] and info["final_info"]["is_success"].tolist() == [False, False]
+    assert envs.call("render")[0].shape == (16, 48, 3)
+    envs.close()
+
+
+def test_record_episode_statistics_counts_made_episodes():
+    env = gym.wrappers.RecordEpisodeStatistics(gym.make("worldpolicy/Reach-v0", image_size=None, max_episode_steps=3))
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        for _ in range(3):
+            *_, info = env.step(_hold(env))
+        assert info["episode"]["l"] == 3 and info["episode"]["r"] == 0.0
+    assert list(env.length_queue) == [3, 3]
+    env.close()
+
+
+def test_record_video_writes_an_episode_at_the_control_rate(tmp_path):
+    pytest.importorskip("moviepy")  # gymnasium[other]'s, which the sim extra does not install
+    env = gym.wrappers.RecordVideo(gym.make("worldpolicy/Reach-v0", image_size=(16, 16), render_mode="rgb_array",
+                                            max_episode_steps=3), str(tmp_path / "videos"),
+                                   episode_trigger=lambda i: True)
+    assert env.frames_per_sec == env.unwrapped.actual_control_hz
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(_hold(env))
+    env.close()
+    assert [p.name for p in (tmp_path / "videos").iterdir()] == ["rl-video-episode-0.mp4"]
+
+
+def test_seeding_through_make_repeats_episodes_and_their_shifts():
+    """`reset(seed=s)` draws the scene (and a perturbation's shifts) from the env's `np_random`; unseeded resets go on
+    from it, so two envs seeded alike run the same episodes; make_vec's `reset(seed=s)` seeds env i with s + i."""
+    def episodes(env, n=3):
+        prompts = [env.reset(seed=5)[1]["prompt"]] + [env.reset()[1]["prompt"] for _ in range(n - 1)]
+        return prompts, env.unwrapped.observe()["observation/exterior_image_1_left"]
+
+    made = [gym.make("worldpolicy/PickPlace-v0", image_size=(16, 16), perturb="camera=0.03,light=0.5")
+            for _ in range(2)]
+    (prompts_a, image_a), (prompts_b, image_b) = episodes(made[0]), episodes(made[1])
+    assert prompts_a == prompts_b and len(set(prompts_a)) > 1
+    np.testing.assert_array_equal(image_a, image_b)
+    assert made[0].unwrapped.np_random.bit_generator.state == made[1].unwrapped.np_random.bit_generator.state
+    envs = gym.make_vec("worldpolicy/PickPlace-v0", num_envs=2, vectorization_mode="sync", image_size=None)
+    _, info = envs.reset(seed=5)
+    assert list(info["prompt"]) == [made[0].reset(seed=s)[1]["prompt"] for s in (5, 6)]
+    envs.close()
 
 
 def test_make_vec_sync_batches_and_autoresets():
@@ -172,6 +286,17 @@ def test_make_vec_async():
     envs.close()
 
 
+def test_make_vec_async_lerobot_form_shares_memory():
+    """The LeRobot form holds no Text, so shared memory is fine; the prompts come by `call("task_description")`."""
+    envs = gym.make_vec("worldpolicy/Reach-v0", num_envs=2, vectorization_mode="async", image_size=(16, 16),
+                        obs_type="pixels_agent_pos", vector_kwargs={"context": "spawn"})
+    obs, info = envs.reset(seed=3)
+    assert list(envs.call("task_description")) == list(info["prompt"]) and info["prompt"][0] != info["prompt"][1]
+    assert obs["pixels"]["wrist_image_left"].shape == (2, 16, 16, 3) and obs["pixels"]["wrist_image_left"].std() > 0
+    assert np.all(obs["agent_pos"][:, -1] < 0.1)  # the gripper starts open
+    envs.close()
+
+
 @pytest.mark.parametrize(("limit", "steps"), [(None, None), (5, 5)])
 def test_evaluate_runs_on_a_made_env_for_its_time_limit(limit, steps):
     """evaluate (Rollout, the scripted expert) read TabletopEnv attributes that gymnasium's wrappers do not forward
@@ -182,6 +307,16 @@ def test_evaluate_runs_on_a_made_env_for_its_time_limit(limit, steps):
     assert report.task == "reach" and report.max_steps == (limit or 60)
     episode = report.episodes[0]
     assert episode.success is (limit is None) and (steps is None or episode.steps == steps)
+
+
+def test_evaluate_runs_on_a_made_env_of_the_lerobot_form():
+    """Episodes read the DROID dict (`observe()`) and the prompt, whatever the env's reset returns: with the LeRobot
+    form an episode's prompt was `reset()[0]["prompt"]`, a KeyError."""
+    env = gym.make("worldpolicy/Reach-v0", image_size=(16, 16), obs_type="pixels_agent_pos", max_episode_steps=2)
+    report = evaluate(env, make_policy("scripted", env=env), policy_name="scripted", episodes=1, progress=False)
+    episode = report.episodes[0]
+    _, info = gym.make("worldpolicy/Reach-v0", image_size=None).reset(seed=episode.seed)
+    assert episode.steps == 2 and episode.prompt == info["prompt"]
 
 
 def test_evaluate_refuses_an_env_without_a_limit_or_not_ours():

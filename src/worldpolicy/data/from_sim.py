@@ -41,7 +41,7 @@ from ..fileio import (
     stop_signal,
     sweep_scratch_folders,
 )
-from ..sim.scenes import DEFAULT_IMAGE_SIZE
+from ..sim.scenes import DEFAULT_IMAGE_SIZE, camera_feature_name
 from .checks import refuse_changed_settings, warn_software_changed
 from .edit import BLOCK_FRAMES
 from .layout import (
@@ -168,7 +168,7 @@ class ExpertFailed(RuntimeError):
 
 def camera_feature(camera_key: str) -> str:
     """DROID wire key (`observation/wrist_image_left`) → dataset video key (`observation.image.wrist_image_left`)."""
-    return IMAGE_PREFIX + camera_key.rsplit("/", 1)[-1]
+    return IMAGE_PREFIX + camera_feature_name(camera_key)
 
 
 def sim_features(robot: str, image_size: tuple[int, int], cameras: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -4,6 +4,7 @@ The action is what the robot executes each control step: arm joint targets (rad)
 (0 open, 1 closed) — the `droid` joint_pos layout. Policies emitting EE deltas go through `ActionDecoder` first
 (the rollout does that). Observations carry the three DROID camera keys, `observation/joint_position` [7],
 `observation/gripper_position` [1] and `prompt`, so a DROID policy server sees what a real DROID client sends.
+`obs_type="pixels_agent_pos"` returns them from `reset`/`step` in LeRobot's sim-env form instead (`OBS_TYPES`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ with extra_imports():
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.sim.perturb import Perturbation, Perturber, check_rewording, parse_perturbations
-from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE, build_scene
+from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE, build_scene, camera_feature_name
 from worldpolicy.sim.tasks import (
     COLORS,
     DEFAULT_CONTROL_HZ,
@@ -38,8 +39,8 @@ from worldpolicy.sim.tasks import (
     get_task,
 )
 
-__all__ = ["IMAGE_SIDE", "GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit",
-           "unwrap_tabletop"]
+__all__ = ["AGENT_POS_KEYS", "IMAGE_SIDE", "OBS_TYPES", "GymTabletopEnv", "SimState", "TabletopEnv",
+           "check_env_settings", "step_limit", "unwrap_tabletop"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,15 @@ logger = logging.getLogger(__name__)
 IMAGE_SIDE = (16, 4096)
 # The gripper reading (DROID g) above which the fingers are closed on each other, not on an object between them
 HELD_GRIPPER_MAX = 0.9
+# What `reset()` and `step()` return, by `obs_type` (`observe()`, which rollouts read, is the DROID dict whatever it is)
+OBS_TYPES = {
+    "droid": "the DROID dict: the three camera keys, observation/joint_position [7], observation/gripper_position [1] "
+             "and prompt",
+    "pixels_agent_pos": "LeRobot's sim-env form (gym_aloha, gym_pusht, LIBERO): {'pixels': {camera: HxWx3 uint8}, "
+                        "'agent_pos': float32 [8]}, the prompt in the env's task_description",
+}
+# The DROID keys whose values `agent_pos` joins, in this order: the `droid` embodiment's state row (joints, gripper)
+AGENT_POS_KEYS = ("observation/joint_position", "observation/gripper_position")
 
 
 def _is_int(value) -> bool:
@@ -88,12 +98,20 @@ class TabletopEnv(gym.Env):
         render_mode: str | None = "rgb_array",
         perturb: str | Sequence[str] | Perturbation | None = None,
         prompt_template: str | None = None,
+        obs_type: str = "droid",
     ) -> None:
         """`perturb`: shifts applied on top of every episode's scene (`sim.perturb`: "camera=0.03", "light=0.5",
         "table=random", "distractors=2", "prompt=paraphrase", a comma list or a list of them), drawn from the episode's
         seed. `prompt_template`: every episode's prompt in these words, the task's placeholders filled with what the
-        episode drew ("move to the {color} {object}": `tasks.check_prompt_template`); None: the task's wording."""
+        episode drew ("move to the {color} {object}": `tasks.check_prompt_template`); None: the task's wording.
+        `obs_type`: what `reset()` and `step()` return (`OBS_TYPES`)."""
         check_env_settings(control_hz=control_hz, image_size=image_size, max_steps=max_steps)
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type: expected one of {list(OBS_TYPES)}, got {obs_type!r}")
+        if obs_type == "pixels_agent_pos" and image_size is None:
+            raise ValueError("obs_type: 'pixels_agent_pos' observes the cameras, and image_size=None has none: give an "
+                             "image_size (height, width), or obs_type='droid'")
+        self.obs_type = obs_type
         self.perturbation = parse_perturbations(perturb)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not supported; accepted: "
@@ -164,6 +182,12 @@ class TabletopEnv(gym.Env):
             for key in CAMERAS:
                 spaces[key] = gym.spaces.Box(0, 255, (*self.image_size, 3), dtype=np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
+        if obs_type == "pixels_agent_pos":  # the same bounds, in LeRobot's keys (`_gym_observation`)
+            self.observation_space = gym.spaces.Dict({
+                "pixels": gym.spaces.Dict({camera_feature_name(key): spaces[key] for key in CAMERAS}),
+                "agent_pos": gym.spaces.Box(*(np.concatenate([getattr(spaces[key], end) for key in AGENT_POS_KEYS])
+                                              .astype(np.float32) for end in ("low", "high")), dtype=np.float32),
+            })
         assert dof == len(self._arm_act)
 
     # --- gymnasium API -------------------------------------------------------------------------------------------
@@ -202,7 +226,7 @@ class TabletopEnv(gym.Env):
         self._ended = None
         self.peak_joint_speed = np.zeros(self.robot.dof)
         self._held_heights = {name: float(self.data.qpos[qadr + 2]) for name, qadr in self._object_qadr.items()}
-        return self.observe(), self._info()
+        return self._gym_observation(), self._info()
 
     def step(self, action):
         """gymnasium's step. After one that returned terminated or truncated it raises, as before `reset()`: gymnasium
@@ -215,7 +239,7 @@ class TabletopEnv(gym.Env):
         if success or truncated:
             self._ended = (f"terminated: the task succeeded at step {self.steps}" if success else
                            f"truncated: max_steps={self.max_steps} reached")
-        return self.observe(), float(success), success, truncated, self._info(success)
+        return self._gym_observation(), float(success), success, truncated, self._info(success)
 
     def render(self):
         """gymnasium's render: `views()` for render_mode 'rgb_array'; with render_mode=None, gymnasium's warning and
@@ -229,12 +253,12 @@ class TabletopEnv(gym.Env):
         return self.views()
 
     def replica(self, max_steps: int | None = None) -> TabletopEnv:
-        """A new env with this one's task, robot, control rate, image size, render mode, shifts and prompt template,
-        its own MuJoCo state (`worldpolicy sim --num-envs`: one per episode stepped together); `max_steps`: its step
-        limit, where this one's is a wrapper's (`step_limit`)."""
+        """A new env with this one's task, robot, control rate, image size, render mode, shifts, prompt template and
+        observation type, its own MuJoCo state (`worldpolicy sim --num-envs`: one per episode stepped together);
+        `max_steps`: its step limit, where this one's is a wrapper's (`step_limit`)."""
         return TabletopEnv(self.task, self.robot, control_hz=self.control_hz, image_size=self.image_size,
                            max_steps=max_steps or self.max_steps, render_mode=self.render_mode,
-                           perturb=self.perturbation, prompt_template=self.prompt_template)
+                           perturb=self.perturbation, prompt_template=self.prompt_template, obs_type=self.obs_type)
 
     def views(self) -> np.ndarray:
         """The three DROID views side by side (exterior 1 | exterior 2 | wrist), whatever the render_mode: the sim
@@ -320,6 +344,20 @@ class TabletopEnv(gym.Env):
                 obs[key] = self.render_camera(key)
         return obs
 
+    def _gym_observation(self) -> dict:
+        """What `reset()` and `step()` return: `observe()` in the form `obs_type` names (`OBS_TYPES`)."""
+        obs = self.observe()
+        if self.obs_type == "droid":
+            return obs
+        return {"pixels": {camera_feature_name(key): obs[key] for key in CAMERAS},
+                "agent_pos": np.concatenate([obs[key] for key in AGENT_POS_KEYS]).astype(np.float32)}
+
+    @property
+    def task_description(self) -> str:
+        """The episode's prompt ("" before the first reset), under the name LeRobot's eval reads each env's
+        instruction from (`envs.call("task_description")`, as its LIBERO env names it)."""
+        return self.episode.prompt if self.episode else ""
+
     def open_renderer(self) -> None:
         """Create the offscreen GL context now rather than at the first image, so a machine that cannot render fails
         before any other work (`RenderingUnavailable`)."""
@@ -355,8 +393,10 @@ class TabletopEnv(gym.Env):
         return self.task.success(self.state())
 
     def _info(self, success: bool | None = None) -> dict:
-        return {"success": self.success() if success is None else success, "steps": self.steps,
-                "prompt": self.episode.prompt if self.episode else ""}
+        """`success` and, under the name LeRobot's sim envs give it (its eval counts `final_info["is_success"]`),
+        `is_success`; the steps taken and the prompt."""
+        success = self.success() if success is None else success
+        return {"success": success, "is_success": success, "steps": self.steps, "prompt": self.task_description}
 
 
 class GymTabletopEnv(TabletopEnv):
@@ -377,6 +417,7 @@ class GymTabletopEnv(TabletopEnv):
         max_steps: int | None = None,
         perturb: str | Sequence[str] | Perturbation | None = None,
         prompt_template: str | None = None,
+        obs_type: str = "droid",
     ) -> None:
         if max_steps is not None:
             raise ValueError(
@@ -384,7 +425,7 @@ class GymTabletopEnv(TabletopEnv):
                 f"gymnasium.make(..., max_episode_steps={max_steps!r}) instead (-1: none); got max_steps={max_steps!r}"
             )
         super().__init__(task, robot, control_hz=control_hz, image_size=image_size, render_mode=render_mode,
-                         perturb=perturb, prompt_template=prompt_template)
+                         perturb=perturb, prompt_template=prompt_template, obs_type=obs_type)
         self.max_steps = None
 
     @property

@@ -387,7 +387,8 @@ class Episode:
         self.rollout, self.seed, self.record, self.on_step, self.on_act = rollout, seed, record, on_step, on_act
         env, policy = rollout.env, rollout.policy
         self._wall0 = time.perf_counter()
-        self.obs, _ = env.reset(seed=seed)
+        env.reset(seed=seed)  # what it returns is in the env's obs_type: the episode reads `observe()`
+        self.prompt = env.task_description
         if hasattr(policy, "reset"):
             policy.reset(seed)
         self.frames: list[np.ndarray] = []
@@ -473,7 +474,7 @@ class Episode:
         env, tracking = self.rollout.env, self.tracking
         return EpisodeResult(
             seed=self.seed, success=self.success_step is not None, steps=env.steps, success_step=self.success_step,
-            prompt=self.obs["prompt"], chunks=self.control.chunks, final_distance_m=env.task.distance(env.state()),
+            prompt=self.prompt, chunks=self.control.chunks, final_distance_m=env.task.distance(env.state()),
             policy_s=self.control.policy_s if policy_s is None else policy_s,
             wall_s=time.perf_counter() - self._wall0,
             ik_mean_mm=float(np.mean(tracking)) if tracking else None,

@@ -20,7 +20,7 @@ from worldpolicy.robot.robots import RobotConfig, get_robot
 if TYPE_CHECKING:
     import mujoco
 
-__all__ = ["CAMERAS", "SCENE_NAMES", "TABLE_TOP", "ObjectSpec", "build_scene", "look_at_quat"]
+__all__ = ["CAMERAS", "SCENE_NAMES", "TABLE_TOP", "ObjectSpec", "build_scene", "camera_feature_name", "look_at_quat"]
 
 # The RobotConfig name fields a scene uses beyond IK's (`kinematics.IK_NAMES`): the env drives the actuators and reads
 # the fingers, and the wrist camera hangs on the camera body.
@@ -31,6 +31,15 @@ CAMERAS = {
     "observation/exterior_image_2_left": "exterior_2_left",
     "observation/wrist_image_left": "wrist_left",
 }
+
+
+def camera_feature_name(camera_key: str) -> str:
+    """DROID wire key (`observation/wrist_image_left`) → the camera's name where a key holds no slash: a dataset's
+    video feature (`dataset from-sim`'s `observation.image.wrist_image_left`) and the env's LeRobot-style `pixels`
+    dict (`TabletopEnv(obs_type="pixels_agent_pos")`)."""
+    return camera_key.rsplit("/", 1)[-1]
+
+
 # Each camera's (height, width) in pixels where none is given: an env's observations, and its renderer with
 # image_size=None (no camera observations), whose `render()` is then the three views side by side at this size.
 DEFAULT_IMAGE_SIZE = (180, 320)
