@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fileio import COMPARE_FILE, COMPARE_SCHEMA, schema_matches
+from ..fileio import COMPARE_FILE, COMPARE_SCHEMA, REPORT_FILE, schema_matches
 from .plots import plural
 from .report import (
-    REPORT_FILE,
     _cards,
     _cells_table,
     _esc,

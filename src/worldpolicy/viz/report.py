@@ -43,6 +43,7 @@ from ..fileio import (
     DREAM_FILE,
     DREAM_PARTIAL_DIR,
     OPENLOOP_FILE,
+    REPORT_FILE,
     SHOW_FILE,
     SIM_CANDIDATES_DIR,
     SIM_EPISODES_FILE,
@@ -74,12 +75,11 @@ from .run import (
 )
 from .video import SEP
 
-__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "SIM_CANDIDATE_VIDEOS",
+__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "SIM_CANDIDATE_VIDEOS",
            "build_report_html",
            "describe_video", "latency_said",
            "log_curves_figure", "page_html", "report_server", "serve_report", "video_figure", "write_report"]
 
-REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
 # All embedded videos together: a 300-episode sim run embedded every episode, a page of tens of MB of base64.
 MAX_EMBED_VIDEOS_TOTAL_BYTES = 16 * 1024 * 1024

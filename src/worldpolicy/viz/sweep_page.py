@@ -9,10 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fileio import SWEEP_FILE, folder_kind, read_sweep_doc
+from ..fileio import REPORT_FILE, SWEEP_FILE, folder_kind, read_sweep_doc
 from .plots import plural
 from .report import (
-    REPORT_FILE,
     _cards,
     _cells_table,
     _esc,

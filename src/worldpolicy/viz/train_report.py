@@ -22,6 +22,7 @@ from ..fileio import (
     BASE_FILE,
     CHECKPOINT_GLOB,
     METRICS_FILE,
+    REPORT_FILE,
     SWEEP_FILE,
     TRAINER_STATE_FILE,
     read_sweep_doc,
@@ -30,7 +31,7 @@ from ..fileio import (
     saved_checkpoints,
 )
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
-from .report import REPORT_FILE, _cards, _esc, _fmt, _href, _kv_table, _number, _read_json
+from .report import _cards, _esc, _fmt, _href, _kv_table, _number, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
