@@ -914,6 +914,7 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """The demo's runs into `out` (checked), each said in a line; returns what `demo --json` prints: each run by its
     folder's name, as `predict --json` and `sim --json` print theirs."""
     from . import load_policy
+    from .fileio import REPORT_FILE
     from .models import checkpoint_name, shipped_model
     from .robot.kinematics import IKSolver
     from .sim.commands import episode_videos
@@ -970,7 +971,7 @@ def _demo_runs(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     written.append(write_page(out / "sim"))  # its index.html, as `worldpolicy sim` writes one: outcome, videos
     print(f"       simulator: reach success {report.successes}/{args.episodes} closed-loop episodes "
           f"(videos: sim cameras | imagined future) -> {out / 'sim'}")
-    print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
+    print(f"open {out / 'policy' / REPORT_FILE} to look at the policy run")
     done["sim"] = run_json(report.to_json(), out / "sim", [*written, *episode_videos(out / "sim")])
     return done
 

@@ -803,7 +803,11 @@ ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md
 TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages (the recording, the evaluation)
 # a checkpoint's model card (the hub's README.md with YAML front matter: `train.model_card`); loading never reads it
 MODEL_CARD_FILE = "README.md"
+# a run folder's self-contained page (`viz.report.write_report`): predict, sim, train, a comparison, a sweep, a
+# dataset shown; `worldpolicy report DIR` redraws it
+REPORT_FILE = "index.html"
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
+SIM_REPORT_MARKDOWN = "report.md"  # a sim run's report to read (`sim.evaluate.EvalReport.markdown`)
 SIM_REPORT_FIGURE = "report.png"  # a sim run's figure (`sim.evaluate.report_figure`): success with its CI, lengths
 # a sim run's episodes, one JSON line each, appended as each ends (`sim.evaluate.EpisodeLog`): what --resume reads them
 # from, report.json's summary being rewritten at most every `sim.evaluate.SUMMARY_INTERVAL_S` while the run goes on

@@ -8,6 +8,7 @@ the VAE or transformer runs.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import inspect
 import logging
@@ -15,7 +16,7 @@ import numbers
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -271,17 +272,40 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
     return trained
 
 
+# The records `_trainer_state` read during one `from_pretrained` (`_records_read_once`), by checkpoint: its embodiment
+# (`checkpoint_embodiment`), the warning of a foreign one and the Policy's modes, frames and crop all ask for the record
+_RECORDS_READ: contextvars.ContextVar[dict[str, dict[str, Any] | None] | None] = contextvars.ContextVar(
+    "_RECORDS_READ", default=None)
+
+
+@contextlib.contextmanager
+def _records_read_once() -> Iterator[None]:
+    """Within the block each checkpoint's `trainer_state.json` is read once (`_trainer_state`), so one load's checks,
+    warnings and Policy judge the same record; outside it every call reads the file as it is then."""
+    token = _RECORDS_READ.set({})
+    try:
+        yield
+    finally:
+        _RECORDS_READ.reset(token)
+
+
 def _trainer_state(path_or_id: str | Path) -> dict[str, Any] | None:
     """A checkpoint's `trainer_state.json` (its training run's record), or None: a hub id, a folder no run saved, or a
     file this version cannot read as an object (nothing to say from it, so the checkpoint is used as it always was).
     One a newer worldpolicy wrote is refused (NewerFormatError): the embodiment and objectives it names would be
-    dropped, and the checkpoint run as another robot."""
+    dropped, and the checkpoint run as another robot. Read once per load (`_records_read_once`)."""
+    read, key = _RECORDS_READ.get(), str(path_or_id)
+    if read is not None and key in read:
+        return read[key]
     try:
-        return read_trainer_state(path_or_id)
+        state = read_trainer_state(path_or_id)
     except NewerFormatError:
         raise
     except (OSError, ValueError):
-        return None
+        state = None
+    if read is not None:
+        read[key] = state
+    return state
 
 
 def trained_embodiment(path_or_id: str | Path) -> str | None:
@@ -688,24 +712,25 @@ class Policy:
         path_or_id = resolve_checkpoint(path_or_id)
         if seed is not None:
             check_seed(seed)
-        emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
-            path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
-            guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
-            resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs, center_crop=center_crop,
-        )
-        spec = checkpoint_spec(path_or_id)  # read once for both warnings
-        _warn_foreign_embodiment(path_or_id, emb, spec)
-        _warn_partial_spec(path_or_id, emb, spec)
-        with quiet_loading(not progress):
-            parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
-        engine = Engine(
-            parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
-            use_native_flow_schedule=parts["use_native_flow_schedule"],
-            default_use_system_prompt=parts["default_use_system_prompt"],
-            compile=compile, cuda_graphs=cuda_graphs,
-        )
-        return cls(engine, emb, sampling, chunk_size=chunk_size, resolution_tier=resolution_tier,
-                   source=str(path_or_id), seed=seed, center_crop=center_crop)
+        with _records_read_once():  # the embodiment, its warning and the Policy read the one trainer_state.json
+            emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
+                path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
+                guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
+                resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs, center_crop=center_crop,
+            )
+            spec = checkpoint_spec(path_or_id)  # read once for both warnings
+            _warn_foreign_embodiment(path_or_id, emb, spec)
+            _warn_partial_spec(path_or_id, emb, spec)
+            with quiet_loading(not progress):
+                parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained
+            engine = Engine(
+                parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
+                use_native_flow_schedule=parts["use_native_flow_schedule"],
+                default_use_system_prompt=parts["default_use_system_prompt"],
+                compile=compile, cuda_graphs=cuda_graphs,
+            )
+            return cls(engine, emb, sampling, chunk_size=chunk_size, resolution_tier=resolution_tier,
+                       source=str(path_or_id), seed=seed, center_crop=center_crop)
 
     @staticmethod
     def check_pretrained(

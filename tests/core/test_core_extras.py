@@ -32,9 +32,9 @@ EXTRA_MODULES = {
 }
 
 # Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
-# MCP SDK's own types and its anyio and pydantic, the FastAPI that ray[serve] serves through, and packaging (the
-# markers `extras.extras_missing` reads), which huggingface_hub needs too.
-BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray", "packaging": "huggingface-hub"}
+# MCP SDK's own types and its anyio and pydantic, the FastAPI that ray[serve] serves through. Each is imported only
+# by a module of the extra that requires its bringer (`test_every_third_party_import_is_a_declared_requirement`).
+BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray"}
 
 
 def _message(module: str, extra: str) -> str:
@@ -224,11 +224,17 @@ def _distribution(requirement: str) -> str:
 
 def test_every_third_party_import_is_a_declared_requirement():
     """A package the code imports comes from a requirement of the core or of an extra, or is one that such a
-    requirement brings (`BROUGHT_BY`): one installed here only by the dev set-up or by chance fails for users."""
-    declared = {_distribution(r) for r in metadata.requires("worldpolicy")}
+    requirement brings (`BROUGHT_BY`) imported only in files that import its bringer too (that extra's modules, not a
+    core one that would then need the extra): one installed here only by the dev set-up or by chance fails for users.
+    pyproject.toml is read, not the installed metadata, which lags an edit until the next `pip install -e`."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_distribution(r) for group in (project["dependencies"], *project["optional-dependencies"].values())
+                for r in group}
     providers = metadata.packages_distributions()
     imported: dict[str, str] = {}
+    beside: dict[str, set[str]] = {}  # third-party top-level module → those every file importing it imports too
     for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
+        tops = set()
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
@@ -236,13 +242,20 @@ def test_every_third_party_import_is_a_declared_requirement():
                 top = name.partition(".")[0]
                 if top not in sys.stdlib_module_names and top != "worldpolicy":
                     imported.setdefault(top, f"{path.relative_to(ROOT)}:{node.lineno}")
+                    tops.add(top)
+        for top in tops:
+            beside[top] = beside.get(top, tops) & tops
     assert "mujoco" in imported and "torch" in imported  # the walk sees imports inside functions and `with` blocks
+
+    def distributions(module: str) -> set[str]:
+        return {_distribution(d) for d in providers.get(module, [])}
+
     undeclared = {}
     for top, where in imported.items():
-        from_ = {_distribution(d) for d in providers.get(top, [])}
         bringer = BROUGHT_BY.get(top)
         brought = {_distribution(r) for r in metadata.requires(bringer) or []} if bringer in declared else set()
-        if not from_ & (declared | brought):
+        with_bringer = any(bringer in distributions(module) for module in beside[top])
+        if not distributions(top) & declared and not (distributions(top) & brought and with_bringer):
             undeclared[top] = where
     assert undeclared == {}
     assert set(BROUGHT_BY) <= set(imported)  # no stale entry

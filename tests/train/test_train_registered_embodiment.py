@@ -115,3 +115,28 @@ def test_the_agents_list_the_trained_embodiment(bridge_run):
     assert row["key"] == "bridge"
     assert row["source"] == "registry (checkpoint step-0000001 was trained for it: its trainer_state.json)"
     assert toolbox.list_checkpoints()["checkpoints"][0]["embodiment"] == "bridge"
+
+
+def test_a_load_reads_the_record_once(bridge_run, tmp_path, monkeypatch):
+    """The embodiment a load picks from the record, the check that it is the one trained and the Policy's modes and
+    crop all ask for trainer_state.json: one load reads it once, the next load again (a record rewritten between
+    loads is seen), and a call outside a load reads it as it is then."""
+    from worldpolicy import Policy
+    from worldpolicy.fileio import read_trainer_state
+    from worldpolicy.policy import trained_embodiment
+
+    checkpoint = _renamed(bridge_run["checkpoint"], tmp_path / "bridge", "bridge")
+    reads = []
+
+    def counted(path):
+        reads.append(Path(path))
+        return read_trainer_state(path)
+
+    monkeypatch.setattr("worldpolicy.policy.read_trainer_state", counted)
+    first = Policy.from_pretrained(checkpoint, device="cpu")
+    assert (first.embodiment.key, first.center_crop, reads) == ("bridge", None, [checkpoint])
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    state["config"]["augment"] = dict(state["config"].get("augment") or {}, enabled=True, crop_area=0.8)
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state))
+    assert Policy.from_pretrained(checkpoint, device="cpu").center_crop == 0.8 and reads == [checkpoint] * 2
+    assert trained_embodiment(checkpoint) == trained_embodiment(checkpoint) == "bridge" and len(reads) == 4

@@ -1384,3 +1384,15 @@ def test_a_page_opens_with_links_to_its_sections_by_their_headings(run_dir):
     assert [href for href, _ in nav.links] == [f"#{i}" for i in nav.ids]  # 'records-episodes' was quoted
     assert "#records-episodes" in dict(nav.links) and dict(nav.links)["#settings"] == "Settings"
     assert dict(nav.links)["#actions"].startswith("Actions (")
+
+
+def test_rates_are_shown_alike_on_every_page():
+    """The compare and sweep pages show a rate and its interval through `report._pct`/`_pct_range`: a bool (a flag
+    misread as a rate) or a missing end is "-", not "100.0 %"."""
+    assert report._pct(0.25) == "25.0 %" and report._pct(1) == "100.0 %"
+    assert report._pct(True) == "-" and report._pct(None) == "-" and report._pct("0.5") == "-"
+    assert report._pct_range(0.125, 0.4) == "12.5-40.0 %"
+    assert report._pct_range(0.125, None) == "-" and report._pct_range(False, 0.4) == "-"
+    table = report._cells_table(["run", "rate"], [["<b>a</b>", "25.0 %"]])
+    assert table == ("<table><tr><th class='k'>run</th><th class='n'>rate</th></tr>"
+                     "<tr><td class='k'><b>a</b></td><td class='n'>25.0 %</td></tr></table>")

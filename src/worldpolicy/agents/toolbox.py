@@ -33,6 +33,7 @@ from ..fileio import (
     COMPARE_FILE,
     DREAM_FILE,
     OPENLOOP_FILE,
+    REPORT_FILE,
     SHOW_FILE,
     SIM_EPISODES_CSV,
     is_checkpoint,
@@ -784,7 +785,7 @@ class Toolbox:
             "actions": opt(ACTIONS_FILE),
             "settings": opt(SETTINGS_FILE),
             "video": opt(ROLLOUT_VIDEO),
-            "report": opt("index.html"),
+            "report": opt(REPORT_FILE),
             "plots": sorted(str(p) for p in (run_dir / "plots").glob("*.png")),
             "observation": sorted(str(p) for p in (run_dir / OBSERVATION_FOLDER).glob("*.png")),
         }
@@ -1440,7 +1441,7 @@ class Toolbox:
             # a pair's note (not paired, few shared seeds) too: an agent reads the warnings, not each pair's line
             "warnings": doc["warnings"] + _pair_notes(comparison.pairs),
             "run_dir": str(out),
-            "files": {"report": str(out / "index.html"), "comparison": str(out / COMPARE_FILE),
+            "files": {"report": str(out / REPORT_FILE), "comparison": str(out / COMPARE_FILE),
                       "outputs": [str(p) for p in written]},
         }
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment, shown_unit
 from ..fileio import (
+    REPORT_FILE,
     SHOW_FILE,
     SHOW_SCHEMA,
     STAGED_KIND,
@@ -164,7 +165,7 @@ def show_dataset(
     earlier = (out / SHOW_FILE).is_file()
     fields = json.loads(json.dumps(ds.episode_fields(), default=str))  # bytes and the like as text, for the page
     summary = _summary(ds, chosen, episodes is None, emb, fields)
-    shown = DatasetShown(out, out / "index.html", chosen, [], summary)
+    shown = DatasetShown(out, out / REPORT_FILE, chosen, [], summary)
     from ..logcapture import progress_bar
 
     try:

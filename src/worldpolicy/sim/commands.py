@@ -24,12 +24,14 @@ from worldpolicy.cli import (
 )
 from worldpolicy.extras import run_record, software_changes
 from worldpolicy.fileio import (
+    REPORT_FILE,
     SIM_CANDIDATES_DIR,
     SIM_EPISODES_CSV,
     SIM_EPISODES_FILE,
     SIM_LOG_FILE,
     SIM_REPORT_FIGURE,
     SIM_REPORT_FILE,
+    SIM_REPORT_MARKDOWN,
 )
 from worldpolicy.logcapture import console_may_close, is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
@@ -351,7 +353,7 @@ def _clear_previous_run(out: Path) -> None:
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     # the marker last: an interrupted clear is still recognised as a sim run
-    for path in [out / "index.html", out / SIM_REPORT_FIGURE, out / "report.md", out / SIM_EPISODES_CSV,
+    for path in [out / REPORT_FILE, out / SIM_REPORT_FIGURE, out / SIM_REPORT_MARKDOWN, out / SIM_EPISODES_CSV,
                  out / SIM_EPISODES_FILE, out / SIM_LOG_FILE, *episode_videos(out), *candidate_videos(out),
                  out / SIM_REPORT_FILE]:
         if path.is_file():
@@ -583,7 +585,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from worldpolicy.logcapture import progress_bar
     from worldpolicy.sim.evaluate import read_report
     from worldpolicy.sim.sweep import SWEEP_CSV, SWEEP_FIGURE, read_sweep, run_checkpoints, stored_sweep, write_sweep
-    from worldpolicy.viz.report import REPORT_FILE
 
     again = _resume_command(args)
     checkpoints = run_checkpoints(str(args.policy))
@@ -877,7 +878,7 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 
         paths.append(write_html(args.out))
     else:  # a resumed run's earlier figure and page, which this one does not redraw, would show fewer episodes
-        for stale in (SIM_REPORT_FIGURE, "index.html"):
+        for stale in (SIM_REPORT_FIGURE, REPORT_FILE):
             (args.out / stale).unlink(missing_ok=True)
     doc = report.to_json()
     lo, hi = doc["ci95"]

@@ -22,6 +22,7 @@ import numpy as np
 from worldpolicy.fileio import (
     COMPARE_FILE,
     COMPARE_SCHEMA,
+    REPORT_FILE,
     SIM_REPORT_FILE,
     folder_kind,
     make_folder,
@@ -762,7 +763,6 @@ def check_compare_out(out: str | Path, flag: str = "--out") -> Path:
     user's own index.html, which a rerun would replace; with --no-plots too, as a later comparison there with plots
     would). A new or empty folder, and an earlier comparison's, are accepted."""
     from worldpolicy.viz.compare_page import COMPARE_FIGURE
-    from worldpolicy.viz.report import REPORT_FILE
 
     out = output_folder(out, flag, create=False, writer="sim compare", not_over_runs=True)
     accepted = "a new or empty folder outside any run, or an earlier `sim compare --out`"
@@ -798,8 +798,6 @@ def _write_comparison_files(comparison: Comparison, out: Path, plots: bool) -> l
     # an earlier comparison's figure and page, which this one does not rewrite, would show other runs
     stale = []
     if not plots and (out / COMPARE_FILE).is_file():
-        from worldpolicy.viz.report import REPORT_FILE
-
         stale = [out / COMPARE_FIGURE, out / REPORT_FILE]
     written = [write_bytes_atomic(out / COMPARE_MARKDOWN, comparison.markdown())]
     written += [write_csv_atomic(out / name, columns, rows)

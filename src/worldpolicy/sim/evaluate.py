@@ -26,6 +26,7 @@ from worldpolicy.fileio import (
     SIM_EPISODES_SCHEMA,
     SIM_REPORT_FIGURE,
     SIM_REPORT_FILE,
+    SIM_REPORT_MARKDOWN,
     SIM_REPORT_SCHEMA,
     flat_settings,
     schema_matches,
@@ -825,7 +826,7 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
     from worldpolicy.fileio import sigint_deferred
 
     out = Path(out)
-    written = [out / SIM_REPORT_FILE, out / "report.md", out / SIM_EPISODES_CSV]
+    written = [out / SIM_REPORT_FILE, out / SIM_REPORT_MARKDOWN, out / SIM_EPISODES_CSV]
     with sigint_deferred():
         doc = report.to_json()
         write_bytes_atomic(written[0], json.dumps(doc, indent=1))

@@ -37,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _viz(args: argparse.Namespace) -> int:
     from ..cli import flag_named
-    from ..fileio import output_folder
-    from .report import REPORT_FILE, write_report
+    from ..fileio import REPORT_FILE, output_folder
+    from .report import write_report
     from .run import resolve_actions_path, visualize
 
     if args.video_label is not None and not args.video_label.strip():

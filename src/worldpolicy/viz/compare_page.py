@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fileio import COMPARE_FILE, COMPARE_SCHEMA, schema_matches
+from ..fileio import COMPARE_FILE, COMPARE_SCHEMA, REPORT_FILE, schema_matches
 from .plots import plural
 from .report import (
-    REPORT_FILE,
     _cards,
+    _cells_table,
     _esc,
     _figure_section,
     _files_section,
     _href,
     _notes_section,
+    _pct,
+    _pct_range,
     _read_json,
     latency_said,
     page_html,
@@ -33,10 +35,6 @@ COMPARE_SHOWS = "each run's success rate with its Wilson 95 % interval"  # its a
 # what the table of compare.json's `prompts` shows, as compare.md and the page say it
 PROMPTS_SAID = ("The seeds whose prompt differs between runs: the same scene, the instruction in other words (each "
                 "run's outcome: yes / no).")
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "-"
 
 
 def timing_columns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -79,8 +77,7 @@ def run_columns(runs: Sequence[Mapping[str, Any]]) -> list[RunColumn]:
 
     def ci(r: Mapping[str, Any]) -> str:
         lo, hi = (list(r.get("ci95") or []) + [None, None])[:2]
-        return f"{100 * lo:.1f}-{100 * hi:.1f} %" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) \
-            else "-"
+        return _pct_range(lo, hi)
 
     return [RunColumn("run", cells("name"), text=True), RunColumn("policy", cells("policy"), text=True),
             RunColumn("strategy", cells("strategy"), text=True),
@@ -97,16 +94,6 @@ def prompt_cells(row: Mapping[str, Any]) -> list[str]:
     """Each run's cell of a row of compare.json's `prompts` (`sim.compare.Comparison.prompts`), as compare.md and the
     page show it: its prompt and outcome there, "-" where the run did not run the seed."""
     return ["-" if p is None else f"{p} ({'yes' if ok else 'no'})" for p, ok in zip(row["prompts"], row["success"])]
-
-
-def _table(head: list[str], rows: list[list[str]], left: int | Sequence[bool] = 1) -> str:
-    """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers (or, as a
-    list, whether each column is text), kept on one line: a narrow "rate" column broke "0.0 %" after its number."""
-    text = [i < left for i in range(len(head))] if isinstance(left, int) else list(left)
-    cls = ["k" if t else "n" for t in text]
-    top = "".join(f"<th class='{c}'>{_esc(h)}</th>" for c, h in zip(cls, head))
-    body = "".join("<tr>" + "".join(f"<td class='{c}'>{v}</td>" for c, v in zip(cls, row)) + "</tr>" for row in rows)
-    return f"<table><tr>{top}</tr>{body}</table>"
 
 
 def _run_link(folder: Path, run: Mapping[str, Any]) -> str:
@@ -134,14 +121,14 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
                         + "".join(f"<li class=warn>{_esc(w)}</li>" for w in doc["warnings"]) + "</ul></section>")
     columns = run_columns(runs)  # the first, the run's name, linked to its page
     rows = [[_run_link(folder, r), *(_esc(c.cells[i]) for c in columns[1:])] for i, r in enumerate(runs)]
-    sections.append("<section id=runs><h2>Runs</h2>" + _table([c.head for c in columns], rows,
-                                                             [c.text for c in columns]) + "</section>")
+    sections.append("<section id=runs><h2>Runs</h2>" + _cells_table([c.head for c in columns], rows,
+                                                                   [c.text for c in columns]) + "</section>")
     rows = [[_esc(p.get("a")), _esc(p.get("b")), _esc(p.get("shared_seeds")), _esc(p.get("a_only")),
              _esc(p.get("b_only")), _esc(p.get("both")), _esc(p.get("neither")),
              *(_esc("-" if not isinstance(p.get(k), (int, float)) else f"{p[k]:.4g}")
                for k in ("p_value", "p_adjusted")),
              f"<span class=muted>{_esc(p.get('note') or '')}</span>"] for p in pairs]
-    sections.append("<section id=pairs><h2>Paired on shared seeds</h2>" + _table(
+    sections.append("<section id=pairs><h2>Paired on shared seeds</h2>" + _cells_table(
         ["A", "B", "shared seeds", "only A succeeded", "only B succeeded", "both", "neither", "exact McNemar p",
          "Holm-adjusted p (the verdict's)", "note"], rows, [True] * 2 + [False] * 7 + [True])  # the note: text
                     # each pair in one sentence, its verdict, as the command prints it and compare.md says it
@@ -156,12 +143,12 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
         rows = [[_esc(d.get("setting")), _esc(d.get("flag")),
                  *(_esc(v) for v in d.get("shown", []))]  # compare.py's words: "(not recorded)", "none"
                 for d in differences]
-        shown = _table(["setting", "flag", *names], rows, left=2 + len(names))
+        shown = _cells_table(["setting", "flag", *names], rows, left=2 + len(names))
     else:
         shown = "<p>No setting differs.</p>"
     software = doc.get("software_differences") or []  # a note: the numbers may differ with them
     if software:
-        shown += ("<p>They ran on other software:</p>" + _table(
+        shown += ("<p>They ran on other software:</p>" + _cells_table(
             ["package", *names], [[_esc(d.get("package")), *(_esc(v) for v in d.get("shown", []))] for d in software],
             left=1 + len(names)))
     sections.append(f"<section id=differences><h2>What differs</h2>{shown}</section>")
@@ -169,7 +156,7 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
     if reworded:
         rows = [[_esc(row.get("seed")), *(_esc(c) for c in prompt_cells(row))] for row in reworded]
         sections.append(f"<section id=prompts><h2>Prompts</h2><p>{_esc(PROMPTS_SAID)}</p>"
-                        + _table(["seed", *names], rows, [False] + [True] * len(names)) + "</section>")
+                        + _cells_table(["seed", *names], rows, [False] + [True] * len(names)) + "</section>")
     notes: list[str] = []
     plots_section = _figure_section(folder, COMPARE_FIGURE, COMPARE_SHOWS, "Plots", notes)
     plots = 1 if plots_section else 0

@@ -29,7 +29,7 @@ import fnmatch
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from ..fileio import (
     DREAM_FILE,
     DREAM_PARTIAL_DIR,
     OPENLOOP_FILE,
+    REPORT_FILE,
     SHOW_FILE,
     SIM_CANDIDATES_DIR,
     SIM_EPISODES_FILE,
@@ -74,12 +75,11 @@ from .run import (
 )
 from .video import SEP
 
-__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "SIM_CANDIDATE_VIDEOS",
+__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "SIM_CANDIDATE_VIDEOS",
            "build_report_html",
            "describe_video", "latency_said",
            "log_curves_figure", "page_html", "report_server", "serve_report", "video_figure", "write_report"]
 
-REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
 # All embedded videos together: a 300-episode sim run embedded every episode, a page of tens of MB of base64.
 MAX_EMBED_VIDEOS_TOTAL_BYTES = 16 * 1024 * 1024
@@ -196,6 +196,31 @@ def _kv_table(pairs: Iterable[tuple[str, Any]], cls: str = "") -> str:
     """A table of name, value rows; each name a row header, so a screen reader says it with its value."""
     rows = "".join(f"<tr><th scope=row class=k>{_esc(k)}</th><td>{_esc(_fmt(v))}</td></tr>" for k, v in pairs)
     return f"<table class='{cls}'>{rows}</table>"
+
+
+def _number(value: Any) -> bool:
+    """An int or float, not a bool: a value a page shows as a number."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _pct(value: Any) -> str:
+    """A rate (0.25) as the pages show it ("25.0 %"), "-" where there is none."""
+    return f"{100 * value:.1f} %" if _number(value) else "-"
+
+
+def _pct_range(lo: Any, hi: Any) -> str:
+    """An interval of rates (a Wilson 95 % CI) as the pages show it ("12.5-40.0 %"), "-" without both ends."""
+    return f"{100 * lo:.1f}-{100 * hi:.1f} %" if _number(lo) and _number(hi) else "-"
+
+
+def _cells_table(head: list[str], rows: list[list[str]], left: int | Sequence[bool] = 1) -> str:
+    """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers (or, as a
+    list, whether each column is text), kept on one line: a narrow "rate" column broke "0.0 %" after its number."""
+    text = [i < left for i in range(len(head))] if isinstance(left, int) else list(left)
+    cls = ["k" if t else "n" for t in text]
+    top = "".join(f"<th class='{c}'>{_esc(h)}</th>" for c, h in zip(cls, head))
+    body = "".join("<tr>" + "".join(f"<td class='{c}'>{v}</td>" for c, v in zip(cls, row)) + "</tr>" for row in rows)
+    return f"<table><tr>{top}</tr>{body}</table>"
 
 
 def _record_lists(metrics: Any) -> list[tuple[str, list[Mapping[str, Any]]]]:

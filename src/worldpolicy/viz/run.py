@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..fileio import ACTIONS_FILE
+from ..fileio import ACTIONS_FILE, REPORT_FILE
 from .plots import (
     FIGURE_FORMATS,
     _check_actions,
@@ -47,7 +47,7 @@ SETTINGS_FILE = "settings.json"  # what a predict run was given and how it sampl
 # its printed `predict` lines reuse): the report shows them as the observation, beside the imagined video
 OBSERVATION_FOLDER = "observation"
 # what write_run may write
-RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots", OBSERVATION_FOLDER)
+RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, REPORT_FILE, "plots", OBSERVATION_FOLDER)
 
 
 def write_run(prediction: Prediction, out: Path, plots: bool = True,
@@ -189,7 +189,7 @@ def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
     stale.extend(p for pattern in PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
     stale.extend((out / OBSERVATION_FOLDER).glob("*.png"))  # and keeps its own observation, or none
     if not plots:
-        stale.append(out / "index.html")
+        stale.append(out / REPORT_FILE)
     for path in stale:
         if path.is_file():
             path.unlink()

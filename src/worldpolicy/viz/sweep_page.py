@@ -9,17 +9,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fileio import SWEEP_FILE, folder_kind, read_sweep_doc
-from .compare_page import _pct, _table
+from ..fileio import REPORT_FILE, SWEEP_FILE, folder_kind, read_sweep_doc
 from .plots import plural
 from .report import (
-    REPORT_FILE,
     _cards,
+    _cells_table,
     _esc,
     _figure_section,
     _files_section,
     _href,
     _notes_section,
+    _number,
+    _pct,
+    _pct_range,
     page_html,
 )
 
@@ -51,21 +53,16 @@ def _run_link(folder: Path, name: str) -> str:
     return f"<a href='{_href(f'{name}/{REPORT_FILE}')}'>{_esc(name)}</a>"
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _row(folder: Path, row: Mapping[str, Any]) -> list[str]:
     """A checkpoint's cells (escaped), as sweep.csv's row has them."""
     done, asked = row.get("n_episodes"), row.get("episodes_requested")
     success = f"{row.get('successes', '-')}/{done if done is not None else '-'}"
     if _number(done) and _number(asked) and done < asked:  # its run was cut short: not a candidate for best
         success += f" ({done} of {asked} ran)"
-    lo, hi = row.get("ci95_low"), row.get("ci95_high")
-    ci = f"{100 * lo:.1f}-{100 * hi:.1f} %" if _number(lo) and _number(hi) else "-"
     steps, distance = row.get("mean_steps_to_success"), row.get("mean_final_distance_m")
     return [_esc(row.get("step", "-")), _run_link(folder, _run_name(row)), _esc(success),
-            _esc(_pct(row.get("success_rate"))), _esc(ci), _esc(f"{steps:.1f}" if _number(steps) else "-"),
+            _esc(_pct(row.get("success_rate"))), _esc(_pct_range(row.get("ci95_low"), row.get("ci95_high"))),
+            _esc(f"{steps:.1f}" if _number(steps) else "-"),
             _esc(f"{100 * distance:.1f}" if _number(distance) else "-"), _esc(row.get("seeds") or "-"),
             "<b>best</b>" if row.get("best") is True else "", _esc(row.get("checkpoint") or "-")]
 
@@ -92,7 +89,7 @@ def build_sweep_html(folder: str | Path, title: str | None = None) -> str:
     head = ["step", "checkpoint run", "success", "rate", "95 % Wilson CI", "mean steps to success",
             "mean final distance (cm)", "seeds", "best", "checkpoint evaluated"]
     text = [False, True, False, False, False, False, False, True, True, True]
-    table = _table(head, [_row(folder, r) for r in rows], text) if rows else "<p>No checkpoint evaluated yet.</p>"
+    table = _cells_table(head, [_row(folder, r) for r in rows], text) if rows else "<p>No checkpoint evaluated yet.</p>"
     sections.append("<section id=checkpoints><h2>Checkpoints</h2><p class=muted>each checkpoint's sim run on the same "
                     "seeds, linked to its own page; the best: the highest success rate of the runs complete on the "
                     "sweep's most episodes, a tie going to the fewer steps to success, then the later step (as "

@@ -22,6 +22,7 @@ from ..fileio import (
     BASE_FILE,
     CHECKPOINT_GLOB,
     METRICS_FILE,
+    REPORT_FILE,
     SWEEP_FILE,
     TRAINER_STATE_FILE,
     read_sweep_doc,
@@ -30,7 +31,7 @@ from ..fileio import (
     saved_checkpoints,
 )
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
-from .report import REPORT_FILE, _cards, _esc, _fmt, _href, _kv_table, _read_json
+from .report import _cards, _esc, _fmt, _href, _kv_table, _number, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
@@ -189,10 +190,6 @@ def _held_out(validation: Mapping[str, Any]) -> str | None:
 def _indices(values: list[Any], shown: int = 12) -> str:
     more = f", ... ({len(values)} in all)" if len(values) > shown else ""
     return ", ".join(map(str, values[:shown])) + more
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, Path]], start: Any = None,
