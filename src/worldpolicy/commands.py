@@ -204,7 +204,7 @@ def _push(args: argparse.Namespace) -> int:
         _said_dry_run(args, pushed)
         return 0
     commits = f", in {pushed.commits} commits" if pushed.commits > 1 else ""
-    held = f"; the other {len(pushed.unchanged)} it held as they are, not sent" if pushed.unchanged else ""
+    held = f"; the repository held the other {len(pushed.unchanged)} as they are: not sent" if pushed.unchanged else ""
     if pushed.commits:
         print(f"pushed {pushed.what} {args.path} ({len(pushed.sent)} files, {pushed.sent_size / 1e6:.1f} MB{commits}"
               f"{held}) to the {pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")

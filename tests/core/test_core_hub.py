@@ -95,7 +95,9 @@ class FakeHub:
                 return str(self.folder / args[1])
             if name == "create_commit":
                 self.before_commit()
-                url = f"https://huggingface.co/{kwargs['repo_id']}/commit/{{}}"
+                # as huggingface_hub's CommitInfo names a commit: a dataset repository's under /datasets/
+                kind = "datasets/" if kwargs["repo_type"] == "dataset" else ""
+                url = f"https://huggingface.co/{kind}{kwargs['repo_id']}/commit/{{}}"
                 if all(not isinstance(op, CommitOperationDelete) and self.contents.get(op.path_in_repo) == _bytes(op)
                        for op in kwargs["operations"]):  # nothing to change: no commit, the branch's head answered
                     self.skipped += 1
@@ -282,6 +284,9 @@ def test_push_shows_a_checkpoints_run_record_without_local_paths(checkpoint, tmp
     assert changed_settings(sent["config"], moved) == []
     other = {**moved, "data": {**moved["data"], "dataset": "/elsewhere/place_ds"}}
     assert changed_settings(sent["config"], other) == ["data.dataset: 'pick_ds' -> '/elsewhere/place_ds'"]
+    # pushed again: compared as the copy sent, not the local file (whose paths differ), it is held, not sent again
+    again = push(checkpoint, "me/pick")
+    assert again.commits == 0 and again.sent == hub.uploaded == [] and "trainer_state.json" in again.unchanged
 
 
 def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch):
@@ -454,7 +459,8 @@ def test_a_push_sends_only_what_the_repository_lacks(checkpoint, token, monkeypa
     assert sorted(op.path_in_repo for op in hub.commits[-1]["operations"]) == sorted([*changed, PUSH_RECORD])
     assert hub.record == sorted([*files, "embodiment.json"])  # the record names every file, sent or held
     assert (f"pushed a diffusers checkpoint {checkpoint} (3 files, " in (said := capsys.readouterr().out)
-            and f"; the other {len(unchanged)} it held as they are, not sent) to the model repository me/tiny" in said)
+            and f"; the repository held the other {len(unchanged)} as they are: not sent) to the model repository "
+            "me/tiny" in said)
     asked = hub.names().count("create_commit")
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
     assert hub.names().count("create_commit") == asked and len(hub.commits) == 2
@@ -619,9 +625,9 @@ def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, m
     assert "meta/info.json" not in hub.sent and "data/chunk-000/file-009.parquet" in hub.remote
     err = capsys.readouterr().err
     assert "(7 files, 0.0 MB) to the dataset repository me/ds\nsending 7 of them (0.0 MB), in 3 commits\n" in err
-    assert ("committed part 2/3 (3 files): https://huggingface.co/me/ds/commit/c2" in err)
+    assert ("committed part 2/3 (3 files): https://huggingface.co/datasets/me/ds/commit/c2" in err)
     assert ("; 2 of its 3 commits landed (6 files; a run again sends only what they lack), the last "
-            "https://huggingface.co/me/ds/commit/c2; nothing was changed here, the repository changed") in err
+            "https://huggingface.co/datasets/me/ds/commit/c2; nothing was changed here, the repository changed") in err
     hub.before_commit = lambda: None
     pushed = push(root, "me/ds", message="v2")
     # what the parts that landed sent is not sent again (the branch holds it): the rest goes in one commit
@@ -630,7 +636,7 @@ def test_a_large_push_goes_in_commits_each_pinned_to_the_last(tmp_path, token, m
     last = [op.path_in_repo for op in hub.commits[-1]["operations"]]
     assert last == ["meta/info.json", "data/chunk-000/file-009.parquet", PUSH_RECORD]
     assert hub.record == sorted(names) and pushed.kept == ["figure.png"]
-    assert pushed.url == "https://huggingface.co/me/ds/commit/c3"
+    assert pushed.url == "https://huggingface.co/datasets/me/ds/commit/c3"
 
 
 def test_a_push_cut_short_records_what_it_landed_for_the_next_push_to_remove(tmp_path, token, monkeypatch):
