@@ -211,7 +211,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write OUT/index.html: the dataset's summary (fps, robot, episodes and their lengths, features "
         "with shapes and names, tasks, stats, provenance) and, per chosen episode, each camera's clip as an mp4, its "
         "state, action and other numeric features plotted over time by column, its task and its episodes-table "
-        "fields. Open it in a browser (or `worldpolicy report OUT --serve`).",
+        "fields. Open it in a browser (or `worldpolicy report OUT --serve`). With --rerun OUT.rrd (--rerun-spawn, "
+        "--rerun-connect URL) instead: the episodes as a Rerun recording.",
     )
     show.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
     show.add_argument("--out", help="folder for the page (new, empty, or an earlier show's); or --rerun...")

@@ -45,8 +45,8 @@ def add_rerun_flags(p: argparse.ArgumentParser, what: str) -> None:
     """--rerun FILE.rrd, --rerun-spawn and --rerun-connect URL: where a command's Rerun recording of `what` goes
     (`viz.rerun`; the `rerun` extra)."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--rerun", metavar="OUT.rrd", help=f"write a Rerun recording of {what} to this file (open it "
-                       "with `rerun OUT.rrd`; the rerun extra)")
+    group.add_argument("--rerun", metavar="OUT.rrd", help=f"write a Rerun recording to this file (open it with `rerun "
+                       f"OUT.rrd`; the rerun extra): {what}")
     group.add_argument("--rerun-spawn", action="store_true", help="the Rerun recording to a viewer started here")
     group.add_argument("--rerun-connect", metavar="URL",
                        help="the Rerun recording to a running viewer, e.g. rerun+http://127.0.0.1:9876/proxy")
