@@ -29,6 +29,7 @@ EXTRA_MODULES = {
     "strands": ("strands",),
     "ray": ("ray",),
     "track": ("tensorboard", "wandb"),
+    "rerun": ("rerun",),
 }
 
 # Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
@@ -61,6 +62,7 @@ def _run_hidden(hidden: list[str], code: str) -> dict:
     ("mujoco", "sim"), ("mujoco.viewer", "sim"), ("qpsolvers", "sim"), ("gymnasium", "sim"),
     ("websockets", "serve"), ("prometheus_client", "serve"), ("pyarrow", "train"), ("peft", "train"), ("h5py", "train"),
     ("mcp", "agents"), ("strands", "strands"), ("ray.serve", "ray"), ("wandb", "track"), ("tensorboard", "track"),
+    ("rerun", "rerun"), ("rerun.chunk", "rerun"),
     ("numpy", None), ("torch", None), ("worldpolicy", None), ("no_such_module", None),
 ])
 def test_extra_of_reads_the_installed_metadata(module, extra):

@@ -211,10 +211,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write OUT/index.html: the dataset's summary (fps, robot, episodes and their lengths, features "
         "with shapes and names, tasks, stats, provenance) and, per chosen episode, each camera's clip as an mp4, its "
         "state, action and other numeric features plotted over time by column, its task and its episodes-table "
-        "fields. Open it in a browser (or `worldpolicy report OUT --serve`).",
+        "fields. Open it in a browser (or `worldpolicy report OUT --serve`). With --rerun OUT.rrd (--rerun-spawn, "
+        "--rerun-connect URL) instead: the episodes as a Rerun recording.",
     )
     show.add_argument("root", help=f"{DATASET_ARG_HELP}; it is not changed")
-    show.add_argument("--out", required=True, help="folder for the page (new, empty, or an earlier show's)")
+    show.add_argument("--out", help="folder for the page (new, empty, or an earlier show's); or --rerun...")
     show.add_argument("--episodes", metavar="I,J,...",
                       help="episodes to show, indices from 0 or ranges A-B separated by commas as train takes them "
                       "(default: the first 5; negative from the end, e.g. --episodes=-1)")
@@ -222,6 +223,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       "embodiment's columns and units, as training maps them (a registered name or spec file; "
                       "default: the features as recorded)")
     show.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    from worldpolicy.viz.commands import add_rerun_flags
+
+    add_rerun_flags(show, "the episodes (each camera's frames, the plotted columns, the task), instead of the page")
     show.set_defaults(func=_show)
 
     from worldpolicy.data.layout import SUCCESS_FILTERS  # the format's facts alone: no pyarrow
@@ -1015,11 +1019,25 @@ SHOW_FLAGS = {"out": "--out", "episodes": "--episodes", "embodiment": "--embodim
 def _show(args: argparse.Namespace) -> int:
     import sys
 
-    from worldpolicy.cli import episode_list, flag_named
-    from worldpolicy.data.show import ShowInterrupted, show_dataset
+    from worldpolicy.cli import UsageError, episode_list, flag_named
+    from worldpolicy.data.show import ShowInterrupted, rerun_dataset, show_dataset
     from worldpolicy.fileio import exit_status
+    from worldpolicy.viz.commands import RERUN_FLAGS, rerun_target
 
+    target = rerun_target(args)
+    if (target is None) == (args.out is None):
+        said = "--out and a Rerun flag given" if target is not None else "neither --out nor a Rerun flag given"
+        raise UsageError(f"{said}; accepted: one of --out DIR (a page) or {', '.join(RERUN_FLAGS)} (a Rerun "
+                         "recording)")
     episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
+    if target is not None:
+        try:
+            logged = rerun_dataset(args.root, target, episodes=episodes, embodiment=args.embodiment,
+                                   progress=not args.no_progress)
+        except (ValueError, KeyError) as exc:
+            raise flag_named(exc, SHOW_FLAGS) from None
+        print(f"{args.rerun or 'sent to the Rerun viewer'}: episodes {', '.join(map(str, logged))}")
+        return 0
     try:
         shown = show_dataset(args.root, args.out, episodes=episodes, embodiment=args.embodiment,
                              progress=not args.no_progress)

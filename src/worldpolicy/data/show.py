@@ -14,18 +14,20 @@ redraws it), `index.html` and one `episode_NNNNNN/` per episode shown. Each epis
 and moved into place whole, then the page is rewritten, so Ctrl-C keeps the episodes finished and leaves no half one.
 With an embodiment, the actions are its columns and units, mapped as training maps them (`actions.recorded_actions`),
 and a state-conditioned embodiment's state row is its columns too (`observations.default_state_keys`); without one,
-the features are plotted as recorded, by their names in info.json.
+the features are plotted as recorded, by their names in info.json. `rerun_dataset` logs the same episodes, cameras
+and plotted columns as a Rerun recording instead (`dataset show --rerun OUT.rrd`; the `rerun` extra).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,12 +47,17 @@ from ..hub import dataset_source, snapshot_repo_id
 from .actions import RecordedActions, recorded_actions
 from .card import recorded_units
 from .checks import check_episodes
-from .lerobot import LeRobotDataset
+from .lerobot import Episode, LeRobotDataset
 from .observations import check_state_width, default_state_keys, numeric_features
 from .stats import first_non_finite
 
+if TYPE_CHECKING:
+    from ..viz.rerun import RerunTarget
+
+logger = logging.getLogger(__name__)
+
 __all__ = ["DEFAULT_EPISODES", "SCHEMA", "SHOW_WRITER", "DatasetShown", "EpisodeShown", "ShowInterrupted",
-           "show_dataset"]
+           "rerun_dataset", "show_dataset"]
 
 SCHEMA = SHOW_SCHEMA
 SHOW_WRITER = "dataset show"  # the command whose folders `fileio.FOLDER_KINDS` marks by SHOW_FILE
@@ -143,16 +150,7 @@ def show_dataset(
     The dataset, the episodes, the embodiment and `out` are checked before anything is decoded (each error naming
     its parameter); `out` is new, empty or an earlier `dataset show`'s, whose episodes not shown now are removed once
     every chosen one is written."""
-    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
-    chosen = list(range(min(DEFAULT_EPISODES, ds.num_episodes))) if episodes is None else check_episodes(ds, episodes)
-    emb = None
-    if embodiment is not None:
-        try:
-            emb = get_embodiment(embodiment)
-        except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:  # named once (`embodiment='x' is not ..`)
-            said = str(exc.args[0] if exc.args else exc)
-            raise ValueError(said if said.startswith("embodiment=") else f"embodiment: {said}") from None
-    groups = _groups(ds, emb, str(embodiment))
+    ds, chosen, emb, groups = _chosen(dataset, episodes, embodiment)
     out = output_folder(out, "out", writer=SHOW_WRITER)
     # what this command wrote, never a folder of the user's that shares a prefix (`episode_notes/`): what a SIGKILL
     # left beside an episode's folder, settled as every writer settles it (`fileio.sweep_scratch_folders`: a staging
@@ -183,6 +181,59 @@ def show_dataset(
         if old.is_dir() and old.name not in kept and re.fullmatch(EPISODE_NAME, old.name):
             shutil.rmtree(old)
     return shown
+
+
+def _chosen(dataset: str | Path | LeRobotDataset, episodes: Sequence[int] | None,
+            embodiment: str | Path | Embodiment | None) -> tuple[LeRobotDataset, list[int], Embodiment | None, _Groups]:
+    """The dataset, the episodes chosen (default: the first `DEFAULT_EPISODES`), the embodiment and the features each
+    plot draws (`_groups`), each checked and named by its parameter before anything is decoded."""
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    chosen = list(range(min(DEFAULT_EPISODES, ds.num_episodes))) if episodes is None else check_episodes(ds, episodes)
+    emb = None
+    if embodiment is not None:
+        try:
+            emb = get_embodiment(embodiment)
+        except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:  # named once (`embodiment='x' is not ..`)
+            said = str(exc.args[0] if exc.args else exc)
+            raise ValueError(said if said.startswith("embodiment=") else f"embodiment: {said}") from None
+    return ds, chosen, emb, _groups(ds, emb, str(embodiment))
+
+
+def rerun_dataset(
+    dataset: str | Path | LeRobotDataset,
+    target: RerunTarget,
+    *,
+    episodes: Sequence[int] | None = None,
+    embodiment: str | Path | Embodiment | None = None,
+    progress: bool = False,
+) -> list[int]:
+    """`dataset`'s `episodes` (default: the first `DEFAULT_EPISODES`) as one Rerun recording into `target`
+    (`viz.rerun`), what `show_dataset` draws, on the `step` / `time` timelines at the dataset's rate: under
+    `episode_NNNNNN/`, each camera's frames by its key, each plotted feature group's columns as series
+    (`action/<column>`, `state/<column>`, `other/<column>`, named with their units where known; a group holding NaN
+    or inf left out, as the page leaves it, with a warning naming it) and the task (`task`). Checked as
+    `show_dataset` checks its inputs, before anything is decoded; the episodes logged are returned."""
+    from ..logcapture import progress_bar
+    from ..viz.rerun import entity, log_columns, log_frames, log_text, recording
+
+    ds, chosen, _, groups = _chosen(dataset, episodes, embodiment)
+    with (recording(target, f"dataset {ds.root.name}") as rec,
+          progress_bar(total=len(chosen), desc="logging episodes", unit="ep", disable=not progress) as bar):
+        for i in chosen:
+            ep = ds.episode(i, videos=False)
+            folder = EPISODE_DIR.format(i)
+            for key in ds.video_keys:
+                log_frames(rec, entity(folder, key), _clip(ds, i, key, ep.length), ds.fps)
+            for group, keys, columns, units, _, what in groups.plots:
+                mapped = groups.actions if group == "action" else None
+                if held := _non_finite(ds, ep.frames, keys, mapped):
+                    logger.warning("episode %d: %s (%s) not logged: %s", i, group, what, held)
+                    continue
+                log_columns(rec, entity(folder, group), _values(ep, keys, mapped), columns, units, ds.fps)
+            if ep.tasks:
+                log_text(rec, entity(folder, "task"), "\n".join(ep.tasks))
+            bar.update(1)
+    return chosen
 
 
 def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
@@ -332,17 +383,21 @@ def _episode(ds: LeRobotDataset, i: int, out: Path, groups: _Groups, fields: dic
             if held := _non_finite(ds, ep.frames, keys, mapped):  # as `dataset check` says it: feature, frames
                 shown.notes.append(f"{group} ({what}) not plotted: {held}")
                 continue
-            if mapped is not None:
-                values = mapped.chunk(ep.frames, 0, ep.length)
-            else:
-                values = np.concatenate([ep.frames[k].reshape(ep.length, -1).astype(np.float64) for k in keys],
-                                        axis=1)
+            values = _values(ep, keys, mapped)
             title = f"episode {i} · {group}: {what}"
             fig = (action_timeseries_figure(values, columns, units, ds.fps, gripper, title=title)
                    if len(columns) <= HEATMAP_COLUMNS else feature_heatmap_figure(values, columns, ds.fps, title))
             save_figure(fig, stage / f"{group}.png")
             shown.plots[group], shown.plotted[group] = final / f"{group}.png", what
     return shown
+
+
+def _values(ep: Episode, keys: list[str], mapped: RecordedActions | None) -> np.ndarray:
+    """A plot's values [frames, columns]: the features `keys` side by side as recorded, or the actions `mapped` to an
+    embodiment's columns."""
+    if mapped is not None:
+        return mapped.chunk(ep.frames, 0, ep.length)
+    return np.concatenate([ep.frames[k].reshape(ep.length, -1).astype(np.float64) for k in keys], axis=1)
 
 
 def _non_finite(ds: LeRobotDataset, frames: dict[str, np.ndarray], keys: list[str],
