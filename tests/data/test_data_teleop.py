@@ -152,3 +152,46 @@ def test_the_command_records_and_a_closed_window_exits_zero_keeping_the_finished
     ds = LeRobotDataset.open(root)
     assert ds.num_episodes == 1 and ds.episode_lengths.tolist() == [3]
     assert ds.provenance["command"].startswith("worldpolicy dataset teleop ") and ds.provenance["expert"] == "teleop"
+
+
+def test_the_viewer_source_maps_keys_shows_the_target_and_quits_when_its_window_closes(tmp_path, monkeypatch):
+    """ViewerInput against a stand-in for MuJoCo's passive viewer (no display here): its key callback's keys become
+    events, the target's geom group is shown, a force a drag put on another body is cleared, a closed window quits."""
+    import contextlib
+    import types
+
+    import mujoco.viewer
+
+    from worldpolicy.data.from_sim import RecordingInterrupted
+    from worldpolicy.data.teleop import VIEWER_KEYS, TeleopQuit, ViewerInput
+    from worldpolicy.sim.scenes import HANDLE_GROUP
+
+    presses = {1: [32], 3: [32], 4: [257]}  # tick: keys (Space, Space, Enter): gripper closed from tick 1 to 3
+    viewer = types.SimpleNamespace(opt=types.SimpleNamespace(geomgroup=np.zeros(6, np.uint8)), syncs=0, closed=False,
+                                   forces=[])
+
+    def launch_passive(model, data, *, key_callback):
+        def sync():
+            for key in presses.get(viewer.syncs, []):
+                key_callback(key)
+            viewer.forces.append(float(np.abs(data.xfrc_applied).max()))  # what the last tick stepped with
+            data.xfrc_applied[1] = 5.0  # as a Ctrl-drag on a body would
+            viewer.syncs += 1
+
+        viewer.sync, viewer.lock = sync, contextlib.nullcontext
+        viewer.is_running = lambda: viewer.syncs < 7  # the window closes during the second episode
+        viewer.close = lambda: setattr(viewer, "closed", True)
+        return viewer
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(mujoco.viewer, "launch_passive", launch_passive)
+    said = []
+    with pytest.raises(RecordingInterrupted) as caught:
+        _record(tmp_path / "tele", ViewerInput(say=said.append), control_hz=25.0)
+    assert isinstance(caught.value.__context__, TeleopQuit) and caught.value.kept == 1 and viewer.closed
+    assert viewer.opt.geomgroup[HANDLE_GROUP] == 1 and all(label in said[0] for _, label in VIEWER_KEYS.values())
+    episode = caught.value.result.dataset.episode(0)
+    assert episode.frames["action.gripper_position"][:, 0].tolist() == [0, 1, 1, 0]  # Enter on the 5th tick
+    assert caught.value.result.dataset.episode_success.tolist() == [True]
+    assert viewer.forces == [0.0] * 7  # the drag's force cleared before every step

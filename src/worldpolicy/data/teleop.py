@@ -167,6 +167,8 @@ class ViewerInput:
         if self.viewer is None or not self.viewer.is_running():
             return ["quit"]
         self.viewer.sync()  # shows the last step, and moves the target where the person dragged it
+        # a Ctrl-drag on another body (the cube) applies a force there, which no policy could: only the target moves
+        env.data.xfrc_applied[:] = 0.0
         now = time.perf_counter()
         if self._next > now:
             time.sleep(self._next - now)
