@@ -1322,8 +1322,8 @@ _STRATEGIES = "(choose from 'execute', 'ensemble', 'async')"
         "'ensemble'?)")),
     (["dataset", "infoo"], (
         "worldpolicy dataset: error: argument ACTION: invalid choice: 'infoo' (choose from 'info', 'check', 'frame', "
-        "'from-sim', 'from-videos', 'label', 'eval', 'show', 'select', 'merge', 'split', 'convert', 'import-hdf5', "
-        "'recover') "
+        "'from-sim', 'teleop', 'from-videos', 'label', 'eval', 'show', 'select', 'merge', 'split', 'convert', "
+        "'import-hdf5', 'recover') "
         "(did you mean 'info'?)")),
     # a word like none of the choices is refused with them alone
     (["sim", "--strategy", "xyz"], f"worldpolicy sim: error: argument --strategy: invalid choice: 'xyz' {_STRATEGIES}"),

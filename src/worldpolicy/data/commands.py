@@ -1,10 +1,10 @@
-"""`worldpolicy dataset info|check|frame|from-sim|from-videos|label|eval|show|select|merge|split|convert|import-hdf5|
-recover`: inspect LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record
-scripted-expert sim data, make one of raw video clips, pseudo-label videos with actions, compare a checkpoint's
-predicted chunks with the recorded actions (open loop), write a page to look at one, keep some of its episodes
-(features renamed or dropped) as a new dataset, merge several into one, split one into train and validation sets,
-convert a LeRobot v2.x dataset or robomimic-format HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one, and
-recover the recording of a killed `serve --record`."""
+"""`worldpolicy dataset info|check|frame|from-sim|teleop|from-videos|label|eval|show|select|merge|split|convert|
+import-hdf5|recover`: inspect LeRobot v3 datasets, take one observation out of one as `worldpolicy predict`'s inputs,
+record scripted-expert sim data or your own (teleop in MuJoCo's viewer), make one of raw video clips, pseudo-label
+videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open loop), write a page to
+look at one, keep some of its episodes (features renamed or dropped) as a new dataset, merge several into one, split
+one into train and validation sets, convert a LeRobot v2.x dataset or robomimic-format HDF5 demonstrations (robomimic,
+LIBERO, MimicGen) into one, and recover the recording of a killed `serve --record`."""
 
 from __future__ import annotations
 
@@ -164,6 +164,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     _add_from_sim_arguments(sim)
     sim.set_defaults(func=_from_sim)
+
+    teleop = cmds.add_parser(
+        "teleop",
+        help="record your own demonstrations in the simulator: drag the hand in MuJoCo's viewer",
+        description="Open MuJoCo's viewer on a task's scene: double-click the green bar, Ctrl+right-drag it and the "
+        "hand follows (IK); Space opens or closes the gripper, Enter ends the episode as a success, End as a failure, "
+        "Delete discards it and shows its scene again; close the window to stop. The episodes are written as `dataset "
+        "from-sim` writes the expert's (the same features, cameras, fps and provenance; each flagged in "
+        "meta/episodes' success column). Needs a display and the sim and train extras.",
+        absent_flags={"--out": "teleop takes the new dataset's folder as its first argument (root), not as --out: "
+                               "worldpolicy dataset teleop FOLDER ..."},
+    )
+    _add_teleop_arguments(teleop)
+    teleop.set_defaults(func=_teleop)
 
     videos = cmds.add_parser(
         "from-videos",
@@ -525,10 +539,9 @@ def _frame(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
-    """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
-    from worldpolicy.data.layout import PROMPT_VARIANTS  # as the sim imports below: no extra
-    from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
+def _add_scene_arguments(sim: argparse.ArgumentParser, max_steps: int | None = None) -> None:
+    """The arguments `dataset from-sim` and `dataset teleop` share that say what is recorded: the folder, task,
+    episodes, seeds, cameras, step limit (`max_steps`: its default, None the task's), robot and rate."""
     from worldpolicy.sim.scenes import DEFAULT_IMAGE_SIZE  # as `worldpolicy sim`'s parser: no MuJoCo
     from worldpolicy.sim.tasks import DEFAULT_CONTROL_HZ, EVAL_SEED  # as `worldpolicy sim`'s parser: nothing more
 
@@ -542,7 +555,8 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      help="camera size (default: %(default)s)")
     sim.add_argument("--cameras", nargs="+", action="extend",
                      help="DROID camera keys to record, one or more per flag (default: all three)")
-    sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
+    sim.add_argument("--max-steps", type=int, default=max_steps,
+                     help="episode step limit (default: " + ("the task's)" if max_steps is None else "%(default)s)"))
     sim.add_argument("--robot", default="panda",
                      help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml | a robot file (*.json), as "
                      "`worldpolicy sim --robot` (default: %(default)s)")
@@ -550,6 +564,51 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
                      help="control rate to record at: one row per control step, the dataset's fps (default: "
                      "%(default)g, the droid embodiment's fps; training needs its embodiment's, e.g. 10 "
                      "for a 10 Hz robot's; evaluate with `worldpolicy sim --control-hz` the same)")
+
+
+def _add_scene_shift_arguments(sim: argparse.ArgumentParser) -> None:
+    """The arguments `dataset from-sim` and `dataset teleop` share that shape each scene and its words."""
+    from worldpolicy.data.layout import PROMPT_VARIANTS  # as the sim imports below: no extra
+    from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
+
+    sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
+                     help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
+    sim.add_argument("--perturb", action="append", default=None, metavar="SPEC",
+                     help="record under shifts on top of every episode's scene, as `worldpolicy sim --perturb` applies "
+                     "them (domain randomisation; recorded in the provenance): " + perturbation_help() + "; repeat "
+                     "the flag or give a comma list (default: none)")
+    sim.add_argument("--prompt-template", default=None, metavar="TEXT",
+                     help="every episode's instruction in your own words, as `worldpolicy sim --prompt-template` takes "
+                     "it, e.g. \"move to the {color} {object}\": {color} and {object} name what the task acts on, "
+                     "{goal_color} and {goal} where it goes (push, pick_place); recorded in the provenance, --resume "
+                     "refuses another; --perturb prompt=paraphrase draws the task's own rewordings instead (default: "
+                     "the task's wording)")
+    sim.add_argument("--prompt-variants", choices=tuple(PROMPT_VARIANTS), default="drawn",
+                     help="what each episode's task holds (meta/tasks.parquet; recorded in the provenance): "
+                     + "; ".join(f"{name}: {means}" for name, means in PROMPT_VARIANTS.items())
+                     + " (language augmentation; default: %(default)s)")
+
+
+def _add_output_arguments(sim: argparse.ArgumentParser, command: str, progress: bool = True) -> None:
+    """The arguments `dataset from-sim` and `dataset teleop` (`command`) share that say how the dataset is written."""
+    sim.add_argument("--video-codec", default=None,
+                     help="libx264rgb (lossless, default; with --resume: the dataset's own), libx264, libsvtav1")
+    sim.add_argument("--overwrite", action="store_true",
+                     help=f"replace the dataset an earlier {command} recording wrote at ROOT")
+    sim.add_argument("--resume", action="store_true",
+                     help=f"continue the dataset an interrupted {command} recording (the same command and settings) "
+                     "left at ROOT until it holds --episodes, from the seed after its last: the episodes of one "
+                     "uninterrupted recording")
+    if progress:
+        sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    sim.add_argument("--json", action="store_true",
+                     help="print the dataset's whole summary as JSON (as `dataset info`, with the seeds, failed seeds "
+                     "and wall time) instead of a few lines and the next commands")
+
+
+def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
+    """`dataset from-sim`'s arguments (also read back by `_from_sim_resume_command`)."""
+    _add_scene_arguments(sim)
     sim.add_argument("--policy", default="scripted",
                      help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
                      "shipped | CHECKPOINT dir | ws://HOST:PORT | random. A policy's episodes are what `worldpolicy "
@@ -579,39 +638,22 @@ def _add_from_sim_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
                      help="DART noise: per-chunk joint offset std on executed actions; labels stay clean "
                      "(default: %(default)g)")
-    sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
-                     help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
-    sim.add_argument("--perturb", action="append", default=None, metavar="SPEC",
-                     help="record under shifts on top of every episode's scene, as `worldpolicy sim --perturb` applies "
-                     "them (domain randomisation; recorded in the provenance): " + perturbation_help() + "; repeat "
-                     "the flag or give a comma list (default: none)")
-    sim.add_argument("--prompt-template", default=None, metavar="TEXT",
-                     help="every episode's instruction in your own words, as `worldpolicy sim --prompt-template` takes "
-                     "it, e.g. \"move to the {color} {object}\": {color} and {object} name what the task acts on, "
-                     "{goal_color} and {goal} where it goes (push, pick_place); recorded in the provenance, --resume "
-                     "refuses another; --perturb prompt=paraphrase draws the task's own rewordings instead (default: "
-                     "the task's wording)")
-    sim.add_argument("--prompt-variants", choices=tuple(PROMPT_VARIANTS), default="drawn",
-                     help="what each episode's task holds (meta/tasks.parquet; recorded in the provenance): "
-                     + "; ".join(f"{name}: {means}" for name, means in PROMPT_VARIANTS.items())
-                     + " (language augmentation; default: %(default)s)")
+    _add_scene_shift_arguments(sim)
     sim.add_argument("--keep-failures", action="store_true",
                      help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
                      "success column)")
     sim.add_argument("--workers", type=int, default=1,
                      help="recording processes (default: %(default)s; output is the same); scripted and random only")
-    sim.add_argument("--video-codec", default=None,
-                     help="libx264rgb (lossless, default; with --resume: the dataset's own), libx264, libsvtav1")
-    sim.add_argument("--overwrite", action="store_true",
-                     help="replace the dataset an earlier from-sim recording wrote at ROOT")
-    sim.add_argument("--resume", action="store_true",
-                     help="continue the dataset an interrupted from-sim recording (the same command and settings) "
-                     "left at ROOT until it holds --episodes, from the seed after its last: the episodes of one "
-                     "uninterrupted recording")
-    sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
-    sim.add_argument("--json", action="store_true",
-                     help="print the dataset's whole summary as JSON (as `dataset info`, with the seeds, failed seeds "
-                     "and wall time) instead of a few lines and the next commands")
+    _add_output_arguments(sim, "from-sim")
+
+
+def _add_teleop_arguments(teleop: argparse.ArgumentParser) -> None:
+    """`dataset teleop`'s arguments (also read back for the command line its provenance records)."""
+    from worldpolicy.data.layout import TELEOP_MAX_STEPS
+
+    _add_scene_arguments(teleop, max_steps=TELEOP_MAX_STEPS)
+    _add_scene_shift_arguments(teleop)
+    _add_output_arguments(teleop, "teleop", progress=False)  # the viewer says each episode: no bar
 
 
 def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
@@ -731,18 +773,13 @@ def _check_task(task: str, options: dict) -> None:
         raise ValueError(f"--task-option: {exc}") from None
 
 
-def _from_sim(args: argparse.Namespace) -> int:
-    import sys
-
-    from worldpolicy.extras import check_extras
-
-    check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
-    from worldpolicy.cli import center_crop_option, flag_named, pixel_size
-    from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
-    from worldpolicy.fileio import exit_status
+def _scene_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The scene settings `dataset from-sim` and `dataset teleop` share (`_add_scene_arguments`,
+    `_add_scene_shift_arguments`), checked as flags, as `sim_to_dataset` takes them: the image size (even, for a codec
+    that needs it), the task and its options, the shifts and the prompt's words."""
+    from worldpolicy.cli import pixel_size
     from worldpolicy.processing.video import CODECS
 
-    made_by = _from_sim_resume_command(args, resume=False)  # as typed: the provenance's `command`
     height, width = pixel_size("--image-size", args.image_size, "180x320")
     if args.video_codec in CODECS:  # an unknown codec is named by the writer, before anything is recorded
         try:
@@ -764,8 +801,25 @@ def _from_sim(args: argparse.Namespace) -> int:
     _check_task(args.task, task_options)
     from worldpolicy.sim.perturb import check_rewording, parse_perturbations
 
-    perturb = parse_perturbations(args.perturb, "--perturb")  # before a checkpoint is looked for or a scene built
+    perturb = parse_perturbations(args.perturb, "--perturb")
     check_rewording(perturb, args.prompt_template, args.task, ("--prompt-template", "--perturb"))  # as sim checks it
+    return {"task_options": task_options, "image_size": (height, width), "control_hz": args.control_hz,
+            "robot": args.robot, "cameras": args.cameras, "max_steps": args.max_steps, "perturb": perturb,
+            "prompt_template": args.prompt_template, "prompt_variants": args.prompt_variants}
+
+
+def _from_sim(args: argparse.Namespace) -> int:
+    import sys
+
+    from worldpolicy.extras import check_extras
+
+    check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
+    from worldpolicy.cli import center_crop_option, flag_named
+    from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
+    from worldpolicy.fileio import exit_status
+
+    made_by = _from_sim_resume_command(args, resume=False)  # as typed: the provenance's `command`
+    scene = _scene_options(args)  # before a checkpoint is looked for or a scene built
     strategy_flags = [flag for flag, value in (("--strategy", args.strategy), ("--execute-steps", args.execute_steps),
                                                ("--ensemble-decay", args.ensemble_decay)) if value is not None]
     timing_flags = [flag for flag, value in (("--latency", args.latency), ("--rtc", args.rtc)) if value]
@@ -807,15 +861,9 @@ def _from_sim(args: argparse.Namespace) -> int:
             args.task,
             args.episodes,
             seed=args.seed,
-            task_options=task_options,
             video_codec=args.video_codec,
             overwrite=args.overwrite,
             resume=args.resume,
-            image_size=(height, width),
-            control_hz=args.control_hz,
-            robot=args.robot,
-            cameras=args.cameras,
-            max_steps=args.max_steps,
             chunk_size=args.chunk_size,
             keep_failures=args.keep_failures,
             start_jitter=args.start_jitter,
@@ -833,11 +881,9 @@ def _from_sim(args: argparse.Namespace) -> int:
             api_key=api_key,
             ca_file=ca_file,
             timeout_s=timeout_s,
-            perturb=perturb,
-            prompt_template=args.prompt_template,
-            prompt_variants=args.prompt_variants,
             on_checked=checked,
             command=made_by,
+            **scene,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         again = _from_sim_resume_command(args) if exc.kept or exc.resumed else None  # else nothing to continue
@@ -852,8 +898,15 @@ def _from_sim(args: argparse.Namespace) -> int:
         # "num_episodes=0 ..." (from_sim), "image_size: ..." (the env) and "robot: unknown name ..." (a KeyError; a
         # FileNotFoundError for an MJCF path not there) alike
         raise flag_named(exc, FLAGS) from None
+    return _said_recording(result, args, "from-sim")
+
+
+def _said_recording(result: Any, args: argparse.Namespace, command: str) -> int:
+    """What `dataset from-sim` and `dataset teleop` (`command`) print once their recording is written."""
+    import sys
+
     if args.resume and result.resumed >= args.episodes:
-        print(f"worldpolicy dataset from-sim: {args.root} already holds {result.resumed} episodes (--episodes "
+        print(f"worldpolicy dataset {command}: {args.root} already holds {result.resumed} episodes (--episodes "
               f"{args.episodes}): nothing to record", file=sys.stderr)
     if args.json:
         out = result.dataset.summary()
@@ -862,6 +915,40 @@ def _from_sim(args: argparse.Namespace) -> int:
     else:
         print(_from_sim_said(result, args.task))
     return 0
+
+
+def _teleop(args: argparse.Namespace) -> int:
+    import sys
+    from functools import partial
+
+    from worldpolicy.extras import check_extras
+
+    check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
+    from worldpolicy.data.teleop import TeleopQuit, ViewerInput, check_display, teleop_episodes
+
+    check_display()  # before anything is checked or built: without a window there is nothing to do
+    from worldpolicy.cli import continue_command, flag_named
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.fileio import exit_status
+
+    def line(resume: bool) -> str:
+        return continue_command("worldpolicy dataset teleop", _add_teleop_arguments, args, left_out=("overwrite",),
+                                resume=resume)
+
+    scene = _scene_options(args)
+    try:
+        result = sim_to_dataset(args.root, args.task, args.episodes, seed=args.seed, video_codec=args.video_codec,
+                                overwrite=args.overwrite, resume=args.resume, command=line(False),
+                                recorder=partial(teleop_episodes, source=ViewerInput()), **scene)
+    except RecordingInterrupted as exc:  # the window closed, or Ctrl-C: the finished episodes are kept
+        again = line(True) if exc.kept or exc.resumed else None  # else nothing to continue
+        print(f"worldpolicy dataset teleop: {exc.describe('--overwrite', '--resume')}"
+              + (f"; to go on: {again}" if again else ""), file=sys.stderr)
+        quit_ = isinstance(exc.__context__, TeleopQuit)  # the window closed: the person stopped, not a signal
+        return 0 if quit_ else exit_status(exc)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
+        raise flag_named(exc, FLAGS) from None
+    return _said_recording(result, args, "teleop")
 
 
 def _from_sim_said(result: Any, task: str) -> str:

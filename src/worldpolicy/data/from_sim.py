@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
 
 __all__ = ["ACTION_KEYS", "PROMPT_VARIANTS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted",
-           "SimConversion", "SpooledVideo", "check_recording", "discard_frames", "expert_episodes", "sim_features",
-           "sim_to_dataset"]
+           "SimConversion", "SpooledVideo", "check_recording", "discard_frames", "episode_task", "expert_episodes",
+           "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -519,10 +519,14 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
             wanted["strategy"] = {k: v for k, v in wanted["strategy"].items() if k != "execute_steps"}
             if isinstance(stored.get("strategy"), dict):
                 stored["strategy"] = {k: v for k, v in stored["strategy"].items() if k != "execute_steps"}
-    # another task, or the expert for a policy, is a setting (listed below), not a version
-    if not stored or (stored.get("task"), stored.get("policy")) == (task, wanted.get("policy")):
+    # another task, or the expert for a policy or a person (`dataset teleop`), is a setting (listed below), not a
+    # version
+    teleop = wanted.get("expert") == "teleop"
+    if not stored or ((stored.get("task"), stored.get("policy")) == (task, wanted.get("policy"))
+                      and (stored.get("expert") == "teleop") == teleop):
         versions = [f"{what}: v{shown} -> v{wanted[key]}"
-                    for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert")) if key in wanted
+                    for key, what in zip(VERSION_KEYS, (f"task {task}", "teleop" if teleop else "scripted expert"))
+                    if key in wanted
                     if (shown := stored_version_change(stored.get(key), wanted[key])) is not None]
         if versions:
             raise ValueError(f"{root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
@@ -627,8 +631,9 @@ class _Recorders:
             self._local.close()
 
 
-def _make_env(settings: dict[str, Any]):
-    """The recording's env: its task (with its options), robot, control rate, camera size, step limit and shifts."""
+def _make_env(settings: dict[str, Any], teleop_target: bool = False):
+    """The recording's env: its task (with its options), robot, control rate, camera size, step limit and shifts;
+    `teleop_target`: with the target a person drags (`data.teleop`)."""
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.tasks import get_task
 
@@ -640,6 +645,7 @@ def _make_env(settings: dict[str, Any]):
         max_steps=settings["max_steps"],
         perturb=settings["perturb"],
         prompt_template=settings["prompt_template"],
+        teleop_target=teleop_target,
     )
 
 
@@ -676,8 +682,7 @@ class _Recorder:
         else:
             episode = _record(self.env, self.expert, seed, _CameraFrames(self.cameras, self.spool, seed),
                               self.settle_steps, self.start_jitter, self.action_noise)
-        if self.prompt_variants == "all":  # the episode's scene (`env.episode`), every wording of it
-            episode["task"] = CAPTION_SEP.join(self.env.task.wordings(self.env.episode))
+        episode["task"] = episode_task(self.env, episode["task"], self.prompt_variants)
         return episode
 
     def close(self) -> None:
@@ -746,6 +751,7 @@ def sim_to_dataset(
     progress: bool = False,
     on_checked: Callable[[], None] | None = None,
     command: str | None = None,
+    recorder: Callable[..., ExpertEpisodes] | None = None,
     **episode_options: Any,
 ) -> SimConversion:
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
@@ -780,6 +786,9 @@ def sim_to_dataset(
 
     The provenance records, beside the settings, the software that recorded and `command`, the `dataset from-sim`
     line that did (`extras.run_record`; None from Python; a resumed recording's own, not compared: warned of).
+
+    `recorder` makes the episodes in place of `expert_episodes` (None), called as it is, with `episode_options`:
+    `data.teleop.teleop_episodes`, a person's episodes (`dataset teleop`), written, kept and resumed as these are.
     """
     root = Path(root).expanduser()
     if resume and overwrite:
@@ -810,7 +819,7 @@ def sim_to_dataset(
         spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
         try:
             return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
-                                   episode_options, previous, on_checked, command)
+                                   episode_options, previous, on_checked, command, recorder or expert_episodes)
         finally:
             shutil.rmtree(spool.path, ignore_errors=True)
             spool.release()
@@ -840,7 +849,7 @@ def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:
 def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: int, seed: int,
                     video_codec: str | None, overwrite: bool, progress: bool, episode_options: dict[str, Any],
                     previous: LeRobotDataset | None, on_checked: Callable[[], None] | None,
-                    command: str | None) -> SimConversion:
+                    command: str | None, recorder: Callable[..., ExpertEpisodes]) -> SimConversion:
     """`sim_to_dataset`, its frames spooled in `spool`; `previous` the dataset a resumed recording continues."""
     from ..logcapture import progress_bar
     from .edit import copy_episodes, sources_codec
@@ -859,9 +868,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
             bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}")
 
     # a complete dataset's seeds past num_episodes, and another first seed (refused below, named), go on from none
-    episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
-                               spool=spool.path, done_seeds=done[:num_episodes] if stored.get("seed") == seed else (),
-                               **episode_options)
+    episodes = recorder(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted, spool=spool.path,
+                        done_seeds=done[:num_episodes] if stored.get("seed") == seed else (), **episode_options)
     settings = episodes.provenance  # the settings checked and resolved (the defaults of those not given)
     if previous is not None:
         advice = ("Pass the settings it was recorded with to continue it, or record into a new folder "
@@ -1029,6 +1037,12 @@ def _recorded_by(rollout) -> dict[str, Any]:
 
     return {"embodiment": rollout.policy.embodiment.key,
             "policy_settings": policy_settings(rollout.policy, rollout.env.image_size)}
+
+
+def episode_task(env, prompt: str, prompt_variants: str) -> str:
+    """An episode's task text: the `prompt` it ran with, or (`prompt_variants` "all") every wording of its scene
+    (`env.episode`), joined as captions are (`CAPTION_SEP`)."""
+    return CAPTION_SEP.join(env.task.wordings(env.episode)) if prompt_variants == "all" else prompt
 
 
 def _record_rollout(rollout, seed: int, images: _CameraFrames, settle_steps: int) -> dict[str, Any]:

@@ -60,6 +60,9 @@ PROMPT_VARIANTS = {"drawn": "the prompt the episode ran with",
                    "all": "every wording of the episode's instruction (the prompt it ran with first, then the task's "
                           f"own and its paraphrases, filled for its scene) joined by {CAPTION_SEP!r}, of which "
                           "training draws one per example"}
+# The step limit of a person's episode (`dataset teleop`; 30 s at 15 Hz): the tasks' own (reach: 60 steps, 4 s) are
+# the scripted expert's pace. Here, so the parser has it without the sim or train extras.
+TELEOP_MAX_STEPS = 450
 NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
                   "uint64", "uint32", "uint16", "uint8", "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")

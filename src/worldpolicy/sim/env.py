@@ -28,7 +28,7 @@ with extra_imports():
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.sim.perturb import Perturbation, Perturber, check_rewording, parse_perturbations
-from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE, build_scene, camera_feature_name
+from worldpolicy.sim.scenes import CAMERAS, DEFAULT_IMAGE_SIZE, ObjectSpec, build_scene, camera_feature_name
 from worldpolicy.sim.tasks import (
     COLORS,
     DEFAULT_CONTROL_HZ,
@@ -39,8 +39,8 @@ from worldpolicy.sim.tasks import (
     get_task,
 )
 
-__all__ = ["AGENT_POS_KEYS", "IMAGE_SIDE", "OBS_TYPES", "GymTabletopEnv", "SimState", "TabletopEnv",
-           "check_env_settings", "step_limit", "unwrap_tabletop"]
+__all__ = ["AGENT_POS_KEYS", "IMAGE_SIDE", "OBS_TYPES", "TELEOP_TARGET", "GymTabletopEnv", "SimState",
+           "TabletopEnv", "check_env_settings", "step_limit", "unwrap_tabletop"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ OBS_TYPES = {
 }
 # The DROID keys whose values `agent_pos` joins, in this order: the `droid` embodiment's state row (joints, gripper)
 AGENT_POS_KEYS = ("observation/joint_position", "observation/gripper_position")
+# The mocap body a teleoperator drags (`TabletopEnv(teleop_target=True)`): a bar 9 cm long along the hand's y axis,
+# so the hand's yaw shows; a "handle", which no recorded camera draws (`scenes.HANDLE_GROUP`)
+TELEOP_TARGET = ObjectSpec("teleop_target", "handle", (0.012, 0.045, 0.012), (0.1, 0.8, 0.3, 0.6))
 
 
 def _is_int(value) -> bool:
@@ -99,12 +102,16 @@ class TabletopEnv(gym.Env):
         perturb: str | Sequence[str] | Perturbation | None = None,
         prompt_template: str | None = None,
         obs_type: str = "droid",
+        teleop_target: bool = False,
     ) -> None:
         """`perturb`: shifts applied on top of every episode's scene (`sim.perturb`: "camera=0.03", "light=0.5",
         "table=random", "distractors=2", "prompt=paraphrase", a comma list or a list of them), drawn from the episode's
         seed. `prompt_template`: every episode's prompt in these words, the task's placeholders filled with what the
         episode drew ("move to the {color} {object}": `tasks.check_prompt_template`); None: the task's wording.
-        `obs_type`: what `reset()` and `step()` return (`OBS_TYPES`)."""
+        `obs_type`: what `reset()` and `step()` return (`OBS_TYPES`).
+        `teleop_target`: add `TELEOP_TARGET`, a mocap body a teleoperator drags in MuJoCo's viewer (`dataset
+        teleop`), put on the hand at every reset (`teleop_pose`, `set_teleop_pose`); the cameras do not show it and
+        it touches nothing, so the physics and the images are those of an env without it."""
         check_env_settings(control_hz=control_hz, image_size=image_size, max_steps=max_steps)
         if obs_type not in OBS_TYPES:
             raise ValueError(f"obs_type: expected one of {list(OBS_TYPES)}, got {obs_type!r}")
@@ -121,7 +128,8 @@ class TabletopEnv(gym.Env):
         self.robot = get_robot(robot)
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         self.render_mode = render_mode
-        self.model = build_scene(self.robot, self.task.objects() + self.perturbation.objects(),
+        self.model = build_scene(self.robot, self.task.objects() + self.perturbation.objects()
+                                 + ([TELEOP_TARGET] if teleop_target else []),
                                  image_size=self.image_size or DEFAULT_IMAGE_SIZE)
         self.data = mujoco.MjData(self.model)
         self._perturber = (Perturber(self.model, self.perturbation, self.task) if self.perturbation
@@ -153,6 +161,7 @@ class TabletopEnv(gym.Env):
         self._ee_id = mujoco.mj_name2id(m, _OBJ[self.robot.ee_frame_type], self.robot.ee_frame)
         self._goal_mocap = m.body_mocapid[m.body("goal").id]
         self._goal_geom = m.geom("goal").id
+        self._target_mocap = m.body_mocapid[m.body(TELEOP_TARGET.name).id] if teleop_target else None
         self._object_geoms = {name: m.geom(name).id for name in self.task.object_names}
         self._object_qadr = {name: m.jnt_qposadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
         self._object_dofadr = {name: m.jnt_dofadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
@@ -226,6 +235,8 @@ class TabletopEnv(gym.Env):
         self._ended = None
         self.peak_joint_speed = np.zeros(self.robot.dof)
         self._held_heights = {name: float(self.data.qpos[qadr + 2]) for name, qadr in self._object_qadr.items()}
+        if self._target_mocap is not None:
+            self.set_teleop_pose(self.state().tcp)
         return self._gym_observation(), self._info()
 
     def step(self, action):
@@ -258,7 +269,8 @@ class TabletopEnv(gym.Env):
         `max_steps`: its step limit, where this one's is a wrapper's (`step_limit`)."""
         return TabletopEnv(self.task, self.robot, control_hz=self.control_hz, image_size=self.image_size,
                            max_steps=max_steps or self.max_steps, render_mode=self.render_mode,
-                           perturb=self.perturbation, prompt_template=self.prompt_template, obs_type=self.obs_type)
+                           perturb=self.perturbation, prompt_template=self.prompt_template, obs_type=self.obs_type,
+                           teleop_target=self._target_mocap is not None)
 
     def views(self) -> np.ndarray:
         """The three DROID views side by side (exterior 1 | exterior 2 | wrist), whatever the render_mode: the sim
@@ -328,6 +340,30 @@ class TabletopEnv(gym.Env):
 
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._arm_qadr].copy()
+
+    def teleop_pose(self) -> np.ndarray:
+        """Where the teleoperator's target is (`teleop_target=True`): a 4x4 pose in the world frame."""
+        mocap = self._teleop_mocap()
+        rot = np.empty(9)
+        mujoco.mju_quat2Mat(rot, self.data.mocap_quat[mocap])
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = rot.reshape(3, 3), self.data.mocap_pos[mocap]
+        return pose
+
+    def set_teleop_pose(self, pose: np.ndarray) -> None:
+        """Move the teleoperator's target (`teleop_target=True`) to `pose`, 4x4 in the world frame."""
+        mocap = self._teleop_mocap()
+        pose = np.asarray(pose, dtype=np.float64)
+        if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+            raise ValueError(f"pose: expected a finite 4x4 pose, got {pose!r}")
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, np.ascontiguousarray(pose[:3, :3]).reshape(-1))
+        self.data.mocap_pos[mocap], self.data.mocap_quat[mocap] = pose[:3, 3], quat
+
+    def _teleop_mocap(self) -> int:
+        if self._target_mocap is None:
+            raise RuntimeError("this env has no teleop target: make it with TabletopEnv(..., teleop_target=True)")
+        return self._target_mocap
 
     def gripper_position(self) -> float:
         return self.robot.finger_to_gripper(float(np.mean(self.data.qpos[self._finger_qadr])))

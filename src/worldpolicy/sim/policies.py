@@ -28,8 +28,8 @@ from worldpolicy.sim.tasks import BUILTIN_POLICIES, DEFAULT_CONTROL_HZ
 logger = logging.getLogger(__name__)
 
 __all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend",
-           "checkpoint_settings", "chunk_size", "control_hz_for", "make_policy", "planned", "policy_fps",
-           "policy_kind", "policy_settings", "warn_rate_mismatch", "wrap_policy"]
+           "checkpoint_settings", "chunk_size", "control_hz_for", "joint_step_cap", "limit_step", "make_policy",
+           "planned", "policy_fps", "policy_kind", "policy_settings", "warn_rate_mismatch", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 # The largest joint target jump per control step the scripted expert makes, in seconds at the joint's speed limit: at
@@ -54,6 +54,13 @@ def _chunk_size(policy: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"chunk_size: policy {policy!r} takes an int >= 1, got {value!r}")
     return int(value)
+
+
+def joint_step_cap(robot, control_hz: float, joint_speed_share: float = 0.7) -> np.ndarray:
+    """The largest change of each joint's target per control step a recording commands (rad): `joint_speed_share` of
+    `robot`'s `max_joint_velocity` per period at `control_hz`, never more than `_JUMP_S` seconds of it (the margin
+    `ScriptedPolicy` explains); `dataset teleop` holds a person's commands to it as the expert's are."""
+    return np.asarray(robot.max_joint_velocity) * min(joint_speed_share * (1.0 / control_hz), _JUMP_S)
 
 
 def limit_step(previous: np.ndarray, target: np.ndarray, cap: np.ndarray) -> np.ndarray:
@@ -110,8 +117,7 @@ class ScriptedPolicy:
         """The largest change of each joint's target per control step it commands (rad): `joint_speed_share` of the
         robot's `max_joint_velocity` per period, never more than `_JUMP_S` seconds of it. A recording that perturbs
         its chunks (`dataset from-sim --action-noise`) holds the perturbed command to it too (`limit_step`)."""
-        dt = 1.0 / self.env.control_hz
-        return np.asarray(self.env.robot.max_joint_velocity) * min(self.joint_speed_share * dt, _JUMP_S)
+        return joint_step_cap(self.env.robot, self.env.control_hz, self.joint_speed_share)
 
     @property
     def fps(self) -> float:

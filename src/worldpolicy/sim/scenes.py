@@ -20,7 +20,8 @@ from worldpolicy.robot.robots import RobotConfig, get_robot
 if TYPE_CHECKING:
     import mujoco
 
-__all__ = ["CAMERAS", "SCENE_NAMES", "TABLE_TOP", "ObjectSpec", "build_scene", "camera_feature_name", "look_at_quat"]
+__all__ = ["CAMERAS", "HANDLE_GROUP", "SCENE_NAMES", "TABLE_TOP", "ObjectSpec", "build_scene", "camera_feature_name",
+           "look_at_quat"]
 
 # The RobotConfig name fields a scene uses beyond IK's (`kinematics.IK_NAMES`): the env drives the actuators and reads
 # the fingers, and the wrist camera hangs on the camera body.
@@ -46,11 +47,15 @@ DEFAULT_IMAGE_SIZE = (180, 320)
 TABLE_TOP = 0.0  # the robot base sits on the table surface, like DROID's table-mounted Franka
 TABLE_CENTER = (0.55, 0.0)
 TABLE_HALF = (0.4, 0.5)
+# The geom group of a "handle" (a teleoperator's target, `dataset teleop`): MuJoCo draws groups 0-2 unless told
+# otherwise, so the recorded cameras (an offscreen renderer's default options) never show it; the viewer turns it on.
+HANDLE_GROUP = 5
 
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """A task object: `kind` is "box" (free body, collides) or "marker" / "pad" (static visual, no collision)."""
+    """A task object: `kind` is "box" (free body, collides), "marker" / "pad" (static visual, no collision) or
+    "handle" (a mocap box no camera draws: in `HANDLE_GROUP`, no collision; a teleoperator drags it)."""
 
     name: str
     kind: str
@@ -146,6 +151,10 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *,
             shape = mujoco.mjtGeom.mjGEOM_SPHERE if obj.kind == "marker" else mujoco.mjtGeom.mjGEOM_CYLINDER
             body.add_geom(name=obj.name, type=shape, size=list(obj.size), rgba=list(obj.rgba), contype=0,
                           conaffinity=0)
+        elif obj.kind == "handle":
+            body = world.add_body(name=obj.name, pos=[0.5, 0, TABLE_TOP], mocap=True)
+            body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(obj.size), rgba=list(obj.rgba),
+                          contype=0, conaffinity=0, group=HANDLE_GROUP)
         else:
-            raise ValueError(f"object {obj.name!r}: kind must be 'box', 'marker' or 'pad', got {obj.kind!r}")
+            raise ValueError(f"object {obj.name!r}: kind must be 'box', 'marker', 'pad' or 'handle', got {obj.kind!r}")
     return spec.compile()
