@@ -228,37 +228,37 @@ def test_every_third_party_import_is_a_declared_requirement():
     """A package the code imports comes from a requirement of the core or of an extra, or is one that such a
     requirement brings (`BROUGHT_BY`) imported only in files that import its bringer too (that extra's modules, not a
     core one that would then need the extra): one installed here only by the dev set-up or by chance fails for users.
-    pyproject.toml is read, not the installed metadata, which lags an edit until the next `pip install -e`."""
+    pyproject.toml is read, not the installed metadata, which lags an edit until the next `pip install -e`; the dev
+    extra is this checkout's tooling (pytest, moviepy), which no user's extra installs, so it declares nothing here."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {_distribution(r) for group in (project["dependencies"], *project["optional-dependencies"].values())
-                for r in group}
+    groups = {"core": project["dependencies"], **project["optional-dependencies"]}
+    declared = {_distribution(r) for name, group in groups.items() if name != "dev" for r in group}
     providers = metadata.packages_distributions()
-    imported: dict[str, str] = {}
-    beside: dict[str, set[str]] = {}  # third-party top-level module → those every file importing it imports too
+    imported: dict[str, list[tuple[str, set[str]]]] = {}  # third-party top-level module → (where, the file's tops)
     for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
-        tops = set()
+        found: dict[str, str] = {}  # this file's third-party top-level modules, each where it is first imported
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
             for name in names:
                 top = name.partition(".")[0]
                 if top not in sys.stdlib_module_names and top != "worldpolicy":
-                    imported.setdefault(top, f"{path.relative_to(ROOT)}:{node.lineno}")
-                    tops.add(top)
-        for top in tops:
-            beside[top] = beside.get(top, tops) & tops
+                    found.setdefault(top, f"{path.relative_to(ROOT)}:{node.lineno}")
+        for top, where in found.items():
+            imported.setdefault(top, []).append((where, set(found)))
     assert "mujoco" in imported and "torch" in imported  # the walk sees imports inside functions and `with` blocks
 
     def distributions(module: str) -> set[str]:
         return {_distribution(d) for d in providers.get(module, [])}
 
     undeclared = {}
-    for top, where in imported.items():
+    for top, files in imported.items():
         bringer = BROUGHT_BY.get(top)
         brought = {_distribution(r) for r in metadata.requires(bringer) or []} if bringer in declared else set()
-        with_bringer = any(bringer in distributions(module) for module in beside[top])
-        if not distributions(top) & declared and not (distributions(top) & brought and with_bringer):
-            undeclared[top] = where
+        # the files importing it without its bringer: the first is named, not merely the first to import it
+        alone = [where for where, tops in files if not any(bringer in distributions(module) for module in tops)]
+        if not distributions(top) & declared and not (distributions(top) & brought and not alone):
+            undeclared[top] = (alone or [files[0][0]])[0]
     assert undeclared == {}
     assert set(BROUGHT_BY) <= set(imported)  # no stale entry
 

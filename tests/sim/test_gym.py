@@ -15,6 +15,7 @@ gym = pytest.importorskip("gymnasium")
 
 from gymnasium.utils.env_checker import check_env
 
+from worldpolicy.embodiments import STATE_ROLES, get_embodiment
 from worldpolicy.sim.env import AGENT_POS_KEYS, GymTabletopEnv, TabletopEnv
 from worldpolicy.sim.evaluate import evaluate
 from worldpolicy.sim.policies import make_policy
@@ -167,6 +168,8 @@ def test_lerobot_obs_type_holds_the_droid_observation_in_lerobot_keys():
     obs, info = env.reset(seed=4)
     assert space.contains(obs) and obs["agent_pos"].dtype == np.float32
     droid = base.observe()
+    # the droid embodiment's state keys, in the order a Policy joins them (the registry names them; the env spells them)
+    assert AGENT_POS_KEYS == tuple(get_embodiment("droid").state_keys[role] for role in STATE_ROLES)
     state_row = np.concatenate([droid[key] for key in AGENT_POS_KEYS])
     np.testing.assert_array_equal(obs["agent_pos"], state_row.astype(np.float32))
     for key in CAMERAS:
