@@ -33,7 +33,7 @@ import numpy as np
 
 from worldpolicy.robot.control import ChunkController, ChunkStrategy, JointTarget
 from worldpolicy.robot.decode import ActionDecoder
-from worldpolicy.serving import RemotePolicy
+from worldpolicy.serving import RemotePolicy, RemotePolicyError
 
 
 class Robot:
@@ -116,7 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompt", default=None, help="the instruction (default: the stand-in scene's own)")
     p.add_argument("--robot", default="panda", help="the decoder's robot: panda, fr3, a robot file (default: panda)")
     p.add_argument("--ticks", type=int, default=45, help="control ticks to run (default: 45, 3 s at 15 Hz)")
-    p.add_argument("--strategy", default="async", choices=["execute", "ensemble", "async"])
+    p.add_argument("--strategy", default="async", choices=["execute", "ensemble", "async"],
+                   help="how chunks run: execute k then ask, a temporal ensemble, or asked ahead (default: async)")
+    p.add_argument("--execute-steps", type=int, default=None,
+                   help="k: actions run per chunk before the next takes over (default: the strategy's)")
     p.add_argument("--realtime", action="store_true",
                    help="run on while the next chunk is computed (a policy that answers within its chunk's span)")
     p.add_argument("--timeout-s", type=float, default=5.0, help="a request's whole time before it fails (default: 5)")
@@ -124,8 +127,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=6, help="the stand-in scene's seed (default: 6)")
     p.add_argument("--out", type=Path, default=None, help="write a summary.json of the run here")
     args = p.parse_args(argv)
-    if args.ticks < 1:
-        p.error(f"--ticks={args.ticks}: expected an int >= 1")
+    for flag in ("ticks", "execute_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            p.error(f"--{flag.replace('_', '-')}={value}: expected an int >= 1")
     return args
 
 
@@ -133,6 +138,7 @@ def run(args: argparse.Namespace) -> dict:
     robot = SimRobot(args.seed)
     server = serve_here(args.checkpoint, args.device) if args.url is None else None
     api_key = os.environ[args.api_key_env] if args.api_key_env else None
+    # connects now: a server that is not there raises ServerRefusedError here, before the arm is commanded
     policy = RemotePolicy(server.url if server else args.url, api_key=api_key, timeout_s=args.timeout_s,
                           client_name="robot_client example")
     decoder = ActionDecoder(policy.embodiment, args.robot)  # every safety check on: a chunk it refuses fails the tick
@@ -141,9 +147,9 @@ def run(args: argparse.Namespace) -> dict:
                "stopped": "done"}
     newest = (-1, -1)
     try:
-        with ChunkController(policy, decoder, ChunkStrategy(args.strategy), prompt=args.prompt or robot.prompt,
-                             realtime=args.realtime, on_policy_error="hold",
-                             max_policy_errors=args.max_policy_errors) as control:
+        strategy = ChunkStrategy(args.strategy, execute_steps=args.execute_steps)
+        with ChunkController(policy, decoder, strategy, prompt=args.prompt or robot.prompt, realtime=args.realtime,
+                             on_policy_error="hold", max_policy_errors=args.max_policy_errors) as control:
             next_tick = time.monotonic()
             for tick in range(args.ticks):
                 if tick:  # tick 0 waits for the first chunk: the clock starts after it
@@ -170,6 +176,9 @@ def run(args: argparse.Namespace) -> dict:
     except KeyboardInterrupt:
         summary["stopped"] = "interrupted"
         raise
+    except RemotePolicyError as error:  # max_policy_errors failures in a row: the server is gone for good
+        summary["stopped"] = f"policy failed: {type(error).__name__}"
+        raise
     finally:
         robot.stop()  # whatever ended the loop (done, Ctrl-C, the policy given up on, a refused chunk): stop the arm
         policy.close()
@@ -193,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         run(args)
     except KeyboardInterrupt:
         return 130
+    except RemotePolicyError as error:  # no server at --url, or it stopped answering: one line, the arm stopped
+        print(f"robot_client: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -110,6 +110,19 @@ def test_robot_client_stops_the_arm_on_ctrl_c(tmp_path):
     assert "arm stopped (interrupted)" in err and "Traceback" not in err
 
 
+def test_robot_client_without_a_server_says_so_in_one_line(tmp_path):
+    pytest.importorskip("mujoco")
+    pytest.importorskip("websockets")
+    from ports import free_port
+
+    url = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "robot_client.py"), "--url", url], check=False,
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"robot_client: ServerRefusedError: cannot connect to {url}" in done.stderr
+    assert "Traceback" not in done.stderr and "tick" not in done.stdout  # refused before the arm was commanded
+
+
 @pytest.mark.slow
 def test_robot_client_runs_its_ticks_and_reports_the_latency(tmp_path):
     pytest.importorskip("mujoco")
