@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for item in args.camera:
         if "=" not in item:
             p.error(f"--camera {item!r}: expected KEY=FILE, e.g. observation/wrist_image_left=wrist.png")
+    if args.state is not None:
+        try:
+            args.state = [float(v) for v in args.state.split(",")]
+        except ValueError:
+            p.error(f"--state {args.state!r}: expected numbers separated by commas, e.g. 0,0,0,-1.6,0,1.6,0.8,0")
     if not args.camera and args.prompt is None and args.checkpoint != "shipped":
         p.error("--prompt: needed with --checkpoint other than shipped when no --camera is given")
     return args
@@ -61,13 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         observation, prompt = sim_observation(args.scene_seed)
         prompt = args.prompt or prompt
-    state = None if args.state is None else [float(v) for v in args.state.split(",")]
 
     with worldpolicy.load_policy(args.checkpoint, device=args.device, progress=False) as policy:
         embodiment = policy.embodiment
         print(f"{args.checkpoint}: embodiment {embodiment.name}, chunk {policy.chunk_size} at "
               f"{embodiment.fps:g} Hz, cameras {', '.join(embodiment.camera_keys)}")
-        pred = policy.act(observation, prompt, state=state, seed=args.seed, decode_video=True)
+        pred = policy.act(observation, prompt, state=args.state, seed=args.seed, decode_video=True)
         written = pred.save(args.out)  # actions.json, settings.json, rollout.mp4, plots/, index.html
 
     print(f'\n"{prompt}": {pred.actions.shape[0]} actions x {pred.actions.shape[1]} columns, seed {args.seed}')

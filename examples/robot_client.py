@@ -68,18 +68,20 @@ class Robot:
 
 class SimRobot(Robot):
     """The stand-in: the simulated Panda on the reach task (`worldpolicy.sim.env.TabletopEnv`), one control period
-    of physics per command."""
+    of physics per command; `keys`: the observation keys the policy reads (the sim renders DROID's three cameras)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, keys) -> None:
         from worldpolicy.sim.env import TabletopEnv
 
+        self.keys = tuple(keys)
         self.env = TabletopEnv("reach")
         _, info = self.env.reset(seed=seed)
         self.prompt = info["prompt"]  # the scene's own instruction, e.g. "move the gripper to the blue ball"
         self.gripper = self.env.gripper_position()
 
     def observe(self) -> dict:
-        return self.env.observe()
+        observation = self.env.observe()
+        return {key: observation[key] for key in self.keys}
 
     def joint_positions(self) -> np.ndarray:
         return self.env.joint_positions()
@@ -103,7 +105,8 @@ def serve_here(checkpoint: str, device: str | None):
     from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
 
     policy = worldpolicy.load_policy(checkpoint, device=device, progress=False)
-    server = PolicyServer(policy, ServerConfig(host="127.0.0.1", port=0), close_on_stop=True)
+    # one warm-up request before it is ready (`worldpolicy serve --warmup 1`): the first call is no slower than the rest
+    server = PolicyServer(policy, ServerConfig(host="127.0.0.1", port=0), warmup_requests=1, close_on_stop=True)
     return ServerThread(server).start()
 
 
@@ -135,13 +138,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    robot = SimRobot(args.seed)
     server = serve_here(args.checkpoint, args.device) if args.url is None else None
     api_key = os.environ[args.api_key_env] if args.api_key_env else None
     # connects now: a server that is not there raises ServerRefusedError here, before the arm is commanded
     policy = RemotePolicy(server.url if server else args.url, api_key=api_key, timeout_s=args.timeout_s,
                           client_name="robot_client example")
     decoder = ActionDecoder(policy.embodiment, args.robot)  # every safety check on: a chunk it refuses fails the tick
+    robot = SimRobot(args.seed, keys=(*policy.embodiment.camera_keys, *policy.embodiment.state_keys))
     period = 1 / decoder.embodiment.fps  # the rate the chunk's rows are meant for
     summary = {"ticks_run": 0, "commands_sent": 0, "stale_dropped": 0, "held": 0, "policy_errors": 0,
                "stopped": "done"}
