@@ -75,7 +75,8 @@ def test_the_sdist_carries_the_repository_the_readme_walks(tmp_path):
     with tarfile.open(sdist) as archive:
         shipped = {m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()}
     for named in ("docs/viz.md", "docs/images/viz_report.png", "scripts/setup.sh", ".ci/extra-test-installs.sh",
-                  "benchmarks/README.md", "tests/conftest.py"):  # what README.md and setup.sh point to
+                  "benchmarks/README.md", "examples/robot_client.py",
+                  "tests/conftest.py"):  # what README.md and setup.sh point to
         assert named in shipped
     assert sorted(set(tracked) - shipped) == [".gitignore"]  # a git file, meaningless outside a clone
     assert [name for name in shipped if name.endswith(".pyc")] == []

@@ -1,9 +1,9 @@
-"""Security rules (docs/serving.md, Security). First a static scan of the shipped package (and the scripts and
-benchmarks beside it): no pickle-family module, no `torch.load` without `weights_only=True`, no `torch.save`, pandas
-pickles or `np.save` that may pickle, no `yaml.load`, no `eval`/`exec`/`compile`, no shell, no `allow_pickle=True`,
-no `trust_remote_code=True`; a regression fails here whether or not a test reaches the line. Then what data from
-others may not do: a checkpoint naming any class as its scheduler, an image declaring gigapixels, a link in a staged
-folder loosening a file elsewhere; and an open server saying so."""
+"""Security rules (docs/serving.md, Security). First a static scan of the shipped package (and the scripts,
+benchmarks and examples beside it): no pickle-family module, no `torch.load` without `weights_only=True`, no
+`torch.save`, pandas pickles or `np.save` that may pickle, no `yaml.load`, no `eval`/`exec`/`compile`, no shell, no
+`allow_pickle=True`, no `trust_remote_code=True`; a regression fails here whether or not a test reaches the line. Then
+what data from others may not do: a checkpoint naming any class as its scheduler, an image declaring gigapixels, a link
+in a staged folder loosening a file elsewhere; and an open server saying so."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCANNED = [REPO / "src" / "worldpolicy", REPO / "scripts", REPO / "benchmarks"]
+SCANNED = [REPO / "src" / "worldpolicy", REPO / "scripts", REPO / "benchmarks", REPO / "examples"]
 
 # modules whose loads run code from the bytes they read
 PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "marshal", "shelve", "joblib", "dill", "cloudpickle"}
