@@ -152,6 +152,9 @@ def test_the_command_records_and_a_closed_window_exits_zero_keeping_the_finished
     ds = LeRobotDataset.open(root)
     assert ds.num_episodes == 1 and ds.episode_lengths.tolist() == [3]
     assert ds.provenance["command"].startswith("worldpolicy dataset teleop ") and ds.provenance["expert"] == "teleop"
+    # run again as first typed: the recording named by the command that made it, and how to go on
+    assert main(["dataset", "teleop", str(root), "--task", "reach", "--episodes", "3", "--image-size", "32x32"]) == 2
+    assert "holds a `dataset teleop` recording; pass --resume" in capsys.readouterr().err
 
 
 def test_the_viewer_source_maps_keys_shows_the_target_and_quits_when_its_window_closes(tmp_path, monkeypatch):

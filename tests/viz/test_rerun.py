@@ -117,3 +117,12 @@ def test_a_failed_recording_leaves_the_earlier_file_and_no_temporary_one(predict
     with pytest.raises(OSError, match="disk full"):
         viz_rerun.write_run_recording(run, viz_rerun.RerunTarget(file=out))
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.rrd"]
+
+
+def test_a_viewer_that_cannot_be_started_is_refused_naming_the_flag(predict_run, tmp_path, monkeypatch, capsys):
+    run, _ = predict_run
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `rerun` executable to start: rerun-sdk's RuntimeError
+    monkeypatch.delenv("_RERUN_TEST_FORCE_SAVE", raising=False)
+    assert main(["viz", str(run), "--rerun-spawn"]) == 2
+    said = capsys.readouterr().err
+    assert "error: --rerun-spawn: " in said and "put that folder on PATH" in said and "Traceback" not in said

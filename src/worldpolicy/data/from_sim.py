@@ -795,11 +795,14 @@ def sim_to_dataset(
         raise ValueError("resume: continues the dataset at root, overwrite=True replaces it: pass one of them")
     sweep_scratch_folders(root, ())  # what root holds, a dataset a killed replacement left aside back first
     held = (root / INFO_PATH).is_file()  # a dataset, and the command its provenance says made it
-    maker = (provenance_document(root) or {}).get("source") if held else None
+    stored = (provenance_document(root) or {}) if held else {}
+    maker = stored.get("source")
     ours = held and maker == SOURCE
     if not (overwrite or resume) and ours:  # a rerun of the command as first typed: say how to go on
-        raise FileExistsError(f"root={str(root)!r} holds a `dataset from-sim` recording; pass resume=True to continue "
-                              f"it up to num_episodes={num_episodes}, overwrite=True to replace it, or choose a new or "
+        # a person's episodes (`data.teleop`) share from-sim's source: named by the command that recorded them
+        made = "dataset teleop" if stored.get("expert") == "teleop" else "dataset from-sim"
+        raise FileExistsError(f"root={str(root)!r} holds a `{made}` recording; pass resume=True to continue it up "
+                              f"to num_episodes={num_episodes}, overwrite=True to replace it, or choose a new or "
                               "empty folder")
     if held and not ours:
         # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept;

@@ -83,7 +83,8 @@ def _rerun() -> Any:
 @contextmanager
 def recording(target: RerunTarget, name: str) -> Iterator[rr.RecordingStream]:
     """A recording stream named `name` into `target`; a file is written under a temporary name and renamed once the
-    block has logged everything (an error or Ctrl-C leaves no half file, and an earlier one in place)."""
+    block has logged everything (an error or Ctrl-C leaves no half file, and an earlier one in place). A viewer that
+    cannot be started or reached is refused naming its flag (`_viewer_refused`)."""
     from ..fileio import atomic_path
 
     rr = _rerun()
@@ -100,15 +101,32 @@ def recording(target: RerunTarget, name: str) -> Iterator[rr.RecordingStream]:
             finally:
                 rec.disconnect()  # the file closed (its footer written) before it is renamed, or removed
         return
-    if target.spawn:
-        rec.spawn()
-    else:
-        rec.connect_grpc(target.connect)
+    with _viewer_refused(target):
+        if target.spawn:
+            rec.spawn()
+        else:
+            rec.connect_grpc(target.connect)
     try:
         yield rec
-        rec.flush()
+        with _viewer_refused(target):  # a URL no viewer answers at fails here, once the data is to be sent
+            rec.flush()
     finally:
         rec.disconnect()
+
+
+@contextmanager
+def _viewer_refused(target: RerunTarget) -> Iterator[None]:
+    """rerun's RuntimeError where no viewer could be started (no `rerun` executable on PATH) or reached (nothing
+    answers at the URL) as a ValueError naming the flag, a line for the command to say, not a traceback."""
+    try:
+        yield
+    except RuntimeError as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if target.spawn:
+            raise ValueError(f"{target.flags[1]}: {said} (the rerun extra installs the viewer as `rerun` beside "
+                             f"Python: put that folder on PATH, or write a file with {target.flags[0]})") from None
+        raise ValueError(f"{target.flags[2]}={target.connect!r}: {said}; is a Rerun viewer running there "
+                         "(`rerun`)?") from None
 
 
 def entity(*parts: str) -> str:
