@@ -695,8 +695,9 @@ class Policy:
         `embodiment=None` uses the checkpoint's own (`checkpoint_embodiment`: the `embodiment.json` or the registered
         name in `trainer_state.json` that `worldpolicy train` writes), else droid. `device` and `dtype`: a torch device
         and dtype, or their names in any case (`"cuda:1"`, `"BF16"`, `"torch.float16"`); None: CUDA in bf16 where
-        there is a GPU, else the CPU in fp32 (`engine.loading.resolve_device`, `resolve_dtype`). `compile=True`
-        runs the generation tower through torch.compile; `cuda_graphs=True` (CUDA only) compiles it with CUDA graphs,
+        there is a GPU (fp32 on one older than Ampere, which lacks bf16 arithmetic), else the CPU in fp32
+        (`engine.loading.resolve_device`, `resolve_dtype`). `compile=True` runs the generation tower through
+        torch.compile; `cuda_graphs=True` (CUDA only) compiles it with CUDA graphs,
         the faster on a GPU: either compiles on the first call of each new shape (prompt length, batch), which then
         takes far longer (README "Speed" has both figures). `progress=False`:
         the weights load without diffusers' "Loading pipeline components" bar (`logcapture.quiet_loading`, which a
