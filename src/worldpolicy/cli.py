@@ -51,7 +51,7 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
     checkpoint for inference."""
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
-                        "bfloat16 on CUDA, else float32)")
+                        "bfloat16 on CUDA, float32 on a GPU older than Ampere and off CUDA)")
 
 
 def add_center_crop_flag(parser: argparse.ArgumentParser) -> None:

@@ -1048,6 +1048,8 @@ def _accelerator() -> dict[str, Any]:
 
     import torch
 
+    from .engine.loading import cuda_bf16_native
+
     found: dict[str, Any] = {"cuda_build": torch.version.cuda,
                              "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
                              "cuda_available": torch.cuda.is_available(),
@@ -1062,7 +1064,7 @@ def _accelerator() -> dict[str, Any]:
         props = torch.cuda.get_device_properties(index)
         devices.append({"device": f"cuda:{index}", "name": props.name,
                         "memory_gib": round(props.total_memory / 2**30, 1),
-                        "compute_capability": f"{props.major}.{props.minor}", "bf16": props.major >= 8})
+                        "compute_capability": f"{props.major}.{props.minor}", "bf16": cuda_bf16_native(index)})
     found["devices"] = devices
     mps = torch.backends.mps
     found["mps"] = "available" if mps.is_available() else "built, not available" if mps.is_built() else "not built"

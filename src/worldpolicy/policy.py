@@ -431,17 +431,12 @@ def trained_objective_weights(recorded: Any, objectives: Any) -> dict[str, float
         return None
 
 
-def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
-    """Mode → why to distrust it, for each mode a checkpoint's own training run gave objective weight 0
-    (`trainer_state.json`: `worldpolicy train`'s default is policy alone). Its forward or inverse dynamics is then only
-    what the starting checkpoint learned, if anything, and nothing else says so: the outputs look like any others."""
-    return recorded_untrained_modes(path_or_id, _trainer_state(path_or_id))
-
-
 def recorded_untrained_modes(path_or_id: str | Path, state: Mapping[str, Any] | None) -> dict[str, str]:
-    """`untrained_modes` from the record itself (checkpoint `path_or_id`'s `trainer_state.json` as `_trainer_state`
-    read it; None: none), for a caller that reads the record for more than this (`Policy`, `input_warnings`): read
-    once."""
+    """Mode → why to distrust it, for each mode checkpoint `path_or_id`'s own training run gave objective weight 0
+    (`worldpolicy train`'s default is policy alone), from its record (`trainer_state.json` as `_trainer_state` read
+    it, once for all the record tells: `Policy`, `input_warnings`; None: none). Its forward or inverse dynamics is
+    then only what the starting checkpoint learned, if anything, and nothing else says so: the outputs look like any
+    others."""
     state = state or {}
     config = state["config"] if isinstance(state.get("config"), Mapping) else {}
     weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
@@ -695,8 +690,9 @@ class Policy:
         `embodiment=None` uses the checkpoint's own (`checkpoint_embodiment`: the `embodiment.json` or the registered
         name in `trainer_state.json` that `worldpolicy train` writes), else droid. `device` and `dtype`: a torch device
         and dtype, or their names in any case (`"cuda:1"`, `"BF16"`, `"torch.float16"`); None: CUDA in bf16 where
-        there is a GPU, else the CPU in fp32 (`engine.loading.resolve_device`, `resolve_dtype`). `compile=True`
-        runs the generation tower through torch.compile; `cuda_graphs=True` (CUDA only) compiles it with CUDA graphs,
+        there is a GPU (fp32 on one older than Ampere, which lacks bf16 arithmetic), else the CPU in fp32
+        (`engine.loading.resolve_device`, `resolve_dtype`). `compile=True` runs the generation tower through
+        torch.compile; `cuda_graphs=True` (CUDA only) compiles it with CUDA graphs,
         the faster on a GPU: either compiles on the first call of each new shape (prompt length, batch), which then
         takes far longer (README "Speed" has both figures). `progress=False`:
         the weights load without diffusers' "Loading pipeline components" bar (`logcapture.quiet_loading`, which a

@@ -98,8 +98,71 @@ def test_mps_memory_is_what_metal_lets_the_process_use(monkeypatch):
     assert loading.device_memory(torch.device("cuda")) == (None, None)  # its allocator says it, without a kill
 
 
+@pytest.fixture
+def gpus(monkeypatch):
+    """CUDA as torch says it on a machine with an H100 (cuda:0, current) and a V100 (cuda:1, no bf16 arithmetic);
+    the warnings said once per process start afresh."""
+    from types import SimpleNamespace
+
+    cards = [SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0),
+             SimpleNamespace(name="Tesla V100-SXM2-16GB", major=7, minor=0)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(cards))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: cards[index])
+    monkeypatch.setattr(torch.version, "hip", None)
+    loading._say_bf16_emulated.cache_clear()
+    yield cards
+    loading._say_bf16_emulated.cache_clear()
+
+
+def test_a_gpu_without_bf16_arithmetic_defaults_to_float32_and_says_why(gpus, caplog, monkeypatch):
+    """A V100 or T4 (compute capability < 8.0) emulates bf16: the default there is float32, said once with the flag
+    that chooses another; bf16 asked for runs, with a warning that it is slow; float16 and float32 say nothing, nor
+    does an Ampere or later GPU."""
+    h100, v100 = torch.device("cuda:0"), torch.device("cuda:1")
+    with caplog.at_level(logging.WARNING, logger=loading.logger.name):
+        assert loading.resolve_dtype(None, h100) is torch.bfloat16
+        assert loading.resolve_dtype("bf16", torch.device("cuda")) is torch.bfloat16  # the current one: the H100
+        assert loading.resolve_dtype("fp16", v100) is torch.float16
+        assert loading.resolve_dtype(torch.float32, v100) is torch.float32
+        assert caplog.records == []
+        for _ in range(2):  # a server checks its arguments up front, then again as it loads: said once
+            assert loading.resolve_dtype(None, v100) is torch.float32
+    said = [record.getMessage() for record in caplog.records]
+    assert said == [("cuda:1 (Tesla V100-SXM2-16GB, compute capability 7.0) has no bfloat16 arithmetic (compute "
+                     "capability 8.0, Ampere, and later have it): the model runs in float32, twice bfloat16's memory; "
+                     "dtype= (--dtype) chooses another: bfloat16 (emulated, slow) or float16 (half the memory; values "
+                     "past 65504 overflow, unchecked for this model)")]
+    caplog.clear()
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    with caplog.at_level(logging.WARNING, logger=loading.logger.name):
+        for asked in ("BF16", torch.bfloat16):
+            assert loading.resolve_dtype(asked, torch.device("cuda")) is torch.bfloat16  # runs, not refused
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert caplog.records[0].getMessage().startswith("cuda:1 (Tesla V100-SXM2-16GB, compute capability 7.0) has no "
+                                                     "bfloat16 arithmetic")
+    assert "bfloat16 runs emulated, far slower" in caplog.records[0].getMessage()
+    assert [loading.cuda_bf16_native(index) for index in (0, 1)] == [True, False]
+    monkeypatch.setattr(torch.version, "hip", "6.2")  # ROCm: torch counts every AMD GPU it runs as bf16-capable
+    assert loading.cuda_bf16_native(v100) and loading.resolve_dtype(None, v100) is torch.bfloat16
+
+
+def test_bf16_on_mps_before_macos_14_is_refused_before_any_weights_load(tiny_checkpoint, monkeypatch, no_weights_load):
+    """torch's MPS has no bfloat16 before macOS 14 (`checkSupportsBFloat16`): the load failed once weights were read."""
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: (major, minor) <= (13, 6))
+    with pytest.raises(ValueError, match=r"^dtype='bf16' on device='mps' needs macOS 14 or newer \(torch's MPS has "
+                       r"no bfloat16 before it: .*\); accepted here: float32 \(MPS's default\) or float16$"):
+        Policy.check_pretrained(tiny_checkpoint, "droid/relative_pose", device="mps", dtype="bf16")
+    for dtype in (None, "fp16"):
+        assert loading.resolve_dtype(dtype, torch.device("mps")) in (torch.float32, torch.float16)
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: (major, minor) <= (14, 0))
+    assert loading.resolve_dtype("bf16", torch.device("mps")) is torch.bfloat16
+
+
 @pytest.mark.parametrize("cuda", [False, True])
-def test_auto_is_the_default_device_by_name_and_never_mps_unasked(monkeypatch, cuda):
+def test_auto_is_the_default_device_by_name_and_never_mps_unasked(gpus, monkeypatch, cuda):
     """`--device auto`, which `sim --help` and `dataset from-sim --help` named as their default, was refused as not
     a torch device; on a Mac with MPS the default stays the CPU (in fp32), MPS only when asked (in fp32 too)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)

@@ -286,16 +286,15 @@ def test_a_checkpoint_records_the_objective_mix_it_trained(runs):
 def test_untrained_modes_read_the_recorded_mix_and_an_older_runs_config(tmp_path):
     """The recorded mix is what the run trained, whatever this version's preset says; an older run's state (no record)
     is read from its objectives as before."""
-    from worldpolicy.policy import untrained_modes
+    from worldpolicy.policy import recorded_untrained_modes
 
     config = {"checkpoint": "shipped", "objectives": {"preset": None, "policy": 1.0, "forward_dynamics": 0.0,
                                                       "inverse_dynamics": 0.0, "action_loss_weight": 1.0}}
-    state = tmp_path / "trainer_state.json"
-    state.write_text(json.dumps({"step": 2, "config": config}))
-    assert sorted(untrained_modes(tmp_path)) == ["forward_dynamics", "inverse_dynamics"]
-    state.write_text(json.dumps({"step": 2, "config": config, "objective_weights": {
-        "policy": 0.5, "forward_dynamics": 0.5, "inverse_dynamics": 0.0}}))
-    said = untrained_modes(tmp_path)
+    state = {"step": 2, "config": config}
+    assert sorted(recorded_untrained_modes(tmp_path, state)) == ["forward_dynamics", "inverse_dynamics"]
+    assert recorded_untrained_modes(tmp_path, None) == {}  # no run's record: nothing to say
+    state["objective_weights"] = {"policy": 0.5, "forward_dynamics": 0.5, "inverse_dynamics": 0.0}
+    said = recorded_untrained_modes(tmp_path, state)
     assert list(said) == ["inverse_dynamics"]
     assert "(its trainer_state.json: policy 0.5, forward_dynamics 0.5, inverse_dynamics 0)" in said["inverse_dynamics"]
 

@@ -3,6 +3,7 @@ checkpoint (`worldpolicy train` with `finetune.lora_save = "adapter"`) onto the 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -98,18 +99,66 @@ def check_compile_options(device: torch.device, compile: bool, cuda_graphs: bool
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """CUDA → bf16, any other device fp32, unless asked otherwise. A name is read as torch and numpy spell it, in any
-    case (`BF16`, `"Float16"`, `torch.bfloat16` as text, as `str(torch_dtype)` and a results' settings write it)."""
+    """CUDA → bf16 (fp32 on a GPU without bf16 arithmetic: `cuda_bf16_native`), any other device fp32, unless asked
+    otherwise. A name is read as torch and numpy spell it, in any case (`BF16`, `"Float16"`, `torch.bfloat16` as
+    text, as `str(torch_dtype)` and a results' settings write it). bf16 on a GPU without its arithmetic, by default
+    or asked for, is said in a warning (`_say_bf16_emulated`), once per device and case; on MPS before macOS 14,
+    which has none, it is refused."""
     if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type != "cuda":
+            return torch.float32
+        if cuda_bf16_native(device):
+            return torch.bfloat16
+        _say_bf16_emulated(_cuda_index(device), asked=False)
+        return torch.float32
     if isinstance(dtype, torch.dtype):
         if dtype not in DTYPES.values():
             raise ValueError(f"dtype={dtype} is not supported; accepted: float32, bfloat16, float16")
-        return dtype
-    name = dtype.strip().lower().removeprefix("torch.") if isinstance(dtype, str) else None
-    if name not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not supported; accepted: {', '.join(DTYPES)} (in any case)")
-    return DTYPES[name]
+        resolved = dtype
+    else:
+        name = dtype.strip().lower().removeprefix("torch.") if isinstance(dtype, str) else None
+        if name not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not supported; accepted: {', '.join(DTYPES)} (in any case)")
+        resolved = DTYPES[name]
+    if resolved == torch.bfloat16 and device.type == "cuda" and not cuda_bf16_native(device):
+        _say_bf16_emulated(_cuda_index(device), asked=True)
+    if resolved == torch.bfloat16 and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise ValueError(f"dtype={dtype!r} on device='mps' needs macOS 14 or newer (torch's MPS has no bfloat16 "
+                         "before it: the load would fail once weights are read); accepted here: float32 (MPS's "
+                         "default) or float16")
+    return resolved
+
+
+def _cuda_index(device: torch.device) -> int:
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def cuda_bf16_native(device: torch.device | int) -> bool:
+    """Whether a CUDA device (a torch device or its index; `cuda` alone: the current one) computes bfloat16 in
+    hardware: compute capability 8.0 (Ampere) or later, or a ROCm GPU, as `torch.cuda.is_bf16_supported(
+    including_emulation=False)` judges the current device. An older GPU (V100 7.0, T4 7.5) emulates it: slowly, and
+    some kernels refuse it."""
+    index = device if isinstance(device, int) else _cuda_index(device)
+    return bool(torch.version.hip) or torch.cuda.get_device_properties(index).major >= 8
+
+
+@functools.cache
+def _say_bf16_emulated(index: int, *, asked: bool) -> None:
+    """Why a GPU without bf16 arithmetic runs the model in float32 by default, or slowly in bfloat16 as asked; once
+    per device and case (a server checks its arguments up front and again as it loads). float32, not float16: the
+    model's weights are bfloat16, whose range float16 lacks (values past 65504 overflow), and no float16 run of a
+    real checkpoint has been checked here; float32 takes twice bfloat16's memory."""
+    props = torch.cuda.get_device_properties(index)
+    gpu = f"cuda:{index} ({props.name}, compute capability {props.major}.{props.minor})"
+    if asked:
+        logger.warning("%s has no bfloat16 arithmetic (compute capability 8.0, Ampere, and later have it): bfloat16 "
+                       "runs emulated, far slower than on a newer GPU; this GPU's default is float32 (dtype=None: "
+                       "leave --dtype out)", gpu)
+    else:
+        logger.warning("%s has no bfloat16 arithmetic (compute capability 8.0, Ampere, and later have it): the model "
+                       "runs in float32, twice bfloat16's memory; dtype= (--dtype) chooses another: bfloat16 "
+                       "(emulated, slow) or float16 (half the memory; values past 65504 overflow, unchecked for this "
+                       "model)", gpu)
 
 
 def cast_like_pretrained(module, dtype: torch.dtype, frozen_only: bool = False) -> None:

@@ -294,9 +294,10 @@ MODEL_RECORD_KEYS = ("step", "objective_weights", "frames")
 def model_record(run: str | Path) -> dict[str, Any]:
     """What the recipe's model keeps of training run `run`'s record (its last checkpoint's trainer_state.json): the
     step, the objectives and the frames it was trained on, the parts loading reads (`policy.trained_frames`: a policy
-    warns of frames of another size, a server announces them and warms up with them; `policy.untrained_modes`). Not
-    the rest: the run's config names this machine's folders (the summary says how a model made from nothing was
-    made), its history and schedule are the run's. The shipped model's trainer_state.json is this record."""
+    warns of frames of another size, a server announces them and warms up with them;
+    `policy.recorded_untrained_modes`). Not the rest: the run's config names this machine's folders (the summary says
+    how a model made from nothing was made), its history and schedule are the run's. The shipped model's
+    trainer_state.json is this record."""
     saved = saved_checkpoints(run)
     if not saved:
         raise ValueError(f"run={str(run)!r} holds no saved checkpoint (checkpoints/step-*); the model's record is "
