@@ -2,10 +2,10 @@
 
 What it shows: the three steps of `worldpolicy dataset from-sim`, `worldpolicy train` and `worldpolicy sim` as the
 Python functions those commands call: `worldpolicy.data.from_sim.sim_to_dataset` records scripted-expert episodes
-as a LeRobot v3 dataset, `worldpolicy.train.config.load_config` + `worldpolicy.train.trainer.Trainer` train a
-checkpoint from a config dict (a TOML file's tables, docs/training.md), and `worldpolicy.sim.evaluate.evaluate` +
-`write_report` run seeded episodes on scenes the model was not trained on and write the report `worldpolicy sim`
-writes.
+as a LeRobot v3 dataset, `worldpolicy.train.load_config` + `worldpolicy.train.Trainer` train a checkpoint from a
+config dict (a TOML file's tables, docs/training.md) and name it (`Trainer.last_checkpoint`), and
+`worldpolicy.sim.evaluate.evaluate` + `write_report` run seeded episodes on scenes the model was not trained on and
+write the report `worldpolicy sim` writes.
 
     python examples/finetune.py                                    # 2 episodes, 4 steps, 1 eval episode: CPU, ~1 min
     python examples/finetune.py --episodes 50 --steps 1000 --eval-episodes 20 --out runs/my_reach
@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import worldpolicy
-from worldpolicy.fileio import saved_checkpoints
 
 # the shipped model's cameras (panda_reach stacks the exterior camera above the wrist camera)
 CAMERAS = ["observation/exterior_image_1_left", "observation/wrist_image_left"]
@@ -50,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from worldpolicy.data.from_sim import sim_to_dataset
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report
-    from worldpolicy.train.config import load_config
-    from worldpolicy.train.trainer import Trainer
+    from worldpolicy.train import Trainer, load_config
 
     out = args.out.resolve()
 
@@ -70,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         "objectives": {"policy": 0.7, "forward_dynamics": 0.15, "inverse_dynamics": 0.15, "action_loss_weight": 4.0},
         "optim": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": 0},
     })
-    records = Trainer(config, progress=False).run()
-    checkpoint = saved_checkpoints(out / "train")[-1][1]
+    trainer = Trainer(config, progress=False)
+    records = trainer.run()  # this session's steps: none where the run in train/ was finished
+    checkpoint = trainer.last_checkpoint  # the newest one the run saved, a finished run's too
     losses = ", ".join(f"{r.loss:.4f}" for r in records)
     print(f"trained {len(records)} steps (loss {losses or 'none: the run was finished'}); checkpoint {checkpoint}")
 

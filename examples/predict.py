@@ -2,7 +2,8 @@
 
 What it shows: `worldpolicy.load_policy` and `Policy.act` from Python, the chunk's named columns and units (physical
 and model-normalised), the stages' timings, and `Prediction.save`, which writes what `worldpolicy predict` writes:
-actions.json, the imagined future as rollout.mp4, plots/ and index.html.
+actions.json, the imagined future as rollout.mp4, the camera images it started from in observation/, plots/ and
+index.html.
 
     python examples/predict.py                                     # a simulator scene, the shipped model, CPU
     python examples/predict.py --camera observation/exterior_image_1_left=ext.png \\
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.checkpoint}: embodiment {embodiment.name}, chunk {policy.chunk_size} at "
               f"{embodiment.fps:g} Hz, cameras {', '.join(embodiment.camera_keys)}")
         pred = policy.act(observation, prompt, state=args.state, seed=args.seed, decode_video=True)
-        written = pred.save(args.out)  # actions.json, settings.json, rollout.mp4, plots/, index.html
+        # actions.json, settings.json, rollout.mp4, plots/, index.html and, given the observation, its camera images
+        # as the files `--camera KEY=FILE` takes for a rerun (observation/<camera>.png; the state and prompt are left)
+        written = pred.save(args.out, observation=observation)
 
     print(f'\n"{prompt}": {pred.actions.shape[0]} actions x {pred.actions.shape[1]} columns, seed {args.seed}')
     print(" ".join(f"{f'{c} [{u}]':>14}" for c, u in zip(pred.columns, pred.units, strict=True)))
@@ -82,13 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     print("timings (s):", {stage: round(s, 3) for stage, s in pred.timings.items()})
     if pred.video is not None:
         print(f"imagined future: {pred.video.shape[0]} frames of {pred.video.shape[1]}x{pred.video.shape[2]}")
-    if not args.camera:  # the scene's images, as `--camera KEY=FILE` takes them for a rerun
-        from PIL import Image
-
-        for key in embodiment.camera_keys:
-            path = args.out / "observation" / f"{key.rsplit('/', 1)[-1]}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(observation[key]).save(path)
     print(f"\nwrote {len(written)} files into {args.out}: open {args.out / 'index.html'}")
     return 0
 

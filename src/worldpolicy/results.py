@@ -185,15 +185,20 @@ class Prediction:
             out.update(layout=self.layout, gripper_column=self.gripper_column)
         return out
 
-    def save(self, out: str | Path, plots: bool = True) -> list[Path]:
+    def save(self, out: str | Path, plots: bool = True, *, observation: Any = None) -> list[Path]:
         """Write this result into folder `out` as `worldpolicy predict` writes its run (actions.json, settings.json,
         rollout.mp4 when a video was decoded, plots/ and index.html; `plots=False`: no plots/ or index.html), so a
-        Python call's result gets the files, report and readers (`--actions`, `viz`) a command's has. `out` is checked
-        as predict's --out (never a checkpoint, a dataset, another command's run or a folder of runs); a folder that
-        holds an earlier predict run loses what this one does not rewrite. Returns the files written. The page and
-        plots need matplotlib (a core dependency), imported only here."""
+        Python call's result gets the files, report and readers (`--actions`, `viz`) a command's has. `observation`:
+        the one the policy was given (an image, or the dict `act` took: the cameras the embodiment reads are kept, its
+        state and prompt are not), kept as predict keeps its `--camera` files, `observation/<camera>.png`, which the
+        page shows beside the imagined video and `predict --camera` takes again. `out` is checked as predict's --out
+        (never a checkpoint, a dataset, another command's run or a folder of runs); a folder that holds an earlier
+        predict run loses what this one does not rewrite. Returns the files written. The page and plots need
+        matplotlib (a core dependency), imported only here."""
         from .fileio import output_folder, removing_empty_folders_on_failure
-        from .viz.run import write_run_whole
+        from .viz.run import cameras_read, write_run_whole
 
+        given = None if observation is None else cameras_read(self, observation)  # a missing camera: before any file
         with removing_empty_folders_on_failure():  # a result that cannot be written leaves no empty folder
-            return write_run_whole(self, output_folder(out, "out", writer="predict", not_over_runs=True), plots=plots)
+            return write_run_whole(self, output_folder(out, "out", writer="predict", not_over_runs=True), plots=plots,
+                                   observation=given)

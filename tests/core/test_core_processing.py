@@ -1053,6 +1053,49 @@ def test_a_prediction_saves_as_the_run_folder_predict_writes(tmp_path):
     assert sorted(p.name for p in sim_run.iterdir()) == ["report.json"]
 
 
+def test_a_prediction_saves_the_cameras_of_the_observation_it_was_given(tmp_path):
+    """`save(observation=)` keeps what predict keeps of its --camera files: of the dict act() took, the cameras the
+    embodiment reads (its state, prompt and other cameras left out), lossless, as observation/<camera>.png, which the
+    page shows; a dict without one of them is refused naming it, before any file; one image is kept as the single
+    view; an embodiment found nowhere here keeps the dict whole."""
+    from PIL import Image
+
+    from worldpolicy.results import Prediction
+
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (4, 10)))
+
+    def prediction(embodiment: str) -> Prediction:
+        return Prediction(mode="policy", embodiment=embodiment, columns=list(e.columns), units=list(e.units),
+                          actions=physical, actions_normalized=to_model(e, physical), fps=e.fps)
+
+    rng = np.random.default_rng(2)
+    cameras = {key: rng.integers(0, 256, (18, 32, 3), dtype=np.uint8) for key in e.camera_keys}
+    observation = {**cameras, "observation/joint_position": np.zeros(7), "observation/gripper_position": np.zeros(1),
+                   "prompt": "pick", "observation/top_image": rng.integers(0, 256, (18, 32, 3), dtype=np.uint8)}
+    out = tmp_path / "run"
+    written = prediction(e.key).save(out, observation=observation)
+    kept = {p.relative_to(out).as_posix() for p in written if p.parent.name == "observation"}
+    assert kept == {f"observation/{key.rsplit('/', 1)[-1]}.png" for key in e.camera_keys}
+    for key, pixels in cameras.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "observation" / f"{key.rsplit('/', 1)[-1]}.png")),
+                                      pixels)
+    assert "observation/wrist_image_left.png" in (out / "index.html").read_text()
+    prediction(e.key).save(out, plots=False)  # saved again without one: the earlier run's images go with it
+    assert not (out / "observation").exists()
+
+    without_wrist = {k: v for k, v in observation.items() if k != "observation/wrist_image_left"}
+    with pytest.raises(KeyError, match=r"observation is missing camera keys \['observation/wrist_image_left'\]"):
+        prediction(e.key).save(tmp_path / "missing", observation=without_wrist)
+    assert not (tmp_path / "missing").exists()
+
+    one = prediction(e.key).save(tmp_path / "one", plots=False, observation=cameras["observation/wrist_image_left"])
+    assert [p.name for p in one if p.parent.name == "observation"] == ["image.png"]
+    top = {"observation/top_image": cameras["observation/wrist_image_left"]}
+    elsewhere = prediction("robot_of_another_machine").save(tmp_path / "remote", plots=False, observation=top)
+    assert [p.name for p in elsewhere if p.parent.name == "observation"] == ["top_image.png"]
+
+
 def test_bad_actions_are_rejected_clearly(tmp_path):
     e = worldpolicy.get_embodiment("droid/relative_pose")
     with pytest.raises(ValueError, match="width 7 does not match"):

@@ -65,7 +65,8 @@ def test_a_finished_run_rerun_is_said_finished_and_loads_nothing(train_config, t
     assert (f"the run in {str(out)!r} is finished: its newest checkpoint, step-0000006, is at step 6, optim.steps=6 "
             "(the config's, or --steps); nothing trained or loaded. Raise --steps (or optim.steps) to train on"
             in captured.err)
-    assert json.loads(captured.out)["steps_run"] == 0
+    printed = json.loads(captured.out)
+    assert (printed["steps_run"], printed["checkpoint"]) == (0, str(out / "checkpoints" / "step-0000006"))
     assert captured.err.splitlines()[-1] == (f"worldpolicy train: next: worldpolicy report {out} (the run's page: its "
                                              "curves, and the sim, serve and predict lines for its checkpoint)")
     assert _folder(out) == before

@@ -131,15 +131,13 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps
-    from ..fileio import saved_checkpoints
     from .trainer import Trainer  # torch and diffusers: after every setting is checked (seconds to import)
 
     trainer = Trainer(config, progress=not args.no_progress, command=made_by, dataset=dataset)
     started = time.perf_counter()
     records = trainer.run()
     if trainer.rank == 0:
-        saved = saved_checkpoints(trainer.out)
-        final = saved[-1][1] if saved else None
+        final = trainer.last_checkpoint
         _print_result(len(records), records[-1].loss if records else None, final,
                       round(time.perf_counter() - started, 1))
         if final is not None:  # what comes next, beside the JSON (which scripts read) as the other hints are said

@@ -1022,6 +1022,14 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest checkpoint the run in `output_dir` saved (`fileio.saved_checkpoints`), the folder `load_policy`
+        and `worldpolicy sim --policy` take; read from the folder, so a finished run's is found too (its `run()`
+        trains nothing and returns no records). None before the first save."""
+        saved = saved_checkpoints(self.out)
+        return saved[-1][1] if saved else None
+
     def _checkpoints(self) -> list[Path]:
         """This run's saved checkpoints (`fileio.saved_checkpoints`) that hold a trainer state, oldest first."""
         return [folder for _, folder in saved_checkpoints(self.out) if (folder / STATE_FILE).is_file()]

@@ -129,6 +129,22 @@ def observation_pixels(observation: Any) -> dict[str, np.ndarray]:
     return {key: last_frame_pixels(source, key) for key, source in cameras.items()}
 
 
+def cameras_read(prediction: Prediction, observation: Any) -> Any:
+    """Of `observation` as the policy was given it (`Policy.act`'s: one image, or a dict that may also hold the
+    robot's state, the prompt and cameras the embodiment does not read, as a simulator's does), what `write_run` keeps
+    for `Prediction.save(observation=)`: a dict's cameras that the prediction's embodiment reads
+    (`processing.observations.frame_keys`, as the policy picks them), one image as it is. A dict whose embodiment is
+    found nowhere here (`_run_embodiment`) is kept whole."""
+    from ..processing.observations import frame_keys
+
+    embodiment = _run_embodiment({"embodiment": prediction.embodiment, "settings": prediction.settings}) \
+        if isinstance(observation, Mapping) else None
+    if embodiment is None:
+        return observation
+    return {key: observation[key] for key in frame_keys(observation.keys(), embodiment.camera_keys,
+                                                        embodiment.composite)}
+
+
 def observation_file(out: Path, key: str) -> Path:
     """Where the run in `out` keeps camera `key`'s observation image (`write_run`), named by `_camera_name`."""
     return Path(out) / OBSERVATION_FOLDER / f"{_camera_name(key)}.png"
