@@ -151,4 +151,5 @@ def test_the_documented_mixture_loads_with_its_tables(tmp_path, tiny_dataset, ti
     config = load_config(path, checkpoint=str(tiny_checkpoint))
     assert [Path(t.dataset).name for t in config.data.mixture] == ["sim_expert", "teleop", "real"]
     assert [t.weight for t in config.data.mixture] == [1.0, 2.0, 1.0]
-    assert config.data.sources()[2].exclude_episodes == [1] and not config.data.dataset
+    assert config.data.sources()[1].exclude_episodes == [1] and not config.data.dataset
+    assert config.data.mixture[2].validation_episodes == [0] and config.validation.every == 250

@@ -82,7 +82,16 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": 1, "action_conversion": "magic"}, {}, {}, r"^data.mixture\[1\].action_conversion='magic'"),
     ({"weight": 1, "episodes": [0]}, {"episodes": [1]}, {}, r"^data.episodes=\[1\] is set beside \[\[data.mixture\]\]"),
     ({"weight": 1}, {"dataset": "x"}, {}, r"^data.dataset='.*x' is set beside \[\[data.mixture\]\]"),
-    ({"weight": 1}, {}, {"episodes": [0]}, r"^validation.episodes=\[0\] with \[\[data.mixture\]\]: held-out"),
+    ({"weight": 1}, {}, {"episodes": [0]},
+     r"^validation.episodes=\[0\] with \[\[data.mixture\]\]: episode indices are each dataset's own; hold episodes"),
+    ({"weight": 1, "episodes": [0, 1], "validation_episodes": [1]}, {}, {},
+     r"^data.mixture\[1\] \(.*\): validation_episodes=\[1\] overlaps episodes=\[0, 1\]"),
+    ({"weight": 1, "validation_episodes": [3]}, {}, {},
+     r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
+    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2},
+     r"^validation.action_chunks=8 with \[\[data.mixture\]\]: the held-out action error is not sampled per mixture"),
+    ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
+     r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
 ])
 def test_every_table_is_checked_and_named(train_config, tiny_dataset, other_dataset, tmp_path, table, data,
                                           validation, message):
@@ -244,3 +253,26 @@ def test_a_tables_messages_name_its_settings_not_datas():
 
     text = mixture_message(ValueError("data.episodes=[7]: not episodes of data.dataset '/srv/data.v2/x'"))
     assert text == "episodes=[7]: not episodes of its dataset '/srv/data.v2/x'"
+
+
+def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_dataset, other_dataset, tmp_path):
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    raw = _mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(other_dataset), "weight": 1, "validation_episodes": [1]},
+                 optim={"steps": 2}, validation={"every": 2, "action_chunks": 0, "windows": 4})
+    trainer = Trainer(load_config(raw), progress=False)
+    trainer.run()
+    (spec, _), (other, _) = trainer._mixture_specs
+    assert spec.episodes is None and other.episodes == (0, 2)  # held out of training
+    assert trainer.mixture_val_windows == [0, 4] and trainer._val_sources == [1] * 4
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    scored = [line for line in lines if "val/loss" in line]
+    assert [line["step"] for line in scored] == [0, 2]
+    assert all(line["val/loss/source_1"] == line["val/loss"] for line in scored)  # the one source holding some out
+    assert "val/loss/source_0" not in scored[0] and scored[0]["val/windows"] == 4
+    state = json.loads((out / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    assert [(r["held_out_episodes"], r["held_out_windows"]) for r in state["mixture"]] == [([], 0), ([1], 4)]
+    assert [r["episodes"] for r in state["mixture"]] == [2, 2]
+    assert "held out for validation: [1]" in (out / "checkpoints" / "step-0000002" / "README.md").read_text()

@@ -62,6 +62,9 @@ class MixtureSource:
     episodes: list[int] | None = None
     exclude_episodes: list[int] | None = None
     success: str | None = None
+    # this dataset's episodes held out of training and scored as `[validation]` says (its `every`, `windows`): the
+    # mixture's `validation.episodes`, whose indices are each dataset's own
+    validation_episodes: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -156,7 +159,8 @@ def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
 def mixture_message(exc: Exception) -> str:
     """A `[data]` check's message said of one `[[data.mixture]]` table (prefixed with `data.mixture[i]` by the
     caller): its settings are the table's, so `data.` names none of `[data]`'s."""
-    text = re.sub(r"(?<![\w./-])data\.dataset\b", "its dataset", str(exc))
+    text = re.sub(r"(?<![\w./-])data\.dataset\b", "its dataset", str(exc)).replace("validation.episodes",
+                                                                                    "validation_episodes")
     return re.sub(r"(?<![\w./-])data\.(?=[a-z_])", "", text)  # not in a path: /srv/data.v2/...
 
 
@@ -534,10 +538,12 @@ class TrainConfig:
                                         "no action error")):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name}={value!r}: must be an integer >= {low}" + (f" (0: {zero})" if zero else ""))
-        if self.validation.every and not self.validation.episodes:
-            raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but "
-                             "validation.episodes is empty: name the episodes to hold out of training (e.g. "
-                             "episodes = [0]), or set validation.every = 0")
+        if self.validation.every and not self.validation.episodes and not any(
+                t.validation_episodes for t in self.data.mixture):
+            where = ("no [[data.mixture]] table sets validation_episodes" if self.data.mixture
+                     else "validation.episodes is empty")
+            raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but {where}: name "
+                             "the episodes to hold out of training (e.g. episodes = [0]), or set validation.every = 0")
         if self.validation.keep_best and not self.validation.every:
             raise ValueError("validation.keep_best=true keeps the checkpoint of the lowest held-out loss, but "
                              "validation.every is 0 (no held-out loss is scored): set validation.episodes and every "
@@ -585,9 +591,14 @@ class TrainConfig:
                 raise ValueError(f"data.{name}={value!r} is set beside [[data.mixture]], which names the datasets "
                                  f"trained on and their episodes: set {where}, and leave data.{name} unset")
         if self.validation.episodes:
-            raise ValueError(f"validation.episodes={self.validation.episodes} with [[data.mixture]]: held-out "
-                             "episodes are not scored per mixture source yet; set validation.episodes = [] (and "
-                             "validation.every = 0), or train on one dataset")
+            raise ValueError(f"validation.episodes={self.validation.episodes} with [[data.mixture]]: episode indices "
+                             "are each dataset's own; hold episodes out with validation_episodes in the table of the "
+                             "dataset they are episodes of, and leave validation.episodes empty")
+        if self.validation.every and self.validation.action_chunks and any(
+                t.validation_episodes for t in self.data.mixture):
+            raise ValueError(f"validation.action_chunks={self.validation.action_chunks} with [[data.mixture]]: the "
+                             "held-out action error is not sampled per mixture source yet (the held-out loss is); "
+                             "set validation.action_chunks = 0")
         datasets = []
         for i, (source, data) in enumerate(zip(self.data.mixture, self.data.sources())):
             where = f"data.mixture[{i}]"
@@ -604,7 +615,9 @@ class TrainConfig:
                                  f"{', '.join(ACTION_CONVERSIONS)} (or unset: read from the dataset)")
             dataset = self._open_dataset(f"{where}.dataset", source.dataset) if opened is None else opened[i]
             try:
-                data.selected_episodes(dataset.num_episodes, (), dataset.episode_success)
+                held = replace(self.validation, episodes=source.validation_episodes).held_out(
+                    dataset.num_episodes, data, dataset.episode_success)
+                data.selected_episodes(dataset.num_episodes, held, dataset.episode_success)
             except ValueError as exc:
                 raise ValueError(f"{where} ({source.dataset}): {mixture_message(exc)}") from None
             datasets.append(dataset)

@@ -150,9 +150,11 @@ def _mixture_lines(tables: list[Mapping[str, Any]], record: list[Mapping[str, An
         kept = (record or [])[i] if record and i < len(record) else {}
         episodes = (f", episodes {kept['episodes']} of {kept['dataset_episodes']} ({kept['windows']} windows)"
                     if "episodes" in kept and "dataset_episodes" in kept else "")
-        chosen = (f" (data.mixture episodes {brief_list(table['episodes'])})" if table.get("episodes") else "") + (
+        chosen = (f" (chosen: {brief_list(table['episodes'])})" if table.get("episodes") else "") + (
             f", leaving out {brief_list(table['exclude_episodes'])}" if table.get("exclude_episodes") else "") + (
-            ", succeeded ones only" if table.get("success") == "only" else "")
+            ", succeeded ones only" if table.get("success") == "only" else "") + (
+            f"; held out for validation: {brief_list(table['validation_episodes'])}"
+            if table.get("validation_episodes") else "")
         lines.append(f"  - `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}`: weight "
                      f"{float(table.get('weight') or 0):g} ({100 * float(table.get('weight') or 0) / total:.0f} % of "
                      f"the batch positions){episodes}{chosen}")

@@ -379,6 +379,7 @@ class Trainer:
                                                 else [dataset])
         self.dataset = self.datasets[0]
         self.mixture: MixtureSampler | None = None  # which window each batch position trains on, with a mixture
+        self._val_sources: list[int] | None = None  # a mixture's: the source of each held-out window
         self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
@@ -474,6 +475,7 @@ class Trainer:
         tables, sources = self.config.data.mixture, self.config.data.sources()
         resumed = self._resumed_data if isinstance(self._resumed_data, list) else [None] * len(tables)
         self._mixture_specs: list[tuple[WindowSpec, bool]] = []  # each source's windows, and whether checked here
+        self._mixture_val: list[tuple[WindowSpec | None, bool]] = []  # its held-out windows (None: none), the same
         self.mixture_frames: list[dict[str, Any]] = []
         self._val_spec, self._val_actions, self._val_checked, self._checked = None, None, False, True
         windows = []
@@ -485,10 +487,14 @@ class Trainer:
             if fit.problems:
                 raise ValueError(f"{where} does not fit embodiment {layout.key!r} (`worldpolicy dataset check "
                                  f"--embodiment` says the same): " + "; ".join(map(mixture_message, fit.problems)))
+            held_out = tuple(sorted(int(e) for e in table.validation_episodes))  # checked with the config
             try:
-                spec = window_spec(data, layout, (), dataset)
+                spec = window_spec(data, layout, held_out, dataset)
             except ValueError as exc:
                 raise ValueError(f"{where}: {mixture_message(exc)}") from None
+            # its held-out windows, cut and cached as a run on it alone would (`_data`)
+            val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
+                               center_crop=config_center_crop(self.config.to_dict())) if held_out else None
             if self.config.augment.enabled:
                 spec = replace(spec, augment=self.config.augment)
             table.source_embodiment, table.action_conversion = spec.source_embodiment, spec.action_conversion
@@ -502,6 +508,8 @@ class Trainer:
             windows.append(count_windows(spec, dataset))
             self._check_cache_fits(spec, layout, windows[-1], frames, checked)
             self._mixture_specs.append((spec, checked))
+            self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
+                val_spec, layout, dataset, where)))
             self.mixture_frames.append(frames)
         self.frames = self.mixture_frames[0]  # what inference compares its frames with: the first source's
         self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
@@ -510,6 +518,22 @@ class Trainer:
                                                   "positions)".replace("%%", "%")
                                                   for t, w, p in zip(tables, windows, shares)))
         return self._mixture_specs[0][0]
+
+    def _check_source_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, where: str) -> bool:
+        """A mixture source's held-out windows (its table's `validation_episodes`), checked as `_check_held_out`
+        checks a dataset's; whether their data was checked here (else a finished cache serves them)."""
+        windows = count_windows(replace(spec, windows=None), dataset)
+        if not windows:
+            raise ValueError(f"{where}: validation_episodes={list(spec.episodes)}: these episodes yield no window of "
+                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
+        checked = not cache_may_serve(self._cache_dir, spec, layout)
+        if checked:
+            check_encodable(spec, layout, dataset)
+        logger.info("%s: validation_episodes %s held out of training: %d of their %d windows scored %s", where,
+                    list(spec.episodes), min(windows, self.config.validation.windows), windows,
+                    f"every {self.config.validation.every} steps" if self.config.validation.every
+                    else "never (validation.every = 0)")
+        return checked
 
     def _mixture_record(self) -> list[dict[str, Any]]:
         """Each mixture source as a checkpoint records it (trainer_state.json's `mixture`, which the model card and the
@@ -520,9 +544,10 @@ class Trainer:
         drawn = self.mixture.drawn if self.mixture is not None else [0] * len(tables)
         return [{"dataset": dataset_source(dataset.root), "weight": table.weight, "share": table.weight / total,
                  "episodes": len(spec.episodes) if spec.episodes is not None else dataset.num_episodes,
-                 "dataset_episodes": dataset.num_episodes, "windows": windows, "drawn": int(count)}
-                for table, dataset, (spec, _), windows, count in zip(tables, self.datasets, self._mixture_specs,
-                                                                     self.mixture_windows, drawn)]
+                 "dataset_episodes": dataset.num_episodes, "windows": windows, "drawn": int(count),
+                 "held_out_episodes": sorted(int(e) for e in table.validation_episodes), "held_out_windows": held}
+                for table, dataset, (spec, _), windows, count, held in zip(
+                    tables, self.datasets, self._mixture_specs, self.mixture_windows, drawn, self.mixture_val_windows)]
 
     def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
         """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
@@ -728,7 +753,7 @@ class Trainer:
 
         held_out = None
         if self.config.data.mixture:
-            cache = self._mixture_cache(build_or_load)
+            cache, held_out = self._mixture_cache(build_or_load)
         elif self.rank == 0:
             cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
             if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
@@ -751,26 +776,37 @@ class Trainer:
         self.latent_copies = cache.latents if cache.latent_copies > 1 else None
         self.val_examples = held_out.model_examples(self.embodiment) if held_out is not None else []
 
-    def _mixture_cache(self, build_or_load: Callable[..., LatentCache]) -> LatentCache:
+    def _mixture_cache(self, build_or_load: Callable[..., LatentCache]) -> tuple[LatentCache, LatentCache | None]:
         """Each mixture source's latent cache (its own fingerprint, as a run on that dataset alone would cache it:
         encoded by rank 0, read by the others), joined in order (`LatentCache.joined`: the mixture's normalisation
-        stats too), and the sampler that picks from them by weight (`MixtureSampler`)."""
+        stats too), and the sampler that picks from them by weight (`MixtureSampler`); and the sources' held-out
+        windows joined (None: none held out), on rank 0 (every rank of a sharded run), as `_load` reads one
+        dataset's."""
         resumed = self._resumed_data if isinstance(self._resumed_data, list) else [None] * len(self._mixture_specs)
 
-        def every_source(progress: bool, first: bool) -> list[LatentCache]:
-            return [build_or_load(spec, progress, resumed[i], f"windows of data.mixture[{i}]", checked and first,
-                                  dataset) for i, ((spec, checked), dataset) in enumerate(zip(self._mixture_specs,
-                                                                                               self.datasets))]
+        def every_source(progress: bool, first: bool) -> tuple[list[LatentCache], list[LatentCache | None]]:
+            caches, held = [], []
+            for i, ((spec, checked), (val_spec, val_checked), dataset) in enumerate(
+                    zip(self._mixture_specs, self._mixture_val, self.datasets)):
+                caches.append(build_or_load(spec, progress, resumed[i], f"windows of data.mixture[{i}]",
+                                            checked and first, dataset))
+                scores = val_spec is not None and (self.rank == 0 or self.sharded)
+                held.append(build_or_load(val_spec, progress, None, f"held-out windows of data.mixture[{i}]",
+                                          val_checked and first, dataset) if scores else None)
+            return caches, held
 
-        caches = every_source(self.progress, True) if self.rank == 0 else []
+        caches, held = every_source(self.progress, True) if self.rank == 0 else ([], [])
         _barrier(self.world)
         if self.rank != 0:
-            caches = every_source(False, False)
+            caches, held = every_source(False, False)
         self.data_fingerprint = [cache.meta.get("fingerprint") for cache in caches]
         self.mixture_windows = [len(cache) for cache in caches]
+        self.mixture_val_windows = [len(cache) if cache is not None else 0 for cache in held]
+        self._val_sources = np.repeat(np.arange(len(held)), self.mixture_val_windows).tolist()
         self.mixture = MixtureSampler([t.weight for t in self.config.data.mixture], self.mixture_windows,
                                       self.config.seed, self.config.optim.batch_size)
-        return LatentCache.joined(caches)
+        scored = [cache for cache in held if cache is not None]
+        return LatentCache.joined(caches), LatentCache.joined(scored) if scored else None
 
     def _check_model_fits(self, emb: Embodiment) -> None:
         """What needs the loaded transformer: the LoRA target modules (its config.json names none), and the action
@@ -1791,6 +1827,8 @@ class Trainer:
         # the sum and count of each part (over every objective, then per objective) and of each objective's total
         keys = [f"loss_{term}{suffix}" for term in ("video", "action")
                 for suffix in ("", *(f"_{o}" for o in self.objective_names))] + self.objective_names
+        sources = sorted(set(self._val_sources or []))  # a mixture's: each objective's total per source too
+        keys += [f"{o}@{j}" for j in sources for o in self.objective_names]
         sums = torch.zeros(2, len(keys), dtype=torch.float64)
         column = {key: i for i, key in enumerate(keys)}
 
@@ -1824,6 +1862,8 @@ class Trainer:
                                 add(f"loss_{term}_{objective}", float(loss))
                                 total += weight * float(loss)
                         add(objective, total)
+                        if self._val_sources is not None:
+                            add(f"{objective}@{self._val_sources[pairs[i][0]]}", total)
                     skip(last, stop)
         finally:
             self.transformer.train()
@@ -1837,6 +1877,9 @@ class Trainer:
         line = {"step": step, "val/loss": loss,
                 **{f"val/{key}": value for key, value in means.items() if key.startswith("loss_")},
                 "val/windows": len(pairs) // len(self.objective_names)}
+        for j in sources:  # each mixture source's held-out loss, as `val/loss` of its windows alone
+            line[f"val/loss/source_{j}"] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
+                                               if f"{o}@{j}" in means)
         if self._val_actions is not None:  # on every rank of a sharded run, each sampling its share
             line.update(self._action_error(step))
         if self.rank != 0:
@@ -1847,8 +1890,11 @@ class Trainer:
             sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
         self._log(metrics_path, line)
+        held = cfg.validation.episodes if not cfg.data.mixture else "; ".join(
+            f"data.mixture[{j}] {cfg.data.mixture[j].validation_episodes}: {line[f'val/loss/source_{j}']:.4g}"
+            for j in sources)
         logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
-                    cfg.validation.episodes, line["val/windows"], time.perf_counter() - tick)
+                    held, line["val/windows"], time.perf_counter() - tick)
         return line
 
     def _action_error(self, step: int) -> dict[str, Any]:

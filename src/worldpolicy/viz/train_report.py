@@ -118,7 +118,8 @@ def _dataset_facts(data: Mapping[str, Any], notes: list[str]) -> list[tuple[str,
         total = sum(weights) or 1
         return [(f"dataset {i + 1} of {len(mixture)}",
                  f"{t.get('dataset')} (weight {_fmt(w)}: {w / total:.0%} of the batch positions"
-                 + (f"; episodes {chosen}" if (chosen := _episode_selection(t, {})) else "") + ")")
+                 + (f"; episodes {chosen}" if (chosen := _episode_selection(
+                     t, {"episodes": t.get("validation_episodes")})) else "") + ")")
                 for i, (t, w) in enumerate(zip(mixture, weights)) if isinstance(t, Mapping)]
     dataset = data.get("dataset")
     facts: list[tuple[str, Any]] = [("dataset", dataset)]
