@@ -276,3 +276,21 @@ def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_data
     assert [(r["held_out_episodes"], r["held_out_windows"]) for r in state["mixture"]] == [([], 0), ([1], 4)]
     assert [r["episodes"] for r in state["mixture"]] == [2, 2]
     assert "held out for validation: [1]" in (out / "checkpoints" / "step-0000002" / "README.md").read_text()
+
+
+def test_worldpolicy_train_runs_a_mixture_file_and_names_a_flag_it_refuses(train_config, tiny_dataset, other_dataset,
+                                                                            tmp_path, capsys):
+    from worldpolicy.cli import main
+
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(other_dataset), "weight": 2}, optim={"steps": 1}, save_every=1)
+    path = tmp_path / "mixture.json"
+    path.write_text(json.dumps(raw))
+    assert main(["train", str(path), "--episodes", "0", "--no-progress"]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("worldpolicy train: error:")]
+    assert error == [("worldpolicy train: error: --episodes=[0] is set beside [[data.mixture]], which names the "
+                      "datasets trained on and their episodes: set episodes in the [[data.mixture]] table of the "
+                      "dataset they are episodes of, and leave --episodes unset")]
+    assert main(["train", str(path), "--no-progress"]) == 0
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "trainer_state.json").read_text())
+    assert [r["weight"] for r in state["mixture"]] == [1.0, 2.0] and state["mixture_sampler"]["step"] == 1

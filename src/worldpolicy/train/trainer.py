@@ -514,8 +514,7 @@ class Trainer:
         self.frames = self.mixture_frames[0]  # what inference compares its frames with: the first source's
         self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
         shares = np.asarray([t.weight for t in tables]) / sum(t.weight for t in tables)
-        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({w} windows, {100 * p:.1f} %% of the batch "
-                                                  "positions)".replace("%%", "%")
+        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({w} windows, {100 * p:.1f} % of the batch positions)"
                                                   for t, w, p in zip(tables, windows, shares)))
         return self._mixture_specs[0][0]
 
@@ -751,21 +750,21 @@ class Trainer:
                                     f"windows encoded so far are kept there, and the same command continues from them "
                                     f"once {fix}") from exc
 
-        held_out = None
         if self.config.data.mixture:
             cache, held_out = self._mixture_cache(build_or_load)
-        elif self.rank == 0:
-            cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
-            if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
-                # the data itself: checked just above; its bar named, as it follows the training windows' bar
-                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows", self._val_checked)
-        if not self.config.data.mixture:
+        else:
+            held_out = None
+            if self.rank == 0:
+                cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
+                if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
+                    # the data itself: checked just above; its bar named, as it follows the training windows' bar
+                    held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows",
+                                             self._val_checked)
             _barrier(self.world)
-        if self.rank != 0 and not self.config.data.mixture:
-            cache = build_or_load(spec, False, self._resumed_data)
-            if self._val_spec is not None and self.sharded:  # every rank scores a sharded model's share
-                held_out = build_or_load(self._val_spec, False, None, "held-out windows")
-        if not self.config.data.mixture:
+            if self.rank != 0:
+                cache = build_or_load(spec, False, self._resumed_data)
+                if self._val_spec is not None and self.sharded:  # every rank scores a sharded model's share
+                    held_out = build_or_load(self._val_spec, False, None, "held-out windows")
             self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
         # a new embodiment's stats are the training windows' alone: nothing of the held-out episodes reaches the model
