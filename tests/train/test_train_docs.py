@@ -136,3 +136,20 @@ def test_the_documented_augmentation_ranges_are_the_configs_defaults():
     block = re.search(r"### Image augmentation\n.*?```toml\n(\[augment\].*?)```", DOC.read_text(), re.DOTALL)
     assert block, "docs/training.md lost its [augment] table"
     assert tomllib.loads(block.group(1))["augment"] == {**asdict(AugmentConfig()), "enabled": True}
+
+
+def test_the_documented_mixture_loads_with_its_tables(tmp_path, tiny_dataset, tiny_checkpoint):
+    from worldpolicy.train.config import load_config
+
+    block = re.search(r"```toml\n(# my_mixture\.toml.*?)```", DOC.read_text(), re.DOTALL)
+    assert block, "docs/training.md lost its mixture example"
+    path = tmp_path / "my_mixture.toml"
+    path.write_text(block.group(1))
+    (tmp_path / "data").mkdir()
+    for name in ("sim_expert", "teleop", "real"):  # any LeRobot v3 datasets
+        (tmp_path / "data" / name).symlink_to(tiny_dataset, target_is_directory=True)
+    config = load_config(path, checkpoint=str(tiny_checkpoint))
+    assert [Path(t.dataset).name for t in config.data.mixture] == ["sim_expert", "teleop", "real"]
+    assert [t.weight for t in config.data.mixture] == [1.0, 2.0, 1.0]
+    assert config.data.sources()[1].exclude_episodes == [1] and not config.data.dataset
+    assert config.data.mixture[2].validation_episodes == [0] and config.validation.every == 250

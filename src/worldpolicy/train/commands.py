@@ -118,7 +118,8 @@ def _train(args: argparse.Namespace) -> int:
     try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting,
         # throughout the message ("remove it from --episodes", not from a data.episodes the config does not set)
         config = read_config(path, **overrides)
-        dataset = config.checked_dataset()  # opened once: the trainer reads it (seconds for a large dataset)
+        # opened once (each of a mixture's): the trainer reads them (seconds for a large dataset)
+        datasets = config.checked_datasets()
     except ValueError as exc:
         text = str(exc)
         typed = {name: SELECTION_FLAGS[name] for name in selection}
@@ -133,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
         config.optim.steps = args.steps
     from .trainer import Trainer  # torch and diffusers: after every setting is checked (seconds to import)
 
-    trainer = Trainer(config, progress=not args.no_progress, command=made_by, dataset=dataset)
+    trainer = Trainer(config, progress=not args.no_progress, command=made_by, dataset=datasets)
     started = time.perf_counter()
     records = trainer.run()
     if trainer.rank == 0:

@@ -11,7 +11,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,35 @@ SELECTION_FLAGS = {**EPISODE_FLAGS, "data.success": "--success"}
 SUCCESS_CHOICES = ("any", "only")
 
 
+# The `[data]` settings a `[[data.mixture]]` table may set for its own dataset (unset there: `[data]`'s); the others
+# (chunk_size, stride, cache_dir) are the run's, one for every source: its windows are the trained embodiment's chunks
+MIXTURE_OWN = ("source_embodiment", "action_keys", "state_keys", "video_keys", "action_conversion", "robot", "episodes",
+               "exclude_episodes", "success")
+
+
+@dataclass
+class MixtureSource:
+    """One `[[data.mixture]]` table: a dataset trained on beside the others, each batch position drawn from it with
+    probability `weight` / (the sum of the tables' weights) (`train.data.MixtureSampler`), read with `[data]`'s
+    settings except those it sets itself (`MIXTURE_OWN`: the layout, cameras, conversion and episodes of its own
+    recording)."""
+
+    dataset: str = ""
+    weight: float = 0.0
+    source_embodiment: str | None = None
+    action_keys: list[str] | None = None
+    state_keys: list[str] | None = None
+    video_keys: list[str] | None = None
+    action_conversion: str | None = None
+    robot: str | None = None
+    episodes: list[int] | None = None
+    exclude_episodes: list[int] | None = None
+    success: str | None = None
+    # this dataset's episodes held out of training and scored as `[validation]` says (its `every`, `windows`): the
+    # mixture's `validation.episodes`, whose indices are each dataset's own
+    validation_episodes: list[int] = field(default_factory=list)
+
+
 @dataclass
 class DataConfig:
     dataset: str = ""
@@ -61,6 +90,17 @@ class DataConfig:
     # episodes too must have succeeded (`ValidationConfig.held_out`)
     success: str = "any"
     cache_dir: str | None = None  # default: <output_dir>/cache
+    # several datasets trained on at once instead of `dataset` (`[[data.mixture]]` tables: `MixtureSource`); empty: one
+    mixture: list[MixtureSource] = field(default_factory=list)
+
+    def sources(self) -> list[DataConfig]:
+        """Each dataset trained on, as the `[data]` settings that read it: this one, or each `[[data.mixture]]`
+        table's (its own settings over `[data]`'s, `MIXTURE_OWN`)."""
+        if not self.mixture:
+            return [self]
+        return [replace(self, dataset=source.dataset, mixture=[],
+                        **{name: getattr(source, name) for name in MIXTURE_OWN if getattr(source, name) is not None})
+                for source in self.mixture]
 
     def failed_episodes(self, succeeded: Sequence[bool] | None) -> list[int]:
         """The episodes `success` leaves out, ascending, of a dataset whose success column is `succeeded`
@@ -114,6 +154,14 @@ def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
         raise ValueError(f"{setting}={brief_list(given)}: {brief_list(outside)} not episodes of data.dataset, which "
                          f"has {num_episodes} (accepted: indices 0 to {num_episodes - 1})")
     check_once(setting, given)
+
+
+def mixture_message(exc: Exception) -> str:
+    """A `[data]` check's message said of one `[[data.mixture]]` table (prefixed with `data.mixture[i]` by the
+    caller): its settings are the table's, so `data.` names none of `[data]`'s."""
+    text = re.sub(r"(?<![\w./-])data\.dataset\b", "its dataset", str(exc)).replace("validation.episodes",
+                                                                                    "validation_episodes")
+    return re.sub(r"(?<![\w./-])data\.(?=[a-z_])", "", text)  # not in a path: /srv/data.v2/...
 
 
 @dataclass
@@ -298,7 +346,10 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if not self.data.mixture:  # one dataset: stored as before mixtures were (config.json, trainer_state.json)
+            del settings["data"]["mixture"]
+        return settings
 
     @property
     def checkpoint_source(self) -> str:
@@ -338,13 +389,18 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
-        self.checked_dataset()
+        self.checked_datasets()
         return self
 
     def checked_dataset(self, dataset: LeRobotDataset | None = None) -> LeRobotDataset:
-        """`check`, returning `data.dataset` opened: the one read from then on (`Trainer`), as opening a large
-        dataset's metadata takes seconds. `dataset`: `data.dataset` opened already (by a caller that checked this
-        config: `worldpolicy train`), read instead of opening it again."""
+        """`checked_datasets` of a run on one dataset: `data.dataset` opened (`dataset`: opened already)."""
+        return self.checked_datasets(None if dataset is None else [dataset])[0]
+
+    def checked_datasets(self, opened: Sequence[LeRobotDataset] | None = None) -> list[LeRobotDataset]:
+        """`check`, returning each dataset trained on opened (`data.dataset`, or each `[[data.mixture]]` table's, in
+        order): the ones read from then on (`Trainer`), as opening a large dataset's metadata takes seconds. `opened`:
+        those opened already (by a caller that checked this config: `worldpolicy train`), read instead of opening them
+        again."""
         if not self.checkpoint:
             raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
                              "checkpoint or a hub id to start from)")
@@ -357,8 +413,9 @@ class TrainConfig:
         check_checkpoint_source(resolve_checkpoint(self.checkpoint, fetch=False),
                                 run_hint=" (to continue that run itself, give its folder as --out / output_dir "
                                 "with its own config)")
-        if not self.data.dataset:
-            raise ValueError("data.dataset: required (a LeRobot v3 dataset folder or hub id)")
+        if not self.data.dataset and not self.data.mixture:
+            raise ValueError("data.dataset: required (a LeRobot v3 dataset folder or hub id), or [[data.mixture]] "
+                             "tables to train on several datasets")
         from ..embodiments import SPEC_FILE_SUFFIX, check_chunk_size, inline_stats_file, read_spec_file
         from ..fileio import file_in_the_way, refuse_foreign_folder
 
@@ -383,14 +440,18 @@ class TrainConfig:
             refuse_foreign_folder(self.data.cache_dir, "data.cache_dir", "train")
         for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
-        opened = self._open_dataset() if dataset is None else dataset
         if self.data.success not in SUCCESS_CHOICES:
             raise ValueError(f"data.success={self.data.success!r}; accepted: {', '.join(SUCCESS_CHOICES)} (every "
                              "episode, or only those the dataset's success column flags as succeeded)")
-        # the selection checked against its episode count (and success column)
-        if (self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes
-                or self.data.success != "any"):
-            self.training_episodes(opened.num_episodes, opened.episode_success)
+        if self.data.mixture:
+            datasets = self._checked_mixture(opened)
+        else:
+            dataset = self._open_dataset() if opened is None else opened[0]
+            # the selection checked against its episode count (and success column)
+            if (self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes
+                    or self.data.success != "any"):
+                self.training_episodes(dataset.num_episodes, dataset.episode_success)
+            datasets = [dataset]
         try:
             check_chunk_size(self.data.chunk_size)
         except ValueError as exc:
@@ -477,10 +538,12 @@ class TrainConfig:
                                         "no action error")):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name}={value!r}: must be an integer >= {low}" + (f" (0: {zero})" if zero else ""))
-        if self.validation.every and not self.validation.episodes:
-            raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but "
-                             "validation.episodes is empty: name the episodes to hold out of training (e.g. "
-                             "episodes = [0]), or set validation.every = 0")
+        if self.validation.every and not self.validation.episodes and not any(
+                t.validation_episodes for t in self.data.mixture):
+            where = ("no [[data.mixture]] table sets validation_episodes" if self.data.mixture
+                     else "validation.episodes is empty")
+            raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but {where}: name "
+                             "the episodes to hold out of training (e.g. episodes = [0]), or set validation.every = 0")
         if self.validation.keep_best and not self.validation.every:
             raise ValueError("validation.keep_best=true keeps the checkpoint of the lowest held-out loss, but "
                              "validation.every is 0 (no held-out loss is scored): set validation.episodes and every "
@@ -513,24 +576,70 @@ class TrainConfig:
 
             with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
                 from ..sim import env  # noqa: F401
-        return opened
+        return datasets
 
-    def _open_dataset(self) -> LeRobotDataset:
-        """`data.dataset` found (a hub id's fetched now, before any weights load) and its metadata read (a v2.1
-        dataset, a damaged one), not after torch and diffusers import."""
+    def _checked_mixture(self, opened: Sequence[LeRobotDataset] | None) -> list[LeRobotDataset]:
+        """Each `[[data.mixture]]` table checked, naming it (`data.mixture[i].key`), and its dataset opened: a weight
+        > 0, a dataset that exists, its episode selection and settings as `[data]`'s are checked. Episode indices are
+        a dataset's own, so `[data]` names none; held-out episodes are not scored per source yet."""
+        for name, value in (("dataset", self.data.dataset or None), ("episodes", self.data.episodes),
+                            ("exclude_episodes", self.data.exclude_episodes or None),
+                            ("success", None if self.data.success == "any" else self.data.success)):
+            if value is not None:
+                where = ("each table's dataset" if name == "dataset"
+                         else f"{name} in the [[data.mixture]] table of the dataset they are episodes of")
+                raise ValueError(f"data.{name}={value!r} is set beside [[data.mixture]], which names the datasets "
+                                 f"trained on and their episodes: set {where}, and leave data.{name} unset")
+        if self.validation.episodes:
+            raise ValueError(f"validation.episodes={self.validation.episodes} with [[data.mixture]]: episode indices "
+                             "are each dataset's own; hold episodes out with validation_episodes in the table of the "
+                             "dataset they are episodes of, and leave validation.episodes empty")
+        if self.validation.every and self.validation.action_chunks and any(
+                t.validation_episodes for t in self.data.mixture):
+            raise ValueError(f"validation.action_chunks={self.validation.action_chunks} with [[data.mixture]]: the "
+                             "held-out action error is not sampled per mixture source yet (the held-out loss is); "
+                             "set validation.action_chunks = 0")
+        datasets = []
+        for i, (source, data) in enumerate(zip(self.data.mixture, self.data.sources())):
+            where = f"data.mixture[{i}]"
+            if not source.dataset:
+                raise ValueError(f"{where}.dataset: required (a LeRobot v3 dataset folder or hub id)")
+            if isinstance(source.weight, bool) or not isinstance(source.weight, (int, float)) or not (
+                    math.isfinite(source.weight) and source.weight > 0):
+                raise ValueError(f"{where}.weight={source.weight!r}: must be a number > 0 and finite (the table's "
+                                 "share of the batch positions is its weight over the sum of the tables' weights)")
+            if data.success not in SUCCESS_CHOICES:
+                raise ValueError(f"{where}.success={data.success!r}; accepted: {', '.join(SUCCESS_CHOICES)}")
+            if data.action_conversion not in (None, *ACTION_CONVERSIONS):
+                raise ValueError(f"{where}.action_conversion={data.action_conversion!r}; accepted: "
+                                 f"{', '.join(ACTION_CONVERSIONS)} (or unset: read from the dataset)")
+            dataset = self._open_dataset(f"{where}.dataset", source.dataset) if opened is None else opened[i]
+            try:
+                held = replace(self.validation, episodes=source.validation_episodes).held_out(
+                    dataset.num_episodes, data, dataset.episode_success)
+                data.selected_episodes(dataset.num_episodes, held, dataset.episode_success)
+            except ValueError as exc:
+                raise ValueError(f"{where} ({source.dataset}): {mixture_message(exc)}") from None
+            datasets.append(dataset)
+        return datasets
+
+    def _open_dataset(self, setting: str = "data.dataset", value: str | None = None) -> LeRobotDataset:
+        """`data.dataset` (or the dataset `setting` names: `value`) found (a hub id's fetched now, before any weights
+        load) and its metadata read (a v2.1 dataset, a damaged one), not after torch and diffusers import."""
         from ..data import LeRobotDataset
         from ..data.lerobot import dataset_folder
 
+        value = self.data.dataset if value is None else value
         try:
-            dataset = dataset_folder(self.data.dataset)
+            dataset = dataset_folder(value)
         except FileNotFoundError as exc:
-            raise FileNotFoundError(f"data.{exc}") from None
+            raise FileNotFoundError(f"{setting.removesuffix('dataset')}{exc}") from None
         if not dataset.exists():
-            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
+            raise FileNotFoundError(f"{setting}={value!r} does not exist (expected a LeRobot v3 dataset "
                                     f"folder: `worldpolicy dataset check FOLDER`, or a hub id like "
                                     f"{HUB_DATASET_EXAMPLE!r})")
         if not (dataset / "meta" / "info.json").is_file():
-            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
+            raise FileNotFoundError(f"{setting}={value!r} has no meta/info.json (not a LeRobot v3 "
                                     f"dataset){_datasets_near(dataset)}")
         return LeRobotDataset.open(dataset)
 
@@ -694,7 +803,12 @@ def _build(cls, raw: dict[str, Any], where: str):
     kwargs = {}
     for name, value in raw.items():
         sub = TABLES.get(name) if cls is TrainConfig else None
-        if sub is not None:
+        if cls is DataConfig and name == "mixture":  # `[[data.mixture]]`: a list of tables
+            if not isinstance(value, list) or not all(isinstance(table, dict) for table in value):
+                raise ValueError(f"{where}.mixture: expected a list of tables ([[data.mixture]], each with dataset "
+                                 f"and weight), got {value!r}")
+            value = [_build(MixtureSource, table, f"{where}.mixture[{i}]") for i, table in enumerate(value)]
+        elif sub is not None:
             if not isinstance(value, dict):
                 raise ValueError(f"{where}.{name}: expected a table, got {type(value).__name__}")
             value = _build(sub, value, f"{where}.{name}" if where != "config" else name)
@@ -714,7 +828,7 @@ def _misplaced(unknown: list[str], where: str) -> str:
     `[optim]`, `batch_size` under `[data]`), else the accepted key it is a typo of: said, since a key that is right
     but in the wrong place reads as right."""
     tables = {"config": TrainConfig, **TABLES}
-    here = tables.get(where, TrainConfig)
+    here = MixtureSource if where.startswith("data.mixture[") else tables.get(where, TrainConfig)
     hints = []
     for key in unknown:
         homes = [name for name, cls in tables.items() if cls is not here and key in {f.name for f in fields(cls)}]
@@ -811,6 +925,12 @@ def read_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             if name == "checkpoint" or hub_id_shaped(value):
                 continue  # `shipped` or a hub id (`check` names a missing folder)
         setattr(holder, name, os.path.abspath(local))
+    for i, table in enumerate(config.data.mixture):  # as data.dataset: against the config's folder, else a hub id
+        local = base / Path(table.dataset).expanduser()
+        if table.dataset and hub_id_shaped(table.dataset) and not local.exists():
+            check_hub_id(table.dataset, f"data.mixture[{i}].dataset")
+        elif table.dataset:
+            table.dataset = os.path.abspath(local)
     from ..embodiments import SPEC_FILE_SUFFIX, inline_stats_file
 
     if isinstance(config.embodiment, str) and config.embodiment.endswith(SPEC_FILE_SUFFIX):  # e.g. embodiment.json

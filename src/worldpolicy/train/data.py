@@ -457,10 +457,10 @@ def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: 
     return h.hexdigest()[:24]
 
 
-def changed_data(dataset: str) -> ValueError:
+def changed_data(dataset: str, setting: str = "data.dataset") -> ValueError:
     """The refusal of a resume whose data differs from the run's (`data_key` before the weights load, `fingerprint`
-    once they have)."""
-    return ValueError(f"data.dataset {dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
+    once they have); `setting`: the one naming `dataset` (a mixture's table's, `data.mixture[i].dataset`)."""
+    return ValueError(f"{setting} {dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
                       "tokenizer they are encoded with, changed since the run began): a resume needs the same data; "
                       "restore it, or choose a new --out / output_dir")
 
@@ -499,6 +499,22 @@ class LatentCache:
     def latent_copies(self) -> int:
         """How many encodings of each window the cache holds: its augmented copies, else 1."""
         return int(self.meta.get("augment_copies", 1))
+
+    @classmethod
+    def joined(cls, caches: Sequence[LatentCache]) -> LatentCache:
+        """The windows of several caches (a mixture's sources, `[[data.mixture]]`) as one, in order: source i's
+        windows follow those of the sources before it (`MixtureSampler` picks them there). Its `action_stats` are
+        then the mixture's normalisation, in this one place: every training window of every source counted once
+        (the sources' stats combined by their window counts, whatever their sampling weights), as one dataset of them
+        all would give. Its meta has no fingerprint: each source's cache keeps its own."""
+        joined = cls([], [], [], [], [], [], {"windows": sum(map(len, caches))})
+        for cache in caches:
+            joined._extend(cache)
+        if caches and caches[0].latent_copies > 1:  # one `[augment]` for the run: every source's copies alike
+            joined.meta["augment_copies"] = caches[0].latent_copies
+        if not joined.states or joined.states[0] is None:
+            joined.states = None
+        return joined
 
     def model_examples(self, emb: Embodiment) -> list[ModelExample]:
         """One example per window, captioned with its first phrasing and, augmented, holding its first copy's latents
@@ -775,3 +791,59 @@ def _read_shard(path: Path) -> LatentCache:
     states = list(t["states"].numpy()) if "states" in t else None
     return LatentCache(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
                        states, captions, [tuple(x) for x in t["index"].tolist()], {})
+
+
+class MixtureSampler:
+    """Which window each batch position of a mixture trains on (`[[data.mixture]]`): the position's source drawn by
+    the sources' weights, then that source's next window in its own order, a permutation per pass over its windows
+    (each window once a pass, as a single dataset's epochs are). Reproducible from the seed alone: step s's sources
+    are drawn from a generator seeded by (seed, s, 5), source j's pass e is the permutation seeded by (seed, 6, j, e).
+    Which window a draw takes depends on how often its source was drawn before, the sampler's state (`state_dict`:
+    the next step and each source's draws so far), saved with each checkpoint and restored on resume, so a resumed
+    run draws what the unbroken one would; a sampler asked for another step than its next replays the draws from the
+    start (the same numbers, only slower)."""
+
+    def __init__(self, weights: Sequence[float], sizes: Sequence[int], seed: int, batch_size: int):
+        self.probs = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+        self.sizes = [int(n) for n in sizes]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int).tolist()
+        self.seed, self.batch_size = int(seed), int(batch_size)
+        self.step, self.drawn = 0, [0] * len(self.sizes)
+        self._orders: dict[tuple[int, int], np.ndarray] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "drawn": list(self.drawn)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        drawn = [int(n) for n in state["drawn"]]
+        if len(drawn) != len(self.sizes):
+            raise ValueError(f"the mixture sampler's saved state counts draws of {len(drawn)} sources, but the run "
+                             f"trains on {len(self.sizes)}")
+        self.step, self.drawn = int(state["step"]), drawn
+
+    def sources(self, step: int) -> np.ndarray:
+        """The source of each batch position of step `step` (indices into the sources)."""
+        rng = np.random.default_rng([self.seed, step, 5])
+        return rng.choice(len(self.probs), size=self.batch_size, p=self.probs)
+
+    def picks(self, step: int) -> list[int]:
+        """Step `step`'s windows, as indices into the sources' windows joined (`LatentCache.joined`)."""
+        if step < self.step:
+            self.step, self.drawn = 0, [0] * len(self.sizes)
+        while self.step < step:
+            self._take(self.step)
+        return self._take(step)
+
+    def _take(self, step: int) -> list[int]:
+        picks = []
+        for source in self.sources(step).tolist():
+            epoch, offset = divmod(self.drawn[source], self.sizes[source])
+            key = (source, epoch)
+            if key not in self._orders:
+                self._orders = {k: v for k, v in self._orders.items() if k[0] != source}  # one pass kept a source
+                self._orders[key] = np.random.default_rng([self.seed, 6, source, epoch]).permutation(
+                    self.sizes[source])
+            picks.append(self.offsets[source] + int(self._orders[key][offset]))
+            self.drawn[source] += 1
+        self.step = step + 1
+        return picks

@@ -66,10 +66,11 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     base = adapter["base_model_name_or_path"] if adapter else (config or {}).get("checkpoint")
     # the hub's `base_model` and `datasets` take no path: a hub id, as the card's text shows it (`hub.shown_name`)
     base_id = named_hub_id(base, "model") if isinstance(base, str) else None
-    dataset = (config or {}).get("data", {}).get("dataset")
-    dataset_id = named_hub_id(dataset, "dataset") if isinstance(dataset, str) else None
+    settings = (config or {}).get("data", {})
+    datasets = [settings.get("dataset")] + [source.get("dataset") for source in settings.get("mixture") or []]
+    dataset_ids = [i for i in (named_hub_id(d, "dataset") for d in datasets if isinstance(d, str) and d) if i]
     data = ModelCardData(library_name=LIBRARY, pipeline_tag="robotics", tags=TAGS,
-                         base_model=base_id, datasets=[dataset_id] if dataset_id else None,
+                         base_model=base_id, datasets=dataset_ids or None,
                          # a recipe trains from nothing: the model is the package's own work, under its license
                          license=package_license() if summary and not config else None)
     key = embodiment.key if isinstance(embodiment, Embodiment) else embodiment
@@ -139,6 +140,27 @@ def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
     return "\n".join(lines) + "\n"
 
 
+def _mixture_lines(tables: list[Mapping[str, Any]], record: list[Mapping[str, Any]] | None) -> list[str]:
+    """A mixture's sources (`[[data.mixture]]`) as the card lists them: each dataset, its weight and share of the batch
+    positions, and the episodes trained on of its own (the checkpoint's record, `trainer_state.json`'s `mixture`)."""
+    total = sum(float(t.get("weight") or 0) for t in tables) or 1.0
+    lines = ["- datasets (LeRobot v3), a mixture: each batch position drawn from one of them by weight"]
+    for i, table in enumerate(tables):
+        dataset = table.get("dataset")
+        kept = (record or [])[i] if record and i < len(record) else {}
+        episodes = (f", episodes {kept['episodes']} of {kept['dataset_episodes']} ({kept['windows']} windows)"
+                    if "episodes" in kept and "dataset_episodes" in kept else "")
+        chosen = (f" (chosen: {brief_list(table['episodes'])})" if table.get("episodes") else "") + (
+            f", leaving out {brief_list(table['exclude_episodes'])}" if table.get("exclude_episodes") else "") + (
+            ", succeeded ones only" if table.get("success") == "only" else "") + (
+            f"; held out for validation: {brief_list(table['validation_episodes'])}"
+            if table.get("validation_episodes") else "")
+        lines.append(f"  - `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}`: weight "
+                     f"{float(table.get('weight') or 0):g} ({100 * float(table.get('weight') or 0) / total:.0f} % of "
+                     f"the batch positions){episodes}{chosen}")
+    return lines
+
+
 def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None, adapter: Mapping[str, Any] | None,
               summary: Mapping[str, Any] | None, base: Any) -> str:
     lines = ["## How it was trained\n"]
@@ -150,13 +172,17 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
             if base == SHIPPED_NAME else ""
         # a hub id, `shipped`, else a folder's own name: a local path tells only the trainer's file layout
         dataset = data.get("dataset")
-        lines += [f"- base: `{checkpoint_name(base) if isinstance(base, str) else base}`{shipped}",
-                  f"- dataset: `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}` (LeRobot "
-                  "v3), episodes "
-                  + (f"{brief_list(episodes)}" if episodes else "all" + (" but those held out" if held else ""))
-                  + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes") else "")
-                  + (", succeeded ones only" if data.get("success") == "only" else "")
-                  + (f"; held out for validation: {brief_list(held)}" if held else "")]
+        lines.append(f"- base: `{checkpoint_name(base) if isinstance(base, str) else base}`{shipped}")
+        if data.get("mixture"):
+            lines += _mixture_lines(data["mixture"], (state or {}).get("mixture"))
+        else:
+            lines += [f"- dataset: `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}` "
+                      "(LeRobot v3), episodes "
+                      + (f"{brief_list(episodes)}" if episodes else "all" + (" but those held out" if held else ""))
+                      + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes")
+                         else "")
+                      + (", succeeded ones only" if data.get("success") == "only" else "")
+                      + (f"; held out for validation: {brief_list(held)}" if held else "")]
         weights = (state or {}).get("objective_weights")
         if weights:
             lines.append("- objectives: " + ", ".join(f"{OBJECTIVE_TEXT.get(name, name)} {share:g}"

@@ -86,10 +86,11 @@ from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
-from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, own_key
+from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, mixture_message, own_key
 from .data import (
     SHARD_WINDOWS,
     LatentCache,
+    MixtureSampler,
     WindowSpec,
     cache_folder,
     cache_may_serve,
@@ -372,8 +373,13 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, progress: bool = True,
                  on_step: Callable[[StepRecord], None] | None = None, command: str | None = None, dataset: Any = None):
         # `data.dataset` opened once, every read of its metadata from here on (seconds, for a large dataset); `dataset`:
-        # opened already by the caller's check of `config` (`TrainConfig.checked_dataset`)
-        self.dataset = config.checked_dataset(dataset)
+        # opened already by the caller's check of `config` (`TrainConfig.checked_datasets`: a list, one a mixture
+        # source, `[[data.mixture]]`); `self.dataset` is the first, the one of a run on one dataset
+        self.datasets = config.checked_datasets(dataset if isinstance(dataset, list) or dataset is None
+                                                else [dataset])
+        self.dataset = self.datasets[0]
+        self.mixture: MixtureSampler | None = None  # which window each batch position trains on, with a mixture
+        self._val_sources: list[int] | None = None  # a mixture's: the source of each held-out window
         self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
@@ -387,8 +393,9 @@ class Trainer:
         self.on_step = on_step
         self.rank, self.world = _distributed(config.device)
         self.out = Path(config.output_dir)
-        self._resumed_data: str | None = None
-        self._resumed_data_key: str | None = None
+        # a mixture's: one per source
+        self._resumed_data: str | list[str] | None = None
+        self._resumed_data_key: str | list[str] | None = None
         # the newest checkpoint's trainer_state.json where the run resumes, read once (`_previous_run`): its settings
         # are compared, then its schedule and step restored (`_restore`) from the same record
         self._resumed_state: dict[str, Any] | None = None
@@ -419,6 +426,9 @@ class Trainer:
             if transformer_config is not None:  # an adapter's (its base's) is read once it loads (`_check_model_fits`)
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
+            if self.config.data.mixture:
+                self._windows = self._mixture_data(layout), layout
+                return self._windows
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
             spec = window_spec(self.config.data, layout, held_out, self.dataset)
             augment = self.config.augment
@@ -452,6 +462,91 @@ class Trainer:
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
+
+    def _mixture_data(self, layout: Embodiment) -> WindowSpec:
+        """`[[data.mixture]]`'s windows, as `_data` cuts one dataset's, source by source: each judged against the
+        embodiment as `dataset check --embodiment` judges a dataset (`data.fit.embodiment_fit`: its rate, action
+        columns, units and cameras; every problem said, naming the table), its unset settings resolved into its table
+        (config.json and the checkpoints name what was read), checked before any weights load. The first source's
+        spec stands for the run where one is read (`_windows`); each source's are `self._mixture_specs`."""
+        from ..data.actions import default_action_keys
+        from ..data.fit import embodiment_fit
+
+        tables, sources = self.config.data.mixture, self.config.data.sources()
+        resumed = self._resumed_data if isinstance(self._resumed_data, list) else [None] * len(tables)
+        self._mixture_specs: list[tuple[WindowSpec, bool]] = []  # each source's windows, and whether checked here
+        self._mixture_val: list[tuple[WindowSpec | None, bool]] = []  # its held-out windows (None: none), the same
+        self.mixture_frames: list[dict[str, Any]] = []
+        self._val_spec, self._val_actions, self._val_checked, self._checked = None, None, False, True
+        windows = []
+        for i, (table, data, dataset) in enumerate(zip(tables, sources, self.datasets)):
+            where = f"data.mixture[{i}] ({table.dataset})"
+            fit = embodiment_fit(dataset, layout, default_action_keys(dataset, data.action_keys), data.state_keys,
+                                 data.video_keys, source=data.source_embodiment, conversion=data.action_conversion,
+                                 robot=data.robot, name=table.dataset)
+            if fit.problems:
+                raise ValueError(f"{where} does not fit embodiment {layout.key!r} (`worldpolicy dataset check "
+                                 f"--embodiment` says the same): " + "; ".join(map(mixture_message, fit.problems)))
+            held_out = tuple(sorted(int(e) for e in table.validation_episodes))  # checked with the config
+            try:
+                spec = window_spec(data, layout, held_out, dataset)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {mixture_message(exc)}") from None
+            # its held-out windows, cut and cached as a run on it alone would (`_data`)
+            val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
+                               center_crop=config_center_crop(self.config.to_dict())) if held_out else None
+            if self.config.augment.enabled:
+                spec = replace(spec, augment=self.config.augment)
+            table.source_embodiment, table.action_conversion = spec.source_embodiment, spec.action_conversion
+            table.action_keys = list(spec.action_keys)
+            frames = trained_frames(spec, layout, dataset)
+            if self.rank == 0 and (small := small_frames_warning(frames, layout)):
+                logger.warning("%s: %s", where, small)
+            checked = not cache_may_serve(self._cache_dir, spec, layout, resumed[i])
+            if checked:
+                check_encodable(spec, layout, dataset)
+            windows.append(count_windows(spec, dataset))
+            self._check_cache_fits(spec, layout, windows[-1], frames, checked)
+            self._mixture_specs.append((spec, checked))
+            self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
+                val_spec, layout, dataset, where)))
+            self.mixture_frames.append(frames)
+        self.frames = self.mixture_frames[0]  # what inference compares its frames with: the first source's
+        self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
+        shares = np.asarray([t.weight for t in tables]) / sum(t.weight for t in tables)
+        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({w} windows, {100 * p:.1f} % of the batch positions)"
+                                                  for t, w, p in zip(tables, windows, shares)))
+        return self._mixture_specs[0][0]
+
+    def _check_source_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, where: str) -> bool:
+        """A mixture source's held-out windows (its table's `validation_episodes`), checked as `_check_held_out`
+        checks a dataset's; whether their data was checked here (else a finished cache serves them)."""
+        windows = count_windows(replace(spec, windows=None), dataset)
+        if not windows:
+            raise ValueError(f"{where}: validation_episodes={list(spec.episodes)}: these episodes yield no window of "
+                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
+        checked = not cache_may_serve(self._cache_dir, spec, layout)
+        if checked:
+            check_encodable(spec, layout, dataset)
+        logger.info("%s: validation_episodes %s held out of training: %d of their %d windows scored %s", where,
+                    list(spec.episodes), min(windows, self.config.validation.windows), windows,
+                    f"every {self.config.validation.every} steps" if self.config.validation.every
+                    else "never (validation.every = 0)")
+        return checked
+
+    def _mixture_record(self) -> list[dict[str, Any]]:
+        """Each mixture source as a checkpoint records it (trainer_state.json's `mixture`, which the model card and the
+        train report show): its dataset (`hub.dataset_source`), weight, share of the batch positions, the episodes
+        and windows trained on, and the window draws taken so far."""
+        tables = self.config.data.mixture
+        total = sum(t.weight for t in tables)
+        drawn = self.mixture.drawn if self.mixture is not None else [0] * len(tables)
+        return [{"dataset": dataset_source(dataset.root), "weight": table.weight, "share": table.weight / total,
+                 "episodes": len(spec.episodes) if spec.episodes is not None else dataset.num_episodes,
+                 "dataset_episodes": dataset.num_episodes, "windows": windows, "drawn": int(count),
+                 "held_out_episodes": sorted(int(e) for e in table.validation_episodes), "held_out_windows": held}
+                for table, dataset, (spec, _), windows, count, held in zip(
+                    tables, self.datasets, self._mixture_specs, self.mixture_windows, drawn, self.mixture_val_windows)]
 
     def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
         """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
@@ -535,25 +630,29 @@ class Trainer:
                        size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
-    def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int) -> None:
+    def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int,
+                          frames: dict[str, Any] | None = None, building: bool | None = None) -> None:
         """The latent cache's build writes its latents to disk once (the shards it keeps as it encodes are the
         finished cache), and a run holds every window's actions and flags in RAM (the latents are read from the
         shards as batches need them: `LatentCache.load`): a cache larger than the free space of its folder, or windows
         whose actions pass the RAM, are refused before any weights load, else the run stops hours into encoding (DROID
         at data.stride 1 is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet:
         not judged) and the composed frames on the tier's canvas (`window_bytes`, `window_ram`); said when close (over
-        CACHE_CLOSE of it)."""
+        CACHE_CLOSE of it). A mixture's sources are judged one by one: `frames` and `building` are a source's
+        (`trained_frames`, and whether no finished cache serves it), else the run's."""
         from ..engine.loading import device_memory, gib, local_vae_config
 
         vae_config = local_vae_config(self.config.checkpoint_source)
         if vae_config is None:
             return
-        each = window_bytes(spec, layout, self.frames, vae_config)
+        frames = self.frames if frames is None else frames
+        each = window_bytes(spec, layout, frames, vae_config)
         held_out = count_windows(self._val_spec, self.dataset) if self._val_spec is not None else 0
         # the held-out windows are never augmented: one encoding each
-        size = each * windows + (window_bytes(self._val_spec, layout, self.frames, vae_config) * held_out
+        size = each * windows + (window_bytes(self._val_spec, layout, frames, vae_config) * held_out
                                  if held_out else 0)
-        building = self._checked  # else a finished cache of this data is read: no room taken
+        # else a finished cache of this data is read: no room taken
+        building = self._checked if building is None else building
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds its own
         # every window's actions, by each process; a build also holds the latents of a shard not yet written, twice
         # while safetensors writes it (stacked into one tensor)
@@ -635,11 +734,12 @@ class Trainer:
         use_system_prompt = self.pipeline_flags["default_use_system_prompt"]
 
         def build_or_load(windows: WindowSpec, progress: bool, expect: str | None,
-                          what: str = "windows", checked: bool = False) -> LatentCache:
+                          what: str = "windows", checked: bool = False, dataset: Any = None) -> LatentCache:
             try:
                 return LatentCache.build_or_load(windows, layout, self.vae, self.tokenizer, cache_dir,
                                                  progress=progress, use_system_prompt=use_system_prompt, expect=expect,
-                                                 what=what, dataset=self.dataset, checked=checked)
+                                                 what=what, dataset=self.dataset if dataset is None else dataset,
+                                                 checked=checked)
             except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
                 if (code := _storage_errno(exc)) is None:
                     raise
@@ -650,18 +750,22 @@ class Trainer:
                                     f"windows encoded so far are kept there, and the same command continues from them "
                                     f"once {fix}") from exc
 
-        held_out = None
-        if self.rank == 0:
-            cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
-            if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
-                # the data itself: checked just above; its bar named, as it follows the training windows' bar
-                held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows", self._val_checked)
-        _barrier(self.world)
-        if self.rank != 0:
-            cache = build_or_load(spec, False, self._resumed_data)
-            if self._val_spec is not None and self.sharded:  # every rank scores a sharded model's share
-                held_out = build_or_load(self._val_spec, False, None, "held-out windows")
-        self.data_fingerprint = cache.meta.get("fingerprint")
+        if self.config.data.mixture:
+            cache, held_out = self._mixture_cache(build_or_load)
+        else:
+            held_out = None
+            if self.rank == 0:
+                cache = build_or_load(spec, self.progress, self._resumed_data, checked=self._checked)
+                if self._val_spec is not None:  # scored on rank 0 (`_validate`); encoded before the others wait
+                    # the data itself: checked just above; its bar named, as it follows the training windows' bar
+                    held_out = build_or_load(self._val_spec, self.progress, None, "held-out windows",
+                                             self._val_checked)
+            _barrier(self.world)
+            if self.rank != 0:
+                cache = build_or_load(spec, False, self._resumed_data)
+                if self._val_spec is not None and self.sharded:  # every rank scores a sharded model's share
+                    held_out = build_or_load(self._val_spec, False, None, "held-out windows")
+            self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
         # a new embodiment's stats are the training windows' alone: nothing of the held-out episodes reaches the model
         self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
@@ -670,6 +774,38 @@ class Trainer:
         # each window's augmented copies, one drawn per step (`_augmented`); None: one encoding each
         self.latent_copies = cache.latents if cache.latent_copies > 1 else None
         self.val_examples = held_out.model_examples(self.embodiment) if held_out is not None else []
+
+    def _mixture_cache(self, build_or_load: Callable[..., LatentCache]) -> tuple[LatentCache, LatentCache | None]:
+        """Each mixture source's latent cache (its own fingerprint, as a run on that dataset alone would cache it:
+        encoded by rank 0, read by the others), joined in order (`LatentCache.joined`: the mixture's normalisation
+        stats too), and the sampler that picks from them by weight (`MixtureSampler`); and the sources' held-out
+        windows joined (None: none held out), on rank 0 (every rank of a sharded run), as `_load` reads one
+        dataset's."""
+        resumed = self._resumed_data if isinstance(self._resumed_data, list) else [None] * len(self._mixture_specs)
+
+        def every_source(progress: bool, first: bool) -> tuple[list[LatentCache], list[LatentCache | None]]:
+            caches, held = [], []
+            for i, ((spec, checked), (val_spec, val_checked), dataset) in enumerate(
+                    zip(self._mixture_specs, self._mixture_val, self.datasets)):
+                caches.append(build_or_load(spec, progress, resumed[i], f"windows of data.mixture[{i}]",
+                                            checked and first, dataset))
+                scores = val_spec is not None and (self.rank == 0 or self.sharded)
+                held.append(build_or_load(val_spec, progress, None, f"held-out windows of data.mixture[{i}]",
+                                          val_checked and first, dataset) if scores else None)
+            return caches, held
+
+        caches, held = every_source(self.progress, True) if self.rank == 0 else ([], [])
+        _barrier(self.world)
+        if self.rank != 0:
+            caches, held = every_source(False, False)
+        self.data_fingerprint = [cache.meta.get("fingerprint") for cache in caches]
+        self.mixture_windows = [len(cache) for cache in caches]
+        self.mixture_val_windows = [len(cache) if cache is not None else 0 for cache in held]
+        self._val_sources = np.repeat(np.arange(len(held)), self.mixture_val_windows).tolist()
+        self.mixture = MixtureSampler([t.weight for t in self.config.data.mixture], self.mixture_windows,
+                                      self.config.seed, self.config.optim.batch_size)
+        scored = [cache for cache in held if cache is not None]
+        return LatentCache.joined(caches), LatentCache.joined(scored) if scored else None
 
     def _check_model_fits(self, emb: Embodiment) -> None:
         """What needs the loaded transformer: the LoRA target modules (its config.json names none), and the action
@@ -754,7 +890,8 @@ class Trainer:
                              "the other" + (" (droid is the default when the checkpoint names no embodiment: set "
                                             "`embodiment` to the robot's)" if self._embodiment_defaulted
                                            and self.config.embodiment == "droid" else ""))
-        check_training_rate(self.dataset, emb, data.dataset)
+        if not data.mixture:  # a mixture's sources: each judged whole (`_mixture_data`)
+            check_training_rate(self.dataset, emb, data.dataset)
 
     def _tier(self, name: str | None) -> int:
         """A spec's resolution tier left out: the one this run trained at (its newest checkpoint's `embodiment.json`:
@@ -972,8 +1109,8 @@ class Trainer:
         size = cfg.optim.batch_size
         local = size // self.world
         orders: dict[int, np.ndarray] = {}  # one permutation per epoch the batch touches, not one per position
-        picks = []
-        for position in range(step * size, (step + 1) * size):
+        picks = self.mixture.picks(step) if self.mixture is not None else []  # a mixture: sources drawn by weight
+        for position in range(step * size, (step + 1) * size) if self.mixture is None else ():
             epoch, offset = divmod(position, n)
             if epoch not in orders:
                 orders[epoch] = np.random.default_rng([cfg.seed, epoch]).permutation(n)
@@ -1141,6 +1278,10 @@ class Trainer:
                     **self.run_record, "base_checkpoint": self.base_checkpoint,
                     "dataset": dataset_source(self.dataset.root),
                 }
+                if self.mixture is not None:  # every source, and the sampler's state, which a resume continues from
+                    state["dataset"] = [dataset_source(dataset.root) for dataset in self.datasets]
+                    state["mixture"] = self._mixture_record()
+                    state["mixture_sampler"] = self.mixture.state_dict()
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
                 # from the records above and the run's log: part of the checkpoint
                 write_model_card(tmp, final, self.out)
@@ -1282,7 +1423,9 @@ class Trainer:
             yield load_file(str(files[i])) if self.rank == 0 else {}
 
     def _restore_schedule(self, state: dict[str, Any]) -> int:
-        """The LR schedule and elapsed time a checkpoint holds; its step."""
+        """The LR schedule and elapsed time a checkpoint holds, and a mixture's sampler state; its step."""
+        if self.mixture is not None and "mixture_sampler" in state:  # else replayed from the start (`picks`)
+            self.mixture.load_state_dict(state["mixture_sampler"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         # the state holds the step count and the LR the saved run computed for the next step, not the optimizer's LR:
         # recompute that LR with this run's schedule (a resume with more optim.steps stretches the decay from the
@@ -1634,6 +1777,10 @@ class Trainer:
                              f"{'; '.join(changes)}. Put them back to resume it{given}, or choose a new --out / "
                              f"output_dir (a resume may change only {', '.join(RESUMABLE)})")
         if self._resumed_data_key not in (None, self.data_key):  # re-recorded: found now, not once the weights load
+            if isinstance(self.data_key, list) and isinstance(self._resumed_data_key, list):  # a mixture's sources
+                i = next((i for i, (old, new) in enumerate(zip(self._resumed_data_key, self.data_key)) if old != new),
+                         0)
+                raise changed_data(self.config.data.mixture[i].dataset, f"data.mixture[{i}].dataset")
             raise changed_data(self.config.data.dataset)
         if self.config.optim.steps < step:
             raise ValueError(f"optim.steps={self.config.optim.steps} (the config's, or --steps) is below step {step}, "
@@ -1687,6 +1834,8 @@ class Trainer:
         # the sum and count of each part (over every objective, then per objective) and of each objective's total
         keys = [f"loss_{term}{suffix}" for term in ("video", "action")
                 for suffix in ("", *(f"_{o}" for o in self.objective_names))] + self.objective_names
+        sources = sorted(set(self._val_sources or []))  # a mixture's: each objective's total per source too
+        keys += [f"{o}@{j}" for j in sources for o in self.objective_names]
         sums = torch.zeros(2, len(keys), dtype=torch.float64)
         column = {key: i for i, key in enumerate(keys)}
 
@@ -1720,6 +1869,8 @@ class Trainer:
                                 add(f"loss_{term}_{objective}", float(loss))
                                 total += weight * float(loss)
                         add(objective, total)
+                        if self._val_sources is not None:
+                            add(f"{objective}@{self._val_sources[pairs[i][0]]}", total)
                     skip(last, stop)
         finally:
             self.transformer.train()
@@ -1733,6 +1884,9 @@ class Trainer:
         line = {"step": step, "val/loss": loss,
                 **{f"val/{key}": value for key, value in means.items() if key.startswith("loss_")},
                 "val/windows": len(pairs) // len(self.objective_names)}
+        for j in sources:  # each mixture source's held-out loss, as `val/loss` of its windows alone
+            line[f"val/loss/source_{j}"] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
+                                               if f"{o}@{j}" in means)
         if self._val_actions is not None:  # on every rank of a sharded run, each sampling its share
             line.update(self._action_error(step))
         if self.rank != 0:
@@ -1743,8 +1897,11 @@ class Trainer:
             sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
         self._log(metrics_path, line)
+        held = cfg.validation.episodes if not cfg.data.mixture else "; ".join(
+            f"data.mixture[{j}] {cfg.data.mixture[j].validation_episodes}: {line[f'val/loss/source_{j}']:.4g}"
+            for j in sources)
         logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
-                    cfg.validation.episodes, line["val/windows"], time.perf_counter() - tick)
+                    held, line["val/windows"], time.perf_counter() - tick)
         return line
 
     def _action_error(self, step: int) -> dict[str, Any]:

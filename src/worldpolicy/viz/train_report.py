@@ -112,6 +112,15 @@ def _embodiment(config: Mapping[str, Any], latest: Path | None, notes: list[str]
 
 
 def _dataset_facts(data: Mapping[str, Any], notes: list[str]) -> list[tuple[str, Any]]:
+    mixture = data.get("mixture")
+    if isinstance(mixture, list) and mixture:  # `[[data.mixture]]`: each source, its weight and episodes
+        weights = [t.get("weight") if isinstance(t, Mapping) and _number(t.get("weight")) else 0 for t in mixture]
+        total = sum(weights) or 1
+        return [(f"dataset {i + 1} of {len(mixture)}",
+                 f"{t.get('dataset')} (weight {_fmt(w)}: {w / total:.0%} of the batch positions"
+                 + (f"; episodes {chosen}" if (chosen := _episode_selection(
+                     t, {"episodes": t.get("validation_episodes")})) else "") + ")")
+                for i, (t, w) in enumerate(zip(mixture, weights)) if isinstance(t, Mapping)]
     dataset = data.get("dataset")
     facts: list[tuple[str, Any]] = [("dataset", dataset)]
     if not isinstance(dataset, str) or not dataset:

@@ -1,0 +1,296 @@
+"""`[[data.mixture]]`: one embodiment trained on several datasets at once, each batch position's source drawn by the
+tables' weights (`train.data.MixtureSampler`), every source cached and recorded on its own."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from train_setup import CAMERAS, IMAGE_SIZE, make_episode
+
+from worldpolicy.train.config import load_config, read_config
+from worldpolicy.train.data import MixtureSampler
+
+
+@pytest.fixture(scope="module")
+def other_dataset(tmp_path_factory):
+    """A second recording of the trainer tests' robot: three episodes at the same 15 fps."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+
+    root = tmp_path_factory.mktemp("mixture_other") / "ds"
+    write_episodes(root, (make_episode(s) for s in (2, 1, 0)), fps=15,
+                   features=sim_features("panda", IMAGE_SIZE, CAMERAS), robot_type="panda", video_codec="libx264rgb")
+    return root
+
+
+@pytest.fixture(scope="module")
+def slow_dataset(tmp_path_factory):
+    """The same robot recorded at 10 fps: not the embodiment's rate."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+
+    root = tmp_path_factory.mktemp("mixture_slow") / "ds"
+    write_episodes(root, (make_episode(s) for s in range(2)), fps=10,
+                   features=sim_features("panda", IMAGE_SIZE, CAMERAS), robot_type="panda", video_codec="libx264rgb")
+    return root
+
+
+def _mixed(train_config, out, *tables, **overrides):
+    raw = train_config(out, **overrides)
+    raw["data"] = {k: v for k, v in raw["data"].items() if k != "dataset"}
+    raw["data"]["mixture"] = [dict(t) for t in tables]
+    return raw
+
+
+def test_tables_parse_into_sources_with_their_own_settings(train_config, tiny_dataset, other_dataset, tmp_path):
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 3},
+                 {"dataset": str(other_dataset), "weight": 1, "episodes": [0, 2], "action_conversion": "none"})
+    config = load_config(raw)
+    first, second = config.data.sources()
+    assert (first.dataset, second.dataset) == (str(tiny_dataset), str(other_dataset))
+    assert first.episodes is None and second.episodes == [0, 2]
+    assert (first.action_conversion, second.action_conversion) == (None, "none")
+    assert first.chunk_size == second.chunk_size == config.data.chunk_size and not first.mixture
+    assert first.video_keys == config.data.video_keys  # [data]'s, where a table sets none
+    assert config.data.mixture[0].weight == 3.0 and config.to_dict()["data"]["mixture"][1]["episodes"] == [0, 2]
+    # one dataset: stored as before mixtures (no `mixture` key in config.json / trainer_state.json)
+    assert "mixture" not in load_config(train_config(tmp_path / "one")).to_dict()["data"]
+
+
+def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path, tiny_dataset):
+    (tmp_path / "config.toml").write_text(
+        'checkpoint = "some/hub-id"\n[data]\nchunk_size = 4\n'
+        f'[[data.mixture]]\ndataset = "{tiny_dataset}"\nweight = 1\n'
+        '[[data.mixture]]\ndataset = "../sub/ds"\nweight = 2\n[[data.mixture]]\ndataset = "lab/set"\nweight = 1\n')
+    config = read_config(tmp_path / "config.toml")
+    assert config.data.mixture[1].dataset == str(tmp_path.parent / "sub" / "ds")
+    assert config.data.mixture[2].dataset == "lab/set"  # a hub id, as data.dataset takes one
+
+
+@pytest.mark.parametrize(("table", "data", "validation", "message"), [
+    ({"weight": 0}, {}, {}, r"^data.mixture\[1\].weight=0.0: must be a number > 0 and finite"),
+    ({"weight": -1.5}, {}, {}, r"^data.mixture\[1\].weight=-1.5: must be a number > 0"),
+    ({"weight": float("nan")}, {}, {}, r"^data.mixture\[1\].weight=nan"),
+    ({}, {}, {}, r"^data.mixture\[1\].weight=0.0: must be a number > 0"),  # no weight given
+    ({"weight": 1, "episodes": [7]}, {}, {},
+     r"^data.mixture\[1\] \(.*\): episodes=\[7\]: \[7\] not episodes of its dataset, which has 3"),
+    ({"weight": 1, "exclude_episodes": [0, 1, 2]}, {}, {},
+     r"^data.mixture\[1\] \(.*\): exclude_episodes=\[0, 1, 2\] leaves out every episode"),
+    ({"weight": 1, "success": "some"}, {}, {}, r"^data.mixture\[1\].success='some'; accepted: any, only"),
+    ({"weight": 1, "action_conversion": "magic"}, {}, {}, r"^data.mixture\[1\].action_conversion='magic'"),
+    ({"weight": 1, "episodes": [0]}, {"episodes": [1]}, {}, r"^data.episodes=\[1\] is set beside \[\[data.mixture\]\]"),
+    ({"weight": 1}, {"dataset": "x"}, {}, r"^data.dataset='.*x' is set beside \[\[data.mixture\]\]"),
+    ({"weight": 1}, {}, {"episodes": [0]},
+     r"^validation.episodes=\[0\] with \[\[data.mixture\]\]: episode indices are each dataset's own; hold episodes"),
+    ({"weight": 1, "episodes": [0, 1], "validation_episodes": [1]}, {}, {},
+     r"^data.mixture\[1\] \(.*\): validation_episodes=\[1\] overlaps episodes=\[0, 1\]"),
+    ({"weight": 1, "validation_episodes": [3]}, {}, {},
+     r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
+    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2},
+     r"^validation.action_chunks=8 with \[\[data.mixture\]\]: the held-out action error is not sampled per mixture"),
+    ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
+     r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
+])
+def test_every_table_is_checked_and_named(train_config, tiny_dataset, other_dataset, tmp_path, table, data,
+                                          validation, message):
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(other_dataset), **table}, validation=validation)
+    raw["data"].update(data)
+    with pytest.raises(ValueError, match=message):
+        load_config(raw)
+
+
+def test_a_missing_dataset_or_an_unknown_key_is_named_with_its_table(train_config, tiny_dataset, tmp_path):
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(tmp_path / "nowhere"), "weight": 1})
+    with pytest.raises(FileNotFoundError, match=r"^data.mixture\[1\].dataset='.*nowhere' does not exist"):
+        load_config(raw)
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1, "chunk_size": 8})
+    with pytest.raises(ValueError, match=r"^data.mixture\[0\]: unknown keys \['chunk_size'\]; accepted: "):
+        load_config(raw)
+    raw = _mixed(train_config, tmp_path / "run", {"weight": 1})
+    with pytest.raises(ValueError, match=r"^data.mixture\[0\].dataset: required"):
+        load_config(raw)
+    raw["data"]["mixture"] = {"dataset": str(tiny_dataset)}  # `[data.mixture]`, one table, not `[[...]]`
+    with pytest.raises(ValueError, match=r"^data.mixture: expected a list of tables \(\[\[data.mixture\]\]"):
+        load_config(raw)
+
+
+def test_a_source_at_another_rate_is_refused_naming_its_table(train_config, tiny_dataset, slow_dataset, tmp_path):
+    from worldpolicy.train.trainer import Trainer
+
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(slow_dataset), "weight": 1})
+    trainer = Trainer(load_config(raw), progress=False)
+    with pytest.raises(ValueError, match=r"^data.mixture\[1\] \(.*\) does not fit embodiment 'tiny_panda' .*: its "
+                                         r"dataset '.*' is recorded at 10 fps but embodiment 'tiny_panda' has fps=15"):
+        trainer._data()
+
+
+def test_draws_follow_the_weights_exactly_for_a_seed():
+    sampler = MixtureSampler([3.0, 1.0], [5, 7], seed=3, batch_size=8)
+    picks = [sampler.picks(step) for step in range(250)]
+    sources = np.asarray([[0 if p < 5 else 1 for p in step] for step in picks])
+    counts = np.bincount(sources.ravel(), minlength=2)
+    assert counts.tolist() == [1491, 509]  # of 2000 positions, weights 3:1 (1500:500 expected)
+    assert sampler.drawn == counts.tolist()
+    # each source goes through all its windows once a pass, in its own order
+    first = [p for step in picks for p in step if p < 5]
+    assert sorted(first[:5]) == [0, 1, 2, 3, 4] and sorted(first[5:10]) == [0, 1, 2, 3, 4]
+    second = [p for step in picks for p in step if p >= 5]
+    assert sorted(second[:7]) == list(range(5, 12))
+    # another seed draws otherwise; the same seed the same
+    assert MixtureSampler([3.0, 1.0], [5, 7], seed=4, batch_size=8).picks(0) != picks[0]
+    assert MixtureSampler([3.0, 1.0], [5, 7], seed=3, batch_size=8).picks(0) == picks[0]
+
+
+def test_a_restored_sampler_continues_the_same_draws():
+    unbroken = MixtureSampler([1.0, 2.0, 1.0], [4, 3, 9], seed=0, batch_size=4)
+    sequence = [unbroken.picks(step) for step in range(20)]
+    first = MixtureSampler([1.0, 2.0, 1.0], [4, 3, 9], seed=0, batch_size=4)
+    for step in range(8):
+        first.picks(step)
+    state = json.loads(json.dumps(first.state_dict()))  # as trainer_state.json holds it
+    assert state["step"] == 8
+    resumed = MixtureSampler([1.0, 2.0, 1.0], [4, 3, 9], seed=0, batch_size=4)
+    resumed.load_state_dict(state)
+    assert [resumed.picks(step) for step in range(8, 20)] == sequence[8:]
+    # without a state (an older checkpoint) the draws are replayed from the start: the same numbers
+    replayed = MixtureSampler([1.0, 2.0, 1.0], [4, 3, 9], seed=0, batch_size=4)
+    assert replayed.picks(13) == sequence[13] and replayed.picks(2) == sequence[2]
+    with pytest.raises(ValueError, match="counts draws of 2 sources, but the run trains on 3"):
+        resumed.load_state_dict({"step": 1, "drawn": [1, 2]})
+
+
+@pytest.fixture(scope="module")
+def mixed_runs(train_config, tiny_dataset, other_dataset, tmp_path_factory):
+    """A 2-source run: 4 steps unbroken, and the same run stopped after 2 steps, then resumed."""
+    from worldpolicy.train.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("mixture_runs")
+
+    def config(out):
+        return load_config(_mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1},
+                                  {"dataset": str(other_dataset), "weight": 3, "episodes": [0, 2]},
+                                  optim={"steps": 4}))
+
+    unbroken = Trainer(config(root / "a"), progress=False).run()
+    stopped = Trainer(config(root / "b"), progress=False).run(stop_after=2)
+    resumed = Trainer(config(root / "b"), progress=False).run()
+    return {"root": root, "unbroken": unbroken, "stopped": stopped, "resumed": resumed}
+
+
+def test_a_mixture_trains_and_its_checkpoint_records_every_source(mixed_runs, tiny_dataset, other_dataset):
+    assert [r.step for r in mixed_runs["unbroken"]] == [1, 2, 3, 4]
+    assert all(np.isfinite(r.loss) for r in mixed_runs["unbroken"])
+    folder = mixed_runs["root"] / "a" / "checkpoints" / "step-0000002"
+    state = json.loads((folder / "trainer_state.json").read_text())
+    record = state["mixture"]
+    assert [r["weight"] for r in record] == [1.0, 3.0] and [r["share"] for r in record] == [0.25, 0.75]
+    assert [(r["episodes"], r["dataset_episodes"]) for r in record] == [(2, 2), (2, 3)]
+    assert [r["windows"] for r in record] == [18, 18]  # 9 windows of chunk 4 an episode of 10 frames (padded)
+    assert sum(r["drawn"] for r in record) == 2 * 2  # 2 steps of batch 2
+    assert state["mixture_sampler"] == {"step": 2, "drawn": [r["drawn"] for r in record]}
+    assert len(state["data_fingerprint"]) == 2 and len(set(state["data_fingerprint"])) == 2
+    assert [t["dataset"] for t in state["config"]["data"]["mixture"]] == [str(tiny_dataset), str(other_dataset)]
+    assert state["config"]["data"]["mixture"][1]["source_embodiment"]  # resolved, as [data]'s is for one dataset
+    card = (folder / "README.md").read_text()
+    assert "weight 1 (25 %" in card and "weight 3 (75 %" in card and "episodes 2 of 3" in card
+
+
+def test_a_resumed_mixture_continues_the_same_draws(mixed_runs):
+    unbroken, stopped, resumed = mixed_runs["unbroken"], mixed_runs["stopped"], mixed_runs["resumed"]
+    assert [r.step for r in resumed] == [3, 4]
+    assert [r.loss for r in stopped] == [r.loss for r in unbroken[:2]]
+    assert [r.loss for r in resumed] == [r.loss for r in unbroken[2:]]
+    a = json.loads((mixed_runs["root"] / "a" / "checkpoints" / "step-0000004" / "trainer_state.json").read_text())
+    b = json.loads((mixed_runs["root"] / "b" / "checkpoints" / "step-0000004" / "trainer_state.json").read_text())
+    assert a["mixture_sampler"] == b["mixture_sampler"] and a["mixture_sampler"]["step"] == 4
+
+
+def test_the_train_report_names_every_source(mixed_runs, tiny_dataset, other_dataset):
+    import html
+    import re
+
+    from worldpolicy.viz.report import write_report
+
+    text = html.unescape(re.sub(r"<[^>]+>", "", write_report(mixed_runs["root"] / "a").read_text()))
+    assert f"dataset 1 of 2{tiny_dataset} (weight 1: 25% of the batch positions)" in text
+    assert f"dataset 2 of 2{other_dataset} (weight 3: 75% of the batch positions; episodes 0, 2)" in text
+
+
+def test_a_new_embodiments_stats_are_every_sources_windows_pooled(mixed_runs, latent_cache_dir):
+    """The mixture's normalisation (`LatentCache.joined`): each window of each source counted once, whatever the
+    weights; not the first source's stats, nor the second's."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.data import LatentCache, cache_folder
+
+    folder = mixed_runs["root"] / "a" / "checkpoints" / "step-0000004"
+    state = json.loads((folder / "trainer_state.json").read_text())
+    saved = json.loads((folder / "embodiment.json").read_text())["stats"]
+    caches = [LatentCache.load(cache_folder(latent_cache_dir, fp)) for fp in state["data_fingerprint"]]
+    layout = get_embodiment(state["config"]["embodiment"]["name"])  # registered by the run, stats aside
+    pooled = LatentCache.joined(caches).action_stats(layout)
+    assert saved == pooled
+    assert all(saved["mean"] != cache.action_stats(layout)["mean"] for cache in caches)
+    assert len(LatentCache.joined(caches)) == sum(map(len, caches)) == 36
+
+
+def test_a_resume_with_other_weights_is_refused(mixed_runs, train_config, tiny_dataset, other_dataset):
+    from worldpolicy.train.trainer import Trainer
+
+    raw = _mixed(train_config, mixed_runs["root"] / "a", {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(other_dataset), "weight": 1, "episodes": [0, 2]}, optim={"steps": 6})
+    with pytest.raises(ValueError, match=r"holds a run .* with other settings: data.mixture: .*'weight': 3.0.* -> "
+                                         r".*'weight': 1.0"):
+        Trainer(load_config(raw), progress=False).run()
+
+
+def test_a_tables_messages_name_its_settings_not_datas():
+    from worldpolicy.train.config import mixture_message
+
+    text = mixture_message(ValueError("data.episodes=[7]: not episodes of data.dataset '/srv/data.v2/x'"))
+    assert text == "episodes=[7]: not episodes of its dataset '/srv/data.v2/x'"
+
+
+def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_dataset, other_dataset, tmp_path):
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    raw = _mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(other_dataset), "weight": 1, "validation_episodes": [1]},
+                 optim={"steps": 2}, validation={"every": 2, "action_chunks": 0, "windows": 4})
+    trainer = Trainer(load_config(raw), progress=False)
+    trainer.run()
+    (spec, _), (other, _) = trainer._mixture_specs
+    assert spec.episodes is None and other.episodes == (0, 2)  # held out of training
+    assert trainer.mixture_val_windows == [0, 4] and trainer._val_sources == [1] * 4
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    scored = [line for line in lines if "val/loss" in line]
+    assert [line["step"] for line in scored] == [0, 2]
+    assert all(line["val/loss/source_1"] == line["val/loss"] for line in scored)  # the one source holding some out
+    assert "val/loss/source_0" not in scored[0] and scored[0]["val/windows"] == 4
+    state = json.loads((out / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    assert [(r["held_out_episodes"], r["held_out_windows"]) for r in state["mixture"]] == [([], 0), ([1], 4)]
+    assert [r["episodes"] for r in state["mixture"]] == [2, 2]
+    assert "held out for validation: [1]" in (out / "checkpoints" / "step-0000002" / "README.md").read_text()
+
+
+def test_worldpolicy_train_runs_a_mixture_file_and_names_a_flag_it_refuses(train_config, tiny_dataset, other_dataset,
+                                                                            tmp_path, capsys):
+    from worldpolicy.cli import main
+
+    raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                 {"dataset": str(other_dataset), "weight": 2}, optim={"steps": 1}, save_every=1)
+    path = tmp_path / "mixture.json"
+    path.write_text(json.dumps(raw))
+    assert main(["train", str(path), "--episodes", "0", "--no-progress"]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("worldpolicy train: error:")]
+    assert error == [("worldpolicy train: error: --episodes=[0] is set beside [[data.mixture]], which names the "
+                      "datasets trained on and their episodes: set episodes in the [[data.mixture]] table of the "
+                      "dataset they are episodes of, and leave --episodes unset")]
+    assert main(["train", str(path), "--no-progress"]) == 0
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "trainer_state.json").read_text())
+    assert [r["weight"] for r in state["mixture"]] == [1.0, 2.0] and state["mixture_sampler"]["step"] == 1
