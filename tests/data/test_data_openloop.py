@@ -813,7 +813,7 @@ def test_forward_dynamics_of_a_model_that_imagines_the_recording_scores_identica
     assert written["ssim"][FRONT] == pytest.approx(1.0, abs=1e-12)
     assert len(written["horizon"]) == policy.chunk_size  # frames ahead 1 .. chunk
     assert [h["frames_ahead"] for h in written["horizon"]] == [1, 2, 3, 4]
-    assert written["settings"]["mode"] == "forward_dynamics" and written["untrained"] is None
+    assert written["untrained"] is None
     videos = written["plots"]["videos"]
     assert videos == ["forward_episode_000000.mp4", "forward_episode_000001.mp4"]
     clip, fps = read_video(out / videos[1])  # recorded | imagined | abs diff, each chunk's frames one after another
@@ -908,3 +908,39 @@ def test_a_bad_mode_is_refused_before_the_model_loads(policy, tmp_path, capsys, 
     with pytest.raises(ValueError, match="mode='world'; accepted: policy, forward_dynamics, inverse_dynamics"):
         evaluate_open_loop(ds, str(policy.source), tmp_path / "eval", mode="world")
     assert not (tmp_path / "eval").exists()
+
+
+def test_forward_dynamics_scores_each_camera_on_its_place_in_the_composed_frame(tmp_path, monkeypatch, tiny):
+    """droid's three cameras composed (wrist on top, the exteriors below): a world model that imagines the recording
+    but brightens the second exterior's place by 40 is scored identical on the other two and 40 off on that one."""
+    import worldpolicy
+    from worldpolicy.processing.observations import composite_regions, frames_canvas, frames_from_mapping, model_frames
+
+    droid = worldpolicy.load_policy(tiny, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1)
+    ds, state, _ = _droid_dataset(tmp_path / "droid")
+    emb = droid.embodiment
+    placed = frames_canvas(540, 640, droid.resolution_tier, emb.snap_to_16)  # the DROID composite's canvas
+    canvas, size = (placed.canvas_h, placed.canvas_w), (16 * placed.latent_h, 16 * placed.latent_w)
+    keys = [f"observation/{c}" for c in DROID_CAMERAS]
+    top, left, _, _ = composite_regions(keys, emb.camera_keys, emb.composite)[keys[2]]
+    seen = []
+
+    def act_batch(requests, progress=None):
+        out = []
+        for r in requests:
+            seen.append(r)
+            t = _frame_of(r)
+            clip = {k: ds.camera_frames(0, f"observation.image.{k.split('/')[1]}", t, min(t + 5, 6)) for k in keys}
+            video = model_frames(frames_from_mapping(clip, emb.camera_keys, emb.composite), droid.resolution_tier,
+                                 canvas, size, emb.snap_to_16).astype(np.int16)
+            video[:, round(top * size[0]):, round(left * size[1]):] += 40
+            out.append(SimpleNamespace(video=video.astype(np.uint8), settings={"canvas_hw": list(canvas)}))
+        return out
+
+    monkeypatch.setattr(droid, "act_batch", act_batch)
+    result = evaluate_open_loop(ds, droid, tmp_path / "out", mode="forward_dynamics", plots=False)
+    np.testing.assert_allclose([r.state for r in seen], state[[0, 4]])  # the state at the frame, as the policy's
+    wrist, exterior_1, exterior_2 = (f"observation.image.{c}" for c in DROID_CAMERAS)
+    assert result.cameras == [wrist, exterior_1, exterior_2]
+    assert result.psnr[wrist] == result.psnr[exterior_1] == np.inf
+    assert result.psnr[exterior_2] == pytest.approx(10 * np.log10(255**2 / 40**2))

@@ -28,6 +28,13 @@ different but valid motion scores badly): `worldpolicy sim` is that test. Episod
 that are scenes the checkpoint was trained on are warned about and recorded (openloop.json's `training_scenes`), by
 the rule `worldpolicy sim` applies to its episodes (`sim.tasks.training_scenes`): their error says how well it
 imitates its training data.
+
+The world model's other modes are scored against the same recording on the same chunks (`mode`, `EVAL_MODES`):
+inverse dynamics, the actions `Policy.infer_actions` recovers from the recorded frames f .. f + chunk, compared as the
+policy mode compares (an `OpenLoopResult` of that mode); forward dynamics, the frames `Policy.imagine` imagines from
+frame f under the recorded actions against the recorded frames f + 1 .. f + chunk at the model's output resolution
+(`processing.observations.model_frames`), PSNR and SSIM (`processing.similarity`) per camera and frame ahead, and a
+video per episode of recorded | imagined | abs diff (`compare_forward_dynamics`, a `ForwardDynamicsResult`).
 """
 
 from __future__ import annotations
@@ -710,7 +717,6 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_
         "sampling": asdict(policy.sampling.updated(steps=steps)), "resolution_tier": policy.resolution_tier,
         "center_crop": policy.center_crop, "worldpolicy_version": metadata["worldpolicy_version"],
     }
-    settings["mode"] = plan.mode
     starts = plan.starts(policy.chunk_size)
     if plan.mode == "forward_dynamics":
         result: OpenLoopResult | ForwardDynamicsResult = compare_forward_dynamics(
