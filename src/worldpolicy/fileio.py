@@ -852,6 +852,9 @@ SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
 # Files versioned since after they were first written: one without a "schema" key is read as v1 (`check_version`)
 TRAINER_STATE_SCHEMA = "worldpolicy.trainer_state/v1"  # TRAINER_STATE_FILE
 EMBODIMENT_SCHEMA = "worldpolicy.embodiment/v1"  # a checkpoint's embodiment.json (`embodiments.EMBODIMENT_FILE`)
+# OPENLOOP_FILE: v2 holds a `mode` (policy, forward_dynamics, inverse_dynamics), whose forward_dynamics holds frame
+# errors (PSNR, SSIM) where v1 held action columns alone
+OPENLOOP_SCHEMA = "worldpolicy.openloop/v2"
 
 
 class NewerFormatError(ValueError):

@@ -744,3 +744,203 @@ def test_a_state_conditioned_checkpoint_is_checked_on_the_state_keys_its_run_rea
         "observation.state"]
     assert check_open_loop(ds, emb, trained=trained, state_keys=["observation.state"]).data.state_keys == [
         "observation.state"]  # given keys win
+
+
+# -- the world model's modes: forward dynamics (imagined frames) and inverse dynamics (recovered actions) ----------
+
+
+def test_psnr_and_ssim_equal_their_formulas_on_frames_computed_by_hand():
+    from worldpolicy.processing.similarity import frame_mse, frame_ssim, psnr
+
+    a = np.full((2, 16, 16, 3), 100, dtype=np.uint8)
+    b = a + np.uint8(5)
+    assert frame_mse(a, b).tolist() == [25.0, 25.0]
+    assert psnr(25.0) == pytest.approx(10 * np.log10(255**2 / 25))  # 34.15 dB
+    # constant frames: no variance, so SSIM is its luminance term (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 255)^2
+    c1 = (0.01 * 255) ** 2
+    np.testing.assert_allclose(frame_ssim(a, b), (2 * 100 * 105 + c1) / (100**2 + 105**2 + c1), rtol=1e-12)
+    noise = np.random.default_rng(0).integers(0, 256, (1, 24, 20, 3), dtype=np.uint8)
+    assert psnr(frame_mse(noise, noise)[0]) == np.inf and frame_ssim(noise, noise).tolist() == [1.0]
+    assert frame_ssim(noise, 255 - noise)[0] < 0  # anti-correlated
+    with pytest.raises(ValueError, match="two uint8 videos"):
+        frame_ssim(a, b[:, :8])
+
+
+def _imagining(policy, monkeypatch, ds, shift: int = 0) -> list:
+    """`policy.act_batch` replaced by a world model that imagines the recording itself (each camera's frames after
+    the request's, read back from its pixels, shifted by `shift`), on the canvas `Policy` would put 16x16 frames on:
+    what forward dynamics must score as identical (or as that shift)."""
+    from worldpolicy.processing.observations import canvas_bin
+
+    seen: list = []
+    canvas = list(canvas_bin(16, 16, policy.resolution_tier)[1])
+
+    def act_batch(requests, progress=None):
+        out = []
+        for r in requests:
+            seen.append(r)
+            episode = r.seed
+            t = int(r.observation["observation/image"][0, 0, 0]) // 5 - OFFSETS[episode]
+            frames = ds.camera_frames(episode, FRONT, t, min(t + policy.chunk_size + 1, ds.episode_lengths[episode]))
+            video = np.concatenate([frames, np.repeat(frames[-1:], policy.chunk_size + 1 - len(frames), axis=0)])
+            out.append(SimpleNamespace(video=(video.astype(np.int16) + shift).clip(0, 255).astype(np.uint8),
+                                       settings={"canvas_hw": canvas}))
+        return out
+
+    monkeypatch.setattr(policy, "act_batch", act_batch)
+    return seen
+
+
+def test_forward_dynamics_of_a_model_that_imagines_the_recording_scores_identical_frames(policy, tmp_path,
+                                                                                         monkeypatch):
+    from worldpolicy.processing.video import read_video
+
+    ds, actions = _dataset(tmp_path / "ds")
+    seen = _imagining(policy, monkeypatch, ds)
+    out = tmp_path / "out"
+    result = evaluate_open_loop(ds, policy, out, action_keys=["action"], mode="forward_dynamics")
+    # starts tile each episode, its last frame left out (nothing after it): 0, 4, 8 of 10 (1 frame ahead), 0, 4 of 7
+    assert [e["starts"] for e in result.episodes] == [[0, 4, 8], [0, 4]]
+    assert result.errors.count.tolist() == [5, 4, 3, 3]  # chunks whose episode recorded each frame ahead
+    # the request: the frame's camera, the recorded actions from it (past the end, its last row repeated)
+    assert seen[2].mode == "forward_dynamics"
+    np.testing.assert_array_equal(seen[2].actions, actions[0][[8, 9, 9, 9]])
+    assert result.psnr == {FRONT: np.inf} and result.ssim[FRONT] == pytest.approx(1.0, abs=1e-12)
+    written = json.loads((out / OPENLOOP_FILE).read_text())
+    assert written["schema"] == "worldpolicy.openloop/v2" and written["mode"] == "forward_dynamics"
+    # an infinite PSNR (identical frames) is written as null, with the MSE of 0 beside it
+    assert written["psnr"] == {FRONT: None} and written["mse"] == {FRONT: 0.0}
+    assert written["ssim"][FRONT] == pytest.approx(1.0, abs=1e-12)
+    assert len(written["horizon"]) == policy.chunk_size  # frames ahead 1 .. chunk
+    assert [h["frames_ahead"] for h in written["horizon"]] == [1, 2, 3, 4]
+    assert written["untrained"] is None
+    videos = written["plots"]["videos"]
+    assert videos == ["forward_episode_000000.mp4", "forward_episode_000001.mp4"]
+    clip, fps = read_video(out / videos[1])  # recorded | imagined | abs diff, each chunk's frames one after another
+    assert clip.shape == (4 + 2, 16, 48, 3) and fps == 10  # chunks at 0 (4 ahead) and 4 (2: the episode's 7 frames)
+    np.testing.assert_allclose(clip[:, :, :16].astype(float), frame_ramp(7, offset=OFFSETS[1])[[1, 2, 3, 4, 5, 6]],
+                               atol=2)
+    np.testing.assert_allclose(clip[:, :, 32:].astype(float), 0, atol=2)  # no difference (the codec's rounding)
+    assert (out / SUMMARY_FIGURE).stat().st_size > 0
+
+
+def test_forward_dynamics_errors_equal_a_hand_computation(policy, tmp_path, monkeypatch):
+    ds, _ = _dataset(tmp_path / "ds")
+    _imagining(policy, monkeypatch, ds, shift=5)
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", action_keys=["action"], mode="forward_dynamics",
+                                episodes=[0], plots=False)
+    c1 = (0.01 * 255) ** 2
+    assert result.psnr[FRONT] == pytest.approx(10 * np.log10(255**2 / 25))  # every pixel 5 off
+    # frames ahead k of the chunk at f show 5 * (f + k): SSIM's luminance term of each against it + 5, averaged
+    expected = [np.mean([(2 * v * (v + 5) + c1) / (v**2 + (v + 5) ** 2 + c1) for v in 5 * (np.array(starts) + k)])
+                for k, starts in ((1, [0, 4, 8]), (2, [0, 4]), (3, [0, 4]), (4, [0, 4]))]
+    np.testing.assert_allclose(result.horizon_ssim[FRONT], expected, rtol=1e-9)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [OPENLOOP_FILE]  # --no-plots: no video
+
+
+def test_inverse_dynamics_compares_the_actions_recovered_from_each_chunks_frames(policy, tmp_path, monkeypatch):
+    ds, actions = _dataset(tmp_path / "ds")
+    rng = np.random.default_rng(1)
+    seen, returned = [], []
+
+    def act_batch(requests, progress=None):
+        seen.extend(requests)
+        rows = [rng.normal(size=(policy.chunk_size, 2)) for _ in requests]
+        returned.extend(rows)
+        return [SimpleNamespace(actions=r) for r in rows]
+
+    monkeypatch.setattr(policy, "act_batch", act_batch)
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", action_keys=["action"], mode="inverse_dynamics")
+    assert [e.starts for e in result.episodes] == [[0, 4, 8], [0, 4]]
+    # each request: the clip of frames f .. f + chunk (past the end, the last repeated), as infer_actions reads one
+    assert all(r.mode == "inverse_dynamics" for r in seen)
+    np.testing.assert_array_equal(seen[2].observation["observation/image"], frame_ramp(10)[[8, 9, 9, 9, 9]])
+    # the MAE is numpy's over the returned rows against the recorded ones that have a next frame
+    compared = [(0, 0, 4), (0, 4, 4), (0, 8, 1), (1, 0, 4), (1, 4, 2)]
+    diffs = np.concatenate([returned[k][:n] - actions[e][f:f + n] for k, (e, f, n) in enumerate(compared)])
+    np.testing.assert_allclose(result.mae, np.abs(diffs).mean(axis=0))
+    np.testing.assert_allclose(result.rmse, np.sqrt((diffs**2).mean(axis=0)))
+    written = json.loads((tmp_path / "out" / OPENLOOP_FILE).read_text())
+    assert written["mode"] == "inverse_dynamics" and written["steps_compared"] == 15
+    assert result.summary().startswith("inverse dynamics: 5 chunks over 2 episodes (15 steps compared)")
+
+
+def test_the_world_models_modes_run_the_tiny_checkpoint_from_the_command_line(policy, tmp_path, capsys, monkeypatch):
+    """End to end with the tiny checkpoint's weights; a mode its training left out is said in the result."""
+    import worldpolicy.policy as policy_module
+    from worldpolicy.processing.video import read_video
+
+    ds, _ = _dataset(tmp_path / "ds", lengths=(6,))
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    why = "checkpoint x was trained with no forward_dynamics objective"
+    monkeypatch.setattr(policy_module, "untrained_modes", lambda source: {"forward_dynamics": why})
+    out = tmp_path / "fd"
+    argv = ["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
+            "--action-keys", "action", "--no-progress"]
+    assert main([*argv, "--mode", "forward_dynamics"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("forward dynamics: 2 chunks over 1 episode (5 frames compared)")
+    assert f"warning: {why}" in printed
+    written = json.loads((out / OPENLOOP_FILE).read_text())
+    assert written["untrained"] == why and len(written["horizon"]) == policy.chunk_size
+    assert all(v is None or 0 < v < 100 for v in written["psnr"].values()) and -1 <= written["ssim"][FRONT] <= 1
+    assert read_video(out / written["plots"]["videos"][0])[0].shape[0] == 5
+    # the same folder evaluated again in inverse dynamics: the forward mode's video is removed
+    assert main([*argv, "--mode", "inverse_dynamics", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == "inverse_dynamics" and doc["untrained"] is None and doc["steps_compared"] == 5
+    assert not list(out.glob("*.mp4"))
+
+
+def test_a_bad_mode_is_refused_before_the_model_loads(policy, tmp_path, capsys, monkeypatch):
+    import worldpolicy.policy as policy_module
+
+    ds, _ = _dataset(tmp_path / "ds")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(never))
+    with pytest.raises(SystemExit) as exit_:
+        main(["dataset", "eval", str(policy.source), str(ds.root), "--out", str(tmp_path / "eval"), "--mode", "world"])
+    assert exit_.value.code == 2
+    assert "argument --mode: invalid choice: 'world'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="mode='world'; accepted: policy, forward_dynamics, inverse_dynamics"):
+        evaluate_open_loop(ds, str(policy.source), tmp_path / "eval", mode="world")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_forward_dynamics_scores_each_camera_on_its_place_in_the_composed_frame(tmp_path, monkeypatch, tiny):
+    """droid's three cameras composed (wrist on top, the exteriors below): a world model that imagines the recording
+    but brightens the second exterior's place by 40 is scored identical on the other two and 40 off on that one."""
+    import worldpolicy
+    from worldpolicy.processing.observations import composite_regions, frames_canvas, frames_from_mapping, model_frames
+
+    droid = worldpolicy.load_policy(tiny, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1)
+    ds, state, _ = _droid_dataset(tmp_path / "droid")
+    emb = droid.embodiment
+    placed = frames_canvas(540, 640, droid.resolution_tier, emb.snap_to_16)  # the DROID composite's canvas
+    canvas, size = (placed.canvas_h, placed.canvas_w), (16 * placed.latent_h, 16 * placed.latent_w)
+    keys = [f"observation/{c}" for c in DROID_CAMERAS]
+    top, left, _, _ = composite_regions(keys, emb.camera_keys, emb.composite)[keys[2]]
+    seen = []
+
+    def act_batch(requests, progress=None):
+        out = []
+        for r in requests:
+            seen.append(r)
+            t = _frame_of(r)
+            clip = {k: ds.camera_frames(0, f"observation.image.{k.split('/')[1]}", t, min(t + 5, 6)) for k in keys}
+            video = model_frames(frames_from_mapping(clip, emb.camera_keys, emb.composite), droid.resolution_tier,
+                                 canvas, size, emb.snap_to_16).astype(np.int16)
+            video[:, round(top * size[0]):, round(left * size[1]):] += 40
+            out.append(SimpleNamespace(video=video.astype(np.uint8), settings={"canvas_hw": list(canvas)}))
+        return out
+
+    monkeypatch.setattr(droid, "act_batch", act_batch)
+    result = evaluate_open_loop(ds, droid, tmp_path / "out", mode="forward_dynamics", plots=False)
+    np.testing.assert_allclose([r.state for r in seen], state[[0, 4]])  # the state at the frame, as the policy's
+    wrist, exterior_1, exterior_2 = (f"observation.image.{c}" for c in DROID_CAMERAS)
+    assert result.cameras == [wrist, exterior_1, exterior_2]
+    assert result.psnr[wrist] == result.psnr[exterior_1] == np.inf
+    assert result.psnr[exterior_2] == pytest.approx(10 * np.log10(255**2 / 40**2))

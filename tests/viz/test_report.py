@@ -1062,6 +1062,20 @@ def test_an_open_loop_evaluation_shows_each_columns_error_in_one_table(tmp_path)
     assert "id=training-scenes" not in html  # not a sim recording's episodes (`training_scenes` not recorded)
 
 
+def test_a_forward_dynamics_evaluation_shows_its_frame_errors_not_an_empty_column_table(tmp_path):
+    """openloop.json of `dataset eval --mode forward_dynamics` holds PSNR and SSIM per camera, no action columns: its
+    numbers are the metrics table's and its horizon a records table, with no open-loop section of no columns."""
+    (tmp_path / "openloop.json").write_text(json.dumps({
+        "schema": "worldpolicy.openloop/v2", "mode": "forward_dynamics", "settings": {"checkpoint": "shipped"},
+        "cameras": ["front"], "chunks": 2, "frames_compared": 8, "psnr": {"front": 21.5}, "ssim": {"front": 0.61},
+        "horizon": [{"frames_ahead": 1, "chunks": 2, "psnr": {"front": 24.0}, "ssim": {"front": 0.7}},
+                    {"frames_ahead": 2, "chunks": 2, "psnr": {"front": 19.0}, "ssim": {"front": 0.5}}]}))
+    html = report.write_report(tmp_path).read_text()
+    assert "<section id=open-loop>" not in html
+    metrics = html[html.index("<section id=metrics>"):]
+    assert "psnr.front" in metrics and "ssim.front" in metrics and "id='records-horizon'" in html
+
+
 @pytest.mark.parametrize(("seeds", "said"), [
     ([6], ("Training scenes: 1 of the 2 episodes (seed 6) are scenes the checkpoint was trained on (its dataset "
            "data/reach: reach seeds 5..6): the error says how well it imitates its training data, not how it does "

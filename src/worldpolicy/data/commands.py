@@ -208,12 +208,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     evaluate = cmds.add_parser(
         "eval",
-        help="open-loop evaluation: a checkpoint's predicted chunks against a dataset's recorded actions",
+        help="open-loop evaluation: a checkpoint's predicted chunks (or imagined frames, recovered actions) against "
+        "a dataset's recording",
         description="Predict a chunk every N frames of each chosen episode (or N chunks spread over them), from the "
         "frame's cameras, task and state as training reads them, and compare it with the actions recorded over the "
         "same steps (mapped to the embodiment's columns as training maps them), in physical units. Writes "
         "openloop.json (per-column MAE and RMSE, per episode, per chunk step), a plot per episode and a summary plot "
-        "to --out, and prints one line. "
+        "to --out, and prints one line. --mode forward_dynamics or inverse_dynamics scores the world model's other "
+        "modes the same way: the frames imagined under the recorded actions against the recorded frames, or the "
+        "actions recovered from the recorded frames against the recorded actions. "
         "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
     )
     _add_eval_arguments(evaluate)
@@ -665,6 +668,14 @@ def _add_eval_arguments(evaluate: argparse.ArgumentParser) -> None:
                           "earlier eval's)")
     evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                           "checkpoint's own, else droid)")
+    from worldpolicy.results import MODES
+
+    evaluate.add_argument("--mode", choices=MODES, default="policy",
+                          help="what is compared with the recording: policy, the chunks predicted from a frame against "
+                          "the recorded actions; forward_dynamics, the frames imagined from a frame under the recorded "
+                          "actions against the recorded frames (PSNR, SSIM per camera and frame ahead; a video per "
+                          "episode of recorded | imagined | abs diff); inverse_dynamics, the actions recovered from "
+                          "the recorded frames against the recorded actions (default: %(default)s)")
     evaluate.add_argument("--episodes", metavar="I,J,...",
                           help="episodes to evaluate on, indices from 0 or ranges A-B separated by commas as train "
                           "takes them (default: all; negative from the end, e.g. --episodes=-1)")
@@ -1053,7 +1064,7 @@ def _label_resume_command(args: argparse.Namespace, resume: bool = True) -> str:
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)
 EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "out", "embodiment", "episodes", "every", "chunks", "seed", "batch_size", "state_keys", "action_keys", "steps",
-    "device", "dtype")} | {"dataset": "DATASET", "checkpoint": "CHECKPOINT"}
+    "device", "dtype", "mode")} | {"dataset": "DATASET", "checkpoint": "CHECKPOINT"}
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -1066,7 +1077,7 @@ def _eval(args: argparse.Namespace) -> int:
         result = evaluate_open_loop(
             args.root, args.checkpoint, args.out, embodiment=args.embodiment, episodes=episodes, every=args.every,
             chunks=args.chunks, seed=args.seed, batch_size=args.batch_size, state_keys=args.state_keys,
-            action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress,
+            action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress, mode=args.mode,
             center_crop=center_crop_option(args),
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )

@@ -28,6 +28,13 @@ different but valid motion scores badly): `worldpolicy sim` is that test. Episod
 that are scenes the checkpoint was trained on are warned about and recorded (openloop.json's `training_scenes`), by
 the rule `worldpolicy sim` applies to its episodes (`sim.tasks.training_scenes`): their error says how well it
 imitates its training data.
+
+The world model's other modes are scored against the same recording on the same chunks (`mode`, `EVAL_MODES`):
+inverse dynamics, the actions `Policy.infer_actions` recovers from the recorded frames f .. f + chunk, compared as the
+policy mode compares (an `OpenLoopResult` of that mode); forward dynamics, the frames `Policy.imagine` imagines from
+frame f under the recorded actions against the recorded frames f + 1 .. f + chunk at the model's output resolution
+(`processing.observations.model_frames`), PSNR and SSIM (`processing.similarity`) per camera and frame ahead, and a
+video per episode of recorded | imagined | abs diff (`compare_forward_dynamics`, a `ForwardDynamicsResult`).
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment, shown_unit
-from ..fileio import OPENLOOP_FILE, output_folder, recorded_seeds, write_json_atomic
+from ..fileio import OPENLOOP_FILE, OPENLOOP_SCHEMA, output_folder, recorded_seeds, write_json_atomic
 from ..models import portable_checkpoint
+from ..results import MODES
 from ..viz.plots import plural
 from .actions import RecordedActions, recorded_actions, run_keys
 from .checks import check_episodes
@@ -57,8 +65,9 @@ from .stats import first_non_finite
 if TYPE_CHECKING:
     from ..sim.tasks import TrainingScenes
 
-__all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "OpenLoopPlan", "OpenLoopResult",
-           "check_open_loop", "check_progress_option", "compare_open_loop", "evaluate_open_loop", "model_scale",
+__all__ = ["EVAL_MODES", "EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "ForwardDynamicsResult", "OpenLoopData",
+           "OpenLoopPlan", "OpenLoopResult", "check_eval_mode", "check_open_loop", "check_progress_option",
+           "compare_forward_dynamics", "compare_open_loop", "evaluate_open_loop", "model_scale",
            "normalized_scale_note", "plan_training_scenes", "run_open_loop", "spread_starts", "training_scenes_warning"]
 
 logger = logging.getLogger(__name__)
@@ -67,10 +76,25 @@ EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` 
 SUMMARY_FIGURE = "openloop_summary.png"
 EPISODE_FIGURE = "openloop_episode_{:06d}.png"  # one per episode evaluated; others of an earlier run are removed
 EPISODE_FIGURE_GLOB = "openloop_episode_*.png"
+# forward dynamics: per episode its chunks' frames side by side, recorded | imagined | abs diff, one after another
+FORWARD_VIDEO = "forward_episode_{:06d}.mp4"
+FORWARD_VIDEO_GLOB = "forward_episode_*.mp4"
+# what `dataset eval` compares with a recording: the predicted chunks (policy), the frames imagined under the recorded
+# actions (forward_dynamics), the actions recovered from the recorded frames (inverse_dynamics)
+EVAL_MODES = MODES
+MODE_NAMES = {"policy": "open loop", "forward_dynamics": "forward dynamics", "inverse_dynamics": "inverse dynamics"}
 # why a column has no normalised error: normalising divides by the floor of its spread, so any error is ~1e6 there
 LEFT_OUT_WHY = "constant in the training data's stats"
 # False: nothing shown; True or None: a bar over the chunks; a callable: told (chunks done, chunks planned)
 Progress = bool | None | Callable[[float, int], None]
+
+
+def check_eval_mode(mode: Any) -> str:
+    """`mode` of an evaluation against a recording, one of `EVAL_MODES`, refused naming them otherwise (before any
+    weights load)."""
+    if not isinstance(mode, str) or mode not in EVAL_MODES:
+        raise ValueError(f"mode={mode!r}; accepted: {', '.join(EVAL_MODES)}")
+    return mode
 
 
 def model_scale(embodiment: Embodiment) -> np.ndarray:
@@ -184,6 +208,10 @@ class OpenLoopResult:
     # which episodes are scenes the checkpoint was trained on (`plan_training_scenes`); None: not known (not a sim
     # recording, or a checkpoint whose training data does not say)
     training_scenes: TrainingScenes | None = None
+    # policy: predicted chunks against the recorded actions; inverse_dynamics: actions recovered from the recorded
+    # frames of each chunk (frames f .. f + chunk) against the actions recorded between them
+    mode: str = "policy"
+    untrained: str | None = None  # `policy.untrained_modes`' warning for `mode`: its training gave it weight 0
 
     @property
     def chunks(self) -> int:
@@ -221,7 +249,8 @@ class OpenLoopResult:
         """What `dataset eval` prints: what was compared (and where it was written), the unit-free mean, then each
         column's MAE as a table (column, MAE, unit; "-" for a unitless column), laid out as `sim compare`'s."""
         normalized = self.normalized_mae()
-        lines = [f"open loop: {plural(self.chunks, 'chunk')} over {plural(len(self.episodes), 'episode')} "
+        lines = [f"{MODE_NAMES[self.mode]}: {plural(self.chunks, 'chunk')} over "
+                 f"{plural(len(self.episodes), 'episode')} "
                  f"({plural(self.steps, 'step')} compared)"
                  + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else "")]
         if normalized is not None:
@@ -230,8 +259,7 @@ class OpenLoopResult:
                                               for c, u, m in zip(self.columns, self.units, self.mae)]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines += [f"{c.ljust(widths[0])}  {m.rjust(widths[1])}  {u}" for c, m, u in rows]
-        warning = self.scenes_warning()
-        return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
+        return "\n".join(lines + [f"warning: {w}" for w in (self.untrained, self.scenes_warning()) if w])
 
     def scenes_warning(self) -> str | None:
         """The warning about episodes that are the checkpoint's training scenes (`training_scenes_warning`), as the
@@ -244,6 +272,8 @@ class OpenLoopResult:
 
         horizon = self.horizon_mae
         return {
+            "schema": OPENLOOP_SCHEMA,
+            "mode": self.mode,
             "settings": self.settings,
             "columns": self.columns,
             "units": dict(zip(self.columns, self.units)),
@@ -265,9 +295,165 @@ class OpenLoopResult:
             # as `worldpolicy sim`'s report.json keeps it: seeds are the evaluated episodes' among the training scenes
             "training_scenes": None if self.training_scenes is None else self.training_scenes.to_json(
                 self.training_scenes.seeds),
+            "untrained": self.untrained,
             # none drawn (--no-plots): no summary named, as no episode's
             "plots": {"summary": SUMMARY_FIGURE if any(e.plot is not None for e in self.episodes) else None,
                       "episodes": [e.plot.name for e in self.episodes if e.plot is not None]},
+        }
+
+
+class _FrameErrors:
+    """Per camera and frame ahead: the summed squared pixel error and pixel count (PSNR of the pooled MSE, so one
+    frame imagined exactly does not make a mean infinite) and the summed SSIM over the frames compared."""
+
+    def __init__(self, cameras: Sequence[str], steps: int):
+        self.sq = {c: np.zeros(steps) for c in cameras}
+        self.pixels = {c: np.zeros(steps) for c in cameras}
+        self.ssim = {c: np.zeros(steps) for c in cameras}
+        self.count = np.zeros(steps, dtype=np.int64)
+
+    def add(self, camera: str, recorded: np.ndarray, imagined: np.ndarray) -> None:
+        from ..processing.similarity import frame_mse, frame_ssim
+
+        n = len(recorded)
+        self.sq[camera][:n] += frame_mse(recorded, imagined) * recorded[0].size
+        self.pixels[camera][:n] += recorded[0].size
+        self.ssim[camera][:n] += frame_ssim(recorded, imagined)
+
+    def reached(self, n: int) -> None:
+        """A chunk compared over its first `n` frames ahead (every camera's)."""
+        self.count[:n] += 1
+
+    def merge(self, other: _FrameErrors) -> None:
+        for c in self.sq:
+            self.sq[c] += other.sq[c]
+            self.pixels[c] += other.pixels[c]
+            self.ssim[c] += other.ssim[c]
+        self.count += other.count
+
+    def mse(self, camera: str, by_horizon: bool = False) -> np.ndarray | float:
+        """The mean squared error (0..255 scale) over the frames compared; per frame ahead (NaN: none reached)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if by_horizon:
+                return self.sq[camera] / np.where(self.pixels[camera] > 0, self.pixels[camera], np.nan)
+            return float(self.sq[camera].sum() / self.pixels[camera].sum()) if self.pixels[camera].sum() else np.nan
+
+    def psnr(self, camera: str, by_horizon: bool = False) -> np.ndarray | float:
+        from ..processing.similarity import psnr
+
+        mse = self.mse(camera, by_horizon)
+        if by_horizon:
+            return np.array([np.nan if np.isnan(m) else psnr(m) for m in mse])
+        return np.nan if np.isnan(mse) else psnr(mse)
+
+    def mean_ssim(self, camera: str, by_horizon: bool = False) -> np.ndarray | float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if by_horizon:
+                return self.ssim[camera] / np.where(self.count > 0, self.count, np.nan)
+            return float(self.ssim[camera].sum() / self.count.sum()) if self.count.sum() else np.nan
+
+
+def _finite(value: float) -> float | None:
+    """A PSNR, SSIM or MSE as JSON holds it: null for inf (identical frames: the MSE beside it is 0) or NaN."""
+    return float(value) if np.isfinite(value) else None
+
+
+@dataclass
+class ForwardDynamicsResult:
+    """What `evaluate_open_loop(mode="forward_dynamics")` measured and wrote: from each start frame f and the actions
+    recorded at f .. f + chunk - 1, the frames the model imagined (`Policy.imagine`), compared with the frames recorded
+    at f + 1 .. f + chunk, both at the model's output resolution (`processing.observations.model_frames`). Per
+    camera of `cameras` (the dataset's keys; its place in the composed frame, `composite_regions`): `psnr` (dB, of the
+    pooled MSE; inf: identical), `ssim` and `mse` (0..255 scale), and the same per frame ahead (`horizon_*`, [chunk],
+    frame 1 first; NaN where no chunk reached: past an episode's end). `episodes`: per episode its starts and per
+    camera PSNR and SSIM, and its video (recorded | imagined | abs diff) where written."""
+
+    out: Path | None
+    cameras: list[str]
+    chunk_size: int
+    every: int | None
+    errors: _FrameErrors
+    episodes: list[dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    training_scenes: TrainingScenes | None = None
+    untrained: str | None = None
+    mode: str = "forward_dynamics"
+    # per episode, its side-by-side frames (recorded | imagined | abs diff), kept to write its video; None: not kept
+    frames: dict[int, list[np.ndarray]] | None = field(default=None, repr=False)
+    plot: Path | None = None
+
+    @property
+    def chunks(self) -> int:
+        return sum(len(e["starts"]) for e in self.episodes)
+
+    @property
+    def frames_compared(self) -> int:
+        return int(self.errors.count.sum())
+
+    @property
+    def psnr(self) -> dict[str, float]:
+        return {c: self.errors.psnr(c) for c in self.cameras}
+
+    @property
+    def ssim(self) -> dict[str, float]:
+        return {c: self.errors.mean_ssim(c) for c in self.cameras}
+
+    @property
+    def horizon_psnr(self) -> dict[str, np.ndarray]:
+        return {c: self.errors.psnr(c, by_horizon=True) for c in self.cameras}
+
+    @property
+    def horizon_ssim(self) -> dict[str, np.ndarray]:
+        return {c: self.errors.mean_ssim(c, by_horizon=True) for c in self.cameras}
+
+    def summary(self) -> str:
+        """What `dataset eval --mode forward_dynamics` prints: what was compared, then per camera PSNR and SSIM over
+        every frame, and at the first and last frame ahead."""
+        lines = [f"forward dynamics: {plural(self.chunks, 'chunk')} over {plural(len(self.episodes), 'episode')} "
+                 f"({plural(self.frames_compared, 'frame')} compared)"
+                 + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else "")]
+        rows = [("camera", "PSNR dB", "SSIM", "frame 1", f"frame {self.chunk_size}")]
+        for c in self.cameras:
+            horizon_psnr, horizon_ssim = self.errors.psnr(c, True), self.errors.mean_ssim(c, True)
+            rows.append((c, f"{self.errors.psnr(c):.2f}", f"{self.errors.mean_ssim(c):.3f}",
+                         f"{horizon_psnr[0]:.2f} / {horizon_ssim[0]:.3f}",
+                         f"{horizon_psnr[-1]:.2f} / {horizon_ssim[-1]:.3f}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+                  for row in rows]
+        scenes = training_scenes_warning(self.training_scenes, len(self.episodes), self.settings.get("checkpoint", ""))
+        return "\n".join(lines + [f"warning: {w}" for w in (self.untrained, scenes) if w])
+
+    def to_json(self) -> dict[str, Any]:
+        def by_camera(values: Mapping[str, Any]) -> dict[str, float | None]:
+            return {c: _finite(v) for c, v in values.items()}
+
+        errors = self.errors
+        mse = {c: errors.mse(c, True) for c in self.cameras}
+        return {
+            "schema": OPENLOOP_SCHEMA,
+            "mode": self.mode,
+            "settings": self.settings,
+            "cameras": self.cameras,
+            "chunks": self.chunks,
+            "frames_compared": self.frames_compared,
+            # PSNR in dB (data range 255) of the pooled MSE; null where the MSE is 0 (identical frames: infinite)
+            "psnr": by_camera(self.psnr),
+            "ssim": by_camera(self.ssim),
+            "mse": by_camera({c: errors.mse(c) for c in self.cameras}),
+            # frames ahead k (1: the first imagined): how many chunks reached it and its errors per camera
+            "horizon": [{"frames_ahead": k + 1, "chunks": int(n),
+                         "psnr": None if n == 0 else by_camera({c: v[k] for c, v in self.horizon_psnr.items()}),
+                         "ssim": None if n == 0 else by_camera({c: v[k] for c, v in self.horizon_ssim.items()}),
+                         "mse": None if n == 0 else by_camera({c: v[k] for c, v in mse.items()})}
+                        for k, n in enumerate(errors.count)],
+            "episodes": [{**e, "psnr": by_camera(e["psnr"]), "ssim": by_camera(e["ssim"])} for e in self.episodes],
+            "training_scenes": None if self.training_scenes is None else self.training_scenes.to_json(
+                self.training_scenes.seeds),
+            "untrained": self.untrained,
+            "plots": {"summary": self.plot.name if self.plot else None,
+                      "videos": [e["video"] for e in self.episodes if e["video"]]},
         }
 
 
@@ -313,16 +499,20 @@ class OpenLoopPlan:
     chunks: int | None
     seed: int
     batch_size: int
+    mode: str = "policy"  # one of EVAL_MODES
 
     def starts(self, chunk_size: int) -> dict[int, list[int]]:
         """Episode -> the frames a chunk is predicted at, for a policy of `chunk_size`: every `every`-th frame (default
         the chunk size, so the chunks tile each episode), or `chunks` spread over the episodes (`spread_starts`). A
-        caller that bounds the work (the agent tool) counts them before the model loads."""
+        caller that bounds the work (the agent tool) counts them before the model loads. The world model's modes read
+        the frames after f too (f + 1 .. f + chunk): an episode's last frame starts none, and `chunks` are spread
+        over the frames whose whole chunk + 1 frames the episode recorded."""
         lengths = {i: int(self.data.dataset.episode_lengths[i]) for i in self.episodes}
+        ahead = int(self.mode != "policy")  # the frame after the chunk's last action
         if self.chunks is not None:
-            return spread_starts(lengths, chunk_size, self.chunks)
+            return spread_starts(lengths, chunk_size + ahead, self.chunks)
         every = chunk_size if self.every is None else self.every
-        return {i: list(range(0, n, every)) for i, n in lengths.items()}
+        return {i: list(range(0, n - ahead, every)) for i, n in lengths.items()}
 
 
 def plan_training_scenes(plan: OpenLoopPlan, checkpoint: str | Path) -> TrainingScenes | None:
@@ -362,6 +552,7 @@ def check_open_loop(
     state_keys: Sequence[str] | None = None,
     action_keys: Sequence[str] | None = None,
     trained: Mapping[str, Sequence[str]] | None = None,
+    mode: str = "policy",
 ) -> OpenLoopPlan:
     """Every check of an open-loop evaluation's data that needs no weights, each error naming its parameter: the
     episodes, `every` and `chunks`, the cameras `embodiment` composes, the frame rate (the dataset's must be the
@@ -370,9 +561,10 @@ def check_open_loop(
     tool, whose cached model takes minutes to load) runs it up front, so a wrong dataset fails at once, then
     `run_open_loop` on the plan, which checks nothing again. `trained`: the keys the checkpoint's training run read
     (`policy.trained_data_keys`), which `action_keys` and `state_keys` left out default to where the dataset has
-    them all."""
+    them all. `mode`: what is compared (`EVAL_MODES`, `evaluate_open_loop`)."""
     from ..policy import check_seed
 
+    mode = check_eval_mode(mode)
     emb = embodiment  # as the checks below name it
     ds = _opened(dataset)
     seed = check_seed(seed)
@@ -412,7 +604,7 @@ def check_open_loop(
             raise ValueError(f"{param}: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
                              "which no error can be measured against; `worldpolicy dataset check` lists such frames "
                              "(leave the episode out with episodes)")
-    return OpenLoopPlan(OpenLoopData(ds, cameras, keys, reader), emb, chosen, every, chunks, seed, batch_size)
+    return OpenLoopPlan(OpenLoopData(ds, cameras, keys, reader), emb, chosen, every, chunks, seed, batch_size, mode)
 
 
 def _opened(dataset: str | Path | LeRobotDataset) -> LeRobotDataset:
@@ -440,8 +632,9 @@ def evaluate_open_loop(
     steps: int | None = None,
     plots: bool = True,
     progress: Progress = False,
+    mode: str = "policy",
     **load_options: Any,
-) -> OpenLoopResult:
+) -> OpenLoopResult | ForwardDynamicsResult:
     """Predict a chunk at every `every`-th frame (default: the policy's chunk size, so the chunks tile each episode)
     of `episodes` (default: all; negative from the end) of `dataset` with `checkpoint` (as `load_policy` takes it,
     or a loaded `Policy`), compare each with the actions recorded over the same steps, and write `openloop.json`
@@ -461,12 +654,21 @@ def evaluate_open_loop(
     the chunks planned (`compare_open_loop`).
     `load_options` go to `load_policy` (device, dtype, chunk_size, ...).
 
+    `mode` (`EVAL_MODES`) says what is compared with the recording: "policy" (the default), the chunks predicted from
+    frame f against the actions recorded at f .. f + chunk - 1; "inverse_dynamics", the actions `Policy.infer_actions`
+    recovers from the recorded frames f .. f + chunk against the actions recorded between them (an `OpenLoopResult`
+    alike, with its mode); "forward_dynamics", the frames `Policy.imagine` imagines from frame f under the recorded
+    actions against the recorded frames f + 1 .. f + chunk, PSNR and SSIM per camera and frame ahead, and per episode
+    a video of recorded | imagined | abs diff with `plots` (a `ForwardDynamicsResult`). A mode the checkpoint's
+    training gave weight 0 is said (`policy.untrained_modes`) in the result and by the policy on stderr.
+
     Everything that can be judged without weights is checked first (`check_open_loop`, each error naming its
     parameter), and `out` (an earlier evaluation's folder is written again; a checkpoint, dataset or another
     command's run is refused)."""
     from ..policy import Policy, trained_data_keys
 
     check_progress_option(progress)
+    check_eval_mode(mode)
     dataset = _opened(dataset)  # a wrong dataset said before the checkpoint's checks import torch (seconds)
     if isinstance(checkpoint, Policy):
         emb = checked_policy_embodiment(checkpoint, embodiment, load_options)
@@ -476,7 +678,7 @@ def evaluate_open_loop(
     source = checkpoint.source if isinstance(checkpoint, Policy) else checkpoint
     plan = check_open_loop(dataset, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
                            batch_size=batch_size, state_keys=state_keys, action_keys=action_keys,
-                           trained=trained_data_keys(source))
+                           trained=trained_data_keys(source), mode=mode)
     out = output_folder(out, "out", writer=EVAL_WRITER)
     scenes = plan_training_scenes(plan, source)  # worked out once: `run_open_loop` records these
     warning = training_scenes_warning(scenes, len(plan.episodes), source)
@@ -488,12 +690,15 @@ def evaluate_open_loop(
 
 
 def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_scenes: TrainingScenes | None,
-                  steps: int | None = None, plots: bool = True, progress: Progress = False) -> OpenLoopResult:
+                  steps: int | None = None, plots: bool = True,
+                  progress: Progress = False) -> OpenLoopResult | ForwardDynamicsResult:
     """The evaluation `plan` (`check_open_loop`'s) describes, run with a loaded `Policy` of the embodiment the plan was
     checked for and written to `out`, a folder the caller has checked (`evaluate_open_loop`: `output_folder`; the
     agent tool: a fresh run folder). `training_scenes`: `plan_training_scenes(plan, policy.source)`, which the caller
     works out before the model loads (to warn there), recorded as it is. `steps`, `plots` and `progress` as
-    `evaluate_open_loop` takes them."""
+    `evaluate_open_loop` takes them; the plan's `mode` what is compared."""
+    from ..policy import untrained_modes
+
     check_progress_option(progress)
     out = Path(out)  # a path given as text too: written to only once every chunk is predicted
     emb = plan.embodiment
@@ -512,11 +717,21 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_
         "sampling": asdict(policy.sampling.updated(steps=steps)), "resolution_tier": policy.resolution_tier,
         "center_crop": policy.center_crop, "worldpolicy_version": metadata["worldpolicy_version"],
     }
-    result = compare_open_loop(policy, data, plan.starts(policy.chunk_size), seed=plan.seed,
-                               batch_size=plan.batch_size, steps=steps, progress=progress)
+    starts = plan.starts(policy.chunk_size)
+    if plan.mode == "forward_dynamics":
+        result: OpenLoopResult | ForwardDynamicsResult = compare_forward_dynamics(
+            policy, data, starts, seed=plan.seed, batch_size=plan.batch_size, steps=steps, progress=progress,
+            keep_frames=plots)
+    else:
+        result = compare_open_loop(policy, data, starts, seed=plan.seed, batch_size=plan.batch_size, steps=steps,
+                                   progress=progress, mode=plan.mode)
     result.out, result.every, result.settings = out, every, settings
     result.training_scenes = training_scenes
-    _write(result, data, out, plots)
+    result.untrained = untrained_modes(policy.source).get(plan.mode) if policy.source else None
+    if isinstance(result, ForwardDynamicsResult):
+        _write_forward(result, out, plots)
+    else:
+        _write(result, data, out, plots)
     return result
 
 
@@ -535,7 +750,8 @@ def _count(name: str, value: Any, accepted: str) -> int:
 
 
 def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequence[int]], *, seed: int,
-                      batch_size: int, steps: int | None = None, progress: Progress = False) -> OpenLoopResult:
+                      batch_size: int, steps: int | None = None, progress: Progress = False,
+                      mode: str = "policy") -> OpenLoopResult:
     """Predict a chunk with `policy` at each start frame of `starts` (episode -> frames) of `data`'s episodes and
     compare it with the actions recorded over the same steps: the one computation `evaluate_open_loop` and a training
     run's validation (`val/action_mae`: `normalized_mae()`) share, so the two give the same numbers for the same
@@ -548,10 +764,15 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     False nothing, True or None a bar over the chunks, a callable `progress(done, total)`: called before each batch
     and at each of its denoising steps with the chunks predicted so far (a batch's n chunks advance n * step / steps)
     and the chunks planned, so a caller can stop the run at the next call by raising. Nothing is written: the
-    result's `out` is None."""
+    result's `out` is None.
+
+    `mode="inverse_dynamics"`: each request is the clip of frames f .. f + chunk instead (each camera's; one that runs
+    past the episode's end repeats its last frame, as `Policy.infer_actions` pads a short clip), and its actions are
+    compared with the rows recorded at f .. f + chunk - 1 that have a next frame (row t takes frame t to t + 1)."""
     from ..logcapture import progress_bar
     from ..policy import PolicyRequest
 
+    inverse = mode == "inverse_dynamics"
     ds, cameras, reader = data.dataset, data.cameras, data.reader
     emb, chunk = policy.embodiment, policy.chunk_size
     total = _Errors(chunk, emb.action_dim)
@@ -562,7 +783,7 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     planned = sum(len(starts[i]) for i in chosen)
     callback = progress if callable(progress) else None
     done = 0
-    with progress_bar(total=planned, desc=f"open loop over {plural(len(chosen), 'episode')}", unit="chunk",
+    with progress_bar(total=planned, desc=f"{MODE_NAMES[mode]} over {plural(len(chosen), 'episode')}", unit="chunk",
                       disable=progress is False or callback is not None) as bar:
         for i in chosen:
             ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
@@ -572,10 +793,13 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
             predicted: list[np.ndarray] = []
             for b in range(0, len(at), batch_size):
                 batch = at[b:b + batch_size]
-                views = {camera: ds.camera_frames(i, key, batch[0], batch[-1] + 1) for camera, key in cameras.items()}
-                requests = [PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
-                                          caption_variants(ep.frame_tasks[f])[0], seed=episode_seed(seed, i),
-                                          state=None if state is None else state[f], steps=steps)
+                last = min(batch[-1] + chunk + 1, ep.length) if inverse else batch[-1] + 1
+                views = {camera: ds.camera_frames(i, key, batch[0], last) for camera, key in cameras.items()}
+                requests = [PolicyRequest({camera: (_clip(frames, f - batch[0], chunk + 1) if inverse
+                                                    else frames[f - batch[0]]) for camera, frames in views.items()},
+                                          caption_variants(ep.frame_tasks[f])[0], mode=mode,
+                                          seed=episode_seed(seed, i), state=None if state is None else state[f],
+                                          steps=steps)
                             for f in batch]
                 step_progress = None
                 if callback is not None:
@@ -588,7 +812,8 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
             errors = _Errors(chunk, emb.action_dim)
             compared = []
             for f, chunk_actions in zip(at, predicted):
-                recorded = reader.chunk(ep.frames, f, min(f + chunk, ep.length))  # the steps the episode recorded
+                # the steps the episode recorded (inverse dynamics: those with a next frame to explain)
+                recorded = reader.chunk(ep.frames, f, min(f + chunk, ep.length - inverse))
                 compared.append(recorded)
                 errors.add(chunk_actions, recorded)
                 recorded_sum += recorded.sum(axis=0)
@@ -603,7 +828,96 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     return OpenLoopResult(out=None, columns=list(emb.columns), units=list(emb.units), chunk_size=chunk, every=None,
                           mae=total.mae(), rmse=total.rmse(), scale=scale, model_scale=model_scale(emb),
                           normalization=emb.normalization, horizon_mae=total.horizon_mae(),
-                          horizon_steps=total.count.copy(), episodes=episodes)
+                          horizon_steps=total.count.copy(), episodes=episodes, mode=mode)
+
+
+def _clip(frames: np.ndarray, start: int, count: int) -> np.ndarray:
+    """`count` frames of `frames` from `start`, the last repeated where they run out (`Policy.infer_actions`' padding,
+    without its warning for each chunk at an episode's end)."""
+    clip = frames[start:start + count]
+    return np.concatenate([clip, np.repeat(clip[-1:], count - len(clip), axis=0)]) if len(clip) < count else clip
+
+
+def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequence[int]], *, seed: int,
+                             batch_size: int, steps: int | None = None, progress: Progress = False,
+                             keep_frames: bool = False) -> ForwardDynamicsResult:
+    """From each start frame f of `starts` (episode -> frames) of `data`'s episodes, imagine the future under the
+    actions recorded at f .. f + chunk - 1 (`Policy.imagine`'s request, batched; rows past the episode's end repeat
+    its last, as the pipeline pads) and compare the imagined frames 1 .. chunk with the frames recorded at f + 1 ..
+    f + chunk (those the episode has), each camera's part of the composed frame apart. The recorded frames are
+    composed as the request's are and brought to the model's output resolution (`model_frames`: the centre crop
+    where the policy crops, the canvas the request was generated on, the decoded size), so the two are compared
+    pixel for pixel. Inputs as `compare_open_loop` reads them (cameras, first phrasing, state at f, seed + episode).
+    `keep_frames`: keep each episode's side-by-side frames (recorded | imagined | abs diff) for its video. Nothing
+    is written: the result's `out` is None."""
+    from ..logcapture import progress_bar
+    from ..policy import PolicyRequest
+    from ..processing.observations import composite_regions, frames_from_mapping, model_frames
+
+    ds, cameras, reader = data.dataset, data.cameras, data.reader
+    emb, chunk = policy.embodiment, policy.chunk_size
+    regions = composite_regions(list(cameras), emb.camera_keys, emb.composite) or {k: (0.0, 0.0, 1.0, 1.0)
+                                                                                    for k in cameras}
+    names = [cameras[k] for k in regions]  # each camera by its dataset key
+    total = _FrameErrors(names, chunk)
+    episodes: list[dict[str, Any]] = []
+    kept: dict[int, list[np.ndarray]] | None = {} if keep_frames else None
+    chosen = [i for i, frames in starts.items() if frames]
+    planned = sum(len(starts[i]) for i in chosen)
+    callback = progress if callable(progress) else None
+    done = 0
+    with progress_bar(total=planned, desc=f"forward dynamics over {plural(len(chosen), 'episode')}", unit="chunk",
+                      disable=progress is False or callback is not None) as bar:
+        for i in chosen:
+            ep = ds.episode(i, videos=False)
+            at = [int(f) for f in starts[i]]
+            state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in data.state_keys], axis=1)
+                     if emb.state_history else None)
+            errors = _FrameErrors(names, chunk)
+            for b in range(0, len(at), batch_size):
+                batch = at[b:b + batch_size]
+                last = min(batch[-1] + chunk + 1, ep.length)
+                views = {camera: ds.camera_frames(i, key, batch[0], last) for camera, key in cameras.items()}
+                requests = []
+                for f in batch:
+                    actions = reader.chunk(ep.frames, f, min(f + chunk, ep.length))
+                    actions = np.concatenate([actions, np.repeat(actions[-1:], chunk - len(actions), axis=0)])
+                    requests.append(PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
+                                                  caption_variants(ep.frame_tasks[f])[0], mode="forward_dynamics",
+                                                  actions=actions, seed=episode_seed(seed, i),
+                                                  state=None if state is None else state[f], steps=steps))
+                step_progress = None
+                if callback is not None:
+                    callback(done, planned)
+                    step_progress = partial(_batch_progress, callback, done, len(requests), planned)
+                predictions = policy.act_batch(requests, progress=step_progress)
+                for f, prediction in zip(batch, predictions):
+                    ahead = min(chunk, ep.length - 1 - f)  # the frames after f the episode recorded
+                    lo = f + 1 - batch[0]
+                    recorded = model_frames(
+                        frames_from_mapping({c: v[lo:lo + ahead] for c, v in views.items()}, emb.camera_keys,
+                                            emb.composite),
+                        policy.resolution_tier, prediction.settings["canvas_hw"], prediction.video.shape[1:3],
+                        emb.snap_to_16, policy.center_crop or None)
+                    imagined = prediction.video[1:1 + ahead]
+                    height, width = recorded.shape[1:3]
+                    for key, (top, left, bottom, right) in regions.items():
+                        rows = slice(round(top * height), round(bottom * height))
+                        cols = slice(round(left * width), round(right * width))
+                        errors.add(cameras[key], recorded[:, rows, cols], imagined[:, rows, cols])
+                    errors.reached(ahead)
+                    if kept is not None:
+                        diff = np.abs(recorded.astype(np.int16) - imagined.astype(np.int16)).astype(np.uint8)
+                        kept.setdefault(i, []).extend(np.concatenate([recorded, imagined, diff], axis=2))
+                done += len(requests)
+                bar.update(len(requests))
+            total.merge(errors)
+            episodes.append({"episode": i, "frames": ep.length, "chunks": len(at), "starts": at,
+                             "frames_compared": int(errors.count.sum()),
+                             "psnr": {c: errors.psnr(c) for c in names},
+                             "ssim": {c: errors.mean_ssim(c) for c in names}, "video": None})
+    return ForwardDynamicsResult(out=None, cameras=names, chunk_size=chunk, every=None, errors=total,
+                                 episodes=episodes, frames=kept)
 
 
 def _batch_progress(callback: Callable[[float, int], None], first: int, n: int, planned: int, step: int,
@@ -629,16 +943,54 @@ def _write(result: OpenLoopResult, data: OpenLoopData, out: Path, plots: bool) -
                                            episode.length))]
                     if data.reader.conversion == "none" else list(zip(episode.starts, episode.recorded)))
             fig = open_loop_figure(line, list(zip(episode.starts, episode.predicted)), result.columns, result.units,
-                                   settings["fps"], title=f"open loop, episode {episode.episode}: {_title(settings)}",
+                                   settings["fps"],
+                                   title=f"{MODE_NAMES[result.mode]}, episode {episode.episode}: {_title(settings)}",
                                    detail=f"task: {episode.task}")
             episode.plot = save_figure(fig, out / EPISODE_FIGURE.format(episode.episode))
         result.files += _summary_plot(result, out)
         result.files += [e.plot for e in result.episodes if e.plot is not None]
     write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
     result.files.append(out / OPENLOOP_FILE)
-    written = {p.name for p in result.files}
-    # an earlier run's plot of an episode not evaluated now, or its summary where this run draws none
-    for stale in [*out.glob(EPISODE_FIGURE_GLOB), out / SUMMARY_FIGURE] if earlier else []:
+    _remove_stale(out, earlier, result.files)
+
+
+def _write_forward(result: ForwardDynamicsResult, out: Path, plots: bool) -> None:
+    """openloop.json and, with `plots`, the summary figure (PSNR and SSIM by frame ahead) and a video per episode,
+    written once every chunk is compared, an earlier evaluation's figures and videos this one does not rewrite
+    removed (as `_write`)."""
+    from ..processing.video import write_video
+
+    earlier = (out / OPENLOOP_FILE).is_file()
+    if plots:
+        from ..viz.plots import forward_dynamics_figure, save_figure
+
+        fps = result.settings["fps"]
+        for episode in result.episodes:
+            frames = (result.frames or {}).get(episode["episode"])
+            if frames:
+                path = write_video(out / FORWARD_VIDEO.format(episode["episode"]), frames, fps)
+                episode["video"] = path.name
+                result.files.append(path)
+        spacing = f"every {result.every} frames" if result.every is not None else "spread evenly"
+        detail = (f"{plural(result.chunks, 'chunk')} of {result.chunk_size} over "
+                  f"{plural(len(result.episodes), 'episode')}, {spacing}; "
+                  f"{plural(result.frames_compared, 'frame')} compared")
+        fig = forward_dynamics_figure(result.horizon_psnr, result.horizon_ssim, fps,
+                                      title=f"forward dynamics: {_title(result.settings)}", detail=detail)
+        result.plot = save_figure(fig, out / SUMMARY_FIGURE)
+        result.files.append(result.plot)
+    result.frames = None  # written: not held any longer
+    write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
+    result.files.append(out / OPENLOOP_FILE)
+    _remove_stale(out, earlier, result.files)
+
+
+def _remove_stale(out: Path, earlier: bool, files: Sequence[Path]) -> None:
+    """An earlier run's plot or video of an episode not evaluated now (in any mode), or its summary where this run
+    draws none: removed only where `out` held an evaluation's openloop.json (`earlier`)."""
+    written = {p.name for p in files}
+    stale_files = [*out.glob(EPISODE_FIGURE_GLOB), *out.glob(FORWARD_VIDEO_GLOB), out / SUMMARY_FIGURE]
+    for stale in stale_files if earlier else []:
         if stale.name not in written:
             stale.unlink(missing_ok=True)
 
@@ -661,5 +1013,5 @@ def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
     fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
                                    result.horizon_mae, result.settings["fps"],
                                    scale_note=normalized_scale_note(result.normalization),
-                                   title=f"open-loop error: {_title(result.settings)}", detail=detail)
+                                   title=f"{MODE_NAMES[result.mode]} error: {_title(result.settings)}", detail=detail)
     return [save_figure(fig, out / SUMMARY_FIGURE)]

@@ -834,6 +834,23 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
     return canvas.contiguous(), info
 
 
+def model_frames(frames: np.ndarray, tier: int, canvas: Sequence[int], size: Sequence[int], snap_to_16: bool = True,
+                 crop: float | None = None) -> np.ndarray:
+    """float [T,H,W,3] in [0,1] (a request's cameras composed, `frames_from_mapping`) → uint8 [T, h, w, 3]: the frames
+    as the model is given them on `canvas` (its (height, width) bin, a result's `settings["canvas_hw"]`): centre-cropped
+    by `crop` where set (`center_crop`, `Policy.center_crop`), then `prepare_canvas`, cut to the top-left `size` (h, w),
+    the whole latent cells of the content a model decodes (pads go right and bottom), and rounded to uint8 as `Policy`
+    rounds its decoded frames: a recording compared like for like with what a model imagined of it."""
+    if crop is not None:
+        frames = center_crop(frames, crop)
+    video, _ = prepare_canvas(frames, tier, len(frames), snap_to_16, (int(canvas[0]), int(canvas[1])))
+    height, width = int(size[0]), int(size[1])
+    if height > video.shape[-2] or width > video.shape[-1]:
+        raise ValueError(f"size={height}x{width} is larger than the canvas {video.shape[-2]}x{video.shape[-1]}")
+    pixels = (video[0, :, :, :height, :width].permute(1, 2, 3, 0).numpy() + 1.0) / 2.0
+    return np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
+
+
 def _placed(height: int, width: int, canvas_h: int, canvas_w: int) -> Canvas:
     """Frames of `height` x `width` (snapped) on a `canvas_h` x `canvas_w` canvas: scaled down only, to fit."""
     scale = min(canvas_w / width, canvas_h / height, 1.0)

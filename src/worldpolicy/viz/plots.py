@@ -1018,6 +1018,32 @@ def open_loop_figure(
     return fig
 
 
+def forward_dynamics_figure(psnr: Mapping[str, Any], ssim: Mapping[str, Any], fps: float, title: str = "",
+                            detail: str = ""):
+    """A world model's imagined frames against the recorded ones by how far ahead they are (`dataset eval --mode
+    forward_dynamics`): PSNR (dB; an infinite one, identical frames, is left out) and SSIM per camera (`psnr` and
+    `ssim`: camera -> [frames ahead], NaN where no chunk reached), frame 1 the first imagined. The curve shows how
+    the imagined future drifts from the recording the further it runs."""
+    fig = _new_figure(9.0, 4.2)
+    top = figure_title(fig, title or "forward dynamics", detail)
+    _grid_margins(fig, 1, 2, top=top, left=0.8, wgap=0.8)
+    panels = fig.subplots(1, 2, squeeze=True)
+    for ax, values, label in ((panels[0], psnr, "PSNR (dB)"), (panels[1], ssim, "SSIM")):
+        for j, (camera, curve) in enumerate(values.items()):
+            curve = np.asarray(curve, dtype=np.float64)
+            curve = np.where(np.isfinite(curve), curve, np.nan)
+            ahead = np.arange(1, len(curve) + 1)
+            ax.plot(ahead, curve, lw=1.4, label=_literal(camera), **series_style(j), **step_markers(len(curve)))
+        ax.set_xlabel(f"frames ahead ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
+        ax.xaxis.set_major_locator(whole_number_ticks())
+        ax.set_ylabel(label, fontsize=LABEL_FONTSIZE)
+        ax.set_title(f"{label.split()[0]} vs horizon", fontsize=LABEL_FONTSIZE)
+        style_ticks(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    return fig
+
+
 def open_loop_summary_figure(
     columns: Sequence[str],
     units: Sequence[str],

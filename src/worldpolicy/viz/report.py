@@ -474,7 +474,8 @@ def _open_loop_section(doc: Mapping[str, Any]) -> str:
     note = (_recorded_scenes(scenes, len(doc.get("episodes") or []),
                              "the error says how well it imitates its training data")[1]
             if isinstance(scenes, Mapping) else "")
-    return (f"<section id=open-loop><h2>Open-loop error</h2>{note}<p>{line}</p><table>{head}{rows}</table>"
+    heading = "Inverse-dynamics error" if doc.get("mode") == "inverse_dynamics" else "Open-loop error"
+    return (f"<section id=open-loop><h2>{heading}</h2>{note}<p>{line}</p><table>{head}{rows}</table>"
             "</section>")
 
 
@@ -967,7 +968,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         order = (observed, *order)
     sections += [section for section in order if section]
 
-    if metrics_file == OPENLOOP_FILE and isinstance(metrics, Mapping):
+    # forward dynamics' frame errors (openloop.json v2) have no columns: its metrics and horizon tables show them
+    if metrics_file == OPENLOOP_FILE and isinstance(metrics, Mapping) and metrics.get("mode") != "forward_dynamics":
         sections.append(_open_loop_section(metrics))
         metrics = {k: v for k, v in metrics.items() if k not in OPEN_LOOP_TABLED}
     if metrics is not None:
