@@ -974,6 +974,13 @@ class Policy:
                 results[i] = self._finish(prepared[i], out, started)
         return results  # type: ignore[return-value]
 
+    @property
+    def untrained_modes(self) -> dict[str, str]:
+        """Mode → why to distrust it, for each mode this checkpoint's training run gave objective weight 0
+        (`recorded_untrained_modes`, from the record read at load; {} for a Policy built in code): what an evaluation
+        of that mode says beside its numbers."""
+        return dict(self._untrained)
+
     def metadata(self) -> dict[str, Any]:
         """What a server announces on connect: embodiment, chunk, columns, units, model, the settings a
         `RemotePolicy` reports as this policy's attributes (`resolution_tier`; `sampling`, the defaults a request's

@@ -211,7 +211,7 @@ class OpenLoopResult:
     # policy: predicted chunks against the recorded actions; inverse_dynamics: actions recovered from the recorded
     # frames of each chunk (frames f .. f + chunk) against the actions recorded between them
     mode: str = "policy"
-    untrained: str | None = None  # `policy.untrained_modes`' warning for `mode`: its training gave it weight 0
+    untrained: str | None = None  # `Policy.untrained_modes`' warning for `mode`: its training gave it weight 0
 
     @property
     def chunks(self) -> int:
@@ -660,7 +660,7 @@ def evaluate_open_loop(
     alike, with its mode); "forward_dynamics", the frames `Policy.imagine` imagines from frame f under the recorded
     actions against the recorded frames f + 1 .. f + chunk, PSNR and SSIM per camera and frame ahead, and per episode
     a video of recorded | imagined | abs diff with `plots` (a `ForwardDynamicsResult`). A mode the checkpoint's
-    training gave weight 0 is said (`policy.untrained_modes`) in the result and by the policy on stderr.
+    training gave weight 0 is said (`Policy.untrained_modes`) in the result and by the policy on stderr.
 
     Everything that can be judged without weights is checked first (`check_open_loop`, each error naming its
     parameter), and `out` (an earlier evaluation's folder is written again; a checkpoint, dataset or another
@@ -697,8 +697,6 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_
     agent tool: a fresh run folder). `training_scenes`: `plan_training_scenes(plan, policy.source)`, which the caller
     works out before the model loads (to warn there), recorded as it is. `steps`, `plots` and `progress` as
     `evaluate_open_loop` takes them; the plan's `mode` what is compared."""
-    from ..policy import untrained_modes
-
     check_progress_option(progress)
     out = Path(out)  # a path given as text too: written to only once every chunk is predicted
     emb = plan.embodiment
@@ -727,7 +725,7 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, training_
                                    progress=progress, mode=plan.mode)
     result.out, result.every, result.settings = out, every, settings
     result.training_scenes = training_scenes
-    result.untrained = untrained_modes(policy.source).get(plan.mode) if policy.source else None
+    result.untrained = policy.untrained_modes.get(plan.mode)
     if isinstance(result, ForwardDynamicsResult):
         _write_forward(result, out, plots)
     else:
