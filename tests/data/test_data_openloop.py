@@ -873,7 +873,7 @@ def test_the_world_models_modes_run_the_tiny_checkpoint_from_the_command_line(po
     ds, _ = _dataset(tmp_path / "ds", lengths=(6,))
     monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
     why = "checkpoint x was trained with no forward_dynamics objective"
-    monkeypatch.setattr(policy_module, "untrained_modes", lambda source: {"forward_dynamics": why})
+    monkeypatch.setattr(policy_module.Policy, "untrained_modes", property(lambda self: {"forward_dynamics": why}))
     out = tmp_path / "fd"
     argv = ["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
             "--action-keys", "action", "--no-progress"]
