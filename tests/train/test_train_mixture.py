@@ -89,7 +89,10 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": 1, "validation_episodes": [3]}, {}, {},
      r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
     ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2},
-     r"^validation.action_chunks=8 with \[\[data.mixture\]\]: the held-out action error is not sampled per mixture"),
+     (r"^validation.action_chunks=8 \(its default\) with \[\[data.mixture\]\]: the held-out action error is not "
+      r"sampled per mixture source yet \(the held-out loss is\); set validation.action_chunks = 0 in \[validation\]$")),
+    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2, "action_chunks": 4},
+     r"^validation.action_chunks=4 with \[\[data.mixture\]\]: the held-out action error"),
     ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
      r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
 ])
