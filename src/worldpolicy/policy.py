@@ -490,6 +490,27 @@ def recorded_frames(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return frames
 
 
+def mixture_frames(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The frames each other dataset of a mixture run trained on (`trainer_state.json`'s `mixture`, each source's
+    `frames`, as `recorded_frames` reads them) unlike its `frames` (its first source's), or none: a run on one dataset.
+    Frames like any of them were trained on (`frames_size_warning`)."""
+    first = recorded_frames(state)
+    sources = (state or {}).get("mixture") if first is not None else None
+    frames = [recorded_frames(source) for source in sources if isinstance(source, Mapping)] \
+        if isinstance(sources, list) else []
+    return [f for i, f in enumerate(frames) if f is not None and f != first and f not in frames[:i]]
+
+
+def frames_size_warning(trained: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
+                        given: Mapping[str | None, tuple[int, int]], checkpoint: str) -> str | None:
+    """`trained_size_warning` of frames `given` against the frames a run trained on (`recorded_frames`), None where
+    they are like those of another of its mixture's datasets (`mixture_frames`: sources recorded at other sizes)."""
+    message = trained_size_warning(trained, given, checkpoint)
+    if message is None or any(trained_size_warning(other, given, checkpoint) is None for other in others):
+        return None
+    return message
+
+
 def trained_center_crop(path_or_id: str | Path) -> float | None:
     """The centre crop a checkpoint's frames get at inference: `augment.crop_area` where its training run's record
     (`trainer_state.json`'s config) says it trained with `[augment]` enabled, else None (no crop: trained without it,
@@ -654,6 +675,7 @@ class Policy:
         record = _trainer_state(source) if source else None
         self._untrained = recorded_untrained_modes(source, record)  # each warned about once, at its first request
         self._trained_frames = recorded_frames(record)
+        self._mixture_frames = mixture_frames(record)  # a mixture run's other sources' frames, judged alike
         check_action_head(engine.transformer.config, source, embodiment)
         check_center_crop(center_crop)
         # the share of each frame's area cropped from its centre and resized back before the model sees it (a run
@@ -1160,7 +1182,7 @@ class Policy:
             return
         if not self._once(*_size_said(given)):
             return
-        message = trained_size_warning(self._trained_frames, given, self.source)
+        message = frames_size_warning(self._trained_frames, self._mixture_frames, given, self.source)
         if message is not None:
             logger.warning("%s", message)
 
@@ -1392,7 +1414,7 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
     if trained is not None:
         given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None, trained)
         if given is not None:
-            said.append(trained_size_warning(trained, given, source))
+            said.append(frames_size_warning(trained, mixture_frames(record), given, source))
     said += [frame_rate_warning(str(clip), embodiment.fps, resample) for clip in clips]
     return [message for message in said if message is not None]
 

@@ -188,3 +188,37 @@ def test_a_policy_and_the_front_ends_read_the_checkpoints_record_once(tiny_polic
     assert reads == ["trainer_state.json"]
     assert said[0].startswith(f"checkpoint {tmp_path} was trained with no forward_dynamics objective")
     assert any(message.startswith(f"checkpoint {tmp_path} was trained on frames of 180x320") for message in said)
+
+
+def test_frames_like_those_of_any_mixture_source_are_not_warned_of(tiny_policy, tmp_path, caplog):
+    """A mixture run (`[[data.mixture]]`) records its first source's frames as `frames` and each source's in
+    `mixture`: frames like the second source's (recorded at half the size) were trained on, and are not said to
+    differ; frames unlike every source's are, against the first's."""
+    import json
+
+    from worldpolicy.policy import Policy, mixture_frames
+
+    cameras = tiny_policy.embodiment.camera_keys
+    first = {"cameras": {key: [180, 320] for key in cameras}, "composed": [180, 320]}
+    second = {"cameras": {key: [90, 160] for key in cameras}, "composed": [90, 160]}
+    state = {"step": 2, "config": {"checkpoint": "shipped"}, "frames": first,
+             "mixture": [{"dataset": "a", "frames": first}, {"dataset": "b", "frames": second},
+                         {"dataset": "c", "frames": {"cameras": {}}}]}  # unreadable: not judged against
+    (tmp_path / "trainer_state.json").write_text(json.dumps(state))
+    assert mixture_frames(state) == [second] and mixture_frames({"frames": first}) == []
+
+    def sized(size):
+        return [m for m in input_warnings(str(tmp_path), tiny_policy.embodiment, "policy", dict.fromkeys(cameras, size))
+                if "was trained on frames" in m]
+
+    assert sized((90, 160)) == [] and sized((180, 320)) == []
+    assert [m[:len(f"checkpoint {tmp_path} was trained on frames of 180x320")] for m in sized((45, 80))] == [
+        f"checkpoint {tmp_path} was trained on frames of 180x320"]
+    policy = Policy(tiny_policy.engine, tiny_policy.embodiment, tiny_policy.sampling, chunk_size=16,
+                    resolution_tier=256, source=str(tmp_path))
+    assert policy._mixture_frames == [second]
+    with caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        policy._warn_trained_size({key: np.zeros((1, 90, 160, 3)) for key in cameras}, np.zeros((1, 90, 160, 3)))
+        assert not [m for m in _warnings(caplog) if "was trained on frames" in m]
+        policy._warn_trained_size({key: np.zeros((1, 45, 80, 3)) for key in cameras}, np.zeros((1, 45, 80, 3)))
+    assert [m for m in _warnings(caplog) if "was trained on frames of 180x320" in m]

@@ -89,7 +89,10 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": 1, "validation_episodes": [3]}, {}, {},
      r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
     ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2},
-     r"^validation.action_chunks=8 with \[\[data.mixture\]\]: the held-out action error is not sampled per mixture"),
+     (r"^validation.action_chunks=8 \(its default\) with \[\[data.mixture\]\]: the held-out action error is not "
+      r"sampled per mixture source yet \(the held-out loss is\); set validation.action_chunks = 0 in \[validation\]$")),
+    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2, "action_chunks": 4},
+     r"^validation.action_chunks=4 with \[\[data.mixture\]\]: the held-out action error"),
     ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
      r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
 ])
@@ -196,8 +199,26 @@ def test_a_mixture_trains_and_its_checkpoint_records_every_source(mixed_runs, ti
     assert len(state["data_fingerprint"]) == 2 and len(set(state["data_fingerprint"])) == 2
     assert [t["dataset"] for t in state["config"]["data"]["mixture"]] == [str(tiny_dataset), str(other_dataset)]
     assert state["config"]["data"]["mixture"][1]["source_embodiment"]  # resolved, as [data]'s is for one dataset
+    # each source's frames (inference judges frames against every source's), `frames` the first's
+    assert [r["frames"] for r in record] == [state["frames"]] * 2 and state["frames"]["cameras"]
     card = (folder / "README.md").read_text()
     assert "weight 1 (25 %" in card and "weight 3 (75 %" in card and "episodes 2 of 3" in card
+
+
+def test_a_run_on_one_dataset_records_no_mixture_and_shares_a_sources_cache(mixed_runs, train_config, tmp_path):
+    """A run on one dataset stores what it stored before mixtures (no `mixture` in config.json or trainer_state.json,
+    its `dataset` and `data_fingerprint` one string each), and its cache is the one a mixture source on the same
+    dataset reads: the same fingerprint, so neither encodes it again."""
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "one"
+    Trainer(load_config(train_config(out, optim={"steps": 1}, save_every=1)), progress=False).run()
+    state = json.loads((out / "checkpoints" / "step-0000001" / "trainer_state.json").read_text())
+    assert not {"mixture", "mixture_sampler"} & set(state) and "mixture" not in state["config"]["data"]
+    assert "mixture" not in json.loads((out / "config.json").read_text())["data"]
+    assert isinstance(state["dataset"], str) and isinstance(state["data_fingerprint"], str)
+    mixed = json.loads((mixed_runs["root"] / "a" / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    assert state["data_fingerprint"] == mixed["data_fingerprint"][0]  # its first table: tiny_dataset, all episodes
 
 
 def test_a_resumed_mixture_continues_the_same_draws(mixed_runs):

@@ -596,9 +596,10 @@ class TrainConfig:
                              "dataset they are episodes of, and leave validation.episodes empty")
         if self.validation.every and self.validation.action_chunks and any(
                 t.validation_episodes for t in self.data.mixture):
-            raise ValueError(f"validation.action_chunks={self.validation.action_chunks} with [[data.mixture]]: the "
-                             "held-out action error is not sampled per mixture source yet (the held-out loss is); "
-                             "set validation.action_chunks = 0")
+            default = " (its default)" if self.validation.action_chunks == ValidationConfig.action_chunks else ""
+            raise ValueError(f"validation.action_chunks={self.validation.action_chunks}{default} with "
+                             "[[data.mixture]]: the held-out action error is not sampled per mixture source yet (the "
+                             "held-out loss is); set validation.action_chunks = 0 in [validation]")
         datasets = []
         for i, (source, data) in enumerate(zip(self.data.mixture, self.data.sources())):
             where = f"data.mixture[{i}]"

@@ -511,7 +511,8 @@ class Trainer:
             self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
                 val_spec, layout, dataset, where)))
             self.mixture_frames.append(frames)
-        self.frames = self.mixture_frames[0]  # what inference compares its frames with: the first source's
+        # what inference compares its frames with: the first source's, and each source's (`_mixture_record`)
+        self.frames = self.mixture_frames[0]
         self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
         shares = np.asarray([t.weight for t in tables]) / sum(t.weight for t in tables)
         logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({w} windows, {100 * p:.1f} % of the batch positions)"
@@ -537,16 +538,19 @@ class Trainer:
     def _mixture_record(self) -> list[dict[str, Any]]:
         """Each mixture source as a checkpoint records it (trainer_state.json's `mixture`, which the model card and the
         train report show): its dataset (`hub.dataset_source`), weight, share of the batch positions, the episodes
-        and windows trained on, and the window draws taken so far."""
+        and windows trained on, the window draws taken so far, and its frames (`trained_frames`: inference judges
+        frames against every source's, `policy.mixture_frames`)."""
         tables = self.config.data.mixture
         total = sum(t.weight for t in tables)
         drawn = self.mixture.drawn if self.mixture is not None else [0] * len(tables)
         return [{"dataset": dataset_source(dataset.root), "weight": table.weight, "share": table.weight / total,
                  "episodes": len(spec.episodes) if spec.episodes is not None else dataset.num_episodes,
                  "dataset_episodes": dataset.num_episodes, "windows": windows, "drawn": int(count),
-                 "held_out_episodes": sorted(int(e) for e in table.validation_episodes), "held_out_windows": held}
-                for table, dataset, (spec, _), windows, count, held in zip(
-                    tables, self.datasets, self._mixture_specs, self.mixture_windows, drawn, self.mixture_val_windows)]
+                 "held_out_episodes": sorted(int(e) for e in table.validation_episodes), "held_out_windows": held,
+                 "frames": frames}
+                for table, dataset, (spec, _), windows, count, held, frames in zip(
+                    tables, self.datasets, self._mixture_specs, self.mixture_windows, drawn, self.mixture_val_windows,
+                    self.mixture_frames)]
 
     def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
         """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
