@@ -51,6 +51,7 @@ def _replayed(seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_sim_rerun_logs_every_step_of_each_episode_under_its_seed(tmp_path, capsys):
     out, rrd = tmp_path / "run", tmp_path / "live" / "sim.rrd"
     assert main(_sim(out, rrd)) == 0
+    assert f"sim: every step of its episodes in {rrd} (open it with `rerun {rrd}`)" in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     logged = read_rrd(rrd)
     assert {path.split("/")[1] for path in logged} == {f"episode_{SEED}", f"episode_{SEED + 1}"}

@@ -943,8 +943,8 @@ def _live_recording(args: argparse.Namespace, name: str, left: range | None) -> 
     title = f"sim {args.task} · {name} · {seed_range(args.seed + todo.start, len(todo))}"
     with recording(target, title, keep_interrupted=True) as rec:
         yield RerunWatch(rec)
-    logger.info("sim: %s", f"every step of its episodes in {args.rerun}" if args.rerun else
-                "every step of its episodes sent to the Rerun viewer")
+    logger.info("sim: %s", f"every step of its episodes in {args.rerun} (open it with `rerun {args.rerun}`)"
+                if args.rerun else "every step of its episodes sent to the Rerun viewer")
 
 
 def _warn_plan_steps(args: argparse.Namespace, k: int, chunk: int) -> None:
