@@ -231,6 +231,16 @@ def test_sim_batch_prints_both_rates_and_their_ratio():
     assert re.search(r"ratio N=2 / N=1: \d+\.\d+x; same success and steps per episode: True", out), out
 
 
+def test_sim_rerun_prints_each_policys_overhead_and_ratio():
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    pytest.importorskip("rerun", reason="the rerun extra is not installed")
+    out = _ran("bench_sim_rerun.py", "--episodes", "1", "--repeats", "1", "--max-steps", "2")
+    for name in ("scripted", "scripted asked with the cameras"):
+        assert re.search(rf"^{name}: 2 steps; without \d+\.\d+ ms/step, with --rerun \d+\.\d+ ms/step: "
+                         r"\+-?\d+\.\d+ ms/step, ratio \d+\.\d+x; \d+\.\d+ kB/step in the \.rrd$", out,
+                         re.MULTILINE), out
+
+
 def test_inverse_canvas_prints_both_canvases():
     pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
     out = _ran("bench_inverse_canvas.py", "--seeds", "1")
@@ -333,6 +343,7 @@ def test_help_shows_the_whole_description(script):
     ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),
     ("bench_sim_batch.py", ["--num-envs", "1"], "argument --num-envs: expected an integer >= 2, got '1'"),
     ("bench_sim_batch.py", ["--max-steps", "0"], "argument --max-steps: expected an integer >= 1, got '0'"),
+    ("bench_sim_rerun.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_inverse_canvas.py", ["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
     ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
     ("bench_sim_baselines.py", ["--tasks", "nope"], "argument --tasks: invalid choice: 'nope'"),

@@ -34,7 +34,7 @@ import numpy as np
 
 from worldpolicy.results import Prediction
 from worldpolicy.sim.policies import _Seeded
-from worldpolicy.sim.rollout import Episode, EpisodeResult, Rollout
+from worldpolicy.sim.rollout import Episode, EpisodeResult, EpisodeWatch, Rollout
 from worldpolicy.sim.tasks import BUILTIN_POLICIES
 
 __all__ = ["Lockstep", "check_num_envs"]
@@ -119,13 +119,14 @@ class Lockstep:
         self.rollouts = [rollout.on(env, member, executor=member.executor)
                          for env, member in zip([rollout.env, *self._made], self.members)]
 
-    def run(self, seeds: Sequence[int], records: Sequence[bool],
-            on_step: Callable[[int], None] | None = None) -> Iterator[tuple[int, EpisodeResult]]:
+    def run(self, seeds: Sequence[int], records: Sequence[bool], on_step: Callable[[int], None] | None = None, *,
+            watch: EpisodeWatch | None = None) -> Iterator[tuple[int, EpisodeResult]]:
         """Episodes seeded `seeds` (`records[j]`: keep episode j's frames), `num_envs` in flight: each env starts the
         next seed as soon as its episode ends, so envs idle only once the seeds have run out. Each episode is yielded
         as (j, its result) once it ends, so in the order they end; `on_step(most steps an episode in flight has run)`
-        after each control step. Each result's `policy_s` is its requests' shares of the batched calls they were in
-        (a call's seconds over its requests), so the results' sum is the model time the run took."""
+        after each control step; `watch` sees each episode's steps (`Rollout.run`'s). Each result's `policy_s` is its
+        requests' shares of the batched calls they were in (a call's seconds over its requests), so the results' sum
+        is the model time the run took."""
         queue = iter(enumerate(zip(seeds, records)))
         slots: list[tuple[int, Episode] | None] = [None] * len(self.rollouts)  # env s: (j, its episode) or idle
         shares = [0.0] * len(slots)
@@ -134,7 +135,7 @@ class Lockstep:
                 for s, rollout in enumerate(self.rollouts):
                     if slots[s] is None and (ahead := next(queue, None)) is not None:
                         j, (seed, record) = ahead
-                        slots[s], shares[s] = (j, rollout.start(seed, record=record)), 0.0
+                        slots[s], shares[s] = (j, rollout.start(seed, record=record, watch=watch)), 0.0
                 running = [s for s, slot in enumerate(slots) if slot is not None]
                 if not running:
                     return

@@ -6,7 +6,8 @@ import argparse
 import logging
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from worldpolicy.sim.tasks import (  # EVAL_SEED: --seed's default, here too; DE
     list_tasks,
     warn_training_scenes,
 )
+from worldpolicy.viz.commands import RERUN_FLAGS, add_rerun_flags, rerun_target
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +244,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(p, "the report (report.json's fields) with run_dir and the files written")
+    add_rerun_flags(p, "every step of the episodes this run runs, as they run (docs/robot.md): under "
+                    "episode_SEED/, the camera images the policy was asked with, the joints measured, the targets "
+                    "sent, each chunk as it arrived, the imagined future, the distance to done and the outcome; with "
+                    "--resume, the episodes it adds; Ctrl-C keeps the file of what was logged")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
                    "finished run; every setting must be the stored run's")
@@ -290,8 +296,10 @@ def _resume_command(args: argparse.Namespace, resume: bool = True) -> str:
     """The command line that continues this run (`cli.continue_command`; `resume=False`: the one that makes it, which
     report.json records as `command`): --seed always named, as its default changed once, from 0: the command printed
     by one version continues the same scenes under the next; --api-key left out, a secret is not printed, and
-    --overwrite, which --resume is refused with."""
-    return continue_command("worldpolicy sim", _add_arguments, args, left_out=("api_key", "overwrite"),
+    --overwrite, which --resume is refused with; to continue, the rerun flags too: a resumed run records the episodes
+    it adds, so the same --rerun file would lose the first session's (pass one again to record them)."""
+    rerun = ("rerun", "rerun_spawn", "rerun_connect") if resume else ()
+    return continue_command("worldpolicy sim", _add_arguments, args, left_out=("api_key", "overwrite", *rerun),
                             always=("seed",), resume=resume)
 
 
@@ -502,7 +510,11 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
     from worldpolicy.fileio import folder_lock, output_folder
     from worldpolicy.models import resolve_checkpoint
 
+    rerun = _rerun_target(args)  # before anything loads: a bad target, or no rerun extra
     if args.all_checkpoints:
+        if rerun is not None:
+            raise ValueError(f"{'/'.join(RERUN_FLAGS)}: a recording of one run's episodes; --all-checkpoints runs a "
+                             "run per checkpoint: record one checkpoint's run (--policy RUN/checkpoints/step-N)")
         return _run_sweep(args)
     # before any value is resolved: the command as given, to continue the run and as report.json's `command`
     commands = (_resume_command(args), run_record(_resume_command(args, resume=False)))
@@ -551,6 +563,17 @@ def run(args: argparse.Namespace, *, episode_done: Callable[[], None] | None = N
         except BaseException as stop:
             log.session_stopped(stop)
             raise
+
+
+def _rerun_target(args: argparse.Namespace):
+    """The `viz.rerun.RerunTarget` the rerun flags name (viz's: `viz.commands.rerun_target`), the extra checked; None
+    where none is given."""
+    target = rerun_target(args)
+    if target is not None:
+        from worldpolicy.viz.rerun import check_rerun
+
+        check_rerun()
+    return target
 
 
 def _refuse_training_run(policy: str) -> None:
@@ -849,12 +872,14 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
                         args.out,
                         "" if previous is None else ": " + _kept_said(args.seed, len(previous.episodes), args.episodes),
                         SIM_EPISODES_FILE, SIM_LOG_FILE)
-            report = evaluate(
-                env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
-                video_dir=args.out / "videos", videos=args.videos if record_size else 0,
-                progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
-                rtc=args.rtc, num_envs=args.num_envs, training_scenes=scenes,  # as warned of above
-            )
+            with _live_recording(args, name, left) as watch:
+                report = evaluate(
+                    env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
+                    video_dir=args.out / "videos", videos=args.videos if record_size else 0,
+                    progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
+                    rtc=args.rtc, num_envs=args.num_envs, training_scenes=scenes,  # as warned of above
+                    watch=watch,
+                )
             made(report)  # a finished run resumed to as many episodes keeps its report as it was
     except BaseException as exc:
         if finished:
@@ -899,6 +924,27 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         print_json(run_json(doc, args.out, [*paths, *episode_videos(args.out), *candidate_videos(args.out)]))
     log.said(f"session ended: {result}")  # last: after the warning of a console found gone at the result
     return 0
+
+
+@contextmanager
+def _live_recording(args: argparse.Namespace, name: str, left: range | None) -> Iterator[Any]:
+    """With a rerun flag, the run's episodes logged live (`sim.rerun.RerunWatch`) into its recording, named by the
+    task, policy and seeds it runs (`left`: a resumed run's episodes still to run); a file kept on Ctrl-C with what
+    was logged (`viz.rerun.recording`'s `keep_interrupted`). Without one, no watch."""
+    target = rerun_target(args)
+    if target is None:
+        yield None
+        return
+    from worldpolicy.sim.evaluate import seed_range
+    from worldpolicy.sim.rerun import RerunWatch
+    from worldpolicy.viz.rerun import recording
+
+    todo = left if left is not None else range(args.episodes)
+    title = f"sim {args.task} · {name} · {seed_range(args.seed + todo.start, len(todo))}"
+    with recording(target, title, keep_interrupted=True) as rec:
+        yield RerunWatch(rec)
+    logger.info("sim: %s", f"every step of its episodes in {args.rerun} (open it with `rerun {args.rerun}`)"
+                if args.rerun else "every step of its episodes sent to the Rerun viewer")
 
 
 def _warn_plan_steps(args: argparse.Namespace, k: int, chunk: int) -> None:

@@ -46,7 +46,7 @@ from worldpolicy.sim.policies import (
     served_metadata,
     warn_rate_mismatch,
 )
-from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, Rollout, latency_ticks, measured
+from worldpolicy.sim.rollout import STORED_FIELDS, EpisodeResult, EpisodeWatch, Rollout, latency_ticks, measured
 from worldpolicy.sim.tasks import BUILTIN_POLICIES, EVAL_SEED, TrainingScenes, seed_span
 
 __all__ = ["EPISODE_COLUMNS", "EpisodeLog", "EpisodeTimes", "EvalReport", "ReportKeeper", "episodes_left", "evaluate",
@@ -692,6 +692,7 @@ def evaluate(
     rtc: bool = False,
     num_envs: int = 1,
     training_scenes: TrainingScenes | None = _WORKED_OUT_HERE,
+    watch: EpisodeWatch | None = None,
 ) -> EvalReport:
     """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
     `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
@@ -713,7 +714,9 @@ def evaluate(
     its episode ends, the requests of a control step answered by one batched call (`sim.batch`: a loaded checkpoint,
     or a ws:// server sent them at once over several connections; any strategy; refused otherwise, naming it, before
     any episode); recorded as the report's `num_envs`. Episodes end out of order; the report keeps them in seed
-    order, `on_episode` running as each joins it (once those before it have ended)."""
+    order, `on_episode` running as each joins it (once those before it have ended).
+    `watch` sees every step of the episodes this call runs (`rollout.EpisodeWatch`; with `resume`, the ones left),
+    interleaved under `num_envs`: `worldpolicy sim --rerun` logs them (`sim.rerun.RerunWatch`)."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
@@ -775,10 +778,11 @@ def evaluate(
         on_step = show_step if progress else None
         if lockstep is None:
             for i in todo:
-                yield i, rollout.run(seed + i, record=video_dir is not None and i < videos, on_step=on_step)
+                yield i, rollout.run(seed + i, record=video_dir is not None and i < videos, on_step=on_step,
+                                     watch=watch)
             return
         for j, result in lockstep.run([seed + i for i in todo], [video_dir is not None and i < videos for i in todo],
-                                      on_step):
+                                      on_step, watch=watch):
             yield todo[j], result
 
     waiting: dict[int, EpisodeResult] = {}  # ended, waiting for an episode before them to end

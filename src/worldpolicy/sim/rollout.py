@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -38,7 +38,8 @@ from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["STORED_FIELDS", "UNIT_DECIMALS", "Episode", "EpisodeResult", "Jumps", "Rollout", "check_chunk_timing",
+__all__ = ["STORED_FIELDS", "UNIT_DECIMALS", "Episode", "EpisodeResult", "EpisodeWatch", "Jumps", "Rollout",
+           "check_chunk_timing",
            "check_latency_chunk", "check_latency_ms", "latency_as_none", "latency_ticks", "measured"]
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,19 @@ def measured(name: str, value: Any) -> Any:
 STORED_FIELDS = tuple(f.name for f in fields(EpisodeResult) if f.name not in ("frames", "recording_s"))
 
 
+class EpisodeWatch(Protocol):
+    """What sees every step of an episode (`Rollout.run`'s `watch`; `worldpolicy sim --rerun`'s `sim.rerun.RerunWatch`):
+    `observed` with each observation a request is asked with, as it is taken (at `episode.t`, the steps run so far);
+    `stepped` after each step has run and been judged (`episode.t` counts it; `episode.success_step` and
+    `episode.ended` are set), with the tick's `JointTarget` (`robot.control`), the joints and gripper measured as the
+    tick began (the arm's joints then g, the controller's `q_arm` and the env's `gripper_position`) and the command
+    sent (`on_act`'s)."""
+
+    def observed(self, episode: Episode, observation: dict) -> None: ...
+
+    def stepped(self, episode: Episode, target, measured: np.ndarray, command: np.ndarray) -> None: ...
+
+
 class Rollout:
     """Runs episodes of one policy on one env with one chunk strategy. `env`: a `TabletopEnv`, or one made by
     `gymnasium.make("worldpolicy/...")`, whose TabletopEnv runs for the TimeLimit's `max_episode_steps`
@@ -266,24 +280,25 @@ class Rollout:
         return snapshot(obs) if snapshot is not None else obs
 
     def run(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None,
-            on_act: Callable[[np.ndarray], None] | None = None) -> EpisodeResult:
+            on_act: Callable[[np.ndarray], None] | None = None, watch: EpisodeWatch | None = None) -> EpisodeResult:
         """One episode seeded `seed` (`record`: keep side-by-side frames, each captioned with the task, policy, seed,
         step and time, and the last with the outcome: `_caption`); `on_step(steps run so far)` after each step (a
         progress display: one episode of a checkpoint policy on CPU can take minutes); `on_act(command)` with each
         step's command (joint targets and gripper) just before it runs, the env still in the state it was chosen in
-        (`dataset from-sim --policy` records the rows of the episode this runs).
+        (`dataset from-sim --policy` records the rows of the episode this runs); `watch` sees each observation asked
+        with and each step (`EpisodeWatch`: `worldpolicy sim --rerun`).
         `async` asks for no chunk that would start at or past the step limit: its answer could not run."""
-        with self.start(seed, record=record, on_step=on_step, on_act=on_act) as episode:
+        with self.start(seed, record=record, on_step=on_step, on_act=on_act, watch=watch) as episode:
             while not episode.ended:
                 episode.step()
         return episode.result()
 
     def start(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None,
-              on_act: Callable[[np.ndarray], None] | None = None) -> Episode:
+              on_act: Callable[[np.ndarray], None] | None = None, watch: EpisodeWatch | None = None) -> Episode:
         """The episode `run` runs (its arguments), reset and not yet stepped, to step one control step at a time:
         what `sim.batch` steps several of in lockstep. Close it (or use it as a context manager) once it has ended:
         an `async` request still in flight is waited for, as the next episode shares the backend."""
-        return Episode(self, seed, record=record, on_step=on_step, on_act=on_act)
+        return Episode(self, seed, record=record, on_step=on_step, on_act=on_act, watch=watch)
 
     def _check_speed(self, t: int, first: bool) -> int:
         """1 when a joint moved faster than the robot's velocity limit during step `t` (warned once per episode: the
@@ -383,8 +398,9 @@ class Episode:
     `result`. `Rollout.run` steps one to its end; `sim.batch` steps several, one per env, in lockstep."""
 
     def __init__(self, rollout: Rollout, seed: int, *, record: bool, on_step: Callable[[int], None] | None,
-                 on_act: Callable[[np.ndarray], None] | None) -> None:
+                 on_act: Callable[[np.ndarray], None] | None, watch: EpisodeWatch | None = None) -> None:
         self.rollout, self.seed, self.record, self.on_step, self.on_act = rollout, seed, record, on_step, on_act
+        self.watch = watch
         env, policy = rollout.env, rollout.policy
         self._wall0 = time.perf_counter()
         env.reset(seed=seed)  # what it returns is in the env's obs_type: the episode reads `observe()`
@@ -415,14 +431,25 @@ class Episode:
         return not self.ended and self.control.asks
 
     def observe(self) -> dict:
-        """The observation a request of the next step is asked with (`Rollout._observe`)."""
-        return self.rollout._observe()
+        """The observation a request of the next step is asked with (`Rollout._observe`), shown to the `watch`."""
+        observation = self.rollout._observe()
+        if self.watch is not None:
+            self.watch.observed(self, observation)
+        return observation
+
+    def distance_m(self) -> float:
+        """How far the task is from done now (`Task.distance`, metres): the episode's `final_distance_m` at its end."""
+        env = self.rollout.env
+        return env.task.distance(env.state())
 
     def step(self, observation: dict | None = None) -> None:
         """One control step; `observation`: the one its request is asked with, taken by `observe` since the last
         step (`sim.batch` takes it first, to batch it with the other envs'), else taken when it asks."""
         rollout, env, t = self.rollout, self.rollout.env, self.t
-        target = self.control.step(rollout._observe if observation is None else observation, env.joint_positions())
+        joints = env.joint_positions()
+        measured = np.append(joints, env.gripper_position()) if self.watch is not None else None
+        asked = rollout._observe if self.watch is None else self.observe
+        target = self.control.step(asked if observation is None else observation, joints)
         rollout.execute_steps = self.control.execute_steps
         # a head without a gripper column commands none: the gripper keeps its last command
         command = np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command)
@@ -452,6 +479,8 @@ class Episode:
         if succeeded:
             self.success_step = self.t
         self.ended = succeeded or self.t == rollout.max_steps
+        if self.watch is not None:
+            self.watch.stepped(self, target, measured, command)
         if self.ended:
             self.close()
 
@@ -474,7 +503,7 @@ class Episode:
         env, tracking = self.rollout.env, self.tracking
         return EpisodeResult(
             seed=self.seed, success=self.success_step is not None, steps=env.steps, success_step=self.success_step,
-            prompt=self.prompt, chunks=self.control.chunks, final_distance_m=env.task.distance(env.state()),
+            prompt=self.prompt, chunks=self.control.chunks, final_distance_m=self.distance_m(),
             policy_s=self.control.policy_s if policy_s is None else policy_s,
             wall_s=time.perf_counter() - self._wall0,
             ik_mean_mm=float(np.mean(tracking)) if tracking else None,

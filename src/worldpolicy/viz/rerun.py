@@ -5,13 +5,14 @@ scalars and text on one scrubbable timeline, as LeRobot's `lerobot-dataset-viz` 
     write_run_recording("runs/pick", RerunTarget(file="runs/pick.rrd"))   # then: rerun runs/pick.rrd
 
 Every entity is logged on two timelines, `step` (a frame or action row, from 0) and `time` (seconds, step / fps at
-the recorded rate). A predict run: its action chunk (`action/<column>`, a series each, named `column [unit]` from
-its actions.json), its imagined video (`rollout`, frame i + 1 following action i), its observation images at step 0
+the recorded rate). A predict run: its action chunk (`action/<column>`, a series each, named `column [unit]` from its
+actions.json), its imagined video (`rollout`, frame i + 1 following action i), its observation images at step 0
 (`observation/<camera>`), its prompt (`prompt`) and what it is (`about`: its title, what its video shows). A sim run
-keeps each recorded episode's video and outcome, not its steps' joints or actions: `<episode>/video`,
-`<episode>/prompt`, `<episode>/outcome`. A dataset's episodes are written by `data.show.rerun_dataset`, with the
-helpers here. Frames are stored as JPEG (`JPEG_QUALITY`): a recording of raw frames is 10-20 times larger. rerun
-is imported inside the functions, so importing this module stays light and without the extra.
+keeps each recorded episode's video and outcome, not its steps' joints or actions (`worldpolicy sim --rerun` logs
+those live, as it runs: `sim.rerun`): `<episode>/video`, `<episode>/prompt`, `<episode>/outcome`. A dataset's
+episodes are written by `data.show.rerun_dataset`, with the helpers here. Frames are stored as JPEG (`JPEG_QUALITY`):
+a recording of raw frames is 10-20 times larger. rerun is imported inside the functions, so importing this module
+stays light and without the extra.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from ..embodiments import unit_label
 if TYPE_CHECKING:
     import rerun as rr
 
-__all__ = ["APPLICATION_ID", "JPEG_QUALITY", "RERUN_SUFFIX", "RerunTarget", "entity", "log_columns", "log_frames",
-           "log_sim_run", "log_text", "recording", "write_run_recording"]
+__all__ = ["APPLICATION_ID", "JPEG_QUALITY", "RERUN_SUFFIX", "RerunTarget", "at_step", "check_rerun", "entity", "image",
+           "log_columns", "log_frames", "log_sim_run", "log_text", "recording", "write_run_recording"]
 
 APPLICATION_ID = "worldpolicy"  # what the viewer groups the recordings under
 RERUN_SUFFIX = ".rrd"
@@ -80,11 +81,19 @@ def _rerun() -> Any:
     return rerun
 
 
+def check_rerun() -> None:
+    """The `rerun` extra's absence refused (`extras.extra_imports`' error) before a command's heavy work: a sim run
+    that records live loads its policy after this."""
+    _rerun()
+
+
 @contextmanager
-def recording(target: RerunTarget, name: str) -> Iterator[rr.RecordingStream]:
+def recording(target: RerunTarget, name: str, *, keep_interrupted: bool = False) -> Iterator[rr.RecordingStream]:
     """A recording stream named `name` into `target`; a file is written under a temporary name and renamed once the
-    block has logged everything (an error or Ctrl-C leaves no half file, and an earlier one in place). A viewer that
-    cannot be started or reached is refused naming its flag (`_viewer_refused`)."""
+    block has logged everything (an error or Ctrl-C leaves no half file, and an earlier one in place). With
+    `keep_interrupted`, Ctrl-C (KeyboardInterrupt) in the block renames what it logged into place before it goes on
+    up: a live recording (`worldpolicy sim --rerun`) keeps the episodes it logged. A viewer that cannot be started or
+    reached is refused naming its flag (`_viewer_refused`)."""
     from ..fileio import atomic_path
 
     rr = _rerun()
@@ -93,13 +102,21 @@ def recording(target: RerunTarget, name: str) -> Iterator[rr.RecordingStream]:
     rec.set_log_tick_enabled(False)
     rec.send_recording_name(name)
     if target.file is not None:
+        stopped: KeyboardInterrupt | None = None
         with atomic_path(target.file, suffix=RERUN_SUFFIX) as tmp:
             rec.save(tmp)
             try:
                 yield rec
+            except KeyboardInterrupt as stop:
+                if not keep_interrupted:
+                    raise
+                stopped = stop  # the block leaves without error: the file renamed, then the interrupt raised again
+            else:
                 rec.flush()
             finally:
                 rec.disconnect()  # the file closed (its footer written) before it is renamed, or removed
+        if stopped is not None:
+            raise stopped
         return
     with _viewer_refused(target):
         if target.spawn:
@@ -136,24 +153,34 @@ def entity(*parts: str) -> str:
     return "/" + "/".join(rr.escape_entity_path_part(part) for part in parts)
 
 
+def at_step(rec: rr.RecordingStream, step: int, fps: float) -> None:
+    """What `rec` logs next is at `step` on both timelines: `step`, and `time` = step / fps seconds."""
+    rec.set_time(STEP, sequence=step)
+    rec.set_time(TIME, duration=step / fps)
+
+
+def image(frame: np.ndarray) -> Any:
+    """`frame` (uint8 RGB [H, W, 3]) as the image a recording stores: JPEG at `JPEG_QUALITY`."""
+    return _rerun().Image(np.ascontiguousarray(frame)).compress(jpeg_quality=JPEG_QUALITY)
+
+
 def log_frames(rec: rr.RecordingStream, path: str, frames: Iterable[np.ndarray], fps: float) -> None:
     """Each of `frames` (uint8 RGB [H, W, 3], read one at a time) as an image at `path`, frame i at step i."""
-    rr = _rerun()
     for step, frame in enumerate(frames):
-        rec.set_time(STEP, sequence=step)
-        rec.set_time(TIME, duration=step / fps)
-        rec.log(path, rr.Image(np.ascontiguousarray(frame)).compress(jpeg_quality=JPEG_QUALITY))
+        at_step(rec, step, fps)
+        rec.log(path, image(frame))
 
 
 def log_columns(rec: rr.RecordingStream, path: str, values: Any, columns: Sequence[str], units: Sequence[str],
-                fps: float) -> None:
+                fps: float, *, first_step: int = 0) -> None:
     """`values` [steps, columns] as a series per column at `path/<column>`, named `column [unit]` (units as the file
-    that holds them names them: `embodiments.unit_label`; none where `units` is empty), row i at step i."""
+    that holds them names them: `embodiments.unit_label`; none where `units` is empty), row i at step first_step + i
+    (a chunk that starts later in an episode)."""
     rr = _rerun()
     values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     if values.shape[1] != len(columns):
         raise ValueError(f"{path}: {values.shape[1]} values a row for {len(columns)} columns")
-    steps = np.arange(len(values))
+    steps = first_step + np.arange(len(values))
     times = [rr.TimeColumn(STEP, sequence=steps), rr.TimeColumn(TIME, duration=steps / fps)]
     for k, column in enumerate(columns):
         series = f"{path}/{rr.escape_entity_path_part(column)}"
