@@ -56,6 +56,10 @@ class Robot:
         """Stop the arm where it is (an e-stop, or holding the measured joints). Must not raise."""
         raise NotImplementedError
 
+    def success(self) -> bool | None:
+        """Whether the task was done, where the robot can tell (the stand-in's scene can); None: unknown."""
+        return None
+
     def send(self, target: JointTarget, newest: tuple[int, int], max_age_s: float) -> bool:
         """Run `target` if it is fresh: newer than the last command run (`newest`: its `(episode, tick)`) and made
         less than `max_age_s` ago by the controller's clock (time.monotonic). A servo thread or a driver process that
@@ -130,6 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=6, help="the stand-in scene's seed (default: 6)")
     p.add_argument("--out", type=Path, default=None, help="write a summary.json of the run here")
     args = p.parse_args(argv)
+    if args.api_key_env is not None and args.api_key_env not in os.environ:
+        p.error(f"--api-key-env {args.api_key_env}: no such environment variable is set")
     for flag in ("ticks", "execute_steps"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -161,9 +167,6 @@ def run(args: argparse.Namespace) -> dict:
                         next_tick = time.monotonic() + period
                     time.sleep(max(0.0, next_tick - time.monotonic()))
                 target = control.step(robot.observe, robot.joint_positions())
-                if target.policy_error is not None:
-                    print(f"tick {target.tick}: {target.policy_error} ({control.policy_error_streak} in a row)",
-                          file=sys.stderr)
                 if robot.send(target, newest, max_age_s=2 * period):
                     newest = (target.episode, target.tick)
                     summary["commands_sent"] += 1
@@ -171,11 +174,14 @@ def run(args: argparse.Namespace) -> dict:
                     summary["stale_dropped"] += 1
                 summary["ticks_run"] += 1
                 summary["held"] += bool(target.held)
-                print(f"tick {target.tick}: {'held' if target.held else f'row {target.index}'}", flush=True)
+                # a failed request's error is logged by the controller, once per streak of failures in a row
+                failed = f" (request failed, {control.policy_error_streak} in a row)" if target.policy_error else ""
+                print(f"tick {target.tick}: {'held' if target.held else f'row {target.index}'}{failed}", flush=True)
             summary["policy_errors"] = control.policy_errors
             seconds = [r.seconds for r in control.replies]
             summary["replies"] = len(seconds)
-            summary["reply_s_p50_p99"] = [round(float(s), 3) for s in np.percentile(seconds, [50, 99])]
+            if seconds:  # none where every request failed (held ticks, fewer than --max-policy-errors)
+                summary["reply_s_p50_p99"] = [round(float(s), 3) for s in np.percentile(seconds, [50, 99])]
     except KeyboardInterrupt:
         summary["stopped"] = "interrupted"
         raise
@@ -183,7 +189,14 @@ def run(args: argparse.Namespace) -> dict:
         summary["stopped"] = f"policy failed: {type(error).__name__}"
         raise
     finally:
-        robot.stop()  # whatever ended the loop (done, Ctrl-C, the policy given up on, a refused chunk): stop the arm
+        # whatever ended the loop (done, Ctrl-C, the policy given up on, a refused chunk): stop the arm, with Ctrl-C
+        # and SIGTERM ignored meanwhile, as a second Ctrl-C would raise inside `stop` and cut it short
+        handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            robot.stop()
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
         policy.close()
         if server is not None:
             server.stop()

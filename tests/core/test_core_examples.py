@@ -135,15 +135,27 @@ def test_robot_client_without_a_server_says_so_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr and "tick" not in done.stdout  # refused before the arm was commanded
 
 
+def test_robot_client_refuses_an_api_key_variable_that_is_not_set(tmp_path):
+    env = {k: v for k, v in _env().items() if k != "WP_EXAMPLE_UNSET_KEY"}
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "robot_client.py"), "--api-key-env",
+                           "WP_EXAMPLE_UNSET_KEY"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]  # before a model is loaded or a server is asked
+    assert "--api-key-env WP_EXAMPLE_UNSET_KEY: no such environment variable is set" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 def test_robot_client_runs_its_ticks_and_reports_the_latency(tmp_path):
     pytest.importorskip("mujoco")
     pytest.importorskip("websockets")
-    _ran("robot_client.py", "--ticks", "8", "--out", "rc", cwd=tmp_path)
+    # a request's time well past a CPU request's on a loaded machine (where 5 s, the default, timed every one out:
+    # each tick held, no reply to report)
+    _ran("robot_client.py", "--ticks", "8", "--timeout-s", "120", "--out", "rc", cwd=tmp_path)
     summary = json.loads((tmp_path / "rc" / "summary.json").read_text())
-    # every tick commanded (a request slower than --timeout-s on a loaded machine is a held tick: policy_errors)
-    assert summary["stopped"] == "done" and summary["ticks_run"] == 8
+    assert summary["stopped"] == "done" and summary["ticks_run"] == 8 and summary["policy_errors"] == 0, summary
     assert summary["commands_sent"] + summary["stale_dropped"] == 8 and summary["replies"] >= 1
+    assert summary["held"] < 8 and len(summary["reply_s_p50_p99"]) == 2  # rows of a chunk ran, its latency reported
 
 
 @pytest.mark.slow
