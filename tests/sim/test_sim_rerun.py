@@ -135,6 +135,46 @@ def test_sim_rerun_interrupted_keeps_what_was_logged(tmp_path, capsys, monkeypat
     # how to continue it leaves the recording out: the same file would hold the added episodes alone
     err = capsys.readouterr().err
     assert "to continue: worldpolicy sim --policy scripted" in err and "--rerun" not in err.split("to continue:")[1]
+    assert f"sim: the steps of 2 episode(s) logged before the run stopped in {rrd}" in err
+
+
+def _failing_at(monkeypatch, seed: int, t: int) -> None:
+    """Episode `seed`'s step `t` fails as a policy server that went away does."""
+    real_step = Episode.step
+
+    def step_then_fail(self, observation=None):
+        if self.seed == seed and self.t == t:
+            raise ConnectionError("policy server closed the connection")
+        return real_step(self, observation)
+
+    monkeypatch.setattr(Episode, "step", step_then_fail)
+
+
+def test_sim_rerun_failed_keeps_what_was_logged(tmp_path, capsys, monkeypatch):
+    """A policy server gone in the second episode: as report.json keeps the first episode, the recording keeps it
+    whole and the second's steps up to the failure, the ones to look at."""
+    _failing_at(monkeypatch, SEED + 1, 5)
+    out, rrd = tmp_path / "run", tmp_path / "sim.rrd"
+    with pytest.raises(ConnectionError):
+        main(_sim(out, rrd))
+    logged = read_rrd(rrd)
+    first = json.loads((out / "report.json").read_text())["episodes"][0]
+    assert logged[f"/episode_{SEED}/outcome"].steps == [first["success_step"]]
+    assert logged[f"/episode_{SEED + 1}/joints/joint1"].steps == list(range(5))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert f"sim: the steps of 2 episode(s) logged before the run stopped in {rrd}" in capsys.readouterr().err
+
+
+def test_sim_rerun_failed_before_its_first_step_leaves_an_earlier_file(tmp_path, capsys, monkeypatch):
+    """Nothing logged: an earlier recording under the same name is not replaced by an empty one."""
+    _failing_at(monkeypatch, SEED, 0)
+    rrd = tmp_path / "sim.rrd"
+    rrd.write_bytes(b"an earlier recording")
+    with pytest.raises(ConnectionError):
+        main(_sim(tmp_path / "run", rrd))
+    assert rrd.read_bytes() == b"an earlier recording"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert "logged before the run stopped" not in capsys.readouterr().err
 
 
 def test_sim_rerun_resumed_records_the_added_episodes_only(tmp_path, capsys):

@@ -247,7 +247,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     add_rerun_flags(p, "every step of the episodes this run runs, as they run (docs/robot.md): under "
                     "episode_SEED/, the camera images the policy was asked with, the joints measured, the targets "
                     "sent, each chunk as it arrived, the imagined future, the distance to done and the outcome; with "
-                    "--resume, the episodes it adds; Ctrl-C keeps the file of what was logged")
+                    "--resume, the episodes it adds; Ctrl-C or a failure keeps the file of what was logged")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
                    "finished run; every setting must be the stored run's")
@@ -929,8 +929,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
 @contextmanager
 def _live_recording(args: argparse.Namespace, name: str, left: range | None) -> Iterator[Any]:
     """With a rerun flag, the run's episodes logged live (`sim.rerun.RerunWatch`) into its recording, named by the
-    task, policy and seeds it runs (`left`: a resumed run's episodes still to run); a file kept on Ctrl-C with what
-    was logged (`viz.rerun.recording`'s `keep_interrupted`). Without one, no watch."""
+    task, policy and seeds it runs (`left`: a resumed run's episodes still to run); a file kept with what was logged
+    when Ctrl-C or an error (a policy server gone) stops the run after its first step (`viz.rerun.recording`'s
+    `keep_partial`), as report.json keeps the episodes that finished. Without one, no watch."""
     target = rerun_target(args)
     if target is None:
         yield None
@@ -941,10 +942,18 @@ def _live_recording(args: argparse.Namespace, name: str, left: range | None) -> 
 
     todo = left if left is not None else range(args.episodes)
     title = f"sim {args.task} · {name} · {seed_range(args.seed + todo.start, len(todo))}"
-    with recording(target, title, keep_interrupted=True) as rec:
-        yield RerunWatch(rec)
-    logger.info("sim: %s", f"every step of its episodes in {args.rerun} (open it with `rerun {args.rerun}`)"
-                if args.rerun else "every step of its episodes sent to the Rerun viewer")
+    where = (f"in {args.rerun} (open it with `rerun {args.rerun}`)" if args.rerun else
+             "sent to the Rerun viewer")
+    watch: RerunWatch | None = None
+    try:
+        with recording(target, title, keep_partial=lambda: watch is not None and watch.begun > 0) as rec:
+            watch = RerunWatch(rec)
+            yield watch
+    except BaseException:
+        if watch is not None and watch.begun:
+            logger.info("sim: the steps of %d episode(s) logged before the run stopped %s", watch.begun, where)
+        raise
+    logger.info("sim: every step of its episodes %s", where)
 
 
 def _warn_plan_steps(args: argparse.Namespace, k: int, chunk: int) -> None:

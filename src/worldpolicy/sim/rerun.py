@@ -70,6 +70,7 @@ class RerunWatch:
 
         self.rec, self._rr = rec, rr
         self._episodes: dict[int, _Logged] = {}  # by seed: the episodes in flight
+        self.begun = 0  # episodes it has logged anything of
 
     def _of(self, episode: Episode) -> _Logged:
         """The episode's record, made (its prompt and series names logged) at its first step."""
@@ -77,6 +78,7 @@ class RerunWatch:
         if logged is None:
             env, rr = episode.rollout.env, self._rr
             logged = self._episodes[episode.seed] = _Logged(episode_entity(episode.seed), env.actual_control_hz)
+            self.begun += 1
             log_text(self.rec, f"{logged.path}/prompt", episode.prompt)
             names = [*env.robot.arm_joints, GRIPPER]
             for folder in ("joints", "target"):

@@ -448,8 +448,7 @@ class Episode:
         rollout, env, t = self.rollout, self.rollout.env, self.t
         joints = env.joint_positions()
         measured = np.append(joints, env.gripper_position()) if self.watch is not None else None
-        asked = rollout._observe if self.watch is None else self.observe
-        target = self.control.step(asked if observation is None else observation, joints)
+        target = self.control.step(self.observe if observation is None else observation, joints)
         rollout.execute_steps = self.control.execute_steps
         # a head without a gripper column commands none: the gripper keeps its last command
         command = np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command)

@@ -17,7 +17,7 @@ stays light and without the extra.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,12 +88,14 @@ def check_rerun() -> None:
 
 
 @contextmanager
-def recording(target: RerunTarget, name: str, *, keep_interrupted: bool = False) -> Iterator[rr.RecordingStream]:
+def recording(target: RerunTarget, name: str, *,
+              keep_partial: Callable[[], bool] | None = None) -> Iterator[rr.RecordingStream]:
     """A recording stream named `name` into `target`; a file is written under a temporary name and renamed once the
     block has logged everything (an error or Ctrl-C leaves no half file, and an earlier one in place). With
-    `keep_interrupted`, Ctrl-C (KeyboardInterrupt) in the block renames what it logged into place before it goes on
-    up: a live recording (`worldpolicy sim --rerun`) keeps the episodes it logged. A viewer that cannot be started or
-    reached is refused naming its flag (`_viewer_refused`)."""
+    `keep_partial`, an error or Ctrl-C in the block renames what it logged into place before it goes on up where
+    `keep_partial()` says it logged something worth keeping: a live recording (`worldpolicy sim --rerun`) keeps the
+    steps it logged before a policy server died, and leaves an earlier file in place when it was refused before its
+    first step. A viewer that cannot be started or reached is refused naming its flag (`_viewer_refused`)."""
     from ..fileio import atomic_path
 
     rr = _rerun()
@@ -102,15 +104,15 @@ def recording(target: RerunTarget, name: str, *, keep_interrupted: bool = False)
     rec.set_log_tick_enabled(False)
     rec.send_recording_name(name)
     if target.file is not None:
-        stopped: KeyboardInterrupt | None = None
+        stopped: BaseException | None = None
         with atomic_path(target.file, suffix=RERUN_SUFFIX) as tmp:
             rec.save(tmp)
             try:
                 yield rec
-            except KeyboardInterrupt as stop:
-                if not keep_interrupted:
+            except BaseException as stop:
+                if keep_partial is None or not keep_partial():
                     raise
-                stopped = stop  # the block leaves without error: the file renamed, then the interrupt raised again
+                stopped = stop  # the block leaves without error: the file renamed, then the exception raised again
             else:
                 rec.flush()
             finally:
