@@ -3,8 +3,10 @@
 What it shows: a small `Robot` interface (read the cameras and joints, send joint targets, stop) that you fill in
 for your own arm, connected to a `worldpolicy serve` with `RemotePolicy` and driven by `ChunkController` at the
 embodiment's control rate. The loop keeps going through a policy that fails for a while (`on_policy_error="hold"`:
-the arm holds and the controller asks again), the robot side drops a command that is stale by its `(episode, tick)`
-and `stamp`, and Ctrl-C (or SIGTERM) stops the arm before the script exits (status 130).
+the arm holds and the controller asks again), the robot side runs only a command that is fresh by its
+`(episode, tick)` and `stamp` (`JointTarget.fresh`: every one is in this loop, which sends each target as it is made;
+one turns stale where a servo thread or driver process receives them), and Ctrl-C (or SIGTERM) stops the arm before
+the script exits (status 130).
 
 As shipped, the robot is a stand-in, the simulated Franka Panda of `worldpolicy.sim` (`SimRobot`), and without
 `--url` the script serves the model itself, in this process, as `worldpolicy serve` would on the GPU box:
@@ -35,6 +37,10 @@ from worldpolicy.robot.control import ChunkController, ChunkStrategy, JointTarge
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.serving import RemotePolicy, RemotePolicyError
 
+# --timeout-s's default, by whether --url names a server: a real one (on a GPU) answers within it or is gone; the model
+# served in this process, on a CPU shared with the loop, took up to 8 s a reply on a loaded 2-core machine
+TIMEOUT_S = {True: 5.0, False: 60.0}
+
 
 class Robot:
     """What the control loop needs from an arm. Fill these in for your own."""
@@ -60,11 +66,13 @@ class Robot:
         """Whether the task was done, where the robot can tell (the stand-in's scene can); None: unknown."""
         return None
 
-    def send(self, target: JointTarget, newest: tuple[int, int], max_age_s: float) -> bool:
-        """Run `target` if it is fresh: newer than the last command run (`newest`: its `(episode, tick)`) and made
-        less than `max_age_s` ago by the controller's clock (time.monotonic). A servo thread or a driver process that
-        receives targets from the loop checks the same two fields. Returns whether it ran."""
-        if (target.episode, target.tick) <= newest or time.monotonic() - target.stamp > max_age_s:
+    def send(self, target: JointTarget, newest: tuple[int, int] | None, max_age_s: float) -> bool:
+        """Run `target` if it is fresh (`JointTarget.fresh`): newer than the last command run (`newest`: its
+        `(episode, tick)`, None before any) and made at most `max_age_s` ago by the controller's clock. Returns whether
+        it ran. In this script's loop, which sends each target as soon as `step` made it, every one is fresh: the check
+        matters where targets reach the arm through a queue, as a servo thread or a driver process receives them, and
+        one can wait there past its time or arrive after a newer one."""
+        if not target.fresh(newest, max_age_s):
             return False
         self.command(target.qpos, target.gripper)
         return True
@@ -129,11 +137,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="k: actions run per chunk before the next takes over (default: the strategy's)")
     p.add_argument("--realtime", action="store_true",
                    help="run on while the next chunk is computed (a policy that answers within its chunk's span)")
-    p.add_argument("--timeout-s", type=float, default=5.0, help="a request's whole time before it fails (default: 5)")
+    p.add_argument("--timeout-s", type=float, default=None,
+                   help=f"a request's whole time before it fails, s (default: {TIMEOUT_S[True]:g} with --url; "
+                        f"{TIMEOUT_S[False]:g} without, for the model served here, whose replies on a busy CPU take "
+                        "several seconds)")
     p.add_argument("--max-policy-errors", type=int, default=10, help="failed requests in a row before stopping")
     p.add_argument("--seed", type=int, default=6, help="the stand-in scene's seed (default: 6)")
     p.add_argument("--out", type=Path, default=None, help="write a summary.json of the run here")
     args = p.parse_args(argv)
+    if args.timeout_s is None:
+        args.timeout_s = TIMEOUT_S[args.url is not None]
     if args.api_key_env is not None and args.api_key_env not in os.environ:
         p.error(f"--api-key-env {args.api_key_env}: no such environment variable is set")
     for flag in ("ticks", "execute_steps"):
@@ -154,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
     period = 1 / decoder.embodiment.fps  # the rate the chunk's rows are meant for
     summary = {"ticks_run": 0, "commands_sent": 0, "stale_dropped": 0, "held": 0, "policy_errors": 0,
                "stopped": "done"}
-    newest = (-1, -1)
+    newest = None  # the (episode, tick) of the last command run
     try:
         strategy = ChunkStrategy(args.strategy, execute_steps=args.execute_steps)
         with ChunkController(policy, decoder, strategy, prompt=args.prompt or robot.prompt, realtime=args.realtime,
@@ -171,7 +184,7 @@ def run(args: argparse.Namespace) -> dict:
                     newest = (target.episode, target.tick)
                     summary["commands_sent"] += 1
                 else:
-                    summary["stale_dropped"] += 1
+                    summary["stale_dropped"] += 1  # none here (Robot.send): a servo thread's queue can hold some
                 summary["ticks_run"] += 1
                 summary["held"] += bool(target.held)
                 # a failed request's error is logged by the controller, once per streak of failures in a row

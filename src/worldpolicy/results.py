@@ -190,7 +190,8 @@ class Prediction:
         rollout.mp4 when a video was decoded, plots/ and index.html; `plots=False`: no plots/ or index.html), so a
         Python call's result gets the files, report and readers (`--actions`, `viz`) a command's has. `observation`:
         the one the policy was given (an image, or the dict `act` took: the cameras the embodiment reads are kept, its
-        state and prompt are not), kept as predict keeps its `--camera` files, `observation/<camera>.png`, which the
+        state and prompt are not; of an embodiment not known in this process, a `RemotePolicy`'s server's own, the
+        dict's images [H, W, 3]), kept as predict keeps its `--camera` files, `observation/<camera>.png`, which the
         page shows beside the imagined video and `predict --camera` takes again. `out` is checked as predict's --out
         (never a checkpoint, a dataset, another command's run or a folder of runs); a folder that holds an earlier
         predict run loses what this one does not rewrite. Returns the files written. The page and plots need

@@ -3,7 +3,8 @@ shipped model, CPU): exit status 0, the files each says it writes, with the shap
 client stops the arm and exits 130 on Ctrl-C mid-run. `--help` shows each script's whole docstring. No timing is
 asserted. Each run loads the model (11-18 s of CPU on the 2-core dev machine); the default suite keeps one per
 workflow the others do not cover, and marks slow the robot client's full run (the Ctrl-C test runs its loop),
-gym_loop.py (the loop sim.evaluate runs) and finetune.py (record, train, evaluate: about 50 s of CPU)."""
+gym_loop.py (the loop sim.evaluate runs), world_model.py (three model calls and a sim rollout: 54 s alone on the
+2-core dev machine, load 4.5) and finetune.py (record, train, evaluate: about 50 s of CPU)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def test_predict_refuses_a_camera_without_a_file(tmp_path):
     assert done.returncode == 2 and "--camera 'wrist.png': expected KEY=FILE" in done.stderr
 
 
+@pytest.mark.slow
 def test_world_model_round_trips_a_chunk_through_both_dynamics(tmp_path):
     pytest.importorskip("mujoco")
     _ran("world_model.py", "--out", "wm", cwd=tmp_path)
@@ -119,6 +121,7 @@ def test_robot_client_stops_the_arm_on_ctrl_c(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     summary = json.loads((tmp_path / "rc" / "summary.json").read_text())
     assert summary["stopped"] == "interrupted" and summary["commands_sent"] >= 6, summary
+    assert summary["stale_dropped"] == 0, summary  # each target sent as it is made: fresh (Robot.send)
     assert "arm stopped (interrupted)" in err and "Traceback" not in err
 
 
@@ -145,16 +148,55 @@ def test_robot_client_refuses_an_api_key_variable_that_is_not_set(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def _robot_client():
+    """examples/robot_client.py as a module (its `Robot`, `parse_args`), run nowhere."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("robot_client", ROOT / "examples" / "robot_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_robot_client_runs_only_fresh_targets_and_waits_longer_on_a_model_served_here():
+    """The robot side's `send` runs a target newer by (episode, tick) than the last one run and young enough by the
+    controller's clock, as a servo thread receiving them would check; without --url (the model served in the
+    process, seconds a reply on a CPU) a request may take longer than with a server of its own."""
+    pytest.importorskip("websockets")
+    from worldpolicy.robot.control import JointTarget
+
+    client = _robot_client()
+    sent = []
+
+    class Arm(client.Robot):
+        def command(self, qpos, gripper):
+            sent.append((float(qpos[0]), gripper))
+
+    def target(tick, qpos0, age_s=0.0):
+        return JointTarget(np.full(7, qpos0), 0.5, 0, (), None, None, tick=tick, episode=0,
+                           stamp=time.monotonic() - age_s, observed=0)
+
+    arm = Arm()
+    assert arm.send(target(0, 0.1), None, max_age_s=60.0)  # the first target
+    assert not arm.send(target(0, 0.2), (0, 0), max_age_s=60.0)  # not newer than the last one run
+    assert not arm.send(target(1, 0.3, age_s=120.0), (0, 0), max_age_s=60.0)  # made too long ago
+    assert arm.send(target(1, 0.4), (0, 0), max_age_s=60.0)
+    assert sent == [(0.1, 0.5), (0.4, 0.5)]
+    assert client.parse_args([]).timeout_s > client.parse_args(["--url", "ws://gpu-box:8000"]).timeout_s == 5.0
+    assert client.parse_args(["--timeout-s", "2"]).timeout_s == 2.0
+
+
 @pytest.mark.slow
 def test_robot_client_runs_its_ticks_and_reports_the_latency(tmp_path):
     pytest.importorskip("mujoco")
     pytest.importorskip("websockets")
-    # a request's time well past a CPU request's on a loaded machine (where 5 s, the default, timed every one out:
-    # each tick held, no reply to report)
-    _ran("robot_client.py", "--ticks", "8", "--timeout-s", "120", "--out", "rc", cwd=tmp_path)
+    # without --url, a request's time defaults well past a CPU request's on a loaded machine (where 5 s, the default
+    # for a server of its own, timed every one out: each tick held, no reply to report)
+    _ran("robot_client.py", "--ticks", "8", "--out", "rc", cwd=tmp_path)
     summary = json.loads((tmp_path / "rc" / "summary.json").read_text())
     assert summary["stopped"] == "done" and summary["ticks_run"] == 8 and summary["policy_errors"] == 0, summary
-    assert summary["commands_sent"] + summary["stale_dropped"] == 8 and summary["replies"] >= 1
+    # each target sent as it is made: every one fresh (Robot.send), so one dropped says its check is wrong
+    assert summary["commands_sent"] == 8 and summary["stale_dropped"] == 0 and summary["replies"] >= 1
     assert summary["held"] < 8 and len(summary["reply_s_p50_p99"]) == 2  # rows of a chunk ran, its latency reported
 
 

@@ -1053,11 +1053,12 @@ def test_a_prediction_saves_as_the_run_folder_predict_writes(tmp_path):
     assert sorted(p.name for p in sim_run.iterdir()) == ["report.json"]
 
 
-def test_a_prediction_saves_the_cameras_of_the_observation_it_was_given(tmp_path):
+def test_a_prediction_saves_the_cameras_of_the_observation_it_was_given(tmp_path, caplog):
     """`save(observation=)` keeps what predict keeps of its --camera files: of the dict act() took, the cameras the
     embodiment reads (its state, prompt and other cameras left out), lossless, as observation/<camera>.png, which the
     page shows; a dict without one of them is refused naming it, before any file; one image is kept as the single
-    view; an embodiment found nowhere here keeps the dict whole."""
+    view; of the dict of an embodiment found nowhere here (a RemotePolicy's, the server's own), its images [H, W, 3]
+    are kept, the rest said in the log, and one without any is refused naming its keys, before any file."""
     from PIL import Image
 
     from worldpolicy.results import Prediction
@@ -1094,6 +1095,21 @@ def test_a_prediction_saves_the_cameras_of_the_observation_it_was_given(tmp_path
     top = {"observation/top_image": cameras["observation/wrist_image_left"]}
     elsewhere = prediction("robot_of_another_machine").save(tmp_path / "remote", plots=False, observation=top)
     assert [p.name for p in elsewhere if p.parent.name == "observation"] == ["top_image.png"]
+    remote = {**observation, "observation/side_image": np.full((18, 32, 3), 0.5, dtype=np.float32)}
+    with caplog.at_level(logging.INFO, logger="worldpolicy.viz.run"):
+        written = prediction("robot_of_another_machine").save(tmp_path / "remote_all", plots=False,
+                                                              observation=remote)
+    assert sorted(p.name for p in written if p.parent.name == "observation") == sorted(
+        f"{key.rsplit('/', 1)[-1]}.png" for key in (*e.camera_keys, "side_image", "top_image"))
+    assert np.asarray(Image.open(tmp_path / "remote_all" / "observation" / "side_image.png")).max() == 128
+    assert ("embodiment 'robot_of_another_machine' is not known here: keeping its images [" in caplog.text
+            and "leaving out ['observation/joint_position', 'observation/gripper_position', 'prompt']" in caplog.text)
+    state = {k: v for k, v in observation.items() if k not in cameras and k != "observation/top_image"}
+    with pytest.raises(ValueError, match=r"^observation: embodiment 'robot_of_another_machine' is not known here, "
+                                         r"so its cameras are the dict's images, .* none of \['observation/joint_"
+                                         r"position', .* is one; pass the camera images alone"):
+        prediction("robot_of_another_machine").save(tmp_path / "remote_none", observation=state)
+    assert not (tmp_path / "remote_none").exists()
 
 
 def test_bad_actions_are_rejected_clearly(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from concurrent.futures import Executor, Future
 
 import numpy as np
@@ -14,7 +15,7 @@ pytest.importorskip("mink")
 from worldpolicy.embodiments import get_embodiment
 from worldpolicy.errors import MissingKeyError
 from worldpolicy.results import Prediction
-from worldpolicy.robot.control import REPLIES_KEPT, ChunkController, ChunkStrategy
+from worldpolicy.robot.control import REPLIES_KEPT, ChunkController, ChunkStrategy, JointTarget
 from worldpolicy.robot.decode import ActionDecoder
 
 EMB = get_embodiment("droid")  # joint_position: 7 absolute joint angles + gripper
@@ -863,6 +864,39 @@ def test_each_target_says_its_episode_tick_stamp_and_how_old_its_plan_is(decoder
     control.reset()
     after = control.step({"tick": 0}, home)
     assert (after.episode, after.tick, after.observed, after.stamp) == (1, 0, 0, 110.0)
+
+
+def _target(episode: int, tick: int, stamp: float) -> JointTarget:
+    return JointTarget(np.zeros(7), None, 0, (), None, None, tick=tick, episode=episode, stamp=stamp, observed=None)
+
+
+def test_a_receiver_runs_a_target_only_if_it_is_newer_and_young_enough():
+    """`JointTarget.fresh`, as a servo thread or driver process checks what it receives: the first target runs; one not
+    newer by (episode, tick) than the last run (a repeat, an older one, a late one of the episode before) is stale,
+    however young; one made more than max_age_s ago by the same clock is stale, however new."""
+    target = _target(1, 5, stamp=100.0)
+    assert target.fresh(None, max_age_s=0.1, now=100.05)  # the first target
+    assert target.fresh((1, 4), max_age_s=0.1, now=100.1)  # the next tick, exactly max_age_s old
+    assert target.fresh((0, 40), max_age_s=0.1, now=100.0)  # a new episode's tick 5 after the last one's tick 40
+    for newest in ((1, 5), (1, 6), (2, 0)):  # stale by its tick: run already, or an older command than the last
+        assert not target.fresh(newest, max_age_s=0.1, now=100.0), newest
+    assert not target.fresh((1, 4), max_age_s=0.1, now=100.2)  # stale by its age
+    assert not target.fresh(None, max_age_s=0.1, now=100.2)  # a first target too
+    now = _target(0, 0, stamp=time.monotonic())  # the controller's clock by default: made just now
+    assert now.fresh(None, max_age_s=60.0) and not _target(0, 0, stamp=time.monotonic() - 60.0).fresh(None, 1.0)
+
+
+@pytest.mark.parametrize(("newest", "max_age_s", "message"), [
+    (5, 0.1, r"newest: expected the \(episode, tick\) of the last command run, or None before any; got 5"),
+    ((1, 2, 3), 0.1, r"newest: .* got \(1, 2, 3\)"),
+    ((1.0, 2), 0.1, r"newest: .* got \(1.0, 2\)"),
+    ((1, 2), 0.0, r"max_age_s: expected seconds > 0 \(a command older than that is stale\), got 0.0"),
+    ((1, 2), float("nan"), r"max_age_s: .* got nan"),
+    ((1, 2), "0.1", r"max_age_s: .* got '0.1'"),
+])
+def test_a_freshness_check_with_bad_arguments_is_refused_naming_them(newest, max_age_s, message):
+    with pytest.raises(ValueError, match=message):
+        _target(1, 5, stamp=100.0).fresh(newest, max_age_s, now=100.0)
 
 
 def test_a_target_held_before_the_first_reply_was_observed_at_no_tick(decoder):

@@ -43,8 +43,9 @@ limits raise at once either way: no failure of the policy to ask again about.
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping. The one clock reading, each `JointTarget`'s `stamp`, times
 nothing here: it lets whatever receives the target (a servo thread, a driver process) tell a stale command from a
-fresh one, with its episode and tick numbering the commands. What each reply took, in ticks and in seconds, and whether
-it ran, is kept in `ChunkController.replies` (a `Reply` each, the episode's latest `REPLIES_KEPT`).
+fresh one (`JointTarget.fresh`), with its episode and tick numbering the commands. What each reply took, in ticks and
+in seconds, and whether it ran, is kept in `ChunkController.replies` (a `Reply` each, the episode's latest
+`REPLIES_KEPT`).
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ class ChunkStrategy:
 class JointTarget:
     """What one control tick commands, and what counts about it (the sim's per-episode `clipped` and IK error), and
     when: `(episode, tick)` numbers the commands (a repeat or an older one is told apart by it), `stamp` says when the
-    command was made (a receiver drops it once `clock() - stamp` exceeds what it accepts: docs/robot.md), `observed`
+    command was made (a receiver drops it once `clock() - stamp` exceeds what it accepts: `fresh`), `observed`
     how old its plan is (`tick - observed` ticks since the observation its chunk was asked with)."""
 
     qpos: np.ndarray  # [dof] arm joint targets, rad, in the robot's `arm_joints` order
@@ -199,6 +200,22 @@ class JointTarget:
     # the error of the policy request that failed on this tick (`on_policy_error="hold"`: its reply, or its chunk's
     # decoding, raised and the tick ran on without it); None on every other tick
     policy_error: Exception | None = field(default=None, kw_only=True)
+
+    def fresh(self, newest: tuple[int, int] | None, max_age_s: float, now: float | None = None) -> bool:
+        """Whether whatever receives this target (a servo thread, a driver process) runs it: it is newer than the last
+        command run (`newest`: that one's `(episode, tick)`; None before any) and made at most `max_age_s` seconds
+        ago, `now - stamp`, `now` being the receiver's reading of the controller's clock (default `time.monotonic()`,
+        the controller's own; pass a reading of the clock given as `ChunkController(clock=)` where it has another)."""
+        if newest is not None and (not isinstance(newest, (tuple, list)) or len(newest) != 2
+                                   or not all(isinstance(n, (int, np.integer)) for n in newest)):
+            raise ValueError(f"newest: expected the (episode, tick) of the last command run, or None before any; "
+                             f"got {reprlib.repr(newest)}")
+        if isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float)) or not max_age_s > 0:
+            raise ValueError(f"max_age_s: expected seconds > 0 (a command older than that is stale), got "
+                             f"{reprlib.repr(max_age_s)}")
+        if newest is not None and (self.episode, self.tick) <= tuple(newest):
+            return False
+        return (time.monotonic() if now is None else now) - self.stamp <= max_age_s
 
 
 def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,16 +134,37 @@ def cameras_read(prediction: Prediction, observation: Any) -> Any:
     """Of `observation` as the policy was given it (`Policy.act`'s: one image, or a dict that may also hold the
     robot's state, the prompt and cameras the embodiment does not read, as a simulator's does), what `write_run` keeps
     for `Prediction.save(observation=)`: a dict's cameras that the prediction's embodiment reads
-    (`processing.observations.frame_keys`, as the policy picks them), one image as it is. A dict whose embodiment is
-    found nowhere here (`_run_embodiment`) is kept whole."""
+    (`processing.observations.frame_keys`, as the policy picks them), one image as it is. Of a dict whose embodiment
+    is found nowhere here (`_run_embodiment`: a `RemotePolicy`'s result for an embodiment the server registered), its
+    images, arrays [H, W, 3] of uint8 or floats in [0, 1], the rest said in an INFO log line; one with none is
+    refused naming its keys, before any file."""
     from ..processing.observations import frame_keys
 
-    embodiment = _run_embodiment({"embodiment": prediction.embodiment, "settings": prediction.settings}) \
-        if isinstance(observation, Mapping) else None
-    if embodiment is None:
+    if not isinstance(observation, Mapping):
         return observation
-    return {key: observation[key] for key in frame_keys(observation.keys(), embodiment.camera_keys,
-                                                        embodiment.composite)}
+    embodiment = _run_embodiment({"embodiment": prediction.embodiment, "settings": prediction.settings})
+    if embodiment is not None:
+        return {key: observation[key] for key in frame_keys(observation.keys(), embodiment.camera_keys,
+                                                            embodiment.composite)}
+    images = {key: value for key, value in observation.items() if _is_image(value)}
+    left = [str(key) for key in observation if key not in images]
+    if not images:
+        raise ValueError(f"observation: embodiment {prediction.embodiment!r} is not known here, so its cameras are "
+                         f"the dict's images, arrays [H, W, 3] of uint8 or floats in [0, 1], and none of "
+                         f"{reprlib.repr(left)} is one; pass the camera images alone ({{key: image}}), or "
+                         "register the embodiment first (worldpolicy.register_embodiment)")
+    if left:
+        logger.info("observation: embodiment %r is not known here: keeping its images %s, leaving out %s",
+                    prediction.embodiment, sorted(map(str, images)), left)
+    return images
+
+
+def _is_image(value: Any) -> bool:
+    """Whether `value` is one camera image as `cameras_read` keeps it: a numpy array [H, W, 3] of uint8 or floats."""
+    import numpy as np
+
+    return isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[-1] == 3 and (
+        value.dtype == np.uint8 or np.issubdtype(value.dtype, np.floating))
 
 
 def observation_file(out: Path, key: str) -> Path:
