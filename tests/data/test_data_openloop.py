@@ -822,6 +822,23 @@ def test_forward_dynamics_of_a_model_that_imagines_the_recording_scores_identica
                                atol=2)
     np.testing.assert_allclose(clip[:, :, 32:].astype(float), 0, atol=2)  # no difference (the codec's rounding)
     assert (out / SUMMARY_FIGURE).stat().st_size > 0
+    assert result.videos is None  # each episode's video held encoded until written, not after
+
+
+def test_the_world_models_modes_start_no_chunk_in_an_episode_of_one_frame(policy, tmp_path, monkeypatch):
+    """Forward and inverse dynamics read the frame after a start: an episode of one frame has none, so no chunk is
+    planned there, spread (`chunks`) or tiled (`every`), where the policy mode still predicts one from its frame."""
+    ds, _ = _dataset(tmp_path / "ds", lengths=(1, 6))
+    for mode in ("forward_dynamics", "inverse_dynamics"):
+        assert check_open_loop(ds, policy.embodiment, chunks=4, action_keys=["action"], mode=mode).starts(4) == {
+            1: [0, 1]}
+        assert check_open_loop(ds, policy.embodiment, action_keys=["action"], mode=mode).starts(4) == {1: [0, 4]}
+    assert check_open_loop(ds, policy.embodiment, chunks=4, action_keys=["action"]).starts(4) == {0: [0], 1: [0, 1, 2]}
+    _imagining(policy, monkeypatch, ds)
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", chunks=4, action_keys=["action"],
+                                mode="forward_dynamics")
+    assert [e["episode"] for e in result.episodes] == [1] and result.errors.count.tolist() == [2, 2, 2, 2]
+    assert result.psnr == {FRONT: np.inf}
 
 
 def test_forward_dynamics_errors_equal_a_hand_computation(policy, tmp_path, monkeypatch):

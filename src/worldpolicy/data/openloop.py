@@ -29,7 +29,7 @@ that are scenes the checkpoint was trained on are warned about and recorded (ope
 the rule `worldpolicy sim` applies to its episodes (`sim.tasks.training_scenes`): their error says how well it
 imitates its training data.
 
-The world model's other modes are scored against the same recording on the same chunks (`mode`, `EVAL_MODES`):
+The world model's other modes are scored against the same recording on the same chunks (`mode`, `results.MODES`):
 inverse dynamics, the actions `Policy.infer_actions` recovers from the recorded frames f .. f + chunk, compared as the
 policy mode compares (an `OpenLoopResult` of that mode); forward dynamics, the frames `Policy.imagine` imagines from
 frame f under the recorded actions against the recorded frames f + 1 .. f + chunk at the model's output resolution
@@ -50,7 +50,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment, shown_unit
-from ..fileio import OPENLOOP_FILE, OPENLOOP_SCHEMA, output_folder, recorded_seeds, write_json_atomic
+from ..fileio import (
+    OPENLOOP_FILE,
+    OPENLOOP_SCHEMA,
+    output_folder,
+    recorded_seeds,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from ..models import portable_checkpoint
 from ..results import MODES
 from ..viz.plots import plural
@@ -65,7 +72,7 @@ from .stats import first_non_finite
 if TYPE_CHECKING:
     from ..sim.tasks import TrainingScenes
 
-__all__ = ["EVAL_MODES", "EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "ForwardDynamicsResult", "OpenLoopData",
+__all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "ForwardDynamicsResult", "OpenLoopData",
            "OpenLoopPlan", "OpenLoopResult", "check_eval_mode", "check_open_loop", "check_progress_option",
            "compare_forward_dynamics", "compare_open_loop", "evaluate_open_loop", "model_scale",
            "normalized_scale_note", "plan_training_scenes", "run_open_loop", "spread_starts", "training_scenes_warning"]
@@ -79,9 +86,8 @@ EPISODE_FIGURE_GLOB = "openloop_episode_*.png"
 # forward dynamics: per episode its chunks' frames side by side, recorded | imagined | abs diff, one after another
 FORWARD_VIDEO = "forward_episode_{:06d}.mp4"
 FORWARD_VIDEO_GLOB = "forward_episode_*.mp4"
-# what `dataset eval` compares with a recording: the predicted chunks (policy), the frames imagined under the recorded
-# actions (forward_dynamics), the actions recovered from the recorded frames (inverse_dynamics)
-EVAL_MODES = MODES
+# how `dataset eval` names what it compares with a recording (`results.MODES`): the predicted chunks (policy), the
+# frames imagined under the recorded actions (forward_dynamics), the actions recovered from the recorded frames
 MODE_NAMES = {"policy": "open loop", "forward_dynamics": "forward dynamics", "inverse_dynamics": "inverse dynamics"}
 # why a column has no normalised error: normalising divides by the floor of its spread, so any error is ~1e6 there
 LEFT_OUT_WHY = "constant in the training data's stats"
@@ -90,10 +96,10 @@ Progress = bool | None | Callable[[float, int], None]
 
 
 def check_eval_mode(mode: Any) -> str:
-    """`mode` of an evaluation against a recording, one of `EVAL_MODES`, refused naming them otherwise (before any
+    """`mode` of an evaluation against a recording, one of `results.MODES`, refused naming them otherwise (before any
     weights load)."""
-    if not isinstance(mode, str) or mode not in EVAL_MODES:
-        raise ValueError(f"mode={mode!r}; accepted: {', '.join(EVAL_MODES)}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)}")
     return mode
 
 
@@ -379,8 +385,9 @@ class ForwardDynamicsResult:
     training_scenes: TrainingScenes | None = None
     untrained: str | None = None
     mode: str = "forward_dynamics"
-    # per episode, its side-by-side frames (recorded | imagined | abs diff), kept to write its video; None: not kept
-    frames: dict[int, list[np.ndarray]] | None = field(default=None, repr=False)
+    # per episode, its video of side-by-side frames (recorded | imagined | abs diff), encoded (H.264 MP4 bytes) as
+    # soon as its chunks are compared, to write once every chunk is; None: not kept
+    videos: dict[int, bytes] | None = field(default=None, repr=False)
     plot: Path | None = None
 
     @property
@@ -499,16 +506,16 @@ class OpenLoopPlan:
     chunks: int | None
     seed: int
     batch_size: int
-    mode: str = "policy"  # one of EVAL_MODES
+    mode: str = "policy"  # one of results.MODES
 
     def starts(self, chunk_size: int) -> dict[int, list[int]]:
         """Episode -> the frames a chunk is predicted at, for a policy of `chunk_size`: every `every`-th frame (default
         the chunk size, so the chunks tile each episode), or `chunks` spread over the episodes (`spread_starts`). A
         caller that bounds the work (the agent tool) counts them before the model loads. The world model's modes read
-        the frames after f too (f + 1 .. f + chunk): an episode's last frame starts none, and `chunks` are spread
-        over the frames whose whole chunk + 1 frames the episode recorded."""
-        lengths = {i: int(self.data.dataset.episode_lengths[i]) for i in self.episodes}
+        the frames after f too (f + 1 .. f + chunk): an episode's last frame starts none (one of a single frame, none
+        at all), and `chunks` are spread over the frames whose whole chunk + 1 frames the episode recorded."""
         ahead = int(self.mode != "policy")  # the frame after the chunk's last action
+        lengths = {i: n for i in self.episodes if (n := int(self.data.dataset.episode_lengths[i])) > ahead}
         if self.chunks is not None:
             return spread_starts(lengths, chunk_size + ahead, self.chunks)
         every = chunk_size if self.every is None else self.every
@@ -561,7 +568,7 @@ def check_open_loop(
     tool, whose cached model takes minutes to load) runs it up front, so a wrong dataset fails at once, then
     `run_open_loop` on the plan, which checks nothing again. `trained`: the keys the checkpoint's training run read
     (`policy.trained_data_keys`), which `action_keys` and `state_keys` left out default to where the dataset has
-    them all. `mode`: what is compared (`EVAL_MODES`, `evaluate_open_loop`)."""
+    them all. `mode`: what is compared (`results.MODES`, `evaluate_open_loop`)."""
     from ..policy import check_seed
 
     mode = check_eval_mode(mode)
@@ -654,7 +661,7 @@ def evaluate_open_loop(
     the chunks planned (`compare_open_loop`).
     `load_options` go to `load_policy` (device, dtype, chunk_size, ...).
 
-    `mode` (`EVAL_MODES`) says what is compared with the recording: "policy" (the default), the chunks predicted from
+    `mode` (`results.MODES`) says what is compared with the recording: "policy" (the default), the chunks predicted from
     frame f against the actions recorded at f .. f + chunk - 1; "inverse_dynamics", the actions `Policy.infer_actions`
     recovers from the recorded frames f .. f + chunk against the actions recorded between them (an `OpenLoopResult`
     alike, with its mode); "forward_dynamics", the frames `Policy.imagine` imagines from frame f under the recorded
@@ -846,11 +853,13 @@ def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[in
     composed as the request's are and brought to the model's output resolution (`model_frames`: the centre crop
     where the policy crops, the canvas the request was generated on, the decoded size), so the two are compared
     pixel for pixel. Inputs as `compare_open_loop` reads them (cameras, first phrasing, state at f, seed + episode).
-    `keep_frames`: keep each episode's side-by-side frames (recorded | imagined | abs diff) for its video. Nothing
-    is written: the result's `out` is None."""
+    `keep_frames`: keep each episode's video of side-by-side frames (recorded | imagined | abs diff), encoded once its
+    chunks are compared (`encode_mp4`: one episode's frames held at a time). Nothing is written: the result's `out`
+    is None."""
     from ..logcapture import progress_bar
     from ..policy import PolicyRequest
     from ..processing.observations import composite_regions, frames_from_mapping, model_frames
+    from ..processing.video import encode_mp4
 
     ds, cameras, reader = data.dataset, data.cameras, data.reader
     emb, chunk = policy.embodiment, policy.chunk_size
@@ -859,7 +868,7 @@ def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[in
     names = [cameras[k] for k in regions]  # each camera by its dataset key
     total = _FrameErrors(names, chunk)
     episodes: list[dict[str, Any]] = []
-    kept: dict[int, list[np.ndarray]] | None = {} if keep_frames else None
+    kept: dict[int, bytes] | None = {} if keep_frames else None
     chosen = [i for i, frames in starts.items() if frames]
     planned = sum(len(starts[i]) for i in chosen)
     callback = progress if callable(progress) else None
@@ -872,6 +881,7 @@ def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[in
             state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in data.state_keys], axis=1)
                      if emb.state_history else None)
             errors = _FrameErrors(names, chunk)
+            side_by_side: list[np.ndarray] = []
             for b in range(0, len(at), batch_size):
                 batch = at[b:b + batch_size]
                 last = min(batch[-1] + chunk + 1, ep.length)
@@ -906,16 +916,18 @@ def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[in
                     errors.reached(ahead)
                     if kept is not None:
                         diff = np.abs(recorded.astype(np.int16) - imagined.astype(np.int16)).astype(np.uint8)
-                        kept.setdefault(i, []).extend(np.concatenate([recorded, imagined, diff], axis=2))
+                        side_by_side.extend(np.concatenate([recorded, imagined, diff], axis=2))
                 done += len(requests)
                 bar.update(len(requests))
+            if kept is not None and side_by_side:
+                kept[i] = encode_mp4(side_by_side, emb.fps)
             total.merge(errors)
             episodes.append({"episode": i, "frames": ep.length, "chunks": len(at), "starts": at,
                              "frames_compared": int(errors.count.sum()),
                              "psnr": {c: errors.psnr(c) for c in names},
                              "ssim": {c: errors.mean_ssim(c) for c in names}, "video": None})
     return ForwardDynamicsResult(out=None, cameras=names, chunk_size=chunk, every=None, errors=total,
-                                 episodes=episodes, frames=kept)
+                                 episodes=episodes, videos=kept)
 
 
 def _batch_progress(callback: Callable[[float, int], None], first: int, n: int, planned: int, step: int,
@@ -956,28 +968,25 @@ def _write_forward(result: ForwardDynamicsResult, out: Path, plots: bool) -> Non
     """openloop.json and, with `plots`, the summary figure (PSNR and SSIM by frame ahead) and a video per episode,
     written once every chunk is compared, an earlier evaluation's figures and videos this one does not rewrite
     removed (as `_write`)."""
-    from ..processing.video import write_video
-
     earlier = (out / OPENLOOP_FILE).is_file()
     if plots:
         from ..viz.plots import forward_dynamics_figure, save_figure
 
-        fps = result.settings["fps"]
         for episode in result.episodes:
-            frames = (result.frames or {}).get(episode["episode"])
-            if frames:
-                path = write_video(out / FORWARD_VIDEO.format(episode["episode"]), frames, fps)
+            video = (result.videos or {}).get(episode["episode"])
+            if video:
+                path = write_bytes_atomic(out / FORWARD_VIDEO.format(episode["episode"]), video)
                 episode["video"] = path.name
                 result.files.append(path)
         spacing = f"every {result.every} frames" if result.every is not None else "spread evenly"
         detail = (f"{plural(result.chunks, 'chunk')} of {result.chunk_size} over "
                   f"{plural(len(result.episodes), 'episode')}, {spacing}; "
                   f"{plural(result.frames_compared, 'frame')} compared")
-        fig = forward_dynamics_figure(result.horizon_psnr, result.horizon_ssim, fps,
+        fig = forward_dynamics_figure(result.horizon_psnr, result.horizon_ssim, result.settings["fps"],
                                       title=f"forward dynamics: {_title(result.settings)}", detail=detail)
         result.plot = save_figure(fig, out / SUMMARY_FIGURE)
         result.files.append(result.plot)
-    result.frames = None  # written: not held any longer
+    result.videos = None  # written: not held any longer
     write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
     result.files.append(out / OPENLOOP_FILE)
     _remove_stale(out, earlier, result.files)
