@@ -272,8 +272,8 @@ def _teleop_episode(env: TabletopEnv, source: TeleopInput, ik, cap: np.ndarray, 
     None where no step was recorded."""
     from worldpolicy.sim.policies import limit_step
 
-    obs, _ = env.reset(seed=seed)  # the target on the hand
-    prompt = obs["prompt"]
+    env.reset(seed=seed)  # the target on the hand; what it returns is in the env's obs_type
+    prompt = env.task_description
     source.begin(env, seed, attempt)
     command = env.joint_positions()  # the joint targets last commanded
     gripper = 0.0

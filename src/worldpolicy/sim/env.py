@@ -373,7 +373,7 @@ class TabletopEnv(gym.Env):
         obs = {
             "observation/joint_position": self.joint_positions(),
             "observation/gripper_position": np.array([self.gripper_position()]),
-            "prompt": self.episode.prompt if self.episode else "",
+            "prompt": self.task_description,
         }
         if self.image_size is not None and images is not False:
             for key in CAMERAS:

@@ -9,8 +9,9 @@ those of control step s + 1 (from 0, as report.json counts `steps`: an episode o
 distance and the outcome at step s are after s steps (1..N; success at report.json's `success_step`).
 
 - `prompt`: the episode's instruction (static).
-- `observation/<camera>`: the camera images a request was asked with, at the step it was asked (none for a policy
-  that looks at no camera: the scripted expert, random actions; `--videos` records the scene for them).
+- `observation/<camera>`: the camera images a request was asked with, at the step it was asked, by the camera's name
+  (`wrist_image_left`: `scenes.camera_feature_name`, as a predict run's recording names it) (none for a policy that
+  looks at no camera: the scripted expert, random actions; `--videos` records the scene for them).
 - `joints/<joint>` and `joints/gripper`: measured as the step began (rad; the gripper g in [0, 1], 0 open).
 - `target/<joint>`, `target/gripper`: the joint target sent (`JointTarget`, the decoded and blended actions);
   `held` 1 where no action was planned for the step (a reply not landed yet, a failed request), else 0;
@@ -33,7 +34,7 @@ import numpy as np
 
 from worldpolicy.embodiments import unit_label
 from worldpolicy.planning import PLANNER
-from worldpolicy.sim.scenes import CAMERAS
+from worldpolicy.sim.scenes import CAMERAS, camera_feature_name
 from worldpolicy.viz.rerun import at_step, entity, image, log_columns, log_text
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class RerunWatch:
             return
         at_step(self.rec, episode.t, logged.fps)
         for key in cameras:
-            self.rec.log(logged.path + entity("observation", key), image(observation[key]))
+            self.rec.log(logged.path + entity("observation", camera_feature_name(key)), image(observation[key]))
 
     def stepped(self, episode: Episode, target: JointTarget, measured: np.ndarray, command: np.ndarray) -> None:
         logged, rec, rr = self._of(episode), self.rec, self._rr
