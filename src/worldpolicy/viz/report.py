@@ -49,6 +49,7 @@ from ..fileio import (
     SIM_EPISODES_FILE,
     SIM_LOG_FILE,
     SIM_REPORT_FIGURE,
+    SIM_REPORT_FILE,
     SWEEP_FILE,
     TRAIN_LOG_FILE,
     write_bytes_atomic,
@@ -93,7 +94,7 @@ LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smalles
 SMOOTH_MIN_POINTS = 20
 # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages;
 # dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards; openloop.json: `dataset eval`'s errors
-METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE, OPENLOOP_FILE)
+METRICS_FILES = ("metrics.json", SIM_REPORT_FILE, "summary.json", DREAM_FILE, OPENLOOP_FILE)
 # openloop.json's per-column errors, a table of their own (`_open_loop_section`), and what its plots already show
 OPEN_LOOP_TABLED = ("columns", "units", "mae", "rmse", "mae_normalized_by_column", "recorded_std", "horizon",
                     "episodes", "plots")
