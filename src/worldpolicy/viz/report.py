@@ -487,9 +487,8 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     lo, hi = report.get("ci95", (None, None))
     cards = [("task", report.get("task")), ("policy", report.get("policy")), ("robot", report.get("robot")),
              ("success", f"{report.get('successes')}/{done}")]
-    if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
-        cards.append(("success rate",
-                      f"{100 * report['success_rate']:.1f} % (95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+    if _number(report.get("success_rate")) and _number(lo) and _number(hi):
+        cards.append(("success rate", f"{_pct(report['success_rate'])} (95 % Wilson CI {_pct_range(lo, hi)})"))
     scenes, note = _scenes(report, done)
     if scenes:
         cards.append(("scenes", scenes))
