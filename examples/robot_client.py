@@ -15,10 +15,11 @@ As shipped, the robot is a stand-in, the simulated Franka Panda of `worldpolicy.
     worldpolicy serve --device cpu --port 8000 &                   # or a real server, then:
     python examples/robot_client.py --url ws://127.0.0.1:8000 --ticks 150
 
-On your robot: write a `Robot` for it (the three methods below; the camera keys are the ones `policy.embodiment`
-names, the joints in rad), replace `SimRobot(...)` in `main`, and pass `--url` of your server. On a GPU server whose
-replies land within a chunk's span (`chunk_size / fps`) add `--realtime`, so the arm runs on while the next chunk is
-computed (docs/robot.md, "On your own robot"). Needs the `serve` extra, and `sim` for the stand-in robot.
+On your robot: write a `Robot` for it (the four methods below that raise NotImplementedError; the camera keys are
+the ones `policy.embodiment` names, the joints in rad), replace `SimRobot(...)` in `run`, and pass `--url` of your
+server. On a GPU server whose replies land within a chunk's span (`chunk_size / fps`) add `--realtime`, so the arm
+runs on while the next chunk is computed (docs/robot.md, "On your own robot"). Needs the `serve` extra, and `sim`
+for the stand-in robot.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from ..fileio import (
     SIM_EPISODES_FILE,
     SIM_LOG_FILE,
     SIM_REPORT_FIGURE,
+    SIM_REPORT_FILE,
     SWEEP_FILE,
     TRAIN_LOG_FILE,
     write_bytes_atomic,
@@ -93,7 +94,7 @@ LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smalles
 SMOOTH_MIN_POINTS = 20
 # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages;
 # dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards; openloop.json: `dataset eval`'s errors
-METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE, OPENLOOP_FILE)
+METRICS_FILES = ("metrics.json", SIM_REPORT_FILE, "summary.json", DREAM_FILE, OPENLOOP_FILE)
 # openloop.json's per-column errors, a table of their own (`_open_loop_section`), and what its plots already show
 OPEN_LOOP_TABLED = ("columns", "units", "mae", "rmse", "mae_normalized_by_column", "recorded_std", "horizon",
                     "episodes", "plots")
@@ -486,9 +487,8 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     lo, hi = report.get("ci95", (None, None))
     cards = [("task", report.get("task")), ("policy", report.get("policy")), ("robot", report.get("robot")),
              ("success", f"{report.get('successes')}/{done}")]
-    if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
-        cards.append(("success rate",
-                      f"{100 * report['success_rate']:.1f} % (95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+    if _number(report.get("success_rate")) and _number(lo) and _number(hi):
+        cards.append(("success rate", f"{_pct(report['success_rate'])} (95 % Wilson CI {_pct_range(lo, hi)})"))
     scenes, note = _scenes(report, done)
     if scenes:
         cards.append(("scenes", scenes))

@@ -199,6 +199,7 @@ def write_run_recording(path: str | Path, target: RerunTarget) -> None:
     """A predict run (its folder, or its actions.json: `run.resolve_actions_path`) as a recording into `target`: its
     action chunk, imagined video, observation images and prompt (module docstring). The run is read and checked
     before anything is logged."""
+    from ..processing.observations import last_frame_pixels
     from ..processing.video import iter_video
     from .plots import _check_fps, is_dream, load_actions_file, run_title, settings_of
     from .run import OBSERVATION_FOLDER, ROLLOUT_VIDEO, describe_rollout_video, resolve_actions_path
@@ -223,16 +224,9 @@ def write_run_recording(path: str | Path, target: RerunTarget) -> None:
         if isinstance(prompt, str) and prompt:
             log_text(rec, "/prompt", prompt)
         for image in observed:  # what the model started from: step 0, as the video's frame 0
-            log_frames(rec, entity(OBSERVATION_FOLDER, image.stem), [_png_pixels(image)], fps)
+            log_frames(rec, entity(OBSERVATION_FOLDER, image.stem), [last_frame_pixels(image, str(image))], fps)
         if video.is_file():
             log_frames(rec, "/" + Path(ROLLOUT_VIDEO).stem, iter_video(video), fps)
-
-
-def _png_pixels(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def log_sim_run(rec: rr.RecordingStream, run_dir: str | Path, episodes: Sequence[Mapping[str, Any]]) -> int:

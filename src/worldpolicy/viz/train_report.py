@@ -31,7 +31,7 @@ from ..fileio import (
     saved_checkpoints,
 )
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
-from .report import _cards, _esc, _fmt, _href, _kv_table, _number, _read_json
+from .report import _cards, _esc, _fmt, _href, _kv_table, _number, _pct, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
@@ -350,7 +350,7 @@ def _sweeps(run_dir: Path, notes: list[str]) -> str:
         best = next((r for r in rows if r.get("best") is True), None)
         said = "no best yet" if best is None else (
             f"best step {_esc(best.get('step'))}: {_esc(best.get('successes'))}/{_esc(best.get('n_episodes'))} = "
-            + (f"{100 * best['success_rate']:.1f} %" if _number(best.get("success_rate")) else "-"))
+            + _pct(best.get("success_rate")))
         name = _esc(f"{folder.name}/")
         link = (f"<a href='{_href(f'{folder.name}/{REPORT_FILE}')}'>{name}</a>"
                 if (folder / REPORT_FILE).is_file() else name)
