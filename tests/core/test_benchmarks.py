@@ -272,6 +272,20 @@ def test_sim_baselines_print_each_bar_and_write_the_table(tmp_path):
     assert [row["policy"] for row in json.loads((tmp_path / "t.json").read_text())] == ["scripted", "random"]
 
 
+def test_first_frame_encode_prints_its_ratio_and_that_the_latent_is_the_same():
+    out = _ran("bench_first_frame_encode.py", "--repeats", "1", "--frames", "2", "--size", "32x32")
+    assert re.search(r"whole canvas \d+\.\d+ ms, first frame \d+\.\d+ ms, \d+\.\d+x", out), out
+    assert "first latent frame bit-equal: True" in out
+
+
+def test_sim_record_prints_its_ratio_and_that_both_ways_saw_the_same():
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    out = _ran("bench_sim_record.py", "--episodes", "1", "--steps", "2", "--repeats", "1", "--size", "32x48")
+    assert re.search(r"cameras rendered again \d+\.\d+ s \(15 renders\), taken from the frame \d+\.\d+ s "
+                     r"\(12 renders\), \d+\.\d+x", out), out
+    assert "same request images: True; same frames: True" in out
+
+
 @pytest.mark.slow
 def test_train_memory_prints_each_variant_against_fp32():
     out = _ran("bench_train_memory.py", "--batch", "1", "--repeats", "1", timeout=900)
@@ -346,6 +360,10 @@ def test_help_shows_the_whole_description(script):
     ("bench_sim_rerun.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_inverse_canvas.py", ["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
     ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
+    ("bench_sim_record.py", ["--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+    ("bench_first_frame_encode.py", ["--frames", "1"], "argument --frames: expected an integer >= 2, got '1'"),
+    ("bench_first_frame_encode.py", ["--size", "40x32"], "--size='40x32': each side must be a multiple of 16"),
+    ("bench_sim_record.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
     ("bench_sim_baselines.py", ["--tasks", "nope"], "argument --tasks: invalid choice: 'nope'"),
     ("bench_world_model.py", ["--stride", "0"], "argument --stride: expected an integer >= 1, got '0'"),
     ("bench_world_model.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),

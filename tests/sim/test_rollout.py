@@ -189,6 +189,47 @@ def test_the_baselines_render_only_the_frames_a_recording_keeps():
         assert len(rendered) == 3 + 3 * result.steps  # and each recorded frame's cameras
 
 
+class _Looking(RandomPolicy):
+    """Random actions that look at the cameras: keeps each request's camera images."""
+
+    uses_images = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def act(self, observation, prompt):
+        self.seen.append({k: v.copy() for k, v in observation.items() if k.startswith("observation/") and "image" in k})
+        return super().act(observation, prompt)
+
+
+def test_a_recorded_episode_asks_with_the_cameras_its_frames_rendered_not_rendered_again():
+    """Each recorded frame renders the cameras of the state the next request is asked in: that request rendered them
+    again (the demo's episodes, one request per step, rendered every camera twice). The requests see the same images
+    as an unrecorded episode's."""
+    env = TabletopEnv("reach", image_size=(48, 64), max_steps=6)
+    rendered = []
+    render = env.render_camera
+    env.render_camera = lambda key: rendered.append(key) or render(key)
+    seen = {}
+    try:
+        for record in (False, True):
+            policy = _Looking(seed=0, chunk_size=1)
+            rendered.clear()
+            result = Rollout(env, policy).run(seed=0, record=record)
+            seen[record] = policy.seen
+        assert result.chunks == result.steps == 6
+        # reset()'s observation, the first request's cameras, then each frame's only (not also each next request's)
+        assert len(rendered) == 3 + 3 + 3 * result.steps
+    finally:
+        env.close()
+    assert len(seen[True]) == len(seen[False]) == 6
+    for recorded, alone in zip(seen[True], seen[False]):
+        assert list(recorded) == list(alone)
+        for key in alone:
+            np.testing.assert_array_equal(recorded[key], alone[key])
+
+
 class _Counting:
     """Holds the arm at home, gripper open (no episode succeeds), counting its requests."""
 

@@ -270,12 +270,17 @@ class Rollout:
                                                 check_velocity=False, check_limits=False)
         return self._decoders[key]
 
-    def _observe(self) -> dict:
+    def _observe(self, views: dict[str, np.ndarray] | None = None) -> dict:
         """The observation for the next request, taken now: a backend that reads privileged sim state (the scripted
         expert) gets it as of now too, not as of whenever a background request runs. Its cameras are rendered only for
         a backend that looks at them (`uses_images`, True unless a backend says otherwise: the scripted expert and
-        random actions do not), so an episode of theirs renders only the frames a recording keeps."""
-        obs = self.env.observe(images=getattr(self.policy, "uses_images", True))
+        random actions do not), so an episode of theirs renders only the frames a recording keeps. `views`: the
+        cameras (`CAMERAS`) already rendered of the state as it is now (the recorded frame of the step just taken),
+        used instead of rendering them again."""
+        uses_images = getattr(self.policy, "uses_images", True)
+        obs = self.env.observe(images=uses_images and views is None)
+        if uses_images and views is not None:
+            obs.update(views)  # in `CAMERAS` order, after the state, as `observe` puts them
         snapshot = getattr(self.policy, "snapshot", None)
         return snapshot(obs) if snapshot is not None else obs
 
@@ -317,18 +322,21 @@ class Rollout:
         return int(fast.size > 0)
 
     def _frame(self, imagined: np.ndarray | None, seed: int, steps: int, outcome: bool | None,
-               settings: dict[str, Any] | None = None) -> np.ndarray:
+               settings: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Sim cameras side by side, and the model's imagined frame for this step when it returned video, each
         captioned (`sim: <camera>`, `model: imagined`, with a planner's choice: `imagined_caption` of the chunk's
         `settings`): uncaptioned, the imagined panel passed for a fourth camera. The imagined frame is the policy's
         cameras composed into one picture, each part labelled with its camera's name (`_imagined_regions`).
         Above them the episode's caption (`_caption`), tinted on the last frame by the outcome (`outcome`: None until
-        the episode is decided): an mp4 watched on its own said neither which episode it was nor how it ended."""
+        the episode is decided): an mp4 watched on its own said neither which episode it was nor how it ended.
+        Returns the frame and the sim cameras it shows by key (`CAMERAS`): the next request's observation of this
+        state (`Rollout._observe`), not rendered twice."""
         from PIL import ImageFont
 
         from worldpolicy.viz.video import caption_above, label_height, label_regions, labelled_row
 
         views = [self.env.render_camera(key) for key in CAMERAS]
+        rendered = dict(zip(CAMERAS, views))
         labels = [f"sim: {name}" for name in CAMERAS.values()]
         longest_labels: list[str | None] = [None] * len(views)  # each panel's longest caption in the episode
         if imagined is not None:
@@ -343,7 +351,7 @@ class Rollout:
         font = ImageFont.load_default(size=20)
         widest = max((self._caption(seed, self.max_steps, end) for end in (True, False)), key=font.getlength)
         return caption_above(row, self._caption(seed, steps, outcome), widest, label_height(views[0].shape[0]),
-                             background=OUTCOME_COLORS[outcome])
+                             background=OUTCOME_COLORS[outcome]), rendered
 
     def _imagined_regions(self) -> dict[str, tuple[float, float, float, float]] | None:
         """Where each sim camera lies in the model's imagined frame, by the camera's name as its own panel is captioned:
@@ -408,6 +416,9 @@ class Episode:
         if hasattr(policy, "reset"):
             policy.reset(seed)
         self.frames: list[np.ndarray] = []
+        # the cameras the last recorded frame rendered of the state as it is now: the next observation's, until the
+        # next step
+        self._views: dict[str, np.ndarray] | None = None
         self.recording_s = 0.0  # drawing the recorded frames (`EpisodeResult.recording_s`)
         self.tracking: list[float] = []
         self.clipped, self.too_fast, self.jumps = 0, 0, Jumps()
@@ -431,8 +442,9 @@ class Episode:
         return not self.ended and self.control.asks
 
     def observe(self) -> dict:
-        """The observation a request of the next step is asked with (`Rollout._observe`), shown to the `watch`."""
-        observation = self.rollout._observe()
+        """The observation a request of the next step is asked with (`Rollout._observe`): of a recorded episode, with
+        the cameras its last frame rendered of this state; shown to the `watch`."""
+        observation = self.rollout._observe(self._views)
         if self.watch is not None:
             self.watch.observed(self, observation)
         return observation
@@ -449,6 +461,7 @@ class Episode:
         joints = env.joint_positions()
         measured = np.append(joints, env.gripper_position()) if self.watch is not None else None
         target = self.control.step(self.observe if observation is None else observation, joints)
+        self._views = None  # the state moves on below
         rollout.execute_steps = self.control.execute_steps
         # a head without a gripper column commands none: the gripper keeps its last command
         command = np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command)
@@ -470,8 +483,9 @@ class Episode:
             imagined = (pred.video[_frame_after(target.index, len(pred.video), pred.chunk_size)]
                         if pred is not None and pred.video is not None else None)  # None: no reply yet
             drawn = time.perf_counter()
-            self.frames.append(rollout._frame(imagined, self.seed, self.t, succeeded if ended else None,
-                                              pred.settings if pred is not None else None))
+            frame, self._views = rollout._frame(imagined, self.seed, self.t, succeeded if ended else None,
+                                                pred.settings if pred is not None else None)
+            self.frames.append(frame)
             self.recording_s += time.perf_counter() - drawn
         if self.on_step is not None:
             self.on_step(self.t)
