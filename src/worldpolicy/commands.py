@@ -704,6 +704,7 @@ def _dream(args: argparse.Namespace) -> int:
         sigint_held,
         signal_name,
         stop_signal,
+        what_stopped,
     )
     from .logcapture import progress_bar
     from .models import resolve_checkpoint
@@ -798,7 +799,7 @@ def _dream(args: argparse.Namespace) -> int:
             bar.close()
             if recorder.chunks:
                 done = len(recorder.chunks)
-                why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
+                why = what_stopped(exc)
                 # stopping anyway: what it held is not raised
                 with sigint_held(writing(done), second_stops=True) as held:
                     if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the

@@ -153,6 +153,16 @@ def stop_signal(stop: KeyboardInterrupt) -> int:
     return getattr(stop, "signum", signal.SIGINT)
 
 
+def what_stopped(exc: BaseException) -> str:
+    """What ended a command's work, as its "N of M finished before ..." lines name it: "the interruption" (Ctrl-C, or a
+    stop carrying it: `stop_signal`), the signal of a `Terminated` ("SIGTERM": a scheduler's time limit or preemption,
+    `kill`; "SIGUSR1"), as the command's last line names it ("terminated (SIGTERM)"), else "the failure"."""
+    if not isinstance(exc, KeyboardInterrupt):
+        return "the failure"
+    signum = stop_signal(exc)
+    return "the interruption" if signum == signal.SIGINT else signal_name(signum)
+
+
 def exit_status(stop: KeyboardInterrupt) -> int:
     """The shell's exit status for a command a signal stopped: 128 + the signal (`stop_signal`: 130 Ctrl-C, 143
     SIGTERM, 138 SIGUSR1), so a job script or scheduler sees which one it was."""

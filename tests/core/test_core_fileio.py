@@ -224,6 +224,22 @@ def test_slurms_sigusr1_is_held_and_stops_the_command_as_sigterm_does_with_its_o
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
+def test_the_finished_before_lines_name_the_interruption_the_signal_or_the_failure(tmp_path):
+    """`sim`, its sweep and `dream` say how much finished before what stopped them: Ctrl-C (or a stop carrying it) is
+    "the interruption", a scheduler's SIGTERM or SIGUSR1 is named as the command's last line names it, else a
+    failure."""
+    import signal
+
+    from worldpolicy.data.label import LabelInterrupted
+    from worldpolicy.fileio import Terminated, what_stopped
+
+    assert what_stopped(KeyboardInterrupt()) == "the interruption"
+    assert what_stopped(Terminated()) == "SIGTERM" and what_stopped(Terminated(signal.SIGUSR1)) == "SIGUSR1"
+    assert what_stopped(LabelInterrupted(tmp_path, tmp_path, 3, 1, 0, signum=signal.SIGTERM)) == "SIGTERM"
+    assert what_stopped(LabelInterrupted(tmp_path, tmp_path, 3, 1, 0)) == "the interruption"
+    assert what_stopped(RuntimeError("the policy server went away")) == "the failure"
+
+
 def test_a_deferred_signal_stops_once_the_block_has_finished(default_sigterm):
     """`sigint_deferred`: the block runs to its end under a Ctrl-C (SIGTERM), which then stops the command as the
     signal that came; a block with no signal ends as usual, and an error in the block is raised as it came."""

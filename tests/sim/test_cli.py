@@ -338,7 +338,7 @@ def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, ca
     argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 143
     err = capsys.readouterr().err
-    assert "1 of 3 episodes finished before the interruption" in err and "--resume" in err
+    assert "1 of 3 episodes finished before SIGTERM" in err and "--resume" in err
     assert "sim: terminated (SIGTERM)" in err and "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back after the command

@@ -315,3 +315,73 @@ def test_worldpolicy_train_runs_a_mixture_file_and_names_a_flag_it_refuses(train
     assert main(["train", str(path), "--no-progress"]) == 0
     state = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "trainer_state.json").read_text())
     assert [r["weight"] for r in state["mixture"]] == [1.0, 2.0] and state["mixture_sampler"]["step"] == 1
+
+
+def test_the_sources_caches_are_judged_together_held_out_windows_included(train_config, tiny_dataset, other_dataset,
+                                                                           tiny_checkpoint, tmp_path, monkeypatch):
+    """Two sources whose latent caches each fit the free disk and RAM alone, but not together, are refused before the
+    weights load, the message naming both with their parts and shares, and the settings that shrink the whole."""
+    import shutil
+
+    from worldpolicy.engine import loading
+    from worldpolicy.engine.loading import local_vae_config
+    from worldpolicy.train.data import SHARD_WINDOWS, count_windows, window_bytes, window_ram
+    from worldpolicy.train.trainer import Trainer
+
+    def fails(*args, **kwargs):
+        raise AssertionError("the weights load")
+
+    monkeypatch.setattr(loading, "load_components", fails)
+    plenty = 2**50
+    memory, free = [plenty], [plenty]
+    monkeypatch.setattr(loading, "device_memory", lambda device: (memory[0], None))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(plenty, 0, free[0]))
+    fresh = {"cache_dir": str(tmp_path / "cache")}  # nothing cached: every window is encoded and written here
+    validation = {"every": 1, "windows": 2, "action_chunks": 0}
+    mixed = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                   {"dataset": str(other_dataset), "weight": 3, "validation_episodes": [1]}, data=fresh,
+                   validation=validation)
+    # each source as a run on it alone
+    alone = [train_config(tmp_path / "a", data=fresh),
+             train_config(tmp_path / "b", data={**fresh, "dataset": str(other_dataset)},
+                          validation={**validation, "episodes": [1]})]
+
+    def check(raw):
+        return Trainer(load_config(raw), progress=False)._data()
+
+    trainer = Trainer(load_config(mixed), progress=False)
+    trainer._data()
+    vae = local_vae_config(tiny_checkpoint)
+    sizes, rams, layout = [], [], trainer._windows[1]
+    for (spec, _), (val_spec, _), frames, dataset in zip(trainer._mixture_specs, trainer._mixture_val,
+                                                          trainer.mixture_frames, trainer.datasets):
+        windows = count_windows(spec, dataset)
+        held = count_windows(val_spec, dataset) if val_spec is not None else 0  # the second's: its 2 scored
+        each = window_bytes(spec, layout, frames, vae)
+        sizes.append(each * windows + (window_bytes(val_spec, layout, frames, vae) * held if held else 0))
+        rams.append((window_ram(spec, layout) * (windows + held), 2 * min(SHARD_WINDOWS, windows + held) * each))
+    assert held == 2 and all(sizes)
+    free[0] = max(sizes)
+    for raw in alone:
+        check(raw)
+    free[0] = sum(sizes) - 1
+    with pytest.raises(ValueError) as refused:
+        check(mixed)
+    text = str(refused.value)
+    for named in ("the latent caches of the 2 data.mixture sources together", "2 held-out",
+                  f"data.mixture[0] ({tiny_dataset})", f"data.mixture[1] ({other_dataset})", "(2 held-out)",
+                  "drawn for 25.0 % of the batch positions", "drawn for 75.0 % of the batch positions",
+                  "a larger data.stride", "data.mixture[i].episodes", "written to data.cache_dir"):
+        assert named in text
+    free[0] = sum(sizes)
+    check(mixed)
+    # the windows' actions: every source's held at once; a build's unwritten shard: one source's at a time
+    ram = sum(r for r, _ in rams) + max(s for _, s in rams)
+    assert ram - 1 >= max(r + s for r, s in rams)
+    memory[0] = ram - 1
+    for raw in alone:
+        check(raw)
+    with pytest.raises(ValueError, match=r"data.mixture\[0\] .*data.mixture\[1\] .*held in RAM.*a machine with more"):
+        check(mixed)
+    memory[0] = ram
+    check(mixed)

@@ -367,6 +367,21 @@ def _progress_line(done: int, total: int, session_steps: int, session_s: float, 
 CACHE_CLOSE = 0.8
 
 
+@dataclass(frozen=True)
+class CacheSource:
+    """One dataset's latent caches as `Trainer._check_cache_fits` judges them: its training windows (`spec`, `windows`
+    of them: `count_windows`), its held-out ones (`held_out`; None: none held out), the frames both are cut from
+    (`trained_frames`), and whether each is built here (no finished cache serves it)."""
+
+    spec: WindowSpec
+    windows: int
+    held_out: WindowSpec | None
+    dataset: Any
+    frames: dict[str, Any]
+    building: bool
+    held_out_building: bool
+
+
 class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
@@ -458,7 +473,8 @@ class Trainer:
                 self._val_actions = self._held_out_actions(self._val_spec, layout)
             windows = count_windows(spec, self.dataset)
             self._warn_batch_over_windows(spec, windows)
-            self._check_cache_fits(spec, layout, windows)
+            self._check_cache_fits(layout, [CacheSource(spec, windows, self._val_spec, self.dataset, self.frames,
+                                                        self._checked, self._checked)])
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
@@ -478,7 +494,7 @@ class Trainer:
         self._mixture_val: list[tuple[WindowSpec | None, bool]] = []  # its held-out windows (None: none), the same
         self.mixture_frames: list[dict[str, Any]] = []
         self._val_spec, self._val_actions, self._val_checked, self._checked = None, None, False, True
-        windows = []
+        windows, caches = [], []
         for i, (table, data, dataset) in enumerate(zip(tables, sources, self.datasets)):
             where = f"data.mixture[{i}] ({table.dataset})"
             fit = embodiment_fit(dataset, layout, default_action_keys(dataset, data.action_keys), data.state_keys,
@@ -506,11 +522,12 @@ class Trainer:
             if checked:
                 check_encodable(spec, layout, dataset)
             windows.append(count_windows(spec, dataset))
-            self._check_cache_fits(spec, layout, windows[-1], frames, checked)
             self._mixture_specs.append((spec, checked))
             self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
                 val_spec, layout, dataset, where)))
             self.mixture_frames.append(frames)
+            caches.append(CacheSource(spec, windows[-1], val_spec, dataset, frames, checked, self._mixture_val[-1][1]))
+        self._check_cache_fits(layout, caches)  # what the run holds and writes: every source's caches together
         # what inference compares its frames with: the first source's, and each source's (`_mixture_record`)
         self.frames = self.mixture_frames[0]
         self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
@@ -634,53 +651,82 @@ class Trainer:
                        size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
                        int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
-    def _check_cache_fits(self, spec: WindowSpec, layout: Embodiment, windows: int,
-                          frames: dict[str, Any] | None = None, building: bool | None = None) -> None:
+    def _check_cache_fits(self, layout: Embodiment, sources: list[CacheSource]) -> None:
         """The latent cache's build writes its latents to disk once (the shards it keeps as it encodes are the
         finished cache), and a run holds every window's actions and flags in RAM (the latents are read from the
         shards as batches need them: `LatentCache.load`): a cache larger than the free space of its folder, or windows
         whose actions pass the RAM, are refused before any weights load, else the run stops hours into encoding (DROID
         at data.stride 1 is 27 million windows). Estimated from the checkpoint's VAE config (a hub id's is not here yet:
         not judged) and the composed frames on the tier's canvas (`window_bytes`, `window_ram`); said when close (over
-        CACHE_CLOSE of it). A mixture's sources are judged one by one: `frames` and `building` are a source's
-        (`trained_frames`, and whether no finished cache serves it), else the run's."""
+        CACHE_CLOSE of it). `sources`: the run's dataset, or a mixture's sources, judged as a whole (what the run
+        holds and writes: every source's training and held-out windows), the message naming each source's part."""
         from ..engine.loading import device_memory, gib, local_vae_config
 
         vae_config = local_vae_config(self.config.checkpoint_source)
         if vae_config is None:
             return
-        frames = self.frames if frames is None else frames
-        each = window_bytes(spec, layout, frames, vae_config)
-        held_out = count_windows(self._val_spec, self.dataset) if self._val_spec is not None else 0
-        # the held-out windows are never augmented: one encoding each
-        size = each * windows + (window_bytes(self._val_spec, layout, frames, vae_config) * held_out
-                                 if held_out else 0)
-        # else a finished cache of this data is read: no room taken
-        building = self._checked if building is None else building
+        parts = []  # each source's: bytes a training window, held-out windows, bytes of its caches, written here
+        shard = 0
+        for source in sources:
+            each = window_bytes(source.spec, layout, source.frames, vae_config)
+            held_out = count_windows(source.held_out, source.dataset) if source.held_out is not None else 0
+            # the held-out windows are never augmented: one encoding each
+            each_held = window_bytes(source.held_out, layout, source.frames, vae_config) if held_out else 0
+            # else a finished cache of this data is read: no room taken
+            written = ((each * source.windows if source.building else 0)
+                       + (each_held * held_out if source.held_out_building else 0))
+            parts.append((each, held_out, each * source.windows + each_held * held_out, written))
+            # a build also holds the latents of a shard not yet written, twice while safetensors writes it (stacked
+            # into one tensor); a mixture's sources are built one after another
+            if source.building:
+                shard = max(shard, 2 * min(SHARD_WINDOWS, source.windows + held_out) * each)
+        spec = sources[0].spec  # chunk_size, stride and augment: the run's
+        windows = sum(source.windows for source in sources)
+        held_out = sum(part[1] for part in parts)
+        size = sum(part[2] for part in parts)
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # each process of a run on this machine holds its own
-        # every window's actions, by each process; a build also holds the latents of a shard not yet written, twice
-        # while safetensors writes it (stacked into one tensor)
-        shard = 2 * min(SHARD_WINDOWS, windows + held_out) * each if building else 0
+        # every window's actions, by each process
         ram = window_ram(spec, layout) * (windows + held_out) * processes + shard
         cache_dir = Path(self._cache_dir)
         # an interrupted build's shards are written already (any build's of this format: which is this one's is known
         # once the VAE loads, so a folder of other builds' shards is judged leniently; an older format's is never read)
         partials = cache_folder(cache_dir, "*", partial=True).name
         kept = sum(f.stat().st_size for f in cache_dir.glob(f"{partials}/*") if f.is_file())
-        disk = max(size - kept, 0) if building else 0
+        disk = max(sum(part[3] for part in parts) - kept, 0)
         folder = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
         free = shutil.disk_usage(folder).free
         total, available = device_memory(torch.device("cpu"))
         augmented = f", augment.copies {spec.augment.copies}" if spec.augment is not None else ""
-        what = (f"the latent cache of {windows + held_out} windows ({windows} training"
-                f"{f' and {held_out} held-out' if held_out else ''}, data.chunk_size {spec.chunk_size}, data.stride "
-                f"{spec.stride}{augmented}) takes about {gib(size)} ({each / 2**20:.2f} MiB a window: its latents at "
-                f"resolution tier {layout.resolution_tier}{', each copy' if augmented else ''} and its actions)")
-        fewer = ("train on fewer windows: a larger data.stride (a window starts every stride frames: stride 4 keeps "
-                 "a quarter of them) or fewer data.episodes" + (", or fewer augment.copies" if augmented else ""))
+        also = f" and {held_out} held-out" if held_out else ""
+        counted = (f"{windows + held_out} windows ({windows} training{also}, data.chunk_size {spec.chunk_size}, "
+                   f"data.stride {spec.stride}{augmented})")
+        copy = ", each copy" if augmented else ""
+        stride = "a larger data.stride (a window starts every stride frames: stride 4 keeps a quarter of them)"
+        fewer_copies = ", or fewer augment.copies" if augmented else ""
+        tables = self.config.data.mixture
+        if tables:
+            weights = sum(t.weight for t in tables)
+            each_source = "; ".join(
+                f"data.mixture[{i}] ({t.dataset}): {source.windows + held} windows"
+                f"{f' ({held} held-out)' if held else ''}, {gib(part)} ({100 * part / size:.0f} % of the whole, "
+                f"{each / 2**20:.2f} MiB a window), drawn for {100 * t.weight / weights:.1f} % of the batch positions"
+                for i, (t, source, (each, held, part, _)) in enumerate(zip(tables, sources, parts)))
+            largest = max(range(len(tables)), key=lambda i: parts[i][2])
+            what = (f"the latent caches of the {len(tables)} data.mixture sources together, {counted}, take about "
+                    f"{gib(size)} (their latents at resolution tier {layout.resolution_tier}{copy} and their actions; "
+                    f"by source: {each_source})")
+            fewer = (f"train on fewer windows: {stride}, fewer episodes of a source (data.mixture[i].episodes, "
+                     f"exclude_episodes or success; data.mixture[{largest}] ({tables[largest].dataset}) holds the "
+                     f"most), or fewer sources{fewer_copies}")
+            whose = "their"
+        else:
+            what = (f"the latent cache of {counted} takes about {gib(size)} ({parts[0][0] / 2**20:.2f} MiB a window: "
+                    f"its latents at resolution tier {layout.resolution_tier}{copy} and its actions)")
+            fewer = f"train on fewer windows: {stride} or fewer data.episodes{fewer_copies}"
+            whose = "its"
         by = f" by each of its {processes} processes" if processes > 1 else ""
-        held = (f"its windows' actions and flags are held in RAM{by} (about {window_ram(spec, layout)} bytes a window; "
-                "its latents are read from disk as batches need them)")
+        held = (f"{whose} windows' actions and flags are held in RAM{by} (about {window_ram(spec, layout)} bytes a "
+                f"window; {whose} latents are read from disk as batches need them)")
         if total is not None and ram > total:
             raise ValueError(f"{what}; {held}: {gib(ram)}, more than this machine's {gib(total)} of RAM (the system "
                              f"would kill the run, hours into encoding); {fewer}, or train on a machine with more RAM")
