@@ -6,6 +6,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import jsonschema
@@ -109,6 +110,11 @@ def test_lists_tools_with_typed_schemas(server):
     assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
     assert tools["list_embodiments"].annotations.read_only_hint is True
     assert tools["evaluate_open_loop"].input_schema["required"] == ["dataset"]
+    # the modes `dataset eval --mode` takes, the library's one list (`data.openloop.EVAL_MODES`)
+    from worldpolicy.data.openloop import EVAL_MODES
+
+    mode = tools["evaluate_open_loop"].input_schema["properties"]["mode"]
+    assert mode["enum"] == list(EVAL_MODES) and mode["default"] == "policy"
     assert tools["compare_sim_runs"].input_schema["required"] == ["runs"]
     assert {"columns", "mae_normalized", "normalization", "episodes", "files"} <= \
         set(tools["evaluate_open_loop"].output_schema["properties"])
@@ -1830,6 +1836,98 @@ def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset, monkeyp
     assert [done for done, _, m in progress if m.startswith("chunks predicted")] == [0, 3, 3, 5], progress
     assert "chunks predicted: 3 of 5" in [m for _, _, m in progress]
     assert progress[-1] == (5, 5, "done") and all(total == 5 for _, total, _ in progress)
+    assert result["mode"] == written["mode"] == "policy" and result["psnr"] is None  # no frame compared
+
+
+def _imagines_the_recording(policy, monkeypatch) -> list:
+    """The cached `policy` answering each forward-dynamics request with the frames `pusht_dataset` recorded after
+    the request's (its frames are one grey, 5 * (t + 20 * episode)), on the canvas `Policy` puts 16x16 frames on:
+    frames a forward-dynamics evaluation must score as identical."""
+    from worldpolicy.processing.observations import canvas_bin
+
+    seen: list = []
+    canvas = list(canvas_bin(16, 16, policy.resolution_tier)[1])
+    lengths = (10, 7)
+
+    def act_batch(requests, progress=None):
+        seen.extend(requests)
+        out = []
+        for r in requests:
+            value = int(r.observation["observation/image"][0, 0, 0])
+            episode = int(value >= 100)
+            t = value // 5 - 20 * episode
+            ahead = np.minimum(t + np.arange(policy.chunk_size + 1), lengths[episode] - 1)  # the last repeated
+            grey = (5 * (ahead + 20 * episode)).astype(np.uint8)
+            video = np.broadcast_to(grey[:, None, None, None], (len(grey), 16, 16, 3)).copy()
+            out.append(SimpleNamespace(video=video, settings={"canvas_hw": canvas}))
+        return out
+
+    monkeypatch.setattr(policy, "act_batch", act_batch)
+    return seen
+
+
+def test_forward_dynamics_evaluation_returns_the_frames_errors_as_openloop_json_writes_them(server, toolbox,
+                                                                                          pusht_dataset, monkeypatch):
+    """mode=forward_dynamics: PSNR, SSIM and MSE per camera and per frame ahead, openloop.json's numbers (an infinite
+    PSNR, of identical frames, null as the file writes it), the episodes' videos in the run folder."""
+    from worldpolicy.data import LeRobotDataset
+
+    (front,) = LeRobotDataset.open(pusht_dataset).video_keys
+    cached = toolbox.policy(toolbox.resolve_checkpoint("tiny"), toolbox._embodiment("pusht"))
+    seen = _imagines_the_recording(cached, monkeypatch)
+    # a mode the checkpoint's training gave no weight: said in the result (the policy logs it at its first request
+    # only, which this one's stand-in makes none of)
+    why = "tiny was trained with no forward_dynamics objective"
+    monkeypatch.setattr(cached, "_untrained", {"forward_dynamics": why})
+    result = ok(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset),
+                                               "mode": "forward_dynamics"})
+    assert {r.mode for r in seen} == {"forward_dynamics"}
+    written = json.loads(Path(result["files"]["openloop"]).read_text())
+    assert result["mode"] == written["mode"] == "forward_dynamics"
+    assert result["psnr"] == written["psnr"] == {front: None} and result["mse"] == {front: 0.0}
+    assert result["ssim"] == written["ssim"] and result["ssim"][front] == pytest.approx(1.0, abs=1e-12)
+    assert result["cameras"] == [front] and result["frames_compared"] == written["frames_compared"] == 15
+    # per frame ahead 1 .. chunk: the chunks whose episode recorded it (starts 0, 4, 8 of 10; 0, 4 of 7)
+    assert result["horizon"] == written["horizon"]
+    assert [(h["frames_ahead"], h["chunks"]) for h in result["horizon"]] == [(1, 5), (2, 4), (3, 3), (4, 3)]
+    assert [e["starts"] for e in result["episodes"]] == [[0, 4, 8], [0, 4]] and result["chunks"] == 5
+    assert all(e["psnr"] == {front: None} for e in result["episodes"])
+    videos = [e["video"] for e in result["episodes"]]
+    assert videos == result["files"]["videos"] and all(Path(v).parent == Path(result["run_dir"]) for v in videos)
+    assert read_video(videos[1])[0].shape == (4 + 2, 16, 48, 3)  # recorded | imagined | abs diff
+    assert [Path(p).name for p in result["files"]["plots"]] == ["openloop_summary.png"]
+    # the action errors are the other modes' numbers: none here
+    assert result["columns"] is None and result["mae_normalized"] is None and result["steps_compared"] is None
+    assert result["warnings"] == [why] and written["untrained"] == why
+
+
+def test_inverse_dynamics_evaluation_runs_the_tiny_checkpoint(server, pusht_dataset):
+    """mode=inverse_dynamics, end to end on the tiny checkpoint's weights: the actions recovered from the recorded
+    frames against the recorded ones, in the policy mode's fields."""
+    result = ok(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), "episodes": [1],
+                                               "mode": "inverse_dynamics"})
+    written = json.loads(Path(result["files"]["openloop"]).read_text())
+    assert result["mode"] == written["mode"] == "inverse_dynamics"
+    assert result["steps_compared"] == written["steps_compared"] == 6  # 7 frames: 6 rows with a next frame
+    assert {c["column"]: c["mae"] for c in result["columns"]} == written["mae"] and result["cameras"] is None
+
+
+def test_a_bad_open_loop_mode_is_refused_naming_it_before_the_model_loads(server, toolbox, pusht_dataset,
+                                                                          monkeypatch):
+    """By the MCP schema (its enum) and by the toolbox (the Strands tool's arguments meet no schema), each accepting
+    the library's modes."""
+    from worldpolicy.data.openloop import EVAL_MODES
+
+    monkeypatch.setattr(toolbox, "policy", lambda *a: pytest.fail("the model was loaded"))
+    before = set(toolbox.config.output_dir.glob("openloop-*"))
+    error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), "mode": "world"})
+    assert error["parameter"] == "mode" and error["given"] == "world" and error["accepted"] == list(EVAL_MODES)
+    for given in ("forward", None):
+        with pytest.raises(ToolInputError) as caught:
+            toolbox.evaluate_open_loop(str(pusht_dataset), "tiny", "pusht", action_keys=["action"], mode=given)
+        assert caught.value.to_dict()["parameter"] == "mode" and caught.value.accepted == list(EVAL_MODES)
+        assert caught.value.given == given
+    assert set(toolbox.config.output_dir.glob("openloop-*")) == before
 
 
 def test_an_open_loop_evaluation_warns_of_episodes_that_are_the_checkpoints_training_scenes(tiny_checkpoint_dir,

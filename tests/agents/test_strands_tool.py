@@ -221,6 +221,14 @@ def test_the_tool_evaluates_open_loop_and_compares_sim_runs(configured, pusht_da
     assert slow["parameter"] == "dataset" and "fps" in slow["message"], slow
     stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", dataset=str(pusht_dataset)))["error"]
     assert stray["parameter"] == "dataset" and "does not apply to action 'predict'" in stray["message"]
+    # mode: the library's modes (`data.openloop.EVAL_MODES`), told apart by the toolbox (no schema checks it here)
+    from worldpolicy.data.openloop import EVAL_MODES
+
+    bad_mode = _json(strands_tool.worldpolicy_tool(action="evaluate_open_loop", dataset=str(pusht_dataset),
+                                                   checkpoint="tiny", embodiment="pusht", mode="forward"))["error"]
+    assert bad_mode["parameter"] == "mode" and bad_mode["accepted"] == list(EVAL_MODES), bad_mode
+    stray = _json(strands_tool.worldpolicy_tool(action="dream", prompt="go", chunks=1, mode="forward_dynamics"))
+    assert stray["error"]["parameter"] == "mode" and "does not apply to action 'dream'" in stray["error"]["message"]
     runs = [sim_run(inputs_dir / "strands_runs" / name, {0: True, 1: name == "a"}) for name in ("a", "b")]
     compared = _json(strands_tool.worldpolicy_tool(action="compare_sim_runs", runs=[str(r) for r in runs]))
     assert [r["successes"] for r in compared["runs"]] == [2, 1] and len(compared["pairs"]) == 1, compared

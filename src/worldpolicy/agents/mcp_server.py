@@ -27,6 +27,7 @@ with extra_imports():
     from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
     from pydantic import BaseModel, Field, ValidationError
 
+from ..data.openloop import EVAL_MODES
 from ..embodiments import MODEL_SPACE_UNIT
 from ..planning import PLAN_CANDIDATES
 from ..sim.perturb import perturbation_help
@@ -73,7 +74,8 @@ INSTRUCTIONS = (
     "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
     "actions file. evaluate_open_loop measures a checkpoint's predicted chunks against a LeRobot dataset's recorded "
     "actions (per-column MAE/RMSE in physical units, mae_normalized on the model's normalised scale to compare "
-    "checkpoints by; not success: evaluate_in_sim is that test); "
+    "checkpoints by; not success: evaluate_in_sim is that test; mode=forward_dynamics: imagined against recorded "
+    "frames, PSNR/SSIM per camera; mode=inverse_dynamics: actions recovered from the frames); "
     "compare_sim_runs puts finished sim runs (their run_dir) side by side with a paired test on shared seeds (a "
     "summary: the whole comparison is in its files). "
     "dream runs a policy closed loop in a world model's imagination (no simulator; rewards per chunk with score); "
@@ -310,30 +312,67 @@ class EpisodeError(BaseModel):
     plot: str | None = Field(description="its figure: predicted chunks over the recorded actions")
 
 
+# per camera (its dataset key), as openloop.json writes it: null for a PSNR of identical frames (infinite; MSE 0)
+PerCamera = dict[str, float | None]
+
+
+class FrameHorizonStep(BaseModel):
+    frames_ahead: int = Field(description="k: the k-th imagined frame after the start frame (from 1)")
+    chunks: int = Field(description="chunks that reached it (one that runs past an episode's end stops short)")
+    psnr: PerCamera | None = Field(description="camera → PSNR dB at this frame (null: no chunk reached it)")
+    ssim: PerCamera | None
+    mse: PerCamera | None
+
+
+class FrameEpisodeError(BaseModel):
+    episode: int
+    frames: int
+    chunks: int
+    starts: list[int] = Field(description="the frames each chunk was imagined from")
+    frames_compared: int
+    psnr: PerCamera
+    ssim: PerCamera
+    video: str | None = Field(description="its video: recorded | imagined | abs diff, chunk after chunk")
+
+
 class OpenLoopFiles(BaseModel):
     openloop: str = Field(description="openloop.json: settings and every number here (`worldpolicy dataset eval`'s)")
-    plots: list[str] = Field(description="the summary figure, then one per episode")
+    plots: list[str] = Field(description="the summary figure, then (policy, inverse_dynamics) one per episode")
+    videos: list[str] | None = Field(default=None, description="forward_dynamics: one per episode")
 
 
 class OpenLoopResult(BaseModel):
     checkpoint: str = Field(description="as list_checkpoints names it, what the tools' `checkpoint` takes back")
     embodiment: str
     dataset: str
+    mode: Literal[EVAL_MODES] = Field(description="what was compared with the recording")
     chunk_size: int
     every: int | None = Field(description="frames between predictions (null: `chunks` spread over the episodes)")
     chunks: int = Field(description="chunks predicted and compared")
-    steps_compared: int
     seed: int = Field(description="episode i's chunks were sampled with seed + i")
     sampling_steps: int = Field(description="denoising steps each chunk was sampled with")
     center_crop: float | None = Field(default=None, description=f"{CROPPED}: openloop.json's")
-    columns: list[ColumnError] = Field(description="per action column, in its physical unit")
-    mae_normalized: float | None = Field(description="the columns' mae_normalized averaged over those not left out: "
-                                         "one unit-free number to compare checkpoints by (lower is closer to the "
-                                         "recording; a training run's val/action_mae); null when every column is "
-                                         "left out")
-    normalization: str = Field(description="what one unit of mae_normalized is, and the columns left out and why")
-    horizon: list[HorizonStep] = Field(description="the error at each step of a chunk (it grows with the step)")
-    episodes: list[EpisodeError]
+    # policy, inverse_dynamics: the actions' errors
+    steps_compared: int | None = Field(default=None, description="policy, inverse_dynamics: action rows compared")
+    columns: list[ColumnError] | None = Field(default=None, description="policy, inverse_dynamics: per action column, "
+                                              "in its physical unit")
+    mae_normalized: float | None = Field(default=None, description="policy, inverse_dynamics: the columns' "
+                                         "mae_normalized averaged over those not left out: one unit-free number to "
+                                         "compare checkpoints by (lower is closer to the recording; a training run's "
+                                         "val/action_mae); null when every column is left out")
+    normalization: str | None = Field(default=None, description="policy, inverse_dynamics: what one unit of "
+                                      "mae_normalized is, and the columns left out and why")
+    # forward_dynamics: the imagined frames' errors against the recorded ones
+    cameras: list[str] | None = Field(default=None, description="forward_dynamics: the dataset's camera keys scored")
+    frames_compared: int | None = Field(default=None, description="forward_dynamics: imagined frames compared")
+    psnr: PerCamera | None = Field(default=None, description="forward_dynamics: camera → PSNR dB (uint8 frames) of "
+                                   "the MSE pooled over every frame compared; null: identical frames (infinite)")
+    ssim: PerCamera | None = Field(default=None, description="forward_dynamics: camera → mean SSIM")
+    mse: PerCamera | None = Field(default=None, description="forward_dynamics: camera → MSE (0..255 scale)")
+    horizon: list[HorizonStep] | list[FrameHorizonStep] = Field(
+        description="the error at each step of a chunk (policy, inverse_dynamics: the MAE per action step) or frame "
+                    "ahead (forward_dynamics: PSNR, SSIM, MSE); it grows with the step")
+    episodes: list[EpisodeError] | list[FrameEpisodeError]
     warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the numbers "
                                 "misleading")
     run_dir: str
@@ -909,13 +948,21 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
                                                       "features)")] = None,
         show_plots: ShowPlots = False,
         center_crop: CenterCrop = True,
+        mode: Annotated[Literal[EVAL_MODES], Field(description="what is compared with the recording (`dataset eval "
+                                                   "--mode`): policy, the predicted chunks against the recorded "
+                                                   "actions; inverse_dynamics, the actions recovered from the "
+                                                   "recorded frames against them (the same fields); "
+                                                   "forward_dynamics, the frames imagined under the recorded "
+                                                   "actions against the recorded frames (PSNR, SSIM, MSE per camera "
+                                                   "and frame ahead, a video per episode)")] = "policy",
     ) -> OpenLoopResult:
         """How close are the checkpoint's predicted chunks to the actions a dataset recorded? Open-loop evaluation
         (`worldpolicy dataset eval`): a chunk predicted from each chosen frame's cameras, task and state, compared
-        with the actions recorded over the same steps. Not success (the closed loop drifts): evaluate_in_sim is that.
-        A cancelled or failed call leaves no run folder."""
+        with the actions recorded over the same steps; `mode` scores the world model's other modes on the same
+        chunks. Not success (the closed loop drifts): evaluate_in_sim is that. A cancelled or failed call leaves no
+        run folder."""
         result = await call(ctx, tb.evaluate_open_loop, dataset, checkpoint, embodiment, episodes, every, chunks,
-                             seed, steps, action_keys, state_keys, center_crop=center_crop)
+                             seed, steps, action_keys, state_keys, center_crop=center_crop, mode=mode)
         return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)

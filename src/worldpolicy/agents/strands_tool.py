@@ -66,7 +66,7 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "prompt_template",
                      "strategy", "latency", "rtc", "num_envs", "plan", "plan_scorer", "center_crop"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
-                           "action_keys", "state_keys", "show_plots", "center_crop"),
+                           "action_keys", "state_keys", "show_plots", "center_crop", "mode"),
     "compare_sim_runs": ("runs",),
     "dream": ("prompt", "chunks", "checkpoint", "world_model", "embodiment", "image", "images", "state", "seed",
               "execute_steps", "score", "show_plots", "center_crop"),
@@ -163,6 +163,7 @@ def worldpolicy_tool(
     execute_steps: int | None = None,
     score: str | None = None,
     center_crop: bool = True,
+    mode: str = "policy",
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
@@ -177,10 +178,11 @@ def worldpolicy_tool(
             scenes the checkpoint was trained on: then not a held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
-            chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
-            finished sim runs side by side, each pair tested on the seeds both ran, the seeds told in other words
-            listed with each run's prompt (runs); dream: the policy run closed loop in a world model's imagination,
-            no simulator (prompt + image or images + chunks [+ world_model, seed, execute_steps, score]);
+            chunks, seed, steps, action_keys, state_keys, mode]; not success: evaluate_sim is that);
+            compare_sim_runs: finished sim runs side by side, each pair tested on the seeds both ran, the seeds told
+            in other words listed with each run's prompt (runs); dream: the policy run closed loop in a world
+            model's imagination, no simulator (prompt + image or images + chunks [+ world_model, seed,
+            execute_steps, score]);
             show_dataset: a page of a LeRobot dataset, its summary and each episode's clips and plots (dataset
             [+ episodes, embodiment]).
         prompt: task description, e.g. "put the cup in the sink".
@@ -268,6 +270,11 @@ def worldpolicy_tool(
             their centre (the command line's --no-center-crop; docs/training.md, Image augmentation); default true:
             crop them as the record says. The result's center_crop: the share of each frame's area the crop kept
             (null: the frames whole).
+        mode: evaluate_open_loop: what is compared with the recording, as `worldpolicy dataset eval --mode`: policy
+            (default: predicted chunks against the recorded actions), inverse_dynamics (actions recovered from the
+            recorded frames, the same fields) or forward_dynamics (frames imagined under the recorded actions against
+            the recorded frames: psnr, ssim, mse per camera and per frame ahead in horizon, null for an infinite
+            PSNR; a video per episode).
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     progress = _deadline(_call_timeout_s)  # the actions that report progress stop there past the time limit
@@ -299,7 +306,7 @@ def worldpolicy_tool(
         "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,
                                                             steps=steps, action_keys=action_keys,
                                                             state_keys=state_keys, progress=progress,
-                                                            center_crop=center_crop,
+                                                            center_crop=center_crop, mode=mode,
                                                             **({} if seed is None else {"seed": seed})),
         "compare_sim_runs": lambda: tb.compare_sim_runs(runs),
         "dream": lambda: tb.dream(prompt, chunks, checkpoint, world_model, embodiment, image, images, state,

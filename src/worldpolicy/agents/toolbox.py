@@ -1283,24 +1283,40 @@ class Toolbox:
         state_keys: Sequence[str] | None = None,
         progress: Progress | None = None,
         center_crop: bool = True,
+        mode: str = "policy",
     ) -> dict[str, Any]:
         """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
-        chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked once
-        (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN; `run_open_loop` runs its
-        plan) and the chunks counted before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it
-        is, this call's `steps` on each request, its `center_crop` as `predict`'s (openloop.json's `settings` record the
-        crop); progress counts the chunks (a fraction at each denoising step). A call that fails or is cancelled
-        removes the run folder it began, as `evaluate_sim` does."""
+        chunk step, with openloop.json and the plots in a fresh run folder. `mode` (`data.openloop.EVAL_MODES`, as
+        `dataset eval --mode`): "inverse_dynamics" scores the actions recovered from the recorded frames alike;
+        "forward_dynamics" the frames imagined under the recorded actions, PSNR, SSIM and MSE per camera and per frame
+        ahead as openloop.json holds them (null for an infinite PSNR), with a video per episode. The dataset is checked
+        once (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN; `run_open_loop`
+        runs its plan) and the chunks counted before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached
+        policy as it is, this call's `steps` on each request, its `center_crop` as `predict`'s (openloop.json's
+        `settings` record the crop); progress counts the chunks (a fraction at each denoising step). A call that fails
+        or is cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
-        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, plan_training_scenes, run_open_loop
+        from ..data.openloop import (
+            EVAL_MODES,
+            LEFT_OUT_WHY,
+            ForwardDynamicsResult,
+            check_eval_mode,
+            check_open_loop,
+            plan_training_scenes,
+            run_open_loop,
+        )
         from ..policy import trained_data_keys
 
         ckpt, emb = self._model(checkpoint, embodiment)
         SEED.check("seed", seed)  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
         self._sampling(seed, steps, None)
         _check_center_crop(center_crop)
+        try:
+            check_eval_mode(mode)
+        except ValueError:
+            raise ToolInputError("mode", "unknown evaluation mode", mode, list(EVAL_MODES)) from None
         for name, value, bounds in (("every", every, OPEN_LOOP_EVERY), ("chunks", chunks, OPEN_LOOP_CHUNKS)):
             if value is not None:
                 bounds.check(name, value)
@@ -1324,7 +1340,7 @@ class Toolbox:
             # everything the run checks before weights, before loading (and not again: `run_open_loop`)
             plan = check_open_loop(ds, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
                                    batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys, action_keys=action_keys,
-                                   trained=trained_data_keys(ckpt))
+                                   trained=trained_data_keys(ckpt), mode=mode)
         except (ValueError, KeyError, OSError) as exc:
             raise _named(exc, given, "dataset", dataset) from None
         # how many chunks the run predicts, placed as `run_open_loop` places them, before the model loads
@@ -1359,27 +1375,43 @@ class Toolbox:
                 shutil.rmtree(out, ignore_errors=True)
             raise
         doc = result.to_json()
-        warnings = list(dict.fromkeys([*notes, *logged]))
-        # episodes that are the checkpoint's training scenes, as `dataset eval` warns (an agent reads the result)
-        said = result.scenes_warning()
-        warnings += [said] if said is not None else []
-        if doc["mae_normalized"] is None:
-            warnings.append("the embodiment's stats hold every action column constant: mae_normalized is undefined, "
-                            "judge the MAE by the columns' units")
+        # a mode the checkpoint's training gave no weight: the policy logs it at its first request only, said each call
+        # here; episodes that are the checkpoint's training scenes, as `dataset eval` warns (an agent reads the result)
+        said = [result.untrained, result.scenes_warning()]
+        warnings = list(dict.fromkeys([*notes, *logged, *filter(None, said)]))
         report(planned, planned, "done")
-        normalized = doc["mae_normalized_by_column"]
-        left_out = set(result.left_out)
-        return {
+        common = {
             "checkpoint": self.checkpoint_name(ckpt),
             "embodiment": emb.key,
             "dataset": str(root),
+            "mode": result.mode,
             "chunk_size": result.chunk_size,
             "every": result.every,
             "chunks": result.chunks,
-            "steps_compared": result.steps,
             "seed": seed,
             "sampling_steps": doc["settings"]["sampling"]["steps"],
             "center_crop": doc["settings"].get("center_crop"),
+        }
+        if isinstance(result, ForwardDynamicsResult):  # openloop.json's numbers as written (null: an infinite PSNR)
+            return {
+                **common,
+                **{key: doc[key] for key in ("cameras", "frames_compared", "psnr", "ssim", "mse", "horizon")},
+                "episodes": [{**row, "video": None if row["video"] is None else str(out / row["video"])}
+                             for row in doc["episodes"]],
+                "warnings": warnings,
+                "run_dir": str(out),
+                "files": {"openloop": str(out / OPENLOOP_FILE),
+                          "plots": [str(p) for p in result.files if p.suffix == ".png"],
+                          "videos": [str(p) for p in result.files if p.suffix == ".mp4"]},
+            }
+        if doc["mae_normalized"] is None:
+            warnings.append("the embodiment's stats hold every action column constant: mae_normalized is undefined, "
+                            "judge the MAE by the columns' units")
+        normalized = doc["mae_normalized_by_column"]
+        left_out = set(result.left_out)
+        return {
+            **common,
+            "steps_compared": result.steps,
             "columns": [{"column": c, "unit": u, "mae": doc["mae"][c], "rmse": doc["rmse"][c],
                          "mae_normalized": normalized[c],
                          "left_out": LEFT_OUT_WHY if c in left_out else None,  # why mae_normalized is null

@@ -429,8 +429,11 @@ class ForwardDynamicsResult:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
                   for row in rows]
-        scenes = training_scenes_warning(self.training_scenes, len(self.episodes), self.settings.get("checkpoint", ""))
-        return "\n".join(lines + [f"warning: {w}" for w in (self.untrained, scenes) if w])
+        return "\n".join(lines + [f"warning: {w}" for w in (self.untrained, self.scenes_warning()) if w])
+
+    def scenes_warning(self) -> str | None:
+        """As `OpenLoopResult.scenes_warning`: the episodes that are the checkpoint's training scenes, or None."""
+        return training_scenes_warning(self.training_scenes, len(self.episodes), self.settings.get("checkpoint", ""))
 
     def to_json(self) -> dict[str, Any]:
         def by_camera(values: Mapping[str, Any]) -> dict[str, float | None]:
