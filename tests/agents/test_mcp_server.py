@@ -110,8 +110,8 @@ def test_lists_tools_with_typed_schemas(server):
     assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
     assert tools["list_embodiments"].annotations.read_only_hint is True
     assert tools["evaluate_open_loop"].input_schema["required"] == ["dataset"]
-    # the modes `dataset eval --mode` takes, the library's one list (`data.openloop.EVAL_MODES`)
-    from worldpolicy.data.openloop import EVAL_MODES
+    # the modes `dataset eval --mode` takes, the library's one list (`results.MODES`)
+    from worldpolicy.results import MODES as EVAL_MODES
 
     mode = tools["evaluate_open_loop"].input_schema["properties"]["mode"]
     assert mode["enum"] == list(EVAL_MODES) and mode["default"] == "policy"
@@ -1916,7 +1916,7 @@ def test_a_bad_open_loop_mode_is_refused_naming_it_before_the_model_loads(server
                                                                           monkeypatch):
     """By the MCP schema (its enum) and by the toolbox (the Strands tool's arguments meet no schema), each accepting
     the library's modes."""
-    from worldpolicy.data.openloop import EVAL_MODES
+    from worldpolicy.results import MODES as EVAL_MODES
 
     monkeypatch.setattr(toolbox, "policy", lambda *a: pytest.fail("the model was loaded"))
     before = set(toolbox.config.output_dir.glob("openloop-*"))

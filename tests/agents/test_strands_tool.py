@@ -221,8 +221,8 @@ def test_the_tool_evaluates_open_loop_and_compares_sim_runs(configured, pusht_da
     assert slow["parameter"] == "dataset" and "fps" in slow["message"], slow
     stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", dataset=str(pusht_dataset)))["error"]
     assert stray["parameter"] == "dataset" and "does not apply to action 'predict'" in stray["message"]
-    # mode: the library's modes (`data.openloop.EVAL_MODES`), told apart by the toolbox (no schema checks it here)
-    from worldpolicy.data.openloop import EVAL_MODES
+    # mode: the library's modes (`results.MODES`), told apart by the toolbox (no schema checks it here)
+    from worldpolicy.results import MODES as EVAL_MODES
 
     bad_mode = _json(strands_tool.worldpolicy_tool(action="evaluate_open_loop", dataset=str(pusht_dataset),
                                                    checkpoint="tiny", embodiment="pusht", mode="forward"))["error"]

@@ -27,9 +27,9 @@ with extra_imports():
     from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
     from pydantic import BaseModel, Field, ValidationError
 
-from ..data.openloop import EVAL_MODES
 from ..embodiments import MODEL_SPACE_UNIT
 from ..planning import PLAN_CANDIDATES
+from ..results import MODES
 from ..sim.perturb import perturbation_help
 from ..sim.progress import SCORER_REWARDS, SCORERS
 from ..sim.tasks import EVAL_SEED
@@ -345,7 +345,7 @@ class OpenLoopResult(BaseModel):
     checkpoint: str = Field(description="as list_checkpoints names it, what the tools' `checkpoint` takes back")
     embodiment: str
     dataset: str
-    mode: Literal[EVAL_MODES] = Field(description="what was compared with the recording")
+    mode: Literal[MODES] = Field(description="what was compared with the recording")
     chunk_size: int
     every: int | None = Field(description="frames between predictions (null: `chunks` spread over the episodes)")
     chunks: int = Field(description="chunks predicted and compared")
@@ -948,7 +948,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy",
                                                       "features)")] = None,
         show_plots: ShowPlots = False,
         center_crop: CenterCrop = True,
-        mode: Annotated[Literal[EVAL_MODES], Field(description="what is compared with the recording (`dataset eval "
+        mode: Annotated[Literal[MODES], Field(description="what is compared with the recording (`dataset eval "
                                                    "--mode`): policy, the predicted chunks against the recorded "
                                                    "actions; inverse_dynamics, the actions recovered from the "
                                                    "recorded frames against them (the same fields); "

@@ -50,6 +50,7 @@ from ..policy import (
 from ..processing import observations
 from ..processing.actions import PHYSICAL_FLOAT32_ACCEPTED, beyond_float32
 from ..processing.prompts import check_length
+from ..results import MODES
 from ..sim.tasks import BUILTIN_POLICIES, EVAL_SEED
 
 logger = logging.getLogger(__name__)
@@ -1287,7 +1288,7 @@ class Toolbox:
     ) -> dict[str, Any]:
         """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
-        chunk step, with openloop.json and the plots in a fresh run folder. `mode` (`data.openloop.EVAL_MODES`, as
+        chunk step, with openloop.json and the plots in a fresh run folder. `mode` (`results.MODES`, as
         `dataset eval --mode`): "inverse_dynamics" scores the actions recovered from the recorded frames alike;
         "forward_dynamics" the frames imagined under the recorded actions, PSNR, SSIM and MSE per camera and per frame
         ahead as openloop.json holds them (null for an infinite PSNR), with a video per episode. The dataset is checked
@@ -1299,7 +1300,6 @@ class Toolbox:
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.openloop import (
-            EVAL_MODES,
             LEFT_OUT_WHY,
             ForwardDynamicsResult,
             check_eval_mode,
@@ -1316,7 +1316,7 @@ class Toolbox:
         try:
             check_eval_mode(mode)
         except ValueError:
-            raise ToolInputError("mode", "unknown evaluation mode", mode, list(EVAL_MODES)) from None
+            raise ToolInputError("mode", "unknown evaluation mode", mode, list(MODES)) from None
         for name, value, bounds in (("every", every, OPEN_LOOP_EVERY), ("chunks", chunks, OPEN_LOOP_CHUNKS)):
             if value is not None:
                 bounds.check(name, value)
