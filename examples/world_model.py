@@ -42,8 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_in_sim(env, decoder: ActionDecoder, actions: np.ndarray, camera_keys) -> dict[str, np.ndarray]:
     """Run a chunk on the simulated arm; each camera's clip [rows + 1, H, W, 3]: the start, then one frame per row."""
     command = decoder.decode(actions, env.joint_positions())
-    frames = [env.observe()]
-    for qpos, gripper in zip(command.qpos, command.gripper, strict=True):
+    frames, gripper = [env.observe()], env.gripper_position()
+    for i, qpos in enumerate(command.qpos):
+        if command.gripper is not None:  # None: an embodiment without a gripper column keeps the gripper where it is
+            gripper = float(command.gripper[i])
         env.act(np.append(qpos, gripper))
         frames.append(env.observe())
     return {key: np.stack([f[key] for f in frames]) for key in camera_keys}

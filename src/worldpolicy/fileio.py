@@ -829,6 +829,7 @@ SIM_LOG_FILE = "sim.log"
 # a planned sim run's candidate videos (`sim.policies.CandidateVideos`, `--plan-save-candidates`), beside its episode
 # videos (`viz.report.SIM_EPISODE_VIDEOS`, whose pattern they do not match)
 SIM_CANDIDATES_DIR = "videos/candidates"
+SIM_EPISODE_PREFIX = "episode_"  # what a sim episode's name starts with (`sim_episode_name`), its seed after it
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
 # a training run's checkpoints each evaluated by `worldpolicy sim --all-checkpoints` (`sim.sweep.write_sweep`)
@@ -911,6 +912,13 @@ def flat_settings(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         out.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) and value
                    else {prefix + key: value})
     return out
+
+
+def sim_episode_name(seed: int) -> str:
+    """The name of a sim run's episode seeded `seed`, `episode_0012`: its video's (`videos/episode_0012.mp4`,
+    `sim.evaluate`), its candidate videos' prefix (`sim.policies.CandidateVideos`) and its Rerun entity's (`sim.rerun`,
+    `viz.rerun.log_sim_run`); `viz.report` reads the seed back from after `SIM_EPISODE_PREFIX`."""
+    return f"{SIM_EPISODE_PREFIX}{seed:04d}"
 
 
 def is_checkpoint(path: str | Path) -> bool:

@@ -73,13 +73,13 @@ from .processing.observations import (
     composite_mismatch,
     fixed_places,
     frame_keys,
+    frames_size_warning,
     load_frames,
     prepare_canvas,
     recorded_canvas,
     single_view_warning,
     stretch_warning,
     trained_on_one_view,
-    trained_size_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
 from .processing.trajectory import (
@@ -499,16 +499,6 @@ def mixture_frames(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     frames = [recorded_frames(source) for source in sources if isinstance(source, Mapping)] \
         if isinstance(sources, list) else []
     return [f for i, f in enumerate(frames) if f is not None and f != first and f not in frames[:i]]
-
-
-def frames_size_warning(trained: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
-                        given: Mapping[str | None, tuple[int, int]], checkpoint: str) -> str | None:
-    """`trained_size_warning` of frames `given` against the frames a run trained on (`recorded_frames`), None where
-    they are like those of another of its mixture's datasets (`mixture_frames`: sources recorded at other sizes)."""
-    message = trained_size_warning(trained, given, checkpoint)
-    if message is None or any(trained_size_warning(other, given, checkpoint) is None for other in others):
-        return None
-    return message
 
 
 def trained_center_crop(path_or_id: str | Path) -> float | None:

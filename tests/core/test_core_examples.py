@@ -148,11 +148,11 @@ def test_robot_client_refuses_an_api_key_variable_that_is_not_set(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def _robot_client():
-    """examples/robot_client.py as a module (its `Robot`, `parse_args`), run nowhere."""
+def _example(name: str):
+    """examples/NAME.py as a module (robot_client's `Robot`, `parse_args`; world_model's `run_in_sim`), run nowhere."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("robot_client", ROOT / "examples" / "robot_client.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -165,7 +165,7 @@ def test_robot_client_runs_only_fresh_targets_and_waits_longer_on_a_model_served
     pytest.importorskip("websockets")
     from worldpolicy.robot.control import JointTarget
 
-    client = _robot_client()
+    client = _example("robot_client")
     sent = []
 
     class Arm(client.Robot):
@@ -184,6 +184,35 @@ def test_robot_client_runs_only_fresh_targets_and_waits_longer_on_a_model_served
     assert sent == [(0.1, 0.5), (0.4, 0.5)]
     assert client.parse_args([]).timeout_s > client.parse_args(["--url", "ws://gpu-box:8000"]).timeout_s == 5.0
     assert client.parse_args(["--timeout-s", "2"]).timeout_s == 2.0
+
+
+def test_world_model_runs_a_chunk_of_a_head_without_a_gripper_column_keeping_the_gripper():
+    """A pose-only head's chunk decodes with no gripper (`RobotCommand.gripper` None): the simulated arm runs each row
+    with the gripper where it was, as gym_loop.py and robot_client.py keep it, and a frame is kept per row."""
+    from worldpolicy.robot.decode import RobotCommand
+
+    acted = []
+
+    class Env:
+        def joint_positions(self):
+            return np.zeros(7)
+
+        def gripper_position(self):
+            return 0.7
+
+        def observe(self):
+            return {"observation/image": np.zeros((2, 3, 3), np.uint8)}
+
+        def act(self, action):
+            acted.append(np.asarray(action))
+
+    class Decoder:
+        def decode(self, actions, joints):
+            return RobotCommand(qpos=np.asarray(actions)[:, :7], gripper=None)
+
+    clips = _example("world_model").run_in_sim(Env(), Decoder(), np.full((3, 9), 0.2), ["observation/image"])
+    assert clips["observation/image"].shape == (4, 2, 3, 3)  # the start and one frame per row
+    assert [a[-1] for a in acted] == [0.7] * 3 and all(np.allclose(a[:7], 0.2) for a in acted)
 
 
 @pytest.mark.slow

@@ -600,6 +600,17 @@ def trained_size_warning(trained: Mapping[str, Any], given: Mapping[str | None, 
             "images; `worldpolicy sim --image-size`), or fine-tune on frames of this size")
 
 
+def frames_size_warning(trained: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
+                        given: Mapping[str | None, tuple[int, int]], checkpoint: str) -> str | None:
+    """`trained_size_warning` of frames `given` against the frames a run trained on (`trained`:
+    `policy.recorded_frames`), None where they are like those of one of `others`, its mixture's other datasets'
+    (`policy.mixture_frames`: sources recorded at other sizes)."""
+    message = trained_size_warning(trained, given, checkpoint)
+    if message is None or any(trained_size_warning(other, given, checkpoint) is None for other in others):
+        return None
+    return message
+
+
 def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
                         last: int | None = None) -> np.ndarray:
     """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera.

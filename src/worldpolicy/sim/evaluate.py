@@ -30,6 +30,7 @@ from worldpolicy.fileio import (
     SIM_REPORT_SCHEMA,
     flat_settings,
     schema_matches,
+    sim_episode_name,
     write_bytes_atomic,
     write_csv_atomic,
 )
@@ -797,7 +798,8 @@ def evaluate(
 
             encoding = time.perf_counter()
             # at the env's render_fps, its actual control rate: played back in real time, as the caption's clock runs
-            write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.metadata["render_fps"])
+            video = Path(video_dir) / f"{sim_episode_name(seed + i)}.mp4"
+            write_video(video, result.frames, env.metadata["render_fps"])
             result.frames = None
             recording += time.perf_counter() - encoding
         times.ended(i, recording)

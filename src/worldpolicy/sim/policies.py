@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.fileio import sim_episode_name
 from worldpolicy.models import checkpoint_files
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.trajectory import call_seed
@@ -414,7 +415,7 @@ class CandidateVideos:
         self.written: list[Path] = []
 
     def path(self, seed: int, call: int) -> Path:
-        return self.folder / f"episode_{seed:04d}_decision_{call:02d}.mp4"
+        return self.folder / f"{sim_episode_name(seed)}_decision_{call:02d}.mp4"
 
     def write(self, plan: Any, seed: int | None, call: int) -> Path | None:
         """`plan` (`planning.Plan`) of the episode seeded `seed`, its policy call `call`: written where `seed` is one

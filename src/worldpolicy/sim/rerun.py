@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from worldpolicy.embodiments import unit_label
+from worldpolicy.fileio import sim_episode_name
 from worldpolicy.planning import PLANNER
 from worldpolicy.sim.scenes import CAMERAS, camera_feature_name
 from worldpolicy.viz.rerun import at_step, entity, image, log_columns, log_text
@@ -50,7 +51,7 @@ GRIPPER = "gripper"  # the measured and targeted gripper's series, beside the ar
 
 def episode_entity(seed: int) -> str:
     """The entity every one of the episode seeded `seed`'s is under: `/episode_0012`, as its video is named."""
-    return f"/episode_{seed:04d}"
+    return f"/{sim_episode_name(seed)}"
 
 
 @dataclass

@@ -46,6 +46,7 @@ from ..fileio import (
     REPORT_FILE,
     SHOW_FILE,
     SIM_CANDIDATES_DIR,
+    SIM_EPISODE_PREFIX,
     SIM_EPISODES_FILE,
     SIM_LOG_FILE,
     SIM_REPORT_FIGURE,
@@ -98,9 +99,9 @@ METRICS_FILES = ("metrics.json", SIM_REPORT_FILE, "summary.json", DREAM_FILE, OP
 # openloop.json's per-column errors, a table of their own (`_open_loop_section`), and what its plots already show
 OPEN_LOOP_TABLED = ("columns", "units", "mae", "rmse", "mae_normalized_by_column", "recorded_std", "horizon",
                     "episodes", "plots")
-SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
+SIM_EPISODE_VIDEOS = f"videos/{SIM_EPISODE_PREFIX}*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
 # what `worldpolicy sim --plan-save-candidates` records (sim.policies.CandidateVideos): one per decision
-SIM_CANDIDATE_VIDEOS = f"{SIM_CANDIDATES_DIR}/episode_*_decision_*.mp4"
+SIM_CANDIDATE_VIDEOS = f"{SIM_CANDIDATES_DIR}/{SIM_EPISODE_PREFIX}*_decision_*.mp4"
 # a run's console, kept (`logcapture.run_log`), by the command that wrote the run: linked under Log with its last lines
 RUN_LOGS = {"sim": SIM_LOG_FILE, "train": TRAIN_LOG_FILE}
 LOG_TAIL_LINES = 10
@@ -562,8 +563,9 @@ def _recorded_scenes(scenes: Mapping[str, Any], done: int, meaning: str) -> tupl
 
 
 def _episode_seed(relative_path: str) -> str:
-    """The seed a sim episode video is named by (`videos/episode_0012.mp4` → '12'), as its record's `seed` reads."""
-    number = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix("episode_")
+    """The seed a sim episode video is named by (`fileio.sim_episode_name`: `videos/episode_0012.mp4` → '12'), as its
+    record's `seed` reads."""
+    number = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix(SIM_EPISODE_PREFIX)
     return str(int(number)) if number.isdigit() else number
 
 
@@ -576,7 +578,7 @@ def _episode_outcome(relative_path: str, episodes: Mapping[str, Mapping[str, Any
         return "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
     if not fnmatch.fnmatch(relative_path, SIM_CANDIDATE_VIDEOS):
         return ""
-    seed, _, call = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix("episode_").partition(
+    seed, _, call = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix(SIM_EPISODE_PREFIX).partition(
         "_decision_")
     seed = str(int(seed)) if seed.isdigit() else seed
     record = episodes.get(seed)

@@ -230,9 +230,10 @@ def write_run_recording(path: str | Path, target: RerunTarget) -> None:
 
 
 def log_sim_run(rec: rr.RecordingStream, run_dir: str | Path, episodes: Sequence[Mapping[str, Any]]) -> int:
-    """A sim run's recorded episodes (its `videos/episode_SEED.mp4`), each under its video's name (`episode_0012`):
-    `video` at the rate the file carries, `prompt` and `outcome` (as the run's page captions it) from its record in
-    `episodes` (report.json's, by seed); how many were logged. A run keeps no per-step joints or actions to log."""
+    """A sim run's recorded episodes (its `videos/episode_SEED.mp4`), each under its video's name
+    (`fileio.sim_episode_name`: `episode_0012`, the entity `worldpolicy sim --rerun` logs it under live): `video` at
+    the rate the file carries, `prompt` and `outcome` (as the run's page captions it) from its record in `episodes`
+    (report.json's, by seed); how many were logged. A run keeps no per-step joints or actions to log."""
     from ..processing.video import iter_video, read_video
     from .report import SIM_EPISODE_VIDEOS, _episode_caption, _episode_seed
 
