@@ -27,6 +27,7 @@ LOCAL_ONLY = {
     "check_pretrained": "the server checks its checkpoint before its port opens",
     "single_view_said": "the server says its own warnings about the frames it receives",
     "imagined_frame_said": "the server judges every frame it receives, imagined or not",
+    "untrained_modes": "the server reads its checkpoint's training record and warns of an untrained mode itself",
 }
 
 # Dunder methods callers rely on: `with policy:` closes a local policy (its model released) as it closes a remote one.
@@ -110,6 +111,7 @@ def test_local_only_names_raise_saying_why():
         "check_pretrained": lambda: RemotePolicy.check_pretrained("shipped"),
         "single_view_said": lambda: remote.single_view_said(180, 320),
         "imagined_frame_said": lambda: remote.imagined_frame_said(np.zeros((8, 8, 3), np.uint8)),
+        "untrained_modes": lambda: remote.untrained_modes,
     }
     assert set(calls) == set(LOCAL_ONLY)
     for name, call in calls.items():  # each names itself and where the work happens instead

@@ -1411,6 +1411,14 @@ class RemotePolicy:
         raise LocalOnlyError(f"RemotePolicy has no engine: the model runs on the server at {self.url}")
 
     @property
+    def untrained_modes(self) -> dict[str, str]:
+        """Local only (`LocalOnlyError`): the server reads its checkpoint's training record."""
+        raise LocalOnlyError(
+            "RemotePolicy has no untrained_modes: the server reads its checkpoint's training record and warns of a "
+            "mode it never trained at that mode's first request, which this client relays"
+        )
+
+    @property
     def sampling(self) -> Any:
         """Local only (`LocalOnlyError`): the server's defaults are `metadata()["sampling"]`."""
         raise LocalOnlyError(
