@@ -673,8 +673,8 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                         f"; the branch holds the other {len(unchanged)} as they are" if unchanged else "")
         for number, batch in enumerate(batches, 1):
             operations: list[CommitOperationAdd | CommitOperationDelete] = [
-                _known_sha256(CommitOperationAdd(name, str(path / name)), hashed[name]) if name in hashed
-                else CommitOperationAdd(name, shown.get(name, str(path / name))) for name in batch]
+                _known_sha256(CommitOperationAdd(name, shown.get(name, str(path / name))), hashed.get(name))
+                for name in batch]
             if number == 1 < len(batches):  # cut short after this, the record names what landed, and what it named
                 operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(sorted({*(pushed_before or ()),
                                                                                          *files}))))
@@ -739,14 +739,15 @@ def _hub_digest(entry: Any, content: Path | bytes) -> str | None:
     return content_digest(content, git_blob=entry.lfs is None)
 
 
-def _known_sha256(operation: Any, sha256: str) -> Any:
-    """CommitOperationAdd `operation` told its file's sha256 (`held_files` read it to compare), which huggingface_hub
-    otherwise computes as it uploads (`UploadInfo.is_hashed` false: its Xet upload in the pass that reads the file
-    to send it, its LFS upload in a pass of its own before). The file is still read twice, once here and once as it
-    is sent: the comparison decides whether it is sent at all, and huggingface_hub takes no digest in place of the
-    bytes. An huggingface_hub that hashes the file as the operation is made (no `is_hashed`) has read it already."""
+def _known_sha256(operation: Any, sha256: str | None) -> Any:
+    """CommitOperationAdd `operation` told its file's sha256 where known (`held_files` read it to compare; None: left
+    as it is), which huggingface_hub otherwise computes as it uploads (`UploadInfo.is_hashed` false: its Xet upload in
+    the pass that reads the file to send it, its LFS upload in a pass of its own before). The file is still read
+    twice, once here and once as it is sent: the comparison decides whether it is sent at all, and huggingface_hub
+    takes no digest in place of the bytes. An huggingface_hub that hashes the file as the operation is made (no
+    `is_hashed`) has read it already."""
     info = operation.upload_info
-    if not getattr(info, "is_hashed", True):
+    if sha256 is not None and not getattr(info, "is_hashed", True):
         info.sha256 = bytes.fromhex(sha256)
     return operation
 
