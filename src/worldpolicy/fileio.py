@@ -799,6 +799,7 @@ def file_in_the_way(path: str | Path) -> Path | None:
 MODEL_INDEX_FILE = "model_index.json"  # a diffusers-format checkpoint's index of its parts
 BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
 TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
+EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
 # a checkpoint's LoRA adapters, diffusers' format (`load_lora_adapter(folder, weight_name=..., prefix=None)`): what an
 # adapter checkpoint loads; in a merged one (no BASE_FILE) only a resume reads them
 ADAPTER_FILE = "adapter.safetensors"
@@ -862,7 +863,7 @@ SWEEP_SCHEMA = "worldpolicy.sim_sweep/v1"  # SWEEP_FILE
 SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
 # Files versioned since after they were first written: one without a "schema" key is read as v1 (`check_version`)
 TRAINER_STATE_SCHEMA = "worldpolicy.trainer_state/v1"  # TRAINER_STATE_FILE
-EMBODIMENT_SCHEMA = "worldpolicy.embodiment/v1"  # a checkpoint's embodiment.json (`embodiments.EMBODIMENT_FILE`)
+EMBODIMENT_SCHEMA = "worldpolicy.embodiment/v1"  # a checkpoint's embodiment.json (`EMBODIMENT_FILE`)
 # OPENLOOP_FILE: v2 holds a `mode` (policy, forward_dynamics, inverse_dynamics), whose forward_dynamics holds frame
 # errors (PSNR, SSIM) where v1 held action columns alone
 OPENLOOP_SCHEMA = "worldpolicy.openloop/v2"

@@ -23,10 +23,13 @@ from typing import Any, NoReturn
 from .fileio import (
     ADAPTER_FILE,
     BASE_FILE,
+    EMBODIMENT_FILE,
     FOLDER_KINDS,
+    MODEL_INDEX_FILE,
     OPTIMIZER_FILE,
     TRAINED_FILE,
     TRAINER_STATE_FILE,
+    TRAINING_SUMMARY_FILE,
     folder_holder,
     folder_kind,
     read_json,
@@ -64,15 +67,24 @@ PUSH_COMMIT_FILES = 256
 PUSH_RECORD = ".worldpolicy_push.json"
 # What of a repository a loader reads as part of the checkpoint or dataset it holds, by the repository's type
 # (huggingface_hub's patterns, fnmatch: `*` matches `/` too): a checkpoint's weights (any format diffusers and
-# transformers read), configs, weight indexes and records (every JSON file), its tokenizer's files; a dataset's
-# meta/, data/ and videos/. `push` removes such a file that it does not send whoever wrote it (`stale_files`), as
+# transformers read), its tokenizer's files, its weight indexes, and the JSON files a loader reads at the top
+# (`LOADED_TOP_JSON`; a JSON file in one of the checkpoint's parts too: `stale_files`); a dataset's meta/, data/ and
+# videos/. `push` removes such a file that it does not send whoever wrote it (`stale_files`), as
 # `upload_folder(delete_patterns=...)` would: a repository pushed by an older worldpolicy or made on the hub's page has
 # no `PUSH_RECORD`, and an older model's shard, adapter or config left there would be read beside this one's.
 LOADED_PATTERNS = {
-    "model": ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.msgpack", "*.gguf", "*.onnx", "*.json",
+    "model": ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.msgpack", "*.gguf", "*.onnx", "*.index.json",
               "*.model", "*.tiktoken", "*.jinja", "*vocab.txt", "*merges.txt"),
     "dataset": ("meta/*", "data/*", "videos/*"),
 }
+# The JSON files at a model repository's top that a loader reads: worldpolicy's (a diffusers checkpoint's index of its
+# parts, an adapter's base, the run's record and embodiment, a recipe's summary), and what transformers, PEFT and
+# LeRobot read there (a model's or adapter's config, a tokenizer's files). Any other JSON file there (an evaluation's
+# results added on the hub's page) is no part of the checkpoint: kept, as a card is, unless a push sent it.
+LOADED_TOP_JSON = (MODEL_INDEX_FILE, BASE_FILE, TRAINER_STATE_FILE, EMBODIMENT_FILE, TRAINING_SUMMARY_FILE,
+                   "config.json", "adapter_config.json", "generation_config.json", "preprocessor_config.json",
+                   "scheduler_config.json", "tokenizer*.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json")
 
 
 class HubError(Exception):
@@ -298,8 +310,11 @@ def removal_command(repo_id: str, repo_type: str, revision: str | None) -> str:
 
 
 def _hub_page(repo_id: str, repo_type: str) -> str:
-    """The hub's web page of repository `repo_id` of `repo_type` (a dataset's under /datasets/)."""
-    return f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+    """The hub's web page of repository `repo_id` of `repo_type` (a dataset's under /datasets/), on the hub
+    huggingface_hub talks to (`HF_ENDPOINT`: a mirror, a private hub), as the commit URLs it gives back name it."""
+    from huggingface_hub import constants
+
+    return f"{constants.ENDPOINT}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
 
 
 def _unset(setting: str, to: str) -> str:
@@ -640,7 +655,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
             repo_id, recursive=True, revision=head, repo_type=kind.repo_type) if isinstance(entry, RepoFile)}
         pushed_before = None if head is None else _pushed_before(api, repo_id, kind.repo_type, head, list(tree))
         removed, kept = stale_files(list(tree), files, pushed_before, kind.repo_type)
-        unchanged = held_files(path, files, shown, tree)
+        unchanged, hashed = held_files(path, files, shown, tree)
         held = set(unchanged)
         sending = [name for name in files if name not in held]
         record = _push_record(files)
@@ -658,7 +673,8 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                         f"; the branch holds the other {len(unchanged)} as they are" if unchanged else "")
         for number, batch in enumerate(batches, 1):
             operations: list[CommitOperationAdd | CommitOperationDelete] = [
-                CommitOperationAdd(name, shown.get(name, str(path / name))) for name in batch]
+                _known_sha256(CommitOperationAdd(name, shown.get(name, str(path / name))), hashed.get(name))
+                for name in batch]
             if number == 1 < len(batches):  # cut short after this, the record names what landed, and what it named
                 operations.append(CommitOperationAdd(PUSH_RECORD, _push_record(sorted({*(pushed_before or ()),
                                                                                          *files}))))
@@ -679,30 +695,61 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
                 logger.info("%s part %d/%d (%d files): %s", "the branch held every file of" if skipped else "committed",
                             number, len(batches), len(batch), landed.commit_url)
     except (*_hub_errors(), BranchMoved) as exc:
-        raise HubError(_unpushed(path, repo_id, kind.repo_type, revision, exc, done, batches)) from None
+        raise HubError(_unpushed(path, repo_id, kind.repo_type, revision, exc, done, batches,
+                                 anonymous=not token)) from None
     url = str(done[-1].commit_url) if done else f"{_hub_page(repo_id, kind.repo_type)}/commit/{head}"
     return PushResult(repo_id, kind.repo_type, kind.what, files, size, url, made, left_out, left_out_size, removed,
                       kept, unchanged, sent_size)
 
 
-def held_files(folder: Path, files: list[str], shown: dict[str, bytes], tree: dict[str, Any]) -> list[str]:
+def held_files(folder: Path, files: list[str], shown: dict[str, bytes],
+               tree: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     """Of `files` (relative to `folder`; those in `shown` sent as those bytes: `shared_state`, `shared_provenance`),
     those a repository's `tree` (path -> huggingface_hub's RepoFile, at the commit a push goes onto) holds byte for
-    byte (`_holds`), which `push` does not send again: a checkpoint pushed over its older self sends only what
-    changed."""
-    return [name for name in files if _holds(tree.get(name), shown.get(name, folder / name))]
+    byte (`_hub_digest`), which `push` does not send again: a checkpoint pushed over its older self sends only what
+    changed; and, of the others, the sha256 of each file read to tell (one the hub keeps in LFS, of the same size),
+    which `push` gives huggingface_hub (`_known_sha256`) so that it does not hash the file again."""
+    held, hashed = [], {}
+    for name in files:
+        entry = tree.get(name)
+        digest = None if entry is None else _hub_digest(entry, shown.get(name, folder / name))
+        if digest is not None and digest == _hub_name(entry):
+            held.append(name)
+        elif digest is not None and entry.lfs is not None and name not in shown:
+            hashed[name] = digest
+    return held, hashed
 
 
 def _holds(entry: Any, content: Path | bytes) -> bool:
-    """Whether hub file `entry` (a RepoFile; None: the repository has no such file) holds `content` (a local file, or
-    the bytes sent for it): the sizes first (a file whose size differs is not read), then an LFS file's sha256 (its
-    `lfs.sha256`), another's git blob id (`blob_id`), each computed here from the content (`content_digest`)."""
-    if entry is None:
-        return False
+    """Whether hub file `entry` (a RepoFile; None: the repository has no such file) holds `content` (`_hub_digest`)."""
+    return entry is not None and _hub_digest(entry, content) == _hub_name(entry)
+
+
+def _hub_name(entry: Any) -> str:
+    """The digest hub file `entry` (a RepoFile) is named by: an LFS file's sha256, another's git blob id."""
+    return entry.lfs.sha256 if entry.lfs is not None else entry.blob_id
+
+
+def _hub_digest(entry: Any, content: Path | bytes) -> str | None:
+    """`content` (a local file, or the bytes sent for it) by the digest hub file `entry` (a RepoFile) is named by
+    (`_hub_name`), computed here (`content_digest`); None, and the file not read, where the sizes differ."""
     size = len(content) if isinstance(content, bytes) else os.path.getsize(content)
-    if entry.lfs is not None:
-        return size == entry.lfs.size and content_digest(content, git_blob=False) == entry.lfs.sha256
-    return size == entry.size and content_digest(content, git_blob=True) == entry.blob_id
+    if size != (entry.lfs.size if entry.lfs is not None else entry.size):
+        return None
+    return content_digest(content, git_blob=entry.lfs is None)
+
+
+def _known_sha256(operation: Any, sha256: str | None) -> Any:
+    """CommitOperationAdd `operation` told its file's sha256 where known (`held_files` read it to compare; None: left
+    as it is), which huggingface_hub otherwise computes as it uploads (`UploadInfo.is_hashed` false: its Xet upload in
+    the pass that reads the file to send it, its LFS upload in a pass of its own before). The file is still read
+    twice, once here and once as it is sent: the comparison decides whether it is sent at all, and huggingface_hub
+    takes no digest in place of the bytes. An huggingface_hub that hashes the file as the operation is made (no
+    `is_hashed`) has read it already."""
+    info = operation.upload_info
+    if sha256 is not None and not getattr(info, "is_hashed", True):
+        info.sha256 = bytes.fromhex(sha256)
+    return operation
 
 
 def content_digest(content: str | Path | bytes, *, git_blob: bool) -> str:
@@ -790,11 +837,20 @@ def _pushed_before(api: Any, repo_id: str, repo_type: str, head: str, remote: li
 
 
 def _unpushed(path: Path, repo_id: str, repo_type: str, revision: str | None, exc: Exception, done: list[Any],
-              batches: list[list[str]]) -> str:
+              batches: list[list[str]], *, anonymous: bool) -> str:
     """The one line for a push the hub refused or could not take (`exc`) after the commits `done` of `batches` landed:
-    why, what landed, and what to do."""
+    why, what landed, and what to do. `anonymous`: no token was sent (a dry run's), so a 401 asks for one; it does not
+    say the one sent is wrong."""
+    from huggingface_hub.errors import GatedRepoError
+
     status = 412 if isinstance(exc, BranchMoved) else _status(exc)
-    if status == 401:
+    if isinstance(exc, GatedRepoError):  # its files (the push's record) are read only by an account given access
+        fix = (f"it is a gated repository, whose files only an account given access reads (accept its terms on "
+               f"{_hub_page(repo_id, repo_type)}): " + (f"log in ({LOG_IN})" if anonymous else
+                                                        f"log in with such an account's token ({LOG_IN})"))
+    elif status == 401 and anonymous:
+        fix = f"the hub reads it only with a token, and none was sent: log in ({LOG_IN})"
+    elif status == 401:
         fix = BAD_TOKEN
     elif status == 403:  # a read-only token, or an owner it may not write to (`nvidia/...`)
         fix = (f"this token may not write to {repo_id.split('/')[0]!r}'s repositories: log in with one that has "
@@ -818,18 +874,25 @@ def stale_files(remote: list[str], files: list[str], pushed_before: list[str] | 
                 repo_type: str) -> tuple[list[str], list[str]]:
     """What a repository of `repo_type` holding `remote` keeps that a push of `files` does not send, sorted, as
     (removed, kept). Removed, so that the repository holds exactly the folder's checkpoint or dataset: every file a
-    loader reads as part of one (`LOADED_PATTERNS`: an older checkpoint's shards, adapter, embodiment.json or training
-    state, read beside this one's; a dataset's meta/episodes and data files past the episodes it now holds, which
-    LeRobot would read as its own), whoever wrote it, and what the previous push sent there (`pushed_before`, its
-    `PUSH_RECORD`; one cut short, what it may have landed too) that the folder no longer has; `push` removes them in
-    its last commit, and the hub's history keeps them. Kept: the rest, which no push of worldpolicy sent and no loader
-    reads (a card, its figures, a license added on the hub's page), which `push` says. The repository's own hidden
-    files (`.gitattributes`, `PUSH_RECORD`, `.github/`), which `PUSH_IGNORE` never sends, are kept unsaid."""
+    loader reads as part of one (`LOADED_PATTERNS`: an older checkpoint's shards, adapter or tokenizer, read beside
+    this one's; a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot would read as
+    its own; a checkpoint's JSON files a loader reads, `LOADED_TOP_JSON` at the top (an older embodiment.json or
+    training state) and any in a folder this push sends into, one of the checkpoint's parts (an older config or
+    weight index), which diffusers reads as the part's), whoever wrote it, and what the previous push sent there
+    (`pushed_before`, its `PUSH_RECORD`; one cut short, what it may have landed too) that the folder no longer has;
+    `push` removes them in its last commit, and the hub's history keeps them. Kept: the rest, which no push of
+    worldpolicy sent and no loader reads (a card, its figures, a license, an evaluation's results in JSON added on the
+    hub's page, another folder's JSON), which `push` says. The repository's own hidden files (`.gitattributes`,
+    `PUSH_RECORD`, `.github/`), which `PUSH_IGNORE` never sends, are kept unsaid."""
     from huggingface_hub.utils import filter_repo_objects
 
     sent, ours = set(files), set(pushed_before or ())
     left = sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
     loaded = set(filter_repo_objects(left, allow_patterns=list(LOADED_PATTERNS[repo_type])))
+    if repo_type == "model":
+        parts = {name.split("/")[0] for name in files if "/" in name}  # the checkpoint's parts: transformer/, vae/...
+        in_parts = [f"{part}/*.json" for part in parts]
+        loaded.update(filter_repo_objects(left, allow_patterns=[*LOADED_TOP_JSON, *in_parts]))
     return ([name for name in left if name in ours or name in loaded],
             [name for name in left if name not in ours and name not in loaded])
 

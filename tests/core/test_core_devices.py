@@ -252,9 +252,52 @@ def test_a_hub_checkpoint_too_large_is_refused_before_its_weights_download(tiny_
     assert list(snapshot.rglob("*.safetensors"))  # downloaded, then judged
 
 
+def test_a_gpu_without_the_memory_free_is_refused_before_its_weights_load(tiny_checkpoint, gpus, monkeypatch):
+    """A V100 holds the weights in float32 by default (twice bfloat16's memory), and nothing compared them with what
+    the GPU has free: the load ran out of memory in torch's words after minutes of reading. Weights in the dtype asked
+    and `CUDA_MARGIN`, against `torch.cuda.mem_get_info`'s free bytes, refused naming the GPU, both figures and the
+    fixes that fit: bfloat16 (emulated on this GPU), what other processes hold, another GPU, a smaller model."""
+    from diffusers import Cosmos3OmniPipeline
+
+    monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    values = loading.weights_values(tiny_checkpoint)
+    count = sum(values.values())
+    free = loading.CUDA_MARGIN + 2 * count  # bfloat16 fits, float32 does not
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: asked.append(index) or (free, 16 * 2**30))
+    with pytest.raises(ValueError) as refused:
+        loading.load_components(tiny_checkpoint, torch.device("cuda:1"), torch.float32)
+    assert asked == [1] and str(refused.value) == (
+        f"checkpoint={str(tiny_checkpoint)!r} does not fit on device='cuda:1' (Tesla V100-SXM2-16GB): its weights "
+        f"take 0.0 GiB in float32 ({count / 1e9:.2f} billion values), 1.0 GiB with 1.0 GiB for the first step, and it "
+        "has 1.0 GiB free of its 16.0 GiB; loading it would run out of memory. Try dtype='bfloat16' (`--dtype "
+        "bfloat16`, for inference: 1.0 GiB, emulated on this GPU without its arithmetic: slower); or free what other "
+        "processes hold of it (15.0 GiB: nvidia-smi lists them); or another GPU with more memory free "
+        "(device='cuda:N'); or a smaller model, or a GPU with more memory")
+    loading.check_cuda_memory(tiny_checkpoint, torch.device("cuda:1"), torch.bfloat16)  # fits: no refusal
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (free - 2, 16 * 2**30))  # a byte short of it
+    with pytest.raises(ValueError, match=r"'cuda:0' \(NVIDIA H100.* in bfloat16 .*; loading it would run out of "
+                       r"memory\. Try free what"):
+        loading.check_cuda_memory(tiny_checkpoint, torch.device("cuda"), torch.bfloat16)  # the current one, cuda:0
+    # a sharded rank's transformer is an empty structure: only the other parts are judged
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (loading.CUDA_MARGIN + 4 * values["vae"], 2**34))
+    loading.check_cuda_memory(tiny_checkpoint, torch.device("cuda:0"), torch.float32, transformer=False)
+    with pytest.raises(ValueError, match="does not fit on device='cuda:0' \\(NVIDIA H100"):
+        loading.check_cuda_memory(tiny_checkpoint, torch.device("cuda:0"), torch.float32)
+
+
+def test_a_cpu_load_asks_no_gpu_nor_reads_a_header_again(tiny_checkpoint, monkeypatch):
+    """The CUDA check costs a load on the CPU nothing: no header read, no CUDA asked."""
+    monkeypatch.setattr(loading, "weights_values", lambda *a: pytest.fail("headers read"))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: pytest.fail("CUDA asked"))
+    parts = loading.load_components(tiny_checkpoint, torch.device("cpu"), torch.float32, checked=True)
+    assert next(parts["transformer"].parameters()).device.type == "cpu"
+
+
 def test_a_gpu_load_reads_no_header_nor_asks_the_hub(tiny_checkpoint, monkeypatch):
-    """A GPU's memory is not judged (its allocator says out of memory itself): no header is read for it, nor asked
-    of the hub, where an offline cluster node would wait on each request."""
+    """A GPU's memory is not judged up front (asking it initialises CUDA, which a server must not before it forks;
+    `check_cuda_memory` judges it where the model loads): no header is read for it, nor asked of the hub, where an
+    offline cluster node would wait on each request."""
     asked = []
     monkeypatch.setattr(loading, "weights_values", lambda *a: asked.append(a) or {})
     assert loading.check_memory(tiny_checkpoint, torch.device("cuda"), torch.bfloat16) and asked == []

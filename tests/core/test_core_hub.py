@@ -344,25 +344,27 @@ def test_a_first_push_over_an_older_model_removes_its_files_and_keeps_its_card(c
     """A repository with no push record (made on the hub's page, uploaded with `hf upload`, pushed by an older
     worldpolicy) lost nothing: a checkpoint pushed over an older model left that one's shards, adapter and part
     configs beside its own, which a later load could read as this one's. Every file a loader reads as part of a
-    checkpoint (`LOADED_PATTERNS`) goes in the same commit; a card, its figures and a license stay, said with the
-    command that removes them, and the hub's .gitattributes is never touched. A file added on the hub's page after
-    a push stays too, and a dataset's older episodes go as a checkpoint's shards do."""
+    checkpoint (`LOADED_PATTERNS`; a JSON file of a name a loader reads at the top, any in one of this checkpoint's
+    parts) goes in the same commit; a card, its figures, a license and the user's own JSON files (an evaluation's
+    results, a folder no part of this checkpoint) stay, said with the command that removes them, and the hub's
+    .gitattributes is never touched. A file added on the hub's page after a push stays too, and a dataset's older
+    episodes go as a checkpoint's shards do."""
     older = ["transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
              "transformer/diffusion_pytorch_model.safetensors.index.json", "adapter.safetensors",
-             "text_encoder/config.json", "text_tokenizer/spiece.model", "README.md", "assets/demo.gif", "LICENSE"]
+             "text_tokenizer/spiece.model", "text_tokenizer/added_tokens.json", "embodiment.json", "README.md",
+             "assets/demo.gif", "LICENSE", "eval_results.json", "text_encoder/config.json"]
     hub = FakeHub(monkeypatch, files=older)
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--revision", "v2"]) == 0
-    stale = sorted(older[:5])
+    stale, kept = sorted(older[:6]), sorted(older[6:])
     assert hub.deleted == stale and [op.path_in_repo for op in hub.commits[-1]["operations"]
                                      if isinstance(op, CommitOperationDelete)] == stale  # in the push's one commit
     assert len(hub.commits) == 1 and hub.record == sorted(hub.uploaded)
-    assert hub.remote == sorted([".gitattributes", PUSH_RECORD, "LICENSE", "README.md", "assets/demo.gif",
-                                 *hub.uploaded])
+    assert hub.remote == sorted([".gitattributes", PUSH_RECORD, *kept, *hub.uploaded])
     out = capsys.readouterr().out
-    assert (f"removed 5 files there that this push does not send ({stale!r}): what an earlier push or upload left "
+    assert (f"removed 6 files there that this push does not send ({stale!r}): what an earlier push or upload left "
             f"that {checkpoint} does not have; the hub's history keeps them") in out
-    assert ("kept 3 files there that this push does not send and no loader reads as part of a diffusers checkpoint "
-            "(a card, its figures, a license: added on the hub's page): ['LICENSE', 'README.md', 'assets/demo.gif']; "
+    assert ("kept 5 files there that this push does not send and no loader reads as part of a diffusers checkpoint "
+            f"(a card, its figures, a license: added on the hub's page): {kept!r}; "
             "to remove them: `hf repos delete-files me/tiny --revision v2 FILE...`") in out
 
     root = tmp_path / "ds"
@@ -385,17 +387,23 @@ def test_stale_files_keep_every_hidden_file_and_what_is_sent():
     """Hidden files, at the top or in a folder (the hub's .gitattributes, a repository's .github/, the push's record),
     are never sent (`PUSH_IGNORE`), so never removed nor listed either; a name sent is never removed, whatever folder
     it is in; of the rest, what a loader reads as part of the repository's kind and what the previous push sent are
-    removed, the others kept."""
+    removed, the others kept. A model's JSON file is read where it is one a loader reads at the top (embodiment.json,
+    config.json) or lies in a folder the push sends into (a part of the checkpoint: b/); the user's own (results.json
+    at the top, one in a folder no part of the checkpoint) is kept unless the previous push sent it."""
     remote = [".gitattributes", ".github/workflows/x.yml", "meta/.keep", "data/.cache/x", "a.json", "b/c.json",
-              "b/d.json", "b/w.safetensors", "e.png", "notes.md", "meta/tasks.parquet", PUSH_RECORD]
+              "b/d.json", "b/w.safetensors", "e.png", "notes.md", "meta/tasks.parquet", PUSH_RECORD, "embodiment.json",
+              "config.json", "results.json", "eval/scores.json"]
     sent = ["a.json", "b/c.json"]
-    assert stale_files(remote, sent, ["a.json", "notes.md"], "model") == (
-        ["b/d.json", "b/w.safetensors", "notes.md"], ["e.png", "meta/tasks.parquet"])
-    assert stale_files(remote, sent, None, "model") == (["b/d.json", "b/w.safetensors"],
-                                                        ["e.png", "meta/tasks.parquet", "notes.md"])
+    assert stale_files(remote, sent, ["a.json", "notes.md", "results.json"], "model") == (
+        ["b/d.json", "b/w.safetensors", "config.json", "embodiment.json", "notes.md", "results.json"],
+        ["e.png", "eval/scores.json", "meta/tasks.parquet"])
+    assert stale_files(remote, sent, None, "model") == (
+        ["b/d.json", "b/w.safetensors", "config.json", "embodiment.json"],
+        ["e.png", "eval/scores.json", "meta/tasks.parquet", "notes.md", "results.json"])
     # a dataset's loader reads meta/, data/ and videos/: a JSON file at the top is no part of it
-    assert stale_files(remote, sent, None, "dataset") == (["meta/tasks.parquet"],
-                                                          ["b/d.json", "b/w.safetensors", "e.png", "notes.md"])
+    assert stale_files(remote, sent, None, "dataset") == (
+        ["meta/tasks.parquet"], ["b/d.json", "b/w.safetensors", "config.json", "e.png", "embodiment.json",
+                                 "eval/scores.json", "notes.md", "results.json"])
 
 
 def test_a_dry_run_lists_what_a_push_would_do_and_changes_nothing(checkpoint, token, monkeypatch, capsys):
@@ -457,6 +465,11 @@ def test_a_push_sends_only_what_the_repository_lacks(checkpoint, token, monkeypa
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
     assert hub.uploaded == changed and len(hub.commits) == 2
     assert sorted(op.path_in_repo for op in hub.commits[-1]["operations"]) == sorted([*changed, PUSH_RECORD])
+    # the LFS file read to compare is not hashed again as it uploads: huggingface_hub is given its sha256; the others
+    # (a new file, one not in LFS) it hashes itself, as it sends them
+    hashed = {op.path_in_repo: op.upload_info.sha256 for op in hub.commits[-1]["operations"]
+              if op.path_in_repo in changed and op.upload_info.is_hashed}
+    assert hashed == {weights: hashlib.sha256((checkpoint / weights).read_bytes()).digest()}
     assert hub.record == sorted([*files, "embodiment.json"])  # the record names every file, sent or held
     assert (f"pushed a diffusers checkpoint {checkpoint} (3 files, " in (said := capsys.readouterr().out)
             and f"; the repository held the other {len(unchanged)} as they are: not sent) to the model repository "
@@ -509,6 +522,54 @@ def test_a_dry_run_reads_a_public_repository_without_a_token(checkpoint, monkeyp
     assert "remove (1: what an earlier push or upload left" in "\n".join(out) and tokens == [None]
     assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 2
     assert "no Hugging Face token" in capsys.readouterr().err and "create_commit" not in hub.names()
+
+
+def test_an_anonymous_dry_run_of_a_gated_repository_asks_for_a_login_not_another_token(checkpoint, monkeypatch,
+                                                                                        capsys):
+    """A gated repository's files (the push's record) are read only by an account given access: a dry run without a
+    token, answered 401, said the token sent was not valid, though none was sent. It names the gate and the login;
+    with a token, the account that needs access."""
+    from huggingface_hub.errors import GatedRepoError
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(checkpoint.parent / "hf_home"))  # no stored login there
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(checkpoint.parent / "hf_home" / "token"))
+    FakeHub(monkeypatch, files=["vae/old.safetensors"], private=False, recorded=True)
+
+    def gated(status):
+        def download(api, *args, **kwargs):
+            raise _refused(status, "Cannot access gated repo for url https://huggingface.co/me/tiny.", GatedRepoError)
+        return download
+
+    monkeypatch.setattr(HfApi, "hf_hub_download", gated(401))
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("nothing was changed here, it is a gated repository, whose files only an account given "
+                        "access reads (accept its terms on https://huggingface.co/me/tiny): log in (HF_TOKEN or "
+                        "`hf auth login`)") and "not valid" not in err
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setattr(HfApi, "hf_hub_download", gated(403))
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "log in with such an account's token (HF_TOKEN or `hf auth login`)")
+    monkeypatch.delenv("HF_TOKEN")  # any other 401 without a token: one is needed, not another
+    monkeypatch.setattr(HfApi, "hf_hub_download", lambda api, *a, **k: (_ for _ in ()).throw(
+        _refused(401, "Unauthorized")))
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "the hub reads it only with a token, and none was sent: log in (HF_TOKEN or `hf auth login`)")
+
+
+def test_the_hubs_pages_are_named_on_the_hub_huggingface_hub_talks_to(checkpoint, token, monkeypatch):
+    """`HF_ENDPOINT` (a mirror, a private hub): the commit URL of a push that changed nothing and the pages its
+    messages name were huggingface.co's, though huggingface_hub sent every request (and named each commit) there."""
+    hub = FakeHub(monkeypatch)
+    push(checkpoint, "me/tiny")
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "https://hub.example.org")
+    assert push(checkpoint, "me/tiny").url == f"https://hub.example.org/me/tiny/commit/{hub.head}"
+    FakeHub(monkeypatch, private=False)
+    with pytest.raises(ValueError, match=r"https://hub\.example\.org/datasets/me/ds/settings"):
+        push(_seven_file_dataset(checkpoint.parent)[0], "me/ds", private=True)
 
 
 def test_huggingface_hub_skips_a_commit_of_files_the_branch_holds_unpinned_as_push_reads_it(monkeypatch):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import typo_note
+from ..fileio import EMBODIMENT_FILE
 from .normalization import (
     NORMALIZATION_KINDS,
     REQUIRED_STATS,
@@ -72,7 +73,6 @@ PROMPT_FORMATS = ("json", "plain")
 COMPOSITES: dict[str, tuple[int, int | None]] = {"droid_wrist_top": (3, 3), "stacked": (2, None)}
 STATE_ROLES = ("joints", "gripper")  # what an observation's state keys carry (`Policy` concatenates them in this order)
 SPEC_FILE_SUFFIX = ".json"  # an embodiment named so is a spec file (`get_embodiment`, a training config's path)
-EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 # The unit of a column whose actions stay in the model's normalised space: the general Cosmos3-Nano heads whose stats
 # are not published (umi, av, ...; robot-bridge.md s2). Their values span about [-1, 1] whatever they measure, so

@@ -295,7 +295,8 @@ def device_memory(device: torch.device) -> tuple[int | None, int | None]:
     container's limit and its headroom, which the system-wide figure does not see); MPS's is the RAM Metal lets this
     process use (`torch.mps.recommended_max_memory`, torch >= 2.5; before it, the RAM: MPS shares it). None for a GPU
     with memory of its own: asking it initialises CUDA in this process (a server checks before it forks), and its
-    allocator says out of memory in one line, where the system kills a process that overruns its RAM without a word."""
+    allocator says out of memory in one line, where the system kills a process that overruns its RAM without a word;
+    it is judged where the model loads (`check_cuda_memory`)."""
     import psutil
 
     recommended = getattr(torch.mps, "recommended_max_memory", None)
@@ -413,6 +414,51 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
                        "swap for a long time or be killed by the system; close other programs first",
                        path_or_id, held, gib(available), gib(total))
     return judged
+
+
+# What a model on a CUDA device needs beside its weights, at the least, in `check_cuda_memory`: the CUDA context's
+# kernels and cuBLAS's workspace once they load, and the first step's activations. A GPU with less free than the
+# weights and this fails at the first step, if not as the weights move.
+CUDA_MARGIN = 2**30
+
+
+def check_cuda_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *,
+                      transformer: bool = True) -> None:
+    """Refuse a checkpoint whose weights in `dtype` (`weights_values`: from their safetensors headers, a few KB read;
+    `transformer=False`: the transformer's left out, a sharded rank's) and `CUDA_MARGIN` exceed the memory CUDA
+    `device` has free now (`torch.cuda.mem_get_info`: other processes' share taken off), before any weights load: a
+    GPU without bfloat16 arithmetic holds them in float32 by default (`resolve_dtype`), twice bfloat16's memory, and
+    the load otherwise ran out of memory with torch's own message after minutes of reading. Asked only where the
+    model loads (`load_components`): it initialises CUDA in this process, which a server must not do before it forks
+    (`check_memory` leaves a GPU alone for that). Passing is no promise that it runs: the activations of longer
+    inputs, a training run's gradients and optimizer state, come on top."""
+    if not _weights_here(path_or_id):
+        return  # a base named by its hub id, which diffusers fetches: the hub is not asked (an offline node waits)
+    values = weights_values(path_or_id)
+    count = sum(value or 0 for part, value in values.items() if transformer or part != "transformer")
+    if not count:
+        return
+    index = _cuda_index(device)
+    free, total = torch.cuda.mem_get_info(index)
+    need = count * dtype.itemsize + CUDA_MARGIN
+    if need <= free:
+        return
+    props = torch.cuda.get_device_properties(index)
+    name = str(dtype).removeprefix("torch.")
+    fixes = []
+    half = count * torch.bfloat16.itemsize + CUDA_MARGIN
+    if dtype.itemsize > 2 and half <= free:
+        emulated = "" if cuda_bf16_native(index) else ", emulated on this GPU without its arithmetic: slower"
+        fixes.append(f"dtype='bfloat16' (`--dtype bfloat16`, for inference: {gib(half)}{emulated})")
+    if total - free > CUDA_MARGIN:
+        fixes.append(f"free what other processes hold of it ({gib(total - free)}: nvidia-smi lists them)")
+    if torch.cuda.device_count() > 1:
+        fixes.append("another GPU with more memory free (device='cuda:N')")
+    fixes.append("a smaller model, or a GPU with more memory")
+    raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='cuda:{index}' ({props.name}): its "
+                     f"weights take {gib(count * dtype.itemsize)} in {name} ({count / 1e9:.2f} billion values), "
+                     f"{gib(need)} with {gib(CUDA_MARGIN)} for the first step, and it has {gib(free)} free of its "
+                     f"{gib(total)}; loading it would run out of memory. Try {'; or '.join(fixes)}")
 
 
 def check_loadable(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *, memory: bool = True,
@@ -791,9 +837,18 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     `Trainer._load`; it covers an adapter's chain of bases too), so its folders are not walked and its weight headers
     not read a second time.
     `transformer_weights=False`: the transformer's weights files are never read (nor an adapter's): it is
-    `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0."""
+    `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0. On a CUDA device,
+    weights past the memory it has free are refused first (`check_cuda_memory`)."""
     if not checked:
         check_checkpoint_complete(path_or_id)
+    if device.type == "cuda":
+        check_cuda_memory(path_or_id, device, dtype, transformer=transformer_weights)
+    return _load_components(path_or_id, device, dtype, transformer_weights)
+
+
+def _load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype,
+                     transformer_weights: bool) -> dict[str, Any]:
+    """`load_components` once its checks passed; an adapter's base (down the chain) loaded as it is."""
     from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer
 
     source = str(path_or_id)
@@ -801,7 +856,7 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
         try:  # the chain was checked above
-            parts = load_components(base.path, device, dtype, checked=True, transformer_weights=transformer_weights)
+            parts = _load_components(base.path, device, dtype, transformer_weights)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"checkpoint {source!r} is a LoRA adapter on the base {base.path!r}: {exc} (with "
                                     f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None
