@@ -171,6 +171,29 @@ def test_a_missing_library_or_gamepad_is_one_line_naming_the_flag_and_the_extra(
         PygameGamepad(pygame)
 
 
+def _pygame(axes, buttons):
+    """A stand-in for pygame with one joystick reading `axes` and `buttons`; `pumped` counts its event pumps."""
+    stick = types.SimpleNamespace(init=lambda: None, get_name=lambda: "Xbox Controller", get_numaxes=lambda: len(axes),
+                                  get_numbuttons=lambda: len(buttons), get_axis=lambda i: axes[i],
+                                  get_button=lambda i: buttons[i])
+    pygame = types.SimpleNamespace(pumped=0, display=types.SimpleNamespace(init=lambda: None))
+    pygame.event = types.SimpleNamespace(pump=lambda: setattr(pygame, "pumped", pygame.pumped + 1))
+    pygame.joystick = types.SimpleNamespace(init=lambda: None, get_count=lambda: 1, Joystick=lambda i: stick,
+                                            quit=lambda: None)
+    return pygame
+
+
+def test_the_gamepad_reader_reads_the_first_pad_after_pumping_its_events():
+    pygame = _pygame([0.5, -1.0, -1.0, 0.0, 0.25, -1.0], [0, 1, 0])
+    reader = PygameGamepad(pygame)
+    assert reader.found == "Xbox Controller (6 axes, 3 buttons)"
+    assert reader.read() == DeviceState((0.5, -1.0, -1.0, 0.0, 0.25, -1.0), (False, True, False))
+    assert pygame.pumped == 1  # SDL updates a joystick's state as its events are pumped
+    with pytest.raises(DeviceUnavailable, match=r"--input gamepad: Xbox Controller \(2 axes, 3 buttons\) has fewer "
+                       "axes than the 5 its layout reads"):
+        PygameGamepad(_pygame([0.0, 0.0], [0, 0, 0]))
+
+
 class _Recorded:
     """Recorded device states in a reader's place: one a read, the last held."""
 
