@@ -57,6 +57,7 @@ FLAGS = {
     "timeout_s": "--server-timeout-s",
     "prompt_template": "--prompt-template",
     "prompt_variants": "--prompt-variants",
+    "speed": "--speed",  # a teleop device's (`data.teleop_devices.DeviceMapping`)
 }
 
 
@@ -167,10 +168,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     teleop = cmds.add_parser(
         "teleop",
-        help="record your own demonstrations in the simulator: drag the hand in MuJoCo's viewer",
+        help="record your own demonstrations in the simulator: drag the hand in MuJoCo's viewer, or move it with a "
+        "SpaceMouse or a gamepad",
         description="Open MuJoCo's viewer on a task's scene: double-click the green bar, Ctrl+right-drag it and the "
         "hand follows (IK); Space opens or closes the gripper, Enter ends the episode as a success, End as a failure, "
-        "Delete discards it and shows its scene again; close the window to stop. The episodes are written as `dataset "
+        "Delete discards it and shows its scene again; close the window to stop. --input spacemouse or gamepad moves "
+        "the hand with a 3Dconnexion SpaceMouse or a gamepad instead (the teleop extra; docs/data.md has their "
+        "buttons). The episodes are written as `dataset "
         "from-sim` writes the expert's (the same features, cameras, fps and provenance; each flagged in "
         "meta/episodes' success column). Needs a display and the sim and train extras.",
         absent_flags={"--out": "teleop takes the new dataset's folder as its first argument (root), not as --out: "
@@ -655,6 +659,13 @@ def _add_teleop_arguments(teleop: argparse.ArgumentParser) -> None:
     from worldpolicy.data.layout import TELEOP_MAX_STEPS
 
     _add_scene_arguments(teleop, max_steps=TELEOP_MAX_STEPS)
+    teleop.add_argument("--input", choices=("viewer", "spacemouse", "gamepad"), default="viewer",
+                        help="what moves the hand: viewer (drag the green bar in MuJoCo's viewer), spacemouse (a "
+                        "3Dconnexion SpaceMouse), gamepad (an Xbox-layout pad); a device needs the teleop extra, and "
+                        "the viewer still shows the scene (default: %(default)s)")
+    teleop.add_argument("--speed", type=float, default=None, metavar="FACTOR",
+                        help="with a device --input: the hand target's speed at full deflection, times 0.15 m/s and "
+                        "1 rad/s (default: 1)")
     _add_scene_shift_arguments(teleop)
     _add_output_arguments(teleop, "teleop", progress=False)  # the viewer says each episode: no bar
 
@@ -929,17 +940,34 @@ def _said_recording(result: Any, args: argparse.Namespace, command: str) -> int:
 
 
 def _teleop(args: argparse.Namespace) -> int:
-    import sys
-    from functools import partial
-
     from worldpolicy.extras import check_extras
 
     check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
-    from worldpolicy.data.teleop import TeleopQuit, ViewerInput, check_display, teleop_episodes
+    from worldpolicy.data import teleop_devices
+    from worldpolicy.data.teleop import ViewerInput, check_display
 
-    check_display()  # before anything is checked or built: without a window there is nothing to do
+    if args.input == "viewer" and args.speed is not None:
+        raise ValueError(f"--speed={args.speed:g}: sets a device's rates; with --input viewer the hand follows your "
+                         "drag. Leave --speed out, or pick --input spacemouse or gamepad")
+    # before anything is checked or built: without the device, or a window, there is nothing to do
+    source = (ViewerInput() if args.input == "viewer" else
+              teleop_devices.device_input(args.input, 1.0 if args.speed is None else args.speed, ViewerInput()))
+    try:
+        check_display()
+        return _teleop_recorded(args, source)
+    finally:
+        source.close()  # the recording closes it too, once it began
+
+
+def _teleop_recorded(args: argparse.Namespace, source: Any) -> int:
+    """`dataset teleop`'s recording, once its input (`source`, a `data.teleop.TeleopInput`) is open, and what it
+    prints."""
+    import sys
+    from functools import partial
+
     from worldpolicy.cli import continue_command, flag_named
     from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.data.teleop import TeleopQuit, teleop_episodes
     from worldpolicy.fileio import exit_status
 
     def line(resume: bool) -> str:
@@ -950,7 +978,7 @@ def _teleop(args: argparse.Namespace) -> int:
     try:
         result = sim_to_dataset(args.root, args.task, args.episodes, seed=args.seed, video_codec=args.video_codec,
                                 overwrite=args.overwrite, resume=args.resume, command=line(False),
-                                recorder=partial(teleop_episodes, source=ViewerInput()), **scene)
+                                recorder=partial(teleop_episodes, source=source), **scene)
     except RecordingInterrupted as exc:  # the window closed, or Ctrl-C: the finished episodes are kept
         again = line(True) if exc.kept or exc.resumed else None  # else nothing to continue
         print(f"worldpolicy dataset teleop: {exc.describe('--overwrite', '--resume')}"

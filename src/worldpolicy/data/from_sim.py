@@ -58,9 +58,9 @@ from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
 if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
 
-__all__ = ["ACTION_KEYS", "PROMPT_VARIANTS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted",
-           "SimConversion", "SpooledVideo", "check_recording", "discard_frames", "episode_task", "expert_episodes",
-           "sim_features", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "PROMPT_VARIANTS", "STATE_KEYS", "EpisodeRows", "ExpertEpisodes", "ExpertFailed",
+           "RecordingInterrupted", "SimConversion", "SpooledVideo", "check_recording", "discard_frames", "episode_task",
+           "expert_episodes", "recording_command", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -788,7 +788,8 @@ def sim_to_dataset(
     line that did (`extras.run_record`; None from Python; a resumed recording's own, not compared: warned of).
 
     `recorder` makes the episodes in place of `expert_episodes` (None), called as it is, with `episode_options`:
-    `data.teleop.teleop_episodes`, a person's episodes (`dataset teleop`), written, kept and resumed as these are.
+    `data.teleop.teleop_episodes`, a person's episodes (`dataset teleop`), written, kept and resumed as these are;
+    the refusals and the folder lock then name `dataset teleop` (`recording_command`).
     """
     root = Path(root).expanduser()
     if resume and overwrite:
@@ -798,12 +799,13 @@ def sim_to_dataset(
     stored = (provenance_document(root) or {}) if held else {}
     maker = stored.get("source")
     ours = held and maker == SOURCE
+    # a person's episodes (`data.teleop`) share from-sim's source: a recording is named by the command that made it,
+    # the messages by the command run
+    running = recording_command("teleop" if _records_a_person(recorder) else None)
     if not (overwrite or resume) and ours:  # a rerun of the command as first typed: say how to go on
-        # a person's episodes (`data.teleop`) share from-sim's source: named by the command that recorded them
-        made = "dataset teleop" if stored.get("expert") == "teleop" else "dataset from-sim"
-        raise FileExistsError(f"root={str(root)!r} holds a `{made}` recording; pass resume=True to continue it up "
-                              f"to num_episodes={num_episodes}, overwrite=True to replace it, or choose a new or "
-                              "empty folder")
+        raise FileExistsError(f"root={str(root)!r} holds a {recording_command(stored.get('expert'))} recording; pass "
+                              f"resume=True to continue it up to num_episodes={num_episodes}, overwrite=True to "
+                              "replace it, or choose a new or empty folder")
     if held and not ours:
         # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept;
         # without a flag too, which the writer would answer with "pass overwrite=True", only to refuse that next
@@ -811,13 +813,13 @@ def sim_to_dataset(
         only = ("overwrite=True replaces" if name != "resume" else "resume=True continues")
         # a from-sim recording of a version before `PROVENANCE_FILE` says nothing either: it cannot be continued
         # (its settings and seeds are not known), and whether it is one cannot be told, so it is not replaced
-        what = (f"a dataset `{maker.removeprefix('worldpolicy ')}` made, not a `dataset from-sim` recording"
-                if isinstance(maker, str) and maker else "a dataset that does not say `dataset from-sim` recorded it "
+        what = (f"a dataset `{maker.removeprefix('worldpolicy ')}` made, not a {running} recording"
+                if isinstance(maker, str) and maker else f"a dataset that does not say {running} recorded it "
                 f"(one from elsewhere, or a recording by an older worldpolicy, which kept no {PROVENANCE_FILE} of "
                 "its settings and seeds: delete it first to record into this folder again)")
         raise FileExistsError(f"{name + ': ' if name else ''}root={str(root)!r} holds {what}; choose a new or empty "
-                              f"folder ({only} only a `dataset from-sim` recording that says so)")
-    with dataset_lock(root, "root", "`dataset from-sim`"):  # a second recording into root refused, before it starts
+                              f"folder ({only} only a {running} recording that says so)")
+    with dataset_lock(root, "root", running):  # a second recording into root refused, before it starts
         previous = _resumed(root, video_codec) if resume else None
         spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
         try:
@@ -826,6 +828,20 @@ def sim_to_dataset(
         finally:
             shutil.rmtree(spool.path, ignore_errors=True)
             spool.release()
+
+
+def recording_command(expert: str | None) -> str:
+    """The command that records the episodes of `expert` (a provenance's `expert`), as messages name it: `dataset
+    teleop` a person's ("teleop"), `dataset from-sim` the scripted expert's and a policy's (None)."""
+    return "`dataset teleop`" if expert == "teleop" else "`dataset from-sim`"
+
+
+def _records_a_person(recorder: Callable[..., ExpertEpisodes] | None) -> bool:
+    """Whether `sim_to_dataset`'s `recorder` records a person's episodes: `data.teleop.teleop_episodes`, or a partial
+    of it (which the command passes, its input source bound)."""
+    from .teleop import teleop_episodes  # it imports this module: here, once both are loaded
+
+    return getattr(recorder, "func", recorder) is teleop_episodes
 
 
 def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:
@@ -1053,22 +1069,15 @@ def _record_rollout(rollout, seed: int, images: _CameraFrames, settle_steps: int
     the expert's: row t the state and frames before step t and the command of step t; after a success its last command
     held for `settle_steps` more steps."""
     env = rollout.env
-    states, grips, actions = [], [], []
-
-    def row(command: np.ndarray) -> None:
-        obs = env.observe(images=False)
-        states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
-        grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
-        images.render(env)
-        actions.append(np.asarray(command, dtype=np.float64))
-
-    result = rollout.run(seed, on_act=row)
-    rewards = [0.0] * (len(actions) - 1) + [1.0 if result.success else 0.0]  # the run stops at its first success
+    rows = EpisodeRows(images)
+    result = rollout.run(seed, on_act=lambda command: rows.add(env, command))
+    # the run stops at its first success
+    rows.rewards = [0.0] * (len(rows.actions) - 1) + [1.0 if result.success else 0.0]
     while result.success and env.steps < min(rollout.max_steps, result.steps + settle_steps):
-        row(actions[-1])
-        env.act(actions[-1])
-        rewards.append(1.0 if env.success() else 0.0)
-    return _episode(states, grips, actions, rewards, images, result.prompt, seed, result.success)
+        rows.add(env, rows.actions[-1])
+        env.act(rows.actions[-1])
+        rows.rewards.append(1.0 if env.success() else 0.0)
+    return rows.episode(result.prompt, seed, result.success)
 
 
 def _record(env, expert, seed: int, images: _CameraFrames, settle_steps: int, start_jitter: float = 0.0,
@@ -1085,7 +1094,7 @@ def _record(env, expert, seed: int, images: _CameraFrames, settle_steps: int, st
     sent = env.joint_positions()  # the joint targets last commanded (with noise)
     obs = env.observe(images=False)  # render only the recorded cameras: rendering dominates the cost
     prompt = obs["prompt"]
-    states, grips, actions, rewards = [], [], [], []
+    rows = EpisodeRows(images)
     pending: list[np.ndarray] = []
     offset = np.zeros(env.robot.dof)
     solved_at = None
@@ -1096,12 +1105,9 @@ def _record(env, expert, seed: int, images: _CameraFrames, settle_steps: int, st
                 if action_noise > 0:
                     offset = noise_rng.normal(0.0, action_noise, size=env.robot.dof)
             else:
-                pending = [actions[-1]]
+                pending = [rows.actions[-1]]
         action = np.asarray(pending.pop(0), dtype=np.float64)
-        states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
-        grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
-        images.render(env)
-        actions.append(action)
+        rows.add(env, action)
         command = action.copy()
         if action_noise > 0:
             # the noisy command held to the expert's own joint step cap: a chunk's new offset added at once jumped up
@@ -1110,31 +1116,49 @@ def _record(env, expert, seed: int, images: _CameraFrames, settle_steps: int, st
         env.act(command)
         obs = env.observe(images=False)
         solved = env.success()
-        rewards.append(1.0 if solved else 0.0)
+        rows.rewards.append(1.0 if solved else 0.0)
         if solved and solved_at is None:
             solved_at, pending = env.steps, []
-    return _episode(states, grips, actions, rewards, images, prompt, seed, solved_at is not None)
+    return rows.episode(prompt, seed, solved_at is not None)
 
 
-def _episode(states: list[np.ndarray], grips: list[float], actions: list[np.ndarray], rewards: list[float],
-             images: _CameraFrames, prompt: str, seed: int, success: bool) -> dict[str, Any]:
-    """A recorded episode's rows, as `LeRobotDatasetWriter.add_episode` takes them, and its task, seed and outcome."""
-    length = len(actions)
-    action_arr = np.stack(actions)
-    return {
-        "frames": {
-            STATE_KEYS[0]: np.stack(states).astype(np.float32),
-            STATE_KEYS[1]: np.asarray(grips, dtype=np.float32)[:, None],
-            ACTION_KEYS[0]: action_arr[:, :-1].astype(np.float32),
-            ACTION_KEYS[1]: action_arr[:, -1:].astype(np.float32),
-            "next.reward": np.asarray(rewards, dtype=np.float32),
-            "next.done": np.arange(length) == length - 1,
-        },
-        "videos": images.videos(),
-        "task": prompt,
-        "seed": seed,
-        "success": success,
-    }
+class EpisodeRows:
+    """An episode's rows as a recorder records them, for the scripted expert, a policy and a person alike: row t the
+    arm's state and the cameras' frames (`images`) before step t and the command of step t (`add`), and the reward
+    after it (`rewards`, appended by the recorder)."""
+
+    def __init__(self, images: _CameraFrames):
+        self.images = images
+        self.states: list[np.ndarray] = []
+        self.grips: list[float] = []
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[float] = []
+
+    def add(self, env, action: np.ndarray) -> None:
+        """A row: `env` as it is before `action` (the joint targets and the gripper command) steps it."""
+        self.states.append(np.asarray(env.joint_positions(), dtype=np.float64))
+        self.grips.append(float(env.gripper_position()))
+        self.images.render(env)
+        self.actions.append(np.asarray(action, dtype=np.float64))
+
+    def episode(self, prompt: str, seed: int, success: bool) -> dict[str, Any]:
+        """The episode's rows, as `LeRobotDatasetWriter.add_episode` takes them, and its task, seed and outcome."""
+        length = len(self.actions)
+        action_arr = np.stack(self.actions)
+        return {
+            "frames": {
+                STATE_KEYS[0]: np.stack(self.states).astype(np.float32),
+                STATE_KEYS[1]: np.asarray(self.grips, dtype=np.float32)[:, None],
+                ACTION_KEYS[0]: action_arr[:, :-1].astype(np.float32),
+                ACTION_KEYS[1]: action_arr[:, -1:].astype(np.float32),
+                "next.reward": np.asarray(self.rewards, dtype=np.float32),
+                "next.done": np.arange(length) == length - 1,
+            },
+            "videos": self.images.videos(),
+            "task": prompt,
+            "seed": seed,
+            "success": success,
+        }
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ hand follows it by IK (`robot.kinematics.IKSolver`, each step's joint change hel
 are held to: `sim.policies.joint_step_cap`) and the env steps as a recording's does (`TabletopEnv.act`). Keys toggle the
 gripper and end the episode as a success or a failure, or discard it to try its scene again (`VIEWER_KEYS`).
 
-What decides the motion is an input source (`TeleopInput`): the viewer and keyboard (`ViewerInput`), or a script
-(`ScriptedInput`: tests, a recorded path replayed), so the loop runs headless. The episodes go through
+What decides the motion is an input source (`TeleopInput`): the viewer and keyboard (`ViewerInput`), a SpaceMouse or
+a gamepad (`data.teleop_devices.DeviceInput`, the viewer showing the scene), or a script (`ScriptedInput`: tests, a
+recorded path replayed), so the loop runs headless. The episodes go through
 `from_sim.sim_to_dataset` (`recorder=teleop_episodes`): the same features, cameras, fps, task text, provenance
 (`expert` "teleop", the `input`), periodic keeps, Ctrl-C keeping the finished episodes, `resume` and the folder lock.
 Every episode ended as a success or a failure is kept, flagged in meta/episodes' `success` column; a discarded one is
@@ -28,7 +29,15 @@ import numpy as np
 
 from ..sim.rendering import RenderingUnavailable
 from ..sim.scenes import DEFAULT_IMAGE_SIZE
-from .from_sim import ExpertEpisodes, _CameraFrames, _episode, _make_env, discard_frames, episode_task, expert_episodes
+from .from_sim import (
+    EpisodeRows,
+    ExpertEpisodes,
+    _CameraFrames,
+    _make_env,
+    discard_frames,
+    episode_task,
+    expert_episodes,
+)
 from .layout import TELEOP_MAX_STEPS
 
 if TYPE_CHECKING:
@@ -214,7 +223,7 @@ def teleop_episodes(
     for name, method in (("open", "open"), ("begin", "begin"), ("tick", "tick"), ("close", "close")):
         if not callable(getattr(source, method, None)):
             raise ValueError(f"source: {source!r} has no {name}(): expected a TeleopInput (ViewerInput, "
-                             "ScriptedInput)")
+                             "DeviceInput, ScriptedInput)")
     described = expert_episodes(task, num_episodes, seed=seed, task_options=task_options, robot=robot,
                                 image_size=image_size, cameras=cameras, control_hz=control_hz, max_steps=max_steps,
                                 perturb=perturb, prompt_template=prompt_template, prompt_variants=prompt_variants,
@@ -277,7 +286,7 @@ def _teleop_episode(env: TabletopEnv, source: TeleopInput, ik, cap: np.ndarray, 
     source.begin(env, seed, attempt)
     command = env.joint_positions()  # the joint targets last commanded
     gripper = 0.0
-    states, grips, actions, rewards = [], [], [], []
+    rows = EpisodeRows(images)
     ending = None
     while ending is None:
         for event in source.tick(env):
@@ -294,20 +303,16 @@ def _teleop_episode(env: TabletopEnv, source: TeleopInput, ik, cap: np.ndarray, 
             break
         command = limit_step(command, ik.solve(env.teleop_pose(), command), cap)
         action = np.append(command, gripper)
-        states.append(env.joint_positions())
-        grips.append(env.gripper_position())
-        images.render(env)
-        actions.append(action)
+        rows.add(env, action)
         env.act(action)
-        rewards.append(1.0 if env.success() else 0.0)
-    if not actions:
+        rows.rewards.append(1.0 if env.success() else 0.0)
+    if not rows.actions:
         return ending, None
-    solved = max(rewards) > 0
+    solved = max(rows.rewards) > 0
     success = solved if ending == "limit" else ending == "success"
     if ending == "limit":
         logger.warning("teleop: seed %d reached the step limit (%d steps); kept as %s", seed, env.max_steps,
                        "a success (the task was solved)" if solved else "a failure")
     elif ending == "success" and not solved:
         logger.warning("teleop: seed %d ended as a success, which the task's check never saw: kept as you said", seed)
-    return ending, _episode(states, grips, actions, rewards, images, episode_task(env, prompt, prompt_variants), seed,
-                            success)
+    return ending, rows.episode(episode_task(env, prompt, prompt_variants), seed, success)
