@@ -75,7 +75,8 @@ if TYPE_CHECKING:
 __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "ForwardDynamicsResult", "OpenLoopData",
            "OpenLoopPlan", "OpenLoopResult", "check_eval_mode", "check_open_loop", "check_progress_option",
            "compare_forward_dynamics", "compare_open_loop", "evaluate_open_loop", "model_scale",
-           "normalized_scale_note", "plan_training_scenes", "run_open_loop", "spread_starts", "training_scenes_warning"]
+           "normalized_scale_note", "plan_training_scenes", "progress_said", "run_open_loop", "spread_starts",
+           "training_scenes_warning"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ FORWARD_VIDEO_GLOB = "forward_episode_*.mp4"
 # how `dataset eval` names what it compares with a recording (`results.MODES`): the predicted chunks (policy), the
 # frames imagined under the recorded actions (forward_dynamics), the actions recovered from the recorded frames
 MODE_NAMES = {"policy": "open loop", "forward_dynamics": "forward dynamics", "inverse_dynamics": "inverse dynamics"}
+# what a comparison's progress counts in each mode: the chunks predicted, imagined, or whose actions were recovered
+PROGRESS_WORDS = {"policy": "chunks predicted", "forward_dynamics": "chunks imagined",
+                  "inverse_dynamics": "action chunks recovered"}
 # why a column has no normalised error: normalising divides by the floor of its spread, so any error is ~1e6 there
 LEFT_OUT_WHY = "constant in the training data's stats"
 # False: nothing shown; True or None: a bar over the chunks; a callable: told (chunks done, chunks planned)
@@ -101,6 +105,12 @@ def check_eval_mode(mode: Any) -> str:
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)}")
     return mode
+
+
+def progress_said(mode: str, done: float, total: int) -> str:
+    """How far a comparison in `mode` has got, `progress(done, total)` of `compare_open_loop` in words: `chunks
+    imagined: 2.5 of 8` (a fraction within a batch, at each denoising step). The agent tool's progress messages."""
+    return f"{PROGRESS_WORDS[mode]}: {done:.3g} of {total}"
 
 
 def model_scale(embodiment: Embodiment) -> np.ndarray:
