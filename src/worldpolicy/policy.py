@@ -75,6 +75,7 @@ from .processing.observations import (
     frame_keys,
     frames_size_warning,
     load_frames,
+    model_uint8,
     prepare_canvas,
     recorded_canvas,
     single_view_warning,
@@ -1334,7 +1335,7 @@ class Policy:
         model_actions = engine_request.clean_actions if out.actions is None else out.actions
         video = None
         if out.video is not None:
-            video = np.clip(np.round(out.video * 255.0), 0, 255).astype(np.uint8)
+            video = model_uint8(out.video)
         timings = {"preprocess": meta["preprocess"], **out.timings}
         timings["postprocess"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - started

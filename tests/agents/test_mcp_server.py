@@ -1879,9 +1879,13 @@ def test_forward_dynamics_evaluation_returns_the_frames_errors_as_openloop_json_
     # only, which this one's stand-in makes none of)
     why = "tiny was trained with no forward_dynamics objective"
     monkeypatch.setattr(cached, "_untrained", {"forward_dynamics": why})
+    progress: list = []
     result = ok(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset),
-                                               "mode": "forward_dynamics"})
+                                               "mode": "forward_dynamics"}, progress)
     assert {r.mode for r in seen} == {"forward_dynamics"}
+    # progress in the mode's words: the chunks imagined, not predicted
+    assert "chunks imagined: 3 of 5" in [m for _, _, m in progress]
+    assert not [m for _, _, m in progress if "predicted" in m], progress
     written = json.loads(Path(result["files"]["openloop"]).read_text())
     assert result["mode"] == written["mode"] == "forward_dynamics"
     assert result["psnr"] == written["psnr"] == {front: None} and result["mse"] == {front: 0.0}
@@ -1904,10 +1908,12 @@ def test_forward_dynamics_evaluation_returns_the_frames_errors_as_openloop_json_
 def test_inverse_dynamics_evaluation_runs_the_tiny_checkpoint(server, pusht_dataset):
     """mode=inverse_dynamics, end to end on the tiny checkpoint's weights: the actions recovered from the recorded
     frames against the recorded ones, in the policy mode's fields."""
+    progress: list = []
     result = ok(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), "episodes": [1],
-                                               "mode": "inverse_dynamics"})
+                                               "mode": "inverse_dynamics"}, progress)
     written = json.loads(Path(result["files"]["openloop"]).read_text())
     assert result["mode"] == written["mode"] == "inverse_dynamics"
+    assert "action chunks recovered: 2 of 2" in [m for _, _, m in progress], progress
     assert result["steps_compared"] == written["steps_compared"] == 6  # 7 frames: 6 rows with a next frame
     assert {c["column"]: c["mae"] for c in result["columns"]} == written["mae"] and result["cameras"] is None
 

@@ -130,6 +130,40 @@ def test_made_by_its_id_and_truncated_at_max_chunks(policy, cameras, rows):
     assert not np.array_equal(obs[FRAME_KEY], env.unwrapped._model_frame(cameras, "observation"))
 
 
+def test_the_start_frame_is_the_frame_dataset_eval_compares_rounded_alike_at_a_half_level(policy, cameras,
+                                                                                           monkeypatch):
+    """A dream's start frame (`_model_frame`) is the frame `dataset eval` compares an imagined one with
+    (`model_frames`, on the same canvas and size), byte for byte; at a level of exactly 64.5 both give 64, as `Policy`
+    rounds what it decodes (`model_uint8`): the start frame rounded a half up (65), one level off the recording's."""
+    import torch
+
+    from worldpolicy.processing import observations
+    from worldpolicy.processing.observations import Canvas, frames_from_mapping, model_frames
+    from worldpolicy.sim import world_model
+
+    e = policy.embodiment
+    env = WorldModelEnv(policy, cameras, PROMPT)
+    start, canvas = env._model_frame(cameras, "observation")
+    # as `compare_forward_dynamics` composes a recorded frame: each camera's clip of it
+    composed = frames_from_mapping({key: view[None] for key, view in cameras.items()}, e.camera_keys, e.composite)
+    recorded = model_frames(composed, policy.resolution_tier, canvas, start.shape[:2], e.snap_to_16)
+    assert np.array_equal(start, recorded[0])
+
+    half = np.float32(64.5 / 127.5 - 1.0)  # the canvas value (in [-1, 1]) of level 64.5, exactly in float32
+    assert (half + np.float32(1.0)) / np.float32(2.0) * np.float32(255.0) == np.float32(64.5)
+    grid = Canvas(canvas_h=32, canvas_w=48, content_h=32, content_w=48, latent_h=2, latent_w=3)
+
+    def placed(frames, tier, num_frames, snap_to_16=True, canvas=None):
+        return torch.full((1, 3, num_frames, 32, 48), float(half)), grid
+
+    monkeypatch.setattr(world_model, "prepare_canvas", placed)
+    monkeypatch.setattr(observations, "prepare_canvas", placed)
+    start, canvas = env._model_frame(cameras, "observation")
+    recorded = model_frames(composed, policy.resolution_tier, canvas, start.shape[:2], e.snap_to_16)
+    assert canvas == (32, 48) and start.shape == (32, 48, 3)
+    assert (start == 64).all() and np.array_equal(start, recorded[0])
+
+
 def test_a_non_finite_reward_is_refused_naming_its_chunk(policy, cameras, rows):
     env = WorldModelEnv(policy, cameras, PROMPT, scorer=lambda video, prompt: float("nan"))
     env.reset(seed=0)

@@ -1076,6 +1076,22 @@ def test_a_forward_dynamics_evaluation_shows_its_frame_errors_not_an_empty_colum
     assert "psnr.front" in metrics and "ssim.front" in metrics and "id='records-horizon'" in html
 
 
+def test_an_open_loop_evaluation_of_a_newer_version_is_said_not_shown_as_read(tmp_path):
+    """openloop.json a later worldpolicy wrote (`worldpolicy.openloop/v3`) was shown as if this one read it: the page
+    says why it is not, naming the file, its version and the one this worldpolicy reads (`fileio.OPENLOOP_SCHEMA`)."""
+    from worldpolicy.fileio import OPENLOOP_SCHEMA
+
+    kind, _, version = OPENLOOP_SCHEMA.rpartition("/v")
+    newer = f"{kind}/v{int(version) + 1}"
+    (tmp_path / "openloop.json").write_text(json.dumps({
+        "schema": newer, "mode": "policy", "columns": ["x"], "units": {"x": "m"}, "mae": {"x": 0.1}}))
+    page = _parse(report.write_report(tmp_path))
+    said = (f"openloop.json could not be read: {str(tmp_path / 'openloop.json')!r}: written by a newer worldpolicy "
+            f"(schema {newer!r}; this one reads {OPENLOOP_SCHEMA!r} and older): upgrade worldpolicy to read it")
+    assert page.sections[0] == "notes" and said in page.text
+    assert "open-loop" not in page.sections and "metrics" not in page.sections
+
+
 @pytest.mark.parametrize(("seeds", "said"), [
     ([6], ("Training scenes: 1 of the 2 episodes (seed 6) are scenes the checkpoint was trained on (its dataset "
            "data/reach: reach seeds 5..6): the error says how well it imitates its training data, not how it does "

@@ -1295,8 +1295,9 @@ class Toolbox:
         once (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN; `run_open_loop`
         runs its plan) and the chunks counted before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached
         policy as it is, this call's `steps` on each request, its `center_crop` as `predict`'s (openloop.json's
-        `settings` record the crop); progress counts the chunks (a fraction at each denoising step). A call that fails
-        or is cancelled removes the run folder it began, as `evaluate_sim` does."""
+        `settings` record the crop); progress counts the chunks in the mode's words (`progress_said`: predicted,
+        imagined, or their actions recovered; a fraction at each denoising step). A call that fails or is cancelled
+        removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.openloop import (
@@ -1305,6 +1306,7 @@ class Toolbox:
             check_eval_mode,
             check_open_loop,
             plan_training_scenes,
+            progress_said,
             run_open_loop,
         )
         from ..policy import trained_data_keys
@@ -1355,7 +1357,7 @@ class Toolbox:
         report = progress or (lambda *_: None)
 
         def chunks_done(done: float, total: int) -> None:  # a cancelled call stops here: before a batch, or at a step
-            report(done, total, f"chunks predicted: {done:.3g} of {total}")
+            report(done, total, progress_said(mode, done, total))
 
         out = None
         try:

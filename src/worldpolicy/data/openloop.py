@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -64,7 +64,7 @@ from ..viz.plots import plural
 from .actions import RecordedActions, recorded_actions, run_keys
 from .checks import check_episodes
 from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
-from .lerobot import LeRobotDataset
+from .lerobot import Episode, LeRobotDataset
 from .sampling import caption_variants
 from .served import served_rate_reason
 from .stats import first_non_finite
@@ -75,7 +75,8 @@ if TYPE_CHECKING:
 __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "ForwardDynamicsResult", "OpenLoopData",
            "OpenLoopPlan", "OpenLoopResult", "check_eval_mode", "check_open_loop", "check_progress_option",
            "compare_forward_dynamics", "compare_open_loop", "evaluate_open_loop", "model_scale",
-           "normalized_scale_note", "plan_training_scenes", "run_open_loop", "spread_starts", "training_scenes_warning"]
+           "normalized_scale_note", "plan_training_scenes", "progress_said", "run_open_loop", "spread_starts",
+           "training_scenes_warning"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ FORWARD_VIDEO_GLOB = "forward_episode_*.mp4"
 # how `dataset eval` names what it compares with a recording (`results.MODES`): the predicted chunks (policy), the
 # frames imagined under the recorded actions (forward_dynamics), the actions recovered from the recorded frames
 MODE_NAMES = {"policy": "open loop", "forward_dynamics": "forward dynamics", "inverse_dynamics": "inverse dynamics"}
+# what a comparison's progress counts in each mode: the chunks predicted, imagined, or whose actions were recovered
+PROGRESS_WORDS = {"policy": "chunks predicted", "forward_dynamics": "chunks imagined",
+                  "inverse_dynamics": "action chunks recovered"}
 # why a column has no normalised error: normalising divides by the floor of its spread, so any error is ~1e6 there
 LEFT_OUT_WHY = "constant in the training data's stats"
 # False: nothing shown; True or None: a bar over the chunks; a callable: told (chunks done, chunks planned)
@@ -101,6 +105,12 @@ def check_eval_mode(mode: Any) -> str:
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)}")
     return mode
+
+
+def progress_said(mode: str, done: float, total: int) -> str:
+    """How far a comparison in `mode` has got, `progress(done, total)` of `compare_open_loop` in words: `chunks
+    imagined: 2.5 of 8` (a fraction within a batch, at each denoising step). The agent tool's progress messages."""
+    return f"{PROGRESS_WORDS[mode]}: {done:.3g} of {total}"
 
 
 def model_scale(embodiment: Embodiment) -> np.ndarray:
@@ -772,63 +782,33 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     False nothing, True or None a bar over the chunks, a callable `progress(done, total)`: called before each batch
     and at each of its denoising steps with the chunks predicted so far (a batch's n chunks advance n * step / steps)
     and the chunks planned, so a caller can stop the run at the next call by raising. Nothing is written: the
-    result's `out` is None.
+    result's `out` is None. The requests, batches and progress are `_predicted_episodes`', as every mode's.
 
     `mode="inverse_dynamics"`: each request is the clip of frames f .. f + chunk instead (each camera's; one that runs
     past the episode's end repeats its last frame, as `Policy.infer_actions` pads a short clip), and its actions are
     compared with the rows recorded at f .. f + chunk - 1 that have a next frame (row t takes frame t to t + 1)."""
-    from ..logcapture import progress_bar
-    from ..policy import PolicyRequest
-
     inverse = mode == "inverse_dynamics"
-    ds, cameras, reader = data.dataset, data.cameras, data.reader
     emb, chunk = policy.embodiment, policy.chunk_size
     total = _Errors(chunk, emb.action_dim)
     recorded_sum = np.zeros(emb.action_dim)
     recorded_sq = np.zeros(emb.action_dim)
     episodes: list[EpisodeErrors] = []
-    chosen = [i for i, frames in starts.items() if frames]
-    planned = sum(len(starts[i]) for i in chosen)
-    callback = progress if callable(progress) else None
-    done = 0
-    with progress_bar(total=planned, desc=f"{MODE_NAMES[mode]} over {plural(len(chosen), 'episode')}", unit="chunk",
-                      disable=progress is False or callback is not None) as bar:
-        for i in chosen:
-            ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
-            at = [int(f) for f in starts[i]]
-            state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in data.state_keys], axis=1)
-                     if emb.state_history else None)
-            predicted: list[np.ndarray] = []
-            for b in range(0, len(at), batch_size):
-                batch = at[b:b + batch_size]
-                last = min(batch[-1] + chunk + 1, ep.length) if inverse else batch[-1] + 1
-                views = {camera: ds.camera_frames(i, key, batch[0], last) for camera, key in cameras.items()}
-                requests = [PolicyRequest({camera: (_clip(frames, f - batch[0], chunk + 1) if inverse
-                                                    else frames[f - batch[0]]) for camera, frames in views.items()},
-                                          caption_variants(ep.frame_tasks[f])[0], mode=mode,
-                                          seed=episode_seed(seed, i), state=None if state is None else state[f],
-                                          steps=steps)
-                            for f in batch]
-                step_progress = None
-                if callback is not None:
-                    callback(done, planned)
-                    step_progress = partial(_batch_progress, callback, done, len(requests), planned)
-                predicted += [np.asarray(p.actions, dtype=np.float64)
-                              for p in policy.act_batch(requests, progress=step_progress)]
-                done += len(requests)
-                bar.update(len(requests))
-            errors = _Errors(chunk, emb.action_dim)
-            compared = []
-            for f, chunk_actions in zip(at, predicted):
-                # the steps the episode recorded (inverse dynamics: those with a next frame to explain)
-                recorded = reader.chunk(ep.frames, f, min(f + chunk, ep.length - inverse))
-                compared.append(recorded)
-                errors.add(chunk_actions, recorded)
-                recorded_sum += recorded.sum(axis=0)
-                recorded_sq += (recorded**2).sum(axis=0)
-            total.merge(errors)
-            episodes.append(EpisodeErrors(i, ep.length, at, errors.steps, errors.mae(), errors.rmse(),
-                                          caption_variants(ep.frame_tasks[0])[0], predicted, compared))
+    for run in _predicted_episodes(policy, data, starts, seed=seed, batch_size=batch_size, steps=steps,
+                                   progress=progress, mode=mode):
+        ep = run.episode
+        predicted = [np.asarray(p.actions, dtype=np.float64) for batch in run.batches for p in batch.predictions]
+        errors = _Errors(chunk, emb.action_dim)
+        compared = []
+        for f, chunk_actions in zip(run.starts, predicted):
+            # the steps the episode recorded (inverse dynamics: those with a next frame to explain)
+            recorded = data.reader.chunk(ep.frames, f, min(f + chunk, ep.length - inverse))
+            compared.append(recorded)
+            errors.add(chunk_actions, recorded)
+            recorded_sum += recorded.sum(axis=0)
+            recorded_sq += (recorded**2).sum(axis=0)
+        total.merge(errors)
+        episodes.append(EpisodeErrors(run.index, ep.length, run.starts, errors.steps, errors.mae(), errors.rmse(),
+                                      caption_variants(ep.frame_tasks[0])[0], predicted, compared))
     n = max(total.steps, 1)
     mean = recorded_sum / n
     scale = np.sqrt(np.maximum(recorded_sq / n - mean**2, 0.0))
@@ -837,6 +817,91 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
                           mae=total.mae(), rmse=total.rmse(), scale=scale, model_scale=model_scale(emb),
                           normalization=emb.normalization, horizon_mae=total.horizon_mae(),
                           horizon_steps=total.count.copy(), episodes=episodes, mode=mode)
+
+
+@dataclass
+class _Batch:
+    """One batched forward of a comparison (`_predicted_episodes`): its start frames, each camera's frames decoded from
+    the first start on (`views[camera][f - starts[0]]` is frame f; the world model's modes up to the last start's
+    f + chunk, where the episode has it) and the policy's `Prediction` for each start."""
+
+    starts: list[int]
+    views: dict[str, np.ndarray]
+    predictions: list[Any]
+
+
+@dataclass
+class _EpisodeRun:
+    """One episode of a comparison (`_predicted_episodes`): its index, its recorded numbers and tasks
+    (`LeRobotDataset.episode` without videos), its start frames and its batches, each predicted when it is read."""
+
+    index: int
+    episode: Episode
+    starts: list[int]
+    batches: Iterator[_Batch]
+
+
+def _predicted_episodes(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequence[int]], *, seed: int,
+                        batch_size: int, steps: int | None, progress: Progress, mode: str) -> Iterator[_EpisodeRun]:
+    """The loop every mode of a comparison runs (`compare_open_loop`, `compare_forward_dynamics`): over the episodes
+    of `starts` given a start frame, under one progress bar over the chunks (`progress` as `compare_open_loop` takes
+    it), each episode's start frames `batch_size` at a time as `mode`'s requests to `policy.act_batch`. A request at
+    frame f reads the cameras of `data` at f (inverse dynamics: the clip f .. f + chunk, `_clip`), the first phrasing
+    of f's task, the state row at f for a state-conditioned embodiment, episode i's seed `seed + i` and `steps`;
+    forward dynamics' the actions recorded at f .. f + chunk - 1 too (rows past the episode's end repeat its last, as
+    the pipeline pads). Each batch decodes its frames only when it is read, so a long episode is never held decoded
+    whole: the caller reads an episode's batches before it asks for the next episode."""
+    from ..logcapture import progress_bar
+    from ..policy import PolicyRequest
+
+    ds, cameras, reader = data.dataset, data.cameras, data.reader
+    emb, chunk = policy.embodiment, policy.chunk_size
+    ahead = mode != "policy"  # the world model's modes read the frames after f too
+    chosen = [i for i, frames in starts.items() if frames]
+    planned = sum(len(starts[i]) for i in chosen)
+    callback = progress if callable(progress) else None
+    done = 0
+
+    def images(views: Mapping[str, np.ndarray], at: int) -> dict[str, np.ndarray]:
+        """Each camera's input at `at` in `views`: its frame, or inverse dynamics' clip of chunk + 1 frames."""
+        if mode == "inverse_dynamics":
+            return {camera: _clip(frames, at, chunk + 1) for camera, frames in views.items()}
+        return {camera: frames[at] for camera, frames in views.items()}
+
+    def actions(ep: Episode, f: int) -> np.ndarray | None:
+        """Forward dynamics' actions from frame f, a whole chunk; None in the other modes."""
+        if mode != "forward_dynamics":
+            return None
+        rows = reader.chunk(ep.frames, f, min(f + chunk, ep.length))
+        return np.concatenate([rows, np.repeat(rows[-1:], chunk - len(rows), axis=0)])
+
+    def batches(i: int, ep: Episode, at: list[int], bar: Any) -> Iterator[_Batch]:
+        nonlocal done
+        state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in data.state_keys], axis=1)
+                 if emb.state_history else None)
+        for b in range(0, len(at), batch_size):
+            batch = at[b:b + batch_size]
+            last = min(batch[-1] + chunk + 1, ep.length) if ahead else batch[-1] + 1
+            views = {camera: ds.camera_frames(i, key, batch[0], last) for camera, key in cameras.items()}
+            requests = [PolicyRequest(images(views, f - batch[0]), caption_variants(ep.frame_tasks[f])[0], mode=mode,
+                                      actions=actions(ep, f), seed=episode_seed(seed, i),
+                                      state=None if state is None else state[f], steps=steps)
+                        for f in batch]
+            step_progress = None
+            if callback is not None:
+                callback(done, planned)
+                step_progress = partial(_batch_progress, callback, done, len(requests), planned)
+            predictions = policy.act_batch(requests, progress=step_progress)
+            done += len(requests)
+            bar.update(len(requests))
+            yield _Batch(batch, views, predictions)
+
+    with progress_bar(total=planned, desc=f"{MODE_NAMES[mode]} over {plural(len(chosen), 'episode')}", unit="chunk",
+                      disable=progress is False or callback is not None) as bar:
+        for i in chosen:
+            ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
+            at = [int(f) for f in starts[i]]
+            yield _EpisodeRun(i, ep, at, batches(i, ep, at, bar))
 
 
 def _clip(frames: np.ndarray, start: int, count: int) -> np.ndarray:
@@ -855,16 +920,14 @@ def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[in
     f + chunk (those the episode has), each camera's part of the composed frame apart. The recorded frames are
     composed as the request's are and brought to the model's output resolution (`model_frames`: the centre crop
     where the policy crops, the canvas the request was generated on, the decoded size), so the two are compared
-    pixel for pixel. Inputs as `compare_open_loop` reads them (cameras, first phrasing, state at f, seed + episode).
+    pixel for pixel. Inputs, batches and progress as `compare_open_loop`'s (`_predicted_episodes`).
     `keep_frames`: keep each episode's video of side-by-side frames (recorded | imagined | abs diff), encoded once its
     chunks are compared (`encode_mp4`: one episode's frames held at a time). Nothing is written: the result's `out`
     is None."""
-    from ..logcapture import progress_bar
-    from ..policy import PolicyRequest
     from ..processing.observations import composite_regions, frames_from_mapping, model_frames
     from ..processing.video import encode_mp4
 
-    ds, cameras, reader = data.dataset, data.cameras, data.reader
+    cameras = data.cameras
     emb, chunk = policy.embodiment, policy.chunk_size
     regions = composite_regions(list(cameras), emb.camera_keys, emb.composite) or {k: (0.0, 0.0, 1.0, 1.0)
                                                                                     for k in cameras}
@@ -872,63 +935,36 @@ def compare_forward_dynamics(policy: Any, data: OpenLoopData, starts: Mapping[in
     total = _FrameErrors(names, chunk)
     episodes: list[dict[str, Any]] = []
     kept: dict[int, bytes] | None = {} if keep_frames else None
-    chosen = [i for i, frames in starts.items() if frames]
-    planned = sum(len(starts[i]) for i in chosen)
-    callback = progress if callable(progress) else None
-    done = 0
-    with progress_bar(total=planned, desc=f"forward dynamics over {plural(len(chosen), 'episode')}", unit="chunk",
-                      disable=progress is False or callback is not None) as bar:
-        for i in chosen:
-            ep = ds.episode(i, videos=False)
-            at = [int(f) for f in starts[i]]
-            state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in data.state_keys], axis=1)
-                     if emb.state_history else None)
-            errors = _FrameErrors(names, chunk)
-            side_by_side: list[np.ndarray] = []
-            for b in range(0, len(at), batch_size):
-                batch = at[b:b + batch_size]
-                last = min(batch[-1] + chunk + 1, ep.length)
-                views = {camera: ds.camera_frames(i, key, batch[0], last) for camera, key in cameras.items()}
-                requests = []
-                for f in batch:
-                    actions = reader.chunk(ep.frames, f, min(f + chunk, ep.length))
-                    actions = np.concatenate([actions, np.repeat(actions[-1:], chunk - len(actions), axis=0)])
-                    requests.append(PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
-                                                  caption_variants(ep.frame_tasks[f])[0], mode="forward_dynamics",
-                                                  actions=actions, seed=episode_seed(seed, i),
-                                                  state=None if state is None else state[f], steps=steps))
-                step_progress = None
-                if callback is not None:
-                    callback(done, planned)
-                    step_progress = partial(_batch_progress, callback, done, len(requests), planned)
-                predictions = policy.act_batch(requests, progress=step_progress)
-                for f, prediction in zip(batch, predictions):
-                    ahead = min(chunk, ep.length - 1 - f)  # the frames after f the episode recorded
-                    lo = f + 1 - batch[0]
-                    recorded = model_frames(
-                        frames_from_mapping({c: v[lo:lo + ahead] for c, v in views.items()}, emb.camera_keys,
-                                            emb.composite),
-                        policy.resolution_tier, prediction.settings["canvas_hw"], prediction.video.shape[1:3],
-                        emb.snap_to_16, policy.center_crop or None)
-                    imagined = prediction.video[1:1 + ahead]
-                    height, width = recorded.shape[1:3]
-                    for key, (top, left, bottom, right) in regions.items():
-                        rows = slice(round(top * height), round(bottom * height))
-                        cols = slice(round(left * width), round(right * width))
-                        errors.add(cameras[key], recorded[:, rows, cols], imagined[:, rows, cols])
-                    errors.reached(ahead)
-                    if kept is not None:
-                        diff = np.abs(recorded.astype(np.int16) - imagined.astype(np.int16)).astype(np.uint8)
-                        side_by_side.extend(np.concatenate([recorded, imagined, diff], axis=2))
-                done += len(requests)
-                bar.update(len(requests))
-            if kept is not None and side_by_side:
-                kept[i] = encode_mp4(side_by_side, emb.fps)
-            total.merge(errors)
-            episodes.append({"episode": i, "frames": ep.length, "chunks": len(at), "starts": at,
-                             "frames_compared": int(errors.count.sum()),
-                             "psnr": {c: errors.psnr(c) for c in names},
-                             "ssim": {c: errors.mean_ssim(c) for c in names}, "video": None})
+    for run in _predicted_episodes(policy, data, starts, seed=seed, batch_size=batch_size, steps=steps,
+                                   progress=progress, mode="forward_dynamics"):
+        errors = _FrameErrors(names, chunk)
+        side_by_side: list[np.ndarray] = []
+        for batch in run.batches:
+            for f, prediction in zip(batch.starts, batch.predictions):
+                ahead = min(chunk, run.episode.length - 1 - f)  # the frames after f the episode recorded
+                lo = f + 1 - batch.starts[0]
+                recorded = model_frames(
+                    frames_from_mapping({c: v[lo:lo + ahead] for c, v in batch.views.items()}, emb.camera_keys,
+                                        emb.composite),
+                    policy.resolution_tier, prediction.settings["canvas_hw"], prediction.video.shape[1:3],
+                    emb.snap_to_16, policy.center_crop or None)
+                imagined = prediction.video[1:1 + ahead]
+                height, width = recorded.shape[1:3]
+                for key, (top, left, bottom, right) in regions.items():
+                    rows = slice(round(top * height), round(bottom * height))
+                    cols = slice(round(left * width), round(right * width))
+                    errors.add(cameras[key], recorded[:, rows, cols], imagined[:, rows, cols])
+                errors.reached(ahead)
+                if kept is not None:
+                    diff = np.abs(recorded.astype(np.int16) - imagined.astype(np.int16)).astype(np.uint8)
+                    side_by_side.extend(np.concatenate([recorded, imagined, diff], axis=2))
+        if kept is not None and side_by_side:
+            kept[run.index] = encode_mp4(side_by_side, emb.fps)
+        total.merge(errors)
+        episodes.append({"episode": run.index, "frames": run.episode.length, "chunks": len(run.starts),
+                         "starts": run.starts, "frames_compared": int(errors.count.sum()),
+                         "psnr": {c: errors.psnr(c) for c in names},
+                         "ssim": {c: errors.mean_ssim(c) for c in names}, "video": None})
     return ForwardDynamicsResult(out=None, cameras=names, chunk_size=chunk, every=None, errors=total,
                                  episodes=episodes, videos=kept)
 

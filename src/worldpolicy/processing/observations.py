@@ -851,15 +851,23 @@ def model_frames(frames: np.ndarray, tier: int, canvas: Sequence[int], size: Seq
     as the model is given them on `canvas` (its (height, width) bin, a result's `settings["canvas_hw"]`): centre-cropped
     by `crop` where set (`center_crop`, `Policy.center_crop`), then `prepare_canvas`, cut to the top-left `size` (h, w),
     the whole latent cells of the content a model decodes (pads go right and bottom), and rounded to uint8 as `Policy`
-    rounds its decoded frames: a recording compared like for like with what a model imagined of it."""
+    rounds its decoded frames (`model_uint8`): a recording compared like for like with what a model imagined of it."""
     if crop is not None:
         frames = center_crop(frames, crop)
     video, _ = prepare_canvas(frames, tier, len(frames), snap_to_16, (int(canvas[0]), int(canvas[1])))
     height, width = int(size[0]), int(size[1])
     if height > video.shape[-2] or width > video.shape[-1]:
         raise ValueError(f"size={height}x{width} is larger than the canvas {video.shape[-2]}x{video.shape[-1]}")
-    pixels = (video[0, :, :, :height, :width].permute(1, 2, 3, 0).numpy() + 1.0) / 2.0
-    return np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
+    return model_uint8((video[0, :, :, :height, :width].permute(1, 2, 3, 0).numpy() + 1.0) / 2.0)
+
+
+def model_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] as uint8, each rounded to the nearest of the 256 levels (a level's half to the even one,
+    numpy's round) and clipped: the one rounding of the frames a model decodes or is given. `Policy` rounds its
+    decoded video by it, `model_frames` a recording compared with what a model imagined of it, and
+    `sim.world_model.WorldModelEnv` the start frame a dream continues from, so a recorded frame, the start frame made
+    of it and an imagined frame never differ by a level at a half (64.5 is 64 for each)."""
+    return np.clip(np.round(np.asarray(pixels) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _placed(height: int, width: int, canvas_h: int, canvas_w: int) -> Canvas:

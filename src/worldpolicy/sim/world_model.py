@@ -39,6 +39,7 @@ from worldpolicy.processing.observations import (
     canvas_comment,
     compose_views,
     load_frames,
+    model_uint8,
     prepare_canvas,
     recorded_canvas,
     resolution_bins,
@@ -184,7 +185,8 @@ class WorldModelEnv(gym.Env):
 
     def _model_frame(self, observation: Any, param: str) -> tuple[np.ndarray, tuple[int, int]]:
         """The start as the model sees it, uint8 [H, W, 3]: composed and put on the canvas as `imagine` does (its
-        latest frame), cut to the latent grid's pixels, the size every imagined frame has; and that canvas."""
+        latest frame), cut to the latent grid's pixels, the size every imagined frame has, rounded as imagined frames
+        are (`model_uint8`); and that canvas."""
         e = self.embodiment
         try:
             if isinstance(observation, Mapping):
@@ -198,8 +200,8 @@ class WorldModelEnv(gym.Env):
                                       recorded_canvas(observation, frames.shape[1:3], self.resolution_tier,
                                                       self._say_canvas_once))
         h, w = info.latent_h * VAE_PIXELS, info.latent_w * VAE_PIXELS
-        pixels = (canvas[0, :, 0, :h, :w].permute(1, 2, 0).numpy() + 1.0) * 127.5
-        return np.clip(pixels + 0.5, 0, 255).astype(np.uint8), (info.canvas_h, info.canvas_w)
+        pixels = (canvas[0, :, 0, :h, :w].permute(1, 2, 0).numpy() + 1.0) / 2.0
+        return model_uint8(pixels), (info.canvas_h, info.canvas_w)
 
     # --- gymnasium API -------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -43,6 +43,7 @@ from ..fileio import (
     DREAM_FILE,
     DREAM_PARTIAL_DIR,
     OPENLOOP_FILE,
+    OPENLOOP_SCHEMA,
     REPORT_FILE,
     SHOW_FILE,
     SIM_CANDIDATES_DIR,
@@ -53,6 +54,7 @@ from ..fileio import (
     SIM_REPORT_FILE,
     SWEEP_FILE,
     TRAIN_LOG_FILE,
+    schema_matches,
     write_bytes_atomic,
 )
 from ..results import actions_from_json
@@ -900,7 +902,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     for name in METRICS_FILES:
         if metrics is None and (run_dir / name).is_file():
             try:
-                metrics, metrics_file = _read_json(run_dir / name), name
+                doc = _read_json(run_dir / name)
+                if name == OPENLOOP_FILE:  # a newer worldpolicy's is said (NewerFormatError), not shown as if read
+                    schema_matches(doc, OPENLOOP_SCHEMA, repr(str(run_dir / name)))
+                metrics, metrics_file = doc, name
             except ValueError as exc:
                 notes.append(f"{name} could not be read: {exc}")
 
