@@ -64,7 +64,7 @@ def test_sim_rerun_logs_every_step_of_each_episode_under_its_seed(tmp_path, caps
         assert text(logged[f"{root}/prompt"]) == episode["prompt"]
         # a row per control step the report counts, on both timelines at the control rate
         joint = logged[f"{root}/joints/joint1"]
-        assert joint.steps == list(range(steps))
+        assert joint.steps == list(range(steps)) and joint.timelines == {("step", "time")}
         assert joint.times == pytest.approx(np.arange(steps) / TabletopEnv("reach", image_size=None).actual_control_hz)
         assert joint.static["SeriesLines:names"] == ["joint1 [rad]"]
         measured, sent = _replayed(episode["seed"])
