@@ -259,7 +259,7 @@ def log_sim_run(rec: rr.RecordingStream, run_dir: str | Path, episodes: Sequence
     the rate the file carries, `prompt` and `outcome` (as the run's page captions it) from its record in `episodes`
     (report.json's, by seed); how many were logged. A run keeps no per-step joints or actions to log."""
     from ..processing.video import iter_video, read_video
-    from .report import SIM_EPISODE_VIDEOS, _episode_caption, _episode_seed
+    from .report import SIM_EPISODE_VIDEOS, _episode_seed, episode_outcome
 
     run_dir = Path(run_dir)
     by_seed = {str(record.get("seed")): record for record in episodes}
@@ -271,5 +271,5 @@ def log_sim_run(rec: rr.RecordingStream, run_dir: str | Path, episodes: Sequence
         if record is not None:
             if record.get("prompt"):
                 log_text(rec, entity(video.stem, "prompt"), str(record["prompt"]))
-            log_text(rec, entity(video.stem, "outcome"), _episode_caption(record))
+            log_text(rec, entity(video.stem, "outcome"), episode_outcome(record))
     return len(videos)
