@@ -20,7 +20,9 @@ distance and the outcome at step s are after s steps (1..N; success at report.js
   meant for (a chunk handed over early overlaps the next one's rows); `decision`: a line at its arrival (which chunk,
   the step its observation was taken, a best-of-N planner's scores and choice: `--plan`).
 - `imagined`: the policy's imagined future where it returns one (`--imagine`, a planner's chosen one), frame i at
-  the step action i - 1 leads into.
+  the step action i - 1 leads into. A `--plan` planner's other candidates' futures are not logged: the chunk the
+  rollout runs carries the chosen one alone (`BestOfNPlanner.act`), the others reach only its `on_plan`, at the
+  request (`--plan-save-candidates` writes them as videos), so logging them here would need a channel of their own.
 - `distance_m`: the task's distance to done (`Task.distance`, report.json's `final_distance_m` at the last step).
 - `outcome`: at the success step, else at the step limit, the episode's outcome as the run's page captions its video
   and a finished run's recording words it (`viz.report.episode_outcome`: `seed 3 · success · 21 steps · final
