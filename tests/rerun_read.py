@@ -15,12 +15,14 @@ import pytest
 @dataclass
 class Logged:
     """What an entity holds: its timed rows' `steps` and `times` (seconds) and its components' values by name
-    (`Scalars:scalars`, `EncodedImage:blob`, ...), timed and static."""
+    (`Scalars:scalars`, `EncodedImage:blob`, ...), timed and static. `timelines`: the names its rows' step and time
+    were read from (`step` and `time` of a run or a sim episode, `frame_index` and `timestamp` of a dataset's)."""
 
     steps: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     timed: dict[str, list[Any]] = field(default_factory=dict)
     static: dict[str, Any] = field(default_factory=dict)
+    timelines: set[tuple[str, str]] = field(default_factory=set)
 
 
 def read_rrd(path: str | Path) -> dict[str, Logged]:
@@ -37,8 +39,11 @@ def read_rrd(path: str | Path) -> dict[str, Logged]:
         if part.is_static:
             logged.static.update({k: v[-1] for k, v in components.items()})
             continue
-        logged.steps += columns["step"]
-        logged.times += [time.total_seconds() for time in columns["time"]]
+        step, time = ("frame_index", "timestamp") if "frame_index" in columns else ("step", "time")
+        logged.timelines.add((step, time))
+        logged.steps += columns[step]
+        # a duration (`time`) read back as a Timedelta, a timestamp (`timestamp`, seconds since the epoch) a Timestamp
+        logged.times += [at.total_seconds() if hasattr(at, "total_seconds") else at.value / 1e9 for at in columns[time]]
         for k, v in components.items():
             logged.timed.setdefault(k, []).extend(v)
     for logged in found.values():  # the rows of every chunk in step order

@@ -10,7 +10,6 @@ import math
 import os
 import re
 import shlex
-import signal
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
@@ -486,9 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     from .fileio import (
         STORAGE_ERRNOS,
         exit_status,
+        how_stopped,
         removing_empty_folders_on_failure,
-        signal_name,
-        stop_signal,
         terminating_as_interrupt,
     )
     from .logcapture import is_terminal, log_progress_interval, quiet_loading
@@ -510,8 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         # a SIGTERM or SIGUSR1, also where what kept the finished work replaced it (a recipe's recording)
-        how = "interrupted" if (signum := stop_signal(stop)) == signal.SIGINT else f"terminated ({signal_name(signum)})"
-        _say(args, logging.WARNING, f"worldpolicy {_command_name(args)}: {how}")
+        _say(args, logging.WARNING, f"worldpolicy {_command_name(args)}: {how_stopped(stop)}")
         return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1
     except Exception as exc:
         from .extras import missing_extra

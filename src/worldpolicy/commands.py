@@ -699,12 +699,12 @@ def _dream(args: argparse.Namespace) -> int:
         DREAM_FILE,
         DREAM_PARTIAL_DIR,
         folder_lock,
+        how_stopped,
         read_json,
         sigint_deferred,
         sigint_held,
         signal_name,
         stop_signal,
-        what_stopped,
     )
     from .logcapture import progress_bar
     from .models import resolve_checkpoint
@@ -799,7 +799,7 @@ def _dream(args: argparse.Namespace) -> int:
             bar.close()
             if recorder.chunks:
                 done = len(recorder.chunks)
-                why = what_stopped(exc)
+                how = how_stopped(exc)
                 # stopping anyway: what it held is not raised
                 with sigint_held(writing(done), second_stops=True) as held:
                     if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
@@ -807,7 +807,7 @@ def _dream(args: argparse.Namespace) -> int:
                         print(f"{signal_name(signum)}: {writing(done)}", file=sys.stderr, flush=True)
                         held.append(signum)
                     recorder.finish()
-                print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "
+                print(f"worldpolicy dream: {how} after {done} of {args.chunks} chunks finished; their run is in {out} "
                       f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",
                       file=sys.stderr)
             raise

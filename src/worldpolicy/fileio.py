@@ -153,14 +153,17 @@ def stop_signal(stop: KeyboardInterrupt) -> int:
     return getattr(stop, "signum", signal.SIGINT)
 
 
-def what_stopped(exc: BaseException) -> str:
-    """What ended a command's work, as its "N of M finished before ..." lines name it: "the interruption" (Ctrl-C, or a
-    stop carrying it: `stop_signal`), the signal of a `Terminated` ("SIGTERM": a scheduler's time limit or preemption,
-    `kill`; "SIGUSR1"), as the command's last line names it ("terminated (SIGTERM)"), else "the failure"."""
-    if not isinstance(exc, KeyboardInterrupt):
-        return "the failure"
-    signum = stop_signal(exc)
-    return "the interruption" if signum == signal.SIGINT else signal_name(signum)
+def how_stopped(stop: BaseException) -> str:
+    """How a command's work ended, in the one wording of every line that says it: "interrupted" (Ctrl-C, or a stop
+    carrying it: `stop_signal`), "terminated (SIGTERM)" for a `Terminated` (a scheduler's time limit or preemption,
+    `kill`; "terminated (SIGUSR1)"), else "failed": the command's last line (`worldpolicy sim: interrupted`,
+    `cli.main`; `__main__.INTERRUPTED` before a command starts), its log's (`session stopped: terminated (SIGTERM)`,
+    `logcapture.run_log`'s `session_stopped`) and its "... after N of M finished" lines (`worldpolicy sim: failed
+    after 2 of 5 episodes finished`)."""
+    if not isinstance(stop, KeyboardInterrupt):
+        return "failed"
+    signum = stop_signal(stop)
+    return "interrupted" if signum == signal.SIGINT else f"terminated ({signal_name(signum)})"
 
 
 def exit_status(stop: KeyboardInterrupt) -> int:

@@ -25,7 +25,6 @@ import errno
 import logging
 import math
 import os
-import signal
 import socket
 import sys
 import threading
@@ -258,12 +257,10 @@ class _RunLog(logging.Handler):
         """A session's last line when `stop` ended it: the signal of an interruption (Ctrl-C, a cluster's SIGTERM), a
         refusal (a setting, the data, a full disk: ValueError, OSError) as the command says it, anything else with
         its traceback."""
-        from .fileio import signal_name, stop_signal
+        from .fileio import how_stopped
 
         if isinstance(stop, KeyboardInterrupt):
-            signum = stop_signal(stop)
-            self.said(f"session stopped: {'interrupted' if signum == signal.SIGINT else 'terminated'} "
-                      f"({signal_name(signum)})")
+            self.said(f"session stopped: {how_stopped(stop)}")
             return
         said = traceback.format_exception_only(stop) if isinstance(stop, (ValueError, OSError)) else \
             traceback.format_exception(stop)

@@ -224,20 +224,23 @@ def test_slurms_sigusr1_is_held_and_stops_the_command_as_sigterm_does_with_its_o
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
-def test_the_finished_before_lines_name_the_interruption_the_signal_or_the_failure(tmp_path):
-    """`sim`, its sweep and `dream` say how much finished before what stopped them: Ctrl-C (or a stop carrying it) is
-    "the interruption", a scheduler's SIGTERM or SIGUSR1 is named as the command's last line names it, else a
-    failure."""
+def test_how_a_run_stopped_is_worded_once_the_interruption_the_signal_or_the_failure(tmp_path):
+    """The command's last line, its log's and `sim`'s, its sweep's and `dream`'s "... after N of M finished" say how it
+    stopped in one wording (`fileio.how_stopped`): Ctrl-C (or a stop carrying it) "interrupted", a scheduler's SIGTERM
+    or SIGUSR1 "terminated (SIGTERM)", else "failed"; the line of a Ctrl-C before the command starts says it too."""
     import signal
 
+    from worldpolicy.__main__ import INTERRUPTED
     from worldpolicy.data.label import LabelInterrupted
-    from worldpolicy.fileio import Terminated, what_stopped
+    from worldpolicy.fileio import Terminated, how_stopped
 
-    assert what_stopped(KeyboardInterrupt()) == "the interruption"
-    assert what_stopped(Terminated()) == "SIGTERM" and what_stopped(Terminated(signal.SIGUSR1)) == "SIGUSR1"
-    assert what_stopped(LabelInterrupted(tmp_path, tmp_path, 3, 1, 0, signum=signal.SIGTERM)) == "SIGTERM"
-    assert what_stopped(LabelInterrupted(tmp_path, tmp_path, 3, 1, 0)) == "the interruption"
-    assert what_stopped(RuntimeError("the policy server went away")) == "the failure"
+    assert how_stopped(KeyboardInterrupt()) == "interrupted"
+    assert how_stopped(Terminated()) == "terminated (SIGTERM)"
+    assert how_stopped(Terminated(signal.SIGUSR1)) == "terminated (SIGUSR1)"
+    assert how_stopped(LabelInterrupted(tmp_path, tmp_path, 3, 1, 0, signum=signal.SIGTERM)) == "terminated (SIGTERM)"
+    assert how_stopped(LabelInterrupted(tmp_path, tmp_path, 3, 1, 0)) == "interrupted"
+    assert how_stopped(RuntimeError("the policy server went away")) == "failed"
+    assert INTERRUPTED == f"worldpolicy: {how_stopped(KeyboardInterrupt())}"  # kept there without importing this
 
 
 def test_a_deferred_signal_stops_once_the_block_has_finished(default_sigterm):

@@ -14,7 +14,17 @@ pytest.importorskip("rerun", reason="rerun-sdk is not installed (the rerun extra
 
 
 def test_each_chosen_episode_holds_its_camera_frames_columns_and_task(small_dataset, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     ds, episodes = small_dataset
+    # timestamps as a recorder may store them, off frame_index / fps by less than a quarter frame (what LeRobot
+    # accepts): the recording's `timestamp` timeline is the column, as lerobot-dataset-viz logs it, not frame / fps
+    data = ds.root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    recorded = (np.asarray(table["frame_index"]) + 0.2 * (np.asarray(table["frame_index"]) % 2)) / ds.fps
+    column = table.column_names.index("timestamp")
+    pq.write_table(table.set_column(column, "timestamp", pa.array(recorded.astype(np.float32))), data)
     out = tmp_path / "ds.rrd"
     assert main(["dataset", "show", str(ds.root), "--rerun", str(out), "--episodes", "0,2", "--no-progress"]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: episodes 0, 2"
@@ -28,7 +38,10 @@ def test_each_chosen_episode_holds_its_camera_frames_columns_and_task(small_data
             *(f"{folder}/{group}/{column}" for group, columns in names.items() for column in columns)}
         length = len(ep["frames"]["action"])
         camera = logged[f"{folder}/observation.images.front"]
-        assert camera.steps == list(range(length)) and camera.times == pytest.approx(np.arange(length) / ds.fps)
+        stamps = recorded[np.asarray(table["episode_index"]) == i].astype(np.float32)
+        for series in (camera, logged[f"{folder}/action/{names['action'][0]}"]):  # LeRobot's timelines, values
+            assert series.timelines == {("frame_index", "timestamp")}
+            assert series.steps == list(range(length)) and series.times == pytest.approx(stamps, abs=1e-9)
         # frame t of the episode's clip at step t: frame_ramp's value, to within JPEG's rounding
         ramp = frame_ramp(length, offset=100 * i)[:, 0, 0, 0]
         assert [frame.mean() for frame in images(camera)] == pytest.approx(ramp, abs=2)

@@ -298,7 +298,7 @@ def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, ca
     argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 130
     err = capsys.readouterr().err
-    assert "1 of 3 episodes finished before the interruption" in err and "sim: interrupted" in err
+    assert "sim: interrupted after 1 of 3 episodes finished;" in err and err.endswith("worldpolicy sim: interrupted\n")
     assert "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
     # the figure and page of the kept episode, drawn as the run stopped (only at the end before: none to show)
@@ -338,7 +338,7 @@ def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, ca
     argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 143
     err = capsys.readouterr().err
-    assert "1 of 3 episodes finished before SIGTERM" in err and "--resume" in err
+    assert "sim: terminated (SIGTERM) after 1 of 3 episodes finished;" in err and "--resume" in err
     assert "sim: terminated (SIGTERM)" in err and "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back after the command
@@ -365,7 +365,7 @@ def test_sim_cli_a_full_disk_is_one_line_and_keeps_the_finished_episodes(tmp_pat
     argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "1 of 3 episodes finished before the failure" in err and "--resume" in err
+    assert "sim: failed after 1 of 3 episodes finished;" in err and "--resume" in err
     assert f"sim: error: No space left on device: '{out / 'episodes.jsonl'}'\n" in err
     assert "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
@@ -469,7 +469,7 @@ def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, ca
     argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "1 of 3 episodes finished before the failure" in err and "the policy server went away" in err
+    assert "sim: failed after 1 of 3 episodes finished;" in err and "the policy server went away" in err
     doc = json.loads((out / "report.json").read_text())
     assert doc["n_episodes"] == 1 and doc["episodes_requested"] == 3 and doc["episodes"][0]["seed"] == 10_000
     assert "Incomplete: 1 of 3 episodes ran." in (out / "report.md").read_text()

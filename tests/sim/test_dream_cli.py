@@ -231,8 +231,8 @@ def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(c
     else:
         with pytest.raises(RuntimeError, match="cut"):
             _dream(out, cameras, "--chunks", "3")
-    why = "interruption" if stop is KeyboardInterrupt else "failure"
-    assert f"2 of 3 chunks finished before the {why}; their run is in" in capsys.readouterr().err
+    how = "interrupted" if stop is KeyboardInterrupt else "failed"
+    assert f"dream: {how} after 2 of 3 chunks finished; their run is in" in capsys.readouterr().err
     doc = json.loads((out / DREAM_FILE).read_text())
     assert doc["chunks_done"] == 2 and doc["chunks_requested"] == 3
     actions = json.loads((out / "actions.json").read_text())

@@ -62,7 +62,7 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     again = shlex.join(["worldpolicy", "sim", "--policy", "scripted", "--task", "reach", "--episodes", "4",
                         "--seed", "10000", "--max-steps", "12", "--image-size", "none", "--videos", "0", "--out", str(out),
                         "--no-progress", "--resume"])  # flags in --help's order
-    assert f"2 of 4 episodes finished before the interruption; their report: {out / 'report.json'}; to continue: " \
+    assert f"interrupted after 2 of 4 episodes finished; their report: {out / 'report.json'}; to continue: " \
            f"{again}\n" in err
     assert len(_episodes(out)) == 2
     assert main(shlex.split(again)[1:]) == 0
@@ -677,7 +677,7 @@ def test_ctrl_c_while_an_episodes_report_is_written_keeps_report_md_with_report_
     monkeypatch.setattr(evaluate, "write_bytes_atomic", interrupted)
     out = tmp_path / "run"
     assert main(["sim", "--policy", "scripted", *FAST, "--episodes", "2", "--out", str(out)]) == 130
-    assert "1 of 2 episodes finished before the interruption" in capsys.readouterr().err
+    assert "interrupted after 1 of 2 episodes finished" in capsys.readouterr().err
     assert len(_episodes(out)) == 1 and "| 1 |" in (out / "report.md").read_text()
 
 

@@ -88,9 +88,9 @@ def test_an_interrupted_session_says_how_it_stopped_and_what_it_kept(tmp_path, c
     out = tmp_path / "run"
     assert main([*RUN, "--episodes", "3", "--out", str(out)]) == 130
     said = _log(out)
-    assert said[-2].startswith(f"worldpolicy sim: 1 of 3 episodes finished before the interruption; their report: "
+    assert said[-2].startswith(f"worldpolicy sim: interrupted after 1 of 3 episodes finished; their report: "
                                f"{out / 'report.json'}; to continue: worldpolicy sim ")
-    assert said[-1] == "session stopped: interrupted (Ctrl-C)"
+    assert said[-1] == "session stopped: interrupted"
     assert [line.split(":")[0] for line in said if line.startswith("episode ")] == ["episode 1/3 (seed 10000)"]
 
 

@@ -19,6 +19,7 @@ from worldpolicy.sim.evaluate import evaluate
 from worldpolicy.sim.policies import ScriptedPolicy
 from worldpolicy.sim.rerun import RerunWatch
 from worldpolicy.sim.rollout import Episode, Rollout
+from worldpolicy.viz.report import episode_outcome
 from worldpolicy.viz.rerun import RerunTarget, recording
 
 MAX_STEPS = 40
@@ -64,7 +65,7 @@ def test_sim_rerun_logs_every_step_of_each_episode_under_its_seed(tmp_path, caps
         assert text(logged[f"{root}/prompt"]) == episode["prompt"]
         # a row per control step the report counts, on both timelines at the control rate
         joint = logged[f"{root}/joints/joint1"]
-        assert joint.steps == list(range(steps))
+        assert joint.steps == list(range(steps)) and joint.timelines == {("step", "time")}
         assert joint.times == pytest.approx(np.arange(steps) / TabletopEnv("reach", image_size=None).actual_control_hz)
         assert joint.static["SeriesLines:names"] == ["joint1 [rad]"]
         measured, sent = _replayed(episode["seed"])
@@ -79,7 +80,10 @@ def test_sim_rerun_logs_every_step_of_each_episode_under_its_seed(tmp_path, caps
         assert episode["success"]  # the expert reaches within MAX_STEPS: its success is logged
         outcome = logged[f"{root}/outcome"]
         assert outcome.steps == [episode["success_step"]]
-        assert outcome.timed["TextLog:text"][0][0].startswith(f"SUCCESS at step {episode['success_step']}")
+        # worded as the run's page captions the episode's video (one wording: `viz.report.episode_outcome`)
+        assert outcome.timed["TextLog:text"][0] == [episode_outcome(episode)]
+        assert episode_outcome(episode).startswith(f"seed {episode['seed']} · success · {steps} steps · final ")
+        assert outcome.timed["TextLog:level"][0] == ["INFO"]
         # its chunks (8 actions each, the expert's) as they arrived: the first at step 0, asked then
         decisions = logged[f"{root}/decision"]
         assert decisions.steps[0] == 0 and len(decisions.steps) == -(-steps // 8)
@@ -237,8 +241,8 @@ def test_sim_rerun_logs_the_cameras_asked_with_the_imagined_future_and_the_plann
     env = TabletopEnv("reach", image_size=(24, 32), max_steps=6)
     try:
         with recording(RerunTarget(file=rrd), "imagining") as rec:
-            evaluate(env, _Imagining(), policy_name="imagining", episodes=1, seed=3, strategy=ChunkStrategy("execute"),
-                     progress=False, watch=RerunWatch(rec))
+            result = evaluate(env, _Imagining(), policy_name="imagining", episodes=1, seed=3,
+                              strategy=ChunkStrategy("execute"), progress=False, watch=RerunWatch(rec))
     finally:
         env.close()
     logged = read_rrd(rrd)
@@ -254,6 +258,12 @@ def test_sim_rerun_logs_the_cameras_asked_with_the_imagined_future_and_the_plann
     (first, second) = logged["/episode_0003/decision"].timed["TextLog:text"]
     assert first[0] == "chunk 1: 4 actions from step 0, asked at step 0; best of 3: #1 of scores [-0.5, -0.25, -0.75]"
     assert second[0].startswith("chunk 2: 4 actions from step 4, asked at step 4")
+    # held at home, it fails at the step limit: said as the page says it, a warning
+    outcome, record = logged["/episode_0003/outcome"], result.episodes[0].to_json()
+    assert outcome.steps == [6] and not record["success"]
+    assert outcome.timed["TextLog:text"][0] == [episode_outcome(record)]
+    assert outcome.timed["TextLog:text"][0][0].startswith("seed 3 · failure · 6 steps · final distance ")
+    assert outcome.timed["TextLog:level"][0] == ["WARN"]
 
 
 HOME0 = float(TabletopEnv("reach", image_size=None).robot.home[0])

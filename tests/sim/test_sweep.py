@@ -268,7 +268,7 @@ def test_an_interrupted_sweep_says_how_to_continue_and_its_resume_runs_each_chec
     assert main(flags) == 130
     err = capsys.readouterr().err
     again = json.loads((out / "sweep.json").read_text())["resume_command"]
-    assert f"1 of 2 checkpoints finished before the interruption; to continue the sweep: {again}" in err
+    assert f"interrupted after 1 of 2 checkpoints finished; to continue the sweep: {again}" in err
     assert again.startswith(f"worldpolicy sim --policy {run} --all-checkpoints ") and again.endswith(" --resume")
     assert main([*flags, "--resume"]) == 0
     assert calls == [("step-0000002", "step-0000002", False, 7, 3), ("step-0000004", "step-0000004", False, 7, 3),
@@ -307,10 +307,10 @@ def test_a_checkpoints_run_stopped_in_a_sweep_says_how_to_continue_the_sweep_not
                  "--max-steps", "5", "--videos", "0", "--no-plots", "--no-progress", "--out", str(out)]) == 130
     err = capsys.readouterr().err
     again = json.loads((out / "sweep.json").read_text())["resume_command"]
-    assert f"0 of 1 checkpoints finished before the interruption; to continue the sweep: {again}" in err
-    assert "episodes finished before" not in err
+    assert f"interrupted after 0 of 1 checkpoints finished; to continue the sweep: {again}" in err
+    assert "episodes finished" not in err
     log = (out / "step-0000002" / "sim.log").read_text()
-    assert "worldpolicy sim: 1 of 3 episodes finished before the interruption; their report: " in log
+    assert "worldpolicy sim: interrupted after 1 of 3 episodes finished; their report: " in log
 
 
 def test_a_sweep_that_fails_in_its_first_checkpoint_after_an_episode_says_how_to_continue_it(tmp_path, capsys,
@@ -337,7 +337,7 @@ def test_a_sweep_that_fails_in_its_first_checkpoint_after_an_episode_says_how_to
     with pytest.raises(RuntimeError, match="the GPU went away"):
         main(flags)
     again = json.loads((out / "sweep.json").read_text())["resume_command"]
-    assert f"0 of 1 checkpoints finished before the failure; to continue the sweep: {again}" in capsys.readouterr().err
+    assert f"failed after 0 of 1 checkpoints finished; to continue the sweep: {again}" in capsys.readouterr().err
     assert main([*flags, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "--seed: the run in --out ran other seeds" in err and "to continue the sweep" not in err

@@ -45,6 +45,7 @@ def test_a_predict_runs_recording_holds_its_actions_by_column_video_observation_
         series = logged[f"/action/{column}"]
         assert scalars(series) == pytest.approx(np.asarray(doc["actions"])[:, k])  # the file's values, row by row
         assert series.steps == list(range(32)) and series.times == pytest.approx(np.arange(32) / fps)
+        assert series.timelines == {("step", "time")}  # a run's (a dataset's are LeRobot's `frame_index`...)
         assert series.static["SeriesLines:names"] == [unit_label(column, droid.units[k])]
     assert "[rad]" in logged["/action/joint_0"].static["SeriesLines:names"][0]
     video = logged["/rollout"]

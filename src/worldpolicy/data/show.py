@@ -208,7 +208,8 @@ def rerun_dataset(
     progress: bool = False,
 ) -> list[int]:
     """`dataset`'s `episodes` (default: the first `DEFAULT_EPISODES`) as one Rerun recording into `target`
-    (`viz.rerun`), what `show_dataset` draws, on the `step` / `time` timelines at the dataset's rate: under
+    (`viz.rerun`), what `show_dataset` draws, on the timelines LeRobot's `lerobot-dataset-viz` logs a dataset on,
+    `frame_index` and `timestamp` (each frame's recorded `timestamp`, seconds; `viz.rerun.Clock`): under
     `episode_NNNNNN/`, each camera's frames by its key, each plotted feature group's columns as series
     (`action/<column>`, `state/<column>`, `other/<column>`, named with their units where known; a group holding NaN
     or inf left out, as the page leaves it, with a warning naming it) and the task (`task`). Checked as
@@ -222,14 +223,15 @@ def rerun_dataset(
         for i in chosen:
             ep = ds.episode(i, videos=False)
             folder = EPISODE_DIR.format(i)
+            when = np.asarray(ep.timestamp, dtype=np.float64)  # as recorded: within a quarter frame of frame / fps
             for key in ds.video_keys:
-                log_frames(rec, entity(folder, key), _clip(ds, i, key, ep.length), ds.fps)
+                log_frames(rec, entity(folder, key), _clip(ds, i, key, ep.length), when)
             for group, keys, columns, units, _, what in groups.plots:
                 mapped = groups.actions if group == "action" else None
                 if held := _non_finite(ds, ep.frames, keys, mapped):
                     logger.warning("episode %d: %s (%s) not logged: %s", i, group, what, held)
                     continue
-                log_columns(rec, entity(folder, group), _values(ep, keys, mapped), columns, units, ds.fps)
+                log_columns(rec, entity(folder, group), _values(ep, keys, mapped), columns, units, when)
             if ep.tasks:
                 log_text(rec, entity(folder, "task"), "\n".join(ep.tasks))
             bar.update(1)

@@ -33,7 +33,7 @@ from worldpolicy.fileio import (
     SIM_REPORT_FIGURE,
     SIM_REPORT_FILE,
     SIM_REPORT_MARKDOWN,
-    what_stopped,
+    how_stopped,
 )
 from worldpolicy.logcapture import console_may_close, is_terminal, run_log
 from worldpolicy.planning import PLAN_CANDIDATES
@@ -666,9 +666,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
                     (args.out / name).unlink(missing_ok=True)
             # else refused before any episode ran (a resumed sweep's flag its runs refuse): that command fails again
             elif done or ran or isinstance(exc, KeyboardInterrupt):
-                why = what_stopped(exc)
-                print(f"worldpolicy sim --all-checkpoints: {done} of {len(checkpoints)} checkpoints finished before "
-                      f"{why}; to continue the sweep: {again}", file=sys.stderr)
+                print(f"worldpolicy sim --all-checkpoints: {how_stopped(exc)} after {done} of {len(checkpoints)} "
+                      f"checkpoints finished; to continue the sweep: {again}", file=sys.stderr)
             raise
         finally:
             bar.close()
@@ -884,9 +883,8 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
             made(report)  # a finished run resumed to as many episodes keeps its report as it was
     except BaseException as exc:
         if finished:
-            why = what_stopped(exc)
-            said = (f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
-                    f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}")
+            said = (f"worldpolicy sim: {how_stopped(exc)} after {finished[0]} of {args.episodes} episodes finished; "
+                    f"their report: {args.out / SIM_REPORT_FILE}; to continue: {again}")
             if not in_sweep:  # the sweep's own line says how to continue it
                 print(said, file=sys.stderr)
             log.said(said)

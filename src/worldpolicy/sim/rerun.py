@@ -20,9 +20,13 @@ distance and the outcome at step s are after s steps (1..N; success at report.js
   meant for (a chunk handed over early overlaps the next one's rows); `decision`: a line at its arrival (which chunk,
   the step its observation was taken, a best-of-N planner's scores and choice: `--plan`).
 - `imagined`: the policy's imagined future where it returns one (`--imagine`, a planner's chosen one), frame i at
-  the step action i - 1 leads into.
+  the step action i - 1 leads into. A `--plan` planner's other candidates' futures are not logged: the chunk the
+  rollout runs carries the chosen one alone (`BestOfNPlanner.act`), the others reach only its `on_plan`, at the
+  request (`--plan-save-candidates` writes them as videos), so logging them here would need a channel of their own.
 - `distance_m`: the task's distance to done (`Task.distance`, report.json's `final_distance_m` at the last step).
-- `outcome`: SUCCESS at the success step, else FAILURE at the step limit.
+- `outcome`: at the success step, else at the step limit, the episode's outcome as the run's page captions its video
+  and a finished run's recording words it (`viz.report.episode_outcome`: `seed 3 · success · 21 steps · final
+  distance 2.3 cm · “prompt”`), an INFO line for a success, a WARN line for a failure.
 """
 
 from __future__ import annotations
@@ -117,11 +121,13 @@ class RerunWatch:
         at_step(rec, episode.t, logged.fps)
         rec.log(f"{path}/distance_m", rr.Scalars(episode.distance_m()))
         if episode.ended:
-            steps = episode.rollout.max_steps
-            said = (f"SUCCESS at step {episode.t}" if episode.success_step is not None else
-                    f"FAILURE: step limit ({steps} steps)") + f", {episode.distance_m():.4f} m from done"
-            rec.log(f"{path}/outcome", rr.TextLog(said, level=rr.TextLogLevel.INFO if episode.success_step is not None
-                                                  else rr.TextLogLevel.WARN))
+            from worldpolicy.viz.report import episode_outcome
+
+            success = episode.success_step is not None
+            said = episode_outcome({"seed": episode.seed, "success": success, "steps": episode.t,
+                                    "final_distance_m": episode.distance_m(), "prompt": episode.prompt})
+            rec.log(f"{path}/outcome", rr.TextLog(said, level=rr.TextLogLevel.INFO if success else
+                                                  rr.TextLogLevel.WARN))
             del self._episodes[episode.seed]
 
     def _chunk(self, logged: _Logged, prediction, start: int, t: int, observed: int | None) -> None:

@@ -81,7 +81,7 @@ from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "SIM_CANDIDATE_VIDEOS",
            "build_report_html",
-           "describe_video", "latency_said",
+           "describe_video", "episode_outcome", "latency_said",
            "log_curves_figure", "page_html", "report_server", "serve_report", "video_figure", "write_report"]
 
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
@@ -577,21 +577,23 @@ def _episode_outcome(relative_path: str, episodes: Mapping[str, Mapping[str, Any
     call 3, from 0) and its episode's outcome. '' for any other video."""
     if fnmatch.fnmatch(relative_path, SIM_EPISODE_VIDEOS):
         record = episodes.get(_episode_seed(relative_path))
-        return "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
+        return "" if record is None else f"<br><span class=episode>{_esc(episode_outcome(record))}</span>"
     if not fnmatch.fnmatch(relative_path, SIM_CANDIDATE_VIDEOS):
         return ""
     seed, _, call = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix(SIM_EPISODE_PREFIX).partition(
         "_decision_")
     seed = str(int(seed)) if seed.isdigit() else seed
     record = episodes.get(seed)
-    said = _episode_caption(record) if record is not None else f"seed {seed}"
+    said = episode_outcome(record) if record is not None else f"seed {seed}"
     decision = str(int(call)) if call.isdigit() else call
     return f"<br><span class=episode>{_esc(f'decision {decision} (its policy calls from 0){SEP}{said}')}</span>"
 
 
-def _episode_caption(record: Mapping[str, Any]) -> str:
-    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`), its parts separated as the
-    videos' own captions are (`video.SEP`)."""
+def episode_outcome(record: Mapping[str, Any]) -> str:
+    """One sim episode's outcome (`record`: report.json's, or the fields of it an episode just ended has), the words
+    every view of a finished episode says it in: the caption of its video (`episode_<seed>.mp4`) on the run's page,
+    and its `outcome` in a Rerun recording, of a finished run (`viz.rerun.log_sim_run`) or logged live
+    (`sim.rerun.RerunWatch`); its parts separated as the videos' own captions are (`video.SEP`)."""
     parts = [f"seed {record.get('seed')}"]
     if "success" in record:
         parts.append("success" if record["success"] else "failure")

@@ -4,15 +4,17 @@ scalars and text on one scrubbable timeline, as LeRobot's `lerobot-dataset-viz` 
     from worldpolicy.viz.rerun import RerunTarget, write_run_recording
     write_run_recording("runs/pick", RerunTarget(file="runs/pick.rrd"))   # then: rerun runs/pick.rrd
 
-Every entity is logged on two timelines, `step` (a frame or action row, from 0) and `time` (seconds, step / fps at
-the recorded rate). A predict run: its action chunk (`action/<column>`, a series each, named `column [unit]` from its
-actions.json), its imagined video (`rollout`, frame i + 1 following action i), its observation images at step 0
-(`observation/<camera>`), its prompt (`prompt`) and what it is (`about`: its title, what its video shows). A sim run
-keeps each recorded episode's video and outcome, not its steps' joints or actions (`worldpolicy sim --rerun` logs
-those live, as it runs: `sim.rerun`): `<episode>/video`, `<episode>/prompt`, `<episode>/outcome`. A dataset's
-episodes are written by `data.show.rerun_dataset`, with the helpers here. Frames are stored as JPEG (`JPEG_QUALITY`):
-a recording of raw frames is 10-20 times larger. rerun is imported inside the functions, so importing this module
-stays light and without the extra.
+A run's entities are logged on two timelines, `step` (a frame or action row, from 0) and `time` (seconds, step / fps at
+the recorded rate), as are a live sim episode's (`sim.rerun`); a dataset's on those LeRobot's `lerobot-dataset-viz`
+uses, `frame_index` and `timestamp` (the episode's recorded `timestamp` column, seconds), so that the two viewers'
+recordings of one dataset share their axes (`at_step`'s `clock`). A predict run: its action chunk (`action/<column>`, a
+series each, named `column [unit]` from its actions.json), its imagined video (`rollout`, frame i + 1 following action
+i), its observation images at step 0 (`observation/<camera>`), its prompt (`prompt`) and what it is (`about`: its title,
+what its video shows). A sim run keeps each recorded episode's video and outcome, not its steps' joints or actions
+(`worldpolicy sim --rerun` logs those live, as it runs: `sim.rerun`): `<episode>/video`, `<episode>/prompt`,
+`<episode>/outcome`. A dataset's episodes are written by `data.show.rerun_dataset`, with the helpers here. Frames are
+stored as JPEG (`JPEG_QUALITY`): a recording of raw frames is 10-20 times larger. rerun is imported inside the
+functions, so importing this module stays light and without the extra.
 """
 
 from __future__ import annotations
@@ -30,13 +32,21 @@ from ..embodiments import unit_label
 if TYPE_CHECKING:
     import rerun as rr
 
-__all__ = ["APPLICATION_ID", "JPEG_QUALITY", "RERUN_SUFFIX", "RerunTarget", "at_step", "check_rerun", "entity", "image",
-           "log_columns", "log_frames", "log_sim_run", "log_text", "recording", "write_run_recording"]
+__all__ = ["APPLICATION_ID", "FRAME_INDEX", "JPEG_QUALITY", "RERUN_SUFFIX", "STEP", "TIME", "TIMESTAMP", "Clock",
+           "RerunTarget", "at_step", "check_rerun", "entity", "image", "log_columns", "log_frames", "log_sim_run",
+           "log_text", "recording", "write_run_recording"]
 
 APPLICATION_ID = "worldpolicy"  # what the viewer groups the recordings under
 RERUN_SUFFIX = ".rrd"
 JPEG_QUALITY = 95  # each logged frame's (`rr.Image.compress`)
-STEP, TIME = "step", "time"  # the two timelines every entity is logged on
+STEP, TIME = "step", "time"  # the two timelines a run's and a live sim episode's entities are logged on
+# ... and a dataset episode's, by the names and types LeRobot's `lerobot-dataset-viz` logs them under: a sequence and a
+# timestamp (seconds since the epoch, which the viewer shows as seconds from 0 near it)
+FRAME_INDEX, TIMESTAMP = "frame_index", "timestamp"
+
+# Where row i of what is logged sits in time: a rate in frames per second (`step` i, `time` i / fps), or a dataset
+# episode's recorded `timestamp` column (`frame_index` i, `timestamp` its row i)
+Clock = float | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -155,10 +165,24 @@ def entity(*parts: str) -> str:
     return "/" + "/".join(rr.escape_entity_path_part(part) for part in parts)
 
 
-def at_step(rec: rr.RecordingStream, step: int, fps: float) -> None:
-    """What `rec` logs next is at `step` on both timelines: `step`, and `time` = step / fps seconds."""
-    rec.set_time(STEP, sequence=step)
-    rec.set_time(TIME, duration=step / fps)
+def at_step(rec: rr.RecordingStream, step: int, clock: Clock) -> None:
+    """What `rec` logs next is at row `step` on both timelines of `clock` (`Clock`): at a rate, `step` and `time` =
+    step / fps seconds; of a dataset's recorded timestamps, `frame_index` and `timestamp` = clock[step]."""
+    if isinstance(clock, np.ndarray):
+        rec.set_time(FRAME_INDEX, sequence=step)
+        rec.set_time(TIMESTAMP, timestamp=float(clock[step]))
+    else:
+        rec.set_time(STEP, sequence=step)
+        rec.set_time(TIME, duration=step / clock)
+
+
+def _time_columns(steps: np.ndarray, clock: Clock) -> list[Any]:
+    """Rows `steps` on both timelines of `clock`, as `at_step` places one row."""
+    rr = _rerun()
+    if isinstance(clock, np.ndarray):
+        return [rr.TimeColumn(FRAME_INDEX, sequence=steps),
+                rr.TimeColumn(TIMESTAMP, timestamp=clock[steps].astype(np.float64))]
+    return [rr.TimeColumn(STEP, sequence=steps), rr.TimeColumn(TIME, duration=steps / clock)]
 
 
 def image(frame: np.ndarray) -> Any:
@@ -166,24 +190,24 @@ def image(frame: np.ndarray) -> Any:
     return _rerun().Image(np.ascontiguousarray(frame)).compress(jpeg_quality=JPEG_QUALITY)
 
 
-def log_frames(rec: rr.RecordingStream, path: str, frames: Iterable[np.ndarray], fps: float) -> None:
-    """Each of `frames` (uint8 RGB [H, W, 3], read one at a time) as an image at `path`, frame i at step i."""
+def log_frames(rec: rr.RecordingStream, path: str, frames: Iterable[np.ndarray], clock: Clock) -> None:
+    """Each of `frames` (uint8 RGB [H, W, 3], read one at a time) as an image at `path`, frame i at row i of `clock`
+    (`at_step`)."""
     for step, frame in enumerate(frames):
-        at_step(rec, step, fps)
+        at_step(rec, step, clock)
         rec.log(path, image(frame))
 
 
 def log_columns(rec: rr.RecordingStream, path: str, values: Any, columns: Sequence[str], units: Sequence[str],
-                fps: float, *, first_step: int = 0) -> None:
+                clock: Clock, *, first_step: int = 0) -> None:
     """`values` [steps, columns] as a series per column at `path/<column>`, named `column [unit]` (units as the file
-    that holds them names them: `embodiments.unit_label`; none where `units` is empty), row i at step first_step + i
-    (a chunk that starts later in an episode)."""
+    that holds them names them: `embodiments.unit_label`; none where `units` is empty), row i at row first_step + i
+    of `clock` (`at_step`; a chunk that starts later in an episode)."""
     rr = _rerun()
     values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     if values.shape[1] != len(columns):
         raise ValueError(f"{path}: {values.shape[1]} values a row for {len(columns)} columns")
-    steps = first_step + np.arange(len(values))
-    times = [rr.TimeColumn(STEP, sequence=steps), rr.TimeColumn(TIME, duration=steps / fps)]
+    times = _time_columns(first_step + np.arange(len(values)), clock)
     for k, column in enumerate(columns):
         series = f"{path}/{rr.escape_entity_path_part(column)}"
         rec.log(series, rr.SeriesLines(names=unit_label(column, units[k] if units else "")), static=True)
@@ -235,7 +259,7 @@ def log_sim_run(rec: rr.RecordingStream, run_dir: str | Path, episodes: Sequence
     the rate the file carries, `prompt` and `outcome` (as the run's page captions it) from its record in `episodes`
     (report.json's, by seed); how many were logged. A run keeps no per-step joints or actions to log."""
     from ..processing.video import iter_video, read_video
-    from .report import SIM_EPISODE_VIDEOS, _episode_caption, _episode_seed
+    from .report import SIM_EPISODE_VIDEOS, _episode_seed, episode_outcome
 
     run_dir = Path(run_dir)
     by_seed = {str(record.get("seed")): record for record in episodes}
@@ -247,5 +271,5 @@ def log_sim_run(rec: rr.RecordingStream, run_dir: str | Path, episodes: Sequence
         if record is not None:
             if record.get("prompt"):
                 log_text(rec, entity(video.stem, "prompt"), str(record["prompt"]))
-            log_text(rec, entity(video.stem, "outcome"), _episode_caption(record))
+            log_text(rec, entity(video.stem, "outcome"), episode_outcome(record))
     return len(videos)
