@@ -1,6 +1,7 @@
 """A worldpolicy policy as LeRobot's `PreTrainedPolicy` (`worldpolicy.data.lerobot_policy`), run by LeRobot's own
 factory, evaluation rollout and record loop's inference step on the real lerobot 0.4.4 (`.ci/extra-test-installs.sh`,
-with draccus and einops, which its config and rollout modules import)."""
+with the packages its modules import that `--no-deps` left out, `LEROBOT_NEEDS`; torchvision and GR00T stood in for
+as `tests/lerobot_import.py` says)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 from lerobot_import import LEROBOT_NEEDS, import_lerobot
 
-wl, factory, lerobot_eval, control_utils, policy_utils, processor = import_lerobot(
+wl, factory, lerobot_eval, control_utils, policy_utils, processor, lerobot_dataset = import_lerobot(
     "worldpolicy.data.lerobot_policy", "lerobot.policies.factory", "lerobot.scripts.lerobot_eval",
-    "lerobot.utils.control_utils", "lerobot.policies.utils", "lerobot.processor", needs=LEROBOT_NEEDS)
+    "lerobot.utils.control_utils", "lerobot.policies.utils", "lerobot.processor",
+    "lerobot.datasets.lerobot_dataset", needs=LEROBOT_NEEDS)
 torch = pytest.importorskip("torch")
 
 H, W = 64, 64
@@ -175,6 +177,32 @@ def test_lerobot_factory_builds_it_from_the_config_and_saves_and_loads_it(tiny, 
     assert action.shape == (1, 2)
     adapter.close()
     loaded.close()
+
+
+def test_lerobot_make_policy_builds_it_for_a_dataset_in_its_action_order(tiny, tmp_path):
+    """`make_policy(config, ds_meta=...)`: the features LeRobot reads from the dataset, and the dataset's action names
+    (here not the chunk's order) as the order of the actions."""
+    from worldpolicy.data import LeRobotDatasetWriter
+
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["y", "x"]},
+                "observation.state": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                "observation.image": {"dtype": "video", "shape": [H, W, 3]}}
+    with LeRobotDatasetWriter(tmp_path / "ds", fps=10, robot_type="pusht", features=features) as writer:
+        writer.add_episode(frames={"action": np.zeros((3, 2), np.float32),
+                                   "observation.state": np.zeros((3, 2), np.float32)},
+                           videos={"observation.image": np.zeros((3, H, W, 3), np.uint8)}, task="push the T")
+    meta = lerobot_dataset.LeRobotDatasetMetadata("local/ds", root=tmp_path / "ds")
+    config = factory.make_policy_config("worldpolicy", checkpoint=str(tiny), embodiment="pusht", device="cpu")
+    adapter = factory.make_policy(config, ds_meta=meta)
+    loaded = adapter.policy
+    try:
+        assert isinstance(adapter, wl.WorldpolicyPolicy) and adapter.action_names == ["y", "x"]
+        assert config.output_features["action"].shape == (2,)
+        adapter.policy = recorded = Recorder(loaded)
+        chunk = adapter.predict_action_chunk(_batch())
+        np.testing.assert_allclose(chunk[0].numpy(), recorded.calls[0][3].actions[:, ::-1], rtol=1e-6)
+    finally:
+        loaded.close()
 
 
 def test_lerobot_record_loops_inference_step_runs_it(recorded):
