@@ -8,3 +8,7 @@ pip install "dm-tree>=0.1.8" "typing_extensions>=4"
 # beside CPU torch (0.14+ need CUDA libraries); it decodes lerobot's videos with the system FFmpeg (apt-packages.txt).
 pip install -q --no-deps "lerobot==0.4.4" "datasets==4.8.5" "torchcodec==0.13.0"
 pip install -q "pandas==3.1.1" "dill==0.4.1" "multiprocess==0.70.19" "xxhash==4.1.0"
+# tests/data/test_data_lerobot_policy.py: lerobot's policy classes, factory, eval rollout and record step import these
+# (lerobot's own pins: draccus==0.10.0 exactly, einops<0.9, pyserial<4, deepdiff<9, jsonlines<5, termcolor<4); their
+# own dependencies (mergedeep, pyyaml-include, toml, typing-inspect, orderly-set) clash with nothing here.
+pip install -q "draccus==0.10.0" "einops==0.8.2" "pyserial==3.5" "deepdiff==8.6.2" "jsonlines==4.0.0" "termcolor==3.3.0"

@@ -102,9 +102,18 @@ def test_every_documented_command_line_parses(doc):
     assert not problems, "these documented commands do not parse:\n" + "\n".join(problems)
 
 
+# Modules that import lerobot, which imports beside this stack only with stand-ins (tests/lerobot_import.py)
+LEROBOT_MODULES = ("worldpolicy.data.lerobot_policy",)
+
+
 def _resolve(dotted: str) -> Any:
     """The object a dotted name names: the longest importable module prefix, then attributes."""
     parts = dotted.split(".")
+    for module in LEROBOT_MODULES:
+        if dotted == module or dotted.startswith(module + "."):
+            from lerobot_import import LEROBOT_NEEDS, import_lerobot
+
+            import_lerobot(module, needs=LEROBOT_NEEDS)
     for i in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:i]))

@@ -36,6 +36,9 @@ EXTRA_MODULES = {
 # MCP SDK's own types and its anyio and pydantic, the FastAPI that ray[serve] serves through. Each is imported only
 # by a module of the extra that requires its bringer (`test_every_third_party_import_is_a_declared_requirement`).
 BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray"}
+# Imported, and declared by no extra, because pip cannot install it beside the core: lerobot 0.4.4 (the last for
+# Python 3.11) pins transformers < 5 and torch < 2.11 (`data/lerobot_policy.py`; docs/serving.md says how it goes in)
+UNDECLARABLE = {"lerobot"}
 
 
 def _message(module: str, extra: str) -> str:
@@ -253,6 +256,8 @@ def test_every_third_party_import_is_a_declared_requirement():
 
     undeclared = {}
     for top, files in imported.items():
+        if top in UNDECLARABLE:
+            continue
         bringer = BROUGHT_BY.get(top)
         brought = {_distribution(r) for r in metadata.requires(bringer) or []} if bringer in declared else set()
         # the files importing it without its bringer: the first is named, not merely the first to import it
@@ -260,7 +265,7 @@ def test_every_third_party_import_is_a_declared_requirement():
         if not distributions(top) & declared and not (distributions(top) & brought and not alone):
             undeclared[top] = (alone or [files[0][0]])[0]
     assert undeclared == {}
-    assert set(BROUGHT_BY) <= set(imported)  # no stale entry
+    assert set(BROUGHT_BY) | UNDECLARABLE <= set(imported)  # no stale entry
 
 
 def _source(module: str) -> Path | None:

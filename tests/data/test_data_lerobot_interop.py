@@ -2,53 +2,24 @@
 
 lerobot 0.4.4 is the last release for Python 3.11 that writes LeRobotDataset v3.0. `.ci/extra-test-installs.sh`
 installs it with `--no-deps` (its pins clash with this stack), with torchcodec to decode videos.
-lerobot imports torchvision at module level, only for `image` features and its pyav decoding backend. PyPI has no
-CPU torchvision for the CPU torch we pin, so when torchvision is absent a stand-in that fails on any use is in place
-while lerobot is imported. Videos are then decoded by torchcodec inside lerobot.
+Where torchvision is absent, lerobot imports beside a stand-in for it (`tests/lerobot_import.py`); videos are then
+decoded by torchcodec inside lerobot.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
-import importlib.util
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lerobot_import import import_lerobot
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
 
-
-class _NoTorchvision(types.ModuleType):
-    """Stands in for torchvision while lerobot is imported: any use names the missing package."""
-
-    def __getattr__(self, name: str):
-        raise AttributeError(f"{self.__name__}.{name}: torchvision is not installed (stand-in to import lerobot)")
-
-
-def _import_lerobot() -> types.ModuleType:
-    pytest.importorskip("lerobot", reason="pip install --no-deps lerobot==0.4.4 (see .ci/extra-test-installs.sh)")
-    if importlib.util.find_spec("torchvision") is not None:
-        return importlib.import_module("lerobot.datasets.lerobot_dataset")
-    import datasets  # noqa: F401  (it looks for torchvision on import: it must not find the stand-in)
-
-    names = ("torchvision", "torchvision.transforms")
-    for name in names:
-        sys.modules[name] = _NoTorchvision(name)
-        sys.modules[name].__spec__ = importlib.machinery.ModuleSpec(name, None)
-    try:  # lerobot is installed: a dependency missing from here on is an error, not a skip
-        return importlib.import_module("lerobot.datasets.lerobot_dataset")
-    finally:
-        for name in names:
-            del sys.modules[name]
-
-
-lerobot_dataset = _import_lerobot()
+lerobot_dataset, = import_lerobot("lerobot.datasets.lerobot_dataset")
 
 FPS = 10
 H, W = 48, 64

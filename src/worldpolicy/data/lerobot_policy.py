@@ -1,0 +1,280 @@
+"""A worldpolicy policy (a local checkpoint or a running `worldpolicy serve`) as a LeRobot `PreTrainedPolicy`.
+
+    import worldpolicy.data.lerobot_policy as wl   # registers the policy type "worldpolicy" with LeRobot
+    config = wl.WorldpolicyConfig(checkpoint="runs/x/final", embodiment="droid", n_action_steps=8)
+    policy = wl.WorldpolicyPolicy(config)           # or WorldpolicyConfig(server="ws://host:8000", api_key_env=...)
+    preprocessor, postprocessor = wl.make_worldpolicy_pre_post_processors(config)
+    policy.select_action(batch)                     # [B, action_dim] float32, one step of the queued chunk
+
+A LeRobot batch (`observation.images.<camera>` float [B, 3, H, W] in 0..1, `observation.state` [B, dim], `task`: a
+string or one per item) reads as the openpi observation the policy takes: each camera under its wire key
+(`processing.observations.wire_key`: `observation.images.wrist_image_left` is `observation/wrist_image_left`;
+`camera_keys` renames others), the state row as `state=` (ignored, and said once, by an embodiment that does not
+condition on it) and the task as the prompt. Each item of a batch is its own request. The chunk's named columns are
+returned in `action_names`' order (the dataset's `features["action"]["names"]`; None: the chunk's own columns), in the
+chunk's physical units; `select_action` runs `n_action_steps` of each chunk, then asks for the next.
+
+LeRobot imports this module's types only once it is imported: lerobot 0.4.4 imports third-party policies from
+distributions named `lerobot_policy_*`, which worldpolicy is not, so `lerobot-eval --policy.path=...` does not find
+the type; import this module, then LeRobot's own `make_policy`, `make_pre_post_processors`, `lerobot_eval.rollout`
+and `record_loop` take it. Inference only: training goes through `worldpolicy train`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldpolicy.data.observations import IMAGE_PREFIX, STATE_FEATURE
+from worldpolicy.extras import extra_imports
+from worldpolicy.processing.observations import wire_key
+
+with extra_imports("worldpolicy's LeRobot policy adapter (docs/serving.md: installing lerobot)"):
+    import torch
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from lerobot.processor import PolicyProcessorPipeline
+    from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
+
+__all__ = ["POLICY_TYPE", "TRAINING_REFUSED", "WorldpolicyConfig", "WorldpolicyPolicy", "lerobot_observation",
+           "make_worldpolicy_pre_post_processors"]
+
+POLICY_TYPE = "worldpolicy"  # the name LeRobot knows the type by (a config.json's "type")
+SINGLE_IMAGE = "observation.image"  # LeRobot's one-camera image feature (pusht), beside IMAGE_PREFIX + camera
+TRAINING_REFUSED = ("a worldpolicy policy runs in LeRobot for inference only; train it with `worldpolicy train` "
+                    "(docs/training.md)")
+
+
+@PreTrainedConfig.register_subclass(POLICY_TYPE)
+@dataclass
+class WorldpolicyConfig(PreTrainedConfig):
+    """Which worldpolicy policy LeRobot runs, as data (a config.json's fields, `--policy.<field>` on LeRobot's
+    command lines). `checkpoint` (a folder, a hub id or `shipped`) or `server` (a `worldpolicy serve` URL), not both;
+    `api_key_env`: the environment variable that holds the server's key (the key itself is never stored).
+    `embodiment`: the checkpoint's own when None. `n_action_steps`: the steps of each chunk run before the next is
+    asked for (None: the whole chunk). `camera_keys`: a LeRobot image key -> the embodiment's camera wire key, for
+    cameras not named as the embodiment names them. `action_names`: the action columns LeRobot expects, in its order
+    (a dataset's `features["action"]["names"]`; None: the chunk's columns as they come). `task`: the prompt where a
+    batch's task is empty or missing (an env without a language instruction: LeRobot's rollout then sends "")."""
+
+    checkpoint: str | None = None
+    server: str | None = None
+    api_key_env: str | None = None
+    embodiment: str | None = None
+    n_action_steps: int | None = None
+    camera_keys: dict[str, str] = field(default_factory=dict)
+    action_names: list[str] | None = None
+    task: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.checkpoint is None) == (self.server is None):
+            raise ValueError(f"checkpoint={self.checkpoint!r}, server={self.server!r}: name one of them, a worldpolicy "
+                             "checkpoint (a folder, a hub id or 'shipped') or a `worldpolicy serve` URL")
+        if self.api_key_env is not None and self.server is None:
+            raise ValueError(f"api_key_env={self.api_key_env!r}: a key is sent to a server; this config loads "
+                             f"checkpoint={self.checkpoint!r}")
+        steps = self.n_action_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"n_action_steps={steps!r}: accepted: an int >= 1 (at most the chunk's length), or None "
+                             "(the whole chunk)")
+        if not isinstance(self.camera_keys, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.camera_keys.items()):
+            raise ValueError(f"camera_keys={self.camera_keys!r}: accepted: a dict of LeRobot image keys "
+                             "('observation.images.top') to camera wire keys ('observation/image')")
+        if self.task is not None and (not isinstance(self.task, str) or not self.task.strip()):
+            raise ValueError(f"task={self.task!r}: accepted: a task description, or None (the batch's own)")
+        if self.action_names is not None and (isinstance(self.action_names, str) or not self.action_names or not all(
+                isinstance(n, str) for n in self.action_names)):
+            raise ValueError(f"action_names={self.action_names!r}: accepted: a non-empty list of the chunk's column "
+                             "names, or None (its columns as they come)")
+
+    @property
+    def observation_delta_indices(self) -> None:
+        return None
+
+    @property
+    def action_delta_indices(self) -> None:
+        return None
+
+    @property
+    def reward_delta_indices(self) -> None:
+        return None
+
+    def get_optimizer_preset(self):
+        raise NotImplementedError(TRAINING_REFUSED)
+
+    def get_scheduler_preset(self):
+        raise NotImplementedError(TRAINING_REFUSED)
+
+    def validate_features(self) -> None:
+        """Nothing to check before a batch: the embodiment says what it takes, and each call checks what it gets."""
+
+
+class WorldpolicyPolicy(PreTrainedPolicy):
+    """A worldpolicy `Policy` or `RemotePolicy` behind LeRobot's `PreTrainedPolicy` (see the module's docstring).
+    `policy`: one already built (its embodiment as loaded); None: built from `config` (and closed by `close`).
+    `dataset_meta` (LeRobot's `make_policy` passes it) gives `action_names` when the config leaves them out;
+    `dataset_stats`, which it passes too, is not used: the worldpolicy policy normalises with its embodiment's."""
+
+    config_class = WorldpolicyConfig
+    name = POLICY_TYPE
+
+    def __init__(self, config: WorldpolicyConfig, policy: Any = None, *, dataset_meta: Any = None,
+                 dataset_stats: Any = None):
+        super().__init__(config)
+        if not isinstance(config, WorldpolicyConfig):
+            raise TypeError(f"config is a {type(config).__name__}; accepted: a WorldpolicyConfig")
+        self.action_names = config.action_names
+        if self.action_names is None and dataset_meta is not None:
+            self.action_names = list((dataset_meta.features.get("action") or {}).get("names") or []) or None
+        self._owned = policy is None
+        self.policy = _open(config) if policy is None else policy
+        self._queue: deque[torch.Tensor] = deque()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: WorldpolicyConfig | None = None,
+                        policy: Any = None, dataset_meta: Any = None, dataset_stats: Any = None,
+                        **hub_options: Any) -> WorldpolicyPolicy:
+        """A folder (or hub id) that `save_pretrained` wrote: its config.json names the checkpoint or server; there
+        are no weights of LeRobot's to load (the checkpoint holds them)."""
+        if config is None:
+            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_options)
+        return cls(config, policy, dataset_meta=dataset_meta, dataset_stats=dataset_stats)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        self.config._save_pretrained(save_directory)  # the config alone: the checkpoint or server holds the weights
+
+    def close(self) -> None:
+        """Close the worldpolicy policy this adapter opened (one passed in is its caller's to close)."""
+        if self._owned:
+            self.policy.close()
+
+    def reset(self) -> None:
+        """An episode starts: the chunk queued from the last one is dropped."""
+        self._queue.clear()
+
+    def get_optim_params(self) -> dict:
+        raise NotImplementedError(TRAINING_REFUSED)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict | None]:
+        raise NotImplementedError(TRAINING_REFUSED)
+
+    def predict_action_chunk(self, batch: dict[str, Any], **kwargs: Any) -> torch.Tensor:
+        """A chunk per item, [B, chunk, len(action_names)] float32 on the batch's device: each item is one request."""
+        if kwargs.get("noise") is not None:
+            raise ValueError("noise: a worldpolicy policy draws its own (seed it with the checkpoint's `seed`); "
+                             "accepted: None")
+        items = _batch_size(batch)
+        chunks = []
+        for i in range(items):
+            observation, state, task = lerobot_observation(batch, i, self.config.camera_keys, self.config.task)
+            prediction = self.policy.act(observation, task, state=state)
+            chunks.append(self._columns(prediction.actions, list(prediction.columns)))
+        device = next((v.device for v in batch.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+        return torch.from_numpy(np.stack(chunks)).to(device=device, dtype=torch.float32)
+
+    def select_action(self, batch: dict[str, Any], **kwargs: Any) -> torch.Tensor:
+        """The next action, [B, action_dim]: a new chunk is asked for when the last one's `n_action_steps` have run."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(batch, **kwargs)
+            steps = self.config.n_action_steps
+            if steps is not None and steps > chunk.shape[1]:
+                raise ValueError(f"n_action_steps={steps}: the policy's chunks hold {chunk.shape[1]} steps; accepted: "
+                                 f"1 to {chunk.shape[1]}, or None (the whole chunk)")
+            self._queue.extend(chunk[:, :steps].transpose(0, 1))
+        return self._queue.popleft()
+
+    def _columns(self, actions: np.ndarray, columns: list[str]) -> np.ndarray:
+        if self.action_names is None:
+            return actions
+        missing = [n for n in self.action_names if n not in columns]
+        if missing:
+            raise KeyError(f"action_names {missing} are not columns of the policy's chunks, which are {columns}; "
+                           "name those in action_names (the dataset's action names must match the embodiment's)")
+        return actions[:, [columns.index(n) for n in self.action_names]]
+
+
+def make_worldpolicy_pre_post_processors(config: WorldpolicyConfig, dataset_stats: Any = None
+                                         ) -> tuple[PolicyProcessorPipeline, PolicyProcessorPipeline]:
+    """The pipelines LeRobot runs around the policy, empty: the worldpolicy policy normalises and unnormalises itself
+    (its embodiment's statistics), so batches reach it and actions leave it as they are; `dataset_stats` is not used.
+    The name and signature LeRobot's `make_pre_post_processors` looks for."""
+    return (PolicyProcessorPipeline(name=f"{POLICY_TYPE}_preprocessor"),
+            PolicyProcessorPipeline(name=f"{POLICY_TYPE}_postprocessor", to_transition=policy_action_to_transition,
+                                    to_output=transition_to_policy_action))
+
+
+def _open(config: WorldpolicyConfig) -> Any:
+    if config.server is not None:
+        from worldpolicy.serving import RemotePolicy
+
+        key = None
+        if config.api_key_env is not None:
+            key = os.environ.get(config.api_key_env)
+            if not key:
+                raise ValueError(f"api_key_env={config.api_key_env!r}: that environment variable is not set; set it "
+                                 "to the server's key, or leave api_key_env out for a server without one")
+        return RemotePolicy(config.server, api_key=key, embodiment=config.embodiment)
+    from worldpolicy.policy import Policy
+
+    return Policy.from_pretrained(config.checkpoint, config.embodiment, device=config.device)
+
+
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    sizes = {k: int(v.shape[0]) for k, v in batch.items()
+             if isinstance(v, torch.Tensor) and (k == STATE_FEATURE or _is_image(k))}
+    if not sizes:
+        raise KeyError(f"batch has no {STATE_FEATURE!r} or image ({SINGLE_IMAGE!r}, {IMAGE_PREFIX}<camera>) tensors; "
+                       f"got keys {sorted(batch)}")
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"batch's tensors disagree on the batch size: {sizes}")
+    return next(iter(sizes.values()))
+
+
+def _is_image(key: str) -> bool:
+    return key == SINGLE_IMAGE or key.startswith(IMAGE_PREFIX)
+
+
+def lerobot_observation(batch: Mapping[str, Any], index: int, camera_keys: Mapping[str, str] | None = None,
+                        task: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None, str]:
+    """Item `index` of a LeRobot batch as (observation, state, task): each image [3, H, W] (float 0..1, or uint8) as
+    uint8 [H, W, 3] under its wire key (`camera_keys`, else `wire_key`), `observation.state` as a float64 row (None
+    without one) and the batch's task (one string for the batch, or one per item), else `task` where it is empty or
+    missing."""
+    camera_keys = dict(camera_keys or {})
+    unknown = [k for k in camera_keys if k not in batch]
+    if unknown:
+        raise KeyError(f"camera_keys names {unknown}, which the batch does not hold; its keys are {sorted(batch)}")
+    observation = {}
+    for key, value in batch.items():
+        if not _is_image(key):
+            continue
+        image = value[index]
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"batch[{key!r}] item {index} has shape {tuple(image.shape)}; accepted: [3, H, W] "
+                             "(LeRobot's channel-first images)")
+        image = image.detach().to("cpu")
+        if image.dtype != torch.uint8:
+            image = (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        observation[camera_keys.get(key, wire_key(key))] = image.permute(1, 2, 0).numpy()
+    state = batch.get(STATE_FEATURE)
+    state = None if state is None else state[index].detach().to("cpu").double().numpy()
+    given = batch.get("task")
+    if isinstance(given, Sequence) and not isinstance(given, str):
+        given = given[index] if index < len(given) else None
+    if given is not None and not isinstance(given, str):
+        raise ValueError(f"batch['task'] is {batch.get('task')!r:.80}; accepted: the task as a string, or a list of "
+                         "one per item (LeRobot's rollout and record loop set it)")
+    if not (given or "").strip():
+        if task is None:
+            raise ValueError(f"batch['task'] is {batch.get('task')!r:.80} and the config names no task; set "
+                             "WorldpolicyConfig.task, the prompt for an env or robot without a language instruction")
+        given = task
+    return observation, state, given
