@@ -874,23 +874,25 @@ def stale_files(remote: list[str], files: list[str], pushed_before: list[str] | 
                 repo_type: str) -> tuple[list[str], list[str]]:
     """What a repository of `repo_type` holding `remote` keeps that a push of `files` does not send, sorted, as
     (removed, kept). Removed, so that the repository holds exactly the folder's checkpoint or dataset: every file a
-    loader reads as part of one (`LOADED_PATTERNS`: an older checkpoint's shards, adapter or tokenizer, read beside
-    this one's; a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot would read as
-    its own; a checkpoint's JSON files a loader reads, `LOADED_TOP_JSON` at the top (an older embodiment.json or
-    training state) and any in a folder this push sends into, one of the checkpoint's parts (an older config or
-    weight index), which diffusers reads as the part's), whoever wrote it, and what the previous push sent there
-    (`pushed_before`, its `PUSH_RECORD`; one cut short, what it may have landed too) that the folder no longer has;
-    `push` removes them in its last commit, and the hub's history keeps them. Kept: the rest, which no push of
-    worldpolicy sent and no loader reads (a card, its figures, a license, an evaluation's results in JSON added on the
-    hub's page, another folder's JSON), which `push` says. The repository's own hidden files (`.gitattributes`,
-    `PUSH_RECORD`, `.github/`), which `PUSH_IGNORE` never sends, are kept unsaid."""
+    loader reads as part of one (`LOADED_PATTERNS`: an older checkpoint's shards, adapter or tokenizer, read beside this
+    one's; a dataset's meta/episodes and data files past the episodes it now holds, which LeRobot would read as its own;
+    a checkpoint's JSON files a loader reads, `LOADED_TOP_JSON` at the top (an older embodiment.json or training state)
+    and any in a folder this push sends into, one of the checkpoint's parts (an older config or weight index), which
+    diffusers reads as the part's, or in a folder whose weights go, an older checkpoint's part this one lacks (its
+    config alone there, a snapshot's `engine.loading` reads as a part whose weights are yet to fetch)), whoever wrote
+    it, and what the previous push sent there (`pushed_before`, its `PUSH_RECORD`; one cut short, what it may have
+    landed too) that the folder no longer has; `push` removes them in its last commit, and the hub's history keeps them.
+    Kept: the rest, which no push of worldpolicy sent and no loader reads (a card, its figures, a license, an
+    evaluation's results in JSON added on the hub's page, another folder's JSON), which `push` says. The repository's
+    own hidden files (`.gitattributes`, `PUSH_RECORD`, `.github/`), which `PUSH_IGNORE` never sends, are kept unsaid."""
     from huggingface_hub.utils import filter_repo_objects
 
     sent, ours = set(files), set(pushed_before or ())
     left = sorted(name for name in filter_repo_objects(remote, ignore_patterns=list(PUSH_IGNORE)) if name not in sent)
     loaded = set(filter_repo_objects(left, allow_patterns=list(LOADED_PATTERNS[repo_type])))
     if repo_type == "model":
-        parts = {name.split("/")[0] for name in files if "/" in name}  # the checkpoint's parts: transformer/, vae/...
+        # the checkpoint's parts (transformer/, vae/...) and an older one's whose weights go (a part this one lacks)
+        parts = {name.split("/")[0] for name in [*files, *loaded] if "/" in name}
         in_parts = [f"{part}/*.json" for part in parts]
         loaded.update(filter_repo_objects(left, allow_patterns=[*LOADED_TOP_JSON, *in_parts]))
     return ([name for name in left if name in ours or name in loaded],

@@ -388,8 +388,9 @@ def test_stale_files_keep_every_hidden_file_and_what_is_sent():
     are never sent (`PUSH_IGNORE`), so never removed nor listed either; a name sent is never removed, whatever folder
     it is in; of the rest, what a loader reads as part of the repository's kind and what the previous push sent are
     removed, the others kept. A model's JSON file is read where it is one a loader reads at the top (embodiment.json,
-    config.json) or lies in a folder the push sends into (a part of the checkpoint: b/); the user's own (results.json
-    at the top, one in a folder no part of the checkpoint) is kept unless the previous push sent it."""
+    config.json) or lies in a folder the push sends into (a part of the checkpoint: b/) or whose weights go (an older
+    checkpoint's part: s/); the user's own (results.json at the top, one in a folder no part of a checkpoint) is kept
+    unless the previous push sent it."""
     remote = [".gitattributes", ".github/workflows/x.yml", "meta/.keep", "data/.cache/x", "a.json", "b/c.json",
               "b/d.json", "b/w.safetensors", "e.png", "notes.md", "meta/tasks.parquet", PUSH_RECORD, "embodiment.json",
               "config.json", "results.json", "eval/scores.json"]
@@ -404,6 +405,13 @@ def test_stale_files_keep_every_hidden_file_and_what_is_sent():
     assert stale_files(remote, sent, None, "dataset") == (
         ["meta/tasks.parquet"], ["b/d.json", "b/w.safetensors", "config.json", "e.png", "embodiment.json",
                                  "eval/scores.json", "notes.md", "results.json"])
+    # an older checkpoint's part this one lacks (s/): its config goes with its weights, though nothing is sent there;
+    # the user's folder of JSON alone stays
+    older_part = [*remote, "s/config.json", "s/diffusion_pytorch_model.safetensors"]
+    assert stale_files(older_part, sent, None, "model") == (
+        ["b/d.json", "b/w.safetensors", "config.json", "embodiment.json", "s/config.json",
+         "s/diffusion_pytorch_model.safetensors"], ["e.png", "eval/scores.json", "meta/tasks.parquet", "notes.md",
+                                                     "results.json"])
 
 
 def test_a_dry_run_lists_what_a_push_would_do_and_changes_nothing(checkpoint, token, monkeypatch, capsys):

@@ -838,7 +838,8 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     not read a second time.
     `transformer_weights=False`: the transformer's weights files are never read (nor an adapter's): it is
     `empty_transformer` of its config, for a sharded training rank that takes its shard from rank 0. On a CUDA device,
-    weights past the memory it has free are refused first (`check_cuda_memory`)."""
+    weights past the memory it has free are refused first (`check_cuda_memory`, which reads the headers again, a few
+    KB, `checked` or not; on the CPU nothing more is read)."""
     if not checked:
         check_checkpoint_complete(path_or_id)
     if device.type == "cuda":
