@@ -1,12 +1,11 @@
 """Importing the real `lerobot` (0.4.4, `.ci/extra-test-installs.sh`) beside this stack, which it was not made for.
 
-- torchvision: lerobot imports it at module level (image features, its pyav decoding backend, its training-time image
-  transforms). PyPI has no CPU torchvision for the CPU torch we pin, so where it is absent a stand-in that fails on
-  any use is in place while lerobot's modules are imported (videos are then decoded by torchcodec inside lerobot).
-- GR00T: `lerobot.policies`' `__init__` imports its GR00T policy, whose config dataclass does not define beside
-  transformers 5 (worldpolicy's floor; lerobot 0.4.4 wants transformers < 5): "non-default argument 'backbone_cfg'
-  follows default argument". Where that is so, `lerobot.policies.groot` is an empty package while lerobot imports
-  (its `configuration_groot`, which the factory imports, loads from it; its model does not).
+torchvision: lerobot imports it at module level (image features, its pyav decoding backend, its training-time image
+transforms). PyPI has no CPU torchvision for the CPU torch we pin, so where it is absent a stand-in that fails on any
+use is in place while lerobot's modules are imported (videos are then decoded by torchcodec inside lerobot). A user
+with CUDA torch installs the torchvision that matches it instead (docs/serving.md: "In LeRobot").
+GR00T (its policy does not import beside transformers 5) is not stood in for here: `worldpolicy.data.lerobot_policy`
+does that itself, as a user's process imports it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -69,19 +67,6 @@ def _torchvision() -> dict[str, types.ModuleType]:
     return found
 
 
-def _groot() -> dict[str, types.ModuleType]:
-    import transformers
-
-    if int(transformers.__version__.split(".")[0]) < 5 or "lerobot.policies" in sys.modules:
-        return {}
-    name = "lerobot.policies.groot"
-    folder = Path(importlib.util.find_spec("lerobot").submodule_search_locations[0]) / "policies" / "groot"
-    package = types.ModuleType(name)
-    package.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    package.__spec__.submodule_search_locations = package.__path__ = [str(folder)]
-    return {name: package}
-
-
 def import_lerobot(*modules: str, needs: tuple[str, ...] = ()) -> list[types.ModuleType]:
     """`modules` imported (lerobot's, or ours that import it), skipping the test module only when lerobot or one of
     `needs` (lerobot's dependencies it was installed without, such as draccus) is not installed."""
@@ -91,7 +76,4 @@ def import_lerobot(*modules: str, needs: tuple[str, ...] = ()) -> list[types.Mod
     torchvision = _torchvision()
     # lerobot is installed: a dependency missing from here on is an error, not a skip
     with _stand_ins(torchvision):
-        groot = _groot() if any(m.startswith(("lerobot.policies", "lerobot.scripts", "worldpolicy")) for m in modules) \
-            else {}
-        sys.modules.update(groot)  # kept: lerobot.policies holds the package it imported
         return [importlib.import_module(m) for m in modules]

@@ -102,7 +102,7 @@ def test_every_documented_command_line_parses(doc):
     assert not problems, "these documented commands do not parse:\n" + "\n".join(problems)
 
 
-# Modules that import lerobot, which imports beside this stack only with stand-ins (tests/lerobot_import.py)
+# Modules that import lerobot, which imports here only with torchvision stood in for (tests/lerobot_import.py)
 LEROBOT_MODULES = ("worldpolicy.data.lerobot_policy",)
 
 

@@ -1,10 +1,14 @@
 """A worldpolicy policy as LeRobot's `PreTrainedPolicy` (`worldpolicy.data.lerobot_policy`), run by LeRobot's own
 factory, evaluation rollout and record loop's inference step on the real lerobot 0.4.4 (`.ci/extra-test-installs.sh`,
-with the packages its modules import that `--no-deps` left out, `LEROBOT_NEEDS`; torchvision and GR00T stood in for
-as `tests/lerobot_import.py` says)."""
+with the packages its modules import that `--no-deps` left out, `LEROBOT_NEEDS`; torchvision stood in for as
+`tests/lerobot_import.py` says). GR00T's package is left empty by the adapter itself, as in a user's process."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -265,3 +269,51 @@ def test_lerobot_eval_rollout_runs_it_on_the_sim_env(tiny):
         adapter.close()
     assert result["action"].shape == (1, 3, 8)
     assert torch.isfinite(result["action"]).all()
+
+
+# A fresh process imports the adapter as a user's does (torchvision stood in for only where it is absent)
+_FRESH = """
+import logging, sys
+sys.path.insert(0, sys.argv[1])
+logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+from lerobot_import import LEROBOT_NEEDS, import_lerobot
+wl, factory, lerobot_eval = import_lerobot("worldpolicy.data.lerobot_policy", "lerobot.policies.factory",
+                                           "lerobot.scripts.lerobot_eval", needs=LEROBOT_NEEDS)
+wl._stand_in_for_groot()  # again: already in place, no second warning
+assert factory.make_policy_config("act").type == "act"
+assert factory.make_policy_config("groot").type == "groot"  # its config loads from the package's folder
+assert factory.get_policy_class("worldpolicy") is wl.WorldpolicyPolicy
+try:
+    factory.get_policy_class("groot")
+except TypeError as exc:
+    print("groot:", exc)
+"""
+
+
+def test_the_adapter_imports_lerobot_leaving_groot_empty_with_one_warning():
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(_FRESH), str(Path(__file__).parents[1])],
+                         capture_output=True, text=True, check=True)
+    warnings = [line for line in out.stderr.splitlines() if "GR00T" in line]
+    assert len(warnings) == 1, out.stderr
+    assert warnings[0].startswith("WARNING worldpolicy.data.lerobot_policy: lerobot's GR00T policy is unavailable")
+    # the reason the stand-in is there: lerobot's own GR00T model does not define beside transformers 5
+    assert "non-default argument 'backbone_cfg' follows default argument" in out.stdout, out.stdout
+
+
+def test_groot_is_left_alone_where_lerobot_would_import_it(monkeypatch, caplog):
+    monkeypatch.delitem(sys.modules, "lerobot.policies")
+    monkeypatch.delitem(sys.modules, wl.GROOT)
+    monkeypatch.setattr(wl, "transformers", SimpleNamespace(__version__="4.57.6"))  # lerobot 0.4's own pin: < 5
+    wl._stand_in_for_groot()
+    assert wl.GROOT not in sys.modules and not caplog.records
+    monkeypatch.undo()
+    monkeypatch.delitem(sys.modules, "lerobot.policies")
+    monkeypatch.delitem(sys.modules, wl.GROOT)
+    monkeypatch.setattr(wl, "lerobot", SimpleNamespace(__version__="0.5.0", __path__=wl.lerobot.__path__))
+    wl._stand_in_for_groot()  # not a release known to break there
+    assert wl.GROOT not in sys.modules and not caplog.records
+    monkeypatch.undo()
+    wl._stand_in_for_groot()  # lerobot.policies is imported: nothing to do
+    assert not caplog.records
+    assert "configuration_groot" in vars(sys.modules[wl.GROOT])  # the adapter's stand-in, its config loaded from it
+    assert not hasattr(sys.modules[wl.GROOT], "GrootPolicy")

@@ -18,11 +18,25 @@ LeRobot imports this module's types only once it is imported: lerobot 0.4.4 impo
 distributions named `lerobot_policy_*`, which worldpolicy is not, so `lerobot-eval --policy.path=...` does not find
 the type; import this module, then LeRobot's own `make_policy`, `make_pre_post_processors`, `lerobot_eval.rollout`
 and `record_loop` take it. Inference only: training goes through `worldpolicy train`.
+
+lerobot 0.4 (0.4.4 is the last release for Python 3.11) wants transformers < 5; beside transformers 5, worldpolicy's
+floor, `lerobot.policies` does not import: its `__init__` imports the GR00T policy, whose model config is a dataclass
+over transformers' `PretrainedConfig`, itself a dataclass with defaults from transformers 5 ("non-default argument
+'backbone_cfg' follows default argument"). So before importing lerobot's policy modules, where that is so, this module
+puts an empty package at `lerobot.policies.groot` (`_stand_in_for_groot`; its folder kept, so the GR00T config that
+lerobot's factory imports loads from it; its model does not) and warns once that GR00T is unavailable in this process;
+import this module before any of lerobot's policy modules.
+The versions are checked rather than the import tried: a failed `import lerobot.policies` cannot be undone cleanly
+(the policy configs it registered with draccus refuse to register again from a second import).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import logging
 import os
+import sys
+import types
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +49,40 @@ from worldpolicy.data.observations import IMAGE_PREFIX, STATE_FEATURE
 from worldpolicy.extras import extra_imports
 from worldpolicy.processing.observations import wire_key
 
-with extra_imports("worldpolicy's LeRobot policy adapter (docs/serving.md: installing lerobot)"):
+_NEEDED_FOR = "worldpolicy's LeRobot policy adapter (docs/serving.md: installing lerobot)"
+with extra_imports(_NEEDED_FOR):
+    import lerobot
     import torch
+    import transformers
+    from packaging.version import Version
+
+logger = logging.getLogger(__name__)
+GROOT = "lerobot.policies.groot"
+
+
+def _stand_in_for_groot() -> None:
+    """An empty package at `lerobot.policies.groot`, with one warning, where lerobot's policies would not import for
+    GR00T's sake (the module's docstring): `lerobot.policies` not yet imported (nor the stand-in already in place), a
+    lerobot 0.4.x that has GR00T's folder, transformers 5 or later. The folder is kept as the package's path, so its
+    modules that do import (`configuration_groot`, which `lerobot.policies` and its factory import) load from it."""
+    if "lerobot.policies" in sys.modules or GROOT in sys.modules:
+        return
+    folder = Path(lerobot.__path__[0], "policies", "groot")
+    if (Version(lerobot.__version__).release[:2] != (0, 4) or Version(transformers.__version__).major < 5
+            or not folder.is_dir()):
+        return
+    package = types.ModuleType(GROOT, "lerobot's GR00T policy package, left empty (worldpolicy.data.lerobot_policy)")
+    package.__spec__ = importlib.machinery.ModuleSpec(GROOT, None, is_package=True)
+    package.__spec__.submodule_search_locations = package.__path__ = [str(folder)]
+    sys.modules[GROOT] = package
+    logger.warning("lerobot's GR00T policy is unavailable in this process: lerobot %s's GR00T model does not import "
+                   "beside transformers %s (lerobot 0.4 wants transformers < 5: \"non-default argument 'backbone_cfg' "
+                   "follows default argument\"), so its package is left empty for lerobot's other policies, and "
+                   "worldpolicy's, to import", lerobot.__version__, transformers.__version__)
+
+
+_stand_in_for_groot()
+with extra_imports(_NEEDED_FOR):
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.pretrained import PreTrainedPolicy
     from lerobot.processor import PolicyProcessorPipeline
