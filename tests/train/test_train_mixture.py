@@ -88,11 +88,6 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
      r"^data.mixture\[1\] \(.*\): validation_episodes=\[1\] overlaps episodes=\[0, 1\]"),
     ({"weight": 1, "validation_episodes": [3]}, {}, {},
      r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
-    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2},
-     (r"^validation.action_chunks=8 \(its default\) with \[\[data.mixture\]\]: the held-out action error is not "
-      r"sampled per mixture source yet \(the held-out loss is\); set validation.action_chunks = 0 in \[validation\]$")),
-    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2, "action_chunks": 4},
-     r"^validation.action_chunks=4 with \[\[data.mixture\]\]: the held-out action error"),
     ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
      r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
 ])
@@ -297,6 +292,74 @@ def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_data
     assert [(r["held_out_episodes"], r["held_out_windows"]) for r in state["mixture"]] == [([], 0), ([1], 4)]
     assert [r["episodes"] for r in state["mixture"]] == [2, 2]
     assert "held out for validation: [1]" in (out / "checkpoints" / "step-0000002" / "README.md").read_text()
+
+
+def test_each_sources_held_out_action_error_is_what_dataset_eval_measures(train_config, tiny_dataset, other_dataset,
+                                                                          tmp_path, caplog):
+    """With `validation.action_chunks`, each source holding episodes out samples its chunks on them (read as its table
+    reads its dataset): `val/action_mae/source_<i>` is `dataset eval`'s number for that source's dataset and episodes
+    on the checkpoint of the validated step, `val/action_mae` and each column's the sources' mean weighted by their
+    tables' weights, and the report lists each source's."""
+    import html
+    import logging
+    import re
+
+    import worldpolicy
+    from worldpolicy.data.layout import ACTION_KEYS, STATE_KEYS
+    from worldpolicy.data.openloop import evaluate_open_loop
+    from worldpolicy.train.trainer import Trainer
+    from worldpolicy.viz.report import write_report
+
+    out = tmp_path / "run"
+    raw = _mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1, "validation_episodes": [1]},
+                 {"dataset": str(other_dataset), "weight": 3, "validation_episodes": [2]}, optim={"steps": 2},
+                 validation={"every": 2, "windows": 1, "action_chunks": 2, "action_steps": 2})
+    with caplog.at_level(logging.INFO, logger="worldpolicy.train.trainer"):
+        Trainer(load_config(raw), progress=False).run()
+    assert "validation_episodes [2] held out of training: 1 of their 9 windows scored and 2 chunks sampled" in \
+        caplog.text
+    line = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "val/loss" in x][-1]
+    assert line["step"] == 2 and line["val/action_chunks"] == 4
+    policy = worldpolicy.load_policy(out / "checkpoints" / "step-0000002", steps=2, device="cpu")
+    results = [evaluate_open_loop(dataset, policy, tmp_path / f"eval{i}", episodes=[episode], chunks=2, seed=3,
+                                  batch_size=2, state_keys=list(STATE_KEYS), action_keys=list(ACTION_KEYS),
+                                  plots=False)
+               for i, (dataset, episode) in enumerate(((tiny_dataset, 1), (other_dataset, 2)))]
+    assert [line[f"val/action_mae/source_{i}"] for i in range(2)] == [r.normalized_mae() for r in results]
+    assert results[0].normalized_mae() != results[1].normalized_mae()
+    assert line["val/action_mae"] == pytest.approx((results[0].normalized_mae() + 3 * results[1].normalized_mae()) / 4)
+    for k, column in enumerate(results[0].columns):
+        assert line[f"val/action_mae/{column}"] == pytest.approx((results[0].mae[k] + 3 * results[1].mae[k]) / 4)
+    assert "held-out loss" in caplog.text and "data.mixture[1] [2]: " in caplog.text and ", action MAE " in caplog.text
+    text = html.unescape(re.sub(r"<[^>]+>", "", write_report(out).read_text()))
+    assert (f"per mixture source (the headline their mean weighted by the tables' weights): data.mixture[0] "
+            f"{line['val/action_mae/source_0']:.4g}, data.mixture[1] {line['val/action_mae/source_1']:.4g}") in text
+    assert "per column in its units: " in text and "source_0 " not in text.split("per column in its units: ")[1][:200]
+
+
+def test_a_batch_drawing_more_than_a_sources_windows_is_warned_naming_its_table(train_config, tiny_dataset,
+                                                                                 other_dataset, tmp_path, caplog):
+    """Each source is judged by the positions a step draws from it on average (the batch times its share): a
+    heavily weighted small source repeats windows within every step, said naming its table's selection."""
+    from worldpolicy.train.trainer import Trainer
+
+    def warned(batch_size):
+        caplog.clear()
+        raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                     {"dataset": str(other_dataset), "weight": 3, "episodes": [0, 2]},
+                     optim={"batch_size": batch_size})
+        with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+            Trainer(load_config(raw), progress=False)._data()
+        return [r.getMessage() for r in caplog.records if "optim.batch_size" in r.getMessage()]
+
+    # 64 positions: 16 from the first source's 18 windows (fine), 48 from the second's 18 (of its 27)
+    assert warned(64) == [(
+        f"optim.batch_size=64 draws about 48 positions a step from data.mixture[1] (weight 3: 75.0 % of them), more "
+        f"than the 18 training windows (chunk_size 4, stride 1) of the episodes selected: data.mixture[1].episodes="
+        f"[0, 2] keeps 2 of the 3 episodes of the dataset of data.mixture[1] {other_dataset} (20 of its 30 frames): "
+        f"every step holds some windows more than once (with other noise and σ); lower optim.batch_size to 24 or less "
+        f"(or data.mixture[1].weight), or record more episodes (all 3 hold only 27 windows)")]
+    assert warned(24) == []  # 18 from the second source: each of its windows once a step
 
 
 def test_worldpolicy_train_runs_a_mixture_file_and_names_a_flag_it_refuses(train_config, tiny_dataset, other_dataset,

@@ -581,7 +581,7 @@ class TrainConfig:
     def _checked_mixture(self, opened: Sequence[LeRobotDataset] | None) -> list[LeRobotDataset]:
         """Each `[[data.mixture]]` table checked, naming it (`data.mixture[i].key`), and its dataset opened: a weight
         > 0, a dataset that exists, its episode selection and settings as `[data]`'s are checked. Episode indices are
-        a dataset's own, so `[data]` names none; held-out episodes are not scored per source yet."""
+        a dataset's own, so `[data]` names none, nor `validation.episodes` (a table's `validation_episodes` instead)."""
         for name, value in (("dataset", self.data.dataset or None), ("episodes", self.data.episodes),
                             ("exclude_episodes", self.data.exclude_episodes or None),
                             ("success", None if self.data.success == "any" else self.data.success)):
@@ -594,12 +594,6 @@ class TrainConfig:
             raise ValueError(f"validation.episodes={self.validation.episodes} with [[data.mixture]]: episode indices "
                              "are each dataset's own; hold episodes out with validation_episodes in the table of the "
                              "dataset they are episodes of, and leave validation.episodes empty")
-        if self.validation.every and self.validation.action_chunks and any(
-                t.validation_episodes for t in self.data.mixture):
-            default = " (its default)" if self.validation.action_chunks == ValidationConfig.action_chunks else ""
-            raise ValueError(f"validation.action_chunks={self.validation.action_chunks}{default} with "
-                             "[[data.mixture]]: the held-out action error is not sampled per mixture source yet (the "
-                             "held-out loss is); set validation.action_chunks = 0 in [validation]")
         datasets = []
         for i, (source, data) in enumerate(zip(self.data.mixture, self.data.sources())):
             where = f"data.mixture[{i}]"

@@ -395,6 +395,8 @@ class Trainer:
         self.dataset = self.datasets[0]
         self.mixture: MixtureSampler | None = None  # which window each batch position trains on, with a mixture
         self._val_sources: list[int] | None = None  # a mixture's: the source of each held-out window
+        # a mixture's: what each source holding episodes out samples for its held-out action error (`_held_out_actions`)
+        self._source_val_actions: dict[int, tuple[Any, dict[int, list[int]]]] = {}
         self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
@@ -522,9 +524,10 @@ class Trainer:
             if checked:
                 check_encodable(spec, layout, dataset)
             windows.append(count_windows(spec, dataset))
+            self._warn_batch_over_windows(spec, windows[-1], i, dataset)
             self._mixture_specs.append((spec, checked))
             self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
-                val_spec, layout, dataset, where)))
+                val_spec, layout, dataset, where, i)))
             self.mixture_frames.append(frames)
             caches.append(CacheSource(spec, windows[-1], val_spec, dataset, frames, checked, self._mixture_val[-1][1]))
         self._check_cache_fits(layout, caches)  # what the run holds and writes: every source's caches together
@@ -536,18 +539,26 @@ class Trainer:
                                                   for t, w, p in zip(tables, windows, shares)))
         return self._mixture_specs[0][0]
 
-    def _check_source_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, where: str) -> bool:
-        """A mixture source's held-out windows (its table's `validation_episodes`), checked as `_check_held_out`
-        checks a dataset's; whether their data was checked here (else a finished cache serves them)."""
+    def _check_source_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, where: str,
+                               source: int) -> bool:
+        """Mixture source `source`'s held-out windows (its table's `validation_episodes`), checked as
+        `_check_held_out` checks a dataset's, and the chunks its held-out action error samples read
+        (`_source_val_actions`); whether their data was checked here (else a finished cache serves them)."""
         windows = count_windows(replace(spec, windows=None), dataset)
         if not windows:
             raise ValueError(f"{where}: validation_episodes={list(spec.episodes)}: these episodes yield no window of "
                              f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
-        checked = not cache_may_serve(self._cache_dir, spec, layout)
+        sampled = self._samples_chunks
+        checked = sampled or not cache_may_serve(self._cache_dir, spec, layout)  # sampling reads the frames themselves
         if checked:
             check_encodable(spec, layout, dataset)
-        logger.info("%s: validation_episodes %s held out of training: %d of their %d windows scored %s", where,
+        if sampled and (self.rank == 0 or self.sharded):  # those that validate (`_validation_due`)
+            self._source_val_actions[source] = self._held_out_actions(spec, layout, dataset)
+        chunks = sum(map(len, self._source_val_actions[source][1].values())) if source in self._source_val_actions \
+            else 0
+        logger.info("%s: validation_episodes %s held out of training: %d of their %d windows scored%s %s", where,
                     list(spec.episodes), min(windows, self.config.validation.windows), windows,
+                    f" and {chunks} chunks sampled" if chunks else "",
                     f"every {self.config.validation.every} steps" if self.config.validation.every
                     else "never (validation.every = 0)")
         return checked
@@ -599,16 +610,17 @@ class Trainer:
         """Whether validations sample chunks on the held-out episodes (`val/action_mae`)."""
         return bool(self.config.validation.every and self.config.validation.action_chunks)
 
-    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment) -> tuple[Any, dict[int, list[int]]]:
+    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment,
+                          dataset: Any = None) -> tuple[Any, dict[int, list[int]]]:
         """What `val/action_mae` compares (`data.openloop.OpenLoopData`) and where: the held-out episodes read as
-        training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot), and
-        `validation.action_chunks` start frames spread evenly over them (`spread_starts`, as `dataset eval --chunks`
-        would pick them)."""
+        training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot, or a
+        mixture source's: `spec`'s), and `validation.action_chunks` start frames spread evenly over them
+        (`spread_starts`, as `dataset eval --chunks` would pick them). `dataset`: `spec`'s opened (None: the run's)."""
         from ..data.actions import recorded_actions
         from ..data.openloop import OpenLoopData, spread_starts
         from .data import camera_sources
 
-        dataset = self.dataset
+        dataset = self.dataset if dataset is None else dataset
         state_keys = list(spec.state_keys) if layout.state_history else []
         reader = recorded_actions(dataset, layout, spec.action_keys, spec.state_keys, source=spec.source_embodiment,
                                   conversion=spec.action_conversion, robot=spec.robot)
@@ -620,36 +632,54 @@ class Trainer:
     def _cache_dir(self) -> str:
         return self.config.data.cache_dir or str(self.out / "cache")
 
-    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int) -> None:
+    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int, source: int | None = None,
+                                 dataset: Any = None) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
         dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
-        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`."""
+        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`.
+        A mixture's source (`source`, its table's index; `dataset` its dataset opened) is judged by the positions a
+        step draws from it on average (the batch times its share), and said naming its table's settings."""
         size = self.config.optim.batch_size
-        if size <= windows or self.rank != 0:
+        if source is None:
+            positions, most, data, held = size, windows, self.config.data, self.config.validation.episodes
+            settings, head, weight = "data.", f"optim.batch_size={size} is more than the", ""
+            dataset = self.dataset
+        else:
+            table = self.config.data.mixture[source]
+            share = table.weight / sum(t.weight for t in self.config.data.mixture)
+            positions, most = size * share, int(windows / share)
+            data, held = self.config.data.sources()[source], table.validation_episodes
+            settings = f"data.mixture[{source}]."
+            head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from data.mixture[{source}] "
+                    f"(weight {table.weight:g}: {100 * share:.1f} % of them), more than the")
+            weight = f" (or data.mixture[{source}].weight)"
+        if positions <= windows or self.rank != 0:
             return
+        name = f"{settings}dataset" if source is None else f"the dataset of data.mixture[{source}]"
         shape = f"chunk_size {spec.chunk_size}, stride {spec.stride}"
         if spec.episodes is None:
-            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (%s): every "
-                           "step holds some windows more than once (with other noise and σ); lower optim.batch_size "
-                           "to %d or less, or record more episodes", size, windows, spec.dataset, shape, windows)
+            logger.warning("%s %d training windows of %s %s (%s): every step holds some windows more than once (with "
+                           "other noise and σ); lower optim.batch_size to %d or less%s, or record more episodes", head,
+                           windows, name, spec.dataset, shape, most, weight)
             return
-        lengths = self.dataset.episode_lengths
-        data = self.config.data
-        chosen = " and ".join(f"{name}={value}" for name, value in
-                              (("data.episodes", data.episodes), ("data.exclude_episodes", data.exclude_episodes),
-                               ("data.success", repr(data.success) if data.success != "any" else None),
-                               ("validation.episodes", self.config.validation.episodes)) if value)
-        whole = count_windows(replace(spec, episodes=None), self.dataset)
-        if whole >= size:
+        lengths = dataset.episode_lengths
+        chosen = " and ".join(f"{setting}={value}" for setting, value in
+                              ((f"{settings}episodes", data.episodes),
+                               (f"{settings}exclude_episodes", data.exclude_episodes),
+                               (f"{settings}success", repr(data.success) if data.success != "any" else None),
+                               ("validation.episodes" if source is None else f"{settings}validation_episodes", held))
+                              if value)
+        whole = count_windows(replace(spec, episodes=None), dataset)
+        if whole >= positions:
             more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
         else:
             more = f"record more episodes (all {len(lengths)} hold only {whole} windows)"
-        logger.warning("optim.batch_size=%d is more than the %d training windows (%s) of the episodes selected: %s "
-                       "keeps %d of the %d episodes of data.dataset %s (%d of its %d frames): every step holds some "
-                       "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
-                       size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
-                       int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
+        logger.warning("%s %d training windows (%s) of the episodes selected: %s keeps %d of the %d episodes of %s %s "
+                       "(%d of its %d frames): every step holds some windows more than once (with other noise and σ); "
+                       "lower optim.batch_size to %d or less%s, or %s", head, windows, shape, chosen,
+                       len(spec.episodes), len(lengths), name, spec.dataset,
+                       int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), most, weight, more)
 
     def _check_cache_fits(self, layout: Embodiment, sources: list[CacheSource]) -> None:
         """The latent cache's build writes its latents to disk once (the shards it keeps as it encodes are the
@@ -1937,19 +1967,24 @@ class Trainer:
         for j in sources:  # each mixture source's held-out loss, as `val/loss` of its windows alone
             line[f"val/loss/source_{j}"] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
                                                if f"{o}@{j}" in means)
-        if self._val_actions is not None:  # on every rank of a sharded run, each sampling its share
+        if self._val_actions is not None or self._source_val_actions:  # on every rank of a sharded run, each its share
             line.update(self._action_error(step))
         if self.rank != 0:
             return line
         sampled = ""
-        if self._val_actions is not None:
+        if "val/action_chunks" in line:
             normalized = line["val/action_mae"]
             sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
         self._log(metrics_path, line)
+
+        def source_mae(j: int) -> str:
+            mae = line.get(f"val/action_mae/source_{j}")
+            return f", action MAE {mae:.4g}" if mae is not None else ""
+
         held = cfg.validation.episodes if not cfg.data.mixture else "; ".join(
             f"data.mixture[{j}] {cfg.data.mixture[j].validation_episodes}: {line[f'val/loss/source_{j}']:.4g}"
-            for j in sources)
+            f"{source_mae(j)}" for j in sources)
         logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
                     held, line["val/windows"], time.perf_counter() - tick)
         return line
@@ -1962,21 +1997,40 @@ class Trainer:
         runs on a checkpoint. `val/action_mae` is the MAE on the model's normalised action scale (the embodiment's
         stats), mean over the columns (`OpenLoopResult.normalized_mae`, `dataset eval`'s `mae_normalized`: unit-free,
         Cosmos Policy's action L1; None where the stats hold every column constant), `val/action_mae/<column>` each
-        column's MAE in its physical units. A sharded run samples on every rank, each its share (`_sampled_share`)."""
+        column's MAE in its physical units. A sharded run samples on every rank, each its share (`_sampled_share`).
+
+        A mixture samples `validation.action_chunks` chunks on each source holding episodes out (its table's
+        `validation_episodes`, read as its table reads its dataset): `val/action_mae/source_<i>` is source i's
+        normalised MAE, and `val/action_mae` and `val/action_mae/<column>` the means of the sources' weighted by their
+        tables' weights (as the training batches draw them), `val/action_chunks` every source's chunks."""
         from ..data.openloop import compare_open_loop
 
-        data, starts = self._val_actions
         size = self.config.optim.batch_size // self.world
+        sets = self._source_val_actions or {None: self._val_actions}
+        scored: dict[int | None, tuple[Any, int]] = {}
         with self._live_policy(self.config.validation.action_steps, f"step-{step}") as policy:
-            if self.sharded:
-                result, mae, chunks = self._sampled_share(policy, data, starts, size)
-                result = replace(result, mae=mae)
-            else:
-                result = compare_open_loop(policy, data, starts, seed=self.config.seed, batch_size=size)
-                chunks = result.chunks
-        return {"val/action_mae": result.normalized_mae(),
-                **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
-                "val/action_chunks": chunks}
+            for source, (data, starts) in sets.items():
+                if self.sharded:
+                    result, mae, chunks = self._sampled_share(policy, data, starts, size)
+                    scored[source] = replace(result, mae=mae), chunks
+                else:
+                    result = compare_open_loop(policy, data, starts, seed=self.config.seed, batch_size=size)
+                    scored[source] = result, result.chunks
+        if None in scored:  # one dataset
+            result, chunks = scored[None]
+            return {"val/action_mae": result.normalized_mae(),
+                    **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
+                    "val/action_chunks": chunks}
+        weights = {j: self.config.data.mixture[j].weight for j in scored}
+        normalized = {j: result.normalized_mae() for j, (result, _) in scored.items()}
+        known = [j for j, mae in normalized.items() if mae is not None]
+        columns = next(iter(scored.values()))[0].columns
+        mae = sum(weights[j] * result.mae for j, (result, _) in scored.items()) / sum(weights.values())
+        return {"val/action_mae": (sum(weights[j] * normalized[j] for j in known) / sum(weights[j] for j in known)
+                                   if known else None),
+                **{f"val/action_mae/{column}": float(m) for column, m in zip(columns, mae)},
+                **{f"val/action_mae/source_{j}": normalized[j] for j in scored},
+                "val/action_chunks": sum(chunks for _, chunks in scored.values())}
 
     def _sampled_share(self, policy: Any, data: Any, starts: dict[int, list[int]],
                        size: int) -> tuple[Any, np.ndarray, int]:
