@@ -259,9 +259,44 @@ def test_a_resume_with_other_weights_is_refused(mixed_runs, train_config, tiny_d
 
     raw = _mixed(train_config, mixed_runs["root"] / "a", {"dataset": str(tiny_dataset), "weight": 1},
                  {"dataset": str(other_dataset), "weight": 1, "episodes": [0, 2]}, optim={"steps": 6})
-    with pytest.raises(ValueError, match=r"holds a run .* with other settings: data.mixture: .*'weight': 3.0.* -> "
-                                         r".*'weight': 1.0"):
+    with pytest.raises(ValueError, match=r"with other settings: data.mixture\[1\].weight: 3.0 -> 1.0\. Put them"):
         Trainer(load_config(raw), progress=False).run()
+    raw["data"]["mixture"] = raw["data"]["mixture"][:1]  # a table fewer: the tables named whole
+    with pytest.raises(ValueError, match=r"with other settings: data.mixture: \[.*\] -> \[.*\]\. "):
+        Trainer(load_config(raw), progress=False).run()
+
+
+def test_a_pushed_mixture_checkpoint_resumes_where_its_sources_are_found(mixed_runs, train_config, tiny_dataset,
+                                                                         other_dataset, tmp_path):
+    """A checkpoint pushed with its training state names each source by its folder's own name
+    (`hub.shared_state`): compared as one dataset's `data.dataset` is, table by table, the run resumes from it on the
+    datasets given (the unbroken run's losses); another dataset in a table is refused naming that table's key."""
+    import shutil
+
+    from worldpolicy.hub import shared_state
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "a"  # the pushed run's folder name, as its record names it
+    pulled = out / "checkpoints" / "step-0000002"
+    shutil.copytree(mixed_runs["root"] / "a" / "checkpoints" / "step-0000002", pulled)
+    (pulled / "trainer_state.json").write_bytes(shared_state(pulled))  # what the hub holds
+    state = json.loads((pulled / "trainer_state.json").read_text())
+    assert [t["dataset"] for t in state["config"]["data"]["mixture"]] == [tiny_dataset.name, other_dataset.name]
+
+    def config(second):
+        return load_config(_mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1},
+                                  {"dataset": str(second), "weight": 3, "episodes": [0, 2]}, optim={"steps": 4}))
+
+    renamed = tmp_path / "renamed"  # its data under another name: not what the record names
+    shutil.copytree(other_dataset, renamed)
+    with pytest.raises(ValueError, match=rf"other settings: data.mixture\[1\].dataset: '{other_dataset.name}' -> "
+                                         rf"'{renamed}'\. Put them back"):
+        Trainer(config(renamed), progress=False).run()
+    moved = tmp_path / "elsewhere" / other_dataset.name  # the machine it is pulled on keeps it in another folder
+    shutil.copytree(other_dataset, moved)
+    resumed = Trainer(config(moved), progress=False).run()
+    assert [r.step for r in resumed] == [3, 4]
+    assert [r.loss for r in resumed] == [r.loss for r in mixed_runs["unbroken"][2:]]
 
 
 def test_a_tables_messages_name_its_settings_not_datas():
@@ -360,6 +395,38 @@ def test_a_batch_drawing_more_than_a_sources_windows_is_warned_naming_its_table(
         f"every step holds some windows more than once (with other noise and σ); lower optim.batch_size to 24 or less "
         f"(or data.mixture[1].weight), or record more episodes (all 3 hold only 27 windows)")]
     assert warned(24) == []  # 18 from the second source: each of its windows once a step
+
+
+def test_every_from_sim_sources_seeds_are_the_checkpoints_training_scenes(tmp_path):
+    """`models.training_seeds` (what `worldpolicy sim` warns by and a server announces) read `data.dataset` alone: a
+    mixture's sim recordings were never announced. Every table recording the task counts, its seeds together."""
+    import numpy as np
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.models import announced_training_seeds, training_seeds
+    from worldpolicy.sim.tasks import training_scenes
+
+    def recording(name, task, seeds):
+        episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": task}
+        return str(write_episodes(tmp_path / name, [episode], fps=15,
+                                  provenance={"task": task, "seeds": seeds}).root)
+
+    tables = [{"dataset": recording("a", "reach", [0, 1, 2]), "weight": 1.0},
+              {"dataset": str(tmp_path / "real"), "weight": 1.0},  # no recording of the sim's (made elsewhere)
+              {"dataset": recording("b", "push", [5, 6]), "weight": 1.0},
+              {"dataset": recording("c", "reach", [2, 7]), "weight": 2.0}]
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"data": {"dataset": "",
+                                                                                        "mixture": tables}}}))
+    a, b, c = (t["dataset"] for t in tables if t["dataset"] != str(tmp_path / "real"))
+    assert training_seeds(ckpt, task="reach") == ("reach", [0, 1, 2, 7], f"its datasets {a}, {c}")
+    assert training_seeds(ckpt, task="push") == ("push", [5, 6], f"its dataset {b}")
+    assert training_seeds(ckpt) == training_seeds(ckpt, task="lift") == training_seeds(ckpt, task="reach")
+    assert announced_training_seeds(ckpt) == {"task": "reach", "seeds": [0, 1, 2, 7], "source": "its datasets a, c"}
+    scenes = training_scenes(str(ckpt), "reach", range(6, 9))
+    assert scenes.seeds == (7,) and scenes.recorded == (0, 7)
+    assert training_scenes(str(ckpt), "push", range(6, 9)).seeds == (6,)
 
 
 def test_worldpolicy_train_runs_a_mixture_file_and_names_a_flag_it_refuses(train_config, tiny_dataset, other_dataset,

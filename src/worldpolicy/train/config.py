@@ -765,14 +765,42 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
                 continue
             filled = {key: now for key, now in new.items() if key.startswith(f"{name}.")}  # a table stored empty
             changes.append(f"{name}: {value!r} -> {filled if filled else 'unset'}")
-        elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
-            continue  # the same folder, spelled from another working directory or as an absolute path
-        elif name in PATH_SETTINGS and isinstance(value, str) and value and value == shown_value(new[name]):
-            continue  # a pushed checkpoint's record names a folder by its own name (`hub.shared_state`): resumed there
+        elif name in PATH_SETTINGS and _same_folder(value, new[name]):
+            continue
+        elif name == "data.mixture" and isinstance(value, list) and isinstance(new[name], list) and \
+                len(value) == len(new[name]):
+            changes += _changed_tables(value, new[name])
         elif name == "checkpoint" and isinstance(value, str) and portable_checkpoint(value) == new[name]:
             continue  # the shipped model, stored by an older version as its folder
         elif new[name] != value:
             changes.append(f"{name}: {value!r} -> {new[name]!r}")
+    return changes
+
+
+def _same_folder(stored: Any, given: Any) -> bool:
+    """Whether a stored path setting names the folder `given` now: the same folder spelled from another working
+    directory or as an absolute path, or a pushed checkpoint's record naming a folder by its own name
+    (`hub.shared_state`): resumed there."""
+    return isinstance(stored, str) and (_absolute(stored) == _absolute(given) or
+                                        bool(stored) and stored == shown_value(given))
+
+
+def _changed_tables(saved: list[Any], current: list[Any]) -> list[str]:
+    """`changed_settings` of `[[data.mixture]]` tables, as many stored as given: table by table, each key named
+    (`data.mixture[1].weight: 3.0 -> 1.0`), a table's `dataset` compared as a path setting is (`_same_folder`: a pushed
+    checkpoint's record names each source by its own name). A key a table stored that the given one lacks is a change;
+    one the stored table lacks (an older version's) is not compared."""
+    changes = []
+    for i, (old, new) in enumerate(zip(saved, current)):
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            if old != new:
+                changes.append(f"data.mixture[{i}]: {old!r} -> {new!r}")
+            continue
+        for key, value in old.items():
+            if key not in new:
+                changes.append(f"data.mixture[{i}].{key}: {value!r} -> unset")
+            elif new[key] != value and not (key == "dataset" and _same_folder(value, new[key])):
+                changes.append(f"data.mixture[{i}].{key}: {value!r} -> {new[key]!r}")
     return changes
 
 

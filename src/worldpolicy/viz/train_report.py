@@ -27,9 +27,9 @@ from ..fileio import (
     TRAINER_STATE_FILE,
     read_sweep_doc,
     read_trainer_state,
-    recorded_seeds,
     saved_checkpoints,
 )
+from ..models import run_training_seeds
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
 from .report import MIXTURE_SOURCE, _cards, _esc, _fmt, _href, _kv_table, _number, _pct, _read_json
 
@@ -316,14 +316,15 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         lines.append((f"{what} with its task)", f"{command} --checkpoint {ckpt}"))
     sim_what = "evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)"
     sim = f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10"
-    recorded = recorded_seeds(Path(dataset).expanduser()) if isinstance(dataset, str) and dataset else None
+    recorded = run_training_seeds(data, str(task))  # every mixture source recording the task's
     if recorded is not None and recorded[0] == task:
         # the scenes the run's own evaluation used, unless the recording reached them: then the first past it
         seed = evaluation.get("seed")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed <= max(recorded[1]):
             seed = max(recorded[1]) + 1
-        sim_what += (f", on scenes the dataset did not record (it holds {task} seeds {min(recorded[1])}.."
-                     f"{max(recorded[1])})")
+        what = "the dataset did not record (it holds" if recorded[2].startswith("its dataset ") else \
+            "its datasets did not record (they hold"
+        sim_what += f", on scenes {what} {task} seeds {min(recorded[1])}..{max(recorded[1])})"
         sim += f" --seed {seed}"
     perturb = evaluation.get("perturb")  # `[eval] perturb`: one spec or a list of them, as sim --perturb joins them
     if isinstance(perturb, list) and all(isinstance(p, str) for p in perturb):
