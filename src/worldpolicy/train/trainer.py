@@ -86,7 +86,7 @@ from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
-from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, mixture_message, own_key
+from .config import RESUMABLE, SELECTION_FLAGS, DataConfig, TrainConfig, changed_settings, mixture_message, own_key
 from .data import (
     SHARD_WINDOWS,
     LatentCache,
@@ -395,8 +395,8 @@ class Trainer:
         self.dataset = self.datasets[0]
         self.mixture: MixtureSampler | None = None  # which window each batch position trains on, with a mixture
         self._val_sources: list[int] | None = None  # a mixture's: the source of each held-out window
-        # a mixture's: what each source holding episodes out samples for its held-out action error (`_held_out_actions`)
-        self._source_val_actions: dict[int, tuple[Any, dict[int, list[int]]]] = {}
+        # what the held-out action error samples (`_held_out_actions`), by mixture source (None: the run's one dataset)
+        self._val_actions: dict[int | None, tuple[Any, dict[int, list[int]]]] = {}
         self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
@@ -447,121 +447,87 @@ class Trainer:
                 self._windows = self._mixture_data(layout), layout
                 return self._windows
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
-            spec = window_spec(self.config.data, layout, held_out, self.dataset)
-            augment = self.config.augment
-            if augment.enabled:  # each window encoded `augment.copies` times, one draw each (`data.window_views`)
-                spec = replace(spec, augment=augment)
-            self.config.data.source_embodiment = spec.source_embodiment
-            self.config.data.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
-            self.config.data.action_conversion = spec.action_conversion
-            self.frames = trained_frames(spec, layout, self.dataset)
-            if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
-                logger.warning("%s", small)  # before the weights load: a run may stop and record larger frames
-            # else the run may never read the data (a resume after its videos were removed to save room); checked
-            # here, the encoding reads no episode's actions and states again (`iter_windows`: `checked`)
-            self._checked = not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data)
-            if self._checked:
-                check_encodable(spec, layout, self.dataset)
-            # the held-out windows: cut as the training ones, cached beside them under their own key
-            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds;
-            # never augmented, but centre-cropped as inference crops the frames of a run that is
-            self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                                     center_crop=config_center_crop(self.config.to_dict())) if held_out else None
-            self._val_actions = None
-            self._val_checked = False
-            if self._val_spec is not None and self.rank == 0:
-                self._check_held_out(self._val_spec, layout)
-            elif self._val_spec is not None and self.sharded and self._samples_chunks:  # each rank samples its share
-                self._val_actions = self._held_out_actions(self._val_spec, layout)
-            windows = count_windows(spec, self.dataset)
-            self._warn_batch_over_windows(spec, windows)
-            self._check_cache_fits(layout, [CacheSource(spec, windows, self._val_spec, self.dataset, self.frames,
-                                                        self._checked, self._checked)])
-            self.data_key = data_key(spec, layout)
-            self._windows = spec, layout
+            source = self._source_windows(layout, self.config.data, self.dataset, held_out, None, self._resumed_data)
+            self.frames, self._checked = source.frames, source.building
+            self._val_spec, self._val_checked = source.held_out, source.held_out_building
+            self._check_cache_fits(layout, [source])
+            self.data_key = data_key(source.spec, layout)
+            self._windows = source.spec, layout
         return self._windows
 
     def _mixture_data(self, layout: Embodiment) -> WindowSpec:
-        """`[[data.mixture]]`'s windows, as `_data` cuts one dataset's, source by source: each judged against the
-        embodiment as `dataset check --embodiment` judges a dataset (`data.fit.embodiment_fit`: its rate, action
-        columns, units and cameras; every problem said, naming the table), its unset settings resolved into its table
-        (config.json and the checkpoints name what was read), checked before any weights load. The first source's
-        spec stands for the run where one is read (`_windows`); each source's are `self._mixture_specs`."""
+        """`[[data.mixture]]`'s windows, as `_data` cuts one dataset's, source by source (`_source_windows`): each
+        judged against the embodiment as `dataset check --embodiment` judges a dataset (`data.fit.embodiment_fit`: its
+        rate, action columns, units and cameras; every problem said, naming the table), its unset settings resolved
+        into its table (config.json and the checkpoints name what was read), checked before any weights load. The
+        first source's spec stands for the run where one is read (`_windows`); each source's are
+        `self._mixture_specs`."""
         from ..data.actions import default_action_keys
         from ..data.fit import embodiment_fit
 
-        tables, sources = self.config.data.mixture, self.config.data.sources()
+        tables, settings = self.config.data.mixture, self.config.data.sources()
         resumed = self._resumed_data if isinstance(self._resumed_data, list) else [None] * len(tables)
-        self._mixture_specs: list[tuple[WindowSpec, bool]] = []  # each source's windows, and whether checked here
-        self._mixture_val: list[tuple[WindowSpec | None, bool]] = []  # its held-out windows (None: none), the same
-        self.mixture_frames: list[dict[str, Any]] = []
-        self._val_spec, self._val_actions, self._val_checked, self._checked = None, None, False, True
-        windows, caches = [], []
-        for i, (table, data, dataset) in enumerate(zip(tables, sources, self.datasets)):
-            where = f"data.mixture[{i}] ({table.dataset})"
+        self._val_spec, self._val_checked, self._checked = None, False, True
+        sources = []
+        for i, (table, data, dataset) in enumerate(zip(tables, settings, self.datasets)):
             fit = embodiment_fit(dataset, layout, default_action_keys(dataset, data.action_keys), data.state_keys,
                                  data.video_keys, source=data.source_embodiment, conversion=data.action_conversion,
                                  robot=data.robot, name=table.dataset)
             if fit.problems:
-                raise ValueError(f"{where} does not fit embodiment {layout.key!r} (`worldpolicy dataset check "
-                                 f"--embodiment` says the same): " + "; ".join(map(mixture_message, fit.problems)))
+                raise ValueError(f"data.mixture[{i}] ({table.dataset}) does not fit embodiment {layout.key!r} "
+                                 f"(`worldpolicy dataset check --embodiment` says the same): "
+                                 + "; ".join(map(mixture_message, fit.problems)))
             held_out = tuple(sorted(int(e) for e in table.validation_episodes))  # checked with the config
-            try:
-                spec = window_spec(data, layout, held_out, dataset)
-            except ValueError as exc:
-                raise ValueError(f"{where}: {mixture_message(exc)}") from None
-            # its held-out windows, cut and cached as a run on it alone would (`_data`)
-            val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                               center_crop=config_center_crop(self.config.to_dict())) if held_out else None
-            if self.config.augment.enabled:
-                spec = replace(spec, augment=self.config.augment)
-            table.source_embodiment, table.action_conversion = spec.source_embodiment, spec.action_conversion
-            table.action_keys = list(spec.action_keys)
-            frames = trained_frames(spec, layout, dataset)
-            if self.rank == 0 and (small := small_frames_warning(frames, layout)):
-                logger.warning("%s: %s", where, small)
-            checked = not cache_may_serve(self._cache_dir, spec, layout, resumed[i])
-            if checked:
-                check_encodable(spec, layout, dataset)
-            windows.append(count_windows(spec, dataset))
-            self._warn_batch_over_windows(spec, windows[-1], i, dataset)
-            self._mixture_specs.append((spec, checked))
-            self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
-                val_spec, layout, dataset, where, i)))
-            self.mixture_frames.append(frames)
-            caches.append(CacheSource(spec, windows[-1], val_spec, dataset, frames, checked, self._mixture_val[-1][1]))
-        self._check_cache_fits(layout, caches)  # what the run holds and writes: every source's caches together
+            sources.append(self._source_windows(layout, data, dataset, held_out, i, resumed[i]))
+        self._check_cache_fits(layout, sources)  # what the run holds and writes: every source's caches together
+        # each source's windows and held-out windows (None: none), and whether each was checked here
+        self._mixture_specs = [(source.spec, source.building) for source in sources]
+        self._mixture_val = [(source.held_out, source.held_out_building) for source in sources]
         # what inference compares its frames with: the first source's, and each source's (`_mixture_record`)
+        self.mixture_frames = [source.frames for source in sources]
         self.frames = self.mixture_frames[0]
-        self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
+        self.data_key = [data_key(source.spec, layout) for source in sources]
         shares = np.asarray([t.weight for t in tables]) / sum(t.weight for t in tables)
-        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({w} windows, {100 * p:.1f} % of the batch positions)"
-                                                  for t, w, p in zip(tables, windows, shares)))
-        return self._mixture_specs[0][0]
+        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({s.windows} windows, {100 * p:.1f} % of the batch "
+                                                  "positions)" for t, s, p in zip(tables, sources, shares)))
+        return sources[0].spec
 
-    def _check_source_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, where: str,
-                               source: int) -> bool:
-        """Mixture source `source`'s held-out windows (its table's `validation_episodes`), checked as
-        `_check_held_out` checks a dataset's, and the chunks its held-out action error samples read
-        (`_source_val_actions`); whether their data was checked here (else a finished cache serves them)."""
-        windows = count_windows(replace(spec, windows=None), dataset)
-        if not windows:
-            raise ValueError(f"{where}: validation_episodes={list(spec.episodes)}: these episodes yield no window of "
-                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
-        sampled = self._samples_chunks
-        checked = sampled or not cache_may_serve(self._cache_dir, spec, layout)  # sampling reads the frames themselves
+    def _source_windows(self, layout: Embodiment, data: DataConfig, dataset: Any, held_out: tuple[int, ...],
+                        source: int | None, resumed: str | None) -> CacheSource:
+        """One dataset's windows, as `_data` cuts the run's and `_mixture_data` each mixture source's (`source`: its
+        table's index; None: the run's one dataset): `data`'s settings (a table's over `[data]`'s) read against the
+        dataset (`window_spec`), what they leave unset and the dataset settles written into `[data]` or the table; its
+        frames (`trained_frames`, warned of where small: before the weights load, a run may stop and record larger
+        ones); its data checked where no finished cache serves it (`check_encodable`; `resumed`: the fingerprint of a
+        resumed run's cache), else the run may never read it (a resume after its videos were removed to save room),
+        and the encoding then reads no episode's actions and states again (`iter_windows`: `checked`); its held-out
+        windows (`held_out` episodes: cut as the training ones, cached beside them under their own key; only the
+        `validation.windows` a validation scores are encoded, never augmented, but centre-cropped as inference crops
+        the frames of a run that is) checked (`_check_held_out`); a batch larger than its windows warned of."""
+        table = self.config.data if source is None else self.config.data.mixture[source]
+        where = "" if source is None else f"data.mixture[{source}] ({table.dataset})"
+        try:
+            spec = window_spec(data, layout, held_out, dataset)
+        except ValueError as exc:
+            if source is None:
+                raise
+            raise ValueError(f"{where}: {mixture_message(exc)}") from None
+        val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
+                           center_crop=config_center_crop(self.config.to_dict())) if held_out else None
+        if self.config.augment.enabled:  # each window encoded `augment.copies` times, one draw each (`window_views`)
+            spec = replace(spec, augment=self.config.augment)
+        table.source_embodiment, table.action_conversion = spec.source_embodiment, spec.action_conversion
+        table.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
+        frames = trained_frames(spec, layout, dataset)
+        if self.rank == 0 and (small := small_frames_warning(frames, layout)):
+            logger.warning("%s%s", f"{where}: " if where else "", small)
+        checked = not cache_may_serve(self._cache_dir, spec, layout, resumed)
         if checked:
             check_encodable(spec, layout, dataset)
-        if sampled and (self.rank == 0 or self.sharded):  # those that validate (`_validation_due`)
-            self._source_val_actions[source] = self._held_out_actions(spec, layout, dataset)
-        chunks = sum(map(len, self._source_val_actions[source][1].values())) if source in self._source_val_actions \
-            else 0
-        logger.info("%s: validation_episodes %s held out of training: %d of their %d windows scored%s %s", where,
-                    list(spec.episodes), min(windows, self.config.validation.windows), windows,
-                    f" and {chunks} chunks sampled" if chunks else "",
-                    f"every {self.config.validation.every} steps" if self.config.validation.every
-                    else "never (validation.every = 0)")
-        return checked
+        val_checked = val_spec is not None and self._check_held_out(val_spec, layout, dataset, source)
+        windows = count_windows(spec, dataset)
+        self._warn_batch_over_windows(spec, windows, source, dataset)
+        return CacheSource(spec, windows, val_spec, dataset, frames, checked, val_checked)
 
     def _mixture_record(self) -> list[dict[str, Any]]:
         """Each mixture source as a checkpoint records it (trainer_state.json's `mixture`, which the model card and the
@@ -580,47 +546,57 @@ class Trainer:
                     tables, self.datasets, self._mixture_specs, self.mixture_windows, drawn, self.mixture_val_windows,
                     self.mixture_frames)]
 
-    def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
-        """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
-        said: unlike `data.exclude_episodes`, `validation.episodes` takes episodes out of training by itself."""
-        windows = count_windows(replace(spec, windows=None), self.dataset)
+    def _check_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, source: int | None) -> bool:
+        """The held-out episodes' windows (`validation.episodes`, or mixture source `source`'s table's
+        `validation_episodes`), checked as the training ones are before anything loads, and the hold-out said: unlike
+        `data.exclude_episodes`, they are taken out of training by themselves. With `validation.action_chunks`, the
+        chunks their held-out action error samples are read (`_val_actions`): on rank 0, and on every rank of a
+        sharded run (each samples its share). Whether their data was checked here (else a finished cache serves
+        them; on rank 0 alone)."""
+        validation, sampled = self.config.validation, self._samples_chunks
+        if self.rank != 0:
+            if sampled and self.sharded:
+                self._val_actions[source] = self._held_out_actions(spec, layout, dataset)
+            return False
+        if source is None:
+            setting = label = "validation.episodes"
+        else:
+            setting = f"data.mixture[{source}].validation_episodes"
+            label = f"data.mixture[{source}] ({self.config.data.mixture[source].dataset}): validation_episodes"
+        windows = count_windows(replace(spec, windows=None), dataset)
         if not windows:
-            raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
-                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
-        validation = self.config.validation
-        every = validation.every
-        sampled = self._samples_chunks
-        if sampled or not cache_may_serve(self._cache_dir, spec, layout):  # sampling reads the frames themselves
-            check_encodable(spec, layout, self.dataset)
-            self._val_checked = True
+            raise ValueError(f"{label}={list(spec.episodes)}: these episodes yield no window of data.chunk_size "
+                             f"{spec.chunk_size}: hold out longer episodes")
+        checked = sampled or not cache_may_serve(self._cache_dir, spec, layout)  # sampling reads the frames themselves
+        if checked:
+            check_encodable(spec, layout, dataset)
         if sampled:
-            self._val_actions = self._held_out_actions(spec, layout)
-        scored = min(windows, validation.windows)
-        chunks = sum(map(len, self._val_actions[1].values())) if sampled else 0
-        logger.info("validation.episodes %s held out of training: %d of their %d windows scored%s %s",
-                    list(spec.episodes), scored, windows, f" and {chunks} chunks sampled" if chunks else "",
+            self._val_actions[source] = self._held_out_actions(spec, layout, dataset)
+        chunks = sum(map(len, self._val_actions[source][1].values())) if sampled else 0
+        every = validation.every
+        logger.info("%s %s held out of training: %d of their %d windows scored%s %s", label, list(spec.episodes),
+                    min(windows, validation.windows), windows, f" and {chunks} chunks sampled" if chunks else "",
                     f"every {every} steps" if every else "never (validation.every = 0)")
         if not every:
-            logger.warning("validation.episodes=%s are held out of training but never scored (validation.every = 0): "
-                           "set validation.every to log their loss, or empty validation.episodes to train on them",
-                           list(spec.episodes))
+            logger.warning("%s=%s are held out of training but never scored (validation.every = 0): set "
+                           "validation.every to log their loss, or empty %s to train on them", setting,
+                           list(spec.episodes), setting)
+        return checked
 
     @property
     def _samples_chunks(self) -> bool:
         """Whether validations sample chunks on the held-out episodes (`val/action_mae`)."""
         return bool(self.config.validation.every and self.config.validation.action_chunks)
 
-    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment,
-                          dataset: Any = None) -> tuple[Any, dict[int, list[int]]]:
+    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment, dataset: Any) -> tuple[Any, dict[int, list[int]]]:
         """What `val/action_mae` compares (`data.openloop.OpenLoopData`) and where: the held-out episodes read as
         training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot, or a
         mixture source's: `spec`'s), and `validation.action_chunks` start frames spread evenly over them
-        (`spread_starts`, as `dataset eval --chunks` would pick them). `dataset`: `spec`'s opened (None: the run's)."""
+        (`spread_starts`, as `dataset eval --chunks` would pick them). `dataset`: `spec`'s, opened."""
         from ..data.actions import recorded_actions
         from ..data.openloop import OpenLoopData, spread_starts
         from .data import camera_sources
 
-        dataset = self.dataset if dataset is None else dataset
         state_keys = list(spec.state_keys) if layout.state_history else []
         reader = recorded_actions(dataset, layout, spec.action_keys, spec.state_keys, source=spec.source_embodiment,
                                   conversion=spec.action_conversion, robot=spec.robot)
@@ -1967,7 +1943,7 @@ class Trainer:
         for j in sources:  # each mixture source's held-out loss, as `val/loss` of its windows alone
             line[f"val/loss/source_{j}"] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
                                                if f"{o}@{j}" in means)
-        if self._val_actions is not None or self._source_val_actions:  # on every rank of a sharded run, each its share
+        if self._val_actions:  # on every rank of a sharded run, each sampling its share
             line.update(self._action_error(step))
         if self.rank != 0:
             return line
@@ -2006,10 +1982,9 @@ class Trainer:
         from ..data.openloop import compare_open_loop
 
         size = self.config.optim.batch_size // self.world
-        sets = self._source_val_actions or {None: self._val_actions}
         scored: dict[int | None, tuple[Any, int]] = {}
         with self._live_policy(self.config.validation.action_steps, f"step-{step}") as policy:
-            for source, (data, starts) in sets.items():
+            for source, (data, starts) in self._val_actions.items():
                 if self.sharded:
                     result, mae, chunks = self._sampled_share(policy, data, starts, size)
                     scored[source] = replace(result, mae=mae), chunks
