@@ -75,9 +75,9 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": float("nan")}, {}, {}, r"^data.mixture\[1\].weight=nan"),
     ({}, {}, {}, r"^data.mixture\[1\].weight=0.0: must be a number > 0"),  # no weight given
     ({"weight": 1, "episodes": [7]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): episodes=\[7\]: \[7\] not episodes of its dataset, which has 3"),
+     r"^data.mixture\[1\].episodes=\[7\]: \[7\] not episodes of data.mixture\[1\].dataset, which has 3"),
     ({"weight": 1, "exclude_episodes": [0, 1, 2]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): exclude_episodes=\[0, 1, 2\] leaves out every episode"),
+     r"^data.mixture\[1\].exclude_episodes=\[0, 1, 2\] leaves out every episode of data.mixture\[1\].dataset: "),
     ({"weight": 1, "success": "some"}, {}, {}, r"^data.mixture\[1\].success='some'; accepted: any, only"),
     ({"weight": 1, "action_conversion": "magic"}, {}, {}, r"^data.mixture\[1\].action_conversion='magic'"),
     ({"weight": 1, "episodes": [0]}, {"episodes": [1]}, {}, r"^data.episodes=\[1\] is set beside \[\[data.mixture\]\]"),
@@ -85,9 +85,10 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": 1}, {}, {"episodes": [0]},
      r"^validation.episodes=\[0\] with \[\[data.mixture\]\]: episode indices are each dataset's own; hold episodes"),
     ({"weight": 1, "episodes": [0, 1], "validation_episodes": [1]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): validation_episodes=\[1\] overlaps episodes=\[0, 1\]"),
+     (r"^data.mixture\[1\].validation_episodes=\[1\] overlaps data.mixture\[1\].episodes=\[0, 1\] \(both name "
+      r"\[1\]\): a held-out episode must not be trained on; remove it from data.mixture\[1\].episodes")),
     ({"weight": 1, "validation_episodes": [3]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
+     r"^data.mixture\[1\].validation_episodes=\[3\]: \[3\] not episodes of data.mixture\[1\].dataset, which has"),
     ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
      r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
 ])
@@ -122,8 +123,9 @@ def test_a_source_at_another_rate_is_refused_naming_its_table(train_config, tiny
     raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
                  {"dataset": str(slow_dataset), "weight": 1})
     trainer = Trainer(load_config(raw), progress=False)
-    with pytest.raises(ValueError, match=r"^data.mixture\[1\] \(.*\) does not fit embodiment 'tiny_panda' .*: its "
-                                         r"dataset '.*' is recorded at 10 fps but embodiment 'tiny_panda' has fps=15"):
+    with pytest.raises(ValueError, match=r"^data.mixture\[1\] \(.*\) does not fit embodiment 'tiny_panda' .*: "
+                                         r"data.mixture\[1\].dataset '.*' is recorded at 10 fps but embodiment "
+                                         r"'tiny_panda' has fps=15"):
         trainer._data()
 
 
@@ -299,11 +301,34 @@ def test_a_pushed_mixture_checkpoint_resumes_where_its_sources_are_found(mixed_r
     assert [r.loss for r in resumed] == [r.loss for r in mixed_runs["unbroken"][2:]]
 
 
-def test_a_tables_messages_name_its_settings_not_datas():
-    from worldpolicy.train.config import mixture_message
+def test_a_sources_refusals_name_its_tables_settings(train_config, tiny_dataset, other_dataset, tmp_path):
+    """What is refused of a source's settings names them as its table's (`data.mixture[i].key`), where it is raised
+    (the prefix passed down, no message rewritten after): its episode selection, action keys and cameras."""
+    from worldpolicy.train.trainer import Trainer
 
-    text = mixture_message(ValueError("data.episodes=[7]: not episodes of data.dataset '/srv/data.v2/x'"))
-    assert text == "episodes=[7]: not episodes of its dataset '/srv/data.v2/x'"
+    def refused(table, data=None):
+        raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                     {"dataset": str(other_dataset), "weight": 1, **table}, data=data or {})
+        with pytest.raises(ValueError) as error:
+            Trainer(load_config(raw), progress=False)._data()
+        return str(error.value)
+
+    text = refused({"success": "only"})
+    assert text.startswith(f"data.mixture[1].success='only' keeps the episodes that succeeded, but "
+                           f"data.mixture[1].dataset {str(other_dataset)!r} does not say which did")
+    assert "(data.mixture[1].success any)" in text
+    text = refused({"video_keys": ["observation.images.nowhere"]})
+    assert "data.mixture[1].video_keys=['observation.images.nowhere']" in text and " video_keys=" not in text
+    text = refused({"action_keys": ["observation.state"], "source_embodiment": "tiny_panda"})
+    assert "data.mixture[1].action_keys" in text and "its dataset" not in text
+    # the run's settings a source's windows are cut by keep their own names (`run_prefix`)
+    from worldpolicy.data import LeRobotDataset, sample_training_examples
+
+    dataset = LeRobotDataset.open(other_dataset)
+    with pytest.raises(ValueError, match=r"^data.stride=0 must be an int >= 1"):
+        sample_training_examples(dataset, "droid", stride=0, prefix="data.mixture[1].", run_prefix="data.")
+    with pytest.raises(ValueError, match=r"^data.mixture\[1\].action_keys=\['action'\]: \['action'\] not among"):
+        sample_training_examples(dataset, "droid", prefix="data.mixture[1].", run_prefix="data.")
 
 
 def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_dataset, other_dataset, tmp_path):

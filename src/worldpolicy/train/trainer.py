@@ -86,7 +86,16 @@ from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
-from .config import RESUMABLE, SELECTION_FLAGS, DataConfig, TrainConfig, changed_settings, mixture_message, own_key
+from .config import (
+    RESUMABLE,
+    SELECTION_FLAGS,
+    DataConfig,
+    TrainConfig,
+    changed_settings,
+    held_out_setting,
+    own_key,
+    source_prefix,
+)
 from .data import (
     SHARD_WINDOWS,
     LatentCache,
@@ -472,11 +481,10 @@ class Trainer:
         for i, (table, data, dataset) in enumerate(zip(tables, settings, self.datasets)):
             fit = embodiment_fit(dataset, layout, default_action_keys(dataset, data.action_keys), data.state_keys,
                                  data.video_keys, source=data.source_embodiment, conversion=data.action_conversion,
-                                 robot=data.robot, name=table.dataset)
+                                 robot=data.robot, name=table.dataset, prefix=source_prefix(i))
             if fit.problems:
                 raise ValueError(f"data.mixture[{i}] ({table.dataset}) does not fit embodiment {layout.key!r} "
-                                 f"(`worldpolicy dataset check --embodiment` says the same): "
-                                 + "; ".join(map(mixture_message, fit.problems)))
+                                 "(`worldpolicy dataset check --embodiment` says the same): " + "; ".join(fit.problems))
             held_out = tuple(sorted(int(e) for e in table.validation_episodes))  # checked with the config
             sources.append(self._source_windows(layout, data, dataset, held_out, i, resumed[i]))
         self._check_cache_fits(layout, sources)  # what the run holds and writes: every source's caches together
@@ -506,12 +514,8 @@ class Trainer:
         the frames of a run that is) checked (`_check_held_out`); a batch larger than its windows warned of."""
         table = self.config.data if source is None else self.config.data.mixture[source]
         where = "" if source is None else f"data.mixture[{source}] ({table.dataset})"
-        try:
-            spec = window_spec(data, layout, held_out, dataset)
-        except ValueError as exc:
-            if source is None:
-                raise
-            raise ValueError(f"{where}: {mixture_message(exc)}") from None
+        prefix = source_prefix(source)  # what names its settings in a refusal
+        spec = window_spec(data, layout, held_out, dataset, prefix)
         val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
                            center_crop=config_center_crop(self.config.to_dict())) if held_out else None
         if self.config.augment.enabled:  # each window encoded `augment.copies` times, one draw each (`window_views`)
@@ -523,7 +527,7 @@ class Trainer:
             logger.warning("%s%s", f"{where}: " if where else "", small)
         checked = not cache_may_serve(self._cache_dir, spec, layout, resumed)
         if checked:
-            check_encodable(spec, layout, dataset)
+            check_encodable(spec, layout, dataset, prefix)
         val_checked = val_spec is not None and self._check_held_out(val_spec, layout, dataset, source)
         windows = count_windows(spec, dataset)
         self._warn_batch_over_windows(spec, windows, source, dataset)
@@ -558,18 +562,17 @@ class Trainer:
             if sampled and self.sharded:
                 self._val_actions[source] = self._held_out_actions(spec, layout, dataset)
             return False
-        if source is None:
-            setting = label = "validation.episodes"
-        else:
-            setting = f"data.mixture[{source}].validation_episodes"
-            label = f"data.mixture[{source}] ({self.config.data.mixture[source].dataset}): validation_episodes"
+        prefix = source_prefix(source)
+        setting = held_out_setting(prefix)
+        label = setting if source is None else \
+            f"data.mixture[{source}] ({self.config.data.mixture[source].dataset}): validation_episodes"
         windows = count_windows(replace(spec, windows=None), dataset)
         if not windows:
             raise ValueError(f"{label}={list(spec.episodes)}: these episodes yield no window of data.chunk_size "
                              f"{spec.chunk_size}: hold out longer episodes")
         checked = sampled or not cache_may_serve(self._cache_dir, spec, layout)  # sampling reads the frames themselves
         if checked:
-            check_encodable(spec, layout, dataset)
+            check_encodable(spec, layout, dataset, prefix)
         if sampled:
             self._val_actions[source] = self._held_out_actions(spec, layout, dataset)
         chunks = sum(map(len, self._val_actions[source][1].values())) if sampled else 0
@@ -625,8 +628,7 @@ class Trainer:
             table = self.config.data.mixture[source]
             share = table.weight / sum(t.weight for t in self.config.data.mixture)
             positions, most = size * share, int(windows / share)
-            data, held = self.config.data.sources()[source], table.validation_episodes
-            settings = f"data.mixture[{source}]."
+            data, held, settings = self.config.data.sources()[source], table.validation_episodes, source_prefix(source)
             head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from data.mixture[{source}] "
                     f"(weight {table.weight:g}: {100 * share:.1f} % of them), more than the")
             weight = f" (or data.mixture[{source}].weight)"
