@@ -560,7 +560,8 @@ def test_a_sim_run_applies_the_training_scene_rule_once_and_records_what_it_warn
     (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
     read = []
     rule = tasks.training_seeds  # what the rule reads: however a caller reached `training_scenes`
-    monkeypatch.setattr(tasks, "training_seeds", lambda checkpoint: read.append(checkpoint) or rule(checkpoint))
+    monkeypatch.setattr(tasks, "training_seeds",
+                        lambda checkpoint, **kw: read.append(checkpoint) or rule(checkpoint, **kw))
     assert main(["sim", "--policy", str(ckpt), "--task", "reach", "--seed", "2", "--episodes", "2", "--steps", "1",
                  "--image-size", "48x64", "--videos", "0", "--max-steps", "2", "--no-progress", "--no-plots",
                  "--out", str(tmp_path / "run")]) == 0

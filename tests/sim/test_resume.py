@@ -593,7 +593,8 @@ def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an
     monkeypatch.setattr(Rollout, "run", run)
     read = []
     rule = tasks.training_seeds  # what the rule reads: however a caller reached `training_scenes`
-    monkeypatch.setattr(tasks, "training_seeds", lambda checkpoint: read.append(checkpoint) or rule(checkpoint))
+    monkeypatch.setattr(tasks, "training_seeds",
+                        lambda checkpoint, **kw: read.append(checkpoint) or rule(checkpoint, **kw))
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "3"]) == 130
     assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [10_000, 10_001]  # its held-out scenes
     assert len(read) == 1, read

@@ -1137,10 +1137,10 @@ def test_a_run_opens_its_dataset_once_and_reads_each_episode_for_finiteness_once
     monkeypatch.setattr(LeRobotDataset, "open", classmethod(lambda cls, root: opened.append(root)
                                                             or open_dataset(cls, root)))
 
-    def counting(dataset, keys, episodes):
+    def counting(dataset, keys, episodes, prefix="data."):
         episodes = list(episodes)
         read.extend(episodes)
-        check_finite(dataset, keys, episodes)
+        check_finite(dataset, keys, episodes, prefix)
 
     monkeypatch.setattr(data, "check_finite", counting)
     path = tmp_path / "run.json"

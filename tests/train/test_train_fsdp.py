@@ -246,6 +246,34 @@ def test_sharded_validation_is_one_process_validation(validated):
             np.testing.assert_allclose(mine[key], one[key], rtol=1e-6, err_msg=f"step {one['step']}: {key}")
 
 
+@pytest.mark.slow
+@gloo
+def test_a_sharded_mixtures_held_out_action_error_per_source_is_one_processes(train_config, tiny_dataset,
+                                                                             tmp_path):
+    """A mixture's held-out action error (`val/action_mae/source_<i>`, the weighted headline, each column's) sampled
+    by both ranks of a sharded run, source by source, is one process's."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    def config(out, parallel):
+        raw = train_config(out, optim={"steps": 1, "batch_size": 4, "data_parallel": parallel},
+                           validation={"every": 1, "windows": 2, "action_chunks": 3, "action_steps": 2})
+        raw["data"] = {k: v for k, v in raw["data"].items() if k != "dataset"}
+        raw["data"]["mixture"] = [{"dataset": str(tiny_dataset), "weight": 1, "validation_episodes": [1]},
+                                  {"dataset": str(tiny_dataset), "weight": 3, "validation_episodes": [0]}]
+        return raw
+
+    _torchrun(config(tmp_path / "sharded", "fsdp"), tmp_path / "sharded")
+    Trainer(load_config(config(tmp_path / "single", "ddp")), progress=False).run()
+    sharded, whole = _validations(tmp_path / "sharded"), _validations(tmp_path / "single")
+    assert [line["step"] for line in sharded] == [line["step"] for line in whole] == [0, 1]
+    for mine, one in zip(sharded, whole):
+        assert sorted(mine) == sorted(one) and {"val/action_mae/source_0", "val/action_mae/source_1"} <= set(one)
+        assert one["val/action_chunks"] == 6
+        for key in one:
+            np.testing.assert_allclose(mine[key], one[key], rtol=1e-6, err_msg=f"step {one['step']}: {key}")
+
+
 def test_each_block_weight_is_in_one_tower_group(tiny_checkpoint):
     """FSDP gathers a block tower's group when one of `tower_modules`' modules runs: every weight of a block must be
     in exactly one of them, or it would stay in the root group, gathered for the whole step."""

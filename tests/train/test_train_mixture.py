@@ -75,9 +75,9 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": float("nan")}, {}, {}, r"^data.mixture\[1\].weight=nan"),
     ({}, {}, {}, r"^data.mixture\[1\].weight=0.0: must be a number > 0"),  # no weight given
     ({"weight": 1, "episodes": [7]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): episodes=\[7\]: \[7\] not episodes of its dataset, which has 3"),
+     r"^data.mixture\[1\].episodes=\[7\]: \[7\] not episodes of data.mixture\[1\].dataset, which has 3"),
     ({"weight": 1, "exclude_episodes": [0, 1, 2]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): exclude_episodes=\[0, 1, 2\] leaves out every episode"),
+     r"^data.mixture\[1\].exclude_episodes=\[0, 1, 2\] leaves out every episode of data.mixture\[1\].dataset: "),
     ({"weight": 1, "success": "some"}, {}, {}, r"^data.mixture\[1\].success='some'; accepted: any, only"),
     ({"weight": 1, "action_conversion": "magic"}, {}, {}, r"^data.mixture\[1\].action_conversion='magic'"),
     ({"weight": 1, "episodes": [0]}, {"episodes": [1]}, {}, r"^data.episodes=\[1\] is set beside \[\[data.mixture\]\]"),
@@ -85,14 +85,10 @@ def test_a_relative_dataset_in_a_table_resolves_against_the_config_file(tmp_path
     ({"weight": 1}, {}, {"episodes": [0]},
      r"^validation.episodes=\[0\] with \[\[data.mixture\]\]: episode indices are each dataset's own; hold episodes"),
     ({"weight": 1, "episodes": [0, 1], "validation_episodes": [1]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): validation_episodes=\[1\] overlaps episodes=\[0, 1\]"),
+     (r"^data.mixture\[1\].validation_episodes=\[1\] overlaps data.mixture\[1\].episodes=\[0, 1\] \(both name "
+      r"\[1\]\): a held-out episode must not be trained on; remove it from data.mixture\[1\].episodes")),
     ({"weight": 1, "validation_episodes": [3]}, {}, {},
-     r"^data.mixture\[1\] \(.*\): validation_episodes=\[3\]: \[3\] not episodes of its dataset, which has 3"),
-    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2},
-     (r"^validation.action_chunks=8 \(its default\) with \[\[data.mixture\]\]: the held-out action error is not "
-      r"sampled per mixture source yet \(the held-out loss is\); set validation.action_chunks = 0 in \[validation\]$")),
-    ({"weight": 1, "validation_episodes": [1]}, {}, {"every": 2, "action_chunks": 4},
-     r"^validation.action_chunks=4 with \[\[data.mixture\]\]: the held-out action error"),
+     r"^data.mixture\[1\].validation_episodes=\[3\]: \[3\] not episodes of data.mixture\[1\].dataset, which has"),
     ({"weight": 1}, {}, {"every": 2, "action_chunks": 0},
      r"^validation.every=2 scores held-out episodes, but no \[\[data.mixture\]\] table sets validation_episodes"),
 ])
@@ -127,8 +123,9 @@ def test_a_source_at_another_rate_is_refused_naming_its_table(train_config, tiny
     raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
                  {"dataset": str(slow_dataset), "weight": 1})
     trainer = Trainer(load_config(raw), progress=False)
-    with pytest.raises(ValueError, match=r"^data.mixture\[1\] \(.*\) does not fit embodiment 'tiny_panda' .*: its "
-                                         r"dataset '.*' is recorded at 10 fps but embodiment 'tiny_panda' has fps=15"):
+    with pytest.raises(ValueError, match=r"^data.mixture\[1\] \(.*\) does not fit embodiment 'tiny_panda' .*: "
+                                         r"data.mixture\[1\].dataset '.*' is recorded at 10 fps but embodiment "
+                                         r"'tiny_panda' has fps=15"):
         trainer._data()
 
 
@@ -264,16 +261,74 @@ def test_a_resume_with_other_weights_is_refused(mixed_runs, train_config, tiny_d
 
     raw = _mixed(train_config, mixed_runs["root"] / "a", {"dataset": str(tiny_dataset), "weight": 1},
                  {"dataset": str(other_dataset), "weight": 1, "episodes": [0, 2]}, optim={"steps": 6})
-    with pytest.raises(ValueError, match=r"holds a run .* with other settings: data.mixture: .*'weight': 3.0.* -> "
-                                         r".*'weight': 1.0"):
+    with pytest.raises(ValueError, match=r"with other settings: data.mixture\[1\].weight: 3.0 -> 1.0\. Put them"):
+        Trainer(load_config(raw), progress=False).run()
+    raw["data"]["mixture"] = raw["data"]["mixture"][:1]  # a table fewer: the tables named whole
+    with pytest.raises(ValueError, match=r"with other settings: data.mixture: \[.*\] -> \[.*\]\. "):
         Trainer(load_config(raw), progress=False).run()
 
 
-def test_a_tables_messages_name_its_settings_not_datas():
-    from worldpolicy.train.config import mixture_message
+def test_a_pushed_mixture_checkpoint_resumes_where_its_sources_are_found(mixed_runs, train_config, tiny_dataset,
+                                                                         other_dataset, tmp_path):
+    """A checkpoint pushed with its training state names each source by its folder's own name
+    (`hub.shared_state`): compared as one dataset's `data.dataset` is, table by table, the run resumes from it on the
+    datasets given (the unbroken run's losses); another dataset in a table is refused naming that table's key."""
+    import shutil
 
-    text = mixture_message(ValueError("data.episodes=[7]: not episodes of data.dataset '/srv/data.v2/x'"))
-    assert text == "episodes=[7]: not episodes of its dataset '/srv/data.v2/x'"
+    from worldpolicy.hub import shared_state
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "a"  # the pushed run's folder name, as its record names it
+    pulled = out / "checkpoints" / "step-0000002"
+    shutil.copytree(mixed_runs["root"] / "a" / "checkpoints" / "step-0000002", pulled)
+    (pulled / "trainer_state.json").write_bytes(shared_state(pulled))  # what the hub holds
+    state = json.loads((pulled / "trainer_state.json").read_text())
+    assert [t["dataset"] for t in state["config"]["data"]["mixture"]] == [tiny_dataset.name, other_dataset.name]
+
+    def config(second):
+        return load_config(_mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1},
+                                  {"dataset": str(second), "weight": 3, "episodes": [0, 2]}, optim={"steps": 4}))
+
+    renamed = tmp_path / "renamed"  # its data under another name: not what the record names
+    shutil.copytree(other_dataset, renamed)
+    with pytest.raises(ValueError, match=rf"other settings: data.mixture\[1\].dataset: '{other_dataset.name}' -> "
+                                         rf"'{renamed}'\. Put them back"):
+        Trainer(config(renamed), progress=False).run()
+    moved = tmp_path / "elsewhere" / other_dataset.name  # the machine it is pulled on keeps it in another folder
+    shutil.copytree(other_dataset, moved)
+    resumed = Trainer(config(moved), progress=False).run()
+    assert [r.step for r in resumed] == [3, 4]
+    assert [r.loss for r in resumed] == [r.loss for r in mixed_runs["unbroken"][2:]]
+
+
+def test_a_sources_refusals_name_its_tables_settings(train_config, tiny_dataset, other_dataset, tmp_path):
+    """What is refused of a source's settings names them as its table's (`data.mixture[i].key`), where it is raised
+    (the prefix passed down, no message rewritten after): its episode selection, action keys and cameras."""
+    from worldpolicy.train.trainer import Trainer
+
+    def refused(table, data=None):
+        raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                     {"dataset": str(other_dataset), "weight": 1, **table}, data=data or {})
+        with pytest.raises(ValueError) as error:
+            Trainer(load_config(raw), progress=False)._data()
+        return str(error.value)
+
+    text = refused({"success": "only"})
+    assert text.startswith(f"data.mixture[1].success='only' keeps the episodes that succeeded, but "
+                           f"data.mixture[1].dataset {str(other_dataset)!r} does not say which did")
+    assert "(data.mixture[1].success any)" in text
+    text = refused({"video_keys": ["observation.images.nowhere"]})
+    assert "data.mixture[1].video_keys=['observation.images.nowhere']" in text and " video_keys=" not in text
+    text = refused({"action_keys": ["observation.state"], "source_embodiment": "tiny_panda"})
+    assert "data.mixture[1].action_keys" in text and "its dataset" not in text
+    # the run's settings a source's windows are cut by keep their own names (`run_prefix`)
+    from worldpolicy.data import LeRobotDataset, sample_training_examples
+
+    dataset = LeRobotDataset.open(other_dataset)
+    with pytest.raises(ValueError, match=r"^data.stride=0 must be an int >= 1"):
+        sample_training_examples(dataset, "droid", stride=0, prefix="data.mixture[1].", run_prefix="data.")
+    with pytest.raises(ValueError, match=r"^data.mixture\[1\].action_keys=\['action'\]: \['action'\] not among"):
+        sample_training_examples(dataset, "droid", prefix="data.mixture[1].", run_prefix="data.")
 
 
 def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_dataset, other_dataset, tmp_path):
@@ -297,6 +352,106 @@ def test_each_sources_held_out_episodes_are_scored_apart(train_config, tiny_data
     assert [(r["held_out_episodes"], r["held_out_windows"]) for r in state["mixture"]] == [([], 0), ([1], 4)]
     assert [r["episodes"] for r in state["mixture"]] == [2, 2]
     assert "held out for validation: [1]" in (out / "checkpoints" / "step-0000002" / "README.md").read_text()
+
+
+def test_each_sources_held_out_action_error_is_what_dataset_eval_measures(train_config, tiny_dataset, other_dataset,
+                                                                          tmp_path, caplog):
+    """With `validation.action_chunks`, each source holding episodes out samples its chunks on them (read as its table
+    reads its dataset): `val/action_mae/source_<i>` is `dataset eval`'s number for that source's dataset and episodes
+    on the checkpoint of the validated step, `val/action_mae` and each column's the sources' mean weighted by their
+    tables' weights, and the report lists each source's."""
+    import html
+    import logging
+    import re
+
+    import worldpolicy
+    from worldpolicy.data.layout import ACTION_KEYS, STATE_KEYS
+    from worldpolicy.data.openloop import evaluate_open_loop
+    from worldpolicy.train.trainer import Trainer
+    from worldpolicy.viz.report import write_report
+
+    out = tmp_path / "run"
+    raw = _mixed(train_config, out, {"dataset": str(tiny_dataset), "weight": 1, "validation_episodes": [1]},
+                 {"dataset": str(other_dataset), "weight": 3, "validation_episodes": [2]}, optim={"steps": 2},
+                 validation={"every": 2, "windows": 1, "action_chunks": 2, "action_steps": 2})
+    with caplog.at_level(logging.INFO, logger="worldpolicy.train.trainer"):
+        Trainer(load_config(raw), progress=False).run()
+    assert "validation_episodes [2] held out of training: 1 of their 9 windows scored and 2 chunks sampled" in \
+        caplog.text
+    line = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "val/loss" in x][-1]
+    assert line["step"] == 2 and line["val/action_chunks"] == 4
+    policy = worldpolicy.load_policy(out / "checkpoints" / "step-0000002", steps=2, device="cpu")
+    results = [evaluate_open_loop(dataset, policy, tmp_path / f"eval{i}", episodes=[episode], chunks=2, seed=3,
+                                  batch_size=2, state_keys=list(STATE_KEYS), action_keys=list(ACTION_KEYS),
+                                  plots=False)
+               for i, (dataset, episode) in enumerate(((tiny_dataset, 1), (other_dataset, 2)))]
+    assert [line[f"val/action_mae/source_{i}"] for i in range(2)] == [r.normalized_mae() for r in results]
+    assert results[0].normalized_mae() != results[1].normalized_mae()
+    assert line["val/action_mae"] == pytest.approx((results[0].normalized_mae() + 3 * results[1].normalized_mae()) / 4)
+    for k, column in enumerate(results[0].columns):
+        assert line[f"val/action_mae/{column}"] == pytest.approx((results[0].mae[k] + 3 * results[1].mae[k]) / 4)
+    assert "held-out loss" in caplog.text and "data.mixture[1] [2]: " in caplog.text and ", action MAE " in caplog.text
+    text = html.unescape(re.sub(r"<[^>]+>", "", write_report(out).read_text()))
+    assert (f"per mixture source (the headline their mean weighted by the tables' weights): data.mixture[0] "
+            f"{line['val/action_mae/source_0']:.4g}, data.mixture[1] {line['val/action_mae/source_1']:.4g}") in text
+    assert "per column in its units: " in text and "source_0 " not in text.split("per column in its units: ")[1][:200]
+
+
+def test_a_batch_drawing_more_than_a_sources_windows_is_warned_naming_its_table(train_config, tiny_dataset,
+                                                                                 other_dataset, tmp_path, caplog):
+    """Each source is judged by the positions a step draws from it on average (the batch times its share): a
+    heavily weighted small source repeats windows within every step, said naming its table's selection."""
+    from worldpolicy.train.trainer import Trainer
+
+    def warned(batch_size):
+        caplog.clear()
+        raw = _mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                     {"dataset": str(other_dataset), "weight": 3, "episodes": [0, 2]},
+                     optim={"batch_size": batch_size})
+        with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+            Trainer(load_config(raw), progress=False)._data()
+        return [r.getMessage() for r in caplog.records if "optim.batch_size" in r.getMessage()]
+
+    # 64 positions: 16 from the first source's 18 windows (fine), 48 from the second's 18 (of its 27)
+    assert warned(64) == [(
+        f"optim.batch_size=64 draws about 48 positions a step from data.mixture[1] (weight 3: 75.0 % of them), more "
+        f"than the 18 training windows (chunk_size 4, stride 1) of the episodes selected: data.mixture[1].episodes="
+        f"[0, 2] keeps 2 of the 3 episodes of the dataset of data.mixture[1] {other_dataset} (20 of its 30 frames): "
+        f"every step holds some windows more than once (with other noise and σ); lower optim.batch_size to 24 or less "
+        f"(or data.mixture[1].weight), or record more episodes (all 3 hold only 27 windows)")]
+    assert warned(24) == []  # 18 from the second source: each of its windows once a step
+
+
+def test_every_from_sim_sources_seeds_are_the_checkpoints_training_scenes(tmp_path):
+    """`models.training_seeds` (what `worldpolicy sim` warns by and a server announces) read `data.dataset` alone: a
+    mixture's sim recordings were never announced. Every table recording the task counts, its seeds together."""
+    import numpy as np
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.models import announced_training_seeds, training_seeds
+    from worldpolicy.sim.tasks import training_scenes
+
+    def recording(name, task, seeds):
+        episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": task}
+        return str(write_episodes(tmp_path / name, [episode], fps=15,
+                                  provenance={"task": task, "seeds": seeds}).root)
+
+    tables = [{"dataset": recording("a", "reach", [0, 1, 2]), "weight": 1.0},
+              {"dataset": str(tmp_path / "real"), "weight": 1.0},  # no recording of the sim's (made elsewhere)
+              {"dataset": recording("b", "push", [5, 6]), "weight": 1.0},
+              {"dataset": recording("c", "reach", [2, 7]), "weight": 2.0}]
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"data": {"dataset": "",
+                                                                                        "mixture": tables}}}))
+    a, b, c = (t["dataset"] for t in tables if t["dataset"] != str(tmp_path / "real"))
+    assert training_seeds(ckpt, task="reach") == ("reach", [0, 1, 2, 7], f"its datasets {a}, {c}")
+    assert training_seeds(ckpt, task="push") == ("push", [5, 6], f"its dataset {b}")
+    assert training_seeds(ckpt) == training_seeds(ckpt, task="lift") == training_seeds(ckpt, task="reach")
+    assert announced_training_seeds(ckpt) == {"task": "reach", "seeds": [0, 1, 2, 7], "source": "its datasets a, c"}
+    scenes = training_scenes(str(ckpt), "reach", range(6, 9))
+    assert scenes.seeds == (7,) and scenes.recorded == (0, 7)
+    assert training_scenes(str(ckpt), "push", range(6, 9)).seeds == (6,)
 
 
 def test_worldpolicy_train_runs_a_mixture_file_and_names_a_flag_it_refuses(train_config, tiny_dataset, other_dataset,

@@ -65,12 +65,15 @@ def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_recor
     from worldpolicy.data.from_sim import sim_features
     from worldpolicy.viz.train_report import _usage
 
-    def sim_line(provenance, evaluation=None):
+    def recording(provenance):
         root = tmp_path / f"ds{len(list(tmp_path.iterdir()))}"
         write_episodes(root, [make_episode(0)], fps=15, features=sim_features("panda", IMAGE_SIZE, CAMERAS),
                        video_codec="libx264rgb", provenance=provenance)
+        return str(root)
+
+    def sim_line(provenance, evaluation=None, data=None):
         page = html.unescape(re.sub(r"<[^>]+>", "\n", _usage(tmp_path / "ckpt", None, {
-            "data": {"dataset": str(root)}, "eval": {"task": "reach", **(evaluation or {})}})))
+            "data": data or {"dataset": recording(provenance)}, "eval": {"task": "reach", **(evaluation or {})}})))
         return next(line for line in page.splitlines() if line.startswith("worldpolicy sim"))
 
     recorded = {"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [0, 1, 3, 4]}  # seed 2 failed
@@ -80,6 +83,10 @@ def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_recor
     assert sim_line(recorded, {"seed": 3}).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
     for other in (None, {**recorded, "task": "push"}):  # no sim seeds, or another task's: its default seeds
         assert sim_line(other).endswith("--task reach --episodes 10 --out runs/sim")
+    # a mixture: past every table's recording of the task (not only a first table's, nor another task's)
+    tables = [{"dataset": recording({**recorded, "task": "push", "seeds": [40]}), "weight": 1},
+              {"dataset": recording(recorded), "weight": 1}, {"dataset": recording({**recorded, "seeds": [8]})}]
+    assert sim_line(None, data={"dataset": "", "mixture": tables}).endswith("--seed 9 --out runs/sim")
 
 
 def test_the_episodes_trained_are_named_only_when_a_selection_is_set():

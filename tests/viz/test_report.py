@@ -736,6 +736,21 @@ def test_per_column_curves_share_a_panel_per_unit_and_the_headline_says_its_scal
     assert [line.get_label() for line in named[0].lines] == ["grasp", "r0", "tx", "ty"]
 
 
+def test_a_mixtures_per_source_curves_share_a_panel_apart_from_the_columns(tmp_path):
+    """`val/action_mae/source_<i>` (a mixture source's normalised error) is not a column: unit-free columns and the
+    sources on one panel mixed a gripper's physical error with the sources' normalised ones."""
+    lines = [{"step": s, "val/loss": 0.2, "val/loss/source_0": 0.1 + 0.01 * s, "val/loss/source_1": 0.3,
+              "val/action_mae": 0.1 + s, "val/action_mae/grasp": 0.2 * s, "val/action_mae/source_0": 0.05 + s,
+              "val/action_mae/source_1": 0.15} for s in (0, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl", {"grasp": "1"})
+    panels = {ax.get_title(loc="left").split(" · ")[0]: ax for ax in fig.axes if ax.get_visible()}
+    assert {"val/action_mae/<name>", "val/action_mae/source_<i>", "val/loss/source_<i>"} <= set(panels)
+    assert [line.get_label() for line in panels["val/action_mae/<name>"].lines] == ["grasp"]
+    assert [line.get_label() for line in panels["val/action_mae/source_<i>"].lines] == ["source_0", "source_1"]
+    assert [line.get_label() for line in panels["val/loss/source_<i>"].lines] == ["source_0", "source_1"]
+
+
 def test_per_column_curves_are_drawn_in_the_colour_blind_safe_palette(tmp_path):
     """A joint layout's `val/action_mae/<column>` lines took matplotlib's default cycle, whose red and green (joint_2,
     joint_3) are one olive to red-green colour-blind readers; they take the joints' Okabe-Ito colours, as joints.png."""

@@ -279,18 +279,20 @@ def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | N
 
 def training_actions(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
                      state_keys: Sequence[str] | None = None, *, source: str | None = None,
-                     conversion: str | None = None, robot: str = DEFAULT_ROBOT) -> RecordedActions:
-    """`recorded_actions`' mapping, its refusal as training's own (a ValueError naming the `data.` setting that fixes
-    it, nothing added): what `dataset check --embodiment` (`data.fit.embodiment_fit`) reports."""
+                     conversion: str | None = None, robot: str = DEFAULT_ROBOT,
+                     prefix: str = "data.") -> RecordedActions:
+    """`recorded_actions`' mapping, its refusal as training's own (a ValueError naming the setting that fixes it after
+    `prefix`, nothing added: `data.`, or a mixture table's `data.mixture[i].`): what `dataset check --embodiment`
+    (`data.fit.embodiment_fit`) reports."""
     from .sampling import check_keys
 
     action_keys = default_action_keys(dataset, action_keys)
     state_keys = list(state_keys) if state_keys else list(STATE_KEYS)
     source_key, conversion = action_layout(dataset, target, action_keys, state_keys, source, conversion,
-                                           prefix="data.")
-    layout = source_embodiment(source_key, "data.", target)
-    check_keys(dataset, action_keys, layout, "data.action_keys", "data.video_keys")
+                                           prefix=prefix)
+    layout = source_embodiment(source_key, prefix, target)
+    check_keys(dataset, action_keys, layout, f"{prefix}action_keys", f"{prefix}video_keys")
     if layout.state_history:
-        check_keys(dataset, state_keys, layout, "data.state_keys", "data.video_keys")
-    convert = action_converter(conversion, layout, target, robot, prefix="data.")
+        check_keys(dataset, state_keys, layout, f"{prefix}state_keys", f"{prefix}video_keys")
+    convert = action_converter(conversion, layout, target, robot, prefix=prefix)
     return RecordedActions(action_keys, state_keys, source_key, conversion, bool(layout.state_history), convert)

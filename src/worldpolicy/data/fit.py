@@ -24,17 +24,18 @@ from .actions import DEFAULT_ROBOT, RecordedActions, training_actions
 from .observations import camera_sources
 
 
-def check_training_rate(dataset, target: Embodiment, name: str) -> None:
-    """`dataset` (`data.dataset` = `name`) is recorded at `target`'s fps: its actions are not resampled, so a chunk
-    trained at another rate is played back at the wrong speed. Refused naming both rates and the fix."""
+def check_training_rate(dataset, target: Embodiment, name: str, prefix: str = "data.") -> None:
+    """`dataset` (`data.dataset` = `name`; `prefix`: a mixture table's, `data.mixture[i].`) is recorded at `target`'s
+    fps: its actions are not resampled, so a chunk trained at another rate is played back at the wrong speed. Refused
+    naming both rates and the fix."""
     from .served import served_rate_reason
 
     if target.runs_at(dataset.fps):
         return
     served = served_rate_reason(dataset, target, "training")
     if served:
-        raise ValueError(f"data.dataset {name!r} {served}")
-    raise ValueError(f"data.dataset {name!r} is recorded at {dataset.fps:g} fps but embodiment {target.key!r} has "
+        raise ValueError(f"{prefix}dataset {name!r} {served}")
+    raise ValueError(f"{prefix}dataset {name!r} is recorded at {dataset.fps:g} fps but embodiment {target.key!r} has "
                      f"fps={target.fps:g}: set the embodiment's fps to {dataset.fps:g} (the rate the robot was "
                      f"controlled at), or train on data recorded at {target.fps:g} fps (sim data: `dataset "
                      f"from-sim --control-hz {target.fps:g}`); recorded actions are not resampled (`dataset label "
@@ -85,36 +86,38 @@ class EmbodimentFit:
 def embodiment_fit(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
                    state_keys: Sequence[str] | None = None, video_keys: Sequence[str] | None = None, *,
                    source: str | None = None, conversion: str | None = None, robot: str = DEFAULT_ROBOT,
-                   name: str | None = None) -> EmbodimentFit:
+                   name: str | None = None, prefix: str = "data.") -> EmbodimentFit:
     """Whether `dataset` (`data.dataset` = `name`, default its folder) trains `target` as a training config with these
     `[data]` settings would read it (None: as one that leaves them unset): every problem its rate, actions and cameras
-    have, as `train` would refuse each. Reads the metadata only (nothing decoded: `dataset check` reads the files)."""
+    have, as `train` would refuse each, naming the settings after `prefix` (a mixture table's: `data.mixture[i].`).
+    Reads the metadata only (nothing decoded: `dataset check` reads the files)."""
     problems: list[str] = []
     try:
-        check_training_rate(dataset, target, str(dataset.root) if name is None else name)
+        check_training_rate(dataset, target, str(dataset.root) if name is None else name, prefix)
     except ValueError as exc:
         problems.append(str(exc))
     actions = None
     columns: dict[str, str] = {}
     try:
         actions = training_actions(dataset, target, action_keys, state_keys, source=source, conversion=conversion,
-                                   robot=robot)
+                                   robot=robot, prefix=prefix)
     except ValueError as exc:
         problems.append(str(exc))
     if actions is not None and actions.conversion == "none":
         names = dataset.feature_names(actions.action_keys)
         columns = dict(zip(target.columns, names))
-        problems += _unit_problems(dataset, target, actions.action_keys, names)
+        problems += _unit_problems(dataset, target, actions.action_keys, names, prefix)
     cameras: dict[str, str] = {}
     try:
-        cameras = camera_sources(dataset.video_keys, video_keys, target, "data.")
+        cameras = camera_sources(dataset.video_keys, video_keys, target, prefix)
     except ValueError as exc:
         problems.append(str(exc))
     return EmbodimentFit(target.key, float(dataset.fps), problems, actions, columns, dict(zip(target.columns,
                                                                                             target.units)), cameras)
 
 
-def _unit_problems(dataset, target: Embodiment, action_keys: Sequence[str], names: Sequence[str]) -> list[str]:
+def _unit_problems(dataset, target: Embodiment, action_keys: Sequence[str], names: Sequence[str],
+                   prefix: str) -> list[str]:
     """Where the dataset records its action columns' units (`card.recorded_units`: a labelled dataset's, a known
     embodiment's it names), each one read as a column of another unit: read as they are, the numbers would train
     that column in the wrong unit. A column without a physical unit (`UNITLESS`, model space) is not judged."""
@@ -124,7 +127,7 @@ def _unit_problems(dataset, target: Embodiment, action_keys: Sequence[str], name
     if not all(k in known for k in action_keys):
         return []
     recorded = [u for k in action_keys for u in known[k]]
-    return [f"data.action_keys: column {name!r} is recorded in {unit!r} but read as embodiment {target.key!r}'s "
+    return [f"{prefix}action_keys: column {name!r} is recorded in {unit!r} but read as embodiment {target.key!r}'s "
             f"{column!r}, in {want!r}: write the dataset's actions in {want!r}, or give the embodiment's column "
             f"the dataset's unit"
             for name, unit, column, want in zip(names, recorded, target.columns, target.units)

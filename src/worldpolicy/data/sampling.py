@@ -76,6 +76,7 @@ def sample_training_examples(
     caption_sep: str | None = CAPTION_SEP,
     limit: int | None = None,
     prefix: str = "",
+    run_prefix: str | None = None,
 ) -> Iterator[TrainingExample]:
     """Training examples, decoding each episode once. Arguments are checked here, before anything is decoded.
 
@@ -87,16 +88,19 @@ def sample_training_examples(
     split by `caption_sep` yield one at random (`caption_sep=None`: the caption as stored). `shuffle` permutes
     episodes and the windows within each; everything random draws from `seed`.
     `prefix` goes before the names of the arguments a training config sets (chunk_size, stride, action_keys,
-    state_keys, video_keys) in errors (`data.` names them as its settings); `mode`, `episodes` and `limit` are no
-    config settings (training fixes the mode and picks the episodes itself), so their errors name the argument.
+    state_keys, video_keys) in errors (`data.` names them as its settings); `run_prefix`, where given, before
+    chunk_size's and stride's instead (a mixture table's keys are `data.mixture[i].`, but those two are the run's,
+    `data.`); `mode`, `episodes` and `limit` are no config settings (training fixes the mode and picks the episodes
+    itself), so their errors name the argument.
     """
     emb = get_embodiment(embodiment)
     modes, weights = _check_mode(mode)
+    run_prefix = prefix if run_prefix is None else run_prefix
     chunk = emb.chunk_size if chunk_size is None else chunk_size
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"{prefix}chunk_size={chunk_size!r} must be an int >= 1")
+        raise ValueError(f"{run_prefix}chunk_size={chunk_size!r} must be an int >= 1")
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"{prefix}stride={stride!r} must be an int >= 1")
+        raise ValueError(f"{run_prefix}stride={stride!r} must be an int >= 1")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit={limit!r} must be None or an int >= 0")
     action_keys = check_keys(dataset, action_keys, emb, f"{prefix}action_keys", f"{prefix}video_keys")
@@ -125,7 +129,7 @@ def sample_training_examples(
         longest = max((int(lengths[i]) for i in chosen), default=0)
         need = 2 if pad else chunk + 1
         raise ValueError(
-            f"{prefix}chunk_size={chunk} needs episodes of at least {need} frames; the longest selected episode "
+            f"{run_prefix}chunk_size={chunk} needs episodes of at least {need} frames; the longest selected episode "
             f"has {longest} (pass pad=True or a smaller chunk_size)"
         )
 

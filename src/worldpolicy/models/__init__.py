@@ -160,12 +160,14 @@ def _checkpoint_name(source: str, cwd: str) -> str:  # `cwd`: only the cache's k
     return shown_name(source, "model")  # a local folder by its own name; a name given in code as given
 
 
-def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str, list[int], str] | None:
+def training_seeds(checkpoint: str | Path, *, shown: bool = False,
+                   task: str | None = None) -> tuple[str, list[int], str] | None:
     """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
-    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
-    trainer_state.json, whose provenance lists the seeds (`fileio.recorded_seeds`); a recipe's model (the shipped one)
-    keeps its recording's task, first seed, episode count and failed seeds in training_summary.json. `shown`: the
-    dataset by its hub id or folder name (`hub.shown_name`), not where this machine keeps it: what a server announces
+    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its datasets in
+    trainer_state.json (`data.dataset`, or a mixture's `[[data.mixture]]` tables), whose provenance lists the seeds
+    (`run_training_seeds`; `task`: those recording it, where one does); a recipe's model (the shipped one) keeps its
+    recording's task, first seed, episode count and failed seeds in training_summary.json. `shown`: the dataset by its
+    hub id or folder name (`hub.shown_name`), not where this machine keeps it: what a server announces
     (`announced_training_seeds`). Here, below the policy and the server, so a server announces what `worldpolicy sim`
     checks a local checkpoint by (`sim.tasks.training_scenes`): one rule."""
     try:  # a report's `shipped` (`checkpoint_files`) too; its hub id, which a run records for a snapshot
@@ -173,11 +175,11 @@ def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str,
     except HubError:  # a snapshot this machine cannot look up again (offline, no refs): not something to stop a run
         return None
     try:
-        dataset = read_trainer_state(folder)["config"]["data"]["dataset"]
+        data = read_trainer_state(folder)["config"]["data"]
     except (OSError, ValueError, TypeError, KeyError):
-        dataset = None
-    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
-        return (*recorded, f"its dataset {shown_name(dataset, 'dataset') if shown else dataset}")
+        data = None
+    if isinstance(data, Mapping) and (recorded := run_training_seeds(data, task, shown=shown)):
+        return recorded
     try:
         summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
         task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
@@ -186,6 +188,25 @@ def training_seeds(checkpoint: str | Path, *, shown: bool = False) -> tuple[str,
     except (OSError, ValueError, TypeError, KeyError):
         return None
     return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
+
+
+def run_training_seeds(data: Mapping[str, Any], task: str | None = None, *,
+                       shown: bool = False) -> tuple[str, list[int], str] | None:
+    """(task, env seeds, where that is said) of the `dataset from-sim` recordings a training run's `[data]` (its
+    config's, as a dict) reads: its dataset's, or a mixture's (`[[data.mixture]]`): those of every table whose dataset
+    records `task` (None, or none records it: the first recording's task), their seeds together, in order, each once;
+    None where no dataset says. `shown`: the datasets by hub id or folder name (`hub.shown_name`)."""
+    tables = data.get("mixture") or [data]
+    found = [(name, recorded) for name in (t.get("dataset") for t in tables if isinstance(t, Mapping))
+             if isinstance(name, str) and name and (recorded := recorded_seeds(Path(name).expanduser()))]
+    if not found:
+        return None
+    if task is None or all(recorded[0] != task for _, recorded in found):
+        task = found[0][1][0]
+    mine = [(shown_name(name, "dataset") if shown else name, seeds) for name, (t, seeds) in found if t == task]
+    names = ", ".join(name for name, _ in mine)
+    return (task, list(dict.fromkeys(s for _, seeds in mine for s in seeds)),
+            f"its dataset {names}" if len(mine) == 1 else f"its datasets {names}")
 
 
 def announced_training_seeds(checkpoint: str | Path) -> dict[str, Any] | None:

@@ -111,7 +111,8 @@ def training_scenes(checkpoint: str | Path | Mapping[str, Any], task: str,
     """Which of `seeds` (a run's episodes of `task`) are scenes `checkpoint` was trained on (`models.training_seeds`);
     None where its training data does not say. `checkpoint`: a checkpoint, or a server's metadata frame (a mapping),
     which says it for the checkpoint it serves (`models.served_training_seeds`; None where it says nothing)."""
-    trained = served_training_seeds(checkpoint) if isinstance(checkpoint, Mapping) else training_seeds(checkpoint)
+    trained = served_training_seeds(checkpoint) if isinstance(checkpoint, Mapping) else training_seeds(checkpoint,
+                                                                                                       task=task)
     if trained is None:
         return None
     recorded = set(trained[1])

@@ -102,48 +102,64 @@ class DataConfig:
                         **{name: getattr(source, name) for name in MIXTURE_OWN if getattr(source, name) is not None})
                 for source in self.mixture]
 
-    def failed_episodes(self, succeeded: Sequence[bool] | None) -> list[int]:
+    def failed_episodes(self, succeeded: Sequence[bool] | None, prefix: str = "data.") -> list[int]:
         """The episodes `success` leaves out, ascending, of a dataset whose success column is `succeeded`
         (`LeRobotDataset.episode_success`): with "only" those that failed, else none. Filtering a dataset that has no
-        such column is refused, naming the setting and the dataset."""
+        such column is refused, naming the setting (after `prefix`: a mixture table's `data.mixture[i].`) and the
+        dataset."""
         if self.success == "any":
             return []
         if succeeded is None:
-            raise ValueError(f"data.success={self.success!r} keeps the episodes that succeeded, but data.dataset "
+            raise ValueError(f"{prefix}success={self.success!r} keeps the episodes that succeeded, but {prefix}dataset "
                              f"{self.dataset!r} does not say which did (no success column in meta/episodes; "
-                             f"{SUCCESS_WRITERS}): train on every episode (data.success any), or give a dataset "
+                             f"{SUCCESS_WRITERS}): train on every episode ({prefix}success any), or give a dataset "
                              "with the column")
         return [i for i, ok in enumerate(succeeded) if not ok]
 
     def selected_episodes(self, num_episodes: int, held_out: Sequence[int] = (),
-                          succeeded: Sequence[bool] | None = None) -> tuple[int, ...] | None:
+                          succeeded: Sequence[bool] | None = None, prefix: str = "data.") -> tuple[int, ...] | None:
         """The episodes trained on, in ascending order, of a dataset of `num_episodes`; None for all of them (so a run
         that selects nothing keeps the latent cache and resume fingerprint of one from before the setting). Each
-        index is checked against the dataset here, naming the setting, the indices given and the range accepted.
-        `held_out` (`validation.episodes`, checked by `ValidationConfig.held_out`) is never trained on: taken out of
-        "all episodes"; an explicit `episodes` list naming one of them is refused there. `succeeded` is the dataset's
-        success column, which `success` filters on (`failed_episodes`)."""
-        failed = self.failed_episodes(succeeded)
+        index is checked against the dataset here, naming the setting (after `prefix`: a mixture table's
+        `data.mixture[i].`), the indices given and the range accepted. `held_out` (`validation.episodes`, a table's
+        `validation_episodes`: `held_out_setting`, checked by `ValidationConfig.held_out`) is never trained on: taken
+        out of "all episodes"; an explicit `episodes` list naming one of them is refused there. `succeeded` is the
+        dataset's success column, which `success` filters on (`failed_episodes`)."""
+        failed = self.failed_episodes(succeeded, prefix)
         for name, given in (("episodes", self.episodes), ("exclude_episodes", self.exclude_episodes)):
             if given is not None:
-                check_episode_list(f"data.{name}", given, num_episodes)
+                check_episode_list(f"{prefix}{name}", given, num_episodes, f"{prefix}dataset")
         if self.episodes == []:
-            raise ValueError("data.episodes=[]: no episode to train on; name some, or leave it unset for all of them")
+            raise ValueError(f"{prefix}episodes=[]: no episode to train on; name some, or leave it unset for all of "
+                             "them")
         chosen = range(num_episodes) if self.episodes is None else self.episodes
         # numpy's ints: as in a file
         kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes) - set(held_out) - set(failed)))
         if not kept:
-            among = "every episode of data.dataset" if self.episodes is None else f"data.episodes={self.episodes}"
-            leaving = [f"{name}={list(value)}" for name, value in (("data.exclude_episodes", self.exclude_episodes),
-                                                                   ("validation.episodes", held_out)) if value]
+            among = f"every episode of {prefix}dataset" if self.episodes is None else \
+                f"{prefix}episodes={self.episodes}"
+            leaving = [f"{name}={list(value)}" for name, value in ((f"{prefix}exclude_episodes", self.exclude_episodes),
+                                                                   (held_out_setting(prefix), held_out)) if value]
             if failed:
-                leaving.append(f"data.success={self.success!r} (episodes {failed} failed)")
+                leaving.append(f"{prefix}success={self.success!r} (episodes {failed} failed)")
             left = " and ".join(leaving) + (" leave" if len(leaving) > 1 else " leaves")
             raise ValueError(f"{left} out {among}: nothing to train on")
         return None if len(kept) == num_episodes else kept
 
 
-def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
+def source_prefix(source: int | None) -> str:
+    """What names a dataset's `[data]` settings in a refusal or a note: `data.` for the run's one dataset (`source`
+    None), `data.mixture[i].` for `[[data.mixture]]` table i's."""
+    return "data." if source is None else f"data.mixture[{source}]."
+
+
+def held_out_setting(prefix: str) -> str:
+    """The setting holding episodes out of training for validation, of the `[data]` settings after `prefix`:
+    `validation.episodes` for `data.`, a mixture table's own `validation_episodes` for `data.mixture[i].`."""
+    return "validation.episodes" if prefix == "data." else f"{prefix}validation_episodes"
+
+
+def check_episode_list(setting: str, given: Any, num_episodes: int, dataset: str = "data.dataset") -> None:
     """A list of episode indices of a dataset of `num_episodes`, each named once; else an error naming `setting`, the
     indices given and the range accepted."""
     if isinstance(given, str) or not isinstance(given, Sequence) or not all(
@@ -151,17 +167,9 @@ def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
         raise ValueError(f"{setting}={given!r}: expected a list of integers (episode indices)")  # built in Python
     outside = [i for i in given if not 0 <= i < num_episodes]
     if outside:
-        raise ValueError(f"{setting}={brief_list(given)}: {brief_list(outside)} not episodes of data.dataset, which "
+        raise ValueError(f"{setting}={brief_list(given)}: {brief_list(outside)} not episodes of {dataset}, which "
                          f"has {num_episodes} (accepted: indices 0 to {num_episodes - 1})")
     check_once(setting, given)
-
-
-def mixture_message(exc: Exception) -> str:
-    """A `[data]` check's message said of one `[[data.mixture]]` table (prefixed with `data.mixture[i]` by the
-    caller): its settings are the table's, so `data.` names none of `[data]`'s."""
-    text = re.sub(r"(?<![\w./-])data\.dataset\b", "its dataset", str(exc)).replace("validation.episodes",
-                                                                                    "validation_episodes")
-    return re.sub(r"(?<![\w./-])data\.(?=[a-z_])", "", text)  # not in a path: /srv/data.v2/...
 
 
 @dataclass
@@ -259,21 +267,23 @@ class ValidationConfig:
     # the checkpoint of the lowest val/loss is kept beside the `keep_checkpoints` newest (rotation passes it by)
     keep_best: bool = False
 
-    def held_out(self, num_episodes: int, data: DataConfig, succeeded: Sequence[bool] | None = None
-                 ) -> tuple[int, ...]:
+    def held_out(self, num_episodes: int, data: DataConfig, succeeded: Sequence[bool] | None = None,
+                 prefix: str = "data.") -> tuple[int, ...]:
         """The held-out episodes, ascending, checked against the dataset and against `data.episodes`: an episode
         listed for training and for validation would score the model on what it learned. With `data.success`
         filtering, a failed one (`succeeded`: the dataset's success column) is refused: its loss would score imitating
-        the failures the run does not train on."""
-        check_episode_list("validation.episodes", self.episodes, num_episodes)
-        if self.episodes and (failed := sorted(set(data.failed_episodes(succeeded)) & set(self.episodes))):
-            raise ValueError(f"validation.episodes={self.episodes} names {failed}, which failed (data.dataset's "
-                             f"success column), but data.success={data.success!r} trains on episodes that succeeded: "
-                             "hold out episodes that succeeded, or train on every episode (data.success any)")
+        the failures the run does not train on. `prefix`: `data`'s settings' (a mixture table's, `data.mixture[i].`,
+        whose `validation_episodes` these are: `held_out_setting`)."""
+        setting = held_out_setting(prefix)
+        check_episode_list(setting, self.episodes, num_episodes, f"{prefix}dataset")
+        if self.episodes and (failed := sorted(set(data.failed_episodes(succeeded, prefix)) & set(self.episodes))):
+            raise ValueError(f"{setting}={self.episodes} names {failed}, which failed ({prefix}dataset's success "
+                             f"column), but {prefix}success={data.success!r} trains on episodes that succeeded: hold "
+                             f"out episodes that succeeded, or train on every episode ({prefix}success any)")
         if data.episodes is not None and (both := sorted(set(data.episodes) & set(self.episodes))):
-            raise ValueError(f"validation.episodes={self.episodes} overlaps data.episodes={data.episodes} (both name "
-                             f"{both}): a held-out episode must not be trained on; remove it from data.episodes, or "
-                             "leave data.episodes unset (every episode except the held-out ones)")
+            raise ValueError(f"{setting}={self.episodes} overlaps {prefix}episodes={data.episodes} (both name "
+                             f"{both}): a held-out episode must not be trained on; remove it from {prefix}episodes, "
+                             f"or leave {prefix}episodes unset (every episode except the held-out ones)")
         return tuple(sorted(int(i) for i in self.episodes))
 
 
@@ -581,7 +591,7 @@ class TrainConfig:
     def _checked_mixture(self, opened: Sequence[LeRobotDataset] | None) -> list[LeRobotDataset]:
         """Each `[[data.mixture]]` table checked, naming it (`data.mixture[i].key`), and its dataset opened: a weight
         > 0, a dataset that exists, its episode selection and settings as `[data]`'s are checked. Episode indices are
-        a dataset's own, so `[data]` names none; held-out episodes are not scored per source yet."""
+        a dataset's own, so `[data]` names none, nor `validation.episodes` (a table's `validation_episodes` instead)."""
         for name, value in (("dataset", self.data.dataset or None), ("episodes", self.data.episodes),
                             ("exclude_episodes", self.data.exclude_episodes or None),
                             ("success", None if self.data.success == "any" else self.data.success)):
@@ -594,12 +604,6 @@ class TrainConfig:
             raise ValueError(f"validation.episodes={self.validation.episodes} with [[data.mixture]]: episode indices "
                              "are each dataset's own; hold episodes out with validation_episodes in the table of the "
                              "dataset they are episodes of, and leave validation.episodes empty")
-        if self.validation.every and self.validation.action_chunks and any(
-                t.validation_episodes for t in self.data.mixture):
-            default = " (its default)" if self.validation.action_chunks == ValidationConfig.action_chunks else ""
-            raise ValueError(f"validation.action_chunks={self.validation.action_chunks}{default} with "
-                             "[[data.mixture]]: the held-out action error is not sampled per mixture source yet (the "
-                             "held-out loss is); set validation.action_chunks = 0 in [validation]")
         datasets = []
         for i, (source, data) in enumerate(zip(self.data.mixture, self.data.sources())):
             where = f"data.mixture[{i}]"
@@ -615,12 +619,9 @@ class TrainConfig:
                 raise ValueError(f"{where}.action_conversion={data.action_conversion!r}; accepted: "
                                  f"{', '.join(ACTION_CONVERSIONS)} (or unset: read from the dataset)")
             dataset = self._open_dataset(f"{where}.dataset", source.dataset) if opened is None else opened[i]
-            try:
-                held = replace(self.validation, episodes=source.validation_episodes).held_out(
-                    dataset.num_episodes, data, dataset.episode_success)
-                data.selected_episodes(dataset.num_episodes, held, dataset.episode_success)
-            except ValueError as exc:
-                raise ValueError(f"{where} ({source.dataset}): {mixture_message(exc)}") from None
+            held = replace(self.validation, episodes=source.validation_episodes).held_out(
+                dataset.num_episodes, data, dataset.episode_success, source_prefix(i))
+            data.selected_episodes(dataset.num_episodes, held, dataset.episode_success, source_prefix(i))
             datasets.append(dataset)
         return datasets
 
@@ -771,14 +772,42 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
                 continue
             filled = {key: now for key, now in new.items() if key.startswith(f"{name}.")}  # a table stored empty
             changes.append(f"{name}: {value!r} -> {filled if filled else 'unset'}")
-        elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
-            continue  # the same folder, spelled from another working directory or as an absolute path
-        elif name in PATH_SETTINGS and isinstance(value, str) and value and value == shown_value(new[name]):
-            continue  # a pushed checkpoint's record names a folder by its own name (`hub.shared_state`): resumed there
+        elif name in PATH_SETTINGS and _same_folder(value, new[name]):
+            continue
+        elif name == "data.mixture" and isinstance(value, list) and isinstance(new[name], list) and \
+                len(value) == len(new[name]):
+            changes += _changed_tables(value, new[name])
         elif name == "checkpoint" and isinstance(value, str) and portable_checkpoint(value) == new[name]:
             continue  # the shipped model, stored by an older version as its folder
         elif new[name] != value:
             changes.append(f"{name}: {value!r} -> {new[name]!r}")
+    return changes
+
+
+def _same_folder(stored: Any, given: Any) -> bool:
+    """Whether a stored path setting names the folder `given` now: the same folder spelled from another working
+    directory or as an absolute path, or a pushed checkpoint's record naming a folder by its own name
+    (`hub.shared_state`): resumed there."""
+    return isinstance(stored, str) and (_absolute(stored) == _absolute(given) or
+                                        bool(stored) and stored == shown_value(given))
+
+
+def _changed_tables(saved: list[Any], current: list[Any]) -> list[str]:
+    """`changed_settings` of `[[data.mixture]]` tables, as many stored as given: table by table, each key named
+    (`data.mixture[1].weight: 3.0 -> 1.0`), a table's `dataset` compared as a path setting is (`_same_folder`: a pushed
+    checkpoint's record names each source by its own name). A key a table stored that the given one lacks is a change;
+    one the stored table lacks (an older version's) is not compared."""
+    changes = []
+    for i, (old, new) in enumerate(zip(saved, current)):
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            if old != new:
+                changes.append(f"data.mixture[{i}]: {old!r} -> {new!r}")
+            continue
+        for key, value in old.items():
+            if key not in new:
+                changes.append(f"data.mixture[{i}].{key}: {value!r} -> unset")
+            elif new[key] != value and not (key == "dataset" and _same_folder(value, new[key])):
+                changes.append(f"data.mixture[{i}].{key}: {value!r} -> {new[key]!r}")
     return changes
 
 

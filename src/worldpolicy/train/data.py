@@ -109,38 +109,40 @@ class RawWindow:
     start: int
 
 
-def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = (), dataset=None) -> WindowSpec:
+def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = (), dataset=None,
+                prefix: str = "data.") -> WindowSpec:
     """`[data]`'s windows for `target`, less those of the `held_out` episodes (`validation.episodes`), checked
     against the dataset's metadata now: a wrong key, width, camera or conversion would otherwise be found only after
     the weights load. `source_embodiment` and `action_conversion` left unset are read from the dataset where that is
     unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE` for 8-wide actions, the target's own columns by name;
     `joint_to_relative_pose` where only it fits), else refused naming the setting. `dataset`: `data.dataset` opened
-    already (as every function here takes it: opening a large dataset takes seconds), else opened now."""
+    already (as every function here takes it: opening a large dataset takes seconds), else opened now. `prefix`: what
+    names `data`'s settings in refusals and notes (a mixture table's: `data.mixture[i].`)."""
     dataset = _opened(data.dataset, dataset)
     # left at the from-sim names on a dataset whose one action feature is LeRobot's `action`: that one
     action_keys = default_action_keys(dataset, data.action_keys)
     source, conversion = action_layout(dataset, target, action_keys, data.state_keys, data.source_embodiment,
-                                       data.action_conversion, prefix="data.")
+                                       data.action_conversion, prefix=prefix)
     spec = WindowSpec(
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(action_keys),
         state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
         action_conversion=conversion, robot=data.robot, stride=data.stride,
-        episodes=data.selected_episodes(dataset.num_episodes, held_out, dataset.episode_success),
+        episodes=data.selected_episodes(dataset.num_episodes, held_out, dataset.episode_success, prefix),
     )
-    if failed := data.failed_episodes(dataset.episode_success):
-        logger.info("data.success=%r: episodes %s of data.dataset failed (its success column) and are not trained on",
-                    data.success, failed)
-    plan = _plan(spec, target, dataset)
+    if failed := data.failed_episodes(dataset.episode_success, prefix):
+        logger.info("%ssuccess=%r: episodes %s of %sdataset failed (its success column) and are not trained on",
+                    prefix, data.success, failed, prefix)
+    plan = _plan(spec, target, dataset, prefix)
     for name, given, used in (("source_embodiment", data.source_embodiment, source),
                               ("action_conversion", data.action_conversion, conversion)):
         if given is None:
-            logger.info("data.%s unset: %r (from data.dataset's action columns and embodiment %r)", name, used,
-                        target.key)
+            logger.info("%s%s unset: %r (from %sdataset's action columns and embodiment %r)", prefix, name, used,
+                        prefix, target.key)
     if not data.video_keys:  # a recording of more cameras than the embodiment composes (from-sim's default three)
         used = list(dict.fromkeys(plan.cameras.values()))
         left = [video for video in dataset.video_keys if video not in used]
-        logger.info("data.video_keys unset: %r (from data.dataset's videos and the cameras of embodiment %r)%s", used,
-                    target.key, f"; not trained on: {', '.join(left)}" if left else "")
+        logger.info("%svideo_keys unset: %r (from %sdataset's videos and the cameras of embodiment %r)%s", prefix,
+                    used, prefix, target.key, f"; not trained on: {', '.join(left)}" if left else "")
     return spec
 
 
@@ -162,12 +164,14 @@ def _opened(source: str, dataset=None):
     return dataset if dataset is not None else LeRobotDataset.open(source)
 
 
-def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
+def _plan(spec: WindowSpec, target: Embodiment, dataset=None, prefix: str = "data.") -> _Plan:
+    """`spec`'s windows planned; a refusal names the setting after `prefix` (a mixture table's: `data.mixture[i].`;
+    `chunk_size` and `stride` are the run's: `data.`)."""
     from ..data import sample_training_examples
 
     dataset = _opened(spec.dataset, dataset)
-    source = source_embodiment(spec.source_embodiment, "data.", target)
-    cameras = camera_sources(dataset.video_keys, spec.video_keys, target)
+    source = source_embodiment(spec.source_embodiment, prefix, target)
+    cameras = camera_sources(dataset.video_keys, spec.video_keys, target, prefix)
     examples = sample_training_examples(
         dataset,
         source,
@@ -180,31 +184,35 @@ def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
         stride=spec.stride,
         pad=spec.pad,
         caption_sep=None,  # the cache keeps every phrasing; the trainer draws one per step (`LatentCache.captions`)
-        prefix="data.",
+        prefix=prefix,
+        run_prefix="data.",  # chunk_size and stride: the run's, a mixture's too
     )
-    convert = action_converter(spec.action_conversion, source, target, spec.robot, "data.")
+    convert = action_converter(spec.action_conversion, source, target, spec.robot, prefix)
     return _Plan(dataset, source, examples, convert, cameras)
 
 
-def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: Embodiment) -> dict[str, str]:
+def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: Embodiment,
+                   prefix: str = "data.") -> dict[str, str]:
     """Which dataset video feeds each camera `target` composes (`data.observations.camera_sources`: the rule `dataset
-    label` and `dataset frame` read too), refused naming `[data]`'s settings (`data.video_keys`, `data.dataset`)."""
-    return observations.camera_sources(videos, video_keys, target, "data.")
+    label` and `dataset frame` read too), refused naming `[data]`'s settings (`data.video_keys`, `data.dataset`; after
+    `prefix`: a mixture table's `data.mixture[i].`)."""
+    return observations.camera_sources(videos, video_keys, target, prefix)
 
 
-def check_encodable(spec: WindowSpec, target: Embodiment, dataset=None) -> None:
+def check_encodable(spec: WindowSpec, target: Embodiment, dataset=None, prefix: str = "data.") -> None:
     """What encoding the windows would refuse, refused before the weights load (minutes, for a large checkpoint): a
     missing video file, a NaN or infinite action or state (`iter_windows` checks the latter as it encodes unless told
-    this check ran: `checked`)."""
-    plan = _plan(spec, target, dataset)
+    this check ran: `checked`). `prefix`: what names the settings (a mixture table's: `data.mixture[i].`)."""
+    plan = _plan(spec, target, dataset, prefix)
     plan.dataset.check_video_files(list(dict.fromkeys(plan.cameras.values())), spec.episodes)
-    _check_plan_finite(plan, spec)
+    _check_plan_finite(plan, spec, prefix)
 
 
-def _check_plan_finite(plan: _Plan, spec: WindowSpec) -> None:
+def _check_plan_finite(plan: _Plan, spec: WindowSpec, prefix: str = "data.") -> None:
     """`check_finite` over what `plan` reads of `spec`'s episodes: the actions, and the state if the source has one."""
     keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
-    check_finite(plan.dataset, keys, spec.episodes if spec.episodes is not None else range(plan.dataset.num_episodes))
+    check_finite(plan.dataset, keys, spec.episodes if spec.episodes is not None else range(plan.dataset.num_episodes),
+                 prefix)
 
 
 def cache_may_serve(cache_dir: str | Path, spec: WindowSpec, embodiment: Embodiment,
@@ -402,19 +410,20 @@ def count_windows(spec: WindowSpec, dataset=None) -> int:
     return sum(len(starts) for _, starts in _episode_starts(spec, dataset))
 
 
-def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
+def check_finite(dataset, keys: list[str], episodes: Iterable[int], prefix: str = "data.") -> None:
     """One NaN/inf action or state turns every loss and then every checkpoint NaN: refuse the data before anything is
-    encoded, naming the key, episode and frame."""
+    encoded, naming the key, episode and frame (and the settings after `prefix`: a mixture table's
+    `data.mixture[i].`)."""
     from ..data import first_non_finite
 
     for episode in episodes:
         bad = first_non_finite(dataset.episode(int(episode), videos=False).frames, keys)
         if bad is not None:
             raise ValueError(
-                f"data.dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame {bad.frame}, "
-                f"column {bad.column}; frames of that episode holding NaN or inf: {bad.frames}); training needs finite "
-                f"actions and states: leave the episode out with data.exclude_episodes = [{episode}] (added to any "
-                f"already there), or fix it"
+                f"{prefix}dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame "
+                f"{bad.frame}, column {bad.column}; frames of that episode holding NaN or inf: {bad.frames}); training "
+                f"needs finite actions and states: leave the episode out with {prefix}exclude_episodes = [{episode}] "
+                "(added to any already there), or fix it"
             )
 
 

@@ -86,7 +86,16 @@ from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
-from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings, mixture_message, own_key
+from .config import (
+    RESUMABLE,
+    SELECTION_FLAGS,
+    DataConfig,
+    TrainConfig,
+    changed_settings,
+    held_out_setting,
+    own_key,
+    source_prefix,
+)
 from .data import (
     SHARD_WINDOWS,
     LatentCache,
@@ -395,6 +404,8 @@ class Trainer:
         self.dataset = self.datasets[0]
         self.mixture: MixtureSampler | None = None  # which window each batch position trains on, with a mixture
         self._val_sources: list[int] | None = None  # a mixture's: the source of each held-out window
+        # what the held-out action error samples (`_held_out_actions`), by mixture source (None: the run's one dataset)
+        self._val_actions: dict[int | None, tuple[Any, dict[int, list[int]]]] = {}
         self.config = config
         # the `worldpolicy train` line that runs it, as typed, where, and the software it runs on (`extras.run_record`),
         # read once as the session starts: a checkout edited or pulled while it trains changes the files, not the code
@@ -445,112 +456,82 @@ class Trainer:
                 self._windows = self._mixture_data(layout), layout
                 return self._windows
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
-            spec = window_spec(self.config.data, layout, held_out, self.dataset)
-            augment = self.config.augment
-            if augment.enabled:  # each window encoded `augment.copies` times, one draw each (`data.window_views`)
-                spec = replace(spec, augment=augment)
-            self.config.data.source_embodiment = spec.source_embodiment
-            self.config.data.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
-            self.config.data.action_conversion = spec.action_conversion
-            self.frames = trained_frames(spec, layout, self.dataset)
-            if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
-                logger.warning("%s", small)  # before the weights load: a run may stop and record larger frames
-            # else the run may never read the data (a resume after its videos were removed to save room); checked
-            # here, the encoding reads no episode's actions and states again (`iter_windows`: `checked`)
-            self._checked = not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data)
-            if self._checked:
-                check_encodable(spec, layout, self.dataset)
-            # the held-out windows: cut as the training ones, cached beside them under their own key
-            # only the windows a validation scores are encoded (`WindowSpec.windows`): 32 of an episode's hundreds;
-            # never augmented, but centre-cropped as inference crops the frames of a run that is
-            self._val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                                     center_crop=config_center_crop(self.config.to_dict())) if held_out else None
-            self._val_actions = None
-            self._val_checked = False
-            if self._val_spec is not None and self.rank == 0:
-                self._check_held_out(self._val_spec, layout)
-            elif self._val_spec is not None and self.sharded and self._samples_chunks:  # each rank samples its share
-                self._val_actions = self._held_out_actions(self._val_spec, layout)
-            windows = count_windows(spec, self.dataset)
-            self._warn_batch_over_windows(spec, windows)
-            self._check_cache_fits(layout, [CacheSource(spec, windows, self._val_spec, self.dataset, self.frames,
-                                                        self._checked, self._checked)])
-            self.data_key = data_key(spec, layout)
-            self._windows = spec, layout
+            source = self._source_windows(layout, self.config.data, self.dataset, held_out, None, self._resumed_data)
+            self.frames, self._checked = source.frames, source.building
+            self._val_spec, self._val_checked = source.held_out, source.held_out_building
+            self._check_cache_fits(layout, [source])
+            self.data_key = data_key(source.spec, layout)
+            self._windows = source.spec, layout
         return self._windows
 
     def _mixture_data(self, layout: Embodiment) -> WindowSpec:
-        """`[[data.mixture]]`'s windows, as `_data` cuts one dataset's, source by source: each judged against the
-        embodiment as `dataset check --embodiment` judges a dataset (`data.fit.embodiment_fit`: its rate, action
-        columns, units and cameras; every problem said, naming the table), its unset settings resolved into its table
-        (config.json and the checkpoints name what was read), checked before any weights load. The first source's
-        spec stands for the run where one is read (`_windows`); each source's are `self._mixture_specs`."""
+        """`[[data.mixture]]`'s windows, as `_data` cuts one dataset's, source by source (`_source_windows`): each
+        judged against the embodiment as `dataset check --embodiment` judges a dataset (`data.fit.embodiment_fit`: its
+        rate, action columns, units and cameras; every problem said, naming the table), its unset settings resolved
+        into its table (config.json and the checkpoints name what was read), checked before any weights load. The
+        first source's spec stands for the run where one is read (`_windows`); each source's are
+        `self._mixture_specs`."""
         from ..data.actions import default_action_keys
         from ..data.fit import embodiment_fit
 
-        tables, sources = self.config.data.mixture, self.config.data.sources()
+        tables, settings = self.config.data.mixture, self.config.data.sources()
         resumed = self._resumed_data if isinstance(self._resumed_data, list) else [None] * len(tables)
-        self._mixture_specs: list[tuple[WindowSpec, bool]] = []  # each source's windows, and whether checked here
-        self._mixture_val: list[tuple[WindowSpec | None, bool]] = []  # its held-out windows (None: none), the same
-        self.mixture_frames: list[dict[str, Any]] = []
-        self._val_spec, self._val_actions, self._val_checked, self._checked = None, None, False, True
-        windows, caches = [], []
-        for i, (table, data, dataset) in enumerate(zip(tables, sources, self.datasets)):
-            where = f"data.mixture[{i}] ({table.dataset})"
+        self._val_spec, self._val_checked, self._checked = None, False, True
+        sources = []
+        for i, (table, data, dataset) in enumerate(zip(tables, settings, self.datasets)):
             fit = embodiment_fit(dataset, layout, default_action_keys(dataset, data.action_keys), data.state_keys,
                                  data.video_keys, source=data.source_embodiment, conversion=data.action_conversion,
-                                 robot=data.robot, name=table.dataset)
+                                 robot=data.robot, name=table.dataset, prefix=source_prefix(i))
             if fit.problems:
-                raise ValueError(f"{where} does not fit embodiment {layout.key!r} (`worldpolicy dataset check "
-                                 f"--embodiment` says the same): " + "; ".join(map(mixture_message, fit.problems)))
+                raise ValueError(f"data.mixture[{i}] ({table.dataset}) does not fit embodiment {layout.key!r} "
+                                 "(`worldpolicy dataset check --embodiment` says the same): " + "; ".join(fit.problems))
             held_out = tuple(sorted(int(e) for e in table.validation_episodes))  # checked with the config
-            try:
-                spec = window_spec(data, layout, held_out, dataset)
-            except ValueError as exc:
-                raise ValueError(f"{where}: {mixture_message(exc)}") from None
-            # its held-out windows, cut and cached as a run on it alone would (`_data`)
-            val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
-                               center_crop=config_center_crop(self.config.to_dict())) if held_out else None
-            if self.config.augment.enabled:
-                spec = replace(spec, augment=self.config.augment)
-            table.source_embodiment, table.action_conversion = spec.source_embodiment, spec.action_conversion
-            table.action_keys = list(spec.action_keys)
-            frames = trained_frames(spec, layout, dataset)
-            if self.rank == 0 and (small := small_frames_warning(frames, layout)):
-                logger.warning("%s: %s", where, small)
-            checked = not cache_may_serve(self._cache_dir, spec, layout, resumed[i])
-            if checked:
-                check_encodable(spec, layout, dataset)
-            windows.append(count_windows(spec, dataset))
-            self._mixture_specs.append((spec, checked))
-            self._mixture_val.append((val_spec, val_spec is not None and self._check_source_held_out(
-                val_spec, layout, dataset, where)))
-            self.mixture_frames.append(frames)
-            caches.append(CacheSource(spec, windows[-1], val_spec, dataset, frames, checked, self._mixture_val[-1][1]))
-        self._check_cache_fits(layout, caches)  # what the run holds and writes: every source's caches together
+            sources.append(self._source_windows(layout, data, dataset, held_out, i, resumed[i]))
+        self._check_cache_fits(layout, sources)  # what the run holds and writes: every source's caches together
+        # each source's windows and held-out windows (None: none), and whether each was checked here
+        self._mixture_specs = [(source.spec, source.building) for source in sources]
+        self._mixture_val = [(source.held_out, source.held_out_building) for source in sources]
         # what inference compares its frames with: the first source's, and each source's (`_mixture_record`)
+        self.mixture_frames = [source.frames for source in sources]
         self.frames = self.mixture_frames[0]
-        self.data_key = [data_key(spec, layout) for spec, _ in self._mixture_specs]
+        self.data_key = [data_key(source.spec, layout) for source in sources]
         shares = np.asarray([t.weight for t in tables]) / sum(t.weight for t in tables)
-        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({w} windows, {100 * p:.1f} % of the batch positions)"
-                                                  for t, w, p in zip(tables, windows, shares)))
-        return self._mixture_specs[0][0]
+        logger.info("data.mixture: %s", "; ".join(f"{t.dataset} ({s.windows} windows, {100 * p:.1f} % of the batch "
+                                                  "positions)" for t, s, p in zip(tables, sources, shares)))
+        return sources[0].spec
 
-    def _check_source_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, where: str) -> bool:
-        """A mixture source's held-out windows (its table's `validation_episodes`), checked as `_check_held_out`
-        checks a dataset's; whether their data was checked here (else a finished cache serves them)."""
-        windows = count_windows(replace(spec, windows=None), dataset)
-        if not windows:
-            raise ValueError(f"{where}: validation_episodes={list(spec.episodes)}: these episodes yield no window of "
-                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
-        checked = not cache_may_serve(self._cache_dir, spec, layout)
+    def _source_windows(self, layout: Embodiment, data: DataConfig, dataset: Any, held_out: tuple[int, ...],
+                        source: int | None, resumed: str | None) -> CacheSource:
+        """One dataset's windows, as `_data` cuts the run's and `_mixture_data` each mixture source's (`source`: its
+        table's index; None: the run's one dataset): `data`'s settings (a table's over `[data]`'s) read against the
+        dataset (`window_spec`), what they leave unset and the dataset settles written into `[data]` or the table; its
+        frames (`trained_frames`, warned of where small: before the weights load, a run may stop and record larger
+        ones); its data checked where no finished cache serves it (`check_encodable`; `resumed`: the fingerprint of a
+        resumed run's cache), else the run may never read it (a resume after its videos were removed to save room),
+        and the encoding then reads no episode's actions and states again (`iter_windows`: `checked`); its held-out
+        windows (`held_out` episodes: cut as the training ones, cached beside them under their own key; only the
+        `validation.windows` a validation scores are encoded, never augmented, but centre-cropped as inference crops
+        the frames of a run that is) checked (`_check_held_out`); a batch larger than its windows warned of."""
+        table = self.config.data if source is None else self.config.data.mixture[source]
+        where = "" if source is None else f"data.mixture[{source}] ({table.dataset})"
+        prefix = source_prefix(source)  # what names its settings in a refusal
+        spec = window_spec(data, layout, held_out, dataset, prefix)
+        val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
+                           center_crop=config_center_crop(self.config.to_dict())) if held_out else None
+        if self.config.augment.enabled:  # each window encoded `augment.copies` times, one draw each (`window_views`)
+            spec = replace(spec, augment=self.config.augment)
+        table.source_embodiment, table.action_conversion = spec.source_embodiment, spec.action_conversion
+        table.action_keys = list(spec.action_keys)  # the default's LeRobot `action` (`window_spec`)
+        frames = trained_frames(spec, layout, dataset)
+        if self.rank == 0 and (small := small_frames_warning(frames, layout)):
+            logger.warning("%s%s", f"{where}: " if where else "", small)
+        checked = not cache_may_serve(self._cache_dir, spec, layout, resumed)
         if checked:
-            check_encodable(spec, layout, dataset)
-        logger.info("%s: validation_episodes %s held out of training: %d of their %d windows scored %s", where,
-                    list(spec.episodes), min(windows, self.config.validation.windows), windows,
-                    f"every {self.config.validation.every} steps" if self.config.validation.every
-                    else "never (validation.every = 0)")
-        return checked
+            check_encodable(spec, layout, dataset, prefix)
+        val_checked = val_spec is not None and self._check_held_out(val_spec, layout, dataset, source)
+        windows = count_windows(spec, dataset)
+        self._warn_batch_over_windows(spec, windows, source, dataset)
+        return CacheSource(spec, windows, val_spec, dataset, frames, checked, val_checked)
 
     def _mixture_record(self) -> list[dict[str, Any]]:
         """Each mixture source as a checkpoint records it (trainer_state.json's `mixture`, which the model card and the
@@ -569,46 +550,56 @@ class Trainer:
                     tables, self.datasets, self._mixture_specs, self.mixture_windows, drawn, self.mixture_val_windows,
                     self.mixture_frames)]
 
-    def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
-        """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
-        said: unlike `data.exclude_episodes`, `validation.episodes` takes episodes out of training by itself."""
-        windows = count_windows(replace(spec, windows=None), self.dataset)
+    def _check_held_out(self, spec: WindowSpec, layout: Embodiment, dataset: Any, source: int | None) -> bool:
+        """The held-out episodes' windows (`validation.episodes`, or mixture source `source`'s table's
+        `validation_episodes`), checked as the training ones are before anything loads, and the hold-out said: unlike
+        `data.exclude_episodes`, they are taken out of training by themselves. With `validation.action_chunks`, the
+        chunks their held-out action error samples are read (`_val_actions`): on rank 0, and on every rank of a
+        sharded run (each samples its share). Whether their data was checked here (else a finished cache serves
+        them; on rank 0 alone)."""
+        validation, sampled = self.config.validation, self._samples_chunks
+        if self.rank != 0:
+            if sampled and self.sharded:
+                self._val_actions[source] = self._held_out_actions(spec, layout, dataset)
+            return False
+        prefix = source_prefix(source)
+        setting = held_out_setting(prefix)
+        label = setting if source is None else \
+            f"data.mixture[{source}] ({self.config.data.mixture[source].dataset}): validation_episodes"
+        windows = count_windows(replace(spec, windows=None), dataset)
         if not windows:
-            raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
-                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
-        validation = self.config.validation
-        every = validation.every
-        sampled = self._samples_chunks
-        if sampled or not cache_may_serve(self._cache_dir, spec, layout):  # sampling reads the frames themselves
-            check_encodable(spec, layout, self.dataset)
-            self._val_checked = True
+            raise ValueError(f"{label}={list(spec.episodes)}: these episodes yield no window of data.chunk_size "
+                             f"{spec.chunk_size}: hold out longer episodes")
+        checked = sampled or not cache_may_serve(self._cache_dir, spec, layout)  # sampling reads the frames themselves
+        if checked:
+            check_encodable(spec, layout, dataset, prefix)
         if sampled:
-            self._val_actions = self._held_out_actions(spec, layout)
-        scored = min(windows, validation.windows)
-        chunks = sum(map(len, self._val_actions[1].values())) if sampled else 0
-        logger.info("validation.episodes %s held out of training: %d of their %d windows scored%s %s",
-                    list(spec.episodes), scored, windows, f" and {chunks} chunks sampled" if chunks else "",
+            self._val_actions[source] = self._held_out_actions(spec, layout, dataset)
+        chunks = sum(map(len, self._val_actions[source][1].values())) if sampled else 0
+        every = validation.every
+        logger.info("%s %s held out of training: %d of their %d windows scored%s %s", label, list(spec.episodes),
+                    min(windows, validation.windows), windows, f" and {chunks} chunks sampled" if chunks else "",
                     f"every {every} steps" if every else "never (validation.every = 0)")
         if not every:
-            logger.warning("validation.episodes=%s are held out of training but never scored (validation.every = 0): "
-                           "set validation.every to log their loss, or empty validation.episodes to train on them",
-                           list(spec.episodes))
+            logger.warning("%s=%s are held out of training but never scored (validation.every = 0): set "
+                           "validation.every to log their loss, or empty %s to train on them", setting,
+                           list(spec.episodes), setting)
+        return checked
 
     @property
     def _samples_chunks(self) -> bool:
         """Whether validations sample chunks on the held-out episodes (`val/action_mae`)."""
         return bool(self.config.validation.every and self.config.validation.action_chunks)
 
-    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment) -> tuple[Any, dict[int, list[int]]]:
+    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment, dataset: Any) -> tuple[Any, dict[int, list[int]]]:
         """What `val/action_mae` compares (`data.openloop.OpenLoopData`) and where: the held-out episodes read as
-        training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot), and
-        `validation.action_chunks` start frames spread evenly over them (`spread_starts`, as `dataset eval --chunks`
-        would pick them)."""
+        training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot, or a
+        mixture source's: `spec`'s), and `validation.action_chunks` start frames spread evenly over them
+        (`spread_starts`, as `dataset eval --chunks` would pick them). `dataset`: `spec`'s, opened."""
         from ..data.actions import recorded_actions
         from ..data.openloop import OpenLoopData, spread_starts
         from .data import camera_sources
 
-        dataset = self.dataset
         state_keys = list(spec.state_keys) if layout.state_history else []
         reader = recorded_actions(dataset, layout, spec.action_keys, spec.state_keys, source=spec.source_embodiment,
                                   conversion=spec.action_conversion, robot=spec.robot)
@@ -620,36 +611,53 @@ class Trainer:
     def _cache_dir(self) -> str:
         return self.config.data.cache_dir or str(self.out / "cache")
 
-    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int) -> None:
+    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int, source: int | None = None,
+                                 dataset: Any = None) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
         dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
-        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`."""
+        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`.
+        A mixture's source (`source`, its table's index; `dataset` its dataset opened) is judged by the positions a
+        step draws from it on average (the batch times its share), and said naming its table's settings."""
         size = self.config.optim.batch_size
-        if size <= windows or self.rank != 0:
+        if source is None:
+            positions, most, data, held = size, windows, self.config.data, self.config.validation.episodes
+            settings, head, weight = "data.", f"optim.batch_size={size} is more than the", ""
+            dataset = self.dataset
+        else:
+            table = self.config.data.mixture[source]
+            share = table.weight / sum(t.weight for t in self.config.data.mixture)
+            positions, most = size * share, int(windows / share)
+            data, held, settings = self.config.data.sources()[source], table.validation_episodes, source_prefix(source)
+            head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from data.mixture[{source}] "
+                    f"(weight {table.weight:g}: {100 * share:.1f} % of them), more than the")
+            weight = f" (or data.mixture[{source}].weight)"
+        if positions <= windows or self.rank != 0:
             return
+        name = f"{settings}dataset" if source is None else f"the dataset of data.mixture[{source}]"
         shape = f"chunk_size {spec.chunk_size}, stride {spec.stride}"
         if spec.episodes is None:
-            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (%s): every "
-                           "step holds some windows more than once (with other noise and σ); lower optim.batch_size "
-                           "to %d or less, or record more episodes", size, windows, spec.dataset, shape, windows)
+            logger.warning("%s %d training windows of %s %s (%s): every step holds some windows more than once (with "
+                           "other noise and σ); lower optim.batch_size to %d or less%s, or record more episodes", head,
+                           windows, name, spec.dataset, shape, most, weight)
             return
-        lengths = self.dataset.episode_lengths
-        data = self.config.data
-        chosen = " and ".join(f"{name}={value}" for name, value in
-                              (("data.episodes", data.episodes), ("data.exclude_episodes", data.exclude_episodes),
-                               ("data.success", repr(data.success) if data.success != "any" else None),
-                               ("validation.episodes", self.config.validation.episodes)) if value)
-        whole = count_windows(replace(spec, episodes=None), self.dataset)
-        if whole >= size:
+        lengths = dataset.episode_lengths
+        chosen = " and ".join(f"{setting}={value}" for setting, value in
+                              ((f"{settings}episodes", data.episodes),
+                               (f"{settings}exclude_episodes", data.exclude_episodes),
+                               (f"{settings}success", repr(data.success) if data.success != "any" else None),
+                               ("validation.episodes" if source is None else f"{settings}validation_episodes", held))
+                              if value)
+        whole = count_windows(replace(spec, episodes=None), dataset)
+        if whole >= positions:
             more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
         else:
             more = f"record more episodes (all {len(lengths)} hold only {whole} windows)"
-        logger.warning("optim.batch_size=%d is more than the %d training windows (%s) of the episodes selected: %s "
-                       "keeps %d of the %d episodes of data.dataset %s (%d of its %d frames): every step holds some "
-                       "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
-                       size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
-                       int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
+        logger.warning("%s %d training windows (%s) of the episodes selected: %s keeps %d of the %d episodes of %s %s "
+                       "(%d of its %d frames): every step holds some windows more than once (with other noise and σ); "
+                       "lower optim.batch_size to %d or less%s, or %s", head, windows, shape, chosen,
+                       len(spec.episodes), len(lengths), name, spec.dataset,
+                       int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), most, weight, more)
 
     def _check_cache_fits(self, layout: Embodiment, sources: list[CacheSource]) -> None:
         """The latent cache's build writes its latents to disk once (the shards it keeps as it encodes are the
@@ -1937,19 +1945,24 @@ class Trainer:
         for j in sources:  # each mixture source's held-out loss, as `val/loss` of its windows alone
             line[f"val/loss/source_{j}"] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
                                                if f"{o}@{j}" in means)
-        if self._val_actions is not None:  # on every rank of a sharded run, each sampling its share
+        if self._val_actions:  # on every rank of a sharded run, each sampling its share
             line.update(self._action_error(step))
         if self.rank != 0:
             return line
         sampled = ""
-        if self._val_actions is not None:
+        if "val/action_chunks" in line:
             normalized = line["val/action_mae"]
             sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
         self._log(metrics_path, line)
+
+        def source_mae(j: int) -> str:
+            mae = line.get(f"val/action_mae/source_{j}")
+            return f", action MAE {mae:.4g}" if mae is not None else ""
+
         held = cfg.validation.episodes if not cfg.data.mixture else "; ".join(
             f"data.mixture[{j}] {cfg.data.mixture[j].validation_episodes}: {line[f'val/loss/source_{j}']:.4g}"
-            for j in sources)
+            f"{source_mae(j)}" for j in sources)
         logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
                     held, line["val/windows"], time.perf_counter() - tick)
         return line
@@ -1962,21 +1975,39 @@ class Trainer:
         runs on a checkpoint. `val/action_mae` is the MAE on the model's normalised action scale (the embodiment's
         stats), mean over the columns (`OpenLoopResult.normalized_mae`, `dataset eval`'s `mae_normalized`: unit-free,
         Cosmos Policy's action L1; None where the stats hold every column constant), `val/action_mae/<column>` each
-        column's MAE in its physical units. A sharded run samples on every rank, each its share (`_sampled_share`)."""
+        column's MAE in its physical units. A sharded run samples on every rank, each its share (`_sampled_share`).
+
+        A mixture samples `validation.action_chunks` chunks on each source holding episodes out (its table's
+        `validation_episodes`, read as its table reads its dataset): `val/action_mae/source_<i>` is source i's
+        normalised MAE, and `val/action_mae` and `val/action_mae/<column>` the means of the sources' weighted by their
+        tables' weights (as the training batches draw them), `val/action_chunks` every source's chunks."""
         from ..data.openloop import compare_open_loop
 
-        data, starts = self._val_actions
         size = self.config.optim.batch_size // self.world
+        scored: dict[int | None, tuple[Any, int]] = {}
         with self._live_policy(self.config.validation.action_steps, f"step-{step}") as policy:
-            if self.sharded:
-                result, mae, chunks = self._sampled_share(policy, data, starts, size)
-                result = replace(result, mae=mae)
-            else:
-                result = compare_open_loop(policy, data, starts, seed=self.config.seed, batch_size=size)
-                chunks = result.chunks
-        return {"val/action_mae": result.normalized_mae(),
-                **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
-                "val/action_chunks": chunks}
+            for source, (data, starts) in self._val_actions.items():
+                if self.sharded:
+                    result, mae, chunks = self._sampled_share(policy, data, starts, size)
+                    scored[source] = replace(result, mae=mae), chunks
+                else:
+                    result = compare_open_loop(policy, data, starts, seed=self.config.seed, batch_size=size)
+                    scored[source] = result, result.chunks
+        if None in scored:  # one dataset
+            result, chunks = scored[None]
+            return {"val/action_mae": result.normalized_mae(),
+                    **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
+                    "val/action_chunks": chunks}
+        weights = {j: self.config.data.mixture[j].weight for j in scored}
+        normalized = {j: result.normalized_mae() for j, (result, _) in scored.items()}
+        known = [j for j, mae in normalized.items() if mae is not None]
+        columns = next(iter(scored.values()))[0].columns
+        mae = sum(weights[j] * result.mae for j, (result, _) in scored.items()) / sum(weights.values())
+        return {"val/action_mae": (sum(weights[j] * normalized[j] for j in known) / sum(weights[j] for j in known)
+                                   if known else None),
+                **{f"val/action_mae/{column}": float(m) for column, m in zip(columns, mae)},
+                **{f"val/action_mae/source_{j}": normalized[j] for j in scored},
+                "val/action_chunks": sum(chunks for _, chunks in scored.values())}
 
     def _sampled_share(self, policy: Any, data: Any, starts: dict[int, list[int]],
                        size: int) -> tuple[Any, np.ndarray, int]:

@@ -658,6 +658,8 @@ def _log_curves(path: Path, units: Mapping[str, str] | None = None) -> tuple[byt
     return buf.getvalue(), n
 
 
+# a field `G/source_<i>`: G of a mixture's source i alone (`val/loss/source_0`, `val/action_mae/source_1`)
+MIXTURE_SOURCE = re.compile(r"source_\d+")
 # what a panel's heading says of a field whose name alone does not say how to read it
 CURVE_NOTES = {"val/action_mae": "unit-free: MAE on the model's normalised action scale, mean over columns"}
 
@@ -713,12 +715,15 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
             records += 1
     held_out = {key: f"val/{key}" for key in series if f"val/{key}" in series}
     # fields `G/<name>` beside a field G (the held-out action error per column, `val/action_mae/<column>`): one panel
-    # `G/<name>` of their own, a line per name, not a panel each
+    # `G/<name>` of their own, a line per name, not a panel each; a mixture's sources' (`G/source_<i>`, on G's scale,
+    # not a column's units) one panel `G/source_<i>`
     family: dict[str, list[str]] = {}
     for key in series:
         for part in sorted(k for k in series if k.startswith(f"{key}/")):
-            unit = shown_unit(str((units or {}).get(part.removeprefix(f"{key}/")) or ""))
-            family.setdefault(f"{key}/<name>" + (f" [{unit}]" if unit else ""), []).append(part)
+            name = part.removeprefix(f"{key}/")
+            unit = shown_unit(str((units or {}).get(name) or ""))
+            group = "source_<i>" if MIXTURE_SOURCE.fullmatch(name) else "<name>" + (f" [{unit}]" if unit else "")
+            family.setdefault(f"{key}/{group}", []).append(part)
     grouped = {part for parts in family.values() for part in parts}
     keys = sorted((key for key in series if key not in held_out.values() and key not in grouped), key=_curve_order)
     keys = sorted([*keys, *family], key=_curve_order) if keys else keys

@@ -27,11 +27,11 @@ from ..fileio import (
     TRAINER_STATE_FILE,
     read_sweep_doc,
     read_trainer_state,
-    recorded_seeds,
     saved_checkpoints,
 )
+from ..models import run_training_seeds
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
-from .report import _cards, _esc, _fmt, _href, _kv_table, _number, _pct, _read_json
+from .report import MIXTURE_SOURCE, _cards, _esc, _fmt, _href, _kv_table, _number, _pct, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
@@ -249,13 +249,19 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
             unit = shown_unit(str((units or {}).get(column) or ""))
             return f"{_esc(column)} {value:.4g}" + (f" {_esc(unit)}" if unit else "")
 
-        columns = ", ".join(with_unit(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
-                            if k.startswith("val/action_mae/") and _number(v))
+        parts = {k.removeprefix("val/action_mae/"): v for k, v in lines[last].items()
+                 if k.startswith("val/action_mae/") and _number(v)}
+        columns = ", ".join(with_unit(k, v) for k, v in parts.items() if not MIXTURE_SOURCE.fullmatch(k))
+        # a mixture's: each source's (`val/action_mae/source_<i>`), the headline the mean weighted by their weights
+        sources = ", ".join(f"data.mixture[{k.removeprefix('source_')}] {v:.4g}" for k, v in parts.items()
+                            if MIXTURE_SOURCE.fullmatch(k))
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, the MAE on the model's normalised action scale, unit-free, mean over the columns; "
                    f"worldpolicy dataset eval --chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step "
                    f"{at}, {_esc(checkpoint(at))}; last {actions[last]:.4g} at step {last}"
-                   + (f", per column in its units: {columns}" if columns else "") + "</p>")
+                   + (f", per column in its units: {columns}" if columns else "")
+                   + (f"; per mixture source (the headline their mean weighted by the tables' weights): {sources}"
+                      if sources else "") + "</p>")
     return ("<section id=validation><h2>Held-out loss</h2><p class=muted>the loss on the episodes held out of training "
             "(validation.episodes), on the same windows, σ and noise at every step scored: it moves only with the "
             "weights. Training and held-out losses falling together: still learning; the held-out one rising while "
@@ -310,14 +316,15 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         lines.append((f"{what} with its task)", f"{command} --checkpoint {ckpt}"))
     sim_what = "evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)"
     sim = f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10"
-    recorded = recorded_seeds(Path(dataset).expanduser()) if isinstance(dataset, str) and dataset else None
+    recorded = run_training_seeds(data, str(task))  # every mixture source recording the task's
     if recorded is not None and recorded[0] == task:
         # the scenes the run's own evaluation used, unless the recording reached them: then the first past it
         seed = evaluation.get("seed")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed <= max(recorded[1]):
             seed = max(recorded[1]) + 1
-        sim_what += (f", on scenes the dataset did not record (it holds {task} seeds {min(recorded[1])}.."
-                     f"{max(recorded[1])})")
+        what = "the dataset did not record (it holds" if recorded[2].startswith("its dataset ") else \
+            "its datasets did not record (they hold"
+        sim_what += f", on scenes {what} {task} seeds {min(recorded[1])}..{max(recorded[1])})"
         sim += f" --seed {seed}"
     perturb = evaluation.get("perturb")  # `[eval] perturb`: one spec or a list of them, as sim --perturb joins them
     if isinstance(perturb, list) and all(isinstance(p, str) for p in perturb):
