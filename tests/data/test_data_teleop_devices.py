@@ -26,6 +26,7 @@ from worldpolicy.data.teleop_devices import (
     PygameGamepad,
     spacemouse_state,
 )
+from worldpolicy.extras import MissingExtraError
 
 
 def _pad(lx=0.0, ly=0.0, rx=0.0, ry=0.0, pressed=()) -> DeviceState:
@@ -159,12 +160,16 @@ def test_the_spacemouse_reader_finds_reads_and_refuses():
 
 def test_a_missing_library_or_gamepad_is_one_line_naming_the_flag_and_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "hid", None)  # as where hidapi is not installed
-    with pytest.raises(DeviceUnavailable, match=r"--input spacemouse: needs hidapi, which is not installed here "
-                       r"\(.*\); it comes with the 'teleop' extra: pip install '.*\[teleop\]'"):
+    with pytest.raises(MissingExtraError) as missing:
         HidSpaceMouse()
+    # the distribution to install (hidapi), not the module that failed (hid)
+    assert str(missing.value) == ("--input spacemouse: hidapi is not installed; it comes with the 'teleop' extra: "
+                                  "pip install 'worldpolicy[teleop]'")
     monkeypatch.setitem(sys.modules, "pygame", None)
-    with pytest.raises(DeviceUnavailable, match=r"--input gamepad: needs pygame.*'teleop' extra"):
+    with pytest.raises(MissingExtraError) as missing:
         PygameGamepad()
+    assert str(missing.value) == ("--input gamepad: pygame is not installed; it comes with the 'teleop' extra: "
+                                  "pip install 'worldpolicy[teleop]'")
     pygame = types.SimpleNamespace(display=types.SimpleNamespace(init=lambda: None),
                                    joystick=types.SimpleNamespace(init=lambda: None, get_count=lambda: 0))
     with pytest.raises(DeviceUnavailable, match=r"--input gamepad: no gamepad found \(pygame sees 0 joysticks\)"):
@@ -262,7 +267,8 @@ def test_the_command_refuses_a_missing_device_before_any_work(tmp_path, monkeypa
     root = tmp_path / "tele"
     assert main([*_cli_flags(root), "--input", "gamepad"]) == 2
     err = capsys.readouterr().err
-    assert "worldpolicy dataset teleop: error: --input gamepad: needs pygame" in err and "[teleop]" in err
+    assert ("worldpolicy dataset teleop: error: --input gamepad: pygame is not installed; it comes with the 'teleop' "
+            "extra: pip install 'worldpolicy[teleop]'") in err
     assert len(err.strip().splitlines()) == 1 and not root.exists()
     assert main([*_cli_flags(root), "--speed", "2"]) == 2  # the viewer has no rates
     assert "error: --speed=2: sets a device's rates; with --input viewer" in capsys.readouterr().err
