@@ -247,11 +247,17 @@ def test_a_gamepad_drives_a_recorded_episode(tmp_path):
     np.testing.assert_allclose(steps[:5], [[MAX_SPEED / 15, 0.0, 0.0]] * 5, atol=1e-9)
     assert episode.length == 6 and result.dataset.episode_success.tolist() == [True]
     assert episode.frames[ACTION_KEYS[1]][:, 0].tolist() == [0, 0, 1, 1, 1, 1]
-    assert result.dataset.provenance["input"] == "gamepad"
+    assert result.dataset.provenance["input"] == "gamepad" and result.dataset.provenance["speed"] == 1.0
     # another input does not continue it: the recording's input is one of its settings
     with pytest.raises(ValueError, match="resume: .*input"):
         sim_to_dataset(tmp_path / "pad", "reach", 2, seed=3, image_size=(32, 32), resume=True,
                        recorder=partial(teleop_episodes, source=ScriptedInput(lambda env, attempt, tick: ["success"])))
+    # nor another speed: the hand's pace at full deflection is one too
+    slower = DeviceInput(DeviceMapping(GAMEPAD, speed=0.5), _Recorded([_pad(pressed={3})]))
+    with pytest.raises(ValueError, match="resume: .*speed") as refused:
+        sim_to_dataset(tmp_path / "pad", "reach", 2, seed=3, image_size=(32, 32), resume=True,
+                       recorder=partial(teleop_episodes, source=slower))
+    assert "input" not in str(refused.value)
 
 
 def _cli_flags(root):
@@ -317,6 +323,7 @@ def test_the_command_records_with_a_device_and_names_itself(tmp_path, monkeypatc
     assert main([*_cli_flags(root), "--input", "gamepad", "--speed", "0.5"]) == 0
     made = LeRobotDataset.open(root)
     assert made.provenance["input"] == "gamepad" and made.episode_lengths.tolist() == [3]
+    assert made.provenance["speed"] == 0.5  # as the command line says it, for a reader reproducing the dataset
     assert "--input gamepad --speed 0.5" in made.provenance["command"] and readers[-1].closed
     assert locked and locked[0].splitlines()[1] == "`dataset teleop`"  # who holds the folder, as another is told
 

@@ -285,12 +285,13 @@ class PygameGamepad:
 
 class DeviceInput:
     """A `TeleopInput` driven by a device (`reader`, mapped by `mapping`), MuJoCo's viewer showing the scene
-    (`viewer`, whose keys act too; None: no window, unpaced, as tests run). `name` is the layout's."""
+    (`viewer`, whose keys act too; None: no window, unpaced, as tests run). `name` is the layout's, `speed` the
+    mapping's: both recorded in the provenance."""
 
     def __init__(self, mapping: DeviceMapping, reader: DeviceReader, viewer: ViewerInput | None = None,
                  say: Callable[[str], None] | None = None):
         self.mapping, self.reader, self.viewer = mapping, reader, viewer
-        self.name = mapping.layout.name
+        self.name, self.speed = mapping.layout.name, mapping.speed
         self.say = say or (viewer.say if viewer is not None else (lambda text: None))
         self._dt = 0.0
 
