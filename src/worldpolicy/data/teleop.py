@@ -232,12 +232,17 @@ def teleop_episodes(
                                 done_seeds=done_seeds)
     described.close()  # checked and described: nothing recorded
     provenance = {k: v for k, v in described.provenance.items() if k not in _EXPERT_SETTINGS}
-    provenance.update(expert="teleop", expert_version=TELEOP_VERSION, keep_failures=True,
+    provenance.update(expert=teleop_episodes.expert, expert_version=TELEOP_VERSION, keep_failures=True,
                       input=str(getattr(source, "name", type(source).__name__)))
     if getattr(source, "speed", None) is not None:  # a device's rates (`--speed`), which a reader reproducing it needs
         provenance["speed"] = float(source.speed)
     return ExpertEpisodes(provenance, _teleop(provenance, source, num_episodes, seed, on_attempt,
                                               None if spool is None else Path(spool), list(done_seeds)))
+
+
+# the provenance's `expert` of its episodes, read by `from_sim.sim_to_dataset` to name `dataset teleop` in its
+# refusals and lock (`from_sim.recording_command`)
+teleop_episodes.expert = "teleop"  # type: ignore[attr-defined]
 
 
 def _teleop(settings: dict[str, Any], source: TeleopInput, num_episodes: int, seed: int,
