@@ -19,6 +19,10 @@ __all__ = ["MissingExtraError", "check_extras", "extra_imports", "extra_of", "ex
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
+# A top-level module an extra installs under a name that is neither its distribution's nor a prefix of it (`rerun` of
+# `rerun-sdk` is one) → that distribution, which `importlib.metadata.packages_distributions` tells only once it is
+# installed: `extra_of` needs it where the import failed. The tests check it against the installed packages.
+MODULE_DISTRIBUTIONS = {"hid": "hidapi"}
 
 
 class MissingExtraError(ModuleNotFoundError):
@@ -264,10 +268,18 @@ def extras_missing() -> dict[str, list[str]] | None:
             if any(not need.startswith("[") for need in listed)}
 
 
+def _package(module: str) -> str:
+    """The package to install for `module`: its top-level package (`ray` for `ray.serve`), or the distribution
+    `MODULE_DISTRIBUTIONS` names (`hidapi` for `hid`)."""
+    top = module.partition(".")[0]
+    return MODULE_DISTRIBUTIONS.get(top, top)
+
+
 def extra_of(module: str) -> str | None:
     """The extra that installs the top-level package of `module` (`mujoco.viewer` → `sim`), else None. A package
-    imported under a shorter name than its distribution (`strands` from `strands-agents`) matches that prefix."""
-    top = module.partition(".")[0].lower()
+    imported under a shorter name than its distribution (`strands` from `strands-agents`) matches that prefix; one
+    imported under another name (`hid` from `hidapi`) is named in `MODULE_DISTRIBUTIONS`."""
+    top = _package(module).lower()
     table = _module_extras()
     if top in table:
         return table[top]
@@ -286,8 +298,7 @@ def missing_extra(exc: ImportError, needed_for: str | None = None) -> MissingExt
             return exc
         message = str(exc)
     else:
-        top = name.partition(".")[0]  # the package to install (`ray`), not the submodule that failed (`ray.serve`)
-        message = f"{top} is not installed; it comes with the '{extra}' extra: {install_command(extra)}"
+        message = f"{_package(name)} is not installed; it comes with the '{extra}' extra: {install_command(extra)}"
     if needed_for:
         message = f"{needed_for}: {message}"
     return MissingExtraError(message, name=name)
@@ -324,7 +335,7 @@ def check_extras(*modules: str) -> None:
     if len(missing) == 1:
         raise missing[0] from None
     if missing:
-        packages = [error.name.partition(".")[0] for error in missing]
+        packages = [_package(error.name) for error in missing]
         extras = list(dict.fromkeys(extra_of(error.name) for error in missing))
         said = " and ".join(f"'{extra}'" for extra in extras)
         raise MissingExtraError(f"{' and '.join(packages)} are not installed; they come with the {said} extra"

@@ -30,6 +30,7 @@ EXTRA_MODULES = {
     "ray": ("ray",),
     "track": ("tensorboard", "wandb"),
     "rerun": ("rerun",),
+    "teleop": ("hid", "pygame"),
 }
 
 # Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
@@ -65,7 +66,7 @@ def _run_hidden(hidden: list[str], code: str) -> dict:
     ("mujoco", "sim"), ("mujoco.viewer", "sim"), ("qpsolvers", "sim"), ("gymnasium", "sim"),
     ("websockets", "serve"), ("prometheus_client", "serve"), ("pyarrow", "train"), ("peft", "train"), ("h5py", "train"),
     ("mcp", "agents"), ("strands", "strands"), ("ray.serve", "ray"), ("wandb", "track"), ("tensorboard", "track"),
-    ("rerun", "rerun"), ("rerun.chunk", "rerun"),
+    ("rerun", "rerun"), ("rerun.chunk", "rerun"), ("hid", "teleop"), ("pygame", "teleop"),
     ("numpy", None), ("torch", None), ("worldpolicy", None), ("no_such_module", None),
 ])
 def test_extra_of_reads_the_installed_metadata(module, extra):
@@ -227,17 +228,16 @@ def _distribution(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~(;]", requirement.strip(), maxsplit=1)[0]).lower()
 
 
-def test_every_third_party_import_is_a_declared_requirement():
-    """A package the code imports comes from a requirement of the core or of an extra, or is one that such a
-    requirement brings (`BROUGHT_BY`) imported only in files that import its bringer too (that extra's modules, not a
-    core one that would then need the extra): one installed here only by the dev set-up or by chance fails for users.
-    pyproject.toml is read, not the installed metadata, which lags an edit until the next `pip install -e`; the dev
-    extra is this checkout's tooling (pytest, moviepy), which no user's extra installs, so it declares nothing here."""
+def _requirement_groups() -> dict[str, list[str]]:
+    """pyproject.toml's requirements: "core" and each extra's."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    groups = {"core": project["dependencies"], **project["optional-dependencies"]}
-    declared = {_distribution(r) for name, group in groups.items() if name != "dev" for r in group}
-    providers = metadata.packages_distributions()
-    imported: dict[str, list[tuple[str, set[str]]]] = {}  # third-party top-level module → (where, the file's tops)
+    return {"core": project["dependencies"], **project["optional-dependencies"]}
+
+
+def _third_party_imports() -> dict[str, list[tuple[str, set[str]]]]:
+    """Each third-party top-level module the code imports, anywhere in a file → (where, that file's such modules) for
+    each file importing it."""
+    imported: dict[str, list[tuple[str, set[str]]]] = {}
     for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
         found: dict[str, str] = {}  # this file's third-party top-level modules, each where it is first imported
         for node in ast.walk(ast.parse(path.read_text())):
@@ -249,6 +249,35 @@ def test_every_third_party_import_is_a_declared_requirement():
                     found.setdefault(top, f"{path.relative_to(ROOT)}:{node.lineno}")
         for top, where in found.items():
             imported.setdefault(top, []).append((where, set(found)))
+    return imported
+
+
+def test_every_imported_module_of_an_extra_names_its_extra():
+    """A module the code imports from a distribution only an extra requires (as installed here:
+    `packages_distributions`) is one `extra_of` names that extra for, as it must where the module is missing: one
+    imported under another name than its distribution (`hid` of `hidapi`) is in `extras.MODULE_DISTRIBUTIONS`."""
+    groups = _requirement_groups()
+    core = {_distribution(r) for r in groups.pop("core")}
+    providers = metadata.packages_distributions()
+    wrong = {}
+    for top in _third_party_imports():
+        distributions = {_distribution(d) for d in providers.get(top, [])} - core
+        extras = {extra for extra, group in groups.items() if distributions & {_distribution(r) for r in group}}
+        if extras and extra_of(top) not in extras:
+            wrong[top] = (extra_of(top), sorted(extras))
+    assert wrong == {}
+
+
+def test_every_third_party_import_is_a_declared_requirement():
+    """A package the code imports comes from a requirement of the core or of an extra, or is one that such a
+    requirement brings (`BROUGHT_BY`) imported only in files that import its bringer too (that extra's modules, not a
+    core one that would then need the extra): one installed here only by the dev set-up or by chance fails for users.
+    pyproject.toml is read, not the installed metadata, which lags an edit until the next `pip install -e`; the dev
+    extra is this checkout's tooling (pytest, moviepy), which no user's extra installs, so it declares nothing here."""
+    groups = _requirement_groups()
+    declared = {_distribution(r) for name, group in groups.items() if name != "dev" for r in group}
+    providers = metadata.packages_distributions()
+    imported = _third_party_imports()
     assert "mujoco" in imported and "torch" in imported  # the walk sees imports inside functions and `with` blocks
 
     def distributions(module: str) -> set[str]:

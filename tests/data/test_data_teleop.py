@@ -55,6 +55,7 @@ def test_scripted_episodes_are_written_as_from_sim_writes_them(tmp_path):
     made = ds.provenance
     assert made["source"] == "worldpolicy dataset from-sim" and made["expert"] == "teleop"
     assert made["expert_version"] == TELEOP_VERSION and made["input"] == "script" and made["seeds"] == [3, 4]
+    assert "speed" not in made  # a source without one (the viewer's drag, a script)
     assert "chunk_size" not in made and made["max_steps"] == 450 and made["image_size"] == [32, 32]
     solved, failed = ds.episode(0), ds.episode(1)
     assert solved.frames["next.reward"][-1] == 1.0 and solved.frames["next.done"][-1]

@@ -26,6 +26,7 @@ from worldpolicy.data.teleop_devices import (
     PygameGamepad,
     spacemouse_state,
 )
+from worldpolicy.extras import MissingExtraError
 
 
 def _pad(lx=0.0, ly=0.0, rx=0.0, ry=0.0, pressed=()) -> DeviceState:
@@ -159,12 +160,16 @@ def test_the_spacemouse_reader_finds_reads_and_refuses():
 
 def test_a_missing_library_or_gamepad_is_one_line_naming_the_flag_and_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "hid", None)  # as where hidapi is not installed
-    with pytest.raises(DeviceUnavailable, match=r"--input spacemouse: needs hidapi, which is not installed here "
-                       r"\(.*\); it comes with the 'teleop' extra: pip install '.*\[teleop\]'"):
+    with pytest.raises(MissingExtraError) as missing:
         HidSpaceMouse()
+    # the distribution to install (hidapi), not the module that failed (hid)
+    assert str(missing.value) == ("--input spacemouse: hidapi is not installed; it comes with the 'teleop' extra: "
+                                  "pip install 'worldpolicy[teleop]'")
     monkeypatch.setitem(sys.modules, "pygame", None)
-    with pytest.raises(DeviceUnavailable, match=r"--input gamepad: needs pygame.*'teleop' extra"):
+    with pytest.raises(MissingExtraError) as missing:
         PygameGamepad()
+    assert str(missing.value) == ("--input gamepad: pygame is not installed; it comes with the 'teleop' extra: "
+                                  "pip install 'worldpolicy[teleop]'")
     pygame = types.SimpleNamespace(display=types.SimpleNamespace(init=lambda: None),
                                    joystick=types.SimpleNamespace(init=lambda: None, get_count=lambda: 0))
     with pytest.raises(DeviceUnavailable, match=r"--input gamepad: no gamepad found \(pygame sees 0 joysticks\)"):
@@ -242,11 +247,17 @@ def test_a_gamepad_drives_a_recorded_episode(tmp_path):
     np.testing.assert_allclose(steps[:5], [[MAX_SPEED / 15, 0.0, 0.0]] * 5, atol=1e-9)
     assert episode.length == 6 and result.dataset.episode_success.tolist() == [True]
     assert episode.frames[ACTION_KEYS[1]][:, 0].tolist() == [0, 0, 1, 1, 1, 1]
-    assert result.dataset.provenance["input"] == "gamepad"
+    assert result.dataset.provenance["input"] == "gamepad" and result.dataset.provenance["speed"] == 1.0
     # another input does not continue it: the recording's input is one of its settings
     with pytest.raises(ValueError, match="resume: .*input"):
         sim_to_dataset(tmp_path / "pad", "reach", 2, seed=3, image_size=(32, 32), resume=True,
                        recorder=partial(teleop_episodes, source=ScriptedInput(lambda env, attempt, tick: ["success"])))
+    # nor another speed: the hand's pace at full deflection is one too
+    slower = DeviceInput(DeviceMapping(GAMEPAD, speed=0.5), _Recorded([_pad(pressed={3})]))
+    with pytest.raises(ValueError, match="resume: .*speed") as refused:
+        sim_to_dataset(tmp_path / "pad", "reach", 2, seed=3, image_size=(32, 32), resume=True,
+                       recorder=partial(teleop_episodes, source=slower))
+    assert "input" not in str(refused.value)
 
 
 def _cli_flags(root):
@@ -262,7 +273,8 @@ def test_the_command_refuses_a_missing_device_before_any_work(tmp_path, monkeypa
     root = tmp_path / "tele"
     assert main([*_cli_flags(root), "--input", "gamepad"]) == 2
     err = capsys.readouterr().err
-    assert "worldpolicy dataset teleop: error: --input gamepad: needs pygame" in err and "[teleop]" in err
+    assert ("worldpolicy dataset teleop: error: --input gamepad: pygame is not installed; it comes with the 'teleop' "
+            "extra: pip install 'worldpolicy[teleop]'") in err
     assert len(err.strip().splitlines()) == 1 and not root.exists()
     assert main([*_cli_flags(root), "--speed", "2"]) == 2  # the viewer has no rates
     assert "error: --speed=2: sets a device's rates; with --input viewer" in capsys.readouterr().err
@@ -311,6 +323,7 @@ def test_the_command_records_with_a_device_and_names_itself(tmp_path, monkeypatc
     assert main([*_cli_flags(root), "--input", "gamepad", "--speed", "0.5"]) == 0
     made = LeRobotDataset.open(root)
     assert made.provenance["input"] == "gamepad" and made.episode_lengths.tolist() == [3]
+    assert made.provenance["speed"] == 0.5  # as the command line says it, for a reader reproducing the dataset
     assert "--input gamepad --speed 0.5" in made.provenance["command"] and readers[-1].closed
     assert locked and locked[0].splitlines()[1] == "`dataset teleop`"  # who holds the folder, as another is told
 

@@ -788,8 +788,10 @@ def sim_to_dataset(
     line that did (`extras.run_record`; None from Python; a resumed recording's own, not compared: warned of).
 
     `recorder` makes the episodes in place of `expert_episodes` (None), called as it is, with `episode_options`:
-    `data.teleop.teleop_episodes`, a person's episodes (`dataset teleop`), written, kept and resumed as these are;
-    the refusals and the folder lock then name `dataset teleop` (`recording_command`).
+    `data.teleop.teleop_episodes`, a person's episodes (`dataset teleop`), written, kept and resumed as these are.
+    The refusals and the folder lock name the command that records the `expert` the recorder (or the function of a
+    `functools.partial` of it, as the command passes its input source bound) says it records in its attribute
+    `expert` (`recording_command`): `teleop_episodes.expert` is "teleop".
     """
     root = Path(root).expanduser()
     if resume and overwrite:
@@ -801,7 +803,7 @@ def sim_to_dataset(
     ours = held and maker == SOURCE
     # a person's episodes (`data.teleop`) share from-sim's source: a recording is named by the command that made it,
     # the messages by the command run
-    running = recording_command("teleop" if _records_a_person(recorder) else None)
+    running = recording_command(getattr(getattr(recorder, "func", recorder), "expert", None))
     if not (overwrite or resume) and ours:  # a rerun of the command as first typed: say how to go on
         raise FileExistsError(f"root={str(root)!r} holds a {recording_command(stored.get('expert'))} recording; pass "
                               f"resume=True to continue it up to num_episodes={num_episodes}, overwrite=True to "
@@ -834,14 +836,6 @@ def recording_command(expert: str | None) -> str:
     """The command that records the episodes of `expert` (a provenance's `expert`), as messages name it: `dataset
     teleop` a person's ("teleop"), `dataset from-sim` the scripted expert's and a policy's (None)."""
     return "`dataset teleop`" if expert == "teleop" else "`dataset from-sim`"
-
-
-def _records_a_person(recorder: Callable[..., ExpertEpisodes] | None) -> bool:
-    """Whether `sim_to_dataset`'s `recorder` records a person's episodes: `data.teleop.teleop_episodes`, or a partial
-    of it (which the command passes, its input source bound)."""
-    from .teleop import teleop_episodes  # it imports this module: here, once both are loaded
-
-    return getattr(recorder, "func", recorder) is teleop_episodes
 
 
 def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:

@@ -74,7 +74,8 @@ class ViewerUnavailable(RenderingUnavailable):
 
 
 class TeleopInput(Protocol):
-    """What moves the teleop target and presses the keys. `name` is recorded in the provenance (`input`)."""
+    """What moves the teleop target and presses the keys. `name` is recorded in the provenance (`input`), and a
+    source's `speed` where it has one (a device's: `data.teleop_devices.DeviceInput`)."""
 
     name: str
 
@@ -215,9 +216,10 @@ def teleop_episodes(
 ) -> ExpertEpisodes:
     """`num_episodes` episodes a person (`source`) records, from seeds seed, seed+1, …, as `expert_episodes` gives the
     expert's: every scene setting checked as it checks them (the same names, the same errors) before anything opens,
-    the provenance as its (`expert` "teleop", `expert_version` `TELEOP_VERSION`, `input` the source's name, without
-    the expert's own settings), each episode {"frames", "videos", "task", "seed", "success"}. `max_steps` (None: the
-    task's) ends an episode the person has not ended, flagged as the task's check judges it. A discarded episode is
+    the provenance as its (`expert` "teleop", `expert_version` `TELEOP_VERSION`, `input` the source's name, `speed`
+    its speed where it has one, without the expert's own settings), each episode {"frames", "videos", "task",
+    "seed", "success"}. `max_steps` (None: the task's) ends an episode the person has not ended, flagged as the
+    task's check judges it. A discarded episode is
     recorded again from its seed; no seed is skipped, so `failed_seeds` stays as it is. `on_attempt(seed, success)`
     follows each kept episode. `quit` raises `TeleopQuit` once the finished episodes are yielded."""
     for name, method in (("open", "open"), ("begin", "begin"), ("tick", "tick"), ("close", "close")):
@@ -230,10 +232,17 @@ def teleop_episodes(
                                 done_seeds=done_seeds)
     described.close()  # checked and described: nothing recorded
     provenance = {k: v for k, v in described.provenance.items() if k not in _EXPERT_SETTINGS}
-    provenance.update(expert="teleop", expert_version=TELEOP_VERSION, keep_failures=True,
+    provenance.update(expert=teleop_episodes.expert, expert_version=TELEOP_VERSION, keep_failures=True,
                       input=str(getattr(source, "name", type(source).__name__)))
+    if getattr(source, "speed", None) is not None:  # a device's rates (`--speed`), which a reader reproducing it needs
+        provenance["speed"] = float(source.speed)
     return ExpertEpisodes(provenance, _teleop(provenance, source, num_episodes, seed, on_attempt,
                                               None if spool is None else Path(spool), list(done_seeds)))
+
+
+# the provenance's `expert` of its episodes, read by `from_sim.sim_to_dataset` to name `dataset teleop` in its
+# refusals and lock (`from_sim.recording_command`)
+teleop_episodes.expert = "teleop"  # type: ignore[attr-defined]
 
 
 def _teleop(settings: dict[str, Any], source: TeleopInput, num_episodes: int, seed: int,

@@ -15,7 +15,6 @@ without a device present; a test feeds recorded states (`DeviceState`, or a Spac
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ..extras import install_command
+from ..extras import extra_imports
 from ..sim.scenes import TABLE_CENTER, TABLE_HALF, TABLE_TOP
 from .teleop import EVENTS, ViewerInput
 
@@ -51,7 +50,8 @@ COMPONENTS = ("x", "y", "z", "roll", "pitch", "yaw")
 
 
 class DeviceUnavailable(ValueError):
-    """The device `--input` names cannot be used here: its library is not installed, or no such device is found."""
+    """The device `--input` names cannot be used here: none is found, or it cannot be opened. (Its library missing is
+    `extras.MissingExtraError`, naming the flag and the `teleop` extra.)"""
 
 
 @dataclass(frozen=True)
@@ -184,15 +184,6 @@ class DeviceReader(Protocol):
         """Let the device go."""
 
 
-def _library(module: str, package: str, flag: str) -> ModuleType:
-    """Import `module` (of pip's `package`, the `teleop` extra), or refuse naming `flag` and how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:  # a wheel whose shared library does not load is as missing
-        raise DeviceUnavailable(f"--input {flag}: needs {package}, which is not installed here ({exc}); it comes with "
-                                f"the 'teleop' extra: {install_command('teleop')}") from None
-
-
 # 3Dconnexion's USB vendor id; its older devices (SpaceNavigator, SpaceExplorer, SpacePilot) use Logitech's
 SPACEMOUSE_VENDORS = (0x256F, 0x046D)
 SPACEMOUSE_FULL_SCALE = 350.0  # a report's axis value at full deflection (robosuite's scale)
@@ -222,7 +213,9 @@ class HidSpaceMouse:
     """The first 3Dconnexion SpaceMouse hidapi finds (`SPACEMOUSE_VENDORS`), read without blocking."""
 
     def __init__(self, hid: ModuleType | None = None):
-        hid = hid or _library("hid", "hidapi", "spacemouse")
+        if hid is None:
+            with extra_imports("--input spacemouse"):
+                import hid
         every = hid.enumerate(0, 0)
         mice = [d for d in every if d.get("vendor_id") in SPACEMOUSE_VENDORS
                 and (d.get("vendor_id") == 0x256F or "space" in str(d.get("product_string") or "").lower())]
@@ -262,7 +255,10 @@ class PygameGamepad:
     def __init__(self, pygame: ModuleType | None = None):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        self.pygame = pygame = pygame or _library("pygame", "pygame", "gamepad")
+        if pygame is None:
+            with extra_imports("--input gamepad"):
+                import pygame
+        self.pygame = pygame
         pygame.display.init()
         pygame.joystick.init()
         count = pygame.joystick.get_count()
@@ -289,12 +285,13 @@ class PygameGamepad:
 
 class DeviceInput:
     """A `TeleopInput` driven by a device (`reader`, mapped by `mapping`), MuJoCo's viewer showing the scene
-    (`viewer`, whose keys act too; None: no window, unpaced, as tests run). `name` is the layout's."""
+    (`viewer`, whose keys act too; None: no window, unpaced, as tests run). `name` is the layout's, `speed` the
+    mapping's: both recorded in the provenance."""
 
     def __init__(self, mapping: DeviceMapping, reader: DeviceReader, viewer: ViewerInput | None = None,
                  say: Callable[[str], None] | None = None):
         self.mapping, self.reader, self.viewer = mapping, reader, viewer
-        self.name = mapping.layout.name
+        self.name, self.speed = mapping.layout.name, mapping.speed
         self.say = say or (viewer.say if viewer is not None else (lambda text: None))
         self._dt = 0.0
 
@@ -331,8 +328,8 @@ INPUTS: dict[str, tuple[Callable[[], DeviceReader], DeviceLayout] | None] = {
 
 
 def device_input(name: str, speed: float = 1.0, viewer: ViewerInput | None = None) -> DeviceInput:
-    """`--input name`'s device, opened (`DeviceUnavailable` where its library or the device is missing), moving the
-    target at `speed` times its rates, shown in `viewer`."""
+    """`--input name`'s device, opened (`DeviceUnavailable` where it is missing, `extras.MissingExtraError` its
+    library), moving the target at `speed` times its rates, shown in `viewer`."""
     if INPUTS.get(name) is None:
         raise ValueError(f"--input: {name!r} is not a device; accepted: {[k for k, v in INPUTS.items() if v]}")
     reader, layout = INPUTS[name]
