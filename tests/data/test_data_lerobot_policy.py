@@ -30,15 +30,17 @@ def _batch(items: int = 1, task="push the block", **images):
 
 
 class Recorder:
-    """Wraps a worldpolicy policy: what each `act` was given, and the chunk it returned."""
+    """Wraps a worldpolicy policy: what each request of its `act_batch` calls asked, and the chunk it returned
+    (`calls`, one per request), and how many requests each call held (`batches`)."""
 
     def __init__(self, policy):
-        self.policy, self.calls = policy, []
+        self.policy, self.calls, self.batches = policy, [], []
 
-    def act(self, observation, prompt, **kwargs):
-        prediction = self.policy.act(observation, prompt, **kwargs)
-        self.calls.append((observation, prompt, kwargs, prediction))
-        return prediction
+    def act_batch(self, requests):
+        predictions = self.policy.act_batch(requests)
+        self.batches.append(len(requests))
+        self.calls += [(r.observation, r.prompt, {"state": r.state}, p) for r, p in zip(requests, predictions)]
+        return predictions
 
 
 @pytest.fixture
@@ -74,8 +76,9 @@ def test_the_whole_chunk_runs_without_n_action_steps(recorded):
 
 
 def test_the_batch_reads_as_the_observation_state_and_prompt(recorded):
-    image = torch.zeros(1, 3, H, W)
-    image[0, 0] = 1.0  # red
+    pixels = torch.randint(0, 256, (1, 3, H, W), dtype=torch.uint8)
+    pixels[0, :, 0, 0] = torch.tensor([255, 0, 0])  # red
+    image = pixels.float() / 255  # as LeRobot's rollout and record loop make them of the camera's uint8
     batch = _batch(task=["stack the cups"], **{"observation.images.top": image})
     chunk = _adapter(recorded, camera_keys={"observation.images.top": "observation/image"}).predict_action_chunk(batch)
     assert chunk.shape == (1, 4, 2) and chunk.dtype == torch.float32
@@ -83,6 +86,7 @@ def test_the_batch_reads_as_the_observation_state_and_prompt(recorded):
     assert list(observation) == ["observation/image"] and observation["observation/image"].dtype == np.uint8
     assert observation["observation/image"].shape == (H, W, 3)
     assert observation["observation/image"][0, 0].tolist() == [255, 0, 0]
+    np.testing.assert_array_equal(observation["observation/image"], pixels[0].permute(1, 2, 0).numpy())  # exact
     assert prompt == "stack the cups"
     np.testing.assert_allclose(kwargs["state"], batch["observation.state"][0].double().numpy())
 
@@ -98,6 +102,7 @@ def test_each_item_of_a_batch_is_its_own_request(recorded):
     actions = _adapter(recorded, n_action_steps=2).select_action(batch)
     assert actions.shape == (3, 2)
     assert [call[1] for call in recorded.calls] == ["a", "b", "c"]
+    assert recorded.batches == [3]  # one call: the items share the model's forward passes
     for i, call in enumerate(recorded.calls):
         np.testing.assert_allclose(actions[i].numpy(), call[3].actions[0], rtol=1e-6)
 
@@ -236,8 +241,8 @@ def test_a_remote_policy_behind_the_adapter(policy):
         config = wl.WorldpolicyConfig(server=thread.url, device="cpu", n_action_steps=4,
                                       action_names=["y", "x"])
         adapter = wl.WorldpolicyPolicy(config)
-        actions = torch.cat([adapter.select_action(_batch()) for _ in range(4)])
-        assert actions.shape == (4, 2) and actions.dtype == torch.float32
+        actions = torch.stack([adapter.select_action(_batch(2, task=["a", "b"])) for _ in range(4)])
+        assert actions.shape == (4, 2, 2) and actions.dtype == torch.float32  # steps, items, ["y", "x"]
         assert np.isfinite(actions.numpy()).all()
         adapter.close()
     finally:

@@ -10,9 +10,10 @@ A LeRobot batch (`observation.images.<camera>` float [B, 3, H, W] in 0..1, `obse
 string or one per item) reads as the openpi observation the policy takes: each camera under its wire key
 (`processing.observations.wire_key`: `observation.images.wrist_image_left` is `observation/wrist_image_left`;
 `camera_keys` renames others), the state row as `state=` (ignored, and said once, by an embodiment that does not
-condition on it) and the task as the prompt. Each item of a batch is its own request. The chunk's named columns are
-returned in `action_names`' order (the dataset's `features["action"]["names"]`; None: the chunk's own columns), in the
-chunk's physical units; `select_action` runs `n_action_steps` of each chunk, then asks for the next.
+condition on it) and the task as the prompt. Each item of a batch is its own request, a batch's in one `act_batch`
+(a local policy's share forward passes). The chunk's named columns are returned in `action_names`' order (the
+dataset's `features["action"]["names"]`; None: the chunk's own columns), in the chunk's physical units;
+`select_action` runs `n_action_steps` of each chunk, then asks for the next.
 
 LeRobot imports this module's types only once it is imported: lerobot 0.4.4 imports third-party policies from
 distributions named `lerobot_policy_*`, which worldpolicy is not, so `lerobot-eval --policy.path=...` does not find
@@ -47,7 +48,8 @@ import numpy as np
 
 from worldpolicy.data.observations import IMAGE_PREFIX, STATE_FEATURE
 from worldpolicy.extras import extra_imports
-from worldpolicy.processing.observations import wire_key
+from worldpolicy.policy import Policy, PolicyRequest
+from worldpolicy.processing.observations import model_uint8, wire_key
 
 _NEEDED_FOR = "worldpolicy's LeRobot policy adapter (docs/serving.md: installing lerobot)"
 with extra_imports(_NEEDED_FOR):
@@ -213,16 +215,16 @@ class WorldpolicyPolicy(PreTrainedPolicy):
         raise NotImplementedError(TRAINING_REFUSED)
 
     def predict_action_chunk(self, batch: dict[str, Any], **kwargs: Any) -> torch.Tensor:
-        """A chunk per item, [B, chunk, len(action_names)] float32 on the batch's device: each item is one request."""
+        """A chunk per item, [B, chunk, len(action_names)] float32 on the batch's device: each item is one request,
+        the batch's in one `act_batch` (a local policy's share forward passes; a server's go out together)."""
         if kwargs.get("noise") is not None:
             raise ValueError("noise: a worldpolicy policy draws its own (seed it with the checkpoint's `seed`); "
                              "accepted: None")
-        items = _batch_size(batch)
-        chunks = []
-        for i in range(items):
+        requests = []
+        for i in range(_batch_size(batch)):
             observation, state, task = lerobot_observation(batch, i, self.config.camera_keys, self.config.task)
-            prediction = self.policy.act(observation, task, state=state)
-            chunks.append(self._columns(prediction.actions, list(prediction.columns)))
+            requests.append(PolicyRequest(observation, task, state=state))
+        chunks = [self._columns(p.actions, list(p.columns)) for p in self.policy.act_batch(requests)]
         device = next((v.device for v in batch.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
         return torch.from_numpy(np.stack(chunks)).to(device=device, dtype=torch.float32)
 
@@ -268,8 +270,6 @@ def _open(config: WorldpolicyConfig) -> Any:
                 raise ValueError(f"api_key_env={config.api_key_env!r}: that environment variable is not set; set it "
                                  "to the server's key, or leave api_key_env out for a server without one")
         return RemotePolicy(config.server, api_key=key, embodiment=config.embodiment)
-    from worldpolicy.policy import Policy
-
     return Policy.from_pretrained(config.checkpoint, config.embodiment, device=config.device)
 
 
@@ -306,10 +306,9 @@ def lerobot_observation(batch: Mapping[str, Any], index: int, camera_keys: Mappi
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"batch[{key!r}] item {index} has shape {tuple(image.shape)}; accepted: [3, H, W] "
                              "(LeRobot's channel-first images)")
-        image = image.detach().to("cpu")
-        if image.dtype != torch.uint8:
-            image = (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
-        observation[camera_keys.get(key, wire_key(key))] = image.permute(1, 2, 0).numpy()
+        image = image.detach().to("cpu").permute(1, 2, 0)
+        image = image.numpy() if image.dtype == torch.uint8 else model_uint8(image.float().numpy())
+        observation[camera_keys.get(key, wire_key(key))] = image
     state = batch.get(STATE_FEATURE)
     state = None if state is None else state[index].detach().to("cpu").double().numpy()
     given = batch.get("task")
