@@ -864,6 +864,9 @@ SIM_EPISODES_SCHEMA = "worldpolicy.sim_episodes/v1"  # SIM_EPISODES_FILE's first
 COMPARE_SCHEMA = "worldpolicy.sim_compare/v1"  # COMPARE_FILE
 SWEEP_SCHEMA = "worldpolicy.sim_sweep/v1"  # SWEEP_FILE
 SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
+DREAM_SCHEMA = "worldpolicy.dream/v1"  # DREAM_FILE (`sim.world_model.write_dream`)
+# DREAM_CHUNKS_FILE's first line, while a dream runs (`sim.world_model.DreamRecorder`)
+DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"
 # Files versioned since after they were first written: one without a "schema" key is read as v1 (`check_version`)
 TRAINER_STATE_SCHEMA = "worldpolicy.trainer_state/v1"  # TRAINER_STATE_FILE
 EMBODIMENT_SCHEMA = "worldpolicy.embodiment/v1"  # a checkpoint's embodiment.json (`EMBODIMENT_FILE`)
