@@ -158,8 +158,9 @@ def how_stopped(stop: BaseException) -> str:
     carrying it: `stop_signal`), "terminated (SIGTERM)" for a `Terminated` (a scheduler's time limit or preemption,
     `kill`; "terminated (SIGUSR1)"), else "failed": the command's last line (`worldpolicy sim: interrupted`,
     `cli.main`; `__main__.INTERRUPTED` before a command starts), its log's (`session stopped: terminated (SIGTERM)`,
-    `logcapture.run_log`'s `session_stopped`) and its "... after N of M finished" lines (`worldpolicy sim: failed
-    after 2 of 5 episodes finished`)."""
+    `logcapture.run_log`'s `session_stopped`), its "... after N of M finished" lines (`worldpolicy sim: failed
+    after 2 of 5 episodes finished`) and the dataset commands' lines of what a stop kept (`worldpolicy dataset label:
+    terminated (SIGTERM): 2 of 3 episodes labelled are kept in ...`, the `describe` of `data`'s interruptions)."""
     if not isinstance(stop, KeyboardInterrupt):
         return "failed"
     signum = stop_signal(stop)
@@ -864,6 +865,9 @@ SIM_EPISODES_SCHEMA = "worldpolicy.sim_episodes/v1"  # SIM_EPISODES_FILE's first
 COMPARE_SCHEMA = "worldpolicy.sim_compare/v1"  # COMPARE_FILE
 SWEEP_SCHEMA = "worldpolicy.sim_sweep/v1"  # SWEEP_FILE
 SHOW_SCHEMA = "worldpolicy.dataset_show/v1"  # SHOW_FILE
+DREAM_SCHEMA = "worldpolicy.dream/v1"  # DREAM_FILE (`sim.world_model.write_dream`)
+# DREAM_CHUNKS_FILE's first line, while a dream runs (`sim.world_model.DreamRecorder`)
+DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"
 # Files versioned since after they were first written: one without a "schema" key is read as v1 (`check_version`)
 TRAINER_STATE_SCHEMA = "worldpolicy.trainer_state/v1"  # TRAINER_STATE_FILE
 EMBODIMENT_SCHEMA = "worldpolicy.embodiment/v1"  # a checkpoint's embodiment.json (`EMBODIMENT_FILE`)

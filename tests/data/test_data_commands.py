@@ -339,7 +339,8 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
 
     monkeypatch.setattr(from_sim._Recorder, "record", terminated)
     assert run([*argv[:2], str(tmp_path / "term"), *argv[3:], "--no-progress"]) == 143
-    assert "1 of 3 episodes kept in" in capsys.readouterr().err
+    # its line says the stop as the command's others do (`fileio.how_stopped`), not as Ctrl-C
+    assert "worldpolicy dataset from-sim: terminated (SIGTERM): 1 of 3 episodes kept in" in capsys.readouterr().err
 
 
 def test_from_sim_cameras_given_with_one_flag_each_are_all_recorded(tmp_path, monkeypatch):

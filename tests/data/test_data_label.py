@@ -554,6 +554,9 @@ def test_ctrl_c_on_the_command_line_prints_the_command_that_resumes(policy, tmp_
     assert main(args) == 128 + signum
     err = capsys.readouterr().err
     assert "2 of 3 episodes labelled are kept in" in err and "rerun with --resume to label the other 1" in err
+    # the stop as every command's line says it (`fileio.how_stopped`): a SIGTERM was "interrupted", as Ctrl-C
+    how = "interrupted" if signum == signal.SIGINT else f"terminated ({signal_name})"
+    assert f"worldpolicy dataset label: {how}: 2 of 3 episodes labelled" in err
     again = shlex.split(err.split("to go on: ")[1])  # the arguments as given (in the parser's order) and --resume
     assert again[:3] == ["worldpolicy", "dataset", "label"] and again[-1] == "--resume"
     assert sorted(again[1:-1]) == sorted(args)

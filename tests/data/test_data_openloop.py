@@ -961,3 +961,42 @@ def test_forward_dynamics_scores_each_camera_on_its_place_in_the_composed_frame(
     assert result.cameras == [wrist, exterior_1, exterior_2]
     assert result.psnr[wrist] == result.psnr[exterior_1] == np.inf
     assert result.psnr[exterior_2] == pytest.approx(10 * np.log10(255**2 / 40**2))
+
+
+def test_a_comparison_that_fails_closes_its_progress_bar_at_once(tmp_path, monkeypatch):
+    """The bar belongs to the iterator every mode reads its episodes from (`_predicted_episodes`): a comparison that
+    raises while reading them (here a chunk that is no numbers) closes it as it fails, while the traceback is still
+    held, not once the traceback is let go (after the command's error line, which the bar's last redraw then
+    followed). It holds because the comparison's `for` alone holds the iterator: one kept in a local stays suspended
+    in its bar until the traceback goes."""
+    import worldpolicy.logcapture
+    from worldpolicy.data.actions import recorded_actions
+    from worldpolicy.data.label import label_cameras
+
+    closed: list[bool] = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            closed.append(True)
+
+        def update(self, n):
+            pass
+
+    monkeypatch.setattr(worldpolicy.logcapture, "progress_bar", Bar)
+    ds, actions = _dataset(tmp_path / "ds")
+    embodiment = _scaled({"q01": [0.0, -6.0], "q99": [100.0, 2.0]})
+    assert _compare(embodiment, ds, actions, monkeypatch, (0.0, 0.0)).steps == 12
+    assert closed == [True]  # a comparison that finishes closes it once
+    stand_in = SimpleNamespace(embodiment=embodiment, chunk_size=4,
+                               act_batch=lambda requests, progress=None: [SimpleNamespace(actions="?")] * len(requests))
+    data = OpenLoopData(ds, label_cameras(ds.video_keys, embodiment), [],
+                        recorded_actions(ds, embodiment, ["action"], [], source="pusht"))
+    with pytest.raises(ValueError, match="could not convert") as failed:  # the comparison's, not the iterator's
+        compare_open_loop(stand_in, data, {0: [0, 4], 1: [0]}, seed=0, batch_size=2)
+    assert failed.value.__traceback__ is not None and closed == [True, True]

@@ -1107,6 +1107,30 @@ def test_an_open_loop_evaluation_of_a_newer_version_is_said_not_shown_as_read(tm
     assert "open-loop" not in page.sections and "metrics" not in page.sections
 
 
+@pytest.mark.parametrize(("name", "schema", "doc"), [
+    ("report.json", "SIM_REPORT_SCHEMA", {"success_rate": 0.5, "episodes": [{"seed": 0, "success": True}]}),
+    ("dream.json", "DREAM_SCHEMA", {"chunks_requested": 2, "chunks_done": 2, "chunks": [{"chunk": 0}]}),
+])
+def test_a_sim_report_or_dream_of_a_newer_version_is_said_not_shown_as_read(tmp_path, name, schema, doc):
+    """report.json and dream.json are versioned as openloop.json is (`viz.report.VERSIONED`): one a later worldpolicy
+    wrote is a note naming the file, its version and the one this worldpolicy reads; none of its numbers are shown
+    (report.json of v2 was shown as a sim run's summary, its episodes captioning the videos)."""
+    import worldpolicy.fileio
+
+    schema = getattr(worldpolicy.fileio, schema)
+    kind, _, version = schema.rpartition("/v")
+    newer = f"{kind}/v{int(version) + 1}"
+    (tmp_path / name).write_text(json.dumps({"schema": newer, **doc}))
+    page = _parse(report.write_report(tmp_path))
+    said = (f"{name} could not be read: {str(tmp_path / name)!r}: written by a newer worldpolicy (schema {newer!r}; "
+            f"this one reads {schema!r} and older): upgrade worldpolicy to read it")
+    assert page.sections[0] == "notes" and said in page.text
+    assert "summary" not in page.sections and "metrics" not in page.sections
+    assert not any(s.startswith("records-") for s in page.sections if s)
+    (tmp_path / name).write_text(json.dumps({"schema": schema, **doc}))  # this version's is read
+    assert "metrics" in _parse(report.write_report(tmp_path)).sections
+
+
 @pytest.mark.parametrize(("seeds", "said"), [
     ([6], ("Training scenes: 1 of the 2 episodes (seed 6) are scenes the checkpoint was trained on (its dataset "
            "data/reach: reach seeds 5..6): the error says how well it imitates its training data, not how it does "

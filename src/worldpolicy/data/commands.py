@@ -1050,7 +1050,7 @@ def _label(args: argparse.Namespace) -> int:
 
     from worldpolicy.cli import center_crop_option, episode_list, flag_named
     from worldpolicy.data.label import LabelInterrupted, label_dataset
-    from worldpolicy.fileio import exit_status
+    from worldpolicy.fileio import exit_status, how_stopped
 
     # `0,2` as train takes it; `0 2` (this command's older spelling) still reads
     episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
@@ -1071,8 +1071,8 @@ def _label(args: argparse.Namespace) -> int:
               + (f"; to go on: {again}" if stop.kept else ""), file=sys.stderr)
         return exit_status(stop)  # 143 SIGTERM, 138 SIGUSR1, 130 Ctrl-C
     except KeyboardInterrupt as stop:  # while checking or loading the weights: nothing labelled yet
-        print(f"worldpolicy dataset label: interrupted before labelling began; nothing was written to {args.out} (a "
-              "dataset already there is unchanged)", file=sys.stderr)
+        print(f"worldpolicy dataset label: {how_stopped(stop)} before labelling began; nothing was written to "
+              f"{args.out} (a dataset already there is unchanged)", file=sys.stderr)
         return exit_status(stop)
     print(json.dumps(ds.summary(), indent=2))
     # what comes next, beside the JSON (which scripts read), as `train` says it
@@ -1190,7 +1190,7 @@ def _edit(run: Callable[[], Any], what: str, out: str, flags: dict[str, str] = E
     import sys
 
     from worldpolicy.cli import flag_named, warnings_flag_named
-    from worldpolicy.fileio import exit_status
+    from worldpolicy.fileio import exit_status, how_stopped
 
     try:
         with warnings_flag_named(flags):
@@ -1200,8 +1200,8 @@ def _edit(run: Callable[[], Any], what: str, out: str, flags: dict[str, str] = E
     except KeyboardInterrupt as stop:
         written = (f"the splits finished are complete under {out}, the one being written is not there" if what ==
                    "split" else f"nothing was written to {out}")  # each split is published when it is complete
-        print(f"worldpolicy dataset {what}: interrupted; {written} (a dataset already there is unchanged, the sources "
-              "were only read)", file=sys.stderr)
+        print(f"worldpolicy dataset {what}: {how_stopped(stop)}; {written} (a dataset already there is unchanged, "
+              "the sources were only read)", file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     print(json.dumps({name: r.dataset.summary() for name, r in result.items()} if isinstance(result, dict) else
                      result.dataset.summary(), indent=2))
@@ -1300,7 +1300,7 @@ def _from_videos(args: argparse.Namespace) -> int:
     import sys
 
     from worldpolicy.cli import continue_command, flag_named, pixel_size, warnings_flag_named
-    from worldpolicy.fileio import exit_status
+    from worldpolicy.fileio import exit_status, how_stopped
     from worldpolicy.viz.plots import plural
 
     size = None if args.size is None else pixel_size("--size", args.size, "480x640")
@@ -1316,8 +1316,8 @@ def _from_videos(args: argparse.Namespace) -> int:
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
         raise flag_named(exc, FROM_VIDEOS_FLAGS) from None
     except KeyboardInterrupt as stop:
-        print(f"worldpolicy dataset from-videos: interrupted; nothing was written to {args.out} (a dataset already "
-              "there is unchanged, the clips were only read)", file=sys.stderr)
+        print(f"worldpolicy dataset from-videos: {how_stopped(stop)}; nothing was written to {args.out} (a dataset "
+              "already there is unchanged, the clips were only read)", file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     ds = result.dataset
     root = str(ds.root)
@@ -1342,7 +1342,7 @@ def _recover(args: argparse.Namespace) -> int:
 
     from worldpolicy.cli import flag_named
     from worldpolicy.data.served import recover_served_run
-    from worldpolicy.fileio import exit_status
+    from worldpolicy.fileio import exit_status, how_stopped
     from worldpolicy.viz.plots import plural
 
     try:
@@ -1350,9 +1350,9 @@ def _recover(args: argparse.Namespace) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise flag_named(exc, {"spool": "SPOOL", "out": "--out", "overwrite": "--overwrite"}) from None
     except KeyboardInterrupt as stop:  # the spool goes only once the dataset is published: it is all still there
-        print(f"worldpolicy dataset recover: interrupted; nothing was written to {args.out} (a dataset already there "
-              f"is unchanged) and the spool {args.spool} is kept as it was: rerun the command to recover it",
-              file=sys.stderr)
+        print(f"worldpolicy dataset recover: {how_stopped(stop)}; nothing was written to {args.out} (a dataset "
+              f"already there is unchanged) and the spool {args.spool} is kept as it was: rerun the command to recover "
+              "it", file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     for conn, dropped in result.torn.items():
         print(f"worldpolicy dataset recover: connection {conn}: {plural(dropped, 'record')} half-written at the kill "

@@ -35,6 +35,7 @@ from ..fileio import (
     PROVENANCE_FILE,
     ScratchFolder,
     dataset_lock,
+    how_stopped,
     provenance_document,
     sigint_deferred,
     sigint_held,
@@ -123,16 +124,16 @@ class RecordingInterrupted(KeyboardInterrupt):
     def describe(self, overwrite: str = "overwrite=True", resume: str = "resume=True") -> str:
         """What happened to the recorded episodes; `overwrite` and `resume` name the options as the caller knows
         them."""
-        root, n = str(self.root), self.requested
+        root, n, how = str(self.root), self.requested, how_stopped(self)
         if self.result is not None:
-            return (f"interrupted: {self.kept} of {n} episodes kept in {root} (a complete dataset); rerun with "
+            return (f"{how}: {self.kept} of {n} episodes kept in {root} (a complete dataset); rerun with "
                     f"{resume} to record the other {n - self.kept}")
         if self.resumed:
-            return (f"interrupted before the first of the {n - self.resumed} episodes left was kept; the dataset in "
+            return (f"{how} before the first of the {n - self.resumed} episodes left was kept; the dataset in "
                     f"{root} is unchanged ({self.resumed} of {n} episodes): rerun with {resume} to go on")
         if self.recorded == 0:
-            return f"interrupted before the first of {n} episodes was finished; nothing was written to {root}"
-        return (f"interrupted after {self.recorded} of {n} episodes; they were discarded and the dataset already in "
+            return f"{how} before the first of {n} episodes was finished; nothing was written to {root}"
+        return (f"{how} after {self.recorded} of {n} episodes; they were discarded and the dataset already in "
                 f"{root} is unchanged (a dataset is replaced only by a complete recording); rerun with {overwrite} to "
                 f"replace it with all {n}")
 

@@ -30,6 +30,7 @@ from ..embodiments import Embodiment
 from ..extras import run_record
 from ..fileio import (
     dataset_lock,
+    how_stopped,
     replace_folder,
     sigint_deferred,
     sigint_held,
@@ -80,15 +81,16 @@ class LabelInterrupted(KeyboardInterrupt):
 
     def describe(self, resume: str = "resume=True") -> str:
         """What became of the labelled episodes; `resume` names the way to go on as the caller knows it."""
+        how = how_stopped(self)
         if self.kept > self.resumed:
-            return (f"interrupted: {self.kept} of {self.total} episodes labelled are kept in {self.partial} (a "
+            return (f"{how}: {self.kept} of {self.total} episodes labelled are kept in {self.partial} (a "
                     f"complete dataset; nothing was written to {self.out}); rerun with {resume} to label the other "
                     f"{self.total - self.kept}")
         if self.resumed:
-            return (f"interrupted before the first of the {self.total - self.resumed} episodes left was labelled; "
+            return (f"{how} before the first of the {self.total - self.resumed} episodes left was labelled; "
                     f"{self.partial} is unchanged ({self.resumed} of {self.total} episodes): rerun with {resume} to go "
                     "on")
-        return (f"interrupted before the first of {self.total} episodes was labelled; nothing was written to "
+        return (f"{how} before the first of {self.total} episodes was labelled; nothing was written to "
                 f"{self.out} (a dataset already there is unchanged); a rerun gives the same labels")
 
 

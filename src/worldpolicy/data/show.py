@@ -37,6 +37,7 @@ from ..fileio import (
     SHOW_FILE,
     SHOW_SCHEMA,
     STAGED_KIND,
+    how_stopped,
     output_folder,
     staged_folder,
     stop_signal,
@@ -118,10 +119,10 @@ class ShowInterrupted(KeyboardInterrupt):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        done, out = len(self.shown.episodes), self.shown.out
+        done, out, how = len(self.shown.episodes), self.shown.out, how_stopped(self)
         if not done:
-            return f"interrupted before the first episode was written; nothing new in {out}"
-        return f"interrupted: {done} of {len(self.shown.chosen)} episodes shown in {self.shown.page}"
+            return f"{how} before the first episode was written; nothing new in {out}"
+        return f"{how}: {done} of {len(self.shown.chosen)} episodes shown in {self.shown.page}"
 
 
 @dataclass(frozen=True)

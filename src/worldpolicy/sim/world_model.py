@@ -28,7 +28,15 @@ with extra_imports():
     import gymnasium as gym
 
 from worldpolicy.embodiments import Embodiment
-from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, make_folder, write_json_atomic
+from worldpolicy.fileio import (
+    DREAM_CHUNKS_FILE,
+    DREAM_FILE,
+    DREAM_PARTIAL_DIR,
+    DREAM_PARTIAL_SCHEMA,
+    DREAM_SCHEMA,
+    make_folder,
+    write_json_atomic,
+)
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.planning import Scorer, check_prompt, check_scorer, score
 from worldpolicy.policy import FRESH_SEEDS, Policy, check_seed, join_windows, observation_state, physical_state_row
@@ -59,8 +67,6 @@ FRAME_KEY = SINGLE_VIEW_KEYS[0]
 # cells, the content's size rounded down to it (`prepare_canvas`' `Canvas`)
 VAE_PIXELS = 16
 RESET_OPTIONS = ("observation", "state", "prompt")
-DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`write_dream`)
-DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"  # chunks.jsonl's first line, while a dream runs (`DreamRecorder`)
 
 
 def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:

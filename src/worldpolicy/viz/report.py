@@ -42,6 +42,7 @@ from ..fileio import (
     COMPARE_FILE,
     DREAM_FILE,
     DREAM_PARTIAL_DIR,
+    DREAM_SCHEMA,
     OPENLOOP_FILE,
     OPENLOOP_SCHEMA,
     REPORT_FILE,
@@ -52,6 +53,7 @@ from ..fileio import (
     SIM_LOG_FILE,
     SIM_REPORT_FIGURE,
     SIM_REPORT_FILE,
+    SIM_REPORT_SCHEMA,
     SWEEP_FILE,
     TRAIN_LOG_FILE,
     schema_matches,
@@ -98,6 +100,8 @@ SMOOTH_MIN_POINTS = 20
 # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages;
 # dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards; openloop.json: `dataset eval`'s errors
 METRICS_FILES = ("metrics.json", SIM_REPORT_FILE, "summary.json", DREAM_FILE, OPENLOOP_FILE)
+# those of them that carry a format version (`fileio.schema_matches`), by the version this worldpolicy reads
+VERSIONED = {SIM_REPORT_FILE: SIM_REPORT_SCHEMA, DREAM_FILE: DREAM_SCHEMA, OPENLOOP_FILE: OPENLOOP_SCHEMA}
 # openloop.json's per-column errors, a table of their own (`_open_loop_section`), and what its plots already show
 OPEN_LOOP_TABLED = ("columns", "units", "mae", "rmse", "mae_normalized_by_column", "recorded_std", "horizon",
                     "episodes", "plots")
@@ -910,8 +914,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         if metrics is None and (run_dir / name).is_file():
             try:
                 doc = _read_json(run_dir / name)
-                if name == OPENLOOP_FILE:  # a newer worldpolicy's is said (NewerFormatError), not shown as if read
-                    schema_matches(doc, OPENLOOP_SCHEMA, repr(str(run_dir / name)))
+                if name in VERSIONED:  # a newer worldpolicy's is said (NewerFormatError), not shown as if read
+                    schema_matches(doc, VERSIONED[name], repr(str(run_dir / name)))
                 metrics, metrics_file = doc, name
             except ValueError as exc:
                 notes.append(f"{name} could not be read: {exc}")
