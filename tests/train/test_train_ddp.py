@@ -120,7 +120,7 @@ def test_sigterm_under_torchrun_saves_the_step_every_rank_is_in(tmp_path, train_
     step = int(saved[0].removeprefix("step-"))
     assert step >= 3 and [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == list(
         range(1, step + 1))
-    assert f"interrupted after step {step}: saved" in err and "SIGTERM: finishing the step every rank is in" in err
+    assert f"terminated (SIGTERM) after step {step}: saved" in err and "SIGTERM: finishing the step every rank is in" in err
     config_file.write_text(json.dumps(train_config(out, save_every=100_000, optim={"steps": step + 2})))
     resumed = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True,
                              timeout=300)

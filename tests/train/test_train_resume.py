@@ -138,7 +138,7 @@ def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, c
     log = (tmp_path / "run" / "train.log").read_text().splitlines()
     notice = [i for i, line in enumerate(log)
               if re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d {name}: finishing step 2, then saving it", line)]
-    saved = [i for i, line in enumerate(log) if "interrupted after step 2: saved " in line]
+    saved = [i for i, line in enumerate(log) if f"terminated ({name}) after step 2: saved " in line]
     assert len(notice) == 1 and len(saved) == 1 and notice[0] < saved[0]
     assert log[-1].endswith(f" session stopped: terminated ({name})")
     assert signal.getsignal(signum) == signal.SIG_DFL  # put back once the command is done

@@ -66,6 +66,7 @@ from ..fileio import (
     TRAIN_LOG_FILE,
     TRAINER_STATE_SCHEMA,
     folder_lock,
+    how_stopped,
     interruption,
     read_safetensors,
     read_trainer_state,
@@ -1799,8 +1800,8 @@ class Trainer:
     @staticmethod
     def _stop_interrupted(step: int, saved: Path | None, stop: KeyboardInterrupt) -> None:
         if saved is not None:  # by rank 0, which saved it
-            logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
-                           step, saved)
+            logger.warning("%s after step %d: saved %s; the same `worldpolicy train` command resumes from it",
+                           how_stopped(stop), step, saved)
         raise stop
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
