@@ -178,6 +178,8 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, workers=0)
     with pytest.raises(ValueError, match="action_noise=0.5"):
         expert_episodes("reach", 1, action_noise=0.5)
+    with pytest.raises(ValueError, match=r"start_jitter=True must be a number of radians in \[0, 1\]"):
+        expert_episodes("reach", 1, start_jitter=True)  # a bool was taken as 1 radian
     with pytest.raises(ValueError, match=r"task 'reach': unknown option\(s\) \['upper'\]"):
         expert_episodes("reach", 1, task_options={"upper": 0.5})
 

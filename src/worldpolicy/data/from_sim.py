@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from ..errors import brief_list
+from ..errors import brief_list, is_real
 from ..extras import run_record
 from ..fileio import (
     PROVENANCE_FILE,
@@ -308,9 +308,9 @@ def expert_episodes(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    if not (isinstance(start_jitter, (int, float)) and 0.0 <= start_jitter <= 1.0):
+    if not (is_real(start_jitter) and 0.0 <= start_jitter <= 1.0):
         raise ValueError(f"start_jitter={start_jitter!r} must be a number of radians in [0, 1]")
-    if not (isinstance(action_noise, (int, float)) and 0.0 <= action_noise <= 0.2):
+    if not (is_real(action_noise) and 0.0 <= action_noise <= 0.2):
         raise ValueError(f"action_noise={action_noise!r} must be a joint-noise std in radians in [0, 0.2]")
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]

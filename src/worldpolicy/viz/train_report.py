@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..embodiments import shown_unit
+from ..errors import is_integer
 from ..fileio import (
     BASE_FILE,
     CHECKPOINT_GLOB,
@@ -314,7 +315,7 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
     if recorded is not None and recorded[0] == task:
         # the scenes the run's own evaluation used, unless the recording reached them: then the first past it
         seed = evaluation.get("seed")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed <= max(recorded[1]):
+        if not is_integer(seed) or seed <= max(recorded[1]):
             seed = max(recorded[1]) + 1
         sim_what += (f", on scenes the dataset did not record (it holds {task} seeds {min(recorded[1])}.."
                      f"{max(recorded[1])})")
