@@ -1,10 +1,12 @@
 """How an API error names what to fix: every error about an argument starts with the parameter's name (`steps=0 must
 be >= 1`, `control_hz: ...`). The command line renames it, and the others it names with a value, to their flags
 (`cli.flag_named`), the agents' tools to their argument (`agents.toolbox`); both read it here, so the convention is read
-one way. A list an error echoes (episode indexes) is shown briefly (`brief_list`)."""
+one way. A list an error echoes (episode indexes) is shown briefly (`brief_list`). What counts as a whole number or a
+real one where a parameter asks for it is decided here too (`is_integer`, `is_real`), so every check agrees."""
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import re
@@ -12,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["ClosedByCallerError", "MissingKeyError", "brief_list", "close_match", "error_accepted", "error_parameter",
-           "typo_note"]
+           "is_integer", "is_real", "typo_note"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
 # what an error says is accepted: its last "accepted: X" or "accepted with C: X" (X to the end), else "expected X, got"
@@ -90,6 +92,22 @@ def typo_note(given: Iterable[str], accepted: Iterable[str]) -> str:
     return f" (did you mean {', '.join(f'{close!r} for {name!r}' for name, close in guesses)}?)"
 
 
+def is_integer(value: object) -> bool:
+    """Whether `value` is a whole number a parameter asking for one accepts: a Python or numpy integer (`np.int64`
+    from an array's `.max()`), never a bool (`True` is an int to Python, a mistake here) nor numpy's bool, nor a
+    float that happens to be whole (`2.0`)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object, finite: bool = True) -> bool:
+    """Whether `value` is a real number a parameter asking for one accepts: a Python or numpy int or float (or a
+    `Fraction`), never a bool nor numpy's bool, nor a string or `Decimal`; with `finite` (the default) not NaN or
+    +-inf either. An integer or fraction is finite however large (no float conversion to overflow)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    return not finite or isinstance(value, numbers.Rational) or math.isfinite(value)
+
+
 def brief_list(values: Sequence[Any]) -> str:
     """`values` as an error shows them: as Python writes a list when short, else with runs of consecutive integers
     as `A..B` and, still too long, the middle left out with the count (`--episodes 0-99999` on a small dataset is
@@ -97,7 +115,7 @@ def brief_list(values: Sequence[Any]) -> str:
     values = list(values)
     if len(values) <= BRIEF_ITEMS:
         return repr(values)
-    whole = [type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in values]
+    whole = [is_integer(v) for v in values]
     parts, i = [], 0
     while i < len(values):
         j = i

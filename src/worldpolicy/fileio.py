@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import is_integer
+
 try:
     import fcntl
 except ImportError:  # Windows: msvcrt's byte-range locks instead (`_lock`)
@@ -1187,7 +1189,7 @@ def recorded_seeds(root: str | Path) -> tuple[str, list[int]] | None:
         return None
     task, seeds = provenance.get("task"), provenance.get("seeds")
     if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            or not all(is_integer(s) for s in seeds):
         return None
     return task, seeds
 

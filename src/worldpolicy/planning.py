@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import is_integer
 from .policy import Policy, PolicyRequest, _request
 from .results import Prediction
 
@@ -35,7 +36,7 @@ def check_candidates(value: Any, parameter: str) -> int:
     """`value` as the candidates of a planned run (`PLAN_CANDIDATES`), refused naming `parameter` before anything
     loads; the Python API (`BestOfNPlanner`) takes any whole number >= 1."""
     low, high = PLAN_CANDIDATES
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+    if not is_integer(value) or not low <= value <= high:
         raise ValueError(f"{parameter}: expected a whole number of candidates from {low} to {high} (best of N), got "
                          f"{value!r}" + ("; 1 runs the plain policy's own sample at twice its cost: leave planning out"
                                          if value == 1 and not isinstance(value, bool) else ""))
@@ -141,7 +142,7 @@ class BestOfNPlanner:
             raise TypeError(f"policy: expected a local worldpolicy Policy (planning draws from its seed sequence), got "
                             f"{type(policy).__name__}")
         check_scorer(scorer)
-        if not isinstance(num_candidates, (int, np.integer)) or isinstance(num_candidates, bool) or num_candidates < 1:
+        if not is_integer(num_candidates) or num_candidates < 1:
             raise ValueError(f"num_candidates={num_candidates!r} must be an integer >= 1")
         if on_plan is not None and not callable(on_plan):
             raise TypeError(f"on_plan: expected a callable taking each decision's Plan, or None; got {on_plan!r}")

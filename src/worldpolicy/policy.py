@@ -12,7 +12,6 @@ import contextvars
 import gc
 import inspect
 import logging
-import numbers
 import os
 import secrets
 import time
@@ -36,6 +35,7 @@ from .embodiments import (
     read_spec_file,
     stateless_hint,
 )
+from .errors import is_integer, is_real
 from .fileio import TRAINER_STATE_FILE, NewerFormatError, read_trainer_state
 from .logcapture import quiet_loading, request_index, said_before
 from .models import announced_training_seeds, portable_checkpoint, resolve_checkpoint
@@ -243,7 +243,7 @@ def fresh_seed() -> int:
 
 def check_seed(seed: Any) -> int:
     """Seeds are what torch generators take: integers in [0, 2**63)."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+    if not is_integer(seed) or not 0 <= seed < 2**63:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
     return int(seed)
 
@@ -540,7 +540,7 @@ def check_center_crop(center_crop: Any) -> None:
     """`center_crop`: None (as the checkpoint's record says), a bool, or a share of the frame's area in (0, 1]."""
     if center_crop is None or isinstance(center_crop, bool):
         return
-    if not isinstance(center_crop, numbers.Real) or not 0 < center_crop <= 1:
+    if not is_real(center_crop) or not 0 < center_crop <= 1:
         raise ValueError(f"center_crop={center_crop!r}: accepted: None (as the checkpoint's training record says), "
                          f"False (no crop), True (the record's crop, else the recipe's {CROP_AREA}) or a share of the "
                          "frame's area in (0, 1]")

@@ -1353,6 +1353,27 @@ def test_a_typo_is_named_with_what_it_is_likely_a_typo_of_and_a_namespace_makes_
     assert typo_note(["zzz"], cameras) == ""
 
 
+def test_a_whole_or_real_number_is_decided_in_one_place_bools_not_among_them():
+    """`errors.is_integer` and `errors.is_real`, which every parameter check asking for a number reads: numpy's
+    scalars count as the numbers they are (a count from `array.max()`), a bool does not (True is an int to Python),
+    nor a string or Decimal; `is_real` takes NaN and inf only when told `finite=False`, and never overflows on a
+    large int or fraction (`math.isfinite(10**400)` raises)."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from worldpolicy.errors import is_integer, is_real
+
+    for value in (0, -3, 10**400, np.int64(5), np.uint8(2), np.int8(-1)):
+        assert is_integer(value) and is_real(value) and is_real(value, finite=False), value
+    for value in (2.0, np.float32(1.5), np.float64(-0.25), Fraction(1, 3), Fraction(10**400)):
+        assert not is_integer(value) and is_real(value), value
+    for value in (float("nan"), float("inf"), -np.inf, np.float32("nan")):
+        assert not is_integer(value) and not is_real(value) and is_real(value, finite=False), value
+    for value in (True, False, np.bool_(True), np.bool_(False), "1", b"1", None, Decimal(1), 1j, np.complex64(1),
+                  [1], np.array(1), np.array([1])):
+        assert not is_integer(value) and not is_real(value) and not is_real(value, finite=False), repr(value)
+
+
 @pytest.mark.parametrize(("text", "accepted"), [
     ("latency_ms: 5000 ms is 75 control steps, past the limit; accepted: 0 to below 1300 ms", "0 to below 1300 ms"),
     ("num_envs: 2 batches; policy=random makes none; accepted with policy=random: 1", "1 (with policy=random)"),

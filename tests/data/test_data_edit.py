@@ -763,8 +763,9 @@ def test_split_deals_every_episode_into_one_split_drawn_with_the_seed(tmp_path, 
         assert main(["dataset", "check", str(ds.root)]) == 0
     capsys.readouterr()
     # the same seed, the same splits; another, others; --overwrite replaces an earlier split only
-    again = split_dataset(src, tmp_path / "again", {"train": 0.7, "val": 0.2, "test": 0.1}, seed=5)
-    assert {name: r.dataset.provenance["episodes"] for name, r in again.items()} == chosen
+    again = split_dataset(src, tmp_path / "again", {"train": 0.7, "val": 0.2, "test": 0.1}, seed=np.int64(5))
+    assert {name: r.dataset.provenance["episodes"] for name, r in again.items()} == chosen  # numpy's seed too
+    assert again["train"].dataset.provenance["seed"] == 5
     other = split_dataset(src, tmp_path / "again", {"train": 0.7, "val": 0.2, "test": 0.1}, seed=6, overwrite=True)
     assert {name: r.dataset.provenance["episodes"] for name, r in other.items()} != chosen
     with pytest.raises(FileExistsError, match="earlier `dataset split` run's dataset; pass overwrite=True"):

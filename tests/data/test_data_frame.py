@@ -64,6 +64,10 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
     assert (last.episode, last.frame, last.task, last.prompt) == (1, 6, "push the cube | shove the block",
                                                                    "push the cube")
     assert (np.asarray(Image.open(last.images["observation.images.front"])) == ramp_value(6, 100)).all()
+    # numpy's ints for all three, as episode and frame always took them (clip refused np.int64)
+    given = extract_frame(ds, tmp_path / "numpy", episode=np.int64(2), frame=np.int64(7), clip=np.int64(2))
+    assert [p.name for p in sorted(given.clips["observation.images.front"].iterdir())] == [
+        "frame_000006.png", "frame_000007.png"]
 
 
 @pytest.mark.parametrize("argv, message", [

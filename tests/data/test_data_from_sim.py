@@ -129,6 +129,19 @@ def test_task_options_reach_every_worker():
     assert any(not np.array_equal(a["videos"][key], d["videos"][key]) for a, d in zip(serial, default))
 
 
+def test_numpy_counts_record_what_python_ints_record():
+    """numpy's counts and seeds are the ints they are (`max_steps` always took them; the others refused np.int64)."""
+    from worldpolicy.data.from_sim import expert_episodes
+
+    options = {"image_size": (16, 16), "max_steps": 4, "keep_failures": True,
+               "cameras": ["observation/exterior_image_1_left"]}
+    python = list(expert_episodes("reach", 1, seed=3, settle_steps=0, **options))
+    given = list(expert_episodes("reach", np.int64(1), seed=np.int64(3), settle_steps=np.int64(0), **options))
+    assert len(given) == 1
+    for key, column in python[0]["frames"].items():
+        np.testing.assert_array_equal(given[0]["frames"][key], column, err_msg=key)
+
+
 def test_action_noise_moves_the_arm_but_records_the_experts_clean_targets():
     from worldpolicy.data.from_sim import expert_episodes
 
@@ -178,6 +191,8 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, workers=0)
     with pytest.raises(ValueError, match="action_noise=0.5"):
         expert_episodes("reach", 1, action_noise=0.5)
+    with pytest.raises(ValueError, match=r"start_jitter=True must be a number of radians in \[0, 1\]"):
+        expert_episodes("reach", 1, start_jitter=True)  # a bool was taken as 1 radian
     with pytest.raises(ValueError, match=r"task 'reach': unknown option\(s\) \['upper'\]"):
         expert_episodes("reach", 1, task_options={"upper": 0.5})
 

@@ -1063,6 +1063,9 @@ def test_writer_rejects_bad_episodes(tmp_path, mutate, match):
         ({"features": {"a": {"dtype": "float32", "shape": [2, 2]}}}, r"features.a.shape: only 1-D"),
         ({"features": {"a/b": {"dtype": "float32", "shape": [2]}}}, "without '/'"),
         ({"chunks_size": 0}, "chunks_size=0"),
+        # a bool is no count nor size (True wrote a GOP of 1), as everywhere a number is asked for
+        ({"video_gop": True}, r"video_gop=True must be an int >= 1"),
+        ({"data_files_size_in_mb": True}, r"data_files_size_in_mb=True must be > 0"),
         # an int was written to info.json as given; a Path failed at finalize, after the whole recording
         ({"robot_type": 5}, r"robot_type=5 must be a string \(info.json's robot_type, e.g. 'panda'\) or None"),
         ({"robot_type": Path("panda")}, r"robot_type=PosixPath\('panda'\) must be a string"),
@@ -1082,6 +1085,11 @@ def test_writer_takes_a_rate_as_the_dataset_makers_check_it(tmp_path):
     episode = {"frames": {"a": np.zeros(3)}, "task": "t"}
     assert write_episodes(tmp_path / "ds", [episode], fps=np.float32(12.5)).fps == 12.5
     assert json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())["fps"] == 12.5
+    # numpy's counts and sizes too, info.json recording the counts as the ints they are
+    write_episodes(tmp_path / "counts", [episode], fps=10, video_gop=np.int64(4), chunks_size=np.int64(2),
+                   data_files_size_in_mb=np.float32(1.5))
+    info = json.loads((tmp_path / "counts" / "meta" / "info.json").read_text())
+    assert (info["chunks_size"], info["data_files_size_in_mb"]) == (2, 1.5)
 
 
 def test_odd_frame_sizes_need_the_rgb_codec(tmp_path):

@@ -58,6 +58,10 @@ def test_stride_limit_episodes_and_shuffle(ramp_dataset):
     strided = list(sample_training_examples(ramp_dataset, "pusht", chunk_size=4, stride=3))
     assert [(ex.episode_index, ex.start) for ex in strided] == [(0, 0), (0, 3), (0, 6), (1, 0), (2, 0), (2, 3)]
     assert len(list(sample_training_examples(ramp_dataset, "pusht", chunk_size=4, limit=5))) == 5
+    # numpy's counts as the episodes always took them (chunk_size, stride and limit refused np.int64)
+    numpy_counts = sample_training_examples(ramp_dataset, "pusht", chunk_size=np.int64(4), stride=np.int64(3),
+                                            limit=np.int64(2), episodes=[np.int64(0)])
+    assert [(ex.episode_index, ex.start) for ex in numpy_counts] == [(0, 0), (0, 3)]
     a = [
         (e.episode_index, e.start)
         for e in sample_training_examples(ramp_dataset, "pusht", chunk_size=4, shuffle=True, seed=3)
@@ -152,6 +156,7 @@ def test_state_row_for_joint_position_embodiments(tmp_path):
         ({"chunk_size": 0}, "chunk_size=0 must be an int >= 1"),
         ({"chunk_size": 12}, "chunk_size=12 needs episodes of at least 13 frames; the longest selected episode has 12"),
         ({"stride": 0}, "stride=0"),
+        ({"limit": True}, r"limit=True must be None or an int >= 0"),  # a bool is no count, as for chunk_size
         ({"episodes": [3]}, r"episodes contains \[3\], outside \[0, 3\)"),
         ({"episodes": [1.5]}, r"episodes=\[1.5\] must be a sequence of episode indices \(ints in \[0, 3\)\)"),
         ({"episodes": ["a"]}, r"episodes=\['a'\] must be a sequence of episode indices"),

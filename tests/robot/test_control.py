@@ -884,12 +884,18 @@ def test_a_receiver_runs_a_target_only_if_it_is_newer_and_young_enough():
     assert not target.fresh(None, max_age_s=0.1, now=100.2)  # a first target too
     now = _target(0, 0, stamp=time.monotonic())  # the controller's clock by default: made just now
     assert now.fresh(None, max_age_s=60.0) and not _target(0, 0, stamp=time.monotonic() - 60.0).fresh(None, 1.0)
+    # numpy's numbers, as a driver reading a shared array has them, are taken as the chunk settings take them; inf
+    # ages nothing out
+    assert target.fresh((np.int64(1), np.int64(4)), max_age_s=np.float32(0.1), now=100.05)
+    assert not target.fresh((1, 4), max_age_s=np.int64(1), now=102.0)
+    assert target.fresh((1, 4), max_age_s=float("inf"), now=1e9)
 
 
 @pytest.mark.parametrize(("newest", "max_age_s", "message"), [
     (5, 0.1, r"newest: expected the \(episode, tick\) of the last command run, or None before any; got 5"),
     ((1, 2, 3), 0.1, r"newest: .* got \(1, 2, 3\)"),
     ((1.0, 2), 0.1, r"newest: .* got \(1.0, 2\)"),
+    ((True, 2), 0.1, r"newest: .* got \(True, 2\)"),  # a bool is no episode, as everywhere else
     ((1, 2), 0.0, r"max_age_s: expected seconds > 0 \(a command older than that is stale\), got 0.0"),
     ((1, 2), float("nan"), r"max_age_s: .* got nan"),
     ((1, 2), "0.1", r"max_age_s: .* got '0.1'"),

@@ -100,10 +100,18 @@ def test_rotation_target(ik):
 
 
 @pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"max_iters": 2.5},
-                                    {"solver": "nope"}, {"fps": 0}, {"fps": float("inf")}, {"fps": True}])
+                                    {"solver": "nope"}, {"fps": 0}, {"fps": float("inf")}, {"fps": True},
+                                    # a bool is no cost (as it is no rate); a string was a TypeError naming nothing
+                                    {"damping": True}, {"posture_cost": "0.1"}])
 def test_bad_solver_settings(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         IKSolver("panda", **kwargs)
+
+
+def test_solver_settings_take_numpy_numbers():
+    """The rate and the iterations as numpy has them (a config's array), as the costs always were."""
+    ik = IKSolver("panda", fps=np.int64(15), max_iters=np.int64(5), damping=np.float32(1e-3))
+    assert (ik.fps, ik.max_iters) == (15.0, 5)
 
 
 def test_given_the_control_rate_ik_keeps_joints_within_their_speed_along_the_commanded_motion(ik, caplog):

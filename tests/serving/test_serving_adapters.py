@@ -160,6 +160,8 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(seed=True), "seed=True"),
         (_with(steps=0), "steps=0"),
         (_with(guidance=float("nan")), "guidance=nan"),
+        # numpy's complex passed as a number, then failed comparing with 0 (a TypeError, not a RequestError)
+        (_with(guidance=np.complex64(1)), r"^guidance=np.complex64\(1\+0j\) must be a finite number$"),
         (_with(decode_video="yes"), "decode_video='yes'"),
         # a value is quoted, not echoed whole: a 1 MiB string seed made a 1 MiB error text
         (_with(seed="9" * 2**20), r"^seed='9{59} must be an int in \[0, 2\*\*63\)$"),

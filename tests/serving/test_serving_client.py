@@ -377,6 +377,10 @@ def test_bad_arguments():
             RemotePolicy("localhost:8000", read_timeout_s=bad, connect_now=False)
     with pytest.raises(TypeError, match=r"embodiment=\{'name': 'droid'\} must be a registered name"):
         RemotePolicy("localhost:8000", embodiment={"name": "droid"}, connect_now=False)
+    # numpy's numbers are seconds too (a config array's); a bool is none
+    RemotePolicy("localhost:8000", read_timeout_s=np.float32(2.5), connect_now=False)
+    with pytest.raises(ValueError, match=r"read_timeout_s=True must be a finite number of seconds > 0"):
+        RemotePolicy("localhost:8000", read_timeout_s=True, connect_now=False)
 
 
 def test_not_a_websocket_server():

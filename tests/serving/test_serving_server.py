@@ -605,6 +605,8 @@ def test_config_validation():
         ServerConfig(limits=1024)
     with pytest.raises(ValueError, match=r"Limits.max_depth=True is invalid; accepted: an int >= 1"):
         Limits(max_depth=True)
+    # numpy's numbers are the numbers they are (`errors.is_integer`, `is_real`), as every other setting takes them
+    assert ServerConfig(port=np.int64(0), max_batch=np.int64(2), max_wait_ms=np.float32(5)).max_batch == 2
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch):

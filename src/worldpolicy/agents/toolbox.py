@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import error_accepted, error_parameter
+from ..errors import error_accepted, error_parameter, is_integer, is_real
 from ..extras import MissingExtraError, missing_extra
 from ..fileio import (
     ACTIONS_FILE,
@@ -109,7 +109,7 @@ class Range:
     def holds(self, value: Any) -> bool:
         if self.items:
             value = len(value) if isinstance(value, (list, tuple)) else None
-        number = _integer(value) if self.integer else (isinstance(value, (int, float)) and not isinstance(value, bool))
+        number = is_integer(value) if self.integer else is_real(value, finite=False)
         return number and self.low <= value and (self.high is None or value <= self.high)
 
     def check(self, parameter: str, value: Any) -> None:
@@ -144,8 +144,7 @@ DEFAULT_CALL_TIMEOUT_S = 1800.0
 
 def check_call_timeout(limit_s: Any) -> float | None:
     """A call's time limit as the adapters take it: seconds > 0, or None (no limit)."""
-    if limit_s is not None and not (isinstance(limit_s, (int, float)) and not isinstance(limit_s, bool)
-                                    and 0 < limit_s < math.inf):
+    if limit_s is not None and not (is_real(limit_s) and limit_s > 0):
         raise ValueError(f"call_timeout_s={limit_s!r}; accepted: seconds > 0, or None (no limit)")
     return limit_s
 
@@ -1329,7 +1328,8 @@ class Toolbox:
             if value is not None and (not isinstance(value, (list, tuple)) or not value
                                       or not all(isinstance(k, str) and k for k in value)):
                 raise ToolInputError(name, "expected a list of the dataset's feature names", value)
-        if episodes is not None and (not isinstance(episodes, (list, tuple)) or not all(_integer(e) for e in episodes)):
+        if episodes is not None and (not isinstance(episodes, (list, tuple))
+                                     or not all(is_integer(e) for e in episodes)):
             raise ToolInputError("episodes", "expected a list of episode indexes (from 0; negative from the end)",
                                  episodes)
         root = self._readable_folder("dataset", dataset, INFO_PATH)
@@ -1642,7 +1642,7 @@ class Toolbox:
 
         if episodes is not None:
             SHOWN_EPISODES.check("episodes", episodes)
-            if not all(_integer(e) for e in episodes):
+            if not all(is_integer(e) for e in episodes):
                 raise _must_be("episodes", episodes, SHOWN_EPISODES.accepted)
         emb = None
         if embodiment is not None:
@@ -1904,15 +1904,10 @@ def _must_be(parameter: str, given: Any, accepted: str) -> ToolInputError:
     return ToolInputError(parameter, f"must be {accepted}", given, accepted)
 
 
-def _integer(x: Any) -> bool:
-    """An int that is not a bool (True would run one episode, with seed 1)."""
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _numeric_list(x: Any) -> bool:
     """A (nested) list/tuple of real numbers, checked without numpy guessing object arrays."""
     if isinstance(x, np.ndarray):
         return x.dtype.kind in "iuf"
     if isinstance(x, (list, tuple)):
         return all(_numeric_list(v) for v in x)
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    return is_real(x, finite=False)

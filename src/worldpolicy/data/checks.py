@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import brief_list
+from ..errors import brief_list, is_integer, is_real
 from ..extras import RUN_RECORD_KEYS, software_changes, software_versions
 from ..fileio import file_in_the_way, folder_kind, provenance_document, sweep_scratch_folders
 from .layout import INFO_PATH
@@ -35,7 +34,7 @@ def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: st
     if episodes is None:
         return list(range(n))
     given = [episodes] if isinstance(episodes, (int, np.integer)) else list(episodes)
-    bad = [e for e in given if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -n <= e < n]
+    bad = [e for e in given if not is_integer(e) or not -n <= e < n]
     if not given or bad:
         raise ValueError(f"{param}={brief_list(given)}: " + (f"{brief_list(bad)} out of range" if bad else "none given")
                          + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
@@ -63,7 +62,7 @@ def check_once(param: str, given: Sequence[int], num_episodes: int | None = None
 def check_rate(fps: Any) -> float:
     """`fps` given for a dataset being made (`dataset import-hdf5`, `dataset from-videos`, `LeRobotDatasetWriter`) as
     a float, refused naming it where it is not a positive finite number."""
-    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not np.isfinite(fps) or fps <= 0:
+    if not is_real(fps) or fps <= 0:
         raise ValueError(f"fps={fps!r}; accepted: a positive number of frames per second")
     return float(fps)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import is_integer
 from ..extras import extra_imports
 from ..fileio import dataset_lock
 from ..hub import HUB_DATASET_EXAMPLE, dataset_source
@@ -114,7 +115,7 @@ def open_v2(dataset: str | Path) -> V2Dataset:
         if key not in raw:
             raise DatasetFormatError(info_path, key, f"is missing (a {version} info.json has it)")
     chunks = raw["chunks_size"]
-    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+    if not is_integer(chunks) or chunks < 1:
         raise DatasetFormatError(info_path, "chunks_size", f"got {chunks!r}; accepted: a positive int")
     templates = {"data_path": _v3_template(raw, "data_path", {"episode_chunk", "episode_index"}, info_path)}
     if raw.get("video_path") is not None:
@@ -183,7 +184,7 @@ def _read_tasks(path: Path) -> list[str]:
     tasks: dict[int, str] = {}
     for n, row in _read_jsonl(path):
         index, text = row.get("task_index"), row.get("task")
-        if isinstance(index, bool) or not isinstance(index, int) or index in tasks:
+        if not is_integer(index) or index in tasks:
             raise DatasetFormatError(path, "task_index", f"line {n}: got {index!r}; accepted: an int no other line has")
         if not isinstance(text, str):
             raise DatasetFormatError(path, "task", f"line {n}: got {text!r}; accepted: a string")
@@ -208,7 +209,7 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> tuple[
     lengths = []
     for n, row in rows:
         length, names = row.get("length"), row.get("tasks")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        if not is_integer(length) or length < 1:
             raise DatasetFormatError(path, "length", f"line {n}: got {length!r}; accepted: an int >= 1")
         if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
             raise DatasetFormatError(path, "tasks", f"line {n}: got {names!r}; accepted: a list of strings")

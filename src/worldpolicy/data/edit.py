@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import brief_list
+from ..errors import brief_list, is_integer
 from ..fileio import dataset_lock
 from ..hub import dataset_source
 from ..processing.video import CODECS
@@ -203,8 +203,9 @@ def split_dataset(
     episode is read; each split appears when complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     counts = _split_counts(splits, ds.num_episodes)
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_integer(seed):
         raise ValueError(f"seed={seed!r}: give an int")
+    seed = int(seed)  # numpy's as the int it is: the provenance records it
     outs = {name: check_out([ds.root], Path(out).expanduser() / name, overwrite, [SPLIT_SOURCE], "`dataset split`",
                             "split") for name in counts}
     order = np.random.default_rng(seed).permutation(ds.num_episodes).tolist()

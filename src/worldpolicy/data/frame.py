@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment, check_chunk_size, get_embodiment
+from ..errors import is_integer
 from ..fileio import atomic_path, output_folder, staged_folder, write_json_atomic
 from ..processing.observations import wire_key
 from .actions import recorded_actions, run_keys
@@ -141,7 +142,7 @@ def extract_frame(
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     episode, frame = _check_position(ds, episode, frame)
     chosen = _check_cameras(ds, cameras)
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int) or clip < 2):
+    if clip is not None and (not is_integer(clip) or clip < 2):
         raise ValueError(f"clip={clip!r}: give the number of frames to write per camera, at least 2 (inverse dynamics "
                          "reads the motion between frames)")
     if clip is not None and frame + 1 < clip:
@@ -219,11 +220,11 @@ def extract_frame(
 def _check_position(ds: LeRobotDataset, episode: Any, frame: Any) -> tuple[int, int]:
     """(episode, frame) as non-negative indices; negative ones count from the end, as Python's do."""
     n = ds.num_episodes
-    if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or not -n <= episode < n:
+    if not is_integer(episode) or not -n <= episode < n:
         raise ValueError(f"episode={episode!r} is out of range: the dataset has {n} episodes (0..{n - 1})")
     episode = int(episode) % n
     length = int(ds.episode_lengths[episode])
-    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not -length <= frame < length:
+    if not is_integer(frame) or not -length <= frame < length:
         raise ValueError(f"frame={frame!r} is out of range: episode {episode} has {length} frames (0..{length - 1})")
     return episode, int(frame) % length
 

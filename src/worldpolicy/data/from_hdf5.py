@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import brief_list, typo_note
+from ..errors import brief_list, is_real, typo_note
 from ..extras import extra_imports
 from ..fileio import dataset_lock
 from .checks import check_out, check_rate
@@ -415,7 +415,7 @@ def _fps(fps: float | None, env_args: dict[str, Any], path: str) -> float:
         return check_rate(fps)
     kwargs = env_args.get("env_kwargs")
     rate = kwargs.get("control_freq") if isinstance(kwargs, dict) else None
-    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:
+    if is_real(rate, finite=False) and rate > 0:
         return float(rate)
     raise ValueError(f"fps: {path!r} does not say its control rate (data.attrs['env_args'] has no "
                      "env_kwargs.control_freq); give fps=, the rate the demos were recorded at (robosuite's default: "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from ..errors import brief_list
+from ..errors import brief_list, is_integer, is_real
 from ..extras import run_record
 from ..fileio import (
     PROVENANCE_FILE,
@@ -307,11 +307,14 @@ def expert_episodes(
         ("settle_steps", settle_steps, 0),
         ("workers", workers, 1),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_integer(value) or value < low:
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
-    if not (isinstance(start_jitter, (int, float)) and 0.0 <= start_jitter <= 1.0):
+    # numpy's counts (as `max_steps` always was) taken as the ints they are: the provenance records them
+    num_episodes, seed, chunk_size, settle_steps, workers = (int(v) for v in (num_episodes, seed, chunk_size,
+                                                                              settle_steps, workers))
+    if not (is_real(start_jitter) and 0.0 <= start_jitter <= 1.0):
         raise ValueError(f"start_jitter={start_jitter!r} must be a number of radians in [0, 1]")
-    if not (isinstance(action_noise, (int, float)) and 0.0 <= action_noise <= 0.2):
+    if not (is_real(action_noise) and 0.0 <= action_noise <= 0.2):
         raise ValueError(f"action_noise={action_noise!r} must be a joint-noise std in radians in [0, 0.2]")
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]
@@ -342,10 +345,11 @@ def expert_episodes(
                          "prompt each episode runs with; leave prompt_variants out")
     attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
     done_seeds = list(done_seeds)
-    if (len(done_seeds) > num_episodes or any(isinstance(s, bool) or not isinstance(s, int) for s in done_seeds)
+    if (len(done_seeds) > num_episodes or not all(is_integer(s) for s in done_seeds)
             or done_seeds != sorted(set(done_seeds)) or (done_seeds and done_seeds[0] < seed)):
         raise ValueError(f"done_seeds={brief_list(done_seeds)}: expected at most num_episodes={num_episodes} "
                          f"increasing seeds from seed={seed} on, as a recording from seed {seed} keeps them")
+    done_seeds = [int(s) for s in done_seeds]
     settings = {
         "task": task,
         "task_options": task_options,

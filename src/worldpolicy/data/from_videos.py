@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment
-from ..errors import brief_list
+from ..errors import brief_list, is_integer
 from ..extras import run_record
 from ..fileio import dataset_lock
 from ..processing.observations import VIDEO_SUFFIXES, compose_views, fixed_places
@@ -220,7 +220,7 @@ def _rate(fps: float | None, target: Embodiment | None) -> float:
 def _checked_size(size: Any) -> tuple[int, int]:
     try:
         height, width = size
-        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in (height, width))
+        ok = all(is_integer(v) and v >= 1 for v in (height, width))
     except (TypeError, ValueError):
         ok = False
     if not ok:

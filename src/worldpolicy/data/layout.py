@@ -6,13 +6,13 @@ One place for the format's facts so the reader and the writer cannot drift apart
 from __future__ import annotations
 
 import json
-import math
 import shlex
 import string
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..errors import is_integer, is_real
 from ..fileio import PROVENANCE_FILE, folder_kind, stored_provenance
 from ..hub import snapshot_repo_id
 
@@ -132,7 +132,7 @@ def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "
     if (
         not isinstance(shape, (list, tuple))
         or not shape
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+        or not all(is_integer(s) and s >= 0 for s in shape)
     ):
         raise DatasetFormatError(where, f"{field}.shape",
                                  f"must be a non-empty list of non-negative ints, got {shape!r}")
@@ -182,11 +182,11 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
         if key not in info:
             raise DatasetFormatError(path, key, "is missing")
     fps = info["fps"]
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+    if not is_real(fps) or fps <= 0:
         raise DatasetFormatError(path, "fps", f"must be a positive number, got {fps!r}")
     for key in ("total_episodes", "total_frames"):
         value = info[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not is_integer(value) or value < 0:
             raise DatasetFormatError(path, key, f"must be a non-negative int, got {value!r}")
     if not isinstance(info["features"], dict) or not info["features"]:
         raise DatasetFormatError(path, "features", "must be a non-empty object")

@@ -25,7 +25,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..errors import typo_note
+from ..errors import is_integer, is_real, typo_note
 from ..extras import extra_imports
 
 with extra_imports():
@@ -485,7 +485,7 @@ class LeRobotDataset:
         """An episode index as `episode` and `camera_frames` take it: an int in [-n, n), negative counting from the
         end (as a list's), returned in [0, n)."""
         n = self.num_episodes
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+        if not is_integer(index) or not -n <= index < n:
             raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
         return int(index) % n
 
@@ -1128,15 +1128,15 @@ class LeRobotDatasetWriter:
         rate = check_rate(fps)  # as the dataset makers refuse it before they read anything (a numpy rate taken)
         if video_codec not in CODECS:
             raise ValueError(f"video_codec={video_codec!r}; accepted: {', '.join(CODECS)}")
-        if not isinstance(video_gop, int) or video_gop < 1:
+        if not is_integer(video_gop) or video_gop < 1:
             raise ValueError(f"video_gop={video_gop!r} must be an int >= 1")
         for name, value in (
             ("data_files_size_in_mb", data_files_size_in_mb),
             ("video_files_size_in_mb", video_files_size_in_mb),
         ):
-            if not isinstance(value, (int, float)) or not value > 0:
+            if not is_real(value, finite=False) or not value > 0:
                 raise ValueError(f"{name}={value!r} must be > 0")
-        if not isinstance(chunks_size, int) or chunks_size < 1:
+        if not is_integer(chunks_size) or chunks_size < 1:
             raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
         if robot_type is not None and not isinstance(robot_type, str):  # else written as given, or lost at finalize
             raise ValueError(f"robot_type={robot_type!r:.80} must be a string (info.json's robot_type, e.g. 'panda') "
@@ -1150,10 +1150,12 @@ class LeRobotDatasetWriter:
         _check_replaceable(self.root, overwrite)
         # an int rate kept an int (info.json's video.fps as given), a numpy one a float (json writes it)
         self.fps, self.robot_type, self.overwrite = fps if isinstance(fps, int) else rate, robot_type, overwrite
-        self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
-        self._data_limit = data_files_size_in_mb * 1024**2
-        self._video_limit = video_files_size_in_mb * 1024**2
-        self._data_mb, self._video_mb = data_files_size_in_mb, video_files_size_in_mb
+        # numpy's numbers kept as the Python ones they are (`.item()`, an int an int): info.json records them all
+        # (chunks_size, video.g, the file sizes) and json writes no numpy scalar
+        self.video_codec, self.video_gop, self.chunks_size = video_codec, int(video_gop), int(chunks_size)
+        self._data_mb, self._video_mb = (mb.item() if isinstance(mb, np.generic) else mb
+                                         for mb in (data_files_size_in_mb, video_files_size_in_mb))
+        self._data_limit, self._video_limit = self._data_mb * 1024**2, self._video_mb * 1024**2
         self.features = None
         if features is not None:
             self.features = _check_user_features(features, "features")
@@ -1298,7 +1300,7 @@ class LeRobotDatasetWriter:
         if self.features is None:
             raise ValueError("stream_videos: the writer's features are inferred from a first episode's arrays; give "
                              "features to LeRobotDatasetWriter to stream an episode's videos")
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        if not is_integer(length) or length < 1:
             raise ValueError(f"length={length!r} must be a positive number of frames")
         self._stream = EpisodeVideoStream(self, int(length))
         return self._stream

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import is_real
+
 __all__ = ["ActionColumns", "action_columns", "generic_names"]
 
 AXES = ("x", "y", "z")
@@ -138,10 +140,10 @@ def _ranges(arm: dict[str, Any], width: int) -> list[tuple[list[float], list[flo
     found = {}
     for key, default in (("input_min", -1.0), ("input_max", 1.0), ("output_min", None), ("output_max", None)):
         value = arm.get(key, default)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_real(value, finite=False):
             value = [value] * width
         if not (isinstance(value, list) and len(value) == width
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                and all(is_real(v, finite=False) for v in value)):
             return f"{key} is {value!r}, not a number or {width} numbers"
         found[key] = [float(v) for v in value]
     return [([found["input_min"][i], found["input_max"][i]], [found["output_min"][i], found["output_max"][i]])

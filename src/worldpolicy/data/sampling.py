@@ -9,13 +9,13 @@ Actions stay in the dataset's physical units; normalisation and gripper flips be
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment
+from ..errors import is_integer, is_real
 from ..processing.observations import wire_key
 from ..results import MODES
 from .layout import CAPTION_SEP, NUMERIC_DTYPES
@@ -97,11 +97,11 @@ def sample_training_examples(
     modes, weights = _check_mode(mode)
     run_prefix = prefix if run_prefix is None else run_prefix
     chunk = emb.chunk_size if chunk_size is None else chunk_size
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+    if not is_integer(chunk) or chunk < 1:
         raise ValueError(f"{run_prefix}chunk_size={chunk_size!r} must be an int >= 1")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+    if not is_integer(stride) or stride < 1:
         raise ValueError(f"{run_prefix}stride={stride!r} must be an int >= 1")
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
+    if limit is not None and (not is_integer(limit) or limit < 0):
         raise ValueError(f"limit={limit!r} must be None or an int >= 0")
     action_keys = check_keys(dataset, action_keys, emb, f"{prefix}action_keys", f"{prefix}video_keys")
     if emb.state_history:
@@ -115,8 +115,7 @@ def sample_training_examples(
                 )
         state_keys = check_keys(dataset, state_keys, emb, f"{prefix}state_keys", f"{prefix}video_keys")
     cameras = _check_videos(dataset, video_keys, f"{prefix}video_keys")
-    if episodes is not None and (isinstance(episodes, str) or not all(
-            isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)) for i in episodes)):
+    if episodes is not None and (isinstance(episodes, str) or not all(is_integer(i) for i in episodes)):
         # int() read 1.5 as episode 1, and refused "a" naming no argument
         raise ValueError(f"episodes={episodes!r:.80} must be a sequence of episode indices (ints in [0, "
                          f"{dataset.num_episodes}))")
@@ -221,17 +220,13 @@ def _check_mode(mode: str | Mapping[str, float]) -> tuple[list[str], np.ndarray]
         raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)} or a mapping of them to weights")
     unknown = [m for m in mode if m not in MODES]
     # a string weight ("0.5") is not read as a number, and "high" no longer fails in float() without naming `mode`
-    weights = np.array([float(w) for w in mode.values()]) if all(_real(w) for w in mode.values()) else None
+    numeric = all(is_real(w, finite=False) for w in mode.values())
+    weights = np.array([float(w) for w in mode.values()]) if numeric else None
     if unknown or weights is None or np.any(~np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
         raise ValueError(
             f"mode={dict(mode)!r}: keys must be among {', '.join(MODES)} and weights numbers >= 0 with a positive sum"
         )
     return list(mode), weights / weights.sum()
-
-
-def _real(weight: object) -> bool:
-    """A mode weight that is a real number (numpy's included), not a bool or a string."""
-    return isinstance(weight, numbers.Real) and not isinstance(weight, (bool, np.bool_))
 
 
 def check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str,

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import math
 import os
 import shlex
 import shutil
@@ -54,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..errors import is_real
 from ..extras import extra_imports
 
 with extra_imports():
@@ -330,7 +330,7 @@ class _Open:
 
 def check_episode_gap(seconds: float) -> float:
     """`episode_gap_s` checked: seconds >= 0 (0: one episode per connection)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+    if not is_real(seconds) or seconds < 0:
         raise ValueError(f"episode_gap_s={seconds!r} is invalid; accepted: {EPISODE_GAP_ACCEPTED}")
     return float(seconds)
 

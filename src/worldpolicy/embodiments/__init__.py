@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import typo_note
+from ..errors import is_integer, is_real, typo_note
 from ..fileio import EMBODIMENT_FILE
 from .normalization import (
     NORMALIZATION_KINDS,
@@ -137,9 +136,8 @@ def check_chunk_size(chunk_size: int) -> None:
     """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers. At most
     `MAX_CHUNK_SIZE`: a chunk size is data (a spec, a checkpoint's embodiment.json, a server's metadata), and the
     first act allocates what it asks."""
-    if (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4
-            or chunk_size % 4):
-        number = isinstance(chunk_size, (int, float)) and math.isfinite(chunk_size)
+    if not is_integer(chunk_size) or chunk_size < 4 or chunk_size % 4:
+        number = is_real(chunk_size)
         lower = min(MAX_CHUNK_SIZE - 4, max(4, int(chunk_size) // 4 * 4)) if number else 16
         raise ValueError(
             f"chunk_size={chunk_size!r} is not accepted: the video VAE needs chunk_size+1 = 1+4k frames, so chunk_size "
@@ -156,7 +154,7 @@ def check_chunk_size(chunk_size: int) -> None:
 
 def check_resolution_tier(tier: int) -> None:
     """A tier with no canvas bins would otherwise fail only at the first request, after the weights have loaded."""
-    if not isinstance(tier, (int, np.integer)) or isinstance(tier, bool) or tier not in RESOLUTION_TIERS:
+    if not is_integer(tier) or tier not in RESOLUTION_TIERS:
         raise ValueError(f"resolution_tier={tier!r} is not supported; accepted: {list(RESOLUTION_TIERS)}")
 
 
@@ -443,8 +441,7 @@ def _number(where: str, base: Mapping[str, Any], key: str, kind: type, default: 
             raise ValueError(f"{where}: missing required field {key}")
         return default
     wanted = "an integer" if kind is int else "a number"
-    fractional = kind is int and isinstance(value, (int, float)) and not float(value).is_integer()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or fractional:
+    if not is_real(value, finite=False) or (kind is int and not float(value).is_integer()):
         raise ValueError(f"{where}: {key}={value!r}; expected {wanted}")
     return kind(value)
 
@@ -494,8 +491,7 @@ def _stats(where: str, base: Mapping[str, Any]) -> dict[str, tuple[float, ...]] 
     out = {}
     for key, values in stats.items():
         values = values.tolist() if isinstance(values, np.ndarray) else values
-        if not isinstance(values, (list, tuple)) or not all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        if not isinstance(values, (list, tuple)) or not all(is_real(v, finite=False) for v in values):
             raise ValueError(f"{where}: stats.{key}={values!r}; expected a list of numbers (one per column)")
         out[key] = tuple(float(v) for v in values)
     return out

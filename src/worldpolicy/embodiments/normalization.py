@@ -6,12 +6,13 @@ grasp included. Pure numpy so the server and robot bridge can use it without tor
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..errors import is_real
 
 NORMALIZATION_KINDS = ("none", "meanstd", "minmax", "quantile", "quantile_rot")
 REQUIRED_STATS = {
@@ -137,7 +138,7 @@ def _stat_values(values: Any, where: str) -> list[float]:
     otherwise failed as numpy's "could not convert string to float" naming neither file nor field, or became NaN."""
     leaves = np.asarray(values, dtype=object).reshape(-1).tolist() if isinstance(values, (list, tuple, np.ndarray)) \
         else [values]
-    if not leaves or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in leaves):
+    if not leaves or not all(is_real(v, finite=False) for v in leaves):
         raise ValueError(f"{where}={values!r}; accepted: a list of numbers, one per column")
     return [float(v) for v in leaves]
 

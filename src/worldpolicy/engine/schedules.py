@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..errors import is_integer, is_real
 from ..processing.prompts import check_length
 
 SCHEDULES = ("checkpoint", "linear", "karras")
@@ -51,11 +51,11 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         # numpy scalars (from np.arange / linspace sweeps) count as the numbers they are; stored as Python ones
-        if isinstance(self.steps, numbers.Integral) and not isinstance(self.steps, (bool, np.bool_)):
+        if is_integer(self.steps):
             object.__setattr__(self, "steps", int(self.steps))
-        if isinstance(self.guidance, numbers.Real) and not isinstance(self.guidance, (bool, np.bool_)):
+        if is_real(self.guidance, finite=False):
             object.__setattr__(self, "guidance", float(self.guidance))
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or not 1 <= self.steps <= 1000:
+        if not is_integer(self.steps) or not 1 <= self.steps <= 1000:
             raise ValueError(f"steps={self.steps!r} must be an integer in [1, 1000]")
         if not isinstance(self.guidance, float) or not math.isfinite(self.guidance) or self.guidance < 0:
             raise ValueError(f"guidance={self.guidance!r} must be a finite number >= 0 (1.0 disables CFG)")
@@ -63,7 +63,7 @@ class SamplingConfig:
             raise ValueError(f"schedule={self.schedule!r}; accepted: {', '.join(SCHEDULES)} (in any case)")
         object.__setattr__(self, "schedule", _named(self.schedule))
         if self.shift is not None:
-            if not isinstance(self.shift, numbers.Real) or isinstance(self.shift, (bool, np.bool_)):
+            if not is_real(self.shift, finite=False):
                 raise ValueError(f"shift={self.shift!r} must be a number > 0 (or None for the checkpoint's)")
             object.__setattr__(self, "shift", float(self.shift))
             if not math.isfinite(self.shift) or self.shift <= 0:

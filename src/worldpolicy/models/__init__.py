@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..errors import is_integer
 from ..fileio import MODEL_CARD_FILE, MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, read_trainer_state, recorded_seeds
 from ..hub import HubError, check_hub_id, model_metadata, names_hub_id, pinned_id, shown_name
 
@@ -226,6 +227,6 @@ def served_training_seeds(metadata: Mapping[str, Any]) -> tuple[str, list[int], 
         return None
     task, seeds, source = said.get("task"), said.get("seeds"), said.get("source")
     if not isinstance(task, str) or not isinstance(source, str) or not isinstance(seeds, (list, tuple)) or not seeds \
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            or not all(is_integer(s) for s in seeds):
         return None
     return task, [int(s) for s in seeds], source

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import GRIPPER_MARGIN, MODEL_SPACE_UNIT, Embodiment, gripper_unit_hint, pose_groups
+from ..errors import is_real
 from ..fileio import read_json, schema_matches
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
@@ -398,8 +399,8 @@ def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: E
 def _rate_message(doc: Mapping[str, Any], embodiment: Embodiment, where: str) -> str | None:
     """`actions_rate_warning` of an actions object already read."""
     rate = doc.get("fps")
-    if (not str(doc.get("schema") or "").startswith("worldpolicy.actions/") or not isinstance(rate, numbers.Real)
-            or isinstance(rate, bool) or not rate > 0 or embodiment.runs_at(rate)):
+    if (not str(doc.get("schema") or "").startswith("worldpolicy.actions/") or not is_real(rate, finite=False)
+            or not rate > 0 or embodiment.runs_at(rate)):
         return None
     return (f"{where}: its rows are at {rate:g} Hz (its fps), but embodiment {embodiment.key!r} runs at "
             f"{embodiment.fps:g} Hz: each row is run as one {embodiment.fps:g} Hz step, so its motion takes "

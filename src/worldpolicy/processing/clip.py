@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..errors import is_integer
 from .actions import state_numbers
 from .observations import VIDEO_SUFFIXES, clip_views, frame_keys, load_frames
 from .observations import clip_fps as clip_rate
@@ -48,7 +49,7 @@ def check_clip_options(start_frame: Any, whole_clip: Any, resample: Any, batch_s
     """`infer_actions`' clip options, refused before any frame is read."""
     for name, value in (("start_frame", start_frame), ("batch_size", batch_size)):
         least = 0 if name == "start_frame" else 1
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+        if not is_integer(value) or value < least:
             raise ValueError(f"{name}={value!r}; accepted: an integer >= {least}"
                              + (" (a frame of the clip as given, from 0)" if name == "start_frame" else
                                 " (windows per batched forward)"))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import check_resolution_tier
-from ..errors import MissingKeyError
+from ..errors import MissingKeyError, is_integer
 from .video import check_frame_bounds, read_video, video_comment, video_fps
 
 if TYPE_CHECKING:
@@ -695,7 +695,7 @@ def check_canvas(canvas: Any, tier: int, param: str = "canvas") -> tuple[int, in
         values = tuple(canvas)
     except TypeError:
         values = ()
-    whole = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)
+    whole = all(is_integer(v) for v in values)
     hw = tuple(int(v) for v in values) if whole else None
     if hw not in bins:
         raise ValueError(f"{param}={canvas!r}; accepted: None (the pipeline's bin for the frames' aspect ratio) or "
@@ -724,7 +724,7 @@ def canvas_comment(settings: Mapping[str, Any], frame_hw: Sequence[int]) -> str 
 def _size_pair(value: Any) -> tuple[int, int] | None:
     """A recorded (height, width): two positive ints (JSON integers, not bools or floats), else None."""
     if (isinstance(value, list) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            and all(is_integer(v) and v > 0 for v in value)):
         return value[0], value[1]
     return None
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
-import numbers
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,13 +15,14 @@ from typing import Any, Self
 
 import numpy as np
 
+from ..errors import is_integer, is_real
 from ..fileio import held_temp_file, make_folder, umask
 
 
 def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
     """The first `max_frames` or the `last` frames of a clip: each a positive count, at most one of them."""
     for name, value in (("max_frames", max_frames), ("last", last)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
+        if value is not None and (not is_integer(value) or value < 1):
             raise ValueError(f"{name}={value!r} must be a positive integer (a number of frames) or None")
     if max_frames is not None and last is not None:
         raise ValueError(f"max_frames={max_frames} and last={last} were both given; ask for one of them")
@@ -169,8 +168,7 @@ def fps_fraction(fps: float) -> Fraction:
 def check_fps(fps: float, where: str) -> None:
     """A rate an MP4 stream can take, refused naming `where` (the caller) otherwise: NaN and inf passed `fps <= 0`
     and then failed in `Fraction` ("cannot convert NaN to integer ratio"), naming neither the call nor the parameter."""
-    if (isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not math.isfinite(fps)
-            or fps < MIN_FPS):
+    if not is_real(fps) or fps < MIN_FPS:
         raise ValueError(f"{where}: fps={fps!r}; accepted: a finite number of frames per second, at least 1/1001")
 
 

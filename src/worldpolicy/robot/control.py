@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import reprlib
 import threading
 import time
@@ -64,7 +63,7 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
-from worldpolicy.errors import ClosedByCallerError
+from worldpolicy.errors import ClosedByCallerError, is_integer, is_real
 from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import list_robots
@@ -137,11 +136,11 @@ class ChunkStrategy:
         if self.kind not in STRATEGIES:
             raise ValueError(f"strategy: unknown kind {self.kind!r}; accepted: {list(STRATEGIES)}")
         k = self.execute_steps
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        if k is not None and (not is_integer(k) or k < 1):
             # a float k ran: steps were planned at t % 2.5 == 0
             raise ValueError(f"execute_steps: expected an int >= 1, got {k!r}")
         m = self.ensemble_decay
-        if isinstance(m, bool) or not isinstance(m, (int, float, np.integer, np.floating)) or not 0 <= m < math.inf:
+        if not is_real(m) or m < 0:
             # inf blended NaN targets: the newest chunk's weight exp(-inf * 0) is NaN
             raise ValueError(f"ensemble_decay: expected a finite number >= 0, got {m!r}")
 
@@ -207,10 +206,10 @@ class JointTarget:
         ago, `now - stamp`, `now` being the receiver's reading of the controller's clock (default `time.monotonic()`,
         the controller's own; pass a reading of the clock given as `ChunkController(clock=)` where it has another)."""
         if newest is not None and (not isinstance(newest, (tuple, list)) or len(newest) != 2
-                                   or not all(isinstance(n, (int, np.integer)) for n in newest)):
+                                   or not all(is_integer(n) for n in newest)):
             raise ValueError(f"newest: expected the (episode, tick) of the last command run, or None before any; "
                              f"got {reprlib.repr(newest)}")
-        if isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float)) or not max_age_s > 0:
+        if not is_real(max_age_s, finite=False) or not max_age_s > 0:  # inf: never stale
             raise ValueError(f"max_age_s: expected seconds > 0 (a command older than that is stale), got "
                              f"{reprlib.repr(max_age_s)}")
         if newest is not None and (self.episode, self.tick) <= tuple(newest):
@@ -254,8 +253,7 @@ def _check_on_policy_error(on_policy_error: Any, max_policy_errors: Any) -> tupl
         return on_policy_error, None
     if max_policy_errors is None:
         return on_policy_error, MAX_POLICY_ERRORS
-    if isinstance(max_policy_errors, bool) or not isinstance(max_policy_errors, (int, np.integer)) \
-            or max_policy_errors < 1:
+    if not is_integer(max_policy_errors) or max_policy_errors < 1:
         raise ValueError(f"max_policy_errors: expected a whole number >= 1 of failed requests in a row (the last "
                          f"raises; 1: the first, as 'raise'), got {reprlib.repr(max_policy_errors)}")
     return on_policy_error, int(max_policy_errors)
@@ -366,14 +364,14 @@ class ChunkController:
         if realtime and self.strategy.kind != "async":
             raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
-        if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < 0:
+        if not is_integer(latency) or latency < 0:
             raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got "
                              f"{reprlib.repr(latency)}")
         check_rtc(rtc, self.strategy, policy)
         self.on_policy_error, self.max_policy_errors = _check_on_policy_error(on_policy_error, max_policy_errors)
         self.realtime, self.latency, self.rtc = realtime, int(latency), bool(rtc)
         announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
-        if isinstance(announced_chunk, (int, np.integer)) and not isinstance(announced_chunk, bool):
+        if is_integer(announced_chunk):
             # a k the chunks cannot run, or a latency no reply survives, refused before any request
             self._check_chunk(int(announced_chunk))
         self._executor, self._own_executor = executor, executor is None
@@ -398,8 +396,7 @@ class ChunkController:
         `horizon`: the episode's tick limit, where there is one (the sim's step limit): no action is decoded past it,
         and nothing is asked whose answer could not run before it (`async`'s chunk starting at or past it, a reply
         landing there)."""
-        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))
-                                    or horizon < 1):
+        if horizon is not None and (not is_integer(horizon) or horizon < 1):
             raise ValueError(f"horizon: expected an int >= 1 or None, got {horizon!r}")
         if horizon is not None and self.latency >= horizon:
             raise ValueError(f"latency: {reprlib.repr(self.latency)} ticks is at or past the horizon of {horizon} "

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from worldpolicy.errors import is_integer, is_real
 from worldpolicy.extras import extra_imports
 
 with extra_imports():
@@ -216,17 +217,16 @@ class IKSolver:
         the robot's `max_joint_velocity` allows in one period (a QP limit, `_StepLimit`): near a singularity or for a
         large turn IK reaches what it can at the arm's speed and reports the rest as tracking error (unreachable past
         the bars) instead of a joint jump the decoder then refuses. None (FK, offline conversion): no speed limit."""
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps)
-                                or fps <= 0):
+        if fps is not None and (not is_real(fps) or fps <= 0):
             raise ValueError(f"fps: expected the control rate in Hz, a finite positive number, or None (no joint speed "
                              f"limit), got {fps!r}")
         for pname, value in {
             "position_cost": position_cost, "orientation_cost": orientation_cost, "posture_cost": posture_cost,
             "damping": damping, "dt": dt, "pos_threshold": pos_threshold, "ori_threshold": ori_threshold,
         }.items():
-            if not np.isfinite(value) or value <= 0:
+            if not is_real(value) or value <= 0:
                 raise ValueError(f"{pname}: expected a finite positive number, got {value!r}")
-        if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+        if not is_integer(max_iters) or max_iters < 1:
             raise ValueError(f"max_iters: expected an int >= 1, got {max_iters!r}")
         self.robot = get_robot(robot)
         self.model = load_robot_spec(self.robot).compile()

@@ -8,7 +8,6 @@ path or `MENAGERIE_ROOT` — drives through the same bridge. Gripper values cros
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -19,6 +18,7 @@ import numpy as np
 # The gripper's margin and what a value past it likely is are the embodiments' (the policy warns by them too); the
 # bridge refuses by them, and its callers import them from here.
 from ..embodiments import GRIPPER_MARGIN, gripper_unit_hint
+from ..errors import is_real
 
 __all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FR3_MAX_TCP_SPEED", "FRANKA_MAX_JOINT_VELOCITY",
            "FRANKA_MAX_TCP_ROTATION_SPEED", "FRANKA_MAX_TCP_SPEED", "GRIPPER_MARGIN", "GRIPPER_TOLERANCE",
@@ -62,12 +62,6 @@ FR3_JOINT_LIMITS = ((-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3
 FR3_MAX_JOINT_VELOCITY = (2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26)
 
 
-def _is_number(value: object, positive: bool) -> bool:
-    """A finite real number (positive if asked): not a string, a bool or None."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
-            and (value > 0 or not positive))
-
-
 def _numbers(robot: str, field: str, value: object, accepted: str, shape: tuple[int, ...] = (),
              positive: bool = False, given_as: object = None) -> float | tuple:
     """`value` as a float (`shape` ()) or nested tuples of floats of `shape`, each a finite number (positive if asked);
@@ -78,7 +72,7 @@ def _numbers(robot: str, field: str, value: object, accepted: str, shape: tuple[
         given = None if isinstance(value, (str, bytes)) else np.asarray(value, dtype=object)
     except ValueError:  # nested sequences numpy cannot lay out
         given = None
-    if given is not None and given.shape == shape and all(_is_number(v, positive) for v in given.flat):
+    if given is not None and given.shape == shape and all(is_real(v) and (v > 0 or not positive) for v in given.flat):
         out = given.astype(np.float64).tolist()
         return tuple(map(tuple, out)) if len(shape) == 2 else tuple(out) if shape else out
     strings = isinstance(value, (str, bytes)) or (given is not None and any(isinstance(v, str) for v in given.flat))

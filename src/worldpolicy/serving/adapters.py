@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..errors import is_integer, is_real
 from ..policy import observation_state
 from ..processing.actions import (
     ACTION_SPACES,
@@ -414,19 +415,19 @@ class ObservationAdapter:
         options: dict[str, Any] = {}
         seed = message.get("seed")
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+            if not is_integer(seed) or not 0 <= seed < 2**63:
                 raise RequestError(f"seed={seed!r:.60} must be an int in [0, 2**63)")
             options["seed"] = int(seed)
         steps = message.get("steps")
         if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+            if not is_integer(steps) or not 1 <= steps <= MAX_STEPS:
                 raise RequestError(f"steps={steps!r:.60} must be an int in [1, {MAX_STEPS}]")
             options["steps"] = int(steps)
         guidance = message.get("guidance")
         if guidance is not None:
-            if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)):
+            if not is_real(guidance, finite=False):  # numpy's complex too: no order to compare with 0
                 raise RequestError(f"guidance={guidance!r:.60} must be a finite number")
-            if not np.isfinite(guidance) or guidance < 0:
+            if not is_real(guidance) or guidance < 0:
                 raise RequestError(f"guidance={guidance!r} must be a finite number >= 0")
             options["guidance"] = float(guidance)
         negative_prompt = message.get("negative_prompt")

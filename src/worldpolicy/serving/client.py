@@ -19,7 +19,6 @@ import contextlib
 import errno
 import inspect
 import logging
-import math
 import os
 import queue
 import selectors
@@ -36,7 +35,7 @@ from urllib.parse import urljoin
 
 import numpy as np
 
-from ..errors import ClosedByCallerError
+from ..errors import ClosedByCallerError, is_integer, is_real
 from ..extras import extra_imports
 
 with extra_imports():
@@ -230,19 +229,18 @@ class LocalOnlyError(AttributeError):
 
 def _positive_int(value: Any) -> int | None:
     """A metadata count (chunk size, resolution tier) as an int, or None where the server does not announce one."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if is_integer(value) and value > 0 else None
 
 
 def _rate(value: Any) -> float | None:
     """An action rate (a reply's or the metadata's `fps`) as a float, or None where it is none a robot could run at."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if number and math.isfinite(value) and value > 0 else None
+    return float(value) if is_real(value) and value > 0 else None
 
 
 def _check_seconds(name: str, value: Any, none: bool = False) -> float:
     """A timeout setting as given, or a ValueError naming it (`none`: None, no limit, is accepted too)."""
     # inf failed only on the first call, as an OverflowError from deep in the socket layer
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+    if not is_real(value) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0" + (" or None" if none else ""))
     return value
 
@@ -937,7 +935,7 @@ class RemotePolicy:
         """A request larger than the server announces it accepts (`max_message_bytes`, our servers) is refused here,
         before it travels: the server would read it all, then close with 1009."""
         limit = self._metadata.get("max_message_bytes")
-        if isinstance(limit, int) and not isinstance(limit, bool) and len(message) > limit:
+        if is_integer(limit) and len(message) > limit:
             raise BadRequestError(
                 f"the request is {len(message)} bytes, over the {limit} ({limit / 2**20:.3g} MiB) the server at "
                 f"{self.url} accepts (its max_message_bytes): send smaller images or fewer frames, or raise the "
@@ -1246,8 +1244,7 @@ class RemotePolicy:
         which happen on the server here). `timeout_s`: the most each request may take (`act`'s)."""
         check_requests(requests)
         check_progress(progress)
-        if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
-                                        or connections < 1):
+        if connections is not None and (not is_integer(connections) or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
         if not isinstance(keep_connections, bool):
             raise ValueError(f"keep_connections={keep_connections!r} must be True or False")
@@ -1395,7 +1392,7 @@ class RemotePolicy:
         """The share of each frame's area the server's policy crops from its centre before the model sees it (a
         checkpoint trained with `[augment]`: `Policy.center_crop`); None where it crops none or announces none."""
         area = self._announced().get("center_crop")
-        return float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) and 0 < area < 1 else None
+        return float(area) if is_real(area) and 0 < area < 1 else None
 
     @property
     def source(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import is_integer
 from ..results import MODES
 from .server import _log, log_failure
 
@@ -73,7 +74,7 @@ class Recorder:
 
     def __init__(self, sink: RecordSink, max_pending: int = DEFAULT_MAX_PENDING,
                  destination: str | None = None) -> None:
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        if not is_integer(max_pending) or max_pending < 1:
             raise ValueError(f"max_pending={max_pending!r} must be an int >= 1")
         self.sink, self.max_pending, self.destination = sink, max_pending, destination
         self.dropped = 0

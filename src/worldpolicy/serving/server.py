@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from .. import __version__
+from ..errors import is_integer, is_real
 from ..extras import extra_imports
 from ..fileio import STOP_PRIORITY
 
@@ -434,23 +435,24 @@ class ServerConfig:
         # passed as an int)
         checks = [
             ("host", self.host, isinstance(self.host, str), "a str (an address or name; '0.0.0.0': all interfaces)"),
-            ("port", self.port, _is_int(self.port) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
-            ("max_batch", self.max_batch, _is_int(self.max_batch) and self.max_batch >= 1, "an int >= 1"),
-            ("max_wait_ms", self.max_wait_ms, _is_number(self.max_wait_ms) and 0 <= self.max_wait_ms <= 10_000,
+            ("port", self.port, is_integer(self.port) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
+            ("max_batch", self.max_batch, is_integer(self.max_batch) and self.max_batch >= 1, "an int >= 1"),
+            ("max_wait_ms", self.max_wait_ms, is_real(self.max_wait_ms) and 0 <= self.max_wait_ms <= 10_000,
              "a number in [0, 10000]"),
-            ("max_queue", self.max_queue, _is_int(self.max_queue) and self.max_queue >= 1, "an int >= 1"),
-            ("max_connections", self.max_connections, _is_int(self.max_connections) and self.max_connections >= 1,
+            ("max_queue", self.max_queue, is_integer(self.max_queue) and self.max_queue >= 1, "an int >= 1"),
+            ("max_connections", self.max_connections, is_integer(self.max_connections) and self.max_connections >= 1,
              "an int >= 1"),
             ("limits", self.limits, isinstance(self.limits, Limits), "a worldpolicy.serving.Limits"),
-            ("drain_timeout_s", self.drain_timeout_s, _is_number(self.drain_timeout_s) and self.drain_timeout_s >= 0,
+            ("drain_timeout_s", self.drain_timeout_s,  # inf: wait for every request however long
+             is_real(self.drain_timeout_s, finite=False) and self.drain_timeout_s >= 0,
              "a number >= 0"),
             ("batch_timeout_s", self.batch_timeout_s, self.batch_timeout_s is None or (
-                _is_number(self.batch_timeout_s) and 0 < self.batch_timeout_s < float("inf")),
+                is_real(self.batch_timeout_s) and self.batch_timeout_s > 0),
              "None (no limit) or a finite number of seconds > 0"),
             ("message_timeout_s", self.message_timeout_s, self.message_timeout_s is None or (
-                _is_number(self.message_timeout_s) and 0 < self.message_timeout_s < float("inf")),
+                is_real(self.message_timeout_s) and self.message_timeout_s > 0),
              "None (no limit) or a finite number of seconds > 0"),
-            ("max_incoming_bytes", self.max_incoming_bytes, _is_int(self.max_incoming_bytes) and (
+            ("max_incoming_bytes", self.max_incoming_bytes, is_integer(self.max_incoming_bytes) and (
                 not isinstance(self.limits, Limits) or self.max_incoming_bytes >= self.limits.max_message_bytes),
              "an int >= limits.max_message_bytes (one whole message must fit)"),
         ]
@@ -462,14 +464,6 @@ class ServerConfig:
     def ssl_context(self) -> ssl.SSLContext | None:
         """What the server listens with: None without TLS."""
         return None if self.certificate is None else self.certificate.context
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _have_uvloop() -> bool:

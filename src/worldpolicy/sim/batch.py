@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from worldpolicy.errors import is_integer
 from worldpolicy.results import Prediction
 from worldpolicy.sim.policies import _Seeded
 from worldpolicy.sim.rollout import Episode, EpisodeResult, EpisodeWatch, Rollout
@@ -44,7 +45,7 @@ def check_num_envs(num_envs: Any, *, policy: str) -> int:
     """`num_envs` as an int, refused naming it (the CLI says --num-envs) with what is accepted when it is no int >= 1
     or, above 1, cannot batch: `policy` is the policy's kind (`policies.policy_kind`'s `scripted`, `random`, `server`,
     `checkpoint`; a backend's own class name otherwise). Cheap: made before a model loads."""
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+    if not is_integer(num_envs) or num_envs < 1:
         raise ValueError(f"num_envs: expected an int >= 1 (episodes stepped together, their model requests batched), "
                          f"got {num_envs!r}")
     n = int(num_envs)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from worldpolicy.errors import is_integer
 from worldpolicy.fileio import (
     COMPARE_FILE,
     COMPARE_SCHEMA,
@@ -94,7 +95,7 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
     this) of Binomial(n, 1/2), both tails; 1.0 when no seed is discordant. Exact, with math.comb: the chi-squared
     approximation is poor at the few discordant seeds an evaluation has."""
     for name, value in (("a_only", a_only), ("b_only", b_only)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        if not is_integer(value) or value < 0:
             raise ValueError(f"{name}: expected a count >= 0, got {value!r}")
     n, k = int(a_only) + int(b_only), min(int(a_only), int(b_only))
     if n == 0:

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from worldpolicy.errors import is_integer, is_real
 from worldpolicy.extras import extra_imports
 
 with extra_imports():
@@ -64,22 +65,17 @@ AGENT_POS_KEYS = ("observation/joint_position", "observation/gripper_position")
 TELEOP_TARGET = ObjectSpec("teleop_target", "handle", (0.012, 0.045, 0.012), (0.1, 0.8, 0.3, 0.6))
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def check_env_settings(*, control_hz: float, image_size: tuple[int, int] | None, max_steps: int | None) -> None:
     """The numbers a `TabletopEnv` takes, checked without building one (no scene, no renderer): a recording made
     in worker processes or behind a progress bar refuses a bad one before it starts. Whether `control_hz` is a whole
     number of physics steps needs the built scene; the env checks that."""
-    if (isinstance(control_hz, (bool, np.bool_)) or not isinstance(control_hz, (int, float, np.integer, np.floating))
-            or not np.isfinite(control_hz) or control_hz <= 0):
+    if not is_real(control_hz) or control_hz <= 0:
         raise ValueError(f"control_hz: expected a positive frequency, got {control_hz!r}")
-    if max_steps is not None and (not _is_int(max_steps) or max_steps < 1):
+    if max_steps is not None and (not is_integer(max_steps) or max_steps < 1):
         raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
     low, high = IMAGE_SIDE
     if image_size is not None and (isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__")
-                                   or len(image_size) != 2 or not all(_is_int(v) and low <= v <= high
+                                   or len(image_size) != 2 or not all(is_integer(v) and low <= v <= high
                                                                       for v in image_size)):
         raise ValueError(f"image_size: expected (height, width), two ints of {low} to {high} pixels, or None (no "
                          f"cameras), got {image_size!r}")

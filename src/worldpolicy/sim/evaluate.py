@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from worldpolicy.errors import is_integer
 from worldpolicy.extras import software_versions
 from worldpolicy.fileio import (
     SIM_EPISODES_CSV,
@@ -510,10 +511,6 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       software=software_versions())
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _made_said(verb: str, command: str | None, cwd: str | None) -> str:
     """`Made by `worldpolicy sim ...` in `/home/me`.`, as report.md says a command line that made or continued a run."""
     return f"{verb} `{command}`" + (f" in `{cwd}`" if cwd else "") + "."
@@ -719,12 +716,12 @@ def evaluate(
     `watch` sees every step of the episodes this call runs (`rollout.EpisodeWatch`; with `resume`, the ones left),
     interleaved under `num_envs`: `worldpolicy sim --rerun` logs them (`sim.rerun.RerunWatch`)."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
-    if not _whole(episodes) or episodes < 1:
+    if not is_integer(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
-    if not _whole(seed) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise ValueError(f"seed: expected an int >= 0 (episode i uses seed + i), got {seed!r}")
     episodes, seed = int(episodes), int(seed)  # gymnasium's reset takes a Python int only
-    if not _whole(videos) or videos < 0:
+    if not is_integer(videos) or videos < 0:
         raise ValueError(f"videos: expected an int >= 0 (episodes to record), got {videos!r}")
     if videos and video_dir is None:  # recorded nothing, silently
         raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.errors import is_integer, is_real
 from worldpolicy.fileio import sim_episode_name
 from worldpolicy.models import checkpoint_files
 from worldpolicy.processing.actions import to_model, to_physical
@@ -52,7 +53,7 @@ class PolicyBackend(Protocol):
 
 def _chunk_size(policy: str, value: Any) -> int:
     """A chunk of at least one action: 0 made a rollout divide by zero (random's fell back to the default)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"chunk_size: policy {policy!r} takes an int >= 1, got {value!r}")
     return int(value)
 
@@ -101,8 +102,7 @@ class ScriptedPolicy:
     uses_images = False  # it plans from privileged state: a rollout renders it no cameras (`Rollout._observe`)
 
     def __init__(self, env, *, chunk_size: int = 8, max_yaw_rate: float = 2.0, joint_speed_share: float = 0.7) -> None:
-        if (isinstance(joint_speed_share, bool) or not isinstance(joint_speed_share, (int, float))
-                or not 0 < joint_speed_share <= 1):
+        if not is_real(joint_speed_share) or not 0 < joint_speed_share <= 1:
             raise ValueError(f"joint_speed_share: policy 'scripted' takes a number in (0, 1] (a share of the robot's "
                              f"max_joint_velocity), got {joint_speed_share!r}")
         self.env = env = unwrap_tabletop(env)  # one made by gymnasium.make too

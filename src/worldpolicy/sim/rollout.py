@@ -30,6 +30,7 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 
+from worldpolicy.errors import is_real
 from worldpolicy.planning import PLANNER
 from worldpolicy.robot.control import ChunkController, ChunkStrategy, check_rtc
 from worldpolicy.robot.decode import ActionDecoder
@@ -50,8 +51,7 @@ OUTCOME_COLORS = {None: (255, 255, 255), True: (190, 235, 190), False: (245, 200
 def check_latency_ms(latency_ms: float) -> None:
     """`latency_ms` refused, naming it, when it is no number >= 0 (`LATENCY_ACCEPTED`): the part of `latency_ticks`'
     check that needs no env, so a runner can make it before it waits for or builds one."""
-    if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
-            or not 0 <= latency_ms < math.inf:
+    if not is_real(latency_ms) or latency_ms < 0:
         raise ValueError(f"latency_ms: expected {LATENCY_ACCEPTED}, got {latency_ms!r}")
 
 

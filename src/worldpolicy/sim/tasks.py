@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from worldpolicy.errors import is_real
 from worldpolicy.models import served_training_seeds, training_seeds
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
@@ -312,7 +313,7 @@ class ReachTask(Task):
         """`upper_share` (for making training data): that share of balls is drawn from the upper half of the height
         range, the rest from all of it. The top of the range is where a single exterior view and a downward wrist
         camera judge height worst. 0 keeps the evaluated distribution (and its seeded episodes) unchanged."""
-        if isinstance(upper_share, bool) or not isinstance(upper_share, (int, float)) or not 0.0 <= upper_share <= 1.0:
+        if not is_real(upper_share) or not 0.0 <= upper_share <= 1.0:
             raise ValueError(f"task 'reach': upper_share={upper_share!r}; expected a number in [0, 1]")
         self.upper_share = float(upper_share)
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from worldpolicy.errors import is_integer
 from worldpolicy.extras import extra_imports
 
 with extra_imports():
@@ -129,8 +130,7 @@ class WorldModelEnv(gym.Env):
                              "embodiment with state_keys, or one that takes no state")
         if scorer is not None:
             check_scorer(scorer)
-        if max_chunks is not None and (not isinstance(max_chunks, (int, np.integer)) or isinstance(max_chunks, bool)
-                                       or max_chunks < 1):
+        if max_chunks is not None and (not is_integer(max_chunks) or max_chunks < 1):
             raise ValueError(f"max_chunks={max_chunks!r}; accepted: an int >= 1, or None (no limit)")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}; accepted: {[None, *self.metadata['render_modes']]}")
@@ -415,8 +415,7 @@ def dream_steps_refusal(sent: int | None, imagined: int, execute_steps: Any) -> 
     model imagining at most `imagined` per step, as (which: "execute_steps" or "policy", why, accepted), or None.
     `dream`, `worldpolicy dream` and the agents' tool each say it in their own names, before any weights load."""
     most = imagined if sent is None else min(sent, imagined)
-    if execute_steps is not None and (not isinstance(execute_steps, (int, np.integer))
-                                      or isinstance(execute_steps, bool) or not 1 <= execute_steps <= most):
+    if execute_steps is not None and (not is_integer(execute_steps) or not 1 <= execute_steps <= most):
         return "execute_steps", f"{execute_steps!r} is not in 1..{most}", f"1..{most}, or none (the whole chunk)"
     if execute_steps is None and sent is not None and sent > imagined:
         return ("policy", f"sends chunks of {sent} actions and the world model imagines at most {imagined} per step",
@@ -441,7 +440,7 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     if list(embodiment.columns) != list(world.columns):
         raise ValueError(f"policy: its actions ({', '.join(embodiment.columns)}) are not the world model's "
                          f"({', '.join(world.columns)}); accepted: a policy and world model of one embodiment")
-    if not isinstance(chunks, (int, np.integer)) or isinstance(chunks, bool) or chunks < 1:
+    if not is_integer(chunks) or chunks < 1:
         raise ValueError(f"chunks={chunks!r}; accepted: an int >= 1")
     if (refusal := dream_steps_refusal(getattr(policy, "chunk_size", None), chunk_size, execute_steps)) is not None:
         which, why, accepted = refusal

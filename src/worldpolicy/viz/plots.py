@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import numbers
 import os
 import re
 import threading
@@ -30,6 +29,7 @@ from ..embodiments import (
     shown_unit,
     unit_label,
 )
+from ..errors import is_integer, is_real
 from ..fileio import atomic_path, read_json, schema_matches
 from ..hub import short_pinned
 from ..processing.actions import ROT6D_IDENTITY
@@ -392,7 +392,7 @@ def nonfinite_summary(actions: np.ndarray, columns: Sequence[str]) -> str:
 
 
 def _check_fps(fps: float, name: str = "fps") -> float:
-    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not np.isfinite(fps) or fps <= 0:
+    if not is_real(fps) or fps <= 0:
         raise ValueError(f"{name}={fps!r} must be a positive number")
     return float(fps)
 
@@ -704,7 +704,7 @@ def _check_real_rows(real_rows: Any, steps: int, name: str = "real_rows") -> int
     """`real_rows` as an int below `steps`, or None when it marks no row."""
     if real_rows is None:
         return None
-    if isinstance(real_rows, bool) or not isinstance(real_rows, numbers.Integral) or not 0 <= real_rows <= steps:
+    if not is_integer(real_rows) or not 0 <= real_rows <= steps:
         raise ValueError(f"{name}={real_rows!r}: expected a whole number of rows from 0 to the chunk's {steps}")
     return int(real_rows) if real_rows < steps else None
 

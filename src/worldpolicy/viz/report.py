@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import shown_unit, unit_label
+from ..errors import is_integer, is_real
 from ..fileio import (
     ACTIONS_FILE,
     COMPARE_FILE,
@@ -171,7 +172,7 @@ def _fmt(x: Any) -> str:
 def latency_said(ms: Any, ticks: Any) -> str:
     """`200 ms = 3 steps`: a run's latency (`worldpolicy sim --latency`, report.json's `latency`) as the run's page,
     report.md (`EvalReport.latency_said`) and `sim compare` say it."""
-    whole = isinstance(ticks, (int, np.integer)) and not isinstance(ticks, bool)
+    whole = is_integer(ticks)
     return f"{_fmt(ms)} ms = " + (plural(int(ticks), "step") if whole else f"{_fmt(ticks)} steps")
 
 
@@ -207,8 +208,8 @@ def _kv_table(pairs: Iterable[tuple[str, Any]], cls: str = "") -> str:
 
 
 def _number(value: Any) -> bool:
-    """An int or float, not a bool: a value a page shows as a number."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A value a page shows as a number (NaN too, as `nan`): `errors.is_real`, not finite only."""
+    return is_real(value, finite=False)
 
 
 def _pct(value: Any) -> str:
@@ -714,7 +715,7 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
                 continue
             has_step = has_step or "step" in obj
             for key, value in obj.items():
-                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if key != "step" and _number(value):
                     series.setdefault(key, _Series()).add(obj.get("step", records), value)
             records += 1
     held_out = {key: f"val/{key}" for key in series if f"val/{key}" in series}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..embodiments import shown_unit
+from ..errors import is_integer
 from ..fileio import (
     BASE_FILE,
     CHECKPOINT_GLOB,
@@ -320,7 +321,7 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
     if recorded is not None and recorded[0] == task:
         # the scenes the run's own evaluation used, unless the recording reached them: then the first past it
         seed = evaluation.get("seed")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed <= max(recorded[1]):
+        if not is_integer(seed) or seed <= max(recorded[1]):
             seed = max(recorded[1]) + 1
         what = "the dataset did not record (it holds" if recorded[2].startswith("its dataset ") else \
             "its datasets did not record (they hold"
