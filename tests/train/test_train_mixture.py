@@ -301,6 +301,41 @@ def test_a_pushed_mixture_checkpoint_resumes_where_its_sources_are_found(mixed_r
     assert [r.loss for r in resumed] == [r.loss for r in mixed_runs["unbroken"][2:]]
 
 
+def test_a_resume_on_a_sources_changed_data_is_refused_naming_its_table(train_config, tiny_dataset, other_dataset,
+                                                                        tmp_path, monkeypatch):
+    """A source re-recorded since the run began is refused naming its table's `dataset`, not `data.dataset` (which a
+    mixture leaves empty): before the weights load (its `data_key`), and once they have (its cache's fingerprint, where
+    the checkpoint records no `data_key`) without encoding it."""
+    import shutil
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.train import data as train_data
+    from worldpolicy.train.trainer import Trainer
+
+    second = tmp_path / "second"
+    shutil.copytree(other_dataset, second)
+
+    def run(steps):
+        return Trainer(load_config(_mixed(train_config, tmp_path / "run", {"dataset": str(tiny_dataset), "weight": 1},
+                                          {"dataset": str(second), "weight": 1}, optim={"steps": steps})),
+                       progress=False).run()
+
+    run(2)
+    write_episodes(second, (make_episode(s) for s in (0, 1, 2)), fps=15, robot_type="panda", overwrite=True,
+                   features=sim_features("panda", IMAGE_SIZE, CAMERAS), video_codec="libx264rgb")
+    monkeypatch.setattr(train_data.LatentCache, "_build", lambda *a, **k: pytest.fail("encoded the changed data"))
+    refused = rf"^data.mixture\[1\].dataset '{second}' is not the data this run trained on"
+    with pytest.raises(ValueError, match=refused):
+        run(4)
+    state_file = tmp_path / "run" / "checkpoints" / "step-0000002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["data_key"]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=refused):
+        run(4)
+
+
 def test_a_sources_refusals_name_its_tables_settings(train_config, tiny_dataset, other_dataset, tmp_path):
     """What is refused of a source's settings names them as its table's (`data.mixture[i].key`), where it is raised
     (the prefix passed down, no message rewritten after): its episode selection, action keys and cameras."""

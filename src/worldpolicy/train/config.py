@@ -805,9 +805,9 @@ def _changed_tables(saved: list[Any], current: list[Any]) -> list[str]:
             continue
         for key, value in old.items():
             if key not in new:
-                changes.append(f"data.mixture[{i}].{key}: {value!r} -> unset")
+                changes.append(f"{source_prefix(i)}{key}: {value!r} -> unset")
             elif new[key] != value and not (key == "dataset" and _same_folder(value, new[key])):
-                changes.append(f"data.mixture[{i}].{key}: {value!r} -> {new[key]!r}")
+                changes.append(f"{source_prefix(i)}{key}: {value!r} -> {new[key]!r}")
     return changes
 
 

@@ -466,12 +466,13 @@ def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: 
     return h.hexdigest()[:24]
 
 
-def changed_data(dataset: str, setting: str = "data.dataset") -> ValueError:
+def changed_data(dataset: str, prefix: str = "data.") -> ValueError:
     """The refusal of a resume whose data differs from the run's (`data_key` before the weights load, `fingerprint`
-    once they have); `setting`: the one naming `dataset` (a mixture's table's, `data.mixture[i].dataset`)."""
-    return ValueError(f"{setting} {dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
-                      "tokenizer they are encoded with, changed since the run began): a resume needs the same data; "
-                      "restore it, or choose a new --out / output_dir")
+    once they have), naming the setting after `prefix` (a mixture table's: `data.mixture[i].`,
+    `config.source_prefix`)."""
+    return ValueError(f"{prefix}dataset {dataset!r} is not the data this run trained on (its files, or the layout, "
+                      "VAE or tokenizer they are encoded with, changed since the run began): a resume needs the same "
+                      "data; restore it, or choose a new --out / output_dir")
 
 
 def data_key(spec: WindowSpec, embodiment: Embodiment, tier: int | None = None) -> str:
@@ -571,9 +572,11 @@ class LatentCache:
         what: str = "windows",
         dataset=None,
         checked: bool = False,
+        prefix: str = "data.",
     ) -> LatentCache:
         """The cache of these windows, encoded now or read back. `expect` (a resumed run's fingerprint) refuses data
-        that changed since the run began, before anything is encoded. `what` names the windows on the progress bar
+        that changed since the run began, before anything is encoded (`changed_data`, naming the setting after
+        `prefix`). `what` names the windows on the progress bar
         ("encoding held-out windows": a run with validation encodes two sets one after the other). `dataset`:
         `spec.dataset` opened already; `checked`: `check_encodable(spec)` ran already (`iter_windows`).
 
@@ -584,7 +587,7 @@ class LatentCache:
         tier = int(tier or embodiment.resolution_tier)
         key = fingerprint(spec, embodiment, vae, tokenizer, tier)
         if expect is not None and key != expect:
-            raise changed_data(spec.dataset)
+            raise changed_data(spec.dataset, prefix)
         path = cache_folder(cache_dir, key)
         partial = cache_folder(cache_dir, key, partial=True)  # the fingerprint in the name: others' never mix in
         for older in (f"latents-{key}.safetensors", f"latents-{key}-v2.safetensors", f"latents-{key}-v2.partial"):

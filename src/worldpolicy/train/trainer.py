@@ -531,7 +531,7 @@ class Trainer:
             check_encodable(spec, layout, dataset, prefix)
         val_checked = val_spec is not None and self._check_held_out(val_spec, layout, dataset, source)
         windows = count_windows(spec, dataset)
-        self._warn_batch_over_windows(spec, windows, source, dataset)
+        self._warn_batch_over_windows(spec, windows, data, dataset, source)
         return CacheSource(spec, windows, val_spec, dataset, frames, checked, val_checked)
 
     def _mixture_record(self) -> list[dict[str, Any]]:
@@ -612,24 +612,24 @@ class Trainer:
     def _cache_dir(self) -> str:
         return self.config.data.cache_dir or str(self.out / "cache")
 
-    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int, source: int | None = None,
-                                 dataset: Any = None) -> None:
+    def _warn_batch_over_windows(self, spec: WindowSpec, windows: int, data: DataConfig, dataset: Any,
+                                 source: int | None) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
         dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
-        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`.
-        A mixture's source (`source`, its table's index; `dataset` its dataset opened) is judged by the positions a
-        step draws from it on average (the batch times its share), and said naming its table's settings."""
+        how much of the dataset it keeps, and how many windows all of it holds. `windows`: `count_windows(spec)`;
+        `data`: the settings `spec` was read by, `dataset` its dataset opened (`_source_windows`'). A mixture's source
+        (`source`, its table's index; None: the run's one dataset) is judged by the positions a step draws from it on
+        average (the batch times its share), and said naming its table's settings."""
         size = self.config.optim.batch_size
+        settings = source_prefix(source)
         if source is None:
-            positions, most, data, held = size, windows, self.config.data, self.config.validation.episodes
-            settings, head, weight = "data.", f"optim.batch_size={size} is more than the", ""
-            dataset = self.dataset
+            positions, most, held = size, windows, self.config.validation.episodes
+            head, weight = f"optim.batch_size={size} is more than the", ""
         else:
             table = self.config.data.mixture[source]
             share = table.weight / sum(t.weight for t in self.config.data.mixture)
-            positions, most = size * share, int(windows / share)
-            data, held, settings = self.config.data.sources()[source], table.validation_episodes, source_prefix(source)
+            positions, most, held = size * share, int(windows / share), table.validation_episodes
             head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from data.mixture[{source}] "
                     f"(weight {table.weight:g}: {100 * share:.1f} % of them), more than the")
             weight = f" (or data.mixture[{source}].weight)"
@@ -647,7 +647,7 @@ class Trainer:
                               ((f"{settings}episodes", data.episodes),
                                (f"{settings}exclude_episodes", data.exclude_episodes),
                                (f"{settings}success", repr(data.success) if data.success != "any" else None),
-                               ("validation.episodes" if source is None else f"{settings}validation_episodes", held))
+                               (held_out_setting(settings), held))
                               if value)
         whole = count_windows(replace(spec, episodes=None), dataset)
         if whole >= positions:
@@ -792,13 +792,13 @@ class Trainer:
         cache_dir = self._cache_dir
         use_system_prompt = self.pipeline_flags["default_use_system_prompt"]
 
-        def build_or_load(windows: WindowSpec, progress: bool, expect: str | None,
-                          what: str = "windows", checked: bool = False, dataset: Any = None) -> LatentCache:
+        def build_or_load(windows: WindowSpec, progress: bool, expect: str | None, what: str = "windows",
+                          checked: bool = False, dataset: Any = None, source: int | None = None) -> LatentCache:
             try:
                 return LatentCache.build_or_load(windows, layout, self.vae, self.tokenizer, cache_dir,
                                                  progress=progress, use_system_prompt=use_system_prompt, expect=expect,
                                                  what=what, dataset=self.dataset if dataset is None else dataset,
-                                                 checked=checked)
+                                                 checked=checked, prefix=source_prefix(source))
             except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
                 if (code := _storage_errno(exc)) is None:
                     raise
@@ -847,7 +847,7 @@ class Trainer:
             for i, ((spec, checked), (val_spec, val_checked), dataset) in enumerate(
                     zip(self._mixture_specs, self._mixture_val, self.datasets)):
                 caches.append(build_or_load(spec, progress, resumed[i], f"windows of data.mixture[{i}]",
-                                            checked and first, dataset))
+                                            checked and first, dataset, i))
                 scores = val_spec is not None and (self.rank == 0 or self.sharded)
                 held.append(build_or_load(val_spec, progress, None, f"held-out windows of data.mixture[{i}]",
                                           val_checked and first, dataset) if scores else None)
@@ -1839,7 +1839,7 @@ class Trainer:
             if isinstance(self.data_key, list) and isinstance(self._resumed_data_key, list):  # a mixture's sources
                 i = next((i for i, (old, new) in enumerate(zip(self._resumed_data_key, self.data_key)) if old != new),
                          0)
-                raise changed_data(self.config.data.mixture[i].dataset, f"data.mixture[{i}].dataset")
+                raise changed_data(self.config.data.mixture[i].dataset, source_prefix(i))
             raise changed_data(self.config.data.dataset)
         if self.config.optim.steps < step:
             raise ValueError(f"optim.steps={self.config.optim.steps} (the config's, or --steps) is below step {step}, "
@@ -2000,12 +2000,13 @@ class Trainer:
                     **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
                     "val/action_chunks": chunks}
         weights = {j: self.config.data.mixture[j].weight for j in scored}
+        total = sum(weights.values())
+        # one scale for every source (the model's stats, `normalized_mae`): each None, or none is
         normalized = {j: result.normalized_mae() for j, (result, _) in scored.items()}
-        known = [j for j, mae in normalized.items() if mae is not None]
         columns = next(iter(scored.values()))[0].columns
-        mae = sum(weights[j] * result.mae for j, (result, _) in scored.items()) / sum(weights.values())
-        return {"val/action_mae": (sum(weights[j] * normalized[j] for j in known) / sum(weights[j] for j in known)
-                                   if known else None),
+        mae = sum(weights[j] * result.mae for j, (result, _) in scored.items()) / total
+        return {"val/action_mae": None if None in normalized.values() else
+                sum(weights[j] * normalized[j] for j in scored) / total,
                 **{f"val/action_mae/{column}": float(m) for column, m in zip(columns, mae)},
                 **{f"val/action_mae/source_{j}": normalized[j] for j in scored},
                 "val/action_chunks": sum(chunks for _, chunks in scored.values())}
