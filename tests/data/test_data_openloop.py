@@ -365,7 +365,8 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     (["--episodes", "0,5"], "--episodes=[0, 5]: [5] out of range; accepted: episode indexes in 0..1"),
     (["--episodes", "0;1"], "--episodes '0;1': expected episode indices"),
     (["--every", "0"], "--every=0; accepted: an integer >= 1"),
-    (["--chunks", "0"], "--chunks=0; accepted: an integer >= 1"),
+    (["--chunks", "0"], ("--chunks=0; accepted: an integer >= 1, the chunks spread over the episodes (or --every "
+                         "instead)")),
     (["--batch-size", "0"], "--batch-size=0; accepted: an integer >= 1"),
     (["--steps", "0"], "--steps=0 must be"),
     (["--state-keys", "observation.state"], ("--state-keys=['observation.state']: embodiment 'pusht' does not "

@@ -278,6 +278,8 @@ def test_the_command_refuses_a_missing_device_before_any_work(tmp_path, monkeypa
     assert len(err.strip().splitlines()) == 1 and not root.exists()
     assert main([*_cli_flags(root), "--speed", "2"]) == 2  # the viewer has no rates
     assert "error: --speed=2: sets a device's rates; with --input viewer" in capsys.readouterr().err
+    assert main([*_cli_flags(root), "--input", "gamepad", "--speed", "-1"]) == 2  # named as the flag, not speed=
+    assert "error: --speed: expected a positive factor of the device's rates, got -1.0" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="2"):
         main([*_cli_flags(root), "--input", "joystick"])
     assert "--input: invalid choice: 'joystick' (choose from 'viewer', 'spacemouse', 'gamepad')" in (

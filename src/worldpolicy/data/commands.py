@@ -943,6 +943,7 @@ def _teleop(args: argparse.Namespace) -> int:
     from worldpolicy.extras import check_extras
 
     check_extras("worldpolicy.data.lerobot", "worldpolicy.sim.env")  # it writes a dataset of simulator episodes
+    from worldpolicy.cli import flag_named
     from worldpolicy.data import teleop_devices
     from worldpolicy.data.teleop import ViewerInput, check_display
 
@@ -950,8 +951,11 @@ def _teleop(args: argparse.Namespace) -> int:
         raise ValueError(f"--speed={args.speed:g}: sets a device's rates; with --input viewer the hand follows your "
                          "drag. Leave --speed out, or pick --input spacemouse or gamepad")
     # before anything is checked or built: without the device, or a window, there is nothing to do
-    source = (ViewerInput() if args.input == "viewer" else
-              teleop_devices.device_input(args.input, 1.0 if args.speed is None else args.speed, ViewerInput()))
+    try:
+        source = (ViewerInput() if args.input == "viewer" else
+                  teleop_devices.device_input(args.input, 1.0 if args.speed is None else args.speed, ViewerInput()))
+    except ValueError as exc:  # a bad --speed (DeviceMapping's `speed: ...`), or the device missing
+        raise flag_named(exc, FLAGS) from None
     try:
         check_display()
         return _teleop_recorded(args, source)

@@ -593,7 +593,7 @@ def check_open_loop(
         every = _count("every", every, "an integer >= 1, the frames between predictions (default: the chunk size, "
                                        "so the chunks tile each episode)")
     if chunks is not None:
-        chunks = _count("chunks", chunks, "an integer >= 1, the chunks spread over the episodes (or every)")
+        chunks = _count("chunks", chunks, "an integer >= 1, the chunks spread over the episodes (or every=... instead)")
         if every is not None:
             raise ValueError(f"every={every} and chunks={chunks}: give one (every: a chunk every `every` frames; "
                              "chunks: that many, spread evenly over the episodes)")

@@ -1961,11 +1961,12 @@ class Trainer:
             mae = line.get(f"val/action_mae/source_{j}")
             return f", action MAE {mae:.4g}" if mae is not None else ""
 
-        held = cfg.validation.episodes if not cfg.data.mixture else "; ".join(
-            f"data.mixture[{j}] {cfg.data.mixture[j].validation_episodes}: {line[f'val/loss/source_{j}']:.4g}"
-            f"{source_mae(j)}" for j in sources)
-        logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
-                    held, line["val/windows"], time.perf_counter() - tick)
+        # the setting that held them out: `validation.episodes`, or each mixture table's own `validation_episodes`
+        held = f"validation.episodes {cfg.validation.episodes}" if not cfg.data.mixture else "; ".join(
+            f"data.mixture[{j}].validation_episodes {cfg.data.mixture[j].validation_episodes}: "
+            f"{line[f'val/loss/source_{j}']:.4g}{source_mae(j)}" for j in sources)
+        logger.info("step %d: held-out loss %.4g%s (%s, %d windows, %.1f s)", step, loss, sampled, held,
+                    line["val/windows"], time.perf_counter() - tick)
         return line
 
     def _action_error(self, step: int) -> dict[str, Any]:
