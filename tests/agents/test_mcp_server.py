@@ -866,6 +866,7 @@ def test_a_model_that_returns_nan_writes_no_run(server, inputs_dir, nan_model, m
     ("device", "tpu", "device='tpu' is not a torch device"),
     ("chunk_size", 6, "chunk_size=6 is not accepted"),
     ("resolution_tier", 300, "resolution_tier=300 is not supported; accepted: [256,"),
+    ("max_loaded", True, "max_loaded=True must be an integer >= 1"),  # a bool passed as the int 1
 ])
 def test_a_bad_load_option_fails_when_the_server_is_configured(tmp_path, option, value, message):
     """`worldpolicy mcp --dtype float8` started serving, and every tool call then failed as an invalid_input naming

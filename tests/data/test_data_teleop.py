@@ -32,8 +32,8 @@ def _record(root, source, episodes=2, **options):
 
 def test_scripted_episodes_are_written_as_from_sim_writes_them(tmp_path):
     from worldpolicy.cli import main
-    from worldpolicy.data.from_sim import ACTION_KEYS, STATE_KEYS
-    from worldpolicy.data.teleop import TELEOP_VERSION, ScriptedInput
+    from worldpolicy.data.from_sim import ACTION_KEYS, STATE_KEYS, TELEOP_EXPERT, recording_command
+    from worldpolicy.data.teleop import TELEOP_VERSION, ScriptedInput, teleop_episodes
     from worldpolicy.sim.env import TabletopEnv
 
     ticks: dict[int, int] = {}  # attempt: the ticks it ran
@@ -54,6 +54,9 @@ def test_scripted_episodes_are_written_as_from_sim_writes_them(tmp_path):
     assert list(ds.episode_lengths) == [ticks[1] - 1, 5] and ds.episode_success.tolist() == [True, False]
     made = ds.provenance
     assert made["source"] == "worldpolicy dataset from-sim" and made["expert"] == "teleop"
+    # one name of a person's recordings: what the provenance says, what the refusals and the lock read it by
+    assert made["expert"] == TELEOP_EXPERT == teleop_episodes.expert
+    assert recording_command(made["expert"]) == "`dataset teleop`" and recording_command(None) == "`dataset from-sim`"
     assert made["expert_version"] == TELEOP_VERSION and made["input"] == "script" and made["seeds"] == [3, 4]
     assert "speed" not in made  # a source without one (the viewer's drag, a script)
     assert "chunk_size" not in made and made["max_steps"] == 450 and made["image_size"] == [32, 32]

@@ -4,6 +4,7 @@ stand-ins for hidapi and pygame (no device here); the command's refusals; a reco
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from functools import partial
@@ -60,6 +61,13 @@ def test_bad_settings_and_short_readings_are_refused_naming_them():
         DeviceMapping(GAMEPAD, speed=0)
     with pytest.raises(ValueError, match="deadzone: .*got 1"):
         DeviceMapping(GAMEPAD, deadzone=1)
+    # a string or NaN is refused as a bad setting, naming it (a string failed in numpy's isfinite, as a TypeError)
+    for bad in ("2", float("nan"), True):
+        with pytest.raises(ValueError, match=f"speed: expected a positive factor.*got {re.escape(repr(bad))}"):
+            DeviceMapping(GAMEPAD, speed=bad)
+    with pytest.raises(ValueError, match="deadzone: .*got '0.1'"):
+        DeviceMapping(GAMEPAD, deadzone="0.1")
+    assert DeviceMapping(GAMEPAD, speed=np.float32(2.0), deadzone=np.float64(0.2)).speed == 2.0  # numpy's numbers
     with pytest.raises(ValueError, match="state: 2 axes read from the gamepad; its layout needs 5"):
         DeviceMapping(GAMEPAD).rates(DeviceState((0.0, 0.0)))
     with pytest.raises(ValueError, match="event 'jump'; accepted"):

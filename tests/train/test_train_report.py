@@ -71,13 +71,17 @@ def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_recor
                        video_codec="libx264rgb", provenance=provenance)
         return str(root)
 
+    said = []
+
     def sim_line(provenance, evaluation=None, data=None):
         page = html.unescape(re.sub(r"<[^>]+>", "\n", _usage(tmp_path / "ckpt", None, {
             "data": data or {"dataset": recording(provenance)}, "eval": {"task": "reach", **(evaluation or {})}})))
+        said[:] = [line for line in page.splitlines() if line.startswith("evaluate it in the MuJoCo sim")]
         return next(line for line in page.splitlines() if line.startswith("worldpolicy sim"))
 
     recorded = {"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [0, 1, 3, 4]}  # seed 2 failed
     assert sim_line(recorded).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
+    assert said[0].endswith(f", on scenes its dataset {tmp_path / 'ds0'} did not record (reach seeds 0..4)")
     # the run's own evaluation scenes ([eval] seed) where the recording did not reach them, else past the recording
     assert sim_line(recorded, {"seed": 10_000}).endswith("--task reach --episodes 10 --seed 10000 --out runs/sim")
     assert sim_line(recorded, {"seed": 3}).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
@@ -87,6 +91,9 @@ def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_recor
     tables = [{"dataset": recording({**recorded, "task": "push", "seeds": [40]}), "weight": 1},
               {"dataset": recording(recorded), "weight": 1}, {"dataset": recording({**recorded, "seeds": [8]})}]
     assert sim_line(None, data={"dataset": "", "mixture": tables}).endswith("--seed 9 --out runs/sim")
+    # named as the seeds' source says them: the tables recording the task, not the one recording another
+    assert said[0].endswith(f"on scenes its datasets {tables[1]['dataset']}, {tables[2]['dataset']} did not record "
+                            "(reach seeds 0..8)")
 
 
 def test_the_episodes_trained_are_named_only_when_a_selection_is_set():

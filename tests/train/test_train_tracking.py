@@ -235,6 +235,18 @@ def test_a_missing_tracker_package_is_named_as_the_flag_typed(train_config, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_a_tracker_gets_the_finite_numbers_of_a_line():
+    """numpy's numbers are numbers (`errors.is_real`); the step, a bool, a string, None and NaN or inf are no point."""
+    import numpy as np
+
+    from worldpolicy.train.tracking import scalars
+
+    line = {"step": 3, "loss": 0.5, "lr": np.float32(0.25), "epoch": np.int64(2), "val/action_mae": None,
+            "eval_task": "reach", "resumed": True, "grad_norm": float("nan"), "val/loss": float("inf")}
+    got = scalars(line)
+    assert got == {"loss": 0.5, "lr": 0.25, "epoch": 2.0} and all(type(v) is float for v in got.values())
+
+
 def test_trackers_may_change_on_resume():
     from worldpolicy.train.config import TrainConfig, changed_settings
 

@@ -259,7 +259,7 @@ class ToolboxConfig:
             raise ValueError(f"input_roots: {missing} are not existing folders")
         roots = (*self.input_roots, self.output_dir) if self.input_roots else (Path.cwd(), self.output_dir)
         self.input_roots = tuple(Path(p).resolve() for p in roots)
-        if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
+        if not is_integer(self.max_loaded) or self.max_loaded < 1:
             raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
         # how every checkpoint loads: a bad value would otherwise fail each tool call once the server is up, as an
         # invalid_input naming none of the agent's arguments
@@ -1831,14 +1831,14 @@ def _single_view(ckpt: Path | str, emb, source: str, height: int, width: int, pa
 
 def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
     """The image as RGB uint8, or a ToolInputError naming the parameter (a corrupt file is the caller's input)."""
-    from ..processing.observations import load_frames
+    from ..processing.observations import load_frames, model_uint8
 
     try:
         frames = load_frames(path, parameter)
     except (ValueError, TypeError) as exc:
         raise ToolInputError(parameter, str(exc).removeprefix(f"{parameter}: "), given) from None
     _check_size(frames, parameter, given)
-    return (frames[0] * 255.0 + 0.5).astype(np.uint8)
+    return model_uint8(frames[0])
 
 
 def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:

@@ -59,14 +59,16 @@ from .lerobot import KeepSchedule, LeRobotDataset, LeRobotDatasetWriter
 if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
 
-__all__ = ["ACTION_KEYS", "PROMPT_VARIANTS", "STATE_KEYS", "EpisodeRows", "ExpertEpisodes", "ExpertFailed",
-           "RecordingInterrupted", "SimConversion", "SpooledVideo", "check_recording", "discard_frames", "episode_task",
-           "expert_episodes", "recording_command", "sim_features", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "PROMPT_VARIANTS", "STATE_KEYS", "TELEOP_EXPERT", "EpisodeRows", "ExpertEpisodes",
+           "ExpertFailed", "RecordingInterrupted", "SimConversion", "SpooledVideo", "check_recording", "discard_frames",
+           "episode_task", "expert_episodes", "recording_command", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_PREFIX = "observation.image."
 SOURCE = "worldpolicy dataset from-sim"  # a sim recording's `provenance["source"]`
+# the provenance's `expert` of a person's episodes (`data.teleop`, `dataset teleop`), which share from-sim's source
+TELEOP_EXPERT = "teleop"
 # What made a recording's episodes, besides its settings: the task's definition and the scripted expert's
 # (`Task.version`, `ScriptedPolicy.version`), by provenance key
 VERSION_KEYS = ("task_version", "expert_version")
@@ -526,9 +528,9 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
                 stored["strategy"] = {k: v for k, v in stored["strategy"].items() if k != "execute_steps"}
     # another task, or the expert for a policy or a person (`dataset teleop`), is a setting (listed below), not a
     # version
-    teleop = wanted.get("expert") == "teleop"
+    teleop = wanted.get("expert") == TELEOP_EXPERT
     if not stored or ((stored.get("task"), stored.get("policy")) == (task, wanted.get("policy"))
-                      and (stored.get("expert") == "teleop") == teleop):
+                      and (stored.get("expert") == TELEOP_EXPERT) == teleop):
         versions = [f"{what}: v{shown} -> v{wanted[key]}"
                     for key, what in zip(VERSION_KEYS, (f"task {task}", "teleop" if teleop else "scripted expert"))
                     if key in wanted
@@ -796,7 +798,7 @@ def sim_to_dataset(
     `data.teleop.teleop_episodes`, a person's episodes (`dataset teleop`), written, kept and resumed as these are.
     The refusals and the folder lock name the command that records the `expert` the recorder (or the function of a
     `functools.partial` of it, as the command passes its input source bound) says it records in its attribute
-    `expert` (`recording_command`): `teleop_episodes.expert` is "teleop".
+    `expert` (`recording_command`): `teleop_episodes.expert` is `TELEOP_EXPERT`.
     """
     root = Path(root).expanduser()
     if resume and overwrite:
@@ -839,8 +841,8 @@ def sim_to_dataset(
 
 def recording_command(expert: str | None) -> str:
     """The command that records the episodes of `expert` (a provenance's `expert`), as messages name it: `dataset
-    teleop` a person's ("teleop"), `dataset from-sim` the scripted expert's and a policy's (None)."""
-    return "`dataset teleop`" if expert == "teleop" else "`dataset from-sim`"
+    teleop` a person's (`TELEOP_EXPERT`), `dataset from-sim` the scripted expert's and a policy's (None)."""
+    return "`dataset teleop`" if expert == TELEOP_EXPERT else "`dataset from-sim`"
 
 
 def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:

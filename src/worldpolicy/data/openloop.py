@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import Embodiment, shown_unit
+from ..errors import is_integer
 from ..fileio import (
     OPENLOOP_FILE,
     OPENLOOP_SCHEMA,
@@ -762,7 +763,7 @@ def check_progress_option(progress: Any) -> None:
 
 
 def _count(name: str, value: Any, accepted: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"{name}={value!r}; accepted: {accepted}")
     return int(value)
 

@@ -30,6 +30,7 @@ import numpy as np
 from ..sim.rendering import RenderingUnavailable
 from ..sim.scenes import DEFAULT_IMAGE_SIZE
 from .from_sim import (
+    TELEOP_EXPERT,
     EpisodeRows,
     ExpertEpisodes,
     _CameraFrames,
@@ -242,7 +243,7 @@ def teleop_episodes(
 
 # the provenance's `expert` of its episodes, read by `from_sim.sim_to_dataset` to name `dataset teleop` in its
 # refusals and lock (`from_sim.recording_command`)
-teleop_episodes.expert = "teleop"  # type: ignore[attr-defined]
+teleop_episodes.expert = TELEOP_EXPERT  # type: ignore[attr-defined]
 
 
 def _teleop(settings: dict[str, Any], source: TeleopInput, num_episodes: int, seed: int,

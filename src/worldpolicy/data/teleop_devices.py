@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ..errors import is_real
 from ..extras import extra_imports
 from ..sim.scenes import TABLE_CENTER, TABLE_HALF, TABLE_TOP
 from .teleop import EVENTS, ViewerInput
@@ -131,9 +132,9 @@ class DeviceMapping:
     _held: tuple[bool, ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.speed) and self.speed > 0):
+        if not (is_real(self.speed) and self.speed > 0):
             raise ValueError(f"speed: expected a positive factor of the device's rates, got {self.speed!r}")
-        if not 0 <= self.deadzone < 1:
+        if not (is_real(self.deadzone) and 0 <= self.deadzone < 1):
             raise ValueError(f"deadzone: expected a share of full deflection in [0, 1), got {self.deadzone!r}")
 
     def begin(self, state: DeviceState) -> None:

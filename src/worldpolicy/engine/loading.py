@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .. import fileio
+from ..errors import is_integer
 from ..fileio import (
     ADAPTER_FILE,
     BASE_FILE,
@@ -555,7 +556,7 @@ def _refuse_config_sizes(where: Path, part: str, class_name: str, source: str, h
     differ = [(name, built[name], shapes[name]) for name in built if name in shapes and built[name] != shapes[name]]
     if not differ:
         return
-    sizes = {key: value for key, value in config.items() if isinstance(value, int) and not isinstance(value, bool)}
+    sizes = {key: value for key, value in config.items() if is_integer(value)}
 
     def keys(wanted: tuple[int, ...], held: tuple[int, ...]) -> list[str]:
         return [f"{key}={value}" for key, value in sizes.items() if value in set(wanted) - set(held)]

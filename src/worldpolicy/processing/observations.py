@@ -290,7 +290,7 @@ def last_frame_pixels(obs: Any, param: str = "observation") -> np.ndarray:
     a camera (a recording's frame, a run's observation PNG); a uint8 [H, W, 3] frame as it is."""
     if isinstance(obs, np.ndarray) and obs.dtype == np.uint8 and obs.ndim == 3 and obs.shape[-1] == 3:
         return obs
-    return np.round(load_frames(obs, param, last=1)[-1] * 255).astype(np.uint8)
+    return model_uint8(load_frames(obs, param, last=1)[-1])
 
 
 def _is_array(obs: Any) -> bool:
@@ -866,7 +866,8 @@ def model_uint8(pixels: np.ndarray) -> np.ndarray:
     numpy's round) and clipped: the one rounding of the frames a model decodes or is given. `Policy` rounds its
     decoded video by it, `model_frames` a recording compared with what a model imagined of it, and
     `sim.world_model.WorldModelEnv` the start frame a dream continues from, so a recorded frame, the start frame made
-    of it and an imagined frame never differ by a level at a half (64.5 is 64 for each)."""
+    of it and an imagined frame never differ by a level at a half (64.5 is 64 for each); an input's last frame kept as
+    uint8 (`last_frame_pixels`) and an image an agent's tool reads are rounded by it too."""
     return np.clip(np.round(np.asarray(pixels) * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import re
 import tomllib
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS, SUCCESS_WRITERS
-from ..errors import brief_list, close_match
+from ..errors import brief_list, close_match, is_integer
 from ..fileio import flat_settings
 from ..hub import HUB_DATASET_EXAMPLE, check_hub_id, hub_id_shaped, shown_value
 from ..models import portable_checkpoint
@@ -162,8 +161,7 @@ def held_out_setting(prefix: str) -> str:
 def check_episode_list(setting: str, given: Any, num_episodes: int, dataset: str = "data.dataset") -> None:
     """A list of episode indices of a dataset of `num_episodes`, each named once; else an error naming `setting`, the
     indices given and the range accepted."""
-    if isinstance(given, str) or not isinstance(given, Sequence) or not all(
-            isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in given):
+    if isinstance(given, str) or not isinstance(given, Sequence) or not all(is_integer(i) for i in given):
         raise ValueError(f"{setting}={given!r}: expected a list of integers (episode indices)")  # built in Python
     outside = [i for i in given if not 0 <= i < num_episodes]
     if outside:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import is_real
 from ..fileio import METRICS_FILE, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -78,8 +77,7 @@ def scalars(line: dict[str, Any]) -> dict[str, float]:
     """The numbers of a metrics line under their names, `step` aside: a tracker plots numbers (`eval_task` and
     `eval_perturb` are settings, in the config it is sent; an unset `val/action_mae` is no point)."""
     return {name: float(value) for name, value in line.items()
-            if name != "step" and isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value)}
+            if name != "step" and is_real(value)}
 
 
 class _TensorBoard:

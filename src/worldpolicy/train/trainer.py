@@ -632,7 +632,7 @@ class Trainer:
             positions, most, held = size * share, int(windows / share), table.validation_episodes
             head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from data.mixture[{source}] "
                     f"(weight {table.weight:g}: {100 * share:.1f} % of them), more than the")
-            weight = f" (or data.mixture[{source}].weight)"
+            weight = f" (or {settings}weight)"
         if positions <= windows or self.rank != 0:
             return
         name = f"{settings}dataset" if source is None else f"the dataset of data.mixture[{source}]"

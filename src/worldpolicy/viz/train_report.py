@@ -323,9 +323,8 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         seed = evaluation.get("seed")
         if not is_integer(seed) or seed <= max(recorded[1]):
             seed = max(recorded[1]) + 1
-        what = "the dataset did not record (it holds" if recorded[2].startswith("its dataset ") else \
-            "its datasets did not record (they hold"
-        sim_what += f", on scenes {what} {task} seeds {min(recorded[1])}..{max(recorded[1])})"
+        # where they are said (`models.run_training_seeds`: "its dataset D", "its datasets D, E"), named as it says
+        sim_what += f", on scenes {recorded[2]} did not record ({task} seeds {min(recorded[1])}..{max(recorded[1])})"
         sim += f" --seed {seed}"
     perturb = evaluation.get("perturb")  # `[eval] perturb`: one spec or a list of them, as sim --perturb joins them
     if isinstance(perturb, list) and all(isinstance(p, str) for p in perturb):
