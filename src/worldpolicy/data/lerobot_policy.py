@@ -34,6 +34,8 @@ The versions are checked rather than the import tried: a failed `import lerobot.
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import sys
@@ -55,7 +57,6 @@ _NEEDED_FOR = "worldpolicy's LeRobot policy adapter (docs/serving.md: installing
 with extra_imports(_NEEDED_FOR):
     import lerobot
     import torch
-    import transformers
     from packaging.version import Version
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def _stand_in_for_groot() -> None:
     if "lerobot.policies" in sys.modules or GROOT in sys.modules:
         return
     folder = Path(lerobot.__path__[0], "policies", "groot")
-    if (Version(lerobot.__version__).release[:2] != (0, 4) or Version(transformers.__version__).major < 5
+    transformers = _transformers_version()
+    if (Version(lerobot.__version__).release[:2] != (0, 4) or transformers is None or transformers.major < 5
             or not folder.is_dir()):
         return
     package = types.ModuleType(GROOT, "lerobot's GR00T policy package, left empty (worldpolicy.data.lerobot_policy)")
@@ -80,7 +82,16 @@ def _stand_in_for_groot() -> None:
     logger.warning("lerobot's GR00T policy is unavailable in this process: lerobot %s's GR00T model does not import "
                    "beside transformers %s (lerobot 0.4 wants transformers < 5: \"non-default argument 'backbone_cfg' "
                    "follows default argument\"), so its package is left empty for lerobot's other policies, and "
-                   "worldpolicy's, to import", lerobot.__version__, transformers.__version__)
+                   "worldpolicy's, to import", lerobot.__version__, transformers)
+
+
+def _transformers_version() -> Version | None:
+    """The installed transformers' version, read from its metadata rather than imported (a robot's LeRobot env need
+    not hold it, and the adapter's remote path imports no model stack); None where it is not importable (lerobot
+    imports its policies without it: the ones that need it say so when used)."""
+    if importlib.util.find_spec("transformers") is None:
+        return None
+    return Version(importlib.metadata.version("transformers"))
 
 
 _stand_in_for_groot()
