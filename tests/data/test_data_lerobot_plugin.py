@@ -61,14 +61,18 @@ made = factory.make_policy_config("worldpolicy", server=url, embodiment="pusht",
 def parse(cfg: record.RecordConfig):
     return cfg
 
-sys.argv = ["lerobot-record", "--robot.type=so101_follower", "--robot.port=/dev/ttyACM0",
-            "--dataset.repo_id=local/eval_worldpolicy", "--dataset.single_task=push the block",
-            "--policy.type=worldpolicy", f"--policy.server={url}", "--policy.embodiment=pusht",
-            "--policy.n_action_steps=2", "--policy.device=cpu", '--policy.action_names=["y", "x"]']
+# docs/serving.md's lerobot-record line, the policy's numbers the test server's
+sys.argv = ["lerobot-record", "--robot.type=so101_follower", "--robot.port=/dev/ttyACM0", "--robot.id=my_arm",
+            "--robot.cameras={ front: {type: opencv, index_or_path: 0, width: 640, height: 480, fps: 30}}",
+            "--dataset.repo_id=me/eval_worldpolicy", "--dataset.single_task=push the block",
+            "--dataset.push_to_hub=false", "--policy.type=worldpolicy", f"--policy.server={url}",
+            "--policy.n_action_steps=2", '--policy.camera_keys={"observation.images.front": "observation/image"}',
+            "--policy.device=cpu", '--policy.action_names=["y", "x"]']
 cfg = parser.wrap()(parse)()
 policy = factory.get_policy_class(cfg.policy.type)(cfg.policy)
 pre, post = factory.make_pre_post_processors(cfg.policy)
-observation = {"observation.image": np.zeros((64, 64, 3), np.uint8), "observation.state": np.zeros(2, np.float32)}
+observation = {"observation.images.front": np.zeros((64, 64, 3), np.uint8),
+               "observation.state": np.zeros(2, np.float32)}
 actions = [control_utils.predict_action(observation, policy, control_utils.torch.device("cpu"), pre, post,
                                         use_amp=False, task=cfg.dataset.single_task, robot_type="so101_follower")
            for _ in range(3)]  # lerobot-record's record_loop, each step's inference
@@ -76,7 +80,7 @@ policy.close()
 print(json.dumps({
     "made": f"{type(made).__module__}.{type(made).__name__}", "parsed": type(cfg.policy).__name__,
     "server": cfg.policy.server, "embodiment": cfg.policy.embodiment, "steps": cfg.policy.n_action_steps,
-    "robot": [type(cfg.robot).__name__, cfg.robot.port], "actions": [a.tolist() for a in actions],
+    "robot": [type(cfg.robot).__name__, cfg.robot.port, sorted(cfg.robot.cameras)], "actions": [a.tolist() for a in actions],
     "imported": sorted(imported), "refused": refused, "diffusers_by_lerobot": "diffusers" in sys.modules}))
 """
 
@@ -109,7 +113,7 @@ def test_lerobot_record_finds_the_plugin_and_runs_a_served_policy_without_the_mo
     got = json.loads(out.stdout.splitlines()[-1])
     assert got["made"] == "worldpolicy.data.lerobot_policy.WorldpolicyConfig"  # registered by the plugin's import
     assert (got["parsed"], got["server"], got["embodiment"], got["steps"], got["robot"]) == (
-        "WorldpolicyConfig", thread.url, "pusht", 2, ["SOFollowerRobotConfig", "/dev/ttyACM0"])
+        "WorldpolicyConfig", thread.url, None, 2, ["SOFollowerRobotConfig", "/dev/ttyACM0", ["front"]])
     assert got["refused"] == [] and got["diffusers_by_lerobot"]  # lerobot's GR00T imported diffusers; we did not
     assert set(got["imported"]) <= ROBOT_SIDE, got["imported"]
     assert {"numpy", "msgpack", "websockets"} <= set(got["imported"])

@@ -15,10 +15,17 @@ condition on it) and the task as the prompt. Each item of a batch is its own req
 dataset's `features["action"]["names"]`; None: the chunk's own columns), in the chunk's physical units;
 `select_action` runs `n_action_steps` of each chunk, then asks for the next.
 
-LeRobot imports this module's types only once it is imported: lerobot 0.4.4 imports third-party policies from
-distributions named `lerobot_policy_*`, which worldpolicy is not, so `lerobot-eval --policy.path=...` does not find
-the type; import this module, then LeRobot's own `make_policy`, `make_pre_post_processors`, `lerobot_eval.rollout`
-and `record_loop` take it. Inference only: training goes through `worldpolicy train`.
+LeRobot knows this module's types once it is imported: in Python, import it, then LeRobot's own `make_policy`,
+`make_pre_post_processors`, `lerobot_eval.rollout` and `record_loop` take it; lerobot 0.4.4's command lines
+(`lerobot-record --policy.type=worldpolicy ...`) import third-party policies from installed distributions named
+`lerobot_policy_*`, and `integrations/lerobot_policy_worldpolicy` is one, its module importing this one. Inference
+only: training goes through `worldpolicy train`.
+
+A served policy (`server=`) needs none of worldpolicy's model stack: the client's packages (numpy, msgpack, websockets)
+beside lerobot's own; transformers is not imported here (its version is read from its metadata, and where it is not
+installed there is no GR00T to stand in for), and `Policy` loads its engine (diffusers, transformers) only for a
+`checkpoint=`. So a robot's LeRobot env, whose transformers < 5 (or none) worldpolicy's core cannot resolve beside,
+takes worldpolicy with `pip install --no-deps` (docs/serving.md, "In LeRobot").
 
 lerobot 0.4 (0.4.4 is the last release for Python 3.11) wants transformers < 5; beside transformers 5, worldpolicy's
 floor, `lerobot.policies` does not import: its `__init__` imports the GR00T policy, whose model config is a dataclass
