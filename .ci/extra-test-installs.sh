@@ -12,3 +12,7 @@ pip install -q "pandas==3.1.1" "dill==0.4.1" "multiprocess==0.70.19" "xxhash==4.
 # (lerobot's own pins: draccus==0.10.0 exactly, einops<0.9, pyserial<4, deepdiff<9, jsonlines<5, termcolor<4); their
 # own dependencies (mergedeep, pyyaml-include, toml, typing-inspect, orderly-set) clash with nothing here.
 pip install -q "draccus==0.10.0" "einops==0.8.2" "pyserial==3.5" "deepdiff==8.6.2" "jsonlines==4.0.0" "termcolor==3.3.0"
+# tests/data/test_data_lerobot_plugin.py: lerobot-record's module imports its OpenCV camera (cv2; lerobot pins
+# opencv-python-headless < 4.13; its one dependency, numpy, is here). The test installs the plugin distribution
+# (integrations/lerobot_policy_worldpolicy) itself, into its temporary folder.
+pip install -q --no-deps "opencv-python-headless==4.12.0.88"

@@ -55,9 +55,11 @@ def _stand_ins(modules: dict[str, types.ModuleType]) -> Iterator[None]:
 def _torchvision() -> dict[str, types.ModuleType]:
     if importlib.util.find_spec("torchvision") is not None:
         return {}
-    # each looks for torchvision on import (transformers for lerobot's policies): they must not find the stand-in
-    import datasets  # noqa: F401
-    import transformers.modeling_utils  # noqa: F401
+    # each looks for torchvision on import (transformers for lerobot's policies): they must not find the stand-in;
+    # one the process goes without (a robot's LeRobot env, without transformers) has nothing to look for
+    for looks_for_it in ("datasets", "transformers.modeling_utils"):
+        if importlib.util.find_spec(looks_for_it.split(".")[0]) is not None:
+            importlib.import_module(looks_for_it)
 
     found = {}
     for name in TORCHVISION:

@@ -308,9 +308,10 @@ def test_the_adapter_imports_lerobot_leaving_groot_empty_with_one_warning():
 def test_groot_is_left_alone_where_lerobot_would_import_it(monkeypatch, caplog):
     monkeypatch.delitem(sys.modules, "lerobot.policies")
     monkeypatch.delitem(sys.modules, wl.GROOT)
-    monkeypatch.setattr(wl, "transformers", SimpleNamespace(__version__="4.57.6"))  # lerobot 0.4's own pin: < 5
-    wl._stand_in_for_groot()
-    assert wl.GROOT not in sys.modules and not caplog.records
+    for installed in (wl.Version("4.57.6"), None):  # lerobot 0.4's own pin (< 5); none (lerobot's extra, left out)
+        monkeypatch.setattr(wl, "_transformers_version", lambda installed=installed: installed)
+        wl._stand_in_for_groot()
+        assert wl.GROOT not in sys.modules and not caplog.records
     monkeypatch.undo()
     monkeypatch.delitem(sys.modules, "lerobot.policies")
     monkeypatch.delitem(sys.modules, wl.GROOT)
@@ -322,3 +323,11 @@ def test_groot_is_left_alone_where_lerobot_would_import_it(monkeypatch, caplog):
     assert not caplog.records
     assert "configuration_groot" in vars(sys.modules[wl.GROOT])  # the adapter's stand-in, its config loaded from it
     assert not hasattr(sys.modules[wl.GROOT], "GrootPolicy")
+
+
+def test_transformers_version_is_read_without_importing_it(monkeypatch):
+    import transformers
+
+    assert wl._transformers_version() == wl.Version(transformers.__version__)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as where it is not installed
+    assert wl._transformers_version() is None

@@ -15,10 +15,17 @@ condition on it) and the task as the prompt. Each item of a batch is its own req
 dataset's `features["action"]["names"]`; None: the chunk's own columns), in the chunk's physical units;
 `select_action` runs `n_action_steps` of each chunk, then asks for the next.
 
-LeRobot imports this module's types only once it is imported: lerobot 0.4.4 imports third-party policies from
-distributions named `lerobot_policy_*`, which worldpolicy is not, so `lerobot-eval --policy.path=...` does not find
-the type; import this module, then LeRobot's own `make_policy`, `make_pre_post_processors`, `lerobot_eval.rollout`
-and `record_loop` take it. Inference only: training goes through `worldpolicy train`.
+LeRobot knows this module's types once it is imported: in Python, import it, then LeRobot's own `make_policy`,
+`make_pre_post_processors`, `lerobot_eval.rollout` and `record_loop` take it; lerobot 0.4.4's command lines
+(`lerobot-record --policy.type=worldpolicy ...`) import third-party policies from installed distributions named
+`lerobot_policy_*`, and `integrations/lerobot_policy_worldpolicy` is one, its module importing this one. Inference
+only: training goes through `worldpolicy train`.
+
+A served policy (`server=`) needs none of worldpolicy's model stack: the client's packages (numpy, msgpack, websockets)
+beside lerobot's own; transformers is not imported here (its version is read from its metadata, and where it is not
+installed there is no GR00T to stand in for), and `Policy` loads its engine (diffusers, transformers) only for a
+`checkpoint=`. So a robot's LeRobot env, whose transformers < 5 (or none) worldpolicy's core cannot resolve beside,
+takes worldpolicy with `pip install --no-deps` (docs/serving.md, "In LeRobot").
 
 lerobot 0.4 (0.4.4 is the last release for Python 3.11) wants transformers < 5; beside transformers 5, worldpolicy's
 floor, `lerobot.policies` does not import: its `__init__` imports the GR00T policy, whose model config is a dataclass
@@ -34,6 +41,8 @@ The versions are checked rather than the import tried: a failed `import lerobot.
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import sys
@@ -55,7 +64,6 @@ _NEEDED_FOR = "worldpolicy's LeRobot policy adapter (docs/serving.md: installing
 with extra_imports(_NEEDED_FOR):
     import lerobot
     import torch
-    import transformers
     from packaging.version import Version
 
 logger = logging.getLogger(__name__)
@@ -70,7 +78,8 @@ def _stand_in_for_groot() -> None:
     if "lerobot.policies" in sys.modules or GROOT in sys.modules:
         return
     folder = Path(lerobot.__path__[0], "policies", "groot")
-    if (Version(lerobot.__version__).release[:2] != (0, 4) or Version(transformers.__version__).major < 5
+    transformers = _transformers_version()
+    if (Version(lerobot.__version__).release[:2] != (0, 4) or transformers is None or transformers.major < 5
             or not folder.is_dir()):
         return
     package = types.ModuleType(GROOT, "lerobot's GR00T policy package, left empty (worldpolicy.data.lerobot_policy)")
@@ -80,7 +89,16 @@ def _stand_in_for_groot() -> None:
     logger.warning("lerobot's GR00T policy is unavailable in this process: lerobot %s's GR00T model does not import "
                    "beside transformers %s (lerobot 0.4 wants transformers < 5: \"non-default argument 'backbone_cfg' "
                    "follows default argument\"), so its package is left empty for lerobot's other policies, and "
-                   "worldpolicy's, to import", lerobot.__version__, transformers.__version__)
+                   "worldpolicy's, to import", lerobot.__version__, transformers)
+
+
+def _transformers_version() -> Version | None:
+    """The installed transformers' version, read from its metadata rather than imported (a robot's LeRobot env need
+    not hold it, and the adapter's remote path imports no model stack); None where it is not importable (lerobot
+    imports its policies without it: the ones that need it say so when used)."""
+    if importlib.util.find_spec("transformers") is None:
+        return None
+    return Version(importlib.metadata.version("transformers"))
 
 
 _stand_in_for_groot()
