@@ -80,7 +80,8 @@ policy.close()
 print(json.dumps({
     "made": f"{type(made).__module__}.{type(made).__name__}", "parsed": type(cfg.policy).__name__,
     "server": cfg.policy.server, "embodiment": cfg.policy.embodiment, "steps": cfg.policy.n_action_steps,
-    "robot": [type(cfg.robot).__name__, cfg.robot.port, sorted(cfg.robot.cameras)], "actions": [a.tolist() for a in actions],
+    "robot": [type(cfg.robot).__name__, cfg.robot.port, sorted(cfg.robot.cameras)],
+    "actions": [a.tolist() for a in actions],
     "imported": sorted(imported), "refused": refused, "diffusers_by_lerobot": "diffusers" in sys.modules}))
 """
 
