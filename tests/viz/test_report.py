@@ -751,6 +751,16 @@ def test_a_mixtures_per_source_curves_share_a_panel_apart_from_the_columns(tmp_p
     assert [line.get_label() for line in panels["val/loss/source_<i>"].lines] == ["source_0", "source_1"]
 
 
+def test_a_source_field_is_read_back_as_its_index_and_a_column_is_not():
+    """What a training run logs for a mixture source (`source_metric`) is read back by the one pattern the report and
+    the training page group it by (`source_index`); an action column named alike is not taken for a source."""
+    field = report.source_metric("val/action_mae", 12)
+    assert field == "val/action_mae/source_12"
+    assert report.source_index(field.removeprefix("val/action_mae/")) == 12
+    assert [report.source_index(name) for name in ("source", "source_", "source_x", "my_source_1", "grasp")] == \
+        [None] * 5
+
+
 def test_per_column_curves_are_drawn_in_the_colour_blind_safe_palette(tmp_path):
     """A joint layout's `val/action_mae/<column>` lines took matplotlib's default cycle, whose red and green (joint_2,
     joint_3) are one olive to red-green colour-blind readers; they take the joints' Okabe-Ito colours, as joints.png."""

@@ -373,6 +373,11 @@ def gib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
+def _weights_size(count: int, dtype: torch.dtype) -> str:
+    """What `count` weight values take in `dtype`, as a refusal says it: `2.0 GiB in float32 (0.54 billion values)`."""
+    return f"{gib(count * dtype.itemsize)} in {str(dtype).removeprefix('torch.')} ({count / 1e9:.2f} billion values)"
+
+
 # The checkpoints (source, device, dtype) warned of as past the memory available now: said once in a process, not
 # again as a command that checked before reading its inputs (`Policy.check_pretrained`) loads (`from_pretrained`)
 _SWAP_WARNED: set[tuple[str, str, str]] = set()
@@ -397,8 +402,7 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
     judged = None not in values.values()
     if not count:
         return judged
-    name = str(dtype).removeprefix("torch.")
-    held = f"its weights alone take {gib(need)} in {name} ({count / 1e9:.2f} billion values)"
+    held = f"its weights alone take {_weights_size(count, dtype)}"
     if need > total:
         where, outcome = (("RAM", "would be killed by the system, not refused") if device.type == "cpu" else
                           ("memory MPS may use (shared with the system)", "would fail once they are read"))
@@ -408,7 +412,7 @@ def check_memory(path_or_id: str | Path, device: torch.device, dtype: torch.dtyp
                       "the network (`worldpolicy serve`, RemotePolicy)")
         raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='{device}': {held}, and this machine "
                          f"has {gib(total)} of {where}; loading it {outcome}. {fix}")
-    warned = (str(path_or_id), str(device), name)
+    warned = (str(path_or_id), str(device), str(dtype))
     if available is not None and need > available and warned not in _SWAP_WARNED:
         _SWAP_WARNED.add(warned)
         logger.warning("checkpoint %s: %s, and %s of this machine's %s of RAM is available now: loading it may "
@@ -445,7 +449,6 @@ def check_cuda_memory(path_or_id: str | Path, device: torch.device, dtype: torch
     if need <= free:
         return
     props = torch.cuda.get_device_properties(index)
-    name = str(dtype).removeprefix("torch.")
     fixes = []
     half = count * torch.bfloat16.itemsize + CUDA_MARGIN
     if dtype.itemsize > 2 and half <= free:
@@ -457,9 +460,9 @@ def check_cuda_memory(path_or_id: str | Path, device: torch.device, dtype: torch
         fixes.append("another GPU with more memory free (device='cuda:N')")
     fixes.append("a smaller model, or a GPU with more memory")
     raise ValueError(f"checkpoint={str(path_or_id)!r} does not fit on device='cuda:{index}' ({props.name}): its "
-                     f"weights take {gib(count * dtype.itemsize)} in {name} ({count / 1e9:.2f} billion values), "
-                     f"{gib(need)} with {gib(CUDA_MARGIN)} for the first step, and it has {gib(free)} free of its "
-                     f"{gib(total)}; loading it would run out of memory. Try {'; or '.join(fixes)}")
+                     f"weights take {_weights_size(count, dtype)}, {gib(need)} with {gib(CUDA_MARGIN)} for the first "
+                     f"step, and it has {gib(free)} free of its {gib(total)}; loading it would run out of memory. "
+                     f"Try {'; or '.join(fixes)}")
 
 
 def check_loadable(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *, memory: bool = True,

@@ -152,6 +152,12 @@ def source_prefix(source: int | None) -> str:
     return "data." if source is None else f"data.mixture[{source}]."
 
 
+def source_name(source: int, dataset: str = "") -> str:
+    """What names `[[data.mixture]]` table `source` in a message: `data.mixture[i]` (`source_prefix`'s, no dot), its
+    dataset after it where given (`data.mixture[1] (lerobot/aloha)`)."""
+    return source_prefix(source).removesuffix(".") + (f" ({dataset})" if dataset else "")
+
+
 def held_out_setting(prefix: str) -> str:
     """The setting holding episodes out of training for validation, of the `[data]` settings after `prefix`:
     `validation.episodes` for `data.`, a mixture table's own `validation_episodes` for `data.mixture[i].`."""
@@ -604,7 +610,7 @@ class TrainConfig:
                              "dataset they are episodes of, and leave validation.episodes empty")
         datasets = []
         for i, (source, data) in enumerate(zip(self.data.mixture, self.data.sources())):
-            where = f"data.mixture[{i}]"
+            where = source_name(i)
             if not source.dataset:
                 raise ValueError(f"{where}.dataset: required (a LeRobot v3 dataset folder or hub id)")
             if isinstance(source.weight, bool) or not isinstance(source.weight, (int, float)) or not (
@@ -799,7 +805,7 @@ def _changed_tables(saved: list[Any], current: list[Any]) -> list[str]:
     for i, (old, new) in enumerate(zip(saved, current)):
         if not isinstance(old, dict) or not isinstance(new, dict):
             if old != new:
-                changes.append(f"data.mixture[{i}]: {old!r} -> {new!r}")
+                changes.append(f"{source_name(i)}: {old!r} -> {new!r}")
             continue
         for key, value in old.items():
             if key not in new:
@@ -956,7 +962,7 @@ def read_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
     for i, table in enumerate(config.data.mixture):  # as data.dataset: against the config's folder, else a hub id
         local = base / Path(table.dataset).expanduser()
         if table.dataset and hub_id_shaped(table.dataset) and not local.exists():
-            check_hub_id(table.dataset, f"data.mixture[{i}].dataset")
+            check_hub_id(table.dataset, f"{source_prefix(i)}dataset")
         elif table.dataset:
             table.dataset = os.path.abspath(local)
     from ..embodiments import SPEC_FILE_SUFFIX, inline_stats_file

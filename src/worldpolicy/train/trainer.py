@@ -87,6 +87,7 @@ from ..models import SHIPPED_NAME, checkpoint_files, portable_checkpoint
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec, config_center_crop
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from ..viz.plots import plural
+from ..viz.report import source_metric
 from .config import (
     RESUMABLE,
     SELECTION_FLAGS,
@@ -95,6 +96,7 @@ from .config import (
     changed_settings,
     held_out_setting,
     own_key,
+    source_name,
     source_prefix,
 )
 from .data import (
@@ -484,7 +486,7 @@ class Trainer:
                                  data.video_keys, source=data.source_embodiment, conversion=data.action_conversion,
                                  robot=data.robot, name=table.dataset, prefix=source_prefix(i))
             if fit.problems:
-                raise ValueError(f"data.mixture[{i}] ({table.dataset}) does not fit embodiment {layout.key!r} "
+                raise ValueError(f"{source_name(i, table.dataset)} does not fit embodiment {layout.key!r} "
                                  "(`worldpolicy dataset check --embodiment` says the same): " + "; ".join(fit.problems))
             held_out = tuple(sorted(int(e) for e in table.validation_episodes))  # checked with the config
             sources.append(self._source_windows(layout, data, dataset, held_out, i, resumed[i]))
@@ -514,7 +516,7 @@ class Trainer:
         `validation.windows` a validation scores are encoded, never augmented, but centre-cropped as inference crops
         the frames of a run that is) checked (`_check_held_out`); a batch larger than its windows warned of."""
         table = self.config.data if source is None else self.config.data.mixture[source]
-        where = "" if source is None else f"data.mixture[{source}] ({table.dataset})"
+        where = "" if source is None else source_name(source, table.dataset)
         prefix = source_prefix(source)  # what names its settings in a refusal
         spec = window_spec(data, layout, held_out, dataset, prefix)
         val_spec = replace(spec, episodes=held_out, windows=self.config.validation.windows, augment=None,
@@ -566,7 +568,7 @@ class Trainer:
         prefix = source_prefix(source)
         setting = held_out_setting(prefix)
         label = setting if source is None else \
-            f"data.mixture[{source}] ({self.config.data.mixture[source].dataset}): validation_episodes"
+            f"{source_name(source, self.config.data.mixture[source].dataset)}: validation_episodes"
         windows = count_windows(replace(spec, windows=None), dataset)
         if not windows:
             raise ValueError(f"{label}={list(spec.episodes)}: these episodes yield no window of data.chunk_size "
@@ -630,12 +632,12 @@ class Trainer:
             table = self.config.data.mixture[source]
             share = table.weight / sum(t.weight for t in self.config.data.mixture)
             positions, most, held = size * share, int(windows / share), table.validation_episodes
-            head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from data.mixture[{source}] "
+            head = (f"optim.batch_size={size} draws about {positions:.3g} positions a step from {source_name(source)} "
                     f"(weight {table.weight:g}: {100 * share:.1f} % of them), more than the")
             weight = f" (or {settings}weight)"
         if positions <= windows or self.rank != 0:
             return
-        name = f"{settings}dataset" if source is None else f"the dataset of data.mixture[{source}]"
+        name = f"{settings}dataset" if source is None else f"the dataset of {source_name(source)}"
         shape = f"chunk_size {spec.chunk_size}, stride {spec.stride}"
         if spec.episodes is None:
             logger.warning("%s %d training windows of %s %s (%s): every step holds some windows more than once (with "
@@ -716,7 +718,7 @@ class Trainer:
         if tables:
             weights = sum(t.weight for t in tables)
             each_source = "; ".join(
-                f"data.mixture[{i}] ({t.dataset}): {source.windows + held} windows"
+                f"{source_name(i, t.dataset)}: {source.windows + held} windows"
                 f"{f' ({held} held-out)' if held else ''}, {gib(part)} ({100 * part / size:.0f} % of the whole, "
                 f"{each / 2**20:.2f} MiB a window), drawn for {100 * t.weight / weights:.1f} % of the batch positions"
                 for i, (t, source, (each, held, part, _)) in enumerate(zip(tables, sources, parts)))
@@ -725,7 +727,7 @@ class Trainer:
                     f"{gib(size)} (their latents at resolution tier {layout.resolution_tier}{copy} and their actions; "
                     f"by source: {each_source})")
             fewer = (f"train on fewer windows: {stride}, fewer episodes of a source (data.mixture[i].episodes, "
-                     f"exclude_episodes or success; data.mixture[{largest}] ({tables[largest].dataset}) holds the "
+                     f"exclude_episodes or success; {source_name(largest, tables[largest].dataset)} holds the "
                      f"most), or fewer sources{fewer_copies}")
             whose = "their"
         else:
@@ -846,10 +848,10 @@ class Trainer:
             caches, held = [], []
             for i, ((spec, checked), (val_spec, val_checked), dataset) in enumerate(
                     zip(self._mixture_specs, self._mixture_val, self.datasets)):
-                caches.append(build_or_load(spec, progress, resumed[i], f"windows of data.mixture[{i}]",
+                caches.append(build_or_load(spec, progress, resumed[i], f"windows of {source_name(i)}",
                                             checked and first, dataset, i))
                 scores = val_spec is not None and (self.rank == 0 or self.sharded)
-                held.append(build_or_load(val_spec, progress, None, f"held-out windows of data.mixture[{i}]",
+                held.append(build_or_load(val_spec, progress, None, f"held-out windows of {source_name(i)}",
                                           val_checked and first, dataset) if scores else None)
             return caches, held
 
@@ -1944,8 +1946,8 @@ class Trainer:
                 **{f"val/{key}": value for key, value in means.items() if key.startswith("loss_")},
                 "val/windows": len(pairs) // len(self.objective_names)}
         for j in sources:  # each mixture source's held-out loss, as `val/loss` of its windows alone
-            line[f"val/loss/source_{j}"] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
-                                               if f"{o}@{j}" in means)
+            line[source_metric("val/loss", j)] = sum(share[o] * means[f"{o}@{j}"] for o in self.objective_names
+                                                     if f"{o}@{j}" in means)
         if self._val_actions:  # on every rank of a sharded run, each sampling its share
             line.update(self._action_error(step))
         if self.rank != 0:
@@ -1958,13 +1960,13 @@ class Trainer:
         self._log(metrics_path, line)
 
         def source_mae(j: int) -> str:
-            mae = line.get(f"val/action_mae/source_{j}")
+            mae = line.get(source_metric("val/action_mae", j))
             return f", action MAE {mae:.4g}" if mae is not None else ""
 
         # the setting that held them out: `validation.episodes`, or each mixture table's own `validation_episodes`
         held = f"validation.episodes {cfg.validation.episodes}" if not cfg.data.mixture else "; ".join(
-            f"data.mixture[{j}].validation_episodes {cfg.data.mixture[j].validation_episodes}: "
-            f"{line[f'val/loss/source_{j}']:.4g}{source_mae(j)}" for j in sources)
+            f"{held_out_setting(source_prefix(j))} {cfg.data.mixture[j].validation_episodes}: "
+            f"{line[source_metric('val/loss', j)]:.4g}{source_mae(j)}" for j in sources)
         logger.info("step %d: held-out loss %.4g%s (%s, %d windows, %.1f s)", step, loss, sampled, held,
                     line["val/windows"], time.perf_counter() - tick)
         return line
@@ -2009,7 +2011,7 @@ class Trainer:
         return {"val/action_mae": None if None in normalized.values() else
                 sum(weights[j] * normalized[j] for j in scored) / total,
                 **{f"val/action_mae/{column}": float(m) for column, m in zip(columns, mae)},
-                **{f"val/action_mae/source_{j}": normalized[j] for j in scored},
+                **{source_metric("val/action_mae", j): normalized[j] for j in scored},
                 "val/action_chunks": sum(chunks for _, chunks in scored.values())}
 
     def _sampled_share(self, policy: Any, data: Any, starts: dict[int, list[int]],

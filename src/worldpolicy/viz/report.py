@@ -663,8 +663,20 @@ def _log_curves(path: Path, units: Mapping[str, str] | None = None) -> tuple[byt
     return buf.getvalue(), n
 
 
-# a field `G/source_<i>`: G of a mixture's source i alone (`val/loss/source_0`, `val/action_mae/source_1`)
-MIXTURE_SOURCE = re.compile(r"source_\d+")
+def source_metric(metric: str, source: int | str) -> str:
+    """The field of `metric` G on a mixture's source `source` alone, `G/source_<i>` (`val/loss/source_0`,
+    `val/action_mae/source_1`): what a training run logs (`source` the table's index) and `source_index` reads back;
+    `source` "<i>" names them all (a panel's heading)."""
+    return f"{metric}/source_{source}"
+
+
+def source_index(name: str) -> int | None:
+    """i of a field's last part `name` (after `G/`) where `source_metric` named it, `source_<i>`; None for another (an
+    action column's)."""
+    match = re.fullmatch(re.escape(source_metric("", "")) + r"(\d+)", f"/{name}")
+    return int(match[1]) if match else None
+
+
 # what a panel's heading says of a field whose name alone does not say how to read it
 CURVE_NOTES = {"val/action_mae": "unit-free: MAE on the model's normalised action scale, mean over columns"}
 
@@ -727,8 +739,9 @@ def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tup
         for part in sorted(k for k in series if k.startswith(f"{key}/")):
             name = part.removeprefix(f"{key}/")
             unit = shown_unit(str((units or {}).get(name) or ""))
-            group = "source_<i>" if MIXTURE_SOURCE.fullmatch(name) else "<name>" + (f" [{unit}]" if unit else "")
-            family.setdefault(f"{key}/{group}", []).append(part)
+            group = source_metric(key, "<i>") if source_index(name) is not None else \
+                f"{key}/<name>" + (f" [{unit}]" if unit else "")
+            family.setdefault(group, []).append(part)
     grouped = {part for parts in family.values() for part in parts}
     keys = sorted((key for key in series if key not in held_out.values() and key not in grouped), key=_curve_order)
     keys = sorted([*keys, *family], key=_curve_order) if keys else keys

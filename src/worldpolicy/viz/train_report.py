@@ -32,7 +32,7 @@ from ..fileio import (
 )
 from ..models import run_training_seeds
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
-from .report import MIXTURE_SOURCE, _cards, _esc, _fmt, _href, _kv_table, _number, _pct, _read_json
+from .report import _cards, _esc, _fmt, _href, _kv_table, _number, _pct, _read_json, source_index
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
@@ -252,10 +252,10 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
 
         parts = {k.removeprefix("val/action_mae/"): v for k, v in lines[last].items()
                  if k.startswith("val/action_mae/") and _number(v)}
-        columns = ", ".join(with_unit(k, v) for k, v in parts.items() if not MIXTURE_SOURCE.fullmatch(k))
+        columns = ", ".join(with_unit(k, v) for k, v in parts.items() if source_index(k) is None)
         # a mixture's: each source's (`val/action_mae/source_<i>`), the headline the mean weighted by their weights
-        sources = ", ".join(f"data.mixture[{k.removeprefix('source_')}] {v:.4g}" for k, v in parts.items()
-                            if MIXTURE_SOURCE.fullmatch(k))
+        sources = ", ".join(f"data.mixture[{i}] {v:.4g}" for k, v in parts.items()
+                            if (i := source_index(k)) is not None)
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, the MAE on the model's normalised action scale, unit-free, mean over the columns; "
                    f"worldpolicy dataset eval --chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step "
