@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__
 from .__main__ import INTERRUPTED  # the one text of a Ctrl-C before the command starts
 from .errors import error_parameter, typo_note
+from .serving import API_KEY_ENV  # the variable a ws:// server's key is read from when no flag gives it
 
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
 COMMAND_MODULES = (
@@ -224,10 +225,6 @@ def api_key_from_env(var: str) -> str:
     if not key:
         raise ValueError(f"--api-key-env {var}: that environment variable is unset or empty")
     return key
-
-
-# The variable a ws:// policy server's key is read from when no flag gives it (`policy_api_key`)
-API_KEY_ENV = "WORLDPOLICY_API_KEY"
 
 
 def add_api_key_flags(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ class Recorder:
 
     def __init__(self, policy):
         self.policy, self.calls, self.batches = policy, [], []
+        self.chunk_size = policy.chunk_size
 
     def act_batch(self, requests):
         predictions = self.policy.act_batch(requests)
@@ -153,9 +154,42 @@ def test_bad_batches_and_options_are_refused_clearly(recorded):
         _adapter(recorded, camera_keys={"observation.images.side": "observation/image"}).select_action(_batch())
     with pytest.raises(ValueError, match="noise: a worldpolicy policy draws its own"):
         adapter.predict_action_chunk(_batch(), noise=torch.zeros(1))
-    with pytest.raises(ValueError, match=r"n_action_steps=9: the policy's chunks hold 4 steps; accepted: 1 to 4"):
-        _adapter(recorded, n_action_steps=9).select_action(_batch())
-    assert recorded.calls  # the one check that needs a chunk made one
+    with pytest.raises(ValueError, match=r"batch\['task'\] has 1 entries for a batch of 2 items; accepted: one task"):
+        adapter.select_action(_batch(2, task=["a"]))  # not the config's task (or none) for the second item
+    with pytest.raises(ValueError, match=r"batch\['task'\] has 3 entries for a batch of 2 items"):
+        wl.lerobot_observation(_batch(2, task=["a", "b", "c"]), 0)
+    assert not recorded.calls  # each refused before a request
+
+
+def test_n_action_steps_over_the_chunk_is_refused_when_the_policy_is_opened(recorded, monkeypatch):
+    with pytest.raises(ValueError, match=r"n_action_steps=9: the policy's chunks hold 4 steps \(its chunk_size\); "
+                                         r"accepted: 1 to 4, or None"):
+        _adapter(recorded, n_action_steps=9)
+    assert not recorded.calls  # before any inference
+    assert _adapter(recorded, n_action_steps=np.int64(4)).config.n_action_steps == 4  # a numpy integer is one
+    opened = []
+
+    class Served:  # what `_open` builds for server=: closed again by the refusal
+        chunk_size, closed = 4, False
+
+        def __init__(self, url, api_key=None, embodiment=None):
+            opened.append(self)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr("worldpolicy.serving.client.RemotePolicy", Served)
+    with pytest.raises(ValueError, match=r"n_action_steps=5: the policy's chunks hold 4 steps"):
+        wl.WorldpolicyPolicy(wl.WorldpolicyConfig(server="ws://127.0.0.1:9", n_action_steps=5, device="cpu"))
+    assert [p.closed for p in opened] == [True]
+
+
+def test_a_server_announcing_no_chunk_size_has_n_action_steps_checked_on_its_first_chunk(recorded):
+    recorded.chunk_size = None  # openpi's server announces none
+    adapter = _adapter(recorded, n_action_steps=9)
+    with pytest.raises(ValueError, match=r"n_action_steps=9: the policy's chunks hold 4 steps"):
+        adapter.select_action(_batch())
+    assert len(recorded.calls) == 1  # the chunk that said it
 
 
 def test_training_through_lerobot_is_refused(recorded):
@@ -165,10 +199,30 @@ def test_training_through_lerobot_is_refused(recorded):
             call()
 
 
-def test_an_api_key_is_read_from_the_named_variable(monkeypatch):
-    monkeypatch.delenv("WL_TEST_KEY", raising=False)
-    with pytest.raises(ValueError, match="api_key_env='WL_TEST_KEY': that environment variable is not set"):
+def test_an_api_key_is_read_from_the_named_variable_else_the_command_lines_default(monkeypatch):
+    sent = []
+
+    class Served:  # what `_open` builds for server=: the key it was given
+        chunk_size = 4
+
+        def __init__(self, url, api_key=None, embodiment=None):
+            sent.append(api_key)
+
+    monkeypatch.setattr("worldpolicy.serving.client.RemotePolicy", Served)
+    monkeypatch.setenv("WL_TEST_KEY", "s3cret-key-123")
+    monkeypatch.setenv("WORLDPOLICY_API_KEY", "other-key-456")
+    for named in ("WL_TEST_KEY", None):
+        wl.WorldpolicyPolicy(wl.WorldpolicyConfig(server="ws://127.0.0.1:9", api_key_env=named, device="cpu"))
+    monkeypatch.delenv("WORLDPOLICY_API_KEY")
+    wl.WorldpolicyPolicy(wl.WorldpolicyConfig(server="ws://127.0.0.1:9", device="cpu"))  # a server without a key
+    assert sent == ["s3cret-key-123", "other-key-456", None]
+    monkeypatch.setenv("WL_TEST_KEY", "")
+    with pytest.raises(ValueError, match="api_key_env='WL_TEST_KEY': that environment variable is unset or empty"):
         wl.WorldpolicyPolicy(wl.WorldpolicyConfig(server="ws://127.0.0.1:9", api_key_env="WL_TEST_KEY", device="cpu"))
+    assert len(sent) == 3  # refused before connecting
+    from worldpolicy import cli, serving
+
+    assert cli.API_KEY_ENV is serving.API_KEY_ENV == "WORLDPOLICY_API_KEY"  # one name, the command lines' too
 
 
 def test_lerobot_factory_builds_it_from_the_config_and_saves_and_loads_it(tiny, tmp_path):

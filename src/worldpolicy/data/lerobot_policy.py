@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.data.observations import IMAGE_PREFIX, STATE_FEATURE
+from worldpolicy.errors import is_integer
 from worldpolicy.extras import extra_imports
 from worldpolicy.policy import Policy, PolicyRequest
 from worldpolicy.processing.observations import model_uint8, wire_key
@@ -122,12 +123,14 @@ TRAINING_REFUSED = ("a worldpolicy policy runs in LeRobot for inference only; tr
 class WorldpolicyConfig(PreTrainedConfig):
     """Which worldpolicy policy LeRobot runs, as data (a config.json's fields, `--policy.<field>` on LeRobot's
     command lines). `checkpoint` (a folder, a hub id or `shipped`) or `server` (a `worldpolicy serve` URL), not both;
-    `api_key_env`: the environment variable that holds the server's key (the key itself is never stored).
+    `api_key_env`: the environment variable that holds the server's key (the key itself is never stored); None:
+    `WORLDPOLICY_API_KEY` (`serving.API_KEY_ENV`) where set, as the command lines read it, else no key.
     `embodiment`: the checkpoint's own when None. `n_action_steps`: the steps of each chunk run before the next is
-    asked for (None: the whole chunk). `camera_keys`: a LeRobot image key -> the embodiment's camera wire key, for
-    cameras not named as the embodiment names them. `action_names`: the action columns LeRobot expects, in its order
-    (a dataset's `features["action"]["names"]`; None: the chunk's columns as they come). `task`: the prompt where a
-    batch's task is empty or missing (an env without a language instruction: LeRobot's rollout then sends "")."""
+    asked for (None: the whole chunk), at most the policy's chunk_size (checked when it is opened). `camera_keys`: a
+    LeRobot image key -> the embodiment's camera wire key, for cameras not named as the embodiment names them.
+    `action_names`: the action columns LeRobot expects, in its order (a dataset's `features["action"]["names"]`; None:
+    the chunk's columns as they come). `task`: the prompt where a batch's task is empty or missing (an env without a
+    language instruction: LeRobot's rollout then sends "")."""
 
     checkpoint: str | None = None
     server: str | None = None
@@ -147,9 +150,11 @@ class WorldpolicyConfig(PreTrainedConfig):
             raise ValueError(f"api_key_env={self.api_key_env!r}: a key is sent to a server; this config loads "
                              f"checkpoint={self.checkpoint!r}")
         steps = self.n_action_steps
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        if steps is not None and (not is_integer(steps) or steps < 1):
             raise ValueError(f"n_action_steps={steps!r}: accepted: an int >= 1 (at most the chunk's length), or None "
                              "(the whole chunk)")
+        if steps is not None:
+            self.n_action_steps = int(steps)  # a numpy integer as a Python one, which config.json holds
         if not isinstance(self.camera_keys, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in self.camera_keys.items()):
             raise ValueError(f"camera_keys={self.camera_keys!r}: accepted: a dict of LeRobot image keys "
@@ -202,6 +207,13 @@ class WorldpolicyPolicy(PreTrainedPolicy):
             self.action_names = list((dataset_meta.features.get("action") or {}).get("names") or []) or None
         self._owned = policy is None
         self.policy = _open(config) if policy is None else policy
+        # None: a server that announces none (openpi's), whose chunks say it: `n_action_steps` is checked on the first
+        self._chunk_size = self.policy.chunk_size
+        try:
+            _check_steps(config.n_action_steps, self._chunk_size)
+        except ValueError:
+            self.close()  # refused before any inference: what this adapter opened is released
+            raise
         self._queue: deque[torch.Tensor] = deque()
 
     @classmethod
@@ -250,11 +262,9 @@ class WorldpolicyPolicy(PreTrainedPolicy):
         """The next action, [B, action_dim]: a new chunk is asked for when the last one's `n_action_steps` have run."""
         if not self._queue:
             chunk = self.predict_action_chunk(batch, **kwargs)
-            steps = self.config.n_action_steps
-            if steps is not None and steps > chunk.shape[1]:
-                raise ValueError(f"n_action_steps={steps}: the policy's chunks hold {chunk.shape[1]} steps; accepted: "
-                                 f"1 to {chunk.shape[1]}, or None (the whole chunk)")
-            self._queue.extend(chunk[:, :steps].transpose(0, 1))
+            if self._chunk_size is None:
+                _check_steps(self.config.n_action_steps, chunk.shape[1])
+            self._queue.extend(chunk[:, :self.config.n_action_steps].transpose(0, 1))
         return self._queue.popleft()
 
     def _columns(self, actions: np.ndarray, columns: list[str]) -> np.ndarray:
@@ -277,16 +287,25 @@ def make_worldpolicy_pre_post_processors(config: WorldpolicyConfig, dataset_stat
                                     to_output=transition_to_policy_action))
 
 
+def _check_steps(steps: int | None, chunk_size: int | None) -> None:
+    """`n_action_steps` against the policy's chunk_size (None: not known, nothing to check)."""
+    if steps is not None and chunk_size is not None and steps > chunk_size:
+        raise ValueError(f"n_action_steps={steps}: the policy's chunks hold {chunk_size} steps (its chunk_size); "
+                         f"accepted: 1 to {chunk_size}, or None (the whole chunk)")
+
+
 def _open(config: WorldpolicyConfig) -> Any:
     if config.server is not None:
-        from worldpolicy.serving import RemotePolicy
+        from worldpolicy.serving import API_KEY_ENV, RemotePolicy
 
-        key = None
-        if config.api_key_env is not None:
+        if config.api_key_env is None:
+            key = os.environ.get(API_KEY_ENV) or None
+        else:
             key = os.environ.get(config.api_key_env)
             if not key:
-                raise ValueError(f"api_key_env={config.api_key_env!r}: that environment variable is not set; set it "
-                                 "to the server's key, or leave api_key_env out for a server without one")
+                raise ValueError(f"api_key_env={config.api_key_env!r}: that environment variable is unset or empty; "
+                                 f"set it to the server's key, or leave api_key_env out ({API_KEY_ENV} is read "
+                                 "then, where set; none for a server without a key)")
         return RemotePolicy(config.server, api_key=key, embodiment=config.embodiment)
     return Policy.from_pretrained(config.checkpoint, config.embodiment, device=config.device)
 
@@ -331,7 +350,11 @@ def lerobot_observation(batch: Mapping[str, Any], index: int, camera_keys: Mappi
     state = None if state is None else state[index].detach().to("cpu").double().numpy()
     given = batch.get("task")
     if isinstance(given, Sequence) and not isinstance(given, str):
-        given = given[index] if index < len(given) else None
+        items = _batch_size(batch)
+        if len(given) != items:
+            raise ValueError(f"batch['task'] has {len(given)} entries for a batch of {items} items; accepted: "
+                             "one task for the batch (a string), or a list of one per item")
+        given = given[index]
     if given is not None and not isinstance(given, str):
         raise ValueError(f"batch['task'] is {batch.get('task')!r:.80}; accepted: the task as a string, or a list of "
                          "one per item (LeRobot's rollout and record loop set it)")

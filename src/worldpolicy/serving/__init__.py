@@ -35,7 +35,12 @@ _EXPORTS = {
     "UnreadableReplyError": "client",
     "UntrustedCertificateError": "client",
 }
-__all__ = list(_EXPORTS)
+__all__ = ["API_KEY_ENV"] + list(_EXPORTS)
+
+# The variable a ws:// policy server's key is read from where nothing names one: the command lines' `--policy` client
+# (`cli.policy_api_key`) and LeRobot's adapter (`WorldpolicyConfig.api_key_env` unset). `RemotePolicy` itself reads no
+# environment (`api_key=`); here rather than in its module, which needs the serve extra, so the CLI imports it freely.
+API_KEY_ENV = "WORLDPOLICY_API_KEY"
 
 
 def __getattr__(name: str) -> Any:
