@@ -698,6 +698,7 @@ def _dream(args: argparse.Namespace) -> int:
     from .fileio import (
         DREAM_FILE,
         DREAM_PARTIAL_DIR,
+        exit_status,
         folder_lock,
         how_stopped,
         read_json,
@@ -810,6 +811,8 @@ def _dream(args: argparse.Namespace) -> int:
                 print(f"worldpolicy dream: {how} after {done} of {args.chunks} chunks finished; their run is in {out} "
                       f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",
                       file=sys.stderr)
+                if isinstance(exc, KeyboardInterrupt):  # said in full, once (`cli.main` would say it again, bare)
+                    return exit_status(exc)  # the shell's code: 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1
             raise
         bar.close()
         with sigint_deferred(writing(args.chunks), second_stops=True):

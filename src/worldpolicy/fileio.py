@@ -158,11 +158,12 @@ def stop_signal(stop: KeyboardInterrupt) -> int:
 def how_stopped(stop: BaseException) -> str:
     """How a command's work ended, in the one wording of every line that says it: "interrupted" (Ctrl-C, or a stop
     carrying it: `stop_signal`), "terminated (SIGTERM)" for a `Terminated` (a scheduler's time limit or preemption,
-    `kill`; "terminated (SIGUSR1)"), else "failed": the command's last line (`worldpolicy sim: interrupted`,
+    `kill`; "terminated (SIGUSR1)"), else "failed": the command's last line (`worldpolicy predict: interrupted`,
     `cli.main`; `__main__.INTERRUPTED` before a command starts), its log's (`session stopped: terminated (SIGTERM)`,
     `logcapture.run_log`'s `session_stopped`), its "... after N of M finished" lines (`worldpolicy sim: failed
     after 2 of 5 episodes finished`) and the dataset commands' lines of what a stop kept (`worldpolicy dataset label:
-    terminated (SIGTERM): 2 of 3 episodes labelled are kept in ...`, the `describe` of `data`'s interruptions)."""
+    terminated (SIGTERM): 2 of 3 episodes labelled are kept in ...`, the `describe` of `data`'s interruptions; the
+    page of a `dataset show` cut short too)."""
     if not isinstance(stop, KeyboardInterrupt):
         return "failed"
     signum = stop_signal(stop)

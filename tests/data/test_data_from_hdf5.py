@@ -249,6 +249,11 @@ def _depth_only(path: Path) -> None:
       "--state-keys to keep them) and no uint8 image obs key: the dataset would hold actions alone")),
     (lambda p: _robomimic(p, env_args={"env_name": "Lift"}), [],
      "error: --fps: '{file}' does not say its control rate"),
+    # JSON's Infinity (and NaN, 0) was taken as the rate, then refused by the writer as `fps=inf`, never given
+    *[(lambda p, rate=rate: _robomimic(p, env_args={"env_kwargs": {"control_freq": rate}}), [],
+       (f"error: --fps: '{{file}}' data.attrs['env_args'] env_kwargs.control_freq is {rate!r}, not a control rate "
+        "(accepted: a positive finite number of steps per second); give --fps, the rate the demos were recorded at"))
+      for rate in (float("inf"), float("nan"), 0, "20")],
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys, make, flags, message):
     file = tmp_path / "demo.hdf5"

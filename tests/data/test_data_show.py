@@ -11,7 +11,7 @@ from dataset_factory import frame_ramp
 
 from worldpolicy.cli import main
 from worldpolicy.data import write_episodes
-from worldpolicy.fileio import SHOW_FILE
+from worldpolicy.fileio import SHOW_FILE, Terminated
 
 DROID_CAMERAS = ("exterior_image_1_left", "exterior_image_2_left", "wrist_image_left")
 
@@ -216,27 +216,33 @@ def test_a_missing_root_a_folder_not_a_dataset_and_an_out_inside_the_dataset_are
     assert not (tmp_path / "look").exists() and not (ds.root / "look").exists()
 
 
+@pytest.mark.parametrize("stop, status, how", [(KeyboardInterrupt, 130, "interrupted"),
+                                               (Terminated, 143, "terminated (SIGTERM)")])
 def test_ctrl_c_keeps_the_finished_episodes_on_the_page_and_no_half_one(small_dataset, tmp_path, monkeypatch,
-                                                                        capsys):
+                                                                        capsys, stop, status, how):
+    """... and the page says how the show stopped: a SIGTERM's was said to be "interrupted"; while the show goes on
+    (or after a kill) it says no more than it knows."""
     from worldpolicy.viz import plots
 
     ds, _ = small_dataset
     real = plots.save_figure
-    calls = []
+    calls, pages = [], []
 
     def stop_in_the_second_episode(*args, **kwargs):
         calls.append(args[1])
         if len(calls) == 4:  # episode 0 drew 3 plots; episode 1's clip is written, its first plot is not
-            raise KeyboardInterrupt
+            pages.append((out / "index.html").read_text())
+            raise stop()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(plots, "save_figure", stop_in_the_second_episode)
     out = tmp_path / "look"
-    assert main(["dataset", "show", str(ds.root), "--out", str(out), "--no-progress"]) == 130
-    assert "interrupted: 1 of 3 episodes shown" in capsys.readouterr().err
+    assert main(["dataset", "show", str(ds.root), "--out", str(out), "--no-progress"]) == status
+    assert f"{how}: 1 of 3 episodes shown" in capsys.readouterr().err
+    assert "Incomplete: 1 of 3 written (stopped, or still being written)." in pages[0]  # the show still going
     doc = _shown(out)
-    assert [e["episode"] for e in doc["shown"]] == [0] and not doc["complete"]
-    assert "Incomplete: 1 of 3 written" in (out / "index.html").read_text()
+    assert [e["episode"] for e in doc["shown"]] == [0] and not doc["complete"] and doc["stopped"] == how
+    assert f"Incomplete: 1 of 3 written ({how})." in (out / "index.html").read_text()
     # episode 1's staging folder, which held its clip, is gone: no half episode, hidden or not
     assert sorted(p.name for p in out.iterdir()) == ["dataset_show.json", "episode_000000", "index.html"]
 

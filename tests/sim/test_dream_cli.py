@@ -232,7 +232,9 @@ def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(c
         with pytest.raises(RuntimeError, match="cut"):
             _dream(out, cameras, "--chunks", "3")
     how = "interrupted" if stop is KeyboardInterrupt else "failed"
-    assert f"dream: {how} after 2 of 3 chunks finished; their run is in" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"dream: {how} after 2 of 3 chunks finished; their run is in" in err
+    assert err.count(f"dream: {how}") == 1  # not again, bare, by `cli.main`
     doc = json.loads((out / DREAM_FILE).read_text())
     assert doc["chunks_done"] == 2 and doc["chunks_requested"] == 3
     actions = json.loads((out / "actions.json").read_text())

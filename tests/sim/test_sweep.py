@@ -269,6 +269,7 @@ def test_an_interrupted_sweep_says_how_to_continue_and_its_resume_runs_each_chec
     err = capsys.readouterr().err
     again = json.loads((out / "sweep.json").read_text())["resume_command"]
     assert f"interrupted after 1 of 2 checkpoints finished; to continue the sweep: {again}" in err
+    assert err.count(": interrupted") == 1  # not again, bare, by `cli.main`
     assert again.startswith(f"worldpolicy sim --policy {run} --all-checkpoints ") and again.endswith(" --resume")
     assert main([*flags, "--resume"]) == 0
     assert calls == [("step-0000002", "step-0000002", False, 7, 3), ("step-0000004", "step-0000004", False, 7, 3),

@@ -415,8 +415,12 @@ def _fps(fps: float | None, env_args: dict[str, Any], path: str) -> float:
         return check_rate(fps)
     kwargs = env_args.get("env_kwargs")
     rate = kwargs.get("control_freq") if isinstance(kwargs, dict) else None
-    if is_real(rate, finite=False) and rate > 0:
+    if is_real(rate) and rate > 0:
         return float(rate)
+    if rate is not None:  # said, but no rate a dataset is written at (JSON's Infinity, NaN, 0, text)
+        raise ValueError(f"fps: {path!r} data.attrs['env_args'] env_kwargs.control_freq is {rate!r}, not a control "
+                         "rate (accepted: a positive finite number of steps per second); give fps=, the rate the "
+                         "demos were recorded at")
     raise ValueError(f"fps: {path!r} does not say its control rate (data.attrs['env_args'] has no "
                      "env_kwargs.control_freq); give fps=, the rate the demos were recorded at (robosuite's default: "
                      "20)")

@@ -174,7 +174,13 @@ def show_dataset(
                 _write(shown)
                 bar.update(1)
     except KeyboardInterrupt as stop:
-        raise ShowInterrupted(shown, stop_signal(stop)) from None
+        stopped = ShowInterrupted(shown, stop_signal(stop))
+        if shown.episodes:  # the page says how the episodes shown were cut short (a SIGTERM is no Ctrl-C)
+            try:
+                _write(shown, how_stopped(stopped))
+            except KeyboardInterrupt:  # a second stop: the page as the last episode left it
+                pass
+        raise stopped from None
     if not chosen:  # a dataset of no episodes: its summary alone
         _write(shown)
     kept = {EPISODE_DIR.format(i) for i in chosen}
@@ -421,11 +427,12 @@ def _non_finite(ds: LeRobotDataset, frames: dict[str, np.ndarray], keys: list[st
     return "; ".join(said)
 
 
-def _write(shown: DatasetShown) -> None:
-    """dataset_show.json with the episodes finished so far, then the page drawn from it."""
+def _write(shown: DatasetShown, stopped: str | None = None) -> None:
+    """dataset_show.json with the episodes finished so far, then the page drawn from it; `stopped`: how a stop cut
+    the show short (`fileio.how_stopped`), kept as the json's `stopped`."""
     from ..viz.report import write_report
 
-    doc = {**shown.summary, "complete": shown.complete,
+    doc = {**shown.summary, "complete": shown.complete, **({"stopped": stopped} if stopped else {}),
            "shown": [e.to_json(shown.out) for e in shown.episodes]}
     write_json_atomic(shown.out / SHOW_FILE, doc, indent=1, ensure_ascii=False)
     write_report(shown.out)

@@ -33,6 +33,7 @@ from worldpolicy.fileio import (
     SIM_REPORT_FIGURE,
     SIM_REPORT_FILE,
     SIM_REPORT_MARKDOWN,
+    exit_status,
     how_stopped,
 )
 from worldpolicy.logcapture import console_may_close, is_terminal, run_log
@@ -668,6 +669,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
             elif done or ran or isinstance(exc, KeyboardInterrupt):
                 print(f"worldpolicy sim --all-checkpoints: {how_stopped(exc)} after {done} of {len(checkpoints)} "
                       f"checkpoints finished; to continue the sweep: {again}", file=sys.stderr)
+                if isinstance(exc, KeyboardInterrupt):  # said in full, once (`cli.main` would say it again, bare)
+                    return exit_status(exc)
             raise
         finally:
             bar.close()
@@ -892,6 +895,9 @@ def _run_held(args: argparse.Namespace, commands: tuple[str, dict[str, Any]], ta
         kept = write_partial.stopped()
         if kept is not None and not args.no_plots:
             _draw_kept(kept, args.out)
+        if finished and not in_sweep and isinstance(exc, KeyboardInterrupt):  # said in full above: returned, not
+            log.session_stopped(exc)  # raised, which `cli.main` said again, bare (and `run` logs as this does)
+            return exit_status(exc)  # the shell's code: 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1
         raise
     finally:
         getattr(policy, "close", lambda: None)()

@@ -55,8 +55,10 @@ def _summary(doc: Mapping[str, Any]) -> str:
              else _range(chosen))
     done = len(doc.get("shown", []))
     line = f"Episodes shown below: {_esc(which)}."
-    if not doc.get("complete", True):
-        line += f" <span class=warn>Incomplete: {done} of {len(chosen)} written (interrupted).</span>"
+    if not doc.get("complete", True):  # how it stopped, as the show kept it (`data.show`); a kill or a show still
+        # going keeps nothing
+        how = doc.get("stopped") or "stopped, or still being written"
+        line += f" <span class=warn>Incomplete: {done} of {len(chosen)} written ({_esc(how)}).</span>"
     return (f"<section id=summary><h2>Summary</h2>{_cards(cards)}<p class=muted>{_esc(doc.get('root'))}</p>"
             f"<p>{line}</p></section>")
 
