@@ -10,15 +10,25 @@ import pytest
 DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 
 
+def _documented_run_file(tmp_path: Path, name: str, what: str, datasets: dict[str, Path] | None = None) -> Path:
+    """docs/training.md's `# NAME.toml` block written to tmp_path/NAME.toml, each of `datasets` (a folder name under
+    data/, as the file names it -> a dataset) linked beside it."""
+    block = re.search(rf"```toml\n(# {re.escape(name)}\.toml.*?)```", DOC.read_text(), re.DOTALL)
+    assert block, f"docs/training.md lost its {what}"
+    path = tmp_path / f"{name}.toml"
+    path.write_text(block.group(1))
+    if datasets:
+        (tmp_path / "data").mkdir()
+        for folder, dataset in datasets.items():
+            (tmp_path / "data" / folder).symlink_to(dataset, target_is_directory=True)
+    return path
+
+
 def test_the_documented_run_file_loads(tmp_path, tiny_dataset):
     from worldpolicy.train.config import load_config
 
-    block = re.search(r"```toml\n(# my_run\.toml.*?)```", DOC.read_text(), re.DOTALL)
-    assert block, "docs/training.md lost its example run file"
-    path = tmp_path / "my_run.toml"
-    path.write_text(block.group(1))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "my_droid").symlink_to(tiny_dataset, target_is_directory=True)  # any LeRobot v3 dataset
+    path = _documented_run_file(tmp_path, "my_run", "example run file",
+                                {"my_droid": tiny_dataset})  # any LeRobot v3 dataset
     config = load_config(path)
     assert (config.optim.precision, config.optim.gradient_checkpointing, config.finetune.mode) == ("bf16", True, "lora")
     assert config.data.chunk_size == 32 and config.objectives.weights()["policy"] == 0.5
@@ -31,12 +41,7 @@ def test_the_documented_shipped_model_fine_tune_resolves_its_data_before_loading
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
-    block = re.search(r"```toml\n(# my_reach\.toml.*?)```", DOC.read_text(), re.DOTALL)
-    assert block, "docs/training.md lost its shipped-model run file"
-    path = tmp_path / "my_reach.toml"
-    path.write_text(block.group(1))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "my_reach").symlink_to(reach_dataset, target_is_directory=True)
+    path = _documented_run_file(tmp_path, "my_reach", "shipped-model run file", {"my_reach": reach_dataset})
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
     trainer = Trainer(load_config(path), progress=False)
     with pytest.raises(RuntimeError, match="loading"):  # every data check passed: the weights were next
@@ -68,11 +73,8 @@ def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
-    block = re.search(r"```toml\n(# my_robot\.toml.*?)```", DOC.read_text(), re.DOTALL)
-    assert block, "docs/training.md lost its own-robot run file"
-    path = tmp_path / "my_robot.toml"
-    path.write_text(block.group(1))
-    columns = tomllib.loads(block.group(1))["embodiment"]["columns"]
+    path = _documented_run_file(tmp_path, "my_robot", "own-robot run file")
+    columns = tomllib.loads(path.read_text())["embodiment"]["columns"]
     video = np.zeros((12, 32, 48, 3), np.uint8)
     features = {"action": {"dtype": "float32", "shape": [len(columns)], "names": columns},
                 "observation.state": {"dtype": "float32", "shape": [len(columns)], "names": columns},
@@ -141,13 +143,8 @@ def test_the_documented_augmentation_ranges_are_the_configs_defaults():
 def test_the_documented_mixture_loads_with_its_tables(tmp_path, tiny_dataset, tiny_checkpoint):
     from worldpolicy.train.config import load_config
 
-    block = re.search(r"```toml\n(# my_mixture\.toml.*?)```", DOC.read_text(), re.DOTALL)
-    assert block, "docs/training.md lost its mixture example"
-    path = tmp_path / "my_mixture.toml"
-    path.write_text(block.group(1))
-    (tmp_path / "data").mkdir()
-    for name in ("sim_expert", "teleop", "real"):  # any LeRobot v3 datasets
-        (tmp_path / "data" / name).symlink_to(tiny_dataset, target_is_directory=True)
+    path = _documented_run_file(tmp_path, "my_mixture", "mixture example",  # any LeRobot v3 datasets
+                                {name: tiny_dataset for name in ("sim_expert", "teleop", "real")})
     config = load_config(path, checkpoint=str(tiny_checkpoint))
     assert [Path(t.dataset).name for t in config.data.mixture] == ["sim_expert", "teleop", "real"]
     assert [t.weight for t in config.data.mixture] == [1.0, 2.0, 1.0]
